@@ -1,0 +1,63 @@
+//! A small async driver: runs an [`Engine`] sync against a [`Transport`].
+//!
+//! It uses `futures` only and brings no runtime: await it on any executor (tokio, a browser's
+//! microtasks, `futures::executor::block_on`).
+
+use std::future::Future;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::error::{Category, Error, Result};
+use crate::http::{Request, Response};
+use crate::ids::Timestamp;
+use crate::report::SyncReport;
+use crate::Engine;
+
+/// Executes request descriptions. One method: a platform implementation is a page of field
+/// mapping.
+pub trait Transport {
+    /// Sends `request` and returns the response, whatever its status. Fails only when no
+    /// response arrived, with a `Network` or `Timeout` [`Error::Transport`].
+    fn send(&self, request: Request) -> impl Future<Output = Result<Response>>;
+}
+
+/// How many requests the driver keeps in flight at once, unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Runs one sync of `engine` over `transport`, with at most `concurrency` requests in flight.
+/// `now` reads the caller's wall clock.
+///
+/// # Errors
+/// The error that stopped the sync (the partial report is in [`Engine::last_report`]), or
+/// `SyncInProgress` when a sync is already running on this engine.
+pub async fn sync<T: Transport + ?Sized>(
+    engine: &mut Engine,
+    transport: &T,
+    now: impl Fn() -> Timestamp,
+    concurrency: usize,
+) -> Result<SyncReport> {
+    engine.start_sync(now())?;
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < concurrency.max(1) {
+            let Some(request) = engine.poll_request() else {
+                break;
+            };
+            let id = request.id;
+            in_flight.push(async move { (id, transport.send(request).await) });
+        }
+        match in_flight.next().await {
+            Some((id, response)) => engine.handle_response(id, response, now()),
+            None => break,
+        }
+    }
+    engine.poll_outcome().unwrap_or_else(|| {
+        // Nothing in flight and nothing to send, yet no outcome: never expected; fail loudly
+        // rather than hang.
+        engine.cancel_sync();
+        Err(Error::Transport {
+            category: Category::Server,
+            message: "sync stalled with no request outstanding".into(),
+        })
+    })
+}

@@ -1,0 +1,648 @@
+//! The sync state machine: list manifests → fetch changed manifests → fetch missing segments
+//! → merge → write our new segments → write our manifest.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use super::Engine;
+use crate::clock::Stamp;
+use crate::error::{Category, Error, Result};
+use crate::http::{Method, Request, RequestKind, Response};
+use crate::ids::{DeviceId, RequestId, Timestamp};
+use crate::manifest::{manifest_name, Manifest, MANIFEST_FOLDER};
+use crate::report::SyncReport;
+use crate::s3;
+use crate::segment::{self, open_segment, seal_segment, segment_name, Segment};
+
+/// A push that keeps finding its segment number taken gives up after this many tries.
+const MAX_PUSH_CONFLICTS: u32 = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Listing,
+    Manifests,
+    Segments,
+    Pushing,
+    Publishing,
+    Done,
+}
+
+/// What an outstanding request is for.
+enum Pending {
+    List,
+    Manifest {
+        device: DeviceId,
+        etag: String,
+    },
+    Segment {
+        device: DeviceId,
+        seq: u64,
+    },
+    PutSegment {
+        seq: u64,
+        written: Vec<(Vec<u8>, Stamp)>,
+    },
+    RecoverSegment {
+        seq: u64,
+        written: Vec<(Vec<u8>, Stamp)>,
+    },
+    PutManifest {
+        seq: u64,
+        segments: u64,
+    },
+}
+
+/// One sync in progress.
+pub(crate) struct SyncRun {
+    phase: Phase,
+    queue: VecDeque<(Request, Pending)>,
+    inflight: HashMap<RequestId, Pending>,
+    report: SyncReport,
+    /// The first error that makes the sync end in `Err`.
+    failure: Option<Error>,
+    /// A fatal error happened: send nothing new, finish when the outstanding answers are in.
+    stopping: bool,
+    listed: Vec<(DeviceId, String)>,
+    seen_tokens: HashSet<String>,
+    /// Segments fetched this run, per device, to advance `applied` over contiguous runs.
+    fetched: BTreeMap<DeviceId, BTreeSet<u64>>,
+    push_keys: VecDeque<Vec<u8>>,
+    push_conflicts: u32,
+}
+
+impl SyncRun {
+    fn new() -> Self {
+        SyncRun {
+            phase: Phase::Listing,
+            queue: VecDeque::new(),
+            inflight: HashMap::new(),
+            report: SyncReport::default(),
+            failure: None,
+            stopping: false,
+            listed: Vec::new(),
+            seen_tokens: HashSet::new(),
+            fetched: BTreeMap::new(),
+            push_keys: VecDeque::new(),
+            push_conflicts: 0,
+        }
+    }
+
+    /// Records an error the sync goes on past, and makes the sync end in `Err`.
+    fn note_failure(&mut self, error: Error) {
+        self.report.errors.push(error.clone());
+        self.failure.get_or_insert(error);
+    }
+
+    /// Records an error that ends the sync.
+    fn stop(&mut self, error: Error) {
+        self.note_failure(error);
+        self.stopping = true;
+        self.queue.clear();
+    }
+}
+
+impl Engine {
+    /// Starts a sync at wall time `now`. Drain [`Engine::poll_request`] next.
+    ///
+    /// # Errors
+    /// `SyncInProgress` (category `conflict`) when a sync is already running.
+    pub fn start_sync(&mut self, now: Timestamp) -> Result<()> {
+        let _ = now;
+        if self.sync.is_some() {
+            return Err(Error::SyncInProgress);
+        }
+        self.outcome = None;
+        let mut run = SyncRun::new();
+        self.queue_list(&mut run, None);
+        self.sync = Some(run);
+        Ok(())
+    }
+
+    /// Whether a sync is running.
+    pub fn is_syncing(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// The next request to send, if any. Several may be out at once.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        let run = self.sync.as_mut()?;
+        let (request, pending) = run.queue.pop_front()?;
+        run.report.count_request(request.kind, request.body.len());
+        run.inflight.insert(request.id, pending);
+        Some(request)
+    }
+
+    /// Feeds back the answer to request `id`: the response, or the transport's error.
+    /// Answers to unknown ids (say, from a cancelled sync) are ignored.
+    pub fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        let _ = now;
+        let Some(mut run) = self.sync.take() else {
+            return;
+        };
+        if let Some(pending) = run.inflight.remove(&id) {
+            if let Ok(r) = &response {
+                run.report.bytes_received += r.body.len() as u64;
+            }
+            self.on_response(&mut run, pending, response);
+            self.advance(&mut run);
+        }
+        if run.phase == Phase::Done {
+            self.last_report = Some(run.report.clone());
+            self.outcome = Some(match run.failure {
+                Some(error) => Err(error),
+                None => Ok(run.report),
+            });
+        } else {
+            self.sync = Some(run);
+        }
+    }
+
+    /// The result of the sync once it has finished: its report, or the error that stopped it
+    /// (the partial report is then in [`Engine::last_report`]).
+    pub fn poll_outcome(&mut self) -> Option<Result<SyncReport>> {
+        self.outcome.take()
+    }
+
+    /// Abandons a running sync (say, when the app is suspended). Nothing is lost: what was
+    /// merged stays merged, and the next sync picks up the rest.
+    pub fn cancel_sync(&mut self) {
+        self.sync = None;
+    }
+
+    fn advance(&mut self, run: &mut SyncRun) {
+        while run.inflight.is_empty() && run.queue.is_empty() && run.phase != Phase::Done {
+            if run.stopping {
+                run.phase = Phase::Done;
+                break;
+            }
+            match run.phase {
+                Phase::Listing => {
+                    run.phase = Phase::Manifests;
+                    self.plan_manifests(run);
+                }
+                Phase::Manifests => {
+                    run.phase = Phase::Segments;
+                    self.plan_segments(run);
+                }
+                Phase::Segments => {
+                    run.phase = Phase::Pushing;
+                    run.push_keys = self.state.dirty.iter().cloned().collect();
+                    self.plan_push(run);
+                }
+                Phase::Pushing => {
+                    if !self.plan_push(run) {
+                        run.phase = Phase::Publishing;
+                        self.plan_publish(run);
+                    }
+                }
+                Phase::Publishing | Phase::Done => run.phase = Phase::Done,
+            }
+        }
+    }
+
+    fn on_response(&mut self, run: &mut SyncRun, pending: Pending, response: Result<Response>) {
+        match pending {
+            Pending::List => self.on_list(run, response),
+            Pending::Manifest { device, etag } => self.on_manifest(run, device, etag, response),
+            Pending::Segment { device, seq } => self.on_segment(run, device, seq, response),
+            Pending::PutSegment { seq, written } => {
+                self.on_put_segment(run, seq, written, response)
+            }
+            Pending::RecoverSegment { seq, written } => {
+                self.on_recover_segment(run, seq, written, response)
+            }
+            Pending::PutManifest { seq, segments } => {
+                self.on_put_manifest(run, seq, segments, response)
+            }
+        }
+    }
+
+    // ---- requests ----
+
+    /// A request with a fresh id and no headers or body yet.
+    fn request(&mut self, kind: RequestKind, method: Method, url: String) -> Request {
+        Request {
+            id: self.next_request_id(),
+            kind,
+            method,
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn queue_get(&mut self, run: &mut SyncRun, kind: RequestKind, name: &str, pending: Pending) {
+        let url = self.store.object_url(&format!("{}{name}", self.folder));
+        let request = self.request(kind, Method::Get, url);
+        run.queue.push_back((request, pending));
+    }
+
+    fn queue_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
+        let prefix = format!("{}{MANIFEST_FOLDER}", self.folder);
+        let url = self.store.list_url(&prefix, token);
+        let request = self.request(RequestKind::List, Method::Get, url);
+        run.queue.push_back((request, Pending::List));
+    }
+
+    /// The response if it is a success, else the error it stands for.
+    fn check(&self, response: Result<Response>, what: impl FnOnce() -> String) -> Result<Response> {
+        let response = response?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(s3::error_from_response(
+                &response,
+                format!("{} in {}", what(), self.store.display_name()),
+            ))
+        }
+    }
+
+    // ---- pull ----
+
+    fn on_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
+        let page = match self
+            .check(response, || "LIST manifests".into())
+            .and_then(|r| s3::parse_list(&r.body))
+        {
+            Ok(page) => page,
+            Err(error) => return run.stop(error),
+        };
+        let prefix = format!("{}{MANIFEST_FOLDER}", self.folder);
+        for (key, etag) in page.objects {
+            match key.strip_prefix(&prefix).map(DeviceId::parse) {
+                Some(Ok(device)) => run.listed.push((device, etag)),
+                _ => run.report.errors.push(Error::corrupt(
+                    &key,
+                    "unexpected object in the manifest folder",
+                )),
+            }
+        }
+        if let Some(token) = page.next_token {
+            if !run.seen_tokens.insert(token.clone()) {
+                return run.stop(Error::Http {
+                    category: Category::Server,
+                    status: 200,
+                    code: None,
+                    context: format!(
+                        "LIST in {} repeated a continuation token; refusing to loop or to trust a partial listing",
+                        self.store.display_name()
+                    ),
+                });
+            }
+            self.queue_list(run, Some(&token));
+        }
+    }
+
+    fn plan_manifests(&mut self, run: &mut SyncRun) {
+        for (device, etag) in std::mem::take(&mut run.listed) {
+            let known = if device == self.state.device {
+                self.state.own.manifest_etag.as_deref()
+            } else {
+                self.state
+                    .peers
+                    .get(&device)
+                    .and_then(|p| p.manifest_etag.as_deref())
+            };
+            if known != Some(etag.as_str()) || etag.is_empty() {
+                let name = manifest_name(device);
+                self.queue_get(
+                    run,
+                    RequestKind::GetManifest,
+                    &name,
+                    Pending::Manifest { device, etag },
+                );
+            }
+        }
+    }
+
+    fn on_manifest(
+        &mut self,
+        run: &mut SyncRun,
+        device: DeviceId,
+        etag: String,
+        response: Result<Response>,
+    ) {
+        let name = manifest_name(device);
+        let body = match self.check(response, || format!("GET {name}")) {
+            Ok(r) => r.body,
+            // Listed a moment ago and gone now: nothing to import, nothing to infer.
+            Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
+            Err(e) => return run.note_failure(e),
+        };
+        let manifest = match Manifest::open(&self.manifest_key, self.vault, device, body) {
+            Ok(m) => m,
+            Err(e) => {
+                if device == self.state.device {
+                    self.state.own.republish = true;
+                }
+                return run.report.errors.push(e);
+            }
+        };
+        self.state.clock.observe(manifest.clock);
+        let rollback = |trusted: u64| Error::Rollback {
+            object: name.clone(),
+            trusted,
+            found: manifest.seq,
+        };
+        if device == self.state.device {
+            let own = &mut self.state.own;
+            if manifest.seq < own.manifest_seq {
+                own.republish = true;
+                return run.report.errors.push(rollback(own.manifest_seq));
+            }
+            // Ours, from a run whose state was not saved: adopt it, and fetch back the
+            // segments it names that this state does not know.
+            own.manifest_seq = manifest.seq;
+            own.manifest_etag = Some(etag);
+            own.published_segments = own.published_segments.max(manifest.segments);
+        } else {
+            let peer = self.state.peers.entry(device).or_default();
+            if manifest.seq < peer.manifest_seq {
+                return run.report.errors.push(rollback(peer.manifest_seq));
+            }
+            peer.manifest_seq = manifest.seq;
+            peer.manifest_etag = Some(etag);
+            peer.segments = peer.segments.max(manifest.segments);
+        }
+    }
+
+    fn plan_segments(&mut self, run: &mut SyncRun) {
+        let me = self.state.device;
+        let mut wanted: Vec<(DeviceId, u64)> = (self.state.own.segments + 1
+            ..=self.state.own.published_segments)
+            .map(|seq| (me, seq))
+            .collect();
+        for (device, peer) in &self.state.peers {
+            wanted.extend((peer.applied + 1..=peer.segments).map(|seq| (*device, seq)));
+        }
+        for (device, seq) in wanted {
+            let name = segment_name(device, seq);
+            self.queue_get(
+                run,
+                RequestKind::GetSegment,
+                &name,
+                Pending::Segment { device, seq },
+            );
+        }
+    }
+
+    fn on_segment(
+        &mut self,
+        run: &mut SyncRun,
+        device: DeviceId,
+        seq: u64,
+        response: Result<Response>,
+    ) {
+        let name = segment_name(device, seq);
+        let body = match self.check(response, || format!("GET {name}")) {
+            Ok(r) => r.body,
+            Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
+            Err(e) => return run.note_failure(e),
+        };
+        let segment = match open_segment(&self.segment_key, self.vault, device, seq, body) {
+            Ok(s) => s,
+            Err(e) => return run.report.errors.push(e),
+        };
+        let count = self.merge_segment(segment);
+        if device != self.state.device {
+            run.report.pulled += count;
+        }
+        let fetched = run.fetched.entry(device).or_default();
+        fetched.insert(seq);
+        let applied = if device == self.state.device {
+            &mut self.state.own.segments
+        } else {
+            &mut self.state.peers.entry(device).or_default().applied
+        };
+        while fetched.contains(&(*applied + 1)) {
+            *applied += 1;
+        }
+    }
+
+    /// Merges a verified segment; returns how many changes it held. For our own segments
+    /// (found again after a crash), the local writes it holds are no longer unpushed.
+    fn merge_segment(&mut self, segment: Segment) -> u64 {
+        let own = segment.device == self.state.device;
+        let count = segment.changes.len() as u64;
+        self.state.records.reserve(segment.changes.len());
+        for change in segment.changes {
+            self.state.clock.observe(change.hlc);
+            let (key, record) = change.into_record(segment.device);
+            if own
+                && self
+                    .state
+                    .records
+                    .get(&key)
+                    .is_none_or(|c| c.stamp <= record.stamp)
+            {
+                self.state.dirty.remove(&key);
+            }
+            self.state.records.merge(key, record);
+        }
+        count
+    }
+
+    // ---- push ----
+
+    /// Queues our next segment; returns `false` when nothing is left to push.
+    fn plan_push(&mut self, run: &mut SyncRun) -> bool {
+        if run.push_conflicts > MAX_PUSH_CONFLICTS {
+            run.stop(Error::Http {
+                category: Category::Conflict,
+                status: 412,
+                code: None,
+                context: format!(
+                    "PUT segment in {}: segment numbers keep being taken; is another replica using device id {}?",
+                    self.store.display_name(),
+                    self.state.device
+                ),
+            });
+            return true;
+        }
+        let me = self.state.device;
+        let mut keys = Vec::new();
+        let mut size = 0;
+        while size < segment::SEGMENT_TARGET_BYTES {
+            let Some(key) = run.push_keys.pop_front() else {
+                break;
+            };
+            if !self.state.dirty.contains(&key) {
+                continue;
+            }
+            match self.state.records.get(&key) {
+                Some(record) if record.stamp.device == me => {
+                    size += segment::encoded_size_hint(&key, record);
+                    keys.push(key);
+                }
+                // A newer write from another device won: ours need not travel.
+                _ => {
+                    self.state.dirty.remove(&key);
+                }
+            }
+        }
+        if keys.is_empty() {
+            return false;
+        }
+        let seq = self.state.own.segments + 1;
+        let records = &self.state.records;
+        let pairs: Vec<(&[u8], &crate::record::Record)> = keys
+            .iter()
+            .map(|k| (k.as_slice(), records.get(k).expect("key checked above")))
+            .collect();
+        let written: Vec<(Vec<u8>, Stamp)> =
+            pairs.iter().map(|(k, r)| (k.to_vec(), r.stamp)).collect();
+        let body = match seal_segment(&self.segment_key, self.vault, me, seq, &pairs) {
+            Ok(body) => body,
+            Err(e) => {
+                run.stop(e);
+                return true;
+            }
+        };
+        drop(pairs);
+        let mut headers = Vec::new();
+        if !self.state.quirks.no_conditional_put {
+            headers.push(("if-none-match".to_owned(), "*".to_owned()));
+        }
+        let url = self
+            .store
+            .object_url(&format!("{}{}", self.folder, segment_name(me, seq)));
+        let mut request = self.request(RequestKind::PutSegment, Method::Put, url);
+        request.headers = headers;
+        request.body = body;
+        run.queue
+            .push_back((request, Pending::PutSegment { seq, written }));
+        true
+    }
+
+    fn on_put_segment(
+        &mut self,
+        run: &mut SyncRun,
+        seq: u64,
+        written: Vec<(Vec<u8>, Stamp)>,
+        response: Result<Response>,
+    ) {
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return run.stop(e),
+        };
+        if response.is_success() {
+            self.state.own.segments = self.state.own.segments.max(seq);
+            run.report.pushed += written.len() as u64;
+            for (key, stamp) in &written {
+                if self
+                    .state
+                    .records
+                    .get(key)
+                    .is_some_and(|r| r.stamp == *stamp)
+                {
+                    self.state.dirty.remove(key);
+                }
+            }
+        } else if response.status == 412 {
+            // The number is taken: a previous run wrote this segment and its state was lost.
+            // Read it back before choosing the next number.
+            run.push_conflicts += 1;
+            let name = segment_name(self.state.device, seq);
+            self.queue_get(
+                run,
+                RequestKind::GetSegment,
+                &name,
+                Pending::RecoverSegment { seq, written },
+            );
+        } else if s3::is_not_implemented(&response) && !self.state.quirks.no_conditional_put {
+            // The store refuses `If-None-Match`: remember it and send the segment without it.
+            self.state.quirks.no_conditional_put = true;
+            requeue(run, written);
+        } else {
+            let name = segment_name(self.state.device, seq);
+            run.stop(s3::error_from_response(
+                &response,
+                format!("PUT {name} in {}", self.store.display_name()),
+            ));
+        }
+    }
+
+    fn on_recover_segment(
+        &mut self,
+        run: &mut SyncRun,
+        seq: u64,
+        written: Vec<(Vec<u8>, Stamp)>,
+        response: Result<Response>,
+    ) {
+        let name = segment_name(self.state.device, seq);
+        let body = match self.check(response, || format!("GET {name}")) {
+            Ok(r) => r.body,
+            Err(e) => return run.stop(e),
+        };
+        match open_segment(&self.segment_key, self.vault, self.state.device, seq, body) {
+            Ok(segment) => {
+                self.merge_segment(segment);
+            }
+            // An unreadable object holds the number: skip past it, and say so.
+            Err(e) => run.report.errors.push(e),
+        }
+        self.state.own.segments = self.state.own.segments.max(seq);
+        requeue(run, written);
+    }
+
+    fn plan_publish(&mut self, run: &mut SyncRun) {
+        let own = &self.state.own;
+        if own.segments <= own.published_segments && !own.republish {
+            return;
+        }
+        let manifest = Manifest {
+            device: self.state.device,
+            seq: own.manifest_seq + 1,
+            segments: own.segments,
+            clock: self.state.clock,
+            merged: self
+                .state
+                .peers
+                .iter()
+                .map(|(d, p)| (*d, p.applied))
+                .collect(),
+        };
+        let body = match manifest.seal(&self.manifest_key, self.vault) {
+            Ok(body) => body,
+            Err(e) => return run.stop(e),
+        };
+        let url = self.store.object_url(&format!(
+            "{}{}",
+            self.folder,
+            manifest_name(manifest.device)
+        ));
+        let pending = Pending::PutManifest {
+            seq: manifest.seq,
+            segments: manifest.segments,
+        };
+        let mut request = self.request(RequestKind::PutManifest, Method::Put, url);
+        request.body = body;
+        run.queue.push_back((request, pending));
+    }
+
+    fn on_put_manifest(
+        &mut self,
+        run: &mut SyncRun,
+        seq: u64,
+        segments: u64,
+        response: Result<Response>,
+    ) {
+        let name = manifest_name(self.state.device);
+        match self.check(response, || format!("PUT {name}")) {
+            Ok(response) => {
+                let own = &mut self.state.own;
+                own.manifest_seq = seq;
+                own.published_segments = segments;
+                own.manifest_etag = response.header("etag").map(str::to_owned);
+                own.republish = false;
+            }
+            Err(e) => run.stop(e),
+        }
+    }
+}
+
+/// Puts the keys of a segment that did not land back at the front of the push queue.
+fn requeue(run: &mut SyncRun, written: Vec<(Vec<u8>, Stamp)>) {
+    for (key, _) in written.into_iter().rev() {
+        run.push_keys.push_front(key);
+    }
+}

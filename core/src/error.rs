@@ -1,0 +1,181 @@
+//! The one error type of the core, and the categories every binding maps.
+
+use core::fmt;
+
+/// What kind of failure an [`Error`] is, independent of its details.
+///
+/// Every binding maps these to its own idiom (an exception class in Python, an `Error`
+/// subclass with `.category` in JS, a sealed error type in Swift/Kotlin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Category {
+    /// Bad input or configuration: a store URL, a recovery code, an argument.
+    Config,
+    /// The store refused our credentials or signature.
+    Auth,
+    /// A bucket or object that should exist does not.
+    NotFound,
+    /// The store asked us to slow down (503 SlowDown and friends).
+    Throttled,
+    /// A request did not finish in time.
+    Timeout,
+    /// The store could not be reached.
+    Network,
+    /// The store answered with an error or with something we cannot understand.
+    Server,
+    /// An object failed authentication or does not decode: damaged, truncated or misplaced.
+    Corrupt,
+    /// An object or local state belongs to another vault (another key).
+    WrongVault,
+    /// A manifest is older than one already trusted for that device.
+    Rollback,
+    /// An operation collides with another one (a sync already running, a failed precondition).
+    Conflict,
+}
+
+impl Category {
+    /// The stable, kebab-case name of the category (`"wrong-vault"`), used by the bindings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Config => "config",
+            Category::Auth => "auth",
+            Category::NotFound => "not-found",
+            Category::Throttled => "throttled",
+            Category::Timeout => "timeout",
+            Category::Network => "network",
+            Category::Server => "server",
+            Category::Corrupt => "corrupt",
+            Category::WrongVault => "wrong-vault",
+            Category::Rollback => "rollback",
+            Category::Conflict => "conflict",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong in the core.
+///
+/// Messages name objects and stores, never a key, a secret or a record's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad configuration or argument; the message says exactly what is wrong.
+    Config(String),
+    /// An object failed its checks. `object` is its name inside the vault folder.
+    Corrupt {
+        /// The object's name inside the vault folder (`m/<device>`, `s/<device>/<seq>`).
+        object: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An object or a local state was made with another vault key.
+    WrongVault {
+        /// The object's name, or `local state`.
+        object: String,
+    },
+    /// A device's manifest went back to an older sequence number than one already trusted.
+    Rollback {
+        /// The manifest's name.
+        object: String,
+        /// The highest sequence number trusted so far.
+        trusted: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// The store answered a request with an error status.
+    Http {
+        /// Category derived from the status and the S3 error code.
+        category: Category,
+        /// HTTP status code.
+        status: u16,
+        /// The S3 error code (`NoSuchKey`, `SlowDown`, …) when the body had one.
+        code: Option<String>,
+        /// What was being done, e.g. `GET m/0a1b…` or `LIST` with the store's name.
+        context: String,
+    },
+    /// The transport failed before a response arrived.
+    Transport {
+        /// `Network` or `Timeout`.
+        category: Category,
+        /// What happened, from the transport.
+        message: String,
+    },
+    /// `start_sync` was called while a sync is running.
+    SyncInProgress,
+}
+
+impl Error {
+    /// The category bindings map this error to.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Config(_) => Category::Config,
+            Error::Corrupt { .. } => Category::Corrupt,
+            Error::WrongVault { .. } => Category::WrongVault,
+            Error::Rollback { .. } => Category::Rollback,
+            Error::Http { category, .. } | Error::Transport { category, .. } => *category,
+            Error::SyncInProgress => Category::Conflict,
+        }
+    }
+
+    /// Whether repeating the same request later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.category(),
+            Category::Throttled | Category::Timeout | Category::Network | Category::Server
+        )
+    }
+
+    pub(crate) fn corrupt(object: &str, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            object: object.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(msg) => write!(f, "configuration error: {msg}"),
+            Error::Corrupt { object, reason } => write!(f, "corrupt object {object}: {reason}"),
+            Error::WrongVault { object } => {
+                write!(
+                    f,
+                    "{object} belongs to another vault (made with another key)"
+                )
+            }
+            Error::Rollback {
+                object,
+                trusted,
+                found,
+            } => write!(
+                f,
+                "rollback: {object} has sequence {found}, older than the trusted {trusted}"
+            ),
+            Error::Http {
+                status,
+                code,
+                context,
+                category,
+            } => {
+                write!(f, "{context}: HTTP {status}")?;
+                if let Some(code) = code {
+                    write!(f, " {code}")?;
+                }
+                write!(f, " ({category})")
+            }
+            Error::Transport { category, message } => write!(f, "{category} error: {message}"),
+            Error::SyncInProgress => f.write_str("a sync is already running on this replica"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results of the core.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,0 +1,119 @@
+//! Request and response descriptions: what the engine hands out and takes back.
+
+use crate::ids::RequestId;
+
+/// An HTTP method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// PUT
+    Put,
+    /// HEAD
+    Head,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// The method's name as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Head => "HEAD",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// What a request is for; sync reports count requests by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    /// One page of the manifest listing.
+    List,
+    /// A device's manifest.
+    GetManifest,
+    /// A device's segment.
+    GetSegment,
+    /// Writing one of our segments.
+    PutSegment,
+    /// Writing our manifest.
+    PutManifest,
+}
+
+impl RequestKind {
+    /// Every kind, in report order.
+    pub const ALL: [RequestKind; 5] = [
+        RequestKind::List,
+        RequestKind::GetManifest,
+        RequestKind::GetSegment,
+        RequestKind::PutSegment,
+        RequestKind::PutManifest,
+    ];
+
+    /// A short name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::List => "list",
+            RequestKind::GetManifest => "get-manifest",
+            RequestKind::GetSegment => "get-segment",
+            RequestKind::PutSegment => "put-segment",
+            RequestKind::PutManifest => "put-manifest",
+        }
+    }
+}
+
+/// One request for a transport to execute, exactly as described.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Pass it back with the response.
+    pub id: RequestId,
+    /// What the request is for.
+    pub kind: RequestKind,
+    /// The method.
+    pub method: Method,
+    /// The full URL (`file:///…` for the local-folder bucket).
+    pub url: String,
+    /// Headers to send, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for GET and LIST).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// A transport's answer to a [`Request`].
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

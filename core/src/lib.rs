@@ -1,0 +1,48 @@
+//! # bucketsync
+//!
+//! End-to-end encrypted key-value sync between devices through an S3-compatible bucket, with
+//! no server of its own.
+//!
+//! This crate is the **sans-IO core**: it holds a replica's state, encrypts, merges, resolves
+//! conflicts, and describes the requests to make. It does not get any timestamp from the
+//! operating system, opens no socket, starts no thread and needs no async runtime: the caller
+//! passes the time in, executes the [`Request`]s it hands out and feeds back the
+//! [`Response`]s. That is what lets the same core run in a browser, on a phone, in Python
+//! and in Rust. See [`Engine`] for the contract.
+//!
+//! With the `driver` feature, [`driver`] runs an engine against a [`driver::Transport`]; with
+//! `folder`, [`folder::FolderBucket`] is a transport that keeps the bucket in a local directory.
+//!
+//! The bucket format is specified in `docs/FORMAT.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod crypto;
+mod engine;
+mod error;
+mod http;
+mod ids;
+mod key;
+mod manifest;
+mod record;
+mod report;
+pub mod s3;
+mod segment;
+mod store;
+
+#[cfg(feature = "driver")]
+pub mod driver;
+#[cfg(feature = "folder")]
+pub mod folder;
+
+pub use clock::{Hlc, Stamp};
+pub use crypto::FORMAT_VERSION;
+pub use engine::Engine;
+pub use error::{Category, Error, Result};
+pub use http::{Method, Request, RequestKind, Response};
+pub use ids::{DeviceId, RequestId, Timestamp, VaultId};
+pub use key::VaultKey;
+pub use record::{Record, Records};
+pub use report::SyncReport;
+pub use store::{encode_path, encode_query, Store};

@@ -1,0 +1,93 @@
+//! What a sync did: requests, bytes, records, and the errors it met.
+
+use core::fmt;
+
+use crate::error::{Category, Error};
+use crate::http::RequestKind;
+
+/// The account of one sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Requests sent, by kind, in [`RequestKind::ALL`] order.
+    pub requests_by_kind: [u64; 5],
+    /// Bytes of request bodies sent.
+    pub bytes_sent: u64,
+    /// Bytes of response bodies received.
+    pub bytes_received: u64,
+    /// Our records written to the store in new segments.
+    pub pushed: u64,
+    /// Records received from other devices' segments.
+    pub pulled: u64,
+    /// Objects that could not be imported (corrupt, wrong vault, rollback, missing) and
+    /// requests that failed. The sync went on past each of them.
+    pub errors: Vec<Error>,
+}
+
+impl SyncReport {
+    /// Total requests sent.
+    pub fn requests(&self) -> u64 {
+        self.requests_by_kind.iter().sum()
+    }
+
+    /// Requests of one kind.
+    pub fn requests_of(&self, kind: RequestKind) -> u64 {
+        self.requests_by_kind[kind_index(kind)]
+    }
+
+    /// How many errors of each category the sync met.
+    pub fn errors_by_category(&self) -> Vec<(Category, usize)> {
+        let mut counts: Vec<(Category, usize)> = Vec::new();
+        for error in &self.errors {
+            match counts.iter_mut().find(|(c, _)| *c == error.category()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((error.category(), 1)),
+            }
+        }
+        counts.sort();
+        counts
+    }
+
+    pub(crate) fn count_request(&mut self, kind: RequestKind, body_len: usize) {
+        self.requests_by_kind[kind_index(kind)] += 1;
+        self.bytes_sent += body_len as u64;
+    }
+}
+
+fn kind_index(kind: RequestKind) -> usize {
+    RequestKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("ALL lists every kind")
+}
+
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pushed {} pulled {} | {} requests (",
+            self.pushed,
+            self.pulled,
+            self.requests()
+        )?;
+        let mut first = true;
+        for kind in RequestKind::ALL {
+            let n = self.requests_of(kind);
+            if n > 0 {
+                write!(f, "{}{} {n}", if first { "" } else { ", " }, kind.as_str())?;
+                first = false;
+            }
+        }
+        write!(
+            f,
+            ") | sent {} B, received {} B",
+            self.bytes_sent, self.bytes_received
+        )?;
+        if !self.errors.is_empty() {
+            write!(f, " | errors:")?;
+            for (category, n) in self.errors_by_category() {
+                write!(f, " {category} {n}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,180 @@
+//! S3 response bodies: ListObjectsV2 pages and error documents, and status → category.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use crate::error::{Category, Error, Result};
+use crate::http::Response;
+
+/// One page of a ListObjectsV2 answer.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// `(key, etag)` of every object on the page, in the order listed.
+    pub objects: Vec<(String, String)>,
+    /// The token for the next page when the listing is truncated.
+    pub next_token: Option<String>,
+}
+
+/// Parses a ListObjectsV2 `ListBucketResult` document.
+///
+/// # Errors
+/// `Server` when the body is not such a document, or says it is truncated without a token.
+pub fn parse_list(body: &[u8]) -> Result<ListPage> {
+    let bad = |why: &str| Error::Http {
+        category: Category::Server,
+        status: 200,
+        code: None,
+        context: format!("LIST answer is not a ListObjectsV2 document ({why})"),
+    };
+    let mut page = ListPage::default();
+    let mut truncated = false;
+    let mut seen_root = false;
+    let mut key = None;
+    let mut etag = None;
+    walk_xml(body, |path, text| {
+        match path {
+            ["ListBucketResult"] => seen_root = true,
+            ["ListBucketResult", "IsTruncated"] => truncated = text.trim() == "true",
+            ["ListBucketResult", "NextContinuationToken"] => {
+                page.next_token = Some(text.to_owned())
+            }
+            ["ListBucketResult", "Contents", "Key"] => key = Some(text.to_owned()),
+            ["ListBucketResult", "Contents", "ETag"] => etag = Some(text.to_owned()),
+            ["ListBucketResult", "Contents"] => {
+                // End of one <Contents>: keys without an ETag still list, with an empty one.
+                if let Some(k) = key.take() {
+                    page.objects.push((k, etag.take().unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    })
+    .map_err(|e| bad(&e))?;
+    if !seen_root {
+        return Err(bad("no ListBucketResult"));
+    }
+    if !truncated {
+        page.next_token = None;
+    } else if page.next_token.as_deref().is_none_or(str::is_empty) {
+        return Err(bad("truncated without a continuation token"));
+    }
+    Ok(page)
+}
+
+/// The S3 error code (`NoSuchKey`, `SlowDown`, …) of an error response body, if it has one.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let mut code = None;
+    let _ = walk_xml(body, |path, text| {
+        if path == ["Error", "Code"] {
+            code = Some(text.to_owned());
+        }
+    });
+    code
+}
+
+/// The error for a non-2xx `response` to the request described by `context`.
+pub fn error_from_response(response: &Response, context: String) -> Error {
+    let code = error_code(&response.body);
+    let category = categorize(response.status, code.as_deref());
+    Error::Http {
+        category,
+        status: response.status,
+        code,
+        context,
+    }
+}
+
+/// The category of an S3 error status and code.
+pub fn categorize(status: u16, code: Option<&str>) -> Category {
+    match (status, code) {
+        (_, Some("SlowDown" | "Throttling" | "TooManyRequests")) | (429, _) => Category::Throttled,
+        (_, Some("RequestTimeout")) | (408, _) => Category::Timeout,
+        (_, Some("NoSuchBucket" | "NoSuchKey")) | (404, _) => Category::NotFound,
+        (401 | 403, _) => Category::Auth,
+        (409 | 412, _) => Category::Conflict,
+        (503, _) => Category::Throttled,
+        (400, _) => Category::Config,
+        _ => Category::Server,
+    }
+}
+
+/// Whether a response says the store does not implement a conditional header we sent.
+pub fn is_not_implemented(response: &Response) -> bool {
+    response.status == 501 || error_code(&response.body).as_deref() == Some("NotImplemented")
+}
+
+/// Calls `on` with the element path and the element's text (its text nodes joined) at the
+/// end of every element.
+fn walk_xml(body: &[u8], mut on: impl FnMut(&[&str], &str)) -> Result<(), String> {
+    let mut reader = Reader::from_reader(body);
+    let mut names: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => {
+                names.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                text.clear();
+            }
+            Ok(Event::End(_)) => {
+                let path: Vec<&str> = names.iter().map(String::as_str).collect();
+                on(&path, &text);
+                text.clear();
+                names.pop();
+            }
+            Ok(Event::Text(t)) => text.push_str(&t.unescape().map_err(|e| e.to_string())?),
+            Ok(Event::CData(t)) => text.push_str(&String::from_utf8_lossy(&t)),
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        buf.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_truncated_page() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
+<Contents><Key>v/m/a&amp;b</Key><ETag>&quot;e1&quot;</ETag><Size>3</Size></Contents>
+<Contents><Key>v/m/c</Key><ETag>"e2"</ETag></Contents>
+<IsTruncated>true</IsTruncated><NextContinuationToken>tok</NextContinuationToken></ListBucketResult>"#;
+        let page = parse_list(xml).unwrap();
+        assert_eq!(
+            page.objects,
+            vec![
+                ("v/m/a&b".to_owned(), "\"e1\"".to_owned()),
+                ("v/m/c".to_owned(), "\"e2\"".to_owned())
+            ]
+        );
+        assert_eq!(page.next_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn refuses_garbage_and_tokenless_truncation() {
+        assert!(parse_list(b"not xml at all").is_err());
+        let xml = b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>";
+        assert!(parse_list(xml).is_err());
+    }
+
+    #[test]
+    fn maps_error_codes() {
+        let body = b"<Error><Code>SlowDown</Code><Message>x</Message></Error>";
+        assert_eq!(error_code(body).as_deref(), Some("SlowDown"));
+        assert_eq!(categorize(503, Some("SlowDown")), Category::Throttled);
+        assert_eq!(
+            categorize(403, Some("SignatureDoesNotMatch")),
+            Category::Auth
+        );
+        assert_eq!(categorize(404, Some("NoSuchBucket")), Category::NotFound);
+        assert_eq!(
+            categorize(412, Some("PreconditionFailed")),
+            Category::Conflict
+        );
+        assert_eq!(categorize(500, None), Category::Server);
+    }
+}
