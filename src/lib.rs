@@ -22,3 +22,31 @@ pub fn block_sync<T: Transport>(engine: &mut Engine, transport: &T) -> Result<Sy
         driver::DEFAULT_CONCURRENCY,
     ))
 }
+
+/// Every file under `dir`, as (path relative to `dir`, contents), sorted by path.
+pub fn bucket_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                let bytes = std::fs::read(&path).expect("readable bucket file");
+                out.push((rel.to_string_lossy().replace('\\', "/"), bytes));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A `file://` store URL for `dir`.
+pub fn folder_store(dir: &std::path::Path) -> bucketsync::Store {
+    bucketsync::Store::parse(&format!("file://{}", dir.display())).expect("absolute temp dir")
+}

@@ -1,0 +1,259 @@
+//! Damaged, moved, foreign and replayed objects are each reported with their category, for
+//! that object only, and never stop valid objects from importing.
+
+use std::fs;
+use std::path::Path;
+
+use bucketsync::folder::FolderBucket;
+use bucketsync::{Category, DeviceId, Engine, Error, SyncReport, VaultKey};
+use bucketsync_suite::{block_sync, bucket_files, folder_store, wall_clock};
+
+const A: DeviceId = DeviceId([0xAA; 16]);
+const B: DeviceId = DeviceId([0xBB; 16]);
+
+/// A vault where A wrote two segments (a1..a3, then a4) and B one (b1, b2).
+fn setup(dir: &Path) -> (VaultKey, Engine, Engine) {
+    let key = VaultKey::generate().unwrap();
+    let mut a = Engine::new(&key, folder_store(dir), A);
+    let mut b = Engine::new(&key, folder_store(dir), B);
+    for k in ["a1", "a2", "a3"] {
+        a.put(k, format!("value of {k}"), wall_clock());
+    }
+    block_sync(&mut a, &FolderBucket).unwrap();
+    a.put("a4", "value of a4", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    b.put("b1", "value of b1", wall_clock());
+    b.put("b2", "value of b2", wall_clock());
+    block_sync(&mut b, &FolderBucket).unwrap();
+    (key, a, b)
+}
+
+fn object(dir: &Path, key: &VaultKey, name: &str) -> std::path::PathBuf {
+    dir.join(key.vault_id().to_string()).join(name)
+}
+
+fn seg(device: DeviceId, seq: u64) -> String {
+    format!("s/{device}/{seq:016x}")
+}
+
+fn man(device: DeviceId) -> String {
+    format!("m/{device}")
+}
+
+/// A fresh device reads the vault; the sync itself must succeed.
+fn fresh_reader(dir: &Path, key: &VaultKey) -> (Engine, SyncReport) {
+    let mut c = Engine::new(key, folder_store(dir), DeviceId([0xCC; 16]));
+    let report = block_sync(&mut c, &FolderBucket).expect("object errors do not fail a sync");
+    (c, report)
+}
+
+fn only_error(report: &SyncReport) -> &Error {
+    assert_eq!(
+        report.errors.len(),
+        1,
+        "exactly one error expected: {:?}",
+        report.errors
+    );
+    &report.errors[0]
+}
+
+fn has(engine: &Engine, keys: &[&str]) -> bool {
+    keys.iter()
+        .all(|k| engine.get(k.as_bytes()) == Some(format!("value of {k}").as_bytes()))
+}
+
+#[test]
+fn any_flipped_byte_is_corrupt_for_that_object_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    let cases: [(String, &[&str], &[&str]); 3] = [
+        // (object to damage, keys that must still import, keys that depend on it)
+        (seg(A, 1), &["a4", "b1", "b2"], &["a1", "a2", "a3"]),
+        (seg(B, 1), &["a1", "a2", "a3", "a4"], &["b1", "b2"]),
+        (man(A), &["b1", "b2"], &["a1", "a4"]),
+    ];
+    for (name, still, lost) in cases {
+        let path = object(dir.path(), &key, &name);
+        let original = fs::read(&path).unwrap();
+        for i in 0..original.len() {
+            let mut bad = original.clone();
+            bad[i] ^= 0x01 << (i % 8);
+            fs::write(&path, &bad).unwrap();
+            let (c, report) = fresh_reader(dir.path(), &key);
+            let error = only_error(&report);
+            assert_eq!(
+                error.category(),
+                Category::Corrupt,
+                "{name} byte {i}: {error}"
+            );
+            assert!(error.to_string().contains(&name), "{error} names {name}");
+            assert!(
+                has(&c, still),
+                "{name} byte {i}: valid objects still import"
+            );
+            assert!(lost.iter().all(|k| c.get(k.as_bytes()).is_none()));
+        }
+        fs::write(&path, &original).unwrap();
+    }
+    let (c, report) = fresh_reader(dir.path(), &key);
+    assert!(report.errors.is_empty() && has(&c, &["a1", "a2", "a3", "a4", "b1", "b2"]));
+}
+
+#[test]
+fn truncated_objects_are_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    let path = object(dir.path(), &key, &seg(B, 1));
+    let original = fs::read(&path).unwrap();
+    for len in [0, 3, 30, original.len() / 2, original.len() - 1] {
+        fs::write(&path, &original[..len]).unwrap();
+        let (c, report) = fresh_reader(dir.path(), &key);
+        assert_eq!(
+            only_error(&report).category(),
+            Category::Corrupt,
+            "length {len}"
+        );
+        assert!(has(&c, &["a1", "a2", "a3", "a4"]));
+    }
+}
+
+#[test]
+fn an_object_moved_to_another_devices_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    // A's first segment put where B's first segment belongs.
+    fs::copy(
+        object(dir.path(), &key, &seg(A, 1)),
+        object(dir.path(), &key, &seg(B, 1)),
+    )
+    .unwrap();
+    let (c, report) = fresh_reader(dir.path(), &key);
+    let error = only_error(&report);
+    assert_eq!(error.category(), Category::Corrupt);
+    assert!(error.to_string().contains("moved here from"), "{error}");
+    assert!(has(&c, &["a1", "a2", "a3", "a4"]) && c.get(b"b1").is_none());
+
+    // A's manifest put where B's manifest belongs.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    fs::copy(
+        object(dir.path(), &key, &man(A)),
+        object(dir.path(), &key, &man(B)),
+    )
+    .unwrap();
+    let (c, report) = fresh_reader(dir.path(), &key);
+    let error = only_error(&report);
+    assert!(error.to_string().contains("moved here from"), "{error}");
+    assert!(has(&c, &["a1", "a2", "a3", "a4"]));
+}
+
+#[test]
+fn objects_from_another_vault_are_wrong_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    let other_dir = tempfile::tempdir().unwrap();
+    let (other_key, _, _) = setup(other_dir.path());
+    // The other vault's B manifest and segment copied over ours.
+    for name in [man(B), seg(B, 1)] {
+        fs::copy(
+            object(other_dir.path(), &other_key, &name),
+            object(dir.path(), &key, &name),
+        )
+        .unwrap();
+    }
+    let (c, report) = fresh_reader(dir.path(), &key);
+    let error = only_error(&report);
+    assert_eq!(error.category(), Category::WrongVault, "{error}");
+    assert!(error.to_string().contains(&man(B)));
+    assert!(has(&c, &["a1", "a2", "a3", "a4"]));
+
+    // A local state is bound to its vault as well.
+    let mut mine = Engine::new(&key, folder_store(dir.path()), A);
+    mine.put("x", "y", wall_clock());
+    let err =
+        Engine::from_state(&other_key, folder_store(dir.path()), &mine.export_state()).unwrap_err();
+    assert_eq!(err.category(), Category::WrongVault);
+}
+
+#[test]
+fn a_replayed_older_manifest_is_a_rollback_and_the_rest_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, mut a, mut b) = setup(dir.path());
+    let (mut c, report) = fresh_reader(dir.path(), &key);
+    assert!(report.errors.is_empty());
+    let old_manifest = fs::read(object(dir.path(), &key, &man(A))).unwrap();
+
+    a.put("a5", "value of a5", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(has(&c, &["a5"]));
+
+    // Someone puts A's older manifest back, while B goes on writing.
+    fs::write(object(dir.path(), &key, &man(A)), &old_manifest).unwrap();
+    b.put("b3", "value of b3", wall_clock());
+    block_sync(&mut b, &FolderBucket).unwrap();
+    let report = block_sync(&mut c, &FolderBucket).unwrap();
+    let error = only_error(&report);
+    assert_eq!(error.category(), Category::Rollback, "{error}");
+    assert!(has(&c, &["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3"]));
+
+    // A notices its own manifest went back and writes a newer one.
+    let report = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(only_error(&report).category(), Category::Rollback);
+    let report = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+}
+
+#[test]
+fn no_plaintext_key_or_value_reaches_the_bucket_or_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = Engine::new(&key, folder_store(dir.path()), A);
+    let mut b = Engine::new(&key, folder_store(dir.path()), B);
+    let secrets: Vec<(String, String)> = (0..50)
+        .map(|i| {
+            (
+                format!("secret-key-{i:03}"),
+                format!("sensitive value number {i:03}"),
+            )
+        })
+        .collect();
+    for (k, v) in &secrets[..25] {
+        a.put(k.as_str(), v.as_str(), wall_clock());
+    }
+    for (k, v) in &secrets[25..] {
+        b.put(k.as_str(), v.as_str(), wall_clock());
+    }
+    b.delete("secret-key-030", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    block_sync(&mut b, &FolderBucket).unwrap();
+    block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(a.keys(b"").len(), 49, "the data did sync");
+    let files = bucket_files(dir.path());
+    assert!(
+        files.len() >= 4,
+        "manifests and segments are there: {files:?}"
+    );
+    let state = a.export_state();
+    let mut needles: Vec<&[u8]> = Vec::new();
+    for (k, v) in &secrets {
+        needles.extend([k.as_bytes(), v.as_bytes()]);
+    }
+    needles.extend([b"secret-key".as_slice(), b"sensitive".as_slice()]);
+    for needle in needles {
+        for (name, bytes) in &files {
+            assert!(
+                !name.as_bytes().windows(needle.len()).any(|w| w == needle),
+                "{name}"
+            );
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "plaintext in {name}"
+            );
+        }
+        assert!(
+            !state.windows(needle.len()).any(|w| w == needle),
+            "plaintext in local state"
+        );
+    }
+}
