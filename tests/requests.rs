@@ -1,0 +1,265 @@
+//! Request counts, listing pagination, store quirks, and the local state round trip.
+
+use std::cell::RefCell;
+
+use bucketsync::driver::Transport;
+use bucketsync::folder::FolderBucket;
+use bucketsync::{
+    Category, DeviceId, Engine, Method, Request, RequestKind, Response, Result, VaultKey,
+};
+use bucketsync_suite::{block_sync, folder_store, wall_clock};
+
+fn pair(dir: &std::path::Path) -> (VaultKey, Engine, Engine) {
+    let key = VaultKey::generate().unwrap();
+    let a = Engine::new(&key, folder_store(dir), DeviceId([1; 16]));
+    let b = Engine::new(&key, folder_store(dir), DeviceId([2; 16]));
+    (key, a, b)
+}
+
+#[test]
+fn a_sync_with_nothing_new_is_one_list_and_a_push_is_two_puts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, mut b) = pair(dir.path());
+    for i in 0..10_000 {
+        a.put(
+            format!("history/{i:05}"),
+            format!("echo command number {i}"),
+            wall_clock(),
+        );
+    }
+    let push = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(push.requests_of(RequestKind::List), 1);
+    assert_eq!(push.requests_of(RequestKind::PutSegment), 1, "{push}");
+    assert_eq!(push.requests_of(RequestKind::PutManifest), 1, "{push}");
+    assert_eq!(push.requests(), 3);
+    assert_eq!(push.pushed, 10_000);
+
+    let noop = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(noop.requests(), 1, "{noop}");
+    assert_eq!(noop.requests_of(RequestKind::List), 1);
+
+    let first = block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(first.pulled, 10_000);
+    assert_eq!(first.requests_of(RequestKind::GetManifest), 1);
+    assert_eq!(first.requests_of(RequestKind::GetSegment), 1);
+    let noop = block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(
+        noop.requests(),
+        1,
+        "only the changed manifests are fetched: {noop}"
+    );
+    assert_eq!(b.keys(b"history/").len(), 10_000);
+}
+
+#[test]
+fn the_folder_bucket_lists_more_than_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    for i in 0..2_345 {
+        let put = request(
+            Method::Put,
+            format!("file://{root}/p/x/{i:05}"),
+            vec![],
+            b"v".to_vec(),
+        );
+        assert_eq!(FolderBucket.execute(&put).status, 200);
+    }
+    FolderBucket.execute(&request(
+        Method::Put,
+        format!("file://{root}/p/y"),
+        vec![],
+        vec![],
+    ));
+    let mut token: Option<String> = None;
+    let mut keys = Vec::new();
+    let mut pages = 0;
+    loop {
+        let mut url = format!("file://{root}/?list-type=2&prefix=p%2Fx%2F");
+        if let Some(t) = &token {
+            url.push_str(&format!(
+                "&continuation-token={}",
+                bucketsync::encode_query(t)
+            ));
+        }
+        let response = FolderBucket.execute(&request(Method::Get, url, vec![], vec![]));
+        let page = bucketsync::s3::parse_list(&response.body).unwrap();
+        assert!(page.objects.len() <= 1000);
+        keys.extend(page.objects.into_iter().map(|(k, _)| k));
+        pages += 1;
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..2_345).map(|i| format!("p/x/{i:05}")).collect();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn the_folder_bucket_creates_only_once_with_if_none_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/k", dir.path().display());
+    let create = |body: &[u8]| {
+        let headers = vec![("if-none-match".to_owned(), "*".to_owned())];
+        FolderBucket
+            .execute(&request(Method::Put, url.clone(), headers, body.to_vec()))
+            .status
+    };
+    assert_eq!(create(b"first"), 200);
+    assert_eq!(create(b"second"), 412);
+    let get = FolderBucket.execute(&request(Method::Get, url.clone(), vec![], vec![]));
+    assert_eq!(get.body, b"first");
+    let missing =
+        FolderBucket.execute(&request(Method::Get, format!("{url}-nope"), vec![], vec![]));
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        bucketsync::s3::error_code(&missing.body).as_deref(),
+        Some("NoSuchKey")
+    );
+}
+
+fn request(method: Method, url: String, headers: Vec<(String, String)>, body: Vec<u8>) -> Request {
+    Request {
+        id: bucketsync::RequestId(0),
+        kind: RequestKind::List,
+        method,
+        url,
+        headers,
+        body,
+    }
+}
+
+/// A store whose listing always says "more", with the same token.
+struct RepeatingToken;
+
+impl Transport for RepeatingToken {
+    async fn send(&self, request: Request) -> Result<Response> {
+        let mut response = FolderBucket.execute(&request);
+        if request.url.contains("list-type=2") {
+            response.body = b"<ListBucketResult><IsTruncated>true</IsTruncated>\
+                <NextContinuationToken>same</NextContinuationToken></ListBucketResult>"
+                .to_vec();
+        }
+        Ok(response)
+    }
+}
+
+#[test]
+fn a_repeated_continuation_token_fails_loudly_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, _) = pair(dir.path());
+    a.put("k", "v", wall_clock());
+    let error = block_sync(&mut a, &RepeatingToken).unwrap_err();
+    assert_eq!(error.category(), Category::Server);
+    assert!(
+        error.to_string().contains("repeated a continuation token"),
+        "{error}"
+    );
+    assert_eq!(a.get(b"k"), Some(&b"v"[..]));
+    assert_eq!(
+        a.unpushed(),
+        1,
+        "nothing was pushed on a listing that cannot be trusted"
+    );
+    let report = a.last_report().unwrap();
+    assert_eq!(report.requests_of(RequestKind::List), 2);
+}
+
+/// A store that answers NotImplemented to conditional writes, like some S3 look-alikes.
+#[derive(Default)]
+struct NoConditionalWrites {
+    conditional_puts: RefCell<u32>,
+}
+
+impl Transport for NoConditionalWrites {
+    async fn send(&self, request: Request) -> Result<Response> {
+        if request.header("if-none-match").is_some() {
+            *self.conditional_puts.borrow_mut() += 1;
+            return Ok(Response {
+                status: 501,
+                headers: vec![],
+                body: b"<Error><Code>NotImplemented</Code></Error>".to_vec(),
+            });
+        }
+        Ok(FolderBucket.execute(&request))
+    }
+}
+
+#[test]
+fn a_store_that_refuses_if_none_match_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, mut a, mut b) = pair(dir.path());
+    let store = NoConditionalWrites::default();
+    a.put("k1", "v1", wall_clock());
+    block_sync(&mut a, &store).unwrap();
+    assert_eq!(*store.conditional_puts.borrow(), 1);
+    // Remembered across a restart, too.
+    let mut a = Engine::from_state(&key, folder_store(dir.path()), &a.export_state()).unwrap();
+    a.put("k2", "v2", wall_clock());
+    block_sync(&mut a, &store).unwrap();
+    assert_eq!(*store.conditional_puts.borrow(), 1, "not asked again");
+    block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(b.keys(b""), vec![b"k1".to_vec(), b"k2".to_vec()]);
+}
+
+#[test]
+fn state_survives_a_restart_with_unpushed_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, mut a, mut b) = pair(dir.path());
+    a.put("pushed", "1", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    a.put("pending", "2", wall_clock());
+    a.delete("pushed", wall_clock());
+    let restored = Engine::from_state(&key, folder_store(dir.path()), &a.export_state()).unwrap();
+    assert_eq!(restored.device(), a.device());
+    assert_eq!(restored.keys(b""), vec![b"pending".to_vec()]);
+    assert_eq!(restored.unpushed(), 2);
+    assert_eq!(restored.clock(), a.clock());
+    let mut a = restored;
+    block_sync(&mut a, &FolderBucket).unwrap();
+    block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(b.keys(b""), vec![b"pending".to_vec()]);
+    assert!(
+        b.record(b"pushed").unwrap().value.is_none(),
+        "the tombstone travelled"
+    );
+
+    let mut damaged = a.export_state();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let err = Engine::from_state(&key, folder_store(dir.path()), &damaged).unwrap_err();
+    assert_eq!(err.category(), Category::Corrupt);
+}
+
+#[test]
+fn writes_during_a_sync_are_kept_for_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, mut b) = pair(dir.path());
+    a.put("before", "1", wall_clock());
+    a.start_sync(wall_clock()).unwrap();
+    assert_eq!(
+        a.start_sync(wall_clock()).unwrap_err().category(),
+        Category::Conflict
+    );
+    let mut during_done = false;
+    while a.is_syncing() {
+        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request()).collect();
+        for request in batch {
+            if request.kind == RequestKind::PutSegment && !during_done {
+                // Written while our segment is on its way, and to a key it carries.
+                a.put("before", "2", wall_clock());
+                a.put("during", "3", wall_clock());
+                during_done = true;
+            }
+            let response = FolderBucket.execute(&request);
+            a.handle_response(request.id, Ok(response), wall_clock());
+        }
+    }
+    a.poll_outcome().unwrap().unwrap();
+    assert_eq!(a.unpushed(), 2, "the newer writes are still to push");
+    block_sync(&mut a, &FolderBucket).unwrap();
+    block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(b.get(b"before"), Some(&b"2"[..]));
+    assert_eq!(b.get(b"during"), Some(&b"3"[..]));
+}
