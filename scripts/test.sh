@@ -21,7 +21,8 @@ step "core builds for wasm32-unknown-unknown"
 cargo build -p bucketsync --target wasm32-unknown-unknown
 
 step "tests"
-cargo test --workspace --all-features
+results=$(mktemp)
+cargo test --workspace --all-features 2>&1 | tee "$results"
 
 step "quickstart runs"
 tmp=$(mktemp -d)
@@ -29,3 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 cargo build -q --example quickstart
 (cd "$tmp" && "$OLDPWD/target/debug/examples/quickstart" >/dev/null)
 echo "quickstart ok"
+
+# One closing line for all the test binaries above.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\nrust: %d passed, %d failed\n", p, f }' "$results"
+rm -f "$results"

@@ -257,3 +257,30 @@ fn no_plaintext_key_or_value_reaches_the_bucket_or_the_state() {
         );
     }
 }
+
+#[test]
+fn an_unreadable_segment_is_retried_alone_and_imports_once_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    let path = object(dir.path(), &key, &seg(A, 1));
+    let original = fs::read(&path).unwrap();
+    fs::write(&path, &original[..original.len() - 5]).unwrap();
+    let mut c = Engine::new(&key, folder_store(dir.path()), DeviceId([0xCC; 16]));
+    let first = block_sync(&mut c, &FolderBucket).unwrap();
+    assert_eq!(only_error(&first).category(), Category::Corrupt);
+    assert!(has(&c, &["a4"]) && c.get(b"a1").is_none());
+    // The next sync asks again for the broken segment only, not for the one after it.
+    let second = block_sync(&mut c, &FolderBucket).unwrap();
+    assert_eq!(
+        second.requests_of(bucketsync::RequestKind::GetSegment),
+        1,
+        "{second}"
+    );
+    assert_eq!(only_error(&second).category(), Category::Corrupt);
+    // Once the object reads well again (a flaky transfer, a restored backup), it imports.
+    fs::write(&path, &original).unwrap();
+    let third = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(third.errors.is_empty(), "{third}");
+    assert!(has(&c, &["a1", "a2", "a3", "a4", "b1", "b2"]));
+    assert_eq!(block_sync(&mut c, &FolderBucket).unwrap().requests(), 1);
+}

@@ -151,6 +151,13 @@ pub(crate) fn open(
     if object.len() < FIXED_LEN || &object[..4] != MAGIC {
         return Err(corrupt("not a bucketsync object"));
     }
+    // Before anything else: another version may frame its header differently.
+    if object[4] != FORMAT_VERSION {
+        return Err(corrupt(&format!(
+            "format version {} is not supported (this build reads {FORMAT_VERSION})",
+            object[4]
+        )));
+    }
     let name_len = u16::from_be_bytes([object[FIXED_LEN - 2], object[FIXED_LEN - 1]]) as usize;
     let ad_len = FIXED_LEN + name_len;
     let body_start = ad_len + NONCE_LEN + CHECK_LEN;
@@ -160,12 +167,6 @@ pub(crate) fn open(
     let check = blake3::hash(&object[..ad_len + NONCE_LEN]);
     if check.as_bytes()[..CHECK_LEN] != object[ad_len + NONCE_LEN..body_start] {
         return Err(corrupt("damaged header"));
-    }
-    if object[4] != FORMAT_VERSION {
-        return Err(corrupt(&format!(
-            "format version {} is not supported (this build reads {FORMAT_VERSION})",
-            object[4]
-        )));
     }
     if object[5] != expected.kind as u8 {
         return Err(corrupt("holds another kind of object"));
@@ -190,6 +191,17 @@ pub(crate) fn open(
     object.truncate(tag_start);
     object.drain(..body_start);
     Ok(object)
+}
+
+/// Decodes a postcard plaintext that must be exactly one value: leftover bytes are an error.
+pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(
+    plain: &'a [u8],
+) -> core::result::Result<T, String> {
+    match postcard::take_from_bytes(plain) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} bytes left over", rest.len())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

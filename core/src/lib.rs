@@ -21,6 +21,8 @@ mod clock;
 mod crypto;
 mod engine;
 mod error;
+#[cfg(test)]
+mod format_vectors;
 mod http;
 mod ids;
 mod key;
@@ -28,7 +30,7 @@ mod manifest;
 mod record;
 mod report;
 pub mod s3;
-mod segment;
+pub mod segment;
 mod store;
 
 #[cfg(feature = "driver")]

@@ -54,7 +54,7 @@ impl Manifest {
     ) -> Result<Self> {
         let name = manifest_name(device);
         let plain = crypto::open(key, &ad(vault, &name), object)?;
-        let manifest: Manifest = postcard::from_bytes(&plain)
+        let manifest: Manifest = crate::crypto::decode_exact(&plain)
             .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
         if manifest.device != device {
             return Err(Error::corrupt(&name, "names another device inside"));

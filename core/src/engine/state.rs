@@ -31,6 +31,9 @@ pub(crate) struct OwnLog {
     pub published_segments: u64,
     /// Our manifest must be written again (it was found rolled back or damaged).
     pub republish: bool,
+    /// Our segments above `segments` found again after a crash (see [`PeerLog::beyond`]).
+    #[serde(default)]
+    pub beyond: BTreeSet<u64>,
 }
 
 /// What we know of another device's log.
@@ -44,6 +47,10 @@ pub(crate) struct PeerLog {
     pub segments: u64,
     /// Segments `1..=applied` are merged here.
     pub applied: u64,
+    /// Segments above `applied` merged already (a gap below them is still missing), so a
+    /// segment that cannot be read does not make every later one be fetched again.
+    #[serde(default)]
+    pub beyond: BTreeSet<u64>,
 }
 
 /// What we learned about the store's behaviour.
@@ -133,7 +140,7 @@ impl LocalState {
             Error::Corrupt { reason, .. } => Error::corrupt("local state", reason),
             other => other,
         })?;
-        let state: StateIn = postcard::from_bytes(&plain)
+        let state: StateIn = crypto::decode_exact(&plain)
             .map_err(|e| Error::corrupt("local state", format!("does not decode: {e}")))?;
         if state.version != STATE_VERSION {
             return Err(Error::corrupt(

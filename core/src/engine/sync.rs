@@ -1,7 +1,7 @@
 //! The sync state machine: list manifests → fetch changed manifests → fetch missing segments
 //! → merge → write our new segments → write our manifest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::Engine;
 use crate::clock::Stamp;
@@ -63,8 +63,6 @@ pub(crate) struct SyncRun {
     stopping: bool,
     listed: Vec<(DeviceId, String)>,
     seen_tokens: HashSet<String>,
-    /// Segments fetched this run, per device, to advance `applied` over contiguous runs.
-    fetched: BTreeMap<DeviceId, BTreeSet<u64>>,
     push_keys: VecDeque<Vec<u8>>,
     push_conflicts: u32,
 }
@@ -80,7 +78,6 @@ impl SyncRun {
             stopping: false,
             listed: Vec::new(),
             seen_tokens: HashSet::new(),
-            fetched: BTreeMap::new(),
             push_keys: VecDeque::new(),
             push_conflicts: 0,
         }
@@ -268,8 +265,10 @@ impl Engine {
         };
         let prefix = format!("{}{MANIFEST_FOLDER}", self.folder);
         for (key, etag) in page.objects {
-            match key.strip_prefix(&prefix).map(DeviceId::parse) {
-                Some(Ok(device)) => run.listed.push((device, etag)),
+            let name = key.strip_prefix(&prefix).unwrap_or(&key);
+            match DeviceId::parse(name) {
+                // Names are written in lowercase only; anything else is not one of ours.
+                Ok(device) if device.to_string() == name => run.listed.push((device, etag)),
                 _ => run.report.errors.push(Error::corrupt(
                     &key,
                     "unexpected object in the manifest folder",
@@ -367,12 +366,17 @@ impl Engine {
 
     fn plan_segments(&mut self, run: &mut SyncRun) {
         let me = self.state.device;
-        let mut wanted: Vec<(DeviceId, u64)> = (self.state.own.segments + 1
-            ..=self.state.own.published_segments)
+        let own = &self.state.own;
+        let mut wanted: Vec<(DeviceId, u64)> = (own.segments + 1..=own.published_segments)
+            .filter(|seq| !own.beyond.contains(seq))
             .map(|seq| (me, seq))
             .collect();
         for (device, peer) in &self.state.peers {
-            wanted.extend((peer.applied + 1..=peer.segments).map(|seq| (*device, seq)));
+            wanted.extend(
+                (peer.applied + 1..=peer.segments)
+                    .filter(|seq| !peer.beyond.contains(seq))
+                    .map(|seq| (*device, seq)),
+            );
         }
         for (device, seq) in wanted {
             let name = segment_name(device, seq);
@@ -406,14 +410,15 @@ impl Engine {
         if device != self.state.device {
             run.report.pulled += count;
         }
-        let fetched = run.fetched.entry(device).or_default();
-        fetched.insert(seq);
-        let applied = if device == self.state.device {
-            &mut self.state.own.segments
+        let (applied, beyond) = if device == self.state.device {
+            let own = &mut self.state.own;
+            (&mut own.segments, &mut own.beyond)
         } else {
-            &mut self.state.peers.entry(device).or_default().applied
+            let peer = self.state.peers.entry(device).or_default();
+            (&mut peer.applied, &mut peer.beyond)
         };
-        while fetched.contains(&(*applied + 1)) {
+        beyond.insert(seq);
+        while beyond.remove(&(*applied + 1)) {
             *applied += 1;
         }
     }
@@ -445,7 +450,7 @@ impl Engine {
 
     /// Queues our next segment; returns `false` when nothing is left to push.
     fn plan_push(&mut self, run: &mut SyncRun) -> bool {
-        if run.push_conflicts > MAX_PUSH_CONFLICTS {
+        if run.push_conflicts >= MAX_PUSH_CONFLICTS {
             run.stop(Error::Http {
                 category: Category::Conflict,
                 status: 412,
@@ -525,7 +530,7 @@ impl Engine {
             Err(e) => return run.stop(e),
         };
         if response.is_success() {
-            self.state.own.segments = self.state.own.segments.max(seq);
+            self.own_segment_exists(seq);
             run.report.pushed += written.len() as u64;
             for (key, stamp) in &written {
                 if self
@@ -580,8 +585,18 @@ impl Engine {
             // An unreadable object holds the number: skip past it, and say so.
             Err(e) => run.report.errors.push(e),
         }
-        self.state.own.segments = self.state.own.segments.max(seq);
+        self.own_segment_exists(seq);
         requeue(run, written);
+    }
+
+    /// Our segment `seq` is known to be in the store (the next one is `seq + 1`).
+    fn own_segment_exists(&mut self, seq: u64) {
+        let own = &mut self.state.own;
+        own.segments = own.segments.max(seq);
+        own.beyond.retain(|s| *s > own.segments);
+        while own.beyond.remove(&(own.segments + 1)) {
+            own.segments += 1;
+        }
     }
 
     fn plan_publish(&mut self, run: &mut SyncRun) {

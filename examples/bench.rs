@@ -1,0 +1,187 @@
+//! The benchmark table: `cargo run --release --example bench`.
+//!
+//! Every figure comes from this one run, so ratios between them hold on a noisy machine.
+
+use std::time::{Duration, Instant};
+
+use bucketsync::folder::FolderBucket;
+use bucketsync::{segment, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp, VaultKey};
+use bucketsync_suite::{block_sync, folder_store, wall_clock};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Runs `f` repeatedly for at least `min`, returns the best time of one run.
+fn best_of(min: Duration, mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    let mut best = Duration::MAX;
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < min {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    best
+}
+
+/// A shell-history-sized record: ~30-byte key, ~120-byte value.
+fn history_record(i: u64, device: DeviceId) -> (Vec<u8>, Record) {
+    let key = format!("history/{device}/{i:08}").into_bytes();
+    let value = format!(
+        "cd ~/src/project-{} && cargo test --workspace -- --nocapture filter_{i:08} | tee log.txt",
+        i % 97
+    )
+    .into_bytes();
+    let stamp = Stamp {
+        hlc: Hlc {
+            wall_ms: 1_800_000_000_000 + i,
+            counter: 0,
+        },
+        device,
+    };
+    (
+        key,
+        Record {
+            value: Some(value),
+            stamp,
+        },
+    )
+}
+
+fn main() {
+    let min = Duration::from_millis(1500);
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Raw XChaCha20-Poly1305 on 1 MiB buffers.
+    let cipher = XChaCha20Poly1305::new(&[7u8; 32].into());
+    let nonce = XNonce::from([9u8; 24]);
+    let mut buf = vec![0x5au8; 1 << 20];
+    let raw = best_of(min, || {
+        for _ in 0..16 {
+            let tag = cipher
+                .encrypt_in_place_detached(&nonce, b"ad", &mut buf)
+                .unwrap();
+            std::hint::black_box(tag);
+        }
+    });
+    let raw_mbs = 16.0 / raw.as_secs_f64();
+    rows.push((
+        "raw XChaCha20-Poly1305 seal, 1 MiB buffers".into(),
+        format!("{raw_mbs:.0} MB/s"),
+    ));
+
+    // Our segment seal: serialize + encrypt a 100k-record batch.
+    let key = VaultKey::generate().unwrap();
+    let device = DeviceId([3; 16]);
+    let records: Vec<(Vec<u8>, Record)> = (0..100_000).map(|i| history_record(i, device)).collect();
+    let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
+    let plain_bytes: usize = records
+        .iter()
+        .map(|(k, r)| k.len() + r.value.as_ref().unwrap().len())
+        .sum();
+    let mut sealed = Vec::new();
+    let seal = best_of(min, || {
+        sealed = segment::seal(&key, device, 1, &pairs).unwrap()
+    });
+    let seal_mbs = sealed.len() as f64 / MIB / seal.as_secs_f64();
+    rows.push((
+        format!(
+            "segment seal (serialize+encrypt), 100k records, {:.1} MiB",
+            sealed.len() as f64 / MIB
+        ),
+        format!("{seal_mbs:.0} MB/s"),
+    ));
+    rows.push((
+        "  ratio to raw (bar >= 0.70)".into(),
+        format!("{:.2}", seal_mbs / raw_mbs),
+    ));
+    let open = best_of(min, || {
+        std::hint::black_box(segment::open(&key, device, 1, sealed.clone()).unwrap());
+    });
+    rows.push((
+        "segment open (decrypt+decode), same batch".into(),
+        format!("{:.0} MB/s", sealed.len() as f64 / MIB / open.as_secs_f64()),
+    ));
+    rows.push((
+        "  stored bytes per record (key+value = {} B avg)"
+            .replace("{}", &format!("{:.0}", plain_bytes as f64 / 1e5)),
+        format!("{:.0} B", sealed.len() as f64 / 1e5),
+    ));
+
+    // Merge: 1M records into a replica's map.
+    let million: Vec<(Vec<u8>, Record)> = (0..1_000_000)
+        .map(|i| history_record(i, DeviceId([(i % 5) as u8; 16])))
+        .collect();
+    let mut merge_best = Duration::MAX;
+    for _ in 0..3 {
+        let batch = million.clone();
+        let mut map = Records::default();
+        let t = Instant::now();
+        map.reserve(batch.len());
+        for (k, r) in batch {
+            map.merge(k, r);
+        }
+        merge_best = merge_best.min(t.elapsed());
+        std::hint::black_box(map.len());
+    }
+    rows.push((
+        "merge 1M records into an empty replica".into(),
+        format!(
+            "{:.2} M records/s (bar >= 1)",
+            1.0 / merge_best.as_secs_f64()
+        ),
+    ));
+    let mut full = Records::default();
+    for (k, r) in million.iter().cloned() {
+        full.merge(k, r);
+    }
+    let again = million.clone();
+    let t = Instant::now();
+    for (k, r) in again {
+        full.merge(k, r);
+    }
+    rows.push((
+        "re-merge the same 1M records (all already known)".into(),
+        format!("{:.2} M records/s", 1.0 / t.elapsed().as_secs_f64()),
+    ));
+
+    // Requests per sync through the local-folder bucket.
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Engine::new(&key, folder_store(dir.path()), DeviceId([1; 16]));
+    let mut b = Engine::new(&key, folder_store(dir.path()), DeviceId([2; 16]));
+    for i in 0..10_000u64 {
+        let (k, r) = history_record(i, a.device());
+        a.put(k, r.value.unwrap(), wall_clock());
+    }
+    let push = block_sync(&mut a, &FolderBucket).unwrap();
+    let puts =
+        push.requests_of(RequestKind::PutSegment) + push.requests_of(RequestKind::PutManifest);
+    rows.push((
+        "push of 10k records: PUTs (bar = 2)".into(),
+        format!("{puts} PUT + {} LIST", push.requests_of(RequestKind::List)),
+    ));
+    let noop = block_sync(&mut a, &FolderBucket).unwrap();
+    rows.push((
+        "no-op sync: requests (bar = 1 LIST)".into(),
+        format!("{} ({})", noop.requests(), noop),
+    ));
+    let t = Instant::now();
+    let pull = block_sync(&mut b, &FolderBucket).unwrap();
+    rows.push((
+        "new device pulls 10k records".into(),
+        format!(
+            "{} requests, {:.0} ms",
+            pull.requests(),
+            t.elapsed().as_secs_f64() * 1e3
+        ),
+    ));
+
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    println!("| {:<width$} | result |", "measure");
+    println!("|{}|--------|", "-".repeat(width + 2));
+    for (k, v) in rows {
+        println!("| {k:<width$} | {v} |");
+    }
+}
