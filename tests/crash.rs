@@ -38,7 +38,7 @@ fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Vec<Vec<u8>>) {
     let mut executed = 0;
     a.start_sync(T).unwrap();
     loop {
-        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request()).collect();
+        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request(T)).collect();
         if batch.is_empty() {
             break;
         }

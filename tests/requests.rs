@@ -143,6 +143,8 @@ impl Transport for RepeatingToken {
         }
         Ok(response)
     }
+
+    async fn sleep(&self, _ms: u64) {}
 }
 
 #[test]
@@ -184,6 +186,8 @@ impl Transport for NoConditionalWrites {
         }
         Ok(FolderBucket.execute(&request))
     }
+
+    async fn sleep(&self, _ms: u64) {}
 }
 
 #[test]
@@ -244,7 +248,7 @@ fn writes_during_a_sync_are_kept_for_the_next_one() {
     );
     let mut during_done = false;
     while a.is_syncing() {
-        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request()).collect();
+        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request(wall_clock())).collect();
         for request in batch {
             if request.kind == RequestKind::PutSegment && !during_done {
                 // Written while our segment is on its way, and to a key it carries.
@@ -262,4 +266,124 @@ fn writes_during_a_sync_are_kept_for_the_next_one() {
     block_sync(&mut b, &FolderBucket).unwrap();
     assert_eq!(b.get(b"before"), Some(&b"2"[..]));
     assert_eq!(b.get(b"during"), Some(&b"3"[..]));
+}
+
+/// Answers the first `failures` requests with `status`/`code` (and a `Date` header), then
+/// passes everything to the folder.
+struct FailFirst {
+    failures: RefCell<u32>,
+    status: u16,
+    code: &'static str,
+    date: &'static str,
+    seen_dates: RefCell<Vec<String>>,
+}
+
+impl FailFirst {
+    fn new(failures: u32, status: u16, code: &'static str, date: &'static str) -> Self {
+        FailFirst {
+            failures: RefCell::new(failures),
+            status,
+            code,
+            date,
+            seen_dates: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Transport for FailFirst {
+    async fn send(&self, request: Request) -> Result<Response> {
+        if let Some(date) = request.header("x-amz-date") {
+            self.seen_dates.borrow_mut().push(date.to_owned());
+        }
+        let mut left = self.failures.borrow_mut();
+        if *left > 0 {
+            *left -= 1;
+            return Ok(Response {
+                status: self.status,
+                headers: vec![("date".into(), self.date.into())],
+                body: format!("<Error><Code>{}</Code></Error>", self.code).into_bytes(),
+            });
+        }
+        Ok(FolderBucket.execute(&request))
+    }
+
+    async fn sleep(&self, ms: u64) {
+        assert!(ms <= 50, "backoff stays within the policy's cap: {ms}");
+    }
+}
+
+/// Signs by writing down the time it was asked to sign at.
+struct TimeSigner;
+
+impl bucketsync::sign::Signer for TimeSigner {
+    fn sign(&self, request: &mut Request, now: bucketsync::Timestamp) -> Result<()> {
+        request
+            .headers
+            .push(("x-amz-date".into(), now.0.to_string()));
+        Ok(())
+    }
+}
+
+fn fast_retries() -> bucketsync::RetryPolicy {
+    bucketsync::RetryPolicy {
+        max_attempts: 4,
+        base_delay_ms: 10,
+        max_delay_ms: 50,
+    }
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_and_gives_up_at_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, _) = pair(dir.path());
+    a.set_retry_policy(fast_retries());
+    a.put("k", "v", wall_clock());
+    let store = FailFirst::new(3, 503, "SlowDown", "");
+    let report = block_sync(&mut a, &store).unwrap();
+    assert_eq!(report.retries, 3, "{report}");
+    assert_eq!(a.unpushed(), 0);
+
+    let store = FailFirst::new(100, 503, "SlowDown", "");
+    a.put("k2", "v", wall_clock());
+    let error = block_sync(&mut a, &store).unwrap_err();
+    assert_eq!(error.category(), Category::Throttled, "{error}");
+    assert_eq!(
+        a.last_report().unwrap().requests(),
+        4,
+        "4 attempts, then the error"
+    );
+    assert_eq!(a.unpushed(), 1, "nothing lost");
+}
+
+#[test]
+fn a_skewed_clock_is_corrected_from_the_stores_date_and_retried_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, _) = pair(dir.path());
+    a.set_signer(Some(Box::new(TimeSigner)));
+    let store = FailFirst::new(
+        1,
+        403,
+        "RequestTimeTooSkewed",
+        "Sun, 06 Nov 2050 08:49:37 GMT",
+    );
+    block_sync(&mut a, &store).unwrap();
+    let dates = store.seen_dates.borrow();
+    let year = |ms: &str| 1970 + ms.parse::<u64>().unwrap() / (365_2425 * 86_400_000 / 10_000);
+    assert!(year(&dates[0]) < 2040, "{dates:?}");
+    assert_eq!(
+        year(&dates[1]),
+        2050,
+        "signed with the store's clock: {dates:?}"
+    );
+    assert!(a.clock_offset_ms() > 20 * 365 * 86_400_000);
+
+    // A second skew answer in a row is not retried again.
+    let store = FailFirst::new(
+        2,
+        403,
+        "RequestTimeTooSkewed",
+        "Sun, 06 Nov 2050 08:49:37 GMT",
+    );
+    let error = block_sync(&mut a, &store).unwrap_err();
+    assert_eq!(error.category(), Category::Auth);
 }

@@ -19,6 +19,9 @@ pub trait Transport {
     /// Sends `request` and returns the response, whatever its status. Fails only when no
     /// response arrived, with a `Network` or `Timeout` [`Error::Transport`].
     fn send(&self, request: Request) -> impl Future<Output = Result<Response>>;
+
+    /// Waits `ms` milliseconds: the driver's only timer, used for retry backoff.
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()>;
 }
 
 /// How many requests the driver keeps in flight at once, unless told otherwise.
@@ -40,7 +43,7 @@ pub async fn sync<T: Transport + ?Sized>(
     let mut in_flight = FuturesUnordered::new();
     loop {
         while in_flight.len() < concurrency.max(1) {
-            let Some(request) = engine.poll_request() else {
+            let Some(request) = engine.poll_request(now()) else {
                 break;
             };
             let id = request.id;
@@ -48,7 +51,10 @@ pub async fn sync<T: Transport + ?Sized>(
         }
         match in_flight.next().await {
             Some((id, response)) => engine.handle_response(id, response, now()),
-            None => break,
+            None => match engine.poll_timeout() {
+                Some(due) => transport.sleep(due.0.saturating_sub(now().0)).await,
+                None => break,
+            },
         }
     }
     engine.poll_outcome().unwrap_or_else(|| {

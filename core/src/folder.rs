@@ -29,6 +29,11 @@ impl Transport for FolderBucket {
     async fn send(&self, request: Request) -> Result<Response> {
         Ok(self.execute(&request))
     }
+
+    async fn sleep(&self, ms: u64) {
+        // The folder answers at once; a retry only follows a failing disk.
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 impl FolderBucket {

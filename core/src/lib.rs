@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+mod credentials;
 mod crypto;
 mod engine;
 mod error;
@@ -29,8 +30,10 @@ mod key;
 mod manifest;
 mod record;
 mod report;
+mod retry;
 pub mod s3;
 pub mod segment;
+pub mod sign;
 mod store;
 
 #[cfg(feature = "driver")]
@@ -39,6 +42,7 @@ pub mod driver;
 pub mod folder;
 
 pub use clock::{Hlc, Stamp};
+pub use credentials::Credentials;
 pub use crypto::FORMAT_VERSION;
 pub use engine::Engine;
 pub use error::{Category, Error, Result};
@@ -47,4 +51,5 @@ pub use ids::{DeviceId, RequestId, Timestamp, VaultId};
 pub use key::VaultKey;
 pub use record::{Record, Records};
 pub use report::SyncReport;
-pub use store::{encode_path, encode_query, Store};
+pub use retry::RetryPolicy;
+pub use store::{encode_path, encode_query, S3Store, Store};

@@ -18,6 +18,9 @@ pub struct SyncReport {
     pub pushed: u64,
     /// Records received from other devices' segments.
     pub pulled: u64,
+    /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
+    /// correction).
+    pub retries: u64,
     /// Objects that could not be imported (corrupt, wrong vault, rollback, missing) and
     /// requests that failed. The sync went on past each of them.
     pub errors: Vec<Error>,

@@ -27,10 +27,117 @@ pub enum Store {
         /// Absolute path of the directory, without a trailing slash.
         root: String,
     },
+    /// An S3-compatible bucket.
+    S3(S3Store),
+}
+
+/// Where an S3 vault lives: `s3://bucket/prefix?region=…&endpoint=…&path_style=true`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Store {
+    /// The bucket's name.
+    pub bucket: String,
+    /// Key prefix inside the bucket: empty, or ending in `/`.
+    pub prefix: String,
+    /// The region requests are signed for (`us-east-1` unless given).
+    pub region: String,
+    /// `scheme://host[:port]` of an S3-compatible service; AWS when `None`.
+    pub endpoint: Option<String>,
+    /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-host style
+    /// (`bucket.endpoint/key`). Defaults to true when an endpoint is given.
+    pub path_style: bool,
+}
+
+impl S3Store {
+    /// `scheme://host` of the bucket, and the path that leads to the bucket's root (`/bucket`
+    /// for path style, empty for virtual-host style).
+    fn base(&self) -> (String, String) {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region));
+        if self.path_style {
+            (endpoint, format!("/{}", encode_path(&self.bucket)))
+        } else {
+            let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", &endpoint));
+            (format!("{scheme}://{}.{host}", self.bucket), String::new())
+        }
+    }
+
+    fn parse(url: &str, rest: &str) -> Result<Self> {
+        let bad = |why: String| Error::Config(format!("store URL {url:?}: {why}"));
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !valid_bucket {
+            return Err(bad(format!(
+                "{bucket:?} is not a bucket name (3 to 63 letters, digits, '.', '-' or '_'), as in s3://my-bucket/prefix"
+            )));
+        }
+        let prefix = percent_decode_str(prefix)
+            .decode_utf8()
+            .map_err(|_| bad("the prefix is not valid UTF-8".into()))?;
+        let prefix = prefix.trim_matches('/');
+        let mut store = S3Store {
+            bucket: bucket.to_owned(),
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+            region: "us-east-1".into(),
+            endpoint: None,
+            path_style: false,
+        };
+        let mut path_style = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| bad(format!("{name} is not valid UTF-8")))?;
+            match name {
+                "region" if !value.is_empty() => store.region = value.into_owned(),
+                "endpoint" => {
+                    let endpoint = value.trim_end_matches('/');
+                    let host = endpoint
+                        .strip_prefix("http://")
+                        .or_else(|| endpoint.strip_prefix("https://"));
+                    if host.is_none_or(|h| h.is_empty() || h.contains('/')) {
+                        return Err(bad(format!(
+                            "endpoint {endpoint:?} must be scheme://host[:port], as in http://127.0.0.1:9000"
+                        )));
+                    }
+                    store.endpoint = Some(endpoint.to_owned());
+                }
+                "path_style" => {
+                    path_style = Some(match &*value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(bad(format!(
+                                "path_style must be true or false, not {other:?}"
+                            )))
+                        }
+                    })
+                }
+                "region" => return Err(bad("region is empty".into())),
+                other => {
+                    return Err(bad(format!(
+                        "unknown parameter {other:?} (known: region, endpoint, path_style)"
+                    )))
+                }
+            }
+        }
+        store.path_style = path_style.unwrap_or(store.endpoint.is_some());
+        Ok(store)
+    }
 }
 
 impl Store {
-    /// Parses a store URL: `file:///abs/dir`.
+    /// Parses a store URL: `file:///abs/dir`, or
+    /// `s3://bucket/prefix?region=…&endpoint=http://host:port&path_style=true`.
     ///
     /// # Errors
     /// `Config`, saying what is wrong with the URL.
@@ -55,8 +162,11 @@ impl Store {
                 root: root.to_owned(),
             });
         }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return S3Store::parse(url, rest).map(Store::S3);
+        }
         Err(Error::Config(format!(
-            "store URL {url:?} must start with file:// (a local folder)"
+            "store URL {url:?} must start with s3:// (a bucket) or file:// (a local folder)"
         )))
     }
 
@@ -64,22 +174,61 @@ impl Store {
     pub fn display_name(&self) -> String {
         match self {
             Store::Folder { root } => format!("file://{root}"),
+            Store::S3(s3) => match &s3.endpoint {
+                Some(endpoint) => format!("s3://{}/{} at {endpoint}", s3.bucket, s3.prefix),
+                None => format!("s3://{}/{}", s3.bucket, s3.prefix),
+            },
         }
     }
 
-    /// The URL of the object `key` (relative to the bucket root).
-    pub(crate) fn object_url(&self, key: &str) -> String {
+    /// The key prefix every object of this store starts with (empty or ending in `/`).
+    pub fn prefix(&self) -> &str {
+        match self {
+            Store::Folder { .. } => "",
+            Store::S3(s3) => &s3.prefix,
+        }
+    }
+
+    /// The region to sign for, for S3 stores.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Store::Folder { .. } => None,
+            Store::S3(s3) => Some(&s3.region),
+        }
+    }
+
+    /// The URL of the object `key` (relative to the bucket root, prefix included).
+    pub fn object_url(&self, key: &str) -> String {
         match self {
             Store::Folder { root } => {
                 format!("file://{}/{}", encode_path(root), encode_path(key))
+            }
+            Store::S3(s3) => {
+                let (origin, path) = s3.base();
+                format!("{origin}{path}/{}", encode_path(key))
+            }
+        }
+    }
+
+    /// The URL of the bucket itself (for creating it, in tests and tools).
+    pub fn bucket_url(&self) -> String {
+        match self {
+            Store::Folder { root } => format!("file://{}/", encode_path(root)),
+            Store::S3(s3) => {
+                let (origin, path) = s3.base();
+                format!("{origin}{path}")
             }
         }
     }
 
     /// The URL of one ListObjectsV2 page of keys under `prefix`.
-    pub(crate) fn list_url(&self, prefix: &str, continuation: Option<&str>) -> String {
+    pub fn list_url(&self, prefix: &str, continuation: Option<&str>) -> String {
         let mut url = match self {
             Store::Folder { root } => format!("file://{}/", encode_path(root)),
+            Store::S3(s3) => {
+                let (origin, path) = s3.base();
+                format!("{origin}{}", if path.is_empty() { "/" } else { &path })
+            }
         };
         url.push_str("?list-type=2&prefix=");
         url.push_str(&encode_query(prefix));
@@ -122,10 +271,58 @@ mod tests {
     }
 
     #[test]
+    fn s3_urls() {
+        let store = Store::parse("s3://my-bucket/notes/v1/?region=eu-west-1").unwrap();
+        let Store::S3(s3) = &store else { panic!() };
+        assert_eq!(
+            (s3.prefix.as_str(), s3.region.as_str(), s3.path_style),
+            ("notes/v1/", "eu-west-1", false)
+        );
+        assert_eq!(
+            store.object_url("notes/v1/a b"),
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/notes/v1/a%20b"
+        );
+        assert_eq!(
+            store.list_url("p/", None),
+            "https://my-bucket.s3.eu-west-1.amazonaws.com/?list-type=2&prefix=p%2F"
+        );
+        let local = Store::parse("s3://b12/?endpoint=http://127.0.0.1:9000/").unwrap();
+        assert_eq!(local.object_url("k"), "http://127.0.0.1:9000/b12/k");
+        assert_eq!(
+            local.list_url("", Some("t")),
+            "http://127.0.0.1:9000/b12?list-type=2&prefix=&continuation-token=t"
+        );
+        assert_eq!(local.prefix(), "");
+        let vhost =
+            Store::parse("s3://b12?endpoint=https://r2.example:8443&path_style=false").unwrap();
+        assert_eq!(vhost.object_url("k"), "https://b12.r2.example:8443/k");
+    }
+
+    #[test]
+    fn bad_s3_urls_say_what_is_wrong() {
+        for (url, says) in [
+            ("s3://", "is not a bucket name"),
+            (
+                "s3://bkt/p?endpoint=127.0.0.1:9000",
+                "must be scheme://host[:port]",
+            ),
+            (
+                "s3://bkt/p?path_style=maybe",
+                "path_style must be true or false",
+            ),
+            ("s3://bkt/p?regoin=x", "unknown parameter \"regoin\""),
+        ] {
+            let err = Store::parse(url).unwrap_err();
+            assert_eq!(err.category(), crate::Category::Config);
+            assert!(err.to_string().contains(says), "{url}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_urls_say_what_is_wrong() {
         let relative = Store::parse("file://relative/dir").unwrap_err().to_string();
         assert!(relative.contains("absolute directory"), "{relative}");
         let scheme = Store::parse("ftp://x").unwrap_err().to_string();
-        assert!(scheme.contains("must start with file://"), "{scheme}");
+        assert!(scheme.contains("must start with s3://"), "{scheme}");
     }
 }

@@ -9,7 +9,9 @@
 //! - starts a sync with [`Engine::start_sync`], then repeatedly drains
 //!   [`Engine::poll_request`] (several requests may be out at once: run them concurrently),
 //!   feeds every answer back with [`Engine::handle_response`] (by [`RequestId`], in any order),
-//!   until [`Engine::poll_outcome`] returns the [`SyncReport`] or the error that stopped it;
+//!   and, when nothing is out and nothing is handed out, waits until [`Engine::poll_timeout`]
+//!   (a retry's backoff), until [`Engine::poll_outcome`] returns the [`SyncReport`] or the
+//!   error that stopped it;
 //! - saves [`Engine::export_state`] whenever it likes (after every response is safest). Every
 //!   exported state is consistent: a crash between any two steps loses nothing, and the next
 //!   sync neither duplicates nor skips anything.
@@ -23,12 +25,15 @@ mod sync;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::clock::{Hlc, Stamp};
+use crate::credentials::Credentials;
 use crate::crypto::SecretKey;
 use crate::error::Result;
 use crate::ids::{DeviceId, RequestId, Timestamp, VaultId};
 use crate::key::{Purpose, VaultKey};
 use crate::record::{Record, Records};
 use crate::report::SyncReport;
+use crate::retry::RetryPolicy;
+use crate::sign::{SigV4, Signer};
 use crate::store::Store;
 
 use state::{LocalState, OwnLog, Quirks};
@@ -48,6 +53,11 @@ pub struct Engine {
     outcome: Option<Result<SyncReport>>,
     last_report: Option<SyncReport>,
     next_request: u64,
+    /// Signs requests; never persisted.
+    signer: Option<Box<dyn Signer>>,
+    /// Store time minus our time, learnt from a RequestTimeTooSkewed answer.
+    clock_offset_ms: i64,
+    retry: RetryPolicy,
 }
 
 impl core::fmt::Debug for Engine {
@@ -98,14 +108,43 @@ impl Engine {
             segment_key: key.subkey(Purpose::Segment),
             manifest_key: key.subkey(Purpose::Manifest),
             state_key: key.subkey(Purpose::LocalState),
+            folder: format!("{}{vault}/", store.prefix()),
             store,
-            folder: format!("{vault}/"),
             state,
             sync: None,
             outcome: None,
             last_report: None,
             next_request: 0,
+            signer: None,
+            clock_offset_ms: 0,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// Signs every request with AWS Signature Version 4 and `credentials`, for the store's
+    /// region. Credentials stay in memory: they are never part of the exported state. A
+    /// `file://` store signs nothing and ignores them.
+    pub fn set_credentials(&mut self, credentials: Credentials) {
+        if let Some(region) = self.store.region() {
+            self.signer = Some(Box::new(SigV4::new(credentials, region.to_owned())));
+        }
+    }
+
+    /// Signs every request with `signer` (or sends them unsigned with `None`, for a transport
+    /// that signs or presigns them itself).
+    pub fn set_signer(&mut self, signer: Option<Box<dyn Signer>>) {
+        self.signer = signer;
+    }
+
+    /// Replaces the retry policy (default: [`RetryPolicy::default`]).
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.retry = policy;
+    }
+
+    /// How far the store's clock is ahead of ours, in milliseconds, as learnt from a
+    /// RequestTimeTooSkewed answer (0 until then). Requests are signed with the corrected time.
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms
     }
 
     /// The replica's local state as encrypted bytes, for [`Engine::from_state`].

@@ -10,6 +10,7 @@ use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
 use crate::manifest::{manifest_name, Manifest, MANIFEST_FOLDER};
 use crate::report::SyncReport;
+use crate::retry::RetryPolicy;
 use crate::s3;
 use crate::segment::{self, open_segment, seal_segment, segment_name, Segment};
 
@@ -24,6 +25,23 @@ enum Phase {
     Pushing,
     Publishing,
     Done,
+}
+
+/// A request to make: built, signed and numbered when it is handed out, kept while it is out
+/// so that it can be sent again.
+struct Op {
+    kind: RequestKind,
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    pending: Pending,
+    /// 1 for the first try.
+    attempt: u32,
+    /// Already sent again once after correcting the signing clock.
+    skew_corrected: bool,
+    /// Not to be sent before this time (a retry's backoff).
+    due: Timestamp,
 }
 
 /// What an outstanding request is for.
@@ -54,8 +72,10 @@ enum Pending {
 /// One sync in progress.
 pub(crate) struct SyncRun {
     phase: Phase,
-    queue: VecDeque<(Request, Pending)>,
-    inflight: HashMap<RequestId, Pending>,
+    queue: VecDeque<Op>,
+    /// Retries waiting for their backoff to pass.
+    delayed: Vec<Op>,
+    inflight: HashMap<RequestId, Op>,
     report: SyncReport,
     /// The first error that makes the sync end in `Err`.
     failure: Option<Error>,
@@ -72,6 +92,7 @@ impl SyncRun {
         SyncRun {
             phase: Phase::Listing,
             queue: VecDeque::new(),
+            delayed: Vec::new(),
             inflight: HashMap::new(),
             report: SyncReport::default(),
             failure: None,
@@ -94,6 +115,11 @@ impl SyncRun {
         self.note_failure(error);
         self.stopping = true;
         self.queue.clear();
+        self.delayed.clear();
+    }
+
+    fn idle(&self) -> bool {
+        self.inflight.is_empty() && self.queue.is_empty() && self.delayed.is_empty()
     }
 }
 
@@ -119,29 +145,80 @@ impl Engine {
         self.sync.is_some()
     }
 
-    /// The next request to send, if any. Several may be out at once.
-    pub fn poll_request(&mut self) -> Option<Request> {
-        let run = self.sync.as_mut()?;
-        let (request, pending) = run.queue.pop_front()?;
+    /// The next request to send at wall time `now`, signed, if any. Several may be out at once.
+    /// `None` while the remaining requests wait for a retry's backoff: see
+    /// [`Engine::poll_timeout`].
+    pub fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        let mut run = self.sync.take()?;
+        let request = self.next_request(&mut run, now);
+        self.settle(run);
+        request
+    }
+
+    /// When the next delayed retry becomes due, while a sync waits for one.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.sync.as_ref()?.delayed.iter().map(|op| op.due).min()
+    }
+
+    fn next_request(&mut self, run: &mut SyncRun, now: Timestamp) -> Option<Request> {
+        let (due, waiting): (Vec<Op>, Vec<Op>) = std::mem::take(&mut run.delayed)
+            .into_iter()
+            .partition(|op| op.due <= now);
+        run.delayed = waiting;
+        run.queue.extend(due);
+        let op = run.queue.pop_front()?;
+        let mut request = Request {
+            id: self.next_request_id(),
+            kind: op.kind,
+            method: op.method,
+            url: op.url.clone(),
+            headers: op.headers.clone(),
+            body: op.body.clone(),
+        };
+        if let Some(signer) = &self.signer {
+            let signing_time = Timestamp(now.0.saturating_add_signed(self.clock_offset_ms));
+            if let Err(e) = signer.sign(&mut request, signing_time) {
+                run.stop(e);
+                self.advance(run);
+                return None;
+            }
+        }
         run.report.count_request(request.kind, request.body.len());
-        run.inflight.insert(request.id, pending);
+        run.inflight.insert(request.id, op);
         Some(request)
     }
 
     /// Feeds back the answer to request `id`: the response, or the transport's error.
     /// Answers to unknown ids (say, from a cancelled sync) are ignored.
     pub fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
-        let _ = now;
         let Some(mut run) = self.sync.take() else {
             return;
         };
-        if let Some(pending) = run.inflight.remove(&id) {
+        if let Some(mut op) = run.inflight.remove(&id) {
             if let Ok(r) = &response {
                 run.report.bytes_received += r.body.len() as u64;
             }
-            self.on_response(&mut run, pending, response);
+            match self.retry_decision(&op, &response, now) {
+                Some(delay_ms) if !run.stopping => {
+                    run.report.retries += 1;
+                    op.due = Timestamp(now.0 + delay_ms);
+                    if delay_ms == 0 {
+                        op.skew_corrected = true;
+                        run.queue.push_front(op);
+                    } else {
+                        op.attempt += 1;
+                        run.delayed.push(op);
+                    }
+                }
+                _ => self.on_response(&mut run, op.pending, response),
+            }
             self.advance(&mut run);
         }
+        self.settle(run);
+    }
+
+    /// Keeps the run, or files its outcome once it is done.
+    fn settle(&mut self, run: SyncRun) {
         if run.phase == Phase::Done {
             self.last_report = Some(run.report.clone());
             self.outcome = Some(match run.failure {
@@ -151,6 +228,49 @@ impl Engine {
         } else {
             self.sync = Some(run);
         }
+    }
+
+    /// Whether to send `op` again, and after how many milliseconds.
+    fn retry_decision(
+        &mut self,
+        op: &Op,
+        response: &Result<Response>,
+        now: Timestamp,
+    ) -> Option<u64> {
+        let category = match response {
+            Err(e) => e.category(),
+            Ok(r) if r.status == 403 => {
+                // The store says our clock is off: believe its Date, and try once more.
+                let skewed = s3::error_code(&r.body).as_deref() == Some("RequestTimeTooSkewed");
+                let server = r
+                    .header("date")
+                    .and_then(|d| httpdate::parse_http_date(d).ok());
+                let server_ms = server.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                return match (skewed && !op.skew_corrected, server_ms) {
+                    (true, Some(server)) => {
+                        self.clock_offset_ms = server.as_millis() as i64 - now.0 as i64;
+                        Some(0)
+                    }
+                    _ => None,
+                };
+            }
+            // A store that does not implement a header we sent answers 501: no retry helps.
+            Ok(r) if r.status == 501 => return None,
+            Ok(r) if !r.is_success() => {
+                s3::categorize(r.status, s3::error_code(&r.body).as_deref())
+            }
+            // A listing cut short in transit does not parse: fetch it again.
+            Ok(r) if op.kind == RequestKind::List && s3::parse_list(&r.body).is_err() => {
+                Category::Server
+            }
+            Ok(_) => return None,
+        };
+        let idempotent = matches!(
+            op.method,
+            Method::Get | Method::Head | Method::Put | Method::Delete
+        );
+        (idempotent && RetryPolicy::retries(category) && op.attempt < self.retry.max_attempts)
+            .then(|| self.retry.delay_ms(op.attempt, self.next_request))
     }
 
     /// The result of the sync once it has finished: its report, or the error that stopped it
@@ -166,7 +286,7 @@ impl Engine {
     }
 
     fn advance(&mut self, run: &mut SyncRun) {
-        while run.inflight.is_empty() && run.queue.is_empty() && run.phase != Phase::Done {
+        while run.idle() && run.phase != Phase::Done {
             if run.stopping {
                 run.phase = Phase::Done;
                 break;
@@ -215,29 +335,32 @@ impl Engine {
 
     // ---- requests ----
 
-    /// A request with a fresh id and no headers or body yet.
-    fn request(&mut self, kind: RequestKind, method: Method, url: String) -> Request {
-        Request {
-            id: self.next_request_id(),
+    /// An operation to queue, with no headers or body yet.
+    fn op(&self, kind: RequestKind, method: Method, url: String, pending: Pending) -> Op {
+        Op {
             kind,
             method,
             url,
             headers: Vec::new(),
             body: Vec::new(),
+            pending,
+            attempt: 1,
+            skew_corrected: false,
+            due: Timestamp(0),
         }
     }
 
     fn queue_get(&mut self, run: &mut SyncRun, kind: RequestKind, name: &str, pending: Pending) {
         let url = self.store.object_url(&format!("{}{name}", self.folder));
-        let request = self.request(kind, Method::Get, url);
-        run.queue.push_back((request, pending));
+        run.queue
+            .push_back(self.op(kind, Method::Get, url, pending));
     }
 
     fn queue_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
         let prefix = format!("{}{MANIFEST_FOLDER}", self.folder);
         let url = self.store.list_url(&prefix, token);
-        let request = self.request(RequestKind::List, Method::Get, url);
-        run.queue.push_back((request, Pending::List));
+        run.queue
+            .push_back(self.op(RequestKind::List, Method::Get, url, Pending::List));
     }
 
     /// The response if it is a success, else the error it stands for.
@@ -510,11 +633,15 @@ impl Engine {
         let url = self
             .store
             .object_url(&format!("{}{}", self.folder, segment_name(me, seq)));
-        let mut request = self.request(RequestKind::PutSegment, Method::Put, url);
-        request.headers = headers;
-        request.body = body;
-        run.queue
-            .push_back((request, Pending::PutSegment { seq, written }));
+        let mut op = self.op(
+            RequestKind::PutSegment,
+            Method::Put,
+            url,
+            Pending::PutSegment { seq, written },
+        );
+        op.headers = headers;
+        op.body = body;
+        run.queue.push_back(op);
         true
     }
 
@@ -629,9 +756,9 @@ impl Engine {
             seq: manifest.seq,
             segments: manifest.segments,
         };
-        let mut request = self.request(RequestKind::PutManifest, Method::Put, url);
-        request.body = body;
-        run.queue.push_back((request, pending));
+        let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
+        op.body = body;
+        run.queue.push_back(op);
     }
 
     fn on_put_manifest(
