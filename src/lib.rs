@@ -1,5 +1,8 @@
 //! Helpers shared by the workspace's examples, benchmark and integration tests.
 
+pub mod quickstart;
+pub mod servers;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bucketsync::driver::{self, Transport};
@@ -49,4 +52,9 @@ pub fn bucket_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// A `file://` store URL for `dir`.
 pub fn folder_store(dir: &std::path::Path) -> bucketsync::Store {
     bucketsync::Store::parse(&format!("file://{}", dir.display())).expect("absolute temp dir")
+}
+
+/// Runs one sync to completion inside an async context (any transport, reqwest included).
+pub async fn sync<T: Transport>(engine: &mut Engine, transport: &T) -> Result<SyncReport> {
+    driver::sync(engine, transport, wall_clock, driver::DEFAULT_CONCURRENCY).await
 }

@@ -27,6 +27,19 @@ pub trait Transport {
 /// How many requests the driver keeps in flight at once, unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
+/// How far a sync has come, for progress bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Requests answered (or failed) so far.
+    pub requests_done: u64,
+    /// Requests handed out so far; grows as the sync learns what it needs.
+    pub requests_total: u64,
+    /// Request body bytes sent so far.
+    pub bytes_sent: u64,
+    /// Response body bytes received so far.
+    pub bytes_received: u64,
+}
+
 /// Runs one sync of `engine` over `transport`, with at most `concurrency` requests in flight.
 /// `now` reads the caller's wall clock.
 ///
@@ -39,18 +52,43 @@ pub async fn sync<T: Transport + ?Sized>(
     now: impl Fn() -> Timestamp,
     concurrency: usize,
 ) -> Result<SyncReport> {
+    sync_with_progress(engine, transport, now, concurrency, |_| {}).await
+}
+
+/// [`sync`], calling `progress` after every request handed out and every answer.
+///
+/// # Errors
+/// As [`sync`].
+pub async fn sync_with_progress<T: Transport + ?Sized>(
+    engine: &mut Engine,
+    transport: &T,
+    now: impl Fn() -> Timestamp,
+    concurrency: usize,
+    mut progress: impl FnMut(Progress),
+) -> Result<SyncReport> {
     engine.start_sync(now())?;
     let mut in_flight = FuturesUnordered::new();
+    let mut seen = Progress::default();
     loop {
         while in_flight.len() < concurrency.max(1) {
             let Some(request) = engine.poll_request(now()) else {
                 break;
             };
+            seen.requests_total += 1;
+            seen.bytes_sent += request.body.len() as u64;
+            progress(seen);
             let id = request.id;
             in_flight.push(async move { (id, transport.send(request).await) });
         }
         match in_flight.next().await {
-            Some((id, response)) => engine.handle_response(id, response, now()),
+            Some((id, response)) => {
+                seen.requests_done += 1;
+                if let Ok(r) = &response {
+                    seen.bytes_received += r.body.len() as u64;
+                }
+                progress(seen);
+                engine.handle_response(id, response, now());
+            }
             None => match engine.poll_timeout() {
                 Some(due) => transport.sleep(due.0.saturating_sub(now().0)).await,
                 None => break,

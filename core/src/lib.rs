@@ -11,7 +11,8 @@
 //! and in Rust. See [`Engine`] for the contract.
 //!
 //! With the `driver` feature, [`driver`] runs an engine against a [`driver::Transport`]; with
-//! `folder`, [`folder::FolderBucket`] is a transport that keeps the bucket in a local directory.
+//! `folder`, [`folder::FolderBucket`] is a transport that keeps the bucket in a local directory;
+//! with `reqwest`, `reqwest_transport::ReqwestTransport` talks to real S3 stores.
 //!
 //! The bucket format is specified in `docs/FORMAT.md`.
 #![forbid(unsafe_code)]
@@ -40,6 +41,8 @@ mod store;
 pub mod driver;
 #[cfg(feature = "folder")]
 pub mod folder;
+#[cfg(feature = "reqwest")]
+pub mod reqwest_transport;
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;

@@ -9,7 +9,9 @@ use crate::http::Response;
 /// One page of a ListObjectsV2 answer.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ListPage {
-    /// `(key, etag)` of every object on the page, in the order listed.
+    /// `(key, version tag)` of every object on the page, in the order listed. The tag is the
+    /// ETag; a store whose listings carry no ETag (s3s-fs) gets `LastModified/Size` instead,
+    /// and an empty tag when it has neither.
     pub objects: Vec<(String, String)>,
     /// The token for the next page when the listing is truncated.
     pub next_token: Option<String>,
@@ -31,6 +33,8 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
     let mut seen_root = false;
     let mut key = None;
     let mut etag = None;
+    let mut modified = None;
+    let mut size = None;
     walk_xml(body, |path, text| {
         match path {
             ["ListBucketResult"] => seen_root = true,
@@ -40,10 +44,18 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
             }
             ["ListBucketResult", "Contents", "Key"] => key = Some(text.to_owned()),
             ["ListBucketResult", "Contents", "ETag"] => etag = Some(text.to_owned()),
+            ["ListBucketResult", "Contents", "LastModified"] => modified = Some(text.to_owned()),
+            ["ListBucketResult", "Contents", "Size"] => size = Some(text.to_owned()),
             ["ListBucketResult", "Contents"] => {
-                // End of one <Contents>: keys without an ETag still list, with an empty one.
+                // End of one <Contents>. Quirk: s3s-fs lists no ETag; fall back to the time
+                // and size, which change whenever the object is rewritten.
+                let tag = match (etag.take(), modified.take(), size.take()) {
+                    (Some(etag), _, _) => etag,
+                    (None, Some(modified), Some(size)) => format!("{modified}/{size}"),
+                    _ => String::new(),
+                };
                 if let Some(k) = key.take() {
-                    page.objects.push((k, etag.take().unwrap_or_default()));
+                    page.objects.push((k, tag));
                 }
             }
             _ => {}
@@ -152,6 +164,19 @@ mod tests {
             ]
         );
         assert_eq!(page.next_token.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn a_listing_without_etags_falls_back_to_time_and_size() {
+        let xml = b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>x/k</Key>\
+            <LastModified>2026-11-22T15:06:23.147Z</LastModified><Size>5</Size></Contents>\
+            <Contents><Key>x/j</Key></Contents></ListBucketResult>";
+        let page = parse_list(xml).unwrap();
+        assert_eq!(
+            page.objects[0],
+            ("x/k".to_owned(), "2026-11-22T15:06:23.147Z/5".to_owned())
+        );
+        assert_eq!(page.objects[1], ("x/j".to_owned(), String::new()));
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! Real S3 servers for tests and benchmarks: SeaweedFS (`weed mini`) and s3s-fs, each started on
+//! free loopback ports with a fresh data directory and static credentials (so signatures are
+//! really checked), and stopped by PID when dropped, also when a test fails.
+//!
+//! Binaries are found through `BUCKETSYNC_WEED` / `BUCKETSYNC_S3S_FS`, then the cache that
+//! `scripts/test.sh` installs them into (`~/.cache/bucketsync`), then `PATH`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bucketsync::driver::Transport;
+use bucketsync::reqwest_transport::{HttpOptions, ReqwestTransport};
+use bucketsync::sign::{SigV4, Signer};
+use bucketsync::{Credentials, Method, Request, RequestId, RequestKind, Response, Store};
+
+use crate::wall_clock;
+
+/// The access key every test server accepts.
+pub const ACCESS_KEY: &str = "bucketsync-test-key";
+/// Its secret.
+pub const SECRET_KEY: &str = "bucketsync-test-secret-0123456789";
+
+/// Which server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// SeaweedFS: a real distributed store; does not check signed payload hashes.
+    SeaweedFs,
+    /// s3s-fs: stricter; checks that bodies match their signed hash.
+    S3sFs,
+}
+
+impl ServerKind {
+    /// Both servers, for suites that must pass on each.
+    pub const ALL: [ServerKind; 2] = [ServerKind::SeaweedFs, ServerKind::S3sFs];
+}
+
+/// A running test server. Dropping it stops it.
+pub struct TestServer {
+    /// Which server this is.
+    pub kind: ServerKind,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    client: ReqwestTransport,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+fn find_binary(env: &str, cached: &str, name: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cached = PathBuf::from(home).join(".cache/bucketsync").join(cached);
+    if cached.exists() {
+        return cached;
+    }
+    let on_path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.exists());
+    on_path.unwrap_or_else(|| {
+        panic!("{name} not found: run `bash scripts/test.sh` (it installs it), or set {env}")
+    })
+}
+
+impl TestServer {
+    /// Starts a server and waits until a signed ListBuckets answers 200.
+    pub async fn start(kind: ServerKind) -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("bucketsync-test-")
+            .tempdir()
+            .expect("temp dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let ports = free_ports(11);
+        let s3_port = ports[0];
+        let mut command = match kind {
+            ServerKind::SeaweedFs => {
+                let identities = dir.path().join("identities.json");
+                std::fs::write(
+                    &identities,
+                    format!(
+                        r#"{{"identities":[{{"name":"tester","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+                    ),
+                )
+                .unwrap();
+                let mut c = Command::new(find_binary("BUCKETSYNC_WEED", "venv/bin/weed", "weed"));
+                let d = data.display();
+                c.arg("mini")
+                    .arg(format!("-dir={d}"))
+                    .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+                    .arg(format!("-s3.port={s3_port}"))
+                    .arg(format!("-s3.config={}", identities.display()))
+                    .arg(format!("-master.port={}", ports[1]))
+                    .arg(format!("-master.port.grpc={}", ports[2]))
+                    .arg(format!("-volume.port={}", ports[3]))
+                    .arg(format!("-volume.port.grpc={}", ports[4]))
+                    .arg(format!("-filer.port={}", ports[5]))
+                    .arg(format!("-filer.port.grpc={}", ports[6]))
+                    .arg(format!("-admin.port={}", ports[7]))
+                    .arg(format!("-admin.port.grpc={}", ports[8]))
+                    .args([
+                        "-admin.ui=false",
+                        "-webdav=false",
+                        "-master.telemetry=false",
+                    ])
+                    .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+                    .arg(format!("-s3.localSocket={d}/s3.sock"))
+                    .arg(format!("-filer.localSocket={d}/filer.sock"))
+                    // Otherwise weed adds these as an extra admin identity.
+                    .env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY");
+                c
+            }
+            ServerKind::S3sFs => {
+                let mut c = Command::new(find_binary(
+                    "BUCKETSYNC_S3S_FS",
+                    "s3s-fs/bin/s3s-fs",
+                    "s3s-fs",
+                ));
+                c.args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
+                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                    .arg(&data);
+                c
+            }
+        };
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {kind:?}: {e}"));
+        let server = TestServer {
+            kind,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            client: http(),
+            child: Some(child),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = server
+                .signed(Method::Get, format!("{}/", server.endpoint), Vec::new())
+                .await
+                .is_ok_and(|r| r.status == 200);
+            if ready {
+                return server;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(server._dir.path().join("server.log"))
+                    .unwrap_or_default();
+                panic!("{kind:?} did not become ready in 60 s; its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The credentials the server accepts.
+    pub fn credentials() -> Credentials {
+        Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap()
+    }
+
+    /// `s3://bucket/prefix?endpoint=…&path_style=true`
+    pub fn store_url(&self, bucket: &str, prefix: &str) -> String {
+        format!(
+            "s3://{bucket}/{prefix}?endpoint={}&path_style=true&region=us-east-1",
+            self.endpoint
+        )
+    }
+
+    /// The parsed store for `bucket` and `prefix`.
+    pub fn store(&self, bucket: &str, prefix: &str) -> Store {
+        Store::parse(&self.store_url(bucket, prefix)).unwrap()
+    }
+
+    /// Creates `bucket` (an existing one is fine).
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = self
+            .signed(
+                Method::Put,
+                format!("{}/{bucket}", self.endpoint),
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            response.status == 200 || response.status == 409,
+            "create bucket {bucket}: {} {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+
+    /// Sends a request signed with the test credentials.
+    pub async fn signed(
+        &self,
+        method: Method,
+        url: String,
+        body: Vec<u8>,
+    ) -> bucketsync::Result<Response> {
+        let mut request = Request {
+            id: RequestId(0),
+            kind: RequestKind::List,
+            method,
+            url,
+            headers: Vec::new(),
+            body,
+        };
+        SigV4::new(Self::credentials(), "us-east-1").sign(&mut request, wall_clock())?;
+        self.client.send(request).await
+    }
+
+    /// Every key under `prefix` in `store`, following continuation tokens.
+    pub async fn list_all(&self, store: &Store, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let response = self
+                .signed(
+                    Method::Get,
+                    store.list_url(prefix, token.as_deref()),
+                    Vec::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&response.body)
+            );
+            let page = bucketsync::s3::parse_list(&response.body).unwrap();
+            keys.extend(page.objects.into_iter().map(|(k, _)| k));
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return keys,
+            }
+        }
+    }
+
+    /// Stops the server now (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain reqwest transport with default options.
+pub fn http() -> ReqwestTransport {
+    ReqwestTransport::new(HttpOptions::default()).expect("HTTP client")
+}
