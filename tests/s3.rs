@@ -420,3 +420,34 @@ async fn the_quickstart_runs_against_s3() {
     );
     assert!(text.contains("s3://quickstart/demo/"), "{text}");
 }
+
+#[tokio::test]
+async fn a_device_clock_an_hour_off_is_corrected_from_the_stores_date() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("skew").await;
+        let store = server.store("skew", "");
+        let key = VaultKey::generate().unwrap();
+        let mut d = device(&key, &store, 1);
+        d.put("k", "v", wall_clock());
+        let an_hour_behind = || Timestamp(wall_clock().0 - 3_600_000);
+        let report = bucketsync::driver::sync(&mut d, &http(), an_hour_behind, 4)
+            .await
+            .unwrap();
+        assert!(
+            report.retries >= 1,
+            "{kind:?}: the store refused the skewed signature once: {report}"
+        );
+        let offset = d.clock_offset_ms();
+        assert!(
+            (3_500_000..3_700_000).contains(&offset),
+            "{kind:?}: offset {offset}"
+        );
+        // From then on, requests are signed with the corrected time at once.
+        d.put("k2", "v", wall_clock());
+        let report = bucketsync::driver::sync(&mut d, &http(), an_hour_behind, 4)
+            .await
+            .unwrap();
+        assert_eq!(report.retries, 0, "{kind:?}: {report}");
+    }
+}
