@@ -38,7 +38,24 @@ cargo build -p bucketsync --target wasm32-unknown-unknown
 
 step "tests"
 results=$(mktemp)
-cargo test --workspace --all-features 2>&1 | tee "$results"
+# The Python extension links against the interpreter: it is tested by pytest below.
+cargo test --workspace --exclude bucketsync-python --all-features 2>&1 | tee "$results"
+
+step "python package: pip install ./bindings-python, pytest"
+pyvenv="$BUCKETSYNC_CACHE/pyvenv"
+if [ ! -x "$pyvenv/bin/maturin" ] || [ ! -x "$pyvenv/bin/pytest" ]; then
+  python3 -m venv "$pyvenv"
+  "$pyvenv/bin/pip" install --quiet "maturin>=1.5,<2" pytest
+fi
+PATH="$pyvenv/bin:$PATH" "$pyvenv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
+(cd bindings-python && "$pyvenv/bin/python" -m pytest -q tests) 2>&1 | tee -a "$results"
+
+step "python wheel installs into a fresh venv"
+rm -rf target/wheels target/wheel-check
+"$pyvenv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o target/wheels
+python3 -m venv target/wheel-check
+target/wheel-check/bin/pip install --quiet --no-index target/wheels/bucketsync-*.whl
+target/wheel-check/bin/python -c "import bucketsync; k = bucketsync.VaultKey.generate(); print('wheel ok:', k)"
 
 step "quickstart runs"
 tmp=$(mktemp -d)
@@ -48,5 +65,7 @@ cargo build -q --example quickstart
 echo "quickstart ok"
 
 # One closing line for all the test binaries above.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "\nrust: %d passed, %d failed\n", p, f }' "$results"
+awk '/^test result:/ { p += $4; f += $6 }
+     / passed/ && !/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\nall: %d passed, %d failed\n", p, f }' "$results"
 rm -f "$results"

@@ -36,6 +36,7 @@ pub mod s3;
 pub mod segment;
 pub mod sign;
 mod store;
+pub mod vault;
 
 #[cfg(feature = "driver")]
 pub mod driver;

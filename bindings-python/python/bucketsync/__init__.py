@@ -1,0 +1,59 @@
+"""bucketsync: end-to-end encrypted key-value sync between devices through an S3 bucket.
+
+>>> from bucketsync import Vault, VaultKey
+>>> key = VaultKey.generate()
+>>> with Vault.open("file:///tmp/bucket", key, state="laptop.state") as vault:
+...     vault.put("notes/a", "hello")
+...     report = vault.sync()
+
+Keys and values are bytes; ``str`` is accepted and stored as UTF-8. Errors are
+:class:`bucketsync.Error` subclasses, one per category.
+"""
+
+from ._bucketsync import (
+    FORMAT_VERSION,
+    Credentials,
+    Progress,
+    Request,
+    Response,
+    SyncReport,
+    Vault,
+    VaultKey,
+)
+from .errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    CorruptError,
+    Error,
+    NetworkError,
+    NotFoundError,
+    RollbackError,
+    ServerError,
+    ThrottledError,
+    TimeoutError,
+    WrongVaultError,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "CorruptError",
+    "Credentials",
+    "Error",
+    "NetworkError",
+    "NotFoundError",
+    "Progress",
+    "Request",
+    "Response",
+    "RollbackError",
+    "ServerError",
+    "SyncReport",
+    "ThrottledError",
+    "TimeoutError",
+    "Vault",
+    "VaultKey",
+    "WrongVaultError",
+]

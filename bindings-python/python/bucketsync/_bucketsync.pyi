@@ -1,0 +1,96 @@
+"""Type stubs of the native module; import from ``bucketsync``, not from here."""
+
+from os import PathLike
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import Error
+
+Bytes = Union[str, bytes, bytearray, memoryview]
+Headers = List[Tuple[str, str]]
+
+FORMAT_VERSION: int
+
+class VaultKey:
+    """The secret every device of a vault shares."""
+
+    @staticmethod
+    def generate() -> "VaultKey": ...
+    @staticmethod
+    def from_recovery_code(code: str) -> "VaultKey": ...
+    def recovery_code(self) -> str: ...
+    def wrap_with_passphrase(self, passphrase: str) -> bytes: ...
+    @staticmethod
+    def unwrap_with_passphrase(wrapped: bytes, passphrase: str) -> "VaultKey": ...
+    @property
+    def vault_id(self) -> str: ...
+
+class Credentials:
+    """S3 credentials, held in memory only."""
+
+    def __init__(self, access_key_id: str, secret_access_key: str, session_token: Optional[str] = None) -> None: ...
+    @staticmethod
+    def from_env() -> "Credentials": ...
+    @property
+    def access_key_id(self) -> str: ...
+
+class Request:
+    """A request for a custom transport to execute as given."""
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes
+
+class Response:
+    """What a custom transport returns."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    def __init__(self, status: int, headers: Sequence[Tuple[str, str]] = ..., body: Bytes = ...) -> None: ...
+
+class Progress:
+    requests_done: int
+    requests_total: int
+    bytes_sent: int
+    bytes_received: int
+
+class SyncReport:
+    pushed: int
+    pulled: int
+    requests: int
+    requests_by_kind: Dict[str, int]
+    bytes_sent: int
+    bytes_received: int
+    retries: int
+    errors: List[Error]
+
+Transport = Callable[[Request], Union[Response, Tuple[int, Headers, bytes]]]
+
+class Vault:
+    """One device's replica of a vault."""
+
+    @staticmethod
+    def open(
+        store: str,
+        key: VaultKey,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+    ) -> "Vault": ...
+    def put(self, key: Bytes, value: Bytes) -> None: ...
+    def get(self, key: Bytes) -> Optional[bytes]: ...
+    def delete(self, key: Bytes) -> None: ...
+    def keys(self, prefix: Bytes = ...) -> List[bytes]: ...
+    def sync(self, progress: Optional[Callable[[Progress], object]] = None) -> SyncReport: ...
+    def save(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def vault_id(self) -> str: ...
+    @property
+    def unpushed(self) -> int: ...
+    def __enter__(self) -> "Vault": ...
+    def __exit__(self, *args: object) -> bool: ...

@@ -1,0 +1,78 @@
+"""The exceptions bucketsync raises: one class per error category, all under :class:`Error`."""
+
+import builtins
+
+
+class Error(Exception):
+    """Any bucketsync error. ``category`` names its kind (``"auth"``, ``"corrupt"``, ...)."""
+
+    category = "error"
+
+
+class ConfigError(Error):
+    """Bad input or configuration: a store URL, a recovery code, missing credentials."""
+
+    category = "config"
+
+
+class AuthError(Error):
+    """The store refused the credentials or the signature."""
+
+    category = "auth"
+
+
+class NotFoundError(Error):
+    """A bucket or object that should exist does not."""
+
+    category = "not-found"
+
+
+class ThrottledError(Error):
+    """The store asked to slow down (503 SlowDown); retried, then given up."""
+
+    category = "throttled"
+
+
+class TimeoutError(Error, builtins.TimeoutError):
+    """A request did not finish in time."""
+
+    category = "timeout"
+
+
+class NetworkError(Error, ConnectionError):
+    """The store could not be reached (or a custom transport raised)."""
+
+    category = "network"
+
+
+class ServerError(Error):
+    """The store answered with an error or something that could not be understood."""
+
+    category = "server"
+
+
+class CorruptError(Error):
+    """An object or state failed its checks: damaged, truncated or misplaced."""
+
+    category = "corrupt"
+
+
+class WrongVaultError(Error):
+    """An object or a state file belongs to another vault (another key)."""
+
+    category = "wrong-vault"
+
+
+class RollbackError(Error):
+    """A device's manifest went back to an older version than one already seen."""
+
+    category = "rollback"
+
+
+class ConflictError(Error):
+    """An operation collided with another one, such as a second sync at once."""
+
+    category = "conflict"
+
+
+BY_CATEGORY = {cls.category: cls for cls in Error.__subclasses__()}

@@ -1,0 +1,23 @@
+//! Python bindings of bucketsync: conversions, locking and error mapping only; every rule lives
+//! in the core. The Pythonic surface (exceptions, re-exports) is in `python/bucketsync`.
+#![forbid(unsafe_code)]
+
+mod convert;
+mod errors;
+mod transport;
+mod vault;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<vault::Vault>()?;
+    m.add_class::<vault::VaultKey>()?;
+    m.add_class::<vault::Credentials>()?;
+    m.add_class::<vault::SyncReport>()?;
+    m.add_class::<vault::Progress>()?;
+    m.add_class::<convert::PyResponse>()?;
+    m.add_class::<convert::PyRequest>()?;
+    m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The transports a Python vault can use: the built-in ones, or a Python callable.
+
+use std::sync::Mutex;
+
+use bucketsync::driver::Transport;
+use bucketsync::folder::FolderBucket;
+use bucketsync::reqwest_transport::ReqwestTransport;
+use bucketsync::{Category, Error, Request, Response, Result};
+use pyo3::prelude::*;
+
+use crate::convert::{response_from, PyRequest};
+
+/// A Python callable `transport(request) -> Response`. What it raises becomes a `network`
+/// error, and the Python exception is kept to become the raised error's `__cause__`.
+pub struct PyTransport {
+    pub callable: PyObject,
+    pub raised: Mutex<Option<PyErr>>,
+}
+
+impl PyTransport {
+    fn call(&self, request: &Request) -> Result<Response> {
+        Python::with_gil(|py| {
+            let outcome = self
+                .callable
+                .call1(py, (PyRequest::new(py, request),))
+                .and_then(|r| response_from(r.bind(py)));
+            outcome.map_err(|e| {
+                let message = format!("the transport raised {}", e.value(py));
+                let mut raised = self.raised.lock().unwrap_or_else(|p| p.into_inner());
+                raised.get_or_insert(e);
+                Error::Transport {
+                    category: Category::Network,
+                    message,
+                }
+            })
+        })
+    }
+}
+
+/// One of the transports.
+pub enum AnyTransport {
+    Folder(FolderBucket),
+    Http(ReqwestTransport),
+    Python(PyTransport),
+}
+
+impl Transport for AnyTransport {
+    async fn send(&self, request: Request) -> Result<Response> {
+        match self {
+            AnyTransport::Folder(t) => t.send(request).await,
+            AnyTransport::Http(t) => t.send(request).await,
+            AnyTransport::Python(t) => t.call(&request),
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        match self {
+            AnyTransport::Http(t) => t.sleep(ms).await,
+            _ => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        }
+    }
+}
+
+impl AnyTransport {
+    /// The exception a Python transport raised during the last sync, if any.
+    pub fn take_raised(&self) -> Option<PyErr> {
+        match self {
+            AnyTransport::Python(t) => t.raised.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            _ => None,
+        }
+    }
+}

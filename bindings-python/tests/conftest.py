@@ -1,0 +1,115 @@
+"""A real SeaweedFS server for the tests: free ports, fresh data dir, static credentials
+(so signatures are checked), stopped by PID at the end, also when tests fail."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ACCESS_KEY = "bucketsync-py-key"
+SECRET_KEY = "bucketsync-py-secret-0123456789"
+
+
+def _weed():
+    candidates = [
+        os.environ.get("BUCKETSYNC_WEED"),
+        str(Path.home() / ".cache/bucketsync/venv/bin/weed"),
+        shutil.which("weed"),
+    ]
+    for c in candidates:
+        if c and os.path.exists(c):
+            return c
+    pytest.fail("weed not found: run `bash scripts/test.sh` (it installs it) or set BUCKETSYNC_WEED")
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def signed_curl(*args):
+    """curl with AWS Signature Version 4 and the test credentials; returns the HTTP status."""
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3",
+         "--user", f"{ACCESS_KEY}:{SECRET_KEY}", *args],
+        capture_output=True, text=True, check=False,
+    )
+    return int(out.stdout or 0)
+
+
+class Server:
+    def __init__(self, endpoint, process):
+        self.endpoint = endpoint
+        self.process = process
+
+    def bucket(self, name):
+        status = signed_curl("-X", "PUT", f"{self.endpoint}/{name}")
+        assert status in (200, 409), status
+        return name
+
+    def store(self, bucket, prefix=""):
+        return f"s3://{bucket}/{prefix}?endpoint={self.endpoint}&path_style=true"
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_seaweed(root):
+    data = root / "data"
+    data.mkdir(parents=True)
+    ids = root / "identities.json"
+    ids.write_text(json.dumps({"identities": [{
+        "name": "tester",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }]}))
+    p = _free_ports(9)
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    args = [
+        _weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={p[0]}", f"-s3.config={ids}",
+        f"-master.port={p[1]}", f"-master.port.grpc={p[2]}", f"-volume.port={p[3]}",
+        f"-volume.port.grpc={p[4]}", f"-filer.port={p[5]}", f"-filer.port.grpc={p[6]}",
+        f"-admin.port={p[7]}", f"-admin.port.grpc={p[8]}", "-admin.ui=false", "-webdav=false",
+        "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.localSocket={data}/s3.sock", f"-filer.localSocket={data}/filer.sock",
+    ]
+    log = open(root / "weed.log", "wb")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    server = Server(f"http://127.0.0.1:{p[0]}", process)
+    deadline = time.time() + 60
+    while signed_curl(f"{server.endpoint}/") != 200:
+        if time.time() > deadline or process.poll() is not None:
+            server.stop()
+            pytest.fail("SeaweedFS did not start:\n" + (root / "weed.log").read_text())
+        time.sleep(0.1)
+    return server
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    server = start_seaweed(tmp_path_factory.mktemp("bucketsync-test-weed"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def credentials():
+    import bucketsync
+    return bucketsync.Credentials(ACCESS_KEY, SECRET_KEY)

@@ -1,0 +1,183 @@
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import bucketsync
+from bucketsync import Credentials, Vault, VaultKey
+
+from conftest import ACCESS_KEY, SECRET_KEY, start_seaweed
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "history_sync.py"
+
+
+def test_two_vaults_converge_and_a_third_bootstraps(seaweed, credentials, tmp_path):
+    store = seaweed.store(seaweed.bucket("converge"), "py/")
+    key = VaultKey.generate()
+    with Vault.open(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
+         Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
+        a.put("notes/a", "from a")
+        a.put(b"bin\x00key", b"\xff\x00")
+        b.put("notes/b", "from b")
+        b.put("shared", "b")
+        a.put("shared", "a, later")
+        b.delete("notes/b")
+        for vault in (a, b, a):
+            report = vault.sync()
+            assert report.errors == []
+        assert a.keys() == b.keys() == [b"bin\x00key", b"notes/a", b"shared"]
+        assert b.get("shared") == b"a, later"
+        assert b.get(b"bin\x00key") == b"\xff\x00"
+        assert a.get("notes/b") is None
+    c = Vault.open(store, key, state=tmp_path / "c.state", credentials=credentials)
+    report = c.sync()
+    assert report.pulled >= 3 and report.requests == 1 + 2 + report.requests_by_kind["get-segment"]
+    assert c.keys(prefix="notes/") == [b"notes/a"]
+    assert "SyncReport(pushed=0, pulled=" in repr(report)
+    c.close()
+    # The state file carries everything across a restart.
+    again = Vault.open(store, key, state=tmp_path / "c.state", credentials=credentials)
+    assert again.keys() == [b"bin\x00key", b"notes/a", b"shared"]
+    assert again.sync().requests == 1
+
+
+def test_wrong_key_wrong_secret_bad_url_and_unknown_bucket_raise_their_class(seaweed, credentials, tmp_path):
+    key = VaultKey.generate()
+    store = seaweed.store(seaweed.bucket("errors"))
+    Vault.open(store, key, state=tmp_path / "mine.state", credentials=credentials).close()
+    with pytest.raises(bucketsync.WrongVaultError) as wrong_key:
+        Vault.open(store, VaultKey.generate(), state=tmp_path / "mine.state", credentials=credentials)
+    assert wrong_key.value.category == "wrong-vault"
+    assert "another vault" in str(wrong_key.value)
+
+    code = key.recovery_code()
+    typo = ("1" if code[0] != "1" else "2") + code[1:]
+    with pytest.raises(bucketsync.ConfigError, match="checksum does not match"):
+        VaultKey.from_recovery_code(typo)
+
+    secret = "not-the-secret-at-all-42"
+    vault = Vault.open(store, key, credentials=Credentials(ACCESS_KEY, secret))
+    vault.put("k", "v")
+    with pytest.raises(bucketsync.AuthError) as auth:
+        vault.sync()
+    assert "s3://errors/" in str(auth.value) and secret not in str(auth.value)
+    assert secret not in repr(Credentials(ACCESS_KEY, secret))
+
+    with pytest.raises(bucketsync.ConfigError, match="unknown parameter"):
+        Vault.open("s3://bucket/x?endpoit=http://x", key, credentials=credentials)
+    with pytest.raises(bucketsync.ConfigError, match="must start with s3://"):
+        Vault.open("http://example.com/bucket", key)
+
+    missing = Vault.open(seaweed.store("no-such-bucket-here"), key, credentials=credentials)
+    with pytest.raises(bucketsync.NotFoundError) as not_found:
+        missing.sync()
+    assert isinstance(not_found.value, bucketsync.Error)
+
+
+def test_nothing_in_the_state_file_is_lost_after_a_failed_sync(tmp_path, credentials):
+    server = start_seaweed(tmp_path / "bucketsync-test-own-server")
+    store = server.store(server.bucket("failing"))
+    key = VaultKey.generate()
+    state = tmp_path / "replica.state"
+    with Vault.open(store, key, state=state, credentials=credentials) as vault:
+        vault.put("synced", "1")
+        vault.sync()
+        vault.put("pending", "2")
+        server.stop()
+        with pytest.raises(bucketsync.NetworkError):
+            vault.sync()
+    reopened = Vault.open(store, key, state=state, credentials=credentials)
+    assert reopened.keys() == [b"pending", b"synced"]
+    assert reopened.unpushed == 1
+
+
+def urllib_transport(request):
+    """A transport on Python's own HTTP stack."""
+    http_request = urllib.request.Request(
+        request.url,
+        data=request.body if request.method == "PUT" else None,
+        method=request.method,
+        headers=dict(request.headers),
+    )
+    try:
+        with urllib.request.urlopen(http_request, timeout=30) as r:
+            return bucketsync.Response(r.status, list(r.headers.items()), r.read())
+    except urllib.error.HTTPError as e:
+        return bucketsync.Response(e.code, list(e.headers.items()), e.read())
+
+
+def test_a_python_transport_syncs_and_its_exceptions_surface_with_their_cause(seaweed, credentials):
+    store = seaweed.store(seaweed.bucket("custom"))
+    key = VaultKey.generate()
+    seen = []
+
+    def transport(request):
+        seen.append(request.method)
+        return urllib_transport(request)
+
+    writer = Vault.open(store, key, credentials=credentials, transport=transport)
+    writer.put("via", "urllib")
+    progress = []
+    report = writer.sync(progress=progress.append)
+    assert report.pushed == 1 and seen.count("PUT") == 2
+    assert progress and progress[-1].requests_done == progress[-1].requests_total == report.requests
+    reader = Vault.open(store, key, credentials=credentials)
+    reader.sync()
+    assert reader.get("via") == b"urllib"
+
+    def broken(request):
+        raise ValueError("the proxy is down")
+
+    vault = Vault.open(store, key, credentials=credentials, transport=broken)
+    with pytest.raises(bucketsync.Error) as failure:
+        vault.sync()
+    assert failure.value.category == "network"
+    assert isinstance(failure.value.__cause__, ValueError)
+    assert "the proxy is down" in str(failure.value)
+
+    vault = Vault.open(store, key, credentials=credentials, transport=lambda r: "not a response")
+    with pytest.raises(bucketsync.NetworkError) as bad_answer:
+        vault.sync()
+    assert isinstance(bad_answer.value.__cause__, TypeError)
+
+
+def test_values_keys_and_types(tmp_path):
+    key = VaultKey.from_recovery_code(VaultKey.generate().recovery_code().lower())
+    vault = Vault.open(f"file://{tmp_path / 'bucket'}", key)
+    vault.put("ключ", "значение")
+    assert vault.get("ключ") == "значение".encode()
+    with pytest.raises(TypeError, match="str or bytes"):
+        vault.put("k", 42)
+    assert repr(key).startswith("VaultKey(vault_id=")
+    vault.close()
+    with pytest.raises(bucketsync.ConfigError, match="closed"):
+        vault.get("k")
+    wrapped = key.wrap_with_passphrase("correct horse")
+    assert VaultKey.unwrap_with_passphrase(wrapped, "correct horse").recovery_code() == key.recovery_code()
+
+
+def test_the_history_example_runs_as_written(tmp_path):
+    bucket = f"file://{tmp_path / 'bucket'}"
+    env = dict(os.environ, BUCKETSYNC_KEY=VaultKey.generate().recovery_code())
+    laptop, desktop = tmp_path / "laptop_history", tmp_path / "desktop_history"
+    laptop.write_text("ls -la\ngit status\n")
+    desktop.write_text("make test\n")
+
+    def run(history, state):
+        out = subprocess.run(
+            [sys.executable, str(EXAMPLE), bucket, str(history), "--state", str(state)],
+            capture_output=True, text=True, env=env, check=True,
+        )
+        return out.stdout
+
+    run(laptop, tmp_path / "laptop.state")
+    out = run(desktop, tmp_path / "desktop.state")
+    assert "ls -la" in out and "git status" in out and "make test" not in out.split("other machines")[-1]
+    laptop.write_text("ls -la\ngit status\ncargo build\n")
+    run(laptop, tmp_path / "laptop.state")
+    out = run(desktop, tmp_path / "desktop.state")
+    assert "cargo build" in out and "git status" not in out
