@@ -387,3 +387,18 @@ fn a_skewed_clock_is_corrected_from_the_stores_date_and_retried_once() {
     let error = block_sync(&mut a, &store).unwrap_err();
     assert_eq!(error.category(), Category::Auth);
 }
+
+#[test]
+fn a_retry_policy_without_delay_still_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a, _) = pair(dir.path());
+    a.set_retry_policy(bucketsync::RetryPolicy {
+        max_attempts: 3,
+        base_delay_ms: 0,
+        max_delay_ms: 0,
+    });
+    a.put("k", "v", wall_clock());
+    let error = block_sync(&mut a, &FailFirst::new(1000, 500, "InternalError", "")).unwrap_err();
+    assert_eq!(error.category(), Category::Server);
+    assert_eq!(a.last_report().unwrap().requests(), 3);
+}

@@ -219,21 +219,39 @@ impl Open {
     }
 }
 
+/// Where a vault is. During a sync the replica is taken out of the lock, so the lock is only
+/// ever held for a moment and never while Python code runs: a callback or another thread that
+/// touches the vault mid-sync gets ConflictError, never a deadlock.
+enum Slot {
+    Idle(Box<Open>),
+    Syncing,
+    Closed,
+}
+
 /// One device's replica of a vault. Open it with `Vault.open(...)`, best as a context manager:
 /// the state file is saved after every sync and when the vault is closed.
 #[pyclass(module = "bucketsync")]
 pub struct Vault {
-    inner: Mutex<Option<Open>>,
+    slot: Mutex<Slot>,
+}
+
+fn busy_or_closed(slot: &Slot) -> PyErr {
+    match slot {
+        Slot::Syncing => to_py(bucketsync::Error::SyncInProgress),
+        _ => to_py(bucketsync::Error::Config("this vault is closed".into())),
+    }
 }
 
 impl Vault {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Open) -> PyResult<T>) -> PyResult<T> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
-            Some(open) => f(open),
-            None => Err(to_py(bucketsync::Error::Config(
-                "this vault is closed".into(),
-            ))),
+        let mut slot = self.lock();
+        match &mut *slot {
+            Slot::Idle(open) => f(open),
+            other => Err(busy_or_closed(other)),
         }
     }
 }
@@ -306,7 +324,7 @@ impl Vault {
         };
         open.save()?;
         Ok(Vault {
-            inner: Mutex::new(Some(open)),
+            slot: Mutex::new(Slot::Idle(Box::new(open))),
         })
     }
 
@@ -348,21 +366,35 @@ impl Vault {
     /// progress, if given, is called with a Progress as requests go out and come back.
     #[pyo3(signature = (progress = None))]
     fn sync(&self, py: Python<'_>, progress: Option<PyObject>) -> PyResult<SyncReport> {
-        self.with(|o| {
+        let mut open = {
+            let mut slot = self.lock();
+            match std::mem::replace(&mut *slot, Slot::Syncing) {
+                Slot::Idle(open) => open,
+                other => {
+                    let error = busy_or_closed(&other);
+                    *slot = other;
+                    return Err(error);
+                }
+            }
+        };
+        // An exception a Python transport raised in an earlier sync is not this sync's cause.
+        let _ = open.transport.take_raised();
+        let mut callback_error: Option<PyErr> = None;
+        let outcome = {
             let Open {
                 engine,
                 transport,
                 runtime,
                 ..
-            } = o;
-            let mut callback_error: Option<PyErr> = None;
-            let outcome = py.allow_threads(|| {
+            } = &mut *open;
+            py.allow_threads(|| {
                 runtime.block_on(driver::sync_with_progress(
                     engine,
                     transport,
                     now,
                     driver::DEFAULT_CONCURRENCY,
                     |p: CoreProgress| {
+                        // After the callback raised once, it is not called again.
                         if let (Some(callback), None) = (&progress, &callback_error) {
                             Python::with_gil(|py| {
                                 let value = Progress {
@@ -378,16 +410,17 @@ impl Vault {
                         }
                     },
                 ))
-            });
-            o.save()?;
-            if let Some(e) = callback_error {
-                return Err(e);
-            }
-            match outcome {
-                Ok(report) => SyncReport::new(py, &report),
-                Err(error) => Err(to_py_with_cause(error, o.transport.take_raised())),
-            }
-        })
+            })
+        };
+        let saved = open.save();
+        let raised = open.transport.take_raised();
+        *self.lock() = Slot::Idle(open);
+        saved?;
+        match (outcome, callback_error) {
+            (Ok(report), None) => SyncReport::new(py, &report),
+            (Ok(_), Some(callback_error)) => Err(callback_error),
+            (Err(error), callback_error) => Err(to_py_with_cause(error, raised.or(callback_error))),
+        }
     }
 
     /// Writes the state file now (it is also written after every sync and on close).
@@ -397,11 +430,15 @@ impl Vault {
 
     /// Saves the state and closes the vault; later calls raise ConfigError.
     fn close(&self) -> PyResult<()> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(open) = guard.take() {
-            open.save()?;
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Idle(open) => open.save(),
+            Slot::Closed => Ok(()),
+            Slot::Syncing => {
+                *slot = Slot::Syncing;
+                Err(to_py(bucketsync::Error::SyncInProgress))
+            }
         }
-        Ok(())
     }
 
     /// This replica's device id.
@@ -433,16 +470,16 @@ impl Vault {
     }
 
     fn __repr__(&self) -> String {
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(o) => format!(
+        match &*self.lock() {
+            Slot::Idle(o) => format!(
                 "Vault(store='{}', device='{}', records={}, unpushed={})",
                 o.engine.store().display_name(),
                 o.engine.device(),
                 o.engine.keys(b"").len(),
                 o.engine.unpushed()
             ),
-            None => "Vault(closed)".into(),
+            Slot::Syncing => "Vault(syncing)".into(),
+            Slot::Closed => "Vault(closed)".into(),
         }
     }
 }

@@ -181,3 +181,20 @@ def test_the_history_example_runs_as_written(tmp_path):
     run(laptop, tmp_path / "laptop.state")
     out = run(desktop, tmp_path / "desktop.state")
     assert "cargo build" in out and "git status" not in out
+
+
+def test_touching_the_vault_during_its_own_sync_is_a_conflict_not_a_deadlock(tmp_path):
+    vault = Vault.open(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
+    vault.put("k", "v")
+    conflicts = []
+
+    def progress(p):
+        try:
+            vault.get("k")
+        except bucketsync.ConflictError as e:
+            conflicts.append(e)
+
+    vault.sync(progress=progress)
+    assert conflicts and conflicts[0].category == "conflict"
+    assert vault.get("k") == b"v"
+    assert repr(vault).startswith("Vault(store='file://")

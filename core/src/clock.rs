@@ -29,10 +29,13 @@ impl Hlc {
                 counter: 0,
             };
         } else if self.counter == u32::MAX {
-            *self = Hlc {
-                wall_ms: self.wall_ms + 1,
-                counter: 0,
-            };
+            // At the very end of time (a hostile reading), stay put rather than wrap.
+            if self.wall_ms < u64::MAX {
+                *self = Hlc {
+                    wall_ms: self.wall_ms + 1,
+                    counter: 0,
+                };
+            }
         } else {
             self.counter += 1;
         }

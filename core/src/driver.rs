@@ -27,6 +27,15 @@ pub trait Transport {
 /// How many requests the driver keeps in flight at once, unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
+struct CancelOnDrop<'a>(&'a mut Engine);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        // A no-op when the sync finished; abandons it when the future was dropped early.
+        self.0.cancel_sync();
+    }
+}
+
 /// How far a sync has come, for progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -67,6 +76,9 @@ pub async fn sync_with_progress<T: Transport + ?Sized>(
     mut progress: impl FnMut(Progress),
 ) -> Result<SyncReport> {
     engine.start_sync(now())?;
+    // If this future is dropped mid-sync, the engine must not stay "syncing".
+    let guard = CancelOnDrop(engine);
+    let engine = &mut *guard.0;
     let mut in_flight = FuturesUnordered::new();
     let mut seen = Progress::default();
     loop {

@@ -65,7 +65,9 @@ impl RequestKind {
 }
 
 /// One request for a transport to execute, exactly as described.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` hides the signature and session token headers and the query of presigned URLs.
+#[derive(Clone)]
 pub struct Request {
     /// Pass it back with the response.
     pub id: RequestId,
@@ -79,6 +81,39 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body (empty for GET and LIST).
     pub body: Vec<u8>,
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let secret = |name: &str| {
+            name.eq_ignore_ascii_case("authorization")
+                || name.eq_ignore_ascii_case("x-amz-security-token")
+        };
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str(),
+                    if secret(n) { "<redacted>" } else { v.as_str() },
+                )
+            })
+            .collect();
+        let url = match self.url.split_once('?') {
+            Some((base, query)) if query.contains("X-Amz-Signature") => {
+                format!("{base}?<presigned>")
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("headers", &headers)
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .finish()
+    }
 }
 
 impl Request {

@@ -12,7 +12,8 @@ use crate::http::{Request, Response};
 /// Timeouts for [`ReqwestTransport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpOptions {
-    /// A whole request, from sending to the last byte of the answer.
+    /// The longest wait for the next bytes of an answer. There is no limit on a whole request:
+    /// a 32 MiB segment on a slow uplink must still get through.
     pub timeout: Duration,
     /// Establishing a connection.
     pub connect_timeout: Duration,
@@ -42,7 +43,7 @@ impl ReqwestTransport {
         let builder = reqwest::Client::builder();
         #[cfg(not(target_arch = "wasm32"))]
         let builder = builder
-            .timeout(options.timeout)
+            .read_timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .pool_max_idle_per_host(16);
         #[cfg(target_arch = "wasm32")]

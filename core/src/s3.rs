@@ -110,9 +110,10 @@ pub fn categorize(status: u16, code: Option<&str>) -> Category {
     }
 }
 
-/// Whether a response says the store does not implement a conditional header we sent.
+/// Whether a response says the store does not implement a conditional header we sent: status
+/// 501 itself (a 4xx that happens to carry the code is not enough to give up the guard).
 pub fn is_not_implemented(response: &Response) -> bool {
-    response.status == 501 || error_code(&response.body).as_deref() == Some("NotImplemented")
+    response.status == 501
 }
 
 /// Calls `on` with the element path and the element's text (its text nodes joined) at the

@@ -110,11 +110,12 @@ pub fn write_state_file(path: &Path, state: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-    file.write_all(state)
-        .and_then(|()| file.sync_all())
-        .map_err(fail)?;
-    drop(file);
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+        file.write_all(state)
+            .and_then(|()| file.sync_all())
+            .map_err(fail)?;
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         fail(e)

@@ -16,6 +16,10 @@ use crate::segment::{self, open_segment, seal_segment, segment_name, Segment};
 
 /// A push that keeps finding its segment number taken gives up after this many tries.
 const MAX_PUSH_CONFLICTS: u32 = 16;
+/// A listing longer than this many pages (10 million manifests) is not believed.
+const MAX_LIST_PAGES: usize = 10_000;
+/// At most this many segments of one device are fetched in one sync; the rest come next time.
+const MAX_SEGMENTS_PER_SYNC: u64 = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -42,6 +46,14 @@ struct Op {
     skew_corrected: bool,
     /// Not to be sent before this time (a retry's backoff).
     due: Timestamp,
+}
+
+/// How a failed request is sent again.
+enum Retry {
+    /// At once, signed with the clock just corrected from the store's `Date`.
+    SkewCorrected,
+    /// After a backoff, as the next attempt.
+    After(u64),
 }
 
 /// What an outstanding request is for.
@@ -85,6 +97,9 @@ pub(crate) struct SyncRun {
     seen_tokens: HashSet<String>,
     push_keys: VecDeque<Vec<u8>>,
     push_conflicts: u32,
+    /// Our own manifest changed in the store but could not be read: writing now could go
+    /// back on it, so this run does not push.
+    own_manifest_unread: bool,
 }
 
 impl SyncRun {
@@ -101,6 +116,7 @@ impl SyncRun {
             seen_tokens: HashSet::new(),
             push_keys: VecDeque::new(),
             push_conflicts: 0,
+            own_manifest_unread: false,
         }
     }
 
@@ -116,6 +132,13 @@ impl SyncRun {
         self.stopping = true;
         self.queue.clear();
         self.delayed.clear();
+    }
+
+    /// Queues `op`, unless the run is stopping: then nothing new goes out.
+    fn push(&mut self, op: Op) {
+        if !self.stopping {
+            self.queue.push_back(op);
+        }
     }
 
     fn idle(&self) -> bool {
@@ -199,15 +222,19 @@ impl Engine {
                 run.report.bytes_received += r.body.len() as u64;
             }
             match self.retry_decision(&op, &response, now) {
-                Some(delay_ms) if !run.stopping => {
+                Some(retry) if !run.stopping => {
                     run.report.retries += 1;
-                    op.due = Timestamp(now.0 + delay_ms);
-                    if delay_ms == 0 {
-                        op.skew_corrected = true;
-                        run.queue.push_front(op);
-                    } else {
-                        op.attempt += 1;
-                        run.delayed.push(op);
+                    match retry {
+                        Retry::SkewCorrected => {
+                            op.skew_corrected = true;
+                            op.due = now;
+                            run.queue.push_front(op);
+                        }
+                        Retry::After(delay_ms) => {
+                            op.attempt += 1;
+                            op.due = Timestamp(now.0.saturating_add(delay_ms));
+                            run.delayed.push(op);
+                        }
                     }
                 }
                 _ => self.on_response(&mut run, op.pending, response),
@@ -236,7 +263,7 @@ impl Engine {
         op: &Op,
         response: &Result<Response>,
         now: Timestamp,
-    ) -> Option<u64> {
+    ) -> Option<Retry> {
         let category = match response {
             Err(e) => e.category(),
             Ok(r) if r.status == 403 => {
@@ -249,7 +276,7 @@ impl Engine {
                 return match (skewed && !op.skew_corrected, server_ms) {
                     (true, Some(server)) => {
                         self.clock_offset_ms = server.as_millis() as i64 - now.0 as i64;
-                        Some(0)
+                        Some(Retry::SkewCorrected)
                     }
                     _ => None,
                 };
@@ -270,7 +297,7 @@ impl Engine {
             Method::Get | Method::Head | Method::Put | Method::Delete
         );
         (idempotent && RetryPolicy::retries(category) && op.attempt < self.retry.max_attempts)
-            .then(|| self.retry.delay_ms(op.attempt, self.next_request))
+            .then(|| Retry::After(self.retry.delay_ms(op.attempt, self.next_request)))
     }
 
     /// The result of the sync once it has finished: its report, or the error that stopped it
@@ -302,7 +329,12 @@ impl Engine {
                 }
                 Phase::Segments => {
                     run.phase = Phase::Pushing;
-                    run.push_keys = self.state.dirty.iter().cloned().collect();
+                    // Our own log must be known up to what the store shows before we add to
+                    // it; if it is not (a read failed), the push waits for the next sync.
+                    let own = &self.state.own;
+                    if !run.own_manifest_unread && own.segments >= own.published_segments {
+                        run.push_keys = self.state.dirty.iter().cloned().collect();
+                    }
                     self.plan_push(run);
                 }
                 Phase::Pushing => {
@@ -399,6 +431,17 @@ impl Engine {
             }
         }
         if let Some(token) = page.next_token {
+            if run.seen_tokens.len() >= MAX_LIST_PAGES {
+                return run.stop(Error::Http {
+                    category: Category::Server,
+                    status: 200,
+                    code: None,
+                    context: format!(
+                        "LIST in {} went on for more than {MAX_LIST_PAGES} pages; refusing to go on",
+                        self.store.display_name()
+                    ),
+                });
+            }
             if !run.seen_tokens.insert(token.clone()) {
                 return run.stop(Error::Http {
                     category: Category::Server,
@@ -448,7 +491,10 @@ impl Engine {
             Ok(r) => r.body,
             // Listed a moment ago and gone now: nothing to import, nothing to infer.
             Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
-            Err(e) => return run.note_failure(e),
+            Err(e) => {
+                run.own_manifest_unread |= device == self.state.device;
+                return run.note_failure(e);
+            }
         };
         let manifest = match Manifest::open(&self.manifest_key, self.vault, device, body) {
             Ok(m) => m,
@@ -490,13 +536,16 @@ impl Engine {
     fn plan_segments(&mut self, run: &mut SyncRun) {
         let me = self.state.device;
         let own = &self.state.own;
-        let mut wanted: Vec<(DeviceId, u64)> = (own.segments + 1..=own.published_segments)
+        let range = |applied: u64, known: u64| {
+            applied + 1..=known.min(applied.saturating_add(MAX_SEGMENTS_PER_SYNC))
+        };
+        let mut wanted: Vec<(DeviceId, u64)> = range(own.segments, own.published_segments)
             .filter(|seq| !own.beyond.contains(seq))
             .map(|seq| (me, seq))
             .collect();
         for (device, peer) in &self.state.peers {
             wanted.extend(
-                (peer.applied + 1..=peer.segments)
+                range(peer.applied, peer.segments)
                     .filter(|seq| !peer.beyond.contains(seq))
                     .map(|seq| (*device, seq)),
             );
@@ -641,7 +690,7 @@ impl Engine {
         );
         op.headers = headers;
         op.body = body;
-        run.queue.push_back(op);
+        run.push(op);
         true
     }
 
@@ -728,7 +777,7 @@ impl Engine {
 
     fn plan_publish(&mut self, run: &mut SyncRun) {
         let own = &self.state.own;
-        if own.segments <= own.published_segments && !own.republish {
+        if run.own_manifest_unread || (own.segments <= own.published_segments && !own.republish) {
             return;
         }
         let manifest = Manifest {
@@ -758,7 +807,7 @@ impl Engine {
         };
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
         op.body = body;
-        run.queue.push_back(op);
+        run.push(op);
     }
 
     fn on_put_manifest(

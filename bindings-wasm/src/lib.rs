@@ -1,0 +1,366 @@
+//! WebAssembly bindings of bucketsync: conversions and error mapping only; every rule lives in
+//! the core. The typed JavaScript surface (`Vault.open({...})`, error classes, `fetch`, state
+//! helpers) is the small layer in `js/` over these exports.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bucketsync::driver::{self, Transport};
+use bucketsync::sign::{SigV4, Signer};
+use bucketsync::vault::{self as core_vault, OpenOptions};
+use bucketsync::{
+    Category, Credentials, Engine, Method, Request, RequestId, RequestKind, Response, Timestamp,
+};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+/// A JS `Error` carrying the core error's category in `.category`.
+fn js_error(error: &bucketsync::Error) -> JsValue {
+    let e = js_sys::Error::new(&error.to_string());
+    let _ = Reflect::set(&e, &"category".into(), &error.category().as_str().into());
+    e.into()
+}
+
+fn config(message: String) -> JsValue {
+    js_error(&bucketsync::Error::Config(message))
+}
+
+fn now() -> Timestamp {
+    Timestamp(js_sys::Date::now() as u64)
+}
+
+fn set(target: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(target, &key.into(), &value.into());
+}
+
+fn credentials(
+    access_key_id: Option<String>,
+    secret: Option<String>,
+    token: Option<String>,
+) -> Result<Option<Credentials>, JsValue> {
+    match (access_key_id, secret) {
+        (Some(id), Some(secret)) => Credentials::new(id, secret, token)
+            .map(Some)
+            .map_err(|e| js_error(&e)),
+        (None, None) => Ok(None),
+        _ => Err(config(
+            "credentials need both accessKeyId and secretAccessKey".into(),
+        )),
+    }
+}
+
+/// The secret every device of a vault shares.
+#[wasm_bindgen]
+pub struct VaultKey(bucketsync::VaultKey);
+
+#[wasm_bindgen]
+impl VaultKey {
+    /// A new random key (from `crypto.getRandomValues`).
+    pub fn generate() -> Result<VaultKey, JsValue> {
+        bucketsync::VaultKey::generate()
+            .map(VaultKey)
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Reads a recovery code; a typo is a `config` error.
+    #[wasm_bindgen(js_name = fromRecoveryCode)]
+    pub fn from_recovery_code(code: &str) -> Result<VaultKey, JsValue> {
+        bucketsync::VaultKey::from_recovery_code(code)
+            .map(VaultKey)
+            .map_err(|e| js_error(&e))
+    }
+
+    /// The key as a human-typable code with a checksum.
+    #[wasm_bindgen(js_name = recoveryCode)]
+    pub fn recovery_code(&self) -> String {
+        self.0.recovery_code()
+    }
+
+    /// The vault's public id.
+    #[wasm_bindgen(getter, js_name = vaultId)]
+    pub fn vault_id(&self) -> String {
+        self.0.vault_id().to_string()
+    }
+}
+
+/// Executes requests with a JS function `(request) => Promise<response>`.
+struct JsTransport {
+    send: Function,
+}
+
+impl JsTransport {
+    async fn call(&self, request: Request) -> Result<Response, JsValue> {
+        let headers = Array::new();
+        for (name, value) in &request.headers {
+            headers.push(&Array::of2(&name.into(), &value.into()));
+        }
+        let js = Object::new();
+        set(&js, "method", request.method.as_str());
+        set(&js, "url", request.url.as_str());
+        set(&js, "headers", headers);
+        set(&js, "body", Uint8Array::from(&request.body[..]));
+        let promise = self.send.call1(&JsValue::NULL, &js)?;
+        let answer = JsFuture::from(Promise::resolve(&promise)).await?;
+        let status = Reflect::get(&answer, &"status".into())?
+            .as_f64()
+            .ok_or_else(|| JsValue::from_str("the transport's response has no numeric status"))?;
+        let mut headers = Vec::new();
+        if let Ok(list) =
+            Reflect::get(&answer, &"headers".into()).and_then(|h| h.dyn_into::<Array>())
+        {
+            for pair in list.iter() {
+                let pair = Array::from(&pair);
+                if let (Some(n), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                    headers.push((n.to_ascii_lowercase(), v));
+                }
+            }
+        }
+        let body = Reflect::get(&answer, &"body".into())?;
+        let body = if body.is_undefined() || body.is_null() {
+            Vec::new()
+        } else {
+            Uint8Array::new(&body).to_vec()
+        };
+        Ok(Response {
+            status: status as u16,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Transport for JsTransport {
+    async fn send(&self, request: Request) -> bucketsync::Result<Response> {
+        self.call(request).await.map_err(|e| {
+            let message = e
+                .dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+                .or_else(|| e.as_string())
+                .unwrap_or_else(|| "the transport failed".into());
+            bucketsync::Error::Transport {
+                category: Category::Network,
+                message,
+            }
+        })
+    }
+
+    async fn sleep(&self, ms: u64) {
+        let promise = Promise::new(&mut |resolve, _| {
+            let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok());
+            match set_timeout {
+                Some(f) => {
+                    let _ = f.call2(&JsValue::NULL, &resolve, &JsValue::from_f64(ms as f64));
+                }
+                None => {
+                    let _ = resolve.call0(&JsValue::NULL);
+                }
+            }
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
+fn report_object(report: &bucketsync::SyncReport) -> Object {
+    let js = Object::new();
+    set(&js, "pushed", report.pushed as f64);
+    set(&js, "pulled", report.pulled as f64);
+    set(&js, "requests", report.requests() as f64);
+    let by_kind = Object::new();
+    for kind in RequestKind::ALL {
+        set(&by_kind, kind.as_str(), report.requests_of(kind) as f64);
+    }
+    set(&js, "requestsByKind", by_kind);
+    set(&js, "bytesSent", report.bytes_sent as f64);
+    set(&js, "bytesReceived", report.bytes_received as f64);
+    set(&js, "retries", report.retries as f64);
+    let errors = Array::new();
+    for e in &report.errors {
+        errors.push(&js_error(e));
+    }
+    set(&js, "errors", errors);
+    js
+}
+
+/// One device's replica of a vault. During a sync the engine is taken out of its cell, so a
+/// call made meanwhile gets a `conflict` error instead of a panic.
+#[wasm_bindgen]
+pub struct Vault {
+    engine: Rc<RefCell<Option<Engine>>>,
+    transport: Rc<JsTransport>,
+}
+
+#[wasm_bindgen]
+impl Vault {
+    /// Opens a replica; see the JS layer's `Vault.open` for the options.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        store: &str,
+        key: &VaultKey,
+        device: Option<String>,
+        state: Option<Vec<u8>>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+        send: Function,
+    ) -> Result<Vault, JsValue> {
+        let engine = core_vault::open(OpenOptions {
+            store,
+            key: &key.0,
+            device: device.as_deref(),
+            state: state.as_deref(),
+            credentials: credentials(access_key_id, secret_access_key, session_token)?,
+            own_transport: true,
+        })
+        .map_err(|e| js_error(&e))?;
+        Ok(Vault {
+            engine: Rc::new(RefCell::new(Some(engine))),
+            transport: Rc::new(JsTransport { send }),
+        })
+    }
+
+    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine>, JsValue> {
+        std::cell::RefMut::filter_map(self.engine.borrow_mut(), Option::as_mut)
+            .map_err(|_| js_error(&bucketsync::Error::SyncInProgress))
+    }
+
+    /// Sets `key` to `value` (bytes).
+    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), JsValue> {
+        self.engine()?.put(key, value, now());
+        Ok(())
+    }
+
+    /// The value of `key`, or `undefined`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, JsValue> {
+        Ok(self.engine()?.get(key).map(<[u8]>::to_vec))
+    }
+
+    /// Deletes `key` (a tombstone).
+    pub fn delete(&self, key: Vec<u8>) -> Result<(), JsValue> {
+        self.engine()?.delete(key, now());
+        Ok(())
+    }
+
+    /// Live keys starting with `prefix`, sorted, as `Uint8Array`s.
+    pub fn keys(&self, prefix: &[u8]) -> Result<Array, JsValue> {
+        let keys = Array::new();
+        for k in self.engine()?.keys(prefix) {
+            keys.push(&Uint8Array::from(&k[..]));
+        }
+        Ok(keys)
+    }
+
+    /// Syncs; resolves to a report object, rejects with an `Error` carrying `.category`.
+    pub fn sync(&self) -> Promise {
+        let engine = self.engine.clone();
+        let transport = self.transport.clone();
+        future_to_promise(async move {
+            let taken = engine.borrow_mut().take();
+            let mut replica = taken.ok_or_else(|| js_error(&bucketsync::Error::SyncInProgress))?;
+            let outcome =
+                driver::sync(&mut replica, &*transport, now, driver::DEFAULT_CONCURRENCY).await;
+            *engine.borrow_mut() = Some(replica);
+            match outcome {
+                Ok(report) => Ok(report_object(&report).into()),
+                Err(e) => Err(js_error(&e)),
+            }
+        })
+    }
+
+    /// The local state as bytes, for `Vault.open({state})`.
+    #[wasm_bindgen(js_name = exportState)]
+    pub fn export_state(&self) -> Result<Vec<u8>, JsValue> {
+        Ok(self.engine()?.export_state())
+    }
+
+    /// This replica's device id.
+    #[wasm_bindgen(getter)]
+    pub fn device(&self) -> Result<String, JsValue> {
+        Ok(self.engine()?.device().to_string())
+    }
+
+    /// Local writes not yet in the store.
+    #[wasm_bindgen(getter)]
+    pub fn unpushed(&self) -> Result<u32, JsValue> {
+        Ok(self.engine()?.unpushed() as u32)
+    }
+}
+
+fn method(name: &str) -> Result<Method, JsValue> {
+    match name.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::Get),
+        "PUT" => Ok(Method::Put),
+        "HEAD" => Ok(Method::Head),
+        "DELETE" => Ok(Method::Delete),
+        other => Err(config(format!("unsupported method {other:?}"))),
+    }
+}
+
+/// A presigned URL (SigV4 in the query) valid for `expires_secs` from now: what a page's auth
+/// service hands out instead of keys.
+#[wasm_bindgen]
+pub fn presign(
+    method_name: &str,
+    url: &str,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    region: &str,
+    expires_secs: u32,
+) -> Result<String, JsValue> {
+    let creds = Credentials::new(access_key_id, secret_access_key, session_token)
+        .map_err(|e| js_error(&e))?;
+    SigV4::new(creds, region)
+        .presign(
+            method(method_name)?,
+            url,
+            Duration::from_secs(expires_secs.into()),
+            now(),
+        )
+        .map_err(|e| js_error(&e))
+}
+
+/// Signs a request's headers with SigV4 (for requests the app makes itself, such as setting
+/// a bucket's CORS rule). Returns the headers to send, as `[name, value]` pairs.
+#[wasm_bindgen(js_name = signRequest)]
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request(
+    method_name: &str,
+    url: &str,
+    headers: Array,
+    body: Vec<u8>,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    region: &str,
+) -> Result<Array, JsValue> {
+    let creds = Credentials::new(access_key_id, secret_access_key, session_token)
+        .map_err(|e| js_error(&e))?;
+    let mut request = Request {
+        id: RequestId(0),
+        kind: RequestKind::List,
+        method: method(method_name)?,
+        url: url.to_owned(),
+        headers: headers
+            .iter()
+            .filter_map(|pair| {
+                let pair = Array::from(&pair);
+                Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+            })
+            .collect(),
+        body,
+    };
+    SigV4::new(creds, region)
+        .sign(&mut request, now())
+        .map_err(|e| js_error(&e))?;
+    let out = Array::new();
+    for (n, v) in request.headers {
+        out.push(&Array::of2(&n.into(), &v.into()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,141 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir, homedir } from 'node:os';
+import { join } from 'node:path';
+
+import * as bucketsync from '../js/index.js';
+import { Vault, VaultKey } from '../js/index.js';
+import { startServer, root } from './helpers.mjs';
+
+let server;
+before(async () => {
+  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop');
+});
+after(async () => {
+  await server?.stop();
+});
+
+test('two vaults converge through SeaweedFS, and a third bootstraps', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'notes/');
+  const a = await Vault.open({ store, key, credentials: server.credentials });
+  const b = await Vault.open({ store, key, credentials: server.credentials });
+  a.put('notes/a', 'from a');
+  a.put(new Uint8Array([0, 255]), new Uint8Array([1, 2, 3]));
+  b.put('notes/b', 'from b');
+  b.put('shared', 'b');
+  a.put('shared', 'a, later');
+  b.delete('notes/b');
+  for (const vault of [a, b, a]) {
+    const report = await vault.sync();
+    assert.deepEqual(report.errors, []);
+  }
+  assert.deepEqual(a.keyStrings(), b.keyStrings());
+  assert.equal(b.getString('shared'), 'a, later');
+  assert.deepEqual(b.get(new Uint8Array([0, 255])), new Uint8Array([1, 2, 3]));
+  assert.equal(a.get('notes/b'), undefined);
+
+  const c = await Vault.open({ store, key, credentials: server.credentials });
+  const report = await c.sync();
+  assert.ok(report.pulled >= 3);
+  assert.equal(report.requestsByKind.list, 1);
+  assert.deepEqual(c.keyStrings('notes/'), ['notes/a']);
+  assert.equal((await c.sync()).requests, 1, 'nothing new: one LIST');
+});
+
+test('errors are Error subclasses with a category', async () => {
+  const key = await VaultKey.generate();
+  const code = key.recoveryCode();
+  const typo = (code[0] === '1' ? '2' : '1') + code.slice(1);
+  await assert.rejects(VaultKey.fromRecoveryCode(typo), (e) => {
+    assert.ok(e instanceof bucketsync.ConfigError && e instanceof bucketsync.BucketsyncError && e instanceof Error);
+    assert.equal(e.category, 'config');
+    assert.match(e.message, /checksum/);
+    return true;
+  });
+  await assert.rejects(
+    Vault.open({ store: 's3://bucket/x?endpoit=http://x', key, credentials: server.credentials }),
+    (e) => e instanceof bucketsync.ConfigError && /unknown parameter/.test(e.message),
+  );
+  const secret = 'not-the-secret-at-all-42';
+  const wrong = await Vault.open({
+    store: server.store('node-errors'),
+    key,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: secret },
+  });
+  wrong.put('k', 'v');
+  await assert.rejects(wrong.sync(), (e) => {
+    assert.ok(e instanceof bucketsync.AuthError, `${e}`);
+    assert.equal(e.category, 'auth');
+    assert.ok(!e.message.includes(secret));
+    return true;
+  });
+  assert.equal(wrong.unpushed, 1, 'nothing lost');
+  const missing = await Vault.open({ store: server.store('no-such-bucket-here'), key, credentials: server.credentials });
+  await assert.rejects(missing.sync(), (e) => e instanceof bucketsync.NotFoundError && e.category === 'not-found');
+
+  const mine = await Vault.open({ store: server.store('node-errors'), key, credentials: server.credentials });
+  await assert.rejects(
+    Vault.open({ store: server.store('node-errors'), key: await VaultKey.generate(), state: mine.exportState() }),
+    (e) => e instanceof bucketsync.WrongVaultError,
+  );
+  assert.throws(() => mine.put('k', 42), TypeError);
+});
+
+test('a page without keys syncs through a signer that presigns (an auth service)', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-signer');
+  // The "auth service": holds the credentials, hands out presigned URLs.
+  const signer = async ({ method, url }) => ({
+    url: await bucketsync.presign({ method, url, credentials: server.credentials, expiresSeconds: 60 }),
+    headers: [],
+  });
+  const browserLike = await Vault.open({ store, key, signer });
+  browserLike.put('via', 'presigned URLs');
+  const report = await browserLike.sync();
+  assert.equal(report.pushed, 1);
+  const reader = await Vault.open({ store, key, credentials: server.credentials });
+  await reader.sync();
+  assert.equal(reader.getString('via'), 'presigned URLs');
+});
+
+test('fileStorage keeps the state across opens', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-'));
+  const storage = bucketsync.fileStorage(join(dir, 'replica.state'));
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'file-state/');
+  const first = await Vault.open({ store, key, storage, credentials: server.credentials });
+  first.put('kept', 'yes');
+  await first.sync();
+  const again = await Vault.open({ store, key, storage, credentials: server.credentials });
+  assert.equal(again.getString('kept'), 'yes');
+  assert.equal(again.device, first.device);
+});
+
+test('interop: what Node writes Python reads, and back', async () => {
+  const python = process.env.BUCKETSYNC_PYTHON ?? join(homedir(), '.cache/bucketsync/pyvenv/bin/python');
+  const key = await VaultKey.generate();
+  const store = server.store('node-interop');
+  const node = await Vault.open({ store, key, credentials: server.credentials });
+  node.put('from/node', 'hello from JavaScript');
+  await node.sync();
+  const script = `
+import sys, bucketsync
+key = bucketsync.VaultKey.from_recovery_code(sys.argv[2])
+creds = bucketsync.Credentials(sys.argv[3], sys.argv[4])
+with bucketsync.Vault.open(sys.argv[1], key, credentials=creds) as v:
+    v.sync()
+    print(v.get("from/node").decode())
+    v.put("from/python", "hello from Python")
+    v.sync()
+`;
+  const out = execFileSync(python, ['-c', script, store, key.recoveryCode(), server.accessKeyId, server.secretAccessKey], {
+    encoding: 'utf8',
+    cwd: root,
+  });
+  assert.equal(out.trim(), 'hello from JavaScript');
+  await node.sync();
+  assert.equal(node.getString('from/python'), 'hello from Python');
+});
