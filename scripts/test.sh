@@ -50,6 +50,22 @@ fi
 PATH="$pyvenv/bin:$PATH" "$pyvenv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
 (cd bindings-python && "$pyvenv/bin/python" -m pytest -q tests) 2>&1 | tee -a "$results"
 
+step "npm package: build (wasm size bar), node --test, headless Chromium"
+if [ ! -x "$BUCKETSYNC_CACHE/wasm-bindgen/bin/wasm-bindgen" ]; then
+  cargo install wasm-bindgen-cli --version 0.2.130 --root "$BUCKETSYNC_CACHE/wasm-bindgen"
+fi
+if [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/wasm-opt" ] || [ ! -d "$BUCKETSYNC_CACHE/npm/node_modules/playwright-core" ]; then
+  mkdir -p "$BUCKETSYNC_CACHE/npm"
+  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0)
+fi
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+cargo clippy -q -p bucketsync-wasm --target wasm32-unknown-unknown -- -D warnings
+bash bindings-wasm/build.sh
+cargo build -q --bin test-server
+node --test bindings-wasm/tests/ 2>&1 | tee -a "$results"
+
 step "python wheel installs into a fresh venv"
 rm -rf target/wheels target/wheel-check
 "$pyvenv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o target/wheels
@@ -67,5 +83,7 @@ echo "quickstart ok"
 # One closing line for all the test binaries above.
 awk '/^test result:/ { p += $4; f += $6 }
      / passed/ && !/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^# pass / { p += $3 }
+     /^# fail / { f += $3 }
      END { printf "\nall: %d passed, %d failed\n", p, f }' "$results"
 rm -f "$results"

@@ -1,5 +1,6 @@
 import os
 import subprocess
+import time
 import sys
 import urllib.error
 import urllib.request
@@ -24,6 +25,9 @@ def test_two_vaults_converge_and_a_third_bootstraps(seaweed, credentials, tmp_pa
         a.put(b"bin\x00key", b"\xff\x00")
         b.put("notes/b", "from b")
         b.put("shared", "b")
+        # A later millisecond: writes in the same one on two unsynced devices are concurrent,
+        # and the device id decides.
+        time.sleep(0.005)
         a.put("shared", "a, later")
         b.delete("notes/b")
         for vault in (a, b, a):

@@ -26,6 +26,9 @@ test('two vaults converge through SeaweedFS, and a third bootstraps', async () =
   a.put(new Uint8Array([0, 255]), new Uint8Array([1, 2, 3]));
   b.put('notes/b', 'from b');
   b.put('shared', 'b');
+  // A later millisecond: writes in the same one on two unsynced devices are concurrent, and
+  // the device id decides.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   a.put('shared', 'a, later');
   b.delete('notes/b');
   for (const vault of [a, b, a]) {
