@@ -1,0 +1,438 @@
+//! Swift and Kotlin bindings of bucketsync: conversions, locking and error mapping only; every
+//! rule lives in the core. Methods that do I/O are async (Swift `async throws`, Kotlin
+//! `suspend`); an app may execute requests itself through [`HostTransport`].
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bucketsync::driver::{self, Transport};
+use bucketsync::folder::FolderBucket;
+use bucketsync::reqwest_transport::{HttpOptions, ReqwestTransport};
+use bucketsync::vault::{self as core_vault, OpenOptions};
+use bucketsync::{Category, Engine, RequestKind, Store, Timestamp};
+
+uniffi::setup_scaffolding!();
+
+/// A bucketsync failure; the variant is its category, the text says what happened.
+#[derive(Debug, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum BucketsyncError {
+    /// Bad input or configuration.
+    Config(String),
+    /// The store refused the credentials or signature.
+    Auth(String),
+    /// A bucket or object that should exist does not.
+    NotFound(String),
+    /// The store asked to slow down.
+    Throttled(String),
+    /// A request did not finish in time.
+    Timeout(String),
+    /// The store could not be reached (or the host transport failed).
+    Network(String),
+    /// The store answered with an error or something not understood.
+    Server(String),
+    /// An object or state failed its checks.
+    Corrupt(String),
+    /// An object or state belongs to another vault.
+    WrongVault(String),
+    /// A manifest went back to an older version.
+    Rollback(String),
+    /// An operation collided with another, such as a second sync at once.
+    Conflict(String),
+}
+
+impl std::fmt::Display for BucketsyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use BucketsyncError::*;
+        match self {
+            Config(m) | Auth(m) | NotFound(m) | Throttled(m) | Timeout(m) | Network(m)
+            | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for BucketsyncError {}
+
+impl From<bucketsync::Error> for BucketsyncError {
+    fn from(e: bucketsync::Error) -> Self {
+        let m = e.to_string();
+        match e.category() {
+            Category::Config => Self::Config(m),
+            Category::Auth => Self::Auth(m),
+            Category::NotFound => Self::NotFound(m),
+            Category::Throttled => Self::Throttled(m),
+            Category::Timeout => Self::Timeout(m),
+            Category::Network => Self::Network(m),
+            Category::Corrupt => Self::Corrupt(m),
+            Category::WrongVault => Self::WrongVault(m),
+            Category::Rollback => Self::Rollback(m),
+            Category::Conflict => Self::Conflict(m),
+            _ => Self::Server(m),
+        }
+    }
+}
+
+/// What a host transport throws when no response arrived.
+#[derive(Debug, uniffi::Error)]
+pub enum TransportError {
+    /// The store could not be reached.
+    Network { reason: String },
+    /// No answer in time.
+    Timeout { reason: String },
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Network { reason } | TransportError::Timeout { reason } => {
+                f.write_str(reason)
+            }
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        TransportError::Network {
+            reason: format!("the host transport failed: {}", e.reason),
+        }
+    }
+}
+
+/// One HTTP header.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// A request for the host transport to execute exactly as given (it is already signed).
+#[derive(Clone, uniffi::Record)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// What the host transport answers, whatever the status.
+#[derive(Clone, uniffi::Record)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+/// Executes requests with the platform's HTTP stack (URLSession, OkHttp): background
+/// sessions, proxies, certificate pinning.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait HostTransport: Send + Sync {
+    /// Sends the request and returns the response; throws only when no response arrived.
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// The secret every device of a vault shares.
+#[derive(uniffi::Object)]
+pub struct VaultKey(bucketsync::VaultKey);
+
+#[uniffi::export]
+impl VaultKey {
+    /// A new random key.
+    #[uniffi::constructor]
+    pub fn generate() -> Result<Arc<Self>, BucketsyncError> {
+        Ok(Arc::new(VaultKey(bucketsync::VaultKey::generate()?)))
+    }
+
+    /// Reads a recovery code; a typo is a `Config` error.
+    #[uniffi::constructor]
+    pub fn from_recovery_code(code: String) -> Result<Arc<Self>, BucketsyncError> {
+        Ok(Arc::new(VaultKey(
+            bucketsync::VaultKey::from_recovery_code(&code)?,
+        )))
+    }
+
+    /// The key as a human-typable code with a checksum.
+    pub fn recovery_code(&self) -> String {
+        self.0.recovery_code()
+    }
+
+    /// The vault's public id.
+    pub fn vault_id(&self) -> String {
+        self.0.vault_id().to_string()
+    }
+}
+
+/// S3 credentials, held in memory only (an object, so that no generated `toString` shows them).
+#[derive(uniffi::Object)]
+pub struct Credentials(bucketsync::Credentials);
+
+#[uniffi::export]
+impl Credentials {
+    #[uniffi::constructor]
+    pub fn new(
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    ) -> Result<Arc<Self>, BucketsyncError> {
+        Ok(Arc::new(Credentials(bucketsync::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token,
+        )?)))
+    }
+}
+
+/// An object the last sync could not import, or a request that failed.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct SyncIssue {
+    pub category: String,
+    pub message: String,
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct SyncReport {
+    pub pushed: u64,
+    pub pulled: u64,
+    pub requests: u64,
+    pub list_requests: u64,
+    pub get_requests: u64,
+    pub put_requests: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub retries: u64,
+    pub errors: Vec<SyncIssue>,
+}
+
+impl From<&bucketsync::SyncReport> for SyncReport {
+    fn from(r: &bucketsync::SyncReport) -> Self {
+        SyncReport {
+            pushed: r.pushed,
+            pulled: r.pulled,
+            requests: r.requests(),
+            list_requests: r.requests_of(RequestKind::List),
+            get_requests: r.requests_of(RequestKind::GetManifest)
+                + r.requests_of(RequestKind::GetSegment),
+            put_requests: r.requests_of(RequestKind::PutSegment)
+                + r.requests_of(RequestKind::PutManifest),
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            retries: r.retries,
+            errors: r
+                .errors
+                .iter()
+                .map(|e| SyncIssue {
+                    category: e.category().as_str().to_owned(),
+                    message: e.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+enum AnyTransport {
+    Folder(FolderBucket),
+    Http(ReqwestTransport),
+    Host(Arc<dyn HostTransport>),
+}
+
+impl Transport for AnyTransport {
+    async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
+        match self {
+            AnyTransport::Folder(t) => t.send(request).await,
+            AnyTransport::Http(t) => t.send(request).await,
+            AnyTransport::Host(t) => {
+                let request = HttpRequest {
+                    method: request.method.as_str().to_owned(),
+                    url: request.url,
+                    headers: request
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| Header { name, value })
+                        .collect(),
+                    body: request.body,
+                };
+                match t.send(request).await {
+                    Ok(r) => Ok(bucketsync::Response {
+                        status: r.status,
+                        headers: r
+                            .headers
+                            .into_iter()
+                            .map(|h| (h.name.to_ascii_lowercase(), h.value))
+                            .collect(),
+                        body: r.body,
+                    }),
+                    Err(e) => Err(bucketsync::Error::Transport {
+                        category: match e {
+                            TransportError::Timeout { .. } => Category::Timeout,
+                            TransportError::Network { .. } => Category::Network,
+                        },
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(since.as_millis() as u64)
+}
+
+/// Where the replica is: during a sync it is taken out of the lock, so other calls get
+/// `Conflict` instead of waiting on a lock held across the network.
+enum Slot {
+    Idle(Box<Engine>),
+    Syncing,
+}
+
+/// One device's replica of a vault.
+#[derive(uniffi::Object)]
+pub struct Vault {
+    slot: Mutex<Slot>,
+    transport: AnyTransport,
+    state_path: Option<PathBuf>,
+}
+
+impl Vault {
+    fn with<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> Result<T, BucketsyncError> {
+        match &mut *self.slot.lock().unwrap_or_else(|p| p.into_inner()) {
+            Slot::Idle(engine) => Ok(f(engine)),
+            Slot::Syncing => Err(bucketsync::Error::SyncInProgress.into()),
+        }
+    }
+
+    fn save(&self, engine: &Engine) -> Result<(), BucketsyncError> {
+        match &self.state_path {
+            Some(path) => Ok(core_vault::write_state_file(path, &engine.export_state())?),
+            None => Ok(()),
+        }
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Vault {
+    /// Opens a replica. `store`: `s3://bucket/prefix?region=…&endpoint=…&path_style=true` or
+    /// `file:///abs/dir`. `state_path`: the local state file (created when missing).
+    /// `credentials`: for s3:// stores, else the AWS_* environment. `transport`: execute
+    /// requests with the platform's HTTP stack instead of the built-in one.
+    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None))]
+    pub fn open(
+        store: String,
+        key: Arc<VaultKey>,
+        device: Option<String>,
+        state_path: Option<String>,
+        credentials: Option<Arc<Credentials>>,
+        transport: Option<Arc<dyn HostTransport>>,
+    ) -> Result<Arc<Self>, BucketsyncError> {
+        let state_path = state_path.map(PathBuf::from);
+        let saved = match &state_path {
+            Some(path) => core_vault::read_state_file(path)?,
+            None => None,
+        };
+        let engine = core_vault::open(OpenOptions {
+            store: &store,
+            key: &key.0,
+            device: device.as_deref(),
+            state: saved.as_deref(),
+            credentials: credentials.map(|c| c.0.clone()),
+            own_transport: transport.is_some(),
+        })?;
+        let transport = match (transport, engine.store()) {
+            (Some(host), _) => AnyTransport::Host(host),
+            (None, Store::Folder { .. }) => AnyTransport::Folder(FolderBucket),
+            (None, _) => AnyTransport::Http(ReqwestTransport::new(HttpOptions::default())?),
+        };
+        let vault = Vault {
+            slot: Mutex::new(Slot::Idle(Box::new(engine))),
+            transport,
+            state_path,
+        };
+        vault.with(|e| vault.save(e))??;
+        Ok(Arc::new(vault))
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), BucketsyncError> {
+        self.with(|e| {
+            e.put(key, value, now());
+        })
+    }
+
+    /// Sets `key` to `value`, both stored as UTF-8.
+    pub fn put_text(&self, key: String, value: String) -> Result<(), BucketsyncError> {
+        self.put(key.into_bytes(), value.into_bytes())
+    }
+
+    /// The value of `key`, or null when absent or deleted.
+    pub fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, BucketsyncError> {
+        self.with(|e| e.get(&key).map(<[u8]>::to_vec))
+    }
+
+    /// The value of `key` decoded as UTF-8 (invalid bytes replaced), or null.
+    pub fn get_text(&self, key: String) -> Result<Option<String>, BucketsyncError> {
+        Ok(self
+            .get(key.into_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Deletes `key` (a tombstone that reaches every device).
+    pub fn delete(&self, key: Vec<u8>) -> Result<(), BucketsyncError> {
+        self.with(|e| {
+            e.delete(key, now());
+        })
+    }
+
+    /// Live keys starting with `prefix`, sorted.
+    pub fn keys(&self, prefix: Vec<u8>) -> Result<Vec<Vec<u8>>, BucketsyncError> {
+        self.with(|e| e.keys(&prefix))
+    }
+
+    /// Pulls and pushes; the state file is saved either way.
+    pub async fn sync(&self) -> Result<SyncReport, BucketsyncError> {
+        let mut engine = {
+            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+            match std::mem::replace(&mut *slot, Slot::Syncing) {
+                Slot::Idle(engine) => engine,
+                Slot::Syncing => return Err(bucketsync::Error::SyncInProgress.into()),
+            }
+        };
+        let outcome = driver::sync(
+            &mut engine,
+            &self.transport,
+            now,
+            driver::DEFAULT_CONCURRENCY,
+        )
+        .await;
+        let saved = self.save(&engine);
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::Idle(engine);
+        saved?;
+        Ok(SyncReport::from(&outcome?))
+    }
+
+    /// The local state as bytes.
+    pub fn export_state(&self) -> Result<Vec<u8>, BucketsyncError> {
+        self.with(|e| e.export_state())
+    }
+
+    /// This replica's device id.
+    pub fn device(&self) -> Result<String, BucketsyncError> {
+        self.with(|e| e.device().to_string())
+    }
+
+    /// Local writes not yet in the store.
+    pub fn unpushed(&self) -> Result<u64, BucketsyncError> {
+        self.with(|e| e.unpushed() as u64)
+    }
+}

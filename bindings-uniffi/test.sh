@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Kotlin (JVM) and Swift (XCTest, in a Debian trixie chroot) against one SeaweedFS, then the
+# interop check: a record written from Kotlin is read by Swift and by the Rust side.
+# Swift needs the chroot that scripts/test.sh prepares; BUCKETSYNC_SKIP_SWIFT=1 skips it
+# explicitly (and says so), nothing else does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${BUCKETSYNC_CACHE:-$HOME/.cache/bucketsync}"
+kotlin="$cache/kotlin/node_modules/kotlin-compiler"
+swift_root="$cache/swift-root"
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+  exec 9>&- 2>/dev/null || true
+  [ -n "$server_pid" ] && wait "$server_pid" 2>/dev/null || true
+  mountpoint -q "$swift_root/proc" && umount "$swift_root/proc" || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cargo build -q --bin test-server --example read_record
+bindings-uniffi/generate.sh /work/bucketsync-swift
+
+# One SeaweedFS for the whole step; it stops when fd 9 closes.
+mkfifo "$tmp/ctl"
+target/debug/test-server seaweedfs kotlin swift interop < "$tmp/ctl" > "$tmp/server.json" &
+server_pid=$!
+exec 9> "$tmp/ctl"
+until [ -s "$tmp/server.json" ]; do sleep 0.1; done
+eval "$(python3 -c 'import json, sys; print("export BUCKETSYNC_TEST_ENDPOINT={endpoint} BUCKETSYNC_TEST_ACCESS_KEY={accessKeyId} BUCKETSYNC_TEST_SECRET_KEY={secretAccessKey}".format(**json.load(open(sys.argv[1]))))' "$tmp/server.json")"
+export BUCKETSYNC_INTEROP_CODE="$(cargo run -q --example read_record -- --new-code)"
+
+echo "-- Kotlin"
+cp_jars="/usr/share/java/jna.jar:$kotlin/lib/kotlinx-coroutines-core-jvm.jar"
+"$kotlin/bin/kotlinc" -nowarn target/uniffi/kotlin/uniffi/bucketsync_uniffi/bucketsync_uniffi.kt \
+  bindings-uniffi/tests/kotlin/VaultTest.kt -cp "$cp_jars" -d "$tmp/kotlin-test.jar" 2>&1 | grep -v "^warning" || true
+java -Djna.library.path=target/uniffi/kotlin -cp "$tmp/kotlin-test.jar:$kotlin/lib/kotlin-stdlib.jar:$cp_jars" VaultTestKt
+
+echo "-- Swift"
+if [ "${BUCKETSYNC_SKIP_SWIFT:-}" = 1 ]; then
+  echo "Swift SKIPPED because BUCKETSYNC_SKIP_SWIFT=1"
+else
+  if [ ! -L "$swift_root/usr/bin/swift" ] && [ ! -x "$swift_root/usr/bin/swift" ]; then
+    echo "no Swift toolchain at $swift_root (scripts/test.sh builds it; or set BUCKETSYNC_SKIP_SWIFT=1 to skip Swift explicitly)" >&2
+    exit 1
+  fi
+  rm -rf "$swift_root/work/bucketsync-swift"
+  mkdir -p "$swift_root/work"
+  cp -r target/uniffi/swift/Bucketsync "$swift_root/work/bucketsync-swift"
+  cp bindings-uniffi/tests/swift/VaultTests.swift "$swift_root/work/bucketsync-swift/Tests/BucketsyncTests/"
+  mountpoint -q "$swift_root/proc" || mount -t proc proc "$swift_root/proc"
+  chroot "$swift_root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root \
+    LD_LIBRARY_PATH=/work/bucketsync-swift/lib BUCKETSYNC_TEST_ENDPOINT="$BUCKETSYNC_TEST_ENDPOINT" \
+    BUCKETSYNC_TEST_ACCESS_KEY="$BUCKETSYNC_TEST_ACCESS_KEY" BUCKETSYNC_TEST_SECRET_KEY="$BUCKETSYNC_TEST_SECRET_KEY" \
+    BUCKETSYNC_INTEROP_CODE="$BUCKETSYNC_INTEROP_CODE" \
+    bash -c "cd /work/bucketsync-swift && swift test --disable-swift-testing 2>&1" | grep -vE "^\[[0-9]+/[0-9]+\]|^Building|^Compiling|^Write|^Planning" 
+  umount "$swift_root/proc"
+fi
+
+echo "-- Rust reads what Kotlin (and Swift) wrote"
+cargo run -q --example read_record -- "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
+  "$BUCKETSYNC_INTEROP_CODE" from/kotlin "hello from Kotlin"
+if [ "${BUCKETSYNC_SKIP_SWIFT:-}" != 1 ]; then
+  cargo run -q --example read_record -- "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
+    "$BUCKETSYNC_INTEROP_CODE" from/swift "hello from Swift"
+fi

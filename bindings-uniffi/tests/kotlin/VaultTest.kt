@@ -1,0 +1,108 @@
+// Kotlin on the JVM against SeaweedFS (endpoint and credentials from the environment, set by
+// scripts/test.sh). Prints "N passed, N failed" and exits non-zero on any failure.
+import java.net.URI
+import java.net.http.HttpClient
+import java.net.http.HttpRequest.BodyPublishers
+import java.net.http.HttpResponse.BodyHandlers
+import kotlinx.coroutines.runBlocking
+import uniffi.bucketsync_uniffi.*
+
+val endpoint: String = System.getenv("BUCKETSYNC_TEST_ENDPOINT") ?: error("BUCKETSYNC_TEST_ENDPOINT is not set")
+val accessKey: String = System.getenv("BUCKETSYNC_TEST_ACCESS_KEY")!!
+val secretKey: String = System.getenv("BUCKETSYNC_TEST_SECRET_KEY")!!
+
+fun store(bucket: String, prefix: String = "") = "s3://$bucket/$prefix?endpoint=$endpoint&path_style=true"
+fun creds(secret: String = secretKey) = Credentials(accessKey, secret, null)
+
+/** A transport on the JDK's own HTTP client: what an app does to use OkHttp or its proxies. */
+class JdkTransport : HostTransport {
+    private val client = HttpClient.newHttpClient()
+    var calls = 0
+
+    override suspend fun send(request: HttpRequest): HttpResponse {
+        calls++
+        val builder = java.net.http.HttpRequest.newBuilder(URI(request.url))
+        for (h in request.headers) builder.header(h.name, h.value)
+        val body = if (request.body.isEmpty()) BodyPublishers.noBody() else BodyPublishers.ofByteArray(request.body)
+        builder.method(request.method, body)
+        val response = try {
+            client.send(builder.build(), BodyHandlers.ofByteArray())
+        } catch (e: java.io.IOException) {
+            throw TransportException.Network("JDK client: ${e.message}")
+        }
+        val headers = response.headers().map().flatMap { (name, values) -> values.map { Header(name, it) } }
+        return HttpResponse(response.statusCode().toUShort(), headers, response.body())
+    }
+}
+
+fun check(condition: Boolean, what: String) {
+    if (!condition) throw AssertionError(what)
+}
+
+val tests: List<Pair<String, suspend () -> Unit>> = listOf(
+    "two vaults converge through SeaweedFS, a third bootstraps" to {
+        val key = VaultKey.generate()
+        val a = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
+        val b = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
+        a.putText("notes/a", "from a")
+        b.putText("notes/b", "from b")
+        b.delete("notes/b".toByteArray())
+        for (v in listOf(a, b, a)) check(v.sync().errors.isEmpty(), "no sync errors")
+        check(b.getText("notes/a") == "from a", "b sees a's note")
+        check(a.getText("notes/b") == null, "the delete reached a")
+        val c = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
+        val report = c.sync()
+        check(report.pulled == 2UL && c.keys(ByteArray(0)).size == 1, "c bootstraps: $report")
+        check(c.sync().requests == 1UL, "nothing new is one LIST")
+    },
+    "a Kotlin-implemented transport is used for a sync" to {
+        val key = VaultKey.generate()
+        val transport = JdkTransport()
+        val vault = Vault.open(store("kotlin", "transport/"), key, credentials = creds(), transport = transport)
+        vault.putText("via", "the JDK HTTP client")
+        val report = vault.sync()
+        check(report.pushed == 1UL && transport.calls.toULong() == report.requests, "all requests went through it: $report")
+        val reader = Vault.open(store("kotlin", "transport/"), key, credentials = creds())
+        reader.sync()
+        check(reader.getText("via") == "the JDK HTTP client", "read back")
+    },
+    "errors arrive as the typed exception with the right category" to {
+        val key = VaultKey.generate()
+        val code = key.recoveryCode()
+        val typo = (if (code[0] == '1') "2" else "1") + code.substring(1)
+        try { VaultKey.fromRecoveryCode(typo); check(false, "typo accepted") } catch (e: BucketsyncException.Config) {}
+        try { Vault.open("s3://bucket/x?endpoit=http://x", key, credentials = creds()); check(false, "bad URL accepted") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("unknown parameter"), e.message!!) }
+        val secret = "not-the-secret-at-all-42"
+        val wrong = Vault.open(store("kotlin"), key, credentials = creds(secret))
+        wrong.putText("k", "v")
+        try { wrong.sync(); check(false, "wrong secret accepted") }
+        catch (e: BucketsyncException.Auth) { check(!e.message!!.contains(secret), "no secret in the message") }
+        check(wrong.unpushed() == 1UL, "nothing lost")
+        try { Vault.open(store("no-such-bucket-here"), key, credentials = creds()).sync(); check(false, "missing bucket") }
+        catch (e: BucketsyncException.NotFound) {}
+    },
+    "interop: a record written from Kotlin, for Swift and Rust to read" to {
+        val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
+        val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds())
+        vault.putText("from/kotlin", "hello from Kotlin")
+        check(vault.sync().pushed == 1UL, "pushed")
+    },
+)
+
+fun main() = runBlocking {
+    var passed = 0
+    var failed = 0
+    for ((name, body) in tests) {
+        try {
+            body()
+            passed++
+            println("ok - $name")
+        } catch (e: Throwable) {
+            failed++
+            println("FAILED - $name: $e")
+        }
+    }
+    println("kotlin: $passed passed, $failed failed")
+    if (failed > 0) kotlin.system.exitProcess(1)
+}

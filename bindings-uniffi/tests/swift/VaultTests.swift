@@ -1,0 +1,114 @@
+// XCTest against SeaweedFS (endpoint and credentials from the environment, set by
+// bindings-uniffi/test.sh): the same scenarios as the Kotlin test.
+import XCTest
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+@testable import Bucketsync
+
+let env = ProcessInfo.processInfo.environment
+let endpoint = env["BUCKETSYNC_TEST_ENDPOINT"] ?? "unset"
+
+func store(_ bucket: String, _ prefix: String = "") -> String {
+    "s3://\(bucket)/\(prefix)?endpoint=\(endpoint)&path_style=true"
+}
+
+func creds(_ secret: String? = nil) throws -> Credentials {
+    try Credentials(accessKeyId: env["BUCKETSYNC_TEST_ACCESS_KEY"]!, secretAccessKey: secret ?? env["BUCKETSYNC_TEST_SECRET_KEY"]!, sessionToken: nil)
+}
+
+/// A transport on URLSession: what an iOS app does for background sessions or pinning.
+final class URLSessionTransport: HostTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var calls: Int { lock.withLock { count } }
+
+    func send(request: HttpRequest) async throws -> HttpResponse {
+        lock.withLock { count += 1 }
+        var urlRequest = URLRequest(url: URL(string: request.url)!)
+        urlRequest.httpMethod = request.method
+        for header in request.headers { urlRequest.setValue(header.value, forHTTPHeaderField: header.name) }
+        if !request.body.isEmpty { urlRequest.httpBody = request.body }
+        let (data, response): (Data, URLResponse)
+        do {
+            (data, response) = try await withCheckedThrowingContinuation { continuation in
+                URLSession.shared.dataTask(with: urlRequest) { data, response, error in
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: (data ?? Data(), response!)) }
+                }.resume()
+            }
+        } catch {
+            throw TransportError.Network(reason: "URLSession: \(error)")
+        }
+        let http = response as! HTTPURLResponse
+        let headers = http.allHeaderFields.map { Header(name: "\($0.key)", value: "\($0.value)") }
+        return HttpResponse(status: UInt16(http.statusCode), headers: headers, body: data)
+    }
+}
+
+final class VaultTests: XCTestCase {
+    func testTwoVaultsConvergeAndAThirdBootstraps() async throws {
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
+        let b = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
+        try a.putText(key: "notes/a", value: "from a")
+        try b.putText(key: "notes/b", value: "from b")
+        try b.delete(key: Data("notes/b".utf8))
+        for vault in [a, b, a] {
+            let report = try await vault.sync()
+            XCTAssertTrue(report.errors.isEmpty)
+        }
+        XCTAssertEqual(try b.getText(key: "notes/a"), "from a")
+        XCTAssertNil(try a.getText(key: "notes/b"))
+        let c = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
+        let report = try await c.sync()
+        XCTAssertEqual(report.pulled, 2)
+        XCTAssertEqual(try c.keys(prefix: Data()).count, 1)
+        let again = try await c.sync()
+        XCTAssertEqual(again.requests, 1)
+    }
+
+    func testASwiftTransportIsUsedForASync() async throws {
+        let key = try VaultKey.generate()
+        let transport = URLSessionTransport()
+        let vault = try Vault.open(store: store("swift", "transport/"), key: key, credentials: try creds(), transport: transport)
+        try vault.putText(key: "via", value: "URLSession")
+        let report = try await vault.sync()
+        XCTAssertEqual(report.pushed, 1)
+        XCTAssertEqual(UInt64(transport.calls), report.requests)
+        let reader = try Vault.open(store: store("swift", "transport/"), key: key, credentials: try creds())
+        _ = try await reader.sync()
+        XCTAssertEqual(try reader.getText(key: "via"), "URLSession")
+    }
+
+    func testErrorsAreTypedWithTheirCategory() async throws {
+        let key = try VaultKey.generate()
+        let code = key.recoveryCode()
+        let typo = (code.first == "1" ? "2" : "1") + code.dropFirst()
+        XCTAssertThrowsError(try VaultKey.fromRecoveryCode(code: typo)) { error in
+            guard case BucketsyncError.Config = error else { return XCTFail("\(error)") }
+        }
+        let secret = "not-the-secret-at-all-42"
+        let wrong = try Vault.open(store: store("swift"), key: key, credentials: try creds(secret))
+        try wrong.putText(key: "k", value: "v")
+        do {
+            _ = try await wrong.sync()
+            XCTFail("a wrong secret was accepted")
+        } catch BucketsyncError.Auth(let message) {
+            XCTAssertFalse(message.contains(secret))
+        }
+        XCTAssertEqual(try wrong.unpushed(), 1)
+        do {
+            _ = try await Vault.open(store: store("no-such-bucket-here"), key: key, credentials: try creds()).sync()
+            XCTFail("a missing bucket was accepted")
+        } catch BucketsyncError.NotFound {}
+    }
+
+    func testInteropReadsTheRecordKotlinWrote() async throws {
+        let code = try XCTUnwrap(env["BUCKETSYNC_INTEROP_CODE"])
+        let vault = try Vault.open(store: store("interop"), key: try VaultKey.fromRecoveryCode(code: code), credentials: try creds())
+        _ = try await vault.sync()
+        XCTAssertEqual(try vault.getText(key: "from/kotlin"), "hello from Kotlin")
+        try vault.putText(key: "from/swift", value: "hello from Swift")
+        _ = try await vault.sync()
+    }
+}
