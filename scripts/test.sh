@@ -54,9 +54,10 @@ step "npm package: build (wasm size bar), node --test, headless Chromium"
 if [ ! -x "$BUCKETSYNC_CACHE/wasm-bindgen/bin/wasm-bindgen" ]; then
   cargo install wasm-bindgen-cli --version 0.2.130 --root "$BUCKETSYNC_CACHE/wasm-bindgen"
 fi
-if [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/wasm-opt" ] || [ ! -d "$BUCKETSYNC_CACHE/npm/node_modules/playwright-core" ]; then
+if [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/wasm-opt" ] || [ ! -d "$BUCKETSYNC_CACHE/npm/node_modules/playwright-core" ] \
+   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" ]; then
   mkdir -p "$BUCKETSYNC_CACHE/npm"
-  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0)
+  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0 typescript@5.9.3)
 fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
@@ -65,6 +66,9 @@ cargo clippy -q -p bucketsync-wasm --target wasm32-unknown-unknown -- -D warning
 bash bindings-wasm/build.sh
 cargo build -q --bin test-server
 node --test bindings-wasm/tests/ 2>&1 | tee -a "$results"
+"$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" --strict --noEmit --target es2022 --module nodenext \
+  --moduleResolution nodenext bindings-wasm/tests/types-check.ts
+echo "typescript: the package's types check"
 
 step "Swift and Kotlin (uniffi): Kotlin on the JVM, Swift XCTest in a Debian trixie chroot"
 need_apt=()

@@ -1,0 +1,39 @@
+// Compiled with `tsc --strict --noEmit` by scripts/test.sh: the package's types must describe
+// the documented usage without casts, and reject misuse (the @ts-expect-error lines).
+import {
+  BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
+} from '../js/index.js';
+
+async function usage(): Promise<void> {
+  const key: VaultKey = await VaultKey.generate();
+  const again: VaultKey = await VaultKey.fromRecoveryCode(key.recoveryCode());
+  const signer: Signer = async ({ method, url }) => ({
+    url: await presign({ method, url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }),
+    headers: [],
+  });
+  const vault = await Vault.open({ store: 's3://bucket/p', key: again, storage: fileStorage('/tmp/x'), signer });
+  vault.put('k', 'v');
+  vault.put(new Uint8Array([1]), new Uint8Array([2]));
+  const value: Uint8Array | undefined = vault.get('k');
+  const text: string | undefined = vault.getString('k');
+  const keys: string[] = vault.keyStrings('notes/');
+  try {
+    const report: SyncReport = await vault.sync();
+    const lists: number = report.requestsByKind.list;
+    const categories: string[] = report.errors.map((e) => e.category);
+    void [lists, categories];
+  } catch (e) {
+    if (e instanceof AuthError) {
+      const category: 'auth' | string = e.category;
+      void category;
+    } else if (e instanceof BucketsyncError) {
+      void e.message;
+    }
+  }
+  // @ts-expect-error numbers are not keys
+  vault.put(1, 'v');
+  // @ts-expect-error the store URL is required
+  await Vault.open({ key });
+  void [value, text, keys];
+}
+void usage;
