@@ -5,8 +5,8 @@
 //! cargo run --example read_record -- --new-code                         # prints a fresh recovery code
 //! ```
 
+use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::{Credentials, DeviceId, Engine, Store, VaultKey};
-use bucketsync_suite::quickstart::AnyTransport;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Credentials::from_env()?,
     };
     engine.set_credentials(credentials);
-    let transport = AnyTransport::for_store(&store)?;
+    let transport = BuiltinTransport::for_store(&store)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -4,53 +4,12 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use bucketsync::driver::Transport;
-use bucketsync::folder::FolderBucket;
-use bucketsync::reqwest_transport::{HttpOptions, ReqwestTransport};
-use bucketsync::{
-    Credentials, DeviceId, Engine, Request, Response, Result, Store, SyncReport, VaultKey,
-};
+use bucketsync::builtin_transport::BuiltinTransport;
+use bucketsync::{Credentials, DeviceId, Engine, Result, Store, SyncReport, VaultKey};
 
 use crate::{sync, wall_clock};
 
 type Failure = Box<dyn std::error::Error>;
-
-/// The transport a store URL calls for.
-pub enum AnyTransport {
-    /// `file://` stores.
-    Folder(FolderBucket),
-    /// `s3://` stores.
-    Http(ReqwestTransport),
-}
-
-impl AnyTransport {
-    /// The transport for `store`.
-    ///
-    /// # Errors
-    /// When the HTTP client cannot be built.
-    pub fn for_store(store: &Store) -> Result<Self> {
-        Ok(match store {
-            Store::Folder { .. } => AnyTransport::Folder(FolderBucket),
-            _ => AnyTransport::Http(ReqwestTransport::new(HttpOptions::default())?),
-        })
-    }
-}
-
-impl Transport for AnyTransport {
-    async fn send(&self, request: Request) -> Result<Response> {
-        match self {
-            AnyTransport::Folder(t) => t.send(request).await,
-            AnyTransport::Http(t) => t.send(request).await,
-        }
-    }
-
-    async fn sleep(&self, ms: u64) {
-        match self {
-            AnyTransport::Folder(t) => t.sleep(ms).await,
-            AnyTransport::Http(t) => t.sleep(ms).await,
-        }
-    }
-}
 
 /// Runs the quickstart on `store_url`, keeping the key and both devices' states in `work`,
 /// writing what happens to `out`. `credentials` are needed for `s3://` stores.
@@ -68,7 +27,7 @@ pub async fn run(
     let key = load_or_create_key(&work.join("vault.key"), out)?;
     writeln!(out, "store:  {}", store.display_name())?;
     writeln!(out, "vault:  {}", key.vault_id())?;
-    let transport = AnyTransport::for_store(&store)?;
+    let transport = BuiltinTransport::for_store(&store)?;
     let mut laptop = open_device(&key, &store, &credentials, &work.join("laptop.state"))?;
     let mut phone = open_device(&key, &store, &credentials, &work.join("phone.state"))?;
 

@@ -2,9 +2,8 @@
 
 use std::sync::Mutex;
 
+use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::Transport;
-use bucketsync::folder::FolderBucket;
-use bucketsync::reqwest_transport::ReqwestTransport;
 use bucketsync::{Category, Error, Request, Response, Result};
 use pyo3::prelude::*;
 
@@ -37,26 +36,25 @@ impl PyTransport {
     }
 }
 
-/// One of the transports.
+/// A built-in transport, or the app's Python one.
 pub enum AnyTransport {
-    Folder(FolderBucket),
-    Http(ReqwestTransport),
+    Builtin(BuiltinTransport),
     Python(PyTransport),
 }
 
 impl Transport for AnyTransport {
     async fn send(&self, request: Request) -> Result<Response> {
         match self {
-            AnyTransport::Folder(t) => t.send(request).await,
-            AnyTransport::Http(t) => t.send(request).await,
+            AnyTransport::Builtin(t) => t.send(request).await,
             AnyTransport::Python(t) => t.call(&request),
         }
     }
 
     async fn sleep(&self, ms: u64) {
         match self {
-            AnyTransport::Http(t) => t.sleep(ms).await,
-            _ => std::thread::sleep(std::time::Duration::from_millis(ms)),
+            AnyTransport::Builtin(t) => t.sleep(ms).await,
+            // Runs with the GIL released, on the sync's own thread.
+            AnyTransport::Python(_) => std::thread::sleep(std::time::Duration::from_millis(ms)),
         }
     }
 }

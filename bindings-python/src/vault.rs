@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
-use bucketsync::reqwest_transport::{HttpOptions, ReqwestTransport};
 use bucketsync::vault::{self as core_vault, OpenOptions};
-use bucketsync::{Engine, RequestKind, Store};
+use bucketsync::{Engine, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -291,8 +291,8 @@ impl Vault {
             own_transport: transport.is_some(),
         })
         .map_err(to_py)?;
-        let transport = match (transport, engine.store()) {
-            (Some(callable), _) => {
+        let transport = match transport {
+            Some(callable) => {
                 if !callable.bind(py).is_callable() {
                     return Err(pyo3::exceptions::PyTypeError::new_err(
                         "transport must be callable",
@@ -303,9 +303,8 @@ impl Vault {
                     raised: Mutex::new(None),
                 })
             }
-            (None, Store::Folder { .. }) => AnyTransport::Folder(bucketsync::folder::FolderBucket),
-            (None, _) => {
-                AnyTransport::Http(ReqwestTransport::new(HttpOptions::default()).map_err(to_py)?)
+            None => {
+                AnyTransport::Builtin(BuiltinTransport::for_store(engine.store()).map_err(to_py)?)
             }
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

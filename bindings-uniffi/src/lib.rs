@@ -6,11 +6,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
-use bucketsync::folder::FolderBucket;
-use bucketsync::reqwest_transport::{HttpOptions, ReqwestTransport};
 use bucketsync::vault::{self as core_vault, OpenOptions};
-use bucketsync::{Category, Engine, RequestKind, Store, Timestamp};
+use bucketsync::{Category, Engine, RequestKind, Timestamp};
 
 uniffi::setup_scaffolding!();
 
@@ -235,16 +234,14 @@ impl From<&bucketsync::SyncReport> for SyncReport {
 }
 
 enum AnyTransport {
-    Folder(FolderBucket),
-    Http(ReqwestTransport),
+    Builtin(BuiltinTransport),
     Host(Arc<dyn HostTransport>),
 }
 
 impl Transport for AnyTransport {
     async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
         match self {
-            AnyTransport::Folder(t) => t.send(request).await,
-            AnyTransport::Http(t) => t.send(request).await,
+            AnyTransport::Builtin(t) => t.send(request).await,
             AnyTransport::Host(t) => {
                 let request = HttpRequest {
                     method: request.method.as_str().to_owned(),
@@ -349,10 +346,9 @@ impl Vault {
             credentials: credentials.map(|c| c.0.clone()),
             own_transport: transport.is_some(),
         })?;
-        let transport = match (transport, engine.store()) {
-            (Some(host), _) => AnyTransport::Host(host),
-            (None, Store::Folder { .. }) => AnyTransport::Folder(FolderBucket),
-            (None, _) => AnyTransport::Http(ReqwestTransport::new(HttpOptions::default())?),
+        let transport = match transport {
+            Some(host) => AnyTransport::Host(host),
+            None => AnyTransport::Builtin(BuiltinTransport::for_store(engine.store())?),
         };
         let vault = Vault {
             slot: Mutex::new(Slot::Idle(Box::new(engine))),

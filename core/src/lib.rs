@@ -38,6 +38,8 @@ pub mod sign;
 mod store;
 pub mod vault;
 
+#[cfg(all(feature = "folder", feature = "reqwest"))]
+pub mod builtin_transport;
 #[cfg(feature = "driver")]
 pub mod driver;
 #[cfg(feature = "folder")]
