@@ -15,6 +15,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
@@ -35,6 +36,7 @@ pub(crate) enum ObjectKind {
     Segment = 1,
     Manifest = 2,
     LocalState = 3,
+    JournalEntry = 4,
 }
 
 /// The associated data of an object: everything that binds it to its place.
@@ -69,14 +71,16 @@ impl SecretKey {
     }
 }
 
-/// Fills `buf` from the platform's randomness (`getrandom`; `crypto.getRandomValues` in browsers).
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|e| Error::Config(format!("no source of randomness: {e}")))
-}
-
-/// Starts a sealed object: writes the header for `ad` with a fresh nonce. Append the plaintext
-/// to the returned buffer, then call [`finish_seal`].
-pub(crate) fn begin_seal(ad: &ObjectAd<'_>, capacity: usize) -> Result<SealBuffer> {
+/// Starts a sealed object: writes the header for `ad` with a fresh nonce drawn from `entropy`.
+/// Append the plaintext to the returned buffer, then call [`finish_seal`].
+///
+/// # Errors
+/// `Config` when the name is longer than 65,535 bytes.
+pub(crate) fn begin_seal(
+    ad: &ObjectAd<'_>,
+    capacity: usize,
+    entropy: &mut Entropy,
+) -> Result<SealBuffer> {
     let name = ad.name.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| Error::Config(format!("object name too long: {}", ad.name)))?;
@@ -89,8 +93,7 @@ pub(crate) fn begin_seal(ad: &ObjectAd<'_>, capacity: usize) -> Result<SealBuffe
     buf.extend_from_slice(&name_len.to_be_bytes());
     buf.extend_from_slice(name);
     let ad_len = buf.len();
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
+    let nonce: [u8; NONCE_LEN] = entropy.array();
     buf.extend_from_slice(&nonce);
     let check = blake3::hash(&buf);
     buf.extend_from_slice(&check.as_bytes()[..CHECK_LEN]);
@@ -128,8 +131,13 @@ pub(crate) fn finish_seal(key: &SecretKey, sealing: SealBuffer) -> Vec<u8> {
 }
 
 /// Seals `plaintext` as one object.
-pub(crate) fn seal(key: &SecretKey, ad: &ObjectAd<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
-    let mut sealing = begin_seal(ad, plaintext.len())?;
+pub(crate) fn seal(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    plaintext: &[u8],
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
+    let mut sealing = begin_seal(ad, plaintext.len(), entropy)?;
     sealing.buf.extend_from_slice(plaintext);
     Ok(finish_seal(key, sealing))
 }
@@ -219,14 +227,14 @@ mod tests {
     #[test]
     fn round_trip() {
         let key = SecretKey([1; 32]);
-        let sealed = seal(&key, &ad("m/x"), b"hello").unwrap();
+        let sealed = seal(&key, &ad("m/x"), b"hello", &mut Entropy::from_seed([0; 32])).unwrap();
         assert_eq!(open(&key, &ad("m/x"), sealed).unwrap(), b"hello");
     }
 
     #[test]
     fn every_flipped_byte_is_corrupt() {
         let key = SecretKey([1; 32]);
-        let sealed = seal(&key, &ad("m/x"), b"some plaintext").unwrap();
+        let sealed = seal(&key, &ad("m/x"), b"some plaintext", &mut Entropy::from_seed([0; 32])).unwrap();
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x40;
@@ -238,7 +246,7 @@ mod tests {
     #[test]
     fn misplaced_and_foreign_objects_are_told_apart() {
         let key = SecretKey([1; 32]);
-        let sealed = seal(&key, &ad("m/x"), b"p").unwrap();
+        let sealed = seal(&key, &ad("m/x"), b"p", &mut Entropy::from_seed([0; 32])).unwrap();
         let moved = open(&key, &ad("m/y"), sealed.clone()).unwrap_err();
         assert!(moved.to_string().contains("moved here from m/x"), "{moved}");
         let other_vault = ObjectAd {

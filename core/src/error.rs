@@ -31,6 +31,9 @@ pub enum Category {
     Rollback,
     /// An operation collides with another one (a sync already running, a failed precondition).
     Conflict,
+    /// The local state is held by another process, tab or vault object (one writer per
+    /// device).
+    Locked,
 }
 
 impl Category {
@@ -48,6 +51,7 @@ impl Category {
             Category::WrongVault => "wrong-vault",
             Category::Rollback => "rollback",
             Category::Conflict => "conflict",
+            Category::Locked => "locked",
         }
     }
 }
@@ -107,6 +111,13 @@ pub enum Error {
     },
     /// `start_sync` was called while a sync is running.
     SyncInProgress,
+    /// The local state is in use by another writer of the same device.
+    Locked {
+        /// The state, as the host names it (a path, a lock name).
+        state: String,
+        /// Who holds it, as far as known (device id, process id).
+        holder: String,
+    },
 }
 
 impl Error {
@@ -119,6 +130,7 @@ impl Error {
             Error::Rollback { .. } => Category::Rollback,
             Error::Http { category, .. } | Error::Transport { category, .. } => *category,
             Error::SyncInProgress => Category::Conflict,
+            Error::Locked { .. } => Category::Locked,
         }
     }
 
@@ -171,6 +183,10 @@ impl fmt::Display for Error {
             }
             Error::Transport { category, message } => write!(f, "{category} error: {message}"),
             Error::SyncInProgress => f.write_str("a sync is already running on this replica"),
+            Error::Locked { state, holder } => write!(
+                f,
+                "the local state {state} is in use by {holder}; close that vault first (one writer per device), or open with another state as a new device"
+            ),
         }
     }
 }

@@ -24,14 +24,19 @@ impl Timestamp {
 pub struct DeviceId(pub [u8; 16]);
 
 impl DeviceId {
-    /// A fresh random device id.
+    /// A fresh random device id, from the operating system's randomness.
     ///
     /// # Errors
     /// `Config` when the platform has no source of randomness.
     pub fn random() -> Result<Self> {
         let mut id = [0u8; 16];
-        crate::crypto::fill_random(&mut id)?;
+        crate::entropy::fill_os(&mut id)?;
         Ok(DeviceId(id))
+    }
+
+    /// A fresh random device id drawn from `entropy`.
+    pub fn from_entropy(entropy: &mut crate::entropy::Entropy) -> Self {
+        DeviceId(entropy.array())
     }
 
     /// Parses 32 hex digits.

@@ -38,7 +38,7 @@ impl VaultKey {
     /// `Config` when the platform has no source of randomness.
     pub fn generate() -> Result<Self> {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        crypto::fill_random(&mut bytes[..])?;
+        crate::entropy::fill_os(&mut bytes[..])?;
         Ok(Self::from_bytes(*bytes))
     }
 
@@ -145,8 +145,8 @@ impl VaultKey {
         t: u32,
         p: u32,
     ) -> Result<Vec<u8>> {
-        let mut salt = [0u8; 16];
-        crypto::fill_random(&mut salt)?;
+        let mut entropy = crate::entropy::Entropy::from_os()?;
+        let salt: [u8; 16] = entropy.array();
         let kek = stretch(passphrase, &salt, m_kib, t, p)?;
         let mut header = Vec::with_capacity(4 + 1 + 12 + 16);
         header.extend_from_slice(WRAP_MAGIC);
@@ -155,7 +155,7 @@ impl VaultKey {
             header.extend_from_slice(&v.to_be_bytes());
         }
         header.extend_from_slice(&salt);
-        let sealed = crypto::seal(&kek, &wrap_ad(), &self.secret.0)?;
+        let sealed = crypto::seal(&kek, &wrap_ad(), &self.secret.0, &mut entropy)?;
         header.extend_from_slice(&sealed);
         Ok(header)
     }

@@ -10,9 +10,9 @@
 //! [`Response`]s. That is what lets the same core run in a browser, on a phone, in Python
 //! and in Rust. See [`Engine`] for the contract.
 //!
-//! With the `driver` feature, [`driver`] runs an engine against a [`driver::Transport`]; with
-//! `folder`, [`folder::FolderBucket`] is a transport that keeps the bucket in a local directory;
-//! with `reqwest`, `reqwest_transport::ReqwestTransport` talks to real S3 stores.
+//! The host side lives apart, in `io` (feature `driver`): the driver that runs an engine against
+//! a `Transport`, the local-folder bucket (`folder`), the reqwest transport (`reqwest`), the
+//! state files with their journal and lock, and the `Session` every binding opens a vault with.
 //!
 //! The bucket format is specified in `docs/FORMAT.md`.
 #![forbid(unsafe_code)]
@@ -22,6 +22,7 @@ mod clock;
 mod credentials;
 mod crypto;
 mod engine;
+pub mod entropy;
 mod error;
 #[cfg(test)]
 mod format_vectors;
@@ -36,21 +37,23 @@ pub mod s3;
 pub mod segment;
 pub mod sign;
 mod store;
-pub mod vault;
 
-#[cfg(all(feature = "folder", feature = "reqwest"))]
-pub mod builtin_transport;
 #[cfg(feature = "driver")]
-pub mod driver;
+pub mod io;
+#[cfg(all(feature = "folder", feature = "reqwest"))]
+pub use io::builtin_transport;
+#[cfg(feature = "driver")]
+pub use io::{driver, session, state_store};
 #[cfg(feature = "folder")]
-pub mod folder;
+pub use io::folder;
 #[cfg(feature = "reqwest")]
-pub mod reqwest_transport;
+pub use io::reqwest_transport;
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
 pub use crypto::FORMAT_VERSION;
-pub use engine::Engine;
+pub use engine::{Engine, Restored, JOURNAL_HEADER_LEN};
+pub use entropy::Entropy;
 pub use error::{Category, Error, Result};
 pub use http::{Method, Request, RequestKind, Response};
 pub use ids::{DeviceId, RequestId, Timestamp, VaultId};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Hlc;
 use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 
@@ -31,14 +32,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Serializes and encrypts the manifest.
-    ///
-    /// # Errors
-    /// Only when the platform has no randomness for the nonce.
-    pub fn seal(&self, key: &SecretKey, vault: VaultId) -> Result<Vec<u8>> {
+    /// Serializes and encrypts the manifest, with a nonce drawn from `entropy`.
+    pub fn seal(&self, key: &SecretKey, vault: VaultId, entropy: &mut Entropy) -> Vec<u8> {
         let name = manifest_name(self.device);
         let plain = postcard::to_allocvec(self).expect("postcard serializes into a Vec");
-        crypto::seal(key, &ad(vault, &name), &plain)
+        crypto::seal(key, &ad(vault, &name), &plain, entropy)
+            .expect("a manifest name is far shorter than 64 KiB")
     }
 
     /// Opens the manifest stored as `device`'s.

@@ -54,6 +54,11 @@ impl Records {
         }
     }
 
+    /// Sets `key`'s record as it is, without comparing (replaying a journal of final values).
+    pub(crate) fn replace(&mut self, key: Vec<u8>, record: Record) {
+        self.map.insert(key, record);
+    }
+
     /// The current record of `key`, tombstones included.
     pub fn get(&self, key: &[u8]) -> Option<&Record> {
         self.map.get(key)

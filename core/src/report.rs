@@ -1,6 +1,7 @@
 //! What a sync did: requests, bytes, records, and the errors it met.
 
 use core::fmt;
+use std::collections::BTreeMap;
 
 use crate::error::{Category, Error};
 use crate::http::RequestKind;
@@ -8,8 +9,8 @@ use crate::http::RequestKind;
 /// The account of one sync.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Requests sent, by kind, in [`RequestKind::ALL`] order.
-    pub requests_by_kind: [u64; 5],
+    /// Requests sent, by kind (kinds never sent are absent).
+    pub requests_by_kind: BTreeMap<RequestKind, u64>,
     /// Bytes of request bodies sent.
     pub bytes_sent: u64,
     /// Bytes of response bodies received.
@@ -29,12 +30,12 @@ pub struct SyncReport {
 impl SyncReport {
     /// Total requests sent.
     pub fn requests(&self) -> u64 {
-        self.requests_by_kind.iter().sum()
+        self.requests_by_kind.values().sum()
     }
 
     /// Requests of one kind.
     pub fn requests_of(&self, kind: RequestKind) -> u64 {
-        self.requests_by_kind[kind_index(kind)]
+        self.requests_by_kind.get(&kind).copied().unwrap_or(0)
     }
 
     /// How many errors of each category the sync met.
@@ -51,16 +52,9 @@ impl SyncReport {
     }
 
     pub(crate) fn count_request(&mut self, kind: RequestKind, body_len: usize) {
-        self.requests_by_kind[kind_index(kind)] += 1;
+        *self.requests_by_kind.entry(kind).or_default() += 1;
         self.bytes_sent += body_len as u64;
     }
-}
-
-fn kind_index(kind: RequestKind) -> usize {
-    RequestKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .expect("ALL lists every kind")
 }
 
 impl fmt::Display for SyncReport {
@@ -73,12 +67,9 @@ impl fmt::Display for SyncReport {
             self.requests()
         )?;
         let mut first = true;
-        for kind in RequestKind::ALL {
-            let n = self.requests_of(kind);
-            if n > 0 {
-                write!(f, "{}{} {n}", if first { "" } else { ", " }, kind.as_str())?;
-                first = false;
-            }
+        for (kind, n) in &self.requests_by_kind {
+            write!(f, "{}{} {n}", if first { "" } else { ", " }, kind.as_str())?;
+            first = false;
         }
         write!(
             f,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Hlc, Stamp};
 use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 use crate::key::{Purpose, VaultKey};
@@ -88,13 +89,16 @@ pub(crate) fn encoded_size_hint(key: &[u8], record: &Record) -> usize {
 /// Serializes and encrypts segment `seq` of `device`, holding `changes` (all written by
 /// `device`), with the vault key. The engine does this for you; this is for tools and benchmarks.
 ///
+/// The nonce is drawn from `entropy`.
+///
 /// # Errors
-/// Only when the platform has no randomness for the nonce.
+/// None today; the `Result` leaves room for limits on what a segment may hold.
 pub fn seal(
     key: &VaultKey,
     device: DeviceId,
     seq: u64,
     changes: &[(&[u8], &Record)],
+    entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
     seal_segment(
         &key.subkey(Purpose::Segment),
@@ -102,6 +106,7 @@ pub fn seal(
         device,
         seq,
         changes,
+        entropy,
     )
 }
 
@@ -126,6 +131,7 @@ pub(crate) fn seal_segment(
     device: DeviceId,
     seq: u64,
     changes: &[(&[u8], &Record)],
+    entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
     let name = segment_name(device, seq);
     let ad = ObjectAd {
@@ -134,7 +140,7 @@ pub(crate) fn seal_segment(
         name: &name,
     };
     let hint: usize = changes.iter().map(|(k, r)| encoded_size_hint(k, r)).sum();
-    let mut sealing = crypto::begin_seal(&ad, hint + 32)?;
+    let mut sealing = crypto::begin_seal(&ad, hint + 32, entropy)?;
     encode(&mut sealing.buf, device, seq, changes);
     Ok(crypto::finish_seal(key, sealing))
 }

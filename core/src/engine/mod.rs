@@ -12,32 +12,60 @@
 //!   and, when nothing is out and nothing is handed out, waits until [`Engine::poll_timeout`]
 //!   (a retry's backoff), until [`Engine::poll_outcome`] returns the [`SyncReport`] or the
 //!   error that stopped it;
-//! - saves [`Engine::export_state`] whenever it likes (after every response is safest). Every
-//!   exported state is consistent: a crash between any two steps loses nothing, and the next
-//!   sync neither duplicates nor skips anything.
+//! - persists the local state: [`Engine::export_state`] gives a whole snapshot (rarely: at
+//!   open, and when the journal has grown), [`Engine::poll_journal`] the changes since, as an
+//!   entry to append to the journal that follows that snapshot. Drain `poll_journal` after every
+//!   input (a `put`, a `delete`, a `handle_response`) and **before sending a request handed out
+//!   after it**: then a crash between any two steps loses nothing, a restarted push re-sends the
+//!   very same segment bytes, and the next sync neither duplicates nor skips anything. Restore
+//!   with [`Engine::restore`].
 //!
 //! Records may be changed while a sync runs; changes made after the push started go out with
 //! the next sync.
 
+mod journal;
 mod state;
 mod sync;
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use crate::clock::{Hlc, Stamp};
 use crate::credentials::Credentials;
 use crate::crypto::SecretKey;
+use crate::entropy::Entropy;
 use crate::error::Result;
 use crate::ids::{DeviceId, RequestId, Timestamp, VaultId};
 use crate::key::{Purpose, VaultKey};
-use crate::record::{Record, Records};
+use crate::record::Record;
 use crate::report::SyncReport;
 use crate::retry::RetryPolicy;
 use crate::sign::{SigV4, Signer};
 use crate::store::Store;
 
-use state::{LocalState, OwnLog, Quirks};
+pub use journal::HEADER_LEN as JOURNAL_HEADER_LEN;
+use state::LocalState;
 use sync::SyncRun;
+
+/// Where the engine is in its life: one state, never a combination.
+enum Lifecycle {
+    /// No sync running, no outcome waiting.
+    Idle,
+    /// A sync runs.
+    Syncing(Box<SyncRun>),
+    /// A sync ended; its outcome waits for [`Engine::poll_outcome`].
+    Finished(Result<SyncReport>),
+}
+
+/// A replica restored by [`Engine::restore`], and what to do with its journal file.
+#[derive(Debug)]
+pub struct Restored {
+    /// The replica.
+    pub engine: Engine,
+    /// How many bytes of the journal are whole entries: cut the file to this length, then
+    /// append. `None`: the journal is absent or belongs to an older snapshot; start a new one
+    /// with [`Engine::journal_header`].
+    pub journal_keep: Option<usize>,
+    /// How many journal entries were replayed.
+    pub replayed: usize,
+}
 
 /// One device's replica of a vault. See the [module documentation](self) for the contract.
 pub struct Engine {
@@ -49,8 +77,7 @@ pub struct Engine {
     /// The vault's folder in the bucket, `"<vault id>/"`.
     folder: String,
     state: LocalState,
-    sync: Option<SyncRun>,
-    outcome: Option<Result<SyncReport>>,
+    lifecycle: Lifecycle,
     last_report: Option<SyncReport>,
     next_request: u64,
     /// Signs requests; never persisted.
@@ -58,6 +85,10 @@ pub struct Engine {
     /// Store time minus our time, learnt from a RequestTimeTooSkewed answer.
     clock_offset_ms: i64,
     retry: RetryPolicy,
+    /// Where nonces come from.
+    entropy: Entropy,
+    /// The journal following the last snapshot exported or restored; `None` before either.
+    journal: Option<journal::Cursor>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -66,42 +97,61 @@ impl core::fmt::Debug for Engine {
             .field("vault", &self.vault)
             .field("device", &self.state.device)
             .field("store", &self.store.display_name())
-            .field("records", &self.state.records.len())
-            .field("unpushed", &self.state.dirty.len())
-            .field("syncing", &self.sync.is_some())
+            .field("records", &self.state.records().len())
+            .field("unpushed", &self.state.dirty().len())
+            .field("syncing", &self.is_syncing())
             .finish()
     }
 }
 
 impl Engine {
-    /// A new, empty replica of the vault `key` opens, as device `device`, in `store`.
-    pub fn new(key: &VaultKey, store: Store, device: DeviceId) -> Self {
-        Self::with_state(
-            key,
-            store,
-            LocalState {
-                device,
-                clock: Hlc::default(),
-                records: Records::default(),
-                dirty: BTreeSet::new(),
-                own: OwnLog::default(),
-                peers: BTreeMap::new(),
-                quirks: Quirks::default(),
-            },
-        )
+    /// A new, empty replica of the vault `key` opens, as device `device`, in `store`. Nonces
+    /// come from `entropy` (seed it from the OS: [`Entropy::from_os`]).
+    pub fn new(key: &VaultKey, store: Store, device: DeviceId, entropy: Entropy) -> Self {
+        Self::with_state(key, store, LocalState::new(device), entropy)
     }
 
-    /// A replica restored from bytes made by [`Engine::export_state`].
+    /// A replica restored from a snapshot made by [`Engine::export_state`] alone (its journal,
+    /// if it had one, ignored).
     ///
     /// # Errors
-    /// `WrongVault` when the state was made with another key; `Corrupt` when it is damaged.
-    pub fn from_state(key: &VaultKey, store: Store, state: &[u8]) -> Result<Self> {
-        let state_key = key.subkey(Purpose::LocalState);
-        let state = LocalState::import(&state_key, key.vault_id(), state)?;
-        Ok(Self::with_state(key, store, state))
+    /// `WrongVault` when the state was made with another key; `Corrupt` when it is damaged or
+    /// of an unknown version.
+    pub fn from_state(key: &VaultKey, store: Store, state: &[u8], entropy: Entropy) -> Result<Self> {
+        Ok(Self::restore(key, store, state, &[], entropy)?.engine)
     }
 
-    fn with_state(key: &VaultKey, store: Store, state: LocalState) -> Self {
+    /// A replica restored from a snapshot and the journal that follows it (empty when there is
+    /// none). Snapshots of state version 1 (no journal yet) are read too.
+    ///
+    /// # Errors
+    /// `WrongVault` when the state or journal was made with another key; `Corrupt` when the
+    /// snapshot is damaged or a journal entry before the last one is.
+    pub fn restore(
+        key: &VaultKey,
+        store: Store,
+        snapshot: &[u8],
+        journal: &[u8],
+        entropy: Entropy,
+    ) -> Result<Restored> {
+        let state_key = key.subkey(Purpose::LocalState);
+        let vault = key.vault_id();
+        let mut state = LocalState::import(&state_key, vault, snapshot)?;
+        let replay = journal::read(&state_key, vault, snapshot, journal)?;
+        let replayed = replay.deltas.len();
+        for delta in &replay.deltas {
+            state.apply_delta(delta)?;
+        }
+        let mut engine = Self::with_state(key, store, state, entropy);
+        engine.journal = Some(replay.cursor);
+        Ok(Restored {
+            engine,
+            journal_keep: replay.keep,
+            replayed,
+        })
+    }
+
+    fn with_state(key: &VaultKey, store: Store, state: LocalState, entropy: Entropy) -> Self {
         let vault = key.vault_id();
         Engine {
             vault,
@@ -111,13 +161,14 @@ impl Engine {
             folder: format!("{}{vault}/", store.prefix()),
             store,
             state,
-            sync: None,
-            outcome: None,
+            lifecycle: Lifecycle::Idle,
             last_report: None,
             next_request: 0,
             signer: None,
             clock_offset_ms: 0,
             retry: RetryPolicy::default(),
+            entropy,
+            journal: None,
         }
     }
 
@@ -147,9 +198,29 @@ impl Engine {
         self.clock_offset_ms
     }
 
-    /// The replica's local state as encrypted bytes, for [`Engine::from_state`].
-    pub fn export_state(&self) -> Vec<u8> {
-        self.state.export(&self.state_key, self.vault)
+    /// The replica's whole local state as a sealed snapshot, for [`Engine::restore`]. Its cost
+    /// grows with the vault: write it rarely. A new, empty journal follows it: write
+    /// [`Engine::journal_header`] to start the journal file, then append what
+    /// [`Engine::poll_journal`] gives.
+    pub fn export_state(&mut self) -> Vec<u8> {
+        let snapshot = self.state.export(&self.state_key, self.vault, &mut self.entropy);
+        self.journal = Some(journal::Cursor::after(&snapshot));
+        snapshot
+    }
+
+    /// The header of the journal that follows the last snapshot exported or restored, to start
+    /// a journal file with; `None` before either.
+    pub fn journal_header(&self) -> Option<Vec<u8>> {
+        self.journal.as_ref().map(journal::Cursor::header)
+    }
+
+    /// The changes since the last snapshot or journal entry, as a sealed entry to append to the
+    /// journal; `None` when nothing changed, or before any snapshot was exported or restored
+    /// (the changes then wait for the first snapshot, which holds them).
+    pub fn poll_journal(&mut self) -> Option<Vec<u8>> {
+        let cursor = self.journal.as_mut()?;
+        let delta = self.state.take_delta()?;
+        Some(cursor.seal(&self.state_key, self.vault, &delta, &mut self.entropy))
     }
 
     /// This replica's device id.
@@ -188,29 +259,39 @@ impl Engine {
             hlc: self.state.clock.tick(now),
             device: self.state.device,
         };
-        self.state.dirty.insert(key.clone());
-        self.state.records.merge(key, Record { value, stamp });
+        self.state.mark_dirty(key.clone());
+        self.state.merge(key, Record { value, stamp });
         stamp
     }
 
     /// The value of `key`, or `None` when it is absent or deleted.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.state.records.get(key)?.value.as_deref()
+        self.state.records().get(key)?.value.as_deref()
     }
 
     /// The current record of `key`, tombstones included.
     pub fn record(&self, key: &[u8]) -> Option<&Record> {
-        self.state.records.get(key)
+        self.state.records().get(key)
     }
 
     /// Live keys starting with `prefix`, sorted.
     pub fn keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
-        self.state.records.live_keys(prefix)
+        self.state.records().live_keys(prefix)
     }
 
     /// How many local writes are not yet in the store.
     pub fn unpushed(&self) -> usize {
-        self.state.dirty.len()
+        self.state.dirty().len()
+    }
+
+    /// How many keys the replica holds, tombstones included.
+    pub fn len(&self) -> usize {
+        self.state.records().len()
+    }
+
+    /// Whether the replica holds no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.state.records().is_empty()
     }
 
     /// The report of the last finished sync, also when it failed.

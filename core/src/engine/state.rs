@@ -1,22 +1,29 @@
-//! The replica's local state: what survives a restart, exported and imported as bytes.
+//! The replica's local state: what survives a restart.
 //!
-//! The bytes are sealed with the vault's local-state subkey, so a state file reveals nothing
-//! without the key and a state made with another key is refused as `wrong-vault`.
+//! It is kept as a sealed **snapshot** (the whole state, rewritten rarely) plus a **journal** of
+//! sealed deltas appended after every change (see [`super::journal`]). Every mutation goes
+//! through a method here that notes what it touched, so the next delta holds exactly the
+//! changes since the last one, however the engine got there.
+//!
+//! Snapshots are sealed with the vault's local-state subkey: a state file reveals nothing
+//! without the key, and a state made with another key is refused as `wrong-vault`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
+use serde_bytes::{ByteBuf, Bytes};
 
-use crate::clock::Hlc;
+use crate::clock::{Hlc, Stamp};
 use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 use crate::record::{Record, Records};
 
 const STATE_NAME: &str = "local-state";
-const STATE_VERSION: u32 = 1;
+/// The snapshot layout this build writes. Version 1 (no pending segment) is still read.
+pub(crate) const STATE_VERSION: u32 = 2;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,11 +36,23 @@ pub(crate) struct OwnLog {
     pub segments: u64,
     /// How many of them our last manifest names.
     pub published_segments: u64,
-    /// Our manifest must be written again (it was found rolled back or damaged).
+    /// Our manifest must be written again (it was found rolled back).
     pub republish: bool,
     /// Our segments above `segments` found again after a crash (see [`PeerLog::beyond`]).
-    #[serde(default)]
     pub beyond: BTreeSet<u64>,
+}
+
+/// A segment sealed for the push but not yet known to be in the store. It is made durable
+/// before its PUT goes out, so a restarted replica sends the very same bytes under the same
+/// number (an idempotent PUT) instead of sealing different ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingSegment {
+    /// Its number: always our `segments + 1` when it was sealed.
+    pub seq: u64,
+    /// The sealed object, byte for byte.
+    pub body: ByteBuf,
+    /// The writes it carries, to mark them pushed once it lands.
+    pub written: Vec<(ByteBuf, Stamp)>,
 }
 
 /// What we know of another device's log.
@@ -49,7 +68,6 @@ pub(crate) struct PeerLog {
     pub applied: u64,
     /// Segments above `applied` merged already (a gap below them is still missing), so a
     /// segment that cannot be read does not make every later one be fetched again.
-    #[serde(default)]
     pub beyond: BTreeSet<u64>,
 }
 
@@ -60,78 +78,155 @@ pub(crate) struct Quirks {
     pub no_conditional_put: bool,
 }
 
+/// What changed since the last snapshot or journal entry.
+#[derive(Default)]
+struct Changes {
+    keys: HashSet<Vec<u8>>,
+    own: bool,
+    pending: bool,
+    peers: BTreeSet<DeviceId>,
+    quirks: bool,
+    /// The clock as last written out.
+    clock: Hlc,
+}
+
 /// Everything a replica keeps between runs.
 pub(crate) struct LocalState {
     pub device: DeviceId,
     pub clock: Hlc,
-    pub records: Records,
-    pub dirty: BTreeSet<Vec<u8>>,
-    pub own: OwnLog,
-    pub peers: BTreeMap<DeviceId, PeerLog>,
-    pub quirks: Quirks,
-}
-
-struct RecordsOut<'a>(&'a Records);
-
-impl Serialize for RecordsOut<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for (key, record) in self.0.iter() {
-            seq.serialize_element(&(serde_bytes::Bytes::new(key), record))?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct StateOut<'a> {
-    version: u32,
-    device: DeviceId,
-    clock: Hlc,
-    records: RecordsOut<'a>,
-    dirty: Vec<&'a serde_bytes::Bytes>,
-    own: &'a OwnLog,
-    peers: &'a BTreeMap<DeviceId, PeerLog>,
-    quirks: &'a Quirks,
-}
-
-#[derive(Deserialize)]
-struct StateIn {
-    version: u32,
-    device: DeviceId,
-    clock: Hlc,
-    records: Vec<(ByteBuf, Record)>,
-    dirty: Vec<ByteBuf>,
+    records: Records,
+    dirty: BTreeSet<Vec<u8>>,
     own: OwnLog,
+    pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
+    changes: Changes,
 }
 
 impl LocalState {
-    pub fn export(&self, key: &SecretKey, vault: VaultId) -> Vec<u8> {
-        let out = StateOut {
+    pub fn new(device: DeviceId) -> Self {
+        LocalState {
+            device,
+            clock: Hlc::default(),
+            records: Records::default(),
+            dirty: BTreeSet::new(),
+            own: OwnLog::default(),
+            pending: None,
+            peers: BTreeMap::new(),
+            quirks: Quirks::default(),
+            changes: Changes::default(),
+        }
+    }
+
+    // ---- reading ----
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn dirty(&self) -> &BTreeSet<Vec<u8>> {
+        &self.dirty
+    }
+
+    pub fn own(&self) -> &OwnLog {
+        &self.own
+    }
+
+    pub fn pending(&self) -> Option<&PendingSegment> {
+        self.pending.as_ref()
+    }
+
+    pub fn peers(&self) -> &BTreeMap<DeviceId, PeerLog> {
+        &self.peers
+    }
+
+    pub fn peer(&self, device: &DeviceId) -> Option<&PeerLog> {
+        self.peers.get(device)
+    }
+
+    pub fn quirks(&self) -> &Quirks {
+        &self.quirks
+    }
+
+    // ---- changing (every change is noted for the journal) ----
+
+    /// Merges one write; returns whether it became the key's current version.
+    pub fn merge(&mut self, key: Vec<u8>, record: Record) -> bool {
+        if self
+            .records
+            .get(&key)
+            .is_some_and(|current| !record.wins_over(current))
+        {
+            return false;
+        }
+        self.changes.keys.insert(key.clone());
+        self.records.merge(key, record)
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.records.reserve(additional);
+    }
+
+    pub fn mark_dirty(&mut self, key: Vec<u8>) {
+        self.changes.keys.insert(key.clone());
+        self.dirty.insert(key);
+    }
+
+    pub fn mark_clean(&mut self, key: &[u8]) {
+        if self.dirty.remove(key) {
+            self.changes.keys.insert(key.to_vec());
+        }
+    }
+
+    pub fn own_mut(&mut self) -> &mut OwnLog {
+        self.changes.own = true;
+        &mut self.own
+    }
+
+    /// Replaces the pending segment; returns the one it replaced.
+    pub fn set_pending(&mut self, pending: Option<PendingSegment>) -> Option<PendingSegment> {
+        self.changes.pending = true;
+        std::mem::replace(&mut self.pending, pending)
+    }
+
+    pub fn peer_mut(&mut self, device: DeviceId) -> &mut PeerLog {
+        self.changes.peers.insert(device);
+        self.peers.entry(device).or_default()
+    }
+
+    pub fn quirks_mut(&mut self) -> &mut Quirks {
+        self.changes.quirks = true;
+        &mut self.quirks
+    }
+
+    // ---- snapshot ----
+
+    /// The whole state, sealed. What it holds is no longer a change for the journal.
+    pub fn export(&mut self, key: &SecretKey, vault: VaultId, entropy: &mut Entropy) -> Vec<u8> {
+        let out = SnapshotOut {
             version: STATE_VERSION,
             device: self.device,
             clock: self.clock,
             records: RecordsOut(&self.records),
-            dirty: self
-                .dirty
-                .iter()
-                .map(|k| serde_bytes::Bytes::new(k))
-                .collect(),
+            dirty: self.dirty.iter().map(|k| Bytes::new(k)).collect(),
             own: &self.own,
+            pending: self.pending.as_ref(),
             peers: &self.peers,
             quirks: &self.quirks,
         };
-        let ad = state_ad(vault);
-        let mut sealing = crypto::begin_seal(&ad, self.records.len() * 64)
-            // begin_seal fails only without randomness, which the engine already needed.
-            .expect("randomness available");
+        let mut sealing =
+            crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
+                .expect("the state's name is short");
         sealing.buf =
             postcard::to_extend(&out, sealing.buf).expect("postcard serializes into a Vec");
+        self.changes = Changes {
+            clock: self.clock,
+            ..Changes::default()
+        };
         crypto::finish_seal(key, sealing)
     }
 
+    /// Opens a snapshot made by [`LocalState::export`] (this version or version 1).
     pub fn import(key: &SecretKey, vault: VaultId, bytes: &[u8]) -> Result<Self> {
         let plain = crypto::open(key, &state_ad(vault), bytes.to_vec()).map_err(|e| match e {
             Error::WrongVault { .. } => Error::WrongVault {
@@ -140,14 +235,22 @@ impl LocalState {
             Error::Corrupt { reason, .. } => Error::corrupt("local state", reason),
             other => other,
         })?;
-        let state: StateIn = crypto::decode_exact(&plain)
-            .map_err(|e| Error::corrupt("local state", format!("does not decode: {e}")))?;
-        if state.version != STATE_VERSION {
-            return Err(Error::corrupt(
-                "local state",
-                format!("state version {} is not supported", state.version),
-            ));
-        }
+        let undecodable =
+            |e: String| Error::corrupt("local state", format!("does not decode: {e}"));
+        let (version, _): (u32, _) =
+            postcard::take_from_bytes(&plain).map_err(|e| undecodable(e.to_string()))?;
+        let state: SnapshotIn = match version {
+            1 => crypto::decode_exact::<SnapshotV1>(&plain)
+                .map_err(undecodable)?
+                .into(),
+            STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
+            other => {
+                return Err(Error::corrupt(
+                    "local state",
+                    format!("state version {other} is not supported (this build reads 1 and {STATE_VERSION})"),
+                ))
+            }
+        };
         let mut records = Records::default();
         records.reserve(state.records.len());
         for (key, record) in state.records {
@@ -159,10 +262,177 @@ impl LocalState {
             records,
             dirty: state.dirty.into_iter().map(ByteBuf::into_vec).collect(),
             own: state.own,
+            pending: state.pending,
             peers: state.peers,
             quirks: state.quirks,
+            changes: Changes {
+                clock: state.clock,
+                ..Changes::default()
+            },
         })
     }
+
+    // ---- journal deltas ----
+
+    /// The changes since the last snapshot or delta, serialized; `None` when nothing changed.
+    pub fn take_delta(&mut self) -> Option<Vec<u8>> {
+        let changes = std::mem::take(&mut self.changes);
+        let nothing = changes.keys.is_empty()
+            && !changes.own
+            && !changes.pending
+            && changes.peers.is_empty()
+            && !changes.quirks
+            && changes.clock == self.clock;
+        self.changes.clock = self.clock;
+        if nothing {
+            return None;
+        }
+        let mut keys: Vec<&Vec<u8>> = changes.keys.iter().collect();
+        keys.sort_unstable();
+        let records = keys
+            .into_iter()
+            .filter_map(|k| {
+                let record = self.records.get(k)?;
+                Some((Bytes::new(k), record, self.dirty.contains(k)))
+            })
+            .collect();
+        let out = DeltaOut {
+            clock: self.clock,
+            records,
+            own: changes.own.then_some(&self.own),
+            pending: changes.pending.then_some(self.pending.as_ref()),
+            peers: changes
+                .peers
+                .iter()
+                .filter_map(|d| Some((*d, self.peers.get(d)?)))
+                .collect(),
+            quirks: changes.quirks.then_some(&self.quirks),
+        };
+        Some(postcard::to_allocvec(&out).expect("postcard serializes into a Vec"))
+    }
+
+    /// Applies a delta made by [`LocalState::take_delta`]. Deltas hold final values, so
+    /// applying them in the order they were made gives back the state that made them.
+    pub fn apply_delta(&mut self, delta: &[u8]) -> Result<()> {
+        let delta: DeltaIn = crypto::decode_exact(delta)
+            .map_err(|e| Error::corrupt("local journal", format!("does not decode: {e}")))?;
+        self.clock.observe(delta.clock);
+        for (key, record, dirty) in delta.records {
+            let key = key.into_vec();
+            if dirty {
+                self.dirty.insert(key.clone());
+            } else {
+                self.dirty.remove(&key);
+            }
+            self.records.replace(key, record);
+        }
+        if let Some(own) = delta.own {
+            self.own = own;
+        }
+        if let Some(pending) = delta.pending {
+            self.pending = pending;
+        }
+        for (device, peer) in delta.peers {
+            self.peers.insert(device, peer);
+        }
+        if let Some(quirks) = delta.quirks {
+            self.quirks = quirks;
+        }
+        self.changes.clock = self.clock;
+        Ok(())
+    }
+}
+
+struct RecordsOut<'a>(&'a Records);
+
+impl Serialize for RecordsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (key, record) in self.0.iter() {
+            seq.serialize_element(&(Bytes::new(key), record))?;
+        }
+        seq.end()
+    }
+}
+
+/// The snapshot layout, version 2. Changing it is a state format change: bump
+/// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    version: u32,
+    device: DeviceId,
+    clock: Hlc,
+    records: RecordsOut<'a>,
+    dirty: Vec<&'a Bytes>,
+    own: &'a OwnLog,
+    pending: Option<&'a PendingSegment>,
+    peers: &'a BTreeMap<DeviceId, PeerLog>,
+    quirks: &'a Quirks,
+}
+
+#[derive(Deserialize)]
+struct SnapshotIn {
+    #[allow(dead_code)]
+    version: u32,
+    device: DeviceId,
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record)>,
+    dirty: Vec<ByteBuf>,
+    own: OwnLog,
+    pending: Option<PendingSegment>,
+    peers: BTreeMap<DeviceId, PeerLog>,
+    quirks: Quirks,
+}
+
+/// Version 1: no pending segment.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    version: u32,
+    device: DeviceId,
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record)>,
+    dirty: Vec<ByteBuf>,
+    own: OwnLog,
+    peers: BTreeMap<DeviceId, PeerLog>,
+    quirks: Quirks,
+}
+
+impl From<SnapshotV1> for SnapshotIn {
+    fn from(v1: SnapshotV1) -> Self {
+        SnapshotIn {
+            version: v1.version,
+            device: v1.device,
+            clock: v1.clock,
+            records: v1.records,
+            dirty: v1.dirty,
+            own: v1.own,
+            pending: None,
+            peers: v1.peers,
+            quirks: v1.quirks,
+        }
+    }
+}
+
+/// One journal delta: final values of what changed.
+#[derive(Serialize)]
+struct DeltaOut<'a> {
+    clock: Hlc,
+    /// Key, its current record, whether it is unpushed.
+    records: Vec<(&'a Bytes, &'a Record, bool)>,
+    own: Option<&'a OwnLog>,
+    pending: Option<Option<&'a PendingSegment>>,
+    peers: Vec<(DeviceId, &'a PeerLog)>,
+    quirks: Option<&'a Quirks>,
+}
+
+#[derive(Deserialize)]
+struct DeltaIn {
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record, bool)>,
+    own: Option<OwnLog>,
+    pending: Option<Option<PendingSegment>>,
+    peers: Vec<(DeviceId, PeerLog)>,
+    quirks: Option<Quirks>,
 }
 
 fn state_ad(vault: VaultId) -> ObjectAd<'static> {

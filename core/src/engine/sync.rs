@@ -3,11 +3,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::Engine;
+use super::{Engine, Lifecycle};
 
 mod pull;
 mod push;
-use crate::clock::Stamp;
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
@@ -71,11 +70,9 @@ enum Pending {
     },
     PutSegment {
         seq: u64,
-        written: Vec<(Vec<u8>, Stamp)>,
     },
     RecoverSegment {
         seq: u64,
-        written: Vec<(Vec<u8>, Stamp)>,
     },
     PutManifest {
         seq: u64,
@@ -99,9 +96,11 @@ pub(crate) struct SyncRun {
     seen_tokens: HashSet<String>,
     push_keys: VecDeque<Vec<u8>>,
     push_conflicts: u32,
-    /// Our own manifest changed in the store but could not be read: writing now could go
-    /// back on it, so this run does not push.
-    own_manifest_unread: bool,
+    /// Our own manifest or one of our published segments could not be read: writing now could
+    /// go back on what the store holds, so this run does not push (and ends in `Err`).
+    own_log_broken: bool,
+    /// Set when the pull is done: whether this run may push.
+    may_push: bool,
 }
 
 impl SyncRun {
@@ -118,7 +117,8 @@ impl SyncRun {
             seen_tokens: HashSet::new(),
             push_keys: VecDeque::new(),
             push_conflicts: 0,
-            own_manifest_unread: false,
+            own_log_broken: false,
+            may_push: false,
         }
     }
 
@@ -126,6 +126,13 @@ impl SyncRun {
     fn note_failure(&mut self, error: Error) {
         self.report.errors.push(error.clone());
         self.failure.get_or_insert(error);
+    }
+
+    /// Records a failure to read our own log: the sync goes on pulling, pushes nothing, and
+    /// ends in `Err`.
+    fn own_log_failure(&mut self, error: Error) {
+        self.own_log_broken = true;
+        self.note_failure(error);
     }
 
     /// Records an error that ends the sync.
@@ -155,26 +162,37 @@ impl Engine {
     /// `SyncInProgress` (category `conflict`) when a sync is already running.
     pub fn start_sync(&mut self, now: Timestamp) -> Result<()> {
         let _ = now;
-        if self.sync.is_some() {
+        if self.is_syncing() {
             return Err(Error::SyncInProgress);
         }
-        self.outcome = None;
         let mut run = SyncRun::new();
         self.queue_list(&mut run, None);
-        self.sync = Some(run);
+        self.lifecycle = Lifecycle::Syncing(Box::new(run));
         Ok(())
     }
 
     /// Whether a sync is running.
     pub fn is_syncing(&self) -> bool {
-        self.sync.is_some()
+        matches!(self.lifecycle, Lifecycle::Syncing(_))
+    }
+
+    /// The running sync, taken out of the lifecycle while an input is handled; put back by
+    /// [`Engine::settle`].
+    fn take_run(&mut self) -> Option<Box<SyncRun>> {
+        match std::mem::replace(&mut self.lifecycle, Lifecycle::Idle) {
+            Lifecycle::Syncing(run) => Some(run),
+            other => {
+                self.lifecycle = other;
+                None
+            }
+        }
     }
 
     /// The next request to send at wall time `now`, signed, if any. Several may be out at once.
     /// `None` while the remaining requests wait for a retry's backoff: see
-    /// [`Engine::poll_timeout`].
+    /// [`Engine::poll_timeout`]. Drain [`Engine::poll_journal`] before sending it.
     pub fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
-        let mut run = self.sync.take()?;
+        let mut run = self.take_run()?;
         let request = self.next_request(&mut run, now);
         self.settle(run);
         request
@@ -182,7 +200,10 @@ impl Engine {
 
     /// When the next delayed retry becomes due, while a sync waits for one.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.sync.as_ref()?.delayed.iter().map(|op| op.due).min()
+        match &self.lifecycle {
+            Lifecycle::Syncing(run) => run.delayed.iter().map(|op| op.due).min(),
+            _ => None,
+        }
     }
 
     fn next_request(&mut self, run: &mut SyncRun, now: Timestamp) -> Option<Request> {
@@ -216,7 +237,7 @@ impl Engine {
     /// Feeds back the answer to request `id`: the response, or the transport's error.
     /// Answers to unknown ids (say, from a cancelled sync) are ignored.
     pub fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
-        let Some(mut run) = self.sync.take() else {
+        let Some(mut run) = self.take_run() else {
             return;
         };
         if let Some(mut op) = run.inflight.remove(&id) {
@@ -247,16 +268,17 @@ impl Engine {
     }
 
     /// Keeps the run, or files its outcome once it is done.
-    fn settle(&mut self, run: SyncRun) {
-        if run.phase == Phase::Done {
+    fn settle(&mut self, run: Box<SyncRun>) {
+        self.lifecycle = if run.phase == Phase::Done {
+            let run = *run;
             self.last_report = Some(run.report.clone());
-            self.outcome = Some(match run.failure {
+            Lifecycle::Finished(match run.failure {
                 Some(error) => Err(error),
                 None => Ok(run.report),
-            });
+            })
         } else {
-            self.sync = Some(run);
-        }
+            Lifecycle::Syncing(run)
+        };
     }
 
     /// Whether to send `op` again, and after how many milliseconds.
@@ -305,13 +327,22 @@ impl Engine {
     /// The result of the sync once it has finished: its report, or the error that stopped it
     /// (the partial report is then in [`Engine::last_report`]).
     pub fn poll_outcome(&mut self) -> Option<Result<SyncReport>> {
-        self.outcome.take()
+        match std::mem::replace(&mut self.lifecycle, Lifecycle::Idle) {
+            Lifecycle::Finished(outcome) => Some(outcome),
+            other => {
+                self.lifecycle = other;
+                None
+            }
+        }
     }
 
-    /// Abandons a running sync (say, when the app is suspended). Nothing is lost: what was
-    /// merged stays merged, and the next sync picks up the rest.
+    /// Abandons a running sync (say, when the app is suspended or a task was cancelled).
+    /// Nothing is lost: what was merged stays merged, a segment sealed for the push stays
+    /// pending and is sent again, byte for byte, by the next sync.
     pub fn cancel_sync(&mut self) {
-        self.sync = None;
+        if self.is_syncing() {
+            self.lifecycle = Lifecycle::Idle;
+        }
     }
 
     fn advance(&mut self, run: &mut SyncRun) {
@@ -333,9 +364,10 @@ impl Engine {
                     run.phase = Phase::Pushing;
                     // Our own log must be known up to what the store shows before we add to
                     // it; if it is not (a read failed), the push waits for the next sync.
-                    let own = &self.state.own;
-                    if !run.own_manifest_unread && own.segments >= own.published_segments {
-                        run.push_keys = self.state.dirty.iter().cloned().collect();
+                    let own = self.state.own();
+                    run.may_push = !run.own_log_broken && own.segments >= own.published_segments;
+                    if run.may_push {
+                        run.push_keys = self.state.dirty().iter().cloned().collect();
                     }
                     self.plan_push(run);
                 }
@@ -355,12 +387,8 @@ impl Engine {
             Pending::List => self.on_list(run, response),
             Pending::Manifest { device, etag } => self.on_manifest(run, device, etag, response),
             Pending::Segment { device, seq } => self.on_segment(run, device, seq, response),
-            Pending::PutSegment { seq, written } => {
-                self.on_put_segment(run, seq, written, response)
-            }
-            Pending::RecoverSegment { seq, written } => {
-                self.on_recover_segment(run, seq, written, response)
-            }
+            Pending::PutSegment { seq } => self.on_put_segment(run, seq, response),
+            Pending::RecoverSegment { seq } => self.on_recover_segment(run, seq, response),
             Pending::PutManifest { seq, segments } => {
                 self.on_put_manifest(run, seq, segments, response)
             }

@@ -60,11 +60,10 @@ impl Engine {
     pub(super) fn plan_manifests(&mut self, run: &mut SyncRun) {
         for (device, etag) in std::mem::take(&mut run.listed) {
             let known = if device == self.state.device {
-                self.state.own.manifest_etag.as_deref()
+                self.state.own().manifest_etag.as_deref()
             } else {
                 self.state
-                    .peers
-                    .get(&device)
+                    .peer(&device)
                     .and_then(|p| p.manifest_etag.as_deref())
             };
             if known != Some(etag.as_str()) || etag.is_empty() {
@@ -87,23 +86,19 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = manifest_name(device);
+        let own = device == self.state.device;
         let body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
+            // Our own log is sacred: not knowing it, we must not add to it.
+            Err(e) if own => return run.own_log_failure(e),
             // Listed a moment ago and gone now: nothing to import, nothing to infer.
             Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
-            Err(e) => {
-                run.own_manifest_unread |= device == self.state.device;
-                return run.note_failure(e);
-            }
+            Err(e) => return run.note_failure(e),
         };
         let manifest = match Manifest::open(&self.manifest_key, self.vault, device, body) {
             Ok(m) => m,
-            Err(e) => {
-                if device == self.state.device {
-                    self.state.own.republish = true;
-                }
-                return run.report.errors.push(e);
-            }
+            Err(e) if own => return run.own_log_failure(e),
+            Err(e) => return run.report.errors.push(e),
         };
         self.state.clock.observe(manifest.clock);
         let rollback = |trusted: u64| Error::Rollback {
@@ -111,9 +106,10 @@ impl Engine {
             trusted,
             found: manifest.seq,
         };
-        if device == self.state.device {
-            let own = &mut self.state.own;
+        if own {
+            let own = self.state.own_mut();
             if manifest.seq < own.manifest_seq {
+                // The store went back on our log: our state is ahead, so we write it again.
                 own.republish = true;
                 return run.report.errors.push(rollback(own.manifest_seq));
             }
@@ -123,10 +119,11 @@ impl Engine {
             own.manifest_etag = Some(etag);
             own.published_segments = own.published_segments.max(manifest.segments);
         } else {
-            let peer = self.state.peers.entry(device).or_default();
-            if manifest.seq < peer.manifest_seq {
-                return run.report.errors.push(rollback(peer.manifest_seq));
+            let trusted = self.state.peer(&device).map_or(0, |p| p.manifest_seq);
+            if manifest.seq < trusted {
+                return run.report.errors.push(rollback(trusted));
             }
+            let peer = self.state.peer_mut(device);
             peer.manifest_seq = manifest.seq;
             peer.manifest_etag = Some(etag);
             peer.segments = peer.segments.max(manifest.segments);
@@ -135,7 +132,7 @@ impl Engine {
 
     pub(super) fn plan_segments(&mut self, run: &mut SyncRun) {
         let me = self.state.device;
-        let own = &self.state.own;
+        let own = self.state.own();
         let range = |applied: u64, known: u64| {
             applied + 1..=known.min(applied.saturating_add(MAX_SEGMENTS_PER_SYNC))
         };
@@ -143,7 +140,7 @@ impl Engine {
             .filter(|seq| !own.beyond.contains(seq))
             .map(|seq| (me, seq))
             .collect();
-        for (device, peer) in &self.state.peers {
+        for (device, peer) in self.state.peers() {
             wanted.extend(
                 range(peer.applied, peer.segments)
                     .filter(|seq| !peer.beyond.contains(seq))
@@ -169,24 +166,29 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = segment_name(device, seq);
+        let own = device == self.state.device;
         let body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
+            // One of our published segments we cannot read back: pushing past it would publish
+            // a log this state does not know. Say so on every sync until it is resolved.
+            Err(e) if own => return run.own_log_failure(e),
             Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
             Err(e) => return run.note_failure(e),
         };
         let segment = match open_segment(&self.segment_key, self.vault, device, seq, body) {
             Ok(s) => s,
+            Err(e) if own => return run.own_log_failure(e),
             Err(e) => return run.report.errors.push(e),
         };
         let count = self.merge_segment(segment);
         if device != self.state.device {
             run.report.pulled += count;
         }
-        let (applied, beyond) = if device == self.state.device {
-            let own = &mut self.state.own;
+        let (applied, beyond) = if own {
+            let own = self.state.own_mut();
             (&mut own.segments, &mut own.beyond)
         } else {
-            let peer = self.state.peers.entry(device).or_default();
+            let peer = self.state.peer_mut(device);
             (&mut peer.applied, &mut peer.beyond)
         };
         beyond.insert(seq);
@@ -200,20 +202,20 @@ impl Engine {
     pub(super) fn merge_segment(&mut self, segment: Segment) -> u64 {
         let own = segment.device == self.state.device;
         let count = segment.changes.len() as u64;
-        self.state.records.reserve(segment.changes.len());
+        self.state.reserve(segment.changes.len());
         for change in segment.changes {
             self.state.clock.observe(change.hlc);
             let (key, record) = change.into_record(segment.device);
             if own
                 && self
                     .state
-                    .records
+                    .records()
                     .get(&key)
                     .is_none_or(|c| c.stamp <= record.stamp)
             {
-                self.state.dirty.remove(&key);
+                self.state.mark_clean(&key);
             }
-            self.state.records.merge(key, record);
+            self.state.merge(key, record);
         }
         count
     }

@@ -1,7 +1,14 @@
 //! Pushing: our unpushed writes as new segments (created only if absent), then our manifest.
+//!
+//! A segment is sealed once and kept in the local state as *pending* before its PUT goes out
+//! (the host journals it first), so a push cut short by a crash, a cancel or an error is
+//! resumed with the very same bytes under the same number: an idempotent PUT, never a second
+//! object fighting for one name.
+
+use serde_bytes::ByteBuf;
 
 use super::{Pending, SyncRun, MAX_PUSH_CONFLICTS};
-use crate::clock::Stamp;
+use crate::engine::state::PendingSegment;
 use crate::engine::Engine;
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, RequestKind, Response};
@@ -10,8 +17,12 @@ use crate::s3;
 use crate::segment::{self, open_segment, seal_segment, segment_name};
 
 impl Engine {
-    /// Queues our next segment; returns `false` when nothing is left to push.
+    /// Queues our next segment (the pending one first); returns `false` when nothing is left
+    /// to push.
     pub(super) fn plan_push(&mut self, run: &mut SyncRun) -> bool {
+        if !run.may_push {
+            return false;
+        }
         if run.push_conflicts >= MAX_PUSH_CONFLICTS {
             run.stop(Error::Http {
                 category: Category::Conflict,
@@ -25,58 +36,33 @@ impl Engine {
             });
             return true;
         }
-        let me = self.state.device;
-        let mut keys = Vec::new();
-        let mut size = 0;
-        while size < segment::SEGMENT_TARGET_BYTES {
-            let Some(key) = run.push_keys.pop_front() else {
-                break;
-            };
-            if !self.state.dirty.contains(&key) {
-                continue;
-            }
-            match self.state.records.get(&key) {
-                Some(record) if record.stamp.device == me => {
-                    size += segment::encoded_size_hint(&key, record);
-                    keys.push(key);
-                }
-                // A newer write from another device won: ours need not travel.
-                _ => {
-                    self.state.dirty.remove(&key);
-                }
-            }
+        // A pending segment the store is known to hold already (read back in this pull).
+        if self
+            .state
+            .pending()
+            .is_some_and(|p| p.seq <= self.state.own().segments)
+        {
+            self.state.set_pending(None);
         }
-        if keys.is_empty() {
+        if self.state.pending().is_none() && !self.seal_next_segment(run) {
             return false;
         }
-        let seq = self.state.own.segments + 1;
-        let records = &self.state.records;
-        let pairs: Vec<(&[u8], &crate::record::Record)> = keys
-            .iter()
-            .map(|k| (k.as_slice(), records.get(k).expect("key checked above")))
-            .collect();
-        let written: Vec<(Vec<u8>, Stamp)> =
-            pairs.iter().map(|(k, r)| (k.to_vec(), r.stamp)).collect();
-        let body = match seal_segment(&self.segment_key, self.vault, me, seq, &pairs) {
-            Ok(body) => body,
-            Err(e) => {
-                run.stop(e);
-                return true;
-            }
-        };
-        drop(pairs);
+        let pending = self.state.pending().expect("a pending segment exists here");
+        let (seq, body) = (pending.seq, pending.body.to_vec());
         let mut headers = Vec::new();
-        if !self.state.quirks.no_conditional_put {
+        if !self.state.quirks().no_conditional_put {
             headers.push(("if-none-match".to_owned(), "*".to_owned()));
         }
-        let url = self
-            .store
-            .object_url(&format!("{}{}", self.folder, segment_name(me, seq)));
+        let url = self.store.object_url(&format!(
+            "{}{}",
+            self.folder,
+            segment_name(self.state.device, seq)
+        ));
         let mut op = self.op(
             RequestKind::PutSegment,
             Method::Put,
             url,
-            Pending::PutSegment { seq, written },
+            Pending::PutSegment { seq },
         );
         op.headers = headers;
         op.body = body;
@@ -84,45 +70,88 @@ impl Engine {
         true
     }
 
-    pub(super) fn on_put_segment(
-        &mut self,
-        run: &mut SyncRun,
-        seq: u64,
-        written: Vec<(Vec<u8>, Stamp)>,
-        response: Result<Response>,
-    ) {
+    /// Seals the next batch of unpushed writes as the pending segment; `false` when there is
+    /// nothing to push.
+    fn seal_next_segment(&mut self, run: &mut SyncRun) -> bool {
+        let me = self.state.device;
+        let mut keys = Vec::new();
+        let mut size = 0;
+        while size < segment::SEGMENT_TARGET_BYTES {
+            let Some(key) = run.push_keys.pop_front() else {
+                break;
+            };
+            if !self.state.dirty().contains(&key) {
+                continue;
+            }
+            match self.state.records().get(&key) {
+                Some(record) if record.stamp.device == me => {
+                    size += segment::encoded_size_hint(&key, record);
+                    keys.push(key);
+                }
+                // A newer write from another device won: ours need not travel.
+                _ => self.state.mark_clean(&key),
+            }
+        }
+        if keys.is_empty() {
+            return false;
+        }
+        let seq = self.state.own().segments + 1;
+        let records = self.state.records();
+        let pairs: Vec<(&[u8], &crate::record::Record)> = keys
+            .iter()
+            .map(|k| (k.as_slice(), records.get(k).expect("key checked above")))
+            .collect();
+        let written = pairs
+            .iter()
+            .map(|(k, r)| (ByteBuf::from(k.to_vec()), r.stamp))
+            .collect();
+        let body = seal_segment(
+            &self.segment_key,
+            self.vault,
+            me,
+            seq,
+            &pairs,
+            &mut self.entropy,
+        );
+        drop(pairs);
+        match body {
+            Ok(body) => {
+                self.state.set_pending(Some(PendingSegment {
+                    seq,
+                    body: ByteBuf::from(body),
+                    written,
+                }));
+                true
+            }
+            Err(e) => {
+                run.stop(e);
+                false
+            }
+        }
+    }
+
+    pub(super) fn on_put_segment(&mut self, run: &mut SyncRun, seq: u64, response: Result<Response>) {
         let response = match response {
             Ok(r) => r,
             Err(e) => return run.stop(e),
         };
         if response.is_success() {
-            self.own_segment_exists(seq);
-            run.report.pushed += written.len() as u64;
-            for (key, stamp) in &written {
-                if self
-                    .state
-                    .records
-                    .get(key)
-                    .is_some_and(|r| r.stamp == *stamp)
-                {
-                    self.state.dirty.remove(key);
-                }
-            }
+            self.pending_landed(run, seq);
         } else if response.status == 412 {
-            // The number is taken: a previous run wrote this segment and its state was lost.
-            // Read it back before choosing the next number.
+            // The number is taken: by these very bytes (a previous try landed and its answer
+            // was lost), or by a segment whose state was lost. Read it back to tell.
             run.push_conflicts += 1;
             let name = segment_name(self.state.device, seq);
             self.queue_get(
                 run,
                 RequestKind::GetSegment,
                 &name,
-                Pending::RecoverSegment { seq, written },
+                Pending::RecoverSegment { seq },
             );
-        } else if s3::is_not_implemented(&response) && !self.state.quirks.no_conditional_put {
-            // The store refuses `If-None-Match`: remember it and send the segment without it.
-            self.state.quirks.no_conditional_put = true;
-            requeue(run, written);
+        } else if s3::is_not_implemented(&response) && !self.state.quirks().no_conditional_put {
+            // The store refuses `If-None-Match`: remember it; the pending segment goes again
+            // without it.
+            self.state.quirks_mut().no_conditional_put = true;
         } else {
             let name = segment_name(self.state.device, seq);
             run.stop(s3::error_from_response(
@@ -132,11 +161,29 @@ impl Engine {
         }
     }
 
+    /// The pending segment `seq` is in the store: its writes are pushed.
+    fn pending_landed(&mut self, run: &mut SyncRun, seq: u64) {
+        self.own_segment_exists(seq);
+        let Some(pending) = self.state.set_pending(None) else {
+            return;
+        };
+        run.report.pushed += pending.written.len() as u64;
+        for (key, stamp) in &pending.written {
+            if self
+                .state
+                .records()
+                .get(key.as_slice())
+                .is_some_and(|r| r.stamp == *stamp)
+            {
+                self.state.mark_clean(key);
+            }
+        }
+    }
+
     pub(super) fn on_recover_segment(
         &mut self,
         run: &mut SyncRun,
         seq: u64,
-        written: Vec<(Vec<u8>, Stamp)>,
         response: Result<Response>,
     ) {
         let name = segment_name(self.state.device, seq);
@@ -144,6 +191,13 @@ impl Engine {
             Ok(r) => r.body,
             Err(e) => return run.stop(e),
         };
+        if self
+            .state
+            .pending()
+            .is_some_and(|p| p.seq == seq && p.body.as_slice() == body.as_slice())
+        {
+            return self.pending_landed(run, seq);
+        }
         match open_segment(&self.segment_key, self.vault, self.state.device, seq, body) {
             Ok(segment) => {
                 self.merge_segment(segment);
@@ -152,22 +206,28 @@ impl Engine {
             Err(e) => run.report.errors.push(e),
         }
         self.own_segment_exists(seq);
-        requeue(run, written);
+        // Whatever of ours the segment found there does not hold goes into the next one.
+        if let Some(pending) = self.state.set_pending(None) {
+            for (key, _) in pending.written.into_iter().rev() {
+                run.push_keys.push_front(key.into_vec());
+            }
+        }
     }
 
     /// Our segment `seq` is known to be in the store (the next one is `seq + 1`).
     pub(super) fn own_segment_exists(&mut self, seq: u64) {
-        let own = &mut self.state.own;
+        let own = self.state.own_mut();
         own.segments = own.segments.max(seq);
-        own.beyond.retain(|s| *s > own.segments);
+        let segments = own.segments;
+        own.beyond.retain(|s| *s > segments);
         while own.beyond.remove(&(own.segments + 1)) {
             own.segments += 1;
         }
     }
 
     pub(super) fn plan_publish(&mut self, run: &mut SyncRun) {
-        let own = &self.state.own;
-        if run.own_manifest_unread || (own.segments <= own.published_segments && !own.republish) {
+        let own = self.state.own();
+        if !run.may_push || (own.segments <= own.published_segments && !own.republish) {
             return;
         }
         let manifest = Manifest {
@@ -177,15 +237,12 @@ impl Engine {
             clock: self.state.clock,
             merged: self
                 .state
-                .peers
+                .peers()
                 .iter()
                 .map(|(d, p)| (*d, p.applied))
                 .collect(),
         };
-        let body = match manifest.seal(&self.manifest_key, self.vault) {
-            Ok(body) => body,
-            Err(e) => return run.stop(e),
-        };
+        let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
         let url = self.store.object_url(&format!(
             "{}{}",
             self.folder,
@@ -210,7 +267,7 @@ impl Engine {
         let name = manifest_name(self.state.device);
         match self.check(response, || format!("PUT {name}")) {
             Ok(response) => {
-                let own = &mut self.state.own;
+                let own = self.state.own_mut();
                 own.manifest_seq = seq;
                 own.published_segments = segments;
                 own.manifest_etag = response.header("etag").map(str::to_owned);
@@ -218,12 +275,5 @@ impl Engine {
             }
             Err(e) => run.stop(e),
         }
-    }
-}
-
-/// Puts the keys of a segment that did not land back at the front of the push queue.
-fn requeue(run: &mut SyncRun, written: Vec<(Vec<u8>, Stamp)>) {
-    for (key, _) in written.into_iter().rev() {
-        run.push_keys.push_front(key);
     }
 }

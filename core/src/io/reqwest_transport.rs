@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::driver::Transport;
+use crate::io::driver::Transport;
 use crate::error::{Category, Error, Result};
 use crate::http::{Request, Response};
 

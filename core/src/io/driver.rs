@@ -8,7 +8,7 @@ use std::future::Future;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::{Category, Error, Result};
-use crate::http::{Request, Response};
+use crate::http::{Request, RequestKind, Response};
 use crate::ids::Timestamp;
 use crate::report::SyncReport;
 use crate::Engine;
@@ -26,15 +26,6 @@ pub trait Transport {
 
 /// How many requests the driver keeps in flight at once, unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-
-struct CancelOnDrop<'a>(&'a mut Engine);
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        // A no-op when the sync finished; abandons it when the future was dropped early.
-        self.0.cancel_sync();
-    }
-}
 
 /// How far a sync has come, for progress bars.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,19 +64,96 @@ pub async fn sync_with_progress<T: Transport + ?Sized>(
     transport: &T,
     now: impl Fn() -> Timestamp,
     concurrency: usize,
+    progress: impl FnMut(Progress),
+) -> Result<SyncReport> {
+    let mut steps = Bare { engine, now };
+    run(&mut steps, transport, concurrency, progress).await
+}
+
+/// How the driver reaches the engine: each step runs with the engine in hand and returns; the
+/// driver never holds it across an `.await`, so a host may keep it behind a lock and persist
+/// after every step (see [`crate::io::session`]).
+pub(crate) trait Steps {
+    /// Runs `step` on the engine. `durable`: what the step produced must be durable before the
+    /// requests it handed out are sent (a segment about to be PUT).
+    fn step<R>(&mut self, step: impl FnOnce(&mut Engine) -> R) -> Result<R>;
+
+    /// Makes what the steps so far produced durable, before a request the engine sealed a
+    /// segment for goes out.
+    fn make_durable(&mut self) -> Result<()>;
+
+    /// The wall clock.
+    fn now(&self) -> Timestamp;
+
+    /// Called when the loop ends early (an error, or the future dropped mid-sync): the sync
+    /// is abandoned, nothing is lost.
+    fn abandon(&mut self);
+}
+
+/// A bare engine, borrowed for the whole sync, with nothing to persist.
+struct Bare<'a, N> {
+    engine: &'a mut Engine,
+    now: N,
+}
+
+impl<N: Fn() -> Timestamp> Steps for Bare<'_, N> {
+    fn step<R>(&mut self, step: impl FnOnce(&mut Engine) -> R) -> Result<R> {
+        Ok(step(self.engine))
+    }
+
+    fn make_durable(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.now)()
+    }
+
+    fn abandon(&mut self) {
+        self.engine.cancel_sync();
+    }
+}
+
+/// Abandons the sync if the loop ends before the outcome was taken (an error or a drop).
+struct Abandon<'a, S: Steps> {
+    steps: &'a mut S,
+    armed: bool,
+}
+
+impl<S: Steps> Drop for Abandon<'_, S> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.steps.abandon();
+        }
+    }
+}
+
+/// The one sync loop: hand out requests up to `concurrency`, send them, feed the answers back,
+/// wait out retry backoffs, and take the outcome.
+pub(crate) async fn run<S: Steps, T: Transport + ?Sized>(
+    steps: &mut S,
+    transport: &T,
+    concurrency: usize,
     mut progress: impl FnMut(Progress),
 ) -> Result<SyncReport> {
-    engine.start_sync(now())?;
-    // If this future is dropped mid-sync, the engine must not stay "syncing".
-    let guard = CancelOnDrop(engine);
-    let engine = &mut *guard.0;
+    let now = steps.now();
+    steps.step(|engine| engine.start_sync(now))??;
+    let mut guard = Abandon { steps, armed: true };
+    let steps = &mut *guard.steps;
     let mut in_flight = FuturesUnordered::new();
     let mut seen = Progress::default();
     loop {
-        while in_flight.len() < concurrency.max(1) {
-            let Some(request) = engine.poll_request(now()) else {
-                break;
-            };
+        let room = concurrency.max(1).saturating_sub(in_flight.len());
+        let now = steps.now();
+        let batch = steps.step(|engine| {
+            std::iter::from_fn(|| engine.poll_request(now))
+                .take(room)
+                .collect::<Vec<_>>()
+        })?;
+        if batch.iter().any(|r| r.kind == RequestKind::PutSegment) {
+            steps.make_durable()?;
+        }
+        for request in batch {
             seen.requests_total += 1;
             seen.bytes_sent += request.body.len() as u64;
             progress(seen);
@@ -99,18 +167,20 @@ pub async fn sync_with_progress<T: Transport + ?Sized>(
                     seen.bytes_received += r.body.len() as u64;
                 }
                 progress(seen);
-                engine.handle_response(id, response, now());
+                let now = steps.now();
+                steps.step(|engine| engine.handle_response(id, response, now))?;
             }
-            None => match engine.poll_timeout() {
-                Some(due) => transport.sleep(due.0.saturating_sub(now().0)).await,
+            None => match steps.step(|engine| engine.poll_timeout())? {
+                Some(due) => transport.sleep(due.0.saturating_sub(steps.now().0)).await,
                 None => break,
             },
         }
     }
-    engine.poll_outcome().unwrap_or_else(|| {
+    let outcome = steps.step(|engine| engine.poll_outcome())?;
+    guard.armed = outcome.is_none();
+    outcome.unwrap_or_else(|| {
         // Nothing in flight and nothing to send, yet no outcome: never expected; fail loudly
         // rather than hang.
-        engine.cancel_sync();
         Err(Error::Transport {
             category: Category::Server,
             message: "sync stalled with no request outstanding".into(),

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
 
-use crate::driver::Transport;
+use crate::io::driver::Transport;
 use crate::error::Result;
 use crate::http::{Method, Request, Response};
 
@@ -141,7 +141,7 @@ fn put(
         }
     }
     let mut suffix = [0u8; 8];
-    crate::crypto::fill_random(&mut suffix).map_err(io::Error::other)?;
+    crate::entropy::fill_os(&mut suffix).map_err(io::Error::other)?;
     let tmp = dir.join(format!(".tmp-{}", u64::from_le_bytes(suffix)));
     {
         let mut file = fs::File::create(&tmp)?;

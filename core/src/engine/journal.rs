@@ -1,0 +1,165 @@
+//! The local journal: sealed state deltas appended after every change, so that a write is
+//! durable when `put` returns and saving costs what changed, not what the vault holds.
+//!
+//! A journal belongs to exactly one snapshot: its header carries the first 16 bytes of the
+//! BLAKE3 hash of that snapshot's bytes, and entry `i` is sealed with the name
+//! `journal/<that hash in hex>/<i>` in its associated data, so entries cannot be reordered,
+//! dropped from the middle or replayed onto another snapshot. Layout (`docs/FORMAT.md`):
+//!
+//! ```text
+//! "BKSJ" | version u8 = 1 | snapshot hash [16]
+//! then per entry: length u32 BE | sealed object (kind 4) holding one postcard delta
+//! ```
+//!
+//! A crash while appending leaves a short last entry: reading stops there and the host cuts the
+//! file back to the last whole entry. A whole entry that fails authentication in the middle is
+//! damage, reported as `corrupt`.
+
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::ids::VaultId;
+
+const MAGIC: &[u8; 4] = b"BKSJ";
+const VERSION: u8 = 1;
+/// Bytes of the header: magic, version, snapshot hash.
+pub const HEADER_LEN: usize = 4 + 1 + 16;
+
+/// Where the next entry goes: which snapshot the journal follows, and the entry's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    base: [u8; 16],
+    next: u64,
+}
+
+impl Cursor {
+    /// A new, empty journal following `snapshot`.
+    pub fn after(snapshot: &[u8]) -> Self {
+        let mut base = [0u8; 16];
+        base.copy_from_slice(&blake3::hash(snapshot).as_bytes()[..16]);
+        Cursor { base, next: 0 }
+    }
+
+    /// The journal file's header.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&self.base);
+        out
+    }
+
+    /// Seals `delta` as the next entry, framed with its length.
+    pub fn seal(
+        &mut self,
+        key: &SecretKey,
+        vault: VaultId,
+        delta: &[u8],
+        entropy: &mut Entropy,
+    ) -> Vec<u8> {
+        let name = self.entry_name(self.next);
+        self.next += 1;
+        let ad = ObjectAd {
+            vault,
+            kind: ObjectKind::JournalEntry,
+            name: &name,
+        };
+        let sealed =
+            crypto::seal(key, &ad, delta, entropy).expect("a journal entry's name is short");
+        let len = u32::try_from(sealed.len()).expect("a delta under 4 GiB");
+        let mut framed = Vec::with_capacity(4 + sealed.len());
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&sealed);
+        framed
+    }
+
+    fn entry_name(&self, index: u64) -> String {
+        let mut hex = String::with_capacity(32);
+        for b in self.base {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        format!("journal/{hex}/{index}")
+    }
+}
+
+/// What a journal read back holds.
+pub(crate) struct Replay {
+    /// The deltas, in order.
+    pub deltas: Vec<Vec<u8>>,
+    /// How many bytes of the file are whole entries (header included); the host cuts the file
+    /// to this length before appending. `None`: the journal is absent or follows another
+    /// snapshot (a crash after a snapshot was written but before the journal was reset), and a
+    /// new one must be started.
+    pub keep: Option<usize>,
+    /// Where the next entry goes.
+    pub cursor: Cursor,
+}
+
+/// Reads the journal `bytes` that should follow `snapshot`.
+///
+/// # Errors
+/// `Corrupt` when a whole entry before the last one fails authentication, or the header is
+/// damaged; `WrongVault` when entries were sealed with another key.
+pub(crate) fn read(
+    key: &SecretKey,
+    vault: VaultId,
+    snapshot: &[u8],
+    bytes: &[u8],
+) -> Result<Replay> {
+    let mut cursor = Cursor::after(snapshot);
+    let fresh = |cursor| Replay {
+        deltas: Vec::new(),
+        keep: None,
+        cursor,
+    };
+    if bytes.len() < HEADER_LEN {
+        // Absent, or torn while its header was written: nothing was journaled after it.
+        return Ok(fresh(cursor));
+    }
+    if &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        return Err(Error::corrupt(
+            "local journal",
+            "not a bucketsync journal of a known version",
+        ));
+    }
+    if bytes[5..HEADER_LEN] != cursor.base {
+        return Ok(fresh(cursor));
+    }
+    let mut deltas = Vec::new();
+    let mut at = HEADER_LEN;
+    while bytes.len() - at >= 4 {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let Some(end) = (at + 4).checked_add(len).filter(|end| *end <= bytes.len()) else {
+            break; // a torn last entry
+        };
+        let name = cursor.entry_name(cursor.next);
+        let ad = ObjectAd {
+            vault,
+            kind: ObjectKind::JournalEntry,
+            name: &name,
+        };
+        match crypto::open(key, &ad, bytes[at + 4..end].to_vec()) {
+            Ok(delta) => deltas.push(delta),
+            // The last entry, damaged by a power loss before it was synced: as if never written.
+            Err(Error::Corrupt { .. }) if end == bytes.len() => break,
+            Err(Error::WrongVault { .. }) => {
+                return Err(Error::WrongVault {
+                    object: "local journal".into(),
+                })
+            }
+            Err(e) => {
+                return Err(Error::corrupt(
+                    "local journal",
+                    format!("entry {} is damaged: {e}", cursor.next),
+                ))
+            }
+        }
+        cursor.next += 1;
+        at = end;
+    }
+    Ok(Replay {
+        deltas,
+        keep: Some(at),
+        cursor,
+    })
+}

@@ -1,0 +1,20 @@
+//! The host side: everything that performs I/O, kept apart from the sans-IO state machine
+//! (everything outside this folder). Nothing outside `io` imports from it.
+//!
+//! - [`driver`]: the async loop that runs one sync over a [`driver::Transport`];
+//! - [`folder`]: the local-folder bucket, a transport over a directory;
+//! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
+//! - `builtin_transport`: the transport a store URL calls for;
+//! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
+//! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
+//!   cancel-safe syncs.
+
+#[cfg(all(feature = "folder", feature = "reqwest"))]
+pub mod builtin_transport;
+pub mod driver;
+#[cfg(feature = "folder")]
+pub mod folder;
+#[cfg(feature = "reqwest")]
+pub mod reqwest_transport;
+pub mod session;
+pub mod state_store;

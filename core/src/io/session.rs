@@ -1,0 +1,446 @@
+//! One open vault, as every binding and example uses it: the store URL turned into a store
+//! and credentials, the replica restored from its snapshot and journal, the lock that keeps one
+//! writer per device, the save policy, progress, and syncs that are safe to cancel.
+//!
+//! # Durability
+//! Every `put` and `delete` is appended to the journal before it returns, and every answer a
+//! sync handles is journaled before the next request goes out. A process that is killed at any
+//! moment therefore loses nothing it acknowledged. The journal is synced to the disk (`fsync`)
+//! at the end of every sync, by [`Session::save`] and [`Session::close`], before a segment's PUT
+//! is sent, and when a write comes more than [`Durability::flush_interval_ms`] after the last
+//! sync to disk; a power loss costs at most the writes since that last point. The snapshot is
+//! rewritten only when the journal outgrows it (and [`Durability::compact_min_bytes`]), so a
+//! save costs what changed, not what the vault holds.
+//!
+//! # Cancellation
+//! The engine stays inside the session: a sync only borrows it, one step at a time, under a
+//! lock held for microseconds and never across an `.await`. Dropping a sync's future (a
+//! cancelled coroutine or task, an aborted promise) or a panic in a callback abandons that
+//! sync; the vault stays usable, its state consistent and saved, and the next sync resumes the
+//! push with the same bytes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::credentials::Credentials;
+use crate::engine::Engine;
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, Timestamp};
+use crate::io::driver::{self, Progress, Steps, Transport};
+use crate::io::state_store::{MemoryState, Saved, StateStore, StateWrite};
+use crate::key::VaultKey;
+use crate::report::SyncReport;
+use crate::store::Store;
+
+#[cfg(not(target_arch = "wasm32"))]
+use crate::io::state_store::FileState;
+
+/// When the local state is written and synced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// A write more than this long after the last sync to disk syncs the journal again
+    /// (milliseconds; 0 syncs after every write).
+    pub flush_interval_ms: u64,
+    /// The snapshot is rewritten when the journal is longer than both the snapshot and this
+    /// many bytes.
+    pub compact_min_bytes: u64,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            flush_interval_ms: 1_000,
+            compact_min_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Where the replica's local state lives.
+#[derive(Debug)]
+pub enum StateLocation<'a> {
+    /// Nowhere: the replica lives as long as the session.
+    Memory,
+    /// Files at this path (the snapshot; the journal and lock beside it). With `wait`, opening
+    /// waits for another holder of the lock instead of failing with `Locked`.
+    #[cfg(not(target_arch = "wasm32"))]
+    File {
+        /// The state file.
+        path: &'a std::path::Path,
+        /// Wait for the lock.
+        wait: bool,
+    },
+    /// Bytes the host keeps itself (say, in IndexedDB): the session starts from them and
+    /// queues its writes for [`Session::take_state_writes`].
+    Host(Saved),
+    #[doc(hidden)]
+    _Lifetime(std::marker::PhantomData<&'a ()>),
+}
+
+/// What [`Session::open`] needs.
+pub struct SessionOptions<'a> {
+    /// `s3://…` or `file:///…`.
+    pub store: &'a str,
+    /// The vault key.
+    pub key: &'a VaultKey,
+    /// A stable device id (32 hex digits); random for a new state when `None`.
+    pub device: Option<&'a str>,
+    /// Where the local state lives.
+    pub state: StateLocation<'a>,
+    /// Explicit S3 credentials; otherwise they come from the `AWS_*` environment.
+    pub credentials: Option<Credentials>,
+    /// The app executes (and may sign) requests itself: missing credentials are then not an
+    /// error, and requests go out unsigned.
+    pub own_transport: bool,
+    /// When state is written and synced to disk.
+    pub durability: Durability,
+    /// The wall clock, in milliseconds since the Unix epoch.
+    pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl core::fmt::Debug for SessionOptions<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SessionOptions")
+            .field("store", &self.store)
+            .field("device", &self.device)
+            .field("state", &self.state)
+            .field("own_transport", &self.own_transport)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Backend {
+    Memory(MemoryState),
+    #[cfg(not(target_arch = "wasm32"))]
+    File(FileState),
+}
+
+impl Backend {
+    fn store(&mut self) -> &mut dyn StateStore {
+        match self {
+            Backend::Memory(m) => m,
+            #[cfg(not(target_arch = "wasm32"))]
+            Backend::File(f) => f,
+        }
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    /// `None` once closed (the lock is released with it).
+    backend: Option<Backend>,
+    durability: Durability,
+    last_flush: Timestamp,
+    /// Journal bytes written since the last sync to disk.
+    unflushed: bool,
+    /// A journal write failed: the next persist writes a whole snapshot instead.
+    needs_snapshot: bool,
+}
+
+/// One open vault. `Send + Sync`: share it between threads; every method takes `&self`.
+pub struct Session {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl core::fmt::Debug for Session {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.inner.try_lock() {
+            Ok(inner) => f.debug_tuple("Session").field(&inner.engine).finish(),
+            Err(_) => f.write_str("Session(<busy>)"),
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::Config("this vault is closed".into())
+}
+
+impl Session {
+    /// Opens a vault: parses the store URL, takes the lock on the state, restores the replica
+    /// (or starts a new one and saves it at once), and finds credentials.
+    ///
+    /// # Errors
+    /// `Config` for a bad store URL or device id, a state that belongs to another device, an
+    /// `s3://` store without credentials, or state files that cannot be used; `Locked` when
+    /// another writer holds the state; `WrongVault` or `Corrupt` for a state made with another
+    /// key or damaged.
+    pub fn open(options: SessionOptions<'_>) -> Result<Session> {
+        let store = Store::parse(options.store)?;
+        let device = options.device.map(DeviceId::parse).transpose()?;
+        let (mut backend, saved) = match options.state {
+            StateLocation::Memory | StateLocation::_Lifetime(_) => {
+                (Backend::Memory(MemoryState::ephemeral()), None)
+            }
+            #[cfg(not(target_arch = "wasm32"))]
+            StateLocation::File { path, wait } => {
+                let (file, saved) = FileState::open(path, wait)?;
+                (Backend::File(file), saved)
+            }
+            StateLocation::Host(saved) => {
+                let restore = (!saved.snapshot.is_empty()).then(|| saved.clone());
+                (Backend::Memory(MemoryState::queued(saved)), restore)
+            }
+        };
+        let entropy = Entropy::from_os()?;
+        let mut engine = match saved {
+            Some(saved) => {
+                let restored = Engine::restore(
+                    options.key,
+                    store.clone(),
+                    &saved.snapshot,
+                    &saved.journal,
+                    entropy,
+                )?;
+                let mut engine = restored.engine;
+                if let Some(device) = device.filter(|d| *d != engine.device()) {
+                    return Err(Error::Config(format!(
+                        "the saved state belongs to device {}, not {device}",
+                        engine.device()
+                    )));
+                }
+                match restored.journal_keep {
+                    Some(keep) if keep as u64 == backend.store().journal_len() => {}
+                    Some(keep) => backend.store().write(StateWrite::Truncate(keep as u64))?,
+                    None => write_snapshot(&mut engine, backend.store())?,
+                }
+                engine
+            }
+            None => {
+                let mut entropy = entropy;
+                let device = device.unwrap_or_else(|| DeviceId::from_entropy(&mut entropy));
+                let mut engine = Engine::new(options.key, store.clone(), device, entropy);
+                write_snapshot(&mut engine, backend.store())?;
+                engine
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Backend::File(file) = &mut backend {
+            file.set_holder(&format!(
+                "device {} (process {})",
+                engine.device(),
+                std::process::id()
+            ));
+        }
+        if let Store::S3(_) = store {
+            let credentials = match options.credentials {
+                Some(credentials) => Some(credentials),
+                None if options.own_transport => Credentials::from_env().ok(),
+                None => Some(Credentials::from_env().map_err(|e| {
+                    Error::Config(format!(
+                        "{}: pass credentials, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                        e.to_string().trim_start_matches("configuration error: ")
+                    ))
+                })?),
+            };
+            if let Some(credentials) = credentials {
+                engine.set_credentials(credentials);
+            }
+        }
+        let now = (options.clock)();
+        Ok(Session {
+            inner: Mutex::new(Inner {
+                engine,
+                backend: Some(backend),
+                durability: options.durability,
+                last_flush: now,
+                unflushed: false,
+                needs_snapshot: false,
+            }),
+            clock: options.clock,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while the lock was held leaves the engine as consistent as between any two
+        // steps: its state is persisted step by step, so go on with it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Runs `f` on the replica, read-only (get, keys, device, unpushed, ...).
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T> {
+        let inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        Ok(f(&inner.engine))
+    }
+
+    /// Runs `f` on the replica to configure it (signer, retry policy). Record changes must go
+    /// through [`Session::put`] and [`Session::delete`], which journal them.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn configure<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> Result<T> {
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        Ok(f(&mut inner.engine))
+    }
+
+    /// Sets `key` to `value`; durable against a process kill when it returns.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed or the journal cannot be written (the write is then
+    /// kept in memory and saved by the next successful save).
+    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        inner.engine.put(key, value, now);
+        inner.persist(now, false)
+    }
+
+    /// Deletes `key` (a tombstone that reaches every device); durable like [`Session::put`].
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn delete(&self, key: Vec<u8>) -> Result<()> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        inner.engine.delete(key, now);
+        inner.persist(now, false)
+    }
+
+    /// Makes everything durable now (journal synced to disk; snapshot rewritten if due).
+    ///
+    /// # Errors
+    /// `Config` when closed or when the state cannot be written.
+    pub fn save(&self) -> Result<()> {
+        let now = self.now();
+        self.lock().persist(now, true)
+    }
+
+    /// Saves, releases the lock and closes; later calls fail with `Config`. Closing twice is
+    /// fine. A sync still running is abandoned (the next open resumes it).
+    ///
+    /// # Errors
+    /// `Config` when the state cannot be written (the vault is closed all the same).
+    pub fn close(&self) -> Result<()> {
+        let now = self.now();
+        let mut inner = self.lock();
+        if inner.backend.is_none() {
+            return Ok(());
+        }
+        inner.engine.cancel_sync();
+        let saved = inner.persist(now, true);
+        inner.backend = None;
+        saved
+    }
+
+    /// Whether [`Session::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.lock().backend.is_none()
+    }
+
+    /// For state kept by the host ([`StateLocation::Host`]): the writes to apply, in order,
+    /// since the last call. Empty for file and memory state.
+    pub fn take_state_writes(&self) -> Vec<StateWrite> {
+        match &mut self.lock().backend {
+            Some(Backend::Memory(m)) => m.take_writes(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Pulls and pushes over `transport`, at most `concurrency` requests at once, calling
+    /// `progress` as requests go out and come back. Safe to cancel: see the module docs.
+    ///
+    /// # Errors
+    /// The error that stopped the sync (the partial report is in the engine's
+    /// `last_report`); `Conflict` when a sync already runs; `Config` when closed or when the
+    /// state cannot be written.
+    pub async fn sync<T: Transport + ?Sized>(
+        &self,
+        transport: &T,
+        concurrency: usize,
+        progress: impl FnMut(Progress),
+    ) -> Result<SyncReport> {
+        let mut steps = SessionSteps { session: self };
+        driver::run(&mut steps, transport, concurrency, progress).await
+    }
+
+    /// The report of the last finished sync.
+    pub fn last_report(&self) -> Option<SyncReport> {
+        self.lock().engine.last_report().cloned()
+    }
+}
+
+struct SessionSteps<'a> {
+    session: &'a Session,
+}
+
+impl Steps for SessionSteps<'_> {
+    fn step<R>(&mut self, step: impl FnOnce(&mut Engine) -> R) -> Result<R> {
+        let now = self.session.now();
+        let mut inner = self.session.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        let out = step(&mut inner.engine);
+        let durable = !inner.engine.is_syncing();
+        inner.persist(now, durable)?;
+        Ok(out)
+    }
+
+    fn make_durable(&mut self) -> Result<()> {
+        let now = self.session.now();
+        self.session.lock().persist(now, true)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.session.now()
+    }
+
+    fn abandon(&mut self) {
+        let now = self.session.now();
+        let mut inner = self.session.lock();
+        if inner.engine.is_syncing() {
+            inner.engine.cancel_sync();
+        }
+        if inner.backend.is_some() {
+            // Best effort: a failure here is reported by the next save.
+            let _ = inner.persist(now, true);
+        }
+    }
+}
+
+fn write_snapshot(engine: &mut Engine, store: &mut dyn StateStore) -> Result<()> {
+    let snapshot = engine.export_state();
+    let journal = engine
+        .journal_header()
+        .expect("a snapshot was just exported");
+    store.write(StateWrite::Replace { snapshot, journal })
+}
+
+impl Inner {
+    /// Writes what changed; compacts when due; syncs to disk when `durable` or when the flush
+    /// interval has passed.
+    fn persist(&mut self, now: Timestamp, durable: bool) -> Result<()> {
+        let backend = self.backend.as_mut().ok_or_else(closed)?;
+        let store = backend.store();
+        let compact_at = store.snapshot_len().max(self.durability.compact_min_bytes);
+        if self.needs_snapshot || store.journal_len() > compact_at {
+            write_snapshot(&mut self.engine, store)?;
+            self.needs_snapshot = false;
+            self.unflushed = false;
+            self.last_flush = now;
+        } else if let Some(entry) = self.engine.poll_journal() {
+            if let Err(e) = store.write(StateWrite::Append(entry)) {
+                // The delta left the engine: only a whole snapshot can hold it now.
+                self.needs_snapshot = true;
+                return Err(e);
+            }
+            self.unflushed = true;
+        }
+        let interval_passed =
+            now.0.saturating_sub(self.last_flush.0) >= self.durability.flush_interval_ms;
+        if self.unflushed && (durable || interval_passed) {
+            store.flush()?;
+            self.unflushed = false;
+            self.last_flush = now;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! The device's own log is sacred: a crash between the segment PUT and the manifest PUT never
+//! hides a write, and a failure to read our own manifest or published segments stops the push
+//! loudly instead of passing as `pushed = 0`.
+
+use bucketsync::folder::FolderBucket;
+use bucketsync::{Category, DeviceId, Engine, RequestKind, Timestamp, VaultKey};
+use bucketsync_suite::{block_sync, folder_store};
+
+const T: Timestamp = Timestamp(1_800_000_000_000);
+
+/// Runs `engine`'s sync by hand and stops right after the store executed the first request of
+/// `kind`, before the engine hears of it: a crash there.
+fn crash_after(engine: &mut Engine, kind: RequestKind) {
+    engine.start_sync(T).unwrap();
+    loop {
+        let batch: Vec<_> = std::iter::from_fn(|| engine.poll_request(T)).collect();
+        assert!(!batch.is_empty(), "the sync ended before a {kind:?} request");
+        for request in batch {
+            let response = FolderBucket.execute(&request);
+            if request.kind == kind {
+                return;
+            }
+            engine.handle_response(request.id, Ok(response), T);
+        }
+    }
+}
+
+#[test]
+fn a_crash_after_the_segment_put_hides_nothing_when_restarted_from_the_pre_sync_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([9; 32]);
+    let mut a = Engine::new(&key, folder_store(dir.path()), DeviceId([0xA; 16]));
+    a.put("first", "1", T);
+    block_sync(&mut a, &FolderBucket).unwrap();
+    a.put("second", "2", Timestamp(T.0 + 1));
+    // What a binding that saves only after a sync ends has on disk.
+    let before = a.export_state();
+    crash_after(&mut a, RequestKind::PutSegment);
+
+    let mut a = Engine::from_state(&key, folder_store(dir.path()), &before).unwrap();
+    let report = block_sync(&mut a, &FolderBucket).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(a.unpushed(), 0, "{report}");
+
+    let mut b = Engine::new(&key, folder_store(dir.path()), DeviceId([0xB; 16]));
+    let report = block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(b.get(b"second"), Some(&b"2"[..]), "{report}");
+    assert_eq!(report.pulled, 2, "each write stored once: {report}");
+}
+
+fn own_manifest(dir: &std::path::Path, key: &VaultKey, device: DeviceId) -> std::path::PathBuf {
+    dir.join(key.vault_id().to_string())
+        .join("m")
+        .join(device.to_string())
+}
+
+#[test]
+fn an_undecryptable_own_manifest_stops_the_push_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([9; 32]);
+    let me = DeviceId([0xA; 16]);
+    let mut a = Engine::new(&key, folder_store(dir.path()), me);
+    a.put("first", "1", T);
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let path = own_manifest(dir.path(), &key, me);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    a.put("second", "2", Timestamp(T.0 + 1));
+    let err = block_sync(&mut a, &FolderBucket).unwrap_err();
+    assert_eq!(err.category(), Category::Corrupt, "{err}");
+    let report = a.last_report().unwrap();
+    assert_eq!(report.requests_of(RequestKind::PutSegment), 0, "{report}");
+    assert_eq!(report.requests_of(RequestKind::PutManifest), 0, "{report}");
+    assert_eq!(a.unpushed(), 1, "the write waits, it is not lost");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing overwritten");
+}
+
+#[test]
+fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([9; 32]);
+    let me = DeviceId([0xA; 16]);
+    let mut a = Engine::new(&key, folder_store(dir.path()), me);
+    let fresh = a.export_state();
+    a.put("first", "1", T);
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let segment = dir
+        .path()
+        .join(key.vault_id().to_string())
+        .join("s")
+        .join(me.to_string());
+    let file = std::fs::read_dir(&segment).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&file, b"damaged").unwrap();
+
+    // The same device restarts from a state older than its published log.
+    let mut a = Engine::from_state(&key, folder_store(dir.path()), &fresh).unwrap();
+    a.put("second", "2", Timestamp(T.0 + 1));
+    for attempt in 0..2 {
+        let err = block_sync(&mut a, &FolderBucket).unwrap_err();
+        assert_eq!(err.category(), Category::Corrupt, "attempt {attempt}: {err}");
+        assert_eq!(a.unpushed(), 1, "attempt {attempt}");
+    }
+}
