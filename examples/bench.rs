@@ -83,7 +83,7 @@ fn main() {
         .sum();
     let mut sealed = Vec::new();
     let seal = best_of(min, || {
-        sealed = segment::seal(&key, device, 1, &pairs).unwrap()
+        sealed = segment::seal(&key, device, 1, &pairs, &mut bucketsync_suite::entropy()).unwrap()
     });
     let seal_mbs = sealed.len() as f64 / MIB / seal.as_secs_f64();
     rows.push((
@@ -149,8 +149,18 @@ fn main() {
 
     // Requests per sync through the local-folder bucket.
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Engine::new(&key, folder_store(dir.path()), DeviceId([1; 16]));
-    let mut b = Engine::new(&key, folder_store(dir.path()), DeviceId([2; 16]));
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([1; 16]),
+        bucketsync_suite::entropy(),
+    );
+    let mut b = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([2; 16]),
+        bucketsync_suite::entropy(),
+    );
     for i in 0..10_000u64 {
         let (k, r) = history_record(i, a.device());
         a.put(k, r.value.unwrap(), wall_clock());

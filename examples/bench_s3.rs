@@ -79,7 +79,12 @@ async fn main() {
     let transport = http();
     let mut devices: Vec<Engine> = (1..=DEVICES as u8)
         .map(|n| {
-            let mut e = Engine::new(&key, store.clone(), DeviceId([n; 16]));
+            let mut e = Engine::new(
+                &key,
+                store.clone(),
+                DeviceId([n; 16]),
+                bucketsync_suite::entropy(),
+            );
             e.set_credentials(TestServer::credentials());
             e
         })
@@ -138,7 +143,12 @@ async fn main() {
         }
         sync(d, &transport).await.unwrap();
     }
-    let mut newcomer = Engine::new(&key, store.clone(), DeviceId([0xEE; 16]));
+    let mut newcomer = Engine::new(
+        &key,
+        store.clone(),
+        DeviceId([0xEE; 16]),
+        bucketsync_suite::entropy(),
+    );
     newcomer.set_credentials(TestServer::credentials());
     let started = Instant::now();
     let catch_up = sync(&mut newcomer, &transport).await.unwrap();

@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &VaultKey::from_recovery_code(code)?,
         store.clone(),
         DeviceId::random()?,
+        bucketsync_suite::entropy(),
     );
     let credentials = match (
         std::env::var("BUCKETSYNC_TEST_ACCESS_KEY"),

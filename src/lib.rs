@@ -58,3 +58,8 @@ pub fn folder_store(dir: &std::path::Path) -> bucketsync::Store {
 pub async fn sync<T: Transport>(engine: &mut Engine, transport: &T) -> Result<SyncReport> {
     driver::sync(engine, transport, wall_clock, driver::DEFAULT_CONCURRENCY).await
 }
+
+/// A fresh entropy source from the operating system, for engines made in tests and examples.
+pub fn entropy() -> bucketsync::Entropy {
+    bucketsync::Entropy::from_os().expect("the OS has randomness")
+}

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use bucketsync::builtin_transport::BuiltinTransport;
-use bucketsync::{Credentials, DeviceId, Engine, Result, Store, SyncReport, VaultKey};
-
-use crate::{sync, wall_clock};
+use bucketsync::driver::DEFAULT_CONCURRENCY;
+use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::{Credentials, Result, Store, SyncReport, VaultKey};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -28,46 +28,50 @@ pub async fn run(
     writeln!(out, "store:  {}", store.display_name())?;
     writeln!(out, "vault:  {}", key.vault_id())?;
     let transport = BuiltinTransport::for_store(&store)?;
-    let mut laptop = open_device(&key, &store, &credentials, &work.join("laptop.state"))?;
-    let mut phone = open_device(&key, &store, &credentials, &work.join("phone.state"))?;
+    // Each put is in the device's journal when it returns; each device's state stays locked
+    // to this process until it is closed.
+    let laptop = open_device(&key, store_url, &credentials, &work.join("laptop.state"))?;
+    let phone = open_device(&key, store_url, &credentials, &work.join("phone.state"))?;
 
-    let run = wall_clock().as_millis();
-    laptop.put("settings/theme", "dark", wall_clock());
-    laptop.put("notes/groceries", "eggs, milk", wall_clock());
-    laptop.put(
-        format!("history/{run}"),
-        "cargo run --example quickstart",
-        wall_clock(),
-    );
-    phone.put("notes/todo", "call the bank", wall_clock());
-    phone.put("notes/scratch", "temporary", wall_clock());
-    report(out, "laptop", &sync(&mut laptop, &transport).await?)?;
-    report(out, "phone", &sync(&mut phone, &transport).await?)?;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    laptop.put("settings/theme", "dark")?;
+    laptop.put("notes/groceries", "eggs, milk")?;
+    laptop.put(format!("history/{run}"), "cargo run --example quickstart")?;
+    phone.put("notes/todo", "call the bank")?;
+    phone.put("notes/scratch", "temporary")?;
+    report(out, "laptop", &sync(&laptop, &transport).await?)?;
+    report(out, "phone", &sync(&phone, &transport).await?)?;
 
     // The phone edits what the laptop wrote and deletes its own scratch note.
-    phone.put("notes/groceries", "eggs, milk, bread", wall_clock());
-    phone.delete("notes/scratch", wall_clock());
-    report(out, "phone", &sync(&mut phone, &transport).await?)?;
-    report(out, "laptop", &sync(&mut laptop, &transport).await?)?;
+    phone.put("notes/groceries", "eggs, milk, bread")?;
+    phone.delete("notes/scratch")?;
+    report(out, "phone", &sync(&phone, &transport).await?)?;
+    report(out, "laptop", &sync(&laptop, &transport).await?)?;
 
     for (name, device) in [("laptop", &laptop), ("phone", &phone)] {
-        writeln!(out, "\n{name} ({}) sees:", device.device())?;
-        for k in device.keys(b"") {
-            let value = device.get(&k).unwrap_or_default();
+        writeln!(out, "\n{name} ({}) sees:", device.device()?)?;
+        for k in device.keys(b"")? {
+            let value = device.get(&k)?.unwrap_or_default();
             writeln!(
                 out,
                 "  {:<28} = {}",
                 String::from_utf8_lossy(&k),
-                String::from_utf8_lossy(value)
+                String::from_utf8_lossy(&value)
             )?;
         }
     }
-    if laptop.keys(b"") != phone.keys(b"") {
+    if laptop.keys(b"")? != phone.keys(b"")? {
         return Err("the two devices did not converge".into());
     }
-    fs::write(work.join("laptop.state"), laptop.export_state())?;
-    fs::write(work.join("phone.state"), phone.export_state())?;
+    laptop.close()?;
+    phone.close()?;
     Ok(())
+}
+
+async fn sync(device: &Session, transport: &BuiltinTransport) -> Result<SyncReport> {
+    device.sync(transport, DEFAULT_CONCURRENCY, |_| {}).await
 }
 
 fn report(out: &mut dyn Write, name: &str, report: &SyncReport) -> std::io::Result<()> {
@@ -90,16 +94,21 @@ fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<VaultKey, Fail
 
 fn open_device(
     key: &VaultKey,
-    store: &Store,
+    store: &str,
     credentials: &Option<Credentials>,
     state: &Path,
-) -> Result<Engine, Failure> {
-    let mut engine = match fs::read(state) {
-        Ok(bytes) => Engine::from_state(key, store.clone(), &bytes)?,
-        Err(_) => Engine::new(key, store.clone(), DeviceId::random()?),
-    };
-    if let Some(credentials) = credentials {
-        engine.set_credentials(credentials.clone());
-    }
-    Ok(engine)
+) -> Result<Session> {
+    Session::open(SessionOptions {
+        store,
+        key,
+        device: None,
+        state: StateLocation::File {
+            path: state,
+            wait: false,
+        },
+        credentials: credentials.clone(),
+        own_transport: false,
+        durability: Durability::default(),
+        clock: session::system_clock(),
+    })
 }

@@ -58,7 +58,7 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, &skew_ms)| Replica {
-                engine: Engine::new(&key, folder_store(dir.path()), DeviceId([i as u8 + 1; 16])),
+                engine: Engine::new(&key, folder_store(dir.path()), DeviceId([i as u8 + 1; 16]), bucketsync_suite::entropy()),
                 skew_ms,
             })
             .collect();

@@ -15,13 +15,23 @@ const T: Timestamp = Timestamp(1_800_000_000_000);
 
 /// B has written to the vault; A has local writes, including one to a key B also wrote.
 fn scenario(dir: &Path, key: &VaultKey) -> Engine {
-    let mut b = Engine::new(key, folder_store(dir), DeviceId([0xB; 16]));
+    let mut b = Engine::new(
+        key,
+        folder_store(dir),
+        DeviceId([0xB; 16]),
+        bucketsync_suite::entropy(),
+    );
     for i in 0..5 {
         b.put(format!("b{i}"), "from b", T);
     }
     b.put("shared", "b's version", T);
     block_sync(&mut b, &FolderBucket).unwrap();
-    let mut a = Engine::new(key, folder_store(dir), DeviceId([0xA; 16]));
+    let mut a = Engine::new(
+        key,
+        folder_store(dir),
+        DeviceId([0xA; 16]),
+        bucketsync_suite::entropy(),
+    );
     for i in 0..7 {
         a.put(format!("a{i}"), "from a", Timestamp(T.0 + 10));
     }
@@ -73,8 +83,13 @@ fn a_crash_between_any_two_steps_loses_and_duplicates_nothing() {
         let mut a = scenario(dir.path(), &key);
         let (_, states) = stepwise(&mut a, Some(cut));
         // The crash: all that survives is the last exported state.
-        let mut a =
-            Engine::from_state(&key, folder_store(dir.path()), states.last().unwrap()).unwrap();
+        let mut a = Engine::from_state(
+            &key,
+            folder_store(dir.path()),
+            states.last().unwrap(),
+            bucketsync_suite::entropy(),
+        )
+        .unwrap();
         let report = block_sync(&mut a, &FolderBucket).unwrap();
         assert!(report.errors.is_empty(), "cut {cut}: {report}");
         assert_eq!(a.keys(b""), expected, "cut {cut}: nothing lost locally");
@@ -87,7 +102,12 @@ fn a_crash_between_any_two_steps_loses_and_duplicates_nothing() {
         assert_eq!(again.requests(), 1, "cut {cut}: {again}");
 
         // A new device finds every write exactly once: 6 from B, 9 from A.
-        let mut c = Engine::new(&key, folder_store(dir.path()), DeviceId([0xC; 16]));
+        let mut c = Engine::new(
+            &key,
+            folder_store(dir.path()),
+            DeviceId([0xC; 16]),
+            bucketsync_suite::entropy(),
+        );
         let report = block_sync(&mut c, &FolderBucket).unwrap();
         assert_eq!(
             report.pulled, 15,
@@ -108,11 +128,22 @@ fn a_replica_restarted_from_an_old_state_catches_up_without_duplicates() {
     block_sync(&mut a, &FolderBucket).unwrap();
 
     // The state file is restored from a backup made before both syncs.
-    let mut old = Engine::from_state(&key, folder_store(dir.path()), &before).unwrap();
+    let mut old = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &before,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
     let report = block_sync(&mut old, &FolderBucket).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(old.keys(b""), a.keys(b""));
     assert_eq!(old.unpushed(), 0);
-    let mut c = Engine::new(&key, folder_store(dir.path()), DeviceId([0xC; 16]));
+    let mut c = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xC; 16]),
+        bucketsync_suite::entropy(),
+    );
     assert_eq!(block_sync(&mut c, &FolderBucket).unwrap().pulled, 6 + 9 + 1);
 }

@@ -11,7 +11,7 @@ proptest! {
         let key = VaultKey::from_bytes([4; 32]);
         prop_assert!(segment::open(&key, DeviceId([1; 16]), 1, bytes.clone()).is_err());
         let store = Store::parse("file:///tmp/never-written").unwrap();
-        prop_assert!(Engine::from_state(&key, store, &bytes).is_err());
+        prop_assert!(Engine::from_state(&key, store, &bytes, bucketsync_suite::entropy()).is_err());
         let _ = bucketsync::s3::parse_list(&bytes);
         let _ = bucketsync::s3::error_code(&bytes);
         let _ = VaultKey::unwrap_with_passphrase(&bytes, "p");
@@ -23,7 +23,7 @@ proptest! {
         // A real segment's header with the ciphertext replaced.
         let key = VaultKey::from_bytes([4; 32]);
         let device = DeviceId([1; 16]);
-        let real = segment::seal(&key, device, 1, &[]).unwrap();
+        let real = segment::seal(&key, device, 1, &[], &mut bucketsync_suite::entropy()).unwrap();
         let header_len = real.len() - 16 - 1 - 16 - 1; // tag, count, device, seq
         let mut forged = real[..header_len].to_vec();
         forged.extend_from_slice(&body);

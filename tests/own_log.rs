@@ -14,7 +14,10 @@ fn crash_after(engine: &mut Engine, kind: RequestKind) {
     engine.start_sync(T).unwrap();
     loop {
         let batch: Vec<_> = std::iter::from_fn(|| engine.poll_request(T)).collect();
-        assert!(!batch.is_empty(), "the sync ended before a {kind:?} request");
+        assert!(
+            !batch.is_empty(),
+            "the sync ended before a {kind:?} request"
+        );
         for request in batch {
             let response = FolderBucket.execute(&request);
             if request.kind == kind {
@@ -29,7 +32,12 @@ fn crash_after(engine: &mut Engine, kind: RequestKind) {
 fn a_crash_after_the_segment_put_hides_nothing_when_restarted_from_the_pre_sync_state() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::from_bytes([9; 32]);
-    let mut a = Engine::new(&key, folder_store(dir.path()), DeviceId([0xA; 16]));
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xA; 16]),
+        bucketsync_suite::entropy(),
+    );
     a.put("first", "1", T);
     block_sync(&mut a, &FolderBucket).unwrap();
     a.put("second", "2", Timestamp(T.0 + 1));
@@ -37,12 +45,23 @@ fn a_crash_after_the_segment_put_hides_nothing_when_restarted_from_the_pre_sync_
     let before = a.export_state();
     crash_after(&mut a, RequestKind::PutSegment);
 
-    let mut a = Engine::from_state(&key, folder_store(dir.path()), &before).unwrap();
+    let mut a = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &before,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
     let report = block_sync(&mut a, &FolderBucket).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(a.unpushed(), 0, "{report}");
 
-    let mut b = Engine::new(&key, folder_store(dir.path()), DeviceId([0xB; 16]));
+    let mut b = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xB; 16]),
+        bucketsync_suite::entropy(),
+    );
     let report = block_sync(&mut b, &FolderBucket).unwrap();
     assert_eq!(b.get(b"second"), Some(&b"2"[..]), "{report}");
     assert_eq!(report.pulled, 2, "each write stored once: {report}");
@@ -59,7 +78,12 @@ fn an_undecryptable_own_manifest_stops_the_push_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::from_bytes([9; 32]);
     let me = DeviceId([0xA; 16]);
-    let mut a = Engine::new(&key, folder_store(dir.path()), me);
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        me,
+        bucketsync_suite::entropy(),
+    );
     a.put("first", "1", T);
     block_sync(&mut a, &FolderBucket).unwrap();
     let path = own_manifest(dir.path(), &key, me);
@@ -83,7 +107,12 @@ fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::from_bytes([9; 32]);
     let me = DeviceId([0xA; 16]);
-    let mut a = Engine::new(&key, folder_store(dir.path()), me);
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        me,
+        bucketsync_suite::entropy(),
+    );
     let fresh = a.export_state();
     a.put("first", "1", T);
     block_sync(&mut a, &FolderBucket).unwrap();
@@ -92,15 +121,30 @@ fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
         .join(key.vault_id().to_string())
         .join("s")
         .join(me.to_string());
-    let file = std::fs::read_dir(&segment).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(&segment)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&file, b"damaged").unwrap();
 
     // The same device restarts from a state older than its published log.
-    let mut a = Engine::from_state(&key, folder_store(dir.path()), &fresh).unwrap();
+    let mut a = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &fresh,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
     a.put("second", "2", Timestamp(T.0 + 1));
     for attempt in 0..2 {
         let err = block_sync(&mut a, &FolderBucket).unwrap_err();
-        assert_eq!(err.category(), Category::Corrupt, "attempt {attempt}: {err}");
+        assert_eq!(
+            err.category(),
+            Category::Corrupt,
+            "attempt {attempt}: {err}"
+        );
         assert_eq!(a.unpushed(), 1, "attempt {attempt}");
     }
 }

@@ -11,8 +11,18 @@ use bucketsync_suite::{block_sync, folder_store, wall_clock};
 
 fn pair(dir: &std::path::Path) -> (VaultKey, Engine, Engine) {
     let key = VaultKey::generate().unwrap();
-    let a = Engine::new(&key, folder_store(dir), DeviceId([1; 16]));
-    let b = Engine::new(&key, folder_store(dir), DeviceId([2; 16]));
+    let a = Engine::new(
+        &key,
+        folder_store(dir),
+        DeviceId([1; 16]),
+        bucketsync_suite::entropy(),
+    );
+    let b = Engine::new(
+        &key,
+        folder_store(dir),
+        DeviceId([2; 16]),
+        bucketsync_suite::entropy(),
+    );
     (key, a, b)
 }
 
@@ -199,7 +209,13 @@ fn a_store_that_refuses_if_none_match_is_remembered() {
     block_sync(&mut a, &store).unwrap();
     assert_eq!(*store.conditional_puts.borrow(), 1);
     // Remembered across a restart, too.
-    let mut a = Engine::from_state(&key, folder_store(dir.path()), &a.export_state()).unwrap();
+    let mut a = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &a.export_state(),
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
     a.put("k2", "v2", wall_clock());
     block_sync(&mut a, &store).unwrap();
     assert_eq!(*store.conditional_puts.borrow(), 1, "not asked again");
@@ -215,7 +231,13 @@ fn state_survives_a_restart_with_unpushed_writes() {
     block_sync(&mut a, &FolderBucket).unwrap();
     a.put("pending", "2", wall_clock());
     a.delete("pushed", wall_clock());
-    let restored = Engine::from_state(&key, folder_store(dir.path()), &a.export_state()).unwrap();
+    let restored = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &a.export_state(),
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
     assert_eq!(restored.device(), a.device());
     assert_eq!(restored.keys(b""), vec![b"pending".to_vec()]);
     assert_eq!(restored.unpushed(), 2);
@@ -232,7 +254,13 @@ fn state_survives_a_restart_with_unpushed_writes() {
     let mut damaged = a.export_state();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 1;
-    let err = Engine::from_state(&key, folder_store(dir.path()), &damaged).unwrap_err();
+    let err = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &damaged,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap_err();
     assert_eq!(err.category(), Category::Corrupt);
 }
 

@@ -15,7 +15,12 @@ use bucketsync_suite::servers::{http, ServerKind, TestServer};
 use bucketsync_suite::{sync, wall_clock};
 
 fn device(key: &VaultKey, store: &Store, n: u8) -> Engine {
-    let mut engine = Engine::new(key, store.clone(), DeviceId([n; 16]));
+    let mut engine = Engine::new(
+        key,
+        store.clone(),
+        DeviceId([n; 16]),
+        bucketsync_suite::entropy(),
+    );
     engine.set_credentials(TestServer::credentials());
     engine
 }
@@ -72,7 +77,12 @@ async fn auth_not_found_and_network_errors_have_their_category_and_lose_nothing(
         let key = VaultKey::generate().unwrap();
         let transport = http();
 
-        let mut wrong = Engine::new(&key, store.clone(), DeviceId([1; 16]));
+        let mut wrong = Engine::new(
+            &key,
+            store.clone(),
+            DeviceId([1; 16]),
+            bucketsync_suite::entropy(),
+        );
         let secret = "definitely-not-the-secret-42";
         wrong.set_credentials(
             Credentials::new(bucketsync_suite::servers::ACCESS_KEY, secret, None).unwrap(),

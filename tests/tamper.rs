@@ -14,8 +14,8 @@ const B: DeviceId = DeviceId([0xBB; 16]);
 /// A vault where A wrote two segments (a1..a3, then a4) and B one (b1, b2).
 fn setup(dir: &Path) -> (VaultKey, Engine, Engine) {
     let key = VaultKey::generate().unwrap();
-    let mut a = Engine::new(&key, folder_store(dir), A);
-    let mut b = Engine::new(&key, folder_store(dir), B);
+    let mut a = Engine::new(&key, folder_store(dir), A, bucketsync_suite::entropy());
+    let mut b = Engine::new(&key, folder_store(dir), B, bucketsync_suite::entropy());
     for k in ["a1", "a2", "a3"] {
         a.put(k, format!("value of {k}"), wall_clock());
     }
@@ -42,7 +42,12 @@ fn man(device: DeviceId) -> String {
 
 /// A fresh device reads the vault; the sync itself must succeed.
 fn fresh_reader(dir: &Path, key: &VaultKey) -> (Engine, SyncReport) {
-    let mut c = Engine::new(key, folder_store(dir), DeviceId([0xCC; 16]));
+    let mut c = Engine::new(
+        key,
+        folder_store(dir),
+        DeviceId([0xCC; 16]),
+        bucketsync_suite::entropy(),
+    );
     let report = block_sync(&mut c, &FolderBucket).expect("object errors do not fail a sync");
     (c, report)
 }
@@ -168,10 +173,20 @@ fn objects_from_another_vault_are_wrong_vault() {
     assert!(has(&c, &["a1", "a2", "a3", "a4"]));
 
     // A local state is bound to its vault as well.
-    let mut mine = Engine::new(&key, folder_store(dir.path()), A);
+    let mut mine = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        A,
+        bucketsync_suite::entropy(),
+    );
     mine.put("x", "y", wall_clock());
-    let err =
-        Engine::from_state(&other_key, folder_store(dir.path()), &mine.export_state()).unwrap_err();
+    let err = Engine::from_state(
+        &other_key,
+        folder_store(dir.path()),
+        &mine.export_state(),
+        bucketsync_suite::entropy(),
+    )
+    .unwrap_err();
     assert_eq!(err.category(), Category::WrongVault);
 }
 
@@ -208,8 +223,18 @@ fn a_replayed_older_manifest_is_a_rollback_and_the_rest_imports() {
 fn no_plaintext_key_or_value_reaches_the_bucket_or_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::generate().unwrap();
-    let mut a = Engine::new(&key, folder_store(dir.path()), A);
-    let mut b = Engine::new(&key, folder_store(dir.path()), B);
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        A,
+        bucketsync_suite::entropy(),
+    );
+    let mut b = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        B,
+        bucketsync_suite::entropy(),
+    );
     let secrets: Vec<(String, String)> = (0..50)
         .map(|i| {
             (
@@ -265,7 +290,12 @@ fn an_unreadable_segment_is_retried_alone_and_imports_once_repaired() {
     let path = object(dir.path(), &key, &seg(A, 1));
     let original = fs::read(&path).unwrap();
     fs::write(&path, &original[..original.len() - 5]).unwrap();
-    let mut c = Engine::new(&key, folder_store(dir.path()), DeviceId([0xCC; 16]));
+    let mut c = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xCC; 16]),
+        bucketsync_suite::entropy(),
+    );
     let first = block_sync(&mut c, &FolderBucket).unwrap();
     assert_eq!(only_error(&first).category(), Category::Corrupt);
     assert!(has(&c, &["a4"]) && c.get(b"a1").is_none());

@@ -234,7 +234,13 @@ mod tests {
     #[test]
     fn every_flipped_byte_is_corrupt() {
         let key = SecretKey([1; 32]);
-        let sealed = seal(&key, &ad("m/x"), b"some plaintext", &mut Entropy::from_seed([0; 32])).unwrap();
+        let sealed = seal(
+            &key,
+            &ad("m/x"),
+            b"some plaintext",
+            &mut Entropy::from_seed([0; 32]),
+        )
+        .unwrap();
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x40;

@@ -131,6 +131,13 @@ fn segment_plaintext_matches_the_documented_bytes() {
         .collect();
     let pairs: Vec<(&[u8], &crate::record::Record)> =
         records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
-    let sealed = segment::seal(&key, D, 1, &pairs, &mut crate::entropy::Entropy::from_seed([3; 32])).unwrap();
+    let sealed = segment::seal(
+        &key,
+        D,
+        1,
+        &pairs,
+        &mut crate::entropy::Entropy::from_seed([3; 32]),
+    )
+    .unwrap();
     assert_eq!(segment::open(&key, D, 1, sealed).unwrap(), segment);
 }

@@ -42,12 +42,12 @@ mod store;
 pub mod io;
 #[cfg(all(feature = "folder", feature = "reqwest"))]
 pub use io::builtin_transport;
-#[cfg(feature = "driver")]
-pub use io::{driver, session, state_store};
 #[cfg(feature = "folder")]
 pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
+#[cfg(feature = "driver")]
+pub use io::{driver, session, state_store};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;

@@ -117,7 +117,12 @@ impl Engine {
     /// # Errors
     /// `WrongVault` when the state was made with another key; `Corrupt` when it is damaged or
     /// of an unknown version.
-    pub fn from_state(key: &VaultKey, store: Store, state: &[u8], entropy: Entropy) -> Result<Self> {
+    pub fn from_state(
+        key: &VaultKey,
+        store: Store,
+        state: &[u8],
+        entropy: Entropy,
+    ) -> Result<Self> {
         Ok(Self::restore(key, store, state, &[], entropy)?.engine)
     }
 
@@ -203,7 +208,9 @@ impl Engine {
     /// [`Engine::journal_header`] to start the journal file, then append what
     /// [`Engine::poll_journal`] gives.
     pub fn export_state(&mut self) -> Vec<u8> {
-        let snapshot = self.state.export(&self.state_key, self.vault, &mut self.entropy);
+        let snapshot = self
+            .state
+            .export(&self.state_key, self.vault, &mut self.entropy);
         self.journal = Some(journal::Cursor::after(&snapshot));
         snapshot
     }

@@ -214,9 +214,8 @@ impl LocalState {
             peers: &self.peers,
             quirks: &self.quirks,
         };
-        let mut sealing =
-            crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
-                .expect("the state's name is short");
+        let mut sealing = crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
+            .expect("the state's name is short");
         sealing.buf =
             postcard::to_extend(&out, sealing.buf).expect("postcard serializes into a Vec");
         self.changes = Changes {

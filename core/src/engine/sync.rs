@@ -60,24 +60,11 @@ enum Retry {
 /// What an outstanding request is for.
 enum Pending {
     List,
-    Manifest {
-        device: DeviceId,
-        etag: String,
-    },
-    Segment {
-        device: DeviceId,
-        seq: u64,
-    },
-    PutSegment {
-        seq: u64,
-    },
-    RecoverSegment {
-        seq: u64,
-    },
-    PutManifest {
-        seq: u64,
-        segments: u64,
-    },
+    Manifest { device: DeviceId, etag: String },
+    Segment { device: DeviceId, seq: u64 },
+    PutSegment { seq: u64 },
+    RecoverSegment { seq: u64 },
+    PutManifest { seq: u64, segments: u64 },
 }
 
 /// One sync in progress.

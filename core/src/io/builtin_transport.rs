@@ -1,10 +1,10 @@
 //! The transport a store URL calls for, when the app brings none: the local-folder bucket for
 //! `file://`, reqwest for `s3://`. Bindings add their host transport beside it.
 
-use crate::io::driver::Transport;
 use crate::error::Result;
-use crate::io::folder::FolderBucket;
 use crate::http::{Request, Response};
+use crate::io::driver::Transport;
+use crate::io::folder::FolderBucket;
 use crate::io::reqwest_transport::{HttpOptions, ReqwestTransport};
 use crate::store::Store;
 

@@ -17,9 +17,9 @@ use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
 
-use crate::io::driver::Transport;
 use crate::error::Result;
 use crate::http::{Method, Request, Response};
+use crate::io::driver::Transport;
 
 /// The local-folder bucket transport. It keeps no state: every URL names its directory.
 #[derive(Clone, Copy, Debug, Default)]

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::io::driver::Transport;
 use crate::error::{Category, Error, Result};
 use crate::http::{Request, Response};
+use crate::io::driver::Transport;
 
 /// Timeouts for [`ReqwestTransport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -270,6 +270,30 @@ impl Session {
         Ok(f(&inner.engine))
     }
 
+    /// The value of `key`, or `None` when it is absent or deleted.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read(|e| e.get(key).map(<[u8]>::to_vec))
+    }
+
+    /// Live keys starting with `prefix`, sorted.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.read(|e| e.keys(prefix))
+    }
+
+    /// This replica's device id.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn device(&self) -> Result<DeviceId> {
+        self.read(Engine::device)
+    }
+
     /// Runs `f` on the replica to configure it (signer, retry policy). Record changes must go
     /// through [`Session::put`] and [`Session::delete`], which journal them.
     ///
@@ -286,7 +310,7 @@ impl Session {
     /// # Errors
     /// `Config` when the vault is closed or the journal cannot be written (the write is then
     /// kept in memory and saved by the next successful save).
-    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+    pub fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<()> {
         let now = self.now();
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
@@ -298,7 +322,7 @@ impl Session {
     ///
     /// # Errors
     /// As [`Session::put`].
-    pub fn delete(&self, key: Vec<u8>) -> Result<()> {
+    pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<()> {
         let now = self.now();
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
@@ -404,6 +428,18 @@ impl Steps for SessionSteps<'_> {
             let _ = inner.persist(now, true);
         }
     }
+}
+
+/// The machine's wall clock, for [`SessionOptions::clock`] (not on wasm32, where the host
+/// passes `Date.now()`).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn system_clock() -> Arc<dyn Fn() -> Timestamp + Send + Sync> {
+    Arc::new(|| {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(since.as_millis() as u64)
+    })
 }
 
 fn write_snapshot(engine: &mut Engine, store: &mut dyn StateStore) -> Result<()> {

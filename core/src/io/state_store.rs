@@ -194,7 +194,9 @@ mod file {
                 .open(&lock_path)
                 .map_err(fail(&lock_path, "open"))?;
             let locked = if wait {
-                lock.lock().map(|()| true).map_err(fail(&lock_path, "lock"))?
+                lock.lock()
+                    .map(|()| true)
+                    .map_err(fail(&lock_path, "lock"))?
             } else {
                 match lock.try_lock() {
                     Ok(()) => true,

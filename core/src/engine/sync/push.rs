@@ -130,7 +130,12 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_put_segment(&mut self, run: &mut SyncRun, seq: u64, response: Result<Response>) {
+    pub(super) fn on_put_segment(
+        &mut self,
+        run: &mut SyncRun,
+        seq: u64,
+        response: Result<Response>,
+    ) {
         let response = match response {
             Ok(r) => r,
             Err(e) => return run.stop(e),
