@@ -1,6 +1,6 @@
 //! Conversions between Python values and the core's types.
 
-use bucketsync::{Request, Response, Timestamp};
+use bucketsync::{Request, Response};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
@@ -25,14 +25,6 @@ impl<'py> FromPyObject<'py> for Bytes {
             ))
         })
     }
-}
-
-/// The machine's wall clock.
-pub fn now() -> Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(since.as_millis() as u64)
 }
 
 /// A request as the Python transport sees it.

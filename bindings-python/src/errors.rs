@@ -16,6 +16,7 @@ fn class_name(category: Category) -> &'static str {
         Category::WrongVault => "WrongVaultError",
         Category::Rollback => "RollbackError",
         Category::Conflict => "ConflictError",
+        Category::Locked => "LockedError",
         _ => "ServerError",
     }
 }

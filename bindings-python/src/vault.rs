@@ -5,12 +5,12 @@ use std::sync::Mutex;
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
-use bucketsync::vault::{self as core_vault, OpenOptions};
-use bucketsync::{Engine, RequestKind};
+use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::RequestKind;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::convert::{now, Bytes};
+use crate::convert::Bytes;
 use crate::errors::{exception, to_py, to_py_with_cause};
 use crate::transport::{AnyTransport, PyTransport};
 
@@ -201,59 +201,18 @@ impl SyncReport {
     }
 }
 
-struct Open {
-    engine: Engine,
-    transport: AnyTransport,
-    state: Option<PathBuf>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Open {
-    fn save(&self) -> PyResult<()> {
-        match &self.state {
-            Some(path) => {
-                core_vault::write_state_file(path, &self.engine.export_state()).map_err(to_py)
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-/// Where a vault is. During a sync the replica is taken out of the lock, so the lock is only
-/// ever held for a moment and never while Python code runs: a callback or another thread that
-/// touches the vault mid-sync gets ConflictError, never a deadlock.
-enum Slot {
-    Idle(Box<Open>),
-    Syncing,
-    Closed,
-}
-
-/// One device's replica of a vault. Open it with `Vault.open(...)`, best as a context manager:
-/// the state file is saved after every sync and when the vault is closed.
-#[pyclass(module = "bucketsync")]
+/// One device's replica of a vault. Open it with `Vault.open(...)`, best as a context manager.
+///
+/// Every `put` and `delete` is in the state's journal when it returns (a killed process loses
+/// nothing); `sync()`, `save()` and `close()` also sync it to disk. The state file is locked
+/// while the vault is open: a second opener gets LockedError. A sync interrupted by Ctrl-C
+/// (KeyboardInterrupt) or an exception in a callback leaves the vault usable, and the next
+/// sync resumes it.
+#[pyclass(module = "bucketsync", frozen)]
 pub struct Vault {
-    slot: Mutex<Slot>,
-}
-
-fn busy_or_closed(slot: &Slot) -> PyErr {
-    match slot {
-        Slot::Syncing => to_py(bucketsync::Error::SyncInProgress),
-        _ => to_py(bucketsync::Error::Config("this vault is closed".into())),
-    }
-}
-
-impl Vault {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Open) -> PyResult<T>) -> PyResult<T> {
-        let mut slot = self.lock();
-        match &mut *slot {
-            Slot::Idle(open) => f(open),
-            other => Err(busy_or_closed(other)),
-        }
-    }
+    session: Session,
+    transport: AnyTransport,
+    runtime: tokio::runtime::Runtime,
 }
 
 #[pymethods]
@@ -262,13 +221,17 @@ impl Vault {
     ///
     /// store: "s3://bucket/prefix?region=…&endpoint=…&path_style=true" or "file:///abs/dir".
     /// key: the VaultKey. device: a stable id (32 hex digits), kept in the state when omitted.
-    /// state: path of the local state file (created when missing; without one the replica
-    /// lives in memory only). credentials: for s3:// stores; the AWS_* environment otherwise.
-    /// transport: a callable taking a bucketsync.Request and returning a bucketsync.Response,
-    /// to execute requests with your own HTTP stack (requests go out signed when credentials
-    /// are available, unsigned otherwise).
+    /// state: path of the local state file (created when missing, with `<state>.journal` and
+    /// `<state>.lock` beside it; without one the replica lives in memory only). credentials:
+    /// for s3:// stores; the AWS_* environment otherwise. transport: a callable taking a
+    /// bucketsync.Request and returning a bucketsync.Response, to execute requests with your
+    /// own HTTP stack (requests go out signed when credentials are available, unsigned
+    /// otherwise). wait: when another process holds the state, wait for it instead of raising
+    /// LockedError. flush_interval: seconds between syncs of the journal to disk while writing
+    /// (a power loss costs at most this much; a killed process loses nothing).
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0))]
+    #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         store: &str,
@@ -277,35 +240,51 @@ impl Vault {
         state: Option<PathBuf>,
         credentials: Option<&Credentials>,
         transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
     ) -> PyResult<Self> {
-        let saved = match &state {
-            Some(path) => core_vault::read_state_file(path).map_err(to_py)?,
-            None => None,
+        if let Some(callable) = &transport {
+            if !callable.bind(py).is_callable() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "transport must be callable",
+                ));
+            }
+        }
+        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
+            return Err(to_py(bucketsync::Error::Config(format!(
+                "flush_interval must be a number of seconds >= 0, not {flush_interval}"
+            ))));
+        }
+        let location = match &state {
+            Some(path) => StateLocation::File { path, wait },
+            None => StateLocation::Memory,
         };
-        let engine = core_vault::open(OpenOptions {
+        let options = SessionOptions {
             store,
             key: &key.0,
             device,
-            state: saved.as_deref(),
+            state: location,
             credentials: credentials.map(|c| c.0.clone()),
             own_transport: transport.is_some(),
-        })
-        .map_err(to_py)?;
+            durability: Durability {
+                flush_interval_ms: (flush_interval * 1000.0) as u64,
+                ..Durability::default()
+            },
+            clock: session::system_clock(),
+        };
+        // Waiting for a lock must not hold the GIL.
+        let session = py.allow_threads(|| Session::open(options)).map_err(to_py)?;
         let transport = match transport {
-            Some(callable) => {
-                if !callable.bind(py).is_callable() {
-                    return Err(pyo3::exceptions::PyTypeError::new_err(
-                        "transport must be callable",
-                    ));
-                }
-                AnyTransport::Python(PyTransport {
-                    callable,
-                    raised: Mutex::new(None),
-                })
-            }
-            None => {
-                AnyTransport::Builtin(BuiltinTransport::for_store(engine.store()).map_err(to_py)?)
-            }
+            Some(callable) => AnyTransport::Python(PyTransport {
+                callable,
+                raised: Mutex::new(None),
+            }),
+            None => AnyTransport::Builtin(
+                session
+                    .read(|e| BuiltinTransport::for_store(e.store()))
+                    .and_then(|t| t)
+                    .map_err(to_py)?,
+            ),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -315,147 +294,137 @@ impl Vault {
                     "cannot start the I/O runtime: {e}"
                 )))
             })?;
-        let open = Open {
-            engine,
-            transport,
-            state,
-            runtime,
-        };
-        open.save()?;
         Ok(Vault {
-            slot: Mutex::new(Slot::Idle(Box::new(open))),
+            session,
+            transport,
+            runtime,
         })
     }
 
-    /// Sets key to value (str or bytes).
+    /// Sets key to value (str or bytes). In the journal when it returns.
     fn put(&self, key: Bytes, value: Bytes) -> PyResult<()> {
-        self.with(|o| {
-            o.engine.put(key.0, value.0, now());
-            Ok(())
-        })
+        self.session.put(key.0, value.0).map_err(to_py)
     }
 
     /// The value of key as bytes, or None when absent or deleted.
     fn get(&self, py: Python<'_>, key: Bytes) -> PyResult<Option<Py<PyBytes>>> {
-        self.with(|o| Ok(o.engine.get(&key.0).map(|v| PyBytes::new(py, v).unbind())))
+        self.session
+            .read(|e| e.get(&key.0).map(|v| PyBytes::new(py, v).unbind()))
+            .map_err(to_py)
     }
 
     /// Deletes key (a tombstone that reaches every device).
     fn delete(&self, key: Bytes) -> PyResult<()> {
-        self.with(|o| {
-            o.engine.delete(key.0, now());
-            Ok(())
-        })
+        self.session.delete(key.0).map_err(to_py)
     }
 
     /// Live keys starting with prefix, sorted, as bytes.
     #[pyo3(signature = (prefix = Bytes(Vec::new())))]
     fn keys(&self, py: Python<'_>, prefix: Bytes) -> PyResult<Vec<Py<PyBytes>>> {
-        self.with(|o| {
-            Ok(o.engine
-                .keys(&prefix.0)
-                .iter()
-                .map(|k| PyBytes::new(py, k).unbind())
-                .collect())
-        })
+        self.session
+            .read(|e| {
+                e.keys(&prefix.0)
+                    .iter()
+                    .map(|k| PyBytes::new(py, k).unbind())
+                    .collect()
+            })
+            .map_err(to_py)
     }
 
     /// Pulls what other devices wrote and pushes ours. Returns a SyncReport; raises the
     /// bucketsync.Error of the failure that stopped it (the state is saved either way).
-    /// progress, if given, is called with a Progress as requests go out and come back.
+    /// progress, if given, is called with a Progress as requests go out and come back; if it
+    /// raises, the sync stops and the exception propagates. Ctrl-C stops a sync the same way.
     #[pyo3(signature = (progress = None))]
     fn sync(&self, py: Python<'_>, progress: Option<PyObject>) -> PyResult<SyncReport> {
-        let mut open = {
-            let mut slot = self.lock();
-            match std::mem::replace(&mut *slot, Slot::Syncing) {
-                Slot::Idle(open) => open,
-                other => {
-                    let error = busy_or_closed(&other);
-                    *slot = other;
-                    return Err(error);
-                }
-            }
-        };
         // An exception a Python transport raised in an earlier sync is not this sync's cause.
-        let _ = open.transport.take_raised();
-        let mut callback_error: Option<PyErr> = None;
-        let outcome = {
-            let Open {
-                engine,
-                transport,
-                runtime,
-                ..
-            } = &mut *open;
-            py.allow_threads(|| {
-                runtime.block_on(driver::sync_with_progress(
-                    engine,
-                    transport,
-                    now,
+        let _ = self.transport.take_raised();
+        let stop: Mutex<Option<PyErr>> = Mutex::new(None);
+        let note = |e: PyErr| {
+            stop.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        };
+        let outcome = py.allow_threads(|| {
+            self.runtime.block_on(async {
+                let sync = self.session.sync(
+                    &self.transport,
                     driver::DEFAULT_CONCURRENCY,
                     |p: CoreProgress| {
-                        // After the callback raised once, it is not called again.
-                        if let (Some(callback), None) = (&progress, &callback_error) {
-                            Python::with_gil(|py| {
-                                let value = Progress {
-                                    requests_done: p.requests_done,
-                                    requests_total: p.requests_total,
-                                    bytes_sent: p.bytes_sent,
-                                    bytes_received: p.bytes_received,
-                                };
-                                if let Err(e) = callback.call1(py, (value,)) {
-                                    callback_error = Some(e);
-                                }
-                            })
-                        }
+                        let Some(callback) = &progress else { return };
+                        Python::with_gil(|py| {
+                            let value = Progress {
+                                requests_done: p.requests_done,
+                                requests_total: p.requests_total,
+                                bytes_sent: p.bytes_sent,
+                                bytes_received: p.bytes_received,
+                            };
+                            if let Err(e) = callback.call1(py, (value,)) {
+                                note(e);
+                            }
+                        })
                     },
-                ))
+                );
+                // Stops the sync (dropping its future abandons it safely) when a callback
+                // raised or a signal such as Ctrl-C arrived.
+                let interrupted = async {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        if stop.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                            return;
+                        }
+                        if let Err(e) = Python::with_gil(|py| py.check_signals()) {
+                            note(e);
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    outcome = sync => Some(outcome),
+                    () = interrupted => None,
+                }
             })
-        };
-        let saved = open.save();
-        let raised = open.transport.take_raised();
-        *self.lock() = Slot::Idle(open);
-        saved?;
-        match (outcome, callback_error) {
-            (Ok(report), None) => SyncReport::new(py, &report),
-            (Ok(_), Some(callback_error)) => Err(callback_error),
-            (Err(error), callback_error) => Err(to_py_with_cause(error, raised.or(callback_error))),
+        });
+        let raised = self.transport.take_raised();
+        let stopped = stop.into_inner().unwrap_or_else(|p| p.into_inner());
+        match (outcome, stopped) {
+            (_, Some(stopped)) => Err(stopped),
+            (Some(Ok(report)), None) => SyncReport::new(py, &report),
+            (Some(Err(error)), None) => Err(to_py_with_cause(error, raised)),
+            (None, None) => unreachable!("the sync stops early only with a reason"),
         }
     }
 
-    /// Writes the state file now (it is also written after every sync and on close).
+    /// Syncs the journal to disk now (it also is after every sync, on close, and while
+    /// writing every `flush_interval` seconds).
     fn save(&self) -> PyResult<()> {
-        self.with(|o| o.save())
+        self.session.save().map_err(to_py)
     }
 
-    /// Saves the state and closes the vault; later calls raise ConfigError.
+    /// Saves the state, releases its lock and closes the vault; later calls raise ConfigError.
     fn close(&self) -> PyResult<()> {
-        let mut slot = self.lock();
-        match std::mem::replace(&mut *slot, Slot::Closed) {
-            Slot::Idle(open) => open.save(),
-            Slot::Closed => Ok(()),
-            Slot::Syncing => {
-                *slot = Slot::Syncing;
-                Err(to_py(bucketsync::Error::SyncInProgress))
-            }
-        }
+        self.session.close().map_err(to_py)
     }
 
     /// This replica's device id.
     #[getter]
     fn device(&self) -> PyResult<String> {
-        self.with(|o| Ok(o.engine.device().to_string()))
+        self.session.read(|e| e.device().to_string()).map_err(to_py)
     }
 
     /// The vault's public id.
     #[getter]
     fn vault_id(&self) -> PyResult<String> {
-        self.with(|o| Ok(o.engine.vault_id().to_string()))
+        self.session
+            .read(|e| e.vault_id().to_string())
+            .map_err(to_py)
     }
 
     /// Local writes not yet in the store.
     #[getter]
     fn unpushed(&self) -> PyResult<usize> {
-        self.with(|o| Ok(o.engine.unpushed()))
+        self.session.read(|e| e.unpushed()).map_err(to_py)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -469,16 +438,16 @@ impl Vault {
     }
 
     fn __repr__(&self) -> String {
-        match &*self.lock() {
-            Slot::Idle(o) => format!(
-                "Vault(store='{}', device='{}', records={}, unpushed={})",
-                o.engine.store().display_name(),
-                o.engine.device(),
-                o.engine.keys(b"").len(),
-                o.engine.unpushed()
-            ),
-            Slot::Syncing => "Vault(syncing)".into(),
-            Slot::Closed => "Vault(closed)".into(),
-        }
+        self.session
+            .read(|e| {
+                format!(
+                    "Vault(store='{}', device='{}', records={}, unpushed={})",
+                    e.store().display_name(),
+                    e.device(),
+                    e.keys(b"").len(),
+                    e.unpushed()
+                )
+            })
+            .unwrap_or_else(|_| "Vault(closed)".into())
     }
 }

@@ -4,12 +4,12 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
-use bucketsync::vault::{self as core_vault, OpenOptions};
-use bucketsync::{Category, Engine, RequestKind, Timestamp};
+use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::{Category, RequestKind};
 
 uniffi::setup_scaffolding!();
 
@@ -39,6 +39,8 @@ pub enum BucketsyncError {
     Rollback(String),
     /// An operation collided with another, such as a second sync at once.
     Conflict(String),
+    /// The local state is in use by another process or vault object (one writer per device).
+    Locked(String),
 }
 
 impl std::fmt::Display for BucketsyncError {
@@ -46,7 +48,9 @@ impl std::fmt::Display for BucketsyncError {
         use BucketsyncError::*;
         match self {
             Config(m) | Auth(m) | NotFound(m) | Throttled(m) | Timeout(m) | Network(m)
-            | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) => f.write_str(m),
+            | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) | Locked(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -67,6 +71,7 @@ impl From<bucketsync::Error> for BucketsyncError {
             Category::WrongVault => Self::WrongVault(m),
             Category::Rollback => Self::Rollback(m),
             Category::Conflict => Self::Conflict(m),
+            Category::Locked => Self::Locked(m),
             _ => Self::Server(m),
         }
     }
@@ -280,51 +285,27 @@ impl Transport for AnyTransport {
     }
 }
 
-fn now() -> Timestamp {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(since.as_millis() as u64)
-}
-
-/// Where the replica is: during a sync it is taken out of the lock, so other calls get
-/// `Conflict` instead of waiting on a lock held across the network.
-enum Slot {
-    Idle(Box<Engine>),
-    Syncing,
-}
-
 /// One device's replica of a vault.
+///
+/// Every `put` and `delete` is in the state's journal when it returns (a killed app loses
+/// nothing). The state file is locked while the vault is open; a second opener gets
+/// `Locked`. Cancelling a `sync` (a Kotlin coroutine, a Swift task) leaves the vault usable and
+/// its state saved; the next sync resumes where it stopped.
 #[derive(uniffi::Object)]
 pub struct Vault {
-    slot: Mutex<Slot>,
+    session: Session,
     transport: AnyTransport,
-    state_path: Option<PathBuf>,
-}
-
-impl Vault {
-    fn with<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> Result<T, BucketsyncError> {
-        match &mut *self.slot.lock().unwrap_or_else(|p| p.into_inner()) {
-            Slot::Idle(engine) => Ok(f(engine)),
-            Slot::Syncing => Err(bucketsync::Error::SyncInProgress.into()),
-        }
-    }
-
-    fn save(&self, engine: &Engine) -> Result<(), BucketsyncError> {
-        match &self.state_path {
-            Some(path) => Ok(core_vault::write_state_file(path, &engine.export_state())?),
-            None => Ok(()),
-        }
-    }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Vault {
     /// Opens a replica. `store`: `s3://bucket/prefix?region=…&endpoint=…&path_style=true` or
-    /// `file:///abs/dir`. `state_path`: the local state file (created when missing).
-    /// `credentials`: for s3:// stores, else the AWS_* environment. `transport`: execute
-    /// requests with the platform's HTTP stack instead of the built-in one.
-    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None))]
+    /// `file:///abs/dir`. `state_path`: the local state file (created when missing, with
+    /// `.journal` and `.lock` files beside it). `credentials`: for s3:// stores, else the
+    /// AWS_* environment. `transport`: execute requests with the platform's HTTP stack instead
+    /// of the built-in one. `wait_for_lock`: wait for another holder of the state instead of
+    /// failing with `Locked`.
+    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None, wait_for_lock = false))]
     pub fn open(
         store: String,
         key: Arc<VaultKey>,
@@ -332,38 +313,37 @@ impl Vault {
         state_path: Option<String>,
         credentials: Option<Arc<Credentials>>,
         transport: Option<Arc<dyn HostTransport>>,
+        wait_for_lock: bool,
     ) -> Result<Arc<Self>, BucketsyncError> {
         let state_path = state_path.map(PathBuf::from);
-        let saved = match &state_path {
-            Some(path) => core_vault::read_state_file(path)?,
-            None => None,
-        };
-        let engine = core_vault::open(OpenOptions {
+        let session = Session::open(SessionOptions {
             store: &store,
             key: &key.0,
             device: device.as_deref(),
-            state: saved.as_deref(),
+            state: match &state_path {
+                Some(path) => StateLocation::File {
+                    path,
+                    wait: wait_for_lock,
+                },
+                None => StateLocation::Memory,
+            },
             credentials: credentials.map(|c| c.0.clone()),
             own_transport: transport.is_some(),
+            durability: Durability::default(),
+            clock: session::system_clock(),
         })?;
         let transport = match transport {
             Some(host) => AnyTransport::Host(host),
-            None => AnyTransport::Builtin(BuiltinTransport::for_store(engine.store())?),
+            None => {
+                AnyTransport::Builtin(session.read(|e| BuiltinTransport::for_store(e.store()))??)
+            }
         };
-        let vault = Vault {
-            slot: Mutex::new(Slot::Idle(Box::new(engine))),
-            transport,
-            state_path,
-        };
-        vault.with(|e| vault.save(e))??;
-        Ok(Arc::new(vault))
+        Ok(Arc::new(Vault { session, transport }))
     }
 
-    /// Sets `key` to `value`.
+    /// Sets `key` to `value`; in the journal when it returns.
     pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), BucketsyncError> {
-        self.with(|e| {
-            e.put(key, value, now());
-        })
+        Ok(self.session.put(key, value)?)
     }
 
     /// Sets `key` to `value`, both stored as UTF-8.
@@ -373,7 +353,7 @@ impl Vault {
 
     /// The value of `key`, or null when absent or deleted.
     pub fn get(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, BucketsyncError> {
-        self.with(|e| e.get(&key).map(<[u8]>::to_vec))
+        Ok(self.session.get(&key)?)
     }
 
     /// The value of `key` decoded as UTF-8 (invalid bytes replaced), or null.
@@ -385,50 +365,40 @@ impl Vault {
 
     /// Deletes `key` (a tombstone that reaches every device).
     pub fn delete(&self, key: Vec<u8>) -> Result<(), BucketsyncError> {
-        self.with(|e| {
-            e.delete(key, now());
-        })
+        Ok(self.session.delete(key)?)
     }
 
     /// Live keys starting with `prefix`, sorted.
     pub fn keys(&self, prefix: Vec<u8>) -> Result<Vec<Vec<u8>>, BucketsyncError> {
-        self.with(|e| e.keys(&prefix))
+        Ok(self.session.keys(&prefix)?)
     }
 
-    /// Pulls and pushes; the state file is saved either way.
+    /// Pulls and pushes; the state is saved either way. Cancelling it is safe.
     pub async fn sync(&self) -> Result<SyncReport, BucketsyncError> {
-        let mut engine = {
-            let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-            match std::mem::replace(&mut *slot, Slot::Syncing) {
-                Slot::Idle(engine) => engine,
-                Slot::Syncing => return Err(bucketsync::Error::SyncInProgress.into()),
-            }
-        };
-        let outcome = driver::sync(
-            &mut engine,
-            &self.transport,
-            now,
-            driver::DEFAULT_CONCURRENCY,
-        )
-        .await;
-        let saved = self.save(&engine);
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::Idle(engine);
-        saved?;
-        Ok(SyncReport::from(&outcome?))
+        let report = self
+            .session
+            .sync(&self.transport, driver::DEFAULT_CONCURRENCY, |_| {})
+            .await?;
+        Ok(SyncReport::from(&report))
     }
 
-    /// The local state as bytes.
-    pub fn export_state(&self) -> Result<Vec<u8>, BucketsyncError> {
-        self.with(|e| e.export_state())
+    /// Syncs the journal to disk now (also done after every sync and on close).
+    pub fn save(&self) -> Result<(), BucketsyncError> {
+        Ok(self.session.save()?)
+    }
+
+    /// Saves, releases the state's lock and closes; later calls fail with `Config`.
+    pub fn close(&self) -> Result<(), BucketsyncError> {
+        Ok(self.session.close()?)
     }
 
     /// This replica's device id.
     pub fn device(&self) -> Result<String, BucketsyncError> {
-        self.with(|e| e.device().to_string())
+        Ok(self.session.device()?.to_string())
     }
 
     /// Local writes not yet in the store.
     pub fn unpushed(&self) -> Result<u64, BucketsyncError> {
-        self.with(|e| e.unpushed() as u64)
+        Ok(self.session.read(|e| e.unpushed() as u64)?)
     }
 }

@@ -20,6 +20,8 @@ export class CorruptError extends BucketsyncError {}
 export class WrongVaultError extends BucketsyncError {}
 export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
+/** The local state is held by another tab, window or process (one writer per device). */
+export class LockedError extends BucketsyncError {}
 
 /** Keys and values: bytes, or strings stored as UTF-8. */
 export type Bytes = string | Uint8Array | ArrayBuffer;
@@ -41,10 +43,22 @@ export interface OutgoingRequest {
 /** Signs or presigns a request elsewhere (an auth service), returning what to send. */
 export type Signer = (request: OutgoingRequest) => Promise<{ url: string; headers: Headers }>;
 
-/** Where the local state lives between sessions. */
+/** One write to a state storage, applied in order. */
+export type StateWrite =
+  | { append: Uint8Array }
+  | { truncate: number }
+  | { snapshot: Uint8Array; journal: Uint8Array };
+
+/**
+ * Where the local state lives between sessions: a snapshot and the journal after it. `load`
+ * may also give the bytes of a snapshot alone (a state saved by an earlier version).
+ */
 export interface StateStorage {
-  load(): Promise<Uint8Array | undefined>;
-  save(state: Uint8Array): Promise<unknown>;
+  /** Names the state for the Web Lock that keeps one writer per device. */
+  readonly name?: string;
+  load(): Promise<{ snapshot: Uint8Array; journal?: Uint8Array } | Uint8Array | undefined>;
+  /** Applies the writes in order; resolves once they are stored (one transaction). */
+  apply(writes: StateWrite[]): Promise<unknown>;
 }
 
 export interface OpenOptions {
@@ -55,12 +69,19 @@ export interface OpenOptions {
   device?: string;
   /** A state from `exportState()`. */
   state?: Uint8Array;
-  /** Loads the state at open and saves it after every sync. */
+  /**
+   * Loads the state at open and writes every change to it (one transaction per batch). The
+   * state is held under a Web Lock while the vault is open.
+   */
   storage?: StateStorage;
   /** Omit them in a browser that gets presigned URLs through `signer`. */
   credentials?: Credentials;
   signer?: Signer;
   fetch?: typeof globalThis.fetch;
+  /** Every request gives up after this many milliseconds (default 30000). */
+  timeoutMs?: number;
+  /** When another tab holds the state: fail with LockedError (default) or wait for it. */
+  lock?: 'error' | 'wait';
 }
 
 export interface SyncReport {
@@ -86,13 +107,20 @@ export class VaultKey {
 export class Vault {
   private constructor();
   static open(options: OpenOptions): Promise<Vault>;
-  put(key: Bytes, value: Bytes): void;
+  /** Resolves once the write is in the storage. */
+  put(key: Bytes, value: Bytes): Promise<void>;
   get(key: Bytes): Uint8Array | undefined;
   getString(key: Bytes): string | undefined;
-  delete(key: Bytes): void;
+  /** Resolves once the delete is in the storage. */
+  delete(key: Bytes): Promise<void>;
   keys(prefix?: Bytes): Uint8Array[];
   keyStrings(prefix?: Bytes): string[];
-  sync(): Promise<SyncReport>;
+  /** Rejects with `signal.reason` when `signal` aborts it; nothing is lost. */
+  sync(options?: { signal?: AbortSignal }): Promise<SyncReport>;
+  /** Resolves once every change so far is in the storage. */
+  flush(): Promise<void>;
+  /** Saves, lets go of the state's lock and closes. */
+  close(): Promise<void>;
   exportState(): Uint8Array;
   readonly device: string;
   readonly unpushed: number;

@@ -37,11 +37,13 @@ export class CorruptError extends BucketsyncError {}
 export class WrongVaultError extends BucketsyncError {}
 export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
+export class LockedError extends BucketsyncError {}
 
 const CLASSES = {
   config: ConfigError, auth: AuthError, 'not-found': NotFoundError, throttled: ThrottledError,
   timeout: TimeoutError, network: NetworkError, server: ServerError, corrupt: CorruptError,
   'wrong-vault': WrongVaultError, rollback: RollbackError, conflict: ConflictError,
+  locked: LockedError,
 };
 
 function toError(e, cause) {
@@ -96,16 +98,23 @@ export class VaultKey {
   }
 }
 
-/** The transport: fetch, after an optional signer (say, an auth service that presigns). */
-function fetchTransport(fetchImpl, signer) {
+/**
+ * The transport: fetch, after an optional signer (say, an auth service that presigns). Every
+ * request gives up after `timeoutMs`, and at once when `cancelled()` names an aborted signal.
+ */
+function fetchTransport(fetchImpl, signer, timeoutMs, cancelled) {
   return async (request) => {
     let { method, url, headers } = request;
     if (signer) ({ url, headers } = await signer({ method, url, headers, body: request.body }));
+    const signals = [AbortSignal.timeout(timeoutMs)];
+    const cancel = cancelled();
+    if (cancel) signals.push(cancel);
     const response = await fetchImpl(url, {
       method,
       headers,
       body: method === 'PUT' ? request.body : undefined,
       cache: 'no-store',
+      signal: AbortSignal.any(signals),
     });
     return {
       status: response.status,
@@ -115,36 +124,97 @@ function fetchTransport(fetchImpl, signer) {
   };
 }
 
+/**
+ * Holds the Web Lock `name` until the returned function is called: one writer per local state
+ * (two tabs of one page must not write as one device). `wait`: wait for the holder to let go
+ * instead of failing with LockedError.
+ */
+function acquireLock(name, wait) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return Promise.resolve(() => {});
+  return new Promise((resolve, reject) => {
+    locks
+      .request(name, { ifAvailable: !wait }, (lock) => {
+        if (!lock) {
+          reject(new LockedError(
+            `the local state ${name} is in use by another tab or window (one writer per device); ` +
+              'open with { lock: "wait" }, or with another storage as a new device',
+            'locked',
+          ));
+          return undefined;
+        }
+        return new Promise((release) => resolve(release));
+      })
+      .catch(reject);
+  });
+}
+
+/** Reads what a storage's load() gave: { snapshot, journal }, or bytes of a snapshot alone. */
+function savedState(loaded) {
+  if (loaded === undefined || loaded === null) return undefined;
+  if (loaded instanceof Uint8Array) return { snapshot: loaded, journal: undefined };
+  return { snapshot: loaded.snapshot, journal: loaded.journal };
+}
+
 /** One device's replica of a vault. */
 export class Vault {
   #inner;
   #storage;
-  constructor(inner, storage) {
+  #release;
+  #saving = Promise.resolve();
+  #pending;
+  #signal;
+  constructor(inner, storage, release) {
     this.#inner = inner;
     this.#storage = storage;
+    this.#release = release;
   }
 
   /**
    * Opens a replica. `store` is `s3://bucket/prefix?region=…&endpoint=…&path_style=true`.
-   * `state` (bytes) or `storage` (indexedDbStorage / fileStorage) restores the local state;
-   * `storage` also keeps it after every sync.
+   * `storage` (indexedDbStorage / fileStorage) keeps the local state: every put is written to it
+   * in one transaction per batch (await the put, or `flush()`, to know it is stored). `state`
+   * (bytes from exportState) starts from a snapshot instead. With a storage, the state is held
+   * under a Web Lock (one writer per device): a second tab gets LockedError, or waits with
+   * `lock: 'wait'`. `timeoutMs` bounds every request (default 30 s).
    */
-  static async open({ store, key, device, state, storage, credentials, signer, fetch: fetchImpl } = {}) {
+  static async open({
+    store, key, device, state, storage, credentials, signer, fetch: fetchImpl,
+    timeoutMs = 30_000, lock = 'error',
+  } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
-    const saved = state ?? (storage ? await storage.load() : undefined);
-    const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer);
-    const inner = call(() =>
-      wasm.Vault.open(
-        store, key.wasm, device, saved ?? undefined, credentials?.accessKeyId,
-        credentials?.secretAccessKey, credentials?.sessionToken, send,
-      ),
-    );
-    return new Vault(inner, storage);
+    if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
+    const release = storage ? await acquireLock(`bucketsync:${storage.name ?? 'state'}`, lock === 'wait') : () => {};
+    try {
+      const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
+      let vault;
+      const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs,
+        () => vault?.signal);
+      const inner = call(() =>
+        wasm.Vault.open(
+          store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
+          credentials?.secretAccessKey, credentials?.sessionToken, send,
+        ),
+      );
+      vault = new Vault(inner, storage, release);
+      await vault.flush();
+      return vault;
+    } catch (e) {
+      release();
+      throw e;
+    }
   }
 
+  /** @internal the abort signal of the running sync */
+  get signal() {
+    return this.#signal;
+  }
+
+  /** Sets `key` to `value`. The returned promise resolves once the write is in the storage. */
   put(key, value) {
     call(() => this.#inner.put(bytes(key, 'key'), bytes(value, 'value')));
+    return this.#persistSoon();
   }
   /** The value as bytes, or undefined. */
   get(key) {
@@ -155,8 +225,10 @@ export class Vault {
     const value = this.get(key);
     return value === undefined ? undefined : decoder.decode(value);
   }
+  /** Deletes `key`. The returned promise resolves once the delete is in the storage. */
   delete(key) {
     call(() => this.#inner.delete(bytes(key, 'key')));
+    return this.#persistSoon();
   }
   /** Live keys starting with `prefix`, sorted, as bytes. */
   keys(prefix = '') {
@@ -166,31 +238,65 @@ export class Vault {
   keyStrings(prefix = '') {
     return this.keys(prefix).map((k) => decoder.decode(k));
   }
-  /** Pulls and pushes. Resolves to a report; rejects with a BucketsyncError subclass. */
-  async sync() {
+  /**
+   * Pulls and pushes. Resolves to a report; rejects with a BucketsyncError subclass, or with
+   * `signal.reason` when `signal` aborts it (nothing is lost: the next sync resumes).
+   */
+  async sync({ signal } = {}) {
+    signal?.throwIfAborted();
+    this.#signal = signal;
+    const onAbort = () => this.#inner.cancelSync();
+    signal?.addEventListener('abort', onAbort);
     let report;
     try {
       report = await this.#inner.sync();
     } catch (e) {
-      await this.#save();
+      await this.flush();
+      if (signal?.aborted) throw signal.reason;
       throw toError(e);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#signal = undefined;
     }
-    await this.#save();
+    await this.flush();
     report.errors = report.errors.map((e) => toError(e));
     return report;
   }
-  /** The local state as bytes. */
+  /** Resolves once every change so far is in the storage. */
+  flush() {
+    this.#pending = undefined;
+    const writes = this.#inner.takeStateWrites();
+    if (this.#storage && writes.length > 0) {
+      this.#saving = this.#saving.catch(() => {}).then(() => this.#storage.apply(writes));
+    }
+    return this.#saving;
+  }
+  /** Writes of one turn of the event loop go to the storage together. */
+  #persistSoon() {
+    this.#pending ??= Promise.resolve().then(() => this.flush());
+    return this.#pending;
+  }
+  /** Saves, lets go of the state's lock and closes; later calls throw ConfigError. */
+  async close() {
+    try {
+      call(() => this.#inner.close());
+      await this.flush();
+    } finally {
+      this.#release?.();
+      this.#release = undefined;
+    }
+  }
+  /** A whole snapshot of the local state as bytes (for `Vault.open({ state })`, backups). */
   exportState() {
-    return call(() => this.#inner.exportState());
+    const snapshot = call(() => this.#inner.exportState());
+    this.#persistSoon();
+    return snapshot;
   }
   get device() {
     return call(() => this.#inner.device);
   }
   get unpushed() {
     return call(() => this.#inner.unpushed);
-  }
-  async #save() {
-    if (this.#storage) await this.#storage.save(this.exportState());
   }
 }
 
@@ -208,46 +314,125 @@ export async function signRequest({ method, url, headers = [], body = new Uint8A
     credentials.secretAccessKey, credentials.sessionToken, region));
 }
 
-/** Keeps the state in IndexedDB (browsers). */
+/**
+ * Keeps the state in IndexedDB (browsers): the snapshot under `key` in the `state` store, the
+ * journal as chunks in the `journal` store, each batch of writes in one transaction with
+ * `durability: 'strict'`. Asks the browser to keep the site's storage (`navigator.storage.persist()`);
+ * a browser that evicted it anyway comes back as a new device, never as an old one.
+ */
 export function indexedDbStorage(name = 'bucketsync', key = 'state') {
   const open = () => new Promise((resolve, reject) => {
-    const request = indexedDB.open(name, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore('state');
+    const request = indexedDB.open(name, 2);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains('state')) db.createObjectStore('state');
+      if (!db.objectStoreNames.contains('journal')) db.createObjectStore('journal');
+    };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
+  const chunks = IDBKeyRange.bound([key, 0], [key, Infinity]);
   const run = async (mode, op) => {
     const db = await open();
     return new Promise((resolve, reject) => {
-      const tx = db.transaction('state', mode);
-      const request = op(tx.objectStore('state'));
-      tx.oncomplete = () => { db.close(); resolve(request.result); };
+      const tx = db.transaction(['state', 'journal'], mode, { durability: 'strict' });
+      let result;
+      Promise.resolve(op(tx.objectStore('state'), tx.objectStore('journal'), (r) => { result = r; }))
+        .catch((e) => { try { tx.abort(); } catch { /* already done */ } reject(e); });
+      tx.oncomplete = () => { db.close(); resolve(result); };
       tx.onerror = () => { db.close(); reject(tx.error); };
+      tx.onabort = () => { db.close(); reject(tx.error); };
     });
   };
+  const request = (r) => new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  let persisted;
   return {
-    load: async () => (await run('readonly', (s) => s.get(key))) ?? undefined,
-    save: (state) => run('readwrite', (s) => s.put(state, key)),
+    name: `${name}/${key}`,
+    async load() {
+      persisted ??= globalThis.navigator?.storage?.persist?.().catch(() => false);
+      return run('readonly', async (state, journal, done) => {
+        const snapshot = await request(state.get(key));
+        const parts = await request(journal.getAll(chunks));
+        done(snapshot === undefined ? undefined : { snapshot, journal: concat(parts) });
+      });
+    },
+    async apply(writes) {
+      await run('readwrite', async (state, journal) => {
+        let next = ((await request(journal.getAllKeys(chunks))).at(-1)?.[1] ?? -1) + 1;
+        for (const w of writes) {
+          if (w.snapshot) {
+            journal.delete(chunks);
+            state.put(w.snapshot, key);
+            journal.put(w.journal, [key, 0]);
+            next = 1;
+          } else if (w.append) {
+            journal.put(w.append, [key, next++]);
+          } else if (w.truncate !== undefined) {
+            const all = concat(await request(journal.getAll(chunks))).subarray(0, w.truncate);
+            journal.delete(chunks);
+            journal.put(all, [key, 0]);
+            next = 1;
+          }
+        }
+      });
+    },
   };
 }
 
-/** Keeps the state in a file, replaced atomically (Node). */
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Keeps the state in files (Node): the snapshot at `path`, replaced atomically, and the journal
+ * appended to `path + '.journal'`.
+ */
 export function fileStorage(path) {
+  const journalPath = `${path}.journal`;
+  const replace = async (file, bytes) => {
+    const { writeFile, rename, open } = await import('node:fs/promises');
+    const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await writeFile(tmp, bytes);
+    const handle = await open(tmp, 'r+');
+    try { await handle.sync(); } finally { await handle.close(); }
+    await rename(tmp, file);
+  };
   return {
+    name: path,
     async load() {
       const { readFile } = await import('node:fs/promises');
-      try {
-        return new Uint8Array(await readFile(path));
-      } catch (e) {
-        if (e.code === 'ENOENT') return undefined;
-        throw e;
-      }
+      const read = async (file) => {
+        try {
+          return new Uint8Array(await readFile(file));
+        } catch (e) {
+          if (e.code === 'ENOENT') return undefined;
+          throw e;
+        }
+      };
+      const snapshot = await read(path);
+      return snapshot === undefined ? undefined : { snapshot, journal: await read(journalPath) };
     },
-    async save(state) {
-      const { writeFile, rename } = await import('node:fs/promises');
-      const tmp = `${path}.tmp-${process.pid}`;
-      await writeFile(tmp, state);
-      await rename(tmp, path);
+    async apply(writes) {
+      const { appendFile, truncate } = await import('node:fs/promises');
+      for (const w of writes) {
+        if (w.snapshot) {
+          await replace(path, w.snapshot);
+          await replace(journalPath, w.journal);
+        } else if (w.append) {
+          await appendFile(journalPath, w.append);
+        } else if (w.truncate !== undefined) {
+          await truncate(journalPath, w.truncate);
+        }
+      }
     },
   };
 }

@@ -3,15 +3,16 @@
 //! helpers) is the small layer in `js/` over these exports.
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bucketsync::driver::{self, Transport};
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::sign::{SigV4, Signer};
-use bucketsync::vault::{self as core_vault, OpenOptions};
+use bucketsync::state_store::{Saved, StateWrite};
 use bucketsync::{
-    Category, Credentials, Engine, Method, Request, RequestId, RequestKind, Response, Timestamp,
+    Category, Credentials, Method, Request, RequestId, RequestKind, Response, Timestamp,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -187,69 +188,70 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
     js
 }
 
-/// One device's replica of a vault. During a sync the engine is taken out of its cell, so a
-/// call made meanwhile gets a `conflict` error instead of a panic.
+/// One device's replica of a vault. Its state lives in the JS layer's storage: after every
+/// call that changes it, the JS layer takes the writes with `takeStateWrites` and applies them
+/// (to IndexedDB, in one transaction per batch).
 #[wasm_bindgen]
 pub struct Vault {
-    engine: Rc<RefCell<Option<Engine>>>,
+    session: Rc<Session>,
     transport: Rc<JsTransport>,
 }
 
 #[wasm_bindgen]
 impl Vault {
-    /// Opens a replica; see the JS layer's `Vault.open` for the options.
+    /// Opens a replica from the saved snapshot and journal (none for a new one); see the JS
+    /// layer's `Vault.open` for the options.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: &str,
         key: &VaultKey,
         device: Option<String>,
-        state: Option<Vec<u8>>,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
         access_key_id: Option<String>,
         secret_access_key: Option<String>,
         session_token: Option<String>,
         send: Function,
     ) -> Result<Vault, JsValue> {
-        let engine = core_vault::open(OpenOptions {
+        let session = Session::open(SessionOptions {
             store,
             key: &key.0,
             device: device.as_deref(),
-            state: state.as_deref(),
+            state: StateLocation::Host(Saved {
+                snapshot: snapshot.unwrap_or_default(),
+                journal: journal.unwrap_or_default(),
+            }),
             credentials: credentials(access_key_id, secret_access_key, session_token)?,
             own_transport: true,
+            durability: Durability::default(),
+            clock: Arc::new(now),
         })
         .map_err(|e| js_error(&e))?;
         Ok(Vault {
-            engine: Rc::new(RefCell::new(Some(engine))),
+            session: Rc::new(session),
             transport: Rc::new(JsTransport { send }),
         })
     }
 
-    fn engine(&self) -> Result<std::cell::RefMut<'_, Engine>, JsValue> {
-        std::cell::RefMut::filter_map(self.engine.borrow_mut(), Option::as_mut)
-            .map_err(|_| js_error(&bucketsync::Error::SyncInProgress))
-    }
-
     /// Sets `key` to `value` (bytes).
     pub fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), JsValue> {
-        self.engine()?.put(key, value, now());
-        Ok(())
+        self.session.put(key, value).map_err(|e| js_error(&e))
     }
 
     /// The value of `key`, or `undefined`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, JsValue> {
-        Ok(self.engine()?.get(key).map(<[u8]>::to_vec))
+        self.session.get(key).map_err(|e| js_error(&e))
     }
 
     /// Deletes `key` (a tombstone).
     pub fn delete(&self, key: Vec<u8>) -> Result<(), JsValue> {
-        self.engine()?.delete(key, now());
-        Ok(())
+        self.session.delete(key).map_err(|e| js_error(&e))
     }
 
     /// Live keys starting with `prefix`, sorted, as `Uint8Array`s.
     pub fn keys(&self, prefix: &[u8]) -> Result<Array, JsValue> {
         let keys = Array::new();
-        for k in self.engine()?.keys(prefix) {
+        for k in self.session.keys(prefix).map_err(|e| js_error(&e))? {
             keys.push(&Uint8Array::from(&k[..]));
         }
         Ok(keys)
@@ -257,37 +259,69 @@ impl Vault {
 
     /// Syncs; resolves to a report object, rejects with an `Error` carrying `.category`.
     pub fn sync(&self) -> Promise {
-        let engine = self.engine.clone();
+        let session = self.session.clone();
         let transport = self.transport.clone();
         future_to_promise(async move {
-            let taken = engine.borrow_mut().take();
-            let mut replica = taken.ok_or_else(|| js_error(&bucketsync::Error::SyncInProgress))?;
-            let outcome =
-                driver::sync(&mut replica, &*transport, now, driver::DEFAULT_CONCURRENCY).await;
-            *engine.borrow_mut() = Some(replica);
-            match outcome {
+            match session
+                .sync(&*transport, driver::DEFAULT_CONCURRENCY, |_| {})
+                .await
+            {
                 Ok(report) => Ok(report_object(&report).into()),
                 Err(e) => Err(js_error(&e)),
             }
         })
     }
 
-    /// The local state as bytes, for `Vault.open({state})`.
+    /// Stops the running sync at its next step; it then rejects with a `conflict` error.
+    #[wasm_bindgen(js_name = cancelSync)]
+    pub fn cancel_sync(&self) {
+        self.session.cancel_sync();
+    }
+
+    /// The state writes since the last call, in order, for the JS layer to persist:
+    /// `{ append: Uint8Array }`, `{ truncate: number }` or `{ snapshot, journal }`.
+    #[wasm_bindgen(js_name = takeStateWrites)]
+    pub fn take_state_writes(&self) -> Array {
+        let out = Array::new();
+        for write in self.session.take_state_writes() {
+            let js = Object::new();
+            match write {
+                StateWrite::Append(bytes) => set(&js, "append", Uint8Array::from(&bytes[..])),
+                StateWrite::Truncate(len) => set(&js, "truncate", len as f64),
+                StateWrite::Replace { snapshot, journal } => {
+                    set(&js, "snapshot", Uint8Array::from(&snapshot[..]));
+                    set(&js, "journal", Uint8Array::from(&journal[..]));
+                }
+            }
+            out.push(&js);
+        }
+        out
+    }
+
+    /// A whole snapshot of the state as bytes (it also starts a new journal), for
+    /// `Vault.open({state})` or a backup.
     #[wasm_bindgen(js_name = exportState)]
     pub fn export_state(&self) -> Result<Vec<u8>, JsValue> {
-        Ok(self.engine()?.export_state())
+        self.session.snapshot().map_err(|e| js_error(&e))
+    }
+
+    /// Abandons a running sync and closes the vault; later calls fail with `config`.
+    pub fn close(&self) -> Result<(), JsValue> {
+        self.session.close().map_err(|e| js_error(&e))
     }
 
     /// This replica's device id.
     #[wasm_bindgen(getter)]
     pub fn device(&self) -> Result<String, JsValue> {
-        Ok(self.engine()?.device().to_string())
+        Ok(self.session.device().map_err(|e| js_error(&e))?.to_string())
     }
 
     /// Local writes not yet in the store.
     #[wasm_bindgen(getter)]
     pub fn unpushed(&self) -> Result<u32, JsValue> {
-        Ok(self.engine()?.unpushed() as u32)
+        self.session
+            .read(|e| e.unpushed() as u32)
+            .map_err(|e| js_error(&e))
     }
 }
 

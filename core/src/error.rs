@@ -111,6 +111,8 @@ pub enum Error {
     },
     /// `start_sync` was called while a sync is running.
     SyncInProgress,
+    /// The app cancelled the sync.
+    Cancelled,
     /// The local state is in use by another writer of the same device.
     Locked {
         /// The state, as the host names it (a path, a lock name).
@@ -131,6 +133,7 @@ impl Error {
             Error::Http { category, .. } | Error::Transport { category, .. } => *category,
             Error::SyncInProgress => Category::Conflict,
             Error::Locked { .. } => Category::Locked,
+            Error::Cancelled => Category::Conflict,
         }
     }
 
@@ -183,6 +186,7 @@ impl fmt::Display for Error {
             }
             Error::Transport { category, message } => write!(f, "{category} error: {message}"),
             Error::SyncInProgress => f.write_str("a sync is already running on this replica"),
+            Error::Cancelled => f.write_str("the sync was cancelled; the next sync resumes it"),
             Error::Locked { state, holder } => write!(
                 f,
                 "the local state {state} is in use by {holder}; close that vault first (one writer per device), or open with another state as a new device"

@@ -75,4 +75,13 @@ class ConflictError(Error):
     category = "conflict"
 
 
+class LockedError(Error):
+    """The local state is in use by another process or vault object (one writer per device).
+
+    Close the other one, open with ``wait=True`` to wait for it, or use another state file
+    (a new device)."""
+
+    category = "locked"
+
+
 BY_CATEGORY = {cls.category: cls for cls in Error.__subclasses__()}

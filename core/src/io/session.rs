@@ -19,6 +19,7 @@
 //! sync; the vault stays usable, its state consistent and saved, and the next sync resumes the
 //! push with the same bytes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::credentials::Credentials;
@@ -140,6 +141,8 @@ struct Inner {
 pub struct Session {
     inner: Mutex<Inner>,
     clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Set by [`Session::cancel_sync`]; the running sync stops at its next step.
+    cancel: AtomicBool,
 }
 
 impl core::fmt::Debug for Session {
@@ -247,6 +250,7 @@ impl Session {
                 needs_snapshot: false,
             }),
             clock: options.clock,
+            cancel: AtomicBool::new(false),
         })
     }
 
@@ -356,6 +360,29 @@ impl Session {
         saved
     }
 
+    /// Writes a whole new snapshot now (starting a new journal) and returns its bytes: a
+    /// complete copy of the state, for [`StateLocation::Host`] or a backup.
+    ///
+    /// # Errors
+    /// `Config` when closed or when the state cannot be written.
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut inner = self.lock();
+        let Inner {
+            engine, backend, ..
+        } = &mut *inner;
+        let store = backend.as_mut().ok_or_else(closed)?.store();
+        let snapshot = engine.export_state();
+        let journal = engine
+            .journal_header()
+            .expect("a snapshot was just exported");
+        store.write(StateWrite::Replace {
+            snapshot: snapshot.clone(),
+            journal,
+        })?;
+        inner.unflushed = false;
+        Ok(snapshot)
+    }
+
     /// Whether [`Session::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.lock().backend.is_none()
@@ -383,8 +410,16 @@ impl Session {
         concurrency: usize,
         progress: impl FnMut(Progress),
     ) -> Result<SyncReport> {
+        self.cancel.store(false, Ordering::SeqCst);
         let mut steps = SessionSteps { session: self };
         driver::run(&mut steps, transport, concurrency, progress).await
+    }
+
+    /// Stops the running sync at its next step (when a request is answered or a backoff
+    /// ends); it then fails with [`Error::Cancelled`]. For hosts that cannot drop the sync's
+    /// future (a JS promise). Nothing is lost; the next sync resumes.
+    pub fn cancel_sync(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
     }
 
     /// The report of the last finished sync.
@@ -399,6 +434,9 @@ struct SessionSteps<'a> {
 
 impl Steps for SessionSteps<'_> {
     fn step<R>(&mut self, step: impl FnOnce(&mut Engine) -> R) -> Result<R> {
+        if self.session.cancel.swap(false, Ordering::SeqCst) {
+            return Err(Error::Cancelled);
+        }
         let now = self.session.now();
         let mut inner = self.session.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
