@@ -1,6 +1,7 @@
 //! The exported classes: thin wrappers that convert, lock, release the GIL and map errors.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bucketsync::builtin_transport::BuiltinTransport;
@@ -213,6 +214,18 @@ pub struct Vault {
     session: Session,
     transport: AnyTransport,
     runtime: tokio::runtime::Runtime,
+    /// A sync runs on this vault's runtime (a callback calling `sync` again must get
+    /// ConflictError, not a nested runtime).
+    syncing: AtomicBool,
+}
+
+/// Clears the syncing flag when the sync ends, however it ends.
+struct Syncing<'a>(&'a AtomicBool);
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 #[pymethods]
@@ -298,6 +311,7 @@ impl Vault {
             session,
             transport,
             runtime,
+            syncing: AtomicBool::new(false),
         })
     }
 
@@ -337,6 +351,14 @@ impl Vault {
     /// raises, the sync stops and the exception propagates. Ctrl-C stops a sync the same way.
     #[pyo3(signature = (progress = None))]
     fn sync(&self, py: Python<'_>, progress: Option<PyObject>) -> PyResult<SyncReport> {
+        if self
+            .syncing
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(to_py(bucketsync::Error::SyncInProgress));
+        }
+        let _syncing = Syncing(&self.syncing);
         // An exception a Python transport raised in an earlier sync is not this sync's cause.
         let _ = self.transport.take_raised();
         let stop: Mutex<Option<PyErr>> = Mutex::new(None);
@@ -387,6 +409,13 @@ impl Vault {
             })
         });
         let raised = self.transport.take_raised();
+        // Ctrl-C (or SystemExit) while a Python transport ran: it stops the sync as it is.
+        let raised = match raised {
+            Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                return Err(e);
+            }
+            other => other,
+        };
         let stopped = stop.into_inner().unwrap_or_else(|p| p.into_inner());
         match (outcome, stopped) {
             (_, Some(stopped)) => Err(stopped),

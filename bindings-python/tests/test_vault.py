@@ -39,7 +39,8 @@ def test_two_vaults_converge_and_a_third_bootstraps(seaweed, credentials, tmp_pa
         assert a.get("notes/b") is None
     c = Vault.open(store, key, state=tmp_path / "c.state", credentials=credentials)
     report = c.sync()
-    assert report.pulled >= 3 and report.requests == 1 + 2 + report.requests_by_kind["get-segment"]
+    # a pushed three records; b pushed only its tombstone (its "shared" lost to a's later one).
+    assert report.pulled == 4 and report.requests == 1 + 2 + 2, report
     assert c.keys(prefix="notes/") == [b"notes/a"]
     assert "SyncReport(pushed=0, pulled=" in repr(report)
     c.close()
@@ -187,18 +188,133 @@ def test_the_history_example_runs_as_written(tmp_path):
     assert "cargo build" in out and "git status" not in out
 
 
-def test_touching_the_vault_during_its_own_sync_is_a_conflict_not_a_deadlock(tmp_path):
+def test_the_vault_can_be_used_during_its_own_sync_but_not_synced_twice(tmp_path):
     vault = Vault.open(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
     vault.put("k", "v")
-    conflicts = []
+    seen, conflicts = [], []
 
     def progress(p):
+        seen.append(vault.get("k"))
+        if p.requests_done == 1:
+            vault.put("during", "the sync")
         try:
-            vault.get("k")
+            vault.sync()
         except bucketsync.ConflictError as e:
             conflicts.append(e)
 
     vault.sync(progress=progress)
+    assert seen and all(v == b"v" for v in seen)
     assert conflicts and conflicts[0].category == "conflict"
-    assert vault.get("k") == b"v"
+    assert vault.unpushed == 1, "a write made during a sync goes out with the next one"
+    assert vault.sync().pushed == 1
     assert repr(vault).startswith("Vault(store='file://")
+
+
+CHILD = """
+import os, sys, urllib.request, urllib.error
+import bucketsync
+store, code, state, mode = sys.argv[1:5]
+creds = bucketsync.Credentials(sys.argv[5], sys.argv[6])
+
+def transport(request):
+    http_request = urllib.request.Request(request.url, method=request.method, headers=dict(request.headers),
+                                          data=request.body if request.method == "PUT" else None)
+    try:
+        with urllib.request.urlopen(http_request, timeout=30) as r:
+            response = bucketsync.Response(r.status, list(r.headers.items()), r.read())
+    except urllib.error.HTTPError as e:
+        response = bucketsync.Response(e.code, list(e.headers.items()), e.read())
+    if mode == "after-segment-put" and request.method == "PUT" and "/s/" in request.url:
+        os._exit(9)  # killed: the segment is in the store, the manifest is not
+    return response
+
+vault = bucketsync.Vault.open(store, bucketsync.VaultKey.from_recovery_code(code), state=state,
+                              credentials=creds, transport=transport, flush_interval=3600)
+for i in range(50):
+    vault.put(f"acked/{i}", f"value {i}")
+vault.delete("acked/7")
+print("acknowledged", flush=True)
+if mode == "after-put":
+    os._exit(9)  # killed right after put() returned: no sync, no save, no close
+vault.sync()
+print("not reached", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["after-put", "after-segment-put"])
+def test_a_killed_process_loses_no_acknowledged_write(seaweed, credentials, tmp_path, mode):
+    store = seaweed.store(seaweed.bucket(f"kill-{mode}"))
+    key = VaultKey.generate()
+    state = tmp_path / "killed.state"
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, store, key.recovery_code(), str(state), mode, ACCESS_KEY, SECRET_KEY],
+        capture_output=True, text=True, check=False,
+    )
+    assert child.returncode == 9, child.stderr
+    assert child.stdout.strip() == "acknowledged"
+
+    restarted = Vault.open(store, key, state=state, credentials=credentials)
+    assert len(restarted.keys("acked/")) == 49
+    report = restarted.sync()
+    assert report.errors == [] and restarted.unpushed == 0, report
+    restarted.close()
+
+    other = Vault.open(store, key, credentials=credentials)
+    report = other.sync()
+    assert [k.decode() for k in other.keys()] == sorted(f"acked/{i}" for i in range(50) if i != 7)
+    assert other.get("acked/7") is None
+    assert report.pulled == 50, "every write stored exactly once"
+
+
+def test_one_writer_per_state_file(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    state = tmp_path / "one.state"
+    first = Vault.open(store, key, state=state)
+    with pytest.raises(bucketsync.LockedError) as locked:
+        Vault.open(store, key, state=state)
+    assert locked.value.category == "locked"
+    assert first.device in str(locked.value)
+    other_process = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, bucketsync\n"
+         "try:\n"
+         "    bucketsync.Vault.open(sys.argv[1], bucketsync.VaultKey.from_recovery_code(sys.argv[2]), state=sys.argv[3])\n"
+         "except bucketsync.LockedError as e:\n"
+         "    print(e.category)\n",
+         store, key.recovery_code(), str(state)],
+        capture_output=True, text=True, check=True,
+    )
+    assert other_process.stdout.strip() == "locked", other_process.stderr
+    first.put("k", "v")
+    first.close()
+    with Vault.open(store, key, state=state, wait=True) as second:
+        assert second.get("k") == b"v"
+
+
+def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
+    import _thread
+
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    vault = Vault.open(store, key, state=tmp_path / "s.state")
+    for i in range(10):
+        vault.put(f"k{i}", "v")
+
+    def ctrl_c(p):
+        if p.requests_done == 2:
+            _thread.interrupt_main()
+
+    with pytest.raises(KeyboardInterrupt):
+        vault.sync(progress=ctrl_c)
+
+    def broken(p):
+        raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar"):
+        vault.sync(progress=broken)
+    report = vault.sync()
+    assert vault.unpushed == 0 and report.errors == []
+    other = Vault.open(store, key)
+    other.sync()
+    assert len(other.keys()) == 10
