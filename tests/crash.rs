@@ -1,9 +1,10 @@
 //! A crash between any two steps of a sync loses nothing and duplicates nothing.
 //!
-//! The sync is driven one request at a time. For every step `k`, a run is cut after the store
-//! executed request `k` but before the replica handled its answer, and the replica restarts from
-//! the last state it exported. Then it syncs normally, and a fresh device checks the store holds
-//! every write exactly once.
+//! The sync is driven one request at a time, persisting the way a host does: a snapshot at the
+//! start, then the journal entry after every input, before any request goes out. For every step
+//! `k`, a run is cut after the store executed request `k` but before the replica handled its
+//! answer, and the replica restarts from its snapshot and journal. Then it syncs normally, and
+//! a fresh device checks the store holds every write exactly once.
 
 use std::path::Path;
 
@@ -40,15 +41,35 @@ fn scenario(dir: &Path, key: &VaultKey) -> Engine {
     a
 }
 
-/// Runs A's sync one request at a time. Returns the number of requests executed and A's
-/// exported state after each handled answer. With `cut = Some(k)`, stops right after the store
-/// executed request `k`, before A learns of it.
-fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Vec<Vec<u8>>) {
-    let mut states = vec![a.export_state()];
+/// What a host has on disk: a snapshot and the journal after it.
+struct Disk {
+    snapshot: Vec<u8>,
+    journal: Vec<u8>,
+}
+
+impl Disk {
+    fn append(&mut self, a: &mut Engine) {
+        if let Some(entry) = a.poll_journal() {
+            self.journal.extend_from_slice(&entry);
+        }
+    }
+}
+
+/// Runs A's sync one request at a time. Returns the number of requests executed and A's disk.
+/// With `cut = Some(k)`, stops right after the store executed request `k`, before A learns of
+/// it.
+fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Disk) {
+    let snapshot = a.export_state();
+    let mut disk = Disk {
+        snapshot,
+        journal: a.journal_header().unwrap(),
+    };
     let mut executed = 0;
     a.start_sync(T).unwrap();
+    disk.append(a);
     loop {
         let batch: Vec<_> = std::iter::from_fn(|| a.poll_request(T)).collect();
+        disk.append(a);
         if batch.is_empty() {
             break;
         }
@@ -56,14 +77,14 @@ fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Vec<Vec<u8>>) {
             let response = FolderBucket.execute(&request);
             executed += 1;
             if cut == Some(executed) {
-                return (executed, states);
+                return (executed, disk);
             }
             a.handle_response(request.id, Ok(response), T);
-            states.push(a.export_state());
+            disk.append(a);
         }
     }
     a.poll_outcome().expect("finished").expect("sync succeeds");
-    (executed, states)
+    (executed, disk)
 }
 
 #[test]
@@ -72,24 +93,27 @@ fn a_crash_between_any_two_steps_loses_and_duplicates_nothing() {
     let probe = tempfile::tempdir().unwrap();
     let mut a = scenario(probe.path(), &key);
     let (steps, _) = stepwise(&mut a, None);
-    assert!(
-        steps >= 5,
-        "list, manifest, segment, put segment, put manifest: {steps}"
+    assert_eq!(
+        steps, 5,
+        "list, B's manifest, B's segment, put segment, put manifest"
     );
     let expected: Vec<Vec<u8>> = a.keys(b"");
 
     for cut in 1..=steps {
         let dir = tempfile::tempdir().unwrap();
         let mut a = scenario(dir.path(), &key);
-        let (_, states) = stepwise(&mut a, Some(cut));
-        // The crash: all that survives is the last exported state.
-        let mut a = Engine::from_state(
+        let (_, disk) = stepwise(&mut a, Some(cut));
+        // The crash: all that survives is what is on disk.
+        let restored = Engine::restore(
             &key,
             folder_store(dir.path()),
-            states.last().unwrap(),
+            &disk.snapshot,
+            &disk.journal,
             bucketsync_suite::entropy(),
         )
         .unwrap();
+        assert_eq!(restored.journal_keep, Some(disk.journal.len()), "cut {cut}");
+        let mut a = restored.engine;
         let report = block_sync(&mut a, &FolderBucket).unwrap();
         assert!(report.errors.is_empty(), "cut {cut}: {report}");
         assert_eq!(a.keys(b""), expected, "cut {cut}: nothing lost locally");

@@ -444,9 +444,9 @@ async fn a_device_clock_an_hour_off_is_corrected_from_the_stores_date() {
         let report = bucketsync::driver::sync(&mut d, &http(), an_hour_behind, 4)
             .await
             .unwrap();
-        assert!(
-            report.retries >= 1,
-            "{kind:?}: the store refused the skewed signature once: {report}"
+        assert_eq!(
+            report.retries, 1,
+            "{kind:?}: the store refused the skewed signature once, then never again: {report}"
         );
         let offset = d.clock_offset_ms();
         assert!(

@@ -137,13 +137,23 @@ impl JsTransport {
 impl Transport for JsTransport {
     async fn send(&self, request: Request) -> bucketsync::Result<Response> {
         self.call(request).await.map_err(|e| {
-            let message = e
-                .dyn_ref::<js_sys::Error>()
+            let error = e.dyn_ref::<js_sys::Error>();
+            let message = error
                 .map(|e| String::from(e.message()))
                 .or_else(|| e.as_string())
                 .unwrap_or_else(|| "the transport failed".into());
+            // `AbortSignal.timeout` rejects with a DOMException named TimeoutError.
+            let timed_out = error.is_some_and(|e| String::from(e.name()) == "TimeoutError")
+                || Reflect::get(&e, &"name".into())
+                    .ok()
+                    .and_then(|n| n.as_string())
+                    .is_some_and(|n| n == "TimeoutError");
             bucketsync::Error::Transport {
-                category: Category::Network,
+                category: if timed_out {
+                    Category::Timeout
+                } else {
+                    Category::Network
+                },
                 message,
             }
         })

@@ -47,8 +47,8 @@ async function allowOrigin(origin) {
   assert.equal(response.status, 200, await response.text());
 }
 
-async function openNotes(code) {
-  const context = await browser.newContext();
+async function openNotes(code, context) {
+  context ??= await browser.newContext();
   const page = await context.newPage();
   const origin = `http://127.0.0.1:${web.address().port}`;
   await page.goto(`${origin}/examples/web/index.html`);
@@ -90,4 +90,32 @@ test('two browser profiles see each other\'s notes through the bucket', async ()
   assert.deepEqual(notes.sort(), ['and hello back', 'hello from tab one']);
   await one.context.close();
   await two.context.close();
+});
+
+test('two tabs of one profile on one vault both end up with every note', async () => {
+  await allowOrigin(`http://127.0.0.1:${web.address().port}`);
+  const code = (await VaultKey.generate()).recoveryCode();
+  const first = await openNotes(code);
+  // The same profile (context): one IndexedDB, one set of Web Locks.
+  const second = await openNotes(code, first.context);
+  assert.match(await second.page.textContent('#status'), /a second tab: a device of its own/);
+  const devices = await Promise.all([first, second].map((t) => t.page.textContent('#status')));
+  const [one, two] = devices.map((text) => /device ([0-9a-f]{32})/.exec(text)?.[1]);
+  assert.ok(one && two && one !== two, `two devices: ${devices}`);
+
+  for (const [tab, text] of [[first, 'written in tab one'], [second, 'written in tab two']]) {
+    await tab.page.fill('#note', text);
+    await tab.page.click('#add button');
+    await tab.page.waitForFunction(() => document.querySelector('#status').textContent.includes('to sync'));
+  }
+  for (const tab of [first, second, first]) {
+    await tab.page.click('#sync');
+    await tab.page.waitForFunction(() => /^(Synced|[a-z-]+:)/.test(document.querySelector('#status').textContent));
+    assert.match(await tab.page.textContent('#status'), /^Synced/);
+  }
+  for (const tab of [first, second]) {
+    const notes = await tab.page.$$eval('#notes li', (items) => items.map((li) => li.textContent));
+    assert.deepEqual(notes.sort(), ['written in tab one', 'written in tab two']);
+  }
+  await first.context.close();
 });

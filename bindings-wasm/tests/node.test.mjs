@@ -110,11 +110,76 @@ test('fileStorage keeps the state across opens', async () => {
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'file-state/');
   const first = await Vault.open({ store, key, storage, credentials: server.credentials });
-  first.put('kept', 'yes');
+  await first.put('kept', 'yes');
   await first.sync();
+  await first.put('unsynced', 'in the journal');
+  await first.close();
+  assert.throws(() => first.put('k', 'v'), (e) => e instanceof bucketsync.ConfigError);
   const again = await Vault.open({ store, key, storage, credentials: server.credentials });
   assert.equal(again.getString('kept'), 'yes');
+  assert.equal(again.getString('unsynced'), 'in the journal');
+  assert.equal(again.unpushed, 1);
   assert.equal(again.device, first.device);
+});
+
+test('a Node process killed right after an awaited put loses nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-kill-'));
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'kill/');
+  const script = `
+import * as bucketsync from ${JSON.stringify(join(root, 'bindings-wasm/js/index.js'))};
+const [store, code, path, id, secret] = process.argv.slice(1);
+const key = await bucketsync.VaultKey.fromRecoveryCode(code);
+const vault = await bucketsync.Vault.open({ store, key, storage: bucketsync.fileStorage(path),
+  credentials: { accessKeyId: id, secretAccessKey: secret } });
+for (let i = 0; i < 20; i++) await vault.put('acked/' + i, 'v' + i);
+process.stdout.write('acknowledged\n');
+process.kill(process.pid, 'SIGKILL');
+`;
+  const state = join(dir, 'killed.state');
+  let out = '';
+  try {
+    out = execFileSync(process.execPath, ['--input-type=module', '-e', script, store, key.recoveryCode(), state,
+      server.accessKeyId, server.secretAccessKey], { encoding: 'utf8' });
+  } catch (e) {
+    assert.equal(e.signal, 'SIGKILL');
+    out = e.stdout;
+  }
+  assert.equal(out.trim(), 'acknowledged');
+  const restarted = await Vault.open({ store, key, storage: bucketsync.fileStorage(state), credentials: server.credentials });
+  assert.equal(restarted.keyStrings('acked/').length, 20);
+  assert.equal((await restarted.sync()).pushed, 20);
+});
+
+test('an aborted sync rejects with the signal\'s reason, and the next one finishes', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'abort/');
+  const controller = new AbortController();
+  const abortOnSegmentPut = async (url, init) => {
+    const response = await fetch(url, init);
+    if (init.method === 'PUT' && url.includes('/s/')) controller.abort(new Error('the user left the page'));
+    return response;
+  };
+  const vault = await Vault.open({ store, key, credentials: server.credentials, fetch: abortOnSegmentPut });
+  for (let i = 0; i < 5; i++) await vault.put(`k${i}`, 'v');
+  await assert.rejects(vault.sync({ signal: controller.signal }), /the user left the page/);
+  const report = await vault.sync();
+  assert.equal(vault.unpushed, 0, JSON.stringify(report));
+  const reader = await Vault.open({ store, key, credentials: server.credentials });
+  assert.equal((await reader.sync()).pulled, 5);
+});
+
+test('a request that never answers times out', async () => {
+  const key = await VaultKey.generate();
+  const never = (url, init) => new Promise((_, reject) => {
+    init.signal.addEventListener('abort', () => reject(init.signal.reason));
+  });
+  const vault = await Vault.open({ store: server.store('node-sync', 'never/'), key, credentials: server.credentials,
+    fetch: never, timeoutMs: 100 });
+  const started = Date.now();
+  await assert.rejects(vault.sync(), (e) => e instanceof bucketsync.TimeoutError && e.category === 'timeout');
+  // Five attempts with real backoff between them (≈ 0.1+0.2+0.4+0.8 s at least half of each).
+  assert.ok(Date.now() - started >= 5 * 100 + 750, `waited ${Date.now() - started} ms`);
 });
 
 test('interop: what Node writes Python reads, and back', async () => {

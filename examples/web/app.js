@@ -1,5 +1,7 @@
 // A notes page on bucketsync: each browser profile is a device; its state lives in IndexedDB.
-import { Vault, VaultKey, indexedDbStorage } from '../../bindings-wasm/js/index.js';
+// One tab holds the profile's state (a Web Lock); a second tab of the same profile opens as a
+// device of its own, with its own state, so both tabs sync and neither hides the other's notes.
+import { LockedError, Vault, VaultKey, indexedDbStorage } from '../../bindings-wasm/js/index.js';
 
 const $ = (id) => document.getElementById(id);
 let vault;
@@ -24,24 +26,33 @@ $('connect').addEventListener('click', async () => {
     const code = $('code').value.trim();
     const key = code ? await VaultKey.fromRecoveryCode(code) : await VaultKey.generate();
     $('code').value = key.recoveryCode();
-    vault = await Vault.open({
+    const options = {
       store: $('store').value.trim(),
       key,
-      storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}`),
       credentials: { accessKeyId: $('access-key').value, secretAccessKey: $('secret-key').value },
-    });
+    };
+    let tab = '';
+    try {
+      vault = await Vault.open({ ...options, storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}`) });
+    } catch (e) {
+      if (!(e instanceof LockedError)) throw e;
+      // Another tab holds this profile's state: this tab is a device of its own.
+      tab = sessionStorage.getItem('bucketsync-tab') ?? crypto.randomUUID();
+      sessionStorage.setItem('bucketsync-tab', tab);
+      vault = await Vault.open({ ...options, storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}-${tab}`) });
+    }
     show();
-    status(`Connected as device ${vault.device}.`);
+    status(`Connected as device ${vault.device}${tab ? ' (a second tab: a device of its own)' : ''}.`);
   } catch (e) {
     status(`${e.category ?? 'error'}: ${e.message}`);
   }
 });
 
-$('add').addEventListener('submit', (event) => {
+$('add').addEventListener('submit', async (event) => {
   event.preventDefault();
   const text = $('note').value.trim();
   if (!vault || !text) return;
-  vault.put(`note/${Date.now()}-${vault.device.slice(0, 8)}`, text);
+  await vault.put(`note/${Date.now()}-${vault.device.slice(0, 8)}`, text);
   $('note').value = '';
   show();
   status(`${vault.unpushed} change(s) to sync.`);

@@ -4,6 +4,11 @@ import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest.BodyPublishers
 import java.net.http.HttpResponse.BodyHandlers
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import uniffi.bucketsync_uniffi.*
 
@@ -15,7 +20,7 @@ fun store(bucket: String, prefix: String = "") = "s3://$bucket/$prefix?endpoint=
 fun creds(secret: String = secretKey) = Credentials(accessKey, secret, null)
 
 /** A transport on the JDK's own HTTP client: what an app does to use OkHttp or its proxies. */
-class JdkTransport : HostTransport {
+open class JdkTransport : HostTransport {
     private val client = HttpClient.newHttpClient()
     var calls = 0
 
@@ -32,6 +37,22 @@ class JdkTransport : HostTransport {
         }
         val headers = response.headers().map().flatMap { (name, values) -> values.map { Header(name, it) } }
         return HttpResponse(response.statusCode().toUShort(), headers, response.body())
+    }
+}
+
+/** Sends the first segment PUT, then never answers it: a sync stuck until it is cancelled. */
+class HangsAfterSegmentPut : JdkTransport() {
+    val reached = CompletableDeferred<Unit>()
+    private var hung = false
+
+    override suspend fun send(request: HttpRequest): HttpResponse {
+        val response = super.send(request)
+        if (!hung && request.method == "PUT" && request.url.contains("/s/")) {
+            hung = true
+            reached.complete(Unit)
+            awaitCancellation()
+        }
+        return response
     }
 }
 
@@ -81,6 +102,25 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         check(wrong.unpushed() == 1UL, "nothing lost")
         try { Vault.open(store("no-such-bucket-here"), key, credentials = creds()).sync(); check(false, "missing bucket") }
         catch (e: BucketsyncException.NotFound) {}
+    },
+    "a sync cancelled mid-flight leaves the vault usable; the next one converges" to {
+        coroutineScope {
+            val key = VaultKey.generate()
+            val state = java.io.File.createTempFile("bucketsync-cancel", ".state").also { it.delete() }
+            val transport = HangsAfterSegmentPut()
+            val vault = Vault.open(store("kotlin", "cancel/"), key, statePath = state.path, credentials = creds(), transport = transport)
+            for (i in 0 until 20) vault.putText("k$i", "v$i")
+            val job = launch { vault.sync() }
+            transport.reached.await()
+            job.cancelAndJoin()
+            vault.putText("after", "the cancel")
+            val report = vault.sync()
+            check(report.errors.isEmpty() && vault.unpushed() == 0UL, "the next sync finishes: $report")
+            vault.close()
+            val reader = Vault.open(store("kotlin", "cancel/"), key, credentials = creds())
+            val pulled = reader.sync().pulled
+            check(pulled == 21UL && reader.getText("k7") == "v7" && reader.getText("after") == "the cancel", "all writes, once each: $pulled")
+        }
     },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
