@@ -4,11 +4,14 @@
 
 use std::time::{Duration, Instant};
 
+use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
+use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{segment, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp, VaultKey};
 use bucketsync_suite::{block_sync, folder_store, wall_clock};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use futures::executor::block_on;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -48,6 +51,105 @@ fn history_record(i: u64, device: DeviceId) -> (Vec<u8>, Record) {
             stamp,
         },
     )
+}
+
+fn open_session(dir: &std::path::Path, key: &VaultKey, flush_interval_ms: u64) -> Session {
+    Session::open(SessionOptions {
+        store: &format!("file://{}", dir.join("bucket").display()),
+        key,
+        device: None,
+        state: StateLocation::File {
+            path: &dir.join("replica.state"),
+            wait: false,
+        },
+        credentials: None,
+        own_transport: false,
+        durability: Durability {
+            flush_interval_ms,
+            ..Durability::default()
+        },
+        clock: session::system_clock(),
+    })
+    .unwrap()
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Puts through the journal, and what a save costs at 10 and at 1M records: the whole snapshot
+/// rewritten (what every save did before the journal) against one journal entry synced.
+fn durability(key: &VaultKey, rows: &mut Vec<(String, String)>) {
+    let me = DeviceId([3; 16]);
+    let mut saves = Vec::new();
+    for n in [10u64, 1_000_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = open_session(dir.path(), key, 1_000);
+        let t = Instant::now();
+        for i in 0..n {
+            let (k, r) = history_record(i, me);
+            vault.put(k, r.value.unwrap()).unwrap();
+        }
+        let elapsed = t.elapsed();
+        if n > 10 {
+            rows.push((
+                format!("put {n} records, journal synced every 1 s"),
+                format!("{:.0} records/s", n as f64 / elapsed.as_secs_f64()),
+            ));
+        }
+        let mut i = n;
+        let after = best_of(Duration::from_millis(500), || {
+            let (k, r) = history_record(i, me);
+            vault.put(k, r.value.unwrap()).unwrap();
+            vault.save().unwrap();
+            i += 1;
+        });
+        let before = best_of(Duration::from_millis(500), || {
+            vault.snapshot().unwrap();
+        });
+        let snapshot = std::fs::metadata(dir.path().join("replica.state"))
+            .unwrap()
+            .len();
+        let noop = best_of(Duration::from_millis(500), || {
+            block_on(vault.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+        });
+        rows.push((
+            format!(
+                "save at {n} records: before (whole snapshot, {:.1} MB)",
+                snapshot as f64 / 1e6
+            ),
+            millis(before),
+        ));
+        rows.push((
+            format!("save at {n} records: after (one journal entry + fsync)"),
+            format!(
+                "{} ({:.0}x less)",
+                millis(after),
+                before.as_secs_f64() / after.as_secs_f64()
+            ),
+        ));
+        rows.push((
+            format!("no-op sync at {n} records (session, state saved)"),
+            millis(noop),
+        ));
+        saves.push(after);
+    }
+    rows.push((
+        "save at 1M records / save at 10 (bar: the same)".into(),
+        format!("{:.2}", saves[1].as_secs_f64() / saves[0].as_secs_f64()),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let vault = open_session(dir.path(), key, 0);
+    let n = 2_000u64;
+    let t = Instant::now();
+    for i in 0..n {
+        let (k, r) = history_record(i, me);
+        vault.put(k, r.value.unwrap()).unwrap();
+    }
+    rows.push((
+        "put 2000 records, journal synced after each".into(),
+        format!("{:.0} records/s", n as f64 / t.elapsed().as_secs_f64()),
+    ));
 }
 
 fn main() {
@@ -187,6 +289,8 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3
         ),
     ));
+
+    durability(&key, &mut rows);
 
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!("| {:<width$} | result |", "measure");

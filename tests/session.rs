@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
@@ -231,7 +231,7 @@ fn poll_until_stuck<F: Future>(future: F) {
     let mut future = std::pin::pin!(future);
     let mut cx = Context::from_waker(std::task::Waker::noop());
     for _ in 0..1_000 {
-        if let Poll::Ready(_) = future.as_mut().poll(&mut cx) {
+        if future.as_mut().poll(&mut cx).is_ready() {
             panic!("the sync was expected to hang");
         }
     }

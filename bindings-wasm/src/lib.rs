@@ -143,7 +143,7 @@ impl Transport for JsTransport {
                 .or_else(|| e.as_string())
                 .unwrap_or_else(|| "the transport failed".into());
             // `AbortSignal.timeout` rejects with a DOMException named TimeoutError.
-            let timed_out = error.is_some_and(|e| String::from(e.name()) == "TimeoutError")
+            let timed_out = error.is_some_and(|e| e.name() == "TimeoutError")
                 || Reflect::get(&e, &"name".into())
                     .ok()
                     .and_then(|n| n.as_string())
