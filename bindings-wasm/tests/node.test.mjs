@@ -113,13 +113,14 @@ test('fileStorage keeps the state across opens', async () => {
   await first.put('kept', 'yes');
   await first.sync();
   await first.put('unsynced', 'in the journal');
+  const device = first.device;
   await first.close();
   assert.throws(() => first.put('k', 'v'), (e) => e instanceof bucketsync.ConfigError);
   const again = await Vault.open({ store, key, storage, credentials: server.credentials });
   assert.equal(again.getString('kept'), 'yes');
   assert.equal(again.getString('unsynced'), 'in the journal');
   assert.equal(again.unpushed, 1);
-  assert.equal(again.device, first.device);
+  assert.equal(again.device, device);
 });
 
 test('a Node process killed right after an awaited put loses nothing', async () => {
@@ -133,7 +134,7 @@ const key = await bucketsync.VaultKey.fromRecoveryCode(code);
 const vault = await bucketsync.Vault.open({ store, key, storage: bucketsync.fileStorage(path),
   credentials: { accessKeyId: id, secretAccessKey: secret } });
 for (let i = 0; i < 20; i++) await vault.put('acked/' + i, 'v' + i);
-process.stdout.write('acknowledged\n');
+process.stdout.write('acknowledged' + String.fromCharCode(10));
 process.kill(process.pid, 'SIGKILL');
 `;
   const state = join(dir, 'killed.state');
