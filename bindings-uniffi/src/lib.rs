@@ -290,7 +290,8 @@ impl Transport for AnyTransport {
 /// Every `put` and `delete` is in the state's journal when it returns (a killed app loses
 /// nothing). The state file is locked while the vault is open; a second opener gets
 /// `Locked`. Cancelling a `sync` (a Kotlin coroutine, a Swift task) leaves the vault usable and
-/// its state saved; the next sync resumes where it stopped.
+/// its state saved; the next sync resumes where it stopped. Releasing the object (Kotlin
+/// `close()`/`use {}`, Swift `deinit`) saves the state and lets go of its lock.
 #[derive(uniffi::Object)]
 pub struct Vault {
     session: Session,
@@ -385,11 +386,6 @@ impl Vault {
     /// Syncs the journal to disk now (also done after every sync and on close).
     pub fn save(&self) -> Result<(), BucketsyncError> {
         Ok(self.session.save()?)
-    }
-
-    /// Saves, releases the state's lock and closes; later calls fail with `Config`.
-    pub fn close(&self) -> Result<(), BucketsyncError> {
-        Ok(self.session.close()?)
     }
 
     /// This replica's device id.

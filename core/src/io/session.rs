@@ -428,6 +428,14 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// Closing on drop: the state is saved and its lock released (a kill skips this, and loses
+    /// nothing either: every change is in the journal already).
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
 struct SessionSteps<'a> {
     session: &'a Session,
 }
