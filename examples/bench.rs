@@ -82,6 +82,7 @@ fn millis(d: Duration) -> String {
 fn durability(key: &VaultKey, rows: &mut Vec<(String, String)>) {
     let me = DeviceId([3; 16]);
     let mut saves = Vec::new();
+    let mut noops = Vec::new();
     for n in [10u64, 1_000_000] {
         let dir = tempfile::tempdir().unwrap();
         let vault = open_session(dir.path(), key, 1_000);
@@ -97,21 +98,44 @@ fn durability(key: &VaultKey, rows: &mut Vec<(String, String)>) {
                 format!("{:.0} records/s", n as f64 / elapsed.as_secs_f64()),
             ));
         }
-        let mut i = n;
-        let after = best_of(Duration::from_millis(500), || {
-            let (k, r) = history_record(i, me);
-            vault.put(k, r.value.unwrap()).unwrap();
-            vault.save().unwrap();
-            i += 1;
-        });
         let before = best_of(Duration::from_millis(500), || {
             vault.snapshot().unwrap();
         });
         let snapshot = std::fs::metadata(dir.path().join("replica.state"))
             .unwrap()
             .len();
+        // One changed record (the same key again, so the vault keeps its size), saved.
+        let mut i = 0u64;
+        let after = best_of(Duration::from_millis(500), || {
+            vault.put("bench/save", i.to_le_bytes()).unwrap();
+            vault.save().unwrap();
+            i += 1;
+        });
+        block_on(vault.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
         let noop = best_of(Duration::from_millis(500), || {
             block_on(vault.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+        });
+        // The same no-op sync's engine steps alone (no filesystem): the LIST's answer replayed.
+        let list = vault
+            .configure(|e| {
+                e.start_sync(wall_clock()).unwrap();
+                let request = e.poll_request(wall_clock()).unwrap();
+                let response = FolderBucket.execute(&request);
+                e.cancel_sync();
+                response
+            })
+            .unwrap();
+        let steps = best_of(Duration::from_millis(500), || {
+            vault
+                .configure(|e| {
+                    e.start_sync(wall_clock()).unwrap();
+                    let request = e.poll_request(wall_clock()).unwrap();
+                    e.handle_response(request.id, Ok(list.clone()), wall_clock());
+                    assert!(e.poll_request(wall_clock()).is_none());
+                    e.poll_outcome().unwrap().unwrap();
+                    e.poll_journal()
+                })
+                .unwrap();
         });
         rows.push((
             format!(
@@ -129,14 +153,23 @@ fn durability(key: &VaultKey, rows: &mut Vec<(String, String)>) {
             ),
         ));
         rows.push((
-            format!("no-op sync at {n} records (session, state saved)"),
+            format!("no-op sync at {n} records (session, folder bucket)"),
             millis(noop),
         ));
+        rows.push((
+            format!("no-op sync at {n} records: engine steps + journal only"),
+            format!("{:.1} µs", steps.as_secs_f64() * 1e6),
+        ));
         saves.push(after);
+        noops.push(steps);
     }
     rows.push((
         "save at 1M records / save at 10 (bar: the same)".into(),
         format!("{:.2}", saves[1].as_secs_f64() / saves[0].as_secs_f64()),
+    ));
+    rows.push((
+        "no-op sync engine steps at 1M / at 10 (bar: the same)".into(),
+        format!("{:.2}", noops[1].as_secs_f64() / noops[0].as_secs_f64()),
     ));
     let dir = tempfile::tempdir().unwrap();
     let vault = open_session(dir.path(), key, 0);
