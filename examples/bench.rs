@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
-use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{segment, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp, VaultKey};
 use bucketsync_suite::{block_sync, folder_store, wall_clock};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
@@ -54,21 +54,17 @@ fn history_record(i: u64, device: DeviceId) -> (Vec<u8>, Record) {
 }
 
 fn open_session(dir: &std::path::Path, key: &VaultKey, flush_interval_ms: u64) -> Session {
+    let store = format!("file://{}", dir.join("bucket").display());
+    let state = StateLocation::File {
+        path: &dir.join("replica.state"),
+        wait: false,
+    };
     Session::open(SessionOptions {
-        store: &format!("file://{}", dir.join("bucket").display()),
-        key,
-        device: None,
-        state: StateLocation::File {
-            path: &dir.join("replica.state"),
-            wait: false,
-        },
-        credentials: None,
-        own_transport: false,
         durability: Durability {
             flush_interval_ms,
             ..Durability::default()
         },
-        clock: session::system_clock(),
+        ..SessionOptions::new(&store, key, state)
     })
     .unwrap()
 }

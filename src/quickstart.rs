@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::DEFAULT_CONCURRENCY;
-use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Credentials, Result, Store, SyncReport, VaultKey};
 
 type Failure = Box<dyn std::error::Error>;
@@ -98,17 +98,12 @@ fn open_device(
     credentials: &Option<Credentials>,
     state: &Path,
 ) -> Result<Session> {
+    let state = StateLocation::File {
+        path: state,
+        wait: false,
+    };
     Session::open(SessionOptions {
-        store,
-        key,
-        device: None,
-        state: StateLocation::File {
-            path: state,
-            wait: false,
-        },
         credentials: credentials.clone(),
-        own_transport: false,
-        durability: Durability::default(),
-        clock: session::system_clock(),
+        ..SessionOptions::new(store, key, state)
     })
 }

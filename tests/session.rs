@@ -10,7 +10,7 @@ use std::task::Context;
 
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
-use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{Category, Request, RequestKind, Response, Result, VaultKey};
 use futures::executor::block_on;
 
@@ -19,18 +19,13 @@ fn open(store: &str, key: &VaultKey, state: &Path) -> Result<Session> {
 }
 
 fn open_with(store: &str, key: &VaultKey, state: &Path, durability: Durability) -> Result<Session> {
+    let state = StateLocation::File {
+        path: state,
+        wait: false,
+    };
     Session::open(SessionOptions {
-        store,
-        key,
-        device: None,
-        state: StateLocation::File {
-            path: state,
-            wait: false,
-        },
-        credentials: None,
-        own_transport: false,
         durability,
-        clock: session::system_clock(),
+        ..SessionOptions::new(store, key, state)
     })
 }
 
@@ -146,20 +141,11 @@ fn one_writer_per_state_and_the_second_opener_learns_who_holds_it() {
     let waiter = {
         let (store, key, state) = (store.clone(), key.clone(), state.clone());
         std::thread::spawn(move || {
-            Session::open(SessionOptions {
-                store: &store,
-                key: &key,
-                device: None,
-                state: StateLocation::File {
-                    path: &state,
-                    wait: true,
-                },
-                credentials: None,
-                own_transport: false,
-                durability: Durability::default(),
-                clock: session::system_clock(),
-            })
-            .map(|s| s.device().unwrap())
+            let location = StateLocation::File {
+                path: &state,
+                wait: true,
+            };
+            Session::open(SessionOptions::new(&store, &key, location)).map(|s| s.device().unwrap())
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(100));

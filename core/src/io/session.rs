@@ -98,6 +98,25 @@ pub struct SessionOptions<'a> {
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> SessionOptions<'a> {
+    /// Options with the defaults: a device id from the state (or a new one), credentials from
+    /// the `AWS_*` environment, the built-in transport, [`Durability::default`] and the
+    /// system clock. Change the fields you need.
+    pub fn new(store: &'a str, key: &'a VaultKey, state: StateLocation<'a>) -> Self {
+        SessionOptions {
+            store,
+            key,
+            device: None,
+            state,
+            credentials: None,
+            own_transport: false,
+            durability: Durability::default(),
+            clock: system_clock(),
+        }
+    }
+}
+
 impl core::fmt::Debug for SessionOptions<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SessionOptions")
