@@ -11,7 +11,7 @@ use crate::error::{Category, Error, Result};
 use crate::http::{Request, RequestKind, Response};
 use crate::ids::Timestamp;
 use crate::report::SyncReport;
-use crate::Engine;
+use crate::engine::Engine;
 
 /// Executes request descriptions. One method: a platform implementation is a page of field
 /// mapping.
