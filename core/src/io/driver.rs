@@ -7,11 +7,11 @@ use std::future::Future;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use crate::engine::Engine;
 use crate::error::{Category, Error, Result};
 use crate::http::{Request, RequestKind, Response};
 use crate::ids::Timestamp;
 use crate::report::SyncReport;
-use crate::engine::Engine;
 
 /// Executes request descriptions. One method: a platform implementation is a page of field
 /// mapping.
