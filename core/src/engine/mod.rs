@@ -2,7 +2,9 @@
 //!
 //! # Contract
 //!
-//! [`Engine`] never performs I/O and never reads a clock. The caller:
+//! [`Engine`] never performs I/O, never reads a clock and never asks the operating system for
+//! randomness: the time comes with every input and nonces come from the [`Entropy`] it was
+//! made with. The caller:
 //!
 //! - changes records with [`Engine::put`] and [`Engine::delete`], passing the wall time;
 //! - reads them with [`Engine::get`] and [`Engine::keys`];
