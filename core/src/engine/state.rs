@@ -97,6 +97,10 @@ pub(crate) struct LocalState {
     records: Records,
     dirty: BTreeSet<Vec<u8>>,
     own: OwnLog,
+    /// The highest manifest sequence number ever handed out for a PUT (durable before the PUT
+    /// goes out), so a manifest PUT lost in a crash and landing late is never confused with a
+    /// newer one of the same number.
+    issued: u64,
     pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
@@ -111,6 +115,7 @@ impl LocalState {
             records: Records::default(),
             dirty: BTreeSet::new(),
             own: OwnLog::default(),
+            issued: 0,
             pending: None,
             peers: BTreeMap::new(),
             quirks: Quirks::default(),
@@ -130,6 +135,15 @@ impl LocalState {
 
     pub fn own(&self) -> &OwnLog {
         &self.own
+    }
+
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    pub fn set_issued(&mut self, seq: u64) {
+        self.changes.own = true;
+        self.issued = seq;
     }
 
     pub fn pending(&self) -> Option<&PendingSegment> {
@@ -210,6 +224,7 @@ impl LocalState {
             records: RecordsOut(&self.records),
             dirty: self.dirty.iter().map(|k| Bytes::new(k)).collect(),
             own: &self.own,
+            issued: self.issued,
             pending: self.pending.as_ref(),
             peers: &self.peers,
             quirks: &self.quirks,
@@ -261,6 +276,7 @@ impl LocalState {
             records,
             dirty: state.dirty.into_iter().map(ByteBuf::into_vec).collect(),
             own: state.own,
+            issued: state.issued,
             pending: state.pending,
             peers: state.peers,
             quirks: state.quirks,
@@ -298,7 +314,7 @@ impl LocalState {
         let out = DeltaOut {
             clock: self.clock,
             records,
-            own: changes.own.then_some(&self.own),
+            own: changes.own.then_some((&self.own, self.issued)),
             pending: changes.pending.then_some(self.pending.as_ref()),
             peers: changes
                 .peers
@@ -325,8 +341,9 @@ impl LocalState {
             }
             self.records.replace(key, record);
         }
-        if let Some(own) = delta.own {
+        if let Some((own, issued)) = delta.own {
             self.own = own;
+            self.issued = issued;
         }
         if let Some(pending) = delta.pending {
             self.pending = pending;
@@ -364,6 +381,7 @@ struct SnapshotOut<'a> {
     records: RecordsOut<'a>,
     dirty: Vec<&'a Bytes>,
     own: &'a OwnLog,
+    issued: u64,
     pending: Option<&'a PendingSegment>,
     peers: &'a BTreeMap<DeviceId, PeerLog>,
     quirks: &'a Quirks,
@@ -378,12 +396,13 @@ struct SnapshotIn {
     records: Vec<(ByteBuf, Record)>,
     dirty: Vec<ByteBuf>,
     own: OwnLog,
+    issued: u64,
     pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
 }
 
-/// Version 1: no pending segment.
+/// Version 1: no pending segment, no issued manifest number.
 #[derive(Deserialize)]
 struct SnapshotV1 {
     version: u32,
@@ -404,6 +423,7 @@ impl From<SnapshotV1> for SnapshotIn {
             clock: v1.clock,
             records: v1.records,
             dirty: v1.dirty,
+            issued: v1.own.manifest_seq,
             own: v1.own,
             pending: None,
             peers: v1.peers,
@@ -418,7 +438,8 @@ struct DeltaOut<'a> {
     clock: Hlc,
     /// Key, its current record, whether it is unpushed.
     records: Vec<(&'a Bytes, &'a Record, bool)>,
-    own: Option<&'a OwnLog>,
+    /// The own log and the issued manifest number.
+    own: Option<(&'a OwnLog, u64)>,
     pending: Option<Option<&'a PendingSegment>>,
     peers: Vec<(DeviceId, &'a PeerLog)>,
     quirks: Option<&'a Quirks>,
@@ -428,7 +449,7 @@ struct DeltaOut<'a> {
 struct DeltaIn {
     clock: Hlc,
     records: Vec<(ByteBuf, Record, bool)>,
-    own: Option<OwnLog>,
+    own: Option<(OwnLog, u64)>,
     pending: Option<Option<PendingSegment>>,
     peers: Vec<(DeviceId, PeerLog)>,
     quirks: Option<Quirks>,

@@ -107,11 +107,19 @@ impl Engine {
             found: manifest.seq,
         };
         if own {
+            let issued = self.state.issued();
             let own = self.state.own_mut();
-            if manifest.seq < own.manifest_seq {
+            if manifest.seq < own.manifest_seq
+                || (manifest.seq == own.manifest_seq && manifest.segments < own.published_segments)
+            {
                 // The store went back on our log: our state is ahead, so we write it again.
                 own.republish = true;
                 return run.report.errors.push(rollback(own.manifest_seq));
+            }
+            if manifest.seq < issued {
+                // One of our older manifest PUTs landed after a newer one was handed out (lost
+                // in a crash, or late): publish again, above both.
+                own.republish = true;
             }
             // Ours, from a run whose state was not saved: adopt it, and fetch back the
             // segments it names that this state does not know.

@@ -235,9 +235,13 @@ impl Engine {
         if !run.may_push || (own.segments <= own.published_segments && !own.republish) {
             return;
         }
+        // A number never handed out before, made durable before the PUT goes out.
+        let seq = own.manifest_seq.max(self.state.issued()) + 1;
+        self.state.set_issued(seq);
+        let own = self.state.own();
         let manifest = Manifest {
             device: self.state.device,
-            seq: own.manifest_seq + 1,
+            seq,
             segments: own.segments,
             clock: self.state.clock,
             merged: self
