@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::RequestKind;
+use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -155,6 +155,10 @@ pub struct SyncReport {
     pub retries: u64,
     /// Errors met (not raised): bucketsync.Error instances, each with its `.category`.
     pub errors: Vec<PyObject>,
+    /// Keys (bytes) whose value or deletion changed here because of this sync, sorted.
+    pub changed: Vec<Py<PyBytes>>,
+    /// Whether this sync wrote a checkpoint of the vault (compaction).
+    pub compacted: bool,
 }
 
 #[pymethods]
@@ -173,8 +177,9 @@ impl SyncReport {
             })
             .collect();
         format!(
-            "SyncReport(pushed={}, pulled={}, requests={}, bytes_sent={}, bytes_received={}, retries={}, errors={errors:?})",
-            self.pushed, self.pulled, self.requests, self.bytes_sent, self.bytes_received, self.retries
+            "SyncReport(pushed={}, pulled={}, changed={}, requests={}, bytes_sent={}, bytes_received={}, retries={}, compacted={}, errors={errors:?})",
+            self.pushed, self.pulled, self.changed.len(), self.requests, self.bytes_sent, self.bytes_received, self.retries,
+            if self.compacted { "True" } else { "False" }
         )
     }
 }
@@ -193,6 +198,12 @@ impl SyncReport {
             bytes_sent: report.bytes_sent,
             bytes_received: report.bytes_received,
             retries: report.retries,
+            changed: report
+                .changed
+                .iter()
+                .map(|k| PyBytes::new(py, k).unbind())
+                .collect(),
+            compacted: report.compacted,
             errors: report
                 .errors
                 .iter()
@@ -230,10 +241,12 @@ impl Drop for Syncing<'_> {
 
 #[pymethods]
 impl Vault {
-    /// Opens a vault.
+    /// Opens (joins) an existing vault.
     ///
     /// store: "s3://bucket/prefix?region=…&endpoint=…&path_style=true" or "file:///abs/dir".
-    /// key: the VaultKey. device: a stable id (32 hex digits), kept in the state when omitted.
+    /// key: the VaultKey. device: a name for this device ("Anna's laptop", kept as its label;
+    /// its id is random and kept in the state) or a stable id (32 hex digits); omitted, the
+    /// state's device.
     /// state: path of the local state file (created when missing, with `<state>.journal` and
     /// `<state>.lock` beside it; without one the replica lives in memory only). credentials:
     /// for s3:// stores; the AWS_* environment otherwise. transport: a callable taking a
@@ -241,9 +254,12 @@ impl Vault {
     /// own HTTP stack (requests go out signed when credentials are available, unsigned
     /// otherwise). wait: when another process holds the state, wait for it instead of raising
     /// LockedError. flush_interval: seconds between syncs of the journal to disk while writing
-    /// (a power loss costs at most this much; a killed process loses nothing).
+    /// (a power loss costs at most this much; a killed process loses nothing). mode: "join"
+    /// (the default: a new device's first sync raises NotFoundError when the store holds no
+    /// vault for this key, so a wrong key or prefix never starts an empty vault), "create"
+    /// (see Vault.create) or "join-or-create".
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join"))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -255,7 +271,9 @@ impl Vault {
         transport: Option<PyObject>,
         wait: bool,
         flush_interval: f64,
+        mode: &str,
     ) -> PyResult<Self> {
+        let mode = OpenMode::parse(mode).map_err(to_py)?;
         if let Some(callable) = &transport {
             if !callable.bind(py).is_callable() {
                 return Err(pyo3::exceptions::PyTypeError::new_err(
@@ -276,6 +294,8 @@ impl Vault {
             store,
             key: &key.0,
             device,
+            mode,
+            compaction: CompactionPolicy::default(),
             state: location,
             credentials: credentials.map(|c| c.0.clone()),
             own_transport: transport.is_some(),
@@ -313,6 +333,83 @@ impl Vault {
             runtime,
             syncing: AtomicBool::new(false),
         })
+    }
+
+    /// Starts a new vault: like open, but its first sync raises ConflictError when the store
+    /// holds a vault for this key already, and publishes this device even with no records.
+    #[staticmethod]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        store: &str,
+        key: &VaultKey,
+        device: Option<&str>,
+        state: Option<PathBuf>,
+        credentials: Option<&Credentials>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+    ) -> PyResult<Self> {
+        Self::open(
+            py,
+            store,
+            key,
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            "create",
+        )
+    }
+
+    /// The vault's devices known here (this one included), as a list of dicts: id, label,
+    /// last_push (seconds since the epoch, or None), segments, this_device, stale (silent
+    /// longer than stale_after_days).
+    #[pyo3(signature = (stale_after_days = 30.0))]
+    fn devices(&self, py: Python<'_>, stale_after_days: f64) -> PyResult<Vec<Py<PyDict>>> {
+        if !(stale_after_days.is_finite() && stale_after_days >= 0.0) {
+            return Err(to_py(bucketsync::Error::Config(format!(
+                "stale_after_days must be a number of days >= 0, not {stale_after_days}"
+            ))));
+        }
+        let devices = self
+            .session
+            .devices((stale_after_days * 86_400_000.0) as u64)
+            .map_err(to_py)?;
+        devices
+            .into_iter()
+            .map(|d| {
+                let dict = PyDict::new(py);
+                dict.set_item("id", d.id.to_string())?;
+                dict.set_item("label", d.label)?;
+                dict.set_item("last_push", d.last_push_ms.map(|ms| ms as f64 / 1000.0))?;
+                dict.set_item("segments", d.segments)?;
+                dict.set_item("this_device", d.this_device)?;
+                dict.set_item("stale", d.stale)?;
+                Ok(dict.unbind())
+            })
+            .collect()
+    }
+
+    /// Lets the next sync push deletions past the mass-deletion guard (a push deleting more
+    /// than half of the live keys, and at least 10, otherwise raises ConflictError and pushes
+    /// nothing).
+    fn confirm_deletions(&self) -> PyResult<()> {
+        self.session.confirm_deletions().map_err(to_py)
+    }
+
+    /// Sets the mass-deletion guard's limit in percent of the live keys (None turns it off).
+    fn set_mass_deletion_limit(&self, percent: Option<u8>) -> PyResult<()> {
+        self.session.set_mass_deletion_limit(percent).map_err(to_py)
+    }
+
+    /// This device's label ("" when it has none).
+    #[getter]
+    fn label(&self) -> PyResult<String> {
+        self.session.read(|e| e.label().to_owned()).map_err(to_py)
     }
 
     /// Sets key to value (str or bytes). In the journal when it returns.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::{Category, RequestKind};
+use bucketsync::{Category, CompactionPolicy, OpenMode, RequestKind};
 
 uniffi::setup_scaffolding!();
 
@@ -210,6 +210,24 @@ pub struct SyncReport {
     pub bytes_received: u64,
     pub retries: u64,
     pub errors: Vec<SyncIssue>,
+    /// Keys whose value or deletion changed here because of this sync, sorted.
+    pub changed: Vec<Vec<u8>>,
+    /// This sync wrote a checkpoint of the vault (compaction).
+    pub compacted: bool,
+}
+
+/// One device of the vault, as its latest manifest describes it.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub label: String,
+    /// Its last push, in milliseconds since the Unix epoch (by its clock); none if it never
+    /// pushed.
+    pub last_push_ms: Option<u64>,
+    pub segments: u64,
+    pub this_device: bool,
+    /// Silent for longer than the `stale_after_days` asked for.
+    pub stale: bool,
 }
 
 impl From<&bucketsync::SyncReport> for SyncReport {
@@ -218,11 +236,16 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             pushed: r.pushed,
             pulled: r.pulled,
             requests: r.requests(),
-            list_requests: r.requests_of(RequestKind::List),
+            list_requests: r.requests_of(RequestKind::List)
+                + r.requests_of(RequestKind::ListVaults),
             get_requests: r.requests_of(RequestKind::GetManifest)
-                + r.requests_of(RequestKind::GetSegment),
+                + r.requests_of(RequestKind::GetSegment)
+                + r.requests_of(RequestKind::GetCheckpoint),
             put_requests: r.requests_of(RequestKind::PutSegment)
-                + r.requests_of(RequestKind::PutManifest),
+                + r.requests_of(RequestKind::PutManifest)
+                + r.requests_of(RequestKind::PutCheckpoint),
+            changed: r.changed.clone(),
+            compacted: r.compacted,
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             retries: r.retries,
@@ -305,8 +328,13 @@ impl Vault {
     /// `.journal` and `.lock` files beside it). `credentials`: for s3:// stores, else the
     /// AWS_* environment. `transport`: execute requests with the platform's HTTP stack instead
     /// of the built-in one. `wait_for_lock`: wait for another holder of the state instead of
-    /// failing with `Locked`.
-    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None, wait_for_lock = false))]
+    /// failing with `Locked`. `device`: a name for this device ("Anna's phone", kept as its
+    /// label; its id is random and kept in the state) or a stable id (32 hex digits).
+    /// `create`: start a new vault (the first sync fails with `Conflict` when one exists for
+    /// this key); otherwise join one (a new device's first sync fails with `NotFound` when the
+    /// store holds no vault for this key, so a wrong key never starts an empty vault).
+    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None, wait_for_lock = false, create = false))]
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: String,
         key: Arc<VaultKey>,
@@ -315,12 +343,19 @@ impl Vault {
         credentials: Option<Arc<Credentials>>,
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
+        create: bool,
     ) -> Result<Arc<Self>, BucketsyncError> {
         let state_path = state_path.map(PathBuf::from);
         let session = Session::open(SessionOptions {
             store: &store,
             key: &key.0,
             device: device.as_deref(),
+            mode: if create {
+                OpenMode::Create
+            } else {
+                OpenMode::Join
+            },
+            compaction: CompactionPolicy::default(),
             state: match &state_path {
                 Some(path) => StateLocation::File {
                     path,
@@ -340,6 +375,35 @@ impl Vault {
             }
         };
         Ok(Arc::new(Vault { session, transport }))
+    }
+
+    /// The vault's devices known here, this one included.
+    pub fn devices(&self, stale_after_days: u32) -> Result<Vec<DeviceInfo>, BucketsyncError> {
+        let devices = self
+            .session
+            .devices(u64::from(stale_after_days) * 86_400_000)?;
+        Ok(devices
+            .into_iter()
+            .map(|d| DeviceInfo {
+                id: d.id.to_string(),
+                label: d.label,
+                last_push_ms: d.last_push_ms,
+                segments: d.segments,
+                this_device: d.this_device,
+                stale: d.stale,
+            })
+            .collect())
+    }
+
+    /// This device's label (empty when it has none).
+    pub fn label(&self) -> Result<String, BucketsyncError> {
+        Ok(self.session.read(|e| e.label().to_owned())?)
+    }
+
+    /// Lets the next sync push deletions past the mass-deletion guard (a push deleting more
+    /// than half of the live keys, and at least 10, otherwise fails with `Conflict`).
+    pub fn confirm_deletions(&self) -> Result<(), BucketsyncError> {
+        Ok(self.session.confirm_deletions()?)
     }
 
     /// Sets `key` to `value`; in the journal when it returns.

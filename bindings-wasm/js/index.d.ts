@@ -65,8 +65,16 @@ export interface OpenOptions {
   /** `s3://bucket/prefix?region=…&endpoint=…&path_style=true` */
   store: string;
   key: VaultKey;
-  /** A stable device id (32 hex digits); kept in the state when omitted. */
+  /**
+   * A name for this device ("Anna's laptop", kept as its label; its id is random and kept in
+   * the state), or a stable id (32 hex digits). Omitted: the state's device.
+   */
   device?: string;
+  /**
+   * 'join' (default): a new device's first sync rejects with NotFoundError when the store holds
+   * no vault for this key. 'create': see `Vault.create`. 'join-or-create': either.
+   */
+  mode?: 'join' | 'create' | 'join-or-create';
   /** A state from `exportState()`. */
   state?: Uint8Array;
   /**
@@ -88,12 +96,31 @@ export interface SyncReport {
   pushed: number;
   pulled: number;
   requests: number;
-  requestsByKind: Record<'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest', number>;
+  requestsByKind: Record<
+    | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
+    | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults',
+    number
+  >;
   bytesSent: number;
   bytesReceived: number;
   retries: number;
   /** Objects that could not be imported; the sync went on past them. */
   errors: BucketsyncError[];
+  /** Keys whose value or deletion changed here because of this sync, sorted. */
+  changed: Uint8Array[];
+  /** This sync wrote a checkpoint of the vault (compaction). */
+  compacted: boolean;
+}
+
+export interface DeviceInfo {
+  id: string;
+  label: string;
+  /** Its last push (ms since the epoch, by its clock), or null if it never pushed. */
+  lastPushMs: number | null;
+  segments: number;
+  thisDevice: boolean;
+  /** Silent for longer than `staleAfterDays`. */
+  stale: boolean;
 }
 
 export class VaultKey {
@@ -107,6 +134,12 @@ export class VaultKey {
 export class Vault {
   private constructor();
   static open(options: OpenOptions): Promise<Vault>;
+  /** Starts a new vault; its first sync rejects with ConflictError when one exists already. */
+  static create(options: Omit<OpenOptions, 'mode'>): Promise<Vault>;
+  devices(options?: { staleAfterDays?: number }): DeviceInfo[];
+  readonly label: string;
+  /** Lets the next sync push deletions past the mass-deletion guard. */
+  confirmDeletions(): void;
   /** Resolves once the write is in the storage. */
   put(key: Bytes, value: Bytes): Promise<void>;
   get(key: Bytes): Uint8Array | undefined;

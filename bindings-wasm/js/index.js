@@ -176,11 +176,14 @@ export class Vault {
    * in one transaction per batch (await the put, or `flush()`, to know it is stored). `state`
    * (bytes from exportState) starts from a snapshot instead. With a storage, the state is held
    * under a Web Lock (one writer per device): a second tab gets LockedError, or waits with
-   * `lock: 'wait'`. `timeoutMs` bounds every request (default 30 s).
+   * `lock: 'wait'`. `timeoutMs` bounds every request (default 30 s). `device` names the device
+   * ("Anna's laptop", kept as its label) or gives a stable id (32 hex digits). `mode`: 'join'
+   * (default: a new device's first sync rejects with NotFoundError when the store holds no
+   * vault for this key), 'create' (see `Vault.create`) or 'join-or-create'.
    */
   static async open({
     store, key, device, state, storage, credentials, signer, fetch: fetchImpl,
-    timeoutMs = 30_000, lock = 'error',
+    timeoutMs = 30_000, lock = 'error', mode = 'join',
   } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
@@ -194,7 +197,7 @@ export class Vault {
       const inner = call(() =>
         wasm.Vault.open(
           store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-          credentials?.secretAccessKey, credentials?.sessionToken, send,
+          credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
         ),
       );
       vault = new Vault(inner, storage, release);
@@ -204,6 +207,33 @@ export class Vault {
       release();
       throw e;
     }
+  }
+
+  /**
+   * Starts a new vault: like `open`, but its first sync rejects with ConflictError when the
+   * store holds a vault for this key already, and publishes this device even with no records.
+   */
+  static create(options = {}) {
+    return Vault.open({ ...options, mode: 'create' });
+  }
+
+  /**
+   * The vault's devices known here (this one included): `{ id, label, lastPushMs, segments,
+   * thisDevice, stale }`; stale means silent for longer than `staleAfterDays` (default 30).
+   */
+  devices({ staleAfterDays = 30 } = {}) {
+    return call(() => this.#inner.devices(staleAfterDays * 86_400_000));
+  }
+  /** This device's label ('' when it has none). */
+  get label() {
+    return call(() => this.#inner.label);
+  }
+  /**
+   * Lets the next sync push deletions past the mass-deletion guard (a push deleting more than
+   * half of the live keys, and at least 10, otherwise rejects with ConflictError).
+   */
+  confirmDeletions() {
+    call(() => this.#inner.confirmDeletions());
   }
 
   /** @internal the abort signal of the running sync */

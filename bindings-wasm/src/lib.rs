@@ -12,7 +12,8 @@ use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::sign::{SigV4, Signer};
 use bucketsync::state_store::{Saved, StateWrite};
 use bucketsync::{
-    Category, Credentials, Method, Request, RequestId, RequestKind, Response, Timestamp,
+    Category, CompactionPolicy, Credentials, Method, OpenMode, Request, RequestId, RequestKind,
+    Response, Timestamp,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -190,6 +191,12 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
     set(&js, "bytesSent", report.bytes_sent as f64);
     set(&js, "bytesReceived", report.bytes_received as f64);
     set(&js, "retries", report.retries as f64);
+    let changed = Array::new();
+    for key in &report.changed {
+        changed.push(&Uint8Array::from(key.as_slice()));
+    }
+    set(&js, "changed", changed);
+    set(&js, "compacted", report.compacted);
     let errors = Array::new();
     for e in &report.errors {
         errors.push(&js_error(e));
@@ -222,11 +229,15 @@ impl Vault {
         secret_access_key: Option<String>,
         session_token: Option<String>,
         send: Function,
+        mode: &str,
     ) -> Result<Vault, JsValue> {
+        let mode = OpenMode::parse(mode).map_err(|e| js_error(&e))?;
         let session = Session::open(SessionOptions {
             store,
             key: &key.0,
             device: device.as_deref(),
+            mode,
+            compaction: CompactionPolicy::default(),
             state: StateLocation::Host(Saved {
                 snapshot: snapshot.unwrap_or_default(),
                 journal: journal.unwrap_or_default(),
@@ -241,6 +252,49 @@ impl Vault {
             session: Rc::new(session),
             transport: Rc::new(JsTransport { send }),
         })
+    }
+
+    /// The vault's devices known here (this one included): `{id, label, lastPushMs, segments,
+    /// thisDevice, stale}`; stale means silent for longer than `staleAfterMs`.
+    pub fn devices(&self, stale_after_ms: f64) -> Result<Array, JsValue> {
+        if !(stale_after_ms.is_finite() && stale_after_ms >= 0.0) {
+            return Err(js_error(&bucketsync::Error::Config(
+                "staleAfterMs must be a number of milliseconds >= 0".into(),
+            )));
+        }
+        let devices = self
+            .session
+            .devices(stale_after_ms as u64)
+            .map_err(|e| js_error(&e))?;
+        let out = Array::new();
+        for d in devices {
+            let js = Object::new();
+            set(&js, "id", d.id.to_string());
+            set(&js, "label", d.label);
+            match d.last_push_ms {
+                Some(ms) => set(&js, "lastPushMs", ms as f64),
+                None => set(&js, "lastPushMs", JsValue::NULL),
+            }
+            set(&js, "segments", d.segments as f64);
+            set(&js, "thisDevice", d.this_device);
+            set(&js, "stale", d.stale);
+            out.push(&js);
+        }
+        Ok(out)
+    }
+
+    /// This device's label.
+    #[wasm_bindgen(getter)]
+    pub fn label(&self) -> Result<String, JsValue> {
+        self.session
+            .read(|e| e.label().to_owned())
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Lets the next sync push deletions past the mass-deletion guard.
+    #[wasm_bindgen(js_name = confirmDeletions)]
+    pub fn confirm_deletions(&self) -> Result<(), JsValue> {
+        self.session.confirm_deletions().map_err(|e| js_error(&e))
     }
 
     /// Sets `key` to `value` (bytes).

@@ -19,8 +19,14 @@ use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
-/// The bucket format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The bucket format version this build writes. It reads this one and every earlier one
+/// ([`OLDEST_FORMAT_VERSION`]..=`FORMAT_VERSION`).
+pub const FORMAT_VERSION: u8 = 2;
+/// The oldest bucket format version this build still reads.
+pub const OLDEST_FORMAT_VERSION: u8 = 1;
+/// The envelope version of objects that never enter the bucket (local state, journal entries,
+/// the inner envelope of a wrapped key): their layouts carry versions of their own.
+const LOCAL_ENVELOPE_VERSION: u8 = 1;
 
 const MAGIC: &[u8; 4] = b"BKSY";
 const NONCE_LEN: usize = 24;
@@ -37,6 +43,17 @@ pub(crate) enum ObjectKind {
     Manifest = 2,
     LocalState = 3,
     JournalEntry = 4,
+    Checkpoint = 5,
+}
+
+impl ObjectKind {
+    /// The envelope version this build writes for the kind.
+    fn version(self) -> u8 {
+        match self {
+            ObjectKind::Segment | ObjectKind::Manifest | ObjectKind::Checkpoint => FORMAT_VERSION,
+            ObjectKind::LocalState | ObjectKind::JournalEntry => LOCAL_ENVELOPE_VERSION,
+        }
+    }
 }
 
 /// The associated data of an object: everything that binds it to its place.
@@ -87,7 +104,7 @@ pub(crate) fn begin_seal(
     let mut buf =
         Vec::with_capacity(FIXED_LEN + name.len() + NONCE_LEN + CHECK_LEN + capacity + TAG_LEN);
     buf.extend_from_slice(MAGIC);
-    buf.push(FORMAT_VERSION);
+    buf.push(ad.kind.version());
     buf.push(ad.kind as u8);
     buf.extend_from_slice(&ad.vault.0);
     buf.extend_from_slice(&name_len.to_be_bytes());
@@ -144,26 +161,33 @@ pub(crate) fn seal(
 
 /// Opens an object fetched as `expected`, returning its plaintext.
 ///
+/// See [`open_versioned`] for the errors.
+pub(crate) fn open(key: &SecretKey, expected: &ObjectAd<'_>, object: Vec<u8>) -> Result<Vec<u8>> {
+    open_versioned(key, expected, object).map(|(_, plain)| plain)
+}
+
+/// Opens an object fetched as `expected`, returning its format version and its plaintext.
+///
 /// # Errors
 /// - `Corrupt` when the object is truncated, its header is damaged, its format version is
 ///   unknown, it is another kind of object or another object's name (moved), or it fails
 ///   authentication;
 /// - `WrongVault` when its intact header names another vault.
-pub(crate) fn open(
+pub(crate) fn open_versioned(
     key: &SecretKey,
     expected: &ObjectAd<'_>,
     mut object: Vec<u8>,
-) -> Result<Vec<u8>> {
+) -> Result<(u8, Vec<u8>)> {
     let name = expected.name;
     let corrupt = |reason: &str| Error::corrupt(name, reason);
     if object.len() < FIXED_LEN || &object[..4] != MAGIC {
         return Err(corrupt("not a bucketsync object"));
     }
     // Before anything else: another version may frame its header differently.
-    if object[4] != FORMAT_VERSION {
+    let version = object[4];
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(corrupt(&format!(
-            "format version {} is not supported (this build reads {FORMAT_VERSION})",
-            object[4]
+            "format version {version} is not supported (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
         )));
     }
     let name_len = u16::from_be_bytes([object[FIXED_LEN - 2], object[FIXED_LEN - 1]]) as usize;
@@ -198,7 +222,7 @@ pub(crate) fn open(
         .map_err(|_| corrupt("failed authentication"))?;
     object.truncate(tag_start);
     object.drain(..body_start);
-    Ok(object)
+    Ok((version, object))
 }
 
 /// Decodes a postcard plaintext that must be exactly one value: leftover bytes are an error.

@@ -120,6 +120,30 @@ pub enum Error {
         /// Who holds it, as far as known (device id, process id).
         holder: String,
     },
+    /// A join found no vault for this key in the store: the key or the prefix is wrong, or the
+    /// vault was never created.
+    NoVault {
+        /// The store, as shown to users.
+        store: String,
+        /// How many other vaults the store's prefix holds (as far as one listing page shows).
+        others: u64,
+    },
+    /// `create` found a vault for this key in the store already.
+    VaultExists {
+        /// The store, as shown to users.
+        store: String,
+        /// How many devices its listing shows.
+        devices: u64,
+    },
+    /// A push would delete more of the live keys than the mass-deletion guard allows.
+    MassDeletion {
+        /// Live keys the push would delete.
+        deleting: u64,
+        /// Live keys in the store before the push.
+        live: u64,
+        /// The guard's limit, in percent of the live keys.
+        limit_percent: u8,
+    },
 }
 
 impl Error {
@@ -134,6 +158,8 @@ impl Error {
             Error::SyncInProgress => Category::Conflict,
             Error::Locked { .. } => Category::Locked,
             Error::Cancelled => Category::Conflict,
+            Error::NoVault { .. } => Category::NotFound,
+            Error::VaultExists { .. } | Error::MassDeletion { .. } => Category::Conflict,
         }
     }
 
@@ -190,6 +216,27 @@ impl fmt::Display for Error {
             Error::Locked { state, holder } => write!(
                 f,
                 "the local state {state} is in use by {holder}; close that vault first (one writer per device), or open with another state as a new device"
+            ),
+            Error::NoVault { store, others } => {
+                write!(f, "no vault for this key exists in {store}; ")?;
+                match others {
+                    0 => f.write_str("the prefix holds no other vault (wrong prefix or bucket? use create to start a new vault)"),
+                    1 => f.write_str("the prefix holds 1 other vault (wrong key?)"),
+                    n => write!(f, "the prefix holds {n} other vaults (wrong key?)"),
+                }
+            }
+            Error::VaultExists { store, devices } => write!(
+                f,
+                "a vault for this key already exists in {store} ({devices} device{}); open it instead of creating it",
+                if *devices == 1 { "" } else { "s" }
+            ),
+            Error::MassDeletion {
+                deleting,
+                live,
+                limit_percent,
+            } => write!(
+                f,
+                "this push would delete {deleting} of the {live} live keys, more than the {limit_percent}% the mass-deletion guard allows; nothing was pushed. Confirm the deletion to push it"
             ),
         }
     }

@@ -40,16 +40,25 @@ pub enum RequestKind {
     PutSegment,
     /// Writing our manifest.
     PutManifest,
+    /// A checkpoint of the whole vault, to start from.
+    GetCheckpoint,
+    /// Writing our checkpoint.
+    PutCheckpoint,
+    /// Listing the vaults under the store's prefix (only when a join finds no vault).
+    ListVaults,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 5] = [
+    pub const ALL: [RequestKind; 8] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
         RequestKind::PutSegment,
         RequestKind::PutManifest,
+        RequestKind::GetCheckpoint,
+        RequestKind::PutCheckpoint,
+        RequestKind::ListVaults,
     ];
 
     /// A short name for reports.
@@ -60,6 +69,9 @@ impl RequestKind {
             RequestKind::GetSegment => "get-segment",
             RequestKind::PutSegment => "put-segment",
             RequestKind::PutManifest => "put-manifest",
+            RequestKind::GetCheckpoint => "get-checkpoint",
+            RequestKind::PutCheckpoint => "put-checkpoint",
+            RequestKind::ListVaults => "list-vaults",
         }
     }
 }

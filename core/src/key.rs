@@ -203,6 +203,7 @@ pub(crate) enum Purpose {
     Segment,
     Manifest,
     LocalState,
+    Checkpoint,
 }
 
 impl Purpose {
@@ -211,6 +212,7 @@ impl Purpose {
             Purpose::Segment => "bucketsync 2026-11 segment key v1",
             Purpose::Manifest => "bucketsync 2026-11 manifest key v1",
             Purpose::LocalState => "bucketsync 2026-11 local state key v1",
+            Purpose::Checkpoint => "bucketsync 2026-11 checkpoint key v1",
         }
     }
 }

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod clock;
 mod credentials;
 mod crypto;
@@ -52,7 +53,10 @@ pub use io::{driver, session, state_store};
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
 pub use crypto::FORMAT_VERSION;
-pub use engine::{Engine, Restored, JOURNAL_HEADER_LEN};
+pub use engine::{
+    CompactionPolicy, DeviceSummary, Engine, OpenMode, Restored, DEFAULT_MASS_DELETION_LIMIT,
+    JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,
+};
 pub use entropy::Entropy;
 pub use error::{Category, Error, Result};
 pub use http::{Method, Request, RequestKind, Response};

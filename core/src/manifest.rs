@@ -16,7 +16,37 @@ pub fn manifest_name(device: DeviceId) -> String {
 /// The folder (inside the vault folder) that holds every manifest; the one thing a sync lists.
 pub const MANIFEST_FOLDER: &str = "m/";
 
-/// A device's manifest.
+/// The longest device label, in bytes of UTF-8.
+pub const MAX_LABEL_BYTES: usize = 64;
+
+/// Where a device's latest checkpoint is and what it covers, as its manifest says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    /// The checkpoint's number (the manifest sequence number it was published with).
+    pub number: u64,
+    /// For every device, the checkpoint holds its segments `1..=n`.
+    pub covers: Vec<(DeviceId, u64)>,
+    /// The sealed object's size in bytes.
+    pub bytes: u64,
+}
+
+impl CheckpointRef {
+    /// How many segments it covers in all.
+    pub fn total(&self) -> u64 {
+        self.covers.iter().map(|(_, n)| n).sum()
+    }
+
+    /// How many segments of `device` it covers.
+    pub fn covers(&self, device: DeviceId) -> u64 {
+        self.covers
+            .iter()
+            .find(|(d, _)| *d == device)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// A device's manifest (format version 2; version 1 manifests are read with the new fields
+/// empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The writer.
@@ -29,6 +59,20 @@ pub struct Manifest {
     pub clock: Hlc,
     /// For each other device, how many of its segments the writer had merged.
     pub merged: Vec<(DeviceId, u64)>,
+    /// The device's human name (at most [`MAX_LABEL_BYTES`]); may be empty.
+    pub label: String,
+    /// The writer's latest checkpoint of the whole vault, if it wrote one.
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+/// The version 1 layout: no label, no checkpoint.
+#[derive(Deserialize)]
+struct ManifestV1 {
+    device: DeviceId,
+    seq: u64,
+    segments: u64,
+    clock: Hlc,
+    merged: Vec<(DeviceId, u64)>,
 }
 
 impl Manifest {
@@ -52,9 +96,25 @@ impl Manifest {
         object: Vec<u8>,
     ) -> Result<Self> {
         let name = manifest_name(device);
-        let plain = crypto::open(key, &ad(vault, &name), object)?;
-        let manifest: Manifest = crate::crypto::decode_exact(&plain)
-            .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
+        let (version, plain) = crypto::open_versioned(key, &ad(vault, &name), object)?;
+        let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
+        let manifest: Manifest = if version == 1 {
+            let v1: ManifestV1 = crypto::decode_exact(&plain).map_err(undecodable)?;
+            Manifest {
+                device: v1.device,
+                seq: v1.seq,
+                segments: v1.segments,
+                clock: v1.clock,
+                merged: v1.merged,
+                label: String::new(),
+                checkpoint: None,
+            }
+        } else {
+            crypto::decode_exact(&plain).map_err(undecodable)?
+        };
+        if manifest.label.len() > MAX_LABEL_BYTES {
+            return Err(Error::corrupt(&name, "has a label longer than 64 bytes"));
+        }
         if manifest.device != device {
             return Err(Error::corrupt(&name, "names another device inside"));
         }

@@ -76,6 +76,11 @@ impl Records {
         keys
     }
 
+    /// Number of live (not deleted) keys.
+    pub fn live_count(&self) -> usize {
+        self.map.values().filter(|r| r.value.is_some()).count()
+    }
+
     /// Number of keys, tombstones included.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -17,8 +17,13 @@ pub struct SyncReport {
     pub bytes_received: u64,
     /// Our records written to the store in new segments.
     pub pushed: u64,
-    /// Records received from other devices' segments.
+    /// Records received from other devices' segments and checkpoints.
     pub pulled: u64,
+    /// Keys whose value (or deletion) changed here because of this sync's pull, sorted, each
+    /// once: what an app needs to refresh.
+    pub changed: Vec<Vec<u8>>,
+    /// A checkpoint of the vault was written (compaction).
+    pub compacted: bool,
     /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
     /// correction).
     pub retries: u64,

@@ -15,6 +15,8 @@ pub struct ListPage {
     pub objects: Vec<(String, String)>,
     /// The token for the next page when the listing is truncated.
     pub next_token: Option<String>,
+    /// The common prefixes ("folders") of a listing made with a delimiter.
+    pub prefixes: Vec<String>,
 }
 
 /// Parses a ListObjectsV2 `ListBucketResult` document.
@@ -43,6 +45,7 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
                 page.next_token = Some(text.to_owned())
             }
             ["ListBucketResult", "Contents", "Key"] => key = Some(text.to_owned()),
+            ["ListBucketResult", "CommonPrefixes", "Prefix"] => page.prefixes.push(text.to_owned()),
             ["ListBucketResult", "Contents", "ETag"] => etag = Some(text.to_owned()),
             ["ListBucketResult", "Contents", "LastModified"] => modified = Some(text.to_owned()),
             ["ListBucketResult", "Contents", "Size"] => size = Some(text.to_owned()),

@@ -46,7 +46,7 @@ pub struct Segment {
 }
 
 /// Appends `value` as postcard writes an unsigned integer: LEB128, 7 bits a byte, low first.
-fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push(value as u8 | 0x80);
         value >>= 7;
@@ -54,7 +54,7 @@ fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
-fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
 }

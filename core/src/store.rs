@@ -223,6 +223,16 @@ impl Store {
 
     /// The URL of one ListObjectsV2 page of keys under `prefix`.
     pub fn list_url(&self, prefix: &str, continuation: Option<&str>) -> String {
+        self.list_url_with(prefix, continuation, false)
+    }
+
+    /// The URL of a ListObjectsV2 request for the "folders" directly under `prefix` (delimiter
+    /// `/`), first page.
+    pub fn list_folders_url(&self, prefix: &str) -> String {
+        self.list_url_with(prefix, None, true)
+    }
+
+    fn list_url_with(&self, prefix: &str, continuation: Option<&str>, folders: bool) -> String {
         let mut url = match self {
             Store::Folder { root } => format!("file://{}/", encode_path(root)),
             Store::S3(s3) => {
@@ -235,6 +245,9 @@ impl Store {
         if let Some(token) = continuation {
             url.push_str("&continuation-token=");
             url.push_str(&encode_query(token));
+        }
+        if folders {
+            url.push_str("&delimiter=%2F");
         }
         url
     }

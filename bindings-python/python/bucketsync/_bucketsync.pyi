@@ -64,6 +64,8 @@ class SyncReport:
     bytes_received: int
     retries: int
     errors: List[Error]
+    changed: List[bytes]
+    compacted: bool
 
 Transport = Callable[[Request], Union[Response, Tuple[int, Headers, bytes]]]
 
@@ -80,7 +82,24 @@ class Vault:
         transport: Optional[Transport] = None,
         wait: bool = False,
         flush_interval: float = 1.0,
+        mode: str = "join",
     ) -> "Vault": ...
+    @staticmethod
+    def create(
+        store: str,
+        key: VaultKey,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+        wait: bool = False,
+        flush_interval: float = 1.0,
+    ) -> "Vault": ...
+    def devices(self, stale_after_days: float = 30.0) -> List[Dict[str, object]]: ...
+    def confirm_deletions(self) -> None: ...
+    def set_mass_deletion_limit(self, percent: Optional[int]) -> None: ...
+    @property
+    def label(self) -> str: ...
     def put(self, key: Bytes, value: Bytes) -> None: ...
     def get(self, key: Bytes) -> Optional[bytes]: ...
     def delete(self, key: Bytes) -> None: ...

@@ -7,7 +7,7 @@
 //! dropped from the middle or replayed onto another snapshot. Layout (`docs/FORMAT.md`):
 //!
 //! ```text
-//! "BKSJ" | version u8 = 1 | snapshot hash [16]
+//! "BKSJ" | version u8 = 2 | snapshot hash [16]
 //! then per entry: length u32 BE | sealed object (kind 4) holding one postcard delta
 //! ```
 //!
@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
 const MAGIC: &[u8; 4] = b"BKSJ";
-const VERSION: u8 = 1;
+/// The journal layout this build writes: version 2 deltas carry the directory. Version 1
+/// journals are still read (and then replaced, after a new snapshot).
+const VERSION: u8 = 2;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 
@@ -93,6 +95,8 @@ pub(crate) struct Replay {
     pub keep: Option<usize>,
     /// Where the next entry goes.
     pub cursor: Cursor,
+    /// The journal's layout version (its deltas are decoded by it).
+    pub version: u8,
 }
 
 /// Reads the journal `bytes` that should follow `snapshot`.
@@ -111,12 +115,14 @@ pub(crate) fn read(
         deltas: Vec::new(),
         keep: None,
         cursor,
+        version: VERSION,
     };
     if bytes.len() < HEADER_LEN {
         // Absent, or torn while its header was written: nothing was journaled after it.
         return Ok(fresh(cursor));
     }
-    if &bytes[..4] != MAGIC || bytes[4] != VERSION {
+    let version = bytes[4];
+    if &bytes[..4] != MAGIC || !(1..=VERSION).contains(&version) {
         return Err(Error::corrupt(
             "local journal",
             "not a bucketsync journal of a known version",
@@ -159,7 +165,9 @@ pub(crate) fn read(
     }
     Ok(Replay {
         deltas,
-        keep: Some(at),
+        // An older layout is replayed, never appended to: a new snapshot replaces it.
+        keep: (version == VERSION).then_some(at),
         cursor,
+        version,
     })
 }

@@ -44,6 +44,7 @@ use crate::store::Store;
 
 pub use journal::HEADER_LEN as JOURNAL_HEADER_LEN;
 use state::LocalState;
+pub use sync::compact::CompactionPolicy;
 use sync::SyncRun;
 
 /// Where the engine is in its life: one state, never a combination.
@@ -56,14 +57,80 @@ enum Lifecycle {
     Finished(Result<SyncReport>),
 }
 
+/// What a replica's first sync expects to find in the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Join an existing vault: the first sync fails with `NoVault` (category `not-found`) when
+    /// the store holds no vault for this key, instead of starting an empty one.
+    Join,
+    /// Start a new vault: the first sync fails with `VaultExists` (category `conflict`) when
+    /// the store holds one for this key already, and publishes this device's manifest.
+    Create,
+    /// Either (the behaviour before create and join existed).
+    #[default]
+    JoinOrCreate,
+}
+
+impl OpenMode {
+    /// Reads `"join"`, `"create"` or `"join-or-create"` (the bindings' spelling).
+    ///
+    /// # Errors
+    /// `Config` for anything else.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "join" => Ok(OpenMode::Join),
+            "create" => Ok(OpenMode::Create),
+            "join-or-create" => Ok(OpenMode::JoinOrCreate),
+            other => Err(crate::error::Error::Config(format!(
+                "mode must be \"join\", \"create\" or \"join-or-create\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// The bindings' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenMode::Join => "join",
+            OpenMode::Create => "create",
+            OpenMode::JoinOrCreate => "join-or-create",
+        }
+    }
+}
+
+/// One device of the vault, as its latest manifest describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceSummary {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its human name (empty when it has none).
+    pub label: String,
+    /// When it last published its manifest (milliseconds since the Unix epoch, by its clock),
+    /// `None` when it never did.
+    pub last_push_ms: Option<u64>,
+    /// How many segments it has written.
+    pub segments: u64,
+    /// Whether this is the replica's own device.
+    pub this_device: bool,
+    /// Whether it has been silent longer than the stale period passed to
+    /// [`Engine::devices`].
+    pub stale: bool,
+}
+
+/// The longest device label, in bytes of UTF-8.
+pub use crate::manifest::MAX_LABEL_BYTES;
+
+/// The mass-deletion guard's default limit, in percent of the live keys.
+pub const DEFAULT_MASS_DELETION_LIMIT: u8 = 50;
+
 /// A replica restored by [`Engine::restore`], and what to do with its journal file.
 #[derive(Debug)]
 pub struct Restored {
     /// The replica.
     pub engine: Engine,
     /// How many bytes of the journal are whole entries: cut the file to this length, then
-    /// append. `None`: the journal is absent or belongs to an older snapshot; start a new one
-    /// with [`Engine::journal_header`].
+    /// append. `None`: the journal is absent, belongs to an older snapshot or has an older
+    /// layout; write a new snapshot ([`Engine::export_state`]) and start a new journal with
+    /// [`Engine::journal_header`].
     pub journal_keep: Option<usize>,
     /// How many journal entries were replayed.
     pub replayed: usize,
@@ -74,6 +141,7 @@ pub struct Engine {
     vault: VaultId,
     segment_key: SecretKey,
     manifest_key: SecretKey,
+    checkpoint_key: SecretKey,
     state_key: SecretKey,
     store: Store,
     /// The vault's folder in the bucket, `"<vault id>/"`.
@@ -91,6 +159,14 @@ pub struct Engine {
     entropy: Entropy,
     /// The journal following the last snapshot exported or restored; `None` before either.
     journal: Option<journal::Cursor>,
+    /// What the first sync expects to find.
+    open_mode: OpenMode,
+    /// When to write checkpoints.
+    compaction: CompactionPolicy,
+    /// The mass-deletion guard's limit in percent of the live keys (`None`: off).
+    mass_deletion_limit: Option<u8>,
+    /// The app confirmed the deletions of the next push.
+    deletions_confirmed: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -147,7 +223,7 @@ impl Engine {
         let replay = journal::read(&state_key, vault, snapshot, journal)?;
         let replayed = replay.deltas.len();
         for delta in &replay.deltas {
-            state.apply_delta(delta)?;
+            state.apply_delta(replay.version, delta)?;
         }
         let mut engine = Self::with_state(key, store, state, entropy);
         engine.journal = Some(replay.cursor);
@@ -164,6 +240,7 @@ impl Engine {
             vault,
             segment_key: key.subkey(Purpose::Segment),
             manifest_key: key.subkey(Purpose::Manifest),
+            checkpoint_key: key.subkey(Purpose::Checkpoint),
             state_key: key.subkey(Purpose::LocalState),
             folder: format!("{}{vault}/", store.prefix()),
             store,
@@ -176,7 +253,100 @@ impl Engine {
             retry: RetryPolicy::default(),
             entropy,
             journal: None,
+            open_mode: OpenMode::default(),
+            compaction: CompactionPolicy::default(),
+            mass_deletion_limit: Some(DEFAULT_MASS_DELETION_LIMIT),
+            deletions_confirmed: false,
         }
+    }
+
+    /// What the first sync expects to find (default [`OpenMode::JoinOrCreate`]). Once the
+    /// replica has found or created its vault, this no longer matters.
+    pub fn set_open_mode(&mut self, mode: OpenMode) {
+        self.open_mode = mode;
+    }
+
+    /// When to write checkpoints (default [`CompactionPolicy::default`]).
+    pub fn set_compaction(&mut self, policy: CompactionPolicy) {
+        self.compaction = policy;
+    }
+
+    /// The mass-deletion guard: a push that would delete more than `percent` of the live keys
+    /// (and at least 10 keys) pushes nothing and ends in `MassDeletion` until
+    /// [`Engine::confirm_deletions`]. `None` turns it off. Default: 50.
+    ///
+    /// # Errors
+    /// `Config` when `percent` is above 100.
+    pub fn set_mass_deletion_limit(&mut self, percent: Option<u8>) -> Result<()> {
+        if percent.is_some_and(|p| p > 100) {
+            return Err(crate::error::Error::Config(
+                "the mass-deletion limit is a percentage: 0 to 100".into(),
+            ));
+        }
+        self.mass_deletion_limit = percent;
+        Ok(())
+    }
+
+    /// Lets the next sync push its deletions past the mass-deletion guard.
+    pub fn confirm_deletions(&mut self) {
+        self.deletions_confirmed = true;
+    }
+
+    /// This device's human name, written into its manifest.
+    pub fn label(&self) -> &str {
+        &self.state.directory().label
+    }
+
+    /// Names this device (at most [`MAX_LABEL_BYTES`] bytes, no control characters); the next
+    /// sync publishes it.
+    ///
+    /// # Errors
+    /// `Config` when the label is too long or holds control characters.
+    pub fn set_label(&mut self, label: &str) -> Result<()> {
+        if label.len() > MAX_LABEL_BYTES || label.chars().any(char::is_control) {
+            return Err(crate::error::Error::Config(format!(
+                "a device label is at most {MAX_LABEL_BYTES} bytes of text without control characters"
+            )));
+        }
+        if self.state.directory().label != label {
+            self.state.directory_mut().label = label.to_owned();
+        }
+        Ok(())
+    }
+
+    /// Every device of the vault this replica knows of (itself included), sorted by id. A
+    /// device is stale when its last push is more than `stale_after_ms` before `now`.
+    pub fn devices(&self, now: Timestamp, stale_after_ms: u64) -> Vec<DeviceSummary> {
+        let me = self.state.device;
+        let directory = self.state.directory();
+        let mut ids: std::collections::BTreeSet<DeviceId> =
+            self.state.peers().keys().copied().collect();
+        ids.extend(directory.devices.keys().copied());
+        ids.insert(me);
+        ids.into_iter()
+            .map(|id| {
+                let info = directory.devices.get(&id);
+                let last_push_ms = info.map(|i| i.clock.wall_ms).filter(|ms| *ms > 0);
+                let segments = if id == me {
+                    self.state.own().segments
+                } else {
+                    self.state.peer(&id).map_or(0, |p| p.segments)
+                };
+                DeviceSummary {
+                    id,
+                    label: if id == me {
+                        directory.label.clone()
+                    } else {
+                        info.map(|i| i.label.clone()).unwrap_or_default()
+                    },
+                    last_push_ms,
+                    segments,
+                    this_device: id == me,
+                    stale: id != me
+                        && last_push_ms.is_none_or(|ms| ms.saturating_add(stale_after_ms) < now.0),
+                }
+            })
+            .collect()
     }
 
     /// Signs every request with AWS Signature Version 4 and `credentials`, for the store's

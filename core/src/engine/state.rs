@@ -19,11 +19,13 @@ use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
+use crate::manifest::CheckpointRef;
 use crate::record::{Record, Records};
 
 const STATE_NAME: &str = "local-state";
-/// The snapshot layout this build writes. Version 1 (no pending segment) is still read.
-pub(crate) const STATE_VERSION: u32 = 2;
+/// The snapshot layout this build writes. Versions 1 (no pending segment) and 2 (no
+/// directory) are still read.
+pub(crate) const STATE_VERSION: u32 = 3;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +80,31 @@ pub(crate) struct Quirks {
     pub no_conditional_put: bool,
 }
 
+/// What a device said about itself in its latest manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeviceInfo {
+    /// Its human name.
+    pub label: String,
+    /// Its clock when it wrote that manifest: when it last pushed.
+    pub clock: Hlc,
+    /// Its latest checkpoint.
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+/// The vault's devices as their manifests describe them, and what this replica needs to know
+/// about checkpoints and joining (state version 3).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Directory {
+    /// Our own label, written into our manifest.
+    pub label: String,
+    /// Every device whose manifest we read, ourselves included.
+    pub devices: BTreeMap<DeviceId, DeviceInfo>,
+    /// Bytes of the segments merged or written since the last checkpoint written or adopted.
+    pub tail_bytes: u64,
+    /// The vault was found in the store (or created by us): no join check any more.
+    pub joined: bool,
+}
+
 /// What changed since the last snapshot or journal entry.
 #[derive(Default)]
 struct Changes {
@@ -86,6 +113,7 @@ struct Changes {
     pending: bool,
     peers: BTreeSet<DeviceId>,
     quirks: bool,
+    directory: bool,
     /// The clock as last written out.
     clock: Hlc,
 }
@@ -104,6 +132,7 @@ pub(crate) struct LocalState {
     pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
+    directory: Directory,
     changes: Changes,
 }
 
@@ -119,6 +148,7 @@ impl LocalState {
             pending: None,
             peers: BTreeMap::new(),
             quirks: Quirks::default(),
+            directory: Directory::default(),
             changes: Changes::default(),
         }
     }
@@ -160,6 +190,10 @@ impl LocalState {
 
     pub fn quirks(&self) -> &Quirks {
         &self.quirks
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     // ---- changing (every change is noted for the journal) ----
@@ -213,6 +247,11 @@ impl LocalState {
         &mut self.quirks
     }
 
+    pub fn directory_mut(&mut self) -> &mut Directory {
+        self.changes.directory = true;
+        &mut self.directory
+    }
+
     // ---- snapshot ----
 
     /// The whole state, sealed. What it holds is no longer a change for the journal.
@@ -228,6 +267,7 @@ impl LocalState {
             pending: self.pending.as_ref(),
             peers: &self.peers,
             quirks: &self.quirks,
+            directory: &self.directory,
         };
         let mut sealing = crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
             .expect("the state's name is short");
@@ -240,7 +280,7 @@ impl LocalState {
         crypto::finish_seal(key, sealing)
     }
 
-    /// Opens a snapshot made by [`LocalState::export`] (this version or version 1).
+    /// Opens a snapshot made by [`LocalState::export`] (this version, version 2 or version 1).
     pub fn import(key: &SecretKey, vault: VaultId, bytes: &[u8]) -> Result<Self> {
         let plain = crypto::open(key, &state_ad(vault), bytes.to_vec()).map_err(|e| match e {
             Error::WrongVault { .. } => Error::WrongVault {
@@ -257,11 +297,14 @@ impl LocalState {
             1 => crypto::decode_exact::<SnapshotV1>(&plain)
                 .map_err(undecodable)?
                 .into(),
+            2 => crypto::decode_exact::<SnapshotV2>(&plain)
+                .map_err(undecodable)?
+                .into(),
             STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
                     "local state",
-                    format!("state version {other} is not supported (this build reads 1 and {STATE_VERSION})"),
+                    format!("state version {other} is not supported (this build reads 1 to {STATE_VERSION})"),
                 ))
             }
         };
@@ -280,6 +323,7 @@ impl LocalState {
             pending: state.pending,
             peers: state.peers,
             quirks: state.quirks,
+            directory: state.directory,
             changes: Changes {
                 clock: state.clock,
                 ..Changes::default()
@@ -297,6 +341,7 @@ impl LocalState {
             && !changes.pending
             && changes.peers.is_empty()
             && !changes.quirks
+            && !changes.directory
             && changes.clock == self.clock;
         self.changes.clock = self.clock;
         if nothing {
@@ -322,15 +367,24 @@ impl LocalState {
                 .filter_map(|d| Some((*d, self.peers.get(d)?)))
                 .collect(),
             quirks: changes.quirks.then_some(&self.quirks),
+            directory: changes.directory.then_some(&self.directory),
         };
         Some(postcard::to_allocvec(&out).expect("postcard serializes into a Vec"))
     }
 
-    /// Applies a delta made by [`LocalState::take_delta`]. Deltas hold final values, so
-    /// applying them in the order they were made gives back the state that made them.
-    pub fn apply_delta(&mut self, delta: &[u8]) -> Result<()> {
-        let delta: DeltaIn = crypto::decode_exact(delta)
-            .map_err(|e| Error::corrupt("local journal", format!("does not decode: {e}")))?;
+    /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
+    /// directory). Deltas hold final values, so applying them in the order they were made gives
+    /// back the state that made them.
+    pub fn apply_delta(&mut self, version: u8, delta: &[u8]) -> Result<()> {
+        let undecodable =
+            |e: String| Error::corrupt("local journal", format!("does not decode: {e}"));
+        let delta: DeltaIn = if version == 1 {
+            crypto::decode_exact::<DeltaV1>(delta)
+                .map_err(undecodable)?
+                .into()
+        } else {
+            crypto::decode_exact(delta).map_err(undecodable)?
+        };
         self.clock.observe(delta.clock);
         for (key, record, dirty) in delta.records {
             let key = key.into_vec();
@@ -354,6 +408,9 @@ impl LocalState {
         if let Some(quirks) = delta.quirks {
             self.quirks = quirks;
         }
+        if let Some(directory) = delta.directory {
+            self.directory = directory;
+        }
         self.changes.clock = self.clock;
         Ok(())
     }
@@ -371,7 +428,7 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 2. Changing it is a state format change: bump
+/// The snapshot layout, version 3. Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -385,6 +442,7 @@ struct SnapshotOut<'a> {
     pending: Option<&'a PendingSegment>,
     peers: &'a BTreeMap<DeviceId, PeerLog>,
     quirks: &'a Quirks,
+    directory: &'a Directory,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +458,48 @@ struct SnapshotIn {
     pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
+    directory: Directory,
+}
+
+/// Version 2: no directory.
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    version: u32,
+    device: DeviceId,
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record)>,
+    dirty: Vec<ByteBuf>,
+    own: OwnLog,
+    issued: u64,
+    pending: Option<PendingSegment>,
+    peers: BTreeMap<DeviceId, PeerLog>,
+    quirks: Quirks,
+}
+
+/// A replica that synced before version 3 had found its vault.
+fn directory_before_v3(own: &OwnLog, peers: &BTreeMap<DeviceId, PeerLog>) -> Directory {
+    Directory {
+        joined: own.manifest_seq > 0 || !peers.is_empty(),
+        ..Directory::default()
+    }
+}
+
+impl From<SnapshotV2> for SnapshotIn {
+    fn from(v2: SnapshotV2) -> Self {
+        SnapshotIn {
+            directory: directory_before_v3(&v2.own, &v2.peers),
+            version: v2.version,
+            device: v2.device,
+            clock: v2.clock,
+            records: v2.records,
+            dirty: v2.dirty,
+            own: v2.own,
+            issued: v2.issued,
+            pending: v2.pending,
+            peers: v2.peers,
+            quirks: v2.quirks,
+        }
+    }
 }
 
 /// Version 1: no pending segment, no issued manifest number.
@@ -418,6 +518,7 @@ struct SnapshotV1 {
 impl From<SnapshotV1> for SnapshotIn {
     fn from(v1: SnapshotV1) -> Self {
         SnapshotIn {
+            directory: directory_before_v3(&v1.own, &v1.peers),
             version: v1.version,
             device: v1.device,
             clock: v1.clock,
@@ -443,6 +544,7 @@ struct DeltaOut<'a> {
     pending: Option<Option<&'a PendingSegment>>,
     peers: Vec<(DeviceId, &'a PeerLog)>,
     quirks: Option<&'a Quirks>,
+    directory: Option<&'a Directory>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +555,32 @@ struct DeltaIn {
     pending: Option<Option<PendingSegment>>,
     peers: Vec<(DeviceId, PeerLog)>,
     quirks: Option<Quirks>,
+    directory: Option<Directory>,
+}
+
+/// A delta of journal version 1: no directory.
+#[derive(Deserialize)]
+struct DeltaV1 {
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record, bool)>,
+    own: Option<(OwnLog, u64)>,
+    pending: Option<Option<PendingSegment>>,
+    peers: Vec<(DeviceId, PeerLog)>,
+    quirks: Option<Quirks>,
+}
+
+impl From<DeltaV1> for DeltaIn {
+    fn from(v1: DeltaV1) -> Self {
+        DeltaIn {
+            clock: v1.clock,
+            records: v1.records,
+            own: v1.own,
+            pending: v1.pending,
+            peers: v1.peers,
+            quirks: v1.quirks,
+            directory: None,
+        }
+    }
 }
 
 fn state_ad(vault: VaultId) -> ObjectAd<'static> {

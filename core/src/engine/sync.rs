@@ -1,16 +1,19 @@
-//! The sync state machine: list manifests → fetch changed manifests → fetch missing segments
-//! → merge → write our new segments → write our manifest.
+//! The sync state machine: list manifests → fetch changed manifests → adopt a checkpoint when
+//! it saves fetching many segments → fetch missing segments → merge → write our new segments →
+//! write our manifest → compact (write a checkpoint, then our manifest again) when the tails
+//! have grown past the policy's bound.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{Engine, Lifecycle};
 
+pub(crate) mod compact;
 mod pull;
 mod push;
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
-use crate::manifest::MANIFEST_FOLDER;
+use crate::manifest::{CheckpointRef, MANIFEST_FOLDER};
 use crate::report::SyncReport;
 use crate::retry::RetryPolicy;
 use crate::s3;
@@ -25,10 +28,14 @@ const MAX_SEGMENTS_PER_SYNC: u64 = 100_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Listing,
+    /// Checking whether the vault exists, before a replica's first sync goes on.
+    Joining,
     Manifests,
+    Checkpoint,
     Segments,
     Pushing,
     Publishing,
+    Compacting,
     Done,
 }
 
@@ -60,11 +67,33 @@ enum Retry {
 /// What an outstanding request is for.
 enum Pending {
     List,
-    Manifest { device: DeviceId, etag: String },
-    Segment { device: DeviceId, seq: u64 },
-    PutSegment { seq: u64 },
-    RecoverSegment { seq: u64 },
-    PutManifest { seq: u64, segments: u64 },
+    Manifest {
+        device: DeviceId,
+        etag: String,
+    },
+    Segment {
+        device: DeviceId,
+        seq: u64,
+    },
+    PutSegment {
+        seq: u64,
+    },
+    RecoverSegment {
+        seq: u64,
+    },
+    PutManifest {
+        seq: u64,
+        segments: u64,
+        checkpoint: Option<CheckpointRef>,
+    },
+    ListVaults,
+    Checkpoint {
+        writer: DeviceId,
+        reference: CheckpointRef,
+    },
+    PutCheckpoint {
+        reference: CheckpointRef,
+    },
 }
 
 /// One sync in progress.
@@ -257,7 +286,12 @@ impl Engine {
     /// Keeps the run, or files its outcome once it is done.
     fn settle(&mut self, run: Box<SyncRun>) {
         self.lifecycle = if run.phase == Phase::Done {
-            let run = *run;
+            let mut run = *run;
+            run.report.changed.sort_unstable();
+            run.report.changed.dedup();
+            if run.failure.is_none() {
+                self.deletions_confirmed = false;
+            }
             self.last_report = Some(run.report.clone());
             Lifecycle::Finished(match run.failure {
                 Some(error) => Err(error),
@@ -340,10 +374,18 @@ impl Engine {
             }
             match run.phase {
                 Phase::Listing => {
+                    run.phase = Phase::Joining;
+                    self.check_join(run);
+                }
+                Phase::Joining => {
                     run.phase = Phase::Manifests;
                     self.plan_manifests(run);
                 }
                 Phase::Manifests => {
+                    run.phase = Phase::Checkpoint;
+                    self.plan_checkpoint(run);
+                }
+                Phase::Checkpoint => {
                     run.phase = Phase::Segments;
                     self.plan_segments(run);
                 }
@@ -354,6 +396,9 @@ impl Engine {
                     let own = self.state.own();
                     run.may_push = !run.own_log_broken && own.segments >= own.published_segments;
                     if run.may_push {
+                        self.guard_deletions(run);
+                    }
+                    if run.may_push {
                         run.push_keys = self.state.dirty().iter().cloned().collect();
                     }
                     self.plan_push(run);
@@ -361,10 +406,16 @@ impl Engine {
                 Phase::Pushing => {
                     if !self.plan_push(run) {
                         run.phase = Phase::Publishing;
-                        self.plan_publish(run);
+                        self.plan_publish(run, None);
                     }
                 }
-                Phase::Publishing | Phase::Done => run.phase = Phase::Done,
+                Phase::Publishing => {
+                    run.phase = Phase::Compacting;
+                    if run.failure.is_none() {
+                        self.plan_compaction(run);
+                    }
+                }
+                Phase::Compacting | Phase::Done => run.phase = Phase::Done,
             }
         }
     }
@@ -376,8 +427,17 @@ impl Engine {
             Pending::Segment { device, seq } => self.on_segment(run, device, seq, response),
             Pending::PutSegment { seq } => self.on_put_segment(run, seq, response),
             Pending::RecoverSegment { seq } => self.on_recover_segment(run, seq, response),
-            Pending::PutManifest { seq, segments } => {
-                self.on_put_manifest(run, seq, segments, response)
+            Pending::PutManifest {
+                seq,
+                segments,
+                checkpoint,
+            } => self.on_put_manifest(run, seq, segments, checkpoint, response),
+            Pending::ListVaults => self.on_list_vaults(run, response),
+            Pending::Checkpoint { writer, reference } => {
+                self.on_checkpoint(run, writer, reference, response)
+            }
+            Pending::PutCheckpoint { reference } => {
+                self.on_put_checkpoint(run, reference, response)
             }
         }
     }

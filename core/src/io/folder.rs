@@ -210,6 +210,17 @@ fn list(root: &Path, query: &Query) -> Response {
     }
     keys.retain(|(k, _)| k.starts_with(prefix) && k.as_str() > after.as_str());
     keys.sort_unstable();
+    // With a delimiter, keys below a further `/` collapse into their common prefix.
+    let mut folders = std::collections::BTreeSet::new();
+    if param("delimiter") == Some("/") {
+        keys.retain(|(k, _)| match k[prefix.len()..].find('/') {
+            Some(i) => {
+                folders.insert(k[..prefix.len() + i + 1].to_owned());
+                false
+            }
+            None => true,
+        });
+    }
     let truncated = keys.len() > max_keys;
     keys.truncate(max_keys);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
@@ -225,6 +236,12 @@ fn list(root: &Path, query: &Query) -> Response {
             escape(key),
             escape(&etag(&content)),
             content.len()
+        ));
+    }
+    for folder in &folders {
+        xml.push_str(&format!(
+            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+            escape(folder)
         ));
     }
     xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::credentials::Credentials;
-use crate::engine::Engine;
+use crate::engine::{CompactionPolicy, DeviceSummary, Engine, OpenMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, Timestamp};
@@ -83,8 +83,14 @@ pub struct SessionOptions<'a> {
     pub store: &'a str,
     /// The vault key.
     pub key: &'a VaultKey,
-    /// A stable device id (32 hex digits); random for a new state when `None`.
+    /// The device: a stable id (32 hex digits), or a human name (any other text, at most
+    /// 64 bytes), kept as the device's label while its id is random and kept in the state.
+    /// `None`: the id in the state, or a new random one.
     pub device: Option<&'a str>,
+    /// What the first sync expects to find in the store (default: join or create).
+    pub mode: OpenMode,
+    /// When to write checkpoints.
+    pub compaction: CompactionPolicy,
     /// Where the local state lives.
     pub state: StateLocation<'a>,
     /// Explicit S3 credentials; otherwise they come from the `AWS_*` environment.
@@ -108,6 +114,8 @@ impl<'a> SessionOptions<'a> {
             store,
             key,
             device: None,
+            mode: OpenMode::default(),
+            compaction: CompactionPolicy::default(),
             state,
             credentials: None,
             own_transport: false,
@@ -188,7 +196,17 @@ impl Session {
     /// key or damaged.
     pub fn open(options: SessionOptions<'_>) -> Result<Session> {
         let store = Store::parse(options.store)?;
-        let device = options.device.map(DeviceId::parse).transpose()?;
+        // A device argument is an id when it reads as one, else the device's human name.
+        let (device, label) = match options.device {
+            Some(text) if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                (Some(DeviceId::parse(text)?), None)
+            }
+            Some(text) if text.trim().is_empty() => {
+                return Err(Error::Config("a device name must not be empty".into()))
+            }
+            Some(text) => (None, Some(text)),
+            None => (None, None),
+        };
         let (mut backend, saved) = match options.state {
             StateLocation::Memory | StateLocation::_Lifetime(_) => {
                 (Backend::Memory(MemoryState::ephemeral()), None)
@@ -231,10 +249,22 @@ impl Session {
                 let mut entropy = entropy;
                 let device = device.unwrap_or_else(|| DeviceId::from_entropy(&mut entropy));
                 let mut engine = Engine::new(options.key, store.clone(), device, entropy);
+                if let Some(label) = label {
+                    engine.set_label(label)?;
+                }
                 write_snapshot(&mut engine, backend.store())?;
                 engine
             }
         };
+        engine.set_open_mode(options.mode);
+        engine.set_compaction(options.compaction);
+        if let Some(label) = label.filter(|l| *l != engine.label()) {
+            // A renamed device: the rename is journaled like any change.
+            engine.set_label(label)?;
+            if let Some(entry) = engine.poll_journal() {
+                backend.store().write(StateWrite::Append(entry))?;
+            }
+        }
         #[cfg(not(target_arch = "wasm32"))]
         if let Backend::File(file) = &mut backend {
             file.set_holder(&format!(
@@ -326,6 +356,37 @@ impl Session {
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
         Ok(f(&mut inner.engine))
+    }
+
+    /// Every device of the vault known here (this one included), as their manifests describe
+    /// them; a device is stale when it has not pushed for `stale_after_ms`.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn devices(&self, stale_after_ms: u64) -> Result<Vec<DeviceSummary>> {
+        let now = self.now();
+        self.read(|e| e.devices(now, stale_after_ms))
+    }
+
+    /// Lets the next sync push deletions past the mass-deletion guard.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn confirm_deletions(&self) -> Result<()> {
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        inner.engine.confirm_deletions();
+        Ok(())
+    }
+
+    /// Sets the mass-deletion guard's limit, in percent of the live keys (`None`: off).
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed or `percent` is above 100.
+    pub fn set_mass_deletion_limit(&self, percent: Option<u8>) -> Result<()> {
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        inner.engine.set_mass_deletion_limit(percent)
     }
 
     /// Sets `key` to `value`; durable against a process kill when it returns.

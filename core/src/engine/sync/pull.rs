@@ -1,13 +1,22 @@
-//! Pulling: the listing, the manifests whose ETag changed, the segments not yet merged.
+//! Pulling: the listing, the manifests whose ETag changed, a checkpoint when it saves many
+//! segment fetches, the segments not yet merged.
 
 use super::{Pending, SyncRun, MAX_LIST_PAGES, MAX_SEGMENTS_PER_SYNC};
-use crate::engine::Engine;
+use crate::checkpoint::{self, checkpoint_name};
+use crate::engine::state::DeviceInfo;
+use crate::engine::{Engine, OpenMode};
 use crate::error::{Category, Error, Result};
-use crate::http::{RequestKind, Response};
+use crate::http::{Method, RequestKind, Response};
 use crate::ids::DeviceId;
-use crate::manifest::{manifest_name, Manifest, MANIFEST_FOLDER};
+use crate::manifest::{manifest_name, CheckpointRef, Manifest, MANIFEST_FOLDER};
+use crate::record::Record;
 use crate::s3;
 use crate::segment::{open_segment, segment_name, Segment};
+
+/// A checkpoint is adopted instead of fetching segments when it costs at most this many bytes
+/// per segment it saves (a request's latency buys about this much transfer), or always when
+/// the replica holds nothing yet.
+const ADOPT_BYTES_PER_SEGMENT: u64 = 64 << 10;
 
 impl Engine {
     pub(super) fn on_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
@@ -57,6 +66,64 @@ impl Engine {
         }
     }
 
+    /// Before a replica's first sync goes on: a join needs the vault to exist, a create needs
+    /// it not to.
+    pub(super) fn check_join(&mut self, run: &mut SyncRun) {
+        if self.state.directory().joined {
+            return;
+        }
+        // Our own manifest may be listed: a create whose answer was lost.
+        let me = self.state.device;
+        let others = run.listed.iter().filter(|(d, _)| *d != me).count() as u64;
+        match (self.open_mode, others) {
+            (OpenMode::JoinOrCreate, _) | (OpenMode::Join, 1..) => {
+                self.state.directory_mut().joined = true;
+            }
+            // Joined once our manifest is written.
+            (OpenMode::Create, 0) => {}
+            (OpenMode::Create, devices) => run.stop(Error::VaultExists {
+                store: self.store.display_name(),
+                devices,
+            }),
+            (OpenMode::Join, 0) => {
+                // Say how many other vaults the prefix holds: a wrong key and a wrong prefix
+                // call for different fixes.
+                let url = self.store.list_folders_url(self.store.prefix());
+                let op = self.op(
+                    RequestKind::ListVaults,
+                    Method::Get,
+                    url,
+                    Pending::ListVaults,
+                );
+                run.push(op);
+            }
+        }
+    }
+
+    pub(super) fn on_list_vaults(&mut self, run: &mut SyncRun, response: Result<Response>) {
+        let prefix = self.store.prefix().to_owned();
+        let vault = self.vault.to_string();
+        let others = self
+            .check(response, || "LIST vaults".into())
+            .and_then(|r| s3::parse_list(&r.body))
+            .map(|page| {
+                page.prefixes
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&prefix)?.strip_suffix('/'))
+                    .filter(|name| *name != vault)
+                    .filter(|name| {
+                        crate::ids::parse_hex16(name).is_some()
+                            && name.bytes().all(|b| !b.is_ascii_uppercase())
+                    })
+                    .count() as u64
+            })
+            .unwrap_or(0);
+        run.stop(Error::NoVault {
+            store: self.store.display_name(),
+            others,
+        });
+    }
+
     pub(super) fn plan_manifests(&mut self, run: &mut SyncRun) {
         for (device, etag) in std::mem::take(&mut run.listed) {
             let known = if device == self.state.device {
@@ -101,6 +168,7 @@ impl Engine {
             Err(e) => return run.report.errors.push(e),
         };
         self.state.clock.observe(manifest.clock);
+        self.note_device(&manifest);
         let rollback = |trusted: u64| Error::Rollback {
             object: name.clone(),
             trusted,
@@ -136,6 +204,126 @@ impl Engine {
             peer.manifest_etag = Some(etag);
             peer.segments = peer.segments.max(manifest.segments);
         }
+    }
+
+    /// Keeps what a manifest says about its device: label, last push, checkpoint.
+    fn note_device(&mut self, manifest: &Manifest) {
+        let directory = self.state.directory_mut();
+        let info = directory.devices.entry(manifest.device).or_default();
+        if manifest.clock >= info.clock {
+            *info = DeviceInfo {
+                label: manifest.label.clone(),
+                clock: manifest.clock,
+                checkpoint: manifest.checkpoint.clone().or(info.checkpoint.take()),
+            };
+        }
+    }
+
+    /// The checkpoint that covers the most segments, with its writer.
+    pub(super) fn best_checkpoint(&self) -> Option<(DeviceId, &CheckpointRef)> {
+        self.state
+            .directory()
+            .devices
+            .iter()
+            .filter_map(|(d, info)| Some((*d, info.checkpoint.as_ref()?)))
+            .max_by_key(|(d, c)| (c.total(), c.number, *d))
+    }
+
+    /// How many segments a checkpoint covers that this replica has not merged.
+    fn missing_from(&self, checkpoint: &CheckpointRef) -> u64 {
+        let me = self.state.device;
+        checkpoint
+            .covers
+            .iter()
+            .map(|(device, n)| {
+                let applied = if *device == me {
+                    self.state.own().segments
+                } else {
+                    self.state.peer(device).map_or(0, |p| p.applied)
+                };
+                n.saturating_sub(applied)
+            })
+            .sum()
+    }
+
+    /// Fetches the best checkpoint when that is cheaper than the segments it covers.
+    pub(super) fn plan_checkpoint(&mut self, run: &mut SyncRun) {
+        let Some((writer, best)) = self.best_checkpoint() else {
+            return;
+        };
+        let missing = self.missing_from(best);
+        let fresh = self.state.records().is_empty();
+        let worth = missing >= 2
+            && (fresh || best.bytes <= missing.saturating_mul(ADOPT_BYTES_PER_SEGMENT));
+        if !worth {
+            return;
+        }
+        let reference = best.clone();
+        let name = checkpoint_name(writer, reference.number);
+        self.queue_get(
+            run,
+            RequestKind::GetCheckpoint,
+            &name,
+            Pending::Checkpoint { writer, reference },
+        );
+    }
+
+    pub(super) fn on_checkpoint(
+        &mut self,
+        run: &mut SyncRun,
+        writer: DeviceId,
+        reference: CheckpointRef,
+        response: Result<Response>,
+    ) {
+        let name = checkpoint_name(writer, reference.number);
+        // Not fatal: the segments it covers are still there to fetch one by one.
+        let body = match self.check(response, || format!("GET {name}")) {
+            Ok(r) => r.body,
+            Err(e) => return run.report.errors.push(e),
+        };
+        let checkpoint = match checkpoint::open(
+            &self.checkpoint_key,
+            self.vault,
+            writer,
+            reference.number,
+            body,
+        ) {
+            Ok(c) => c,
+            Err(e) => return run.report.errors.push(e),
+        };
+        if checkpoint.covers != reference.covers {
+            return run.report.errors.push(Error::corrupt(
+                &name,
+                "covers other segments than its writer's manifest says",
+            ));
+        }
+        self.state.clock.observe(checkpoint.clock);
+        let me = self.state.device;
+        self.state.reserve(checkpoint.records.len());
+        for (key, record) in checkpoint.records {
+            if record.stamp.device != me {
+                run.report.pulled += 1;
+            }
+            let key = key.into_vec();
+            if self.merge_one(key.clone(), record) {
+                run.report.changed.push(key);
+            }
+        }
+        for (device, n) in checkpoint.covers {
+            if device == me {
+                self.own_segment_exists(n);
+            } else {
+                let peer = self.state.peer_mut(device);
+                peer.segments = peer.segments.max(n);
+                peer.applied = peer.applied.max(n);
+                let applied = peer.applied;
+                peer.beyond.retain(|s| *s > applied);
+                while peer.beyond.remove(&(peer.applied + 1)) {
+                    peer.applied += 1;
+                }
+            }
+        }
+        self.state.directory_mut().tail_bytes = 0;
     }
 
     pub(super) fn plan_segments(&mut self, run: &mut SyncRun) {
@@ -183,12 +371,14 @@ impl Engine {
             Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
             Err(e) => return run.note_failure(e),
         };
+        let body_len = body.len() as u64;
         let segment = match open_segment(&self.segment_key, self.vault, device, seq, body) {
             Ok(s) => s,
             Err(e) if own => return run.own_log_failure(e),
             Err(e) => return run.report.errors.push(e),
         };
-        let count = self.merge_segment(segment);
+        self.state.directory_mut().tail_bytes += body_len;
+        let count = self.merge_segment(run, segment);
         if device != self.state.device {
             run.report.pulled += count;
         }
@@ -207,24 +397,33 @@ impl Engine {
 
     /// Merges a verified segment; returns how many changes it held. For our own segments
     /// (found again after a crash), the local writes it holds are no longer unpushed.
-    pub(super) fn merge_segment(&mut self, segment: Segment) -> u64 {
-        let own = segment.device == self.state.device;
+    pub(super) fn merge_segment(&mut self, run: &mut SyncRun, segment: Segment) -> u64 {
         let count = segment.changes.len() as u64;
+        let theirs = segment.device != self.state.device;
         self.state.reserve(segment.changes.len());
         for change in segment.changes {
-            self.state.clock.observe(change.hlc);
             let (key, record) = change.into_record(segment.device);
-            if own
-                && self
-                    .state
-                    .records()
-                    .get(&key)
-                    .is_none_or(|c| c.stamp <= record.stamp)
-            {
-                self.state.mark_clean(&key);
+            if self.merge_one(key.clone(), record) && theirs {
+                run.report.changed.push(key);
             }
-            self.state.merge(key, record);
         }
         count
+    }
+
+    /// Merges one write read from the store. One of ours found there (after a crash, or in a
+    /// checkpoint) is no longer unpushed when it is at least as new as the local one. Returns
+    /// whether the key's current record changed.
+    fn merge_one(&mut self, key: Vec<u8>, record: Record) -> bool {
+        self.state.clock.observe(record.stamp.hlc);
+        if record.stamp.device == self.state.device
+            && self
+                .state
+                .records()
+                .get(&key)
+                .is_none_or(|c| c.stamp <= record.stamp)
+        {
+            self.state.mark_clean(&key);
+        }
+        self.state.merge(key, record)
     }
 }

@@ -8,11 +8,15 @@
 use serde_bytes::ByteBuf;
 
 use super::{Pending, SyncRun, MAX_PUSH_CONFLICTS};
+
+/// The mass-deletion guard lets pushes that delete fewer keys than this through whatever their
+/// share: deleting 3 of 4 notes is an ordinary day.
+const MASS_DELETION_MIN_KEYS: u64 = 10;
 use crate::engine::state::PendingSegment;
 use crate::engine::Engine;
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, RequestKind, Response};
-use crate::manifest::{manifest_name, Manifest};
+use crate::manifest::{manifest_name, CheckpointRef, Manifest};
 use crate::s3;
 use crate::segment::{self, open_segment, seal_segment, segment_name};
 
@@ -172,6 +176,7 @@ impl Engine {
         let Some(pending) = self.state.set_pending(None) else {
             return;
         };
+        self.state.directory_mut().tail_bytes += pending.body.len() as u64;
         run.report.pushed += pending.written.len() as u64;
         for (key, stamp) in &pending.written {
             if self
@@ -182,6 +187,41 @@ impl Engine {
             {
                 self.state.mark_clean(key);
             }
+        }
+    }
+
+    /// The mass-deletion guard: a push that would delete more than the allowed share of the
+    /// live keys pushes nothing and ends in `MassDeletion`, unless the app confirmed it.
+    pub(super) fn guard_deletions(&mut self, run: &mut SyncRun) {
+        let Some(limit) = self.mass_deletion_limit else {
+            return;
+        };
+        if self.deletions_confirmed {
+            return;
+        }
+        let me = self.state.device;
+        let records = self.state.records();
+        let deleting = self
+            .state
+            .dirty()
+            .iter()
+            .filter(|k| {
+                records
+                    .get(k.as_slice())
+                    .is_some_and(|r| r.value.is_none() && r.stamp.device == me)
+            })
+            .count() as u64;
+        if deleting < MASS_DELETION_MIN_KEYS {
+            return;
+        }
+        let live = records.live_count() as u64 + deleting;
+        if deleting * 100 > u64::from(limit) * live {
+            run.note_failure(Error::MassDeletion {
+                deleting,
+                live,
+                limit_percent: limit,
+            });
+            run.may_push = false;
         }
     }
 
@@ -205,7 +245,7 @@ impl Engine {
         }
         match open_segment(&self.segment_key, self.vault, self.state.device, seq, body) {
             Ok(segment) => {
-                self.merge_segment(segment);
+                self.merge_segment(run, segment);
             }
             // An unreadable object holds the number: skip past it, and say so.
             Err(e) => run.report.errors.push(e),
@@ -230,15 +270,38 @@ impl Engine {
         }
     }
 
-    pub(super) fn plan_publish(&mut self, run: &mut SyncRun) {
+    /// Queues our manifest when it has something new to say; with `checkpoint`, always, naming
+    /// that new checkpoint (whose number was issued for this manifest).
+    pub(super) fn plan_publish(&mut self, run: &mut SyncRun, checkpoint: Option<CheckpointRef>) {
         let own = self.state.own();
-        if !run.may_push || (own.segments <= own.published_segments && !own.republish) {
+        let directory = self.state.directory();
+        let me = self.state.device;
+        let stale_label = directory
+            .devices
+            .get(&me)
+            .is_some_and(|info| info.label != directory.label);
+        let news = own.segments > own.published_segments
+            || own.republish
+            || !directory.joined
+            || (stale_label && own.manifest_seq > 0);
+        if !run.may_push || (!news && checkpoint.is_none()) {
             return;
         }
-        // A number never handed out before, made durable before the PUT goes out.
-        let seq = own.manifest_seq.max(self.state.issued()) + 1;
-        self.state.set_issued(seq);
+        let seq = match &checkpoint {
+            Some(c) => c.number,
+            None => {
+                // A number never handed out before, made durable before the PUT goes out.
+                let seq = own.manifest_seq.max(self.state.issued()) + 1;
+                self.state.set_issued(seq);
+                seq
+            }
+        };
         let own = self.state.own();
+        let directory = self.state.directory();
+        let published = directory
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.clone());
         let manifest = Manifest {
             device: self.state.device,
             seq,
@@ -250,6 +313,8 @@ impl Engine {
                 .iter()
                 .map(|(d, p)| (*d, p.applied))
                 .collect(),
+            label: directory.label.clone(),
+            checkpoint: checkpoint.clone().or(published),
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
         let url = self.store.object_url(&format!(
@@ -260,6 +325,7 @@ impl Engine {
         let pending = Pending::PutManifest {
             seq: manifest.seq,
             segments: manifest.segments,
+            checkpoint: manifest.checkpoint.clone(),
         };
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
         op.body = body;
@@ -271,16 +337,26 @@ impl Engine {
         run: &mut SyncRun,
         seq: u64,
         segments: u64,
+        checkpoint: Option<CheckpointRef>,
         response: Result<Response>,
     ) {
         let name = manifest_name(self.state.device);
         match self.check(response, || format!("PUT {name}")) {
             Ok(response) => {
+                let clock = self.state.clock;
                 let own = self.state.own_mut();
                 own.manifest_seq = seq;
                 own.published_segments = segments;
                 own.manifest_etag = response.header("etag").map(str::to_owned);
                 own.republish = false;
+                let me = self.state.device;
+                let directory = self.state.directory_mut();
+                directory.joined = true;
+                let label = directory.label.clone();
+                let info = directory.devices.entry(me).or_default();
+                info.label = label;
+                info.clock = clock;
+                info.checkpoint = checkpoint;
             }
             Err(e) => run.stop(e),
         }

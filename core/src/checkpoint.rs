@@ -1,0 +1,213 @@
+//! Checkpoints: the whole vault as one device saw it, so a new device starts from one object
+//! instead of every segment ever written.
+//!
+//! A checkpoint is immutable and named after its writer and its number (the manifest sequence
+//! number it is published with, so a number is never reused). It holds the merged record of
+//! every key (tombstones included) and, per device, how many of its segments that state covers.
+//! A reader that adopts it merges the records (last-write-wins, like any segment) and goes on
+//! from the covered segments; what a device wrote after them comes from its tail of segments.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::clock::Hlc;
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, VaultId};
+use crate::record::{Record, Records};
+use crate::segment::{put_bytes, put_varint};
+
+/// The name of `writer`'s checkpoint `number` inside the vault folder.
+pub fn checkpoint_name(writer: DeviceId, number: u64) -> String {
+    format!("c/{writer}/{number:016x}")
+}
+
+/// A decoded checkpoint.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Who wrote it.
+    pub writer: DeviceId,
+    /// Its number: the sequence number of the writer's manifest that first names it.
+    pub number: u64,
+    /// For every device, the records hold its segments `1..=n` (sorted by device).
+    pub covers: Vec<(DeviceId, u64)>,
+    /// The writer's clock when it wrote the checkpoint.
+    pub clock: Hlc,
+    /// Every key's current record, tombstones included, sorted by key.
+    pub records: Vec<(ByteBuf, Record)>,
+}
+
+/// Everything of a checkpoint but its records.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub writer: DeviceId,
+    pub number: u64,
+    pub covers: &'a [(DeviceId, u64)],
+    pub clock: Hlc,
+}
+
+/// Seals a checkpoint of `records` straight from the replica's map, without copying values.
+///
+/// The plaintext is exactly postcard's encoding of [`Checkpoint`] (pinned by a test).
+pub(crate) fn seal(
+    key: &SecretKey,
+    vault: VaultId,
+    head: &Head<'_>,
+    records: &Records,
+    entropy: &mut Entropy,
+) -> Vec<u8> {
+    let Head {
+        writer,
+        number,
+        covers,
+        clock,
+    } = *head;
+    let name = checkpoint_name(writer, number);
+    let ad = ObjectAd {
+        vault,
+        kind: ObjectKind::Checkpoint,
+        name: &name,
+    };
+    let mut sorted: Vec<(&Vec<u8>, &Record)> = records.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let hint: usize = sorted
+        .iter()
+        .map(|(k, r)| k.len() + r.value.as_ref().map_or(0, Vec::len) + 40)
+        .sum::<usize>()
+        + covers.len() * 26
+        + 64;
+    let mut sealing = crypto::begin_seal(&ad, hint, entropy)
+        .expect("a checkpoint name is far shorter than 64 KiB");
+    let buf = &mut sealing.buf;
+    buf.extend_from_slice(&writer.0);
+    put_varint(buf, number);
+    put_varint(buf, covers.len() as u64);
+    for (device, n) in covers {
+        buf.extend_from_slice(&device.0);
+        put_varint(buf, *n);
+    }
+    put_varint(buf, clock.wall_ms);
+    put_varint(buf, u64::from(clock.counter));
+    put_varint(buf, sorted.len() as u64);
+    for (key, record) in sorted {
+        put_bytes(buf, key);
+        match &record.value {
+            None => buf.push(0),
+            Some(value) => {
+                buf.push(1);
+                put_bytes(buf, value);
+            }
+        }
+        put_varint(buf, record.stamp.hlc.wall_ms);
+        put_varint(buf, u64::from(record.stamp.hlc.counter));
+        buf.extend_from_slice(&record.stamp.device.0);
+    }
+    crypto::finish_seal(key, sealing)
+}
+
+/// Opens `writer`'s checkpoint `number`, checking it is what its name says.
+///
+/// # Errors
+/// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
+/// plaintext does not decode, names another writer or number, or lists a key twice or out of
+/// order.
+pub(crate) fn open(
+    key: &SecretKey,
+    vault: VaultId,
+    writer: DeviceId,
+    number: u64,
+    object: Vec<u8>,
+) -> Result<Checkpoint> {
+    let name = checkpoint_name(writer, number);
+    let ad = ObjectAd {
+        vault,
+        kind: ObjectKind::Checkpoint,
+        name: &name,
+    };
+    let plain = crypto::open(key, &ad, object)?;
+    let checkpoint: Checkpoint = crypto::decode_exact(&plain)
+        .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
+    if checkpoint.writer != writer || checkpoint.number != number {
+        return Err(Error::corrupt(
+            &name,
+            "names another writer or number inside",
+        ));
+    }
+    if !checkpoint.records.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(Error::corrupt(&name, "lists keys out of order or twice"));
+    }
+    if !checkpoint.covers.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(Error::corrupt(&name, "lists devices out of order or twice"));
+    }
+    Ok(checkpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Stamp;
+
+    #[test]
+    fn hand_encoding_is_postcards_encoding_and_round_trips() {
+        let key = SecretKey([3; 32]);
+        let vault = VaultId([4; 16]);
+        let mut records = Records::default();
+        for i in 0..50u32 {
+            records.merge(
+                format!("k{:03}", (i * 37) % 50).into_bytes(),
+                Record {
+                    value: (i % 7 != 0).then(|| vec![i as u8; i as usize]),
+                    stamp: Stamp {
+                        hlc: Hlc {
+                            wall_ms: 1_767_225_600_000 + u64::from(i),
+                            counter: i * 1000,
+                        },
+                        device: DeviceId([i as u8; 16]),
+                    },
+                },
+            );
+        }
+        let covers = vec![(DeviceId([1; 16]), 7), (DeviceId([2; 16]), 300)];
+        let clock = Hlc {
+            wall_ms: 99,
+            counter: 3,
+        };
+        let writer = DeviceId([1; 16]);
+        let head = Head {
+            writer,
+            number: 5,
+            covers: &covers,
+            clock,
+        };
+        let sealed = seal(
+            &key,
+            vault,
+            &head,
+            &records,
+            &mut Entropy::from_seed([0; 32]),
+        );
+        let opened = open(&key, vault, writer, 5, sealed.clone()).unwrap();
+        let mut expected: Vec<(ByteBuf, Record)> = records
+            .iter()
+            .map(|(k, r)| (ByteBuf::from(k.clone()), r.clone()))
+            .collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(opened.records, expected);
+        assert_eq!(opened.covers, covers);
+        assert_eq!(opened.clock, clock);
+        let plain = crypto::open(
+            &key,
+            &ObjectAd {
+                vault,
+                kind: ObjectKind::Checkpoint,
+                name: &checkpoint_name(writer, 5),
+            },
+            sealed.clone(),
+        )
+        .unwrap();
+        assert_eq!(plain, postcard::to_allocvec(&opened).unwrap());
+        // Opened under another number, it is refused.
+        assert!(open(&key, vault, writer, 6, sealed).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Compaction: when the segments written since the best checkpoint (the *tails*) pass the
+//! policy's bound, a replica that is caught up writes a checkpoint of the whole vault and
+//! publishes it in its manifest. New devices then start from that one object.
+//!
+//! It is just another push: the checkpoint's number is a manifest sequence number issued (and
+//! made durable) before its PUT goes out, so a number is never reused, and the manifest that
+//! names it is written only after the checkpoint is in the store. A crash in between leaves an
+//! unnamed checkpoint that nobody reads; the next compaction takes a new number.
+
+use super::{Pending, SyncRun};
+use crate::checkpoint::{self, checkpoint_name};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::http::{Method, RequestKind, Response};
+use crate::manifest::CheckpointRef;
+
+/// When to write a checkpoint. The tails are the segments of every device that the best
+/// checkpoint in the vault does not cover: what a new device fetches one by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionPolicy {
+    /// Never compact while the tails are shorter than this many segments.
+    pub min_tail_segments: u64,
+    /// Compact when the tails are this long, whatever their bytes.
+    pub max_tail_segments: u64,
+    /// Between the two, compact once the tails' bytes reach the checkpoint's size divided by
+    /// this (rewriting the whole vault then costs at most this many times what was appended).
+    pub bytes_ratio: u64,
+}
+
+impl Default for CompactionPolicy {
+    /// 16 segments at least, 1,024 at most, and tails of a quarter of the checkpoint between.
+    fn default() -> Self {
+        CompactionPolicy {
+            min_tail_segments: 16,
+            max_tail_segments: 1024,
+            bytes_ratio: 4,
+        }
+    }
+}
+
+impl CompactionPolicy {
+    /// Never compact.
+    pub const NEVER: CompactionPolicy = CompactionPolicy {
+        min_tail_segments: u64::MAX,
+        max_tail_segments: u64::MAX,
+        bytes_ratio: 1,
+    };
+
+    fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {
+        tail_segments >= self.min_tail_segments
+            && (tail_segments >= self.max_tail_segments
+                || tail_bytes.saturating_mul(self.bytes_ratio.max(1)) >= checkpoint_bytes)
+    }
+}
+
+impl Engine {
+    /// How many segments the best checkpoint leaves to fetch one by one.
+    pub(crate) fn tail_segments(&self) -> u64 {
+        let best = self.best_checkpoint().map(|(_, c)| c);
+        let covered = |device| best.map_or(0, |c| c.covers(device));
+        let own = self.state.own();
+        let mut tail = own.segments.saturating_sub(covered(self.state.device));
+        for (device, peer) in self.state.peers() {
+            tail += peer.segments.saturating_sub(covered(*device));
+        }
+        tail
+    }
+
+    /// Writes a checkpoint when the policy says so and this replica has merged everything the
+    /// store showed it (a checkpoint must not miss anything below what it claims to cover).
+    pub(super) fn plan_compaction(&mut self, run: &mut SyncRun) {
+        if !run.may_push || self.state.pending().is_some() {
+            return;
+        }
+        let own = self.state.own();
+        let caught_up = own.segments == own.published_segments
+            && own.beyond.is_empty()
+            && self.state.peers().values().all(|p| p.applied >= p.segments);
+        if !caught_up {
+            return;
+        }
+        let checkpoint_bytes = self.best_checkpoint().map_or(0, |(_, c)| c.bytes);
+        let due = self.compaction.due(
+            self.tail_segments(),
+            self.state.directory().tail_bytes,
+            checkpoint_bytes,
+        );
+        if !due {
+            return;
+        }
+        let me = self.state.device;
+        let mut covers: Vec<_> = self
+            .state
+            .peers()
+            .iter()
+            .filter(|(_, p)| p.applied > 0)
+            .map(|(d, p)| (*d, p.applied))
+            .collect();
+        if own.segments > 0 {
+            covers.push((me, own.segments));
+        }
+        covers.sort_unstable();
+        // Issued (and journaled) before the PUT: the number is never used for anything else.
+        let number = own.manifest_seq.max(self.state.issued()) + 1;
+        self.state.set_issued(number);
+        let head = checkpoint::Head {
+            writer: me,
+            number,
+            covers: &covers,
+            clock: self.state.clock,
+        };
+        let body = checkpoint::seal(
+            &self.checkpoint_key,
+            self.vault,
+            &head,
+            self.state.records(),
+            &mut self.entropy,
+        );
+        let reference = CheckpointRef {
+            number,
+            covers,
+            bytes: body.len() as u64,
+        };
+        let url = self
+            .store
+            .object_url(&format!("{}{}", self.folder, checkpoint_name(me, number)));
+        let mut op = self.op(
+            RequestKind::PutCheckpoint,
+            Method::Put,
+            url,
+            Pending::PutCheckpoint { reference },
+        );
+        op.body = body;
+        run.push(op);
+    }
+
+    pub(super) fn on_put_checkpoint(
+        &mut self,
+        run: &mut SyncRun,
+        reference: CheckpointRef,
+        response: Result<Response>,
+    ) {
+        let name = checkpoint_name(self.state.device, reference.number);
+        match self.check(response, || format!("PUT {name}")) {
+            Ok(_) => {
+                self.state.directory_mut().tail_bytes = 0;
+                run.report.compacted = true;
+                self.plan_publish(run, Some(reference));
+            }
+            // What was pushed stays pushed; the next sync compacts again.
+            Err(e) => run.note_failure(e),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! A vault that lives for years: checkpoints bound what a new device downloads, create and join
+//! are told apart, devices have names, a mass deletion needs confirming, and a bucket and state
+//! written by the previous release still open.
+
+use std::path::Path;
+
+use bucketsync::driver::DEFAULT_CONCURRENCY;
+use bucketsync::folder::FolderBucket;
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::{Category, CompactionPolicy, Error, OpenMode, RequestKind, SyncReport, VaultKey};
+use futures::executor::block_on;
+
+fn store_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+fn open_as(store: &str, key: &VaultKey, device: Option<&str>, mode: OpenMode) -> Session {
+    try_open(store, key, device, mode, CompactionPolicy::default()).unwrap()
+}
+
+fn try_open(
+    store: &str,
+    key: &VaultKey,
+    device: Option<&str>,
+    mode: OpenMode,
+    compaction: CompactionPolicy,
+) -> bucketsync::Result<Session> {
+    Session::open(SessionOptions {
+        device,
+        mode,
+        compaction,
+        ..SessionOptions::new(store, key, StateLocation::Memory)
+    })
+}
+
+fn sync(session: &Session) -> bucketsync::Result<SyncReport> {
+    block_on(session.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {}))
+}
+
+fn all(session: &Session) -> Vec<(Vec<u8>, Vec<u8>)> {
+    session
+        .keys(b"")
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let v = session.get(&k).unwrap().unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+/// `pushes` single-record pushes from each of `devices` devices, each syncing after every write.
+fn history(store: &str, key: &VaultKey, devices: usize, pushes: usize, policy: CompactionPolicy) {
+    let sessions: Vec<Session> = (0..devices)
+        .map(|d| {
+            try_open(
+                store,
+                key,
+                Some(&format!("device {d}")),
+                OpenMode::JoinOrCreate,
+                policy,
+            )
+            .unwrap()
+        })
+        .collect();
+    for i in 0..pushes {
+        for (d, s) in sessions.iter().enumerate() {
+            // Overwrites as well as new keys: a history longer than the live data.
+            s.put(format!("k{}", (i * 7 + d) % 50), format!("v{i} from {d}"))
+                .unwrap();
+            sync(s).unwrap();
+        }
+    }
+    for s in &sessions {
+        sync(s).unwrap();
+    }
+}
+
+#[test]
+fn a_new_device_bootstraps_from_a_checkpoint_plus_short_tails() {
+    for devices in [1, 5] {
+        let dir = tempfile::tempdir().unwrap();
+        let compacted = store_url(&dir.path().join("compacted"));
+        let plain = store_url(&dir.path().join("plain"));
+        let key = VaultKey::generate().unwrap();
+        let pushes = 300 / devices;
+        history(
+            &compacted,
+            &key,
+            devices,
+            pushes,
+            CompactionPolicy::default(),
+        );
+        history(&plain, &key, devices, pushes, CompactionPolicy::NEVER);
+
+        let new = open_as(&compacted, &key, None, OpenMode::Join);
+        let report = sync(&new).unwrap();
+        let before = open_as(&plain, &key, None, OpenMode::Join);
+        let old_report = sync(&before).unwrap();
+        assert_eq!(
+            all(&new),
+            all(&before),
+            "{devices} devices: same vault either way"
+        );
+        assert_eq!(all(&new).len(), 50);
+
+        // Without checkpoints: every segment ever written.
+        assert_eq!(
+            old_report.requests_of(RequestKind::GetSegment),
+            (devices * pushes) as u64
+        );
+        // With them: 1 LIST + D manifests + 1 checkpoint + tails under the policy's minimum.
+        assert_eq!(report.requests_of(RequestKind::List), 1);
+        assert_eq!(report.requests_of(RequestKind::GetManifest), devices as u64);
+        assert_eq!(report.requests_of(RequestKind::GetCheckpoint), 1);
+        let tails = report.requests_of(RequestKind::GetSegment);
+        assert!(
+            tails < 16 + devices as u64,
+            "{devices} devices: {tails} tail segments fetched"
+        );
+        assert!(
+            report.bytes_received * 4 < old_report.bytes_received,
+            "{devices} devices: {} bytes with checkpoints, {} without",
+            report.bytes_received,
+            old_report.bytes_received
+        );
+        assert_eq!(report.changed.len(), 50, "every key is new to a new device");
+
+        // And an up-to-date replica's pull stays one listing.
+        let again = sync(&new).unwrap();
+        assert_eq!(again.requests(), 1, "{again}");
+        assert!(again.changed.is_empty());
+    }
+}
+
+#[test]
+fn writes_go_on_across_compactions_and_an_old_replica_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let a = open_as(&store, &key, Some("a"), OpenMode::Create);
+    let b = open_as(&store, &key, Some("b"), OpenMode::JoinOrCreate);
+    sync(&a).unwrap();
+    sync(&b).unwrap();
+    let mut compactions = 0;
+    for i in 0..100 {
+        a.put(format!("k{i}"), "a").unwrap();
+        if i % 10 == 0 {
+            a.delete(format!("k{}", i / 2)).unwrap();
+        }
+        compactions += u32::from(sync(&a).unwrap().compacted);
+    }
+    assert!(
+        compactions >= 5,
+        "{compactions} checkpoints written in 100 pushes"
+    );
+    // b missed all of it; it takes the checkpoint (cheaper than 100 segments) and the tail.
+    let report = sync(&b).unwrap();
+    assert_eq!(
+        report.requests_of(RequestKind::GetCheckpoint),
+        1,
+        "{report}"
+    );
+    assert_eq!(all(&a), all(&b));
+    // Deletions survive compaction: a deleted key is a tombstone in the checkpoint.
+    assert!(b.get(b"k0").unwrap().is_none());
+    assert!(b.read(|e| e.record(b"k0").is_some()).unwrap());
+    // b writes on top, a sees it.
+    b.put("from-b", "1").unwrap();
+    sync(&b).unwrap();
+    let report = sync(&a).unwrap();
+    assert_eq!(report.changed, vec![b"from-b".to_vec()]);
+    assert_eq!(a.get(b"from-b").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn join_fails_clearly_where_no_vault_exists_and_create_refuses_an_existing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+
+    // Nothing there at all.
+    let lost = open_as(&store, &key, None, OpenMode::Join);
+    lost.put("k", "v").unwrap();
+    let err = sync(&lost).unwrap_err();
+    assert_eq!(err.category(), Category::NotFound, "{err}");
+    assert!(matches!(err, Error::NoVault { others: 0, .. }), "{err}");
+    assert!(err.to_string().contains("no vault for this key"), "{err}");
+    // Nothing was written under this key.
+    assert!(!dir
+        .path()
+        .join("bucket")
+        .join(key.vault_id().to_string())
+        .exists());
+    assert_eq!(lost.read(|e| e.unpushed()).unwrap(), 1, "the write is kept");
+
+    // Another vault in the same prefix: a wrong key, probably.
+    let other_key = VaultKey::generate().unwrap();
+    let other = open_as(&store, &other_key, None, OpenMode::Create);
+    sync(&other).unwrap();
+    let err = sync(&lost).unwrap_err();
+    assert!(matches!(err, Error::NoVault { others: 1, .. }), "{err}");
+    assert!(err.to_string().contains("1 other vault"), "{err}");
+
+    // Create publishes the vault even with no records; a second create is refused.
+    let first = open_as(&store, &key, Some("first"), OpenMode::Create);
+    let report = sync(&first).unwrap();
+    assert_eq!(report.requests_of(RequestKind::PutManifest), 1);
+    let second = open_as(&store, &key, Some("second"), OpenMode::Create);
+    let err = sync(&second).unwrap_err();
+    assert_eq!(err.category(), Category::Conflict, "{err}");
+    assert!(err.to_string().contains("already exists"), "{err}");
+
+    // Now the join works, and its kept write goes out.
+    sync(&lost).unwrap();
+    sync(&first).unwrap();
+    assert_eq!(first.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    // Once joined, a replica is not checked again.
+    assert!(sync(&first).is_ok());
+}
+
+#[test]
+fn devices_have_names_and_a_last_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let state = dir.path().join("laptop.state");
+    let open_file = |device: &str| {
+        Session::open(SessionOptions {
+            device: Some(device),
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    let laptop = open_file("Anna's laptop");
+    let id = laptop.read(|e| e.device()).unwrap();
+    laptop.put("x", "1").unwrap();
+    sync(&laptop).unwrap();
+    drop(laptop);
+    // Opened again by name: the same device (its id is in the state), renamed.
+    let laptop = open_file("Anna's old laptop");
+    assert_eq!(laptop.read(|e| e.device()).unwrap(), id);
+    sync(&laptop).unwrap();
+
+    let phone = open_as(&store, &key, Some("phone"), OpenMode::Join);
+    sync(&phone).unwrap();
+    let devices = phone.devices(30 * 86_400_000).unwrap();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    let seen = devices.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(seen.label, "Anna's old laptop");
+    assert!(seen.last_push_ms.is_some() && !seen.stale && !seen.this_device);
+    let me = devices.iter().find(|d| d.this_device).unwrap();
+    assert_eq!(me.label, "phone");
+    // Everyone is stale when nothing counts as recent.
+    assert!(phone
+        .devices(0)
+        .unwrap()
+        .iter()
+        .any(|d| d.id == id && d.stale));
+
+    let err = Session::open(SessionOptions {
+        device: Some(&"x".repeat(65)),
+        ..SessionOptions::new(&store, &key, StateLocation::Memory)
+    })
+    .unwrap_err();
+    assert_eq!(err.category(), Category::Config, "{err}");
+}
+
+#[test]
+fn a_mass_deletion_waits_for_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let a = open_as(&store, &key, Some("a"), OpenMode::Create);
+    for i in 0..40 {
+        a.put(format!("k{i}"), "v").unwrap();
+    }
+    sync(&a).unwrap();
+    // A few deletions pass.
+    for i in 0..12 {
+        a.delete(format!("k{i}")).unwrap();
+    }
+    sync(&a).unwrap();
+    // Most of what is left does not.
+    for i in 12..35 {
+        a.delete(format!("k{i}")).unwrap();
+    }
+    a.put("new", "kept back too").unwrap();
+    let err = sync(&a).unwrap_err();
+    assert_eq!(err.category(), Category::Conflict, "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::MassDeletion {
+                deleting: 23,
+                live: 29,
+                limit_percent: 50
+            }
+        ),
+        "{err}"
+    );
+    let b = open_as(&store, &key, Some("b"), OpenMode::Join);
+    sync(&b).unwrap();
+    assert_eq!(
+        b.keys(b"").unwrap().len(),
+        28,
+        "nothing of that push went out"
+    );
+    a.confirm_deletions().unwrap();
+    sync(&a).unwrap();
+    sync(&b).unwrap();
+    assert_eq!(b.keys(b"").unwrap().len(), 6);
+    // The confirmation was for that push only.
+    for i in 35..40 {
+        a.delete(format!("k{i}")).unwrap();
+    }
+    assert!(
+        sync(&a).is_ok(),
+        "5 deletions are under the guard's minimum"
+    );
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `tests/fixtures/release-1` was written by the previous release (format version 1, state
+/// version 2, journal version 1): device a wrote a0..a4 and deleted a2; device b overwrote a1
+/// and wrote b0.
+#[test]
+fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-1");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::from_bytes([0x42; 32]);
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = [
+        ("a0", "from a 0"),
+        ("a1", "b overwrote a1"),
+        ("a3", "from a 3"),
+        ("a4", "from a 4"),
+        ("b0", "from b"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect();
+
+    // A new device joins the old bucket.
+    let new = open_as(&store, &key, Some("new"), OpenMode::Join);
+    sync(&new).unwrap();
+    assert_eq!(all(&new), expected);
+
+    // Device a restarts from its old state and journal, and writes on.
+    let state = dir.path().join("a.state");
+    let a = Session::open(SessionOptions::new(
+        &store,
+        &key,
+        StateLocation::File {
+            path: &state,
+            wait: false,
+        },
+    ))
+    .unwrap();
+    assert_eq!(all(&a), expected);
+    a.put("a5", "written by this release").unwrap();
+    let report = sync(&a).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    drop(a);
+    // Its journal was replaced by one of this release's layout.
+    assert_eq!(
+        std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
+        2
+    );
+
+    sync(&new).unwrap();
+    assert_eq!(
+        new.get(b"a5").unwrap().as_deref(),
+        Some(&b"written by this release"[..])
+    );
+    // The device that wrote the new objects is on format version 2 now.
+    let manifest = std::fs::read(
+        dir.path()
+            .join("bucket")
+            .join(key.vault_id().to_string())
+            .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    )
+    .unwrap();
+    assert_eq!(manifest[4], 2);
+}
