@@ -19,7 +19,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "history
 def test_two_vaults_converge_and_a_third_bootstraps(seaweed, credentials, tmp_path):
     store = seaweed.store(seaweed.bucket("converge"), "py/")
     key = VaultKey.generate()
-    with Vault.open(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
+    with Vault.create(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
          Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
         a.put("notes/a", "from a")
         a.put(b"bin\x00key", b"\xff\x00")
@@ -88,7 +88,7 @@ def test_nothing_in_the_state_file_is_lost_after_a_failed_sync(tmp_path, credent
     store = server.store(server.bucket("failing"))
     key = VaultKey.generate()
     state = tmp_path / "replica.state"
-    with Vault.open(store, key, state=state, credentials=credentials) as vault:
+    with Vault.create(store, key, state=state, credentials=credentials) as vault:
         vault.put("synced", "1")
         vault.sync()
         vault.put("pending", "2")
@@ -124,7 +124,7 @@ def test_a_python_transport_syncs_and_its_exceptions_surface_with_their_cause(se
         seen.append(request.method)
         return urllib_transport(request)
 
-    writer = Vault.open(store, key, credentials=credentials, transport=transport)
+    writer = Vault.create(store, key, credentials=credentials, transport=transport)
     writer.put("via", "urllib")
     progress = []
     report = writer.sync(progress=progress.append)
@@ -172,14 +172,14 @@ def test_the_history_example_runs_as_written(tmp_path):
     laptop.write_text("ls -la\ngit status\n")
     desktop.write_text("make test\n")
 
-    def run(history, state):
+    def run(history, state, *flags):
         out = subprocess.run(
-            [sys.executable, str(EXAMPLE), bucket, str(history), "--state", str(state)],
+            [sys.executable, str(EXAMPLE), bucket, str(history), "--state", str(state), *flags],
             capture_output=True, text=True, env=env, check=True,
         )
         return out.stdout
 
-    run(laptop, tmp_path / "laptop.state")
+    run(laptop, tmp_path / "laptop.state", "--create")
     out = run(desktop, tmp_path / "desktop.state")
     assert "ls -la" in out and "git status" in out and "make test" not in out.split("other machines")[-1]
     laptop.write_text("ls -la\ngit status\ncargo build\n")
@@ -189,7 +189,7 @@ def test_the_history_example_runs_as_written(tmp_path):
 
 
 def test_the_vault_can_be_used_during_its_own_sync_but_not_synced_twice(tmp_path):
-    vault = Vault.open(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
+    vault = Vault.create(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
     vault.put("k", "v")
     seen, conflicts = [], []
 
@@ -228,8 +228,8 @@ def transport(request):
         os._exit(9)  # killed: the segment is in the store, the manifest is not
     return response
 
-vault = bucketsync.Vault.open(store, bucketsync.VaultKey.from_recovery_code(code), state=state,
-                              credentials=creds, transport=transport, flush_interval=3600)
+vault = bucketsync.Vault.create(store, bucketsync.VaultKey.from_recovery_code(code), state=state,
+                                credentials=creds, transport=transport, flush_interval=3600)
 for i in range(50):
     vault.put(f"acked/{i}", f"value {i}")
 vault.delete("acked/7")
@@ -253,7 +253,8 @@ def test_a_killed_process_loses_no_acknowledged_write(seaweed, credentials, tmp_
     assert child.returncode == 9, child.stderr
     assert child.stdout.strip() == "acknowledged"
 
-    restarted = Vault.open(store, key, state=state, credentials=credentials)
+    # The child was creating the vault; its restart goes on creating it.
+    restarted = Vault.create(store, key, state=state, credentials=credentials)
     assert len(restarted.keys("acked/")) == 49
     report = restarted.sync()
     assert report.errors == [] and restarted.unpushed == 0, report
@@ -297,7 +298,7 @@ def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
 
     store = f"file://{tmp_path / 'bucket'}"
     key = VaultKey.generate()
-    vault = Vault.open(store, key, state=tmp_path / "s.state")
+    vault = Vault.create(store, key, state=tmp_path / "s.state")
     for i in range(10):
         vault.put(f"k{i}", "v")
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { signRequest, VaultKey } from '../js/index.js';
+import { signRequest } from '../js/index.js';
 import { serve } from '../../examples/web/serve.mjs';
 import { startServer } from './helpers.mjs';
 
@@ -63,9 +63,10 @@ async function openNotes(code, context) {
 
 test('two browser profiles see each other\'s notes through the bucket', async () => {
   await allowOrigin(`http://127.0.0.1:${web.address().port}`);
-  const code = (await VaultKey.generate()).recoveryCode();
-
-  const one = await openNotes(code);
+  // No code typed: the page creates a new vault and shows its recovery code.
+  const one = await openNotes('');
+  const code = await one.page.inputValue('#code');
+  assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){13}$/);
   await one.page.fill('#note', 'hello from tab one');
   await one.page.click('#add button');
   await one.page.click('#sync');
@@ -94,8 +95,8 @@ test('two browser profiles see each other\'s notes through the bucket', async ()
 
 test('two tabs of one profile on one vault both end up with every note', async () => {
   await allowOrigin(`http://127.0.0.1:${web.address().port}`);
-  const code = (await VaultKey.generate()).recoveryCode();
-  const first = await openNotes(code);
+  const first = await openNotes('');
+  const code = await first.page.inputValue('#code');
   // The same profile (context): one IndexedDB, one set of Web Locks.
   const second = await openNotes(code, first.context);
   assert.match(await second.page.textContent('#status'), /a second tab: a device of its own/);

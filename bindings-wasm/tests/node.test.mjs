@@ -20,7 +20,7 @@ after(async () => {
 test('two vaults converge through SeaweedFS, and a third bootstraps', async () => {
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'notes/');
-  const a = await Vault.open({ store, key, credentials: server.credentials });
+  const a = await Vault.create({ store, key, device: 'a', credentials: server.credentials });
   const b = await Vault.open({ store, key, credentials: server.credentials });
   a.put('notes/a', 'from a');
   a.put(new Uint8Array([0, 255]), new Uint8Array([1, 2, 3]));
@@ -46,6 +46,35 @@ test('two vaults converge through SeaweedFS, and a third bootstraps', async () =
   assert.equal(report.requestsByKind.list, 1);
   assert.deepEqual(c.keyStrings('notes/'), ['notes/a']);
   assert.equal((await c.sync()).requests, 1, 'nothing new: one LIST');
+  assert.equal(report.changed.length, 4, 'three live keys and one deletion');
+  const labels = c.devices().map((d) => d.label).sort();
+  assert.deepEqual(labels, ['', 'a', ''].sort());
+});
+
+test('join needs the vault, create needs it absent, and a mass deletion needs confirming', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'lifecycle/');
+  const lost = await Vault.open({ store, key, credentials: server.credentials });
+  await lost.put('k', 'v');
+  await assert.rejects(lost.sync(), (e) => e instanceof bucketsync.NotFoundError && /no vault for this key/.test(e.message));
+  assert.equal(lost.unpushed, 1);
+  const owner = await Vault.create({ store, key, device: 'owner', credentials: server.credentials });
+  for (let i = 0; i < 20; i++) await owner.put(`n${i}`, 'v');
+  await owner.sync();
+  const twice = await Vault.create({ store, key, credentials: server.credentials });
+  await assert.rejects(twice.sync(), (e) => e instanceof bucketsync.ConflictError && /already exists/.test(e.message));
+  await lost.sync();
+  assert.equal(lost.getString('n3'), 'v');
+  for (let i = 0; i < 15; i++) await owner.delete(`n${i}`);
+  await assert.rejects(owner.sync(), (e) => e instanceof bucketsync.ConflictError && /mass-deletion guard/.test(e.message));
+  owner.confirmDeletions();
+  assert.equal((await owner.sync()).pushed, 15);
+  const report = await lost.sync();
+  assert.equal(report.changed.length, 15);
+  assert.equal(lost.keyStrings('n').length, 5);
+  assert.equal(owner.label, 'owner');
+  assert.ok(lost.devices().some((d) => d.label === 'owner' && d.lastPushMs > 0 && !d.stale));
+  await assert.rejects(Vault.open({ store, key, mode: 'maybe' }), (e) => e instanceof bucketsync.ConfigError);
 });
 
 test('errors are Error subclasses with a category', async () => {
@@ -95,7 +124,7 @@ test('a page without keys syncs through a signer that presigns (an auth service)
     url: await bucketsync.presign({ method, url, credentials: server.credentials, expiresSeconds: 60 }),
     headers: [],
   });
-  const browserLike = await Vault.open({ store, key, signer });
+  const browserLike = await Vault.create({ store, key, signer });
   browserLike.put('via', 'presigned URLs');
   const report = await browserLike.sync();
   assert.equal(report.pushed, 1);
@@ -109,7 +138,7 @@ test('fileStorage keeps the state across opens', async () => {
   const storage = bucketsync.fileStorage(join(dir, 'replica.state'));
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'file-state/');
-  const first = await Vault.open({ store, key, storage, credentials: server.credentials });
+  const first = await Vault.create({ store, key, storage, credentials: server.credentials });
   await first.put('kept', 'yes');
   await first.sync();
   await first.put('unsynced', 'in the journal');
@@ -131,7 +160,7 @@ test('a Node process killed right after an awaited put loses nothing', async () 
 import * as bucketsync from ${JSON.stringify(join(root, 'bindings-wasm/js/index.js'))};
 const [store, code, path, id, secret] = process.argv.slice(1);
 const key = await bucketsync.VaultKey.fromRecoveryCode(code);
-const vault = await bucketsync.Vault.open({ store, key, storage: bucketsync.fileStorage(path),
+const vault = await bucketsync.Vault.create({ store, key, storage: bucketsync.fileStorage(path),
   credentials: { accessKeyId: id, secretAccessKey: secret } });
 for (let i = 0; i < 20; i++) await vault.put('acked/' + i, 'v' + i);
 process.stdout.write('acknowledged' + String.fromCharCode(10));
@@ -147,7 +176,8 @@ process.kill(process.pid, 'SIGKILL');
     out = e.stdout;
   }
   assert.equal(out.trim(), 'acknowledged');
-  const restarted = await Vault.open({ store, key, storage: bucketsync.fileStorage(state), credentials: server.credentials });
+  // The child was creating the vault; its restart goes on creating it.
+  const restarted = await Vault.create({ store, key, storage: bucketsync.fileStorage(state), credentials: server.credentials });
   assert.equal(restarted.keyStrings('acked/').length, 20);
   assert.equal((await restarted.sync()).pushed, 20);
 });
@@ -161,7 +191,7 @@ test('an aborted sync rejects with the signal\'s reason, and the next one finish
     if (init.method === 'PUT' && url.includes('/s/')) controller.abort(new Error('the user left the page'));
     return response;
   };
-  const vault = await Vault.open({ store, key, credentials: server.credentials, fetch: abortOnSegmentPut });
+  const vault = await Vault.create({ store, key, credentials: server.credentials, fetch: abortOnSegmentPut });
   for (let i = 0; i < 5; i++) await vault.put(`k${i}`, 'v');
   await assert.rejects(vault.sync({ signal: controller.signal }), /the user left the page/);
   const report = await vault.sync();
@@ -187,7 +217,7 @@ test('interop: what Node writes Python reads, and back', async () => {
   const python = process.env.BUCKETSYNC_PYTHON ?? join(homedir(), '.cache/bucketsync/pyvenv/bin/python');
   const key = await VaultKey.generate();
   const store = server.store('node-interop');
-  const node = await Vault.open({ store, key, credentials: server.credentials });
+  const node = await Vault.create({ store, key, credentials: server.credentials });
   node.put('from/node', 'hello from JavaScript');
   await node.sync();
   const script = `

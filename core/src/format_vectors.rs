@@ -1,10 +1,14 @@
 //! The worked example of `docs/FORMAT.md` §12, computed there by an independent implementation,
 //! pinned here so the document and the code cannot drift apart.
 
-use crate::clock::Hlc;
+use serde_bytes::ByteBuf;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::clock::{Hlc, Stamp};
 use crate::ids::DeviceId;
 use crate::key::{Purpose, VaultKey};
-use crate::manifest::Manifest;
+use crate::manifest::{CheckpointRef, Manifest};
+use crate::record::Record;
 use crate::segment::{self, Change, Segment};
 
 fn hex(text: &str) -> Vec<u8> {
@@ -139,4 +143,120 @@ fn segment_plaintext_matches_the_documented_bytes() {
     )
     .unwrap();
     assert_eq!(segment::open(&key, D, 1, sealed).unwrap(), segment);
+}
+
+#[test]
+fn version_2_checkpoint_and_manifest_open_to_the_documented_values() {
+    let key = example_key();
+    assert_eq!(
+        key.subkey(Purpose::Checkpoint).0.to_vec(),
+        hex("2aa37f7ff713cb26bd21eceba208c398820d095ae1caf12aebfc228047562069")
+    );
+    let f = DeviceId([
+        0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, 0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e,
+        0x0f,
+    ]);
+    let t = 1_767_225_600_000;
+    let record = |value: Option<&[u8]>, wall_ms, counter, device| Record {
+        value: value.map(<[u8]>::to_vec),
+        stamp: Stamp {
+            hlc: Hlc { wall_ms, counter },
+            device,
+        },
+    };
+    let checkpoint_object = hex("42 4b 53 59 02 05 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 33 63 2f 30 30 31 31 32 32
+         33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+         62 62 63 63 64 64 65 65 66 66 2f 30 30 30 30 30
+         30 30 30 30 30 30 30 30 30 30 34 40 41 42 43 44
+         45 46 47 48 49 4a 4b 4c 4d 4e 4f 50 51 52 53 54
+         55 56 57 ae 0c 54 2e 8c ce 7f 06 81 30 b7 bf dc
+         65 dd 75 30 6c a7 38 1b 35 c3 04 7e fb 59 a9 51
+         05 74 fa fb 1e 5c 91 1d 44 f3 cb dc 0d 4e 9e 17
+         cf cb 4b ff 15 89 b7 fd 0c f1 84 e8 a1 0a 4d 00
+         f9 77 61 dd 09 08 56 ca 55 14 e8 46 63 ed e6 24
+         19 99 6f 4b 87 14 f4 b1 f4 f9 05 30 51 c2 d0 8b
+         9c ce 33 12 d9 d0 7d 5c a6 fd 21 ca 75 55 41 2a
+         7c 31 cd ad e0 4c cd f3 79 12 c2 f1 fa 55 c7 fc
+         69 de 31 5b a3 5f b3 b9 d6 d2 1f 19 cf eb 4d 56
+         47 84 57 4c 22 fb 51 be 5a f2 70 16 a6 7c 90 24
+         fc 89 6f a7 6d 20 1d d6 99 2f ed df aa d5 e5 4c
+         90 b2 0f 13 7b 67 78 81 da 0b 98 3f ac d3 84 07
+         af b2 a9 7a");
+    assert_eq!(checkpoint_object.len(), 292);
+    let checkpoint = checkpoint::open(
+        &key.subkey(Purpose::Checkpoint),
+        key.vault_id(),
+        D,
+        4,
+        checkpoint_object,
+    )
+    .unwrap();
+    let expected = Checkpoint {
+        writer: D,
+        number: 4,
+        covers: vec![(D, 2), (f, 7)],
+        clock: Hlc {
+            wall_ms: t,
+            counter: 6,
+        },
+        records: vec![
+            (
+                ByteBuf::from(b"notes/a".to_vec()),
+                record(Some(b"hello"), t, 0, D),
+            ),
+            (ByteBuf::from(b"notes/b".to_vec()), record(None, t, 1, D)),
+            (
+                ByteBuf::from(b"notes/c".to_vec()),
+                record(Some(b"from F"), t - 100_000, 3, f),
+            ),
+        ],
+    };
+    assert_eq!(checkpoint, expected);
+    assert_eq!(
+        postcard::to_allocvec(&expected).unwrap(),
+        hex("00112233445566778899aabbccddeeff040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f0780d0eab6b7330603076e6f7465732f61010568656c6c6f80d0eab6b7330000112233445566778899aabbccddeeff076e6f7465732f620080d0eab6b7330100112233445566778899aabbccddeeff076e6f7465732f63010666726f6d2046e0c2e4b6b73303f0e1d2c3b4a5968778695a4b3c2d1e0f")
+    );
+
+    let manifest_object = hex("42 4b 53 59 02 02 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 22 6d 2f 30 30 31 31 32 32
+         33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+         62 62 63 63 64 64 65 65 66 66 40 41 42 43 44 45
+         46 47 48 49 4a 4b 4c 4d 4e 4f 50 51 52 53 54 55
+         56 57 79 1d aa 06 00 31 94 55 eb de 26 36 8f 38
+         0d b0 ad 25 11 51 8a 1e 2e 1c f8 79 89 49 ed 43
+         f5 34 26 f0 e6 ac 1d f5 0d 1c da 29 5e 7e 49 db
+         a0 b8 d5 76 65 b1 e8 6c b6 70 04 25 f8 27 6a df
+         59 d3 99 9f bc 72 1a f7 a9 91 49 6a c0 a7 3e 31
+         4a 3d 3d dd 5b 0c da 20 82 30 2b 15 77 fc 9c c8
+         10 75 51 32 ec 60 49 62 96 25 a1 f6 9e 8e fc 10
+         d3 36 93");
+    let manifest = Manifest::open(
+        &key.subkey(Purpose::Manifest),
+        key.vault_id(),
+        D,
+        manifest_object,
+    )
+    .unwrap();
+    let expected = Manifest {
+        device: D,
+        seq: 4,
+        segments: 2,
+        clock: Hlc {
+            wall_ms: t,
+            counter: 7,
+        },
+        merged: vec![(f, 7)],
+        label: "laptop".into(),
+        checkpoint: Some(CheckpointRef {
+            number: 4,
+            covers: vec![(D, 2), (f, 7)],
+            bytes: 292,
+        }),
+    };
+    assert_eq!(manifest, expected);
+    assert_eq!(
+        postcard::to_allocvec(&expected).unwrap(),
+        hex("00112233445566778899aabbccddeeff040280d0eab6b7330701f0e1d2c3b4a5968778695a4b3c2d1e0f07066c6170746f7001040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f07a402")
+    );
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Sync a shell-history-like file between machines through a bucket.
 
-    history_sync.py STORE HISTORY_FILE [--state FILE] [--key-file FILE]
+    history_sync.py STORE HISTORY_FILE [--state FILE] [--key-file FILE] [--create]
 
 STORE is s3://bucket/prefix?... (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
 or file:///abs/dir. The vault key comes from BUCKETSYNC_KEY (a recovery code) or the key file,
-which is created on first use. Each run stores the file's new lines as records, syncs, and
-prints the lines other machines added since the last run.
+which is created on first use (together with the vault). The first machine passes --create;
+the others join, and a wrong key or store makes them fail instead of starting an empty vault.
+Each run stores the file's new lines as records, syncs, and prints the lines other machines
+added since the last run.
 """
 
 import argparse
@@ -17,16 +19,17 @@ from pathlib import Path
 import bucketsync
 
 
-def load_key(key_file: Path) -> bucketsync.VaultKey:
+def load_key(key_file: Path) -> tuple[bucketsync.VaultKey, bool]:
+    """The vault key, and whether it is new."""
     code = os.environ.get("BUCKETSYNC_KEY")
     if code:
-        return bucketsync.VaultKey.from_recovery_code(code)
+        return bucketsync.VaultKey.from_recovery_code(code), False
     if key_file.exists():
-        return bucketsync.VaultKey.from_recovery_code(key_file.read_text())
+        return bucketsync.VaultKey.from_recovery_code(key_file.read_text()), False
     key = bucketsync.VaultKey.generate()
     key_file.write_text(key.recovery_code())
     print(f"new vault; copy {key_file} (its recovery code) to your other machines", file=sys.stderr)
-    return key
+    return key, True
 
 
 def main() -> int:
@@ -35,18 +38,22 @@ def main() -> int:
     parser.add_argument("history", type=Path)
     parser.add_argument("--state", type=Path, default=Path("history_sync.state"))
     parser.add_argument("--key-file", type=Path, default=Path("history_sync.key"))
+    parser.add_argument("--create", action="store_true", help="start a new vault (first machine)")
     args = parser.parse_args()
 
     try:
-        with bucketsync.Vault.open(args.store, load_key(args.key_file), state=args.state) as vault:
+        key, new_key = load_key(args.key_file)
+        mode = "create" if args.create or new_key else "join"
+        with bucketsync.Vault.open(args.store, key, state=args.state, mode=mode) as vault:
             mine = f"h/{vault.device}/".encode()
             already = len(vault.keys(mine))
             lines = args.history.read_text().splitlines() if args.history.exists() else []
             for number, line in enumerate(lines[already:], start=already):
                 vault.put(mine + b"%08d" % number, line)
-            before = set(vault.keys(b"h/"))
             report = vault.sync()
-            new = sorted(k for k in set(vault.keys(b"h/")) - before if not k.startswith(mine))
+            # The report names the keys this sync changed: no need to diff the whole vault.
+            new = [k for k in report.changed
+                   if k.startswith(b"h/") and not k.startswith(mine) and vault.get(k) is not None]
             print(f"pushed {report.pushed} line(s), pulled {report.pulled}; {report.requests} request(s)")
             print(f"{len(new)} new line(s) from other machines:")
             for k in new:

@@ -29,6 +29,9 @@ $('connect').addEventListener('click', async () => {
     const options = {
       store: $('store').value.trim(),
       key,
+      // No recovery code typed: a new vault. Otherwise join the existing one (a wrong code or
+      // store then fails at the first sync instead of starting an empty vault).
+      mode: code ? 'join' : 'create',
       credentials: { accessKeyId: $('access-key').value, secretAccessKey: $('secret-key').value },
     };
     let tab = '';
@@ -39,7 +42,7 @@ $('connect').addEventListener('click', async () => {
       // Another tab holds this profile's state: this tab is a device of its own.
       tab = sessionStorage.getItem('bucketsync-tab') ?? crypto.randomUUID();
       sessionStorage.setItem('bucketsync-tab', tab);
-      vault = await Vault.open({ ...options, storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}-${tab}`) });
+      vault = await Vault.open({ ...options, mode: 'join', storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}-${tab}`) });
     }
     show();
     status(`Connected as device ${vault.device}${tab ? ' (a second tab: a device of its own)' : ''}.`);

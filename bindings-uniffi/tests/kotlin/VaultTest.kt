@@ -63,7 +63,7 @@ fun check(condition: Boolean, what: String) {
 val tests: List<Pair<String, suspend () -> Unit>> = listOf(
     "two vaults converge through SeaweedFS, a third bootstraps" to {
         val key = VaultKey.generate()
-        val a = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
+        val a = Vault.open(store("kotlin", "converge/"), key, device = "kotlin a", credentials = creds(), create = true)
         val b = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
         a.putText("notes/a", "from a")
         b.putText("notes/b", "from b")
@@ -75,11 +75,21 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         val report = c.sync()
         check(report.pulled == 2UL && c.keys(ByteArray(0)).size == 1, "c bootstraps: $report")
         check(c.sync().requests == 1UL, "nothing new is one LIST")
+        check(report.changed.size == 2, "a's note and b's deletion changed: ${report.changed.size}")
+        check(c.devices(30u).any { it.label == "kotlin a" && !it.stale && !it.thisDevice }, "a is listed by its name")
+        // A wrong key joins nothing: not found, and the write stays.
+        val lost = Vault.open(store("kotlin", "converge/"), VaultKey.generate(), credentials = creds())
+        lost.putText("k", "v")
+        try { lost.sync(); check(false, "joined a vault that does not exist") }
+        catch (e: BucketsyncException.NotFound) { check(e.message!!.contains("1 other vault"), e.message!!) }
+        check(lost.unpushed() == 1UL, "nothing lost")
+        try { Vault.open(store("kotlin", "converge/"), key, credentials = creds(), create = true).sync(); check(false, "created twice") }
+        catch (e: BucketsyncException.Conflict) {}
     },
     "a Kotlin-implemented transport is used for a sync" to {
         val key = VaultKey.generate()
         val transport = JdkTransport()
-        val vault = Vault.open(store("kotlin", "transport/"), key, credentials = creds(), transport = transport)
+        val vault = Vault.open(store("kotlin", "transport/"), key, credentials = creds(), transport = transport, create = true)
         vault.putText("via", "the JDK HTTP client")
         val report = vault.sync()
         check(report.pushed == 1UL && transport.calls.toULong() == report.requests, "all requests went through it: $report")
@@ -108,7 +118,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val key = VaultKey.generate()
             val state = java.io.File.createTempFile("bucketsync-cancel", ".state").also { it.delete() }
             val transport = HangsAfterSegmentPut()
-            val vault = Vault.open(store("kotlin", "cancel/"), key, statePath = state.path, credentials = creds(), transport = transport)
+            val vault = Vault.open(store("kotlin", "cancel/"), key, statePath = state.path, credentials = creds(), transport = transport, create = true)
             for (i in 0 until 20) vault.putText("k$i", "v$i")
             val job = launch { vault.sync() }
             transport.reached.await()
@@ -124,7 +134,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
     },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
-        val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds())
+        val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds(), create = true)
         vault.putText("from/kotlin", "hello from Kotlin")
         check(vault.sync().pushed == 1UL, "pushed")
     },

@@ -48,7 +48,7 @@ final class URLSessionTransport: HostTransport, @unchecked Sendable {
 final class VaultTests: XCTestCase {
     func testTwoVaultsConvergeAndAThirdBootstraps() async throws {
         let key = try VaultKey.generate()
-        let a = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
+        let a = try Vault.open(store: store("swift", "converge/"), key: key, device: "swift a", credentials: try creds(), create: true)
         let b = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
         try a.putText(key: "notes/a", value: "from a")
         try b.putText(key: "notes/b", value: "from b")
@@ -65,12 +65,21 @@ final class VaultTests: XCTestCase {
         XCTAssertEqual(try c.keys(prefix: Data()).count, 1)
         let again = try await c.sync()
         XCTAssertEqual(again.requests, 1)
+        XCTAssertEqual(report.changed.count, 2)
+        XCTAssertTrue(try c.devices(staleAfterDays: 30).contains { $0.label == "swift a" && !$0.stale })
+        let lost = try Vault.open(store: store("swift", "converge/"), key: try VaultKey.generate(), credentials: try creds())
+        do {
+            _ = try await lost.sync()
+            XCTFail("joined a vault that does not exist")
+        } catch BucketsyncError.NotFound(let message) {
+            XCTAssertTrue(message.contains("no vault for this key"), message)
+        }
     }
 
     func testASwiftTransportIsUsedForASync() async throws {
         let key = try VaultKey.generate()
         let transport = URLSessionTransport()
-        let vault = try Vault.open(store: store("swift", "transport/"), key: key, credentials: try creds(), transport: transport)
+        let vault = try Vault.open(store: store("swift", "transport/"), key: key, credentials: try creds(), transport: transport, create: true)
         try vault.putText(key: "via", value: "URLSession")
         let report = try await vault.sync()
         XCTAssertEqual(report.pushed, 1)

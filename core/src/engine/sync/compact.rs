@@ -66,10 +66,13 @@ impl Engine {
         tail
     }
 
-    /// Writes a checkpoint when the policy says so and this replica has merged everything the
-    /// store showed it (a checkpoint must not miss anything below what it claims to cover).
+    /// Writes a checkpoint when the policy says so, this replica has merged everything the
+    /// store showed it (a checkpoint must not miss anything below what it claims to cover), and
+    /// it holds no unpushed write (a checkpoint holds only what the store holds: a write that
+    /// reached the store through another device's checkpoint would count as pushed and never
+    /// go out in a segment; found by the simulation, seed 1252).
     pub(super) fn plan_compaction(&mut self, run: &mut SyncRun) {
-        if !run.may_push || self.state.pending().is_some() {
+        if !run.may_push || self.state.pending().is_some() || !self.state.dirty().is_empty() {
             return;
         }
         let own = self.state.own();

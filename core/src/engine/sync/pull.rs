@@ -253,8 +253,11 @@ impl Engine {
         };
         let missing = self.missing_from(best);
         let fresh = self.state.records().is_empty();
-        let worth = missing >= 2
-            && (fresh || best.bytes <= missing.saturating_mul(ADOPT_BYTES_PER_SEGMENT));
+        let worth = if fresh {
+            missing >= 1
+        } else {
+            missing >= 2 && best.bytes <= missing.saturating_mul(ADOPT_BYTES_PER_SEGMENT)
+        };
         if !worth {
             return;
         }
