@@ -8,7 +8,10 @@
 use std::time::Instant;
 
 use bucketsync::sign::{SigV4, Signer};
-use bucketsync::{DeviceId, Engine, Method, Request, RequestId, RequestKind, SyncReport, VaultKey};
+use bucketsync::{
+    CompactionPolicy, DeviceId, Engine, Method, Request, RequestId, RequestKind, Store,
+    SyncReport, VaultKey,
+};
 use bucketsync_suite::servers::{http, ServerKind, TestServer};
 use bucketsync_suite::{sync, wall_clock};
 
@@ -166,4 +169,55 @@ async fn main() {
         theirs as f64 / catch_up.requests() as f64,
         started.elapsed().as_secs_f64() * 1e3
     );
+
+    bootstrap_after_history(&store, &transport).await;
+}
+
+/// A new device's first sync after 1,000 single-record pushes (by 1 and by 5 devices), without
+/// and with checkpoints, on SeaweedFS.
+async fn bootstrap_after_history(store: &Store, transport: &impl bucketsync::driver::Transport) {
+    println!();
+    println!("| new device after 1,000 single-record pushes (SeaweedFS) | requests | recv B | time |");
+    println!("|---------------------------------------------------------|----------|--------|------|");
+    for devices in [1u8, 5] {
+        for (label, policy) in [
+            ("no checkpoints (before)", CompactionPolicy::NEVER),
+            ("checkpoints", CompactionPolicy::default()),
+        ] {
+            let key = VaultKey::generate().unwrap();
+            let mut writers: Vec<Engine> = (0..devices)
+                .map(|d| {
+                    let mut e = Engine::new(
+                        &key,
+                        store.clone(),
+                        DeviceId([0x40 + d; 16]),
+                        bucketsync_suite::entropy(),
+                    );
+                    e.set_credentials(TestServer::credentials());
+                    e.set_compaction(policy);
+                    e
+                })
+                .collect();
+            for i in 0..1_000u32 {
+                let writer = &mut writers[(i % u32::from(devices)) as usize];
+                writer.put(
+                    format!("history/{:04}", i % 300),
+                    format!("command number {i} with some text"),
+                    wall_clock(),
+                );
+                sync(writer, transport).await.unwrap();
+            }
+            let mut new = Engine::new(&key, store.clone(), DeviceId([0xEF; 16]), bucketsync_suite::entropy());
+            new.set_credentials(TestServer::credentials());
+            let started = Instant::now();
+            let report = sync(&mut new, transport).await.unwrap();
+            println!(
+                "| {:<55} | {:>8} | {:>6} | {:>4.0} ms |",
+                format!("{devices} device(s), {label}"),
+                report.requests(),
+                report.bytes_received,
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
 }

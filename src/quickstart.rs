@@ -7,7 +7,7 @@ use std::path::Path;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
-use bucketsync::{Credentials, Result, Store, SyncReport, VaultKey};
+use bucketsync::{Credentials, OpenMode, Result, Store, SyncReport, VaultKey};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -24,14 +24,21 @@ pub async fn run(
 ) -> Result<(), Failure> {
     fs::create_dir_all(work)?;
     let store = Store::parse(store_url)?;
-    let key = load_or_create_key(&work.join("vault.key"), out)?;
+    let (key, new_vault) = load_or_create_key(&work.join("vault.key"), out)?;
     writeln!(out, "store:  {}", store.display_name())?;
     writeln!(out, "vault:  {}", key.vault_id())?;
     let transport = BuiltinTransport::for_store(&store)?;
     // Each put is in the device's journal when it returns; each device's state stays locked
     // to this process until it is closed.
-    let laptop = open_device(&key, store_url, &credentials, &work.join("laptop.state"))?;
-    let phone = open_device(&key, store_url, &credentials, &work.join("phone.state"))?;
+    // The laptop creates the vault the first time (with a new key); after that both join it,
+    // so a wrong key or store fails clearly instead of starting an empty vault.
+    let laptop_mode = if new_vault {
+        OpenMode::Create
+    } else {
+        OpenMode::Join
+    };
+    let laptop = open_device(&key, store_url, &credentials, "laptop", laptop_mode, work)?;
+    let phone = open_device(&key, store_url, &credentials, "phone", OpenMode::Join, work)?;
 
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -50,6 +57,16 @@ pub async fn run(
     report(out, "phone", &sync(&phone, &transport).await?)?;
     report(out, "laptop", &sync(&laptop, &transport).await?)?;
 
+    for device in laptop.devices(30 * 86_400_000)? {
+        writeln!(
+            out,
+            "device {} {:<8} {} segment(s){}",
+            device.id,
+            device.label,
+            device.segments,
+            if device.this_device { " (this one)" } else { "" }
+        )?;
+    }
     for (name, device) in [("laptop", &laptop), ("phone", &phone)] {
         writeln!(out, "\n{name} ({}) sees:", device.device()?)?;
         for k in device.keys(b"")? {
@@ -78,9 +95,10 @@ fn report(out: &mut dyn Write, name: &str, report: &SyncReport) -> std::io::Resu
     writeln!(out, "sync {name:<7} {report}")
 }
 
-fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<VaultKey, Failure> {
+/// The vault key, and whether it is new (then the vault is created).
+fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<(VaultKey, bool), Failure> {
     if let Ok(code) = fs::read_to_string(path) {
-        return Ok(VaultKey::from_recovery_code(&code)?);
+        return Ok((VaultKey::from_recovery_code(&code)?, false));
     }
     let key = VaultKey::generate()?;
     fs::write(path, key.recovery_code())?;
@@ -89,21 +107,26 @@ fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<VaultKey, Fail
         "new vault key; its recovery code is in {}",
         path.display()
     )?;
-    Ok(key)
+    Ok((key, true))
 }
 
 fn open_device(
     key: &VaultKey,
     store: &str,
     credentials: &Option<Credentials>,
-    state: &Path,
+    name: &str,
+    mode: OpenMode,
+    work: &Path,
 ) -> Result<Session> {
+    let path = work.join(format!("{name}.state"));
     let state = StateLocation::File {
-        path: state,
+        path: &path,
         wait: false,
     };
     Session::open(SessionOptions {
         credentials: credentials.clone(),
+        device: Some(name),
+        mode,
         ..SessionOptions::new(store, key, state)
     })
 }

@@ -404,3 +404,89 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     .unwrap();
     assert_eq!(manifest[4], 2);
 }
+
+#[test]
+fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let a = open_as(&store, &key, Some("a"), OpenMode::Create);
+    sync(&a).unwrap();
+    let state = dir.path().join("b.state");
+    let open_b = || {
+        Session::open(SessionOptions {
+            device: Some("b"),
+            mode: OpenMode::Join,
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    let b = open_b();
+    sync(&b).unwrap();
+
+    // Both edit the same note before either syncs: a's edit is later, so it wins.
+    b.put("note", "b's edit").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    a.put("note", "a's edit").unwrap();
+    let a_report = sync(&a).unwrap();
+    assert!(a_report.conflicts.is_empty(), "a had nothing to compare yet");
+    let b_report = sync(&b).unwrap();
+    assert_eq!(b_report.conflicts, vec![b"note".to_vec()], "b's unpushed edit lost");
+    assert_eq!(b_report.changed, vec![b"note".to_vec()]);
+    sync(&a).unwrap();
+
+    for (name, session) in [("a", &a), ("b", &b)] {
+        let versions = session.read(|e| e.history(b"note")).unwrap();
+        let values: Vec<Option<&[u8]>> = versions.iter().map(|v| v.value.as_deref()).collect();
+        assert_eq!(
+            values,
+            vec![Some(&b"a's edit"[..]), Some(&b"b's edit"[..])],
+            "{name}: the winner, then the loser"
+        );
+        assert!(versions[0].stamp > versions[1].stamp);
+    }
+
+    // Overwrites and deletions go into history too, newest first; it survives a restart (the
+    // journal carries it) and a compaction.
+    a.put("note", "third").unwrap();
+    a.delete("note").unwrap();
+    sync(&a).unwrap();
+    sync(&b).unwrap();
+    drop(b);
+    let b = open_b();
+    let versions = b.read(|e| e.history(b"note")).unwrap();
+    assert_eq!(versions.len(), 3, "{versions:?}: b never saw \"third\" (a overwrote it before pushing)");
+    assert_eq!(versions[0].value, None, "the deletion is current");
+    assert_eq!(versions[1].value.as_deref(), Some(&b"a's edit"[..]));
+    assert_eq!(versions[2].value.as_deref(), Some(&b"b's edit"[..]));
+    let a_versions = a.read(|e| e.history(b"note")).unwrap();
+    assert_eq!(a_versions.len(), 4, "a saw its own \"third\"");
+    b.configure(|e| {
+        e.set_compaction(CompactionPolicy {
+            min_tail_segments: 1,
+            max_tail_segments: 1,
+            bytes_ratio: 1,
+        })
+    })
+    .unwrap();
+    b.put("other", "x").unwrap();
+    assert!(sync(&b).unwrap().compacted);
+    assert_eq!(b.read(|e| e.history(b"note")).unwrap().len(), 3);
+    // The policy bounds it.
+    b.configure(|e| {
+        e.set_history_policy(bucketsync::HistoryPolicy {
+            versions: 1,
+            max_age_ms: u64::MAX,
+        })
+    })
+    .unwrap();
+    b.put("note", "again").unwrap();
+    assert_eq!(b.read(|e| e.history(b"note")).unwrap().len(), 2, "current + 1");
+}

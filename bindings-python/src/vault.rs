@@ -157,6 +157,9 @@ pub struct SyncReport {
     pub errors: Vec<PyObject>,
     /// Keys (bytes) whose value or deletion changed here because of this sync, sorted.
     pub changed: Vec<Py<PyBytes>>,
+    /// Keys (bytes) where a write made concurrently with an unpushed write of this device
+    /// arrived: one of them lost; vault.history(key) has both.
+    pub conflicts: Vec<Py<PyBytes>>,
     /// Whether this sync wrote a checkpoint of the vault (compaction).
     pub compacted: bool,
 }
@@ -200,6 +203,11 @@ impl SyncReport {
             retries: report.retries,
             changed: report
                 .changed
+                .iter()
+                .map(|k| PyBytes::new(py, k).unbind())
+                .collect(),
+            conflicts: report
+                .conflicts
                 .iter()
                 .map(|k| PyBytes::new(py, k).unbind())
                 .collect(),
@@ -404,6 +412,23 @@ impl Vault {
     /// Sets the mass-deletion guard's limit in percent of the live keys (None turns it off).
     fn set_mass_deletion_limit(&self, percent: Option<u8>) -> PyResult<()> {
         self.session.set_mass_deletion_limit(percent).map_err(to_py)
+    }
+
+    /// The versions of key known here, newest first: the current one, then earlier ones
+    /// (overwritten, or concurrent writes that lost), as dicts: value (bytes, None for a
+    /// deletion), device (id), time (seconds since the epoch, by the writer's clock).
+    fn history(&self, py: Python<'_>, key: Bytes) -> PyResult<Vec<Py<PyDict>>> {
+        let versions = self.session.read(|e| e.history(&key.0)).map_err(to_py)?;
+        versions
+            .into_iter()
+            .map(|v| {
+                let dict = PyDict::new(py);
+                dict.set_item("value", v.value.map(|b| PyBytes::new(py, &b).unbind()))?;
+                dict.set_item("device", v.stamp.device.to_string())?;
+                dict.set_item("time", v.stamp.hlc.wall_ms as f64 / 1000.0)?;
+                Ok(dict.unbind())
+            })
+            .collect()
     }
 
     /// This device's label ("" when it has none).

@@ -17,7 +17,7 @@ def test_a_new_device_bootstraps_in_a_few_requests_after_3000_pushes(tmp_path):
         report = shell.sync()
         assert report.pushed == 1
         compactions += report.compacted
-    assert compactions > 100, compactions
+    assert compactions >= 10, compactions  # fewer as the checkpoint grows (bytes rule)
     shell.close()
 
     laptop = Vault.open(store, key, device="new laptop")
@@ -81,3 +81,27 @@ def test_a_mass_deletion_needs_confirming(tmp_path):
     other = Vault.open(store, key)
     assert len(other.sync().changed) == 30
     assert len(other.keys()) == 5
+
+
+def test_a_concurrent_loser_is_in_history_on_both_devices(tmp_path):
+    import time
+
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    a = Vault.create(store, key, device="a")
+    a.sync()
+    b = Vault.open(store, key, device="b")
+    b.sync()
+    b.put("settings/theme", "light")
+    time.sleep(0.005)
+    a.put("settings/theme", "dark")
+    a.sync()
+    report = b.sync()
+    assert report.conflicts == [b"settings/theme"], report
+    a.sync()
+    for vault in (a, b):
+        versions = vault.history("settings/theme")
+        assert [v["value"] for v in versions] == [b"dark", b"light"], versions
+        assert versions[0]["device"] == a.device and versions[1]["device"] == b.device
+        assert versions[0]["time"] >= versions[1]["time"] > 1.7e9
+    assert b.get("settings/theme") == b"dark"

@@ -212,8 +212,22 @@ pub struct SyncReport {
     pub errors: Vec<SyncIssue>,
     /// Keys whose value or deletion changed here because of this sync, sorted.
     pub changed: Vec<Vec<u8>>,
+    /// Keys where a write concurrent with an unpushed write of this device arrived (one lost;
+    /// `history` has both).
+    pub conflicts: Vec<Vec<u8>>,
     /// This sync wrote a checkpoint of the vault (compaction).
     pub compacted: bool,
+}
+
+/// One version of a key.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Version {
+    /// The value; none for a deletion.
+    pub value: Option<Vec<u8>>,
+    /// The device that wrote it.
+    pub device: String,
+    /// When, in milliseconds since the Unix epoch, by the writer's clock.
+    pub time_ms: u64,
 }
 
 /// One device of the vault, as its latest manifest describes it.
@@ -245,6 +259,7 @@ impl From<&bucketsync::SyncReport> for SyncReport {
                 + r.requests_of(RequestKind::PutManifest)
                 + r.requests_of(RequestKind::PutCheckpoint),
             changed: r.changed.clone(),
+            conflicts: r.conflicts.clone(),
             compacted: r.compacted,
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
@@ -391,6 +406,20 @@ impl Vault {
                 segments: d.segments,
                 this_device: d.this_device,
                 stale: d.stale,
+            })
+            .collect())
+    }
+
+    /// The versions of `key` known here, newest first: the current one, then earlier ones
+    /// (overwritten, or concurrent writes that lost).
+    pub fn history(&self, key: Vec<u8>) -> Result<Vec<Version>, BucketsyncError> {
+        let versions = self.session.read(|e| e.history(&key))?;
+        Ok(versions
+            .into_iter()
+            .map(|v| Version {
+                value: v.value,
+                device: v.stamp.device.to_string(),
+                time_ms: v.stamp.hlc.wall_ms,
             })
             .collect())
     }

@@ -108,8 +108,17 @@ export interface SyncReport {
   errors: BucketsyncError[];
   /** Keys whose value or deletion changed here because of this sync, sorted. */
   changed: Uint8Array[];
+  /** Keys where a write concurrent with an unpushed write of this device arrived. */
+  conflicts: Uint8Array[];
   /** This sync wrote a checkpoint of the vault (compaction). */
   compacted: boolean;
+}
+
+export interface Version {
+  /** undefined for a deletion */
+  value: Uint8Array | undefined;
+  device: string;
+  timeMs: number;
 }
 
 export interface DeviceInfo {
@@ -138,6 +147,8 @@ export class Vault {
   static create(options: Omit<OpenOptions, 'mode'>): Promise<Vault>;
   devices(options?: { staleAfterDays?: number }): DeviceInfo[];
   readonly label: string;
+  /** Versions of `key`, newest first: the current one, then earlier ones. */
+  history(key: Bytes): Version[];
   /** Lets the next sync push deletions past the mass-deletion guard. */
   confirmDeletions(): void;
   /** Resolves once the write is in the storage. */

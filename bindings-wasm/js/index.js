@@ -224,6 +224,13 @@ export class Vault {
   devices({ staleAfterDays = 30 } = {}) {
     return call(() => this.#inner.devices(staleAfterDays * 86_400_000));
   }
+  /**
+   * The versions of `key` known here, newest first: `{ value (undefined for a deletion),
+   * device, timeMs }` (overwritten versions and concurrent writes that lost).
+   */
+  history(key) {
+    return call(() => this.#inner.history(bytes(key, 'key')));
+  }
   /** This device's label ('' when it has none). */
   get label() {
     return call(() => this.#inner.label);

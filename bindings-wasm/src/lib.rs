@@ -196,6 +196,11 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
         changed.push(&Uint8Array::from(key.as_slice()));
     }
     set(&js, "changed", changed);
+    let conflicts = Array::new();
+    for key in &report.conflicts {
+        conflicts.push(&Uint8Array::from(key.as_slice()));
+    }
+    set(&js, "conflicts", conflicts);
     set(&js, "compacted", report.compacted);
     let errors = Array::new();
     for e in &report.errors {
@@ -278,6 +283,27 @@ impl Vault {
             set(&js, "segments", d.segments as f64);
             set(&js, "thisDevice", d.this_device);
             set(&js, "stale", d.stale);
+            out.push(&js);
+        }
+        Ok(out)
+    }
+
+    /// The versions of `key` known here, newest first: `{value (undefined for a deletion),
+    /// device, timeMs}`.
+    pub fn history(&self, key: &[u8]) -> Result<Array, JsValue> {
+        let versions = self
+            .session
+            .read(|e| e.history(key))
+            .map_err(|e| js_error(&e))?;
+        let out = Array::new();
+        for v in versions {
+            let js = Object::new();
+            match v.value {
+                Some(value) => set(&js, "value", Uint8Array::from(value.as_slice())),
+                None => set(&js, "value", JsValue::UNDEFINED),
+            }
+            set(&js, "device", v.stamp.device.to_string());
+            set(&js, "timeMs", v.stamp.hlc.wall_ms as f64);
             out.push(&js);
         }
         Ok(out)

@@ -54,7 +54,7 @@ pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
 pub use crypto::FORMAT_VERSION;
 pub use engine::{
-    CompactionPolicy, DeviceSummary, Engine, OpenMode, Restored, DEFAULT_MASS_DELETION_LIMIT,
+    CompactionPolicy, DeviceSummary, Engine, HistoryPolicy, OpenMode, Restored, DEFAULT_MASS_DELETION_LIMIT,
     JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,
 };
 pub use entropy::Entropy;

@@ -22,6 +22,9 @@ pub struct SyncReport {
     /// Keys whose value (or deletion) changed here because of this sync's pull, sorted, each
     /// once: what an app needs to refresh.
     pub changed: Vec<Vec<u8>>,
+    /// Keys where this sync met a write made concurrently with one of this replica's unpushed
+    /// writes (one of the two lost; both are in the key's history), sorted, each once.
+    pub conflicts: Vec<Vec<u8>>,
     /// A checkpoint of the vault was written (compaction).
     pub compacted: bool,
     /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock

@@ -44,6 +44,7 @@ use crate::store::Store;
 
 pub use journal::HEADER_LEN as JOURNAL_HEADER_LEN;
 use state::LocalState;
+pub use state::HistoryPolicy;
 pub use sync::compact::CompactionPolicy;
 use sync::SyncRun;
 
@@ -446,6 +447,21 @@ impl Engine {
     /// The value of `key`, or `None` when it is absent or deleted.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.state.records().get(key)?.value.as_deref()
+    }
+
+    /// The versions of `key` known here, newest first: the current one, then the earlier ones
+    /// kept by the history policy (overwritten here, or a concurrent write that lost, from any
+    /// device). Empty when the key is unknown.
+    pub fn history(&self, key: &[u8]) -> Vec<Record> {
+        let mut versions: Vec<Record> = self.state.records().get(key).cloned().into_iter().collect();
+        versions.extend(self.state.history(key).iter().cloned());
+        versions
+    }
+
+    /// How many earlier versions of a key to keep, and for how long (default
+    /// [`HistoryPolicy::default`]: 10 versions, 30 days).
+    pub fn set_history_policy(&mut self, policy: HistoryPolicy) {
+        self.state.set_history_policy(policy);
     }
 
     /// The current record of `key`, tombstones included.

@@ -8,7 +8,7 @@
 //! Snapshots are sealed with the vault's local-state subkey: a state file reveals nothing
 //! without the key, and a state made with another key is refused as `wrong-vault`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
@@ -105,10 +105,31 @@ pub(crate) struct Directory {
     pub joined: bool,
 }
 
+/// How many earlier versions of a key a replica keeps, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    /// Versions kept per key besides the current one (0 keeps none).
+    pub versions: usize,
+    /// Versions older than this (by their stamp, measured from the newest version of the key)
+    /// are dropped.
+    pub max_age_ms: u64,
+}
+
+impl Default for HistoryPolicy {
+    /// 10 versions, 30 days.
+    fn default() -> Self {
+        HistoryPolicy {
+            versions: 10,
+            max_age_ms: 30 * 86_400_000,
+        }
+    }
+}
+
 /// What changed since the last snapshot or journal entry.
 #[derive(Default)]
 struct Changes {
     keys: HashSet<Vec<u8>>,
+    history: HashSet<Vec<u8>>,
     own: bool,
     pending: bool,
     peers: BTreeSet<DeviceId>,
@@ -133,6 +154,10 @@ pub(crate) struct LocalState {
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
     directory: Directory,
+    /// Earlier versions per key (overwritten here, or losers of a concurrent write), newest
+    /// first.
+    history: HashMap<Vec<u8>, Vec<Record>>,
+    history_policy: HistoryPolicy,
     changes: Changes,
 }
 
@@ -149,8 +174,29 @@ impl LocalState {
             peers: BTreeMap::new(),
             quirks: Quirks::default(),
             directory: Directory::default(),
+            history: HashMap::new(),
+            history_policy: HistoryPolicy::default(),
             changes: Changes::default(),
         }
+    }
+
+    pub fn set_history_policy(&mut self, policy: HistoryPolicy) {
+        self.history_policy = policy;
+    }
+
+    /// This device's latest write of `key`: the current record when it is ours, else the newest
+    /// of ours in the history (a write that lost to a concurrent one).
+    pub fn latest_own(&self, key: &[u8]) -> Option<&Record> {
+        let me = self.device;
+        match self.records.get(key) {
+            Some(current) if current.stamp.device == me => Some(current),
+            _ => self.history(key).iter().find(|v| v.stamp.device == me),
+        }
+    }
+
+    /// The earlier versions of `key` kept here, newest first.
+    pub fn history(&self, key: &[u8]) -> &[Record] {
+        self.history.get(key).map_or(&[], Vec::as_slice)
     }
 
     // ---- reading ----
@@ -198,17 +244,54 @@ impl LocalState {
 
     // ---- changing (every change is noted for the journal) ----
 
-    /// Merges one write; returns whether it became the key's current version.
+    /// Merges one write; returns whether it became the key's current version. The version
+    /// that is not current afterwards (the one displaced, or the incoming one that lost) goes
+    /// into the key's history.
     pub fn merge(&mut self, key: Vec<u8>, record: Record) -> bool {
-        if self
-            .records
-            .get(&key)
-            .is_some_and(|current| !record.wins_over(current))
-        {
-            return false;
+        match self.records.get(&key) {
+            Some(current) if *current == record => false,
+            Some(current) if !record.wins_over(current) => {
+                self.remember(&key, record);
+                false
+            }
+            current => {
+                let displaced = current.cloned();
+                self.changes.keys.insert(key.clone());
+                self.records.merge(key.clone(), record);
+                if let Some(displaced) = displaced {
+                    self.remember(&key, displaced);
+                }
+                true
+            }
         }
-        self.changes.keys.insert(key.clone());
-        self.records.merge(key, record)
+    }
+
+    /// Adds an earlier version of `key` to its history (once), within the policy's bounds.
+    fn remember(&mut self, key: &[u8], version: Record) {
+        let policy = self.history_policy;
+        if policy.versions == 0 {
+            return;
+        }
+        let newest = self
+            .records
+            .get(key)
+            .map_or(version.stamp.hlc.wall_ms, |r| r.stamp.hlc.wall_ms)
+            .max(version.stamp.hlc.wall_ms);
+        let versions = self.history.entry(key.to_vec()).or_default();
+        if versions.iter().any(|v| v.stamp == version.stamp) {
+            return;
+        }
+        let at = versions
+            .iter()
+            .position(|v| v.stamp < version.stamp)
+            .unwrap_or(versions.len());
+        versions.insert(at, version);
+        versions.truncate(policy.versions);
+        versions.retain(|v| v.stamp.hlc.wall_ms.saturating_add(policy.max_age_ms) >= newest);
+        if versions.is_empty() {
+            self.history.remove(key);
+        }
+        self.changes.history.insert(key.to_vec());
     }
 
     pub fn reserve(&mut self, additional: usize) {
@@ -268,6 +351,7 @@ impl LocalState {
             peers: &self.peers,
             quirks: &self.quirks,
             directory: &self.directory,
+            history: HistoryOut(&self.history),
         };
         let mut sealing = crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
             .expect("the state's name is short");
@@ -324,6 +408,12 @@ impl LocalState {
             peers: state.peers,
             quirks: state.quirks,
             directory: state.directory,
+            history: state
+                .history
+                .into_iter()
+                .map(|(k, v)| (k.into_vec(), v))
+                .collect(),
+            history_policy: HistoryPolicy::default(),
             changes: Changes {
                 clock: state.clock,
                 ..Changes::default()
@@ -342,6 +432,7 @@ impl LocalState {
             && changes.peers.is_empty()
             && !changes.quirks
             && !changes.directory
+            && changes.history.is_empty()
             && changes.clock == self.clock;
         self.changes.clock = self.clock;
         if nothing {
@@ -368,6 +459,16 @@ impl LocalState {
                 .collect(),
             quirks: changes.quirks.then_some(&self.quirks),
             directory: changes.directory.then_some(&self.directory),
+            history: {
+                let mut keys: Vec<&Vec<u8>> = changes.history.iter().collect();
+                keys.sort_unstable();
+                keys.into_iter()
+                    .map(|k| {
+                        let versions = self.history.get(k).map_or(&[][..], Vec::as_slice);
+                        (Bytes::new(k), versions)
+                    })
+                    .collect()
+            },
         };
         Some(postcard::to_allocvec(&out).expect("postcard serializes into a Vec"))
     }
@@ -411,6 +512,13 @@ impl LocalState {
         if let Some(directory) = delta.directory {
             self.directory = directory;
         }
+        for (key, versions) in delta.history {
+            if versions.is_empty() {
+                self.history.remove(key.as_slice());
+            } else {
+                self.history.insert(key.into_vec(), versions);
+            }
+        }
         self.changes.clock = self.clock;
         Ok(())
     }
@@ -443,6 +551,21 @@ struct SnapshotOut<'a> {
     peers: &'a BTreeMap<DeviceId, PeerLog>,
     quirks: &'a Quirks,
     directory: &'a Directory,
+    history: HistoryOut<'a>,
+}
+
+struct HistoryOut<'a>(&'a HashMap<Vec<u8>, Vec<Record>>);
+
+impl Serialize for HistoryOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut keys: Vec<&Vec<u8>> = self.0.keys().collect();
+        keys.sort_unstable();
+        let mut seq = serializer.serialize_seq(Some(keys.len()))?;
+        for key in keys {
+            seq.serialize_element(&(Bytes::new(key), &self.0[key]))?;
+        }
+        seq.end()
+    }
 }
 
 #[derive(Deserialize)]
@@ -459,9 +582,10 @@ struct SnapshotIn {
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
     directory: Directory,
+    history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
-/// Version 2: no directory.
+/// Version 2: no directory, no history.
 #[derive(Deserialize)]
 struct SnapshotV2 {
     version: u32,
@@ -488,6 +612,7 @@ impl From<SnapshotV2> for SnapshotIn {
     fn from(v2: SnapshotV2) -> Self {
         SnapshotIn {
             directory: directory_before_v3(&v2.own, &v2.peers),
+            history: Vec::new(),
             version: v2.version,
             device: v2.device,
             clock: v2.clock,
@@ -519,6 +644,7 @@ impl From<SnapshotV1> for SnapshotIn {
     fn from(v1: SnapshotV1) -> Self {
         SnapshotIn {
             directory: directory_before_v3(&v1.own, &v1.peers),
+            history: Vec::new(),
             version: v1.version,
             device: v1.device,
             clock: v1.clock,
@@ -545,6 +671,8 @@ struct DeltaOut<'a> {
     peers: Vec<(DeviceId, &'a PeerLog)>,
     quirks: Option<&'a Quirks>,
     directory: Option<&'a Directory>,
+    /// Key and its whole history, for every key whose history changed (empty: none left).
+    history: Vec<(&'a Bytes, &'a [Record])>,
 }
 
 #[derive(Deserialize)]
@@ -556,9 +684,10 @@ struct DeltaIn {
     peers: Vec<(DeviceId, PeerLog)>,
     quirks: Option<Quirks>,
     directory: Option<Directory>,
+    history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
-/// A delta of journal version 1: no directory.
+/// A delta of journal version 1: no directory, no history.
 #[derive(Deserialize)]
 struct DeltaV1 {
     clock: Hlc,
@@ -579,6 +708,7 @@ impl From<DeltaV1> for DeltaIn {
             peers: v1.peers,
             quirks: v1.quirks,
             directory: None,
+            history: Vec::new(),
         }
     }
 }

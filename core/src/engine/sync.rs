@@ -289,6 +289,8 @@ impl Engine {
             let mut run = *run;
             run.report.changed.sort_unstable();
             run.report.changed.dedup();
+            run.report.conflicts.sort_unstable();
+            run.report.conflicts.dedup();
             if run.failure.is_none() {
                 self.deletions_confirmed = false;
             }

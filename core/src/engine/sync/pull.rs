@@ -308,7 +308,7 @@ impl Engine {
                 run.report.pulled += 1;
             }
             let key = key.into_vec();
-            if self.merge_one(key.clone(), record) {
+            if self.merge_one(run, key.clone(), record) {
                 run.report.changed.push(key);
             }
         }
@@ -406,7 +406,7 @@ impl Engine {
         self.state.reserve(segment.changes.len());
         for change in segment.changes {
             let (key, record) = change.into_record(segment.device);
-            if self.merge_one(key.clone(), record) && theirs {
+            if self.merge_one(run, key.clone(), record) && theirs {
                 run.report.changed.push(key);
             }
         }
@@ -416,16 +416,29 @@ impl Engine {
     /// Merges one write read from the store. One of ours found there (after a crash, or in a
     /// checkpoint) is no longer unpushed when it is at least as new as the local one. Returns
     /// whether the key's current record changed.
-    fn merge_one(&mut self, key: Vec<u8>, record: Record) -> bool {
+    ///
+    /// A **conflict** is reported when the write comes from another device and this replica's
+    /// current record is its own unpushed write: the other device cannot have seen it, so the
+    /// two writes were concurrent, and one of them lost (whichever it was, it stays in the
+    /// key's history). Concurrent writes that were both pushed before either side merged the
+    /// other are not detected here: stamps alone cannot tell them from an overwrite.
+    fn merge_one(&mut self, run: &mut SyncRun, key: Vec<u8>, record: Record) -> bool {
         self.state.clock.observe(record.stamp.hlc);
-        if record.stamp.device == self.state.device
+        let me = self.state.device;
+        if record.stamp.device == me
             && self
                 .state
-                .records()
-                .get(&key)
-                .is_none_or(|c| c.stamp <= record.stamp)
+                .latest_own(&key)
+                .is_none_or(|own| own.stamp <= record.stamp)
         {
             self.state.mark_clean(&key);
+        }
+        let current = self.state.records().get(&key);
+        let concurrent = record.stamp.device != me
+            && current.is_some_and(|c| c.stamp.device == me && *c != record)
+            && self.state.dirty().contains(&key);
+        if concurrent {
+            run.report.conflicts.push(key.clone());
         }
         self.state.merge(key, record)
     }

@@ -87,23 +87,25 @@ impl Engine {
             if !self.state.dirty().contains(&key) {
                 continue;
             }
-            match self.state.records().get(&key) {
-                Some(record) if record.stamp.device == me => {
+            // Our latest write of the key, also when a concurrent write from another device won
+            // over it: it still travels, so every device keeps the loser in its history.
+            match self.state.latest_own(&key) {
+                Some(record) => {
                     size += segment::encoded_size_hint(&key, record);
                     keys.push(key);
                 }
-                // A newer write from another device won: ours need not travel.
-                _ => self.state.mark_clean(&key),
+                // Dropped from the history by its policy: nothing left to send.
+                None => self.state.mark_clean(&key),
             }
         }
         if keys.is_empty() {
             return false;
         }
         let seq = self.state.own().segments + 1;
-        let records = self.state.records();
+        let state = &self.state;
         let pairs: Vec<(&[u8], &crate::record::Record)> = keys
             .iter()
-            .map(|k| (k.as_slice(), records.get(k).expect("key checked above")))
+            .map(|k| (k.as_slice(), state.latest_own(k).expect("key checked above")))
             .collect();
         let written = pairs
             .iter()
@@ -179,11 +181,11 @@ impl Engine {
         self.state.directory_mut().tail_bytes += pending.body.len() as u64;
         run.report.pushed += pending.written.len() as u64;
         for (key, stamp) in &pending.written {
+            // Still our latest write of the key (not overwritten by us since it was sealed).
             if self
                 .state
-                .records()
-                .get(key.as_slice())
-                .is_some_and(|r| r.stamp == *stamp)
+                .latest_own(key.as_slice())
+                .is_none_or(|r| r.stamp == *stamp)
             {
                 self.state.mark_clean(key);
             }
