@@ -8,8 +8,7 @@ use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{
-    segment, CompactionPolicy, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp,
-    VaultKey,
+    segment, CompactionPolicy, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp, VaultKey,
 };
 use bucketsync_suite::{block_sync, folder_store, wall_clock};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};

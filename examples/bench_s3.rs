@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use bucketsync::sign::{SigV4, Signer};
 use bucketsync::{
-    CompactionPolicy, DeviceId, Engine, Method, Request, RequestId, RequestKind, Store,
-    SyncReport, VaultKey,
+    CompactionPolicy, DeviceId, Engine, Method, Request, RequestId, RequestKind, Store, SyncReport,
+    VaultKey,
 };
 use bucketsync_suite::servers::{http, ServerKind, TestServer};
 use bucketsync_suite::{sync, wall_clock};
@@ -177,8 +177,12 @@ async fn main() {
 /// and with checkpoints, on SeaweedFS.
 async fn bootstrap_after_history(store: &Store, transport: &impl bucketsync::driver::Transport) {
     println!();
-    println!("| new device after 1,000 single-record pushes (SeaweedFS) | requests | recv B | time |");
-    println!("|---------------------------------------------------------|----------|--------|------|");
+    println!(
+        "| new device after 1,000 single-record pushes (SeaweedFS) | requests | recv B | time |"
+    );
+    println!(
+        "|---------------------------------------------------------|----------|--------|------|"
+    );
     for devices in [1u8, 5] {
         for (label, policy) in [
             ("no checkpoints (before)", CompactionPolicy::NEVER),
@@ -207,7 +211,12 @@ async fn bootstrap_after_history(store: &Store, transport: &impl bucketsync::dri
                 );
                 sync(writer, transport).await.unwrap();
             }
-            let mut new = Engine::new(&key, store.clone(), DeviceId([0xEF; 16]), bucketsync_suite::entropy());
+            let mut new = Engine::new(
+                &key,
+                store.clone(),
+                DeviceId([0xEF; 16]),
+                bucketsync_suite::entropy(),
+            );
             new.set_credentials(TestServer::credentials());
             let started = Instant::now();
             let report = sync(&mut new, transport).await.unwrap();

@@ -64,7 +64,11 @@ pub async fn run(
             device.id,
             device.label,
             device.segments,
-            if device.this_device { " (this one)" } else { "" }
+            if device.this_device {
+                " (this one)"
+            } else {
+                ""
+            }
         )?;
     }
     for (name, device) in [("laptop", &laptop), ("phone", &phone)] {

@@ -436,9 +436,16 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     a.put("note", "a's edit").unwrap();
     let a_report = sync(&a).unwrap();
-    assert!(a_report.conflicts.is_empty(), "a had nothing to compare yet");
+    assert!(
+        a_report.conflicts.is_empty(),
+        "a had nothing to compare yet"
+    );
     let b_report = sync(&b).unwrap();
-    assert_eq!(b_report.conflicts, vec![b"note".to_vec()], "b's unpushed edit lost");
+    assert_eq!(
+        b_report.conflicts,
+        vec![b"note".to_vec()],
+        "b's unpushed edit lost"
+    );
     assert_eq!(b_report.changed, vec![b"note".to_vec()]);
     sync(&a).unwrap();
 
@@ -462,7 +469,11 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
     drop(b);
     let b = open_b();
     let versions = b.read(|e| e.history(b"note")).unwrap();
-    assert_eq!(versions.len(), 3, "{versions:?}: b never saw \"third\" (a overwrote it before pushing)");
+    assert_eq!(
+        versions.len(),
+        3,
+        "{versions:?}: b never saw \"third\" (a overwrote it before pushing)"
+    );
     assert_eq!(versions[0].value, None, "the deletion is current");
     assert_eq!(versions[1].value.as_deref(), Some(&b"a's edit"[..]));
     assert_eq!(versions[2].value.as_deref(), Some(&b"b's edit"[..]));
@@ -488,5 +499,9 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
     })
     .unwrap();
     b.put("note", "again").unwrap();
-    assert_eq!(b.read(|e| e.history(b"note")).unwrap().len(), 2, "current + 1");
+    assert_eq!(
+        b.read(|e| e.history(b"note")).unwrap().len(),
+        2,
+        "current + 1"
+    );
 }

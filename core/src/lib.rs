@@ -54,8 +54,8 @@ pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
 pub use crypto::FORMAT_VERSION;
 pub use engine::{
-    CompactionPolicy, DeviceSummary, Engine, HistoryPolicy, OpenMode, Restored, DEFAULT_MASS_DELETION_LIMIT,
-    JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,
+    CompactionPolicy, DeviceSummary, Engine, HistoryPolicy, OpenMode, Restored,
+    DEFAULT_MASS_DELETION_LIMIT, JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,
 };
 pub use entropy::Entropy;
 pub use error::{Category, Error, Result};

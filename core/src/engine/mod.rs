@@ -43,8 +43,8 @@ use crate::sign::{SigV4, Signer};
 use crate::store::Store;
 
 pub use journal::HEADER_LEN as JOURNAL_HEADER_LEN;
-use state::LocalState;
 pub use state::HistoryPolicy;
+use state::LocalState;
 pub use sync::compact::CompactionPolicy;
 use sync::SyncRun;
 
@@ -453,7 +453,8 @@ impl Engine {
     /// kept by the history policy (overwritten here, or a concurrent write that lost, from any
     /// device). Empty when the key is unknown.
     pub fn history(&self, key: &[u8]) -> Vec<Record> {
-        let mut versions: Vec<Record> = self.state.records().get(key).cloned().into_iter().collect();
+        let mut versions: Vec<Record> =
+            self.state.records().get(key).cloned().into_iter().collect();
         versions.extend(self.state.history(key).iter().cloned());
         versions
     }

@@ -105,7 +105,12 @@ impl Engine {
         let state = &self.state;
         let pairs: Vec<(&[u8], &crate::record::Record)> = keys
             .iter()
-            .map(|k| (k.as_slice(), state.latest_own(k).expect("key checked above")))
+            .map(|k| {
+                (
+                    k.as_slice(),
+                    state.latest_own(k).expect("key checked above"),
+                )
+            })
             .collect();
         let written = pairs
             .iter()
