@@ -75,6 +75,19 @@ test('join needs the vault, create needs it absent, and a mass deletion needs co
   assert.equal(owner.label, 'owner');
   assert.ok(lost.devices().some((d) => d.label === 'owner' && d.lastPushMs > 0 && !d.stale));
   await assert.rejects(Vault.open({ store, key, mode: 'maybe' }), (e) => e instanceof bucketsync.ConfigError);
+
+  // Both edit one key before syncing: the later edit wins, the other stays in history on both.
+  await lost.put('shared', 'from lost');
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  await owner.put('shared', 'from owner');
+  await owner.sync();
+  const clash = await lost.sync();
+  assert.deepEqual(clash.conflicts.map((k) => new TextDecoder().decode(k)), ['shared']);
+  await owner.sync();
+  for (const vault of [owner, lost]) {
+    const versions = vault.history('shared').map((v) => new TextDecoder().decode(v.value));
+    assert.deepEqual(versions, ['from owner', 'from lost']);
+  }
 });
 
 test('errors are Error subclasses with a category', async () => {

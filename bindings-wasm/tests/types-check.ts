@@ -21,7 +21,10 @@ async function usage(): Promise<void> {
     const report: SyncReport = await vault.sync();
     const lists: number = report.requestsByKind.list;
     const categories: string[] = report.errors.map((e) => e.category);
-    void [lists, categories];
+    const changed: Uint8Array[] = report.changed;
+    const conflicts: Uint8Array[] = report.conflicts;
+    const checkpoints: number = report.requestsByKind['get-checkpoint'];
+    void [lists, categories, changed, conflicts, checkpoints, report.compacted];
   } catch (e) {
     if (e instanceof AuthError) {
       const category: 'auth' | string = e.category;
@@ -32,6 +35,13 @@ async function usage(): Promise<void> {
   }
   // @ts-expect-error numbers are not keys
   vault.put(1, 'v');
+  const created: Vault = await Vault.create({ store: 's3://bucket/p', key, device: 'laptop' });
+  const labels: string[] = created.devices({ staleAfterDays: 7 }).map((d) => d.label);
+  const older: (Uint8Array | undefined)[] = created.history('k').map((v) => v.value);
+  created.confirmDeletions();
+  void [labels, older, created.label];
+  // @ts-expect-error a mode is one of three words
+  await Vault.open({ store: 's3://bucket/p', key, mode: 'sometimes' });
   // @ts-expect-error the store URL is required
   await Vault.open({ key });
   void [value, text, keys];

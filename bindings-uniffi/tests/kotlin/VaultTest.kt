@@ -85,6 +85,17 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         check(lost.unpushed() == 1UL, "nothing lost")
         try { Vault.open(store("kotlin", "converge/"), key, credentials = creds(), create = true).sync(); check(false, "created twice") }
         catch (e: BucketsyncException.Conflict) {}
+        // A concurrent edit: the later one wins, both stay in history.
+        b.putText("shared", "from b")
+        Thread.sleep(5)
+        a.putText("shared", "from a")
+        a.sync()
+        check(b.sync().conflicts.size == 1, "b's unpushed edit met a's")
+        a.sync()
+        for (v in listOf(a, b)) {
+            val versions = v.history("shared".toByteArray()).map { it.value?.let { bytes -> String(bytes) } }
+            check(versions == listOf("from a", "from b"), "history: $versions")
+        }
     },
     "a Kotlin-implemented transport is used for a sync" to {
         val key = VaultKey.generate()
