@@ -39,8 +39,10 @@ def test_two_vaults_converge_and_a_third_bootstraps(seaweed, credentials, tmp_pa
         assert a.get("notes/b") is None
     c = Vault.open(store, key, state=tmp_path / "c.state", credentials=credentials)
     report = c.sync()
-    # a pushed three records; b pushed only its tombstone (its "shared" lost to a's later one).
-    assert report.pulled == 4 and report.requests == 1 + 2 + 2, report
+    # a pushed three records; b its tombstone and its "shared", which lost to a's later one but
+    # still travels so that every device keeps it in that key's history.
+    assert report.pulled == 5 and report.requests == 1 + 2 + 2, report
+    assert [v["value"] for v in c.history("shared")] == [b"a, later", b"b"]
     assert c.keys(prefix="notes/") == [b"notes/a"]
     assert "SyncReport(pushed=0, pulled=" in repr(report)
     c.close()

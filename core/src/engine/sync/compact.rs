@@ -25,15 +25,20 @@ pub struct CompactionPolicy {
     /// Between the two, compact once the tails' bytes reach the checkpoint's size divided by
     /// this (rewriting the whole vault then costs at most this many times what was appended).
     pub bytes_ratio: u64,
+    /// A checkpoint smaller than this is rewritten whenever the tails reach
+    /// `min_tail_segments`: a small vault keeps its bootstrap to a handful of requests.
+    pub small_checkpoint_bytes: u64,
 }
 
 impl Default for CompactionPolicy {
-    /// 16 segments at least, 1,024 at most, and tails of a quarter of the checkpoint between.
+    /// 16 segments at least, 1,024 at most, and tails of a quarter of the checkpoint between;
+    /// checkpoints under 256 KiB rewritten every 16 segments.
     fn default() -> Self {
         CompactionPolicy {
             min_tail_segments: 16,
             max_tail_segments: 1024,
             bytes_ratio: 4,
+            small_checkpoint_bytes: 256 << 10,
         }
     }
 }
@@ -44,11 +49,13 @@ impl CompactionPolicy {
         min_tail_segments: u64::MAX,
         max_tail_segments: u64::MAX,
         bytes_ratio: 1,
+        small_checkpoint_bytes: 0,
     };
 
     fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {
         tail_segments >= self.min_tail_segments
             && (tail_segments >= self.max_tail_segments
+                || checkpoint_bytes < self.small_checkpoint_bytes
                 || tail_bytes.saturating_mul(self.bytes_ratio.max(1)) >= checkpoint_bytes)
     }
 }
