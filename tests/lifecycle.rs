@@ -154,6 +154,18 @@ fn writes_go_on_across_compactions_and_an_old_replica_catches_up() {
         compactions >= 5,
         "{compactions} checkpoints written in 100 pushes"
     );
+    // Superseded checkpoints are deleted: the one a's manifest names and the one before it stay.
+    let a_id = a.read(|e| e.device()).unwrap();
+    let kept = std::fs::read_dir(
+        dir.path()
+            .join("bucket")
+            .join(key.vault_id().to_string())
+            .join("c")
+            .join(a_id.to_string()),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(kept, 2, "{compactions} written, {kept} kept");
     // b missed all of it; it takes the checkpoint (cheaper than 100 segments) and the tail.
     let report = sync(&b).unwrap();
     assert_eq!(

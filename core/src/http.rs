@@ -46,11 +46,13 @@ pub enum RequestKind {
     PutCheckpoint,
     /// Listing the vaults under the store's prefix (only when a join finds no vault).
     ListVaults,
+    /// Deleting one of our checkpoints that a newer one replaced.
+    DeleteCheckpoint,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 8] = [
+    pub const ALL: [RequestKind; 9] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -59,6 +61,7 @@ impl RequestKind {
         RequestKind::GetCheckpoint,
         RequestKind::PutCheckpoint,
         RequestKind::ListVaults,
+        RequestKind::DeleteCheckpoint,
     ];
 
     /// A short name for reports.
@@ -72,6 +75,7 @@ impl RequestKind {
             RequestKind::GetCheckpoint => "get-checkpoint",
             RequestKind::PutCheckpoint => "put-checkpoint",
             RequestKind::ListVaults => "list-vaults",
+            RequestKind::DeleteCheckpoint => "delete-checkpoint",
         }
     }
 }

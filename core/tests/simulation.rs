@@ -154,7 +154,15 @@ impl Bucket {
                     body: Vec::new(),
                 }
             }
-            Method::Head | Method::Delete => s3_error(501, "NotImplemented"),
+            Method::Delete => {
+                self.objects.remove(&key);
+                Response {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
+            }
+            Method::Head => s3_error(501, "NotImplemented"),
         }
     }
 

@@ -103,6 +103,8 @@ pub(crate) struct Directory {
     pub tail_bytes: u64,
     /// The vault was found in the store (or created by us): no join check any more.
     pub joined: bool,
+    /// The numbers of our own checkpoints still in the store (or whose PUT went out), ascending.
+    pub own_checkpoints: Vec<u64>,
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.

@@ -36,6 +36,8 @@ enum Phase {
     Pushing,
     Publishing,
     Compacting,
+    /// Deleting our own checkpoints that newer ones replaced.
+    Sweeping,
     Done,
 }
 
@@ -93,6 +95,9 @@ enum Pending {
     },
     PutCheckpoint {
         reference: CheckpointRef,
+    },
+    DeleteCheckpoint {
+        number: u64,
     },
 }
 
@@ -417,7 +422,13 @@ impl Engine {
                         self.plan_compaction(run);
                     }
                 }
-                Phase::Compacting | Phase::Done => run.phase = Phase::Done,
+                Phase::Compacting => {
+                    run.phase = Phase::Sweeping;
+                    if run.failure.is_none() && run.may_push {
+                        self.plan_sweep(run);
+                    }
+                }
+                Phase::Sweeping | Phase::Done => run.phase = Phase::Done,
             }
         }
     }
@@ -440,6 +451,9 @@ impl Engine {
             }
             Pending::PutCheckpoint { reference } => {
                 self.on_put_checkpoint(run, reference, response)
+            }
+            Pending::DeleteCheckpoint { number } => {
+                self.on_delete_checkpoint(run, number, response)
             }
         }
     }

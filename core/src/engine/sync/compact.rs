@@ -113,6 +113,8 @@ impl Engine {
         // Issued (and journaled) before the PUT: the number is never used for anything else.
         let number = own.manifest_seq.max(self.state.issued()) + 1;
         self.state.set_issued(number);
+        // Noted before the PUT, so that a checkpoint orphaned by a crash is swept later too.
+        self.state.directory_mut().own_checkpoints.push(number);
         let head = checkpoint::Head {
             writer: me,
             number,
@@ -142,6 +144,66 @@ impl Engine {
         );
         op.body = body;
         run.push(op);
+    }
+
+    /// Deletes our checkpoints other than the one our manifest names and the one before it
+    /// (kept for readers that listed a moment ago). A reader whose checkpoint is gone fetches
+    /// the segments instead: nothing depends on a checkpoint being there.
+    pub(super) fn plan_sweep(&mut self, run: &mut SyncRun) {
+        let me = self.state.device;
+        let directory = self.state.directory();
+        let Some(published) = directory
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.as_ref())
+            .map(|c| c.number)
+        else {
+            return;
+        };
+        let previous = directory
+            .own_checkpoints
+            .iter()
+            .copied()
+            .filter(|n| *n < published)
+            .max();
+        let sweep: Vec<u64> = directory
+            .own_checkpoints
+            .iter()
+            .copied()
+            .filter(|n| *n != published && Some(*n) != previous)
+            .collect();
+        for number in sweep {
+            let url =
+                self.store
+                    .object_url(&format!("{}{}", self.folder, checkpoint_name(me, number)));
+            let op = self.op(
+                RequestKind::DeleteCheckpoint,
+                Method::Delete,
+                url,
+                Pending::DeleteCheckpoint { number },
+            );
+            run.push(op);
+        }
+    }
+
+    pub(super) fn on_delete_checkpoint(
+        &mut self,
+        run: &mut SyncRun,
+        number: u64,
+        response: Result<Response>,
+    ) {
+        let name = checkpoint_name(self.state.device, number);
+        match self.check(response, || format!("DELETE {name}")) {
+            // Gone already counts as deleted.
+            Ok(_) => {}
+            Err(e) if e.category() == crate::error::Category::NotFound => {}
+            // Tried again after the next sync that pushes; this sync's work is done.
+            Err(e) => return run.report.errors.push(e),
+        }
+        self.state
+            .directory_mut()
+            .own_checkpoints
+            .retain(|n| *n != number);
     }
 
     pub(super) fn on_put_checkpoint(
