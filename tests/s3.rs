@@ -461,3 +461,73 @@ async fn a_device_clock_an_hour_off_is_corrected_from_the_stores_date() {
         assert_eq!(report.retries, 0, "{kind:?}: {report}");
     }
 }
+
+#[tokio::test]
+async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_checked() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("lifecycle").await;
+        let store = server.store("lifecycle", "vaults/");
+        let key = VaultKey::generate().unwrap();
+        let transport = http();
+
+        // A join where no vault exists: not found, with the other vaults under the prefix
+        // counted by a delimiter listing.
+        let other = VaultKey::generate().unwrap();
+        let mut elsewhere = device(&other, &store, 9);
+        elsewhere.set_open_mode(bucketsync::OpenMode::Create);
+        sync(&mut elsewhere, &transport).await.unwrap();
+        let mut lost = device(&key, &store, 8);
+        lost.set_open_mode(bucketsync::OpenMode::Join);
+        let err = sync(&mut lost, &transport).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NoVault { others: 1, .. }),
+            "{kind:?}: {err}"
+        );
+
+        let mut writer = device(&key, &store, 1);
+        writer.set_open_mode(bucketsync::OpenMode::Create);
+        writer.set_compaction(bucketsync::CompactionPolicy {
+            min_tail_segments: 3,
+            max_tail_segments: 3,
+            bytes_ratio: 1,
+            small_checkpoint_bytes: 0,
+        });
+        let mut compactions = 0;
+        for i in 0..20 {
+            writer.put(format!("k{i}"), format!("v{i}"), wall_clock());
+            let report = sync(&mut writer, &transport).await.unwrap();
+            assert!(report.errors.is_empty(), "{kind:?}: {report}");
+            compactions += u32::from(report.compacted);
+        }
+        assert!(compactions >= 5, "{kind:?}: {compactions}");
+        // Swept: two checkpoints of the writer are left in the bucket.
+        let mut listing = Request {
+            id: RequestId(1),
+            kind: RequestKind::List,
+            method: Method::Get,
+            url: store.list_url(&format!("{}{}/c/", store.prefix(), key.vault_id()), None),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        bucketsync::sign::Signer::sign(
+            &SigV4::new(TestServer::credentials(), "us-east-1"),
+            &mut listing,
+            wall_clock(),
+        )
+        .unwrap();
+        let page =
+            bucketsync::s3::parse_list(&transport.send(listing).await.unwrap().body).unwrap();
+        assert_eq!(page.objects.len(), 2, "{kind:?}: {:?}", page.objects);
+
+        // A new device starts from the checkpoint; the join succeeds now.
+        let report = sync(&mut lost, &transport).await.unwrap();
+        assert_eq!(
+            report.requests_of(RequestKind::GetCheckpoint),
+            1,
+            "{kind:?}: {report}"
+        );
+        assert_eq!(lost.keys(b"").len(), 20);
+        assert!(report.errors.is_empty(), "{kind:?}: {report}");
+    }
+}
