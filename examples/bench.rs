@@ -252,7 +252,7 @@ fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
         min_tail_segments: 1,
         max_tail_segments: 1,
         bytes_ratio: 1,
-        small_checkpoint_bytes: 0,
+        segment_overhead_bytes: 0,
     });
     big.put("one/more", "write", wall_clock());
     let t = Instant::now();

@@ -496,7 +496,7 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
             min_tail_segments: 1,
             max_tail_segments: 1,
             bytes_ratio: 1,
-            small_checkpoint_bytes: 0,
+            segment_overhead_bytes: 0,
         })
     })
     .unwrap();

@@ -491,7 +491,7 @@ async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_check
             min_tail_segments: 3,
             max_tail_segments: 3,
             bytes_ratio: 1,
-            small_checkpoint_bytes: 0,
+            segment_overhead_bytes: 0,
         });
         let mut compactions = 0;
         for i in 0..20 {

@@ -272,7 +272,7 @@ impl Sim {
             min_tail_segments,
             max_tail_segments: min_tail_segments + rng.below(10),
             bytes_ratio: 1 + rng.below(8),
-            small_checkpoint_bytes: rng.below(4096),
+            segment_overhead_bytes: rng.below(4096),
         };
         let store = Store::parse(STORE).unwrap();
         let replicas = (0..count)

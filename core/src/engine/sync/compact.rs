@@ -22,23 +22,24 @@ pub struct CompactionPolicy {
     pub min_tail_segments: u64,
     /// Compact when the tails are this long, whatever their bytes.
     pub max_tail_segments: u64,
-    /// Between the two, compact once the tails' bytes reach the checkpoint's size divided by
-    /// this (rewriting the whole vault then costs at most this many times what was appended).
+    /// Between the two, compact once what the tails cost a new device reaches the
+    /// checkpoint's size divided by this: rewriting the whole vault then costs at most this
+    /// many times what the tails cost.
     pub bytes_ratio: u64,
-    /// A checkpoint smaller than this is rewritten whenever the tails reach
-    /// `min_tail_segments`: a small vault keeps its bootstrap to a handful of requests.
-    pub small_checkpoint_bytes: u64,
+    /// What fetching one more segment costs a new device, in bytes (a request's round trip is
+    /// worth some transfer): a tail costs its bytes plus this much per segment.
+    pub segment_overhead_bytes: u64,
 }
 
 impl Default for CompactionPolicy {
-    /// 16 segments at least, 1,024 at most, and tails of a quarter of the checkpoint between;
-    /// checkpoints under 256 KiB rewritten every 16 segments.
+    /// 16 segments at least, 1,024 at most, and between the two once the tails cost a
+    /// quarter of the checkpoint, a segment counting its bytes plus 4 KiB.
     fn default() -> Self {
         CompactionPolicy {
             min_tail_segments: 16,
             max_tail_segments: 1024,
             bytes_ratio: 4,
-            small_checkpoint_bytes: 256 << 10,
+            segment_overhead_bytes: 4 << 10,
         }
     }
 }
@@ -49,14 +50,16 @@ impl CompactionPolicy {
         min_tail_segments: u64::MAX,
         max_tail_segments: u64::MAX,
         bytes_ratio: 1,
-        small_checkpoint_bytes: 0,
+        segment_overhead_bytes: 0,
     };
 
     fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {
+        let tail_cost = tail_segments
+            .saturating_mul(self.segment_overhead_bytes)
+            .saturating_add(tail_bytes);
         tail_segments >= self.min_tail_segments
             && (tail_segments >= self.max_tail_segments
-                || checkpoint_bytes < self.small_checkpoint_bytes
-                || tail_bytes.saturating_mul(self.bytes_ratio.max(1)) >= checkpoint_bytes)
+                || tail_cost.saturating_mul(self.bytes_ratio.max(1)) >= checkpoint_bytes)
     }
 }
 
