@@ -359,6 +359,10 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-1");
+    assert!(
+        fixture.join("a.state").is_file() && fixture.join("a.state.journal").is_file(),
+        "the fixture's state and journal are in the repository"
+    );
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture, dir.path());
     let store = store_url(&dir.path().join("bucket"));
