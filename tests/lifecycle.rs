@@ -522,3 +522,19 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
         "current + 1"
     );
 }
+
+#[test]
+fn a_device_whose_own_manifest_is_the_vault_joins_it() {
+    // A create whose state was lost (or whose answer was lost), reopened to join.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let id = "0123456789abcdef0123456789abcdef";
+    let first = open_as(&store, &key, Some(id), OpenMode::Create);
+    first.put("k", "v").unwrap();
+    sync(&first).unwrap();
+    drop(first);
+    let again = open_as(&store, &key, Some(id), OpenMode::Join);
+    sync(&again).unwrap();
+    assert_eq!(again.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}

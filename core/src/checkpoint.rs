@@ -140,6 +140,13 @@ pub(crate) fn open(
     if !checkpoint.covers.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(Error::corrupt(&name, "lists devices out of order or twice"));
     }
+    if checkpoint
+        .covers
+        .iter()
+        .any(|(_, n)| *n > crate::manifest::MAX_COUNT)
+    {
+        return Err(Error::corrupt(&name, "covers a count beyond 2^48"));
+    }
     Ok(checkpoint)
 }
 

@@ -16,6 +16,10 @@ pub fn manifest_name(device: DeviceId) -> String {
 /// The folder (inside the vault folder) that holds every manifest; the one thing a sync lists.
 pub const MANIFEST_FOLDER: &str = "m/";
 
+/// No count of segments (or manifest number) above this is believed: 2^48, far beyond what a
+/// device writes, and far enough below `u64::MAX` that sums and `+ 1` cannot overflow.
+pub(crate) const MAX_COUNT: u64 = 1 << 48;
+
 /// The longest device label, in bytes of UTF-8.
 pub const MAX_LABEL_BYTES: usize = 64;
 
@@ -33,7 +37,9 @@ pub struct CheckpointRef {
 impl CheckpointRef {
     /// How many segments it covers in all.
     pub fn total(&self) -> u64 {
-        self.covers.iter().map(|(_, n)| n).sum()
+        self.covers
+            .iter()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n))
     }
 
     /// How many segments of `device` it covers.
@@ -114,6 +120,16 @@ impl Manifest {
         };
         if manifest.label.len() > MAX_LABEL_BYTES {
             return Err(Error::corrupt(&name, "has a label longer than 64 bytes"));
+        }
+        let counts =
+            [manifest.seq, manifest.segments]
+                .into_iter()
+                .chain(manifest.merged.iter().map(|(_, n)| *n))
+                .chain(manifest.checkpoint.iter().flat_map(|c| {
+                    std::iter::once(c.number).chain(c.covers.iter().map(|(_, n)| *n))
+                }));
+        if counts.into_iter().any(|n| n > MAX_COUNT) {
+            return Err(Error::corrupt(&name, "holds a count beyond 2^48"));
         }
         if manifest.device != device {
             return Err(Error::corrupt(&name, "names another device inside"));

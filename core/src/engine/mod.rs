@@ -274,7 +274,9 @@ impl Engine {
 
     /// The mass-deletion guard: a push that would delete more than `percent` of the live keys
     /// (and at least 10 keys) pushes nothing and ends in `MassDeletion` until
-    /// [`Engine::confirm_deletions`]. `None` turns it off. Default: 50.
+    /// [`Engine::confirm_deletions`]. `None` turns it off. Default: 50. A deletion counts when
+    /// the key's previous version (in its history) had a value, so a history policy that keeps
+    /// no versions turns the guard off too.
     ///
     /// # Errors
     /// `Config` when `percent` is above 100.

@@ -105,6 +105,8 @@ pub(crate) struct Directory {
     pub joined: bool,
     /// The numbers of our own checkpoints still in the store (or whose PUT went out), ascending.
     pub own_checkpoints: Vec<u64>,
+    /// The checkpoint our manifest named before the current one (kept by the sweep).
+    pub previous_checkpoint: Option<u64>,
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.
@@ -602,12 +604,20 @@ struct SnapshotV2 {
     quirks: Quirks,
 }
 
-/// A replica that synced before version 3 had found its vault.
+/// A replica that synced before version 3 had found its vault. Its peers' manifest ETags are
+/// forgotten (see the callers) so that the next sync reads their labels and checkpoints.
 fn directory_before_v3(own: &OwnLog, peers: &BTreeMap<DeviceId, PeerLog>) -> Directory {
     Directory {
         joined: own.manifest_seq > 0 || !peers.is_empty(),
         ..Directory::default()
     }
+}
+
+fn forget_etags(mut peers: BTreeMap<DeviceId, PeerLog>) -> BTreeMap<DeviceId, PeerLog> {
+    for peer in peers.values_mut() {
+        peer.manifest_etag = None;
+    }
+    peers
 }
 
 impl From<SnapshotV2> for SnapshotIn {
@@ -623,7 +633,7 @@ impl From<SnapshotV2> for SnapshotIn {
             own: v2.own,
             issued: v2.issued,
             pending: v2.pending,
-            peers: v2.peers,
+            peers: forget_etags(v2.peers),
             quirks: v2.quirks,
         }
     }
@@ -655,7 +665,7 @@ impl From<SnapshotV1> for SnapshotIn {
             issued: v1.own.manifest_seq,
             own: v1.own,
             pending: None,
-            peers: v1.peers,
+            peers: forget_etags(v1.peers),
             quirks: v1.quirks,
         }
     }
@@ -707,7 +717,14 @@ impl From<DeltaV1> for DeltaIn {
             records: v1.records,
             own: v1.own,
             pending: v1.pending,
-            peers: v1.peers,
+            peers: v1
+                .peers
+                .into_iter()
+                .map(|(d, mut p)| {
+                    p.manifest_etag = None;
+                    (d, p)
+                })
+                .collect(),
             quirks: v1.quirks,
             directory: None,
             history: Vec::new(),

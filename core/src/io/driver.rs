@@ -150,7 +150,14 @@ pub(crate) async fn run<S: Steps, T: Transport + ?Sized>(
                 .take(room)
                 .collect::<Vec<_>>()
         })?;
-        if batch.iter().any(|r| r.kind == RequestKind::PutSegment) {
+        // What these PUTs rely on (a pending segment, an issued manifest or checkpoint number)
+        // is on disk before they go out, also across a power loss.
+        if batch.iter().any(|r| {
+            matches!(
+                r.kind,
+                RequestKind::PutSegment | RequestKind::PutManifest | RequestKind::PutCheckpoint
+            )
+        }) {
             steps.make_durable()?;
         }
         for request in batch {

@@ -163,12 +163,7 @@ impl Engine {
         else {
             return;
         };
-        let previous = directory
-            .own_checkpoints
-            .iter()
-            .copied()
-            .filter(|n| *n < published)
-            .max();
+        let previous = directory.previous_checkpoint;
         let sweep: Vec<u64> = directory
             .own_checkpoints
             .iter()

@@ -75,10 +75,13 @@ impl Engine {
         // Our own manifest may be listed: a create whose answer was lost.
         let me = self.state.device;
         let others = run.listed.iter().filter(|(d, _)| *d != me).count() as u64;
+        let mine = run.listed.iter().any(|(d, _)| *d == me);
         match (self.open_mode, others) {
             (OpenMode::JoinOrCreate, _) | (OpenMode::Join, 1..) => {
                 self.state.directory_mut().joined = true;
             }
+            // Our own manifest is there (a create whose answer was lost, reopened to join).
+            (OpenMode::Join, 0) if mine => self.state.directory_mut().joined = true,
             // Joined once our manifest is written.
             (OpenMode::Create, 0) => {}
             (OpenMode::Create, devices) => run.stop(Error::VaultExists {
@@ -168,7 +171,6 @@ impl Engine {
             Err(e) => return run.report.errors.push(e),
         };
         self.state.clock.observe(manifest.clock);
-        self.note_device(&manifest);
         let rollback = |trusted: u64| Error::Rollback {
             object: name.clone(),
             trusted,
@@ -194,6 +196,7 @@ impl Engine {
             own.manifest_seq = manifest.seq;
             own.manifest_etag = Some(etag);
             own.published_segments = own.published_segments.max(manifest.segments);
+            self.note_device(&manifest);
         } else {
             let trusted = self.state.peer(&device).map_or(0, |p| p.manifest_seq);
             if manifest.seq < trusted {
@@ -203,6 +206,7 @@ impl Engine {
             peer.manifest_seq = manifest.seq;
             peer.manifest_etag = Some(etag);
             peer.segments = peer.segments.max(manifest.segments);
+            self.note_device(&manifest);
         }
     }
 
@@ -434,9 +438,15 @@ impl Engine {
             self.state.mark_clean(&key);
         }
         let current = self.state.records().get(&key);
+        // A version already in the key's history was seen before our write: no conflict.
         let concurrent = record.stamp.device != me
             && current.is_some_and(|c| c.stamp.device == me && *c != record)
-            && self.state.dirty().contains(&key);
+            && self.state.dirty().contains(&key)
+            && !self
+                .state
+                .history(&key)
+                .iter()
+                .any(|v| v.stamp == record.stamp);
         if concurrent {
             run.report.conflicts.push(key.clone());
         }

@@ -208,6 +208,8 @@ impl Engine {
         }
         let me = self.state.device;
         let records = self.state.records();
+        // Our unpushed deletions of keys that had a value (their previous version, in the
+        // history, is not a deletion too).
         let deleting = self
             .state
             .dirty()
@@ -216,6 +218,11 @@ impl Engine {
                 records
                     .get(k.as_slice())
                     .is_some_and(|r| r.value.is_none() && r.stamp.device == me)
+                    && self
+                        .state
+                        .history(k)
+                        .first()
+                        .is_some_and(|previous| previous.value.is_some())
             })
             .count() as u64;
         if deleting < MASS_DELETION_MIN_KEYS {
@@ -363,7 +370,12 @@ impl Engine {
                 let info = directory.devices.entry(me).or_default();
                 info.label = label;
                 info.clock = clock;
+                let before = info.checkpoint.as_ref().map(|c| c.number);
+                let now = checkpoint.as_ref().map(|c| c.number);
                 info.checkpoint = checkpoint;
+                if before.is_some() && before != now {
+                    directory.previous_checkpoint = before;
+                }
             }
             Err(e) => run.stop(e),
         }
