@@ -421,6 +421,76 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     assert_eq!(manifest[4], 2);
 }
 
+/// `tests/fixtures/release-2` was written by the release before this one (format version 2,
+/// state version 3, journal version 2): device a ("laptop", checkpoints every 4 segments) wrote
+/// a0..a4 and deleted a2; device b ("phone") overwrote a1 and wrote b0; a wrote a checkpoint,
+/// then pushed a5, then wrote a6 without pushing it (it is only in a's journal).
+#[test]
+fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-2");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::from_bytes([0x43; 32]);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        list.iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let published = [
+        ("a0", "from a 0"),
+        ("a1", "b overwrote a1"),
+        ("a3", "from a 3"),
+        ("a4", "from a 4"),
+        ("a5", "after the checkpoint"),
+        ("b0", "from b"),
+    ];
+
+    // A new device joins the old bucket through a's checkpoint, and knows the labels.
+    let new = open_as(&store, &key, Some("new"), OpenMode::Join);
+    let report = sync(&new).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.requests_of(RequestKind::GetCheckpoint), 1);
+    assert_eq!(all(&new), pairs(&published));
+    let mut labels: Vec<String> = new
+        .devices(u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.label)
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["laptop", "new", "phone"]);
+
+    // Device a restarts from its state and journal: its unpushed a6 is there, and goes out.
+    let state = dir.path().join("a.state");
+    let a = Session::open(SessionOptions::new(
+        &store,
+        &key,
+        StateLocation::File {
+            path: &state,
+            wait: false,
+        },
+    ))
+    .unwrap();
+    let mut with_a6 = published.to_vec();
+    with_a6.insert(6, ("a6", "unpushed"));
+    assert_eq!(all(&a), pairs(&with_a6));
+    let report = sync(&a).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.pushed, 1);
+    drop(a);
+    sync(&new).unwrap();
+    assert_eq!(all(&new), pairs(&with_a6));
+    let manifest = std::fs::read(
+        dir.path()
+            .join("bucket")
+            .join(key.vault_id().to_string())
+            .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    )
+    .unwrap();
+    assert!(manifest[4] >= 2);
+}
+
 #[test]
 fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
     let dir = tempfile::tempdir().unwrap();
