@@ -473,7 +473,7 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     ))
     .unwrap();
     let mut with_a6 = published.to_vec();
-    with_a6.insert(6, ("a6", "unpushed"));
+    with_a6.insert(5, ("a6", "unpushed"));
     assert_eq!(all(&a), pairs(&with_a6));
     let report = sync(&a).unwrap();
     assert!(report.errors.is_empty(), "{report}");
