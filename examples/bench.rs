@@ -253,6 +253,7 @@ fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
         max_tail_segments: 1,
         bytes_ratio: 1,
         segment_overhead_bytes: 0,
+        ..CompactionPolicy::default()
     });
     big.put("one/more", "write", wall_clock());
     let t = Instant::now();

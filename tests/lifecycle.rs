@@ -402,7 +402,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        2
+        3
     );
 
     sync(&new).unwrap();
@@ -410,7 +410,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
         new.get(b"a5").unwrap().as_deref(),
         Some(&b"written by this release"[..])
     );
-    // The device that wrote the new objects is on format version 2 now.
+    // The device that wrote the new objects is on this release's format now.
     let manifest = std::fs::read(
         dir.path()
             .join("bucket")
@@ -418,7 +418,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
             .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     )
     .unwrap();
-    assert_eq!(manifest[4], 2);
+    assert_eq!(manifest[4], bucketsync::FORMAT_VERSION);
 }
 
 /// `tests/fixtures/release-2` was written by the release before this one (format version 2,
@@ -479,6 +479,11 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(report.pushed, 1);
     drop(a);
+    // Its journal was replaced by one of this release's layout.
+    assert_eq!(
+        std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
+        3
+    );
     sync(&new).unwrap();
     assert_eq!(all(&new), pairs(&with_a6));
     let manifest = std::fs::read(
@@ -488,7 +493,7 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
             .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     )
     .unwrap();
-    assert!(manifest[4] >= 2);
+    assert_eq!(manifest[4], bucketsync::FORMAT_VERSION);
 }
 
 #[test]
@@ -571,6 +576,7 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
             max_tail_segments: 1,
             bytes_ratio: 1,
             segment_overhead_bytes: 0,
+            ..CompactionPolicy::default()
         })
     })
     .unwrap();

@@ -492,6 +492,7 @@ async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_check
             max_tail_segments: 3,
             bytes_ratio: 1,
             segment_overhead_bytes: 0,
+            ..bucketsync::CompactionPolicy::default()
         });
         let mut compactions = 0;
         for i in 0..20 {

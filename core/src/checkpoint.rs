@@ -34,8 +34,22 @@ pub struct Checkpoint {
     pub covers: Vec<(DeviceId, u64)>,
     /// The writer's clock when it wrote the checkpoint.
     pub clock: Hlc,
+    /// Tombstones stamped before this wall time (ms) may have been dropped (0: none were). A
+    /// reader adopting the checkpoint drops what it holds from before the horizon that the
+    /// checkpoint lacks: such a record was deleted, and its tombstone collected (version 3).
+    pub horizon_ms: u64,
     /// Every key's current record, tombstones included, sorted by key.
     pub records: Vec<(ByteBuf, Record)>,
+}
+
+/// The version 2 layout: no horizon.
+#[derive(Deserialize)]
+struct CheckpointV2 {
+    writer: DeviceId,
+    number: u64,
+    covers: Vec<(DeviceId, u64)>,
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record)>,
 }
 
 /// Everything of a checkpoint but its records.
@@ -45,6 +59,7 @@ pub(crate) struct Head<'a> {
     pub number: u64,
     pub covers: &'a [(DeviceId, u64)],
     pub clock: Hlc,
+    pub horizon_ms: u64,
 }
 
 /// Seals a checkpoint of `records` straight from the replica's map, without copying values.
@@ -62,6 +77,7 @@ pub(crate) fn seal(
         number,
         covers,
         clock,
+        horizon_ms,
     } = *head;
     let name = checkpoint_name(writer, number);
     let ad = ObjectAd {
@@ -89,6 +105,7 @@ pub(crate) fn seal(
     }
     put_varint(buf, clock.wall_ms);
     put_varint(buf, u64::from(clock.counter));
+    put_varint(buf, horizon_ms);
     put_varint(buf, sorted.len() as u64);
     for (key, record) in sorted {
         put_bytes(buf, key);
@@ -125,9 +142,21 @@ pub(crate) fn open(
         kind: ObjectKind::Checkpoint,
         name: &name,
     };
-    let plain = crypto::open(key, &ad, object)?;
-    let checkpoint: Checkpoint = crypto::decode_exact(&plain)
-        .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
+    let (version, plain) = crypto::open_versioned(key, &ad, object)?;
+    let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
+    let checkpoint: Checkpoint = if version <= 2 {
+        let v2: CheckpointV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
+        Checkpoint {
+            writer: v2.writer,
+            number: v2.number,
+            covers: v2.covers,
+            clock: v2.clock,
+            horizon_ms: 0,
+            records: v2.records,
+        }
+    } else {
+        crypto::decode_exact(&plain).map_err(undecodable)?
+    };
     if checkpoint.writer != writer || checkpoint.number != number {
         return Err(Error::corrupt(
             &name,
@@ -186,6 +215,7 @@ mod tests {
             number: 5,
             covers: &covers,
             clock,
+            horizon_ms: 12345,
         };
         let sealed = seal(
             &key,
@@ -203,6 +233,7 @@ mod tests {
         assert_eq!(opened.records, expected);
         assert_eq!(opened.covers, covers);
         assert_eq!(opened.clock, clock);
+        assert_eq!(opened.horizon_ms, 12345);
         let plain = crypto::open(
             &key,
             &ObjectAd {

@@ -23,6 +23,9 @@ pub(crate) const MAX_COUNT: u64 = 1 << 48;
 /// The longest device label, in bytes of UTF-8.
 pub const MAX_LABEL_BYTES: usize = 64;
 
+/// A manifest listing more retired devices than this is not believed.
+const MAX_RETIRED: usize = 4096;
+
 /// Where a device's latest checkpoint is and what it covers, as its manifest says.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointRef {
@@ -51,8 +54,8 @@ impl CheckpointRef {
     }
 }
 
-/// A device's manifest (format version 2; version 1 manifests are read with the new fields
-/// empty).
+/// A device's manifest (format version 3; version 1 and 2 manifests are read with the fields
+/// they lack empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The writer.
@@ -69,6 +72,21 @@ pub struct Manifest {
     pub label: String,
     /// The writer's latest checkpoint of the whole vault, if it wrote one.
     pub checkpoint: Option<CheckpointRef>,
+    /// Devices the writer knows to be retired (sorted): nobody waits for them any more, and a
+    /// device that finds itself here starts over under a new id (version 3).
+    pub retired: Vec<DeviceId>,
+}
+
+/// The version 2 layout: no retired devices.
+#[derive(Deserialize)]
+struct ManifestV2 {
+    device: DeviceId,
+    seq: u64,
+    segments: u64,
+    clock: Hlc,
+    merged: Vec<(DeviceId, u64)>,
+    label: String,
+    checkpoint: Option<CheckpointRef>,
 }
 
 /// The version 1 layout: no label, no checkpoint.
@@ -104,20 +122,38 @@ impl Manifest {
         let name = manifest_name(device);
         let (version, plain) = crypto::open_versioned(key, &ad(vault, &name), object)?;
         let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
-        let manifest: Manifest = if version == 1 {
-            let v1: ManifestV1 = crypto::decode_exact(&plain).map_err(undecodable)?;
-            Manifest {
-                device: v1.device,
-                seq: v1.seq,
-                segments: v1.segments,
-                clock: v1.clock,
-                merged: v1.merged,
-                label: String::new(),
-                checkpoint: None,
+        let manifest: Manifest = match version {
+            1 => {
+                let v1: ManifestV1 = crypto::decode_exact(&plain).map_err(undecodable)?;
+                Manifest {
+                    device: v1.device,
+                    seq: v1.seq,
+                    segments: v1.segments,
+                    clock: v1.clock,
+                    merged: v1.merged,
+                    label: String::new(),
+                    checkpoint: None,
+                    retired: Vec::new(),
+                }
             }
-        } else {
-            crypto::decode_exact(&plain).map_err(undecodable)?
+            2 => {
+                let v2: ManifestV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
+                Manifest {
+                    device: v2.device,
+                    seq: v2.seq,
+                    segments: v2.segments,
+                    clock: v2.clock,
+                    merged: v2.merged,
+                    label: v2.label,
+                    checkpoint: v2.checkpoint,
+                    retired: Vec::new(),
+                }
+            }
+            _ => crypto::decode_exact(&plain).map_err(undecodable)?,
         };
+        if manifest.retired.len() > MAX_RETIRED {
+            return Err(Error::corrupt(&name, "lists more than 4096 retired devices"));
+        }
         if manifest.label.len() > MAX_LABEL_BYTES {
             return Err(Error::corrupt(&name, "has a label longer than 64 bytes"));
         }

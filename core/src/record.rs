@@ -59,6 +59,11 @@ impl Records {
         self.map.insert(key, record);
     }
 
+    /// Forgets `key` altogether (a collected tombstone, or what it deleted).
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Record> {
+        self.map.remove(key)
+    }
+
     /// The current record of `key`, tombstones included.
     pub fn get(&self, key: &[u8]) -> Option<&Record> {
         self.map.get(key)

@@ -27,6 +27,15 @@ pub struct SyncReport {
     pub conflicts: Vec<Vec<u8>>,
     /// A checkpoint of the vault was written (compaction).
     pub compacted: bool,
+    /// Tombstones the checkpoint written left out (garbage collection).
+    pub collected: u64,
+    /// The replica started over under a new device id (it had been out of touch longer than
+    /// the grace period, or another device retired it): the old id. Its view was rebuilt from
+    /// the vault.
+    pub started_over: Option<crate::ids::DeviceId>,
+    /// Keys whose unpushed writes were applied again with fresh stamps when the replica started
+    /// over.
+    pub restamped: Vec<Vec<u8>>,
     /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
     /// correction).
     pub retries: u64,

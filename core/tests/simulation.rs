@@ -273,6 +273,7 @@ impl Sim {
             max_tail_segments: min_tail_segments + rng.below(10),
             bytes_ratio: 1 + rng.below(8),
             segment_overhead_bytes: rng.below(4096),
+            ..CompactionPolicy::default()
         };
         let store = Store::parse(STORE).unwrap();
         let replicas = (0..count)

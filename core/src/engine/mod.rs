@@ -115,6 +115,9 @@ pub struct DeviceSummary {
     /// Whether it has been silent longer than the stale period passed to
     /// [`Engine::devices`].
     pub stale: bool,
+    /// Whether it is retired ([`Engine::retire`], or it started over under a new id): nobody
+    /// waits for it, and if it comes back it starts over.
+    pub retired: bool,
 }
 
 /// The longest device label, in bytes of UTF-8.
@@ -347,6 +350,7 @@ impl Engine {
                     this_device: id == me,
                     stale: id != me
                         && last_push_ms.is_none_or(|ms| ms.saturating_add(stale_after_ms) < now.0),
+                    retired: directory.retired.contains(&id),
                 }
             })
             .collect()

@@ -23,9 +23,9 @@ use crate::manifest::CheckpointRef;
 use crate::record::{Record, Records};
 
 const STATE_NAME: &str = "local-state";
-/// The snapshot layout this build writes. Versions 1 (no pending segment) and 2 (no
-/// directory) are still read.
-pub(crate) const STATE_VERSION: u32 = 3;
+/// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory)
+/// and 3 (no retired devices, merged vectors or sync times) are still read.
+pub(crate) const STATE_VERSION: u32 = 4;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,10 +89,57 @@ pub(crate) struct DeviceInfo {
     pub clock: Hlc,
     /// Its latest checkpoint.
     pub checkpoint: Option<CheckpointRef>,
+    /// How many segments of each other device it had merged.
+    pub merged: Vec<(DeviceId, u64)>,
+}
+
+/// The state version 3 layout of [`DeviceInfo`].
+#[derive(Deserialize)]
+struct DeviceInfoV3 {
+    label: String,
+    clock: Hlc,
+    checkpoint: Option<CheckpointRef>,
+}
+
+/// The state version 3 layout of [`Directory`].
+#[derive(Deserialize)]
+struct DirectoryV3 {
+    label: String,
+    devices: BTreeMap<DeviceId, DeviceInfoV3>,
+    tail_bytes: u64,
+    joined: bool,
+    own_checkpoints: Vec<u64>,
+    previous_checkpoint: Option<u64>,
+}
+
+impl From<DirectoryV3> for Directory {
+    fn from(v3: DirectoryV3) -> Self {
+        Directory {
+            label: v3.label,
+            devices: v3
+                .devices
+                .into_iter()
+                .map(|(d, i)| {
+                    let info = DeviceInfo {
+                        label: i.label,
+                        clock: i.clock,
+                        checkpoint: i.checkpoint,
+                        merged: Vec::new(),
+                    };
+                    (d, info)
+                })
+                .collect(),
+            tail_bytes: v3.tail_bytes,
+            joined: v3.joined,
+            own_checkpoints: v3.own_checkpoints,
+            previous_checkpoint: v3.previous_checkpoint,
+            ..Directory::default()
+        }
+    }
 }
 
 /// The vault's devices as their manifests describe them, and what this replica needs to know
-/// about checkpoints and joining (state version 3).
+/// about checkpoints, joining and garbage collection (state version 4).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Directory {
     /// Our own label, written into our manifest.
@@ -107,6 +154,17 @@ pub(crate) struct Directory {
     pub own_checkpoints: Vec<u64>,
     /// The checkpoint our manifest named before the current one (kept by the sweep).
     pub previous_checkpoint: Option<u64>,
+    /// Devices known to be retired (by `retire`, or by starting over under a new id): no
+    /// tombstone waits for them. Our manifest lists them all.
+    pub retired: BTreeSet<DeviceId>,
+    /// When (wall ms) the last sync started that ended with everything pulled and pushed; 0:
+    /// never. A replica silent longer than the grace period starts over.
+    pub caught_up_ms: u64,
+    /// When (wall ms) the checkpoint our manifest names was written; 0: none.
+    pub checkpoint_ms: u64,
+    /// Tombstones stamped before this (wall ms) may be missing here: collected by a checkpoint
+    /// we wrote or adopted. Our checkpoints carry it.
+    pub horizon_ms: u64,
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.
@@ -132,7 +190,11 @@ impl Default for HistoryPolicy {
 /// What changed since the last snapshot or journal entry.
 #[derive(Default)]
 struct Changes {
+    /// The state was started over (a new device id): a delta then holds the whole state.
+    reset: bool,
     keys: HashSet<Vec<u8>>,
+    /// Keys forgotten (collected tombstones).
+    removed: HashSet<Vec<u8>>,
     history: HashSet<Vec<u8>>,
     own: bool,
     pending: bool,
@@ -302,6 +364,44 @@ impl LocalState {
         self.records.reserve(additional);
     }
 
+    /// Forgets `key` (a collected tombstone, or a record deleted by one); its history stays.
+    pub fn remove(&mut self, key: &[u8]) {
+        if self.records.remove(key).is_some() {
+            self.dirty.remove(key);
+            self.changes.keys.remove(key);
+            self.changes.removed.insert(key.to_vec());
+        }
+    }
+
+    /// Starts over as a new device `device`: no records, no logs, nothing pending. What is
+    /// kept: the clock, the label, the devices known, the retired list, the quirks, the
+    /// history. The next delta holds the whole new state.
+    pub fn start_over(&mut self, device: DeviceId) {
+        let mut fresh = LocalState::new(device);
+        fresh.clock = self.clock;
+        fresh.quirks = std::mem::take(&mut self.quirks);
+        fresh.history = std::mem::take(&mut self.history);
+        fresh.history_policy = self.history_policy;
+        let old = std::mem::take(&mut self.directory);
+        fresh.directory = Directory {
+            label: old.label,
+            devices: old.devices,
+            retired: old.retired,
+            joined: true,
+            ..Directory::default()
+        };
+        fresh.changes = Changes {
+            reset: true,
+            own: true,
+            pending: true,
+            quirks: true,
+            directory: true,
+            history: fresh.history.keys().cloned().collect(),
+            ..Changes::default()
+        };
+        *self = fresh;
+    }
+
     pub fn mark_dirty(&mut self, key: Vec<u8>) {
         self.changes.keys.insert(key.clone());
         self.dirty.insert(key);
@@ -388,6 +488,9 @@ impl LocalState {
             2 => crypto::decode_exact::<SnapshotV2>(&plain)
                 .map_err(undecodable)?
                 .into(),
+            3 => crypto::decode_exact::<SnapshotV3>(&plain)
+                .map_err(undecodable)?
+                .into(),
             STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
@@ -430,7 +533,9 @@ impl LocalState {
     /// The changes since the last snapshot or delta, serialized; `None` when nothing changed.
     pub fn take_delta(&mut self) -> Option<Vec<u8>> {
         let changes = std::mem::take(&mut self.changes);
-        let nothing = changes.keys.is_empty()
+        let nothing = !changes.reset
+            && changes.keys.is_empty()
+            && changes.removed.is_empty()
             && !changes.own
             && !changes.pending
             && changes.peers.is_empty()
@@ -451,7 +556,17 @@ impl LocalState {
                 Some((Bytes::new(k), record, self.dirty.contains(k)))
             })
             .collect();
+        let mut removed: Vec<&Bytes> = changes
+            .removed
+            .iter()
+            .filter(|k| self.records.get(k.as_slice()).is_none())
+            .map(|k| Bytes::new(k))
+            .collect();
+        removed.sort_unstable();
         let out = DeltaOut {
+            reset: changes.reset,
+            device: self.device,
+            removed,
             clock: self.clock,
             records,
             own: changes.own.then_some((&self.own, self.issued)),
@@ -478,18 +593,29 @@ impl LocalState {
     }
 
     /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
-    /// directory). Deltas hold final values, so applying them in the order they were made gives
+    /// directory, 2 the directory of state version 3). Deltas hold final values, so applying them in the order they were made gives
     /// back the state that made them.
     pub fn apply_delta(&mut self, version: u8, delta: &[u8]) -> Result<()> {
         let undecodable =
             |e: String| Error::corrupt("local journal", format!("does not decode: {e}"));
-        let delta: DeltaIn = if version == 1 {
-            crypto::decode_exact::<DeltaV1>(delta)
+        let delta: DeltaIn = match version {
+            1 => crypto::decode_exact::<DeltaV1>(delta)
                 .map_err(undecodable)?
-                .into()
-        } else {
-            crypto::decode_exact(delta).map_err(undecodable)?
+                .into(),
+            2 => crypto::decode_exact::<DeltaV2>(delta)
+                .map_err(undecodable)?
+                .into(),
+            _ => crypto::decode_exact(delta).map_err(undecodable)?,
         };
+        if delta.reset {
+            let policy = self.history_policy;
+            *self = LocalState::new(delta.device);
+            self.history_policy = policy;
+        }
+        for key in delta.removed {
+            self.records.remove(key.as_slice());
+            self.dirty.remove(key.as_slice());
+        }
         self.clock.observe(delta.clock);
         for (key, record, dirty) in delta.records {
             let key = key.into_vec();
@@ -589,6 +715,43 @@ struct SnapshotIn {
     history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
+/// Version 3: the directory of state version 3.
+#[derive(Deserialize)]
+struct SnapshotV3 {
+    version: u32,
+    device: DeviceId,
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record)>,
+    dirty: Vec<ByteBuf>,
+    own: OwnLog,
+    issued: u64,
+    pending: Option<PendingSegment>,
+    peers: BTreeMap<DeviceId, PeerLog>,
+    quirks: Quirks,
+    directory: DirectoryV3,
+    history: Vec<(ByteBuf, Vec<Record>)>,
+}
+
+impl From<SnapshotV3> for SnapshotIn {
+    fn from(v3: SnapshotV3) -> Self {
+        SnapshotIn {
+            version: v3.version,
+            device: v3.device,
+            clock: v3.clock,
+            records: v3.records,
+            dirty: v3.dirty,
+            own: v3.own,
+            issued: v3.issued,
+            pending: v3.pending,
+            // Forgotten, so that the next sync reads their merged vectors and retired lists.
+            peers: forget_etags(v3.peers),
+            quirks: v3.quirks,
+            directory: v3.directory.into(),
+            history: v3.history,
+        }
+    }
+}
+
 /// Version 2: no directory, no history.
 #[derive(Deserialize)]
 struct SnapshotV2 {
@@ -671,9 +834,14 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// One journal delta: final values of what changed.
+/// One journal delta (journal version 3): final values of what changed.
 #[derive(Serialize)]
 struct DeltaOut<'a> {
+    /// Start from a new, empty state of `device` (the replica started over).
+    reset: bool,
+    device: DeviceId,
+    /// Keys forgotten.
+    removed: Vec<&'a Bytes>,
     clock: Hlc,
     /// Key, its current record, whether it is unpushed.
     records: Vec<(&'a Bytes, &'a Record, bool)>,
@@ -689,6 +857,9 @@ struct DeltaOut<'a> {
 
 #[derive(Deserialize)]
 struct DeltaIn {
+    reset: bool,
+    device: DeviceId,
+    removed: Vec<ByteBuf>,
     clock: Hlc,
     records: Vec<(ByteBuf, Record, bool)>,
     own: Option<(OwnLog, u64)>,
@@ -697,6 +868,40 @@ struct DeltaIn {
     quirks: Option<Quirks>,
     directory: Option<Directory>,
     history: Vec<(ByteBuf, Vec<Record>)>,
+}
+
+/// A delta of journal version 2: the directory of state version 3.
+#[derive(Deserialize)]
+struct DeltaV2 {
+    clock: Hlc,
+    records: Vec<(ByteBuf, Record, bool)>,
+    own: Option<(OwnLog, u64)>,
+    pending: Option<Option<PendingSegment>>,
+    peers: Vec<(DeviceId, PeerLog)>,
+    quirks: Option<Quirks>,
+    directory: Option<DirectoryV3>,
+    history: Vec<(ByteBuf, Vec<Record>)>,
+}
+
+impl From<DeltaV2> for DeltaIn {
+    fn from(v2: DeltaV2) -> Self {
+        DeltaIn {
+            reset: false,
+            // Read only when `reset` is set.
+            device: DeviceId([0; 16]),
+            removed: Vec::new(),
+            clock: v2.clock,
+            records: v2.records,
+            own: v2.own,
+            pending: v2.pending,
+            peers: forget_etags(v2.peers.into_iter().collect())
+                .into_iter()
+                .collect(),
+            quirks: v2.quirks,
+            directory: v2.directory.map(Directory::from),
+            history: v2.history,
+        }
+    }
 }
 
 /// A delta of journal version 1: no directory, no history.
@@ -713,17 +918,16 @@ struct DeltaV1 {
 impl From<DeltaV1> for DeltaIn {
     fn from(v1: DeltaV1) -> Self {
         DeltaIn {
+            reset: false,
+            // Read only when `reset` is set.
+            device: DeviceId([0; 16]),
+            removed: Vec::new(),
             clock: v1.clock,
             records: v1.records,
             own: v1.own,
             pending: v1.pending,
-            peers: v1
-                .peers
+            peers: forget_etags(v1.peers.into_iter().collect())
                 .into_iter()
-                .map(|(d, mut p)| {
-                    p.manifest_etag = None;
-                    (d, p)
-                })
                 .collect(),
             quirks: v1.quirks,
             directory: None,

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::{Engine, Lifecycle};
 
 pub(crate) mod compact;
+mod gc;
 mod pull;
 mod push;
 use crate::error::{Category, Error, Result};
@@ -122,11 +123,17 @@ pub(crate) struct SyncRun {
     own_log_broken: bool,
     /// Set when the pull is done: whether this run may push.
     may_push: bool,
+    /// When the sync started (wall ms, by the caller's clock).
+    now: Timestamp,
+    /// When the checkpoint this run wrote was planned, for the manifest that names it.
+    written_checkpoint_at: Option<u64>,
 }
 
 impl SyncRun {
-    fn new() -> Self {
+    fn new(now: Timestamp) -> Self {
         SyncRun {
+            now,
+            written_checkpoint_at: None,
             phase: Phase::Listing,
             queue: VecDeque::new(),
             delayed: Vec::new(),
@@ -182,11 +189,15 @@ impl Engine {
     /// # Errors
     /// `SyncInProgress` (category `conflict`) when a sync is already running.
     pub fn start_sync(&mut self, now: Timestamp) -> Result<()> {
-        let _ = now;
         if self.is_syncing() {
             return Err(Error::SyncInProgress);
         }
-        let mut run = SyncRun::new();
+        let mut run = SyncRun::new(now);
+        if self.silent_too_long(now) {
+            // Tombstones it never saw may have been collected meanwhile: its view cannot be
+            // trusted, and its unpushed writes must not come back with their old stamps.
+            self.start_over(&mut run, now);
+        }
         self.queue_list(&mut run, None);
         self.lifecycle = Lifecycle::Syncing(Box::new(run));
         Ok(())
@@ -298,6 +309,7 @@ impl Engine {
             run.report.conflicts.dedup();
             if run.failure.is_none() {
                 self.deletions_confirmed = false;
+                self.note_caught_up(&run);
             }
             self.last_report = Some(run.report.clone());
             Lifecycle::Finished(match run.failure {
@@ -389,6 +401,16 @@ impl Engine {
                     self.plan_manifests(run);
                 }
                 Phase::Manifests => {
+                    if self.state.directory().retired.contains(&self.state.device) {
+                        // Another device retired us: start over under a new id, and list again.
+                        let now = run.now;
+                        self.start_over(run, now);
+                        run.phase = Phase::Listing;
+                        run.listed.clear();
+                        run.seen_tokens.clear();
+                        self.queue_list(run, None);
+                        continue;
+                    }
                     run.phase = Phase::Checkpoint;
                     self.plan_checkpoint(run);
                 }

@@ -232,7 +232,10 @@ impl Session {
                     entropy,
                 )?;
                 let mut engine = restored.engine;
-                if let Some(device) = device.filter(|d| *d != engine.device()) {
+                // A device that started over keeps its old id as retired: still its state.
+                if let Some(device) =
+                    device.filter(|d| *d != engine.device() && !engine.is_retired(*d))
+                {
                     return Err(Error::Config(format!(
                         "the saved state belongs to device {}, not {device}",
                         engine.device()
@@ -399,6 +402,19 @@ impl Session {
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
         inner.engine.put(key, value, now);
+        inner.persist(now, false)
+    }
+
+    /// Marks `device` retired (see [`Engine::retire`]); said in this device's manifest at the
+    /// next sync.
+    ///
+    /// # Errors
+    /// `Config` for this device's own id or an unknown one; `Closed` after close.
+    pub fn retire(&self, device: DeviceId) -> Result<()> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        inner.engine.retire(device)?;
         inner.persist(now, false)
     }
 

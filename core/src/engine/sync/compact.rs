@@ -29,28 +29,45 @@ pub struct CompactionPolicy {
     /// What fetching one more segment costs a new device, in bytes (a request's round trip is
     /// worth some transfer): a tail costs its bytes plus this much per segment.
     pub segment_overhead_bytes: u64,
+    /// The grace period, in milliseconds: a checkpoint leaves out tombstones older than this
+    /// (plus twice `max_clock_skew_ms`) once every active device has merged them, and a
+    /// device out of touch longer than this starts over when it returns. Every device of a
+    /// vault should use the same value.
+    pub grace_ms: u64,
+    /// How far device clocks may be apart, in milliseconds.
+    pub max_clock_skew_ms: u64,
 }
+
+/// The default grace period: 30 days.
+pub const DEFAULT_GRACE_MS: u64 = 30 * 86_400_000;
+/// The default bound on clock skew between devices: 1 day.
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 86_400_000;
 
 impl Default for CompactionPolicy {
     /// 16 segments at least, 1,024 at most, and between the two once the tails cost a
-    /// quarter of the checkpoint, a segment counting its bytes plus 4 KiB.
+    /// quarter of the checkpoint, a segment counting its bytes plus 4 KiB; 30 days of grace,
+    /// clocks within a day.
     fn default() -> Self {
         CompactionPolicy {
             min_tail_segments: 16,
             max_tail_segments: 1024,
             bytes_ratio: 4,
             segment_overhead_bytes: 4 << 10,
+            grace_ms: DEFAULT_GRACE_MS,
+            max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
         }
     }
 }
 
 impl CompactionPolicy {
-    /// Never compact.
+    /// Never compact (so never collect tombstones either).
     pub const NEVER: CompactionPolicy = CompactionPolicy {
         min_tail_segments: u64::MAX,
         max_tail_segments: u64::MAX,
         bytes_ratio: 1,
         segment_overhead_bytes: 0,
+        grace_ms: DEFAULT_GRACE_MS,
+        max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
     };
 
     fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {
@@ -118,11 +135,15 @@ impl Engine {
         self.state.set_issued(number);
         // Noted before the PUT, so that a checkpoint orphaned by a crash is swept later too.
         self.state.directory_mut().own_checkpoints.push(number);
+        let (horizon_ms, collected) = self.collectable_tombstones();
+        run.report.collected = collected.len() as u64;
+        self.forget_collected(horizon_ms, collected);
         let head = checkpoint::Head {
             writer: me,
             number,
             covers: &covers,
             clock: self.state.clock,
+            horizon_ms,
         };
         let body = checkpoint::seal(
             &self.checkpoint_key,
@@ -136,6 +157,7 @@ impl Engine {
             covers,
             bytes: body.len() as u64,
         };
+        run.written_checkpoint_at = Some(run.now.0);
         let url = self
             .store
             .object_url(&format!("{}{}", self.folder, checkpoint_name(me, number)));

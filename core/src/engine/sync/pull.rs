@@ -210,15 +210,18 @@ impl Engine {
         }
     }
 
-    /// Keeps what a manifest says about its device: label, last push, checkpoint.
+    /// Keeps what a manifest says about its device (label, last push, checkpoint, what it
+    /// merged) and the devices it says are retired.
     fn note_device(&mut self, manifest: &Manifest) {
         let directory = self.state.directory_mut();
+        directory.retired.extend(manifest.retired.iter().copied());
         let info = directory.devices.entry(manifest.device).or_default();
         if manifest.clock >= info.clock {
             *info = DeviceInfo {
                 label: manifest.label.clone(),
                 clock: manifest.clock,
                 checkpoint: manifest.checkpoint.clone().or(info.checkpoint.take()),
+                merged: manifest.merged.clone(),
             };
         }
     }
@@ -256,7 +259,9 @@ impl Engine {
             return;
         };
         let missing = self.missing_from(best);
-        let fresh = self.state.records().is_empty();
+        // Nothing merged yet (what a replica that started over re-applied does not count).
+        let fresh = self.state.own().segments == 0
+            && self.state.peers().values().all(|p| p.applied == 0);
         let worth = if fresh {
             missing >= 1
         } else {
@@ -305,6 +310,7 @@ impl Engine {
             ));
         }
         self.state.clock.observe(checkpoint.clock);
+        self.drop_collected(&checkpoint);
         let me = self.state.device;
         self.state.reserve(checkpoint.records.len());
         for (key, record) in checkpoint.records {

@@ -294,9 +294,16 @@ impl Engine {
             .devices
             .get(&me)
             .is_some_and(|info| info.label != directory.label);
+        // Published now and then even with nothing to push, so that others see what we merged
+        // (tombstones wait for it) and that we are alive.
+        let heartbeat = own.manifest_seq > 0
+            && directory.devices.get(&me).is_some_and(|info| {
+                run.now.0 > info.clock.wall_ms.saturating_add(self.heartbeat_ms())
+            });
         let news = own.segments > own.published_segments
             || own.republish
             || !directory.joined
+            || heartbeat
             || (stale_label && own.manifest_seq > 0);
         if !run.may_push || (!news && checkpoint.is_none()) {
             return;
@@ -329,6 +336,7 @@ impl Engine {
                 .collect(),
             label: directory.label.clone(),
             checkpoint: checkpoint.clone().or(published),
+            retired: directory.retired.iter().copied().collect(),
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
         let url = self.store.object_url(&format!(
@@ -373,8 +381,13 @@ impl Engine {
                 let before = info.checkpoint.as_ref().map(|c| c.number);
                 let now = checkpoint.as_ref().map(|c| c.number);
                 info.checkpoint = checkpoint;
-                if before.is_some() && before != now {
-                    directory.previous_checkpoint = before;
+                if before != now {
+                    if before.is_some() {
+                        directory.previous_checkpoint = before;
+                    }
+                    if let Some(at) = run.written_checkpoint_at {
+                        directory.checkpoint_ms = at;
+                    }
                 }
             }
             Err(e) => run.stop(e),

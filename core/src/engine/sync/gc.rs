@@ -1,0 +1,209 @@
+//! Garbage collection of tombstones, and devices that went away.
+//!
+//! A checkpoint may leave out a tombstone once nobody can bring back what it deleted:
+//!
+//! - it is older than the grace period (plus twice the allowed clock skew) measured from our
+//!   previous checkpoint, so it was in the store, and in that checkpoint, by then: a device
+//!   never holds an unpushed write longer than the grace period (it starts over instead);
+//! - every active device has merged everything that previous checkpoint covers (their
+//!   manifests' merged vectors say so), so each holds the tombstone, and any older write of
+//!   theirs went out before that manifest, where our caught-up replica merged it already.
+//!
+//! A device is active unless it is retired or silent (its manifest older than the grace period
+//! plus the margin). A device that is silent longer than the grace period by its own clock, or
+//! finds itself retired, **starts over**: a new device id, an empty replica rebuilt from the
+//! vault, and its unpushed writes applied again as new writes with fresh stamps. Its old id is
+//! retired in its new manifest, so nobody waits for it.
+//!
+//! The checkpoint records the *horizon* below which tombstones may be missing. A replica that
+//! adopts it drops what it holds from before the horizon that the checkpoint lacks: those are
+//! deleted records whose tombstones were collected.
+
+use std::collections::HashSet;
+
+use super::SyncRun;
+use crate::checkpoint::Checkpoint;
+use crate::clock::Stamp;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, Timestamp};
+use crate::record::Record;
+
+impl Engine {
+    /// The margin every comparison of two devices' clocks allows.
+    fn clock_margin_ms(&self) -> u64 {
+        self.compaction.max_clock_skew_ms.saturating_mul(2)
+    }
+
+    /// How often a device that is in touch publishes its manifest, pushing or not, so that
+    /// others see what it merged and that it is alive.
+    pub(super) fn heartbeat_ms(&self) -> u64 {
+        self.compaction.grace_ms / 8
+    }
+
+    /// Whether this replica has been out of touch longer than the grace period.
+    pub(super) fn silent_too_long(&self, now: Timestamp) -> bool {
+        let directory = self.state.directory();
+        directory.joined
+            && directory.caught_up_ms > 0
+            && now.0 > directory.caught_up_ms.saturating_add(self.compaction.grace_ms)
+    }
+
+    /// Notes the start of a sync that ended with everything pulled and pushed.
+    pub(super) fn note_caught_up(&mut self, run: &SyncRun) {
+        let own = self.state.own();
+        let caught_up = run.may_push
+            && self.state.dirty().is_empty()
+            && self.state.pending().is_none()
+            && own.segments >= own.published_segments
+            && own.published_segments == own.segments
+            && self.state.peers().values().all(|p| p.applied >= p.segments);
+        if caught_up && self.state.directory().caught_up_ms < run.now.0 {
+            self.state.directory_mut().caught_up_ms = run.now.0;
+        }
+    }
+
+    /// Starts over under a new device id: see the module documentation.
+    pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
+        let old = self.state.device;
+        let unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .state
+            .dirty()
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.state.latest_own(k)?.value.clone())))
+            .collect();
+        let new = DeviceId::from_entropy(&mut self.entropy);
+        self.state.start_over(new);
+        self.state.directory_mut().retired.insert(old);
+        // Our new manifest says the old id is retired, even when there is nothing to push.
+        self.state.own_mut().republish = true;
+        for (key, value) in unpushed {
+            let stamp = Stamp {
+                hlc: self.state.clock.tick(now),
+                device: new,
+            };
+            self.state.mark_dirty(key.clone());
+            self.state.merge(key.clone(), Record { value, stamp });
+            run.report.restamped.push(key);
+        }
+        run.report.started_over = Some(old);
+    }
+
+    /// Marks `device` retired: tombstones stop waiting for it, and if it comes back it starts
+    /// over. Said in our manifest at the next sync.
+    ///
+    /// # Errors
+    /// `Config` for this replica's own id (it cannot retire itself while in use), and for a
+    /// device this replica has never heard of.
+    pub fn retire(&mut self, device: DeviceId) -> Result<()> {
+        if device == self.state.device {
+            return Err(Error::Config(
+                "a device cannot retire itself; retire it from another device".into(),
+            ));
+        }
+        if !self.state.directory().devices.contains_key(&device) {
+            return Err(Error::Config(format!(
+                "device {device} is not known here; sync first, or check the id in devices()"
+            )));
+        }
+        if self.state.directory_mut().retired.insert(device) {
+            self.state.own_mut().republish = true;
+        }
+        Ok(())
+    }
+
+    /// Whether `device` is retired (as far as this replica knows).
+    pub fn is_retired(&self, device: DeviceId) -> bool {
+        self.state.directory().retired.contains(&device)
+    }
+
+    /// The tombstones the next checkpoint may leave out, and the horizon it then records.
+    pub(super) fn collectable_tombstones(&self) -> (u64, HashSet<Vec<u8>>) {
+        let none = (self.state.directory().horizon_ms, HashSet::new());
+        let directory = self.state.directory();
+        let me = self.state.device;
+        let Some(previous) = directory.devices.get(&me).and_then(|i| i.checkpoint.as_ref())
+        else {
+            return none;
+        };
+        let margin = self.compaction.grace_ms.saturating_add(self.clock_margin_ms());
+        let horizon = directory.checkpoint_ms.saturating_sub(margin);
+        if horizon == 0 {
+            return none;
+        }
+        // Devices silent since before this count as gone: they start over when they return (a
+        // device that is in touch publishes at least every heartbeat).
+        let silent_before = directory
+            .checkpoint_ms
+            .saturating_sub(margin.saturating_add(self.heartbeat_ms()));
+        for (device, info) in &directory.devices {
+            if *device == me
+                || directory.retired.contains(device)
+                || info.clock.wall_ms < silent_before
+            {
+                continue;
+            }
+            let has = |of: &DeviceId| {
+                if of == device {
+                    self.state.peer(device).map_or(0, |p| p.segments)
+                } else {
+                    info.merged
+                        .iter()
+                        .find(|(d, _)| d == of)
+                        .map_or(0, |(_, n)| *n)
+                }
+            };
+            if previous.covers.iter().any(|(of, n)| has(of) < *n) {
+                return none;
+            }
+        }
+        let dirty = self.state.dirty();
+        let dropped = self
+            .state
+            .records()
+            .iter()
+            .filter(|(k, r)| {
+                r.value.is_none() && r.stamp.hlc.wall_ms < horizon && !dirty.contains(*k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        (horizon.max(directory.horizon_ms), dropped)
+    }
+
+    /// Forgets the tombstones the checkpoint about to be written collects.
+    pub(super) fn forget_collected(&mut self, horizon_ms: u64, dropped: HashSet<Vec<u8>>) {
+        for key in &dropped {
+            self.state.remove(key);
+        }
+        let directory = self.state.directory_mut();
+        directory.horizon_ms = directory.horizon_ms.max(horizon_ms);
+    }
+
+    /// Before adopting `checkpoint`: drops what this replica holds from before its horizon that
+    /// it lacks (deleted records whose tombstones were collected). Unpushed writes stay.
+    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint) {
+        let horizon = checkpoint.horizon_ms;
+        if horizon == 0 {
+            return;
+        }
+        let held = |key: &[u8]| {
+            checkpoint
+                .records
+                .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                .is_ok()
+        };
+        let dirty = self.state.dirty();
+        let gone: Vec<Vec<u8>> = self
+            .state
+            .records()
+            .iter()
+            .filter(|(k, r)| r.stamp.hlc.wall_ms < horizon && !dirty.contains(*k) && !held(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.state.remove(&key);
+        }
+        let directory = self.state.directory_mut();
+        directory.horizon_ms = directory.horizon_ms.max(horizon);
+    }
+}
