@@ -614,3 +614,183 @@ fn a_device_whose_own_manifest_is_the_vault_joins_it() {
     sync(&again).unwrap();
     assert_eq!(again.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+/// A wall clock the test moves by hand.
+#[derive(Clone)]
+struct TestClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+const DAY: u64 = 86_400_000;
+
+impl TestClock {
+    fn new() -> Self {
+        TestClock(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+            1_767_225_600_000,
+        )))
+    }
+    fn advance_days(&self, days: u64) {
+        self.0
+            .fetch_add(days * DAY, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn open(&self, store: &str, key: &VaultKey, device: &str, mode: OpenMode) -> Session {
+        let now = self.0.clone();
+        Session::open(SessionOptions {
+            device: Some(device),
+            mode,
+            // A checkpoint whenever a sync has a new tail segment.
+            compaction: CompactionPolicy {
+                min_tail_segments: 1,
+                max_tail_segments: 1,
+                bytes_ratio: 1,
+                segment_overhead_bytes: 0,
+                ..CompactionPolicy::default()
+            },
+            clock: std::sync::Arc::new(move || {
+                bucketsync::Timestamp(now.load(std::sync::atomic::Ordering::SeqCst))
+            }),
+            ..SessionOptions::new(store, key, StateLocation::Memory)
+        })
+        .unwrap()
+    }
+}
+
+/// The case exactly: a device goes offline, a key is deleted elsewhere, the tombstone
+/// is collected, the device comes back. Nothing it held comes back; its offline edit does.
+#[test]
+fn an_offline_device_returns_after_tombstones_were_collected_and_resurrects_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    a.put("doomed", "old value").unwrap();
+    a.put("keep", "kept").unwrap();
+    sync(&a).unwrap();
+    let b = clock.open(&store, &key, "b", OpenMode::Join);
+    let c = clock.open(&store, &key, "c", OpenMode::Join);
+    sync(&b).unwrap();
+    sync(&c).unwrap();
+    assert_eq!(c.get(b"doomed").unwrap().as_deref(), Some(&b"old value"[..]));
+    let c_id = c.device().unwrap();
+
+    // c goes offline and edits a note; b deletes "doomed".
+    c.put("note", "c's offline edit").unwrap();
+    clock.advance_days(1);
+    b.delete("doomed").unwrap();
+    sync(&b).unwrap();
+    sync(&a).unwrap();
+
+    // Weeks pass; a and b keep working. The tombstone is collected once it is past the grace
+    // period (30 days plus twice the clock skew) and b has merged a's previous checkpoint.
+    let mut collected = 0;
+    for day in 0..45 {
+        clock.advance_days(1);
+        a.put("a's diary", format!("day {day}")).unwrap();
+        collected += sync(&a).unwrap().collected;
+        b.put("b's diary", format!("day {day}")).unwrap();
+        sync(&b).unwrap();
+    }
+    assert_eq!(collected, 1, "a collected the tombstone of \"doomed\"");
+    assert!(
+        a.read(|e| e.record(b"doomed").cloned()).unwrap().is_none(),
+        "a forgot the tombstone"
+    );
+
+    // A new device starts from a's checkpoint: no trace of "doomed".
+    let fresh = clock.open(&store, &key, "fresh", OpenMode::Join);
+    let report = sync(&fresh).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(fresh.get(b"doomed").unwrap(), None);
+    assert!(fresh.read(|e| e.record(b"doomed").cloned()).unwrap().is_none());
+
+    // c comes back: it starts over under a new id, its offline edit is applied again.
+    let report = sync(&c).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.started_over, Some(c_id));
+    assert_eq!(report.restamped, vec![b"note".to_vec()]);
+    assert_ne!(c.device().unwrap(), c_id);
+    assert_eq!(c.get(b"doomed").unwrap(), None, "c's old view is gone");
+    assert_eq!(c.get(b"keep").unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(
+        c.get(b"note").unwrap().as_deref(),
+        Some(&b"c's offline edit"[..])
+    );
+    for s in [&a, &b, &fresh, &c] {
+        sync(s).unwrap();
+    }
+    for s in [&a, &b, &fresh] {
+        assert_eq!(s.get(b"doomed").unwrap(), None);
+        assert_eq!(
+            s.get(b"note").unwrap().as_deref(),
+            Some(&b"c's offline edit"[..])
+        );
+        assert_eq!(all(s), all(&c));
+    }
+    // Everyone knows c's old id is retired (c never published under it, so it is not listed).
+    assert!(a.read(|e| e.is_retired(c_id)).unwrap());
+    assert!(!a.devices(u64::MAX).unwrap().iter().any(|d| d.id == c_id));
+}
+
+/// Without a grace period passed, nothing is collected even when every device has merged.
+#[test]
+fn tombstones_inside_the_grace_period_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    a.put("doomed", "x").unwrap();
+    sync(&a).unwrap();
+    a.delete("doomed").unwrap();
+    sync(&a).unwrap();
+    let mut collected = 0;
+    for day in 0..20 {
+        clock.advance_days(1);
+        a.put("diary", format!("day {day}")).unwrap();
+        collected += sync(&a).unwrap().collected;
+    }
+    assert_eq!(collected, 0);
+    let fresh = clock.open(&store, &key, "fresh", OpenMode::Join);
+    sync(&fresh).unwrap();
+    assert!(fresh
+        .read(|e| e.record(b"doomed").cloned())
+        .unwrap()
+        .is_some_and(|r| r.value.is_none()));
+}
+
+/// A device retired from another one starts over when it syncs again, and its unpushed write
+/// survives.
+#[test]
+fn a_retired_device_starts_over_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    sync(&a).unwrap();
+    let b = clock.open(&store, &key, "b", OpenMode::Join);
+    b.put("from b", "1").unwrap();
+    sync(&b).unwrap();
+    let b_id = b.device().unwrap();
+    sync(&a).unwrap();
+    assert_eq!(
+        a.retire(a.device().unwrap()).unwrap_err().category(),
+        Category::Config
+    );
+    a.retire(b_id).unwrap();
+    sync(&a).unwrap();
+
+    b.put("from b", "2, written before b knew").unwrap();
+    let report = sync(&b).unwrap();
+    assert_eq!(report.started_over, Some(b_id));
+    assert_eq!(report.restamped, vec![b"from b".to_vec()]);
+    sync(&a).unwrap();
+    assert_eq!(
+        a.get(b"from b").unwrap().as_deref(),
+        Some(&b"2, written before b knew"[..])
+    );
+    let devices = a.devices(u64::MAX).unwrap();
+    assert!(devices.iter().any(|d| d.id == b_id && d.retired));
+    assert!(devices
+        .iter()
+        .any(|d| d.id == b.device().unwrap() && !d.retired));
+}
