@@ -162,6 +162,14 @@ pub struct SyncReport {
     pub conflicts: Vec<Py<PyBytes>>,
     /// Whether this sync wrote a checkpoint of the vault (compaction).
     pub compacted: bool,
+    /// Tombstones that checkpoint left out (older than the grace period, merged everywhere).
+    pub collected: u64,
+    /// The old device id (str) when this device started over under a new id (it was out of
+    /// touch longer than the grace period, or another device retired it), else None.
+    pub started_over: Option<String>,
+    /// Keys (bytes) whose unpushed writes were applied again with fresh stamps when the
+    /// device started over.
+    pub restamped: Vec<Py<PyBytes>>,
 }
 
 #[pymethods]
@@ -180,9 +188,9 @@ impl SyncReport {
             })
             .collect();
         format!(
-            "SyncReport(pushed={}, pulled={}, changed={}, requests={}, bytes_sent={}, bytes_received={}, retries={}, compacted={}, errors={errors:?})",
+            "SyncReport(pushed={}, pulled={}, changed={}, requests={}, bytes_sent={}, bytes_received={}, retries={}, compacted={}, started_over={:?}, errors={errors:?})",
             self.pushed, self.pulled, self.changed.len(), self.requests, self.bytes_sent, self.bytes_received, self.retries,
-            if self.compacted { "True" } else { "False" }
+            if self.compacted { "True" } else { "False" }, self.started_over
         )
     }
 }
@@ -212,6 +220,13 @@ impl SyncReport {
                 .map(|k| PyBytes::new(py, k).unbind())
                 .collect(),
             compacted: report.compacted,
+            collected: report.collected,
+            started_over: report.started_over.map(|d| d.to_string()),
+            restamped: report
+                .restamped
+                .iter()
+                .map(|k| PyBytes::new(py, k).unbind())
+                .collect(),
             errors: report
                 .errors
                 .iter()
@@ -265,9 +280,13 @@ impl Vault {
     /// (a power loss costs at most this much; a killed process loses nothing). mode: "join"
     /// (the default: a new device's first sync raises NotFoundError when the store holds no
     /// vault for this key, so a wrong key or prefix never starts an empty vault), "create"
-    /// (see Vault.create) or "join-or-create".
+    /// (see Vault.create) or "join-or-create". grace_days: tombstones older than this (plus
+    /// twice max_clock_skew_days) that every active device has merged are dropped from
+    /// checkpoints, and a device out of touch longer than this starts over when it returns;
+    /// use the same value on every device of a vault. max_clock_skew_days: how far device
+    /// clocks may be apart.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join"))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -280,8 +299,24 @@ impl Vault {
         wait: bool,
         flush_interval: f64,
         mode: &str,
+        grace_days: f64,
+        max_clock_skew_days: f64,
     ) -> PyResult<Self> {
         let mode = OpenMode::parse(mode).map_err(to_py)?;
+        let days = |name: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok((value * 86_400_000.0) as u64)
+            } else {
+                Err(to_py(bucketsync::Error::Config(format!(
+                    "{name} must be a number of days >= 0, not {value}"
+                ))))
+            }
+        };
+        let compaction = CompactionPolicy {
+            grace_ms: days("grace_days", grace_days)?,
+            max_clock_skew_ms: days("max_clock_skew_days", max_clock_skew_days)?,
+            ..CompactionPolicy::default()
+        };
         if let Some(callable) = &transport {
             if !callable.bind(py).is_callable() {
                 return Err(pyo3::exceptions::PyTypeError::new_err(
@@ -303,7 +338,7 @@ impl Vault {
             key: &key.0,
             device,
             mode,
-            compaction: CompactionPolicy::default(),
+            compaction,
             state: location,
             credentials: credentials.map(|c| c.0.clone()),
             own_transport: transport.is_some(),
@@ -346,7 +381,7 @@ impl Vault {
     /// Starts a new vault: like open, but its first sync raises ConflictError when the store
     /// holds a vault for this key already, and publishes this device even with no records.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -358,6 +393,8 @@ impl Vault {
         transport: Option<PyObject>,
         wait: bool,
         flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
     ) -> PyResult<Self> {
         Self::open(
             py,
@@ -370,12 +407,14 @@ impl Vault {
             wait,
             flush_interval,
             "create",
+            grace_days,
+            max_clock_skew_days,
         )
     }
 
     /// The vault's devices known here (this one included), as a list of dicts: id, label,
     /// last_push (seconds since the epoch, or None), segments, this_device, stale (silent
-    /// longer than stale_after_days).
+    /// longer than stale_after_days), retired (see retire).
     #[pyo3(signature = (stale_after_days = 30.0))]
     fn devices(&self, py: Python<'_>, stale_after_days: f64) -> PyResult<Vec<Py<PyDict>>> {
         if !(stale_after_days.is_finite() && stale_after_days >= 0.0) {
@@ -397,9 +436,19 @@ impl Vault {
                 dict.set_item("segments", d.segments)?;
                 dict.set_item("this_device", d.this_device)?;
                 dict.set_item("stale", d.stale)?;
+                dict.set_item("retired", d.retired)?;
                 Ok(dict.unbind())
             })
             .collect()
+    }
+
+    /// Marks the device `device_id` (a str from devices()) retired, from any other device:
+    /// tombstones stop waiting for it, and if it ever syncs again it starts over under a new id
+    /// (its unpushed writes re-applied). Said in this device's manifest at the next sync.
+    /// Raises ConfigError for this device's own id or an id not known here.
+    fn retire(&self, device_id: &str) -> PyResult<()> {
+        let id = bucketsync::DeviceId::parse(device_id).map_err(to_py)?;
+        self.session.retire(id).map_err(to_py)
     }
 
     /// Lets the next sync push deletions past the mass-deletion guard (a push deleting more

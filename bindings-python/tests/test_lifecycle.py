@@ -105,3 +105,57 @@ def test_a_concurrent_loser_is_in_history_on_both_devices(tmp_path):
         assert versions[0]["device"] == a.device and versions[1]["device"] == b.device
         assert versions[0]["time"] >= versions[1]["time"] > 1.7e9
     assert b.get("settings/theme") == b"dark"
+
+
+def test_an_offline_device_returns_after_its_tombstone_was_collected(tmp_path):
+    """The issue's case: a device goes offline, a key is deleted elsewhere, the tombstone is
+    collected, the device returns. It resurrects nothing, and its offline edit survives.
+    A grace period of one second (no clock skew: one machine) stands in for 30 days."""
+    import time
+
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    grace = dict(grace_days=1 / 86400, max_clock_skew_days=0)
+    a = Vault.create(store, key, device="a", **grace)
+    a.put("doomed", "old value")
+    a.sync()
+    b = Vault.open(store, key, device="b", **grace)
+    c = Vault.open(store, key, device="c", **grace)
+    b.sync()
+    c.sync()
+    assert c.get("doomed") == b"old value"
+    c_id = c.device
+
+    c.put("note", "c's offline edit")  # c goes offline
+    b.delete("doomed")
+    b.sync()
+
+    # a and b stay in touch while the grace period passes, then keep writing: a checkpoint
+    # collects the tombstone once the other device has merged the writer's previous one.
+    deadline = time.time() + 1.5
+    while time.time() < deadline:
+        a.sync()
+        b.sync()
+        time.sleep(0.05)
+    collected = 0
+    for i in range(60):
+        a.put(f"a/{i}", "x")
+        collected += a.sync().collected
+        b.put(f"b/{i}", "x")
+        collected += b.sync().collected
+    assert collected == 1, collected  # by whichever device writes the checkpoints
+
+    fresh = Vault.open(store, key, device="fresh", **grace)
+    fresh.sync()
+    assert fresh.get("doomed") is None
+
+    report = c.sync()
+    assert report.started_over == c_id, report
+    assert report.restamped == [b"note"]
+    assert c.device != c_id
+    assert c.get("doomed") is None, "c's old view did not come back"
+    assert c.get("note") == b"c's offline edit"
+    for v in (a, b, fresh):
+        v.sync()
+        assert v.get("doomed") is None
+        assert v.get("note") == b"c's offline edit"

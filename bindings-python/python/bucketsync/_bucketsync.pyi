@@ -67,6 +67,9 @@ class SyncReport:
     changed: List[bytes]
     conflicts: List[bytes]
     compacted: bool
+    collected: int
+    started_over: Optional[str]
+    restamped: List[bytes]
 
 Transport = Callable[[Request], Union[Response, Tuple[int, Headers, bytes]]]
 
@@ -84,6 +87,8 @@ class Vault:
         wait: bool = False,
         flush_interval: float = 1.0,
         mode: str = "join",
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
     ) -> "Vault": ...
     @staticmethod
     def create(
@@ -95,8 +100,11 @@ class Vault:
         transport: Optional[Transport] = None,
         wait: bool = False,
         flush_interval: float = 1.0,
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
     ) -> "Vault": ...
     def devices(self, stale_after_days: float = 30.0) -> List[Dict[str, object]]: ...
+    def retire(self, device_id: str) -> None: ...
     def confirm_deletions(self) -> None: ...
     def history(self, key: Bytes) -> List[Dict[str, object]]: ...
     def set_mass_deletion_limit(self, percent: Optional[int]) -> None: ...
