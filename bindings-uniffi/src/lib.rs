@@ -217,6 +217,13 @@ pub struct SyncReport {
     pub conflicts: Vec<Vec<u8>>,
     /// This sync wrote a checkpoint of the vault (compaction).
     pub compacted: bool,
+    /// Tombstones that checkpoint left out (older than the grace period, merged everywhere).
+    pub collected: u64,
+    /// The old device id when this device started over under a new id (out of touch longer
+    /// than the grace period, or retired by another device).
+    pub started_over: Option<String>,
+    /// Keys whose unpushed writes were applied again with fresh stamps when it started over.
+    pub restamped: Vec<Vec<u8>>,
 }
 
 /// One version of a key.
@@ -242,6 +249,8 @@ pub struct DeviceInfo {
     pub this_device: bool,
     /// Silent for longer than the `stale_after_days` asked for.
     pub stale: bool,
+    /// Retired: nobody waits for it, and if it syncs again it starts over.
+    pub retired: bool,
 }
 
 impl From<&bucketsync::SyncReport> for SyncReport {
@@ -261,6 +270,9 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             changed: r.changed.clone(),
             conflicts: r.conflicts.clone(),
             compacted: r.compacted,
+            collected: r.collected,
+            started_over: r.started_over.map(|d| d.to_string()),
+            restamped: r.restamped.clone(),
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             retries: r.retries,
@@ -406,6 +418,7 @@ impl Vault {
                 segments: d.segments,
                 this_device: d.this_device,
                 stale: d.stale,
+                retired: d.retired,
             })
             .collect())
     }
@@ -433,6 +446,14 @@ impl Vault {
     /// than half of the live keys, and at least 10, otherwise fails with `Conflict`).
     pub fn confirm_deletions(&self) -> Result<(), BucketsyncError> {
         Ok(self.session.confirm_deletions()?)
+    }
+
+    /// Marks device `id` (32 hex digits) retired, from another device: tombstones stop waiting
+    /// for it, and if it syncs again it starts over under a new id. Said in this device's
+    /// manifest at the next sync.
+    pub fn retire(&self, id: String) -> Result<(), BucketsyncError> {
+        let id = bucketsync::DeviceId::parse(&id)?;
+        Ok(self.session.retire(id)?)
     }
 
     /// Sets `key` to `value`; in the journal when it returns.

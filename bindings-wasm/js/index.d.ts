@@ -112,6 +112,15 @@ export interface SyncReport {
   conflicts: Uint8Array[];
   /** This sync wrote a checkpoint of the vault (compaction). */
   compacted: boolean;
+  /** Tombstones that checkpoint left out (older than the grace period, merged everywhere). */
+  collected: number;
+  /**
+   * The old device id when this device started over under a new id (out of touch longer than
+   * the grace period, or retired by another device), else null.
+   */
+  startedOver: string | null;
+  /** Keys whose unpushed writes were applied again with fresh stamps when it started over. */
+  restamped: Uint8Array[];
 }
 
 export interface Version {
@@ -130,6 +139,8 @@ export interface DeviceInfo {
   thisDevice: boolean;
   /** Silent for longer than `staleAfterDays`. */
   stale: boolean;
+  /** Retired: nobody waits for it, and if it syncs again it starts over. */
+  retired: boolean;
 }
 
 export class VaultKey {
@@ -151,6 +162,11 @@ export class Vault {
   history(key: Bytes): Version[];
   /** Lets the next sync push deletions past the mass-deletion guard. */
   confirmDeletions(): void;
+  /**
+   * Marks device `id` retired (from another device): tombstones stop waiting for it, and if it
+   * syncs again it starts over under a new id. Said in this device's manifest at the next sync.
+   */
+  retire(id: string): void;
   /** Resolves once the write is in the storage. */
   put(key: Bytes, value: Bytes): Promise<void>;
   get(key: Bytes): Uint8Array | undefined;

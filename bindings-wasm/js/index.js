@@ -219,7 +219,8 @@ export class Vault {
 
   /**
    * The vault's devices known here (this one included): `{ id, label, lastPushMs, segments,
-   * thisDevice, stale }`; stale means silent for longer than `staleAfterDays` (default 30).
+   * thisDevice, stale, retired }`; stale means silent for longer than `staleAfterDays`
+   * (default 30).
    */
   devices({ staleAfterDays = 30 } = {}) {
     return call(() => this.#inner.devices(staleAfterDays * 86_400_000));
@@ -241,6 +242,13 @@ export class Vault {
    */
   confirmDeletions() {
     call(() => this.#inner.confirmDeletions());
+  }
+  /**
+   * Marks device `id` retired (from another device): tombstones stop waiting for it, and if it
+   * syncs again it starts over under a new id. Said in this device's manifest at the next sync.
+   */
+  retire(id) {
+    call(() => this.#inner.retire(String(id)));
   }
 
   /** @internal the abort signal of the running sync */

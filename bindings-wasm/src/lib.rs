@@ -202,6 +202,16 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
     }
     set(&js, "conflicts", conflicts);
     set(&js, "compacted", report.compacted);
+    set(&js, "collected", report.collected as f64);
+    match report.started_over {
+        Some(old) => set(&js, "startedOver", old.to_string()),
+        None => set(&js, "startedOver", JsValue::NULL),
+    }
+    let restamped = Array::new();
+    for key in &report.restamped {
+        restamped.push(&Uint8Array::from(key.as_slice()));
+    }
+    set(&js, "restamped", restamped);
     let errors = Array::new();
     for e in &report.errors {
         errors.push(&js_error(e));
@@ -283,6 +293,7 @@ impl Vault {
             set(&js, "segments", d.segments as f64);
             set(&js, "thisDevice", d.this_device);
             set(&js, "stale", d.stale);
+            set(&js, "retired", d.retired);
             out.push(&js);
         }
         Ok(out)
@@ -315,6 +326,13 @@ impl Vault {
         self.session
             .read(|e| e.label().to_owned())
             .map_err(|e| js_error(&e))
+    }
+
+    /// Marks device `id` (32 hex digits) retired: tombstones stop waiting for it, and if it
+    /// syncs again it starts over under a new id.
+    pub fn retire(&self, id: &str) -> Result<(), JsValue> {
+        let id = bucketsync::DeviceId::parse(id).map_err(|e| js_error(&e))?;
+        self.session.retire(id).map_err(|e| js_error(&e))
     }
 
     /// Lets the next sync push deletions past the mass-deletion guard.

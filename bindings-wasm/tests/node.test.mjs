@@ -88,6 +88,20 @@ test('join needs the vault, create needs it absent, and a mass deletion needs co
     const versions = vault.history('shared').map((v) => new TextDecoder().decode(v.value));
     assert.deepEqual(versions, ['from owner', 'from lost']);
   }
+
+  // The owner retires the other device; that device starts over under a new id when it syncs
+  // again, and its unpushed write goes out.
+  const lostId = lost.devices().find((d) => d.thisDevice).id;
+  assert.throws(() => owner.retire('not an id'), bucketsync.ConfigError);
+  owner.retire(lostId);
+  assert.equal((await owner.sync()).startedOver, null);
+  await lost.put('after', 'retired');
+  const back = await lost.sync();
+  assert.equal(back.startedOver, lostId);
+  assert.deepEqual(back.restamped.map((k) => new TextDecoder().decode(k)), ['after']);
+  await owner.sync();
+  assert.equal(owner.getString('after'), 'retired');
+  assert.ok(owner.devices().some((d) => d.id === lostId && d.retired));
 });
 
 test('errors are Error subclasses with a category', async () => {

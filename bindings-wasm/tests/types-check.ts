@@ -39,7 +39,12 @@ async function usage(): Promise<void> {
   const labels: string[] = created.devices({ staleAfterDays: 7 }).map((d) => d.label);
   const older: (Uint8Array | undefined)[] = created.history('k').map((v) => v.value);
   created.confirmDeletions();
-  void [labels, older, created.label];
+  created.retire(created.devices()[0].id);
+  const retired: boolean = created.devices()[0].retired;
+  const report = await created.sync();
+  const startedOver: string | null = report.startedOver;
+  const collected: number = report.collected;
+  void [labels, older, created.label, retired, startedOver, collected, report.restamped];
   // @ts-expect-error a mode is one of three words
   await Vault.open({ store: 's3://bucket/p', key, mode: 'sometimes' });
   // @ts-expect-error the store URL is required

@@ -96,6 +96,17 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val versions = v.history("shared".toByteArray()).map { it.value?.let { bytes -> String(bytes) } }
             check(versions == listOf("from a", "from b"), "history: $versions")
         }
+        // a retires b; b starts over under a new id when it syncs again, its write survives.
+        val bId = b.devices(30u).first { it.thisDevice }.id
+        try { a.retire(a.devices(30u).first { it.thisDevice }.id); check(false, "retired itself") }
+        catch (e: BucketsyncException.Config) {}
+        a.retire(bId)
+        a.sync()
+        b.putText("after", "retired")
+        val back = b.sync()
+        check(back.startedOver == bId && back.restamped.size == 1, "b started over: $back")
+        a.sync()
+        check(a.getText("after") == "retired" && a.devices(30u).any { it.id == bId && it.retired }, "a sees it")
     },
     "a Kotlin-implemented transport is used for a sync" to {
         val key = VaultKey.generate()

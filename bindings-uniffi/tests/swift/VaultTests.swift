@@ -67,6 +67,17 @@ final class VaultTests: XCTestCase {
         XCTAssertEqual(again.requests, 1)
         XCTAssertEqual(report.changed.count, 2)
         XCTAssertTrue(try c.devices(staleAfterDays: 30).contains { $0.label == "swift a" && !$0.stale })
+        // c retires b; b starts over under a new id when it syncs again.
+        let bId = try b.devices(staleAfterDays: 30).first { $0.thisDevice }!.id
+        try c.retire(id: bId)
+        _ = try await c.sync()
+        try b.putText(key: "after", value: "retired")
+        let back = try await b.sync()
+        XCTAssertEqual(back.startedOver, bId)
+        XCTAssertEqual(back.restamped.count, 1)
+        _ = try await c.sync()
+        XCTAssertEqual(try c.getText(key: "after"), "retired")
+        XCTAssertTrue(try c.devices(staleAfterDays: 30).contains { $0.id == bId && $0.retired })
         let lost = try Vault.open(store: store("swift", "converge/"), key: try VaultKey.generate(), credentials: try creds())
         do {
             _ = try await lost.sync()
