@@ -29,6 +29,8 @@ use bucketsync::{
 /// Checkpoints written, and adopted by the joining device, over all seeds run in this process.
 static CHECKPOINTS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static CHECKPOINTS_ADOPTED: AtomicU64 = AtomicU64::new(0);
+static TOMBSTONES_COLLECTED: AtomicU64 = AtomicU64::new(0);
+static STARTED_OVER: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -43,6 +45,8 @@ const REGRESSIONS: &[u64] = &[
 const ORIGIN: &str = "http://sim.invalid/simbucket";
 const STORE: &str = "s3://simbucket/p?endpoint=http://sim.invalid&path_style=true";
 const DAY_MS: u64 = 86_400_000;
+/// The clock skew of garbage-collection seeds.
+const GC_SKEW_MS: u64 = 1_000;
 const START_MS: u64 = 1_800_000_000_000;
 
 /// splitmix64: small, fast, and the same on every machine.
@@ -244,6 +248,10 @@ struct Sim {
     trace: DefaultHasher,
     verbose: bool,
     compaction: CompactionPolicy,
+    /// Garbage-collection seeds: a grace period of seconds, clocks within a second, and time
+    /// that sometimes jumps ahead by a good part of the grace period (so tombstones are
+    /// collected and replicas fall silent and start over).
+    gc: bool,
 }
 
 /// How every replica of a simulation is configured (also after a restart).
@@ -268,12 +276,21 @@ impl Sim {
         let key = VaultKey::from_bytes(rng.seed());
         let count = 2 + rng.below(4) as usize;
         let min_tail_segments = 1 + rng.below(6);
+        let gc = rng.chance(500);
         let compaction = CompactionPolicy {
             min_tail_segments,
             max_tail_segments: min_tail_segments + rng.below(10),
             bytes_ratio: 1 + rng.below(8),
             segment_overhead_bytes: rng.below(4096),
-            ..CompactionPolicy::default()
+            ..if gc {
+                CompactionPolicy {
+                    grace_ms: 10_000 + rng.below(30_000),
+                    max_clock_skew_ms: GC_SKEW_MS,
+                    ..CompactionPolicy::default()
+                }
+            } else {
+                CompactionPolicy::default()
+            }
         };
         let store = Store::parse(STORE).unwrap();
         let replicas = (0..count)
@@ -285,7 +302,8 @@ impl Sim {
                 configure(&mut engine, compaction);
                 let snapshot = engine.export_state();
                 let journal = engine.journal_header().unwrap();
-                let skew = rng.below(2 * DAY_MS) as i64 - DAY_MS as i64;
+                let max_skew = if gc { GC_SKEW_MS } else { DAY_MS };
+                let skew = rng.below(2 * max_skew) as i64 - max_skew as i64;
                 Replica {
                     engine,
                     disk: Disk { snapshot, journal },
@@ -305,7 +323,37 @@ impl Sim {
             trace: DefaultHasher::new(),
             verbose,
             compaction,
+            gc,
         }
+    }
+
+    /// Starts a sync on replica `r`. A replica that starts over re-applies its unpushed writes
+    /// with fresh stamps: new acknowledged writes, as far as the model goes.
+    fn start_sync(&mut self, r: usize) -> Result<(), Error> {
+        let now = self.time(r);
+        let before = self.replicas[r].engine.device();
+        self.replicas[r].engine.start_sync(now)?;
+        let engine = &self.replicas[r].engine;
+        if engine.device() != before {
+            STARTED_OVER.fetch_add(1, Ordering::Relaxed);
+            let restamped: Vec<Record> = engine
+                .unpushed_keys()
+                .iter()
+                .map(|k| engine.record(k).cloned().expect("an unpushed key has a record"))
+                .collect();
+            let keys = engine.unpushed_keys();
+            self.log(format!("r{r} starts over, {} writes restamped", keys.len()));
+            for (key, record) in keys.into_iter().zip(restamped) {
+                let entry = self
+                    .model
+                    .entry(key)
+                    .or_insert((record.stamp, record.value.clone()));
+                if record.stamp > entry.0 {
+                    *entry = (record.stamp, record.value);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn log(&mut self, line: String) {
@@ -328,7 +376,10 @@ impl Sim {
         }
         if let Some(outcome) = replica.engine.poll_outcome() {
             let line = match outcome {
-                Ok(report) => format!("  r{r} sync ok: {report}"),
+                Ok(report) => {
+                    TOMBSTONES_COLLECTED.fetch_add(report.collected, Ordering::Relaxed);
+                    format!("  r{r} sync ok: {report}")
+                }
                 Err(e) => format!("  r{r} sync failed: {e}"),
             };
             self.persist(r);
@@ -485,8 +536,7 @@ impl Sim {
             match self.rng.below(100) {
                 0..=29 => self.write(r, &faults),
                 30..=39 => {
-                    let now = self.time(r);
-                    if self.replicas[r].engine.start_sync(now).is_ok() {
+                    if self.start_sync(r).is_ok() {
                         self.log(format!("r{r} start sync"));
                     }
                     self.drain(r);
@@ -512,9 +562,21 @@ impl Sim {
                         let between = self.rng.chance(200);
                         self.compact(r, between);
                     } else if self.rng.chance(faults.clock_jump * 10) {
-                        let back = self.rng.below(3_600_000) as i64;
-                        self.replicas[r].skew -= back;
-                        self.log(format!("r{r} clock jumps back {back} ms"));
+                        if self.gc {
+                            // Within the skew the policy allows.
+                            let back = self.rng.below(GC_SKEW_MS) as i64;
+                            let skew = &mut self.replicas[r].skew;
+                            *skew = (*skew - back).max(-(GC_SKEW_MS as i64));
+                            self.log(format!("r{r} clock jumps back {back} ms"));
+                        } else {
+                            let back = self.rng.below(3_600_000) as i64;
+                            self.replicas[r].skew -= back;
+                            self.log(format!("r{r} clock jumps back {back} ms"));
+                        }
+                    } else if self.gc && self.rng.chance(100) {
+                        let ahead = self.rng.below(self.compaction.grace_ms / 2);
+                        self.now += ahead;
+                        self.log(format!("{ahead} ms pass"));
                     }
                 }
             }
@@ -543,6 +605,43 @@ impl Sim {
             }
         }
         panic!("the replicas did not settle in 12 rounds");
+    }
+
+    /// Garbage-collection seeds, once settled: time passes a quarter of the grace period at a
+    /// time while the replicas sync and one of them writes (or deletes), so tombstones age past
+    /// the grace period and checkpoints collect them. One replica is away meanwhile, with a
+    /// write of its own made before it left: when it comes back, nothing collected may come
+    /// back with it.
+    fn age(&mut self) {
+        let calm = Faults {
+            fail: 0,
+            lose_answer: 0,
+            truncate: 0,
+            duplicate: 0,
+            crash: 0,
+            compact: 0,
+            clock_jump: 0,
+        };
+        let count = self.replicas.len();
+        let away = (count >= 3).then(|| self.rng.below(count as u64) as usize);
+        if let Some(a) = away {
+            self.write(a, &calm);
+            self.log(format!("r{a} goes away"));
+        }
+        for _ in 0..16 {
+            self.now += self.compaction.grace_ms / 4;
+            let w = self.rng.below(count as u64) as usize;
+            if Some(w) != away {
+                self.write(w, &calm);
+            }
+            for r in (0..count).filter(|r| Some(*r) != away) {
+                let report = self
+                    .full_sync(r)
+                    .unwrap_or_else(|e| panic!("r{r}'s sync failed without faults: {e}"));
+                assert!(report.errors.is_empty(), "r{r}: {report}");
+            }
+        }
+        self.quiesce();
     }
 
     /// Delivers everything the replica has out, without faults, until its sync ends.
@@ -614,8 +713,7 @@ impl Sim {
     }
 
     fn full_sync(&mut self, r: usize) -> Result<bucketsync::SyncReport, Error> {
-        let now = self.time(r);
-        self.replicas[r].engine.start_sync(now)?;
+        self.start_sync(r)?;
         self.run_out(r);
         Ok(self.replicas[r]
             .engine
@@ -633,13 +731,32 @@ impl Sim {
             .collect();
         for r in 0..self.replicas.len() {
             let engine = &self.replicas[r].engine;
-            assert_eq!(engine.keys(b""), live, "r{r}: live keys");
+            if engine.keys(b"") != live {
+                let differing: Vec<String> = engine
+                    .keys(b"")
+                    .iter()
+                    .chain(&live)
+                    .map(|k| {
+                        format!(
+                            "{:?}: here {:?}, model {:?}",
+                            String::from_utf8_lossy(k),
+                            engine.record(k),
+                            self.model.get(k)
+                        )
+                    })
+                    .collect();
+                panic!("r{r}: live keys differ:\n{}", differing.join("\n"));
+            }
             for (key, (stamp, value)) in &self.model {
                 let expected = Record {
                     value: value.clone(),
                     stamp: *stamp,
                 };
-                assert_eq!(engine.record(key), Some(&expected), "r{r}: record {key:?}");
+                let record = engine.record(key);
+                // A tombstone may have been collected: then the key is gone altogether.
+                if !(value.is_none() && record.is_none()) {
+                    assert_eq!(record, Some(&expected), "r{r}: record {key:?}");
+                }
             }
             assert_eq!(engine.unpushed(), 0, "r{r}: nothing left unpushed");
             let report = self.full_sync(r).unwrap();
@@ -673,6 +790,9 @@ fn run(seed: u64, verbose: bool) -> u64 {
     let distinct: BTreeSet<&Vec<u8>> = sim.model.keys().collect();
     sim.log(format!("quiesce ({} keys written)", distinct.len()));
     sim.quiesce();
+    if sim.gc {
+        sim.age();
+    }
     sim.check();
     sim.join_new_device();
     sim.check();
@@ -713,6 +833,10 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
     if seeds >= 100 {
         assert!(CHECKPOINTS_WRITTEN.load(Ordering::Relaxed) > seeds);
         assert!(CHECKPOINTS_ADOPTED.load(Ordering::Relaxed) > seeds / 2);
+        // And so did garbage collection and starting over.
+        eprintln!("collected {} started over {}", TOMBSTONES_COLLECTED.load(Ordering::Relaxed), STARTED_OVER.load(Ordering::Relaxed));
+        assert!(TOMBSTONES_COLLECTED.load(Ordering::Relaxed) > seeds / 20);
+        assert!(STARTED_OVER.load(Ordering::Relaxed) > seeds / 20);
     }
 }
 

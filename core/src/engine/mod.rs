@@ -450,6 +450,11 @@ impl Engine {
         stamp
     }
 
+    /// The keys whose latest write here has not reached the store yet, sorted.
+    pub fn unpushed_keys(&self) -> Vec<Vec<u8>> {
+        self.state.dirty().iter().cloned().collect()
+    }
+
     /// The value of `key`, or `None` when it is absent or deleted.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.state.records().get(key)?.value.as_deref()

@@ -88,6 +88,7 @@ enum Pending {
         seq: u64,
         segments: u64,
         checkpoint: Option<CheckpointRef>,
+        clock: crate::clock::Hlc,
     },
     ListVaults,
     Checkpoint {
@@ -466,7 +467,8 @@ impl Engine {
                 seq,
                 segments,
                 checkpoint,
-            } => self.on_put_manifest(run, seq, segments, checkpoint, response),
+                clock,
+            } => self.on_put_manifest(run, (seq, segments, clock), checkpoint, response),
             Pending::ListVaults => self.on_list_vaults(run, response),
             Pending::Checkpoint { writer, reference } => {
                 self.on_checkpoint(run, writer, reference, response)

@@ -63,15 +63,25 @@ impl Engine {
         }
     }
 
-    /// Starts over under a new device id: see the module documentation.
+    /// Starts over under a new device id: see the module documentation. What is applied again:
+    /// every key whose current record is our write and is either unpushed or newer than our
+    /// last manifest that reached the store (pushed in a segment that no manifest names, so
+    /// nobody reads it). Our writes that already lost to a newer one stay lost.
     pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
         let old = self.state.device;
-        let unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+        let published = self.state.directory().devices.get(&old).map(|i| i.clock);
+        let dirty = self.state.dirty();
+        let mut unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .state
-            .dirty()
+            .records()
             .iter()
-            .filter_map(|k| Some((k.clone(), self.state.latest_own(k)?.value.clone())))
+            .filter(|(k, r)| {
+                r.stamp.device == old
+                    && (dirty.contains(*k) || published.is_none_or(|p| r.stamp.hlc > p))
+            })
+            .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
+        unpushed.sort_unstable();
         let new = DeviceId::from_entropy(&mut self.entropy);
         self.state.start_over(new);
         self.state.directory_mut().retired.insert(old);

@@ -317,6 +317,9 @@ impl Engine {
                 seq
             }
         };
+        // The manifest's clock says when it was written: others judge from it whether we are
+        // in touch (the clock alone moves only with writes).
+        self.state.clock.tick(run.now);
         let own = self.state.own();
         let directory = self.state.directory();
         let published = directory
@@ -348,24 +351,25 @@ impl Engine {
             seq: manifest.seq,
             segments: manifest.segments,
             checkpoint: manifest.checkpoint.clone(),
+            clock: manifest.clock,
         };
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
         op.body = body;
         run.push(op);
     }
 
+    /// `published` is the manifest's sequence number, segment count and clock.
     pub(super) fn on_put_manifest(
         &mut self,
         run: &mut SyncRun,
-        seq: u64,
-        segments: u64,
+        published: (u64, u64, crate::clock::Hlc),
         checkpoint: Option<CheckpointRef>,
         response: Result<Response>,
     ) {
+        let (seq, segments, clock) = published;
         let name = manifest_name(self.state.device);
         match self.check(response, || format!("PUT {name}")) {
             Ok(response) => {
-                let clock = self.state.clock;
                 let own = self.state.own_mut();
                 own.manifest_seq = seq;
                 own.published_segments = segments;
