@@ -40,6 +40,9 @@ const REGRESSIONS: &[u64] = &[
     // A checkpoint held a write made during the sync, after the push: another device passed it
     // on in its own checkpoint, the writer took it as pushed and never sent it in a segment.
     1252,
+    // A replica that started over re-applied only its unpushed writes: a write already in a
+    // segment that its old id's manifest never named was lost.
+    176,
 ];
 
 const ORIGIN: &str = "http://sim.invalid/simbucket";
