@@ -669,7 +669,10 @@ fn an_offline_device_returns_after_tombstones_were_collected_and_resurrects_noth
     let c = clock.open(&store, &key, "c", OpenMode::Join);
     sync(&b).unwrap();
     sync(&c).unwrap();
-    assert_eq!(c.get(b"doomed").unwrap().as_deref(), Some(&b"old value"[..]));
+    assert_eq!(
+        c.get(b"doomed").unwrap().as_deref(),
+        Some(&b"old value"[..])
+    );
     let c_id = c.device().unwrap();
 
     // c goes offline and edits a note; b deletes "doomed".
@@ -700,7 +703,10 @@ fn an_offline_device_returns_after_tombstones_were_collected_and_resurrects_noth
     let report = sync(&fresh).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(fresh.get(b"doomed").unwrap(), None);
-    assert!(fresh.read(|e| e.record(b"doomed").cloned()).unwrap().is_none());
+    assert!(fresh
+        .read(|e| e.record(b"doomed").cloned())
+        .unwrap()
+        .is_none());
 
     // c comes back: it starts over under a new id, its offline edit is applied again.
     let report = sync(&c).unwrap();

@@ -152,7 +152,10 @@ impl Manifest {
             _ => crypto::decode_exact(&plain).map_err(undecodable)?,
         };
         if manifest.retired.len() > MAX_RETIRED {
-            return Err(Error::corrupt(&name, "lists more than 4096 retired devices"));
+            return Err(Error::corrupt(
+                &name,
+                "lists more than 4096 retired devices",
+            ));
         }
         if manifest.label.len() > MAX_LABEL_BYTES {
             return Err(Error::corrupt(&name, "has a label longer than 64 bytes"));

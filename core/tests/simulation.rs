@@ -345,7 +345,12 @@ impl Sim {
             let restamped: Vec<Record> = engine
                 .unpushed_keys()
                 .iter()
-                .map(|k| engine.record(k).cloned().expect("an unpushed key has a record"))
+                .map(|k| {
+                    engine
+                        .record(k)
+                        .cloned()
+                        .expect("an unpushed key has a record")
+                })
                 .collect();
             let keys = engine.unpushed_keys();
             self.log(format!("r{r} starts over, {} writes restamped", keys.len()));
@@ -840,7 +845,11 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(CHECKPOINTS_WRITTEN.load(Ordering::Relaxed) > seeds);
         assert!(CHECKPOINTS_ADOPTED.load(Ordering::Relaxed) > seeds / 2);
         // And so did garbage collection and starting over.
-        eprintln!("collected {} started over {}", TOMBSTONES_COLLECTED.load(Ordering::Relaxed), STARTED_OVER.load(Ordering::Relaxed));
+        eprintln!(
+            "collected {} started over {}",
+            TOMBSTONES_COLLECTED.load(Ordering::Relaxed),
+            STARTED_OVER.load(Ordering::Relaxed)
+        );
         assert!(TOMBSTONES_COLLECTED.load(Ordering::Relaxed) > seeds / 20);
         assert!(STARTED_OVER.load(Ordering::Relaxed) > seeds / 20);
     }

@@ -46,7 +46,10 @@ impl Engine {
         let directory = self.state.directory();
         directory.joined
             && directory.caught_up_ms > 0
-            && now.0 > directory.caught_up_ms.saturating_add(self.compaction.grace_ms)
+            && now.0
+                > directory
+                    .caught_up_ms
+                    .saturating_add(self.compaction.grace_ms)
     }
 
     /// Notes the start of a sync that ended with everything pulled and pushed.
@@ -132,11 +135,17 @@ impl Engine {
         let none = (self.state.directory().horizon_ms, HashSet::new());
         let directory = self.state.directory();
         let me = self.state.device;
-        let Some(previous) = directory.devices.get(&me).and_then(|i| i.checkpoint.as_ref())
+        let Some(previous) = directory
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.as_ref())
         else {
             return none;
         };
-        let margin = self.compaction.grace_ms.saturating_add(self.clock_margin_ms());
+        let margin = self
+            .compaction
+            .grace_ms
+            .saturating_add(self.clock_margin_ms());
         let horizon = directory.checkpoint_ms.saturating_sub(margin);
         if horizon == 0 {
             return none;

@@ -267,8 +267,8 @@ impl Engine {
         };
         let missing = self.missing_from(best);
         // Nothing merged yet (what a replica that started over re-applied does not count).
-        let fresh = self.state.own().segments == 0
-            && self.state.peers().values().all(|p| p.applied == 0);
+        let fresh =
+            self.state.own().segments == 0 && self.state.peers().values().all(|p| p.applied == 0);
         let worth = if fresh {
             missing >= 1
         } else {
