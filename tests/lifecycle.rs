@@ -10,6 +10,9 @@ use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Category, CompactionPolicy, Error, OpenMode, RequestKind, SyncReport, VaultKey};
 use futures::executor::block_on;
 
+/// A grace period no test outlives.
+const CENTURY_MS: u64 = 100 * 365 * 86_400_000;
+
 fn store_url(dir: &Path) -> String {
     format!("file://{}", dir.display())
 }
@@ -385,14 +388,22 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
 
     // Device a restarts from its old state and journal, and writes on.
     let state = dir.path().join("a.state");
-    let a = Session::open(SessionOptions::new(
-        &store,
-        &key,
-        StateLocation::File {
-            path: &state,
-            wait: false,
+    let a = Session::open(SessionOptions {
+        // The fixture's clock stands still while the calendar moves on: no grace period
+        // passes in this test, whenever it runs (the next test lets one pass).
+        compaction: CompactionPolicy {
+            grace_ms: CENTURY_MS,
+            ..CompactionPolicy::default()
         },
-    ))
+        ..SessionOptions::new(
+            &store,
+            &key,
+            StateLocation::File {
+                path: &state,
+                wait: false,
+            },
+        )
+    })
     .unwrap();
     assert_eq!(all(&a), expected);
     a.put("a5", "written by this release").unwrap();
@@ -463,14 +474,22 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
 
     // Device a restarts from its state and journal: its unpushed a6 is there, and goes out.
     let state = dir.path().join("a.state");
-    let a = Session::open(SessionOptions::new(
-        &store,
-        &key,
-        StateLocation::File {
-            path: &state,
-            wait: false,
+    let a = Session::open(SessionOptions {
+        // The fixture's clock stands still while the calendar moves on: no grace period
+        // passes in this test, whenever it runs (the next test lets one pass).
+        compaction: CompactionPolicy {
+            grace_ms: CENTURY_MS,
+            ..CompactionPolicy::default()
         },
-    ))
+        ..SessionOptions::new(
+            &store,
+            &key,
+            StateLocation::File {
+                path: &state,
+                wait: false,
+            },
+        )
+    })
     .unwrap();
     let mut with_a6 = published.to_vec();
     with_a6.insert(5, ("a6", "unpushed"));
@@ -494,6 +513,49 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     )
     .unwrap();
     assert_eq!(manifest[4], bucketsync::FORMAT_VERSION);
+}
+
+/// A state from the release before this one has no record of its last caught-up sync: its last
+/// activity stands in. Opened two months later, it starts over, and its unpushed write (only in
+/// its journal) goes out under the new id.
+#[test]
+fn a_state_of_release_2_left_for_two_months_starts_over() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-2");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::from_bytes([0x43; 32]);
+    let state = dir.path().join("a.state");
+    let open = |clock: std::sync::Arc<dyn Fn() -> bucketsync::Timestamp + Send + Sync>| {
+        Session::open(SessionOptions {
+            clock,
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    let a = open(bucketsync::session::system_clock());
+    let last_activity = a.read(|e| e.clock().wall_ms).unwrap();
+    drop(a);
+    let later = last_activity + 60 * 86_400_000;
+    let a = open(std::sync::Arc::new(move || bucketsync::Timestamp(later)));
+    let old_id = a.device().unwrap();
+    let report = sync(&a).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.started_over, Some(old_id));
+    assert_eq!(report.restamped, vec![b"a6".to_vec()]);
+    assert_ne!(a.device().unwrap(), old_id);
+    drop(a);
+    let new = open_as(&store, &key, Some("new"), OpenMode::Join);
+    sync(&new).unwrap();
+    assert_eq!(new.get(b"a6").unwrap().as_deref(), Some(&b"unpushed"[..]));
+    assert_eq!(new.get(b"a2").unwrap(), None);
 }
 
 #[test]

@@ -23,8 +23,8 @@ pub(crate) const MAX_COUNT: u64 = 1 << 48;
 /// The longest device label, in bytes of UTF-8.
 pub const MAX_LABEL_BYTES: usize = 64;
 
-/// A manifest listing more retired devices than this is not believed.
-const MAX_RETIRED: usize = 4096;
+/// A manifest listing more retired devices than this is not believed; writers keep to it.
+pub const MAX_RETIRED: usize = 4096;
 
 /// Where a device's latest checkpoint is and what it covers, as its manifest says.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,8 +72,9 @@ pub struct Manifest {
     pub label: String,
     /// The writer's latest checkpoint of the whole vault, if it wrote one.
     pub checkpoint: Option<CheckpointRef>,
-    /// Devices the writer knows to be retired (sorted): nobody waits for them any more, and a
-    /// device that finds itself here starts over under a new id (version 3).
+    /// Devices the writer knows to be retired (sorted, at most [`MAX_RETIRED`]): nobody waits
+    /// for them any more, and a device that finds itself here starts over under a new id
+    /// (version 3).
     pub retired: Vec<DeviceId>,
 }
 
@@ -113,12 +114,26 @@ impl Manifest {
     /// # Errors
     /// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
     /// plaintext does not decode or names another device.
+    #[cfg(test)]
     pub fn open(
         key: &SecretKey,
         vault: VaultId,
         device: DeviceId,
         object: Vec<u8>,
     ) -> Result<Self> {
+        Self::open_versioned(key, vault, device, object).map(|(_, m)| m)
+    }
+
+    /// As [`Manifest::open`], with the format version the manifest was written in.
+    ///
+    /// # Errors
+    /// As [`Manifest::open`].
+    pub fn open_versioned(
+        key: &SecretKey,
+        vault: VaultId,
+        device: DeviceId,
+        object: Vec<u8>,
+    ) -> Result<(u8, Self)> {
         let name = manifest_name(device);
         let (version, plain) = crypto::open_versioned(key, &ad(vault, &name), object)?;
         let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
@@ -173,7 +188,7 @@ impl Manifest {
         if manifest.device != device {
             return Err(Error::corrupt(&name, "names another device inside"));
         }
-        Ok(manifest)
+        Ok((version, manifest))
     }
 }
 

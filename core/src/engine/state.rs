@@ -91,6 +91,8 @@ pub(crate) struct DeviceInfo {
     pub checkpoint: Option<CheckpointRef>,
     /// How many segments of each other device it had merged.
     pub merged: Vec<(DeviceId, u64)>,
+    /// The format version its latest manifest was written in (0: not read since an upgrade).
+    pub format: u8,
 }
 
 /// The state version 3 layout of [`DeviceInfo`].
@@ -125,6 +127,7 @@ impl From<DirectoryV3> for Directory {
                         clock: i.clock,
                         checkpoint: i.checkpoint,
                         merged: Vec::new(),
+                        format: 0,
                     };
                     (d, info)
                 })

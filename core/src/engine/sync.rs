@@ -406,6 +406,8 @@ impl Engine {
                         // Another device retired us: start over under a new id, and list again.
                         let now = run.now;
                         self.start_over(run, now);
+                        // The new id's log is empty, so nothing of the old one can be broken.
+                        run.own_log_broken = false;
                         run.phase = Phase::Listing;
                         run.listed.clear();
                         run.seen_tokens.clear();

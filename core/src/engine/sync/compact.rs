@@ -135,7 +135,7 @@ impl Engine {
         self.state.set_issued(number);
         // Noted before the PUT, so that a checkpoint orphaned by a crash is swept later too.
         self.state.directory_mut().own_checkpoints.push(number);
-        let (horizon_ms, collected) = self.collectable_tombstones();
+        let (horizon_ms, collected) = self.collectable_tombstones(run.now);
         run.report.collected = collected.len() as u64;
         self.forget_collected(horizon_ms, collected);
         let head = checkpoint::Head {

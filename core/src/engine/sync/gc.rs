@@ -41,15 +41,25 @@ impl Engine {
         self.compaction.grace_ms / 8
     }
 
-    /// Whether this replica has been out of touch longer than the grace period.
+    /// Whether this replica has been out of touch longer than the grace period: since its last
+    /// caught-up sync, or, when it never had one here (a new replica, or a state from an older
+    /// release), since its last activity or its oldest unpushed write, whichever is older.
     pub(super) fn silent_too_long(&self, now: Timestamp) -> bool {
-        let directory = self.state.directory();
-        directory.joined
-            && directory.caught_up_ms > 0
-            && now.0
-                > directory
-                    .caught_up_ms
-                    .saturating_add(self.compaction.grace_ms)
+        let caught_up = self.state.directory().caught_up_ms;
+        let since = if caught_up > 0 {
+            caught_up
+        } else {
+            let oldest_unpushed = self
+                .state
+                .dirty()
+                .iter()
+                .filter_map(|k| self.state.latest_own(k))
+                .map(|r| r.stamp.hlc.wall_ms)
+                .min();
+            let last_activity = self.state.clock.wall_ms;
+            oldest_unpushed.map_or(last_activity, |o| o.min(last_activity))
+        };
+        since > 0 && now.0 > since.saturating_add(self.compaction.grace_ms)
     }
 
     /// Notes the start of a sync that ended with everything pulled and pushed.
@@ -130,8 +140,9 @@ impl Engine {
         self.state.directory().retired.contains(&device)
     }
 
-    /// The tombstones the next checkpoint may leave out, and the horizon it then records.
-    pub(super) fn collectable_tombstones(&self) -> (u64, HashSet<Vec<u8>>) {
+    /// The tombstones the next checkpoint (written at `now`) may leave out, and the horizon it
+    /// then records.
+    pub(super) fn collectable_tombstones(&self, now: Timestamp) -> (u64, HashSet<Vec<u8>>) {
         let none = (self.state.directory().horizon_ms, HashSet::new());
         let directory = self.state.directory();
         let me = self.state.device;
@@ -146,8 +157,19 @@ impl Engine {
             .compaction
             .grace_ms
             .saturating_add(self.clock_margin_ms());
-        let horizon = directory.checkpoint_ms.saturating_sub(margin);
+        // A clock that ran ahead when the previous checkpoint was written must not move the
+        // horizon ahead of what the present allows.
+        let horizon = directory.checkpoint_ms.min(now.0).saturating_sub(margin);
         if horizon == 0 {
+            return none;
+        }
+        // A peer whose manifest we could not read (again) is not known to have merged anything.
+        if self
+            .state
+            .peers()
+            .keys()
+            .any(|d| !directory.devices.contains_key(d) && !directory.retired.contains(d))
+        {
             return none;
         }
         // Devices silent since before this count as gone: they start over when they return (a
@@ -161,6 +183,11 @@ impl Engine {
                 || info.clock.wall_ms < silent_before
             {
                 continue;
+            }
+            // A device on an older format neither sends heartbeats nor starts over: nothing is
+            // collected while one is active.
+            if info.format < crate::crypto::FORMAT_VERSION {
+                return none;
             }
             let has = |of: &DeviceId| {
                 if of == device {
@@ -198,10 +225,14 @@ impl Engine {
         directory.horizon_ms = directory.horizon_ms.max(horizon_ms);
     }
 
-    /// Before adopting `checkpoint`: drops what this replica holds from before its horizon that
-    /// it lacks (deleted records whose tombstones were collected). Unpushed writes stay.
-    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint) {
-        let horizon = checkpoint.horizon_ms;
+    /// Before adopting `checkpoint` (at `now`): drops what this replica holds from before its
+    /// horizon that it lacks (deleted records whose tombstones were collected). Unpushed writes
+    /// stay. A horizon closer to the present than the grace period (a writer's clock ran
+    /// ahead) is not believed beyond that.
+    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint, now: Timestamp) {
+        let horizon = checkpoint
+            .horizon_ms
+            .min(now.0.saturating_sub(self.compaction.grace_ms));
         if horizon == 0 {
             return;
         }

@@ -165,11 +165,12 @@ impl Engine {
             Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
             Err(e) => return run.note_failure(e),
         };
-        let manifest = match Manifest::open(&self.manifest_key, self.vault, device, body) {
-            Ok(m) => m,
-            Err(e) if own => return run.own_log_failure(e),
-            Err(e) => return run.report.errors.push(e),
-        };
+        let (format, manifest) =
+            match Manifest::open_versioned(&self.manifest_key, self.vault, device, body) {
+                Ok(m) => m,
+                Err(e) if own => return run.own_log_failure(e),
+                Err(e) => return run.report.errors.push(e),
+            };
         self.state.clock.observe(manifest.clock);
         let rollback = |trusted: u64| Error::Rollback {
             object: name.clone(),
@@ -196,7 +197,7 @@ impl Engine {
             own.manifest_seq = manifest.seq;
             own.manifest_etag = Some(etag);
             own.published_segments = own.published_segments.max(manifest.segments);
-            self.note_device(&manifest);
+            self.note_device(format, &manifest);
         } else {
             let trusted = self.state.peer(&device).map_or(0, |p| p.manifest_seq);
             if manifest.seq < trusted {
@@ -213,13 +214,13 @@ impl Engine {
             peer.manifest_seq = manifest.seq;
             peer.manifest_etag = Some(etag);
             peer.segments = peer.segments.max(manifest.segments);
-            self.note_device(&manifest);
+            self.note_device(format, &manifest);
         }
     }
 
     /// Keeps what a manifest says about its device (label, last push, checkpoint, what it
     /// merged) and the devices it says are retired.
-    fn note_device(&mut self, manifest: &Manifest) {
+    fn note_device(&mut self, format: u8, manifest: &Manifest) {
         let directory = self.state.directory_mut();
         directory.retired.extend(manifest.retired.iter().copied());
         let info = directory.devices.entry(manifest.device).or_default();
@@ -229,6 +230,7 @@ impl Engine {
                 clock: manifest.clock,
                 checkpoint: manifest.checkpoint.clone().or(info.checkpoint.take()),
                 merged: manifest.merged.clone(),
+                format,
             };
         }
     }
@@ -317,7 +319,7 @@ impl Engine {
             ));
         }
         self.state.clock.observe(checkpoint.clock);
-        self.drop_collected(&checkpoint);
+        self.drop_collected(&checkpoint, run.now);
         let me = self.state.device;
         self.state.reserve(checkpoint.records.len());
         for (key, record) in checkpoint.records {

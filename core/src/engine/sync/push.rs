@@ -339,7 +339,14 @@ impl Engine {
                 .collect(),
             label: directory.label.clone(),
             checkpoint: checkpoint.clone().or(published),
-            retired: directory.retired.iter().copied().collect(),
+            // Sorted; a list that reached the bound keeps its first entries (readers refuse
+            // longer ones).
+            retired: directory
+                .retired
+                .iter()
+                .copied()
+                .take(crate::manifest::MAX_RETIRED)
+                .collect(),
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
         let url = self.store.object_url(&format!(
