@@ -225,14 +225,10 @@ impl Engine {
         directory.horizon_ms = directory.horizon_ms.max(horizon_ms);
     }
 
-    /// Before adopting `checkpoint` (at `now`): drops what this replica holds from before its
-    /// horizon that it lacks (deleted records whose tombstones were collected). Unpushed writes
-    /// stay. A horizon closer to the present than the grace period (a writer's clock ran
-    /// ahead) is not believed beyond that.
-    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint, now: Timestamp) {
-        let horizon = checkpoint
-            .horizon_ms
-            .min(now.0.saturating_sub(self.compaction.grace_ms));
+    /// Before adopting `checkpoint`: drops what this replica holds from before its horizon that
+    /// it lacks (deleted records whose tombstones were collected). Unpushed writes stay.
+    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint) {
+        let horizon = checkpoint.horizon_ms;
         if horizon == 0 {
             return;
         }

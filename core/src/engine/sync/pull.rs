@@ -319,7 +319,7 @@ impl Engine {
             ));
         }
         self.state.clock.observe(checkpoint.clock);
-        self.drop_collected(&checkpoint, run.now);
+        self.drop_collected(&checkpoint);
         let me = self.state.device;
         self.state.reserve(checkpoint.records.len());
         for (key, record) in checkpoint.records {
