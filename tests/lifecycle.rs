@@ -552,6 +552,29 @@ fn a_state_of_release_2_left_for_two_months_starts_over() {
     assert_eq!(report.restamped, vec![b"a6".to_vec()]);
     assert_ne!(a.device().unwrap(), old_id);
     drop(a);
+    // An app that names the device by its old id still opens its state.
+    let old_hex = old_id.to_string();
+    let again = Session::open(SessionOptions {
+        device: Some(&old_hex),
+        ..SessionOptions::new(
+            &store,
+            &key,
+            StateLocation::File {
+                path: &state,
+                wait: false,
+            },
+        )
+    })
+    .unwrap();
+    drop(again);
+    let zero_grace = Session::open(SessionOptions {
+        compaction: CompactionPolicy {
+            grace_ms: 0,
+            ..CompactionPolicy::default()
+        },
+        ..SessionOptions::new(&store, &key, StateLocation::Memory)
+    });
+    assert_eq!(zero_grace.unwrap_err().category(), Category::Config);
     let new = open_as(&store, &key, Some("new"), OpenMode::Join);
     sync(&new).unwrap();
     assert_eq!(new.get(b"a6").unwrap().as_deref(), Some(&b"unpushed"[..]));

@@ -168,6 +168,8 @@ pub(crate) struct Directory {
     /// Tombstones stamped before this (wall ms) may be missing here: collected by a checkpoint
     /// we wrote or adopted. Our checkpoints carry it.
     pub horizon_ms: u64,
+    /// The ids this replica had before it started over.
+    pub former_ids: BTreeSet<DeviceId>,
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.
@@ -390,6 +392,7 @@ impl LocalState {
             label: old.label,
             devices: old.devices,
             retired: old.retired,
+            former_ids: old.former_ids,
             joined: true,
             ..Directory::default()
         };

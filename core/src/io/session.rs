@@ -196,6 +196,12 @@ impl Session {
     /// key or damaged.
     pub fn open(options: SessionOptions<'_>) -> Result<Session> {
         let store = Store::parse(options.store)?;
+        if options.compaction.grace_ms == 0 {
+            // Every sync would find the replica out of touch and start it over.
+            return Err(Error::Config(
+                "the grace period must be longer than 0".into(),
+            ));
+        }
         // A device argument is an id when it reads as one, else the device's human name.
         let (device, label) = match options.device {
             Some(text) if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -232,9 +238,9 @@ impl Session {
                     entropy,
                 )?;
                 let mut engine = restored.engine;
-                // A device that started over keeps its old id as retired: still its state.
+                // A device that started over is still the same device under its old id.
                 if let Some(device) =
-                    device.filter(|d| *d != engine.device() && !engine.is_retired(*d))
+                    device.filter(|d| *d != engine.device() && !engine.was_device(*d))
                 {
                     return Err(Error::Config(format!(
                         "the saved state belongs to device {}, not {device}",

@@ -97,7 +97,9 @@ impl Engine {
         unpushed.sort_unstable();
         let new = DeviceId::from_entropy(&mut self.entropy);
         self.state.start_over(new);
-        self.state.directory_mut().retired.insert(old);
+        let directory = self.state.directory_mut();
+        directory.retired.insert(old);
+        directory.former_ids.insert(old);
         // Our new manifest says the old id is retired, even when there is nothing to push.
         self.state.own_mut().republish = true;
         for (key, value) in unpushed {
@@ -133,6 +135,11 @@ impl Engine {
             self.state.own_mut().republish = true;
         }
         Ok(())
+    }
+
+    /// Whether this replica was `device` before it started over.
+    pub fn was_device(&self, device: DeviceId) -> bool {
+        self.state.directory().former_ids.contains(&device)
     }
 
     /// Whether `device` is retired (as far as this replica knows).
