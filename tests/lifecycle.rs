@@ -36,6 +36,11 @@ fn try_open(
     })
 }
 
+/// Options for a session whose state lives in the file `path` (and its journal beside it).
+fn file_state<'a>(store: &'a str, key: &'a VaultKey, path: &'a Path) -> SessionOptions<'a> {
+    SessionOptions::new(store, key, StateLocation::File { path, wait: false })
+}
+
 fn sync(session: &Session) -> bucketsync::Result<SyncReport> {
     block_on(session.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {}))
 }
@@ -243,14 +248,7 @@ fn devices_have_names_and_a_last_push() {
     let open_file = |device: &str| {
         Session::open(SessionOptions {
             device: Some(device),
-            ..SessionOptions::new(
-                &store,
-                &key,
-                StateLocation::File {
-                    path: &state,
-                    wait: false,
-                },
-            )
+            ..file_state(&store, &key, &state)
         })
         .unwrap()
     };
@@ -395,14 +393,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
             grace_ms: CENTURY_MS,
             ..CompactionPolicy::default()
         },
-        ..SessionOptions::new(
-            &store,
-            &key,
-            StateLocation::File {
-                path: &state,
-                wait: false,
-            },
-        )
+        ..file_state(&store, &key, &state)
     })
     .unwrap();
     assert_eq!(all(&a), expected);
@@ -481,14 +472,7 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
             grace_ms: CENTURY_MS,
             ..CompactionPolicy::default()
         },
-        ..SessionOptions::new(
-            &store,
-            &key,
-            StateLocation::File {
-                path: &state,
-                wait: false,
-            },
-        )
+        ..file_state(&store, &key, &state)
     })
     .unwrap();
     let mut with_a6 = published.to_vec();
@@ -529,14 +513,7 @@ fn a_state_of_release_2_left_for_two_months_starts_over() {
     let open = |clock: std::sync::Arc<dyn Fn() -> bucketsync::Timestamp + Send + Sync>| {
         Session::open(SessionOptions {
             clock,
-            ..SessionOptions::new(
-                &store,
-                &key,
-                StateLocation::File {
-                    path: &state,
-                    wait: false,
-                },
-            )
+            ..file_state(&store, &key, &state)
         })
         .unwrap()
     };
@@ -556,14 +533,7 @@ fn a_state_of_release_2_left_for_two_months_starts_over() {
     let old_hex = old_id.to_string();
     let again = Session::open(SessionOptions {
         device: Some(&old_hex),
-        ..SessionOptions::new(
-            &store,
-            &key,
-            StateLocation::File {
-                path: &state,
-                wait: false,
-            },
-        )
+        ..file_state(&store, &key, &state)
     })
     .unwrap();
     drop(again);
@@ -593,14 +563,7 @@ fn a_concurrent_loser_stays_readable_in_history_on_both_devices() {
         Session::open(SessionOptions {
             device: Some("b"),
             mode: OpenMode::Join,
-            ..SessionOptions::new(
-                &store,
-                &key,
-                StateLocation::File {
-                    path: &state,
-                    wait: false,
-                },
-            )
+            ..file_state(&store, &key, &state)
         })
         .unwrap()
     };

@@ -347,19 +347,19 @@ impl Sim {
         let engine = &self.replicas[r].engine;
         if engine.device() != before {
             STARTED_OVER.fetch_add(1, Ordering::Relaxed);
-            let restamped: Vec<Record> = engine
+            let restamped: Vec<(Vec<u8>, Record)> = engine
                 .unpushed_keys()
-                .iter()
+                .into_iter()
                 .map(|k| {
-                    engine
-                        .record(k)
-                        .cloned()
-                        .expect("an unpushed key has a record")
+                    let record = engine.record(&k).cloned();
+                    (k, record.expect("an unpushed key has a record"))
                 })
                 .collect();
-            let keys = engine.unpushed_keys();
-            self.log(format!("r{r} starts over, {} writes restamped", keys.len()));
-            for (key, record) in keys.into_iter().zip(restamped) {
+            self.log(format!(
+                "r{r} starts over, {} writes restamped",
+                restamped.len()
+            ));
+            for (key, record) in restamped {
                 let entry = self
                     .model
                     .entry(key)

@@ -605,9 +605,7 @@ impl LocalState {
         let undecodable =
             |e: String| Error::corrupt("local journal", format!("does not decode: {e}"));
         let delta: DeltaIn = match version {
-            1 => crypto::decode_exact::<DeltaV1>(delta)
-                .map_err(undecodable)?
-                .into(),
+            1 => DeltaV2::from(crypto::decode_exact::<DeltaV1>(delta).map_err(undecodable)?).into(),
             2 => crypto::decode_exact::<DeltaV2>(delta)
                 .map_err(undecodable)?
                 .into(),
@@ -704,8 +702,10 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
+/// The snapshot as read: version 4, or (with `D` = [`DirectoryV3`]) version 3, whose layout
+/// differs only in the directory.
 #[derive(Deserialize)]
-struct SnapshotIn {
+struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]
     version: u32,
     device: DeviceId,
@@ -717,26 +717,12 @@ struct SnapshotIn {
     pending: Option<PendingSegment>,
     peers: BTreeMap<DeviceId, PeerLog>,
     quirks: Quirks,
-    directory: Directory,
+    directory: D,
     history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
 /// Version 3: the directory of state version 3.
-#[derive(Deserialize)]
-struct SnapshotV3 {
-    version: u32,
-    device: DeviceId,
-    clock: Hlc,
-    records: Vec<(ByteBuf, Record)>,
-    dirty: Vec<ByteBuf>,
-    own: OwnLog,
-    issued: u64,
-    pending: Option<PendingSegment>,
-    peers: BTreeMap<DeviceId, PeerLog>,
-    quirks: Quirks,
-    directory: DirectoryV3,
-    history: Vec<(ByteBuf, Vec<Record>)>,
-}
+type SnapshotV3 = SnapshotIn<DirectoryV3>;
 
 impl From<SnapshotV3> for SnapshotIn {
     fn from(v3: SnapshotV3) -> Self {
@@ -782,11 +768,16 @@ fn directory_before_v3(own: &OwnLog, peers: &BTreeMap<DeviceId, PeerLog>) -> Dir
     }
 }
 
-fn forget_etags(mut peers: BTreeMap<DeviceId, PeerLog>) -> BTreeMap<DeviceId, PeerLog> {
-    for peer in peers.values_mut() {
-        peer.manifest_etag = None;
-    }
+fn forget_etags<C: FromIterator<(DeviceId, PeerLog)>>(
+    peers: impl IntoIterator<Item = (DeviceId, PeerLog)>,
+) -> C {
     peers
+        .into_iter()
+        .map(|(device, mut peer)| {
+            peer.manifest_etag = None;
+            (device, peer)
+        })
+        .collect()
 }
 
 impl From<SnapshotV2> for SnapshotIn {
@@ -900,9 +891,7 @@ impl From<DeltaV2> for DeltaIn {
             records: v2.records,
             own: v2.own,
             pending: v2.pending,
-            peers: forget_etags(v2.peers.into_iter().collect())
-                .into_iter()
-                .collect(),
+            peers: forget_etags(v2.peers),
             quirks: v2.quirks,
             directory: v2.directory.map(Directory::from),
             history: v2.history,
@@ -921,20 +910,14 @@ struct DeltaV1 {
     quirks: Option<Quirks>,
 }
 
-impl From<DeltaV1> for DeltaIn {
+impl From<DeltaV1> for DeltaV2 {
     fn from(v1: DeltaV1) -> Self {
-        DeltaIn {
-            reset: false,
-            // Read only when `reset` is set.
-            device: DeviceId([0; 16]),
-            removed: Vec::new(),
+        DeltaV2 {
             clock: v1.clock,
             records: v1.records,
             own: v1.own,
             pending: v1.pending,
-            peers: forget_etags(v1.peers.into_iter().collect())
-                .into_iter()
-                .collect(),
+            peers: v1.peers,
             quirks: v1.quirks,
             directory: None,
             history: Vec::new(),

@@ -68,7 +68,6 @@ impl Engine {
         let caught_up = run.may_push
             && self.state.dirty().is_empty()
             && self.state.pending().is_none()
-            && own.segments >= own.published_segments
             && own.published_segments == own.segments
             && self.state.peers().values().all(|p| p.applied >= p.segments);
         if caught_up && self.state.directory().caught_up_ms < run.now.0 {
