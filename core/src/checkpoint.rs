@@ -93,7 +93,7 @@ pub(crate) fn seal(
         .sum::<usize>()
         + covers.len() * 26
         + 64;
-    let mut sealing = crypto::begin_seal(&ad, hint, entropy)
+    let mut sealing = crypto::begin_seal(key, &ad, hint, entropy)
         .expect("a checkpoint name is far shorter than 64 KiB");
     let buf = &mut sealing.buf;
     buf.extend_from_slice(&writer.0);
@@ -108,6 +108,7 @@ pub(crate) fn seal(
     put_varint(buf, horizon_ms);
     put_varint(buf, sorted.len() as u64);
     for (key, record) in sorted {
+        let buf = &mut sealing.buf;
         put_bytes(buf, key);
         match &record.value {
             None => buf.push(0),
@@ -119,8 +120,9 @@ pub(crate) fn seal(
         put_varint(buf, record.stamp.hlc.wall_ms);
         put_varint(buf, u64::from(record.stamp.hlc.counter));
         buf.extend_from_slice(&record.stamp.device.0);
+        sealing.encrypt_ready();
     }
-    crypto::finish_seal(key, sealing)
+    crypto::finish_seal(sealing)
 }
 
 /// Opens `writer`'s checkpoint `number`, checking it is what its name says.

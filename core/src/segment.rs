@@ -59,24 +59,26 @@ pub(crate) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-/// Writes a segment's plaintext straight from borrowed records.
+/// Writes the start of a segment's plaintext: writer, number and how many changes follow, each
+/// written by [`encode_change`].
 ///
 /// The bytes are exactly postcard's encoding of [`Segment`] (pinned by a test), written by hand
 /// because sealing is the hot path of a push: serde's per-field calls cost more than the copy.
-fn encode(buf: &mut Vec<u8>, device: DeviceId, seq: u64, changes: &[(&[u8], &Record)]) {
+fn encode_head(buf: &mut Vec<u8>, device: DeviceId, seq: u64, count: usize) {
     buf.extend_from_slice(&device.0);
     put_varint(buf, seq);
-    put_varint(buf, changes.len() as u64);
-    for (key, record) in changes {
-        put_bytes(buf, key);
-        put_varint(buf, record.stamp.hlc.wall_ms);
-        put_varint(buf, u64::from(record.stamp.hlc.counter));
-        match &record.value {
-            None => buf.push(0),
-            Some(value) => {
-                buf.push(1);
-                put_bytes(buf, value);
-            }
+    put_varint(buf, count as u64);
+}
+
+fn encode_change(buf: &mut Vec<u8>, key: &[u8], record: &Record) {
+    put_bytes(buf, key);
+    put_varint(buf, record.stamp.hlc.wall_ms);
+    put_varint(buf, u64::from(record.stamp.hlc.counter));
+    match &record.value {
+        None => buf.push(0),
+        Some(value) => {
+            buf.push(1);
+            put_bytes(buf, value);
         }
     }
 }
@@ -115,7 +117,21 @@ pub fn seal(
 /// # Errors
 /// `Corrupt` when the object is damaged, truncated or misplaced; `WrongVault` when it belongs
 /// to another vault.
-pub fn open(key: &VaultKey, device: DeviceId, seq: u64, object: Vec<u8>) -> Result<Segment> {
+pub fn open(key: &VaultKey, device: DeviceId, seq: u64, mut object: Vec<u8>) -> Result<Segment> {
+    open_in_place(key, device, seq, &mut object).map(|view| view.to_segment())
+}
+
+/// Opens segment `seq` of `device` where it lies: decrypts it in place and checks that it
+/// decodes, without copying a change out of it. The engine reads segments this way.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_in_place<'a>(
+    key: &VaultKey,
+    device: DeviceId,
+    seq: u64,
+    object: &'a mut [u8],
+) -> Result<SegmentView<'a>> {
     open_segment(
         &key.subkey(Purpose::Segment),
         key.vault_id(),
@@ -140,31 +156,35 @@ pub(crate) fn seal_segment(
         name: &name,
     };
     let hint: usize = changes.iter().map(|(k, r)| encoded_size_hint(k, r)).sum();
-    let mut sealing = crypto::begin_seal(&ad, hint + 32, entropy)?;
-    encode(&mut sealing.buf, device, seq, changes);
-    Ok(crypto::finish_seal(key, sealing))
+    let mut sealing = crypto::begin_seal(key, &ad, hint + 32, entropy)?;
+    encode_head(&mut sealing.buf, device, seq, changes.len());
+    for (key, record) in changes {
+        encode_change(&mut sealing.buf, key, record);
+        sealing.encrypt_ready();
+    }
+    Ok(crypto::finish_seal(sealing))
 }
 
-/// Opens segment `seq` of `device`, checking it is what its name says.
+/// Opens segment `seq` of `device` in place, checking it is what its name says.
 ///
 /// # Errors
 /// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
 /// plaintext does not decode or names another device or number.
-pub(crate) fn open_segment(
+pub(crate) fn open_segment<'a>(
     key: &SecretKey,
     vault: VaultId,
     device: DeviceId,
     seq: u64,
-    object: Vec<u8>,
-) -> Result<Segment> {
+    object: &'a mut [u8],
+) -> Result<SegmentView<'a>> {
     let name = segment_name(device, seq);
     let ad = ObjectAd {
         vault,
         kind: ObjectKind::Segment,
         name: &name,
     };
-    let plain = crypto::open(key, &ad, object)?;
-    let segment: Segment = crate::crypto::decode_exact(&plain)
+    let (_, plain) = crypto::open_in_place(key, &ad, object)?;
+    let segment = SegmentView::parse(&object[plain])
         .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
     if segment.device != device || segment.seq != seq {
         return Err(Error::corrupt(
@@ -173,6 +193,155 @@ pub(crate) fn open_segment(
         ));
     }
     Ok(segment)
+}
+
+/// One change of a [`SegmentView`], borrowed from the segment's plaintext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeRef<'a> {
+    /// The record's key.
+    pub key: &'a [u8],
+    /// The write's clock reading.
+    pub hlc: Hlc,
+    /// The value, or `None` for a deletion.
+    pub value: Option<&'a [u8]>,
+}
+
+impl ChangeRef<'_> {
+    /// The record this change produces, written by `device`, copied out of the segment.
+    pub fn to_record(&self, device: DeviceId) -> (Vec<u8>, Record) {
+        (
+            self.key.to_vec(),
+            Record {
+                value: self.value.map(<[u8]>::to_vec),
+                stamp: Stamp {
+                    hlc: self.hlc,
+                    device,
+                },
+            },
+        )
+    }
+}
+
+/// A decrypted segment whose every change has been checked to decode, read where it lies.
+#[derive(Clone, Debug)]
+pub struct SegmentView<'a> {
+    /// The writer.
+    pub device: DeviceId,
+    /// The segment's number in the writer's sequence, from 1.
+    pub seq: u64,
+    count: usize,
+    changes: &'a [u8],
+}
+
+impl<'a> SegmentView<'a> {
+    /// Reads a segment's plaintext (postcard's encoding of [`Segment`], decoded by hand as it
+    /// is encoded: a test pins the two decoders to each other), checking all of it.
+    fn parse(plain: &'a [u8]) -> core::result::Result<Self, &'static str> {
+        let mut reader = Reader(plain);
+        let device = DeviceId(reader.take(16)?.try_into().expect("16 bytes taken"));
+        let seq = reader.varint(u64::MAX)?;
+        let count = usize::try_from(reader.varint(u64::MAX)?).map_err(|_| "too many changes")?;
+        let changes = reader.0;
+        for _ in 0..count {
+            reader.change()?;
+        }
+        if !reader.0.is_empty() {
+            return Err("bytes left over");
+        }
+        Ok(SegmentView {
+            device,
+            seq,
+            count,
+            changes,
+        })
+    }
+
+    /// How many changes the segment holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the segment holds no change.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The changes, in the segment's order (sorted by key).
+    pub fn changes(&self) -> impl Iterator<Item = ChangeRef<'a>> + 'a {
+        let mut reader = Reader(self.changes);
+        // Every change was read once in `parse`: reading them again cannot fail.
+        (0..self.count).map_while(move |_| reader.change().ok())
+    }
+
+    /// The segment with its changes copied out.
+    pub fn to_segment(&self) -> Segment {
+        Segment {
+            device: self.device,
+            seq: self.seq,
+            changes: self
+                .changes()
+                .map(|c| Change {
+                    key: c.key.to_vec(),
+                    hlc: c.hlc,
+                    value: c.value.map(<[u8]>::to_vec),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads postcard's encoding from the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> core::result::Result<&'a [u8], &'static str> {
+        if n > self.0.len() {
+            return Err("truncated");
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    /// An unsigned LEB128 integer no greater than `max` (`u64::MAX` or `u32::MAX`), as postcard
+    /// reads one: at most as many bytes as the type needs, the last holding no bits beyond it.
+    fn varint(&mut self, max: u64) -> core::result::Result<u64, &'static str> {
+        let bits = 64 - max.leading_zeros();
+        let most = bits.div_ceil(7) as usize;
+        let mut value = 0u64;
+        for i in 0..most {
+            let byte = *self.take(1)?.first().expect("one byte taken");
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                if i == most - 1 && u32::from(byte) >> (bits - 7 * i as u32) != 0 {
+                    return Err("integer out of range");
+                }
+                return Ok(value);
+            }
+        }
+        Err("integer out of range")
+    }
+
+    fn bytes(&mut self) -> core::result::Result<&'a [u8], &'static str> {
+        let len = usize::try_from(self.varint(u64::MAX)?).map_err(|_| "truncated")?;
+        self.take(len)
+    }
+
+    fn change(&mut self) -> core::result::Result<ChangeRef<'a>, &'static str> {
+        let key = self.bytes()?;
+        let wall_ms = self.varint(u64::MAX)?;
+        let counter = self.varint(u64::from(u32::MAX))? as u32;
+        let value = match self.take(1)? {
+            [0] => None,
+            [1] => Some(self.bytes()?),
+            _ => return Err("bad option tag"),
+        };
+        Ok(ChangeRef {
+            key,
+            hlc: Hlc { wall_ms, counter },
+            value,
+        })
+    }
 }
 
 impl Change {
@@ -211,7 +380,10 @@ mod tests {
             }).collect();
             let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
             let mut ours = Vec::new();
-            encode(&mut ours, device, seq, &pairs);
+            encode_head(&mut ours, device, seq, pairs.len());
+            for (key, record) in &pairs {
+                encode_change(&mut ours, key, record);
+            }
             let segment = Segment {
                 device,
                 seq,
@@ -222,19 +394,71 @@ mod tests {
         }
     }
 
+    /// Our decoder accepts exactly what postcard accepts, and reads the same segment.
+    fn decoders_agree(bytes: &[u8]) -> core::result::Result<(), TestCaseError> {
+        let ours = SegmentView::parse(bytes).map(|v| v.to_segment());
+        let theirs = crate::crypto::decode_exact::<Segment>(bytes);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "ours {:?}, postcard {:?}", a, b),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn hand_decoding_is_postcards_decoding(
+            seq in any::<u64>(),
+            changes in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..20), any::<u64>(), any::<u32>(),
+                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..30))),
+                0..6),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+        ) {
+            let segment = Segment {
+                device: DeviceId([4; 16]),
+                seq,
+                changes: changes.into_iter().map(|(key, wall_ms, counter, value)| Change { key, hlc: Hlc { wall_ms, counter }, value }).collect(),
+            };
+            let mut bytes = postcard::to_allocvec(&segment).unwrap();
+            decoders_agree(&bytes)?;
+            for (at, byte) in edits {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+                decoders_agree(&bytes)?;
+            }
+            decoders_agree(&bytes[..cut % (bytes.len() + 1)])?;
+        }
+
+        #[test]
+        fn decoders_agree_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            decoders_agree(&bytes)?;
+        }
+    }
+
     #[test]
-    fn decoding_arbitrary_bytes_never_panics() {
-        let mut state = 0x2545F4914F6CDD1Du64;
-        for len in 0..2000usize {
-            let bytes: Vec<u8> = (0..len % 97)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
-            let _ = postcard::from_bytes::<Segment>(&bytes);
+    fn varint_edges_match_postcard() {
+        // The largest u64 and u32, and one past them in the last byte.
+        for bytes in [
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01][..],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02][..],
+            &[0x80, 0x00][..],
+        ] {
+            assert_eq!(
+                Reader(bytes).varint(u64::MAX).ok(),
+                postcard::from_bytes::<u64>(bytes).ok()
+            );
+        }
+        for bytes in [
+            &[0xff, 0xff, 0xff, 0xff, 0x0f][..],
+            &[0xff, 0xff, 0xff, 0xff, 0x1f][..],
+        ] {
+            assert_eq!(
+                Reader(bytes).varint(u64::from(u32::MAX)).ok(),
+                postcard::from_bytes::<u32>(bytes).ok().map(u64::from)
+            );
         }
     }
 }

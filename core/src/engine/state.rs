@@ -463,15 +463,16 @@ impl LocalState {
             directory: &self.directory,
             history: HistoryOut(&self.history),
         };
-        let mut sealing = crypto::begin_seal(&state_ad(vault), self.records.len() * 64, entropy)
-            .expect("the state's name is short");
+        let mut sealing =
+            crypto::begin_seal(key, &state_ad(vault), self.records.len() * 64, entropy)
+                .expect("the state's name is short");
         sealing.buf =
             postcard::to_extend(&out, sealing.buf).expect("postcard serializes into a Vec");
         self.changes = Changes {
             clock: self.clock,
             ..Changes::default()
         };
-        crypto::finish_seal(key, sealing)
+        crypto::finish_seal(sealing)
     }
 
     /// Opens a snapshot made by [`LocalState::export`] (this version, version 2 or version 1).

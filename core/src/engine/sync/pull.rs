@@ -11,7 +11,7 @@ use crate::ids::DeviceId;
 use crate::manifest::{manifest_name, CheckpointRef, Manifest, MANIFEST_FOLDER};
 use crate::record::Record;
 use crate::s3;
-use crate::segment::{open_segment, segment_name, Segment};
+use crate::segment::{open_segment, segment_name, SegmentView};
 
 /// A checkpoint is adopted instead of fetching segments when it costs at most this many bytes
 /// per segment it saves (a request's latency buys about this much transfer), or always when
@@ -385,7 +385,7 @@ impl Engine {
     ) {
         let name = segment_name(device, seq);
         let own = device == self.state.device;
-        let body = match self.check(response, || format!("GET {name}")) {
+        let mut body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
             // One of our published segments we cannot read back: pushing past it would publish
             // a log this state does not know. Say so on every sync until it is resolved.
@@ -394,7 +394,7 @@ impl Engine {
             Err(e) => return run.note_failure(e),
         };
         let body_len = body.len() as u64;
-        let segment = match open_segment(&self.segment_key, self.vault, device, seq, body) {
+        let segment = match open_segment(&self.segment_key, self.vault, device, seq, &mut body) {
             Ok(s) => s,
             Err(e) if own => return run.own_log_failure(e),
             Err(e) => return run.report.errors.push(e),
@@ -419,12 +419,12 @@ impl Engine {
 
     /// Merges a verified segment; returns how many changes it held. For our own segments
     /// (found again after a crash), the local writes it holds are no longer unpushed.
-    pub(super) fn merge_segment(&mut self, run: &mut SyncRun, segment: Segment) -> u64 {
-        let count = segment.changes.len() as u64;
+    pub(super) fn merge_segment(&mut self, run: &mut SyncRun, segment: SegmentView<'_>) -> u64 {
+        let count = segment.len() as u64;
         let theirs = segment.device != self.state.device;
-        self.state.reserve(segment.changes.len());
-        for change in segment.changes {
-            let (key, record) = change.into_record(segment.device);
+        self.state.reserve(segment.len());
+        for change in segment.changes() {
+            let (key, record) = change.to_record(segment.device);
             if self.merge_one(run, key.clone(), record) && theirs {
                 run.report.changed.push(key);
             }

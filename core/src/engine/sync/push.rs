@@ -246,7 +246,7 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = segment_name(self.state.device, seq);
-        let body = match self.check(response, || format!("GET {name}")) {
+        let mut body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
             Err(e) => return run.stop(e),
         };
@@ -257,7 +257,13 @@ impl Engine {
         {
             return self.pending_landed(run, seq);
         }
-        match open_segment(&self.segment_key, self.vault, self.state.device, seq, body) {
+        match open_segment(
+            &self.segment_key,
+            self.vault,
+            self.state.device,
+            seq,
+            &mut body,
+        ) {
             Ok(segment) => {
                 self.merge_segment(run, segment);
             }
