@@ -183,6 +183,25 @@ fn durability(key: &VaultKey, rows: &mut Vec<(String, String)>) {
     ));
 }
 
+/// How many segment objects a folder bucket holds.
+fn count_segments(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            count += count_segments(&path);
+        } else if path
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.file_name())
+            == Some(std::ffi::OsStr::new("s"))
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
 /// What a new device pays after a long history, with and without checkpoints; a 1M-record vault:
 /// compaction, bootstrap, and a no-op sync against one of 10 records.
 fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
@@ -190,6 +209,14 @@ fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
         for (label, policy) in [
             ("no checkpoints (before)", CompactionPolicy::NEVER),
             ("checkpoints (default policy)", CompactionPolicy::default()),
+            (
+                "checkpoints, covered segments deleted (grace 8 s)",
+                CompactionPolicy {
+                    grace_ms: 8_000,
+                    max_clock_skew_ms: 1_000,
+                    ..CompactionPolicy::default()
+                },
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let mut writers: Vec<Engine> = (0..devices)
@@ -223,11 +250,12 @@ fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
             rows.push((
                 format!("new device after 10k pushes by {devices} device(s), {label}"),
                 format!(
-                    "{} requests, {:.2} MiB, {:.0} ms ({} live keys; the 10k pushes took {:.1} s)",
+                    "{} requests, {:.2} MiB, {:.0} ms ({} live keys; {} segment objects in the bucket; the 10k pushes took {:.1} s)",
                     report.requests(),
                     report.bytes_received as f64 / MIB,
                     t.elapsed().as_secs_f64() * 1e3,
                     new.keys(b"").len(),
+                    count_segments(dir.path()),
                     history.as_secs_f64()
                 ),
             ));

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 3 vectors of docs/FORMAT.md §12 from the document alone.
+"""Computes the format version 4 vectors of docs/FORMAT.md §12 from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
 ChaCha20-Poly1305 from `cryptography`, HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha),
@@ -95,14 +95,15 @@ for key, value, (wall, counter), device in records:
     cp_plain += blob(key) + (b"\0" if value is None else b"\1" + blob(value))
     cp_plain += varint(wall) + varint(counter) + device
 cp_name = "c/" + D.hex() + "/" + f"{4:016x}"
-checkpoint = seal(3, 5, VAULT, cp_name, CHECKPOINT_KEY, NONCE, cp_plain)
+checkpoint = seal(4, 5, VAULT, cp_name, CHECKPOINT_KEY, NONCE, cp_plain)
 
 label = "laptop".encode()
 m_plain = D + varint(4) + varint(2) + varint(T) + varint(7) + varint(1) + F + varint(7)
 m_plain += blob(label) + b"\1" + varint(4) + varint(len(covers))
 m_plain += b"".join(d + varint(n) for d, n in covers) + varint(len(checkpoint))
 m_plain += varint(1) + E
-manifest = seal(3, 2, VAULT, "m/" + D.hex(), MANIFEST_KEY, NONCE, m_plain)
+m_plain += varint(2)  # pruned: segments 1..=2 may be deleted (the checkpoint covers them)
+manifest = seal(4, 2, VAULT, "m/" + D.hex(), MANIFEST_KEY, NONCE, m_plain)
 
 print("checkpoint key", CHECKPOINT_KEY.hex())
 print(f"checkpoint plaintext ({len(cp_plain)} bytes)", cp_plain.hex())

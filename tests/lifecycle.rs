@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        3
+        4
     );
 
     sync(&new).unwrap();
@@ -423,22 +423,12 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     assert_eq!(manifest[4], bucketsync::FORMAT_VERSION);
 }
 
-/// `tests/fixtures/release-2` was written by the release before this one (format version 2,
-/// state version 3, journal version 2): device a ("laptop", checkpoints every 4 segments) wrote
-/// a0..a4 and deleted a2; device b ("phone") overwrote a1 and wrote b0; a wrote a checkpoint,
-/// then pushed a5, then wrote a6 without pushing it (it is only in a's journal).
+/// `tests/fixtures/release-2` was written by release 2 (format version 2, state version 3,
+/// journal version 2): device a ("laptop", checkpoints every 4 segments) wrote a0..a4 and
+/// deleted a2; device b ("phone") overwrote a1 and wrote b0; a wrote a checkpoint, then pushed
+/// a5, then wrote a6 without pushing it (it is only in a's journal).
 #[test]
 fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-2");
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, dir.path());
-    let store = store_url(&dir.path().join("bucket"));
-    let key = VaultKey::from_bytes([0x43; 32]);
-    let pairs = |list: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
-        list.iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect()
-    };
     let published = [
         ("a0", "from a 0"),
         ("a1", "b overwrote a1"),
@@ -447,13 +437,54 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
         ("a5", "after the checkpoint"),
         ("b0", "from b"),
     ];
+    carried_forward("release-2", [0x43; 32], &published, ("a6", "unpushed"));
+}
+
+/// `tests/fixtures/release-3` was written by release 3, the one before this (format version 3,
+/// state version 4, journal version 3): as release 2, but a pushed a5..a7 after b's writes
+/// (two checkpoints of a's, the older one swept), and a8 is the write only in a's journal.
+#[test]
+fn a_bucket_and_a_state_of_release_3_are_read_and_carried_forward() {
+    let published = [
+        ("a0", "from a 0"),
+        ("a1", "b overwrote a1"),
+        ("a3", "from a 3"),
+        ("a4", "from a 4"),
+        ("a5", "from a 5"),
+        ("a6", "from a 6"),
+        ("a7", "from a 7"),
+        ("b0", "from b"),
+    ];
+    carried_forward("release-3", [0x44; 32], &published, ("a8", "unpushed"));
+}
+
+/// A new device joins a fixture's bucket through a's checkpoint; a restarts from the fixture's
+/// state and journal, finds its unpushed write there and pushes it in this release's format.
+fn carried_forward(
+    fixture: &str,
+    key: [u8; 32],
+    published: &[(&str, &str)],
+    unpushed: (&str, &str),
+) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::from_bytes(key);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        list.iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    };
 
     // A new device joins the old bucket through a's checkpoint, and knows the labels.
     let new = open_as(&store, &key, Some("new"), OpenMode::Join);
     let report = sync(&new).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(report.requests_of(RequestKind::GetCheckpoint), 1);
-    assert_eq!(all(&new), pairs(&published));
+    assert_eq!(all(&new), pairs(published));
     let mut labels: Vec<String> = new
         .devices(u64::MAX)
         .unwrap()
@@ -463,11 +494,11 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     labels.sort();
     assert_eq!(labels, ["laptop", "new", "phone"]);
 
-    // Device a restarts from its state and journal: its unpushed a6 is there, and goes out.
+    // Device a restarts from its state and journal: its unpushed write is there, and goes out.
     let state = dir.path().join("a.state");
     let a = Session::open(SessionOptions {
         // The fixture's clock stands still while the calendar moves on: no grace period
-        // passes in this test, whenever it runs (the next test lets one pass).
+        // passes in this test, whenever it runs (another test lets one pass).
         compaction: CompactionPolicy {
             grace_ms: CENTURY_MS,
             ..CompactionPolicy::default()
@@ -475,25 +506,27 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
         ..file_state(&store, &key, &state)
     })
     .unwrap();
-    let mut with_a6 = published.to_vec();
-    with_a6.insert(5, ("a6", "unpushed"));
-    assert_eq!(all(&a), pairs(&with_a6));
+    let mut with_unpushed = published.to_vec();
+    with_unpushed.push(unpushed);
+    with_unpushed.sort();
+    assert_eq!(all(&a), pairs(&with_unpushed));
     let report = sync(&a).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(report.pushed, 1);
+    let a_id = a.device().unwrap();
     drop(a);
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        3
+        4
     );
     sync(&new).unwrap();
-    assert_eq!(all(&new), pairs(&with_a6));
+    assert_eq!(all(&new), pairs(&with_unpushed));
     let manifest = std::fs::read(
         dir.path()
             .join("bucket")
             .join(key.vault_id().to_string())
-            .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            .join(format!("m/{a_id}")),
     )
     .unwrap();
     assert_eq!(manifest[4], bucketsync::FORMAT_VERSION);
@@ -847,4 +880,152 @@ fn a_retired_device_starts_over_when_it_returns() {
     assert!(devices
         .iter()
         .any(|d| d.id == b.device().unwrap() && !d.retired));
+}
+
+/// Segment collection: a device deletes its segments that a checkpoint covers, a heartbeat
+/// period (grace / 8) after its manifest said it would. A device that fell behind meanwhile and
+/// a new device both start from a checkpoint; nothing is lost and nothing deleted comes back.
+#[test]
+fn covered_segments_are_deleted_and_a_reader_that_needed_them_adopts_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = store_url(&bucket);
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    a.put("a's first", "1").unwrap();
+    sync(&a).unwrap();
+    let behind = clock.open(&store, &key, "behind", OpenMode::Join);
+    behind.put("behind's", "mine").unwrap();
+    sync(&behind).unwrap();
+    let a_id = a.device().unwrap();
+    let segments_of_a = || {
+        std::fs::read_dir(
+            bucket
+                .join(key.vault_id().to_string())
+                .join(format!("s/{a_id}")),
+        )
+        .unwrap()
+        .count()
+    };
+
+    // a writes on; "behind" stops syncing.
+    for i in 0..10 {
+        a.put(format!("k{i}"), format!("v{i}")).unwrap();
+        if i == 4 {
+            a.delete("a's first").unwrap();
+        }
+        let report = sync(&a).unwrap();
+        assert_eq!(report.segments_deleted, 0, "not before a heartbeat period");
+    }
+    assert_eq!(segments_of_a(), 11);
+
+    // Past the heartbeat period, a's next sync deletes what its checkpoints cover.
+    clock.advance_days(4);
+    a.put("late", "after four days").unwrap();
+    let report = sync(&a).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.segments_deleted >= 10, "{report}");
+    assert_eq!(segments_of_a() as u64, 12 - report.segments_deleted);
+
+    // The device that fell behind cannot fetch those segments: it adopts a's checkpoint.
+    let report = sync(&behind).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(
+        report.requests_of(RequestKind::GetCheckpoint),
+        1,
+        "{report}"
+    );
+    assert_eq!(all(&behind), all(&a));
+    assert_eq!(behind.get(b"a's first").unwrap(), None);
+
+    // A new device: one LIST, the manifests, one checkpoint and the short tails.
+    let fresh = clock.open(&store, &key, "fresh", OpenMode::Join);
+    let report = sync(&fresh).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(
+        report.requests_of(RequestKind::GetCheckpoint),
+        1,
+        "{report}"
+    );
+    assert!(report.requests_of(RequestKind::GetSegment) <= 2, "{report}");
+    assert_eq!(all(&fresh), all(&a));
+    for s in [&a, &behind, &fresh] {
+        let report = sync(s).unwrap();
+        assert!(report.errors.is_empty(), "{report}");
+    }
+    assert_eq!(all(&behind), all(&a));
+}
+
+/// Serves one stale copy of a manifest, once, as a store would to a reader that fetched it
+/// just before its device published a newer one; everything else from the folder.
+struct StaleManifestOnce {
+    name: String,
+    old: Vec<u8>,
+    served: std::cell::Cell<bool>,
+}
+
+impl bucketsync::driver::Transport for StaleManifestOnce {
+    async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
+        if request.kind == RequestKind::GetManifest
+            && request.url.ends_with(&self.name)
+            && !self.served.replace(true)
+        {
+            return Ok(bucketsync::Response {
+                status: 200,
+                headers: Vec::new(),
+                body: self.old.clone(),
+            });
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        FolderBucket.sleep(ms).await
+    }
+}
+
+/// A reader whose view of a manifest is older than the segments it names (they were deleted
+/// meanwhile) meets a 404, reads the manifests again and goes on from a checkpoint: no error.
+#[test]
+fn a_reader_that_meets_a_deleted_segment_reads_the_manifest_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = store_url(&bucket);
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    a.put("k0", "v0").unwrap();
+    sync(&a).unwrap();
+    let reader = clock.open(&store, &key, "reader", OpenMode::Join);
+    reader.put("reader's", "mine").unwrap();
+    sync(&reader).unwrap();
+    let name = format!("m/{}", a.device().unwrap());
+    let manifest = bucket.join(key.vault_id().to_string()).join(&name);
+    a.put("k1", "v1").unwrap();
+    sync(&a).unwrap();
+    let old = std::fs::read(&manifest).unwrap();
+    for i in 2..8 {
+        a.put(format!("k{i}"), format!("v{i}")).unwrap();
+        sync(&a).unwrap();
+    }
+    clock.advance_days(4);
+    let report = sync(&a).unwrap();
+    assert!(report.segments_deleted >= 2, "{report}");
+
+    let stale = StaleManifestOnce {
+        name,
+        old,
+        served: std::cell::Cell::new(false),
+    };
+    let report = block_on(reader.sync(&stale, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+    assert!(stale.served.get());
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.requests_of(RequestKind::List), 2, "{report}");
+    assert_eq!(
+        report.requests_of(RequestKind::GetCheckpoint),
+        1,
+        "{report}"
+    );
+    assert_eq!(all(&reader), all(&a));
 }

@@ -164,6 +164,8 @@ pub struct SyncReport {
     pub compacted: bool,
     /// Tombstones that checkpoint left out (older than the grace period, merged everywhere).
     pub collected: u64,
+    /// This device's segments deleted because a checkpoint covers them.
+    pub segments_deleted: u64,
     /// The old device id (str) when this device started over under a new id (it was out of
     /// touch longer than the grace period, or another device retired it), else None.
     pub started_over: Option<String>,
@@ -221,6 +223,7 @@ impl SyncReport {
                 .collect(),
             compacted: report.compacted,
             collected: report.collected,
+            segments_deleted: report.segments_deleted,
             started_over: report.started_over.map(|d| d.to_string()),
             restamped: report
                 .restamped

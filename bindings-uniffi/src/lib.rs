@@ -219,6 +219,8 @@ pub struct SyncReport {
     pub compacted: bool,
     /// Tombstones that checkpoint left out (older than the grace period, merged everywhere).
     pub collected: u64,
+    /// This device's segments deleted because a checkpoint covers them.
+    pub segments_deleted: u64,
     /// The old device id when this device started over under a new id (out of touch longer
     /// than the grace period, or retired by another device).
     pub started_over: Option<String>,
@@ -271,6 +273,7 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             conflicts: r.conflicts.clone(),
             compacted: r.compacted,
             collected: r.collected,
+            segments_deleted: r.segments_deleted,
             started_over: r.started_over.map(|d| d.to_string()),
             restamped: r.restamped.clone(),
             bytes_sent: r.bytes_sent,

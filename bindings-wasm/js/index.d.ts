@@ -114,6 +114,8 @@ export interface SyncReport {
   compacted: boolean;
   /** Tombstones that checkpoint left out (older than the grace period, merged everywhere). */
   collected: number;
+  /** This device's segments deleted because a checkpoint covers them. */
+  segmentsDeleted: number;
   /**
    * The old device id when this device started over under a new id (out of touch longer than
    * the grace period, or retired by another device), else null.

@@ -32,7 +32,7 @@ use crate::ids::VaultId;
 
 /// The bucket format version this build writes. It reads this one and every earlier one
 /// ([`OLDEST_FORMAT_VERSION`]..=`FORMAT_VERSION`).
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 /// The oldest bucket format version this build still reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The envelope version of objects that never enter the bucket (local state, journal entries,

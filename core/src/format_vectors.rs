@@ -90,6 +90,7 @@ fn manifest_object_opens_to_the_documented_manifest() {
         label: String::new(),
         checkpoint: None,
         retired: vec![],
+        pruned: 0,
     };
     // A version 1 manifest: read with the version 2 and 3 fields empty.
     assert_eq!(manifest, expected);
@@ -253,12 +254,13 @@ fn version_2_checkpoint_and_manifest_open_to_the_documented_values() {
             bytes: 292,
         }),
         retired: vec![],
+        pruned: 0,
     };
     assert_eq!(manifest, expected);
 }
 
 #[test]
-fn version_3_checkpoint_and_manifest_open_to_the_documented_values() {
+fn version_3_checkpoint_and_manifest_are_still_read() {
     let key = example_key();
     assert_eq!(
         key.subkey(Purpose::Checkpoint).0.to_vec(),
@@ -269,13 +271,6 @@ fn version_3_checkpoint_and_manifest_open_to_the_documented_values() {
         0x0f,
     ]);
     let t = 1_767_225_600_000;
-    let record = |value: Option<&[u8]>, wall_ms, counter, device| Record {
-        value: value.map(<[u8]>::to_vec),
-        stamp: Stamp {
-            hlc: Hlc { wall_ms, counter },
-            device,
-        },
-    };
     let checkpoint_object = hex("42 4b 53 59 03 05 fe 4a c0 5c dc 3f 07 ec 56 a3
          f7 ee 0d 0e 97 8b 00 33 63 2f 30 30 31 31 32 32
          33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
@@ -304,32 +299,7 @@ fn version_3_checkpoint_and_manifest_open_to_the_documented_values() {
         checkpoint_object,
     )
     .unwrap();
-    let expected = Checkpoint {
-        writer: D,
-        number: 4,
-        covers: vec![(D, 2), (f, 7)],
-        clock: Hlc {
-            wall_ms: t,
-            counter: 6,
-        },
-        horizon_ms: t - 30 * 86_400_000,
-        records: vec![
-            (
-                ByteBuf::from(b"notes/a".to_vec()),
-                record(Some(b"hello"), t, 0, D),
-            ),
-            (ByteBuf::from(b"notes/b".to_vec()), record(None, t, 1, D)),
-            (
-                ByteBuf::from(b"notes/c".to_vec()),
-                record(Some(b"from F"), t - 100_000, 3, f),
-            ),
-        ],
-    };
-    assert_eq!(checkpoint, expected);
-    assert_eq!(
-        postcard::to_allocvec(&expected).unwrap(),
-        hex("00112233445566778899aabbccddeeff040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f0780d0eab6b7330680c0efe2ad3303076e6f7465732f61010568656c6c6f80d0eab6b7330000112233445566778899aabbccddeeff076e6f7465732f620080d0eab6b7330100112233445566778899aabbccddeeff076e6f7465732f63010666726f6d2046e0c2e4b6b73303f0e1d2c3b4a5968778695a4b3c2d1e0f")
-    );
+    assert_eq!(checkpoint, example_checkpoint());
 
     let manifest_object = hex("42 4b 53 59 03 02 fe 4a c0 5c dc 3f 07 ec 56 a3
          f7 ee 0d 0e 97 8b 00 22 6d 2f 30 30 31 31 32 32
@@ -368,10 +338,129 @@ fn version_3_checkpoint_and_manifest_open_to_the_documented_values() {
             bytes: 298,
         }),
         retired: vec![DeviceId([0xee; 16])],
+        pruned: 0,
+    };
+    assert_eq!(manifest, expected);
+}
+
+const F: DeviceId = DeviceId([
+    0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, 0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0x0f,
+]);
+
+/// The checkpoint of §12's version 3 and 4 examples.
+fn example_checkpoint() -> Checkpoint {
+    let t = 1_767_225_600_000;
+    let f = F;
+    let record = |value: Option<&[u8]>, wall_ms, counter, device| Record {
+        value: value.map(<[u8]>::to_vec),
+        stamp: Stamp {
+            hlc: Hlc { wall_ms, counter },
+            device,
+        },
+    };
+    Checkpoint {
+        writer: D,
+        number: 4,
+        covers: vec![(D, 2), (f, 7)],
+        clock: Hlc {
+            wall_ms: t,
+            counter: 6,
+        },
+        horizon_ms: t - 30 * 86_400_000,
+        records: vec![
+            (
+                ByteBuf::from(b"notes/a".to_vec()),
+                record(Some(b"hello"), t, 0, D),
+            ),
+            (ByteBuf::from(b"notes/b".to_vec()), record(None, t, 1, D)),
+            (
+                ByteBuf::from(b"notes/c".to_vec()),
+                record(Some(b"from F"), t - 100_000, 3, f),
+            ),
+        ],
+    }
+}
+
+#[test]
+fn version_4_checkpoint_and_manifest_open_to_the_documented_values() {
+    let key = example_key();
+    let t = 1_767_225_600_000;
+    let checkpoint_object = hex("42 4b 53 59 04 05 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 33 63 2f 30 30 31 31 32 32
+         33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+         62 62 63 63 64 64 65 65 66 66 2f 30 30 30 30 30
+         30 30 30 30 30 30 30 30 30 30 34 40 41 42 43 44
+         45 46 47 48 49 4a 4b 4c 4d 4e 4f 50 51 52 53 54
+         55 56 57 ea e1 c6 0f 8d a3 80 46 81 30 b7 bf dc
+         65 dd 75 30 6c a7 38 1b 35 c3 04 7e fb 59 a9 51
+         05 74 fa fb 1e 5c 91 1d 44 f3 cb dc 0d 4e 9e 17
+         cf cb 4b ff 15 89 b7 fd 0c f1 84 e8 a1 0a 4d 00
+         f9 77 61 dd 09 08 d5 0d d4 99 31 10 13 c5 e9 4a
+         68 94 79 08 8a 7a 71 09 7b 23 de 6c d1 12 2b 1f
+         18 b9 66 74 bf 7a d7 b2 48 57 8b ac 13 f8 94 89
+         d5 ba 41 85 ec 23 39 46 e0 8b 17 c2 7b 85 3c 68
+         ed a9 65 3d c5 f5 19 57 38 78 b5 7f a9 46 98 f5
+         ee 0f db 64 2f 95 23 bd 5b b2 7e 37 e6 fa 20 af
+         27 1e 1a 44 5f 25 79 a2 1e 89 8b b9 00 7f 0b a2
+         3a 18 69 75 19 d2 77 60 89 fa 28 25 f3 e0 c4 99
+         a8 dc fb 40 33 cf 8e 17 4f 51");
+    let checkpoint = checkpoint::open(
+        &key.subkey(Purpose::Checkpoint),
+        key.vault_id(),
+        D,
+        4,
+        checkpoint_object,
+    )
+    .unwrap();
+    let expected = example_checkpoint();
+    assert_eq!(checkpoint, expected);
+    assert_eq!(
+        postcard::to_allocvec(&expected).unwrap(),
+        hex("00112233445566778899aabbccddeeff040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f0780d0eab6b7330680c0efe2ad3303076e6f7465732f61010568656c6c6f80d0eab6b7330000112233445566778899aabbccddeeff076e6f7465732f620080d0eab6b7330100112233445566778899aabbccddeeff076e6f7465732f63010666726f6d2046e0c2e4b6b73303f0e1d2c3b4a5968778695a4b3c2d1e0f")
+    );
+
+    let manifest_object = hex("42 4b 53 59 04 02 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 22 6d 2f 30 30 31 31 32 32
+         33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+         62 62 63 63 64 64 65 65 66 66 40 41 42 43 44 45
+         46 47 48 49 4a 4b 4c 4d 4e 4f 50 51 52 53 54 55
+         56 57 ad 39 34 44 b0 e0 aa d3 eb de 26 36 8f 38
+         0d b0 ad 25 11 51 8a 1e 2e 1c f8 79 89 49 ed 43
+         f5 34 26 f0 e6 ac 1d f5 0d 1c da 29 5e 7e 49 db
+         a0 b8 d5 76 65 b1 e8 6c b6 70 04 25 f8 27 6a df
+         59 d3 99 9f bc 72 1a f7 a9 91 49 6a c0 a7 3e 31
+         4a 3d 3d dd 5b 0c da 20 82 30 2b 15 77 fc 9c c8
+         10 7b 51 d8 24 e8 a7 d7 be d6 eb 2d 9e a6 bc b0
+         50 2d 04 87 0d 4e c0 f1 21 f6 7a 92 71 ee 35 e2
+         33 2b 2d 10 d4");
+    let manifest = Manifest::open(
+        &key.subkey(Purpose::Manifest),
+        key.vault_id(),
+        D,
+        manifest_object,
+    )
+    .unwrap();
+    let expected = Manifest {
+        device: D,
+        seq: 4,
+        segments: 2,
+        clock: Hlc {
+            wall_ms: t,
+            counter: 7,
+        },
+        merged: vec![(F, 7)],
+        label: "laptop".into(),
+        checkpoint: Some(CheckpointRef {
+            number: 4,
+            covers: vec![(D, 2), (F, 7)],
+            bytes: 298,
+        }),
+        retired: vec![DeviceId([0xee; 16])],
+        pruned: 2,
     };
     assert_eq!(manifest, expected);
     assert_eq!(
         postcard::to_allocvec(&expected).unwrap(),
-        hex("00112233445566778899aabbccddeeff040280d0eab6b7330701f0e1d2c3b4a5968778695a4b3c2d1e0f07066c6170746f7001040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f07aa0201eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")
+        hex("00112233445566778899aabbccddeeff040280d0eab6b7330701f0e1d2c3b4a5968778695a4b3c2d1e0f07066c6170746f7001040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f07aa0201eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee02")
     );
 }

@@ -48,11 +48,13 @@ pub enum RequestKind {
     ListVaults,
     /// Deleting one of our checkpoints that a newer one replaced.
     DeleteCheckpoint,
+    /// Deleting one of our segments that a checkpoint covers.
+    DeleteSegment,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 9] = [
+    pub const ALL: [RequestKind; 10] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -62,6 +64,7 @@ impl RequestKind {
         RequestKind::PutCheckpoint,
         RequestKind::ListVaults,
         RequestKind::DeleteCheckpoint,
+        RequestKind::DeleteSegment,
     ];
 
     /// A short name for reports.
@@ -76,6 +79,7 @@ impl RequestKind {
             RequestKind::PutCheckpoint => "put-checkpoint",
             RequestKind::ListVaults => "list-vaults",
             RequestKind::DeleteCheckpoint => "delete-checkpoint",
+            RequestKind::DeleteSegment => "delete-segment",
         }
     }
 }

@@ -54,7 +54,7 @@ impl CheckpointRef {
     }
 }
 
-/// A device's manifest (format version 3; version 1 and 2 manifests are read with the fields
+/// A device's manifest (format version 4; version 1 to 3 manifests are read with the fields
 /// they lack empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -76,6 +76,38 @@ pub struct Manifest {
     /// for them any more, and a device that finds itself here starts over under a new id
     /// (version 3).
     pub retired: Vec<DeviceId>,
+    /// The device's segments `1..=pruned` may have been deleted: a checkpoint named in a
+    /// manifest of the vault covers them (version 4; never above `segments`).
+    pub pruned: u64,
+}
+
+/// The version 3 layout: no segment deleted.
+#[derive(Deserialize)]
+struct ManifestV3 {
+    device: DeviceId,
+    seq: u64,
+    segments: u64,
+    clock: Hlc,
+    merged: Vec<(DeviceId, u64)>,
+    label: String,
+    checkpoint: Option<CheckpointRef>,
+    retired: Vec<DeviceId>,
+}
+
+impl From<ManifestV3> for Manifest {
+    fn from(v3: ManifestV3) -> Self {
+        Manifest {
+            device: v3.device,
+            seq: v3.seq,
+            segments: v3.segments,
+            clock: v3.clock,
+            merged: v3.merged,
+            label: v3.label,
+            checkpoint: v3.checkpoint,
+            retired: v3.retired,
+            pruned: 0,
+        }
+    }
 }
 
 /// The version 2 layout: no retired devices.
@@ -90,6 +122,21 @@ struct ManifestV2 {
     checkpoint: Option<CheckpointRef>,
 }
 
+impl From<ManifestV2> for ManifestV3 {
+    fn from(v2: ManifestV2) -> Self {
+        ManifestV3 {
+            device: v2.device,
+            seq: v2.seq,
+            segments: v2.segments,
+            clock: v2.clock,
+            merged: v2.merged,
+            label: v2.label,
+            checkpoint: v2.checkpoint,
+            retired: Vec::new(),
+        }
+    }
+}
+
 /// The version 1 layout: no label, no checkpoint.
 #[derive(Deserialize)]
 struct ManifestV1 {
@@ -98,6 +145,20 @@ struct ManifestV1 {
     segments: u64,
     clock: Hlc,
     merged: Vec<(DeviceId, u64)>,
+}
+
+impl From<ManifestV1> for ManifestV2 {
+    fn from(v1: ManifestV1) -> Self {
+        ManifestV2 {
+            device: v1.device,
+            seq: v1.seq,
+            segments: v1.segments,
+            clock: v1.clock,
+            merged: v1.merged,
+            label: String::new(),
+            checkpoint: None,
+        }
+    }
 }
 
 impl Manifest {
@@ -140,32 +201,23 @@ impl Manifest {
         let manifest: Manifest = match version {
             1 => {
                 let v1: ManifestV1 = crypto::decode_exact(&plain).map_err(undecodable)?;
-                Manifest {
-                    device: v1.device,
-                    seq: v1.seq,
-                    segments: v1.segments,
-                    clock: v1.clock,
-                    merged: v1.merged,
-                    label: String::new(),
-                    checkpoint: None,
-                    retired: Vec::new(),
-                }
+                ManifestV3::from(ManifestV2::from(v1)).into()
             }
             2 => {
                 let v2: ManifestV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
-                Manifest {
-                    device: v2.device,
-                    seq: v2.seq,
-                    segments: v2.segments,
-                    clock: v2.clock,
-                    merged: v2.merged,
-                    label: v2.label,
-                    checkpoint: v2.checkpoint,
-                    retired: Vec::new(),
-                }
+                ManifestV3::from(v2).into()
             }
+            3 => crypto::decode_exact::<ManifestV3>(&plain)
+                .map_err(undecodable)?
+                .into(),
             _ => crypto::decode_exact(&plain).map_err(undecodable)?,
         };
+        if manifest.pruned > manifest.segments {
+            return Err(Error::corrupt(
+                &name,
+                "says more segments were deleted than were written",
+            ));
+        }
         if manifest.retired.len() > MAX_RETIRED {
             return Err(Error::corrupt(
                 &name,

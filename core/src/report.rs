@@ -29,6 +29,8 @@ pub struct SyncReport {
     pub compacted: bool,
     /// Tombstones the checkpoint written left out (garbage collection).
     pub collected: u64,
+    /// Our segments deleted because checkpoints cover them (segment collection).
+    pub segments_deleted: u64,
     /// The replica started over under a new device id (it had been out of touch longer than
     /// the grace period, or another device retired it): the old id. Its view was rebuilt from
     /// the vault.

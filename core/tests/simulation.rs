@@ -31,6 +31,8 @@ static CHECKPOINTS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 static CHECKPOINTS_ADOPTED: AtomicU64 = AtomicU64::new(0);
 static TOMBSTONES_COLLECTED: AtomicU64 = AtomicU64::new(0);
 static STARTED_OVER: AtomicU64 = AtomicU64::new(0);
+/// Segments deleted because checkpoints cover them.
+static SEGMENTS_DELETED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -50,6 +52,11 @@ const REGRESSIONS: &[u64] = &[
     // collected, naming a segment of old writes: outside what the format assumes (a request
     // lands within the clock margin), so such orphans are now lost in garbage-collection seeds.
     3033,
+    // A replica crashed after a segment landed and before the manifest naming it; it started
+    // over and did not re-apply a deletion in that segment: the deletion was older than its
+    // last manifest's clock (which ticks when the manifest is written), so it counted as
+    // published.
+    10912,
 ];
 
 const ORIGIN: &str = "http://sim.invalid/simbucket";
@@ -394,6 +401,7 @@ impl Sim {
             let line = match outcome {
                 Ok(report) => {
                     TOMBSTONES_COLLECTED.fetch_add(report.collected, Ordering::Relaxed);
+                    SEGMENTS_DELETED.fetch_add(report.segments_deleted, Ordering::Relaxed);
                     format!("  r{r} sync ok: {report}")
                 }
                 Err(e) => format!("  r{r} sync failed: {e}"),
@@ -728,9 +736,12 @@ impl Sim {
             "the new device met errors: {report}"
         );
         if written > 0 {
-            assert_eq!(
-                report.requests_of(RequestKind::GetCheckpoint),
-                1,
+            // One, or one more per device whose segments the best one covers less than others
+            // did when that device deleted them (two devices that compacted at about the same
+            // time; FORMAT 8.9).
+            let fetched = report.requests_of(RequestKind::GetCheckpoint);
+            assert!(
+                (1..=r as u64).contains(&fetched),
                 "a new device starts from a checkpoint when there is one: {report}"
             );
         }
@@ -859,12 +870,14 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(CHECKPOINTS_ADOPTED.load(Ordering::Relaxed) > seeds / 2);
         // And so did garbage collection and starting over.
         eprintln!(
-            "collected {} started over {}",
+            "collected {} started over {} segments deleted {}",
             TOMBSTONES_COLLECTED.load(Ordering::Relaxed),
-            STARTED_OVER.load(Ordering::Relaxed)
+            STARTED_OVER.load(Ordering::Relaxed),
+            SEGMENTS_DELETED.load(Ordering::Relaxed)
         );
         assert!(TOMBSTONES_COLLECTED.load(Ordering::Relaxed) > seeds / 20);
         assert!(STARTED_OVER.load(Ordering::Relaxed) > seeds / 20);
+        assert!(SEGMENTS_DELETED.load(Ordering::Relaxed) > seeds / 20);
     }
 }
 

@@ -68,6 +68,7 @@ class SyncReport:
     conflicts: List[bytes]
     compacted: bool
     collected: int
+    segments_deleted: int
     started_over: Optional[str]
     restamped: List[bytes]
 

@@ -23,9 +23,10 @@ use crate::manifest::CheckpointRef;
 use crate::record::{Record, Records};
 
 const STATE_NAME: &str = "local-state";
-/// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory)
-/// and 3 (no retired devices, merged vectors or sync times) are still read.
-pub(crate) const STATE_VERSION: u32 = 4;
+/// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
+/// 3 (no retired devices, merged vectors or sync times) and 4 (no deleted segments) are still
+/// read.
+pub(crate) const STATE_VERSION: u32 = 5;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +94,68 @@ pub(crate) struct DeviceInfo {
     pub merged: Vec<(DeviceId, u64)>,
     /// The format version its latest manifest was written in (0: not read since an upgrade).
     pub format: u8,
+    /// Its segments `1..=pruned` may have been deleted (a checkpoint covers them). Ours: what
+    /// our last manifest that reached the store said.
+    pub pruned: u64,
+}
+
+/// The state version 4 layout of [`DeviceInfo`].
+#[derive(Deserialize)]
+struct DeviceInfoV4 {
+    label: String,
+    clock: Hlc,
+    checkpoint: Option<CheckpointRef>,
+    merged: Vec<(DeviceId, u64)>,
+    format: u8,
+}
+
+/// The state version 4 layout of [`Directory`].
+#[derive(Deserialize)]
+struct DirectoryV4 {
+    label: String,
+    devices: BTreeMap<DeviceId, DeviceInfoV4>,
+    tail_bytes: u64,
+    joined: bool,
+    own_checkpoints: Vec<u64>,
+    previous_checkpoint: Option<u64>,
+    retired: BTreeSet<DeviceId>,
+    caught_up_ms: u64,
+    checkpoint_ms: u64,
+    horizon_ms: u64,
+    former_ids: BTreeSet<DeviceId>,
+}
+
+impl From<DirectoryV4> for Directory {
+    fn from(v4: DirectoryV4) -> Self {
+        Directory {
+            label: v4.label,
+            devices: v4
+                .devices
+                .into_iter()
+                .map(|(d, i)| {
+                    let info = DeviceInfo {
+                        label: i.label,
+                        clock: i.clock,
+                        checkpoint: i.checkpoint,
+                        merged: i.merged,
+                        format: i.format,
+                        pruned: 0,
+                    };
+                    (d, info)
+                })
+                .collect(),
+            tail_bytes: v4.tail_bytes,
+            joined: v4.joined,
+            own_checkpoints: v4.own_checkpoints,
+            previous_checkpoint: v4.previous_checkpoint,
+            retired: v4.retired,
+            caught_up_ms: v4.caught_up_ms,
+            checkpoint_ms: v4.checkpoint_ms,
+            horizon_ms: v4.horizon_ms,
+            former_ids: v4.former_ids,
+            ..Directory::default()
+        }
+    }
 }
 
 /// The state version 3 layout of [`DeviceInfo`].
@@ -128,6 +191,7 @@ impl From<DirectoryV3> for Directory {
                         checkpoint: i.checkpoint,
                         merged: Vec::new(),
                         format: 0,
+                        pruned: 0,
                     };
                     (d, info)
                 })
@@ -142,7 +206,7 @@ impl From<DirectoryV3> for Directory {
 }
 
 /// The vault's devices as their manifests describe them, and what this replica needs to know
-/// about checkpoints, joining and garbage collection (state version 4).
+/// about checkpoints, joining and garbage collection (state version 5).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Directory {
     /// Our own label, written into our manifest.
@@ -170,6 +234,14 @@ pub(crate) struct Directory {
     pub horizon_ms: u64,
     /// The ids this replica had before it started over.
     pub former_ids: BTreeSet<DeviceId>,
+    /// Each `pruned` our manifest said, with when (wall ms) it reached the store: segments are
+    /// deleted a while later. Forgotten once acted on.
+    pub pruned_at: Vec<(u64, u64)>,
+    /// Our segments `1..=deleted` are deleted from the store.
+    pub deleted: u64,
+    /// The oldest stamp of a write of ours in a segment that is in the store but that no
+    /// manifest of ours names yet (a crash between the two): starting over applies it again.
+    pub unnamed_from: Option<Hlc>,
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.
@@ -495,9 +567,12 @@ impl LocalState {
             2 => crypto::decode_exact::<SnapshotV2>(&plain)
                 .map_err(undecodable)?
                 .into(),
-            3 => crypto::decode_exact::<SnapshotV3>(&plain)
+            3 => crypto::decode_exact::<SnapshotIn<DirectoryV3>>(&plain)
                 .map_err(undecodable)?
-                .into(),
+                .upgrade(),
+            4 => crypto::decode_exact::<SnapshotIn<DirectoryV4>>(&plain)
+                .map_err(undecodable)?
+                .upgrade(),
             STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
@@ -610,6 +685,9 @@ impl LocalState {
             2 => crypto::decode_exact::<DeltaV2>(delta)
                 .map_err(undecodable)?
                 .into(),
+            3 => crypto::decode_exact::<DeltaIn<DirectoryV4>>(delta)
+                .map_err(undecodable)?
+                .upgrade(),
             _ => crypto::decode_exact(delta).map_err(undecodable)?,
         };
         if delta.reset {
@@ -671,7 +749,7 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 3. Changing it is a state format change: bump
+/// The snapshot layout, version 5. Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -703,8 +781,8 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
-/// The snapshot as read: version 4, or (with `D` = [`DirectoryV3`]) version 3, whose layout
-/// differs only in the directory.
+/// The snapshot as read: version 5, or (with `D` = [`DirectoryV4`] or [`DirectoryV3`]) version
+/// 4 or 3, whose layouts differ only in the directory.
 #[derive(Deserialize)]
 struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]
@@ -722,25 +800,24 @@ struct SnapshotIn<D = Directory> {
     history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
-/// Version 3: the directory of state version 3.
-type SnapshotV3 = SnapshotIn<DirectoryV3>;
-
-impl From<SnapshotV3> for SnapshotIn {
-    fn from(v3: SnapshotV3) -> Self {
+impl<D: Into<Directory>> SnapshotIn<D> {
+    /// A snapshot of version 3 or 4 (whose layouts differ only in the directory) in the
+    /// current layout. Peers' manifest ETags are forgotten, so that the next sync reads what
+    /// those versions did not keep (merged vectors and retired lists; deleted segments).
+    fn upgrade(self) -> SnapshotIn {
         SnapshotIn {
-            version: v3.version,
-            device: v3.device,
-            clock: v3.clock,
-            records: v3.records,
-            dirty: v3.dirty,
-            own: v3.own,
-            issued: v3.issued,
-            pending: v3.pending,
-            // Forgotten, so that the next sync reads their merged vectors and retired lists.
-            peers: forget_etags(v3.peers),
-            quirks: v3.quirks,
-            directory: v3.directory.into(),
-            history: v3.history,
+            version: self.version,
+            device: self.device,
+            clock: self.clock,
+            records: self.records,
+            dirty: self.dirty,
+            own: self.own,
+            issued: self.issued,
+            pending: self.pending,
+            peers: forget_etags(self.peers),
+            quirks: self.quirks,
+            directory: self.directory.into(),
+            history: self.history,
         }
     }
 }
@@ -832,7 +909,7 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// One journal delta (journal version 3): final values of what changed.
+/// One journal delta (journal version 4): final values of what changed.
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).
@@ -853,8 +930,10 @@ struct DeltaOut<'a> {
     history: Vec<(&'a Bytes, &'a [Record])>,
 }
 
+/// A delta as read: journal version 4, or (with `D` = [`DirectoryV4`]) version 3, whose layout
+/// differs only in the directory.
 #[derive(Deserialize)]
-struct DeltaIn {
+struct DeltaIn<D = Directory> {
     reset: bool,
     device: DeviceId,
     removed: Vec<ByteBuf>,
@@ -864,8 +943,28 @@ struct DeltaIn {
     pending: Option<Option<PendingSegment>>,
     peers: Vec<(DeviceId, PeerLog)>,
     quirks: Option<Quirks>,
-    directory: Option<Directory>,
+    directory: Option<D>,
     history: Vec<(ByteBuf, Vec<Record>)>,
+}
+
+impl DeltaIn<DirectoryV4> {
+    /// A journal version 3 delta in the current layout; peers' ETags forgotten as in
+    /// [`SnapshotIn::upgrade`].
+    fn upgrade(self) -> DeltaIn {
+        DeltaIn {
+            reset: self.reset,
+            device: self.device,
+            removed: self.removed,
+            clock: self.clock,
+            records: self.records,
+            own: self.own,
+            pending: self.pending,
+            peers: forget_etags(self.peers),
+            quirks: self.quirks,
+            directory: self.directory.map(Directory::from),
+            history: self.history,
+        }
+    }
 }
 
 /// A delta of journal version 2: the directory of state version 3.

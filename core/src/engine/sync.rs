@@ -9,6 +9,7 @@ use super::{Engine, Lifecycle};
 
 pub(crate) mod compact;
 mod gc;
+mod prune;
 mod pull;
 mod push;
 use crate::error::{Category, Error, Result};
@@ -89,6 +90,7 @@ enum Pending {
         segments: u64,
         checkpoint: Option<CheckpointRef>,
         clock: crate::clock::Hlc,
+        pruned: u64,
     },
     ListVaults,
     Checkpoint {
@@ -100,6 +102,9 @@ enum Pending {
     },
     DeleteCheckpoint {
         number: u64,
+    },
+    DeleteSegment {
+        seq: u64,
     },
 }
 
@@ -128,6 +133,14 @@ pub(crate) struct SyncRun {
     now: Timestamp,
     /// When the checkpoint this run wrote was planned, for the manifest that names it.
     written_checkpoint_at: Option<u64>,
+    /// Checkpoints fetched (or tried) in this run.
+    tried_checkpoints: HashSet<(DeviceId, u64)>,
+    /// An object the manifests promised was missing (deleted since): list again once.
+    relist: bool,
+    /// This run listed a second time already.
+    relisted: bool,
+    /// Our segments deleted in this run above the ones counted as deleted.
+    deleted_segments: std::collections::BTreeSet<u64>,
 }
 
 impl SyncRun {
@@ -135,6 +148,10 @@ impl SyncRun {
         SyncRun {
             now,
             written_checkpoint_at: None,
+            tried_checkpoints: HashSet::new(),
+            relist: false,
+            relisted: false,
+            deleted_segments: Default::default(),
             phase: Phase::Listing,
             queue: VecDeque::new(),
             delayed: Vec::new(),
@@ -415,11 +432,23 @@ impl Engine {
                         continue;
                     }
                     run.phase = Phase::Checkpoint;
-                    self.plan_checkpoint(run);
                 }
+                // Checkpoints one at a time, while one is needed (segments were deleted) or
+                // worth it.
                 Phase::Checkpoint => {
-                    run.phase = Phase::Segments;
-                    self.plan_segments(run);
+                    if !self.plan_checkpoint(run) {
+                        run.phase = Phase::Segments;
+                        self.plan_segments(run);
+                    }
+                }
+                Phase::Segments if run.relist && !run.relisted => {
+                    // Something the manifests named was gone: read them again, once.
+                    run.relist = false;
+                    run.relisted = true;
+                    run.phase = Phase::Listing;
+                    run.listed.clear();
+                    run.seen_tokens.clear();
+                    self.queue_list(run, None);
                 }
                 Phase::Segments => {
                     run.phase = Phase::Pushing;
@@ -451,6 +480,7 @@ impl Engine {
                     run.phase = Phase::Sweeping;
                     if run.failure.is_none() && run.may_push {
                         self.plan_sweep(run);
+                        self.plan_segment_deletes(run);
                     }
                 }
                 Phase::Sweeping | Phase::Done => run.phase = Phase::Done,
@@ -470,7 +500,8 @@ impl Engine {
                 segments,
                 checkpoint,
                 clock,
-            } => self.on_put_manifest(run, (seq, segments, clock), checkpoint, response),
+                pruned,
+            } => self.on_put_manifest(run, (seq, segments, clock, pruned), checkpoint, response),
             Pending::ListVaults => self.on_list_vaults(run, response),
             Pending::Checkpoint { writer, reference } => {
                 self.on_checkpoint(run, writer, reference, response)
@@ -481,6 +512,7 @@ impl Engine {
             Pending::DeleteCheckpoint { number } => {
                 self.on_delete_checkpoint(run, number, response)
             }
+            Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
         }
     }
 

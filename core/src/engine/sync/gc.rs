@@ -29,6 +29,9 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, Timestamp};
 use crate::record::Record;
 
+/// The first format whose writers send heartbeats and start over.
+const COLLECTING_FORMAT: u8 = 3;
+
 impl Engine {
     /// The margin every comparison of two devices' clocks allows.
     fn clock_margin_ms(&self) -> u64 {
@@ -76,12 +79,15 @@ impl Engine {
     }
 
     /// Starts over under a new device id: see the module documentation. What is applied again:
-    /// every key whose current record is our write and is either unpushed or newer than our
-    /// last manifest that reached the store (pushed in a segment that no manifest names, so
-    /// nobody reads it). Our writes that already lost to a newer one stay lost.
+    /// every key whose current record is our write and is either unpushed, or newer than our
+    /// last manifest that reached the store, or as new as the oldest write in a segment of ours
+    /// that no manifest names (pushed there, but nobody reads it: the manifest's clock, taken
+    /// when it is written, does not tell). Our writes that already lost to a newer one stay
+    /// lost.
     pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
         let old = self.state.device;
         let published = self.state.directory().devices.get(&old).map(|i| i.clock);
+        let unnamed = self.state.directory().unnamed_from;
         let dirty = self.state.dirty();
         let mut unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .state
@@ -89,7 +95,9 @@ impl Engine {
             .iter()
             .filter(|(k, r)| {
                 r.stamp.device == old
-                    && (dirty.contains(*k) || published.is_none_or(|p| r.stamp.hlc > p))
+                    && (dirty.contains(*k)
+                        || published.is_none_or(|p| r.stamp.hlc > p)
+                        || unnamed.is_some_and(|u| r.stamp.hlc >= u))
             })
             .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
@@ -192,7 +200,7 @@ impl Engine {
             }
             // A device on an older format neither sends heartbeats nor starts over: nothing is
             // collected while one is active.
-            if info.format < crate::crypto::FORMAT_VERSION {
+            if info.format < COLLECTING_FORMAT {
                 return none;
             }
             let has = |of: &DeviceId| {

@@ -231,6 +231,7 @@ impl Engine {
                 checkpoint: manifest.checkpoint.clone().or(info.checkpoint.take()),
                 merged: manifest.merged.clone(),
                 format,
+                pruned: manifest.pruned,
             };
         }
     }
@@ -245,41 +246,92 @@ impl Engine {
             .max_by_key(|(d, c)| (c.total(), c.number, *d))
     }
 
+    /// How many segments of `device` (ourselves included) are merged here.
+    fn applied_of(&self, device: DeviceId) -> u64 {
+        if device == self.state.device {
+            self.state.own().segments
+        } else {
+            self.state.peer(&device).map_or(0, |p| p.applied)
+        }
+    }
+
+    /// How many of `device`'s first segments may have been deleted, as its manifest says.
+    fn pruned_of(&self, device: DeviceId) -> u64 {
+        self.state
+            .directory()
+            .devices
+            .get(&device)
+            .map_or(0, |i| i.pruned)
+    }
+
+    /// Devices whose next segment to merge may have been deleted, with how far: only a
+    /// checkpoint brings this replica past them.
+    fn stranded(&self) -> Vec<(DeviceId, u64)> {
+        self.state
+            .directory()
+            .devices
+            .iter()
+            .map(|(d, i)| (*d, i.pruned))
+            .filter(|(d, pruned)| self.applied_of(*d) < *pruned)
+            .collect()
+    }
+
     /// How many segments a checkpoint covers that this replica has not merged.
     fn missing_from(&self, checkpoint: &CheckpointRef) -> u64 {
-        let me = self.state.device;
         checkpoint
             .covers
             .iter()
-            .map(|(device, n)| {
-                let applied = if *device == me {
-                    self.state.own().segments
-                } else {
-                    self.state.peer(device).map_or(0, |p| p.applied)
-                };
-                n.saturating_sub(applied)
-            })
+            .map(|(device, n)| n.saturating_sub(self.applied_of(*device)))
             .sum()
     }
 
-    /// Fetches the best checkpoint when that is cheaper than the segments it covers.
-    pub(super) fn plan_checkpoint(&mut self, run: &mut SyncRun) {
-        let Some((writer, best)) = self.best_checkpoint() else {
-            return;
+    /// Queues the next checkpoint to adopt, if any; returns whether it did. One is needed while
+    /// segments this replica has not merged were deleted: the one covering the most such
+    /// devices (then the best). Otherwise the best checkpoint is fetched once, when that is
+    /// cheaper than the segments it covers.
+    pub(super) fn plan_checkpoint(&mut self, run: &mut SyncRun) -> bool {
+        let stranded = self.stranded();
+        let directory = self.state.directory();
+        let untried = directory.devices.iter().filter_map(|(d, info)| {
+            let c = info.checkpoint.as_ref()?;
+            (!run.tried_checkpoints.contains(&(*d, c.number))).then_some((*d, c))
+        });
+        let needed = untried
+            .map(|(d, c)| {
+                let helps = stranded
+                    .iter()
+                    .filter(|(of, pruned)| c.covers(*of) >= *pruned)
+                    .count();
+                (helps, d, c)
+            })
+            .filter(|(helps, _, _)| *helps > 0)
+            .max_by_key(|(helps, d, c)| (*helps, c.total(), c.number, *d))
+            .map(|(_, d, c)| (d, c));
+        let choice = match needed {
+            Some(choice) => choice,
+            None if run.tried_checkpoints.is_empty() => {
+                let Some((writer, best)) = self.best_checkpoint() else {
+                    return false;
+                };
+                let missing = self.missing_from(best);
+                // Nothing merged yet (what a replica that started over re-applied does not
+                // count).
+                let fresh = self.state.own().segments == 0
+                    && self.state.peers().values().all(|p| p.applied == 0);
+                let worth = if fresh {
+                    missing >= 1
+                } else {
+                    missing >= 2 && best.bytes <= missing.saturating_mul(ADOPT_BYTES_PER_SEGMENT)
+                };
+                if !worth {
+                    return false;
+                }
+                (writer, best)
+            }
+            None => return false,
         };
-        let missing = self.missing_from(best);
-        // Nothing merged yet (what a replica that started over re-applied does not count).
-        let fresh =
-            self.state.own().segments == 0 && self.state.peers().values().all(|p| p.applied == 0);
-        let worth = if fresh {
-            missing >= 1
-        } else {
-            missing >= 2 && best.bytes <= missing.saturating_mul(ADOPT_BYTES_PER_SEGMENT)
-        };
-        if !worth {
-            return;
-        }
-        let reference = best.clone();
+        let (writer, reference) = (choice.0, choice.1.clone());
+        run.tried_checkpoints.insert((writer, reference.number));
         let name = checkpoint_name(writer, reference.number);
         self.queue_get(
             run,
@@ -287,6 +339,7 @@ impl Engine {
             &name,
             Pending::Checkpoint { writer, reference },
         );
+        true
     }
 
     pub(super) fn on_checkpoint(
@@ -297,9 +350,14 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = checkpoint_name(writer, reference.number);
-        // Not fatal: the segments it covers are still there to fetch one by one.
+        // Not fatal: the segments it covers may still be there to fetch one by one, or another
+        // checkpoint covers them.
         let body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
+            // Swept since its writer's manifest was read: that manifest names a newer one.
+            Err(e) if e.category() == Category::NotFound && !run.relisted => {
+                return self.read_again(run, writer)
+            }
             Err(e) => return run.report.errors.push(e),
         };
         let checkpoint = match checkpoint::open(
@@ -348,19 +406,38 @@ impl Engine {
         self.state.directory_mut().tail_bytes = 0;
     }
 
+    /// Queues every segment not merged yet, above those that may have been deleted. Deleted
+    /// segments that no checkpoint brought in are reported (for our own log: the push waits).
     pub(super) fn plan_segments(&mut self, run: &mut SyncRun) {
         let me = self.state.device;
+        for (device, pruned) in self.stranded() {
+            let error = Error::Http {
+                category: Category::NotFound,
+                status: 404,
+                code: None,
+                context: format!(
+                    "segments of {device} up to {pruned} were deleted, and no checkpoint in {} covers them",
+                    self.store.display_name()
+                ),
+            };
+            if device == me {
+                run.own_log_failure(error);
+            } else {
+                run.report.errors.push(error);
+            }
+        }
         let own = self.state.own();
-        let range = |applied: u64, known: u64| {
-            applied + 1..=known.min(applied.saturating_add(MAX_SEGMENTS_PER_SYNC))
+        let range = |device: DeviceId, applied: u64, known: u64| {
+            let from = applied.max(self.pruned_of(device)) + 1;
+            from..=known.min(from.saturating_add(MAX_SEGMENTS_PER_SYNC - 1))
         };
-        let mut wanted: Vec<(DeviceId, u64)> = range(own.segments, own.published_segments)
+        let mut wanted: Vec<(DeviceId, u64)> = range(me, own.segments, own.published_segments)
             .filter(|seq| !own.beyond.contains(seq))
             .map(|seq| (me, seq))
             .collect();
         for (device, peer) in self.state.peers() {
             wanted.extend(
-                range(peer.applied, peer.segments)
+                range(*device, peer.applied, peer.segments)
                     .filter(|seq| !peer.beyond.contains(seq))
                     .map(|seq| (*device, seq)),
             );
@@ -376,6 +453,17 @@ impl Engine {
         }
     }
 
+    /// Something `device`'s manifest promised is gone (deleted since we read it): read the
+    /// manifests again once this phase is done, that one whatever its ETag.
+    fn read_again(&mut self, run: &mut SyncRun, device: DeviceId) {
+        run.relist = true;
+        if device == self.state.device {
+            self.state.own_mut().manifest_etag = None;
+        } else {
+            self.state.peer_mut(device).manifest_etag = None;
+        }
+    }
+
     pub(super) fn on_segment(
         &mut self,
         run: &mut SyncRun,
@@ -387,6 +475,10 @@ impl Engine {
         let own = device == self.state.device;
         let mut body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
+            // Deleted since we read the manifest (a checkpoint covers it now): read it again.
+            Err(e) if e.category() == Category::NotFound && !run.relisted => {
+                return self.read_again(run, device)
+            }
             // One of our published segments we cannot read back: pushing past it would publish
             // a log this state does not know. Say so on every sync until it is resolved.
             Err(e) if own => return run.own_log_failure(e),

@@ -183,6 +183,8 @@ impl Engine {
         let Some(pending) = self.state.set_pending(None) else {
             return;
         };
+        let oldest = pending.written.iter().map(|(_, stamp)| stamp.hlc).min();
+        self.note_unnamed(oldest);
         self.state.directory_mut().tail_bytes += pending.body.len() as u64;
         run.report.pushed += pending.written.len() as u64;
         for (key, stamp) in &pending.written {
@@ -265,6 +267,7 @@ impl Engine {
             &mut body,
         ) {
             Ok(segment) => {
+                self.note_unnamed(segment.changes().map(|c| c.hlc).min());
                 self.merge_segment(run, segment);
             }
             // An unreadable object holds the number: skip past it, and say so.
@@ -276,6 +279,14 @@ impl Engine {
             for (key, _) in pending.written.into_iter().rev() {
                 run.push_keys.push_front(key.into_vec());
             }
+        }
+    }
+
+    /// Writes of ours from `oldest` on are in a segment no manifest of ours names yet.
+    fn note_unnamed(&mut self, oldest: Option<crate::clock::Hlc>) {
+        if let Some(oldest) = oldest {
+            let directory = self.state.directory_mut();
+            directory.unnamed_from = Some(directory.unnamed_from.map_or(oldest, |u| u.min(oldest)));
         }
     }
 
@@ -306,7 +317,14 @@ impl Engine {
             && directory.devices.get(&me).is_some_and(|info| {
                 run.now.0 > info.clock.wall_ms.saturating_add(self.heartbeat_ms())
             });
+        let pruned = self.prunable();
+        let own = self.state.own();
+        let directory = self.state.directory();
         let news = own.segments > own.published_segments
+            || directory
+                .devices
+                .get(&me)
+                .is_some_and(|i| pruned > i.pruned)
             || own.republish
             || !directory.joined
             || heartbeat
@@ -353,6 +371,7 @@ impl Engine {
                 .copied()
                 .take(crate::manifest::MAX_RETIRED)
                 .collect(),
+            pruned,
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
         let url = self.store.object_url(&format!(
@@ -365,32 +384,37 @@ impl Engine {
             segments: manifest.segments,
             checkpoint: manifest.checkpoint.clone(),
             clock: manifest.clock,
+            pruned,
         };
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
         op.body = body;
         run.push(op);
     }
 
-    /// `published` is the manifest's sequence number, segment count and clock.
+    /// `published` is the manifest's sequence number, segment count, clock and pruned count.
     pub(super) fn on_put_manifest(
         &mut self,
         run: &mut SyncRun,
-        published: (u64, u64, crate::clock::Hlc),
+        published: (u64, u64, crate::clock::Hlc, u64),
         checkpoint: Option<CheckpointRef>,
         response: Result<Response>,
     ) {
-        let (seq, segments, clock) = published;
+        let (seq, segments, clock, pruned) = published;
         let name = manifest_name(self.state.device);
         match self.check(response, || format!("PUT {name}")) {
             Ok(response) => {
                 let own = self.state.own_mut();
                 own.manifest_seq = seq;
                 own.published_segments = segments;
+                let all_named = segments >= own.segments;
                 own.manifest_etag = response.header("etag").map(str::to_owned);
                 own.republish = false;
                 let me = self.state.device;
                 let directory = self.state.directory_mut();
                 directory.joined = true;
+                if all_named {
+                    directory.unnamed_from = None;
+                }
                 let label = directory.label.clone();
                 let info = directory.devices.entry(me).or_default();
                 info.label = label;
@@ -406,6 +430,7 @@ impl Engine {
                         directory.checkpoint_ms = at;
                     }
                 }
+                self.note_pruned(pruned, run.now.0);
             }
             Err(e) => run.stop(e),
         }
