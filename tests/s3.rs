@@ -462,6 +462,84 @@ async fn a_device_clock_an_hour_off_is_corrected_from_the_stores_date() {
     }
 }
 
+/// The objects under `folder` of the vault (one page: tests keep below 1,000).
+async fn list(
+    store: &Store,
+    key: &VaultKey,
+    folder: &str,
+    transport: &impl Transport,
+) -> Vec<(String, String)> {
+    let mut listing = Request {
+        id: RequestId(1),
+        kind: RequestKind::List,
+        method: Method::Get,
+        url: store.list_url(
+            &format!("{}{}/{folder}", store.prefix(), key.vault_id()),
+            None,
+        ),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    bucketsync::sign::Signer::sign(
+        &SigV4::new(TestServer::credentials(), "us-east-1"),
+        &mut listing,
+        wall_clock(),
+    )
+    .unwrap();
+    bucketsync::s3::parse_list(&transport.send(listing).await.unwrap().body)
+        .unwrap()
+        .objects
+}
+
+#[tokio::test]
+async fn covered_segments_are_deleted_and_a_new_device_starts_from_the_checkpoint() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("pruning").await;
+        let store = server.store("pruning", "");
+        let key = VaultKey::generate().unwrap();
+        let transport = http();
+        let mut writer = device(&key, &store, 1);
+        // A short grace period, so that segments go a heartbeat (grace / 8) after the
+        // manifest says they may.
+        writer.set_compaction(bucketsync::CompactionPolicy {
+            min_tail_segments: 3,
+            max_tail_segments: 3,
+            bytes_ratio: 1,
+            segment_overhead_bytes: 0,
+            grace_ms: 4_000,
+            max_clock_skew_ms: 100,
+        });
+        for i in 0..9 {
+            writer.put(format!("k{i}"), format!("v{i}"), wall_clock());
+            let report = sync(&mut writer, &transport).await.unwrap();
+            assert!(report.errors.is_empty(), "{kind:?}: {report}");
+        }
+        assert_eq!(list(&store, &key, "s/", &transport).await.len(), 9);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        writer.put("k9", "v9", wall_clock());
+        let report = sync(&mut writer, &transport).await.unwrap();
+        assert!(report.errors.is_empty(), "{kind:?}: {report}");
+        assert!(report.segments_deleted >= 6, "{kind:?}: {report}");
+        let left = list(&store, &key, "s/", &transport).await;
+        assert_eq!(
+            left.len() as u64,
+            10 - report.segments_deleted,
+            "{kind:?}: {left:?}"
+        );
+
+        let mut new = device(&key, &store, 2);
+        let report = sync(&mut new, &transport).await.unwrap();
+        assert!(report.errors.is_empty(), "{kind:?}: {report}");
+        assert_eq!(
+            report.requests_of(RequestKind::GetCheckpoint),
+            1,
+            "{kind:?}: {report}"
+        );
+        assert_eq!(new.keys(b"").len(), 10, "{kind:?}");
+    }
+}
+
 #[tokio::test]
 async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_checked() {
     for kind in ServerKind::ALL {
@@ -503,23 +581,8 @@ async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_check
         }
         assert!(compactions >= 5, "{kind:?}: {compactions}");
         // Swept: two checkpoints of the writer are left in the bucket.
-        let mut listing = Request {
-            id: RequestId(1),
-            kind: RequestKind::List,
-            method: Method::Get,
-            url: store.list_url(&format!("{}{}/c/", store.prefix(), key.vault_id()), None),
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-        bucketsync::sign::Signer::sign(
-            &SigV4::new(TestServer::credentials(), "us-east-1"),
-            &mut listing,
-            wall_clock(),
-        )
-        .unwrap();
-        let page =
-            bucketsync::s3::parse_list(&transport.send(listing).await.unwrap().body).unwrap();
-        assert_eq!(page.objects.len(), 2, "{kind:?}: {:?}", page.objects);
+        let checkpoints = list(&store, &key, "c/", &transport).await;
+        assert_eq!(checkpoints.len(), 2, "{kind:?}: {checkpoints:?}");
 
         // A new device starts from the checkpoint; the join succeeds now.
         let report = sync(&mut lost, &transport).await.unwrap();
