@@ -1029,3 +1029,49 @@ fn a_reader_that_meets_a_deleted_segment_reads_the_manifest_again() {
     );
     assert_eq!(all(&reader), all(&a));
 }
+
+/// A device deletes its segments only up to what a checkpoint it wrote or opened itself covers:
+/// a reference in another device's manifest could name a damaged object.
+#[test]
+fn segments_are_not_deleted_on_the_word_of_a_checkpoint_nobody_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = store_url(&bucket);
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let a = clock.open(&store, &key, "a", OpenMode::Create);
+    sync(&a).unwrap();
+    // b never writes a checkpoint, and has no reason to adopt one: it is always caught up.
+    let b = Session::open(SessionOptions {
+        device: Some("b"),
+        mode: OpenMode::Join,
+        compaction: CompactionPolicy::NEVER,
+        clock: {
+            let now = clock.0.clone();
+            std::sync::Arc::new(move || {
+                bucketsync::Timestamp(now.load(std::sync::atomic::Ordering::SeqCst))
+            })
+        },
+        ..SessionOptions::new(&store, &key, StateLocation::Memory)
+    })
+    .unwrap();
+    for i in 0..4 {
+        b.put(format!("b{i}"), "from b").unwrap();
+        sync(&b).unwrap();
+        // a's checkpoints cover b's segments.
+        a.put(format!("a{i}"), "from a").unwrap();
+        assert!(sync(&a).unwrap().compacted);
+    }
+    clock.advance_days(4);
+    b.put("b4", "from b").unwrap();
+    let report = sync(&b).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.segments_deleted, 0, "{report}");
+    // a deletes its own: its checkpoints are its own.
+    a.put("a4", "from a").unwrap();
+    assert!(sync(&a).unwrap().segments_deleted > 0);
+    let fresh = clock.open(&store, &key, "fresh", OpenMode::Join);
+    let report = sync(&fresh).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(all(&fresh), all(&a));
+}

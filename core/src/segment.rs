@@ -240,7 +240,7 @@ impl<'a> SegmentView<'a> {
         let mut reader = Reader(plain);
         let device = DeviceId(reader.take(16)?.try_into().expect("16 bytes taken"));
         let seq = reader.varint(u64::MAX)?;
-        let count = usize::try_from(reader.varint(u64::MAX)?).map_err(|_| "too many changes")?;
+        let count = reader.length()?;
         let changes = reader.0;
         for _ in 0..count {
             reader.change()?;
@@ -322,8 +322,15 @@ impl<'a> Reader<'a> {
         Err("integer out of range")
     }
 
+    /// A length or count: a `usize` varint, as postcard reads one on this target (at most 5
+    /// bytes on 32-bit targets such as wasm32, 10 on 64-bit ones).
+    fn length(&mut self) -> core::result::Result<usize, &'static str> {
+        let value = self.varint(usize::MAX as u64)?;
+        usize::try_from(value).map_err(|_| "integer out of range")
+    }
+
     fn bytes(&mut self) -> core::result::Result<&'a [u8], &'static str> {
-        let len = usize::try_from(self.varint(u64::MAX)?).map_err(|_| "truncated")?;
+        let len = self.length()?;
         self.take(len)
     }
 

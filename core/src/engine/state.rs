@@ -239,6 +239,9 @@ pub(crate) struct Directory {
     pub pruned_at: Vec<(u64, u64)>,
     /// Our segments `1..=deleted` are deleted from the store.
     pub deleted: u64,
+    /// How many of our segments a checkpoint covers that this replica wrote or opened itself:
+    /// segments are deleted only up to there, never on the word of a reference alone.
+    pub verified_covers: u64,
     /// The oldest stamp of a write of ours in a segment that is in the store but that no
     /// manifest of ours names yet (a crash between the two): starting over applies it again.
     pub unnamed_from: Option<Hlc>,

@@ -139,6 +139,8 @@ pub(crate) struct SyncRun {
     relist: bool,
     /// This run listed a second time already.
     relisted: bool,
+    /// A listed peer's manifest could not be read: it may be a reader of an older format.
+    manifest_unread: bool,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
 }
@@ -151,6 +153,7 @@ impl SyncRun {
             tried_checkpoints: HashSet::new(),
             relist: false,
             relisted: false,
+            manifest_unread: false,
             deleted_segments: Default::default(),
             phase: Phase::Listing,
             queue: VecDeque::new(),

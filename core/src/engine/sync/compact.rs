@@ -236,6 +236,7 @@ impl Engine {
         match self.check(response, || format!("PUT {name}")) {
             Ok(_) => {
                 self.state.directory_mut().tail_bytes = 0;
+                self.note_verified(reference.covers.iter().copied());
                 run.report.compacted = true;
                 self.plan_publish(run, Some(reference));
             }

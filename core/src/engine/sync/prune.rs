@@ -12,6 +12,7 @@ use super::{Pending, SyncRun};
 use crate::engine::Engine;
 use crate::error::{Category, Result};
 use crate::http::{Method, RequestKind, Response};
+use crate::ids::DeviceId;
 use crate::segment::segment_name;
 
 /// The first format whose readers know that segments may be deleted.
@@ -21,26 +22,32 @@ const MAX_DELETES_PER_SYNC: u64 = 1000;
 
 impl Engine {
     /// What our manifest published now says of our deleted segments: every one of ours that the
-    /// best checkpoint named in the manifests we accepted covers, once every device that is not retired
+    /// best checkpoint named in the manifests we accepted covers, and a checkpoint this replica
+    /// wrote or opened itself too (a reference alone could name a damaged object), once every
+    /// device that is not retired
     /// writes a format whose readers know segments may be deleted. Never less than before.
-    pub(super) fn prunable(&self) -> u64 {
+    pub(super) fn prunable(&self, run: &SyncRun) -> u64 {
         let me = self.state.device;
         let directory = self.state.directory();
         let published = directory.devices.get(&me).map_or(0, |i| i.pruned);
-        let old_reader = self.state.peers().keys().any(|d| {
-            !directory.retired.contains(d)
-                && directory
-                    .devices
-                    .get(d)
-                    .is_none_or(|i| i.format < PRUNING_FORMAT)
-        });
+        let old_reader = run.manifest_unread
+            || self.state.peers().keys().any(|d| {
+                !directory.retired.contains(d)
+                    && directory
+                        .devices
+                        .get(d)
+                        .is_none_or(|i| i.format < PRUNING_FORMAT)
+            });
         if old_reader {
             return published;
         }
         // Only what the best checkpoint covers: every device measuring by the same one, a new
         // device needs that one checkpoint only.
         let covered = self.best_checkpoint().map_or(0, |(_, c)| c.covers(me));
-        covered.min(self.state.own().segments).max(published)
+        covered
+            .min(directory.verified_covers)
+            .min(self.state.own().segments)
+            .max(published)
     }
 
     /// Our manifest saying `pruned` reached the store at `now`.
@@ -48,9 +55,20 @@ impl Engine {
         let me = self.state.device;
         let directory = self.state.directory_mut();
         let info = directory.devices.entry(me).or_default();
-        if pruned > info.pruned {
-            info.pruned = pruned;
+        info.pruned = info.pruned.max(pruned);
+        // Also when reading our manifest back raised `pruned` first (its PUT's answer lost).
+        let noted = directory.pruned_at.iter().any(|(p, _)| *p >= pruned);
+        if pruned > directory.deleted && !noted {
             directory.pruned_at.push((pruned, now));
+        }
+    }
+
+    /// A checkpoint this replica wrote or opened covers `covers`.
+    pub(super) fn note_verified(&mut self, covers: impl IntoIterator<Item = (DeviceId, u64)>) {
+        let me = self.state.device;
+        if let Some((_, n)) = covers.into_iter().find(|(d, _)| *d == me) {
+            let directory = self.state.directory_mut();
+            directory.verified_covers = directory.verified_covers.max(n);
         }
     }
 

@@ -162,14 +162,23 @@ impl Engine {
             // Our own log is sacred: not knowing it, we must not add to it.
             Err(e) if own => return run.own_log_failure(e),
             // Listed a moment ago and gone now: nothing to import, nothing to infer.
-            Err(e) if e.category() == Category::NotFound => return run.report.errors.push(e),
-            Err(e) => return run.note_failure(e),
+            Err(e) if e.category() == Category::NotFound => {
+                run.manifest_unread = true;
+                return run.report.errors.push(e);
+            }
+            Err(e) => {
+                run.manifest_unread = true;
+                return run.note_failure(e);
+            }
         };
         let (format, manifest) =
             match Manifest::open_versioned(&self.manifest_key, self.vault, device, body) {
                 Ok(m) => m,
                 Err(e) if own => return run.own_log_failure(e),
-                Err(e) => return run.report.errors.push(e),
+                Err(e) => {
+                    run.manifest_unread = true;
+                    return run.report.errors.push(e);
+                }
             };
         self.state.clock.observe(manifest.clock);
         let rollback = |trusted: u64| Error::Rollback {
@@ -377,6 +386,7 @@ impl Engine {
             ));
         }
         self.state.clock.observe(checkpoint.clock);
+        self.note_verified(checkpoint.covers.iter().copied());
         self.drop_collected(&checkpoint);
         let me = self.state.device;
         self.state.reserve(checkpoint.records.len());
@@ -410,7 +420,13 @@ impl Engine {
     /// segments that no checkpoint brought in are reported (for our own log: the push waits).
     pub(super) fn plan_segments(&mut self, run: &mut SyncRun) {
         let me = self.state.device;
-        for (device, pruned) in self.stranded() {
+        // After a 404 the manifests are read again first: what is stranded then is reported.
+        let stranded = if run.relist && !run.relisted {
+            Vec::new()
+        } else {
+            self.stranded()
+        };
+        for (device, pruned) in stranded {
             let error = Error::Http {
                 category: Category::NotFound,
                 status: 404,

@@ -317,7 +317,7 @@ impl Engine {
             && directory.devices.get(&me).is_some_and(|info| {
                 run.now.0 > info.clock.wall_ms.saturating_add(self.heartbeat_ms())
             });
-        let pruned = self.prunable();
+        let pruned = self.prunable(run);
         let own = self.state.own();
         let directory = self.state.directory();
         let news = own.segments > own.published_segments
