@@ -306,20 +306,34 @@ impl<'a> Reader<'a> {
     /// An unsigned LEB128 integer no greater than `max` (`u64::MAX` or `u32::MAX`), as postcard
     /// reads one: at most as many bytes as the type needs, the last holding no bits beyond it.
     fn varint(&mut self, max: u64) -> core::result::Result<u64, &'static str> {
+        let bytes = self.0;
+        // Most lengths and counters fit one byte.
+        match bytes.first() {
+            Some(&byte) if byte < 0x80 => {
+                self.0 = &bytes[1..];
+                return Ok(u64::from(byte));
+            }
+            None => return Err("truncated"),
+            Some(_) => {}
+        }
         let bits = 64 - max.leading_zeros();
         let most = bits.div_ceil(7) as usize;
         let mut value = 0u64;
-        for i in 0..most {
-            let byte = *self.take(1)?.first().expect("one byte taken");
+        for (i, &byte) in bytes.iter().take(most).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 if i == most - 1 && u32::from(byte) >> (bits - 7 * i as u32) != 0 {
                     return Err("integer out of range");
                 }
+                self.0 = &bytes[i + 1..];
                 return Ok(value);
             }
         }
-        Err("integer out of range")
+        Err(if bytes.len() < most {
+            "truncated"
+        } else {
+            "integer out of range"
+        })
     }
 
     /// A length or count: a `usize` varint, as postcard reads one on this target (at most 5
