@@ -23,8 +23,17 @@ fi
 export BUCKETSYNC_WEED="$BUCKETSYNC_CACHE/venv/bin/weed"
 export BUCKETSYNC_S3S_FS="$BUCKETSYNC_CACHE/s3s-fs/bin/s3s-fs"
 "$BUCKETSYNC_WEED" version
-# Test servers stop when their test ends; this catches any left by a killed test run.
-cleanup() { pkill -f 'bucketsync-test-' 2>/dev/null || true; }
+# Test servers stop when their test ends; this catches any left by a killed test run: each
+# server started by this run notes its PID here, and exactly those are stopped (never by name,
+# which would stop another run's servers on a shared machine).
+BUCKETSYNC_PID_DIR="$(mktemp -d)"
+export BUCKETSYNC_PID_DIR
+cleanup() {
+  for pidfile in "$BUCKETSYNC_PID_DIR"/*; do
+    [ -e "$pidfile" ] && kill "$(basename "$pidfile")" 2>/dev/null
+  done
+  rm -rf "$BUCKETSYNC_PID_DIR"
+}
 trap cleanup EXIT
 
 step "format"

@@ -144,6 +144,7 @@ impl TestServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {kind:?}: {e}"));
+        register_pid(child.id());
         let server = TestServer {
             kind,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
@@ -257,6 +258,7 @@ impl TestServer {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        unregister_pid(child.id());
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
@@ -270,6 +272,20 @@ impl TestServer {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// Notes a server's PID in `$BUCKETSYNC_PID_DIR` (set by `scripts/test.sh`), so that a run
+/// killed before its servers stopped cleans up exactly its own servers, by PID.
+fn register_pid(pid: u32) {
+    if let Some(dir) = std::env::var_os("BUCKETSYNC_PID_DIR") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(pid.to_string()), b"");
+    }
+}
+
+fn unregister_pid(pid: u32) {
+    if let Some(dir) = std::env::var_os("BUCKETSYNC_PID_DIR") {
+        let _ = std::fs::remove_file(std::path::Path::new(&dir).join(pid.to_string()));
     }
 }
 

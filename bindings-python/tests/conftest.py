@@ -61,6 +61,7 @@ class Server:
         return f"s3://{bucket}/{prefix}?endpoint={self.endpoint}&path_style=true"
 
     def stop(self):
+        _unregister(self.process.pid)
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -68,6 +69,22 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _register(pid):
+    """Notes a server's PID in $BUCKETSYNC_PID_DIR so that scripts/test.sh stops exactly its own."""
+    folder = os.environ.get("BUCKETSYNC_PID_DIR")
+    if folder:
+        open(os.path.join(folder, str(pid)), "w").close()
+
+
+def _unregister(pid):
+    folder = os.environ.get("BUCKETSYNC_PID_DIR")
+    if folder:
+        try:
+            os.remove(os.path.join(folder, str(pid)))
+        except FileNotFoundError:
+            pass
 
 
 def start_seaweed(root):
@@ -92,6 +109,7 @@ def start_seaweed(root):
     ]
     log = open(root / "weed.log", "wb")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    _register(process.pid)
     server = Server(f"http://127.0.0.1:{p[0]}", process)
     deadline = time.time() + 60
     while signed_curl(f"{server.endpoint}/") != 200:

@@ -293,7 +293,7 @@ pub(crate) fn open_in_place(
         });
     }
     if &object[FIXED_LEN..ad_len] != name.as_bytes() {
-        let found = String::from_utf8_lossy(&object[FIXED_LEN..ad_len]).into_owned();
+        let found = crate::error::quote(&String::from_utf8_lossy(&object[FIXED_LEN..ad_len]));
         return Err(corrupt(&format!("was moved here from {found}")));
     }
     let tag_start = object.len() - TAG_LEN;
@@ -423,6 +423,18 @@ mod tests {
             let err = open(&key, &ad("m/x"), bad).unwrap_err();
             assert_eq!(err.category(), crate::Category::Corrupt, "byte {i}: {err}");
         }
+    }
+
+    /// Issue 14: the name inside a misplaced object is attacker-chosen (up to 64 KiB): the
+    /// error quotes it short and escaped.
+    #[test]
+    fn a_hostile_name_inside_an_object_is_quoted_short() {
+        let key = SecretKey([1; 32]);
+        let name = format!("m/\u{7}{}", "y".repeat(60_000));
+        let sealed = seal(&key, &ad(&name), b"p", &mut Entropy::from_seed([0; 32])).unwrap();
+        let err = open(&key, &ad("m/x"), sealed).unwrap_err().to_string();
+        assert!(err.len() < 300, "{} bytes", err.len());
+        assert!(!err.contains('\u{7}'), "{err}");
     }
 
     #[test]

@@ -244,5 +244,25 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Text that someone else chose (an error code from a response body, a name found inside an
+/// object), fit to quote in an error message: at most 64 characters, control characters and
+/// other non-printing ones escaped.
+pub(crate) fn quote(text: &str) -> String {
+    const MAX: usize = 64;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Shorthand for results of the core.
 pub type Result<T, E = Error> = core::result::Result<T, E>;

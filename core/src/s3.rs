@@ -3,7 +3,7 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::error::{Category, Error, Result};
+use crate::error::{quote, Category, Error, Result};
 use crate::http::Response;
 
 /// One page of a ListObjectsV2 answer.
@@ -94,7 +94,8 @@ pub fn error_from_response(response: &Response, context: String) -> Error {
     Error::Http {
         category,
         status: response.status,
-        code,
+        // Whoever answers for the store chooses it: quoted short.
+        code: code.as_deref().map(quote),
         context,
     }
 }
@@ -105,12 +106,24 @@ pub fn categorize(status: u16, code: Option<&str>) -> Category {
         (_, Some("SlowDown" | "Throttling" | "TooManyRequests")) | (429, _) => Category::Throttled,
         (_, Some("RequestTimeout")) | (408, _) => Category::Timeout,
         (_, Some("NoSuchBucket" | "NoSuchKey")) | (404, _) => Category::NotFound,
+        // A session token that expired or must be refreshed: the app renews its credentials.
+        (_, Some("ExpiredToken" | "TokenRefreshRequired" | "InvalidToken")) => Category::Auth,
         (401 | 403, _) => Category::Auth,
         (409 | 412, _) => Category::Conflict,
+        // A redirect (wrong region or endpoint): never followed, to be fixed in the store URL.
+        (300..=399, _) => Category::Config,
         (503, _) => Category::Throttled,
         (400, _) => Category::Config,
         _ => Category::Server,
     }
+}
+
+/// Whether a request that failed with this status and code may pass on another try: the
+/// categories that may pass, and a conditional write that collided with another one in flight
+/// (409 `ConditionalRequestConflict`, which S3 documents as retryable).
+pub fn retryable(status: u16, code: Option<&str>) -> bool {
+    code == Some("ConditionalRequestConflict")
+        || crate::retry::RetryPolicy::retries(categorize(status, code))
 }
 
 /// Whether a response says the store does not implement a conditional header we sent: status
@@ -205,5 +218,41 @@ mod tests {
             Category::Conflict
         );
         assert_eq!(categorize(500, None), Category::Server);
+    }
+
+    /// Issue 14: an expired or refreshable session token is an auth failure (the app must
+    /// renew credentials), not a configuration error.
+    #[test]
+    fn expired_session_tokens_are_auth_errors() {
+        for code in ["ExpiredToken", "TokenRefreshRequired", "InvalidToken"] {
+            assert_eq!(categorize(400, Some(code)), Category::Auth, "{code}");
+        }
+    }
+
+    /// Issue 14: a conditional write that collided with another one in flight may pass on
+    /// another try; throttling is retried too.
+    #[test]
+    fn conditional_request_conflicts_and_slow_down_are_retried() {
+        assert!(retryable(409, Some("ConditionalRequestConflict")));
+        assert!(retryable(503, Some("SlowDown")));
+        assert!(!retryable(412, Some("PreconditionFailed")));
+        assert!(!retryable(409, Some("BucketAlreadyExists")));
+    }
+
+    /// Issue 14: text from a response body (anyone who can answer for the store chooses it)
+    /// reaches an error message short and with its control characters escaped.
+    #[test]
+    fn hostile_error_codes_are_cut_and_escaped() {
+        let code = format!("\u{1b}[31mEvil{}", "x".repeat(1 << 20));
+        let body = format!("<Error><Code>{code}</Code></Error>");
+        let response = Response {
+            status: 500,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        };
+        let shown = error_from_response(&response, "GET m/x".into()).to_string();
+        assert!(shown.len() < 300, "{} bytes", shown.len());
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        assert!(shown.contains("Evil"), "{shown}");
     }
 }

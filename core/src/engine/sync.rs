@@ -12,7 +12,7 @@ mod gc;
 mod prune;
 mod pull;
 mod push;
-use crate::error::{Category, Error, Result};
+use crate::error::{Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
 use crate::manifest::{CheckpointRef, MANIFEST_FOLDER};
@@ -349,8 +349,8 @@ impl Engine {
         response: &Result<Response>,
         now: Timestamp,
     ) -> Option<Retry> {
-        let category = match response {
-            Err(e) => e.category(),
+        let may_pass = match response {
+            Err(e) => RetryPolicy::retries(e.category()),
             Ok(r) if r.status == 403 => {
                 // The store says our clock is off: believe its Date, and try once more.
                 let skewed = s3::error_code(&r.body).as_deref() == Some("RequestTimeTooSkewed");
@@ -368,20 +368,16 @@ impl Engine {
             }
             // A store that does not implement a header we sent answers 501: no retry helps.
             Ok(r) if r.status == 501 => return None,
-            Ok(r) if !r.is_success() => {
-                s3::categorize(r.status, s3::error_code(&r.body).as_deref())
-            }
+            Ok(r) if !r.is_success() => s3::retryable(r.status, s3::error_code(&r.body).as_deref()),
             // A listing cut short in transit does not parse: fetch it again.
-            Ok(r) if op.kind == RequestKind::List && s3::parse_list(&r.body).is_err() => {
-                Category::Server
-            }
+            Ok(r) if op.kind == RequestKind::List && s3::parse_list(&r.body).is_err() => true,
             Ok(_) => return None,
         };
         let idempotent = matches!(
             op.method,
             Method::Get | Method::Head | Method::Put | Method::Delete
         );
-        (idempotent && RetryPolicy::retries(category) && op.attempt < self.retry.max_attempts)
+        (idempotent && may_pass && op.attempt < self.retry.max_attempts)
             .then(|| Retry::After(self.retry.delay_ms(op.attempt, self.next_request)))
     }
 

@@ -45,7 +45,11 @@ impl ReqwestTransport {
         let builder = builder
             .read_timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .pool_max_idle_per_host(16);
+            .pool_max_idle_per_host(16)
+            // A redirect would carry the signature and the session token to wherever the
+            // endpoint points; an S3 redirect (wrong region or endpoint) is a configuration
+            // error to fix, not a place to follow. (On wasm32 the browser's fetch decides.)
+            .redirect(reqwest::redirect::Policy::none());
         #[cfg(target_arch = "wasm32")]
         let _ = options;
         let client = builder

@@ -34,7 +34,7 @@ impl Engine {
                 // Names are written in lowercase only; anything else is not one of ours.
                 Ok(device) if device.to_string() == name => run.listed.push((device, etag)),
                 _ => run.report.errors.push(Error::corrupt(
-                    &key,
+                    &crate::error::quote(&key),
                     "unexpected object in the manifest folder",
                 )),
             }
