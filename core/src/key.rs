@@ -124,20 +124,21 @@ impl VaultKey {
     }
 
     /// Wraps the key with a passphrase (or a recovery code used as one) using Argon2id with
-    /// the recommended parameters (19 MiB, 2 passes). Store the result anywhere: without the
-    /// passphrase it reveals nothing.
+    /// RFC 9106's second recommended parameters (64 MiB, 3 passes, 4 lanes). Store the result
+    /// anywhere: without the passphrase it reveals nothing.
     ///
     /// # Errors
     /// `Config` when the platform has no randomness.
     pub fn wrap_with_passphrase(&self, passphrase: &str) -> Result<Vec<u8>> {
-        self.wrap_with_params(passphrase, 19 * 1024, 2, 1)
+        self.wrap_with_params(passphrase, 64 * 1024, 3, 4)
     }
 
     /// [`VaultKey::wrap_with_passphrase`] with explicit Argon2id parameters
     /// (memory in KiB, passes, lanes).
     ///
     /// # Errors
-    /// `Config` for parameters Argon2id refuses, or no randomness.
+    /// `Config` for parameters Argon2id refuses or beyond what readers accept (see
+    /// `docs/FORMAT.md` §10), or no randomness.
     pub fn wrap_with_params(
         &self,
         passphrase: &str,
@@ -145,6 +146,7 @@ impl VaultKey {
         t: u32,
         p: u32,
     ) -> Result<Vec<u8>> {
+        check_params(m_kib, t, p)?;
         let mut entropy = crate::entropy::Entropy::from_os()?;
         let salt: [u8; 16] = entropy.array();
         let kek = stretch(passphrase, &salt, m_kib, t, p)?;
@@ -178,11 +180,9 @@ impl VaultKey {
             ])
         };
         let (m_kib, t, p) = (word(5), word(9), word(13));
-        if m_kib > 4 * 1024 * 1024 || t > 64 || p > 64 {
-            return Err(Error::Config(
-                "wrapped key asks for unreasonable Argon2 parameters".into(),
-            ));
-        }
+        // Before any work: a wrapped key from someone else must not make us spend gigabytes
+        // and minutes.
+        check_params(m_kib, t, p)?;
         let kek = stretch(passphrase, &wrapped[17..33], m_kib, t, p)?;
         let plain =
             crypto::open(&kek, &wrap_ad(), wrapped[33..].to_vec()).map_err(|e| match e {
@@ -225,14 +225,36 @@ fn wrap_ad() -> ObjectAd<'static> {
     }
 }
 
+/// The most memory (KiB), passes, lanes and memory × passes a wrapped key may ask for: RFC
+/// 9106's first recommended option (2 GiB, 1 pass) and its second (64 MiB, 3 passes) fit, with
+/// room; 4 GiB × 64 passes does not.
+const MAX_M_KIB: u32 = 2 * 1024 * 1024;
+const MAX_PASSES: u32 = 16;
+const MAX_LANES: u32 = 16;
+const MAX_WORK_KIB: u64 = 6 * 1024 * 1024;
+
+fn check_params(m_kib: u32, t: u32, p: u32) -> Result<()> {
+    if m_kib > MAX_M_KIB
+        || t > MAX_PASSES
+        || p > MAX_LANES
+        || u64::from(m_kib) * u64::from(t) > MAX_WORK_KIB
+    {
+        return Err(Error::Config(format!(
+            "Argon2 parameters of {m_kib} KiB, {t} passes, {p} lanes are beyond the limits (2 GiB, 16 passes, 16 lanes, 6 GiB in all)"
+        )));
+    }
+    Ok(())
+}
+
 fn stretch(passphrase: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<SecretKey> {
     let params = Params::new(m_kib, t, p, Some(32))
         .map_err(|e| Error::Config(format!("Argon2id parameters refused: {e}")))?;
-    let mut out = [0u8; 32];
+    // Written straight into the key that wipes itself, never through a stack copy.
+    let mut kek = SecretKey([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), salt, &mut out)
+        .hash_password_into(passphrase.as_bytes(), salt, &mut kek.0)
         .map_err(|e| Error::Config(format!("Argon2id failed: {e}")))?;
-    Ok(SecretKey(out))
+    Ok(kek)
 }
 
 fn checksum(key: &[u8; 32]) -> [u8; CHECKSUM_LEN] {
@@ -300,6 +322,30 @@ mod tests {
         assert_eq!(back.secret.0, key.secret.0);
         let err = VaultKey::unwrap_with_passphrase(&wrapped, "wrong").unwrap_err();
         assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    }
+
+    /// Issue 14: new wraps use RFC 9106's second recommended option; a wrapped key asking for
+    /// 4 GiB × 64 passes (someone else's blob) is refused before any work.
+    #[test]
+    fn wraps_use_rfc_9106_parameters_and_refuse_hostile_ones() {
+        let key = VaultKey::generate().unwrap();
+        let wrapped = key.wrap_with_passphrase("correct horse").unwrap();
+        assert_eq!(&wrapped[5..17], &[0, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 4]);
+        let mut hostile = wrapped.clone();
+        hostile[5..9].copy_from_slice(&(4u32 * 1024 * 1024).to_be_bytes());
+        hostile[9..13].copy_from_slice(&64u32.to_be_bytes());
+        let started = std::time::Instant::now();
+        let err = VaultKey::unwrap_with_passphrase(&hostile, "correct horse").unwrap_err();
+        assert!(err.to_string().contains("beyond the limits"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(key.wrap_with_params("p", 4 * 1024 * 1024, 1, 1).is_err());
+        assert_eq!(
+            VaultKey::unwrap_with_passphrase(&wrapped, "correct horse")
+                .unwrap()
+                .secret
+                .0,
+            key.secret.0
+        );
     }
 
     #[test]
