@@ -37,9 +37,10 @@ impl VaultKey {
     /// # Errors
     /// `Config` when the platform has no source of randomness.
     pub fn generate() -> Result<Self> {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        crate::entropy::fill_os(&mut bytes[..])?;
-        Ok(Self::from_bytes(*bytes))
+        // Filled where it lives: no copy of the key is left behind on the stack.
+        let mut secret = SecretKey([0u8; 32]);
+        crate::entropy::fill_os(&mut secret.0)?;
+        Ok(VaultKey { secret })
     }
 
     /// A key from its 32 raw bytes.
@@ -84,7 +85,7 @@ impl VaultKey {
     /// `Config` when the code has the wrong length, a character outside the alphabet, or a
     /// checksum that does not match (a mistyped character).
     pub fn from_recovery_code(code: &str) -> Result<Self> {
-        let mut digits = Vec::with_capacity(CODE_DIGITS);
+        let mut digits = Zeroizing::new(Vec::with_capacity(CODE_DIGITS));
         for c in code.chars() {
             if c == '-' || c.is_whitespace() {
                 continue;
@@ -112,15 +113,14 @@ impl VaultKey {
         for (i, d) in digits.iter().enumerate() {
             write_5_bits(&mut raw, i * 5, *d);
         }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&raw[..32]);
-        if checksum(&key) != raw[32..] {
-            key.iter_mut().for_each(|b| *b = 0);
+        let mut secret = SecretKey([0u8; 32]);
+        secret.0.copy_from_slice(&raw[..32]);
+        if checksum(&secret.0) != raw[32..] {
             return Err(Error::Config(
                 "recovery code checksum does not match: a character is mistyped".into(),
             ));
         }
-        Ok(Self::from_bytes(key))
+        Ok(VaultKey { secret })
     }
 
     /// Wraps the key with a passphrase (or a recovery code used as one) using Argon2id with
@@ -192,8 +192,12 @@ impl VaultKey {
                 _ => bad(),
             })?;
         let plain = Zeroizing::new(plain);
-        let bytes: [u8; 32] = plain[..].try_into().map_err(|_| bad())?;
-        Ok(Self::from_bytes(bytes))
+        if plain.len() != 32 {
+            return Err(bad());
+        }
+        let mut secret = SecretKey([0u8; 32]);
+        secret.0.copy_from_slice(&plain);
+        Ok(VaultKey { secret })
     }
 }
 

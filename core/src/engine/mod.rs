@@ -224,10 +224,11 @@ impl Engine {
         let state_key = key.subkey(Purpose::LocalState);
         let vault = key.vault_id();
         let mut state = LocalState::import(&state_key, vault, snapshot)?;
-        let replay = journal::read(&state_key, vault, snapshot, journal)?;
+        let mut replay = journal::read(&state_key, vault, snapshot, journal)?;
         let replayed = replay.deltas.len();
-        for delta in &replay.deltas {
-            state.apply_delta(replay.version, delta)?;
+        // Each decrypted delta is wiped once applied.
+        for delta in replay.deltas.drain(..).map(zeroize::Zeroizing::new) {
+            state.apply_delta(replay.version, &delta)?;
         }
         let mut engine = Self::with_state(key, store, state, entropy);
         engine.journal = Some(replay.cursor);

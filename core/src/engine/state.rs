@@ -538,9 +538,11 @@ impl LocalState {
             directory: &self.directory,
             history: HistoryOut(&self.history),
         };
-        let mut sealing =
-            crypto::begin_seal(key, &state_ad(vault), self.records.len() * 64, entropy)
-                .expect("the state's name is short");
+        // Sized exactly first: a buffer that grew would leave copies of the plaintext behind
+        // in the memory it gave back.
+        let size = postcard::experimental::serialized_size(&out).expect("postcard sizes any value");
+        let mut sealing = crypto::begin_seal(key, &state_ad(vault), size, entropy)
+            .expect("the state's name is short");
         sealing.buf =
             postcard::to_extend(&out, sealing.buf).expect("postcard serializes into a Vec");
         self.changes = Changes {
@@ -559,6 +561,8 @@ impl LocalState {
             Error::Corrupt { reason, .. } => Error::corrupt("local state", reason),
             other => other,
         })?;
+        // The decrypted state is wiped once decoded.
+        let plain = zeroize::Zeroizing::new(plain);
         let undecodable =
             |e: String| Error::corrupt("local state", format!("does not decode: {e}"));
         let (version, _): (u32, _) =
