@@ -712,19 +712,31 @@ impl TestClock {
         self.0
             .fetch_add(days * DAY, std::sync::atomic::Ordering::SeqCst);
     }
+    /// A session on this clock that writes a checkpoint whenever a sync has a new tail segment.
     fn open(&self, store: &str, key: &VaultKey, device: &str, mode: OpenMode) -> Session {
+        let every_sync = CompactionPolicy {
+            min_tail_segments: 1,
+            max_tail_segments: 1,
+            bytes_ratio: 1,
+            segment_overhead_bytes: 0,
+            ..CompactionPolicy::default()
+        };
+        self.open_with(store, key, device, mode, every_sync)
+    }
+
+    fn open_with(
+        &self,
+        store: &str,
+        key: &VaultKey,
+        device: &str,
+        mode: OpenMode,
+        compaction: CompactionPolicy,
+    ) -> Session {
         let now = self.0.clone();
         Session::open(SessionOptions {
             device: Some(device),
             mode,
-            // A checkpoint whenever a sync has a new tail segment.
-            compaction: CompactionPolicy {
-                min_tail_segments: 1,
-                max_tail_segments: 1,
-                bytes_ratio: 1,
-                segment_overhead_bytes: 0,
-                ..CompactionPolicy::default()
-            },
+            compaction,
             clock: std::sync::Arc::new(move || {
                 bucketsync::Timestamp(now.load(std::sync::atomic::Ordering::SeqCst))
             }),
@@ -1042,19 +1054,7 @@ fn segments_are_not_deleted_on_the_word_of_a_checkpoint_nobody_opened() {
     let a = clock.open(&store, &key, "a", OpenMode::Create);
     sync(&a).unwrap();
     // b never writes a checkpoint, and has no reason to adopt one: it is always caught up.
-    let b = Session::open(SessionOptions {
-        device: Some("b"),
-        mode: OpenMode::Join,
-        compaction: CompactionPolicy::NEVER,
-        clock: {
-            let now = clock.0.clone();
-            std::sync::Arc::new(move || {
-                bucketsync::Timestamp(now.load(std::sync::atomic::Ordering::SeqCst))
-            })
-        },
-        ..SessionOptions::new(&store, &key, StateLocation::Memory)
-    })
-    .unwrap();
+    let b = clock.open_with(&store, &key, "b", OpenMode::Join, CompactionPolicy::NEVER);
     for i in 0..4 {
         b.put(format!("b{i}"), "from b").unwrap();
         sync(&b).unwrap();

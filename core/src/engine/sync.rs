@@ -538,6 +538,22 @@ impl Engine {
             .push_back(self.op(kind, Method::Get, url, pending));
     }
 
+    /// Queues a DELETE of `name` (inside the vault folder), unless the run is stopping.
+    fn queue_delete(&mut self, run: &mut SyncRun, kind: RequestKind, name: &str, pending: Pending) {
+        let url = self.store.object_url(&format!("{}{name}", self.folder));
+        let op = self.op(kind, Method::Delete, url, pending);
+        run.push(op);
+    }
+
+    /// The outcome of a DELETE of `name`: an object already gone counts as deleted.
+    fn check_deleted(&self, response: Result<Response>, name: &str) -> Result<()> {
+        match self.check(response, || format!("DELETE {name}")) {
+            Ok(_) => Ok(()),
+            Err(e) if e.category() == crate::error::Category::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn queue_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
         let prefix = format!("{}{MANIFEST_FOLDER}", self.folder);
         let url = self.store.list_url(&prefix, token);

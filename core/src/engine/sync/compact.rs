@@ -193,16 +193,13 @@ impl Engine {
             .filter(|n| *n != published && Some(*n) != previous)
             .collect();
         for number in sweep {
-            let url =
-                self.store
-                    .object_url(&format!("{}{}", self.folder, checkpoint_name(me, number)));
-            let op = self.op(
+            let name = checkpoint_name(me, number);
+            self.queue_delete(
+                run,
                 RequestKind::DeleteCheckpoint,
-                Method::Delete,
-                url,
+                &name,
                 Pending::DeleteCheckpoint { number },
             );
-            run.push(op);
         }
     }
 
@@ -213,12 +210,9 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = checkpoint_name(self.state.device, number);
-        match self.check(response, || format!("DELETE {name}")) {
-            // Gone already counts as deleted.
-            Ok(_) => {}
-            Err(e) if e.category() == crate::error::Category::NotFound => {}
+        if let Err(e) = self.check_deleted(response, &name) {
             // Tried again after the next sync that pushes; this sync's work is done.
-            Err(e) => return run.report.errors.push(e),
+            return run.report.errors.push(e);
         }
         self.state
             .directory_mut()

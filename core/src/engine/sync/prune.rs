@@ -10,8 +10,8 @@
 
 use super::{Pending, SyncRun};
 use crate::engine::Engine;
-use crate::error::{Category, Result};
-use crate::http::{Method, RequestKind, Response};
+use crate::error::Result;
+use crate::http::{RequestKind, Response};
 use crate::ids::DeviceId;
 use crate::segment::segment_name;
 
@@ -88,16 +88,13 @@ impl Engine {
         let from = directory.deleted + 1;
         let to = ready.min(directory.deleted.saturating_add(MAX_DELETES_PER_SYNC));
         for seq in from..=to {
-            let url = self
-                .store
-                .object_url(&format!("{}{}", self.folder, segment_name(me, seq)));
-            let op = self.op(
+            let name = segment_name(me, seq);
+            self.queue_delete(
+                run,
                 RequestKind::DeleteSegment,
-                Method::Delete,
-                url,
+                &name,
                 Pending::DeleteSegment { seq },
             );
-            run.push(op);
         }
     }
 
@@ -108,12 +105,9 @@ impl Engine {
         response: Result<Response>,
     ) {
         let name = segment_name(self.state.device, seq);
-        match self.check(response, || format!("DELETE {name}")) {
-            // Gone already counts as deleted.
-            Ok(_) => {}
-            Err(e) if e.category() == Category::NotFound => {}
+        if let Err(e) = self.check_deleted(response, &name) {
             // Deleted again by a later sync.
-            Err(e) => return run.report.errors.push(e),
+            return run.report.errors.push(e);
         }
         run.deleted_segments.insert(seq);
         run.report.segments_deleted += 1;
