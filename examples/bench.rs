@@ -347,22 +347,33 @@ fn main() {
     let min = Duration::from_millis(1500);
     let mut rows: Vec<(String, String)> = Vec::new();
 
-    // Raw XChaCha20-Poly1305 on 1 MiB buffers.
+    // Raw XChaCha20-Poly1305 on 1 MiB buffers, in place, from the `chacha20poly1305` crate. Its
+    // Poly1305 runs four blocks at a time only when the associated data fills a multiple of
+    // four blocks (a 2-byte one does not: each later block is copied once more), so the bar is
+    // the faster, 64-byte case; the other is shown for comparison.
     let cipher = XChaCha20Poly1305::new(&[7u8; 32].into());
     let nonce = XNonce::from([9u8; 24]);
     let mut buf = vec![0x5au8; 1 << 20];
-    let raw = best_of(min, || {
-        for _ in 0..16 {
-            let tag = cipher
-                .encrypt_in_place_detached(&nonce, b"ad", &mut buf)
-                .unwrap();
-            std::hint::black_box(tag);
-        }
-    });
-    let raw_mbs = 16.0 / raw.as_secs_f64();
+    let mut raw_with = |ad: &[u8]| {
+        let t = best_of(min, || {
+            for _ in 0..16 {
+                let tag = cipher
+                    .encrypt_in_place_detached(&nonce, ad, &mut buf)
+                    .unwrap();
+                std::hint::black_box(tag);
+            }
+        });
+        16.0 / t.as_secs_f64()
+    };
+    let raw_mbs = raw_with(&[1; 64]);
+    let raw_short_ad = raw_with(b"ad");
     rows.push((
-        "raw XChaCha20-Poly1305 seal, 1 MiB buffers".into(),
+        "raw XChaCha20-Poly1305 seal, 1 MiB buffers, 64-byte AD".into(),
         format!("{raw_mbs:.0} MB/s"),
+    ));
+    rows.push((
+        "  the same with a 2-byte AD".into(),
+        format!("{raw_short_ad:.0} MB/s"),
     ));
 
     // The envelope and AEAD alone: one 14 MiB value, so serializing is one copy.
@@ -417,8 +428,8 @@ fn main() {
         format!("{seal_mbs:.0} MB/s"),
     ));
     rows.push((
-        "  ratio to raw (issue 15's bar >= 0.9)".into(),
-        format!("{:.2}", seal_mbs / raw_mbs),
+        "  ratio to raw, 64-byte / 2-byte AD (issue 15's bar >= 0.9)".into(),
+        format!("{:.2} / {:.2}", seal_mbs / raw_mbs, seal_mbs / raw_short_ad),
     ));
     // Opened in place, as the engine does; restoring the ciphertext between runs is not timed.
     let mut object = sealed.clone();
@@ -437,8 +448,8 @@ fn main() {
         format!("{open_mbs:.0} MB/s"),
     ));
     rows.push((
-        "  ratio to raw (issue 15's bar >= 0.9 for both)".into(),
-        format!("{:.2}", open_mbs / raw_mbs),
+        "  ratio to raw, 64-byte / 2-byte AD (the same bar)".into(),
+        format!("{:.2} / {:.2}", open_mbs / raw_mbs, open_mbs / raw_short_ad),
     ));
     rows.push((
         "  stored bytes per record (key+value = {} B avg)"
