@@ -2,17 +2,20 @@
 """Computes the format version 4 vectors of docs/FORMAT.md §12 from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
-ChaCha20-Poly1305 from `cryptography`, HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha),
-postcard written out here. `core/src/format_vectors.rs` pins the same bytes.
+ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id),
+HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha), postcard written out here.
+`core/src/format_vectors.rs` pins the same bytes.
 
-    python3 -m venv /tmp/v && /tmp/v/bin/pip install blake3 cryptography
-    /tmp/v/bin/python scripts/format_vectors.py
+    python3 -m venv /tmp/fv && /tmp/fv/bin/pip install blake3 cryptography
+    /tmp/fv/bin/python scripts/format_vectors.py
 """
 
 import struct
 
 from blake3 import blake3
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 
 def derive_key(context: str, key: bytes) -> bytes:
@@ -112,3 +115,107 @@ print(hexdump(checkpoint))
 print(f"manifest plaintext ({len(m_plain)} bytes)", m_plain.hex())
 print(f"manifest object ({len(manifest)} bytes)")
 print(hexdump(manifest))
+
+
+# ---- Further vectors: a segment object, a folder ETag, a wrapped key, a local state, a merge ----
+
+
+def seeded_nonce(seed_byte: int) -> bytes:
+    """The first 24 bytes of the ChaCha20 keystream (RFC 8439, block counter 0, all-zero
+    12-byte nonce) under the key `seed_byte` x 32: what the reference's seeded test randomness
+    draws first. Any nonce would do; this one lets the reference's writer reproduce the object."""
+    counter_and_nonce = bytes(16)  # cryptography takes the 4-byte counter and the 12-byte nonce
+    stream = Cipher(algorithms.ChaCha20(bytes([seed_byte]) * 32, counter_and_nonce), mode=None)
+    return stream.encryptor().update(bytes(24))
+
+
+def hlc(wall: int, counter: int) -> bytes:
+    return varint(wall) + varint(counter)
+
+
+def segment_plain(device: bytes, seq: int, changes) -> bytes:
+    out = device + varint(seq) + varint(len(changes))
+    for key, (wall, counter), value in changes:
+        out += blob(key) + hlc(wall, counter) + (b"\0" if value is None else b"\1" + blob(value))
+    return out
+
+
+def folder_etag(content: bytes) -> str:
+    return '"' + blake3(content).hexdigest()[:32] + '"'
+
+
+SEGMENT_KEY = derive_key("bucketsync 2026-11 segment key v1", K)
+STATE_KEY = derive_key("bucketsync 2026-11 local state key v1", K)
+N3, N5 = seeded_nonce(0x03), seeded_nonce(0x05)
+print("nonce of seed 03", N3.hex())
+print("nonce of seed 05", N5.hex())
+
+# 1. Segment 1 of D (the plaintext of the version 1 example), sealed by a version 4 writer.
+seg_plain = segment_plain(D, 1, [(b"notes/a", (T, 0), b"hello"), (b"notes/b", (T, 1), None)])
+seg_name = "s/" + D.hex() + "/" + f"{1:016x}"
+segment = seal(4, 1, VAULT, seg_name, SEGMENT_KEY, N3, seg_plain)
+print(f"segment plaintext ({len(seg_plain)} bytes)", seg_plain.hex())
+print(f"segment object {seg_name} ({len(segment)} bytes)")
+print(hexdump(segment))
+
+# 2. The local-folder bucket's ETag of that object, and of an empty one.
+print("folder etag of the segment object", folder_etag(segment))
+print("folder etag of an empty object", folder_etag(b""))
+
+# 3. K wrapped under a passphrase, with Argon2id parameters small enough for a test.
+PASSPHRASE = "Grüße, vault!"
+M_KIB, PASSES, LANES = 8, 1, 1
+SALT = bytes(range(0x60, 0x70))
+pw = PASSPHRASE.encode("utf-8")
+kek = Argon2id(salt=SALT, length=32, iterations=PASSES, lanes=LANES, memory_cost=M_KIB).derive(pw)
+wrapped = b"BKSW" + bytes([1]) + struct.pack(">III", M_KIB, PASSES, LANES) + SALT
+wrapped += seal(1, 3, bytes(16), "wrapped-key", kek, NONCE, K)
+print(f"passphrase ({len(pw)} bytes)", pw.hex())
+print("kek", kek.hex())
+print(f"wrapped key ({len(wrapped)} bytes)")
+print(hexdump(wrapped))
+
+# 4. The state snapshot of a new replica of D after one local write, and its journal's header.
+record_a = blob(b"notes/a") + b"\1" + blob(b"hello") + hlc(T, 0) + D  # key, value, stamp
+own_log = varint(0) + b"\0" + varint(0) + varint(0) + b"\0" + varint(0)  # seq, etag, segments, named, republish, beyond
+directory = varint(0) + varint(0) + varint(0) + b"\0" + varint(0) + b"\0"  # label .. previous checkpoint (state 3)
+directory += varint(0) + varint(0) + varint(0) + varint(0) + varint(0)  # retired .. former ids (state 4)
+directory += varint(0) + varint(0) + varint(0) + b"\0"  # pruned pairs .. oldest unnamed write (state 5)
+state_plain = varint(5) + D + hlc(T, 0) + varint(1) + record_a + varint(1) + blob(b"notes/a")
+state_plain += own_log + varint(0) + b"\0" + varint(0) + b"\0"  # issued, pending, peers, quirks
+state_plain += directory + varint(0)  # history
+state = seal(1, 3, VAULT, "local-state", STATE_KEY, N5, state_plain)
+journal_header = b"BKSJ" + bytes([4]) + blake3(state).digest()[:16]
+print(f"local state plaintext ({len(state_plain)} bytes)", state_plain.hex())
+print(f"local state ({len(state)} bytes)")
+print(hexdump(state))
+print(f"journal header ({len(journal_header)} bytes)", journal_header[:5].hex(), journal_header[5:].hex())
+
+# 5. Two devices' writes of the same keys, merged by last-write-wins (§7).
+writes = {
+    D: [(b"notes/x", (T, 2), b"from D"), (b"notes/y", (T, 3), b"from D"), (b"notes/z", (T, 5), b"from D")],
+    F: [(b"notes/x", (T, 2), b"from F"), (b"notes/y", (T, 3), None), (b"notes/z", (T, 4), b"from F")],
+}
+
+
+def rank(record):
+    """(stamp, value) in the order of §7: wall_ms, counter, device bytes; a tombstone below any value."""
+    (wall, counter), device, value = record
+    return (wall, counter, device, (0, b"") if value is None else (1, value))
+
+
+merged = {}
+for device in (D, F):
+    print(f"merge input: segment 1 of {device.hex()}", segment_plain(device, 1, writes[device]).hex())
+    for key, clock, value in writes[device]:
+        record = (clock, device, value)
+        if key not in merged or rank(record) > rank(merged[key]):
+            merged[key] = record
+print("merged:")
+merged_records = varint(len(merged))
+for key in sorted(merged):
+    (wall, counter), device, value = merged[key]
+    shown = "tombstone" if value is None else '"' + value.decode() + '"'
+    print(f"{key.decode()}  {shown:<9}  (T, {counter})  {'D' if device == D else 'F'}")
+    merged_records += blob(key) + (b"\0" if value is None else b"\1" + blob(value)) + hlc(wall, counter) + device
+print(f"merged as checkpoint records ({len(merged_records)} bytes)", merged_records.hex())

@@ -12,7 +12,9 @@ use bucketsync::folder::FolderBucket;
 use bucketsync::{DeviceId, Engine, Timestamp, VaultKey};
 use bucketsync_suite::{block_sync, folder_store};
 
-const T: Timestamp = Timestamp(1_800_000_000_000);
+/// The tests' clock: the present, as the wall-clock syncs beside it read it (a reader holds
+/// stamps more than a week ahead of its own clock).
+static T: std::sync::LazyLock<Timestamp> = std::sync::LazyLock::new(bucketsync_suite::wall_clock);
 
 /// B has written to the vault; A has local writes, including one to a key B also wrote.
 fn scenario(dir: &Path, key: &VaultKey) -> Engine {
@@ -23,9 +25,9 @@ fn scenario(dir: &Path, key: &VaultKey) -> Engine {
         bucketsync_suite::entropy(),
     );
     for i in 0..5 {
-        b.put(format!("b{i}"), "from b", T);
+        b.put(format!("b{i}"), "from b", *T);
     }
-    b.put("shared", "b's version", T);
+    b.put("shared", "b's version", *T);
     block_sync(&mut b, &FolderBucket).unwrap();
     let mut a = Engine::new(
         key,
@@ -65,10 +67,10 @@ fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Disk) {
         journal: a.journal_header().unwrap(),
     };
     let mut executed = 0;
-    a.start_sync(T).unwrap();
+    a.start_sync(*T).unwrap();
     disk.append(a);
     loop {
-        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request(T)).collect();
+        let batch: Vec<_> = std::iter::from_fn(|| a.poll_request(*T)).collect();
         disk.append(a);
         if batch.is_empty() {
             break;
@@ -79,7 +81,7 @@ fn stepwise(a: &mut Engine, cut: Option<usize>) -> (usize, Disk) {
             if cut == Some(executed) {
                 return (executed, disk);
             }
-            a.handle_response(request.id, Ok(response), T);
+            a.handle_response(request.id, Ok(response), *T);
             disk.append(a);
         }
     }

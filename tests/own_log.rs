@@ -6,14 +6,16 @@ use bucketsync::folder::FolderBucket;
 use bucketsync::{Category, DeviceId, Engine, RequestKind, Timestamp, VaultKey};
 use bucketsync_suite::{block_sync, folder_store};
 
-const T: Timestamp = Timestamp(1_800_000_000_000);
+/// The tests' clock: the present, as the wall-clock syncs beside it read it (a reader holds
+/// stamps more than a week ahead of its own clock).
+static T: std::sync::LazyLock<Timestamp> = std::sync::LazyLock::new(bucketsync_suite::wall_clock);
 
 /// Runs `engine`'s sync by hand and stops right after the store executed the first request of
 /// `kind`, before the engine hears of it: a crash there.
 fn crash_after(engine: &mut Engine, kind: RequestKind) {
-    engine.start_sync(T).unwrap();
+    engine.start_sync(*T).unwrap();
     loop {
-        let batch: Vec<_> = std::iter::from_fn(|| engine.poll_request(T)).collect();
+        let batch: Vec<_> = std::iter::from_fn(|| engine.poll_request(*T)).collect();
         assert!(
             !batch.is_empty(),
             "the sync ended before a {kind:?} request"
@@ -23,7 +25,7 @@ fn crash_after(engine: &mut Engine, kind: RequestKind) {
             if request.kind == kind {
                 return;
             }
-            engine.handle_response(request.id, Ok(response), T);
+            engine.handle_response(request.id, Ok(response), *T);
         }
     }
 }
@@ -38,7 +40,7 @@ fn a_crash_after_the_segment_put_hides_nothing_when_restarted_from_the_pre_sync_
         DeviceId([0xA; 16]),
         bucketsync_suite::entropy(),
     );
-    a.put("first", "1", T);
+    a.put("first", "1", *T);
     block_sync(&mut a, &FolderBucket).unwrap();
     a.put("second", "2", Timestamp(T.0 + 1));
     // What a binding that saves only after a sync ends has on disk.
@@ -84,7 +86,7 @@ fn an_undecryptable_own_manifest_stops_the_push_with_an_error() {
         me,
         bucketsync_suite::entropy(),
     );
-    a.put("first", "1", T);
+    a.put("first", "1", *T);
     block_sync(&mut a, &FolderBucket).unwrap();
     let path = own_manifest(dir.path(), &key, me);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -114,7 +116,7 @@ fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
         bucketsync_suite::entropy(),
     );
     let fresh = a.export_state();
-    a.put("first", "1", T);
+    a.put("first", "1", *T);
     block_sync(&mut a, &FolderBucket).unwrap();
     let segment = dir
         .path()

@@ -509,6 +509,7 @@ async fn covered_segments_are_deleted_and_a_new_device_starts_from_the_checkpoin
             segment_overhead_bytes: 0,
             grace_ms: 4_000,
             max_clock_skew_ms: 100,
+            ..bucketsync::CompactionPolicy::default()
         });
         for i in 0..9 {
             writer.put(format!("k{i}"), format!("v{i}"), wall_clock());

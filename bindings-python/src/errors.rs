@@ -17,6 +17,7 @@ fn class_name(category: Category) -> &'static str {
         Category::Rollback => "RollbackError",
         Category::Conflict => "ConflictError",
         Category::Locked => "LockedError",
+        Category::Clock => "ClockError",
         _ => "ServerError",
     }
 }

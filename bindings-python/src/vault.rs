@@ -287,9 +287,10 @@ impl Vault {
     /// twice max_clock_skew_days) that every active device has merged are dropped from
     /// checkpoints, and a device out of touch longer than this starts over when it returns;
     /// use the same value on every device of a vault. max_clock_skew_days: how far device
-    /// clocks may be apart.
+    /// clocks may be apart. max_future_days: what another device stamped further ahead of
+    /// this clock is held (reported as ClockError in SyncReport.errors) until the clocks agree.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -304,6 +305,7 @@ impl Vault {
         mode: &str,
         grace_days: f64,
         max_clock_skew_days: f64,
+        max_future_days: f64,
     ) -> PyResult<Self> {
         let mode = OpenMode::parse(mode).map_err(to_py)?;
         let days = |name: &str, value: f64| {
@@ -318,6 +320,7 @@ impl Vault {
         let compaction = CompactionPolicy {
             grace_ms: days("grace_days", grace_days)?,
             max_clock_skew_ms: days("max_clock_skew_days", max_clock_skew_days)?,
+            max_future_ms: days("max_future_days", max_future_days)?,
             ..CompactionPolicy::default()
         };
         if let Some(callable) = &transport {
@@ -384,7 +387,7 @@ impl Vault {
     /// Starts a new vault: like open, but its first sync raises ConflictError when the store
     /// holds a vault for this key already, and publishes this device even with no records.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -398,6 +401,7 @@ impl Vault {
         flush_interval: f64,
         grace_days: f64,
         max_clock_skew_days: f64,
+        max_future_days: f64,
     ) -> PyResult<Self> {
         Self::open(
             py,
@@ -412,6 +416,7 @@ impl Vault {
             "create",
             grace_days,
             max_clock_skew_days,
+            max_future_days,
         )
     }
 

@@ -1,6 +1,9 @@
 """A vault that lives for years: bounded bootstrap, create vs join, device names, the
 mass-deletion guard, and what a sync changed."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 import bucketsync
@@ -159,3 +162,24 @@ def test_an_offline_device_returns_after_its_tombstone_was_collected(tmp_path):
         v.sync()
         assert v.get("doomed") is None
         assert v.get("note") == b"c's offline edit"
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
+
+
+def test_a_device_whose_date_is_decades_ahead_is_held_and_named(tmp_path):
+    # Written by tests/clocks.rs: device aaaa… had its date set to 2106 and wrote one key.
+    fixture = FIXTURES / "clock-ahead"
+    shutil.copytree(fixture / "bucket", tmp_path / "bucket")
+    key = VaultKey.from_recovery_code((fixture / "recovery-code.txt").read_text())
+    vault = Vault.open(f"file://{tmp_path / 'bucket'}", key, device="laptop")
+    report = vault.sync()
+    assert [type(e) for e in report.errors] == [bucketsync.ClockError], report.errors
+    error = report.errors[0]
+    assert error.category == "clock"
+    assert "a" * 32 in str(error) and "days ahead" in str(error)
+    # Not merged: it cannot win over what this device writes now, nor move its clock.
+    assert vault.get("from-2106") is None
+    vault.put("from-2106", "written now")
+    vault.sync()
+    assert vault.get("from-2106") == b"written now"

@@ -41,6 +41,8 @@ pub enum BucketsyncError {
     Conflict(String),
     /// The local state is in use by another process or vault object (one writer per device).
     Locked(String),
+    /// A device's clock runs too far ahead: what it wrote since is held until the clocks agree.
+    Clock(String),
 }
 
 impl std::fmt::Display for BucketsyncError {
@@ -48,9 +50,8 @@ impl std::fmt::Display for BucketsyncError {
         use BucketsyncError::*;
         match self {
             Config(m) | Auth(m) | NotFound(m) | Throttled(m) | Timeout(m) | Network(m)
-            | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) | Locked(m) => {
-                f.write_str(m)
-            }
+            | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) | Locked(m)
+            | Clock(m) => f.write_str(m),
         }
     }
 }
@@ -72,6 +73,7 @@ impl From<bucketsync::Error> for BucketsyncError {
             Category::Rollback => Self::Rollback(m),
             Category::Conflict => Self::Conflict(m),
             Category::Locked => Self::Locked(m),
+            Category::Clock => Self::Clock(m),
             _ => Self::Server(m),
         }
     }

@@ -3,7 +3,7 @@ export function init(): Promise<void>;
 
 export type Category =
   | 'config' | 'auth' | 'not-found' | 'throttled' | 'timeout' | 'network' | 'server'
-  | 'corrupt' | 'wrong-vault' | 'rollback' | 'conflict';
+  | 'corrupt' | 'wrong-vault' | 'rollback' | 'conflict' | 'locked' | 'clock';
 
 /** Any bucketsync error. */
 export class BucketsyncError extends Error {
@@ -22,6 +22,8 @@ export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
 /** The local state is held by another tab, window or process (one writer per device). */
 export class LockedError extends BucketsyncError {}
+/** A device's clock runs too far ahead: what it wrote since is held until the clocks agree. */
+export class ClockError extends BucketsyncError {}
 
 /** Keys and values: bytes, or strings stored as UTF-8. */
 export type Bytes = string | Uint8Array | ArrayBuffer;

@@ -38,12 +38,13 @@ export class WrongVaultError extends BucketsyncError {}
 export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
 export class LockedError extends BucketsyncError {}
+export class ClockError extends BucketsyncError {}
 
 const CLASSES = {
   config: ConfigError, auth: AuthError, 'not-found': NotFoundError, throttled: ThrottledError,
   timeout: TimeoutError, network: NetworkError, server: ServerError, corrupt: CorruptError,
   'wrong-vault': WrongVaultError, rollback: RollbackError, conflict: ConflictError,
-  locked: LockedError,
+  locked: LockedError, clock: ClockError,
 };
 
 function toError(e, cause) {

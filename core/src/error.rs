@@ -34,6 +34,8 @@ pub enum Category {
     /// The local state is held by another process, tab or vault object (one writer per
     /// device).
     Locked,
+    /// A device's clock runs too far ahead of this one's: what it wrote since is held here.
+    Clock,
 }
 
 impl Category {
@@ -52,6 +54,7 @@ impl Category {
             Category::Rollback => "rollback",
             Category::Conflict => "conflict",
             Category::Locked => "locked",
+            Category::Clock => "clock",
         }
     }
 }
@@ -135,6 +138,18 @@ pub enum Error {
         /// How many devices its listing shows.
         devices: u64,
     },
+    /// An object is stamped further ahead of this device's clock than the policy's
+    /// `max_future_ms` allows: it is not merged (so it neither wins over later writes nor moves
+    /// this device's clock), and is read again at each sync until the clocks agree. Reported
+    /// for this replica's own id when its clock ran ahead and came back (it then starts over).
+    ClockAhead {
+        /// The object (`m/<device>`, `s/<device>/<seq>`, `c/…`), or `local clock`.
+        object: String,
+        /// The device whose clock ran ahead.
+        device: crate::ids::DeviceId,
+        /// How far ahead, in milliseconds.
+        ahead_ms: u64,
+    },
     /// A push would delete more of the live keys than the mass-deletion guard allows.
     MassDeletion {
         /// Live keys the push would delete.
@@ -159,6 +174,7 @@ impl Error {
             Error::Locked { .. } => Category::Locked,
             Error::Cancelled => Category::Conflict,
             Error::NoVault { .. } => Category::NotFound,
+            Error::ClockAhead { .. } => Category::Clock,
             Error::VaultExists { .. } | Error::MassDeletion { .. } => Category::Conflict,
         }
     }
@@ -230,6 +246,24 @@ impl fmt::Display for Error {
                 "a vault for this key already exists in {store} ({devices} device{}); open it instead of creating it",
                 if *devices == 1 { "" } else { "s" }
             ),
+            Error::ClockAhead {
+                object,
+                device,
+                ahead_ms,
+            } => {
+                let days = *ahead_ms as f64 / 86_400_000.0;
+                if object == LOCAL_CLOCK {
+                    write!(
+                        f,
+                        "this device's clock had run {days:.1} days ahead of the present; it started over as a new device so that its writes are not held by the others"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{object} is stamped {days:.1} days ahead of this device's clock by device {device}; it is held until the clocks agree (check that device's date and time)"
+                    )
+                }
+            }
             Error::MassDeletion {
                 deleting,
                 live,
@@ -263,6 +297,9 @@ pub(crate) fn quote(text: &str) -> String {
     }
     out
 }
+
+/// The `object` of a [`Error::ClockAhead`] about this replica's own clock.
+pub(crate) const LOCAL_CLOCK: &str = "local clock";
 
 /// Shorthand for results of the core.
 pub type Result<T, E = Error> = core::result::Result<T, E>;

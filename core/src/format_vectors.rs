@@ -5,11 +5,16 @@ use serde_bytes::ByteBuf;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::clock::{Hlc, Stamp};
-use crate::ids::DeviceId;
+use crate::crypto::{self, ObjectAd, ObjectKind};
+use crate::engine::Engine;
+use crate::entropy::Entropy;
+use crate::error::Error;
+use crate::ids::{DeviceId, Timestamp};
 use crate::key::{Purpose, VaultKey};
 use crate::manifest::{CheckpointRef, Manifest};
-use crate::record::Record;
+use crate::record::{Record, Records};
 use crate::segment::{self, Change, Segment};
+use crate::store::Store;
 
 fn hex(text: &str) -> Vec<u8> {
     let clean: String = text.split_whitespace().collect();
@@ -98,8 +103,22 @@ fn manifest_object_opens_to_the_documented_manifest() {
 
 #[test]
 fn segment_plaintext_matches_the_documented_bytes() {
+    let segment = example_segment();
+    let documented = hex("00112233445566778899aabbccddeeff 01 02
+         07 6e6f7465732f61 80d0eab6b733 00 01 05 68656c6c6f
+         07 6e6f7465732f62 80d0eab6b733 01 00");
+    assert_eq!(documented.len(), 56);
+    assert_eq!(postcard::to_allocvec(&segment).unwrap(), documented);
+    // And what the engine's own encoder seals opens back to the same segment.
+    let key = example_key();
+    let sealed = seal_example_segment(&key, [3; 32]);
+    assert_eq!(segment::open(&key, D, 1, sealed).unwrap(), segment);
+}
+
+/// Segment 1 of `D` in §12: `notes/a = "hello"` and a tombstone for `notes/b`.
+fn example_segment() -> Segment {
     let wall_ms = 1_767_225_600_000;
-    let segment = Segment {
+    Segment {
         device: D,
         seq: 1,
         changes: vec![
@@ -120,31 +139,18 @@ fn segment_plaintext_matches_the_documented_bytes() {
                 value: None,
             },
         ],
-    };
-    let documented = hex("00112233445566778899aabbccddeeff 01 02
-         07 6e6f7465732f61 80d0eab6b733 00 01 05 68656c6c6f
-         07 6e6f7465732f62 80d0eab6b733 01 00");
-    assert_eq!(documented.len(), 56);
-    assert_eq!(postcard::to_allocvec(&segment).unwrap(), documented);
-    // And what the engine's own encoder seals opens back to the same segment.
-    let key = example_key();
-    let records: Vec<_> = segment
+    }
+}
+
+/// [`example_segment`] sealed by the engine's encoder, the nonce drawn from `seed`.
+fn seal_example_segment(key: &VaultKey, seed: [u8; 32]) -> Vec<u8> {
+    let records: Vec<_> = example_segment()
         .changes
-        .iter()
-        .cloned()
+        .into_iter()
         .map(|c| c.into_record(D))
         .collect();
-    let pairs: Vec<(&[u8], &crate::record::Record)> =
-        records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
-    let sealed = segment::seal(
-        &key,
-        D,
-        1,
-        &pairs,
-        &mut crate::entropy::Entropy::from_seed([3; 32]),
-    )
-    .unwrap();
-    assert_eq!(segment::open(&key, D, 1, sealed).unwrap(), segment);
+    let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
+    segment::seal(key, D, 1, &pairs, &mut Entropy::from_seed(seed)).unwrap()
 }
 
 /// The previous release wrote format version 2: still read, the version 3 fields empty.
@@ -385,4 +391,351 @@ fn open_example_checkpoint(object: Vec<u8>) -> Checkpoint {
         object,
     )
     .unwrap()
+}
+
+// ---- §12's further vectors: a segment object, a folder ETag, a wrapped key, a local state and
+// a merge. Where the reference's writer is checked byte for byte, the nonce is the first one
+// a seeded `Entropy` draws.
+
+const T: u64 = 1_767_225_600_000;
+
+#[test]
+fn seeded_entropy_draws_the_documented_nonces() {
+    assert_eq!(
+        Entropy::from_seed([3; 32]).array::<24>().to_vec(),
+        hex("385553aa23a24b14d8bbc2dff606277f444e049797ae7e04")
+    );
+    assert_eq!(
+        Entropy::from_seed([5; 32]).array::<24>().to_vec(),
+        hex("8108aedfacf5cf1d73c67b6936397ba5fa72817f1b5aab94")
+    );
+}
+
+/// Segment 1 of `D` sealed by a version 4 writer, nonce of seed `03`.
+const SEGMENT_OBJECT: &str = "42 4b 53 59 04 01 fe 4a c0 5c dc 3f 07 ec 56 a3
+    f7 ee 0d 0e 97 8b 00 33 73 2f 30 30 31 31 32 32
+    33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+    62 62 63 63 64 64 65 65 66 66 2f 30 30 30 30 30
+    30 30 30 30 30 30 30 30 30 30 31 38 55 53 aa 23
+    a2 4b 14 d8 bb c2 df f6 06 27 7f 44 4e 04 97 97
+    ae 7e 04 82 50 92 24 02 fd 23 72 12 ac eb c0 34
+    15 ec cc bf 14 e3 3a b3 26 f0 4b ea 62 6c 40 bb
+    17 0e b1 b3 51 e0 68 1d 90 aa d7 6c bd 97 3a 53
+    49 24 e0 6a 4d 52 85 7d 2a 29 98 30 d9 26 d5 e2
+    06 14 82 1b 7d ef 88 52 70 af 8f 25 a7 a9 e4 64
+    59 34 f6";
+
+#[test]
+fn version_4_segment_object_is_sealed_and_opened_as_documented() {
+    let key = example_key();
+    let documented = hex(SEGMENT_OBJECT);
+    assert_eq!(documented.len(), 179);
+    assert_eq!(seal_example_segment(&key, [3; 32]), documented);
+    assert_eq!(
+        segment::open(&key, D, 1, documented.clone()).unwrap(),
+        example_segment()
+    );
+    // Opened as the name it was fetched as: another number or device is refused.
+    assert!(segment::open(&key, D, 2, documented.clone()).is_err());
+    assert!(segment::open(&key, F, 1, documented).is_err());
+}
+
+/// The local-folder bucket answers a PUT, a GET and a listing of §12's segment object (and of
+/// an empty object) with the documented ETags.
+#[cfg(feature = "folder")]
+#[test]
+fn folder_bucket_etags_are_the_documented_ones() {
+    use crate::http::{Method, Request, RequestKind};
+    use crate::ids::RequestId;
+    use crate::io::folder::FolderBucket;
+
+    let root = std::env::temp_dir().join(format!(
+        "bucketsync-format-vectors-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    // Removed however the test ends.
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(root.clone());
+    let base = format!("file://{}", root.display());
+    let request = |method, url: String, body: Vec<u8>| Request {
+        id: RequestId(0),
+        kind: RequestKind::PutSegment,
+        method,
+        url,
+        headers: vec![],
+        body,
+    };
+    let folder = FolderBucket;
+    let segment_key = format!("fe4ac05cdc3f07ec56a3f7ee0d0e978b/s/{D}/0000000000000001");
+    let cases = [
+        (
+            segment_key,
+            hex(SEGMENT_OBJECT),
+            "\"353f911b1678d41c1708d51440b906da\"",
+        ),
+        (
+            "empty".to_owned(),
+            vec![],
+            "\"af1349b9f5f9a1a6a0404dea36dcc949\"",
+        ),
+    ];
+    for (name, body, etag) in &cases {
+        let url = format!("{base}/{name}");
+        let put = folder.execute(&request(Method::Put, url.clone(), body.clone()));
+        assert_eq!((put.status, put.header("etag")), (200, Some(*etag)));
+        let get = folder.execute(&request(Method::Get, url, vec![]));
+        assert_eq!((get.status, get.header("etag")), (200, Some(*etag)));
+        assert_eq!(&get.body, body);
+    }
+    let listing = folder.execute(&request(
+        Method::Get,
+        format!("{base}/?list-type=2&prefix="),
+        vec![],
+    ));
+    let xml = String::from_utf8(listing.body).unwrap();
+    for (name, _, etag) in &cases {
+        let escaped = etag.replace('"', "&quot;");
+        assert!(
+            xml.contains(&format!("<Key>{name}</Key><ETag>{escaped}</ETag>")),
+            "{xml}"
+        );
+    }
+}
+
+/// `K` wrapped under `Grüße, vault!` with Argon2id `m = 8`, `t = 1`, `p = 1`.
+const WRAPPED_KEY: &str = "42 4b 53 57 01 00 00 00 08 00 00 00 01 00 00 00
+    01 60 61 62 63 64 65 66 67 68 69 6a 6b 6c 6d 6e
+    6f 42 4b 53 59 01 03 00 00 00 00 00 00 00 00 00
+    00 00 00 00 00 00 00 00 0b 77 72 61 70 70 65 64
+    2d 6b 65 79 40 41 42 43 44 45 46 47 48 49 4a 4b
+    4c 4d 4e 4f 50 51 52 53 54 55 56 57 71 42 54 13
+    9f 6c dc 80 1f 90 ce 05 35 9e b3 bb bd a3 53 ce
+    bb d2 ca 52 c2 b6 d6 58 9b 3f fb 06 ad 2e c9 5e
+    93 92 9c e0 37 69 01 fd ff 47 26 13 d6 20 50 a8
+    40 a6 07 12";
+
+#[test]
+fn wrapped_key_unwraps_to_the_documented_key() {
+    let blob = hex(WRAPPED_KEY);
+    assert_eq!(blob.len(), 148);
+    let passphrase = "Grüße, vault!";
+    assert_eq!(passphrase.as_bytes(), hex("4772c3bcc39f652c207661756c7421"));
+    let key = VaultKey::unwrap_with_passphrase(&blob, passphrase).unwrap();
+    // The recovery code spells all 32 key bytes.
+    assert_eq!(key.recovery_code(), example_key().recovery_code());
+
+    let refused =
+        |blob: &[u8], passphrase: &str| match VaultKey::unwrap_with_passphrase(blob, passphrase) {
+            Err(Error::Config(message)) => message,
+            other => panic!("unwrapped: {other:?}"),
+        };
+    // The passphrase's bytes as given: the same text decomposed (u + U+0308) is another one.
+    assert_eq!(
+        refused(&blob, "Gru\u{308}ße, vault!"),
+        "wrong passphrase for this wrapped key"
+    );
+    // The parameters are not associated data, but they make the KEK: 2 passes open nothing.
+    let mut two_passes = blob.clone();
+    two_passes[12] = 2;
+    assert_eq!(
+        refused(&two_passes, passphrase),
+        "wrong passphrase for this wrapped key"
+    );
+    // The reference's writer lays out the same header for these parameters (its salt and
+    // nonce are random) and reads its own blob back.
+    let written = example_key().wrap_with_params(passphrase, 8, 1, 1).unwrap();
+    assert_eq!(written.len(), 148);
+    assert_eq!(written[..17], blob[..17]);
+    assert_eq!(
+        VaultKey::unwrap_with_passphrase(&written, passphrase)
+            .unwrap()
+            .recovery_code(),
+        key.recovery_code()
+    );
+}
+
+/// The snapshot of a new replica of `D` after one write, `notes/a = "hello"` at `T`; nonce of
+/// seed `05`.
+const STATE_SNAPSHOT: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
+    f7 ee 0d 0e 97 8b 00 0b 6c 6f 63 61 6c 2d 73 74
+    61 74 65 81 08 ae df ac f5 cf 1d 73 c6 7b 69 36
+    39 7b a5 fa 72 81 7f 1b 5a ab 94 ef e7 42 20 13
+    12 a5 0d bd f2 43 76 d1 ce 80 34 c0 9d 47 d8 4f
+    d2 83 65 46 f0 d6 c4 19 49 6e 97 b0 7e 83 64 7e
+    b7 a5 16 94 96 77 fc 42 32 a8 b4 0f 85 f0 93 79
+    94 2f 52 67 b3 75 82 47 e6 ef 6b 7b 6e e4 4a fd
+    cf 3a 0a 44 5a 57 2a 65 2d 16 7f 5e 2c 77 97 9f
+    62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
+    2e a0 df fb 72 4c f9 5b f8 0d fc 84 7b 40 2a cc
+    a7 86 e5 24 04";
+const JOURNAL_HEADER: &str = "424b534a04 16234e8a433bf5f2efbe5612bf546d8a";
+
+#[test]
+fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
+    let key = example_key();
+    let store = Store::parse("file:///vault").unwrap();
+    let documented = hex(STATE_SNAPSHOT);
+    assert_eq!(documented.len(), 181);
+
+    let mut engine = Engine::new(&key, store.clone(), D, Entropy::from_seed([5; 32]));
+    engine.put("notes/a", "hello", Timestamp(T));
+    assert_eq!(engine.export_state(), documented);
+    assert_eq!(engine.journal_header().unwrap(), hex(JOURNAL_HEADER));
+
+    // The envelope holds the documented plaintext.
+    let ad = ObjectAd {
+        vault: key.vault_id(),
+        kind: ObjectKind::LocalState,
+        name: "local-state",
+    };
+    assert_eq!(
+        crypto::open(&key.subkey(Purpose::LocalState), &ad, documented.clone()).unwrap(),
+        hex("05 00112233445566778899aabbccddeeff 80d0eab6b733 00
+             01 07 6e6f7465732f61 01 05 68656c6c6f 80d0eab6b733 00 00112233445566778899aabbccddeeff
+             01 07 6e6f7465732f61
+             00 00 00 00 00 00  00  00  00  00
+             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00")
+    );
+
+    // And the replica restored from it (and its empty journal) is the one that wrote it.
+    let restored = Engine::restore(
+        &key,
+        store.clone(),
+        &documented,
+        &hex(JOURNAL_HEADER),
+        Entropy::from_seed([6; 32]),
+    )
+    .unwrap();
+    assert_eq!(restored.replayed, 0);
+    let engine = restored.engine;
+    assert_eq!(engine.device(), D);
+    assert_eq!(
+        engine.clock(),
+        Hlc {
+            wall_ms: T,
+            counter: 0
+        }
+    );
+    assert_eq!(engine.get(b"notes/a"), Some(&b"hello"[..]));
+    assert_eq!(
+        engine.record(b"notes/a").unwrap().stamp,
+        Stamp {
+            hlc: Hlc {
+                wall_ms: T,
+                counter: 0
+            },
+            device: D
+        }
+    );
+    assert_eq!(engine.unpushed_keys(), vec![b"notes/a".to_vec()]);
+    assert_eq!(engine.len(), 1);
+
+    // Under another vault key it is another vault's state.
+    let other = VaultKey::from_bytes([9; 32]);
+    assert!(matches!(
+        Engine::restore(&other, store, &documented, &[], Entropy::from_seed([6; 32])),
+        Err(Error::WrongVault { .. })
+    ));
+}
+
+#[test]
+fn same_time_writes_are_merged_by_device_id_in_either_order() {
+    let change = |key: &str, counter, value: Option<&str>| Change {
+        key: key.as_bytes().to_vec(),
+        hlc: Hlc {
+            wall_ms: T,
+            counter,
+        },
+        value: value.map(|v| v.as_bytes().to_vec()),
+    };
+    let from_d = Segment {
+        device: D,
+        seq: 1,
+        changes: vec![
+            change("notes/x", 2, Some("from D")),
+            change("notes/y", 3, Some("from D")),
+            change("notes/z", 5, Some("from D")),
+        ],
+    };
+    let from_f = Segment {
+        device: F,
+        seq: 1,
+        changes: vec![
+            change("notes/x", 2, Some("from F")),
+            change("notes/y", 3, None),
+            change("notes/z", 4, Some("from F")),
+        ],
+    };
+    // The inputs as documented: each device's segment 1.
+    let decode = |text| postcard::from_bytes::<Segment>(&hex(text)).unwrap();
+    assert_eq!(
+        decode(
+            "00112233445566778899aabbccddeeff 01 03
+            07 6e6f7465732f78 80d0eab6b733 02 01 06 66726f6d2044
+            07 6e6f7465732f79 80d0eab6b733 03 01 06 66726f6d2044
+            07 6e6f7465732f7a 80d0eab6b733 05 01 06 66726f6d2044"
+        ),
+        from_d
+    );
+    assert_eq!(
+        decode(
+            "f0e1d2c3b4a5968778695a4b3c2d1e0f 01 03
+            07 6e6f7465732f78 80d0eab6b733 02 01 06 66726f6d2046
+            07 6e6f7465732f79 80d0eab6b733 03 00
+            07 6e6f7465732f7a 80d0eab6b733 04 01 06 66726f6d2046"
+        ),
+        from_f
+    );
+
+    let record = |value: Option<&str>, counter, device| Record {
+        value: value.map(|v| v.as_bytes().to_vec()),
+        stamp: Stamp {
+            hlc: Hlc {
+                wall_ms: T,
+                counter,
+            },
+            device,
+        },
+    };
+    let expected = vec![
+        (b"notes/x".to_vec(), record(Some("from F"), 2, F)),
+        (b"notes/y".to_vec(), record(None, 3, F)),
+        (b"notes/z".to_vec(), record(Some("from D"), 5, D)),
+    ];
+    for (first, second) in [(&from_d, &from_f), (&from_f, &from_d)] {
+        let mut records = Records::default();
+        for segment in [first, second] {
+            for change in segment.changes.clone() {
+                let (key, record) = change.into_record(segment.device);
+                records.merge(key, record);
+            }
+        }
+        let mut merged: Vec<(Vec<u8>, Record)> = records
+            .iter()
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        merged.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(merged, expected, "{} first", first.device);
+        // As a checkpoint's records, byte for byte.
+        let as_checkpoint: Vec<(ByteBuf, Record)> = merged
+            .into_iter()
+            .map(|(k, r)| (ByteBuf::from(k), r))
+            .collect();
+        assert_eq!(
+            postcard::to_allocvec(&as_checkpoint).unwrap(),
+            hex("03
+                 07 6e6f7465732f78 01 06 66726f6d2046 80d0eab6b733 02 f0e1d2c3b4a5968778695a4b3c2d1e0f
+                 07 6e6f7465732f79 00                80d0eab6b733 03 f0e1d2c3b4a5968778695a4b3c2d1e0f
+                 07 6e6f7465732f7a 01 06 66726f6d2044 80d0eab6b733 05 00112233445566778899aabbccddeeff")
+        );
+    }
 }

@@ -90,6 +90,7 @@ class Vault:
         mode: str = "join",
         grace_days: float = 30.0,
         max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
     ) -> "Vault": ...
     @staticmethod
     def create(
@@ -103,6 +104,7 @@ class Vault:
         flush_interval: float = 1.0,
         grace_days: float = 30.0,
         max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
     ) -> "Vault": ...
     def devices(self, stale_after_days: float = 30.0) -> List[Dict[str, object]]: ...
     def retire(self, device_id: str) -> None: ...

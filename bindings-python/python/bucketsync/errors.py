@@ -84,4 +84,13 @@ class LockedError(Error):
     category = "locked"
 
 
+class ClockError(Error):
+    """A device's clock runs too far ahead (more than ``max_future_days``): what it wrote since
+    is held, not merged, until the clocks agree. Check that device's date and time. Seen in
+    ``SyncReport.errors``, naming the device; when it names this device, its clock had run
+    ahead and it started over as a new device."""
+
+    category = "clock"
+
+
 BY_CATEGORY = {cls.category: cls for cls in Error.__subclasses__()}

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{Engine, Lifecycle};
 
+mod ahead;
 pub(crate) mod compact;
 mod gc;
 mod prune;
@@ -141,6 +142,11 @@ pub(crate) struct SyncRun {
     relisted: bool,
     /// A listed peer's manifest could not be read: it may be a reader of an older format.
     manifest_unread: bool,
+    /// Our own manifest is stamped too far ahead: this replica starts over.
+    own_clock_ahead: bool,
+    /// Manifests stamped too far ahead, reported once all are read unless another one says
+    /// their device is retired.
+    held_manifests: Vec<Error>,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
 }
@@ -154,6 +160,8 @@ impl SyncRun {
             relist: false,
             relisted: false,
             manifest_unread: false,
+            own_clock_ahead: false,
+            held_manifests: Vec::new(),
             deleted_segments: Default::default(),
             phase: Phase::Listing,
             queue: VecDeque::new(),
@@ -214,7 +222,11 @@ impl Engine {
             return Err(Error::SyncInProgress);
         }
         let mut run = SyncRun::new(now);
-        if self.silent_too_long(now) {
+        if self.own_clock_ran_ahead(now) {
+            // Everyone holds what this clock stamped: write it again under a new id, now.
+            self.note_own_clock_ran_ahead(&mut run);
+            self.start_over(&mut run, now);
+        } else if self.silent_too_long(now) {
             // Tombstones it never saw may have been collected meanwhile: its view cannot be
             // trusted, and its unpushed writes must not come back with their old stamps.
             self.start_over(&mut run, now);
@@ -418,8 +430,14 @@ impl Engine {
                     self.plan_manifests(run);
                 }
                 Phase::Manifests => {
-                    if self.state.directory().retired.contains(&self.state.device) {
-                        // Another device retired us: start over under a new id, and list again.
+                    self.report_held_manifests(run);
+                    if self.state.directory().retired.contains(&self.state.device)
+                        || run.own_clock_ahead
+                    {
+                        // Another device retired us, or our manifest is stamped far ahead (a
+                        // clock that ran ahead, and a state that does not remember it): start
+                        // over under a new id, and list again.
+                        run.own_clock_ahead = false;
                         let now = run.now;
                         self.start_over(run, now);
                         // The new id's log is empty, so nothing of the old one can be broken.

@@ -36,17 +36,24 @@ pub struct CompactionPolicy {
     pub grace_ms: u64,
     /// How far device clocks may be apart, in milliseconds.
     pub max_clock_skew_ms: u64,
+    /// How far ahead of this device's clock another device's stamps may be, in milliseconds.
+    /// An object stamped further ahead is held (not merged, its clock not observed) and
+    /// reported with category `clock` until the clocks agree; a replica whose own clock is
+    /// this far ahead of the present starts over. Keep it well above `max_clock_skew_ms`.
+    pub max_future_ms: u64,
 }
 
 /// The default grace period: 30 days.
 pub const DEFAULT_GRACE_MS: u64 = 30 * 86_400_000;
 /// The default bound on clock skew between devices: 1 day.
 pub const DEFAULT_MAX_CLOCK_SKEW_MS: u64 = 86_400_000;
+/// The default bound on how far ahead a stamp may be: 7 days.
+pub const DEFAULT_MAX_FUTURE_MS: u64 = 7 * 86_400_000;
 
 impl Default for CompactionPolicy {
     /// 16 segments at least, 1,024 at most, and between the two once the tails cost a
     /// quarter of the checkpoint, a segment counting its bytes plus 4 KiB; 30 days of grace,
-    /// clocks within a day.
+    /// clocks within a day, stamps at most 7 days ahead.
     fn default() -> Self {
         CompactionPolicy {
             min_tail_segments: 16,
@@ -55,6 +62,7 @@ impl Default for CompactionPolicy {
             segment_overhead_bytes: 4 << 10,
             grace_ms: DEFAULT_GRACE_MS,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
         }
     }
 }
@@ -68,6 +76,7 @@ impl CompactionPolicy {
         segment_overhead_bytes: 0,
         grace_ms: DEFAULT_GRACE_MS,
         max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
+        max_future_ms: DEFAULT_MAX_FUTURE_MS,
     };
 
     fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {

@@ -82,10 +82,11 @@ impl Engine {
     /// every key whose current record is our write and is either unpushed, or newer than our
     /// last manifest that reached the store, or as new as the oldest write in a segment of ours
     /// that no manifest names (pushed there, but nobody reads it: the manifest's clock, taken
-    /// when it is written, does not tell). Our writes that already lost to a newer one stay
-    /// lost.
+    /// when it is written, does not tell), or stamped by a clock that ran too far ahead (every
+    /// other replica holds it). Our writes that already lost to a newer one stay lost.
     pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
         let old = self.state.device;
+        let limit = self.future_limit(now);
         let published = self.state.directory().devices.get(&old).map(|i| i.clock);
         let unnamed = self.state.directory().unnamed_from;
         let dirty = self.state.dirty();
@@ -97,13 +98,19 @@ impl Engine {
                 r.stamp.device == old
                     && (dirty.contains(*k)
                         || published.is_none_or(|p| r.stamp.hlc > p)
-                        || unnamed.is_some_and(|u| r.stamp.hlc >= u))
+                        || unnamed.is_some_and(|u| r.stamp.hlc >= u)
+                        // Stamped by a clock that ran ahead: held by every other replica.
+                        || r.stamp.hlc.wall_ms > limit)
             })
             .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
         unpushed.sort_unstable();
         let new = DeviceId::from_entropy(&mut self.entropy);
         self.state.start_over(new);
+        if self.state.clock.wall_ms > limit {
+            // A new id has no stamps to stay above: its clock starts from the present.
+            self.state.clock = crate::clock::Hlc::default();
+        }
         let directory = self.state.directory_mut();
         directory.retired.insert(old);
         directory.former_ids.insert(old);

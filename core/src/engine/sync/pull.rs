@@ -180,6 +180,16 @@ impl Engine {
                     return run.report.errors.push(e);
                 }
             };
+        if self.too_far_ahead(manifest.clock, run.now) {
+            if own {
+                run.own_clock_ahead = true;
+            } else {
+                // Nothing it names is known here until the clocks agree.
+                run.manifest_unread = true;
+                self.hold_manifest(run, &name, device, manifest.clock);
+            }
+            return;
+        }
         self.state.clock.observe(manifest.clock);
         let rollback = |trusted: u64| Error::Rollback {
             object: name.clone(),
@@ -385,6 +395,17 @@ impl Engine {
                 "covers other segments than its writer's manifest says",
             ));
         }
+        let latest = checkpoint
+            .records
+            .iter()
+            .map(|(_, r)| r.stamp.hlc)
+            .chain([checkpoint.clock])
+            .max()
+            .unwrap_or_default();
+        if self.too_far_ahead(latest, run.now) {
+            // Another checkpoint, or the segments, may still do.
+            return self.hold(run, &name, writer, latest);
+        }
         self.state.clock.observe(checkpoint.clock);
         self.note_verified(checkpoint.covers.iter().copied());
         self.drop_collected(&checkpoint);
@@ -507,8 +528,27 @@ impl Engine {
             Err(e) if own => return run.own_log_failure(e),
             Err(e) => return run.report.errors.push(e),
         };
+        let latest = segment.changes().map(|c| c.hlc).max().unwrap_or_default();
+        let held = self.too_far_ahead(latest, run.now);
+        if held && own {
+            return run.own_log_failure(Error::ClockAhead {
+                object: name,
+                device,
+                ahead_ms: latest.wall_ms.saturating_sub(run.now.0),
+            });
+        }
+        if held && !self.state.directory().retired.contains(&device) {
+            // Not applied: fetched again at the next sync.
+            return self.hold(run, &name, device, latest);
+        }
         self.state.directory_mut().tail_bytes += body_len;
-        let count = self.merge_segment(run, segment);
+        // A retired device's held segment is passed over: it writes no more, and what its
+        // runaway clock stamped was written again by the replica that took over.
+        let count = if held {
+            0
+        } else {
+            self.merge_segment(run, segment)
+        };
         if device != self.state.device {
             run.report.pulled += count;
         }

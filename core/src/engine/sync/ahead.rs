@@ -1,0 +1,83 @@
+//! Clocks that ran ahead. A hybrid logical clock moves past every stamp it observes, and the
+//! greatest stamp wins: one device whose date is set to 2100 would drag every clock it reaches
+//! to 2100 and make its writes unbeatable. So a stamp further ahead of this device's clock than
+//! the policy's `max_future_ms` is *held*: the object carrying it (a manifest whose clock, a
+//! segment or checkpoint one of whose records, is that far ahead) is not merged and its clock
+//! not observed; the report says so (category `clock`, naming the device), and the object is
+//! read again at each sync, so it is merged once the clocks agree. Nothing is dropped, so every
+//! replica still ends with the same records.
+//!
+//! A replica whose own clock is that far ahead of the present (its date was wrong and was
+//! fixed) starts over under a new id with a clock of now, writing again what its runaway clock
+//! stamped: the others hold those stamps, and would until the present reaches them. The old
+//! id is retired, and a retired device's held objects are skipped without a word.
+
+use super::SyncRun;
+use crate::clock::Hlc;
+use crate::engine::Engine;
+use crate::error::{Error, LOCAL_CLOCK};
+use crate::ids::{DeviceId, Timestamp};
+
+impl Engine {
+    /// The greatest wall time (ms) a stamp read at `now` may carry.
+    pub(super) fn future_limit(&self, now: Timestamp) -> u64 {
+        now.0.saturating_add(self.compaction.max_future_ms)
+    }
+
+    /// Whether `hlc`, read at `now`, is too far ahead to merge.
+    pub(super) fn too_far_ahead(&self, hlc: Hlc, now: Timestamp) -> bool {
+        hlc.wall_ms > self.future_limit(now)
+    }
+
+    /// Whether this replica's own clock ran too far ahead of `now`.
+    pub(super) fn own_clock_ran_ahead(&self, now: Timestamp) -> bool {
+        self.too_far_ahead(self.state.clock, now)
+    }
+
+    /// Notes that `object`, written by `device` with a clock at `hlc`, is held: reported,
+    /// unless `device` is retired.
+    pub(super) fn hold(&self, run: &mut SyncRun, object: &str, device: DeviceId, hlc: Hlc) {
+        if self.state.directory().retired.contains(&device) {
+            return;
+        }
+        run.report.errors.push(Error::ClockAhead {
+            object: object.to_owned(),
+            device,
+            ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
+        });
+    }
+
+    /// Notes that a manifest is held; reported by [`Engine::report_held_manifests`] once every
+    /// manifest is read (a newer one may say its device is retired).
+    pub(super) fn hold_manifest(
+        &self,
+        run: &mut SyncRun,
+        object: &str,
+        device: DeviceId,
+        hlc: Hlc,
+    ) {
+        run.held_manifests.push(Error::ClockAhead {
+            object: object.to_owned(),
+            device,
+            ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
+        });
+    }
+
+    pub(super) fn report_held_manifests(&self, run: &mut SyncRun) {
+        let retired = &self.state.directory().retired;
+        for error in std::mem::take(&mut run.held_manifests) {
+            if !matches!(&error, Error::ClockAhead { device, .. } if retired.contains(device)) {
+                run.report.errors.push(error);
+            }
+        }
+    }
+
+    /// Before starting over because this replica's own clock ran ahead: says so in the report.
+    pub(super) fn note_own_clock_ran_ahead(&self, run: &mut SyncRun) {
+        run.report.errors.push(Error::ClockAhead {
+            object: LOCAL_CLOCK.to_owned(),
+            device: self.state.device,
+            ahead_ms: self.state.clock.wall_ms.saturating_sub(run.now.0),
+        });
+    }
+}
