@@ -596,3 +596,134 @@ async fn checkpoints_are_written_adopted_and_swept_and_join_and_create_are_check
         assert!(report.errors.is_empty(), "{kind:?}: {report}");
     }
 }
+
+/// One signed request for the vault's object `name` (`m/<device>`), as someone holding the
+/// bucket's credentials but not the vault key could send it.
+async fn raw(
+    store: &Store,
+    key: &VaultKey,
+    method: Method,
+    name: &str,
+    body: Vec<u8>,
+    transport: &impl Transport,
+) -> Response {
+    let mut request = Request {
+        id: RequestId(1),
+        kind: RequestKind::GetManifest,
+        method,
+        url: store.object_url(&format!("{}{}/{name}", store.prefix(), key.vault_id())),
+        headers: Vec::new(),
+        body,
+    };
+    bucketsync::sign::Signer::sign(
+        &SigV4::new(TestServer::credentials(), "us-east-1"),
+        &mut request,
+        wall_clock(),
+    )
+    .unwrap();
+    let response = transport.send(request).await.unwrap();
+    assert!(
+        (200..300).contains(&response.status),
+        "{method:?} {name}: {}",
+        response.status
+    );
+    response
+}
+
+/// The rollback errors of a report, as the names of the manifests they are about.
+fn rollbacks(report: &bucketsync::SyncReport) -> Vec<String> {
+    report
+        .errors
+        .iter()
+        .filter(|e| e.category() == Category::Rollback)
+        .map(|e| match e {
+            Error::Rollback { object, .. } | Error::Frozen { object, .. } => object.clone(),
+            other => panic!("a rollback that names no manifest: {other}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_frozen_or_deleted_manifest_is_a_rollback_even_for_a_new_device() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("freeze").await;
+        let store = server.store("freeze", "");
+        let key = VaultKey::generate().unwrap();
+        let transport = http();
+        let mut a = device(&key, &store, 1);
+        let mut b = device(&key, &store, 2);
+        let a_manifest = format!("m/{}", a.device());
+
+        a.put("a1", "first", wall_clock());
+        sync(&mut a, &transport).await.unwrap();
+        let old = raw(
+            &store,
+            &key,
+            Method::Get,
+            &a_manifest,
+            Vec::new(),
+            &transport,
+        )
+        .await
+        .body;
+        a.put("a2", "second", wall_clock());
+        sync(&mut a, &transport).await.unwrap();
+        // B merges both of A's segments and says so in its manifest.
+        b.put("b1", "from b", wall_clock());
+        let report = sync(&mut b, &transport).await.unwrap();
+        assert!(report.errors.is_empty(), "{kind:?}: {report}");
+        assert_eq!(b.get(b"a2"), Some(&b"second"[..]));
+
+        // Someone with the bucket's credentials puts A's older manifest back. B trusted the
+        // newer one; a new device C never saw it, but B's manifest says what B merged.
+        raw(&store, &key, Method::Put, &a_manifest, old, &transport).await;
+        let report = sync(&mut b, &transport).await.unwrap();
+        assert_eq!(
+            rollbacks(&report),
+            [a_manifest.clone()],
+            "{kind:?}: {report}"
+        );
+        let mut c = device(&key, &store, 3);
+        let report = sync(&mut c, &transport).await.unwrap();
+        assert_eq!(
+            rollbacks(&report),
+            [a_manifest.clone()],
+            "{kind:?}: {report}"
+        );
+        assert_eq!(c.get(b"b1"), Some(&b"from b"[..]), "the rest imports");
+
+        // Deleted: C trusted the old one, a new device D trusted none.
+        raw(
+            &store,
+            &key,
+            Method::Delete,
+            &a_manifest,
+            Vec::new(),
+            &transport,
+        )
+        .await;
+        let report = sync(&mut c, &transport).await.unwrap();
+        assert_eq!(
+            rollbacks(&report),
+            [a_manifest.clone()],
+            "{kind:?}: {report}"
+        );
+        let mut d = device(&key, &store, 4);
+        let report = sync(&mut d, &transport).await.unwrap();
+        assert_eq!(
+            rollbacks(&report),
+            [a_manifest.clone()],
+            "{kind:?}: {report}"
+        );
+
+        // A writes again: its manifest is back, newer than any, and the reports are clean.
+        a.put("a3", "third", wall_clock());
+        sync(&mut a, &transport).await.unwrap();
+        for replica in [&mut b, &mut c, &mut d] {
+            let report = sync(replica, &transport).await.unwrap();
+            assert!(report.errors.is_empty(), "{kind:?}: {report}");
+            assert_eq!(replica.get(b"a3"), Some(&b"third"[..]));
+        }
+    }
+}

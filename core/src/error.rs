@@ -94,6 +94,19 @@ pub enum Error {
         /// The sequence number found.
         found: u64,
     },
+    /// A device's manifest names fewer segments than are known to exist, or is gone: the store
+    /// serves an old manifest (frozen) or lost one. Category `rollback`.
+    Frozen {
+        /// The manifest's name.
+        object: String,
+        /// How many segments the manifest in the store names; `None` when it is gone.
+        found: Option<u64>,
+        /// How many are known to exist.
+        known: u64,
+        /// The device whose manifest says it merged `known` of them; `None` when this replica
+        /// trusted that many itself.
+        seen_by: Option<crate::ids::DeviceId>,
+    },
     /// The store answered a request with an error status.
     Http {
         /// Category derived from the status and the S3 error code.
@@ -168,7 +181,7 @@ impl Error {
             Error::Config(_) => Category::Config,
             Error::Corrupt { .. } => Category::Corrupt,
             Error::WrongVault { .. } => Category::WrongVault,
-            Error::Rollback { .. } => Category::Rollback,
+            Error::Rollback { .. } | Error::Frozen { .. } => Category::Rollback,
             Error::Http { category, .. } | Error::Transport { category, .. } => *category,
             Error::SyncInProgress => Category::Conflict,
             Error::Locked { .. } => Category::Locked,
@@ -214,6 +227,22 @@ impl fmt::Display for Error {
                 f,
                 "rollback: {object} has sequence {found}, older than the trusted {trusted}"
             ),
+            Error::Frozen {
+                object,
+                found,
+                known,
+                seen_by,
+            } => {
+                match found {
+                    Some(n) => write!(f, "rollback: {object} names {n} segments, but ")?,
+                    None => write!(f, "rollback: {object} is gone from the store, but ")?,
+                }
+                match seen_by {
+                    Some(device) => write!(f, "device {device} merged {known} of them")?,
+                    None => write!(f, "this replica trusted it with {known} segments")?,
+                }
+                f.write_str(" (the store serves an old manifest, or lost one)")
+            }
             Error::Http {
                 status,
                 code,

@@ -9,6 +9,7 @@ use super::{Engine, Lifecycle};
 
 mod ahead;
 pub(crate) mod compact;
+mod freeze;
 mod gc;
 mod prune;
 mod pull;
@@ -122,6 +123,10 @@ pub(crate) struct SyncRun {
     /// A fatal error happened: send nothing new, finish when the outstanding answers are in.
     stopping: bool,
     listed: Vec<(DeviceId, String)>,
+    /// The devices whose manifest the latest listing showed.
+    listed_devices: HashSet<DeviceId>,
+    /// Listed devices whose manifest could not be read or was held in this run.
+    unread_manifests: HashSet<DeviceId>,
     seen_tokens: HashSet<String>,
     push_keys: VecDeque<Vec<u8>>,
     push_conflicts: u32,
@@ -171,6 +176,8 @@ impl SyncRun {
             failure: None,
             stopping: false,
             listed: Vec::new(),
+            listed_devices: HashSet::new(),
+            unread_manifests: HashSet::new(),
             seen_tokens: HashSet::new(),
             push_keys: VecDeque::new(),
             push_conflicts: 0,
@@ -431,6 +438,7 @@ impl Engine {
                 }
                 Phase::Manifests => {
                     self.report_held_manifests(run);
+                    self.check_frozen(run);
                     if self.state.directory().retired.contains(&self.state.device)
                         || run.own_clock_ahead
                     {

@@ -128,6 +128,7 @@ impl Engine {
     }
 
     pub(super) fn plan_manifests(&mut self, run: &mut SyncRun) {
+        run.listed_devices = run.listed.iter().map(|(d, _)| *d).collect();
         for (device, etag) in std::mem::take(&mut run.listed) {
             let known = if device == self.state.device {
                 self.state.own().manifest_etag.as_deref()
@@ -164,10 +165,12 @@ impl Engine {
             // Listed a moment ago and gone now: nothing to import, nothing to infer.
             Err(e) if e.category() == Category::NotFound => {
                 run.manifest_unread = true;
+                run.unread_manifests.insert(device);
                 return run.report.errors.push(e);
             }
             Err(e) => {
                 run.manifest_unread = true;
+                run.unread_manifests.insert(device);
                 return run.note_failure(e);
             }
         };
@@ -177,6 +180,7 @@ impl Engine {
                 Err(e) if own => return run.own_log_failure(e),
                 Err(e) => {
                     run.manifest_unread = true;
+                    run.unread_manifests.insert(device);
                     return run.report.errors.push(e);
                 }
             };
@@ -186,6 +190,7 @@ impl Engine {
             } else {
                 // Nothing it names is known here until the clocks agree.
                 run.manifest_unread = true;
+                run.unread_manifests.insert(device);
                 self.hold_manifest(run, &name, device, manifest.clock);
             }
             return;
@@ -494,9 +499,14 @@ impl Engine {
     /// manifests again once this phase is done, that one whatever its ETag.
     fn read_again(&mut self, run: &mut SyncRun, device: DeviceId) {
         run.relist = true;
+        self.forget_manifest_etag(device);
+    }
+
+    /// Makes the next listing fetch `device`'s manifest whatever its ETag.
+    pub(super) fn forget_manifest_etag(&mut self, device: DeviceId) {
         if device == self.state.device {
             self.state.own_mut().manifest_etag = None;
-        } else {
+        } else if self.state.peer(&device).is_some() {
             self.state.peer_mut(device).manifest_etag = None;
         }
     }

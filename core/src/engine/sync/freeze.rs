@@ -1,0 +1,103 @@
+//! Frozen and deleted manifests. Anyone who can write to the bucket, without the vault key, can
+//! put a device's older manifest back or delete it. A manifest's sequence number catches the
+//! first only on a replica that trusted a newer one. Each manifest also says how many segments
+//! of every other device its writer merged, and a device merges only segments its writer's
+//! manifest named: so when device E merged n segments of D, D's manifest named at least n, and
+//! a listing that shows D naming fewer, or not at all, is a rollback of D's log. So is a
+//! manifest this replica trusted that is no longer listed.
+//!
+//! A manifest read a moment later than another may be newer than it (D pushes, E merges and
+//! publishes, between our two reads): before anything is reported, the manifests are listed
+//! and read once more.
+
+use std::collections::BTreeMap;
+
+use super::SyncRun;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::ids::DeviceId;
+use crate::manifest::manifest_name;
+
+impl Engine {
+    /// Checks the manifests just read against the merged vectors and what this replica
+    /// trusted; see the module documentation.
+    pub(super) fn check_frozen(&mut self, run: &mut SyncRun) {
+        let me = self.state.device;
+        let directory = self.state.directory();
+        // The most segments of each device another device says it merged, and which one.
+        let mut merged: BTreeMap<DeviceId, (u64, DeviceId)> = BTreeMap::new();
+        for (by, info) in &directory.devices {
+            if directory.retired.contains(by) {
+                continue;
+            }
+            for (of, n) in &info.merged {
+                let most = merged.entry(*of).or_insert((0, *by));
+                if *of != *by && *n > most.0 {
+                    *most = (*n, *by);
+                }
+            }
+        }
+        let mut findings = Vec::new();
+        let peers = self.state.peers().keys().copied();
+        let devices: std::collections::BTreeSet<DeviceId> =
+            merged.keys().copied().chain(peers).chain([me]).collect();
+        for device in devices {
+            // Retired, or its manifest could not be read (reported already as what it is).
+            if directory.retired.contains(&device) || run.unread_manifests.contains(&device) {
+                continue;
+            }
+            let (trusted_seq, named) = if device == me {
+                let own = self.state.own();
+                (own.manifest_seq, own.published_segments)
+            } else {
+                self.state
+                    .peer(&device)
+                    .map_or((0, 0), |p| (p.manifest_seq, p.segments))
+            };
+            let (most, by) = merged.get(&device).copied().unwrap_or((0, device));
+            let listed = run.listed_devices.contains(&device);
+            let finding = if !listed && most > 0 {
+                Some((None, most, Some(by)))
+            } else if !listed && trusted_seq > 0 {
+                Some((None, named, None))
+            } else if listed && most > named {
+                Some((Some(named), most, Some(by)))
+            } else {
+                None
+            };
+            if let Some(finding) = finding {
+                findings.push((device, finding));
+            }
+        }
+        if findings.is_empty() {
+            return;
+        }
+        if !run.relisted {
+            // Read everything again first: the difference may be a race between two reads.
+            for (device, _) in findings {
+                self.forget_manifest_etag(device);
+            }
+            run.relist = true;
+            return;
+        }
+        for (device, (found, known, seen_by)) in findings {
+            let error = Error::Frozen {
+                object: manifest_name(device),
+                found,
+                known,
+                seen_by,
+            };
+            if device != me {
+                run.report.errors.push(error);
+            } else if found.is_none() {
+                // Ours is gone: write it again, from this state.
+                self.state.own_mut().republish = true;
+                run.report.errors.push(error);
+            } else {
+                // Others merged segments of ours that our manifest in the store does not name:
+                // pushing on top of it could reuse their numbers.
+                run.own_log_failure(error);
+            }
+        }
+    }
+}
