@@ -681,14 +681,14 @@ async fn a_frozen_or_deleted_manifest_is_a_rollback_even_for_a_new_device() {
         let report = sync(&mut b, &transport).await.unwrap();
         assert_eq!(
             rollbacks(&report),
-            [a_manifest.clone()],
+            [a_manifest.as_str()],
             "{kind:?}: {report}"
         );
         let mut c = device(&key, &store, 3);
         let report = sync(&mut c, &transport).await.unwrap();
         assert_eq!(
             rollbacks(&report),
-            [a_manifest.clone()],
+            [a_manifest.as_str()],
             "{kind:?}: {report}"
         );
         assert_eq!(c.get(b"b1"), Some(&b"from b"[..]), "the rest imports");
@@ -706,14 +706,14 @@ async fn a_frozen_or_deleted_manifest_is_a_rollback_even_for_a_new_device() {
         let report = sync(&mut c, &transport).await.unwrap();
         assert_eq!(
             rollbacks(&report),
-            [a_manifest.clone()],
+            [a_manifest.as_str()],
             "{kind:?}: {report}"
         );
         let mut d = device(&key, &store, 4);
         let report = sync(&mut d, &transport).await.unwrap();
         assert_eq!(
             rollbacks(&report),
-            [a_manifest.clone()],
+            [a_manifest.as_str()],
             "{kind:?}: {report}"
         );
 
