@@ -67,13 +67,17 @@ impl S3Store {
         let bad = |why: String| Error::Config(format!("store URL {url:?}: {why}"));
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        let bytes = bucket.as_bytes();
         let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(b))
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && !bucket.contains("..");
         if !valid_bucket {
             return Err(bad(format!(
-                "{bucket:?} is not a bucket name (3 to 63 letters, digits, '.', '-' or '_'), as in s3://my-bucket/prefix"
+                "{bucket:?} is not a bucket name (3 to 63 letters, digits, '.', '-' or '_', starting and ending with a letter or digit, no '..'), as in s3://my-bucket/prefix"
             )));
         }
         let prefix = percent_decode_str(prefix)
@@ -98,13 +102,18 @@ impl S3Store {
                 .decode_utf8()
                 .map_err(|_| bad(format!("{name} is not valid UTF-8")))?;
             match name {
-                "region" if !value.is_empty() => store.region = value.into_owned(),
+                "region" if is_region(&value) => store.region = value.into_owned(),
+                "region" if !value.is_empty() => {
+                    return Err(bad(format!(
+                        "{value:?} is not a region (lowercase letters, digits and '-', as in eu-west-1 or auto)"
+                    )))
+                }
                 "endpoint" => {
                     let endpoint = value.trim_end_matches('/');
                     let host = endpoint
                         .strip_prefix("http://")
                         .or_else(|| endpoint.strip_prefix("https://"));
-                    if host.is_none_or(|h| h.is_empty() || h.contains('/')) {
+                    if host.is_none_or(|h| !is_host(h)) {
                         return Err(bad(format!(
                             "endpoint {endpoint:?} must be scheme://host[:port], as in http://127.0.0.1:9000"
                         )));
@@ -130,9 +139,77 @@ impl S3Store {
                 }
             }
         }
-        store.path_style = path_style.unwrap_or(store.endpoint.is_some());
+        // What goes into a host name must be one: a label of lowercase letters, digits and
+        // '-'; dots make more labels, which a TLS wildcard certificate does not cover.
+        let https = store
+            .endpoint
+            .as_deref()
+            .is_none_or(|e| e.starts_with("https://"));
+        let host_safe = bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+        let dotted = bucket.contains('.');
+        store.path_style = match path_style {
+            Some(chosen) => chosen,
+            None => store.endpoint.is_some() || !host_safe || (dotted && https),
+        };
+        if !store.path_style && !host_safe {
+            return Err(bad(format!(
+                "{bucket:?} cannot be a host name (uppercase or '_'): use path_style=true"
+            )));
+        }
+        if !store.path_style && dotted && https {
+            return Err(bad(format!(
+                "a bucket name with dots cannot be a host name over https (the certificate does not cover {bucket:?}): use path_style=true"
+            )));
+        }
         Ok(store)
     }
+}
+
+/// An AWS-style region name: lowercase letters, digits and '-', starting with a letter
+/// (`eu-west-1`, `us-gov-west-1`, R2's `auto`, B2's `us-west-004`).
+fn is_region(value: &str) -> bool {
+    (1..=40).contains(&value.len())
+        && value.as_bytes()[0].is_ascii_lowercase()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `host[:port]`: a DNS name or IPv4 address (letters, digits, '.', '-'), or an IPv6
+/// address in brackets, and an optional port. No user info, path or anything else that
+/// would change where a request goes.
+fn is_host(value: &str) -> bool {
+    // The port follows the ']' of an IPv6 address, or the only ':' of anything else.
+    let (host, port) = if value.starts_with('[') {
+        let Some(end) = value.find(']') else {
+            return false;
+        };
+        let rest = &value[end + 1..];
+        match rest.strip_prefix(':') {
+            Some(port) => (&value[..=end], port),
+            None if rest.is_empty() => (value, ""),
+            None => return false,
+        }
+    } else {
+        value.split_once(':').unwrap_or((value, ""))
+    };
+    let port_ok = if port.is_empty() {
+        !value.ends_with(':')
+    } else {
+        port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+    };
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        }
+    };
+    host_ok && port_ok
 }
 
 impl Store {
@@ -309,6 +386,27 @@ mod tests {
         let vhost =
             Store::parse("s3://b12?endpoint=https://r2.example:8443&path_style=false").unwrap();
         assert_eq!(vhost.object_url("k"), "https://b12.r2.example:8443/k");
+        // A bucket with dots goes path-style on AWS, where a host name would break TLS.
+        let dotted = Store::parse("s3://logs.example.com/p?region=eu-west-1").unwrap();
+        assert_eq!(
+            dotted.object_url("k"),
+            "https://s3.eu-west-1.amazonaws.com/logs.example.com/k"
+        );
+        // Over plain http (a local server) a dotted host is fine when asked for.
+        let local_vhost =
+            Store::parse("s3://a.b?endpoint=http://localhost:9000&path_style=false").unwrap();
+        assert_eq!(local_vhost.object_url("k"), "http://a.b.localhost:9000/k");
+        for region in ["auto", "us-west-004", "us-gov-west-1", "cn-north-1"] {
+            assert!(Store::parse(&format!("s3://bkt?region={region}")).is_ok());
+        }
+        let ipv6 = Store::parse("s3://bkt?endpoint=http://[::1]:9000").unwrap();
+        assert_eq!(ipv6.object_url("k"), "http://[::1]:9000/bkt/k");
+        // Not a host name: path style without being asked.
+        let legacy = Store::parse("s3://My_Bucket/p").unwrap();
+        assert_eq!(
+            legacy.object_url("k"),
+            "https://s3.us-east-1.amazonaws.com/My_Bucket/k"
+        );
     }
 
     #[test]
@@ -324,6 +422,39 @@ mod tests {
                 "path_style must be true or false",
             ),
             ("s3://bkt/p?regoin=x", "unknown parameter \"regoin\""),
+            // Whatever reaches a hostname is checked first.
+            ("s3://bkt/p?region=evil.com%2Fx", "is not a region"),
+            (
+                "s3://bkt/p?region=us-east-1.attacker.example",
+                "is not a region",
+            ),
+            ("s3://bkt/p?region=EU", "is not a region"),
+            (
+                "s3://bkt/p?endpoint=http://user:pw@host:9000",
+                "must be scheme://host[:port]",
+            ),
+            (
+                "s3://bkt/p?endpoint=http://ho%20st",
+                "must be scheme://host[:port]",
+            ),
+            (
+                "s3://bkt/p?endpoint=http://host:",
+                "must be scheme://host[:port]",
+            ),
+            (
+                "s3://bkt/p?endpoint=http://[::1]x",
+                "must be scheme://host[:port]",
+            ),
+            ("s3://-bkt/p", "is not a bucket name"),
+            ("s3://bkt-/p", "is not a bucket name"),
+            ("s3://my..bkt/p", "is not a bucket name"),
+            // Not a hostname label: fine in a path, not in a host.
+            ("s3://My_Bucket/p?path_style=false", "use path_style=true"),
+            // A dotted bucket as a host breaks the TLS certificate's wildcard.
+            (
+                "s3://my.bucket/p?path_style=false",
+                "a bucket name with dots cannot be a host name over https",
+            ),
         ] {
             let err = Store::parse(url).unwrap_err();
             assert_eq!(err.category(), crate::Category::Config);
