@@ -200,15 +200,17 @@ impl Transport for NoConditionalWrites {
     async fn sleep(&self, _ms: u64) {}
 }
 
+/// A store (or a proxy) that answers 501 to `If-None-Match` is asked once per sync, so a
+/// proxy that is fixed, or a 501 that was a one-off, does not give up the guard for good
+/// (issue 14; `tests/s3.rs` has the proxy that recovers). Nothing is lost either way.
 #[test]
-fn a_store_that_refuses_if_none_match_is_remembered() {
+fn a_store_that_refuses_if_none_match_is_asked_again_at_each_sync() {
     let dir = tempfile::tempdir().unwrap();
     let (key, mut a, mut b) = pair(dir.path());
     let store = NoConditionalWrites::default();
     a.put("k1", "v1", wall_clock());
     block_sync(&mut a, &store).unwrap();
     assert_eq!(*store.conditional_puts.borrow(), 1);
-    // Remembered across a restart, too.
     let mut a = Engine::from_state(
         &key,
         folder_store(dir.path()),
@@ -218,7 +220,10 @@ fn a_store_that_refuses_if_none_match_is_remembered() {
     .unwrap();
     a.put("k2", "v2", wall_clock());
     block_sync(&mut a, &store).unwrap();
-    assert_eq!(*store.conditional_puts.borrow(), 1, "not asked again");
+    assert_eq!(*store.conditional_puts.borrow(), 2, "asked again");
+    // A sync with nothing to push asks nothing.
+    block_sync(&mut a, &store).unwrap();
+    assert_eq!(*store.conditional_puts.borrow(), 2);
     block_sync(&mut b, &FolderBucket).unwrap();
     assert_eq!(b.keys(b""), vec![b"k1".to_vec(), b"k2".to_vec()]);
 }

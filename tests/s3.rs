@@ -727,3 +727,64 @@ async fn a_frozen_or_deleted_manifest_is_a_rollback_even_for_a_new_device() {
         }
     }
 }
+
+/// A proxy in front of the store that answers 501 NotImplemented to any request carrying
+/// `If-None-Match` while `refuse` is set, and counts the conditional requests that reach the
+/// store.
+struct ConditionalRefuser {
+    inner: ReqwestTransport,
+    refuse: AtomicBool,
+    conditional_sent: AtomicU64,
+}
+
+impl Transport for ConditionalRefuser {
+    async fn send(&self, request: Request) -> Result<Response> {
+        let conditional = request
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("if-none-match"));
+        if conditional && self.refuse.load(Ordering::Relaxed) {
+            return Ok(Response {
+                status: 501,
+                headers: vec![],
+                body: b"<Error><Code>NotImplemented</Code></Error>".to_vec(),
+            });
+        }
+        if conditional {
+            self.conditional_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_501_to_a_conditional_create_does_not_disable_it_for_later_syncs() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("conditional").await;
+        let store = server.store("conditional", "");
+        let key = VaultKey::generate().unwrap();
+        let proxy = ConditionalRefuser {
+            inner: http(),
+            refuse: AtomicBool::new(true),
+            conditional_sent: AtomicU64::new(0),
+        };
+        let mut a = device(&key, &store, 1);
+        a.put("k1", "v1", wall_clock());
+        let report = sync(&mut a, &proxy).await.unwrap();
+        assert_eq!(report.pushed, 1, "{kind:?}: pushed without the header");
+        // The proxy is fixed: the next sync asks for conditional create again.
+        proxy.refuse.store(false, Ordering::Relaxed);
+        a.put("k2", "v2", wall_clock());
+        let report = sync(&mut a, &proxy).await.unwrap();
+        assert_eq!(report.pushed, 1, "{kind:?}: {report}");
+        assert!(
+            proxy.conditional_sent.load(Ordering::Relaxed) >= 1,
+            "{kind:?}: the segment PUT carried If-None-Match again"
+        );
+    }
+}

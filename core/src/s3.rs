@@ -64,7 +64,7 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
             _ => {}
         }
     })
-    .map_err(|e| bad(&e))?;
+    .map_err(|e| bad(&crate::error::quote(&e)))?;
     if !seen_root {
         return Err(bad("no ListBucketResult"));
     }
@@ -194,6 +194,16 @@ mod tests {
             ("x/k".to_owned(), "2026-11-22T15:06:23.147Z/5".to_owned())
         );
         assert_eq!(page.objects[1], ("x/j".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn a_malformed_listing_is_quoted_short_in_the_error() {
+        let mut xml = b"<ListBucketResult><\x1b[31m".to_vec();
+        xml.extend(std::iter::repeat_n(b'x', 100_000));
+        xml.extend_from_slice(b"></b>");
+        let message = parse_list(&xml).unwrap_err().to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+        assert!(!message.contains('\x1b'), "{message}");
     }
 
     #[test]

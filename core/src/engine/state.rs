@@ -77,7 +77,8 @@ pub(crate) struct PeerLog {
 /// What we learned about the store's behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Quirks {
-    /// The store answered NotImplemented to `If-None-Match: *`: do not send it again.
+    /// Written by releases that stopped sending `If-None-Match: *` for good after one 501;
+    /// kept in the layout, no longer read (each sync asks again).
     pub no_conditional_put: bool,
 }
 
@@ -380,10 +381,6 @@ impl LocalState {
         self.peers.get(device)
     }
 
-    pub fn quirks(&self) -> &Quirks {
-        &self.quirks
-    }
-
     pub fn directory(&self) -> &Directory {
         &self.directory
     }
@@ -508,11 +505,6 @@ impl LocalState {
     pub fn peer_mut(&mut self, device: DeviceId) -> &mut PeerLog {
         self.changes.peers.insert(device);
         self.peers.entry(device).or_default()
-    }
-
-    pub fn quirks_mut(&mut self) -> &mut Quirks {
-        self.changes.quirks = true;
-        &mut self.quirks
     }
 
     pub fn directory_mut(&mut self) -> &mut Directory {

@@ -147,6 +147,8 @@ pub(crate) struct SyncRun {
     relisted: bool,
     /// A listed peer's manifest could not be read: it may be a reader of an older format.
     manifest_unread: bool,
+    /// The store answered 501 to `If-None-Match` in this sync: segments go without it.
+    no_conditional_put: bool,
     /// Our own manifest is stamped too far ahead: this replica starts over.
     own_clock_ahead: bool,
     /// Manifests stamped too far ahead, reported once all are read unless another one says
@@ -166,6 +168,7 @@ impl SyncRun {
             relisted: false,
             manifest_unread: false,
             own_clock_ahead: false,
+            no_conditional_put: false,
             held_manifests: Vec::new(),
             deleted_segments: Default::default(),
             phase: Phase::Listing,

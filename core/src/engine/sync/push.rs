@@ -54,7 +54,7 @@ impl Engine {
         let pending = self.state.pending().expect("a pending segment exists here");
         let (seq, body) = (pending.seq, pending.body.to_vec());
         let mut headers = Vec::new();
-        if !self.state.quirks().no_conditional_put {
+        if !run.no_conditional_put {
             headers.push(("if-none-match".to_owned(), "*".to_owned()));
         }
         let url = self.store.object_url(&format!(
@@ -164,10 +164,11 @@ impl Engine {
                 &name,
                 Pending::RecoverSegment { seq },
             );
-        } else if s3::is_not_implemented(&response) && !self.state.quirks().no_conditional_put {
-            // The store refuses `If-None-Match`: remember it; the pending segment goes again
-            // without it.
-            self.state.quirks_mut().no_conditional_put = true;
+        } else if s3::is_not_implemented(&response) && !run.no_conditional_put {
+            // The store (or a proxy in front of it) refuses `If-None-Match`: the pending
+            // segment goes again without it, for this sync only. The next sync asks again:
+            // one 501 from a proxy must not give up the guard forever.
+            run.no_conditional_put = true;
         } else {
             let name = segment_name(self.state.device, seq);
             run.stop(s3::error_from_response(
