@@ -226,13 +226,25 @@ pub(crate) fn begin_seal(
     capacity: usize,
     entropy: &mut Entropy,
 ) -> Result<SealBuffer> {
+    begin_seal_version(key, ad, ad.kind.version(), capacity, entropy)
+}
+
+/// [`begin_seal`] writing envelope `version` instead of the one this build writes for the
+/// kind (the decoder tests seal earlier versions through [`crate::testing`]).
+pub(crate) fn begin_seal_version(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    version: u8,
+    capacity: usize,
+    entropy: &mut Entropy,
+) -> Result<SealBuffer> {
     let name = ad.name.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| Error::Config(format!("object name too long: {}", ad.name)))?;
     let mut buf =
         Vec::with_capacity(FIXED_LEN + name.len() + NONCE_LEN + CHECK_LEN + capacity + TAG_LEN);
     buf.extend_from_slice(MAGIC);
-    buf.push(ad.kind.version());
+    buf.push(version);
     buf.push(ad.kind as u8);
     buf.extend_from_slice(&ad.vault.0);
     buf.extend_from_slice(&name_len.to_be_bytes());

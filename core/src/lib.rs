@@ -38,6 +38,8 @@ pub mod s3;
 pub mod segment;
 pub mod sign;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(feature = "driver")]
 pub mod io;

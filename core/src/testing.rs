@@ -1,0 +1,121 @@
+//! Hooks for the decoder property tests (`tests/decoders.rs`): not part of the API, no
+//! stability promise.
+//!
+//! Random bytes never get past an object's authentication tag, so on their own they only test
+//! the envelope. These hooks seal arbitrary plaintext under a vault key, so that the decoders
+//! behind the tag (segment, manifest, checkpoint, local state, journal delta) see arbitrary
+//! bytes too, and open the two kinds of bucket object that have no public opener.
+
+use crate::crypto::{self, ObjectAd, ObjectKind};
+use crate::entropy::Entropy;
+use crate::error::Result;
+use crate::ids::DeviceId;
+use crate::key::{Purpose, VaultKey};
+
+/// A kind of sealed object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A segment (`s/<device>/<seq>`).
+    Segment,
+    /// A manifest (`m/<device>`).
+    Manifest,
+    /// The local state snapshot (`local-state`).
+    LocalState,
+    /// One journal entry (`journal/<snapshot hash>/<index>`).
+    JournalEntry,
+    /// A checkpoint (`c/<writer>/<number>`).
+    Checkpoint,
+}
+
+impl Kind {
+    fn object_kind(self) -> ObjectKind {
+        match self {
+            Kind::Segment => ObjectKind::Segment,
+            Kind::Manifest => ObjectKind::Manifest,
+            Kind::LocalState => ObjectKind::LocalState,
+            Kind::JournalEntry => ObjectKind::JournalEntry,
+            Kind::Checkpoint => ObjectKind::Checkpoint,
+        }
+    }
+
+    fn purpose(self) -> Purpose {
+        match self {
+            Kind::Segment => Purpose::Segment,
+            Kind::Manifest => Purpose::Manifest,
+            Kind::LocalState | Kind::JournalEntry => Purpose::LocalState,
+            Kind::Checkpoint => Purpose::Checkpoint,
+        }
+    }
+}
+
+/// Seals `plaintext` as the object `name` of `kind` in envelope `version`, with the subkey of
+/// `key` that kind is sealed with, as the engine would (but with a fixed nonce).
+///
+/// # Panics
+/// When `name` is longer than 65,535 bytes.
+pub fn seal(key: &VaultKey, kind: Kind, version: u8, name: &str, plaintext: &[u8]) -> Vec<u8> {
+    let ad = ObjectAd {
+        vault: key.vault_id(),
+        kind: kind.object_kind(),
+        name,
+    };
+    let mut entropy = Entropy::from_seed([0; 32]);
+    let mut sealing = crypto::begin_seal_version(
+        &key.subkey(kind.purpose()),
+        &ad,
+        version,
+        plaintext.len(),
+        &mut entropy,
+    )
+    .expect("a name under 64 KiB");
+    sealing.buf.extend_from_slice(plaintext);
+    crypto::finish_seal(sealing)
+}
+
+/// Opens the object `name` of `kind` sealed with `key`, returning its envelope version and
+/// plaintext, without decoding the plaintext.
+///
+/// # Errors
+/// As the envelope's opener: `Corrupt` or `WrongVault`.
+pub fn open(key: &VaultKey, kind: Kind, name: &str, object: Vec<u8>) -> Result<(u8, Vec<u8>)> {
+    let ad = ObjectAd {
+        vault: key.vault_id(),
+        kind: kind.object_kind(),
+        name,
+    };
+    crypto::open_versioned(&key.subkey(kind.purpose()), &ad, object)
+}
+
+/// Opens `device`'s manifest as a sync does, decoding and checking it.
+///
+/// # Errors
+/// As a sync's manifest opener: `Corrupt` or `WrongVault`.
+pub fn open_manifest(key: &VaultKey, device: DeviceId, object: Vec<u8>) -> Result<()> {
+    crate::manifest::Manifest::open_versioned(
+        &key.subkey(Purpose::Manifest),
+        key.vault_id(),
+        device,
+        object,
+    )
+    .map(|_| ())
+}
+
+/// Opens `writer`'s checkpoint `number` as a sync does, decoding and checking it.
+///
+/// # Errors
+/// As a sync's checkpoint opener: `Corrupt` or `WrongVault`.
+pub fn open_checkpoint(
+    key: &VaultKey,
+    writer: DeviceId,
+    number: u64,
+    object: Vec<u8>,
+) -> Result<()> {
+    crate::checkpoint::open(
+        &key.subkey(Purpose::Checkpoint),
+        key.vault_id(),
+        writer,
+        number,
+        object,
+    )
+    .map(|_| ())
+}
