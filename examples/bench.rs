@@ -34,8 +34,7 @@ fn best_of(min: Duration, mut f: impl FnMut()) -> Duration {
 
 /// An hour before the bench started: stamps in the present, as a reader holds stamps more than
 /// a week ahead of its clock.
-static HOUR_AGO: std::sync::LazyLock<u64> =
-    std::sync::LazyLock::new(|| wall_clock().0 - 3_600_000);
+static HOUR_AGO: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| wall_clock().0 - 3_600_000);
 
 /// A shell-history-sized record: ~30-byte key, ~120-byte value.
 fn history_record(i: u64, device: DeviceId) -> (Vec<u8>, Record) {
