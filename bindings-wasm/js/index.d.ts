@@ -43,6 +43,11 @@ export interface OutgoingRequest {
 }
 
 /** Signs or presigns a request elsewhere (an auth service), returning what to send. */
+/**
+ * Signs or presigns a request (an auth service that holds the credentials). Returns the URL to
+ * use and any headers to add: the request's own headers (such as `if-none-match`) are always
+ * sent as they are, and a returned header of the same name is ignored.
+ */
 export type Signer = (request: OutgoingRequest) => Promise<{ url: string; headers: Headers }>;
 
 /** One write to a state storage, applied in order. */

@@ -106,7 +106,15 @@ export class VaultKey {
 function fetchTransport(fetchImpl, signer, timeoutMs, cancelled) {
   return async (request) => {
     let { method, url, headers } = request;
-    if (signer) ({ url, headers } = await signer({ method, url, headers, body: request.body }));
+    if (signer) {
+      // The signer may add headers (and must give the URL to use); the engine's own headers
+      // (If-None-Match, content-type) always go out as the engine set them.
+      const signed = await signer({ method, url, headers, body: request.body });
+      url = signed.url;
+      const own = new Set(headers.map(([name]) => name.toLowerCase()));
+      const added = (signed.headers ?? []).filter(([name]) => !own.has(name.toLowerCase()));
+      headers = [...headers, ...added];
+    }
     const signals = [AbortSignal.timeout(timeoutMs)];
     const cancel = cancelled();
     if (cancel) signals.push(cancel);

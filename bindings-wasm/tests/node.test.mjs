@@ -160,6 +160,30 @@ test('a page without keys syncs through a signer that presigns (an auth service)
   assert.equal(reader.getString('via'), 'presigned URLs');
 });
 
+test('a signer adds to the engine\'s headers, never removes them: a presigned create is still conditional', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-signer', 'conditional/');
+  const signer = async ({ method, url }) => ({
+    url: await bucketsync.presign({ method, url, credentials: server.credentials, expiresSeconds: 60 }),
+    headers: [['x-from-signer', 'yes']],
+  });
+  const sent = [];
+  const recordingFetch = (url, init) => {
+    sent.push({ url, method: init.method, headers: new Headers(init.headers), body: init.body });
+    return globalThis.fetch(url, init);
+  };
+  const vault = await Vault.create({ store, key, signer, fetch: recordingFetch });
+  vault.put('k', 'v');
+  assert.equal((await vault.sync()).pushed, 1);
+  const put = sent.find((r) => r.method === 'PUT' && new URL(r.url).pathname.includes('/s/'));
+  assert.ok(put, 'a segment PUT went out');
+  assert.equal(put.headers.get('if-none-match'), '*');
+  assert.equal(put.headers.get('x-from-signer'), 'yes');
+  // The same presigned create again: the object exists, so the store refuses it.
+  const again = await globalThis.fetch(put.url, { method: 'PUT', headers: put.headers, body: put.body });
+  assert.equal(again.status, 412);
+});
+
 test('fileStorage keeps the state across opens', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-'));
   const storage = bucketsync.fileStorage(join(dir, 'replica.state'));
