@@ -2,7 +2,8 @@
 # Builds the library and generates the app-facing sources with the workspace's own
 # uniffi-bindgen:
 #   target/uniffi/kotlin/uniffi/bucketsync_uniffi/bucketsync_uniffi.kt   (+ libbucketsync_uniffi.so)
-#   target/uniffi/swift/Bucketsync/                                      (a Swift package)
+#   target/uniffi/swift/Bucketsync/                                      (a Swift package, with
+#                                                                          bindings-uniffi/swift/*.swift)
 # Usage: bindings-uniffi/generate.sh [PACKAGE_ROOT]
 #   PACKAGE_ROOT is where the Swift package will live (the module map needs an absolute
 #   header path); default: target/uniffi/swift/Bucketsync in this checkout.
@@ -22,6 +23,7 @@ pkg="$out/swift/Bucketsync"
 root="${1:-$(pwd)/$pkg}"
 mkdir -p "$pkg/Sources/Bucketsync" "$pkg/Sources/bucketsync_uniffiFFI" "$pkg/lib"
 cp "$out/swift-gen/bucketsync_uniffi.swift" "$pkg/Sources/Bucketsync/"
+cp bindings-uniffi/swift/*.swift "$pkg/Sources/Bucketsync/"   # hand-written: Redaction.swift
 cp "$out/swift-gen/bucketsync_uniffiFFI.h" "$pkg/Sources/bucketsync_uniffiFFI/"
 cp "$lib" "$pkg/lib/"
 cat > "$pkg/Sources/bucketsync_uniffiFFI/module.modulemap" <<MAP

@@ -34,7 +34,9 @@ fn clock_errors(report: &SyncReport) -> Vec<(DeviceId, String)> {
         .iter()
         .filter(|e| e.category() == Category::Clock)
         .map(|e| match e {
-            Error::ClockAhead { device, object, .. } => (*device, object.clone()),
+            Error::ClockAhead { device, object, .. } => {
+                (DeviceId::parse(device).unwrap(), object.clone())
+            }
             other => panic!("a clock error that is not ClockAhead: {other:?}"),
         })
         .collect()

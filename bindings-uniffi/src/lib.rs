@@ -108,20 +108,118 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
     }
 }
 
-/// One HTTP header.
-#[derive(Clone, Debug, uniffi::Record)]
+/// One HTTP header. Printed (Kotlin `toString()`, Swift `description`) with the value of
+/// `authorization` and `x-amz-security-token` hidden; the field holds the real value.
+#[derive(Clone, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct Header {
     pub name: String,
     pub value: String,
 }
 
 /// A request for the host transport to execute exactly as given (it is already signed).
+///
+/// Its printed form (Kotlin `toString()`, Swift `description` and `debugDescription`) hides,
+/// as the core's `Debug` of a request does, the values of the `authorization` and
+/// `x-amz-security-token` headers and of the presigned-URL query parameters
+/// `X-Amz-Signature`, `X-Amz-Credential` and `X-Amz-Security-Token`, so that logging a request
+/// leaks neither the signature nor the session token. The fields hold the real values: send
+/// those.
 #[derive(Clone, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct HttpRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// A header whose value is a secret: the signature, or the session token.
+fn secret_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-amz-security-token")
+}
+
+/// `url` with the values of the presigned-URL query parameters that sign or identify the
+/// request replaced by `<redacted>`; the rest (the path, other parameters) as it is.
+fn redacted_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let secret = |name: &str| {
+        [
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "X-Amz-Security-Token",
+        ]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(name) => format!("{name}={REDACTED}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", query.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+impl Header {
+    fn shown_value(&self) -> &str {
+        if secret_header(&self.name) {
+            REDACTED
+        } else {
+            &self.value
+        }
+    }
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", &self.shown_value())
+            .finish()
+    }
+}
+
+impl std::fmt::Display for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.shown_value()))
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &redacted_url(&self.url))
+            .field("headers", &headers)
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Display for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 /// What the host transport answers, whatever the status.
@@ -515,5 +613,70 @@ impl Vault {
     /// Local writes not yet in the store.
     pub fn unpushed(&self) -> Result<u64, BucketsyncError> {
         Ok(self.session.read(|e| e.unpushed() as u64)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> Header {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_printed_request_hides_the_signature_and_session_token() {
+        let request = HttpRequest {
+            method: "PUT".into(),
+            url:
+                "http://127.0.0.1:9000/bucket/v/s/x?X-Amz-Credential=AKID%2Fscope&X-Amz-Expires=60\
+                  &x-amz-security-token=qtoken&X-Amz-Signature=qsig#frag"
+                    .into(),
+            headers: vec![
+                header("Authorization", "AWS4-HMAC-SHA256 Signature=hsig"),
+                header("X-AMZ-SECURITY-TOKEN", "htoken"),
+                header("x-amz-date", "20260101T000000Z"),
+            ],
+            body: vec![0; 5],
+        };
+        for printed in [format!("{request:?}"), request.to_string()] {
+            for secret in ["AKID", "qtoken", "qsig", "hsig", "htoken"] {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            assert_eq!(
+                printed,
+                "HttpRequest { method: \"PUT\", url: \"http://127.0.0.1:9000/bucket/v/s/x?\
+                 X-Amz-Credential=<redacted>&X-Amz-Expires=60&x-amz-security-token=<redacted>\
+                 &X-Amz-Signature=<redacted>#frag\", headers: [(\"Authorization\", \"<redacted>\"), \
+                 (\"X-AMZ-SECURITY-TOKEN\", \"<redacted>\"), (\"x-amz-date\", \"20260101T000000Z\")], \
+                 body: 5 bytes }"
+            );
+        }
+        assert_eq!(
+            header("authorization", "secret").to_string(),
+            "Header { name: \"authorization\", value: \"<redacted>\" }"
+        );
+        assert_eq!(
+            format!("{:?}", header("range", "bytes=0-1")),
+            "Header { name: \"range\", value: \"bytes=0-1\" }"
+        );
+        // The fields keep the real values, for the transport to send.
+        assert_eq!(request.headers[0].value, "AWS4-HMAC-SHA256 Signature=hsig");
+        assert!(request.url.contains("X-Amz-Signature=qsig"));
+    }
+
+    #[test]
+    fn a_url_without_presigned_parameters_prints_as_it_is() {
+        for url in [
+            "http://h/bucket/key",
+            "http://h/bucket?list-type=2&prefix=v%2Fm%2F",
+            "http://h/bucket?uploads",
+            "http://h/bucket?X-Amz-Signaturex=kept&&=&x",
+        ] {
+            assert_eq!(redacted_url(url), url);
+        }
     }
 }

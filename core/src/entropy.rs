@@ -8,6 +8,7 @@ use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
 
 use crate::error::{Error, Result};
+use crate::ids::DeviceId;
 
 /// A cryptographically secure stream of random bytes: the ChaCha20 keystream under a 32-byte
 /// seed. Seed it from the operating system ([`Entropy::from_os`]) in real use, and from a
@@ -68,6 +69,23 @@ impl Entropy {
 /// `Config` when the platform has no source of randomness.
 pub fn fill_os(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| Error::Config(format!("no source of randomness: {e}")))
+}
+
+impl DeviceId {
+    /// A fresh random device id, from the operating system's randomness.
+    ///
+    /// # Errors
+    /// `Config` when the platform has no source of randomness.
+    pub fn random() -> Result<Self> {
+        let mut id = [0u8; 16];
+        fill_os(&mut id)?;
+        Ok(DeviceId(id))
+    }
+
+    /// A fresh random device id drawn from `entropy`.
+    pub fn from_entropy(entropy: &mut Entropy) -> Self {
+        DeviceId(entropy.array())
+    }
 }
 
 #[cfg(test)]

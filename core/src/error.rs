@@ -103,9 +103,9 @@ pub enum Error {
         found: Option<u64>,
         /// How many are known to exist.
         known: u64,
-        /// The device whose manifest says it merged `known` of them; `None` when this replica
-        /// trusted that many itself.
-        seen_by: Option<crate::ids::DeviceId>,
+        /// The device (32 hex digits) whose manifest says it merged `known` of them; `None`
+        /// when this replica trusted that many itself.
+        seen_by: Option<String>,
     },
     /// The store answered a request with an error status.
     Http {
@@ -158,8 +158,8 @@ pub enum Error {
     ClockAhead {
         /// The object (`m/<device>`, `s/<device>/<seq>`, `c/…`), or `local clock`.
         object: String,
-        /// The device whose clock ran ahead.
-        device: crate::ids::DeviceId,
+        /// The device whose clock ran ahead (32 hex digits).
+        device: String,
         /// How far ahead, in milliseconds.
         ahead_ms: u64,
     },

@@ -23,22 +23,8 @@ impl Timestamp {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct DeviceId(pub [u8; 16]);
 
+/// `DeviceId::random` and `DeviceId::from_entropy` are in `entropy`, which makes them.
 impl DeviceId {
-    /// A fresh random device id, from the operating system's randomness.
-    ///
-    /// # Errors
-    /// `Config` when the platform has no source of randomness.
-    pub fn random() -> Result<Self> {
-        let mut id = [0u8; 16];
-        crate::entropy::fill_os(&mut id)?;
-        Ok(DeviceId(id))
-    }
-
-    /// A fresh random device id drawn from `entropy`.
-    pub fn from_entropy(entropy: &mut crate::entropy::Entropy) -> Self {
-        DeviceId(entropy.array())
-    }
-
     /// Parses 32 hex digits.
     ///
     /// # Errors

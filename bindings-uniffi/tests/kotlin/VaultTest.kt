@@ -17,15 +17,18 @@ val accessKey: String = System.getenv("BUCKETSYNC_TEST_ACCESS_KEY")!!
 val secretKey: String = System.getenv("BUCKETSYNC_TEST_SECRET_KEY")!!
 
 fun store(bucket: String, prefix: String = "") = "s3://$bucket/$prefix?endpoint=$endpoint&path_style=true"
-fun creds(secret: String = secretKey) = Credentials(accessKey, secret, null)
+fun creds(secret: String = secretKey, sessionToken: String? = null) = Credentials(accessKey, secret, sessionToken)
 
 /** A transport on the JDK's own HTTP client: what an app does to use OkHttp or its proxies. */
 open class JdkTransport : HostTransport {
     private val client = HttpClient.newHttpClient()
     var calls = 0
+    /** Every request handed over, as received. */
+    val sent: MutableList<HttpRequest> = java.util.Collections.synchronizedList(mutableListOf())
 
     override suspend fun send(request: HttpRequest): HttpResponse {
         calls++
+        sent.add(request)
         val builder = java.net.http.HttpRequest.newBuilder(URI(request.url))
         for (h in request.headers) builder.header(h.name, h.value)
         val body = if (request.body.isEmpty()) BodyPublishers.noBody() else BodyPublishers.ofByteArray(request.body)
@@ -58,6 +61,24 @@ class HangsAfterSegmentPut : JdkTransport() {
 
 fun check(condition: Boolean, what: String) {
     if (!condition) throw AssertionError(what)
+}
+
+/** The value of header `name` (case-insensitive) in what the transport received. */
+fun HttpRequest.header(name: String): String? = headers.firstOrNull { it.name.equals(name, ignoreCase = true) }?.value
+
+/** Checks that the printed forms of a signed request hide its secrets and show the rest. */
+fun checkPrintedRequest(request: HttpRequest, token: String?) {
+    val authorization = request.header("authorization") ?: throw AssertionError("unsigned: ${request.url}")
+    val signature = authorization.substringAfter("Signature=", "")
+    check(signature.length == 64, "the transport reads the real authorization header: $authorization")
+    val path = URI(request.url).rawPath
+    for (printed in listOf(request.toString(), "$request", request.headers.toString(), listOf(request).toString())) {
+        check(!printed.contains(signature) && !printed.contains(authorization), "the signature is hidden: $printed")
+        check(token == null || !printed.contains(token), "the session token is hidden: $printed")
+    }
+    val printed = request.toString()
+    check(printed.contains(request.method) && printed.contains(path), "method and path are shown: $printed")
+    check(printed.contains("<redacted>") && printed.contains("x-amz-date"), "other headers are shown: $printed")
 }
 
 val tests: List<Pair<String, suspend () -> Unit>> = listOf(
@@ -119,6 +140,46 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         reader.sync()
         check(reader.getText("via") == "the JDK HTTP client", "read back")
     },
+    "a request prints without its signature or session token; the transport sends the real ones" to {
+        // Static credentials: the sync succeeds, so every request went out with its real signature.
+        val key = VaultKey.generate()
+        val transport = JdkTransport()
+        val vault = Vault.open(store("kotlin", "redact/"), key, credentials = creds(), transport = transport, create = true)
+        vault.putText("secret/path", "value")
+        val report = vault.sync()
+        check(report.errors.isEmpty() && report.pushed == 1UL && vault.unpushed() == 0UL, "the sync went through: $report")
+        check(transport.sent.size.toULong() == report.requests && transport.sent.any { it.method == "PUT" }, "requests seen")
+        for (request in transport.sent) checkPrintedRequest(request, null)
+        // A session token: the transport gets it in its header (SeaweedFS, which issued no such
+        // token, refuses it), and no printed form shows it.
+        val token = "kotlin-session-token-0123456789-not-for-logs"
+        val withToken = JdkTransport()
+        val temporary = Vault.open(store("kotlin", "redact/"), key, credentials = creds(sessionToken = token), transport = withToken)
+        try { temporary.sync(); check(false, "SeaweedFS accepted a token it never issued") }
+        catch (e: BucketsyncException.Auth) { check(!e.message!!.contains(token), "no token in the message") }
+        check(withToken.sent.isNotEmpty(), "the request reached the transport")
+        for (request in withToken.sent) {
+            check(request.header("X-Amz-Security-Token") == token, "the real token is sent: ${request.headers.map { it.name }}")
+            checkPrintedRequest(request, token)
+        }
+        // A presigned URL and mixed-case header names, as an app may build them.
+        val presigned = HttpRequest(
+            "GET",
+            "https://bucket.s3.amazonaws.com/notes/a?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20260101%2Fus-east-1%2Fs3%2Faws4_request" +
+                "&X-Amz-Date=20260101T000000Z&X-Amz-Expires=300&x-amz-security-token=presigned-token&X-Amz-SignedHeaders=host&X-Amz-Signature=0123abcd",
+            listOf(Header("Authorization", "AWS4-HMAC-SHA256 Signature=feedbeef"), Header("X-Amz-Security-Token", "header-token"), Header("Range", "bytes=0-9")),
+            ByteArray(3),
+        )
+        val printed = presigned.toString()
+        for (secret in listOf("AKIAEXAMPLE", "presigned-token", "0123abcd", "feedbeef", "header-token")) {
+            check(!printed.contains(secret), "$secret is hidden: $printed")
+        }
+        for (shown in listOf("GET", "https://bucket.s3.amazonaws.com/notes/a?", "X-Amz-Expires=300", "X-Amz-Signature=<redacted>", "bytes=0-9", "3 bytes")) {
+            check(printed.contains(shown), "$shown is shown: $printed")
+        }
+        check(presigned.headers[0].value == "AWS4-HMAC-SHA256 Signature=feedbeef" && presigned.url.contains("X-Amz-Signature=0123abcd"), "fields keep the real values")
+        check(presigned == presigned.copy() && presigned.headers[1].toString().contains("X-Amz-Security-Token"), "still a data class")
+    },
     "errors arrive as the typed exception with the right category" to {
         val key = VaultKey.generate()
         val code = key.recoveryCode()
@@ -166,10 +227,11 @@ fun main() = runBlocking {
     var passed = 0
     var failed = 0
     for ((name, body) in tests) {
+        val start = System.nanoTime()
         try {
             body()
             passed++
-            println("ok - $name")
+            println("ok - $name (${(System.nanoTime() - start) / 1_000_000} ms)")
         } catch (e: Throwable) {
             failed++
             println("FAILED - $name: $e")

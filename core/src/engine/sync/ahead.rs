@@ -42,7 +42,7 @@ impl Engine {
         }
         run.report.errors.push(Error::ClockAhead {
             object: object.to_owned(),
-            device,
+            device: device.to_string(),
             ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
         });
     }
@@ -58,7 +58,7 @@ impl Engine {
     ) {
         run.held_manifests.push(Error::ClockAhead {
             object: object.to_owned(),
-            device,
+            device: device.to_string(),
             ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
         });
     }
@@ -66,7 +66,9 @@ impl Engine {
     pub(super) fn report_held_manifests(&self, run: &mut SyncRun) {
         let retired = &self.state.directory().retired;
         for error in std::mem::take(&mut run.held_manifests) {
-            if !matches!(&error, Error::ClockAhead { device, .. } if retired.contains(device)) {
+            let of_retired = matches!(&error, Error::ClockAhead { device, .. }
+                if retired.iter().any(|r| r.to_string() == *device));
+            if !of_retired {
                 run.report.errors.push(error);
             }
         }
@@ -76,7 +78,7 @@ impl Engine {
     pub(super) fn note_own_clock_ran_ahead(&self, run: &mut SyncRun) {
         run.report.errors.push(Error::ClockAhead {
             object: LOCAL_CLOCK.to_owned(),
-            device: self.state.device,
+            device: self.state.device.to_string(),
             ahead_ms: self.state.clock.wall_ms.saturating_sub(run.now.0),
         });
     }

@@ -85,7 +85,7 @@ impl Engine {
                 object: manifest_name(device),
                 found,
                 known,
-                seen_by,
+                seen_by: seen_by.map(|d| d.to_string()),
             };
             if device != me {
                 run.report.errors.push(error);

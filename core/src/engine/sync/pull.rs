@@ -543,7 +543,7 @@ impl Engine {
         if held && own {
             return run.own_log_failure(Error::ClockAhead {
                 object: name,
-                device,
+                device: device.to_string(),
                 ahead_ms: latest.wall_ms.saturating_sub(run.now.0),
             });
         }
