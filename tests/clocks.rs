@@ -71,6 +71,13 @@ fn a_write_from_decades_ahead_neither_wins_nor_moves_other_clocks() {
         report.errors
     );
     assert!(b.clock().wall_ms <= wall_clock().0 + DAY, "{:?}", b.clock());
+    let message = report.errors[0].to_string();
+    assert!(message.contains(&format!("m/{A}")), "{message}");
+    // 80 years less the moments between the write and this sync, in whole tenths of a day.
+    assert!(
+        message.contains(" is stamped 29199.9 days ahead"),
+        "{message}"
+    );
     assert_eq!(b.get(b"shared"), Some(&b"b's first"[..]));
     assert_eq!(b.get(b"only-a"), None, "held until B's clock gets there");
 

@@ -280,16 +280,19 @@ impl fmt::Display for Error {
                 device,
                 ahead_ms,
             } => {
-                let days = *ahead_ms as f64 / 86_400_000.0;
+                // Tenths of a day, without floating point (its formatting code would grow
+                // the wasm build by kilobytes).
+                let tenths = ahead_ms / 8_640_000;
+                let days = format!("{}.{}", tenths / 10, tenths % 10);
                 if object == LOCAL_CLOCK {
                     write!(
                         f,
-                        "this device's clock had run {days:.1} days ahead of the present; it started over as a new device so that its writes are not held by the others"
+                        "this device's clock had run {days} days ahead of the present; it started over as a new device so that its writes are not held by the others"
                     )
                 } else {
                     write!(
                         f,
-                        "{object} is stamped {days:.1} days ahead of this device's clock by device {device}; it is held until the clocks agree (check that device's date and time)"
+                        "{object} is stamped {days} days ahead of this device's clock by device {device}; it is held until the clocks agree (check that device's date and time)"
                     )
                 }
             }
