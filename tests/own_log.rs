@@ -150,3 +150,57 @@ fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
         assert_eq!(a.unpushed(), 1, "attempt {attempt}");
     }
 }
+
+/// Someone with the bucket's credentials (and, here, the key, to make the object valid) puts
+/// back our manifest with the same sequence number but fewer segments: that is a rollback of
+/// our own log, reported, and our manifest is written again from the state.
+#[test]
+fn our_manifest_with_the_same_sequence_but_fewer_segments_is_a_rollback() {
+    use bucketsync::testing::{self, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([9; 32]);
+    let me = DeviceId([0xA; 16]);
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        me,
+        bucketsync_suite::entropy(),
+    );
+    a.put("first", "1", *T);
+    block_sync(&mut a, &FolderBucket).unwrap();
+    a.put("second", "2", Timestamp(T.0 + 1));
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let path = own_manifest(dir.path(), &key, me);
+    let name = format!("m/{me}");
+    let (version, mut plain) =
+        testing::open(&key, Kind::Manifest, &name, std::fs::read(&path).unwrap()).unwrap();
+    // Postcard: the device's 16 bytes, then seq and segments, one byte each while small.
+    assert_eq!((plain[16], plain[17]), (2, 2), "seq 2 naming 2 segments");
+    plain[17] = 1;
+    std::fs::write(
+        &path,
+        testing::seal(&key, Kind::Manifest, version, &name, &plain),
+    )
+    .unwrap();
+
+    let report = block_sync(&mut a, &FolderBucket).unwrap();
+    let rollbacks: Vec<String> = report
+        .errors
+        .iter()
+        .filter(|e| e.category() == Category::Rollback)
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{report}");
+    assert!(rollbacks[0].contains(&name), "{}", rollbacks[0]);
+    assert_eq!(report.requests_of(RequestKind::PutManifest), 1, "written again");
+    // A new device finds both writes.
+    let mut c = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xC; 16]),
+        bucketsync_suite::entropy(),
+    );
+    let report = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(c.keys(b""), vec![b"first".to_vec(), b"second".to_vec()]);
+}
