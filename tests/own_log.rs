@@ -192,7 +192,11 @@ fn our_manifest_with_the_same_sequence_but_fewer_segments_is_a_rollback() {
         .collect();
     assert_eq!(rollbacks.len(), 1, "{report}");
     assert!(rollbacks[0].contains(&name), "{}", rollbacks[0]);
-    assert_eq!(report.requests_of(RequestKind::PutManifest), 1, "written again");
+    assert_eq!(
+        report.requests_of(RequestKind::PutManifest),
+        1,
+        "written again"
+    );
     // A new device finds both writes.
     let mut c = Engine::new(
         &key,
