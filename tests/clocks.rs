@@ -42,6 +42,11 @@ fn clock_errors(report: &SyncReport) -> Vec<(DeviceId, String)> {
         .collect()
 }
 
+/// The devices the clock errors of a report name.
+fn clock_devices(report: &SyncReport) -> Vec<DeviceId> {
+    clock_errors(report).into_iter().map(|(d, _)| d).collect()
+}
+
 fn engine(dir: &std::path::Path, key: &VaultKey, device: DeviceId) -> Engine {
     Engine::new(key, folder_store(dir), device, bucketsync_suite::entropy())
 }
@@ -61,15 +66,7 @@ fn a_write_from_decades_ahead_neither_wins_nor_moves_other_clocks() {
     sync_ahead(&mut a, 80 * YEAR);
 
     let report = sync_ahead(&mut b, 0);
-    assert_eq!(
-        clock_errors(&report)
-            .iter()
-            .map(|(d, _)| *d)
-            .collect::<Vec<_>>(),
-        [A],
-        "{:?}",
-        report.errors
-    );
+    assert_eq!(clock_devices(&report), [A], "{:?}", report.errors);
     assert!(b.clock().wall_ms <= wall_clock().0 + DAY, "{:?}", b.clock());
     let message = report.errors[0].to_string();
     assert!(message.contains(&format!("m/{A}")), "{message}");
@@ -148,10 +145,7 @@ fn a_device_whose_clock_ran_ahead_and_came_back_starts_over_and_keeps_its_writes
         [b"written-after".to_vec(), b"written-ahead".to_vec()]
     );
     assert_eq!(
-        clock_errors(&report)
-            .iter()
-            .map(|(d, _)| *d)
-            .collect::<Vec<_>>(),
+        clock_devices(&report),
         [A],
         "the report says why: {:?}",
         report.errors

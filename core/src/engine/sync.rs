@@ -125,7 +125,8 @@ pub(crate) struct SyncRun {
     listed: Vec<(DeviceId, String)>,
     /// The devices whose manifest the latest listing showed.
     listed_devices: HashSet<DeviceId>,
-    /// Listed devices whose manifest could not be read or was held in this run.
+    /// Listed devices whose manifest could not be read or was held in this run (such a peer
+    /// may be a reader of an older format: nothing is pruned).
     unread_manifests: HashSet<DeviceId>,
     seen_tokens: HashSet<String>,
     push_keys: VecDeque<Vec<u8>>,
@@ -145,15 +146,13 @@ pub(crate) struct SyncRun {
     relist: bool,
     /// This run listed a second time already.
     relisted: bool,
-    /// A listed peer's manifest could not be read: it may be a reader of an older format.
-    manifest_unread: bool,
     /// The store answered 501 to `If-None-Match` in this sync: segments go without it.
     no_conditional_put: bool,
     /// Our own manifest is stamped too far ahead: this replica starts over.
     own_clock_ahead: bool,
-    /// Manifests stamped too far ahead, reported once all are read unless another one says
-    /// their device is retired.
-    held_manifests: Vec<Error>,
+    /// Manifests stamped too far ahead, with their writer: reported once all are read unless
+    /// another one says that device is retired.
+    held_manifests: Vec<(DeviceId, Error)>,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
 }
@@ -166,7 +165,6 @@ impl SyncRun {
             tried_checkpoints: HashSet::new(),
             relist: false,
             relisted: false,
-            manifest_unread: false,
             own_clock_ahead: false,
             no_conditional_put: false,
             held_manifests: Vec::new(),

@@ -34,41 +34,35 @@ impl Engine {
         self.too_far_ahead(self.state.clock, now)
     }
 
-    /// Notes that `object`, written by `device` with a clock at `hlc`, is held: reported,
-    /// unless `device` is retired.
-    pub(super) fn hold(&self, run: &mut SyncRun, object: &str, device: DeviceId, hlc: Hlc) {
-        if self.state.directory().retired.contains(&device) {
-            return;
-        }
-        run.report.errors.push(Error::ClockAhead {
+    /// The error saying that `object`, written by `device` with a clock at `hlc`, is held.
+    pub(super) fn clock_ahead(run: &SyncRun, object: &str, device: DeviceId, hlc: Hlc) -> Error {
+        Error::ClockAhead {
             object: object.to_owned(),
             device: device.to_string(),
             ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
-        });
+        }
+    }
+
+    /// Notes that `object`, written by `device` with a clock at `hlc`, is held: reported,
+    /// unless `device` is retired.
+    pub(super) fn hold(&self, run: &mut SyncRun, object: &str, device: DeviceId, hlc: Hlc) {
+        if !self.state.directory().retired.contains(&device) {
+            let error = Self::clock_ahead(run, object, device, hlc);
+            run.report.errors.push(error);
+        }
     }
 
     /// Notes that a manifest is held; reported by [`Engine::report_held_manifests`] once every
     /// manifest is read (a newer one may say its device is retired).
-    pub(super) fn hold_manifest(
-        &self,
-        run: &mut SyncRun,
-        object: &str,
-        device: DeviceId,
-        hlc: Hlc,
-    ) {
-        run.held_manifests.push(Error::ClockAhead {
-            object: object.to_owned(),
-            device: device.to_string(),
-            ahead_ms: hlc.wall_ms.saturating_sub(run.now.0),
-        });
+    pub(super) fn hold_manifest(run: &mut SyncRun, object: &str, device: DeviceId, hlc: Hlc) {
+        let error = Self::clock_ahead(run, object, device, hlc);
+        run.held_manifests.push((device, error));
     }
 
     pub(super) fn report_held_manifests(&self, run: &mut SyncRun) {
         let retired = &self.state.directory().retired;
-        for error in std::mem::take(&mut run.held_manifests) {
-            let of_retired = matches!(&error, Error::ClockAhead { device, .. }
-                if retired.iter().any(|r| r.to_string() == *device));
-            if !of_retired {
+        for (device, error) in std::mem::take(&mut run.held_manifests) {
+            if !retired.contains(&device) {
                 run.report.errors.push(error);
             }
         }
@@ -76,10 +70,7 @@ impl Engine {
 
     /// Before starting over because this replica's own clock ran ahead: says so in the report.
     pub(super) fn note_own_clock_ran_ahead(&self, run: &mut SyncRun) {
-        run.report.errors.push(Error::ClockAhead {
-            object: LOCAL_CLOCK.to_owned(),
-            device: self.state.device.to_string(),
-            ahead_ms: self.state.clock.wall_ms.saturating_sub(run.now.0),
-        });
+        let error = Self::clock_ahead(run, LOCAL_CLOCK, self.state.device, self.state.clock);
+        run.report.errors.push(error);
     }
 }

@@ -30,7 +30,7 @@ impl Engine {
         let me = self.state.device;
         let directory = self.state.directory();
         let published = directory.devices.get(&me).map_or(0, |i| i.pruned);
-        let old_reader = run.manifest_unread
+        let old_reader = !run.unread_manifests.is_empty()
             || self.state.peers().keys().any(|d| {
                 !directory.retired.contains(d)
                     && directory

@@ -164,12 +164,10 @@ impl Engine {
             Err(e) if own => return run.own_log_failure(e),
             // Listed a moment ago and gone now: nothing to import, nothing to infer.
             Err(e) if e.category() == Category::NotFound => {
-                run.manifest_unread = true;
                 run.unread_manifests.insert(device);
                 return run.report.errors.push(e);
             }
             Err(e) => {
-                run.manifest_unread = true;
                 run.unread_manifests.insert(device);
                 return run.note_failure(e);
             }
@@ -179,7 +177,6 @@ impl Engine {
                 Ok(m) => m,
                 Err(e) if own => return run.own_log_failure(e),
                 Err(e) => {
-                    run.manifest_unread = true;
                     run.unread_manifests.insert(device);
                     return run.report.errors.push(e);
                 }
@@ -189,9 +186,8 @@ impl Engine {
                 run.own_clock_ahead = true;
             } else {
                 // Nothing it names is known here until the clocks agree.
-                run.manifest_unread = true;
                 run.unread_manifests.insert(device);
-                self.hold_manifest(run, &name, device, manifest.clock);
+                Self::hold_manifest(run, &name, device, manifest.clock);
             }
             return;
         }
@@ -541,11 +537,7 @@ impl Engine {
         let latest = segment.changes().map(|c| c.hlc).max().unwrap_or_default();
         let held = self.too_far_ahead(latest, run.now);
         if held && own {
-            return run.own_log_failure(Error::ClockAhead {
-                object: name,
-                device: device.to_string(),
-                ahead_ms: latest.wall_ms.saturating_sub(run.now.0),
-            });
+            return run.own_log_failure(Self::clock_ahead(run, &name, device, latest));
         }
         if held && !self.state.directory().retired.contains(&device) {
             // Not applied: fetched again at the next sync.
