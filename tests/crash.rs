@@ -96,8 +96,9 @@ fn a_crash_between_any_two_steps_loses_and_duplicates_nothing() {
     let mut a = scenario(probe.path(), &key);
     let (steps, _) = stepwise(&mut a, None);
     assert_eq!(
-        steps, 5,
-        "list, B's manifest, B's segment, put segment, put manifest"
+        steps, 6,
+        "list, B's manifest, B's segment, put segment, the same create again (whether the store \
+         refuses it: the first small push asks), put manifest"
     );
     let expected: Vec<Vec<u8>> = a.keys(b"");
 

@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        4
+        5
     );
 
     sync(&new).unwrap();
@@ -440,7 +440,7 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     carried_forward("release-2", [0x43; 32], &published, ("a6", "unpushed"));
 }
 
-/// `tests/fixtures/release-3` was written by release 3, the one before this (format version 3,
+/// `tests/fixtures/release-3` was written by release 3 (format version 3,
 /// state version 4, journal version 3): as release 2, but a pushed a5..a7 after b's writes
 /// (two checkpoints of a's, the older one swept), and a8 is the write only in a's journal.
 #[test]
@@ -456,6 +456,25 @@ fn a_bucket_and_a_state_of_release_3_are_read_and_carried_forward() {
         ("b0", "from b"),
     ];
     carried_forward("release-3", [0x44; 32], &published, ("a8", "unpushed"));
+}
+
+/// `tests/fixtures/release-4` was written by release 4, the one before this (format version 4,
+/// state version 5, journal version 4), as release 3 (its key is `[0x45; 32]`, a's
+/// checkpoints every 4 segments): a wrote a0..a4 and deleted a2, b overwrote a1 and wrote b0,
+/// a pushed a5..a7, and a8 is the write only in a's journal.
+#[test]
+fn a_bucket_and_a_state_of_release_4_are_read_and_carried_forward() {
+    let published = [
+        ("a0", "from a 0"),
+        ("a1", "b overwrote a1"),
+        ("a3", "from a 3"),
+        ("a4", "from a 4"),
+        ("a5", "from a 5"),
+        ("a6", "from a 6"),
+        ("a7", "from a 7"),
+        ("b0", "from b"),
+    ];
+    carried_forward("release-4", [0x45; 32], &published, ("a8", "unpushed"));
 }
 
 /// A new device joins a fixture's bucket through a's checkpoint; a restarts from the fixture's
@@ -518,7 +537,7 @@ fn carried_forward(
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        4
+        5
     );
     sync(&new).unwrap();
     assert_eq!(all(&new), pairs(&with_unpushed));

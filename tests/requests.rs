@@ -435,3 +435,59 @@ fn a_retry_policy_without_delay_still_gives_up() {
     assert_eq!(error.category(), Category::Server);
     assert_eq!(a.last_report().unwrap().requests(), 3);
 }
+
+/// Runs one sync with the caller's clock at `now`.
+fn sync_at(engine: &mut Engine, now: bucketsync::Timestamp) -> Result<bucketsync::SyncReport> {
+    futures::executor::block_on(bucketsync::driver::sync(
+        engine,
+        &FolderBucket,
+        move || now,
+        bucketsync::driver::DEFAULT_CONCURRENCY,
+    ))
+}
+
+#[test]
+fn whether_the_store_refuses_a_second_create_is_checked_once_a_month_with_a_small_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, mut a, _) = pair(dir.path());
+    // A large first push is not sent twice: the check waits for a small segment.
+    for i in 0..5_000 {
+        a.put(format!("bulk/{i:05}"), "x".repeat(40), wall_clock());
+    }
+    let bulk = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(bulk.requests_of(RequestKind::CheckCreate), 0, "{bulk}");
+    assert_eq!(bulk.requests(), 3, "{bulk}");
+
+    a.put("small", "one", wall_clock());
+    let small = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(small.requests_of(RequestKind::CheckCreate), 1, "{small}");
+    assert!(
+        small.errors.is_empty(),
+        "the folder bucket refuses it: {small}"
+    );
+
+    // What the check found is kept in the state.
+    let state = a.export_state();
+    let mut a = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &state,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
+    a.put("later", "two", wall_clock());
+    let later = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(later.requests_of(RequestKind::CheckCreate), 0, "{later}");
+    assert_eq!(later.requests(), 3, "a push is two PUTs: {later}");
+
+    // A month on, the store is asked again (the replica has not been away long enough to
+    // start over).
+    a.set_compaction(bucketsync::CompactionPolicy {
+        grace_ms: 365 * 86_400_000,
+        ..bucketsync::CompactionPolicy::default()
+    });
+    let month_on = bucketsync::Timestamp(wall_clock().0 + 31 * 86_400_000);
+    a.put("month", "three", month_on);
+    let again = sync_at(&mut a, month_on).unwrap();
+    assert_eq!(again.requests_of(RequestKind::CheckCreate), 1, "{again}");
+}

@@ -788,3 +788,101 @@ async fn one_501_to_a_conditional_create_does_not_disable_it_for_later_syncs() {
         );
     }
 }
+
+/// A store that ignores `If-None-Match`: a proxy in front of the real store drops the header
+/// (and signs the request again without it), so a create of an existing object answers 200.
+struct ConditionIgnorer {
+    inner: ReqwestTransport,
+}
+
+impl Transport for ConditionIgnorer {
+    async fn send(&self, request: Request) -> Result<Response> {
+        let resigned = [
+            "authorization",
+            "x-amz-date",
+            "x-amz-content-sha256",
+            "if-none-match",
+        ];
+        let mut request = Request {
+            headers: request
+                .headers
+                .into_iter()
+                .filter(|(name, _)| !resigned.iter().any(|r| name.eq_ignore_ascii_case(r)))
+                .collect(),
+            ..request
+        };
+        bucketsync::sign::Signer::sign(
+            &SigV4::new(TestServer::credentials(), "us-east-1"),
+            &mut request,
+            wall_clock(),
+        )?;
+        self.inner.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_if_none_match_is_named_in_the_report() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("exclusive").await;
+        let store = server.store("exclusive", "");
+        let key = VaultKey::generate().unwrap();
+        let transport = http();
+
+        // The real store refuses a second create: checked once, with the first small push.
+        let mut a = device(&key, &store, 1);
+        a.put("a1", "first", wall_clock());
+        let report = sync(&mut a, &transport).await.unwrap();
+        assert_eq!(
+            report.requests_of(RequestKind::CheckCreate),
+            1,
+            "{kind:?}: {report}"
+        );
+        assert!(report.errors.is_empty(), "{kind:?}: {report}");
+        a.put("a2", "second", wall_clock());
+        let report = sync(&mut a, &transport).await.unwrap();
+        assert_eq!(
+            report.requests_of(RequestKind::CheckCreate),
+            0,
+            "{kind:?}: {report}"
+        );
+        assert_eq!(
+            report.requests_of(RequestKind::PutSegment),
+            1,
+            "{kind:?}: {report}"
+        );
+
+        // Behind the proxy, the second create answers 200: the report says so, and nothing
+        // is lost (the check sends the very bytes just stored).
+        let ignorer = ConditionIgnorer { inner: http() };
+        let mut b = device(&key, &store, 2);
+        b.put("b1", "behind the proxy", wall_clock());
+        let report = sync(&mut b, &ignorer).await.unwrap_err();
+        assert_eq!(report.category(), Category::Config, "{kind:?}: {report}");
+        assert!(
+            report.to_string().contains("If-None-Match"),
+            "{kind:?}: {report}"
+        );
+        let report = b.last_report().unwrap();
+        assert_eq!(report.pushed, 1, "{kind:?}: {report}");
+        assert_eq!(
+            report.requests_of(RequestKind::CheckCreate),
+            1,
+            "{kind:?}: {report}"
+        );
+
+        let mut c = device(&key, &store, 3);
+        sync(&mut c, &transport).await.unwrap();
+        for (k, v) in [
+            ("a1", "first"),
+            ("a2", "second"),
+            ("b1", "behind the proxy"),
+        ] {
+            assert_eq!(c.get(k.as_bytes()), Some(v.as_bytes()), "{kind:?}: {k}");
+        }
+    }
+}

@@ -145,7 +145,9 @@ pub struct SyncReport {
     pub pulled: u64,
     /// Requests sent.
     pub requests: u64,
-    /// Requests by kind: list, get-manifest, get-segment, put-segment, put-manifest.
+    /// Requests by kind: list, get-manifest, get-segment, put-segment, put-manifest,
+    /// get-checkpoint, put-checkpoint, list-vaults, delete-checkpoint, delete-segment,
+    /// check-create (a segment created a second time: whether the store refuses it).
     pub requests_by_kind: Py<PyDict>,
     /// Request body bytes sent.
     pub bytes_sent: u64,

@@ -368,7 +368,8 @@ impl From<&bucketsync::SyncReport> for SyncReport {
                 + r.requests_of(RequestKind::GetCheckpoint),
             put_requests: r.requests_of(RequestKind::PutSegment)
                 + r.requests_of(RequestKind::PutManifest)
-                + r.requests_of(RequestKind::PutCheckpoint),
+                + r.requests_of(RequestKind::PutCheckpoint)
+                + r.requests_of(RequestKind::CheckCreate),
             changed: r.changed.clone(),
             conflicts: r.conflicts.clone(),
             compacted: r.compacted,

@@ -105,7 +105,8 @@ export interface SyncReport {
   requests: number;
   requestsByKind: Record<
     | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
-    | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults',
+    | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults' | 'delete-checkpoint' | 'delete-segment'
+    | 'check-create',
     number
   >;
   bytesSent: number;

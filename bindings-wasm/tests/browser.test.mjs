@@ -1,13 +1,14 @@
 // A real headless Chromium: the notes page (examples/web) loads the package from localhost and
 // syncs to SeaweedFS on another origin; a second browser context (another profile) reads the
-// note back. Assertions are on what the pages show.
+// note back. Assertions are on what the pages show. A blank test page (tests/page.html) scripts
+// the package itself, with a signer backed by this process (an auth service that presigns).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { signRequest } from '../js/index.js';
+import { presign, signRequest } from '../js/index.js';
 import { serve } from '../../examples/web/serve.mjs';
 import { startServer } from './helpers.mjs';
 
@@ -16,7 +17,7 @@ const { chromium } = await import(join(npm, 'node_modules/playwright-core/index.
 
 let s3, web, browser;
 before(async () => {
-  s3 = await startServer('web-notes');
+  s3 = await startServer('web-notes', 'web-signer');
   web = await serve(0);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -30,12 +31,12 @@ after(async () => {
   await s3?.stop();
 });
 
-async function allowOrigin(origin) {
+async function allowOrigin(origin, bucket = 'web-notes') {
   const body = `<CORSConfiguration><CORSRule><AllowedOrigin>${origin}</AllowedOrigin>`
     + '<AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>'
     + '<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds>'
     + '</CORSRule></CORSConfiguration>';
-  const url = `${s3.endpoint}/web-notes?cors`;
+  const url = `${s3.endpoint}/${bucket}?cors`;
   const headers = await signRequest({
     method: 'PUT',
     url,
@@ -119,4 +120,85 @@ test('two tabs of one profile on one vault both end up with every note', async (
     assert.deepEqual(notes.sort(), ['written in tab one', 'written in tab two']);
   }
   await first.context.close();
+});
+
+test('in a browser, a signer adds to the engine\'s headers: a presigned create is still conditional', async () => {
+  const origin = `http://127.0.0.1:${web.address().port}`;
+  await allowOrigin(origin, 'web-signer');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // The auth service stays in this process: the page gets presigned URLs, never the secret.
+  const asked = [];
+  await page.exposeFunction('authService', async ({ method, url }) => {
+    asked.push(method);
+    return {
+      url: await presign({ method, url, credentials: s3.credentials, expiresSeconds: 60 }),
+      headers: [['x-from-signer', 'yes']],
+    };
+  });
+  // What Chromium put on the wire (after CORS), beside what the page handed to fetch.
+  const wire = [];
+  page.on('request', (request) => {
+    if (request.method() === 'PUT') wire.push(request);
+  });
+  await page.goto(`${origin}/bindings-wasm/tests/page.html`);
+  const result = await page.evaluate(async (store) => {
+    const { Vault, VaultKey } = await import('/bindings-wasm/js/index.js');
+    const sent = [];
+    const recordingFetch = (url, init) => {
+      sent.push({ url, method: init.method, headers: [...new Headers(init.headers)], body: init.body?.slice() });
+      return fetch(url, init);
+    };
+    const signer = ({ method, url }) => window.authService({ method, url });
+    const vault = await Vault.create({ store, key: await VaultKey.generate(), signer, fetch: recordingFetch });
+    await vault.put('k', 'v');
+    // A failed sync is reported after the checks on what it sent (they say more).
+    const synced = await vault.sync().then((report) => report.pushed, (e) => `sync failed: ${e}`);
+    const put = sent.find((r) => r.method === 'PUT' && new URL(r.url).pathname.includes('/s/'));
+    if (!put) return { synced, sent: sent.map((r) => `${r.method} ${r.url}`) };
+    // The very same presigned create again, from the page: the object exists now.
+    let again;
+    try {
+      again = (await fetch(put.url, { method: 'PUT', headers: put.headers, body: put.body })).status;
+    } catch (e) {
+      again = `fetch failed: ${e}`;
+    }
+    // The sync itself may have sent this URL more than once (the engine's own check that the
+    // store refuses a second create); the replay is the last request to it.
+    const bySync = sent.filter((r) => r.url === put.url).length;
+    return { synced, put: { url: put.url, headers: put.headers }, bySync, again };
+  }, s3.store('web-signer', 'conditional/'));
+
+  assert.ok(result.put, `a segment PUT went out (${result.synced}): ${result.sent}`);
+  assert.ok(asked.includes('PUT'), 'the auth service presigned the PUTs');
+  const url = new URL(result.put.url);
+  assert.ok(url.searchParams.has('X-Amz-Signature'), 'the PUT used the presigned URL');
+  const headers = new Map(result.put.headers);
+  assert.equal(headers.get('if-none-match'), '*');
+  assert.equal(headers.get('x-from-signer'), 'yes');
+  assert.equal(headers.get('authorization'), undefined);
+  // Chromium sent both headers (a failed preflight would have failed the sync), and the store
+  // answered the replay, the same PUT once more, with 412 (seen by the page and on the wire).
+  const onWire = () => wire.filter((r) => r.url() === result.put.url);
+  // The page's answer may come back before playwright reports the replay's request.
+  for (const deadline = Date.now() + 5000; onWire().length < result.bySync + 1 && Date.now() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const segmentPuts = onWire();
+  assert.equal(segmentPuts.length, result.bySync + 1, `the sync's and the replay: ${wire.map((r) => r.url())}`);
+  const [first, replay] = await Promise.all([segmentPuts[0], segmentPuts.at(-1)].map(async (r) => ({
+    headers: await r.allHeaders(),
+    status: (await r.response()).status(),
+    body: r.postDataBuffer(),
+  })));
+  for (const r of [first, replay]) {
+    assert.equal(r.headers['if-none-match'], '*');
+    assert.equal(r.headers['x-from-signer'], 'yes');
+  }
+  assert.equal(first.status, 200);
+  assert.ok(first.body.length > 0 && first.body.equals(replay.body), 'the replay sent the same body');
+  assert.equal(replay.status, 412);
+  assert.equal(result.again, 412);
+  assert.equal(result.synced, 1, 'the sync pushed the record');
+  await context.close();
 });

@@ -50,11 +50,14 @@ pub enum RequestKind {
     DeleteCheckpoint,
     /// Deleting one of our segments that a checkpoint covers.
     DeleteSegment,
+    /// Creating a segment just stored a second time, byte for byte, to learn whether the store
+    /// refuses it (`If-None-Match`): once a month, with a small segment.
+    CheckCreate,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 10] = [
+    pub const ALL: [RequestKind; 11] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -65,6 +68,7 @@ impl RequestKind {
         RequestKind::ListVaults,
         RequestKind::DeleteCheckpoint,
         RequestKind::DeleteSegment,
+        RequestKind::CheckCreate,
     ];
 
     /// A short name for reports.
@@ -80,6 +84,7 @@ impl RequestKind {
             RequestKind::ListVaults => "list-vaults",
             RequestKind::DeleteCheckpoint => "delete-checkpoint",
             RequestKind::DeleteSegment => "delete-segment",
+            RequestKind::CheckCreate => "check-create",
         }
     }
 }

@@ -26,7 +26,7 @@ const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
 /// 3 (no retired devices, merged vectors or sync times) and 4 (no deleted segments) are still
 /// read.
-pub(crate) const STATE_VERSION: u32 = 5;
+pub(crate) const STATE_VERSION: u32 = 6;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,9 +77,34 @@ pub(crate) struct PeerLog {
 /// What we learned about the store's behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Quirks {
-    /// Written by releases that stopped sending `If-None-Match: *` for good after one 501;
-    /// kept in the layout, no longer read (each sync asks again).
-    pub no_conditional_put: bool,
+    /// Whether the store refuses a second create with `If-None-Match: *`, and when we asked.
+    pub exclusive_create: CreateCheck,
+}
+
+/// What the store answered when one of our segments was created a second time with
+/// `If-None-Match: *`. Laid out so that the flag state version 5 and older kept in its place
+/// (`00` / `01`) reads as the first two variants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CreateCheck {
+    /// Never asked.
+    #[default]
+    Unchecked,
+    /// Never asked; an older release met one 501 to `If-None-Match` (its NotImplemented flag).
+    RefusedOnce,
+    /// Asked at this wall time (ms): 412, the store refuses to create an object twice.
+    Refused(u64),
+    /// Asked at this wall time (ms): 2xx, the store ignores `If-None-Match`.
+    Ignored(u64),
+}
+
+impl CreateCheck {
+    /// When the store was last asked, if ever.
+    pub fn asked_at(self) -> Option<u64> {
+        match self {
+            CreateCheck::Unchecked | CreateCheck::RefusedOnce => None,
+            CreateCheck::Refused(at) | CreateCheck::Ignored(at) => Some(at),
+        }
+    }
 }
 
 /// What a device said about itself in its latest manifest.
@@ -207,7 +232,7 @@ impl From<DirectoryV3> for Directory {
 }
 
 /// The vault's devices as their manifests describe them, and what this replica needs to know
-/// about checkpoints, joining and garbage collection (state version 5).
+/// about checkpoints, joining and garbage collection (state versions 5 and 6).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Directory {
     /// Our own label, written into our manifest.
@@ -385,6 +410,10 @@ impl LocalState {
         &self.directory
     }
 
+    pub fn quirks(&self) -> &Quirks {
+        &self.quirks
+    }
+
     // ---- changing (every change is noted for the journal) ----
 
     /// Merges one write; returns whether it became the key's current version. The version
@@ -507,6 +536,11 @@ impl LocalState {
         self.peers.entry(device).or_default()
     }
 
+    pub fn quirks_mut(&mut self) -> &mut Quirks {
+        self.changes.quirks = true;
+        &mut self.quirks
+    }
+
     pub fn directory_mut(&mut self) -> &mut Directory {
         self.changes.directory = true;
         &mut self.directory
@@ -572,7 +606,9 @@ impl LocalState {
             4 => crypto::decode_exact::<SnapshotIn<DirectoryV4>>(&plain)
                 .map_err(undecodable)?
                 .upgrade(),
-            STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
+            // Version 5 is laid out as 6: its quirks flag reads as the first two variants of
+            // `CreateCheck`.
+            5 | STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
                     "local state",
@@ -748,7 +784,7 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 5. Changing it is a state format change: bump
+/// The snapshot layout, version 6. Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -780,8 +816,8 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
-/// The snapshot as read: version 5, or (with `D` = [`DirectoryV4`] or [`DirectoryV3`]) version
-/// 4 or 3, whose layouts differ only in the directory.
+/// The snapshot as read: version 6 or 5 (the same layout), or (with `D` = [`DirectoryV4`] or
+/// [`DirectoryV3`]) version 4 or 3, whose layouts differ only in the directory.
 #[derive(Deserialize)]
 struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]
@@ -908,7 +944,7 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// One journal delta (journal version 4): final values of what changed.
+/// One journal delta (journal version 5): final values of what changed.
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).
@@ -929,7 +965,8 @@ struct DeltaOut<'a> {
     history: Vec<(&'a Bytes, &'a [Record])>,
 }
 
-/// A delta as read: journal version 4, or (with `D` = [`DirectoryV4`]) version 3, whose layout
+/// A delta as read: journal version 5 or 4 (the same layout; 4's quirks flag reads as the first
+/// two variants of `CreateCheck`), or (with `D` = [`DirectoryV4`]) version 3, whose layout
 /// differs only in the directory.
 #[derive(Deserialize)]
 struct DeltaIn<D = Directory> {

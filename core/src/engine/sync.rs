@@ -87,6 +87,9 @@ enum Pending {
     RecoverSegment {
         seq: u64,
     },
+    CheckCreate {
+        seq: u64,
+    },
     PutManifest {
         seq: u64,
         segments: u64,
@@ -521,6 +524,7 @@ impl Engine {
             Pending::Segment { device, seq } => self.on_segment(run, device, seq, response),
             Pending::PutSegment { seq } => self.on_put_segment(run, seq, response),
             Pending::RecoverSegment { seq } => self.on_recover_segment(run, seq, response),
+            Pending::CheckCreate { seq } => self.on_check_create(run, seq, response),
             Pending::PutManifest {
                 seq,
                 segments,

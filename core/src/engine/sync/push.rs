@@ -12,7 +12,12 @@ use super::{Pending, SyncRun, MAX_PUSH_CONFLICTS};
 /// The mass-deletion guard lets pushes that delete fewer keys than this through whatever their
 /// share: deleting 3 of 4 notes is an ordinary day.
 const MASS_DELETION_MIN_KEYS: u64 = 10;
-use crate::engine::state::PendingSegment;
+/// The store is asked whether it refuses a second create this often...
+const CREATE_CHECK_EVERY_MS: u64 = 30 * 86_400_000;
+/// ...with a segment no larger than this (the check sends it again).
+const CREATE_CHECK_MAX_BYTES: usize = 64 << 10;
+
+use crate::engine::state::{CreateCheck, PendingSegment};
 use crate::engine::Engine;
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, RequestKind, Response};
@@ -152,7 +157,11 @@ impl Engine {
             Err(e) => return run.stop(e),
         };
         if response.is_success() {
+            let check = self.create_check(run, seq);
             self.pending_landed(run, seq);
+            if let Some(op) = check {
+                run.push(op);
+            }
         } else if response.status == 412 {
             // The number is taken: by these very bytes (a previous try landed and its answer
             // was lost), or by a segment whose state was lost. Read it back to tell.
@@ -175,6 +184,68 @@ impl Engine {
                 &response,
                 format!("PUT {name} in {}", self.store.display_name()),
             ));
+        }
+    }
+
+    /// The segment `seq` (pending, just stored with `If-None-Match: *`) sent again, byte for
+    /// byte, when it is time to learn whether the store refuses a second create: the guard
+    /// against two replicas writing under one device id depends on it. The answer is harmless
+    /// either way, since the bytes are the ones stored.
+    fn create_check(&self, run: &SyncRun, seq: u64) -> Option<super::Op> {
+        if run.no_conditional_put {
+            return None;
+        }
+        let pending = self.state.pending().filter(|p| p.seq == seq)?;
+        if pending.body.len() > CREATE_CHECK_MAX_BYTES {
+            return None;
+        }
+        let now = run.now.0;
+        let asked = self.state.quirks().exclusive_create.asked_at();
+        if asked.is_some_and(|at| at <= now && now - at < CREATE_CHECK_EVERY_MS) {
+            return None;
+        }
+        let url = self.store.object_url(&format!(
+            "{}{}",
+            self.folder,
+            segment_name(self.state.device, seq)
+        ));
+        let mut op = self.op(
+            RequestKind::CheckCreate,
+            Method::Put,
+            url,
+            Pending::CheckCreate { seq },
+        );
+        op.headers = vec![("if-none-match".to_owned(), "*".to_owned())];
+        op.body = pending.body.to_vec();
+        Some(op)
+    }
+
+    /// What the store answered to a second create of segment `seq`.
+    pub(super) fn on_check_create(
+        &mut self,
+        run: &mut SyncRun,
+        seq: u64,
+        response: Result<Response>,
+    ) {
+        let now = run.now.0;
+        match response {
+            Ok(r) if r.status == 412 => {
+                self.state.quirks_mut().exclusive_create = CreateCheck::Refused(now);
+            }
+            Ok(r) if r.is_success() => {
+                self.state.quirks_mut().exclusive_create = CreateCheck::Ignored(now);
+                run.note_failure(Error::Config(format!(
+                    "{} ignores If-None-Match: creating {} a second time answered {} instead of 412. \
+                     Syncing still works (each device writes only its own objects), but two replicas \
+                     sharing one device id (a copied state) would overwrite each other's segments \
+                     unnoticed; a store with conditional writes keeps that guard",
+                    self.store.display_name(),
+                    segment_name(self.state.device, seq),
+                    r.status
+                )));
+            }
+            // No answer to learn from (a failure, a 501): the next push asks again.
+            _ => {}
         }
     }
 
