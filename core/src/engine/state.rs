@@ -1068,3 +1068,50 @@ fn state_ad(vault: VaultId) -> ObjectAd<'static> {
         name: STATE_NAME,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state of version 5 (the previous release) kept a NotImplemented flag where version 6
+    /// keeps what the store said about a second create: `00` and `01` read as never asked.
+    #[test]
+    fn the_quirks_flag_of_state_version_5_reads_as_never_asked() {
+        let key = SecretKey([7; 32]);
+        let vault = VaultId([9; 16]);
+        let mut state = LocalState::new(DeviceId([1; 16]));
+        for (flag, expected) in [(0u8, CreateCheck::Unchecked), (1, CreateCheck::RefusedOnce)] {
+            // The snapshot of a new replica: version, device, clock, no records, no unpushed
+            // keys, own log, issued, no pending, no peers, the quirks flag, an empty
+            // directory (state 5), no history.
+            let mut plain = vec![5];
+            plain.extend_from_slice(&[1; 16]);
+            plain.extend_from_slice(&[0, 0, 0, 0]);
+            plain.extend_from_slice(&[0; 6]);
+            plain.extend_from_slice(&[0, 0, 0, flag]);
+            plain.extend_from_slice(&[0; 15]);
+            plain.push(0);
+            let sealed = crypto::seal(
+                &key,
+                &state_ad(vault),
+                &plain,
+                &mut Entropy::from_seed([3; 32]),
+            )
+            .unwrap();
+            let read = LocalState::import(&key, vault, &sealed).unwrap();
+            assert_eq!(read.quirks().exclusive_create, expected, "flag {flag}");
+            // Written again, it is version 6 and reads back the same.
+            state.quirks = read.quirks.clone();
+            let again = state.export(&key, vault, &mut Entropy::from_seed([4; 32]));
+            let read = LocalState::import(&key, vault, &again).unwrap();
+            assert_eq!(read.quirks().exclusive_create, expected);
+        }
+        state.quirks_mut().exclusive_create = CreateCheck::Ignored(1_700_000_000_000);
+        let again = state.export(&key, vault, &mut Entropy::from_seed([4; 32]));
+        let read = LocalState::import(&key, vault, &again).unwrap();
+        assert_eq!(
+            read.quirks().exclusive_create.asked_at(),
+            Some(1_700_000_000_000)
+        );
+    }
+}
