@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${PROFILE:-debug}"
 flag=$([ "$profile" = release ] && echo --release || true)
-cargo build -q $flag -p bucketsync-uniffi
+cargo build -q $flag -p bucketsync-uniffi --features reqwest
 lib="target/$profile/libbucketsync_uniffi.so"
 out=target/uniffi
 rm -rf "$out" && mkdir -p "$out/kotlin" "$out/swift-gen"

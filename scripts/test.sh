@@ -59,14 +59,14 @@ fi
 PATH="$pyvenv/bin:$PATH" "$pyvenv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
 (cd bindings-python && "$pyvenv/bin/python" -m pytest -q tests) 2>&1 | tee -a "$results"
 
-step "npm package: build (wasm size bar), node --test, headless Chromium"
+step "npm package: build (wasm size bar), node --test (the npm pack tarball in Node, an esbuild bundle and Web Workers in headless Chromium)"
 if [ ! -x "$BUCKETSYNC_CACHE/wasm-bindgen/bin/wasm-bindgen" ]; then
   cargo install wasm-bindgen-cli --version 0.2.130 --root "$BUCKETSYNC_CACHE/wasm-bindgen"
 fi
 if [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/wasm-opt" ] || [ ! -d "$BUCKETSYNC_CACHE/npm/node_modules/playwright-core" ] \
-   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" ]; then
+   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" ] || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/esbuild" ]; then
   mkdir -p "$BUCKETSYNC_CACHE/npm"
-  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0 typescript@5.9.3)
+  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0 typescript@5.9.3 esbuild@0.28.2)
 fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
@@ -105,6 +105,24 @@ if [ "${BUCKETSYNC_SKIP_SWIFT:-}" != 1 ] && [ ! -f "$swift_root/.bucketsync-read
   touch "$swift_root/.bucketsync-ready"
 fi
 bash bindings-uniffi/test.sh 2>&1 | tee -a "$results"
+
+step "phone targets: the uniffi library builds with no C and no TLS stack (no NDK or Xcode here)"
+for target in aarch64-linux-android x86_64-linux-android aarch64-apple-ios; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  # No C compiler for these targets exists on this machine: a check that passes proves no C.
+  cargo check -q -p bucketsync-uniffi --target "$target"
+  echo "cargo check --target $target: ok"
+done
+banned='ring|aws-lc-sys|aws-lc-rs|openssl-sys|rustls-platform-verifier|reqwest|cc'
+found=$(cargo tree -q -p bucketsync-uniffi --target aarch64-linux-android -e normal,build --prefix none \
+  | awk '{print $1}' | sort -u | grep -xE "$banned" || true)
+# One exception: blake3 always lists cc as a build dependency; with its `pure` feature (set for
+# phones in core/Cargo.toml) its build script compiles nothing, as the checks above show.
+cc_users=$(cargo tree -q -p bucketsync-uniffi --target aarch64-linux-android -e normal,build -i cc --depth 1 \
+  --prefix none 2>/dev/null | awk 'NR > 1 && $1 != "[build-dependencies]" {print $1}' | sort -u | tr '\n' ' ')
+[ "$found" = cc ] && [ "$cc_users" = "blake3 " ] && found=
+[ -z "$found" ] || { echo "the Android dependency tree holds: $found (cc for: $cc_users)" >&2; exit 1; }
+echo "cargo tree --target aarch64-linux-android: none of ${banned//|/, } (cc only as blake3's idle build dependency)"
 
 step "python wheel installs into a fresh venv"
 rm -rf target/wheels target/wheel-check

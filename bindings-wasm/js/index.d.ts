@@ -1,5 +1,12 @@
-/** Loads the WebAssembly module; every async entry point calls it for you. */
-export function init(): Promise<void>;
+/**
+ * Loads the WebAssembly module once; every async entry point calls it for you. By default the
+ * module is found beside the package's `index.js`. A bundler that does not carry the wasm along
+ * (esbuild) needs it given here first: its URL (`import wasmUrl from 'bucketsync/wasm'` with a
+ * file loader for `.wasm`), a Response, its bytes or a compiled module.
+ */
+export function init(
+  source?: string | URL | Response | BufferSource | WebAssembly.Module,
+): Promise<void>;
 
 export type Category =
   | 'config' | 'auth' | 'not-found' | 'throttled' | 'timeout' | 'network' | 'server'

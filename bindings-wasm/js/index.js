@@ -4,18 +4,49 @@
 import initWasm, * as wasm from './pkg/bucketsync_wasm.js';
 
 let ready;
-/** Loads the WebAssembly module once (every async entry point calls it). */
-export function init() {
+/**
+ * Loads the WebAssembly module once (every async entry point calls it). By default the module
+ * is found beside this file (`pkg/bucketsync_wasm_bg.wasm`, read from disk in Node). A bundler
+ * that does not carry `new URL('…', import.meta.url)` assets along (esbuild) needs it given
+ * here first: its URL (`import wasmUrl from 'bucketsync/wasm'` with a file loader), a Response,
+ * its bytes or a WebAssembly.Module.
+ */
+export function init(source) {
   ready ??= (async () => {
-    const url = new URL('./pkg/bucketsync_wasm_bg.wasm', import.meta.url);
-    if (url.protocol === 'file:') {
-      const { readFile } = await import('node:fs/promises');
-      await initWasm({ module_or_path: await readFile(url) });
-    } else {
-      await initWasm({ module_or_path: url });
-    }
-  })();
+    source ??= new URL('./pkg/bucketsync_wasm_bg.wasm', import.meta.url);
+    await initWasm({ module_or_path: await wasmSource(source) });
+  })().catch((e) => {
+    ready = undefined; // a later call may give the right place
+    throw e;
+  });
   return ready;
+}
+
+/** Node's fs/promises (no import statement: a browser bundle must not try to resolve it). */
+function nodeFs() {
+  return globalThis.process?.getBuiltinModule?.('node:fs/promises');
+}
+
+async function wasmSource(source) {
+  if (typeof source !== 'string' && !(source instanceof URL)) return source;
+  let url;
+  try {
+    url = new URL(source, globalThis.location?.href);
+  } catch {
+    url = undefined; // a plain path, in Node
+  }
+  const fs = nodeFs();
+  if (fs && (!url || url.protocol === 'file:')) return fs.readFile(url ?? source);
+  const response = await fetch(url ?? source);
+  if (!response.ok) {
+    throw new ConfigError(
+      `could not load the WebAssembly module from ${url ?? source} (HTTP ${response.status}): serve ` +
+        'it there, or pass its URL or bytes to init() first (esbuild: `import wasmUrl from ' +
+        "'bucketsync/wasm'` with the file loader for .wasm, then `await init(wasmUrl)`)",
+      'config',
+    );
+  }
+  return response;
 }
 
 /** Any bucketsync error; `category` names its kind. */
@@ -451,9 +482,14 @@ function concat(parts) {
  * appended to `path + '.journal'`.
  */
 export function fileStorage(path) {
+  const fs = () => {
+    const found = nodeFs();
+    if (!found) throw new ConfigError('fileStorage needs Node 20.16 or later (in a browser: indexedDbStorage)', 'config');
+    return found;
+  };
   const journalPath = `${path}.journal`;
   const replace = async (file, bytes) => {
-    const { writeFile, rename, open } = await import('node:fs/promises');
+    const { writeFile, rename, open } = fs();
     const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     await writeFile(tmp, bytes);
     const handle = await open(tmp, 'r+');
@@ -463,7 +499,7 @@ export function fileStorage(path) {
   return {
     name: path,
     async load() {
-      const { readFile } = await import('node:fs/promises');
+      const { readFile } = fs();
       const read = async (file) => {
         try {
           return new Uint8Array(await readFile(file));
@@ -476,7 +512,7 @@ export function fileStorage(path) {
       return snapshot === undefined ? undefined : { snapshot, journal: await read(journalPath) };
     },
     async apply(writes) {
-      const { appendFile, truncate } = await import('node:fs/promises');
+      const { appendFile, truncate } = fs();
       for (const w of writes) {
         if (w.snapshot) {
           await replace(path, w.snapshot);

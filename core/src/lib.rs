@@ -43,7 +43,7 @@ pub mod testing;
 
 #[cfg(feature = "driver")]
 pub mod io;
-#[cfg(all(feature = "folder", feature = "reqwest"))]
+#[cfg(feature = "folder")]
 pub use io::builtin_transport;
 #[cfg(feature = "folder")]
 pub use io::folder;

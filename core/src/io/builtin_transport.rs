@@ -1,10 +1,12 @@
 //! The transport a store URL calls for, when the app brings none: the local-folder bucket for
-//! `file://`, reqwest for `s3://`. Bindings add their host transport beside it.
+//! `file://`, reqwest for `s3://` (feature `reqwest`; a build without it, as on phones, has no
+//! HTTP client of its own and needs the app's). Bindings add their host transport beside it.
 
 use crate::error::Result;
 use crate::http::{Request, Response};
 use crate::io::driver::Transport;
 use crate::io::folder::FolderBucket;
+#[cfg(feature = "reqwest")]
 use crate::io::reqwest_transport::{HttpOptions, ReqwestTransport};
 use crate::store::Store;
 
@@ -14,6 +16,7 @@ pub enum BuiltinTransport {
     /// `file://` stores.
     Folder(FolderBucket),
     /// `s3://` stores.
+    #[cfg(feature = "reqwest")]
     Http(ReqwestTransport),
 }
 
@@ -21,11 +24,21 @@ impl BuiltinTransport {
     /// The transport for `store`.
     ///
     /// # Errors
-    /// `Config` when the HTTP client cannot be built.
+    /// `Config` when the HTTP client cannot be built, or when this build has none (no feature
+    /// `reqwest`) and `store` is not a folder.
     pub fn for_store(store: &Store) -> Result<Self> {
         Ok(match store {
             Store::Folder { .. } => BuiltinTransport::Folder(FolderBucket),
+            #[cfg(feature = "reqwest")]
             _ => BuiltinTransport::Http(ReqwestTransport::new(HttpOptions::default())?),
+            #[cfg(not(feature = "reqwest"))]
+            _ => {
+                return Err(crate::error::Error::Config(format!(
+                    "this build has no HTTP client of its own: pass a transport (the \
+                     platform's HTTP) to reach {}",
+                    store.display_name()
+                )))
+            }
         })
     }
 }
@@ -34,6 +47,7 @@ impl Transport for BuiltinTransport {
     async fn send(&self, request: Request) -> Result<Response> {
         match self {
             BuiltinTransport::Folder(t) => t.send(request).await,
+            #[cfg(feature = "reqwest")]
             BuiltinTransport::Http(t) => t.send(request).await,
         }
     }
@@ -41,6 +55,7 @@ impl Transport for BuiltinTransport {
     async fn sleep(&self, ms: u64) {
         match self {
             BuiltinTransport::Folder(t) => t.sleep(ms).await,
+            #[cfg(feature = "reqwest")]
             BuiltinTransport::Http(t) => t.sleep(ms).await,
         }
     }

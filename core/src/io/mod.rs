@@ -4,12 +4,12 @@
 //! - [`driver`]: the async loop that runs one sync over a [`driver::Transport`];
 //! - [`folder`]: the local-folder bucket, a transport over a directory;
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
-//! - `builtin_transport`: the transport a store URL calls for;
+//! - `builtin_transport`: the transport a store URL calls for (`s3://` needs feature `reqwest`);
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs.
 
-#[cfg(all(feature = "folder", feature = "reqwest"))]
+#[cfg(feature = "folder")]
 pub mod builtin_transport;
 pub mod driver;
 #[cfg(feature = "folder")]
