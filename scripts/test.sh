@@ -129,7 +129,25 @@ rm -rf target/wheels target/wheel-check
 "$pyvenv/bin/maturin" build --release --quiet -m bindings-python/Cargo.toml -o target/wheels
 python3 -m venv target/wheel-check
 target/wheel-check/bin/pip install --quiet --no-index target/wheels/bucketsync-*.whl
-target/wheel-check/bin/python -c "import bucketsync; k = bucketsync.VaultKey.generate(); print('wheel ok:', k)"
+# The wheel carries the type stubs and py.typed, and its docstrings reach help().
+wheel=$(ls target/wheels/bucketsync-*.whl)
+listing=$(python3 -m zipfile -l "$wheel")
+for f in bucketsync/py.typed bucketsync/_bucketsync.pyi bucketsync/__init__.py bucketsync/_aio.py; do
+  grep -q "^$f " <<<"$listing" || { echo "the wheel lacks $f" >&2; exit 1; }
+done
+echo "wheel: $(basename "$wheel") ($(wc -c < "$wheel") bytes), stubs and py.typed inside"
+target/wheel-check/bin/python -c "import pydoc, bucketsync
+text = pydoc.render_doc(bucketsync.Vault, renderer=pydoc.plaintext)
+assert 'sync_async' in text and 'Pulls what other devices wrote' in text, text[:2000]
+print('help(bucketsync.Vault) shows the docstrings')"
+# The quickstart, from the installed wheel alone: no Rust toolchain on PATH, run twice.
+qs=$(mktemp -d)
+for run in 1 2; do
+  (cd "$qs" && env -i HOME="$qs" PATH=/usr/bin:/bin "$OLDPWD/target/wheel-check/bin/python" \
+    "$OLDPWD/examples/python/quickstart.py" >/dev/null)
+done
+rm -rf "$qs"
+echo "python quickstart ok from the wheel in a fresh venv (no Rust on PATH)"
 
 step "quickstart runs"
 tmp=$(mktemp -d)

@@ -532,78 +532,33 @@ impl Vault {
     /// raises, the sync stops and the exception propagates. Ctrl-C stops a sync the same way.
     #[pyo3(signature = (progress = None))]
     fn sync(&self, py: Python<'_>, progress: Option<PyObject>) -> PyResult<SyncReport> {
-        if self
-            .syncing
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            return Err(to_py(bucketsync::Error::SyncInProgress));
-        }
-        let _syncing = Syncing(&self.syncing);
-        // An exception a Python transport raised in an earlier sync is not this sync's cause.
-        let _ = self.transport.take_raised();
-        let stop: Mutex<Option<PyErr>> = Mutex::new(None);
-        let note = |e: PyErr| {
-            stop.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-        };
-        let outcome = py.allow_threads(|| {
-            self.runtime.block_on(async {
-                let sync = self.session.sync(
-                    &self.transport,
-                    driver::DEFAULT_CONCURRENCY,
-                    |p: CoreProgress| {
-                        let Some(callback) = &progress else { return };
-                        Python::with_gil(|py| {
-                            let value = Progress {
-                                requests_done: p.requests_done,
-                                requests_total: p.requests_total,
-                                bytes_sent: p.bytes_sent,
-                                bytes_received: p.bytes_received,
-                            };
-                            if let Err(e) = callback.call1(py, (value,)) {
-                                note(e);
-                            }
-                        })
-                    },
-                );
-                // Stops the sync (dropping its future abandons it safely) when a callback
-                // raised or a signal such as Ctrl-C arrived.
-                let interrupted = async {
-                    loop {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        if stop.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                            return;
-                        }
-                        if let Err(e) = Python::with_gil(|py| py.check_signals()) {
-                            note(e);
-                            return;
-                        }
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    outcome = sync => Some(outcome),
-                    () = interrupted => None,
-                }
-            })
-        });
-        let raised = self.transport.take_raised();
-        // Ctrl-C (or SystemExit) while a Python transport ran: it stops the sync as it is.
-        let raised = match raised {
-            Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
-                return Err(e);
-            }
-            other => other,
-        };
-        let stopped = stop.into_inner().unwrap_or_else(|p| p.into_inner());
-        match (outcome, stopped) {
-            (_, Some(stopped)) => Err(stopped),
-            (Some(Ok(report)), None) => SyncReport::new(py, &report),
-            (Some(Err(error)), None) => Err(to_py_with_cause(error, raised)),
-            (None, None) => unreachable!("the sync stops early only with a reason"),
-        }
+        self.sync_until(py, progress, None)
+    }
+
+    /// `await vault.sync_async(progress=None)`: sync() for asyncio apps. The sync runs on a
+    /// worker thread (it releases the GIL), so the event loop goes on. Cancelling the task
+    /// that awaits it stops the sync safely (as Ctrl-C does): the awaiting task is cancelled
+    /// once the sync has stopped, and the next sync resumes where this one stopped.
+    #[pyo3(signature = (progress = None))]
+    fn sync_async<'py>(
+        slf: &Bound<'py, Self>,
+        progress: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        py.import("bucketsync._aio")?
+            .getattr("sync_async")?
+            .call1((slf, progress))
+    }
+
+    /// sync() that also stops when `cancel.is_set()` (a threading.Event) turns true: the
+    /// worker side of sync_async.
+    fn _sync_until(
+        &self,
+        py: Python<'_>,
+        progress: Option<PyObject>,
+        cancel: PyObject,
+    ) -> PyResult<SyncReport> {
+        self.sync_until(py, progress, Some(cancel))
     }
 
     /// Syncs the journal to disk now (it also is after every sync, on close, and while
@@ -659,5 +614,102 @@ impl Vault {
                 )
             })
             .unwrap_or_else(|_| "Vault(closed)".into())
+    }
+}
+
+impl Vault {
+    /// One sync, stopped early by an exception from `progress`, a signal, or `cancel` (an
+    /// object whose `is_set()` turns true).
+    fn sync_until(
+        &self,
+        py: Python<'_>,
+        progress: Option<PyObject>,
+        cancel: Option<PyObject>,
+    ) -> PyResult<SyncReport> {
+        if self
+            .syncing
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(to_py(bucketsync::Error::SyncInProgress));
+        }
+        let _syncing = Syncing(&self.syncing);
+        // An exception a Python transport raised in an earlier sync is not this sync's cause.
+        let _ = self.transport.take_raised();
+        let stop: Mutex<Option<PyErr>> = Mutex::new(None);
+        let note = |e: PyErr| {
+            stop.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        };
+        let outcome = py.allow_threads(|| {
+            self.runtime.block_on(async {
+                let sync = self.session.sync(
+                    &self.transport,
+                    driver::DEFAULT_CONCURRENCY,
+                    |p: CoreProgress| {
+                        let Some(callback) = &progress else { return };
+                        Python::with_gil(|py| {
+                            let value = Progress {
+                                requests_done: p.requests_done,
+                                requests_total: p.requests_total,
+                                bytes_sent: p.bytes_sent,
+                                bytes_received: p.bytes_received,
+                            };
+                            if let Err(e) = callback.call1(py, (value,)) {
+                                note(e);
+                            }
+                        })
+                    },
+                );
+                // Stops the sync (dropping its future abandons it safely) when a callback
+                // raised or a signal such as Ctrl-C arrived.
+                let interrupted = async {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        if stop.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                            return;
+                        }
+                        let checked = Python::with_gil(|py| {
+                            py.check_signals()?;
+                            match &cancel {
+                                Some(cancel)
+                                    if cancel.call_method0(py, "is_set")?.is_truthy(py)? =>
+                                {
+                                    Err(pyo3::exceptions::asyncio::CancelledError::new_err(
+                                        "the sync was cancelled",
+                                    ))
+                                }
+                                _ => Ok(()),
+                            }
+                        });
+                        if let Err(e) = checked {
+                            note(e);
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    outcome = sync => Some(outcome),
+                    () = interrupted => None,
+                }
+            })
+        });
+        let raised = self.transport.take_raised();
+        // Ctrl-C (or SystemExit) while a Python transport ran: it stops the sync as it is.
+        let raised = match raised {
+            Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                return Err(e);
+            }
+            other => other,
+        };
+        let stopped = stop.into_inner().unwrap_or_else(|p| p.into_inner());
+        match (outcome, stopped) {
+            (_, Some(stopped)) => Err(stopped),
+            (Some(Ok(report)), None) => SyncReport::new(py, &report),
+            (Some(Err(error)), None) => Err(to_py_with_cause(error, raised)),
+            (None, None) => unreachable!("the sync stops early only with a reason"),
+        }
     }
 }

@@ -324,3 +324,66 @@ def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
     other = Vault.open(store, key)
     other.sync()
     assert len(other.keys()) == 10
+
+
+def test_sync_async_syncs_and_a_cancelled_sync_stops_and_loses_nothing(seaweed, credentials, tmp_path):
+    import asyncio
+    import socket
+
+    store = seaweed.store(seaweed.bucket("aio"))
+    key = VaultKey.generate()
+
+    async def write_and_read():
+        writer = Vault.create(store, key, credentials=credentials)
+        writer.put("via", "asyncio")
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        beat = asyncio.create_task(ticker())
+        report = await writer.sync_async()
+        beat.cancel()
+        reader = Vault.open(store, key, credentials=credentials)
+        await reader.sync_async()
+        return report, reader.get("via"), ticks
+
+    report, value, ticks = asyncio.run(write_and_read())
+    assert report.pushed == 1 and value == b"asyncio"
+    assert ticks > 0, "the event loop ran while the sync did"
+
+    # A store that accepts connections and never answers: the sync hangs until cancelled.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    hung = f"s3://hung/?endpoint=http://127.0.0.1:{port}&path_style=true"
+    state = str(tmp_path / "hung.state")
+
+    async def cancel_a_hung_sync():
+        vault = Vault.create(hung, key, credentials=credentials, state=state)
+        vault.put("kept", "through a cancel")
+        task = asyncio.create_task(vault.sync_async())
+        await asyncio.sleep(0.3)
+        assert not task.done(), "the sync is waiting on the silent store"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)
+        # The vault is free at once and nothing was lost.
+        assert vault.unpushed == 1 and vault.get("kept") == b"through a cancel"
+        # A new sync starts (no ConflictError: the cancelled one has ended); its progress
+        # callback stops it.
+        def stop(progress):
+            raise ValueError("stop here")
+
+        with pytest.raises(ValueError, match="stop here"):
+            vault.sync(progress=stop)
+        vault.close()
+
+    try:
+        asyncio.run(cancel_a_hung_sync())
+    finally:
+        silent.close()
