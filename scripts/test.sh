@@ -36,8 +36,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "format"
+step "format, docs, one version number"
 cargo fmt --all --check
+RUSTDOCFLAGS="-D warnings" cargo doc -q -p bucketsync --no-deps --all-features
+echo "cargo doc: no warnings"
+versions=$( { grep -m1 '^version' core/Cargo.toml bindings-python/Cargo.toml bindings-uniffi/Cargo.toml \
+  bindings-wasm/Cargo.toml bindings-python/pyproject.toml | sed 's/.*= *//';
+  grep -m1 '"version"' bindings-wasm/js/package.json | sed 's/.*: *//; s/,$//'; } | tr -d '"' | sort -u)
+[ "$(wc -l <<<"$versions")" = 1 ] || { echo "the crate and packages disagree on the version: $versions" >&2; exit 1; }
+grep -q "^## $versions" CHANGELOG.md || { echo "CHANGELOG.md has no entry for $versions" >&2; exit 1; }
+echo "version $versions everywhere, with a CHANGELOG entry"
 
 step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings

@@ -32,8 +32,8 @@ use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
-/// The bucket format version this build writes. It reads this one and every earlier one
-/// ([`OLDEST_FORMAT_VERSION`]..=`FORMAT_VERSION`).
+/// The bucket format version this build writes. It reads this one and every earlier one, down
+/// to version 1.
 pub const FORMAT_VERSION: u8 = 4;
 /// The oldest bucket format version this build still reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;

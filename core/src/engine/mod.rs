@@ -1,29 +1,4 @@
 //! The replica: its records, its local state, and the sync state machine (in [`sync`]).
-//!
-//! # Contract
-//!
-//! [`Engine`] never performs I/O, never reads a clock and never asks the operating system for
-//! randomness: the time comes with every input and nonces come from the [`Entropy`] it was
-//! made with. The caller:
-//!
-//! - changes records with [`Engine::put`] and [`Engine::delete`], passing the wall time;
-//! - reads them with [`Engine::get`] and [`Engine::keys`];
-//! - starts a sync with [`Engine::start_sync`], then repeatedly drains
-//!   [`Engine::poll_request`] (several requests may be out at once: run them concurrently),
-//!   feeds every answer back with [`Engine::handle_response`] (by [`RequestId`], in any order),
-//!   and, when nothing is out and nothing is handed out, waits until [`Engine::poll_timeout`]
-//!   (a retry's backoff), until [`Engine::poll_outcome`] returns the [`SyncReport`] or the
-//!   error that stopped it;
-//! - persists the local state: [`Engine::export_state`] gives a whole snapshot (rarely: at
-//!   open, and when the journal has grown), [`Engine::poll_journal`] the changes since, as an
-//!   entry to append to the journal that follows that snapshot. Drain `poll_journal` after every
-//!   input (a `put`, a `delete`, a `handle_response`) and **before sending a request handed out
-//!   after it**: then a crash between any two steps loses nothing, a restarted push re-sends the
-//!   very same segment bytes, and the next sync neither duplicates nor skips anything. Restore
-//!   with [`Engine::restore`].
-//!
-//! Records may be changed while a sync runs; changes made after the push started go out with
-//! the next sync.
 
 mod journal;
 mod state;
@@ -140,7 +115,32 @@ pub struct Restored {
     pub replayed: usize,
 }
 
-/// One device's replica of a vault. See the [module documentation](self) for the contract.
+/// One device's replica of a vault.
+///
+/// # Contract
+///
+/// [`Engine`] never performs I/O, never reads a clock and never asks the operating system for
+/// randomness: the time comes with every input and nonces come from the [`Entropy`] it was
+/// made with. The caller:
+///
+/// - changes records with [`Engine::put`] and [`Engine::delete`], passing the wall time;
+/// - reads them with [`Engine::get`] and [`Engine::keys`];
+/// - starts a sync with [`Engine::start_sync`], then repeatedly drains
+///   [`Engine::poll_request`] (several requests may be out at once: run them concurrently),
+///   feeds every answer back with [`Engine::handle_response`] (by [`RequestId`], in any order),
+///   and, when nothing is out and nothing is handed out, waits until [`Engine::poll_timeout`]
+///   (a retry's backoff), until [`Engine::poll_outcome`] returns the [`SyncReport`] or the
+///   error that stopped it;
+/// - persists the local state: [`Engine::export_state`] gives a whole snapshot (rarely: at
+///   open, and when the journal has grown), [`Engine::poll_journal`] the changes since, as an
+///   entry to append to the journal that follows that snapshot. Drain `poll_journal` after every
+///   input (a `put`, a `delete`, a `handle_response`) and **before sending a request handed out
+///   after it**: then a crash between any two steps loses nothing, a restarted push re-sends the
+///   very same segment bytes, and the next sync neither duplicates nor skips anything. Restore
+///   with [`Engine::restore`].
+///
+/// Records may be changed while a sync runs; changes made after the push started go out with
+/// the next sync.
 pub struct Engine {
     vault: VaultId,
     segment_key: SecretKey,
