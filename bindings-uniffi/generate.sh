@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the library and generates the app-facing sources with the workspace's own
 # uniffi-bindgen:
-#   target/uniffi/kotlin/uniffi/bucketsync_uniffi/bucketsync_uniffi.kt   (+ libbucketsync_uniffi.so)
+#   target/uniffi/kotlin/uniffi/bucketsync_uniffi/bucketsync_uniffi.kt   (+ libbucketsync_uniffi.so,
+#                                                                          + bindings-uniffi/kotlin/*.kt)
 #   target/uniffi/swift/Bucketsync/                                      (a Swift package, with
 #                                                                          bindings-uniffi/swift/*.swift)
 # Usage: bindings-uniffi/generate.sh [PACKAGE_ROOT]
@@ -17,13 +18,70 @@ out=target/uniffi
 rm -rf "$out" && mkdir -p "$out/kotlin" "$out/swift-gen"
 "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin" >/dev/null
 "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift-gen" >/dev/null
+cp bindings-uniffi/kotlin/*.kt "$out/kotlin/uniffi/bucketsync_uniffi/"   # hand-written: HttpURLConnectionTransport.kt
 cp "$lib" "$out/kotlin/"
 
 pkg="$out/swift/Bucketsync"
 root="${1:-$(pwd)/$pkg}"
 mkdir -p "$pkg/Sources/Bucketsync" "$pkg/Sources/bucketsync_uniffiFFI" "$pkg/lib"
 cp "$out/swift-gen/bucketsync_uniffi.swift" "$pkg/Sources/Bucketsync/"
-cp bindings-uniffi/swift/*.swift "$pkg/Sources/Bucketsync/"   # hand-written: Redaction.swift
+# uniffi 0.32's Swift does not pass a Task's cancellation on to the Rust future it awaits
+# (mozilla/uniffi-rs#2771; its Kotlin does): cancelling the Task running `vault.sync()` would
+# change nothing until the sync ended by itself. Patched here as the Kotlin side does it: on
+# cancellation the Rust future is cancelled and freed (which drops the pending HostTransport
+# call, whose Swift task is then cancelled: URLSessionTransport cancels its data task), and the
+# call throws CancellationError. Only throwing async functions may be exported (a CancellationError
+# through `try!` would crash).
+python3 - "$pkg/Sources/Bucketsync/bucketsync_uniffi.swift" <<'PATCH'
+import re, sys
+path = sys.argv[1]
+src = open(path).read()
+if "try! await uniffiRustCallAsync(" in src:
+    sys.exit("generate.sh: a non-throwing async export cannot be made cancellable; make it throw")
+signature = "    freeFunc: (UInt64) -> (),\n    liftFunc: (F) throws -> T,"
+loop = """    var pollResult: Int8;
+    repeat {
+        pollResult = await withUnsafeContinuation {
+            pollFunc(
+                rustFuture,
+                { handle, pollResult in
+                    uniffiFutureContinuationCallback(handle: handle, pollResult: pollResult)
+                },
+                uniffiContinuationHandleMap.insert(obj: $0)
+            )
+        }
+    } while pollResult != UNIFFI_RUST_FUTURE_POLL_READY
+"""
+cancellable = """    let cancelled: Bool = await withTaskCancellationHandler {
+        var pollResult: Int8;
+        repeat {
+            pollResult = await withUnsafeContinuation {
+                pollFunc(
+                    rustFuture,
+                    { handle, pollResult in
+                        uniffiFutureContinuationCallback(handle: handle, pollResult: pollResult)
+                    },
+                    uniffiContinuationHandleMap.insert(obj: $0)
+                )
+            }
+        } while pollResult != UNIFFI_RUST_FUTURE_POLL_READY
+        return Task.isCancelled
+    } onCancel: {
+        cancelFunc(rustFuture)
+    }
+    if cancelled {
+        throw CancellationError()
+    }
+"""
+calls = re.compile(r"freeFunc: (ffi_\w+)_rust_future_free_(\w+),")
+if src.count(signature) != 1 or src.count(loop) != 1 or not calls.search(src):
+    sys.exit("generate.sh: uniffi's Swift async code changed; update the cancellation patch")
+src = src.replace(signature, "    freeFunc: (UInt64) -> (),\n    cancelFunc: @escaping @Sendable (UInt64) -> (),\n    liftFunc: (F) throws -> T,")
+src = src.replace(loop, cancellable)
+src = calls.sub(r"freeFunc: \1_rust_future_free_\2,\n            cancelFunc: { \1_rust_future_cancel_\2($0) },", src)
+open(path, "w").write(src)
+PATCH
+cp bindings-uniffi/swift/*.swift "$pkg/Sources/Bucketsync/"   # hand-written: Redaction.swift, URLSessionTransport.swift
 cp "$out/swift-gen/bucketsync_uniffiFFI.h" "$pkg/Sources/bucketsync_uniffiFFI/"
 cp "$lib" "$pkg/lib/"
 cat > "$pkg/Sources/bucketsync_uniffiFFI/module.modulemap" <<MAP

@@ -32,7 +32,7 @@ export BUCKETSYNC_INTEROP_CODE="$(cargo run -q --example read_record -- --new-co
 
 echo "-- Kotlin"
 cp_jars="/usr/share/java/jna.jar:$kotlin/lib/kotlinx-coroutines-core-jvm.jar"
-"$kotlin/bin/kotlinc" -nowarn target/uniffi/kotlin/uniffi/bucketsync_uniffi/bucketsync_uniffi.kt \
+"$kotlin/bin/kotlinc" -nowarn target/uniffi/kotlin/uniffi/bucketsync_uniffi/*.kt \
   bindings-uniffi/tests/kotlin/VaultTest.kt -cp "$cp_jars" -d "$tmp/kotlin-test.jar" 2>&1 | grep -v "^warning" || true
 java -Djna.library.path=target/uniffi/kotlin -cp "$tmp/kotlin-test.jar:$kotlin/lib/kotlin-stdlib.jar:$cp_jars" VaultTestKt
 

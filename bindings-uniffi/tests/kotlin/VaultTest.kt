@@ -4,12 +4,24 @@ import java.net.URI
 import java.net.http.HttpClient
 import java.net.http.HttpRequest.BodyPublishers
 import java.net.http.HttpResponse.BodyHandlers
+import java.io.BufferedInputStream
+import java.io.ByteArrayOutputStream
+import java.net.InetAddress
+import java.net.ServerSocket
+import java.net.Socket
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import kotlin.concurrent.thread
 import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
 import uniffi.bucketsync_uniffi.*
 
 val endpoint: String = System.getenv("BUCKETSYNC_TEST_ENDPOINT") ?: error("BUCKETSYNC_TEST_ENDPOINT is not set")
@@ -58,6 +70,86 @@ class HangsAfterSegmentPut : JdkTransport() {
         return response
     }
 }
+
+/** Passes every request on to [inner] and counts them. */
+class Counting(private val inner: HostTransport) : HostTransport {
+    val calls = AtomicInteger()
+    override suspend fun send(request: HttpRequest): HttpResponse {
+        calls.incrementAndGet()
+        return inner.send(request)
+    }
+}
+
+/** One request as it arrived on the wire: the head exactly as sent, and the body. */
+class RawRequest(val head: String, val body: ByteArray) {
+    val requestLine: String get() = head.substringBefore("\r\n")
+    /** The header lines, as (name, value), in the order sent. */
+    val headers: List<Pair<String, String>> get() =
+        head.split("\r\n").drop(1).filter { it.isNotEmpty() }.map { it.substringBefore(':') to it.substringAfter(':').trim() }
+    fun values(name: String) = headers.filter { it.first.equals(name, ignoreCase = true) }.map { it.second }
+}
+
+/**
+ * A tiny HTTP/1.1 server on 127.0.0.1 that records each request as it arrived and answers what
+ * [answer] returns; null means never answer (it then waits until the client hangs up).
+ */
+class LocalServer(private val answer: (RawRequest) -> ByteArray?) : AutoCloseable {
+    private val socket = ServerSocket(0, 50, InetAddress.getLoopbackAddress())
+    val url = "http://127.0.0.1:${socket.localPort}"
+    val connections = AtomicInteger()
+    val requests: MutableList<RawRequest> = CopyOnWriteArrayList()
+    /** Counted down when a request was received and is left unanswered. */
+    val waiting = CountDownLatch(1)
+    /** Counted down when the client hung up on an unanswered request. */
+    val hungUp = CountDownLatch(1)
+
+    init {
+        thread(isDaemon = true) {
+            while (!socket.isClosed) {
+                val client = try { socket.accept() } catch (e: java.io.IOException) { break }
+                connections.incrementAndGet()
+                thread(isDaemon = true) { client.use { serve(it) } }
+            }
+        }
+    }
+
+    private fun serve(client: Socket) {
+        val input = BufferedInputStream(client.getInputStream())
+        while (true) {
+            val head = ByteArrayOutputStream()
+            while (!head.toString(Charsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+                val b = input.read()
+                if (b < 0) return
+                head.write(b)
+            }
+            val text = head.toString(Charsets.ISO_8859_1)
+            val length = RawRequest(text, ByteArray(0)).values("content-length").firstOrNull()?.toInt() ?: 0
+            val request = RawRequest(text, input.readNBytes(length))
+            requests.add(request)
+            val reply = answer(request)
+            if (reply == null) {
+                waiting.countDown()
+                try { while (input.read() >= 0) {} } catch (e: java.io.IOException) {}
+                hungUp.countDown()
+                return
+            }
+            client.getOutputStream().apply { write(reply); flush() }
+        }
+    }
+
+    override fun close() = socket.close()
+
+    companion object {
+        fun reply(status: Int, body: String = "", headers: List<Pair<String, String>> = emptyList()): ByteArray {
+            val bytes = body.toByteArray()
+            val head = StringBuilder("HTTP/1.1 $status Whatever\r\nContent-Length: ${bytes.size}\r\n")
+            for ((name, value) in headers) head.append("$name: $value\r\n")
+            return head.append("\r\n").toString().toByteArray() + bytes
+        }
+    }
+}
+
+fun millisSince(start: Long) = (System.nanoTime() - start) / 1_000_000
 
 fun check(condition: Boolean, what: String) {
     if (!condition) throw AssertionError(what)
@@ -213,6 +305,150 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val reader = Vault.open(store("kotlin", "cancel/"), key, credentials = creds())
             val pulled = reader.sync().pulled
             check(pulled == 21UL && reader.getText("k7") == "v7" && reader.getText("after") == "the cancel", "all writes, once each: $pulled")
+        }
+    },
+    "HttpURLConnectionTransport: one device writes, another reads back, every request through it" to {
+        val key = VaultKey.generate()
+        val writerTransport = Counting(HttpURLConnectionTransport())
+        val writer = Vault.open(store("kotlin", "platform/"), key, device = "writer", credentials = creds(), transport = writerTransport, create = true)
+        writer.putText("note", "through HttpURLConnection")
+        writer.putText("gone", "soon")
+        writer.put("bytes".toByteArray(), ByteArray(70_000) { (it * 7).toByte() })
+        var report = writer.sync()
+        check(report.errors.isEmpty() && report.pushed == 3UL && writer.unpushed() == 0UL, "pushed: $report")
+        check(writerTransport.calls.get().toULong() == report.requests, "${writerTransport.calls} calls for ${report.requests} requests")
+        val readerTransport = Counting(HttpURLConnectionTransport())
+        val reader = Vault.open(store("kotlin", "platform/"), key, credentials = creds(), transport = readerTransport)
+        report = reader.sync()
+        check(report.errors.isEmpty() && report.pulled == 3UL, "pulled: $report")
+        check(reader.getText("note") == "through HttpURLConnection", "read back")
+        check(reader.get("bytes".toByteArray())!!.contentEquals(ByteArray(70_000) { (it * 7).toByte() }), "70 kB read back")
+        check(readerTransport.calls.get().toULong() == report.requests, "the reader's requests went through it too")
+        // Back the other way: a deletion and a new key from the reader reach the writer.
+        reader.delete("gone".toByteArray())
+        reader.putText("reply", "from the reader")
+        reader.sync()
+        writer.sync()
+        check(writer.getText("reply") == "from the reader" && writer.getText("gone") == null, "the writer sees the reader's changes")
+    },
+    "HttpURLConnectionTransport: a wrong secret is Auth, a missing bucket NotFound" to {
+        val key = VaultKey.generate()
+        val secret = "not-the-secret-at-all-42"
+        val wrong = Vault.open(store("kotlin", "platform-auth/"), key, credentials = creds(secret), transport = HttpURLConnectionTransport(), create = true)
+        wrong.putText("k", "v")
+        try { wrong.sync(); check(false, "wrong secret accepted") }
+        catch (e: BucketsyncException.Auth) { check(!e.message!!.contains(secret), "no secret in the message") }
+        check(wrong.unpushed() == 1UL, "nothing lost")
+        try { Vault.open(store("no-such-bucket-here"), key, credentials = creds(), transport = HttpURLConnectionTransport()).sync(); check(false, "missing bucket") }
+        catch (e: BucketsyncException.NotFound) {}
+    },
+    "HttpURLConnectionTransport: headers go out as given, every status comes back with its body" to {
+        LocalServer { request ->
+            when {
+                request.requestLine.startsWith("HEAD") -> LocalServer.reply(200, headers = listOf("ETag" to "\"e1\""))
+                request.requestLine.contains("/missing") -> LocalServer.reply(404, "<Error><Code>NoSuchKey</Code></Error>", listOf("x-amz-request-id" to "r404"))
+                request.requestLine.contains("/broken") -> LocalServer.reply(503, "<Error><Code>SlowDown</Code></Error>")
+                request.requestLine.contains("/empty") -> LocalServer.reply(204)
+                else -> LocalServer.reply(200, "stored", listOf("ETag" to "\"abc\"", "X-Multi" to "one", "X-Multi" to "two"))
+            }
+        }.use { server ->
+            withContext(Dispatchers.IO) {
+                val transport = HttpURLConnectionTransport()
+                val body = ByteArray(3000) { it.toByte() }
+                val given = listOf(
+                    Header("x-amz-date", "20260101T000000Z"),
+                    Header("x-amz-content-sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+                    Header("If-None-Match", "*"),
+                    Header("X-Amz-Meta-Mixed", "a  value,  with spaces"),
+                    Header("authorization", "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;if-none-match;x-amz-content-sha256;x-amz-date, Signature=00ff"),
+                    Header("Host", server.url.removePrefix("http://")),
+                    Header("Content-Length", "3000"),
+                )
+                val path = "/bucket/v%2Fm/a%3Db%20c?x-id=PutObject&prefix=a%2Fb"
+                val put = transport.send(HttpRequest("PUT", server.url + path, given, body))
+                check(put.status.toInt() == 200 && String(put.body) == "stored", "PUT answered: ${put.status}")
+                check(put.headers.any { it.name.equals("etag", true) && it.value == "\"abc\"" }, "response headers: ${put.headers}")
+                check(put.headers.filter { it.name.equals("x-multi", true) }.map { it.value }.sorted() == listOf("one", "two"), "repeated headers kept")
+                val sent = server.requests.single()
+                check(sent.requestLine == "PUT $path HTTP/1.1", "the path and query as given: ${sent.requestLine}")
+                check(sent.body.contentEquals(body), "the body as given")
+                for (h in given) check(sent.values(h.name) == listOf(h.value), "${h.name} sent once, as given: ${sent.values(h.name)}")
+                check(sent.values("content-type").isEmpty(), "no Content-Type added to a PUT: ${sent.head}")
+                val added = sent.headers.filter { (name, _) -> given.none { it.name.equals(name, true) } }
+                check(added.none { (name, _) -> name.lowercase().startsWith("x-amz-") || name.equals("content-md5", true) }, "nothing that S3 wants signed is added: $added")
+                println("   (HttpURLConnection adds ${added.joinToString { "${it.first}: ${it.second}" }})")
+                // Other statuses and methods: the status, headers and body as the server answered.
+                val missing = transport.send(HttpRequest("GET", server.url + "/bucket/missing", emptyList(), ByteArray(0)))
+                check(missing.status.toInt() == 404 && String(missing.body) == "<Error><Code>NoSuchKey</Code></Error>", "404 with its body")
+                check(missing.headers.any { it.name.equals("x-amz-request-id", true) && it.value == "r404" }, "404 headers")
+                val broken = transport.send(HttpRequest("DELETE", server.url + "/bucket/broken", emptyList(), ByteArray(0)))
+                check(broken.status.toInt() == 503 && String(broken.body).contains("SlowDown"), "503 with its body")
+                val head = transport.send(HttpRequest("HEAD", server.url + "/bucket/k", emptyList(), ByteArray(0)))
+                check(head.status.toInt() == 200 && head.body.isEmpty() && head.headers.any { it.value == "\"e1\"" }, "HEAD")
+                val empty = transport.send(HttpRequest("PUT", server.url + "/bucket/empty", emptyList(), ByteArray(0)))
+                check(empty.status.toInt() == 204 && server.requests.last().values("content-length") == listOf("0"), "an empty PUT says Content-Length: 0")
+                // What HttpURLConnection would change or drop fails before anything is sent.
+                val before = server.requests.size
+                for (bad in listOf(Header("Origin", "https://example.com"), Header("Host", "elsewhere.example"), Header("Content-Length", "5"), Header("Transfer-Encoding", "chunked"))) {
+                    try { transport.send(HttpRequest("GET", server.url + "/bucket/k", listOf(bad), ByteArray(0))); check(false, "sent with ${bad.name}: ${bad.value}") }
+                    catch (e: TransportException.Network) { check(e.reason.contains(bad.name), e.reason) }
+                }
+                check(server.requests.size == before, "none of them reached the server")
+            }
+        }
+    },
+    "HttpURLConnectionTransport: a redirect comes back as the response, never followed" to {
+        LocalServer { LocalServer.reply(200, "should never be asked") }.use { elsewhere ->
+            LocalServer { LocalServer.reply(307, "<Error><Code>TemporaryRedirect</Code></Error>", listOf("Location" to elsewhere.url + "/bucket/k")) }.use { server ->
+                val transport = HttpURLConnectionTransport()
+                for (method in listOf("GET", "PUT")) {
+                    val body = if (method == "PUT") "data".toByteArray() else ByteArray(0)
+                    val response = transport.send(HttpRequest(method, server.url + "/bucket/k", listOf(Header("authorization", "AWS4-HMAC-SHA256 Signature=secret")), body))
+                    check(response.status.toInt() == 307 && String(response.body).contains("TemporaryRedirect"), "$method: the 307 itself")
+                    check(response.headers.any { it.name.equals("location", true) && it.value == elsewhere.url + "/bucket/k" }, "$method: its Location")
+                }
+                // Through a vault: the sync fails on the redirect and nothing goes to the other host.
+                val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", VaultKey.generate(), credentials = creds(), transport = HttpURLConnectionTransport(), create = true)
+                vault.putText("k", "v")
+                try { vault.sync(); check(false, "a sync through a redirect succeeded") }
+                catch (e: BucketsyncException.Config) { check(e.message!!.contains("307"), e.message!!) }
+                check(elsewhere.connections.get() == 0, "the other host got ${elsewhere.connections} connections")
+            }
+        }
+    },
+    "HttpURLConnectionTransport: a server that never answers is a Timeout" to {
+        LocalServer { null }.use { server ->
+            val transport = HttpURLConnectionTransport(connectTimeoutMillis = 1000, readTimeoutMillis = 300)
+            val start = System.nanoTime()
+            try { transport.send(HttpRequest("GET", server.url + "/bucket?list-type=2&X-Amz-Signature=presigned-secret", emptyList(), ByteArray(0))); check(false, "answered") }
+            catch (e: TransportException.Timeout) { check(!e.reason.contains("presigned-secret"), "no query in the message: ${e.reason}") }
+            val elapsed = millisSince(start)
+            check(elapsed in 250..2000, "timed out after $elapsed ms")
+            check(server.requests.size == 1, "sent once, not retried by HttpURLConnection: ${server.requests.size}")
+            // Through a vault: the core retries, then the sync fails with the Timeout category.
+            val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", VaultKey.generate(), credentials = creds(), transport = transport, create = true)
+            try { vault.sync(); check(false, "synced") } catch (e: BucketsyncException.Timeout) {}
+        }
+        // Nobody listening: a Network error, at once.
+        val closed = ServerSocket(0, 1, InetAddress.getLoopbackAddress()).use { it.localPort }
+        try { HttpURLConnectionTransport().send(HttpRequest("GET", "http://127.0.0.1:$closed/", emptyList(), ByteArray(0))); check(false, "connected") }
+        catch (e: TransportException.Network) { check(e.reason.contains("ConnectException"), e.reason) }
+    },
+    "HttpURLConnectionTransport: cancelling the sync disconnects and ends the call at once" to {
+        coroutineScope {
+            LocalServer { null }.use { server ->
+                val transport = HttpURLConnectionTransport(readTimeoutMillis = 60_000)
+                val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", VaultKey.generate(), credentials = creds(), transport = transport, create = true)
+                vault.putText("k", "v")
+                val job = launch { vault.sync() }
+                check(withContext(Dispatchers.IO) { server.waiting.await(10, TimeUnit.SECONDS) }, "the request reached the server")
+                val start = System.nanoTime()
+                job.cancelAndJoin()
+                val elapsed = millisSince(start)
+                check(elapsed < 2000, "the cancelled sync ended after $elapsed ms")
+                check(withContext(Dispatchers.IO) { server.hungUp.await(2, TimeUnit.SECONDS) }, "the connection was closed")
+                check(vault.unpushed() == 1UL && vault.getText("k") == "v", "the vault is usable, nothing lost")
+            }
         }
     },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
