@@ -14,8 +14,25 @@
 //! so compaction runs under every fault too, and at the end a new device joins and must see
 //! exactly the model (through a checkpoint when one exists).
 //!
+//! **Runaway clocks** (only with `BUCKETSYNC_SIM_RUNAWAY=1`: the core fails them today, see
+//! [`runaways_enabled`]). In about one seed in ten, one replica's wall clock jumps far beyond the
+//! bound on stamps from the future (`max_future_ms`, [`MAX_FUTURE_MS`] here): weeks, years, or to
+//! the end of time (near `u64::MAX` ms). It writes and syncs (under every fault) while ahead and,
+//! in most of those seeds, its clock comes back to the present before the faults stop. Checked
+//! all along: no other replica's clock (or record) ever gets beyond its own now plus the bound
+//! (nobody merges a stamp from the runaway clock, so it beats no later write); every fault-free
+//! sync of another replica reports `ClockAhead` (category `Clock`) naming the writer of each
+//! manifest stamped beyond the bound (unless that id is retired), and every `ClockAhead` reported
+//! names such a writer; when the replica that ran ahead starts over after coming back, every key
+//! whose current version it had stamped beyond the bound is written again under its new id,
+//! stamped by the present but above every version of the key it wrote before within the bound.
+//! At the end, see [`Fate`]: the held writes are out of the model, their restamped copies in
+//! it, and a replica still ahead at the end keeps its own held writes while the others end
+//! without them (held, not lost), and may lack what its held manifests name.
+//!
 //! `BUCKETSYNC_SIM_SEEDS=N` runs N seeds (default 1,000); `BUCKETSYNC_SIM_SEED=S` runs seed S
-//! alone and prints its schedule.
+//! alone and prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` runs every seed and lists those
+//! that fail (with the first line of each failure) instead of stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -33,6 +50,17 @@ static TOMBSTONES_COLLECTED: AtomicU64 = AtomicU64::new(0);
 static STARTED_OVER: AtomicU64 = AtomicU64::new(0);
 /// Segments deleted because checkpoints cover them.
 static SEGMENTS_DELETED: AtomicU64 = AtomicU64::new(0);
+/// Seeds with a runaway clock, and those where it came back.
+static RUNAWAYS: AtomicU64 = AtomicU64::new(0);
+static RUNAWAYS_BACK: AtomicU64 = AtomicU64::new(0);
+/// Acknowledged writes stamped beyond the bound, and those written again after the clock came
+/// back.
+static HELD_WRITES: AtomicU64 = AtomicU64::new(0);
+static REWRITTEN: AtomicU64 = AtomicU64::new(0);
+/// `ClockAhead` errors that a sync was required to report, and did.
+static CLOCK_AHEAD_REPORTED: AtomicU64 = AtomicU64::new(0);
+/// Syncs cancelled because a retry was due at a time only the runaway clock had reached.
+static STUCK_RETRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -65,6 +93,26 @@ const DAY_MS: u64 = 86_400_000;
 /// The clock skew of garbage-collection seeds.
 const GC_SKEW_MS: u64 = 1_000;
 const START_MS: u64 = 1_800_000_000_000;
+/// The bound on stamps from the future every replica is configured with (the policy's default),
+/// and that the checks hold the replicas to.
+const MAX_FUTURE_MS: u64 = 7 * DAY_MS;
+/// A runaway clock runs at least this far beyond the bound: with skews of a day and backward
+/// jumps, its stamps stay clearly beyond the bound for everyone, and everyone else's clearly
+/// within it.
+const RUNAWAY_MARGIN_MS: u64 = 5 * DAY_MS;
+/// Runaway clocks are drawn from a stream of their own, so that every other seed runs exactly
+/// the schedule it ran before they existed (none of `REGRESSIONS` draws one).
+const RUNAWAY_SALT: u64 = 0x0c10_c4ea_d000_0002;
+
+/// Whether seeds may draw a runaway clock (`BUCKETSYNC_SIM_RUNAWAY=1`). Off by default until
+/// the core handles a clock that comes back: about a quarter of the seeds that draw one fail
+/// today, on five known problems (issue 14's closing note: a runaway replica collecting its own
+/// deletions, writes of an earlier id not restamped, writes named only by a held manifest,
+/// restamps below the replica's own earlier writes, stale directory entries after a return).
+/// With it off, every seed runs exactly the schedule it ran before runaways existed.
+fn runaways_enabled() -> bool {
+    std::env::var("BUCKETSYNC_SIM_RUNAWAY").is_ok_and(|v| v == "1")
+}
 
 /// splitmix64: small, fast, and the same on every machine.
 struct Rng(u64);
@@ -121,6 +169,10 @@ fn percent_decode(text: &str) -> String {
 #[derive(Default)]
 struct Bucket {
     objects: BTreeMap<String, Vec<u8>>,
+    /// How many PUTs and DELETEs of manifests the store has applied, and the count when each
+    /// was last written or deleted: whether a manifest stayed the same during a sync.
+    serial: u64,
+    written: BTreeMap<String, u64>,
 }
 
 fn s3_error(status: u16, code: &str) -> Response {
@@ -134,6 +186,13 @@ fn s3_error(status: u16, code: &str) -> Response {
 impl Bucket {
     fn etag(body: &[u8]) -> String {
         format!("\"{:016x}\"", hash_of(body))
+    }
+
+    fn note_written(&mut self, key: &str) {
+        if key.contains("/m/") {
+            self.serial += 1;
+            self.written.insert(key.to_owned(), self.serial);
+        }
     }
 
     fn apply(&mut self, request: &Request) -> Response {
@@ -168,6 +227,7 @@ impl Bucket {
                     return s3_error(412, "PreconditionFailed");
                 }
                 let etag = Self::etag(&request.body);
+                self.note_written(&key);
                 self.objects.insert(key, request.body.clone());
                 Response {
                     status: 200,
@@ -176,6 +236,7 @@ impl Bucket {
                 }
             }
             Method::Delete => {
+                self.note_written(&key);
                 self.objects.remove(&key);
                 Response {
                     status: 204,
@@ -248,8 +309,73 @@ struct Replica {
     disk: Disk,
     /// Milliseconds this replica's wall clock is off (±1 day, jumps back now and then).
     skew: i64,
+    /// Milliseconds its wall clock runs ahead on top of that: 0 unless it is the runaway and
+    /// has jumped (saturating at `u64::MAX`).
+    ahead_ms: u64,
     /// Handed out, not yet delivered.
     inflight: Vec<Request>,
+    /// The sync in progress, as the checks see it.
+    watch: Option<Watch>,
+}
+
+/// A sync in progress: what its report is checked against.
+struct Watch {
+    /// Its start, by the replica's clock (the engine's `now` for the whole sync).
+    now: u64,
+    /// The store's write count when it started.
+    serial: u64,
+    /// A fault was injected into one of its requests (or answers).
+    faulted: bool,
+    /// The replica's clock was bound when it started (it is not the runaway, or the runaway
+    /// after it came back and synced).
+    bound: bool,
+}
+
+/// What the checks at the end expect of an acknowledged write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Every replica ends with it, or with a write that beats it.
+    Certain,
+    /// Its writer started over and wrote it again with a fresh stamp (a restamped copy, itself
+    /// in the model). Whether this version reached the store under the old id too (a push whose
+    /// answer was lost, a manifest that landed late) the model cannot tell: replicas may end
+    /// with it when it beats everything certain, or without it.
+    Maybe,
+    /// Stamped beyond the bound by the runaway clock: every other replica holds it back (it
+    /// beats nothing); only the runaway replica has it, while it is still ahead.
+    Held,
+    /// Held, then written again when the runaway clock came back and its replica started
+    /// over: that copy is in the model; this one nobody will merge (its old id is retired).
+    Dead,
+}
+
+/// One acknowledged write (or restamped copy).
+#[derive(Clone, Debug)]
+struct Write {
+    stamp: Stamp,
+    value: Option<Vec<u8>>,
+    fate: Fate,
+    /// The replica that wrote it.
+    writer: usize,
+}
+
+/// The replica whose wall clock runs away, in the seeds that have one.
+struct Runaway {
+    replica: usize,
+    /// How far beyond the present its wall clock jumps.
+    ahead_ms: u64,
+    /// The step of the random phase at which it jumps, and the one at which it comes back
+    /// (`None`: it stays ahead to the end).
+    from: usize,
+    until: Option<usize>,
+    /// Every device id it had since it jumped (it starts over under new ones).
+    ids: BTreeSet<DeviceId>,
+    /// And every id it ever had.
+    all_ids: BTreeSet<DeviceId>,
+    /// Its clock came back.
+    back: bool,
+    /// It came back and started a sync since: from then on its clock is bound like anyone's.
+    settled: bool,
 }
 
 struct Sim {
@@ -261,8 +387,18 @@ struct Sim {
     /// (when the replica crashed, the request).
     orphans: Vec<(u64, Request)>,
     now: u64,
-    /// Every acknowledged write: key → (stamp, value) of the greatest stamp.
-    model: BTreeMap<Vec<u8>, (Stamp, Option<Vec<u8>>)>,
+    /// Every acknowledged write (and restamped copy), by key.
+    model: BTreeMap<Vec<u8>, Vec<Write>>,
+    /// The runaway clock of this seed, if any (drawn from `side`).
+    runaway: Option<Runaway>,
+    side: Rng,
+    /// Every manifest body handed out, by its hash: its writer and its clock (the writer's
+    /// clock when it was first handed out, sealed with the clock ticked just before; only the
+    /// wall time is kept).
+    manifest_clocks: std::collections::HashMap<u64, (DeviceId, u64)>,
+    /// Whether any of them is stamped beyond the bound (by the runaway clock): every other
+    /// manifest is within the bound of every replica's clock.
+    manifests_ahead: bool,
     trace: DefaultHasher,
     verbose: bool,
     compaction: CompactionPolicy,
@@ -300,6 +436,7 @@ impl Sim {
             max_tail_segments: min_tail_segments + rng.below(10),
             bytes_ratio: 1 + rng.below(8),
             segment_overhead_bytes: rng.below(4096),
+            max_future_ms: MAX_FUTURE_MS,
             ..if gc {
                 CompactionPolicy {
                     grace_ms: 10_000 + rng.below(30_000),
@@ -326,7 +463,9 @@ impl Sim {
                     engine,
                     disk: Disk { snapshot, journal },
                     skew,
+                    ahead_ms: 0,
                     inflight: Vec::new(),
+                    watch: None,
                 }
             })
             .collect();
@@ -338,6 +477,10 @@ impl Sim {
             orphans: Vec::new(),
             now: START_MS,
             model: BTreeMap::new(),
+            runaway: None,
+            side: Rng(seed ^ RUNAWAY_SALT),
+            manifest_clocks: Default::default(),
+            manifests_ahead: false,
             trace: DefaultHasher::new(),
             verbose,
             compaction,
@@ -345,38 +488,219 @@ impl Sim {
         }
     }
 
-    /// Starts a sync on replica `r`. A replica that starts over re-applies its unpushed writes
-    /// with fresh stamps: new acknowledged writes, as far as the model goes.
+    /// One seed in ten: one replica's clock runs away during the random phase of `steps` steps
+    /// (weeks, years, or to the end of time beyond the bound), and comes back in most of them.
+    fn plan_runaway(&mut self, steps: usize) {
+        let side = &mut self.side;
+        if !side.chance(100) || !runaways_enabled() {
+            return;
+        }
+        let replica = side.below(self.replicas.len() as u64) as usize;
+        let ahead_ms = match side.below(3) {
+            0 => MAX_FUTURE_MS + RUNAWAY_MARGIN_MS + side.below(60 * DAY_MS),
+            1 => (1 + side.below(100)) * 365 * DAY_MS,
+            // To the end of time: the replica's clock reads u64::MAX ms, or nearly.
+            _ => u64::MAX - START_MS - side.below(2 * DAY_MS),
+        };
+        let from = side.below(steps as u64 / 2) as usize;
+        let until = side
+            .chance(650)
+            .then(|| from + 1 + side.below((steps - from - 1) as u64) as usize);
+        RUNAWAYS.fetch_add(1, Ordering::Relaxed);
+        if until.is_some() {
+            RUNAWAYS_BACK.fetch_add(1, Ordering::Relaxed);
+        }
+        let all_ids = BTreeSet::from([self.replicas[replica].engine.device()]);
+        self.runaway = Some(Runaway {
+            replica,
+            ahead_ms,
+            from,
+            until,
+            ids: BTreeSet::new(),
+            all_ids,
+            back: false,
+            settled: false,
+        });
+    }
+
+    /// At step `step` of the random phase: the runaway clock jumps, or comes back.
+    fn runaway_step(&mut self, step: usize) {
+        let Some(w) = &mut self.runaway else {
+            return;
+        };
+        let r = w.replica;
+        let line = if step == w.from {
+            w.ids.insert(self.replicas[r].engine.device());
+            self.replicas[r].ahead_ms = w.ahead_ms;
+            format!("r{r} clock runs {} days ahead", w.ahead_ms / DAY_MS)
+        } else if Some(step) == w.until {
+            w.back = true;
+            self.replicas[r].ahead_ms = 0;
+            format!("r{r} clock comes back")
+        } else {
+            return;
+        };
+        self.log(line);
+    }
+
+    /// Whether replica `r`'s clock may be beyond the bound: the runaway, from its jump until it
+    /// came back and started a sync.
+    fn tainted(&self, r: usize) -> bool {
+        self.runaway
+            .as_ref()
+            .is_some_and(|w| w.replica == r && !w.ids.is_empty() && !w.settled)
+    }
+
+    /// The runaway replica, when its clock is still ahead (it never came back).
+    fn still_ahead(&self) -> Option<usize> {
+        self.runaway
+            .as_ref()
+            .filter(|w| !w.ids.is_empty() && !w.back)
+            .map(|w| w.replica)
+    }
+
+    /// Whether a stamp is beyond the bound for every replica but the runaway (which alone makes
+    /// such stamps). The runaway's offsets keep every stamp well on one side or the other.
+    fn beyond_bound(&self, stamp: Stamp) -> bool {
+        let wall = stamp.hlc.wall_ms;
+        let near = self.now.saturating_add(2 * DAY_MS);
+        let far = self.now.saturating_add(MAX_FUTURE_MS + 2 * DAY_MS);
+        assert!(
+            wall <= near || wall > far,
+            "a stamp {} ms ahead of the present is neither near it nor clearly beyond the bound",
+            wall - self.now
+        );
+        wall > self.now.saturating_add(MAX_FUTURE_MS)
+    }
+
+    /// Adds an acknowledged write (or a restamped copy) of replica `r` to the model.
+    fn record_write(&mut self, r: usize, key: Vec<u8>, stamp: Stamp, value: Option<Vec<u8>>) {
+        let fate = if self.beyond_bound(stamp) {
+            assert!(
+                self.tainted(r),
+                "r{r} wrote {key:?} stamped beyond the bound ({stamp:?}): its clock was dragged ahead"
+            );
+            Fate::Held
+        } else {
+            Fate::Certain
+        };
+        self.model.entry(key).or_default().push(Write {
+            stamp,
+            value,
+            fate,
+            writer: r,
+        });
+    }
+
+    /// Starts a sync on replica `r`.
     fn start_sync(&mut self, r: usize) -> Result<(), Error> {
         let now = self.time(r);
         let before = self.replicas[r].engine.device();
         self.replicas[r].engine.start_sync(now)?;
-        let engine = &self.replicas[r].engine;
-        if engine.device() != before {
-            STARTED_OVER.fetch_add(1, Ordering::Relaxed);
-            let restamped: Vec<(Vec<u8>, Record)> = engine
-                .unpushed_keys()
-                .into_iter()
-                .map(|k| {
-                    let record = engine.record(&k).cloned();
-                    (k, record.expect("an unpushed key has a record"))
-                })
-                .collect();
-            self.log(format!(
-                "r{r} starts over, {} writes restamped",
-                restamped.len()
-            ));
-            for (key, record) in restamped {
-                let entry = self
-                    .model
-                    .entry(key)
-                    .or_insert((record.stamp, record.value.clone()));
-                if record.stamp > entry.0 {
-                    *entry = (record.stamp, record.value);
-                }
-            }
+        if let Some(w) = self.runaway.as_mut().filter(|w| w.replica == r && w.back) {
+            w.settled = true;
+        }
+        self.replicas[r].watch = Some(Watch {
+            now: now.0,
+            serial: self.bucket.serial,
+            faulted: false,
+            bound: !self.tainted(r),
+        });
+        if self.replicas[r].engine.device() != before {
+            self.started_over(r, before);
         }
         Ok(())
+    }
+
+    /// Replica `r` started over, leaving device id `old` (when a sync started, or in the
+    /// middle of one). It re-applied some of its writes with fresh stamps (every key unpushed
+    /// now): new acknowledged writes, as far as the model goes, and the versions they replace
+    /// become uncertain (see [`Fate::Maybe`]). When its clock ran away and came back, it must
+    /// have written again every key whose current version its runaway clock stamped: those
+    /// held versions are dead, the copies are what the others will see.
+    fn started_over(&mut self, r: usize, old: DeviceId) {
+        STARTED_OVER.fetch_add(1, Ordering::Relaxed);
+        let engine = &self.replicas[r].engine;
+        let new = engine.device();
+        let restamped: Vec<(Vec<u8>, Record)> = engine
+            .unpushed_keys()
+            .into_iter()
+            .map(|k| {
+                let record = engine.record(&k).cloned();
+                (k, record.expect("an unpushed key has a record"))
+            })
+            .collect();
+        let limit = self.time(r).0.saturating_add(MAX_FUTURE_MS);
+        let returning = self
+            .runaway
+            .as_ref()
+            .is_some_and(|w| w.replica == r && w.back)
+            && engine.clock().wall_ms <= limit;
+        if let Some(w) = self.runaway.as_mut().filter(|w| w.replica == r) {
+            w.all_ids.insert(new);
+            if !w.ids.is_empty() {
+                w.ids.insert(new);
+            }
+        }
+        if returning {
+            // Written again now, each one after every version of the key this replica wrote
+            // before within the bound (its clock never goes back on its own writes).
+            let ids = &self.runaway.as_ref().expect("returning").all_ids;
+            for (key, record) in &restamped {
+                let earlier = self.model.get(key).into_iter().flatten().filter(|w| {
+                    ids.contains(&w.stamp.device) && matches!(w.fate, Fate::Certain | Fate::Maybe)
+                });
+                if let Some(earlier) = earlier.max_by_key(|w| w.stamp) {
+                    assert!(
+                        record.stamp > earlier.stamp,
+                        "r{r} came back and started over as {new}: {key:?} is written again \
+                         ({record:?}) below its own earlier write {earlier:?}"
+                    );
+                }
+            }
+            for (key, writes) in &mut self.model {
+                let Some(held) = writes
+                    .iter()
+                    .filter(|w| w.fate == Fate::Held)
+                    .max_by_key(|w| w.stamp)
+                    .cloned()
+                else {
+                    continue;
+                };
+                let record = engine.record(key);
+                assert!(
+                    record.is_some_and(|now| now.stamp.device == new
+                        && now.value == held.value
+                        && now.stamp.hlc.wall_ms <= limit),
+                    "r{r} came back and started over as {new}: {key:?}, last written {held:?} \
+                     beyond the bound, was not written again (the replica has {record:?})"
+                );
+                for w in writes.iter_mut().filter(|w| w.fate == Fate::Held) {
+                    w.fate = Fate::Dead;
+                }
+                REWRITTEN.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.log(format!(
+            "r{r} starts over, {} writes restamped",
+            restamped.len()
+        ));
+        for (key, record) in restamped {
+            if let Some(replaced) = self
+                .model
+                .get_mut(&key)
+                .and_then(|writes| {
+                    writes
+                        .iter_mut()
+                        .filter(|w| w.stamp.device == old)
+                        .max_by_key(|w| w.stamp)
+                })
+                .filter(|w| w.fate == Fate::Certain)
+            {
+                replaced.fate = Fate::Maybe;
+            }
+            self.record_write(r, key, record.stamp, record.value);
+        }
     }
 
     fn log(&mut self, line: String) {
@@ -387,7 +711,12 @@ impl Sim {
     }
 
     fn time(&self, r: usize) -> Timestamp {
-        Timestamp(self.now.saturating_add_signed(self.replicas[r].skew))
+        let replica = &self.replicas[r];
+        Timestamp(
+            self.now
+                .saturating_add_signed(replica.skew)
+                .saturating_add(replica.ahead_ms),
+        )
     }
 
     /// Drains the replica's outputs the way a host does: journal first, then requests.
@@ -395,21 +724,158 @@ impl Sim {
         let now = self.time(r);
         let replica = &mut self.replicas[r];
         while let Some(request) = replica.engine.poll_request(now) {
+            if request.kind == RequestKind::PutManifest {
+                // Handed out first right after it was sealed, with the clock ticked just
+                // before: its clock is the replica's (a retry sends the same body, later).
+                let writer = (replica.engine.device(), replica.engine.clock().wall_ms);
+                let (_, clock) = *self
+                    .manifest_clocks
+                    .entry(hash_of(&request.body))
+                    .or_insert(writer);
+                if clock > self.now + 2 * DAY_MS {
+                    assert!(clock > self.now + MAX_FUTURE_MS + 2 * DAY_MS, "{clock}");
+                    self.manifests_ahead = true;
+                }
+            }
             replica.inflight.push(request);
         }
         if let Some(outcome) = replica.engine.poll_outcome() {
-            let line = match outcome {
+            let watch = replica.watch.take();
+            let line = match &outcome {
                 Ok(report) => {
                     TOMBSTONES_COLLECTED.fetch_add(report.collected, Ordering::Relaxed);
                     SEGMENTS_DELETED.fetch_add(report.segments_deleted, Ordering::Relaxed);
-                    format!("  r{r} sync ok: {report}")
+                    match report.collected {
+                        0 => format!("  r{r} sync ok: {report}"),
+                        n => format!("  r{r} sync ok: {report} ({n} tombstones collected)"),
+                    }
                 }
                 Err(e) => format!("  r{r} sync failed: {e}"),
             };
             self.persist(r);
             self.log(line);
+            if let (Ok(report), Some(watch)) = (&outcome, watch) {
+                self.check_clock_errors(r, report, &watch);
+            }
         }
         self.persist(r);
+    }
+
+    /// The manifests in the store now stamped beyond the bound, with their writer and (wall)
+    /// clock.
+    fn manifests_ahead(&self) -> impl Iterator<Item = (&String, DeviceId, u64)> + '_ {
+        let limit = self.now + 2 * DAY_MS;
+        self.bucket
+            .objects
+            .iter()
+            .filter(|(k, _)| self.manifests_ahead && k.contains("/m/"))
+            .map(|(k, body)| {
+                let (writer, clock) = self
+                    .manifest_clocks
+                    .get(&hash_of(body))
+                    .expect("every manifest in the store was handed out by a replica");
+                (k, *writer, *clock)
+            })
+            .filter(move |(_, _, clock)| *clock > limit)
+    }
+
+    /// The `ClockAhead` errors of a finished sync of replica `r`. Each one names a device whose
+    /// manifest is stamped beyond the bound of that sync's clock (for a manifest: by exactly the
+    /// milliseconds it says), or this replica's own old id when it started over because its
+    /// clock had run ahead. And a fault-free sync of a replica whose clock is bound reports
+    /// every manifest in the store stamped beyond its bound (unchanged during the sync) whose
+    /// writer it does not know to be retired.
+    fn check_clock_errors(&self, r: usize, report: &bucketsync::SyncReport, watch: &Watch) {
+        let limit = watch.now.saturating_add(MAX_FUTURE_MS);
+        let mut reported = BTreeSet::new();
+        for error in report
+            .errors
+            .iter()
+            .filter(|e| e.category() == Category::Clock)
+        {
+            let Error::ClockAhead {
+                object,
+                device,
+                ahead_ms,
+            } = error
+            else {
+                panic!("r{r}: a clock error that is not ClockAhead: {error:?}");
+            };
+            let device = DeviceId::parse(device).expect("ClockAhead names a device id");
+            assert!(*ahead_ms > MAX_FUTURE_MS, "r{r}: {error}");
+            if object == "local clock" {
+                assert!(
+                    self.runaway.as_ref().is_some_and(|w| w.replica == r
+                        && w.ids.contains(&device)
+                        && report.started_over == Some(device)),
+                    "r{r}: {error:?}, started over: {:?}",
+                    report.started_over
+                );
+            } else if object.starts_with("m/") {
+                assert_eq!(*object, format!("m/{device}"), "r{r}");
+                let clock = watch.now.saturating_add(*ahead_ms);
+                assert!(
+                    self.manifest_clocks.values().any(|m| *m == (device, clock)),
+                    "r{r}: no manifest of {device} was stamped at {clock}: {error}"
+                );
+                reported.insert(device);
+            } else {
+                assert!(
+                    object.contains(&device.to_string())
+                        && self
+                            .manifest_clocks
+                            .values()
+                            .any(|(d, clock)| *d == device && *clock > limit),
+                    "r{r}: {error}"
+                );
+            }
+        }
+        if watch.faulted || !watch.bound {
+            return;
+        }
+        let engine = &self.replicas[r].engine;
+        let mut required = 0;
+        for (key, writer, clock) in self.manifests_ahead() {
+            let unchanged = self.bucket.written[key] <= watch.serial;
+            if clock > limit && unchanged && !engine.is_retired(writer) {
+                assert!(
+                    reported.contains(&writer),
+                    "r{r}'s sync did not report the manifest of {writer}, {} ms beyond its clock: {report}",
+                    clock - watch.now
+                );
+                required += 1;
+            }
+        }
+        CLOCK_AHEAD_REPORTED.fetch_add(required, Ordering::Relaxed);
+    }
+
+    /// No replica whose clock is bound ever gets beyond its own now plus the bound, nor holds a
+    /// record stamped beyond it: nobody merges what the runaway clock stamped (so that beats no
+    /// write made later), nor is dragged along to stamp its own writes there.
+    fn check_bound(&self) {
+        for r in 0..self.replicas.len() {
+            if self.tainted(r) {
+                continue;
+            }
+            let limit = self.time(r).0.saturating_add(MAX_FUTURE_MS);
+            let engine = &self.replicas[r].engine;
+            let clock = engine.clock();
+            assert!(
+                clock.wall_ms <= limit,
+                "r{r}'s clock got {} ms beyond its now plus the bound",
+                clock.wall_ms - limit
+            );
+            if self.runaway.is_some() {
+                for key in self.model.keys() {
+                    if let Some(record) = engine.record(key) {
+                        assert!(
+                            record.stamp.hlc.wall_ms <= limit,
+                            "r{r} holds {key:?} stamped beyond its now plus the bound: {record:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn persist(&mut self, r: usize) {
@@ -441,10 +907,10 @@ impl Sim {
         }
         self.persist(r);
         self.log(format!("r{r} write {key:?} {}", value.is_some()));
-        let entry = self.model.entry(key).or_insert((stamp, value.clone()));
-        if stamp > entry.0 {
-            *entry = (stamp, value);
+        if self.beyond_bound(stamp) {
+            HELD_WRITES.fetch_add(1, Ordering::Relaxed);
         }
+        self.record_write(r, key, stamp, value);
     }
 
     /// Drops the engine and restores it from the disk, the way a host restarts.
@@ -453,6 +919,7 @@ impl Sim {
         let entropy = Entropy::from_seed(self.rng.seed());
         let replica = &mut self.replicas[r];
         let crashed_at = self.now;
+        replica.watch = None;
         self.orphans
             .extend(replica.inflight.drain(..).map(|r| (crashed_at, r)));
         let restored = Engine::restore(
@@ -539,10 +1006,20 @@ impl Sim {
             "r{r} {what} {:?} {} -> {status}",
             request.kind, request.url
         ));
+        if what != "delivered" {
+            if let Some(watch) = &mut self.replicas[r].watch {
+                watch.faulted = true;
+            }
+        }
         let now = self.time(r);
+        let before = self.replicas[r].engine.device();
         self.replicas[r]
             .engine
             .handle_response(request.id, response, now);
+        if self.replicas[r].engine.device() != before {
+            // In the middle of a sync: its own manifest was stamped beyond the bound.
+            self.started_over(r, before);
+        }
         self.drain(r);
     }
 
@@ -556,7 +1033,10 @@ impl Sim {
             compact: self.rng.below(80),
             clock_jump: self.rng.below(30),
         };
-        for _ in 0..steps {
+        for step in 0..steps {
+            // (What the previous step left.)
+            self.check_bound();
+            self.runaway_step(step);
             self.now += self.rng.below(400);
             let r = self.rng.below(self.replicas.len() as u64) as usize;
             match self.rng.below(100) {
@@ -631,6 +1111,7 @@ impl Sim {
                 });
                 moved |= report.pushed > 0 || report.pulled > 0;
             }
+            self.check_bound();
             quiet_rounds = if moved { 0 } else { quiet_rounds + 1 };
             if quiet_rounds == 2 {
                 return;
@@ -670,7 +1151,14 @@ impl Sim {
                 let report = self
                     .full_sync(r)
                     .unwrap_or_else(|e| panic!("r{r}'s sync failed without faults: {e}"));
-                assert!(report.errors.is_empty(), "r{r}: {report}");
+                // Objects from a runaway clock are held (its errors are checked as they come).
+                assert!(
+                    report
+                        .errors
+                        .iter()
+                        .all(|e| e.category() == Category::Clock),
+                    "r{r}: {report}"
+                );
             }
         }
         self.quiesce();
@@ -684,7 +1172,24 @@ impl Sim {
                 self.deliver(r, None);
             } else if let Some(due) = self.replicas[r].engine.poll_timeout() {
                 let now = self.time(r);
-                self.now += due.0.saturating_sub(now.0) + 1;
+                let wait = due.0.saturating_sub(now.0);
+                if wait > MAX_FUTURE_MS {
+                    // A backoff that the runaway clock scheduled, before it came back: a host
+                    // would wait for its clock to get there (weeks, years). This one gives up
+                    // the sync, the way a host cancels one; nothing is lost.
+                    assert!(
+                        self.runaway
+                            .as_ref()
+                            .is_some_and(|w| w.replica == r && w.back),
+                        "r{r} has a retry due in {wait} ms"
+                    );
+                    STUCK_RETRIES.fetch_add(1, Ordering::Relaxed);
+                    self.log(format!("r{r} cancels a sync with a retry due in {wait} ms"));
+                    self.replicas[r].engine.cancel_sync();
+                    self.replicas[r].watch = None;
+                    continue;
+                }
+                self.now += wait + 1;
             } else if !self.replicas[r].engine.is_syncing() {
                 return;
             } else {
@@ -696,13 +1201,27 @@ impl Sim {
     /// A new device joins once everything has settled: it must see exactly the model, having
     /// fetched the best checkpoint (if any) and the tails after it.
     fn join_new_device(&mut self) {
-        let written = self
+        let checkpoints: Vec<&String> = self
             .bucket
             .objects
             .keys()
             .filter(|k| k.contains("/c/"))
+            .collect();
+        CHECKPOINTS_WRITTEN.fetch_add(checkpoints.len() as u64, Ordering::Relaxed);
+        // Those of a writer whose manifest is stamped beyond the bound are out of sight.
+        let limit = self.now.saturating_add(MAX_FUTURE_MS);
+        let held: BTreeSet<String> = self
+            .manifests_ahead()
+            .filter(|(_, _, clock)| *clock > limit)
+            .map(|(_, writer, _)| writer.to_string())
+            .collect();
+        let written = checkpoints
+            .iter()
+            .filter(|k| {
+                let writer = k.split("/c/").nth(1).and_then(|w| w.split('/').next());
+                !held.contains(writer.expect("c/<writer>/<number>"))
+            })
             .count() as u64;
-        CHECKPOINTS_WRITTEN.fetch_add(written, Ordering::Relaxed);
         let mut id = [0u8; 16];
         id[0] = 0xee;
         let store = Store::parse(STORE).unwrap();
@@ -720,7 +1239,9 @@ impl Sim {
             engine,
             disk: Disk { snapshot, journal },
             skew: 0,
+            ahead_ms: 0,
             inflight: Vec::new(),
+            watch: None,
         });
         let r = self.replicas.len() - 1;
         let report = self
@@ -732,7 +1253,10 @@ impl Sim {
         );
         self.log(format!("new device joined: {report}"));
         assert!(
-            report.errors.is_empty(),
+            report
+                .errors
+                .iter()
+                .all(|e| e.category() == Category::Clock),
             "the new device met errors: {report}"
         );
         if written > 0 {
@@ -757,45 +1281,154 @@ impl Sim {
             .expect("a finished sync has a report"))
     }
 
-    fn check(&mut self) {
-        let live: Vec<Vec<u8>> = self
-            .model
+    /// The versions of `key` a replica may end with (`None`: no record at all), from the fates
+    /// of its writes (see [`Fate`]): the greatest write it must have, or a greater one that
+    /// may or may not have reached the store.
+    ///
+    /// While the runaway replica is still ahead (it never came back), it has its held writes
+    /// (they beat everything). The others hold back its manifests, and so everything those
+    /// name: its writes within the bound too, those made before its clock ran ahead included,
+    /// unless they merged them before (or a checkpoint brought them); so for them its writes
+    /// are the ones that may or may not be there. Held, not lost: it writes them all again
+    /// when it comes back.
+    fn acceptable(&self, key: &[u8], ahead_view: bool) -> Vec<Option<Record>> {
+        let empty = BTreeSet::new();
+        let held_ids = match (&self.runaway, self.still_ahead()) {
+            (Some(w), Some(_)) if !ahead_view => &w.ids,
+            _ => &empty,
+        };
+        let writes = &self.model[key];
+        let record = |w: &Write| Record {
+            value: w.value.clone(),
+            stamp: w.stamp,
+        };
+        let base = writes
             .iter()
-            .filter(|(_, (_, v))| v.is_some())
-            .map(|(k, _)| k.clone())
-            .collect();
+            .filter(|w| match w.fate {
+                Fate::Certain => !held_ids.contains(&w.stamp.device),
+                Fate::Held => ahead_view,
+                Fate::Maybe | Fate::Dead => false,
+            })
+            .max_by_key(|w| w.stamp);
+        let mut accepted = vec![base.map(record)];
+        accepted.extend(
+            writes
+                .iter()
+                .filter(|w| {
+                    w.fate == Fate::Maybe
+                        || (w.fate == Fate::Certain && held_ids.contains(&w.stamp.device))
+                })
+                .filter(|w| base.is_none_or(|b| w.stamp > b.stamp))
+                .map(|w| Some(record(w))),
+        );
+        accepted
+    }
+
+    fn describe(&self, key: &[u8]) -> String {
+        self.model[key]
+            .iter()
+            .map(|w| {
+                let runaway = self.runaway.as_ref().is_some_and(|x| x.replica == w.writer);
+                let who = if runaway { " (the runaway)" } else { "" };
+                format!(
+                    "  {:?} by r{}{who}: {} {} {} {:?}",
+                    w.fate,
+                    w.writer,
+                    w.stamp.hlc.wall_ms,
+                    w.stamp.hlc.counter,
+                    w.stamp.device,
+                    w.value
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every replica ends with what the model accepts for each key, all of them the same (but
+    /// for what a runaway replica still ahead at the end holds: its own view, and the keys it
+    /// wrote for the others), nothing left unpushed; a sync with nothing new is one listing,
+    /// plus a GET of each manifest held back (read again at every sync); a restart from disk
+    /// gives the same replica.
+    fn check(&mut self) {
+        let ahead = self.still_ahead();
+        if let Some(w) = self.runaway.as_ref().filter(|w| w.back) {
+            assert!(
+                w.settled,
+                "the runaway replica never synced after coming back"
+            );
+            assert!(
+                self.model.values().flatten().all(|w| w.fate != Fate::Held),
+                "writes stamped beyond the bound are left after the clock came back"
+            );
+        }
+        let keys: Vec<Vec<u8>> = self.model.keys().cloned().collect();
+        // Keys the runaway replica still ahead wrote within the bound: the others may differ.
+        let unsettled: BTreeSet<&Vec<u8>> = match (&self.runaway, ahead) {
+            (Some(w), Some(_)) => keys
+                .iter()
+                .filter(|k| {
+                    self.model[*k].iter().any(|x| {
+                        w.ids.contains(&x.stamp.device)
+                            && matches!(x.fate, Fate::Certain | Fate::Maybe)
+                    })
+                })
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let mut reference: Option<(usize, Vec<Option<Record>>)> = None;
         for r in 0..self.replicas.len() {
             let engine = &self.replicas[r].engine;
-            if engine.keys(b"") != live {
-                let differing: Vec<String> = engine
-                    .keys(b"")
+            let ahead_view = Some(r) == ahead;
+            for key in &keys {
+                let accepted = self.acceptable(key, ahead_view);
+                let record = engine.record(key);
+                let fits = |expected: &Option<Record>| match (record, expected) {
+                    (None, None) => true,
+                    // A tombstone may have been collected: then the key is gone altogether.
+                    (None, Some(e)) => e.value.is_none(),
+                    (Some(have), Some(e)) => have == e,
+                    (Some(_), None) => false,
+                };
+                assert!(
+                    accepted.iter().any(fits),
+                    "r{r}: record {key:?} is {record:?}; the model accepts {accepted:?}; the writes:\n{}",
+                    self.describe(key)
+                );
+            }
+            for key in engine.keys(b"") {
+                assert!(self.model.contains_key(&key), "r{r} has {key:?}");
+            }
+            if !ahead_view {
+                let view: Vec<Option<Record>> = keys
                     .iter()
-                    .chain(&live)
                     .map(|k| {
-                        format!(
-                            "{:?}: here {:?}, model {:?}",
-                            String::from_utf8_lossy(k),
-                            engine.record(k),
-                            self.model.get(k)
-                        )
+                        let record = engine.record(k).filter(|r| r.value.is_some());
+                        record.filter(|_| !unsettled.contains(k)).cloned()
                     })
                     .collect();
-                panic!("r{r}: live keys differ:\n{}", differing.join("\n"));
-            }
-            for (key, (stamp, value)) in &self.model {
-                let expected = Record {
-                    value: value.clone(),
-                    stamp: *stamp,
-                };
-                let record = engine.record(key);
-                // A tombstone may have been collected: then the key is gone altogether.
-                if !(value.is_none() && record.is_none()) {
-                    assert_eq!(record, Some(&expected), "r{r}: record {key:?}");
+                match &reference {
+                    None => reference = Some((r, view)),
+                    Some((first, expected)) => {
+                        for (i, key) in keys.iter().enumerate() {
+                            assert_eq!(
+                                view[i],
+                                expected[i],
+                                "r{r} and r{first} differ on {key:?}; the writes:\n{}",
+                                self.describe(key)
+                            );
+                        }
+                    }
                 }
             }
             assert_eq!(engine.unpushed(), 0, "r{r}: nothing left unpushed");
+            let live = engine.keys(b"");
+            let limit = self.time(r).0.saturating_add(MAX_FUTURE_MS);
+            let held = self
+                .manifests_ahead()
+                .filter(|(_, _, c)| *c > limit)
+                .count() as u64;
             let report = self.full_sync(r).unwrap();
-            // One listing (in pages of two manifests), nothing else.
+            // One listing (in pages of two manifests), and the held manifests again.
             let manifests = self
                 .bucket
                 .objects
@@ -804,8 +1437,12 @@ impl Sim {
                 .count();
             let pages = manifests.div_ceil(2).max(1) as u64;
             assert_eq!(
-                (report.requests(), report.requests_of(RequestKind::List)),
-                (pages, pages),
+                (
+                    report.requests(),
+                    report.requests_of(RequestKind::List),
+                    report.requests_of(RequestKind::GetManifest)
+                ),
+                (pages + held, pages, held),
                 "r{r}: a sync with nothing new: {report}"
             );
             // And a restart from disk gives the same replica.
@@ -814,6 +1451,7 @@ impl Sim {
             assert_eq!(engine.keys(b""), live, "r{r}: after a restart");
             assert_eq!(engine.unpushed(), 0, "r{r}: after a restart");
         }
+        self.check_bound();
     }
 }
 
@@ -821,6 +1459,7 @@ impl Sim {
 fn run(seed: u64, verbose: bool) -> u64 {
     let mut sim = Sim::new(seed, verbose);
     let steps = 150 + sim.rng.below(200) as usize;
+    sim.plan_runaway(steps);
     sim.random_phase(steps);
     let distinct: BTreeSet<&Vec<u8>> = sim.model.keys().collect();
     sim.log(format!("quiesce ({} keys written)", distinct.len()));
@@ -834,14 +1473,18 @@ fn run(seed: u64, verbose: bool) -> u64 {
     sim.trace.finish()
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 fn run_reporting(seed: u64) {
     let outcome = std::panic::catch_unwind(|| run(seed, false));
     if let Err(panic) = outcome {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let message = panic_message(panic.as_ref());
         panic!(
             "seed {seed} failed: {message}\nreplay it with: BUCKETSYNC_SIM_SEED={seed} cargo test -p bucketsync --test simulation -- --nocapture"
         );
@@ -860,8 +1503,26 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         .ok()
         .map(|n| n.parse().expect("BUCKETSYNC_SIM_SEEDS is a number"))
         .unwrap_or(1_000);
-    for seed in 0..seeds {
-        run_reporting(seed);
+    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
+        let failed: Vec<u64> = (0..seeds)
+            .filter(|seed| {
+                let outcome = std::panic::catch_unwind(|| run(*seed, false));
+                if let Err(panic) = &outcome {
+                    let message = panic_message(panic.as_ref());
+                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
+                }
+                outcome.is_err()
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} seeds failed: {failed:?}",
+            failed.len()
+        );
+    } else {
+        for seed in 0..seeds {
+            run_reporting(seed);
+        }
     }
     // The compaction paths really ran: checkpoints were written and new devices started
     // from them.
@@ -878,6 +1539,26 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(TOMBSTONES_COLLECTED.load(Ordering::Relaxed) > seeds / 20);
         assert!(STARTED_OVER.load(Ordering::Relaxed) > seeds / 20);
         assert!(SEGMENTS_DELETED.load(Ordering::Relaxed) > seeds / 20);
+        // And runaway clocks ran: writes were held, reported, and written again.
+        let runaways = RUNAWAYS.load(Ordering::Relaxed);
+        eprintln!(
+            "runaway clocks {runaways} (came back {}), held writes {}, written again {}, \
+             ClockAhead reports required {}, syncs cancelled on a runaway retry {}",
+            RUNAWAYS_BACK.load(Ordering::Relaxed),
+            HELD_WRITES.load(Ordering::Relaxed),
+            REWRITTEN.load(Ordering::Relaxed),
+            CLOCK_AHEAD_REPORTED.load(Ordering::Relaxed),
+            STUCK_RETRIES.load(Ordering::Relaxed),
+        );
+        if !runaways_enabled() {
+            assert_eq!(runaways, 0);
+            return;
+        }
+        assert!(runaways > seeds / 20);
+        assert!(RUNAWAYS_BACK.load(Ordering::Relaxed) > runaways / 3);
+        assert!(HELD_WRITES.load(Ordering::Relaxed) > runaways);
+        assert!(REWRITTEN.load(Ordering::Relaxed) > runaways / 3);
+        assert!(CLOCK_AHEAD_REPORTED.load(Ordering::Relaxed) > runaways);
     }
 }
 
