@@ -310,6 +310,10 @@ def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
     def ctrl_c(p):
         if p.requests_done == 2:
             _thread.interrupt_main()
+            # The callback runs on the thread that called sync(): a loop lets Python act on
+            # the interrupt here, before the sync (a few instant folder requests) can end.
+            for _ in range(1000):
+                pass
 
     with pytest.raises(KeyboardInterrupt):
         vault.sync(progress=ctrl_c)
