@@ -298,7 +298,7 @@ def test_one_writer_per_state_file(tmp_path):
         assert second.get("k") == b"v"
 
 
-def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
+def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path, request):
     import _thread
 
     store = f"file://{tmp_path / 'bucket'}"
@@ -306,6 +306,13 @@ def test_an_interrupted_sync_leaves_the_vault_usable(tmp_path):
     vault = Vault.create(store, key, state=tmp_path / "s.state")
     for i in range(10):
         vault.put(f"k{i}", "v")
+
+    # A runner started in the background of a shell without job control ignores SIGINT, and
+    # interrupt_main() then does nothing: give the test Python's own Ctrl-C handler.
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
     def ctrl_c(p):
         if p.requests_done == 2:
