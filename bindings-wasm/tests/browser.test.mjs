@@ -4,49 +4,23 @@
 // the package itself, with a signer backed by this process (an auth service that presigns).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 
-import { presign, signRequest } from '../js/index.js';
+import { presign } from '../js/index.js';
 import { serve } from '../../examples/web/serve.mjs';
-import { startServer } from './helpers.mjs';
+import { allowOrigin, launchChromium, startServer } from './helpers.mjs';
 
-const npm = process.env.BUCKETSYNC_NPM ?? join(homedir(), '.cache/bucketsync/npm');
-const { chromium } = await import(join(npm, 'node_modules/playwright-core/index.mjs'));
 
 let s3, web, browser;
 before(async () => {
   s3 = await startServer('web-notes', 'web-signer');
   web = await serve(0);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
   web?.close();
   await s3?.stop();
 });
-
-async function allowOrigin(origin, bucket = 'web-notes') {
-  const body = `<CORSConfiguration><CORSRule><AllowedOrigin>${origin}</AllowedOrigin>`
-    + '<AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>'
-    + '<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds>'
-    + '</CORSRule></CORSConfiguration>';
-  const url = `${s3.endpoint}/${bucket}?cors`;
-  const headers = await signRequest({
-    method: 'PUT',
-    url,
-    headers: [['content-md5', createHash('md5').update(body).digest('base64')], ['content-type', 'application/xml']],
-    body,
-    credentials: s3.credentials,
-  });
-  const response = await fetch(url, { method: 'PUT', headers, body });
-  assert.equal(response.status, 200, await response.text());
-}
 
 async function openNotes(code, context) {
   context ??= await browser.newContext();
@@ -63,7 +37,7 @@ async function openNotes(code, context) {
 }
 
 test('two browser profiles see each other\'s notes through the bucket', async () => {
-  await allowOrigin(`http://127.0.0.1:${web.address().port}`);
+  await allowOrigin(s3, 'web-notes', `http://127.0.0.1:${web.address().port}`);
   // No code typed: the page creates a new vault and shows its recovery code.
   const one = await openNotes('');
   const code = await one.page.inputValue('#code');
@@ -95,7 +69,7 @@ test('two browser profiles see each other\'s notes through the bucket', async ()
 });
 
 test('two tabs of one profile on one vault both end up with every note', async () => {
-  await allowOrigin(`http://127.0.0.1:${web.address().port}`);
+  await allowOrigin(s3, 'web-notes', `http://127.0.0.1:${web.address().port}`);
   const first = await openNotes('');
   const code = await first.page.inputValue('#code');
   // The same profile (context): one IndexedDB, one set of Web Locks.
@@ -124,7 +98,7 @@ test('two tabs of one profile on one vault both end up with every note', async (
 
 test('in a browser, a signer adds to the engine\'s headers: a presigned create is still conditional', async () => {
   const origin = `http://127.0.0.1:${web.address().port}`;
-  await allowOrigin(origin, 'web-signer');
+  await allowOrigin(s3, 'web-signer', origin);
   const context = await browser.newContext();
   const page = await context.newPage();
   // The auth service stays in this process: the page gets presigned URLs, never the secret.

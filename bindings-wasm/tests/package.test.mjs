@@ -11,19 +11,16 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { Vault, VaultKey, signRequest } from '../js/index.js';
-import { root, startServer } from './helpers.mjs';
+import { Vault, VaultKey } from '../js/index.js';
+import { allowOrigin, launchChromium, npmCache, root, startServer } from './helpers.mjs';
 
 const run = promisify(execFile);
-const npmCache = process.env.BUCKETSYNC_NPM
-  ?? join(process.env.BUCKETSYNC_CACHE ?? join(homedir(), '.cache/bucketsync'), 'npm');
 const esbuild = createRequire(import.meta.url)(join(npmCache, 'node_modules/esbuild'));
-const { chromium } = await import(join(npmCache, 'node_modules/playwright-core/index.mjs'));
 
 const SHIPPED = ['index.d.ts', 'index.js', 'package.json', 'pkg/bucketsync_wasm.js', 'pkg/bucketsync_wasm_bg.wasm',
   'wasm.d.ts'];
@@ -56,12 +53,8 @@ before(async () => {
   }
   web = await serveDir(app);
   origin = `http://127.0.0.1:${web.address().port}`;
-  await allowOrigin(origin);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  await allowOrigin(s3, 'npm-package', origin);
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();
@@ -84,23 +77,6 @@ function serveDir(dir) {
     }
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-async function allowOrigin(allowed) {
-  const body = `<CORSConfiguration><CORSRule><AllowedOrigin>${allowed}</AllowedOrigin>`
-    + '<AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>'
-    + '<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds>'
-    + '</CORSRule></CORSConfiguration>';
-  const url = `${s3.endpoint}/npm-package?cors`;
-  const headers = await signRequest({
-    method: 'PUT',
-    url,
-    headers: [['content-md5', createHash('md5').update(body).digest('base64')], ['content-type', 'application/xml']],
-    body,
-    credentials: s3.credentials,
-  });
-  const response = await fetch(url, { method: 'PUT', headers, body });
-  assert.equal(response.status, 200, await response.text());
 }
 
 /** A vault this process creates (with the repository's index.js), holding `from/test`. */
