@@ -563,15 +563,20 @@ impl Engine {
         }
     }
 
+    /// The URL of the object `name` inside the vault folder.
+    fn vault_url(&self, name: &str) -> String {
+        self.store.object_url(&format!("{}{name}", self.folder))
+    }
+
     fn queue_get(&mut self, run: &mut SyncRun, kind: RequestKind, name: &str, pending: Pending) {
-        let url = self.store.object_url(&format!("{}{name}", self.folder));
+        let url = self.vault_url(name);
         run.queue
             .push_back(self.op(kind, Method::Get, url, pending));
     }
 
     /// Queues a DELETE of `name` (inside the vault folder), unless the run is stopping.
     fn queue_delete(&mut self, run: &mut SyncRun, kind: RequestKind, name: &str, pending: Pending) {
-        let url = self.store.object_url(&format!("{}{name}", self.folder));
+        let url = self.vault_url(name);
         let op = self.op(kind, Method::Delete, url, pending);
         run.push(op);
     }

@@ -167,9 +167,7 @@ impl Engine {
             bytes: body.len() as u64,
         };
         run.written_checkpoint_at = Some(run.now.0);
-        let url = self
-            .store
-            .object_url(&format!("{}{}", self.folder, checkpoint_name(me, number)));
+        let url = self.vault_url(&checkpoint_name(me, number));
         let mut op = self.op(
             RequestKind::PutCheckpoint,
             Method::Put,

@@ -57,26 +57,32 @@ impl Engine {
             return false;
         }
         let pending = self.state.pending().expect("a pending segment exists here");
-        let (seq, body) = (pending.seq, pending.body.to_vec());
-        let mut headers = Vec::new();
-        if !run.no_conditional_put {
-            headers.push(("if-none-match".to_owned(), "*".to_owned()));
-        }
-        let url = self.store.object_url(&format!(
-            "{}{}",
-            self.folder,
-            segment_name(self.state.device, seq)
-        ));
-        let mut op = self.op(
+        let op = self.segment_put(
             RequestKind::PutSegment,
-            Method::Put,
-            url,
-            Pending::PutSegment { seq },
+            Pending::PutSegment { seq: pending.seq },
+            pending,
+            !run.no_conditional_put,
         );
-        op.headers = headers;
-        op.body = body;
         run.push(op);
         true
+    }
+
+    /// A PUT of the pending segment `pending` under its number, created only if absent when
+    /// `conditional`.
+    fn segment_put(
+        &self,
+        kind: RequestKind,
+        on_answer: Pending,
+        pending: &PendingSegment,
+        conditional: bool,
+    ) -> super::Op {
+        let url = self.vault_url(&segment_name(self.state.device, pending.seq));
+        let mut op = self.op(kind, Method::Put, url, on_answer);
+        if conditional {
+            op.headers = vec![("if-none-match".to_owned(), "*".to_owned())];
+        }
+        op.body = pending.body.to_vec();
+        op
     }
 
     /// Seals the next batch of unpushed writes as the pending segment; `false` when there is
@@ -204,20 +210,12 @@ impl Engine {
         if asked.is_some_and(|at| at <= now && now - at < CREATE_CHECK_EVERY_MS) {
             return None;
         }
-        let url = self.store.object_url(&format!(
-            "{}{}",
-            self.folder,
-            segment_name(self.state.device, seq)
-        ));
-        let mut op = self.op(
+        Some(self.segment_put(
             RequestKind::CheckCreate,
-            Method::Put,
-            url,
             Pending::CheckCreate { seq },
-        );
-        op.headers = vec![("if-none-match".to_owned(), "*".to_owned())];
-        op.body = pending.body.to_vec();
-        Some(op)
+            pending,
+            true,
+        ))
     }
 
     /// What the store answered to a second create of segment `seq`.
@@ -446,11 +444,7 @@ impl Engine {
             pruned,
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
-        let url = self.store.object_url(&format!(
-            "{}{}",
-            self.folder,
-            manifest_name(manifest.device)
-        ));
+        let url = self.vault_url(&manifest_name(manifest.device));
         let pending = Pending::PutManifest {
             seq: manifest.seq,
             segments: manifest.segments,
