@@ -18,10 +18,19 @@ pub fn wall_clock() -> Timestamp {
 
 /// Runs one sync to completion on the current thread.
 pub fn block_sync<T: Transport>(engine: &mut Engine, transport: &T) -> Result<SyncReport> {
+    block_sync_at(engine, transport, wall_clock)
+}
+
+/// Runs one sync to completion on the current thread, with the caller's clock reading `now`.
+pub fn block_sync_at<T: Transport>(
+    engine: &mut Engine,
+    transport: &T,
+    now: impl Fn() -> Timestamp,
+) -> Result<SyncReport> {
     futures::executor::block_on(driver::sync(
         engine,
         transport,
-        wall_clock,
+        now,
         driver::DEFAULT_CONCURRENCY,
     ))
 }

@@ -1,7 +1,6 @@
 //! Clocks that lie: a write stamped far in the future neither wins nor drags other devices'
 //! clocks along, and a device whose own clock ran ahead and came back starts over.
 
-use bucketsync::driver;
 use bucketsync::folder::FolderBucket;
 use bucketsync::{Category, DeviceId, Engine, Error, SyncReport, Timestamp, VaultKey};
 use bucketsync_suite::{folder_store, wall_clock};
@@ -14,12 +13,9 @@ const YEAR: u64 = 365 * DAY;
 
 /// One sync with the device's wall clock `offset_ms` ahead of the real one.
 fn sync_ahead(engine: &mut Engine, offset_ms: u64) -> SyncReport {
-    futures::executor::block_on(driver::sync(
-        engine,
-        &FolderBucket,
-        move || Timestamp(wall_clock().0.saturating_add(offset_ms)),
-        driver::DEFAULT_CONCURRENCY,
-    ))
+    bucketsync_suite::block_sync_at(engine, &FolderBucket, move || {
+        Timestamp(wall_clock().0.saturating_add(offset_ms))
+    })
     .expect("a clock error is reported, it does not fail the sync")
 }
 

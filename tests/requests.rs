@@ -7,7 +7,7 @@ use bucketsync::folder::FolderBucket;
 use bucketsync::{
     Category, DeviceId, Engine, Method, Request, RequestKind, Response, Result, VaultKey,
 };
-use bucketsync_suite::{block_sync, folder_store, wall_clock};
+use bucketsync_suite::{block_sync, block_sync_at, folder_store, wall_clock};
 
 fn pair(dir: &std::path::Path) -> (VaultKey, Engine, Engine) {
     let key = VaultKey::generate().unwrap();
@@ -436,16 +436,6 @@ fn a_retry_policy_without_delay_still_gives_up() {
     assert_eq!(a.last_report().unwrap().requests(), 3);
 }
 
-/// Runs one sync with the caller's clock at `now`.
-fn sync_at(engine: &mut Engine, now: bucketsync::Timestamp) -> Result<bucketsync::SyncReport> {
-    futures::executor::block_on(bucketsync::driver::sync(
-        engine,
-        &FolderBucket,
-        move || now,
-        bucketsync::driver::DEFAULT_CONCURRENCY,
-    ))
-}
-
 #[test]
 fn whether_the_store_refuses_a_second_create_is_checked_once_a_month_with_a_small_segment() {
     let dir = tempfile::tempdir().unwrap();
@@ -488,6 +478,6 @@ fn whether_the_store_refuses_a_second_create_is_checked_once_a_month_with_a_smal
     });
     let month_on = bucketsync::Timestamp(wall_clock().0 + 31 * 86_400_000);
     a.put("month", "three", month_on);
-    let again = sync_at(&mut a, month_on).unwrap();
+    let again = block_sync_at(&mut a, &FolderBucket, || month_on).unwrap();
     assert_eq!(again.requests_of(RequestKind::CheckCreate), 1, "{again}");
 }
