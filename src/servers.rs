@@ -47,6 +47,14 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// Why one attempt to start a server failed, with its log.
+enum Start {
+    /// It could not bind a port that was free when chosen.
+    PortTaken(String),
+    /// It exited or did not answer in time for another reason.
+    NotReady(String),
+}
+
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
@@ -78,7 +86,27 @@ fn find_binary(env: &str, cached: &str, name: &str) -> PathBuf {
 
 impl TestServer {
     /// Starts a server and waits until a signed ListBuckets answers 200.
+    ///
+    /// The ports are free when chosen but released before the server binds them, so another
+    /// process (any outgoing connection takes an ephemeral port) can take one in between. A
+    /// server that fails to bind is stopped and started again on new ports, up to three times.
     pub async fn start(kind: ServerKind) -> TestServer {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(kind).await {
+                Ok(server) => return server,
+                Err(Start::PortTaken(log)) if attempt < 3 => {
+                    eprintln!("{kind:?} lost a port race (attempt {attempt}); retrying:\n{log}");
+                    attempt += 1;
+                }
+                Err(Start::PortTaken(log)) | Err(Start::NotReady(log)) => {
+                    panic!("{kind:?} did not become ready (attempt {attempt}); its log:\n{log}")
+                }
+            }
+        }
+    }
+
+    async fn start_once(kind: ServerKind) -> Result<TestServer, Start> {
         let dir = tempfile::Builder::new()
             .prefix("bucketsync-test-")
             .tempdir()
@@ -112,6 +140,8 @@ impl TestServer {
                     .arg(format!("-filer.port.grpc={}", ports[6]))
                     .arg(format!("-admin.port={}", ports[7]))
                     .arg(format!("-admin.port.grpc={}", ports[8]))
+                    // Otherwise the S3 port + 10000, which may be taken or above 65535.
+                    .arg(format!("-s3.port.grpc={}", ports[9]))
                     .args([
                         "-admin.ui=false",
                         "-webdav=false",
@@ -145,7 +175,7 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {kind:?}: {e}"));
         register_pid(child.id());
-        let server = TestServer {
+        let mut server = TestServer {
             kind,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             client: http(),
@@ -154,17 +184,36 @@ impl TestServer {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ready = server
-                .signed(Method::Get, format!("{}/", server.endpoint), Vec::new())
-                .await
-                .is_ok_and(|r| r.status == 200);
-            if ready {
-                return server;
+            // The log and the exit are checked before asking: a port taken by another process
+            // may accept the connection and never answer.
+            let text =
+                std::fs::read_to_string(server._dir.path().join("server.log")).unwrap_or_default();
+            // weed checks its ports before binding ("is not available"); a bind that loses the
+            // race afterwards says "address already in use" (s3s-fs: "Address already in use").
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("address already in use") || lower.contains("is not available") {
+                server.stop();
+                return Err(Start::PortTaken(text));
             }
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(server._dir.path().join("server.log"))
-                    .unwrap_or_default();
-                panic!("{kind:?} did not become ready in 60 s; its log:\n{log}");
+            let exited = server
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || Instant::now() > deadline {
+                let why = if exited {
+                    "exited"
+                } else {
+                    "timed out after 60 s"
+                };
+                server.stop();
+                return Err(Start::NotReady(format!("({why})\n{text}")));
+            }
+            let probe = server.signed(Method::Get, format!("{}/", server.endpoint), Vec::new());
+            let ready = tokio::time::timeout(Duration::from_secs(2), probe)
+                .await
+                .is_ok_and(|r| r.is_ok_and(|r| r.status == 200));
+            if ready {
+                return Ok(server);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
