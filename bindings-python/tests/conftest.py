@@ -88,6 +88,18 @@ def _unregister(pid):
 
 
 def start_seaweed(root):
+    """Starts weed on free ports. A port is free when chosen but released before weed binds it,
+    so another process can take it in between: weed is then started again on new ports."""
+    for attempt in range(1, 4):
+        server, log = _start_seaweed_once(root / f"attempt-{attempt}")
+        if server:
+            return server
+        lost_race = "address already in use" in log.lower() or "is not available" in log
+        if not lost_race or attempt == 3:
+            pytest.fail(f"SeaweedFS did not start (attempt {attempt}):\n{log}")
+
+
+def _start_seaweed_once(root):
     data = root / "data"
     data.mkdir(parents=True)
     ids = root / "identities.json"
@@ -96,28 +108,34 @@ def start_seaweed(root):
         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }]}))
-    p = _free_ports(9)
+    p = _free_ports(10)
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     args = [
         _weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-s3.port={p[0]}", f"-s3.config={ids}",
         f"-master.port={p[1]}", f"-master.port.grpc={p[2]}", f"-volume.port={p[3]}",
         f"-volume.port.grpc={p[4]}", f"-filer.port={p[5]}", f"-filer.port.grpc={p[6]}",
-        f"-admin.port={p[7]}", f"-admin.port.grpc={p[8]}", "-admin.ui=false", "-webdav=false",
+        f"-admin.port={p[7]}", f"-admin.port.grpc={p[8]}", f"-s3.port.grpc={p[9]}",
+        "-admin.ui=false", "-webdav=false",
         "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-s3.localSocket={data}/s3.sock", f"-filer.localSocket={data}/filer.sock",
     ]
-    log = open(root / "weed.log", "wb")
+    log_path = root / "weed.log"
+    log = open(log_path, "wb")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     _register(process.pid)
     server = Server(f"http://127.0.0.1:{p[0]}", process)
     deadline = time.time() + 60
-    while signed_curl(f"{server.endpoint}/") != 200:
-        if time.time() > deadline or process.poll() is not None:
+    while True:
+        # The log and the exit first: a port taken by another process may never answer.
+        text = log_path.read_text(errors="replace")
+        if "address already in use" in text.lower() or "is not available" in text \
+                or process.poll() is not None or time.time() > deadline:
             server.stop()
-            pytest.fail("SeaweedFS did not start:\n" + (root / "weed.log").read_text())
+            return None, text
+        if signed_curl("--max-time", "2", f"{server.endpoint}/") == 200:
+            return server, text
         time.sleep(0.1)
-    return server
 
 
 @pytest.fixture(scope="session")
