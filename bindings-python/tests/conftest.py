@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +49,10 @@ def signed_curl(*args):
 
 
 class Server:
-    def __init__(self, endpoint, process):
+    def __init__(self, endpoint, process, scratch=None):
         self.endpoint = endpoint
         self.process = process
+        self.scratch = scratch
 
     def bucket(self, name):
         status = signed_curl("-X", "PUT", f"{self.endpoint}/{name}")
@@ -69,6 +71,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _register(pid):
@@ -109,6 +113,8 @@ def _start_seaweed_once(root):
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }]}))
     p = _free_ports(10)
+    # A Unix socket path is at most 107 bytes: pytest's temporary folders can be longer.
+    sockets = tempfile.mkdtemp(prefix="bs-weed-")
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     args = [
         _weed(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -118,13 +124,13 @@ def _start_seaweed_once(root):
         f"-admin.port={p[7]}", f"-admin.port.grpc={p[8]}", f"-s3.port.grpc={p[9]}",
         "-admin.ui=false", "-webdav=false",
         "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-s3.localSocket={data}/s3.sock", f"-filer.localSocket={data}/filer.sock",
+        f"-s3.localSocket={sockets}/s3.sock", f"-filer.localSocket={sockets}/filer.sock",
     ]
     log_path = root / "weed.log"
     log = open(log_path, "wb")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     _register(process.pid)
-    server = Server(f"http://127.0.0.1:{p[0]}", process)
+    server = Server(f"http://127.0.0.1:{p[0]}", process, scratch=sockets)
     deadline = time.time() + 60
     while True:
         # The log and the exit first: a port taken by another process may never answer.
