@@ -466,6 +466,20 @@ impl LocalState {
         self.changes.history.insert(key.to_vec());
     }
 
+    /// The greatest stamp this replica holds (in a record, an earlier version, or a device's
+    /// latest manifest) whose wall time is at most `limit_ms`.
+    pub fn greatest_stamp_within(&self, limit_ms: u64) -> Hlc {
+        let records = self.records.iter().map(|(_, r)| r.stamp.hlc);
+        let history = self.history.values().flatten().map(|r| r.stamp.hlc);
+        let manifests = self.directory.devices.values().map(|i| i.clock);
+        records
+            .chain(history)
+            .chain(manifests)
+            .filter(|hlc| hlc.wall_ms <= limit_ms)
+            .max()
+            .unwrap_or_default()
+    }
+
     pub fn reserve(&mut self, additional: usize) {
         self.records.reserve(additional);
     }

@@ -79,37 +79,61 @@ impl Engine {
     }
 
     /// Starts over under a new device id: see the module documentation. What is applied again:
-    /// every key whose current record is our write and is either unpushed, or newer than our
-    /// last manifest that reached the store, or as new as the oldest write in a segment of ours
-    /// that no manifest names (pushed there, but nobody reads it: the manifest's clock, taken
-    /// when it is written, does not tell), or stamped by a clock that ran too far ahead (every
-    /// other replica holds it). Our writes that already lost to a newer one stay lost.
+    /// every key whose current record is
+    ///
+    /// - our write (under this id) that is unpushed, or newer than our last manifest that
+    ///   reached the store, or as new as the oldest write in a segment of ours that no manifest
+    ///   names (pushed there, but nobody reads it: the manifest's clock, taken when it is
+    ///   written, does not tell);
+    /// - our write under this id or a former one whose latest manifest is stamped too far
+    ///   ahead: every other replica holds that manifest, so nothing it names is known to have
+    ///   reached anyone (a clock that ran ahead, and may have started over while ahead);
+    /// - stamped by a clock that ran too far ahead, whoever's: every other replica holds it.
+    ///
+    /// Our writes that already lost to a newer one stay lost. When our clock ran ahead, the new
+    /// id's clock goes back to the greatest stamp within the bound that this replica holds, so
+    /// what it writes again lands above what it wrote (and saw) before its clock ran away.
     pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
         let old = self.state.device;
         let limit = self.future_limit(now);
-        let published = self.state.directory().devices.get(&old).map(|i| i.clock);
-        let unnamed = self.state.directory().unnamed_from;
+        let directory = self.state.directory();
+        let published = directory.devices.get(&old).map(|i| i.clock);
+        let unnamed = directory.unnamed_from;
+        let held_ids: HashSet<DeviceId> = directory
+            .former_ids
+            .iter()
+            .chain([&old])
+            .filter(|d| {
+                directory
+                    .devices
+                    .get(*d)
+                    .is_some_and(|i| i.clock.wall_ms > limit)
+            })
+            .copied()
+            .collect();
         let dirty = self.state.dirty();
         let mut unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .state
             .records()
             .iter()
             .filter(|(k, r)| {
-                r.stamp.device == old
-                    && (dirty.contains(*k)
-                        || published.is_none_or(|p| r.stamp.hlc > p)
-                        || unnamed.is_some_and(|u| r.stamp.hlc >= u)
-                        // Stamped by a clock that ran ahead: held by every other replica.
-                        || r.stamp.hlc.wall_ms > limit)
+                let stamp = r.stamp;
+                stamp.hlc.wall_ms > limit
+                    || held_ids.contains(&stamp.device)
+                    || (stamp.device == old
+                        && (dirty.contains(*k)
+                            || published.is_none_or(|p| stamp.hlc > p)
+                            || unnamed.is_some_and(|u| stamp.hlc >= u)))
             })
             .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
         unpushed.sort_unstable();
+        let floor = self.state.greatest_stamp_within(limit);
         let new = DeviceId::from_entropy(&mut self.entropy);
         self.state.start_over(new);
         if self.state.clock.wall_ms > limit {
-            // A new id has no stamps to stay above: its clock starts from the present.
-            self.state.clock = crate::clock::Hlc::default();
+            // A new id has no stamps of its own to stay above, only what it saw.
+            self.state.clock = floor;
         }
         let directory = self.state.directory_mut();
         directory.retired.insert(old);
