@@ -1157,7 +1157,8 @@ impl Sim {
                         .errors
                         .iter()
                         .all(|e| e.category() == Category::Clock),
-                    "r{r}: {report}"
+                    "r{r}: {report}: {:?}",
+                    report.errors
                 );
             }
         }
