@@ -20,6 +20,14 @@ pub struct Hlc {
 }
 
 impl Hlc {
+    /// The reading at wall time `now`, counter 0.
+    pub fn at(now: Timestamp) -> Hlc {
+        Hlc {
+            wall_ms: now.0,
+            counter: 0,
+        }
+    }
+
     /// Advances the clock for a local event at wall time `now` and returns the new reading,
     /// which is greater than every reading this clock returned or observed before.
     pub fn tick(&mut self, now: Timestamp) -> Hlc {

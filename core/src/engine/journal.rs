@@ -23,9 +23,9 @@ use crate::ids::VaultId;
 const MAGIC: &[u8; 4] = b"BKSJ";
 /// The journal layout this build writes: version 2 deltas carry the directory, version 3 the
 /// directory of state version 4, version 4 that of state version 5, version 5 the quirks of
-/// state version 6 (laid out as version 4's). Versions 1 to 4 are still read (and then
-/// replaced, after a new snapshot).
-const VERSION: u8 = 5;
+/// state version 6 (laid out as version 4's), version 6 the directory of state version 7 (with
+/// the clock leap). Versions 1 to 5 are still read (and then replaced, after a new snapshot).
+const VERSION: u8 = 6;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 

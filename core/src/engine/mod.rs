@@ -443,7 +443,7 @@ impl Engine {
 
     fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>, now: Timestamp) -> Stamp {
         let stamp = Stamp {
-            hlc: self.state.clock.tick(now),
+            hlc: self.tick(now),
             device: self.state.device,
         };
         self.state.mark_dirty(key.clone());

@@ -24,9 +24,9 @@ use crate::record::{Record, Records};
 
 const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
-/// 3 (no retired devices, merged vectors or sync times) and 4 (no deleted segments) are still
-/// read.
-pub(crate) const STATE_VERSION: u32 = 6;
+/// 3 (no retired devices, merged vectors or sync times), 4 (no deleted segments) and 5 and 6
+/// (no clock leap) are still read.
+pub(crate) const STATE_VERSION: u32 = 7;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +271,55 @@ pub(crate) struct Directory {
     /// The oldest stamp of a write of ours in a segment that is in the store but that no
     /// manifest of ours names yet (a crash between the two): starting over applies it again.
     pub unnamed_from: Option<Hlc>,
+    /// Our clock just before it leapt, in one step, further ahead than the bound on stamps
+    /// from the future (a wrong date, or a long absence), until a peer's manifest showed that
+    /// its present agrees with ours. Meanwhile no tombstone is collected (peers may look silent
+    /// only because our clock ran ahead), and starting over because our clock ran ahead
+    /// restarts it above this reading.
+    pub leap: Option<Hlc>,
+}
+
+/// The state version 5 and 6 layout of [`Directory`]: no leap.
+#[derive(Deserialize)]
+struct DirectoryV6 {
+    label: String,
+    devices: BTreeMap<DeviceId, DeviceInfo>,
+    tail_bytes: u64,
+    joined: bool,
+    own_checkpoints: Vec<u64>,
+    previous_checkpoint: Option<u64>,
+    retired: BTreeSet<DeviceId>,
+    caught_up_ms: u64,
+    checkpoint_ms: u64,
+    horizon_ms: u64,
+    former_ids: BTreeSet<DeviceId>,
+    pruned_at: Vec<(u64, u64)>,
+    deleted: u64,
+    verified_covers: u64,
+    unnamed_from: Option<Hlc>,
+}
+
+impl From<DirectoryV6> for Directory {
+    fn from(v6: DirectoryV6) -> Self {
+        Directory {
+            label: v6.label,
+            devices: v6.devices,
+            tail_bytes: v6.tail_bytes,
+            joined: v6.joined,
+            own_checkpoints: v6.own_checkpoints,
+            previous_checkpoint: v6.previous_checkpoint,
+            retired: v6.retired,
+            caught_up_ms: v6.caught_up_ms,
+            checkpoint_ms: v6.checkpoint_ms,
+            horizon_ms: v6.horizon_ms,
+            former_ids: v6.former_ids,
+            pruned_at: v6.pruned_at,
+            deleted: v6.deleted,
+            verified_covers: v6.verified_covers,
+            unnamed_from: v6.unnamed_from,
+            leap: None,
+        }
+    }
 }
 
 /// How many earlier versions of a key a replica keeps, and for how long.
@@ -508,6 +557,7 @@ impl LocalState {
             devices: old.devices,
             retired: old.retired,
             former_ids: old.former_ids,
+            leap: old.leap,
             joined: true,
             ..Directory::default()
         };
@@ -621,8 +671,11 @@ impl LocalState {
                 .map_err(undecodable)?
                 .upgrade(),
             // Version 5 is laid out as 6: its quirks flag reads as the first two variants of
-            // `CreateCheck`.
-            5 | STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
+            // `CreateCheck`. Both lack the leap.
+            5 | 6 => crypto::decode_exact::<SnapshotIn<DirectoryV6>>(&plain)
+                .map_err(undecodable)?
+                .widen(),
+            STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
                     "local state",
@@ -737,6 +790,9 @@ impl LocalState {
             3 => crypto::decode_exact::<DeltaIn<DirectoryV4>>(delta)
                 .map_err(undecodable)?
                 .upgrade(),
+            4 | 5 => crypto::decode_exact::<DeltaIn<DirectoryV6>>(delta)
+                .map_err(undecodable)?
+                .widen(),
             _ => crypto::decode_exact(delta).map_err(undecodable)?,
         };
         if delta.reset {
@@ -798,7 +854,7 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 6. Changing it is a state format change: bump
+/// The snapshot layout, version 7. Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -830,8 +886,8 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
-/// The snapshot as read: version 6 or 5 (the same layout), or (with `D` = [`DirectoryV4`] or
-/// [`DirectoryV3`]) version 4 or 3, whose layouts differ only in the directory.
+/// The snapshot as read: version 7, or (with `D` = [`DirectoryV6`], [`DirectoryV4`] or
+/// [`DirectoryV3`]) version 6 or 5, 4, or 3, whose layouts differ only in the directory.
 #[derive(Deserialize)]
 struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]
@@ -850,10 +906,9 @@ struct SnapshotIn<D = Directory> {
 }
 
 impl<D: Into<Directory>> SnapshotIn<D> {
-    /// A snapshot of version 3 or 4 (whose layouts differ only in the directory) in the
-    /// current layout. Peers' manifest ETags are forgotten, so that the next sync reads what
-    /// those versions did not keep (merged vectors and retired lists; deleted segments).
-    fn upgrade(self) -> SnapshotIn {
+    /// A snapshot of an older version whose layout differs only in the directory, in the
+    /// current layout.
+    fn widen(self) -> SnapshotIn {
         SnapshotIn {
             version: self.version,
             device: self.device,
@@ -863,11 +918,20 @@ impl<D: Into<Directory>> SnapshotIn<D> {
             own: self.own,
             issued: self.issued,
             pending: self.pending,
-            peers: forget_etags(self.peers),
+            peers: self.peers,
             quirks: self.quirks,
             directory: self.directory.into(),
             history: self.history,
         }
+    }
+
+    /// A snapshot of version 3 or 4 in the current layout. Peers' manifest ETags are
+    /// forgotten, so that the next sync reads what those versions did not keep (merged vectors
+    /// and retired lists; deleted segments).
+    fn upgrade(self) -> SnapshotIn {
+        let mut state = self.widen();
+        state.peers = forget_etags(state.peers);
+        state
     }
 }
 
@@ -958,7 +1022,7 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// One journal delta (journal version 5): final values of what changed.
+/// One journal delta (journal version 6): final values of what changed.
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).
@@ -979,9 +1043,9 @@ struct DeltaOut<'a> {
     history: Vec<(&'a Bytes, &'a [Record])>,
 }
 
-/// A delta as read: journal version 5 or 4 (the same layout; 4's quirks flag reads as the first
-/// two variants of `CreateCheck`), or (with `D` = [`DirectoryV4`]) version 3, whose layout
-/// differs only in the directory.
+/// A delta as read: journal version 6, or (with `D` = [`DirectoryV6`]) version 5 or 4 (the same
+/// layout; 4's quirks flag reads as the first two variants of `CreateCheck`), or (with `D` =
+/// [`DirectoryV4`]) version 3, whose layouts differ only in the directory.
 #[derive(Deserialize)]
 struct DeltaIn<D = Directory> {
     reset: bool,
@@ -997,10 +1061,10 @@ struct DeltaIn<D = Directory> {
     history: Vec<(ByteBuf, Vec<Record>)>,
 }
 
-impl DeltaIn<DirectoryV4> {
-    /// A journal version 3 delta in the current layout; peers' ETags forgotten as in
-    /// [`SnapshotIn::upgrade`].
-    fn upgrade(self) -> DeltaIn {
+impl<D: Into<Directory>> DeltaIn<D> {
+    /// A delta of an older journal version whose layout differs only in the directory, in the
+    /// current layout.
+    fn widen(self) -> DeltaIn {
         DeltaIn {
             reset: self.reset,
             device: self.device,
@@ -1009,11 +1073,21 @@ impl DeltaIn<DirectoryV4> {
             records: self.records,
             own: self.own,
             pending: self.pending,
-            peers: forget_etags(self.peers),
+            peers: self.peers,
             quirks: self.quirks,
-            directory: self.directory.map(Directory::from),
+            directory: self.directory.map(Into::into),
             history: self.history,
         }
+    }
+}
+
+impl DeltaIn<DirectoryV4> {
+    /// A journal version 3 delta in the current layout; peers' ETags forgotten as in
+    /// [`SnapshotIn::upgrade`].
+    fn upgrade(self) -> DeltaIn {
+        let mut delta = self.widen();
+        delta.peers = forget_etags(delta.peers);
+        delta
     }
 }
 

@@ -442,6 +442,7 @@ impl Engine {
                 }
                 Phase::Manifests => {
                     self.report_held_manifests(run);
+                    self.confirm_present(run.now);
                     self.check_frozen(run);
                     if self.state.directory().retired.contains(&self.state.device)
                         || run.own_clock_ahead

@@ -14,6 +14,7 @@
 
 use super::SyncRun;
 use crate::clock::Hlc;
+use crate::engine::state::DeviceInfo;
 use crate::engine::Engine;
 use crate::error::{Error, LOCAL_CLOCK};
 use crate::ids::{DeviceId, Timestamp};
@@ -27,6 +28,50 @@ impl Engine {
     /// Whether `hlc`, read at `now`, is too far ahead to merge.
     pub(super) fn too_far_ahead(&self, hlc: Hlc, now: Timestamp) -> bool {
         hlc.wall_ms > self.future_limit(now)
+    }
+
+    /// Advances our clock to `now` for a stamp of ours, noting a leap further ahead than the
+    /// bound (kept in the directory until a peer confirms the present: see
+    /// [`Engine::confirm_present`]).
+    pub(in crate::engine) fn tick(&mut self, now: Timestamp) -> Hlc {
+        let clock = self.state.clock;
+        let leaps = clock.wall_ms > 0 && self.too_far_ahead(Hlc::at(now), Timestamp(clock.wall_ms));
+        if leaps && self.state.directory().leap.is_none() {
+            self.state.directory_mut().leap = Some(clock);
+        }
+        self.state.clock.tick(now)
+    }
+
+    /// Other devices of the vault that are not retired, with what their manifests said.
+    pub(super) fn active_peers(&self) -> impl Iterator<Item = (&DeviceId, &DeviceInfo)> {
+        let directory = self.state.directory();
+        let me = self.state.device;
+        directory.devices.iter().filter(move |(d, _)| {
+            **d != me && !directory.former_ids.contains(*d) && !directory.retired.contains(*d)
+        })
+    }
+
+    /// After the manifests are read, in a sync started at `now`: forgets our clock's leap once a
+    /// peer's latest manifest is stamped within the bound of that present (its clock and ours
+    /// agree, so ours did not run ahead of the world).
+    pub(super) fn confirm_present(&mut self, now: Timestamp) {
+        // A sync that started before the leap (its `now` behind our clock) confirms nothing.
+        if self.state.directory().leap.is_none() || self.own_clock_ran_ahead(now) {
+            return;
+        }
+        let limit = self.compaction.max_future_ms;
+        let agreed = self
+            .active_peers()
+            .any(|(_, info)| info.clock.wall_ms.saturating_add(limit) >= now.0);
+        if agreed {
+            self.state.directory_mut().leap = None;
+        }
+    }
+
+    /// Whether our clock leapt ahead and no peer has confirmed the present since, while there
+    /// are peers: their manifests may look silent only because our clock ran ahead.
+    pub(super) fn unconfirmed_leap(&self) -> bool {
+        self.state.directory().leap.is_some() && self.active_peers().next().is_some()
     }
 
     /// Whether this replica's own clock ran too far ahead of `now`.

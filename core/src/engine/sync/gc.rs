@@ -128,12 +128,18 @@ impl Engine {
             .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
         unpushed.sort_unstable();
-        let floor = self.state.greatest_stamp_within(limit);
+        // Above what we wrote before our clock leapt (superseded since, perhaps, by what it
+        // stamped beyond the bound) and above everything we hold within the bound.
+        let leap = self.state.directory().leap.filter(|l| l.wall_ms <= limit);
+        let floor = self
+            .state
+            .greatest_stamp_within(limit)
+            .max(leap.unwrap_or_default());
         let new = DeviceId::from_entropy(&mut self.entropy);
         self.state.start_over(new);
         if self.state.clock.wall_ms > limit {
-            // A new id has no stamps of its own to stay above, only what it saw.
             self.state.clock = floor;
+            self.state.directory_mut().leap = None;
         }
         let directory = self.state.directory_mut();
         directory.retired.insert(old);
@@ -142,7 +148,7 @@ impl Engine {
         self.state.own_mut().republish = true;
         for (key, value) in unpushed {
             let stamp = Stamp {
-                hlc: self.state.clock.tick(now),
+                hlc: self.tick(now),
                 device: new,
             };
             self.state.mark_dirty(key.clone());
@@ -189,6 +195,11 @@ impl Engine {
     /// then records.
     pub(super) fn collectable_tombstones(&self, now: Timestamp) -> (u64, HashSet<Vec<u8>>) {
         let none = (self.state.directory().horizon_ms, HashSet::new());
+        // Our clock leapt ahead and no peer has confirmed it since: every peer may look silent,
+        // and our own tombstones old, only because our clock ran ahead.
+        if self.unconfirmed_leap() {
+            return none;
+        }
         let directory = self.state.directory();
         let me = self.state.device;
         let Some(previous) = directory

@@ -413,7 +413,7 @@ impl Engine {
         };
         // The manifest's clock says when it was written: others judge from it whether we are
         // in touch (the clock alone moves only with writes).
-        self.state.clock.tick(run.now);
+        self.tick(run.now);
         let own = self.state.own();
         let directory = self.state.directory();
         let published = directory
