@@ -105,11 +105,16 @@ const RUNAWAY_MARGIN_MS: u64 = 5 * DAY_MS;
 const RUNAWAY_SALT: u64 = 0x0c10_c4ea_d000_0002;
 
 /// Whether seeds may draw a runaway clock (`BUCKETSYNC_SIM_RUNAWAY=1`). Off by default until
-/// the core handles a clock that comes back: about a quarter of the seeds that draw one fail
-/// today, on five known problems (issue 14's closing note: a runaway replica collecting its own
-/// deletions, writes of an earlier id not restamped, writes named only by a held manifest,
-/// restamps below the replica's own earlier writes, stale directory entries after a return).
-/// With it off, every seed runs exactly the schedule it ran before runaways existed.
+/// the core handles every clock that comes back: 10 of 5,000 seeds (about 2% of those that
+/// draw one) still fail, where the runaway replica started over *while ahead* and its clock
+/// came back before its new id had merged again what its former id wrote (those writes are
+/// then held by the replica itself, and never written again), or where a replica still ahead
+/// at the end lost one of its own held deletions (seeds 590, 1323, 1895, 2079, 2557, 3449,
+/// 4265, 4447, 4508, 4833). Five other problems that about a quarter of those seeds failed on
+/// are fixed (a runaway collecting its own deletions, writes of a former id or named only by a
+/// held manifest not written again, restamps below the replica's own earlier writes, held
+/// checkpoints of old ids fetched). With it off, every seed runs exactly the schedule it ran
+/// before runaways existed.
 fn runaways_enabled() -> bool {
     std::env::var("BUCKETSYNC_SIM_RUNAWAY").is_ok_and(|v| v == "1")
 }
