@@ -156,6 +156,37 @@ fn a_device_whose_clock_ran_ahead_and_came_back_starts_over_and_keeps_its_writes
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
+#[test]
+fn what_a_clock_that_came_back_writes_again_lands_above_what_it_wrote_before_it_ran_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = engine(dir.path(), &key, A);
+    let mut b = engine(dir.path(), &key, B);
+    // A's clock is two days fast (within the bound): its first version reaches B.
+    a.put("note", "first", ahead(2 * DAY));
+    sync_ahead(&mut a, 2 * DAY);
+    sync_ahead(&mut b, 0);
+    assert_eq!(b.get(b"note"), Some(&b"first"[..]));
+
+    // Then its date jumps a year ahead: the second version is held by B.
+    a.put("note", "second", ahead(YEAR));
+    sync_ahead(&mut a, YEAR);
+    sync_ahead(&mut b, 0);
+    assert_eq!(b.get(b"note"), Some(&b"first"[..]));
+
+    // The date is set right, now two days behind where it was before the jump. A starts over
+    // (again: a year's jump had made it look silent for too long, so it started over while
+    // ahead too) and writes the second version again: above the first one, or B would keep
+    // the first.
+    let report = sync_ahead(&mut a, 0);
+    let former = report.started_over.expect("started over");
+    assert!(a.was_device(former) && a.was_device(A), "{report:?}");
+    assert_eq!(report.restamped, [b"note".to_vec()]);
+    sync_ahead(&mut b, 0);
+    assert_eq!(b.get(b"note"), Some(&b"second"[..]));
+    assert_eq!(a.get(b"note"), Some(&b"second"[..]));
+}
+
 /// The vault in `tests/fixtures/clock-ahead`: device A, whose date was set to 2106, wrote
 /// `from-2106` = `held`. The bindings' tests read it too (its recovery code is beside it).
 const FIXTURE_KEY: [u8; 32] = [0x55; 32];
