@@ -95,10 +95,9 @@ def start_seaweed(root):
     """Starts weed on free ports. A port is free when chosen but released before weed binds it,
     so another process can take it in between: weed is then started again on new ports."""
     for attempt in range(1, 4):
-        server, log = _start_seaweed_once(root / f"attempt-{attempt}")
+        server, log, lost_race = _start_seaweed_once(root / f"attempt-{attempt}")
         if server:
             return server
-        lost_race = "address already in use" in log.lower() or "is not available" in log
         if not lost_race or attempt == 3:
             pytest.fail(f"SeaweedFS did not start (attempt {attempt}):\n{log}")
 
@@ -135,12 +134,12 @@ def _start_seaweed_once(root):
     while True:
         # The log and the exit first: a port taken by another process may never answer.
         text = log_path.read_text(errors="replace")
-        if "address already in use" in text.lower() or "is not available" in text \
-                or process.poll() is not None or time.time() > deadline:
+        lost_race = "address already in use" in text.lower() or "is not available" in text
+        if lost_race or process.poll() is not None or time.time() > deadline:
             server.stop()
-            return None, text
+            return None, text, lost_race
         if signed_curl("--max-time", "2", f"{server.endpoint}/") == 200:
-            return server, text
+            return server, text, False
         time.sleep(0.1)
 
 

@@ -8,9 +8,10 @@
 //! replica still ends with the same records.
 //!
 //! A replica whose own clock is that far ahead of the present (its date was wrong and was
-//! fixed) starts over under a new id with a clock of now, writing again what its runaway clock
-//! stamped: the others hold those stamps, and would until the present reaches them. The old
-//! id is retired, and a retired device's held objects are skipped without a word.
+//! fixed) starts over under a new id, writing again what its runaway clock stamped (the others
+//! hold those stamps, and would until the present reaches them) above what it wrote before the
+//! clock leapt. The old id is retired, and a retired device's held objects are skipped without
+//! a word. While a leap is not confirmed by a peer, no tombstone is collected.
 
 use super::SyncRun;
 use crate::clock::Hlc;
@@ -40,6 +41,13 @@ impl Engine {
             self.state.directory_mut().leap = Some(clock);
         }
         self.state.clock.tick(now)
+    }
+
+    /// Whether `info`'s device wrote its latest manifest with a clock further ahead of ours
+    /// than the bound: everyone holds it (what a clock that ran ahead wrote, our own former
+    /// ids' included after we started over), so nothing it names is read here.
+    pub(super) fn held_by_everyone(&self, info: &DeviceInfo) -> bool {
+        self.too_far_ahead(info.clock, Timestamp(self.state.clock.wall_ms))
     }
 
     /// Other devices of the vault that are not retired, with what their manifests said.

@@ -7,7 +7,7 @@ use crate::engine::state::DeviceInfo;
 use crate::engine::{Engine, OpenMode};
 use crate::error::{Category, Error, Result};
 use crate::http::{Method, RequestKind, Response};
-use crate::ids::{DeviceId, Timestamp};
+use crate::ids::DeviceId;
 use crate::manifest::{manifest_name, CheckpointRef, Manifest, MANIFEST_FOLDER};
 use crate::record::Record;
 use crate::s3;
@@ -257,17 +257,14 @@ impl Engine {
     }
 
     /// The checkpoint that covers the most segments, with its writer.
-    ///
-    /// A checkpoint whose writer's manifest is stamped further ahead of our clock than the
-    /// bound is left out: everyone holds it (what a clock that ran ahead wrote, our own
-    /// included after we started over), so it can neither be adopted nor stand in for segments.
+    /// One whose writer's manifest is held by everyone is left out: it can neither be adopted
+    /// nor stand in for segments.
     pub(super) fn best_checkpoint(&self) -> Option<(DeviceId, &CheckpointRef)> {
-        let present = Timestamp(self.state.clock.wall_ms);
         self.state
             .directory()
             .devices
             .iter()
-            .filter(|(_, info)| !self.too_far_ahead(info.clock, present))
+            .filter(|(_, info)| !self.held_by_everyone(info))
             .filter_map(|(d, info)| Some((*d, info.checkpoint.as_ref()?)))
             .max_by_key(|(d, c)| (c.total(), c.number, *d))
     }
@@ -297,8 +294,8 @@ impl Engine {
             .directory()
             .devices
             .iter()
-            // A device whose manifest is held (its clock ran ahead) is not read at all.
-            .filter(|(_, i)| !self.too_far_ahead(i.clock, Timestamp(self.state.clock.wall_ms)))
+            // Nothing of a device whose manifest is held is read at all.
+            .filter(|(_, info)| !self.held_by_everyone(info))
             .map(|(d, i)| (*d, i.pruned))
             .filter(|(d, pruned)| self.applied_of(*d) < *pruned)
             .collect()
