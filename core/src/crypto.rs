@@ -32,9 +32,13 @@ use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
-/// The bucket format version this build writes. It reads this one and every earlier one, down
-/// to version 1.
-pub const FORMAT_VERSION: u8 = 4;
+/// The bucket format version of this build. It reads this one and every earlier one, down to
+/// version 1. Version 5 added files (chunks and packs); the objects version 4 already had are
+/// unchanged and still written with [`LOG_FORMAT_VERSION`], so version 4 replicas keep reading
+/// them.
+pub const FORMAT_VERSION: u8 = 5;
+/// The envelope version this build writes for segments, manifests and checkpoints.
+pub const LOG_FORMAT_VERSION: u8 = 4;
 /// The oldest bucket format version this build still reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The envelope version of objects that never enter the bucket (local state, journal entries,
@@ -57,13 +61,20 @@ pub(crate) enum ObjectKind {
     LocalState = 3,
     JournalEntry = 4,
     Checkpoint = 5,
+    /// One chunk of a file, inside a pack (version 5).
+    Chunk = 6,
+    /// A pack's index of its chunks, at the pack's end (version 5).
+    PackIndex = 7,
 }
 
 impl ObjectKind {
     /// The envelope version this build writes for the kind.
     fn version(self) -> u8 {
         match self {
-            ObjectKind::Segment | ObjectKind::Manifest | ObjectKind::Checkpoint => FORMAT_VERSION,
+            ObjectKind::Segment | ObjectKind::Manifest | ObjectKind::Checkpoint => {
+                LOG_FORMAT_VERSION
+            }
+            ObjectKind::Chunk | ObjectKind::PackIndex => FORMAT_VERSION,
             ObjectKind::LocalState | ObjectKind::JournalEntry => LOCAL_ENVELOPE_VERSION,
         }
     }
@@ -238,24 +249,45 @@ pub(crate) fn begin_seal_version(
     capacity: usize,
     entropy: &mut Entropy,
 ) -> Result<SealBuffer> {
+    let capacity = FIXED_LEN + ad.name.len() + NONCE_LEN + CHECK_LEN + capacity + TAG_LEN;
+    begin_seal_at(key, ad, version, Vec::with_capacity(capacity), entropy)
+}
+
+/// [`begin_seal`] appending the object to the bytes already in `out` (a pack gathers its
+/// chunks so, with no copy of each).
+pub(crate) fn begin_seal_after(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    out: Vec<u8>,
+    entropy: &mut Entropy,
+) -> Result<SealBuffer> {
+    begin_seal_at(key, ad, ad.kind.version(), out, entropy)
+}
+
+fn begin_seal_at(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    version: u8,
+    mut buf: Vec<u8>,
+    entropy: &mut Entropy,
+) -> Result<SealBuffer> {
     let name = ad.name.as_bytes();
     let name_len = u16::try_from(name.len())
         .map_err(|_| Error::Config(format!("object name too long: {}", ad.name)))?;
-    let mut buf =
-        Vec::with_capacity(FIXED_LEN + name.len() + NONCE_LEN + CHECK_LEN + capacity + TAG_LEN);
+    let base = buf.len();
     buf.extend_from_slice(MAGIC);
     buf.push(version);
     buf.push(ad.kind as u8);
     buf.extend_from_slice(&ad.vault.0);
     buf.extend_from_slice(&name_len.to_be_bytes());
     buf.extend_from_slice(name);
-    let ad_len = buf.len();
+    let ad_len = buf.len() - base;
     let nonce: [u8; NONCE_LEN] = entropy.array();
     buf.extend_from_slice(&nonce);
-    let check = blake3::hash(&buf);
+    let check = blake3::hash(&buf[base..]);
     buf.extend_from_slice(&check.as_bytes()[..CHECK_LEN]);
     let body_start = buf.len();
-    let aead = Aead::new(key, &nonce, &buf[..ad_len]);
+    let aead = Aead::new(key, &nonce, &buf[base..base + ad_len]);
     Ok(SealBuffer {
         buf,
         ad_len,
@@ -266,9 +298,10 @@ pub(crate) fn begin_seal_version(
 }
 
 /// An object being sealed: the header, then the plaintext appended by the caller, encrypted in
-/// place up to `sealed`.
+/// place up to `sealed` (positions in `buf`, which may hold other bytes before the object).
 pub(crate) struct SealBuffer {
     pub buf: Vec<u8>,
+    /// The associated data's length.
     ad_len: usize,
     body_start: usize,
     sealed: usize,

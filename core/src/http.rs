@@ -53,11 +53,15 @@ pub enum RequestKind {
     /// Creating a segment just stored a second time, byte for byte, to learn whether the store
     /// refuses it (`If-None-Match`): once a month, with a small segment.
     CheckCreate,
+    /// Writing a pack of file chunks.
+    PutPack,
+    /// Reading chunks of a file (a ranged GET of a pack).
+    GetChunks,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 11] = [
+    pub const ALL: [RequestKind; 13] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -69,6 +73,8 @@ impl RequestKind {
         RequestKind::DeleteCheckpoint,
         RequestKind::DeleteSegment,
         RequestKind::CheckCreate,
+        RequestKind::PutPack,
+        RequestKind::GetChunks,
     ];
 
     /// A short name for reports.
@@ -85,6 +91,8 @@ impl RequestKind {
             RequestKind::DeleteCheckpoint => "delete-checkpoint",
             RequestKind::DeleteSegment => "delete-segment",
             RequestKind::CheckCreate => "check-create",
+            RequestKind::PutPack => "put-pack",
+            RequestKind::GetChunks => "get-chunks",
         }
     }
 }

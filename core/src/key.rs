@@ -208,6 +208,14 @@ pub(crate) enum Purpose {
     Manifest,
     LocalState,
     Checkpoint,
+    /// Seals file chunks and pack indexes (format version 5).
+    Chunk,
+    /// Keys the BLAKE3 hash that names a chunk by its plaintext.
+    ChunkId,
+    /// Keys the chunker's gear table, so that cut points depend on the vault key.
+    Chunker,
+    /// Keys the BLAKE3 hash of a whole file's content.
+    FileHash,
 }
 
 impl Purpose {
@@ -217,6 +225,10 @@ impl Purpose {
             Purpose::Manifest => "bucketsync 2026-11 manifest key v1",
             Purpose::LocalState => "bucketsync 2026-11 local state key v1",
             Purpose::Checkpoint => "bucketsync 2026-11 checkpoint key v1",
+            Purpose::Chunk => "bucketsync 2026-11 chunk key v1",
+            Purpose::ChunkId => "bucketsync 2026-11 chunk id v1",
+            Purpose::Chunker => "bucketsync 2026-11 chunker gear v1",
+            Purpose::FileHash => "bucketsync 2026-11 file hash v1",
         }
     }
 }

@@ -19,18 +19,21 @@
 #![warn(missing_docs)]
 
 mod checkpoint;
+mod chunker;
 mod clock;
 mod credentials;
 mod crypto;
 mod engine;
 pub mod entropy;
 mod error;
+mod file;
 #[cfg(test)]
 mod format_vectors;
 mod http;
 mod ids;
 mod key;
 mod manifest;
+pub mod pack;
 mod record;
 mod report;
 mod retry;
@@ -40,6 +43,7 @@ pub mod sign;
 mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod transfer;
 
 #[cfg(feature = "driver")]
 pub mod io;
@@ -50,17 +54,18 @@ pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
 #[cfg(feature = "driver")]
-pub use io::{driver, session, state_store};
+pub use io::{driver, files, session, state_store};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
-pub use crypto::FORMAT_VERSION;
+pub use crypto::{FORMAT_VERSION, LOG_FORMAT_VERSION};
 pub use engine::{
     CompactionPolicy, DeviceSummary, Engine, HistoryPolicy, OpenMode, Restored,
     DEFAULT_MASS_DELETION_LIMIT, JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,
 };
 pub use entropy::Entropy;
 pub use error::{Category, Error, Result};
+pub use file::FileInfo;
 pub use http::{Method, Request, RequestKind, Response};
 pub use ids::{DeviceId, RequestId, Timestamp, VaultId};
 pub use key::VaultKey;

@@ -1,5 +1,6 @@
 //! The replica: its records, its local state, and the sync state machine (in [`sync`]).
 
+mod files;
 mod journal;
 mod state;
 mod sync;
@@ -147,6 +148,8 @@ pub struct Engine {
     manifest_key: SecretKey,
     checkpoint_key: SecretKey,
     state_key: SecretKey,
+    /// Files: the chunk, chunk-id, chunker and file-hash keys.
+    file_keys: [SecretKey; 4],
     store: Store,
     /// The vault's folder in the bucket, `"<vault id>/"`.
     folder: String,
@@ -247,6 +250,12 @@ impl Engine {
             manifest_key: key.subkey(Purpose::Manifest),
             checkpoint_key: key.subkey(Purpose::Checkpoint),
             state_key: key.subkey(Purpose::LocalState),
+            file_keys: [
+                key.subkey(Purpose::Chunk),
+                key.subkey(Purpose::ChunkId),
+                key.subkey(Purpose::Chunker),
+                key.subkey(Purpose::FileHash),
+            ],
             folder: format!("{}{vault}/", store.prefix()),
             store,
             state,

@@ -49,7 +49,10 @@ impl FolderBucket {
             return list(&path, &query);
         }
         let result = match request.method {
-            Method::Get => get(&path, true),
+            Method::Get => match request.header("range") {
+                Some(range) => get_range(&path, range),
+                None => get(&path, true),
+            },
             Method::Head => get(&path, false),
             Method::Put => put(
                 &path,
@@ -111,6 +114,50 @@ fn get(path: &Path, with_body: bool) -> io::Result<Response> {
         Err(e) if is_absent(&e) => Ok(error(404, "NoSuchKey", "The specified key does not exist.")),
         Err(e) => Err(e),
     }
+}
+
+/// A GET of `bytes=<first>-<last>` (the one form the engine sends): 206 with those bytes, or
+/// 416 when the object is shorter.
+fn get_range(path: &Path, range: &str) -> io::Result<Response> {
+    use std::io::{Read, Seek, SeekFrom};
+    let parsed = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .filter(|(a, b)| a <= b);
+    let Some((first, last)) = parsed else {
+        return Ok(error(400, "InvalidArgument", "unsupported Range"));
+    };
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if is_absent(&e) => {
+            return Ok(error(404, "NoSuchKey", "The specified key does not exist."))
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if first >= len {
+        return Ok(error(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+        ));
+    }
+    let last = last.min(len - 1);
+    file.seek(SeekFrom::Start(first))?;
+    let mut body = vec![0u8; (last - first + 1) as usize];
+    file.read_exact(&mut body)?;
+    Ok(Response {
+        status: 206,
+        headers: vec![
+            (
+                "content-range".into(),
+                format!("bytes {first}-{last}/{len}"),
+            ),
+            ("content-length".into(), body.len().to_string()),
+        ],
+        body,
+    })
 }
 
 fn is_absent(e: &io::Error) -> bool {

@@ -7,11 +7,13 @@
 //! - `builtin_transport`: the transport a store URL calls for (`s3://` needs feature `reqwest`);
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
-//!   cancel-safe syncs.
+//!   cancel-safe syncs;
+//! - [`files`]: storing and reading files through a session, from and to streams.
 
 #[cfg(feature = "folder")]
 pub mod builtin_transport;
 pub mod driver;
+pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;
 #[cfg(feature = "reqwest")]

@@ -318,8 +318,18 @@ impl Session {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         (self.clock)()
+    }
+
+    /// Whether [`Session::cancel_sync`] was called since the last check (which clears it).
+    pub(crate) fn take_cancel(&self) -> bool {
+        self.cancel.swap(false, Ordering::SeqCst)
+    }
+
+    /// Clears a cancellation asked for before the operation that starts now.
+    pub(crate) fn clear_cancel(&self) {
+        self.cancel.store(false, Ordering::SeqCst);
     }
 
     /// Runs `f` on the replica, read-only (get, keys, device, unpushed, ...).

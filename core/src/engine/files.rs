@@ -1,0 +1,107 @@
+//! Files in the replica: the transfers that store and read them start here, with the keys
+//! and what the replica knows of the chunks already in the vault.
+
+use std::collections::HashMap;
+
+use super::Engine;
+use crate::entropy::Entropy;
+use crate::error::Result;
+use crate::file::{Body, FileInfo, FileValue};
+use crate::http::Request;
+use crate::ids::Timestamp;
+use crate::transfer::{Download, FileKeys, Stored, Upload, DEFAULT_PACK_SIZE};
+
+impl Engine {
+    fn transfer_keys(&self) -> FileKeys {
+        let [chunk, chunk_id, chunker, file_hash] = self.file_keys.clone();
+        FileKeys {
+            vault: self.vault,
+            chunk,
+            chunk_id,
+            chunker,
+            file_hash,
+            store: self.store.clone(),
+            folder: self.folder.clone(),
+        }
+    }
+
+    /// Starts storing a file (see [`Upload`]), in packs of about `pack_size` bytes (`None`:
+    /// [`DEFAULT_PACK_SIZE`]). Chunks that a live file of the replica already references are
+    /// not sent again. When the upload ends, store the value it gives under the file's key
+    /// with [`Engine::put`].
+    pub fn begin_upload(&mut self, pack_size: Option<usize>) -> Upload {
+        let mut known = HashMap::new();
+        for (_, record) in self.state.records().iter() {
+            let Some(value) = record.value.as_deref().filter(|v| FileValue::is_file(v)) else {
+                continue;
+            };
+            let Ok(file) = FileValue::decode(b"", value) else {
+                continue;
+            };
+            if let Body::Chunks { packs, chunks } = &file.body {
+                for c in chunks {
+                    known.entry(c.id).or_insert(Stored {
+                        pack: packs[c.pack as usize],
+                        offset: c.offset,
+                        sealed_len: c.sealed_len,
+                        len: c.len,
+                    });
+                }
+            }
+        }
+        let entropy = Entropy::from_seed(self.entropy.array());
+        Upload::new(
+            self.transfer_keys(),
+            self.state.device,
+            entropy,
+            known,
+            pack_size.unwrap_or(DEFAULT_PACK_SIZE),
+            self.retry,
+        )
+    }
+
+    /// Starts reading the file stored under `key` (see [`Download`]); `None` when the key is
+    /// absent or deleted.
+    ///
+    /// # Errors
+    /// `Config` when the key holds a record that is not a file; `Corrupt` when its value is
+    /// a damaged file value.
+    pub fn begin_download(&self, key: &[u8]) -> Result<Option<Download>> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
+        };
+        let file = FileValue::decode(key, value)?;
+        let object = format!("file {:?}", String::from_utf8_lossy(key));
+        Ok(Some(Download::new(
+            self.transfer_keys(),
+            file,
+            object,
+            self.retry,
+        )))
+    }
+
+    /// What the file under `key` is, without fetching it; `None` when the key is absent or
+    /// deleted.
+    ///
+    /// # Errors
+    /// As [`Engine::begin_download`].
+    pub fn file_info(&self, key: &[u8]) -> Result<Option<FileInfo>> {
+        self.get(key)
+            .map(|value| FileValue::decode(key, value).map(|f| FileInfo::from(&f)))
+            .transpose()
+    }
+
+    /// Signs a request of a transfer as the sync's are signed (no-op without a signer).
+    ///
+    /// # Errors
+    /// Whatever the signer fails with.
+    pub fn sign(&self, request: &mut Request, now: Timestamp) -> Result<()> {
+        match &self.signer {
+            Some(signer) => {
+                let signing_time = Timestamp(now.0.saturating_add_signed(self.clock_offset_ms));
+                signer.sign(request, signing_time)
+            }
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! A file is a record: its value says how big the file is, a keyed hash of its content, and
+//! either the content itself (small files) or where each of its chunks lies. The value travels
+//! in segments like any other, so files sync, conflict, keep history and are deleted exactly
+//! like records; the chunks move only when a file is written or read.
+//!
+//! ```text
+//! magic "BKSF" | layout version u8 (1) | postcard FileValue
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::pack::{ChunkId, PackName};
+
+const MAGIC: &[u8; 4] = b"BKSF";
+const LAYOUT: u8 = 1;
+
+/// Files up to this size live in their record's value, with no chunk and no pack.
+pub const INLINE_MAX: u64 = 4 << 10;
+
+/// Where a file's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Body {
+    /// The bytes themselves.
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The chunks, in file order, and the packs they lie in.
+    Chunks {
+        packs: Vec<PackName>,
+        chunks: Vec<ChunkRef>,
+    },
+}
+
+/// One chunk of a file: which, how long, and where its envelope lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkRef {
+    pub id: ChunkId,
+    /// Plaintext bytes.
+    pub len: u32,
+    /// Index into the value's pack list.
+    pub pack: u32,
+    /// Where the chunk's envelope starts in the pack.
+    pub offset: u64,
+    /// The envelope's length.
+    pub sealed_len: u32,
+}
+
+/// The value of a file record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileValue {
+    /// The file's length in bytes.
+    pub size: u64,
+    /// Keyed BLAKE3 of the whole content under the file-hash key.
+    pub hash: [u8; 32],
+    pub body: Body,
+}
+
+impl FileValue {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.push(LAYOUT);
+        postcard::to_extend(self, out).expect("encoding to a Vec cannot fail")
+    }
+
+    /// Reads a record's value as a file. `key` names the record in errors.
+    ///
+    /// # Errors
+    /// `Config` when the value is not a file; `Corrupt` when it says it is one and does not
+    /// decode, or its chunks do not add up to its size or point at packs it does not list.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<FileValue> {
+        let shown = String::from_utf8_lossy(key);
+        let Some(rest) = value.strip_prefix(MAGIC) else {
+            return Err(Error::Config(format!("{shown:?} is a record, not a file")));
+        };
+        let corrupt = |reason: String| Error::corrupt(&format!("file {shown:?}"), reason);
+        match rest.split_first() {
+            Some((&LAYOUT, body)) => {
+                let file: FileValue = crate::crypto::decode_exact(body).map_err(corrupt)?;
+                file.check().map_err(|r| corrupt(r.into()))?;
+                Ok(file)
+            }
+            Some((v, _)) => Err(corrupt(format!(
+                "file layout {v} is not supported (this build reads {LAYOUT})"
+            ))),
+            None => Err(corrupt("truncated".into())),
+        }
+    }
+
+    fn check(&self) -> core::result::Result<(), &'static str> {
+        match &self.body {
+            Body::Inline(bytes) if bytes.len() as u64 != self.size => {
+                Err("inline content is not as long as the file")
+            }
+            Body::Inline(_) => Ok(()),
+            Body::Chunks { packs, chunks } => {
+                let total = chunks.iter().map(|c| u64::from(c.len)).sum::<u64>();
+                if total != self.size {
+                    Err("chunks do not add up to the file's size")
+                } else if chunks.iter().any(|c| c.pack as usize >= packs.len()) {
+                    Err("a chunk lies in a pack the file does not list")
+                } else if chunks.iter().any(|c| c.len == 0 || c.sealed_len <= c.len) {
+                    Err("a chunk's lengths are impossible")
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The number of chunks (0 for an inline file).
+    pub fn chunk_count(&self) -> usize {
+        match &self.body {
+            Body::Inline(_) => 0,
+            Body::Chunks { chunks, .. } => chunks.len(),
+        }
+    }
+
+    /// Whether `value` is a file record's value (by its first bytes).
+    pub fn is_file(value: &[u8]) -> bool {
+        value.starts_with(MAGIC)
+    }
+}
+
+/// What [`crate::Engine`] tells about a file without fetching it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Its length in bytes.
+    pub size: u64,
+    /// How many chunks it is stored in (0: it lives inside its record).
+    pub chunks: u64,
+    /// How many packs hold them.
+    pub packs: u64,
+    /// Hex of the keyed content hash: equal for equal content within a vault.
+    pub content_hash: String,
+}
+
+impl From<&FileValue> for FileInfo {
+    fn from(file: &FileValue) -> Self {
+        let packs = match &file.body {
+            Body::Inline(_) => 0,
+            Body::Chunks { packs, .. } => packs.len() as u64,
+        };
+        FileInfo {
+            size: file.size,
+            chunks: file.chunk_count() as u64,
+            packs,
+            content_hash: file.hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}

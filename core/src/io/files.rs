@@ -1,0 +1,280 @@
+//! Storing and reading files through a [`Session`]: the upload and download state machines
+//! ([`crate::transfer`]) run over a [`Transport`], fed from a [`Source`] and emptied into a
+//! [`Sink`], with bounded memory whatever the file's size.
+//!
+//! A file is stored in packs first and its record is written last, so a file that fails or is
+//! cancelled half-way is not in the vault at all (its packs stay behind, unreferenced). A
+//! read hands out bytes only after they were checked against their chunk ids; the content
+//! hash of the whole is checked at the end, and a mismatch fails the read.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::error::{Category, Error, Result};
+use crate::http::{Request, Response};
+use crate::ids::{RequestId, Timestamp};
+use crate::io::driver::Transport;
+use crate::io::session::Session;
+use crate::transfer::FileReport;
+
+/// How many bytes a source is asked for at a time.
+const READ_SIZE: usize = 1 << 20;
+
+/// Where a stored file's bytes come from.
+pub trait Source {
+    /// Reads up to `buf.len()` bytes into `buf`; 0 at the end.
+    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = Result<usize>>;
+
+    /// The total length, when known (for progress).
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Where a read file's bytes go.
+pub trait Sink {
+    /// Takes the next bytes.
+    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<()>>;
+}
+
+/// A [`Source`] over anything [`std::io::Read`] (a file, a cursor).
+#[derive(Debug)]
+pub struct ReadSource<R> {
+    reader: R,
+    len: Option<u64>,
+}
+
+impl<R: std::io::Read> ReadSource<R> {
+    /// Reads from `reader`, which holds `len` bytes if known.
+    pub fn new(reader: R, len: Option<u64>) -> Self {
+        ReadSource { reader, len }
+    }
+}
+
+impl<R: std::io::Read> Source for ReadSource<R> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Config(format!("reading the file failed: {e}"))),
+            }
+        }
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.len
+    }
+}
+
+/// A [`Sink`] over anything [`std::io::Write`].
+#[derive(Debug)]
+pub struct WriteSink<W>(pub W);
+
+impl<W: std::io::Write> Sink for WriteSink<W> {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.0
+            .write_all(data)
+            .map_err(|e| Error::Config(format!("writing the file failed: {e}")))
+    }
+}
+
+/// How far a file transfer has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileProgress {
+    /// File bytes read from the source (storing) or handed to the sink (reading).
+    pub bytes_done: u64,
+    /// The file's length, when known.
+    pub bytes_total: Option<u64>,
+    /// Requests answered.
+    pub requests_done: u64,
+    /// Requests sent.
+    pub requests_total: u64,
+}
+
+/// The two transfer machines, as the loop below drives them.
+trait Machine {
+    fn poll_request(&mut self, now: Timestamp) -> Option<Request>;
+    fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp);
+    fn poll_timeout(&self) -> Option<Timestamp>;
+}
+
+impl Machine for crate::transfer::Upload {
+    fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        self.poll_request(now)
+    }
+    fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        self.handle_response(id, response, now);
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.poll_timeout()
+    }
+}
+
+impl Machine for crate::transfer::Download {
+    fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        self.poll_request(now)
+    }
+    fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        self.handle_response(id, response, now);
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.poll_timeout()
+    }
+}
+
+type Answer<'t> = Pin<Box<dyn Future<Output = (RequestId, Result<Response>)> + 't>>;
+
+/// Requests of one transfer in flight.
+struct Flight<'t, T: Transport + ?Sized> {
+    transport: &'t T,
+    in_flight: FuturesUnordered<Answer<'t>>,
+    progress: FileProgress,
+}
+
+impl Session {
+    /// Stores the bytes of `source` as the file `key`: chunks the vault already holds are
+    /// not sent again, the rest go up in packs of about `pack_size` bytes (`None`: 16 MiB),
+    /// at most `concurrency` requests at once; then the file's record is written (journaled,
+    /// pushed by the next sync). `progress` is called as bytes are read and requests answered.
+    ///
+    /// # Errors
+    /// The request error that stopped it; `Config` when the source fails or the vault is
+    /// closed; `Cancelled` after [`Session::cancel_sync`]. The file is then not stored (and
+    /// whatever it was before stays).
+    pub async fn put_file<T: Transport + ?Sized, S: Source>(
+        &self,
+        key: impl Into<Vec<u8>>,
+        source: &mut S,
+        transport: &T,
+        pack_size: Option<usize>,
+        concurrency: usize,
+        mut progress: impl FnMut(FileProgress),
+    ) -> Result<FileReport> {
+        self.clear_cancel();
+        let key = key.into();
+        let mut upload = self.configure(|e| e.begin_upload(pack_size))?;
+        let mut flight = Flight {
+            transport,
+            in_flight: FuturesUnordered::new(),
+            progress: FileProgress {
+                bytes_total: source.len_hint(),
+                ..FileProgress::default()
+            },
+        };
+        let mut buf = vec![0u8; READ_SIZE];
+        let (value, report) = loop {
+            while upload.wants_input() {
+                let n = source.read(&mut buf).await?;
+                if n == 0 {
+                    upload.finish()?;
+                } else {
+                    upload.write(&buf[..n])?;
+                    flight.progress.bytes_done = upload.bytes_in();
+                    progress(flight.progress);
+                }
+            }
+            if let Some(outcome) = upload.poll_outcome() {
+                break outcome?;
+            }
+            self.step(&mut upload, &mut flight, concurrency, &mut progress)
+                .await?;
+        };
+        self.put(key, value)?;
+        Ok(report)
+    }
+
+    /// Reads the file `key` into `sink`, at most `concurrency` requests at once; `false`
+    /// when the key is absent or deleted. Bytes reach the sink only once checked; if the read
+    /// fails, what the sink got is a prefix of the file.
+    ///
+    /// # Errors
+    /// `Config` when the key holds a record that is not a file, or the sink fails; `Corrupt`
+    /// when a chunk or the whole fails its checks; `NotFound` when a pack is missing; the
+    /// request error that stopped it; `Cancelled` after [`Session::cancel_sync`].
+    pub async fn get_file<T: Transport + ?Sized, K: Sink>(
+        &self,
+        key: &[u8],
+        sink: &mut K,
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(FileProgress),
+    ) -> Result<bool> {
+        self.clear_cancel();
+        let Some(mut download) = self.read(|e| e.begin_download(key))?? else {
+            return Ok(false);
+        };
+        let mut flight = Flight {
+            transport,
+            in_flight: FuturesUnordered::new(),
+            progress: FileProgress {
+                bytes_total: Some(download.size()),
+                ..FileProgress::default()
+            },
+        };
+        loop {
+            while let Some(bytes) = download.poll_output() {
+                sink.write(&bytes).await?;
+                flight.progress.bytes_done += bytes.len() as u64;
+                progress(flight.progress);
+            }
+            if let Some(outcome) = download.poll_outcome() {
+                outcome?;
+                return Ok(true);
+            }
+            self.step(&mut download, &mut flight, concurrency, &mut progress)
+                .await?;
+        }
+    }
+
+    /// Sends what `machine` hands out (up to `concurrency` in flight), then waits for one
+    /// answer (or a retry's backoff) and feeds it back.
+    async fn step<'t, M: Machine, T: Transport + ?Sized>(
+        &self,
+        machine: &mut M,
+        flight: &mut Flight<'t, T>,
+        concurrency: usize,
+        progress: &mut impl FnMut(FileProgress),
+    ) -> Result<()> {
+        if self.take_cancel() {
+            return Err(Error::Cancelled);
+        }
+        let now = self.now();
+        while flight.in_flight.len() < concurrency.max(1) {
+            let Some(mut request) = machine.poll_request(now) else {
+                break;
+            };
+            self.read(|e| e.sign(&mut request, now))??;
+            let id = request.id;
+            let transport = flight.transport;
+            flight
+                .in_flight
+                .push(Box::pin(async move { (id, transport.send(request).await) }));
+            flight.progress.requests_total += 1;
+        }
+        match flight.in_flight.next().await {
+            Some((id, response)) => {
+                flight.progress.requests_done += 1;
+                progress(flight.progress);
+                machine.handle_response(id, response, self.now());
+            }
+            None => match machine.poll_timeout() {
+                Some(due) => {
+                    flight
+                        .transport
+                        .sleep(due.0.saturating_sub(self.now().0))
+                        .await;
+                }
+                None => {
+                    return Err(Error::Transport {
+                        category: Category::Server,
+                        message: "file transfer stalled with no request outstanding".into(),
+                    })
+                }
+            },
+        }
+        Ok(())
+    }
+}

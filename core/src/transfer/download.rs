@@ -1,0 +1,287 @@
+//! Reading a file: ranged GETs of its chunks (neighbours in one pack together), each chunk
+//! opened and checked against its id, the bytes handed out in order and the whole checked
+//! against the file's content hash.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::{FileKeys, Requests};
+use crate::error::{Error, Result};
+use crate::file::{Body, ChunkRef, FileValue};
+use crate::http::{Method, Request, RequestKind, Response};
+use crate::ids::{RequestId, Timestamp};
+use crate::pack::{self, PackName};
+use crate::retry::RetryPolicy;
+use crate::s3;
+
+/// One GET covers neighbouring chunks of a pack up to this many bytes (a whole pack of the
+/// default size, so a file costs about one GET per pack).
+const MAX_RANGE: u64 = 64 << 20;
+/// Bytes of ranges out, or fetched and not yet handed on whole, at most (that bounds memory),
+/// unless the next bytes to hand on are in the range after them.
+const MAX_HELD_BYTES: u64 = 40 << 20;
+
+/// A chunk's plaintext: the opened span it lies in, and where in it.
+type Piece = (Arc<Vec<u8>>, Range<usize>);
+
+/// Neighbouring chunks of one pack, fetched together, with their places in the file.
+struct Span {
+    pack: PackName,
+    start: u64,
+    end: u64,
+    chunks: Vec<(usize, ChunkRef)>,
+}
+
+/// One file being read. Run its requests like a sync's; take the bytes, in order, with
+/// [`Download::poll_output`]; [`Download::poll_outcome`] says whether all of it arrived and
+/// matched the file's content hash.
+pub struct Download {
+    keys: FileKeys,
+    file: FileValue,
+    object: String,
+    /// Spans not yet asked for, in the order of their first chunk in the file.
+    plan: VecDeque<Span>,
+    requests: Requests<Span>,
+    /// Fetched chunks, by place in the file, until handed out in order: the opened span they
+    /// lie in, and where their plaintext is in it.
+    fetched: BTreeMap<usize, Piece>,
+    /// The last chunk and the length of each span asked for: a span is held until that chunk
+    /// is handed out.
+    held: Vec<(usize, u64)>,
+    next_out: usize,
+    pieces: usize,
+    hasher: blake3::Hasher,
+    emitted: u64,
+    failure: Option<Error>,
+    ended: bool,
+}
+
+impl core::fmt::Debug for Download {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Download")
+            .field("size", &self.file.size)
+            .field("emitted", &self.emitted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// `object` names the file in errors (`file "<key>"`).
+    pub(crate) fn new(
+        keys: FileKeys,
+        file: FileValue,
+        object: String,
+        retry: RetryPolicy,
+    ) -> Download {
+        let mut spans: Vec<Span> = Vec::new();
+        let mut inline = None;
+        match &file.body {
+            Body::Inline(bytes) => inline = Some(bytes.clone()),
+            Body::Chunks { packs, chunks } => {
+                // The latest span of each pack: a chunk that follows it in that pack joins it,
+                // even when chunks of another pack came between them in the file (an upload
+                // spreads chunks over two packs).
+                let mut open: HashMap<PackName, usize> = HashMap::new();
+                for (position, chunk) in chunks.iter().enumerate() {
+                    let pack = packs[chunk.pack as usize];
+                    let end = chunk.offset + u64::from(chunk.sealed_len);
+                    match open.get(&pack).map(|&i| &mut spans[i]) {
+                        Some(span) if span.end == chunk.offset && end - span.start <= MAX_RANGE => {
+                            span.end = end;
+                            span.chunks.push((position, *chunk));
+                        }
+                        _ => {
+                            open.insert(pack, spans.len());
+                            spans.push(Span {
+                                pack,
+                                start: chunk.offset,
+                                end,
+                                chunks: vec![(position, *chunk)],
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
+        let mut download = Download {
+            keys,
+            file,
+            object,
+            pieces: spans.iter().map(|s| s.chunks.len()).sum(),
+            plan: spans.into(),
+            requests: Requests::new(retry),
+            fetched: BTreeMap::new(),
+            held: Vec::new(),
+            next_out: 0,
+            hasher,
+            emitted: 0,
+            failure: None,
+            ended: false,
+        };
+        if let Some(bytes) = inline {
+            download.pieces = 1;
+            let len = bytes.len();
+            download.fetched.insert(0, (Arc::new(bytes), 0..len));
+        }
+        download
+    }
+
+    /// The file's length.
+    pub fn size(&self) -> u64 {
+        self.file.size
+    }
+
+    /// The next request to send, if one is due.
+    pub fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        if self.failure.is_some() {
+            return None;
+        }
+        let next_out = self.next_out;
+        self.held.retain(|&(last, _)| last >= next_out);
+        while let Some(span) = self.plan.front() {
+            let held: u64 = self.held.iter().map(|(_, len)| len).sum();
+            let len = span.end - span.start;
+            if held + len > MAX_HELD_BYTES && span.chunks[0].0 > self.next_out {
+                break;
+            }
+            let span = self.plan.pop_front().expect("there is a front");
+            self.held
+                .push((span.chunks.last().expect("spans are not empty").0, len));
+            let url = self.keys.url(&span.pack.relative());
+            let range = format!("bytes={}-{}", span.start, span.end - 1);
+            self.requests.push(
+                RequestKind::GetChunks,
+                Method::Get,
+                url,
+                vec![("range".into(), range)],
+                Vec::new(),
+                span,
+            );
+        }
+        self.requests.poll(now)
+    }
+
+    /// When a retry waiting out its backoff is due.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.requests.poll_timeout()
+    }
+
+    /// Feeds back the answer to request `id`.
+    pub fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        let Some((op, response)) = self.requests.answer(id, response, now) else {
+            return;
+        };
+        let span = op.pending;
+        let result = response.and_then(|r| self.open_span(&span, r));
+        match result {
+            Ok(pieces) => self.fetched.extend(pieces),
+            Err(e) => {
+                self.requests.clear();
+                self.plan.clear();
+                self.failure.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Each chunk of `span` opened where it lies: the body, and where each chunk's plaintext
+    /// is in it, by place in the file.
+    fn open_span(&self, span: &Span, response: Response) -> Result<Vec<(usize, Piece)>> {
+        let name = span.pack.relative();
+        if response.status == 416 {
+            return Err(Error::corrupt(&name, "shorter than the file says"));
+        }
+        if !response.is_success() {
+            return Err(s3::error_from_response(
+                &response,
+                format!(
+                    "GET {name} for {} in {}",
+                    self.object,
+                    self.keys.store.display_name()
+                ),
+            ));
+        }
+        let want = (span.end - span.start) as usize;
+        let mut body = response.body;
+        if response.status != 206 {
+            // A store that ignores Range sends the whole pack.
+            let start = span.start as usize;
+            if body.len() < start + want {
+                return Err(Error::corrupt(&name, "shorter than the file says"));
+            }
+            body.truncate(start + want);
+            body.drain(..start);
+        }
+        if body.len() != want {
+            return Err(Error::corrupt(
+                &name,
+                "a chunk range came back with another length",
+            ));
+        }
+        let mut places = Vec::with_capacity(span.chunks.len());
+        for (position, chunk) in &span.chunks {
+            let at = (chunk.offset - span.start) as usize;
+            let envelope = &mut body[at..at + chunk.sealed_len as usize];
+            let range = pack::open_chunk(
+                &self.keys.chunk,
+                &self.keys.chunk_id,
+                self.keys.vault,
+                chunk.id,
+                chunk.len,
+                envelope,
+                &name,
+            )?;
+            places.push((*position, at + range.start..at + range.end));
+        }
+        let body = Arc::new(body);
+        Ok(places
+            .into_iter()
+            .map(|(position, range)| (position, (Arc::clone(&body), range)))
+            .collect())
+    }
+
+    /// The next bytes of the file, in order, once they have arrived and been checked.
+    pub fn poll_output(&mut self) -> Option<Vec<u8>> {
+        let (body, range) = self.fetched.remove(&self.next_out)?;
+        let bytes = body[range].to_vec();
+        self.next_out += 1;
+        self.hasher.update(&bytes);
+        self.emitted += bytes.len() as u64;
+        Some(bytes)
+    }
+
+    /// The outcome, once every byte was handed out (or the download failed and nothing is
+    /// out).
+    ///
+    /// # Errors
+    /// The request error that stopped it; `Corrupt` for a chunk that failed its checks, or
+    /// content that does not match the file's hash.
+    pub fn poll_outcome(&mut self) -> Option<Result<()>> {
+        if self.ended {
+            return None;
+        }
+        if let Some(error) = &self.failure {
+            if !self.requests.inflight.is_empty() {
+                return None;
+            }
+            self.ended = true;
+            return Some(Err(error.clone()));
+        }
+        if self.next_out < self.pieces {
+            return None;
+        }
+        self.ended = true;
+        let hash = *self.hasher.finalize().as_bytes();
+        Some(
+            if hash == self.file.hash && self.emitted == self.file.size {
+                Ok(())
+            } else {
+                Err(Error::corrupt(
+                    &self.object,
+                    "content does not match the file's hash",
+                ))
+            },
+        )
+    }
+}

@@ -1,0 +1,339 @@
+//! Storing a file: chunk it, skip the chunks the vault already has, seal the others into packs,
+//! PUT the packs, and end with the record value that points at every chunk.
+
+use std::collections::HashMap;
+
+use super::{FileKeys, Requests};
+use crate::chunker::{Chunker, Gear, MAX_CHUNK};
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::file::{Body, ChunkRef, FileValue, INLINE_MAX};
+use crate::http::{Method, Request, RequestKind, Response};
+use crate::ids::{DeviceId, RequestId, Timestamp};
+use crate::pack::{ChunkId, PackBuilder, PackName};
+use crate::retry::RetryPolicy;
+use crate::s3;
+
+/// Packs are closed once they hold this many bytes, unless told otherwise.
+pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
+/// Packs sealed and not yet stored at once: more input waits until one is stored.
+const MAX_PACKS_WAITING: usize = 2;
+
+/// What storing a file did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// The file's length.
+    pub size: u64,
+    /// Its chunks (0 for a file small enough to live in its record).
+    pub chunks: u64,
+    /// Chunks sealed and sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault (or this file) already held, sent no more.
+    pub chunks_reused: u64,
+    /// Packs written.
+    pub packs: u64,
+    /// Request body bytes sent (retries included).
+    pub bytes_sent: u64,
+    /// Requests made (retries included).
+    pub requests: u64,
+}
+
+/// A chunk already stored somewhere in the vault.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stored {
+    pub pack: PackName,
+    pub offset: u64,
+    pub sealed_len: u32,
+    pub len: u32,
+}
+
+/// One file being stored. Feed it with [`Upload::write`] while [`Upload::wants_input`],
+/// end the input with [`Upload::finish`], and run its requests like a sync's
+/// ([`Upload::poll_request`], [`Upload::handle_response`], [`Upload::poll_timeout`]) until
+/// [`Upload::poll_outcome`] gives the value to store under the file's key.
+pub struct Upload {
+    keys: FileKeys,
+    device: DeviceId,
+    entropy: Entropy,
+    chunker: Option<Chunker>,
+    hasher: blake3::Hasher,
+    size: u64,
+    pack_size: usize,
+    known: HashMap<ChunkId, Stored>,
+    packs: Vec<PackName>,
+    pack_numbers: HashMap<PackName, u32>,
+    chunks: Vec<ChunkRef>,
+    open: [Option<PackBuilder>; 2],
+    requests: Requests<PackName>,
+    input_done: bool,
+    inline: Option<Vec<u8>>,
+    failure: Option<Error>,
+    report: FileReport,
+    /// The outcome was handed out.
+    ended: bool,
+}
+
+impl core::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Upload")
+            .field("size", &self.size)
+            .field("chunks", &self.chunks.len())
+            .field("outstanding", &self.requests.outstanding())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    pub(crate) fn new(
+        keys: FileKeys,
+        device: DeviceId,
+        entropy: Entropy,
+        known: HashMap<ChunkId, Stored>,
+        pack_size: usize,
+        retry: RetryPolicy,
+    ) -> Upload {
+        let gear = Gear::new(&keys.chunker);
+        let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
+        Upload {
+            keys,
+            device,
+            entropy,
+            chunker: Some(Chunker::new(gear)),
+            hasher,
+            size: 0,
+            pack_size: pack_size.clamp(1 << 20, 1 << 30),
+            known,
+            packs: Vec::new(),
+            pack_numbers: HashMap::new(),
+            chunks: Vec::new(),
+            open: [None, None],
+            requests: Requests::new(retry),
+            input_done: false,
+            inline: None,
+            failure: None,
+            report: FileReport::default(),
+            ended: false,
+        }
+    }
+
+    /// Whether to [`Upload::write`] more now: false while enough packs wait to be stored (that
+    /// bounds memory) or once the input is finished or the upload failed.
+    pub fn wants_input(&self) -> bool {
+        !self.input_done
+            && self.failure.is_none()
+            && self.requests.outstanding() < MAX_PACKS_WAITING
+    }
+
+    /// The bytes stored so far, for progress.
+    pub fn bytes_in(&self) -> u64 {
+        self.size
+    }
+
+    /// Takes the next bytes of the file.
+    ///
+    /// # Errors
+    /// `Config` after [`Upload::finish`]; a sealing error (none expected).
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.input_done {
+            return Err(Error::Config("the file's input is already finished".into()));
+        }
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        while !data.is_empty() {
+            let mut chunker = self.chunker.take().expect("the chunker is put back");
+            let taken = chunker.feed(data);
+            data = &data[taken..];
+            let cut = self.cut(&mut chunker, false);
+            self.chunker = Some(chunker);
+            cut?;
+        }
+        Ok(())
+    }
+
+    /// Ends the input: the rest is cut into chunks and the open packs are sealed.
+    ///
+    /// # Errors
+    /// As [`Upload::write`].
+    pub fn finish(&mut self) -> Result<()> {
+        if self.input_done {
+            return Ok(());
+        }
+        self.input_done = true;
+        let mut chunker = self.chunker.take().expect("the chunker is put back");
+        let result = if self.size <= INLINE_MAX {
+            // Nothing was cut yet (chunks are longer): the whole file is this one piece.
+            self.inline = Some(
+                chunker
+                    .next_chunk(true)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default(),
+            );
+            Ok(())
+        } else {
+            self.cut(&mut chunker, true)
+                .and_then(|()| (0..2).try_for_each(|slot| self.close(slot)))
+        };
+        self.chunker = Some(chunker);
+        result
+    }
+
+    fn cut(&mut self, chunker: &mut Chunker, last: bool) -> Result<()> {
+        while let Some(chunk) = chunker.next_chunk(last) {
+            self.add_chunk(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        let id = ChunkId::of(&self.keys.chunk_id, chunk);
+        self.report.chunks += 1;
+        let stored = match self.known.get(&id) {
+            Some(stored) => {
+                self.report.chunks_reused += 1;
+                *stored
+            }
+            None => {
+                let slot = usize::from(self.entropy.array::<1>()[0] & 1);
+                let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
+                let device = self.device;
+                let entropy = &mut self.entropy;
+                let builder = self.open[slot].get_or_insert_with(|| {
+                    PackBuilder::new(PackName::random(device, entropy), capacity)
+                });
+                let entry = builder.push(
+                    &self.keys.chunk,
+                    self.keys.vault,
+                    id,
+                    chunk,
+                    &mut self.entropy,
+                )?;
+                let stored = Stored {
+                    pack: builder.name,
+                    offset: entry.offset,
+                    sealed_len: entry.sealed_len,
+                    len: entry.len,
+                };
+                let full = builder.bytes.len() >= self.pack_size;
+                self.known.insert(id, stored);
+                self.report.chunks_uploaded += 1;
+                if full {
+                    self.close(slot)?;
+                }
+                stored
+            }
+        };
+        let pack = match self.pack_numbers.get(&stored.pack) {
+            Some(n) => *n,
+            None => {
+                let n = u32::try_from(self.packs.len()).expect("fewer than 2^32 packs");
+                self.packs.push(stored.pack);
+                self.pack_numbers.insert(stored.pack, n);
+                n
+            }
+        };
+        self.chunks.push(ChunkRef {
+            id,
+            len: stored.len,
+            pack,
+            offset: stored.offset,
+            sealed_len: stored.sealed_len,
+        });
+        Ok(())
+    }
+
+    /// Seals the pack in `slot`, if one is open, and queues its PUT.
+    fn close(&mut self, slot: usize) -> Result<()> {
+        let Some(builder) = self.open[slot].take() else {
+            return Ok(());
+        };
+        let name = builder.name;
+        let bytes = builder.finish(&self.keys.chunk, self.keys.vault, &mut self.entropy)?;
+        self.report.packs += 1;
+        // A pack's name is new and random: create-only, so that nothing is ever overwritten.
+        self.requests.push(
+            RequestKind::PutPack,
+            Method::Put,
+            self.keys.url(&name.relative()),
+            vec![("if-none-match".into(), "*".into())],
+            bytes,
+            name,
+        );
+        Ok(())
+    }
+
+    /// The next request to send, if one is due.
+    pub fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        if self.failure.is_some() {
+            return None;
+        }
+        self.requests.poll(now)
+    }
+
+    /// When a retry waiting out its backoff is due.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.requests.poll_timeout()
+    }
+
+    /// Feeds back the answer to request `id`.
+    pub fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        let Some((op, response)) = self.requests.answer(id, response, now) else {
+            return;
+        };
+        let name = op.pending.relative();
+        let outcome = match response {
+            Ok(r) if r.is_success() => Ok(()),
+            // Sent again after an answer was lost: the first try stored it (the name is ours).
+            Ok(r) if r.status == 412 && op.attempt > 1 => Ok(()),
+            Ok(r) if r.status == 501 && op.headers.iter().any(|(n, _)| n == "if-none-match") => {
+                // The store does not do conditional writes; the random name is enough.
+                let mut op = op;
+                op.headers.retain(|(n, _)| n != "if-none-match");
+                self.requests.queue.push_back(op);
+                return;
+            }
+            Ok(r) => Err(s3::error_from_response(
+                &r,
+                format!("PUT {name} in {}", self.keys.store.display_name()),
+            )),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            self.requests.clear();
+            self.failure.get_or_insert(e);
+        }
+    }
+
+    /// The outcome, once the input is finished and every pack is stored (or the upload
+    /// failed and nothing is out): the record value to store under the file's key, and
+    /// what was done.
+    pub fn poll_outcome(&mut self) -> Option<Result<(Vec<u8>, FileReport)>> {
+        if let Some(error) = &self.failure {
+            return self
+                .requests
+                .inflight
+                .is_empty()
+                .then(|| Err(error.clone()));
+        }
+        if self.ended || !self.input_done || self.requests.outstanding() > 0 {
+            return None;
+        }
+        self.ended = true;
+        let body = match self.inline.take() {
+            Some(bytes) => Body::Inline(bytes),
+            None => Body::Chunks {
+                packs: std::mem::take(&mut self.packs),
+                chunks: std::mem::take(&mut self.chunks),
+            },
+        };
+        let file = FileValue {
+            size: self.size,
+            hash: *self.hasher.finalize().as_bytes(),
+            body,
+        };
+        let mut report = self.report.clone();
+        report.size = self.size;
+        report.requests = self.requests.sent;
+        report.bytes_sent = self.requests.bytes_sent;
+        Some(Ok((file.encode(), report)))
+    }
+}

@@ -1,0 +1,433 @@
+//! Files: stored in chunks and packs, read back between devices, deduplicated, checked; on the
+//! local-folder bucket, then the S3 part against SeaweedFS and s3s-fs.
+
+use std::path::Path;
+
+use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
+use bucketsync::files::{FileProgress, Sink, Source};
+use bucketsync::folder::FolderBucket;
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::transfer::FileReport;
+use bucketsync::{Category, Entropy, Result, VaultKey};
+use bucketsync_suite::servers::{http, ServerKind, TestServer};
+use futures::executor::block_on;
+
+/// A file of `len` pseudo-random bytes made as it is read (no copy of it in memory), with
+/// `edit` (offset, byte) changed.
+struct Generated {
+    stream: Entropy,
+    left: u64,
+    at: u64,
+    edit: Option<(u64, u8)>,
+}
+
+impl Generated {
+    fn new(seed: u8, len: u64) -> Self {
+        Generated {
+            stream: Entropy::from_seed([seed; 32]),
+            left: len,
+            at: 0,
+            edit: None,
+        }
+    }
+
+    fn edited(mut self, offset: u64, byte: u8) -> Self {
+        self.edit = Some((offset, byte));
+        self
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.left as usize);
+        self.stream.fill(&mut buf[..n]);
+        if let Some((offset, byte)) = self.edit {
+            if (self.at..self.at + n as u64).contains(&offset) {
+                buf[(offset - self.at) as usize] = byte;
+            }
+        }
+        self.left -= n as u64;
+        self.at += n as u64;
+        n
+    }
+}
+
+impl Source for Generated {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        Ok(self.fill(buf))
+    }
+}
+
+/// A sink that compares what it gets with a [`Generated`] file.
+struct Compare {
+    expected: Generated,
+    got: u64,
+    mismatch: Option<u64>,
+}
+
+impl Compare {
+    fn new(expected: Generated) -> Self {
+        Compare {
+            expected,
+            got: 0,
+            mismatch: None,
+        }
+    }
+
+    fn assert_whole(&self, len: u64) {
+        assert_eq!(
+            self.mismatch, None,
+            "the bytes read differ from those stored"
+        );
+        assert_eq!(self.got, len);
+        assert_eq!(self.expected.left, 0);
+    }
+}
+
+impl Sink for Compare {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let mut want = vec![0u8; data.len()];
+        assert_eq!(
+            self.expected.fill(&mut want),
+            data.len(),
+            "more bytes than stored"
+        );
+        if want != data && self.mismatch.is_none() {
+            let first = want.iter().zip(data).position(|(a, b)| a != b).unwrap();
+            self.mismatch = Some(self.got + first as u64);
+        }
+        self.got += data.len() as u64;
+        Ok(())
+    }
+}
+
+fn open(store: &str, key: &VaultKey, dir: &Path, name: &str) -> Session {
+    Session::open(SessionOptions {
+        credentials: Some(TestServer::credentials()),
+        ..SessionOptions::new(
+            store,
+            key,
+            StateLocation::File {
+                path: &dir.join(format!("{name}.state")),
+                wait: false,
+            },
+        )
+    })
+    .unwrap()
+}
+
+async fn put<T: Transport>(
+    session: &Session,
+    t: &T,
+    key: &str,
+    source: Generated,
+) -> Result<FileReport> {
+    let mut source = source;
+    session
+        .put_file(key, &mut source, t, None, DEFAULT_CONCURRENCY, |_| {})
+        .await
+}
+
+async fn get_compare<T: Transport>(
+    session: &Session,
+    t: &T,
+    key: &str,
+    expected: Generated,
+    len: u64,
+) {
+    let mut sink = Compare::new(expected);
+    let found = session
+        .get_file(key.as_bytes(), &mut sink, t, DEFAULT_CONCURRENCY, |_| {})
+        .await
+        .unwrap();
+    assert!(found);
+    sink.assert_whole(len);
+}
+
+async fn sync<T: Transport>(session: &Session, t: &T) {
+    let report = session.sync(t, DEFAULT_CONCURRENCY, |_| {}).await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn a_file_goes_between_devices_with_its_chunks_checked_and_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, dir.path(), "a");
+    let b = open(&store, &key, dir.path(), "b");
+    let t = FolderBucket;
+    block_on(async {
+        let len = 40 * MIB + 12_345;
+        let mut seen = Vec::new();
+        let mut source = Generated::new(1, len);
+        let report = a
+            .put_file(
+                "photos/cat.jpg",
+                &mut source,
+                &t,
+                None,
+                4,
+                |p: FileProgress| seen.push(p),
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.size, len);
+        assert!(report.chunks >= 5 && report.chunks <= 80, "{report:?}");
+        assert_eq!(report.chunks_uploaded, report.chunks);
+        assert_eq!(report.chunks_reused, 0);
+        // 40 MiB in packs of 16 MiB, spread over two open packs: three or four PUTs.
+        assert!((3..=4).contains(&report.packs), "{report:?}");
+        assert_eq!(report.requests, report.packs);
+        assert!(
+            report.bytes_sent > len && report.bytes_sent < len + len / 100,
+            "{report:?}"
+        );
+        assert_eq!(seen.last().unwrap().requests_done, report.packs);
+        assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
+        assert_eq!(seen.iter().map(|p| p.bytes_done).max(), Some(len));
+
+        // The record is a record: it syncs like one.
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        let info = b
+            .read(|e| e.file_info(b"photos/cat.jpg"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.size, len);
+        assert_eq!(info.chunks, report.chunks);
+        get_compare(&b, &t, "photos/cat.jpg", Generated::new(1, len), len).await;
+
+        // The same bytes stored again by the other device: nothing goes up but the record.
+        let again = put(&b, &t, "backup/cat.jpg", Generated::new(1, len))
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.chunks_uploaded, again.packs, again.requests),
+            (0, 0, 0),
+            "{again:?}"
+        );
+        assert_eq!(again.chunks_reused, report.chunks);
+
+        // One byte changed in the middle: at most two chunks and three PUTs.
+        let edited = put(
+            &b,
+            &t,
+            "photos/cat.jpg",
+            Generated::new(1, len).edited(len / 2, 7),
+        )
+        .await
+        .unwrap();
+        assert!(
+            edited.chunks_uploaded <= 2 && edited.requests <= 3,
+            "{edited:?}"
+        );
+        assert!(edited.bytes_sent <= 16 * MIB + MIB, "{edited:?}");
+        get_compare(
+            &b,
+            &t,
+            "photos/cat.jpg",
+            Generated::new(1, len).edited(len / 2, 7),
+            len,
+        )
+        .await;
+        sync(&b, &t).await;
+        sync(&a, &t).await;
+        get_compare(
+            &a,
+            &t,
+            "photos/cat.jpg",
+            Generated::new(1, len).edited(len / 2, 7),
+            len,
+        )
+        .await;
+    });
+}
+
+#[test]
+fn small_files_live_in_their_record_and_odd_keys_say_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, dir.path(), "a");
+    let t = FolderBucket;
+    block_on(async {
+        for len in [0, 1, 4096] {
+            let name = format!("small/{len}");
+            let report = put(&a, &t, &name, Generated::new(2, len)).await.unwrap();
+            assert_eq!(
+                (report.chunks, report.packs, report.requests),
+                (0, 0, 0),
+                "{report:?}"
+            );
+            get_compare(&a, &t, &name, Generated::new(2, len), len).await;
+        }
+        let just_over = put(&a, &t, "small/4097", Generated::new(2, 4097))
+            .await
+            .unwrap();
+        assert_eq!((just_over.chunks, just_over.packs), (1, 1));
+        get_compare(&a, &t, "small/4097", Generated::new(2, 4097), 4097).await;
+        assert!(!bucketsync_suite::bucket_files(&dir.path().join("bucket")).is_empty());
+
+        let mut sink = Compare::new(Generated::new(0, 0));
+        let absent = a
+            .get_file(b"nothing here", &mut sink, &t, 2, |_| {})
+            .await
+            .unwrap();
+        assert!(!absent);
+        a.put("plain", "a record").unwrap();
+        let err = a
+            .get_file(b"plain", &mut sink, &t, 2, |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.category(), Category::Config, "{err}");
+        assert!(err.to_string().contains("is a record, not a file"), "{err}");
+        assert_eq!(
+            a.read(|e| e.file_info(b"nothing here")).unwrap().unwrap(),
+            None
+        );
+    });
+}
+
+#[test]
+fn a_damaged_or_swapped_chunk_fails_that_file_only_and_the_bucket_holds_no_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, dir.path(), "a");
+    let t = FolderBucket;
+    block_on(async {
+        // A file whose bytes are easy to spot if they were stored in the clear.
+        let marker = b"PLAINTEXT-MARKER-0123456789".repeat(100_000);
+        let packs = || -> Vec<std::path::PathBuf> {
+            bucketsync_suite::bucket_files(&bucket)
+                .into_iter()
+                .filter(|(name, _)| name.contains("/p/"))
+                .map(|(name, _)| bucket.join(name))
+                .collect()
+        };
+        let mut source = bucketsync::files::ReadSource::new(&marker[..], None);
+        a.put_file("secret-name.txt", &mut source, &t, None, 2, |_| {})
+            .await
+            .unwrap();
+        let marker_packs = packs();
+        put(&a, &t, "other", Generated::new(3, 3 * MIB))
+            .await
+            .unwrap();
+        let other_packs: Vec<_> = packs()
+            .into_iter()
+            .filter(|p| !marker_packs.contains(p))
+            .collect();
+        assert!(!marker_packs.is_empty() && !other_packs.is_empty());
+        sync(&a, &t).await;
+        for (name, bytes) in bucketsync_suite::bucket_files(&bucket) {
+            assert!(!name.contains("secret-name"), "{name}");
+            let found = bytes.windows(16).any(|w| w == &marker[..16]);
+            assert!(!found, "plaintext in {name}");
+            assert!(
+                !bytes.windows(11).any(|w| w == b"secret-name"),
+                "file name in {name}"
+            );
+        }
+
+        // Flip one byte in the middle of the marker file's largest pack.
+        let marker_pack = marker_packs
+            .iter()
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap()
+            .clone();
+        let mut bytes = std::fs::read(&marker_pack).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&marker_pack, &bytes).unwrap();
+        let mut sink = Vec::new();
+        let err = a
+            .get_file(
+                b"secret-name.txt",
+                &mut bucketsync::files::WriteSink(&mut sink),
+                &t,
+                2,
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.category(), Category::Corrupt, "{err}");
+        assert!(sink.is_empty(), "no unchecked byte was handed out");
+        get_compare(&a, &t, "other", Generated::new(3, 3 * MIB), 3 * MIB).await;
+
+        // Swap the two packs' contents: each chunk is found where the other file's was.
+        let other_pack = other_packs[0].clone();
+        let (x, y) = (
+            std::fs::read(&marker_pack).unwrap(),
+            std::fs::read(&other_pack).unwrap(),
+        );
+        std::fs::write(&marker_pack, &y).unwrap();
+        std::fs::write(&other_pack, &x).unwrap();
+        let mut sink = Vec::new();
+        let err = a
+            .get_file(
+                b"other",
+                &mut bucketsync::files::WriteSink(&mut sink),
+                &t,
+                2,
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.category(), Category::Corrupt, "{err}");
+    });
+}
+
+#[tokio::test]
+async fn a_256_mib_file_goes_between_devices_on_s3_and_a_second_copy_costs_nothing() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("files").await;
+        let store = server.store_url("files", "big/");
+        let key = VaultKey::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let t = http();
+        let a = open(&store, &key, dir.path(), "a");
+        let b = open(&store, &key, dir.path(), "b");
+        let len = 256 * MIB;
+        let report = put(&a, &t, "video.mp4", Generated::new(9, len))
+            .await
+            .unwrap();
+        assert_eq!(report.size, len);
+        // Requests per GiB: the bar is 70.
+        assert!(report.requests * 4 <= 70, "{kind:?}: {report:?}");
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        let mut sink = Compare::new(Generated::new(9, len));
+        let mut gets = 0;
+        let found = b
+            .get_file(b"video.mp4", &mut sink, &t, DEFAULT_CONCURRENCY, |p| {
+                gets = p.requests_done
+            })
+            .await
+            .unwrap();
+        assert!(found);
+        sink.assert_whole(len);
+        // One GET per pack (the bench measures requests per GiB).
+        assert!(
+            gets <= report.packs,
+            "{kind:?}: {gets} GETs for {} packs",
+            report.packs
+        );
+        let copy = put(&b, &t, "copy.mp4", Generated::new(9, len))
+            .await
+            .unwrap();
+        assert_eq!(
+            (copy.chunks_uploaded, copy.requests),
+            (0, 0),
+            "{kind:?}: {copy:?}"
+        );
+        // What the bucket holds: manifests, segments, and the packs.
+        let names = server
+            .list_all(&bucketsync::Store::parse(&store).unwrap(), "")
+            .await;
+        assert!(names.iter().any(|n| n.contains("/p/")), "{names:?}");
+    }
+}
