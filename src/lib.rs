@@ -1,5 +1,6 @@
 //! Helpers shared by the workspace's examples, benchmark and integration tests.
 
+pub mod generated;
 pub mod quickstart;
 pub mod servers;
 

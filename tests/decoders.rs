@@ -654,6 +654,35 @@ proptest! {
     }
 }
 
+// ---- File record values (they travel inside segments, so any device can write them) ----
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary bytes behind the file magic, and a real file value with random edits: a file,
+    /// or corrupt; never a panic or an allocation beyond the bound.
+    #[test]
+    fn file_values_decode_or_are_corrupt(
+        bytes in vec(any::<u8>(), 0..400),
+        edits in vec(edit(), 1..4),
+    ) {
+        let mut framed = b"BKSF\x01".to_vec();
+        framed.extend_from_slice(&bytes);
+        let edited = apply(&testing::sample_file_value(), &edits);
+        for value in [&framed, &edited] {
+            match decode(value.len(), || testing::decode_file_value(value))? {
+                // Edits that keep the layout valid (a changed id or hash byte) still decode.
+                Ok(_) => {}
+                Err(e) => prop_assert!(
+                    matches!(e.category(), Category::Corrupt | Category::Config),
+                    "{e}"
+                ),
+            }
+        }
+        prop_assert_eq!(testing::decode_file_value(&testing::sample_file_value()), Ok(1_200_000));
+    }
+}
+
 // ---- The decoders behind the authentication tag ----
 
 proptest! {

@@ -4,100 +4,14 @@
 use std::path::Path;
 
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
-use bucketsync::files::{FileProgress, Sink, Source};
+use bucketsync::files::FileProgress;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::transfer::FileReport;
-use bucketsync::{Category, Entropy, Result, VaultKey};
+use bucketsync::{Category, Result, VaultKey};
+use bucketsync_suite::generated::{Compare, Generated};
 use bucketsync_suite::servers::{http, ServerKind, TestServer};
 use futures::executor::block_on;
-
-/// A file of `len` pseudo-random bytes made as it is read (no copy of it in memory), with
-/// `edit` (offset, byte) changed.
-struct Generated {
-    stream: Entropy,
-    left: u64,
-    at: u64,
-    edit: Option<(u64, u8)>,
-}
-
-impl Generated {
-    fn new(seed: u8, len: u64) -> Self {
-        Generated {
-            stream: Entropy::from_seed([seed; 32]),
-            left: len,
-            at: 0,
-            edit: None,
-        }
-    }
-
-    fn edited(mut self, offset: u64, byte: u8) -> Self {
-        self.edit = Some((offset, byte));
-        self
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.left as usize);
-        self.stream.fill(&mut buf[..n]);
-        if let Some((offset, byte)) = self.edit {
-            if (self.at..self.at + n as u64).contains(&offset) {
-                buf[(offset - self.at) as usize] = byte;
-            }
-        }
-        self.left -= n as u64;
-        self.at += n as u64;
-        n
-    }
-}
-
-impl Source for Generated {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        Ok(self.fill(buf))
-    }
-}
-
-/// A sink that compares what it gets with a [`Generated`] file.
-struct Compare {
-    expected: Generated,
-    got: u64,
-    mismatch: Option<u64>,
-}
-
-impl Compare {
-    fn new(expected: Generated) -> Self {
-        Compare {
-            expected,
-            got: 0,
-            mismatch: None,
-        }
-    }
-
-    fn assert_whole(&self, len: u64) {
-        assert_eq!(
-            self.mismatch, None,
-            "the bytes read differ from those stored"
-        );
-        assert_eq!(self.got, len);
-        assert_eq!(self.expected.left, 0);
-    }
-}
-
-impl Sink for Compare {
-    async fn write(&mut self, data: &[u8]) -> Result<()> {
-        let mut want = vec![0u8; data.len()];
-        assert_eq!(
-            self.expected.fill(&mut want),
-            data.len(),
-            "more bytes than stored"
-        );
-        if want != data && self.mismatch.is_none() {
-            let first = want.iter().zip(data).position(|(a, b)| a != b).unwrap();
-            self.mismatch = Some(self.got + first as u64);
-        }
-        self.got += data.len() as u64;
-        Ok(())
-    }
-}
 
 fn open(store: &str, key: &VaultKey, dir: &Path, name: &str) -> Session {
     Session::open(SessionOptions {

@@ -119,3 +119,62 @@ pub fn open_checkpoint(
     )
     .map(|_| ())
 }
+
+/// The lengths of the chunks the vault `key`'s chunker cuts `data` into (for the benchmark).
+pub fn chunk_lengths(key: &VaultKey, data: &[u8]) -> Vec<usize> {
+    let mut chunker =
+        crate::chunker::Chunker::new(crate::chunker::Gear::new(&key.subkey(Purpose::Chunker)));
+    let mut lengths = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let taken = chunker.feed(rest);
+        rest = &rest[taken..];
+        while let Some(chunk) = chunker.next_chunk(false) {
+            lengths.push(chunk.len());
+        }
+    }
+    while let Some(chunk) = chunker.next_chunk(true) {
+        lengths.push(chunk.len());
+    }
+    lengths
+}
+
+/// Decodes a file record's value as the engine does (for the decoder property tests).
+///
+/// # Errors
+/// As the engine's file value decoder: `Config` when it is not a file, `Corrupt` when damaged.
+pub fn decode_file_value(value: &[u8]) -> Result<u64> {
+    crate::file::FileValue::decode(b"key", value).map(|f| f.size)
+}
+
+/// A file record's value with two chunks in two packs, to damage in the decoder tests.
+pub fn sample_file_value() -> Vec<u8> {
+    use crate::file::{Body, ChunkRef, FileValue};
+    use crate::pack::{ChunkId, PackName};
+    let packs = vec![
+        PackName {
+            device: [1; 16],
+            pack: [2; 16],
+        },
+        PackName {
+            device: [3; 16],
+            pack: [4; 16],
+        },
+    ];
+    let chunk = |n: u8, pack: u32, offset: u64| ChunkRef {
+        id: ChunkId([n; 32]),
+        len: 600_000,
+        pack,
+        offset,
+        sealed_len: 600_138,
+    };
+    FileValue {
+        size: 1_200_000,
+        hash: [9; 32],
+        body: Body::Chunks {
+            packs,
+            chunks: vec![chunk(5, 0, 0), chunk(6, 1, 600_138)],
+        },
+    }
+    .encode()
+}

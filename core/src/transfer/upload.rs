@@ -17,7 +17,7 @@ use crate::s3;
 /// Packs are closed once they hold this many bytes, unless told otherwise.
 pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
 /// Packs sealed and not yet stored at once: more input waits until one is stored.
-const MAX_PACKS_WAITING: usize = 2;
+const MAX_PACKS_WAITING: usize = 1;
 
 /// What storing a file did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
