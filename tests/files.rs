@@ -92,12 +92,14 @@ fn a_file_goes_between_devices_with_its_chunks_checked_and_shared() {
         assert_eq!(report.chunks_reused, 0);
         // 40 MiB in packs of 16 MiB, spread over two open packs: three or four PUTs.
         assert!((3..=4).contains(&report.packs), "{report:?}");
-        assert_eq!(report.requests, report.packs);
+        // The packs, and one LIST: a process's first upload looks for packs an interrupted
+        // one left.
+        assert_eq!(report.requests, report.packs + 1);
         assert!(
             report.bytes_sent > len && report.bytes_sent < len + len / 100,
             "{report:?}"
         );
-        assert_eq!(seen.last().unwrap().requests_done, report.packs);
+        assert_eq!(seen.last().unwrap().requests_done, report.requests);
         assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
         assert_eq!(seen.iter().map(|p| p.bytes_done).max(), Some(len));
 
@@ -113,13 +115,19 @@ fn a_file_goes_between_devices_with_its_chunks_checked_and_shared() {
         assert_eq!(info.chunks, report.chunks);
         get_compare(&b, &t, "photos/cat.jpg", Generated::new(1, len), len).await;
 
-        // The same bytes stored again by the other device: nothing goes up but the record.
+        // The same bytes stored again by the other device: nothing goes up but the record
+        // (the one request is its process's first look for packs an interrupted upload left).
         let again = put(&b, &t, "backup/cat.jpg", Generated::new(1, len))
             .await
             .unwrap();
         assert_eq!(
-            (again.chunks_uploaded, again.packs, again.requests),
-            (0, 0, 0),
+            (
+                again.chunks_uploaded,
+                again.packs,
+                again.requests,
+                again.bytes_sent
+            ),
+            (0, 0, 1, 0),
             "{again:?}"
         );
         assert_eq!(again.chunks_reused, report.chunks);
@@ -334,8 +342,8 @@ async fn a_256_mib_file_goes_between_devices_on_s3_and_a_second_copy_costs_nothi
             .await
             .unwrap();
         assert_eq!(
-            (copy.chunks_uploaded, copy.requests),
-            (0, 0),
+            (copy.chunks_uploaded, copy.requests, copy.bytes_sent),
+            (0, 1, 0),
             "{kind:?}: {copy:?}"
         );
         // What the bucket holds: manifests, segments, and the packs.
@@ -343,5 +351,80 @@ async fn a_256_mib_file_goes_between_devices_on_s3_and_a_second_copy_costs_nothi
             .list_all(&bucketsync::Store::parse(&store).unwrap(), "")
             .await;
         assert!(names.iter().any(|n| n.contains("/p/")), "{names:?}");
+    }
+}
+
+/// A source that fails after `after` bytes, like a disk or a process going away mid-file.
+struct FailingAfter {
+    inner: Generated,
+    after: u64,
+    read: u64,
+}
+
+impl bucketsync::files::Source for FailingAfter {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let left = self.after - self.read;
+        if left == 0 {
+            return Err(bucketsync::Error::Config("the disk went away".into()));
+        }
+        let n = buf.len().min(left as usize);
+        let n = self.inner.fill(&mut buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Stores 48 MiB from a source that fails at 40 MiB, then the whole file from a new session
+/// on the same state (a new process): the packs the first one stored are found and not sent
+/// again, and the file reads back whole.
+async fn interrupted_then_resumed<T: Transport>(store: &str, t: &T) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let len = 48 * MIB;
+    {
+        let a = open(store, &key, dir.path(), "a");
+        let mut source = FailingAfter {
+            inner: Generated::new(5, len),
+            after: 40 * MIB,
+            read: 0,
+        };
+        let err = a
+            .put_file("movie", &mut source, t, None, 2, |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the disk went away"), "{err}");
+        assert_eq!(
+            a.get(b"movie").unwrap(),
+            None,
+            "a failed upload stores no record"
+        );
+        a.close().unwrap();
+    }
+    // A new process: nothing in memory says what the first one stored.
+    let a = open(store, &key, dir.path(), "a");
+    let report = put(&a, t, "movie", Generated::new(5, len)).await.unwrap();
+    assert!(report.chunks_reused >= 8, "{report:?}");
+    assert!(report.bytes_sent + 16 * MIB <= len, "{report:?}");
+    get_compare(&a, t, "movie", Generated::new(5, len), len).await;
+    // The same process does not list again.
+    let again = put(&a, t, "movie 2", Generated::new(6, 5 * MIB))
+        .await
+        .unwrap();
+    assert_eq!(again.requests, again.packs, "{again:?}");
+}
+
+#[test]
+fn an_interrupted_upload_is_resumed_by_a_new_process_without_sending_its_packs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    block_on(interrupted_then_resumed(&store, &FolderBucket));
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_is_resumed_on_s3() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("resume").await;
+        interrupted_then_resumed(&server.store_url("resume", "r/"), &http()).await;
     }
 }

@@ -1,12 +1,12 @@
 //! Files in the replica: the transfers that store and read them start here, with the keys
 //! and what the replica knows of the chunks already in the vault.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Engine;
 use crate::entropy::Entropy;
 use crate::error::Result;
-use crate::file::{Body, FileInfo, FileValue};
+use crate::file::{Body, FileInfo, FileValue, INLINE_MAX};
 use crate::http::Request;
 use crate::ids::Timestamp;
 use crate::transfer::{Download, FileKeys, Stored, Upload, DEFAULT_PACK_SIZE};
@@ -25,12 +25,16 @@ impl Engine {
         }
     }
 
-    /// Starts storing a file (see [`Upload`]), in packs of about `pack_size` bytes (`None`:
-    /// [`DEFAULT_PACK_SIZE`]). Chunks that a live file of the replica already references are
-    /// not sent again. When the upload ends, store the value it gives under the file's key
-    /// with [`Engine::put`].
-    pub fn begin_upload(&mut self, pack_size: Option<usize>) -> Upload {
+    /// Starts storing a file (see [`Upload`]) of `size` bytes if known, in packs of about
+    /// `pack_size` bytes (`None`: [`DEFAULT_PACK_SIZE`]). Chunks that a live file of the
+    /// replica already references are not sent again, nor those an interrupted upload of this
+    /// device stored: the first upload of a file that does not fit in its record lists this
+    /// device's packs to find them. When the upload ends, store the value it gives under the
+    /// file's key with [`Engine::put`], and hand the upload to [`Engine::end_upload`] (also
+    /// when it failed).
+    pub fn begin_upload(&mut self, size: Option<u64>, pack_size: Option<usize>) -> Upload {
         let mut known = HashMap::new();
+        let mut referenced = HashSet::new();
         for (_, record) in self.state.records().iter() {
             let Some(value) = record.value.as_deref().filter(|v| FileValue::is_file(v)) else {
                 continue;
@@ -39,6 +43,7 @@ impl Engine {
                 continue;
             };
             if let Body::Chunks { packs, chunks } = &file.body {
+                referenced.extend(packs.iter().copied());
                 for c in chunks {
                     known.entry(c.id).or_insert(Stored {
                         pack: packs[c.pack as usize],
@@ -49,15 +54,35 @@ impl Engine {
                 }
             }
         }
+        let discover = match &self.spare_chunks {
+            Some(spare) => {
+                for (id, stored) in spare {
+                    known.entry(*id).or_insert(*stored);
+                }
+                None
+            }
+            None if size.is_some_and(|s| s <= INLINE_MAX) => None,
+            None => Some(referenced),
+        };
         let entropy = Entropy::from_seed(self.entropy.array());
         Upload::new(
             self.transfer_keys(),
             self.state.device,
             entropy,
             known,
+            discover,
             pack_size.unwrap_or(DEFAULT_PACK_SIZE),
             self.retry,
         )
+    }
+
+    /// Takes note of the chunks an upload found or stored in packs that no file referenced
+    /// when it began, so that the next upload of this process references them too.
+    pub fn end_upload(&mut self, upload: &Upload) {
+        let spare = self.spare_chunks.get_or_insert_with(HashMap::new);
+        for (id, stored) in upload.stored_chunks() {
+            spare.entry(*id).or_insert(*stored);
+        }
     }
 
     /// Starts reading the file stored under `key` (see [`Download`]); `None` when the key is

@@ -150,6 +150,10 @@ pub struct Engine {
     state_key: SecretKey,
     /// Files: the chunk, chunk-id, chunker and file-hash keys.
     file_keys: [SecretKey; 4],
+    /// Files: chunks stored in packs that no live file references (left by an interrupted
+    /// upload), as found by listing our packs; `None` until an upload listed them. In memory
+    /// only: a new process lists again.
+    spare_chunks: Option<std::collections::HashMap<crate::pack::ChunkId, crate::transfer::Stored>>,
     store: Store,
     /// The vault's folder in the bucket, `"<vault id>/"`.
     folder: String,
@@ -256,6 +260,7 @@ impl Engine {
                 key.subkey(Purpose::Chunker),
                 key.subkey(Purpose::FileHash),
             ],
+            spare_chunks: None,
             folder: format!("{}{vault}/", store.prefix()),
             store,
             state,

@@ -155,7 +155,7 @@ impl Session {
     ) -> Result<FileReport> {
         self.clear_cancel();
         let key = key.into();
-        let mut upload = self.configure(|e| e.begin_upload(pack_size))?;
+        let mut upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
         let mut flight = Flight {
             transport,
             in_flight: FuturesUnordered::new(),
@@ -165,9 +165,36 @@ impl Session {
             },
         };
         let mut buf = vec![0u8; READ_SIZE];
-        let (value, report) = loop {
+        let outcome = self
+            .run_upload(
+                &mut upload,
+                source,
+                &mut flight,
+                &mut buf,
+                concurrency,
+                &mut progress,
+            )
+            .await;
+        // What it found or stored is reusable, also when it failed. (Dropped before this, it
+        // is found again by the next upload's listing.)
+        self.configure(|e| e.end_upload(&upload))?;
+        let (value, report) = outcome?;
+        self.put(key, value)?;
+        Ok(report)
+    }
+
+    async fn run_upload<T: Transport + ?Sized, S: Source>(
+        &self,
+        upload: &mut crate::transfer::Upload,
+        source: &mut S,
+        flight: &mut Flight<'_, T>,
+        buf: &mut [u8],
+        concurrency: usize,
+        progress: &mut impl FnMut(FileProgress),
+    ) -> Result<(Vec<u8>, FileReport)> {
+        loop {
             while upload.wants_input() {
-                let n = source.read(&mut buf).await?;
+                let n = source.read(buf).await?;
                 if n == 0 {
                     upload.finish()?;
                 } else {
@@ -177,13 +204,10 @@ impl Session {
                 }
             }
             if let Some(outcome) = upload.poll_outcome() {
-                break outcome?;
+                return outcome;
             }
-            self.step(&mut upload, &mut flight, concurrency, &mut progress)
-                .await?;
-        };
-        self.put(key, value)?;
-        Ok(report)
+            self.step(upload, flight, concurrency, progress).await?;
+        }
     }
 
     /// Reads the file `key` into `sink`, at most `concurrency` requests at once; `false`

@@ -116,17 +116,21 @@ fn get(path: &Path, with_body: bool) -> io::Result<Response> {
     }
 }
 
-/// A GET of `bytes=<first>-<last>` (the one form the engine sends): 206 with those bytes, or
-/// 416 when the object is shorter.
+/// A GET of `bytes=<first>-<last>` or of the last bytes, `bytes=-<n>` (the forms the engine
+/// sends): 206 with those bytes, or 416 when the object is shorter.
 fn get_range(path: &Path, range: &str) -> io::Result<Response> {
     use std::io::{Read, Seek, SeekFrom};
-    let parsed = range
-        .strip_prefix("bytes=")
-        .and_then(|r| r.split_once('-'))
-        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
-        .filter(|(a, b)| a <= b);
-    let Some((first, last)) = parsed else {
-        return Ok(error(400, "InvalidArgument", "unsupported Range"));
+    let parsed = range.strip_prefix("bytes=").and_then(|r| r.split_once('-'));
+    let (first, last, suffix) = match parsed {
+        Some(("", n)) => match n.parse::<u64>() {
+            Ok(n) if n > 0 => (0, 0, Some(n)),
+            _ => return Ok(error(400, "InvalidArgument", "unsupported Range")),
+        },
+        Some((a, b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(a), Ok(b)) if a <= b => (a, b, None),
+            _ => return Ok(error(400, "InvalidArgument", "unsupported Range")),
+        },
+        None => return Ok(error(400, "InvalidArgument", "unsupported Range")),
     };
     let mut file = match fs::File::open(path) {
         Ok(file) => file,
@@ -136,6 +140,10 @@ fn get_range(path: &Path, range: &str) -> io::Result<Response> {
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
+    let (first, last) = match suffix {
+        Some(n) if len > 0 => (len.saturating_sub(n), len - 1),
+        _ => (first, last),
+    };
     if first >= len {
         return Ok(error(
             416,

@@ -1,7 +1,7 @@
 //! Storing a file: chunk it, skip the chunks the vault already has, seal the others into packs,
 //! PUT the packs, and end with the record value that points at every chunk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{FileKeys, Requests};
 use crate::chunker::{Chunker, Gear, MAX_CHUNK};
@@ -18,6 +18,21 @@ use crate::s3;
 pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
 /// Packs sealed and not yet stored at once: more input waits until one is stored.
 const MAX_PACKS_WAITING: usize = 1;
+/// How much of a pack's end is fetched to read its index (an index longer than this, of a
+/// pack of thousands of chunks, is not read: its chunks are sent again).
+const INDEX_TAIL: usize = 64 << 10;
+/// A listing of our own packs longer than this many pages is not followed further.
+const MAX_LIST_PAGES: usize = 1_000;
+
+/// What a request of an upload is for.
+enum Pending {
+    /// Storing a pack.
+    Pack(PackName),
+    /// A page of the listing of this device's packs.
+    List,
+    /// The end of a pack of ours that no file references, for its index.
+    Tail(PackName),
+}
 
 /// What storing a file did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,7 +79,14 @@ pub struct Upload {
     pack_numbers: HashMap<PackName, u32>,
     chunks: Vec<ChunkRef>,
     open: [Option<PackBuilder>; 2],
-    requests: Requests<PackName>,
+    requests: Requests<Pending>,
+    /// Looking for packs of ours that an interrupted upload left, before taking input.
+    discovering: bool,
+    list_pages: usize,
+    /// Packs that live files reference (not fetched when found in the listing).
+    referenced: HashSet<PackName>,
+    /// Chunks of packs found in the listing.
+    found: HashMap<ChunkId, Stored>,
     input_done: bool,
     inline: Option<Vec<u8>>,
     failure: Option<Error>,
@@ -84,17 +106,22 @@ impl core::fmt::Debug for Upload {
 }
 
 impl Upload {
+    /// With `discover`, the upload first lists this device's packs and reads the index of each
+    /// that no file in `referenced` points at, so that the chunks an interrupted upload stored
+    /// are not sent again.
     pub(crate) fn new(
         keys: FileKeys,
         device: DeviceId,
         entropy: Entropy,
         known: HashMap<ChunkId, Stored>,
+        discover: Option<HashSet<PackName>>,
         pack_size: usize,
         retry: RetryPolicy,
     ) -> Upload {
         let gear = Gear::new(&keys.chunker);
         let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
-        Upload {
+        let discovering = discover.is_some();
+        let mut upload = Upload {
             keys,
             device,
             entropy,
@@ -108,12 +135,118 @@ impl Upload {
             chunks: Vec::new(),
             open: [None, None],
             requests: Requests::new(retry),
+            discovering,
+            list_pages: 0,
+            referenced: discover.unwrap_or_default(),
+            found: HashMap::new(),
             input_done: false,
             inline: None,
             failure: None,
             report: FileReport::default(),
             ended: false,
+        };
+        if discovering {
+            upload.queue_list(None);
         }
+        upload
+    }
+
+    fn own_packs_prefix(&self) -> String {
+        let own = PackName {
+            device: self.device.0,
+            pack: [0; 16],
+        }
+        .relative();
+        let folder = &own[..own.len() - 32];
+        format!("{}{folder}", self.keys.folder)
+    }
+
+    fn queue_list(&mut self, token: Option<&str>) {
+        self.list_pages += 1;
+        let url = self.keys.store.list_url(&self.own_packs_prefix(), token);
+        self.requests.push(
+            RequestKind::List,
+            Method::Get,
+            url,
+            Vec::new(),
+            Vec::new(),
+            Pending::List,
+        );
+    }
+
+    /// A listing page: fetch the end of every pack no file references; go on to the next page.
+    fn on_list(&mut self, response: Result<Response>) -> Result<()> {
+        let response = response?;
+        if !response.is_success() {
+            return Err(s3::error_from_response(&response, "LIST packs".into()));
+        }
+        let page = s3::parse_list(&response.body)?;
+        let prefix = self.own_packs_prefix();
+        for (key, _) in page.objects {
+            let Some(hex) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(pack) = crate::ids::parse_hex16(hex).filter(|_| hex.len() == 32) else {
+                continue;
+            };
+            let name = PackName {
+                device: self.device.0,
+                pack,
+            };
+            if !self.referenced.contains(&name) {
+                let url = self.keys.url(&name.relative());
+                let range = format!("bytes=-{INDEX_TAIL}");
+                self.requests.push(
+                    RequestKind::GetChunks,
+                    Method::Get,
+                    url,
+                    vec![("range".into(), range)],
+                    Vec::new(),
+                    Pending::Tail(name),
+                );
+            }
+        }
+        if let Some(token) = page.next_token.filter(|_| self.list_pages < MAX_LIST_PAGES) {
+            self.queue_list(Some(&token));
+        }
+        Ok(())
+    }
+
+    /// The end of a pack of ours: its index names chunks stored already.
+    fn on_tail(&mut self, name: PackName, response: Result<Response>) -> Result<()> {
+        let response = response?;
+        if !response.is_success() {
+            return Err(s3::error_from_response(&response, "GET pack index".into()));
+        }
+        let total = response
+            .header("content-range")
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(response.body.len() as u64);
+        let entries = crate::pack::read_index(
+            &self.keys.chunk,
+            self.keys.vault,
+            &name,
+            total,
+            &response.body,
+        )?;
+        for entry in entries {
+            self.found.entry(entry.id).or_insert(Stored {
+                pack: name,
+                offset: entry.offset,
+                sealed_len: entry.sealed_len,
+                len: entry.len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Chunks this upload found in packs no file referenced, and those it stored itself: what
+    /// the next upload of this process may reference without listing again.
+    pub(crate) fn stored_chunks(&self) -> impl Iterator<Item = (&ChunkId, &Stored)> {
+        self.known
+            .iter()
+            .filter(|(_, s)| !self.referenced.contains(&s.pack))
     }
 
     /// Whether to [`Upload::write`] more now: false while enough packs wait to be stored (that
@@ -256,7 +389,7 @@ impl Upload {
             self.keys.url(&name.relative()),
             vec![("if-none-match".into(), "*".into())],
             bytes,
-            name,
+            Pending::Pack(name),
         );
         Ok(())
     }
@@ -279,7 +412,34 @@ impl Upload {
         let Some((op, response)) = self.requests.answer(id, response, now) else {
             return;
         };
-        let name = op.pending.relative();
+        let name = match op.pending {
+            Pending::Pack(name) => name,
+            Pending::List | Pending::Tail(_) => {
+                let found = match op.pending {
+                    Pending::Tail(name) => self.on_tail(name, response),
+                    _ => self.on_list(response),
+                };
+                if found.is_err() {
+                    // Finding what an interrupted upload left only saves bytes: without it,
+                    // those chunks are sent again.
+                    self.requests
+                        .queue
+                        .retain(|op| matches!(op.pending, Pending::Pack(_)));
+                    self.requests
+                        .delayed
+                        .retain(|op| matches!(op.pending, Pending::Pack(_)));
+                }
+                if self.requests.outstanding() == 0 {
+                    self.discovering = false;
+                    for (id, stored) in self.found.drain() {
+                        self.known.entry(id).or_insert(stored);
+                    }
+                }
+                return;
+            }
+        };
+        let relative = name.relative();
+        let _ = name;
         let outcome = match response {
             Ok(r) if r.is_success() => Ok(()),
             // Sent again after an answer was lost: the first try stored it (the name is ours).
@@ -293,7 +453,7 @@ impl Upload {
             }
             Ok(r) => Err(s3::error_from_response(
                 &r,
-                format!("PUT {name} in {}", self.keys.store.display_name()),
+                format!("PUT {relative} in {}", self.keys.store.display_name()),
             )),
             Err(e) => Err(e),
         };
