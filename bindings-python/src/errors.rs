@@ -47,3 +47,15 @@ pub fn to_py_with_cause(error: Error, cause: Option<PyErr>) -> PyErr {
         Err(e) => e,
     })
 }
+
+/// A ConflictError with `message` (for a conflict the binding finds, not the core).
+pub fn conflict(py: Python<'_>, message: &str) -> PyErr {
+    let instance = py
+        .import("bucketsync.errors")
+        .and_then(|m| m.getattr("ConflictError"))
+        .and_then(|class| class.call1((message,)));
+    match instance {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(e) => e,
+    }
+}

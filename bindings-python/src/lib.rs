@@ -4,6 +4,7 @@
 
 mod convert;
 mod errors;
+mod files;
 mod transport;
 mod vault;
 
@@ -16,6 +17,9 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Credentials>()?;
     m.add_class::<vault::SyncReport>()?;
     m.add_class::<vault::Progress>()?;
+    m.add_class::<files::FileProgress>()?;
+    m.add_class::<files::FileReport>()?;
+    m.add_class::<files::FileInfo>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -1,18 +1,23 @@
 //! The exported classes: thin wrappers that convert, lock, release the GIL and map errors.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
+use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::convert::Bytes;
-use crate::errors::{exception, to_py, to_py_with_cause};
+use crate::errors::{conflict, exception, to_py, to_py_with_cause};
+use crate::files::{
+    remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
+};
 use crate::transport::{AnyTransport, PyTransport};
 
 /// The secret every device of a vault shares.
@@ -561,6 +566,118 @@ impl Vault {
         self.sync_until(py, progress, Some(cancel))
     }
 
+    /// Stores the bytes of path_or_file under key as a file and returns a FileReport.
+    ///
+    /// path_or_file: a path (str or os.PathLike) or a binary file object with read() (read
+    /// from its current position to its end). The file is cut into chunks by content; chunks
+    /// the vault already holds are not sent again, the rest go up in packs of about
+    /// pack_size bytes (None: 16 MiB). Then key's record is written (in the journal, pushed
+    /// by the next sync); a transfer that fails or is stopped leaves the key as it was.
+    /// progress, if given, is called with a FileProgress as bytes are read and requests
+    /// answered. An exception from progress or from the file object, or Ctrl-C, stops the
+    /// transfer and propagates (the key stays as it was unless the transfer had finished).
+    /// The GIL is released while the transfer runs; it may run while another thread syncs,
+    /// but not be started from a progress callback (ConflictError).
+    #[pyo3(signature = (key, path_or_file, progress = None, pack_size = None))]
+    fn put_file(
+        &self,
+        py: Python<'_>,
+        key: Bytes,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+    ) -> PyResult<FileReport> {
+        self.put_file_until(py, key, path_or_file, progress, pack_size, None)
+    }
+
+    /// Reads the file stored under key into path_or_file: a path (written to a temporary file
+    /// beside it and renamed into place once the whole file is read and checked, so a failed
+    /// read leaves nothing at the path) or a writable binary file object (which, after a
+    /// failed read, holds a prefix of the file). Raises KeyError when key is absent or
+    /// deleted, ConfigError when it holds a record that is not a file, CorruptError when the
+    /// file's bytes fail their checks. progress, Ctrl-C and exceptions as in put_file.
+    #[pyo3(signature = (key, path_or_file, progress = None))]
+    fn get_file(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+    ) -> PyResult<()> {
+        self.get_file_until(py, key, path_or_file, progress, None)
+    }
+
+    /// What the file under key is (a FileInfo: size, chunks, packs, content_hash), without
+    /// fetching it; None when key is absent or deleted. ConfigError when it holds a record
+    /// that is not a file.
+    fn file_info(&self, key: Bytes) -> PyResult<Option<FileInfo>> {
+        let info = self
+            .session
+            .read(|e| e.file_info(&key.0))
+            .and_then(|info| info)
+            .map_err(to_py)?;
+        Ok(info.map(FileInfo::from))
+    }
+
+    /// `await vault.put_file_async(key, path_or_file, progress=None, pack_size=None)`:
+    /// put_file() on a worker thread, for asyncio apps. Cancelling the awaiting task stops
+    /// the transfer (the file is then not stored); the task ends cancelled once it stopped.
+    #[pyo3(signature = (key, path_or_file, progress = None, pack_size = None))]
+    fn put_file_async<'py>(
+        slf: &Bound<'py, Self>,
+        key: Bound<'py, PyAny>,
+        path_or_file: Bound<'py, PyAny>,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        py.import("bucketsync._aio")?
+            .getattr("put_file_async")?
+            .call1((slf, key, path_or_file, progress, pack_size))
+    }
+
+    /// `await vault.get_file_async(key, path_or_file, progress=None)`: get_file() on a worker
+    /// thread, for asyncio apps. Cancelling the awaiting task stops the transfer.
+    #[pyo3(signature = (key, path_or_file, progress = None))]
+    fn get_file_async<'py>(
+        slf: &Bound<'py, Self>,
+        key: Bound<'py, PyAny>,
+        path_or_file: Bound<'py, PyAny>,
+        progress: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        py.import("bucketsync._aio")?
+            .getattr("get_file_async")?
+            .call1((slf, key, path_or_file, progress))
+    }
+
+    /// put_file() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// put_file_async.
+    fn _put_file_until(
+        &self,
+        py: Python<'_>,
+        key: Bytes,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+        cancel: PyObject,
+    ) -> PyResult<FileReport> {
+        self.put_file_until(py, key, path_or_file, progress, pack_size, Some(cancel))
+    }
+
+    /// get_file() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// get_file_async.
+    fn _get_file_until(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        cancel: PyObject,
+    ) -> PyResult<()> {
+        self.get_file_until(py, key, path_or_file, progress, Some(cancel))
+    }
+
     /// Syncs the journal to disk now (it also is after every sync, on close, and while
     /// writing every `flush_interval` seconds).
     fn save(&self) -> PyResult<()> {
@@ -634,82 +751,228 @@ impl Vault {
             return Err(to_py(bucketsync::Error::SyncInProgress));
         }
         let _syncing = Syncing(&self.syncing);
-        // An exception a Python transport raised in an earlier sync is not this sync's cause.
-        let _ = self.transport.take_raised();
-        let stop: Mutex<Option<PyErr>> = Mutex::new(None);
-        let note = |e: PyErr| {
-            stop.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
+        let stop = Stop::default();
+        let report = self.run(py, &stop, cancel.as_ref(), || {
+            self.session.sync(
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                |p: CoreProgress| {
+                    let Some(callback) = &progress else { return };
+                    Python::with_gil(|py| {
+                        let value = Progress {
+                            requests_done: p.requests_done,
+                            requests_total: p.requests_total,
+                            bytes_sent: p.bytes_sent,
+                            bytes_received: p.bytes_received,
+                        };
+                        if let Err(e) = callback.call1(py, (value,)) {
+                            stop.note(e);
+                        }
+                    })
+                },
+            )
+        })?;
+        SyncReport::new(py, &report)
+    }
+
+    /// put_file, stopped early as a sync is (see `run`).
+    fn put_file_until(
+        &self,
+        py: Python<'_>,
+        key: Bytes,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+        cancel: Option<PyObject>,
+    ) -> PyResult<FileReport> {
+        let stop = Stop::default();
+        let report = match Target::of(path_or_file, "read")? {
+            Target::Path(path) => {
+                let file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
+                let mut source = Checked::new(ReadSource::new(file, Some(len)), &stop);
+                self.put_from(py, key, &mut source, progress, pack_size, &stop, cancel)?
+            }
+            Target::Object(object) => {
+                let len = remaining_len(&object)?;
+                let reader = PyReader {
+                    file: object.unbind(),
+                    stop: &stop,
+                };
+                let mut source = Checked::new(ReadSource::new(reader, len), &stop);
+                self.put_from(py, key, &mut source, progress, pack_size, &stop, cancel)?
+            }
         };
+        Ok(report.into())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn put_from<S: Source + Send>(
+        &self,
+        py: Python<'_>,
+        key: Bytes,
+        source: &mut S,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+        stop: &Stop,
+        cancel: Option<PyObject>,
+    ) -> PyResult<bucketsync::transfer::FileReport> {
+        self.run(py, stop, cancel.as_ref(), || {
+            self.session.put_file(
+                key.0,
+                source,
+                &self.transport,
+                pack_size,
+                driver::DEFAULT_CONCURRENCY,
+                file_progress(progress.as_ref(), stop),
+            )
+        })
+    }
+
+    /// get_file, stopped early as a sync is (see `run`).
+    fn get_file_until(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        path_or_file: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        cancel: Option<PyObject>,
+    ) -> PyResult<()> {
+        let bytes: Bytes = key.extract()?;
+        let stop = Stop::default();
+        let found = match Target::of(path_or_file, "write")? {
+            Target::Path(path) => {
+                let partial = bucketsync::files::PartialFile::create(&path)?;
+                let mut sink = Checked::new(WriteSink(partial.file()), &stop);
+                let found = self.get_into(py, &bytes, &mut sink, progress, &stop, cancel)?;
+                if found {
+                    partial.commit(&path)?;
+                }
+                found
+            }
+            Target::Object(object) => {
+                let writer = PyWriter {
+                    file: object.unbind(),
+                    stop: &stop,
+                };
+                let mut sink = Checked::new(WriteSink(writer), &stop);
+                self.get_into(py, &bytes, &mut sink, progress, &stop, cancel)?
+            }
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind()))
+        }
+    }
+
+    fn get_into<K: Sink + Send>(
+        &self,
+        py: Python<'_>,
+        key: &Bytes,
+        sink: &mut K,
+        progress: Option<PyObject>,
+        stop: &Stop,
+        cancel: Option<PyObject>,
+    ) -> PyResult<bool> {
+        self.run(py, stop, cancel.as_ref(), || {
+            self.session.get_file(
+                &key.0,
+                sink,
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                file_progress(progress.as_ref(), stop),
+            )
+        })
+    }
+
+    /// Runs what `work` starts on the vault's runtime with the GIL released. It is stopped
+    /// (its future dropped, which the core makes safe) once an exception is noted in `stop`
+    /// (by a callback or a file object), a signal such as Ctrl-C arrives, or `cancel.is_set()`
+    /// turns true; that exception is then raised. Otherwise the core's error is raised as its
+    /// class, with the exception a Python transport raised as `__cause__`.
+    fn run<T: Send, F: Future<Output = bucketsync::Result<T>>>(
+        &self,
+        py: Python<'_>,
+        stop: &Stop,
+        cancel: Option<&PyObject>,
+        work: impl FnOnce() -> F + Send,
+    ) -> PyResult<T> {
+        // Called from a progress callback (or a transport) of a running operation: the
+        // thread is inside a runtime already, and tokio refuses to nest one.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(conflict(
+                py,
+                "a sync or file transfer is running on this thread (this is one of its \
+                 callbacks): call this after it returns, or from another thread",
+            ));
+        }
+        // An exception a Python transport raised earlier is not this operation's cause.
+        let _ = self.transport.take_raised();
         let outcome = py.allow_threads(|| {
             self.runtime.block_on(async {
-                let sync = self.session.sync(
-                    &self.transport,
-                    driver::DEFAULT_CONCURRENCY,
-                    |p: CoreProgress| {
-                        let Some(callback) = &progress else { return };
-                        Python::with_gil(|py| {
-                            let value = Progress {
-                                requests_done: p.requests_done,
-                                requests_total: p.requests_total,
-                                bytes_sent: p.bytes_sent,
-                                bytes_received: p.bytes_received,
-                            };
-                            if let Err(e) = callback.call1(py, (value,)) {
-                                note(e);
-                            }
-                        })
-                    },
-                );
-                // Stops the sync (dropping its future abandons it safely) when a callback
-                // raised or a signal such as Ctrl-C arrived.
+                let work = work();
                 let interrupted = async {
                     loop {
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        if stop.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                        if stop.is_set() {
                             return;
                         }
                         let checked = Python::with_gil(|py| {
                             py.check_signals()?;
-                            match &cancel {
+                            match cancel {
                                 Some(cancel)
                                     if cancel.call_method0(py, "is_set")?.is_truthy(py)? =>
                                 {
                                     Err(pyo3::exceptions::asyncio::CancelledError::new_err(
-                                        "the sync was cancelled",
+                                        "the operation was cancelled",
                                     ))
                                 }
                                 _ => Ok(()),
                             }
                         });
                         if let Err(e) = checked {
-                            note(e);
+                            stop.note(e);
                             return;
                         }
                     }
                 };
                 tokio::select! {
                     biased;
-                    outcome = sync => Some(outcome),
+                    outcome = work => Some(outcome),
                     () = interrupted => None,
                 }
             })
         });
         let raised = self.transport.take_raised();
-        // Ctrl-C (or SystemExit) while a Python transport ran: it stops the sync as it is.
+        // Ctrl-C (or SystemExit) while a Python transport ran: it stops the operation as it is.
         let raised = match raised {
             Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
                 return Err(e);
             }
             other => other,
         };
-        let stopped = stop.into_inner().unwrap_or_else(|p| p.into_inner());
-        match (outcome, stopped) {
+        match (outcome, stop.take()) {
             (_, Some(stopped)) => Err(stopped),
-            (Some(Ok(report)), None) => SyncReport::new(py, &report),
+            (Some(Ok(value)), None) => Ok(value),
             (Some(Err(error)), None) => Err(to_py_with_cause(error, raised)),
-            (None, None) => unreachable!("the sync stops early only with a reason"),
+            (None, None) => unreachable!("an operation stops early only with a reason"),
         }
+    }
+}
+
+/// The progress callback of a file transfer: what the Python callback raises is noted in
+/// `stop`.
+fn file_progress<'a>(
+    callback: Option<&'a PyObject>,
+    stop: &'a Stop,
+) -> impl FnMut(bucketsync::files::FileProgress) + 'a {
+    move |p| {
+        let Some(callback) = callback else { return };
+        Python::with_gil(|py| {
+            if let Err(e) = callback.call1(py, (FileProgress::from(p),)) {
+                stop.note(e);
+            }
+        });
     }
 }

@@ -6,13 +6,17 @@
 ...     vault.put("notes/a", "hello")
 ...     report = vault.sync()
 
-Keys and values are bytes; ``str`` is accepted and stored as UTF-8. Errors are
-:class:`bucketsync.Error` subclasses, one per category.
+Keys and values are bytes; ``str`` is accepted and stored as UTF-8. Files of any size go
+through ``vault.put_file(key, path_or_file)`` and ``vault.get_file(key, path_or_file)``.
+Errors are :class:`bucketsync.Error` subclasses, one per category.
 """
 
 from ._bucketsync import (
     FORMAT_VERSION,
     Credentials,
+    FileInfo,
+    FileProgress,
+    FileReport,
     Progress,
     Request,
     Response,
@@ -45,6 +49,9 @@ __all__ = [
     "CorruptError",
     "Credentials",
     "Error",
+    "FileInfo",
+    "FileProgress",
+    "FileReport",
     "LockedError",
     "ClockError",
     "NetworkError",

@@ -1,21 +1,34 @@
-"""The asyncio side of ``Vault.sync_async``: the sync runs on a worker thread."""
+"""The asyncio side of ``Vault.sync_async``, ``put_file_async`` and ``get_file_async``: the
+operation runs on a worker thread."""
 
 import asyncio
 import threading
 
 
-async def sync_async(vault, progress=None):
+async def _run(method, *args):
     loop = asyncio.get_running_loop()
     cancel = threading.Event()
-    done = loop.run_in_executor(None, vault._sync_until, progress, cancel)
+    done = loop.run_in_executor(None, method, *args, cancel)
     try:
         return await asyncio.shield(done)
     except asyncio.CancelledError:
-        # Stop the sync (it checks every 50 ms) and let it finish stopping before the task
-        # ends cancelled, so the vault is free for the next sync at once.
+        # Stop the operation (it checks every 50 ms) and let it finish stopping before the
+        # task ends cancelled, so the vault is free for the next one at once.
         cancel.set()
         try:
             await done
         except BaseException:
             pass
         raise
+
+
+async def sync_async(vault, progress=None):
+    return await _run(vault._sync_until, progress)
+
+
+async def put_file_async(vault, key, path_or_file, progress=None, pack_size=None):
+    return await _run(vault._put_file_until, key, path_or_file, progress, pack_size)
+
+
+async def get_file_async(vault, key, path_or_file, progress=None):
+    return await _run(vault._get_file_until, key, path_or_file, progress)

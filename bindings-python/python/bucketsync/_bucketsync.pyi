@@ -1,7 +1,7 @@
 """Type stubs of the native module; import from ``bucketsync``, not from here."""
 
 from os import PathLike
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 from .errors import Error
 
@@ -72,6 +72,33 @@ class SyncReport:
     started_over: Optional[str]
     restamped: List[bytes]
 
+class FileProgress:
+    bytes_done: int
+    bytes_total: Optional[int]
+    requests_done: int
+    requests_total: int
+
+class FileReport:
+    size: int
+    chunks: int
+    chunks_uploaded: int
+    chunks_reused: int
+    packs: int
+    bytes_sent: int
+    requests: int
+
+class FileInfo:
+    size: int
+    chunks: int
+    packs: int
+    content_hash: str
+
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
 Transport = Callable[[Request], Union[Response, Tuple[int, Headers, bytes]]]
 
 class Vault:
@@ -121,6 +148,33 @@ class Vault:
     async def sync_async(
         self, progress: Optional[Callable[[Progress], object]] = None
     ) -> SyncReport: ...
+    def put_file(
+        self,
+        key: Bytes,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, _Readable],
+        progress: Optional[Callable[[FileProgress], object]] = None,
+        pack_size: Optional[int] = None,
+    ) -> FileReport: ...
+    def get_file(
+        self,
+        key: Bytes,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, _Writable],
+        progress: Optional[Callable[[FileProgress], object]] = None,
+    ) -> None: ...
+    def file_info(self, key: Bytes) -> Optional[FileInfo]: ...
+    async def put_file_async(
+        self,
+        key: Bytes,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, _Readable],
+        progress: Optional[Callable[[FileProgress], object]] = None,
+        pack_size: Optional[int] = None,
+    ) -> FileReport: ...
+    async def get_file_async(
+        self,
+        key: Bytes,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, _Writable],
+        progress: Optional[Callable[[FileProgress], object]] = None,
+    ) -> None: ...
     def save(self) -> None: ...
     def close(self) -> None: ...
     @property

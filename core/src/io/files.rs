@@ -302,3 +302,85 @@ impl Session {
         Ok(())
     }
 }
+
+/// Where [`Session::get_file`] to a path writes: a file beside the path, renamed into place by
+/// [`PartialFile::commit`] once the whole file was read and checked, and removed when dropped
+/// uncommitted, so a failed read leaves nothing at the path. Every binding that reads files to
+/// paths uses it.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug)]
+pub struct PartialFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    committed: bool,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl PartialFile {
+    /// Creates `.<name>.<pid>-<n>.part` in `target`'s folder.
+    ///
+    /// # Errors
+    /// When `target` names no file or the folder cannot be written.
+    pub fn create(target: &std::path::Path) -> std::io::Result<PartialFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let Some(name) = target.file_name() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} does not name a file", target.display()),
+            ));
+        };
+        let folder = target.parent().unwrap_or(std::path::Path::new(""));
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let mut temp = std::ffi::OsString::from(".");
+            temp.push(name);
+            temp.push(format!(".{}-{n}.part", std::process::id()));
+            let path = folder.join(temp);
+            match std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(PartialFile {
+                        path,
+                        file: Some(file),
+                        committed: false,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The file to write to.
+    pub fn file(&self) -> &std::fs::File {
+        self.file.as_ref().expect("open until committed or dropped")
+    }
+
+    /// Syncs the file to disk, closes it and renames it to `target`.
+    ///
+    /// # Errors
+    /// When the sync or the rename fails (the partial file is then removed).
+    pub fn commit(mut self, target: &std::path::Path) -> std::io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        std::fs::rename(&self.path, target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        // Closed first: an open file cannot be removed everywhere.
+        drop(self.file.take());
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
