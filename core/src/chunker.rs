@@ -119,3 +119,61 @@ impl Chunker {
         Some(&self.buf[chunk])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_gear_are_as_format_md_says() {
+        let chunker = Chunker::new(Gear::new(&SecretKey([7; 32])));
+        assert_eq!(
+            chunker.masks,
+            (0x0000_d917_6753_7000, 0x0000_d917_0753_7000)
+        );
+        let mut xof = [0u8; 2048];
+        blake3::Hasher::new_keyed(&[7; 32])
+            .finalize_xof()
+            .fill(&mut xof);
+        let word = |i: usize| u64::from_le_bytes(xof[8 * i..8 * i + 8].try_into().unwrap());
+        for i in [0, 1, 128, 255] {
+            assert_eq!(chunker.gear.gear[i], word(i));
+            assert_eq!(chunker.gear.shifted[i], word(i) << 1);
+        }
+    }
+
+    #[test]
+    fn chunks_are_within_bounds_and_cover_the_input_whatever_the_feeding() {
+        let mut data = vec![0u8; 20 << 20];
+        blake3::Hasher::new().finalize_xof().fill(&mut data);
+        let cut = |piece: usize| {
+            let mut chunker = Chunker::new(Gear::new(&SecretKey([1; 32])));
+            let mut lengths = Vec::new();
+            for part in data.chunks(piece) {
+                let mut rest = part;
+                while !rest.is_empty() {
+                    let n = chunker.feed(rest);
+                    rest = &rest[n..];
+                    while let Some(c) = chunker.next_chunk(false) {
+                        lengths.push(c.len());
+                    }
+                }
+            }
+            while let Some(c) = chunker.next_chunk(true) {
+                lengths.push(c.len());
+            }
+            lengths
+        };
+        let lengths = cut(1 << 20);
+        assert_eq!(lengths.iter().sum::<usize>(), data.len());
+        let (last, whole) = lengths.split_last().unwrap();
+        assert!(
+            whole.iter().all(|&l| (MIN_CHUNK..=MAX_CHUNK).contains(&l)),
+            "{lengths:?}"
+        );
+        assert!(*last <= MAX_CHUNK);
+        assert!(lengths.len() > 8, "about 1 MiB on average: {lengths:?}");
+        // Where the input is split when fed does not move a cut.
+        assert_eq!(cut(4097), lengths);
+    }
+}
