@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 vectors of docs/FORMAT.md §12 from the document alone.
+"""Computes the format version 4 and 5 vectors of docs/FORMAT.md §12 from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
 ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id),
@@ -220,3 +220,84 @@ for key in sorted(merged):
     print(f"{key.decode()}  {shown:<9}  (T, {counter})  {'D' if device == D else 'F'}")
     merged_records += blob(key) + (b"\0" if value is None else b"\1" + blob(value)) + hlc(wall, counter) + device
 print(f"merged as checkpoint records ({len(merged_records)} bytes)", merged_records.hex())
+
+
+# ---- Version 5: files (§14) ----
+
+CHUNK_KEY = derive_key("bucketsync 2026-11 chunk key v1", K)
+CHUNK_ID_KEY = derive_key("bucketsync 2026-11 chunk id v1", K)
+CHUNKER_KEY = derive_key("bucketsync 2026-11 chunker gear v1", K)
+FILE_HASH_KEY = derive_key("bucketsync 2026-11 file hash v1", K)
+print("chunk key", CHUNK_KEY.hex())
+print("chunk-id key", CHUNK_ID_KEY.hex())
+print("chunker key", CHUNKER_KEY.hex())
+print("file-hash key", FILE_HASH_KEY.hex())
+
+# 6. The keyed gear table and one file cut by FastCDC 2020 (§14.1).
+MASK = (1 << 64) - 1
+MIN, AVG, MAX = 512 << 10, 1 << 20, 8 << 20
+MASK_S, MASK_L = 0x0000D91767537000, 0x0000D91707537000
+gear_bytes = blake3(b"", key=CHUNKER_KEY).digest(length=2048)
+GEAR = [int.from_bytes(gear_bytes[8 * i:8 * i + 8], "little") for i in range(256)]
+GEAR_LS = [(g << 1) & MASK for g in GEAR]
+print("gear[0], gear[1], gear[255]", " ".join(f"{GEAR[i]:016x}" for i in (0, 1, 255)))
+
+
+def cut(data: bytes) -> int:
+    """The length of the first chunk of `data` (§14.1, one cut)."""
+    r = len(data)
+    if r <= MIN:
+        return r
+    end = min(r, MAX)
+    center = min(AVG, end)
+    h, i = 0, MIN
+    for limit, m in ((center & ~1, MASK_S), (end & ~1, MASK_L)):
+        m_ls = (m << 1) & MASK
+        while i < limit:
+            h = ((h << 2) + GEAR_LS[data[i]]) & MASK
+            if h & m_ls == 0:
+                return i
+            h = (h + GEAR[data[i + 1]]) & MASK
+            if h & m == 0:
+                return i + 1
+            i += 2
+    return end
+
+
+FILE_EXAMPLE = blake3(b"bucketsync chunking example").digest(length=3 << 20)
+lengths, at = [], 0
+while at < len(FILE_EXAMPLE):
+    n = cut(FILE_EXAMPLE[at:at + MAX])
+    lengths.append(n)
+    at += n
+print("chunk lengths of the 3 MiB example", lengths)
+at = 0
+for n in lengths:
+    print("  chunk id", blake3(FILE_EXAMPLE[at:at + n], key=CHUNK_ID_KEY).hexdigest())
+    at += n
+print("  file hash", blake3(FILE_EXAMPLE, key=FILE_HASH_KEY).hexdigest())
+
+# 7. A pack of two (small) chunks of a 13-byte file, and the file's record value (§14.2-14.4).
+#    A writer would store a file this small inline; a reader reads it either way.
+PACK = bytes(range(0xA0, 0xB0))
+pack_name = "p/" + D.hex() + "/" + PACK.hex()
+pieces = [b"Hello, ", b"files!"]
+pack, entries = b"", []
+for piece, nonce in zip(pieces, (N3, N5)):
+    cid = blake3(piece, key=CHUNK_ID_KEY).digest()
+    envelope = seal(5, 6, VAULT, "k/" + cid.hex(), CHUNK_KEY, nonce, piece)
+    entries.append((cid, len(pack), len(envelope), len(piece)))
+    pack += envelope
+index_plain = varint(len(entries)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries)
+index = seal(5, 7, VAULT, pack_name, CHUNK_KEY, NONCE, index_plain)
+pack += index + struct.pack(">I", len(index))
+whole = b"".join(pieces)
+file_value = b"BKSF\x01" + varint(len(whole)) + blake3(whole, key=FILE_HASH_KEY).digest() + varint(1)
+file_value += varint(1) + D + PACK  # packs
+file_value += varint(len(entries)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries)
+inline_value = b"BKSF\x01" + varint(len(whole)) + blake3(whole, key=FILE_HASH_KEY).digest() + varint(0) + blob(whole)
+print(f"pack index plaintext ({len(index_plain)} bytes)", index_plain.hex())
+print(f"pack {pack_name} ({len(pack)} bytes)")
+print(hexdump(pack))
+print(f"file record value ({len(file_value)} bytes)", file_value.hex())
+print(f"inline file record value ({len(inline_value)} bytes)", inline_value.hex())

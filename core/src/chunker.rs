@@ -47,6 +47,12 @@ impl Gear {
         }
         Gear { gear, shifted }
     }
+
+    /// Word `i` of the table (the format vectors pin some).
+    #[cfg(test)]
+    pub fn word(&self, i: usize) -> u64 {
+        self.gear[i]
+    }
 }
 
 /// Cuts a stream of bytes into chunks.

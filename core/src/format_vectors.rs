@@ -739,3 +739,228 @@ fn same_time_writes_are_merged_by_device_id_in_either_order() {
         );
     }
 }
+
+// ---- Version 5: files (FORMAT.md §14, vectors in §12) ----
+
+#[test]
+fn file_subkeys_and_gear_are_the_documented_ones() {
+    let key = example_key();
+    for (purpose, documented) in [
+        (
+            Purpose::Chunk,
+            "f926b7f770a8cd45a1296e2003bcfc00d610986a883925a8f3df96f52c9552fe",
+        ),
+        (
+            Purpose::ChunkId,
+            "65dddec1a1e69ae4cf73b35ec5c0c97ce1d0521354f81b3b7cceb5ce42b843d4",
+        ),
+        (
+            Purpose::Chunker,
+            "c299724448c05480b359ff65ea96c78f55a98b6ff16a6c47bdf4279aa2c536fc",
+        ),
+        (
+            Purpose::FileHash,
+            "5c53f137f855520187853882c2fc263f1c12e3ed0f67b39b99efa8cbdfca778c",
+        ),
+    ] {
+        assert_eq!(
+            key.subkey(purpose).0.to_vec(),
+            hex(documented),
+            "{purpose:?}"
+        );
+    }
+    let gear = crate::chunker::Gear::new(&key.subkey(Purpose::Chunker));
+    assert_eq!(
+        [gear.word(0), gear.word(1), gear.word(255)],
+        [
+            0xbe7b_1f9b_c310_a345,
+            0x33fb_0968_cda4_054d,
+            0xe502_8bb4_bca5_b501
+        ]
+    );
+}
+
+#[test]
+fn the_example_file_is_cut_and_named_as_documented() {
+    use crate::chunker::{Chunker, Gear};
+    use crate::pack::ChunkId;
+    let key = example_key();
+    let mut data = vec![0u8; 3 << 20];
+    blake3::Hasher::new()
+        .update(b"bucketsync chunking example")
+        .finalize_xof()
+        .fill(&mut data);
+    let mut chunker = Chunker::new(Gear::new(&key.subkey(Purpose::Chunker)));
+    assert_eq!(chunker.feed(&data), data.len());
+    let id_key = key.subkey(Purpose::ChunkId);
+    let mut cut = Vec::new();
+    while let Some(chunk) = chunker.next_chunk(true) {
+        cut.push((chunk.len(), ChunkId::of(&id_key, chunk).0.to_vec()));
+    }
+    assert_eq!(
+        cut,
+        vec![
+            (
+                973_990,
+                hex("ad5ea48985a01aaf18904ac7368c78763e8b7348e5529a0f36862a55fb0f49b6")
+            ),
+            (
+                1_768_065,
+                hex("7da73992be29525681906d5cc8ee08936d2033cb9d407057e2bc1c6c978052d5")
+            ),
+            (
+                403_673,
+                hex("77a50af3ef63e612697def85bc8002fbf7c84987f3be1060967bc2f14caa1634")
+            ),
+        ]
+    );
+    assert_eq!(
+        blake3::keyed_hash(&key.subkey(Purpose::FileHash).0, &data)
+            .as_bytes()
+            .to_vec(),
+        hex("d386e2e62810cabeae6b570727154fda66fc3cb9469ed46ab6af1f5664730735")
+    );
+}
+
+/// The pack of §12: two chunks, `Hello, ` and `files!`, of device `D`.
+fn example_pack() -> Vec<u8> {
+    hex("
+42 4b 53 59 05 06 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 42 6b 2f 39 62 64 33 65 36
+         39 34 65 31 35 36 35 62 30 61 34 66 37 35 38 38
+         37 64 64 33 64 65 39 62 64 66 36 35 37 35 38 63
+         64 33 38 34 32 61 64 37 36 37 33 37 62 38 64 37
+         34 31 64 34 34 37 30 35 33 65 38 55 53 aa 23 a2
+         4b 14 d8 bb c2 df f6 06 27 7f 44 4e 04 97 97 ae
+         7e 04 11 ea b4 7e 72 cf 5a df 18 32 3d a0 28 9b
+         84 1e 77 3f c1 2d 78 42 01 e9 17 64 7e 78 9d 90
+         be 42 4b 53 59 05 06 fe 4a c0 5c dc 3f 07 ec 56
+         a3 f7 ee 0d 0e 97 8b 00 42 6b 2f 37 63 35 37 30
+         35 31 38 62 63 33 36 34 64 32 39 31 35 32 36 31
+         31 32 35 63 63 30 30 66 31 66 64 63 33 63 31 39
+         36 30 62 35 31 38 30 66 62 34 61 65 30 63 35 66
+         65 35 32 35 63 61 35 39 32 33 33 81 08 ae df ac
+         f5 cf 1d 73 c6 7b 69 36 39 7b a5 fa 72 81 7f 1b
+         5a ab 94 5e d6 f1 eb f1 3c 6f 08 c2 32 a6 c9 1e
+         b5 b0 94 b2 80 23 4c 7a 94 49 3d f9 b5 25 4d 79
+         76 42 4b 53 59 05 07 fe 4a c0 5c dc 3f 07 ec 56
+         a3 f7 ee 0d 0e 97 8b 00 43 70 2f 30 30 31 31 32
+         32 33 33 34 34 35 35 36 36 37 37 38 38 39 39 61
+         61 62 62 63 63 64 64 65 65 66 66 2f 61 30 61 31
+         61 32 61 33 61 34 61 35 61 36 61 37 61 38 61 39
+         61 61 61 62 61 63 61 64 61 65 61 66 40 41 42 43
+         44 45 46 47 48 49 4a 4b 4c 4d 4e 4f 50 51 52 53
+         54 55 56 57 48 da a1 18 d8 17 b2 18 7e 44 90 05
+         49 93 b9 42 2b 4a 4a 64 cb 32 40 9c cc a7 a0 eb
+         9b 35 8a 01 9c 5b e7 19 41 e6 cf 02 97 ac c3 03
+         50 28 b7 0a a8 8c 3b 25 a1 95 37 c6 d4 d6 35 e2
+         88 30 09 29 ae df e7 bd 6a ee 06 ba e3 2c 5d 37
+         93 82 b3 16 4a fb 53 1b 5a 72 27 89 02 1c 10 a5
+         74 a4 83 17 57 cc 00 00 00 d5")
+}
+
+#[test]
+fn the_example_pack_and_file_record_read_as_documented() {
+    use crate::file::{Body, ChunkRef, FileValue};
+    use crate::pack::{self, ChunkId, IndexEntry, PackName};
+    let key = example_key();
+    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
+    let name = PackName {
+        device: D.0,
+        pack: core::array::from_fn(|i| 0xa0 + i as u8),
+    };
+    let mut bytes = example_pack();
+    assert_eq!(bytes.len(), 506);
+    let entries = pack::read_index(&chunk_key, key.vault_id(), &name, 506, &bytes).unwrap();
+    let id = |text: &str| ChunkId(hex(text).try_into().unwrap());
+    let hello = id("9bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e");
+    let files = id("7c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233");
+    let expected = vec![
+        IndexEntry {
+            id: hello,
+            offset: 0,
+            sealed_len: 145,
+            len: 7,
+        },
+        IndexEntry {
+            id: files,
+            offset: 145,
+            sealed_len: 144,
+            len: 6,
+        },
+    ];
+    assert_eq!(entries, expected);
+    let mut plain = Vec::new();
+    for e in &entries {
+        let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
+        let envelope = &mut bytes[at];
+        let range = pack::open_chunk(
+            &chunk_key,
+            &id_key,
+            key.vault_id(),
+            e.id,
+            e.len,
+            envelope,
+            "pack",
+        )
+        .unwrap();
+        plain.extend_from_slice(&envelope[range]);
+    }
+    assert_eq!(plain, b"Hello, files!");
+    // A chunk opened under another id is corrupt.
+    let mut swapped = example_pack();
+    let err = pack::open_chunk(
+        &chunk_key,
+        &id_key,
+        key.vault_id(),
+        files,
+        7,
+        &mut swapped[..145],
+        "pack",
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+
+    let hash: [u8; 32] = hex("57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855")
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        blake3::keyed_hash(&key.subkey(Purpose::FileHash).0, &plain).as_bytes(),
+        &hash
+    );
+    let chunked = FileValue {
+        size: 13,
+        hash,
+        body: Body::Chunks {
+            packs: vec![name],
+            chunks: vec![
+                ChunkRef {
+                    id: hello,
+                    len: 7,
+                    pack: 0,
+                    offset: 0,
+                    sealed_len: 145,
+                },
+                ChunkRef {
+                    id: files,
+                    len: 6,
+                    pack: 0,
+                    offset: 145,
+                    sealed_len: 144,
+                },
+            ],
+        },
+    };
+    let documented = hex("424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e07000091017c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233060091019001");
+    assert_eq!(documented.len(), 148);
+    assert_eq!(FileValue::decode(b"f", &documented).unwrap(), chunked);
+    assert_eq!(chunked.encode(), documented);
+    let inline = hex("424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855000d48656c6c6f2c2066696c657321");
+    let value = FileValue {
+        size: 13,
+        hash,
+        body: Body::Inline(b"Hello, files!".to_vec()),
+    };
+    assert_eq!(FileValue::decode(b"f", &inline).unwrap(), value);
+    assert_eq!(value.encode(), inline);
+}
