@@ -433,3 +433,143 @@ async fn an_interrupted_upload_is_resumed_on_s3() {
         interrupted_then_resumed(&server.store_url("resume", "r/"), &http()).await;
     }
 }
+
+/// A transport that counts the body bytes of the answers to GETs.
+struct Counting<'t, T> {
+    inner: &'t T,
+    got: std::sync::atomic::AtomicU64,
+}
+
+impl<T: Transport> Transport for Counting<'_, T> {
+    async fn send(&self, request: bucketsync::Request) -> Result<bucketsync::Response> {
+        let get = request.method == bucketsync::Method::Get;
+        let response = self.inner.send(request).await?;
+        if get {
+            self.got.fetch_add(
+                response.body.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        Ok(response)
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.inner.sleep(ms).await;
+    }
+}
+
+/// The partial files beside `target`.
+fn partials(target: &Path) -> Vec<std::path::PathBuf> {
+    let name = target.file_name().unwrap().to_str().unwrap();
+    let mut found: Vec<_> = std::fs::read_dir(target.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.starts_with(&format!(".{name}.")) && n.ends_with(".part")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Reads a 40 MiB file to a path and cancels it half-way: nothing at the path, a partial file
+/// beside it. The next read resumes from the partial file's last whole chunk and fetches only
+/// the rest; then a partial file damaged early on resumes from before the damage. Both end with
+/// the exact file at the path and no partial file left.
+async fn read_interrupted_then_resumed<T: Transport>(store: &str, t: &T) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let len = 40 * MIB;
+    let a = open(store, &key, dir.path(), "a");
+    put(&a, t, "big.bin", Generated::new(11, len))
+        .await
+        .unwrap();
+    let mut expected = vec![0u8; len as usize];
+    Generated::new(11, len).fill(&mut expected);
+    let out = tempfile::tempdir().unwrap();
+
+    for damage in [None, Some(MIB + 5)] {
+        let target = out.path().join(format!("big {damage:?}.bin"));
+        let err = a
+            .get_file_to_path(b"big.bin", &target, t, 2, |p| {
+                if p.bytes_done >= 20 * MIB {
+                    a.cancel_sync();
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, bucketsync::Error::Cancelled), "{err}");
+        assert!(!target.exists());
+        let partial = partials(&target);
+        assert_eq!(partial.len(), 1, "{partial:?}");
+        let kept = std::fs::metadata(&partial[0]).unwrap().len();
+        assert!(kept >= 20 * MIB, "{kept}");
+        if let Some(at) = damage {
+            let mut bytes = std::fs::read(&partial[0]).unwrap();
+            bytes[at as usize] ^= 1;
+            std::fs::write(&partial[0], bytes).unwrap();
+        }
+
+        let counting = Counting {
+            inner: t,
+            got: 0.into(),
+        };
+        let mut first = None;
+        let found = a
+            .get_file_to_path(b"big.bin", &target, &counting, 2, |p| {
+                first.get_or_insert(p.bytes_done);
+            })
+            .await
+            .unwrap();
+        assert!(found);
+        assert!(std::fs::read(&target).unwrap() == expected, "{damage:?}");
+        assert_eq!(partials(&target), Vec::<std::path::PathBuf>::new());
+        let got = counting.got.into_inner();
+        match damage {
+            // Resumed within one chunk (at most 8 MiB) of where it stopped: at least 12 MiB of
+            // the 20 it had are not fetched again.
+            None => {
+                assert!(first.unwrap() >= 12 * MIB, "{first:?}");
+                assert!(got <= len - 12 * MIB, "fetched {got} bytes again");
+            }
+            // It resumes at the start of the chunk holding the damaged byte, at most 1 MiB + 5
+            // in: everything from there on is fetched.
+            Some(_) => assert!(got >= len - 2 * MIB, "fetched only {got} bytes"),
+        }
+    }
+    // A failure that is not worth resuming removes the partial file: the key holds a record,
+    // not a file.
+    a.put("plain", "just a record").unwrap();
+    let target = out.path().join("plain.bin");
+    let err = a
+        .get_file_to_path(b"plain", &target, t, 2, |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), Category::Config, "{err}");
+    assert!(!target.exists());
+    assert_eq!(partials(&target), Vec::<std::path::PathBuf>::new());
+    // An absent key writes nothing.
+    let absent = out.path().join("absent.bin");
+    assert!(!a
+        .get_file_to_path(b"absent", &absent, t, 2, |_| {})
+        .await
+        .unwrap());
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn an_interrupted_read_to_a_path_resumes_at_a_chunk_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    block_on(read_interrupted_then_resumed(&store, &FolderBucket));
+}
+
+#[tokio::test]
+async fn an_interrupted_read_resumes_on_s3() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("reread").await;
+        read_interrupted_then_resumed(&server.store_url("reread", "r/"), &http()).await;
+    }
+}

@@ -590,10 +590,12 @@ impl Vault {
         self.put_file_until(py, key, path_or_file, progress, pack_size, None)
     }
 
-    /// Reads the file stored under key into path_or_file: a path (written to a temporary file
+    /// Reads the file stored under key into path_or_file: a path (written to a partial file
     /// beside it and renamed into place once the whole file is read and checked, so a failed
-    /// read leaves nothing at the path) or a writable binary file object (which, after a
-    /// failed read, holds a prefix of the file). Raises KeyError when key is absent or
+    /// read leaves nothing at the path; a read interrupted by a network failure, a cancel,
+    /// Ctrl-C or a crash leaves the partial file, and the next get_file of the same file to
+    /// the same path resumes from its last whole chunk) or a writable binary file object
+    /// (which, after a failed read, holds a prefix of the file). Raises KeyError when key is absent or
     /// deleted, ConfigError when it holds a record that is not a file, CorruptError when the
     /// file's bytes fail their checks. progress, Ctrl-C and exceptions as in put_file.
     #[pyo3(signature = (key, path_or_file, progress = None))]
@@ -824,7 +826,7 @@ impl Vault {
                 &self.transport,
                 pack_size,
                 driver::DEFAULT_CONCURRENCY,
-                file_progress(progress.as_ref(), stop),
+                file_progress(&self.session, progress.as_ref(), stop),
             )
         })
     }
@@ -841,14 +843,25 @@ impl Vault {
         let bytes: Bytes = key.extract()?;
         let stop = Stop::default();
         let found = match Target::of(path_or_file, "write")? {
+            // Through a partial file beside the path, which a later call resumes from if this
+            // one is interrupted (the core's get_file_to_path).
             Target::Path(path) => {
-                let partial = bucketsync::files::PartialFile::create(&path)?;
-                let mut sink = Checked::new(WriteSink(partial.file()), &stop);
-                let found = self.get_into(py, &bytes, &mut sink, progress, &stop, cancel)?;
-                if found {
-                    partial.commit(&path)?;
+                // A missing folder is FileNotFoundError, as open() would say.
+                match path.parent() {
+                    Some(folder) if !folder.as_os_str().is_empty() => {
+                        std::fs::metadata(folder)?;
+                    }
+                    _ => {}
                 }
-                found
+                self.run(py, &stop, cancel.as_ref(), || {
+                    self.session.get_file_to_path(
+                        &bytes.0,
+                        &path,
+                        &self.transport,
+                        driver::DEFAULT_CONCURRENCY,
+                        file_progress(&self.session, progress.as_ref(), &stop),
+                    )
+                })?
             }
             Target::Object(object) => {
                 let writer = PyWriter {
@@ -881,7 +894,7 @@ impl Vault {
                 sink,
                 &self.transport,
                 driver::DEFAULT_CONCURRENCY,
-                file_progress(progress.as_ref(), stop),
+                file_progress(&self.session, progress.as_ref(), stop),
             )
         })
     }
@@ -962,8 +975,10 @@ impl Vault {
 }
 
 /// The progress callback of a file transfer: what the Python callback raises is noted in
-/// `stop`.
+/// `stop`, and the transfer is cancelled, so that one raising at the very end still keeps the
+/// record from being written (or the file from being put at its path).
 fn file_progress<'a>(
+    session: &'a Session,
     callback: Option<&'a PyObject>,
     stop: &'a Stop,
 ) -> impl FnMut(bucketsync::files::FileProgress) + 'a {
@@ -972,6 +987,7 @@ fn file_progress<'a>(
         Python::with_gil(|py| {
             if let Err(e) = callback.call1(py, (FileProgress::from(p),)) {
                 stop.note(e);
+                session.cancel_sync();
             }
         });
     }

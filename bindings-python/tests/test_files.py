@@ -107,8 +107,9 @@ def test_paths_round_trip_and_a_failed_read_leaves_no_file(tmp_path):
     vault.get_file("small", out)
     assert out.read_bytes() == b"hello"
 
-    # A progress callback that raises half-way: the exception, and no file at the path.
-    target = out.parent / "never.bin"
+    # A progress callback that raises half-way: the exception, and no file at the path; the
+    # partial file stays beside it, and the next read to that path resumes from it.
+    target = out.parent / "later.bin"
 
     def broken(p):
         if p.bytes_done > MIB:
@@ -116,7 +117,15 @@ def test_paths_round_trip_and_a_failed_read_leaves_no_file(tmp_path):
 
     with pytest.raises(RuntimeError, match="progress bar"):
         vault.get_file("docs/in.bin", target, progress=broken)
-    assert not target.exists() and leftovers(out.parent) == []
+    assert not target.exists()
+    [partial] = leftovers(out.parent)
+    assert partial.startswith(".later.bin.") and partial.endswith(".part")
+    resumed = []
+    vault.get_file("docs/in.bin", target, progress=resumed.append)
+    assert target.read_bytes() == data and leftovers(out.parent) == []
+    # It started where the partial file's whole chunks end (more than a MiB was written, so at
+    # least one chunk of 512 KiB or more) and did not fetch those again.
+    assert resumed[0].bytes_done >= 512 * 1024 and resumed[0].requests_total == 0
 
     # A damaged pack: CorruptError, and no file at the path either.
     packs = [p for p in (tmp_path / "bucket").rglob("*") if p.is_file() and "/p/" in p.as_posix()]
@@ -125,9 +134,10 @@ def test_paths_round_trip_and_a_failed_read_leaves_no_file(tmp_path):
         raw = bytearray(pack.read_bytes())
         raw[len(raw) // 3] ^= 0xFF
         pack.write_bytes(bytes(raw))
+    never = out.parent / "never.bin"
     with pytest.raises(bucketsync.CorruptError):
-        vault.get_file("docs/in.bin", target)
-    assert not target.exists() and leftovers(out.parent) == []
+        vault.get_file("docs/in.bin", never)
+    assert not never.exists() and leftovers(out.parent) == []
 
     with pytest.raises(FileNotFoundError):
         vault.put_file("nope", tmp_path / "no-such-file")

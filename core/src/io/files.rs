@@ -179,6 +179,11 @@ impl Session {
         // is found again by the next upload's listing.)
         self.configure(|e| e.end_upload(&upload))?;
         let (value, report) = outcome?;
+        // Cancelled by the last progress call: too late to stop a request, in time to keep
+        // the record from being written.
+        if self.take_cancel() {
+            return Err(Error::Cancelled);
+        }
         self.put(key, value)?;
         Ok(report)
     }
@@ -212,7 +217,9 @@ impl Session {
 
     /// Reads the file `key` into `sink`, at most `concurrency` requests at once; `false`
     /// when the key is absent or deleted. Bytes reach the sink only once checked; if the read
-    /// fails, what the sink got is a prefix of the file.
+    /// fails, what the sink got is a prefix of the file. `progress` is called once before the
+    /// first request (with the bytes a resumed read starts at), then as bytes are handed on
+    /// and requests answered.
     ///
     /// # Errors
     /// `Config` when the key holds a record that is not a file, or the sink fails; `Corrupt`
@@ -230,14 +237,106 @@ impl Session {
         let Some(mut download) = self.read(|e| e.begin_download(key))?? else {
             return Ok(false);
         };
+        self.run_download(&mut download, sink, transport, concurrency, &mut progress)
+            .await?;
+        Ok(true)
+    }
+
+    /// Reads the file `key` to the file at `target`, as [`Session::get_file`] does, through a
+    /// partial file beside it (see [`PartialFile::resumable`]) that is renamed into place once
+    /// the whole was read and checked; nothing appears at `target` before. A read that was
+    /// interrupted (cancelled, a network failure, the process killed) leaves its partial file,
+    /// and the next read of the same file to the same path checks the chunks it holds against
+    /// their ids and fetches only the rest: it resumes at a chunk boundary. A read that fails
+    /// otherwise (corrupt, not found, the disk) removes it. `false` (and nothing written) when
+    /// the key is absent or deleted.
+    ///
+    /// # Errors
+    /// As [`Session::get_file`]; `Config` when the partial file cannot be written or renamed.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn get_file_to_path<T: Transport + ?Sized>(
+        &self,
+        key: &[u8],
+        target: &std::path::Path,
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(FileProgress),
+    ) -> Result<bool> {
+        use std::io::{Read, Seek};
+        self.clear_cancel();
+        let Some(mut download) = self.read(|e| e.begin_download(key))?? else {
+            return Ok(false);
+        };
+        let local =
+            |e: std::io::Error| Error::Config(format!("writing {} failed: {e}", target.display()));
+        let partial = PartialFile::resumable(target, &download.resume_tag()).map_err(local)?;
+        let mut file = partial.file();
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(local(e)),
+            };
+            if download.verify_prefix(&buf[..n]) < n {
+                break;
+            }
+        }
+        drop(buf);
+        let resumed = download.resume_offset();
+        file.set_len(resumed).map_err(local)?;
+        file.seek(std::io::SeekFrom::Start(resumed))
+            .map_err(local)?;
+        let outcome = self
+            .run_download(
+                &mut download,
+                &mut WriteSink(file),
+                transport,
+                concurrency,
+                &mut progress,
+            )
+            .await;
+        // Cancelled by the last progress call: the partial file is whole and stays, so the
+        // next read fetches nothing.
+        let outcome = outcome.and_then(|()| match self.take_cancel() {
+            true => Err(Error::Cancelled),
+            false => Ok(()),
+        });
+        match outcome {
+            Ok(()) => {
+                partial.commit(target).map_err(local)?;
+                Ok(true)
+            }
+            Err(e) => {
+                if !(e.is_retryable() || matches!(e, Error::Cancelled)) {
+                    partial.discard();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Drives `download` to its end, handing its bytes to `sink`.
+    async fn run_download<T: Transport + ?Sized, K: Sink>(
+        &self,
+        download: &mut crate::transfer::Download,
+        sink: &mut K,
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(FileProgress),
+    ) -> Result<()> {
         let mut flight = Flight {
             transport,
             in_flight: FuturesUnordered::new(),
             progress: FileProgress {
+                bytes_done: download.resume_offset(),
                 bytes_total: Some(download.size()),
                 ..FileProgress::default()
             },
         };
+        // Where it starts (a resumed read: past what the partial file held).
+        progress(flight.progress);
         loop {
             while let Some(bytes) = download.poll_output() {
                 sink.write(&bytes).await?;
@@ -245,10 +344,9 @@ impl Session {
                 progress(flight.progress);
             }
             if let Some(outcome) = download.poll_outcome() {
-                outcome?;
-                return Ok(true);
+                return outcome;
             }
-            self.step(&mut download, &mut flight, concurrency, &mut progress)
+            self.step(download, &mut flight, concurrency, progress)
                 .await?;
         }
     }
@@ -312,6 +410,8 @@ impl Session {
 pub struct PartialFile {
     path: std::path::PathBuf,
     file: Option<std::fs::File>,
+    /// Left in place when dropped uncommitted (a resumable one), unless discarded.
+    keep: bool,
     committed: bool,
 }
 
@@ -346,6 +446,7 @@ impl PartialFile {
                     return Ok(PartialFile {
                         path,
                         file: Some(file),
+                        keep: false,
                         committed: false,
                     })
                 }
@@ -353,6 +454,52 @@ impl PartialFile {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The partial file of a resumable read of one version of a file (`tag`, see
+    /// [`crate::transfer::Download::resume_tag`]) to `target`: `.<name>.<tag>.part` beside
+    /// it, opened as a previous read left it (or created), and locked while this value lives.
+    /// It stays when dropped uncommitted, for the next read to resume from, unless
+    /// [`PartialFile::discard`]ed. When another read of the same file to the same path holds
+    /// it, this one gets a fresh file of its own (as [`PartialFile::create`]).
+    ///
+    /// # Errors
+    /// When `target` names no file or the folder cannot be written.
+    pub fn resumable(target: &std::path::Path, tag: &str) -> std::io::Result<PartialFile> {
+        let Some(name) = target.file_name() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} does not name a file", target.display()),
+            ));
+        };
+        let mut temp = std::ffi::OsString::from(".");
+        temp.push(name);
+        temp.push(format!(".{tag}.part"));
+        let path = target
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join(temp);
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(PartialFile {
+                path,
+                file: Some(file),
+                keep: true,
+                committed: false,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => PartialFile::create(target),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Removes the file now (a resumable one too).
+    pub fn discard(mut self) {
+        self.keep = false;
     }
 
     /// The file to write to.
@@ -379,7 +526,7 @@ impl Drop for PartialFile {
     fn drop(&mut self) {
         // Closed first: an open file cannot be removed everywhere.
         drop(self.file.take());
-        if !self.committed {
+        if !self.committed && !self.keep {
             let _ = std::fs::remove_file(&self.path);
         }
     }

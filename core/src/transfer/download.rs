@@ -53,8 +53,22 @@ pub struct Download {
     pieces: usize,
     hasher: blake3::Hasher,
     emitted: u64,
+    /// A resumed read's check of the bytes it already has (see [`Download::verify_prefix`]).
+    prefix: Option<Prefix>,
+    /// Requests were asked for: too late to take a prefix.
+    polled: bool,
     failure: Option<Error>,
     ended: bool,
+}
+
+/// The chunk of a partial file being checked: its id hash and the whole-file hash so far, both
+/// taken over only once the chunk is whole and matches.
+struct Prefix {
+    chunk: blake3::Hasher,
+    whole: blake3::Hasher,
+    filled: u32,
+    /// A chunk did not match (or the file is inline): no more bytes are taken.
+    stopped: bool,
 }
 
 impl core::fmt::Debug for Download {
@@ -117,6 +131,8 @@ impl Download {
             next_out: 0,
             hasher,
             emitted: 0,
+            prefix: None,
+            polled: false,
             failure: None,
             ended: false,
         };
@@ -133,10 +149,87 @@ impl Download {
         self.file.size
     }
 
+    /// Resuming a read: takes back the first bytes of the file that an earlier, interrupted
+    /// read already handed out (a partial file), in order from the start, over one or more
+    /// calls, before the first [`Download::poll_request`]. Each whole chunk among them is
+    /// checked against its id; a read then fetches only what follows the last one that
+    /// matched, [`Download::resume_offset`] bytes in. Returns how many of `bytes` it took:
+    /// fewer than given once a chunk does not match (the rest must be fetched again).
+    /// An inline file takes none.
+    pub fn verify_prefix(&mut self, bytes: &[u8]) -> usize {
+        let chunks = match &self.file.body {
+            Body::Chunks { chunks, .. } if !self.polled => chunks,
+            _ => return 0,
+        };
+        let prefix = self.prefix.get_or_insert_with(|| Prefix {
+            chunk: blake3::Hasher::new_keyed(&self.keys.chunk_id.0),
+            whole: self.hasher.clone(),
+            filled: 0,
+            stopped: false,
+        });
+        let mut taken = 0;
+        while taken < bytes.len() && !prefix.stopped && self.next_out < chunks.len() {
+            let chunk = &chunks[self.next_out];
+            let n = (chunk.len - prefix.filled).min((bytes.len() - taken) as u32);
+            let piece = &bytes[taken..taken + n as usize];
+            prefix.chunk.update(piece);
+            prefix.whole.update(piece);
+            prefix.filled += n;
+            taken += n as usize;
+            if prefix.filled == chunk.len {
+                if prefix.chunk.finalize().as_bytes() == &chunk.id.0 {
+                    self.hasher = prefix.whole.clone();
+                    self.emitted += u64::from(chunk.len);
+                    self.next_out += 1;
+                    prefix.chunk = blake3::Hasher::new_keyed(&self.keys.chunk_id.0);
+                    prefix.filled = 0;
+                } else {
+                    prefix.stopped = true;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Drops from the plan the chunks a resumed read already has, keeping the spans in the
+    /// order of their first chunk still to fetch.
+    fn skip_verified(&mut self) {
+        let next_out = self.next_out;
+        let mut spans: Vec<Span> = self.plan.drain(..).collect();
+        for span in &mut spans {
+            span.chunks.retain(|&(position, _)| position >= next_out);
+            if let Some((_, first)) = span.chunks.first() {
+                span.start = first.offset;
+            }
+        }
+        spans.retain(|span| !span.chunks.is_empty());
+        spans.sort_by_key(|span| span.chunks[0].0);
+        self.plan = spans.into();
+    }
+
+    /// A short name for this version of the file's content (16 hex digits of its keyed
+    /// hash), for a partial file's name: a resumed read must continue the same content.
+    pub fn resume_tag(&self) -> String {
+        self.file.hash[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Where a resumed read goes on from: the bytes [`Download::verify_prefix`] found whole
+    /// and matching (0 for a fresh read). A partial file is cut back to this length.
+    pub fn resume_offset(&self) -> u64 {
+        self.emitted
+    }
+
     /// The next request to send, if one is due.
     pub fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
         if self.failure.is_some() {
             return None;
+        }
+        self.polled = true;
+        if self.prefix.take().is_some() {
+            self.skip_verified();
         }
         let next_out = self.next_out;
         self.held.retain(|&(last, _)| last >= next_out);
