@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 and 5 vectors of docs/FORMAT.md §12 from the document alone.
+"""Computes the format version 4 to 6 vectors of docs/FORMAT.md §12 from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
 ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id),
@@ -277,8 +277,9 @@ for n in lengths:
     at += n
 print("  file hash", blake3(FILE_EXAMPLE, key=FILE_HASH_KEY).hexdigest())
 
-# 7. A pack of two (small) chunks of a 13-byte file, and the file's record value (§14.2-14.4).
-#    A writer would store a file this small inline; a reader reads it either way.
+# 7. Version 5 (still read): a pack of two (small) chunks of a 13-byte file, with the chunks as
+#    whole envelopes, and the file's record value (layout 01). A writer would store a file this
+#    small inline; a reader reads it either way.
 PACK = bytes(range(0xA0, 0xB0))
 pack_name = "p/" + D.hex() + "/" + PACK.hex()
 pieces = [b"Hello, ", b"files!"]
@@ -301,3 +302,41 @@ print(f"pack {pack_name} ({len(pack)} bytes)")
 print(hexdump(pack))
 print(f"file record value ({len(file_value)} bytes)", file_value.hex())
 print(f"inline file record value ({len(inline_value)} bytes)", inline_value.hex())
+
+
+# 8. Version 6: the same file in a pack whose chunks are sealed bare (§14.2): nonce ‖ ciphertext
+#    ‖ tag, the associated data that of a version 06 envelope header, not written. The nonces are
+#    the first 72 bytes of the seeded stream of seed 07, drawn in order: chunk 1, chunk 2, index.
+
+
+def keystream(seed_byte: int, n: int) -> bytes:
+    stream = Cipher(algorithms.ChaCha20(bytes([seed_byte]) * 32, bytes(16)), mode=None)
+    return stream.encryptor().update(bytes(n))
+
+
+def seal_bare(version: int, kind: int, vault: bytes, name: str, subkey: bytes, nonce: bytes, plain: bytes) -> bytes:
+    n = name.encode()
+    ad = b"BKSY" + bytes([version, kind]) + vault + struct.pack(">H", len(n)) + n
+    return nonce + xchacha_seal(subkey, nonce, ad, plain)
+
+
+S7 = keystream(0x07, 72)
+pack6, entries6 = b"", []
+for piece, nonce in zip(pieces, (S7[0:24], S7[24:48])):
+    cid = blake3(piece, key=CHUNK_ID_KEY).digest()
+    sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), CHUNK_KEY, nonce, piece)
+    entries6.append((cid, len(pack6), len(sealed), len(piece)))
+    pack6 += sealed
+index6_plain = varint(len(entries6)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries6)
+index6 = seal(6, 7, VAULT, pack_name, CHUNK_KEY, S7[48:72], index6_plain)
+pack6 += index6 + struct.pack(">I", len(index6))
+value6 = b"BKSF\x02" + varint(len(whole)) + blake3(whole, key=FILE_HASH_KEY).digest() + varint(1)
+value6 += varint(1) + D + PACK
+value6 += varint(len(entries6)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries6)
+inline6 = b"BKSF\x02" + varint(len(whole)) + blake3(whole, key=FILE_HASH_KEY).digest() + varint(0) + blob(whole)
+print("version 6 nonces (seed 07 stream)", S7[0:24].hex(), S7[24:48].hex(), S7[48:72].hex())
+print(f"version 6 index plaintext ({len(index6_plain)} bytes)", index6_plain.hex())
+print(f"version 6 pack {pack_name} ({len(pack6)} bytes)")
+print(hexdump(pack6))
+print(f"version 6 file record value ({len(value6)} bytes)", value6.hex())
+print(f"version 6 inline file record value ({len(inline6)} bytes)", inline6.hex())

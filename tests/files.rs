@@ -253,6 +253,18 @@ fn a_damaged_or_swapped_chunk_fails_that_file_only_and_the_bucket_holds_no_plain
                 !bytes.windows(11).any(|w| w == b"secret-name"),
                 "file name in {name}"
             );
+            // Nothing in a pack tells where its chunks start or what they are: the only
+            // envelope header in clear is the index's, at the end (chunks are sealed bare).
+            if name.contains("/p/") {
+                let vault = key.vault_id().0;
+                let headers = |kind: u8| {
+                    bytes
+                        .windows(22)
+                        .filter(|w| &w[..4] == b"BKSY" && w[5] == kind && w[6..] == vault)
+                        .count()
+                };
+                assert_eq!((headers(6), headers(7)), (0, 1), "{name}");
+            }
         }
 
         // Flip one byte in the middle of the marker file's largest pack.

@@ -33,10 +33,11 @@ use crate::error::{Error, Result};
 use crate::ids::VaultId;
 
 /// The bucket format version of this build. It reads this one and every earlier one, down to
-/// version 1. Version 5 added files (chunks and packs); the objects version 4 already had are
-/// unchanged and still written with [`LOG_FORMAT_VERSION`], so version 4 replicas keep reading
-/// them.
-pub const FORMAT_VERSION: u8 = 5;
+/// version 1. Version 5 added files (chunks and packs); version 6 seals the chunks inside a
+/// pack bare (nonce, ciphertext, tag: no header in clear). The
+/// objects version 4 already had are unchanged and still written with [`LOG_FORMAT_VERSION`],
+/// so version 4 replicas keep reading them.
+pub const FORMAT_VERSION: u8 = 6;
 /// The envelope version this build writes for segments, manifests and checkpoints.
 pub const LOG_FORMAT_VERSION: u8 = 4;
 /// The oldest bucket format version this build still reads.
@@ -49,6 +50,8 @@ const MAGIC: &[u8; 4] = b"BKSY";
 const NONCE_LEN: usize = 24;
 const CHECK_LEN: usize = 8;
 const TAG_LEN: usize = 16;
+/// What sealing bare adds to a plaintext: the nonce and the tag.
+pub(crate) const BARE_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 /// Bytes before the name: magic, version, kind, vault id, name length.
 const FIXED_LEN: usize = 4 + 1 + 1 + 16 + 2;
 
@@ -61,7 +64,7 @@ pub(crate) enum ObjectKind {
     LocalState = 3,
     JournalEntry = 4,
     Checkpoint = 5,
-    /// One chunk of a file, inside a pack (version 5).
+    /// One chunk of a file, inside a pack (version 5; sealed bare from version 6).
     Chunk = 6,
     /// A pack's index of its chunks, at the pack's end (version 5).
     PackIndex = 7,
@@ -253,15 +256,84 @@ pub(crate) fn begin_seal_version(
     begin_seal_at(key, ad, version, Vec::with_capacity(capacity), entropy)
 }
 
-/// [`begin_seal`] appending the object to the bytes already in `out` (a pack gathers its
-/// chunks so, with no copy of each).
-pub(crate) fn begin_seal_after(
+/// Starts sealing an object **bare** after the bytes already in `out`: only the nonce is
+/// written before the plaintext, and the tag after it. The associated data is what the header
+/// of [`begin_seal`] would hold (with this build's version for the kind), bound in but not
+/// written: the reader must know the object's kind, version, vault and name to open it (a
+/// chunk's come from the pack index or the file record). Nothing in clear tells where a bare
+/// object starts or what it is. Go on as after [`begin_seal`].
+///
+/// # Errors
+/// `Config` when the name is longer than 65,535 bytes.
+pub(crate) fn begin_seal_bare_after(
     key: &SecretKey,
     ad: &ObjectAd<'_>,
-    out: Vec<u8>,
+    mut buf: Vec<u8>,
     entropy: &mut Entropy,
 ) -> Result<SealBuffer> {
-    begin_seal_at(key, ad, ad.kind.version(), out, entropy)
+    let header = ad_bytes(ad, ad.kind.version())?;
+    let nonce: [u8; NONCE_LEN] = entropy.array();
+    buf.extend_from_slice(&nonce);
+    let body_start = buf.len();
+    let aead = Aead::new(key, &nonce, &header);
+    Ok(SealBuffer {
+        buf,
+        ad_len: header.len(),
+        body_start,
+        sealed: body_start,
+        aead,
+    })
+}
+
+/// Opens a bare object (see [`begin_seal_bare_after`]) sealed as `expected` with envelope
+/// `version`, where it lies; returns where its plaintext now is. On an error no
+/// unauthenticated plaintext is left.
+///
+/// # Errors
+/// `Corrupt` when it is too short or fails authentication (damaged, or another object).
+pub(crate) fn open_bare_in_place(
+    key: &SecretKey,
+    expected: &ObjectAd<'_>,
+    version: u8,
+    object: &mut [u8],
+) -> Result<Range<usize>> {
+    let corrupt = |reason: &str| Error::corrupt(expected.name, reason);
+    if object.len() < BARE_OVERHEAD {
+        return Err(corrupt("truncated"));
+    }
+    let header = ad_bytes(expected, version)?;
+    let tag_start = object.len() - TAG_LEN;
+    let (nonce, rest) = object.split_at_mut(NONCE_LEN);
+    let (body, tag) = rest.split_at_mut(tag_start - NONCE_LEN);
+    let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().expect("the nonce is 24 bytes");
+    let mut aead = Aead::new(key, nonce, &header);
+    for piece in body.chunks_mut(CHUNK) {
+        aead.decrypt(piece);
+    }
+    if aead
+        .finish(header.len(), body.len())
+        .verify((&*tag).into())
+        .is_err()
+    {
+        body.zeroize();
+        return Err(corrupt("failed authentication"));
+    }
+    Ok(NONCE_LEN..tag_start)
+}
+
+/// The associated data of `ad` as the header of an envelope of `version` lays it out.
+fn ad_bytes(ad: &ObjectAd<'_>, version: u8) -> Result<Vec<u8>> {
+    let name = ad.name.as_bytes();
+    let name_len = u16::try_from(name.len())
+        .map_err(|_| Error::Config(format!("object name too long: {}", ad.name)))?;
+    let mut out = Vec::with_capacity(FIXED_LEN + name.len());
+    out.extend_from_slice(MAGIC);
+    out.push(version);
+    out.push(ad.kind as u8);
+    out.extend_from_slice(&ad.vault.0);
+    out.extend_from_slice(&name_len.to_be_bytes());
+    out.extend_from_slice(name);
+    Ok(out)
 }
 
 fn begin_seal_at(
@@ -271,16 +343,8 @@ fn begin_seal_at(
     mut buf: Vec<u8>,
     entropy: &mut Entropy,
 ) -> Result<SealBuffer> {
-    let name = ad.name.as_bytes();
-    let name_len = u16::try_from(name.len())
-        .map_err(|_| Error::Config(format!("object name too long: {}", ad.name)))?;
     let base = buf.len();
-    buf.extend_from_slice(MAGIC);
-    buf.push(version);
-    buf.push(ad.kind as u8);
-    buf.extend_from_slice(&ad.vault.0);
-    buf.extend_from_slice(&name_len.to_be_bytes());
-    buf.extend_from_slice(name);
+    buf.extend_from_slice(&ad_bytes(ad, version)?);
     let ad_len = buf.len() - base;
     let nonce: [u8; NONCE_LEN] = entropy.array();
     buf.extend_from_slice(&nonce);

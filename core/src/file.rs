@@ -4,8 +4,11 @@
 //! like records; the chunks move only when a file is written or read.
 //!
 //! ```text
-//! magic "BKSF" | layout version u8 (1) | postcard FileValue
+//! magic "BKSF" | layout u8 | postcard FileValue
 //! ```
+//!
+//! Layout 1 (format version 5) points at chunks sealed as whole envelopes; layout 2 (format
+//! version 6, what this build writes) at chunks sealed bare. The postcard part is the same.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +16,10 @@ use crate::error::{Error, Result};
 use crate::pack::{ChunkId, PackName};
 
 const MAGIC: &[u8; 4] = b"BKSF";
-const LAYOUT: u8 = 1;
+/// The layout this build writes: its chunks are sealed bare.
+const LAYOUT: u8 = 2;
+/// The layout of format version 5, still read: its chunks are whole envelopes.
+const LAYOUT_ENVELOPED: u8 = 1;
 
 /// Files up to this size live in their record's value, with no chunk and no pack.
 pub const INLINE_MAX: u64 = 4 << 10;
@@ -52,13 +58,21 @@ pub(crate) struct FileValue {
     /// Keyed BLAKE3 of the whole content under the file-hash key.
     pub hash: [u8; 32],
     pub body: Body,
+    /// The envelope version of the chunks (5 for layout 1, 6 for layout 2): not in the
+    /// postcard part, the layout byte says it.
+    #[serde(skip)]
+    pub chunk_version: u8,
 }
 
 impl FileValue {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(LAYOUT);
+        out.push(if self.chunk_version >= crate::pack::BARE_SINCE {
+            LAYOUT
+        } else {
+            LAYOUT_ENVELOPED
+        });
         postcard::to_extend(self, out).expect("encoding to a Vec cannot fail")
     }
 
@@ -74,13 +88,18 @@ impl FileValue {
         };
         let corrupt = |reason: String| Error::corrupt(&format!("file {shown:?}"), reason);
         match rest.split_first() {
-            Some((&LAYOUT, body)) => {
-                let file: FileValue = crate::crypto::decode_exact(body).map_err(corrupt)?;
+            Some((&layout @ (LAYOUT_ENVELOPED | LAYOUT), body)) => {
+                let mut file: FileValue = crate::crypto::decode_exact(body).map_err(corrupt)?;
+                file.chunk_version = if layout == LAYOUT {
+                    crate::pack::BARE_SINCE
+                } else {
+                    crate::pack::BARE_SINCE - 1
+                };
                 file.check().map_err(|r| corrupt(r.into()))?;
                 Ok(file)
             }
             Some((v, _)) => Err(corrupt(format!(
-                "file layout {v} is not supported (this build reads {LAYOUT})"
+                "file layout {v} is not supported (this build reads {LAYOUT_ENVELOPED} and {LAYOUT})"
             ))),
             None => Err(corrupt("truncated".into())),
         }
@@ -98,7 +117,13 @@ impl FileValue {
                     Err("chunks do not add up to the file's size")
                 } else if chunks.iter().any(|c| c.pack as usize >= packs.len()) {
                     Err("a chunk lies in a pack the file does not list")
-                } else if chunks.iter().any(|c| c.len == 0 || c.sealed_len <= c.len) {
+                } else if chunks.iter().any(|c| {
+                    c.len == 0
+                        || c.sealed_len <= c.len
+                        || (self.chunk_version >= crate::pack::BARE_SINCE
+                            && u64::from(c.sealed_len)
+                                != u64::from(c.len) + crate::crypto::BARE_OVERHEAD as u64)
+                }) {
                     Err("a chunk's lengths are impossible")
                 } else {
                     Ok(())

@@ -822,8 +822,9 @@ fn the_example_file_is_cut_and_named_as_documented() {
     );
 }
 
-/// The pack of §12: two chunks, `Hello, ` and `files!`, of device `D`.
-fn example_pack() -> Vec<u8> {
+/// The version 5 pack of §12 (still read): two chunks, `Hello, ` and `files!`, of device `D`,
+/// as whole envelopes.
+fn example_pack_v5() -> Vec<u8> {
     hex("
 42 4b 53 59 05 06 fe 4a c0 5c dc 3f 07 ec 56 a3
          f7 ee 0d 0e 97 8b 00 42 6b 2f 39 62 64 33 65 36
@@ -859,36 +860,64 @@ fn example_pack() -> Vec<u8> {
          74 a4 83 17 57 cc 00 00 00 d5")
 }
 
-#[test]
-fn the_example_pack_and_file_record_read_as_documented() {
+/// The version 6 pack of §12: the same chunks, sealed bare.
+fn example_pack_v6() -> Vec<u8> {
+    hex("
+         f4 00 92 78 57 aa f6 41 14 f5 61 ba ac b3 79 70
+         8c 79 a1 dc 14 76 ab 57 12 42 b6 a9 e5 a1 bf 6a
+         a4 d9 0d fe 52 e5 78 41 f0 af b1 88 17 24 a0 32
+         16 a4 02 07 64 bd e5 45 c1 43 db b9 60 9c 22 ab
+         85 5d 60 92 5a 99 76 13 fd e7 1b 94 ce d8 bc 63
+         ae a1 e2 27 a8 12 a6 f2 d9 d2 bb b0 8a 42 4b 53
+         59 06 07 fe 4a c0 5c dc 3f 07 ec 56 a3 f7 ee 0d
+         0e 97 8b 00 43 70 2f 30 30 31 31 32 32 33 33 34
+         34 35 35 36 36 37 37 38 38 39 39 61 61 62 62 63
+         63 64 64 65 65 66 66 2f 61 30 61 31 61 32 61 33
+         61 34 61 35 61 36 61 37 61 38 61 39 61 61 61 62
+         61 63 61 64 61 65 61 66 03 d7 8a 3f 20 d1 54 ab
+         d8 dd fa 69 74 ee df 6b 37 84 29 0c 60 6b 04 fd
+         a1 99 bc 2d 07 35 f5 0e ca ae 22 e9 21 5b ce 86
+         b6 73 71 e1 99 be 42 44 81 7b bf cb b3 ae 8c e5
+         f4 7b b5 6d 7f 91 f7 66 1e bf 7a 9c 5d 69 19 fe
+         ad 97 f7 9c 1b eb ac 45 11 a3 af 9d 30 44 2e 7c
+         14 33 fc 86 eb 3c 56 42 91 e3 80 ae 46 f0 1d 4b
+         40 a8 61 58 94 7b 47 7e ed 98 64 42 93 42 9f 00
+         00 00 d2")
+}
+
+/// Reads the example pack of `version` and the file record values that point into it, checks
+/// them against what §12 documents, and returns the chunks' plaintext.
+fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str, inline: &str) {
     use crate::file::{Body, ChunkRef, FileValue};
-    use crate::pack::{self, ChunkId, IndexEntry, PackName};
+    use crate::pack::{self, ChunkId, IndexEntry};
     let key = example_key();
     let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
-    let name = PackName {
-        device: D.0,
-        pack: core::array::from_fn(|i| 0xa0 + i as u8),
-    };
-    let mut bytes = example_pack();
-    assert_eq!(bytes.len(), 506);
-    let entries = pack::read_index(&chunk_key, key.vault_id(), &name, 506, &bytes).unwrap();
+    let name = example_pack_name();
+    let (found, entries) = pack::read_index(
+        &chunk_key,
+        key.vault_id(),
+        &name,
+        bytes.len() as u64,
+        &bytes,
+    )
+    .unwrap();
+    assert_eq!(found, version);
     let id = |text: &str| ChunkId(hex(text).try_into().unwrap());
     let hello = id("9bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e");
     let files = id("7c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233");
-    let expected = vec![
-        IndexEntry {
-            id: hello,
-            offset: 0,
-            sealed_len: 145,
-            len: 7,
-        },
-        IndexEntry {
-            id: files,
-            offset: 145,
-            sealed_len: 144,
-            len: 6,
-        },
+    let placed = [
+        (hello, 0, sealed[0], 7),
+        (files, u64::from(sealed[0]), sealed[1], 6),
     ];
+    let expected: Vec<IndexEntry> = placed
+        .iter()
+        .map(|&(id, offset, sealed_len, len)| IndexEntry {
+            id,
+            offset,
+            sealed_len,
+            len,
+        })
+        .collect();
     assert_eq!(entries, expected);
     let mut plain = Vec::new();
     for e in &entries {
@@ -898,6 +927,7 @@ fn the_example_pack_and_file_record_read_as_documented() {
             &chunk_key,
             &id_key,
             key.vault_id(),
+            version,
             e.id,
             e.len,
             envelope,
@@ -908,14 +938,15 @@ fn the_example_pack_and_file_record_read_as_documented() {
     }
     assert_eq!(plain, b"Hello, files!");
     // A chunk opened under another id is corrupt.
-    let mut swapped = example_pack();
+    let mut swapped = bytes.clone();
     let err = pack::open_chunk(
         &chunk_key,
         &id_key,
         key.vault_id(),
+        version,
         files,
         7,
-        &mut swapped[..145],
+        &mut swapped[..sealed[0] as usize],
         "pack",
     )
     .unwrap_err();
@@ -928,39 +959,138 @@ fn the_example_pack_and_file_record_read_as_documented() {
         blake3::keyed_hash(&key.subkey(Purpose::FileHash).0, &plain).as_bytes(),
         &hash
     );
-    let chunked = FileValue {
+    let value = FileValue {
         size: 13,
         hash,
         body: Body::Chunks {
             packs: vec![name],
-            chunks: vec![
-                ChunkRef {
-                    id: hello,
-                    len: 7,
+            chunks: placed
+                .iter()
+                .map(|&(id, offset, sealed_len, len)| ChunkRef {
+                    id,
+                    len,
                     pack: 0,
-                    offset: 0,
-                    sealed_len: 145,
-                },
-                ChunkRef {
-                    id: files,
-                    len: 6,
-                    pack: 0,
-                    offset: 145,
-                    sealed_len: 144,
-                },
-            ],
+                    offset,
+                    sealed_len,
+                })
+                .collect(),
         },
+        chunk_version: version,
     };
-    let documented = hex("424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e07000091017c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233060091019001");
-    assert_eq!(documented.len(), 148);
-    assert_eq!(FileValue::decode(b"f", &documented).unwrap(), chunked);
-    assert_eq!(chunked.encode(), documented);
-    let inline = hex("424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855000d48656c6c6f2c2066696c657321");
+    let documented = hex(chunked);
+    assert_eq!(FileValue::decode(b"f", &documented).unwrap(), value);
+    assert_eq!(value.encode(), documented);
+    let inline = hex(inline);
     let value = FileValue {
         size: 13,
         hash,
         body: Body::Inline(b"Hello, files!".to_vec()),
+        chunk_version: version,
     };
     assert_eq!(FileValue::decode(b"f", &inline).unwrap(), value);
     assert_eq!(value.encode(), inline);
+}
+
+fn example_pack_name() -> crate::pack::PackName {
+    crate::pack::PackName {
+        device: D.0,
+        pack: core::array::from_fn(|i| 0xa0 + i as u8),
+    }
+}
+
+#[test]
+fn the_version_5_example_pack_and_file_record_still_read() {
+    let bytes = example_pack_v5();
+    assert_eq!(bytes.len(), 506);
+    read_example(
+        5,
+        bytes,
+        [145, 144],
+        "424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e07000091017c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233060091019001",
+        "424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855000d48656c6c6f2c2066696c657321",
+    );
+}
+
+#[test]
+fn the_version_6_example_pack_reads_and_the_reference_writes_it_byte_for_byte() {
+    let bytes = example_pack_v6();
+    assert_eq!(bytes.len(), 307);
+    read_example(
+        6,
+        bytes.clone(),
+        [47, 46],
+        "424b5346020d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e0700002f7c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca5923306002f2e",
+        "424b5346020d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855000d48656c6c6f2c2066696c657321",
+    );
+    // The reference's pack builder, drawing its nonces from the stream of seed 07.
+    let key = example_key();
+    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
+    let mut entropy = Entropy::from_seed([7; 32]);
+    let mut builder = crate::pack::PackBuilder::new(example_pack_name(), 512);
+    for piece in [&b"Hello, "[..], b"files!"] {
+        let id = crate::pack::ChunkId::of(&id_key, piece);
+        builder
+            .push(&chunk_key, key.vault_id(), id, piece, &mut entropy)
+            .unwrap();
+    }
+    let written = builder
+        .finish(&chunk_key, key.vault_id(), &mut entropy)
+        .unwrap();
+    assert_eq!(written, bytes);
+    // Nothing in a version 6 pack is in clear but the index's header: no chunk id, no
+    // second envelope magic.
+    assert_eq!(written.windows(4).filter(|w| w == b"BKSY").count(), 1);
+    let id = hex("9bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e");
+    assert!(!written
+        .windows(8)
+        .any(|w| w == &id[..8] || w == b"9bd3e694"));
+    let v5 = example_pack_v5();
+    assert!(
+        v5.windows(8).any(|w| w == b"9bd3e694"),
+        "the check can fail"
+    );
+}
+
+#[test]
+fn a_replica_reads_the_example_file_from_either_version_of_the_pack() {
+    for (layout, pack, value) in [
+        (
+            5,
+            example_pack_v5(),
+            "424b5346010d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e07000091017c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca59233060091019001",
+        ),
+        (
+            6,
+            example_pack_v6(),
+            "424b5346020d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e0700002f7c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca5923306002f2e",
+        ),
+    ] {
+        let key = example_key();
+        let store = Store::parse("file:///vault").unwrap();
+        let mut engine = Engine::new(&key, store, D, Entropy::from_seed([5; 32]));
+        engine.put(b"hello.txt".to_vec(), hex(value), Timestamp(1_767_225_600_000));
+        let mut download = engine.begin_download(b"hello.txt").unwrap().unwrap();
+        let request = download.poll_request(Timestamp(0)).unwrap();
+        assert!(request.url.ends_with(&example_pack_name().relative()), "{}", request.url);
+        // One range: both chunks, back to back from the pack's start.
+        let range = request.header("range").unwrap().to_owned();
+        let (first, last) = range
+            .strip_prefix("bytes=")
+            .and_then(|r| r.split_once('-'))
+            .unwrap();
+        let (first, last): (usize, usize) = (first.parse().unwrap(), last.parse().unwrap());
+        assert_eq!(first, 0, "version {layout}");
+        let response = crate::http::Response {
+            status: 206,
+            headers: vec![],
+            body: pack[first..=last].to_vec(),
+        };
+        download.handle_response(request.id, Ok(response), Timestamp(0));
+        let mut read = Vec::new();
+        while let Some(bytes) = download.poll_output() {
+            read.extend_from_slice(&bytes);
+        }
+        assert_eq!(read, b"Hello, files!", "version {layout}");
+        assert!(matches!(download.poll_outcome(), Some(Ok(()))));
+    }
 }

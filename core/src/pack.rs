@@ -15,6 +15,8 @@ use crate::ids::{DeviceId, VaultId};
 
 /// The folder of packs inside the vault folder.
 pub const PACK_FOLDER: &str = "p/";
+/// The envelope version from which chunks are sealed bare (no header in clear).
+pub(crate) const BARE_SINCE: u8 = 6;
 
 /// A chunk's id: the keyed BLAKE3 hash of its plaintext under the chunk-id key. Two devices
 /// storing the same bytes get the same id; the bucket learns nothing from it.
@@ -80,16 +82,19 @@ pub struct IndexEntry {
     pub len: u32,
 }
 
-/// Opens a chunk envelope where it lies and checks that its plaintext is the chunk `id` of
-/// `len` bytes; returns where the plaintext is. `object` names the pack in errors.
+/// Opens a chunk where it lies in a pack of envelope `version` (5: a whole envelope with its
+/// header; 6 and later: sealed bare) and checks that its plaintext is the chunk `id` of `len`
+/// bytes; returns where the plaintext is. `object` names the pack in errors.
 ///
 /// # Errors
-/// `Corrupt` when the envelope fails to open as `k/<id>`, or its plaintext does not hash to
-/// `id` or has another length; `WrongVault` when it belongs to another vault.
+/// `Corrupt` when the chunk fails to open as `k/<id>`, or its plaintext does not hash to `id`
+/// or has another length; `WrongVault` when a version 5 envelope belongs to another vault.
+#[allow(clippy::too_many_arguments)] // the keys, the chunk's place, and where it lies
 pub(crate) fn open_chunk(
     key: &SecretKey,
     id_key: &SecretKey,
     vault: VaultId,
+    version: u8,
     id: ChunkId,
     len: u32,
     envelope: &mut [u8],
@@ -107,7 +112,11 @@ pub(crate) fn open_chunk(
         }
         other => other,
     };
-    let (_, plain) = crypto::open_in_place(key, &ad, envelope).map_err(place)?;
+    let plain = if version < BARE_SINCE {
+        crypto::open_in_place(key, &ad, envelope).map_err(place)?.1
+    } else {
+        crypto::open_bare_in_place(key, &ad, version, envelope).map_err(place)?
+    };
     let bytes = &envelope[plain.clone()];
     if bytes.len() != len as usize || ChunkId::of(id_key, bytes) != id {
         return Err(Error::corrupt(
@@ -155,7 +164,7 @@ impl PackBuilder {
             name: &name,
         };
         let mut sealing =
-            crypto::begin_seal_after(key, &ad, std::mem::take(&mut self.bytes), entropy)?;
+            crypto::begin_seal_bare_after(key, &ad, std::mem::take(&mut self.bytes), entropy)?;
         for piece in plaintext.chunks(64 << 10) {
             sealing.buf.extend_from_slice(piece);
             sealing.encrypt_ready();
@@ -196,19 +205,19 @@ impl PackBuilder {
 }
 
 /// Reads a pack's index from the pack's tail (at least the index envelope and its 4-byte
-/// length; the whole pack will do).
+/// length; the whole pack will do): the index's envelope version (that of the pack's chunks,
+/// see [`open_chunk`]) and its entries.
 ///
 /// # Errors
 /// `Corrupt` when the tail is too short, the envelope does not open as the index of `name`, or
 /// its entries do not decode or do not lie before the index.
-#[allow(dead_code)] // the pack tests read it back; resuming an upload will
 pub(crate) fn read_index(
     key: &SecretKey,
     vault: VaultId,
     name: &PackName,
     pack_len: u64,
     tail: &[u8],
-) -> Result<Vec<IndexEntry>> {
+) -> Result<(u8, Vec<IndexEntry>)> {
     let object = name.relative();
     let corrupt = |reason: &str| Error::corrupt(&object, reason);
     let Some(len_at) = tail.len().checked_sub(4) else {
@@ -223,7 +232,7 @@ pub(crate) fn read_index(
         kind: ObjectKind::PackIndex,
         name: &object,
     };
-    let plain = crypto::open(key, &ad, tail[start..len_at].to_vec())?;
+    let (version, plain) = crypto::open_versioned(key, &ad, tail[start..len_at].to_vec())?;
     let entries: Vec<IndexEntry> =
         crypto::decode_exact(&plain).map_err(|e| corrupt(&format!("index: {e}")))?;
     let index_at = pack_len.saturating_sub(4 + index_len as u64);
@@ -233,5 +242,5 @@ pub(crate) fn read_index(
     {
         return Err(corrupt("index names bytes beyond the chunks"));
     }
-    Ok(entries)
+    Ok((version, entries))
 }

@@ -166,15 +166,16 @@ pub fn sample_file_value() -> Vec<u8> {
         len: 600_000,
         pack,
         offset,
-        sealed_len: 600_138,
+        sealed_len: 600_040,
     };
     FileValue {
         size: 1_200_000,
         hash: [9; 32],
         body: Body::Chunks {
             packs,
-            chunks: vec![chunk(5, 0, 0), chunk(6, 1, 600_138)],
+            chunks: vec![chunk(5, 0, 0), chunk(6, 1, 600_040)],
         },
+        chunk_version: crate::FORMAT_VERSION,
     }
     .encode()
 }

@@ -44,6 +44,10 @@ impl Engine {
             };
             if let Body::Chunks { packs, chunks } = &file.body {
                 referenced.extend(packs.iter().copied());
+                // Only chunks sealed as this build seals them are referenced by a new file.
+                if file.chunk_version < crate::pack::BARE_SINCE {
+                    continue;
+                }
                 for c in chunks {
                     known.entry(c.id).or_insert(Stored {
                         pack: packs[c.pack as usize],

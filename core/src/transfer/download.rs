@@ -320,6 +320,7 @@ impl Download {
                 &self.keys.chunk,
                 &self.keys.chunk_id,
                 self.keys.vault,
+                self.file.chunk_version,
                 chunk.id,
                 chunk.len,
                 envelope,
