@@ -585,3 +585,81 @@ async fn an_interrupted_read_resumes_on_s3() {
         read_interrupted_then_resumed(&server.store_url("reread", "r/"), &http()).await;
     }
 }
+
+/// A file opened for reading at any offset: reads anywhere return the file's bytes, fetching
+/// only what they need (sequential small reads are served from the read-ahead), and the reader
+/// keeps reading the version it opened when the key is overwritten.
+async fn random_access<T: Transport>(store: &str, t: &T) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let a = open(store, &key, dir.path(), "a");
+    let len = 20 * MIB;
+    put(&a, t, "video", Generated::new(21, len)).await.unwrap();
+    let mut expected = vec![0u8; len as usize];
+    Generated::new(21, len).fill(&mut expected);
+    assert!(a.open_file(b"absent").unwrap().is_none());
+    let mut reader = a.open_file(b"video").unwrap().unwrap();
+    assert_eq!(reader.size(), len);
+    let counting = Counting {
+        inner: t,
+        got: 0.into(),
+    };
+    // Here and there, across chunk and pack boundaries, and past the end.
+    for (offset, n) in [
+        (0, 10),
+        (len - 5, 100),
+        (7 * MIB + 12_345, 3 << 20),
+        (MIB / 2, 1),
+        (len, 10),
+        (len + 7, 10),
+        (15 * MIB, 6 << 20),
+    ] {
+        let got = reader.read_at(&a, offset, n, &counting, 4).await.unwrap();
+        let from = offset.min(len) as usize;
+        let to = (offset + n as u64).min(len) as usize;
+        assert!(got == expected[from..to], "{offset} {n}");
+    }
+    // 12 MiB in 64 KiB reads: one fetch per 4 MiB of read-ahead, not one per read.
+    let before = counting.got.load(std::sync::atomic::Ordering::Relaxed);
+    let mut at = 2 * MIB;
+    while at < 14 * MIB {
+        let got = reader
+            .read_at(&a, at, 64 << 10, &counting, 4)
+            .await
+            .unwrap();
+        assert!(
+            got == expected[at as usize..at as usize + (64 << 10)],
+            "{at}"
+        );
+        at += 64 << 10;
+    }
+    let fetched = counting.got.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        fetched < 40 * MIB,
+        "fetched {fetched} bytes for 12 MiB read"
+    );
+    // Another version under the key: the open reader still reads the one it opened.
+    put(&a, t, "video", Generated::new(22, len)).await.unwrap();
+    let got = reader.read_at(&a, 19 * MIB, 1000, t, 4).await.unwrap();
+    assert!(got == expected[19 * MIB as usize..19 * MIB as usize + 1000]);
+    // A record that is not a file.
+    a.put("plain", "x").unwrap();
+    let err = a.open_file(b"plain").unwrap_err();
+    assert_eq!(err.category(), Category::Config, "{err}");
+}
+
+#[test]
+fn a_file_is_read_at_any_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    block_on(random_access(&store, &FolderBucket));
+}
+
+#[tokio::test]
+async fn a_file_is_read_at_any_offset_on_s3() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("seek").await;
+        random_access(&server.store_url("seek", "r/"), &http()).await;
+    }
+}

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
+    m.add_class::<vault::FileReader>()?;
     m.add_class::<vault::VaultKey>()?;
     m.add_class::<vault::Credentials>()?;
     m.add_class::<vault::SyncReport>()?;

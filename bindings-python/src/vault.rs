@@ -621,6 +621,27 @@ impl Vault {
         Ok(info.map(FileInfo::from))
     }
 
+    /// Opens the file stored under key for reading at any offset: a FileReader, a read-only,
+    /// seekable binary file object (read, readinto, seek, tell; a context manager) that fetches
+    /// only the chunks each read needs, with some read-ahead, each checked against its id. It
+    /// keeps reading the version stored now, whatever a sync brings in. Raises KeyError when
+    /// key is absent or deleted, ConfigError when it holds a record that is not a file.
+    fn open_file(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>) -> PyResult<FileReader> {
+        let bytes: Bytes = key.extract()?;
+        let vault = slf.get();
+        match vault.session.open_file(&bytes.0).map_err(to_py)? {
+            Some(inner) => Ok(FileReader {
+                vault: slf.clone().unbind(),
+                state: Mutex::new(ReaderState {
+                    inner,
+                    position: 0,
+                    closed: false,
+                }),
+            }),
+            None => Err(pyo3::exceptions::PyKeyError::new_err(key.clone().unbind())),
+        }
+    }
+
     /// `await vault.put_file_async(key, path_or_file, progress=None, pack_size=None)`:
     /// put_file() on a worker thread, for asyncio apps. Cancelling the awaiting task stops
     /// the transfer (the file is then not stored); the task ends cancelled once it stopped.
@@ -990,5 +1011,169 @@ fn file_progress<'a>(
                 session.cancel_sync();
             }
         });
+    }
+}
+
+/// A file of the vault opened for reading (`Vault.open_file`): a read-only, seekable binary
+/// file object. Each read fetches only the chunks it needs (with some read-ahead, kept for the
+/// next read), checked against their ids; Ctrl-C stops a read. It reads the version that was
+/// stored when it was opened.
+#[pyclass(module = "bucketsync", frozen)]
+pub struct FileReader {
+    vault: Py<Vault>,
+    state: Mutex<ReaderState>,
+}
+
+struct ReaderState {
+    inner: bucketsync::files::FileReader,
+    position: u64,
+    closed: bool,
+}
+
+impl FileReader {
+    fn open_state(&self) -> PyResult<std::sync::MutexGuard<'_, ReaderState>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.closed {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "I/O operation on closed file",
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Up to `n` bytes from the current position, which moves past them.
+    fn read_bytes(&self, py: Python<'_>, n: u64) -> PyResult<Vec<u8>> {
+        let mut state = self.open_state()?;
+        let vault = self.vault.get();
+        let position = state.position;
+        let n = usize::try_from(n.min(state.inner.size().saturating_sub(position)))
+            .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("read too large"))?;
+        let inner = &mut state.inner;
+        let stop = Stop::default();
+        let bytes = vault.run(py, &stop, None, || {
+            inner.read_at(
+                &vault.session,
+                position,
+                n,
+                &vault.transport,
+                driver::DEFAULT_CONCURRENCY,
+            )
+        })?;
+        state.position += bytes.len() as u64;
+        Ok(bytes)
+    }
+}
+
+#[pymethods]
+impl FileReader {
+    /// The file's length in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .inner
+            .size()
+    }
+
+    /// Reads up to size bytes (all the rest when size is None or negative) from the current
+    /// position; b"" at the end.
+    #[pyo3(signature = (size = None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let n = match size {
+            Some(n) if n >= 0 => n as u64,
+            _ => u64::MAX,
+        };
+        let bytes = self.read_bytes(py, n)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Reads into a writable buffer (bytearray, memoryview); returns the bytes read.
+    fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        // Byte-wise, whatever the buffer's item format (abi3 has no buffer protocol API).
+        let view = pyo3::types::PyMemoryView::from(buffer)?.call_method1("cast", ("B",))?;
+        if view.getattr("readonly")?.is_truthy()? {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "readinto() needs a writable buffer",
+            ));
+        }
+        let bytes = self.read_bytes(py, view.len()? as u64)?;
+        let n = bytes.len();
+        view.set_item(
+            pyo3::types::PySlice::new(py, 0, n as isize, 1),
+            PyBytes::new(py, &bytes),
+        )?;
+        Ok(n)
+    }
+
+    /// Moves the position: whence 0 from the start, 1 from the current position, 2 from the
+    /// end. Returns the new position. Past the end is allowed (reads there return b"").
+    #[pyo3(signature = (offset, whence = 0))]
+    fn seek(&self, offset: i64, whence: i32) -> PyResult<u64> {
+        let mut state = self.open_state()?;
+        let base = match whence {
+            0 => 0,
+            1 => state.position as i128,
+            2 => state.inner.size() as i128,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "invalid whence ({whence}, should be 0, 1 or 2)"
+                )))
+            }
+        };
+        let target = base + i128::from(offset);
+        if target < 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "negative seek position {target}"
+            )));
+        }
+        state.position = u64::try_from(target).unwrap_or(u64::MAX);
+        Ok(state.position)
+    }
+
+    /// The current position.
+    fn tell(&self) -> PyResult<u64> {
+        Ok(self.open_state()?.position)
+    }
+
+    fn readable(&self) -> PyResult<bool> {
+        self.open_state().map(|_| true)
+    }
+
+    fn seekable(&self) -> PyResult<bool> {
+        self.open_state().map(|_| true)
+    }
+
+    fn writable(&self) -> PyResult<bool> {
+        self.open_state().map(|_| false)
+    }
+
+    /// Closes the reader; later reads raise ValueError.
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(&self, _kind: PyObject, _value: PyObject, _traceback: PyObject) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        format!(
+            "<bucketsync.FileReader size={} position={}{}>",
+            state.inner.size(),
+            state.position,
+            if state.closed { " closed" } else { "" }
+        )
     }
 }

@@ -306,3 +306,39 @@ def test_async_transfers_and_a_cancelled_one(seaweed, credentials, tmp_path):
         asyncio.run(cancel_a_hung_upload())
     finally:
         silent.close()
+
+
+def test_open_file_reads_anywhere_as_a_seekable_file_object(tmp_path):
+    vault = Vault.create(folder(tmp_path), VaultKey.generate())
+    data = content(6 * MIB, seed=7)
+    vault.put_file("big", io.BytesIO(data))
+    with vault.open_file("big") as f:
+        assert (f.size, f.readable(), f.seekable(), f.writable()) == (len(data), True, True, False)
+        assert f.read(10) == data[:10] and f.tell() == 10
+        assert f.seek(3 * MIB + 5) == 3 * MIB + 5
+        assert f.read(1000) == data[3 * MIB + 5 : 3 * MIB + 1005]
+        f.seek(-7, io.SEEK_END)
+        assert f.read() == data[-7:] and f.read(5) == b""
+        f.seek(MIB)
+        buf = bytearray(100)
+        assert f.readinto(buf) == 100 and bytes(buf) == data[MIB : MIB + 100]
+        assert f.seek(-50, io.SEEK_CUR) == MIB + 50
+        # The standard library's buffered reader takes it as its raw file.
+        f.seek(0)
+        assert io.BufferedReader(f, buffer_size=256 * 1024).read() == data
+        with pytest.raises(ValueError):
+            f.seek(-1)
+    assert f.closed
+    with pytest.raises(ValueError, match="closed"):
+        f.read(1)
+    # An overwritten key: a reader opened before reads the version it opened.
+    reader = vault.open_file("big")
+    vault.put_file("big", io.BytesIO(content(6 * MIB, seed=8)))
+    reader.seek(5 * MIB)
+    assert reader.read(100) == data[5 * MIB : 5 * MIB + 100]
+    with pytest.raises(KeyError):
+        vault.open_file("absent")
+    vault.put("plain", "x")
+    with pytest.raises(bucketsync.ConfigError):
+        vault.open_file("plain")
+    vault.close()

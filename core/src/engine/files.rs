@@ -96,17 +96,55 @@ impl Engine {
     /// `Config` when the key holds a record that is not a file; `Corrupt` when its value is
     /// a damaged file value.
     pub fn begin_download(&self, key: &[u8]) -> Result<Option<Download>> {
+        self.download(key, None)
+    }
+
+    /// Starts reading the bytes `range` of the file stored under `key` (clamped to its size):
+    /// only the chunks that overlap it are fetched, each checked against its id (the whole
+    /// file's hash is not, as the whole is not read). `None` when the key is absent or deleted.
+    ///
+    /// # Errors
+    /// As [`Engine::begin_download`].
+    pub fn begin_download_range(
+        &self,
+        key: &[u8],
+        range: core::ops::Range<u64>,
+    ) -> Result<Option<Download>> {
+        self.download(key, Some(range))
+    }
+
+    fn download(
+        &self,
+        key: &[u8],
+        range: Option<core::ops::Range<u64>>,
+    ) -> Result<Option<Download>> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
+        self.begin_download_value(key, value, range).map(Some)
+    }
+
+    /// Starts reading (the bytes `range` of) the file whose record value is `value`, as
+    /// stored under `key` when it was read: a reader that opened a file keeps reading that
+    /// version, whatever a sync brings in meanwhile.
+    ///
+    /// # Errors
+    /// As [`Engine::begin_download`].
+    pub fn begin_download_value(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        range: Option<core::ops::Range<u64>>,
+    ) -> Result<Download> {
         let file = FileValue::decode(key, value)?;
         let object = format!("file {:?}", String::from_utf8_lossy(key));
-        Ok(Some(Download::new(
+        Ok(Download::new(
             self.transfer_keys(),
             file,
             object,
             self.retry,
-        )))
+            range,
+        ))
     }
 
     /// What the file under `key` is, without fetching it; `None` when the key is absent or

@@ -317,6 +317,27 @@ impl Session {
         }
     }
 
+    /// Opens the file `key` for reading at any offset (see [`FileReader`]): it keeps reading
+    /// the version stored now. `None` when the key is absent or deleted.
+    ///
+    /// # Errors
+    /// `Config` when the key holds a record that is not a file; `Corrupt` when its value is
+    /// damaged.
+    pub fn open_file(&self, key: &[u8]) -> Result<Option<FileReader>> {
+        self.read(|e| {
+            let Some(value) = e.get(key) else {
+                return Ok(None);
+            };
+            let size = e.begin_download_value(key, value, Some(0..0))?.file_size();
+            Ok(Some(FileReader {
+                key: key.to_vec(),
+                value: value.to_vec(),
+                size,
+                cached: None,
+            }))
+        })?
+    }
+
     /// Drives `download` to its end, handing its bytes to `sink`.
     async fn run_download<T: Transport + ?Sized, K: Sink>(
         &self,
@@ -398,6 +419,75 @@ impl Session {
             },
         }
         Ok(())
+    }
+}
+
+/// How much a [`FileReader`] fetches at least when what is asked is not at hand.
+const READ_AHEAD: u64 = 4 << 20;
+
+/// A file opened for reading at any offset ([`Session::open_file`]), for seekable readers:
+/// a read fetches only the chunks it needs (and some read-ahead, kept for the next read), each
+/// checked against its id. It reads the version that was stored when it was opened.
+#[derive(Debug)]
+pub struct FileReader {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    size: u64,
+    /// The bytes fetched last: where they start in the file, and them.
+    cached: Option<(u64, Vec<u8>)>,
+}
+
+impl FileReader {
+    /// The file's length.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Up to `max` bytes of the file from `offset` (fewer only at its end; none past it),
+    /// fetched through `transport` unless the last fetch holds them.
+    ///
+    /// # Errors
+    /// As [`Session::get_file`]: `Corrupt` when a chunk fails its check, `NotFound` when its
+    /// pack is gone, the request error that stopped it; `Cancelled` after
+    /// [`Session::cancel_sync`].
+    pub async fn read_at<T: Transport + ?Sized>(
+        &mut self,
+        session: &Session,
+        offset: u64,
+        max: usize,
+        transport: &T,
+        concurrency: usize,
+    ) -> Result<Vec<u8>> {
+        let end = offset.saturating_add(max as u64).min(self.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        // Only when the last fetch holds all of it (a read is short only at the file's end).
+        let held = |cached: &Option<(u64, Vec<u8>)>| match cached {
+            Some((start, bytes)) if *start <= offset && end <= start + bytes.len() as u64 => {
+                Some(bytes[(offset - start) as usize..(end - start) as usize].to_vec())
+            }
+            _ => None,
+        };
+        if let Some(bytes) = held(&self.cached) {
+            return Ok(bytes);
+        }
+        let fetch_end = end.max(offset.saturating_add(READ_AHEAD)).min(self.size);
+        session.clear_cancel();
+        let mut download = session
+            .read(|e| e.begin_download_value(&self.key, &self.value, Some(offset..fetch_end)))??;
+        let mut bytes = Vec::with_capacity((fetch_end - offset) as usize);
+        session
+            .run_download(
+                &mut download,
+                &mut WriteSink(&mut bytes),
+                transport,
+                concurrency,
+                &mut |_| {},
+            )
+            .await?;
+        self.cached = Some((offset, bytes));
+        Ok(held(&self.cached).unwrap_or_default())
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Download {
     prefix: Option<Prefix>,
     /// Requests were asked for: too late to take a prefix.
     polled: bool,
+    /// A read of part of the file: the bytes wanted, and where each chunk starts in the file.
+    /// Only the chunks that overlap it are fetched, and no whole-file hash is checked (each
+    /// chunk still is, against its id).
+    window: Option<(Range<u64>, Vec<u64>)>,
     failure: Option<Error>,
     ended: bool,
 }
@@ -81,15 +85,40 @@ impl core::fmt::Debug for Download {
 }
 
 impl Download {
-    /// `object` names the file in errors (`file "<key>"`).
+    /// `object` names the file in errors (`file "<key>"`). With `range`, only those bytes of
+    /// the file are read (clamped to its size).
     pub(crate) fn new(
         keys: FileKeys,
         file: FileValue,
         object: String,
         retry: RetryPolicy,
+        range: Option<Range<u64>>,
     ) -> Download {
         let mut spans: Vec<Span> = Vec::new();
         let mut inline = None;
+        let window = range.map(|r| {
+            let end = r.end.min(file.size);
+            let starts = match &file.body {
+                Body::Inline(_) => vec![0],
+                Body::Chunks { chunks, .. } => chunks
+                    .iter()
+                    .scan(0u64, |at, c| {
+                        let start = *at;
+                        *at += u64::from(c.len);
+                        Some(start)
+                    })
+                    .collect(),
+            };
+            (r.start.min(end)..end, starts)
+        });
+        // The chunks to read: all, or those that overlap the window.
+        let wanted = |position: usize, len: u64| match &window {
+            None => true,
+            Some((r, starts)) => {
+                let start = starts[position];
+                start < r.end && start + len > r.start
+            }
+        };
         match &file.body {
             Body::Inline(bytes) => inline = Some(bytes.clone()),
             Body::Chunks { packs, chunks } => {
@@ -98,6 +127,9 @@ impl Download {
                 // spreads chunks over two packs).
                 let mut open: HashMap<PackName, usize> = HashMap::new();
                 for (position, chunk) in chunks.iter().enumerate() {
+                    if !wanted(position, u64::from(chunk.len)) {
+                        continue;
+                    }
                     let pack = packs[chunk.pack as usize];
                     let end = chunk.offset + u64::from(chunk.sealed_len);
                     match open.get(&pack).map(|&i| &mut spans[i]) {
@@ -119,11 +151,18 @@ impl Download {
             }
         }
         let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
+        // In file order, the chunks to hand out are positions `next_out..pieces`.
+        let first = spans.iter().map(|s| s.chunks[0].0).min().unwrap_or(0);
+        let past = spans
+            .iter()
+            .map(|s| s.chunks.last().expect("spans are not empty").0 + 1)
+            .max()
+            .unwrap_or(0);
         let mut download = Download {
             keys,
             file,
             object,
-            pieces: spans.iter().map(|s| s.chunks.len()).sum(),
+            pieces: past,
             plan: spans.into(),
             requests: Requests::new(retry),
             fetched: BTreeMap::new(),
@@ -133,10 +172,13 @@ impl Download {
             emitted: 0,
             prefix: None,
             polled: false,
+            window,
             failure: None,
             ended: false,
         };
+        download.next_out = first;
         if let Some(bytes) = inline {
+            download.next_out = 0;
             download.pieces = 1;
             let len = bytes.len();
             download.fetched.insert(0, (Arc::new(bytes), 0..len));
@@ -144,8 +186,16 @@ impl Download {
         download
     }
 
-    /// The file's length.
+    /// The bytes this download hands out: the file's length, or that of the range asked for.
     pub fn size(&self) -> u64 {
+        match &self.window {
+            Some((r, _)) => r.end - r.start,
+            None => self.file.size,
+        }
+    }
+
+    /// The whole file's length (whatever range is read).
+    pub fn file_size(&self) -> u64 {
         self.file.size
     }
 
@@ -158,7 +208,7 @@ impl Download {
     /// An inline file takes none.
     pub fn verify_prefix(&mut self, bytes: &[u8]) -> usize {
         let chunks = match &self.file.body {
-            Body::Chunks { chunks, .. } if !self.polled => chunks,
+            Body::Chunks { chunks, .. } if !self.polled && self.window.is_none() => chunks,
             _ => return 0,
         };
         let prefix = self.prefix.get_or_insert_with(|| Prefix {
@@ -337,7 +387,15 @@ impl Download {
 
     /// The next bytes of the file, in order, once they have arrived and been checked.
     pub fn poll_output(&mut self) -> Option<Vec<u8>> {
-        let (body, range) = self.fetched.remove(&self.next_out)?;
+        let (body, mut range) = self.fetched.remove(&self.next_out)?;
+        if let Some((window, starts)) = &self.window {
+            // Only the part of the chunk inside the window.
+            let start = starts[self.next_out];
+            let len = (range.end - range.start) as u64;
+            let from = window.start.saturating_sub(start).min(len) as usize;
+            let to = (window.end.saturating_sub(start)).min(len) as usize;
+            range = range.start + from..range.start + to.max(from);
+        }
         let bytes = body[range].to_vec();
         self.next_out += 1;
         self.hasher.update(&bytes);
@@ -366,6 +424,17 @@ impl Download {
             return None;
         }
         self.ended = true;
+        if self.window.is_some() {
+            // Each chunk was checked against its id; the whole is not read.
+            return Some(if self.emitted == self.size() {
+                Ok(())
+            } else {
+                Err(Error::corrupt(
+                    &self.object,
+                    "the chunks do not cover the range",
+                ))
+            });
+        }
         let hash = *self.hasher.finalize().as_bytes();
         Some(
             if hash == self.file.hash && self.emitted == self.file.size {
