@@ -440,6 +440,7 @@ fn method(name: &str) -> Result<Method, JsValue> {
         "PUT" => Ok(Method::Put),
         "HEAD" => Ok(Method::Head),
         "DELETE" => Ok(Method::Delete),
+        "POST" => Ok(Method::Post),
         other => Err(config(format!("unsupported method {other:?}"))),
     }
 }

@@ -13,6 +13,8 @@ pub enum Method {
     Head,
     /// DELETE
     Delete,
+    /// POST (the start and the end of a multipart upload)
+    Post,
 }
 
 impl Method {
@@ -23,6 +25,7 @@ impl Method {
             Method::Put => "PUT",
             Method::Head => "HEAD",
             Method::Delete => "DELETE",
+            Method::Post => "POST",
         }
     }
 }

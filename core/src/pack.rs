@@ -133,7 +133,9 @@ pub(crate) fn open_chunk(
 /// A pack being filled.
 pub(crate) struct PackBuilder {
     pub name: PackName,
+    /// The pack's bytes from `base` on (those before went out as parts already).
     pub bytes: Vec<u8>,
+    pub base: u64,
     pub entries: Vec<IndexEntry>,
 }
 
@@ -142,8 +144,22 @@ impl PackBuilder {
         PackBuilder {
             name,
             bytes: Vec::with_capacity(capacity),
+            base: 0,
             entries: Vec::new(),
         }
+    }
+
+    /// The pack's length so far (parts taken out included).
+    pub fn len(&self) -> u64 {
+        self.base + self.bytes.len() as u64
+    }
+
+    /// Takes out the first `n` bytes held (a part of a multipart upload).
+    pub fn take_front(&mut self, n: usize) -> Vec<u8> {
+        let rest = self.bytes.split_off(n.min(self.bytes.len()));
+        let front = std::mem::replace(&mut self.bytes, rest);
+        self.base += front.len() as u64;
+        front
     }
 
     /// Seals the chunk `id` (an envelope of kind 6) at the end of the pack and returns its
@@ -156,7 +172,7 @@ impl PackBuilder {
         plaintext: &[u8],
         entropy: &mut Entropy,
     ) -> Result<IndexEntry> {
-        let offset = self.bytes.len();
+        let start = self.bytes.len();
         let name = id.envelope_name();
         let ad = ObjectAd {
             vault,
@@ -172,15 +188,16 @@ impl PackBuilder {
         self.bytes = crypto::finish_seal(sealing);
         let entry = IndexEntry {
             id,
-            offset: offset as u64,
-            sealed_len: u32::try_from(self.bytes.len() - offset).expect("a chunk is at most 8 MiB"),
+            offset: self.base + start as u64,
+            sealed_len: u32::try_from(self.bytes.len() - start).expect("a chunk is at most 8 MiB"),
             len: u32::try_from(plaintext.len()).expect("a chunk is at most 8 MiB"),
         };
         self.entries.push(entry);
         Ok(entry)
     }
 
-    /// The finished pack: the chunks, the sealed index, and the index's length.
+    /// The finished pack (what is held of it): the chunks, the sealed index, and the index's
+    /// length.
     pub fn finish(
         mut self,
         key: &SecretKey,

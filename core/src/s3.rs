@@ -76,6 +76,28 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
     Ok(page)
 }
 
+/// The upload id of a CreateMultipartUpload answer (`InitiateMultipartUploadResult`).
+///
+/// # Errors
+/// `Server` when the body is not such a document or names no upload id.
+pub fn parse_upload_id(body: &[u8]) -> Result<String> {
+    let mut id = None;
+    let parsed = walk_xml(body, |path, text| {
+        if path == ["InitiateMultipartUploadResult", "UploadId"] {
+            id = Some(text.to_owned());
+        }
+    });
+    match (parsed, id) {
+        (Ok(()), Some(id)) if !id.is_empty() => Ok(id),
+        _ => Err(Error::Http {
+            category: Category::Server,
+            status: 200,
+            code: None,
+            context: "CreateMultipartUpload answer names no upload id".into(),
+        }),
+    }
+}
+
 /// The S3 error code (`NoSuchKey`, `SlowDown`, …) of an error response body, if it has one.
 pub fn error_code(body: &[u8]) -> Option<String> {
     let mut code = None;

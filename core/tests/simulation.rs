@@ -249,7 +249,7 @@ impl Bucket {
                     body: Vec::new(),
                 }
             }
-            Method::Head => s3_error(501, "NotImplemented"),
+            Method::Head | Method::Post => s3_error(501, "NotImplemented"),
         }
     }
 

@@ -61,6 +61,8 @@ impl FolderBucket {
                 request.header("if-match"),
             ),
             Method::Delete => delete(&path),
+            // No multipart uploads: a writer sends whole objects to a folder.
+            Method::Post => return error(501, "NotImplemented", "the folder bucket takes no POST"),
         };
         result.unwrap_or_else(|e| error(500, "InternalError", &e.to_string()))
     }

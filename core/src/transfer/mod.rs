@@ -96,6 +96,16 @@ impl<P> Requests<P> {
         });
     }
 
+    /// The body bytes of the requests not yet answered for good.
+    fn body_bytes(&self) -> usize {
+        self.queue
+            .iter()
+            .chain(&self.delayed)
+            .chain(self.inflight.values())
+            .map(|op| op.body.len())
+            .sum()
+    }
+
     /// Requests not yet answered for good.
     fn outstanding(&self) -> usize {
         self.queue.len() + self.delayed.len() + self.inflight.len()

@@ -1,7 +1,7 @@
 //! Storing a file: chunk it, skip the chunks the vault already has, seal the others into packs,
 //! PUT the packs, and end with the record value that points at every chunk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{FileKeys, Requests};
 use crate::chunker::{Chunker, Gear, MAX_CHUNK};
@@ -16,8 +16,15 @@ use crate::s3;
 
 /// Packs are closed once they hold this many bytes, unless told otherwise.
 pub const DEFAULT_PACK_SIZE: usize = 16 << 20;
-/// Packs sealed and not yet stored at once: more input waits until one is stored.
-const MAX_PACKS_WAITING: usize = 1;
+/// Packs at least this big (the pack size asked for) go up to an S3 store as multipart
+/// uploads, in parts of [`PART_SIZE`] sent as the pack fills.
+pub const MULTIPART_FROM: usize = 32 << 20;
+/// The size of every part of a multipart pack but the last, which is no bigger (stores such as
+/// R2 want the parts equal).
+pub const PART_SIZE: usize = 8 << 20;
+/// Bytes of packs or parts sealed and not yet stored: more input waits while there are this
+/// many (one pack of the default size, two parts).
+const MAX_WAITING_BYTES: usize = 16 << 20;
 /// How much of a pack's end is fetched to read its index (an index longer than this, of a
 /// pack of thousands of chunks, is not read: its chunks are sent again).
 const INDEX_TAIL: usize = 64 << 10;
@@ -28,6 +35,12 @@ const MAX_LIST_PAGES: usize = 1_000;
 enum Pending {
     /// Storing a pack.
     Pack(PackName),
+    /// Starting the multipart upload of a pack.
+    Create(PackName),
+    /// A part of a pack (its number).
+    Part(PackName, u32),
+    /// Completing the multipart upload of a pack: it appears whole.
+    Complete(PackName),
     /// A page of the listing of this device's packs.
     List,
     /// The end of a pack of ours that no file references, for its index.
@@ -51,6 +64,20 @@ pub struct FileReport {
     pub bytes_sent: u64,
     /// Requests made (retries included).
     pub requests: u64,
+}
+
+/// A pack going up as a multipart upload.
+#[derive(Default)]
+struct Multipart {
+    upload_id: Option<String>,
+    /// Parts cut before the upload id was known: their numbers and bytes.
+    waiting: Vec<(u32, Vec<u8>)>,
+    /// The number the next part cut gets (parts count from 1).
+    next_part: u32,
+    /// The ETag of every part stored, by number.
+    etags: BTreeMap<u32, String>,
+    /// Every part is cut (the pack is closed).
+    closed: bool,
 }
 
 /// A chunk already stored somewhere in the vault.
@@ -79,6 +106,8 @@ pub struct Upload {
     pack_numbers: HashMap<PackName, u32>,
     chunks: Vec<ChunkRef>,
     open: [Option<PackBuilder>; 2],
+    /// Packs going up in parts, until completed.
+    multipart: HashMap<PackName, Multipart>,
     requests: Requests<Pending>,
     /// Looking for packs of ours that an interrupted upload left, before taking input.
     discovering: bool,
@@ -134,6 +163,7 @@ impl Upload {
             pack_numbers: HashMap::new(),
             chunks: Vec::new(),
             open: [None, None],
+            multipart: HashMap::new(),
             requests: Requests::new(retry),
             discovering,
             list_pages: 0,
@@ -254,12 +284,21 @@ impl Upload {
             .filter(|(_, s)| !self.referenced.contains(&s.pack))
     }
 
-    /// Whether to [`Upload::write`] more now: false while enough packs wait to be stored (that
-    /// bounds memory) or once the input is finished or the upload failed.
+    /// Whether to [`Upload::write`] more now: false while the listing of an interrupted
+    /// upload's packs runs, while enough packs or parts wait to be stored (that bounds memory),
+    /// or once the input is finished or the upload failed.
     pub fn wants_input(&self) -> bool {
+        let waiting: usize = self.requests.body_bytes()
+            + self
+                .multipart
+                .values()
+                .flat_map(|m| &m.waiting)
+                .map(|(_, part)| part.len())
+                .sum::<usize>();
         !self.input_done
             && self.failure.is_none()
-            && self.requests.outstanding() < MAX_PACKS_WAITING
+            && !self.discovering
+            && waiting < MAX_WAITING_BYTES
     }
 
     /// The bytes stored so far, for progress.
@@ -351,11 +390,22 @@ impl Upload {
                     sealed_len: entry.sealed_len,
                     len: entry.len,
                 };
-                let full = builder.bytes.len() >= self.pack_size;
+                let full = builder.len() >= self.pack_size as u64;
+                let multipart = self.pack_size >= MULTIPART_FROM
+                    && matches!(self.keys.store, crate::store::Store::S3(_));
                 self.known.insert(id, stored);
                 self.report.chunks_uploaded += 1;
                 if full {
                     self.close(slot)?;
+                } else if multipart {
+                    // Parts go out as the pack fills: a big pack is never held whole.
+                    while let Some(part) = self.open[slot]
+                        .as_mut()
+                        .filter(|b| b.bytes.len() >= PART_SIZE)
+                        .map(|b| (b.name, b.take_front(PART_SIZE)))
+                    {
+                        self.send_part(part.0, part.1, false);
+                    }
                 }
                 stored
             }
@@ -385,8 +435,23 @@ impl Upload {
             return Ok(());
         };
         let name = builder.name;
+        let multipart = self.pack_size >= MULTIPART_FROM
+            && matches!(self.keys.store, crate::store::Store::S3(_))
+            && (builder.base > 0 || builder.bytes.len() > PART_SIZE);
         let bytes = builder.finish(&self.keys.chunk, self.keys.vault, &mut self.entropy)?;
         self.report.packs += 1;
+        if multipart {
+            // What is left of the pack, its index included: every part but the last is
+            // PART_SIZE, and the last no bigger.
+            let mut rest = bytes;
+            while rest.len() > PART_SIZE {
+                let tail = rest.split_off(PART_SIZE);
+                self.send_part(name, rest, false);
+                rest = tail;
+            }
+            self.send_part(name, rest, true);
+            return Ok(());
+        }
         // A pack's name is new and random: create-only, so that nothing is ever overwritten.
         self.requests.push(
             RequestKind::PutPack,
@@ -396,6 +461,135 @@ impl Upload {
             bytes,
             Pending::Pack(name),
         );
+        Ok(())
+    }
+
+    /// Queues the next part of the multipart pack `name` (starting its upload with the first
+    /// part; holding parts until the upload id is known). `last`: the pack is closed.
+    fn send_part(&mut self, name: PackName, part: Vec<u8>, last: bool) {
+        let url = self.keys.url(&name.relative());
+        let upload = self.multipart.entry(name).or_insert_with(|| Multipart {
+            next_part: 1,
+            ..Multipart::default()
+        });
+        if upload.next_part == 1 && upload.upload_id.is_none() && upload.waiting.is_empty() {
+            self.requests.push(
+                RequestKind::PutPack,
+                Method::Post,
+                format!("{url}?uploads"),
+                Vec::new(),
+                Vec::new(),
+                Pending::Create(name),
+            );
+        }
+        let number = upload.next_part;
+        upload.next_part += 1;
+        upload.closed |= last;
+        match upload.upload_id.clone() {
+            Some(id) => self.push_part(name, &id, number, part),
+            None => upload.waiting.push((number, part)),
+        }
+    }
+
+    fn push_part(&mut self, name: PackName, upload_id: &str, number: u32, part: Vec<u8>) {
+        let url = self.keys.url(&name.relative());
+        self.requests.push(
+            RequestKind::PutPack,
+            Method::Put,
+            format!(
+                "{url}?partNumber={number}&uploadId={}",
+                crate::store::encode_query(upload_id)
+            ),
+            Vec::new(),
+            part,
+            Pending::Part(name, number),
+        );
+    }
+
+    /// Once every part of a closed multipart pack is stored: the request that makes the pack
+    /// appear, whole.
+    fn complete_if_done(&mut self, name: PackName) {
+        let Some(upload) = self.multipart.get(&name) else {
+            return;
+        };
+        let Some(id) = upload.upload_id.as_deref() else {
+            return;
+        };
+        if !upload.closed || upload.etags.len() as u32 != upload.next_part - 1 {
+            return;
+        }
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for (number, etag) in &upload.etags {
+            let etag = etag.replace('&', "&amp;").replace('<', "&lt;");
+            body.push_str(&format!(
+                "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        let url = format!(
+            "{}?uploadId={}",
+            self.keys.url(&name.relative()),
+            crate::store::encode_query(id)
+        );
+        self.requests.push(
+            RequestKind::PutPack,
+            Method::Post,
+            url,
+            vec![("content-type".into(), "application/xml".into())],
+            body.into_bytes(),
+            Pending::Complete(name),
+        );
+    }
+
+    /// The answer to a request of a multipart pack.
+    fn on_multipart(&mut self, pending: Pending, response: Result<Response>) -> Result<()> {
+        let response = response?;
+        let (name, what) = match &pending {
+            Pending::Create(name) => (*name, "start"),
+            Pending::Part(name, _) => (*name, "store a part of"),
+            Pending::Complete(name) => (*name, "complete"),
+            _ => unreachable!("only multipart requests come here"),
+        };
+        // CompleteMultipartUpload may answer 200 with an error document.
+        let failed = !response.is_success()
+            || (matches!(pending, Pending::Complete(_))
+                && s3::error_code(&response.body).is_some());
+        if failed {
+            let mut response = response;
+            if response.is_success() {
+                response.status = 500;
+            }
+            return Err(s3::error_from_response(
+                &response,
+                format!(
+                    "{what} the multipart upload of {} in {}",
+                    name.relative(),
+                    self.keys.store.display_name()
+                ),
+            ));
+        }
+        match pending {
+            Pending::Create(name) => {
+                let id = s3::parse_upload_id(&response.body)?;
+                let upload = self.multipart.get_mut(&name).expect("created for a pack");
+                upload.upload_id = Some(id.clone());
+                for (number, part) in std::mem::take(&mut upload.waiting) {
+                    self.push_part(name, &id, number, part);
+                }
+                self.complete_if_done(name);
+            }
+            Pending::Part(name, number) => {
+                let etag = response.header("etag").unwrap_or_default().to_owned();
+                if let Some(upload) = self.multipart.get_mut(&name) {
+                    upload.etags.insert(number, etag);
+                }
+                self.complete_if_done(name);
+            }
+            Pending::Complete(name) => {
+                self.multipart.remove(&name);
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -419,6 +613,13 @@ impl Upload {
         };
         let name = match op.pending {
             Pending::Pack(name) => name,
+            pending @ (Pending::Create(_) | Pending::Part(..) | Pending::Complete(_)) => {
+                if let Err(e) = self.on_multipart(pending, response) {
+                    self.requests.clear();
+                    self.failure.get_or_insert(e);
+                }
+                return;
+            }
             Pending::List | Pending::Tail(_) => {
                 let found = match op.pending {
                     Pending::Tail(name) => self.on_tail(name, response),
@@ -427,12 +628,9 @@ impl Upload {
                 if found.is_err() {
                     // Finding what an interrupted upload left only saves bytes: without it,
                     // those chunks are sent again.
-                    self.requests
-                        .queue
-                        .retain(|op| matches!(op.pending, Pending::Pack(_)));
-                    self.requests
-                        .delayed
-                        .retain(|op| matches!(op.pending, Pending::Pack(_)));
+                    let storing = |p: &Pending| !matches!(p, Pending::List | Pending::Tail(_));
+                    self.requests.queue.retain(|op| storing(&op.pending));
+                    self.requests.delayed.retain(|op| storing(&op.pending));
                 }
                 if self.requests.outstanding() == 0 {
                     self.discovering = false;
