@@ -98,6 +98,37 @@ pub fn parse_upload_id(body: &[u8]) -> Result<String> {
     }
 }
 
+/// `(key, upload id)` of every upload in a ListMultipartUploads answer
+/// (`ListMultipartUploadsResult`).
+///
+/// # Errors
+/// `Server` when the body is not such a document.
+pub fn parse_uploads(body: &[u8]) -> Result<Vec<(String, String)>> {
+    let mut uploads = Vec::new();
+    let mut seen_root = false;
+    let (mut key, mut id) = (None, None);
+    let parsed = walk_xml(body, |path, text| match path {
+        ["ListMultipartUploadsResult"] => seen_root = true,
+        ["ListMultipartUploadsResult", "Upload", "Key"] => key = Some(text.to_owned()),
+        ["ListMultipartUploadsResult", "Upload", "UploadId"] => id = Some(text.to_owned()),
+        ["ListMultipartUploadsResult", "Upload"] => {
+            if let (Some(k), Some(i)) = (key.take(), id.take()) {
+                uploads.push((k, i));
+            }
+        }
+        _ => {}
+    });
+    match parsed {
+        Ok(()) if seen_root => Ok(uploads),
+        _ => Err(Error::Http {
+            category: Category::Server,
+            status: 200,
+            code: None,
+            context: "ListMultipartUploads answer is not a ListMultipartUploadsResult".into(),
+        }),
+    }
+}
+
 /// The S3 error code (`NoSuchKey`, `SlowDown`, …) of an error response body, if it has one.
 pub fn error_code(body: &[u8]) -> Option<String> {
     let mut code = None;

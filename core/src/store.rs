@@ -298,6 +298,26 @@ impl Store {
         }
     }
 
+    /// The URL of a ListMultipartUploads request for the uploads in progress under `prefix`
+    /// (first page).
+    pub fn uploads_url(&self, prefix: &str) -> String {
+        let mut url = self.root_url();
+        url.push_str("?uploads&prefix=");
+        url.push_str(&encode_query(prefix));
+        url
+    }
+
+    /// The bucket's URL for requests on the bucket (listings), ending in `/`.
+    fn root_url(&self) -> String {
+        match self {
+            Store::Folder { root } => format!("file://{}/", encode_path(root)),
+            Store::S3(s3) => {
+                let (origin, path) = s3.base();
+                format!("{origin}{}", if path.is_empty() { "/" } else { &path })
+            }
+        }
+    }
+
     /// The URL of one ListObjectsV2 page of keys under `prefix`.
     pub fn list_url(&self, prefix: &str, continuation: Option<&str>) -> String {
         self.list_url_with(prefix, continuation, false)
@@ -310,13 +330,7 @@ impl Store {
     }
 
     fn list_url_with(&self, prefix: &str, continuation: Option<&str>, folders: bool) -> String {
-        let mut url = match self {
-            Store::Folder { root } => format!("file://{}/", encode_path(root)),
-            Store::S3(s3) => {
-                let (origin, path) = s3.base();
-                format!("{origin}{}", if path.is_empty() { "/" } else { &path })
-            }
-        };
+        let mut url = self.root_url();
         url.push_str("?list-type=2&prefix=");
         url.push_str(&encode_query(prefix));
         if let Some(token) = continuation {

@@ -154,6 +154,9 @@ impl<P> Requests<P> {
         let may_pass = match &response {
             Err(e) => RetryPolicy::retries(e.category()),
             Ok(r) if r.is_success() => false,
+            // Not implemented will not be on another try (a store without conditional writes,
+            // or without multipart listings).
+            Ok(r) if r.status == 501 => false,
             Ok(r) => s3::retryable(r.status, s3::error_code(&r.body).as_deref()),
         };
         if may_pass && op.attempt < self.retry.max_attempts {

@@ -45,6 +45,10 @@ enum Pending {
     List,
     /// The end of a pack of ours that no file references, for its index.
     Tail(PackName),
+    /// The multipart uploads of our packs in progress: a killed upload's, to abort.
+    ListUploads,
+    /// Aborting one of those.
+    Abort,
 }
 
 /// What storing a file did.
@@ -177,6 +181,19 @@ impl Upload {
         };
         if discovering {
             upload.queue_list(None);
+            if matches!(upload.keys.store, crate::store::Store::S3(_)) {
+                // One writer per device (the state's lock): every upload of our packs in
+                // progress now is one a killed process left. Only the first page is read.
+                let url = upload.keys.store.uploads_url(&upload.own_packs_prefix());
+                upload.requests.push(
+                    RequestKind::PutPack,
+                    Method::Get,
+                    url,
+                    Vec::new(),
+                    Vec::new(),
+                    Pending::ListUploads,
+                );
+            }
         }
         upload
     }
@@ -240,6 +257,37 @@ impl Upload {
             self.queue_list(Some(&token));
         }
         Ok(())
+    }
+
+    /// The multipart uploads of our packs in progress: each is aborted (its parts would
+    /// otherwise be kept, and billed, by the store).
+    fn on_uploads(&mut self, response: Result<Response>) {
+        let Ok(response) = response else { return };
+        if !response.is_success() {
+            return;
+        }
+        let Ok(uploads) = s3::parse_uploads(&response.body) else {
+            return;
+        };
+        let prefix = self.own_packs_prefix();
+        for (key, id) in uploads {
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            let url = format!(
+                "{}?uploadId={}",
+                self.keys.store.object_url(&key),
+                crate::store::encode_query(&id)
+            );
+            self.requests.push(
+                RequestKind::PutPack,
+                Method::Delete,
+                url,
+                Vec::new(),
+                Vec::new(),
+                Pending::Abort,
+            );
+        }
     }
 
     /// The end of a pack of ours: its index names chunks stored already.
@@ -620,10 +668,16 @@ impl Upload {
                 }
                 return;
             }
-            Pending::List | Pending::Tail(_) => {
+            Pending::List | Pending::Tail(_) | Pending::ListUploads | Pending::Abort => {
                 let found = match op.pending {
                     Pending::Tail(name) => self.on_tail(name, response),
-                    _ => self.on_list(response),
+                    Pending::List => self.on_list(response),
+                    Pending::ListUploads => {
+                        // Best effort, apart from the rest (s3s-fs answers 501).
+                        self.on_uploads(response);
+                        Ok(())
+                    }
+                    _ => Ok(()),
                 };
                 if found.is_err() {
                     // Finding what an interrupted upload left only saves bytes: without it,
