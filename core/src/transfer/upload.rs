@@ -590,8 +590,25 @@ impl Upload {
     }
 
     /// The answer to a request of a multipart pack.
-    fn on_multipart(&mut self, pending: Pending, response: Result<Response>) -> Result<()> {
+    fn on_multipart(
+        &mut self,
+        pending: Pending,
+        attempt: u32,
+        response: Result<Response>,
+    ) -> Result<()> {
         let response = response?;
+        // Completed again after an answer was lost: the first try completed it, and the
+        // upload id is gone.
+        if matches!(pending, Pending::Complete(_))
+            && attempt > 1
+            && response.status == 404
+            && s3::error_code(&response.body).as_deref() == Some("NoSuchUpload")
+        {
+            if let Pending::Complete(name) = pending {
+                self.multipart.remove(&name);
+            }
+            return Ok(());
+        }
         let (name, what) = match &pending {
             Pending::Create(name) => (*name, "start"),
             Pending::Part(name, _) => (*name, "store a part of"),
@@ -662,7 +679,7 @@ impl Upload {
         let name = match op.pending {
             Pending::Pack(name) => name,
             pending @ (Pending::Create(_) | Pending::Part(..) | Pending::Complete(_)) => {
-                if let Err(e) = self.on_multipart(pending, response) {
+                if let Err(e) = self.on_multipart(pending, op.attempt, response) {
                     self.requests.clear();
                     self.failure.get_or_insert(e);
                 }
