@@ -25,7 +25,7 @@ fn signing_micros(body: usize) -> f64 {
         method: Method::Put,
         url: "http://127.0.0.1:8333/bucket/0f1e2d3c4b5a69788796a5b4c3d2e1f0/s/00112233445566778899aabbccddeeff/0000000000000001".into(),
         headers: vec![("if-none-match".into(), "*".into())],
-        body: vec![7; body],
+        body: vec![7; body].into(),
     };
     let runs = 2000;
     let started = Instant::now();

@@ -268,7 +268,7 @@ impl TestServer {
             method,
             url,
             headers: Vec::new(),
-            body,
+            body: body.into(),
         };
         SigV4::new(Self::credentials(), "us-east-1").sign(&mut request, wall_clock())?;
         self.client.send(request).await

@@ -56,7 +56,7 @@ async fn a_redirect_is_not_followed_with_credentials() {
             ),
             ("x-amz-security-token".into(), "session-secret".into()),
         ],
-        body: Vec::new(),
+        body: Default::default(),
     };
     let response = transport.send(request).await.unwrap();
     assert_eq!(response.status, 307);

@@ -136,7 +136,7 @@ fn request(method: Method, url: String, headers: Vec<(String, String)>, body: Ve
         method,
         url,
         headers,
-        body,
+        body: body.into(),
     }
 }
 

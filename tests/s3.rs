@@ -353,7 +353,7 @@ async fn presigned_urls_work_with_a_plain_client_and_tampered_or_expired_ones_ar
             method,
             url,
             headers: vec![],
-            body: body.to_vec(),
+            body: body.to_vec().into(),
         };
         let transport = http();
         let put = signer
@@ -478,7 +478,7 @@ async fn list(
             None,
         ),
         headers: Vec::new(),
-        body: Vec::new(),
+        body: Default::default(),
     };
     bucketsync::sign::Signer::sign(
         &SigV4::new(TestServer::credentials(), "us-east-1"),
@@ -613,7 +613,7 @@ async fn raw(
         method,
         url: store.object_url(&format!("{}{}/{name}", store.prefix(), key.vault_id())),
         headers: Vec::new(),
-        body,
+        body: body.into(),
     };
     bucketsync::sign::Signer::sign(
         &SigV4::new(TestServer::credentials(), "us-east-1"),

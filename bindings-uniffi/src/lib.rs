@@ -410,7 +410,7 @@ impl Transport for AnyTransport {
                         .into_iter()
                         .map(|(name, value)| Header { name, value })
                         .collect(),
-                    body: request.body,
+                    body: request.body.into(),
                 };
                 match t.send(request).await {
                     Ok(r) => Ok(bucketsync::Response {

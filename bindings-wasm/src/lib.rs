@@ -497,7 +497,7 @@ pub fn sign_request(
                 Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
             })
             .collect(),
-        body,
+        body: body.into(),
     };
     SigV4::new(creds, region)
         .sign(&mut request, now())

@@ -472,7 +472,7 @@ fn folder_bucket_etags_are_the_documented_ones() {
         method,
         url,
         headers: vec![],
-        body,
+        body: body.into(),
     };
     let folder = FolderBucket;
     let segment_key = format!("fe4ac05cdc3f07ec56a3f7ee0d0e978b/s/{D}/0000000000000001");

@@ -115,8 +115,9 @@ pub struct Request {
     pub url: String,
     /// Headers to send, names in lowercase.
     pub headers: Vec<(String, String)>,
-    /// The body (empty for GET and LIST).
-    pub body: Vec<u8>,
+    /// The body (empty for GET and LIST). Shared: cloning it (the engine keeps a body to send
+    /// again, a transport takes it) copies no bytes; `Vec<u8>` converts into it with `into()`.
+    pub body: bytes::Bytes,
 }
 
 impl core::fmt::Debug for Request {

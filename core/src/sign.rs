@@ -186,7 +186,7 @@ mod tests {
             method: Method::Get,
             url: "https://examplebucket.s3.amazonaws.com/test.txt".into(),
             headers: vec![("range".into(), "bytes=0-9".into())],
-            body: Vec::new(),
+            body: Default::default(),
         };
         example().sign(&mut request, EXAMPLE_TIME).unwrap();
         let auth = request.header("authorization").unwrap();
@@ -229,7 +229,7 @@ mod tests {
             method: Method::Get,
             url: "http://127.0.0.1:9000/b?list-type=2&prefix=a%2F".into(),
             headers: vec![],
-            body: Vec::new(),
+            body: Default::default(),
         };
         SigV4::new(creds, "us-east-1")
             .sign(&mut request, EXAMPLE_TIME)

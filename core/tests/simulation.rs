@@ -233,7 +233,7 @@ impl Bucket {
                 }
                 let etag = Self::etag(&request.body);
                 self.note_written(&key);
-                self.objects.insert(key, request.body.clone());
+                self.objects.insert(key, request.body.to_vec());
                 Response {
                     status: 200,
                     headers: vec![("etag".into(), etag)],

@@ -52,7 +52,7 @@ struct Op {
     method: Method,
     url: String,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     pending: Pending,
     /// 1 for the first try.
     attempt: u32,
@@ -556,7 +556,7 @@ impl Engine {
             method,
             url,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
             pending,
             attempt: 1,
             skew_corrected: false,

@@ -174,7 +174,7 @@ impl Engine {
             url,
             Pending::PutCheckpoint { reference },
         );
-        op.body = body;
+        op.body = body.into();
         run.push(op);
     }
 

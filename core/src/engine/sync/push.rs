@@ -81,7 +81,7 @@ impl Engine {
         if conditional {
             op.headers = vec![("if-none-match".to_owned(), "*".to_owned())];
         }
-        op.body = pending.body.to_vec();
+        op.body = pending.body.to_vec().into();
         op
     }
 
@@ -453,7 +453,7 @@ impl Engine {
             pruned,
         };
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
-        op.body = body;
+        op.body = body.into();
         run.push(op);
     }
 
