@@ -110,6 +110,9 @@ pub struct Upload {
     pack_numbers: HashMap<PackName, u32>,
     chunks: Vec<ChunkRef>,
     open: [Option<PackBuilder>; 2],
+    /// Buffers of packs stored, for the next packs: big buffers are reused rather than freed
+    /// and allocated again (an allocator keeps freed ones resident for a while).
+    spare: Vec<Vec<u8>>,
     /// Packs going up in parts, until completed.
     multipart: HashMap<PackName, Multipart>,
     requests: Requests<Pending>,
@@ -167,6 +170,7 @@ impl Upload {
             pack_numbers: HashMap::new(),
             chunks: Vec::new(),
             open: [None, None],
+            spare: Vec::new(),
             multipart: HashMap::new(),
             requests: Requests::new(retry),
             discovering,
@@ -422,8 +426,13 @@ impl Upload {
                 let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
                 let device = self.device;
                 let entropy = &mut self.entropy;
+                let spare = &mut self.spare;
                 let builder = self.open[slot].get_or_insert_with(|| {
-                    PackBuilder::new(PackName::random(device, entropy), capacity)
+                    let name = PackName::random(device, entropy);
+                    match spare.pop() {
+                        Some(buffer) => PackBuilder::reusing(name, buffer, capacity),
+                        None => PackBuilder::new(name, capacity),
+                    }
                 });
                 let entry = builder.push(
                     &self.keys.chunk,
@@ -715,9 +724,16 @@ impl Upload {
         let relative = name.relative();
         let _ = name;
         let outcome = match response {
-            Ok(r) if r.is_success() => Ok(()),
-            // Sent again after an answer was lost: the first try stored it (the name is ours).
-            Ok(r) if r.status == 412 && op.attempt > 1 => Ok(()),
+            Ok(r) if r.is_success() || (r.status == 412 && op.attempt > 1) => {
+                // (A 412 on a second try: the first stored it, the name is ours.) The buffer
+                // is free again once the transport let go of it.
+                if self.spare.len() < 2 {
+                    if let Ok(buffer) = op.body.try_into_mut() {
+                        self.spare.push(buffer.into());
+                    }
+                }
+                Ok(())
+            }
             Ok(r) if r.status == 501 && op.headers.iter().any(|(n, _)| n == "if-none-match") => {
                 // The store does not do conditional writes; the random name is enough.
                 let mut op = op;
