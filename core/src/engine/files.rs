@@ -66,7 +66,13 @@ impl Engine {
                 None
             }
             None if size.is_some_and(|s| s <= INLINE_MAX) => None,
-            None => Some(referenced),
+            None => {
+                // Once per process: an upload started meanwhile (another thread) must not list
+                // again, or it would take this one's multipart uploads for a killed process's
+                // and abort them.
+                self.spare_chunks = Some(HashMap::new());
+                Some(referenced)
+            }
         };
         let entropy = Entropy::from_seed(self.entropy.array());
         Upload::new(
