@@ -617,6 +617,153 @@ impl Vault {
     }
 }
 
+/// How far a file transfer has come.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FileProgress {
+    /// File bytes read from the file (put) or written to it (get) so far.
+    pub bytes_done: u64,
+    /// The file's length, when known.
+    pub bytes_total: Option<u64>,
+    pub requests_done: u64,
+    pub requests_total: u64,
+}
+
+impl From<bucketsync::files::FileProgress> for FileProgress {
+    fn from(p: bucketsync::files::FileProgress) -> Self {
+        FileProgress {
+            bytes_done: p.bytes_done,
+            bytes_total: p.bytes_total,
+            requests_done: p.requests_done,
+            requests_total: p.requests_total,
+        }
+    }
+}
+
+/// What one `put_file` did.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FileReport {
+    pub size: u64,
+    /// Chunks of the file (0: it lives inside its record).
+    pub chunks: u64,
+    /// Chunks sealed and sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault already held, not sent again.
+    pub chunks_reused: u64,
+    pub packs: u64,
+    pub bytes_sent: u64,
+    pub requests: u64,
+}
+
+/// A stored file, without fetching it.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FileInfo {
+    pub size: u64,
+    /// Chunks it is stored in (0: it lives inside its record).
+    pub chunks: u64,
+    pub packs: u64,
+    /// Hex of the keyed content hash: equal for equal content within a vault.
+    pub content_hash: String,
+}
+
+/// Told how a file transfer goes (Kotlin: implement the interface; Swift: the protocol).
+/// Called on the transfer's thread: keep it short.
+#[uniffi::export(with_foreign)]
+pub trait FileListener: Send + Sync {
+    fn on_progress(&self, progress: FileProgress);
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Vault {
+    /// Stores the file at `path` under `key`: it is cut into chunks by content, chunks the
+    /// vault already holds are not sent again, the rest go up in packs; then the record is
+    /// written (journaled; the next sync pushes it). A transfer that fails or is cancelled
+    /// (`cancel_transfer`, or cancelling the coroutine or task) leaves `key` as it was.
+    #[uniffi::method(default(listener = None))]
+    pub async fn put_file(
+        &self,
+        key: Vec<u8>,
+        path: String,
+        listener: Option<Arc<dyn FileListener>>,
+    ) -> Result<FileReport, BucketsyncError> {
+        let file = std::fs::File::open(&path)
+            .map_err(|e| BucketsyncError::Config(format!("cannot read {path}: {e}")))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        let mut source = bucketsync::files::ReadSource::new(file, len);
+        let r = self
+            .session
+            .put_file(
+                key,
+                &mut source,
+                &self.transport,
+                None,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?;
+        Ok(FileReport {
+            size: r.size,
+            chunks: r.chunks,
+            chunks_uploaded: r.chunks_uploaded,
+            chunks_reused: r.chunks_reused,
+            packs: r.packs,
+            bytes_sent: r.bytes_sent,
+            requests: r.requests,
+        })
+    }
+
+    /// Reads the file stored under `key` to `path`; `false` (and nothing written) when the key
+    /// is absent or deleted. Nothing appears at `path` until the whole file was read and
+    /// checked; an interrupted read leaves a partial file beside it that the next `get_file`
+    /// to the same path resumes from. `Corrupt` when the file's bytes fail their checks.
+    #[uniffi::method(default(listener = None))]
+    pub async fn get_file(
+        &self,
+        key: Vec<u8>,
+        path: String,
+        listener: Option<Arc<dyn FileListener>>,
+    ) -> Result<bool, BucketsyncError> {
+        Ok(self
+            .session
+            .get_file_to_path(
+                &key,
+                std::path::Path::new(&path),
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?)
+    }
+
+    /// What the file under `key` is, without fetching it; null when absent or deleted.
+    /// `Config` when the key holds a record that is not a file.
+    pub fn file_info(&self, key: Vec<u8>) -> Result<Option<FileInfo>, BucketsyncError> {
+        Ok(self
+            .session
+            .read(|e| e.file_info(&key))??
+            .map(|i| FileInfo {
+                size: i.size,
+                chunks: i.chunks,
+                packs: i.packs,
+                content_hash: i.content_hash,
+            }))
+    }
+
+    /// Stops the running sync or file transfer at its next step (it fails with `Cancelled`).
+    pub fn cancel_transfer(&self) {
+        self.session.cancel_sync();
+    }
+}
+
+fn progress_to(
+    listener: Option<Arc<dyn FileListener>>,
+) -> impl FnMut(bucketsync::files::FileProgress) {
+    move |p| {
+        if let Some(listener) = &listener {
+            listener.on_progress(p.into());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -451,6 +451,41 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             }
         }
     },
+    "a file goes between devices by path, with progress, and reads back whole" to {
+        val key = VaultKey.generate()
+        val a = Vault.open(store("kotlin", "files/"), key, credentials = creds(), create = true)
+        val b = Vault.open(store("kotlin", "files/"), key, credentials = creds())
+        val dir = java.nio.file.Files.createTempDirectory("bucketsync-files")
+        val data = ByteArray(5 shl 20).also { java.util.Random(7).nextBytes(it) }
+        val source = dir.resolve("in.bin").also { java.nio.file.Files.write(it, data) }
+        val seen = java.util.Collections.synchronizedList(mutableListOf<FileProgress>())
+        val listener = object : FileListener {
+            override fun onProgress(progress: FileProgress) { seen.add(progress) }
+        }
+        val report = a.putFile("docs/in.bin".toByteArray(), source.toString(), listener)
+        val size = data.size.toULong()
+        check(report.size == size && report.chunks >= 2UL && report.packs >= 1UL, "stored in chunks: $report")
+        check(seen.last().bytesDone == size && seen.last().bytesTotal == size, "progress reached the size: ${seen.last()}")
+        check(a.fileInfo("docs/in.bin".toByteArray())?.size == size, "file info without fetching")
+        for (v in listOf(a, b)) check(v.sync().errors.isEmpty(), "synced")
+        val target = dir.resolve("out.bin")
+        val read = java.util.Collections.synchronizedList(mutableListOf<FileProgress>())
+        val reading = object : FileListener {
+            override fun onProgress(progress: FileProgress) { read.add(progress) }
+        }
+        check(b.getFile("docs/in.bin".toByteArray(), target.toString(), reading), "found on the other device")
+        check(java.nio.file.Files.readAllBytes(target).contentEquals(data), "the same bytes")
+        check(read.last().bytesDone == size, "read progress reached the size")
+        val absent = dir.resolve("absent.bin")
+        check(!b.getFile("nope".toByteArray(), absent.toString()), "an absent key is false")
+        check(!java.nio.file.Files.exists(absent), "and writes nothing")
+        try {
+            a.putFile("x".toByteArray(), dir.resolve("missing").toString())
+            check(false, "stored a file that does not exist")
+        } catch (e: BucketsyncException.Config) {
+            check(a.fileInfo("x".toByteArray()) == null, "nothing stored")
+        }
+    },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
         val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds(), create = true)

@@ -221,6 +221,44 @@ func checkPrintedRequest(_ request: HttpRequest, token: String?, file: StaticStr
 }
 
 final class VaultTests: XCTestCase {
+    /// Collects the progress a file transfer reports.
+    final class Progresses: FileListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: [FileProgress] = []
+        func onProgress(progress: FileProgress) { lock.lock(); seen.append(progress); lock.unlock() }
+        var last: FileProgress? { lock.lock(); defer { lock.unlock() }; return seen.last }
+    }
+
+    func testAFileGoesBetweenDevicesByPath() async throws {
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "files/"), key: key, credentials: try creds(), create: true)
+        let b = try Vault.open(store: store("swift", "files/"), key: key, credentials: try creds())
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bucketsync-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        let data = Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let source = dir.appendingPathComponent("in.bin")
+        try data.write(to: source)
+        let progress = Progresses()
+        let report = try await a.putFile(key: Data("docs/in.bin".utf8), path: source.path, listener: progress)
+        XCTAssertEqual(report.size, UInt64(data.count))
+        XCTAssertGreaterThanOrEqual(report.chunks, 2)
+        XCTAssertEqual(progress.last?.bytesDone, UInt64(data.count))
+        XCTAssertEqual(try a.fileInfo(key: Data("docs/in.bin".utf8))?.size, UInt64(data.count))
+        for vault in [a, b] {
+            let synced = try await vault.sync()
+            XCTAssertTrue(synced.errors.isEmpty)
+        }
+        let target = dir.appendingPathComponent("out.bin")
+        let found = try await b.getFile(key: Data("docs/in.bin".utf8), path: target.path, listener: nil)
+        XCTAssertTrue(found)
+        XCTAssertEqual(try Data(contentsOf: target), data)
+        let absent = dir.appendingPathComponent("absent.bin")
+        let none = try await b.getFile(key: Data("nope".utf8), path: absent.path, listener: nil)
+        XCTAssertFalse(none)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: absent.path))
+    }
+
     func testTwoVaultsConvergeAndAThirdBootstraps() async throws {
         let key = try VaultKey.generate()
         let a = try Vault.open(store: store("swift", "converge/"), key: key, device: "swift a", credentials: try creds(), create: true)

@@ -8,7 +8,6 @@
 //! hash of the whole is checked at the end, and a mismatch fails the read.
 
 use std::future::Future;
-use std::pin::Pin;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -125,13 +124,39 @@ impl Machine for crate::transfer::Download {
     }
 }
 
-type Answer<'t> = Pin<Box<dyn Future<Output = (RequestId, Result<Response>)> + 't>>;
-
-/// Requests of one transfer in flight.
-struct Flight<'t, T: Transport + ?Sized> {
+/// Requests of one transfer in flight. The answers' future type is the transport's own (no
+/// boxing), so a transfer's future is `Send` whenever the transport's are.
+struct Flight<'t, T: ?Sized, F> {
     transport: &'t T,
-    in_flight: FuturesUnordered<Answer<'t>>,
+    send: fn(&'t T, Request) -> F,
+    in_flight: FuturesUnordered<F>,
     progress: FileProgress,
+}
+
+impl<'t, T: Transport + ?Sized> Flight<'t, T, ()> {
+    fn new(
+        transport: &'t T,
+        progress: FileProgress,
+    ) -> Flight<'t, T, impl Future<Output = (RequestId, Result<Response>)> + 't> {
+        Flight {
+            transport,
+            send: answer::<T>,
+            in_flight: FuturesUnordered::new(),
+            progress,
+        }
+    }
+}
+
+/// An answer to a request, with the request's id.
+type Answered = (RequestId, Result<Response>);
+
+/// Sends `request`; its answer, with its id.
+fn answer<T: Transport + ?Sized>(
+    transport: &T,
+    request: Request,
+) -> impl Future<Output = (RequestId, Result<Response>)> + '_ {
+    let id = request.id;
+    async move { (id, transport.send(request).await) }
 }
 
 impl Session {
@@ -156,14 +181,13 @@ impl Session {
         self.clear_cancel();
         let key = key.into();
         let mut upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
-        let mut flight = Flight {
+        let mut flight = Flight::new(
             transport,
-            in_flight: FuturesUnordered::new(),
-            progress: FileProgress {
+            FileProgress {
                 bytes_total: source.len_hint(),
                 ..FileProgress::default()
             },
-        };
+        );
         let mut buf = vec![0u8; READ_SIZE];
         let outcome = self
             .run_upload(
@@ -188,11 +212,11 @@ impl Session {
         Ok(report)
     }
 
-    async fn run_upload<T: Transport + ?Sized, S: Source>(
+    async fn run_upload<T: Transport + ?Sized, S: Source, F: Future<Output = Answered>>(
         &self,
         upload: &mut crate::transfer::Upload,
         source: &mut S,
-        flight: &mut Flight<'_, T>,
+        flight: &mut Flight<'_, T, F>,
         buf: &mut [u8],
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
@@ -347,15 +371,14 @@ impl Session {
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<()> {
-        let mut flight = Flight {
+        let mut flight = Flight::new(
             transport,
-            in_flight: FuturesUnordered::new(),
-            progress: FileProgress {
+            FileProgress {
                 bytes_done: download.resume_offset(),
                 bytes_total: Some(download.size()),
                 ..FileProgress::default()
             },
-        };
+        );
         // Where it starts (a resumed read: past what the partial file held).
         progress(flight.progress);
         loop {
@@ -374,10 +397,10 @@ impl Session {
 
     /// Sends what `machine` hands out (up to `concurrency` in flight), then waits for one
     /// answer (or a retry's backoff) and feeds it back.
-    async fn step<'t, M: Machine, T: Transport + ?Sized>(
+    async fn step<'t, M: Machine, T: Transport + ?Sized, F: Future<Output = Answered>>(
         &self,
         machine: &mut M,
-        flight: &mut Flight<'t, T>,
+        flight: &mut Flight<'t, T, F>,
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<()> {
@@ -390,11 +413,8 @@ impl Session {
                 break;
             };
             self.read(|e| e.sign(&mut request, now))??;
-            let id = request.id;
-            let transport = flight.transport;
-            flight
-                .in_flight
-                .push(Box::pin(async move { (id, transport.send(request).await) }));
+            let answer = (flight.send)(flight.transport, request);
+            flight.in_flight.push(answer);
             flight.progress.requests_total += 1;
         }
         match flight.in_flight.next().await {
