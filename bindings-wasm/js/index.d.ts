@@ -43,7 +43,8 @@ export interface Credentials {
 }
 
 export interface OutgoingRequest {
-  method: 'GET' | 'PUT' | 'HEAD' | 'DELETE';
+  /** POST and DELETE come from file transfers (multipart uploads of big packs). */
+  method: 'GET' | 'PUT' | 'HEAD' | 'DELETE' | 'POST';
   url: string;
   headers: Headers;
   body: Uint8Array;
@@ -160,6 +161,96 @@ export interface DeviceInfo {
   retired: boolean;
 }
 
+/** How far a file transfer has come: what `onProgress` gets. */
+export interface FileProgress {
+  /** File bytes read from the source (`putFile`) or handed to the target (`getFile`) so far. */
+  bytesDone: number;
+  /**
+   * The file's length; `null` when not known (a `ReadableStream` given to `putFile` without
+   * `size`).
+   */
+  bytesTotal: number | null;
+  /** Requests answered so far. */
+  requestsDone: number;
+  /** Requests sent so far (it grows as the transfer goes: not known ahead). */
+  requestsTotal: number;
+}
+
+/** What `putFile` and `getFile` take besides the file. */
+export interface TransferOptions {
+  /**
+   * Called as bytes are read or written and requests answered, synchronously from the
+   * transfer: keep it cheap (throttle DOM updates). If it throws, the transfer stops and
+   * rejects with what it threw.
+   */
+  onProgress?: (progress: FileProgress) => void;
+  /**
+   * Stops the transfer: it rejects with `signal.reason` (an `AbortError` `DOMException` unless
+   * you gave one), its requests are aborted, a source stream is cancelled and a target stream
+   * aborted. A stopped `putFile` leaves the key as it was.
+   */
+  signal?: AbortSignal;
+}
+
+export interface PutFileOptions extends TransferOptions {
+  /**
+   * Packs are closed at about this many bytes (default 16 MiB; the core keeps it within
+   * 1 MiB to 1 GiB). 32 MiB or more sends each pack as a multipart upload (in a browser the
+   * bucket's CORS rule must then allow POST and DELETE).
+   */
+  packSize?: number;
+  /**
+   * The length of a `ReadableStream` source, when you know it (a `Content-Length`): progress
+   * then has `bytesTotal`. Blobs, bytes and paths know their length.
+   */
+  size?: number;
+}
+
+export interface GetFileOptions extends TransferOptions {
+  /** The MIME type of the returned `Blob` (say `'image/jpeg'`, for an `<img>` object URL). */
+  type?: string;
+}
+
+/**
+ * What a file is read from: a `Blob` or `File` (an `<input type=file>`'s, a drop's), a
+ * `ReadableStream` of `Uint8Array` (a `fetch` body, `CompressionStream` output), bytes, or in
+ * Node a path (a string or a `file:` URL; in a browser a string is refused, it is never taken
+ * as text).
+ */
+export type FileSource = Blob | ReadableStream<Uint8Array> | Uint8Array | ArrayBuffer | string | URL;
+
+/** What one `putFile` did. */
+export interface FileReport {
+  /** The file's length in bytes. */
+  size: number;
+  /** Its chunks (0 for a file of at most 4 KiB, which lives inside its record). */
+  chunks: number;
+  /** Chunks sealed and sent. */
+  chunksUploaded: number;
+  /** Chunks the vault (or this file) already held: not sent again. */
+  chunksReused: number;
+  /** Packs written. */
+  packs: number;
+  /** Request body bytes sent (retries included). */
+  bytesSent: number;
+  /** Requests made (retries included). */
+  requests: number;
+}
+
+/** What `fileInfo` tells about a file without fetching it. */
+export interface FileInfo {
+  /** Its length in bytes. */
+  size: number;
+  /** How many chunks it is stored in (0: it lives inside its record). */
+  chunks: number;
+  /** How many packs hold them. */
+  packs: number;
+  /** Hex of the keyed content hash: equal for equal content within a vault. */
+  contentHash: string;
+  /** It lives inside its record (`chunks === 0`): reading it sends no request. */
+  inline: boolean;
+}
+
 export class VaultKey {
   private constructor();
   static generate(): Promise<VaultKey>;
@@ -194,6 +285,55 @@ export class Vault {
   keyStrings(prefix?: Bytes): string[];
   /** Rejects with `signal.reason` when `signal` aborts it; nothing is lost. */
   sync(options?: { signal?: AbortSignal }): Promise<SyncReport>;
+  /**
+   * Stores `source` as the file `key`: cut into chunks by content, sealed, sent in packs
+   * (chunks the vault already holds are not sent again), then its record is written; the
+   * next `sync` pushes the record. Streams: memory stays bounded whatever the file's size.
+   * Resolves once the record is in the storage.
+   *
+   * Rejects with `ConfigError` when the source fails (its error is the `cause`) or the vault
+   * is closed; a request's error as its class (`NetworkError`, `AuthError`, ...); with
+   * `signal.reason` when `signal` aborts it, or what `onProgress` threw. A failed or stopped
+   * `putFile` leaves the key as it was. A source stream is read to its end (and cancelled if
+   * the transfer fails); do not change a `Uint8Array` while it is being stored.
+   *
+   * @example
+   * const report = await vault.putFile('photos/cat.jpg', input.files[0], {
+   *   onProgress: ({ bytesDone, bytesTotal }) => { bar.value = bytesDone / bytesTotal; },
+   *   signal: controller.signal,
+   * });
+   */
+  putFile(key: Bytes, source: FileSource, options?: PutFileOptions): Promise<FileReport>;
+  /**
+   * Reads the file `key` into a `Blob` (the whole file; for large files pass a target);
+   * resolves to `null` when the key is absent or deleted. Every chunk is checked before it is
+   * handed on, and the whole file at the end.
+   *
+   * Rejects with `ConfigError` when the key holds a record that is not a file, `CorruptError`
+   * when the bytes fail their checks, `NotFoundError` when a pack is missing, a request's
+   * error as its class, or `signal.reason` / what `onProgress` threw.
+   */
+  getFile(key: Bytes, options?: GetFileOptions): Promise<Blob | null>;
+  /**
+   * Reads the file `key` into `target`, so that a large file never sits whole in memory:
+   * - a `WritableStream` (say `await handle.createWritable()` from the File System Access
+   *   API): written chunk by chunk as they are checked, closed at the end; aborted when the
+   *   read fails (what it got is then a prefix of the file); left open (and unlocked) when
+   *   the key holds nothing.
+   * - in Node, a path: written to a temporary file beside it
+   *   (`.<name>.<pid>-<n>.part`), synced and renamed into place once the whole file is read
+   *   and checked; a failed or stopped read leaves nothing at the path.
+   *
+   * Resolves to `true`, or `false` when the key is absent or deleted (nothing written).
+   * Errors as for `getFile(key)`; a target that fails gives `ConfigError` with its error as
+   * `cause`.
+   */
+  getFile(key: Bytes, target: WritableStream<Uint8Array> | string | URL, options?: TransferOptions): Promise<boolean>;
+  /**
+   * What the file under `key` is, without fetching it; `null` when the key is absent or
+   * deleted. Throws `ConfigError` when the key holds a record that is not a file.
+   */
+  fileInfo(key: Bytes): FileInfo | null;
   /** Resolves once every change so far is in the storage. */
   flush(): Promise<void>;
   /** Saves, lets go of the state's lock and closes. */

@@ -22,9 +22,15 @@ export function init(source) {
   return ready;
 }
 
-/** Node's fs/promises (no import statement: a browser bundle must not try to resolve it). */
+/** A Node built-in module, or undefined outside Node (no import statement: a browser bundle
+ * must not try to resolve it). */
+function nodeModule(name) {
+  return globalThis.process?.getBuiltinModule?.(name);
+}
+
+/** Node's fs/promises. */
 function nodeFs() {
-  return globalThis.process?.getBuiltinModule?.('node:fs/promises');
+  return nodeModule('node:fs/promises');
 }
 
 async function wasmSource(source) {
@@ -152,7 +158,8 @@ function fetchTransport(fetchImpl, signer, timeoutMs, cancelled) {
     const response = await fetchImpl(url, {
       method,
       headers,
-      body: method === 'PUT' ? request.body : undefined,
+      // PUT and POST carry a body (POST: a multipart upload's start and completion).
+      body: method === 'PUT' || method === 'POST' ? request.body : undefined,
       cache: 'no-store',
       signal: AbortSignal.any(signals),
     });
@@ -204,10 +211,12 @@ export class Vault {
   #saving = Promise.resolve();
   #pending;
   #signal;
-  constructor(inner, storage, release) {
+  #transport;
+  constructor(inner, storage, release, transport) {
     this.#inner = inner;
     this.#storage = storage;
     this.#release = release;
+    this.#transport = transport;
   }
 
   /**
@@ -232,15 +241,17 @@ export class Vault {
     try {
       const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
       let vault;
-      const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs,
-        () => vault?.signal);
+      // A file transfer gets a transport of its own, aborted by its own signal.
+      const transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis),
+        signer, timeoutMs, cancelled);
+      const send = transport(() => vault?.signal);
       const inner = call(() =>
         wasm.Vault.open(
           store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
           credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
         ),
       );
-      vault = new Vault(inner, storage, release);
+      vault = new Vault(inner, storage, release, transport);
       await vault.flush();
       return vault;
     } catch (e) {
@@ -347,6 +358,166 @@ export class Vault {
     report.errors = report.errors.map((e) => toError(e));
     return report;
   }
+  /**
+   * Stores `source` as the file `key` (see index.d.ts): a Blob or File, a ReadableStream of
+   * Uint8Array, bytes, or in Node a path. Resolves to a FileReport once its record is written
+   * (and in the storage); pushed by the next sync.
+   */
+  async putFile(key, source, { onProgress, signal, packSize, size } = {}) {
+    const k = bytes(key, 'key');
+    positive(packSize, 'packSize', 1);
+    positive(size, 'size', 0);
+    signal?.throwIfAborted();
+    const input = await openSource(source, size);
+    const report = await this.#transfer(signal, onProgress, input, (send, progress, stop, io) =>
+      this.#inner.putFile(k, io.reader, input.size, packSize, send, progress, stop));
+    await this.flush();
+    return report;
+  }
+
+  /**
+   * Reads the file `key`: into a Blob (no target), a WritableStream, or in Node a path (through
+   * a temporary file beside it, renamed into place once the whole file is read and checked).
+   * Resolves to the Blob or `true`; to `null` or `false` when the key holds nothing.
+   */
+  async getFile(key, target, options) {
+    if (options === undefined && isOptions(target)) [target, options] = [undefined, target];
+    const { onProgress, signal, type } = options ?? {};
+    const k = bytes(key, 'key');
+    signal?.throwIfAborted();
+    if (target === undefined || target === null) {
+      const parts = [];
+      const found = await this.#get(k, { write: (chunk) => { parts.push(chunk); } }, signal, onProgress);
+      return found ? new Blob(parts, type === undefined ? undefined : { type }) : null;
+    }
+    if (globalThis.WritableStream && target instanceof WritableStream) return this.#getToStream(k, target, signal, onProgress);
+    if (typeof target === 'string' || target instanceof URL) return this.#getToPath(k, target, signal, onProgress);
+    throw new TypeError('getFile(key, target): target must be a WritableStream or (in Node) a path; ' +
+      'leave it out for a Blob');
+  }
+
+  async #getToStream(key, stream, signal, onProgress) {
+    const writer = stream.getWriter();
+    let found;
+    try {
+      found = await this.#get(key, writer, signal, onProgress);
+    } catch (e) {
+      await writer.abort(e).catch(() => {});
+      writer.releaseLock();
+      throw e;
+    }
+    if (!found) {
+      writer.releaseLock();
+      return false;
+    }
+    try {
+      await writer.close();
+    } catch (e) {
+      throw new ConfigError(`writing the file failed: closing the stream: ${e?.message ?? e}`, 'config', { cause: e });
+    }
+    return true;
+  }
+
+  async #getToPath(key, target, signal, onProgress) {
+    const fs = nodeFs();
+    if (!fs) throw new TypeError('a path as the target needs Node; in a browser pass a WritableStream, or nothing for a Blob');
+    const path = nodeModule('node:path');
+    const file = target instanceof URL ? nodeModule('node:url').fileURLToPath(target) : target;
+    const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${partials++}.part`);
+    const local = (what, e) => new ConfigError(`${what} ${file} failed: ${e?.message ?? e}`, 'config', { cause: e });
+    let handle;
+    try {
+      handle = await fs.open(temp, 'wx');
+    } catch (e) {
+      throw local('writing', e);
+    }
+    let kept = false;
+    try {
+      const write = async (chunk) => {
+        for (let at = 0; at < chunk.length;) at += (await handle.write(chunk, at)).bytesWritten;
+      };
+      if (!await this.#get(key, { write }, signal, onProgress)) return false;
+      try {
+        await handle.sync();
+        await handle.close();
+        handle = undefined;
+        await fs.rename(temp, file);
+      } catch (e) {
+        throw local('writing', e);
+      }
+      kept = true;
+      return true;
+    } finally {
+      await handle?.close().catch(() => {});
+      if (!kept) await fs.rm(temp, { force: true }).catch(() => {});
+    }
+  }
+
+  #get(key, writer, signal, onProgress) {
+    return this.#transfer(signal, onProgress, { writer }, (send, progress, stop, io) =>
+      this.#inner.getFile(key, io.writer, send, progress, stop));
+  }
+
+  /**
+   * Runs one transfer: `start(send, progress, stop, io)` calls the wasm export. `signal` or a
+   * throwing `onProgress` stops it (the wasm side drops it where it stands); it then rejects
+   * with the signal's reason or what onProgress threw. Otherwise a failure is the core's
+   * error as its class, with what the source or target threw as its `cause`.
+   */
+  async #transfer(signal, onProgress, io, start) {
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // Settled when stopped, or at the end (which frees what the wasm side attached to it).
+    let settle;
+    const stopped = new Promise((resolve) => { settle = resolve; });
+    stop.signal.addEventListener('abort', () => settle(), { once: true });
+    if (signal?.aborted) onAbort(); // while the source was opened
+    let failure;
+    const note = (e) => {
+      failure ??= e;
+      throw e;
+    };
+    // Once stopped, the source and target refuse: a transfer that need not wait for anything
+    // else still stops at its next read or write.
+    const live = () => (stop.signal.aborted ? Promise.reject(stop.signal.reason) : undefined);
+    const watched = {
+      reader: io.reader && { read: () => live() ?? io.reader.read().catch(note) },
+      writer: io.writer && { write: (chunk) => live() ?? Promise.resolve(io.writer.write(chunk)).catch(note) },
+    };
+    const progress = (bytesDone, bytesTotal, requestsDone, requestsTotal) => {
+      if (!onProgress || stop.signal.aborted) return;
+      try {
+        onProgress({ bytesDone, bytesTotal, requestsDone, requestsTotal });
+      } catch (e) {
+        stop.abort(e);
+      }
+    };
+    try {
+      const result = await start(this.#transport(() => stop.signal), progress, stopped, watched);
+      await io.end?.(false);
+      return result;
+    } catch (e) {
+      const error = stop.signal.aborted ? stop.signal.reason : toError(e, failure);
+      await io.end?.(true, error);
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    }
+  }
+
+  /**
+   * What the file under `key` is, without fetching it: `{ size, chunks, packs, contentHash,
+   * inline }`, or null when the key holds nothing. ConfigError when it holds a record that is
+   * not a file.
+   */
+  fileInfo(key) {
+    const info = call(() => this.#inner.fileInfo(bytes(key, 'key')));
+    if (info) info.inline = info.chunks === 0;
+    return info;
+  }
+
   /** Resolves once every change so far is in the storage. */
   flush() {
     this.#pending = undefined;
@@ -383,6 +554,78 @@ export class Vault {
   get unpushed() {
     return call(() => this.#inner.unpushed);
   }
+}
+
+let partials = 0;
+
+function positive(value, what, min) {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {
+    throw new TypeError(`${what} must be an integer >= ${min} (bytes)`);
+  }
+}
+
+/** An options object rather than getFile's target. */
+function isOptions(value) {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * What putFile reads: `{ reader, size, end(failed, reason) }`, where `reader.read()` resolves
+ * to `{ done, value }` as a ReadableStreamDefaultReader's does.
+ */
+async function openSource(source, size) {
+  if (globalThis.Blob && source instanceof Blob) {
+    return streamSource(source.stream(), source.size);
+  }
+  if (globalThis.ReadableStream && source instanceof ReadableStream) {
+    return streamSource(source, size);
+  }
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    const data = source instanceof ArrayBuffer
+      ? new Uint8Array(source)
+      : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    let given = false;
+    const read = async () => {
+      if (given) return { done: true, value: undefined };
+      given = true;
+      return { done: false, value: data };
+    };
+    return { reader: { read }, size: data.length };
+  }
+  if (typeof source === 'string' || source instanceof URL) {
+    const fs = nodeModule('node:fs');
+    if (!fs) {
+      throw new TypeError('a path as the source needs Node; in a browser pass a Blob or File, a ReadableStream ' +
+        'or bytes (a string is a path: to store text, pass new TextEncoder().encode(text))');
+    }
+    let stat;
+    try {
+      stat = await fs.promises.stat(source);
+    } catch (e) {
+      throw new ConfigError(`reading the source failed: ${e.message}`, 'config', { cause: e });
+    }
+    // Node's own file stream; its async iterator's next() reads as a stream reader's read().
+    const stream = fs.createReadStream(source, { highWaterMark: 1 << 20 });
+    const chunks = stream[Symbol.asyncIterator]();
+    return { reader: { read: () => chunks.next() }, size: stat.size, end: () => stream.destroy() };
+  }
+  throw new TypeError('putFile(key, source): source must be a Blob or File, a ReadableStream of Uint8Array, ' +
+    'a Uint8Array or ArrayBuffer, or (in Node) a path');
+}
+
+/** A stream's reader; cancelled (with the reason) when the transfer fails, else let go. */
+function streamSource(stream, size) {
+  const reader = stream.getReader();
+  return {
+    reader,
+    size,
+    end: async (failed, reason) => {
+      if (failed) await reader.cancel(reason).catch(() => {});
+      reader.releaseLock();
+    },
+  };
 }
 
 /** A presigned URL for one request, valid for `expiresSeconds`: what an auth service hands out. */

@@ -19,11 +19,21 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
+mod files;
+
 /// A JS `Error` carrying the core error's category in `.category`.
 fn js_error(error: &bucketsync::Error) -> JsValue {
     let e = js_sys::Error::new(&error.to_string());
     let _ = Reflect::set(&e, &"category".into(), &error.category().as_str().into());
     e.into()
+}
+
+/// The message of a JS exception (an `Error`'s, a string), for the core error it becomes.
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "the JavaScript side failed".into())
 }
 
 fn config(message: String) -> JsValue {
@@ -139,10 +149,7 @@ impl Transport for JsTransport {
     async fn send(&self, request: Request) -> bucketsync::Result<Response> {
         self.call(request).await.map_err(|e| {
             let error = e.dyn_ref::<js_sys::Error>();
-            let message = error
-                .map(|e| String::from(e.message()))
-                .or_else(|| e.as_string())
-                .unwrap_or_else(|| "the transport failed".into());
+            let message = js_message(&e);
             // `AbortSignal.timeout` rejects with a DOMException named TimeoutError.
             let timed_out = error.is_some_and(|e| e.name() == "TimeoutError")
                 || Reflect::get(&e, &"name".into())

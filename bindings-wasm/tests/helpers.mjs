@@ -28,12 +28,13 @@ export async function launchChromium() {
 
 /**
  * Gives `bucket` of the test server `s3` the CORS rule the README documents, for pages of
- * `origin`: GET, PUT and HEAD with any header, `ETag` exposed.
+ * `origin`: GET, PUT, HEAD, POST and DELETE with any header, `ETag` and `Content-Range` exposed.
  */
 export async function allowOrigin(s3, bucket, origin) {
   const body = `<CORSConfiguration><CORSRule><AllowedOrigin>${origin}</AllowedOrigin>`
     + '<AllowedMethod>GET</AllowedMethod><AllowedMethod>PUT</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>'
-    + '<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds>'
+    + '<AllowedMethod>POST</AllowedMethod><AllowedMethod>DELETE</AllowedMethod><AllowedHeader>*</AllowedHeader>'
+    + '<ExposeHeader>ETag</ExposeHeader><ExposeHeader>Content-Range</ExposeHeader><MaxAgeSeconds>600</MaxAgeSeconds>'
     + '</CORSRule></CORSConfiguration>';
   const url = `${s3.endpoint}/${bucket}?cors`;
   const headers = await signRequest({

@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,7 +12,7 @@ import { startServer, root } from './helpers.mjs';
 
 let server;
 before(async () => {
-  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop');
+  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files');
 });
 after(async () => {
   await server?.stop();
@@ -288,4 +289,310 @@ with bucketsync.Vault.open(sys.argv[1], key, credentials=creds) as v:
   assert.equal(out.trim(), 'hello from JavaScript');
   await node.sync();
   assert.equal(node.getString('from/python'), 'hello from Python');
+});
+
+// Files. Packs of 1 MiB (the least the core takes) so that a few MiB span several chunks (512 KiB
+// to 8 MiB, 1 MiB on average) and several packs.
+const MiB = 1 << 20;
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+const blobBytes = async (blob) => new Uint8Array(await blob.arrayBuffer());
+
+/** Progress events: bytesDone never goes back, and ends at `size` (of `total`). */
+function checkProgress(events, size, total = size) {
+  assert.ok(events.length >= 3, `${events.length} progress events`);
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(events[i].bytesDone >= events[i - 1].bytesDone, `bytesDone went back at event ${i}`);
+    assert.ok(events[i].requestsDone >= events[i - 1].requestsDone);
+    assert.ok(events[i].requestsDone <= events[i].requestsTotal);
+  }
+  assert.equal(events.at(-1).bytesDone, size);
+  for (const e of events) assert.equal(e.bytesTotal, total);
+  assert.ok(new Set(events.map((e) => e.bytesDone)).size >= 3, 'bytesDone grew in steps');
+}
+
+async function fileVaults(prefix) {
+  const key = await VaultKey.generate();
+  const store = server.store('node-files', prefix);
+  const writer = await Vault.create({ store, key, credentials: server.credentials });
+  const reader = await Vault.open({ store, key, credentials: server.credentials });
+  return { key, store, writer, reader };
+}
+
+test('files: a path goes up in chunks and packs, and another device reads it to a path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-files-'));
+  const data = randomBytes(6 * MiB + 12345);
+  writeFileSync(join(dir, 'in.bin'), data);
+  const { writer, reader } = await fileVaults('paths/');
+
+  const up = [];
+  const report = await writer.putFile('files/in.bin', join(dir, 'in.bin'), {
+    packSize: MiB,
+    onProgress: (p) => up.push(p),
+  });
+  checkProgress(up, data.length);
+  assert.equal(report.size, data.length);
+  assert.ok(report.chunks >= 3, `${report.chunks} chunks`);
+  assert.equal(report.chunksUploaded, report.chunks);
+  assert.equal(report.chunksReused, 0);
+  assert.ok(report.packs >= 3, `${report.packs} packs`);
+  assert.ok(report.bytesSent > data.length && report.bytesSent < data.length + 64 * 1024);
+  assert.equal(up.at(-1).requestsDone, report.requests);
+  const info = writer.fileInfo('files/in.bin');
+  assert.deepEqual({ ...info, contentHash: undefined }, {
+    size: data.length, chunks: report.chunks, packs: report.packs, contentHash: undefined, inline: false,
+  });
+  assert.match(info.contentHash, /^[0-9a-f]{64}$/);
+  assert.equal(writer.unpushed, 1, 'the record waits for the next sync');
+  await writer.sync();
+
+  await reader.sync();
+  assert.deepEqual(reader.fileInfo('files/in.bin'), info);
+  const down = [];
+  assert.equal(await reader.getFile('files/in.bin', join(dir, 'out.bin'), { onProgress: (p) => down.push(p) }), true);
+  checkProgress(down, data.length);
+  assert.equal(down[0].bytesDone, 0);
+  assert.equal(sha256(readFileSync(join(dir, 'out.bin'))), sha256(data));
+  assert.deepEqual(readdirSync(dir).sort(), ['in.bin', 'out.bin'], 'no partial file left');
+  // A file URL is a path too, and an existing file is replaced whole.
+  writeFileSync(join(dir, 'again.bin'), 'old contents');
+  assert.equal(await reader.getFile('files/in.bin', new URL(`file://${join(dir, 'again.bin')}`)), true);
+  assert.equal(sha256(readFileSync(join(dir, 'again.bin'))), sha256(data));
+
+  // The same bytes again under another key: every chunk is referenced, nothing is sent.
+  const twice = await writer.putFile('files/copy.bin', data, { packSize: MiB });
+  assert.deepEqual([twice.chunksUploaded, twice.chunksReused, twice.packs, twice.bytesSent],
+    [0, report.chunks, 0, 0]);
+  assert.equal(writer.fileInfo('files/copy.bin').contentHash, info.contentHash);
+});
+
+test('files: bytes, a Blob and streams in; a Blob and a WritableStream out; small files live in their record', async () => {
+  const { writer, reader } = await fileVaults('kinds/');
+  const small = new TextEncoder().encode('a small file, inline in its record');
+  const smallReport = await writer.putFile('small', small);
+  assert.deepEqual([smallReport.size, smallReport.chunks, smallReport.packs, smallReport.requests], [small.length, 0, 0, 0]);
+  assert.deepEqual(writer.fileInfo('small'), { ...writer.fileInfo('small'), size: small.length, chunks: 0, packs: 0, inline: true });
+  await writer.putFile('empty', new Uint8Array(0));
+  assert.equal(writer.fileInfo('empty').size, 0);
+
+  const big = randomBytes(3 * MiB + 7);
+  await writer.putFile('blob', new Blob([big.subarray(0, MiB), big.subarray(MiB)]), { packSize: MiB });
+  // A stream of odd-sized chunks, its length not given: progress has no total.
+  const events = [];
+  let at = 0;
+  const stream = new ReadableStream({
+    pull(controller) {
+      if (at >= big.length) return controller.close();
+      const n = Math.min(100_003, big.length - at);
+      controller.enqueue(new Uint8Array(big.subarray(at, at + n)));
+      at += n;
+    },
+  });
+  const streamed = await writer.putFile('stream', stream, { packSize: MiB, onProgress: (p) => events.push(p) });
+  checkProgress(events, big.length, null);
+  assert.equal(streamed.chunksUploaded, 0, 'the same bytes as the blob');
+  assert.equal(writer.fileInfo('stream').contentHash, writer.fileInfo('blob').contentHash);
+  // Given its size, a stream's progress has a total.
+  const sized = [];
+  await writer.putFile('sized', new Blob([big]).stream(), { size: big.length, onProgress: (p) => sized.push(p) });
+  assert.equal(sized.at(-1).bytesTotal, big.length);
+  await writer.sync();
+  await reader.sync();
+
+  const smallBlob = await reader.getFile('small', { type: 'text/plain' });
+  assert.ok(smallBlob instanceof Blob);
+  assert.equal(smallBlob.type, 'text/plain');
+  assert.equal(await smallBlob.text(), 'a small file, inline in its record');
+  assert.equal((await reader.getFile('empty')).size, 0);
+  assert.equal(sha256(await blobBytes(await reader.getFile('blob'))), sha256(big));
+
+  const chunks = [];
+  let closed = false;
+  const sink = new WritableStream({
+    write(chunk) { chunks.push(chunk); },
+    close() { closed = true; },
+  });
+  assert.equal(await reader.getFile('stream', sink), true);
+  assert.ok(closed, 'the stream is closed at the end');
+  assert.ok(chunks.length >= 2 && chunks.every((c) => c instanceof Uint8Array));
+  assert.equal(sha256(Buffer.concat(chunks)), sha256(big));
+
+  // Absent: null, false, and nothing written anywhere.
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-absent-'));
+  assert.equal(await reader.getFile('nothing'), null);
+  assert.equal(await reader.getFile('nothing', join(dir, 'x')), false);
+  assert.deepEqual(readdirSync(dir), []);
+  const untouched = new WritableStream();
+  assert.equal(await reader.getFile('nothing', untouched), false);
+  assert.equal(untouched.locked, false, 'left open and unlocked');
+  assert.equal(reader.fileInfo('nothing'), null);
+  await writer.delete('small');
+  assert.equal(writer.fileInfo('small'), null);
+  assert.equal(await writer.getFile('small'), null);
+});
+
+test('files: wrong arguments are TypeErrors, a record that is not a file a ConfigError', async () => {
+  const { writer } = await fileVaults('misuse/');
+  await assert.rejects(writer.putFile('k', 42), TypeError);
+  await assert.rejects(writer.putFile('k', new Uint8Array(1), { packSize: 0 }), TypeError);
+  await assert.rejects(writer.putFile('k', new Uint8Array(1), { size: -1 }), TypeError);
+  await assert.rejects(writer.getFile('k', 42), TypeError);
+  await assert.rejects(writer.getFile('k', new (class Target {})()), TypeError);
+  await assert.rejects(writer.putFile('k', '/no/such/file/here'), (e) =>
+    e instanceof bucketsync.ConfigError && e.cause?.code === 'ENOENT');
+  await writer.put('plain', 'a value, not a file');
+  assert.throws(() => writer.fileInfo('plain'), bucketsync.ConfigError);
+  await assert.rejects(writer.getFile('plain'), bucketsync.ConfigError);
+  const stream = new ReadableStream({ start(c) { c.enqueue('text, not bytes'); c.close(); } });
+  await assert.rejects(writer.putFile('k', stream), (e) =>
+    e instanceof bucketsync.ConfigError && /not a Uint8Array/.test(e.message));
+  assert.equal(writer.fileInfo('k'), null);
+});
+
+test('files: an aborted or failed putFile leaves the key as it was, and its error says why', async () => {
+  const { writer } = await fileVaults('abort-put/');
+  const first = randomBytes(2 * MiB);
+  await writer.putFile('doc', first, { packSize: MiB });
+  const before = writer.fileInfo('doc');
+
+  // Aborted half-way (a reason of our own): the old version stays.
+  const controller = new AbortController();
+  const reason = new Error('the user pressed cancel');
+  const seen = [];
+  let abortedAt;
+  await assert.rejects(writer.putFile('doc', randomBytes(5 * MiB), {
+    packSize: MiB,
+    signal: controller.signal,
+    onProgress: (p) => {
+      seen.push(p.bytesDone);
+      if (p.bytesDone >= 2 * MiB && !abortedAt) {
+        abortedAt = performance.now();
+        controller.abort(reason);
+      }
+    },
+  }), (e) => e === reason);
+  // At once: not after its aborted requests failed five times with backoff (over 750 ms).
+  assert.ok(performance.now() - abortedAt < 500, `stopped ${performance.now() - abortedAt} ms after the abort`);
+  assert.ok(seen.at(-1) < 5 * MiB, 'stopped before the end');
+  assert.deepEqual(writer.fileInfo('doc'), before);
+  assert.equal(writer.fileInfo('never'), null);
+  // Aborted before it starts: the default reason, an AbortError.
+  await assert.rejects(writer.putFile('never', first, { signal: AbortSignal.abort() }), (e) => e.name === 'AbortError');
+  assert.equal(writer.fileInfo('never'), null);
+
+  // What onProgress throws stops the transfer, and is what it rejects with.
+  const thrown = new RangeError('from the callback');
+  await assert.rejects(writer.putFile('doc', randomBytes(3 * MiB), {
+    packSize: MiB,
+    onProgress: (p) => { if (p.requestsDone >= 1) throw thrown; },
+  }), (e) => e === thrown);
+  assert.deepEqual(writer.fileInfo('doc'), before);
+
+  // A source stream that fails: ConfigError, its error as the cause.
+  const broken = new Error('the disk went away');
+  let sent = 0;
+  const failing = new ReadableStream({
+    pull(c) {
+      if (sent++ < 3) c.enqueue(randomBytes(MiB));
+      else c.error(broken);
+    },
+  });
+  await assert.rejects(writer.putFile('doc', failing, { packSize: MiB }), (e) =>
+    e instanceof bucketsync.ConfigError && e.cause === broken && /the disk went away/.test(e.message));
+  assert.deepEqual(writer.fileInfo('doc'), before);
+
+  // After all that, the file still reads back whole.
+  assert.equal(sha256(await blobBytes(await writer.getFile('doc'))), sha256(first));
+});
+
+test('files: a failed or aborted getFile leaves nothing at the path; a stream target is aborted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-getfail-'));
+  const { key, store, writer } = await fileVaults('get-fail/');
+  const data = randomBytes(4 * MiB);
+  await writer.putFile('f', data, { packSize: MiB });
+  await writer.sync();
+
+  // A store that damages one byte of every ranged pack read: CorruptError, nothing at the path.
+  const damaging = async (url, init) => {
+    const response = await fetch(url, init);
+    if (!new Headers(init.headers).has('range')) return response;
+    const body = new Uint8Array(await response.arrayBuffer());
+    body[body.length >> 1] ^= 1;
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+  const damaged = await Vault.open({ store, key, credentials: server.credentials, fetch: damaging });
+  await damaged.sync();
+  await assert.rejects(damaged.getFile('f', join(dir, 'out.bin')), (e) => e instanceof bucketsync.CorruptError);
+  assert.deepEqual(readdirSync(dir), [], 'no file, no partial file');
+  let aborted;
+  const target = new WritableStream({ abort(reason) { aborted = reason; } });
+  await assert.rejects(damaged.getFile('f', target), (e) => e instanceof bucketsync.CorruptError);
+  assert.ok(aborted instanceof bucketsync.CorruptError, 'the target stream was aborted with the error');
+
+  // Aborted half-way.
+  const reader = await Vault.open({ store, key, credentials: server.credentials });
+  await reader.sync();
+  const controller = new AbortController();
+  await assert.rejects(reader.getFile('f', join(dir, 'out.bin'), {
+    signal: controller.signal,
+    onProgress: (p) => { if (p.bytesDone > 0) controller.abort(); },
+  }), (e) => e.name === 'AbortError');
+  assert.deepEqual(readdirSync(dir), [], 'no file, no partial file');
+  // A target that fails: ConfigError with its error as the cause.
+  const full = new Error('no space left');
+  await assert.rejects(reader.getFile('f', new WritableStream({ write() { throw full; } })), (e) =>
+    e instanceof bucketsync.ConfigError && e.cause === full);
+  // And then it reads.
+  assert.equal(await reader.getFile('f', join(dir, 'out.bin')), true);
+  assert.equal(sha256(readFileSync(join(dir, 'out.bin'))), sha256(data));
+});
+
+test('files: packs of 32 MiB go up as multipart uploads (POSTs with their bodies)', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-files', 'multipart/');
+  const sent = [];
+  const recording = (url, init) => {
+    sent.push({ method: init.method, query: new URL(url).search, body: init.body?.length ?? 0 });
+    return fetch(url, init);
+  };
+  const writer = await Vault.create({ store, key, credentials: server.credentials, fetch: recording });
+  const data = randomBytes(20 * MiB);
+  const report = await writer.putFile('big', data, { packSize: 32 * MiB });
+  assert.ok(report.packs >= 1 && report.packs <= 2, `${report.packs} packs (two are open at a time)`);
+  const posts = sent.filter((r) => r.method === 'POST');
+  assert.ok(posts.some((r) => r.query === '?uploads'), 'CreateMultipartUpload');
+  const complete = posts.find((r) => r.query.startsWith('?uploadId='));
+  assert.ok(complete && complete.body > 0, 'CompleteMultipartUpload with its part list');
+  // Chunks go to two open packs at random: 20 MiB makes at least one of them a multipart pack
+  // of two parts or more, the first of exactly 8 MiB (a pack under 8 MiB is a plain PUT).
+  const parts = sent.filter((r) => r.method === 'PUT' && r.query.includes('partNumber='));
+  assert.ok(parts.length >= 2, `${parts.length} parts`);
+  assert.ok(parts.filter((r) => r.query.startsWith('?partNumber=1&')).every((r) => r.body === 8 * MiB));
+  await writer.sync();
+  const reader = await Vault.open({ store, key, credentials: server.credentials });
+  await reader.sync();
+  assert.equal(sha256(await blobBytes(await reader.getFile('big'))), sha256(data));
+});
+
+test('files interop: what Node stores Python reads, and back', async () => {
+  const python = process.env.BUCKETSYNC_PYTHON ?? join(homedir(), '.cache/bucketsync/pyvenv/bin/python');
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-files-interop-'));
+  const { key, store, writer } = await fileVaults('interop/');
+  const data = randomBytes(3 * MiB);
+  await writer.putFile('from/node', data, { packSize: MiB });
+  await writer.sync();
+  const script = `
+import sys, bucketsync
+key = bucketsync.VaultKey.from_recovery_code(sys.argv[2])
+creds = bucketsync.Credentials(sys.argv[3], sys.argv[4])
+with bucketsync.Vault.open(sys.argv[1], key, credentials=creds) as v:
+    v.sync()
+    v.get_file("from/node", sys.argv[5] + "/py-got.bin")
+    v.put_file("from/python", sys.argv[5] + "/py-got.bin", pack_size=1 << 20)
+    v.sync()
+`;
+  execFileSync(python, ['-c', script, store, key.recoveryCode(), server.accessKeyId, server.secretAccessKey, dir], { cwd: root });
+  assert.equal(sha256(readFileSync(join(dir, 'py-got.bin'))), sha256(data));
+  await writer.sync();
+  assert.equal(sha256(await blobBytes(await writer.getFile('from/python'))), sha256(data));
+  assert.equal(writer.fileInfo('from/python').contentHash, writer.fileInfo('from/node').contentHash);
 });

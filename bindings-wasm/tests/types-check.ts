@@ -2,6 +2,7 @@
 // the documented usage without casts, and reject misuse (the @ts-expect-error lines).
 import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
+  type FileReport, type FileInfo, type FileProgress,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -50,5 +51,32 @@ async function usage(): Promise<void> {
   // @ts-expect-error the store URL is required
   await Vault.open({ key });
   void [value, text, keys];
+
+  // Files: a File or Blob, a stream, bytes or a path in; a Blob, a WritableStream or a path out.
+  const controller = new AbortController();
+  const seen: FileProgress[] = [];
+  const file = new File([new Uint8Array(8)], 'a.bin');
+  const stored: FileReport = await vault.putFile('files/a', file, {
+    packSize: 1 << 20,
+    signal: controller.signal,
+    onProgress: (p) => { seen.push(p); const total: number | null = p.bytesTotal; void total; },
+  });
+  const sent: number = stored.bytesSent + stored.chunksUploaded + stored.chunksReused;
+  await vault.putFile('files/b', new Uint8Array([1, 2]));
+  await vault.putFile('files/c', new Blob(['x']).stream(), { size: 1 });
+  await vault.putFile('files/d', '/tmp/d.bin');
+  const blob: Blob | null = await vault.getFile('files/a', { type: 'image/png', signal: controller.signal });
+  const streamed: boolean = await vault.getFile('files/a', new WritableStream<Uint8Array>(), { onProgress: () => {} });
+  const saved: boolean = await vault.getFile('files/a', '/tmp/a.bin');
+  const info: FileInfo | null = vault.fileInfo('files/a');
+  const inline: boolean | undefined = info?.inline;
+  const hash: string | undefined = info?.contentHash;
+  // @ts-expect-error a number is no file source
+  await vault.putFile('files/e', 42);
+  // @ts-expect-error the Blob comes back only without a target
+  const notBlob: Blob = await vault.getFile('files/a', '/tmp/a.bin');
+  // @ts-expect-error packSize is a number of bytes
+  await vault.putFile('files/e', file, { packSize: '1 MiB' });
+  void [sent, blob, streamed, saved, inline, hash, notBlob, seen];
 }
 void usage;

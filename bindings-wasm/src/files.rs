@@ -1,0 +1,236 @@
+//! Files: the core's `Source` over a JS stream reader, its `Sink` over a JS writer, and the
+//! `putFile` / `getFile` / `fileInfo` exports. The JS layer (`js/index.js`) turns Blobs,
+//! streams, bytes and Node paths into readers and writers, and an `AbortSignal` into `stop`.
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
+use bucketsync::driver;
+use bucketsync::files::{FileProgress, Sink, Source};
+use js_sys::{Function, Object, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::{js_error, js_message, set, JsTransport, Vault};
+
+#[wasm_bindgen]
+extern "C" {
+    /// What a file is read from: a `ReadableStreamDefaultReader`, or any object whose `read()`
+    /// resolves to `{ done, value }` (an async iterator's `next()` does too).
+    pub type Reader;
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &Reader) -> Result<Promise, JsValue>;
+
+    /// What a file is written to: a `WritableStreamDefaultWriter`, or any object whose
+    /// `write(chunk)` resolves once the chunk is taken.
+    pub type Writer;
+    #[wasm_bindgen(method, catch)]
+    fn write(this: &Writer, chunk: Uint8Array) -> Result<JsValue, JsValue>;
+
+    /// `(bytesDone, bytesTotal, requestsDone, requestsTotal) => void`; the JS layer's, which
+    /// never throws (it turns what the app's callback throws into a stop).
+    pub type Progress;
+    #[wasm_bindgen(method, js_name = call)]
+    fn report(this: &Progress, this_arg: &JsValue, done: f64, total: JsValue, rd: f64, rt: f64);
+
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> JsValue;
+}
+
+fn failed(what: &str, e: &JsValue) -> bucketsync::Error {
+    bucketsync::Error::Config(format!("{what} failed: {}", js_message(e)))
+}
+
+/// A [`Source`] over a JS reader: the chunks it hands out, cut to the sizes the core asks for.
+struct JsSource {
+    reader: Reader,
+    len: Option<u64>,
+    chunk: Option<Uint8Array>,
+    at: u32,
+}
+
+impl Source for JsSource {
+    async fn read(&mut self, buf: &mut [u8]) -> bucketsync::Result<usize> {
+        loop {
+            if let Some(chunk) = &self.chunk {
+                let left = chunk.length() - self.at;
+                if left > 0 {
+                    let n = left.min(buf.len() as u32);
+                    chunk
+                        .subarray(self.at, self.at + n)
+                        .copy_to(&mut buf[..n as usize]);
+                    self.at += n;
+                    return Ok(n as usize);
+                }
+                self.chunk = None;
+            }
+            let read = |e: JsValue| failed("reading the source", &e);
+            let result = JsFuture::from(self.reader.read().map_err(read)?)
+                .await
+                .map_err(read)?
+                .unchecked_into::<ReadResult>();
+            if result.done().is_truthy() {
+                return Ok(0);
+            }
+            let chunk = result.value().dyn_into::<Uint8Array>().map_err(|_| {
+                bucketsync::Error::Config("the source gave a chunk that is not a Uint8Array".into())
+            })?;
+            self.chunk = Some(chunk);
+            self.at = 0;
+        }
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.len
+    }
+}
+
+/// A [`Sink`] over a JS writer: each piece is copied out of wasm memory and awaited.
+struct JsSink(Writer);
+
+impl Sink for JsSink {
+    async fn write(&mut self, data: &[u8]) -> bucketsync::Result<()> {
+        let write = |e: JsValue| failed("writing the file", &e);
+        let taken = self.0.write(Uint8Array::from(data)).map_err(write)?;
+        JsFuture::from(Promise::resolve(&taken))
+            .await
+            .map_err(write)?;
+        Ok(())
+    }
+}
+
+/// Hands `p` to the JS progress function.
+fn progress(to: &Progress) -> impl FnMut(FileProgress) + '_ {
+    move |p: FileProgress| {
+        let total = p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into());
+        to.report(
+            &JsValue::NULL,
+            p.bytes_done as f64,
+            total,
+            p.requests_done as f64,
+            p.requests_total as f64,
+        );
+    }
+}
+
+/// Runs `transfer` until it ends or `stop` settles; then it is dropped where it stands (the
+/// core keeps a dropped transfer harmless: a file's record is written last), and this fails
+/// with `undefined` for the JS layer to reject with the reason it stopped for.
+async fn until_stopped<T>(
+    transfer: impl Future<Output = bucketsync::Result<T>>,
+    stop: Promise,
+) -> Result<T, JsValue> {
+    let mut transfer = pin!(transfer);
+    let mut stop = JsFuture::from(stop);
+    poll_fn(|cx| {
+        // The stop first: a transfer polled once more might write the record.
+        if std::pin::Pin::new(&mut stop).poll(cx).is_ready() {
+            return Poll::Ready(Err(JsValue::UNDEFINED));
+        }
+        transfer
+            .as_mut()
+            .poll(cx)
+            .map(|outcome| outcome.map_err(|e| js_error(&e)))
+    })
+    .await
+}
+
+#[wasm_bindgen]
+impl Vault {
+    /// Stores what `reader` gives (`len` bytes, if known) as the file `key`, through `send`,
+    /// in packs of about `packSize` bytes; resolves to a report object. See the JS layer's
+    /// `putFile`.
+    #[wasm_bindgen(js_name = putFile)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_file(
+        &self,
+        key: Vec<u8>,
+        reader: Reader,
+        len: Option<f64>,
+        pack_size: Option<u32>,
+        send: Function,
+        to: Progress,
+        stop: Promise,
+    ) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let transport = JsTransport { send };
+            let mut source = JsSource {
+                reader,
+                len: len.map(|l| l as u64),
+                chunk: None,
+                at: 0,
+            };
+            let transfer = session.put_file(
+                key,
+                &mut source,
+                &transport,
+                pack_size.map(|s| s as usize),
+                driver::DEFAULT_CONCURRENCY,
+                progress(&to),
+            );
+            let r = until_stopped(transfer, stop).await?;
+            let js = Object::new();
+            set(&js, "size", r.size as f64);
+            set(&js, "chunks", r.chunks as f64);
+            set(&js, "chunksUploaded", r.chunks_uploaded as f64);
+            set(&js, "chunksReused", r.chunks_reused as f64);
+            set(&js, "packs", r.packs as f64);
+            set(&js, "bytesSent", r.bytes_sent as f64);
+            set(&js, "requests", r.requests as f64);
+            Ok(js.into())
+        })
+    }
+
+    /// Reads the file `key` into `writer` through `send`; resolves to `false` when the key
+    /// holds nothing. See the JS layer's `getFile`.
+    #[wasm_bindgen(js_name = getFile)]
+    pub fn get_file(
+        &self,
+        key: Vec<u8>,
+        writer: Writer,
+        send: Function,
+        to: Progress,
+        stop: Promise,
+    ) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let transport = JsTransport { send };
+            let mut sink = JsSink(writer);
+            let transfer = session.get_file(
+                &key,
+                &mut sink,
+                &transport,
+                driver::DEFAULT_CONCURRENCY,
+                progress(&to),
+            );
+            Ok(until_stopped(transfer, stop).await?.into())
+        })
+    }
+
+    /// What the file under `key` is, without fetching it: `{ size, chunks, packs,
+    /// contentHash }`, or `null` when the key holds nothing.
+    #[wasm_bindgen(js_name = fileInfo)]
+    pub fn file_info(&self, key: &[u8]) -> Result<JsValue, JsValue> {
+        let info = self
+            .session
+            .read(|e| e.file_info(key))
+            .and_then(|found| found)
+            .map_err(|e| js_error(&e))?;
+        Ok(match info {
+            Some(i) => {
+                let js = Object::new();
+                set(&js, "size", i.size as f64);
+                set(&js, "chunks", i.chunks as f64);
+                set(&js, "packs", i.packs as f64);
+                set(&js, "contentHash", i.content_hash);
+                js.into()
+            }
+            None => JsValue::NULL,
+        })
+    }
+}
