@@ -349,14 +349,13 @@ impl Session {
     /// damaged.
     pub fn open_file(&self, key: &[u8]) -> Result<Option<FileReader>> {
         self.read(|e| {
-            let Some(value) = e.get(key) else {
+            let Some(info) = e.file_info(key)? else {
                 return Ok(None);
             };
-            let size = e.begin_download_value(key, value, Some(0..0))?.file_size();
             Ok(Some(FileReader {
                 key: key.to_vec(),
-                value: value.to_vec(),
-                size,
+                value: e.get(key).expect("file_info found it").to_vec(),
+                size: info.size,
                 cached: None,
             }))
         })?
@@ -534,19 +533,9 @@ impl PartialFile {
     pub fn create(target: &std::path::Path) -> std::io::Result<PartialFile> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let Some(name) = target.file_name() else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} does not name a file", target.display()),
-            ));
-        };
-        let folder = target.parent().unwrap_or(std::path::Path::new(""));
         loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let mut temp = std::ffi::OsString::from(".");
-            temp.push(name);
-            temp.push(format!(".{}-{n}.part", std::process::id()));
-            let path = folder.join(temp);
+            let path = PartialFile::beside(target, &format!("{}-{n}", std::process::id()))?;
             match std::fs::File::options()
                 .write(true)
                 .create_new(true)
@@ -576,19 +565,7 @@ impl PartialFile {
     /// # Errors
     /// When `target` names no file or the folder cannot be written.
     pub fn resumable(target: &std::path::Path, tag: &str) -> std::io::Result<PartialFile> {
-        let Some(name) = target.file_name() else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} does not name a file", target.display()),
-            ));
-        };
-        let mut temp = std::ffi::OsString::from(".");
-        temp.push(name);
-        temp.push(format!(".{tag}.part"));
-        let path = target
-            .parent()
-            .unwrap_or(std::path::Path::new(""))
-            .join(temp);
+        let path = PartialFile::beside(target, tag)?;
         let file = std::fs::File::options()
             .read(true)
             .write(true)
@@ -605,6 +582,23 @@ impl PartialFile {
             Err(std::fs::TryLockError::WouldBlock) => PartialFile::create(target),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+
+    /// `.<name>.<tag>.part` in `target`'s folder.
+    fn beside(target: &std::path::Path, tag: &str) -> std::io::Result<std::path::PathBuf> {
+        let Some(name) = target.file_name() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} does not name a file", target.display()),
+            ));
+        };
+        let mut temp = std::ffi::OsString::from(".");
+        temp.push(name);
+        temp.push(format!(".{tag}.part"));
+        Ok(target
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join(temp))
     }
 
     /// Removes the file now (a resumable one too).

@@ -194,11 +194,6 @@ impl Download {
         }
     }
 
-    /// The whole file's length (whatever range is read).
-    pub fn file_size(&self) -> u64 {
-        self.file.size
-    }
-
     /// Resuming a read: takes back the first bytes of the file that an earlier, interrupted
     /// read already handed out (a partial file), in order from the start, over one or more
     /// calls, before the first [`Download::poll_request`]. Each whole chunk among them is

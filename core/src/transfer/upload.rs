@@ -448,13 +448,11 @@ impl Upload {
                     len: entry.len,
                 };
                 let full = builder.len() >= self.pack_size as u64;
-                let multipart = self.pack_size >= MULTIPART_FROM
-                    && matches!(self.keys.store, crate::store::Store::S3(_));
                 self.known.insert(id, stored);
                 self.report.chunks_uploaded += 1;
                 if full {
                     self.close(slot)?;
-                } else if multipart {
+                } else if self.multipart() {
                     // Parts go out as the pack fills: a big pack is never held whole.
                     while let Some(part) = self.open[slot]
                         .as_mut()
@@ -492,9 +490,8 @@ impl Upload {
             return Ok(());
         };
         let name = builder.name;
-        let multipart = self.pack_size >= MULTIPART_FROM
-            && matches!(self.keys.store, crate::store::Store::S3(_))
-            && (builder.base > 0 || builder.bytes.len() > PART_SIZE);
+        // In parts if any went out already, or if more than one part is left.
+        let multipart = self.multipart() && (builder.base > 0 || builder.bytes.len() > PART_SIZE);
         let bytes = builder.finish(&self.keys.chunk, self.keys.vault, &mut self.entropy)?;
         self.report.packs += 1;
         if multipart {
@@ -519,6 +516,12 @@ impl Upload {
             Pending::Pack(name),
         );
         Ok(())
+    }
+
+    /// Whether this upload's packs go up in parts: big ones, to an S3 store (a folder takes
+    /// whole objects).
+    fn multipart(&self) -> bool {
+        self.pack_size >= MULTIPART_FROM && matches!(self.keys.store, crate::store::Store::S3(_))
     }
 
     /// Queues the next part of the multipart pack `name` (starting its upload with the first
