@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        6
+        7
     );
 
     sync(&new).unwrap();
@@ -458,7 +458,7 @@ fn a_bucket_and_a_state_of_release_3_are_read_and_carried_forward() {
     carried_forward("release-3", [0x44; 32], &published, ("a8", "unpushed"));
 }
 
-/// `tests/fixtures/release-4` was written by release 4, the one before this (format version 4,
+/// `tests/fixtures/release-4` was written by release 4 (format version 4,
 /// state version 5, journal version 4), as release 3 (its key is `[0x45; 32]`, a's
 /// checkpoints every 4 segments): a wrote a0..a4 and deleted a2, b overwrote a1 and wrote b0,
 /// a pushed a5..a7, and a8 is the write only in a's journal.
@@ -475,6 +475,23 @@ fn a_bucket_and_a_state_of_release_4_are_read_and_carried_forward() {
         ("b0", "from b"),
     ];
     carried_forward("release-4", [0x45; 32], &published, ("a8", "unpushed"));
+}
+
+/// `tests/fixtures/release-5` was written by release 5, the one before this (format version 6,
+/// state version 7, journal version 6), as release 4 with the key `[0x46; 32]`.
+#[test]
+fn a_bucket_and_a_state_of_release_5_are_read_and_carried_forward() {
+    let published = [
+        ("a0", "from a 0"),
+        ("a1", "b overwrote a1"),
+        ("a3", "from a 3"),
+        ("a4", "from a 4"),
+        ("a5", "from a 5"),
+        ("a6", "from a 6"),
+        ("a7", "from a 7"),
+        ("b0", "from b"),
+    ];
+    carried_forward("release-5", [0x46; 32], &published, ("a8", "unpushed"));
 }
 
 /// A new device joins a fixture's bucket through a's checkpoint; a restarts from the fixture's
@@ -537,7 +554,7 @@ fn carried_forward(
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        6
+        7
     );
     sync(&new).unwrap();
     assert_eq!(all(&new), pairs(&with_unpushed));

@@ -152,7 +152,8 @@ pub struct SyncReport {
     pub requests: u64,
     /// Requests by kind: list, get-manifest, get-segment, put-segment, put-manifest,
     /// get-checkpoint, put-checkpoint, list-vaults, delete-checkpoint, delete-segment,
-    /// check-create (a segment created a second time: whether the store refuses it).
+    /// check-create (a segment created a second time: whether the store refuses it),
+    /// list-packs, delete-pack (pack collection).
     pub requests_by_kind: Py<PyDict>,
     /// Request body bytes sent.
     pub bytes_sent: u64,
@@ -173,6 +174,8 @@ pub struct SyncReport {
     pub collected: u64,
     /// This device's segments deleted because a checkpoint covers them.
     pub segments_deleted: u64,
+    /// This device's packs deleted because no file references them any more.
+    pub packs_deleted: u64,
     /// The old device id (str) when this device started over under a new id (it was out of
     /// touch longer than the grace period, or another device retired it), else None.
     pub started_over: Option<String>,
@@ -231,6 +234,7 @@ impl SyncReport {
             compacted: report.compacted,
             collected: report.collected,
             segments_deleted: report.segments_deleted,
+            packs_deleted: report.packs_deleted,
             started_over: report.started_over.map(|d| d.to_string()),
             restamped: report
                 .restamped

@@ -321,6 +321,8 @@ pub struct SyncReport {
     pub collected: u64,
     /// This device's segments deleted because a checkpoint covers them.
     pub segments_deleted: u64,
+    /// This device's packs deleted because no file references them any more.
+    pub packs_deleted: u64,
     /// The old device id when this device started over under a new id (out of touch longer
     /// than the grace period, or retired by another device).
     pub started_over: Option<String>,
@@ -375,6 +377,7 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             compacted: r.compacted,
             collected: r.collected,
             segments_deleted: r.segments_deleted,
+            packs_deleted: r.packs_deleted,
             started_over: r.started_over.map(|d| d.to_string()),
             restamped: r.restamped.clone(),
             bytes_sent: r.bytes_sent,

@@ -132,6 +132,8 @@ export interface SyncReport {
   collected: number;
   /** This device's segments deleted because a checkpoint covers them. */
   segmentsDeleted: number;
+  /** This device's packs deleted because no file references them any more. */
+  packsDeleted: number;
   /**
    * The old device id when this device started over under a new id (out of touch longer than
    * the grace period, or retired by another device), else null.

@@ -60,11 +60,15 @@ pub enum RequestKind {
     PutPack,
     /// Reading chunks of a file (a ranged GET of a pack).
     GetChunks,
+    /// One page of the listing of our packs (pack collection, about once a grace period).
+    ListPacks,
+    /// Deleting one of our packs that no file references any more.
+    DeletePack,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 13] = [
+    pub const ALL: [RequestKind; 15] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -78,6 +82,8 @@ impl RequestKind {
         RequestKind::CheckCreate,
         RequestKind::PutPack,
         RequestKind::GetChunks,
+        RequestKind::ListPacks,
+        RequestKind::DeletePack,
     ];
 
     /// A short name for reports.
@@ -96,6 +102,8 @@ impl RequestKind {
             RequestKind::CheckCreate => "check-create",
             RequestKind::PutPack => "put-pack",
             RequestKind::GetChunks => "get-chunks",
+            RequestKind::ListPacks => "list-packs",
+            RequestKind::DeletePack => "delete-pack",
         }
     }
 }

@@ -57,8 +57,15 @@ pub struct PackName {
 impl PackName {
     /// The pack's name inside the vault folder, `p/<device hex>/<pack hex>`.
     pub fn relative(&self) -> String {
-        let hex = |bytes: &[u8; 16]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        format!("{PACK_FOLDER}{}/{}", hex(&self.device), hex(&self.pack))
+        let hex: String = self.pack.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}{hex}", packs_folder(self.device))
+    }
+
+    /// The pack of `device` whose name inside the vault folder ends in `tail` (32 hex digits
+    /// after [`packs_folder`]).
+    pub(crate) fn parse(device: [u8; 16], tail: &str) -> Option<PackName> {
+        let pack = crate::ids::parse_hex16(tail).filter(|_| tail.len() == 32)?;
+        Some(PackName { device, pack })
     }
 
     pub(crate) fn random(device: DeviceId, entropy: &mut Entropy) -> PackName {
@@ -67,6 +74,12 @@ impl PackName {
             pack: entropy.array(),
         }
     }
+}
+
+/// The folder of `device`'s packs inside the vault folder, `p/<device hex>/`.
+pub(crate) fn packs_folder(device: [u8; 16]) -> String {
+    let hex: String = device.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{PACK_FOLDER}{hex}/")
 }
 
 /// One chunk's entry in a pack's index.

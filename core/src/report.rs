@@ -31,6 +31,8 @@ pub struct SyncReport {
     pub collected: u64,
     /// Our segments deleted because checkpoints cover them (segment collection).
     pub segments_deleted: u64,
+    /// Our packs deleted because no file references them any more (pack collection).
+    pub packs_deleted: u64,
     /// The replica started over under a new device id (it had been out of touch longer than
     /// the grace period, or another device retired it): the old id. Its view was rebuilt from
     /// the vault.

@@ -69,6 +69,7 @@ class SyncReport:
     compacted: bool
     collected: int
     segments_deleted: int
+    packs_deleted: int
     started_over: Optional[str]
     restamped: List[bytes]
 

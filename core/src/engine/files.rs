@@ -22,6 +22,7 @@ impl Engine {
             file_hash,
             store: self.store.clone(),
             folder: self.folder.clone(),
+            alive: self.transfers.clone(),
         }
     }
 
@@ -61,7 +62,9 @@ impl Engine {
         let discover = match &self.spare_chunks {
             Some(spare) => {
                 for (id, stored) in spare {
-                    known.entry(*id).or_insert(*stored);
+                    if !self.collected_packs.contains(&stored.pack) {
+                        known.entry(*id).or_insert(*stored);
+                    }
                 }
                 None
             }
@@ -71,6 +74,8 @@ impl Engine {
                 // again, or it would take this one's multipart uploads for a killed process's
                 // and abort them.
                 self.spare_chunks = Some(HashMap::new());
+                // Packs being deleted are not read for chunks to reuse either.
+                referenced.extend(self.collected_packs.iter().copied());
                 Some(referenced)
             }
         };

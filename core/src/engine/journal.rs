@@ -7,7 +7,7 @@
 //! dropped from the middle or replayed onto another snapshot. Layout (`docs/FORMAT.md`):
 //!
 //! ```text
-//! "BKSJ" | version u8 = 5 | snapshot hash [16]
+//! "BKSJ" | version u8 = 7 | snapshot hash [16]
 //! then per entry: length u32 BE | sealed object (kind 4) holding one postcard delta
 //! ```
 //!
@@ -24,8 +24,9 @@ const MAGIC: &[u8; 4] = b"BKSJ";
 /// The journal layout this build writes: version 2 deltas carry the directory, version 3 the
 /// directory of state version 4, version 4 that of state version 5, version 5 the quirks of
 /// state version 6 (laid out as version 4's), version 6 the directory of state version 7 (with
-/// the clock leap). Versions 1 to 5 are still read (and then replaced, after a new snapshot).
-const VERSION: u8 = 6;
+/// the clock leap), version 7 that of state version 8 (with the pack collection). Versions 1 to
+/// 6 are still read (and then replaced, after a new snapshot).
+const VERSION: u8 = 7;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 

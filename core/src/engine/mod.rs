@@ -154,6 +154,12 @@ pub struct Engine {
     /// upload), as found by listing our packs; `None` until an upload listed them. In memory
     /// only: a new process lists again.
     spare_chunks: Option<std::collections::HashMap<crate::pack::ChunkId, crate::transfer::Stored>>,
+    /// Cloned into every transfer and dropped with it: while a transfer lives, no pack is
+    /// collected.
+    transfers: std::sync::Arc<()>,
+    /// Our packs this process deleted or is deleting (pack collection): no upload references
+    /// their chunks again.
+    collected_packs: std::collections::HashSet<crate::pack::PackName>,
     store: Store,
     /// The vault's folder in the bucket, `"<vault id>/"`.
     folder: String,
@@ -261,6 +267,8 @@ impl Engine {
                 key.subkey(Purpose::FileHash),
             ],
             spare_chunks: None,
+            transfers: std::sync::Arc::new(()),
+            collected_packs: std::collections::HashSet::new(),
             folder: format!("{}{vault}/", store.prefix()),
             store,
             state,

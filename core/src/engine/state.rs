@@ -26,7 +26,7 @@ const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
 /// 3 (no retired devices, merged vectors or sync times), 4 (no deleted segments) and 5 and 6
 /// (no clock leap) are still read.
-pub(crate) const STATE_VERSION: u32 = 7;
+pub(crate) const STATE_VERSION: u32 = 8;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +277,72 @@ pub(crate) struct Directory {
     /// only because our clock ran ahead), and starting over because our clock ran ahead
     /// restarts it above this reading.
     pub leap: Option<Hlc>,
+    /// Our packs that no file referenced when this replica last looked, waiting for the grace
+    /// period to pass before they are deleted (see `sync/packs.rs`); `None` before the first
+    /// look (state version 8).
+    pub pack_collection: Option<PackCollection>,
+}
+
+/// Our packs found unreferenced at one time, and what this replica had merged then. They are
+/// deleted once the grace period has passed since, every active device has merged as much, and
+/// still nothing references them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PackCollection {
+    /// The device id the packs were written under (a replica that starts over drops this).
+    pub device: DeviceId,
+    /// When (wall ms) they were found unreferenced.
+    pub since_ms: u64,
+    /// How many segments of each device this replica had merged then (its own: written).
+    pub merged: Vec<(DeviceId, u64)>,
+    /// The packs' random names (the writer is `device`), sorted.
+    pub packs: Vec<[u8; 16]>,
+    /// When (wall ms) every active device was first seen to have merged `merged`.
+    pub confirmed_ms: Option<u64>,
+}
+
+/// The state version 7 layout of [`Directory`]: no pack collection.
+#[derive(Deserialize)]
+struct DirectoryV7 {
+    label: String,
+    devices: BTreeMap<DeviceId, DeviceInfo>,
+    tail_bytes: u64,
+    joined: bool,
+    own_checkpoints: Vec<u64>,
+    previous_checkpoint: Option<u64>,
+    retired: BTreeSet<DeviceId>,
+    caught_up_ms: u64,
+    checkpoint_ms: u64,
+    horizon_ms: u64,
+    former_ids: BTreeSet<DeviceId>,
+    pruned_at: Vec<(u64, u64)>,
+    deleted: u64,
+    verified_covers: u64,
+    unnamed_from: Option<Hlc>,
+    leap: Option<Hlc>,
+}
+
+impl From<DirectoryV7> for Directory {
+    fn from(v7: DirectoryV7) -> Self {
+        Directory {
+            label: v7.label,
+            devices: v7.devices,
+            tail_bytes: v7.tail_bytes,
+            joined: v7.joined,
+            own_checkpoints: v7.own_checkpoints,
+            previous_checkpoint: v7.previous_checkpoint,
+            retired: v7.retired,
+            caught_up_ms: v7.caught_up_ms,
+            checkpoint_ms: v7.checkpoint_ms,
+            horizon_ms: v7.horizon_ms,
+            former_ids: v7.former_ids,
+            pruned_at: v7.pruned_at,
+            deleted: v7.deleted,
+            verified_covers: v7.verified_covers,
+            unnamed_from: v7.unnamed_from,
+            leap: v7.leap,
+            pack_collection: None,
+        }
+    }
 }
 
 /// The state version 5 and 6 layout of [`Directory`]: no leap.
@@ -318,6 +384,7 @@ impl From<DirectoryV6> for Directory {
             verified_covers: v6.verified_covers,
             unnamed_from: v6.unnamed_from,
             leap: None,
+            pack_collection: None,
         }
     }
 }
@@ -418,6 +485,13 @@ impl LocalState {
     /// The earlier versions of `key` kept here, newest first.
     pub fn history(&self, key: &[u8]) -> &[Record] {
         self.history.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every key's earlier versions, newest first, keys in no particular order.
+    pub fn histories(&self) -> impl Iterator<Item = (&[u8], &[Record])> {
+        self.history
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
 
     // ---- reading ----
@@ -675,6 +749,9 @@ impl LocalState {
             5 | 6 => crypto::decode_exact::<SnapshotIn<DirectoryV6>>(&plain)
                 .map_err(undecodable)?
                 .widen(),
+            7 => crypto::decode_exact::<SnapshotIn<DirectoryV7>>(&plain)
+                .map_err(undecodable)?
+                .widen(),
             STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
             other => {
                 return Err(Error::corrupt(
@@ -793,6 +870,9 @@ impl LocalState {
             4 | 5 => crypto::decode_exact::<DeltaIn<DirectoryV6>>(delta)
                 .map_err(undecodable)?
                 .widen(),
+            6 => crypto::decode_exact::<DeltaIn<DirectoryV7>>(delta)
+                .map_err(undecodable)?
+                .widen(),
             _ => crypto::decode_exact(delta).map_err(undecodable)?,
         };
         if delta.reset {
@@ -854,7 +934,7 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 7. Changing it is a state format change: bump
+/// The snapshot layout, version 8. Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -886,8 +966,9 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
-/// The snapshot as read: version 7, or (with `D` = [`DirectoryV6`], [`DirectoryV4`] or
-/// [`DirectoryV3`]) version 6 or 5, 4, or 3, whose layouts differ only in the directory.
+/// The snapshot as read: version 8, or (with `D` = [`DirectoryV7`], [`DirectoryV6`],
+/// [`DirectoryV4`] or [`DirectoryV3`]) version 7, 6 or 5, 4, or 3, whose layouts differ only in
+/// the directory.
 #[derive(Deserialize)]
 struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]

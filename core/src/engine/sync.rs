@@ -11,6 +11,7 @@ mod ahead;
 pub(crate) mod compact;
 mod freeze;
 mod gc;
+mod packs;
 mod prune;
 mod pull;
 mod push;
@@ -40,8 +41,10 @@ enum Phase {
     Pushing,
     Publishing,
     Compacting,
-    /// Deleting our own checkpoints that newer ones replaced.
+    /// Deleting our own checkpoints that newer ones replaced, and our covered segments.
     Sweeping,
+    /// Listing our packs, and deleting those no file needs any more.
+    Collecting,
     Done,
 }
 
@@ -111,6 +114,10 @@ enum Pending {
     DeleteSegment {
         seq: u64,
     },
+    ListPacks,
+    DeletePack {
+        pack: [u8; 16],
+    },
 }
 
 /// One sync in progress.
@@ -158,6 +165,10 @@ pub(crate) struct SyncRun {
     held_manifests: Vec<(DeviceId, Error)>,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
+    /// Our packs listed so far, while a listing of them runs.
+    pack_listing: Option<Vec<[u8; 16]>>,
+    /// Pages of our packs' listing asked for.
+    pack_pages: usize,
 }
 
 impl SyncRun {
@@ -172,6 +183,8 @@ impl SyncRun {
             no_conditional_put: false,
             held_manifests: Vec::new(),
             deleted_segments: Default::default(),
+            pack_listing: None,
+            pack_pages: 0,
             phase: Phase::Listing,
             queue: VecDeque::new(),
             delayed: Vec::new(),
@@ -393,7 +406,12 @@ impl Engine {
             Ok(r) if r.status == 501 => return None,
             Ok(r) if !r.is_success() => s3::retryable(r.status, s3::error_code(&r.body).as_deref()),
             // A listing cut short in transit does not parse: fetch it again.
-            Ok(r) if op.kind == RequestKind::List && s3::parse_list(&r.body).is_err() => true,
+            Ok(r)
+                if matches!(op.kind, RequestKind::List | RequestKind::ListPacks)
+                    && s3::parse_list(&r.body).is_err() =>
+            {
+                true
+            }
             Ok(_) => return None,
         };
         let idempotent = matches!(
@@ -513,7 +531,13 @@ impl Engine {
                         self.plan_segment_deletes(run);
                     }
                 }
-                Phase::Sweeping | Phase::Done => run.phase = Phase::Done,
+                Phase::Sweeping => {
+                    run.phase = Phase::Collecting;
+                    if run.failure.is_none() && run.may_push {
+                        self.plan_pack_collection(run);
+                    }
+                }
+                Phase::Collecting | Phase::Done => run.phase = Phase::Done,
             }
         }
     }
@@ -544,6 +568,8 @@ impl Engine {
                 self.on_delete_checkpoint(run, number, response)
             }
             Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
+            Pending::ListPacks => self.on_pack_list(run, response),
+            Pending::DeletePack { pack } => self.on_delete_pack(run, pack, response),
         }
     }
 

@@ -30,6 +30,9 @@ pub(crate) struct FileKeys {
     pub store: Store,
     /// The vault's folder, `"<prefix><vault id>/"`.
     pub folder: String,
+    /// Held while the transfer lives: the engine collects no pack meanwhile.
+    #[allow(dead_code)] // held, never read
+    pub alive: std::sync::Arc<()>,
 }
 
 impl FileKeys {

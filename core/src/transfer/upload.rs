@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::file::{Body, ChunkRef, FileValue, INLINE_MAX};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
-use crate::pack::{ChunkId, PackBuilder, PackName};
+use crate::pack::{packs_folder, ChunkId, PackBuilder, PackName};
 use crate::retry::RetryPolicy;
 use crate::s3;
 
@@ -203,13 +203,7 @@ impl Upload {
     }
 
     fn own_packs_prefix(&self) -> String {
-        let own = PackName {
-            device: self.device.0,
-            pack: [0; 16],
-        }
-        .relative();
-        let folder = &own[..own.len() - 32];
-        format!("{}{folder}", self.keys.folder)
+        format!("{}{}", self.keys.folder, packs_folder(self.device.0))
     }
 
     fn queue_list(&mut self, token: Option<&str>) {
@@ -237,12 +231,8 @@ impl Upload {
             let Some(hex) = key.strip_prefix(&prefix) else {
                 continue;
             };
-            let Some(pack) = crate::ids::parse_hex16(hex).filter(|_| hex.len() == 32) else {
+            let Some(name) = PackName::parse(self.device.0, hex) else {
                 continue;
-            };
-            let name = PackName {
-                device: self.device.0,
-                pack,
             };
             if !self.referenced.contains(&name) {
                 let url = self.keys.url(&name.relative());

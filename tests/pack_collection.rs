@@ -1,0 +1,245 @@
+//! Pack collection: a device deletes its packs that no file references any more, a grace
+//! period after every device merged that, and never one another device's file still shares.
+//! On the local-folder bucket with a clock that jumps days, then on SeaweedFS and s3s-fs with
+//! a grace period of seconds.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
+use bucketsync::folder::FolderBucket;
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::{CompactionPolicy, OpenMode, RequestKind, SyncReport, Timestamp, VaultKey};
+use bucketsync_suite::generated::{Compare, Generated};
+use bucketsync_suite::servers::{http, ServerKind, TestServer};
+use futures::executor::block_on;
+
+const MIB: u64 = 1 << 20;
+const DAY: u64 = 86_400_000;
+
+/// A wall clock the test moves.
+#[derive(Clone)]
+struct Clock(Arc<AtomicU64>);
+
+impl Clock {
+    fn at(ms: u64) -> Self {
+        Clock(Arc::new(AtomicU64::new(ms)))
+    }
+
+    fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn open(&self, store: &str, key: &VaultKey, device: &str, policy: CompactionPolicy) -> Session {
+        let now = self.0.clone();
+        Session::open(SessionOptions {
+            device: Some(device),
+            mode: OpenMode::JoinOrCreate,
+            compaction: policy,
+            credentials: Some(TestServer::credentials()),
+            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
+            ..SessionOptions::new(store, key, StateLocation::Memory)
+        })
+        .unwrap()
+    }
+}
+
+async fn sync<T: Transport>(session: &Session, t: &T) -> SyncReport {
+    let report = session.sync(t, DEFAULT_CONCURRENCY, |_| {}).await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    report
+}
+
+async fn put<T: Transport>(session: &Session, t: &T, key: &str, seed: u64, len: u64) -> u64 {
+    let mut source = Generated::new(seed, len);
+    let report = session
+        .put_file(key, &mut source, t, None, DEFAULT_CONCURRENCY, |_| {})
+        .await
+        .unwrap();
+    report.packs
+}
+
+async fn read_back<T: Transport>(session: &Session, t: &T, key: &str, seed: u64, len: u64) {
+    let mut sink = Compare::new(Generated::new(seed, len));
+    let found = session
+        .get_file(key.as_bytes(), &mut sink, t, DEFAULT_CONCURRENCY, |_| {})
+        .await
+        .unwrap();
+    assert!(found, "{key} is there");
+    sink.assert_whole(len);
+}
+
+/// The packs of `device` in a folder bucket.
+fn folder_packs(bucket: &Path, key: &VaultKey, session: &Session) -> BTreeSet<String> {
+    let dir = bucket
+        .join(key.vault_id().to_string())
+        .join("p")
+        .join(session.device().unwrap().to_string());
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// a stores two files; b stores a copy of the second (it references a's chunks, sending
+/// nothing); a deletes both. Only the first file's packs go, and not before the grace period
+/// has passed; b's copy still reads whole. Once b deletes its copy, the rest goes too.
+#[test]
+fn packs_no_file_needs_are_deleted_after_the_grace_period_and_shared_ones_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    // A checkpoint at every sync that has a new segment; 30 days of grace, a day of skew.
+    let policy = CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        ..CompactionPolicy::default()
+    };
+    let a = clock.open(&store, &key, "a", policy);
+    let b = clock.open(&store, &key, "b", policy);
+    let t = FolderBucket;
+    let len = 3 * MIB + 77;
+    block_on(async {
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        assert!(put(&a, &t, "doomed", 1, len).await > 0);
+        let doomed = folder_packs(&bucket, &key, &a);
+        assert!(put(&a, &t, "shared", 2, len).await > 0);
+        let all = folder_packs(&bucket, &key, &a);
+        let shared: BTreeSet<String> = all.difference(&doomed).cloned().collect();
+        assert!(!doomed.is_empty() && !shared.is_empty());
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        // The same bytes from b: every chunk is a's already.
+        assert_eq!(put(&b, &t, "copy", 2, len).await, 0);
+        assert!(folder_packs(&bucket, &key, &b).is_empty());
+        sync(&b, &t).await;
+        sync(&a, &t).await;
+
+        a.delete("doomed").unwrap();
+        a.delete("shared").unwrap();
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        let mut deleted_on = Vec::new();
+        let mut listings = 0;
+        for day in 1..=90 {
+            clock.advance(DAY);
+            let report = sync(&a, &t).await;
+            listings += report.requests_of(RequestKind::ListPacks);
+            if report.packs_deleted > 0 {
+                deleted_on.push((day, report.packs_deleted));
+            }
+            sync(&b, &t).await;
+        }
+        // Deleted in one sync, at least the grace period plus twice the skew after the
+        // deletion, and only the packs no file references.
+        assert_eq!(deleted_on.len(), 1, "{deleted_on:?}");
+        let (day, count) = deleted_on[0];
+        assert!(day >= 32, "deleted on day {day}");
+        assert_eq!(count, doomed.len() as u64);
+        assert_eq!(folder_packs(&bucket, &key, &a), shared);
+        // About one listing of the packs per grace period, not one per sync.
+        assert!(
+            listings <= 4,
+            "{listings} listings of the packs in 90 syncs"
+        );
+        read_back(&b, &t, "copy", 2, len).await;
+        let fresh = clock.open(&store, &key, "fresh", policy);
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "copy", 2, len).await;
+        assert_eq!(
+            fresh.read(|e| e.file_info(b"doomed")).unwrap().unwrap(),
+            None
+        );
+
+        // b deletes its copy: a's last packs go as well, once a's history no longer holds the
+        // copy (the grace period after its deletion) and a look after that is due.
+        b.delete("copy").unwrap();
+        sync(&b, &t).await;
+        let mut deleted = 0;
+        for _ in 0..150 {
+            clock.advance(DAY);
+            deleted += sync(&a, &t).await.packs_deleted;
+            sync(&b, &t).await;
+            sync(&fresh, &t).await;
+        }
+        assert_eq!(deleted, shared.len() as u64);
+        assert!(folder_packs(&bucket, &key, &a).is_empty());
+    });
+}
+
+/// A replica whose records are not files never lists packs.
+#[test]
+fn a_vault_without_files_never_lists_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    let a = clock.open(&store, &key, "a", CompactionPolicy::default());
+    block_on(async {
+        for day in 0..100 {
+            a.put(format!("note {day}"), "text").unwrap();
+            let report = sync(&a, &FolderBucket).await;
+            assert_eq!(report.requests_of(RequestKind::ListPacks), 0, "{report}");
+            clock.advance(DAY);
+        }
+    });
+}
+
+/// The same on SeaweedFS and s3s-fs, with four seconds of grace and no skew: the real LIST
+/// and DELETE of packs, signed.
+#[tokio::test]
+async fn packs_are_collected_on_s3() {
+    let policy = CompactionPolicy {
+        grace_ms: 4_000,
+        max_clock_skew_ms: 0,
+        ..CompactionPolicy::default()
+    };
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("packgc").await;
+        let store = server.store_url("packgc", "v/");
+        let key = VaultKey::generate().unwrap();
+        let clock = Clock::at(bucketsync_suite::wall_clock().0);
+        let a = clock.open(&store, &key, "a", policy);
+        let b = clock.open(&store, &key, "b", policy);
+        let t = http();
+        let len = 2 * MIB + 5;
+        put(&a, &t, "doomed", 3, len).await;
+        put(&a, &t, "kept", 4, len).await;
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        let packs_prefix = format!("v/{}/p/{}/", key.vault_id(), a.device().unwrap());
+        let s3 = server.store("packgc", "");
+        let before = server.list_all(&s3, &packs_prefix).await;
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        let mut deleted = 0;
+        // Every half second (well within the grace period, so nobody starts over) until the
+        // packs go, for at most 30 seconds.
+        for _ in 0..60 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            clock.advance(500);
+            deleted += sync(&a, &t).await.packs_deleted;
+            sync(&b, &t).await;
+            if deleted > 0 {
+                break;
+            }
+        }
+        let after = server.list_all(&s3, &packs_prefix).await;
+        assert!(deleted > 0, "{kind:?}: nothing deleted");
+        assert_eq!(
+            after.len() as u64 + deleted,
+            before.len() as u64,
+            "{kind:?}"
+        );
+        read_back(&b, &t, "kept", 4, len).await;
+        read_back(&a, &t, "kept", 4, len).await;
+    }
+}
