@@ -788,3 +788,54 @@ fn big_packs_go_to_a_folder_whole() {
         get_compare(&a, &FolderBucket, "big", Generated::new(32, len), len).await;
     });
 }
+
+/// A read interrupted while the key held an older version leaves that version's partial file;
+/// the next whole read of the key to the same path removes it, but not a partial file that
+/// another read holds, nor files that only look alike.
+#[test]
+fn a_whole_read_removes_partial_files_of_older_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, dir.path(), "a");
+    let t = FolderBucket;
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("doc.bin");
+    block_on(async {
+        put(&a, &t, "doc", Generated::new(41, 3 * MIB))
+            .await
+            .unwrap();
+        let err = a
+            .get_file_to_path(b"doc", &target, &t, 1, |p| {
+                if p.bytes_done > 0 {
+                    a.cancel_sync();
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, bucketsync::Error::Cancelled), "{err}");
+        let old = partials(&target);
+        assert_eq!(old.len(), 1, "{old:?}");
+        // Another version's partial file that a read holds, and a file that only looks alike.
+        let held = out.path().join(".doc.bin.00112233aabbccdd.part");
+        let held_file = std::fs::File::create(&held).unwrap();
+        held_file.lock().unwrap();
+        let alike = out.path().join(".doc.bin.not-a-tag.part");
+        std::fs::write(&alike, b"x").unwrap();
+
+        put(&a, &t, "doc", Generated::new(42, 3 * MIB))
+            .await
+            .unwrap();
+        assert!(a
+            .get_file_to_path(b"doc", &target, &t, 1, |_| {})
+            .await
+            .unwrap());
+        let mut expected = vec![0u8; 3 * MIB as usize];
+        Generated::new(42, 3 * MIB).fill(&mut expected);
+        assert!(std::fs::read(&target).unwrap() == expected);
+        assert!(!old[0].exists(), "the older version's partial file is gone");
+        assert!(held.exists(), "a held partial file stays");
+        assert!(alike.exists());
+        drop(held_file);
+    });
+}

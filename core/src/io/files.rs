@@ -522,6 +522,8 @@ pub struct PartialFile {
     /// Left in place when dropped uncommitted (a resumable one), unless discarded.
     keep: bool,
     committed: bool,
+    /// The version tag of a resumable one.
+    tag: Option<String>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -547,6 +549,7 @@ impl PartialFile {
                         file: Some(file),
                         keep: false,
                         committed: false,
+                        tag: None,
                     })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -578,6 +581,7 @@ impl PartialFile {
                 file: Some(file),
                 keep: true,
                 committed: false,
+                tag: Some(tag.to_owned()),
             }),
             Err(std::fs::TryLockError::WouldBlock) => PartialFile::create(target),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
@@ -611,7 +615,9 @@ impl PartialFile {
         self.file.as_ref().expect("open until committed or dropped")
     }
 
-    /// Syncs the file to disk, closes it and renames it to `target`.
+    /// Syncs the file to disk, closes it and renames it to `target`. A resumable one then
+    /// removes the partial files that interrupted reads of other versions of the file left
+    /// beside `target` (`.<name>.<16 hex digits>.part`), unless a read holds them.
     ///
     /// # Errors
     /// When the sync or the rename fails (the partial file is then removed).
@@ -621,7 +627,52 @@ impl PartialFile {
         }
         std::fs::rename(&self.path, target)?;
         self.committed = true;
+        if let Some(tag) = &self.tag {
+            PartialFile::remove_stale(target, tag);
+        }
         Ok(())
+    }
+
+    /// Removes the resumable partial files of `target` but the one of version `keep`, and
+    /// those a read holds locked. Best effort: what cannot be listed or removed stays.
+    fn remove_stale(target: &std::path::Path, keep: &str) {
+        let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let folder = target.parent().unwrap_or(std::path::Path::new(""));
+        let folder = if folder.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            folder
+        };
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let prefix = format!(".{name}.");
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(tag) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix(".part"))
+            else {
+                continue;
+            };
+            let is_tag =
+                tag.len() == 16 && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !is_tag || tag == keep {
+                continue;
+            }
+            let path = entry.path();
+            // A read of that version holds its lock while it runs.
+            let Ok(file) = std::fs::File::options().read(true).write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 }
 
