@@ -839,3 +839,66 @@ fn a_whole_read_removes_partial_files_of_older_versions() {
         drop(held_file);
     });
 }
+
+/// A source that gives `len` bytes of `Generated::new(seed, len)` up to `stall_at`, then never
+/// answers (an app whose stream hangs, until the task is dropped).
+struct Stalling {
+    inner: Generated,
+    given: u64,
+    stall_at: u64,
+    stalled: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl bucketsync::files::Source for Stalling {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.given >= self.stall_at {
+            self.stalled.set(true);
+            futures::future::pending::<()>().await;
+        }
+        let room = buf.len().min((self.stall_at - self.given) as usize);
+        let n = self.inner.fill(&mut buf[..room]);
+        self.given += n as u64;
+        Ok(n)
+    }
+}
+
+/// An upload whose task is dropped half-way (a cancelled coroutine) still tells the replica
+/// what it stored, and only that (not the chunks of packs still waiting to go): the next upload
+/// of the same bytes in the same process references the first and sends the rest.
+#[test]
+fn an_upload_dropped_half_way_leaves_its_packs_to_the_next_one() {
+    use std::future::Future;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, dir.path(), "a");
+    let t = FolderBucket;
+    let len = 36 * MIB;
+    let stalled = std::rc::Rc::new(std::cell::Cell::new(false));
+    // Past 16 MiB of sealed packs waiting, input waits for them to be stored: by 28 MiB in,
+    // some are, and the last ones sealed are not.
+    let mut source = Stalling {
+        inner: Generated::new(51, len),
+        given: 0,
+        stall_at: 28 * MIB,
+        stalled: stalled.clone(),
+    };
+    {
+        let mut task = Box::pin(a.put_file("big", &mut source, &t, Some(1 << 20), 2, |_| {}));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The folder bucket answers at once: polling drives the upload until the source hangs.
+        for _ in 0..10_000 {
+            assert!(task.as_mut().poll(&mut cx).is_pending());
+            if stalled.get() {
+                break;
+            }
+        }
+        assert!(stalled.get());
+        // Dropped here, as a cancelled task is.
+    }
+    let report = block_on(put(&a, &t, "big", Generated::new(51, len))).unwrap();
+    // What was stored is referenced, and nothing that was not: the file reads back whole.
+    assert!(report.chunks_reused > 0, "{report:?}");
+    assert!(report.bytes_sent < len, "{report:?}");
+    block_on(get_compare(&a, &t, "big", Generated::new(51, len), len));
+}

@@ -159,6 +159,20 @@ fn answer<T: Transport + ?Sized>(
     async move { (id, transport.send(request).await) }
 }
 
+/// An upload that tells the replica what it found or stored however it ends: finished,
+/// failed, or dropped half-way with the task that ran it.
+struct Ending<'s> {
+    session: &'s Session,
+    upload: crate::transfer::Upload,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        // A closed vault has no replica to tell.
+        let _ = self.session.configure(|e| e.end_upload(&self.upload));
+    }
+}
+
 impl Session {
     /// Stores the bytes of `source` as the file `key`: chunks the vault already holds are
     /// not sent again, the rest go up in packs of about `pack_size` bytes (`None`: 16 MiB),
@@ -180,7 +194,11 @@ impl Session {
     ) -> Result<FileReport> {
         self.clear_cancel();
         let key = key.into();
-        let mut upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
+        let upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
+        let mut upload = Ending {
+            session: self,
+            upload,
+        };
         let mut flight = Flight::new(
             transport,
             FileProgress {
@@ -191,7 +209,7 @@ impl Session {
         let mut buf = vec![0u8; READ_SIZE];
         let outcome = self
             .run_upload(
-                &mut upload,
+                &mut upload.upload,
                 source,
                 &mut flight,
                 &mut buf,
@@ -199,9 +217,8 @@ impl Session {
                 &mut progress,
             )
             .await;
-        // What it found or stored is reusable, also when it failed. (Dropped before this, it
-        // is found again by the next upload's listing.)
-        self.configure(|e| e.end_upload(&upload))?;
+        // What it found or stored is reusable, also when it failed (or is dropped).
+        drop(upload);
         let (value, report) = outcome?;
         // Cancelled by the last progress call: too late to stop a request, in time to keep
         // the record from being written.

@@ -113,6 +113,9 @@ pub struct Upload {
     /// Buffers of packs stored, for the next packs: big buffers are reused rather than freed
     /// and allocated again (an allocator keeps freed ones resident for a while).
     spare: Vec<Vec<u8>>,
+    /// Packs this upload opened that are not yet in the store: their chunks are no one
+    /// else's to reference.
+    unstored: HashSet<PackName>,
     /// Packs going up in parts, until completed.
     multipart: HashMap<PackName, Multipart>,
     requests: Requests<Pending>,
@@ -171,6 +174,7 @@ impl Upload {
             chunks: Vec::new(),
             open: [None, None],
             spare: Vec::new(),
+            unstored: HashSet::new(),
             multipart: HashMap::new(),
             requests: Requests::new(retry),
             discovering,
@@ -318,12 +322,13 @@ impl Upload {
         Ok(())
     }
 
-    /// Chunks this upload found in packs no file referenced, and those it stored itself: what
-    /// the next upload of this process may reference without listing again.
+    /// Chunks this upload found in packs no file referenced, and those it stored itself (in
+    /// packs the store has whole): what the next upload of this process may reference without
+    /// listing again.
     pub(crate) fn stored_chunks(&self) -> impl Iterator<Item = (&ChunkId, &Stored)> {
         self.known
             .iter()
-            .filter(|(_, s)| !self.referenced.contains(&s.pack))
+            .filter(|(_, s)| !self.referenced.contains(&s.pack) && !self.unstored.contains(&s.pack))
     }
 
     /// Whether to [`Upload::write`] more now: false while the listing of an interrupted
@@ -417,8 +422,10 @@ impl Upload {
                 let device = self.device;
                 let entropy = &mut self.entropy;
                 let spare = &mut self.spare;
+                let unstored = &mut self.unstored;
                 let builder = self.open[slot].get_or_insert_with(|| {
                     let name = PackName::random(device, entropy);
+                    unstored.insert(name);
                     match spare.pop() {
                         Some(buffer) => PackBuilder::reusing(name, buffer, capacity),
                         None => PackBuilder::new(name, capacity),
@@ -608,6 +615,7 @@ impl Upload {
         {
             if let Pending::Complete(name) = pending {
                 self.multipart.remove(&name);
+                self.unstored.remove(&name);
             }
             return Ok(());
         }
@@ -654,6 +662,7 @@ impl Upload {
             }
             Pending::Complete(name) => {
                 self.multipart.remove(&name);
+                self.unstored.remove(&name);
             }
             _ => {}
         }
@@ -725,6 +734,7 @@ impl Upload {
                         self.spare.push(buffer.into());
                     }
                 }
+                self.unstored.remove(&name);
                 Ok(())
             }
             Ok(r) if r.status == 501 && op.headers.iter().any(|(n, _)| n == "if-none-match") => {
