@@ -243,3 +243,42 @@ async fn packs_are_collected_on_s3() {
         read_back(&a, &t, "kept", 4, len).await;
     }
 }
+
+/// The look survives a restart, through the journal and then the snapshot: a reopened replica
+/// does not list its packs again before the look is due.
+#[test]
+fn the_look_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let state = dir.path().join("a.state");
+    let t = FolderBucket;
+    let open = || {
+        Session::open(SessionOptions {
+            device: Some("a"),
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    block_on(async {
+        let a = open();
+        put(&a, &t, "file", 61, 2 * MIB).await;
+        let report = sync(&a, &t).await;
+        assert_eq!(report.requests_of(RequestKind::ListPacks), 1, "{report}");
+        drop(a);
+        for _ in 0..2 {
+            // First from the journal, then from the snapshot written at the reopening.
+            let a = open();
+            let report = sync(&a, &t).await;
+            assert_eq!(report.requests_of(RequestKind::ListPacks), 0, "{report}");
+            drop(a);
+        }
+    });
+}

@@ -603,7 +603,7 @@ fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
              01 07 6e6f7465732f61 01 05 68656c6c6f 80d0eab6b733 00 00112233445566778899aabbccddeeff
              01 07 6e6f7465732f61
              00 00 00 00 00 00  00  00  00  00
-             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00")
+             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00")
     );
 
     // And the replica restored from it (and its empty journal) is the one that wrote it.

@@ -279,7 +279,9 @@ pub(crate) struct Directory {
     pub leap: Option<Hlc>,
     /// Our packs that no file referenced when this replica last looked, waiting for the grace
     /// period to pass before they are deleted (see `sync/packs.rs`); `None` before the first
-    /// look (state version 8).
+    /// look. Stored after the rest of the state (state version 8, journal version 7), so that
+    /// the directory reads as in version 7.
+    #[serde(skip)]
     pub pack_collection: Option<PackCollection>,
 }
 
@@ -298,51 +300,6 @@ pub(crate) struct PackCollection {
     pub packs: Vec<[u8; 16]>,
     /// When (wall ms) every active device was first seen to have merged `merged`.
     pub confirmed_ms: Option<u64>,
-}
-
-/// The state version 7 layout of [`Directory`]: no pack collection.
-#[derive(Deserialize)]
-struct DirectoryV7 {
-    label: String,
-    devices: BTreeMap<DeviceId, DeviceInfo>,
-    tail_bytes: u64,
-    joined: bool,
-    own_checkpoints: Vec<u64>,
-    previous_checkpoint: Option<u64>,
-    retired: BTreeSet<DeviceId>,
-    caught_up_ms: u64,
-    checkpoint_ms: u64,
-    horizon_ms: u64,
-    former_ids: BTreeSet<DeviceId>,
-    pruned_at: Vec<(u64, u64)>,
-    deleted: u64,
-    verified_covers: u64,
-    unnamed_from: Option<Hlc>,
-    leap: Option<Hlc>,
-}
-
-impl From<DirectoryV7> for Directory {
-    fn from(v7: DirectoryV7) -> Self {
-        Directory {
-            label: v7.label,
-            devices: v7.devices,
-            tail_bytes: v7.tail_bytes,
-            joined: v7.joined,
-            own_checkpoints: v7.own_checkpoints,
-            previous_checkpoint: v7.previous_checkpoint,
-            retired: v7.retired,
-            caught_up_ms: v7.caught_up_ms,
-            checkpoint_ms: v7.checkpoint_ms,
-            horizon_ms: v7.horizon_ms,
-            former_ids: v7.former_ids,
-            pruned_at: v7.pruned_at,
-            deleted: v7.deleted,
-            verified_covers: v7.verified_covers,
-            unnamed_from: v7.unnamed_from,
-            leap: v7.leap,
-            pack_collection: None,
-        }
-    }
 }
 
 /// The state version 5 and 6 layout of [`Directory`]: no leap.
@@ -704,6 +661,8 @@ impl LocalState {
         };
         // Sized exactly first: a buffer that grew would leave copies of the plaintext behind
         // in the memory it gave back.
+        // The pack collection follows the rest (state version 8).
+        let out = (out, self.directory.pack_collection.as_ref());
         let size = postcard::experimental::serialized_size(&out).expect("postcard sizes any value");
         let mut sealing = crypto::begin_seal(key, &state_ad(vault), size, entropy)
             .expect("the state's name is short");
@@ -749,10 +708,14 @@ impl LocalState {
             5 | 6 => crypto::decode_exact::<SnapshotIn<DirectoryV6>>(&plain)
                 .map_err(undecodable)?
                 .widen(),
-            7 => crypto::decode_exact::<SnapshotIn<DirectoryV7>>(&plain)
-                .map_err(undecodable)?
-                .widen(),
-            STATE_VERSION => crypto::decode_exact(&plain).map_err(undecodable)?,
+            // Version 8 is version 7 followed by the pack collection.
+            7 => crypto::decode_exact(&plain).map_err(undecodable)?,
+            STATE_VERSION => {
+                let (mut state, packs): (SnapshotIn, Option<PackCollection>) =
+                    crypto::decode_exact(&plain).map_err(undecodable)?;
+                state.directory.pack_collection = packs;
+                state
+            }
             other => {
                 return Err(Error::corrupt(
                     "local state",
@@ -850,7 +813,9 @@ impl LocalState {
                     .collect()
             },
         };
-        Some(postcard::to_allocvec(&out).expect("postcard serializes into a Vec"))
+        // The pack collection follows the delta (journal version 7), with the directory.
+        let packs = out.directory.and_then(|d| d.pack_collection.as_ref());
+        Some(postcard::to_allocvec(&(out, packs)).expect("postcard serializes into a Vec"))
     }
 
     /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
@@ -870,10 +835,16 @@ impl LocalState {
             4 | 5 => crypto::decode_exact::<DeltaIn<DirectoryV6>>(delta)
                 .map_err(undecodable)?
                 .widen(),
-            6 => crypto::decode_exact::<DeltaIn<DirectoryV7>>(delta)
-                .map_err(undecodable)?
-                .widen(),
-            _ => crypto::decode_exact(delta).map_err(undecodable)?,
+            // Version 7 is version 6 followed by the pack collection.
+            6 => crypto::decode_exact(delta).map_err(undecodable)?,
+            _ => {
+                let (mut delta, packs): (DeltaIn, Option<PackCollection>) =
+                    crypto::decode_exact(delta).map_err(undecodable)?;
+                if let Some(directory) = delta.directory.as_mut() {
+                    directory.pack_collection = packs;
+                }
+                delta
+            }
         };
         if delta.reset {
             let policy = self.history_policy;
@@ -934,7 +905,8 @@ impl Serialize for RecordsOut<'_> {
     }
 }
 
-/// The snapshot layout, version 8. Changing it is a state format change: bump
+/// The snapshot layout, version 7; version 8 follows it with the directory's pack collection
+/// (an `Option`). Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -966,9 +938,9 @@ impl Serialize for HistoryOut<'_> {
     }
 }
 
-/// The snapshot as read: version 8, or (with `D` = [`DirectoryV7`], [`DirectoryV6`],
-/// [`DirectoryV4`] or [`DirectoryV3`]) version 7, 6 or 5, 4, or 3, whose layouts differ only in
-/// the directory.
+/// The snapshot as read: version 7 (and 8, followed by the pack collection), or (with `D` =
+/// [`DirectoryV6`], [`DirectoryV4`] or [`DirectoryV3`]) version 6 or 5, 4, or 3, whose layouts
+/// differ only in the directory.
 #[derive(Deserialize)]
 struct SnapshotIn<D = Directory> {
     #[allow(dead_code)]
@@ -1124,7 +1096,8 @@ struct DeltaOut<'a> {
     history: Vec<(&'a Bytes, &'a [Record])>,
 }
 
-/// A delta as read: journal version 6, or (with `D` = [`DirectoryV6`]) version 5 or 4 (the same
+/// A delta as read: journal version 6 (and 7, followed by the pack collection), or (with `D` =
+/// [`DirectoryV6`]) version 5 or 4 (the same
 /// layout; 4's quirks flag reads as the first two variants of `CreateCheck`), or (with `D` =
 /// [`DirectoryV4`]) version 3, whose layouts differ only in the directory.
 #[derive(Deserialize)]

@@ -26,7 +26,7 @@
 //! Packs that are mostly garbage are not repacked: records name where each chunk lies, so
 //! moving a chunk would mean rewriting every record that references it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use super::{Pending, SyncRun};
 use crate::engine::state::PackCollection;
@@ -168,7 +168,9 @@ impl Engine {
             }
             // A listing cut short lists fewer packs: fewer are deleted, none wrongly.
             _ => {
-                let listed: BTreeSet<[u8; 16]> = listing.drain(..).collect();
+                let mut listed = std::mem::take(listing);
+                listed.sort_unstable();
+                listed.dedup();
                 run.pack_listing = None;
                 self.on_packs_listed(run, &listed);
             }
@@ -176,7 +178,8 @@ impl Engine {
     }
 
     /// With our packs listed: deletes the due ones still unreferenced, or looks again.
-    fn on_packs_listed(&mut self, run: &mut SyncRun, listed: &BTreeSet<[u8; 16]>) {
+    /// `listed` is sorted.
+    fn on_packs_listed(&mut self, run: &mut SyncRun, listed: &[[u8; 16]]) {
         let now = run.now.0;
         let me = self.state.device;
         let Some(referenced) = self.referenced_own_packs(now) else {
@@ -195,8 +198,10 @@ impl Engine {
             .clone()
             .filter(|l| l.device == me && l.confirmed_ms.is_some());
         if let Some(mut look) = look {
-            look.packs
-                .retain(|pack| listed.contains(pack) && !referenced.contains(pack));
+            look.packs.retain(|&pack| {
+                listed.binary_search(&pack).is_ok()
+                    && !referenced.contains(&PackName { device: me.0, pack })
+            });
             if !look.packs.is_empty() {
                 // Still due: deleted ones leave the look as their DELETEs succeed.
                 let doomed: Vec<[u8; 16]> = look
@@ -234,7 +239,7 @@ impl Engine {
             merged,
             packs: listed
                 .iter()
-                .filter(|p| !referenced.contains(*p))
+                .filter(|&&pack| !referenced.contains(&PackName { device: me.0, pack }))
                 .copied()
                 .collect(),
             confirmed_ms: None,
@@ -273,7 +278,7 @@ impl Engine {
     /// Our packs that the replica references: by a current record, or by an earlier version
     /// of a key overwritten (or deleted) less than the grace period before `now`. `None` when a
     /// file value does not decode.
-    fn referenced_own_packs(&self, now: u64) -> Option<HashSet<[u8; 16]>> {
+    fn referenced_own_packs(&self, now: u64) -> Option<HashSet<PackName>> {
         let me = self.state.device.0;
         let grace = self.compaction.grace_ms;
         let mut referenced = HashSet::new();
@@ -283,7 +288,7 @@ impl Engine {
             };
             let file = FileValue::decode(b"", value).ok()?;
             if let Body::Chunks { packs, .. } = &file.body {
-                referenced.extend(packs.iter().filter(|p| p.device == me).map(|p| p.pack));
+                referenced.extend(packs.iter().filter(|p| p.device == me));
             }
             Some(())
         };
