@@ -440,22 +440,29 @@ fn a_bucket_and_a_state_of_release_2_are_read_and_carried_forward() {
     carried_forward("release-2", [0x43; 32], &published, ("a6", "unpushed"));
 }
 
+/// What the fixtures of releases 3, 4 and 5 hold in their buckets (the same writes each time).
+const PUBLISHED_SINCE_RELEASE_3: [(&str, &str); 8] = [
+    ("a0", "from a 0"),
+    ("a1", "b overwrote a1"),
+    ("a3", "from a 3"),
+    ("a4", "from a 4"),
+    ("a5", "from a 5"),
+    ("a6", "from a 6"),
+    ("a7", "from a 7"),
+    ("b0", "from b"),
+];
+
 /// `tests/fixtures/release-3` was written by release 3 (format version 3,
 /// state version 4, journal version 3): as release 2, but a pushed a5..a7 after b's writes
 /// (two checkpoints of a's, the older one swept), and a8 is the write only in a's journal.
 #[test]
 fn a_bucket_and_a_state_of_release_3_are_read_and_carried_forward() {
-    let published = [
-        ("a0", "from a 0"),
-        ("a1", "b overwrote a1"),
-        ("a3", "from a 3"),
-        ("a4", "from a 4"),
-        ("a5", "from a 5"),
-        ("a6", "from a 6"),
-        ("a7", "from a 7"),
-        ("b0", "from b"),
-    ];
-    carried_forward("release-3", [0x44; 32], &published, ("a8", "unpushed"));
+    carried_forward(
+        "release-3",
+        [0x44; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+    );
 }
 
 /// `tests/fixtures/release-4` was written by release 4 (format version 4,
@@ -464,34 +471,24 @@ fn a_bucket_and_a_state_of_release_3_are_read_and_carried_forward() {
 /// a pushed a5..a7, and a8 is the write only in a's journal.
 #[test]
 fn a_bucket_and_a_state_of_release_4_are_read_and_carried_forward() {
-    let published = [
-        ("a0", "from a 0"),
-        ("a1", "b overwrote a1"),
-        ("a3", "from a 3"),
-        ("a4", "from a 4"),
-        ("a5", "from a 5"),
-        ("a6", "from a 6"),
-        ("a7", "from a 7"),
-        ("b0", "from b"),
-    ];
-    carried_forward("release-4", [0x45; 32], &published, ("a8", "unpushed"));
+    carried_forward(
+        "release-4",
+        [0x45; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+    );
 }
 
 /// `tests/fixtures/release-5` was written by release 5, the one before this (format version 6,
 /// state version 7, journal version 6), as release 4 with the key `[0x46; 32]`.
 #[test]
 fn a_bucket_and_a_state_of_release_5_are_read_and_carried_forward() {
-    let published = [
-        ("a0", "from a 0"),
-        ("a1", "b overwrote a1"),
-        ("a3", "from a 3"),
-        ("a4", "from a 4"),
-        ("a5", "from a 5"),
-        ("a6", "from a 6"),
-        ("a7", "from a 7"),
-        ("b0", "from b"),
-    ];
-    carried_forward("release-5", [0x46; 32], &published, ("a8", "unpushed"));
+    carried_forward(
+        "release-5",
+        [0x46; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+    );
 }
 
 /// A new device joins a fixture's bucket through a's checkpoint; a restarts from the fixture's

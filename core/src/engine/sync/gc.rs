@@ -38,6 +38,24 @@ impl Engine {
         self.compaction.max_clock_skew_ms.saturating_mul(2)
     }
 
+    /// The grace period with that margin: how old something must be, by another device's
+    /// clock, to be past the grace period by ours.
+    pub(super) fn grace_with_margin_ms(&self) -> u64 {
+        self.compaction
+            .grace_ms
+            .saturating_add(self.clock_margin_ms())
+    }
+
+    /// Whether a peer whose manifest we could not read (again) is not retired: it is not known
+    /// to have merged anything.
+    pub(super) fn unread_peer_manifest(&self) -> bool {
+        let directory = self.state.directory();
+        self.state
+            .peers()
+            .keys()
+            .any(|d| !directory.devices.contains_key(d) && !directory.retired.contains(d))
+    }
+
     /// How often a device that is in touch publishes its manifest, pushing or not, so that
     /// others see what it merged and that it is alive.
     pub(super) fn heartbeat_ms(&self) -> u64 {
@@ -209,23 +227,14 @@ impl Engine {
         else {
             return none;
         };
-        let margin = self
-            .compaction
-            .grace_ms
-            .saturating_add(self.clock_margin_ms());
+        let margin = self.grace_with_margin_ms();
         // A clock that ran ahead when the previous checkpoint was written must not move the
         // horizon ahead of what the present allows.
         let horizon = directory.checkpoint_ms.min(now.0).saturating_sub(margin);
         if horizon == 0 {
             return none;
         }
-        // A peer whose manifest we could not read (again) is not known to have merged anything.
-        if self
-            .state
-            .peers()
-            .keys()
-            .any(|d| !directory.devices.contains_key(d) && !directory.retired.contains(d))
-        {
+        if self.unread_peer_manifest() {
             return none;
         }
         // Devices silent since before this count as gone: they start over when they return (a

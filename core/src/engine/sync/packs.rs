@@ -52,17 +52,12 @@ impl Engine {
         let caught_up = run.unread_manifests.is_empty()
             && self.state.pending().is_none()
             && self.state.peers().values().all(|p| p.applied >= p.segments);
-        // A transfer of this process may hold references this replica does not show yet.
-        let transfers = std::sync::Arc::strong_count(&self.transfers) > 1;
-        if !caught_up || transfers || self.unconfirmed_leap() {
+        if !caught_up || self.transfers_running() || self.unconfirmed_leap() {
             return;
         }
         let now = run.now.0;
         let me = self.state.device;
-        let wait = self
-            .compaction
-            .grace_ms
-            .saturating_add(self.compaction.max_clock_skew_ms.saturating_mul(2));
+        let wait = self.grace_with_margin_ms();
         let confirmed = self.confirm_pack_look(now);
         let due = match &self.state.directory().pack_collection {
             Some(look) if look.device == me => match confirmed {
@@ -96,22 +91,14 @@ impl Engine {
 
     /// Whether every active device other than us has merged `merged` (device, segments).
     fn all_merged(&self, merged: &[(DeviceId, u64)], now: u64) -> bool {
-        let directory = self.state.directory();
-        let me = self.state.device;
-        // A peer whose manifest we could not read is not known to have merged anything.
-        if self
-            .state
-            .peers()
-            .keys()
-            .any(|d| !directory.devices.contains_key(d) && !directory.retired.contains(d))
-        {
+        if self.unread_peer_manifest() {
             return false;
         }
+        let directory = self.state.directory();
+        let me = self.state.device;
         // Devices silent longer than this start over when they return.
         let silence = self
-            .compaction
-            .grace_ms
-            .saturating_add(self.compaction.max_clock_skew_ms.saturating_mul(2))
+            .grace_with_margin_ms()
             .saturating_add(self.heartbeat_ms());
         directory.devices.iter().all(|(device, info)| {
             if *device == me
@@ -132,9 +119,20 @@ impl Engine {
         })
     }
 
+    /// Whether a transfer of this process lives: it may hold references this replica does not
+    /// show yet.
+    fn transfers_running(&self) -> bool {
+        std::sync::Arc::strong_count(&self.transfers) > 1
+    }
+
+    /// Where our packs are listed from: `<vault folder>p/<device hex>/`.
+    fn own_packs_prefix(&self) -> String {
+        format!("{}{}", self.folder, packs_folder(self.state.device.0))
+    }
+
     fn queue_pack_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
         run.pack_pages += 1;
-        let prefix = format!("{}{}", self.folder, packs_folder(self.state.device.0));
+        let prefix = self.own_packs_prefix();
         let url = self.store.list_url(&prefix, token);
         let op = self.op(RequestKind::ListPacks, Method::Get, url, Pending::ListPacks);
         run.push(op);
@@ -152,7 +150,7 @@ impl Engine {
             }
         };
         let me = self.state.device;
-        let prefix = format!("{}{}", self.folder, packs_folder(me.0));
+        let prefix = self.own_packs_prefix();
         let Some(listing) = run.pack_listing.as_mut() else {
             return;
         };
@@ -186,9 +184,8 @@ impl Engine {
             // A file value that does not decode may reference any pack.
             return;
         };
-        // An upload began while the listing ran: it may reference what this replica does not
-        // show yet.
-        if std::sync::Arc::strong_count(&self.transfers) > 1 {
+        // An upload began while the listing ran.
+        if self.transfers_running() {
             return;
         }
         let look = self
