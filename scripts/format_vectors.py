@@ -182,12 +182,13 @@ directory = varint(0) + varint(0) + varint(0) + b"\0" + varint(0) + b"\0"  # lab
 directory += varint(0) + varint(0) + varint(0) + varint(0) + varint(0)  # retired .. former ids (state 4)
 directory += varint(0) + varint(0) + varint(0) + b"\0"  # pruned pairs .. oldest unnamed write (state 5)
 directory += b"\0"  # no leap (state 7)
-state_plain = varint(8) + D + hlc(T, 0) + varint(1) + record_a + varint(1) + blob(b"notes/a")
+state_plain = varint(9) + D + hlc(T, 0) + varint(1) + record_a + varint(1) + blob(b"notes/a")
 state_plain += own_log + varint(0) + b"\0" + varint(0) + varint(0)  # issued, pending, peers, quirks (never asked)
 state_plain += directory + varint(0)  # history
 state_plain += b"\0"  # no pack collection (state 8)
+state_plain += varint(0)  # no packs in parts (state 9)
 state = seal(1, 3, VAULT, "local-state", STATE_KEY, N5, state_plain)
-journal_header = b"BKSJ" + bytes([7]) + blake3(state).digest()[:16]
+journal_header = b"BKSJ" + bytes([8]) + blake3(state).digest()[:16]
 print(f"local state plaintext ({len(state_plain)} bytes)", state_plain.hex())
 print(f"local state ({len(state)} bytes)")
 print(hexdump(state))

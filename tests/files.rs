@@ -734,7 +734,8 @@ async fn big_packs_go_up_in_parts_on_s3() {
             assert!(String::from_utf8_lossy(&listed.body).contains("<UploadId>"));
 
             // An upload that fails half-way leaves its packs' multipart uploads in progress;
-            // the next process's first upload aborts them.
+            // the next process's first upload completes those it noted (see the kill test
+            // below) and aborts the rest (the one started by hand).
             let uploads_of_packs = || async {
                 let url = format!("{}/parts?uploads", server.endpoint);
                 let listed = server
@@ -765,7 +766,115 @@ async fn big_packs_go_up_in_parts_on_s3() {
             put(&a, &t, "small", Generated::new(34, 100_000))
                 .await
                 .unwrap();
-            assert_eq!(uploads_of_packs().await, 0, "aborted by the next process");
+            assert_eq!(
+                uploads_of_packs().await,
+                0,
+                "completed or aborted by the next process"
+            );
+        }
+    }
+}
+
+/// A transport whose part uploads after the first `parts` never answer (a process frozen, then
+/// killed), counting the parts answered.
+struct PartsThenSilence<'t, T> {
+    inner: &'t T,
+    parts: u64,
+    sent: std::sync::atomic::AtomicU64,
+    answered: std::sync::atomic::AtomicU64,
+}
+
+impl<T: Transport> Transport for PartsThenSilence<'_, T> {
+    async fn send(&self, request: bucketsync::Request) -> Result<bucketsync::Response> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let part = request.url.contains("partNumber=");
+        if part && self.sent.fetch_add(1, SeqCst) >= self.parts {
+            return std::future::pending().await;
+        }
+        let response = self.inner.send(request).await;
+        if part {
+            self.answered.fetch_add(1, SeqCst);
+        }
+        response
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.inner.sleep(ms).await;
+    }
+}
+
+/// An upload of big packs (96 MiB in packs of 64 MiB: parts of 8 MiB, no pack whole yet) is
+/// killed once five parts are stored: its task is never dropped, and the state is copied off
+/// the disk as it is at that moment. A new process on that state completes the packs in parts
+/// the first one left, does not send those parts again, and the file reads back whole; no
+/// multipart upload is left in progress.
+#[tokio::test]
+async fn an_upload_killed_mid_multipart_resumes_without_sending_its_parts_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let len = 96 * MIB;
+    let pack_size = 64 << 20;
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("resume-parts").await;
+        let store = server.store_url("resume-parts", "rp/");
+        let dir = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let key = VaultKey::generate().unwrap();
+        let t = http();
+        let freezing = PartsThenSilence {
+            inner: &t,
+            parts: 5,
+            sent: 0.into(),
+            answered: 0.into(),
+        };
+        let a = open(&store, &key, dir.path(), "a");
+        let mut source = Generated::new(41, len);
+        let mut upload =
+            Box::pin(a.put_file("big", &mut source, &freezing, Some(pack_size), 4, |_| {}));
+        let started = std::time::Instant::now();
+        while freezing.answered.load(SeqCst) < 5 {
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "{kind:?}: five parts in two minutes"
+            );
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), &mut upload).await;
+        }
+        // The last answer is handled (and its note saved) by the next poll.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), &mut upload).await;
+        for name in ["a.state", "a.state.journal"] {
+            std::fs::copy(dir.path().join(name), copy.path().join(name)).unwrap();
+        }
+        // Killed: nothing of the upload runs again, not even its drop.
+        std::mem::forget(upload);
+        let names = server
+            .list_all(&bucketsync::Store::parse(&store).unwrap(), "")
+            .await;
+        assert!(
+            !names.iter().any(|n| n.contains("/p/")),
+            "{kind:?}: no pack was whole yet: {names:?}"
+        );
+
+        // A new process, on the state as the kill left it.
+        let b = open(&store, &key, copy.path(), "a");
+        let mut source = Generated::new(41, len);
+        let report = b
+            .put_file("big", &mut source, &t, Some(pack_size), 4, |_| {})
+            .await
+            .unwrap();
+        eprintln!("{kind:?}: resumed: {report:?}");
+        // Five parts of 8 MiB were stored, less a chunk cut by a part's end in each of the
+        // two packs (at most 8 MiB each, 1 MiB on average).
+        assert!(report.bytes_sent + 24 * MIB <= len, "{kind:?}: {report:?}");
+        assert!(report.chunks_reused >= 10, "{kind:?}: {report:?}");
+        get_compare(&b, &t, "big", Generated::new(41, len), len).await;
+        let url = format!("{}/resume-parts?uploads", server.endpoint);
+        let uploads = server
+            .signed(bucketsync::Method::Get, url, Vec::new())
+            .await
+            .unwrap();
+        if uploads.status != 501 || kind != ServerKind::S3sFs {
+            let listing = String::from_utf8_lossy(&uploads.body);
+            assert!(!listing.contains("<UploadId>"), "{kind:?}: {listing}");
         }
     }
 }

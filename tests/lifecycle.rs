@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        7
+        8
     );
 
     sync(&new).unwrap();
@@ -675,7 +675,7 @@ fn carried_forward_with_files(
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        7
+        8
     );
     sync(&new).unwrap();
     assert_eq!(records(&new), pairs(&with_unpushed));

@@ -569,22 +569,22 @@ const STATE_SNAPSHOT: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     f7 ee 0d 0e 97 8b 00 0b 6c 6f 63 61 6c 2d 73 74
     61 74 65 81 08 ae df ac f5 cf 1d 73 c6 7b 69 36
     39 7b a5 fa 72 81 7f 1b 5a ab 94 ef e7 42 20 13
-    12 a5 0d b0 f2 43 76 d1 ce 80 34 c0 9d 47 d8 4f
+    12 a5 0d b1 f2 43 76 d1 ce 80 34 c0 9d 47 d8 4f
     d2 83 65 46 f0 d6 c4 19 49 6e 97 b0 7e 83 64 7e
     b7 a5 16 94 96 77 fc 42 32 a8 b4 0f 85 f0 93 79
     94 2f 52 67 b3 75 82 47 e6 ef 6b 7b 6e e4 4a fd
     cf 3a 0a 44 5a 57 2a 65 2d 16 7f 5e 2c 77 97 9f
     62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
-    2e a0 df fb 72 bb 12 f1 c1 10 bb 09 94 0e 2c ab
-    03 79 bf d3 f8 a2 7a";
-const JOURNAL_HEADER: &str = "424b534a07 9ee276308092f42911383b90036d0539";
+    2e a0 df fb 72 bb 12 df 9b 76 b8 7c 25 05 8f 6c
+    d2 cf fc aa 55 c4 a4 d8";
+const JOURNAL_HEADER: &str = "424b534a08 6d37a84987e0f0e84f5cdcd6ba16b3f1";
 
 #[test]
 fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     let key = example_key();
     let store = Store::parse("file:///vault").unwrap();
     let documented = hex(STATE_SNAPSHOT);
-    assert_eq!(documented.len(), 183);
+    assert_eq!(documented.len(), 184);
 
     let mut engine = Engine::new(&key, store.clone(), D, Entropy::from_seed([5; 32]));
     engine.put("notes/a", "hello", Timestamp(T));
@@ -599,11 +599,11 @@ fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     };
     assert_eq!(
         crypto::open(&key.subkey(Purpose::LocalState), &ad, documented.clone()).unwrap(),
-        hex("08 00112233445566778899aabbccddeeff 80d0eab6b733 00
+        hex("09 00112233445566778899aabbccddeeff 80d0eab6b733 00
              01 07 6e6f7465732f61 01 05 68656c6c6f 80d0eab6b733 00 00112233445566778899aabbccddeeff
              01 07 6e6f7465732f61
              00 00 00 00 00 00  00  00  00  00
-             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00")
+             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00  00")
     );
 
     // And the replica restored from it (and its empty journal) is the one that wrote it.

@@ -229,21 +229,38 @@ impl PackBuilder {
         vault: VaultId,
         entropy: &mut Entropy,
     ) -> Result<Vec<u8>> {
-        let name = self.name.relative();
-        let plain = postcard::to_allocvec(&self.entries)
-            .map_err(|e| Error::Config(format!("pack index: {e}")))?;
-        let ad = ObjectAd {
-            vault,
-            kind: ObjectKind::PackIndex,
-            name: &name,
-        };
-        let index = crypto::seal(key, &ad, &plain, entropy)?;
-        let index_len =
-            u32::try_from(index.len()).map_err(|_| Error::Config("pack index too long".into()))?;
-        self.bytes.extend_from_slice(&index);
-        self.bytes.extend_from_slice(&index_len.to_be_bytes());
+        let end = seal_index(key, vault, &self.name, &self.entries, entropy)?;
+        self.bytes.extend_from_slice(&end);
         Ok(self.bytes)
     }
+}
+
+/// The end of the pack `name` whose chunks are `entries`: the sealed index and its length.
+/// What lies before it need not be only those chunks: bytes that no entry names (a chunk cut
+/// off where an interrupted multipart upload stopped) are allowed and never read.
+///
+/// # Errors
+/// When the index cannot be encoded or sealed (none expected).
+pub(crate) fn seal_index(
+    key: &SecretKey,
+    vault: VaultId,
+    name: &PackName,
+    entries: &[IndexEntry],
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
+    let name = name.relative();
+    let plain =
+        postcard::to_allocvec(entries).map_err(|e| Error::Config(format!("pack index: {e}")))?;
+    let ad = ObjectAd {
+        vault,
+        kind: ObjectKind::PackIndex,
+        name: &name,
+    };
+    let mut end = crypto::seal(key, &ad, &plain, entropy)?;
+    let index_len =
+        u32::try_from(end.len()).map_err(|_| Error::Config("pack index too long".into()))?;
+    end.extend_from_slice(&index_len.to_be_bytes());
+    Ok(end)
 }
 
 /// Reads a pack's index from the pack's tail (at least the index envelope and its 4-byte

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::file::{Body, FileInfo, FileValue, INLINE_MAX};
 use crate::http::Request;
 use crate::ids::Timestamp;
-use crate::transfer::{Download, FileKeys, Stored, Upload, DEFAULT_PACK_SIZE};
+use crate::transfer::{Download, FileKeys, PackNote, Stored, Upload, DEFAULT_PACK_SIZE};
 
 impl Engine {
     fn transfer_keys(&self) -> FileKeys {
@@ -30,9 +30,11 @@ impl Engine {
     /// `pack_size` bytes (`None`: [`DEFAULT_PACK_SIZE`]). Chunks that a live file of the
     /// replica already references are not sent again, nor those an interrupted upload of this
     /// device stored: the first upload of a file that does not fit in its record lists this
-    /// device's packs to find them. When the upload ends, store the value it gives under the
-    /// file's key with [`Engine::put`], and hand the upload to [`Engine::end_upload`] (also
-    /// when it failed).
+    /// device's packs to find them, and completes the packs that went up in parts and were not
+    /// completed. While it runs, hand it to [`Engine::note_upload`] now and then (and save the
+    /// state), so that a process killed half-way leaves what it stored of its packs in parts
+    /// to the next. When the upload ends, store the value it gives under the file's key with
+    /// [`Engine::put`], and hand the upload to [`Engine::end_upload`] (also when it failed).
     pub fn begin_upload(&mut self, size: Option<u64>, pack_size: Option<usize>) -> Upload {
         let mut known = HashMap::new();
         let mut referenced = HashSet::new();
@@ -59,6 +61,7 @@ impl Engine {
                 }
             }
         }
+        let mut resume = Vec::new();
         let discover = match &self.spare_chunks {
             Some(spare) => {
                 for (id, stored) in spare {
@@ -76,6 +79,8 @@ impl Engine {
                 self.spare_chunks = Some(HashMap::new());
                 // Packs being deleted are not read for chunks to reuse either.
                 referenced.extend(self.collected_packs.iter().copied());
+                // Packs in parts noted before this process began are an interrupted upload's.
+                resume = self.state.directory().resumable_packs.clone();
                 Some(referenced)
             }
         };
@@ -86,18 +91,42 @@ impl Engine {
             entropy,
             known,
             discover,
+            resume,
             pack_size.unwrap_or(DEFAULT_PACK_SIZE),
             self.retry,
         )
     }
 
     /// Takes note of the chunks an upload found or stored in packs that no file referenced
-    /// when it began, so that the next upload of this process references them too.
-    pub fn end_upload(&mut self, upload: &Upload) {
+    /// when it began, so that the next upload of this process references them too, and of its
+    /// packs in parts as [`Engine::note_upload`] does (whose answer it gives).
+    pub fn end_upload(&mut self, upload: &mut Upload) -> bool {
+        let changed = self.note_upload(upload);
         let spare = self.spare_chunks.get_or_insert_with(HashMap::new);
         for (id, stored) in upload.stored_chunks() {
             spare.entry(*id).or_insert(*stored);
         }
+        changed
+    }
+
+    /// Takes note of how much of its packs in parts `upload` stored (kept in the state), and of
+    /// those that are whole now (forgotten); `true` when the state changed.
+    pub fn note_upload(&mut self, upload: &mut Upload) -> bool {
+        let notes = upload.take_notes();
+        if notes.is_empty() {
+            return false;
+        }
+        let packs = &mut self.state.directory_mut().resumable_packs;
+        for note in notes {
+            match note {
+                PackNote::Stored(pack) => match packs.iter_mut().find(|p| p.name == pack.name) {
+                    Some(noted) => *noted = pack,
+                    None => packs.push(pack),
+                },
+                PackNote::Gone(name) => packs.retain(|p| p.name != name),
+            }
+        }
+        true
     }
 
     /// Starts reading the file stored under `key` (see [`Download`]); `None` when the key is

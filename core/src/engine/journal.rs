@@ -24,9 +24,10 @@ const MAGIC: &[u8; 4] = b"BKSJ";
 /// The journal layout this build writes: version 2 deltas carry the directory, version 3 the
 /// directory of state version 4, version 4 that of state version 5, version 5 the quirks of
 /// state version 6 (laid out as version 4's), version 6 the directory of state version 7 (with
-/// the clock leap), version 7 that of state version 8 (with the pack collection). Versions 1 to
-/// 6 are still read (and then replaced, after a new snapshot).
-const VERSION: u8 = 7;
+/// the clock leap), version 7 that of state version 8 (with the pack collection), version 8 that
+/// of state version 9 (with the packs in parts). Versions 1 to 7 are still read (and then
+/// replaced, after a new snapshot).
+const VERSION: u8 = 8;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 

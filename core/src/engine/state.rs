@@ -21,12 +21,13 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 use crate::manifest::CheckpointRef;
 use crate::record::{Record, Records};
+use crate::transfer::ResumablePack;
 
 const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
 /// 3 (no retired devices, merged vectors or sync times), 4 (no deleted segments) and 5 and 6
-/// (no clock leap) are still read.
-pub(crate) const STATE_VERSION: u32 = 8;
+/// (no clock leap), 7 (no pack collection) and 8 (no packs in parts) are still read.
+pub(crate) const STATE_VERSION: u32 = 9;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +284,11 @@ pub(crate) struct Directory {
     /// the directory reads as in version 7.
     #[serde(skip)]
     pub pack_collection: Option<PackCollection>,
+    /// Our packs that went up in parts and were not completed (an upload interrupted): the
+    /// next process's first upload completes them and reuses their chunks. Stored after the
+    /// pack collection (state version 9, journal version 8).
+    #[serde(skip)]
+    pub resumable_packs: Vec<ResumablePack>,
 }
 
 /// Our packs found unreferenced at one time, and what this replica had merged then. They are
@@ -342,6 +348,7 @@ impl From<DirectoryV6> for Directory {
             unnamed_from: v6.unnamed_from,
             leap: None,
             pack_collection: None,
+            resumable_packs: Vec::new(),
         }
     }
 }
@@ -661,8 +668,13 @@ impl LocalState {
         };
         // Sized exactly first: a buffer that grew would leave copies of the plaintext behind
         // in the memory it gave back.
-        // The pack collection follows the rest (state version 8).
-        let out = (out, self.directory.pack_collection.as_ref());
+        // The pack collection follows the rest (state version 8), then the packs in parts
+        // (version 9).
+        let out = (
+            out,
+            self.directory.pack_collection.as_ref(),
+            &self.directory.resumable_packs,
+        );
         let size = postcard::experimental::serialized_size(&out).expect("postcard sizes any value");
         let mut sealing = crypto::begin_seal(key, &state_ad(vault), size, entropy)
             .expect("the state's name is short");
@@ -708,12 +720,20 @@ impl LocalState {
             5 | 6 => crypto::decode_exact::<SnapshotIn<DirectoryV6>>(&plain)
                 .map_err(undecodable)?
                 .widen(),
-            // Version 8 is version 7 followed by the pack collection.
+            // Version 8 is version 7 followed by the pack collection, and version 9 version 8
+            // followed by the packs in parts.
             7 => crypto::decode_exact(&plain).map_err(undecodable)?,
-            STATE_VERSION => {
+            8 => {
                 let (mut state, packs): (SnapshotIn, Option<PackCollection>) =
                     crypto::decode_exact(&plain).map_err(undecodable)?;
                 state.directory.pack_collection = packs;
+                state
+            }
+            STATE_VERSION => {
+                let (mut state, packs, parts): (SnapshotIn, Option<PackCollection>, _) =
+                    crypto::decode_exact(&plain).map_err(undecodable)?;
+                state.directory.pack_collection = packs;
+                state.directory.resumable_packs = parts;
                 state
             }
             other => {
@@ -813,9 +833,11 @@ impl LocalState {
                     .collect()
             },
         };
-        // The pack collection follows the delta (journal version 7), with the directory.
+        // The pack collection follows the delta (journal version 7), then the packs in parts
+        // (version 8), with the directory (none and empty without it).
         let packs = out.directory.and_then(|d| d.pack_collection.as_ref());
-        Some(postcard::to_allocvec(&(out, packs)).expect("postcard serializes into a Vec"))
+        let parts = out.directory.map_or(&[][..], |d| &d.resumable_packs[..]);
+        Some(postcard::to_allocvec(&(out, packs, parts)).expect("postcard serializes into a Vec"))
     }
 
     /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
@@ -835,13 +857,23 @@ impl LocalState {
             4 | 5 => crypto::decode_exact::<DeltaIn<DirectoryV6>>(delta)
                 .map_err(undecodable)?
                 .widen(),
-            // Version 7 is version 6 followed by the pack collection.
+            // Version 7 is version 6 followed by the pack collection, and version 8 version 7
+            // followed by the packs in parts.
             6 => crypto::decode_exact(delta).map_err(undecodable)?,
-            _ => {
+            7 => {
                 let (mut delta, packs): (DeltaIn, Option<PackCollection>) =
                     crypto::decode_exact(delta).map_err(undecodable)?;
                 if let Some(directory) = delta.directory.as_mut() {
                     directory.pack_collection = packs;
+                }
+                delta
+            }
+            _ => {
+                let (mut delta, packs, parts): (DeltaIn, Option<PackCollection>, _) =
+                    crypto::decode_exact(delta).map_err(undecodable)?;
+                if let Some(directory) = delta.directory.as_mut() {
+                    directory.pack_collection = packs;
+                    directory.resumable_packs = parts;
                 }
                 delta
             }
@@ -906,7 +938,7 @@ impl Serialize for RecordsOut<'_> {
 }
 
 /// The snapshot layout, version 7; version 8 follows it with the directory's pack collection
-/// (an `Option`). Changing it is a state format change: bump
+/// (an `Option`), and version 9 with that and the directory's packs in parts (a list). Changing it is a state format change: bump
 /// [`STATE_VERSION`], keep reading the old one, and update `docs/FORMAT.md`.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
@@ -1255,5 +1287,47 @@ mod tests {
             read.quirks().exclusive_create.asked_at(),
             Some(1_700_000_000_000)
         );
+    }
+
+    /// The packs in parts are kept by a snapshot and by a delta (state version 9, journal
+    /// version 8), and a delta that does not carry the directory leaves them as they were.
+    #[test]
+    fn packs_in_parts_survive_a_snapshot_and_a_delta() {
+        use crate::pack::{ChunkId, IndexEntry, PackName};
+        let key = SecretKey([7; 32]);
+        let vault = VaultId([9; 16]);
+        let pack = ResumablePack {
+            name: PackName {
+                device: [1; 16],
+                pack: [2; 16],
+            },
+            upload_id: "upload 1".into(),
+            parts: vec!["\"etag-1\"".into(), "\"etag-2\"".into()],
+            entries: vec![IndexEntry {
+                id: ChunkId([3; 32]),
+                offset: 0,
+                sealed_len: 1040,
+                len: 1000,
+            }],
+            whole: false,
+        };
+        let mut state = LocalState::new(DeviceId([1; 16]));
+        state.directory_mut().resumable_packs.push(pack.clone());
+        let snapshot = state.export(&key, vault, &mut Entropy::from_seed([4; 32]));
+        let mut read = LocalState::import(&key, vault, &snapshot).unwrap();
+        assert_eq!(
+            read.directory().resumable_packs,
+            std::slice::from_ref(&pack)
+        );
+
+        // A delta with the directory replaces them; one without leaves them be.
+        state.directory_mut().resumable_packs.clear();
+        let emptied = state.take_delta().unwrap();
+        state.own_mut().manifest_seq = 1;
+        let unrelated = state.take_delta().unwrap();
+        read.apply_delta(8, &unrelated).unwrap();
+        assert_eq!(read.directory().resumable_packs, [pack]);
+        read.apply_delta(8, &emptied).unwrap();
+        assert!(read.directory().resumable_packs.is_empty());
     }
 }

@@ -168,8 +168,9 @@ struct Ending<'s> {
 
 impl Drop for Ending<'_> {
     fn drop(&mut self) {
-        // A closed vault has no replica to tell.
-        let _ = self.session.configure(|e| e.end_upload(&self.upload));
+        // A closed vault has no replica to tell; a state that cannot be written is the next
+        // save's to report.
+        let _ = self.session.note_upload(&mut self.upload, true);
     }
 }
 
@@ -253,6 +254,7 @@ impl Session {
                 return outcome;
             }
             self.step(upload, flight, concurrency, progress).await?;
+            self.note_upload(upload, false)?;
         }
     }
 

@@ -377,6 +377,30 @@ impl Session {
         Ok(f(&mut inner.engine))
     }
 
+    /// Takes note of what `upload` stored of its packs in parts, and saves the state when that
+    /// changed it: a process killed later leaves those parts to the next one's first upload.
+    /// With `ended`, also of the chunks it stored, for the next upload of this process.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed or the state cannot be written.
+    pub(crate) fn note_upload(
+        &self,
+        upload: &mut crate::transfer::Upload,
+        ended: bool,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        let changed = match ended {
+            true => inner.engine.end_upload(upload),
+            false => inner.engine.note_upload(upload),
+        };
+        match changed {
+            true => inner.persist(now, false),
+            false => Ok(()),
+        }
+    }
+
     /// Every device of the vault known here (this one included), as their manifests describe
     /// them; a device is stale when it has not pushed for `stale_after_ms`.
     ///

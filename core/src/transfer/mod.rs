@@ -9,8 +9,8 @@ mod upload;
 use std::collections::{HashMap, VecDeque};
 
 pub use download::Download;
-pub(crate) use upload::Stored;
 pub use upload::{FileReport, Upload, DEFAULT_PACK_SIZE};
+pub(crate) use upload::{PackNote, ResumablePack, Stored};
 
 use crate::crypto::SecretKey;
 use crate::error::Result;

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::{FileKeys, Requests};
 use crate::chunker::{Chunker, Gear, MAX_CHUNK};
 use crate::entropy::Entropy;
@@ -10,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::file::{Body, ChunkRef, FileValue, INLINE_MAX};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
-use crate::pack::{packs_folder, ChunkId, PackBuilder, PackName};
+use crate::pack::{packs_folder, ChunkId, IndexEntry, PackBuilder, PackName};
 use crate::retry::RetryPolicy;
 use crate::s3;
 
@@ -49,6 +51,10 @@ enum Pending {
     ListUploads,
     /// Aborting one of those.
     Abort,
+    /// The last part of a pack an interrupted upload left in parts: its index.
+    ResumeIndex(PackName),
+    /// Completing such a pack.
+    ResumeComplete(PackName),
 }
 
 /// What storing a file did.
@@ -71,7 +77,6 @@ pub struct FileReport {
 }
 
 /// A pack going up as a multipart upload.
-#[derive(Default)]
 struct Multipart {
     upload_id: Option<String>,
     /// Parts cut before the upload id was known: their numbers and bytes.
@@ -82,6 +87,63 @@ struct Multipart {
     etags: BTreeMap<u32, String>,
     /// Every part is cut (the pack is closed).
     closed: bool,
+    /// The index entries of the pack's chunks so far.
+    entries: Vec<IndexEntry>,
+    /// How many parts, from the first, the replica was last told are stored.
+    noted: usize,
+}
+
+impl Multipart {
+    fn new() -> Self {
+        Multipart {
+            upload_id: None,
+            waiting: Vec::new(),
+            next_part: 1,
+            etags: BTreeMap::new(),
+            closed: false,
+            entries: Vec::new(),
+            noted: 0,
+        }
+    }
+}
+
+/// The body of a CompleteMultipartUpload naming `parts` (number, ETag), in order.
+fn complete_body<'a>(parts: impl Iterator<Item = (usize, &'a String)>) -> Vec<u8> {
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for (number, etag) in parts {
+        let etag = etag.replace('&', "&amp;").replace('<', "&lt;");
+        body.push_str(&format!(
+            "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+        ));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    body.into_bytes()
+}
+
+/// A pack of ours that went up in parts and was not completed: what the store holds of it, so
+/// that a later upload (of a new process) completes it and references its chunks instead of
+/// sending them again. Kept in the replica's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ResumablePack {
+    /// The pack.
+    pub name: PackName,
+    /// Its multipart upload.
+    pub upload_id: String,
+    /// The ETags of its parts `1..=parts.len()`, all stored.
+    pub parts: Vec<String>,
+    /// The chunks that lie whole within those parts.
+    pub entries: Vec<IndexEntry>,
+    /// Those parts are all of the pack, its index included: only the completion is left.
+    pub whole: bool,
+}
+
+/// What an upload tells the replica to keep, or forget, about its packs in parts.
+#[derive(Debug)]
+pub(crate) enum PackNote {
+    /// More of this pack is stored.
+    Stored(ResumablePack),
+    /// The pack is whole in the store, or its upload is gone.
+    Gone(PackName),
 }
 
 /// A chunk already stored somewhere in the vault.
@@ -118,6 +180,10 @@ pub struct Upload {
     unstored: HashSet<PackName>,
     /// Packs going up in parts, until completed.
     multipart: HashMap<PackName, Multipart>,
+    /// What the replica is still to be told about packs in parts.
+    notes: Vec<PackNote>,
+    /// Packs an interrupted upload left in parts, being completed.
+    resuming: HashMap<PackName, ResumablePack>,
     requests: Requests<Pending>,
     /// Looking for packs of ours that an interrupted upload left, before taking input.
     discovering: bool,
@@ -146,14 +212,16 @@ impl core::fmt::Debug for Upload {
 
 impl Upload {
     /// With `discover`, the upload first lists this device's packs and reads the index of each
-    /// that no file in `referenced` points at, so that the chunks an interrupted upload stored
-    /// are not sent again.
+    /// that no file in `referenced` points at, and completes the packs in parts that `resume`
+    /// names, so that the chunks an interrupted upload stored are not sent again.
+    #[allow(clippy::too_many_arguments)] // what the replica knows, and the settings
     pub(crate) fn new(
         keys: FileKeys,
         device: DeviceId,
         entropy: Entropy,
         known: HashMap<ChunkId, Stored>,
         discover: Option<HashSet<PackName>>,
+        resume: Vec<ResumablePack>,
         pack_size: usize,
         retry: RetryPolicy,
     ) -> Upload {
@@ -176,6 +244,8 @@ impl Upload {
             spare: Vec::new(),
             unstored: HashSet::new(),
             multipart: HashMap::new(),
+            notes: Vec::new(),
+            resuming: HashMap::new(),
             requests: Requests::new(retry),
             discovering,
             list_pages: 0,
@@ -189,7 +259,14 @@ impl Upload {
         };
         if discovering {
             upload.queue_list(None);
-            if matches!(upload.keys.store, crate::store::Store::S3(_)) {
+            let s3 = matches!(upload.keys.store, crate::store::Store::S3(_));
+            for pack in resume {
+                match s3 && pack.name.device == device.0 {
+                    true => upload.resume(pack),
+                    false => upload.notes.push(PackNote::Gone(pack.name)),
+                }
+            }
+            if s3 {
                 // One writer per device (the state's lock): every upload of our packs in
                 // progress now is one a killed process left. Only the first page is read.
                 let url = upload.keys.store.uploads_url(&upload.own_packs_prefix());
@@ -269,7 +346,7 @@ impl Upload {
         };
         let prefix = self.own_packs_prefix();
         for (key, id) in uploads {
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(&prefix) || self.resuming.values().any(|p| p.upload_id == id) {
                 continue;
             }
             let url = format!(
@@ -286,6 +363,153 @@ impl Upload {
                 Pending::Abort,
             );
         }
+    }
+
+    /// Completes the pack in parts `pack` that an interrupted upload left: its last part is the
+    /// index of the chunks that lie whole in the parts stored (the bytes of a chunk cut off by
+    /// the last of them stay in the pack, named by no entry), unless every part is there.
+    fn resume(&mut self, pack: ResumablePack) {
+        let name = pack.name;
+        if pack.entries.is_empty() || pack.parts.is_empty() {
+            // Nothing worth keeping: the listing of uploads in progress aborts it.
+            self.notes.push(PackNote::Gone(name));
+            return;
+        }
+        let whole = pack.whole;
+        let number = pack.parts.len() + 1;
+        let upload_id = pack.upload_id.clone();
+        let entries = pack.entries.clone();
+        self.resuming.insert(name, pack);
+        if whole {
+            self.queue_resume_complete(name);
+            return;
+        }
+        let Ok(end) = crate::pack::seal_index(
+            &self.keys.chunk,
+            self.keys.vault,
+            &name,
+            &entries,
+            &mut self.entropy,
+        ) else {
+            self.resuming.remove(&name);
+            self.notes.push(PackNote::Gone(name));
+            return;
+        };
+        let url = self.keys.url(&name.relative());
+        self.requests.push(
+            RequestKind::PutPack,
+            Method::Put,
+            format!(
+                "{url}?partNumber={number}&uploadId={}",
+                crate::store::encode_query(&upload_id)
+            ),
+            Vec::new(),
+            end,
+            Pending::ResumeIndex(name),
+        );
+    }
+
+    fn queue_resume_complete(&mut self, name: PackName) {
+        let Some(pack) = self.resuming.get(&name) else {
+            return;
+        };
+        let body = complete_body(pack.parts.iter().enumerate().map(|(i, e)| (i + 1, e)));
+        let url = format!(
+            "{}?uploadId={}",
+            self.keys.url(&name.relative()),
+            crate::store::encode_query(&pack.upload_id)
+        );
+        self.requests.push(
+            RequestKind::PutPack,
+            Method::Post,
+            url,
+            vec![("content-type".into(), "application/xml".into())],
+            body,
+            Pending::ResumeComplete(name),
+        );
+    }
+
+    /// The answer to a request completing a pack an interrupted upload left in parts. Once it
+    /// is whole, its chunks are found like those of the packs listed; if the store no longer
+    /// has its upload (aborted, expired), they are sent again.
+    fn on_resume(&mut self, pending: &Pending, attempt: u32, response: Result<Response>) {
+        let (Pending::ResumeIndex(name) | Pending::ResumeComplete(name)) = *pending else {
+            return;
+        };
+        let Ok(response) = response else {
+            // The network: the replica keeps the pack's note for another try.
+            self.resuming.remove(&name);
+            return;
+        };
+        let complete = matches!(pending, Pending::ResumeComplete(_));
+        let gone_already = complete
+            && attempt > 1
+            && response.status == 404
+            && s3::error_code(&response.body).as_deref() == Some("NoSuchUpload");
+        let failed =
+            !response.is_success() || (complete && s3::error_code(&response.body).is_some());
+        if failed && !gone_already {
+            self.resuming.remove(&name);
+            self.notes.push(PackNote::Gone(name));
+            return;
+        }
+        if !complete {
+            let etag = response.header("etag").unwrap_or_default().to_owned();
+            if let Some(pack) = self.resuming.get_mut(&name) {
+                pack.parts.push(etag);
+            }
+            self.queue_resume_complete(name);
+            return;
+        }
+        if let Some(pack) = self.resuming.remove(&name) {
+            for entry in pack.entries {
+                self.found.entry(entry.id).or_insert(Stored {
+                    pack: name,
+                    offset: entry.offset,
+                    sealed_len: entry.sealed_len,
+                    len: entry.len,
+                });
+            }
+        }
+        self.notes.push(PackNote::Gone(name));
+    }
+
+    /// What the replica is to be told about packs in parts since the last call: keep each
+    /// stored, forget each gone.
+    pub(crate) fn take_notes(&mut self) -> Vec<PackNote> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Tells the replica (through [`Upload::take_notes`]) how much of the pack in parts `name`
+    /// is stored, when more of it is: the parts stored from the first on without a gap, and
+    /// the chunks that lie whole within them.
+    fn note_parts(&mut self, name: PackName) {
+        let Some(upload) = self.multipart.get_mut(&name) else {
+            return;
+        };
+        let Some(upload_id) = upload.upload_id.clone() else {
+            return;
+        };
+        let stored = (1..).take_while(|n| upload.etags.contains_key(n)).count();
+        if stored <= upload.noted {
+            return;
+        }
+        upload.noted = stored;
+        let end = stored as u64 * PART_SIZE as u64;
+        let whole = upload.closed && stored as u32 == upload.next_part - 1;
+        let pack = ResumablePack {
+            name,
+            upload_id,
+            parts: upload.etags.values().take(stored).cloned().collect(),
+            entries: upload
+                .entries
+                .iter()
+                .filter(|e| whole || e.offset + u64::from(e.sealed_len) <= end)
+                .copied()
+                .collect(),
+            whole,
+        };
+        self.notes.push(PackNote::Stored(pack));
     }
 
     /// The end of a pack of ours: its index names chunks stored already.
@@ -418,6 +642,7 @@ impl Upload {
             }
             None => {
                 let slot = usize::from(self.entropy.array::<1>()[0] & 1);
+                let multipart = self.multipart();
                 let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
                 let device = self.device;
                 let entropy = &mut self.entropy;
@@ -445,11 +670,20 @@ impl Upload {
                     len: entry.len,
                 };
                 let full = builder.len() >= self.pack_size as u64;
+                if multipart {
+                    // Kept apart from the builder: a replica told which parts are stored
+                    // learns which chunks they hold.
+                    self.multipart
+                        .entry(builder.name)
+                        .or_insert_with(Multipart::new)
+                        .entries
+                        .push(entry);
+                }
                 self.known.insert(id, stored);
                 self.report.chunks_uploaded += 1;
                 if full {
                     self.close(slot)?;
-                } else if self.multipart() {
+                } else if multipart {
                     // Parts go out as the pack fills: a big pack is never held whole.
                     while let Some(part) = self.open[slot]
                         .as_mut()
@@ -489,6 +723,9 @@ impl Upload {
         let name = builder.name;
         // In parts if any went out already, or if more than one part is left.
         let multipart = self.multipart() && (builder.base > 0 || builder.bytes.len() > PART_SIZE);
+        if !multipart {
+            self.multipart.remove(&name);
+        }
         let bytes = builder.finish(&self.keys.chunk, self.keys.vault, &mut self.entropy)?;
         self.report.packs += 1;
         if multipart {
@@ -525,10 +762,7 @@ impl Upload {
     /// part; holding parts until the upload id is known). `last`: the pack is closed.
     fn send_part(&mut self, name: PackName, part: Vec<u8>, last: bool) {
         let url = self.keys.url(&name.relative());
-        let upload = self.multipart.entry(name).or_insert_with(|| Multipart {
-            next_part: 1,
-            ..Multipart::default()
-        });
+        let upload = self.multipart.entry(name).or_insert_with(Multipart::new);
         if upload.next_part == 1 && upload.upload_id.is_none() && upload.waiting.is_empty() {
             self.requests.push(
                 RequestKind::PutPack,
@@ -575,14 +809,7 @@ impl Upload {
         if !upload.closed || upload.etags.len() as u32 != upload.next_part - 1 {
             return;
         }
-        let mut body = String::from("<CompleteMultipartUpload>");
-        for (number, etag) in &upload.etags {
-            let etag = etag.replace('&', "&amp;").replace('<', "&lt;");
-            body.push_str(&format!(
-                "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
-            ));
-        }
-        body.push_str("</CompleteMultipartUpload>");
+        let body = complete_body(upload.etags.iter().map(|(n, e)| (*n as usize, e)));
         let url = format!(
             "{}?uploadId={}",
             self.keys.url(&name.relative()),
@@ -593,7 +820,7 @@ impl Upload {
             Method::Post,
             url,
             vec![("content-type".into(), "application/xml".into())],
-            body.into_bytes(),
+            body,
             Pending::Complete(name),
         );
     }
@@ -616,6 +843,7 @@ impl Upload {
             if let Pending::Complete(name) = pending {
                 self.multipart.remove(&name);
                 self.unstored.remove(&name);
+                self.notes.push(PackNote::Gone(name));
             }
             return Ok(());
         }
@@ -658,11 +886,13 @@ impl Upload {
                 if let Some(upload) = self.multipart.get_mut(&name) {
                     upload.etags.insert(number, etag);
                 }
+                self.note_parts(name);
                 self.complete_if_done(name);
             }
             Pending::Complete(name) => {
                 self.multipart.remove(&name);
                 self.unstored.remove(&name);
+                self.notes.push(PackNote::Gone(name));
             }
             _ => {}
         }
@@ -696,8 +926,17 @@ impl Upload {
                 }
                 return;
             }
-            Pending::List | Pending::Tail(_) | Pending::ListUploads | Pending::Abort => {
+            Pending::List
+            | Pending::Tail(_)
+            | Pending::ListUploads
+            | Pending::Abort
+            | Pending::ResumeIndex(_)
+            | Pending::ResumeComplete(_) => {
                 let found = match op.pending {
+                    Pending::ResumeIndex(_) | Pending::ResumeComplete(_) => {
+                        self.on_resume(&op.pending, op.attempt, response);
+                        Ok(())
+                    }
                     Pending::Tail(name) => self.on_tail(name, response),
                     Pending::List => self.on_list(response),
                     Pending::ListUploads => {
