@@ -174,6 +174,87 @@ fn packs_no_file_needs_are_deleted_after_the_grace_period_and_shared_ones_are_ke
     });
 }
 
+/// A device retired before a new one joined does not hold collection up: the newcomer never
+/// merged the retired device's segments one by one (it started from a checkpoint), yet its
+/// manifest must still show it has merged as much as the looking device had.
+#[test]
+fn a_device_retired_before_another_joined_does_not_stall_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    let policy = CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        ..CompactionPolicy::default()
+    };
+    let a = clock.open(&store, &key, "a", policy);
+    let old = clock.open(&store, &key, "old phone", policy);
+    let t = FolderBucket;
+    block_on(async {
+        sync(&a, &t).await;
+        for i in 0..3 {
+            old.put(format!("from the old phone {i}"), "x").unwrap();
+            sync(&old, &t).await;
+        }
+        sync(&a, &t).await;
+        a.retire(old.device().unwrap()).unwrap();
+        drop(old);
+        sync(&a, &t).await;
+        clock.advance(DAY);
+        let new = clock.open(&store, &key, "new phone", policy);
+        sync(&new, &t).await;
+        assert!(put(&a, &t, "doomed", 1, 3 * MIB).await > 0);
+        sync(&a, &t).await;
+        sync(&new, &t).await;
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        sync(&new, &t).await;
+        let mut deleted = 0;
+        for _ in 0..70 {
+            clock.advance(DAY);
+            deleted += sync(&a, &t).await.packs_deleted;
+            sync(&new, &t).await;
+        }
+        assert!(deleted > 0, "no pack collected in 70 days");
+        assert!(folder_packs(&bucket, &key, &a).is_empty());
+    });
+}
+
+/// Devices that never wrote (a merged count of 0) do not hold collection up either.
+#[test]
+fn devices_that_never_wrote_do_not_stall_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    let policy = CompactionPolicy::default();
+    let a = clock.open(&store, &key, "a", policy);
+    let quiet = clock.open(&store, &key, "quiet", policy);
+    let reader = clock.open(&store, &key, "reader", policy);
+    let t = FolderBucket;
+    block_on(async {
+        sync(&a, &t).await;
+        sync(&quiet, &t).await;
+        sync(&reader, &t).await;
+        assert!(put(&a, &t, "doomed", 1, 3 * MIB).await > 0);
+        sync(&a, &t).await;
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        let mut deleted = 0;
+        for _ in 0..70 {
+            clock.advance(DAY);
+            sync(&quiet, &t).await;
+            sync(&reader, &t).await;
+            deleted += sync(&a, &t).await.packs_deleted;
+        }
+        assert!(deleted > 0, "no pack collected in 70 days");
+        assert!(folder_packs(&bucket, &key, &a).is_empty());
+    });
+}
+
 /// A replica whose records are not files never lists packs.
 #[test]
 fn a_vault_without_files_never_lists_packs() {
