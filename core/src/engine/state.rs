@@ -722,18 +722,11 @@ impl LocalState {
                 .widen(),
             // Version 8 is version 7 followed by the pack collection, and version 9 version 8
             // followed by the packs in parts.
-            7 => crypto::decode_exact(&plain).map_err(undecodable)?,
-            8 => {
-                let (mut state, packs): (SnapshotIn, Option<PackCollection>) =
-                    crypto::decode_exact(&plain).map_err(undecodable)?;
-                state.directory.pack_collection = packs;
-                state
-            }
-            STATE_VERSION => {
-                let (mut state, packs, parts): (SnapshotIn, Option<PackCollection>, _) =
-                    crypto::decode_exact(&plain).map_err(undecodable)?;
-                state.directory.pack_collection = packs;
-                state.directory.resumable_packs = parts;
+            7..=STATE_VERSION => {
+                let (mut state, rest) = take::<SnapshotIn>(&plain).map_err(undecodable)?;
+                let rest =
+                    read_trailer(&mut state.directory, version - 7, rest).map_err(undecodable)?;
+                crypto::decode_exact::<()>(rest).map_err(undecodable)?;
                 state
             }
             other => {
@@ -858,22 +851,16 @@ impl LocalState {
                 .map_err(undecodable)?
                 .widen(),
             // Version 7 is version 6 followed by the pack collection, and version 8 version 7
-            // followed by the packs in parts.
-            6 => crypto::decode_exact(delta).map_err(undecodable)?,
-            7 => {
-                let (mut delta, packs): (DeltaIn, Option<PackCollection>) =
-                    crypto::decode_exact(delta).map_err(undecodable)?;
-                if let Some(directory) = delta.directory.as_mut() {
-                    directory.pack_collection = packs;
-                }
-                delta
-            }
+            // followed by the packs in parts (none and empty when the delta has no directory).
             _ => {
-                let (mut delta, packs, parts): (DeltaIn, Option<PackCollection>, _) =
-                    crypto::decode_exact(delta).map_err(undecodable)?;
+                let (mut delta, rest) = take::<DeltaIn>(delta).map_err(undecodable)?;
+                let mut trailer = Directory::default();
+                let rest = read_trailer(&mut trailer, u32::from(version).saturating_sub(6), rest)
+                    .map_err(undecodable)?;
+                crypto::decode_exact::<()>(rest).map_err(undecodable)?;
                 if let Some(directory) = delta.directory.as_mut() {
-                    directory.pack_collection = packs;
-                    directory.resumable_packs = parts;
+                    directory.pack_collection = trailer.pack_collection;
+                    directory.resumable_packs = trailer.resumable_packs;
                 }
                 delta
             }
@@ -923,6 +910,29 @@ impl LocalState {
         self.changes.clock = self.clock;
         Ok(())
     }
+}
+
+/// Decodes a `T` from the start of `bytes`; the rest.
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> core::result::Result<(T, &'a [u8]), String> {
+    postcard::take_from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+/// Reads what follows the rest of a state or delta, into `directory`: nothing (`fields` 0),
+/// the pack collection (1: state version 8, journal version 7), then the packs in parts (2:
+/// state version 9, journal version 8). Returns what is left.
+fn read_trailer<'a>(
+    directory: &mut Directory,
+    fields: u32,
+    bytes: &'a [u8],
+) -> core::result::Result<&'a [u8], String> {
+    let mut rest = bytes;
+    if fields >= 1 {
+        (directory.pack_collection, rest) = take(rest)?;
+    }
+    if fields >= 2 {
+        (directory.resumable_packs, rest) = take(rest)?;
+    }
+    Ok(rest)
 }
 
 struct RecordsOut<'a>(&'a Records);
