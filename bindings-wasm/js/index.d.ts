@@ -253,6 +253,34 @@ export interface FileInfo {
   inline: boolean;
 }
 
+/** Options of a read of a `VaultFile`. */
+export interface ReadOptions {
+  /** Stops the read: it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A file opened with `vault.openFile(key)`, or a slice of one: Blob-like, but its bytes are
+ * fetched only when read. Reads of one opened file (and its slices) run one at a time. A
+ * read rejects with `CorruptError` when a chunk fails its check, `NotFoundError` when its
+ * pack is gone, or the request's error.
+ */
+export class VaultFile {
+  private constructor();
+  /** Its length in bytes. */
+  readonly size: number;
+  /** The content type given to `slice` (`''` for an opened file). */
+  readonly type: string;
+  /** The bytes `start` (default 0) to `end` (default `size`), as `Blob.slice` takes them: negative counts from the end. Fetches nothing. */
+  slice(start?: number, end?: number, contentType?: string): VaultFile;
+  bytes(options?: ReadOptions): Promise<Uint8Array>;
+  arrayBuffer(options?: ReadOptions): Promise<ArrayBuffer>;
+  /** Its bytes decoded as UTF-8. */
+  text(options?: ReadOptions): Promise<string>;
+  /** Its bytes, fetched 1 MiB at a time as the stream is read. */
+  stream(options?: ReadOptions): ReadableStream<Uint8Array>;
+}
+
 export class VaultKey {
   private constructor();
   static generate(): Promise<VaultKey>;
@@ -336,6 +364,14 @@ export class Vault {
    * deleted. Throws `ConfigError` when the key holds a record that is not a file.
    */
   fileInfo(key: Bytes): FileInfo | null;
+  /**
+   * Opens the file `key` for reading at any offset: the version stored now, whatever a sync
+   * brings in later. Reads fetch only the chunks they overlap (at least 4 MiB, kept for the
+   * next read), each checked against its id; the whole-file hash is checked only by whole
+   * reads (`getFile`). `null` when the key is absent or deleted; throws `ConfigError` when it
+   * holds a record that is not a file.
+   */
+  openFile(key: Bytes): VaultFile | null;
   /** Resolves once every change so far is in the storage. */
   flush(): Promise<void>;
   /** Saves, lets go of the state's lock and closes. */

@@ -518,6 +518,17 @@ export class Vault {
     return info;
   }
 
+  /**
+   * Opens the file `key` for reading at any offset: a Blob-like VaultFile (`size`, `slice()`,
+   * `stream()`, `bytes()`, `arrayBuffer()`, `text()`) that fetches only the ranges read, each
+   * checked, of the version stored now (whatever a sync brings in later). null when the key
+   * holds nothing; ConfigError when it holds a record that is not a file.
+   */
+  openFile(key) {
+    const inner = call(() => this.#inner.openFile(bytes(key, 'key')));
+    return inner ? new VaultFile(new Reads(inner, this.#transport), 0, inner.size, '') : null;
+  }
+
   /** Resolves once every change so far is in the storage. */
   flush() {
     this.#pending = undefined;
@@ -557,6 +568,116 @@ export class Vault {
 }
 
 let partials = 0;
+
+/** How much a VaultFile asks for per read (the core fetches at least 4 MiB and keeps it). */
+const READ_PIECE = 1 << 20;
+
+/** The reads of one opened file, one at a time (each a wasm call that fetches what it needs). */
+class Reads {
+  #file;
+  #transport;
+  #queue = Promise.resolve();
+  constructor(file, transport) {
+    this.#file = file;
+    this.#transport = transport;
+  }
+  /** Up to `max` bytes from `offset`; rejects with `signal.reason` when it aborts. */
+  read(offset, max, signal) {
+    const run = async () => {
+      signal?.throwIfAborted();
+      const stop = new AbortController();
+      const onAbort = () => stop.abort(signal.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let settle;
+      const stopped = new Promise((resolve) => { settle = resolve; });
+      stop.signal.addEventListener('abort', () => settle(), { once: true });
+      try {
+        return await this.#file.readAt(offset, max, this.#transport(() => stop.signal), stopped);
+      } catch (e) {
+        throw stop.signal.aborted ? stop.signal.reason : toError(e);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        settle();
+      }
+    };
+    const result = this.#queue.then(run, run);
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+}
+
+/**
+ * A file opened with `vault.openFile(key)`, or a slice of one: like a Blob, but its bytes are
+ * fetched (and checked against their chunk ids) only when read.
+ */
+export class VaultFile {
+  #reads;
+  #start;
+  #end;
+  #type;
+  constructor(reads, start, end, type) {
+    if (!(reads instanceof Reads)) throw new TypeError('VaultFile comes from vault.openFile(key)');
+    this.#reads = reads;
+    this.#start = start;
+    this.#end = end;
+    this.#type = type;
+  }
+  get size() {
+    return this.#end - this.#start;
+  }
+  get type() {
+    return this.#type;
+  }
+  /** The bytes `start` to `end` of this one, as Blob.slice takes them (negative: from the end). */
+  slice(start = 0, end = this.size, contentType = '') {
+    const at = (value) => {
+      const n = Math.trunc(Number(value)) || 0;
+      return n < 0 ? Math.max(this.size + n, 0) : Math.min(n, this.size);
+    };
+    const from = at(start);
+    const to = Math.max(at(end), from);
+    const type = /^[\x20-\x7e]*$/.test(String(contentType)) ? String(contentType).toLowerCase() : '';
+    return new VaultFile(this.#reads, this.#start + from, this.#start + to, type);
+  }
+  /** All of its bytes. */
+  async bytes({ signal } = {}) {
+    const out = new Uint8Array(this.size);
+    for (let at = 0; at < out.length;) {
+      const piece = await this.#read(at, Math.min(out.length - at, READ_PIECE), signal);
+      out.set(piece, at);
+      at += piece.length;
+    }
+    return out;
+  }
+  async arrayBuffer(options) {
+    return (await this.bytes(options)).buffer;
+  }
+  /** Its bytes decoded as UTF-8. */
+  async text(options) {
+    return decoder.decode(await this.bytes(options));
+  }
+  /** Its bytes as a ReadableStream, fetched as the stream is read. */
+  stream({ signal } = {}) {
+    let at = 0;
+    return new ReadableStream({
+      pull: async (controller) => {
+        if (at >= this.size) {
+          controller.close();
+          return;
+        }
+        const piece = await this.#read(at, Math.min(this.size - at, READ_PIECE), signal);
+        at += piece.length;
+        controller.enqueue(piece);
+        if (at >= this.size) controller.close();
+      },
+    }, { highWaterMark: 0 });
+  }
+  async #read(at, max, signal) {
+    const piece = await this.#reads.read(this.#start + at, max, signal);
+    if (piece.length === 0) throw new CorruptError('the file ended before its size', 'corrupt');
+    return piece;
+  }
+}
 
 function positive(value, what, min) {
   if (value !== undefined && !(Number.isSafeInteger(value) && value >= min)) {

@@ -1,13 +1,16 @@
 //! Files: the core's `Source` over a JS stream reader, its `Sink` over a JS writer, and the
-//! `putFile` / `getFile` / `fileInfo` exports. The JS layer (`js/index.js`) turns Blobs,
+//! `putFile` / `getFile` / `fileInfo` / `openFile` exports. The JS layer (`js/index.js`) turns Blobs,
 //! streams, bytes and Node paths into readers and writers, and an `AbortSignal` into `stop`.
 
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 use bucketsync::driver;
-use bucketsync::files::{FileProgress, Sink, Source};
+use bucketsync::files::{FileProgress, FileReader, Sink, Source};
+use bucketsync::session::Session;
 use js_sys::{Function, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -212,6 +215,18 @@ impl Vault {
         })
     }
 
+    /// Opens the file `key` for reading at any offset: the version stored now, whatever a
+    /// sync brings in later; `null` when the key holds nothing. See the JS layer's `openFile`.
+    #[wasm_bindgen(js_name = openFile)]
+    pub fn open_file(&self, key: &[u8]) -> Result<Option<OpenedFile>, JsValue> {
+        let reader = self.session.open_file(key).map_err(|e| js_error(&e))?;
+        Ok(reader.map(|reader| OpenedFile {
+            size: reader.size(),
+            session: self.session.clone(),
+            reader: Rc::new(RefCell::new(Some(reader))),
+        }))
+    }
+
     /// What the file under `key` is, without fetching it: `{ size, chunks, packs,
     /// contentHash }`, or `null` when the key holds nothing.
     #[wasm_bindgen(js_name = fileInfo)]
@@ -231,6 +246,52 @@ impl Vault {
                 js.into()
             }
             None => JsValue::NULL,
+        })
+    }
+}
+
+/// A file opened by [`Vault::open_file`]: reads at any offset fetch only the chunks they need
+/// (and some read-ahead, kept for the next read), each checked against its id.
+#[wasm_bindgen]
+pub struct OpenedFile {
+    size: u64,
+    session: Rc<Session>,
+    /// Out while a read runs: the JS layer runs one read at a time.
+    reader: Rc<RefCell<Option<FileReader>>>,
+}
+
+#[wasm_bindgen]
+impl OpenedFile {
+    /// The file's length in bytes.
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> f64 {
+        self.size as f64
+    }
+
+    /// Resolves to up to `max` bytes from `offset` (a whole number, which the JS layer checks;
+    /// fewer only at the end; none past it), fetched through `send`; rejects with the core's error, or `undefined` once `stop`
+    /// settles (for the JS layer to reject with its reason).
+    #[wasm_bindgen(js_name = readAt)]
+    pub fn read_at(&self, offset: f64, max: u32, send: Function, stop: Promise) -> Promise {
+        let session = self.session.clone();
+        let slot = self.reader.clone();
+        future_to_promise(async move {
+            let Some(mut reader) = slot.borrow_mut().take() else {
+                return Err(js_error(&bucketsync::Error::Config(
+                    "another read of this opened file is running".into(),
+                )));
+            };
+            let transport = JsTransport { send };
+            let read = reader.read_at(
+                &session,
+                offset as u64,
+                max as usize,
+                &transport,
+                driver::DEFAULT_CONCURRENCY,
+            );
+            let outcome = until_stopped(read, stop).await;
+            *slot.borrow_mut() = Some(reader);
+            Ok(Uint8Array::from(&outcome?[..]).into())
         })
     }
 }

@@ -448,6 +448,70 @@ test('files: wrong arguments are TypeErrors, a record that is not a file a Confi
   assert.equal(writer.fileInfo('k'), null);
 });
 
+test('files: openFile is a Blob-like reader that fetches only the ranges read', async () => {
+  const { key, store, writer } = await fileVaults('open/');
+  const data = randomBytes(9 * MiB + 321);
+  await writer.putFile('big', data, { packSize: 2 * MiB });
+  await writer.putFile('small', new TextEncoder().encode('héllo, small file'));
+  await writer.put('plain', 'a value, not a file');
+  await writer.sync();
+  // A reader whose requests are counted.
+  const requests = [];
+  const counting = (input, init) => {
+    requests.push(init?.method ?? 'GET');
+    return fetch(input, init);
+  };
+  const reader = await Vault.open({ store, key, credentials: server.credentials, fetch: counting });
+  await reader.sync();
+  requests.length = 0;
+
+  const file = reader.openFile('big');
+  assert.ok(file instanceof bucketsync.VaultFile);
+  assert.equal(file.size, data.length);
+  assert.equal(file.type, '');
+  assert.equal(requests.length, 0, 'opening fetches nothing');
+  // A small slice in the middle fetches one range, not the file.
+  const middle = file.slice(4 * MiB + 10, 4 * MiB + 1010);
+  assert.equal(middle.size, 1000);
+  assert.equal(requests.length, 0, 'slicing fetches nothing');
+  assert.deepEqual(await middle.bytes(), new Uint8Array(data.subarray(4 * MiB + 10, 4 * MiB + 1010)));
+  assert.ok(requests.length >= 1 && requests.length <= 2, `${requests.length} requests for 1000 bytes`);
+  // Slices as Blob.slice takes them: negative from the end, clamped, a slice of a slice.
+  assert.deepEqual(await file.slice(-100).bytes(), new Uint8Array(data.subarray(data.length - 100)));
+  assert.deepEqual(await file.slice(-100, -40).bytes(), new Uint8Array(data.subarray(data.length - 100, data.length - 40)));
+  assert.equal(file.slice(50, 10).size, 0);
+  assert.equal(file.slice(0, data.length + 99).size, data.length);
+  assert.equal(file.slice(5, 6, 'Text/Plain').type, 'text/plain');
+  const inner = file.slice(MiB, 3 * MiB).slice(MiB - 7, MiB + 7);
+  assert.deepEqual(await inner.bytes(), new Uint8Array(data.subarray(2 * MiB - 7, 2 * MiB + 7)));
+  // Several reads at once: they run one after the other, each right.
+  const [a, b] = await Promise.all([file.slice(0, 3000).bytes(), file.slice(8 * MiB, 8 * MiB + 3000).bytes()]);
+  assert.deepEqual(a, new Uint8Array(data.subarray(0, 3000)));
+  assert.deepEqual(b, new Uint8Array(data.subarray(8 * MiB, 8 * MiB + 3000)));
+  // The whole, as a stream and as an ArrayBuffer.
+  const pieces = [];
+  for await (const piece of file.stream()) pieces.push(piece);
+  assert.ok(pieces.length >= 9, `${pieces.length} pieces`);
+  assert.equal(sha256(Buffer.concat(pieces)), sha256(data));
+  assert.equal(sha256(Buffer.from(await file.arrayBuffer())), sha256(data));
+
+  assert.equal(await reader.openFile('small').text(), 'héllo, small file');
+  assert.equal(reader.openFile('nothing'), null);
+  assert.throws(() => reader.openFile('plain'), bucketsync.ConfigError);
+  // It keeps reading the version it opened.
+  await writer.putFile('small', new TextEncoder().encode('replaced'));
+  await writer.sync();
+  const opened = reader.openFile('small');
+  await reader.sync();
+  assert.equal(await opened.text(), 'héllo, small file');
+  assert.equal(await reader.openFile('small').text(), 'replaced');
+  // An aborted read rejects with the reason.
+  const controller = new AbortController();
+  const reason = new Error('not any more');
+  controller.abort(reason);
+  await assert.rejects(file.bytes({ signal: controller.signal }), (e) => e === reason);
+});
+
 test('files: an aborted or failed putFile leaves the key as it was, and its error says why', async () => {
   const { writer } = await fileVaults('abort-put/');
   const first = randomBytes(2 * MiB);

@@ -2,7 +2,7 @@
 // the documented usage without casts, and reject misuse (the @ts-expect-error lines).
 import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
-  type FileReport, type FileInfo, type FileProgress,
+  type FileReport, type FileInfo, type FileProgress, VaultFile,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -71,6 +71,17 @@ async function usage(): Promise<void> {
   const info: FileInfo | null = vault.fileInfo('files/a');
   const inline: boolean | undefined = info?.inline;
   const hash: string | undefined = info?.contentHash;
+  const opened: VaultFile | null = vault.openFile('files/a');
+  if (opened) {
+    const part: VaultFile = opened.slice(-100, -10, 'text/plain');
+    const size: number = part.size;
+    const bytes: Uint8Array = await part.bytes({ signal: controller.signal });
+    const text: string = await opened.text();
+    const stream: ReadableStream<Uint8Array> = opened.stream();
+    void [size, bytes, text, stream];
+  }
+  // @ts-expect-error a VaultFile comes from openFile
+  new VaultFile();
   // @ts-expect-error a number is no file source
   await vault.putFile('files/e', 42);
   // @ts-expect-error the Blob comes back only without a target
