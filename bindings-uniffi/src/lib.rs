@@ -755,6 +755,59 @@ impl Vault {
     pub fn cancel_transfer(&self) {
         self.session.cancel_sync();
     }
+
+    /// Opens the file under `key` for reading at any offset (see [`OpenedFile`]): it keeps
+    /// reading the version stored now, whatever a sync brings in later. Null when absent or
+    /// deleted; `Config` when the key holds a record that is not a file.
+    pub fn open_file(
+        self: Arc<Self>,
+        key: Vec<u8>,
+    ) -> Result<Option<Arc<OpenedFile>>, BucketsyncError> {
+        let Some(reader) = self.session.open_file(&key)? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(OpenedFile {
+            size: reader.size(),
+            reader: tokio::sync::Mutex::new(reader),
+            vault: self,
+        })))
+    }
+}
+
+/// A file opened with `open_file`: a read fetches only the chunks it overlaps (at least
+/// 4 MiB, kept for the next read), each checked against its id; the whole-file hash is checked
+/// only by whole reads (`get_file`). Reads of one opened file run one after the other. Kotlin:
+/// `inputStream()` wraps it as a `java.io.InputStream`; Swift: `bytes(from:pieceSize:)` as an
+/// `AsyncSequence` of `Data`.
+#[derive(uniffi::Object)]
+pub struct OpenedFile {
+    size: u64,
+    reader: tokio::sync::Mutex<bucketsync::files::FileReader>,
+    vault: Arc<Vault>,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl OpenedFile {
+    /// The file's length in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Up to `max` bytes from `offset`: fewer only at the end of the file, none past it.
+    /// `Corrupt` when a chunk fails its check, `NotFound` when its pack is gone, the request's
+    /// error otherwise; `Cancelled` after `cancel_transfer`.
+    pub async fn read_at(&self, offset: u64, max: u32) -> Result<Vec<u8>, BucketsyncError> {
+        let mut reader = self.reader.lock().await;
+        Ok(reader
+            .read_at(
+                &self.vault.session,
+                offset,
+                max as usize,
+                &self.vault.transport,
+                driver::DEFAULT_CONCURRENCY,
+            )
+            .await?)
+    }
 }
 
 fn progress_to(

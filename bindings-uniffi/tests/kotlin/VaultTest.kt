@@ -476,6 +476,26 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         check(b.getFile("docs/in.bin".toByteArray(), target.toString(), reading), "found on the other device")
         check(java.nio.file.Files.readAllBytes(target).contentEquals(data), "the same bytes")
         check(read.last().bytesDone == size, "read progress reached the size")
+        // Opened for reading at any offset, and as an InputStream.
+        val opened = b.openFile("docs/in.bin".toByteArray()) ?: error("the file does not open")
+        check(opened.size() == size, "the opened file's size")
+        check(opened.readAt(0UL, 10u).contentEquals(data.copyOfRange(0, 10)), "its start")
+        val mid = 3 shl 20
+        check(opened.readAt(mid.toULong(), 5000u).contentEquals(data.copyOfRange(mid, mid + 5000)), "its middle")
+        check(opened.readAt(size - 5UL, 100u).contentEquals(data.copyOfRange(data.size - 5, data.size)), "short at its end")
+        check(opened.readAt(size, 100u).isEmpty() && opened.readAt(size + 10UL, 1u).isEmpty(), "nothing past its end")
+        val streamed = withContext(Dispatchers.IO) { opened.inputStream().use { it.readBytes() } }
+        check(streamed.contentEquals(data), "the InputStream reads it whole")
+        val skipping = opened.inputStream(1000)
+        check(skipping.read() == (data[1000].toInt() and 0xff) && skipping.skip(10) == 10L, "a stream from an offset, skipping")
+        check(skipping.read() == (data[1011].toInt() and 0xff), "reads on after the skip")
+        check(b.openFile("nope".toByteArray()) == null, "an absent key opens as null")
+        b.putText("plain", "a record, not a file")
+        try {
+            b.openFile("plain".toByteArray())
+            check(false, "opened a record that is not a file")
+        } catch (e: BucketsyncException.Config) {
+        }
         val absent = dir.resolve("absent.bin")
         check(!b.getFile("nope".toByteArray(), absent.toString()), "an absent key is false")
         check(!java.nio.file.Files.exists(absent), "and writes nothing")

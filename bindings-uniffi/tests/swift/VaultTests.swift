@@ -253,6 +253,26 @@ final class VaultTests: XCTestCase {
         let found = try await b.getFile(key: Data("docs/in.bin".utf8), path: target.path, listener: nil)
         XCTAssertTrue(found)
         XCTAssertEqual(try Data(contentsOf: target), data)
+        // Opened for reading at any offset, and as an AsyncSequence.
+        let opened = try XCTUnwrap(try b.openFile(key: Data("docs/in.bin".utf8)))
+        XCTAssertEqual(opened.size(), UInt64(data.count))
+        let middle = try await opened.readAt(offset: 1 << 20, max: 300)
+        XCTAssertEqual(middle, data.subdata(in: (1 << 20)..<((1 << 20) + 300)))
+        let end = try await opened.readAt(offset: UInt64(data.count - 5), max: 100)
+        XCTAssertEqual(end, data.subdata(in: (data.count - 5)..<data.count))
+        let past = try await opened.readAt(offset: UInt64(data.count), max: 100)
+        XCTAssertTrue(past.isEmpty)
+        var whole = Data()
+        var pieces = 0
+        for try await piece in opened.bytes(from: 0, pieceSize: 700_000) {
+            whole.append(piece)
+            pieces += 1
+        }
+        XCTAssertEqual(whole, data)
+        XCTAssertGreaterThanOrEqual(pieces, 4)
+        XCTAssertNil(try b.openFile(key: Data("nope".utf8)))
+        try b.putText(key: "plain", value: "a record, not a file")
+        XCTAssertThrowsError(try b.openFile(key: Data("plain".utf8)))
         let absent = dir.appendingPathComponent("absent.bin")
         let none = try await b.getFile(key: Data("nope".utf8), path: absent.path, listener: nil)
         XCTAssertFalse(none)
