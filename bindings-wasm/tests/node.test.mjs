@@ -455,27 +455,33 @@ test('files: openFile is a Blob-like reader that fetches only the ranges read', 
   await writer.putFile('small', new TextEncoder().encode('héllo, small file'));
   await writer.put('plain', 'a value, not a file');
   await writer.sync();
-  // A reader whose requests are counted.
+  // A reader whose requests, and the bytes of their answers, are counted.
   const requests = [];
-  const counting = (input, init) => {
+  let received = 0;
+  const counting = async (input, init) => {
     requests.push(init?.method ?? 'GET');
-    return fetch(input, init);
+    const response = await fetch(input, init);
+    received += (await response.clone().arrayBuffer()).byteLength;
+    return response;
   };
   const reader = await Vault.open({ store, key, credentials: server.credentials, fetch: counting });
   await reader.sync();
   requests.length = 0;
+  received = 0;
 
   const file = reader.openFile('big');
   assert.ok(file instanceof bucketsync.VaultFile);
   assert.equal(file.size, data.length);
   assert.equal(file.type, '');
   assert.equal(requests.length, 0, 'opening fetches nothing');
-  // A small slice in the middle fetches one range, not the file.
+  // A small slice in the middle fetches the chunks around it and 4 MiB of read-ahead (a few
+  // ranges, as the chunks lie in packs), not the file.
   const middle = file.slice(4 * MiB + 10, 4 * MiB + 1010);
   assert.equal(middle.size, 1000);
   assert.equal(requests.length, 0, 'slicing fetches nothing');
   assert.deepEqual(await middle.bytes(), new Uint8Array(data.subarray(4 * MiB + 10, 4 * MiB + 1010)));
-  assert.ok(requests.length >= 1 && requests.length <= 2, `${requests.length} requests for 1000 bytes`);
+  assert.ok(requests.length >= 1, 'the slice was fetched');
+  assert.ok(received < data.length, `${received} bytes fetched for 1000 of ${data.length}`);
   // Slices as Blob.slice takes them: negative from the end, clamped, a slice of a slice.
   assert.deepEqual(await file.slice(-100).bytes(), new Uint8Array(data.subarray(data.length - 100)));
   assert.deepEqual(await file.slice(-100, -40).bytes(), new Uint8Array(data.subarray(data.length - 100, data.length - 40)));
