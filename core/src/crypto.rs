@@ -113,7 +113,7 @@ impl SecretKey {
 
 /// Bytes encrypted and authenticated in one step: a multiple of the ChaCha20 block (64) and
 /// of the Poly1305 block (16), small enough to stay in the first-level cache.
-const CHUNK: usize = 16 << 10;
+pub(crate) const CHUNK: usize = 16 << 10;
 
 /// One XChaCha20-Poly1305 message in progress. Every piece given to [`Aead::encrypt`] or
 /// [`Aead::decrypt`] but the last must be a multiple of 16 bytes long.
@@ -445,6 +445,24 @@ pub(crate) fn open_in_place(
     expected: &ObjectAd<'_>,
     object: &mut [u8],
 ) -> Result<(u8, Range<usize>)> {
+    open_in_place_looking(key, expected, object, |_| {})
+}
+
+/// [`open_in_place`], showing `look` the plaintext decrypted so far (a growing prefix of it)
+/// after each chunk, while that chunk is still in the CPU cache, so a decoder can check it on
+/// the way instead of reading the whole plaintext from memory once more afterwards. What `look`
+/// sees is **not yet authenticated**: it may only check it (in bounded time and memory, as a
+/// hostile plaintext demands anyway), and whatever it concludes counts only when this returns
+/// `Ok`; on a failed authentication the error is the same whatever `look` found.
+///
+/// # Errors
+/// As [`open_in_place`].
+pub(crate) fn open_in_place_looking(
+    key: &SecretKey,
+    expected: &ObjectAd<'_>,
+    object: &mut [u8],
+    mut look: impl FnMut(&[u8]),
+) -> Result<(u8, Range<usize>)> {
     let name = expected.name;
     let corrupt = |reason: &str| Error::corrupt(name, reason);
     if object.len() < FIXED_LEN || &object[..4] != MAGIC {
@@ -486,8 +504,12 @@ pub(crate) fn open_in_place(
         .try_into()
         .expect("the nonce is 24 bytes");
     let mut aead = Aead::new(key, nonce, &header[..ad_len]);
-    for piece in body.chunks_mut(CHUNK) {
-        aead.decrypt(piece);
+    let mut done = 0;
+    while done < body.len() {
+        let end = (done + CHUNK).min(body.len());
+        aead.decrypt(&mut body[done..end]);
+        done = end;
+        look(&body[..done]);
     }
     // Poly1305's verify compares in constant time.
     if aead

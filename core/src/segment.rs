@@ -183,8 +183,12 @@ pub(crate) fn open_segment<'a>(
         kind: ObjectKind::Segment,
         name: &name,
     };
-    let (_, plain) = crypto::open_in_place(key, &ad, object)?;
-    let segment = SegmentView::parse(&object[plain])
+    // Each change is checked as soon as the chunk holding it is decrypted, while it is still in
+    // the cache; the check counts only once the whole object authenticates.
+    let mut check = SegmentCheck::default();
+    let (_, plain) = crypto::open_in_place_looking(key, &ad, object, |so_far| check.feed(so_far))?;
+    let segment = check
+        .finish(&object[plain])
         .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
     if segment.device != device || segment.seq != seq {
         return Err(Error::corrupt(
@@ -236,24 +240,9 @@ pub struct SegmentView<'a> {
 impl<'a> SegmentView<'a> {
     /// Reads a segment's plaintext (postcard's encoding of [`Segment`], decoded by hand as it
     /// is encoded: a test pins the two decoders to each other), checking all of it.
+    #[cfg(test)]
     fn parse(plain: &'a [u8]) -> core::result::Result<Self, &'static str> {
-        let mut reader = Reader(plain);
-        let device = DeviceId(reader.take(16)?.try_into().expect("16 bytes taken"));
-        let seq = reader.varint(u64::MAX)?;
-        let count = reader.length()?;
-        let changes = reader.0;
-        for _ in 0..count {
-            reader.change()?;
-        }
-        if !reader.0.is_empty() {
-            return Err("bytes left over");
-        }
-        Ok(SegmentView {
-            device,
-            seq,
-            count,
-            changes,
-        })
+        SegmentCheck::default().finish(plain)
     }
 
     /// How many changes the segment holds.
@@ -287,6 +276,74 @@ impl<'a> SegmentView<'a> {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Checks a segment's plaintext from its start while more of it becomes readable (as it is
+/// decrypted), so that each change is read while it is still in the cache;
+/// [`SegmentCheck::finish`] reads the rest once the whole plaintext is there. Fed any prefixes
+/// in growing order, it finds exactly what one pass over the whole plaintext finds.
+#[derive(Default)]
+struct SegmentCheck {
+    /// Writer, number, change count and where the changes start, once read.
+    head: Option<(DeviceId, u64, usize, usize)>,
+    /// Changes read so far.
+    checked: usize,
+    /// Where the next change starts.
+    at: usize,
+    /// The first error that more bytes cannot mend.
+    failed: Option<&'static str>,
+}
+
+impl SegmentCheck {
+    /// Reads the changes `so_far` (a prefix of the plaintext, longer than at the last call)
+    /// holds whole; one cut off at its end is read at the next call.
+    fn feed(&mut self, so_far: &[u8]) {
+        if self.failed.is_none() {
+            match self.advance(so_far) {
+                Ok(()) | Err("truncated") => {}
+                Err(e) => self.failed = Some(e),
+            }
+        }
+    }
+
+    fn advance(&mut self, plain: &[u8]) -> core::result::Result<(), &'static str> {
+        let (_, _, count, _) = match self.head {
+            Some(head) => head,
+            None => {
+                let mut reader = Reader(plain);
+                let device = DeviceId(reader.take(16)?.try_into().expect("16 bytes taken"));
+                let seq = reader.varint(u64::MAX)?;
+                let count = reader.length()?;
+                self.at = plain.len() - reader.0.len();
+                *self.head.insert((device, seq, count, self.at))
+            }
+        };
+        let mut reader = Reader(&plain[self.at..]);
+        while self.checked < count {
+            reader.change()?;
+            self.checked += 1;
+            self.at = plain.len() - reader.0.len();
+        }
+        Ok(())
+    }
+
+    /// The view of the whole plaintext `plain`, of which every earlier call saw a prefix.
+    fn finish(mut self, plain: &[u8]) -> core::result::Result<SegmentView<'_>, &'static str> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        self.advance(plain)?;
+        let (device, seq, count, start) = self.head.expect("advance read the head");
+        if self.at != plain.len() {
+            return Err("bytes left over");
+        }
+        Ok(SegmentView {
+            device,
+            seq,
+            count,
+            changes: &plain[start..],
+        })
     }
 }
 
@@ -415,10 +472,20 @@ mod tests {
         }
     }
 
-    /// Our decoder accepts exactly what postcard accepts, and reads the same segment.
+    /// Our decoder accepts exactly what postcard accepts, and reads the same segment; so does
+    /// it when shown the bytes a prefix at a time (as while they are decrypted), whatever the
+    /// prefixes' lengths, and it fails with the same error.
     fn decoders_agree(bytes: &[u8]) -> core::result::Result<(), TestCaseError> {
         let ours = SegmentView::parse(bytes).map(|v| v.to_segment());
         let theirs = crate::crypto::decode_exact::<Segment>(bytes);
+        for step in [1, 2, 3, 7, 16, 64] {
+            let mut check = SegmentCheck::default();
+            for end in (0..=bytes.len()).step_by(step) {
+                check.feed(&bytes[..end]);
+            }
+            let fed = check.finish(bytes).map(|v| v.to_segment());
+            prop_assert_eq!(&fed, &ours, "fed {} bytes at a time", step);
+        }
         match (ours, theirs) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
             (Err(_), Err(_)) => {}
@@ -456,6 +523,84 @@ mod tests {
         #[test]
         fn decoders_agree_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
             decoders_agree(&bytes)?;
+        }
+    }
+
+    /// A segment is checked while it is decrypted, chunk by chunk, but what the check finds
+    /// counts only once the object authenticates: a damaged object fails authentication
+    /// whether or not its garbled plaintext decodes, and an authentic one that does not decode
+    /// says where it fails. Changes straddle the 16 KiB chunks here.
+    #[test]
+    fn what_is_checked_before_authentication_never_decides_the_error() {
+        let key = VaultKey::generate().unwrap();
+        let device = DeviceId([5; 16]);
+        let mut entropy = Entropy::from_seed([8; 32]);
+        let records: Vec<(Vec<u8>, Record)> = (0..600u64)
+            .map(|i| {
+                let stamp = Stamp {
+                    hlc: Hlc {
+                        wall_ms: 1_790_000_000_000 + i,
+                        counter: (i % 3) as u32,
+                    },
+                    device,
+                };
+                let value = (i % 7 != 0).then(|| vec![i as u8; 97 + (i as usize % 50)]);
+                (format!("key/{i:05}").into_bytes(), Record { value, stamp })
+            })
+            .collect();
+        let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
+        let sealed = seal(&key, device, 3, &pairs, &mut entropy).unwrap();
+        assert!(sealed.len() > 4 * crypto::CHUNK);
+
+        // Whole: every change reads back.
+        let opened = open(&key, device, 3, sealed.clone()).unwrap();
+        let back: Vec<(Vec<u8>, Record)> = opened
+            .changes
+            .into_iter()
+            .map(|c| c.into_record(device))
+            .collect();
+        assert_eq!(back, records);
+
+        // Damaged at the start (the check fails on the first chunk), in the middle, in the tag.
+        for at in [200, sealed.len() / 2, sealed.len() - 1] {
+            let mut damaged = sealed.clone();
+            damaged[at] ^= 0x40;
+            match open(&key, device, 3, damaged) {
+                Err(Error::Corrupt { reason, .. }) => assert_eq!(reason, "failed authentication"),
+                other => panic!("damage at {at}: {other:?}"),
+            }
+        }
+
+        // Authentic, yet a bad option tag in change 300, past the third chunk.
+        let mut plain = Vec::new();
+        let mut tag_at = 0;
+        encode_head(&mut plain, device, 3, pairs.len());
+        for (i, (k, r)) in pairs.iter().enumerate() {
+            let start = plain.len();
+            encode_change(&mut plain, k, r);
+            if i == 300 {
+                let mut stamp = Vec::new();
+                put_varint(&mut stamp, r.stamp.hlc.wall_ms);
+                put_varint(&mut stamp, u64::from(r.stamp.hlc.counter));
+                tag_at = start + 1 + k.len() + stamp.len();
+            }
+        }
+        assert!(tag_at > 2 * crypto::CHUNK);
+        assert_eq!(plain[tag_at], 1);
+        plain[tag_at] = 2;
+        let name = segment_name(device, 3);
+        let ad = ObjectAd {
+            vault: key.vault_id(),
+            kind: ObjectKind::Segment,
+            name: &name,
+        };
+        let forged =
+            crypto::seal(&key.subkey(Purpose::Segment), &ad, &plain, &mut entropy).unwrap();
+        match open(&key, device, 3, forged) {
+            Err(Error::Corrupt { reason, .. }) => {
+                assert_eq!(reason, "does not decode: bad option tag")
+            }
+            other => panic!("{other:?}"),
         }
     }
 
