@@ -59,6 +59,25 @@ impl Engine {
         })
     }
 
+    /// A peer wrote a manifest stamped `clock` after we last read one of its manifests, so after
+    /// the start of our last caught-up sync. When that stamp lies further behind that start than
+    /// the bound, the two clocks disagree by more than the bound: ours may have run ahead without
+    /// a leap to show it (it was ahead from its first reading, or the state that saw the leap was
+    /// lost). Then it counts as a leap from that peer's reading, until a peer confirms the
+    /// present ([`Engine::confirm_present`]): meanwhile every peer may look silent, and our own
+    /// deletions old, only because our clock ran ahead, so nothing is collected, and if we start
+    /// over what we stamped since is kept.
+    pub(super) fn suspect_own_clock(&mut self, clock: Hlc) {
+        let directory = self.state.directory();
+        let since = directory.caught_up_ms;
+        if directory.leap.is_none()
+            && since > 0
+            && clock.wall_ms.saturating_add(self.compaction.max_future_ms) < since
+        {
+            self.state.directory_mut().leap = Some(clock);
+        }
+    }
+
     /// After the manifests are read, in a sync started at `now`: forgets our clock's leap once a
     /// peer's latest manifest is stamped within the bound of that present (its clock and ours
     /// agree, so ours did not run ahead of the world).

@@ -108,9 +108,11 @@ impl Engine {
     ///   reached anyone (a clock that ran ahead, and may have started over while ahead);
     /// - stamped by a clock that ran too far ahead, whoever's: every other replica holds it.
     ///
-    /// Our writes that already lost to a newer one stay lost. When our clock ran ahead, the new
-    /// id's clock goes back to the greatest stamp within the bound that this replica holds, so
-    /// what it writes again lands above what it wrote (and saw) before its clock ran away.
+    /// While we keep a leap, our records stamped more than the bound beyond it are kept as they
+    /// are (see the comment inside). Our writes that already lost to a newer one stay lost.
+    /// When our clock ran ahead, the new id's clock goes back to the greatest stamp within the
+    /// bound that this replica holds, so what it writes again lands above what it wrote (and
+    /// saw) before its clock ran away.
     pub(super) fn start_over(&mut self, run: &mut SyncRun, now: Timestamp) {
         let old = self.state.device;
         let limit = self.future_limit(now);
@@ -146,6 +148,27 @@ impl Engine {
             .map(|(k, r)| (k.clone(), r.value.clone()))
             .collect();
         unpushed.sort_unstable();
+        // While we keep a leap (our clock may be running ahead), our writes stamped beyond its
+        // bound that are not written again above are kept as they are: once the clock comes
+        // back, everyone holds the objects naming them, this replica too, so the new id could
+        // not read them again; kept, they are written again when it starts over in the present.
+        let mut kept: Vec<(Vec<u8>, Record)> = Vec::new();
+        if let Some(leap) = directory.leap {
+            let beyond = leap.wall_ms.saturating_add(self.compaction.max_future_ms);
+            let ours = |d: &DeviceId| *d == old || directory.former_ids.contains(d);
+            kept = self
+                .state
+                .records()
+                .iter()
+                .filter(|(k, r)| {
+                    ours(&r.stamp.device)
+                        && r.stamp.hlc.wall_ms > beyond
+                        && unpushed.binary_search_by(|(u, _)| u.cmp(k)).is_err()
+                })
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
+            kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         // Above what we wrote before our clock leapt (superseded since, perhaps, by what it
         // stamped beyond the bound) and above everything we hold within the bound.
         let leap = self.state.directory().leap.filter(|l| l.wall_ms <= limit);
@@ -164,6 +187,9 @@ impl Engine {
         directory.former_ids.insert(old);
         // Our new manifest says the old id is retired, even when there is nothing to push.
         self.state.own_mut().republish = true;
+        for (key, record) in kept {
+            self.state.merge(key, record);
+        }
         for (key, value) in unpushed {
             let stamp = Stamp {
                 hlc: self.tick(now),

@@ -230,6 +230,9 @@ impl Engine {
                 }
                 return run.report.errors.push(rollback(trusted));
             }
+            if trusted > 0 {
+                self.suspect_own_clock(manifest.clock);
+            }
             let peer = self.state.peer_mut(device);
             peer.manifest_seq = manifest.seq;
             peer.manifest_etag = Some(etag);
