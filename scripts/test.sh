@@ -131,6 +131,13 @@ cc_users=$(cargo tree -q -p bucketsync-uniffi --target aarch64-linux-android -e 
 [ "$found" = cc ] && [ "$cc_users" = "blake3 " ] && found=
 [ -z "$found" ] || { echo "the Android dependency tree holds: $found (cc for: $cc_users)" >&2; exit 1; }
 echo "cargo tree --target aarch64-linux-android: none of ${banned//|/, } (cc only as blake3's idle build dependency)"
+# The AAR / XCFramework script: without an NDK (as here) it must build nothing and say so.
+bash -n bindings-uniffi/package.sh
+if [ -z "${ANDROID_NDK_HOME:-}${ANDROID_NDK_ROOT:-}${ANDROID_HOME:-}${ANDROID_SDK_ROOT:-}" ]; then
+  rc=0; bash bindings-uniffi/package.sh --android >/dev/null 2>&1 || rc=$?
+  [ "$rc" = 2 ] || { echo "package.sh --android with no NDK exited $rc, not 2" >&2; exit 1; }
+  echo "package.sh --android with no NDK: refuses with exit 2, builds nothing"
+fi
 
 step "python wheel installs into a fresh venv"
 rm -rf target/wheels target/wheel-check
