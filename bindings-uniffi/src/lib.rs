@@ -675,6 +675,101 @@ pub trait FileListener: Send + Sync {
     fn on_progress(&self, progress: FileProgress);
 }
 
+/// What a `FileSource` or `FileSink` throws to stop a transfer.
+#[derive(Debug, uniffi::Error)]
+pub enum StreamError {
+    /// Reading or writing the stream failed; the reason is kept in the transfer's error.
+    Io { reason: String },
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Io { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for StreamError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        StreamError::Io { reason: e.reason }
+    }
+}
+
+/// Where `put_file_from` reads a file's bytes, for content with no path (an Android
+/// `ContentResolver` stream, bytes made in memory). Kotlin: `InputStream.asFileSource()`;
+/// Swift: `InputStreamFileSource`; or implement it.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait FileSource: Send + Sync {
+    /// The next bytes, at most `max` of them; empty at the end. Throwing stops the put, and
+    /// the key stays as it was.
+    async fn read(&self, max: u32) -> Result<Vec<u8>, StreamError>;
+}
+
+/// Where `get_file_to` writes a file's bytes, in order. Kotlin: `OutputStream.asFileSink()`;
+/// Swift: `OutputStreamFileSink`; or implement it.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait FileSink: Send + Sync {
+    /// Takes the next bytes. Throwing stops the read.
+    async fn write(&self, data: Vec<u8>) -> Result<(), StreamError>;
+}
+
+/// A foreign [`FileSource`] as the core reads sources; bytes beyond what the core asked for
+/// (a source that returns more than `max`) wait for the next read.
+struct ForeignSource {
+    source: Arc<dyn FileSource>,
+    size: Option<u64>,
+    over: Vec<u8>,
+}
+
+impl bucketsync::files::Source for ForeignSource {
+    async fn read(&mut self, buf: &mut [u8]) -> bucketsync::Result<usize> {
+        if self.over.is_empty() {
+            let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            self.over = self.source.read(max).await.map_err(|e| {
+                bucketsync::Error::Config(format!("reading the file's source failed: {e}"))
+            })?;
+        }
+        let n = self.over.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.over[..n]);
+        self.over.drain(..n);
+        Ok(n)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.size
+    }
+}
+
+/// A foreign [`FileSink`] as the core writes sinks.
+struct ForeignSink(Arc<dyn FileSink>);
+
+impl bucketsync::files::Sink for ForeignSink {
+    async fn write(&mut self, data: &[u8]) -> bucketsync::Result<()> {
+        self.0.write(data.to_vec()).await.map_err(|e| {
+            bucketsync::Error::Config(format!("writing the file to its sink failed: {e}"))
+        })
+    }
+}
+
+impl From<bucketsync::transfer::FileReport> for FileReport {
+    fn from(r: bucketsync::transfer::FileReport) -> Self {
+        FileReport {
+            size: r.size,
+            chunks: r.chunks,
+            chunks_uploaded: r.chunks_uploaded,
+            chunks_reused: r.chunks_reused,
+            packs: r.packs,
+            bytes_sent: r.bytes_sent,
+            requests: r.requests,
+        }
+    }
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl Vault {
     /// Stores the file at `path` under `key`: it is cut into chunks by content, chunks the
@@ -703,15 +798,59 @@ impl Vault {
                 progress_to(listener),
             )
             .await?;
-        Ok(FileReport {
-            size: r.size,
-            chunks: r.chunks,
-            chunks_uploaded: r.chunks_uploaded,
-            chunks_reused: r.chunks_reused,
-            packs: r.packs,
-            bytes_sent: r.bytes_sent,
-            requests: r.requests,
-        })
+        Ok(r.into())
+    }
+
+    /// Stores what `source` gives, up to its end, under `key`, as `put_file` stores a path's
+    /// bytes; `size` (when known) is only for progress. A source that throws stops the put
+    /// (`Config`, with its reason) and leaves `key` as it was.
+    #[uniffi::method(default(size = None, listener = None))]
+    pub async fn put_file_from(
+        &self,
+        key: Vec<u8>,
+        source: Arc<dyn FileSource>,
+        size: Option<u64>,
+        listener: Option<Arc<dyn FileListener>>,
+    ) -> Result<FileReport, BucketsyncError> {
+        let mut source = ForeignSource {
+            source,
+            size,
+            over: Vec::new(),
+        };
+        let r = self
+            .session
+            .put_file(
+                key,
+                &mut source,
+                &self.transport,
+                None,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?;
+        Ok(r.into())
+    }
+
+    /// Writes the file stored under `key` to `sink`, in order, each chunk checked before it is
+    /// handed over (the whole-file hash is checked at the end: on `Corrupt` discard what the
+    /// sink took). `false`, and nothing written, when the key is absent or deleted.
+    #[uniffi::method(default(listener = None))]
+    pub async fn get_file_to(
+        &self,
+        key: Vec<u8>,
+        sink: Arc<dyn FileSink>,
+        listener: Option<Arc<dyn FileListener>>,
+    ) -> Result<bool, BucketsyncError> {
+        Ok(self
+            .session
+            .get_file(
+                &key,
+                &mut ForeignSink(sink),
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?)
     }
 
     /// Reads the file stored under `key` to `path`; `false` (and nothing written) when the key

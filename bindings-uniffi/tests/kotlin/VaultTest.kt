@@ -506,6 +506,61 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             check(a.fileInfo("x".toByteArray()) == null, "nothing stored")
         }
     },
+    "files: an InputStream goes up in chunks, another device reads it into an OutputStream; a failing stream stores nothing" to {
+        val key = VaultKey.generate()
+        val a = Vault.open(store("kotlin", "streams/"), key, credentials = creds(), create = true)
+        val b = Vault.open(store("kotlin", "streams/"), key, credentials = creds())
+        val data = ByteArray((3 shl 20) + 12345).also { java.util.Random(11).nextBytes(it) }
+        val seen = java.util.Collections.synchronizedList(mutableListOf<FileProgress>())
+        val listener = object : FileListener {
+            override fun onProgress(progress: FileProgress) { seen.add(progress) }
+        }
+        // A stream that hands out odd-sized pieces, as network and content streams do.
+        val trickle = object : java.io.FilterInputStream(java.io.ByteArrayInputStream(data)) {
+            override fun read(b: ByteArray, off: Int, len: Int): Int = super.read(b, off, minOf(len, 70_001))
+        }
+        val report = a.putFileFrom("docs/streamed.bin".toByteArray(), trickle.asFileSource(), data.size.toULong(), listener)
+        val size = data.size.toULong()
+        check(report.size == size && report.chunks >= 2UL, "stored in chunks: $report")
+        check(seen.last().bytesDone == size && seen.last().bytesTotal == size, "progress reached the size: ${seen.last()}")
+        for (v in listOf(a, b)) check(v.sync().errors.isEmpty(), "synced")
+        val out = java.io.ByteArrayOutputStream()
+        check(b.getFileTo("docs/streamed.bin".toByteArray(), out.asFileSink()), "found on the other device")
+        check(out.toByteArray().contentEquals(data), "the same bytes through the OutputStream")
+        // Small content lives in its record, and reads back the same way.
+        a.putFileFrom("small".toByteArray(), "tiny".toByteArray().inputStream().asFileSource())
+        val small = java.io.ByteArrayOutputStream()
+        check(a.getFileTo("small".toByteArray(), small.asFileSink()) && small.toString() == "tiny", "a small file")
+        val none = java.io.ByteArrayOutputStream()
+        check(!b.getFileTo("nope".toByteArray(), none.asFileSink()) && none.size() == 0, "an absent key is false and writes nothing")
+        // A stream that fails half-way: Config with its reason, and the key keeps what it had.
+        val failing = object : java.io.InputStream() {
+            var left = 2 shl 20
+            override fun read(): Int = throw java.io.IOException("disk gone")
+            override fun read(b: ByteArray, off: Int, len: Int): Int {
+                if (left <= 0) throw java.io.IOException("disk gone")
+                val n = minOf(len, left); left -= n; return n
+            }
+        }
+        try {
+            a.putFileFrom("docs/streamed.bin".toByteArray(), failing.asFileSource())
+            check(false, "a failing stream was stored")
+        } catch (e: BucketsyncException.Config) {
+            check(e.message?.contains("disk gone") == true, "the stream's reason is kept: ${e.message}")
+        }
+        check(a.fileInfo("docs/streamed.bin".toByteArray())?.size == size, "the key keeps the file it had")
+        // A sink that fails stops the read with its reason.
+        val broken = object : java.io.OutputStream() {
+            override fun write(b: Int) = throw java.io.IOException("no space left")
+            override fun write(b: ByteArray, off: Int, len: Int) = throw java.io.IOException("no space left")
+        }
+        try {
+            b.getFileTo("docs/streamed.bin".toByteArray(), broken.asFileSink())
+            check(false, "a failing sink took the file")
+        } catch (e: BucketsyncException.Config) {
+            check(e.message?.contains("no space left") == true, "the sink's reason is kept: ${e.message}")
+        }
+    },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
         val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds(), create = true)

@@ -279,6 +279,48 @@ final class VaultTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: absent.path))
     }
 
+    final class FailingSource: FileSource, @unchecked Sendable {
+        private var left = 2 << 20
+        func read(max: UInt32) async throws -> Data {
+            if left <= 0 { throw StreamError.Io(reason: "disk gone") }
+            let n = min(Int(max), left)
+            left -= n
+            return Data(repeating: 7, count: n)
+        }
+    }
+
+    func testAStreamGoesUpAndAnotherDeviceReadsItIntoAStream() async throws {
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "streams/"), key: key, credentials: try creds(), create: true)
+        let b = try Vault.open(store: store("swift", "streams/"), key: key, credentials: try creds())
+        var generator = SystemRandomNumberGenerator()
+        let data = Data((0..<((3 << 20) + 4321)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let progress = Progresses()
+        let report = try await a.putFileFrom(key: Data("docs/streamed.bin".utf8), source: InputStreamFileSource(InputStream(data: data)),
+                                             size: UInt64(data.count), listener: progress)
+        XCTAssertEqual(report.size, UInt64(data.count))
+        XCTAssertGreaterThanOrEqual(report.chunks, 2)
+        XCTAssertEqual(progress.last?.bytesDone, UInt64(data.count))
+        for vault in [a, b] {
+            let synced = try await vault.sync()
+            XCTAssertTrue(synced.errors.isEmpty)
+        }
+        let out = OutputStream.toMemory()
+        let found = try await b.getFileTo(key: Data("docs/streamed.bin".utf8), sink: OutputStreamFileSink(out), listener: nil)
+        XCTAssertTrue(found)
+        XCTAssertEqual(out.property(forKey: .dataWrittenToMemoryStreamKey) as? Data, data)
+        let none = try await b.getFileTo(key: Data("nope".utf8), sink: OutputStreamFileSink(OutputStream.toMemory()), listener: nil)
+        XCTAssertFalse(none)
+        // A source that fails half-way: Config with its reason, and the key keeps its file.
+        do {
+            _ = try await a.putFileFrom(key: Data("docs/streamed.bin".utf8), source: FailingSource(), size: nil, listener: nil)
+            XCTFail("a failing source was stored")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("disk gone"), message)
+        }
+        XCTAssertEqual(try a.fileInfo(key: Data("docs/streamed.bin".utf8))?.size, UInt64(data.count))
+    }
+
     func testTwoVaultsConvergeAndAThirdBootstraps() async throws {
         let key = try VaultKey.generate()
         let a = try Vault.open(store: store("swift", "converge/"), key: key, device: "swift a", credentials: try creds(), create: true)

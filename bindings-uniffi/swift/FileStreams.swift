@@ -1,0 +1,57 @@
+// Hand-written beside the generated bindings: bindings-uniffi/generate.sh copies it into the
+// Swift package next to bucketsync_uniffi.swift. Foundation streams as the FileSource and
+// FileSink that `Vault.putFileFrom` and `Vault.getFileTo` take, for content with no path of
+// its own (bytes in memory, a stream from another API).
+import Foundation
+
+/// Reads `stream` for `Vault.putFileFrom(key:source:size:listener:)`, up to its end:
+///
+/// ```swift
+/// try await vault.putFileFrom(key: Data("photos/cat.jpg".utf8), source: InputStreamFileSource(InputStream(data: jpeg)))
+/// ```
+///
+/// The stream is opened if it is not yet, and not closed. A failed read stops the put (a
+/// `BucketsyncError.Config` carrying the stream's error) and the key keeps what it had. The
+/// put reads one piece at a time, so the stream is never used by two threads at once.
+public final class InputStreamFileSource: FileSource, @unchecked Sendable {
+    private let stream: InputStream
+
+    public init(_ stream: InputStream) {
+        self.stream = stream
+        if stream.streamStatus == .notOpen { stream.open() }
+    }
+
+    public func read(max: UInt32) async throws -> Data {
+        var buffer = [UInt8](repeating: 0, count: Swift.min(Swift.max(Int(max), 1), 1 << 20))
+        let n = stream.read(&buffer, maxLength: buffer.count)
+        if n < 0 {
+            throw StreamError.Io(reason: "reading the stream failed: \(stream.streamError.map { "\($0)" } ?? "no reason given")")
+        }
+        return Data(buffer[0..<n])
+    }
+}
+
+/// Writes what `Vault.getFileTo(key:sink:listener:)` reads to `stream`, in order. The stream is
+/// opened if it is not yet, and not closed. Each piece is checked against its chunk id before
+/// it is written, the whole-file hash at the end: on a `BucketsyncError.Corrupt`, discard what
+/// was written.
+public final class OutputStreamFileSink: FileSink, @unchecked Sendable {
+    private let stream: OutputStream
+
+    public init(_ stream: OutputStream) {
+        self.stream = stream
+        if stream.streamStatus == .notOpen { stream.open() }
+    }
+
+    public func write(data: Data) async throws {
+        var done = 0
+        let bytes = [UInt8](data)
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBufferPointer { stream.write($0.baseAddress!, maxLength: $0.count) }
+            if n <= 0 {
+                throw StreamError.Io(reason: "writing the stream failed: \(stream.streamError.map { "\($0)" } ?? "it took nothing")")
+            }
+            done += n
+        }
+    }
+}
