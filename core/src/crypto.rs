@@ -601,6 +601,20 @@ mod tests {
         }
     }
 
+    /// Key material is wiped when dropped: a key type that loses its wipe stops compiling here,
+    /// and wiping clears every byte.
+    #[test]
+    fn secret_keys_are_wiped_on_drop() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<SecretKey>();
+        wiped_on_drop::<zeroize::Zeroizing<String>>();
+        let mut key = SecretKey([7; 32]);
+        let subkey = key.derive("bucketsync test");
+        assert_ne!(subkey.0, [0; 32]);
+        key.zeroize();
+        assert_eq!(key.0, [0; 32]);
+    }
+
     #[test]
     fn a_failed_open_leaves_no_plaintext() {
         let key = SecretKey([1; 32]);
