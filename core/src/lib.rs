@@ -38,6 +38,7 @@ mod record;
 mod report;
 mod retry;
 pub mod s3;
+pub mod schedule;
 pub mod segment;
 pub mod sign;
 mod store;
