@@ -719,24 +719,45 @@ pub trait FileSink: Send + Sync {
 }
 
 /// A foreign [`FileSource`] as the core reads sources; bytes beyond what the core asked for
-/// (a source that returns more than `max`) wait for the next read.
+/// (a source that returns more than `max`) wait for the next read. When the size was given,
+/// a source that ends before it or runs past it fails the put (a stream cut short must not be
+/// stored as the whole file).
 struct ForeignSource {
     source: Arc<dyn FileSource>,
     size: Option<u64>,
-    over: Vec<u8>,
+    /// The last piece the source gave, and how much of it was handed on.
+    piece: Vec<u8>,
+    used: usize,
+    total: u64,
 }
 
 impl bucketsync::files::Source for ForeignSource {
     async fn read(&mut self, buf: &mut [u8]) -> bucketsync::Result<usize> {
-        if self.over.is_empty() {
+        if self.used == self.piece.len() {
             let max = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-            self.over = self.source.read(max).await.map_err(|e| {
+            self.piece = self.source.read(max).await.map_err(|e| {
                 bucketsync::Error::Config(format!("reading the file's source failed: {e}"))
             })?;
+            self.used = 0;
+            self.total += self.piece.len() as u64;
+            match self.size {
+                Some(size) if self.piece.is_empty() && self.total != size => {
+                    return Err(bucketsync::Error::Config(format!(
+                        "the file's source ended after {} bytes, not the {size} it was said to hold",
+                        self.total
+                    )))
+                }
+                Some(size) if self.total > size => {
+                    return Err(bucketsync::Error::Config(format!(
+                        "the file's source gave more than the {size} bytes it was said to hold"
+                    )))
+                }
+                _ => {}
+            }
         }
-        let n = self.over.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.over[..n]);
-        self.over.drain(..n);
+        let n = (self.piece.len() - self.used).min(buf.len());
+        buf[..n].copy_from_slice(&self.piece[self.used..self.used + n]);
+        self.used += n;
         Ok(n)
     }
 
@@ -802,8 +823,9 @@ impl Vault {
     }
 
     /// Stores what `source` gives, up to its end, under `key`, as `put_file` stores a path's
-    /// bytes; `size` (when known) is only for progress. A source that throws stops the put
-    /// (`Config`, with its reason) and leaves `key` as it was.
+    /// bytes. `size`, when known, shows in progress and is checked: a source that ends before
+    /// it or gives more fails the put. A source that throws stops the put (`Config`, with its
+    /// reason); a failed put leaves `key` as it was.
     #[uniffi::method(default(size = None, listener = None))]
     pub async fn put_file_from(
         &self,
@@ -815,7 +837,9 @@ impl Vault {
         let mut source = ForeignSource {
             source,
             size,
-            over: Vec::new(),
+            piece: Vec::new(),
+            used: 0,
+            total: 0,
         };
         let r = self
             .session

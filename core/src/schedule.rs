@@ -16,12 +16,19 @@
 //! - after a failure that may pass (network, timeout, throttled, server, a busy state), again
 //!   after an exponential backoff with jitter, capped; a local write does not cut a backoff short;
 //! - after a failure that waiting cannot fix (the store refused the credentials, the
-//!   configuration is wrong, the key belongs to another vault, there is no vault there), no
-//!   sync until something changes: the app says so ([`Happening::Changed`], new credentials),
-//!   the network comes back, or the app comes back to the foreground;
-//! - while offline, none; when the network comes back, one at once.
+//!   configuration is wrong, the key belongs to another vault, there is no vault there, a push
+//!   that deletes too much waits for the app's confirmation), no sync until something changes:
+//!   the app says so ([`Happening::Changed`], new credentials), the network comes back, or the
+//!   app comes back to the foreground; a change during the failing sync counts too;
+//! - a cancelled sync is no failure: what was due stays due;
+//! - while offline, none; when the network comes back, one at once;
+//! - times are wall-clock readings: one earlier than the last sync's end (the date was set
+//!   back) counts as that end, so a clock set back delays nothing.
+//!
+//! A schedule starts online and in the foreground: a binding that starts hidden or offline says
+//! so at once.
 
-use crate::error::Category;
+use crate::error::{Category, Error};
 use crate::ids::Timestamp;
 use crate::retry::RetryPolicy;
 
@@ -65,9 +72,8 @@ pub enum Happening {
     LocalWrite,
     /// The binding started a sync.
     SyncStarted,
-    /// The sync ended: `None` when it succeeded, else the category of the error that stopped
-    /// it.
-    SyncEnded(Option<Category>),
+    /// The sync ended (see [`Ended::of`]).
+    SyncEnded(Ended),
     /// The device lost its network (a browser's `offline`, a phone's connectivity callback).
     NetworkLost,
     /// The network is back.
@@ -81,6 +87,38 @@ pub enum Happening {
     Changed,
 }
 
+/// How a sync ended, as the schedule sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It succeeded.
+    Done,
+    /// It failed in a way that may pass: tried again after a backoff.
+    Failed(Category),
+    /// It failed in a way that repeats until the app changes something.
+    NeedsChange(Category),
+    /// It was cancelled (the app, or the app going away): no failure.
+    Cancelled,
+}
+
+impl Ended {
+    /// How a sync that returned `result` ended.
+    pub fn of<T>(result: &Result<T, Error>) -> Ended {
+        match result {
+            Ok(_) => Ended::Done,
+            Err(Error::Cancelled) => Ended::Cancelled,
+            // The push would delete more than the guard allows: the app must confirm it.
+            Err(e @ Error::MassDeletion { .. }) => Ended::NeedsChange(e.category()),
+            Err(e) => match e.category() {
+                category @ (Category::Auth
+                | Category::Config
+                | Category::WrongVault
+                | Category::NotFound) => Ended::NeedsChange(category),
+                category => Ended::Failed(category),
+            },
+        }
+    }
+}
+
 /// What a [`Schedule`] says of the background sync, for the app to show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScheduleState {
@@ -90,8 +128,8 @@ pub enum ScheduleState {
     Syncing,
     /// No network: waiting for it.
     Offline,
-    /// The last sync failed with this category; waiting to try again (or, for `auth`,
-    /// `config`, `wrong-vault` and `not-found`, for something to change).
+    /// The last sync failed with this category; waiting to try again (or, when it needs a
+    /// change, for something to change).
     Error(Category),
 }
 
@@ -121,6 +159,9 @@ pub struct Schedule {
     now_due: bool,
     /// The first and the last local write since the last sync started.
     writes: Option<(Timestamp, Timestamp)>,
+    /// What the running sync took on (its writes, whether it was due at once), given back if
+    /// it is cancelled.
+    taken: (Option<(Timestamp, Timestamp)>, bool),
     /// Failures in a row that may pass, and the category of the last one.
     failures: u32,
     failed: Option<Category>,
@@ -141,6 +182,7 @@ impl Schedule {
             last_end: now,
             now_due: true,
             writes: None,
+            taken: (None, false),
             failures: 0,
             failed: None,
             stuck: false,
@@ -152,8 +194,18 @@ impl Schedule {
         &self.policy
     }
 
+    /// A clock set back: what lies ahead of `now` counts as now, from now on.
+    fn clamp(&mut self, now: Timestamp) {
+        self.last_end = self.last_end.min(now);
+        if let Some((first, last)) = &mut self.writes {
+            *first = (*first).min(now);
+            *last = (*last).min(now);
+        }
+    }
+
     /// Takes in what happened at `now`.
     pub fn handle(&mut self, happening: Happening, now: Timestamp) {
+        self.clamp(now);
         match happening {
             Happening::LocalWrite => {
                 let first = self.writes.map_or(now, |(first, _)| first);
@@ -161,33 +213,49 @@ impl Schedule {
             }
             Happening::SyncStarted => {
                 self.syncing = true;
-                self.now_due = false;
                 // Writes from now on are in a later sync's hands; those before are in this one.
-                self.writes = None;
+                self.taken = (self.writes.take(), std::mem::take(&mut self.now_due));
             }
-            Happening::SyncEnded(outcome) => {
+            Happening::SyncEnded(ended) => {
                 self.syncing = false;
+                let ended_before = self.last_end;
                 self.last_end = now;
-                match outcome {
-                    None => {
+                match ended {
+                    Ended::Done => {
                         self.failures = 0;
                         self.failed = None;
                         self.stuck = false;
                     }
-                    Some(category) => {
+                    Ended::Failed(category) => {
                         self.failed = Some(category);
-                        if Self::needs_a_change(category) {
-                            self.stuck = true;
-                        } else {
-                            self.failures = self.failures.saturating_add(1);
-                        }
+                        self.failures = self.failures.saturating_add(1);
+                    }
+                    Ended::NeedsChange(category) => {
+                        self.failed = Some(category);
+                        // Unless something changed while it ran (new credentials entered during
+                        // a sync with the old ones): then the next one is due at once.
+                        self.stuck = !self.now_due;
+                    }
+                    Ended::Cancelled => {
+                        // Nothing was done: what was due stays due, from when it was.
+                        self.last_end = ended_before;
+                        let (writes, now_due) = std::mem::take(&mut self.taken);
+                        self.now_due |= now_due;
+                        self.writes = match (writes, self.writes) {
+                            (Some((first, _)), Some((_, last))) => Some((first, last)),
+                            (taken, later) => taken.or(later),
+                        };
                     }
                 }
             }
             Happening::NetworkLost => self.online = false,
             Happening::NetworkBack => {
-                self.online = true;
-                self.unstick();
+                // Platforms tell "network available" again and again while online (each
+                // network, each switch): only a return from offline counts.
+                if !self.online {
+                    self.online = true;
+                    self.unstick();
+                }
             }
             Happening::Background => self.foreground = false,
             Happening::Foreground => {
@@ -209,34 +277,29 @@ impl Schedule {
         self.now_due = true;
     }
 
-    /// Whether a failure of `category` repeats until the app changes something.
-    fn needs_a_change(category: Category) -> bool {
-        matches!(
-            category,
-            Category::Auth | Category::Config | Category::WrongVault | Category::NotFound
-        )
-    }
-
-    /// When the next sync is due (see the module documentation).
-    pub fn due(&self) -> Due {
+    /// When the next sync is due, asked at `now` (see the module documentation). Mutable
+    /// only to note a clock that was set back.
+    pub fn due(&mut self, now: Timestamp) -> Due {
+        self.clamp(now);
         if self.syncing || !self.online || self.stuck {
             return Due::Waiting;
         }
+        let last_end = self.last_end;
         if self.failures > 0 {
             let delay = self.policy.backoff.delay_ms(self.failures, self.seed);
-            let retry = self.last_end.0.saturating_add(delay);
+            let retry = last_end.0.saturating_add(delay);
             // A local write does not cut a backoff short, and nothing waits longer than one.
             return Due::At(Timestamp(retry));
         }
         if self.now_due {
-            return Due::At(self.last_end);
+            return Due::At(last_end);
         }
         let interval = if self.foreground {
             self.policy.interval_ms
         } else {
             self.policy.background_interval_ms
         };
-        let mut at = self.last_end.0.saturating_add(interval);
+        let mut at = last_end.0.saturating_add(interval);
         if let Some((first, last)) = self.writes {
             let debounced = last
                 .0
@@ -248,8 +311,8 @@ impl Schedule {
     }
 
     /// Whether a sync is due at `now`.
-    pub fn is_due(&self, now: Timestamp) -> bool {
-        matches!(self.due(), Due::At(at) if at <= now)
+    pub fn is_due(&mut self, now: Timestamp) -> bool {
+        matches!(self.due(now), Due::At(at) if at <= now)
     }
 
     /// What to show of the background sync.
@@ -276,18 +339,21 @@ mod tests {
         Timestamp(T0 + ms)
     }
 
-    fn due_ms(schedule: &Schedule) -> Option<u64> {
-        match schedule.due() {
+    /// Asked late enough that no reading is clamped.
+    const LATE: u64 = 1 << 40;
+
+    fn due_ms(schedule: &mut Schedule) -> Option<u64> {
+        match schedule.due(at(LATE)) {
             Due::At(t) => Some(t.0 - T0),
             Due::Waiting => None,
         }
     }
 
     /// Runs one sync from `start` to `end` (ms after T0) that ends with `outcome`.
-    fn sync(schedule: &mut Schedule, start: u64, end: u64, outcome: Option<Category>) {
+    fn sync(schedule: &mut Schedule, start: u64, end: u64, outcome: Ended) {
         assert!(schedule.is_due(at(start)), "a sync is due at {start}");
         schedule.handle(Happening::SyncStarted, at(start));
-        assert_eq!(schedule.due(), Due::Waiting, "none while one runs");
+        assert_eq!(schedule.due(at(start)), Due::Waiting, "none while one runs");
         assert_eq!(schedule.state(), ScheduleState::Syncing);
         schedule.handle(Happening::SyncEnded(outcome), at(end));
     }
@@ -299,24 +365,28 @@ mod tests {
     #[test]
     fn the_first_sync_is_at_once_then_every_interval() {
         let mut s = schedule();
-        assert_eq!(due_ms(&s), Some(0));
-        sync(&mut s, 0, 400, None);
-        assert_eq!(due_ms(&s), Some(30_400), "an interval after the sync ended");
+        assert_eq!(due_ms(&mut s), Some(0));
+        sync(&mut s, 0, 400, Ended::Done);
+        assert_eq!(
+            due_ms(&mut s),
+            Some(30_400),
+            "an interval after the sync ended"
+        );
         assert!(!s.is_due(at(30_399)) && s.is_due(at(30_400)));
-        sync(&mut s, 30_400, 30_500, None);
-        assert_eq!(due_ms(&s), Some(60_500));
+        sync(&mut s, 30_400, 30_500, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(60_500));
         assert_eq!(s.state(), ScheduleState::Idle);
     }
 
     #[test]
     fn local_writes_are_debounced_and_a_steady_stream_still_syncs() {
         let mut s = schedule();
-        sync(&mut s, 0, 100, None);
+        sync(&mut s, 0, 100, Ended::Done);
         s.handle(Happening::LocalWrite, at(5_000));
-        assert_eq!(due_ms(&s), Some(6_000), "a second after the write");
+        assert_eq!(due_ms(&mut s), Some(6_000), "a second after the write");
         s.handle(Happening::LocalWrite, at(5_700));
         assert_eq!(
-            due_ms(&s),
+            due_ms(&mut s),
             Some(6_700),
             "each write of a burst pushes it out"
         );
@@ -325,22 +395,26 @@ mod tests {
             s.handle(Happening::LocalWrite, at(5_700 + 900 * i));
         }
         assert_eq!(
-            due_ms(&s),
+            due_ms(&mut s),
             Some(15_000),
             "no later than max_debounce after the first"
         );
-        sync(&mut s, 15_000, 15_200, None);
-        assert_eq!(due_ms(&s), Some(45_200), "the writes went with that sync");
+        sync(&mut s, 15_000, 15_200, Ended::Done);
+        assert_eq!(
+            due_ms(&mut s),
+            Some(45_200),
+            "the writes went with that sync"
+        );
         s.handle(Happening::LocalWrite, at(20_000));
-        assert_eq!(due_ms(&s), Some(21_000));
-        sync(&mut s, 21_000, 21_300, None);
-        assert_eq!(due_ms(&s), Some(51_300));
+        assert_eq!(due_ms(&mut s), Some(21_000));
+        sync(&mut s, 21_000, 21_300, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(51_300));
         // A write made while a sync runs is for the next one.
         s.handle(Happening::SyncStarted, at(51_300));
         s.handle(Happening::LocalWrite, at(51_310));
-        s.handle(Happening::SyncEnded(None), at(51_800));
+        s.handle(Happening::SyncEnded(Ended::Done), at(51_800));
         assert_eq!(
-            due_ms(&s),
+            due_ms(&mut s),
             Some(52_310),
             "a write during a sync gets its own"
         );
@@ -352,10 +426,10 @@ mod tests {
         let mut end = 0;
         let mut delays = Vec::new();
         for failure in 1..=12u32 {
-            let start = due_ms(&s).expect("due");
-            sync(&mut s, start, start + 50, Some(Category::Network));
+            let start = due_ms(&mut s).expect("due");
+            sync(&mut s, start, start + 50, Ended::Failed(Category::Network));
             end = start + 50;
-            let delay = due_ms(&s).expect("a retry is due") - end;
+            let delay = due_ms(&mut s).expect("a retry is due") - end;
             let exp = (2_000u64 << (failure - 1).min(20)).min(300_000);
             assert!(
                 delay >= exp / 2 && delay <= exp,
@@ -370,19 +444,19 @@ mod tests {
         );
         assert!(delays[3] > delays[0], "it grows: {delays:?}");
         // A local write does not cut the backoff short.
-        let retry = due_ms(&s).expect("due");
+        let retry = due_ms(&mut s).expect("due");
         s.handle(Happening::LocalWrite, at(end + 10));
-        assert_eq!(due_ms(&s), Some(retry));
+        assert_eq!(due_ms(&mut s), Some(retry));
         // One success and the interval is back.
-        sync(&mut s, retry, retry + 100, None);
-        assert_eq!(due_ms(&s), Some(retry + 100 + 30_000));
+        sync(&mut s, retry, retry + 100, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(retry + 100 + 30_000));
         assert_eq!(s.state(), ScheduleState::Idle);
         // Devices that failed together do not retry together.
         let retries: Vec<u64> = (0..20)
             .map(|seed| {
                 let mut s = Schedule::new(SchedulePolicy::default(), at(0), seed);
-                sync(&mut s, 0, 10, Some(Category::Timeout));
-                due_ms(&s).expect("due")
+                sync(&mut s, 0, 10, Ended::Failed(Category::Timeout));
+                due_ms(&mut s).expect("due")
             })
             .collect();
         assert!(
@@ -400,42 +474,58 @@ mod tests {
             Category::NotFound,
         ] {
             let mut s = schedule();
-            sync(&mut s, 0, 100, Some(category));
-            assert_eq!(s.due(), Due::Waiting, "{category:?}: no retry by itself");
+            sync(&mut s, 0, 100, Ended::NeedsChange(category));
+            assert_eq!(
+                s.due(at(LATE)),
+                Due::Waiting,
+                "{category:?}: no retry by itself"
+            );
             assert_eq!(s.state(), ScheduleState::Error(category));
             s.handle(Happening::LocalWrite, at(5_000));
-            assert_eq!(s.due(), Due::Waiting, "{category:?}: a write is no fix");
+            assert_eq!(
+                s.due(at(LATE)),
+                Due::Waiting,
+                "{category:?}: a write is no fix"
+            );
             s.handle(Happening::Changed, at(9_000));
             assert_eq!(
-                due_ms(&s),
+                due_ms(&mut s),
                 Some(100),
                 "{category:?}: the app changed something: at once"
             );
-            sync(&mut s, 9_000, 9_100, None);
+            sync(&mut s, 9_000, 9_100, Ended::Done);
             assert_eq!(s.state(), ScheduleState::Idle);
         }
         // Coming back to the foreground, or the network coming back, tries once more.
         let mut s = schedule();
-        sync(&mut s, 0, 100, Some(Category::Auth));
+        sync(&mut s, 0, 100, Ended::NeedsChange(Category::Auth));
         s.handle(Happening::Background, at(1_000));
-        assert_eq!(s.due(), Due::Waiting);
+        assert_eq!(s.due(at(LATE)), Due::Waiting);
         s.handle(Happening::Foreground, at(2_000));
         assert!(s.is_due(at(2_000)));
-        sync(&mut s, 2_000, 2_100, Some(Category::Auth));
-        assert_eq!(s.due(), Due::Waiting, "and waits again when that fails too");
+        sync(&mut s, 2_000, 2_100, Ended::NeedsChange(Category::Auth));
+        assert_eq!(
+            s.due(at(LATE)),
+            Due::Waiting,
+            "and waits again when that fails too"
+        );
         s.handle(Happening::Foreground, at(3_000));
-        assert_eq!(s.due(), Due::Waiting, "already in front: nothing new");
+        assert_eq!(
+            s.due(at(LATE)),
+            Due::Waiting,
+            "already in front: nothing new"
+        );
     }
 
     #[test]
     fn offline_waits_and_the_network_coming_back_syncs_at_once() {
         let mut s = schedule();
-        sync(&mut s, 0, 100, None);
+        sync(&mut s, 0, 100, Ended::Done);
         s.handle(Happening::NetworkLost, at(1_000));
-        assert_eq!(s.due(), Due::Waiting);
+        assert_eq!(s.due(at(LATE)), Due::Waiting);
         assert_eq!(s.state(), ScheduleState::Offline);
         s.handle(Happening::LocalWrite, at(2_000));
-        assert_eq!(s.due(), Due::Waiting, "writes wait for the network");
+        assert_eq!(s.due(at(LATE)), Due::Waiting, "writes wait for the network");
         assert!(!s.is_due(at(100_000)));
         s.handle(Happening::NetworkBack, at(100_000));
         assert!(s.is_due(at(100_000)), "at once when it is back");
@@ -443,8 +533,8 @@ mod tests {
         // Back after a backoff too: the failures are forgotten.
         let mut s = schedule();
         for _ in 0..5 {
-            let start = due_ms(&s).expect("due");
-            sync(&mut s, start, start + 10, Some(Category::Network));
+            let start = due_ms(&mut s).expect("due");
+            sync(&mut s, start, start + 10, Ended::Failed(Category::Network));
         }
         s.handle(Happening::NetworkLost, at(400_000));
         s.handle(Happening::NetworkBack, at(400_500));
@@ -462,9 +552,9 @@ mod tests {
             Happening::Foreground,
         ] {
             s.handle(happening, at(10));
-            assert_eq!(s.due(), Due::Waiting, "{happening:?} during a sync");
+            assert_eq!(s.due(at(LATE)), Due::Waiting, "{happening:?} during a sync");
         }
-        s.handle(Happening::SyncEnded(None), at(500));
+        s.handle(Happening::SyncEnded(Ended::Done), at(500));
         assert!(
             s.is_due(at(500)),
             "what was asked for meanwhile runs once it ended"
@@ -472,15 +562,123 @@ mod tests {
     }
 
     #[test]
+    fn a_change_during_a_failing_sync_is_not_lost() {
+        let mut s = schedule();
+        s.handle(Happening::SyncStarted, at(0));
+        s.handle(Happening::Changed, at(50));
+        s.handle(
+            Happening::SyncEnded(Ended::NeedsChange(Category::Auth)),
+            at(100),
+        );
+        assert!(
+            s.is_due(at(100)),
+            "new credentials came during the sync with the old ones"
+        );
+        sync(&mut s, 100, 200, Ended::NeedsChange(Category::Auth));
+        assert_eq!(
+            s.due(at(LATE)),
+            Due::Waiting,
+            "and without a change, it waits"
+        );
+    }
+
+    #[test]
+    fn network_available_again_while_online_is_no_reason_to_retry() {
+        let mut s = schedule();
+        for _ in 0..4 {
+            let start = due_ms(&mut s).expect("due");
+            sync(&mut s, start, start + 10, Ended::Failed(Category::Server));
+        }
+        let backoff = due_ms(&mut s);
+        s.handle(Happening::NetworkBack, at(30_000));
+        assert_eq!(due_ms(&mut s), backoff, "the backoff holds");
+        let mut s = schedule();
+        sync(&mut s, 0, 10, Ended::NeedsChange(Category::Auth));
+        s.handle(Happening::NetworkBack, at(1_000));
+        assert_eq!(s.due(at(LATE)), Due::Waiting, "no auth loop either");
+    }
+
+    #[test]
+    fn a_cancelled_sync_is_no_failure_and_leaves_due_what_was_due() {
+        let mut s = schedule();
+        sync(&mut s, 0, 100, Ended::Done);
+        s.handle(Happening::LocalWrite, at(5_000));
+        sync(&mut s, 6_000, 6_050, Ended::Cancelled);
+        assert_eq!(
+            due_ms(&mut s),
+            Some(6_000),
+            "the write is still unpushed: due as before"
+        );
+        assert_eq!(s.state(), ScheduleState::Idle);
+        sync(&mut s, 6_100, 6_200, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(36_200));
+        // The first sync, cancelled, is still due at once.
+        let mut s = schedule();
+        sync(&mut s, 0, 10, Ended::Cancelled);
+        assert!(s.is_due(at(10)));
+    }
+
+    #[test]
+    fn a_clock_set_back_delays_nothing() {
+        let mut s = schedule();
+        sync(&mut s, 0, 100, Ended::Done);
+        sync(&mut s, 86_400_000, 86_400_100, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(86_430_100));
+        // The date is set back by half a day: the next sync is an interval from now, not
+        // half a day and an interval away.
+        let now = 86_400_100 - 43_200_000;
+        assert_eq!(s.due(at(now)), Due::At(at(now + 30_000)));
+        assert!(s.is_due(at(now + 30_000)));
+        s.handle(Happening::LocalWrite, at(now + 1));
+        assert!(
+            s.is_due(at(now + 1_001)),
+            "a write after it is debounced from now"
+        );
+    }
+
+    #[test]
+    fn errors_are_sorted_into_retry_wait_and_cancelled() {
+        let ok: Result<(), Error> = Ok(());
+        assert_eq!(Ended::of(&ok), Ended::Done);
+        let mass = Error::MassDeletion {
+            deleting: 9,
+            live: 10,
+            limit_percent: 50,
+        };
+        assert_eq!(
+            Ended::of::<()>(&Err(mass)),
+            Ended::NeedsChange(Category::Conflict)
+        );
+        assert_eq!(Ended::of::<()>(&Err(Error::Cancelled)), Ended::Cancelled);
+        assert_eq!(
+            Ended::of::<()>(&Err(Error::Config("x".into()))),
+            Ended::NeedsChange(Category::Config)
+        );
+        assert_eq!(
+            Ended::of::<()>(&Err(Error::SyncInProgress)),
+            Ended::Failed(Category::Conflict),
+            "another sync of the same replica: try again later"
+        );
+        let timeout = Error::Transport {
+            category: Category::Timeout,
+            message: "slow".into(),
+        };
+        assert_eq!(
+            Ended::of::<()>(&Err(timeout)),
+            Ended::Failed(Category::Timeout)
+        );
+    }
+
+    #[test]
     fn the_background_syncs_less_often() {
         let mut s = schedule();
-        sync(&mut s, 0, 100, None);
+        sync(&mut s, 0, 100, Ended::Done);
         s.handle(Happening::Background, at(1_000));
-        assert_eq!(due_ms(&s), Some(300_100));
+        assert_eq!(due_ms(&mut s), Some(300_100));
         s.handle(Happening::LocalWrite, at(2_000));
-        assert_eq!(due_ms(&s), Some(3_000), "a write still syncs soon");
-        sync(&mut s, 3_000, 3_100, None);
-        assert_eq!(due_ms(&s), Some(303_100));
+        assert_eq!(due_ms(&mut s), Some(3_000), "a write still syncs soon");
+        sync(&mut s, 3_000, 3_100, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(303_100));
         s.handle(Happening::Foreground, at(4_000));
         assert!(s.is_due(at(4_000)), "back in front: at once");
     }

@@ -301,7 +301,7 @@ impl SegmentCheck {
     fn feed(&mut self, so_far: &[u8]) {
         if self.failed.is_none() {
             match self.advance(so_far) {
-                Ok(()) | Err("truncated") => {}
+                Ok(()) | Err(TRUNCATED) => {}
                 Err(e) => self.failed = Some(e),
             }
         }
@@ -319,6 +319,7 @@ impl SegmentCheck {
                 *self.head.insert((device, seq, count, self.at))
             }
         };
+        debug_assert!(plain.len() >= self.at, "each call sees a longer prefix");
         let mut reader = Reader(&plain[self.at..]);
         while self.checked < count {
             reader.change()?;
@@ -347,13 +348,16 @@ impl SegmentCheck {
     }
 }
 
+/// What [`Reader`] says when the bytes end too soon: the one error more bytes can mend.
+const TRUNCATED: &str = "truncated";
+
 /// Reads postcard's encoding from the front of a byte slice.
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> core::result::Result<&'a [u8], &'static str> {
         if n > self.0.len() {
-            return Err("truncated");
+            return Err(TRUNCATED);
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
@@ -370,7 +374,7 @@ impl<'a> Reader<'a> {
                 self.0 = &bytes[1..];
                 return Ok(u64::from(byte));
             }
-            None => return Err("truncated"),
+            None => return Err(TRUNCATED),
             Some(_) => {}
         }
         let bits = 64 - max.leading_zeros();
@@ -387,7 +391,7 @@ impl<'a> Reader<'a> {
             }
         }
         Err(if bytes.len() < most {
-            "truncated"
+            TRUNCATED
         } else {
             "integer out of range"
         })

@@ -549,6 +549,14 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             check(e.message?.contains("disk gone") == true, "the stream's reason is kept: ${e.message}")
         }
         check(a.fileInfo("docs/streamed.bin".toByteArray())?.size == size, "the key keeps the file it had")
+        // A stream cut short of the size it was said to hold is not stored as the whole file.
+        try {
+            a.putFileFrom("docs/streamed.bin".toByteArray(), data.copyOf(1000).inputStream().asFileSource(), size)
+            check(false, "a stream cut short was stored")
+        } catch (e: BucketsyncException.Config) {
+            check(e.message?.contains("ended after 1000 bytes") == true, "it says so: ${e.message}")
+        }
+        check(a.fileInfo("docs/streamed.bin".toByteArray())?.size == size, "and the key keeps its file")
         // A sink that fails stops the read with its reason.
         val broken = object : java.io.OutputStream() {
             override fun write(b: Int) = throw java.io.IOException("no space left")

@@ -67,10 +67,12 @@ impl Engine {
     /// present ([`Engine::confirm_present`]): meanwhile every peer may look silent, and our own
     /// deletions old, only because our clock ran ahead, so nothing is collected, and if we start
     /// over what we stamped since is kept.
-    pub(super) fn suspect_own_clock(&mut self, clock: Hlc) {
+    pub(super) fn suspect_own_clock(&mut self, peer: DeviceId, clock: Hlc) {
         let directory = self.state.directory();
         let since = directory.caught_up_ms;
         if directory.leap.is_none()
+            && !directory.retired.contains(&peer)
+            && !directory.former_ids.contains(&peer)
             && since > 0
             && clock.wall_ms.saturating_add(self.compaction.max_future_ms) < since
         {

@@ -230,8 +230,8 @@ impl Engine {
                 }
                 return run.report.errors.push(rollback(trusted));
             }
-            if trusted > 0 {
-                self.suspect_own_clock(manifest.clock);
+            if trusted > 0 && manifest.seq > trusted {
+                self.suspect_own_clock(device, manifest.clock);
             }
             let peer = self.state.peer_mut(device);
             peer.manifest_seq = manifest.seq;
