@@ -791,6 +791,29 @@ impl From<bucketsync::transfer::FileReport> for FileReport {
     }
 }
 
+impl Vault {
+    /// What `put_file` and `put_file_from` share: `source` stored under `key`.
+    async fn store<S: bucketsync::files::Source>(
+        &self,
+        key: Vec<u8>,
+        source: &mut S,
+        listener: Option<Arc<dyn FileListener>>,
+    ) -> Result<FileReport, BucketsyncError> {
+        let r = self
+            .session
+            .put_file(
+                key,
+                source,
+                &self.transport,
+                None,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?;
+        Ok(r.into())
+    }
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl Vault {
     /// Stores the file at `path` under `key`: it is cut into chunks by content, chunks the
@@ -808,18 +831,7 @@ impl Vault {
             .map_err(|e| BucketsyncError::Config(format!("cannot read {path}: {e}")))?;
         let len = file.metadata().ok().map(|m| m.len());
         let mut source = bucketsync::files::ReadSource::new(file, len);
-        let r = self
-            .session
-            .put_file(
-                key,
-                &mut source,
-                &self.transport,
-                None,
-                driver::DEFAULT_CONCURRENCY,
-                progress_to(listener),
-            )
-            .await?;
-        Ok(r.into())
+        self.store(key, &mut source, listener).await
     }
 
     /// Stores what `source` gives, up to its end, under `key`, as `put_file` stores a path's
@@ -841,18 +853,7 @@ impl Vault {
             used: 0,
             total: 0,
         };
-        let r = self
-            .session
-            .put_file(
-                key,
-                &mut source,
-                &self.transport,
-                None,
-                driver::DEFAULT_CONCURRENCY,
-                progress_to(listener),
-            )
-            .await?;
-        Ok(r.into())
+        self.store(key, &mut source, listener).await
     }
 
     /// Writes the file stored under `key` to `sink`, in order, each chunk checked before it is
