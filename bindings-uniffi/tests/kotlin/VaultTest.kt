@@ -464,7 +464,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         }
         val report = a.putFile("docs/in.bin".toByteArray(), source.toString(), listener)
         val size = data.size.toULong()
-        check(report.size == size && report.chunks >= 2UL && report.packs >= 1UL, "stored in chunks: $report")
+        // Cut points depend on the vault key (a chunk may reach 8 MiB): at least one chunk in a
+        // pack, none meaning the file went inline.
+        check(report.size == size && report.chunks >= 1UL && report.packs >= 1UL, "stored in chunks: $report")
         check(seen.last().bytesDone == size && seen.last().bytesTotal == size, "progress reached the size: ${seen.last()}")
         check(a.fileInfo("docs/in.bin".toByteArray())?.size == size, "file info without fetching")
         for (v in listOf(a, b)) check(v.sync().errors.isEmpty(), "synced")
@@ -521,7 +523,8 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         }
         val report = a.putFileFrom("docs/streamed.bin".toByteArray(), trickle.asFileSource(), data.size.toULong(), listener)
         val size = data.size.toULong()
-        check(report.size == size && report.chunks >= 2UL, "stored in chunks: $report")
+        // At least one chunk in a pack (cut points depend on the key; none would mean inline).
+        check(report.size == size && report.chunks >= 1UL && report.packs >= 1UL, "stored in chunks: $report")
         check(seen.last().bytesDone == size && seen.last().bytesTotal == size, "progress reached the size: ${seen.last()}")
         for (v in listOf(a, b)) check(v.sync().errors.isEmpty(), "synced")
         val out = java.io.ByteArrayOutputStream()

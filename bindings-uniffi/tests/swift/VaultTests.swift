@@ -242,7 +242,10 @@ final class VaultTests: XCTestCase {
         let progress = Progresses()
         let report = try await a.putFile(key: Data("docs/in.bin".utf8), path: source.path, listener: progress)
         XCTAssertEqual(report.size, UInt64(data.count))
-        XCTAssertGreaterThanOrEqual(report.chunks, 2)
+        // Cut points depend on the vault key (a chunk may reach 8 MiB): at least one chunk in a
+        // pack, none meaning the file went inline.
+        XCTAssertGreaterThanOrEqual(report.chunks, 1)
+        XCTAssertGreaterThanOrEqual(report.packs, 1)
         XCTAssertEqual(progress.last?.bytesDone, UInt64(data.count))
         XCTAssertEqual(try a.fileInfo(key: Data("docs/in.bin".utf8))?.size, UInt64(data.count))
         for vault in [a, b] {
@@ -299,7 +302,10 @@ final class VaultTests: XCTestCase {
         let report = try await a.putFileFrom(key: Data("docs/streamed.bin".utf8), source: InputStreamFileSource(InputStream(data: data)),
                                              size: UInt64(data.count), listener: progress)
         XCTAssertEqual(report.size, UInt64(data.count))
-        XCTAssertGreaterThanOrEqual(report.chunks, 2)
+        // Cut points depend on the vault key (a chunk may reach 8 MiB): at least one chunk in a
+        // pack, none meaning the file went inline.
+        XCTAssertGreaterThanOrEqual(report.chunks, 1)
+        XCTAssertGreaterThanOrEqual(report.packs, 1)
         XCTAssertEqual(progress.last?.bytesDone, UInt64(data.count))
         for vault in [a, b] {
             let synced = try await vault.sync()
