@@ -1575,6 +1575,19 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
     }
 }
 
+/// Seeds that fail today, kept as regression cases until the core handles them (each is
+/// described in [`runaways_enabled`]'s doc): `cargo test --release -p bucketsync --test
+/// simulation -- --ignored` runs them.
+const STILL_FAILING: &[u64] = &[7118];
+
+#[test]
+#[ignore = "fails today (seed 7118, see runaways_enabled); kept to be fixed, not to gate CI"]
+fn seeds_that_still_fail() {
+    for &seed in STILL_FAILING {
+        run_reporting(seed);
+    }
+}
+
 #[test]
 fn every_seed_that_ever_failed_passes() {
     for &seed in REGRESSIONS {
