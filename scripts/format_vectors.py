@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 to 6 vectors of docs/FORMAT.md §12 from the document alone.
+"""Computes the format version 4 to 7 vectors of docs/FORMAT.md §12 from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
 ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id),
@@ -342,3 +342,30 @@ print(f"version 6 pack {pack_name} ({len(pack6)} bytes)")
 print(hexdump(pack6))
 print(f"version 6 file record value ({len(value6)} bytes)", value6.hex())
 print(f"version 6 inline file record value ({len(inline6)} bytes)", inline6.hex())
+
+
+# 9. Version 7: the version 6 pack above repacked. Both chunks move, byte for byte, into the
+#    pack `b0 b1 .. bf` of D, second chunk first, and that pack ends with its own index; the
+#    redirect `r/<D>/<a0..af>` says where each went. Nonces: the seeded stream of seed 08,
+#    drawn in order: the new pack's index, then the redirect.
+S8 = keystream(0x08, 48)
+NEW_PACK = bytes(range(0xB0, 0xC0))
+new_pack_name = "p/" + D.hex() + "/" + NEW_PACK.hex()
+new_pack, new_entries, moves = b"", [], []
+for cid, o, s_len, n in reversed(entries6):
+    new_entries.append((cid, len(new_pack), s_len, n))
+    moves.append((o, len(new_pack)))
+    new_pack += pack6[o:o + s_len]
+new_index_plain = varint(len(new_entries)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in new_entries)
+new_index = seal(6, 7, VAULT, new_pack_name, CHUNK_KEY, S8[0:24], new_index_plain)
+new_pack += new_index + struct.pack(">I", len(new_index))
+moves.sort()
+redirect_plain = NEW_PACK + varint(len(moves)) + b"".join(varint(a) + varint(b) for a, b in moves)
+redirect_name = "r/" + D.hex() + "/" + PACK.hex()
+redirect = seal(7, 8, VAULT, redirect_name, CHUNK_KEY, S8[24:48], redirect_plain)
+print("version 7 nonces (seed 08 stream)", S8[0:24].hex(), S8[24:48].hex())
+print(f"version 7 repacked pack {new_pack_name} ({len(new_pack)} bytes)")
+print(hexdump(new_pack))
+print(f"version 7 redirect plaintext ({len(redirect_plain)} bytes)", redirect_plain.hex())
+print(f"version 7 redirect {redirect_name} ({len(redirect)} bytes)")
+print(hexdump(redirect))

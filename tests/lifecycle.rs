@@ -420,7 +420,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
             .join("m/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     )
     .unwrap();
-    assert_eq!(manifest[4], bucketsync::LOG_FORMAT_VERSION);
+    assert_eq!(manifest[4], bucketsync::MANIFEST_VERSION);
 }
 
 /// `tests/fixtures/release-2` was written by release 2 (format version 2, state version 3,
@@ -686,7 +686,7 @@ fn carried_forward_with_files(
             .join(format!("m/{a_id}")),
     )
     .unwrap();
-    assert_eq!(manifest[4], bucketsync::LOG_FORMAT_VERSION);
+    assert_eq!(manifest[4], bucketsync::MANIFEST_VERSION);
 }
 
 /// A state from the release before this one has no record of its last caught-up sync: its last

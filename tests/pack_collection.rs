@@ -363,3 +363,98 @@ fn the_look_survives_a_restart() {
         }
     });
 }
+
+/// The redirects of `device` in a folder bucket.
+fn folder_redirects(bucket: &Path, key: &VaultKey, session: &Session) -> BTreeSet<String> {
+    let dir = bucket
+        .join(key.vault_id().to_string())
+        .join("r")
+        .join(session.device().unwrap().to_string());
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// Bytes of `device`'s packs in a folder bucket.
+fn folder_pack_bytes(bucket: &Path, key: &VaultKey, session: &Session) -> u64 {
+    let dir = bucket
+        .join(key.vault_id().to_string())
+        .join("p")
+        .join(session.device().unwrap().to_string());
+    std::fs::read_dir(dir)
+        .map(|entries| entries.map(|e| e.unwrap().metadata().unwrap().len()).sum())
+        .unwrap_or(0)
+}
+
+/// a stores a 12 MiB file and its first 3 MiB as a second file (which references the big
+/// file's first chunks, sending nothing for them), then deletes the big one. Its packs are
+/// then mostly garbage: a moves the live chunks into a new pack and writes redirects, and the
+/// old packs go a grace period later. b, whose records still name the old packs, and a new
+/// device read the small file whole; the packs shrink to about the live bytes.
+#[test]
+fn mostly_garbage_packs_are_repacked_and_readers_follow_the_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    let policy = CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        repack_live_percent: 60,
+        ..CompactionPolicy::default()
+    };
+    let a = clock.open(&store, &key, "a", policy);
+    let b = clock.open(&store, &key, "b", policy);
+    let t = FolderBucket;
+    let (big, small) = (12 * MIB, 3 * MIB);
+    block_on(async {
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        assert!(put(&a, &t, "big", 1, big).await > 0);
+        let old_packs = folder_packs(&bucket, &key, &a);
+        put(&a, &t, "prefix", 1, small).await;
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        read_back(&b, &t, "prefix", 1, small).await;
+
+        a.delete("big").unwrap();
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        let (mut repacked, mut deleted) = (0, 0);
+        for _ in 0..150 {
+            clock.advance(DAY);
+            let report = sync(&a, &t).await;
+            repacked += report.packs_repacked;
+            deleted += report.packs_deleted;
+            sync(&b, &t).await;
+        }
+        assert!(repacked > 0, "nothing repacked in 150 days");
+        assert_eq!(folder_redirects(&bucket, &key, &a).len() as u64, repacked);
+        // Every pack of the big file went: emptied ones, and repacked ones after their move.
+        let now = folder_packs(&bucket, &key, &a);
+        assert!(now.is_disjoint(&old_packs), "{now:?} {old_packs:?}");
+        assert!(deleted >= old_packs.len() as u64);
+        // What is left is about what the small file needs.
+        let left = folder_pack_bytes(&bucket, &key, &a);
+        assert!(
+            left < small + MIB,
+            "{left} bytes of packs for a {small}-byte file"
+        );
+
+        // b's records name the old packs: it reads through the redirects.
+        read_back(&b, &t, "prefix", 1, small).await;
+        read_back(&a, &t, "prefix", 1, small).await;
+        let fresh = clock.open(&store, &key, "fresh", policy);
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "prefix", 1, small).await;
+        // A copy stored now references the chunks where they are now, and reads back.
+        assert_eq!(put(&b, &t, "copy", 1, small).await, 0);
+        sync(&b, &t).await;
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "copy", 1, small).await;
+    });
+}

@@ -34,10 +34,19 @@ use crate::ids::VaultId;
 
 /// The bucket format version of this build. It reads this one and every earlier one, down to
 /// version 1. Version 5 added files (chunks and packs); version 6 seals the chunks inside a
-/// pack bare (nonce, ciphertext, tag: no header in clear). The
-/// objects version 4 already had are unchanged and still written with [`LOG_FORMAT_VERSION`],
-/// so version 4 replicas keep reading them.
-pub const FORMAT_VERSION: u8 = 6;
+/// pack bare (nonce, ciphertext, tag: no header in clear); version 7 adds pack redirects (a
+/// repacked pack's chunks moved into another pack). The objects version 4 already had are
+/// unchanged and still written with [`LOG_FORMAT_VERSION`] (manifests with
+/// [`MANIFEST_VERSION`]), so version 4 replicas keep reading them; packs and their chunks are
+/// still written as version 6 ([`PACK_VERSION`]).
+pub const FORMAT_VERSION: u8 = 7;
+/// The envelope version this build writes for pack indexes, and so for the chunks of its
+/// packs.
+pub const PACK_VERSION: u8 = 6;
+/// The envelope version this build writes for manifests: 5 says the writer follows pack
+/// redirects (the layout is version 4's), so a device repacks only once every active device
+/// writes at least this.
+pub const MANIFEST_VERSION: u8 = 5;
 /// The envelope version this build writes for segments, manifests and checkpoints.
 pub const LOG_FORMAT_VERSION: u8 = 4;
 /// The oldest bucket format version this build still reads.
@@ -68,16 +77,18 @@ pub(crate) enum ObjectKind {
     Chunk = 6,
     /// A pack's index of its chunks, at the pack's end (version 5).
     PackIndex = 7,
+    /// Where the chunks of a repacked pack went (version 7).
+    PackRedirect = 8,
 }
 
 impl ObjectKind {
     /// The envelope version this build writes for the kind.
     fn version(self) -> u8 {
         match self {
-            ObjectKind::Segment | ObjectKind::Manifest | ObjectKind::Checkpoint => {
-                LOG_FORMAT_VERSION
-            }
-            ObjectKind::Chunk | ObjectKind::PackIndex => FORMAT_VERSION,
+            ObjectKind::Segment | ObjectKind::Checkpoint => LOG_FORMAT_VERSION,
+            ObjectKind::Manifest => MANIFEST_VERSION,
+            ObjectKind::Chunk | ObjectKind::PackIndex => PACK_VERSION,
+            ObjectKind::PackRedirect => FORMAT_VERSION,
             ObjectKind::LocalState | ObjectKind::JournalEntry => LOCAL_ENVELOPE_VERSION,
         }
     }

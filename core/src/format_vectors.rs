@@ -1094,3 +1094,148 @@ fn a_replica_reads_the_example_file_from_either_version_of_the_pack() {
         assert!(matches!(download.poll_outcome(), Some(Ok(()))));
     }
 }
+
+// ---- Version 7: repacked packs and their redirects (FORMAT.md §14.7, vectors in §12) ----
+
+/// The version 7 example: the version 6 pack's chunks moved, second first, into the pack
+/// `b0 b1 .. bf` of D.
+fn example_repacked_pack() -> Vec<u8> {
+    hex("32 16 a4 02 07 64 bd e5 45 c1 43 db b9 60 9c 22
+         ab 85 5d 60 92 5a 99 76 13 fd e7 1b 94 ce d8 bc
+         63 ae a1 e2 27 a8 12 a6 f2 d9 d2 bb b0 8a f4 00
+         92 78 57 aa f6 41 14 f5 61 ba ac b3 79 70 8c 79
+         a1 dc 14 76 ab 57 12 42 b6 a9 e5 a1 bf 6a a4 d9
+         0d fe 52 e5 78 41 f0 af b1 88 17 24 a0 42 4b 53
+         59 06 07 fe 4a c0 5c dc 3f 07 ec 56 a3 f7 ee 0d
+         0e 97 8b 00 43 70 2f 30 30 31 31 32 32 33 33 34
+         34 35 35 36 36 37 37 38 38 39 39 61 61 62 62 63
+         63 64 64 65 65 66 66 2f 62 30 62 31 62 32 62 33
+         62 34 62 35 62 36 62 37 62 38 62 39 62 61 62 62
+         62 63 62 64 62 65 62 66 c2 20 6f c0 bd 31 85 94
+         f8 cc 73 bc 35 10 6f ba f8 7b 28 c3 8a 8d bf c8
+         ad ae 7f e6 bc a8 00 07 f4 11 ad fe e6 5c 5b 0a
+         9c 89 fe 39 71 df 90 d6 21 a4 37 d1 c3 e8 3b 31
+         f3 30 43 56 55 8b 0b 1e d9 2d 4e 08 da 4a 35 fe
+         4f b4 56 90 26 12 3d 01 ca a3 cc 83 e5 be 1d ab
+         31 fa 02 95 c1 37 67 47 22 17 69 3c ef ec 80 7e
+         5b 08 9b 2f d6 ec f4 9a bd 70 ad a2 c1 93 5a 00
+         00 00 d2")
+}
+
+/// The redirect of the version 6 example pack to [`example_repacked_pack`].
+fn example_redirect() -> Vec<u8> {
+    hex("42 4b 53 59 07 08 fe 4a c0 5c dc 3f 07 ec 56 a3
+         f7 ee 0d 0e 97 8b 00 43 72 2f 30 30 31 31 32 32
+         33 33 34 34 35 35 36 36 37 37 38 38 39 39 61 61
+         62 62 63 63 64 64 65 65 66 66 2f 61 30 61 31 61
+         32 61 33 61 34 61 35 61 36 61 37 61 38 61 39 61
+         61 61 62 61 63 61 64 61 65 61 66 d9 84 82 43 03
+         8f 9c 1c 84 03 48 70 a9 b6 58 32 a5 f2 ba d9 06
+         3f ee be 1d 1d ee 9c d9 f3 57 4f 2f 09 d4 a3 4a
+         6b f8 c7 dc 61 11 2d 1f 4e 40 8d eb ad ba 75 d5
+         dd 19 8a 25 dc 66 17 a5 fc 25 82 11 44 00 82 b6")
+}
+
+fn example_repacked_name() -> crate::pack::PackName {
+    crate::pack::PackName {
+        device: D.0,
+        pack: core::array::from_fn(|i| 0xb0 + i as u8),
+    }
+}
+
+#[test]
+fn the_version_7_redirect_and_repacked_pack_are_the_documented_bytes() {
+    use crate::pack::{self, PackBuilder, PackName, Redirect};
+    let key = example_key();
+    let chunk_key = key.subkey(Purpose::Chunk);
+    let (from, to) = (example_pack_name(), example_repacked_name());
+    let redirect = Redirect::open(&chunk_key, key.vault_id(), &from, example_redirect()).unwrap();
+    assert_eq!(
+        redirect,
+        Redirect {
+            to: to.pack,
+            moves: vec![(0, 46), (47, 0)],
+        }
+    );
+    // The reference writer: the sealed chunks copied byte for byte, the index, then the
+    // redirect, drawing nonces from the stream of seed 08.
+    let v6 = example_pack_v6();
+    let (_, entries) =
+        pack::read_index(&chunk_key, key.vault_id(), &from, v6.len() as u64, &v6).unwrap();
+    let mut entropy = Entropy::from_seed([8; 32]);
+    let mut builder = PackBuilder::new(to, 512);
+    for e in entries.iter().rev() {
+        let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
+        builder.push_sealed(e, &v6[at]);
+    }
+    let written = builder
+        .finish(&chunk_key, key.vault_id(), &mut entropy)
+        .unwrap();
+    assert_eq!(written, example_repacked_pack());
+    let sealed = redirect
+        .seal(&chunk_key, key.vault_id(), &from, &mut entropy)
+        .unwrap();
+    assert_eq!(sealed, example_redirect());
+    // Opened as another pack's redirect, it is corrupt (moved).
+    let other = PackName {
+        pack: [0x11; 16],
+        ..from
+    };
+    let err = Redirect::open(&chunk_key, key.vault_id(), &other, example_redirect()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+}
+
+/// A reader whose record names the version 6 example pack finds it gone (404), reads its
+/// redirect, and reads the file from the repacked pack.
+#[test]
+fn a_reader_that_finds_a_pack_gone_follows_its_redirect() {
+    let value = "424b5346020d57cea529a5535b853dee3167ce1e92a68c1634f876c07bacf479e9d3e32b0855010100112233445566778899aabbccddeeffa0a1a2a3a4a5a6a7a8a9aaabacadaeaf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e0700002f7c570518bc364d2915261125cc00f1fdc3c1960b5180fb4ae0c5fe525ca5923306002f2e";
+    let key = example_key();
+    let store = Store::parse("file:///vault").unwrap();
+    let mut engine = Engine::new(&key, store, D, Entropy::from_seed([5; 32]));
+    engine.put(
+        b"hello.txt".to_vec(),
+        hex(value),
+        Timestamp(1_767_225_600_000),
+    );
+    let mut download = engine.begin_download(b"hello.txt").unwrap().unwrap();
+    let (old, new) = (
+        example_pack_name().relative(),
+        example_repacked_name().relative(),
+    );
+    let repacked = example_repacked_pack();
+    let mut asked = Vec::new();
+    let mut read = Vec::new();
+    while let Some(request) = download.poll_request(Timestamp(0)) {
+        let response = |status, body| crate::http::Response {
+            status,
+            headers: vec![],
+            body,
+        };
+        let answer = if request.url.ends_with(&old) {
+            asked.push("old pack");
+            response(404, b"<Error><Code>NoSuchKey</Code></Error>".to_vec())
+        } else if request.url.ends_with(&example_pack_name().redirect()) {
+            asked.push("redirect");
+            response(200, example_redirect())
+        } else {
+            assert!(request.url.ends_with(&new), "{}", request.url);
+            asked.push("new pack");
+            let range = request.header("range").unwrap().to_owned();
+            let (first, last) = range
+                .strip_prefix("bytes=")
+                .and_then(|r| r.split_once('-'))
+                .unwrap();
+            let (first, last): (usize, usize) = (first.parse().unwrap(), last.parse().unwrap());
+            response(206, repacked[first..=last].to_vec())
+        };
+        download.handle_response(request.id, Ok(answer), Timestamp(0));
+        while let Some(bytes) = download.poll_output() {
+            read.extend_from_slice(&bytes);
+        }
+    }
+    assert_eq!(read, b"Hello, files!");
+    assert!(matches!(download.poll_outcome(), Some(Ok(()))));
+    // The two chunks are no longer neighbours in the order of the file: two ranges.
+    assert_eq!(asked, ["old pack", "redirect", "new pack", "new pack"]);
+}

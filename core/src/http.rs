@@ -64,11 +64,17 @@ pub enum RequestKind {
     ListPacks,
     /// Deleting one of our packs that no file references any more.
     DeletePack,
+    /// One page of the listing of our pack redirects (at pack collection).
+    ListRedirects,
+    /// Where the chunks of a repacked pack went.
+    GetRedirect,
+    /// Writing the redirect of a pack we repacked.
+    PutRedirect,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 15] = [
+    pub const ALL: [RequestKind; 18] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -84,6 +90,9 @@ impl RequestKind {
         RequestKind::GetChunks,
         RequestKind::ListPacks,
         RequestKind::DeletePack,
+        RequestKind::ListRedirects,
+        RequestKind::GetRedirect,
+        RequestKind::PutRedirect,
     ];
 
     /// A short name for reports.
@@ -104,6 +113,9 @@ impl RequestKind {
             RequestKind::GetChunks => "get-chunks",
             RequestKind::ListPacks => "list-packs",
             RequestKind::DeletePack => "delete-pack",
+            RequestKind::ListRedirects => "list-redirects",
+            RequestKind::GetRedirect => "get-redirect",
+            RequestKind::PutRedirect => "put-redirect",
         }
     }
 }

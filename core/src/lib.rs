@@ -59,7 +59,7 @@ pub use io::{driver, files, session, state_store};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
-pub use crypto::{FORMAT_VERSION, LOG_FORMAT_VERSION};
+pub use crypto::{FORMAT_VERSION, LOG_FORMAT_VERSION, MANIFEST_VERSION, PACK_VERSION};
 pub use engine::{
     CompactionPolicy, DeviceSummary, Engine, HistoryPolicy, OpenMode, Restored,
     DEFAULT_MASS_DELETION_LIMIT, JOURNAL_HEADER_LEN, MAX_LABEL_BYTES,

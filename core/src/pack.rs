@@ -303,3 +303,108 @@ pub(crate) fn read_index(
     }
     Ok((version, entries))
 }
+
+/// The folder of pack redirects inside the vault folder.
+pub const REDIRECT_FOLDER: &str = "r/";
+/// How many redirects a reader follows from one pack before it gives up (a chain grows by one
+/// each time chunks already moved are moved again).
+pub(crate) const MAX_REDIRECTS: usize = 32;
+
+/// The folder of `device`'s pack redirects inside the vault folder, `r/<device hex>/`.
+pub(crate) fn redirects_folder(device: [u8; 16]) -> String {
+    let hex: String = device.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{REDIRECT_FOLDER}{hex}/")
+}
+
+impl PackName {
+    /// The name of this pack's redirect inside the vault folder, `r/<device hex>/<pack hex>`.
+    pub(crate) fn redirect(&self) -> String {
+        let hex: String = self.pack.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}{hex}", redirects_folder(self.device))
+    }
+}
+
+/// Where the chunks of a repacked pack went: all into one pack of the same writer, each
+/// sealed chunk copied byte for byte (format version 7). Chunks of the old pack that no file
+/// needed when it was repacked are not listed, and not moved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// The pack the chunks went to (its writer is the old pack's).
+    pub to: [u8; 16],
+    /// For each chunk moved: where its sealed bytes started in the old pack, and where they
+    /// start in the new one. Sorted by the old offset, no offset twice.
+    pub moves: Vec<(u64, u64)>,
+}
+
+impl Redirect {
+    /// Where the chunk that started at `offset` in the old pack starts in [`Redirect::to`].
+    pub fn moved(&self, offset: u64) -> Option<u64> {
+        let at = self.moves.binary_search_by_key(&offset, |m| m.0).ok()?;
+        Some(self.moves[at].1)
+    }
+
+    /// Seals the redirect of the pack `from` (an envelope of kind 8 named `r/<D>/<P>`).
+    ///
+    /// # Errors
+    /// None expected (the name is short).
+    pub(crate) fn seal(
+        &self,
+        key: &SecretKey,
+        vault: VaultId,
+        from: &PackName,
+        entropy: &mut Entropy,
+    ) -> Result<Vec<u8>> {
+        let name = from.redirect();
+        let plain =
+            postcard::to_allocvec(self).map_err(|e| Error::Config(format!("redirect: {e}")))?;
+        let ad = ObjectAd {
+            vault,
+            kind: ObjectKind::PackRedirect,
+            name: &name,
+        };
+        crypto::seal(key, &ad, &plain, entropy)
+    }
+
+    /// Opens the redirect of the pack `from`.
+    ///
+    /// # Errors
+    /// `Corrupt` when it does not open as that redirect, does not decode, lists an old offset
+    /// twice or out of order, or sends the pack to itself; `WrongVault` as any envelope.
+    pub(crate) fn open(
+        key: &SecretKey,
+        vault: VaultId,
+        from: &PackName,
+        object: Vec<u8>,
+    ) -> Result<Redirect> {
+        let name = from.redirect();
+        let ad = ObjectAd {
+            vault,
+            kind: ObjectKind::PackRedirect,
+            name: &name,
+        };
+        let (_, plain) = crypto::open_versioned(key, &ad, object)?;
+        let redirect: Redirect = crypto::decode_exact(&plain)
+            .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
+        if redirect.to == from.pack {
+            return Err(Error::corrupt(&name, "sends the pack to itself"));
+        }
+        if redirect.moves.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(Error::corrupt(&name, "lists its chunks out of order"));
+        }
+        Ok(redirect)
+    }
+}
+
+impl PackBuilder {
+    /// Appends a chunk sealed already (copied from another pack, byte for byte) and returns
+    /// its index entry in this pack.
+    pub fn push_sealed(&mut self, entry: &IndexEntry, sealed: &[u8]) -> IndexEntry {
+        let moved = IndexEntry {
+            offset: self.len(),
+            ..*entry
+        };
+        self.bytes.extend_from_slice(sealed);
+        self.entries.push(moved);
+        moved
+    }
+}

@@ -33,6 +33,9 @@ pub struct SyncReport {
     pub segments_deleted: u64,
     /// Our packs deleted because no file references them any more (pack collection).
     pub packs_deleted: u64,
+    /// Our mostly-garbage packs whose live chunks this sync moved into a new pack (and wrote a
+    /// redirect for); the old packs are deleted later, as unreferenced ones are.
+    pub packs_repacked: u64,
     /// The replica started over under a new device id (it had been out of touch longer than
     /// the grace period, or another device retired it): the old id. Its view was rebuilt from
     /// the vault.

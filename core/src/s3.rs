@@ -13,6 +13,8 @@ pub struct ListPage {
     /// ETag; a store whose listings carry no ETag (s3s-fs) gets `LastModified/Size` instead,
     /// and an empty tag when it has neither.
     pub objects: Vec<(String, String)>,
+    /// Each object's size in bytes, in the order of `objects`, when the listing gave one.
+    pub sizes: Vec<Option<u64>>,
     /// The token for the next page when the listing is truncated.
     pub next_token: Option<String>,
     /// The common prefixes ("folders") of a listing made with a delimiter.
@@ -52,14 +54,17 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage> {
             ["ListBucketResult", "Contents"] => {
                 // End of one <Contents>. Quirk: s3s-fs lists no ETag; fall back to the time
                 // and size, which change whenever the object is rewritten.
-                let tag = match (etag.take(), modified.take(), size.take()) {
+                let tag = match (etag.take(), modified.take(), size.as_deref()) {
                     (Some(etag), _, _) => etag,
                     (None, Some(modified), Some(size)) => format!("{modified}/{size}"),
                     _ => String::new(),
                 };
                 if let Some(k) = key.take() {
+                    page.sizes
+                        .push(size.as_deref().and_then(|s| s.trim().parse().ok()));
                     page.objects.push((k, tag));
                 }
+                size = None;
             }
             _ => {}
         }

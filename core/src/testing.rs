@@ -175,7 +175,7 @@ pub fn sample_file_value() -> Vec<u8> {
             packs,
             chunks: vec![chunk(5, 0, 0), chunk(6, 1, 600_040)],
         },
-        chunk_version: crate::FORMAT_VERSION,
+        chunk_version: crate::crypto::PACK_VERSION,
     }
     .encode()
 }

@@ -52,9 +52,11 @@ impl Engine {
                     continue;
                 }
                 for c in chunks {
+                    // Where the chunk is now, if one of our repacks moved it.
+                    let (pack, offset) = self.resolve(packs[c.pack as usize], c.offset);
                     known.entry(c.id).or_insert(Stored {
-                        pack: packs[c.pack as usize],
-                        offset: c.offset,
+                        pack,
+                        offset,
                         sealed_len: c.sealed_len,
                         len: c.len,
                     });

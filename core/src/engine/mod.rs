@@ -160,6 +160,10 @@ pub struct Engine {
     /// Our packs this process deleted or is deleting (pack collection): no upload references
     /// their chunks again.
     collected_packs: std::collections::HashSet<crate::pack::PackName>,
+    /// The redirects of our repacked packs read or written by this process, by the pack they
+    /// lead away from (they never change).
+    redirects:
+        std::collections::HashMap<crate::pack::PackName, std::sync::Arc<crate::pack::Redirect>>,
     store: Store,
     /// The vault's folder in the bucket, `"<vault id>/"`.
     folder: String,
@@ -269,6 +273,7 @@ impl Engine {
             spare_chunks: None,
             transfers: std::sync::Arc::new(()),
             collected_packs: std::collections::HashSet::new(),
+            redirects: std::collections::HashMap::new(),
             folder: format!("{}{vault}/", store.prefix()),
             store,
             state,

@@ -15,6 +15,7 @@ mod packs;
 mod prune;
 mod pull;
 mod push;
+mod repack;
 use crate::error::{Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
@@ -118,6 +119,24 @@ enum Pending {
     DeletePack {
         pack: [u8; 16],
     },
+    ListRedirects,
+    GetRedirect {
+        pack: [u8; 16],
+    },
+    /// Live chunks of a pack being repacked: where the range starts, and the chunks in it.
+    RepackChunks {
+        pack: [u8; 16],
+        start: u64,
+        chunks: Vec<repack::LiveChunk>,
+    },
+    /// The pack that repacked chunks went to, and the redirects to write once it is stored.
+    PutRepacked {
+        redirects: Vec<([u8; 16], crate::pack::Redirect)>,
+    },
+    PutRedirect {
+        pack: [u8; 16],
+        redirect: crate::pack::Redirect,
+    },
 }
 
 /// One sync in progress.
@@ -165,10 +184,12 @@ pub(crate) struct SyncRun {
     held_manifests: Vec<(DeviceId, Error)>,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
-    /// Our packs listed so far, while a listing of them runs.
-    pack_listing: Option<Vec<[u8; 16]>>,
-    /// Pages of our packs' listing asked for.
+    /// What this run has learnt of our packs and redirects, while pack collection looks.
+    survey: Option<packs::Survey>,
+    /// Pages of our packs' and redirects' listings asked for.
     pack_pages: usize,
+    /// Chunks of mostly-garbage packs being moved into a new pack.
+    repacking: Option<repack::Repacking>,
 }
 
 impl SyncRun {
@@ -183,8 +204,9 @@ impl SyncRun {
             no_conditional_put: false,
             held_manifests: Vec::new(),
             deleted_segments: Default::default(),
-            pack_listing: None,
+            survey: None,
             pack_pages: 0,
+            repacking: None,
             phase: Phase::Listing,
             queue: VecDeque::new(),
             delayed: Vec::new(),
@@ -570,6 +592,17 @@ impl Engine {
             Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
             Pending::ListPacks => self.on_pack_list(run, response),
             Pending::DeletePack { pack } => self.on_delete_pack(run, pack, response),
+            Pending::ListRedirects => self.on_redirect_list(run, response),
+            Pending::GetRedirect { pack } => self.on_get_redirect(run, pack, response),
+            Pending::RepackChunks {
+                pack,
+                start,
+                chunks,
+            } => self.on_repack_chunks(run, pack, start, chunks, response),
+            Pending::PutRepacked { redirects } => self.on_put_repacked(run, redirects, response),
+            Pending::PutRedirect { pack, redirect } => {
+                self.on_put_redirect(run, pack, redirect, response)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Reading a file: ranged GETs of its chunks (neighbours in one pack together), each chunk
 //! opened and checked against its id, the bytes handed out in order and the whole checked
-//! against the file's content hash.
+//! against the file's content hash. A pack that is gone may have been repacked: its redirect
+//! says where its chunks went, and the read goes on there.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
@@ -11,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::file::{Body, ChunkRef, FileValue};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{RequestId, Timestamp};
-use crate::pack::{self, PackName};
+use crate::pack::{self, PackName, Redirect};
 use crate::retry::RetryPolicy;
 use crate::s3;
 
@@ -31,6 +32,48 @@ struct Span {
     start: u64,
     end: u64,
     chunks: Vec<(usize, ChunkRef)>,
+    /// How many redirects were followed to find these chunks here.
+    hops: usize,
+}
+
+/// What a request of a download is for.
+enum Wanted {
+    /// The bytes of a span.
+    Chunks(Span),
+    /// The redirect of a span's pack, which was not found.
+    Redirect(Span),
+}
+
+/// Groups `chunks` (with their places in the file, in file order) into spans of neighbours in
+/// `pack`: a chunk that follows the latest span it could join in that pack joins it, even when
+/// chunks of another pack came between them in the file (an upload spreads chunks over two
+/// packs).
+fn spans_of(
+    chunks: impl IntoIterator<Item = (usize, PackName, ChunkRef)>,
+    hops: usize,
+) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut open: HashMap<PackName, usize> = HashMap::new();
+    for (position, pack, chunk) in chunks {
+        let end = chunk.offset + u64::from(chunk.sealed_len);
+        match open.get(&pack).map(|&i| &mut spans[i]) {
+            Some(span) if span.end == chunk.offset && end - span.start <= MAX_RANGE => {
+                span.end = end;
+                span.chunks.push((position, chunk));
+            }
+            _ => {
+                open.insert(pack, spans.len());
+                spans.push(Span {
+                    pack,
+                    start: chunk.offset,
+                    end,
+                    chunks: vec![(position, chunk)],
+                    hops,
+                });
+            }
+        }
+    }
+    spans
 }
 
 /// One file being read. Run its requests like a sync's; take the bytes, in order, with
@@ -42,7 +85,9 @@ pub struct Download {
     object: String,
     /// Spans not yet asked for, in the order of their first chunk in the file.
     plan: VecDeque<Span>,
-    requests: Requests<Span>,
+    requests: Requests<Wanted>,
+    /// The redirects read so far, by the pack they lead away from.
+    redirects: HashMap<PackName, Arc<Redirect>>,
     /// Fetched chunks, by place in the file, until handed out in order: the opened span they
     /// lie in, and where their plaintext is in it.
     fetched: BTreeMap<usize, Piece>,
@@ -122,32 +167,14 @@ impl Download {
         match &file.body {
             Body::Inline(bytes) => inline = Some(bytes.clone()),
             Body::Chunks { packs, chunks } => {
-                // The latest span of each pack: a chunk that follows it in that pack joins it,
-                // even when chunks of another pack came between them in the file (an upload
-                // spreads chunks over two packs).
-                let mut open: HashMap<PackName, usize> = HashMap::new();
-                for (position, chunk) in chunks.iter().enumerate() {
-                    if !wanted(position, u64::from(chunk.len)) {
-                        continue;
-                    }
-                    let pack = packs[chunk.pack as usize];
-                    let end = chunk.offset + u64::from(chunk.sealed_len);
-                    match open.get(&pack).map(|&i| &mut spans[i]) {
-                        Some(span) if span.end == chunk.offset && end - span.start <= MAX_RANGE => {
-                            span.end = end;
-                            span.chunks.push((position, *chunk));
-                        }
-                        _ => {
-                            open.insert(pack, spans.len());
-                            spans.push(Span {
-                                pack,
-                                start: chunk.offset,
-                                end,
-                                chunks: vec![(position, *chunk)],
-                            });
-                        }
-                    }
-                }
+                spans = spans_of(
+                    chunks
+                        .iter()
+                        .enumerate()
+                        .filter(|(position, chunk)| wanted(*position, u64::from(chunk.len)))
+                        .map(|(position, chunk)| (position, packs[chunk.pack as usize], *chunk)),
+                    0,
+                );
             }
         }
         let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
@@ -165,6 +192,7 @@ impl Download {
             pieces: past,
             plan: spans.into(),
             requests: Requests::new(retry),
+            redirects: HashMap::new(),
             fetched: BTreeMap::new(),
             held: Vec::new(),
             next_out: 0,
@@ -295,7 +323,7 @@ impl Download {
                 url,
                 vec![("range".into(), range)],
                 Vec::new(),
-                span,
+                Wanted::Chunks(span),
             );
         }
         self.requests.poll(now)
@@ -311,16 +339,109 @@ impl Download {
         let Some((op, response)) = self.requests.answer(id, response, now) else {
             return;
         };
-        let span = op.pending;
-        let result = response.and_then(|r| self.open_span(&span, r));
-        match result {
-            Ok(pieces) => self.fetched.extend(pieces),
-            Err(e) => {
+        let result = match op.pending {
+            Wanted::Chunks(span) => match response {
+                Ok(r) if r.status == 404 && span.hops < pack::MAX_REDIRECTS => {
+                    self.follow(span);
+                    Ok(())
+                }
+                response => response
+                    .and_then(|r| self.open_span(&span, r))
+                    .map(|pieces| self.fetched.extend(pieces)),
+            },
+            Wanted::Redirect(span) => response
+                .and_then(|r| self.open_redirect(&span, r))
+                .and_then(|redirect| self.redirect(span, redirect)),
+        };
+        if let Err(e) = result {
+            self.requests.clear();
+            self.plan.clear();
+            self.failure.get_or_insert(e);
+        }
+    }
+
+    /// The pack of `span` is gone: reads its redirect (once per pack), then the chunks where
+    /// it says they went.
+    fn follow(&mut self, span: Span) {
+        // The span is asked for again elsewhere: it holds no bytes until then.
+        let len = span.end - span.start;
+        let last = span.chunks.last().expect("spans are not empty").0;
+        if let Some(at) = self.held.iter().position(|&h| h == (last, len)) {
+            self.held.swap_remove(at);
+        }
+        if let Some(redirect) = self.redirects.get(&span.pack).cloned() {
+            if let Err(e) = self.redirect(span, redirect) {
                 self.requests.clear();
                 self.plan.clear();
                 self.failure.get_or_insert(e);
             }
+            return;
         }
+        let url = self.keys.url(&span.pack.redirect());
+        self.requests.push(
+            RequestKind::GetRedirect,
+            Method::Get,
+            url,
+            Vec::new(),
+            Vec::new(),
+            Wanted::Redirect(span),
+        );
+    }
+
+    /// The redirect of `span`'s pack from its GET. A redirect that is not there means the
+    /// pack is gone for good: the error is the pack's.
+    fn open_redirect(&self, span: &Span, response: Response) -> Result<Arc<Redirect>> {
+        if !response.is_success() {
+            let name = if response.status == 404 {
+                span.pack.relative()
+            } else {
+                span.pack.redirect()
+            };
+            return Err(s3::error_from_response(
+                &response,
+                format!(
+                    "GET {name} for {} in {}",
+                    self.object,
+                    self.keys.store.display_name()
+                ),
+            ));
+        }
+        let redirect =
+            Redirect::open(&self.keys.chunk, self.keys.vault, &span.pack, response.body)?;
+        Ok(Arc::new(redirect))
+    }
+
+    /// Plans `span`'s chunks again, where `redirect` says they went, before the spans not yet
+    /// asked for.
+    fn redirect(&mut self, span: Span, redirect: Arc<Redirect>) -> Result<()> {
+        self.redirects.insert(span.pack, Arc::clone(&redirect));
+        let to = PackName {
+            device: span.pack.device,
+            pack: redirect.to,
+        };
+        let mut moved = Vec::with_capacity(span.chunks.len());
+        for (position, chunk) in &span.chunks {
+            let Some(offset) = redirect.moved(chunk.offset) else {
+                // The pack's GET answered 404, and its chunk was not moved: it is gone.
+                return Err(Error::Http {
+                    category: crate::error::Category::NotFound,
+                    status: 404,
+                    code: Some("NoSuchKey".into()),
+                    context: format!(
+                        "GET {} for {} in {} (repacked, without the chunk at {})",
+                        span.pack.relative(),
+                        self.object,
+                        self.keys.store.display_name(),
+                        chunk.offset
+                    ),
+                });
+            };
+            moved.push((*position, to, ChunkRef { offset, ..*chunk }));
+        }
+        for span in spans_of(moved, span.hops + 1).into_iter().rev() {
+            self.plan.push_front(span);
+        }
+        Ok(())
     }
 
     /// Each chunk of `span` opened where it lies: the body, and where each chunk's plaintext

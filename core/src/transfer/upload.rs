@@ -1021,7 +1021,7 @@ impl Upload {
             size: self.size,
             hash: *self.hasher.finalize().as_bytes(),
             body,
-            chunk_version: crate::crypto::FORMAT_VERSION,
+            chunk_version: crate::crypto::PACK_VERSION,
         };
         let mut report = self.report.clone();
         report.size = self.size;

@@ -41,7 +41,14 @@ pub struct CompactionPolicy {
     /// reported with category `clock` until the clocks agree; a replica whose own clock is
     /// this far ahead of the present starts over. Keep it well above `max_clock_skew_ms`.
     pub max_future_ms: u64,
+    /// A pack of this device whose live chunks (those a file still needs) fill less than this
+    /// percent of it is repacked: the live chunks move into a new pack, and the old one goes.
+    /// 0 never repacks.
+    pub repack_live_percent: u64,
 }
+
+/// The default share of live bytes below which a pack is repacked: half.
+pub const DEFAULT_REPACK_LIVE_PERCENT: u64 = 50;
 
 /// The default grace period: 30 days.
 pub const DEFAULT_GRACE_MS: u64 = 30 * 86_400_000;
@@ -53,7 +60,7 @@ pub const DEFAULT_MAX_FUTURE_MS: u64 = 7 * 86_400_000;
 impl Default for CompactionPolicy {
     /// 16 segments at least, 1,024 at most, and between the two once the tails cost a
     /// quarter of the checkpoint, a segment counting its bytes plus 4 KiB; 30 days of grace,
-    /// clocks within a day, stamps at most 7 days ahead.
+    /// clocks within a day, stamps at most 7 days ahead; packs less than half live repacked.
     fn default() -> Self {
         CompactionPolicy {
             min_tail_segments: 16,
@@ -63,6 +70,7 @@ impl Default for CompactionPolicy {
             grace_ms: DEFAULT_GRACE_MS,
             max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
             max_future_ms: DEFAULT_MAX_FUTURE_MS,
+            repack_live_percent: DEFAULT_REPACK_LIVE_PERCENT,
         }
     }
 }
@@ -77,6 +85,7 @@ impl CompactionPolicy {
         grace_ms: DEFAULT_GRACE_MS,
         max_clock_skew_ms: DEFAULT_MAX_CLOCK_SKEW_MS,
         max_future_ms: DEFAULT_MAX_FUTURE_MS,
+        repack_live_percent: DEFAULT_REPACK_LIVE_PERCENT,
     };
 
     fn due(&self, tail_segments: u64, tail_bytes: u64, checkpoint_bytes: u64) -> bool {

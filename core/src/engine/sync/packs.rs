@@ -23,11 +23,15 @@
 //! a device kept unpushed for longer than the grace period while it referenced a chunk of a file
 //! deleted meanwhile, fail as `not-found` when their bytes are read.
 //!
-//! Packs that are mostly garbage are not repacked: records name where each chunk lies, so
-//! moving a chunk would mean rewriting every record that references it.
+//! Before it decides, a look also lists our pack redirects (`r/<device>/`) and reads those this
+//! process has not read yet: a record that names a chunk of a repacked pack references the pack
+//! the chunk went to, and not the old one. Packs that are mostly garbage are repacked
+//! (`repack.rs`) at a look.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use super::repack::LiveChunk;
 use super::{Pending, SyncRun};
 use crate::engine::state::PackCollection;
 use crate::engine::Engine;
@@ -35,7 +39,7 @@ use crate::error::Result;
 use crate::file::{Body, FileValue};
 use crate::http::{Method, RequestKind, Response};
 use crate::ids::DeviceId;
-use crate::pack::{packs_folder, PackName};
+use crate::pack::{packs_folder, redirects_folder, PackName, Redirect, MAX_REDIRECTS};
 use crate::s3;
 
 /// The first format whose writers publish how much of each device they merged.
@@ -68,7 +72,7 @@ impl Engine {
             _ => self.holds_files(),
         };
         if due {
-            run.pack_listing = Some(Vec::new());
+            run.survey = Some(Survey::default());
             self.queue_pack_list(run, None);
         }
     }
@@ -130,6 +134,11 @@ impl Engine {
         format!("{}{}", self.folder, packs_folder(self.state.device.0))
     }
 
+    /// Where our pack redirects are listed from: `<vault folder>r/<device hex>/`.
+    fn own_redirects_prefix(&self) -> String {
+        format!("{}{}", self.folder, redirects_folder(self.state.device.0))
+    }
+
     fn queue_pack_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
         run.pack_pages += 1;
         let prefix = self.own_packs_prefix();
@@ -138,52 +147,157 @@ impl Engine {
         run.push(op);
     }
 
-    pub(super) fn on_pack_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
+    fn queue_redirect_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
+        run.pack_pages += 1;
+        let prefix = self.own_redirects_prefix();
+        let url = self.store.list_url(&prefix, token);
+        let op = self.op(
+            RequestKind::ListRedirects,
+            Method::Get,
+            url,
+            Pending::ListRedirects,
+        );
+        run.push(op);
+    }
+
+    /// One page of a listing of ours (packs or redirects): each object's random name and size,
+    /// and the next page's token. `None` (the look given up) on an error.
+    fn listed_page(
+        &mut self,
+        run: &mut SyncRun,
+        response: Result<Response>,
+        prefix: &str,
+        what: &str,
+    ) -> Option<(Vec<([u8; 16], Option<u64>)>, Option<String>)> {
         let page = match self
-            .check(response, || "LIST of our packs".into())
+            .check(response, || format!("LIST of our {what}"))
             .and_then(|r| s3::parse_list(&r.body))
         {
             Ok(page) => page,
             Err(e) => {
-                run.pack_listing = None;
-                return run.report.errors.push(e);
+                run.survey = None;
+                run.report.errors.push(e);
+                return None;
             }
         };
         let me = self.state.device;
+        let names = page
+            .objects
+            .iter()
+            .zip(page.sizes.iter().chain(std::iter::repeat(&None)))
+            .filter_map(|((key, _), size)| {
+                Some((
+                    PackName::parse(me.0, key.strip_prefix(prefix)?)?.pack,
+                    *size,
+                ))
+            })
+            .collect();
+        // A listing cut short lists fewer packs: fewer are deleted, none wrongly.
+        let next = page.next_token.filter(|_| run.pack_pages < MAX_LIST_PAGES);
+        Some((names, next))
+    }
+
+    pub(super) fn on_pack_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
         let prefix = self.own_packs_prefix();
-        let Some(listing) = run.pack_listing.as_mut() else {
+        let Some((names, next)) = self.listed_page(run, response, &prefix, "packs") else {
             return;
         };
-        listing.extend(
-            page.objects
-                .iter()
-                .filter_map(|(key, _)| PackName::parse(me.0, key.strip_prefix(&prefix)?))
-                .map(|name| name.pack),
-        );
-        match page.next_token {
-            Some(token) if run.pack_pages < MAX_LIST_PAGES => {
-                self.queue_pack_list(run, Some(&token));
-            }
-            // A listing cut short lists fewer packs: fewer are deleted, none wrongly.
-            _ => {
-                let mut listed = std::mem::take(listing);
-                listed.sort_unstable();
-                listed.dedup();
-                run.pack_listing = None;
-                self.on_packs_listed(run, &listed);
-            }
+        let Some(survey) = run.survey.as_mut() else {
+            return;
+        };
+        survey.packs.extend(names);
+        match next {
+            Some(token) => self.queue_pack_list(run, Some(&token)),
+            None => self.queue_redirect_list(run, None),
         }
     }
 
-    /// With our packs listed: deletes the due ones still unreferenced, or looks again.
-    /// `listed` is sorted.
-    fn on_packs_listed(&mut self, run: &mut SyncRun, listed: &[[u8; 16]]) {
+    pub(super) fn on_redirect_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
+        let prefix = self.own_redirects_prefix();
+        let Some((names, next)) = self.listed_page(run, response, &prefix, "pack redirects") else {
+            return;
+        };
+        let Some(survey) = run.survey.as_mut() else {
+            return;
+        };
+        survey
+            .redirects
+            .extend(names.into_iter().map(|(name, _)| name));
+        if let Some(token) = next {
+            return self.queue_redirect_list(run, Some(&token));
+        }
+        // Read the redirects this process has not read yet; the look goes on once all are in.
+        let me = self.state.device.0;
+        let unread: Vec<[u8; 16]> = survey
+            .redirects
+            .iter()
+            .filter(|&&pack| !self.redirects.contains_key(&PackName { device: me, pack }))
+            .copied()
+            .collect();
+        survey.reading = unread.len();
+        for pack in unread {
+            let name = PackName { device: me, pack }.redirect();
+            self.queue_get(
+                run,
+                RequestKind::GetRedirect,
+                &name,
+                Pending::GetRedirect { pack },
+            );
+        }
+        self.survey_done(run);
+    }
+
+    pub(super) fn on_get_redirect(
+        &mut self,
+        run: &mut SyncRun,
+        pack: [u8; 16],
+        response: Result<Response>,
+    ) {
+        let from = PackName {
+            device: self.state.device.0,
+            pack,
+        };
+        let opened = self
+            .check(response, || format!("GET {}", from.redirect()))
+            .and_then(|r| Redirect::open(&self.file_keys[0], self.vault, &from, r.body));
+        let Some(survey) = run.survey.as_mut() else {
+            return;
+        };
+        survey.reading -= 1;
+        match opened {
+            Ok(redirect) => {
+                self.redirects.insert(from, Arc::new(redirect));
+            }
+            Err(e) => {
+                // Without it, the pack it leads to may look unreferenced: no decision now.
+                run.survey = None;
+                return run.report.errors.push(e);
+            }
+        }
+        self.survey_done(run);
+    }
+
+    /// Once every listing page and redirect is in: goes on with the look.
+    fn survey_done(&mut self, run: &mut SyncRun) {
+        if run.survey.as_ref().is_none_or(|s| s.reading > 0) {
+            return;
+        }
+        let mut survey = run.survey.take().expect("checked above");
+        survey.packs.sort_unstable();
+        survey.packs.dedup_by_key(|(pack, _)| *pack);
+        self.on_packs_listed(run, &survey.packs);
+    }
+
+    /// With our packs listed: deletes the due ones still unreferenced, or looks again (and
+    /// repacks those mostly garbage). `listed` is sorted.
+    fn on_packs_listed(&mut self, run: &mut SyncRun, listed: &[([u8; 16], Option<u64>)]) {
         let now = run.now.0;
         let me = self.state.device;
-        let Some(referenced) = self.referenced_own_packs(now) else {
+        let Some(references) = self.own_references(now) else {
             // A file value that does not decode may reference any pack.
             return;
         };
+        let referenced = |pack: &[u8; 16]| references.contains_key(pack);
         // An upload began while the listing ran.
         if self.transfers_running() {
             return;
@@ -195,9 +309,8 @@ impl Engine {
             .clone()
             .filter(|l| l.device == me && l.confirmed_ms.is_some());
         if let Some(mut look) = look {
-            look.packs.retain(|&pack| {
-                listed.binary_search(&pack).is_ok()
-                    && !referenced.contains(&PackName { device: me.0, pack })
+            look.packs.retain(|pack| {
+                listed.binary_search_by_key(pack, |(p, _)| *p).is_ok() && !referenced(pack)
             });
             if !look.packs.is_empty() {
                 // Still due: deleted ones leave the look as their DELETEs succeed.
@@ -236,11 +349,12 @@ impl Engine {
             merged,
             packs: listed
                 .iter()
-                .filter(|&&pack| !referenced.contains(&PackName { device: me.0, pack }))
-                .copied()
+                .map(|(pack, _)| *pack)
+                .filter(|pack| !referenced(pack))
                 .collect(),
             confirmed_ms: None,
         });
+        self.plan_repack(run, listed, &references);
     }
 
     pub(super) fn on_delete_pack(
@@ -272,20 +386,53 @@ impl Engine {
                 .any(|(_, versions)| versions.iter().any(is_file))
     }
 
-    /// Our packs that the replica references: by a current record, or by an earlier version
-    /// of a key overwritten (or deleted) less than the grace period before `now`. `None` when a
-    /// file value does not decode.
-    fn referenced_own_packs(&self, now: u64) -> Option<HashSet<PackName>> {
+    /// Where `offset` in our pack `pack` is now: followed through the redirects this process
+    /// knows while they list it.
+    pub(crate) fn resolve(&self, mut pack: PackName, mut offset: u64) -> (PackName, u64) {
+        for _ in 0..MAX_REDIRECTS {
+            let Some(redirect) = self.redirects.get(&pack) else {
+                break;
+            };
+            let Some(moved) = redirect.moved(offset) else {
+                break;
+            };
+            pack.pack = redirect.to;
+            offset = moved;
+        }
+        (pack, offset)
+    }
+
+    /// The chunks of our packs that the replica references, where they are now (through the
+    /// redirects), by pack and offset: by a current record, or by an earlier version of a key
+    /// overwritten (or deleted) less than the grace period before `now`. `None` when a file
+    /// value does not decode.
+    fn own_references(&self, now: u64) -> Option<HashMap<[u8; 16], BTreeMap<u64, LiveChunk>>> {
         let me = self.state.device.0;
         let grace = self.compaction.grace_ms;
-        let mut referenced = HashSet::new();
+        let mut referenced: HashMap<[u8; 16], BTreeMap<u64, LiveChunk>> = HashMap::new();
         let mut note = |value: Option<&[u8]>| -> Option<()> {
             let Some(value) = value.filter(|v| FileValue::is_file(v)) else {
                 return Some(());
             };
             let file = FileValue::decode(b"", value).ok()?;
-            if let Body::Chunks { packs, .. } = &file.body {
-                referenced.extend(packs.iter().filter(|p| p.device == me));
+            if let Body::Chunks { packs, chunks } = &file.body {
+                for chunk in chunks {
+                    let pack = packs[chunk.pack as usize];
+                    if pack.device != me {
+                        continue;
+                    }
+                    let (pack, offset) = self.resolve(pack, chunk.offset);
+                    referenced.entry(pack.pack).or_default().insert(
+                        offset,
+                        LiveChunk {
+                            id: chunk.id,
+                            len: chunk.len,
+                            offset,
+                            sealed_len: chunk.sealed_len,
+                            version: file.chunk_version,
+                        },
+                    );
+                }
             }
             Some(())
         };
@@ -307,4 +454,15 @@ impl Engine {
         }
         Some(referenced)
     }
+}
+
+/// What a look has learnt of our packs and redirects so far.
+#[derive(Default)]
+pub(super) struct Survey {
+    /// Our packs listed, with their sizes when the listing gave them.
+    packs: Vec<([u8; 16], Option<u64>)>,
+    /// Our packs that have a redirect.
+    redirects: Vec<[u8; 16]>,
+    /// Redirects being read.
+    reading: usize,
 }
