@@ -20,7 +20,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # (twiggy: sort and BTreeMap copies, serde of old state versions, the aws-sigv4 stack).
 # Pack collection (state version 8) took it from 285,845 to about 293,200: the bar moved from
 # 290,000 to 300,000. Resuming multipart packs (state version 9, +5.2 KB) and openFile
-# (+3.8 KB) took it to about 302,250: the bar moved to 305,000.
-bar=305000
+# (+3.8 KB) took it to about 302,250: the bar moved to 305,000. Repacking (bucket format 7: the
+# redirect-following read, the survey of packs and redirects, the repack itself) took it from
+# 304,315 to 317,115 (+12.8 KB, measured in one run before and after): the bar moved to 320,000.
+bar=320000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

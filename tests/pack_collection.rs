@@ -458,3 +458,69 @@ fn mostly_garbage_packs_are_repacked_and_readers_follow_the_redirects() {
         read_back(&fresh, &t, "copy", 1, small).await;
     });
 }
+
+/// Repacking on SeaweedFS and s3s-fs, with four seconds of grace: the pack sizes come from the
+/// real listing, the live chunks from ranged GETs, and a reader whose records name the old
+/// packs follows the redirects once they are gone.
+#[tokio::test]
+async fn packs_are_repacked_on_s3() {
+    let policy = CompactionPolicy {
+        grace_ms: 4_000,
+        max_clock_skew_ms: 0,
+        repack_live_percent: 60,
+        ..CompactionPolicy::default()
+    };
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("repack").await;
+        let store = server.store_url("repack", "v/");
+        let key = VaultKey::generate().unwrap();
+        let clock = Clock::at(bucketsync_suite::wall_clock().0);
+        let a = clock.open(&store, &key, "a", policy);
+        let b = clock.open(&store, &key, "b", policy);
+        let t = http();
+        let (big, small) = (12 * MIB, 3 * MIB);
+        put(&a, &t, "big", 5, big).await;
+        let s3 = server.store("repack", "");
+        let packs_prefix = format!("v/{}/p/{}/", key.vault_id(), a.device().unwrap());
+        let old: BTreeSet<String> = server
+            .list_all(&s3, &packs_prefix)
+            .await
+            .into_iter()
+            .collect();
+        put(&a, &t, "prefix", 5, small).await;
+        sync(&a, &t).await;
+        sync(&b, &t).await;
+        a.delete("big").unwrap();
+        sync(&a, &t).await;
+        let (mut repacked, mut gone) = (0, false);
+        // Every half second until every old pack is gone, for at most 60 seconds.
+        for _ in 0..120 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            clock.advance(500);
+            repacked += sync(&a, &t).await.packs_repacked;
+            sync(&b, &t).await;
+            let now: BTreeSet<String> = server
+                .list_all(&s3, &packs_prefix)
+                .await
+                .into_iter()
+                .collect();
+            if repacked > 0 && now.is_disjoint(&old) {
+                gone = true;
+                break;
+            }
+        }
+        assert!(repacked > 0, "{kind:?}: nothing repacked");
+        assert!(gone, "{kind:?}: the old packs are still there");
+        let redirects = format!("v/{}/r/{}/", key.vault_id(), a.device().unwrap());
+        assert_eq!(
+            server.list_all(&s3, &redirects).await.len() as u64,
+            repacked,
+            "{kind:?}"
+        );
+        read_back(&b, &t, "prefix", 5, small).await;
+        let fresh = clock.open(&store, &key, "fresh", policy);
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "prefix", 5, small).await;
+    }
+}

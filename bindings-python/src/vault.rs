@@ -176,6 +176,8 @@ pub struct SyncReport {
     pub segments_deleted: u64,
     /// This device's packs deleted because no file references them any more.
     pub packs_deleted: u64,
+    /// This device's mostly-garbage packs whose live chunks were moved into a new pack.
+    pub packs_repacked: u64,
     /// The old device id (str) when this device started over under a new id (it was out of
     /// touch longer than the grace period, or another device retired it), else None.
     pub started_over: Option<String>,
@@ -235,6 +237,7 @@ impl SyncReport {
             collected: report.collected,
             segments_deleted: report.segments_deleted,
             packs_deleted: report.packs_deleted,
+            packs_repacked: report.packs_repacked,
             started_over: report.started_over.map(|d| d.to_string()),
             restamped: report
                 .restamped

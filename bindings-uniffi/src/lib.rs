@@ -323,6 +323,8 @@ pub struct SyncReport {
     pub segments_deleted: u64,
     /// This device's packs deleted because no file references them any more.
     pub packs_deleted: u64,
+    /// This device's mostly-garbage packs whose live chunks were moved into a new pack.
+    pub packs_repacked: u64,
     /// The old device id when this device started over under a new id (out of touch longer
     /// than the grace period, or retired by another device).
     pub started_over: Option<String>,
@@ -378,6 +380,7 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             collected: r.collected,
             segments_deleted: r.segments_deleted,
             packs_deleted: r.packs_deleted,
+            packs_repacked: r.packs_repacked,
             started_over: r.started_over.map(|d| d.to_string()),
             restamped: r.restamped.clone(),
             bytes_sent: r.bytes_sent,

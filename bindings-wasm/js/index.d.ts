@@ -134,6 +134,8 @@ export interface SyncReport {
   segmentsDeleted: number;
   /** This device's packs deleted because no file references them any more. */
   packsDeleted: number;
+  /** This device's mostly-garbage packs whose live chunks were moved into a new pack. */
+  packsRepacked: number;
   /**
    * The old device id when this device started over under a new id (out of touch longer than
    * the grace period, or retired by another device), else null.

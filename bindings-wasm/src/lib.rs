@@ -212,6 +212,7 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
     set(&js, "collected", report.collected as f64);
     set(&js, "segmentsDeleted", report.segments_deleted as f64);
     set(&js, "packsDeleted", report.packs_deleted as f64);
+    set(&js, "packsRepacked", report.packs_repacked as f64);
     match report.started_over {
         Some(old) => set(&js, "startedOver", old.to_string()),
         None => set(&js, "startedOver", JsValue::NULL),

@@ -70,6 +70,7 @@ class SyncReport:
     collected: int
     segments_deleted: int
     packs_deleted: int
+    packs_repacked: int
     started_over: Optional[str]
     restamped: List[bytes]
 

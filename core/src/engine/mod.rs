@@ -31,7 +31,7 @@ enum Lifecycle {
     /// A sync runs.
     Syncing(Box<SyncRun>),
     /// A sync ended; its outcome waits for [`Engine::poll_outcome`].
-    Finished(Result<SyncReport>),
+    Finished(Box<Result<SyncReport>>),
 }
 
 /// What a replica's first sync expects to find in the store.

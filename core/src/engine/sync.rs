@@ -391,10 +391,10 @@ impl Engine {
                 self.note_caught_up(&run);
             }
             self.last_report = Some(run.report.clone());
-            Lifecycle::Finished(match run.failure {
+            Lifecycle::Finished(Box::new(match run.failure {
                 Some(error) => Err(error),
                 None => Ok(run.report),
-            })
+            }))
         } else {
             Lifecycle::Syncing(run)
         };
@@ -429,8 +429,10 @@ impl Engine {
             Ok(r) if !r.is_success() => s3::retryable(r.status, s3::error_code(&r.body).as_deref()),
             // A listing cut short in transit does not parse: fetch it again.
             Ok(r)
-                if matches!(op.kind, RequestKind::List | RequestKind::ListPacks)
-                    && s3::parse_list(&r.body).is_err() =>
+                if matches!(
+                    op.kind,
+                    RequestKind::List | RequestKind::ListPacks | RequestKind::ListRedirects
+                ) && s3::parse_list(&r.body).is_err() =>
             {
                 true
             }
@@ -448,7 +450,7 @@ impl Engine {
     /// (the partial report is then in [`Engine::last_report`]).
     pub fn poll_outcome(&mut self) -> Option<Result<SyncReport>> {
         match std::mem::replace(&mut self.lifecycle, Lifecycle::Idle) {
-            Lifecycle::Finished(outcome) => Some(outcome),
+            Lifecycle::Finished(outcome) => Some(*outcome),
             other => {
                 self.lifecycle = other;
                 None

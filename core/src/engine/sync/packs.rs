@@ -168,7 +168,7 @@ impl Engine {
         response: Result<Response>,
         prefix: &str,
         what: &str,
-    ) -> Option<(Vec<([u8; 16], Option<u64>)>, Option<String>)> {
+    ) -> Option<(Vec<Listed>, Option<String>)> {
         let page = match self
             .check(response, || format!("LIST of our {what}"))
             .and_then(|r| s3::parse_list(&r.body))
@@ -455,6 +455,9 @@ impl Engine {
         Some(referenced)
     }
 }
+
+/// One of our objects listed: its random name, and its size when the listing gave one.
+type Listed = ([u8; 16], Option<u64>);
 
 /// What a look has learnt of our packs and redirects so far.
 #[derive(Default)]

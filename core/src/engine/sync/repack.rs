@@ -31,8 +31,9 @@ use crate::error::{Error, Result};
 use crate::http::{Method, RequestKind, Response};
 use crate::pack::{self, ChunkId, IndexEntry, PackBuilder, PackName, Redirect, BARE_SINCE};
 
-/// At most this many live bytes are moved in one sync (the new pack's size, about).
-const MAX_REPACK_BYTES: u64 = 64 << 20;
+/// At most this many live bytes are moved in one sync (unless one pack alone holds more): the
+/// new pack is about the default pack size, and a repack holds about three times this.
+const MAX_REPACK_BYTES: u64 = crate::transfer::DEFAULT_PACK_SIZE as u64;
 /// One ranged GET reads at most this many bytes of a pack.
 const MAX_RANGE: u64 = 16 << 20;
 
