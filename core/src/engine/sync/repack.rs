@@ -351,3 +351,54 @@ impl Engine {
         run.report.packs_repacked += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::Hlc;
+    use crate::crypto::MANIFEST_VERSION;
+    use crate::engine::state::DeviceInfo;
+    use crate::engine::Engine;
+    use crate::entropy::Entropy;
+    use crate::ids::DeviceId;
+    use crate::key::VaultKey;
+    use crate::store::Store;
+
+    /// A device that writes manifests older than version 5 does not follow redirects: while it
+    /// is active (not retired, heard from within the grace period and a heartbeat), nothing is
+    /// repacked.
+    #[test]
+    fn nothing_is_repacked_while_an_active_device_writes_older_manifests() {
+        let key = VaultKey::from_bytes([1; 32]);
+        let store = Store::parse("file:///vault").unwrap();
+        let mut engine = Engine::new(&key, store, DeviceId([1; 16]), Entropy::from_seed([2; 32]));
+        let now = 1_767_225_600_000;
+        let peer = DeviceId([2; 16]);
+        let silence = engine.grace_with_margin_ms() + engine.heartbeat_ms();
+        let mut set = |format: u8, wall_ms: u64| {
+            let info = DeviceInfo {
+                clock: Hlc {
+                    wall_ms,
+                    counter: 0,
+                },
+                format,
+                ..DeviceInfo::default()
+            };
+            engine.state.directory_mut().devices.insert(peer, info);
+            engine.all_follow_redirects(now)
+        };
+        assert!(!set(4, now - 1000), "an active version 4 device");
+        assert!(
+            set(MANIFEST_VERSION, now - 1000),
+            "an active version 5 device"
+        );
+        // Not read since an upgrade: not known to follow them.
+        assert!(!set(0, now - 1000));
+        // Silent longer than it may be: it starts over (a new release reads again) when it
+        // returns.
+        assert!(!set(4, now - silence));
+        assert!(set(4, now - silence - 1));
+        assert!(!set(4, now - 1000));
+        engine.state.directory_mut().retired.insert(peer);
+        assert!(engine.all_follow_redirects(now), "a retired device");
+    }
+}
