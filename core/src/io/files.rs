@@ -174,6 +174,12 @@ impl Drop for Ending<'_> {
     }
 }
 
+/// Whether `value` (a record's value, as [`Session::get`] or a history entry gives it) is a
+/// file's record rather than bytes the app stored: read such a key with [`Session::get_file`].
+pub fn is_file_value(value: &[u8]) -> bool {
+    crate::file::FileValue::is_file(value)
+}
+
 impl Session {
     /// Stores the bytes of `source` as the file `key`: chunks the vault already holds are
     /// not sent again, the rest go up in packs of about `pack_size` bytes (`None`: 16 MiB),

@@ -1,0 +1,135 @@
+//! The command line: global options and one subcommand, each with examples in its help.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 done; 1 other failure; 2 bad usage; 3 config (bad store URL, key, argument);
+4 auth (credentials refused); 5 not found (no vault, no such key); 6 the store could not be
+reached or failed (network, timeout, throttled, server); 7 corrupt data, another vault's data,
+or a rollback; 8 conflict or locked (another process holds the state); 9 a device clock too far
+ahead.
+
+Environment: BUCKETSYNC_STORE, BUCKETSYNC_KEY_FILE, BUCKETSYNC_STATE, BUCKETSYNC_DEVICE stand for
+the options of the same name; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
+are the S3 credentials.";
+
+/// End-to-end encrypted key-value and file vaults in any S3-compatible bucket, synced between
+/// devices with no server of their own.
+#[derive(Debug, Parser)]
+#[command(name = "bucketsync", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The store: `s3://BUCKET/PREFIX?endpoint=URL&region=R` or `file:///DIR` (a folder that
+    /// acts as a bucket).
+    #[arg(long, env = "BUCKETSYNC_STORE", global = true)]
+    pub store: Option<String>,
+    /// The file that holds the vault key (its recovery code): written by `init` and `join`
+    /// (mode 0600), read by every other command.
+    #[arg(long, env = "BUCKETSYNC_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// This device's replica (default: in the platform's data directory, one per vault and
+    /// store).
+    #[arg(long, env = "BUCKETSYNC_STATE", global = true)]
+    pub state: Option<PathBuf>,
+    /// This device's name, shown by `devices` (kept in the state once given).
+    #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]
+    pub device: Option<String>,
+    /// Print one JSON object (for scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Work on the local replica only: no sync before reading or after writing.
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new vault in the store; prints its recovery code once.
+    #[command(
+        after_help = "Example:\n  bucketsync --store s3://my-bucket/notes --key-file ~/.notes.key init\n\n\
+        The key file must not exist yet. Keep the recovery code: it is the only way to join the\n\
+        vault from another device, and anyone who has it can read the vault."
+    )]
+    Init,
+    /// Join an existing vault with its recovery code (asked for, or read from stdin).
+    #[command(
+        after_help = "Examples:\n  bucketsync --store s3://my-bucket/notes --key-file ~/.notes.key join\n  \
+        echo \"$CODE\" | bucketsync --store file:///mnt/usb/vaults --key-file k join\n\n\
+        Fails (exit code 5) when no vault for that code exists in the store."
+    )]
+    Join,
+    /// This device, the vault and the devices in it.
+    #[command(after_help = "Example:\n  bucketsync status --json")]
+    Status,
+    /// List the vault's devices, or retire one.
+    #[command(
+        after_help = "Examples:\n  bucketsync devices\n  bucketsync devices retire 0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    )]
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
+    /// The versions of a key this device keeps: the value, then older ones and conflict losers.
+    #[command(after_help = "Example:\n  bucketsync history settings/theme")]
+    History { key: String },
+    /// Write a record: the value given, or stdin when it is `-` or missing.
+    #[command(after_help = "Examples:\n  bucketsync put settings/theme dark\n  \
+        bucketsync put notes/today - < today.md")]
+    Put { key: String, value: Option<String> },
+    /// Print a record's value (as stored: bytes, no newline added).
+    #[command(after_help = "Example:\n  bucketsync get settings/theme")]
+    Get { key: String },
+    /// List the live keys, or those starting with PREFIX.
+    #[command(after_help = "Examples:\n  bucketsync ls\n  bucketsync ls notes/ --json")]
+    Ls { prefix: Option<String> },
+    /// Delete a record (or file).
+    #[command(after_help = "Example:\n  bucketsync rm notes/old")]
+    Rm { key: String },
+    /// Pull what other devices wrote and push what this one wrote.
+    #[command(after_help = "Example:\n  bucketsync sync")]
+    Sync,
+    /// Sync again and again, printing what each sync did; Ctrl-C stops.
+    #[command(after_help = "Example:\n  bucketsync watch --every 30s")]
+    Watch {
+        /// How long to wait between syncs (`30s`, `5m`, `1h`).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        every: Duration,
+    },
+    /// Store a file (chunked, deduplicated, encrypted) under KEY, with a progress bar.
+    #[command(
+        after_help = "Example:\n  bucketsync put-file photos/cat.jpg ~/Pictures/cat.jpg\n\n\
+        Ctrl-C stops cleanly: nothing is stored, and packs already sent are not sent again."
+    )]
+    PutFile { key: String, path: PathBuf },
+    /// Read the file KEY to PATH, with a progress bar.
+    #[command(
+        after_help = "Example:\n  bucketsync get-file photos/cat.jpg /tmp/cat.jpg\n\n\
+        Nothing appears at PATH before the whole file was read and checked. Ctrl-C stops\n\
+        cleanly; the next get-file to the same path resumes where it stopped."
+    )]
+    GetFile { key: String, path: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Mark a device retired (lost, sold, reinstalled): nobody waits for it any more.
+    Retire {
+        /// Its id (32 hex digits, as `devices` shows it).
+        id: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}

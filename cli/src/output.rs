@@ -1,0 +1,116 @@
+//! What the command prints: text for people, or one JSON object for scripts (`--json`); and
+//! its failures, with the exit code of their category.
+
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bucketsync::{Category, Error};
+use serde_json::{json, Value};
+
+/// A command's failure.
+#[derive(Debug)]
+pub enum Failure {
+    /// The core's error, with its category.
+    Core(Error),
+    /// A key the command was asked about is not in the vault.
+    NoSuchKey(String),
+    /// Stopped by Ctrl-C (what was done is kept).
+    Interrupted(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Core(e)
+    }
+}
+
+impl Failure {
+    fn category(&self) -> &'static str {
+        match self {
+            Failure::Core(e) => e.category().as_str(),
+            Failure::NoSuchKey(_) => Category::NotFound.as_str(),
+            Failure::Interrupted(_) => "interrupted",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Core(e) => e.to_string(),
+            Failure::NoSuchKey(key) => format!("no key {key:?} in the vault"),
+            Failure::Interrupted(what) => format!("interrupted: {what}"),
+        }
+    }
+
+    /// The exit code: one per group of categories (the help lists them).
+    pub fn exit_code(&self) -> ExitCode {
+        let code = match self {
+            Failure::NoSuchKey(_) => 5,
+            Failure::Interrupted(_) => 130,
+            Failure::Core(e) => match e.category() {
+                Category::Config => 3,
+                Category::Auth => 4,
+                Category::NotFound => 5,
+                Category::Throttled | Category::Timeout | Category::Network | Category::Server => 6,
+                Category::Corrupt | Category::WrongVault | Category::Rollback => 7,
+                Category::Conflict | Category::Locked => 8,
+                Category::Clock => 9,
+                _ => 1,
+            },
+        };
+        ExitCode::from(code)
+    }
+}
+
+/// Where results go.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints the result: `text` for people, `value` with `--json`.
+    pub fn result(&self, text: impl FnOnce() -> String, value: impl FnOnce() -> Value) {
+        if self.json {
+            println!("{}", value());
+        } else {
+            let text = text();
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+        }
+    }
+
+    /// A warning on stderr (text mode only; JSON results carry their errors).
+    pub fn warn(&self, text: &str) {
+        if !self.json {
+            eprintln!("warning: {text}");
+        }
+    }
+
+    /// The failure: on stderr as text, or as `{"error": {...}}` on stdout with `--json`.
+    pub fn failure(&self, failure: &Failure) {
+        if self.json {
+            println!(
+                "{}",
+                json!({"error": {"category": failure.category(), "message": failure.message()}})
+            );
+        } else {
+            eprintln!("error: {}", failure.message());
+        }
+    }
+}
+
+/// A wall time in milliseconds as RFC 3339 (UTC, seconds).
+pub fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A byte count for people: `12.3 MiB`.
+pub fn bytes(n: u64) -> String {
+    indicatif::BinaryBytes(n).to_string()
+}
+
+/// A key or value shown as text: its UTF-8, with anything else escaped.
+pub fn shown(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

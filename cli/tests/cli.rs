@@ -1,0 +1,320 @@
+//! The `bucketsync` command end to end, against SeaweedFS: two "devices" (two key files and two
+//! states) on one vault, each command as a user runs it, exit codes included.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use serde_json::Value;
+
+/// One device: its key file and state in `dir`, the store shared.
+struct Device {
+    store: String,
+    key: PathBuf,
+    state: PathBuf,
+    name: &'static str,
+}
+
+impl Device {
+    fn new(store: &str, dir: &Path, name: &'static str) -> Device {
+        Device {
+            store: store.into(),
+            key: dir.join(format!("{name}.key")),
+            state: dir.join(format!("{name}.state")),
+            name,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bucketsync"));
+        command
+            .args(args)
+            .env("BUCKETSYNC_STORE", &self.store)
+            .env("BUCKETSYNC_KEY_FILE", &self.key)
+            .env("BUCKETSYNC_STATE", &self.state)
+            .env("BUCKETSYNC_DEVICE", self.name)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs the command with `input` on stdin.
+    fn run_with(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs the command, which must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "{args:?}: {}", show(&output));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs the command with `--json`, which must succeed; its JSON.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut with = args.to_vec();
+        with.push("--json");
+        serde_json::from_str(&self.ok(&with)).unwrap()
+    }
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// init on a, join on b with the recovery code on stdin; records written on one are read on
+/// the other; deletions, history, status, devices and retire; each failure with its exit code.
+#[tokio::test]
+async fn two_devices_share_a_vault_through_the_command() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    server.create_bucket("cli").await;
+    let store = server.store_url("cli", "notes");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Device::new(&store, dir.path(), "laptop");
+    let b = Device::new(&store, dir.path(), "phone");
+
+    let created = a.json(&["init"]);
+    let code = created["recovery_code"].as_str().unwrap().to_owned();
+    let vault = created["vault"].as_str().unwrap().to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&a.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is the owner's only");
+    }
+    // init again with the same key file: refused, nothing created.
+    let again = a.run(&["init"]);
+    assert_eq!(again.status.code(), Some(3), "{}", show(&again));
+
+    a.ok(&["put", "settings/theme", "dark"]);
+    let piped = a.run_with(&["put", "notes/today", "-"], b"line one\nline two\n");
+    assert!(piped.status.success(), "{}", show(&piped));
+
+    let joined = b.run_with(&["join", "--json"], format!("{code}\n").as_bytes());
+    assert!(joined.status.success(), "{}", show(&joined));
+    let joined: Value = serde_json::from_slice(&joined.stdout).unwrap();
+    assert_eq!(joined["vault"], vault.as_str());
+    assert_eq!(joined["records"], 2);
+    assert_eq!(b.ok(&["get", "settings/theme"]), "dark");
+    assert_eq!(b.ok(&["get", "notes/today"]), "line one\nline two\n");
+    assert_eq!(b.ok(&["ls", "notes/"]), "notes/today\n");
+
+    // b overwrites, a reads the new value and keeps the old one in its history.
+    b.ok(&["put", "settings/theme", "light"]);
+    assert_eq!(a.ok(&["get", "settings/theme"]), "light");
+    let history = a.json(&["history", "settings/theme"]);
+    let versions = history["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{history}");
+    assert_eq!(versions[0]["value"], "light");
+    assert_eq!(versions[0]["device_label"], "phone");
+    assert_eq!(versions[1]["value"], "dark");
+    assert_eq!(versions[1]["device_label"], "laptop");
+
+    a.ok(&["rm", "notes/today"]);
+    let missing = b.run(&["get", "notes/today"]);
+    assert_eq!(missing.status.code(), Some(5), "{}", show(&missing));
+    let missing = b.run(&["get", "notes/today", "--json"]);
+    let error: Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(error["error"]["category"], "not-found");
+
+    let status = b.json(&["status"]);
+    assert_eq!(status["vault"], vault.as_str());
+    assert_eq!(status["records"], 1);
+    assert_eq!(status["unpushed"], 0);
+    let devices = a.json(&["devices"]);
+    let devices = devices["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    let phone = devices.iter().find(|d| d["label"] == "phone").unwrap();
+    let phone_id = phone["id"].as_str().unwrap().to_owned();
+    assert_eq!(phone["this_device"], false);
+    a.ok(&["devices", "retire", &phone_id]);
+    let devices = a.json(&["devices"]);
+    let phone = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == phone_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(phone["retired"], true);
+
+    // --offline writes locally only; the next sync pushes it.
+    a.ok(&["put", "later", "x", "--offline"]);
+    assert_eq!(a.json(&["status", "--offline"])["unpushed"], 1);
+    let synced = a.json(&["sync"]);
+    assert_eq!(synced["pushed"], 1, "{synced}");
+    assert_eq!(a.json(&["status", "--offline"])["unpushed"], 0);
+
+    // Joining with a code of another vault: no vault there (exit 5), no key file written.
+    let stranger = Device::new(&store, dir.path(), "stranger");
+    let other = bucketsync::VaultKey::generate().unwrap().recovery_code();
+    let refused = stranger.run_with(&["join"], other.as_bytes());
+    assert_eq!(refused.status.code(), Some(5), "{}", show(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no vault"));
+    assert!(!stranger.key.exists());
+    // A code that is not one: config (exit 3).
+    let garbled = stranger.run_with(&["join"], b"not-a-code");
+    assert_eq!(garbled.status.code(), Some(3), "{}", show(&garbled));
+    // No store at all: config, saying how to give one.
+    let nowhere = Device::new("", dir.path(), "nowhere");
+    let output = nowhere
+        .command(&["status"])
+        .env_remove("BUCKETSYNC_STORE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--store"));
+    // Wrong credentials: auth (exit 4).
+    let output = a
+        .command(&["sync"])
+        .env("AWS_SECRET_ACCESS_KEY", "wrong-secret-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", show(&output));
+}
+
+/// A file stored on one device reads back byte for byte on the other, and a second store of
+/// the same bytes sends nothing.
+#[tokio::test]
+async fn files_move_between_devices_through_the_command() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    server.create_bucket("clifiles").await;
+    let store = server.store_url("clifiles", "");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Device::new(&store, dir.path(), "a");
+    let b = Device::new(&store, dir.path(), "b");
+    let code = a.json(&["init"])["recovery_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = b.run_with(&["join"], code.as_bytes());
+    assert!(joined.status.success(), "{}", show(&joined));
+
+    let source = dir.path().join("source.bin");
+    let bytes: Vec<u8> = (0..20u64 << 20)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    std::fs::write(&source, &bytes).unwrap();
+    let stored = a.json(&["put-file", "big.bin", source.to_str().unwrap()]);
+    assert_eq!(stored["size"], bytes.len() as u64);
+    assert!(stored["packs"].as_u64().unwrap() >= 1, "{stored}");
+    assert_eq!(stored["pushed"], true);
+
+    let target = dir.path().join("copy.bin");
+    let read = b.json(&["get-file", "big.bin", target.to_str().unwrap()]);
+    assert_eq!(read["size"], bytes.len() as u64);
+    assert!(std::fs::read(&target).unwrap() == bytes, "the copy differs");
+    let listed = b.json(&["ls"]);
+    assert_eq!(listed["keys"][0]["file"], true);
+    assert_eq!(listed["keys"][0]["size"], bytes.len() as u64);
+
+    // The same bytes again from b: every chunk is in the vault already.
+    let again = b.json(&["put-file", "copy.bin", target.to_str().unwrap()]);
+    assert_eq!(again["chunks_uploaded"], 0, "{again}");
+    assert_eq!(again["packs"], 0, "{again}");
+    // get on a file says to use get-file (config), get-file on a record is refused too.
+    let output = b.run(&["get", "big.bin"]);
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    b.ok(&["put", "plain", "value"]);
+    let output = b.run(&["get-file", "plain", target.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    let output = b.run(&["get-file", "absent", target.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(5), "{}", show(&output));
+}
+
+/// Under a real terminal (tmux), put-file draws a progress bar and clears it when done.
+#[tokio::test]
+async fn put_file_draws_a_progress_bar_in_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    a.json(&["init"]);
+    let source = dir.path().join("big.bin");
+    let bytes: Vec<u8> = (0..96u64 << 20)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    std::fs::write(&source, &bytes).unwrap();
+    let session = format!("bucketsync-test-{}", std::process::id());
+    let log = dir.path().join("screens.txt");
+    let done = dir.path().join("done");
+    let script = format!(
+        "BUCKETSYNC_STORE='{}' BUCKETSYNC_KEY_FILE='{}' BUCKETSYNC_STATE='{}' '{}' put-file big '{}'; \
+         echo \"exit $?\" > '{}'; sleep 30",
+        store,
+        a.key.display(),
+        a.state.display(),
+        env!("CARGO_BIN_EXE_bucketsync"),
+        source.display(),
+        done.display()
+    );
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "10",
+            &script,
+        ])
+        .status()
+        .expect("tmux runs (scripts/test.sh installs it)");
+    assert!(started.success());
+    // Capture the pane until the command has ended.
+    let mut screens = String::new();
+    for _ in 0..600 {
+        let capture = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &session])
+            .output()
+            .unwrap();
+        screens.push_str(&String::from_utf8_lossy(&capture.stdout));
+        screens.push_str("\n----\n");
+        if done.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let last = Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", &session])
+        .output()
+        .unwrap();
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .status();
+    std::fs::write(&log, &screens).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&done).unwrap().trim(),
+        "exit 0",
+        "{screens}"
+    );
+    // A bar with bytes, total and rate was drawn while it ran ...
+    assert!(
+        screens.contains("/96.00 MiB") && screens.contains("MiB/s"),
+        "no progress bar in the captures:\n{screens}"
+    );
+    // ... and cleared at the end, leaving the summary.
+    let last = String::from_utf8_lossy(&last.stdout);
+    assert!(last.contains("Stored big: 96.00 MiB"), "{last}");
+    assert!(!last.contains("ETA"), "{last}");
+}
