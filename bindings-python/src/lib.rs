@@ -2,6 +2,7 @@
 //! in the core. The Pythonic surface (exceptions, re-exports) is in `python/bucketsync`.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod convert;
 mod errors;
 mod files;
@@ -21,6 +22,8 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<files::FileProgress>()?;
     m.add_class::<files::FileReport>()?;
     m.add_class::<files::FileInfo>()?;
+    m.add_class::<backup::BackupReport>()?;
+    m.add_class::<backup::RestoreReport>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

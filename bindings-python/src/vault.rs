@@ -13,6 +13,7 @@ use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::backup::{BackupReport, RestoreReport};
 use crate::convert::Bytes;
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
@@ -628,6 +629,115 @@ impl Vault {
         Ok(info.map(FileInfo::from))
     }
 
+    /// Backs the folder up into the vault as the backup `name` (default: the folder's name;
+    /// its records are under "backup/<name>/") and returns a BackupReport. One way: the
+    /// folder is the source. New and changed files are stored (only chunks the vault lacks are
+    /// sent); a file whose size, modification time and permissions match the backup costs no
+    /// request. Modification times, permissions, symbolic links (as links) and empty folders
+    /// are kept. exclude: glob patterns of paths to leave out ("*.tmp", "build/**");
+    /// include_hidden: back up names starting with "." too; dry_run: change nothing, report
+    /// what would be done; delete: delete from the backup what is gone from the folder (never
+    /// below a folder that could not be read). A path that cannot be read is in the report's
+    /// errors. The records are journaled: sync() pushes them. progress(path, FileProgress), if
+    /// given, is called as each file is stored; Ctrl-C or an exception from it stops the
+    /// backup (what was stored stays, and the next backup skips it).
+    #[pyo3(signature = (folder, name = None, exclude = Vec::new(), include_hidden = false, dry_run = false, delete = false, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn backup(
+        &self,
+        py: Python<'_>,
+        folder: PathBuf,
+        name: Option<String>,
+        exclude: Vec<String>,
+        include_hidden: bool,
+        dry_run: bool,
+        delete: bool,
+        progress: Option<PyObject>,
+    ) -> PyResult<BackupReport> {
+        let name = match name {
+            Some(name) => name,
+            None => bucketsync::backup::default_name(&folder).map_err(to_py)?,
+        };
+        let options = bucketsync::backup::BackupOptions {
+            exclude,
+            include_hidden,
+            dry_run,
+            delete,
+        };
+        let stop = Stop::default();
+        let report = self.run(py, &stop, None, || {
+            self.session.backup(
+                &folder,
+                &name,
+                &options,
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                path_progress(&self.session, progress.as_ref(), &stop),
+            )
+        })?;
+        BackupReport::new(py, name, &report)
+    }
+
+    /// Restores the backup `name` (default: the vault's only backup) into the folder `to`
+    /// (made if missing) and returns a RestoreReport. Nothing is written outside `to`: an
+    /// entry whose path climbs out, is absolute, holds a NUL or passes through a link, and a
+    /// link pointing outside the tree, is refused (in the report's errors, naming it). A local
+    /// file newer than the backup is kept (in kept_newer) unless force. at: restore the tree as
+    /// it was at that time (a datetime, or seconds since the epoch), as far as the history
+    /// kept reaches. dry_run: change nothing. progress(path, FileProgress) as in backup.
+    #[pyo3(signature = (to, name = None, at = None, dry_run = false, force = false, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        &self,
+        py: Python<'_>,
+        to: PathBuf,
+        name: Option<String>,
+        at: Option<&Bound<'_, PyAny>>,
+        dry_run: bool,
+        force: bool,
+        progress: Option<PyObject>,
+    ) -> PyResult<RestoreReport> {
+        let at_ms = match at {
+            None => None,
+            Some(at) => {
+                let seconds: f64 = if at.hasattr("timestamp")? {
+                    at.call_method0("timestamp")?.extract()?
+                } else {
+                    at.extract()?
+                };
+                if !(seconds.is_finite() && seconds >= 0.0) {
+                    return Err(to_py(bucketsync::Error::Config(format!(
+                        "at must be a time after 1970, not {seconds}"
+                    ))));
+                }
+                Some((seconds * 1000.0) as u64)
+            }
+        };
+        let name = self.session.backup_named(name.as_deref()).map_err(to_py)?;
+        let options = bucketsync::backup::RestoreOptions {
+            at_ms,
+            dry_run,
+            force,
+        };
+        let stop = Stop::default();
+        let report = self.run(py, &stop, None, || {
+            self.session.restore(
+                &name,
+                &to,
+                &options,
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                path_progress(&self.session, progress.as_ref(), &stop),
+            )
+        })?;
+        RestoreReport::new(py, name, &report)
+    }
+
+    /// The names of the backups in the vault, sorted.
+    fn backups(&self) -> PyResult<Vec<String>> {
+        self.session.backups().map_err(to_py)
+    }
+
     /// Opens the file stored under key for reading at any offset: a FileReader, a read-only,
     /// seekable binary file object (read, readinto, seek, tell; a context manager) that fetches
     /// only the chunks each read needs, with some read-ahead, each checked against its id. It
@@ -1005,6 +1115,23 @@ impl Vault {
 /// The progress callback of a file transfer: what the Python callback raises is noted in
 /// `stop`, and the transfer is cancelled, so that one raising at the very end still keeps the
 /// record from being written (or the file from being put at its path).
+/// As [`file_progress`], for backups and restores: the callback gets the path too.
+fn path_progress<'a>(
+    session: &'a Session,
+    callback: Option<&'a PyObject>,
+    stop: &'a Stop,
+) -> impl FnMut(&str, bucketsync::files::FileProgress) + 'a {
+    move |path, p| {
+        let Some(callback) = callback else { return };
+        Python::with_gil(|py| {
+            if let Err(e) = callback.call1(py, (path, FileProgress::from(p))) {
+                stop.note(e);
+                session.cancel_sync();
+            }
+        });
+    }
+}
+
 fn file_progress<'a>(
     session: &'a Session,
     callback: Option<&'a PyObject>,

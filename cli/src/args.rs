@@ -119,6 +119,34 @@ pub enum Command {
         cleanly; the next get-file to the same path resumes where it stopped."
     )]
     GetFile { key: String, path: PathBuf },
+    /// Probe the store: credentials, clock, conditional writes, listings, multipart uploads,
+    /// ranged reads, CORS, speed; each failure with its fix. Needs no vault key.
+    #[command(
+        after_help = "Examples:\n  bucketsync --store 's3://my-bucket/notes?region=eu-west-1' doctor\n  \
+        bucketsync doctor --origin https://notes.example --json\n\n\
+        It writes a few objects (8 MiB at most) under a random prefix in the store and deletes\n\
+        them at the end. Exits 0 when no check failed, else with the exit code of the first\n\
+        failed check's category (4 when the store refuses the credentials)."
+    )]
+    Doctor(crate::doctor::DoctorArgs),
+    /// Back a folder up into the vault (one way; unchanged files cost no request).
+    #[command(
+        after_help = "Examples:\n  bucketsync backup ~/Documents --exclude '*.tmp' --exclude node_modules\n  \
+        bucketsync backup ~/Documents --delete --dry-run\n\n\
+        Stored under backup/<name>/ (name: the folder's, or --as NAME). Files are compared by\n\
+        size, time and permissions; a changed file sends only the chunks the vault lacks.\n\
+        Modification times, permissions, links (as links) and empty folders are kept."
+    )]
+    Backup(crate::backup::BackupArgs),
+    /// Restore a backup into a folder; never writes outside it, never overwrites a newer
+    /// local file without --force.
+    #[command(
+        after_help = "Examples:\n  bucketsync restore Documents --to /tmp/Documents\n  \
+        bucketsync restore Documents --to /tmp/old --at 2026-11-20T12:00:00Z\n\n\
+        Entries whose path climbs out (..), is absolute, holds a NUL, or passes through a link,\n\
+        and links pointing outside the restored tree, are refused with an error naming them."
+    )]
+    Restore(crate::backup::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -41,12 +41,15 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Watch { every } => watch(g, out, *every).await,
         Command::PutFile { key, path } => put_file(g, out, key, path).await,
         Command::GetFile { key, path } => get_file(g, out, key, path).await,
+        Command::Doctor(args) => crate::doctor::run(g, out, args).await,
+        Command::Backup(args) => crate::backup::backup(g, out, args).await,
+        Command::Restore(args) => crate::backup::restore(g, out, args).await,
     }
 }
 
 /// Runs `work` until it ends; a Ctrl-C meanwhile asks the session to stop (the work then ends
 /// with `Cancelled`, having lost nothing).
-async fn until_interrupted<T>(
+pub(crate) async fn until_interrupted<T>(
     vault: &Vault,
     work: impl Future<Output = bucketsync::Result<T>>,
 ) -> bucketsync::Result<T> {
@@ -77,7 +80,7 @@ async fn sync(vault: &Vault, out: Output) -> std::result::Result<SyncReport, Fai
 }
 
 /// A sync unless `--offline`.
-async fn sync_unless_offline(
+pub(crate) async fn sync_unless_offline(
     g: &Global,
     vault: &Vault,
     out: Output,
@@ -88,7 +91,7 @@ async fn sync_unless_offline(
     sync(vault, out).await.map(Some)
 }
 
-fn interrupted(what: &'static str) -> impl Fn(Error) -> Failure {
+pub(crate) fn interrupted(what: &'static str) -> impl Fn(Error) -> Failure {
     move |e| match e {
         Error::Cancelled => Failure::Interrupted(what.into()),
         e => Failure::Core(e),

@@ -2,7 +2,9 @@
 //! bindings are: every sync rule lives in the core.
 
 mod args;
+mod backup;
 mod commands;
+mod doctor;
 mod output;
 mod vault;
 

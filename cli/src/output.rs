@@ -16,6 +16,11 @@ pub enum Failure {
     NoSuchKey(String),
     /// Stopped by Ctrl-C (what was done is kept).
     Interrupted(String),
+    /// Checks that failed, shown in the command's result already: only the exit code of their
+    /// category is left to give.
+    Reported(Category),
+    /// Done, except for some paths (each shown as a warning).
+    Incomplete(String),
 }
 
 impl From<Error> for Failure {
@@ -30,6 +35,8 @@ impl Failure {
             Failure::Core(e) => e.category().as_str(),
             Failure::NoSuchKey(_) => Category::NotFound.as_str(),
             Failure::Interrupted(_) => "interrupted",
+            Failure::Reported(category) => category.as_str(),
+            Failure::Incomplete(_) => "incomplete",
         }
     }
 
@@ -38,6 +45,8 @@ impl Failure {
             Failure::Core(e) => e.to_string(),
             Failure::NoSuchKey(key) => format!("no key {key:?} in the vault"),
             Failure::Interrupted(what) => format!("interrupted: {what}"),
+            Failure::Reported(category) => format!("checks failed ({category})"),
+            Failure::Incomplete(what) => format!("incomplete: {what}"),
         }
     }
 
@@ -46,18 +55,25 @@ impl Failure {
         let code = match self {
             Failure::NoSuchKey(_) => 5,
             Failure::Interrupted(_) => 130,
-            Failure::Core(e) => match e.category() {
-                Category::Config => 3,
-                Category::Auth => 4,
-                Category::NotFound => 5,
-                Category::Throttled | Category::Timeout | Category::Network | Category::Server => 6,
-                Category::Corrupt | Category::WrongVault | Category::Rollback => 7,
-                Category::Conflict | Category::Locked => 8,
-                Category::Clock => 9,
-                _ => 1,
-            },
+            Failure::Incomplete(_) => 1,
+            Failure::Core(e) => category_code(e.category()),
+            Failure::Reported(category) => category_code(*category),
         };
         ExitCode::from(code)
+    }
+}
+
+/// The exit code of a category's group.
+fn category_code(category: Category) -> u8 {
+    match category {
+        Category::Config => 3,
+        Category::Auth => 4,
+        Category::NotFound => 5,
+        Category::Throttled | Category::Timeout | Category::Network | Category::Server => 6,
+        Category::Corrupt | Category::WrongVault | Category::Rollback => 7,
+        Category::Conflict | Category::Locked => 8,
+        Category::Clock => 9,
+        _ => 1,
     }
 }
 
@@ -89,7 +105,14 @@ impl Output {
 
     /// The failure: on stderr as text, or as `{"error": {...}}` on stdout with `--json`.
     pub fn failure(&self, failure: &Failure) {
+        if let Failure::Reported(_) = failure {
+            return;
+        }
         if self.json {
+            if let Failure::Incomplete(_) = failure {
+                // The result printed already lists each path's error.
+                return;
+            }
             println!(
                 "{}",
                 json!({"error": {"category": failure.category(), "message": failure.message()}})

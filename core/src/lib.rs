@@ -48,6 +48,8 @@ pub mod transfer;
 
 #[cfg(feature = "driver")]
 pub mod io;
+#[cfg(feature = "backup")]
+pub use io::backup;
 #[cfg(feature = "folder")]
 pub use io::builtin_transport;
 #[cfg(feature = "folder")]

@@ -13,6 +13,7 @@ Errors are :class:`bucketsync.Error` subclasses, one per category.
 
 from ._bucketsync import (
     FORMAT_VERSION,
+    BackupReport,
     Credentials,
     FileInfo,
     FileProgress,
@@ -21,6 +22,7 @@ from ._bucketsync import (
     Progress,
     Request,
     Response,
+    RestoreReport,
     SyncReport,
     Vault,
     VaultKey,
@@ -45,6 +47,7 @@ from .errors import (
 __all__ = [
     "FORMAT_VERSION",
     "AuthError",
+    "BackupReport",
     "ConfigError",
     "ConflictError",
     "CorruptError",
@@ -54,6 +57,7 @@ __all__ = [
     "FileProgress",
     "FileReader",
     "FileReport",
+    "RestoreReport",
     "LockedError",
     "ClockError",
     "NetworkError",

@@ -89,6 +89,33 @@ class FileReport:
     bytes_sent: int
     requests: int
 
+class BackupReport:
+    name: str
+    files_stored: int
+    files_unchanged: int
+    deleted: int
+    dirs: int
+    symlinks: int
+    bytes_read: int
+    chunks_uploaded: int
+    chunks_reused: int
+    bytes_sent: int
+    errors: List[Tuple[str, Error]]
+    seconds: float
+    dry_run: bool
+
+class RestoreReport:
+    name: str
+    files_written: int
+    files_unchanged: int
+    kept_newer: List[str]
+    dirs: int
+    symlinks: int
+    bytes_written: int
+    errors: List[Tuple[str, Error]]
+    seconds: float
+    dry_run: bool
+
 class FileInfo:
     size: int
     chunks: int
@@ -183,6 +210,26 @@ class Vault:
     ) -> None: ...
     def file_info(self, key: Bytes) -> Optional[FileInfo]: ...
     def open_file(self, key: Bytes) -> FileReader: ...
+    def backup(
+        self,
+        folder: Union[str, PathLike[str]],
+        name: Optional[str] = None,
+        exclude: Sequence[str] = (),
+        include_hidden: bool = False,
+        dry_run: bool = False,
+        delete: bool = False,
+        progress: Optional[Callable[[str, FileProgress], None]] = None,
+    ) -> BackupReport: ...
+    def restore(
+        self,
+        to: Union[str, PathLike[str]],
+        name: Optional[str] = None,
+        at: Optional[object] = None,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Optional[Callable[[str, FileProgress], None]] = None,
+    ) -> RestoreReport: ...
+    def backups(self) -> List[str]: ...
     async def put_file_async(
         self,
         key: Bytes,

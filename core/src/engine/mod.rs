@@ -514,6 +514,21 @@ impl Engine {
         self.state.records().live_keys(prefix)
     }
 
+    /// Every key starting with `prefix` that this replica holds a record of, deleted ones
+    /// included, sorted (what an earlier time may have held).
+    #[cfg(feature = "backup")]
+    pub(crate) fn keys_ever(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .state
+            .records()
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// How many local writes are not yet in the store.
     pub fn unpushed(&self) -> usize {
         self.state.dirty().len()

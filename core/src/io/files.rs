@@ -311,11 +311,27 @@ impl Session {
         concurrency: usize,
         mut progress: impl FnMut(FileProgress),
     ) -> Result<bool> {
-        use std::io::{Read, Seek};
         self.clear_cancel();
-        let Some(mut download) = self.read(|e| e.begin_download(key))?? else {
+        let Some(download) = self.read(|e| e.begin_download(key))?? else {
             return Ok(false);
         };
+        self.download_to_path(download, target, transport, concurrency, &mut progress)
+            .await?;
+        Ok(true)
+    }
+
+    /// Runs `download` to the file at `target` through its resumable partial file, as
+    /// [`Session::get_file_to_path`] describes.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) async fn download_to_path<T: Transport + ?Sized>(
+        &self,
+        mut download: crate::transfer::Download,
+        target: &std::path::Path,
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(FileProgress),
+    ) -> Result<()> {
+        use std::io::{Read, Seek};
         let local =
             |e: std::io::Error| Error::Config(format!("writing {} failed: {e}", target.display()));
         let partial = PartialFile::resumable(target, &download.resume_tag()).map_err(local)?;
@@ -343,7 +359,7 @@ impl Session {
                 &mut WriteSink(file),
                 transport,
                 concurrency,
-                &mut progress,
+                progress,
             )
             .await;
         // Cancelled by the last progress call: the partial file is whole and stays, so the
@@ -355,7 +371,7 @@ impl Session {
         match outcome {
             Ok(()) => {
                 partial.commit(target).map_err(local)?;
-                Ok(true)
+                Ok(())
             }
             Err(e) => {
                 if !(e.is_retryable() || matches!(e, Error::Cancelled)) {

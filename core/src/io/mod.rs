@@ -8,8 +8,11 @@
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
-//! - [`files`]: storing and reading files through a session, from and to streams.
+//! - [`files`]: storing and reading files through a session, from and to streams;
+//! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`).
 
+#[cfg(feature = "backup")]
+pub mod backup;
 #[cfg(feature = "folder")]
 pub mod builtin_transport;
 pub mod driver;

@@ -1,0 +1,134 @@
+//! What `Vault.backup` and `Vault.restore` did, as Python objects.
+
+use pyo3::prelude::*;
+
+use crate::errors::exception;
+
+/// What one `Vault.backup` did (or, with dry_run, would do).
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct BackupReport {
+    /// The backup's name (its records are under "backup/<name>/").
+    pub name: String,
+    /// Files stored (new or changed).
+    pub files_stored: u64,
+    /// Files whose size, time and permissions matched their entry: no request.
+    pub files_unchanged: u64,
+    /// Paths gone from the folder whose entries were deleted (delete=True).
+    pub deleted: u64,
+    /// Folders and links in the tree.
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of the files stored.
+    pub bytes_read: u64,
+    /// Chunks sent, and chunks the vault held already.
+    pub chunks_uploaded: u64,
+    pub chunks_reused: u64,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// (path, bucketsync.Error) for each path that could not be backed up.
+    pub errors: Vec<(String, PyObject)>,
+    /// Seconds it took.
+    pub seconds: f64,
+    pub dry_run: bool,
+}
+
+#[pymethods]
+impl BackupReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "BackupReport(name={:?}, files_stored={}, files_unchanged={}, deleted={}, dirs={}, symlinks={}, bytes_read={}, chunks_uploaded={}, chunks_reused={}, bytes_sent={}, errors={}, dry_run={})",
+            self.name, self.files_stored, self.files_unchanged, self.deleted, self.dirs,
+            self.symlinks, self.bytes_read, self.chunks_uploaded, self.chunks_reused,
+            self.bytes_sent, self.errors.len(), if self.dry_run { "True" } else { "False" }
+        )
+    }
+}
+
+fn errors(
+    py: Python<'_>,
+    errors: &[(String, bucketsync::Error)],
+) -> PyResult<Vec<(String, PyObject)>> {
+    errors
+        .iter()
+        .map(|(path, e)| Ok((path.clone(), exception(py, e, None)?)))
+        .collect()
+}
+
+impl BackupReport {
+    pub fn new(
+        py: Python<'_>,
+        name: String,
+        r: &bucketsync::backup::BackupReport,
+    ) -> PyResult<Self> {
+        Ok(BackupReport {
+            name,
+            files_stored: r.files_stored,
+            files_unchanged: r.files_unchanged,
+            deleted: r.deleted,
+            dirs: r.dirs,
+            symlinks: r.symlinks,
+            bytes_read: r.bytes_read,
+            chunks_uploaded: r.chunks_uploaded,
+            chunks_reused: r.chunks_reused,
+            bytes_sent: r.bytes_sent,
+            errors: errors(py, &r.errors)?,
+            seconds: r.duration.as_secs_f64(),
+            dry_run: r.dry_run,
+        })
+    }
+}
+
+/// What one `Vault.restore` did (or, with dry_run, would do).
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub name: String,
+    /// Files written.
+    pub files_written: u64,
+    /// Files already there with the entry's size and time: not fetched.
+    pub files_unchanged: u64,
+    /// Paths of local files newer than the backup, kept (force=True overwrites them).
+    pub kept_newer: Vec<String>,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of the files written.
+    pub bytes_written: u64,
+    /// (path, bucketsync.Error) for each entry refused or failed.
+    pub errors: Vec<(String, PyObject)>,
+    /// Seconds it took.
+    pub seconds: f64,
+    pub dry_run: bool,
+}
+
+#[pymethods]
+impl RestoreReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "RestoreReport(name={:?}, files_written={}, files_unchanged={}, kept_newer={}, dirs={}, symlinks={}, bytes_written={}, errors={}, dry_run={})",
+            self.name, self.files_written, self.files_unchanged, self.kept_newer.len(),
+            self.dirs, self.symlinks, self.bytes_written, self.errors.len(),
+            if self.dry_run { "True" } else { "False" }
+        )
+    }
+}
+
+impl RestoreReport {
+    pub fn new(
+        py: Python<'_>,
+        name: String,
+        r: &bucketsync::backup::RestoreReport,
+    ) -> PyResult<Self> {
+        Ok(RestoreReport {
+            name,
+            files_written: r.files_written,
+            files_unchanged: r.files_unchanged,
+            kept_newer: r.kept_newer.clone(),
+            dirs: r.dirs,
+            symlinks: r.symlinks,
+            bytes_written: r.bytes_written,
+            errors: errors(py, &r.errors)?,
+            seconds: r.duration.as_secs_f64(),
+            dry_run: r.dry_run,
+        })
+    }
+}

@@ -1,0 +1,83 @@
+"""Folder backup and restore through the Python binding (Vault.backup / Vault.restore): a tree
+between two devices on SeaweedFS, incremental, with a BackupReport; a crafted entry that would
+write outside the target is refused."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+import bucketsync
+from bucketsync import BackupReport, RestoreReport, Vault, VaultKey
+
+
+def tree(root):
+    """Each path below root: kind, permissions, mtime (ms) and content or link target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            st = os.lstat(path)
+            if path.is_symlink():
+                out[rel] = ("l", os.readlink(path))
+            elif path.is_dir():
+                out[rel] = ("d", st.st_mode & 0o7777, st.st_mtime_ns // 1_000_000)
+            else:
+                out[rel] = ("f", st.st_mode & 0o7777, st.st_mtime_ns // 1_000_000, path.read_bytes())
+    return out
+
+
+def test_a_folder_is_backed_up_and_restored_on_another_device(seaweed, credentials, tmp_path):
+    store = seaweed.store(seaweed.bucket("backups"), "py/")
+    key = VaultKey.generate()
+    src = tmp_path / "Photos"
+    (src / "2026" / "november").mkdir(parents=True)
+    (src / "empty").mkdir()
+    (src / "2026" / "november" / "cat.jpg").write_bytes(random.Random(1).randbytes(3 << 20))
+    (src / "notes ü.txt").write_text("caption")
+    (src / ".thumbs").write_text("cache")
+    os.chmod(src / "notes ü.txt", 0o600)
+    os.symlink("notes ü.txt", src / "latest")
+    with Vault.create(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
+         Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
+        seen = []
+        report = a.backup(src, progress=lambda path, p: seen.append(path))
+        assert isinstance(report, BackupReport)
+        assert report.name == "Photos" and a.backups() == ["Photos"]
+        assert (report.files_stored, report.dirs, report.symlinks) == (2, 3, 1), report
+        assert report.errors == [] and not report.dry_run
+        assert "2026/november/cat.jpg" in seen
+        assert repr(report).startswith("BackupReport(name=\"Photos\", files_stored=2")
+        again = a.backup(src)
+        assert (again.files_stored, again.files_unchanged, again.bytes_sent) == (0, 2, 0)
+        a.sync()
+
+        b.sync()
+        to = tmp_path / "restored"
+        restored = b.restore(to)
+        assert isinstance(restored, RestoreReport)
+        assert (restored.name, restored.files_written, restored.errors) == ("Photos", 2, [])
+        hidden_left_out = {k: v for k, v in tree(src).items() if k != ".thumbs"}
+        assert tree(to) == hidden_left_out
+
+        dry = b.restore(tmp_path / "nowhere", dry_run=True)
+        assert dry.dry_run and dry.files_written == 2
+        assert not (tmp_path / "nowhere").exists()
+
+
+def test_entries_that_would_escape_are_refused(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    with Vault.create(store, VaultKey.generate(), state=tmp_path / "a.state") as a:
+        a.put("backup/evil/m/../../escaped", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
+        a.put("backup/evil/m/fine", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
+        report = a.restore(tmp_path / "target", name="evil")
+        assert [path for path, _ in report.errors] == ["../../escaped"]
+        error = report.errors[0][1]
+        assert isinstance(error, bucketsync.ConfigError) and "backup/evil/m/" in str(error)
+        assert (tmp_path / "target" / "fine").is_dir()
+        assert not (tmp_path / "escaped").exists()
+        a.put("backup/other/m/x", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
+        with pytest.raises(bucketsync.ConfigError, match="2 backups"):
+            a.restore(tmp_path / "t2")

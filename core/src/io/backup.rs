@@ -1,0 +1,995 @@
+//! A local folder backed up into the vault, and restored from it (one way: the folder is the
+//! source of truth for a backup, the vault for a restore).
+//!
+//! Under a root prefix `R` of keys (say `backup/photos/`), each file, folder and symbolic link
+//! of the tree has an **entry** record `R m/<path>` (what it is, its size, modification time and
+//! permissions, a link's target; see [`Entry`]), and each regular file's bytes are a file
+//! record `R f/<path>`, stored like any file (chunked, deduplicated, in packs). `<path>` is the
+//! path below the folder, its components joined with `/`. Records sync, keep history and are
+//! collected like any others; this module only decides which to write and reads them back.
+//! The layout is specified in `docs/FORMAT.md` ("Folder backups").
+//!
+//! A backup is incremental: a file whose size, modification time and permissions match its
+//! entry costs no request; a changed one is stored again, which sends only the chunks the
+//! vault does not hold yet. A folder that cannot be read never turns into deletions: entries
+//! are deleted (with `delete`) only below folders that were read whole.
+//!
+//! A restore never writes outside its target: entries whose path climbs out (`..`), is
+//! absolute, holds a NUL, or passes through a link are refused with an error naming the entry;
+//! links are made last, and only to targets inside the restored tree. A local file newer than
+//! its entry is kept unless `force`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::io::driver::Transport;
+use crate::io::files::{FileProgress, ReadSource};
+use crate::io::session::Session;
+
+const ENTRY_MAGIC: &[u8; 4] = b"BKSM";
+const ENTRY_VERSION: u8 = 1;
+
+/// What a path of a backed-up tree is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A regular file; its bytes are the file record `R f/<path>`.
+    File,
+    /// A folder (kept even when empty).
+    Dir,
+    /// A symbolic link, kept as a link.
+    Symlink,
+}
+
+/// The entry record of one path: `"BKSM" ‖ 01 ‖ postcard(Entry)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// File, folder or link.
+    pub kind: EntryKind,
+    /// A file's length in bytes (0 for the others).
+    pub size: u64,
+    /// Last modification, in milliseconds since the Unix epoch (0 when unknown).
+    pub mtime_ms: u64,
+    /// Permission bits (`0o7777` at most; 0 when the platform has none).
+    pub mode: u32,
+    /// A link's target, as the link holds it (empty for the others).
+    #[serde(with = "serde_bytes")]
+    pub target: Vec<u8>,
+    /// A file's content hash, as [`crate::FileInfo::content_hash`] gives it (empty for the
+    /// others).
+    pub hash: String,
+}
+
+impl Entry {
+    /// The record value.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = ENTRY_MAGIC.to_vec();
+        out.push(ENTRY_VERSION);
+        out.extend(postcard::to_allocvec(self).expect("postcard serializes into a Vec"));
+        out
+    }
+
+    /// An entry from its record value.
+    ///
+    /// # Errors
+    /// `Corrupt` when the value is not an entry of a version this build reads.
+    pub fn decode(key: &str, value: &[u8]) -> Result<Entry> {
+        let corrupt = |reason: &str| Error::corrupt(&format!("backup entry {key:?}"), reason);
+        let rest = value
+            .strip_prefix(ENTRY_MAGIC)
+            .ok_or_else(|| corrupt("is not a backup entry"))?;
+        match rest.split_first() {
+            Some((&ENTRY_VERSION, body)) => {
+                crate::crypto::decode_exact(body).map_err(|e| corrupt(&e))
+            }
+            Some((version, _)) => Err(corrupt(&format!(
+                "entry version {version} is not supported (this build reads 1)"
+            ))),
+            None => Err(corrupt("is empty")),
+        }
+    }
+}
+
+/// How to back a folder up.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    /// Glob patterns (`*.tmp`, `build/**`, `node_modules`) of paths to leave out, matched
+    /// against the path below the folder and against the file name.
+    pub exclude: Vec<String>,
+    /// Back up names that start with `.` too.
+    pub include_hidden: bool,
+    /// Say what would be done, and do nothing.
+    pub dry_run: bool,
+    /// Delete the entries of paths that are gone from the folder.
+    pub delete: bool,
+}
+
+/// What a backup did (or, dry, would do).
+#[derive(Clone, Debug, Default)]
+pub struct BackupReport {
+    /// Files stored (new or changed).
+    pub files_stored: u64,
+    /// Files whose size, time and permissions matched their entry: no request.
+    pub files_unchanged: u64,
+    /// Paths gone from the folder whose entries were deleted.
+    pub deleted: u64,
+    /// Folders in the tree.
+    pub dirs: u64,
+    /// Links in the tree.
+    pub symlinks: u64,
+    /// Bytes of the files stored (read from disk).
+    pub bytes_read: u64,
+    /// Chunks sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault held already, not sent again.
+    pub chunks_reused: u64,
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Paths that could not be backed up, with why (the rest went on).
+    pub errors: Vec<(String, Error)>,
+    /// How long it took.
+    pub duration: Duration,
+    /// Nothing was done: the counts are what would have been.
+    pub dry_run: bool,
+}
+
+/// How to restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore the tree as it was at this time (milliseconds since the Unix epoch), as far as
+    /// the history the replica keeps reaches; `None`: as it is.
+    pub at_ms: Option<u64>,
+    /// Say what would be done, and do nothing.
+    pub dry_run: bool,
+    /// Overwrite local files that are newer than their entry.
+    pub force: bool,
+}
+
+/// What a restore did (or, dry, would do).
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    /// Files written.
+    pub files_written: u64,
+    /// Files already there with the entry's size and time: not fetched.
+    pub files_unchanged: u64,
+    /// Local files newer than their entry, kept (see [`RestoreOptions::force`]).
+    pub kept_newer: Vec<String>,
+    /// Folders made (or there already).
+    pub dirs: u64,
+    /// Links made (or there already).
+    pub symlinks: u64,
+    /// Bytes of the files written.
+    pub bytes_written: u64,
+    /// Entries refused or failed, with why (the rest went on).
+    pub errors: Vec<(String, Error)>,
+    /// How long it took.
+    pub duration: Duration,
+    /// Nothing was done: the counts are what would have been.
+    pub dry_run: bool,
+}
+
+/// Where backups live: the backup named `<name>` has the root `backup/<name>/`.
+pub const BACKUPS: &str = "backup/";
+
+/// The root of the backup named `name`.
+///
+/// # Errors
+/// `Config` when `name` is empty, `.`, `..` or holds a `/`.
+pub fn root_of(name: &str) -> Result<String> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(Error::Config(format!(
+            "backup name {name:?}: give a name that is not empty and has no '/'"
+        )));
+    }
+    Ok(format!("{BACKUPS}{name}/"))
+}
+
+/// The name a backup of `dir` gets by default: the folder's own name.
+///
+/// # Errors
+/// `Config` when the folder has no usable name (`/`, or not UTF-8).
+pub fn default_name(dir: &Path) -> Result<String> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let name = absolute
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    root_of(name).map(|_| name.to_owned())
+}
+
+/// One path found in the local folder.
+struct Local {
+    rel: String,
+    path: PathBuf,
+    entry: Entry,
+}
+
+/// What a walk of the folder found.
+#[derive(Default)]
+struct Walk {
+    found: Vec<Local>,
+    /// Folders (relative, `""` for the root) whose listing was read whole: entries below
+    /// others are never deleted.
+    read_whole: BTreeSet<String>,
+    /// Paths left out by the exclusion patterns or as hidden: never deleted either.
+    left_out: Vec<String>,
+    errors: Vec<(String, Error)>,
+}
+
+fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Config(format!("{what} {}: {e}", path.display()))
+}
+
+fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(unix)]
+fn mode_of(metadata: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &std::fs::Metadata) -> u32 {
+    0
+}
+
+fn link_target_bytes(target: &Path) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        target.as_os_str().as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        target.to_string_lossy().as_bytes().to_vec()
+    }
+}
+
+/// Matches the exclusion patterns.
+struct Filter {
+    exclude: globset::GlobSet,
+    include_hidden: bool,
+}
+
+impl Filter {
+    fn new(options: &BackupOptions) -> Result<Filter> {
+        let mut builder = globset::GlobSetBuilder::new();
+        for pattern in &options.exclude {
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| Error::Config(format!("exclude pattern {pattern:?}: {e}")))?;
+            builder.add(glob);
+        }
+        let exclude = builder
+            .build()
+            .map_err(|e| Error::Config(format!("exclude patterns: {e}")))?;
+        Ok(Filter {
+            exclude,
+            include_hidden: options.include_hidden,
+        })
+    }
+
+    fn leaves_out(&self, rel: &str, name: &str) -> bool {
+        (!self.include_hidden && name.starts_with('.'))
+            || self.exclude.is_match(rel)
+            || self.exclude.is_match(name)
+    }
+}
+
+fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            let shown = if rel.is_empty() { "." } else { rel };
+            walk_out
+                .errors
+                .push((shown.into(), local_error(dir, "cannot list", e)));
+            return;
+        }
+    };
+    let mut children = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => children.push(entry),
+            Err(e) => {
+                // A listing cut short: nothing below this folder is deleted.
+                let shown = if rel.is_empty() { "." } else { rel };
+                walk_out
+                    .errors
+                    .push((shown.into(), local_error(dir, "cannot list", e)));
+                return;
+            }
+        }
+    }
+    walk_out.read_whole.insert(rel.to_owned());
+    children.sort_by_key(|e| e.file_name());
+    for child in children {
+        let path = child.path();
+        let Some(name) = child.file_name().to_str().map(str::to_owned) else {
+            walk_out.errors.push((
+                format!("{rel}/{}", child.file_name().to_string_lossy()),
+                Error::Config(format!(
+                    "{}: the name is not UTF-8, which keys must be",
+                    path.display()
+                )),
+            ));
+            continue;
+        };
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if filter.leaves_out(&child_rel, &name) {
+            walk_out.left_out.push(child_rel);
+            continue;
+        }
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                walk_out
+                    .errors
+                    .push((child_rel, local_error(&path, "cannot read", e)));
+                continue;
+            }
+        };
+        let mut entry = Entry {
+            kind: EntryKind::File,
+            size: 0,
+            mtime_ms: mtime_ms(&metadata),
+            mode: mode_of(&metadata),
+            target: Vec::new(),
+            hash: String::new(),
+        };
+        let kind = metadata.file_type();
+        if kind.is_symlink() {
+            match std::fs::read_link(&path) {
+                Ok(target) => {
+                    entry.kind = EntryKind::Symlink;
+                    entry.mode = 0;
+                    entry.target = link_target_bytes(&target);
+                }
+                Err(e) => {
+                    walk_out
+                        .errors
+                        .push((child_rel, local_error(&path, "cannot read the link", e)));
+                    continue;
+                }
+            }
+        } else if kind.is_dir() {
+            entry.kind = EntryKind::Dir;
+            walk_out.found.push(Local {
+                rel: child_rel.clone(),
+                path: path.clone(),
+                entry,
+            });
+            walk(&path, &child_rel, filter, walk_out);
+            continue;
+        } else if kind.is_file() {
+            entry.size = metadata.len();
+        } else {
+            // Sockets, pipes, devices: not data to back up.
+            continue;
+        }
+        walk_out.found.push(Local {
+            rel: child_rel,
+            path,
+            entry,
+        });
+    }
+}
+
+/// Whether `rel` lies below (or is) one of `folders`.
+fn below_any(rel: &str, folders: &BTreeSet<String>, excluded: &[String]) -> (bool, bool) {
+    let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
+    let read = folders.contains(parent);
+    let left_out = excluded
+        .iter()
+        .any(|x| rel == x || rel.starts_with(&format!("{x}/")));
+    (read, left_out)
+}
+
+/// The keys of a backup root: entries and contents.
+fn entry_key(root: &str, rel: &str) -> String {
+    format!("{root}m/{rel}")
+}
+
+fn content_key(root: &str, rel: &str) -> String {
+    format!("{root}f/{rel}")
+}
+
+/// The relative path of an entry key, checked to stay inside any target: components that
+/// are not empty, `.` or `..`, no NUL (and, on Windows, no `\`, `:` or drive letters).
+fn checked_path(rel: &str) -> std::result::Result<PathBuf, String> {
+    if rel.is_empty() {
+        return Err("an empty path".into());
+    }
+    let mut path = PathBuf::new();
+    for part in rel.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(format!("the path {rel:?} is absolute or climbs out"));
+        }
+        if part.contains('\0') {
+            return Err(format!("the path {rel:?} holds a NUL"));
+        }
+        if cfg!(windows) && (part.contains('\\') || part.contains(':')) {
+            return Err(format!(
+                "the path {rel:?} holds a separator or a drive letter"
+            ));
+        }
+        path.push(part);
+    }
+    // Whatever the platform makes of it, it must be plain names.
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(format!("the path {rel:?} is not made of plain names"));
+    }
+    Ok(path)
+}
+
+/// Whether a link at `rel` (relative to the restored root) with `target` points inside it.
+fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
+    let Ok(target) = std::str::from_utf8(target) else {
+        return false;
+    };
+    if target.is_empty() || target.contains('\0') || Path::new(target).is_absolute() {
+        return false;
+    }
+    // Resolved lexically from the link's folder.
+    let mut depth: i64 = rel.components().count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether any folder between `root` and `path` (exclusive) is a link: writing there would
+/// write elsewhere.
+fn passes_through_a_link(root: &Path, rel: &Path) -> bool {
+    let mut at = root.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
+}
+
+fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if entry.mode != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(entry.mode))?;
+    }
+    let time = filetime::FileTime::from_unix_time(
+        (entry.mtime_ms / 1000) as i64,
+        ((entry.mtime_ms % 1000) * 1_000_000) as u32,
+    );
+    filetime::set_file_mtime(path, time)
+}
+
+impl Session {
+    /// Backs the folder `dir` up as the backup `name` (under the keys `backup/<name>/`):
+    /// stores new and changed files, writes an entry for every path, and (with
+    /// `options.delete`) deletes the entries of paths that are gone. Unchanged files cost no
+    /// request. The records are journaled; the next sync pushes them. `progress` is called
+    /// with each file's path and progress as it is stored.
+    ///
+    /// # Errors
+    /// `Config` when `dir` is not a readable folder or a pattern is bad; `Cancelled` after
+    /// [`Session::cancel_sync`] (what was stored so far stays, and the next backup skips it).
+    /// A path that cannot be read or stored is in the report's errors, not an error.
+    pub async fn backup<T: Transport + ?Sized>(
+        &self,
+        dir: &Path,
+        name: &str,
+        options: &BackupOptions,
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(&str, FileProgress),
+    ) -> Result<BackupReport> {
+        let started = Instant::now();
+        let root = root_of(name)?;
+        let root = root.as_str();
+        let filter = Filter::new(options)?;
+        let metadata = std::fs::metadata(dir).map_err(|e| local_error(dir, "cannot back up", e))?;
+        if !metadata.is_dir() {
+            return Err(Error::Config(format!(
+                "cannot back up {}: not a folder",
+                dir.display()
+            )));
+        }
+        let mut walked = Walk::default();
+        walk(dir, "", &filter, &mut walked);
+        if !walked.read_whole.contains("") {
+            // Not even the top could be listed: nothing is written, nothing deleted.
+            let (_, e) = walked.errors.remove(0);
+            return Err(e);
+        }
+        let mut report = BackupReport {
+            dry_run: options.dry_run,
+            errors: std::mem::take(&mut walked.errors),
+            ..BackupReport::default()
+        };
+        let entry_prefix = entry_key(root, "");
+        let existing: BTreeMap<String, Option<Entry>> = self
+            .keys(entry_prefix.as_bytes())?
+            .into_iter()
+            .filter_map(|key| {
+                let rel = String::from_utf8(key[entry_prefix.len()..].to_vec()).ok()?;
+                let entry = self
+                    .get(&key)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| Entry::decode(&rel, &v).ok());
+                Some((rel, entry))
+            })
+            .collect();
+        for local in &walked.found {
+            let old = existing.get(&local.rel).cloned().flatten();
+            let key = entry_key(root, &local.rel);
+            let mut entry = local.entry.clone();
+            match entry.kind {
+                EntryKind::Dir | EntryKind::Symlink => {
+                    if entry.kind == EntryKind::Dir {
+                        report.dirs += 1;
+                    } else {
+                        report.symlinks += 1;
+                    }
+                    if old.as_ref() != Some(&entry) && !options.dry_run {
+                        self.put(key, entry.encode())?;
+                        let content = content_key(root, &local.rel);
+                        if self.get(content.as_bytes())?.is_some() {
+                            // Was a file: its bytes go.
+                            self.delete(content)?;
+                        }
+                    }
+                }
+                EntryKind::File => {
+                    let content = content_key(root, &local.rel);
+                    let unchanged = old.as_ref().is_some_and(|o| {
+                        o.kind == EntryKind::File
+                            && o.size == entry.size
+                            && o.mtime_ms == entry.mtime_ms
+                            && o.mode == entry.mode
+                    }) && self
+                        .read(|e| e.file_info(content.as_bytes()))?
+                        .is_ok_and(|info| info.is_some());
+                    if unchanged {
+                        report.files_unchanged += 1;
+                        continue;
+                    }
+                    report.files_stored += 1;
+                    report.bytes_read += entry.size;
+                    if options.dry_run {
+                        continue;
+                    }
+                    let file = match std::fs::File::open(&local.path) {
+                        Ok(file) => file,
+                        Err(e) => {
+                            report.files_stored -= 1;
+                            report.bytes_read -= entry.size;
+                            report.errors.push((
+                                local.rel.clone(),
+                                local_error(&local.path, "cannot read", e),
+                            ));
+                            continue;
+                        }
+                    };
+                    let mut source = ReadSource::new(file, Some(entry.size));
+                    let rel = local.rel.as_str();
+                    let stored = self
+                        .put_file(
+                            content.clone(),
+                            &mut source,
+                            transport,
+                            None,
+                            concurrency,
+                            |p| progress(rel, p),
+                        )
+                        .await;
+                    match stored {
+                        Ok(file_report) => {
+                            report.chunks_uploaded += file_report.chunks_uploaded;
+                            report.chunks_reused += file_report.chunks_reused;
+                            report.bytes_sent += file_report.bytes_sent;
+                            // The size read, which the file may have changed to meanwhile.
+                            entry.size = file_report.size;
+                        }
+                        Err(Error::Cancelled) => return Err(Error::Cancelled),
+                        Err(e) => {
+                            report.files_stored -= 1;
+                            report.bytes_read -= entry.size;
+                            report.errors.push((local.rel.clone(), e));
+                            continue;
+                        }
+                    }
+                    entry.hash = self
+                        .read(|e| e.file_info(content.as_bytes()))??
+                        .map(|info| info.content_hash)
+                        .unwrap_or_default();
+                    self.put(key, entry.encode())?;
+                }
+            }
+        }
+        if options.delete {
+            let present: BTreeSet<&str> = walked.found.iter().map(|l| l.rel.as_str()).collect();
+            for rel in existing.keys() {
+                if present.contains(rel.as_str()) {
+                    continue;
+                }
+                let (read, left_out) = below_any(rel, &walked.read_whole, &walked.left_out);
+                if !read || left_out {
+                    continue;
+                }
+                report.deleted += 1;
+                if options.dry_run {
+                    continue;
+                }
+                self.delete(entry_key(root, rel))?;
+                let content = content_key(root, rel);
+                if self.get(content.as_bytes())?.is_some() {
+                    self.delete(content)?;
+                }
+            }
+        }
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// The value `key` had at `at_ms` (the newest version stamped no later), or now.
+    fn value_at(&self, key: &[u8], at_ms: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let Some(at) = at_ms else {
+            return self.get(key);
+        };
+        let versions = self.read(|e| e.history(key))?;
+        Ok(versions
+            .into_iter()
+            .find(|r| r.stamp.hlc.wall_ms <= at)
+            .and_then(|r| r.value))
+    }
+
+    /// The names of the backups in the vault, sorted.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn backups(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .keys(BACKUPS.as_bytes())?
+            .iter()
+            .filter_map(|k| {
+                let rest = std::str::from_utf8(&k[BACKUPS.len()..]).ok()?;
+                let (name, path) = rest.split_once('/')?;
+                path.starts_with("m/").then(|| name.to_owned())
+            })
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// The backup a restore means: `name`, or the vault's only one.
+    ///
+    /// # Errors
+    /// `Config` when no name is given and the vault holds none or several.
+    pub fn backup_named(&self, name: Option<&str>) -> Result<String> {
+        if let Some(name) = name {
+            root_of(name)?;
+            return Ok(name.to_owned());
+        }
+        match self.backups()?.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::Config("the vault holds no backup".into())),
+            many => Err(Error::Config(format!(
+                "the vault holds {} backups ({}): name one",
+                many.len(),
+                many.join(", ")
+            ))),
+        }
+    }
+
+    /// Restores the backup `name` into the folder `target` (made if missing):
+    /// folders, then files (fetched only when the local one differs in size or time), then
+    /// links; times and permissions as backed up. `progress` is called with each file's path
+    /// and progress as it is read.
+    ///
+    /// # Errors
+    /// `Config` when `target` cannot be made; `Cancelled` after [`Session::cancel_sync`]
+    /// (files written so far stay; a file cut off resumes on the next restore). An entry
+    /// refused or failed is in the report's errors, not an error.
+    pub async fn restore<T: Transport + ?Sized>(
+        &self,
+        name: &str,
+        target: &Path,
+        options: &RestoreOptions,
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(&str, FileProgress),
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let root = root_of(name)?;
+        let root = root.as_str();
+        let mut report = RestoreReport {
+            dry_run: options.dry_run,
+            ..RestoreReport::default()
+        };
+        let prefix = entry_key(root, "");
+        let keys = match options.at_ms {
+            Some(_) => self.read(|e| e.keys_ever(prefix.as_bytes()))?,
+            None => self.keys(prefix.as_bytes())?,
+        };
+        let mut entries: Vec<(String, PathBuf, Entry)> = Vec::new();
+        for key in keys {
+            let rel = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some(value) = self.value_at(&key, options.at_ms)? else {
+                continue;
+            };
+            let entry = match Entry::decode(&rel, &value) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    report.errors.push((rel, e));
+                    continue;
+                }
+            };
+            match checked_path(&rel) {
+                Ok(path) => entries.push((rel, path, entry)),
+                Err(why) => report.errors.push((
+                    rel.clone(),
+                    Error::Config(format!("refused entry {:?}: {why}", entry_key(root, &rel))),
+                )),
+            }
+        }
+        // Folders first (shallow before deep), then files, then links.
+        let rank = |e: &Entry| match e.kind {
+            EntryKind::Dir => 0,
+            EntryKind::File => 1,
+            EntryKind::Symlink => 2,
+        };
+        entries.sort_by(|a, b| {
+            (rank(&a.2), a.1.components().count(), &a.0).cmp(&(
+                rank(&b.2),
+                b.1.components().count(),
+                &b.0,
+            ))
+        });
+        if !options.dry_run {
+            std::fs::create_dir_all(target).map_err(|e| local_error(target, "cannot make", e))?;
+        }
+        let mut dirs_done: Vec<(PathBuf, Entry)> = Vec::new();
+        for (rel, path, entry) in entries {
+            let dest = target.join(&path);
+            if passes_through_a_link(target, &path) {
+                report.errors.push((
+                    rel.clone(),
+                    Error::Config(format!(
+                        "refused entry {:?}: its folder is a link (writing there would write \
+                         outside {})",
+                        entry_key(root, &rel),
+                        target.display()
+                    )),
+                ));
+                continue;
+            }
+            let local = std::fs::symlink_metadata(&dest).ok();
+            match entry.kind {
+                EntryKind::Dir => {
+                    report.dirs += 1;
+                    if options.dry_run {
+                        continue;
+                    }
+                    if local.as_ref().is_some_and(|m| !m.is_dir()) {
+                        report.errors.push((
+                            rel,
+                            Error::Config(format!("{} exists and is not a folder", dest.display())),
+                        ));
+                        continue;
+                    }
+                    if let Err(e) = std::fs::create_dir_all(&dest) {
+                        report
+                            .errors
+                            .push((rel, local_error(&dest, "cannot make", e)));
+                        continue;
+                    }
+                    dirs_done.push((dest, entry));
+                }
+                EntryKind::File => {
+                    if let Some(m) = &local {
+                        if m.is_file() && m.len() == entry.size && mtime_ms(m) == entry.mtime_ms {
+                            report.files_unchanged += 1;
+                            continue;
+                        }
+                        if !options.force && mtime_ms(m) > entry.mtime_ms {
+                            report.kept_newer.push(rel);
+                            continue;
+                        }
+                    }
+                    report.files_written += 1;
+                    report.bytes_written += entry.size;
+                    if options.dry_run {
+                        continue;
+                    }
+                    let content = content_key(root, &rel);
+                    let value = match self.value_at(content.as_bytes(), options.at_ms)? {
+                        Some(value) => value,
+                        None => {
+                            report.files_written -= 1;
+                            report.bytes_written -= entry.size;
+                            report.errors.push((
+                                rel,
+                                Error::Config(format!(
+                                    "the vault holds no content for {content:?}"
+                                )),
+                            ));
+                            continue;
+                        }
+                    };
+                    let download = match self
+                        .read(|e| e.begin_download_value(content.as_bytes(), &value, None))?
+                    {
+                        Ok(download) => download,
+                        Err(e) => {
+                            report.files_written -= 1;
+                            report.bytes_written -= entry.size;
+                            report.errors.push((rel, e));
+                            continue;
+                        }
+                    };
+                    if let Some(parent) = dest.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    if local.as_ref().is_some_and(|m| m.is_symlink()) {
+                        // Never write through a link: replace it.
+                        let _ = std::fs::remove_file(&dest);
+                    }
+                    let shown = rel.clone();
+                    let outcome = self
+                        .download_to_path(download, &dest, transport, concurrency, &mut |p| {
+                            progress(&shown, p)
+                        })
+                        .await;
+                    match outcome {
+                        Ok(()) => {
+                            if let Err(e) = set_times_and_mode(&dest, &entry) {
+                                report
+                                    .errors
+                                    .push((rel, local_error(&dest, "cannot set the time of", e)));
+                            }
+                        }
+                        Err(Error::Cancelled) => return Err(Error::Cancelled),
+                        Err(e) => {
+                            report.files_written -= 1;
+                            report.bytes_written -= entry.size;
+                            report.errors.push((rel, e));
+                        }
+                    }
+                }
+                EntryKind::Symlink => {
+                    if !link_stays_inside(&path, &entry.target) {
+                        report.errors.push((
+                            rel.clone(),
+                            Error::Config(format!(
+                                "refused entry {:?}: the link points outside the restored tree \
+                                 ({:?})",
+                                entry_key(root, &rel),
+                                String::from_utf8_lossy(&entry.target)
+                            )),
+                        ));
+                        continue;
+                    }
+                    report.symlinks += 1;
+                    if options.dry_run {
+                        continue;
+                    }
+                    let target_path =
+                        PathBuf::from(String::from_utf8_lossy(&entry.target).as_ref());
+                    if let Some(m) = &local {
+                        let same = m.is_symlink()
+                            && std::fs::read_link(&dest).is_ok_and(|t| t == target_path);
+                        if same {
+                            continue;
+                        }
+                        if !options.force {
+                            report.symlinks -= 1;
+                            report.kept_newer.push(rel);
+                            continue;
+                        }
+                        let _ = std::fs::remove_file(&dest);
+                    }
+                    #[cfg(unix)]
+                    let made = std::os::unix::fs::symlink(&target_path, &dest);
+                    #[cfg(not(unix))]
+                    let made: std::io::Result<()> =
+                        Err(std::io::Error::other("links are restored on Unix only"));
+                    if let Err(e) = made {
+                        report.symlinks -= 1;
+                        report
+                            .errors
+                            .push((rel, local_error(&dest, "cannot make the link", e)));
+                    }
+                }
+            }
+        }
+        // Folders' times and permissions last (writing into them changed their times),
+        // deepest first.
+        for (dest, entry) in dirs_done.iter().rev() {
+            if let Err(e) = set_times_and_mode(dest, entry) {
+                report.errors.push((
+                    dest.display().to_string(),
+                    local_error(dest, "cannot set the time of", e),
+                ));
+            }
+        }
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_other_values_are_corrupt() {
+        let entry = Entry {
+            kind: EntryKind::Symlink,
+            size: 0,
+            mtime_ms: 1_767_225_600_123,
+            mode: 0,
+            target: b"../b".to_vec(),
+            hash: String::new(),
+        };
+        let value = entry.encode();
+        assert_eq!(&value[..5], b"BKSM\x01");
+        assert_eq!(Entry::decode("a/l", &value).unwrap(), entry);
+        for bad in [&b"BKSF\x02"[..], b"BKSM", b"BKSM\x02\x00", b"BKSM\x01\x09"] {
+            let err = Entry::decode("x", bad).unwrap_err();
+            assert_eq!(err.category(), crate::Category::Corrupt, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_plain_relative_paths_are_restored() {
+        assert!(checked_path("a/b c/é.txt").is_ok());
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../../x",
+            "..",
+            "a//b",
+            "./a",
+            "a/\0b",
+            "a/",
+        ] {
+            assert!(checked_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn links_may_point_only_inside_the_tree() {
+        let at = |rel: &str, target: &str| link_stays_inside(Path::new(rel), target.as_bytes());
+        assert!(at("a/link", "b"));
+        assert!(at("a/link", "../top.txt"));
+        assert!(at("a/b/link", "../../x"));
+        assert!(!at("a/link", "../../x"));
+        assert!(!at("link", "../x"));
+        assert!(!at("link", "/etc/passwd"));
+        assert!(!at("link", ""));
+    }
+}
