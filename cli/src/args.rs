@@ -51,6 +51,11 @@ pub struct Global {
     /// Work on the local replica only: no sync before reading or after writing.
     #[arg(long, global = true)]
     pub offline: bool,
+    /// Then print the command's requests and bytes, and what they would cost on AWS S3
+    /// Standard, Cloudflare R2 and Backblaze B2 (list prices; on stderr, or as "cost" in the
+    /// JSON).
+    #[arg(long, global = true)]
+    pub cost: bool,
 }
 
 #[derive(Debug, Subcommand)]

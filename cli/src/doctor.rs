@@ -365,7 +365,7 @@ impl Probe {
                     "latency",
                     "throughput",
                 ] {
-                    let why = "not run: the store refused the first request (see auth)";
+                    let why = "not run: the auth check failed";
                     checks.push(Check::new(name, Verdict::NotApplicable, why));
                 }
                 return checks;

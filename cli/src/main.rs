@@ -4,6 +4,7 @@
 mod args;
 mod backup;
 mod commands;
+mod cost;
 mod doctor;
 mod output;
 mod vault;
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let out = Output {
         json: cli.global.json,
+        cost: cli.global.cost,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,11 +34,15 @@ fn main() -> ExitCode {
             return failure.exit_code();
         }
     };
-    match runtime.block_on(commands::run(&cli, out)) {
+    let code = match runtime.block_on(commands::run(&cli, out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             out.failure(&failure);
             failure.exit_code()
         }
+    };
+    if out.cost && !out.json {
+        eprint!("{}", cost::bill().text());
     }
+    code
 }

@@ -81,13 +81,19 @@ fn category_code(category: Category) -> u8 {
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
     pub json: bool,
+    /// `--cost`: the requests and bytes of the command, and what they would cost.
+    pub cost: bool,
 }
 
 impl Output {
     /// Prints the result: `text` for people, `value` with `--json`.
     pub fn result(&self, text: impl FnOnce() -> String, value: impl FnOnce() -> Value) {
         if self.json {
-            println!("{}", value());
+            let mut value = value();
+            if let (true, Some(object)) = (self.cost, value.as_object_mut()) {
+                object.insert("cost".into(), crate::cost::bill().json());
+            }
+            println!("{value}");
         } else {
             let text = text();
             if !text.is_empty() {
@@ -113,10 +119,12 @@ impl Output {
                 // The result printed already lists each path's error.
                 return;
             }
-            println!(
-                "{}",
-                json!({"error": {"category": failure.category(), "message": failure.message()}})
-            );
+            let mut value =
+                json!({"error": {"category": failure.category(), "message": failure.message()}});
+            if self.cost {
+                value["cost"] = crate::cost::bill().json();
+            }
+            println!("{value}");
         } else {
             eprintln!("error: {}", failure.message());
         }

@@ -9,11 +9,13 @@ use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, OpenMode, Result, Store, VaultKey};
 
 use crate::args::Global;
+use crate::cost::Metered;
 
 /// A replica opened for one command, with the transport its store calls for.
 pub struct Vault {
     pub session: Session,
-    pub transport: BuiltinTransport,
+    /// Counted for `--cost`.
+    pub transport: Metered<BuiltinTransport>,
     pub store: Store,
     pub key: VaultKey,
 }
@@ -105,7 +107,7 @@ pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
     })?;
     Ok(Vault {
         session,
-        transport,
+        transport: Metered(transport),
         store,
         key,
     })

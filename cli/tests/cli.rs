@@ -157,6 +157,33 @@ async fn two_devices_share_a_vault_through_the_command() {
         .unwrap();
     assert_eq!(phone["retired"], true);
 
+    // --cost counts what the command sent, as the providers bill it.
+    let costed = b.json(&["ls", "--cost"]);
+    let cost = &costed["cost"];
+    let count = |name: &str| cost[name].as_u64().unwrap();
+    // A sync lists the manifests at least once; a LIST counts with the writes (AWS, R2).
+    assert!(
+        count("lists") >= 1 && count("writes") >= count("lists"),
+        "{costed}"
+    );
+    assert!(count("bytes_down") > 0, "{costed}");
+    let usd = cost["usd"].as_object().unwrap();
+    assert_eq!(usd.len(), 3, "{costed}");
+    let aws = usd["AWS S3 Standard (us-east-1)"].as_f64().unwrap();
+    let expected = count("writes") as f64 * 0.005 / 1000.0
+        + count("reads") as f64 * 0.0004 / 1000.0
+        + count("bytes_down") as f64 / 1e9 * 0.09;
+    assert!(
+        (aws - expected).abs() < 1e-12,
+        "{aws} != {expected}: {costed}"
+    );
+    let text = b.command(&["ls", "--cost"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("Cloudflare R2"),
+        "{}",
+        show(&text)
+    );
+
     // --offline writes locally only; the next sync pushes it.
     a.ok(&["put", "later", "x", "--offline"]);
     assert_eq!(a.json(&["status", "--offline"])["unpushed"], 1);

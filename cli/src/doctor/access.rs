@@ -251,34 +251,11 @@ fn cors_fix(origin: &str, store: &Store) -> String {
     )
 }
 
-/// An HTTP `Date` (IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`) as Unix milliseconds.
+/// An HTTP `Date` (`Sun, 06 Nov 1994 08:49:37 GMT`) as Unix milliseconds.
 fn parse_http_date(text: &str) -> Option<u64> {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = fields[..] else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time
-        .split(':')
-        .map(|n| n.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = hms[..] else { return None };
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let seconds = days * 86_400 + h * 3600 + m * 60 + s;
-    u64::try_from(seconds).ok().map(|s| s * 1000)
+    let time = httpdate::parse_http_date(text).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
 }
 
 #[cfg(test)]

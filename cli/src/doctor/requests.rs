@@ -294,13 +294,10 @@ impl Probe {
             }
         }
         times.sort();
-        // Milliseconds, to a microsecond below one.
-        let ms = |d: Duration| match d.as_secs_f64() * 1000.0 {
-            ms if ms < 1.0 => format!("{ms:.3}"),
-            ms => format!("{ms:.1}"),
-        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let detail = format!(
-            "median {} ms of 5 GETs of a {SMALL_SIZE}-byte object (fastest {}, slowest {})",
+            "median {:.3} ms of 5 GETs of a {SMALL_SIZE}-byte object (fastest {:.3}, slowest \
+             {:.3})",
             ms(times[2]),
             ms(times[0]),
             ms(times[4])
