@@ -152,6 +152,15 @@ pub enum Command {
         and links pointing outside the restored tree, are refused with an error naming them."
     )]
     Restore(crate::backup::RestoreArgs),
+    /// Sync a folder both ways with the other devices that sync it under the same name.
+    #[command(after_help = "Examples:\n  bucketsync folder ~/Notes\n  \
+        bucketsync folder ~/Notes --as notes --exclude '*.swp' --every 30s\n\n\
+        Edits and deletions go both ways. A file edited on two devices keeps both: the later\n\
+        edit keeps the name, the other becomes 'name (conflict DEVICE DATE).ext' everywhere.\n\
+        A missing or unreadable folder is an error and deletes nothing anywhere; a folder that\n\
+        was never synced here (no .bucketsync-folder in it) only receives. Renamed files send\n\
+        no content again.")]
+    Folder(crate::folder::FolderArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,7 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Doctor(args) => crate::doctor::run(g, out, args).await,
         Command::Backup(args) => crate::backup::backup(g, out, args).await,
         Command::Restore(args) => crate::backup::restore(g, out, args).await,
+        Command::Folder(args) => crate::folder::folder(g, out, args).await,
     }
 }
 
@@ -488,7 +489,7 @@ async fn watch(g: &Global, out: Output, every: std::time::Duration) -> Outcome {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -6,6 +6,7 @@ mod backup;
 mod commands;
 mod cost;
 mod doctor;
+mod folder;
 mod output;
 mod vault;
 

@@ -48,14 +48,14 @@ pub mod transfer;
 
 #[cfg(feature = "driver")]
 pub mod io;
-#[cfg(feature = "backup")]
-pub use io::backup;
 #[cfg(feature = "folder")]
 pub use io::builtin_transport;
 #[cfg(feature = "folder")]
 pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
+#[cfg(feature = "backup")]
+pub use io::{backup, folder_sync};
 #[cfg(feature = "driver")]
 pub use io::{driver, files, session, state_store};
 

@@ -201,29 +201,29 @@ pub fn default_name(dir: &Path) -> Result<String> {
 }
 
 /// One path found in the local folder.
-struct Local {
-    rel: String,
-    path: PathBuf,
-    entry: Entry,
+pub(super) struct Local {
+    pub rel: String,
+    pub path: PathBuf,
+    pub entry: Entry,
 }
 
 /// What a walk of the folder found.
 #[derive(Default)]
-struct Walk {
-    found: Vec<Local>,
+pub(super) struct Walk {
+    pub found: Vec<Local>,
     /// Folders (relative, `""` for the root) whose listing was read whole: entries below
     /// others are never deleted.
-    read_whole: BTreeSet<String>,
+    pub read_whole: BTreeSet<String>,
     /// Paths left out by the exclusion patterns or as hidden: never deleted either.
-    left_out: Vec<String>,
-    errors: Vec<(String, Error)>,
+    pub left_out: Vec<String>,
+    pub errors: Vec<(String, Error)>,
 }
 
-fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+pub(super) fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::Config(format!("{what} {}: {e}", path.display()))
 }
 
-fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
+pub(super) fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
     metadata
         .modified()
         .ok()
@@ -255,15 +255,20 @@ fn link_target_bytes(target: &Path) -> Vec<u8> {
 }
 
 /// Matches the exclusion patterns.
-struct Filter {
+pub(super) struct Filter {
     exclude: globset::GlobSet,
     include_hidden: bool,
 }
 
 impl Filter {
     fn new(options: &BackupOptions) -> Result<Filter> {
+        Filter::with(&options.exclude, options.include_hidden)
+    }
+
+    /// Leaves out what `exclude` matches, and names starting with `.` unless `include_hidden`.
+    pub(super) fn with(exclude: &[String], include_hidden: bool) -> Result<Filter> {
         let mut builder = globset::GlobSetBuilder::new();
-        for pattern in &options.exclude {
+        for pattern in exclude {
             let glob = globset::GlobBuilder::new(pattern)
                 .literal_separator(false)
                 .build()
@@ -275,7 +280,7 @@ impl Filter {
             .map_err(|e| Error::Config(format!("exclude patterns: {e}")))?;
         Ok(Filter {
             exclude,
-            include_hidden: options.include_hidden,
+            include_hidden,
         })
     }
 
@@ -286,7 +291,7 @@ impl Filter {
     }
 }
 
-fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) {
+pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -390,7 +395,11 @@ fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) {
 }
 
 /// Whether `rel` lies below (or is) one of `folders`.
-fn below_any(rel: &str, folders: &BTreeSet<String>, excluded: &[String]) -> (bool, bool) {
+pub(super) fn below_any(
+    rel: &str,
+    folders: &BTreeSet<String>,
+    excluded: &[String],
+) -> (bool, bool) {
     let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
     let read = folders.contains(parent);
     let left_out = excluded
@@ -400,17 +409,17 @@ fn below_any(rel: &str, folders: &BTreeSet<String>, excluded: &[String]) -> (boo
 }
 
 /// The keys of a backup root: entries and contents.
-fn entry_key(root: &str, rel: &str) -> String {
+pub(super) fn entry_key(root: &str, rel: &str) -> String {
     format!("{root}m/{rel}")
 }
 
-fn content_key(root: &str, rel: &str) -> String {
+pub(super) fn content_key(root: &str, rel: &str) -> String {
     format!("{root}f/{rel}")
 }
 
 /// The relative path of an entry key, checked to stay inside any target: components that
 /// are not empty, `.` or `..`, no NUL (and, on Windows, no `\`, `:` or drive letters).
-fn checked_path(rel: &str) -> std::result::Result<PathBuf, String> {
+pub(super) fn checked_path(rel: &str) -> std::result::Result<PathBuf, String> {
     if rel.is_empty() {
         return Err("an empty path".into());
     }
@@ -437,7 +446,7 @@ fn checked_path(rel: &str) -> std::result::Result<PathBuf, String> {
 }
 
 /// Whether a link at `rel` (relative to the restored root) with `target` points inside it.
-fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
+pub(super) fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
     let Ok(target) = std::str::from_utf8(target) else {
         return false;
     };
@@ -461,7 +470,7 @@ fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
 
 /// Whether any folder between `root` and `path` (exclusive) is a link: writing there would
 /// write elsewhere.
-fn passes_through_a_link(root: &Path, rel: &Path) -> bool {
+pub(super) fn passes_through_a_link(root: &Path, rel: &Path) -> bool {
     let mut at = root.to_path_buf();
     let parts: Vec<_> = rel.components().collect();
     for part in &parts[..parts.len().saturating_sub(1)] {
@@ -473,7 +482,7 @@ fn passes_through_a_link(root: &Path, rel: &Path) -> bool {
     false
 }
 
-fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<()> {
+pub(super) fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<()> {
     #[cfg(unix)]
     if entry.mode != 0 {
         use std::os::unix::fs::PermissionsExt;

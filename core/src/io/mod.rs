@@ -9,7 +9,8 @@
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
 //! - [`files`]: storing and reading files through a session, from and to streams;
-//! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`).
+//! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
+//! - `folder_sync`: a local folder synced both ways between devices (feature `backup`).
 
 #[cfg(feature = "backup")]
 pub mod backup;
@@ -19,6 +20,8 @@ pub mod driver;
 pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;
+#[cfg(feature = "backup")]
+pub mod folder_sync;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;

@@ -1,0 +1,152 @@
+//! `folder`: a local folder synced both ways between devices. The rules (what changed where,
+//! conflict copies, what is never deleted) are the core's (`bucketsync::folder_sync`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bucketsync::driver::DEFAULT_CONCURRENCY;
+use bucketsync::files::FileProgress;
+use bucketsync::folder_sync::FolderReport;
+use clap::Args;
+use serde_json::json;
+
+use crate::args::Global;
+use crate::output::{bytes, time, Failure, Output};
+use crate::vault::{self, Vault};
+
+#[derive(Debug, Args)]
+pub struct FolderArgs {
+    /// The folder to sync.
+    pub dir: PathBuf,
+    /// Its name in the vault, the same on every device (default: the folder's name).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Leave out paths matching this glob (`*.tmp`, `node_modules`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Sync again and again, this long apart (`30s`, `5m`); Ctrl-C stops.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}
+
+fn report_text(r: &FolderReport) -> String {
+    let mut text = format!(
+        "{} up, {} down, {} deleted here, {} deleted there, {} conflicts, {} sent ({} chunks \
+         new, {} already in the vault), {} errors, in {:.1} s",
+        r.uploaded,
+        r.downloaded,
+        r.deleted_here,
+        r.deleted_there,
+        r.conflicts.len(),
+        bytes(r.bytes_sent),
+        r.chunks_uploaded,
+        r.chunks_reused,
+        r.errors.len(),
+        r.duration.as_secs_f64()
+    );
+    for copy in &r.conflicts {
+        text.push_str(&format!("\n  conflict copy: {copy}"));
+    }
+    text
+}
+
+fn report_json(name: &str, r: &FolderReport) -> serde_json::Value {
+    json!({
+        "name": name,
+        "uploaded": r.uploaded,
+        "downloaded": r.downloaded,
+        "deleted_here": r.deleted_here,
+        "deleted_there": r.deleted_there,
+        "conflicts": r.conflicts,
+        "bytes_sent": r.bytes_sent,
+        "chunks_uploaded": r.chunks_uploaded,
+        "chunks_reused": r.chunks_reused,
+        "seconds": r.duration.as_secs_f64(),
+        "errors": r.errors.iter().map(|(path, e)| json!({
+            "path": path, "category": e.category().as_str(), "message": e.to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn once(
+    vault: &Vault,
+    args: &FolderArgs,
+    name: &str,
+    out: Output,
+) -> Result<FolderReport, Failure> {
+    let bar = if out.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .expect("the template is valid"),
+        );
+        bar
+    };
+    let outcome = crate::commands::until_interrupted(
+        vault,
+        vault.session.sync_folder(
+            &args.dir,
+            name,
+            &args.exclude,
+            &vault.transport,
+            DEFAULT_CONCURRENCY,
+            |path: &str, p: FileProgress| {
+                bar.set_message(format!("{path}  {}", bytes(p.bytes_done)));
+                bar.tick();
+            },
+        ),
+    )
+    .await;
+    bar.finish_and_clear();
+    outcome.map_err(crate::commands::interrupted(
+        "what was synced so far stays; the next run goes on",
+    ))
+}
+
+pub async fn folder(g: &Global, out: Output, args: &FolderArgs) -> Result<(), Failure> {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => bucketsync::backup::default_name(&args.dir)?,
+    };
+    let vault = vault::open_existing(g)?;
+    loop {
+        let report = once(&vault, args, &name, out).await?;
+        out.result(
+            || match args.every {
+                Some(_) => format!(
+                    "{}  {}",
+                    time(crate::commands::now_ms()),
+                    report_text(&report)
+                ),
+                None => format!(
+                    "Synced {} as folder {name}: {}",
+                    args.dir.display(),
+                    report_text(&report)
+                ),
+            },
+            || report_json(&name, &report),
+        );
+        for (path, e) in &report.errors {
+            out.warn(&format!("{path}: {e}"));
+        }
+        let Some(every) = args.every else {
+            return match report.errors.len() {
+                0 => Ok(()),
+                n => Err(Failure::Incomplete(format!(
+                    "{n} paths could not be synced"
+                ))),
+            };
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}

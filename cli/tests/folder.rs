@@ -1,0 +1,215 @@
+//! `bucketsync folder`: a folder synced both ways between two devices on SeaweedFS: edits,
+//! deletions and new files both ways, a rename that sends no content, a concurrent edit that
+//! leaves the same conflict copy on both, and a missing folder that deletes nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use serde_json::Value;
+
+struct Device {
+    store: String,
+    key: PathBuf,
+    state: PathBuf,
+    name: &'static str,
+}
+
+impl Device {
+    fn run_with(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bucketsync"))
+            .args(args)
+            .env("BUCKETSYNC_STORE", &self.store)
+            .env("BUCKETSYNC_KEY_FILE", &self.key)
+            .env("BUCKETSYNC_STATE", &self.state)
+            .env("BUCKETSYNC_DEVICE", self.name)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut with = args.to_vec();
+        with.push("--json");
+        let output = self.run_with(&with, b"");
+        assert!(output.status.success(), "{args:?}: {}", show(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn folder(&self, dir: &Path) -> Value {
+        self.json(&["folder", dir.to_str().unwrap(), "--as", "shared"])
+    }
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Each path below `root` (the base file aside): its kind and content (or link target).
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn visit(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            if name == ".bucketsync-folder" {
+                continue;
+            }
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                out.insert(rel.clone(), "folder".into());
+                visit(&entry.path(), &rel, out);
+            } else {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                out.insert(rel, blake3::hash(&bytes).to_hex().to_string());
+            }
+        }
+    }
+    visit(root, "", &mut out);
+    out
+}
+
+fn write_at(path: &Path, text: &str, secs: i64) {
+    std::fs::write(path, text).unwrap();
+    filetime::set_file_mtime(path, filetime::FileTime::from_unix_time(secs, 0)).unwrap();
+}
+
+#[tokio::test]
+async fn a_folder_syncs_both_ways_between_two_devices() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    server.create_bucket("folders").await;
+    let store = server.store_url("folders", "");
+    let dir = tempfile::tempdir().unwrap();
+    let device = |name: &'static str| Device {
+        store: store.clone(),
+        key: dir.path().join(format!("{name}.key")),
+        state: dir.path().join(format!("{name}.state")),
+        name,
+    };
+    let (a, b) = (device("laptop"), device("phone"));
+    let code = a.json(&["init"])["recovery_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = b.run_with(&["join"], code.as_bytes());
+    assert!(joined.status.success(), "{}", show(&joined));
+
+    let on_a = dir.path().join("on a");
+    let on_b = dir.path().join("on b");
+    std::fs::create_dir_all(on_a.join("notes")).unwrap();
+    std::fs::create_dir_all(on_a.join("drafts")).unwrap();
+    std::fs::create_dir_all(&on_b).unwrap();
+    write_at(&on_a.join("notes/a.txt"), "alpha", 1_790_000_000);
+    write_at(&on_a.join("notes/b.txt"), "beta", 1_790_000_000);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let big: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(on_a.join("big.bin"), &big).unwrap();
+
+    // a sends its folder; b, empty, receives it.
+    let first = a.folder(&on_a);
+    assert_eq!(first["uploaded"], 5, "{first}");
+    let received = b.folder(&on_b);
+    assert_eq!(received["downloaded"], 5, "{received}");
+    assert_eq!(received["deleted_there"], 0, "{received}");
+    assert_eq!(tree(&on_b), tree(&on_a));
+
+    // b edits, deletes and adds; a gets all three.
+    write_at(
+        &on_b.join("notes/a.txt"),
+        "alpha, edited on b",
+        1_790_000_100,
+    );
+    std::fs::remove_file(on_b.join("notes/b.txt")).unwrap();
+    std::fs::write(on_b.join("c.txt"), "new on b").unwrap();
+    let sent = b.folder(&on_b);
+    assert_eq!(
+        (sent["uploaded"].as_u64(), sent["deleted_there"].as_u64()),
+        (Some(2), Some(1)),
+        "{sent}"
+    );
+    let got = a.folder(&on_a);
+    assert_eq!(
+        (got["downloaded"].as_u64(), got["deleted_here"].as_u64()),
+        (Some(2), Some(1)),
+        "{got}"
+    );
+    assert_eq!(tree(&on_a), tree(&on_b));
+    assert!(!on_a.join("notes/b.txt").exists());
+
+    // A rename on a: no content sent again.
+    std::fs::rename(on_a.join("big.bin"), on_a.join("drafts/moved.bin")).unwrap();
+    let renamed = a.folder(&on_a);
+    assert_eq!(renamed["chunks_uploaded"], 0, "{renamed}");
+    assert!(
+        renamed["bytes_sent"].as_u64().unwrap() < 64 << 10,
+        "{renamed}"
+    );
+    b.folder(&on_b);
+    assert_eq!(tree(&on_b), tree(&on_a));
+    assert!(on_b.join("drafts/moved.bin").exists() && !on_b.join("big.bin").exists());
+
+    // Both edit notes/a.txt; b's edit is the later one. a syncs first, then b, then a: both
+    // end with b's text under the name and a's in the same conflict copy.
+    write_at(&on_a.join("notes/a.txt"), "from a", 1_790_000_200);
+    write_at(&on_b.join("notes/a.txt"), "from b", 1_790_000_300);
+    a.folder(&on_a);
+    let clash = b.folder(&on_b);
+    let copies = clash["conflicts"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "{clash}");
+    let copy = copies[0].as_str().unwrap().to_owned();
+    assert!(copy.starts_with("notes/a (conflict laptop "), "{copy}");
+    assert!(copy.ends_with(").txt"), "{copy}");
+    let settled = a.folder(&on_a);
+    assert_eq!(
+        settled["conflicts"].as_array().unwrap().len(),
+        0,
+        "{settled}"
+    );
+    for side in [&on_a, &on_b] {
+        assert_eq!(
+            std::fs::read_to_string(side.join("notes/a.txt")).unwrap(),
+            "from b"
+        );
+        assert_eq!(std::fs::read_to_string(side.join(&copy)).unwrap(), "from a");
+    }
+    assert_eq!(tree(&on_a), tree(&on_b));
+
+    // a's folder goes missing (an unmounted disk): an error, and nothing deleted anywhere.
+    let before = tree(&on_b);
+    let moved_away = dir.path().join("on a, unmounted");
+    std::fs::rename(&on_a, &moved_away).unwrap();
+    let missing = a.run_with(&["folder", on_a.to_str().unwrap(), "--as", "shared"], b"");
+    assert_eq!(missing.status.code(), Some(3), "{}", show(&missing));
+    // An empty folder in its place (never synced here) only receives.
+    std::fs::create_dir_all(&on_a).unwrap();
+    let refilled = a.folder(&on_a);
+    assert_eq!(refilled["deleted_there"], 0, "{refilled}");
+    b.folder(&on_b);
+    assert_eq!(tree(&on_b), before);
+    assert_eq!(tree(&on_a), before);
+}

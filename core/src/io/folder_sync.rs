@@ -1,0 +1,599 @@
+//! Two-way sync of a local folder between devices: edits and deletions go both ways, and a
+//! path edited on two devices keeps both versions (the loser as a conflict copy).
+//!
+//! The folder's tree lives in the vault as a backup does (`backup.rs`), under
+//! `folder/<name>/`: an entry record per path (`m/`) and a file record per regular file
+//! (`f/`). Each device keeps, in a file inside the folder (`.bucketsync-folder`), the tree as
+//! it was when this device last synced it: the **base**. A path whose local state differs from
+//! the base was changed here; one whose entry in the vault differs from the base was changed
+//! elsewhere. Changed on one side only, the change goes to the other; changed on both, the
+//! versions are compared: equal, nothing to do; different, the later modification (then the
+//! greater device id) keeps the name and the other becomes `name (conflict DEVICE DATE).ext`,
+//! on every device.
+//!
+//! Safety: a folder that is missing, or is not a folder, is an error and changes nothing; a
+//! folder without the base file (new, or an empty mount point) only receives; paths below a
+//! subfolder that could not be read are left alone; nothing is written outside the folder
+//! (the paths and links a restore refuses are refused here too). A renamed file is a deleted
+//! path and a new one: its chunks are in the vault already, so no content is sent again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::backup::{
+    checked_path, content_key, entry_key, link_stays_inside, local_error, passes_through_a_link,
+    set_times_and_mode, walk, Entry, EntryKind, Filter, Local, Walk,
+};
+use crate::error::{Error, Result};
+use crate::ids::DeviceId;
+use crate::io::driver::Transport;
+use crate::io::files::{FileProgress, ReadSource};
+use crate::io::session::Session;
+
+/// The base file, inside the synced folder.
+pub const BASE_FILE: &str = ".bucketsync-folder";
+const BASE_MAGIC: &[u8; 4] = b"BKSB";
+const BASE_VERSION: u8 = 1;
+/// Where synced folders live: the folder named `<name>` has the root `folder/<name>/`.
+pub const FOLDERS: &str = "folder/";
+
+/// What one folder sync did.
+#[derive(Clone, Debug, Default)]
+pub struct FolderReport {
+    /// Paths sent to the vault (new or changed here; folders and links included).
+    pub uploaded: u64,
+    /// Paths written here from the vault.
+    pub downloaded: u64,
+    /// Paths deleted here because they were deleted elsewhere.
+    pub deleted_here: u64,
+    /// Paths deleted in the vault because they were deleted here.
+    pub deleted_there: u64,
+    /// The conflict copies made (paths in the folder).
+    pub conflicts: Vec<String>,
+    /// Request body bytes sent by file transfers.
+    pub bytes_sent: u64,
+    /// Chunks sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault held already, not sent again (a renamed file's are).
+    pub chunks_reused: u64,
+    /// Paths that could not be synced, with why (the rest went on).
+    pub errors: Vec<(String, Error)>,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// The tree as this device last synced it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Base {
+    vault: [u8; 16],
+    name: String,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Base {
+    fn read(dir: &Path) -> Result<Option<Base>> {
+        let path = dir.join(BASE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(local_error(&path, "cannot read", e)),
+        };
+        let corrupt = |reason: &str| Error::corrupt(&path.display().to_string(), reason);
+        match bytes.strip_prefix(BASE_MAGIC).and_then(|r| r.split_first()) {
+            Some((&BASE_VERSION, body)) => crate::crypto::decode_exact(body)
+                .map(Some)
+                .map_err(|e| corrupt(&e)),
+            _ => Err(corrupt(
+                "is not a folder sync base of a version this build reads",
+            )),
+        }
+    }
+
+    /// Written beside, then renamed over the old one.
+    fn write(&self, dir: &Path) -> Result<()> {
+        let mut bytes = BASE_MAGIC.to_vec();
+        bytes.push(BASE_VERSION);
+        bytes.extend(postcard::to_allocvec(self).expect("postcard serializes into a Vec"));
+        let path = dir.join(BASE_FILE);
+        let temporary = dir.join(format!("{BASE_FILE}.new"));
+        std::fs::write(&temporary, &bytes)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| local_error(&path, "cannot write", e))
+    }
+}
+
+/// Whether two entries describe the same local state (the content hash aside: the local side
+/// is never hashed). A folder is a folder: its time changes with what it holds, and it is not
+/// synced.
+fn same_local(a: &Entry, b: &Entry) -> bool {
+    if a.kind == EntryKind::Dir && b.kind == EntryKind::Dir {
+        return true;
+    }
+    a.kind == b.kind
+        && a.size == b.size
+        && a.mtime_ms == b.mtime_ms
+        && a.mode == b.mode
+        && a.target == b.target
+}
+
+/// `YYYY-MM-DD HH.MM.SS` (UTC) of a time in milliseconds since the Unix epoch.
+fn date_of(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (days, rest) = ((seconds / 86_400) as i64, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian, eras of 400 years).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}.{:02}.{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The name of the conflict copy of `rel` written by `device` at `mtime_ms`:
+/// `name (conflict DEVICE DATE).ext`.
+fn conflict_name(rel: &str, device: &str, mtime_ms: u64) -> String {
+    let (folder, file) = match rel.rsplit_once('/') {
+        Some((folder, file)) => (format!("{folder}/"), file),
+        None => (String::new(), rel),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(at) if at > 0 => (&file[..at], &file[at..]),
+        _ => (file, ""),
+    };
+    let device: String = device
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '(' || c == ')' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "{folder}{stem} (conflict {device} {}){ext}",
+        date_of(mtime_ms)
+    )
+}
+
+impl Session {
+    /// Syncs the folder `dir` both ways with the folder `name` in the vault (under
+    /// `folder/<name>/`): pulls, applies changes made elsewhere here and changes made here to
+    /// the vault (conflicts as conflict copies), then pushes. See the module docs for the
+    /// rules. `progress` is called with each file's path and progress as it moves.
+    ///
+    /// # Errors
+    /// `Config` when `dir` is missing or not a folder (nothing changes), or its base belongs
+    /// to another vault or folder; the sync's error when a pull or push fails. A path that
+    /// cannot be synced is in the report's errors.
+    pub async fn sync_folder<T: Transport + ?Sized>(
+        &self,
+        dir: &Path,
+        name: &str,
+        exclude: &[String],
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(&str, FileProgress),
+    ) -> Result<FolderReport> {
+        let started = Instant::now();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Error::Config(format!(
+                "folder name {name:?}: give a name that is not empty and has no '/'"
+            )));
+        }
+        let root = format!("{FOLDERS}{name}/");
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Config(format!(
+                    "{} is not a folder: nothing was synced",
+                    dir.display()
+                )))
+            }
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "{} cannot be read ({e}): nothing was synced, and nothing is deleted \
+                     anywhere for it",
+                    dir.display()
+                )))
+            }
+        }
+        let vault = self.read(|e| e.vault_id())?.0;
+        let base = Base::read(dir)?.unwrap_or(Base {
+            vault,
+            name: name.to_owned(),
+            entries: BTreeMap::new(),
+        });
+        if base.vault != vault || base.name != name {
+            return Err(Error::Config(format!(
+                "{} is synced as the folder {:?} of another vault or name: sync it under that \
+                 one, or remove its {BASE_FILE}",
+                dir.display(),
+                base.name
+            )));
+        }
+        self.sync(transport, concurrency, |_| {}).await?;
+
+        let mut patterns = vec![
+            BASE_FILE.to_owned(),
+            format!("{BASE_FILE}.new"),
+            ".*.part".into(),
+        ];
+        patterns.extend(exclude.iter().cloned());
+        let filter = Filter::with(&patterns, true)?;
+        let mut walked = Walk::default();
+        walk(dir, "", &filter, &mut walked);
+        if !walked.read_whole.contains("") {
+            let (_, e) = walked.errors.remove(0);
+            return Err(e);
+        }
+        let mut report = FolderReport {
+            errors: std::mem::take(&mut walked.errors),
+            ..FolderReport::default()
+        };
+        let local: BTreeMap<String, &Local> =
+            walked.found.iter().map(|l| (l.rel.clone(), l)).collect();
+        let me = self.device()?;
+        let labels: BTreeMap<DeviceId, String> = self
+            .devices(u64::MAX)?
+            .into_iter()
+            .map(|d| (d.id, d.label))
+            .collect();
+        let label = |device: DeviceId| match labels.get(&device) {
+            Some(label) if !label.is_empty() => label.clone(),
+            _ => device.to_string()[..8].to_owned(),
+        };
+        let prefix = entry_key(&root, "");
+        let mut remote: BTreeMap<String, (Entry, DeviceId)> = BTreeMap::new();
+        for key in self.keys(prefix.as_bytes())? {
+            let rel = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some((value, writer)) = self.read(|e| {
+                e.record(&key)
+                    .and_then(|r| r.value.clone().map(|v| (v, r.stamp.device)))
+            })?
+            else {
+                continue;
+            };
+            match Entry::decode(&rel, &value) {
+                Ok(entry) => {
+                    remote.insert(rel, (entry, writer));
+                }
+                Err(e) => report.errors.push((rel, e)),
+            }
+        }
+        let excluded = |rel: &str| {
+            walked
+                .left_out
+                .iter()
+                .any(|x| rel == x || rel.starts_with(&format!("{x}/")))
+        };
+        let paths: BTreeSet<String> = local
+            .keys()
+            .chain(base.entries.keys())
+            .chain(remote.keys())
+            .cloned()
+            .collect();
+        let mut next: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut doomed_folders: Vec<PathBuf> = Vec::new();
+        let mut sync = Sync {
+            session: self,
+            dir,
+            root: &root,
+            transport,
+            concurrency,
+            progress: &mut progress,
+            report: &mut report,
+        };
+        for rel in paths {
+            if excluded(&rel) {
+                if let Some(b) = base.entries.get(&rel) {
+                    next.insert(rel, b.clone());
+                }
+                continue;
+            }
+            let l = local.get(&rel).map(|l| &l.entry);
+            let b = base.entries.get(&rel);
+            let r = remote.get(&rel);
+            let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
+            // Below a folder that could not be read, what is missing is unknown, not deleted.
+            let seen = l.is_some() || walked.read_whole.contains(parent);
+            let local_changed = seen
+                && match (l, b) {
+                    (None, None) => false,
+                    (Some(l), Some(b)) => !same_local(l, b),
+                    _ => true,
+                };
+            let remote_changed = r.map(|r| &r.0) != b;
+            let outcome = match (local_changed, remote_changed) {
+                (false, false) => Ok(b.cloned()),
+                (true, false) => match local.get(&rel) {
+                    Some(l) => sync.upload(l).await.map(Some),
+                    None => sync.delete_there(&rel).map(|()| None),
+                },
+                (false, true) => match r {
+                    Some((entry, _)) => sync.download(&rel, entry).await.map(Some),
+                    None => {
+                        if let Some(b) = b {
+                            if b.kind == EntryKind::Dir {
+                                doomed_folders.push(dir.join(&rel));
+                            } else {
+                                sync.delete_here(&rel);
+                            }
+                        }
+                        Ok(None)
+                    }
+                },
+                (true, true) => match (local.get(&rel), r) {
+                    (None, None) => Ok(None),
+                    // Edited here, deleted there: the edit stays.
+                    (Some(l), None) => sync.upload(l).await.map(Some),
+                    // Deleted here, edited there: the edit comes back.
+                    (None, Some((entry, _))) => sync.download(&rel, entry).await.map(Some),
+                    (Some(l), Some((entry, _)))
+                        if same_local(&l.entry, entry)
+                            || (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir) =>
+                    {
+                        Ok(Some(entry.clone()))
+                    }
+                    (Some(l), Some((entry, writer))) => {
+                        let ours_win = (l.entry.mtime_ms, me.0) > (entry.mtime_ms, writer.0);
+                        sync.conflict(l, entry, ours_win, &label(me), &label(*writer), &mut next)
+                            .await
+                            .map(Some)
+                    }
+                },
+            };
+            match outcome {
+                Ok(Some(entry)) => {
+                    next.insert(rel, entry);
+                }
+                Ok(None) => {}
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => {
+                    // Unsynced: as it was, so that the next sync sees the same change again.
+                    if let Some(b) = b {
+                        next.insert(rel.clone(), b.clone());
+                    }
+                    sync.report.errors.push((rel, e));
+                }
+            }
+        }
+        // Folders deleted elsewhere go once emptied, deepest first; a folder still holding
+        // something (a file made here meanwhile) stays.
+        doomed_folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for folder in doomed_folders {
+            if std::fs::remove_dir(&folder).is_ok() {
+                report.deleted_here += 1;
+            }
+        }
+        Base {
+            vault,
+            name: name.to_owned(),
+            entries: next,
+        }
+        .write(dir)?;
+        self.sync(transport, concurrency, |_| {}).await?;
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+}
+
+/// One folder sync's moves between the folder and the vault.
+struct Sync<'a, T: ?Sized, P> {
+    session: &'a Session,
+    dir: &'a Path,
+    root: &'a str,
+    transport: &'a T,
+    concurrency: usize,
+    progress: &'a mut P,
+    report: &'a mut FolderReport,
+}
+
+impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
+    /// Sends a local path to the vault; its entry as written.
+    async fn upload(&mut self, local: &Local) -> Result<Entry> {
+        self.upload_as(&local.rel, &local.path, &local.entry).await
+    }
+
+    async fn upload_as(&mut self, rel: &str, path: &Path, entry: &Entry) -> Result<Entry> {
+        let mut entry = entry.clone();
+        if entry.kind == EntryKind::File {
+            let file =
+                std::fs::File::open(path).map_err(|e| local_error(path, "cannot read", e))?;
+            let mut source = ReadSource::new(file, Some(entry.size));
+            let content = content_key(self.root, rel);
+            let progress = &mut *self.progress;
+            let stored = self
+                .session
+                .put_file(
+                    content.clone(),
+                    &mut source,
+                    self.transport,
+                    None,
+                    self.concurrency,
+                    |p| progress(rel, p),
+                )
+                .await?;
+            self.report.bytes_sent += stored.bytes_sent;
+            self.report.chunks_uploaded += stored.chunks_uploaded;
+            self.report.chunks_reused += stored.chunks_reused;
+            entry.size = stored.size;
+            entry.hash = self
+                .session
+                .read(|e| e.file_info(content.as_bytes()))??
+                .map(|info| info.content_hash)
+                .unwrap_or_default();
+        }
+        self.session
+            .put(entry_key(self.root, rel), entry.encode())?;
+        self.report.uploaded += 1;
+        Ok(entry)
+    }
+
+    fn delete_there(&mut self, rel: &str) -> Result<()> {
+        self.session.delete(entry_key(self.root, rel))?;
+        let content = content_key(self.root, rel);
+        if self.session.get(content.as_bytes())?.is_some() {
+            self.session.delete(content)?;
+        }
+        self.report.deleted_there += 1;
+        Ok(())
+    }
+
+    fn delete_here(&mut self, rel: &str) {
+        let Ok(path) = checked_path(rel) else { return };
+        if passes_through_a_link(self.dir, &path) {
+            return;
+        }
+        let dest = self.dir.join(path);
+        match std::fs::remove_file(&dest) {
+            Ok(()) => self.report.deleted_here += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => self
+                .report
+                .errors
+                .push((rel.to_owned(), local_error(&dest, "cannot delete", e))),
+        }
+    }
+
+    /// Writes the vault's `entry` of `rel` into the folder (at `as_rel`, default `rel`).
+    async fn download(&mut self, rel: &str, entry: &Entry) -> Result<Entry> {
+        self.download_as(rel, rel, entry).await
+    }
+
+    async fn download_as(&mut self, rel: &str, as_rel: &str, entry: &Entry) -> Result<Entry> {
+        let refused = |why: String| Error::Config(format!("refused entry {rel:?}: {why}"));
+        let path = checked_path(as_rel).map_err(refused)?;
+        if passes_through_a_link(self.dir, &path) {
+            return Err(refused("its folder is a link".into()));
+        }
+        let dest = self.dir.join(&path);
+        match entry.kind {
+            EntryKind::Dir => {
+                std::fs::create_dir_all(&dest).map_err(|e| local_error(&dest, "cannot make", e))?;
+            }
+            EntryKind::Symlink => {
+                if !link_stays_inside(&path, &entry.target) {
+                    return Err(refused("the link points outside the folder".into()));
+                }
+                let _ = std::fs::remove_file(&dest);
+                if let Some(parent) = dest.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(String::from_utf8_lossy(&entry.target).as_ref(), &dest)
+                    .map_err(|e| local_error(&dest, "cannot make the link", e))?;
+            }
+            EntryKind::File => {
+                let content = content_key(self.root, rel);
+                let Some(value) = self.session.get(content.as_bytes())? else {
+                    return Err(Error::Config(format!(
+                        "the vault holds no content for {content:?}"
+                    )));
+                };
+                let download = self
+                    .session
+                    .read(|e| e.begin_download_value(content.as_bytes(), &value, None))??;
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| local_error(parent, "cannot make", e))?;
+                }
+                if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_symlink()) {
+                    let _ = std::fs::remove_file(&dest);
+                }
+                let progress = &mut *self.progress;
+                self.session
+                    .download_to_path(
+                        download,
+                        &dest,
+                        self.transport,
+                        self.concurrency,
+                        &mut |p| progress(as_rel, p),
+                    )
+                    .await?;
+                set_times_and_mode(&dest, entry)
+                    .map_err(|e| local_error(&dest, "cannot set the time of", e))?;
+            }
+        }
+        self.report.downloaded += 1;
+        Ok(entry.clone())
+    }
+
+    /// `local` and the vault's `theirs` both changed: the winner keeps the name, the loser
+    /// becomes a conflict copy, here and (by its upload) everywhere. The copy's entry goes
+    /// into `next`; the name's entry is returned.
+    async fn conflict(
+        &mut self,
+        local: &Local,
+        theirs: &Entry,
+        ours_win: bool,
+        our_label: &str,
+        their_label: &str,
+        next: &mut BTreeMap<String, Entry>,
+    ) -> Result<Entry> {
+        let rel = local.rel.as_str();
+        if ours_win {
+            // Theirs is kept as the copy: fetched under the copy's name, then sent as a new path.
+            let copy = conflict_name(rel, their_label, theirs.mtime_ms);
+            let fetched = self.download_as(rel, &copy, theirs).await?;
+            let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
+            let sent = self.upload_as(&copy, &copy_path, &fetched).await?;
+            next.insert(copy.clone(), sent);
+            self.report.conflicts.push(copy);
+            self.upload(local).await
+        } else {
+            // Ours is kept as the copy: renamed here, sent as a new path; theirs takes the name.
+            let copy = conflict_name(rel, our_label, local.entry.mtime_ms);
+            let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
+            std::fs::rename(&local.path, &copy_path)
+                .map_err(|e| local_error(&local.path, "cannot rename", e))?;
+            let sent = self.upload_as(&copy, &copy_path, &local.entry).await?;
+            next.insert(copy.clone(), sent);
+            self.report.conflicts.push(copy);
+            self.download(rel, theirs).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_copies_are_named_after_the_loser_and_its_time() {
+        // 2026-11-25 03:12:07 UTC.
+        let ms = 1_795_576_327_000;
+        assert_eq!(date_of(ms), "2026-11-25 03.12.07");
+        assert_eq!(date_of(0), "1970-01-01 00.00.00");
+        assert_eq!(date_of(951_782_400_000), "2000-02-29 00.00.00");
+        assert_eq!(
+            conflict_name("notes/todo.md", "phone", ms),
+            "notes/todo (conflict phone 2026-11-25 03.12.07).md"
+        );
+        assert_eq!(
+            conflict_name(".profile", "a/b", ms),
+            ".profile (conflict a_b 2026-11-25 03.12.07)"
+        );
+        assert_eq!(
+            conflict_name("archive.tar.gz", "laptop", ms),
+            "archive.tar (conflict laptop 2026-11-25 03.12.07).gz"
+        );
+    }
+}
