@@ -42,6 +42,10 @@ pub struct Global {
     /// store).
     #[arg(long, env = "BUCKETSYNC_STATE", global = true)]
     pub state: Option<PathBuf>,
+    /// The profile of the AWS credentials file (~/.aws/credentials) to sign with, when the
+    /// AWS_* environment holds no key (default: AWS_PROFILE, else "default").
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
     /// This device's name, shown by `devices` (kept in the state once given).
     #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]
     pub device: Option<String>,

@@ -8,6 +8,7 @@ mod cost;
 mod doctor;
 mod folder;
 mod output;
+mod profile;
 mod vault;
 
 use std::process::ExitCode;

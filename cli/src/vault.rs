@@ -93,9 +93,14 @@ pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
     let store = Store::parse(url)?;
     let transport = BuiltinTransport::for_store(&store)?;
     let path = state_path(global, url, &key)?;
+    let credentials = match store {
+        Store::Folder { .. } => None,
+        _ => crate::profile::credentials(global.profile.as_deref())?,
+    };
     let session = Session::open(SessionOptions {
         device: global.device.as_deref(),
         mode,
+        credentials,
         ..SessionOptions::new(
             url,
             &key,

@@ -345,3 +345,45 @@ async fn put_file_draws_a_progress_bar_in_a_terminal() {
     assert!(last.contains("Stored big: 96.00 MiB"), "{last}");
     assert!(!last.contains("ETA"), "{last}");
 }
+
+/// With no key in the environment, credentials come from a profile of the AWS shared
+/// credentials file: `--profile`, else `AWS_PROFILE`, else `default`.
+#[tokio::test]
+async fn credentials_come_from_a_profile_of_the_aws_credentials_file() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    server.create_bucket("profiles").await;
+    let store = server.store_url("profiles", "");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong-wrong-wrong\n\n\
+             [test]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let a = Device::new(&store, dir.path(), "a");
+    let run = |args: &[&str], profile_env: Option<&str>| {
+        let mut command = a.command(args);
+        command
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &file);
+        if let Some(profile) = profile_env {
+            command.env("AWS_PROFILE", profile);
+        }
+        command.output().unwrap()
+    };
+    let created = run(&["--profile", "test", "init"], None);
+    assert!(created.status.success(), "{}", show(&created));
+    let synced = run(&["sync"], Some("test"));
+    assert!(synced.status.success(), "{}", show(&synced));
+    // The default profile holds keys the store refuses: auth.
+    let refused = run(&["sync"], None);
+    assert_eq!(refused.status.code(), Some(4), "{}", show(&refused));
+    let missing = run(&["--profile", "nope", "sync"], None);
+    assert_eq!(missing.status.code(), Some(3), "{}", show(&missing));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no profile \"nope\""));
+}
