@@ -35,7 +35,9 @@ pub struct Global {
     #[arg(long, env = "BUCKETSYNC_STORE", global = true)]
     pub store: Option<String>,
     /// The file that holds the vault key (its recovery code): written by `init` and `join`
-    /// (mode 0600), read by every other command.
+    /// (mode 0600), read by every other command. Without it, the key is kept in the OS keyring
+    /// (service "bucketsync", the store URL as account; on Linux the kernel keyring, which
+    /// forgets it at reboot: keep the recovery code).
     #[arg(long, env = "BUCKETSYNC_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
     /// This device's replica (default: in the platform's data directory, one per vault and

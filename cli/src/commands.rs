@@ -100,23 +100,22 @@ pub(crate) fn interrupted(what: &'static str) -> impl Fn(Error) -> Failure {
 }
 
 async fn init(g: &Global, out: Output) -> Outcome {
-    let key_path = vault::key_path(g)?;
-    if key_path.exists() {
+    let place = vault::KeyPlace::of(g)?;
+    if place.exists()? {
         return Err(Error::Config(format!(
-            "the key file {} exists already (it may hold another vault's key): name a new \
-             one, or use join",
-            key_path.display()
+            "{place} holds a vault key already (it may be another vault's): name a new key \
+             file with --key-file, or use join"
         ))
         .into());
     }
     let key = VaultKey::generate()?;
     let vault = vault::open(g, key.clone(), OpenMode::Create)?;
-    // The key is written before the vault exists: a vault nobody holds the key of is never
-    // left behind. If the vault cannot be created, the key file goes again.
-    vault::write_key(key_path, &key)?;
+    // The key is kept before the vault exists: a vault nobody holds the key of is never
+    // left behind. If the vault cannot be created, the key goes again.
+    place.write(&key)?;
     if let Err(e) = sync(&vault, out).await {
         let _ = vault.session.close();
-        let _ = std::fs::remove_file(key_path);
+        place.remove();
         return Err(e);
     }
     let device = vault.session.device()?;
@@ -124,19 +123,18 @@ async fn init(g: &Global, out: Output) -> Outcome {
     out.result(
         || {
             format!(
-                "Created vault {} in {} (this device: {device}).\nThe key is in {}.\n\n\
+                "Created vault {} in {} (this device: {device}).\nThe key is in {place}.\n\n\
                  Recovery code (shown once; keep it safe: it joins the vault from another \
                  device, and anyone who has it can read the vault):\n\n    {code}\n",
                 key.vault_id(),
                 vault.store.display_name(),
-                key_path.display()
             )
         },
         || {
             json!({
                 "vault": key.vault_id().to_string(),
                 "device": device.to_string(),
-                "key_file": key_path.display().to_string(),
+                "key_place": place.to_string(),
                 "recovery_code": code,
             })
         },
@@ -158,30 +156,29 @@ fn read_recovery_code() -> std::result::Result<String, Failure> {
 }
 
 async fn join(g: &Global, out: Output) -> Outcome {
-    let key_path = vault::key_path(g)?;
+    let place = vault::KeyPlace::of(g)?;
     let key = VaultKey::from_recovery_code(&read_recovery_code()?)?;
-    let existing = key_path.exists();
-    if existing && vault::read_key(key_path)?.vault_id() != key.vault_id() {
+    let existing = place.exists()?;
+    if existing && place.read()?.vault_id() != key.vault_id() {
         return Err(Error::Config(format!(
-            "the key file {} holds another vault's key: name a new one",
-            key_path.display()
+            "{place} holds another vault's key: name a new key file with --key-file"
         ))
         .into());
     }
     let vault = vault::open(g, key.clone(), OpenMode::Join)?;
     let report = sync(&vault, out).await?;
     if !existing {
-        vault::write_key(key_path, &key)?;
+        place.write(&key)?;
     }
     let device = vault.session.device()?;
     let records = vault.session.keys(b"")?.len();
     out.result(
         || {
             format!(
-                "Joined vault {} in {} as device {device}: {records} records. The key is in {}.",
+                "Joined vault {} in {} as device {device}: {records} records. The key is in \
+                 {place}.",
                 key.vault_id(),
                 vault.store.display_name(),
-                key_path.display()
             )
         },
         || {
@@ -189,7 +186,7 @@ async fn join(g: &Global, out: Output) -> Outcome {
                 "vault": key.vault_id().to_string(),
                 "device": device.to_string(),
                 "records": records,
-                "key_file": key_path.display().to_string(),
+                "key_place": place.to_string(),
                 "sync": report_json(&report),
             })
         },

@@ -28,32 +28,123 @@ pub fn store_url(global: &Global) -> Result<&str> {
         .ok_or_else(|| Error::Config("no store: pass --store URL (or set BUCKETSYNC_STORE)".into()))
 }
 
-/// The key file path, or a config error saying how to give one.
-pub fn key_path(global: &Global) -> Result<&Path> {
-    global.key_file.as_deref().ok_or_else(|| {
-        Error::Config(
-            "no key file: pass --key-file PATH (or set BUCKETSYNC_KEY_FILE); init and join \
-             write it"
-                .into(),
-        )
-    })
+/// Where the vault key is kept: a key file (`--key-file`), or the OS keyring under the
+/// service `bucketsync` and the store URL.
+pub enum KeyPlace<'a> {
+    File(&'a Path),
+    Keyring { store: &'a str },
 }
 
-/// The vault key in the key file.
-pub fn read_key(path: &Path) -> Result<VaultKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read the key file {}: {e} (init or join writes it)",
-            path.display()
-        ))
-    })?;
-    VaultKey::from_recovery_code(text.trim())
-        .map_err(|e| Error::Config(format!("the key file {}: {e}", path.display())))
+const KEYRING_SERVICE: &str = "bucketsync";
+
+impl KeyPlace<'_> {
+    /// The key file when one is named, else the keyring entry of the store.
+    pub fn of(global: &Global) -> Result<KeyPlace<'_>> {
+        Ok(match global.key_file.as_deref() {
+            Some(path) => KeyPlace::File(path),
+            None => KeyPlace::Keyring {
+                store: store_url(global)?,
+            },
+        })
+    }
+
+    fn entry(store: &str) -> Result<keyring::Entry> {
+        keyring::Entry::new(KEYRING_SERVICE, store).map_err(keyring_error)
+    }
+
+    /// Whether a key is kept there already.
+    pub fn exists(&self) -> Result<bool> {
+        match self {
+            KeyPlace::File(path) => Ok(path.exists()),
+            KeyPlace::Keyring { store } => match Self::entry(store)?.get_password() {
+                Ok(_) => Ok(true),
+                Err(keyring::Error::NoEntry) => Ok(false),
+                Err(e) => Err(keyring_error(e)),
+            },
+        }
+    }
+
+    /// The vault key kept there.
+    pub fn read(&self) -> Result<VaultKey> {
+        let (text, shown) = match self {
+            KeyPlace::File(path) => (
+                std::fs::read_to_string(path).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read the key file {}: {e} (init or join writes it)",
+                        path.display()
+                    ))
+                })?,
+                format!("the key file {}", path.display()),
+            ),
+            KeyPlace::Keyring { store } => match Self::entry(store)?.get_password() {
+                Ok(code) => (code, self.to_string()),
+                Err(keyring::Error::NoEntry) => {
+                    return Err(Error::Config(format!(
+                        "no vault key for {store} in the OS keyring: run init or join first,                          or pass --key-file PATH"
+                    )))
+                }
+                Err(e) => return Err(keyring_error(e)),
+            },
+        };
+        VaultKey::from_recovery_code(text.trim())
+            .map_err(|e| Error::Config(format!("{shown}: {e}")))
+    }
+
+    /// Keeps `key` there; never replaces a key kept already.
+    pub fn write(&self, key: &VaultKey) -> Result<()> {
+        match self {
+            KeyPlace::File(path) => write_key_file(path, key),
+            KeyPlace::Keyring { store } => {
+                if self.exists()? {
+                    return Err(Error::Config(format!(
+                        "the OS keyring holds a vault key for {store} already"
+                    )));
+                }
+                Self::entry(store)?
+                    .set_password(&key.recovery_code())
+                    .map_err(keyring_error)
+            }
+        }
+    }
+
+    /// Forgets the key kept there (a failed init).
+    pub fn remove(&self) {
+        match self {
+            KeyPlace::File(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            KeyPlace::Keyring { store } => {
+                if let Ok(entry) = Self::entry(store) {
+                    let _ = entry.delete_credential();
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for KeyPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyPlace::File(path) => write!(f, "{}", path.display()),
+            KeyPlace::Keyring { store } => {
+                write!(
+                    f,
+                    "the OS keyring (service {KEYRING_SERVICE:?}, account {store:?})"
+                )
+            }
+        }
+    }
+}
+
+fn keyring_error(e: keyring::Error) -> Error {
+    Error::Config(format!(
+        "the OS keyring cannot be used ({e}): pass --key-file PATH (or set BUCKETSYNC_KEY_FILE)"
+    ))
 }
 
 /// Writes `key`'s recovery code to a new file at `path`, readable by its owner only. Fails if
 /// the file exists: a key file is never overwritten.
-pub fn write_key(path: &Path, key: &VaultKey) -> Result<()> {
+fn write_key_file(path: &Path, key: &VaultKey) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -121,6 +212,6 @@ pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
 /// Opens the replica with the key from the key file.
 pub fn open_existing(global: &Global) -> Result<Vault> {
     store_url(global)?;
-    let key = read_key(key_path(global)?)?;
+    let key = KeyPlace::of(global)?.read()?;
     open(global, key, OpenMode::Join)
 }

@@ -387,3 +387,47 @@ async fn credentials_come_from_a_profile_of_the_aws_credentials_file() {
     assert_eq!(missing.status.code(), Some(3), "{}", show(&missing));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no profile \"nope\""));
 }
+
+/// Without a key file, init keeps the key in the OS keyring (here the Linux kernel keyring),
+/// every other command finds it there, and a second init for the same store is refused.
+#[test]
+fn without_a_key_file_the_key_lives_in_the_os_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    let run = |args: &[&str]| {
+        a.command(args)
+            .env_remove("BUCKETSYNC_KEY_FILE")
+            .output()
+            .unwrap()
+    };
+    struct Forget(keyring::Entry);
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            let _ = self.0.delete_credential();
+        }
+    }
+    let _forget = Forget(keyring::Entry::new("bucketsync", &store).unwrap());
+    let created = run(&["init", "--json"]);
+    assert!(created.status.success(), "{}", show(&created));
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert!(created["key_place"]
+        .as_str()
+        .unwrap()
+        .contains("OS keyring"));
+    assert!(!a.key.exists());
+    assert!(run(&["put", "k", "v"]).status.success());
+    assert_eq!(run(&["get", "k"]).stdout, b"v");
+    let again = run(&["init"]);
+    assert_eq!(again.status.code(), Some(3), "{}", show(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("OS keyring"));
+    // Another store has no key there: the error says how to go on.
+    let other = Device::new(&format!("{store}-other"), dir.path(), "b");
+    let output = other
+        .command(&["ls"])
+        .env_remove("BUCKETSYNC_KEY_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("run init or join"));
+}
