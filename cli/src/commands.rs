@@ -249,6 +249,27 @@ async fn status(g: &Global, out: Output) -> Outcome {
         }
     }
     let devices = session.devices(STALE_AFTER_MS)?;
+    let usage = match report {
+        Some(_) => Some(
+            until_interrupted(&vault, session.usage(&vault.transport))
+                .await
+                .map_err(interrupted("the listing stopped"))?,
+        ),
+        None => None,
+    };
+    let usage_text = |u: &bucketsync::usage::Usage| {
+        let kinds: Vec<String> = u
+            .kinds
+            .iter()
+            .map(|(kind, c)| format!("{} {kind} {}", c.objects, bytes(c.bytes)))
+            .collect();
+        format!(
+            "{} objects, {} ({})",
+            u.total.objects,
+            bytes(u.total.bytes),
+            kinds.join(", ")
+        )
+    };
     out.result(
         || {
             let mut text = format!(
@@ -262,6 +283,9 @@ async fn status(g: &Global, out: Output) -> Outcome {
             match &report {
                 Some(r) => text.push_str(&format!("Synced    {}\n", report_text(r))),
                 None => text.push_str("Synced    no (--offline)\n"),
+            }
+            if let Some(u) = &usage {
+                text.push_str(&format!("Bucket    {}\n", usage_text(u)));
             }
             text.push('\n');
             text.push_str(&devices_table(&devices));
@@ -277,6 +301,13 @@ async fn status(g: &Global, out: Output) -> Outcome {
                 "file_bytes": file_bytes,
                 "unpushed": unpushed,
                 "sync": report.as_ref().map(report_json),
+                "bucket": usage.as_ref().map(|u| json!({
+                    "objects": u.total.objects,
+                    "bytes": u.total.bytes,
+                    "kinds": u.kinds.iter().map(|(kind, c)| {
+                        ((*kind).to_owned(), json!({"objects": c.objects, "bytes": c.bytes}))
+                    }).collect::<serde_json::Map<_, _>>(),
+                })),
                 "devices": devices.iter().map(device_json).collect::<Vec<_>>(),
             })
         },

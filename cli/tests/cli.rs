@@ -140,6 +140,20 @@ async fn two_devices_share_a_vault_through_the_command() {
     assert_eq!(status["vault"], vault.as_str());
     assert_eq!(status["records"], 1);
     assert_eq!(status["unpushed"], 0);
+    // What the bucket holds, from a listing: both manifests, and the segments.
+    let bucket = &status["bucket"];
+    assert_eq!(bucket["kinds"]["manifests"]["objects"], 2, "{status}");
+    assert!(
+        bucket["kinds"]["segments"]["objects"].as_u64().unwrap() >= 3,
+        "{status}"
+    );
+    let total: u64 = bucket["kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(bucket["bytes"].as_u64().unwrap(), total, "{status}");
     let devices = a.json(&["devices"]);
     let devices = devices["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2, "{devices:?}");

@@ -57,7 +57,7 @@ pub use io::reqwest_transport;
 #[cfg(feature = "backup")]
 pub use io::{backup, folder_sync};
 #[cfg(feature = "driver")]
-pub use io::{driver, files, session, state_store};
+pub use io::{driver, files, session, state_store, usage};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;

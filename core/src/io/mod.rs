@@ -10,7 +10,8 @@
 //!   cancel-safe syncs;
 //! - [`files`]: storing and reading files through a session, from and to streams;
 //! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
-//! - `folder_sync`: a local folder synced both ways between devices (feature `backup`).
+//! - `folder_sync`: a local folder synced both ways between devices (feature `backup`);
+//! - [`usage`]: what a vault holds in its store, counted from a listing.
 
 #[cfg(feature = "backup")]
 pub mod backup;
@@ -26,3 +27,4 @@ pub mod folder_sync;
 pub mod reqwest_transport;
 pub mod session;
 pub mod state_store;
+pub mod usage;
