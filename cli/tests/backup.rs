@@ -3,69 +3,15 @@
 //! backups; a restore on another device equal to the source; dry runs that change nothing;
 //! deletions; crafted entries that try to write outside the target.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use bucketsync::backup::{Entry, EntryKind};
-use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use bucketsync_suite::servers::{ServerKind, TestServer};
+use common::{noise, show, Device};
 use serde_json::Value;
-
-struct Device {
-    store: String,
-    key: PathBuf,
-    state: PathBuf,
-}
-
-impl Device {
-    fn new(store: &str, dir: &Path, name: &str) -> Device {
-        Device {
-            store: store.into(),
-            key: dir.join(format!("{name}.key")),
-            state: dir.join(format!("{name}.state")),
-        }
-    }
-
-    fn run_with(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bucketsync"))
-            .args(args)
-            .env("BUCKETSYNC_STORE", &self.store)
-            .env("BUCKETSYNC_KEY_FILE", &self.key)
-            .env("BUCKETSYNC_STATE", &self.state)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// `--json` output of a command that must succeed.
-    fn json(&self, args: &[&str]) -> Value {
-        let output = self.json_output(args);
-        assert!(output.status.success(), "{args:?}: {}", show(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn json_output(&self, args: &[&str]) -> Output {
-        let mut with = args.to_vec();
-        with.push("--json");
-        self.run_with(&with, b"")
-    }
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// What a tree holds: per path, its kind, permissions, modification time (ms) and content
 /// hash (or link target).
@@ -155,16 +101,7 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     .unwrap();
     std::fs::write(src.join("skip.tmp"), "excluded").unwrap();
     std::os::unix::fs::symlink("a.txt", src.join("link to a")).unwrap();
-    // Pseudo-random bytes (xorshift), so that content-defined chunking cuts about every MiB.
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let big: Vec<u8> = (0..50u64 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
+    let big = noise(50 << 20, 0x2545_F491_4F6C_DD1D);
     std::fs::write(src.join("nested/big.bin"), &big).unwrap();
     set_mtime(&src.join("a.txt"), 1_700_000_000);
     let src_arg = src.to_str().unwrap();

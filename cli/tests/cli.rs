@@ -1,85 +1,13 @@
 //! The `bucketsync` command end to end, against SeaweedFS: two "devices" (two key files and two
 //! states) on one vault, each command as a user runs it, exit codes included.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 
 use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use common::{noise, show, Device};
 use serde_json::Value;
-
-/// One device: its key file and state in `dir`, the store shared.
-struct Device {
-    store: String,
-    key: PathBuf,
-    state: PathBuf,
-    name: &'static str,
-}
-
-impl Device {
-    fn new(store: &str, dir: &Path, name: &'static str) -> Device {
-        Device {
-            store: store.into(),
-            key: dir.join(format!("{name}.key")),
-            state: dir.join(format!("{name}.state")),
-            name,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bucketsync"));
-        command
-            .args(args)
-            .env("BUCKETSYNC_STORE", &self.store)
-            .env("BUCKETSYNC_KEY_FILE", &self.key)
-            .env("BUCKETSYNC_STATE", &self.state)
-            .env("BUCKETSYNC_DEVICE", self.name)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// Runs the command with `input` on stdin.
-    fn run_with(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs the command, which must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(output.status.success(), "{args:?}: {}", show(&output));
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Runs the command with `--json`, which must succeed; its JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut with = args.to_vec();
-        with.push("--json");
-        serde_json::from_str(&self.ok(&with)).unwrap()
-    }
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// init on a, join on b with the recovery code on stdin; records written on one are read on
 /// the other; deletions, history, status, devices and retire; each failure with its exit code.
@@ -251,9 +179,7 @@ async fn files_move_between_devices_through_the_command() {
     assert!(joined.status.success(), "{}", show(&joined));
 
     let source = dir.path().join("source.bin");
-    let bytes: Vec<u8> = (0..20u64 << 20)
-        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
-        .collect();
+    let bytes = noise(20 << 20, 7);
     std::fs::write(&source, &bytes).unwrap();
     let stored = a.json(&["put-file", "big.bin", source.to_str().unwrap()]);
     assert_eq!(stored["size"], bytes.len() as u64);
@@ -290,9 +216,7 @@ async fn put_file_draws_a_progress_bar_in_a_terminal() {
     let a = Device::new(&store, dir.path(), "a");
     a.json(&["init"]);
     let source = dir.path().join("big.bin");
-    let bytes: Vec<u8> = (0..96u64 << 20)
-        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
-        .collect();
+    let bytes = noise(96 << 20, 11);
     std::fs::write(&source, &bytes).unwrap();
     let session = format!("bucketsync-test-{}", std::process::id());
     let log = dir.path().join("screens.txt");

@@ -2,60 +2,23 @@
 //! deletions and new files both ways, a rename that sends no content, a concurrent edit that
 //! leaves the same conflict copy on both, and a missing folder that deletes nothing.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bucketsync_suite::servers::{ServerKind, TestServer};
+use common::{noise, show, Device};
 use serde_json::Value;
 
-struct Device {
-    store: String,
-    key: PathBuf,
-    state: PathBuf,
-    name: &'static str,
+trait Folder {
+    fn folder(&self, dir: &Path) -> Value;
 }
 
-impl Device {
-    fn run_with(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bucketsync"))
-            .args(args)
-            .env("BUCKETSYNC_STORE", &self.store)
-            .env("BUCKETSYNC_KEY_FILE", &self.key)
-            .env("BUCKETSYNC_STATE", &self.state)
-            .env("BUCKETSYNC_DEVICE", self.name)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut with = args.to_vec();
-        with.push("--json");
-        let output = self.run_with(&with, b"");
-        assert!(output.status.success(), "{args:?}: {}", show(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
+impl Folder for Device {
     fn folder(&self, dir: &Path) -> Value {
         self.json(&["folder", dir.to_str().unwrap(), "--as", "shared"])
     }
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Each path below `root` (the base file aside): its kind and content (or link target).
@@ -98,13 +61,10 @@ async fn a_folder_syncs_both_ways_between_two_devices() {
     server.create_bucket("folders").await;
     let store = server.store_url("folders", "");
     let dir = tempfile::tempdir().unwrap();
-    let device = |name: &'static str| Device {
-        store: store.clone(),
-        key: dir.path().join(format!("{name}.key")),
-        state: dir.path().join(format!("{name}.state")),
-        name,
-    };
-    let (a, b) = (device("laptop"), device("phone"));
+    let (a, b) = (
+        Device::new(&store, dir.path(), "laptop"),
+        Device::new(&store, dir.path(), "phone"),
+    );
     let code = a.json(&["init"])["recovery_code"]
         .as_str()
         .unwrap()
@@ -119,15 +79,7 @@ async fn a_folder_syncs_both_ways_between_two_devices() {
     std::fs::create_dir_all(&on_b).unwrap();
     write_at(&on_a.join("notes/a.txt"), "alpha", 1_790_000_000);
     write_at(&on_a.join("notes/b.txt"), "beta", 1_790_000_000);
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let big: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let big = noise(3 << 20, 0x9E37_79B9_7F4A_7C15);
     std::fs::write(on_a.join("big.bin"), &big).unwrap();
 
     // a sends its folder; b, empty, receives it.
