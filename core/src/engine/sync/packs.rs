@@ -95,31 +95,35 @@ impl Engine {
 
     /// Whether every active device other than us has merged `merged` (device, segments).
     fn all_merged(&self, merged: &[(DeviceId, u64)], now: u64) -> bool {
-        if self.unread_peer_manifest() {
-            return false;
-        }
+        !self.unread_peer_manifest()
+            && self.peers_heard_from(now).all(|(device, info)| {
+                info.format >= MERGED_FORMAT
+                    && merged.iter().all(|(of, n)| {
+                        of == device
+                            || info
+                                .merged
+                                .iter()
+                                .find(|(d, _)| d == of)
+                                .is_some_and(|(_, has)| has >= n)
+                    })
+            })
+    }
+
+    /// The other devices that count at `now`: not retired, and heard from within the grace
+    /// period and a heartbeat (one silent longer starts over when it returns).
+    pub(super) fn peers_heard_from(
+        &self,
+        now: u64,
+    ) -> impl Iterator<Item = (&DeviceId, &crate::engine::state::DeviceInfo)> {
         let directory = self.state.directory();
         let me = self.state.device;
-        // Devices silent longer than this start over when they return.
         let silence = self
             .grace_with_margin_ms()
             .saturating_add(self.heartbeat_ms());
-        directory.devices.iter().all(|(device, info)| {
-            if *device == me
-                || directory.retired.contains(device)
-                || info.clock.wall_ms.saturating_add(silence) < now
-            {
-                return true;
-            }
-            info.format >= MERGED_FORMAT
-                && merged.iter().all(|(of, n)| {
-                    of == device
-                        || info
-                            .merged
-                            .iter()
-                            .find(|(d, _)| d == of)
-                            .is_some_and(|(_, has)| has >= n)
-                })
+        directory.devices.iter().filter(move |(device, info)| {
+            **device != me
+                && !directory.retired.contains(*device)
+                && info.clock.wall_ms.saturating_add(silence) >= now
         })
     }
 

@@ -149,20 +149,10 @@ impl Engine {
     /// Whether every active device other than us writes manifests that say it follows
     /// redirects.
     fn all_follow_redirects(&self, now: u64) -> bool {
-        if self.unread_peer_manifest() {
-            return false;
-        }
-        let directory = self.state.directory();
-        let me = self.state.device;
-        let silence = self
-            .grace_with_margin_ms()
-            .saturating_add(self.heartbeat_ms());
-        directory.devices.iter().all(|(device, info)| {
-            *device == me
-                || directory.retired.contains(device)
-                || info.clock.wall_ms.saturating_add(silence) < now
-                || info.format >= MANIFEST_VERSION
-        })
+        !self.unread_peer_manifest()
+            && self
+                .peers_heard_from(now)
+                .all(|(_, info)| info.format >= MANIFEST_VERSION)
     }
 
     pub(super) fn on_repack_chunks(
