@@ -391,6 +391,13 @@ export function presign(options: {
   expiresSeconds?: number;
 }): Promise<string>;
 
+/**
+ * A `signer` that asks a presigning service (`bucketsync signer`) at `url` (its `/sign`), with
+ * `token` as the bearer token. A request the service refuses rejects with an Error carrying
+ * its reason.
+ */
+export function remoteSigner(url: string, token: string): Signer;
+
 export function signRequest(options: {
   method: OutgoingRequest['method'];
   url: string;

@@ -756,6 +756,33 @@ export async function presign({ method, url, credentials, region = 'us-east-1', 
     credentials.sessionToken, region, expiresSeconds));
 }
 
+/**
+ * A `signer` backed by a presigning service (`bucketsync --store URL signer --listen ADDR
+ * --token-file F`): each request's method and URL are POSTed to `url` (the service's `/sign`)
+ * with `Authorization: Bearer <token>`, and the presigned URL it answers is used. The page holds
+ * no S3 key, only the token. The service signs GET, PUT, HEAD and listings under the vault's
+ * prefix; a request it refuses (DELETE, POST, another bucket, a key outside the prefix) throws
+ * an Error carrying the service's reason, and that request fails as a network error would.
+ */
+export function remoteSigner(url, token) {
+  return async ({ method, url: target }) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ method, url: target }),
+      // No `cache: 'no-store'` here: with it Chromium skips its CORS preflight cache and sends
+      // an OPTIONS before every POST (the service answers `Cache-Control: no-store` anyway).
+      signal: AbortSignal.timeout(30000),
+    });
+    const answer = await response.json().catch(() => undefined);
+    if (!response.ok || typeof answer?.url !== 'string') {
+      const why = answer?.error ?? `HTTP ${response.status}`;
+      throw new Error(`the signer at ${url} refused ${method}: ${why} (${response.status})`);
+    }
+    return { url: answer.url, headers: answer.headers ?? [] };
+  };
+}
+
 /** SigV4 headers for a request the app makes itself (e.g. setting the bucket's CORS rule). */
 export async function signRequest({ method, url, headers = [], body = new Uint8Array(), credentials, region = 'us-east-1' }) {
   await init();

@@ -4,10 +4,17 @@
 // the package itself, with a signer backed by this process (an auth service that presigns).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 import { presign } from '../js/index.js';
 import { serve } from '../../examples/web/serve.mjs';
-import { allowOrigin, launchChromium, startServer } from './helpers.mjs';
+import { allowOrigin, launchChromium, root, startServer } from './helpers.mjs';
 
 
 let s3, web, browser;
@@ -175,4 +182,82 @@ test('in a browser, a signer adds to the engine\'s headers: a presigned create i
   assert.equal(result.again, 412);
   assert.equal(result.synced, 1, 'the sync pushed the record');
   await context.close();
+});
+
+test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: the page holds no S3 key', async () => {
+  // The service is the CLI's: `cargo test` (scripts/test.sh) builds it before the npm tests.
+  const binary = join(root, 'target/debug/bucketsync');
+  assert.ok(existsSync(binary), `${binary} is missing: build it first (cargo build -p bucketsync-cli)`);
+  const dir = await mkdtemp(join(tmpdir(), 'bucketsync-signer-'));
+  const token = 'browser-test-token-0123456789';
+  await writeFile(join(dir, 'token'), `${token}\n`);
+  const store = s3.store('web-signer', 'remote/');
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+  delete env.AWS_SESSION_TOKEN;
+  delete env.AWS_PROFILE;
+  const service = spawn(binary, ['--store', store, '--json', 'signer', '--listen', '127.0.0.1:0',
+    '--token-file', join(dir, 'token'), '--expires', '2m'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  service.stderr.on('data', (data) => { log += data; });
+  const exited = once(service, 'exit');
+  const context = await browser.newContext();
+  try {
+    const line = await Promise.race([
+      once(createInterface({ input: service.stdout }), 'line').then(([first]) => first),
+      exited.then(([code]) => { throw new Error(`the signer exited (${code}): ${log}`); }),
+    ]);
+    const signUrl = JSON.parse(line).sign;
+    const origin = `http://127.0.0.1:${web.address().port}`;
+    await allowOrigin(s3, 'web-signer', origin);
+    const page = await context.newPage();
+    await page.goto(`${origin}/bindings-wasm/tests/page.html`);
+    const result = await page.evaluate(async ({ store, endpoint, signUrl, token }) => {
+      const { Vault, VaultKey, remoteSigner } = await import('/bindings-wasm/js/index.js');
+      const signer = remoteSigner(signUrl, token);
+      const errors = (report) => report.errors.map((e) => `${e.category}: ${e.message}`);
+      const key = await VaultKey.generate();
+      const one = await Vault.create({ store, key, signer });
+      await one.put('records/visit-1', 'blood pressure 120/80');
+      const pushed = await one.sync();
+      await one.close();
+      // Another device: the same store and key, signed by the same service.
+      const two = await Vault.open({ store, key: await VaultKey.fromRecoveryCode(key.recoveryCode()), signer });
+      const pulled = await two.sync();
+      const value = two.getString('records/visit-1');
+      await two.close();
+      // What the service refuses reaches the caller with its reason.
+      const refused = async (s, method, url) => s({ method, url, headers: [], body: new Uint8Array() })
+        .then(() => 'signed', (e) => e.message);
+      const objectUrl = `${endpoint}/web-signer/remote/k`;
+      return {
+        pushed: pushed.pushed,
+        pushErrors: errors(pushed),
+        pulled: pulled.pulled,
+        pullErrors: errors(pulled),
+        value,
+        deleted: await refused(signer, 'DELETE', objectUrl),
+        outside: await refused(signer, 'GET', objectUrl.replace('/remote/', '/elsewhere/')),
+        wrongToken: await refused(remoteSigner(signUrl, 'not-the-token-0123456789'), 'GET', objectUrl),
+      };
+    }, { store, endpoint: s3.endpoint, signUrl, token });
+
+    assert.deepEqual(result.pushErrors, []);
+    assert.equal(result.pushed, 1, 'the first vault pushed its record');
+    assert.deepEqual(result.pullErrors, []);
+    assert.equal(result.pulled, 1, 'the second vault pulled it');
+    assert.equal(result.value, 'blood pressure 120/80');
+    assert.match(result.deleted, /refused DELETE: method "DELETE" is not signed .*\(403\)/);
+    assert.match(result.outside, /refused GET: a key outside the store's prefix \(403\)/);
+    assert.match(result.wrongToken, /bearer token \(401\)/);
+    // Every S3 request of both syncs went through the service, and nothing else was refused.
+    const answers = log.trim().split('\n').map((l) => l.split(' ')[3]);
+    assert.ok(answers.filter((a) => a === '200').length >= 4, log);
+    assert.equal(answers.filter((a) => a === '403').length, 2, log);
+    assert.ok(!log.includes(token) && !log.includes('Signature'), log);
+  } finally {
+    await context.close();
+    service.kill();
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+  }
 });

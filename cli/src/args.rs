@@ -167,6 +167,18 @@ pub enum Command {
         was never synced here (no .bucketsync-folder in it) only receives. Renamed files send\n\
         no content again.")]
     Folder(crate::folder::FolderArgs),
+    /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
+    /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.
+    #[command(
+        after_help = "Example:\n  bucketsync --store 's3://my-bucket/records?region=eu-west-1' signer \\\n    \
+        --listen 127.0.0.1:8787 --token-file /etc/bucketsync/token --expires 5m\n\n\
+        Clients POST {\"method\": \"GET\", \"url\": \"...\"} to /sign with\n\
+        'Authorization: Bearer TOKEN' and get {\"url\": PRESIGNED, \"headers\": []}\n\
+        (npm: remoteSigner(url, token)). Anything else is refused with the reason: DELETE, POST,\n\
+        another bucket or endpoint, a key outside the prefix, '..', other query parameters.\n\
+        One log line per request on stderr; URLs are valid for --expires (1h at most)."
+    )]
+    Signer(crate::signer::SignerArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,6 +45,7 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Backup(args) => crate::backup::backup(g, out, args).await,
         Command::Restore(args) => crate::backup::restore(g, out, args).await,
         Command::Folder(args) => crate::folder::folder(g, out, args).await,
+        Command::Signer(args) => crate::signer::run(g, out, args).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod doctor;
 mod folder;
 mod output;
 mod profile;
+mod signer;
 mod vault;
 
 use std::process::ExitCode;

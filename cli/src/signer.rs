@@ -1,0 +1,440 @@
+//! `bucketsync signer`: a small stateless service that presigns requests for clients that hold
+//! no S3 keys (browsers, phones). It signs only what a vault's engine sends to read and write
+//! its objects: GET, PUT and HEAD of a key under the store's prefix, and ListObjectsV2 listings
+//! of prefixes under it, for clients presenting the bearer token; every URL is valid for a few
+//! minutes. Anything else is refused, saying why.
+//!
+//! HTTP: `POST /sign` with `Authorization: Bearer TOKEN` and `{"method": "GET", "url": "…"}`
+//! answers `{"url": "<presigned>", "headers": []}`; 401 for a missing or wrong token, 403
+//! `{"error": "…"}` for a request it does not sign, 400 for a body that is not that JSON.
+//! Every answer allows any web origin (CORS): without the token, nobody gets a URL. What is
+//! signed is decided in `policy`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bucketsync::sign::SigV4;
+use bucketsync::{Credentials, Error, Store, Timestamp};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::args::Global;
+use crate::output::{Failure, Output};
+
+mod policy;
+
+use policy::Policy;
+
+/// The options of `signer`.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// Where to listen: `127.0.0.1:8787` (port 0: a free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// The file holding the bearer token clients must present (at least 16 characters;
+    /// surrounding white space is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// How long each presigned URL is valid (`30s`, `5m`; at most `1h`).
+    #[arg(long, default_value = "5m", value_parser = parse_expiry)]
+    pub expires: Duration,
+}
+
+/// The longest validity handed out: a leaked URL is good for one request, and not for long.
+const MAX_EXPIRY: Duration = Duration::from_secs(3600);
+/// The shortest token accepted: anything shorter can be guessed.
+const MIN_TOKEN_CHARS: usize = 16;
+/// The largest request body read (a method and a URL).
+const MAX_BODY: usize = 64 * 1024;
+/// Requests answered at once (each answer takes microseconds; a slow client holds one).
+const WORKERS: usize = 8;
+
+fn parse_expiry(text: &str) -> Result<Duration, String> {
+    let expiry =
+        humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))?;
+    if expiry < Duration::from_secs(1) || expiry > MAX_EXPIRY {
+        return Err(format!("{text:?}: presigned URLs last from 1s to 1h"));
+    }
+    Ok(expiry)
+}
+
+/// Runs the service until Ctrl-C.
+///
+/// # Errors
+/// `Config` when the store is not an `s3://` one, the token file is missing or its token too
+/// short, the S3 credentials are missing, or the address cannot be listened on.
+pub async fn run(g: &Global, out: Output, args: &SignerArgs) -> Result<(), Failure> {
+    let store = Store::parse(crate::vault::store_url(g)?)?;
+    let policy = Policy::of(&store)?;
+    let token = Token::read(&args.token_file)?;
+    let credentials = match crate::profile::credentials(g.profile.as_deref())? {
+        Some(credentials) => credentials,
+        None => Credentials::from_env()?,
+    };
+    let region = store.region().expect("an s3:// store has a region");
+    let service = Arc::new(Service {
+        policy,
+        token,
+        signer: SigV4::new(credentials, region),
+        expires: args.expires,
+    });
+    let server = tiny_http::Server::http(&args.listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+    let address = server
+        .server_addr()
+        .to_ip()
+        .map_or_else(|| args.listen.clone(), |a| a.to_string());
+    let server = Arc::new(server);
+    for _ in 0..WORKERS {
+        let (server, service) = (Arc::clone(&server), Arc::clone(&service));
+        std::thread::spawn(move || {
+            for request in server.incoming_requests() {
+                service.respond(request);
+            }
+        });
+    }
+    let expires = humantime::format_duration(args.expires);
+    out.result(
+        || {
+            format!(
+                "Signing GET, PUT, HEAD and listings under {} for holders of the token, each URL \
+                 valid for {expires}: POST http://{address}/sign (Ctrl-C stops)",
+                store.display_name()
+            )
+        },
+        || {
+            json!({
+                "listening": format!("http://{address}"),
+                "sign": format!("http://{address}/sign"),
+                "store": store.display_name(),
+                "expires_seconds": args.expires.as_secs(),
+            })
+        },
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::Config(format!("cannot wait for Ctrl-C: {e}")))?;
+    for _ in 0..WORKERS {
+        server.unblock();
+    }
+    Ok(())
+}
+
+/// The bearer token, kept as its hash: compared in constant time (blake3's `Hash` equality),
+/// whatever its length.
+struct Token(blake3::Hash);
+
+impl Token {
+    /// Reads the token from `path`.
+    ///
+    /// # Errors
+    /// `Config` when the file cannot be read or the token is shorter than 16 characters.
+    fn read(path: &Path) -> bucketsync::Result<Token> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read the token file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Token::new(text.trim()).ok_or_else(|| {
+            Error::Config(format!(
+                "the token in {} is empty or shorter than {MIN_TOKEN_CHARS} characters",
+                path.display()
+            ))
+        })
+    }
+
+    fn new(token: &str) -> Option<Token> {
+        (token.chars().count() >= MIN_TOKEN_CHARS).then(|| Token(blake3::hash(token.as_bytes())))
+    }
+
+    /// Whether an `Authorization` header value presents the token.
+    fn admits(&self, authorization: Option<&str>) -> bool {
+        let presented = authorization
+            .and_then(|a| a.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
+        !presented.is_empty() && blake3::hash(presented.as_bytes()) == self.0
+    }
+}
+
+/// The service's state, shared by the workers; nothing changes after start.
+struct Service {
+    policy: Policy,
+    token: Token,
+    signer: SigV4,
+    expires: Duration,
+}
+
+/// An answer, before CORS headers.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    /// For the log line: the method and key or prefix asked for (never a token or signature).
+    asked: String,
+}
+
+impl Reply {
+    fn new(status: u16, body: Option<Value>, asked: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body,
+            asked: asked.into(),
+        }
+    }
+
+    fn error(status: u16, why: impl std::fmt::Display, asked: impl Into<String>) -> Reply {
+        Reply::new(status, Some(json!({"error": why.to_string()})), asked)
+    }
+}
+
+impl Service {
+    /// The answer to `method` on `path` (with the query, as sent) at wall time `now`.
+    fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Reply {
+        if path.split('?').next() != Some("/sign") {
+            return Reply::error(404, "not found: the service answers POST /sign", "-");
+        }
+        match method {
+            "OPTIONS" => return Reply::new(204, None, "preflight"),
+            "POST" => {}
+            _ => return Reply::error(405, "use POST /sign", "-"),
+        }
+        if !self.token.admits(authorization) {
+            return Reply::error(401, "a missing or wrong bearer token", "-");
+        }
+        if body.len() > MAX_BODY {
+            return Reply::error(413, "the body is too large", "-");
+        }
+        let asked: Option<(String, String)> = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| Some((v["method"].as_str()?.into(), v["url"].as_str()?.into())));
+        let Some((method, url)) = asked else {
+            return Reply::error(
+                400,
+                r#"the body must be JSON: {"method": "GET", "url": "…"}"#,
+                "-",
+            );
+        };
+        let shown_method: String = method.chars().take(16).collect();
+        let allowed = match self.policy.check(&method, &url) {
+            Ok(allowed) => allowed,
+            Err(refusal) => {
+                let asked = format!("{shown_method:?} {:?}: {refusal}", shown_path(&url));
+                return Reply::error(403, refusal, asked);
+            }
+        };
+        let asked = format!(
+            "{shown_method} {}{:?}",
+            if allowed.listing { "list " } else { "" },
+            allowed.target
+        );
+        match self.signer.presign(allowed.method, &url, self.expires, now) {
+            Ok(signed) => Reply::new(200, Some(json!({"url": signed, "headers": []})), asked),
+            Err(e) => Reply::error(500, e, asked),
+        }
+    }
+
+    /// Answers one HTTP request, with CORS headers, and logs it on stderr.
+    fn respond(&self, mut request: tiny_http::Request) {
+        let header = |name: &'static str| {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv(name))
+                .map(|h| h.value.as_str().to_owned())
+        };
+        let origin = header("Origin");
+        let authorization = header("Authorization");
+        let mut body = Vec::new();
+        let read = request
+            .as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body);
+        let method = request.method().as_str().to_owned();
+        let path = request.url().to_owned();
+        let now = Timestamp(crate::commands::now_ms());
+        let reply = match read {
+            Ok(_) => self.answer(&method, &path, authorization.as_deref(), &body, now),
+            Err(e) => Reply::error(400, format!("cannot read the body: {e}"), "-"),
+        };
+        let mut headers = vec![
+            (
+                "Access-Control-Allow-Origin",
+                origin.as_deref().unwrap_or("*"),
+            ),
+            ("Vary", "Origin"),
+            ("Cache-Control", "no-store"),
+        ];
+        match reply.status {
+            204 => headers.extend([
+                ("Access-Control-Allow-Methods", "POST"),
+                (
+                    "Access-Control-Allow-Headers",
+                    "authorization, content-type",
+                ),
+                ("Access-Control-Max-Age", "600"),
+            ]),
+            401 => headers.push(("WWW-Authenticate", "Bearer")),
+            405 => headers.push(("Allow", "POST, OPTIONS")),
+            _ => {}
+        }
+        let text = reply
+            .body
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let mut response = tiny_http::Response::from_string(text).with_status_code(reply.status);
+        if reply.body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        for (name, value) in headers {
+            // A header value the client sent (Origin) may not be one tiny_http accepts back.
+            if let Ok(header) = tiny_http::Header::from_bytes(name, value) {
+                response.add_header(header);
+            }
+        }
+        eprintln!(
+            "{} {method} {} {} {}",
+            crate::output::time(now.0),
+            path.split('?').next().unwrap_or(""),
+            reply.status,
+            reply.asked
+        );
+        let _ = request.respond(response);
+    }
+}
+
+/// A URL's path without its origin and query (a query may carry a signature), for the log.
+fn shown_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy::tests::{policy, E, PATH_STYLE};
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_and_compared_whole() {
+        assert!(Token::new("").is_none());
+        assert!(Token::new("fifteen-chars-x").is_none());
+        let token = Token::new("0123456789abcdef").unwrap();
+        assert!(token.admits(Some("Bearer 0123456789abcdef")));
+        assert!(token.admits(Some("bearer  0123456789abcdef ")));
+        for wrong in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("Bearer 0123456789abcde"),
+            Some("Bearer 0123456789abcdef0"),
+            Some("Basic 0123456789abcdef"),
+            Some("0123456789abcdef"),
+        ] {
+            assert!(!token.admits(wrong), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn expiry_is_at_most_an_hour() {
+        assert_eq!(parse_expiry("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_expiry("1h"), Ok(MAX_EXPIRY));
+        assert!(parse_expiry("61m").is_err());
+        assert!(parse_expiry("0s").is_err());
+        assert!(parse_expiry("soon").is_err());
+    }
+
+    fn service() -> Service {
+        let credentials = Credentials::new("AKIAIOSFODNN7EXAMPLE", "SECRET-KEY-VALUE", None);
+        Service {
+            policy: policy(PATH_STYLE),
+            token: Token::new("0123456789abcdef").unwrap(),
+            signer: SigV4::new(credentials.unwrap(), "us-east-1"),
+            expires: Duration::from_secs(300),
+        }
+    }
+
+    const TOKEN: Option<&str> = Some("Bearer 0123456789abcdef");
+    const NOW: Timestamp = Timestamp(1_369_353_600_000);
+
+    fn ask(method: &str, url: &str) -> Vec<u8> {
+        json!({"method": method, "url": url, "headers": []})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn answers_with_a_presigned_url_and_logs_no_secret() {
+        let body = ask("PUT", &format!("{E}/clinic/records/k"));
+        let reply = service().answer("POST", "/sign", TOKEN, &body, NOW);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let body = reply.body.unwrap();
+        let url = body["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{E}/clinic/records/k?X-Amz-")),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Expires=300") && url.contains("X-Amz-Signature="));
+        assert_eq!(body["headers"], json!([]));
+        assert_eq!(reply.asked, r#"PUT "clinic/records/k""#);
+        let listed = ask(
+            "GET",
+            &format!("{E}?list-type=2&prefix=clinic%2Frecords%2F"),
+        );
+        let reply = service().answer("POST", "/sign", TOKEN, &listed, NOW);
+        assert_eq!(
+            (reply.status, reply.asked.as_str()),
+            (200, r#"GET list "clinic/records/""#)
+        );
+    }
+
+    #[test]
+    fn answers_each_refusal_with_its_status() {
+        let s = service();
+        let good = ask("GET", &format!("{E}/clinic/records/k"));
+        assert_eq!(s.answer("POST", "/other", TOKEN, &good, NOW).status, 404);
+        assert_eq!(s.answer("GET", "/sign", TOKEN, &good, NOW).status, 405);
+        assert_eq!(s.answer("OPTIONS", "/sign", None, b"", NOW).status, 204);
+        assert_eq!(s.answer("POST", "/sign", None, &good, NOW).status, 401);
+        let wrong = Some("Bearer 0123456789abcdeX");
+        assert_eq!(s.answer("POST", "/sign", wrong, &good, NOW).status, 401);
+        for bad in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"method": "GET"}"#,
+            br#"{"method": 1, "url": "x"}"#,
+        ] {
+            assert_eq!(s.answer("POST", "/sign", TOKEN, bad, NOW).status, 400);
+        }
+        let large = vec![b' '; MAX_BODY + 1];
+        assert_eq!(s.answer("POST", "/sign", TOKEN, &large, NOW).status, 413);
+        let signed = ask("GET", &format!("{E}/clinic/records/k?X-Amz-Signature=feed"));
+        let reply = s.answer("POST", "/sign", TOKEN, &signed, NOW);
+        assert_eq!(reply.status, 403);
+        assert!(reply.body.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-*"));
+        assert!(!reply.asked.contains("feed"), "{}", reply.asked);
+        let deleted = ask("DELETE", &format!("{E}/clinic/records/k"));
+        let reply = s.answer("POST", "/sign", TOKEN, &deleted, NOW);
+        assert_eq!(reply.status, 403);
+        assert_eq!(
+            reply.body.unwrap()["error"],
+            policy::Refusal::Method("DELETE".into()).to_string()
+        );
+    }
+}

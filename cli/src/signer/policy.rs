@@ -1,0 +1,450 @@
+//! What `signer` signs: the requests a vault's engine makes on one store, checked as plain
+//! functions of the method and the URL, each refusal with its reason.
+
+use bucketsync::{encode_path, encode_query, Error, Method, Store};
+use percent_encoding::percent_decode_str;
+
+/// The query parameters of the listings bucketsync sends (`Store::list_url`).
+const LIST_PARAMETERS: [&str; 5] = [
+    "list-type",
+    "prefix",
+    "continuation-token",
+    "max-keys",
+    "delimiter",
+];
+
+/// What the service signs for: one store's bucket, under its prefix.
+#[derive(Debug)]
+pub struct Policy {
+    /// `scheme://host[:port]` of the bucket's URLs.
+    origin: String,
+    /// The path to the bucket's root: `/bucket` (path style), or empty (virtual-host style).
+    bucket_path: String,
+    /// The store's prefix: empty or ending in `/`.
+    prefix: String,
+}
+
+/// A request the service signs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Allowed {
+    /// The method to presign.
+    pub method: Method,
+    /// The object's key, or for a listing the prefix listed.
+    pub target: String,
+    /// A ListObjectsV2 listing (`target` is its prefix), not an object request.
+    pub listing: bool,
+}
+
+/// Why a request is not signed (403). The messages name parameters, never their values (a
+/// client may send a URL that carries a signature).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not GET, PUT or HEAD.
+    Method(String),
+    /// Another scheme, host or port than the store's (virtual-host style: another bucket).
+    OtherHost,
+    /// Another bucket on the store's endpoint.
+    OtherBucket,
+    /// A fragment, or a key or value that is not UTF-8 once decoded.
+    Malformed,
+    /// A key with `.`, `..` or empty segments, or a backslash or control character.
+    Traversal,
+    /// Encoded otherwise than bucketsync encodes keys and query values.
+    NotCanonical,
+    /// A key outside the store's prefix.
+    OutsidePrefix,
+    /// A request on the bucket itself that is not a ListObjectsV2 listing.
+    BucketRequest,
+    /// A listing of a prefix outside the store's.
+    ListOutsidePrefix,
+    /// A query parameter bucketsync does not send with such a request, or one given twice.
+    Parameter(String),
+    /// `X-Amz-*` parameters: the URL is signed already.
+    Presigned,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Method(m) => write!(f, "method {m:?} is not signed (only GET, PUT, HEAD)"),
+            Refusal::OtherHost => f.write_str("not the store's endpoint or bucket"),
+            Refusal::OtherBucket => f.write_str("not the store's bucket"),
+            Refusal::Malformed => f.write_str("a URL with a fragment or invalid UTF-8"),
+            Refusal::Traversal => f.write_str("a key with '.', '..' or empty segments"),
+            Refusal::NotCanonical => f.write_str("not encoded as bucketsync encodes URLs"),
+            Refusal::OutsidePrefix => f.write_str("a key outside the store's prefix"),
+            Refusal::BucketRequest => {
+                f.write_str("a request on the bucket other than a ListObjectsV2 (list-type=2)")
+            }
+            Refusal::ListOutsidePrefix => f.write_str("a listing outside the store's prefix"),
+            Refusal::Parameter(name) => write!(f, "query parameter {name:?} is not allowed here"),
+            Refusal::Presigned => f.write_str("the URL carries X-Amz-* parameters already"),
+        }
+    }
+}
+
+impl Policy {
+    /// The policy of `store`.
+    ///
+    /// # Errors
+    /// `Config` for a `file://` store, or a prefix no key could be signed under.
+    pub fn of(store: &Store) -> bucketsync::Result<Policy> {
+        let Store::S3(s3) = store else {
+            return Err(Error::Config(
+                "signer presigns S3 requests: give an s3:// store".into(),
+            ));
+        };
+        if !s3.prefix.is_empty() && unsafe_key(s3.prefix.trim_end_matches('/')) {
+            return Err(Error::Config(format!(
+                "the prefix {:?} has '.', '..' or empty segments: signer refuses such keys",
+                s3.prefix
+            )));
+        }
+        let url = store.bucket_url();
+        let (scheme, rest) = url.split_once("://").expect("an S3 URL has a scheme");
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        Ok(Policy {
+            origin: format!("{scheme}://{host}"),
+            bucket_path: path.to_owned(),
+            prefix: s3.prefix.clone(),
+        })
+    }
+
+    /// Whether to sign `method` on `url`, as the engine built it.
+    pub fn check(&self, method: &str, url: &str) -> Result<Allowed, Refusal> {
+        let method = match method {
+            "GET" => Method::Get,
+            "PUT" => Method::Put,
+            "HEAD" => Method::Head,
+            other => return Err(Refusal::Method(other.chars().take(16).collect())),
+        };
+        let rest = url
+            .strip_prefix(&self.origin)
+            .filter(|r| r.is_empty() || r.starts_with(['/', '?']))
+            .ok_or(Refusal::OtherHost)?;
+        if rest.contains('#') {
+            return Err(Refusal::Malformed);
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let in_bucket = path
+            .strip_prefix(&self.bucket_path)
+            .filter(|p| p.is_empty() || p.starts_with('/'))
+            .ok_or(Refusal::OtherBucket)?;
+        let parameters = parameters(query)?;
+        let encoded_key = in_bucket.strip_prefix('/').unwrap_or("");
+        if encoded_key.is_empty() {
+            return self.check_listing(method, &parameters);
+        }
+        let key = decode(encoded_key)?;
+        if unsafe_key(&key) {
+            return Err(Refusal::Traversal);
+        }
+        if encode_path(&key) != encoded_key {
+            return Err(Refusal::NotCanonical);
+        }
+        if !key.starts_with(&self.prefix) {
+            return Err(Refusal::OutsidePrefix);
+        }
+        if let Some((name, _)) = parameters.first() {
+            return Err(Refusal::Parameter(name.clone()));
+        }
+        Ok(Allowed {
+            method,
+            target: key,
+            listing: false,
+        })
+    }
+
+    /// A request on the bucket: only a ListObjectsV2 listing under the prefix.
+    fn check_listing(
+        &self,
+        method: Method,
+        parameters: &[(String, String)],
+    ) -> Result<Allowed, Refusal> {
+        let value = |name: &str| {
+            parameters
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if method != Method::Get || value("list-type") != Some("2") {
+            return Err(Refusal::BucketRequest);
+        }
+        if let Some((name, _)) = parameters
+            .iter()
+            .find(|(n, _)| !LIST_PARAMETERS.contains(&n.as_str()))
+        {
+            return Err(Refusal::Parameter(name.clone()));
+        }
+        let prefix = value("prefix").unwrap_or("");
+        if !prefix.starts_with(&self.prefix) {
+            return Err(Refusal::ListOutsidePrefix);
+        }
+        Ok(Allowed {
+            method,
+            target: prefix.to_owned(),
+            listing: true,
+        })
+    }
+}
+
+/// The query's parameters, decoded; each must be encoded as `encode_query` does, and appear
+/// once.
+fn parameters(query: &str) -> Result<Vec<(String, String)>, Refusal> {
+    let mut parameters: Vec<(String, String)> = Vec::new();
+    if query.is_empty() {
+        return Ok(parameters);
+    }
+    for pair in query.split('&') {
+        let (name, encoded) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.to_ascii_lowercase().starts_with("x-amz-") {
+            return Err(Refusal::Presigned);
+        }
+        if name.is_empty() || encode_query(name) != name {
+            return Err(Refusal::NotCanonical);
+        }
+        let value = decode(encoded)?;
+        if encode_query(&value) != encoded {
+            return Err(Refusal::NotCanonical);
+        }
+        if parameters.iter().any(|(n, _)| n == name) {
+            return Err(Refusal::Parameter(name.to_owned()));
+        }
+        parameters.push((name.to_owned(), value));
+    }
+    Ok(parameters)
+}
+
+fn decode(encoded: &str) -> Result<String, Refusal> {
+    percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|d| d.into_owned())
+        .map_err(|_| Refusal::Malformed)
+}
+
+/// A key that a server or an HTTP client might read as another path: `.`, `..` or empty
+/// segments, backslashes, control characters.
+fn unsafe_key(key: &str) -> bool {
+    key.split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        || key.chars().any(|c| c == '\\' || c.is_control())
+}
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub const PATH_STYLE: &str = "s3://vault-bkt/clinic/records?endpoint=http://127.0.0.1:9000";
+    pub const E: &str = "http://127.0.0.1:9000/vault-bkt";
+
+    pub fn policy(url: &str) -> Policy {
+        Policy::of(&Store::parse(url).unwrap()).unwrap()
+    }
+
+    fn refusal(method: &str, url: &str) -> Refusal {
+        policy(PATH_STYLE).check(method, url).unwrap_err()
+    }
+
+    #[test]
+    fn signs_what_a_vault_sends_under_its_prefix() {
+        let store = Store::parse(PATH_STYLE).unwrap();
+        let p = Policy::of(&store).unwrap();
+        for method in ["GET", "PUT", "HEAD"] {
+            let url = store.object_url("clinic/records/0a1b/s/c2d3-00000001");
+            let allowed = p.check(method, &url).unwrap();
+            assert_eq!(allowed.target, "clinic/records/0a1b/s/c2d3-00000001");
+            assert!(!allowed.listing);
+        }
+        let key = "clinic/records/a b+c~ü";
+        assert!(p.check("GET", &store.object_url(key)).is_ok());
+        for url in [
+            store.list_url("clinic/records/", None),
+            store.list_url("clinic/records/0a1b/m/", Some("token/+= x")),
+            store.list_folders_url("clinic/records/"),
+            format!("{E}?list-type=2&prefix=clinic%2Frecords%2F&max-keys=10"),
+        ] {
+            let allowed = p.check("GET", &url).unwrap();
+            assert!(allowed.listing && allowed.target.starts_with("clinic/records/"));
+        }
+        // Virtual-host style: the bucket is in the host name.
+        let vhost = Store::parse("s3://vault-bkt/clinic?region=eu-west-1").unwrap();
+        let p = Policy::of(&vhost).unwrap();
+        assert!(p.check("PUT", &vhost.object_url("clinic/k")).is_ok());
+        assert!(p.check("GET", &vhost.list_url("clinic/", None)).is_ok());
+    }
+
+    #[test]
+    fn refuses_other_methods() {
+        for method in ["DELETE", "POST", "PATCH", "get", "LIST", ""] {
+            let refused = refusal(method, &format!("{E}/clinic/records/k"));
+            assert_eq!(refused, Refusal::Method(method.into()));
+        }
+    }
+
+    #[test]
+    fn refuses_other_endpoints() {
+        for url in [
+            "http://127.0.0.1:9001/vault-bkt/clinic/records/k",
+            "http://127.0.0.1:90000/vault-bkt/clinic/records/k",
+            "https://127.0.0.1:9000/vault-bkt/clinic/records/k",
+            "http://127.0.0.1:9000@evil.example/vault-bkt/clinic/records/k",
+            "http://127.0.0.1:9000.evil.example/vault-bkt/clinic/records/k",
+            "/vault-bkt/clinic/records/k",
+        ] {
+            assert_eq!(refusal("GET", url), Refusal::OtherHost, "{url}");
+        }
+        let vhost = policy("s3://vault-bkt/clinic?region=eu-west-1");
+        let other = "https://other-bkt.s3.eu-west-1.amazonaws.com/clinic/k";
+        assert_eq!(vhost.check("GET", other), Err(Refusal::OtherHost));
+    }
+
+    #[test]
+    fn refuses_other_buckets() {
+        for path in [
+            "/other-bkt/clinic/records/k",
+            "/vault-bkt2/clinic/records/k",
+            "/",
+        ] {
+            assert_eq!(
+                refusal("GET", &format!("http://127.0.0.1:9000{path}")),
+                Refusal::OtherBucket
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_keys_outside_the_prefix() {
+        for key in ["other/k", "clinic/k", "clinic/recordsX/k", "clinic/records"] {
+            assert_eq!(
+                refusal("PUT", &format!("{E}/{key}")),
+                Refusal::OutsidePrefix,
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_dot_segments_however_encoded() {
+        for key in [
+            "clinic/records/../other/k",
+            "clinic/records/%2e%2e/other/k",
+            "clinic/records/%2E%2E/other/k",
+            "clinic/records%2F..%2Fother/k",
+            "clinic/records/./k",
+            "clinic/records//k",
+            "clinic/records/k/",
+            "clinic/records/..%5Cother",
+            "clinic/records/a%0Ab",
+        ] {
+            assert_eq!(
+                refusal("GET", &format!("{E}/{key}")),
+                Refusal::Traversal,
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_keys_encoded_otherwise() {
+        for key in [
+            "clinic/records/%61",
+            "clinic/records/a+b",
+            "clinic/records/%C3%BC%2Fx",
+        ] {
+            assert_eq!(
+                refusal("GET", &format!("{E}/{key}")),
+                Refusal::NotCanonical,
+                "{key}"
+            );
+        }
+        assert_eq!(
+            refusal("GET", &format!("{E}/clinic/records/%FF")),
+            Refusal::Malformed
+        );
+        assert_eq!(
+            refusal("GET", &format!("{E}/clinic/records/k#x")),
+            Refusal::Malformed
+        );
+        let list = format!("{E}?list-type=2&prefix=clinic/records/");
+        assert_eq!(refusal("GET", &list), Refusal::NotCanonical);
+    }
+
+    #[test]
+    fn refuses_bucket_requests_that_are_not_listings() {
+        for (method, query) in [
+            ("PUT", ""),
+            ("PUT", "?list-type=2&prefix=clinic%2Frecords%2F"),
+            ("HEAD", ""),
+            ("GET", ""),
+            ("GET", "?uploads&prefix=clinic%2Frecords%2F"),
+            ("GET", "?list-type=1&prefix=clinic%2Frecords%2F"),
+            ("GET", "?prefix=clinic%2Frecords%2F"),
+            ("GET", "?cors"),
+        ] {
+            let url = format!("{E}{query}");
+            assert_eq!(
+                refusal(method, &url),
+                Refusal::BucketRequest,
+                "{method} {url}"
+            );
+            assert_eq!(
+                refusal(method, &format!("{E}/{query}")),
+                Refusal::BucketRequest
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_listings_of_other_prefixes() {
+        for query in ["&prefix=other%2F", "&prefix=clinic%2F", "&prefix=", ""] {
+            let url = format!("{E}?list-type=2{query}");
+            assert_eq!(refusal("GET", &url), Refusal::ListOutsidePrefix, "{url}");
+        }
+    }
+
+    #[test]
+    fn refuses_parameters_bucketsync_does_not_send() {
+        for (url, name) in [
+            (format!("{E}/clinic/records/k?acl"), "acl"),
+            (
+                format!("{E}/clinic/records/k?uploadId=1&partNumber=1"),
+                "uploadId",
+            ),
+            (
+                format!("{E}/clinic/records/k?response-content-type=text%2Fhtml"),
+                "response-content-type",
+            ),
+            (
+                format!("{E}?list-type=2&prefix=clinic%2Frecords%2F&fetch-owner=true"),
+                "fetch-owner",
+            ),
+            (
+                format!("{E}?list-type=2&prefix=clinic%2Frecords%2F&prefix=other%2F"),
+                "prefix",
+            ),
+        ] {
+            assert_eq!(
+                refusal("GET", &url),
+                Refusal::Parameter(name.into()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_urls_signed_already() {
+        for query in [
+            "X-Amz-Signature=00",
+            "x-amz-credential=a",
+            "X-Amz-Expires=604800",
+        ] {
+            let url = format!("{E}/clinic/records/k?{query}");
+            assert_eq!(refusal("GET", &url), Refusal::Presigned);
+        }
+    }
+
+    #[test]
+    fn refuses_prefixes_it_could_not_sign_under_and_folder_stores() {
+        assert!(Policy::of(&Store::parse("s3://bkt/a/../b").unwrap()).is_err());
+        assert!(Policy::of(&Store::parse("file:///tmp/x").unwrap()).is_err());
+    }
+}
