@@ -165,3 +165,49 @@ async fn a_folder_syncs_both_ways_between_two_devices() {
     assert_eq!(tree(&on_b), before);
     assert_eq!(tree(&on_a), before);
 }
+
+/// What `--exclude` leaves out is neither sent nor fetched, whichever device has it.
+#[test]
+fn excluded_paths_are_neither_sent_nor_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let (a, b) = (
+        Device::new(&store, dir.path(), "a"),
+        Device::new(&store, dir.path(), "b"),
+    );
+    let code = a.json(&["init"])["recovery_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = b.run_with(&["join"], code.as_bytes());
+    assert!(joined.status.success(), "{}", show(&joined));
+    let (on_a, on_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&on_a).unwrap();
+    std::fs::create_dir_all(&on_b).unwrap();
+    std::fs::write(on_a.join("keep.txt"), "kept").unwrap();
+    std::fs::write(on_a.join("scratch.tmp"), "a's scratch").unwrap();
+    // a excludes nothing: both go up.
+    assert_eq!(a.folder(&on_a)["uploaded"], 2);
+    // b leaves *.tmp out: it is not fetched, and b's own is not sent.
+    std::fs::write(on_b.join("mine.tmp"), "b's scratch").unwrap();
+    let got = b.json(&[
+        "folder",
+        on_b.to_str().unwrap(),
+        "--as",
+        "shared",
+        "--exclude",
+        "*.tmp",
+    ]);
+    assert_eq!(
+        (got["downloaded"].as_u64(), got["uploaded"].as_u64()),
+        (Some(1), Some(0)),
+        "{got}"
+    );
+    assert!(on_b.join("keep.txt").exists() && !on_b.join("scratch.tmp").exists());
+    a.folder(&on_a);
+    assert!(!on_a.join("mine.tmp").exists());
+    assert!(
+        on_a.join("scratch.tmp").exists(),
+        "nothing deleted for an exclusion"
+    );
+}

@@ -214,7 +214,8 @@ pub(super) struct Walk {
     /// Folders (relative, `""` for the root) whose listing was read whole: entries below
     /// others are never deleted.
     pub read_whole: BTreeSet<String>,
-    /// Paths left out by the exclusion patterns or as hidden: never deleted either.
+    /// Paths left out by the exclusion patterns or as hidden, or that could not be read: never
+    /// deleted either.
     pub left_out: Vec<String>,
     pub errors: Vec<(String, Error)>,
 }
@@ -284,7 +285,7 @@ impl Filter {
         })
     }
 
-    fn leaves_out(&self, rel: &str, name: &str) -> bool {
+    pub(super) fn leaves_out(&self, rel: &str, name: &str) -> bool {
         (!self.include_hidden && name.starts_with('.'))
             || self.exclude.is_match(rel)
             || self.exclude.is_match(name)
@@ -342,6 +343,8 @@ pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) 
         let metadata = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
+                // Unknown, not gone: never deleted for it.
+                walk_out.left_out.push(child_rel.clone());
                 walk_out
                     .errors
                     .push((child_rel, local_error(&path, "cannot read", e)));
@@ -365,6 +368,7 @@ pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) 
                     entry.target = link_target_bytes(&target);
                 }
                 Err(e) => {
+                    walk_out.left_out.push(child_rel.clone());
                     walk_out
                         .errors
                         .push((child_rel, local_error(&path, "cannot read the link", e)));

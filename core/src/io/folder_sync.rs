@@ -13,8 +13,11 @@
 //!
 //! Safety: a folder that is missing, or is not a folder, is an error and changes nothing; a
 //! folder without the base file (new, or an empty mount point) only receives; paths below a
-//! subfolder that could not be read are left alone; nothing is written outside the folder
-//! (the paths and links a restore refuses are refused here too). A renamed file is a deleted
+//! subfolder that could not be read, paths that could not be read, paths the patterns leave
+//! out (on either side) and entries this build cannot read are left alone; a pull that met
+//! errors deletes nothing here; a local file changed after the walk is neither replaced nor
+//! deleted (the next run decides); nothing is written outside the folder (the paths and links
+//! a restore refuses are refused here too). A renamed file is a deleted
 //! path and a new one: its chunks are in the vault already, so no content is sent again.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -229,7 +232,13 @@ impl Session {
                 base.name
             )));
         }
-        self.sync(transport, concurrency, |_| {}).await?;
+        // A pull that met errors may not have brought in everything: no deletion here follows
+        // from it.
+        let pulled_whole = self
+            .sync(transport, concurrency, |_| {})
+            .await?
+            .errors
+            .is_empty();
 
         let mut patterns = vec![
             BASE_FILE.to_owned(),
@@ -262,6 +271,8 @@ impl Session {
         };
         let prefix = entry_key(&root, "");
         let mut remote: BTreeMap<String, (Entry, DeviceId)> = BTreeMap::new();
+        // Entries this build cannot read: what they say is unknown, so nothing is done there.
+        let mut unreadable: BTreeSet<String> = BTreeSet::new();
         for key in self.keys(prefix.as_bytes())? {
             let rel = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             let Some((value, writer)) = self.read(|e| {
@@ -275,14 +286,22 @@ impl Session {
                 Ok(entry) => {
                     remote.insert(rel, (entry, writer));
                 }
-                Err(e) => report.errors.push((rel, e)),
+                Err(e) => {
+                    unreadable.insert(rel.clone());
+                    report.errors.push((rel, e));
+                }
             }
         }
+        // Left out here (a pattern, unreadable), excluded by name wherever it comes from, or
+        // written by a newer release: left as it was.
         let excluded = |rel: &str| {
-            walked
-                .left_out
-                .iter()
-                .any(|x| rel == x || rel.starts_with(&format!("{x}/")))
+            let name = rel.rsplit_once('/').map_or(rel, |(_, n)| n);
+            filter.leaves_out(rel, name)
+                || unreadable.contains(rel)
+                || walked
+                    .left_out
+                    .iter()
+                    .any(|x| rel == x || rel.starts_with(&format!("{x}/")))
         };
         let paths: BTreeSet<String> = local
             .keys()
@@ -301,6 +320,7 @@ impl Session {
             progress: &mut progress,
             report: &mut report,
         };
+        let mut return_base = false;
         for rel in paths {
             if excluded(&rel) {
                 if let Some(b) = base.entries.get(&rel) {
@@ -328,13 +348,14 @@ impl Session {
                     None => sync.delete_there(&rel).map(|()| None),
                 },
                 (false, true) => match r {
-                    Some((entry, _)) => sync.download(&rel, entry).await.map(Some),
+                    Some((entry, _)) => sync.download(&rel, entry, l).await.map(Some),
+                    None if !pulled_whole => Ok(b.cloned()),
                     None => {
                         if let Some(b) = b {
                             if b.kind == EntryKind::Dir {
                                 doomed_folders.push(dir.join(&rel));
-                            } else {
-                                sync.delete_here(&rel);
+                            } else if !sync.delete_here(&rel, b) {
+                                return_base = true;
                             }
                         }
                         Ok(None)
@@ -345,7 +366,7 @@ impl Session {
                     // Edited here, deleted there: the edit stays.
                     (Some(l), None) => sync.upload(l).await.map(Some),
                     // Deleted here, edited there: the edit comes back.
-                    (None, Some((entry, _))) => sync.download(&rel, entry).await.map(Some),
+                    (None, Some((entry, _))) => sync.download(&rel, entry, None).await.map(Some),
                     (Some(l), Some((entry, _)))
                         if same_local(&l.entry, entry)
                             || (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir) =>
@@ -363,6 +384,12 @@ impl Session {
             match outcome {
                 Ok(Some(entry)) => {
                     next.insert(rel, entry);
+                }
+                // Kept here (changed during the sync): as it was, for the next run to decide.
+                Ok(None) if std::mem::take(&mut return_base) => {
+                    if let Some(b) = b {
+                        next.insert(rel, b.clone());
+                    }
                 }
                 Ok(None) => {}
                 Err(Error::Cancelled) => return Err(Error::Cancelled),
@@ -457,10 +484,46 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         Ok(())
     }
 
-    fn delete_here(&mut self, rel: &str) {
-        let Ok(path) = checked_path(rel) else { return };
+    /// Whether the path is as the walk at the start saw it (`expected`: absent, or this
+    /// entry's kind, size and time): a file saved meanwhile is not replaced or deleted.
+    fn still_as_walked(&self, rel: &str, expected: Option<&Entry>) -> bool {
+        let Ok(path) = checked_path(rel) else {
+            return false;
+        };
+        let now = std::fs::symlink_metadata(self.dir.join(path)).ok();
+        match (now, expected) {
+            (None, None) => true,
+            (Some(m), Some(e)) => {
+                let kind_matches = match e.kind {
+                    EntryKind::File => m.is_file(),
+                    EntryKind::Dir => m.is_dir(),
+                    EntryKind::Symlink => m.is_symlink(),
+                };
+                kind_matches
+                    && (e.kind != EntryKind::File
+                        || (m.len() == e.size && super::backup::mtime_ms(&m) == e.mtime_ms))
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes the local file `rel` (deleted elsewhere) if it is still as `base` says; `false`
+    /// when it was changed meanwhile (kept, for the next run).
+    fn delete_here(&mut self, rel: &str, base: &Entry) -> bool {
+        if !self.still_as_walked(rel, Some(base)) {
+            self.report.errors.push((
+                rel.to_owned(),
+                Error::Config(format!(
+                    "{rel:?} changed during the sync: kept, the next run decides"
+                )),
+            ));
+            return false;
+        }
+        let Ok(path) = checked_path(rel) else {
+            return true;
+        };
         if passes_through_a_link(self.dir, &path) {
-            return;
+            return true;
         }
         let dest = self.dir.join(path);
         match std::fs::remove_file(&dest) {
@@ -471,10 +534,22 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 .errors
                 .push((rel.to_owned(), local_error(&dest, "cannot delete", e))),
         }
+        true
     }
 
-    /// Writes the vault's `entry` of `rel` into the folder (at `as_rel`, default `rel`).
-    async fn download(&mut self, rel: &str, entry: &Entry) -> Result<Entry> {
+    /// Writes the vault's `entry` of `rel` into the folder, if the local path is still as
+    /// the walk saw it (`walked`).
+    async fn download(
+        &mut self,
+        rel: &str,
+        entry: &Entry,
+        walked: Option<&Entry>,
+    ) -> Result<Entry> {
+        if !self.still_as_walked(rel, walked) {
+            return Err(Error::Config(format!(
+                "{rel:?} changed during the sync: kept, the next run decides"
+            )));
+        }
         self.download_as(rel, rel, entry).await
     }
 
@@ -567,7 +642,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let sent = self.upload_as(&copy, &copy_path, &local.entry).await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
-            self.download(rel, theirs).await
+            self.download(rel, theirs, None).await
         }
     }
 }

@@ -312,9 +312,18 @@ impl Engine {
             .pack_collection
             .clone()
             .filter(|l| l.device == me && l.confirmed_ms.is_some());
+        // A pack that was repacked goes only while every device that counts follows redirects
+        // (one of an older release would find it gone).
+        let follow = self.all_follow_redirects(now);
         if let Some(mut look) = look {
             look.packs.retain(|pack| {
-                listed.binary_search_by_key(pack, |(p, _)| *p).is_ok() && !referenced(pack)
+                listed.binary_search_by_key(pack, |(p, _)| *p).is_ok()
+                    && !referenced(pack)
+                    && (follow
+                        || !self.redirects.contains_key(&PackName {
+                            device: me.0,
+                            pack: *pack,
+                        }))
             });
             if !look.packs.is_empty() {
                 // Still due: deleted ones leave the look as their DELETEs succeed.
@@ -392,8 +401,19 @@ impl Engine {
 
     /// Where `offset` in our pack `pack` is now: followed through the redirects this process
     /// knows while they list it.
-    pub(crate) fn resolve(&self, mut pack: PackName, mut offset: u64) -> (PackName, u64) {
-        for _ in 0..MAX_REDIRECTS {
+    pub(crate) fn resolve(&self, pack: PackName, offset: u64) -> (PackName, u64) {
+        let (pack, offset, _) = self.resolve_counting(pack, offset);
+        (pack, offset)
+    }
+
+    /// [`Engine::resolve`], with how many redirects it followed.
+    pub(super) fn resolve_counting(
+        &self,
+        mut pack: PackName,
+        mut offset: u64,
+    ) -> (PackName, u64, usize) {
+        let mut hops = 0;
+        while hops < MAX_REDIRECTS {
             let Some(redirect) = self.redirects.get(&pack) else {
                 break;
             };
@@ -402,8 +422,9 @@ impl Engine {
             };
             pack.pack = redirect.to;
             offset = moved;
+            hops += 1;
         }
-        (pack, offset)
+        (pack, offset, hops)
     }
 
     /// The chunks of our packs that the replica references, where they are now (through the
@@ -425,8 +446,11 @@ impl Engine {
                     if pack.device != me {
                         continue;
                     }
-                    let (pack, offset) = self.resolve(pack, chunk.offset);
-                    referenced.entry(pack.pack).or_default().insert(
+                    let (pack, offset, hops) = self.resolve_counting(pack, chunk.offset);
+                    let live = referenced.entry(pack.pack).or_default();
+                    // The longest chain that leads here decides whether it may move again.
+                    let hops = live.get(&offset).map_or(hops, |c| c.hops.max(hops));
+                    live.insert(
                         offset,
                         LiveChunk {
                             id: chunk.id,
@@ -434,6 +458,7 @@ impl Engine {
                             offset,
                             sealed_len: chunk.sealed_len,
                             version: file.chunk_version,
+                            hops,
                         },
                     );
                 }

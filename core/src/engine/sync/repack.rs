@@ -46,7 +46,13 @@ pub(crate) struct LiveChunk {
     pub sealed_len: u32,
     /// The envelope version of the pack (from the file record's layout).
     pub version: u8,
+    /// How many redirects lead from a record's reference to here (the longest chain).
+    pub hops: usize,
 }
+
+/// A chunk this many redirects away from a record that names it is not moved again: readers
+/// follow at most [`crate::pack::MAX_REDIRECTS`], and every repack adds one.
+const MAX_HOPS_TO_MOVE: usize = crate::pack::MAX_REDIRECTS / 2;
 
 /// A repack in progress.
 pub(crate) struct Repacking {
@@ -83,7 +89,11 @@ impl Engine {
                 device: me,
                 pack: *pack,
             };
-            if self.redirects.contains_key(&name) || live.values().any(|c| c.version < BARE_SINCE) {
+            if self.redirects.contains_key(&name)
+                || live
+                    .values()
+                    .any(|c| c.version < BARE_SINCE || c.hops >= MAX_HOPS_TO_MOVE)
+            {
                 continue;
             }
             let live_bytes: u64 = live.values().map(|c| u64::from(c.sealed_len)).sum();
@@ -148,7 +158,7 @@ impl Engine {
 
     /// Whether every active device other than us writes manifests that say it follows
     /// redirects.
-    fn all_follow_redirects(&self, now: u64) -> bool {
+    pub(super) fn all_follow_redirects(&self, now: u64) -> bool {
         !self.unread_peer_manifest()
             && self
                 .peers_heard_from(now)
