@@ -70,14 +70,14 @@ def test_a_folder_is_backed_up_and_restored_on_another_device(seaweed, credentia
 def test_entries_that_would_escape_are_refused(tmp_path):
     store = f"file://{tmp_path / 'bucket'}"
     with Vault.create(store, VaultKey.generate(), state=tmp_path / "a.state") as a:
-        a.put("backup/evil/m/../../escaped", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
-        a.put("backup/evil/m/fine", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
+        a.put("backup/evil/m/../../escaped", b"BKSM\x01\x01\x00\x00\x00\x00\x00\x00")
+        a.put("backup/evil/m/fine", b"BKSM\x01\x01\x00\x00\x00\x00\x00\x00")
         report = a.restore(tmp_path / "target", name="evil")
         assert [path for path, _ in report.errors] == ["../../escaped"]
         error = report.errors[0][1]
         assert isinstance(error, bucketsync.ConfigError) and "backup/evil/m/" in str(error)
         assert (tmp_path / "target" / "fine").is_dir()
         assert not (tmp_path / "escaped").exists()
-        a.put("backup/other/m/x", b"BKSM\x01\x01\x00\x00\x00\x00\x00")
+        a.put("backup/other/m/x", b"BKSM\x01\x01\x00\x00\x00\x00\x00\x00")
         with pytest.raises(bucketsync.ConfigError, match="2 backups"):
             a.restore(tmp_path / "t2")

@@ -198,6 +198,7 @@ async fn a_restore_never_writes_outside_its_target() {
             mode: 0o644,
             target: target.as_bytes().to_vec(),
             hash: String::new(),
+            parent: String::new(),
         }
         .encode()
     };

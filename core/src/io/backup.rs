@@ -61,6 +61,10 @@ pub struct Entry {
     /// A file's content hash, as [`crate::FileInfo::content_hash`] gives it (empty for the
     /// others).
     pub hash: String,
+    /// The content hash of the version this file replaced, as its writer knew it (empty for a
+    /// new file and for the others): a two-way sync that finds a change not made from its own
+    /// version knows the two were concurrent.
+    pub parent: String,
 }
 
 impl Entry {
@@ -358,6 +362,7 @@ pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) 
             mode: mode_of(&metadata),
             target: Vec::new(),
             hash: String::new(),
+            parent: String::new(),
         };
         let kind = metadata.file_type();
         if kind.is_symlink() {
@@ -638,6 +643,10 @@ impl Session {
                     entry.hash = self
                         .read(|e| e.file_info(content.as_bytes()))??
                         .map(|info| info.content_hash)
+                        .unwrap_or_default();
+                    entry.parent = old
+                        .filter(|o| o.kind == EntryKind::File)
+                        .map(|o| o.hash)
                         .unwrap_or_default();
                     self.put(key, entry.encode())?;
                 }
@@ -967,6 +976,7 @@ mod tests {
             mode: 0,
             target: b"../b".to_vec(),
             hash: String::new(),
+            parent: String::new(),
         };
         let value = entry.encode();
         assert_eq!(&value[..5], b"BKSM\x01");

@@ -9,7 +9,9 @@
 //! elsewhere. Changed on one side only, the change goes to the other; changed on both, the
 //! versions are compared: equal, nothing to do; different, the later modification (then the
 //! greater device id) keeps the name and the other becomes `name (conflict DEVICE DATE).ext`,
-//! on every device.
+//! on every device. Each file's entry names the version it replaced (`parent`): when two
+//! devices' syncs overlapped and both pushed, the one whose version lost in the vault finds a
+//! change that was not made from its version, and keeps its own as the conflict copy.
 //!
 //! Safety: a folder that is missing, or is not a folder, is an error and changes nothing; a
 //! folder without the base file (new, or an empty mount point) only receives; paths below a
@@ -341,16 +343,34 @@ impl Session {
                     _ => true,
                 };
             let remote_changed = r.map(|r| &r.0) != b;
+            // The hash our version replaces, for whoever reads our change.
+            let parent = b.map_or("", |b| b.hash.as_str());
+            // Changed there, but not from our version (the two syncs overlapped, and ours lost
+            // in the vault): a conflict, not an update.
+            let concurrent = match (r, b) {
+                (Some((entry, _)), Some(b)) => {
+                    entry.kind == EntryKind::File
+                        && b.kind == EntryKind::File
+                        && !b.hash.is_empty()
+                        && entry.parent != b.hash
+                }
+                _ => false,
+            };
             let outcome = match (local_changed, remote_changed) {
                 (false, false) => Ok(b.cloned()),
                 (true, false) => match local.get(&rel) {
-                    Some(l) => sync.upload(l).await.map(Some),
+                    Some(l) => sync.upload(l, parent).await.map(Some),
                     None => sync.delete_there(&rel).map(|()| None),
                 },
-                (false, true) => match r {
-                    Some((entry, _)) => sync.download(&rel, entry, l).await.map(Some),
-                    None if !pulled_whole => Ok(b.cloned()),
-                    None => {
+                (false, true) => match (r, local.get(&rel)) {
+                    // Ours is what the vault's version did not start from: it becomes the copy.
+                    (Some((entry, writer)), Some(l)) if concurrent => sync
+                        .conflict(l, entry, false, &label(me), &label(*writer), &mut next)
+                        .await
+                        .map(Some),
+                    (Some((entry, _)), _) => sync.download(&rel, entry, l).await.map(Some),
+                    (None, _) if !pulled_whole => Ok(b.cloned()),
+                    (None, _) => {
                         if let Some(b) = b {
                             if b.kind == EntryKind::Dir {
                                 doomed_folders.push(dir.join(&rel));
@@ -364,7 +384,7 @@ impl Session {
                 (true, true) => match (local.get(&rel), r) {
                     (None, None) => Ok(None),
                     // Edited here, deleted there: the edit stays.
-                    (Some(l), None) => sync.upload(l).await.map(Some),
+                    (Some(l), None) => sync.upload(l, parent).await.map(Some),
                     // Deleted here, edited there: the edit comes back.
                     (None, Some((entry, _))) => sync.download(&rel, entry, None).await.map(Some),
                     (Some(l), Some((entry, _)))
@@ -434,13 +454,22 @@ struct Sync<'a, T: ?Sized, P> {
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
-    /// Sends a local path to the vault; its entry as written.
-    async fn upload(&mut self, local: &Local) -> Result<Entry> {
-        self.upload_as(&local.rel, &local.path, &local.entry).await
+    /// Sends a local path to the vault as the version after `parent` (a content hash); its
+    /// entry as written.
+    async fn upload(&mut self, local: &Local, parent: &str) -> Result<Entry> {
+        self.upload_as(&local.rel, &local.path, &local.entry, parent)
+            .await
     }
 
-    async fn upload_as(&mut self, rel: &str, path: &Path, entry: &Entry) -> Result<Entry> {
+    async fn upload_as(
+        &mut self,
+        rel: &str,
+        path: &Path,
+        entry: &Entry,
+        parent: &str,
+    ) -> Result<Entry> {
         let mut entry = entry.clone();
+        entry.parent = parent.to_owned();
         if entry.kind == EntryKind::File {
             let file =
                 std::fs::File::open(path).map_err(|e| local_error(path, "cannot read", e))?;
@@ -629,17 +658,18 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let copy = conflict_name(rel, their_label, theirs.mtime_ms);
             let fetched = self.download_as(rel, &copy, theirs).await?;
             let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
-            let sent = self.upload_as(&copy, &copy_path, &fetched).await?;
+            let sent = self.upload_as(&copy, &copy_path, &fetched, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
-            self.upload(local).await
+            // Ours replaces theirs, which it has seen.
+            self.upload(local, &theirs.hash).await
         } else {
             // Ours is kept as the copy: renamed here, sent as a new path; theirs takes the name.
             let copy = conflict_name(rel, our_label, local.entry.mtime_ms);
             let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
             std::fs::rename(&local.path, &copy_path)
                 .map_err(|e| local_error(&local.path, "cannot rename", e))?;
-            let sent = self.upload_as(&copy, &copy_path, &local.entry).await?;
+            let sent = self.upload_as(&copy, &copy_path, &local.entry, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
             self.download(rel, theirs, None).await
