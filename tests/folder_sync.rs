@@ -1,0 +1,116 @@
+//! Two-way folder sync when two devices' syncs overlap: both push a change to the same file,
+//! the vault keeps one, and the device whose change lost keeps it as a conflict copy (it is
+//! not replaced by the winner). The overlap is made exact: device b's push waits, at its first
+//! segment PUT, for device a's whole folder sync.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
+use bucketsync::folder::FolderBucket;
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::{Method, OpenMode, Request, Response, Result, VaultKey};
+use futures::executor::block_on;
+
+/// The folder bucket, running `before` once, just before the first segment PUT.
+struct Interleaved<'a> {
+    before: Box<dyn Fn() + Sync + 'a>,
+    done: AtomicBool,
+}
+
+impl Transport for Interleaved<'_> {
+    async fn send(&self, request: Request) -> Result<Response> {
+        if request.method == Method::Put
+            && request.url.contains("/s/")
+            && !self.done.swap(true, Ordering::SeqCst)
+        {
+            (self.before)();
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        FolderBucket.sleep(ms).await
+    }
+}
+
+fn open(store: &str, key: &VaultKey, name: &str, mode: OpenMode) -> Session {
+    Session::open(SessionOptions {
+        device: Some(name),
+        mode,
+        ..SessionOptions::new(store, key, StateLocation::Memory)
+    })
+    .unwrap()
+}
+
+fn sync_folder<T: Transport>(session: &Session, dir: &Path, t: &T) -> Vec<String> {
+    let report =
+        block_on(session.sync_folder(dir, "shared", &[], t, DEFAULT_CONCURRENCY, |_, _| {}))
+            .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    report.conflicts
+}
+
+#[test]
+fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, "laptop", OpenMode::Create);
+    let b = open(&store, &key, "phone", OpenMode::Join);
+    let (on_a, on_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&on_a).unwrap();
+    std::fs::create_dir_all(&on_b).unwrap();
+    std::fs::write(on_a.join("todo.txt"), "v0").unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "v0"
+    );
+
+    // Both edit. b's sync pulls (nothing new), decides to send its edit, and just before its
+    // push lands, a's whole sync runs: a's edit is written later, so it wins in the vault.
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
+    let meddling = Interleaved {
+        before: Box::new(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // a's clock reads later than b's write.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+                });
+            });
+        }),
+        done: AtomicBool::new(false),
+    };
+    assert!(
+        sync_folder(&b, &on_b, &meddling).is_empty(),
+        "b saw no conflict yet"
+    );
+    assert!(meddling.done.load(Ordering::SeqCst));
+
+    // b's next sync finds a's version, not made from b's: b's edit is kept as a copy.
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(copies[0].starts_with("todo (conflict phone "), "{copies:?}");
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "a's edit, a bit longer"
+    );
+    assert_eq!(
+        std::fs::read_to_string(on_b.join(&copies[0])).unwrap(),
+        "b's edit"
+    );
+    // a gets the copy, and sees no conflict of its own.
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(on_a.join(&copies[0])).unwrap(),
+        "b's edit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(on_a.join("todo.txt")).unwrap(),
+        "a's edit, a bit longer"
+    );
+}
