@@ -132,3 +132,57 @@ impl RestoreReport {
         })
     }
 }
+
+/// What one `Vault.sync_folder` did.
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct FolderReport {
+    /// The folder's name in the vault (its records are under "folder/<name>/").
+    pub name: String,
+    /// Paths sent to the vault (new or changed here).
+    pub uploaded: u64,
+    /// Paths written here from the vault.
+    pub downloaded: u64,
+    /// Paths deleted here because they were deleted elsewhere.
+    pub deleted_here: u64,
+    /// Paths deleted in the vault because they were deleted here.
+    pub deleted_there: u64,
+    /// The conflict copies made (paths in the folder).
+    pub conflicts: Vec<String>,
+    /// Request body bytes sent by file transfers.
+    pub bytes_sent: u64,
+    /// (path, bucketsync.Error) for each path that could not be synced.
+    pub errors: Vec<(String, PyObject)>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+#[pymethods]
+impl FolderReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "FolderReport(name={:?}, uploaded={}, downloaded={}, deleted_here={}, deleted_there={}, conflicts={}, errors={})",
+            self.name, self.uploaded, self.downloaded, self.deleted_here, self.deleted_there,
+            self.conflicts.len(), self.errors.len()
+        )
+    }
+}
+
+impl FolderReport {
+    pub fn new(
+        py: Python<'_>,
+        name: String,
+        r: &bucketsync::folder_sync::FolderReport,
+    ) -> PyResult<Self> {
+        Ok(FolderReport {
+            name,
+            uploaded: r.uploaded,
+            downloaded: r.downloaded,
+            deleted_here: r.deleted_here,
+            deleted_there: r.deleted_there,
+            conflicts: r.conflicts.clone(),
+            bytes_sent: r.bytes_sent,
+            errors: errors(py, &r.errors)?,
+            seconds: r.duration.as_secs_f64(),
+        })
+    }
+}

@@ -24,6 +24,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<files::FileInfo>()?;
     m.add_class::<backup::BackupReport>()?;
     m.add_class::<backup::RestoreReport>()?;
+    m.add_class::<backup::FolderReport>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -13,7 +13,7 @@ use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::backup::{BackupReport, RestoreReport};
+use crate::backup::{BackupReport, FolderReport, RestoreReport};
 use crate::convert::Bytes;
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
@@ -731,6 +731,41 @@ impl Vault {
             )
         })?;
         RestoreReport::new(py, name, &report)
+    }
+
+    /// Syncs the folder both ways with the devices that sync it under the same `name`
+    /// (default: the folder's name; records under "folder/<name>/") and returns a
+    /// FolderReport. Edits, new files and deletions go both ways; a file edited on two devices
+    /// keeps both (the later edit keeps the name, the other becomes
+    /// "name (conflict DEVICE DATE).ext" everywhere); renames send no content. A missing
+    /// folder raises ConfigError and deletes nothing; a folder never synced here (no
+    /// .bucketsync-folder in it) only receives. exclude: glob patterns left out on both
+    /// sides. It pulls before and pushes after. progress(path, FileProgress) as in backup.
+    #[pyo3(signature = (folder, name = None, exclude = Vec::new(), progress = None))]
+    fn sync_folder(
+        &self,
+        py: Python<'_>,
+        folder: PathBuf,
+        name: Option<String>,
+        exclude: Vec<String>,
+        progress: Option<PyObject>,
+    ) -> PyResult<FolderReport> {
+        let name = match name {
+            Some(name) => name,
+            None => bucketsync::backup::default_name(&folder).map_err(to_py)?,
+        };
+        let stop = Stop::default();
+        let report = self.run(py, &stop, None, || {
+            self.session.sync_folder(
+                &folder,
+                &name,
+                &exclude,
+                &self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                path_progress(&self.session, progress.as_ref(), &stop),
+            )
+        })?;
+        FolderReport::new(py, name, &report)
     }
 
     /// The names of the backups in the vault, sorted.

@@ -81,3 +81,25 @@ def test_entries_that_would_escape_are_refused(tmp_path):
         a.put("backup/other/m/x", b"BKSM\x01\x01\x00\x00\x00\x00\x00\x00")
         with pytest.raises(bucketsync.ConfigError, match="2 backups"):
             a.restore(tmp_path / "t2")
+
+
+def test_a_folder_syncs_both_ways(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    on_a, on_b = tmp_path / "a", tmp_path / "b"
+    on_a.mkdir()
+    on_b.mkdir()
+    (on_a / "todo.txt").write_text("from a")
+    with Vault.create(store, key, state=tmp_path / "a.state") as a, \
+         Vault.open(store, key, state=tmp_path / "b.state") as b:
+        sent = a.sync_folder(on_a, name="shared")
+        assert isinstance(sent, bucketsync.FolderReport)
+        assert (sent.name, sent.uploaded, sent.errors) == ("shared", 1, [])
+        got = b.sync_folder(on_b, name="shared")
+        assert got.downloaded == 1 and (on_b / "todo.txt").read_text() == "from a"
+        (on_b / "todo.txt").unlink()
+        assert b.sync_folder(on_b, name="shared").deleted_there == 1
+        assert a.sync_folder(on_a, name="shared").deleted_here == 1
+        assert not (on_a / "todo.txt").exists()
+        with pytest.raises(bucketsync.ConfigError, match="nothing was synced"):
+            a.sync_folder(tmp_path / "missing", name="shared")

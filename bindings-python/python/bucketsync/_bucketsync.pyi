@@ -116,6 +116,17 @@ class RestoreReport:
     seconds: float
     dry_run: bool
 
+class FolderReport:
+    name: str
+    uploaded: int
+    downloaded: int
+    deleted_here: int
+    deleted_there: int
+    conflicts: List[str]
+    bytes_sent: int
+    errors: List[Tuple[str, Error]]
+    seconds: float
+
 class FileInfo:
     size: int
     chunks: int
@@ -230,6 +241,13 @@ class Vault:
         progress: Optional[Callable[[str, FileProgress], None]] = None,
     ) -> RestoreReport: ...
     def backups(self) -> List[str]: ...
+    def sync_folder(
+        self,
+        folder: Union[str, PathLike[str]],
+        name: Optional[str] = None,
+        exclude: Sequence[str] = (),
+        progress: Optional[Callable[[str, FileProgress], None]] = None,
+    ) -> FolderReport: ...
     async def put_file_async(
         self,
         key: Bytes,
