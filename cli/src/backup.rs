@@ -67,7 +67,7 @@ fn parse_time(text: &str) -> Result<u64, String> {
 }
 
 /// A spinner naming the file being moved (stderr, on a terminal, not with `--json`).
-fn spinner(out: Output) -> indicatif::ProgressBar {
+pub(crate) fn spinner(out: Output) -> indicatif::ProgressBar {
     if out.json {
         return indicatif::ProgressBar::hidden();
     }

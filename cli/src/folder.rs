@@ -78,17 +78,7 @@ async fn once(
     name: &str,
     out: Output,
 ) -> Result<FolderReport, Failure> {
-    let bar = if out.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar =
-            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                .expect("the template is valid"),
-        );
-        bar
-    };
+    let bar = crate::backup::spinner(out);
     let outcome = crate::commands::until_interrupted(
         vault,
         vault.session.sync_folder(
