@@ -96,9 +96,9 @@ fn a_crash_between_any_two_steps_loses_and_duplicates_nothing() {
     let mut a = scenario(probe.path(), &key);
     let (steps, _) = stepwise(&mut a, None);
     assert_eq!(
-        steps, 6,
+        steps, 7,
         "list, B's manifest, B's segment, put segment, the same create again (whether the store \
-         refuses it: the first small push asks), put manifest"
+         refuses it: the first small push asks), put manifest, put the change hint"
     );
     let expected: Vec<Vec<u8>> = a.keys(b"");
 

@@ -27,7 +27,7 @@ fn pair(dir: &std::path::Path) -> (VaultKey, Engine, Engine) {
 }
 
 #[test]
-fn a_sync_with_nothing_new_is_one_list_and_a_push_is_two_puts() {
+fn a_sync_with_nothing_new_is_one_list_and_a_push_is_two_puts_and_the_hint() {
     let dir = tempfile::tempdir().unwrap();
     let (_, mut a, mut b) = pair(dir.path());
     for i in 0..10_000 {
@@ -41,7 +41,9 @@ fn a_sync_with_nothing_new_is_one_list_and_a_push_is_two_puts() {
     assert_eq!(push.requests_of(RequestKind::List), 1);
     assert_eq!(push.requests_of(RequestKind::PutSegment), 1, "{push}");
     assert_eq!(push.requests_of(RequestKind::PutManifest), 1, "{push}");
-    assert_eq!(push.requests(), 3);
+    // And the change hint, for devices that poll it.
+    assert_eq!(push.requests_of(RequestKind::PutHint), 1, "{push}");
+    assert_eq!(push.requests(), 4);
     assert_eq!(push.pushed, 10_000);
 
     let noop = block_sync(&mut a, &FolderBucket).unwrap();
@@ -446,7 +448,7 @@ fn whether_the_store_refuses_a_second_create_is_checked_once_a_month_with_a_smal
     }
     let bulk = block_sync(&mut a, &FolderBucket).unwrap();
     assert_eq!(bulk.requests_of(RequestKind::CheckCreate), 0, "{bulk}");
-    assert_eq!(bulk.requests(), 3, "{bulk}");
+    assert_eq!(bulk.requests(), 4, "list, segment, manifest, hint: {bulk}");
 
     a.put("small", "one", wall_clock());
     let small = block_sync(&mut a, &FolderBucket).unwrap();
@@ -468,7 +470,11 @@ fn whether_the_store_refuses_a_second_create_is_checked_once_a_month_with_a_smal
     a.put("later", "two", wall_clock());
     let later = block_sync(&mut a, &FolderBucket).unwrap();
     assert_eq!(later.requests_of(RequestKind::CheckCreate), 0, "{later}");
-    assert_eq!(later.requests(), 3, "a push is two PUTs: {later}");
+    assert_eq!(
+        later.requests(),
+        4,
+        "a push is two PUTs and the hint: {later}"
+    );
 
     // A month on, the store is asked again (the replica has not been away long enough to
     // start over).

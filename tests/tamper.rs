@@ -258,8 +258,8 @@ fn no_plaintext_key_or_value_reaches_the_bucket_or_the_state() {
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names.len(),
-        4,
-        "two manifests and one segment from each device: {names:?}"
+        5,
+        "two manifests, one segment from each device, and the change hint: {names:?}"
     );
     let mut state = a.export_state();
     // And the journal that follows it.

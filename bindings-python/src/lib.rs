@@ -2,10 +2,12 @@
 //! in the core. The Pythonic surface (exceptions, re-exports) is in `python/bucketsync`.
 #![forbid(unsafe_code)]
 
+mod auto_sync;
 mod backup;
 mod convert;
 mod errors;
 mod files;
+mod records;
 mod transport;
 mod vault;
 
@@ -14,6 +16,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
+    m.add_class::<auto_sync::Event>()?;
     m.add_class::<vault::FileReader>()?;
     m.add_class::<vault::VaultKey>()?;
     m.add_class::<vault::Credentials>()?;
@@ -25,6 +28,8 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backup::BackupReport>()?;
     m.add_class::<backup::RestoreReport>()?;
     m.add_class::<backup::FolderReport>()?;
+    m.add_class::<records::ExportReport>()?;
+    m.add_class::<records::ImportReport>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -53,8 +53,11 @@ impl Transport for AnyTransport {
     async fn sleep(&self, ms: u64) {
         match self {
             AnyTransport::Builtin(t) => t.sleep(ms).await,
-            // Runs with the GIL released, on the sync's own thread.
-            AnyTransport::Python(_) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+            // On the sync's runtime, with the GIL released: a background sync's wait ends at
+            // once when it is stopped.
+            AnyTransport::Python(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
@@ -19,6 +19,7 @@ use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
 };
+use crate::records::{self, ExportReport, ImportReport};
 use crate::transport::{AnyTransport, PyTransport};
 
 /// The secret every device of a vault shares.
@@ -132,9 +133,20 @@ pub struct Progress {
     pub bytes_received: u64,
 }
 
+impl From<bucketsync::driver::Progress> for Progress {
+    fn from(p: bucketsync::driver::Progress) -> Self {
+        Progress {
+            requests_done: p.requests_done,
+            requests_total: p.requests_total,
+            bytes_sent: p.bytes_sent,
+            bytes_received: p.bytes_received,
+        }
+    }
+}
+
 #[pymethods]
 impl Progress {
-    fn __repr__(&self) -> String {
+    pub(crate) fn __repr__(&self) -> String {
         format!(
             "Progress(requests_done={}, requests_total={}, bytes_sent={}, bytes_received={})",
             self.requests_done, self.requests_total, self.bytes_sent, self.bytes_received
@@ -179,6 +191,9 @@ pub struct SyncReport {
     pub packs_deleted: u64,
     /// This device's mostly-garbage packs whose live chunks were moved into a new pack.
     pub packs_repacked: u64,
+    /// A poll (the background sync's) found the vault's change hint unmoved: nothing was
+    /// listed or fetched.
+    pub hint_unchanged: bool,
     /// The old device id (str) when this device started over under a new id (it was out of
     /// touch longer than the grace period, or another device retired it), else None.
     pub started_over: Option<String>,
@@ -239,6 +254,7 @@ impl SyncReport {
             segments_deleted: report.segments_deleted,
             packs_deleted: report.packs_deleted,
             packs_repacked: report.packs_repacked,
+            hint_unchanged: report.hint_unchanged,
             started_over: report.started_over.map(|d| d.to_string()),
             restamped: report
                 .restamped
@@ -263,8 +279,12 @@ impl SyncReport {
 /// sync resumes it.
 #[pyclass(module = "bucketsync", frozen)]
 pub struct Vault {
-    session: Session,
-    transport: AnyTransport,
+    pub(crate) session: Arc<Session>,
+    pub(crate) transport: Arc<AnyTransport>,
+    /// The background sync's thread, while one runs.
+    pub(crate) auto_thread: Mutex<Option<crate::auto_sync::Running>>,
+    /// Who hears the background sync's events.
+    pub(crate) listeners: crate::auto_sync::SharedListeners,
     runtime: tokio::runtime::Runtime,
     /// A sync runs on this vault's runtime (a callback calling `sync` again must get
     /// ConflictError, not a nested runtime).
@@ -392,8 +412,10 @@ impl Vault {
                 )))
             })?;
         Ok(Vault {
-            session,
-            transport,
+            session: Arc::new(session),
+            transport: Arc::new(transport),
+            auto_thread: Mutex::default(),
+            listeners: Arc::default(),
             runtime,
             syncing: AtomicBool::new(false),
         })
@@ -574,6 +596,72 @@ impl Vault {
         self.sync_until(py, progress, Some(cancel))
     }
 
+    /// Starts syncing in the background, on a thread of its own, until stop_auto_sync() or
+    /// close(): every `interval` seconds (a poll that costs one conditional GET while nothing
+    /// changed; a full sync at least every `full_sync_interval`), soon after local writes
+    /// (`debounce` seconds after the last of a burst), again after a backoff on errors that
+    /// may pass (network, timeout, throttling), and not again after auth or config errors
+    /// until `notify("changed")`; `background_interval` while `notify("background")` holds.
+    /// on_event, if given, is called with each Event on the background thread; what it raises
+    /// is reported as unraisable and breaks nothing. Raises ConflictError when a background
+    /// sync already runs, ConfigError for a closed vault or a bad interval.
+    #[pyo3(signature = (interval = 30.0, on_event = None, debounce = 1.0, full_sync_interval = 600.0, background_interval = 300.0))]
+    fn start_auto_sync(
+        &self,
+        py: Python<'_>,
+        interval: f64,
+        on_event: Option<PyObject>,
+        debounce: f64,
+        full_sync_interval: f64,
+        background_interval: f64,
+    ) -> PyResult<()> {
+        self.start_auto_sync_impl(
+            py,
+            interval,
+            on_event,
+            debounce,
+            full_sync_interval,
+            background_interval,
+        )
+    }
+
+    /// Stops the background sync: a sync it was running is abandoned at once (safely: the
+    /// next sync resumes it), and no request goes out after this returns. Does nothing when
+    /// none runs.
+    fn stop_auto_sync(&self, py: Python<'_>) {
+        self.stop_auto_sync_impl(py)
+    }
+
+    /// Whether a background sync runs.
+    #[getter]
+    fn auto_syncing(&self) -> bool {
+        self.auto_syncing_impl()
+    }
+
+    /// Tells the background sync what the app knows and it cannot see: "network-lost",
+    /// "network-back", "background", "foreground", or "changed" (new credentials or store:
+    /// try again at once, even after an auth error). Ignored when none runs.
+    fn notify(&self, what: &str) -> PyResult<()> {
+        self.notify_impl(what)
+    }
+
+    /// `async for event in vault.events():` the background sync's events as an async
+    /// iterator, for asyncio apps (start_auto_sync starts the sync itself). Each iterator
+    /// hears every event from when it starts; leaving the loop stops it listening.
+    fn events<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::events_impl(slf)
+    }
+
+    /// Adds a listener of the background sync's events (for events()); returns its id.
+    fn _add_listener(&self, callable: PyObject) -> u64 {
+        self.add_listener_impl(callable)
+    }
+
+    /// Removes a listener added by _add_listener.
+    fn _remove_listener(&self, id: u64) {
+        self.remove_listener_impl(id)
+    }
+
     /// Stores the bytes of path_or_file under key as a file and returns a FileReport.
     ///
     /// path_or_file: a path (str or os.PathLike) or a binary file object with read() (read
@@ -670,7 +758,7 @@ impl Vault {
                 &folder,
                 &name,
                 &options,
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 path_progress(&self.session, progress.as_ref(), &stop),
             )
@@ -725,7 +813,7 @@ impl Vault {
                 &name,
                 &to,
                 &options,
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 path_progress(&self.session, progress.as_ref(), &stop),
             )
@@ -760,12 +848,46 @@ impl Vault {
                 &folder,
                 &name,
                 &exclude,
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 path_progress(&self.session, progress.as_ref(), &stop),
             )
         })?;
         FolderReport::new(py, name, &report)
+    }
+
+    /// Writes every record to path_or_file as JSON Lines, one a line, in key order: a path
+    /// (created, or replaced) or a file object with write() (an io.TextIOBase gets str, any
+    /// other bytes). Each line is {"key", "value", "deleted", "time", "counter", "device"},
+    /// with key_base64 and value_base64 instead for bytes that are not UTF-8 text; a deleted
+    /// key has "deleted": true and no value; time is in milliseconds since 1970. history:
+    /// also write each key's earlier versions kept here (overwritten, or concurrent writes
+    /// that lost), marked "history": true. Files (put_file) are left out and counted.
+    /// Returns an ExportReport.
+    #[pyo3(signature = (path_or_file, history = false))]
+    fn export_records(
+        &self,
+        py: Python<'_>,
+        path_or_file: &Bound<'_, PyAny>,
+        history: bool,
+    ) -> PyResult<ExportReport> {
+        records::export_to(py, &self.session, path_or_file, history)
+    }
+
+    /// Reads JSON Lines (as export_records writes them; another tool's lines need only key
+    /// and value) from a path or a file object with read() (text or binary) and merges them
+    /// in: per key, the newest line is written as a local put or delete unless the vault
+    /// holds a version at least as new, or that value already, so importing twice changes
+    /// nothing. A line without time is a write made now; earlier versions ("history": true)
+    /// are skipped. The whole input is read first: a malformed line raises ConfigError naming
+    /// the line (counted from 1) and what is wrong, and nothing is imported. Returns an
+    /// ImportReport; sync() pushes what changed.
+    fn import_records(
+        &self,
+        py: Python<'_>,
+        path_or_file: &Bound<'_, PyAny>,
+    ) -> PyResult<ImportReport> {
+        records::import_from(py, &self.session, path_or_file)
     }
 
     /// The names of the backups in the vault, sorted.
@@ -929,7 +1051,7 @@ impl Vault {
         let stop = Stop::default();
         let report = self.run(py, &stop, cancel.as_ref(), || {
             self.session.sync(
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 |p: CoreProgress| {
                     let Some(callback) = &progress else { return };
@@ -996,7 +1118,7 @@ impl Vault {
             self.session.put_file(
                 key.0,
                 source,
-                &self.transport,
+                &*self.transport,
                 pack_size,
                 driver::DEFAULT_CONCURRENCY,
                 file_progress(&self.session, progress.as_ref(), stop),
@@ -1030,7 +1152,7 @@ impl Vault {
                     self.session.get_file_to_path(
                         &bytes.0,
                         &path,
-                        &self.transport,
+                        &*self.transport,
                         driver::DEFAULT_CONCURRENCY,
                         file_progress(&self.session, progress.as_ref(), &stop),
                     )
@@ -1065,7 +1187,7 @@ impl Vault {
             self.session.get_file(
                 &key.0,
                 sink,
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 file_progress(&self.session, progress.as_ref(), stop),
             )
@@ -1224,7 +1346,7 @@ impl FileReader {
                 &vault.session,
                 position,
                 n,
-                &vault.transport,
+                &*vault.transport,
                 driver::DEFAULT_CONCURRENCY,
             )
         })?;

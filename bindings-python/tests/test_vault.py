@@ -131,8 +131,8 @@ def test_a_python_transport_syncs_and_its_exceptions_surface_with_their_cause(se
     progress = []
     report = writer.sync(progress=progress.append)
     # The segment, the same create again (the first small push asks whether the store refuses
-    # it), the manifest.
-    assert report.pushed == 1 and seen.count("PUT") == 3, report.requests_by_kind
+    # it), the manifest, the change hint.
+    assert report.pushed == 1 and seen.count("PUT") == 4, report.requests_by_kind
     assert report.requests_by_kind["check-create"] == 1 and not report.errors, report
     assert progress and progress[-1].requests_done == progress[-1].requests_total == report.requests
     reader = Vault.open(store, key, credentials=credentials)

@@ -117,6 +117,34 @@ pub enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         every: Duration,
     },
+    /// Write every record to FILE (stdout when missing or `-`) as JSON Lines, one a line.
+    #[command(
+        after_help = "Examples:\n  bucketsync export records.jsonl\n  bucketsync export --history | gzip > records.jsonl.gz\n\n\
+        Each line is {\"key\": ..., \"value\": ..., \"deleted\": false, \"time\": MS, \"counter\": N,\n\
+        \"device\": ID}: key and value as text, or as key_base64 and value_base64 when they are\n\
+        not UTF-8; a deleted key has \"deleted\": true and no value. Files (put-file) are left out.\n\
+        What was done is printed on stderr when the records go to stdout."
+    )]
+    Export {
+        /// The file to write (replaced if it exists).
+        file: Option<PathBuf>,
+        /// Also write each key's earlier versions (overwritten, or concurrent writes that
+        /// lost), marked "history": true.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Read records from FILE (stdin when missing or `-`) as JSON Lines and merge them in.
+    #[command(after_help = "Examples:\n  bucketsync import records.jsonl\n  \
+        echo '{\"key\": \"notes/a\", \"value\": \"hello\"}' | bucketsync import\n\n\
+        Lines as export writes them; only key and value are required (a line without time is a\n\
+        write made now). Per key, the newest line is written unless the vault holds a version at\n\
+        least as new, or that value already, so importing twice changes nothing. Earlier versions\n\
+        (\"history\": true) are skipped. A malformed line fails the import with exit code 3,\n\
+        naming the line; nothing is imported then.")]
+    Import {
+        /// The file to read.
+        file: Option<PathBuf>,
+    },
     /// Store a file (chunked, deduplicated, encrypted) under KEY, with a progress bar.
     #[command(
         after_help = "Example:\n  bucketsync put-file photos/cat.jpg ~/Pictures/cat.jpg\n\n\

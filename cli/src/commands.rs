@@ -39,6 +39,10 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
             Ok(())
         }
         Command::Watch { every } => watch(g, out, *every).await,
+        Command::Export { file, history } => {
+            crate::records::export(g, out, file.as_deref(), *history).await
+        }
+        Command::Import { file } => crate::records::import(g, out, file.as_deref()).await,
         Command::PutFile { key, path } => put_file(g, out, key, path).await,
         Command::GetFile { key, path } => get_file(g, out, key, path).await,
         Command::Doctor(args) => crate::doctor::run(g, out, args).await,

@@ -9,6 +9,7 @@ mod doctor;
 mod folder;
 mod output;
 mod profile;
+mod records;
 mod signer;
 mod vault;
 

@@ -369,3 +369,70 @@ fn without_a_key_file_the_key_lives_in_the_os_keyring() {
     assert_eq!(output.status.code(), Some(3), "{}", show(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("run init or join"));
 }
+
+/// export writes a vault's records as JSON Lines (to a file or stdout), import reads them into
+/// a new vault: the same records; importing again changes nothing; a malformed line fails with
+/// exit code 3, naming the line, and imports nothing.
+#[test]
+fn export_and_import_move_records_into_a_new_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    a.json(&["init"]);
+    a.ok(&["put", "notes/a", "hello"]);
+    let binary = a.run_with(&["put", "blob", "-"], b"\x00\x01\xfe\xff");
+    assert!(binary.status.success(), "{}", show(&binary));
+    a.ok(&["put", "gone", "soon"]);
+    a.ok(&["rm", "gone"]);
+
+    let file = dir.path().join("records.jsonl");
+    let exported = a.json(&["export", file.to_str().unwrap()]);
+    assert_eq!(exported["lines"], 3, "{exported}");
+    assert_eq!(exported["deleted"], 1, "{exported}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(r#""key":"blob","value_base64":"AAH+/w==""#),
+        "{text}"
+    );
+    assert!(text.contains(r#""key":"gone","deleted":true"#), "{text}");
+    // To stdout: the same lines, and what was done on stderr.
+    let to_stdout = a.run(&["export", "--history"]);
+    assert!(to_stdout.status.success(), "{}", show(&to_stdout));
+    let with_history = String::from_utf8(to_stdout.stdout).unwrap();
+    assert_eq!(with_history.lines().count(), 4, "{with_history}");
+    assert!(with_history.contains(r#""value":"soon","deleted":false"#));
+    assert!(String::from_utf8_lossy(&to_stdout.stderr).contains("Exported 3 records"));
+
+    // A new vault (another key file) imports the file.
+    let b = Device::new(&store, dir.path(), "b");
+    b.json(&["init"]);
+    let imported = b.json(&["import", file.to_str().unwrap()]);
+    assert_eq!(imported["imported"], 2, "{imported}");
+    assert_eq!(imported["unchanged"], 1, "{imported}");
+    assert_eq!(imported["pushed"], true, "{imported}");
+    assert_eq!(b.ok(&["ls"]), a.ok(&["ls"]));
+    assert_eq!(b.ok(&["get", "notes/a"]), "hello");
+    assert_eq!(b.run(&["get", "blob"]).stdout, b"\x00\x01\xfe\xff");
+    assert_eq!(b.run(&["get", "gone"]).status.code(), Some(5));
+
+    // Again, from stdin, with the history lines: nothing changes.
+    let again = b.run_with(&["import", "-", "--json"], with_history.as_bytes());
+    assert!(again.status.success(), "{}", show(&again));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["imported"], 0, "{again}");
+    assert_eq!(again["unchanged"], 3, "{again}");
+    assert_eq!(again["history"], 1, "{again}");
+
+    // A malformed second line: exit code 3, the line named, nothing imported.
+    let bad = b.run_with(
+        &["import"],
+        b"{\"key\":\"new\",\"value\":\"v\"}\n{\"key\":\"broken\"}\n",
+    );
+    assert_eq!(bad.status.code(), Some(3), "{}", show(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2 of the import has no \"value\""),
+        "{}",
+        show(&bad)
+    );
+    assert_eq!(b.run(&["get", "new"]).status.code(), Some(5));
+}

@@ -127,6 +127,8 @@ pub enum Error {
     },
     /// `start_sync` was called while a sync is running.
     SyncInProgress,
+    /// A background sync was started while one runs on the same vault.
+    AutoSyncRunning,
     /// The app cancelled the sync.
     Cancelled,
     /// The local state is in use by another writer of the same device.
@@ -183,7 +185,7 @@ impl Error {
             Error::WrongVault { .. } => Category::WrongVault,
             Error::Rollback { .. } | Error::Frozen { .. } => Category::Rollback,
             Error::Http { category, .. } | Error::Transport { category, .. } => *category,
-            Error::SyncInProgress => Category::Conflict,
+            Error::SyncInProgress | Error::AutoSyncRunning => Category::Conflict,
             Error::Locked { .. } => Category::Locked,
             Error::Cancelled => Category::Conflict,
             Error::NoVault { .. } => Category::NotFound,
@@ -257,6 +259,9 @@ impl fmt::Display for Error {
             }
             Error::Transport { category, message } => write!(f, "{category} error: {message}"),
             Error::SyncInProgress => f.write_str("a sync is already running on this replica"),
+            Error::AutoSyncRunning => {
+                f.write_str("a background sync is already running on this vault")
+            }
             Error::Cancelled => f.write_str("the sync was cancelled; the next sync resumes it"),
             Error::Locked { state, holder } => write!(
                 f,

@@ -70,11 +70,15 @@ pub enum RequestKind {
     GetRedirect,
     /// Writing the redirect of a pack we repacked.
     PutRedirect,
+    /// Reading the vault's change hint, conditionally: the poll of an idle device.
+    GetHint,
+    /// Moving the vault's change hint after publishing our manifest.
+    PutHint,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 18] = [
+    pub const ALL: [RequestKind; 20] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -93,6 +97,8 @@ impl RequestKind {
         RequestKind::ListRedirects,
         RequestKind::GetRedirect,
         RequestKind::PutRedirect,
+        RequestKind::GetHint,
+        RequestKind::PutHint,
     ];
 
     /// A short name for reports.
@@ -116,6 +122,8 @@ impl RequestKind {
             RequestKind::ListRedirects => "list-redirects",
             RequestKind::GetRedirect => "get-redirect",
             RequestKind::PutRedirect => "put-redirect",
+            RequestKind::GetHint => "get-hint",
+            RequestKind::PutHint => "put-hint",
         }
     }
 }

@@ -26,6 +26,7 @@ mod crypto;
 mod engine;
 pub mod entropy;
 mod error;
+pub mod export;
 mod file;
 #[cfg(test)]
 mod format_vectors;
@@ -54,10 +55,10 @@ pub use io::builtin_transport;
 pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
+#[cfg(feature = "driver")]
+pub use io::{auto_sync, driver, files, session, state_store, usage};
 #[cfg(feature = "backup")]
 pub use io::{backup, folder_sync};
-#[cfg(feature = "driver")]
-pub use io::{driver, files, session, state_store, usage};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;
@@ -75,4 +76,5 @@ pub use key::VaultKey;
 pub use record::{Record, Records};
 pub use report::SyncReport;
 pub use retry::RetryPolicy;
+pub use schedule::{Happening, SchedulePolicy, ScheduleState};
 pub use store::{encode_path, encode_query, S3Store, Store};

@@ -43,6 +43,9 @@ pub struct SyncReport {
     /// Keys whose unpushed writes were applied again with fresh stamps when the replica started
     /// over.
     pub restamped: Vec<Vec<u8>>,
+    /// A poll ([`crate::Engine::start_poll`]) found the vault's change hint as it was: nothing
+    /// was listed or fetched, nothing changed.
+    pub hint_unchanged: bool,
     /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
     /// correction).
     pub retries: u64,

@@ -22,6 +22,10 @@
 //!   app comes back to the foreground; a change during the failing sync counts too;
 //! - a cancelled sync is no failure: what was due stays due;
 //! - while offline, none; when the network comes back, one at once;
+//! - a sync is a cheap poll of the vault's change hint unless a full one is due
+//!   ([`Schedule::wants_full_sync`]): the first, the first after a failure, and one every
+//!   `full_sync_interval` whatever the hint says (so a hint that is lost or frozen only
+//!   delays);
 //! - times are wall-clock readings: one earlier than the last sync's end (the date was set
 //!   back) counts as that end, so a clock set back delays nothing.
 //!
@@ -43,6 +47,9 @@ pub struct SchedulePolicy {
     pub debounce_ms: u64,
     /// The longest a local write waits for its sync, however many follow it (ms).
     pub max_debounce_ms: u64,
+    /// The longest time between two full syncs (a listing of the manifests), however quiet
+    /// the change hint is (ms).
+    pub full_sync_interval_ms: u64,
     /// Backoff after failures that may pass: `base_delay_ms` doubling up to `max_delay_ms`,
     /// each delay between half and all of that (`max_attempts` is not used: a schedule keeps
     /// trying).
@@ -56,6 +63,7 @@ impl Default for SchedulePolicy {
             background_interval_ms: 300_000,
             debounce_ms: 1_000,
             max_debounce_ms: 10_000,
+            full_sync_interval_ms: 600_000,
             backoff: RetryPolicy {
                 max_attempts: u32::MAX,
                 base_delay_ms: 2_000,
@@ -167,6 +175,8 @@ pub struct Schedule {
     failed: Option<Category>,
     /// The last sync failed in a way that only a change can fix.
     stuck: bool,
+    /// When the last full sync (one that listed) ended; `None` before the first.
+    last_full: Option<Timestamp>,
 }
 
 impl Schedule {
@@ -186,6 +196,7 @@ impl Schedule {
             failures: 0,
             failed: None,
             stuck: false,
+            last_full: None,
         }
     }
 
@@ -197,6 +208,9 @@ impl Schedule {
     /// A clock set back: what lies ahead of `now` counts as now, from now on.
     fn clamp(&mut self, now: Timestamp) {
         self.last_end = self.last_end.min(now);
+        if let Some(last) = &mut self.last_full {
+            *last = (*last).min(now);
+        }
         if let Some((first, last)) = &mut self.writes {
             *first = (*first).min(now);
             *last = (*last).min(now);
@@ -313,6 +327,25 @@ impl Schedule {
     /// Whether a sync is due at `now`.
     pub fn is_due(&mut self, now: Timestamp) -> bool {
         matches!(self.due(now), Due::At(at) if at <= now)
+    }
+
+    /// Whether the sync due at `now` should be a full one (list the manifests) rather than a
+    /// poll of the change hint: the first, any after a failure, and one every
+    /// `full_sync_interval`. Mutable only to note a clock that was set back.
+    pub fn wants_full_sync(&mut self, now: Timestamp) -> bool {
+        self.clamp(now);
+        match self.last_full {
+            None => true,
+            Some(_) if self.failed.is_some() => true,
+            Some(last) => now.0.saturating_sub(last.0) >= self.policy.full_sync_interval_ms,
+        }
+    }
+
+    /// The sync that ended at `now` was a full one (it listed), not a poll that stopped at the
+    /// change hint.
+    pub fn note_full_sync(&mut self, now: Timestamp) {
+        self.clamp(now);
+        self.last_full = Some(now);
     }
 
     /// What to show of the background sync.
@@ -681,5 +714,29 @@ mod tests {
         assert_eq!(due_ms(&mut s), Some(303_100));
         s.handle(Happening::Foreground, at(4_000));
         assert!(s.is_due(at(4_000)), "back in front: at once");
+    }
+
+    #[test]
+    fn polls_are_cheap_until_a_full_sync_is_due() {
+        let mut s = schedule();
+        assert!(s.wants_full_sync(at(0)), "the first sync lists");
+        sync(&mut s, 0, 100, Ended::Done);
+        s.note_full_sync(at(100));
+        assert!(!s.wants_full_sync(at(30_100)), "then polls");
+        assert!(!s.wants_full_sync(at(600_099)));
+        assert!(
+            s.wants_full_sync(at(600_100)),
+            "a full sync every ten minutes, whatever the hint says"
+        );
+        sync(&mut s, 30_100, 30_200, Ended::Failed(Category::Network));
+        assert!(s.wants_full_sync(at(40_000)), "after a failure, a full one");
+        let retry = due_ms(&mut s).expect("a retry is due");
+        sync(&mut s, retry, retry + 100, Ended::Done);
+        s.note_full_sync(at(retry + 100));
+        assert!(!s.wants_full_sync(at(retry + 30_000)), "polls again");
+        // A clock set back does not put the next full sync off.
+        s.note_full_sync(at(700_000));
+        assert!(!s.wants_full_sync(at(100_000)));
+        assert!(s.wants_full_sync(at(100_000 + 600_000)));
     }
 }

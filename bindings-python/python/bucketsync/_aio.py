@@ -32,3 +32,23 @@ async def put_file_async(vault, key, path_or_file, progress=None, pack_size=None
 
 async def get_file_async(vault, key, path_or_file, progress=None):
     return await _run(vault._get_file_until, key, path_or_file, progress)
+
+
+async def events(vault):
+    """The background sync's events as an async iterator; see ``Vault.events``."""
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+
+    def hear(event):
+        # Called on the background sync's thread: hand the event to this loop.
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+        except RuntimeError:
+            pass  # the event loop is closed: nobody is listening any more
+
+    listener = vault._add_listener(hear)
+    try:
+        while True:
+            yield await queue.get()
+    finally:
+        vault._remove_listener(listener)

@@ -1,7 +1,7 @@
 """Type stubs of the native module; import from ``bucketsync``, not from here."""
 
 from os import PathLike
-from typing import BinaryIO, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import AsyncIterator, BinaryIO, Callable, Dict, List, Optional, Protocol, Sequence, TextIO, Tuple, Union
 
 from .errors import Error
 
@@ -71,8 +71,18 @@ class SyncReport:
     segments_deleted: int
     packs_deleted: int
     packs_repacked: int
+    hint_unchanged: bool
     started_over: Optional[str]
     restamped: List[bytes]
+
+class Event:
+    """What the background sync tells: kind is "changed", "conflict", "state" or "progress"."""
+
+    kind: str
+    keys: List[bytes]
+    state: Optional[str]
+    category: Optional[str]
+    progress: Optional[Progress]
 
 class FileProgress:
     bytes_done: int
@@ -127,6 +137,20 @@ class FolderReport:
     errors: List[Tuple[str, Error]]
     seconds: float
 
+class ExportReport:
+    lines: int
+    deleted: int
+    history: int
+    files: int
+
+class ImportReport:
+    lines: int
+    imported: int
+    deleted: int
+    unchanged: int
+    older: int
+    history: int
+
 class FileInfo:
     size: int
     chunks: int
@@ -156,6 +180,12 @@ class _Readable(Protocol):
 
 class _Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+class _TextReadable(Protocol):
+    def read(self, /) -> Union[str, bytes]: ...
+
+class _TextWritable(Protocol):
+    def write(self, data: str, /) -> object: ...
 
 Transport = Callable[[Request], Union[Response, Tuple[int, Headers, bytes]]]
 
@@ -240,6 +270,15 @@ class Vault:
         force: bool = False,
         progress: Optional[Callable[[str, FileProgress], None]] = None,
     ) -> RestoreReport: ...
+    def export_records(
+        self,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, TextIO, _Writable, _TextWritable],
+        history: bool = False,
+    ) -> ExportReport: ...
+    def import_records(
+        self,
+        path_or_file: Union[str, "PathLike[str]", BinaryIO, TextIO, _Readable, _TextReadable],
+    ) -> ImportReport: ...
     def backups(self) -> List[str]: ...
     def sync_folder(
         self,
@@ -261,6 +300,19 @@ class Vault:
         path_or_file: Union[str, "PathLike[str]", BinaryIO, _Writable],
         progress: Optional[Callable[[FileProgress], object]] = None,
     ) -> None: ...
+    def start_auto_sync(
+        self,
+        interval: float = 30.0,
+        on_event: Optional[Callable[[Event], object]] = None,
+        debounce: float = 1.0,
+        full_sync_interval: float = 600.0,
+        background_interval: float = 300.0,
+    ) -> None: ...
+    def stop_auto_sync(self) -> None: ...
+    @property
+    def auto_syncing(self) -> bool: ...
+    def notify(self, what: str) -> None: ...
+    def events(self) -> AsyncIterator[Event]: ...
     def save(self) -> None: ...
     def close(self) -> None: ...
     @property

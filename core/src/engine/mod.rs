@@ -188,6 +188,9 @@ pub struct Engine {
     mass_deletion_limit: Option<u8>,
     /// The app confirmed the deletions of the next push.
     deletions_confirmed: bool,
+    /// The ETag of the vault's change hint when this process last read it (in memory only:
+    /// a new process's first poll lists).
+    hint_etag: Option<String>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -289,6 +292,7 @@ impl Engine {
             compaction: CompactionPolicy::default(),
             mass_deletion_limit: Some(DEFAULT_MASS_DELETION_LIMIT),
             deletions_confirmed: false,
+            hint_etag: None,
         }
     }
 
@@ -516,7 +520,7 @@ impl Engine {
 
     /// Every key starting with `prefix` that this replica holds a record of, deleted ones
     /// included, sorted (what an earlier time may have held).
-    #[cfg(feature = "backup")]
+    #[cfg(feature = "driver")]
     pub(crate) fn keys_ever(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
         let mut keys: Vec<Vec<u8>> = self
             .state

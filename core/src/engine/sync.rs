@@ -11,6 +11,7 @@ mod ahead;
 pub(crate) mod compact;
 mod freeze;
 mod gc;
+mod hint;
 mod packs;
 mod prune;
 mod pull;
@@ -33,6 +34,8 @@ const MAX_SEGMENTS_PER_SYNC: u64 = 100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Reading the change hint, to learn whether anything was published since the last poll.
+    Hint,
     Listing,
     /// Checking whether the vault exists, before a replica's first sync goes on.
     Joining,
@@ -137,6 +140,8 @@ enum Pending {
         pack: [u8; 16],
         redirect: crate::pack::Redirect,
     },
+    Hint,
+    PutHint,
 }
 
 /// One sync in progress.
@@ -190,6 +195,14 @@ pub(crate) struct SyncRun {
     pack_pages: usize,
     /// Chunks of mostly-garbage packs being moved into a new pack.
     repacking: Option<repack::Repacking>,
+    /// A poll goes on into a full sync even when the change hint has not moved.
+    list_anyway: bool,
+    /// Our manifest was stored in this run.
+    published: bool,
+    /// The change hint's PUT was queued.
+    hint_written: bool,
+    /// A poll found no change hint: this run writes one.
+    hint_missing: bool,
 }
 
 impl SyncRun {
@@ -207,6 +220,10 @@ impl SyncRun {
             survey: None,
             pack_pages: 0,
             repacking: None,
+            list_anyway: true,
+            published: false,
+            hint_written: false,
+            hint_missing: false,
             phase: Phase::Listing,
             queue: VecDeque::new(),
             delayed: Vec::new(),
@@ -386,7 +403,7 @@ impl Engine {
             run.report.changed.dedup();
             run.report.conflicts.sort_unstable();
             run.report.conflicts.dedup();
-            if run.failure.is_none() {
+            if run.failure.is_none() && !run.report.hint_unchanged {
                 self.deletions_confirmed = false;
                 self.note_caught_up(&run);
             }
@@ -474,6 +491,8 @@ impl Engine {
                 break;
             }
             match run.phase {
+                // The hint's GET was dropped (the run is stopping): nothing to list for.
+                Phase::Hint => run.phase = Phase::Done,
                 Phase::Listing => {
                     run.phase = Phase::Joining;
                     self.check_join(run);
@@ -544,6 +563,7 @@ impl Engine {
                 }
                 Phase::Publishing => {
                     run.phase = Phase::Compacting;
+                    self.plan_hint_write(run);
                     if run.failure.is_none() {
                         self.plan_compaction(run);
                     }
@@ -605,6 +625,8 @@ impl Engine {
             Pending::PutRedirect { pack, redirect } => {
                 self.on_put_redirect(run, pack, redirect, response)
             }
+            Pending::Hint => self.on_hint(run, response),
+            Pending::PutHint => self.on_put_hint(run, response),
         }
     }
 

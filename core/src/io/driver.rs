@@ -67,7 +67,38 @@ pub async fn sync_with_progress<T: Transport + ?Sized>(
     progress: impl FnMut(Progress),
 ) -> Result<SyncReport> {
     let mut steps = Bare { engine, now };
-    run(&mut steps, transport, concurrency, progress).await
+    run(&mut steps, transport, SyncKind::Full, concurrency, progress).await
+}
+
+/// A poll of `engine` ([`SyncKind::Poll`]): the vault's change hint first, and a full sync
+/// only when it moved, local writes wait, or `list_anyway`.
+///
+/// # Errors
+/// As [`sync`].
+pub async fn poll<T: Transport + ?Sized>(
+    engine: &mut Engine,
+    transport: &T,
+    now: impl Fn() -> Timestamp,
+    list_anyway: bool,
+) -> Result<SyncReport> {
+    let mut steps = Bare { engine, now };
+    let kind = SyncKind::Poll { list_anyway };
+    run(&mut steps, transport, kind, DEFAULT_CONCURRENCY, |_| {}).await
+}
+
+/// What kind of sync to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncKind {
+    /// List the manifests, pull, push: [`Engine::start_sync`].
+    Full,
+    /// Read the vault's change hint first and stop there when nothing was published since the
+    /// last poll and nothing waits to be pushed (one conditional GET); otherwise go on as a
+    /// full sync. With `list_anyway`, always go on (and learn the hint's ETag for the next
+    /// poll). See [`Engine::start_poll`].
+    Poll {
+        /// Go on into a full sync whatever the hint says.
+        list_anyway: bool,
+    },
 }
 
 /// How the driver reaches the engine: each step runs with the engine in hand and returns; the
@@ -133,11 +164,15 @@ impl<S: Steps> Drop for Abandon<'_, S> {
 pub(crate) async fn run<S: Steps, T: Transport + ?Sized>(
     steps: &mut S,
     transport: &T,
+    kind: SyncKind,
     concurrency: usize,
     mut progress: impl FnMut(Progress),
 ) -> Result<SyncReport> {
     let now = steps.now();
-    steps.step(|engine| engine.start_sync(now))??;
+    steps.step(|engine| match kind {
+        SyncKind::Full => engine.start_sync(now),
+        SyncKind::Poll { list_anyway } => engine.start_poll(now, list_anyway),
+    })??;
     let mut guard = Abandon { steps, armed: true };
     let steps = &mut *guard.steps;
     let mut in_flight = FuturesUnordered::new();

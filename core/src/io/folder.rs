@@ -31,8 +31,23 @@ impl Transport for FolderBucket {
     }
 
     async fn sleep(&self, ms: u64) {
-        // The folder answers at once; a retry only follows a failing disk.
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        // Without a runtime to ask for a timer, a thread keeps the time, so that the wait
+        // does not block its executor (a background sync waits here while it listens for the
+        // app). Waits are rare: a retry after a failing disk, a background sync's next turn.
+        let (done, wait) = futures::channel::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name("bucketsync-timer".into())
+            .spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = wait.await;
+            }
+            // No thread to be had: wait on this one.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        }
     }
 }
 
@@ -51,7 +66,7 @@ impl FolderBucket {
         let result = match request.method {
             Method::Get => match request.header("range") {
                 Some(range) => get_range(&path, range),
-                None => get(&path, true),
+                None => get(&path, true).map(|r| not_modified(r, request.header("if-none-match"))),
             },
             Method::Head => get(&path, false),
             Method::Put => put(
@@ -115,6 +130,19 @@ fn get(path: &Path, with_body: bool) -> io::Result<Response> {
         }),
         Err(e) if is_absent(&e) => Ok(error(404, "NoSuchKey", "The specified key does not exist.")),
         Err(e) => Err(e),
+    }
+}
+
+/// `304 Not Modified` (and no body) for a GET whose `If-None-Match` names the object's ETag.
+fn not_modified(response: Response, if_none_match: Option<&str>) -> Response {
+    let etag = response.header("etag").map(str::to_owned);
+    match (if_none_match, etag) {
+        (Some(wanted), Some(etag)) if response.status == 200 && wanted == etag => Response {
+            status: 304,
+            headers: vec![("etag".into(), etag)],
+            body: Vec::new(),
+        },
+        _ => response,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The host side: everything that performs I/O, kept apart from the sans-IO state machine
 //! (everything outside this folder). Nothing outside `io` imports from it.
 //!
+//! - [`auto_sync`]: a session syncing in the background as the schedule says, with events;
 //! - [`driver`]: the async loop that runs one sync over a [`driver::Transport`];
 //! - [`folder`]: the local-folder bucket, a transport over a directory;
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
@@ -9,15 +10,18 @@
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
 //! - [`files`]: storing and reading files through a session, from and to streams;
+//! - `export`: a session's records exported to and imported from JSON Lines;
 //! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
 //! - `folder_sync`: a local folder synced both ways between devices (feature `backup`);
 //! - [`usage`]: what a vault holds in its store, counted from a listing.
 
+pub mod auto_sync;
 #[cfg(feature = "backup")]
 pub mod backup;
 #[cfg(feature = "folder")]
 pub mod builtin_transport;
 pub mod driver;
+mod export;
 pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;

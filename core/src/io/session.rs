@@ -27,10 +27,12 @@ use crate::engine::{CompactionPolicy, DeviceSummary, Engine, OpenMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, Timestamp};
-use crate::io::driver::{self, Progress, Steps, Transport};
+use crate::io::auto_sync::{AutoSyncSlot, Signal, Signals};
+use crate::io::driver::{self, Progress, Steps, SyncKind, Transport};
 use crate::io::state_store::{MemoryState, Saved, StateStore, StateWrite};
 use crate::key::VaultKey;
 use crate::report::SyncReport;
+use crate::schedule::Happening;
 use crate::store::Store;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -170,6 +172,8 @@ pub struct Session {
     clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     /// Set by [`Session::cancel_sync`]; the running sync stops at its next step.
     cancel: AtomicBool,
+    /// The background sync's signals, while one runs ([`Session::auto_sync`]).
+    auto_sync: Mutex<AutoSyncSlot>,
 }
 
 impl core::fmt::Debug for Session {
@@ -309,6 +313,7 @@ impl Session {
             }),
             clock: options.clock,
             cancel: AtomicBool::new(false),
+            auto_sync: Mutex::default(),
         })
     }
 
@@ -442,7 +447,10 @@ impl Session {
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
         inner.engine.put(key, value, now);
-        inner.persist(now, false)
+        let persisted = inner.persist(now, false);
+        drop(inner);
+        self.notify(Happening::LocalWrite);
+        persisted
     }
 
     /// Marks `device` retired (see [`Engine::retire`]); said in this device's manifest at the
@@ -467,7 +475,10 @@ impl Session {
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
         inner.engine.delete(key, now);
-        inner.persist(now, false)
+        let persisted = inner.persist(now, false);
+        drop(inner);
+        self.notify(Happening::LocalWrite);
+        persisted
     }
 
     /// Makes everything durable now (journal synced to disk; snapshot rewritten if due).
@@ -493,6 +504,8 @@ impl Session {
         inner.engine.cancel_sync();
         let saved = inner.persist(now, true);
         inner.backend = None;
+        drop(inner);
+        self.stop_auto_sync();
         saved
     }
 
@@ -546,9 +559,26 @@ impl Session {
         concurrency: usize,
         progress: impl FnMut(Progress),
     ) -> Result<SyncReport> {
+        self.sync_of(transport, SyncKind::Full, concurrency, progress)
+            .await
+    }
+
+    /// [`Session::sync`] of the given kind: [`SyncKind::Poll`] first reads the vault's change
+    /// hint, and stops there (one conditional GET) when no device published since this
+    /// session's last poll.
+    ///
+    /// # Errors
+    /// As [`Session::sync`].
+    pub async fn sync_of<T: Transport + ?Sized>(
+        &self,
+        transport: &T,
+        kind: SyncKind,
+        concurrency: usize,
+        progress: impl FnMut(Progress),
+    ) -> Result<SyncReport> {
         self.cancel.store(false, Ordering::SeqCst);
         let mut steps = SessionSteps { session: self };
-        driver::run(&mut steps, transport, concurrency, progress).await
+        driver::run(&mut steps, transport, kind, concurrency, progress).await
     }
 
     /// Stops the running sync at its next step (when a request is answered or a backoff
@@ -556,6 +586,35 @@ impl Session {
     /// future (a JS promise). Nothing is lost; the next sync resumes.
     pub fn cancel_sync(&self) {
         self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Tells the background sync ([`Session::auto_sync`]) what happened: the network lost or
+    /// back, the app in the background or the foreground, new credentials
+    /// ([`Happening::Changed`]). Ignored when none runs. The session's own writes tell it
+    /// themselves.
+    pub fn notify(&self, happening: Happening) {
+        self.auto_sync_slot().send(Signal::Happened(happening));
+    }
+
+    /// Stops the background sync, if one runs: its loop ends, a sync it was running is
+    /// abandoned at once (safely: the next sync resumes it), and it sends no more requests.
+    pub fn stop_auto_sync(&self) {
+        self.auto_sync_slot().send(Signal::Stop);
+    }
+
+    fn auto_sync_slot(&self) -> MutexGuard<'_, AutoSyncSlot> {
+        self.auto_sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn begin_auto_sync(&self) -> Result<Signals> {
+        if self.is_closed() {
+            return Err(closed());
+        }
+        self.auto_sync_slot().begin().ok_or(Error::AutoSyncRunning)
+    }
+
+    pub(crate) fn end_auto_sync(&self) {
+        self.auto_sync_slot().end();
     }
 
     /// The report of the last finished sync.

@@ -475,6 +475,7 @@ impl Engine {
                 let all_named = segments >= own.segments;
                 own.manifest_etag = response.header("etag").map(str::to_owned);
                 own.republish = false;
+                run.published = true;
                 let me = self.state.device;
                 let directory = self.state.directory_mut();
                 directory.joined = true;

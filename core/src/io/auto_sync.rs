@@ -1,0 +1,263 @@
+//! Background sync: a session syncing on its own, as the [`Schedule`] says, telling the app
+//! what changed through [`Event`]s.
+//!
+//! [`Session::auto_sync`] is one future that runs until [`Session::stop_auto_sync`] (or the
+//! session closes). It brings no runtime and no timer of its own: it waits with the
+//! transport's [`Transport::sleep`], so each binding runs it where its platform runs futures
+//! (a thread of its own, a coroutine, a task, the browser's event loop). What the app knows and
+//! the loop cannot see it tells with [`Session::notify`] (the network lost or back, the app
+//! sent to the background, new credentials); the session's own writes tell it themselves.
+//!
+//! Each sync is a poll ([`SyncKind::Poll`]): one conditional GET of the vault's change hint
+//! while nothing was published, a full sync when something was, when local writes wait, after a
+//! failure, and every [`SchedulePolicy::full_sync_interval_ms`] whatever the hint says.
+
+use std::cell::RefCell;
+
+use futures::channel::mpsc;
+use futures::future::{self, Either};
+use futures::StreamExt;
+
+use crate::error::{Category, Error, Result};
+use crate::io::driver::{Progress, SyncKind, Transport, DEFAULT_CONCURRENCY};
+use crate::io::session::Session;
+use crate::report::SyncReport;
+use crate::schedule::{Due, Ended, Happening, Schedule, SchedulePolicy, ScheduleState};
+
+/// The longest single wait: the loop looks again at least this often (a phone that slept, a
+/// clock that jumped, a session closed meanwhile).
+const MAX_WAIT_MS: u64 = 60_000;
+
+/// How a background sync runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoSyncOptions {
+    /// When syncs are due.
+    pub policy: SchedulePolicy,
+    /// At most this many requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for AutoSyncOptions {
+    fn default() -> Self {
+        AutoSyncOptions {
+            policy: SchedulePolicy::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// What a background sync tells the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// These keys changed here because of a sync (another device wrote or deleted them):
+    /// what the app should show anew. The app's own writes are not announced.
+    Changed(Vec<Vec<u8>>),
+    /// These keys met a concurrent write by another device: one of the two lost, both are in
+    /// the key's history.
+    Conflict(Vec<Vec<u8>>),
+    /// The background sync is now in this state (sent when it changes).
+    State(ScheduleState),
+    /// How far the running sync has come. Not sent for a poll that ends at the change hint.
+    Progress(Progress),
+}
+
+/// What reaches a running loop from the rest of the session.
+pub(crate) enum Signal {
+    Happened(Happening),
+    Stop,
+}
+
+/// The loop's end of the signal channel, registered in the session while it runs.
+pub(crate) type Signals = mpsc::UnboundedReceiver<Signal>;
+
+/// Clears the registration when the loop ends, however it ends (a dropped future too).
+struct Registration<'a>(&'a Session);
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.0.end_auto_sync();
+    }
+}
+
+/// Calls the app's listener; one that panics breaks nothing (its event is lost).
+struct Listener<F: FnMut(Event)> {
+    on_event: RefCell<F>,
+    shown: RefCell<Option<ScheduleState>>,
+}
+
+impl<F: FnMut(Event)> Listener<F> {
+    fn emit(&self, event: Event) {
+        let Ok(mut on_event) = self.on_event.try_borrow_mut() else {
+            // The listener itself caused this event (it synced from inside the callback).
+            return;
+        };
+        let call = std::panic::AssertUnwindSafe(|| on_event(event));
+        let _ = std::panic::catch_unwind(call);
+    }
+
+    fn show(&self, state: ScheduleState) {
+        if self.shown.replace(Some(state)) != Some(state) {
+            self.emit(Event::State(state));
+        }
+    }
+}
+
+impl Session {
+    /// Syncs in the background until [`Session::stop_auto_sync`] or [`Session::close`], as
+    /// `options.policy` says, calling `on_event` with what changed and how the sync goes. At
+    /// most one runs per session. Dropping the future stops it too, safely (see
+    /// [`Session::sync`]).
+    ///
+    /// A sync that fails does not end the loop: it is reported as [`Event::State`] with the
+    /// error's category, and tried again as the schedule says.
+    ///
+    /// # Errors
+    /// `Conflict` when a background sync already runs on this session; `Config` when the
+    /// session is closed.
+    pub async fn auto_sync<T: Transport + ?Sized>(
+        &self,
+        transport: &T,
+        options: AutoSyncOptions,
+        on_event: impl FnMut(Event),
+    ) -> Result<()> {
+        let mut signals = self.begin_auto_sync()?;
+        let _registration = Registration(self);
+        let seed = self
+            .device()
+            .map(|d| u64::from_le_bytes(d.0[..8].try_into().expect("8 bytes")))
+            .unwrap_or_default();
+        let mut schedule = Schedule::new(options.policy, self.now(), seed);
+        let listener = Listener {
+            on_event: RefCell::new(on_event),
+            shown: RefCell::new(None),
+        };
+        loop {
+            // Take in everything that happened meanwhile.
+            loop {
+                match signals.try_recv() {
+                    Ok(Signal::Happened(happening)) => schedule.handle(happening, self.now()),
+                    Ok(Signal::Stop) | Err(mpsc::TryRecvError::Closed) => return Ok(()),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                }
+            }
+            if self.is_closed() {
+                return Ok(());
+            }
+            listener.show(schedule.state());
+            let now = self.now();
+            let wait_ms = match schedule.due(now) {
+                Due::At(at) if at <= now => {
+                    if !self
+                        .one_sync(transport, &options, &mut schedule, &mut signals, &listener)
+                        .await
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Due::At(at) => (at.0 - now.0).min(MAX_WAIT_MS),
+                Due::Waiting => MAX_WAIT_MS,
+            };
+            let sleep = std::pin::pin!(transport.sleep(wait_ms));
+            match future::select(sleep, signals.next()).await {
+                Either::Left(((), _)) => {}
+                Either::Right((Some(Signal::Happened(happening)), _)) => {
+                    schedule.handle(happening, self.now());
+                }
+                Either::Right((Some(Signal::Stop) | None, _)) => return Ok(()),
+            }
+        }
+    }
+
+    /// Runs one sync of the loop; `false` when the loop was stopped meanwhile.
+    async fn one_sync<T: Transport + ?Sized, F: FnMut(Event)>(
+        &self,
+        transport: &T,
+        options: &AutoSyncOptions,
+        schedule: &mut Schedule,
+        signals: &mut Signals,
+        listener: &Listener<F>,
+    ) -> bool {
+        let now = self.now();
+        let full = schedule.wants_full_sync(now);
+        schedule.handle(Happening::SyncStarted, now);
+        if full {
+            listener.show(ScheduleState::Syncing);
+        }
+        let kind = SyncKind::Poll { list_anyway: full };
+        // A poll shows itself only once it goes past the change hint.
+        let progress = |p: Progress| {
+            if full || p.requests_total > 1 {
+                listener.show(ScheduleState::Syncing);
+                listener.emit(Event::Progress(p));
+            }
+        };
+        let mut sync = std::pin::pin!(self.sync_of(transport, kind, options.concurrency, progress));
+        let result = loop {
+            match future::select(sync.as_mut(), signals.next()).await {
+                Either::Left((result, _)) => break result,
+                Either::Right((Some(Signal::Happened(happening)), _)) => {
+                    schedule.handle(happening, self.now());
+                }
+                Either::Right((Some(Signal::Stop) | None, _)) => {
+                    // Dropping the sync abandons it safely; the next one resumes.
+                    schedule.handle(Happening::SyncEnded(Ended::Cancelled), self.now());
+                    return false;
+                }
+            }
+        };
+        let end = self.now();
+        schedule.handle(Happening::SyncEnded(Ended::of(&result)), end);
+        if matches!(&result, Ok(r) if !r.hint_unchanged) {
+            schedule.note_full_sync(end);
+        }
+        if let Some(report) = self.report_of(&result) {
+            if !report.changed.is_empty() {
+                listener.emit(Event::Changed(report.changed.clone()));
+            }
+            if !report.conflicts.is_empty() {
+                listener.emit(Event::Conflict(report.conflicts.clone()));
+            }
+        }
+        listener.show(schedule.state());
+        true
+    }
+
+    /// The report of the sync that gave `result`: a failed sync may have merged changes
+    /// before it failed (its partial report), unless it never started.
+    fn report_of(&self, result: &Result<SyncReport>) -> Option<SyncReport> {
+        match result {
+            Ok(report) => Some(report.clone()),
+            Err(Error::SyncInProgress | Error::Cancelled) => None,
+            Err(e) if e.category() == Category::Config && self.is_closed() => None,
+            Err(_) => self.last_report(),
+        }
+    }
+}
+
+/// The sending end kept by the session: signals for a running loop.
+#[derive(Default)]
+pub(crate) struct AutoSyncSlot(Option<mpsc::UnboundedSender<Signal>>);
+
+impl AutoSyncSlot {
+    /// Registers a new loop; `None` when one runs already.
+    pub(crate) fn begin(&mut self) -> Option<Signals> {
+        if self.0.as_ref().is_some_and(|tx| !tx.is_closed()) {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded();
+        self.0 = Some(tx);
+        Some(rx)
+    }
+
+    /// Passes `signal` to the running loop, if any.
+    pub(crate) fn send(&self, signal: Signal) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.unbounded_send(signal);
+        }
+    }
+
+    pub(crate) fn end(&mut self) {
+        self.0 = None;
+    }
+}
