@@ -110,10 +110,12 @@ pub enum Command {
     /// Pull what other devices wrote and push what this one wrote.
     #[command(after_help = "Example:\n  bucketsync sync")]
     Sync,
-    /// Sync again and again, printing what each sync did; Ctrl-C stops.
+    /// Sync in the background and print what changes; Ctrl-C stops. While nothing changes a
+    /// poll costs one conditional GET (and a LIST every 10 minutes). The state stays locked
+    /// meanwhile: other commands of this device fail as locked until it stops.
     #[command(after_help = "Example:\n  bucketsync watch --every 30s")]
     Watch {
-        /// How long to wait between syncs (`30s`, `5m`, `1h`).
+        /// How long to wait between polls (`30s`, `5m`, `1h`).
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         every: Duration,
     },

@@ -508,18 +508,55 @@ async fn rm(g: &Global, out: Output, key: &str) -> Outcome {
 }
 
 async fn watch(g: &Global, out: Output, every: std::time::Duration) -> Outcome {
+    use bucketsync::auto_sync::{AutoSyncOptions, Event};
+    use bucketsync::{SchedulePolicy, ScheduleState};
     let vault = vault::open_existing(g)?;
-    loop {
-        let report = sync(&vault, out).await?;
+    let options = AutoSyncOptions {
+        policy: SchedulePolicy {
+            interval_ms: every.as_millis().max(1) as u64,
+            ..SchedulePolicy::default()
+        },
+        ..AutoSyncOptions::default()
+    };
+    // What the background sync says, one line an event (progress left out).
+    let show = |event: Event| {
+        let (what, keys, state) = match &event {
+            Event::Changed(keys) => ("changed", keys.as_slice(), None),
+            Event::Conflict(keys) => ("conflict", keys.as_slice(), None),
+            Event::State(state) => ("state", &[][..], Some(*state)),
+            Event::Progress(_) => return,
+        };
+        let shown: Vec<String> = keys.iter().map(|k| shown(k)).collect();
+        let (state_name, category) = match state {
+            Some(ScheduleState::Idle) => (Some("idle"), None),
+            Some(ScheduleState::Syncing) => (Some("syncing"), None),
+            Some(ScheduleState::Offline) => (Some("offline"), None),
+            Some(ScheduleState::Error(c)) => (Some("error"), Some(c.as_str())),
+            None => (None, None),
+        };
         out.result(
-            || format!("{}  {}", time(now_ms()), report_text(&report)),
-            || report_json(&report),
+            || match (state_name, category) {
+                (Some(_), Some(category)) => {
+                    format!(
+                        "{}  sync failed ({category}); trying again later",
+                        time(now_ms())
+                    )
+                }
+                (Some(state), None) => format!("{}  {state}", time(now_ms())),
+                _ => format!("{}  {what}: {}", time(now_ms()), shown.join(", ")),
+            },
+            || match state_name {
+                Some(state) => json!({"event": "state", "state": state, "category": category}),
+                None => json!({"event": what, "keys": shown}),
+            },
         );
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
+    };
+    tokio::select! {
+        ended = vault.session.auto_sync(&vault.transport, options, show) => ended?,
+        // Dropping the loop abandons a sync in flight safely; the next run resumes it.
+        _ = tokio::signal::ctrl_c() => vault.session.stop_auto_sync(),
     }
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -436,3 +436,69 @@ fn export_and_import_move_records_into_a_new_vault() {
     );
     assert_eq!(b.run(&["get", "new"]).status.code(), Some(5));
 }
+
+/// `watch` is the core's background sync: another device's put shows as a `changed` line
+/// naming the key, with no other command on this device; Ctrl-C (SIGINT) ends it cleanly.
+#[cfg(unix)]
+#[test]
+fn watch_prints_a_peers_change_as_it_arrives() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    let created = a.json(&["init"]);
+    let code = created["recovery_code"].as_str().unwrap().to_owned();
+    let b = Device::new(&store, dir.path(), "b");
+    let joined = b.run_with(&["join"], format!("{code}\n").as_bytes());
+    assert!(joined.status.success(), "{}", show(&joined));
+
+    let mut watching = b
+        .command(&["watch", "--every", "1s", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stdout = watching.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let mut wait_for = |what: &str, found: &dyn Fn(&Value) -> bool| {
+        let start = Instant::now();
+        loop {
+            let left = Duration::from_secs(15).saturating_sub(start.elapsed());
+            let line = seen
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {what} within 15 s: {printed:?}"));
+            let value: Value = serde_json::from_str(&line).unwrap();
+            printed.push(value.clone());
+            if found(&value) {
+                return;
+            }
+        }
+    };
+    wait_for("idle state", &|v| {
+        v["event"] == "state" && v["state"] == "idle"
+    });
+    a.ok(&["put", "notes/new", "from a"]);
+    wait_for("change", &|v| {
+        v["event"] == "changed"
+            && v["keys"]
+                .as_array()
+                .is_some_and(|k| k.contains(&"notes/new".into()))
+    });
+
+    let pid = watching.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = watching.wait().unwrap();
+    assert!(status.success(), "watch ends cleanly on Ctrl-C: {status:?}");
+    // The state was saved and unlocked: the device works at once.
+    assert_eq!(b.ok(&["get", "notes/new"]), "from a");
+}

@@ -12,6 +12,7 @@ pub(crate) mod compact;
 mod freeze;
 mod gc;
 mod hint;
+pub(crate) use hint::HINT_NAME;
 mod packs;
 mod prune;
 mod pull;

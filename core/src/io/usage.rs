@@ -22,7 +22,7 @@ pub struct Count {
 }
 
 /// The vault's objects in the store, by kind: `manifests`, `segments`, `checkpoints`,
-/// `packs`, `redirects`, and `other` (what a newer release may write).
+/// `packs`, `redirects`, the change `hint`, and `other` (what a newer release may write).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     /// By kind.
@@ -32,6 +32,9 @@ pub struct Usage {
 }
 
 fn kind_of(name: &str) -> &'static str {
+    if name == crate::engine::HINT_NAME {
+        return "hint";
+    }
     match name.split_once('/').map(|(folder, _)| folder) {
         Some("m") => "manifests",
         Some("s") => "segments",
