@@ -23,6 +23,7 @@ pub use state::HistoryPolicy;
 use state::LocalState;
 pub use sync::compact::CompactionPolicy;
 use sync::SyncRun;
+#[cfg(feature = "driver")]
 pub(crate) use sync::HINT_NAME;
 
 /// Where the engine is in its life: one state, never a combination.

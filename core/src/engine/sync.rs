@@ -12,6 +12,7 @@ pub(crate) mod compact;
 mod freeze;
 mod gc;
 mod hint;
+#[cfg(feature = "driver")]
 pub(crate) use hint::HINT_NAME;
 mod packs;
 mod prune;
