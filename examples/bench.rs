@@ -1,5 +1,5 @@
 //! The benchmark table: `cargo run --release --example bench` (`-- crypto` for the seal and
-//! open rows alone).
+//! open rows alone, `-- idle` for the idle device's requests and the background sync's delay).
 //!
 //! Every figure comes from this one run, so ratios between them hold on a noisy machine.
 
@@ -9,7 +9,8 @@ use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{
-    segment, CompactionPolicy, DeviceId, Engine, Hlc, Record, Records, RequestKind, Stamp, VaultKey,
+    segment, CompactionPolicy, DeviceId, Engine, Hlc, Record, Records, RequestKind, Schedule,
+    Stamp, VaultKey,
 };
 use bucketsync_suite::{block_sync, folder_store, wall_clock};
 use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
@@ -350,6 +351,10 @@ fn lifecycle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
 fn main() {
     let min = Duration::from_millis(1500);
     let mut rows: Vec<(String, String)> = Vec::new();
+    if std::env::args().any(|a| a == "idle") {
+        idle(&VaultKey::generate().unwrap(), &mut rows);
+        return print_table(rows);
+    }
 
     // Raw XChaCha20-Poly1305 on 1 MiB buffers, in place, from the `chacha20poly1305` crate. Its
     // Poly1305 runs four blocks at a time only when the associated data fills a multiple of
@@ -601,7 +606,178 @@ fn main() {
 
     durability(&key, &mut rows);
     lifecycle(&key, &mut rows);
+    idle(&key, &mut rows);
     print_table(rows);
+}
+
+/// An idle device syncing every 30 s for an hour, on a made-up clock (the core's schedule
+/// decides poll or full sync; every request really goes to the folder bucket): before the
+/// change hint, each sync was a LIST; now a poll is a conditional GET, with a full sync every
+/// 10 minutes. Then, on the real clock, the delay from a push on A to the `Changed` event on B
+/// running the background sync every second.
+fn idle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
+    use bucketsync::SchedulePolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Engine::new(
+        key,
+        folder_store(dir.path()),
+        DeviceId([1; 16]),
+        bucketsync_suite::entropy(),
+    );
+    a.put("k", "v", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let start = wall_clock();
+    let run = |polls: bool| {
+        let mut b = Engine::new(
+            key,
+            folder_store(dir.path()),
+            DeviceId([2; 16]),
+            bucketsync_suite::entropy(),
+        );
+        let policy = SchedulePolicy::default();
+        let mut schedule = Schedule::new(policy, start, 1);
+        let mut counts = std::collections::BTreeMap::<RequestKind, u64>::new();
+        let mut syncs = 0;
+        let mut now = start;
+        while now.0 < start.0 + 3_600_000 {
+            if schedule.is_due(now) {
+                let list_anyway = schedule.wants_full_sync(now);
+                schedule.handle(bucketsync::Happening::SyncStarted, now);
+                let at = now;
+                let report = if polls {
+                    block_on(bucketsync::driver::poll(
+                        &mut b,
+                        &FolderBucket,
+                        || at,
+                        list_anyway,
+                    ))
+                } else {
+                    block_on(bucketsync::driver::sync(&mut b, &FolderBucket, || at, 8))
+                }
+                .unwrap();
+                if !report.hint_unchanged {
+                    schedule.note_full_sync(now);
+                }
+                schedule.handle(
+                    bucketsync::Happening::SyncEnded(bucketsync::schedule::Ended::Done),
+                    now,
+                );
+                for (kind, n) in report.requests_by_kind {
+                    *counts.entry(kind).or_default() += n;
+                }
+                syncs += 1;
+            }
+            now.0 += 1_000;
+        }
+        (syncs, counts)
+    };
+    let (syncs_before, before) = run(false);
+    let (syncs, after) = run(true);
+    let of = |c: &std::collections::BTreeMap<RequestKind, u64>, k| c.get(&k).copied().unwrap_or(0);
+    let (lists_before, lists, gets) = (
+        of(&before, RequestKind::List),
+        of(&after, RequestKind::List),
+        of(&after, RequestKind::GetHint),
+    );
+    let others: u64 = after
+        .iter()
+        .filter(|(k, _)| !matches!(k, RequestKind::List | RequestKind::GetHint))
+        .map(|(_, n)| n)
+        .sum();
+    rows.push((
+        "idle device, 1 h at 30 s: before (a LIST a sync)".into(),
+        format!("{syncs_before} syncs, {lists_before} LIST"),
+    ));
+    rows.push((
+        "  now (conditional GET of the hint; full sync every 10 min)".into(),
+        format!("{syncs} syncs, {gets} GET + {lists} LIST + {others} other"),
+    ));
+    // A month of 30 days at the list prices in the README (no free tiers).
+    let month = 24.0 * 30.0;
+    let cost = |lists: u64, gets: u64, list: f64, get: f64| {
+        month * (lists as f64 * list + gets as f64 * get) / 1000.0
+    };
+    for (provider, list, get) in [
+        ("AWS S3", 0.005, 0.0004),
+        ("R2", 0.0045, 0.00036),
+        ("B2", 0.004, 0.0004),
+    ] {
+        let (was, now) = (
+            cost(lists_before, 0, list, get),
+            cost(lists, gets, list, get),
+        );
+        rows.push((
+            format!("  a month idle on {provider} (list prices), before -> now"),
+            format!("${was:.3} -> ${now:.3} ({:.2} of before)", now / was),
+        ));
+    }
+
+    // The delay from a push on A to the event on B (background sync every second).
+    let states = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let open = |name: &str| {
+        let path = states.path().join(name);
+        let mut options = SessionOptions::new(
+            &url,
+            key,
+            StateLocation::File {
+                path: &path,
+                wait: false,
+            },
+        );
+        options.device = Some(name);
+        std::sync::Arc::new(Session::open(options).unwrap())
+    };
+    let (pusher, watcher) = (open("pusher"), open("watcher"));
+    let (tell, heard) = std::sync::mpsc::channel();
+    let running = {
+        let watcher = watcher.clone();
+        std::thread::spawn(move || {
+            let options = bucketsync::auto_sync::AutoSyncOptions {
+                policy: SchedulePolicy {
+                    interval_ms: 1_000,
+                    ..SchedulePolicy::default()
+                },
+                ..Default::default()
+            };
+            block_on(watcher.auto_sync(&FolderBucket, options, move |e| {
+                if let bucketsync::auto_sync::Event::Changed(keys) = e {
+                    let _ = tell.send((Instant::now(), keys));
+                }
+            }))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut delays = Vec::new();
+    for i in 0..8 {
+        pusher.put(format!("delay/{i}"), "x").unwrap();
+        block_on(pusher.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+        let pushed = Instant::now();
+        loop {
+            let (at, keys) = heard.recv_timeout(Duration::from_secs(10)).unwrap();
+            if keys.contains(&format!("delay/{i}").into_bytes()) {
+                delays.push(at.duration_since(pushed));
+                break;
+            }
+        }
+        // Pushes at different points of the interval.
+        std::thread::sleep(Duration::from_millis(1_000 + 137 * i));
+    }
+    watcher.stop_auto_sync();
+    running.join().unwrap().unwrap();
+    delays.sort();
+    let median = delays[delays.len() / 2];
+    let worst = *delays.last().unwrap();
+    rows.push((
+        "push on A -> changed event on B, interval 1 s: median, worst (ratio to interval)".into(),
+        format!(
+            "{}, {} ({:.2}, {:.2})",
+            millis(median),
+            millis(worst),
+            median.as_secs_f64(),
+            worst.as_secs_f64()
+        ),
+    ));
 }
 
 fn print_table(rows: Vec<(String, String)>) {

@@ -76,5 +76,5 @@ pub use key::VaultKey;
 pub use record::{Record, Records};
 pub use report::SyncReport;
 pub use retry::RetryPolicy;
-pub use schedule::{Happening, SchedulePolicy, ScheduleState};
+pub use schedule::{Happening, Schedule, SchedulePolicy, ScheduleState};
 pub use store::{encode_path, encode_query, S3Store, Store};
