@@ -106,6 +106,9 @@ pub enum Ended {
     NeedsChange(Category),
     /// It was cancelled (the app, or the app going away): no failure.
     Cancelled,
+    /// It could not start: another sync of the same replica was running (the app's own, say
+    /// a "sync now" button). No failure either: what was due stays due, a `debounce` later.
+    Busy,
 }
 
 impl Ended {
@@ -114,6 +117,7 @@ impl Ended {
         match result {
             Ok(_) => Ended::Done,
             Err(Error::Cancelled) => Ended::Cancelled,
+            Err(Error::SyncInProgress) => Ended::Busy,
             // The push would delete more than the guard allows: the app must confirm it.
             Err(e @ Error::MassDeletion { .. }) => Ended::NeedsChange(e.category()),
             Err(e) => match e.category() {
@@ -177,6 +181,8 @@ pub struct Schedule {
     stuck: bool,
     /// When the last full sync (one that listed) ended; `None` before the first.
     last_full: Option<Timestamp>,
+    /// No sync before this time: another sync of the replica was running.
+    not_before: Option<Timestamp>,
 }
 
 impl Schedule {
@@ -197,6 +203,7 @@ impl Schedule {
             failed: None,
             stuck: false,
             last_full: None,
+            not_before: None,
         }
     }
 
@@ -210,6 +217,9 @@ impl Schedule {
         self.last_end = self.last_end.min(now);
         if let Some(last) = &mut self.last_full {
             *last = (*last).min(now);
+        }
+        if let Some(at) = &mut self.not_before {
+            *at = (*at).min(Timestamp(now.0.saturating_add(self.policy.debounce_ms)));
         }
         if let Some((first, last)) = &mut self.writes {
             *first = (*first).min(now);
@@ -250,9 +260,14 @@ impl Schedule {
                         // a sync with the old ones): then the next one is due at once.
                         self.stuck = !self.now_due;
                     }
-                    Ended::Cancelled => {
-                        // Nothing was done: what was due stays due, from when it was.
+                    Ended::Cancelled | Ended::Busy => {
+                        // Nothing was done: what was due stays due, from when it was (after
+                        // the other sync, for a busy one).
                         self.last_end = ended_before;
+                        if ended == Ended::Busy {
+                            self.not_before =
+                                Some(Timestamp(now.0.saturating_add(self.policy.debounce_ms)));
+                        }
                         let (writes, now_due) = std::mem::take(&mut self.taken);
                         self.now_due |= now_due;
                         self.writes = match (writes, self.writes) {
@@ -298,6 +313,13 @@ impl Schedule {
         if self.syncing || !self.online || self.stuck {
             return Due::Waiting;
         }
+        match self.due_unless_busy() {
+            Due::At(at) => Due::At(at.max(self.not_before.unwrap_or(at))),
+            waiting => waiting,
+        }
+    }
+
+    fn due_unless_busy(&self) -> Due {
         let last_end = self.last_end;
         if self.failures > 0 {
             let delay = self.policy.backoff.delay_ms(self.failures, self.seed);
@@ -689,8 +711,8 @@ mod tests {
         );
         assert_eq!(
             Ended::of::<()>(&Err(Error::SyncInProgress)),
-            Ended::Failed(Category::Conflict),
-            "another sync of the same replica: try again later"
+            Ended::Busy,
+            "another sync of the same replica: no failure, try again a little later"
         );
         let timeout = Error::Transport {
             category: Category::Timeout,
@@ -738,5 +760,21 @@ mod tests {
         s.note_full_sync(at(700_000));
         assert!(!s.wants_full_sync(at(100_000)));
         assert!(s.wants_full_sync(at(100_000 + 600_000)));
+    }
+
+    #[test]
+    fn a_sync_that_finds_another_running_is_no_failure_and_retries_after_a_debounce() {
+        let mut s = schedule();
+        sync(&mut s, 0, 100, Ended::Done);
+        s.handle(Happening::LocalWrite, at(5_000));
+        sync(&mut s, 6_000, 6_000, Ended::Busy);
+        assert_eq!(s.state(), ScheduleState::Idle, "no error shown");
+        assert_eq!(
+            due_ms(&mut s),
+            Some(7_000),
+            "the write is still due, a debounce after the busy try"
+        );
+        sync(&mut s, 7_000, 7_200, Ended::Done);
+        assert_eq!(due_ms(&mut s), Some(37_200), "then the interval, as usual");
     }
 }
