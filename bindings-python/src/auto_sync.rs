@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bucketsync::auto_sync::{AutoSyncOptions, Event as CoreEvent};
+use bucketsync::session::Session;
 use bucketsync::{Error, Happening, SchedulePolicy, ScheduleState};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::convert::Progress;
 use crate::errors::to_py;
-use crate::vault::{Progress, Vault};
+use crate::transport::AnyTransport;
 
 /// What the background sync tells: `kind` is "changed", "conflict", "state" or "progress".
 ///
@@ -96,14 +98,17 @@ fn to_event(py: Python<'_>, event: CoreEvent) -> PyResult<Event> {
 /// The callables that hear the events: the one given to start_auto_sync, and each open
 /// `events()` iterator.
 #[derive(Default)]
-pub struct Listeners {
+struct Listeners {
     next: u64,
     by_id: BTreeMap<u64, PyObject>,
 }
 
-/// A running background sync: its thread.
-pub struct Running {
-    thread: std::thread::JoinHandle<()>,
+/// A vault's background sync, as Python sees it: the thread the core's loop runs on, and who
+/// hears its events.
+#[derive(Default)]
+pub struct AutoSync {
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    listeners: Arc<Mutex<Listeners>>,
 }
 
 /// Seconds as milliseconds, or a ConfigError naming the argument.
@@ -117,26 +122,41 @@ fn millis(name: &str, seconds: f64) -> PyResult<u64> {
     }
 }
 
-/// What `Vault`'s background-sync methods do (they are declared in `vault.rs`, as pyo3 wants
-/// one method block per class).
-impl Vault {
-    /// Starts syncing in the background, on a thread of its own, until stop_auto_sync() or
-    /// close(): every `interval` seconds (a poll that costs one conditional GET while nothing
-    /// changed; a full sync every `full_sync_interval`), soon after local writes (`debounce`
-    /// seconds after the last of a burst), again after a backoff on errors that may pass
-    /// (network, timeout, throttling), and not at all after auth or config errors until
-    /// `notify("changed")`. on_event, if given, is called with each Event (on the background
-    /// thread; what it raises is reported as unraisable and breaks nothing). Raises
-    /// ConflictError when a background sync already runs.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn start_auto_sync_impl(
+/// The arguments of `Vault.start_auto_sync`, in seconds.
+pub struct Timings {
+    pub interval: f64,
+    pub debounce: f64,
+    pub full_sync_interval: f64,
+    pub background_interval: f64,
+}
+
+impl Timings {
+    fn options(&self) -> PyResult<AutoSyncOptions> {
+        let defaults = SchedulePolicy::default();
+        let debounce_ms = millis("debounce", self.debounce)?;
+        Ok(AutoSyncOptions {
+            policy: SchedulePolicy {
+                interval_ms: millis("interval", self.interval)?,
+                background_interval_ms: millis("background_interval", self.background_interval)?,
+                debounce_ms,
+                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
+                full_sync_interval_ms: millis("full_sync_interval", self.full_sync_interval)?,
+                backoff: defaults.backoff,
+            },
+            ..AutoSyncOptions::default()
+        })
+    }
+}
+
+impl AutoSync {
+    /// Starts the core's loop for `session` on a thread of its own (see `Vault.start_auto_sync`).
+    pub fn start(
         &self,
         py: Python<'_>,
-        interval: f64,
+        session: &Arc<Session>,
+        transport: &Arc<AnyTransport>,
+        timings: Timings,
         on_event: Option<PyObject>,
-        debounce: f64,
-        full_sync_interval: f64,
-        background_interval: f64,
     ) -> PyResult<()> {
         if let Some(callable) = &on_event {
             if !callable.bind(py).is_callable() {
@@ -145,35 +165,24 @@ impl Vault {
                 ));
             }
         }
-        let defaults = SchedulePolicy::default();
-        let debounce_ms = millis("debounce", debounce)?;
-        let options = AutoSyncOptions {
-            policy: SchedulePolicy {
-                interval_ms: millis("interval", interval)?,
-                background_interval_ms: millis("background_interval", background_interval)?,
-                debounce_ms,
-                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
-                full_sync_interval_ms: millis("full_sync_interval", full_sync_interval)?,
-                backoff: defaults.backoff,
-            },
-            ..AutoSyncOptions::default()
-        };
-        let mut running = self.auto_thread.lock().unwrap_or_else(|p| p.into_inner());
-        if running.as_ref().is_some_and(|r| !r.thread.is_finished()) {
+        let options = timings.options()?;
+        let mut running = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if running.as_ref().is_some_and(|t| !t.is_finished()) {
             return Err(to_py(Error::AutoSyncRunning));
         }
-        if self.session.is_closed() {
+        if session.is_closed() {
             return Err(to_py(Error::Config("this vault is closed".into())));
         }
         {
             let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            // Id 0 is start_auto_sync's own listener; events() iterators count from 1.
             listeners.by_id.remove(&0);
             if let Some(callable) = on_event {
                 listeners.by_id.insert(0, callable);
             }
         }
-        let session = self.session.clone();
-        let transport = self.transport.clone();
+        let session = session.clone();
+        let transport = transport.clone();
         let listeners = self.listeners.clone();
         let thread = std::thread::Builder::new()
             .name("bucketsync-auto-sync".into())
@@ -189,70 +198,33 @@ impl Vault {
                 }
             })
             .map_err(|e| to_py(Error::Config(format!("cannot start a thread: {e}"))))?;
-        *running = Some(Running { thread });
+        *running = Some(thread);
         Ok(())
     }
 
-    /// Stops the background sync: a sync it was running is abandoned at once (safely: the
-    /// next sync resumes it), and no request goes out after this returns. Does nothing when
-    /// none runs.
-    pub(crate) fn stop_auto_sync_impl(&self, py: Python<'_>) {
-        self.session.stop_auto_sync();
-        let running = self
-            .auto_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(running) = running {
+    /// Stops the loop and waits for its thread (see `Vault.stop_auto_sync`).
+    pub fn stop(&self, py: Python<'_>, session: &Session) {
+        session.stop_auto_sync();
+        let running = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = running {
             // The loop may be calling a listener, which needs the GIL.
             py.allow_threads(|| {
-                let _ = running.thread.join();
+                let _ = thread.join();
             });
         }
     }
 
-    /// Whether a background sync runs.
-    pub(crate) fn auto_syncing_impl(&self) -> bool {
-        self.auto_thread
+    /// Whether the loop runs.
+    pub fn running(&self) -> bool {
+        self.thread
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_some_and(|r| !r.thread.is_finished())
+            .is_some_and(|t| !t.is_finished())
     }
 
-    /// Tells the background sync what the app knows and it cannot see: "network-lost",
-    /// "network-back", "background", "foreground", or "changed" (new credentials or store:
-    /// try again at once, even after an auth error). Ignored when none runs.
-    pub(crate) fn notify_impl(&self, what: &str) -> PyResult<()> {
-        let happening = match what {
-            "network-lost" => Happening::NetworkLost,
-            "network-back" => Happening::NetworkBack,
-            "background" => Happening::Background,
-            "foreground" => Happening::Foreground,
-            "changed" => Happening::Changed,
-            other => {
-                return Err(to_py(Error::Config(format!(
-                    "notify takes \"network-lost\", \"network-back\", \"background\", \
-                     \"foreground\" or \"changed\", not {other:?}"
-                ))))
-            }
-        };
-        self.session.notify(happening);
-        Ok(())
-    }
-
-    /// `async for event in vault.events():` the background sync's events as an async
-    /// iterator (for asyncio apps; start_auto_sync starts the sync itself). Each iterator
-    /// gets every event from when it starts; leaving the loop stops it listening.
-    pub(crate) fn events_impl<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("bucketsync._aio")?
-            .getattr("events")?
-            .call1((slf,))
-    }
-
-    /// Adds a listener for events(); returns its id.
-    pub(crate) fn add_listener_impl(&self, callable: PyObject) -> u64 {
+    /// Adds a listener (for `events()`); returns its id.
+    pub fn add_listener(&self, callable: PyObject) -> u64 {
         let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
         listeners.next += 1;
         let id = listeners.next;
@@ -260,11 +232,28 @@ impl Vault {
         id
     }
 
-    /// Removes a listener added by _add_listener.
-    pub(crate) fn remove_listener_impl(&self, id: u64) {
+    /// Removes a listener added by `add_listener`.
+    pub fn remove_listener(&self, id: u64) {
         let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
         listeners.by_id.remove(&id);
     }
+}
+
+/// What `Vault.notify` takes, as the core's happening.
+pub fn happening(what: &str) -> PyResult<Happening> {
+    Ok(match what {
+        "network-lost" => Happening::NetworkLost,
+        "network-back" => Happening::NetworkBack,
+        "background" => Happening::Background,
+        "foreground" => Happening::Foreground,
+        "changed" => Happening::Changed,
+        other => {
+            return Err(to_py(Error::Config(format!(
+                "notify takes \"network-lost\", \"network-back\", \"background\", \
+                 \"foreground\" or \"changed\", not {other:?}"
+            ))))
+        }
+    })
 }
 
 /// Calls every listener with `event`; what one raises is reported as unraisable.
@@ -291,6 +280,3 @@ fn deliver(listeners: &Mutex<Listeners>, event: CoreEvent) {
         }
     });
 }
-
-/// Shared with the background thread.
-pub type SharedListeners = Arc<Mutex<Listeners>>;

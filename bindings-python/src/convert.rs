@@ -121,3 +121,37 @@ pub fn response_from(obj: &Bound<'_, PyAny>) -> PyResult<Response> {
         body: body.0,
     })
 }
+
+/// How far a sync has come; passed to the `progress` callback of `Vault.sync`.
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct Progress {
+    /// Requests answered so far.
+    pub requests_done: u64,
+    /// Requests handed out so far (grows as the sync learns what it needs).
+    pub requests_total: u64,
+    /// Body bytes sent so far.
+    pub bytes_sent: u64,
+    /// Body bytes received so far.
+    pub bytes_received: u64,
+}
+
+impl From<bucketsync::driver::Progress> for Progress {
+    fn from(p: bucketsync::driver::Progress) -> Self {
+        Progress {
+            requests_done: p.requests_done,
+            requests_total: p.requests_total,
+            bytes_sent: p.bytes_sent,
+            bytes_received: p.bytes_received,
+        }
+    }
+}
+
+#[pymethods]
+impl Progress {
+    pub(crate) fn __repr__(&self) -> String {
+        format!(
+            "Progress(requests_done={}, requests_total={}, bytes_sent={}, bytes_received={})",
+            self.requests_done, self.requests_total, self.bytes_sent, self.bytes_received
+        )
+    }
+}

@@ -21,7 +21,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::VaultKey>()?;
     m.add_class::<vault::Credentials>()?;
     m.add_class::<vault::SyncReport>()?;
-    m.add_class::<vault::Progress>()?;
+    m.add_class::<convert::Progress>()?;
     m.add_class::<files::FileProgress>()?;
     m.add_class::<files::FileReport>()?;
     m.add_class::<files::FileInfo>()?;

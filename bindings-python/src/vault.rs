@@ -13,8 +13,9 @@ use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::auto_sync::{happening, AutoSync, Timings};
 use crate::backup::{BackupReport, FolderReport, RestoreReport};
-use crate::convert::Bytes;
+use crate::convert::{Bytes, Progress};
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
@@ -116,40 +117,6 @@ impl Credentials {
         format!(
             "Credentials(access_key_id='{}', secret_access_key=<redacted>)",
             self.0.access_key_id()
-        )
-    }
-}
-
-/// How far a sync has come; passed to the `progress` callback of `Vault.sync`.
-#[pyclass(module = "bucketsync", frozen, get_all)]
-pub struct Progress {
-    /// Requests answered so far.
-    pub requests_done: u64,
-    /// Requests handed out so far (grows as the sync learns what it needs).
-    pub requests_total: u64,
-    /// Body bytes sent so far.
-    pub bytes_sent: u64,
-    /// Body bytes received so far.
-    pub bytes_received: u64,
-}
-
-impl From<bucketsync::driver::Progress> for Progress {
-    fn from(p: bucketsync::driver::Progress) -> Self {
-        Progress {
-            requests_done: p.requests_done,
-            requests_total: p.requests_total,
-            bytes_sent: p.bytes_sent,
-            bytes_received: p.bytes_received,
-        }
-    }
-}
-
-#[pymethods]
-impl Progress {
-    pub(crate) fn __repr__(&self) -> String {
-        format!(
-            "Progress(requests_done={}, requests_total={}, bytes_sent={}, bytes_received={})",
-            self.requests_done, self.requests_total, self.bytes_sent, self.bytes_received
         )
     }
 }
@@ -282,9 +249,7 @@ pub struct Vault {
     pub(crate) session: Arc<Session>,
     pub(crate) transport: Arc<AnyTransport>,
     /// The background sync's thread, while one runs.
-    pub(crate) auto_thread: Mutex<Option<crate::auto_sync::Running>>,
-    /// Who hears the background sync's events.
-    pub(crate) listeners: crate::auto_sync::SharedListeners,
+    auto_sync: AutoSync,
     runtime: tokio::runtime::Runtime,
     /// A sync runs on this vault's runtime (a callback calling `sync` again must get
     /// ConflictError, not a nested runtime).
@@ -414,8 +379,7 @@ impl Vault {
         Ok(Vault {
             session: Arc::new(session),
             transport: Arc::new(transport),
-            auto_thread: Mutex::default(),
-            listeners: Arc::default(),
+            auto_sync: AutoSync::default(),
             runtime,
             syncing: AtomicBool::new(false),
         })
@@ -615,51 +579,55 @@ impl Vault {
         full_sync_interval: f64,
         background_interval: f64,
     ) -> PyResult<()> {
-        self.start_auto_sync_impl(
-            py,
+        let timings = Timings {
             interval,
-            on_event,
             debounce,
             full_sync_interval,
             background_interval,
-        )
+        };
+        self.auto_sync
+            .start(py, &self.session, &self.transport, timings, on_event)
     }
 
     /// Stops the background sync: a sync it was running is abandoned at once (safely: the
     /// next sync resumes it), and no request goes out after this returns. Does nothing when
     /// none runs.
     fn stop_auto_sync(&self, py: Python<'_>) {
-        self.stop_auto_sync_impl(py)
+        self.auto_sync.stop(py, &self.session)
     }
 
     /// Whether a background sync runs.
     #[getter]
     fn auto_syncing(&self) -> bool {
-        self.auto_syncing_impl()
+        self.auto_sync.running()
     }
 
     /// Tells the background sync what the app knows and it cannot see: "network-lost",
     /// "network-back", "background", "foreground", or "changed" (new credentials or store:
     /// try again at once, even after an auth error). Ignored when none runs.
     fn notify(&self, what: &str) -> PyResult<()> {
-        self.notify_impl(what)
+        self.session.notify(happening(what)?);
+        Ok(())
     }
 
     /// `async for event in vault.events():` the background sync's events as an async
     /// iterator, for asyncio apps (start_auto_sync starts the sync itself). Each iterator
     /// hears every event from when it starts; leaving the loop stops it listening.
     fn events<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        Self::events_impl(slf)
+        slf.py()
+            .import("bucketsync._aio")?
+            .getattr("events")?
+            .call1((slf,))
     }
 
     /// Adds a listener of the background sync's events (for events()); returns its id.
     fn _add_listener(&self, callable: PyObject) -> u64 {
-        self.add_listener_impl(callable)
+        self.auto_sync.add_listener(callable)
     }
 
     /// Removes a listener added by _add_listener.
     fn _remove_listener(&self, id: u64) {
-        self.remove_listener_impl(id)
+        self.auto_sync.remove_listener(id)
     }
 
     /// Stores the bytes of path_or_file under key as a file and returns a FileReport.
@@ -1056,13 +1024,7 @@ impl Vault {
                 |p: CoreProgress| {
                     let Some(callback) = &progress else { return };
                     Python::with_gil(|py| {
-                        let value = Progress {
-                            requests_done: p.requests_done,
-                            requests_total: p.requests_total,
-                            bytes_sent: p.bytes_sent,
-                            bytes_received: p.bytes_received,
-                        };
-                        if let Err(e) = callback.call1(py, (value,)) {
+                        if let Err(e) = callback.call1(py, (Progress::from(p),)) {
                             stop.note(e);
                         }
                     })

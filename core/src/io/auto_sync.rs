@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use crate::error::{Category, Error, Result};
 use crate::io::driver::{Progress, SyncKind, Transport, DEFAULT_CONCURRENCY};
-use crate::io::session::Session;
+use crate::io::session::{Session, Signal, Signals};
 use crate::report::SyncReport;
 use crate::schedule::{Due, Ended, Happening, Schedule, SchedulePolicy, ScheduleState};
 
@@ -60,15 +60,6 @@ pub enum Event {
     /// How far the running sync has come. Not sent for a poll that ends at the change hint.
     Progress(Progress),
 }
-
-/// What reaches a running loop from the rest of the session.
-pub(crate) enum Signal {
-    Happened(Happening),
-    Stop,
-}
-
-/// The loop's end of the signal channel, registered in the session while it runs.
-pub(crate) type Signals = mpsc::UnboundedReceiver<Signal>;
 
 /// Clears the registration when the loop ends, however it ends (a dropped future too).
 struct Registration<'a>(&'a Session);
@@ -232,32 +223,5 @@ impl Session {
             Err(e) if e.category() == Category::Config && self.is_closed() => None,
             Err(_) => self.last_report(),
         }
-    }
-}
-
-/// The sending end kept by the session: signals for a running loop.
-#[derive(Default)]
-pub(crate) struct AutoSyncSlot(Option<mpsc::UnboundedSender<Signal>>);
-
-impl AutoSyncSlot {
-    /// Registers a new loop; `None` when one runs already.
-    pub(crate) fn begin(&mut self) -> Option<Signals> {
-        if self.0.as_ref().is_some_and(|tx| !tx.is_closed()) {
-            return None;
-        }
-        let (tx, rx) = mpsc::unbounded();
-        self.0 = Some(tx);
-        Some(rx)
-    }
-
-    /// Passes `signal` to the running loop, if any.
-    pub(crate) fn send(&self, signal: Signal) {
-        if let Some(tx) = &self.0 {
-            let _ = tx.unbounded_send(signal);
-        }
-    }
-
-    pub(crate) fn end(&mut self) {
-        self.0 = None;
     }
 }

@@ -22,12 +22,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures::channel::mpsc;
+
 use crate::credentials::Credentials;
 use crate::engine::{CompactionPolicy, DeviceSummary, Engine, OpenMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, Timestamp};
-use crate::io::auto_sync::{AutoSyncSlot, Signal, Signals};
 use crate::io::driver::{self, Progress, Steps, SyncKind, Transport};
 use crate::io::state_store::{MemoryState, Saved, StateStore, StateWrite};
 use crate::key::VaultKey;
@@ -719,5 +720,41 @@ impl Inner {
             self.last_flush = now;
         }
         Ok(())
+    }
+}
+
+/// What reaches a running loop from the rest of the session.
+pub(crate) enum Signal {
+    Happened(Happening),
+    Stop,
+}
+
+/// The loop's end of the signal channel, registered in the session while it runs.
+pub(crate) type Signals = mpsc::UnboundedReceiver<Signal>;
+
+/// The sending end kept by the session: signals for a running loop.
+#[derive(Default)]
+struct AutoSyncSlot(Option<mpsc::UnboundedSender<Signal>>);
+
+impl AutoSyncSlot {
+    /// Registers a new loop; `None` when one runs already.
+    fn begin(&mut self) -> Option<Signals> {
+        if self.0.as_ref().is_some_and(|tx| !tx.is_closed()) {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded();
+        self.0 = Some(tx);
+        Some(rx)
+    }
+
+    /// Passes `signal` to the running loop, if any.
+    fn send(&self, signal: Signal) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.unbounded_send(signal);
+        }
+    }
+
+    fn end(&mut self) {
+        self.0 = None;
     }
 }
