@@ -886,3 +886,43 @@ async fn a_store_that_ignores_if_none_match_is_named_in_the_report() {
         }
     }
 }
+
+async fn poll(engine: &mut Engine, transport: &ReqwestTransport) -> bucketsync::SyncReport {
+    bucketsync::driver::poll(engine, transport, wall_clock, false)
+        .await
+        .unwrap()
+}
+
+/// The change hint on real stores: a publish writes it, a quiet poll is one conditional GET
+/// (SeaweedFS answers 304; s3s-fs ignores `If-None-Match` on GET and answers 200 with the
+/// same ETag, which counts as unmoved: the test failed there before that rule), a publish
+/// moves it.
+#[tokio::test]
+async fn a_quiet_poll_is_one_conditional_get_and_a_publish_moves_the_hint() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("hint").await;
+        let store = server.store("hint", "v/");
+        let key = VaultKey::generate().unwrap();
+        let transport = http();
+        let mut a = device(&key, &store, 1);
+        let mut b = device(&key, &store, 2);
+        a.put("k", "1", wall_clock());
+        let pushed = sync(&mut a, &transport).await.unwrap();
+        assert_eq!(
+            pushed.requests_of(RequestKind::PutHint),
+            1,
+            "{kind:?}: {pushed}"
+        );
+        let first = poll(&mut b, &transport).await;
+        assert!(!first.hint_unchanged && first.changed == vec![b"k".to_vec()]);
+        let quiet = poll(&mut b, &transport).await;
+        assert!(quiet.hint_unchanged, "{kind:?}: {quiet}");
+        assert_eq!(quiet.requests(), 1, "{kind:?}: {quiet}");
+        a.put("k", "2", wall_clock());
+        sync(&mut a, &transport).await.unwrap();
+        let moved = poll(&mut b, &transport).await;
+        assert!(!moved.hint_unchanged, "{kind:?}: {moved}");
+        assert_eq!(b.get(b"k"), Some(&b"2"[..]), "{kind:?}");
+    }
+}

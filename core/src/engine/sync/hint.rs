@@ -58,13 +58,21 @@ impl Engine {
 
     /// The answer to the hint's GET: the poll ends on `304`, else the sync lists.
     pub(super) fn on_hint(&mut self, run: &mut SyncRun, response: Result<Response>) {
+        // A store that ignores `If-None-Match` on GET (s3s-fs does) answers 200 with the
+        // same ETag: as unchanged, for the price of 16 bytes.
+        let unmoved = |r: &Response| {
+            r.status == 304
+                || (r.status == 200
+                    && self.hint_etag.is_some()
+                    && r.header("etag") == self.hint_etag.as_deref())
+        };
         match response {
-            Ok(r) if r.status == 304 && !run.list_anyway => {
+            Ok(r) if unmoved(&r) && !run.list_anyway => {
                 run.report.hint_unchanged = true;
                 run.phase = Phase::Done;
                 return;
             }
-            Ok(r) if r.status == 304 => {}
+            Ok(r) if unmoved(&r) => {}
             Ok(r) if r.is_success() => self.hint_etag = r.header("etag").map(str::to_owned),
             // Never written (a vault of older replicas), or deleted: this sync writes it, so
             // that the next polls have one to ask for.
