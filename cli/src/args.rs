@@ -169,7 +169,7 @@ pub enum Command {
         them at the end. Exits 0 when no check failed, else with the exit code of the first\n\
         failed check's category (4 when the store refuses the credentials)."
     )]
-    Doctor(crate::doctor::DoctorArgs),
+    Doctor(DoctorArgs),
     /// Back a folder up into the vault (one way; unchanged files cost no request).
     #[command(
         after_help = "Examples:\n  bucketsync backup ~/Documents --exclude '*.tmp' --exclude node_modules\n  \
@@ -178,7 +178,7 @@ pub enum Command {
         size, time and permissions; a changed file sends only the chunks the vault lacks.\n\
         Modification times, permissions, links (as links) and empty folders are kept."
     )]
-    Backup(crate::backup::BackupArgs),
+    Backup(BackupArgs),
     /// Restore a backup into a folder; never writes outside it, never overwrites a newer
     /// local file without --force.
     #[command(
@@ -187,7 +187,7 @@ pub enum Command {
         Entries whose path climbs out (..), is absolute, holds a NUL, or passes through a link,\n\
         and links pointing outside the restored tree, are refused with an error naming them."
     )]
-    Restore(crate::backup::RestoreArgs),
+    Restore(RestoreArgs),
     /// Sync a folder both ways with the other devices that sync it under the same name.
     #[command(after_help = "Examples:\n  bucketsync folder ~/Notes\n  \
         bucketsync folder ~/Notes --as notes --exclude '*.swp' --every 30s\n\n\
@@ -196,7 +196,7 @@ pub enum Command {
         A missing or unreadable folder is an error and deletes nothing anywhere; a folder that\n\
         was never synced here (no .bucketsync-folder in it) only receives. Renamed files send\n\
         no content again.")]
-    Folder(crate::folder::FolderArgs),
+    Folder(FolderArgs),
     /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
     /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.
     #[command(
@@ -208,7 +208,7 @@ pub enum Command {
         another bucket or endpoint, a key outside the prefix, '..', other query parameters.\n\
         One log line per request on stderr; URLs are valid for --expires (1h at most)."
     )]
-    Signer(crate::signer::SignerArgs),
+    Signer(SignerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +220,120 @@ pub enum DevicesAction {
     },
 }
 
+/// The options of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also check the bucket's CORS rule for a web page served from this origin
+    /// (`https://notes.example`).
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The folder to back up.
+    pub dir: PathBuf,
+    /// The backup's name in the vault (default: the folder's name).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Leave out paths matching this glob (`*.tmp`, `build/**`, `node_modules`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Back up names starting with `.` too.
+    #[arg(long)]
+    pub include_hidden: bool,
+    /// Show what would be stored and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete from the backup what is gone from the folder (never below a folder that could
+    /// not be read).
+    #[arg(long)]
+    pub delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (optional when the vault holds only one).
+    pub name: Option<String>,
+    /// Where to restore to (default: a folder named after the backup, here).
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Restore the tree as it was then (RFC 3339, e.g. 2026-11-24T18:00:00Z), as far as the
+    /// history kept reaches.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<u64>,
+    /// Show what would be written; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite local files newer than the backup.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FolderArgs {
+    /// The folder to sync.
+    pub dir: PathBuf,
+    /// Its name in the vault, the same on every device (default: the folder's name).
+    #[arg(long = "as", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Leave out paths matching this glob (`*.tmp`, `node_modules`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Sync again and again, this long apart (`30s`, `5m`); Ctrl-C stops.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub every: Option<Duration>,
+}
+
+/// The options of `signer`.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// Where to listen: `127.0.0.1:8787` (port 0: a free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// The file holding the bearer token clients must present (at least 16 characters;
+    /// surrounding white space is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: PathBuf,
+    /// How long each presigned URL is valid (`30s`, `5m`; at most `1h`).
+    #[arg(long, default_value = "5m", value_parser = parse_expiry)]
+    pub expires: Duration,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is not a time like 2026-11-24T18:00:00Z: {e}"))?;
+    Ok(time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
+}
+
+/// The longest validity handed out: a leaked URL is good for one request, and not for long.
+const MAX_EXPIRY: Duration = Duration::from_secs(3600);
+
+fn parse_expiry(text: &str) -> Result<Duration, String> {
+    let expiry =
+        humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))?;
+    if expiry < Duration::from_secs(1) || expiry > MAX_EXPIRY {
+        return Err(format!("{text:?}: presigned URLs last from 1s to 1h"));
+    }
+    Ok(expiry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_at_most_an_hour() {
+        assert_eq!(parse_expiry("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_expiry("1h"), Ok(MAX_EXPIRY));
+        assert!(parse_expiry("61m").is_err());
+        assert!(parse_expiry("0s").is_err());
+        assert!(parse_expiry("soon").is_err());
+    }
 }

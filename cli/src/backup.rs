@@ -10,74 +10,13 @@ use bucketsync::backup::{
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::files::FileProgress;
 use bucketsync::Error;
-use clap::Args;
 use serde_json::json;
 
-use crate::args::Global;
-use crate::output::{bytes, Failure, Output};
+use crate::args::{BackupArgs, Global, RestoreArgs};
+use crate::output::{Failure, Output};
+use crate::running::{interrupted, spinner, sync_unless_offline, until_interrupted};
+use crate::text::bytes;
 use crate::vault;
-
-#[derive(Debug, Args)]
-pub struct BackupArgs {
-    /// The folder to back up.
-    pub dir: PathBuf,
-    /// The backup's name in the vault (default: the folder's name).
-    #[arg(long = "as", value_name = "NAME")]
-    pub name: Option<String>,
-    /// Leave out paths matching this glob (`*.tmp`, `build/**`, `node_modules`); repeatable.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-    /// Back up names starting with `.` too.
-    #[arg(long)]
-    pub include_hidden: bool,
-    /// Show what would be stored and deleted; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Delete from the backup what is gone from the folder (never below a folder that could
-    /// not be read).
-    #[arg(long)]
-    pub delete: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    /// The backup to restore (optional when the vault holds only one).
-    pub name: Option<String>,
-    /// Where to restore to (default: a folder named after the backup, here).
-    #[arg(long, value_name = "DIR")]
-    pub to: Option<PathBuf>,
-    /// Restore the tree as it was then (RFC 3339, e.g. 2026-11-24T18:00:00Z), as far as the
-    /// history kept reaches.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub at: Option<u64>,
-    /// Show what would be written; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Overwrite local files newer than the backup.
-    #[arg(long)]
-    pub force: bool,
-}
-
-fn parse_time(text: &str) -> Result<u64, String> {
-    let time = humantime::parse_rfc3339_weak(text)
-        .map_err(|e| format!("{text:?} is not a time like 2026-11-24T18:00:00Z: {e}"))?;
-    Ok(time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64))
-}
-
-/// A spinner naming the file being moved (stderr, on a terminal, not with `--json`).
-pub(crate) fn spinner(out: Output) -> indicatif::ProgressBar {
-    if out.json {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("the template is valid"),
-    );
-    bar
-}
 
 fn show_progress(bar: &indicatif::ProgressBar) -> impl FnMut(&str, FileProgress) + '_ {
     move |path: &str, p: FileProgress| {
@@ -110,7 +49,7 @@ pub async fn backup(g: &Global, out: Output, args: &BackupArgs) -> Result<(), Fa
         delete: args.delete,
     };
     let bar = spinner(out);
-    let outcome = crate::commands::until_interrupted(
+    let outcome = until_interrupted(
         &vault,
         vault.session.backup(
             &args.dir,
@@ -123,15 +62,13 @@ pub async fn backup(g: &Global, out: Output, args: &BackupArgs) -> Result<(), Fa
     )
     .await;
     bar.finish_and_clear();
-    let report = outcome.map_err(crate::commands::interrupted(
+    let report = outcome.map_err(interrupted(
         "what was stored so far stays; the next backup skips it",
     ))?;
     let pushed = if args.dry_run {
         false
     } else {
-        crate::commands::sync_unless_offline(g, &vault, out)
-            .await?
-            .is_some()
+        sync_unless_offline(g, &vault, out).await?.is_some()
     };
     print_backup(out, &args.dir, &root, &report, pushed);
     incomplete(&report.errors, out, "could not be backed up")
@@ -200,7 +137,7 @@ fn incomplete(errors: &[(String, Error)], out: Output, what: &str) -> Result<(),
 
 pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), Failure> {
     let vault = vault::open_existing(g)?;
-    crate::commands::sync_unless_offline(g, &vault, out).await?;
+    sync_unless_offline(g, &vault, out).await?;
     let name = vault.session.backup_named(args.name.as_deref())?;
     let root = root_of(&name)?;
     if vault
@@ -218,7 +155,7 @@ pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), 
         force: args.force,
     };
     let bar = spinner(out);
-    let outcome = crate::commands::until_interrupted(
+    let outcome = until_interrupted(
         &vault,
         vault.session.restore(
             &name,
@@ -231,7 +168,7 @@ pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), 
     )
     .await;
     bar.finish_and_clear();
-    let report = outcome.map_err(crate::commands::interrupted(
+    let report = outcome.map_err(interrupted(
         "files written so far stay; the next restore goes on",
     ))?;
     print_restore(out, &root, &target, &report);

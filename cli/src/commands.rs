@@ -1,6 +1,5 @@
 //! One function per command: open the replica, call the core, print what happened.
 
-use std::future::Future;
 use std::io::{IsTerminal, Read, Write};
 
 use bucketsync::driver::DEFAULT_CONCURRENCY;
@@ -9,7 +8,11 @@ use bucketsync::{DeviceId, DeviceSummary, Error, OpenMode, SyncReport, VaultKey}
 use serde_json::{json, Value};
 
 use crate::args::{Cli, Command, DevicesAction, Global};
-use crate::output::{bytes, shown, time, Failure, Output};
+use crate::output::{Failure, Output};
+use crate::running::{
+    interrupted, now_ms, progress_bar, sync, sync_unless_offline, until_interrupted,
+};
+use crate::text::{bytes, shown, time};
 use crate::vault::{self, Vault};
 
 type Outcome = std::result::Result<(), Failure>;
@@ -50,57 +53,6 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Restore(args) => crate::backup::restore(g, out, args).await,
         Command::Folder(args) => crate::folder::folder(g, out, args).await,
         Command::Signer(args) => crate::signer::run(g, out, args).await,
-    }
-}
-
-/// Runs `work` until it ends; a Ctrl-C meanwhile asks the session to stop (the work then ends
-/// with `Cancelled`, having lost nothing).
-pub(crate) async fn until_interrupted<T>(
-    vault: &Vault,
-    work: impl Future<Output = bucketsync::Result<T>>,
-) -> bucketsync::Result<T> {
-    tokio::pin!(work);
-    tokio::select! {
-        result = &mut work => result,
-        _ = tokio::signal::ctrl_c() => {
-            vault.session.cancel_sync();
-            work.await
-        }
-    }
-}
-
-/// A sync; the errors it met without failing are shown as warnings.
-async fn sync(vault: &Vault, out: Output) -> std::result::Result<SyncReport, Failure> {
-    let report = until_interrupted(
-        vault,
-        vault
-            .session
-            .sync(&vault.transport, DEFAULT_CONCURRENCY, |_| {}),
-    )
-    .await
-    .map_err(interrupted("the sync stopped; the next one goes on"))?;
-    for e in &report.errors {
-        out.warn(&e.to_string());
-    }
-    Ok(report)
-}
-
-/// A sync unless `--offline`.
-pub(crate) async fn sync_unless_offline(
-    g: &Global,
-    vault: &Vault,
-    out: Output,
-) -> std::result::Result<Option<SyncReport>, Failure> {
-    if g.offline {
-        return Ok(None);
-    }
-    sync(vault, out).await.map(Some)
-}
-
-pub(crate) fn interrupted(what: &'static str) -> impl Fn(Error) -> Failure {
-    move |e| match e {
-        Error::Cancelled => Failure::Interrupted(what.into()),
-        e => Failure::Core(e),
     }
 }
 
@@ -557,28 +509,6 @@ async fn watch(g: &Global, out: Output, every: std::time::Duration) -> Outcome {
         _ = tokio::signal::ctrl_c() => vault.session.stop_auto_sync(),
     }
     Ok(())
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A progress bar for a transfer of `total` bytes on stderr (drawn only on a terminal, and
-/// not with `--json`).
-fn progress_bar(out: Output, total: Option<u64>) -> indicatif::ProgressBar {
-    if out.json {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar =
-        indicatif::ProgressBar::with_draw_target(total, indicatif::ProgressDrawTarget::stderr());
-    let style = indicatif::ProgressStyle::with_template(
-        "{bar:30} {bytes}/{total_bytes}  {binary_bytes_per_sec}  ETA {eta}",
-    )
-    .expect("the template is valid");
-    bar.set_style(style);
-    bar
 }
 
 fn on_progress(bar: &indicatif::ProgressBar) -> impl FnMut(FileProgress) + '_ {

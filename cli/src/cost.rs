@@ -7,6 +7,8 @@ use bucketsync::driver::Transport;
 use bucketsync::{Method, Request, Response, Result};
 use serde_json::{json, Value};
 
+use crate::text::bytes;
+
 /// What this process sent and received (one process runs one command).
 static WRITES: AtomicU64 = AtomicU64::new(0);
 static READS: AtomicU64 = AtomicU64::new(0);
@@ -136,8 +138,8 @@ impl Bill {
             self.lists,
             self.reads,
             self.deletes,
-            crate::output::bytes(self.bytes_up),
-            crate::output::bytes(self.bytes_down)
+            bytes(self.bytes_up),
+            bytes(self.bytes_down)
         );
         for p in &PROVIDERS {
             text.push_str(&format!("  {:<28} ${:.6}\n", p.name, self.cost(p)));

@@ -8,7 +8,7 @@
 mod access;
 mod requests;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::Transport;
@@ -17,21 +17,12 @@ use bucketsync::{
     encode_query, s3, Category, Error, Method, Request, RequestId, RequestKind, Response, Store,
     Timestamp,
 };
-use clap::Args;
 use serde_json::json;
 
-use crate::args::Global;
+use crate::args::{DoctorArgs, Global};
 use crate::output::{Failure, Output};
+use crate::running::now_ms;
 use crate::vault;
-
-/// The options of `doctor`.
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Also check the bucket's CORS rule for a web page served from this origin
-    /// (`https://notes.example`).
-    #[arg(long, value_name = "URL")]
-    pub origin: Option<String>,
-}
 
 /// What a check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -468,12 +459,6 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
             (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
         })
         .collect()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,37 +1,16 @@
 //! `folder`: a local folder synced both ways between devices. The rules (what changed where,
 //! conflict copies, what is never deleted) are the core's (`bucketsync::folder_sync`).
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::files::FileProgress;
 use bucketsync::folder_sync::FolderReport;
-use clap::Args;
 use serde_json::json;
 
-use crate::args::Global;
-use crate::output::{bytes, time, Failure, Output};
+use crate::args::{FolderArgs, Global};
+use crate::output::{Failure, Output};
+use crate::running::{interrupted, now_ms, spinner, until_interrupted};
+use crate::text::{bytes, time};
 use crate::vault::{self, Vault};
-
-#[derive(Debug, Args)]
-pub struct FolderArgs {
-    /// The folder to sync.
-    pub dir: PathBuf,
-    /// Its name in the vault, the same on every device (default: the folder's name).
-    #[arg(long = "as", value_name = "NAME")]
-    pub name: Option<String>,
-    /// Leave out paths matching this glob (`*.tmp`, `node_modules`); repeatable.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-    /// Sync again and again, this long apart (`30s`, `5m`); Ctrl-C stops.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub every: Option<Duration>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))
-}
 
 fn report_text(r: &FolderReport) -> String {
     let mut text = format!(
@@ -78,8 +57,8 @@ async fn once(
     name: &str,
     out: Output,
 ) -> Result<FolderReport, Failure> {
-    let bar = crate::backup::spinner(out);
-    let outcome = crate::commands::until_interrupted(
+    let bar = spinner(out);
+    let outcome = until_interrupted(
         vault,
         vault.session.sync_folder(
             &args.dir,
@@ -95,7 +74,7 @@ async fn once(
     )
     .await;
     bar.finish_and_clear();
-    outcome.map_err(crate::commands::interrupted(
+    outcome.map_err(interrupted(
         "what was synced so far stays; the next run goes on",
     ))
 }
@@ -110,11 +89,7 @@ pub async fn folder(g: &Global, out: Output, args: &FolderArgs) -> Result<(), Fa
         let report = once(&vault, args, &name, out).await?;
         out.result(
             || match args.every {
-                Some(_) => format!(
-                    "{}  {}",
-                    time(crate::commands::now_ms()),
-                    report_text(&report)
-                ),
+                Some(_) => format!("{}  {}", time(now_ms()), report_text(&report)),
                 None => format!(
                     "Synced {} as folder {name}: {}",
                     args.dir.display(),

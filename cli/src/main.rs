@@ -10,7 +10,9 @@ mod folder;
 mod output;
 mod profile;
 mod records;
+mod running;
 mod signer;
+mod text;
 mod vault;
 
 use std::process::ExitCode;

@@ -2,7 +2,6 @@
 //! its failures, with the exit code of their category.
 
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
 
 use bucketsync::{Category, Error};
 use serde_json::{json, Value};
@@ -129,19 +128,4 @@ impl Output {
             eprintln!("error: {}", failure.message());
         }
     }
-}
-
-/// A wall time in milliseconds as RFC 3339 (UTC, seconds).
-pub fn time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
-/// A byte count for people: `12.3 MiB`.
-pub fn bytes(n: u64) -> String {
-    indicatif::BinaryBytes(n).to_string()
-}
-
-/// A key or value shown as text: its UTF-8, with anything else escaped.
-pub fn shown(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }

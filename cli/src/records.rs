@@ -9,8 +9,8 @@ use bucketsync::Error;
 use serde_json::json;
 
 use crate::args::Global;
-use crate::commands::sync_unless_offline;
 use crate::output::{Failure, Output};
+use crate::running::sync_unless_offline;
 use crate::vault;
 
 type Outcome = std::result::Result<(), Failure>;

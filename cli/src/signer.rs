@@ -11,54 +11,29 @@
 //! signed is decided in `policy`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bucketsync::sign::SigV4;
 use bucketsync::{Credentials, Error, Store, Timestamp};
-use clap::Args;
 use serde_json::{json, Value};
 
-use crate::args::Global;
+use crate::args::{Global, SignerArgs};
 use crate::output::{Failure, Output};
+use crate::running::now_ms;
+use crate::text::time;
 
 mod policy;
 
 use policy::Policy;
 
-/// The options of `signer`.
-#[derive(Debug, Args)]
-pub struct SignerArgs {
-    /// Where to listen: `127.0.0.1:8787` (port 0: a free port, printed at start).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: String,
-    /// The file holding the bearer token clients must present (at least 16 characters;
-    /// surrounding white space is ignored).
-    #[arg(long, value_name = "FILE")]
-    pub token_file: PathBuf,
-    /// How long each presigned URL is valid (`30s`, `5m`; at most `1h`).
-    #[arg(long, default_value = "5m", value_parser = parse_expiry)]
-    pub expires: Duration,
-}
-
-/// The longest validity handed out: a leaked URL is good for one request, and not for long.
-const MAX_EXPIRY: Duration = Duration::from_secs(3600);
 /// The shortest token accepted: anything shorter can be guessed.
 const MIN_TOKEN_CHARS: usize = 16;
 /// The largest request body read (a method and a URL).
 const MAX_BODY: usize = 64 * 1024;
 /// Requests answered at once (each answer takes microseconds; a slow client holds one).
 const WORKERS: usize = 8;
-
-fn parse_expiry(text: &str) -> Result<Duration, String> {
-    let expiry =
-        humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration: {e}"))?;
-    if expiry < Duration::from_secs(1) || expiry > MAX_EXPIRY {
-        return Err(format!("{text:?}: presigned URLs last from 1s to 1h"));
-    }
-    Ok(expiry)
-}
 
 /// Runs the service until Ctrl-C.
 ///
@@ -262,7 +237,7 @@ impl Service {
             .read_to_end(&mut body);
         let method = request.method().as_str().to_owned();
         let path = request.url().to_owned();
-        let now = Timestamp(crate::commands::now_ms());
+        let now = Timestamp(now_ms());
         let reply = match read {
             Ok(_) => self.answer(&method, &path, authorization.as_deref(), &body, now),
             Err(e) => Reply::error(400, format!("cannot read the body: {e}"), "-"),
@@ -305,7 +280,7 @@ impl Service {
         }
         eprintln!(
             "{} {method} {} {} {}",
-            crate::output::time(now.0),
+            time(now.0),
             path.split('?').next().unwrap_or(""),
             reply.status,
             reply.asked
@@ -346,15 +321,6 @@ mod tests {
         ] {
             assert!(!token.admits(wrong), "{wrong:?}");
         }
-    }
-
-    #[test]
-    fn expiry_is_at_most_an_hour() {
-        assert_eq!(parse_expiry("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_expiry("1h"), Ok(MAX_EXPIRY));
-        assert!(parse_expiry("61m").is_err());
-        assert!(parse_expiry("0s").is_err());
-        assert!(parse_expiry("soon").is_err());
     }
 
     fn service() -> Service {
