@@ -352,6 +352,7 @@ impl Probe {
                     "pagination",
                     "multipart",
                     "range GET",
+                    "conditional GET",
                     "CORS",
                     "latency",
                     "throughput",
@@ -366,6 +367,7 @@ impl Probe {
         checks.push(self.pagination().await);
         checks.push(self.multipart().await);
         checks.push(self.range().await);
+        checks.push(self.conditional_get().await);
         checks.push(self.cors(origin).await);
         checks.push(self.latency().await);
         checks.push(self.throughput().await);

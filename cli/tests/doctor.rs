@@ -111,6 +111,7 @@ async fn doctor_passes_on_both_servers() {
                 ("pagination", "ok"),
                 ("multipart", "ok"),
                 ("range GET", "ok"),
+                ("conditional GET", "ok"),
                 ("CORS", "n/a"),
                 ("latency", "info"),
                 ("throughput", "info"),
@@ -121,6 +122,15 @@ async fn doctor_passes_on_both_servers() {
         assert!(detail("conditional create").contains("412"), "{report:#}");
         assert!(detail("pagination").contains("3 pages"), "{report:#}");
         assert!(detail("range GET").starts_with("206"), "{report:#}");
+        // SeaweedFS answers 304; s3s-fs ignores the condition (200, the same ETag).
+        let conditional = detail("conditional GET");
+        assert!(
+            conditional.starts_with(match kind {
+                ServerKind::SeaweedFs => "304",
+                _ => "ignores",
+            }),
+            "{kind:?}: {report:#}"
+        );
         assert!(
             detail("cleanup").contains("notes/.bucketsync-doctor-"),
             "{report:#}"
@@ -263,6 +273,7 @@ fn doctor_on_a_local_folder() {
             ("pagination", "ok"),
             ("multipart", "n/a"),
             ("range GET", "ok"),
+            ("conditional GET", "ok"),
             ("CORS", "n/a"),
             ("latency", "info"),
             ("throughput", "info"),

@@ -277,6 +277,55 @@ impl Probe {
         }
     }
 
+    /// A GET with `If-None-Match` on the object's ETag: 304, as the background sync's polls of
+    /// the change hint expect (or 200 with the same ETag, which they read as unchanged too).
+    pub(super) async fn conditional_get(&mut self) -> Check {
+        const NAME: &str = "conditional GET";
+        let key = self.key("small");
+        let first = match self.get(&key, Vec::new()).await {
+            Ok(response) => response,
+            Err(e) => return Check::failed(NAME, &e, "check the network and try again"),
+        };
+        if let Err(e) = expect_success(&first, &format!("GET {key}")) {
+            return Check::failed(NAME, &e, "the store refuses a plain GET: see its error");
+        }
+        let Some(etag) = first.header("etag").map(str::to_owned) else {
+            return Check::new(
+                NAME,
+                Verdict::Warn,
+                "no ETag on a GET: a background sync cannot tell that nothing changed, and \
+                 lists the vault at every poll (a LIST, not a GET, each interval)",
+            )
+            .fix("a store (or proxy, or CORS rule exposing ETag) that sends ETags");
+        };
+        let condition = vec![("if-none-match".to_owned(), etag.clone())];
+        let second = match self.get(&key, condition).await {
+            Ok(response) => response,
+            Err(e) => return Check::failed(NAME, &e, "check the network and try again"),
+        };
+        match second.status {
+            304 => Check::new(
+                NAME,
+                Verdict::Ok,
+                "304 Not Modified: an idle poll is one empty answer",
+            ),
+            200 if second.header("etag") == Some(etag.as_str()) => Check::new(
+                NAME,
+                Verdict::Ok,
+                "ignores If-None-Match on GET (200 with the object, same ETag): an idle poll \
+                 is still one GET, of 16 bytes",
+            ),
+            _ => {
+                let e = s3::error_from_response(&second, format!("GET {key} If-None-Match"));
+                Check::failed(
+                    NAME,
+                    &e,
+                    "a conditional GET must answer 304 or 200: see its error",
+                )
+            }
+        }
+    }
+
     /// The median of five GETs of a small object.
     pub(super) async fn latency(&mut self) -> Check {
         const NAME: &str = "latency";
