@@ -18,7 +18,7 @@ out=target/uniffi
 rm -rf "$out" && mkdir -p "$out/kotlin" "$out/swift-gen"
 "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin" >/dev/null
 "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift-gen" >/dev/null
-cp bindings-uniffi/kotlin/*.kt "$out/kotlin/uniffi/bucketsync_uniffi/"   # hand-written: HttpURLConnectionTransport.kt, OpenedFileInputStream.kt, FileStreams.kt
+cp bindings-uniffi/kotlin/*.kt "$out/kotlin/uniffi/bucketsync_uniffi/"   # hand-written: HttpURLConnectionTransport.kt, OpenedFileInputStream.kt, FileStreams.kt, Events.kt
 cp "$lib" "$out/kotlin/"
 
 pkg="$out/swift/Bucketsync"
@@ -81,7 +81,7 @@ src = src.replace(loop, cancellable)
 src = calls.sub(r"freeFunc: \1_rust_future_free_\2,\n            cancelFunc: { \1_rust_future_cancel_\2($0) },", src)
 open(path, "w").write(src)
 PATCH
-cp bindings-uniffi/swift/*.swift "$pkg/Sources/Bucketsync/"   # hand-written: Redaction.swift, URLSessionTransport.swift, OpenedFileBytes.swift, FileStreams.swift
+cp bindings-uniffi/swift/*.swift "$pkg/Sources/Bucketsync/"   # hand-written: Redaction.swift, URLSessionTransport.swift, OpenedFileBytes.swift, FileStreams.swift, Events.swift
 cp "$out/swift-gen/bucketsync_uniffiFFI.h" "$pkg/Sources/bucketsync_uniffiFFI/"
 cp "$lib" "$pkg/lib/"
 cat > "$pkg/Sources/bucketsync_uniffiFFI/module.modulemap" <<MAP

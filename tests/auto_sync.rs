@@ -397,3 +397,34 @@ fn sync_of_poll_through_a_session_is_one_request_when_quiet() {
     assert!(quiet.hint_unchanged, "{quiet}");
     assert_eq!(quiet.requests(), 1);
 }
+
+#[test]
+fn a_stop_before_the_loop_begins_still_stops_it() {
+    let bucket = tempfile::tempdir().unwrap();
+    let states = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let a = Arc::new(open(bucket.path(), &states.path().join("a"), &key, "a"));
+    for _ in 0..20 {
+        // As a binding starts one: registered now, run later on another thread.
+        let run = a.prepare_auto_sync().unwrap();
+        assert!(
+            a.prepare_auto_sync()
+                .is_err_and(|e| e.category() == bucketsync::Category::Conflict),
+            "one at a time"
+        );
+        a.stop_auto_sync();
+        let session = a.clone();
+        let thread = std::thread::spawn(move || {
+            futures::executor::block_on(session.run_auto_sync(
+                run,
+                &FolderBucket,
+                fast_policy(10_000),
+                |_| {},
+            ))
+        });
+        thread.join().unwrap().unwrap();
+    }
+    // Dropping a prepared run unregisters it.
+    drop(a.prepare_auto_sync().unwrap());
+    drop(a.prepare_auto_sync().unwrap());
+}

@@ -170,9 +170,9 @@ impl AutoSync {
         if running.as_ref().is_some_and(|t| !t.is_finished()) {
             return Err(to_py(Error::AutoSyncRunning));
         }
-        if session.is_closed() {
-            return Err(to_py(Error::Config("this vault is closed".into())));
-        }
+        // Registered here, before the thread runs it: a stop_auto_sync() right after this
+        // returns reaches the loop.
+        let run = session.prepare_auto_sync().map_err(to_py)?;
         {
             let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
             // Id 0 is start_auto_sync's own listener; events() iterators count from 1.
@@ -192,9 +192,13 @@ impl AutoSync {
                     .build();
                 let listener = move |event: CoreEvent| deliver(&listeners, event);
                 if let Ok(runtime) = runtime {
-                    // Ends at stop_auto_sync() or close(); it cannot fail to start here (the
-                    // vault is open and no other background sync runs).
-                    let _ = runtime.block_on(session.auto_sync(&*transport, options, listener));
+                    // Ends at stop_auto_sync() or close().
+                    let _ = runtime.block_on(session.run_auto_sync(
+                        run,
+                        &*transport,
+                        options,
+                        listener,
+                    ));
                 }
             })
             .map_err(|e| to_py(Error::Config(format!("cannot start a thread: {e}"))))?;

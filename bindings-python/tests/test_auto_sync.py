@@ -148,3 +148,11 @@ def test_bad_arguments_and_a_listener_that_raises(tmp_path):
     vault.notify("network-lost")
     wait_for("offline", 5, lambda: any(e.kind == "state" and e.state == "offline" for e in calls))
     vault.stop_auto_sync()
+
+
+def test_stop_right_after_start_never_hangs(tmp_path):
+    vault = Vault.create(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
+    for _ in range(20):
+        vault.start_auto_sync(interval=30)
+        vault.stop_auto_sync()
+        assert not vault.auto_syncing

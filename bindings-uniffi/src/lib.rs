@@ -11,6 +11,15 @@ use bucketsync::driver::{self, Transport};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{Category, CompactionPolicy, OpenMode, RequestKind};
 
+mod auto_sync;
+mod records;
+
+pub use auto_sync::{
+    AutoSyncSettings, Event, EventKind, EventListener, Happening, ListenerError, SyncProgress,
+    SyncState,
+};
+pub use records::{ExportReport, ImportReport};
+
 uniffi::setup_scaffolding!();
 
 /// A bucketsync failure; the variant is its category, the text says what happened.
@@ -330,6 +339,10 @@ pub struct SyncReport {
     pub started_over: Option<String>,
     /// Keys whose unpushed writes were applied again with fresh stamps when it started over.
     pub restamped: Vec<Vec<u8>>,
+    /// A poll (the background sync's) found the vault's change hint unmoved: nothing was
+    /// published since the last poll, and the sync ended after that one conditional GET.
+    /// Always false for `sync()`, which lists.
+    pub hint_unchanged: bool,
 }
 
 /// One version of a key.
@@ -383,6 +396,7 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             packs_repacked: r.packs_repacked,
             started_over: r.started_over.map(|d| d.to_string()),
             restamped: r.restamped.clone(),
+            hint_unchanged: r.hint_unchanged,
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             retries: r.retries,
@@ -451,11 +465,28 @@ impl Transport for AnyTransport {
 /// nothing). The state file is locked while the vault is open; a second opener gets
 /// `Locked`. Cancelling a `sync` (a Kotlin coroutine, a Swift task) leaves the vault usable and
 /// its state saved; the next sync resumes where it stopped. Releasing the object (Kotlin
-/// `close()`/`use {}`, Swift `deinit`) saves the state and lets go of its lock.
+/// `close()`/`use {}`, Swift `deinit`) stops its background sync, saves the state and lets go
+/// of its lock.
 #[derive(uniffi::Object)]
 pub struct Vault {
-    session: Session,
-    transport: AnyTransport,
+    session: Arc<Session>,
+    transport: Arc<AnyTransport>,
+    /// The background sync's thread, while one runs (see `start_auto_sync`).
+    auto_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    listeners: auto_sync::SharedListeners,
+}
+
+impl Drop for Vault {
+    /// Stops the background sync (its thread holds the session too) so that the state is
+    /// saved and its lock released now.
+    fn drop(&mut self) {
+        let thread = self
+            .auto_thread
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        auto_sync::stop(&self.session, thread);
+    }
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -511,7 +542,12 @@ impl Vault {
                 AnyTransport::Builtin(session.read(|e| BuiltinTransport::for_store(e.store()))??)
             }
         };
-        Ok(Arc::new(Vault { session, transport }))
+        Ok(Arc::new(Vault {
+            session: Arc::new(session),
+            transport: Arc::new(transport),
+            auto_thread: std::sync::Mutex::default(),
+            listeners: auto_sync::SharedListeners::default(),
+        }))
     }
 
     /// The vault's devices known here, this one included.
@@ -602,7 +638,7 @@ impl Vault {
     pub async fn sync(&self) -> Result<SyncReport, BucketsyncError> {
         let report = self
             .session
-            .sync(&self.transport, driver::DEFAULT_CONCURRENCY, |_| {})
+            .sync(&*self.transport, driver::DEFAULT_CONCURRENCY, |_| {})
             .await?;
         Ok(SyncReport::from(&report))
     }
@@ -807,7 +843,7 @@ impl Vault {
             .put_file(
                 key,
                 source,
-                &self.transport,
+                &*self.transport,
                 None,
                 driver::DEFAULT_CONCURRENCY,
                 progress_to(listener),
@@ -874,7 +910,7 @@ impl Vault {
             .get_file(
                 &key,
                 &mut ForeignSink(sink),
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 progress_to(listener),
             )
@@ -897,7 +933,7 @@ impl Vault {
             .get_file_to_path(
                 &key,
                 std::path::Path::new(&path),
-                &self.transport,
+                &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 progress_to(listener),
             )
@@ -970,7 +1006,7 @@ impl OpenedFile {
                 &self.vault.session,
                 offset,
                 max as usize,
-                &self.vault.transport,
+                &*self.vault.transport,
                 driver::DEFAULT_CONCURRENCY,
             )
             .await?)

@@ -15,13 +15,18 @@ import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.concurrent.thread
 import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeout
 import uniffi.bucketsync_uniffi.*
 
 val endpoint: String = System.getenv("BUCKETSYNC_TEST_ENDPOINT") ?: error("BUCKETSYNC_TEST_ENDPOINT is not set")
@@ -77,6 +82,38 @@ class Counting(private val inner: HostTransport) : HostTransport {
     override suspend fun send(request: HttpRequest): HttpResponse {
         calls.incrementAndGet()
         return inner.send(request)
+    }
+}
+
+/** One exchange as a [Recorder] saw it: what went out, and the status that came back. */
+data class Exchange(val method: String, val url: String, val ifNoneMatch: String?, val status: Int) {
+    /** "hint" (the change hint), "list" (a listing) or "other". */
+    val kind: String get() = when {
+        url.contains("list-type=2") -> "list"
+        url.substringBefore('?').endsWith("/h") -> "hint"
+        else -> "other"
+    }
+}
+
+/** Passes every request on to [inner] and notes each exchange, statuses included. */
+class Recorder(private val inner: HostTransport) : HostTransport {
+    private val seen = mutableListOf<Exchange>()
+    override suspend fun send(request: HttpRequest): HttpResponse {
+        val response = inner.send(request)
+        val exchange = Exchange(request.method, request.url, request.header("if-none-match"), response.status.toInt())
+        synchronized(this) { seen.add(exchange) }
+        return response
+    }
+    /** What was sent (and answered) since the last call. */
+    fun take(): List<Exchange> = synchronized(this) { seen.toList().also { seen.clear() } }
+}
+
+/** Suspends until [found] holds, failing after [seconds]. */
+suspend fun waitFor(what: String, seconds: Double, found: () -> Boolean) {
+    val start = System.nanoTime()
+    while (!found()) {
+        if (millisSince(start) > seconds * 1000) throw AssertionError("no $what within $seconds s")
+        delay(20)
     }
 }
 
@@ -571,6 +608,130 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         } catch (e: BucketsyncException.Config) {
             check(e.message?.contains("no space left") == true, "the sink's reason is kept: ${e.message}")
         }
+    },
+    "auto sync: B hears A's put through events() with no sync() call; idle polls are one GET answered 304" to {
+        coroutineScope {
+            val key = VaultKey.generate()
+            val a = Vault.open(store("kotlin", "auto/"), key, credentials = creds(), create = true)
+            a.putText("first", "1")
+            a.sync()
+            val recorder = Recorder(HttpURLConnectionTransport())
+            val b = Vault.open(store("kotlin", "auto/"), key, credentials = creds(), transport = recorder)
+            val events = CopyOnWriteArrayList<Event>()
+            // Unconfined and undispatched: the flow's listener is in place when launch returns.
+            val collector = launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+                b.events().collect { events.add(it) }
+            }
+            // A listener that throws breaks nothing: the loop and the flow go on.
+            val thrown = AtomicInteger()
+            val throwing = object : EventListener {
+                override fun onEvent(event: Event) {
+                    thrown.incrementAndGet()
+                    throw IllegalStateException("a listener that throws")
+                }
+            }
+            try { b.startAutoSync(AutoSyncSettings(intervalSeconds = 0.0)); check(false, "a 0 s interval was taken") }
+            catch (e: BucketsyncException.Config) { check(e.message!!.contains("intervalSeconds"), e.message!!) }
+            check(!b.isAutoSyncing(), "nothing started")
+            b.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0, fullSyncIntervalSeconds = 600.0), throwing)
+            check(b.isAutoSyncing(), "running")
+            try { b.startAutoSync(); check(false, "two background syncs") } catch (e: BucketsyncException.Conflict) {}
+            waitFor("B's first sync", 10.0) { b.getText("first") == "1" && events.any { it.kind == EventKind.STATE && it.state == SyncState.IDLE } }
+            check(events.any { it.kind == EventKind.STATE && it.state == SyncState.SYNCING }, "the first sync showed itself: $events")
+
+            // A's put reaches B as a "changed" event naming the key, within a few seconds
+            // (a second flow, collecting from before the put).
+            val next = async(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
+                b.events().first { it.kind == EventKind.CHANGED && it.keys.any { k -> String(k) == "note" } }
+            }
+            a.putText("note", "from a")
+            a.sync()
+            val pushed = System.nanoTime()
+            val changed = withTimeout(5000) { next.await() }
+            println("    push on A to the event on B: ${millisSince(pushed)} ms")
+            check(changed.keys.map { String(it) } == listOf("note"), "the event names the key: ${changed.keys.map { String(it) }}")
+            waitFor("the event in the first flow too", 2.0) { events.any { it.kind == EventKind.CHANGED } }
+            check(b.getText("note") == "from a", "B holds the value")
+            check(thrown.get() >= 3, "the throwing listener was called: ${thrown.get()}")
+
+            // Idle: one conditional GET of the hint per interval, answered 304 through
+            // HttpURLConnection, and nothing else (a 200 there would make every poll list).
+            delay(1500)
+            recorder.take()
+            delay(3500)
+            val idle = recorder.take()
+            val polls = idle.filter { it.kind == "hint" && it.method == "GET" }
+            check(polls.size in 2..5, "one poll per interval: $idle")
+            check(polls.all { it.status == 304 && !it.ifNoneMatch.isNullOrEmpty() }, "conditional, answered 304: $polls")
+            check(idle.size == polls.size, "an idle device only polls: $idle")
+
+            // Offline: a state event, and no polls.
+            b.notify(Happening.NETWORK_LOST)
+            waitFor("the offline state", 3.0) { events.any { it.kind == EventKind.STATE && it.state == SyncState.OFFLINE } }
+            recorder.take()
+            delay(2200)
+            check(recorder.take().isEmpty(), "nothing goes out while offline")
+            b.notify(Happening.NETWORK_BACK)
+
+            // Stopped: the thread ends, and nothing more goes out.
+            b.stopAutoSync()
+            check(!b.isAutoSyncing(), "stopped")
+            recorder.take()
+            a.putText("late", "after the stop")
+            a.sync()
+            delay(2500)
+            check(recorder.take().isEmpty() && b.getText("late") == null, "no request after stopAutoSync")
+            collector.cancel()
+            // A stopped vault starts again; releasing it stops the sync (the state lock goes too).
+            b.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0))
+            waitFor("the late key", 10.0) { b.getText("late") == "after the stop" }
+            b.close()
+        }
+    },
+    "HttpURLConnectionTransport: a 304 to a conditional GET comes back as a 304, not a cached 200" to {
+        LocalServer { request ->
+            if (request.values("if-none-match").firstOrNull() == "\"v1\"") LocalServer.reply(304, headers = listOf("ETag" to "\"v1\""))
+            else LocalServer.reply(200, "hint", listOf("ETag" to "\"v1\"", "Cache-Control" to "max-age=3600"))
+        }.use { server ->
+            val transport = HttpURLConnectionTransport()
+            val first = transport.send(HttpRequest("GET", server.url + "/bucket/v/h", emptyList(), ByteArray(0)))
+            check(first.status.toInt() == 200 && String(first.body) == "hint", "the first GET")
+            val again = transport.send(HttpRequest("GET", server.url + "/bucket/v/h", listOf(Header("If-None-Match", "\"v1\"")), ByteArray(0)))
+            check(again.status.toInt() == 304 && again.body.isEmpty(), "the 304 itself: ${again.status}")
+            check(again.headers.any { it.name.equals("etag", true) && it.value == "\"v1\"" }, "with its ETag")
+            check(server.requests.size == 2 && server.requests[1].values("if-none-match") == listOf("\"v1\""), "both reached the server")
+        }
+    },
+    "export to a file and to text, import into a new vault: equal maps; a malformed line names it, imports nothing" to {
+        val dir = java.nio.file.Files.createTempDirectory("bucketsync-export")
+        val a = Vault.open("file://$dir/a", VaultKey.generate(), create = true)
+        a.putText("notes/a", "hello")
+        a.putText("notes/b", "first")
+        a.putText("notes/b", "second")
+        a.put(byteArrayOf(0, -1, 7), byteArrayOf(1, 2, -3))
+        a.putText("gone", "soon")
+        a.delete("gone".toByteArray())
+        val path = dir.resolve("records.jsonl").toString()
+        val exported = a.exportRecords(path)
+        check(exported.lines == 4UL && exported.deleted == 1UL && exported.history == 0UL, "exported: $exported")
+        val text = a.exportRecordsText()
+        check(text == java.io.File(path).readText() && text.lines().count { it.isNotEmpty() } == 4, "the text is the file's")
+        check(a.exportRecords(dir.resolve("history.jsonl").toString(), history = true).history >= 2UL, "history lines")
+        fun map(v: Vault) = v.keys(ByteArray(0)).associate { String(it, Charsets.ISO_8859_1) to v.get(it)!!.toList() }
+        val fromFile = Vault.open("file://$dir/b", VaultKey.generate(), create = true)
+        val imported = fromFile.importRecords(path)
+        check(imported.lines == 4UL && imported.imported == 3UL && imported.unchanged == 1UL, "imported: $imported")
+        check(map(fromFile) == map(a) && map(a).size == 3, "equal maps: ${map(fromFile).keys} vs ${map(a).keys}")
+        check(fromFile.importRecords(path).imported == 0UL, "a second import changes nothing")
+        val fromText = Vault.open("file://$dir/c", VaultKey.generate(), create = true)
+        fromText.importRecordsText(text)
+        check(map(fromText) == map(a), "the same from text")
+        val malformed = "{\"key\":\"x\",\"value\":\"1\"}\n\n{\"key\":\"y\",\"value\":\n"
+        try { fromText.importRecordsText(malformed); check(false, "a malformed line was taken") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("line 3"), e.message!!) }
+        check(fromText.get("x".toByteArray()) == null, "nothing imported")
+        try { fromText.importRecords(dir.resolve("missing.jsonl").toString()); check(false, "a missing file") }
+        catch (e: BucketsyncException.Config) {}
     },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")

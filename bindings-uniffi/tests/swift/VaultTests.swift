@@ -39,6 +39,55 @@ final class Recording: HostTransport, @unchecked Sendable {
     }
 }
 
+/// Passes every request on to `inner` and notes each exchange, statuses included.
+final class Recorder: HostTransport, @unchecked Sendable {
+    struct Exchange: CustomStringConvertible {
+        let method: String
+        let url: String
+        let ifNoneMatch: String?
+        let status: Int
+        /// "hint" (the change hint), "list" (a listing) or "other".
+        var kind: String {
+            if url.contains("list-type=2") { return "list" }
+            return url.components(separatedBy: "?")[0].hasSuffix("/h") ? "hint" : "other"
+        }
+        var description: String { "\(method) \(kind) \(status)" }
+    }
+
+    private let inner: HostTransport
+    private let lock = NSLock()
+    private var seen: [Exchange] = []
+
+    init(_ inner: HostTransport) { self.inner = inner }
+
+    func send(request: HttpRequest) async throws -> HttpResponse {
+        let response = try await inner.send(request: request)
+        let ifNoneMatch = request.headers.first { $0.name.lowercased() == "if-none-match" }?.value
+        lock.withLock { seen.append(Exchange(method: request.method, url: request.url, ifNoneMatch: ifNoneMatch, status: Int(response.status))) }
+        return response
+    }
+
+    /// What was sent (and answered) since the last call.
+    func take() -> [Exchange] { lock.withLock { defer { seen = [] }; return seen } }
+}
+
+/// Keeps the events it is given; optionally throws after each (which must break nothing).
+final class Events: EventListener, @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [Event] = []
+    private let throwing: Bool
+    init(throwing: Bool = false) { self.throwing = throwing }
+
+    func onEvent(event: Event) throws {
+        add(event)
+        if throwing { throw CancellationError() }
+    }
+
+    func add(_ event: Event) { lock.withLock { events.append(event) } }
+    var all: [Event] { lock.withLock { events } }
+    func has(_ state: SyncState) -> Bool { all.contains { $0.kind == .state && $0.state == state } }
+}
+
 /// One request as it arrived on the wire: the head exactly as sent, and the body.
 struct RawRequest: Sendable {
     let head: String
@@ -662,6 +711,160 @@ final class VaultTests: XCTestCase {
         XCTAssertTrue(closed, "the connection was closed")
         XCTAssertEqual(try vault.unpushed(), 1, "the vault is usable, nothing lost")
         XCTAssertEqual(try vault.getText(key: "k"), "v")
+    }
+
+    func testAutoSyncDeliversAPeersPutAsAnEventWithNoSyncAndIdlePollsAre304() async throws {
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "auto/"), key: key, credentials: try creds(), create: true)
+        try a.putText(key: "first", value: "1")
+        _ = try await a.sync()
+        let recorder = Recorder(URLSessionTransport())
+        let b = try Vault.open(store: store("swift", "auto/"), key: key, credentials: try creds(), transport: recorder)
+        // The stream's listener is in place once events() returns.
+        let stream = b.events()
+        let seen = Events()
+        let collector = Task { for await event in stream { seen.add(event) } }
+        defer { collector.cancel() }
+        do {
+            try b.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 0))
+            XCTFail("a 0 s interval was taken")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("intervalSeconds"), message)
+        }
+        XCTAssertFalse(b.isAutoSyncing())
+        // A listener that throws breaks nothing: the loop and the stream go on.
+        let throwing = Events(throwing: true)
+        try b.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 1, fullSyncIntervalSeconds: 600), listener: throwing)
+        XCTAssertTrue(b.isAutoSyncing())
+        do {
+            try b.startAutoSync()
+            XCTFail("two background syncs")
+        } catch BucketsyncError.Conflict {}
+        var synced = try await eventually(10) { (try? b.getText(key: "first")) == "1" && seen.has(.idle) }
+        XCTAssertTrue(synced, "B's first sync")
+        XCTAssertTrue(seen.has(.syncing), "the first sync showed itself: \(seen.all)")
+
+        // A's put reaches B as a "changed" event naming the key, within a few seconds (a second
+        // stream, made before the put).
+        let changes = b.events()
+        let next = Task { () async throws -> Event? in
+            for await event in changes where event.kind == .changed && event.keys.contains(Data("note".utf8)) {
+                return event
+            }
+            return nil
+        }
+        try a.putText(key: "note", value: "from a")
+        _ = try await a.sync()
+        let pushed = Date()
+        guard case .success(let found) = await outcome(of: next, within: 5), let changed = found else {
+            next.cancel()
+            return XCTFail("no changed event within 5 s: \(seen.all)")
+        }
+        print("    push on A to the event on B: \(Int(Date().timeIntervalSince(pushed) * 1000)) ms")
+        XCTAssertEqual(changed.keys, [Data("note".utf8)])
+        synced = try await eventually(2) { seen.all.contains { $0.kind == .changed } }
+        XCTAssertTrue(synced, "the event in the first stream too")
+        XCTAssertEqual(try b.getText(key: "note"), "from a")
+        XCTAssertGreaterThanOrEqual(throwing.all.count, 3, "the throwing listener was called")
+
+        // Idle: one conditional GET of the hint per interval, answered 304 through URLSession,
+        // and nothing else (a 200 there would make every poll list).
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        _ = recorder.take()
+        try await Task.sleep(nanoseconds: 3_500_000_000)
+        let idle = recorder.take()
+        let polls = idle.filter { $0.kind == "hint" && $0.method == "GET" }
+        XCTAssertTrue((2...5).contains(polls.count), "one poll per interval: \(idle)")
+        XCTAssertTrue(polls.allSatisfy { $0.status == 304 && !($0.ifNoneMatch ?? "").isEmpty }, "conditional, answered 304: \(polls)")
+        XCTAssertEqual(idle.count, polls.count, "an idle device only polls: \(idle)")
+
+        // Offline: a state event, and no polls.
+        b.notify(what: .networkLost)
+        synced = try await eventually(3) { seen.has(.offline) }
+        XCTAssertTrue(synced, "the offline state")
+        _ = recorder.take()
+        try await Task.sleep(nanoseconds: 2_200_000_000)
+        XCTAssertEqual(recorder.take().count, 0, "nothing goes out while offline")
+        b.notify(what: .networkBack)
+
+        // Stopped: the thread ends, and nothing more goes out.
+        b.stopAutoSync()
+        XCTAssertFalse(b.isAutoSyncing())
+        _ = recorder.take()
+        try a.putText(key: "late", value: "after the stop")
+        _ = try await a.sync()
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        XCTAssertEqual(recorder.take().count, 0, "no request after stopAutoSync")
+        XCTAssertNil(try b.getText(key: "late"))
+        // A stopped vault starts again.
+        try b.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 1))
+        synced = try await eventually(10) { (try? b.getText(key: "late")) == "after the stop" }
+        XCTAssertTrue(synced, "the late key")
+        b.stopAutoSync()
+    }
+
+    func testURLSessionTransportReturnsA304AsIs() async throws {
+        let server = LocalServer { request in
+            if request.values("if-none-match").first == "\"v1\"" { return LocalServer.reply(304, headers: [("ETag", "\"v1\"")]) }
+            return LocalServer.reply(200, "hint", headers: [("ETag", "\"v1\""), ("Cache-Control", "max-age=3600")])
+        }
+        defer { server.stop() }
+        let transport = URLSessionTransport()
+        let first = try await transport.send(request: HttpRequest(method: "GET", url: server.url + "/bucket/v/h", headers: [], body: Data()))
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(String(decoding: first.body, as: UTF8.self), "hint")
+        let again = try await transport.send(request: HttpRequest(method: "GET", url: server.url + "/bucket/v/h", headers: [Header(name: "If-None-Match", value: "\"v1\"")], body: Data()))
+        XCTAssertEqual(again.status, 304, "the 304 itself, not a cached 200")
+        XCTAssertTrue(again.body.isEmpty)
+        XCTAssertTrue(again.headers.contains { $0.name.lowercased() == "etag" && $0.value == "\"v1\"" }, "\(again.headers)")
+        XCTAssertEqual(server.requests.count, 2)
+        XCTAssertEqual(server.requests.last?.values("if-none-match"), ["\"v1\""])
+    }
+
+    func testExportThenImportIntoANewVaultGivesEqualMaps() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bucketsync-export-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func open(_ name: String) throws -> Vault {
+            try Vault.open(store: "file://" + dir.appendingPathComponent(name).path, key: try VaultKey.generate(), create: true)
+        }
+        func map(_ vault: Vault) throws -> [Data: Data] {
+            var map: [Data: Data] = [:]
+            for key in try vault.keys(prefix: Data()) { map[key] = try vault.get(key: key) }
+            return map
+        }
+        let a = try open("a")
+        try a.putText(key: "notes/a", value: "hello")
+        try a.putText(key: "notes/b", value: "first")
+        try a.putText(key: "notes/b", value: "second")
+        try a.put(key: Data([0, 255, 7]), value: Data([1, 2, 253]))
+        try a.putText(key: "gone", value: "soon")
+        try a.delete(key: Data("gone".utf8))
+        let path = dir.appendingPathComponent("records.jsonl").path
+        let exported = try a.exportRecords(path: path)
+        XCTAssertEqual(exported, ExportReport(lines: 4, deleted: 1, history: 0, files: 0))
+        let text = try a.exportRecordsText()
+        XCTAssertEqual(text, try String(contentsOfFile: path, encoding: .utf8))
+        XCTAssertGreaterThanOrEqual(try a.exportRecords(path: dir.appendingPathComponent("history.jsonl").path, history: true).history, 2)
+        let fromFile = try open("b")
+        let imported = try fromFile.importRecords(path: path)
+        XCTAssertEqual(imported.lines, 4)
+        XCTAssertEqual(imported.imported, 3)
+        XCTAssertEqual(imported.unchanged, 1)
+        XCTAssertEqual(try map(fromFile), try map(a))
+        XCTAssertEqual(try map(a).count, 3)
+        XCTAssertEqual(try fromFile.importRecords(path: path).imported, 0, "a second import changes nothing")
+        let fromText = try open("c")
+        _ = try fromText.importRecordsText(text: text)
+        XCTAssertEqual(try map(fromText), try map(a))
+        do {
+            _ = try fromText.importRecordsText(text: "{\"key\":\"x\",\"value\":\"1\"}\n\n{\"key\":\"y\",\"value\":\n")
+            XCTFail("a malformed line was taken")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("line 3"), message)
+        }
+        XCTAssertNil(try fromText.get(key: Data("x".utf8)), "nothing imported")
+        XCTAssertThrowsError(try fromText.importRecords(path: dir.appendingPathComponent("missing.jsonl").path))
     }
 
     func testInteropReadsTheRecordKotlinWrote() async throws {

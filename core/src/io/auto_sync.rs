@@ -61,13 +61,12 @@ pub enum Event {
     Progress(Progress),
 }
 
-/// Clears the registration when the loop ends, however it ends (a dropped future too).
-struct Registration<'a>(&'a Session);
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.0.end_auto_sync();
-    }
+/// A background sync registered with its session ([`Session::prepare_auto_sync`]) and not
+/// yet run: signals sent to the session from now on (a stop, a network change) wait for the
+/// loop. Dropping it unregisters it.
+#[derive(Debug)]
+pub struct AutoSyncRun {
+    signals: Signals,
 }
 
 /// Calls the app's listener; one that panics breaks nothing (its event is lost).
@@ -111,8 +110,36 @@ impl Session {
         options: AutoSyncOptions,
         on_event: impl FnMut(Event),
     ) -> Result<()> {
-        let mut signals = self.begin_auto_sync()?;
-        let _registration = Registration(self);
+        let run = self.prepare_auto_sync()?;
+        self.run_auto_sync(run, transport, options, on_event).await
+    }
+
+    /// Registers a background sync without running it yet, so that a binding can start its
+    /// thread or task and still fail at once when one runs already; and so that a
+    /// [`Session::stop_auto_sync`] that comes before the loop has begun stops it. Run it with
+    /// [`Session::run_auto_sync`] on this same session.
+    ///
+    /// # Errors
+    /// As [`Session::auto_sync`].
+    pub fn prepare_auto_sync(&self) -> Result<AutoSyncRun> {
+        Ok(AutoSyncRun {
+            signals: self.begin_auto_sync()?,
+        })
+    }
+
+    /// Runs a background sync that [`Session::prepare_auto_sync`] registered on this session:
+    /// [`Session::auto_sync`] in two steps.
+    ///
+    /// # Errors
+    /// `Config` when the session is closed.
+    pub async fn run_auto_sync<T: Transport + ?Sized>(
+        &self,
+        run: AutoSyncRun,
+        transport: &T,
+        options: AutoSyncOptions,
+        on_event: impl FnMut(Event),
+    ) -> Result<()> {
+        let AutoSyncRun { mut signals } = run;
         let seed = self
             .device()
             .map(|d| u64::from_le_bytes(d.0[..8].try_into().expect("8 bytes")))

@@ -614,10 +614,6 @@ impl Session {
         self.auto_sync_slot().begin().ok_or(Error::AutoSyncRunning)
     }
 
-    pub(crate) fn end_auto_sync(&self) {
-        self.auto_sync_slot().end();
-    }
-
     /// The report of the last finished sync.
     pub fn last_report(&self) -> Option<SyncReport> {
         self.lock().engine.last_report().cloned()
@@ -752,9 +748,5 @@ impl AutoSyncSlot {
         if let Some(tx) = &self.0 {
             let _ = tx.unbounded_send(signal);
         }
-    }
-
-    fn end(&mut self) {
-        self.0 = None;
     }
 }
