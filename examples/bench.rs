@@ -585,8 +585,12 @@ fn main() {
     let puts =
         push.requests_of(RequestKind::PutSegment) + push.requests_of(RequestKind::PutManifest);
     rows.push((
-        "push of 10k records: PUTs (bar = 2)".into(),
-        format!("{puts} PUT + {} LIST", push.requests_of(RequestKind::List)),
+        "push of 10k records: segment + manifest PUTs (bar = 2), and the change hint".into(),
+        format!(
+            "{puts} PUT + {} hint PUT + {} LIST",
+            push.requests_of(RequestKind::PutHint),
+            push.requests_of(RequestKind::List)
+        ),
     ));
     let noop = block_sync(&mut a, &FolderBucket).unwrap();
     rows.push((

@@ -16,7 +16,8 @@
 //! and `poly1305` so that each chunk of a message is encrypted and authenticated while it is
 //! still in the CPU cache. The crate makes two passes over the whole message (its own TODO,
 //! RustCrypto/AEADs#74), which for a segment of megabytes reads it from memory twice; and a
-//! segment's plaintext is encrypted as it is written, chunk by chunk ([`SealBuffer::encrypt_ready`]).
+//! segment's plaintext is encrypted as it is written, a few hundred bytes behind the writer
+//! ([`SealBuffer::encrypt_ready`]).
 //! Poly1305 is fed four blocks at a time ([`AlignedMac`]), which the crate does not do when the
 //! associated data leaves a partial group of blocks (ours always does for some names).
 
@@ -126,6 +127,15 @@ impl SecretKey {
 /// Bytes encrypted and authenticated in one step: a multiple of the ChaCha20 block (64) and
 /// of the Poly1305 block (16), small enough to stay in the first-level cache.
 pub(crate) const CHUNK: usize = 16 << 10;
+
+/// While a plaintext is appended piece by piece, it is encrypted in multiples of this many
+/// bytes as soon as they are there (a multiple of the 256 bytes the vectorised ChaCha20 takes
+/// at once, and of Poly1305's 64). Serializing many small records is mostly waiting for memory
+/// (the records lie elsewhere, the object's buffer is new), encrypting is all arithmetic: in
+/// small steps the two interleave closely enough for the processor to overlap them. In 16 KiB
+/// steps a segment of 100,000 small records sealed about 12% slower (`examples/bench.rs`); in
+/// steps of 256 bytes the calls cost more than the overlap gains.
+const SEAL_STEP: usize = 512;
 
 /// One XChaCha20-Poly1305 message in progress. Every piece given to [`Aead::encrypt`] or
 /// [`Aead::decrypt`] but the last must be a multiple of 16 bytes long.
@@ -240,9 +250,10 @@ impl AlignedMac {
     }
 }
 
-/// Starts a sealed object: writes the header for `ad` with a fresh nonce drawn from `entropy`.
-/// Append the plaintext to the returned buffer (calling [`SealBuffer::encrypt_ready`] now and
-/// then while it grows), then call [`finish_seal`].
+/// Starts a sealed object: writes the header for `ad` with a fresh nonce drawn from `entropy`,
+/// in a buffer with room for `capacity` bytes of plaintext and the tag. Append the plaintext to
+/// the returned buffer (calling [`SealBuffer::encrypt_ready`] after each piece while it grows),
+/// then call [`finish_seal`].
 ///
 /// # Errors
 /// `Config` when the name is longer than 65,535 bytes.
@@ -385,14 +396,19 @@ pub(crate) struct SealBuffer {
 }
 
 impl SealBuffer {
-    /// Encrypts the whole chunks of plaintext appended since the last call, while they are
-    /// still in the cache. Cheap to call after every small append.
+    /// Encrypts the plaintext appended since the last call, in whole [`SEAL_STEP`]s (the rest
+    /// waits for the next call, or [`finish_seal`]), while it is still in the cache. Cheap to
+    /// call after every small append.
     pub fn encrypt_ready(&mut self) {
-        while self.buf.len() - self.sealed >= CHUNK {
-            self.aead
-                .encrypt(&mut self.buf[self.sealed..self.sealed + CHUNK]);
-            self.sealed += CHUNK;
+        let ready = (self.buf.len() - self.sealed) / SEAL_STEP * SEAL_STEP;
+        if ready == 0 {
+            return;
         }
+        // A large append (a big value) is encrypted a first-level cache's worth at a time.
+        for piece in self.buf[self.sealed..self.sealed + ready].chunks_mut(CHUNK) {
+            self.aead.encrypt(piece);
+        }
+        self.sealed += ready;
     }
 }
 
@@ -585,9 +601,9 @@ mod tests {
         for (len, name_len) in lengths.iter().flat_map(|&l| (1..=64).map(move |n| (l, n))) {
             let name = "n".repeat(name_len);
             let plain: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            // Appended in uneven pieces, encrypting as it goes, as a segment is.
+            // Appended in uneven pieces of many sizes, encrypting as it goes, as a segment is.
             let mut sealing = begin_seal(&key, &ad(&name), len, &mut entropy).unwrap();
-            for piece in plain.chunks(1000) {
+            for piece in plain.chunks(1 + name_len * 37 % 1000) {
                 sealing.buf.extend_from_slice(piece);
                 sealing.encrypt_ready();
             }

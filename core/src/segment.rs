@@ -54,6 +54,12 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
+/// How many bytes [`put_varint`] writes for `value`: one per 7 significant bits, at least one.
+fn varint_len(value: u64) -> usize {
+    let bits = u64::BITS - (value | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
 pub(crate) fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
@@ -70,6 +76,11 @@ fn encode_head(buf: &mut Vec<u8>, device: DeviceId, seq: u64, count: usize) {
     put_varint(buf, count as u64);
 }
 
+/// How many bytes [`encode_head`] writes.
+fn head_len(seq: u64, count: usize) -> usize {
+    16 + varint_len(seq) + varint_len(count as u64)
+}
+
 fn encode_change(buf: &mut Vec<u8>, key: &[u8], record: &Record) {
     put_bytes(buf, key);
     put_varint(buf, record.stamp.hlc.wall_ms);
@@ -81,6 +92,20 @@ fn encode_change(buf: &mut Vec<u8>, key: &[u8], record: &Record) {
             put_bytes(buf, value);
         }
     }
+}
+
+/// How many bytes [`encode_change`] writes.
+fn change_len(key: &[u8], record: &Record) -> usize {
+    let value = record
+        .value
+        .as_ref()
+        .map_or(0, |v| varint_len(v.len() as u64) + v.len());
+    varint_len(key.len() as u64)
+        + key.len()
+        + varint_len(record.stamp.hlc.wall_ms)
+        + varint_len(u64::from(record.stamp.hlc.counter))
+        + 1
+        + value
 }
 
 /// Rough plaintext size of one change, for splitting batches into segments.
@@ -155,13 +180,26 @@ pub(crate) fn seal_segment(
         kind: ObjectKind::Segment,
         name: &name,
     };
-    let hint: usize = changes.iter().map(|(k, r)| encoded_size_hint(k, r)).sum();
-    let mut sealing = crypto::begin_seal(key, &ad, hint + 32, entropy)?;
+    // The plaintext is written once, straight into the object's buffer, sized exactly first
+    // (a pass over the records' lengths: growing the buffer instead would copy it), and
+    // encrypted in place a few hundred bytes behind the writer.
+    let len = head_len(seq, changes.len())
+        + changes
+            .iter()
+            .map(|(key, record)| change_len(key, record))
+            .sum::<usize>();
+    let mut sealing = crypto::begin_seal(key, &ad, len, entropy)?;
+    let body_start = sealing.buf.len();
     encode_head(&mut sealing.buf, device, seq, changes.len());
     for (key, record) in changes {
         encode_change(&mut sealing.buf, key, record);
         sealing.encrypt_ready();
     }
+    debug_assert_eq!(
+        sealing.buf.len() - body_start,
+        len,
+        "the length counted ahead"
+    );
     Ok(crypto::finish_seal(sealing))
 }
 
@@ -471,6 +509,8 @@ mod tests {
                 seq,
                 changes: changes.into_iter().map(|(key, wall_ms, counter, value)| Change { key, hlc: Hlc { wall_ms, counter }, value }).collect(),
             };
+            let counted = head_len(seq, pairs.len()) + pairs.iter().map(|(k, r)| change_len(k, r)).sum::<usize>();
+            prop_assert_eq!(ours.len(), counted);
             prop_assert_eq!(&ours, &postcard::to_allocvec(&segment).unwrap());
             prop_assert_eq!(postcard::from_bytes::<Segment>(&ours).unwrap(), segment);
         }
