@@ -23,6 +23,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # (+3.8 KB) took it to about 302,250: the bar moved to 305,000. Repacking (bucket format 7: the
 # redirect-following read, the survey of packs and redirects, the repack itself) took it from
 # 304,315 to 317,115 (+12.8 KB, measured in one run before and after): the bar moved to 320,000.
-bar=320000
+# Background sync and export/import (issue 18) took it from 318,477 to 360,011 (measured in one
+# run before and after): +18.1 KB for the loop (the schedule, the change-hint poll, the signal
+# channel) and +23.4 KB for JSON Lines (serde_json, base64): the bar moved to 365,000.
+bar=365000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -120,6 +120,11 @@ export interface SyncReport {
   bytesSent: number;
   bytesReceived: number;
   retries: number;
+  /**
+   * The sync was a background poll that found the vault's change hint unmoved (one
+   * conditional GET answered 304) and did nothing else. Always false for `sync()`.
+   */
+  hintUnchanged: boolean;
   /** Objects that could not be imported; the sync went on past them. */
   errors: BucketsyncError[];
   /** Keys whose value or deletion changed here because of this sync, sorted. */
@@ -143,6 +148,74 @@ export interface SyncReport {
   startedOver: string | null;
   /** Keys whose unpushed writes were applied again with fresh stamps when it started over. */
   restamped: Uint8Array[];
+}
+
+/** What the app tells the background sync with `vault.notify`. */
+export type Happening = 'network-lost' | 'network-back' | 'background' | 'foreground' | 'changed';
+
+/** What the background sync is doing: waiting, syncing, offline, or failed (see `category`). */
+export type AutoSyncState = 'idle' | 'syncing' | 'offline' | 'error';
+
+/** How far a background sync's running sync has come. */
+export interface SyncProgress {
+  /** Requests answered (or failed) so far. */
+  requestsDone: number;
+  /** Requests handed out so far; grows as the sync learns what it needs. */
+  requestsTotal: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+/**
+ * What the background sync tells. Every event has every field; what does not apply is `[]`
+ * or `null`.
+ * - `changed`: `keys` changed here because of a sync (another device wrote or deleted them):
+ *   what to show anew. The app's own writes are not announced.
+ * - `conflict`: `keys` met a concurrent write of another device; both versions are in the
+ *   key's `history`.
+ * - `state`: the loop is now `state` (sent when it changes); `category` is the error's when
+ *   `state` is `'error'`. A poll that finds nothing sends no event at all.
+ * - `progress`: how far a sync has come (not sent for a poll that ends at the change hint).
+ */
+export type AutoSyncEvent =
+  | { kind: 'changed' | 'conflict'; keys: Uint8Array[]; state: null; category: null; progress: null }
+  | { kind: 'state'; keys: []; state: AutoSyncState; category: Category | null; progress: null }
+  | { kind: 'progress'; keys: []; state: null; category: null; progress: SyncProgress };
+
+/** The options of `vault.startAutoSync`; times in seconds. */
+export interface AutoSyncOptions {
+  /**
+   * Between syncs while nothing happens (default 30). Each is a poll: one conditional GET of
+   * the vault's change hint while no device published, a full sync when one did.
+   */
+  interval?: number;
+  /** Called with every event, synchronously from the loop; what it throws goes to `reportError`. */
+  onEvent?: (event: AutoSyncEvent) => void;
+  /**
+   * A local write is pushed this long after the last of a burst of writes (default 1), and no
+   * later than 10 s after the first.
+   */
+  debounce?: number;
+  /** The longest time between two full syncs, whatever the change hint says (default 600). */
+  fullSyncInterval?: number;
+  /** The interval while the page is hidden or `notify('background')` holds (default 300). */
+  backgroundInterval?: number;
+}
+
+/** What one `importRecords` did, line by line (blank lines not counted). */
+export interface ImportReport {
+  /** Lines read. */
+  lines: number;
+  /** Keys set to the line's value. */
+  imported: number;
+  /** Keys deleted by a line that is a deletion. */
+  deleted: number;
+  /** Lines that needed no change (the key holds that value, or is absent for a deletion). */
+  unchanged: number;
+  /** Lines left out because the vault, or a later line, holds a version at least as new. */
+  older: number;
+  /** Earlier versions (`"history": true`), never written. */
+  history: number;
 }
 
 export interface Version {
@@ -374,9 +447,87 @@ export class Vault {
    * holds a record that is not a file.
    */
   openFile(key: Bytes): VaultFile | null;
+  /**
+   * Syncs in the background until `stopAutoSync()` or `close()`: every `interval` seconds (a
+   * poll that costs one conditional GET while nothing changed; a full sync at least every
+   * `fullSyncInterval`), `debounce` seconds after local writes, again after a backoff (2 s
+   * doubling to 5 min) when a sync fails in a way that may pass (network, timeout, throttled,
+   * server), and not again after an `auth`, `config`, `wrong-vault` or `not-found` error until
+   * `notify('changed')`, the network coming back or the page coming back to the foreground.
+   * Never two syncs at once: `sync()` still works meanwhile (it rejects with ConflictError
+   * only if it meets the background sync mid-sync). Every change it pulls is saved to the
+   * storage before it waits again.
+   *
+   * The loop is the core's, run on this page's (or worker's, or Node's) event loop. In a page
+   * or worker it listens to `online` / `offline` (and starts offline when `navigator.onLine`
+   * is false) and, in a page, to `visibilitychange` (hidden: `backgroundInterval`), and stops
+   * listening when it ends.
+   *
+   * **Tabs.** Where Web Locks exist, the loop runs under the lock
+   * `bucketsync:auto-sync:<vault id>:<storage name>` (without a storage:
+   * `…:<device id>`): one loop per vault and local state across tabs and workers. A second
+   * tab's loop on the same state waits for the lock and starts when the first stops, or its
+   * tab closes; meanwhile `autoSyncing` is true and the returned promise pending. (A storage
+   * is held by one tab anyway: see `lock` in `Vault.open`; tabs that are devices of their own
+   * each run their own loop.)
+   *
+   * Throws ConfigError for an option that is not a number of seconds > 0 or a closed vault,
+   * TypeError when `onEvent` is not a function, ConflictError when a background sync runs (or
+   * waits) already on this vault. Resolves to `true` once the loop runs, `false` when it was
+   * stopped before it could; never rejects.
+   *
+   * @example
+   * vault.startAutoSync({ interval: 30, onEvent: (e) => {
+   *   if (e.kind === 'changed') refresh(e.keys);
+   *   if (e.kind === 'state') status.textContent = e.category ? `${e.state}: ${e.category}` : e.state;
+   * } });
+   */
+  startAutoSync(options?: AutoSyncOptions): Promise<boolean>;
+  /**
+   * Stops the background sync: a sync it was running is abandoned at once (safely: the next
+   * sync resumes it) and its requests aborted; no event is delivered after this call and no
+   * request sent. A loop still waiting for its lock never starts. Resolves once it has ended
+   * and what it pulled is saved. Does nothing when none runs.
+   */
+  stopAutoSync(): Promise<void>;
+  /** A background sync runs (or waits for its Web Lock). */
+  readonly autoSyncing: boolean;
+  /**
+   * Tells the background sync what it cannot see: the network lost or back, the app in the
+   * background or the foreground (a page's own online/offline and visibility are already
+   * wired), or `'changed'` (new credentials: try again at once, even after an auth error).
+   * Ignored when none runs. Throws ConfigError for any other value.
+   */
+  notify(what: Happening): void;
+  /**
+   * The background sync's events as an async iterable: `for await (const event of
+   * vault.events())`. Each iteration hears every event from when it starts (whether or not a
+   * background sync runs yet: `startAutoSync` starts it); leaving the loop (`break`,
+   * `return`, a throw) stops it listening; it ends when the vault closes. Events that arrive
+   * while the loop body awaits are queued.
+   */
+  events(): AsyncIterable<AutoSyncEvent>;
+  /**
+   * Every record as JSON Lines, one line a key in key order (deleted keys as deletions):
+   * `{"key","value","deleted","time","counter","device"}`, with `key_base64` / `value_base64`
+   * for bytes that are not UTF-8 text. `history`: each key's earlier versions kept here
+   * follow it, marked `"history": true`. Files (`putFile`) are left out. Reads local state
+   * only. Throws ConfigError when the vault is closed.
+   */
+  exportRecords(options?: { history?: boolean }): string;
+  /**
+   * Merges JSON Lines (as `exportRecords` writes them; another tool's lines need only `key`
+   * and `value`) into the vault: per key, the newest line is written as a local put or delete
+   * unless the vault holds a version at least as new, or that value already, so importing
+   * twice changes nothing. Earlier versions are never written. The next sync pushes what
+   * changed. Resolves once the writes are in the storage. Rejects with ConfigError naming the
+   * line (counted from 1) and what is wrong when a line is malformed, and then nothing is
+   * imported; TypeError when `input` is not a string or bytes.
+   */
+  importRecords(input: string | Uint8Array | ArrayBuffer): Promise<ImportReport>;
   /** Resolves once every change so far is in the storage. */
   flush(): Promise<void>;
-  /** Saves, lets go of the state's lock and closes. */
+  /** Stops the background sync, saves, lets go of the state's lock and closes. */
   close(): Promise<void>;
   exportState(): Uint8Array;
   readonly device: string;

@@ -212,11 +212,19 @@ export class Vault {
   #pending;
   #signal;
   #transport;
-  constructor(inner, storage, release, transport) {
+  #vaultId;
+  /** The running (or waiting) background sync: see startAutoSync. */
+  #auto;
+  /** Settles when the last background sync has ended. */
+  #autoEnded = Promise.resolve();
+  /** The events() iterators' listeners. */
+  #listeners = new Set();
+  constructor(inner, storage, release, transport, vaultId) {
     this.#inner = inner;
     this.#storage = storage;
     this.#release = release;
     this.#transport = transport;
+    this.#vaultId = vaultId;
   }
 
   /**
@@ -251,7 +259,7 @@ export class Vault {
           credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
         ),
       );
-      vault = new Vault(inner, storage, release, transport);
+      vault = new Vault(inner, storage, release, transport, key.vaultId);
       await vault.flush();
       return vault;
     } catch (e) {
@@ -543,15 +551,201 @@ export class Vault {
     this.#pending ??= Promise.resolve().then(() => this.flush());
     return this.#pending;
   }
-  /** Saves, lets go of the state's lock and closes; later calls throw ConfigError. */
+  /**
+   * Saves, lets go of the state's lock and closes; later calls throw ConfigError. A background
+   * sync stops, and every `events()` iterator ends.
+   */
   async close() {
     try {
+      const ended = this.stopAutoSync();
       call(() => this.#inner.close());
+      await ended;
       await this.flush();
     } finally {
+      for (const listener of this.#listeners) listener(undefined, true);
       this.#release?.();
       this.#release = undefined;
     }
+  }
+
+  /**
+   * Syncs in the background until `stopAutoSync()` or `close()` (see index.d.ts): the core's
+   * loop on this page's event loop, under a Web Lock per local state, told of `online` /
+   * `offline` and `visibilitychange`. Throws ConfigError for a bad option or a closed vault,
+   * ConflictError when one runs (or waits) already. Resolves to true once the loop runs, or
+   * false when it was stopped before it could.
+   */
+  startAutoSync({ interval = 30, onEvent, debounce = 1, fullSyncInterval = 600, backgroundInterval = 300 } = {}) {
+    if (onEvent !== undefined && onEvent !== null && typeof onEvent !== 'function') {
+      throw new TypeError('onEvent must be a function');
+    }
+    if (this.#auto) throw new ConflictError('a background sync is already running on this vault', 'conflict');
+    const settings = call(() => this.#inner.autoSyncSettings(interval, debounce, fullSyncInterval, backgroundInterval));
+    let started;
+    const auto = {
+      onEvent,
+      stop: new AbortController(),
+      started: new Promise((resolve) => { started = resolve; }),
+    };
+    this.#auto = auto;
+    const previous = this.#autoEnded;
+    auto.ended = (async () => {
+      try {
+        await previous;
+        if (auto.stop.signal.aborted) return;
+        const run = () => this.#runAutoSync(auto, settings, started);
+        const locks = globalThis.navigator?.locks;
+        if (!locks) return await run();
+        // One loop per vault and local state, whichever tab holds it: the state lock's name
+        // (or, with no storage, the device id) under the vault's id.
+        const state = this.#storage ? this.#storage.name ?? 'state' : this.device;
+        const name = `bucketsync:auto-sync:${this.#vaultId}:${state}`;
+        await locks.request(name, { signal: auto.stop.signal }, run).catch((e) => {
+          if (!auto.stop.signal.aborted) throw e;
+        });
+      } catch (e) {
+        reportError(toError(e));
+      } finally {
+        settings.free();
+        started(false);
+        if (this.#auto === auto) this.#auto = undefined;
+      }
+    })();
+    this.#autoEnded = auto.ended;
+    return auto.started;
+  }
+
+  /** Runs the loop (its lock held); resolves when it ends. */
+  async #runAutoSync(auto, settings, started) {
+    if (auto.stop.signal.aborted) return;
+    const ended = this.#inner.autoSync(
+      settings,
+      this.#transport(() => auto.stop.signal),
+      (event) => this.#deliver(auto, event),
+      () => { this.#persistSoon(); },
+    );
+    const unwatch = watchPlatform((what) => this.notify(what));
+    started(true);
+    try {
+      await ended;
+    } catch (e) {
+      if (!auto.stop.signal.aborted) throw e;
+    } finally {
+      unwatch();
+      await this.flush().catch(reportError);
+    }
+  }
+
+  /** Hands a background sync's event to its onEvent and every events() iterator. */
+  #deliver(auto, event) {
+    if (auto.stop.signal.aborted) return; // stopped: what a cut-off sync still says is dropped
+    if (event.kind === 'changed' || event.kind === 'conflict') this.#persistSoon();
+    for (const listener of [auto.onEvent, ...this.#listeners]) {
+      if (!listener) continue;
+      try {
+        listener(event);
+      } catch (e) {
+        reportError(e); // a listener that throws breaks nothing
+      }
+    }
+  }
+
+  /**
+   * Stops the background sync: a sync it runs is abandoned at once (safely: the next one
+   * resumes it), its requests are aborted, and no event is delivered after this call. A loop
+   * still waiting for its lock never starts. Resolves once it has ended and its changes are
+   * saved. Does nothing when none runs.
+   */
+  stopAutoSync() {
+    const auto = this.#auto;
+    if (auto) {
+      this.#auto = undefined;
+      this.#inner.stopAutoSync();
+      auto.stop.abort(new DOMException('the background sync was stopped', 'AbortError'));
+    }
+    return this.#autoEnded.then(() => {});
+  }
+
+  /** Whether a background sync runs (or waits for its lock). */
+  get autoSyncing() {
+    return this.#auto !== undefined;
+  }
+
+  /**
+   * Tells the background sync what the app knows: 'network-lost', 'network-back',
+   * 'background', 'foreground' or 'changed' (new credentials: try again at once, even after an
+   * auth error). In a browser, startAutoSync already listens to online/offline and
+   * visibilitychange. Ignored when none runs; ConfigError for another value.
+   */
+  notify(what) {
+    call(() => this.#inner.notify(String(what)));
+  }
+
+  /**
+   * `for await (const event of vault.events())`: the background sync's events, from when the
+   * loop starts iterating; leaving the loop stops listening. Ends when the vault closes.
+   */
+  events() {
+    const listeners = this.#listeners;
+    return {
+      [Symbol.asyncIterator]() {
+        const queue = [];
+        const waiting = [];
+        let done = false;
+        const listener = (event, end) => {
+          if (done) return;
+          if (end) {
+            finish();
+          } else if (waiting.length > 0) {
+            waiting.shift()({ value: event, done: false });
+          } else {
+            queue.push(event);
+          }
+        };
+        const finish = () => {
+          done = true;
+          listeners.delete(listener);
+          queue.length = 0;
+          for (const resolve of waiting.splice(0)) resolve({ value: undefined, done: true });
+          return Promise.resolve({ value: undefined, done: true });
+        };
+        listeners.add(listener);
+        return {
+          next() {
+            if (queue.length > 0) return Promise.resolve({ value: queue.shift(), done: false });
+            if (done) return Promise.resolve({ value: undefined, done: true });
+            return new Promise((resolve) => { waiting.push(resolve); });
+          },
+          return: finish,
+          [Symbol.asyncIterator]() {
+            return this;
+          },
+        };
+      },
+    };
+  }
+
+  /**
+   * Every record as JSON Lines, one a line in key order (see the README for the fields);
+   * `history`: each key's earlier versions too. Files (putFile) are left out.
+   */
+  exportRecords({ history = false } = {}) {
+    return call(() => this.#inner.exportRecords(Boolean(history)));
+  }
+
+  /**
+   * Merges JSON Lines (a string or their UTF-8 bytes) into the vault: per key the newest line
+   * is written unless the vault holds a version at least as new. Resolves to `{ lines,
+   * imported, deleted, unchanged, older, history }` once the writes are in the storage; a
+   * malformed line rejects with ConfigError naming it, and nothing is imported.
+   */
+  async importRecords(input) {
+    if (typeof input !== 'string' && !(input instanceof Uint8Array) && !(input instanceof ArrayBuffer)) {
+      throw new TypeError('importRecords takes a string or a Uint8Array of JSON Lines');
+    }
+    const report = call(() => this.#inner.importRecords(bytes(input, 'input')));
+    await this.flush();
+    return report;
   }
   /** A whole snapshot of the local state as bytes (for `Vault.open({ state })`, backups). */
   exportState() {
@@ -565,6 +759,40 @@ export class Vault {
   get unpushed() {
     return call(() => this.#inner.unpushed);
   }
+}
+
+/** Reports what a listener threw without throwing (the page's error event; stderr in Node). */
+function reportError(e) {
+  if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+  else console.error(e);
+}
+
+/**
+ * Tells `notify` what the platform knows, while a background sync runs: `online` / `offline`
+ * (starting offline if `navigator.onLine` says so) in pages and workers, `visibilitychange`
+ * (a hidden page is in the background) in pages. Returns the function that stops listening.
+ */
+function watchPlatform(notify) {
+  const scope = globalThis;
+  const undo = [];
+  const on = (target, type, listener) => {
+    target.addEventListener(type, listener);
+    undo.push(() => target.removeEventListener(type, listener));
+  };
+  if (typeof scope.addEventListener === 'function' && typeof scope.navigator?.onLine === 'boolean') {
+    on(scope, 'online', () => notify('network-back'));
+    on(scope, 'offline', () => notify('network-lost'));
+    if (!scope.navigator.onLine) notify('network-lost');
+  }
+  const doc = scope.document;
+  if (typeof doc?.addEventListener === 'function' && typeof doc.visibilityState === 'string') {
+    const visibility = () => notify(doc.visibilityState === 'hidden' ? 'background' : 'foreground');
+    on(doc, 'visibilitychange', visibility);
+    if (doc.visibilityState === 'hidden') visibility();
+  }
+  return () => {
+    for (const u of undo) u();
+  };
 }
 
 let partials = 0;

@@ -19,6 +19,7 @@ use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
+mod auto_sync;
 mod files;
 
 /// A JS `Error` carrying the core error's category in `.category`.
@@ -198,6 +199,7 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
     set(&js, "bytesSent", report.bytes_sent as f64);
     set(&js, "bytesReceived", report.bytes_received as f64);
     set(&js, "retries", report.retries as f64);
+    set(&js, "hintUnchanged", report.hint_unchanged);
     let changed = Array::new();
     for key in &report.changed {
         changed.push(&Uint8Array::from(key.as_slice()));

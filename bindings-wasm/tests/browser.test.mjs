@@ -29,11 +29,12 @@ after(async () => {
   await s3?.stop();
 });
 
-async function openNotes(code, context) {
+async function openNotes(code, context, { auto = false, query = '' } = {}) {
   context ??= await browser.newContext();
   const page = await context.newPage();
   const origin = `http://127.0.0.1:${web.address().port}`;
-  await page.goto(`${origin}/examples/web/index.html`);
+  await page.goto(`${origin}/examples/web/index.html${query}`);
+  if (auto) await page.check('#auto');
   await page.fill('#store', s3.store('web-notes', 'notes/'));
   await page.fill('#access-key', s3.accessKeyId);
   await page.fill('#secret-key', s3.secretAccessKey);
@@ -101,6 +102,132 @@ test('two tabs of one profile on one vault both end up with every note', async (
     assert.deepEqual(notes.sort(), ['written in tab one', 'written in tab two']);
   }
   await first.context.close();
+});
+
+test('background sync in two profiles: a note shows in the other without a click; offline pauses it, online catches up', async () => {
+  const origin = `http://127.0.0.1:${web.address().port}`;
+  await allowOrigin(s3, 'web-notes', origin);
+  const options = { auto: true, query: '?interval=1' };
+  const one = await openNotes('', undefined, options);
+  const code = await one.page.inputValue('#code');
+  const two = await openNotes(code, undefined, options);
+  // Two's requests to the change hint, and how the bucket answered (through CORS).
+  const polls = [];
+  two.page.on('response', (response) => {
+    if (new URL(response.url()).pathname.endsWith('/h')) polls.push(response.status());
+  });
+  const notes = (tab) => tab.page.$$eval('#notes li', (items) => items.map((li) => li.textContent));
+  const live = (tab) => tab.page.textContent('#live');
+  for (const tab of [one, two]) {
+    await tab.page.waitForFunction(() => document.querySelector('#live').textContent === 'Background sync: idle');
+  }
+
+  // No click on Sync anywhere: one's background sync pushes the note a second after it is
+  // added, and two's next poll brings it in.
+  await one.page.fill('#note', 'live from one');
+  let added = Date.now();
+  await one.page.click('#add button');
+  await two.page.waitForFunction(() => [...document.querySelectorAll('#notes li')].some((li) => li.textContent === 'live from one'),
+    null, { timeout: 10000 });
+  const delay = Date.now() - added;
+  console.log(`a note added in profile one shows in profile two after ${delay} ms (debounce 1 s, interval 1 s)`);
+  assert.ok(delay < 5000, `${delay} ms`);
+
+  // Idle: two's polls are conditional GETs of the hint answered 304 (the CORS rule allows
+  // If-None-Match and exposes ETag).
+  polls.length = 0;
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  assert.ok(polls.length >= 2 && polls.every((status) => status === 304), `hint polls while idle: ${polls}`);
+
+  // Two goes offline: its page says so, and one's next note does not reach it...
+  await two.context.setOffline(true);
+  await two.page.waitForFunction(() => document.querySelector('#live').textContent === 'Background sync: offline');
+  polls.length = 0;
+  await one.page.fill('#note', 'while two was offline');
+  await one.page.click('#add button');
+  await one.page.waitForFunction(() => document.querySelector('#status').textContent.includes('to sync'));
+  await new Promise((resolve) => setTimeout(resolve, 3500));
+  assert.deepEqual(await notes(two), ['live from one']);
+  assert.deepEqual(polls, [], 'no request while offline');
+  // ...until it is back online: it syncs at once.
+  added = Date.now();
+  await two.context.setOffline(false);
+  await two.page.waitForFunction(() => [...document.querySelectorAll('#notes li')].some((li) => li.textContent === 'while two was offline'),
+    null, { timeout: 10000 });
+  console.log(`back online to the missed note: ${Date.now() - added} ms`);
+  await two.page.waitForFunction(() => document.querySelector('#live').textContent === 'Background sync: idle');
+  assert.deepEqual((await notes(one)).sort(), (await notes(two)).sort());
+
+  // Unticked: the loop stops.
+  await two.page.uncheck('#auto');
+  assert.equal(await live(two), '');
+  assert.equal(await two.page.evaluate(() => document.querySelector('#auto').checked), false);
+  await one.context.close();
+  await two.context.close();
+});
+
+test('background sync across tabs of one profile: one loop per local state (Web Lock); a hidden page polls at the background interval', async () => {
+  const origin = `http://127.0.0.1:${web.address().port}`;
+  await allowOrigin(s3, 'web-notes', origin);
+  const context = await browser.newContext();
+  const code = (await (await import('../js/index.js')).VaultKey.generate()).recoveryCode();
+  // Two tabs on the same replica (the same device id, no storage): the state lock does not
+  // apply, the background sync's lock does.
+  const device = '0123456789abcdef0123456789abcdef';
+  const tabs = [];
+  for (let i = 0; i < 2; i++) {
+    const page = await context.newPage();
+    await page.goto(`${origin}/bindings-wasm/tests/page.html`);
+    await page.evaluate(async ({ store, code, device, credentials }) => {
+      const { Vault, VaultKey } = await import('/bindings-wasm/js/index.js');
+      window.sent = [];
+      const counting = (url, init) => {
+        window.sent.push(`${init.method} ${new URL(url).pathname}`);
+        return fetch(url, init);
+      };
+      window.vault = await Vault.open({ store, key: await VaultKey.fromRecoveryCode(code), device, credentials,
+        mode: 'join-or-create', fetch: counting });
+      window.events = [];
+      window.running = 'waiting';
+      window.vault.startAutoSync({ interval: 1, backgroundInterval: 30, onEvent: (e) => window.events.push(e.kind) })
+        .then((started) => { window.running = started; });
+    }, { store: s3.store('web-notes', 'tabs/'), code, device, credentials: s3.credentials });
+    tabs.push(page);
+  }
+  const [first, second] = tabs;
+  await first.waitForFunction(() => window.running === true);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  // The second tab waits for the lock: started, but no loop, no request, no event.
+  assert.deepEqual(await second.evaluate(() => [window.running, window.vault.autoSyncing, window.sent, window.events]),
+    ['waiting', true, [], []]);
+  assert.ok((await first.evaluate(() => window.sent.length)) >= 2, 'the first tab polls');
+
+  // The first tab stops: the second one's loop starts.
+  await first.evaluate(() => window.vault.stopAutoSync());
+  await second.waitForFunction(() => window.running === true, null, { timeout: 5000 });
+  await second.waitForFunction(() => window.events.includes('state'));
+
+  // Hidden (the page's visibilitychange): polls every 30 s instead of every second; shown
+  // again, at once and every second.
+  const hide = (hidden) => second.evaluate((hidden) => {
+    Object.defineProperty(document, 'visibilityState', { value: hidden ? 'hidden' : 'visible', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await hide(true);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // a poll under way
+  await second.evaluate(() => { window.sent.length = 0; });
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  assert.deepEqual(await second.evaluate(() => window.sent), [], 'no poll while hidden');
+  await hide(false);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.ok((await second.evaluate(() => window.sent.length)) >= 2, 'polls again once visible');
+
+  // Closing the vault stops the loop and lets go of the lock: the first tab can start again.
+  await second.evaluate(() => window.vault.close());
+  assert.equal(await first.evaluate(() => window.vault.startAutoSync({ interval: 1 })), true);
+  await first.evaluate(() => window.vault.close());
+  await context.close();
 });
 
 test('in a browser, a signer adds to the engine\'s headers: a presigned create is still conditional', async () => {

@@ -12,7 +12,7 @@ import { startServer, root } from './helpers.mjs';
 
 let server;
 before(async () => {
-  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files');
+  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files', 'node-auto');
 });
 after(async () => {
   await server?.stop();
@@ -665,4 +665,265 @@ with bucketsync.Vault.open(sys.argv[1], key, credentials=creds) as v:
   await writer.sync();
   assert.equal(sha256(await blobBytes(await writer.getFile('from/python'))), sha256(data));
   assert.equal(writer.fileInfo('from/python').contentHash, writer.fileInfo('from/node').contentHash);
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const text = (bytes) => new TextDecoder().decode(bytes);
+
+/** Waits until `found()` holds, checking every 20 ms; fails after `seconds`. */
+async function waitFor(what, seconds, found) {
+  const start = Date.now();
+  while (!found()) {
+    assert.ok(Date.now() - start < seconds * 1000, `no ${what} within ${seconds} s`);
+    await sleep(20);
+  }
+}
+
+/** A fetch that notes what goes out: `{ kind: 'list' | 'hint' | 'other', method, conditional, status }`. */
+function countingFetch() {
+  const sent = [];
+  const fetchImpl = async (url, init) => {
+    const path = new URL(url).pathname;
+    const kind = url.includes('list-type=2') ? 'list' : path.endsWith('/h') ? 'hint' : 'other';
+    const entry = { kind, method: init.method, conditional: new Headers(init.headers).has('if-none-match') };
+    sent.push(entry);
+    const response = await fetch(url, init);
+    entry.status = response.status;
+    return response;
+  };
+  return { fetch: fetchImpl, take: () => sent.splice(0) };
+}
+
+test('background sync: a peer\'s put arrives as a changed event with no sync(), an idle device only polls, stop sends nothing more', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-auto', 'idle/');
+  const a = await Vault.create({ store, key, credentials: server.credentials });
+  await a.put('first', '1');
+  assert.equal((await a.sync()).hintUnchanged, false);
+  const counting = countingFetch();
+  const b = await Vault.open({ store, key, credentials: server.credentials, fetch: counting.fetch });
+  const events = [];
+  const started = b.startAutoSync({ interval: 1, onEvent: (e) => events.push(e), fullSyncInterval: 4 });
+  assert.ok(b.autoSyncing);
+  assert.throws(() => b.startAutoSync({ interval: 1 }), (e) => e instanceof bucketsync.ConflictError
+    && e.category === 'conflict' && /already running/.test(e.message));
+  assert.equal(await started, true, 'Node has no Web Locks: it runs at once');
+  await waitFor('the first sync', 10, () => b.getString('first') === '1');
+  assert.ok(events.some((e) => e.kind === 'changed' && e.keys.some((k) => text(k) === 'first')));
+
+  // A's put reaches B as a "changed" event naming the key within 3 intervals, with no call to
+  // sync() on B; an events() iterator hears it too.
+  const iterated = (async () => {
+    for await (const event of b.events()) {
+      if (event.kind === 'changed') return { event, at: Date.now() };
+    }
+  })();
+  await a.put('note', 'from a');
+  await a.sync();
+  const pushed = Date.now();
+  await waitFor('the changed event', 3, () => events.some((e) => e.kind === 'changed' && e.keys.some((k) => text(k) === 'note')));
+  const delay = Date.now() - pushed;
+  const heard = await iterated;
+  assert.deepEqual(heard.event.keys.map(text), ['note']);
+  assert.deepEqual(Object.keys(heard.event).sort(), ['category', 'keys', 'kind', 'progress', 'state']);
+  assert.equal(b.getString('note'), 'from a');
+  console.log(`push on A to the changed event on B: ${delay} ms (interval 1 s); the iterator: ${heard.at - pushed} ms`);
+
+  // Idle for 6 intervals: one conditional GET of the hint per interval (answered 304), a LIST
+  // only at the full sync every 4 s, nothing else.
+  await sleep(1500);
+  counting.take();
+  await sleep(6000);
+  const idle = counting.take();
+  const polls = idle.filter((s) => s.kind === 'hint' && s.method === 'GET');
+  assert.ok(polls.length >= 3 && polls.length <= 7, JSON.stringify(idle));
+  assert.ok(polls.every((s) => s.conditional), 'every poll is conditional');
+  assert.ok(polls.filter((s) => s.status === 304).length >= polls.length - 2, JSON.stringify(polls));
+  assert.ok(idle.filter((s) => s.kind === 'list').length <= 2, JSON.stringify(idle));
+  assert.deepEqual(idle.filter((s) => s.kind === 'other'), [], 'an idle device fetched or wrote nothing else');
+  console.log(`idle 6 s at interval 1 s: ${polls.length} hint GETs (${polls.filter((s) => s.status === 304).length} answered 304), `
+    + `${idle.filter((s) => s.kind === 'list').length} LIST`);
+
+  // Stopped: nothing more goes out, and no more events.
+  const stopped = b.stopAutoSync();
+  assert.equal(b.autoSyncing, false);
+  await stopped;
+  counting.take();
+  const heardBefore = events.length;
+  await sleep(2500);
+  assert.deepEqual(counting.take(), []);
+  assert.equal(events.length, heardBefore);
+  const states = events.filter((e) => e.kind === 'state').map((e) => e.state);
+  assert.ok(states.includes('syncing') && states.includes('idle'), states.join());
+  assert.ok(events.some((e) => e.kind === 'progress' && e.progress.requestsDone >= 1 && e.keys.length === 0));
+  await a.close();
+  await b.close();
+});
+
+test('background sync: local writes go out alone, a throwing listener breaks nothing, offline pauses, close ends it', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-auto', 'writes/');
+  const a = await Vault.create({ store, key, credentials: server.credentials });
+  await a.sync();
+  const counting = countingFetch();
+  const b = await Vault.open({ store, key, credentials: server.credentials, fetch: counting.fetch });
+
+  assert.throws(() => b.startAutoSync({ interval: 0 }), (e) => e instanceof bucketsync.ConfigError && /interval/.test(e.message));
+  assert.throws(() => b.startAutoSync({ debounce: -1 }), (e) => e instanceof bucketsync.ConfigError && /debounce/.test(e.message));
+  assert.throws(() => b.startAutoSync({ onEvent: 42 }), TypeError);
+  assert.throws(() => b.notify('offline'), (e) => e instanceof bucketsync.ConfigError && /network-lost/.test(e.message));
+  b.notify('network-lost'); // no background sync: ignored
+  assert.equal(b.autoSyncing, false);
+
+  // A listener that throws (and reads the vault from inside the event) breaks nothing: what it
+  // throws goes to reportError.
+  const reported = [];
+  const hadReportError = Object.getOwnPropertyDescriptor(globalThis, 'reportError');
+  globalThis.reportError = (e) => reported.push(e);
+  try {
+    const calls = [];
+    b.startAutoSync({
+      interval: 0.3,
+      debounce: 0.05,
+      onEvent: (event) => {
+        calls.push(event);
+        b.keys();
+        throw new Error('a listener that throws');
+      },
+    });
+    await b.put('from-b', '1');
+    // B's own write is pushed by the background sync alone.
+    const start = Date.now();
+    while (a.get('from-b') === undefined) {
+      assert.ok(Date.now() - start < 10000, 'B\'s write was never pushed');
+      await a.sync();
+      await sleep(50);
+    }
+    console.log(`a local write to the store by the background sync alone: ${Date.now() - start} ms (debounce 50 ms)`);
+    assert.ok(calls.length >= 3, `${calls.length} events`);
+    assert.ok(reported.length >= 3 && reported.every((e) => e.message === 'a listener that throws'));
+    assert.ok(b.autoSyncing);
+
+    // Offline: a state event, and no request until the network is back, which syncs at once.
+    b.notify('network-lost');
+    await waitFor('the offline state', 5, () => calls.some((e) => e.kind === 'state' && e.state === 'offline'));
+    await sleep(300); // a poll that was under way
+    counting.take();
+    await sleep(1200);
+    assert.deepEqual(counting.take(), [], 'no request while offline');
+    await a.put('while-offline', 'x');
+    await a.sync();
+    const back = Date.now();
+    b.notify('network-back');
+    await waitFor('the write made while offline', 5, () => b.getString('while-offline') === 'x');
+    console.log(`network back to the missed write arriving: ${Date.now() - back} ms`);
+  } finally {
+    if (hadReportError) Object.defineProperty(globalThis, 'reportError', hadReportError);
+    else delete globalThis.reportError;
+  }
+
+  // close() stops the loop and ends every events() iterator.
+  const iterator = b.events()[Symbol.asyncIterator]();
+  const ended = iterator.next().then(async function drain(r) { return r.done ? r : drain(await iterator.next()); });
+  await b.close();
+  assert.equal(b.autoSyncing, false);
+  assert.deepEqual(await ended, { value: undefined, done: true });
+  assert.throws(() => b.startAutoSync(), bucketsync.ConfigError);
+  await a.close();
+});
+
+test('background sync: start and stop in a row never hang, and a start right after a stop runs', async () => {
+  const key = await VaultKey.generate();
+  const vault = await Vault.create({ store: server.store('node-auto', 'quick/'), key, credentials: server.credentials });
+  for (let i = 0; i < 20; i++) {
+    vault.startAutoSync({ interval: 30 });
+    await vault.stopAutoSync();
+    assert.equal(vault.autoSyncing, false);
+  }
+  // Not awaited: the second start waits for the first loop to end, then runs.
+  const first = vault.startAutoSync({ interval: 30 });
+  vault.stopAutoSync();
+  const second = vault.startAutoSync({ interval: 30 });
+  assert.equal(await first, false, 'stopped before it ran');
+  assert.equal(await second, true);
+  assert.ok(vault.autoSyncing);
+  // Leaving a for-await loop stops that iterator listening.
+  vault.notify('changed');
+  for await (const event of vault.events()) {
+    if (event.kind === 'state') break;
+  }
+  await vault.close();
+  assert.equal(vault.autoSyncing, false);
+
+  // A stopped loop leaves no timer behind: a Node script ends as soon as it closes its vault.
+  const script = `
+import * as bucketsync from ${JSON.stringify(join(root, 'bindings-wasm/js/index.js'))};
+const [store, id, secret] = process.argv.slice(1);
+const vault = await bucketsync.Vault.create({ store, key: await bucketsync.VaultKey.generate(),
+  credentials: { accessKeyId: id, secretAccessKey: secret } });
+await vault.startAutoSync({ interval: 30 });
+for await (const event of vault.events()) if (event.kind === 'state' && event.state === 'idle') break;
+await vault.close();
+`;
+  const start = Date.now();
+  execFileSync(process.execPath, ['--input-type=module', '-e', script, server.store('node-auto', 'exit/'),
+    server.accessKeyId, server.secretAccessKey], { timeout: 20000 });
+  assert.ok(Date.now() - start < 10000, `the script took ${Date.now() - start} ms to end`);
+});
+
+test('export to JSON Lines and import into another vault: equal maps; a malformed line imports nothing', async () => {
+  const key = await VaultKey.generate();
+  const source = await Vault.create({ store: server.store('node-auto', 'export/'), key, credentials: server.credentials });
+  await source.put('notes/a', 'hello');
+  await source.put('notes/b', 'first');
+  await sleep(2);
+  await source.put('notes/b', 'second');
+  await source.put(new Uint8Array([0, 255]), new Uint8Array([1, 2, 255]));
+  await source.put('gone', 'x');
+  await source.delete('gone');
+  await source.put('unicode/é', 'naïve ✓');
+
+  const jsonl = source.exportRecords();
+  assert.equal(typeof jsonl, 'string');
+  const lines = jsonl.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 5, 'one line a key, the deleted one included');
+  assert.deepEqual(lines.find((l) => l.key === 'notes/b').value, 'second');
+  assert.equal(lines.find((l) => l.key === 'gone').deleted, true);
+  assert.ok(lines.some((l) => l.key_base64 === 'AP8=' && l.value_base64 === 'AQL/'));
+  const withHistory = source.exportRecords({ history: true }).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(withHistory.some((l) => l.key === 'notes/b' && l.value === 'first' && l.history === true));
+
+  // Into a new vault with a file storage: the imported writes are in it when the promise resolves.
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-import-'));
+  const storage = bucketsync.fileStorage(join(dir, 'imported.state'));
+  const otherKey = await VaultKey.generate();
+  const otherStore = server.store('node-auto', 'import/');
+  const target = await Vault.create({ store: otherStore, key: otherKey, storage, credentials: server.credentials });
+  const report = await target.importRecords(jsonl);
+  // The deletion of a key the new vault never had needs no change.
+  assert.deepEqual(report, { lines: 5, imported: 4, deleted: 0, unchanged: 1, older: 0, history: 0 });
+  const map = (vault) => vault.keys().map((k) => [[...k], [...vault.get(k)]]);
+  assert.deepEqual(map(target), map(source));
+  assert.equal(target.getString('unicode/é'), 'naïve ✓');
+  // Twice changes nothing; bytes work as well as text; history lines are never written.
+  const again = await target.importRecords(new TextEncoder().encode(source.exportRecords({ history: true })));
+  assert.equal(again.imported + again.deleted, 0);
+  assert.equal(again.history, withHistory.filter((l) => l.history).length);
+  assert.equal(again.history, 2, 'notes/b\'s first value, gone\'s value before its deletion');
+  await target.close();
+  const reopened = await Vault.open({ store: otherStore, key: otherKey, storage, credentials: server.credentials });
+  assert.deepEqual(map(reopened), map(source));
+  assert.equal(reopened.unpushed, 4);
+
+  // A malformed line: ConfigError naming it, and nothing imported.
+  const bad = '{"key":"new/1","value":"a"}\n\n{"key":"new/2","value":"b"}\n{"key":"new/3" "value":"c"}\n';
+  await assert.rejects(reopened.importRecords(bad), (e) => e instanceof bucketsync.ConfigError
+    && /line 4 of the import/.test(e.message) && /nothing was imported/.test(e.message));
+  await assert.rejects(reopened.importRecords('{"value":"no key"}'), (e) => e instanceof bucketsync.ConfigError
+    && /line 1/.test(e.message));
+  assert.deepEqual(reopened.keyStrings('new/'), []);
+  await assert.rejects(reopened.importRecords(42), TypeError);
+  await reopened.close();
+  assert.throws(() => reopened.exportRecords(), bucketsync.ConfigError);
+  await source.close();
 });

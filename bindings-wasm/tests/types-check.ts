@@ -2,7 +2,7 @@
 // the documented usage without casts, and reject misuse (the @ts-expect-error lines).
 import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
-  type FileReport, type FileInfo, type FileProgress, VaultFile,
+  type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -89,5 +89,41 @@ async function usage(): Promise<void> {
   // @ts-expect-error packSize is a number of bytes
   await vault.putFile('files/e', file, { packSize: '1 MiB' });
   void [sent, blob, streamed, saved, inline, hash, notBlob, seen];
+
+  // Background sync, its events, export and import.
+  const running: Promise<boolean> = vault.startAutoSync({
+    interval: 30,
+    debounce: 1,
+    onEvent: (e: AutoSyncEvent) => {
+      if (e.kind === 'changed') {
+        const changedKeys: Uint8Array[] = e.keys;
+        void changedKeys;
+      } else if (e.kind === 'state') {
+        const state: 'idle' | 'syncing' | 'offline' | 'error' = e.state;
+        const category: string | null = e.category;
+        void [state, category];
+      } else if (e.kind === 'progress') {
+        const done: number = e.progress.requestsDone;
+        void done;
+      }
+    },
+  });
+  vault.notify('network-lost');
+  // @ts-expect-error notify takes one of five words
+  vault.notify('offline');
+  // @ts-expect-error intervals are seconds, as numbers
+  vault.startAutoSync({ interval: '30s' });
+  for await (const event of vault.events()) {
+    if (event.kind === 'conflict') break;
+  }
+  const syncing: boolean = vault.autoSyncing;
+  await vault.stopAutoSync();
+  const hint: boolean = (await vault.sync()).hintUnchanged;
+  const jsonl: string = vault.exportRecords({ history: true });
+  const imported: ImportReport = await vault.importRecords(jsonl);
+  await vault.importRecords(new TextEncoder().encode(jsonl));
+  const counts: number = imported.lines + imported.imported + imported.deleted + imported.unchanged
+    + imported.older + imported.history;
+  void [running, syncing, hint, counts];
 }
 void usage;

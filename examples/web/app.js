@@ -1,6 +1,9 @@
 // A notes page on bucketsync: each browser profile is a device; its state lives in IndexedDB.
 // One tab holds the profile's state (a Web Lock); a second tab of the same profile opens as a
 // device of its own, with its own state, so both tabs sync and neither hides the other's notes.
+// "Sync in the background" runs vault.startAutoSync: notes from other devices appear without a
+// click (every 30 s, or `?interval=SECONDS` in the page's URL), and the page's own notes go out a
+// second after they are added; going offline pauses it, coming back syncs at once.
 import { LockedError, Vault, VaultKey, indexedDbStorage } from '../../bindings-wasm/js/index.js';
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +23,30 @@ function show() {
 function status(text) {
   $('status').textContent = text;
 }
+
+const interval = Number(new URLSearchParams(location.search).get('interval')) || 30;
+
+/** Starts or stops the background sync as the checkbox says. */
+function background() {
+  if (!vault) return;
+  if (!$('auto').checked) {
+    vault.stopAutoSync();
+    $('live').textContent = '';
+    return;
+  }
+  if (vault.autoSyncing) return;
+  vault.startAutoSync({
+    interval,
+    onEvent: (event) => {
+      if (event.kind === 'changed' || event.kind === 'conflict') show();
+      if (event.kind === 'state') {
+        const why = event.category ? ` (${event.category})` : '';
+        $('live').textContent = `Background sync: ${event.state}${why}`;
+      }
+    },
+  });
+}
+$('auto').addEventListener('change', background);
 
 $('connect').addEventListener('click', async () => {
   try {
@@ -46,6 +73,7 @@ $('connect').addEventListener('click', async () => {
     }
     show();
     status(`Connected as device ${vault.device}${tab ? ' (a second tab: a device of its own)' : ''}.`);
+    background();
   } catch (e) {
     status(`${e.category ?? 'error'}: ${e.message}`);
   }

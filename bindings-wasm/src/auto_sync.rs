@@ -1,0 +1,243 @@
+//! Background sync: the core's loop ([`Session::run_auto_sync`]) as a promise on the page's
+//! event loop, its events handed to a JS function as plain objects. The JS layer adds the Web
+//! Lock (one loop per local state across tabs), the `online`/`offline` and `visibilitychange`
+//! wiring, the listeners and `events()`.
+
+use bucketsync::auto_sync::{AutoSyncOptions, Event};
+use bucketsync::driver::{Progress, Transport};
+use bucketsync::{Error, Happening, Request, Response, SchedulePolicy, ScheduleState};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::{config, js_error, set, JsTransport, Vault};
+
+/// The timings of a background sync, checked: what `vault.autoSyncSettings(...)` gives and
+/// `vault.autoSync(...)` takes (the JS layer waits for its Web Lock in between).
+#[wasm_bindgen]
+pub struct AutoSyncSettings(AutoSyncOptions);
+
+/// Seconds as milliseconds, or a `config` error naming the option.
+fn millis(name: &str, seconds: f64) -> Result<u64, JsValue> {
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok((seconds * 1000.0).round().max(1.0) as u64)
+    } else {
+        Err(config(format!(
+            "{name} must be a number of seconds > 0, not {seconds}"
+        )))
+    }
+}
+
+/// The transport of a background sync: the app's, plus `on_idle` called before each wait
+/// (after every sync of the loop), when the JS layer saves what the sync changed.
+struct LoopTransport {
+    inner: JsTransport,
+    on_idle: Function,
+}
+
+impl Transport for LoopTransport {
+    async fn send(&self, request: Request) -> bucketsync::Result<Response> {
+        self.inner.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        let _ = self.on_idle.call0(&JsValue::NULL);
+        let global = js_sys::global();
+        let function = |name: &str| {
+            Reflect::get(&global, &name.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok())
+        };
+        let (Some(set_timeout), Some(clear_timeout)) =
+            (function("setTimeout"), function("clearTimeout"))
+        else {
+            return;
+        };
+        let mut timer = Timer(JsValue::UNDEFINED, clear_timeout);
+        let promise = Promise::new(&mut |resolve, _| {
+            if let Ok(id) = set_timeout.call2(&JsValue::NULL, &resolve, &(ms as f64).into()) {
+                timer.0 = id;
+            }
+        });
+        // A stopped loop drops this wait: its timer goes too (a pending one keeps Node running).
+        let _timer = timer;
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
+/// A `setTimeout` id, cleared when dropped.
+struct Timer(JsValue, Function);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        let _ = self.1.call1(&JsValue::NULL, &self.0);
+    }
+}
+
+fn keys(keys: &[Vec<u8>]) -> Array {
+    keys.iter()
+        .map(|k| Uint8Array::from(k.as_slice()))
+        .collect()
+}
+
+/// `{ kind, keys, state, category, progress }`: every field on every event (`[]` or null when
+/// it does not apply), keys as `Uint8Array`s as in sync reports.
+fn event_object(event: &Event) -> Object {
+    let js = Object::new();
+    let (kind, listed, state, category, progress) = match event {
+        Event::Changed(changed) => ("changed", keys(changed), None, None, None),
+        Event::Conflict(conflicts) => ("conflict", keys(conflicts), None, None, None),
+        Event::State(state) => {
+            let (name, category) = match state {
+                ScheduleState::Idle => ("idle", None),
+                ScheduleState::Syncing => ("syncing", None),
+                ScheduleState::Offline => ("offline", None),
+                ScheduleState::Error(category) => ("error", Some(category.as_str())),
+            };
+            ("state", Array::new(), Some(name), category, None)
+        }
+        Event::Progress(p) => (
+            "progress",
+            Array::new(),
+            None,
+            None,
+            Some(progress_object(p)),
+        ),
+    };
+    set(&js, "kind", kind);
+    set(&js, "keys", listed);
+    let or_null = |v: Option<&str>| v.map_or(JsValue::NULL, JsValue::from);
+    set(&js, "state", or_null(state));
+    set(&js, "category", or_null(category));
+    set(
+        &js,
+        "progress",
+        progress.map_or(JsValue::NULL, JsValue::from),
+    );
+    js
+}
+
+fn progress_object(p: &Progress) -> Object {
+    let js = Object::new();
+    set(&js, "requestsDone", p.requests_done as f64);
+    set(&js, "requestsTotal", p.requests_total as f64);
+    set(&js, "bytesSent", p.bytes_sent as f64);
+    set(&js, "bytesReceived", p.bytes_received as f64);
+    js
+}
+
+#[wasm_bindgen]
+impl Vault {
+    /// Checks the timings of a background sync (seconds) and that the vault is open.
+    #[wasm_bindgen(js_name = autoSyncSettings)]
+    pub fn auto_sync_settings(
+        &self,
+        interval: f64,
+        debounce: f64,
+        full_sync_interval: f64,
+        background_interval: f64,
+    ) -> Result<AutoSyncSettings, JsValue> {
+        self.session.device().map_err(|e| js_error(&e))?;
+        let defaults = SchedulePolicy::default();
+        let debounce_ms = millis("debounce", debounce)?;
+        Ok(AutoSyncSettings(AutoSyncOptions {
+            policy: SchedulePolicy {
+                interval_ms: millis("interval", interval)?,
+                background_interval_ms: millis("backgroundInterval", background_interval)?,
+                debounce_ms,
+                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
+                full_sync_interval_ms: millis("fullSyncInterval", full_sync_interval)?,
+                backoff: defaults.backoff,
+            },
+            ..AutoSyncOptions::default()
+        }))
+    }
+
+    /// Starts the core's background sync over `send` (a transport as `Vault.open` takes):
+    /// registered at once (a `conflict` error when one runs already), run on the page's event
+    /// loop. `on_event(event)` gets each event; `on_idle()` is called after every sync of the
+    /// loop, before it waits. The promise resolves when the loop ends (`stopAutoSync`, `close`).
+    #[wasm_bindgen(js_name = autoSync)]
+    pub fn auto_sync(
+        &self,
+        settings: &AutoSyncSettings,
+        send: Function,
+        on_event: Function,
+        on_idle: Function,
+    ) -> Result<Promise, JsValue> {
+        let run = self.session.prepare_auto_sync().map_err(|e| js_error(&e))?;
+        let session = self.session.clone();
+        let options = settings.0;
+        let transport = LoopTransport {
+            inner: JsTransport { send },
+            on_idle,
+        };
+        Ok(future_to_promise(async move {
+            // The JS side never throws (it catches what each listener throws).
+            let listener = |event: Event| {
+                let _ = on_event.call1(&JsValue::NULL, &event_object(&event));
+            };
+            session
+                .run_auto_sync(run, &transport, options, listener)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| js_error(&e))
+        }))
+    }
+
+    /// Stops the background sync, if one runs (its promise then resolves).
+    #[wasm_bindgen(js_name = stopAutoSync)]
+    pub fn stop_auto_sync(&self) {
+        self.session.stop_auto_sync();
+    }
+
+    /// Tells the background sync what the page knows: "network-lost", "network-back",
+    /// "background", "foreground" or "changed". Ignored when none runs.
+    pub fn notify(&self, what: &str) -> Result<(), JsValue> {
+        let happening = match what {
+            "network-lost" => Happening::NetworkLost,
+            "network-back" => Happening::NetworkBack,
+            "background" => Happening::Background,
+            "foreground" => Happening::Foreground,
+            "changed" => Happening::Changed,
+            other => {
+                return Err(js_error(&Error::Config(format!(
+                    "notify takes \"network-lost\", \"network-back\", \"background\", \
+                     \"foreground\" or \"changed\", not {other:?}"
+                ))))
+            }
+        };
+        self.session.notify(happening);
+        Ok(())
+    }
+
+    /// Every record as JSON Lines (see the core's `export` module); `history` adds earlier
+    /// versions. Files are left out.
+    #[wasm_bindgen(js_name = exportRecords)]
+    pub fn export_records(&self, history: bool) -> Result<String, JsValue> {
+        let mut out = Vec::new();
+        self.session
+            .export_records(&mut out, history)
+            .map_err(|e| js_error(&e))?;
+        // Every line is JSON, so UTF-8.
+        String::from_utf8(out).map_err(|_| config("the export is not UTF-8".into()))
+    }
+
+    /// Merges JSON Lines in (a malformed line: a `config` error naming it, nothing imported);
+    /// `{ lines, imported, deleted, unchanged, older, history }`.
+    #[wasm_bindgen(js_name = importRecords)]
+    pub fn import_records(&self, input: &[u8]) -> Result<Object, JsValue> {
+        let report = self
+            .session
+            .import_records(input)
+            .map_err(|e| js_error(&e))?;
+        let js = Object::new();
+        set(&js, "lines", report.lines as f64);
+        set(&js, "imported", report.imported as f64);
+        set(&js, "deleted", report.deleted as f64);
+        set(&js, "unchanged", report.unchanged as f64);
+        set(&js, "older", report.older as f64);
+        set(&js, "history", report.history as f64);
+        Ok(js)
+    }
+}
