@@ -428,3 +428,99 @@ fn a_stop_before_the_loop_begins_still_stops_it() {
     drop(a.prepare_auto_sync().unwrap());
     drop(a.prepare_auto_sync().unwrap());
 }
+
+/// A listener stopping the sync from inside, as apps do on their first `Changed`, and then
+/// taking its time: it hears nothing more, the thread counts as running until the loop has
+/// ended, and a start the moment it no longer counts succeeds (it failed with `Conflict` while the stop let go of the
+/// thread at once, which a busy CI machine showed through the Kotlin/Swift binding's test).
+#[test]
+fn a_loop_stopped_from_its_own_listener_counts_as_running_until_it_has_ended() {
+    use bucketsync::auto_sync_thread::AutoSyncThread;
+    use std::sync::Weak;
+
+    let bucket = tempfile::tempdir().unwrap();
+    let states = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let a = Arc::new(open(bucket.path(), &states.path().join("a"), &key, "a"));
+    let thread = Arc::new(AutoSyncThread::default());
+    for round in 0..3 {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (me, session): (Weak<AutoSyncThread>, Weak<Session>) =
+            (Arc::downgrade(&thread), Arc::downgrade(&a));
+        let counted = calls.clone();
+        let on_event = move |_: Event| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if let (Some(me), Some(session)) = (me.upgrade(), session.upgrade()) {
+                me.stop(&session);
+                // From its own thread the stop does not wait, and the loop is still here.
+                assert!(me.is_running());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        thread
+            .start(&a, Arc::new(FolderBucket), fast_policy(10_000), on_event)
+            .unwrap_or_else(|e| panic!("start {round}: {e}"));
+        assert!(
+            thread
+                .start(&a, Arc::new(FolderBucket), fast_policy(10_000), |_| {})
+                .is_err_and(|e| e.category() == bucketsync::Category::Conflict),
+            "one at a time"
+        );
+        let start = Instant::now();
+        while thread.is_running() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the loop never ended"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Nothing more after the stop, though the sync it interrupted may have run on.
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "round {round}");
+    }
+    // From another thread a stop waits for the end.
+    thread
+        .start(&a, Arc::new(FolderBucket), fast_policy(10_000), |_| {})
+        .unwrap();
+    thread.stop(&a);
+    assert!(!thread.is_running());
+    a.prepare_auto_sync().expect("nothing left registered");
+}
+
+#[test]
+fn timings_in_seconds_become_a_policy_or_an_error_naming_the_setting() {
+    use bucketsync::auto_sync::AutoSyncSeconds;
+    let names = [
+        "interval",
+        "debounce",
+        "full_sync_interval",
+        "background_interval",
+    ];
+    let seconds = AutoSyncSeconds {
+        interval: 2.5,
+        debounce: 30.0,
+        full_sync_interval: 600.0,
+        background_interval: 0.0001,
+    };
+    let options = AutoSyncOptions::from_seconds(seconds, names).unwrap();
+    assert_eq!(options.policy.interval_ms, 2_500);
+    assert_eq!(options.policy.debounce_ms, 30_000);
+    // A debounce longer than the default's longest wait lengthens that too.
+    assert_eq!(options.policy.max_debounce_ms, 30_000);
+    assert_eq!(options.policy.full_sync_interval_ms, 600_000);
+    assert_eq!(
+        options.policy.background_interval_ms, 1,
+        "at least a millisecond"
+    );
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let wrong = AutoSyncOptions::from_seconds(
+            AutoSyncSeconds {
+                full_sync_interval: bad,
+                ..seconds
+            },
+            names,
+        )
+        .unwrap_err();
+        assert_eq!(wrong.category(), bucketsync::Category::Config);
+        assert!(wrong.to_string().contains("full_sync_interval"), "{wrong}");
+    }
+}

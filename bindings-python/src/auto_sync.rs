@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bucketsync::auto_sync::{AutoSyncOptions, Event as CoreEvent};
+use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event as CoreEvent};
+use bucketsync::auto_sync_thread::AutoSyncThread;
 use bucketsync::session::Session;
-use bucketsync::{Error, Happening, SchedulePolicy, ScheduleState};
+use bucketsync::{Error, Happening, ScheduleState};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -107,19 +108,8 @@ struct Listeners {
 /// hears its events.
 #[derive(Default)]
 pub struct AutoSync {
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: AutoSyncThread,
     listeners: Arc<Mutex<Listeners>>,
-}
-
-/// Seconds as milliseconds, or a ConfigError naming the argument.
-fn millis(name: &str, seconds: f64) -> PyResult<u64> {
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok((seconds * 1000.0).round().max(1.0) as u64)
-    } else {
-        Err(to_py(Error::Config(format!(
-            "{name} must be a number of seconds > 0, not {seconds}"
-        ))))
-    }
 }
 
 /// The arguments of `Vault.start_auto_sync`, in seconds.
@@ -132,19 +122,19 @@ pub struct Timings {
 
 impl Timings {
     fn options(&self) -> PyResult<AutoSyncOptions> {
-        let defaults = SchedulePolicy::default();
-        let debounce_ms = millis("debounce", self.debounce)?;
-        Ok(AutoSyncOptions {
-            policy: SchedulePolicy {
-                interval_ms: millis("interval", self.interval)?,
-                background_interval_ms: millis("background_interval", self.background_interval)?,
-                debounce_ms,
-                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
-                full_sync_interval_ms: millis("full_sync_interval", self.full_sync_interval)?,
-                backoff: defaults.backoff,
-            },
-            ..AutoSyncOptions::default()
-        })
+        let seconds = AutoSyncSeconds {
+            interval: self.interval,
+            debounce: self.debounce,
+            full_sync_interval: self.full_sync_interval,
+            background_interval: self.background_interval,
+        };
+        let names = [
+            "interval",
+            "debounce",
+            "full_sync_interval",
+            "background_interval",
+        ];
+        AutoSyncOptions::from_seconds(seconds, names).map_err(to_py)
     }
 }
 
@@ -166,13 +156,9 @@ impl AutoSync {
             }
         }
         let options = timings.options()?;
-        let mut running = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        if running.as_ref().is_some_and(|t| !t.is_finished()) {
+        if self.thread.is_running() {
             return Err(to_py(Error::AutoSyncRunning));
         }
-        // Registered here, before the thread runs it: a stop_auto_sync() right after this
-        // returns reaches the loop.
-        let run = session.prepare_auto_sync().map_err(to_py)?;
         {
             let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
             // Id 0 is start_auto_sync's own listener; events() iterators count from 1.
@@ -181,50 +167,22 @@ impl AutoSync {
                 listeners.by_id.insert(0, callable);
             }
         }
-        let session = session.clone();
-        let transport = transport.clone();
         let listeners = self.listeners.clone();
-        let thread = std::thread::Builder::new()
-            .name("bucketsync-auto-sync".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let listener = move |event: CoreEvent| deliver(&listeners, event);
-                if let Ok(runtime) = runtime {
-                    // Ends at stop_auto_sync() or close().
-                    let _ = runtime.block_on(session.run_auto_sync(
-                        run,
-                        &*transport,
-                        options,
-                        listener,
-                    ));
-                }
-            })
-            .map_err(|e| to_py(Error::Config(format!("cannot start a thread: {e}"))))?;
-        *running = Some(thread);
-        Ok(())
+        let listener = move |event: CoreEvent| deliver(&listeners, event);
+        self.thread
+            .start(session, transport.clone(), options, listener)
+            .map_err(to_py)
     }
 
     /// Stops the loop and waits for its thread (see `Vault.stop_auto_sync`).
     pub fn stop(&self, py: Python<'_>, session: &Session) {
-        session.stop_auto_sync();
-        let running = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = running {
-            // The loop may be calling a listener, which needs the GIL.
-            py.allow_threads(|| {
-                let _ = thread.join();
-            });
-        }
+        // The loop may be calling a listener, which needs the GIL.
+        py.allow_threads(|| self.thread.stop(session));
     }
 
     /// Whether the loop runs.
     pub fn running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
+        self.thread.is_running()
     }
 
     /// Adds a listener (for `events()`); returns its id.

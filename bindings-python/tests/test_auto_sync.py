@@ -156,3 +156,20 @@ def test_stop_right_after_start_never_hangs(tmp_path):
         vault.start_auto_sync(interval=30)
         vault.stop_auto_sync()
         assert not vault.auto_syncing
+
+
+def test_a_listener_may_stop_the_sync_it_listens_to(tmp_path):
+    vault = Vault.create(f"file://{tmp_path / 'bucket'}", VaultKey.generate())
+    heard = []
+
+    def stop_at_first(event):
+        heard.append(event)
+        # From the loop's own thread: asks it to stop, does not wait for itself.
+        vault.stop_auto_sync()
+        time.sleep(0.1)
+
+    for _ in range(3):
+        vault.start_auto_sync(interval=30, on_event=stop_at_first)
+        wait_for("the loop to end", 10, lambda: not vault.auto_syncing)
+    # Each start heard its first event, and nothing after its stop.
+    assert len(heard) == 3, heard

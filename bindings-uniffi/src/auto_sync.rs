@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
-use bucketsync::auto_sync::{AutoSyncOptions, Event as CoreEvent};
-use bucketsync::{Error, SchedulePolicy, ScheduleState};
+use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event as CoreEvent};
+use bucketsync::{Error, ScheduleState};
 
 use crate::{BucketsyncError, Vault};
 
@@ -74,39 +73,21 @@ impl Default for AutoSyncSettings {
     }
 }
 
-/// Seconds as milliseconds, or a `Config` error naming the setting.
-fn millis(name: &str, seconds: f64) -> Result<u64, BucketsyncError> {
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok((seconds * 1000.0).round().max(1.0) as u64)
-    } else {
-        Err(Error::Config(format!(
-            "{name} must be a number of seconds > 0, not {seconds}"
-        ))
-        .into())
-    }
-}
-
 impl AutoSyncSettings {
     fn options(&self) -> Result<AutoSyncOptions, BucketsyncError> {
-        let defaults = SchedulePolicy::default();
-        let debounce_ms = millis("debounceSeconds", self.debounce_seconds)?;
-        Ok(AutoSyncOptions {
-            policy: SchedulePolicy {
-                interval_ms: millis("intervalSeconds", self.interval_seconds)?,
-                background_interval_ms: millis(
-                    "backgroundIntervalSeconds",
-                    self.background_interval_seconds,
-                )?,
-                debounce_ms,
-                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
-                full_sync_interval_ms: millis(
-                    "fullSyncIntervalSeconds",
-                    self.full_sync_interval_seconds,
-                )?,
-                backoff: defaults.backoff,
-            },
-            ..AutoSyncOptions::default()
-        })
+        let seconds = AutoSyncSeconds {
+            interval: self.interval_seconds,
+            debounce: self.debounce_seconds,
+            full_sync_interval: self.full_sync_interval_seconds,
+            background_interval: self.background_interval_seconds,
+        };
+        let names = [
+            "intervalSeconds",
+            "debounceSeconds",
+            "fullSyncIntervalSeconds",
+            "backgroundIntervalSeconds",
+        ];
+        Ok(AutoSyncOptions::from_seconds(seconds, names)?)
     }
 }
 
@@ -273,22 +254,6 @@ fn deliver(listeners: &Mutex<Listeners>, event: CoreEvent) {
     }
 }
 
-/// Stops the loop running on `thread` and waits for its thread to end, unless called from that
-/// thread (a listener stopping the sync or releasing the vault): the loop then ends as soon as
-/// the listener returns.
-pub(crate) fn stop(session: &bucketsync::session::Session, thread: Option<JoinHandle<()>>) {
-    session.stop_auto_sync();
-    let Some(thread) = thread else {
-        return;
-    };
-    if thread.thread().id() == std::thread::current().id() {
-        return;
-    }
-    // The loop was registered before its thread started (`prepare_auto_sync`): the stop
-    // reaches it whenever it begins.
-    let _ = thread.join();
-}
-
 #[uniffi::export]
 impl Vault {
     /// Starts syncing in the background, on a thread of its own, until `stop_auto_sync()` or
@@ -307,16 +272,11 @@ impl Vault {
         listener: Option<Arc<dyn EventListener>>,
     ) -> Result<(), BucketsyncError> {
         let options = settings.unwrap_or_default().options()?;
-        let mut running = locked(&self.auto_thread);
-        if running.as_ref().is_some_and(|t| !t.is_finished()) {
+        // Listeners are set before the start, so none misses the first event; a start that
+        // fails (one runs already) leaves the running loop's own listener in place.
+        if self.auto_thread.is_running() {
             return Err(Error::AutoSyncRunning.into());
         }
-        if let Some(ended) = running.take() {
-            let _ = ended.join();
-        }
-        // Registered here, before the thread runs it: a stop right after this returns
-        // reaches the loop (a closed vault fails here, with `Config`).
-        let run = self.session.prepare_auto_sync()?;
         {
             let mut listeners = locked(&self.listeners);
             listeners.by_id.remove(&0);
@@ -324,30 +284,10 @@ impl Vault {
                 listeners.by_id.insert(0, listener);
             }
         }
-        let session = self.session.clone();
-        let transport = self.transport.clone();
         let listeners = self.listeners.clone();
-        let thread = std::thread::Builder::new()
-            .name("bucketsync-auto-sync".into())
-            .spawn(move || {
-                // The transport's sleep and the built-in HTTP client need tokio; a host
-                // transport's calls complete from the app's side and wake this runtime.
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let on_event = move |event: CoreEvent| deliver(&listeners, event);
-                if let Ok(runtime) = runtime {
-                    // Ends at stop_auto_sync() or when the vault closes.
-                    let _ = runtime.block_on(session.run_auto_sync(
-                        run,
-                        &*transport,
-                        options,
-                        on_event,
-                    ));
-                }
-            })
-            .map_err(|e| Error::Config(format!("cannot start a thread: {e}")))?;
-        *running = Some(thread);
+        let on_event = move |event: CoreEvent| deliver(&listeners, event);
+        self.auto_thread
+            .start(&self.session, self.transport.clone(), options, on_event)?;
         Ok(())
     }
 
@@ -356,15 +296,12 @@ impl Vault {
     /// this returns. Does nothing when none runs. Called from a listener, it does not wait:
     /// the loop ends when the listener returns.
     pub fn stop_auto_sync(&self) {
-        let thread = locked(&self.auto_thread).take();
-        stop(&self.session, thread);
+        self.auto_thread.stop(&self.session);
     }
 
     /// Whether a background sync runs.
     pub fn is_auto_syncing(&self) -> bool {
-        locked(&self.auto_thread)
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
+        self.auto_thread.is_running()
     }
 
     /// Tells the background sync what the app knows and it cannot see: the network lost or

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bucketsync::auto_sync_thread::AutoSyncThread;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
@@ -472,7 +473,7 @@ pub struct Vault {
     session: Arc<Session>,
     transport: Arc<AnyTransport>,
     /// The background sync's thread, while one runs (see `start_auto_sync`).
-    auto_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    auto_thread: AutoSyncThread,
     listeners: auto_sync::SharedListeners,
 }
 
@@ -480,12 +481,7 @@ impl Drop for Vault {
     /// Stops the background sync (its thread holds the session too) so that the state is
     /// saved and its lock released now.
     fn drop(&mut self) {
-        let thread = self
-            .auto_thread
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        auto_sync::stop(&self.session, thread);
+        self.auto_thread.stop(&self.session);
     }
 }
 
@@ -545,7 +541,7 @@ impl Vault {
         Ok(Arc::new(Vault {
             session: Arc::new(session),
             transport: Arc::new(transport),
-            auto_thread: std::sync::Mutex::default(),
+            auto_thread: AutoSyncThread::default(),
             listeners: auto_sync::SharedListeners::default(),
         }))
     }

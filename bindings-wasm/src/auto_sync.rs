@@ -3,9 +3,9 @@
 //! Lock (one loop per local state across tabs), the `online`/`offline` and `visibilitychange`
 //! wiring, the listeners and `events()`.
 
-use bucketsync::auto_sync::{AutoSyncOptions, Event};
+use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event};
 use bucketsync::driver::{Progress, Transport};
-use bucketsync::{Error, Happening, Request, Response, SchedulePolicy, ScheduleState};
+use bucketsync::{Error, Happening, Request, Response, ScheduleState};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -16,17 +16,6 @@ use crate::{config, js_error, set, JsTransport, Vault};
 /// `vault.autoSync(...)` takes (the JS layer waits for its Web Lock in between).
 #[wasm_bindgen]
 pub struct AutoSyncSettings(AutoSyncOptions);
-
-/// Seconds as milliseconds, or a `config` error naming the option.
-fn millis(name: &str, seconds: f64) -> Result<u64, JsValue> {
-    if seconds.is_finite() && seconds > 0.0 {
-        Ok((seconds * 1000.0).round().max(1.0) as u64)
-    } else {
-        Err(config(format!(
-            "{name} must be a number of seconds > 0, not {seconds}"
-        )))
-    }
-}
 
 /// The transport of a background sync: the app's, plus `on_idle` called before each wait
 /// (after every sync of the loop), when the JS layer saves what the sync changed.
@@ -138,19 +127,21 @@ impl Vault {
         background_interval: f64,
     ) -> Result<AutoSyncSettings, JsValue> {
         self.session.device().map_err(|e| js_error(&e))?;
-        let defaults = SchedulePolicy::default();
-        let debounce_ms = millis("debounce", debounce)?;
-        Ok(AutoSyncSettings(AutoSyncOptions {
-            policy: SchedulePolicy {
-                interval_ms: millis("interval", interval)?,
-                background_interval_ms: millis("backgroundInterval", background_interval)?,
-                debounce_ms,
-                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
-                full_sync_interval_ms: millis("fullSyncInterval", full_sync_interval)?,
-                backoff: defaults.backoff,
-            },
-            ..AutoSyncOptions::default()
-        }))
+        let seconds = AutoSyncSeconds {
+            interval,
+            debounce,
+            full_sync_interval,
+            background_interval,
+        };
+        let names = [
+            "interval",
+            "debounce",
+            "fullSyncInterval",
+            "backgroundInterval",
+        ];
+        AutoSyncOptions::from_seconds(seconds, names)
+            .map(AutoSyncSettings)
+            .map_err(|e| js_error(&e))
     }
 
     /// Starts the core's background sync over `send` (a transport as `Vault.open` takes):

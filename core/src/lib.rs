@@ -49,6 +49,8 @@ pub mod transfer;
 
 #[cfg(feature = "driver")]
 pub mod io;
+#[cfg(all(feature = "thread", not(target_arch = "wasm32")))]
+pub use io::auto_sync_thread;
 #[cfg(feature = "folder")]
 pub use io::builtin_transport;
 #[cfg(feature = "folder")]

@@ -13,6 +13,8 @@
 //! failure, and every [`SchedulePolicy::full_sync_interval_ms`] whatever the hint says.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use futures::channel::mpsc;
 use futures::future::{self, Either};
@@ -46,6 +48,53 @@ impl Default for AutoSyncOptions {
     }
 }
 
+/// A background sync's timings in seconds, as the bindings take them from apps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AutoSyncSeconds {
+    /// [`SchedulePolicy::interval_ms`].
+    pub interval: f64,
+    /// [`SchedulePolicy::debounce_ms`] (the longest debounce becomes this when longer than
+    /// the default's).
+    pub debounce: f64,
+    /// [`SchedulePolicy::full_sync_interval_ms`].
+    pub full_sync_interval: f64,
+    /// [`SchedulePolicy::background_interval_ms`].
+    pub background_interval: f64,
+}
+
+impl AutoSyncOptions {
+    /// Options from timings in seconds; `names` are what the app calls the four settings (in
+    /// the order of [`AutoSyncSeconds`]' fields), for the error.
+    ///
+    /// # Errors
+    /// `Config` naming the first setting that is not a finite number of seconds > 0.
+    pub fn from_seconds(seconds: AutoSyncSeconds, names: [&str; 4]) -> Result<Self> {
+        let millis = |name: &str, seconds: f64| {
+            if seconds.is_finite() && seconds > 0.0 {
+                Ok((seconds * 1000.0).round().max(1.0) as u64)
+            } else {
+                Err(Error::Config(format!(
+                    "{name} must be a number of seconds > 0, not {seconds}"
+                )))
+            }
+        };
+        let [interval, debounce, full_sync_interval, background_interval] = names;
+        let defaults = SchedulePolicy::default();
+        let debounce_ms = millis(debounce, seconds.debounce)?;
+        Ok(AutoSyncOptions {
+            policy: SchedulePolicy {
+                interval_ms: millis(interval, seconds.interval)?,
+                background_interval_ms: millis(background_interval, seconds.background_interval)?,
+                debounce_ms,
+                max_debounce_ms: defaults.max_debounce_ms.max(debounce_ms),
+                full_sync_interval_ms: millis(full_sync_interval, seconds.full_sync_interval)?,
+                backoff: defaults.backoff,
+            },
+            ..AutoSyncOptions::default()
+        })
+    }
+}
+
 /// What a background sync tells the app.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -67,16 +116,23 @@ pub enum Event {
 #[derive(Debug)]
 pub struct AutoSyncRun {
     signals: Signals,
+    stopped: Arc<AtomicBool>,
 }
 
-/// Calls the app's listener; one that panics breaks nothing (its event is lost).
+/// Calls the app's listener; one that panics breaks nothing (its event is lost). Once the
+/// loop is asked to stop it is called no more, even while the loop finishes what it was doing
+/// (a listener may stop the loop in the middle of a sync that then completes).
 struct Listener<F: FnMut(Event)> {
     on_event: RefCell<F>,
     shown: RefCell<Option<ScheduleState>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl<F: FnMut(Event)> Listener<F> {
     fn emit(&self, event: Event) {
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
         let Ok(mut on_event) = self.on_event.try_borrow_mut() else {
             // The listener itself caused this event (it synced from inside the callback).
             return;
@@ -122,9 +178,8 @@ impl Session {
     /// # Errors
     /// As [`Session::auto_sync`].
     pub fn prepare_auto_sync(&self) -> Result<AutoSyncRun> {
-        Ok(AutoSyncRun {
-            signals: self.begin_auto_sync()?,
-        })
+        let (signals, stopped) = self.begin_auto_sync()?;
+        Ok(AutoSyncRun { signals, stopped })
     }
 
     /// Runs a background sync that [`Session::prepare_auto_sync`] registered on this session:
@@ -139,7 +194,10 @@ impl Session {
         options: AutoSyncOptions,
         on_event: impl FnMut(Event),
     ) -> Result<()> {
-        let AutoSyncRun { mut signals } = run;
+        let AutoSyncRun {
+            mut signals,
+            stopped,
+        } = run;
         let seed = self
             .device()
             .map(|d| u64::from_le_bytes(d.0[..8].try_into().expect("8 bytes")))
@@ -148,6 +206,7 @@ impl Session {
         let listener = Listener {
             on_event: RefCell::new(on_event),
             shown: RefCell::new(None),
+            stopped,
         };
         loop {
             // Take in everything that happened meanwhile.

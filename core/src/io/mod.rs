@@ -2,6 +2,7 @@
 //! (everything outside this folder). Nothing outside `io` imports from it.
 //!
 //! - [`auto_sync`]: a session syncing in the background as the schedule says, with events;
+//! - `auto_sync_thread`: the background sync on a thread of its own (feature `thread`);
 //! - [`driver`]: the async loop that runs one sync over a [`driver::Transport`];
 //! - [`folder`]: the local-folder bucket, a transport over a directory;
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
@@ -16,6 +17,8 @@
 //! - [`usage`]: what a vault holds in its store, counted from a listing.
 
 pub mod auto_sync;
+#[cfg(all(feature = "thread", not(target_arch = "wasm32")))]
+pub mod auto_sync_thread;
 #[cfg(feature = "backup")]
 pub mod backup;
 #[cfg(feature = "folder")]

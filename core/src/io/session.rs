@@ -607,7 +607,8 @@ impl Session {
         self.auto_sync.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn begin_auto_sync(&self) -> Result<Signals> {
+    /// Registers a background sync: its signals, and the flag a stop raises.
+    pub(crate) fn begin_auto_sync(&self) -> Result<(Signals, Arc<AtomicBool>)> {
         if self.is_closed() {
             return Err(closed());
         }
@@ -728,24 +729,29 @@ pub(crate) enum Signal {
 /// The loop's end of the signal channel, registered in the session while it runs.
 pub(crate) type Signals = mpsc::UnboundedReceiver<Signal>;
 
-/// The sending end kept by the session: signals for a running loop.
+/// The sending end kept by the session: signals for a running loop, and the flag its stop
+/// raises at once (the loop then tells its listener nothing more, whatever it was doing).
 #[derive(Default)]
-struct AutoSyncSlot(Option<mpsc::UnboundedSender<Signal>>);
+struct AutoSyncSlot(Option<(mpsc::UnboundedSender<Signal>, Arc<AtomicBool>)>);
 
 impl AutoSyncSlot {
     /// Registers a new loop; `None` when one runs already.
-    fn begin(&mut self) -> Option<Signals> {
-        if self.0.as_ref().is_some_and(|tx| !tx.is_closed()) {
+    fn begin(&mut self) -> Option<(Signals, Arc<AtomicBool>)> {
+        if self.0.as_ref().is_some_and(|(tx, _)| !tx.is_closed()) {
             return None;
         }
         let (tx, rx) = mpsc::unbounded();
-        self.0 = Some(tx);
-        Some(rx)
+        let stopped = Arc::new(AtomicBool::new(false));
+        self.0 = Some((tx, stopped.clone()));
+        Some((rx, stopped))
     }
 
     /// Passes `signal` to the running loop, if any.
     fn send(&self, signal: Signal) {
-        if let Some(tx) = &self.0 {
+        if let Some((tx, stopped)) = &self.0 {
+            if matches!(signal, Signal::Stop) {
+                stopped.store(true, Ordering::SeqCst);
+            }
             let _ = tx.unbounded_send(signal);
         }
     }
