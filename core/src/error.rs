@@ -36,6 +36,9 @@ pub enum Category {
     Locked,
     /// A device's clock runs too far ahead of this one's: what it wrote since is held here.
     Clock,
+    /// Sharing: not a member of the vault, a grant meant for another identity, revoked, or
+    /// writing with the read role.
+    Access,
 }
 
 impl Category {
@@ -55,6 +58,7 @@ impl Category {
             Category::Conflict => "conflict",
             Category::Locked => "locked",
             Category::Clock => "clock",
+            Category::Access => "access",
         }
     }
 }
@@ -165,6 +169,9 @@ pub enum Error {
         /// How far ahead, in milliseconds.
         ahead_ms: u64,
     },
+    /// Sharing refused: the message says why (a grant sealed to another identity, a role
+    /// that does not allow it). Category `access`.
+    Access(String),
     /// A push would delete more of the live keys than the mass-deletion guard allows.
     MassDeletion {
         /// Live keys the push would delete.
@@ -190,6 +197,7 @@ impl Error {
             Error::Cancelled => Category::Conflict,
             Error::NoVault { .. } => Category::NotFound,
             Error::ClockAhead { .. } => Category::Clock,
+            Error::Access(_) => Category::Access,
             Error::VaultExists { .. } | Error::MassDeletion { .. } => Category::Conflict,
         }
     }
@@ -214,6 +222,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(msg) => write!(f, "configuration error: {msg}"),
+            Error::Access(msg) => write!(f, "access refused: {msg}"),
             Error::Corrupt { object, reason } => write!(f, "corrupt object {object}: {reason}"),
             Error::WrongVault { object } => {
                 write!(

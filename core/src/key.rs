@@ -58,6 +58,11 @@ impl VaultKey {
         VaultId(id)
     }
 
+    /// The 32 raw bytes, for sealing the key to someone (a grant) or into a home's record.
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
+        &self.secret.0
+    }
+
     pub(crate) fn subkey(&self, purpose: Purpose) -> SecretKey {
         self.secret.derive(purpose.context())
     }
@@ -68,14 +73,7 @@ impl VaultKey {
         let mut raw = Zeroizing::new(Vec::with_capacity(32 + CHECKSUM_LEN));
         raw.extend_from_slice(&self.secret.0);
         raw.extend_from_slice(&checksum(&self.secret.0));
-        let mut code = String::with_capacity(CODE_DIGITS + CODE_DIGITS / 4);
-        for i in 0..CODE_DIGITS {
-            if i > 0 && i % 4 == 0 {
-                code.push('-');
-            }
-            code.push(ALPHABET[read_5_bits(&raw, i * 5) as usize] as char);
-        }
-        code
+        base32_groups(&raw, CODE_DIGITS)
     }
 
     /// Reads a recovery code back. Case, spaces and dashes do not matter; `I`/`L` read as `1`
@@ -216,6 +214,10 @@ pub(crate) enum Purpose {
     Chunker,
     /// Keys the BLAKE3 hash of a whole file's content.
     FileHash,
+    /// The seed of a home's X-Wing key pair, which grants are sealed to (sharing).
+    IdentityKem,
+    /// The seed of a home's Ed25519 key pair, which signs grants (sharing).
+    IdentitySigning,
 }
 
 impl Purpose {
@@ -229,6 +231,8 @@ impl Purpose {
             Purpose::ChunkId => "bucketsync 2026-11 chunk id v1",
             Purpose::Chunker => "bucketsync 2026-11 chunker gear v1",
             Purpose::FileHash => "bucketsync 2026-11 file hash v1",
+            Purpose::IdentityKem => "bucketsync 2026-11 identity kem v1",
+            Purpose::IdentitySigning => "bucketsync 2026-11 identity signing v1",
         }
     }
 }
@@ -276,6 +280,19 @@ fn stretch(passphrase: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<
 fn checksum(key: &[u8; 32]) -> [u8; CHECKSUM_LEN] {
     let sum = blake3::derive_key("bucketsync 2026-11 recovery code checksum v1", key);
     [sum[0], sum[1], sum[2]]
+}
+
+/// The first `digits` Crockford base32 digits of `bytes`, in groups of four joined by `-`
+/// (recovery codes, identity fingerprints).
+pub(crate) fn base32_groups(bytes: &[u8], digits: usize) -> String {
+    let mut text = String::with_capacity(digits + digits / 4);
+    for i in 0..digits {
+        if i > 0 && i % 4 == 0 {
+            text.push('-');
+        }
+        text.push(ALPHABET[read_5_bits(bytes, i * 5) as usize] as char);
+    }
+    text
 }
 
 fn read_5_bits(bytes: &[u8], bit: usize) -> u8 {

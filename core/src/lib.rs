@@ -30,7 +30,9 @@ pub mod export;
 mod file;
 #[cfg(test)]
 mod format_vectors;
+pub mod grant;
 mod http;
+pub mod identity;
 mod ids;
 mod key;
 mod manifest;

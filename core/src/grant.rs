@@ -1,0 +1,507 @@
+//! Grants: a vault's key sealed to another person's [`PublicIdentity`], as one object in the
+//! vault's folder (`g/<grant id>`), and the [`Invitation`] text that tells the recipient where
+//! it is.
+//!
+//! A grant is sealed with HPKE (X-Wing, HKDF-SHA256, ChaCha20-Poly1305) to the recipient and
+//! signed with Ed25519 by the person who grants it. Its associated data binds the vault and
+//! the grant id, so a grant copied to another place fails to open. The invitation carries the
+//! store, the vault id, the grant id and the granter's fingerprint, never a key: whoever reads
+//! it in a chat learns where to look, and nothing they can open.
+
+use core::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::entropy::Entropy;
+use crate::error::{Error, Result};
+use crate::identity::{
+    Fingerprint, Identity, PublicIdentity, FINGERPRINT_LEN, KEM_ENC_LEN, SIGNATURE_LEN,
+};
+use crate::ids::{Timestamp, VaultId};
+use crate::key::VaultKey;
+
+/// What a grant object starts with.
+pub const GRANT_MAGIC: &[u8; 4] = b"BKSG";
+/// The grant object's layout version.
+pub const GRANT_VERSION: u8 = 1;
+/// The HPKE KEM id of X-Wing (draft-ietf-hpke-pq), written in the grant's header.
+pub const XWING_KEM_ID: u16 = 0x647a;
+/// What an invitation's text starts with.
+pub const INVITATION_PREFIX: &str = "bsinv1";
+/// HPKE `info` of every grant.
+const GRANT_INFO: &[u8] = b"bucketsync 2026-11 grant v1";
+/// What the granter signs before the object's bytes.
+const SIGNATURE_CONTEXT: &[u8] = b"bucketsync 2026-11 grant signature v1";
+/// Header bytes: magic, version, KEM id, vault id, grant id.
+const HEADER_LEN: usize = 4 + 1 + 2 + 16 + 16;
+
+/// What a member may do in a shared vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Read the records.
+    Read,
+    /// Read and write them.
+    Write,
+    /// Read, write, and grant or revoke access.
+    Owner,
+}
+
+impl Role {
+    /// `"read"`, `"write"` or `"owner"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// The role named `text` (as [`Role::as_str`] writes it).
+    ///
+    /// # Errors
+    /// `Config` for any other text.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "owner" => Ok(Role::Owner),
+            other => Err(Error::Config(format!(
+                "a role is \"read\", \"write\" or \"owner\", not {other:?}"
+            ))),
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Role::Read => 0,
+            Role::Write => 1,
+            Role::Owner => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Role::Read),
+            1 => Some(Role::Write),
+            2 => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The relative name of grant `id` in its vault's folder.
+pub fn grant_name(id: &[u8; 16]) -> String {
+    let mut name = String::with_capacity(2 + 32);
+    name.push_str("g/");
+    for b in id {
+        name.push_str(&format!("{b:02x}"));
+    }
+    name
+}
+
+/// Where a grant waits for its recipient: the text sent to them (`bsinv1…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// The store URL of the shared vault (without credentials).
+    pub store: String,
+    /// The shared vault's id (its folder in the store).
+    pub vault: VaultId,
+    /// The grant object's id.
+    pub grant: [u8; 16],
+    /// The fingerprint of the person who granted it: the grant must carry their signature.
+    pub from: Fingerprint,
+    /// A `bucketsync signer` URL the recipient may use to reach the store (none yet).
+    pub signer: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InvitationWire {
+    store: String,
+    vault: [u8; 16],
+    grant: [u8; 16],
+    from: [u8; FINGERPRINT_LEN],
+    signer: Option<String>,
+}
+
+impl fmt::Display for Invitation {
+    /// `bsinv1` and the postcard encoding in unpadded base64url.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wire = InvitationWire {
+            store: self.store.clone(),
+            vault: self.vault.0,
+            grant: self.grant,
+            from: self.from.0,
+            signer: self.signer.clone(),
+        };
+        let bytes = postcard::to_allocvec(&wire).map_err(|_| fmt::Error)?;
+        write!(f, "{INVITATION_PREFIX}{}", BASE64URL.encode(bytes))
+    }
+}
+
+impl Invitation {
+    /// Reads an invitation's text; spaces and line breaks are ignored.
+    ///
+    /// # Errors
+    /// `Config` when the text is not an invitation.
+    pub fn parse(text: &str) -> Result<Self> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let bad = || Error::Config("not a bucketsync invitation (it starts with bsinv1)".into());
+        let body = compact.strip_prefix(INVITATION_PREFIX).ok_or_else(bad)?;
+        let bytes = BASE64URL.decode(body).map_err(|_| bad())?;
+        let wire: InvitationWire = match postcard::take_from_bytes(&bytes) {
+            Ok((wire, [])) => wire,
+            _ => return Err(bad()),
+        };
+        Ok(Invitation {
+            store: wire.store,
+            vault: VaultId(wire.vault),
+            grant: wire.grant,
+            from: Fingerprint(wire.from),
+            signer: wire.signer,
+        })
+    }
+
+    /// The grant object's relative name.
+    pub fn grant_name(&self) -> String {
+        grant_name(&self.grant)
+    }
+}
+
+/// One generation of a vault's key. Generation 0 is the key the vault was made with (its id
+/// derives from it).
+#[derive(Clone, Debug)]
+pub struct GenerationKey {
+    /// The generation, from 0.
+    pub generation: u32,
+    /// The key.
+    pub key: VaultKey,
+}
+
+/// What a grant gives, once opened.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The shared vault.
+    pub vault: VaultId,
+    /// The granter's name for the vault (`"emma"`).
+    pub label: String,
+    /// What the recipient may do.
+    pub role: Role,
+    /// The key generations the recipient may read, oldest first; never empty.
+    pub keys: Vec<GenerationKey>,
+    /// Who granted it (their signature was checked).
+    pub granter: PublicIdentity,
+    /// When, on the granter's clock.
+    pub granted: Timestamp,
+}
+
+impl Grant {
+    /// The key the vault was made with (generation 0).
+    pub fn key(&self) -> &VaultKey {
+        &self.keys[0].key
+    }
+}
+
+/// The sealed plaintext of a grant (postcard).
+#[derive(Serialize, Deserialize)]
+struct GrantBody {
+    #[serde(with = "serde_bytes")]
+    granter: Vec<u8>,
+    label: String,
+    role: u8,
+    keys: Vec<(u32, [u8; 32])>,
+    granted_ms: u64,
+}
+
+impl Drop for GrantBody {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, key) in &mut self.keys {
+            key.zeroize();
+        }
+    }
+}
+
+/// Seals `grant` to `recipient` as the object `g/<id>` of its vault, signed by `granter`.
+///
+/// # Errors
+/// `Config` when `grant.keys` is empty or its first key is not the vault's.
+pub fn seal(
+    grant: &Grant,
+    id: &[u8; 16],
+    granter: &Identity,
+    recipient: &PublicIdentity,
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
+    match grant.keys.first() {
+        Some(first) if first.generation == 0 && first.key.vault_id() == grant.vault => {}
+        _ => {
+            return Err(Error::Config(
+                "a grant starts with the vault's own key (generation 0)".into(),
+            ))
+        }
+    }
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(GRANT_MAGIC);
+    header.push(GRANT_VERSION);
+    header.extend_from_slice(&XWING_KEM_ID.to_be_bytes());
+    header.extend_from_slice(&grant.vault.0);
+    header.extend_from_slice(id);
+    let body = GrantBody {
+        granter: granter.public().as_bytes().to_vec(),
+        label: grant.label.clone(),
+        role: grant.role.code(),
+        keys: grant
+            .keys
+            .iter()
+            .map(|g| (g.generation, *g.key.secret_bytes()))
+            .collect(),
+        granted_ms: grant.granted.0,
+    };
+    let plaintext = zeroize::Zeroizing::new(
+        postcard::to_allocvec(&body).map_err(|e| Error::Config(format!("grant: {e}")))?,
+    );
+    let (enc, ciphertext) = recipient.seal(GRANT_INFO, &header, &plaintext, entropy)?;
+    let mut object = header;
+    object.extend_from_slice(&enc);
+    object.extend_from_slice(&ciphertext);
+    let signature = granter.sign(&signed_message(&object));
+    object.extend_from_slice(&signature);
+    Ok(object)
+}
+
+fn signed_message(unsigned: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGNATURE_CONTEXT.len() + unsigned.len());
+    message.extend_from_slice(SIGNATURE_CONTEXT);
+    message.extend_from_slice(unsigned);
+    message
+}
+
+/// Opens the grant object fetched at `invitation`'s place with the recipient's identity, and
+/// checks it: its header names the invitation's vault and grant, it opens with `recipient`
+/// (`access` when it is sealed to someone else), its granter has the invitation's fingerprint
+/// and signed it, and its first key is the vault's.
+///
+/// # Errors
+/// `Access` when it is not sealed to `recipient`; `Corrupt` for everything else that fails.
+pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Result<Grant> {
+    let name = invitation.grant_name();
+    let corrupt = |reason: &str| Error::corrupt(&name, reason);
+    if object.len() < HEADER_LEN + KEM_ENC_LEN + 16 + SIGNATURE_LEN || &object[..4] != GRANT_MAGIC {
+        return Err(corrupt("not a bucketsync grant"));
+    }
+    if object[4] != GRANT_VERSION {
+        return Err(corrupt(&format!(
+            "grant version {} is not supported (this build reads 1)",
+            object[4]
+        )));
+    }
+    if object[5..7] != XWING_KEM_ID.to_be_bytes() {
+        return Err(corrupt("a grant sealed with an unknown KEM"));
+    }
+    if object[7..23] != invitation.vault.0 {
+        return Err(Error::WrongVault { object: name });
+    }
+    if object[23..39] != invitation.grant {
+        return Err(corrupt("a grant moved here from another name"));
+    }
+    let (unsigned, signature) = object.split_at(object.len() - SIGNATURE_LEN);
+    let (header, sealed) = unsigned.split_at(HEADER_LEN);
+    let (enc, ciphertext) = sealed.split_at(KEM_ENC_LEN);
+    let plaintext = recipient
+        .open(enc, GRANT_INFO, header, ciphertext)
+        .map(zeroize::Zeroizing::new)
+        .ok_or_else(|| {
+            Error::Access(format!(
+                "the grant {name} is not for this identity ({}), or was altered",
+                recipient.fingerprint()
+            ))
+        })?;
+    let body: GrantBody = match postcard::take_from_bytes(&plaintext) {
+        Ok((body, [])) => body,
+        _ => return Err(corrupt("a grant whose content does not decode")),
+    };
+    let granter = PublicIdentity::from_bytes(&body.granter)
+        .map_err(|_| corrupt("a grant whose granter does not decode"))?;
+    if granter.fingerprint() != invitation.from {
+        return Err(corrupt(&format!(
+            "a grant made by {}, not by the inviter {}",
+            granter.fingerprint(),
+            invitation.from
+        )));
+    }
+    if !granter.verifies(&signed_message(unsigned), signature) {
+        return Err(corrupt("a grant whose signature does not verify"));
+    }
+    let role = Role::from_code(body.role).ok_or_else(|| corrupt("a grant with an unknown role"))?;
+    let keys: Vec<GenerationKey> = body
+        .keys
+        .iter()
+        .map(|(generation, key)| GenerationKey {
+            generation: *generation,
+            key: VaultKey::from_bytes(*key),
+        })
+        .collect();
+    match keys.first() {
+        Some(first) if first.generation == 0 && first.key.vault_id() == invitation.vault => {}
+        _ => return Err(corrupt("a grant whose first key is not the vault's")),
+    }
+    Ok(Grant {
+        vault: invitation.vault,
+        label: body.label.clone(),
+        role,
+        keys,
+        granter,
+        granted: Timestamp(body.granted_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(byte: u8) -> Identity {
+        Identity::of_home(&VaultKey::from_bytes([byte; 32]))
+    }
+
+    fn emma() -> (VaultKey, Grant) {
+        let key = VaultKey::from_bytes([42; 32]);
+        let grant = Grant {
+            vault: key.vault_id(),
+            label: "emma".into(),
+            role: Role::Write,
+            keys: vec![GenerationKey {
+                generation: 0,
+                key: key.clone(),
+            }],
+            granter: person(1).public().clone(),
+            granted: Timestamp(1_767_225_600_000),
+        };
+        (key, grant)
+    }
+
+    fn invitation(grant: &Grant, id: [u8; 16], from: &Identity) -> Invitation {
+        Invitation {
+            store: "s3://family/records?region=eu-west-1".into(),
+            vault: grant.vault,
+            grant: id,
+            from: from.fingerprint(),
+            signer: None,
+        }
+    }
+
+    #[test]
+    fn the_recipient_opens_the_grant_and_gets_the_key_and_role() {
+        let (alice, bob) = (person(1), person(2));
+        let (key, grant) = emma();
+        let id = [7; 16];
+        let mut entropy = Entropy::from_seed([3; 32]);
+        let object = seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+        let invite = invitation(&grant, id, &alice);
+        let opened = open(&object, &invite, &bob).unwrap();
+        assert_eq!(opened.key().secret_bytes(), key.secret_bytes());
+        assert_eq!(opened.role, Role::Write);
+        assert_eq!(opened.label, "emma");
+        assert_eq!(opened.granter, *alice.public());
+        assert_eq!(opened.granted, grant.granted);
+        // The invitation travels as text and names no key.
+        let text = invite.to_string();
+        assert!(text.starts_with(INVITATION_PREFIX));
+        assert_eq!(Invitation::parse(&text).unwrap(), invite);
+        assert!(!text.contains(&BASE64URL.encode(key.secret_bytes())));
+    }
+
+    #[test]
+    fn another_identity_gets_access_and_every_alteration_is_refused() {
+        let (alice, bob, carol) = (person(1), person(2), person(3));
+        let (_, grant) = emma();
+        let id = [7; 16];
+        let mut entropy = Entropy::from_seed([3; 32]);
+        let object = seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+        let invite = invitation(&grant, id, &alice);
+        let e = open(&object, &invite, &carol).unwrap_err();
+        assert_eq!(e.category(), crate::Category::Access, "{e}");
+
+        // A byte changed anywhere: in the header and the sealed part HPKE refuses (access, as
+        // it cannot tell), in the signature the check does (corrupt).
+        for at in [
+            0,
+            4,
+            5,
+            10,
+            30,
+            HEADER_LEN + 5,
+            object.len() - 100,
+            object.len() - 1,
+        ] {
+            let mut altered = object.clone();
+            altered[at] ^= 1;
+            assert!(open(&altered, &invite, &bob).is_err(), "byte {at}");
+        }
+        // The same grant under another name, or claimed by another inviter.
+        let moved = Invitation {
+            grant: [8; 16],
+            ..invite.clone()
+        };
+        assert_eq!(
+            open(&object, &moved, &bob).unwrap_err().category(),
+            crate::Category::Corrupt
+        );
+        let claimed = Invitation {
+            from: carol.fingerprint(),
+            ..invite.clone()
+        };
+        assert!(open(&object, &claimed, &bob)
+            .unwrap_err()
+            .to_string()
+            .contains("not by the inviter"));
+        // Carol re-seals Alice's grant content to Bob under her own signature: the fingerprint
+        // in the invitation is Alice's, so Bob refuses it.
+        let forged = seal(&grant, &id, &carol, bob.public(), &mut entropy).unwrap();
+        assert!(open(&forged, &invite, &bob).is_err());
+        // A grant for another vault's place.
+        let elsewhere = Invitation {
+            vault: VaultId([1; 16]),
+            ..invite
+        };
+        assert_eq!(
+            open(&object, &elsewhere, &bob).unwrap_err().category(),
+            crate::Category::WrongVault
+        );
+    }
+
+    #[test]
+    fn a_grant_must_start_with_the_vaults_own_key() {
+        let (alice, bob) = (person(1), person(2));
+        let (_, mut grant) = emma();
+        grant.keys[0].key = VaultKey::from_bytes([43; 32]);
+        let mut entropy = Entropy::from_seed([3; 32]);
+        assert!(seal(&grant, &[7; 16], &alice, bob.public(), &mut entropy).is_err());
+    }
+
+    #[test]
+    fn roles_and_invitations_read_back_and_bad_text_is_a_config_error() {
+        for role in [Role::Read, Role::Write, Role::Owner] {
+            assert_eq!(Role::parse(role.as_str()).unwrap(), role);
+        }
+        assert_eq!(
+            Role::parse("admin").unwrap_err().category(),
+            crate::Category::Config
+        );
+        for bad in ["", "bsinv1", "bsinv1!!!", "hello", "bsinv1AAAA"] {
+            assert_eq!(
+                Invitation::parse(bad).unwrap_err().category(),
+                crate::Category::Config,
+                "{bad}"
+            );
+        }
+        assert_eq!(grant_name(&[0xab; 16]), format!("g/{}", "ab".repeat(16)));
+    }
+}
