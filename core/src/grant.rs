@@ -73,7 +73,8 @@ impl Role {
         }
     }
 
-    fn code(self) -> u8 {
+    /// The role as one byte in grants and home records: 0 read, 1 write, 2 owner.
+    pub(crate) fn code(self) -> u8 {
         match self {
             Role::Read => 0,
             Role::Write => 1,
@@ -81,7 +82,7 @@ impl Role {
         }
     }
 
-    fn from_code(code: u8) -> Option<Self> {
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
         match code {
             0 => Some(Role::Read),
             1 => Some(Role::Write),

@@ -74,11 +74,15 @@ pub enum RequestKind {
     GetHint,
     /// Moving the vault's change hint after publishing our manifest.
     PutHint,
+    /// Writing a grant of the vault to another person (sharing).
+    PutGrant,
+    /// Reading a grant made to us (accepting an invitation).
+    GetGrant,
 }
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 20] = [
+    pub const ALL: [RequestKind; 22] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -99,6 +103,8 @@ impl RequestKind {
         RequestKind::PutRedirect,
         RequestKind::GetHint,
         RequestKind::PutHint,
+        RequestKind::PutGrant,
+        RequestKind::GetGrant,
     ];
 
     /// A short name for reports.
@@ -124,6 +130,8 @@ impl RequestKind {
             RequestKind::PutRedirect => "put-redirect",
             RequestKind::GetHint => "get-hint",
             RequestKind::PutHint => "put-hint",
+            RequestKind::PutGrant => "put-grant",
+            RequestKind::GetGrant => "get-grant",
         }
     }
 }

@@ -18,6 +18,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::XWing;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 
+use crate::crypto::SecretKey;
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::key::{base32_groups, Purpose, VaultKey};
@@ -188,10 +189,13 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// The identity of the person whose home vault has `home` as its key.
     pub fn of_home(home: &VaultKey) -> Self {
-        let kem_seed = home.subkey(Purpose::IdentityKem);
-        let (kem, kem_public) = XWing::derive_keypair(&kem_seed.0);
-        let signing_seed = home.subkey(Purpose::IdentitySigning);
-        let signing = SigningKey::from_bytes(&signing_seed.0);
+        Self::from_seeds(&identity_seeds(home))
+    }
+
+    /// The identity from the two seeds [`identity_seeds`] derives from a home key.
+    pub(crate) fn from_seeds(seeds: &[SecretKey; 2]) -> Self {
+        let (kem, kem_public) = XWing::derive_keypair(&seeds[0].0);
+        let signing = SigningKey::from_bytes(&seeds[1].0);
         let mut bytes = Box::new([0u8; PUBLIC_LEN]);
         bytes[..KEM_PUBLIC_LEN].copy_from_slice(&kem_public.to_bytes());
         bytes[KEM_PUBLIC_LEN..].copy_from_slice(signing.verifying_key().as_bytes());
@@ -239,6 +243,14 @@ impl Identity {
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.signing.sign(message).to_bytes()
     }
+}
+
+/// The seeds of a home's identity: its X-Wing key pair's and its Ed25519 key's.
+pub(crate) fn identity_seeds(home: &VaultKey) -> [SecretKey; 2] {
+    [
+        home.subkey(Purpose::IdentityKem),
+        home.subkey(Purpose::IdentitySigning),
+    ]
 }
 
 /// The engine's [`Entropy`] as the random source HPKE asks for, so that sealing draws from the

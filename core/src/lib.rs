@@ -31,6 +31,7 @@ mod file;
 #[cfg(test)]
 mod format_vectors;
 pub mod grant;
+pub mod home;
 mod http;
 pub mod identity;
 mod ids;

@@ -247,6 +247,32 @@ impl Store {
         )))
     }
 
+    /// The store as a URL that [`Store::parse`] reads back as this store (what an invitation
+    /// carries).
+    pub fn url(&self) -> String {
+        match self {
+            Store::Folder { root } => format!("file://{}", encode_path(root)),
+            Store::S3(s3) => {
+                let mut url = format!(
+                    "s3://{}/{}?region={}",
+                    s3.bucket,
+                    encode_path(s3.prefix.trim_end_matches('/')),
+                    encode_query(&s3.region)
+                );
+                if let Some(endpoint) = &s3.endpoint {
+                    url.push_str("&endpoint=");
+                    url.push_str(&encode_query(endpoint));
+                }
+                url.push_str(if s3.path_style {
+                    "&path_style=true"
+                } else {
+                    "&path_style=false"
+                });
+                url
+            }
+        }
+    }
+
     /// A name for the store in messages (never a credential).
     pub fn display_name(&self) -> String {
         match self {
@@ -357,6 +383,26 @@ pub fn encode_query(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stores_url_reads_back_as_the_same_store() {
+        for url in [
+            "file:///tmp/my vault",
+            "file:///tmp/v%C3%A9",
+            "s3://bucket",
+            "s3://bucket/notes/v1?region=eu-west-1",
+            "s3://bucket/a%20b?endpoint=http://127.0.0.1:8333",
+            "s3://my-bucket/p?endpoint=https://r2.example.com&path_style=false&region=auto",
+        ] {
+            let store = Store::parse(url).unwrap();
+            assert_eq!(
+                Store::parse(&store.url()).unwrap(),
+                store,
+                "{url} -> {}",
+                store.url()
+            );
+        }
+    }
 
     #[test]
     fn folder_urls() {

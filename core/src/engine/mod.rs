@@ -2,6 +2,7 @@
 
 mod files;
 mod journal;
+mod sharing;
 mod state;
 mod sync;
 
@@ -152,6 +153,8 @@ pub struct Engine {
     state_key: SecretKey,
     /// Files: the chunk, chunk-id, chunker and file-hash keys.
     file_keys: [SecretKey; 4],
+    /// The seeds of the identity this vault gives as a home (sharing).
+    identity_seeds: [SecretKey; 2],
     /// Files: chunks stored in packs that no live file references (left by an interrupted
     /// upload), as found by listing our packs; `None` until an upload listed them. In memory
     /// only: a new process lists again.
@@ -269,6 +272,7 @@ impl Engine {
             manifest_key: key.subkey(Purpose::Manifest),
             checkpoint_key: key.subkey(Purpose::Checkpoint),
             state_key: key.subkey(Purpose::LocalState),
+            identity_seeds: crate::identity::identity_seeds(key),
             file_keys: [
                 key.subkey(Purpose::Chunk),
                 key.subkey(Purpose::ChunkId),

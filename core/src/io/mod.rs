@@ -10,6 +10,7 @@
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
+//! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
 //! - [`files`]: storing and reading files through a session, from and to streams;
 //! - `export`: a session's records exported to and imported from JSON Lines;
 //! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
@@ -33,5 +34,6 @@ pub mod folder_sync;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;
+pub mod sharing;
 pub mod state_store;
 pub mod usage;

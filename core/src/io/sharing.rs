@@ -1,0 +1,215 @@
+//! Sharing through sessions: a person's home ([`Session::identity`], [`Session::create_shared`],
+//! [`Session::shared`], [`Session::accept`]) and a shared vault granted to someone else
+//! ([`Session::share`]).
+//!
+//! What is built so far: identities, grants sealed to them, invitations, and the home records
+//! that keep every shared vault's key for all of a person's devices. Not yet: signed manifests,
+//! roles enforced by readers, membership lists and revocation (FORMAT §17 says what a grant's
+//! role means today).
+
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::grant::{self, GenerationKey, Grant, Invitation, Role};
+use crate::home::{check_label, SharedVault, SHARED_PREFIX};
+use crate::http::{Method, Request, RequestKind};
+use crate::identity::{Identity, PublicIdentity};
+use crate::ids::RequestId;
+use crate::io::driver::Transport;
+use crate::io::session::Session;
+use crate::key::VaultKey;
+use crate::s3;
+use crate::sign::{SigV4, Signer};
+use crate::store::Store;
+
+impl Session {
+    /// The identity of the person whose home this vault is: every device of the home has the
+    /// same one, derived from the home's key.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn identity(&self) -> Result<Identity> {
+        self.read(|e| e.identity())
+    }
+
+    /// The vaults this home made or accepted, by label.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed; `Corrupt` for a shared-vault record that does not
+    /// decode.
+    pub fn shared(&self) -> Result<Vec<SharedVault>> {
+        let keys = self.keys(SHARED_PREFIX.as_bytes())?;
+        let mut shared = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = self.get(&key)? {
+                shared.push(SharedVault::decode(&key, &value)?);
+            }
+        }
+        Ok(shared)
+    }
+
+    /// The vault this home knows as `label`.
+    ///
+    /// # Errors
+    /// `Config` when there is none; as [`Session::shared`].
+    pub fn shared_vault(&self, label: &str) -> Result<SharedVault> {
+        check_label(label)?;
+        let key = SharedVault::record_key(label);
+        match self.get(&key)? {
+            Some(value) => SharedVault::decode(&key, &value),
+            None => Err(Error::Config(format!(
+                "this home has no shared vault labelled {label:?}"
+            ))),
+        }
+    }
+
+    /// Makes a new vault to share, with a fresh key, kept in this home as `label` with the
+    /// role `owner`. Open it with the returned vault's store and key (create mode) to write
+    /// into it, on this device or any other of the home's.
+    ///
+    /// # Errors
+    /// `Config` for a bad label or store URL, or a label the home has already.
+    pub fn create_shared(&self, store: &str, label: &str) -> Result<SharedVault> {
+        check_label(label)?;
+        let store = Store::parse(store)?;
+        if self.get(&SharedVault::record_key(label))?.is_some() {
+            return Err(Error::Config(format!(
+                "this home has a shared vault labelled {label:?} already"
+            )));
+        }
+        let shared = SharedVault {
+            label: label.to_owned(),
+            store: store.url(),
+            role: Role::Owner,
+            keys: vec![GenerationKey {
+                generation: 0,
+                key: VaultKey::generate()?,
+            }],
+            from: None,
+            since: self.now(),
+        };
+        self.put(SharedVault::record_key(label), shared.encode())?;
+        Ok(shared)
+    }
+
+    /// Grants this vault to the person whose public identity is `recipient`, with `role`:
+    /// seals its keys to them in a grant object in the vault's folder (one PUT) and returns
+    /// the invitation to send them. `home` is the granter's home, which must hold this vault
+    /// with the role `owner`.
+    ///
+    /// # Errors
+    /// `Access` when `home` does not own this vault; `Config` for a bad recipient; the PUT's
+    /// error.
+    pub async fn share<T: Transport + ?Sized>(
+        &self,
+        home: &Session,
+        recipient: &str,
+        role: Role,
+        transport: &T,
+    ) -> Result<Invitation> {
+        let recipient = PublicIdentity::parse(recipient)?;
+        let vault = self.read(|e| e.vault_id())?;
+        let entry = home
+            .shared()?
+            .into_iter()
+            .find(|s| s.key().vault_id() == vault)
+            .ok_or_else(|| {
+                Error::Access("this vault is not one of the home's shared vaults".into())
+            })?;
+        if entry.role != Role::Owner {
+            return Err(Error::Access(format!(
+                "only an owner may share {:?}; this home has the role {}",
+                entry.label, entry.role
+            )));
+        }
+        let granter = home.identity()?;
+        let grant = Grant {
+            vault,
+            label: entry.label.clone(),
+            role,
+            keys: entry.keys.clone(),
+            granter: granter.public().clone(),
+            granted: self.now(),
+        };
+        let now = self.now();
+        let (request, invitation) =
+            self.configure(|e| e.grant_request(&grant, &granter, &recipient, &entry.store, now))??;
+        let context = format!("PUT {}", invitation.grant_name());
+        let response = transport.send(request).await?;
+        if !response.is_success() {
+            return Err(s3::error_from_response(&response, context));
+        }
+        Ok(invitation)
+    }
+
+    /// Accepts an invitation with this home's identity: reads its grant (one GET, signed with
+    /// `credentials` for the invitation's store, or the `AWS_*` environment's; unsigned when
+    /// there are none, for a transport that signs itself), checks it, and keeps the vault in
+    /// this home. Open it with the returned vault's store and key (join mode). A label the home
+    /// has for another vault gets a number (`emma (2)`); accepting the same vault again
+    /// updates its record.
+    ///
+    /// # Errors
+    /// `Config` for a text that is not an invitation; `Access` when the grant is sealed to
+    /// another identity; `NotFound` when it is gone (withdrawn, or the wrong store); `Corrupt`
+    /// when it fails its checks.
+    pub async fn accept<T: Transport + ?Sized>(
+        &self,
+        invitation: &str,
+        credentials: Option<Credentials>,
+        transport: &T,
+    ) -> Result<SharedVault> {
+        let invitation = Invitation::parse(invitation)?;
+        let store = Store::parse(&invitation.store)?;
+        let name = invitation.grant_name();
+        let mut request = Request {
+            id: RequestId(0),
+            kind: RequestKind::GetGrant,
+            method: Method::Get,
+            url: store.object_url(&format!("{}{}/{name}", store.prefix(), invitation.vault)),
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        };
+        if let Some(region) = store.region() {
+            if let Some(credentials) = credentials.or_else(|| Credentials::from_env().ok()) {
+                let offset = self.read(|e| e.clock_offset_ms())?;
+                let signing_time = crate::Timestamp(self.now().0.saturating_add_signed(offset));
+                SigV4::new(credentials, region.to_owned()).sign(&mut request, signing_time)?;
+            }
+        }
+        let response = transport.send(request).await?;
+        if !response.is_success() {
+            return Err(s3::error_from_response(
+                &response,
+                format!(
+                    "GET {name} (the invitation's grant) in {}",
+                    store.display_name()
+                ),
+            ));
+        }
+        let identity = self.identity()?;
+        let grant = grant::open(&response.body, &invitation, &identity)?;
+        let mut label = grant.label.clone();
+        for n in 2.. {
+            match self.get(&SharedVault::record_key(&label))? {
+                Some(value) => {
+                    let known = SharedVault::decode(&SharedVault::record_key(&label), &value)?;
+                    if known.key().vault_id() == grant.vault {
+                        break;
+                    }
+                }
+                None => break,
+            }
+            label = format!("{} ({n})", grant.label);
+        }
+        let shared = SharedVault {
+            label,
+            store: invitation.store.clone(),
+            role: grant.role,
+            keys: grant.keys,
+            from: Some(invitation.from),
+            since: self.now(),
+        };
+        self.put(SharedVault::record_key(&shared.label), shared.encode())?;
+        Ok(shared)
+    }
+}

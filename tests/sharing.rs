@@ -1,0 +1,183 @@
+//! Sharing with another person, on real servers (SeaweedFS, then s3s-fs): homes, identities,
+//! shared vaults made in a home, grants sealed to another person's identity, invitations
+//! accepted on several devices.
+//!
+//! Roles are not enforced by readers yet, and revocation does not exist yet (issue 17 goes on):
+//! what is checked here is who can open what.
+
+use bucketsync::driver::Transport;
+use bucketsync::grant::{Invitation, Role};
+use bucketsync::home::SharedVault;
+use bucketsync::reqwest_transport::ReqwestTransport;
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::{Category, OpenMode, RequestKind, VaultKey};
+use bucketsync_suite::servers::{http, ServerKind, TestServer};
+
+fn open(store: &str, key: &VaultKey, device: &str, mode: OpenMode) -> Session {
+    let mut options = SessionOptions::new(store, key, StateLocation::Memory);
+    options.device = Some(device);
+    options.mode = mode;
+    options.credentials = Some(TestServer::credentials());
+    Session::open(options).unwrap()
+}
+
+fn open_shared(shared: &SharedVault, device: &str, mode: OpenMode) -> Session {
+    open(&shared.store, shared.key(), device, mode)
+}
+
+async fn sync<T: Transport>(session: &Session, transport: &T) -> bucketsync::SyncReport {
+    let report = session.sync(transport, 4, |_| {}).await.unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    report
+}
+
+#[tokio::test]
+async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_devices() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("family").await;
+        let transport: ReqwestTransport = http();
+        let homes = server.store_url("family", "homes/");
+        let shared_store = server.store_url("family", "shared/");
+        let (alice_key, bob_key, carol_key) = (
+            VaultKey::generate().unwrap(),
+            VaultKey::generate().unwrap(),
+            VaultKey::generate().unwrap(),
+        );
+        let alice = open(&homes, &alice_key, "alice laptop", OpenMode::Create);
+        let bob = open(&homes, &bob_key, "bob phone", OpenMode::Create);
+        let carol = open(&homes, &carol_key, "carol phone", OpenMode::Create);
+
+        // Alice makes two vaults in her home and writes into one.
+        let emma = alice.create_shared(&shared_store, "emma").unwrap();
+        let liam = alice.create_shared(&shared_store, "liam").unwrap();
+        assert_ne!(emma.key().vault_id(), liam.key().vault_id());
+        assert_eq!(
+            alice
+                .create_shared(&shared_store, "emma")
+                .unwrap_err()
+                .category(),
+            Category::Config,
+            "a label once"
+        );
+        sync(&alice, &transport).await;
+        let emma_a = open_shared(&emma, "alice laptop", OpenMode::Create);
+        emma_a.put("allergies", "penicillin").unwrap();
+        sync(&emma_a, &transport).await;
+
+        // She shares it with Bob (write) and Carol (read): one PUT each.
+        let bob_public = bob.identity().unwrap().public().to_string();
+        let carol_public = carol.identity().unwrap().public().to_string();
+        let to_bob = emma_a
+            .share(&alice, &bob_public, Role::Write, &transport)
+            .await
+            .unwrap();
+        let to_carol = emma_a
+            .share(&alice, &carol_public, Role::Read, &transport)
+            .await
+            .unwrap();
+        let text = to_bob.to_string();
+        assert_eq!(Invitation::parse(&text).unwrap(), to_bob);
+        assert_eq!(to_bob.from, alice.identity().unwrap().fingerprint());
+
+        // Carol cannot use Bob's invitation: the grant is sealed to Bob.
+        let stolen = carol
+            .accept(&text, Some(TestServer::credentials()), &transport)
+            .await
+            .unwrap_err();
+        assert_eq!(stolen.category(), Category::Access, "{kind:?}: {stolen}");
+
+        // Bob accepts on his phone; the vault is in his home.
+        let accepted = bob
+            .accept(&text, Some(TestServer::credentials()), &transport)
+            .await
+            .unwrap();
+        assert_eq!(accepted.label, "emma");
+        assert_eq!(accepted.role, Role::Write);
+        assert_eq!(accepted.from, Some(alice.identity().unwrap().fingerprint()));
+        assert_eq!(bob.shared().unwrap().len(), 1);
+        let emma_b = open_shared(&accepted, "bob phone", OpenMode::Join);
+        sync(&emma_b, &transport).await;
+        assert_eq!(
+            emma_b.get(b"allergies").unwrap().as_deref(),
+            Some(&b"penicillin"[..])
+        );
+        emma_b.put("visit/2026-11-25", "checkup by Bob").unwrap();
+        sync(&emma_b, &transport).await;
+        sync(&bob, &transport).await;
+
+        // Bob's second device opens his home only, and finds the vault there.
+        let bob_laptop = open(&homes, &bob_key, "bob laptop", OpenMode::Join);
+        sync(&bob_laptop, &transport).await;
+        assert_eq!(
+            bob_laptop.identity().unwrap().fingerprint(),
+            bob.identity().unwrap().fingerprint(),
+            "one identity per home"
+        );
+        let found = bob_laptop.shared_vault("emma").unwrap();
+        let emma_b2 = open_shared(&found, "bob laptop", OpenMode::Join);
+        sync(&emma_b2, &transport).await;
+        assert!(emma_b2.get(b"visit/2026-11-25").unwrap().is_some());
+
+        // Alice's second device sees Bob's write through her home's record.
+        let alice_phone = open(&homes, &alice_key, "alice phone", OpenMode::Join);
+        sync(&alice_phone, &transport).await;
+        let labels: Vec<String> = alice_phone
+            .shared()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.label)
+            .collect();
+        assert_eq!(labels, ["emma", "liam"]);
+        let emma_a2 = open_shared(
+            &alice_phone.shared_vault("emma").unwrap(),
+            "alice phone",
+            OpenMode::Join,
+        );
+        let report = sync(&emma_a2, &transport).await;
+        assert_eq!(report.requests_of(RequestKind::GetGrant), 0);
+        assert_eq!(
+            emma_a2.get(b"visit/2026-11-25").unwrap().as_deref(),
+            Some(&b"checkup by Bob"[..])
+        );
+
+        // Carol accepts hers and reads. Bob, who may write, may not share further.
+        let carols = carol
+            .accept(
+                &to_carol.to_string(),
+                Some(TestServer::credentials()),
+                &transport,
+            )
+            .await
+            .unwrap();
+        assert_eq!(carols.role, Role::Read);
+        let emma_c = open_shared(&carols, "carol phone", OpenMode::Join);
+        sync(&emma_c, &transport).await;
+        assert_eq!(
+            emma_c.get(b"allergies").unwrap().as_deref(),
+            Some(&b"penicillin"[..])
+        );
+        let refused = emma_b
+            .share(&bob, &carol_public, Role::Read, &transport)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.category(), Category::Access, "{refused}");
+
+        // Nobody but Alice holds liam's key: a liam session with Bob's emma key is another
+        // vault, and an invitation to liam's folder with emma's grant id is not there.
+        let guessed = Invitation {
+            vault: liam.key().vault_id(),
+            ..to_bob.clone()
+        };
+        let e = bob
+            .accept(
+                &guessed.to_string(),
+                Some(TestServer::credentials()),
+                &transport,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.category(), Category::NotFound, "{e}");
+        drop(server);
+    }
+}
