@@ -1239,3 +1239,85 @@ fn a_reader_that_finds_a_pack_gone_follows_its_redirect() {
     // The two chunks are no longer neighbours in the order of the file: two ranges.
     assert_eq!(asked, ["old pack", "redirect", "new pack", "new pack"]);
 }
+
+/// The example home of §17: the example key is Alice's home; Bob's home key is the bytes
+/// `0x20, 0x21, …, 0x3f`.
+fn bob_home() -> VaultKey {
+    let mut bytes = [0u8; 32];
+    bytes.iter_mut().enumerate().for_each(|(i, b)| *b = 0x20 + i as u8);
+    VaultKey::from_bytes(bytes)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn identity_and_grant_are_the_documented_ones() {
+    use crate::grant::{self, GenerationKey, Grant, Invitation, Role};
+    use crate::identity::Identity;
+    let alice = Identity::of_home(&example_key());
+    let bob = Identity::of_home(&bob_home());
+    let seeds = crate::identity::identity_seeds(&example_key());
+    let public = alice.public().as_bytes();
+    assert_eq!(
+        to_hex(&seeds[0].0),
+        "375ec4c2bf14c1455f0ac9c978597b4569426521baa55ee8900f0e24d9065923"
+    );
+    assert_eq!(
+        to_hex(&seeds[1].0),
+        "868da2af6941437b1a7d2910a0b6f83385eed9e063ac7c7f77bb280fe05924ea"
+    );
+    assert_eq!(
+        to_hex(&public[1216..]),
+        "f53df33a971afdeab72a6c87189ab1290ef1a5ddf157b0720d1105fe48522b8c"
+    );
+    assert_eq!(
+        blake3::hash(&public[..]).to_hex().as_str(),
+        "c4d6d428d7e180df934ca1987699bfc89ffaf737d81cba3ae924a6a16a0f470b"
+    );
+    assert_eq!(alice.fingerprint().to_string(), "21ZV-CDAN-2NX4-6JE3");
+    assert_eq!(bob.fingerprint().to_string(), "VADH-Q15B-H5ZY-XET2");
+    // The shared vault "emma": key bytes 0x40..0x5f, granted to Bob with role write.
+    let mut emma = [0u8; 32];
+    emma.iter_mut().enumerate().for_each(|(i, b)| *b = 0x40 + i as u8);
+    let emma = VaultKey::from_bytes(emma);
+    let grant = Grant {
+        vault: emma.vault_id(),
+        label: "emma".into(),
+        role: Role::Write,
+        keys: vec![GenerationKey {
+            generation: 0,
+            key: emma.clone(),
+        }],
+        granter: alice.public().clone(),
+        granted: Timestamp(1_767_225_600_000),
+    };
+    let id = [0x77; 16];
+    let mut entropy = Entropy::from_seed([0x99; 32]);
+    let object = grant::seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+    assert_eq!(emma.vault_id().to_string(), "98d3d0e0560d39fd51502facac2bf954");
+    assert_eq!(object.len(), 2535);
+    assert_eq!(
+        to_hex(&object[..39]),
+        "424b534701647a98d3d0e0560d39fd51502facac2bf95477777777777777777777777777777777"
+    );
+    assert_eq!(
+        blake3::hash(&object).to_hex().as_str(),
+        "c18d5c16c18b38fabd41df6c6f11f5643dcff58c1f12ea9e43fecd4eb15ff4d8"
+    );
+    let invitation = Invitation {
+        store: "s3://family/shared?region=eu-west-1&path_style=false".into(),
+        vault: emma.vault_id(),
+        grant: id,
+        from: alice.fingerprint(),
+        signer: None,
+    };
+    assert_eq!(
+        invitation.to_string(),
+        "bsinv1NHMzOi8vZmFtaWx5L3NoYXJlZD9yZWdpb249ZXUtd2VzdC0xJnBhdGhfc3R5bGU9ZmFsc2WY09DgVg05_\
+         VFQL6ysK_lUd3d3d3d3d3d3d3d3d3d3dxB_tjVVFXpDScMA"
+    );
+    let opened = grant::open(&object, &invitation, &bob).unwrap();
+    assert_eq!(opened.key().secret_bytes(), emma.secret_bytes());
+}
