@@ -10,7 +10,7 @@ Exit codes: 0 done; 1 other failure; 2 bad usage; 3 config (bad store URL, key, 
 4 auth (credentials refused); 5 not found (no vault, no such key); 6 the store could not be
 reached or failed (network, timeout, throttled, server); 7 corrupt data, another vault's data,
 or a rollback; 8 conflict or locked (another process holds the state); 9 a device clock too far
-ahead.
+ahead; 10 access (a grant meant for another identity, a role that does not allow it).
 
 Environment: BUCKETSYNC_STORE, BUCKETSYNC_KEY_FILE, BUCKETSYNC_STATE, BUCKETSYNC_DEVICE stand for
 the options of the same name; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
@@ -51,6 +51,11 @@ pub struct Global {
     /// This device's name, shown by `devices` (kept in the state once given).
     #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]
     pub device: Option<String>,
+    /// Work on the shared vault LABEL of the home (the vault of --store and --key-file)
+    /// instead of the home itself (see `shared`, `share`, `accept`). Its replica lives beside
+    /// the home's (--state names the home's).
+    #[arg(long, global = true, value_name = "LABEL")]
+    pub vault: Option<String>,
     /// Print one JSON object (for scripts) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -62,6 +67,22 @@ pub struct Global {
     /// JSON).
     #[arg(long, global = true)]
     pub cost: bool,
+}
+
+/// What `shared` does besides listing.
+#[derive(Debug, Subcommand)]
+pub enum SharedAction {
+    /// Make a new vault to share, with a key of its own, kept in this home as LABEL.
+    Create {
+        label: String,
+        /// Its store (default: the home's).
+        #[arg(long = "in", value_name = "STORE")]
+        store: Option<String>,
+    },
+}
+
+fn parse_role(text: &str) -> std::result::Result<bucketsync::grant::Role, String> {
+    bucketsync::grant::Role::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +218,47 @@ pub enum Command {
         was never synced here (no .bucketsync-folder in it) only receives. Renamed files send\n\
         no content again.")]
     Folder(FolderArgs),
+    /// This home's identity: the public text to send to people who share vaults with you,
+    /// and its fingerprint to compare with them (by phone, in person).
+    #[command(after_help = "Example:\n  bucketsync whoami\n\n\
+        The vault of --store and --key-file is your home: your identity derives from its key,\n\
+        so each of your devices has the same one.")]
+    Whoami,
+    /// List the vaults this home made to share or accepted, or make a new one.
+    #[command(
+        after_help = "Examples:\n  bucketsync shared\n  bucketsync shared create emma\n  \
+        bucketsync shared create emma --in 's3://family-bucket/shared?region=eu-west-1'\n  \
+        bucketsync --vault emma put allergies penicillin"
+    )]
+    Shared {
+        #[command(subcommand)]
+        action: Option<SharedAction>,
+    },
+    /// Grant a shared vault of this home to someone: prints the invitation to send them.
+    #[command(
+        after_help = "Example:\n  bucketsync share emma \"$(cat bob.id)\" --role write\n\n\
+        PUBLIC is what `bucketsync whoami` prints on their side (bsid1...). Compare the\n\
+        fingerprint printed here with theirs before you send the invitation. Only an owner\n\
+        shares (exit code 10 otherwise). The invitation names no key: the vault's key is sealed\n\
+        to their identity (X-Wing, post-quantum) in the bucket."
+    )]
+    Share {
+        /// The shared vault's label in this home.
+        label: String,
+        /// The recipient's public identity (bsid1...), or `-` to read it from stdin.
+        public: String,
+        /// What they may do: read, write or owner.
+        #[arg(long, default_value = "read", value_parser = parse_role)]
+        role: bucketsync::grant::Role,
+    },
+    /// Accept an invitation into this home; then use the vault with --vault LABEL.
+    #[command(after_help = "Example:\n  bucketsync accept bsinv1NHMzOi8v...\n\n\
+        Fails with exit code 10 when the invitation was made for another identity. The S3\n\
+        credentials for the invitation's store come from the usual places (AWS_*, --profile).")]
+    Accept {
+        /// The invitation (bsinv1...), or `-` to read it from stdin.
+        invitation: String,
+    },
     /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
     /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.
     #[command(

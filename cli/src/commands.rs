@@ -7,7 +7,7 @@ use bucketsync::files::{FileProgress, ReadSource};
 use bucketsync::{DeviceId, DeviceSummary, Error, OpenMode, SyncReport, VaultKey};
 use serde_json::{json, Value};
 
-use crate::args::{Cli, Command, DevicesAction, Global};
+use crate::args::{Cli, Command, DevicesAction, Global, SharedAction};
 use crate::output::{Failure, Output};
 use crate::running::{
     interrupted, now_ms, progress_bar, sync, sync_unless_offline, until_interrupted,
@@ -53,6 +53,17 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Restore(args) => crate::backup::restore(g, out, args).await,
         Command::Folder(args) => crate::folder::folder(g, out, args).await,
         Command::Signer(args) => crate::signer::run(g, out, args).await,
+        Command::Whoami => crate::sharing::whoami(g, out),
+        Command::Shared { action: None } => crate::sharing::list(g, out).await,
+        Command::Shared {
+            action: Some(SharedAction::Create { label, store }),
+        } => crate::sharing::create(g, out, label, store.as_deref()).await,
+        Command::Share {
+            label,
+            public,
+            role,
+        } => crate::sharing::share(g, out, label, public, *role).await,
+        Command::Accept { invitation } => crate::sharing::accept(g, out, invitation).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod output;
 mod profile;
 mod records;
 mod running;
+mod sharing;
 mod signer;
 mod text;
 mod vault;

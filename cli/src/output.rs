@@ -72,6 +72,7 @@ fn category_code(category: Category) -> u8 {
         Category::Corrupt | Category::WrongVault | Category::Rollback => 7,
         Category::Conflict | Category::Locked => 8,
         Category::Clock => 9,
+        Category::Access => 10,
         _ => 1,
     }
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bucketsync::builtin_transport::BuiltinTransport;
+use bucketsync::home::SharedVault;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, OpenMode, Result, Store, VaultKey};
 
@@ -181,9 +182,20 @@ pub fn state_path(global: &Global, store: &str, key: &VaultKey) -> Result<PathBu
 /// has not synced yet.
 pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
     let url = store_url(global)?;
+    let path = state_path(global, url, &key)?;
+    open_at(global, url, key, mode, &path)
+}
+
+/// Opens the replica of `key`'s vault in the store `url`, its state at `path`.
+fn open_at(
+    global: &Global,
+    url: &str,
+    key: VaultKey,
+    mode: OpenMode,
+    path: &Path,
+) -> Result<Vault> {
     let store = Store::parse(url)?;
     let transport = BuiltinTransport::for_store(&store)?;
-    let path = state_path(global, url, &key)?;
     let credentials = match store {
         Store::Folder { .. } => None,
         _ => crate::profile::credentials(global.profile.as_deref())?,
@@ -192,14 +204,7 @@ pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
         device: global.device.as_deref(),
         mode,
         credentials,
-        ..SessionOptions::new(
-            url,
-            &key,
-            StateLocation::File {
-                path: &path,
-                wait: false,
-            },
-        )
+        ..SessionOptions::new(url, &key, StateLocation::File { path, wait: false })
     })?;
     Ok(Vault {
         session,
@@ -209,9 +214,43 @@ pub fn open(global: &Global, key: VaultKey, mode: OpenMode) -> Result<Vault> {
     })
 }
 
-/// Opens the replica with the key from the key file.
+/// Opens the replica with the key from the key file: the home's, or with `--vault LABEL` the
+/// shared vault the home keeps under that label.
 pub fn open_existing(global: &Global) -> Result<Vault> {
+    let home = open_home(global)?;
+    match &global.vault {
+        None => Ok(home),
+        Some(label) => {
+            let shared = home.session.shared_vault(label).map_err(|_| {
+                Error::Config(format!(
+                    "this home has no shared vault labelled {label:?} (see `bucketsync shared`; \
+                     a vault made or accepted on another device shows after a `bucketsync sync` \
+                     of the home)"
+                ))
+            })?;
+            drop(home);
+            open_shared(global, &shared, OpenMode::Join)
+        }
+    }
+}
+
+/// Opens the home itself (the vault of --store and --key-file), whatever --vault says.
+pub fn open_home(global: &Global) -> Result<Vault> {
     store_url(global)?;
     let key = KeyPlace::of(global)?.read()?;
     open(global, key, OpenMode::Join)
+}
+
+/// Opens this device's replica of a vault the home keeps; its state lives in the platform's
+/// data directory, or beside the home's --state file.
+pub fn open_shared(global: &Global, shared: &SharedVault, mode: OpenMode) -> Result<Vault> {
+    let key = shared.key().clone();
+    let path = match &global.state {
+        Some(home_state) => {
+            let name = format!("{}.shared-{}", home_state.display(), key.vault_id());
+            PathBuf::from(name)
+        }
+        None => state_path(global, &shared.store, &key)?,
+    };
+    open_at(global, &shared.store, key, mode, &path)
 }

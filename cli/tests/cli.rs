@@ -502,3 +502,67 @@ fn watch_prints_a_peers_change_as_it_arrives() {
     // The state was saved and unlocked: the device works at once.
     assert_eq!(b.ok(&["get", "notes/new"]), "from a");
 }
+
+/// Sharing from the command line (a file:// store): Alice makes `emma` in her home and grants
+/// it to Bob, who accepts and works in it with --vault; Carol cannot use Bob's invitation
+/// (exit code 10), nor can Bob re-share what he may only write.
+#[test]
+fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let alice = Device::new(&store, dir.path(), "alice");
+    let bob = Device::new(&store, dir.path(), "bob");
+    let carol = Device::new(&store, dir.path(), "carol");
+    for person in [&alice, &bob, &carol] {
+        person.json(&["init"]);
+    }
+    let bob_id = bob.json(&["whoami"]);
+    let bob_public = bob_id["public"].as_str().unwrap();
+    assert!(bob_public.starts_with("bsid1"), "{bob_id}");
+    assert_eq!(
+        bob_id["fingerprint"].as_str().unwrap().len(),
+        19,
+        "{bob_id}"
+    );
+
+    let made = alice.json(&["shared", "create", "emma"]);
+    assert_eq!(made["role"], "owner", "{made}");
+    alice.ok(&["--vault", "emma", "put", "allergies", "penicillin"]);
+    let listed = alice.json(&["shared"]);
+    assert_eq!(listed[0]["label"], "emma", "{listed}");
+
+    // The public identity from stdin, as `whoami | share` would pass it.
+    let shared = alice.run_with(
+        &["share", "emma", "-", "--role", "write", "--json"],
+        bob_public.as_bytes(),
+    );
+    assert!(shared.status.success(), "{}", show(&shared));
+    let shared: Value = serde_json::from_slice(&shared.stdout).unwrap();
+    assert_eq!(shared["to"], bob_id["fingerprint"], "{shared}");
+    let invitation = shared["invitation"].as_str().unwrap();
+
+    let stolen = carol.run(&["accept", invitation]);
+    assert_eq!(stolen.status.code(), Some(10), "{}", show(&stolen));
+    assert!(String::from_utf8_lossy(&stolen.stderr).contains("not for this identity"));
+
+    let accepted = bob.json(&["accept", invitation]);
+    assert_eq!(accepted["label"], "emma", "{accepted}");
+    assert_eq!(accepted["role"], "write", "{accepted}");
+    assert_eq!(
+        bob.ok(&["--vault", "emma", "get", "allergies"]),
+        "penicillin"
+    );
+    bob.ok(&["--vault", "emma", "put", "visit", "checkup"]);
+    assert_eq!(alice.ok(&["--vault", "emma", "get", "visit"]), "checkup");
+    // The home's own records are apart from the shared vault's.
+    assert_eq!(bob.run(&["get", "visit"]).status.code(), Some(5));
+
+    let carol_public = carol.json(&["whoami"])["public"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reshare = bob.run(&["share", "emma", &carol_public]);
+    assert_eq!(reshare.status.code(), Some(10), "{}", show(&reshare));
+    let missing = bob.run(&["--vault", "liam", "ls"]);
+    assert_eq!(missing.status.code(), Some(3), "{}", show(&missing));
+}

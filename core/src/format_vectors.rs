@@ -1244,7 +1244,10 @@ fn a_reader_that_finds_a_pack_gone_follows_its_redirect() {
 /// `0x20, 0x21, …, 0x3f`.
 fn bob_home() -> VaultKey {
     let mut bytes = [0u8; 32];
-    bytes.iter_mut().enumerate().for_each(|(i, b)| *b = 0x20 + i as u8);
+    bytes
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = 0x20 + i as u8);
     VaultKey::from_bytes(bytes)
 }
 
@@ -1280,7 +1283,9 @@ fn identity_and_grant_are_the_documented_ones() {
     assert_eq!(bob.fingerprint().to_string(), "VADH-Q15B-H5ZY-XET2");
     // The shared vault "emma": key bytes 0x40..0x5f, granted to Bob with role write.
     let mut emma = [0u8; 32];
-    emma.iter_mut().enumerate().for_each(|(i, b)| *b = 0x40 + i as u8);
+    emma.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = 0x40 + i as u8);
     let emma = VaultKey::from_bytes(emma);
     let grant = Grant {
         vault: emma.vault_id(),
@@ -1296,7 +1301,10 @@ fn identity_and_grant_are_the_documented_ones() {
     let id = [0x77; 16];
     let mut entropy = Entropy::from_seed([0x99; 32]);
     let object = grant::seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
-    assert_eq!(emma.vault_id().to_string(), "98d3d0e0560d39fd51502facac2bf954");
+    assert_eq!(
+        emma.vault_id().to_string(),
+        "98d3d0e0560d39fd51502facac2bf954"
+    );
     assert_eq!(object.len(), 2535);
     assert_eq!(
         to_hex(&object[..39]),

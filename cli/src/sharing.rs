@@ -1,0 +1,168 @@
+//! `whoami`, `shared`, `share` and `accept`: the home (the vault of --store and --key-file)
+//! as a person's identity and the keeper of the vaults they share (`bucketsync::io::sharing`).
+
+use std::io::Read;
+
+use bucketsync::grant::Role;
+use bucketsync::home::SharedVault;
+use bucketsync::{Error, OpenMode};
+use serde_json::json;
+
+use crate::args::Global;
+use crate::output::{Failure, Output};
+use crate::running::sync_unless_offline;
+use crate::vault;
+
+type Outcome = std::result::Result<(), Failure>;
+
+/// `text`, or stdin's first non-empty content when it is `-`.
+fn argument_or_stdin(text: &str, what: &str) -> Result<String, Error> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut read = String::new();
+    std::io::stdin()
+        .read_to_string(&mut read)
+        .map_err(|e| Error::Config(format!("cannot read the {what} from stdin: {e}")))?;
+    Ok(read.trim().to_owned())
+}
+
+fn home_only(g: &Global, command: &str) -> Result<(), Error> {
+    match &g.vault {
+        Some(_) => Err(Error::Config(format!(
+            "{command} works on the home: leave out --vault"
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn whoami(g: &Global, out: Output) -> Outcome {
+    home_only(g, "whoami")?;
+    let home = vault::open_home(g)?;
+    let identity = home.session.identity()?;
+    let public = identity.public().to_string();
+    let fingerprint = identity.fingerprint().to_string();
+    out.result(
+        || format!("{public}\n\nFingerprint: {fingerprint}"),
+        || json!({"public": public, "fingerprint": fingerprint}),
+    );
+    Ok(())
+}
+
+fn describe(shared: &SharedVault) -> serde_json::Value {
+    json!({
+        "label": shared.label,
+        "role": shared.role.as_str(),
+        "store": shared.store,
+        "vault": shared.key().vault_id().to_string(),
+        "from": shared.from.map(|f| f.to_string()),
+        "since": shared.since.0,
+    })
+}
+
+pub async fn list(g: &Global, out: Output) -> Outcome {
+    home_only(g, "shared")?;
+    let home = vault::open_home(g)?;
+    sync_unless_offline(g, &home, out).await?;
+    let shared = home.session.shared()?;
+    let text = || {
+        if shared.is_empty() {
+            return "No shared vaults: make one with `bucketsync shared create LABEL`, or accept an invitation.".into();
+        }
+        let lines: Vec<String> = shared
+            .iter()
+            .map(|s| {
+                let from = match &s.from {
+                    Some(f) => format!("from {f}"),
+                    None => "made here".into(),
+                };
+                format!("{}\t{}\t{from}\t{}", s.label, s.role, s.store)
+            })
+            .collect();
+        lines.join("\n")
+    };
+    out.result(text, || {
+        json!(shared.iter().map(describe).collect::<Vec<_>>())
+    });
+    Ok(())
+}
+
+pub async fn create(g: &Global, out: Output, label: &str, store: Option<&str>) -> Outcome {
+    home_only(g, "shared create")?;
+    let home = vault::open_home(g)?;
+    // Another device of the home may have made one under this label already.
+    sync_unless_offline(g, &home, out).await?;
+    let store = store.unwrap_or(vault::store_url(g)?);
+    let shared = home.session.create_shared(store, label)?;
+    sync_unless_offline(g, &home, out).await?;
+    let made = vault::open_shared(g, &shared, OpenMode::Create)?;
+    sync_unless_offline(g, &made, out).await?;
+    out.result(
+        || {
+            format!(
+                "Made the shared vault {label:?} in {}. Use it with --vault {label}; grant it with `bucketsync share {label} PUBLIC`.",
+                shared.store
+            )
+        },
+        || describe(&shared),
+    );
+    Ok(())
+}
+
+pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Role) -> Outcome {
+    home_only(g, "share")?;
+    let public = argument_or_stdin(public, "public identity")?;
+    let recipient = bucketsync::identity::PublicIdentity::parse(&public)?;
+    let home = vault::open_home(g)?;
+    let shared = home.session.shared_vault(label)?;
+    let vault = vault::open_shared(g, &shared, OpenMode::Join)?;
+    let invitation = vault
+        .session
+        .share(&home.session, &public, role, &vault.transport)
+        .await?;
+    let text = invitation.to_string();
+    let fingerprint = recipient.fingerprint().to_string();
+    out.result(
+        || {
+            format!(
+                "{text}\n\nSend this invitation to the person whose fingerprint is {fingerprint} \
+                 (compare it with them). It grants {label:?} with the role {role}."
+            )
+        },
+        || json!({"invitation": text, "to": fingerprint, "label": label, "role": role.as_str()}),
+    );
+    Ok(())
+}
+
+pub async fn accept(g: &Global, out: Output, invitation: &str) -> Outcome {
+    home_only(g, "accept")?;
+    let invitation = argument_or_stdin(invitation, "invitation")?;
+    let home = vault::open_home(g)?;
+    let store =
+        bucketsync::Store::parse(&bucketsync::grant::Invitation::parse(&invitation)?.store)?;
+    let credentials = match store {
+        bucketsync::Store::Folder { .. } => None,
+        _ => crate::profile::credentials(g.profile.as_deref())?,
+    };
+    // The invitation's store may be another than the home's (a file:// home, an s3:// vault).
+    let transport = bucketsync::builtin_transport::BuiltinTransport::for_store(&store)?;
+    let shared = home
+        .session
+        .accept(&invitation, credentials, &transport)
+        .await?;
+    sync_unless_offline(g, &home, out).await?;
+    let opened = vault::open_shared(g, &shared, OpenMode::Join)?;
+    sync_unless_offline(g, &opened, out).await?;
+    let label = shared.label.clone();
+    out.result(
+        || {
+            format!(
+                "Accepted {label:?} ({}) from {}. Use it with --vault {label:?}.",
+                shared.role,
+                shared.from.map(|f| f.to_string()).unwrap_or_default()
+            )
+        },
+        || describe(&shared),
+    );
+    Ok(())
+}
