@@ -50,6 +50,7 @@ pub async fn export(g: &Global, out: Output, file: Option<&Path>, history: bool)
             "deleted": report.deleted,
             "history": report.history,
             "files_left_out": report.files,
+            "shared_left_out": report.shared,
         })
     };
     match &file {
@@ -78,6 +79,12 @@ fn export_text(r: &ExportReport, file: Option<&Path>) -> String {
         text.push_str(&format!(
             " {} files were left out (copy them with get-file and put-file).",
             r.files
+        ));
+    }
+    if r.shared > 0 {
+        text.push_str(&format!(
+            " {} shared vaults of this home were left out (their records hold keys).",
+            r.shared
         ));
     }
     text

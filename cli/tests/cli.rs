@@ -565,4 +565,9 @@ fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
     assert_eq!(reshare.status.code(), Some(10), "{}", show(&reshare));
     let missing = bob.run(&["--vault", "liam", "ls"]);
     assert_eq!(missing.status.code(), Some(3), "{}", show(&missing));
+    // An export of the home leaves out the record that holds emma's key.
+    let exported = bob.json(&["export", dir.path().join("bob.jsonl").to_str().unwrap()]);
+    assert_eq!(exported["shared_left_out"], 1, "{exported}");
+    let text = std::fs::read_to_string(dir.path().join("bob.jsonl")).unwrap();
+    assert!(!text.contains(".bucketsync/"), "{text}");
 }

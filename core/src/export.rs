@@ -329,6 +329,9 @@ pub struct ExportReport {
     /// Files (stored with `put_file`) left out: their records point at chunks that only this
     /// vault can read. Copy them with `get_file` and `put_file`, or back them up.
     pub files: u64,
+    /// A home's shared-vault records (`.bucketsync/shared/…`) left out: they hold the keys of
+    /// those vaults, which an export file must not spread.
+    pub shared: u64,
 }
 
 /// What an import did, line by line (blank lines not counted).

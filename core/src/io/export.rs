@@ -14,6 +14,7 @@ use std::io::{BufRead, Write};
 use crate::error::{Error, Result};
 use crate::export::{ExportReport, ImportReport, RecordLine};
 use crate::file::FileValue;
+use crate::home::SHARED_PREFIX;
 use crate::io::session::Session;
 use crate::record::Record;
 
@@ -22,7 +23,7 @@ impl Session {
     /// (deleted keys included, as deletions); with `history`, each key's earlier versions
     /// kept here follow it, newest first, marked `"history": true`. Files (stored with
     /// `put_file`) are left out and counted: their records point at chunks that only this
-    /// vault can read.
+    /// vault can read; so are a home's shared-vault records, which hold other vaults' keys.
     ///
     /// # Errors
     /// `Config` when the vault is closed or `out` fails.
@@ -30,6 +31,10 @@ impl Session {
         let failed = |e: std::io::Error| Error::Config(format!("writing the export failed: {e}"));
         let mut report = ExportReport::default();
         for key in self.read(|e| e.keys_ever(b""))? {
+            if key.starts_with(SHARED_PREFIX.as_bytes()) {
+                report.shared += 1;
+                continue;
+            }
             // Key by key, so that `out` is never written while the replica is held.
             let versions = self.read(|e| e.history(&key))?;
             let wanted = if history { versions.len() } else { 1 };
