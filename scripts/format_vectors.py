@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 to 7 vectors of docs/FORMAT.md §12 from the document alone.
+"""Computes the format version 4 to 7 vectors of docs/FORMAT.md §12, and the sharing example of
+§17.4, from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
-ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id),
+ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id; 46
+or later for ML-KEM), Ed25519 and X25519 from `cryptography`, SHAKE256 from hashlib,
 HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha), postcard written out here.
 `core/src/format_vectors.rs` pins the same bytes.
 
@@ -369,3 +371,63 @@ print(hexdump(new_pack))
 print(f"version 7 redirect plaintext ({len(redirect_plain)} bytes)", redirect_plain.hex())
 print(f"version 7 redirect {redirect_name} ({len(redirect)} bytes)")
 print(hexdump(redirect))
+
+
+# 10. Sharing (FORMAT §17): identities, a grant's header, an invitation. Alice's home key is
+#     the example key K; Bob's home key is 20 21 .. 3f; emma's key 40 41 .. 5f. X-Wing
+#     (draft-connolly-cfrg-xwing-kem-06) and HPKE's DeriveKeyPair (draft-ietf-hpke-pq) are
+#     written out here over ML-KEM-768 and X25519 from `cryptography`.
+import base64
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+
+RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+def xwing_public(home: bytes) -> bytes:
+    ikm = derive_key("bucketsync 2026-11 identity kem v1", home)
+    label = b"DeriveKeyPair"
+    suite = b"KEM" + struct.pack(">H", 0x647A)
+    sk = hashlib.shake_256(
+        ikm + b"HPKE-v1" + suite + struct.pack(">H", len(label)) + label + struct.pack(">H", 32)
+    ).digest(32)
+    expanded = hashlib.shake_256(sk).digest(96)
+    pk_m = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]).public_key().public_bytes(*RAW)
+    pk_x = x25519.X25519PrivateKey.from_private_bytes(expanded[64:]).public_key().public_bytes(*RAW)
+    return pk_m + pk_x
+
+
+def public_identity(home: bytes) -> bytes:
+    signing = derive_key("bucketsync 2026-11 identity signing v1", home)
+    ed = ed25519.Ed25519PrivateKey.from_private_bytes(signing).public_key().public_bytes(*RAW)
+    return xwing_public(home) + ed
+
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def fingerprint(public: bytes) -> bytes:
+    return derive_key("bucketsync 2026-11 identity fingerprint v1", public)[:10]
+
+
+def shown(fp: bytes) -> str:
+    bits = int.from_bytes(fp, "big")
+    digits = [CROCKFORD[(bits >> (80 - 5 * (i + 1))) & 31] for i in range(16)]
+    return "-".join("".join(digits[i:i + 4]) for i in range(0, 16, 4))
+
+
+alice = public_identity(K)
+bob = public_identity(bytes(range(0x20, 0x40)))
+print("alice kem seed", derive_key("bucketsync 2026-11 identity kem v1", K).hex())
+print("alice signing seed", derive_key("bucketsync 2026-11 identity signing v1", K).hex())
+print("alice ed25519 public", alice[1216:].hex())
+print("alice public identity hash", blake3(alice).hexdigest())
+print("alice fingerprint", shown(fingerprint(alice)), "bob fingerprint", shown(fingerprint(bob)))
+EMMA = derive_key("bucketsync 2026-11 vault id v1", bytes(range(0x40, 0x60)))[:16]
+print("emma vault id", EMMA.hex())
+print("grant header", (b"BKSG" + bytes([1]) + struct.pack(">H", 0x647A) + EMMA + bytes([0x77] * 16)).hex())
+store = b"s3://family/shared?region=eu-west-1&path_style=false"
+invitation = varint(len(store)) + store + EMMA + bytes([0x77] * 16) + fingerprint(alice) + b"\x00"
+print("invitation", "bsinv1" + base64.urlsafe_b64encode(invitation).rstrip(b"=").decode())
