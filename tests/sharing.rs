@@ -2,8 +2,9 @@
 //! shared vaults made in a home, grants sealed to another person's identity, invitations
 //! accepted on several devices.
 //!
-//! Roles are not enforced by readers yet, and revocation does not exist yet (issue 17 goes on):
-//! what is checked here is who can open what.
+//! Roles are enforced by the member's own device only (readers do not check signatures yet),
+//! and revocation does not exist yet (issue 17 goes on): what is checked here is who can open
+//! what, and that a device with the role read refuses to write.
 
 use bucketsync::driver::Transport;
 use bucketsync::grant::{Invitation, Role};
@@ -22,7 +23,9 @@ fn open(store: &str, key: &VaultKey, device: &str, mode: OpenMode) -> Session {
 }
 
 fn open_shared(shared: &SharedVault, device: &str, mode: OpenMode) -> Session {
-    open(&shared.store, shared.key(), device, mode)
+    let session = open(&shared.store, shared.key(), device, mode);
+    session.set_role(shared.role);
+    session
 }
 
 async fn sync<T: Transport>(session: &Session, transport: &T) -> bucketsync::SyncReport {

@@ -252,5 +252,7 @@ pub fn open_shared(global: &Global, shared: &SharedVault, mode: OpenMode) -> Res
         }
         None => state_path(global, &shared.store, &key)?,
     };
-    open_at(global, &shared.store, key, mode, &path)
+    let vault = open_at(global, &shared.store, key, mode, &path)?;
+    vault.session.set_role(shared.role);
+    Ok(vault)
 }

@@ -199,6 +199,8 @@ impl Session {
         concurrency: usize,
         mut progress: impl FnMut(FileProgress),
     ) -> Result<FileReport> {
+        // Refused before anything is uploaded.
+        self.check_writable()?;
         self.clear_cancel();
         let key = key.into();
         let upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;

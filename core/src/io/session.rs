@@ -28,6 +28,7 @@ use crate::credentials::Credentials;
 use crate::engine::{CompactionPolicy, DeviceSummary, Engine, OpenMode};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
+use crate::grant::Role;
 use crate::ids::{DeviceId, Timestamp};
 use crate::io::driver::{self, Progress, Steps, SyncKind, Transport};
 use crate::io::state_store::{MemoryState, Saved, StateStore, StateWrite};
@@ -175,6 +176,8 @@ pub struct Session {
     cancel: AtomicBool,
     /// The background sync's signals, while one runs ([`Session::auto_sync`]).
     auto_sync: Mutex<AutoSyncSlot>,
+    /// A shared vault opened with the role `read` ([`Session::set_role`]): writes are refused.
+    read_only: AtomicBool,
 }
 
 impl core::fmt::Debug for Session {
@@ -315,6 +318,7 @@ impl Session {
             clock: options.clock,
             cancel: AtomicBool::new(false),
             auto_sync: Mutex::default(),
+            read_only: AtomicBool::new(false),
         })
     }
 
@@ -438,12 +442,32 @@ impl Session {
         inner.engine.set_mass_deletion_limit(percent)
     }
 
+    /// Says what this person may do in the vault (a shared vault, [`crate::home::SharedVault`]'s
+    /// role): with [`Role::Read`], [`Session::put`], [`Session::delete`] and everything that
+    /// writes records (files, imports, backups) fail with `Access`. This device's own check
+    /// only: until manifests are signed, nothing in the bucket stops a member who holds the
+    /// key from writing.
+    pub fn set_role(&self, role: Role) {
+        self.read_only.store(role == Role::Read, Ordering::SeqCst);
+    }
+
+    /// `Access` when this device may only read ([`Session::set_role`]).
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(Error::Access(
+                "your role in this shared vault is read: you may not write".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Sets `key` to `value`; durable against a process kill when it returns.
     ///
     /// # Errors
     /// `Config` when the vault is closed or the journal cannot be written (the write is then
-    /// kept in memory and saved by the next successful save).
+    /// kept in memory and saved by the next successful save); `Access` with the role `read`.
     pub fn put(&self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<()> {
+        self.check_writable()?;
         let now = self.now();
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
@@ -472,6 +496,7 @@ impl Session {
     /// # Errors
     /// As [`Session::put`].
     pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<()> {
+        self.check_writable()?;
         let now = self.now();
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;
