@@ -355,6 +355,10 @@ fn main() {
         idle(&VaultKey::generate().unwrap(), &mut rows);
         return print_table(rows);
     }
+    if std::env::args().any(|a| a == "sharing") {
+        sharing(&mut rows);
+        return print_table(rows);
+    }
 
     // Raw XChaCha20-Poly1305 on 1 MiB buffers, in place, from the `chacha20poly1305` crate. Its
     // Poly1305 runs four blocks at a time only when the associated data fills a multiple of
@@ -619,6 +623,115 @@ fn main() {
 /// change hint, each sync was a LIST; now a poll is a conditional GET, with a full sync every
 /// 10 minutes. Then, on the real clock, the delay from a push on A to the `Changed` event on B
 /// running the background sync every second.
+/// `cargo run --release --example bench -- sharing`: an identity derived from a home key, a
+/// grant sealed and opened (the X-Wing and Ed25519 work), and share and accept through
+/// sessions on the local-folder bucket with their requests. Revocation is not built yet.
+fn sharing(rows: &mut Vec<(String, String)>) {
+    use bucketsync::grant::{self, GenerationKey, Grant, Invitation, Role};
+    use bucketsync::identity::Identity;
+    use bucketsync::session::{Session, SessionOptions, StateLocation};
+    let min = Duration::from_millis(1000);
+    let (alice_key, bob_key, emma_key) = (
+        VaultKey::from_bytes([1; 32]),
+        VaultKey::from_bytes([2; 32]),
+        VaultKey::from_bytes([3; 32]),
+    );
+    let derive = best_of(min, || {
+        std::hint::black_box(Identity::of_home(&alice_key));
+    });
+    rows.push((
+        "identity from a home key (X-Wing + Ed25519 key pairs)".into(),
+        format!("{:.0} µs", derive.as_secs_f64() * 1e6),
+    ));
+    let (alice, bob) = (Identity::of_home(&alice_key), Identity::of_home(&bob_key));
+    let grant = Grant {
+        vault: emma_key.vault_id(),
+        label: "emma".into(),
+        role: Role::Write,
+        keys: vec![GenerationKey {
+            generation: 0,
+            key: emma_key.clone(),
+        }],
+        granter: alice.public().clone(),
+        granted: wall_clock(),
+    };
+    let mut entropy = bucketsync_suite::entropy();
+    let mut object = Vec::new();
+    let seal = best_of(min, || {
+        object = grant::seal(&grant, &[7; 16], &alice, bob.public(), &mut entropy).unwrap();
+    });
+    let invitation = Invitation {
+        store: "file:///tmp".into(),
+        vault: grant.vault,
+        grant: [7; 16],
+        from: alice.fingerprint(),
+        signer: None,
+    };
+    let open = best_of(min, || {
+        std::hint::black_box(grant::open(&object, &invitation, &bob).unwrap());
+    });
+    rows.push((
+        "grant sealed (HPKE X-Wing + Ed25519 signature) / opened and checked".into(),
+        format!(
+            "{:.0} µs / {:.0} µs, {} bytes",
+            seal.as_secs_f64() * 1e6,
+            open.as_secs_f64() * 1e6,
+            object.len()
+        ),
+    ));
+
+    // Through sessions, with the requests they send, on the local-folder bucket.
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let session = |key: &VaultKey| {
+        Session::open(SessionOptions::new(&store, key, StateLocation::Memory)).unwrap()
+    };
+    let (alice_home, bob_home) = (session(&alice_key), session(&bob_key));
+    let emma = alice_home.create_shared(&store, "emma").unwrap();
+    let emma_session = session(emma.key());
+    let counted = Counting::default();
+    let public = bob_home.identity().unwrap().public().to_string();
+    let t = Instant::now();
+    let sent = block_on(emma_session.share(&alice_home, &public, Role::Write, &counted)).unwrap();
+    let share_time = t.elapsed();
+    let share_requests = counted.take();
+    let t = Instant::now();
+    block_on(bob_home.accept(&sent.to_string(), None, &counted)).unwrap();
+    let accept_time = t.elapsed();
+    let accept_requests = counted.take();
+    rows.push((
+        "share / accept through sessions (file:// store)".into(),
+        format!(
+            "{:.1} ms, {share_requests} / {:.1} ms, {accept_requests}",
+            share_time.as_secs_f64() * 1e3,
+            accept_time.as_secs_f64() * 1e3,
+        ),
+    ));
+}
+
+/// The folder bucket, noting the kind of each request it executes.
+#[derive(Default)]
+struct Counting(std::sync::Mutex<Vec<RequestKind>>);
+
+impl Counting {
+    fn take(&self) -> String {
+        let kinds = std::mem::take(&mut *self.0.lock().unwrap());
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        format!("{} request(s): {}", names.len(), names.join(", "))
+    }
+}
+
+impl bucketsync::driver::Transport for Counting {
+    async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
+        self.0.lock().unwrap().push(request.kind);
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        FolderBucket.sleep(ms).await
+    }
+}
+
 fn idle(key: &VaultKey, rows: &mut Vec<(String, String)>) {
     use bucketsync::SchedulePolicy;
     let dir = tempfile::tempdir().unwrap();
