@@ -268,7 +268,11 @@ pub enum Command {
         'Authorization: Bearer TOKEN' and get {\"url\": PRESIGNED, \"headers\": []}\n\
         (npm: remoteSigner(url, token)). Anything else is refused with the reason: DELETE, POST,\n\
         another bucket or endpoint, a key outside the prefix, '..', other query parameters.\n\
-        One log line per request on stderr; URLs are valid for --expires (1h at most)."
+        One log line per request on stderr; URLs are valid for --expires (1h at most).\n\n\
+        Members of a shared vault get tokens of their own (--member-tokens FILE, one line each:\n\
+        'TOKEN VAULT-ID read|write', VAULT-ID as `bucketsync --vault LABEL status` shows it):\n\
+        such a token is signed for under that vault's folder only, and for GET, HEAD and\n\
+        listings only with 'read'."
     )]
     Signer(SignerArgs),
 }
@@ -360,6 +364,10 @@ pub struct SignerArgs {
     /// How long each presigned URL is valid (`30s`, `5m`; at most `1h`).
     #[arg(long, default_value = "5m", value_parser = parse_expiry)]
     pub expires: Duration,
+    /// Tokens limited to one vault each: lines `TOKEN VAULT-ID read|write` (`#` starts a
+    /// comment). Read from the file at start.
+    #[arg(long, value_name = "FILE")]
+    pub member_tokens: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bucketsync::sign::SigV4;
-use bucketsync::{Credentials, Error, Store, Timestamp};
+use bucketsync::{Credentials, Error, Method, Store, Timestamp};
 use serde_json::{json, Value};
 
 use crate::args::{Global, SignerArgs};
@@ -26,7 +26,7 @@ use crate::text::time;
 
 mod policy;
 
-use policy::Policy;
+use policy::{Allowed, Policy};
 
 /// The shortest token accepted: anything shorter can be guessed.
 const MIN_TOKEN_CHARS: usize = 16;
@@ -43,7 +43,13 @@ const WORKERS: usize = 8;
 pub async fn run(g: &Global, out: Output, args: &SignerArgs) -> Result<(), Failure> {
     let store = Store::parse(crate::vault::store_url(g)?)?;
     let policy = Policy::of(&store)?;
-    let token = Token::read(&args.token_file)?;
+    let mut holders = vec![Holder {
+        token: Token::read(&args.token_file)?,
+        scope: Scope::Store,
+    }];
+    if let Some(path) = &args.member_tokens {
+        holders.extend(Holder::read_members(path, &store)?);
+    }
     let credentials = match crate::profile::credentials(g.profile.as_deref())? {
         Some(credentials) => credentials,
         None => Credentials::from_env()?,
@@ -51,7 +57,7 @@ pub async fn run(g: &Global, out: Output, args: &SignerArgs) -> Result<(), Failu
     let region = store.region().expect("an s3:// store has a region");
     let service = Arc::new(Service {
         policy,
-        token,
+        holders,
         signer: SigV4::new(credentials, region),
         expires: args.expires,
     });
@@ -135,10 +141,100 @@ impl Token {
     }
 }
 
+/// What a token is signed for.
+#[derive(Debug, PartialEq, Eq)]
+enum Scope {
+    /// Everything the policy allows under the store's prefix (the `--token-file` token).
+    Store,
+    /// Under one vault's folder only (`<prefix><vault id>/`); PUT only with `write`.
+    Vault { folder: String, write: bool },
+}
+
+impl Scope {
+    /// Why `allowed` is outside this scope, if it is.
+    fn refuses(&self, allowed: &Allowed) -> Option<&'static str> {
+        match self {
+            Scope::Store => None,
+            Scope::Vault { folder, .. } if !allowed.target.starts_with(folder.as_str()) => {
+                Some("outside the vault this token is for")
+            }
+            Scope::Vault { write: false, .. } if allowed.method == Method::Put => {
+                Some("this token may only read")
+            }
+            Scope::Vault { .. } => None,
+        }
+    }
+}
+
+/// A token and what it is signed for.
+struct Holder {
+    token: Token,
+    scope: Scope,
+}
+
+impl Holder {
+    /// The member tokens of `path`: lines `TOKEN VAULT-ID read|write`, `#` comments.
+    ///
+    /// # Errors
+    /// `Config` naming the line that is wrong (never the token).
+    fn read_members(path: &Path, store: &Store) -> bucketsync::Result<Vec<Holder>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read the member tokens {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut holders = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| {
+                Error::Config(format!(
+                    "{} line {}: {why} (a line is TOKEN VAULT-ID read|write)",
+                    path.display(),
+                    number + 1
+                ))
+            };
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [token, vault, mode] = fields[..] else {
+                return Err(bad("three fields expected"));
+            };
+            let token = Token::new(token).ok_or_else(|| {
+                bad(&format!(
+                    "a token has at least {MIN_TOKEN_CHARS} characters"
+                ))
+            })?;
+            if vault.len() != 32
+                || !vault
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(bad("a vault id is 32 lowercase hex digits"));
+            }
+            let write = match mode {
+                "read" => false,
+                "write" => true,
+                _ => return Err(bad("the mode is read or write")),
+            };
+            holders.push(Holder {
+                token,
+                scope: Scope::Vault {
+                    folder: format!("{}{vault}/", store.prefix()),
+                    write,
+                },
+            });
+        }
+        Ok(holders)
+    }
+}
+
 /// The service's state, shared by the workers; nothing changes after start.
 struct Service {
     policy: Policy,
-    token: Token,
+    /// The store's token first, then the member tokens.
+    holders: Vec<Holder>,
     signer: SigV4,
     expires: Duration,
 }
@@ -184,9 +280,18 @@ impl Service {
             "POST" => {}
             _ => return Reply::error(405, "use POST /sign", "-"),
         }
-        if !self.token.admits(authorization) {
+        // Every token is compared (no early exit tells which one came close).
+        let mut admitted: Vec<&Scope> = self
+            .holders
+            .iter()
+            .filter(|h| h.token.admits(authorization))
+            .map(|h| &h.scope)
+            .collect();
+        // A member token equal to the store's is taken as the narrower.
+        let scope = admitted.pop();
+        let Some(scope) = scope else {
             return Reply::error(401, "a missing or wrong bearer token", "-");
-        }
+        };
         if body.len() > MAX_BODY {
             return Reply::error(413, "the body is too large", "-");
         }
@@ -213,6 +318,9 @@ impl Service {
             if allowed.listing { "list " } else { "" },
             allowed.target
         );
+        if let Some(why) = scope.refuses(&allowed) {
+            return Reply::error(403, why, format!("{asked}: {why}"));
+        }
         match self.signer.presign(allowed.method, &url, self.expires, now) {
             Ok(signed) => Reply::new(200, Some(json!({"url": signed, "headers": []})), asked),
             Err(e) => Reply::error(500, e, asked),
@@ -327,7 +435,19 @@ mod tests {
         let credentials = Credentials::new("AKIAIOSFODNN7EXAMPLE", "SECRET-KEY-VALUE", None);
         Service {
             policy: policy(PATH_STYLE),
-            token: Token::new("0123456789abcdef").unwrap(),
+            holders: vec![
+                Holder {
+                    token: Token::new("0123456789abcdef").unwrap(),
+                    scope: Scope::Store,
+                },
+                Holder {
+                    token: Token::new("member-read-0123456789").unwrap(),
+                    scope: Scope::Vault {
+                        folder: format!("clinic/records/{}/", "ab".repeat(16)),
+                        write: false,
+                    },
+                },
+            ],
             signer: SigV4::new(credentials.unwrap(), "us-east-1"),
             expires: Duration::from_secs(300),
         }
@@ -402,5 +522,85 @@ mod tests {
             reply.body.unwrap()["error"],
             policy::Refusal::Method("DELETE".into()).to_string()
         );
+    }
+
+    #[test]
+    fn a_member_token_is_signed_for_under_its_vault_and_for_its_mode_only() {
+        let s = service();
+        let member = Some("Bearer member-read-0123456789");
+        let vault = "ab".repeat(16);
+        let inside = format!("{E}/clinic/records/{vault}/m/{}", "01".repeat(16));
+        let listing = format!("{E}?list-type=2&prefix=clinic%2Frecords%2F{vault}%2Fm%2F");
+        for (method, url) in [("GET", &inside), ("HEAD", &inside), ("GET", &listing)] {
+            let reply = s.answer("POST", "/sign", member, &ask(method, url), NOW);
+            assert_eq!(reply.status, 200, "{method} {url}: {reply:?}");
+        }
+        let put = s.answer("POST", "/sign", member, &ask("PUT", &inside), NOW);
+        assert_eq!(put.status, 403);
+        assert_eq!(put.body.unwrap()["error"], "this token may only read");
+        let other = format!("{E}/clinic/records/{}/m/x", "cd".repeat(16));
+        let whole = format!("{E}?list-type=2&prefix=clinic%2Frecords%2F");
+        for url in [&other, &whole] {
+            let reply = s.answer("POST", "/sign", member, &ask("GET", url), NOW);
+            assert_eq!(reply.status, 403, "{url}");
+            assert_eq!(
+                reply.body.unwrap()["error"],
+                "outside the vault this token is for"
+            );
+        }
+        // The store's token still reaches everything.
+        assert_eq!(
+            s.answer("POST", "/sign", TOKEN, &ask("PUT", &other), NOW)
+                .status,
+            200
+        );
+    }
+
+    #[test]
+    fn member_token_files_are_read_line_by_line_with_their_errors() {
+        let dir = std::env::temp_dir().join(format!("bucketsync-members-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::parse("s3://bkt/clinic?region=eu-west-1").unwrap();
+        let vault = "ab".repeat(16);
+        let file = dir.join("members");
+        std::fs::write(
+            &file,
+            format!("# Bob\nbob-token-0123456789 {vault} write\n\ncarol-token-0123456789 {vault} read # Carol\n"),
+        )
+        .unwrap();
+        let holders = Holder::read_members(&file, &store).unwrap();
+        let scopes: Vec<&Scope> = holders.iter().map(|h| &h.scope).collect();
+        let folder = format!("clinic/{vault}/");
+        assert_eq!(
+            scopes,
+            [
+                &Scope::Vault {
+                    folder: folder.clone(),
+                    write: true
+                },
+                &Scope::Vault {
+                    folder,
+                    write: false
+                }
+            ]
+        );
+        for (bad, why) in [
+            ("short abababababababababababababab read", "at least 16"),
+            (&format!("carol-token-0123456789 {vault}"), "three fields"),
+            ("carol-token-0123456789 ABAB read", "32 lowercase hex"),
+            (
+                &format!("carol-token-0123456789 {vault} admin"),
+                "read or write",
+            ),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let e = Holder::read_members(&file, &store)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains(why) && e.contains("line 1"), "{bad}: {e}");
+            assert!(!e.contains("carol-token"), "the token is not shown: {e}");
+        }
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -22,6 +22,10 @@ struct Signer {
 
 impl Signer {
     fn start(store: &str, token_file: &std::path::Path) -> Signer {
+        Signer::start_with(store, token_file, &[])
+    }
+
+    fn start_with(store: &str, token_file: &std::path::Path, more: &[&str]) -> Signer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bucketsync"))
             .args([
                 "--store",
@@ -34,6 +38,7 @@ impl Signer {
             .arg("--token-file")
             .arg(token_file)
             .args(["--expires", "2m"])
+            .args(more)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env_remove("AWS_SESSION_TOKEN")
@@ -322,4 +327,74 @@ fn refuses_to_start_without_a_long_token() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
+
+/// A member's token (`--member-tokens`): signed for under its vault's folder only, and with
+/// `read` for reading only, against SeaweedFS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_token_reads_its_vault_only() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    server.create_bucket("family").await;
+    let store = server.store("family", "shared");
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let emma = "ab".repeat(16);
+    let carol = "carol-reads-emma-0123456789";
+    let members = dir.path().join("members");
+    std::fs::write(&members, format!("{carol} {emma} read\n")).unwrap();
+    let signer = Signer::start_with(
+        &server.store_url("family", "shared"),
+        &token_file,
+        &["--member-tokens", members.to_str().unwrap()],
+    );
+    let client = reqwest::Client::new();
+    // The owner (the store's token) writes a record object into emma's folder.
+    let key = format!("shared/{emma}/m/{}", "01".repeat(16));
+    let put = presigned(&client, &signer, "PUT", &store.object_url(&key)).await;
+    assert_eq!(
+        client.put(&put).body("m").send().await.unwrap().status(),
+        200
+    );
+
+    let (status, answer) = ask(
+        &client,
+        &signer,
+        Some(carol),
+        "GET",
+        &store.object_url(&key),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let read = client
+        .get(answer["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.text().await.unwrap(), "m");
+    let list_url = store.list_url(&format!("shared/{emma}/"), None);
+    let (status, answer) = ask(&client, &signer, Some(carol), "GET", &list_url).await;
+    assert_eq!(status, 200, "{answer}");
+
+    for (method, url, why) in [
+        ("PUT", store.object_url(&key), "this token may only read"),
+        (
+            "GET",
+            store.object_url(&format!("shared/{}/m/x", "cd".repeat(16))),
+            "outside the vault this token is for",
+        ),
+        (
+            "GET",
+            store.list_url("shared/", None),
+            "outside the vault this token is for",
+        ),
+    ] {
+        let (status, answer) = ask(&client, &signer, Some(carol), method, &url).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (403, Some(why)),
+            "{method} {url}"
+        );
+    }
+    assert!(!signer.log().contains(carol), "the log names no token");
 }
