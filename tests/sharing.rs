@@ -132,6 +132,13 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             .map(|s| s.label)
             .collect();
         assert_eq!(labels, ["emma", "liam"]);
+        // liam was made on the laptop and never opened there: the phone's first sync of it
+        // creates it (a vault the person made is joined, or created, never NotFound).
+        let liam_entry = alice_phone.shared_vault("liam").unwrap();
+        assert_eq!(liam_entry.open_mode(), OpenMode::default());
+        let liam_p = open_shared(&liam_entry, "alice phone", liam_entry.open_mode());
+        sync(&liam_p, &transport).await;
+        assert_eq!(accepted.open_mode(), OpenMode::Join);
         let emma_a2 = open_shared(
             &alice_phone.shared_vault("emma").unwrap(),
             "alice phone",

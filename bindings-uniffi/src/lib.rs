@@ -14,12 +14,14 @@ use bucketsync::{Category, CompactionPolicy, OpenMode, RequestKind};
 
 mod auto_sync;
 mod records;
+mod sharing;
 
 pub use auto_sync::{
     AutoSyncSettings, Event, EventKind, EventListener, Happening, ListenerError, SyncProgress,
     SyncState,
 };
 pub use records::{ExportReport, ImportReport};
+pub use sharing::{Identity, Role, SharedVaultInfo};
 
 uniffi::setup_scaffolding!();
 
@@ -53,6 +55,10 @@ pub enum BucketsyncError {
     Locked(String),
     /// A device's clock runs too far ahead: what it wrote since is held until the clocks agree.
     Clock(String),
+    /// Not allowed in a shared vault: an invitation sealed to another identity, sharing
+    /// without the role owner (or through a vault not opened from its home), writing with
+    /// the role read.
+    Access(String),
 }
 
 impl std::fmt::Display for BucketsyncError {
@@ -61,7 +67,7 @@ impl std::fmt::Display for BucketsyncError {
         match self {
             Config(m) | Auth(m) | NotFound(m) | Throttled(m) | Timeout(m) | Network(m)
             | Server(m) | Corrupt(m) | WrongVault(m) | Rollback(m) | Conflict(m) | Locked(m)
-            | Clock(m) => f.write_str(m),
+            | Clock(m) | Access(m) => f.write_str(m),
         }
     }
 }
@@ -84,6 +90,7 @@ impl From<bucketsync::Error> for BucketsyncError {
             Category::Conflict => Self::Conflict(m),
             Category::Locked => Self::Locked(m),
             Category::Clock => Self::Clock(m),
+            Category::Access => Self::Access(m),
             _ => Self::Server(m),
         }
     }
@@ -475,6 +482,60 @@ pub struct Vault {
     /// The background sync's thread, while one runs (see `start_auto_sync`).
     auto_thread: AutoSyncThread,
     listeners: auto_sync::SharedListeners,
+    /// The home's session, for a shared vault opened through its home (`share` needs it).
+    home: Option<Arc<Session>>,
+}
+
+/// What `Vault::open` and the shared-vault openers (`sharing`) pass to [`Vault::open_as`].
+struct Opening<'a> {
+    store: &'a str,
+    key: &'a bucketsync::VaultKey,
+    device: Option<String>,
+    state_path: Option<String>,
+    credentials: Option<bucketsync::Credentials>,
+    /// None: the built-in transport for the store.
+    transport: Option<Arc<AnyTransport>>,
+    wait_for_lock: bool,
+    mode: OpenMode,
+    home: Option<Arc<Session>>,
+}
+
+impl Vault {
+    /// Opens a session as `opening` says and wraps it.
+    fn open_as(opening: Opening<'_>) -> Result<Arc<Self>, BucketsyncError> {
+        let state_path = opening.state_path.map(PathBuf::from);
+        let session = Session::open(SessionOptions {
+            store: opening.store,
+            key: opening.key,
+            device: opening.device.as_deref(),
+            mode: opening.mode,
+            compaction: CompactionPolicy::default(),
+            state: match &state_path {
+                Some(path) => StateLocation::File {
+                    path,
+                    wait: opening.wait_for_lock,
+                },
+                None => StateLocation::Memory,
+            },
+            credentials: opening.credentials,
+            own_transport: matches!(opening.transport.as_deref(), Some(AnyTransport::Host(_))),
+            durability: Durability::default(),
+            clock: session::system_clock(),
+        })?;
+        let transport = match opening.transport {
+            Some(transport) => transport,
+            None => Arc::new(AnyTransport::Builtin(
+                session.read(|e| BuiltinTransport::for_store(e.store()))??,
+            )),
+        };
+        Ok(Arc::new(Vault {
+            session: Arc::new(session),
+            transport,
+            auto_thread: AutoSyncThread::default(),
+            listeners: auto_sync::SharedListeners::default(),
+            home: opening.home,
+        }))
+    }
 }
 
 impl Drop for Vault {
@@ -509,41 +570,21 @@ impl Vault {
         wait_for_lock: bool,
         create: bool,
     ) -> Result<Arc<Self>, BucketsyncError> {
-        let state_path = state_path.map(PathBuf::from);
-        let session = Session::open(SessionOptions {
+        Vault::open_as(Opening {
             store: &store,
             key: &key.0,
-            device: device.as_deref(),
+            device,
+            state_path,
+            credentials: credentials.map(|c| c.0.clone()),
+            transport: transport.map(|host| Arc::new(AnyTransport::Host(host))),
+            wait_for_lock,
             mode: if create {
                 OpenMode::Create
             } else {
                 OpenMode::Join
             },
-            compaction: CompactionPolicy::default(),
-            state: match &state_path {
-                Some(path) => StateLocation::File {
-                    path,
-                    wait: wait_for_lock,
-                },
-                None => StateLocation::Memory,
-            },
-            credentials: credentials.map(|c| c.0.clone()),
-            own_transport: transport.is_some(),
-            durability: Durability::default(),
-            clock: session::system_clock(),
-        })?;
-        let transport = match transport {
-            Some(host) => AnyTransport::Host(host),
-            None => {
-                AnyTransport::Builtin(session.read(|e| BuiltinTransport::for_store(e.store()))??)
-            }
-        };
-        Ok(Arc::new(Vault {
-            session: Arc::new(session),
-            transport: Arc::new(transport),
-            auto_thread: AutoSyncThread::default(),
-            listeners: auto_sync::SharedListeners::default(),
-        }))
+            home: None,
+        })
     }
 
     /// The vault's devices known here, this one included.

@@ -115,7 +115,7 @@ pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Rol
     let recipient = bucketsync::identity::PublicIdentity::parse(&public)?;
     let home = vault::open_home(g)?;
     let shared = home.session.shared_vault(label)?;
-    let vault = vault::open_shared(g, &shared, OpenMode::Join)?;
+    let vault = vault::open_shared(g, &shared, shared.open_mode())?;
     let invitation = vault
         .session
         .share(&home.session, &public, role, &vault.transport)

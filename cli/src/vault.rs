@@ -229,7 +229,7 @@ pub fn open_existing(global: &Global) -> Result<Vault> {
                 ))
             })?;
             drop(home);
-            open_shared(global, &shared, OpenMode::Join)
+            open_shared(global, &shared, shared.open_mode())
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::OpenMode;
 use crate::error::{Error, Result};
 use crate::grant::{GenerationKey, Role};
 use crate::identity::{Fingerprint, FINGERPRINT_LEN};
@@ -76,6 +77,16 @@ impl SharedVault {
     /// The record key of the vault labelled `label`.
     pub fn record_key(label: &str) -> Vec<u8> {
         format!("{SHARED_PREFIX}{label}").into_bytes()
+    }
+
+    /// How a device opens this vault when it has not synced it yet: a vault the person made
+    /// is joined, or created when the device that made it never got to publish (the key comes
+    /// from the home, so it cannot be a wrong one); a vault granted by someone else is joined.
+    pub fn open_mode(&self) -> OpenMode {
+        match self.from {
+            None => OpenMode::default(),
+            Some(_) => OpenMode::Join,
+        }
     }
 
     /// The vault's own key (generation 0).

@@ -733,6 +733,31 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         try { fromText.importRecords(dir.resolve("missing.jsonl").toString()); check(false, "a missing file") }
         catch (e: BucketsyncException.Config) {}
     },
+    "sharing: Alice shares emma with Bob (write); Carol cannot use his invitation; Bob cannot re-share" to {
+        fun home(name: String, transport: HostTransport? = null) =
+            Vault.open(store("kotlin", "share-$name/"), VaultKey.generate(), credentials = creds(), transport = transport, create = true)
+        val alice = home("alice")
+        val bobTransport = Counting(HttpURLConnectionTransport())
+        val bob = home("bob", bobTransport)
+        val carol = home("carol")
+        val emma = alice.createShared(store("kotlin", "share-emma/"), "emma", credentials = creds())
+        emma.putText("note", "from alice")
+        emma.sync()
+        val invitation = emma.share(bob.identity().public, Role.WRITE)
+        try { carol.accept(invitation, credentials = creds()); check(false, "Carol used Bob's invitation") }
+        catch (e: BucketsyncException.Access) {}
+        val bobs = bob.accept(invitation, credentials = creds())
+        val info = bob.shared().single()
+        check(info.label == "emma" && info.role == Role.WRITE && info.grantedBy == alice.identity().fingerprint, "$info")
+        bobs.sync()
+        check(bobs.getText("note") == "from alice" && bobTransport.calls.get() > 1, "Bob reads, through his home's transport")
+        bobs.putText("note", "from bob")
+        bobs.sync()
+        emma.sync()
+        check(emma.getText("note") == "from bob", "Alice sees Bob's write")
+        try { bobs.share(carol.identity().public); check(false, "a writer re-shared") }
+        catch (e: BucketsyncException.Access) {}
+    },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
         val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds(), create = true)

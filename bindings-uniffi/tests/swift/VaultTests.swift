@@ -867,6 +867,38 @@ final class VaultTests: XCTestCase {
         XCTAssertThrowsError(try fromText.importRecords(path: dir.appendingPathComponent("missing.jsonl").path))
     }
 
+    func testAliceSharesWithBobCarolCannotAcceptBobCannotReshare() async throws {
+        func home(_ name: String, _ transport: HostTransport? = nil) throws -> Vault {
+            try Vault.open(store: store("swift", "share-\(name)/"), key: try VaultKey.generate(), credentials: try creds(), transport: transport, create: true)
+        }
+        let alice = try home("alice")
+        let bobTransport = Recording()
+        let bob = try home("bob", bobTransport)
+        let carol = try home("carol")
+        let emma = try alice.createShared(store: store("swift", "share-emma/"), label: "emma", credentials: try creds())
+        try emma.putText(key: "note", value: "from alice")
+        _ = try await emma.sync()
+        let invitation = try await emma.share(public: try bob.identity().public, role: .write)
+        do {
+            _ = try await carol.accept(invitation: invitation, credentials: try creds())
+            XCTFail("Carol used Bob's invitation")
+        } catch BucketsyncError.Access {}
+        let bobs = try await bob.accept(invitation: invitation, credentials: try creds())
+        let info = try XCTUnwrap(try bob.shared().first)
+        XCTAssertEqual([info.label, "\(info.role)", info.grantedBy], ["emma", "write", try alice.identity().fingerprint])
+        _ = try await bobs.sync()
+        XCTAssertEqual(try bobs.getText(key: "note"), "from alice")
+        XCTAssertGreaterThan(bobTransport.calls, 1, "through Bob's home's transport")
+        try bobs.putText(key: "note", value: "from bob")
+        _ = try await bobs.sync()
+        _ = try await emma.sync()
+        XCTAssertEqual(try emma.getText(key: "note"), "from bob")
+        do {
+            _ = try await bobs.share(public: try carol.identity().public)
+            XCTFail("a writer re-shared")
+        } catch BucketsyncError.Access {}
+    }
+
     func testInteropReadsTheRecordKotlinWrote() async throws {
         let code = try XCTUnwrap(env["BUCKETSYNC_INTEROP_CODE"])
         let vault = try Vault.open(store: store("interop"), key: try VaultKey.fromRecoveryCode(code: code), credentials: try creds())

@@ -1,0 +1,394 @@
+//! Sharing with other people (the core's `bucketsync::io::sharing`): a person's vault is their
+//! home, which holds their identity and the keys of the vaults they made or accepted; a
+//! shared vault opened through the home can be shared further by an owner.
+
+use std::sync::Arc;
+
+use bucketsync::builtin_transport::BuiltinTransport;
+use bucketsync::grant::Invitation;
+use bucketsync::home::SharedVault;
+use bucketsync::{OpenMode, Store};
+
+use crate::{AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault};
+
+/// A person's identity: the same on every device of their home, derived from its key.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Identity {
+    /// The public identity as text (`bsid1…`): give it to whoever shares a vault with you.
+    pub public: String,
+    /// Its short fingerprint (`21ZV-CDAN-2NX4-6JE3`): compare it with the other person through
+    /// another channel before sharing or accepting.
+    pub fingerprint: String,
+}
+
+/// What a person may do in a shared vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Role {
+    /// Read the records (this device refuses its own writes with `Access`).
+    Read,
+    /// Read and write them.
+    Write,
+    /// Read, write, and share the vault with others.
+    Owner,
+}
+
+impl From<bucketsync::grant::Role> for Role {
+    fn from(role: bucketsync::grant::Role) -> Self {
+        match role {
+            bucketsync::grant::Role::Read => Role::Read,
+            bucketsync::grant::Role::Write => Role::Write,
+            bucketsync::grant::Role::Owner => Role::Owner,
+        }
+    }
+}
+
+impl From<Role> for bucketsync::grant::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Read => bucketsync::grant::Role::Read,
+            Role::Write => bucketsync::grant::Role::Write,
+            Role::Owner => bucketsync::grant::Role::Owner,
+        }
+    }
+}
+
+/// A vault this home made or accepted (its key stays inside the home).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct SharedVaultInfo {
+    /// The home's name for it, unique in the home (an accepted vault whose label the home had
+    /// for another vault gets a number: `emma (2)`).
+    pub label: String,
+    /// Its store URL.
+    pub store: String,
+    /// What this person may do in it.
+    pub role: Role,
+    /// The fingerprint of the person who granted it; null for a vault made by this home.
+    pub granted_by: Option<String>,
+    /// When it was made or accepted, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+}
+
+impl From<&SharedVault> for SharedVaultInfo {
+    fn from(s: &SharedVault) -> Self {
+        SharedVaultInfo {
+            label: s.label.clone(),
+            store: s.store.clone(),
+            role: s.role.into(),
+            granted_by: s.from.map(|f| f.to_string()),
+            since_ms: s.since.as_millis(),
+        }
+    }
+}
+
+impl Vault {
+    /// The app's transport of this vault, when it has one.
+    fn host_transport(&self) -> Option<Arc<dyn HostTransport>> {
+        match &*self.transport {
+            AnyTransport::Host(host) => Some(host.clone()),
+            AnyTransport::Builtin(_) => None,
+        }
+    }
+
+    /// Opens `shared`, a vault of this home, remembering the home (for `share`) and the role.
+    #[allow(clippy::too_many_arguments)]
+    fn open_shared_vault(
+        &self,
+        shared: &SharedVault,
+        mode: OpenMode,
+        state_path: Option<String>,
+        device: Option<String>,
+        credentials: Option<bucketsync::Credentials>,
+        transport: Option<Arc<AnyTransport>>,
+        wait_for_lock: bool,
+    ) -> Result<Arc<Vault>, BucketsyncError> {
+        let vault = Vault::open_as(Opening {
+            store: &shared.store,
+            key: shared.key(),
+            device,
+            state_path,
+            credentials,
+            transport,
+            wait_for_lock,
+            mode,
+            home: Some(self.session.clone()),
+        })?;
+        vault.session.set_role(shared.role);
+        Ok(vault)
+    }
+
+    /// `transport`, else this home's own transport when the app gave it one.
+    fn shared_transport(
+        &self,
+        transport: Option<Arc<dyn HostTransport>>,
+    ) -> Option<Arc<AnyTransport>> {
+        transport
+            .or_else(|| self.host_transport())
+            .map(|host| Arc::new(AnyTransport::Host(host)))
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Vault {
+    /// The identity of the person whose home this vault is (any vault can be a home).
+    pub fn identity(&self) -> Result<Identity, BucketsyncError> {
+        let identity = self.session.identity()?;
+        Ok(Identity {
+            public: identity.public().to_string(),
+            fingerprint: identity.fingerprint().to_string(),
+        })
+    }
+
+    /// The vaults this home made or accepted, by label, as known here (sync the home to see
+    /// those its other devices made or accepted).
+    pub fn shared(&self) -> Result<Vec<SharedVaultInfo>, BucketsyncError> {
+        Ok(self
+            .session
+            .shared()?
+            .iter()
+            .map(SharedVaultInfo::from)
+            .collect())
+    }
+
+    /// Makes a new vault to share in `store`, with a fresh key, kept in this home as `label`
+    /// with the role owner (a local write to the home: sync the home so its other devices
+    /// see it), and opens it to create it (its first sync creates it in the store).
+    /// `state_path`, `device`, `credentials` and `wait_for_lock` as for `open`; `transport`:
+    /// the app's transport for the vault's store, else this home's when it has one, else the
+    /// built-in one. The vault keeps this home's state open (for `share`) while it lives.
+    /// `Config` for a bad label or store URL, or a label the home has already.
+    #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_shared(
+        &self,
+        store: String,
+        label: String,
+        state_path: Option<String>,
+        device: Option<String>,
+        credentials: Option<Arc<Credentials>>,
+        transport: Option<Arc<dyn HostTransport>>,
+        wait_for_lock: bool,
+    ) -> Result<Arc<Vault>, BucketsyncError> {
+        let shared = self.session.create_shared(&store, &label)?;
+        self.open_shared_vault(
+            &shared,
+            OpenMode::Create,
+            state_path,
+            device,
+            credentials.map(|c| c.0.clone()),
+            self.shared_transport(transport),
+            wait_for_lock,
+        )
+    }
+
+    /// Opens the vault this home knows as `label` (see `shared`), on this device or any other
+    /// of the home's, with the home's role in it (read: this device refuses its own writes
+    /// with `Access`). Arguments, and the home's state kept open, as for `create_shared`.
+    /// `Config` when the home has no such label.
+    #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false))]
+    pub fn open_shared(
+        &self,
+        label: String,
+        state_path: Option<String>,
+        device: Option<String>,
+        credentials: Option<Arc<Credentials>>,
+        transport: Option<Arc<dyn HostTransport>>,
+        wait_for_lock: bool,
+    ) -> Result<Arc<Vault>, BucketsyncError> {
+        let shared = self.session.shared_vault(&label)?;
+        self.open_shared_vault(
+            &shared,
+            shared.open_mode(),
+            state_path,
+            device,
+            credentials.map(|c| c.0.clone()),
+            self.shared_transport(transport),
+            wait_for_lock,
+        )
+    }
+
+    /// Grants this vault to the person whose public identity (`bsid1…`) is `public`, with
+    /// `role` (read when left out): one PUT into the vault's store. Returns the invitation
+    /// (`bsinv1…`) to send them; only they can accept it. `Access` when this vault was not
+    /// opened through its home (`create_shared`, `open_shared` or `accept`) or the home's
+    /// role in it is not owner; `Config` for a bad public identity.
+    #[uniffi::method(default(role = None))]
+    pub async fn share(
+        &self,
+        public: String,
+        role: Option<Role>,
+    ) -> Result<String, BucketsyncError> {
+        let home = self.home.as_ref().ok_or_else(|| {
+            BucketsyncError::Access(
+                "this vault was not opened through its home: open it with createShared, \
+                 openShared or accept on the home to share it"
+                    .into(),
+            )
+        })?;
+        let role = role.unwrap_or(Role::Read).into();
+        let invitation = self
+            .session
+            .share(home, &public, role, &*self.transport)
+            .await?;
+        Ok(invitation.to_string())
+    }
+
+    /// Accepts an invitation with this home's identity: reads its grant (one GET in the
+    /// invitation's store, signed with `credentials`, else the AWS_* environment's, else
+    /// unsigned for an app transport that signs itself), keeps the vault in this home (a
+    /// local write to the home: sync the home so its other devices see it; its label is in
+    /// `shared`), and opens it (join mode). Other arguments, and the home's state kept open,
+    /// as for `create_shared`.
+    /// `Config` for a text that is not an invitation; `Access` when it was made for another
+    /// identity; `NotFound` when its grant is gone (withdrawn, or the wrong store).
+    #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false))]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn accept(
+        &self,
+        invitation: String,
+        state_path: Option<String>,
+        device: Option<String>,
+        credentials: Option<Arc<Credentials>>,
+        transport: Option<Arc<dyn HostTransport>>,
+        wait_for_lock: bool,
+    ) -> Result<Arc<Vault>, BucketsyncError> {
+        let transport = match self.shared_transport(transport) {
+            Some(host) => host,
+            None => {
+                let store = Store::parse(&Invitation::parse(&invitation)?.store)?;
+                Arc::new(AnyTransport::Builtin(BuiltinTransport::for_store(&store)?))
+            }
+        };
+        let credentials = credentials.map(|c| c.0.clone());
+        let shared = self
+            .session
+            .accept(&invitation, credentials.clone(), &*transport)
+            .await?;
+        self.open_shared_vault(
+            &shared,
+            OpenMode::Join,
+            state_path,
+            device,
+            credentials,
+            Some(transport),
+            wait_for_lock,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::VaultKey;
+
+    fn home(dir: &std::path::Path, name: &str) -> Arc<Vault> {
+        let store = format!("file://{}/{name}", dir.display());
+        let key = Arc::new(VaultKey(bucketsync::VaultKey::generate().unwrap()));
+        Vault::open(store, key, None, None, None, None, false, true).unwrap()
+    }
+
+    #[test]
+    fn alice_shares_with_bob_carol_and_a_writer_cannot_use_or_reshare() {
+        let dir = std::env::temp_dir().join(format!(
+            "bucketsync-uniffi-sharing-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (alice, bob, carol) = (home(&dir, "a"), home(&dir, "b"), home(&dir, "c"));
+            let emma_store = format!("file://{}/emma", dir.display());
+            let emma = alice
+                .create_shared(
+                    emma_store.clone(),
+                    "emma".into(),
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                )
+                .unwrap();
+            emma.put_text("k".into(), "from alice".into()).unwrap();
+            emma.sync().await.unwrap();
+            let listed = alice.shared().unwrap();
+            assert_eq!(listed.len(), 1);
+            assert_eq!(
+                (
+                    listed[0].label.as_str(),
+                    listed[0].store.as_str(),
+                    listed[0].role
+                ),
+                ("emma", emma_store.as_str(), Role::Owner)
+            );
+            assert_eq!(listed[0].granted_by, None);
+            // A vault opened any other way cannot share.
+            let plain = home(&dir, "plain");
+            let bob_id = bob.identity().unwrap();
+            assert!(matches!(
+                plain.share(bob_id.public.clone(), None).await,
+                Err(BucketsyncError::Access(m)) if m.contains("openShared")
+            ));
+            let invitation = emma
+                .share(bob_id.public.clone(), Some(Role::Write))
+                .await
+                .unwrap();
+            assert!(matches!(
+                carol
+                    .accept(invitation.clone(), None, None, None, None, false)
+                    .await,
+                Err(BucketsyncError::Access(_))
+            ));
+            let bobs = bob
+                .accept(invitation, None, None, None, None, false)
+                .await
+                .unwrap();
+            let info = &bob.shared().unwrap()[0];
+            assert_eq!((info.label.as_str(), info.role), ("emma", Role::Write));
+            assert_eq!(info.granted_by, Some(alice.identity().unwrap().fingerprint));
+            bobs.sync().await.unwrap();
+            assert_eq!(
+                bobs.get_text("k".into()).unwrap().as_deref(),
+                Some("from alice")
+            );
+            bobs.put_text("k".into(), "from bob".into()).unwrap();
+            bobs.sync().await.unwrap();
+            drop(emma);
+            let again = alice
+                .open_shared("emma".into(), None, None, None, None, false)
+                .unwrap();
+            again.sync().await.unwrap();
+            assert_eq!(
+                again.get_text("k".into()).unwrap().as_deref(),
+                Some("from bob")
+            );
+            let carol_id = carol.identity().unwrap().public;
+            assert!(matches!(
+                bobs.share(carol_id.clone(), None).await,
+                Err(BucketsyncError::Access(_))
+            ));
+            // A reader's device refuses its own writes.
+            let to_carol = again.share(carol_id, None).await.unwrap();
+            let carols = carol
+                .accept(to_carol, None, None, None, None, false)
+                .await
+                .unwrap();
+            assert_eq!(carol.shared().unwrap()[0].role, Role::Read);
+            assert!(matches!(
+                carols.put_text("k".into(), "from carol".into()),
+                Err(BucketsyncError::Access(_))
+            ));
+            assert!(matches!(
+                alice.open_shared("nobody".into(), None, None, None, None, false),
+                Err(BucketsyncError::Config(_))
+            ));
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
