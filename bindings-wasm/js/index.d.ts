@@ -10,7 +10,7 @@ export function init(
 
 export type Category =
   | 'config' | 'auth' | 'not-found' | 'throttled' | 'timeout' | 'network' | 'server'
-  | 'corrupt' | 'wrong-vault' | 'rollback' | 'conflict' | 'locked' | 'clock';
+  | 'corrupt' | 'wrong-vault' | 'rollback' | 'conflict' | 'locked' | 'clock' | 'access';
 
 /** Any bucketsync error. */
 export class BucketsyncError extends Error {
@@ -31,6 +31,11 @@ export class ConflictError extends BucketsyncError {}
 export class LockedError extends BucketsyncError {}
 /** A device's clock runs too far ahead: what it wrote since is held until the clocks agree. */
 export class ClockError extends BucketsyncError {}
+/**
+ * Not allowed: `share` on a vault not opened through its home or not owned by it, `accept` of
+ * an invitation sealed to another identity, a write to a shared vault where the role is read.
+ */
+export class AccessError extends BucketsyncError {}
 
 /** Keys and values: bytes, or strings stored as UTF-8. */
 export type Bytes = string | Uint8Array | ArrayBuffer;
@@ -106,6 +111,39 @@ export interface OpenOptions {
   /** When another tab holds the state: fail with LockedError (default) or wait for it. */
   lock?: 'error' | 'wait';
 }
+
+/** What a person may do in a shared vault. */
+export type Role = 'read' | 'write' | 'owner';
+
+/** A person's identity, the same on every device of their home (`home.identity()`). */
+export interface Identity {
+  /** The public identity (`bsid1…`): what someone who shares a vault with them needs. */
+  public: string;
+  /** Its short form (`21ZV-CDAN-2NX4-6JE3`), to compare aloud before sharing. */
+  fingerprint: string;
+}
+
+/** A vault a home made or accepted (`home.shared()`). */
+export interface SharedVaultInfo {
+  /** The home's name for it (unique in the home). */
+  label: string;
+  /** Its store URL. */
+  store: string;
+  /** What this person may do in it. */
+  role: Role;
+  /** The fingerprint of who granted it; null for a vault this person made. */
+  grantedBy: string | null;
+  /** When it was made or accepted (ms since the epoch). */
+  since: number;
+}
+
+/**
+ * How a home opens one of its shared vaults: `Vault.open`'s options but `store`, `key` and
+ * `mode` (they come from the home's record). `credentials`, `signer`, `fetch` and `timeoutMs`
+ * default to the home's; `storage` does not (a vault needs a storage of its own: with none,
+ * its state lives in memory).
+ */
+export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
 export interface SyncReport {
   pushed: number;
@@ -527,6 +565,55 @@ export class Vault {
   importRecords(input: string | Uint8Array | ArrayBuffer): Promise<ImportReport>;
   /** Resolves once every change so far is in the storage. */
   flush(): Promise<void>;
+  /**
+   * The identity of the person whose home this vault is (the same on every device of the
+   * home). Throws ConfigError when the vault is closed.
+   */
+  identity(): Identity;
+  /**
+   * The vaults this home made or accepted. One made or accepted on another device of the home
+   * shows once this device has synced the home.
+   */
+  shared(): SharedVaultInfo[];
+  /**
+   * Makes a new vault to share, in `store`, kept in this home as `label` with the role owner,
+   * and opens it: its first sync creates it (ConflictError when it exists already). Sync the
+   * home as well, so that its other devices know the vault. Throws ConfigError for a bad
+   * label or store, or a label the home has already.
+   *
+   * @example
+   * const emma = await home.createShared('s3://bucket/family', 'emma', { storage: fileStorage('emma.state') });
+   * await emma.put('school', 'Mon 8:00');
+   * await emma.sync();
+   * await home.sync();
+   */
+  createShared(store: string, label: string, options?: SharedOpenOptions): Promise<Vault>;
+  /**
+   * Opens this device's replica of the vault the home keeps as `label`, with the home's role
+   * in it (a `read` role refuses writes with AccessError). Rejects with ConfigError when the
+   * home has no vault by that label.
+   */
+  openShared(label: string, options?: SharedOpenOptions): Promise<Vault>;
+  /**
+   * Grants this shared vault (opened with the home's `createShared`, `openShared` or `accept`)
+   * to the person whose public identity is `publicIdentity`, with `role` (default `'read'`):
+   * one PUT in the vault's folder. Resolves to the invitation (`bsinv1…`) to send them.
+   * Rejects with AccessError when this vault was not opened through its home or the home does
+   * not own it, ConfigError for a bad identity or role, or the request's error.
+   *
+   * @example
+   * const invitation = await emma.share(bobPublic, { role: 'write' });
+   */
+  share(publicIdentity: string, options?: { role?: Role }): Promise<string>;
+  /**
+   * Accepts an invitation with this home's identity: reads its grant (one GET in the
+   * invitation's store, through `options`' connection, by default the home's), keeps the
+   * vault in this home (a label the home uses already gets a number: `emma (2)`) and opens
+   * it. Rejects with AccessError when the invitation is sealed to another identity,
+   * NotFoundError when its grant is gone, ConfigError for a text that is not an invitation,
+   * CorruptError when the grant fails its checks.
+   */
+  accept(invitation: string, options?: SharedOpenOptions): Promise<Vault>;
   /** Stops the background sync, saves, lets go of the state's lock and closes. */
   close(): Promise<void>;
   exportState(): Uint8Array;

@@ -76,12 +76,14 @@ export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
 export class LockedError extends BucketsyncError {}
 export class ClockError extends BucketsyncError {}
+/** Not allowed: a shared vault's role, or a grant sealed to another identity. */
+export class AccessError extends BucketsyncError {}
 
 const CLASSES = {
   config: ConfigError, auth: AuthError, 'not-found': NotFoundError, throttled: ThrottledError,
   timeout: TimeoutError, network: NetworkError, server: ServerError, corrupt: CorruptError,
   'wrong-vault': WrongVaultError, rollback: RollbackError, conflict: ConflictError,
-  locked: LockedError, clock: ClockError,
+  locked: LockedError, clock: ClockError, access: AccessError,
 };
 
 function toError(e, cause) {
@@ -93,6 +95,15 @@ function toError(e, cause) {
 function call(fn) {
   try {
     return fn();
+  } catch (e) {
+    throw toError(e);
+  }
+}
+
+/** Awaits what `fn` returns (a wasm promise), with its error as its class. */
+async function callAsync(fn) {
+  try {
+    return await fn();
   } catch (e) {
     throw toError(e);
   }
@@ -203,6 +214,33 @@ function savedState(loaded) {
   return { snapshot: loaded.snapshot, journal: loaded.journal };
 }
 
+/**
+ * Opens a vault's replica: takes the state's lock, loads the state, builds the transport, and
+ * calls `openInner(device, saved, credentials, send)` for the wasm vault (see `Vault.open`).
+ */
+async function openVault({
+  device, state, storage, credentials, signer, fetch: fetchImpl, timeoutMs = 30_000, lock = 'error',
+}, openInner) {
+  if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
+  const release = storage ? await acquireLock(`bucketsync:${storage.name ?? 'state'}`, lock === 'wait') : () => {};
+  try {
+    const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
+    let vault;
+    // A file transfer gets a transport of its own, aborted by its own signal.
+    const transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis),
+      signer, timeoutMs, cancelled);
+    const send = transport(() => vault?.signal);
+    const inner = call(() => openInner(device, saved, credentials, send));
+    vault = new Vault(inner, storage, release, transport, inner.vaultId,
+      { credentials, signer, fetch: fetchImpl, timeoutMs });
+    await vault.flush();
+    return vault;
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
 /** One device's replica of a vault. */
 export class Vault {
   #inner;
@@ -219,12 +257,16 @@ export class Vault {
   #autoEnded = Promise.resolve();
   /** The events() iterators' listeners. */
   #listeners = new Set();
-  constructor(inner, storage, release, transport, vaultId) {
+  /** How this vault reaches its store (credentials, signer, fetch, timeoutMs): what a vault
+   * opened through it as a home takes when not given its own. */
+  #connection;
+  constructor(inner, storage, release, transport, vaultId, connection) {
     this.#inner = inner;
     this.#storage = storage;
     this.#release = release;
     this.#transport = transport;
     this.#vaultId = vaultId;
+    this.#connection = connection;
   }
 
   /**
@@ -238,34 +280,13 @@ export class Vault {
    * (default: a new device's first sync rejects with NotFoundError when the store holds no
    * vault for this key), 'create' (see `Vault.create`) or 'join-or-create'.
    */
-  static async open({
-    store, key, device, state, storage, credentials, signer, fetch: fetchImpl,
-    timeoutMs = 30_000, lock = 'error', mode = 'join',
-  } = {}) {
+  static async open({ store, key, mode = 'join', ...options } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
-    if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
-    const release = storage ? await acquireLock(`bucketsync:${storage.name ?? 'state'}`, lock === 'wait') : () => {};
-    try {
-      const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
-      let vault;
-      // A file transfer gets a transport of its own, aborted by its own signal.
-      const transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis),
-        signer, timeoutMs, cancelled);
-      const send = transport(() => vault?.signal);
-      const inner = call(() =>
-        wasm.Vault.open(
-          store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-          credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
-        ),
-      );
-      vault = new Vault(inner, storage, release, transport, key.vaultId);
-      await vault.flush();
-      return vault;
-    } catch (e) {
-      release();
-      throw e;
-    }
+    return openVault(options, (device, saved, credentials, send) => wasm.Vault.open(
+      store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
+      credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
+    ));
   }
 
   /**
@@ -308,6 +329,75 @@ export class Vault {
    */
   retire(id) {
     call(() => this.#inner.retire(String(id)));
+  }
+
+  /**
+   * The identity of the person whose home this vault is: `{ public, fingerprint }`. Give
+   * `public` to whoever shares a vault with them; compare `fingerprint` with them aloud.
+   */
+  identity() {
+    return call(() => this.#inner.identity());
+  }
+  /**
+   * The vaults this home made or accepted: `{ label, store, role, grantedBy, since }`;
+   * `grantedBy` is the granter's fingerprint (null for a vault this person made), `since` ms
+   * since the epoch. A vault made or accepted on another device of the home shows once the
+   * home has synced.
+   */
+  shared() {
+    return call(() => this.#inner.shared());
+  }
+  /**
+   * Makes a new vault to share, in `store`, kept in this home (the vault `createShared` is
+   * called on) as `label` with the role owner, and opens it (its first sync creates it).
+   * `options` are `Vault.open`'s but `store`, `key` and `mode`; the credentials, signer, fetch
+   * and timeoutMs default to this home's. Sync the home too: its other devices then know the
+   * vault.
+   */
+  async createShared(store, label, options = {}) {
+    call(() => this.#inner.createShared(String(store), String(label)));
+    await this.flush();
+    return this.#openShared(String(label), 'create', options);
+  }
+  /**
+   * Opens the vault this home keeps as `label` (see `shared()`), with the home's role in it;
+   * options as for `createShared`. The vault remembers this home, for `share`.
+   */
+  openShared(label, options = {}) {
+    return this.#openShared(String(label), undefined, options);
+  }
+  async #openShared(label, mode, options) {
+    const { store, key, mode: _, ...given } = options;
+    return openVault({ ...this.#connection, ...given }, (device, saved, credentials, send) =>
+      this.#inner.openShared(
+        label, mode, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
+        credentials?.secretAccessKey, credentials?.sessionToken, send,
+      ));
+  }
+  /**
+   * Grants this shared vault to the person whose public identity is `publicIdentity` (their
+   * `identity().public`), with `role` ('read' by default, 'write' or 'owner'): one PUT into the
+   * vault's folder. Resolves to the invitation text to send them. Rejects with AccessError when
+   * this vault was not opened through its home (`createShared`, `openShared` or `accept`) or
+   * the home does not own it; ConfigError for a bad identity or role.
+   */
+  share(publicIdentity, { role = 'read' } = {}) {
+    return callAsync(() => this.#inner.share(String(publicIdentity), String(role)));
+  }
+  /**
+   * Accepts an invitation with this home's identity: reads its grant (one GET in the
+   * invitation's store, through a transport made of `options` and this home's connection),
+   * keeps the vault in this home, and opens it (join). Options as for `createShared`. Rejects
+   * with AccessError when the invitation is for someone else, NotFoundError when its grant is
+   * gone, ConfigError for a text that is not an invitation.
+   */
+  async accept(invitation, options = {}) {
+    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = { ...this.#connection, ...options };
+    const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs, () => undefined);
+    const label = await callAsync(() => this.#inner.accept(String(invitation), credentials?.accessKeyId,
+      credentials?.secretAccessKey, credentials?.sessionToken, send));
+    await this.flush();
+    return this.openShared(label, options);
   }
 
   /** @internal the abort signal of the running sync */

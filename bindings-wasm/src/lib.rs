@@ -21,6 +21,7 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 mod auto_sync;
 mod files;
+mod sharing;
 
 /// A JS `Error` carrying the core error's category in `.category`.
 fn js_error(error: &bucketsync::Error) -> JsValue {
@@ -239,6 +240,57 @@ fn report_object(report: &bucketsync::SyncReport) -> Object {
 pub struct Vault {
     session: Rc<Session>,
     transport: Rc<JsTransport>,
+    /// The home this vault was opened through (`createShared`, `openShared`, `accept`), for
+    /// `share`; `None` for a vault opened with `open`.
+    home: Option<Rc<Session>>,
+}
+
+/// The saved state, credentials and transport of one open, as the JS layer gives them.
+struct Opening {
+    device: Option<String>,
+    snapshot: Option<Vec<u8>>,
+    journal: Option<Vec<u8>>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    send: Function,
+}
+
+impl Opening {
+    /// Opens the replica of the vault of `store` and `key` in `mode`.
+    fn open(
+        self,
+        store: &str,
+        key: &bucketsync::VaultKey,
+        mode: OpenMode,
+        home: Option<Rc<Session>>,
+    ) -> Result<Vault, JsValue> {
+        let session = Session::open(SessionOptions {
+            store,
+            key,
+            device: self.device.as_deref(),
+            mode,
+            compaction: CompactionPolicy::default(),
+            state: StateLocation::Host(Saved {
+                snapshot: self.snapshot.unwrap_or_default(),
+                journal: self.journal.unwrap_or_default(),
+            }),
+            credentials: credentials(
+                self.access_key_id,
+                self.secret_access_key,
+                self.session_token,
+            )?,
+            own_transport: true,
+            durability: Durability::default(),
+            clock: Arc::new(now),
+        })
+        .map_err(|e| js_error(&e))?;
+        Ok(Vault {
+            session: Rc::new(session),
+            transport: Rc::new(JsTransport { send: self.send }),
+            home,
+        })
+    }
 }
 
 #[wasm_bindgen]
@@ -259,26 +311,24 @@ impl Vault {
         mode: &str,
     ) -> Result<Vault, JsValue> {
         let mode = OpenMode::parse(mode).map_err(|e| js_error(&e))?;
-        let session = Session::open(SessionOptions {
-            store,
-            key: &key.0,
-            device: device.as_deref(),
-            mode,
-            compaction: CompactionPolicy::default(),
-            state: StateLocation::Host(Saved {
-                snapshot: snapshot.unwrap_or_default(),
-                journal: journal.unwrap_or_default(),
-            }),
-            credentials: credentials(access_key_id, secret_access_key, session_token)?,
-            own_transport: true,
-            durability: Durability::default(),
-            clock: Arc::new(now),
-        })
-        .map_err(|e| js_error(&e))?;
-        Ok(Vault {
-            session: Rc::new(session),
-            transport: Rc::new(JsTransport { send }),
-        })
+        Opening {
+            device,
+            snapshot,
+            journal,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            send,
+        }
+        .open(store, &key.0, mode, None)
+    }
+
+    /// The vault's public id.
+    #[wasm_bindgen(getter, js_name = vaultId)]
+    pub fn vault_id(&self) -> Result<String, JsValue> {
+        self.session
+            .read(|e| e.vault_id().to_string())
+            .map_err(|e| js_error(&e))
     }
 
     /// The vault's devices known here (this one included): `{id, label, lastPushMs, segments,

@@ -388,3 +388,45 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('in a browser, a home shares a vault and another home accepts it, each vault\'s state in IndexedDB', async () => {
+  const origin = `http://127.0.0.1:${web.address().port}`;
+  await allowOrigin(s3, 'web-notes', origin);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${origin}/bindings-wasm/tests/page.html`);
+  const result = await page.evaluate(async ({ store, credentials }) => {
+    const { AccessError, Vault, VaultKey, indexedDbStorage } = await import('/bindings-wasm/js/index.js');
+    const home = async (name) => Vault.create({ store, key: await VaultKey.generate(), credentials,
+      storage: indexedDbStorage(`share-${name}`) });
+    const [alice, bob, carol] = [await home('alice'), await home('bob'), await home('carol')];
+    const emma = await alice.createShared(store, 'emma', { storage: indexedDbStorage('share-alice-emma') });
+    await emma.put('school', 'Mon 8:00');
+    await emma.sync();
+    const invitation = await emma.share(bob.identity().public, { role: 'write' });
+    const carolTried = await carol.accept(invitation).then(() => 'accepted', (e) => `${e instanceof AccessError} ${e.category}`);
+    let bobEmma = await bob.accept(invitation, { storage: indexedDbStorage('share-bob-emma') });
+    await bobEmma.sync();
+    await bobEmma.put('doctor', 'Thu 15:00');
+    await bobEmma.sync();
+    await emma.sync();
+    const reshare = await bobEmma.share(carol.identity().public).then(() => 'shared', (e) => e.category);
+    // Reopened through Bob's home from IndexedDB alone: no request needed to read it.
+    await bobEmma.close();
+    bobEmma = await bob.openShared('emma', { storage: indexedDbStorage('share-bob-emma') });
+    return {
+      carolTried,
+      reshare,
+      bobShared: bob.shared().map(({ label, role, grantedBy }) => ({ label, role, grantedBy })),
+      alice: alice.identity().fingerprint,
+      aliceSees: emma.getString('doctor'),
+      bobReads: bobEmma.getString('school'),
+    };
+  }, { store: s3.store('web-notes', 'sharing/'), credentials: s3.credentials });
+  assert.equal(result.carolTried, 'true access');
+  assert.equal(result.reshare, 'access');
+  assert.deepEqual(result.bobShared, [{ label: 'emma', role: 'write', grantedBy: result.alice }]);
+  assert.equal(result.aliceSees, 'Thu 15:00');
+  assert.equal(result.bobReads, 'Mon 8:00');
+  await context.close();
+});

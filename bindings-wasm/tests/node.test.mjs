@@ -12,7 +12,8 @@ import { startServer, root } from './helpers.mjs';
 
 let server;
 before(async () => {
-  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files', 'node-auto');
+  server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files', 'node-auto',
+    'node-share');
 });
 after(async () => {
   await server?.stop();
@@ -926,4 +927,83 @@ test('export to JSON Lines and import into another vault: equal maps; a malforme
   await reopened.close();
   assert.throws(() => reopened.exportRecords(), bucketsync.ConfigError);
   await source.close();
+});
+
+test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitation; Bob cannot re-share', async () => {
+  const home = async (name) => Vault.create({ store: server.store('node-share', `${name}/`), key: await VaultKey.generate(),
+    device: name, credentials: server.credentials });
+  const [alice, bob, carol] = [await home('alice'), await home('bob'), await home('carol')];
+  const id = alice.identity();
+  assert.match(id.public, /^bsid1/);
+  assert.match(id.fingerprint, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
+  assert.deepEqual(alice.identity(), id, 'derived from the home key: the same every time');
+  assert.notEqual(bob.identity().fingerprint, id.fingerprint);
+
+  // Alice's home makes emma (a vault of its own, in the home's connection) and writes to it.
+  const store = server.store('node-share', 'family/');
+  const emma = await alice.createShared(store, 'emma');
+  await emma.put('school', 'Mon 8:00');
+  await emma.sync();
+  const [made] = alice.shared();
+  assert.deepEqual({ ...made, since: 0 }, { label: 'emma', store: made.store, role: 'owner', grantedBy: null, since: 0 });
+  assert.ok(made.store.startsWith('s3://node-share/family') && made.since > 0);
+  await assert.rejects(alice.createShared(store, 'emma'), (e) => e instanceof bucketsync.ConfigError && /already/.test(e.message));
+  await assert.rejects(alice.openShared('nobody'), (e) => e instanceof bucketsync.ConfigError);
+
+  // Only a vault opened through its home shares; the role and the identity must make sense.
+  await assert.rejects(alice.share(bob.identity().public), (e) => {
+    assert.ok(e instanceof bucketsync.AccessError && e instanceof bucketsync.BucketsyncError, `${e}`);
+    assert.equal(e.category, 'access');
+    assert.match(e.message, /createShared, openShared or accept/);
+    return true;
+  });
+  await assert.rejects(emma.share(bob.identity().public, { role: 'boss' }), bucketsync.ConfigError);
+  await assert.rejects(emma.share('bsid1nonsense'), bucketsync.ConfigError);
+
+  const invitation = await emma.share(bob.identity().public, { role: 'write' });
+  assert.match(invitation, /^bsinv1/);
+
+  // Carol holds Bob's invitation: it is sealed to Bob, and her home keeps nothing.
+  await assert.rejects(carol.accept(invitation), (e) => e instanceof bucketsync.AccessError && e.category === 'access');
+  assert.deepEqual(carol.shared(), []);
+
+  // Bob accepts (his replica in a file), reads, writes; Alice sees his write.
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-share-'));
+  const storage = bucketsync.fileStorage(join(dir, 'emma.state'));
+  let bobEmma = await bob.accept(invitation, { storage, device: "Bob's laptop" });
+  const [accepted] = bob.shared();
+  assert.equal(accepted.label, 'emma');
+  assert.equal(accepted.role, 'write');
+  assert.equal(accepted.grantedBy, id.fingerprint);
+  await bobEmma.sync();
+  assert.equal(bobEmma.getString('school'), 'Mon 8:00');
+  await bobEmma.put('doctor', 'Thu 15:00');
+  await bobEmma.sync();
+  await emma.sync();
+  assert.equal(emma.getString('doctor'), 'Thu 15:00');
+
+  // Bob is no owner: he cannot share it on. Reopened from its storage through his home, it
+  // still knows its home and its contents.
+  await assert.rejects(bobEmma.share(carol.identity().public), (e) => e instanceof bucketsync.AccessError
+    && e.category === 'access' && /only an owner/.test(e.message));
+  await bobEmma.close();
+  bobEmma = await bob.openShared('emma', { storage });
+  assert.equal(bobEmma.getString('doctor'), 'Thu 15:00');
+  await assert.rejects(bobEmma.share(carol.identity().public), bucketsync.AccessError);
+  await bobEmma.close();
+
+  // A reader's own writes are refused: Carol gets emma with the role read.
+  const carolEmma = await carol.accept(await emma.share(carol.identity().public));
+  assert.equal(carol.shared()[0].role, 'read');
+  await carolEmma.sync();
+  assert.equal(carolEmma.getString('doctor'), 'Thu 15:00');
+  assert.throws(() => carolEmma.put('k', 'v'), (e) => e instanceof bucketsync.AccessError && e.category === 'access');
+
+  // Another replica of emma opened through Alice's home syncs and shares as well.
+  const again = await alice.openShared('emma');
+  await again.sync();
+  assert.equal(again.getString('doctor'), 'Thu 15:00');
+  assert.match(await again.share(carol.identity().public), /^bsinv1/);
+  await assert.rejects(carol.accept('not an invitation'), bucketsync.ConfigError);
+  for (const vault of [again, carolEmma, emma, alice, bob, carol]) await vault.close();
 });

@@ -3,6 +3,7 @@
 import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
   type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
+  AccessError, type Category, type Identity, type Role, type SharedVaultInfo,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -125,5 +126,32 @@ async function usage(): Promise<void> {
   const counts: number = imported.lines + imported.imported + imported.deleted + imported.unchanged
     + imported.older + imported.history;
   void [running, syncing, hint, counts];
+
+  // Sharing: the vault is the home; shared vaults are opened through it.
+  const me: Identity = vault.identity();
+  const fingerprint: string = me.fingerprint;
+  const emma: Vault = await vault.createShared('s3://bucket/family', 'emma', { storage: fileStorage('/tmp/emma') });
+  const invitation: string = await emma.share(me.public, { role: 'write' });
+  await emma.share(me.public);
+  const accepted: Vault = await vault.accept(invitation, { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const reopened: Vault = await vault.openShared('emma', { lock: 'wait' });
+  const list: SharedVaultInfo[] = vault.shared();
+  const role: Role = list[0].role;
+  const from: string | null = list[0].grantedBy;
+  const since: number = list[0].since;
+  try {
+    await accepted.share(me.public);
+  } catch (e) {
+    if (e instanceof AccessError) {
+      const category: Category = e.category;
+      const access: Category = 'access';
+      void [category, access];
+    }
+  }
+  // @ts-expect-error a role is one of three words
+  await emma.share(me.public, { role: 'admin' });
+  // @ts-expect-error the store and key come from the home's record
+  await vault.openShared('emma', { store: 's3://bucket/other' });
+  void [fingerprint, reopened, role, from, since];
 }
 void usage;

@@ -1,0 +1,142 @@
+//! Sharing with another person: the `identity` / `shared` / `createShared` / `openShared` /
+//! `share` / `accept` exports over the core's (`bucketsync::io::sharing`). The vault they are
+//! called on is the person's home, except `share`, which is called on the shared vault. The JS
+//! layer (`js/index.js`) loads and saves each vault's state and builds each `send`.
+
+use bucketsync::grant::Role;
+use bucketsync::OpenMode;
+use js_sys::{Array, Function, Object, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::{credentials, js_error, set, JsTransport, Opening, Vault};
+
+#[wasm_bindgen]
+impl Vault {
+    /// The identity of the person whose home this vault is: `{public, fingerprint}` (the text
+    /// to give a person who shares with them, and its short form to compare aloud).
+    pub fn identity(&self) -> Result<Object, JsValue> {
+        let identity = self.session.identity().map_err(|e| js_error(&e))?;
+        let js = Object::new();
+        set(&js, "public", identity.public().to_string());
+        set(&js, "fingerprint", identity.fingerprint().to_string());
+        Ok(js)
+    }
+
+    /// The vaults this home made or accepted: `{label, store, role, grantedBy (a fingerprint,
+    /// or null for one this person made), since (ms since the epoch)}`.
+    pub fn shared(&self) -> Result<Array, JsValue> {
+        let out = Array::new();
+        for shared in self.session.shared().map_err(|e| js_error(&e))? {
+            let js = Object::new();
+            set(&js, "label", shared.label);
+            set(&js, "store", shared.store);
+            set(&js, "role", shared.role.as_str());
+            match shared.from {
+                Some(from) => set(&js, "grantedBy", from.to_string()),
+                None => set(&js, "grantedBy", JsValue::NULL),
+            }
+            set(&js, "since", shared.since.0 as f64);
+            out.push(&js);
+        }
+        Ok(out)
+    }
+
+    /// Makes a new vault to share, in `store`, kept in this home as `label` with the role
+    /// owner; the JS layer then opens it with `openShared(label, "create", ...)`.
+    #[wasm_bindgen(js_name = createShared)]
+    pub fn create_shared(&self, store: &str, label: &str) -> Result<(), JsValue> {
+        self.session
+            .create_shared(store, label)
+            .map(|_| ())
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Opens this device's replica of the vault this home keeps as `label`, in `mode` (by
+    /// default as the home's record says: join for a vault granted by someone else), with the
+    /// role the home has in it. The vault remembers this home, for `share`.
+    #[wasm_bindgen(js_name = openShared)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_shared(
+        &self,
+        label: &str,
+        mode: Option<String>,
+        device: Option<String>,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+        send: Function,
+    ) -> Result<Vault, JsValue> {
+        let shared = self.session.shared_vault(label).map_err(|e| js_error(&e))?;
+        let mode = match mode {
+            Some(mode) => OpenMode::parse(&mode).map_err(|e| js_error(&e))?,
+            None => shared.open_mode(),
+        };
+        let vault = Opening {
+            device,
+            snapshot,
+            journal,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            send,
+        }
+        .open(
+            &shared.store,
+            shared.key(),
+            mode,
+            Some(self.session.clone()),
+        )?;
+        vault.session.set_role(shared.role);
+        Ok(vault)
+    }
+
+    /// Grants this vault to the person whose public identity is `recipient`, with `role`
+    /// (`"read"`, `"write"` or `"owner"`): one PUT through this vault's transport. Resolves to
+    /// the invitation to send them. Rejects with `access` when this vault was not opened
+    /// through its home, or the home does not own it.
+    pub fn share(&self, recipient: String, role: &str) -> Result<Promise, JsValue> {
+        let role = Role::parse(role).map_err(|e| js_error(&e))?;
+        let home = self.home.clone().ok_or_else(|| {
+            js_error(&bucketsync::Error::Access(
+                "this vault was not opened through its home: open it through its home with \
+                 createShared, openShared or accept"
+                    .into(),
+            ))
+        })?;
+        let session = self.session.clone();
+        let transport = self.transport.clone();
+        Ok(future_to_promise(async move {
+            session
+                .share(&home, &recipient, role, &*transport)
+                .await
+                .map(|invitation| invitation.to_string().into())
+                .map_err(|e| js_error(&e))
+        }))
+    }
+
+    /// Accepts an invitation with this home's identity: reads its grant (one GET through
+    /// `send`, signed with the credentials given, else unsigned for a `send` that signs) and
+    /// keeps the vault in this home. Resolves to the label it is kept under, for `openShared`.
+    /// Rejects with `access` when the grant is sealed to another identity.
+    pub fn accept(
+        &self,
+        invitation: String,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        session_token: Option<String>,
+        send: Function,
+    ) -> Result<Promise, JsValue> {
+        let credentials = credentials(access_key_id, secret_access_key, session_token)?;
+        let home = self.session.clone();
+        let transport = JsTransport { send };
+        Ok(future_to_promise(async move {
+            home.accept(&invitation, credentials, &transport)
+                .await
+                .map(|shared| shared.label.into())
+                .map_err(|e| js_error(&e))
+        }))
+    }
+}
