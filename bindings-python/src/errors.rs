@@ -18,6 +18,7 @@ fn class_name(category: Category) -> &'static str {
         Category::Conflict => "ConflictError",
         Category::Locked => "LockedError",
         Category::Clock => "ClockError",
+        Category::Access => "AccessError",
         _ => "ServerError",
     }
 }

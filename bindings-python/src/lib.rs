@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod files;
 mod records;
+mod sharing;
 mod transport;
 mod vault;
 
@@ -30,6 +31,8 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backup::FolderReport>()?;
     m.add_class::<records::ExportReport>()?;
     m.add_class::<records::ImportReport>()?;
+    m.add_class::<sharing::Identity>()?;
+    m.add_class::<sharing::SharedVault>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -63,6 +63,31 @@ impl Transport for AnyTransport {
 }
 
 impl AnyTransport {
+    /// The app's transport `callable` (TypeError when it is not callable).
+    pub fn python(py: Python<'_>, callable: PyObject) -> PyResult<Self> {
+        if !callable.bind(py).is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "transport must be callable",
+            ));
+        }
+        Ok(AnyTransport::Python(PyTransport {
+            callable,
+            raised: Mutex::new(None),
+        }))
+    }
+
+    /// Another transport calling the same Python callable (with its own raised exception),
+    /// or None for a built-in transport, which serves only its own store.
+    pub fn same_callable(&self, py: Python<'_>) -> Option<Self> {
+        match self {
+            AnyTransport::Python(t) => Some(AnyTransport::Python(PyTransport {
+                callable: t.callable.clone_ref(py),
+                raised: Mutex::new(None),
+            })),
+            AnyTransport::Builtin(_) => None,
+        }
+    }
+
     /// The exception a Python transport raised during the last sync, if any.
     pub fn take_raised(&self) -> Option<PyErr> {
         match self {

@@ -21,7 +21,8 @@ use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
 };
 use crate::records::{self, ExportReport, ImportReport};
-use crate::transport::{AnyTransport, PyTransport};
+use crate::sharing::{self, Identity, OpenArgs, SharedVault};
+use crate::transport::AnyTransport;
 
 /// The secret every device of a vault shares.
 #[pyclass(module = "bucketsync", frozen)]
@@ -254,6 +255,28 @@ pub struct Vault {
     /// A sync runs on this vault's runtime (a callback calling `sync` again must get
     /// ConflictError, not a nested runtime).
     syncing: AtomicBool,
+    /// The home this vault was opened through (create_shared, open_shared or accept), kept
+    /// open for `share`; None for a vault opened with Vault.open or Vault.create.
+    pub(crate) home: Option<Arc<Session>>,
+}
+
+/// What opening a vault takes: `Vault.open`'s arguments, converted, and the home a shared
+/// vault is opened through (sharing.rs).
+pub(crate) struct Opening<'a> {
+    pub store: &'a str,
+    pub key: &'a bucketsync::VaultKey,
+    pub device: Option<&'a str>,
+    pub state: Option<PathBuf>,
+    pub credentials: Option<bucketsync::Credentials>,
+    /// The transport; None: the built-in one for the store.
+    pub transport: Option<AnyTransport>,
+    pub wait: bool,
+    pub flush_interval: f64,
+    pub mode: OpenMode,
+    pub grace_days: f64,
+    pub max_clock_skew_days: f64,
+    pub max_future_days: f64,
+    pub home: Option<Arc<Session>>,
 }
 
 /// Clears the syncing flag when the sync ends, however it ends.
@@ -308,81 +331,25 @@ impl Vault {
         max_future_days: f64,
     ) -> PyResult<Self> {
         let mode = OpenMode::parse(mode).map_err(to_py)?;
-        let days = |name: &str, value: f64| {
-            if value.is_finite() && value >= 0.0 {
-                Ok((value * 86_400_000.0) as u64)
-            } else {
-                Err(to_py(bucketsync::Error::Config(format!(
-                    "{name} must be a number of days >= 0, not {value}"
-                ))))
-            }
-        };
-        let compaction = CompactionPolicy {
-            grace_ms: days("grace_days", grace_days)?,
-            max_clock_skew_ms: days("max_clock_skew_days", max_clock_skew_days)?,
-            max_future_ms: days("max_future_days", max_future_days)?,
-            ..CompactionPolicy::default()
-        };
-        if let Some(callable) = &transport {
-            if !callable.bind(py).is_callable() {
-                return Err(pyo3::exceptions::PyTypeError::new_err(
-                    "transport must be callable",
-                ));
-            }
-        }
-        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
-            return Err(to_py(bucketsync::Error::Config(format!(
-                "flush_interval must be a number of seconds >= 0, not {flush_interval}"
-            ))));
-        }
-        let location = match &state {
-            Some(path) => StateLocation::File { path, wait },
-            None => StateLocation::Memory,
-        };
-        let options = SessionOptions {
-            store,
-            key: &key.0,
-            device,
-            mode,
-            compaction,
-            state: location,
-            credentials: credentials.map(|c| c.0.clone()),
-            own_transport: transport.is_some(),
-            durability: Durability {
-                flush_interval_ms: (flush_interval * 1000.0) as u64,
-                ..Durability::default()
+        let transport = transport.map(|t| AnyTransport::python(py, t)).transpose()?;
+        Self::open_as(
+            py,
+            Opening {
+                store,
+                key: &key.0,
+                device,
+                state,
+                credentials: credentials.map(|c| c.0.clone()),
+                transport,
+                wait,
+                flush_interval,
+                mode,
+                grace_days,
+                max_clock_skew_days,
+                max_future_days,
+                home: None,
             },
-            clock: session::system_clock(),
-        };
-        // Waiting for a lock must not hold the GIL.
-        let session = py.allow_threads(|| Session::open(options)).map_err(to_py)?;
-        let transport = match transport {
-            Some(callable) => AnyTransport::Python(PyTransport {
-                callable,
-                raised: Mutex::new(None),
-            }),
-            None => AnyTransport::Builtin(
-                session
-                    .read(|e| BuiltinTransport::for_store(e.store()))
-                    .and_then(|t| t)
-                    .map_err(to_py)?,
-            ),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                to_py(bucketsync::Error::Config(format!(
-                    "cannot start the I/O runtime: {e}"
-                )))
-            })?;
-        Ok(Vault {
-            session: Arc::new(session),
-            transport: Arc::new(transport),
-            auto_sync: AutoSync::default(),
-            runtime,
-            syncing: AtomicBool::new(false),
-        })
+        )
     }
 
     /// Starts a new vault: like open, but its first sync raises ConflictError when the store
@@ -943,6 +910,238 @@ impl Vault {
         self.get_file_until(py, key, path_or_file, progress, Some(cancel))
     }
 
+    /// The identity of the person whose home this vault is (any vault can be a home): an
+    /// Identity with `public` (give it to whoever shares a vault with you) and `fingerprint`
+    /// (compare it with them through another channel). The same on every device of the home:
+    /// it derives from the home's key.
+    fn identity(&self, py: Python<'_>) -> PyResult<Identity> {
+        sharing::identity(py, self)
+    }
+
+    /// The vaults this home made or accepted, as a list of SharedVault (label, store, role,
+    /// granted_by, since), sorted by label, as known here: sync the home to see those its
+    /// other devices made or accepted.
+    fn shared(&self) -> PyResult<Vec<SharedVault>> {
+        sharing::shared(self)
+    }
+
+    /// Makes a new vault to share in `store`, with a fresh key, kept in this home as `label`
+    /// with the role "owner" (a local write to the home: sync the home so that its other
+    /// devices see it), and returns it opened in create mode (its first sync creates it in the
+    /// store). The other arguments are Vault.open's, for the shared vault: `state` is its own
+    /// state file (not the home's); `credentials` are not taken from the home; `transport`,
+    /// when left out, is the home's when the home was opened with one, else the built-in one.
+    /// The returned vault keeps the home open (for `share`) while it lives. Raises ConfigError
+    /// for a bad label or store URL, or a label the home has already.
+    #[pyo3(signature = (store, label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_shared(
+        &self,
+        py: Python<'_>,
+        store: &str,
+        label: &str,
+        device: Option<String>,
+        state: Option<PathBuf>,
+        credentials: Option<Py<Credentials>>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
+        max_future_days: f64,
+    ) -> PyResult<Vault> {
+        let args = OpenArgs {
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            grace_days,
+            max_clock_skew_days,
+            max_future_days,
+        };
+        sharing::create_shared(py, self, store, label, args)
+    }
+
+    /// Opens the vault this home knows as `label` (see shared()), on this device or any other
+    /// of the home's, in join mode, with the home's role in it: with "read", this device
+    /// refuses its own writes (put, delete, files, imports) with AccessError. Arguments as for
+    /// create_shared. Raises ConfigError when the home has no such label.
+    #[pyo3(signature = (label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_shared(
+        &self,
+        py: Python<'_>,
+        label: &str,
+        device: Option<String>,
+        state: Option<PathBuf>,
+        credentials: Option<Py<Credentials>>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
+        max_future_days: f64,
+    ) -> PyResult<Vault> {
+        let args = OpenArgs {
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            grace_days,
+            max_clock_skew_days,
+            max_future_days,
+        };
+        sharing::open_shared(py, self, label, args)
+    }
+
+    /// Grants this vault to the person whose public identity ("bsid1…", their
+    /// identity().public) is `public`, with `role` ("read", "write" or "owner"): one PUT into
+    /// the vault's store. Returns the invitation ("bsinv1…") to send them; only they can
+    /// accept it. Raises AccessError when this vault was not opened through its home
+    /// (create_shared, open_shared or accept) or the home's role in it is not "owner";
+    /// ConfigError for a bad role or public identity; the PUT's error otherwise.
+    #[pyo3(signature = (public, role = "read"))]
+    fn share(&self, py: Python<'_>, public: &str, role: &str) -> PyResult<String> {
+        sharing::share(py, self, public, role, None)
+    }
+
+    /// `await vault.share_async(public, role="read")`: share() on a worker thread, for
+    /// asyncio apps. Cancelling the awaiting task stops it.
+    #[pyo3(signature = (public, role = "read"))]
+    fn share_async<'py>(
+        slf: &Bound<'py, Self>,
+        public: &str,
+        role: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("bucketsync._aio")?
+            .getattr("share_async")?
+            .call1((slf, public, role))
+    }
+
+    /// share() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// share_async.
+    fn _share_until(
+        &self,
+        py: Python<'_>,
+        public: &str,
+        role: &str,
+        cancel: PyObject,
+    ) -> PyResult<String> {
+        sharing::share(py, self, public, role, Some(cancel))
+    }
+
+    /// Accepts an invitation (the text share() returned to the granter) with this home's
+    /// identity: reads its grant (one GET in the invitation's store, signed with
+    /// `credentials`, else the AWS_* environment's, else unsigned for a `transport` that
+    /// signs itself), keeps the vault in this home (a local write to the home: sync the home
+    /// so that its other devices see it; its label is in shared()), and returns it opened in
+    /// join mode with the role granted. Other arguments as for create_shared (`credentials`
+    /// also open the vault). Raises ConfigError for a text that is not an invitation,
+    /// AccessError when it was made for another identity, NotFoundError when its grant is
+    /// gone (withdrawn, or the wrong store).
+    #[pyo3(signature = (invitation, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn accept(
+        &self,
+        py: Python<'_>,
+        invitation: &str,
+        device: Option<String>,
+        state: Option<PathBuf>,
+        credentials: Option<Py<Credentials>>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
+        max_future_days: f64,
+    ) -> PyResult<Vault> {
+        let args = OpenArgs {
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            grace_days,
+            max_clock_skew_days,
+            max_future_days,
+        };
+        sharing::accept(py, self, invitation, args, None)
+    }
+
+    /// `await home.accept_async(invitation, ...)`: accept() on a worker thread, for asyncio
+    /// apps, with the same arguments. Cancelling the awaiting task stops it (the vault is then
+    /// neither kept in the home nor opened, unless its grant had been read).
+    #[pyo3(signature = (invitation, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn accept_async<'py>(
+        slf: &Bound<'py, Self>,
+        invitation: &str,
+        device: Option<String>,
+        state: Option<PathBuf>,
+        credentials: Option<Py<Credentials>>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
+        max_future_days: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let args = OpenArgs {
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            grace_days,
+            max_clock_skew_days,
+            max_future_days,
+        };
+        py.import("bucketsync._aio")?
+            .getattr("accept_async")?
+            .call1((slf, invitation, args.into_kwargs(py)?))
+    }
+
+    /// accept() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// accept_async.
+    #[pyo3(signature = (invitation, cancel, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn _accept_until(
+        &self,
+        py: Python<'_>,
+        invitation: &str,
+        cancel: PyObject,
+        device: Option<String>,
+        state: Option<PathBuf>,
+        credentials: Option<Py<Credentials>>,
+        transport: Option<PyObject>,
+        wait: bool,
+        flush_interval: f64,
+        grace_days: f64,
+        max_clock_skew_days: f64,
+        max_future_days: f64,
+    ) -> PyResult<Vault> {
+        let args = OpenArgs {
+            device,
+            state,
+            credentials,
+            transport,
+            wait,
+            flush_interval,
+            grace_days,
+            max_clock_skew_days,
+            max_future_days,
+        };
+        sharing::accept(py, self, invitation, args, Some(cancel))
+    }
+
     /// Syncs the journal to disk now (it also is after every sync, on close, and while
     /// writing every `flush_interval` seconds).
     fn save(&self) -> PyResult<()> {
@@ -1000,6 +1199,80 @@ impl Vault {
 }
 
 impl Vault {
+    /// Opens the vault `opening` describes (the work of `Vault.open`).
+    pub(crate) fn open_as(py: Python<'_>, opening: Opening<'_>) -> PyResult<Self> {
+        let days = |name: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok((value * 86_400_000.0) as u64)
+            } else {
+                Err(to_py(bucketsync::Error::Config(format!(
+                    "{name} must be a number of days >= 0, not {value}"
+                ))))
+            }
+        };
+        let compaction = CompactionPolicy {
+            grace_ms: days("grace_days", opening.grace_days)?,
+            max_clock_skew_ms: days("max_clock_skew_days", opening.max_clock_skew_days)?,
+            max_future_ms: days("max_future_days", opening.max_future_days)?,
+            ..CompactionPolicy::default()
+        };
+        let flush_interval = opening.flush_interval;
+        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
+            return Err(to_py(bucketsync::Error::Config(format!(
+                "flush_interval must be a number of seconds >= 0, not {flush_interval}"
+            ))));
+        }
+        let location = match &opening.state {
+            Some(path) => StateLocation::File {
+                path,
+                wait: opening.wait,
+            },
+            None => StateLocation::Memory,
+        };
+        let options = SessionOptions {
+            store: opening.store,
+            key: opening.key,
+            device: opening.device,
+            mode: opening.mode,
+            compaction,
+            state: location,
+            credentials: opening.credentials,
+            own_transport: matches!(opening.transport, Some(AnyTransport::Python(_))),
+            durability: Durability {
+                flush_interval_ms: (flush_interval * 1000.0) as u64,
+                ..Durability::default()
+            },
+            clock: session::system_clock(),
+        };
+        // Waiting for a lock must not hold the GIL.
+        let session = py.allow_threads(|| Session::open(options)).map_err(to_py)?;
+        let transport = match opening.transport {
+            Some(transport) => transport,
+            None => AnyTransport::Builtin(
+                session
+                    .read(|e| BuiltinTransport::for_store(e.store()))
+                    .and_then(|t| t)
+                    .map_err(to_py)?,
+            ),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                to_py(bucketsync::Error::Config(format!(
+                    "cannot start the I/O runtime: {e}"
+                )))
+            })?;
+        Ok(Vault {
+            session: Arc::new(session),
+            transport: Arc::new(transport),
+            auto_sync: AutoSync::default(),
+            runtime,
+            syncing: AtomicBool::new(false),
+            home: opening.home,
+        })
+    }
+
     /// One sync, stopped early by an exception from `progress`, a signal, or `cancel` (an
     /// object whose `is_set()` turns true).
     fn sync_until(
@@ -1161,9 +1434,23 @@ impl Vault {
     /// (by a callback or a file object), a signal such as Ctrl-C arrives, or `cancel.is_set()`
     /// turns true; that exception is then raised. Otherwise the core's error is raised as its
     /// class, with the exception a Python transport raised as `__cause__`.
-    fn run<T: Send, F: Future<Output = bucketsync::Result<T>>>(
+    pub(crate) fn run<T: Send, F: Future<Output = bucketsync::Result<T>>>(
         &self,
         py: Python<'_>,
+        stop: &Stop,
+        cancel: Option<&PyObject>,
+        work: impl FnOnce() -> F + Send,
+    ) -> PyResult<T> {
+        self.run_with(py, &self.transport, stop, cancel, work)
+    }
+
+    /// As `run`, for work that sends its requests through `transport` (not necessarily this
+    /// vault's: accept reads the invitation's store), whose raised exception becomes the
+    /// error's `__cause__`.
+    pub(crate) fn run_with<T: Send, F: Future<Output = bucketsync::Result<T>>>(
+        &self,
+        py: Python<'_>,
+        transport: &AnyTransport,
         stop: &Stop,
         cancel: Option<&PyObject>,
         work: impl FnOnce() -> F + Send,
@@ -1178,7 +1465,7 @@ impl Vault {
             ));
         }
         // An exception a Python transport raised earlier is not this operation's cause.
-        let _ = self.transport.take_raised();
+        let _ = transport.take_raised();
         let outcome = py.allow_threads(|| {
             self.runtime.block_on(async {
                 let work = work();
@@ -1214,7 +1501,7 @@ impl Vault {
                 }
             })
         });
-        let raised = self.transport.take_raised();
+        let raised = transport.take_raised();
         // Ctrl-C (or SystemExit) while a Python transport ran: it stops the operation as it is.
         let raised = match raised {
             Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {

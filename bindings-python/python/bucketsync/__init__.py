@@ -8,6 +8,9 @@
 
 Keys and values are bytes; ``str`` is accepted and stored as UTF-8. Files of any size go
 through ``vault.put_file(key, path_or_file)`` and ``vault.get_file(key, path_or_file)``.
+A vault shared with other people is opened through your own vault, your home:
+``home.create_shared(store, label)``, ``vault.share(their_public, role)`` and, on their side,
+``their_home.accept(invitation)``.
 Errors are :class:`bucketsync.Error` subclasses, one per category.
 """
 
@@ -22,16 +25,19 @@ from ._bucketsync import (
     FileReader,
     FileReport,
     FolderReport,
+    Identity,
     ImportReport,
     Progress,
     Request,
     Response,
     RestoreReport,
+    SharedVault,
     SyncReport,
     Vault,
     VaultKey,
 )
 from .errors import (
+    AccessError,
     AuthError,
     ConfigError,
     ConflictError,
@@ -50,6 +56,7 @@ from .errors import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "AccessError",
     "AuthError",
     "BackupReport",
     "ConfigError",
@@ -64,6 +71,7 @@ __all__ = [
     "FileReader",
     "FileReport",
     "FolderReport",
+    "Identity",
     "ImportReport",
     "RestoreReport",
     "LockedError",
@@ -75,6 +83,7 @@ __all__ = [
     "Response",
     "RollbackError",
     "ServerError",
+    "SharedVault",
     "SyncReport",
     "ThrottledError",
     "TimeoutError",

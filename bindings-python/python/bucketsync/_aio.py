@@ -1,7 +1,8 @@
-"""The asyncio side of ``Vault.sync_async``, ``put_file_async`` and ``get_file_async``: the
-operation runs on a worker thread."""
+"""The asyncio side of ``Vault.sync_async``, ``put_file_async``, ``get_file_async``,
+``share_async`` and ``accept_async``: the operation runs on a worker thread."""
 
 import asyncio
+import functools
 import threading
 
 
@@ -32,6 +33,15 @@ async def put_file_async(vault, key, path_or_file, progress=None, pack_size=None
 
 async def get_file_async(vault, key, path_or_file, progress=None):
     return await _run(vault._get_file_until, key, path_or_file, progress)
+
+
+async def share_async(vault, public, role="read"):
+    return await _run(vault._share_until, public, role)
+
+
+async def accept_async(vault, invitation, options):
+    # _run passes the cancel event last: bind the keyword arguments first.
+    return await _run(functools.partial(vault._accept_until, invitation, **options))
 
 
 async def events(vault):

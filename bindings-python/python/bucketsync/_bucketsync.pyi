@@ -175,6 +175,34 @@ class FileReader:
     def __enter__(self) -> "FileReader": ...
     def __exit__(self, *args: object) -> bool: ...
 
+class Identity:
+    """A person's identity: the same on every device of their home, derived from its key.
+    Equal identities compare equal and hash alike; the repr shows the fingerprint only."""
+
+    @property
+    def public(self) -> str:
+        """The public identity as text ("bsid1…"): give it to whoever shares a vault with you."""
+    @property
+    def fingerprint(self) -> str:
+        """Its short fingerprint ("21ZV-CDAN-2NX4-6JE3"): compare it with the other person
+        through another channel before sharing or accepting."""
+
+class SharedVault:
+    """A vault this home made or accepted (Vault.shared()); open it with
+    ``home.open_shared(label)``."""
+
+    label: str
+    """The home's name for it, unique in the home ("emma (2)" for an accepted vault whose label
+    the home had already)."""
+    store: str
+    """Its store URL."""
+    role: str
+    """What this person may do in it: "read", "write" or "owner"."""
+    granted_by: Optional[str]
+    """The fingerprint of the person who granted it; None for a vault this home made."""
+    since: float
+    """When it was made or accepted, in seconds since the epoch."""
+
 class _Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
 
@@ -313,6 +341,93 @@ class Vault:
     def auto_syncing(self) -> bool: ...
     def notify(self, what: str) -> None: ...
     def events(self) -> AsyncIterator[Event]: ...
+    def identity(self) -> Identity:
+        """The identity of the person whose home this vault is (any vault can be a home); the
+        same on every device of the home."""
+    def shared(self) -> List[SharedVault]:
+        """The vaults this home made or accepted, sorted by label, as known here (sync the home
+        to see those its other devices made or accepted)."""
+    def create_shared(
+        self,
+        store: str,
+        label: str,
+        *,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+        wait: bool = False,
+        flush_interval: float = 1.0,
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
+    ) -> "Vault":
+        """Makes a new vault to share in ``store``, kept in this home as ``label`` with the role
+        "owner" (sync the home so its other devices see it), and returns it opened in create
+        mode. The other arguments are Vault.open's, for the shared vault (its own state file;
+        credentials are not taken from the home; transport defaults to the home's when it has
+        one). The returned vault keeps the home open for share(). ConfigError for a bad label
+        or store URL, or a label the home has already."""
+    def open_shared(
+        self,
+        label: str,
+        *,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+        wait: bool = False,
+        flush_interval: float = 1.0,
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
+    ) -> "Vault":
+        """Opens the vault this home knows as ``label`` (see shared()) in join mode, with the
+        home's role in it (with "read", its writes raise AccessError). Arguments as for
+        create_shared. ConfigError when the home has no such label."""
+    def share(self, public: str, role: str = "read") -> str:
+        """Grants this vault to the person whose public identity ("bsid1…") is ``public`` with
+        ``role`` ("read", "write" or "owner"): one PUT into the vault's store. Returns the
+        invitation ("bsinv1…") to send them. AccessError when this vault was not opened through
+        its home (create_shared, open_shared or accept) or the home does not own it;
+        ConfigError for a bad role or public identity."""
+    async def share_async(self, public: str, role: str = "read") -> str:
+        """share() on a worker thread, for asyncio apps; cancelling the task stops it."""
+    def accept(
+        self,
+        invitation: str,
+        *,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+        wait: bool = False,
+        flush_interval: float = 1.0,
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
+    ) -> "Vault":
+        """Accepts an invitation with this home's identity: reads its grant (one GET in the
+        invitation's store, signed with ``credentials``, else the AWS_* environment's, else
+        unsigned for a transport that signs itself), keeps the vault in this home (sync the
+        home so its other devices see it) and returns it opened in join mode. Other arguments
+        as for create_shared. ConfigError for a text that is not an invitation, AccessError
+        when it was made for another identity, NotFoundError when its grant is gone."""
+    async def accept_async(
+        self,
+        invitation: str,
+        *,
+        device: Optional[str] = None,
+        state: Optional[Union[str, "PathLike[str]"]] = None,
+        credentials: Optional[Credentials] = None,
+        transport: Optional[Transport] = None,
+        wait: bool = False,
+        flush_interval: float = 1.0,
+        grace_days: float = 30.0,
+        max_clock_skew_days: float = 1.0,
+        max_future_days: float = 7.0,
+    ) -> "Vault":
+        """accept() on a worker thread, for asyncio apps; cancelling the task stops it."""
     def save(self) -> None: ...
     def close(self) -> None: ...
     @property

@@ -93,4 +93,12 @@ class ClockError(Error):
     category = "clock"
 
 
+class AccessError(Error):
+    """Sharing refused: a grant made for another identity, sharing a vault this home does not
+    own (or one not opened through its home), or writing to a shared vault with the role
+    ``"read"``."""
+
+    category = "access"
+
+
 BY_CATEGORY = {cls.category: cls for cls in Error.__subclasses__()}

@@ -1,0 +1,159 @@
+"""Sharing with other people: identity, create_shared, share, accept, shared, open_shared, and
+the AccessError of what a home may not do."""
+
+import asyncio
+import time
+
+import pytest
+
+import bucketsync
+from bucketsync import Vault, VaultKey
+
+from test_vault import urllib_transport
+
+
+def test_alice_shares_emma_with_bob_and_carol_on_seaweed(seaweed, credentials, tmp_path):
+    bucket = seaweed.bucket("sharing")
+    shared_store = seaweed.store(bucket, "shared/")
+    keys = {name: VaultKey.generate() for name in ("alice", "bob", "carol")}
+
+    def home(name, state):
+        return Vault.create(seaweed.store(bucket, f"homes/{name}/"), keys[name],
+                            state=tmp_path / state, credentials=credentials)
+
+    alice, bob, carol = home("alice", "alice.state"), home("bob", "bob.state"), home("carol", "carol.state")
+    before = time.time()
+    emma = alice.create_shared(shared_store, "emma", state=tmp_path / "alice-emma.state",
+                               credentials=credentials)
+    emma.put("plan", "from alice")
+    assert emma.sync().errors == []
+    assert alice.sync().errors == []
+    [made] = alice.shared()
+    assert (made.label, made.role, made.granted_by) == ("emma", "owner", None)
+    assert before - 1 <= made.since <= time.time() + 1
+    assert "emma" in repr(made) and "owner" in repr(made)
+    with pytest.raises(bucketsync.ConfigError, match="already"):
+        alice.create_shared(shared_store, "emma")
+
+    bob_id, carol_id = bob.identity(), carol.identity()
+    assert repr(bob_id) == f"Identity(fingerprint='{bob_id.fingerprint}')"
+    assert bob_id.public.startswith("bsid1") and bob_id.public not in repr(bob_id)
+    for_bob = emma.share(bob_id.public, role="write")
+    for_carol = emma.share(carol_id.public)  # read by default
+    assert for_bob.startswith("bsinv1") and for_bob != for_carol
+
+    # An invitation sealed to Bob: Carol cannot open it, and her home keeps nothing.
+    with pytest.raises(bucketsync.AccessError) as refused:
+        carol.accept(for_bob, credentials=credentials)
+    assert refused.value.category == "access"
+    assert carol.shared() == []
+
+    started = time.monotonic()
+    bob_emma = bob.accept(for_bob, state=tmp_path / "bob-emma.state", credentials=credentials)
+    assert bob_emma.sync().errors == []
+    # The accepted vault has a transport of its own: one whose connections belonged to the
+    # home's runtime hung its first sync until a 60 s timeout.
+    assert time.monotonic() - started < 30
+    assert bob_emma.get("plan") == b"from alice"
+    bob_emma.put("reply", "from bob")
+    assert bob_emma.sync().errors == []
+    [accepted] = bob.shared()
+    assert (accepted.label, accepted.role) == ("emma", "write")
+    assert accepted.granted_by == alice.identity().fingerprint
+    assert accepted.store == made.store
+
+    # Carol reads; this device refuses her writes.
+    carol_emma = carol.accept(for_carol, state=tmp_path / "carol-emma.state", credentials=credentials)
+    assert carol_emma.sync().errors == []
+    assert carol_emma.get("plan") == b"from alice"
+    assert carol.shared()[0].role == "read"
+    with pytest.raises(bucketsync.AccessError, match="read"):
+        carol_emma.put("graffiti", "x")
+
+    # Alice's second device: same home key, a new state. It sees emma after a sync of the home,
+    # with the same identity, and reads Bob's write.
+    alice_phone = Vault.open(seaweed.store(bucket, "homes/alice/"), keys["alice"],
+                             state=tmp_path / "alice-phone.state", credentials=credentials)
+    assert alice_phone.identity() == alice.identity()
+    assert alice_phone.identity().fingerprint == alice.identity().fingerprint
+    assert hash(alice_phone.identity()) == hash(alice.identity())
+    assert alice_phone.identity() != bob_id
+    assert alice_phone.shared() == []
+    assert alice_phone.sync().errors == []
+    assert [s.label for s in alice_phone.shared()] == ["emma"]
+    phone_emma = alice_phone.open_shared("emma", state=tmp_path / "alice-phone-emma.state",
+                                         credentials=credentials)
+    assert phone_emma.sync().errors == []
+    assert phone_emma.get("reply") == b"from bob"
+    # The phone's emma was opened through its home: it may share too.
+    assert phone_emma.share(carol_id.public, role="read").startswith("bsinv1")
+
+    # Only an owner shares; only a vault opened through its home can be shared.
+    with pytest.raises(bucketsync.AccessError, match="only an owner"):
+        bob_emma.share(carol_id.public)
+    with pytest.raises(bucketsync.AccessError, match="open_shared"):
+        alice.share(bob_id.public)
+    with pytest.raises(bucketsync.ConfigError, match="admin"):
+        emma.share(bob_id.public, role="admin")
+    with pytest.raises(bucketsync.ConfigError):
+        emma.share("not an identity")
+    with pytest.raises(bucketsync.ConfigError):
+        bob.accept("not an invitation")
+    with pytest.raises(bucketsync.ConfigError, match="no shared vault"):
+        alice.open_shared("liam")
+
+    for vault in (emma, bob_emma, carol_emma, phone_emma, alice_phone, alice, bob, carol):
+        vault.close()
+
+
+def test_a_home_with_a_python_transport_lends_it_to_accept_and_open(seaweed, credentials, tmp_path):
+    bucket = seaweed.bucket("sharing-transport")
+    sent = []
+
+    def transport(request):
+        sent.append(request.method)
+        return urllib_transport(request)
+
+    alice = Vault.create(seaweed.store(bucket, "alice/"), VaultKey.generate(), credentials=credentials)
+    bob = Vault.create(seaweed.store(bucket, "bob/"), VaultKey.generate(), credentials=credentials,
+                       transport=transport)
+    emma = alice.create_shared(seaweed.store(bucket, "emma/"), "emma", credentials=credentials)
+    emma.put("plan", "x")
+    emma.sync()
+    invitation = emma.share(bob.identity().public, role="read")
+    bob_emma = bob.accept(invitation, credentials=credentials)
+    assert sent == ["GET"]
+    bob_emma.sync()
+    assert bob_emma.get("plan") == b"x"
+    assert len(sent) > 1
+    with pytest.raises(TypeError, match="callable"):
+        bob.open_shared("emma", transport=42)
+
+
+def test_sharing_between_file_stores_with_the_async_variants(tmp_path):
+    homes = f"file://{tmp_path / 'homes'}"
+    alice = Vault.create(f"{homes}/alice", VaultKey.generate(), state=tmp_path / "alice.state")
+    bob = Vault.create(f"{homes}/bob", VaultKey.generate())
+    emma = alice.create_shared(f"file://{tmp_path / 'shared'}", "emma")
+    emma.put("plan", "from alice")
+    emma.sync()
+
+    async def main():
+        invitation = await emma.share_async(bob.identity().public, role="write")
+        return await bob.accept_async(invitation, state=tmp_path / "bob-emma.state")
+
+    bob_emma = asyncio.run(main())
+    bob_emma.sync()
+    assert bob_emma.get("plan") == b"from alice"
+    assert [(s.label, s.role) for s in bob.shared()] == [("emma", "write")]
+    bob_emma.close()
+    # The state given to accept is the shared vault's own: open_shared finds it again.
+    again = bob.open_shared("emma", state=tmp_path / "bob-emma.state")
+    assert again.get("plan") == b"from alice"
+
+    # A second vault labelled emma from someone else gets a number.
+    carol = Vault.create(f"{homes}/carol", VaultKey.generate())
+    other = carol.create_shared(f"file://{tmp_path / 'shared2'}", "emma")
+    other.sync()
+    bob.accept(other.share(bob.identity().public))
+    assert [s.label for s in bob.shared()] == ["emma", "emma (2)"]
