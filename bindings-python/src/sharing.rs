@@ -197,11 +197,12 @@ pub fn create_shared(
     open(py, home, &shared, OpenMode::Create, &args, transport)
 }
 
-/// Opens the vault `home` knows as `label` (join mode).
+/// Opens the vault `home` knows as `label` (join mode; a vault the person made is created
+/// when it never was: `SharedVault::open_mode`).
 pub fn open_shared(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) -> PyResult<Vault> {
     let transport = args.transport(py, home)?;
     let shared = home.session.shared_vault(label).map_err(to_py)?;
-    open(py, home, &shared, OpenMode::Join, &args, transport)
+    open(py, home, &shared, shared.open_mode(), &args, transport)
 }
 
 /// Grants `vault` (opened through its home) to `public` with `role`; the invitation's text.
