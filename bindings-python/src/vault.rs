@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
+use bucketsync::grant::{Invitation, Role};
+use bucketsync::home::SharedVault as CoreSharedVault;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
+use bucketsync::{CompactionPolicy, Error, OpenMode, RequestKind, Store};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -21,7 +23,7 @@ use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
 };
 use crate::records::{self, ExportReport, ImportReport};
-use crate::sharing::{self, Identity, OpenArgs, SharedVault};
+use crate::sharing::{Identity, SharedVault};
 use crate::transport::AnyTransport;
 
 /// The secret every device of a vault shares.
@@ -915,14 +917,18 @@ impl Vault {
     /// (compare it with them through another channel). The same on every device of the home:
     /// it derives from the home's key.
     fn identity(&self, py: Python<'_>) -> PyResult<Identity> {
-        sharing::identity(py, self)
+        let identity = py
+            .allow_threads(|| self.session.identity())
+            .map_err(to_py)?;
+        Ok(Identity::from(&identity))
     }
 
     /// The vaults this home made or accepted, as a list of SharedVault (label, store, role,
     /// granted_by, since), sorted by label, as known here: sync the home to see those its
     /// other devices made or accepted.
     fn shared(&self) -> PyResult<Vec<SharedVault>> {
-        sharing::shared(self)
+        let shared = self.session.shared().map_err(to_py)?;
+        Ok(shared.iter().map(SharedVault::from).collect())
     }
 
     /// Makes a new vault to share in `store`, with a fresh key, kept in this home as `label`
@@ -961,7 +967,7 @@ impl Vault {
             max_clock_skew_days,
             max_future_days,
         };
-        sharing::create_shared(py, self, store, label, args)
+        create_shared_vault(py, self, store, label, args)
     }
 
     /// Opens the vault this home knows as `label` (see shared()), on this device or any other
@@ -995,7 +1001,7 @@ impl Vault {
             max_clock_skew_days,
             max_future_days,
         };
-        sharing::open_shared(py, self, label, args)
+        open_shared_label(py, self, label, args)
     }
 
     /// Grants this vault to the person whose public identity ("bsid1…", their
@@ -1006,7 +1012,7 @@ impl Vault {
     /// ConfigError for a bad role or public identity; the PUT's error otherwise.
     #[pyo3(signature = (public, role = "read"))]
     fn share(&self, py: Python<'_>, public: &str, role: &str) -> PyResult<String> {
-        sharing::share(py, self, public, role, None)
+        share_vault(py, self, public, role, None)
     }
 
     /// `await vault.share_async(public, role="read")`: share() on a worker thread, for
@@ -1032,7 +1038,7 @@ impl Vault {
         role: &str,
         cancel: PyObject,
     ) -> PyResult<String> {
-        sharing::share(py, self, public, role, Some(cancel))
+        share_vault(py, self, public, role, Some(cancel))
     }
 
     /// Accepts an invitation (the text share() returned to the granter) with this home's
@@ -1071,7 +1077,7 @@ impl Vault {
             max_clock_skew_days,
             max_future_days,
         };
-        sharing::accept(py, self, invitation, args, None)
+        accept_invitation(py, self, invitation, args, None)
     }
 
     /// `await home.accept_async(invitation, ...)`: accept() on a worker thread, for asyncio
@@ -1139,7 +1145,7 @@ impl Vault {
             max_clock_skew_days,
             max_future_days,
         };
-        sharing::accept(py, self, invitation, args, Some(cancel))
+        accept_invitation(py, self, invitation, args, Some(cancel))
     }
 
     /// Syncs the journal to disk now (it also is after every sync, on close, and while
@@ -1716,4 +1722,155 @@ impl FileReader {
             if state.closed { " closed" } else { "" }
         )
     }
+}
+
+// Sharing: vaults of a home made, opened, granted and accepted (the values Python sees are in
+// sharing.rs).
+
+/// How this device opens a shared vault: the arguments of `Vault.open` that apply to one.
+pub struct OpenArgs {
+    pub device: Option<String>,
+    pub state: Option<PathBuf>,
+    pub credentials: Option<Py<Credentials>>,
+    pub transport: Option<PyObject>,
+    pub wait: bool,
+    pub flush_interval: f64,
+    pub grace_days: f64,
+    pub max_clock_skew_days: f64,
+    pub max_future_days: f64,
+}
+
+impl OpenArgs {
+    /// The arguments as keywords (for `accept_async`, which calls `_accept_until` with them).
+    pub fn into_kwargs(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("device", self.device)?;
+        kwargs.set_item("state", self.state)?;
+        kwargs.set_item("credentials", self.credentials)?;
+        kwargs.set_item("transport", self.transport)?;
+        kwargs.set_item("wait", self.wait)?;
+        kwargs.set_item("flush_interval", self.flush_interval)?;
+        kwargs.set_item("grace_days", self.grace_days)?;
+        kwargs.set_item("max_clock_skew_days", self.max_clock_skew_days)?;
+        kwargs.set_item("max_future_days", self.max_future_days)?;
+        Ok(kwargs)
+    }
+
+    fn credentials(&self) -> Option<bucketsync::Credentials> {
+        self.credentials.as_ref().map(|c| c.get().0.clone())
+    }
+
+    /// The app's transport given here, else the home's when the app gave it one; None for
+    /// the built-in one of the shared vault's store.
+    fn transport(&self, py: Python<'_>, home: &Vault) -> PyResult<Option<AnyTransport>> {
+        match &self.transport {
+            Some(callable) => AnyTransport::python(py, callable.clone_ref(py)).map(Some),
+            None => Ok(home.transport.same_callable(py)),
+        }
+    }
+}
+
+/// Opens `shared`, a vault of `home`, remembering the home (for `share`) and the role.
+fn open_shared_vault(
+    py: Python<'_>,
+    home: &Vault,
+    shared: &CoreSharedVault,
+    mode: OpenMode,
+    args: &OpenArgs,
+    transport: Option<AnyTransport>,
+) -> PyResult<Vault> {
+    let vault = Vault::open_as(
+        py,
+        Opening {
+            store: &shared.store,
+            key: shared.key(),
+            device: args.device.as_deref(),
+            state: args.state.clone(),
+            credentials: args.credentials(),
+            transport,
+            wait: args.wait,
+            flush_interval: args.flush_interval,
+            mode,
+            grace_days: args.grace_days,
+            max_clock_skew_days: args.max_clock_skew_days,
+            max_future_days: args.max_future_days,
+            home: Some(Arc::clone(&home.session)),
+        },
+    )?;
+    vault.session.set_role(shared.role);
+    Ok(vault)
+}
+
+/// Makes a new shared vault in `store`, kept in `home` as `label`, and opens it (create mode).
+fn create_shared_vault(
+    py: Python<'_>,
+    home: &Vault,
+    store: &str,
+    label: &str,
+    args: OpenArgs,
+) -> PyResult<Vault> {
+    let transport = args.transport(py, home)?;
+    let shared = home.session.create_shared(store, label).map_err(to_py)?;
+    open_shared_vault(py, home, &shared, OpenMode::Create, &args, transport)
+}
+
+/// Opens the vault `home` knows as `label` (join mode; a vault the person made is created
+/// when it never was: `SharedVault::open_mode`).
+fn open_shared_label(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) -> PyResult<Vault> {
+    let transport = args.transport(py, home)?;
+    let shared = home.session.shared_vault(label).map_err(to_py)?;
+    open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
+}
+
+/// Grants `vault` (opened through its home) to `public` with `role`; the invitation's text.
+fn share_vault(
+    py: Python<'_>,
+    vault: &Vault,
+    public: &str,
+    role: &str,
+    cancel: Option<PyObject>,
+) -> PyResult<String> {
+    let role = Role::parse(role).map_err(to_py)?;
+    let home = vault.home.as_ref().ok_or_else(|| {
+        to_py(Error::Access(
+            "this vault was not opened through its home: open it with create_shared, \
+             open_shared or accept on the home to share it"
+                .into(),
+        ))
+    })?;
+    let stop = Stop::default();
+    let invitation = vault.run(py, &stop, cancel.as_ref(), || {
+        vault.session.share(home, public, role, &*vault.transport)
+    })?;
+    Ok(invitation.to_string())
+}
+
+/// Accepts `invitation` into `home` and opens the vault it grants (join mode).
+fn accept_invitation(
+    py: Python<'_>,
+    home: &Vault,
+    invitation: &str,
+    args: OpenArgs,
+    cancel: Option<PyObject>,
+) -> PyResult<Vault> {
+    // The invitation's store may be another than the home's: the app's transport, else the
+    // built-in one for that store.
+    let transport = match args.transport(py, home)? {
+        Some(transport) => transport,
+        None => {
+            let store = Invitation::parse(invitation)
+                .and_then(|i| Store::parse(&i.store))
+                .map_err(to_py)?;
+            AnyTransport::Builtin(BuiltinTransport::for_store(&store).map_err(to_py)?)
+        }
+    };
+    let stop = Stop::default();
+    let shared = home.run_with(py, &transport, &stop, cancel.as_ref(), || {
+        home.session
+            .accept(invitation, args.credentials(), &transport)
+    })?;
+    // A transport of its own: a built-in one keeps connections bound to the runtime that
+    // made them (the home's), and the vault runs on another.
+    let transport = args.transport(py, home)?;
+    open_shared_vault(py, home, &shared, OpenMode::Join, &args, transport)
 }
