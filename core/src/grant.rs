@@ -186,6 +186,25 @@ pub struct GenerationKey {
     pub key: VaultKey,
 }
 
+impl GenerationKey {
+    /// Key generations as grants and home records carry them: `(generation, key bytes)`.
+    pub(crate) fn to_wire(keys: &[GenerationKey]) -> Vec<(u32, [u8; 32])> {
+        keys.iter()
+            .map(|g| (g.generation, *g.key.secret_bytes()))
+            .collect()
+    }
+
+    /// The key generations of their wire form.
+    pub(crate) fn from_wire(keys: &[(u32, [u8; 32])]) -> Vec<GenerationKey> {
+        keys.iter()
+            .map(|(generation, key)| GenerationKey {
+                generation: *generation,
+                key: VaultKey::from_bytes(*key),
+            })
+            .collect()
+    }
+}
+
 /// What a grant gives, once opened.
 #[derive(Clone, Debug)]
 pub struct Grant {
@@ -259,11 +278,7 @@ pub fn seal(
         granter: granter.public().as_bytes().to_vec(),
         label: grant.label.clone(),
         role: grant.role.code(),
-        keys: grant
-            .keys
-            .iter()
-            .map(|g| (g.generation, *g.key.secret_bytes()))
-            .collect(),
+        keys: GenerationKey::to_wire(&grant.keys),
         granted_ms: grant.granted.0,
     };
     let plaintext = zeroize::Zeroizing::new(
@@ -342,14 +357,7 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
         return Err(corrupt("a grant whose signature does not verify"));
     }
     let role = Role::from_code(body.role).ok_or_else(|| corrupt("a grant with an unknown role"))?;
-    let keys: Vec<GenerationKey> = body
-        .keys
-        .iter()
-        .map(|(generation, key)| GenerationKey {
-            generation: *generation,
-            key: VaultKey::from_bytes(*key),
-        })
-        .collect();
+    let keys = GenerationKey::from_wire(&body.keys);
     match keys.first() {
         Some(first) if first.generation == 0 && first.key.vault_id() == invitation.vault => {}
         _ => return Err(corrupt("a grant whose first key is not the vault's")),

@@ -99,11 +99,7 @@ impl SharedVault {
         let wire = EntryWire {
             store: self.store.clone(),
             role: self.role.code(),
-            keys: self
-                .keys
-                .iter()
-                .map(|g| (g.generation, *g.key.secret_bytes()))
-                .collect(),
+            keys: GenerationKey::to_wire(&self.keys),
             from: self.from.map(|f| f.0),
             since_ms: self.since.0,
         };
@@ -135,14 +131,7 @@ impl SharedVault {
                 };
                 let role = Role::from_code(wire.role)
                     .ok_or_else(|| corrupt("a shared-vault entry with an unknown role"))?;
-                let keys: Vec<GenerationKey> = wire
-                    .keys
-                    .iter()
-                    .map(|(generation, key)| GenerationKey {
-                        generation: *generation,
-                        key: VaultKey::from_bytes(*key),
-                    })
-                    .collect();
+                let keys = GenerationKey::from_wire(&wire.keys);
                 if keys.first().map(|g| g.generation) != Some(0) {
                     return Err(corrupt("a shared-vault entry without the vault's key"));
                 }
