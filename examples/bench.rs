@@ -647,6 +647,7 @@ fn sharing(rows: &mut Vec<(String, String)>) {
     let grant = Grant {
         vault: emma_key.vault_id(),
         label: "emma".into(),
+        store: "file:///tmp".into(),
         role: Role::Write,
         keys: vec![GenerationKey {
             generation: 0,

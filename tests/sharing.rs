@@ -90,6 +90,33 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             .unwrap_err();
         assert_eq!(stolen.category(), Category::Access, "{kind:?}: {stolen}");
 
+        // An invitation from someone else than the fingerprint Bob was told is refused, and
+        // one altered to point at another store (where a copy of the grant could be) too.
+        let other = carol.identity().unwrap().fingerprint().to_string();
+        let e = bob
+            .accept_from(
+                &text,
+                Some(&other),
+                Some(TestServer::credentials()),
+                &transport,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.category(), Category::Access, "{e}");
+        let moved = Invitation {
+            store: server.store_url("family", "elsewhere/"),
+            ..to_bob.clone()
+        };
+        assert!(bob
+            .accept(
+                &moved.to_string(),
+                Some(TestServer::credentials()),
+                &transport
+            )
+            .await
+            .is_err());
+        assert!(bob.shared().unwrap().is_empty(), "nothing kept");
+
         // Bob accepts on his phone; the vault is in his home.
         let accepted = bob
             .accept(&text, Some(TestServer::credentials()), &transport)
@@ -172,6 +199,23 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             .await
             .unwrap_err();
         assert_eq!(refused.category(), Category::Access, "{refused}");
+        // A grant of emma to Alice herself (as a member could make one with the key) does not
+        // replace her own record: she stays the owner.
+        let alice_public = alice.identity().unwrap().public().to_string();
+        let to_alice = emma_a
+            .share(&alice, &alice_public, Role::Read, &transport)
+            .await
+            .unwrap();
+        let kept = alice
+            .accept(
+                &to_alice.to_string(),
+                Some(TestServer::credentials()),
+                &transport,
+            )
+            .await
+            .unwrap();
+        assert_eq!((kept.role, kept.from), (Role::Owner, None));
+        assert_eq!(alice.shared_vault("emma").unwrap().role, Role::Owner);
 
         // Nobody but Alice holds liam's key: a liam session with Bob's emma key is another
         // vault, and an invitation to liam's folder with emma's grant id is not there.

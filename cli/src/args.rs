@@ -252,12 +252,20 @@ pub enum Command {
         role: bucketsync::grant::Role,
     },
     /// Accept an invitation into this home; then use the vault with --vault LABEL.
-    #[command(after_help = "Example:\n  bucketsync accept bsinv1NHMzOi8v...\n\n\
-        Fails with exit code 10 when the invitation was made for another identity. The S3\n\
-        credentials for the invitation's store come from the usual places (AWS_*, --profile).")]
+    #[command(
+        after_help = "Example:\n  bucketsync accept bsinv1NHMzOi8v... --from 21ZV-CDAN-2NX4-6JE3\n\n\
+        Only the invitation says who sent it: give --from with the fingerprint the granter told\n\
+        you out of band. Fails with exit code 10 when the invitation was made for another\n\
+        identity or comes from another granter. The S3\n\
+        credentials for the invitation's store come from the usual places (AWS_*, --profile)."
+    )]
     Accept {
         /// The invitation (bsinv1...), or `-` to read it from stdin.
         invitation: String,
+        /// The granter's fingerprint as they told it to you (by phone, in person): an
+        /// invitation from anyone else is refused (exit code 10) before anything is fetched.
+        #[arg(long, value_name = "FINGERPRINT")]
+        from: Option<String>,
     },
     /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
     /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.

@@ -63,7 +63,9 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
             public,
             role,
         } => crate::sharing::share(g, out, label, public, *role).await,
-        Command::Accept { invitation } => crate::sharing::accept(g, out, invitation).await,
+        Command::Accept { invitation, from } => {
+            crate::sharing::accept(g, out, invitation, from.as_deref()).await
+        }
     }
 }
 

@@ -134,7 +134,7 @@ pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Rol
     Ok(())
 }
 
-pub async fn accept(g: &Global, out: Output, invitation: &str) -> Outcome {
+pub async fn accept(g: &Global, out: Output, invitation: &str, from: Option<&str>) -> Outcome {
     home_only(g, "accept")?;
     let invitation = argument_or_stdin(invitation, "invitation")?;
     let home = vault::open_home(g)?;
@@ -148,10 +148,10 @@ pub async fn accept(g: &Global, out: Output, invitation: &str) -> Outcome {
     let transport = bucketsync::builtin_transport::BuiltinTransport::for_store(&store)?;
     let shared = home
         .session
-        .accept(&invitation, credentials, &transport)
+        .accept_from(&invitation, from, credentials, &transport)
         .await?;
     sync_unless_offline(g, &home, out).await?;
-    let opened = vault::open_shared(g, &shared, OpenMode::Join)?;
+    let opened = vault::open_shared(g, &shared, shared.open_mode())?;
     sync_unless_offline(g, &opened, out).await?;
     let label = shared.label.clone();
     out.result(

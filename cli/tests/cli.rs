@@ -545,7 +545,14 @@ fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
     assert_eq!(stolen.status.code(), Some(10), "{}", show(&stolen));
     assert!(String::from_utf8_lossy(&stolen.stderr).contains("not for this identity"));
 
-    let accepted = bob.json(&["accept", invitation]);
+    // From someone else than the fingerprint Bob was told: refused before anything.
+    let wrong_from = bob.run(&["accept", invitation, "--from", "0000-0000-0000-0000"]);
+    assert_eq!(wrong_from.status.code(), Some(10), "{}", show(&wrong_from));
+    let alice_fp = alice.json(&["whoami"])["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let accepted = bob.json(&["accept", invitation, "--from", &alice_fp]);
     assert_eq!(accepted["label"], "emma", "{accepted}");
     assert_eq!(accepted["role"], "write", "{accepted}");
     assert_eq!(

@@ -1290,6 +1290,7 @@ fn identity_and_grant_are_the_documented_ones() {
     let grant = Grant {
         vault: emma.vault_id(),
         label: "emma".into(),
+        store: "s3://family/shared?region=eu-west-1&path_style=false".into(),
         role: Role::Write,
         keys: vec![GenerationKey {
             generation: 0,
@@ -1305,14 +1306,14 @@ fn identity_and_grant_are_the_documented_ones() {
         emma.vault_id().to_string(),
         "98d3d0e0560d39fd51502facac2bf954"
     );
-    assert_eq!(object.len(), 2535);
+    assert_eq!(object.len(), 2588);
     assert_eq!(
         to_hex(&object[..39]),
         "424b534701647a98d3d0e0560d39fd51502facac2bf95477777777777777777777777777777777"
     );
     assert_eq!(
         blake3::hash(&object).to_hex().as_str(),
-        "c18d5c16c18b38fabd41df6c6f11f5643dcff58c1f12ea9e43fecd4eb15ff4d8"
+        "bfc106d9a233da53ea7552e31f607d0a8edd96a70f6ef147e50c5c54181c533c"
     );
     let invitation = Invitation {
         store: "s3://family/shared?region=eu-west-1&path_style=false".into(),

@@ -21,6 +21,7 @@ use crate::identity::{
 };
 use crate::ids::{Timestamp, VaultId};
 use crate::key::VaultKey;
+use crate::store::Store;
 
 /// What a grant object starts with.
 pub const GRANT_MAGIC: &[u8; 4] = b"BKSG";
@@ -212,6 +213,9 @@ pub struct Grant {
     pub vault: VaultId,
     /// The granter's name for the vault (`"emma"`).
     pub label: String,
+    /// The vault's store URL, as [`Store::url`] writes it: signed, so that an invitation
+    /// altered to point elsewhere is refused.
+    pub store: String,
     /// What the recipient may do.
     pub role: Role,
     /// The key generations the recipient may read, oldest first; never empty.
@@ -235,6 +239,7 @@ struct GrantBody {
     #[serde(with = "serde_bytes")]
     granter: Vec<u8>,
     label: String,
+    store: String,
     role: u8,
     keys: Vec<(u32, [u8; 32])>,
     granted_ms: u64,
@@ -277,6 +282,7 @@ pub fn seal(
     let body = GrantBody {
         granter: granter.public().as_bytes().to_vec(),
         label: grant.label.clone(),
+        store: grant.store.clone(),
         role: grant.role.code(),
         keys: GenerationKey::to_wire(&grant.keys),
         granted_ms: grant.granted.0,
@@ -356,6 +362,13 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
     if !granter.verifies(&signed_message(unsigned), signature) {
         return Err(corrupt("a grant whose signature does not verify"));
     }
+    let signed_store = Store::parse(&body.store).map(|s| s.url());
+    let invited_store = Store::parse(&invitation.store).map(|s| s.url());
+    if signed_store.is_err() || signed_store != invited_store {
+        return Err(corrupt(
+            "the invitation names another store than the grant its granter signed",
+        ));
+    }
     let role = Role::from_code(body.role).ok_or_else(|| corrupt("a grant with an unknown role"))?;
     let keys = GenerationKey::from_wire(&body.keys);
     match keys.first() {
@@ -365,6 +378,7 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
     Ok(Grant {
         vault: invitation.vault,
         label: body.label.clone(),
+        store: body.store.clone(),
         role,
         keys,
         granter,
@@ -385,6 +399,7 @@ mod tests {
         let grant = Grant {
             vault: key.vault_id(),
             label: "emma".into(),
+            store: "s3://family/records?region=eu-west-1&path_style=false".into(),
             role: Role::Write,
             keys: vec![GenerationKey {
                 generation: 0,
@@ -475,6 +490,20 @@ mod tests {
         // in the invitation is Alice's, so Bob refuses it.
         let forged = seal(&grant, &id, &carol, bob.public(), &mut entropy).unwrap();
         assert!(open(&forged, &invite, &bob).is_err());
+        // The invitation altered to send Bob to another store (holding a copy of the grant):
+        // the store is signed.
+        let elsewhere_store = Invitation {
+            store: "s3://family/records?region=eu-west-1&endpoint=https://evil.example".into(),
+            ..invite.clone()
+        };
+        let e = open(&object, &elsewhere_store, &bob).unwrap_err();
+        assert!(e.to_string().contains("another store"), "{e}");
+        // The same store written another way is the same store.
+        let respelled = Invitation {
+            store: "s3://family/records/?region=eu-west-1&path_style=false".into(),
+            ..invite.clone()
+        };
+        open(&object, &respelled, &bob).unwrap();
         // A grant for another vault's place.
         let elsewhere = Invitation {
             vault: VaultId([1; 16]),

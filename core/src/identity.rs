@@ -49,6 +49,24 @@ impl fmt::Display for Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// Whether `text` is this fingerprint as a person typed it: case, spaces and dashes do not
+    /// matter, `I`/`L` read as `1` and `O` as `0` (as in recovery codes).
+    pub fn matches(&self, text: &str) -> bool {
+        let normal = |t: &str| -> String {
+            t.chars()
+                .filter(|c| *c != '-' && !c.is_whitespace())
+                .map(|c| match c.to_ascii_uppercase() {
+                    'I' | 'L' => '1',
+                    'O' => '0',
+                    other => other,
+                })
+                .collect()
+        };
+        normal(text) == normal(&self.to_string())
+    }
+}
+
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Fingerprint({self})")

@@ -78,8 +78,11 @@ impl AutoSyncThread {
     /// ends when the listener that called this returns) and [`AutoSyncThread::is_running`]
     /// stays true until then. Does nothing when none runs.
     pub fn stop(&self, session: &Session) {
-        session.stop_auto_sync();
+        // Signalled under the lock, so that a start on another thread cannot register a new
+        // loop between the signal and the taking of the handle (whose join would then wait
+        // for a loop nobody stopped).
         let mut running = self.locked();
+        session.stop_auto_sync();
         let own = running
             .as_ref()
             .is_some_and(|t| t.thread().id() == std::thread::current().id());

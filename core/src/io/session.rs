@@ -484,6 +484,7 @@ impl Session {
     /// # Errors
     /// `Config` for this device's own id or an unknown one; `Closed` after close.
     pub fn retire(&self, device: DeviceId) -> Result<()> {
+        self.check_writable()?;
         let now = self.now();
         let mut inner = self.lock();
         inner.backend.as_ref().ok_or_else(closed)?;

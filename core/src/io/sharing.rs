@@ -31,17 +31,20 @@ impl Session {
         self.read(|e| e.identity())
     }
 
-    /// The vaults this home made or accepted, by label.
+    /// The vaults this home made or accepted, by label. A record that does not decode (one
+    /// written by a later release, a damaged one) is left out, so that the others stay usable;
+    /// [`Session::shared_vault`] names its error.
     ///
     /// # Errors
-    /// `Config` when the vault is closed; `Corrupt` for a shared-vault record that does not
-    /// decode.
+    /// `Config` when the vault is closed.
     pub fn shared(&self) -> Result<Vec<SharedVault>> {
         let keys = self.keys(SHARED_PREFIX.as_bytes())?;
         let mut shared = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(value) = self.get(&key)? {
-                shared.push(SharedVault::decode(&key, &value)?);
+                if let Ok(vault) = SharedVault::decode(&key, &value) {
+                    shared.push(vault);
+                }
             }
         }
         Ok(shared)
@@ -125,6 +128,7 @@ impl Session {
         let grant = Grant {
             vault,
             label: entry.label.clone(),
+            store: entry.store.clone(),
             role,
             keys: entry.keys.clone(),
             granter: granter.public().clone(),
@@ -144,9 +148,12 @@ impl Session {
     /// Accepts an invitation with this home's identity: reads its grant (one GET, signed with
     /// `credentials` for the invitation's store, or the `AWS_*` environment's; unsigned when
     /// there are none, for a transport that signs itself), checks it, and keeps the vault in
-    /// this home. Open it with the returned vault's store and key (join mode). A label the home
-    /// has for another vault gets a number (`emma (2)`); accepting the same vault again
-    /// updates its record.
+    /// this home. Open it with the returned vault's store and key
+    /// ([`SharedVault::open_mode`]). A label the home has for another vault gets a number
+    /// (`emma (2)`); accepting a vault the home has already updates its record, unless that
+    /// record is stronger (made here, or a higher role): it is then kept and returned as it
+    /// is. Nothing says who sent the invitation but the invitation itself: pass the
+    /// fingerprint the granter told you out of band to [`Session::accept_from`].
     ///
     /// # Errors
     /// `Config` for a text that is not an invitation; `Access` when the grant is sealed to
@@ -158,7 +165,31 @@ impl Session {
         credentials: Option<Credentials>,
         transport: &T,
     ) -> Result<SharedVault> {
+        self.accept_from(invitation, None, credentials, transport)
+            .await
+    }
+
+    /// [`Session::accept`], refusing (before any request) an invitation that does not come
+    /// from the person whose fingerprint is `expected_from` (as they told it, out of band).
+    ///
+    /// # Errors
+    /// `Access` when the invitation names another granter; as [`Session::accept`].
+    pub async fn accept_from<T: Transport + ?Sized>(
+        &self,
+        invitation: &str,
+        expected_from: Option<&str>,
+        credentials: Option<Credentials>,
+        transport: &T,
+    ) -> Result<SharedVault> {
         let invitation = Invitation::parse(invitation)?;
+        if let Some(expected) = expected_from {
+            if !invitation.from.matches(expected) {
+                return Err(Error::Access(format!(
+                    "the invitation comes from {}, not from {expected:?}",
+                    invitation.from
+                )));
+            }
+        }
         let store = Store::parse(&invitation.store)?;
         let name = invitation.grant_name();
         let mut request = Request {
@@ -188,19 +219,26 @@ impl Session {
         }
         let identity = self.identity()?;
         let grant = grant::open(&response.body, &invitation, &identity)?;
-        let mut label = grant.label.clone();
-        for n in 2.. {
-            match self.get(&SharedVault::record_key(&label))? {
-                Some(value) => {
-                    let known = SharedVault::decode(&SharedVault::record_key(&label), &value)?;
-                    if known.key().vault_id() == grant.vault {
-                        break;
-                    }
+        // A vault the home has already: its record is updated under its label, unless it is
+        // stronger than the grant (made here, or a higher role).
+        let known = self
+            .shared()?
+            .into_iter()
+            .find(|s| s.key().vault_id() == grant.vault);
+        let label = match known {
+            Some(known) if known.from.is_none() || known.role > grant.role => return Ok(known),
+            Some(known) => known.label,
+            None => {
+                let base = usable_label(&grant.label);
+                let mut label = base.clone();
+                let mut n = 2;
+                while self.get(&SharedVault::record_key(&label))?.is_some() {
+                    label = format!("{base} ({n})");
+                    n += 1;
                 }
-                None => break,
+                label
             }
-            label = format!("{} ({n})", grant.label);
-        }
+        };
         let shared = SharedVault {
             label,
             store: invitation.store.clone(),
@@ -211,5 +249,45 @@ impl Session {
         };
         self.put(SharedVault::record_key(&shared.label), shared.encode())?;
         Ok(shared)
+    }
+}
+
+/// A label the home can keep for a granted vault whose granter chose `wanted`: `/` and
+/// control characters become `_`, at most 180 bytes (room for a number), `shared` when empty.
+fn usable_label(wanted: &str) -> String {
+    let mut label = String::new();
+    for c in wanted.trim().chars() {
+        let c = if c == '/' || c.is_control() { '_' } else { c };
+        if label.len() + c.len_utf8() > 180 {
+            break;
+        }
+        label.push(c);
+    }
+    if label.is_empty() {
+        label.push_str("shared");
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_label;
+    use crate::home::check_label;
+
+    #[test]
+    fn a_granters_label_becomes_one_the_home_can_keep() {
+        for (wanted, kept) in [
+            ("emma", "emma"),
+            ("a/b", "a_b"),
+            ("\u{1b}]0;x\u{7}", "_]0;x_"),
+            ("", "shared"),
+            ("  ", "shared"),
+        ] {
+            assert_eq!(usable_label(wanted), kept);
+            check_label(&format!("{} (12)", usable_label(wanted))).unwrap();
+        }
+        let long = usable_label(&"é".repeat(150));
+        assert!(long.len() <= 180 && long.chars().all(|c| c == 'é'));
+        check_label(&format!("{long} (99)")).unwrap();
     }
 }
