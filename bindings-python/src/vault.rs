@@ -917,6 +917,7 @@ impl Vault {
     /// (compare it with them through another channel). The same on every device of the home:
     /// it derives from the home's key.
     fn identity(&self, py: Python<'_>) -> PyResult<Identity> {
+        as_home(self)?;
         let identity = py
             .allow_threads(|| self.session.identity())
             .map_err(to_py)?;
@@ -927,6 +928,7 @@ impl Vault {
     /// granted_by, since), sorted by label, as known here: sync the home to see those its
     /// other devices made or accepted.
     fn shared(&self) -> PyResult<Vec<SharedVault>> {
+        as_home(self)?;
         let shared = self.session.shared().map_err(to_py)?;
         Ok(shared.iter().map(SharedVault::from).collect())
     }
@@ -957,6 +959,7 @@ impl Vault {
         max_future_days: f64,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
+            expected_from: None,
             device,
             state,
             credentials,
@@ -991,6 +994,7 @@ impl Vault {
         max_future_days: f64,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
+            expected_from: None,
             device,
             state,
             credentials,
@@ -1046,16 +1050,19 @@ impl Vault {
     /// `credentials`, else the AWS_* environment's, else unsigned for a `transport` that
     /// signs itself), keeps the vault in this home (a local write to the home: sync the home
     /// so that its other devices see it; its label is in shared()), and returns it opened in
-    /// join mode with the role granted. Other arguments as for create_shared (`credentials`
-    /// also open the vault). Raises ConfigError for a text that is not an invitation,
-    /// AccessError when it was made for another identity, NotFoundError when its grant is
-    /// gone (withdrawn, or the wrong store).
-    #[pyo3(signature = (invitation, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    /// join mode with the role granted. `granted_by`: the granter's fingerprint as they told
+    /// it to you out of band (the invitation alone says who sent it): an invitation from
+    /// anyone else raises AccessError before anything is fetched. Other arguments as for
+    /// create_shared (`credentials` also open the vault). Raises ConfigError for a text that
+    /// is not an invitation, AccessError when it was made for another identity or another
+    /// granter, NotFoundError when its grant is gone (withdrawn, or the wrong store).
+    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
     #[allow(clippy::too_many_arguments)]
     fn accept(
         &self,
         py: Python<'_>,
         invitation: &str,
+        granted_by: Option<String>,
         device: Option<String>,
         state: Option<PathBuf>,
         credentials: Option<Py<Credentials>>,
@@ -1067,6 +1074,7 @@ impl Vault {
         max_future_days: f64,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
+            expected_from: granted_by,
             device,
             state,
             credentials,
@@ -1083,11 +1091,12 @@ impl Vault {
     /// `await home.accept_async(invitation, ...)`: accept() on a worker thread, for asyncio
     /// apps, with the same arguments. Cancelling the awaiting task stops it (the vault is then
     /// neither kept in the home nor opened, unless its grant had been read).
-    #[pyo3(signature = (invitation, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
     #[allow(clippy::too_many_arguments)]
     fn accept_async<'py>(
         slf: &Bound<'py, Self>,
         invitation: &str,
+        granted_by: Option<String>,
         device: Option<String>,
         state: Option<PathBuf>,
         credentials: Option<Py<Credentials>>,
@@ -1100,6 +1109,7 @@ impl Vault {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let args = OpenArgs {
+            expected_from: granted_by,
             device,
             state,
             credentials,
@@ -1117,13 +1127,14 @@ impl Vault {
 
     /// accept() that also stops when `cancel.is_set()` turns true: the worker side of
     /// accept_async.
-    #[pyo3(signature = (invitation, cancel, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (invitation, cancel, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
     #[allow(clippy::too_many_arguments)]
     fn _accept_until(
         &self,
         py: Python<'_>,
         invitation: &str,
         cancel: PyObject,
+        granted_by: Option<String>,
         device: Option<String>,
         state: Option<PathBuf>,
         credentials: Option<Py<Credentials>>,
@@ -1135,6 +1146,7 @@ impl Vault {
         max_future_days: f64,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
+            expected_from: granted_by,
             device,
             state,
             credentials,
@@ -1729,6 +1741,8 @@ impl FileReader {
 
 /// How this device opens a shared vault: the arguments of `Vault.open` that apply to one.
 pub struct OpenArgs {
+    /// For accept: the granter's fingerprint as told out of band (`granted_by`).
+    pub expected_from: Option<String>,
     pub device: Option<String>,
     pub state: Option<PathBuf>,
     pub credentials: Option<Py<Credentials>>,
@@ -1744,6 +1758,7 @@ impl OpenArgs {
     /// The arguments as keywords (for `accept_async`, which calls `_accept_until` with them).
     pub fn into_kwargs(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         let kwargs = PyDict::new(py);
+        kwargs.set_item("granted_by", self.expected_from)?;
         kwargs.set_item("device", self.device)?;
         kwargs.set_item("state", self.state)?;
         kwargs.set_item("credentials", self.credentials)?;
@@ -1767,6 +1782,18 @@ impl OpenArgs {
             Some(callable) => AnyTransport::python(py, callable.clone_ref(py)).map(Some),
             None => Ok(home.transport.same_callable(py)),
         }
+    }
+}
+
+/// AccessError for a vault opened through a home: a shared vault is never a home (its members
+/// would all hold the identity, and the keys kept in it).
+fn as_home(vault: &Vault) -> PyResult<()> {
+    match vault.home {
+        Some(_) => Err(to_py(Error::Access(
+            "this is a shared vault, not a home: make, open and accept vaults in your own home"
+                .into(),
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -1809,6 +1836,7 @@ fn create_shared_vault(
     label: &str,
     args: OpenArgs,
 ) -> PyResult<Vault> {
+    as_home(home)?;
     let transport = args.transport(py, home)?;
     let shared = home.session.create_shared(store, label).map_err(to_py)?;
     open_shared_vault(py, home, &shared, OpenMode::Create, &args, transport)
@@ -1817,6 +1845,7 @@ fn create_shared_vault(
 /// Opens the vault `home` knows as `label` (join mode; a vault the person made is created
 /// when it never was: `SharedVault::open_mode`).
 fn open_shared_label(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) -> PyResult<Vault> {
+    as_home(home)?;
     let transport = args.transport(py, home)?;
     let shared = home.session.shared_vault(label).map_err(to_py)?;
     open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
@@ -1853,6 +1882,7 @@ fn accept_invitation(
     args: OpenArgs,
     cancel: Option<PyObject>,
 ) -> PyResult<Vault> {
+    as_home(home)?;
     // The invitation's store may be another than the home's: the app's transport, else the
     // built-in one for that store.
     let transport = match args.transport(py, home)? {
@@ -1866,11 +1896,15 @@ fn accept_invitation(
     };
     let stop = Stop::default();
     let shared = home.run_with(py, &transport, &stop, cancel.as_ref(), || {
-        home.session
-            .accept(invitation, args.credentials(), &transport)
+        home.session.accept_from(
+            invitation,
+            args.expected_from.as_deref(),
+            args.credentials(),
+            &transport,
+        )
     })?;
     // A transport of its own: a built-in one keeps connections bound to the runtime that
     // made them (the home's), and the vault runs on another.
     let transport = args.transport(py, home)?;
-    open_shared_vault(py, home, &shared, OpenMode::Join, &args, transport)
+    open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
 }

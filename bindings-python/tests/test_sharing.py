@@ -157,3 +157,25 @@ def test_sharing_between_file_stores_with_the_async_variants(tmp_path):
     other.sync()
     bob.accept(other.share(bob.identity().public))
     assert [s.label for s in bob.shared()] == ["emma", "emma (2)"]
+
+
+def test_a_shared_vault_is_not_a_home_and_granted_by_is_checked(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    alice = Vault.create(store, VaultKey.generate())
+    bob = Vault.create(store, VaultKey.generate())
+    emma = alice.create_shared(store, "emma")
+    for call in (
+        lambda: emma.identity(),
+        lambda: emma.shared(),
+        lambda: emma.create_shared(store, "nested"),
+        lambda: emma.open_shared("emma"),
+    ):
+        with pytest.raises(bucketsync.AccessError, match="not a home"):
+            call()
+    invitation = emma.share(bob.identity().public, role="write")
+    with pytest.raises(bucketsync.AccessError, match="comes from"):
+        bob.accept(invitation, granted_by="0000-0000-0000-0000")
+    assert bob.shared() == []
+    fingerprint = alice.identity().fingerprint.lower()
+    accepted = bob.accept(invitation, granted_by=fingerprint)
+    assert accepted.get("missing") is None

@@ -397,6 +397,7 @@ class Vault:
         self,
         invitation: str,
         *,
+        granted_by: Optional[str] = None,
         device: Optional[str] = None,
         state: Optional[Union[str, "PathLike[str]"]] = None,
         credentials: Optional[Credentials] = None,
@@ -411,12 +412,16 @@ class Vault:
         invitation's store, signed with ``credentials``, else the AWS_* environment's, else
         unsigned for a transport that signs itself), keeps the vault in this home (sync the
         home so its other devices see it) and returns it opened in join mode. Other arguments
-        as for create_shared. ConfigError for a text that is not an invitation, AccessError
-        when it was made for another identity, NotFoundError when its grant is gone."""
+        as for create_shared. ``granted_by``: the granter's fingerprint as they told it out of
+        band; an invitation from anyone else raises AccessError before anything is fetched.
+        ConfigError for a text that is not an invitation, AccessError when it was made for
+        another identity or another granter (or on a shared vault: only a home accepts),
+        NotFoundError when its grant is gone."""
     async def accept_async(
         self,
         invitation: str,
         *,
+        granted_by: Optional[str] = None,
         device: Optional[str] = None,
         state: Optional[Union[str, "PathLike[str]"]] = None,
         credentials: Optional[Credentials] = None,
