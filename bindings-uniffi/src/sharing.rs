@@ -127,10 +127,26 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// `Access` for a vault opened through a home: a shared vault is never a home (its
+    /// members would all hold the identity, and the keys kept in it).
+    fn as_home(&self) -> Result<(), BucketsyncError> {
+        match self.home {
+            Some(_) => Err(bucketsync::Error::Access(
+                "this is a shared vault, not a home: make, open and accept vaults in your own home"
+                    .into(),
+            )
+            .into()),
+            None => Ok(()),
+        }
+    }
+}
+
 #[uniffi::export(async_runtime = "tokio")]
 impl Vault {
     /// The identity of the person whose home this vault is (any vault can be a home).
     pub fn identity(&self) -> Result<Identity, BucketsyncError> {
+        self.as_home()?;
         let identity = self.session.identity()?;
         Ok(Identity {
             public: identity.public().to_string(),
@@ -141,6 +157,7 @@ impl Vault {
     /// The vaults this home made or accepted, by label, as known here (sync the home to see
     /// those its other devices made or accepted).
     pub fn shared(&self) -> Result<Vec<SharedVaultInfo>, BucketsyncError> {
+        self.as_home()?;
         Ok(self
             .session
             .shared()?
@@ -168,6 +185,7 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
+        self.as_home()?;
         let shared = self.session.create_shared(&store, &label)?;
         self.open_shared_vault(
             &shared,
@@ -194,6 +212,7 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
+        self.as_home()?;
         let shared = self.session.shared_vault(&label)?;
         self.open_shared_vault(
             &shared,
@@ -238,9 +257,13 @@ impl Vault {
     /// local write to the home: sync the home so its other devices see it; its label is in
     /// `shared`), and opens it (join mode). Other arguments, and the home's state kept open,
     /// as for `create_shared`.
+    /// `granted_by`: the granter's fingerprint as they told it to you out of band (the
+    /// invitation alone says who sent it): an invitation from anyone else fails with `Access`
+    /// before anything is fetched.
     /// `Config` for a text that is not an invitation; `Access` when it was made for another
-    /// identity; `NotFound` when its grant is gone (withdrawn, or the wrong store).
-    #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false))]
+    /// identity or another granter, or on a shared vault (only a home accepts); `NotFound`
+    /// when its grant is gone (withdrawn, or the wrong store).
+    #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false, granted_by = None))]
     #[allow(clippy::too_many_arguments)]
     pub async fn accept(
         &self,
@@ -250,7 +273,9 @@ impl Vault {
         credentials: Option<Arc<Credentials>>,
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
+        granted_by: Option<String>,
     ) -> Result<Arc<Vault>, BucketsyncError> {
+        self.as_home()?;
         let transport = match self.shared_transport(transport) {
             Some(host) => host,
             None => {
@@ -261,11 +286,16 @@ impl Vault {
         let credentials = credentials.map(|c| c.0.clone());
         let shared = self
             .session
-            .accept(&invitation, credentials.clone(), &*transport)
+            .accept_from(
+                &invitation,
+                granted_by.as_deref(),
+                credentials.clone(),
+                &*transport,
+            )
             .await?;
         self.open_shared_vault(
             &shared,
-            OpenMode::Join,
+            shared.open_mode(),
             state_path,
             device,
             credentials,
@@ -341,14 +371,32 @@ mod tests {
                 .unwrap();
             assert!(matches!(
                 carol
-                    .accept(invitation.clone(), None, None, None, None, false)
+                    .accept(invitation.clone(), None, None, None, None, false, None)
                     .await,
                 Err(BucketsyncError::Access(_))
             ));
+            // From another granter than the one Bob was told: refused.
+            assert!(matches!(
+                bob.accept(
+                    invitation.clone(),
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                    Some("0000-0000-0000-0000".into())
+                )
+                .await,
+                Err(BucketsyncError::Access(m)) if m.contains("comes from")
+            ));
+            let alice_fp = alice.identity().unwrap().fingerprint;
             let bobs = bob
-                .accept(invitation, None, None, None, None, false)
+                .accept(invitation, None, None, None, None, false, Some(alice_fp))
                 .await
                 .unwrap();
+            // A shared vault is not a home.
+            assert!(matches!(bobs.identity(), Err(BucketsyncError::Access(_))));
+            assert!(matches!(bobs.shared(), Err(BucketsyncError::Access(_))));
             let info = &bob.shared().unwrap()[0];
             assert_eq!((info.label.as_str(), info.role), ("emma", Role::Write));
             assert_eq!(info.granted_by, Some(alice.identity().unwrap().fingerprint));
@@ -376,7 +424,7 @@ mod tests {
             // A reader's device refuses its own writes.
             let to_carol = again.share(carol_id, None).await.unwrap();
             let carols = carol
-                .accept(to_carol, None, None, None, None, false)
+                .accept(to_carol, None, None, None, None, false, None)
                 .await
                 .unwrap();
             assert_eq!(carol.shared().unwrap()[0].role, Role::Read);
