@@ -28,7 +28,8 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # channel) and +23.4 KB for JSON Lines (serde_json, base64): the bar moved to 365,000.
 # Sharing (identity, createShared/openShared, share, accept: ML-KEM-768, X25519 and Ed25519 from
 # curve25519-dalek, SHA-3, the grants and home records) took it from 361,350 to 412,979
-# (+51.6 KB, measured in one run before and after): the bar moved to 415,000.
-bar=415000
+# (+51.6 KB, measured in one run before and after); the checks added after review (accept from
+# an expected granter, a shared vault is not a home) took it to 414,724: the bar moved to 420,000.
+bar=420000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

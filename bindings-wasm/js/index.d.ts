@@ -609,11 +609,14 @@ export class Vault {
    * Accepts an invitation with this home's identity: reads its grant (one GET in the
    * invitation's store, through `options`' connection, by default the home's), keeps the
    * vault in this home (a label the home uses already gets a number: `emma (2)`) and opens
-   * it. Rejects with AccessError when the invitation is sealed to another identity,
-   * NotFoundError when its grant is gone, ConfigError for a text that is not an invitation,
-   * CorruptError when the grant fails its checks.
+   * it. `grantedBy`: the granter's fingerprint as they told it out of band (the invitation
+   * alone says who sent it); an invitation from anyone else rejects with AccessError before
+   * any request. Rejects with AccessError when the invitation is sealed to another identity
+   * (or when called on a shared vault: only a home accepts), NotFoundError when its grant is
+   * gone, ConfigError for a text that is not an invitation, CorruptError when the grant fails
+   * its checks.
    */
-  accept(invitation: string, options?: SharedOpenOptions): Promise<Vault>;
+  accept(invitation: string, options?: SharedOpenOptions & { grantedBy?: string }): Promise<Vault>;
   /** Stops the background sync, saves, lets go of the state's lock and closes. */
   close(): Promise<void>;
   exportState(): Uint8Array;

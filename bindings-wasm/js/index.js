@@ -387,17 +387,21 @@ export class Vault {
   /**
    * Accepts an invitation with this home's identity: reads its grant (one GET in the
    * invitation's store, through a transport made of `options` and this home's connection),
-   * keeps the vault in this home, and opens it (join). Options as for `createShared`. Rejects
-   * with AccessError when the invitation is for someone else, NotFoundError when its grant is
-   * gone, ConfigError for a text that is not an invitation.
+   * keeps the vault in this home, and opens it (join). Options as for `createShared`, and
+   * `grantedBy`: the granter's fingerprint as they told it out of band (the invitation alone
+   * says who sent it): an invitation from anyone else rejects with AccessError before any
+   * request. Rejects with AccessError when the invitation is for someone else, NotFoundError
+   * when its grant is gone, ConfigError for a text that is not an invitation.
    */
   async accept(invitation, options = {}) {
-    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = { ...this.#connection, ...options };
+    const { grantedBy, ...opening } = options;
+    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = { ...this.#connection, ...opening };
     const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs, () => undefined);
-    const label = await callAsync(() => this.#inner.accept(String(invitation), credentials?.accessKeyId,
+    const label = await callAsync(() => this.#inner.accept(String(invitation),
+      grantedBy == null ? undefined : String(grantedBy), credentials?.accessKeyId,
       credentials?.secretAccessKey, credentials?.sessionToken, send));
     await this.flush();
-    return this.openShared(label, options);
+    return this.openShared(label, opening);
   }
 
   /** @internal the abort signal of the running sync */

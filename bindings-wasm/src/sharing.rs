@@ -11,11 +11,26 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::{credentials, js_error, set, JsTransport, Opening, Vault};
 
+impl Vault {
+    /// `access` for a vault opened through a home: a shared vault is never a home (its
+    /// members would all hold the identity, and the keys kept in it).
+    fn as_home(&self) -> Result<(), JsValue> {
+        match self.home {
+            Some(_) => Err(js_error(&bucketsync::Error::Access(
+                "this is a shared vault, not a home: make, open and accept vaults in your own home"
+                    .into(),
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 #[wasm_bindgen]
 impl Vault {
     /// The identity of the person whose home this vault is: `{public, fingerprint}` (the text
     /// to give a person who shares with them, and its short form to compare aloud).
     pub fn identity(&self) -> Result<Object, JsValue> {
+        self.as_home()?;
         let identity = self.session.identity().map_err(|e| js_error(&e))?;
         let js = Object::new();
         set(&js, "public", identity.public().to_string());
@@ -26,6 +41,7 @@ impl Vault {
     /// The vaults this home made or accepted: `{label, store, role, grantedBy (a fingerprint,
     /// or null for one this person made), since (ms since the epoch)}`.
     pub fn shared(&self) -> Result<Array, JsValue> {
+        self.as_home()?;
         let out = Array::new();
         for shared in self.session.shared().map_err(|e| js_error(&e))? {
             let js = Object::new();
@@ -46,6 +62,7 @@ impl Vault {
     /// owner; the JS layer then opens it with `openShared(label, "create", ...)`.
     #[wasm_bindgen(js_name = createShared)]
     pub fn create_shared(&self, store: &str, label: &str) -> Result<(), JsValue> {
+        self.as_home()?;
         self.session
             .create_shared(store, label)
             .map(|_| ())
@@ -69,6 +86,7 @@ impl Vault {
         session_token: Option<String>,
         send: Function,
     ) -> Result<Vault, JsValue> {
+        self.as_home()?;
         let shared = self.session.shared_vault(label).map_err(|e| js_error(&e))?;
         let mode = match mode {
             Some(mode) => OpenMode::parse(&mode).map_err(|e| js_error(&e))?,
@@ -120,20 +138,25 @@ impl Vault {
     /// Accepts an invitation with this home's identity: reads its grant (one GET through
     /// `send`, signed with the credentials given, else unsigned for a `send` that signs) and
     /// keeps the vault in this home. Resolves to the label it is kept under, for `openShared`.
-    /// Rejects with `access` when the grant is sealed to another identity.
+    /// `granted_by`: the granter's fingerprint as told out of band; an invitation from anyone
+    /// else is refused (`access`) before any request. Rejects with `access` when the grant is
+    /// sealed to another identity.
+    #[allow(clippy::too_many_arguments)]
     pub fn accept(
         &self,
         invitation: String,
+        granted_by: Option<String>,
         access_key_id: Option<String>,
         secret_access_key: Option<String>,
         session_token: Option<String>,
         send: Function,
     ) -> Result<Promise, JsValue> {
+        self.as_home()?;
         let credentials = credentials(access_key_id, secret_access_key, session_token)?;
         let home = self.session.clone();
         let transport = JsTransport { send };
         Ok(future_to_promise(async move {
-            home.accept(&invitation, credentials, &transport)
+            home.accept_from(&invitation, granted_by.as_deref(), credentials, &transport)
                 .await
                 .map(|shared| shared.label.into())
                 .map_err(|e| js_error(&e))

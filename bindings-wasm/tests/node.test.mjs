@@ -970,7 +970,13 @@ test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitati
   // Bob accepts (his replica in a file), reads, writes; Alice sees his write.
   const dir = mkdtempSync(join(tmpdir(), 'bucketsync-share-'));
   const storage = bucketsync.fileStorage(join(dir, 'emma.state'));
-  let bobEmma = await bob.accept(invitation, { storage, device: "Bob's laptop" });
+  // From another granter than the one Bob was told: refused before any request.
+  await assert.rejects(bob.accept(invitation, { grantedBy: '0000-0000-0000-0000' }),
+    (e) => e instanceof bucketsync.AccessError && /comes from/.test(e.message));
+  assert.deepEqual(bob.shared(), []);
+  let bobEmma = await bob.accept(invitation, { storage, device: "Bob's laptop", grantedBy: id.fingerprint.toLowerCase() });
+  // A shared vault is not a home.
+  assert.throws(() => bobEmma.identity(), bucketsync.AccessError);
   const [accepted] = bob.shared();
   assert.equal(accepted.label, 'emma');
   assert.equal(accepted.role, 'write');
