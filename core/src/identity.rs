@@ -21,7 +21,7 @@ use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use crate::crypto::SecretKey;
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
-use crate::key::{base32_groups, Purpose, VaultKey};
+use crate::key::{base32_groups, typed_base32, Purpose, VaultKey};
 
 /// Bytes of an X-Wing public (encapsulation) key.
 pub const KEM_PUBLIC_LEN: usize = 1216;
@@ -53,17 +53,7 @@ impl Fingerprint {
     /// Whether `text` is this fingerprint as a person typed it: case, spaces and dashes do not
     /// matter, `I`/`L` read as `1` and `O` as `0` (as in recovery codes).
     pub fn matches(&self, text: &str) -> bool {
-        let normal = |t: &str| -> String {
-            t.chars()
-                .filter(|c| *c != '-' && !c.is_whitespace())
-                .map(|c| match c.to_ascii_uppercase() {
-                    'I' | 'L' => '1',
-                    'O' => '0',
-                    other => other,
-                })
-                .collect()
-        };
-        normal(text) == normal(&self.to_string())
+        typed_base32(text).eq(typed_base32(&self.to_string()))
     }
 }
 
@@ -312,6 +302,15 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         let shown = a.fingerprint().to_string();
         assert_eq!(shown.len(), 19, "{shown}");
+        // As a person types it back.
+        let typed = shown
+            .to_lowercase()
+            .replace('-', " ")
+            .replace('0', "o")
+            .replace('1', "l");
+        assert!(a.fingerprint().matches(&typed), "{typed}");
+        assert!(!b.fingerprint().matches(&shown));
+        assert!(!a.fingerprint().matches(&shown[..18]));
         assert_eq!(shown.matches('-').count(), 3, "{shown}");
     }
 

@@ -84,15 +84,7 @@ impl VaultKey {
     /// checksum that does not match (a mistyped character).
     pub fn from_recovery_code(code: &str) -> Result<Self> {
         let mut digits = Zeroizing::new(Vec::with_capacity(CODE_DIGITS));
-        for c in code.chars() {
-            if c == '-' || c.is_whitespace() {
-                continue;
-            }
-            let c = match c.to_ascii_uppercase() {
-                'I' | 'L' => '1',
-                'O' => '0',
-                other => other,
-            };
+        for c in typed_base32(code) {
             let value = ALPHABET
                 .iter()
                 .position(|&a| a as char == c)
@@ -280,6 +272,19 @@ fn stretch(passphrase: &str, salt: &[u8], m_kib: u32, t: u32, p: u32) -> Result<
 fn checksum(key: &[u8; 32]) -> [u8; CHECKSUM_LEN] {
     let sum = blake3::derive_key("bucketsync 2026-11 recovery code checksum v1", key);
     [sum[0], sum[1], sum[2]]
+}
+
+/// The characters of a Crockford base32 text as a person typed it (a recovery code, a
+/// fingerprint): dashes and white space dropped, upper case, `I`/`L` read as `1` and `O` as
+/// `0`.
+pub(crate) fn typed_base32(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            other => other,
+        })
 }
 
 /// The first `digits` Crockford base32 digits of `bytes`, in groups of four joined by `-`
