@@ -149,6 +149,13 @@ impl PublicIdentity {
         })
     }
 
+    /// The Ed25519 public key that checks this person's signatures (the last 32 bytes).
+    pub fn signing_key(&self) -> [u8; SIGN_PUBLIC_LEN] {
+        let mut key = [0u8; SIGN_PUBLIC_LEN];
+        key.copy_from_slice(&self.bytes[KEM_PUBLIC_LEN..]);
+        key
+    }
+
     /// HPKE base-mode seal to this identity (X-Wing, HKDF-SHA256, ChaCha20-Poly1305):
     /// `(enc, ciphertext)`, the ciphertext 16 bytes longer than `plaintext`.
     pub(crate) fn seal(
@@ -172,11 +179,7 @@ impl PublicIdentity {
     /// Whether `signature` is this identity's Ed25519 signature of `message` (strict
     /// verification: no malleable or small-order encodings).
     pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        let (Ok(key), Ok(signature)) = (self.verifying_key(), Signature::from_slice(signature))
-        else {
-            return false;
-        };
-        key.verify_strict(message, &signature).is_ok()
+        verifies_with(&self.signing_key(), message, signature)
     }
 }
 
@@ -251,6 +254,17 @@ impl Identity {
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.signing.sign(message).to_bytes()
     }
+}
+
+/// Whether `signature` is the Ed25519 signature of `message` by `key` (strict verification).
+pub(crate) fn verifies_with(key: &[u8; SIGN_PUBLIC_LEN], message: &[u8], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(signature)) = (
+        VerifyingKey::from_bytes(key),
+        Signature::from_slice(signature),
+    ) else {
+        return false;
+    };
+    key.verify_strict(message, &signature).is_ok()
 }
 
 /// The seeds of a home's identity: its X-Wing key pair's and its Ed25519 key's.

@@ -37,6 +37,7 @@ pub mod identity;
 mod ids;
 mod key;
 mod manifest;
+pub mod membership;
 pub mod pack;
 mod record;
 mod report;
@@ -45,6 +46,7 @@ pub mod s3;
 pub mod schedule;
 pub mod segment;
 pub mod sign;
+pub mod signed;
 mod store;
 #[doc(hidden)]
 pub mod testing;
