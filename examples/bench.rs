@@ -655,6 +655,8 @@ fn sharing(rows: &mut Vec<(String, String)>) {
         }],
         granter: alice.public().clone(),
         granted: wall_clock(),
+        founder: alice.fingerprint(),
+        statement: None,
     };
     let mut entropy = bucketsync_suite::entropy();
     let mut object = Vec::new();
@@ -690,6 +692,7 @@ fn sharing(rows: &mut Vec<(String, String)>) {
     let (alice_home, bob_home) = (session(&alice_key), session(&bob_key));
     let emma = alice_home.create_shared(&store, "emma").unwrap();
     let emma_session = session(emma.key());
+    emma_session.enter_shared(&alice_home, &emma).unwrap();
     let counted = Counting::default();
     let public = bob_home.identity().unwrap().public().to_string();
     let t = Instant::now();

@@ -2,9 +2,9 @@
 //! shared vaults made in a home, grants sealed to another person's identity, invitations
 //! accepted on several devices.
 //!
-//! Roles are enforced by the member's own device only (readers do not check signatures yet),
-//! and revocation does not exist yet (issue 17 goes on): what is checked here is who can open
-//! what, and that a device with the role read refuses to write.
+//! The second test is about roles as every reader enforces them: what a member with the role
+//! read forges straight into the bucket counts for no one, and what a revoked member writes
+//! after the revocation neither. (Key rotation on revocation is not built yet.)
 
 use bucketsync::driver::Transport;
 use bucketsync::grant::{Invitation, Role};
@@ -22,15 +22,15 @@ fn open(store: &str, key: &VaultKey, device: &str, mode: OpenMode) -> Session {
     Session::open(options).unwrap()
 }
 
-fn open_shared(shared: &SharedVault, device: &str, mode: OpenMode) -> Session {
+fn open_shared(home: &Session, shared: &SharedVault, device: &str, mode: OpenMode) -> Session {
     let session = open(&shared.store, shared.key(), device, mode);
-    session.set_role(shared.role);
+    session.enter_shared(home, shared).unwrap();
     session
 }
 
 async fn sync<T: Transport>(session: &Session, transport: &T) -> bucketsync::SyncReport {
     let report = session.sync(transport, 4, |_| {}).await.unwrap();
-    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.errors.is_empty(), "{report}: {:?}", report.errors);
     report
 }
 
@@ -64,7 +64,7 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             "a label once"
         );
         sync(&alice, &transport).await;
-        let emma_a = open_shared(&emma, "alice laptop", OpenMode::Create);
+        let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);
         emma_a.put("allergies", "penicillin").unwrap();
         sync(&emma_a, &transport).await;
 
@@ -126,7 +126,7 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
         assert_eq!(accepted.role, Role::Write);
         assert_eq!(accepted.from, Some(alice.identity().unwrap().fingerprint()));
         assert_eq!(bob.shared().unwrap().len(), 1);
-        let emma_b = open_shared(&accepted, "bob phone", OpenMode::Join);
+        let emma_b = open_shared(&bob, &accepted, "bob phone", OpenMode::Join);
         sync(&emma_b, &transport).await;
         assert_eq!(
             emma_b.get(b"allergies").unwrap().as_deref(),
@@ -145,7 +145,7 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             "one identity per home"
         );
         let found = bob_laptop.shared_vault("emma").unwrap();
-        let emma_b2 = open_shared(&found, "bob laptop", OpenMode::Join);
+        let emma_b2 = open_shared(&bob_laptop, &found, "bob laptop", OpenMode::Join);
         sync(&emma_b2, &transport).await;
         assert!(emma_b2.get(b"visit/2026-11-25").unwrap().is_some());
 
@@ -163,10 +163,16 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
         // creates it (a vault the person made is joined, or created, never NotFound).
         let liam_entry = alice_phone.shared_vault("liam").unwrap();
         assert_eq!(liam_entry.open_mode(), OpenMode::default());
-        let liam_p = open_shared(&liam_entry, "alice phone", liam_entry.open_mode());
+        let liam_p = open_shared(
+            &alice_phone,
+            &liam_entry,
+            "alice phone",
+            liam_entry.open_mode(),
+        );
         sync(&liam_p, &transport).await;
         assert_eq!(accepted.open_mode(), OpenMode::Join);
         let emma_a2 = open_shared(
+            &alice_phone,
             &alice_phone.shared_vault("emma").unwrap(),
             "alice phone",
             OpenMode::Join,
@@ -188,7 +194,7 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             .await
             .unwrap();
         assert_eq!(carols.role, Role::Read);
-        let emma_c = open_shared(&carols, "carol phone", OpenMode::Join);
+        let emma_c = open_shared(&carol, &carols, "carol phone", OpenMode::Join);
         sync(&emma_c, &transport).await;
         assert_eq!(
             emma_c.get(b"allergies").unwrap().as_deref(),
@@ -232,6 +238,206 @@ async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_dev
             .await
             .unwrap_err();
         assert_eq!(e.category(), Category::NotFound, "{e}");
+        drop(server);
+    }
+}
+
+/// Whether the report says, with the category `access`, that something was ignored.
+fn refused(report: &bucketsync::SyncReport) -> Vec<String> {
+    report
+        .errors
+        .iter()
+        .filter(|e| e.category() == Category::Access)
+        .map(ToString::to_string)
+        .collect()
+}
+
+async fn sync_noting<T: Transport>(session: &Session, transport: &T) -> bucketsync::SyncReport {
+    let report = session.sync(transport, 4, |_| {}).await.unwrap();
+    let others: Vec<_> = report
+        .errors
+        .iter()
+        .filter(|e| e.category() != Category::Access)
+        .collect();
+    assert!(others.is_empty(), "{report}");
+    report
+}
+
+#[tokio::test]
+async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_a_revocation() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        server.create_bucket("family").await;
+        let transport: ReqwestTransport = http();
+        let homes = server.store_url("family", "homes/");
+        let shared_store = server.store_url("family", "shared/");
+        let (alice_key, bob_key, carol_key) = (
+            VaultKey::generate().unwrap(),
+            VaultKey::generate().unwrap(),
+            VaultKey::generate().unwrap(),
+        );
+        let alice = open(&homes, &alice_key, "alice laptop", OpenMode::Create);
+        let bob = open(&homes, &bob_key, "bob phone", OpenMode::Create);
+        let carol = open(&homes, &carol_key, "carol phone", OpenMode::Create);
+        let emma = alice.create_shared(&shared_store, "emma").unwrap();
+        sync(&alice, &transport).await;
+        let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);
+        emma_a.put("allergies", "penicillin").unwrap();
+        sync(&emma_a, &transport).await;
+        let credentials = || Some(TestServer::credentials());
+        let bob_public = bob.identity().unwrap().public().to_string();
+        let carol_public = carol.identity().unwrap().public().to_string();
+        let to_bob = emma_a
+            .share(&alice, &bob_public, Role::Write, &transport)
+            .await
+            .unwrap();
+        let to_carol = emma_a
+            .share(&alice, &carol_public, Role::Read, &transport)
+            .await
+            .unwrap();
+        // Alice's laptop does not sync yet: the statements that let Bob and Carol in travel
+        // in their grants too.
+        let bobs = bob
+            .accept(&to_bob.to_string(), credentials(), &transport)
+            .await
+            .unwrap();
+        let carols = carol
+            .accept(&to_carol.to_string(), credentials(), &transport)
+            .await
+            .unwrap();
+        let emma_b = open_shared(&bob, &bobs, "bob phone", OpenMode::Join);
+        let emma_c = open_shared(&carol, &carols, "carol phone", OpenMode::Join);
+        sync(&emma_b, &transport).await;
+        sync(&emma_c, &transport).await;
+        emma_b.put("visit/1", "by Bob").unwrap();
+        sync(&emma_b, &transport).await;
+
+        // Alice's second device, which has never seen the vault, counts Bob's write.
+        let alice_phone = open(&homes, &alice_key, "alice phone", OpenMode::Join);
+        sync(&alice_phone, &transport).await;
+        let emma_a2 = open_shared(
+            &alice_phone,
+            &alice_phone.shared_vault("emma").unwrap(),
+            "alice phone",
+            OpenMode::Join,
+        );
+        sync(&emma_a2, &transport).await;
+        assert_eq!(
+            emma_a2.get(b"visit/1").unwrap().as_deref(),
+            Some(&b"by Bob"[..])
+        );
+        let members = emma_a2.members().unwrap();
+        let role_of = |who: &Session| {
+            let fingerprint = who.identity().unwrap().fingerprint();
+            members
+                .iter()
+                .find(|m| m.identity.fingerprint() == fingerprint)
+                .map(|m| m.standing.clone())
+        };
+        use bucketsync::membership::Standing;
+        assert_eq!(role_of(&alice), Some(Standing::Member(Role::Owner)));
+        assert_eq!(role_of(&bob), Some(Standing::Member(Role::Write)));
+        assert_eq!(role_of(&carol), Some(Standing::Member(Role::Read)));
+
+        // Carol may read; her own device refuses her writes.
+        assert_eq!(emma_c.get(b"visit/1").unwrap(), None, "not synced yet");
+        sync(&emma_c, &transport).await;
+        assert!(emma_c.get(b"visit/1").unwrap().is_some());
+        let e = emma_c.put("allergies", "none").unwrap_err();
+        assert_eq!(e.category(), Category::Access, "{e}");
+
+        // She forges anyway, with the key and her bucket access: signed by her (a device that
+        // skips its own check), and unsigned (a replica that knows nothing of sharing).
+        let signed_forgery = open(&carols.store, carols.key(), "carol forge", OpenMode::Join);
+        signed_forgery.enter_shared(&carol, &carols).unwrap();
+        signed_forgery.set_role(Role::Write);
+        signed_forgery
+            .put("allergies", "none (signed forgery)")
+            .unwrap();
+        sync_noting(&signed_forgery, &transport).await;
+        let unsigned_forgery = open(&carols.store, carols.key(), "carol raw", OpenMode::Join);
+        unsigned_forgery
+            .put("allergies", "none (unsigned forgery)")
+            .unwrap();
+        unsigned_forgery.sync(&transport, 4, |_| {}).await.unwrap();
+        for reader in [&emma_a, &emma_a2, &emma_b] {
+            let report = sync_noting(reader, &transport).await;
+            let why = refused(&report);
+            assert!(
+                why.iter().any(|w| w.contains("role read")),
+                "{kind:?}: {report}"
+            );
+            assert!(why.iter().any(|w| w.contains("not signed")), "{report}");
+            assert_eq!(
+                reader.get(b"allergies").unwrap().as_deref(),
+                Some(&b"penicillin"[..]),
+                "{kind:?}: no forgery counts"
+            );
+            // Once refused, not fetched again.
+            let again = sync_noting(reader, &transport).await;
+            assert!(
+                refused(&again).iter().all(|w| !w.contains("role read")),
+                "{again}"
+            );
+        }
+        // A device that bootstraps later refuses them too.
+        let alice_tablet = open(&homes, &alice_key, "alice tablet", OpenMode::Join);
+        sync(&alice_tablet, &transport).await;
+        let emma_a3 = open_shared(
+            &alice_tablet,
+            &alice_tablet.shared_vault("emma").unwrap(),
+            "alice tablet",
+            OpenMode::Join,
+        );
+        sync_noting(&emma_a3, &transport).await;
+        assert_eq!(
+            emma_a3.get(b"allergies").unwrap().as_deref(),
+            Some(&b"penicillin"[..])
+        );
+        assert_eq!(
+            emma_a3.get(b"visit/1").unwrap().as_deref(),
+            Some(&b"by Bob"[..])
+        );
+
+        // Only an owner revokes. Alice revokes Bob; before her laptop publishes it, Bob writes
+        // again.
+        let bob_fingerprint = bob.identity().unwrap().fingerprint().to_string();
+        let e = emma_b
+            .revoke(&carol.identity().unwrap().fingerprint().to_string())
+            .unwrap_err();
+        assert_eq!(e.category(), Category::Access, "{e}");
+        let revoked = emma_a.revoke(&bob_fingerprint).unwrap();
+        assert_eq!(revoked.identity.fingerprint().to_string(), bob_fingerprint);
+        emma_b.put("visit/2", "by Bob, after").unwrap();
+        sync_noting(&emma_b, &transport).await;
+        let report = sync_noting(&emma_a, &transport).await;
+        assert!(
+            refused(&report).iter().any(|w| w.contains("revoked")),
+            "{kind:?}: {report}"
+        );
+        assert_eq!(emma_a.get(b"visit/2").unwrap(), None);
+        assert!(emma_a.get(b"visit/1").unwrap().is_some(), "before: kept");
+        // Bob's next sync says he is out.
+        let e = emma_b.sync(&transport, 4, |_| {}).await.unwrap_err();
+        assert_eq!(e.category(), Category::Access, "{e}");
+        // And every other reader ignores what he wrote after, with the reason.
+        for reader in [&emma_a2, &emma_a3] {
+            let report = sync_noting(reader, &transport).await;
+            assert!(
+                refused(&report).iter().any(|w| w.contains("revoked")),
+                "{report}"
+            );
+            assert_eq!(reader.get(b"visit/2").unwrap(), None);
+            assert!(reader.get(b"visit/1").unwrap().is_some());
+        }
+        let standing = emma_a2
+            .members()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.identity.fingerprint().to_string() == bob_fingerprint)
+            .unwrap()
+            .standing;
+        assert!(matches!(standing, Standing::Revoked(_)), "{standing:?}");
         drop(server);
     }
 }

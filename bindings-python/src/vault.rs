@@ -1824,7 +1824,10 @@ fn open_shared_vault(
             home: Some(Arc::clone(&home.session)),
         },
     )?;
-    vault.session.set_role(shared.role);
+    vault
+        .session
+        .enter_shared(&home.session, shared)
+        .map_err(to_py)?;
     Ok(vault)
 }
 

@@ -112,7 +112,7 @@ impl Vault {
             mode,
             home: Some(self.session.clone()),
         })?;
-        vault.session.set_role(shared.role);
+        vault.session.enter_shared(&self.session, shared)?;
         Ok(vault)
     }
 

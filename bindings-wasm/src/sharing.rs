@@ -107,7 +107,10 @@ impl Vault {
             mode,
             Some(self.session.clone()),
         )?;
-        vault.session.set_role(shared.role);
+        vault
+            .session
+            .enter_shared(&self.session, &shared)
+            .map_err(|e| js_error(&e))?;
         Ok(vault)
     }
 

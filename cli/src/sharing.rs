@@ -95,7 +95,7 @@ pub async fn create(g: &Global, out: Output, label: &str, store: Option<&str>) -
     let store = store.unwrap_or(vault::store_url(g)?);
     let shared = home.session.create_shared(store, label)?;
     sync_unless_offline(g, &home, out).await?;
-    let made = vault::open_shared(g, &shared, OpenMode::Create)?;
+    let made = vault::open_shared(g, &home, &shared, OpenMode::Create)?;
     sync_unless_offline(g, &made, out).await?;
     out.result(
         || {
@@ -115,7 +115,7 @@ pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Rol
     let recipient = bucketsync::identity::PublicIdentity::parse(&public)?;
     let home = vault::open_home(g)?;
     let shared = home.session.shared_vault(label)?;
-    let vault = vault::open_shared(g, &shared, shared.open_mode())?;
+    let vault = vault::open_shared(g, &home, &shared, shared.open_mode())?;
     let invitation = vault
         .session
         .share(&home.session, &public, role, &vault.transport)
@@ -151,7 +151,7 @@ pub async fn accept(g: &Global, out: Output, invitation: &str, from: Option<&str
         .accept_from(&invitation, from, credentials, &transport)
         .await?;
     sync_unless_offline(g, &home, out).await?;
-    let opened = vault::open_shared(g, &shared, shared.open_mode())?;
+    let opened = vault::open_shared(g, &home, &shared, shared.open_mode())?;
     sync_unless_offline(g, &opened, out).await?;
     let label = shared.label.clone();
     out.result(

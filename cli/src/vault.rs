@@ -228,8 +228,7 @@ pub fn open_existing(global: &Global) -> Result<Vault> {
                      of the home)"
                 ))
             })?;
-            drop(home);
-            open_shared(global, &shared, shared.open_mode())
+            open_shared(global, &home, &shared, shared.open_mode())
         }
     }
 }
@@ -241,9 +240,14 @@ pub fn open_home(global: &Global) -> Result<Vault> {
     open(global, key, OpenMode::Join)
 }
 
-/// Opens this device's replica of a vault the home keeps; its state lives in the platform's
-/// data directory, or beside the home's --state file.
-pub fn open_shared(global: &Global, shared: &SharedVault, mode: OpenMode) -> Result<Vault> {
+/// Opens this device's replica of a vault the home `home` keeps; its state lives in the
+/// platform's data directory, or beside the home's --state file.
+pub fn open_shared(
+    global: &Global,
+    home: &Vault,
+    shared: &SharedVault,
+    mode: OpenMode,
+) -> Result<Vault> {
     let key = shared.key().clone();
     let path = match &global.state {
         Some(home_state) => {
@@ -253,6 +257,6 @@ pub fn open_shared(global: &Global, shared: &SharedVault, mode: OpenMode) -> Res
         None => state_path(global, &shared.store, &key)?,
     };
     let vault = open_at(global, &shared.store, key, mode, &path)?;
-    vault.session.set_role(shared.role);
+    vault.session.enter_shared(&home.session, shared)?;
     Ok(vault)
 }

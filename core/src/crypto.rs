@@ -41,7 +41,15 @@ use crate::ids::VaultId;
 /// manifests keep version 4's layout but are written as [`MANIFEST_VERSION`] (5), which
 /// replicas of versions 5 and 6 read and version 4 replicas do not; packs and their chunks
 /// are still written as version 6 ([`PACK_VERSION`]).
-pub const FORMAT_VERSION: u8 = 7;
+///
+/// Version 8 adds sharing: manifests with member statements (written in envelope version 8)
+/// and signed objects (the `BKSS` prefix of [`crate::signed`]) in shared vaults. A vault that
+/// is not shared writes nothing new.
+pub const FORMAT_VERSION: u8 = 8;
+/// The envelope version this build writes for pack redirects (they came with version 7).
+pub const REDIRECT_VERSION: u8 = 7;
+/// The envelope version of a manifest holding member statements (a shared vault's).
+pub const MEMBERS_MANIFEST_VERSION: u8 = 8;
 /// The envelope version this build writes for pack indexes, and so for the chunks of its
 /// packs.
 pub const PACK_VERSION: u8 = 6;
@@ -90,7 +98,7 @@ impl ObjectKind {
             ObjectKind::Segment | ObjectKind::Checkpoint => LOG_FORMAT_VERSION,
             ObjectKind::Manifest => MANIFEST_VERSION,
             ObjectKind::Chunk | ObjectKind::PackIndex => PACK_VERSION,
-            ObjectKind::PackRedirect => FORMAT_VERSION,
+            ObjectKind::PackRedirect => REDIRECT_VERSION,
             ObjectKind::LocalState | ObjectKind::JournalEntry => LOCAL_ENVELOPE_VERSION,
         }
     }
@@ -435,6 +443,19 @@ pub(crate) fn seal(
     entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
     let mut sealing = begin_seal(key, ad, plaintext.len(), entropy)?;
+    sealing.buf.extend_from_slice(plaintext);
+    Ok(finish_seal(sealing))
+}
+
+/// [`seal`] writing envelope `version` instead of the one this build writes for the kind.
+pub(crate) fn seal_version(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    version: u8,
+    plaintext: &[u8],
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
+    let mut sealing = begin_seal_version(key, ad, version, plaintext.len(), entropy)?;
     sealing.buf.extend_from_slice(plaintext);
     Ok(finish_seal(sealing))
 }

@@ -96,6 +96,7 @@ fn manifest_object_opens_to_the_documented_manifest() {
         checkpoint: None,
         retired: vec![],
         pruned: 0,
+        members: vec![],
     };
     // A version 1 manifest: read with the version 2 and 3 fields empty.
     assert_eq!(manifest, expected);
@@ -348,8 +349,12 @@ fn version_4_checkpoint_and_manifest_open_to_the_documented_values() {
          33 2b 2d 10 d4");
     let expected = example_manifest();
     assert_eq!(open_example_manifest(manifest_object), expected);
+    // The version 8 layout is the version 4 one followed by the member statements: none here,
+    // one byte 00.
+    let v8 = postcard::to_allocvec(&expected).unwrap();
+    assert_eq!(v8.last(), Some(&0));
     assert_eq!(
-        postcard::to_allocvec(&expected).unwrap(),
+        v8[..v8.len() - 1],
         hex("00112233445566778899aabbccddeeff040280d0eab6b7330701f0e1d2c3b4a5968778695a4b3c2d1e0f07066c6170746f7001040200112233445566778899aabbccddeeff02f0e1d2c3b4a5968778695a4b3c2d1e0f07aa0201eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee02")
     );
 }
@@ -373,6 +378,7 @@ fn example_manifest() -> Manifest {
         }),
         retired: vec![DeviceId([0xee; 16])],
         pruned: 2,
+        members: vec![],
     }
 }
 
@@ -569,6 +575,19 @@ const STATE_SNAPSHOT: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     f7 ee 0d 0e 97 8b 00 0b 6c 6f 63 61 6c 2d 73 74
     61 74 65 81 08 ae df ac f5 cf 1d 73 c6 7b 69 36
     39 7b a5 fa 72 81 7f 1b 5a ab 94 ef e7 42 20 13
+    12 a5 0d b2 f2 43 76 d1 ce 80 34 c0 9d 47 d8 4f
+    d2 83 65 46 f0 d6 c4 19 49 6e 97 b0 7e 83 64 7e
+    b7 a5 16 94 96 77 fc 42 32 a8 b4 0f 85 f0 93 79
+    94 2f 52 67 b3 75 82 47 e6 ef 6b 7b 6e e4 4a fd
+    cf 3a 0a 44 5a 57 2a 65 2d 16 7f 5e 2c 77 97 9f
+    62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
+    2e a0 df fb 72 bb 12 df e0 b2 08 1b 0f 24 1f a6
+    45 5c 9c db 17 ed 7f 78 9d d2";
+/// The same snapshot as state version 9 wrote it (the previous release): still read.
+const STATE_SNAPSHOT_V9: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
+    f7 ee 0d 0e 97 8b 00 0b 6c 6f 63 61 6c 2d 73 74
+    61 74 65 81 08 ae df ac f5 cf 1d 73 c6 7b 69 36
+    39 7b a5 fa 72 81 7f 1b 5a ab 94 ef e7 42 20 13
     12 a5 0d b1 f2 43 76 d1 ce 80 34 c0 9d 47 d8 4f
     d2 83 65 46 f0 d6 c4 19 49 6e 97 b0 7e 83 64 7e
     b7 a5 16 94 96 77 fc 42 32 a8 b4 0f 85 f0 93 79
@@ -577,14 +596,14 @@ const STATE_SNAPSHOT: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
     2e a0 df fb 72 bb 12 df 9b 76 b8 7c 25 05 8f 6c
     d2 cf fc aa 55 c4 a4 d8";
-const JOURNAL_HEADER: &str = "424b534a08 6d37a84987e0f0e84f5cdcd6ba16b3f1";
+const JOURNAL_HEADER: &str = "424b534a09 83abf81db42fcf1d408517b938eca96a";
 
 #[test]
 fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     let key = example_key();
     let store = Store::parse("file:///vault").unwrap();
     let documented = hex(STATE_SNAPSHOT);
-    assert_eq!(documented.len(), 184);
+    assert_eq!(documented.len(), 186);
 
     let mut engine = Engine::new(&key, store.clone(), D, Entropy::from_seed([5; 32]));
     engine.put("notes/a", "hello", Timestamp(T));
@@ -599,11 +618,11 @@ fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     };
     assert_eq!(
         crypto::open(&key.subkey(Purpose::LocalState), &ad, documented.clone()).unwrap(),
-        hex("09 00112233445566778899aabbccddeeff 80d0eab6b733 00
+        hex("0a 00112233445566778899aabbccddeeff 80d0eab6b733 00
              01 07 6e6f7465732f61 01 05 68656c6c6f 80d0eab6b733 00 00112233445566778899aabbccddeeff
              01 07 6e6f7465732f61
              00 00 00 00 00 00  00  00  00  00
-             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00  00")
+             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00  00  00 00")
     );
 
     // And the replica restored from it (and its empty journal) is the one that wrote it.
@@ -638,6 +657,17 @@ fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     );
     assert_eq!(engine.unpushed_keys(), vec![b"notes/a".to_vec()]);
     assert_eq!(engine.len(), 1);
+
+    // The same replica as the previous release saved it (state version 9) reads the same.
+    let v9 = Engine::from_state(
+        &key,
+        store.clone(),
+        &hex(STATE_SNAPSHOT_V9),
+        Entropy::from_seed([6; 32]),
+    )
+    .unwrap();
+    assert_eq!(v9.get(b"notes/a"), Some(&b"hello"[..]));
+    assert_eq!(v9.unpushed_keys(), vec![b"notes/a".to_vec()]);
 
     // Under another vault key it is another vault's state.
     let other = VaultKey::from_bytes([9; 32]);
@@ -1298,10 +1328,13 @@ fn identity_and_grant_are_the_documented_ones() {
         }],
         granter: alice.public().clone(),
         granted: Timestamp(1_767_225_600_000),
+        founder: alice.fingerprint(),
+        statement: None,
     };
     let id = [0x77; 16];
     let mut entropy = Entropy::from_seed([0x99; 32]);
-    let object = grant::seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+    // The version 1 grant of §17.4 (no founder, no statement), still read.
+    let object = grant::seal_as(1, &grant, &id, &alice, bob.public(), &mut entropy).unwrap();
     assert_eq!(
         emma.vault_id().to_string(),
         "98d3d0e0560d39fd51502facac2bf954"
@@ -1329,4 +1362,10 @@ fn identity_and_grant_are_the_documented_ones() {
     );
     let opened = grant::open(&object, &invitation, &bob).unwrap();
     assert_eq!(opened.key().secret_bytes(), emma.secret_bytes());
+    assert_eq!(
+        opened.founder,
+        alice.fingerprint(),
+        "a version 1 grant's granter founded"
+    );
+    assert_eq!(opened.statement, None);
 }

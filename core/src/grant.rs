@@ -21,12 +21,14 @@ use crate::identity::{
 };
 use crate::ids::{Timestamp, VaultId};
 use crate::key::VaultKey;
+use crate::membership::Statement;
 use crate::store::Store;
 
 /// What a grant object starts with.
 pub const GRANT_MAGIC: &[u8; 4] = b"BKSG";
-/// The grant object's layout version.
-pub const GRANT_VERSION: u8 = 1;
+/// The grant object's layout version: 2 adds the vault's founder to the sealed body; version
+/// 1 grants are still read (their granter counts as the founder).
+pub const GRANT_VERSION: u8 = 2;
 /// The HPKE KEM id of X-Wing (draft-ietf-hpke-pq), written in the grant's header.
 pub const XWING_KEM_ID: u16 = 0x647a;
 /// What an invitation's text starts with.
@@ -222,6 +224,12 @@ pub struct Grant {
     pub keys: Vec<GenerationKey>,
     /// Who granted it (their signature was checked).
     pub granter: PublicIdentity,
+    /// Who made the vault: the person a shared vault's membership is traced back to (the
+    /// granter's word, signed).
+    pub founder: Fingerprint,
+    /// The granter's member statement that lets the recipient in (version 2; `None` in
+    /// version 1 grants and for the founder): the recipient's devices pass it on.
+    pub statement: Option<Statement>,
     /// When, on the granter's clock.
     pub granted: Timestamp,
 }
@@ -243,6 +251,45 @@ struct GrantBody {
     role: u8,
     keys: Vec<(u32, [u8; 32])>,
     granted_ms: u64,
+    /// Version 2.
+    founder: [u8; FINGERPRINT_LEN],
+    /// Version 2.
+    statement: Option<Statement>,
+}
+
+/// The sealed plaintext of a version 1 grant: no founder.
+#[derive(Serialize, Deserialize)]
+struct GrantBodyV1 {
+    #[serde(with = "serde_bytes")]
+    granter: Vec<u8>,
+    label: String,
+    store: String,
+    role: u8,
+    keys: Vec<(u32, [u8; 32])>,
+    granted_ms: u64,
+}
+
+impl From<GrantBodyV1> for GrantBody {
+    fn from(mut v1: GrantBodyV1) -> Self {
+        let founder = PublicIdentity::from_bytes(&v1.granter)
+            .map(|g| g.fingerprint().0)
+            .unwrap_or_default();
+        let body = GrantBody {
+            granter: std::mem::take(&mut v1.granter),
+            label: std::mem::take(&mut v1.label),
+            store: std::mem::take(&mut v1.store),
+            role: v1.role,
+            keys: v1.keys.clone(),
+            granted_ms: v1.granted_ms,
+            founder,
+            statement: None,
+        };
+        use zeroize::Zeroize;
+        for (_, key) in &mut v1.keys {
+            key.zeroize();
+        }
+        body
+    }
 }
 
 impl Drop for GrantBody {
@@ -265,6 +312,18 @@ pub fn seal(
     recipient: &PublicIdentity,
     entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
+    seal_as(GRANT_VERSION, grant, id, granter, recipient, entropy)
+}
+
+/// [`seal`] in grant layout `version` (1 or 2; the tests write version 1).
+pub(crate) fn seal_as(
+    version: u8,
+    grant: &Grant,
+    id: &[u8; 16],
+    granter: &Identity,
+    recipient: &PublicIdentity,
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
     match grant.keys.first() {
         Some(first) if first.generation == 0 && first.key.vault_id() == grant.vault => {}
         _ => {
@@ -275,7 +334,7 @@ pub fn seal(
     }
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(GRANT_MAGIC);
-    header.push(GRANT_VERSION);
+    header.push(version);
     header.extend_from_slice(&XWING_KEM_ID.to_be_bytes());
     header.extend_from_slice(&grant.vault.0);
     header.extend_from_slice(id);
@@ -286,10 +345,30 @@ pub fn seal(
         role: grant.role.code(),
         keys: GenerationKey::to_wire(&grant.keys),
         granted_ms: grant.granted.0,
+        founder: grant.founder.0,
+        statement: grant.statement.clone(),
     };
-    let plaintext = zeroize::Zeroizing::new(
-        postcard::to_allocvec(&body).map_err(|e| Error::Config(format!("grant: {e}")))?,
-    );
+    let plaintext = if version == 1 {
+        let v1 = GrantBodyV1 {
+            granter: body.granter.clone(),
+            label: body.label.clone(),
+            store: body.store.clone(),
+            role: body.role,
+            keys: body.keys.clone(),
+            granted_ms: body.granted_ms,
+        };
+        let plain = postcard::to_allocvec(&v1);
+        let mut v1 = v1;
+        use zeroize::Zeroize;
+        for (_, key) in &mut v1.keys {
+            key.zeroize();
+        }
+        plain
+    } else {
+        postcard::to_allocvec(&body)
+    };
+    let plaintext =
+        zeroize::Zeroizing::new(plaintext.map_err(|e| Error::Config(format!("grant: {e}")))?);
     let (enc, ciphertext) = recipient.seal(GRANT_INFO, &header, &plaintext, entropy)?;
     let mut object = header;
     object.extend_from_slice(&enc);
@@ -319,10 +398,10 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
     if object.len() < HEADER_LEN + KEM_ENC_LEN + 16 + SIGNATURE_LEN || &object[..4] != GRANT_MAGIC {
         return Err(corrupt("not a bucketsync grant"));
     }
-    if object[4] != GRANT_VERSION {
+    let version = object[4];
+    if !(1..=GRANT_VERSION).contains(&version) {
         return Err(corrupt(&format!(
-            "grant version {} is not supported (this build reads 1)",
-            object[4]
+            "grant version {version} is not supported (this build reads 1 to {GRANT_VERSION})"
         )));
     }
     if object[5..7] != XWING_KEM_ID.to_be_bytes() {
@@ -346,9 +425,15 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
                 recipient.fingerprint()
             ))
         })?;
-    let body: GrantBody = match postcard::take_from_bytes(&plaintext) {
-        Ok((body, [])) => body,
-        _ => return Err(corrupt("a grant whose content does not decode")),
+    let body: GrantBody = match version {
+        1 => match postcard::take_from_bytes::<GrantBodyV1>(&plaintext) {
+            Ok((body, [])) => body.into(),
+            _ => return Err(corrupt("a grant whose content does not decode")),
+        },
+        _ => match postcard::take_from_bytes(&plaintext) {
+            Ok((body, [])) => body,
+            _ => return Err(corrupt("a grant whose content does not decode")),
+        },
     };
     let granter = PublicIdentity::from_bytes(&body.granter)
         .map_err(|_| corrupt("a grant whose granter does not decode"))?;
@@ -383,6 +468,8 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
         keys,
         granter,
         granted: Timestamp(body.granted_ms),
+        founder: Fingerprint(body.founder),
+        statement: body.statement.clone(),
     })
 }
 
@@ -407,6 +494,8 @@ mod tests {
             }],
             granter: person(1).public().clone(),
             granted: Timestamp(1_767_225_600_000),
+            founder: person(1).fingerprint(),
+            statement: None,
         };
         (key, grant)
     }
@@ -424,10 +513,23 @@ mod tests {
     #[test]
     fn the_recipient_opens_the_grant_and_gets_the_key_and_role() {
         let (alice, bob) = (person(1), person(2));
-        let (key, grant) = emma();
+        let (key, mut grant) = emma();
+        let founder = person(9).fingerprint();
+        grant.founder = founder;
+        grant.statement = Some(
+            Statement::sign(
+                grant.vault,
+                bob.public(),
+                &crate::membership::Standing::Member(Role::Write),
+                grant.granted,
+                &alice,
+            )
+            .unwrap(),
+        );
         let id = [7; 16];
         let mut entropy = Entropy::from_seed([3; 32]);
         let object = seal(&grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+        assert_eq!(object[4], GRANT_VERSION);
         let invite = invitation(&grant, id, &alice);
         let opened = open(&object, &invite, &bob).unwrap();
         assert_eq!(opened.key().secret_bytes(), key.secret_bytes());
@@ -435,6 +537,16 @@ mod tests {
         assert_eq!(opened.label, "emma");
         assert_eq!(opened.granter, *alice.public());
         assert_eq!(opened.granted, grant.granted);
+        assert_eq!(opened.founder, founder);
+        assert_eq!(opened.statement, grant.statement);
+        // Version 1 (no founder: the granter's fingerprint stands in; no statement).
+        let old = seal_as(1, &grant, &id, &alice, bob.public(), &mut entropy).unwrap();
+        let opened = open(&old, &invite, &bob).unwrap();
+        assert_eq!(
+            (opened.founder, &opened.statement),
+            (alice.fingerprint(), &None)
+        );
+        assert_eq!(opened.key().secret_bytes(), key.secret_bytes());
         // The invitation travels as text and names no key.
         let text = invite.to_string();
         assert!(text.starts_with(INVITATION_PREFIX));

@@ -11,12 +11,14 @@ use crate::grant::{GenerationKey, Role};
 use crate::identity::{Fingerprint, FINGERPRINT_LEN};
 use crate::ids::Timestamp;
 use crate::key::VaultKey;
+use crate::membership::Statement;
 
 /// The key prefix of a home's shared-vault records.
 pub const SHARED_PREFIX: &str = ".bucketsync/shared/";
 /// What a shared-vault record's value starts with.
 const ENTRY_MAGIC: &[u8; 4] = b"BKSV";
-const ENTRY_VERSION: u8 = 1;
+/// Version 2 adds the founder; version 1 entries are still read.
+const ENTRY_VERSION: u8 = 2;
 /// The longest label, in bytes.
 const MAX_LABEL: usize = 200;
 
@@ -33,8 +35,14 @@ pub struct SharedVault {
     pub keys: Vec<GenerationKey>,
     /// Who granted it; `None` for a vault the person made.
     pub from: Option<Fingerprint>,
+    /// Who made it, the person its membership is traced back to; `None` for this home's
+    /// person. (Version 1 records, which lack it, read their granter here.)
+    pub founder: Option<Fingerprint>,
     /// When it was made or accepted.
     pub since: Timestamp,
+    /// The statement that let this person in, from the grant (version 2; `None` for a vault
+    /// the person made and in version 1 records): every device of the person passes it on.
+    pub statement: Option<Statement>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,6 +52,29 @@ struct EntryWire {
     keys: Vec<(u32, [u8; 32])>,
     from: Option<[u8; FINGERPRINT_LEN]>,
     since_ms: u64,
+    /// Version 2.
+    founder: Option<[u8; FINGERPRINT_LEN]>,
+    /// Version 2.
+    statement: Option<Statement>,
+}
+
+/// A version 1 entry: no founder.
+#[derive(Serialize, Deserialize)]
+struct EntryWireV1 {
+    store: String,
+    role: u8,
+    keys: Vec<(u32, [u8; 32])>,
+    from: Option<[u8; FINGERPRINT_LEN]>,
+    since_ms: u64,
+}
+
+impl Drop for EntryWireV1 {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, key) in &mut self.keys {
+            key.zeroize();
+        }
+    }
 }
 
 impl Drop for EntryWire {
@@ -102,6 +133,8 @@ impl SharedVault {
             keys: GenerationKey::to_wire(&self.keys),
             from: self.from.map(|f| f.0),
             since_ms: self.since.0,
+            founder: self.founder.map(|f| f.0),
+            statement: self.statement.clone(),
         };
         let mut value = ENTRY_MAGIC.to_vec();
         value.push(ENTRY_VERSION);
@@ -123,32 +156,47 @@ impl SharedVault {
         let Some(body) = value.strip_prefix(&ENTRY_MAGIC[..]) else {
             return Err(corrupt("not a shared-vault entry"));
         };
-        match body.split_first() {
-            Some((&ENTRY_VERSION, rest)) => {
-                let wire: EntryWire = match postcard::take_from_bytes(rest) {
-                    Ok((wire, [])) => wire,
-                    _ => return Err(corrupt("a shared-vault entry that does not decode")),
-                };
-                let role = Role::from_code(wire.role)
-                    .ok_or_else(|| corrupt("a shared-vault entry with an unknown role"))?;
-                let keys = GenerationKey::from_wire(&wire.keys);
-                if keys.first().map(|g| g.generation) != Some(0) {
-                    return Err(corrupt("a shared-vault entry without the vault's key"));
-                }
-                Ok(SharedVault {
-                    label,
-                    store: wire.store.clone(),
-                    role,
-                    keys,
-                    from: wire.from.map(Fingerprint),
-                    since: Timestamp(wire.since_ms),
-                })
+        let wire: EntryWire = match body.split_first() {
+            Some((&ENTRY_VERSION, rest)) => match postcard::take_from_bytes(rest) {
+                Ok((wire, [])) => wire,
+                _ => return Err(corrupt("a shared-vault entry that does not decode")),
+            },
+            Some((1, rest)) => match postcard::take_from_bytes::<EntryWireV1>(rest) {
+                Ok((v1, [])) => EntryWire {
+                    store: v1.store.clone(),
+                    role: v1.role,
+                    keys: v1.keys.clone(),
+                    from: v1.from,
+                    since_ms: v1.since_ms,
+                    // Version 1 knew no founder: the granter made the vault, as far as it knows.
+                    founder: v1.from,
+                    statement: None,
+                },
+                _ => return Err(corrupt("a shared-vault entry that does not decode")),
+            },
+            Some((version, _)) => {
+                return Err(corrupt(&format!(
+                    "shared-vault entry version {version} is not supported (this build reads 1 to {ENTRY_VERSION})"
+                )))
             }
-            Some((version, _)) => Err(corrupt(&format!(
-                "shared-vault entry version {version} is not supported (this build reads 1)"
-            ))),
-            None => Err(corrupt("a shared-vault entry that does not decode")),
+            None => return Err(corrupt("a shared-vault entry that does not decode")),
+        };
+        let role = Role::from_code(wire.role)
+            .ok_or_else(|| corrupt("a shared-vault entry with an unknown role"))?;
+        let keys = GenerationKey::from_wire(&wire.keys);
+        if keys.first().map(|g| g.generation) != Some(0) {
+            return Err(corrupt("a shared-vault entry without the vault's key"));
         }
+        Ok(SharedVault {
+            label,
+            store: wire.store.clone(),
+            role,
+            keys,
+            from: wire.from.map(Fingerprint),
+            since: Timestamp(wire.since_ms),
+            founder: wire.founder.map(Fingerprint),
+            statement: wire.statement.clone(),
+        })
     }
 }
 
@@ -169,11 +217,13 @@ mod tests {
             }],
             from: Some(Fingerprint([1; FINGERPRINT_LEN])),
             since: Timestamp(1_767_225_600_000),
+            founder: Some(Fingerprint([2; FINGERPRINT_LEN])),
+            statement: None,
         };
         let record = SharedVault::record_key("emma");
         assert_eq!(record, b".bucketsync/shared/emma");
         let value = shared.encode();
-        assert!(value.starts_with(b"BKSV\x01"));
+        assert!(value.starts_with(b"BKSV\x02"));
         let back = SharedVault::decode(&record, &value).unwrap();
         assert_eq!(back.label, "emma");
         assert_eq!(back.store, shared.store);
@@ -181,7 +231,24 @@ mod tests {
         assert_eq!(back.key().secret_bytes(), key.secret_bytes());
         assert_eq!(back.from, shared.from);
         assert_eq!(back.since, shared.since);
-        for bad in [&b""[..], b"BKSV", b"BKSV\x02", &value[..value.len() - 1]] {
+        assert_eq!(back.founder, shared.founder);
+        // A version 1 record (no founder, no statement): its granter made the vault.
+        let v1 = EntryWireV1 {
+            store: shared.store.clone(),
+            role: Role::Write.code(),
+            keys: GenerationKey::to_wire(&shared.keys),
+            from: shared.from.map(|f| f.0),
+            since_ms: shared.since.0,
+        };
+        let mut old = b"BKSV\x01".to_vec();
+        old.extend_from_slice(&postcard::to_allocvec(&v1).unwrap());
+        let read = SharedVault::decode(&record, &old).unwrap();
+        assert_eq!(
+            (read.role, read.from, read.founder),
+            (Role::Write, shared.from, shared.from)
+        );
+        assert_eq!(read.statement, None);
+        for bad in [&b""[..], b"BKSV", b"BKSV\x03", &value[..value.len() - 1]] {
             let e = SharedVault::decode(&record, bad).unwrap_err();
             assert_eq!(e.category(), crate::Category::Corrupt);
         }

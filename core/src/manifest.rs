@@ -7,6 +7,7 @@ use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
+use crate::membership::{Statement, MAX_STATEMENTS};
 
 /// The name of `device`'s manifest inside the vault folder.
 pub fn manifest_name(device: DeviceId) -> String {
@@ -54,7 +55,7 @@ impl CheckpointRef {
     }
 }
 
-/// A device's manifest (format version 4; version 1 to 3 manifests are read with the fields
+/// A device's manifest (format version 8; version 1 to 7 manifests are read with the fields
 /// they lack empty).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -79,6 +80,40 @@ pub struct Manifest {
     /// The device's segments `1..=pruned` may have been deleted: a checkpoint named in a
     /// manifest of the vault covers them (version 4; never above `segments`).
     pub pruned: u64,
+    /// A shared vault's member statements that count for the writer (version 8; at most
+    /// [`MAX_STATEMENTS`]). A manifest with none is written in the version 4 layout.
+    pub members: Vec<Statement>,
+}
+
+/// The version 4 layout (versions 4 to 7): no member statements.
+#[derive(Serialize, Deserialize)]
+struct ManifestV4 {
+    device: DeviceId,
+    seq: u64,
+    segments: u64,
+    clock: Hlc,
+    merged: Vec<(DeviceId, u64)>,
+    label: String,
+    checkpoint: Option<CheckpointRef>,
+    retired: Vec<DeviceId>,
+    pruned: u64,
+}
+
+impl From<ManifestV4> for Manifest {
+    fn from(v4: ManifestV4) -> Self {
+        Manifest {
+            device: v4.device,
+            seq: v4.seq,
+            segments: v4.segments,
+            clock: v4.clock,
+            merged: v4.merged,
+            label: v4.label,
+            checkpoint: v4.checkpoint,
+            retired: v4.retired,
+            pruned: v4.pruned,
+            members: Vec::new(),
+        }
+    }
 }
 
 /// The version 3 layout: no segment deleted.
@@ -94,9 +129,9 @@ struct ManifestV3 {
     retired: Vec<DeviceId>,
 }
 
-impl From<ManifestV3> for Manifest {
+impl From<ManifestV3> for ManifestV4 {
     fn from(v3: ManifestV3) -> Self {
-        Manifest {
+        ManifestV4 {
             device: v3.device,
             seq: v3.seq,
             segments: v3.segments,
@@ -162,11 +197,33 @@ impl From<ManifestV1> for ManifestV2 {
 }
 
 impl Manifest {
-    /// Serializes and encrypts the manifest, with a nonce drawn from `entropy`.
+    /// Serializes and encrypts the manifest, with a nonce drawn from `entropy`: in the
+    /// version 4 layout under envelope version [`crypto::MANIFEST_VERSION`] when it holds no
+    /// member statement (what every replica since version 5 reads), else in the version 8
+    /// layout under envelope version 8.
     pub fn seal(&self, key: &SecretKey, vault: VaultId, entropy: &mut Entropy) -> Vec<u8> {
         let name = manifest_name(self.device);
-        let plain = postcard::to_allocvec(self).expect("postcard serializes into a Vec");
-        crypto::seal(key, &ad(vault, &name), &plain, entropy)
+        let (version, plain) = if self.members.is_empty() {
+            let v4 = ManifestV4 {
+                device: self.device,
+                seq: self.seq,
+                segments: self.segments,
+                clock: self.clock,
+                merged: self.merged.clone(),
+                label: self.label.clone(),
+                checkpoint: self.checkpoint.clone(),
+                retired: self.retired.clone(),
+                pruned: self.pruned,
+            };
+            (crypto::MANIFEST_VERSION, postcard::to_allocvec(&v4))
+        } else {
+            (
+                crypto::MEMBERS_MANIFEST_VERSION,
+                postcard::to_allocvec(self),
+            )
+        };
+        let plain = plain.expect("postcard serializes into a Vec");
+        crypto::seal_version(key, &ad(vault, &name), version, &plain, entropy)
             .expect("a manifest name is far shorter than 64 KiB")
     }
 
@@ -201,17 +258,25 @@ impl Manifest {
         let manifest: Manifest = match version {
             1 => {
                 let v1: ManifestV1 = crypto::decode_exact(&plain).map_err(undecodable)?;
-                ManifestV3::from(ManifestV2::from(v1)).into()
+                ManifestV4::from(ManifestV3::from(ManifestV2::from(v1))).into()
             }
             2 => {
                 let v2: ManifestV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
-                ManifestV3::from(v2).into()
+                ManifestV4::from(ManifestV3::from(v2)).into()
             }
-            3 => crypto::decode_exact::<ManifestV3>(&plain)
+            3 => ManifestV4::from(crypto::decode_exact::<ManifestV3>(&plain).map_err(undecodable)?)
+                .into(),
+            4..=7 => crypto::decode_exact::<ManifestV4>(&plain)
                 .map_err(undecodable)?
                 .into(),
             _ => crypto::decode_exact(&plain).map_err(undecodable)?,
         };
+        if manifest.members.len() > MAX_STATEMENTS {
+            return Err(Error::corrupt(
+                &name,
+                format!("holds more than {MAX_STATEMENTS} member statements"),
+            ));
+        }
         if manifest.pruned > manifest.segments {
             return Err(Error::corrupt(
                 &name,

@@ -241,6 +241,10 @@ impl Members {
         {
             let fingerprint = member.fingerprint();
             let is_revocation = matches!(standing, Standing::Revoked(_));
+            // The founder is an owner whatever else is said of them.
+            if fingerprint == founder && *standing != Standing::Member(Role::Owner) {
+                continue;
+            }
             // A revocation counts from step 2, everything else from step 3.
             let counts = if is_revocation {
                 *counted_first && revoked.contains(&fingerprint)
@@ -262,12 +266,6 @@ impl Members {
                     members.people.insert(fingerprint, candidate);
                 }
                 Some(known) => *known = decide(known, candidate),
-            }
-        }
-        // A revoked person stays revoked whatever else was said of them.
-        for fingerprint in &revoked {
-            if let Some(member) = members.people.get(fingerprint) {
-                debug_assert!(matches!(member.standing, Standing::Revoked(_)));
             }
         }
         members.by_key = members

@@ -25,9 +25,9 @@ const MAGIC: &[u8; 4] = b"BKSJ";
 /// directory of state version 4, version 4 that of state version 5, version 5 the quirks of
 /// state version 6 (laid out as version 4's), version 6 the directory of state version 7 (with
 /// the clock leap), version 7 that of state version 8 (with the pack collection), version 8 that
-/// of state version 9 (with the packs in parts). Versions 1 to 7 are still read (and then
-/// replaced, after a new snapshot).
-const VERSION: u8 = 8;
+/// of state version 9 (with the packs in parts), version 9 that of state version 10 (with the
+/// sharing state). Versions 1 to 8 are still read (and then replaced, after a new snapshot).
+const VERSION: u8 = 9;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 

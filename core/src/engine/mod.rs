@@ -196,6 +196,9 @@ pub struct Engine {
     /// The ETag of the vault's change hint when this process last read it (in memory only:
     /// a new process's first poll lists).
     hint_etag: Option<String>,
+    /// A shared vault's identity, founder and members ([`Engine::set_sharing`]); `None` for
+    /// a vault that is not shared.
+    sharing: Option<sharing::Sharing>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -299,6 +302,7 @@ impl Engine {
             mass_deletion_limit: Some(DEFAULT_MASS_DELETION_LIMIT),
             deletions_confirmed: false,
             hint_etag: None,
+            sharing: None,
         }
     }
 

@@ -27,7 +27,7 @@ const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
 /// 3 (no retired devices, merged vectors or sync times), 4 (no deleted segments) and 5 and 6
 /// (no clock leap), 7 (no pack collection) and 8 (no packs in parts) are still read.
-pub(crate) const STATE_VERSION: u32 = 9;
+pub(crate) const STATE_VERSION: u32 = 10;
 
 /// How far our own log has gone.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +289,21 @@ pub(crate) struct Directory {
     /// pack collection (state version 9, journal version 8).
     #[serde(skip)]
     pub resumable_packs: Vec<ResumablePack>,
+    /// A shared vault's member statements and who signed each device's manifest. Stored after
+    /// the packs in parts (state version 10, journal version 9).
+    #[serde(skip)]
+    pub sharing: SharingState,
+}
+
+/// What a replica of a shared vault knows of its people.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SharingState {
+    /// Every member statement read in a manifest or made here (at most
+    /// [`crate::membership::MAX_STATEMENTS`]), whether it counts or not: it may count once
+    /// the statement that makes its signer an owner arrives.
+    pub statements: Vec<crate::membership::Statement>,
+    /// The Ed25519 key that signed each device's latest manifest read.
+    pub signers: BTreeMap<DeviceId, [u8; 32]>,
 }
 
 /// Our packs found unreferenced at one time, and what this replica had merged then. They are
@@ -349,6 +364,7 @@ impl From<DirectoryV6> for Directory {
             leap: None,
             pack_collection: None,
             resumable_packs: Vec::new(),
+            sharing: SharingState::default(),
         }
     }
 }
@@ -669,11 +685,12 @@ impl LocalState {
         // Sized exactly first: a buffer that grew would leave copies of the plaintext behind
         // in the memory it gave back.
         // The pack collection follows the rest (state version 8), then the packs in parts
-        // (version 9).
+        // (version 9), then the sharing state (version 10).
         let out = (
             out,
             self.directory.pack_collection.as_ref(),
             &self.directory.resumable_packs,
+            &self.directory.sharing,
         );
         let size = postcard::experimental::serialized_size(&out).expect("postcard sizes any value");
         let mut sealing = crypto::begin_seal(key, &state_ad(vault), size, entropy)
@@ -827,10 +844,16 @@ impl LocalState {
             },
         };
         // The pack collection follows the delta (journal version 7), then the packs in parts
-        // (version 8), with the directory (none and empty without it).
+        // (version 8), then the sharing state (version 9), with the directory (none and empty
+        // without it).
         let packs = out.directory.and_then(|d| d.pack_collection.as_ref());
         let parts = out.directory.map_or(&[][..], |d| &d.resumable_packs[..]);
-        Some(postcard::to_allocvec(&(out, packs, parts)).expect("postcard serializes into a Vec"))
+        let empty = SharingState::default();
+        let sharing = out.directory.map_or(&empty, |d| &d.sharing);
+        Some(
+            postcard::to_allocvec(&(out, packs, parts, sharing))
+                .expect("postcard serializes into a Vec"),
+        )
     }
 
     /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
@@ -861,6 +884,7 @@ impl LocalState {
                 if let Some(directory) = delta.directory.as_mut() {
                     directory.pack_collection = trailer.pack_collection;
                     directory.resumable_packs = trailer.resumable_packs;
+                    directory.sharing = trailer.sharing;
                 }
                 delta
             }
@@ -919,7 +943,8 @@ fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> core::result::Result<(T, &'a
 
 /// Reads what follows the rest of a state or delta, into `directory`: nothing (`fields` 0),
 /// the pack collection (1: state version 8, journal version 7), then the packs in parts (2:
-/// state version 9, journal version 8). Returns what is left.
+/// state version 9, journal version 8), then the sharing state (3: state version 10, journal
+/// version 9). Returns what is left.
 fn read_trailer<'a>(
     directory: &mut Directory,
     fields: u32,
@@ -931,6 +956,9 @@ fn read_trailer<'a>(
     }
     if fields >= 2 {
         (directory.resumable_packs, rest) = take(rest)?;
+    }
+    if fields >= 3 {
+        (directory.sharing, rest) = take(rest)?;
     }
     Ok(rest)
 }
@@ -1335,9 +1363,9 @@ mod tests {
         let emptied = state.take_delta().unwrap();
         state.own_mut().manifest_seq = 1;
         let unrelated = state.take_delta().unwrap();
-        read.apply_delta(8, &unrelated).unwrap();
+        read.apply_delta(9, &unrelated).unwrap();
         assert_eq!(read.directory().resumable_packs, [pack]);
-        read.apply_delta(8, &emptied).unwrap();
+        read.apply_delta(9, &emptied).unwrap();
         assert!(read.directory().resumable_packs.is_empty());
     }
 }

@@ -504,6 +504,10 @@ impl Engine {
                     self.plan_manifests(run);
                 }
                 Phase::Manifests => {
+                    if let Some(revoked) = self.revoked_error() {
+                        run.stop(revoked);
+                        continue;
+                    }
                     self.report_held_manifests(run);
                     self.confirm_present(run.now);
                     self.check_frozen(run);

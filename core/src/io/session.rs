@@ -387,6 +387,21 @@ impl Session {
         Ok(f(&mut inner.engine))
     }
 
+    /// Runs `f` on the engine and saves the state it leaves (a change of the replica's own,
+    /// such as a member statement, durable when this returns).
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed or the state cannot be written (the change is then
+    /// kept in memory and saved by the next successful save).
+    pub(crate) fn change<T>(&self, f: impl FnOnce(&mut Engine) -> T) -> Result<T> {
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        let out = f(&mut inner.engine);
+        inner.persist(now, true)?;
+        Ok(out)
+    }
+
     /// Takes note of what `upload` stored of its packs in parts, and saves the state when that
     /// changed it: a process killed later leaves those parts to the next one's first upload.
     /// With `ended`, also of the chunks it stored, for the next upload of this process.

@@ -17,6 +17,7 @@ use crate::ids::RequestId;
 use crate::io::driver::Transport;
 use crate::io::session::Session;
 use crate::key::VaultKey;
+use crate::membership::Member;
 use crate::s3;
 use crate::sign::{SigV4, Signer};
 use crate::store::Store;
@@ -89,6 +90,8 @@ impl Session {
             }],
             from: None,
             since: self.now(),
+            founder: None,
+            statement: None,
         };
         self.put(SharedVault::record_key(label), shared.encode())?;
         Ok(shared)
@@ -125,6 +128,15 @@ impl Session {
             )));
         }
         let granter = home.identity()?;
+        if !self.read(|e| e.is_shared())? {
+            return Err(Error::Access(
+                "open this vault through its home to share it (its members are kept there)".into(),
+            ));
+        }
+        let now = self.now();
+        // The statement that lets the recipient in first: a grant whose statement is missing
+        // gives a key whose writes count for nothing, never the other way round.
+        let statement = self.change(|e| e.admit(&recipient, role, now))??;
         let grant = Grant {
             vault,
             label: entry.label.clone(),
@@ -132,17 +144,69 @@ impl Session {
             role,
             keys: entry.keys.clone(),
             granter: granter.public().clone(),
-            granted: self.now(),
+            granted: now,
+            founder: entry.founder.unwrap_or_else(|| granter.fingerprint()),
+            statement,
         };
-        let now = self.now();
         let (request, invitation) =
-            self.configure(|e| e.grant_request(&grant, &granter, &recipient, &entry.store, now))??;
+            self.configure(|e| e.grant_request(&grant, &granter, &recipient, now))??;
         let context = format!("PUT {}", invitation.grant_name());
         let response = transport.send(request).await?;
         if !response.is_success() {
             return Err(s3::error_from_response(&response, context));
         }
         Ok(invitation)
+    }
+
+    /// Makes this session the replica of `shared`, a vault of the home `home`: it writes with
+    /// the role the home holds (a `read` member's device refuses writes), signs what it writes
+    /// with the person's identity, and counts only what members may write, trust starting at
+    /// the vault's founder.
+    ///
+    /// # Errors
+    /// `Config` when either vault is closed, or `shared` is not this session's vault.
+    pub fn enter_shared(&self, home: &Session, shared: &SharedVault) -> Result<()> {
+        let identity = home.identity()?;
+        if self.read(|e| e.vault_id())? != shared.key().vault_id() {
+            return Err(Error::Config(format!(
+                "this session is not the vault {:?}",
+                shared.label
+            )));
+        }
+        let founder = shared.founder.unwrap_or_else(|| identity.fingerprint());
+        self.set_role(shared.role);
+        let now = self.now();
+        self.change(|e| {
+            e.set_sharing(identity, founder, now);
+            if let Some(statement) = &shared.statement {
+                e.take_statements(std::slice::from_ref(statement));
+            }
+        })
+    }
+
+    /// The people of this shared vault (empty when it is not one): each one's identity, role
+    /// or revocation, since when and who said so.
+    ///
+    /// # Errors
+    /// `Config` when the vault is closed.
+    pub fn members(&self) -> Result<Vec<Member>> {
+        self.read(|e| e.members())
+    }
+
+    /// Revokes the member whose fingerprint is `who` (as a person types it): the next sync
+    /// publishes that their writes count up to what this device has merged of them, nothing
+    /// after. Returns the member as they were.
+    ///
+    /// What the revoked person keeps: everything they could read until now, and the vault's
+    /// key (the records written from now on are under the same key: key rotation is not built
+    /// yet, so keep their bucket credentials or signer token revoked too).
+    ///
+    /// # Errors
+    /// `Access` when this person is not an owner; `Config` when no member has that fingerprint
+    /// or it is the founder's or one's own.
+    pub fn revoke(&self, who: &str) -> Result<Member> {
+        let now = self.now();
+        self.change(|e| e.revoke(who, now))?
     }
 
     /// Accepts an invitation with this home's identity: reads its grant (one GET, signed with
@@ -246,6 +310,8 @@ impl Session {
             keys: grant.keys,
             from: Some(invitation.from),
             since: self.now(),
+            founder: Some(grant.founder),
+            statement: grant.statement.clone(),
         };
         self.put(SharedVault::record_key(&shared.label), shared.encode())?;
         Ok(shared)

@@ -170,6 +170,7 @@ impl Engine {
             self.state.records(),
             &mut self.entropy,
         );
+        let body = self.sign_object(&checkpoint_name(me, number), body);
         let reference = CheckpointRef {
             number,
             covers,

@@ -158,7 +158,7 @@ impl Engine {
     ) {
         let name = manifest_name(device);
         let own = device == self.state.device;
-        let body = match self.check(response, || format!("GET {name}")) {
+        let mut body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
             // Our own log is sacred: not knowing it, we must not add to it.
             Err(e) if own => return run.own_log_failure(e),
@@ -172,15 +172,40 @@ impl Engine {
                 return run.note_failure(e);
             }
         };
-        let (format, manifest) =
-            match Manifest::open_versioned(&self.manifest_key, self.vault, device, body) {
-                Ok(m) => m,
-                Err(e) if own => return run.own_log_failure(e),
-                Err(e) => {
-                    run.unread_manifests.insert(device);
-                    return run.report.errors.push(e);
+        let opened = self.unsign_from(own, &name, &mut body).and_then(|author| {
+            let (format, manifest) =
+                Manifest::open_versioned(&self.manifest_key, self.vault, device, body)?;
+            Ok((author, format, manifest))
+        });
+        let (author, format, mut manifest) = match opened {
+            Ok(m) => m,
+            Err(e) if own => return run.own_log_failure(e),
+            Err(e) => {
+                run.unread_manifests.insert(device);
+                return run.report.errors.push(e);
+            }
+        };
+        // Its member statements first: they may be what makes its signer a member.
+        self.take_statements(&manifest.members);
+        if !own {
+            match self.manifest_trust(&author) {
+                Some(true) => {}
+                // A member who may not write: what it merged counts (tombstones wait for
+                // it), nothing it says about the vault's history does.
+                Some(false) => {
+                    manifest.checkpoint = None;
+                    manifest.retired.clear();
+                    manifest.pruned = 0;
                 }
-            };
+                None => {
+                    run.unread_manifests.insert(device);
+                    return run.report.errors.push(Error::Access(format!(
+                        "{name} is signed by someone who is not a member of this vault: ignored"
+                    )));
+                }
+            }
+        }
+        self.note_signer(device, &author);
         if self.too_far_ahead(manifest.clock, run.now) {
             if own {
                 run.own_clock_ahead = true;
@@ -384,7 +409,7 @@ impl Engine {
         let name = checkpoint_name(writer, reference.number);
         // Not fatal: the segments it covers may still be there to fetch one by one, or another
         // checkpoint covers them.
-        let body = match self.check(response, || format!("GET {name}")) {
+        let mut body = match self.check(response, || format!("GET {name}")) {
             Ok(r) => r.body,
             // Swept since its writer's manifest was read: that manifest names a newer one.
             Err(e) if e.category() == Category::NotFound && !run.relisted => {
@@ -392,13 +417,17 @@ impl Engine {
             }
             Err(e) => return run.report.errors.push(e),
         };
-        let checkpoint = match checkpoint::open(
-            &self.checkpoint_key,
-            self.vault,
-            writer,
-            reference.number,
-            body,
-        ) {
+        let opened = self.unsign(&name, &mut body).and_then(|author| {
+            self.check_checkpoint(&author, &reference.covers, &name)?;
+            checkpoint::open(
+                &self.checkpoint_key,
+                self.vault,
+                writer,
+                reference.number,
+                body,
+            )
+        });
+        let checkpoint = match opened {
             Ok(c) => c,
             Err(e) => return run.report.errors.push(e),
         };
@@ -541,6 +570,16 @@ impl Engine {
             Err(e) => return run.note_failure(e),
         };
         let body_len = body.len() as u64;
+        let author = match self.unsign_from(own, &name, &mut body) {
+            Ok(author) => author,
+            Err(e) if own => return run.own_log_failure(e),
+            Err(e) => return run.report.errors.push(e),
+        };
+        if let Err(refused) = self.check_writer(&author, device, seq, &name) {
+            // Read once, refused for good: its writes never count, whoever asks again.
+            run.report.errors.push(refused);
+            return self.segment_done(device, seq);
+        }
         let segment = match open_segment(&self.segment_key, self.vault, device, seq, &mut body) {
             Ok(s) => s,
             Err(e) if own => return run.own_log_failure(e),
@@ -566,6 +605,12 @@ impl Engine {
         if device != self.state.device {
             run.report.pulled += count;
         }
+        self.segment_done(device, seq);
+    }
+
+    /// Segment `seq` of `device` is merged (or passed over): the next fetch starts after it.
+    fn segment_done(&mut self, device: DeviceId, seq: u64) {
+        let own = device == self.state.device;
         let (applied, beyond) = if own {
             let own = self.state.own_mut();
             (&mut own.segments, &mut own.beyond)

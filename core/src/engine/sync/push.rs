@@ -138,6 +138,7 @@ impl Engine {
         drop(pairs);
         match body {
             Ok(body) => {
+                let body = self.sign_object(&segment_name(me, seq), body);
                 self.state.set_pending(Some(PendingSegment {
                     seq,
                     body: ByteBuf::from(body),
@@ -329,13 +330,17 @@ impl Engine {
         {
             return self.pending_landed(run, seq);
         }
-        match open_segment(
-            &self.segment_key,
-            self.vault,
-            self.state.device,
-            seq,
-            &mut body,
-        ) {
+        let opened = self.unsign_own(&name, &mut body).and_then(|author| {
+            self.check_writer(&author, self.state.device, seq, &name)?;
+            open_segment(
+                &self.segment_key,
+                self.vault,
+                self.state.device,
+                seq,
+                &mut body,
+            )
+        });
+        match opened {
             Ok(segment) => {
                 self.note_unnamed(segment.changes().map(|c| c.hlc).min());
                 self.merge_segment(run, segment);
@@ -442,8 +447,10 @@ impl Engine {
                 .take(crate::manifest::MAX_RETIRED)
                 .collect(),
             pruned,
+            members: self.published_statements(),
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
+        let body = self.sign_object(&manifest_name(manifest.device), body);
         let url = self.vault_url(&manifest_name(manifest.device));
         let pending = Pending::PutManifest {
             seq: manifest.seq,
