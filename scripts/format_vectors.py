@@ -184,13 +184,14 @@ directory = varint(0) + varint(0) + varint(0) + b"\0" + varint(0) + b"\0"  # lab
 directory += varint(0) + varint(0) + varint(0) + varint(0) + varint(0)  # retired .. former ids (state 4)
 directory += varint(0) + varint(0) + varint(0) + b"\0"  # pruned pairs .. oldest unnamed write (state 5)
 directory += b"\0"  # no leap (state 7)
-state_plain = varint(9) + D + hlc(T, 0) + varint(1) + record_a + varint(1) + blob(b"notes/a")
+state_plain = varint(10) + D + hlc(T, 0) + varint(1) + record_a + varint(1) + blob(b"notes/a")
 state_plain += own_log + varint(0) + b"\0" + varint(0) + varint(0)  # issued, pending, peers, quirks (never asked)
 state_plain += directory + varint(0)  # history
 state_plain += b"\0"  # no pack collection (state 8)
 state_plain += varint(0)  # no packs in parts (state 9)
+state_plain += varint(0) + varint(0)  # no member statements, no signers (state 10)
 state = seal(1, 3, VAULT, "local-state", STATE_KEY, N5, state_plain)
-journal_header = b"BKSJ" + bytes([8]) + blake3(state).digest()[:16]
+journal_header = b"BKSJ" + bytes([9]) + blake3(state).digest()[:16]
 print(f"local state plaintext ({len(state_plain)} bytes)", state_plain.hex())
 print(f"local state ({len(state)} bytes)")
 print(hexdump(state))
@@ -431,3 +432,31 @@ print("grant header", (b"BKSG" + bytes([1]) + struct.pack(">H", 0x647A) + EMMA +
 store = b"s3://family/shared?region=eu-west-1&path_style=false"
 invitation = varint(len(store)) + store + EMMA + bytes([0x77] * 16) + fingerprint(alice) + b"\x00"
 print("invitation", "bsinv1" + base64.urlsafe_b64encode(invitation).rstrip(b"=").decode())
+
+# 7. Version 8 (§17.6, §17.7): member statements, and a shared vault's signed manifest.
+ALICE_SIGNING = ed25519.Ed25519PrivateKey.from_private_bytes(
+    derive_key("bucketsync 2026-11 identity signing v1", K)
+)
+
+
+def statement(member: bytes, role: int, since: int, by: bytes) -> bytes:
+    signed = blob(member) + bytes([role]) + varint(0) + varint(since) + by
+    signature = ALICE_SIGNING.sign(b"bucketsync 2026-11 member statement v1" + EMMA + signed)
+    return signed + blob(signature)
+
+
+founding = statement(alice, 2, T, fingerprint(alice))
+bobs = statement(bob, 1, T + 1000, fingerprint(alice))
+print(f"founding statement ({len(founding)} bytes), from byte 1250:", founding[1250:].hex())
+emma_key = bytes(range(0x40, 0x60))
+manifest_plain = D + varint(1) + varint(0) + hlc(T + 2000, 0) + varint(0)  # device .. merged
+manifest_plain += blob(b"laptop") + b"\0" + varint(0) + varint(0)  # label, no checkpoint, retired, pruned
+manifest_plain += varint(2) + founding + bobs  # members, oldest first
+name = "m/" + D.hex()
+envelope = seal(
+    8, 2, EMMA, name, derive_key("bucketsync 2026-11 manifest key v1", emma_key), seeded_nonce(0x55),
+    manifest_plain,
+)
+message = b"bucketsync 2026-11 signed object v1" + EMMA + struct.pack(">H", len(name)) + name.encode()
+signed = b"BKSS" + bytes([1]) + alice[1216:] + ALICE_SIGNING.sign(message + envelope) + envelope
+print(f"signed manifest ({len(signed)} bytes), BLAKE3", blake3(signed).hexdigest())

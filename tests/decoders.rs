@@ -445,6 +445,15 @@ fn manifest_layout(version: u8, device: DeviceId) -> Plain {
     if version >= 4 {
         p = p.int(1);
     }
+    if version >= 8 {
+        // One member statement (its bytes need not verify, nor its identity be whole, to
+        // decode).
+        p = p.len("member statements count", 1);
+        p = p.bytes("member identity length", &[0x11; 40]).raw(&[3]);
+        p = p.len("pins count", 1).raw(&B.0).int(4);
+        p = p.int(WALL_MS).raw(&[0x22; 10]);
+        p = p.bytes("signature length", &[0x33; 64]);
+    }
     p
 }
 

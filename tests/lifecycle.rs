@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        8
+        9
     );
 
     sync(&new).unwrap();
@@ -491,7 +491,7 @@ fn a_bucket_and_a_state_of_release_5_are_read_and_carried_forward() {
     );
 }
 
-/// `tests/fixtures/release-6` was written by release 6, the one before this (format version 6,
+/// `tests/fixtures/release-6` was written by release 6 (format version 6,
 /// state version 8 with a pack collection look, journal version 7), by
 /// `writes_this_releases_fixture` below with the key `[0x47; 32]`: as release 5, plus the file
 /// `file/ten-kib` in a pack of a's.
@@ -501,6 +501,21 @@ fn a_bucket_and_a_state_of_release_6_are_read_and_carried_forward() {
     carried_forward_with_files(
         "release-6",
         [0x47; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+        &[("file/ten-kib", &ten_kib)],
+    );
+}
+
+/// `tests/fixtures/release-7` was written by release 7, the one before this (format version 7,
+/// state version 9, journal version 8: before sharing signed anything), by
+/// `writes_this_releases_fixture` below with the key `[0x48; 32]`: as release 6.
+#[test]
+fn a_bucket_and_a_state_of_release_7_are_read_and_carried_forward() {
+    let ten_kib: Vec<u8> = (0..10_240u32).map(|i| (i * 7 % 251) as u8).collect();
+    carried_forward_with_files(
+        "release-7",
+        [0x48; 32],
         &PUBLISHED_SINCE_RELEASE_3,
         ("a8", "unpushed"),
         &[("file/ten-kib", &ten_kib)],
@@ -675,7 +690,7 @@ fn carried_forward_with_files(
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        8
+        9
     );
     sync(&new).unwrap();
     assert_eq!(records(&new), pairs(&with_unpushed));

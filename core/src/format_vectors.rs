@@ -1369,3 +1369,139 @@ fn identity_and_grant_are_the_documented_ones() {
     );
     assert_eq!(opened.statement, None);
 }
+
+/// `emma`'s key of §17.4: bytes `40 41 … 5f`.
+fn emma_key() -> VaultKey {
+    let mut emma = [0u8; 32];
+    emma.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = 0x40 + i as u8);
+    VaultKey::from_bytes(emma)
+}
+
+#[test]
+fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented_ones() {
+    use crate::grant::{self, GenerationKey, Grant, Invitation, Role};
+    use crate::identity::Identity;
+    use crate::membership::{Members, Standing, Statement};
+    let alice = Identity::of_home(&example_key());
+    let bob = Identity::of_home(&bob_home());
+    let emma = emma_key();
+    let vault = emma.vault_id();
+    // Alice founds emma, then lets Bob in with the role write.
+    let founding = Statement::sign(
+        vault,
+        alice.public(),
+        &Standing::Member(Role::Owner),
+        Timestamp(T),
+        &alice,
+    )
+    .unwrap();
+    let bobs = Statement::sign(
+        vault,
+        bob.public(),
+        &Standing::Member(Role::Write),
+        Timestamp(T + 1000),
+        &alice,
+    )
+    .unwrap();
+    let founding_bytes = postcard::to_allocvec(&founding).unwrap();
+    assert_eq!(founding_bytes.len(), 1333);
+    assert_eq!(
+        to_hex(&founding_bytes[1250..]),
+        "020080d0eab6b733107fb63555157a4349c3409009905b7a39a85d6e8af7f56ee8900c3a2fdd27f4e255ce7c425f0e5bb0c7aafb3980c46cfb0c459ed06de4cda685316449eef118fc757eb6c709799bc9b006"
+    );
+    let members = Members::resolve(
+        vault,
+        alice.fingerprint(),
+        &[bobs.clone(), founding.clone()],
+    );
+    assert!(members
+        .by_signing_key(&bob.public().signing_key())
+        .unwrap()
+        .may_write());
+
+    // The version 2 grant of Bob's: as §17.4's, with the founder and Bob's statement.
+    let grant = Grant {
+        vault,
+        label: "emma".into(),
+        store: "s3://family/shared?region=eu-west-1&path_style=false".into(),
+        role: Role::Write,
+        keys: vec![GenerationKey {
+            generation: 0,
+            key: emma.clone(),
+        }],
+        granter: alice.public().clone(),
+        granted: Timestamp(T),
+        founder: alice.fingerprint(),
+        statement: Some(bobs.clone()),
+    };
+    let id = [0x77; 16];
+    let object = grant::seal(
+        &grant,
+        &id,
+        &alice,
+        bob.public(),
+        &mut Entropy::from_seed([0x99; 32]),
+    )
+    .unwrap();
+    assert_eq!(object.len(), 3932);
+    assert_eq!(to_hex(&object[..5]), "424b534702");
+    assert_eq!(
+        blake3::hash(&object).to_hex().as_str(),
+        "dd4d35d8f8fdf828bb568af3a48164ebc6e92ad2c089e9cd4423be0d864710d4"
+    );
+    let invitation = Invitation {
+        store: grant.store.clone(),
+        vault,
+        grant: id,
+        from: alice.fingerprint(),
+        signer: None,
+    };
+    let opened = grant::open(&object, &invitation, &bob).unwrap();
+    assert_eq!(opened.statement, Some(bobs.clone()));
+    assert_eq!(opened.founder, alice.fingerprint());
+
+    // Alice's laptop D publishes its manifest 1 of emma: no segment yet, the two statements.
+    let manifest = Manifest {
+        device: D,
+        seq: 1,
+        segments: 0,
+        clock: Hlc {
+            wall_ms: T + 2000,
+            counter: 0,
+        },
+        merged: vec![],
+        label: "laptop".into(),
+        checkpoint: None,
+        retired: vec![],
+        pruned: 0,
+        members: members.accepted().to_vec(),
+    };
+    let envelope = manifest.seal(
+        &emma.subkey(Purpose::Manifest),
+        vault,
+        &mut Entropy::from_seed([0x55; 32]),
+    );
+    assert_eq!(
+        envelope[4], 8,
+        "a manifest with statements is written as version 8"
+    );
+    let signed = crate::signed::sign(vault, &crate::manifest::manifest_name(D), &envelope, &alice);
+    assert_eq!(signed.len(), 2910);
+    assert_eq!(
+        to_hex(&signed[..37]),
+        "424b535301f53df33a971afdeab72a6c87189ab1290ef1a5ddf157b0720d1105fe48522b8c"
+    );
+    assert_eq!(
+        blake3::hash(&signed).to_hex().as_str(),
+        "716db147bfb037439727d2eb0784a95aa830acc6d1b013cff842590b559f8035"
+    );
+    let mut read = signed.clone();
+    let key = crate::signed::verify_and_strip(vault, &crate::manifest::manifest_name(D), &mut read)
+        .unwrap();
+    assert_eq!(key, Some(alice.public().signing_key()));
+    let (version, back) =
+        Manifest::open_versioned(&emma.subkey(Purpose::Manifest), vault, D, read).unwrap();
+    assert_eq!((version, back), (8, manifest));
+}
