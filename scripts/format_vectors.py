@@ -189,7 +189,7 @@ state_plain += own_log + varint(0) + b"\0" + varint(0) + varint(0)  # issued, pe
 state_plain += directory + varint(0)  # history
 state_plain += b"\0"  # no pack collection (state 8)
 state_plain += varint(0)  # no packs in parts (state 9)
-state_plain += varint(0) + varint(0)  # no member statements, no signers (state 10)
+state_plain += varint(0) * 5  # sharing (state 10): no statements, signers, keys, grants written; resealed 0
 state = seal(1, 3, VAULT, "local-state", STATE_KEY, N5, state_plain)
 journal_header = b"BKSJ" + bytes([9]) + blake3(state).digest()[:16]
 print(f"local state plaintext ({len(state_plain)} bytes)", state_plain.hex())
@@ -440,7 +440,7 @@ ALICE_SIGNING = ed25519.Ed25519PrivateKey.from_private_bytes(
 
 
 def statement(member: bytes, role: int, since: int, by: bytes) -> bytes:
-    signed = blob(member) + bytes([role]) + varint(0) + varint(since) + by
+    signed = blob(member) + bytes([role]) + varint(0) + varint(0) + varint(since) + by  # no pins, generation 0
     signature = ALICE_SIGNING.sign(b"bucketsync 2026-11 member statement v1" + EMMA + signed)
     return signed + blob(signature)
 
@@ -458,5 +458,9 @@ envelope = seal(
     manifest_plain,
 )
 message = b"bucketsync 2026-11 signed object v1" + EMMA + struct.pack(">H", len(name)) + name.encode()
-signed = b"BKSS" + bytes([1]) + alice[1216:] + ALICE_SIGNING.sign(message + envelope) + envelope
+message += struct.pack(">I", 0)  # key generation 0
+signed = b"BKSS" + bytes([1]) + struct.pack(">I", 0) + alice[1216:] + ALICE_SIGNING.sign(message + envelope)
+signed += envelope
 print(f"signed manifest ({len(signed)} bytes), BLAKE3", blake3(signed).hexdigest())
+print("key grant id of generation 1 for Bob in emma",
+      derive_key("bucketsync 2026-11 key grant id v1", EMMA + struct.pack(">I", 1) + fingerprint(bob))[:16].hex())

@@ -450,7 +450,7 @@ fn manifest_layout(version: u8, device: DeviceId) -> Plain {
         // decode).
         p = p.len("member statements count", 1);
         p = p.bytes("member identity length", &[0x11; 40]).raw(&[3]);
-        p = p.len("pins count", 1).raw(&B.0).int(4);
+        p = p.len("pins count", 1).raw(&B.0).int(4).int(1);
         p = p.int(WALL_MS).raw(&[0x22; 10]);
         p = p.bytes("signature length", &[0x33; 64]);
     }

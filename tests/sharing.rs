@@ -4,7 +4,7 @@
 //!
 //! The second test is about roles as every reader enforces them: what a member with the role
 //! read forges straight into the bucket counts for no one, and what a revoked member writes
-//! after the revocation neither. (Key rotation on revocation is not built yet.)
+//! after the revocation neither; what is written after it, the revoked member cannot decrypt.
 
 use bucketsync::driver::Transport;
 use bucketsync::grant::{Invitation, Role};
@@ -438,6 +438,33 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
             .unwrap()
             .standing;
         assert!(matches!(standing, Standing::Revoked(_)), "{standing:?}");
+
+        // The revocation started a new key generation, sealed to Alice and Carol (one grant
+        // each, written before the revocation was published) and the live state re-sealed
+        // under it: what Alice writes now, Carol reads and Bob cannot decrypt.
+        emma_a.put("visit/3", "after Bob left").unwrap();
+        sync_noting(&emma_a, &transport).await;
+        let report = sync_noting(&emma_c, &transport).await;
+        assert_eq!(
+            emma_c.get(b"visit/3").unwrap().as_deref(),
+            Some(&b"after Bob left"[..]),
+            "{kind:?}: {report} {:?}",
+            report.errors
+        );
+        sync_noting(&emma_a2, &transport).await;
+        assert!(emma_a2.get(b"visit/3").unwrap().is_some());
+        // Bob, with the key he kept and a replica that ignores roles, reads the bucket: what
+        // was written before is readable to him (he had it), nothing after.
+        let bob_raw = open(&bobs.store, bobs.key(), "bob raw", OpenMode::Join);
+        let report = bob_raw.sync(&transport, 4, |_| {}).await.unwrap();
+        assert_eq!(bob_raw.get(b"visit/3").unwrap(), None, "{kind:?}: {report}");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.category() == Category::Corrupt),
+            "{report}"
+        );
         drop(server);
     }
 }

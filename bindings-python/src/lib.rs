@@ -33,6 +33,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::ImportReport>()?;
     m.add_class::<sharing::Identity>()?;
     m.add_class::<sharing::SharedVault>()?;
+    m.add_class::<sharing::Member>()?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -1,8 +1,10 @@
 //! What sharing with other people (the core's `bucketsync::io::sharing`) shows Python: a
-//! home's identity and the vaults it made or accepted. The `Vault` methods that make, open,
-//! grant and accept them are in vault.rs (they open vaults).
+//! home's identity, the vaults it made or accepted, and the members of a shared vault. The
+//! `Vault` methods that make, open, grant, accept, list members and revoke are in vault.rs
+//! (they open vaults).
 
 use bucketsync::home::SharedVault as CoreSharedVault;
+use bucketsync::membership::{Member as CoreMember, Standing};
 use pyo3::prelude::*;
 
 /// A person's identity: the same on every device of their home, derived from its key.
@@ -65,6 +67,63 @@ impl SharedVault {
                 None => "None".into(),
             }
         )
+    }
+}
+
+/// A person of a shared vault (`Vault.members()`), as the member statements this device has
+/// read say: their role, or their revocation, since when and who said so. The repr shows the
+/// fingerprint, role and signer only (nothing here is secret; the public text is long).
+#[pyclass(module = "bucketsync", name = "Member", frozen, get_all)]
+pub struct Member {
+    /// Their fingerprint ("21ZV-CDAN-2NX4-6JE3"): what `Vault.revoke` takes.
+    pub fingerprint: String,
+    /// Their public identity as text ("bsid1…").
+    pub public: String,
+    /// "read", "write" or "owner"; "revoked" when they are no longer a member.
+    pub role: String,
+    /// Since when (the deciding statement's time, by its signer's clock), in seconds since
+    /// the epoch.
+    pub since: f64,
+    /// The fingerprint of the person who signed the deciding statement (who granted the
+    /// role, or who revoked them; the vault's founder for the founder).
+    pub granted_by: String,
+    /// Whether their writes count for the vault's readers (role "write" or "owner").
+    pub may_write: bool,
+    /// For a revoked member: (device id, segments) of each of their devices, whose writes
+    /// count up to that many segments and no further; empty otherwise.
+    pub pins: Vec<(String, u64)>,
+}
+
+#[pymethods]
+impl Member {
+    fn __repr__(&self) -> String {
+        format!(
+            "Member(fingerprint='{}', role='{}', granted_by='{}')",
+            self.fingerprint, self.role, self.granted_by
+        )
+    }
+}
+
+impl From<&CoreMember> for Member {
+    fn from(m: &CoreMember) -> Self {
+        let (role, pins) = match &m.standing {
+            Standing::Member(role) => (role.as_str().to_owned(), Vec::new()),
+            Standing::Revoked(pins) => (
+                "revoked".to_owned(),
+                pins.iter()
+                    .map(|(device, segments)| (device.to_string(), *segments))
+                    .collect(),
+            ),
+        };
+        Member {
+            fingerprint: m.identity.fingerprint().to_string(),
+            public: m.identity.to_string(),
+            role,
+            since: m.since.as_millis() as f64 / 1000.0,
+            granted_by: m.by.to_string(),
+            may_write: m.may_write(),
+            pins,
+        }
     }
 }
 

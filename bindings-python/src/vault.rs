@@ -23,7 +23,7 @@ use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
 };
 use crate::records::{self, ExportReport, ImportReport};
-use crate::sharing::{Identity, SharedVault};
+use crate::sharing::{Identity, Member, SharedVault};
 use crate::transport::AnyTransport;
 
 /// The secret every device of a vault shares.
@@ -1158,6 +1158,32 @@ impl Vault {
             max_future_days,
         };
         accept_invitation(py, self, invitation, args, Some(cancel))
+    }
+
+    /// The people of this shared vault, as a list of Member (fingerprint, public, role,
+    /// since, granted_by, may_write, pins), sorted by fingerprint, as the member statements
+    /// this device has read say: sync to see what other owners decided. Revoked people stay
+    /// listed, with the role "revoked". Empty for a vault that is not shared (one opened with
+    /// Vault.open or Vault.create rather than through its home).
+    fn members(&self) -> PyResult<Vec<Member>> {
+        let members = self.session.members().map_err(to_py)?;
+        Ok(members.iter().map(Member::from).collect())
+    }
+
+    /// Revokes the member whose fingerprint is `fingerprint` (as a person types it: case,
+    /// dashes and spaces do not matter) and returns the Member as they were before. Nothing
+    /// is sent: this signs a revocation that the next sync publishes. From then on, every
+    /// reader counts their writes only up to what this device had merged of each of their
+    /// devices (sync before revoking to keep what they wrote until now), and their own syncs
+    /// raise AccessError. It starts a new key generation: the next sync seals it to every
+    /// member left and re-seals the records under it, so they cannot read what is written
+    /// later; they keep what they could read and the older keys (files uploaded later stay
+    /// under the first key: revoke their bucket credentials or signer token too). Raises AccessError
+    /// when this person is not an owner of the vault (or it is not shared); ConfigError when
+    /// no member has that fingerprint, or it is the founder's or one's own.
+    fn revoke(&self, fingerprint: &str) -> PyResult<Member> {
+        let member = self.session.revoke(fingerprint).map_err(to_py)?;
+        Ok(Member::from(&member))
     }
 
     /// Syncs the journal to disk now (it also is after every sync, on close, and while

@@ -1,5 +1,5 @@
-"""Sharing with other people: identity, create_shared, share, accept, shared, open_shared, and
-the AccessError of what a home may not do."""
+"""Sharing with other people: identity, create_shared, share, accept, shared, open_shared,
+members, revoke, and the AccessError of what a home may not do."""
 
 import asyncio
 import time
@@ -179,3 +179,106 @@ def test_a_shared_vault_is_not_a_home_and_granted_by_is_checked(tmp_path):
     fingerprint = alice.identity().fingerprint.lower()
     accepted = bob.accept(invitation, granted_by=fingerprint)
     assert accepted.get("missing") is None
+
+
+def test_members_and_revoke_on_seaweed(seaweed, credentials, tmp_path):
+    bucket = seaweed.bucket("sharing-members")
+    keys = {name: VaultKey.generate() for name in ("alice", "bob", "carol")}
+
+    def home(name):
+        return Vault.create(seaweed.store(bucket, f"homes/{name}/"), keys[name],
+                            state=tmp_path / f"{name}.state", credentials=credentials)
+
+    alice, bob, carol = home("alice"), home("bob"), home("carol")
+    alice_fp, bob_fp, carol_fp = (h.identity().fingerprint for h in (alice, bob, carol))
+    before = time.time()
+    emma = alice.create_shared(seaweed.store(bucket, "emma/"), "emma",
+                               state=tmp_path / "alice-emma.state", credentials=credentials)
+    emma.put("plan", "from alice")
+    assert emma.sync().errors == []
+    bob_emma = bob.accept(emma.share(bob.identity().public, role="write"), granted_by=alice_fp,
+                          state=tmp_path / "bob-emma.state", credentials=credentials)
+    carol_emma = carol.accept(emma.share(carol.identity().public), granted_by=alice_fp,
+                              state=tmp_path / "carol-emma.state", credentials=credentials)
+    assert emma.sync().errors == []
+    assert bob_emma.sync().errors == []
+    assert carol_emma.sync().errors == []
+    bob_emma.put("reply", "from bob")
+    assert bob_emma.sync().errors == []
+    assert emma.sync().errors == []
+    assert emma.get("reply") == b"from bob"
+
+    members = emma.members()
+    assert all(isinstance(m, bucketsync.Member) for m in members)
+    assert [m.fingerprint for m in members] == sorted([alice_fp, bob_fp, carol_fp])
+    by_fp = {m.fingerprint: m for m in members}
+    assert {fp: m.role for fp, m in by_fp.items()} == {
+        alice_fp: "owner", bob_fp: "write", carol_fp: "read"}
+    assert {fp: m.may_write for fp, m in by_fp.items()} == {
+        alice_fp: True, bob_fp: True, carol_fp: False}
+    assert all(m.granted_by == alice_fp and m.pins == [] for m in members)
+    assert all(before - 1 <= m.since <= time.time() + 1 for m in members)
+    assert by_fp[bob_fp].public == bob.identity().public
+    assert repr(by_fp[bob_fp]) == f"Member(fingerprint='{bob_fp}', role='write', granted_by='{alice_fp}')"
+    assert bob.identity().public not in repr(members)
+    # The members say the same on Bob's side once he has synced.
+    assert {m.fingerprint: m.role for m in bob_emma.members()} == {
+        alice_fp: "owner", bob_fp: "write", carol_fp: "read"}
+    # Not shared: nobody, and nothing to revoke.
+    assert alice.members() == []
+    with pytest.raises(bucketsync.AccessError, match="not shared"):
+        alice.revoke(bob_fp)
+
+    # Only an owner revokes; an unknown fingerprint, the founder or oneself cannot be.
+    with pytest.raises(bucketsync.AccessError, match="only an owner") as refused:
+        bob_emma.revoke(carol_fp)
+    assert refused.value.category == "access"
+    with pytest.raises(bucketsync.ConfigError, match="no member") as unknown:
+        emma.revoke("0000-0000-0000-0000")
+    assert unknown.value.category == "config"
+    with pytest.raises(bucketsync.ConfigError, match="founder"):
+        emma.revoke(alice_fp)
+    assert Vault.revoke.__doc__.startswith("Revokes the member")
+    assert "people of this shared vault" in Vault.members.__doc__
+    assert "revoked" in bucketsync.Member.role.__doc__
+
+    # Alice revokes Bob (as typed: lower case, spaces): he is returned as he was. Nothing is
+    # sent yet: the revocation is local until her next sync.
+    was = emma.revoke(bob_fp.lower().replace("-", " "))
+    assert (was.fingerprint, was.role, was.may_write, was.pins) == (bob_fp, "write", True, [])
+    revoked = {m.fingerprint: m for m in emma.members()}[bob_fp]
+    assert (revoked.role, revoked.may_write, revoked.granted_by) == ("revoked", False, alice_fp)
+    assert revoked.since >= was.since
+    # Pinned at what Alice merged of Bob's device: the one segment with "reply".
+    assert revoked.pins == [(bob_emma.device, 1)]
+    assert "revoked" in repr(revoked)
+
+    # Bob, not told yet, writes and pushes; once Alice publishes the revocation, every reader
+    # ignores that write and says so in its report.
+    bob_emma.put("early", "from bob, after the revocation was signed")
+    assert bob_emma.sync().errors == []
+    report = emma.sync()
+    assert [e.category for e in report.errors] == ["access"]
+    assert "revoked" in str(report.errors[0]) and bob_fp in str(report.errors[0])
+    assert emma.get("early") is None
+    assert emma.get("reply") == b"from bob"  # written before the revocation: it still counts
+    assert {m.fingerprint: m.role for m in emma.members()}[bob_fp] == "revoked"
+
+    # Bob writes on: his own sync now refuses, and nothing of it reaches the others.
+    bob_emma.put("late", "from bob, revoked")
+    with pytest.raises(bucketsync.AccessError, match="revoked") as refused:
+        bob_emma.sync()
+    assert refused.value.category == "access"
+    assert {m.fingerprint: m.role for m in bob_emma.members()}[bob_fp] == "revoked"
+    with pytest.raises(bucketsync.AccessError, match="only an owner"):
+        bob_emma.revoke(carol_fp)
+    assert emma.sync().errors == []
+    assert emma.get("late") is None and emma.get("early") is None
+    report = carol_emma.sync()
+    assert [e.category for e in report.errors] == ["access"]
+    assert carol_emma.get("late") is None and carol_emma.get("early") is None
+    assert carol_emma.get("reply") == b"from bob"
+    assert {m.fingerprint: m.role for m in carol_emma.members()}[bob_fp] == "revoked"
+
+    for vault in (emma, bob_emma, carol_emma, alice, bob, carol):
+        vault.close()

@@ -21,7 +21,7 @@ pub use auto_sync::{
     SyncState,
 };
 pub use records::{ExportReport, ImportReport};
-pub use sharing::{Identity, Role, SharedVaultInfo};
+pub use sharing::{Identity, Member, RevocationPin, Role, SharedVaultInfo};
 
 uniffi::setup_scaffolding!();
 
@@ -55,9 +55,10 @@ pub enum BucketsyncError {
     Locked(String),
     /// A device's clock runs too far ahead: what it wrote since is held until the clocks agree.
     Clock(String),
-    /// Not allowed in a shared vault: an invitation sealed to another identity, sharing
-    /// without the role owner (or through a vault not opened from its home), writing with
-    /// the role read.
+    /// Not allowed in a shared vault: an invitation sealed to another identity, sharing or
+    /// revoking without the role owner (or through a vault not opened from its home), writing
+    /// with the role read, syncing after an owner revoked you. In a sync report (category
+    /// `access`): a write ignored because its member may not write or was revoked.
     Access(String),
 }
 

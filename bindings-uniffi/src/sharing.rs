@@ -80,6 +80,68 @@ impl From<&SharedVault> for SharedVaultInfo {
     }
 }
 
+/// One device of a revoked member, and how much of what it wrote still counts.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct RevocationPin {
+    /// The device's id (32 hex digits).
+    pub device: String,
+    /// Its segments `1..=segments` count (what the revoking owner's device had merged of it);
+    /// nothing it wrote after them does.
+    pub segments: u64,
+}
+
+/// One person of a shared vault, as the member statements read so far say.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Member {
+    /// Their fingerprint (`21ZV-CDAN-2NX4-6JE3`): what `revoke` takes.
+    pub fingerprint: String,
+    /// Their public identity (`bsid1…`).
+    pub public_identity: String,
+    /// Their role; null once they are revoked.
+    pub role: Option<Role>,
+    /// Whether an owner revoked them (their writes after `pins` do not count).
+    pub revoked: bool,
+    /// The fingerprint of the owner who signed their role or revocation (the founder's own
+    /// for the founder).
+    pub granted_by: String,
+    /// Since when they have this role or were revoked, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// Whether their writes count (role write or owner, not revoked).
+    pub may_write: bool,
+    /// For a revoked member, their devices and how much of each one's writes count; empty
+    /// otherwise.
+    pub pins: Vec<RevocationPin>,
+}
+
+impl From<bucketsync::membership::Member> for Member {
+    fn from(m: bucketsync::membership::Member) -> Self {
+        use bucketsync::membership::Standing;
+        let may_write = m.may_write();
+        let (role, pins) = match m.standing {
+            Standing::Member(role) => (Some(role.into()), Vec::new()),
+            Standing::Revoked(pins) => (
+                None,
+                pins.into_iter()
+                    .map(|(device, segments)| RevocationPin {
+                        device: device.to_string(),
+                        segments,
+                    })
+                    .collect(),
+            ),
+        };
+        Member {
+            fingerprint: m.identity.fingerprint().to_string(),
+            public_identity: m.identity.to_string(),
+            revoked: role.is_none(),
+            role,
+            granted_by: m.by.to_string(),
+            since_ms: m.since.as_millis(),
+            may_write,
+            pins,
+        }
+    }
+}
+
 impl Vault {
     /// The app's transport of this vault, when it has one.
     fn host_transport(&self) -> Option<Arc<dyn HostTransport>> {
@@ -251,6 +313,33 @@ impl Vault {
         Ok(invitation.to_string())
     }
 
+    /// The people of this shared vault as the statements this device has read say (sync to
+    /// see the latest): each one's fingerprint, role or revocation, since when and who said
+    /// so. Empty for a vault that is not shared (not opened through its home). Local state
+    /// only.
+    pub fn members(&self) -> Result<Vec<Member>, BucketsyncError> {
+        Ok(self
+            .session
+            .members()?
+            .into_iter()
+            .map(Member::from)
+            .collect())
+    }
+
+    /// Revokes the member whose fingerprint is `fingerprint` (as a person types it: case and
+    /// dashes do not matter): what their devices wrote counts up to what this device has
+    /// merged of each, nothing after, for every reader; their own next sync fails with
+    /// `Access`. No I/O: it signs a statement that the next sync publishes. Returns the member
+    /// as they were. A new key generation starts: the next sync seals it to every member left
+    /// and re-seals the records under it. They keep what they could read until now and the
+    /// older keys (files uploaded later stay under the first key: revoke their bucket
+    /// credentials or signer token too).
+    /// `Access` when this person is not an owner of the vault (or it is not shared);
+    /// `Config` when no member has that fingerprint, or it is the founder's or one's own.
+    pub fn revoke(&self, fingerprint: String) -> Result<Member, BucketsyncError> {
+        Ok(self.session.revoke(&fingerprint)?.into())
+    }
+
     /// Accepts an invitation with this home's identity: reads its grant (one GET in the
     /// invitation's store, signed with `credentials`, else the AWS_* environment's, else
     /// unsigned for an app transport that signs itself), keeps the vault in this home (a
@@ -316,8 +405,8 @@ mod tests {
         Vault::open(store, key, None, None, None, None, false, true).unwrap()
     }
 
-    #[test]
-    fn alice_shares_with_bob_carol_and_a_writer_cannot_use_or_reshare() {
+    /// A fresh folder for one test's stores.
+    fn temp_dir() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "bucketsync-uniffi-sharing-{}-{}",
             std::process::id(),
@@ -327,11 +416,20 @@ mod tests {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        dir
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        runtime.block_on(async {
+            .unwrap()
+    }
+
+    #[test]
+    fn alice_shares_with_bob_carol_and_a_writer_cannot_use_or_reshare() {
+        let dir = temp_dir();
+        runtime().block_on(async {
             let (alice, bob, carol) = (home(&dir, "a"), home(&dir, "b"), home(&dir, "c"));
             let emma_store = format!("file://{}/emma", dir.display());
             let emma = alice
@@ -436,6 +534,126 @@ mod tests {
                 alice.open_shared("nobody".into(), None, None, None, None, false),
                 Err(BucketsyncError::Config(_))
             ));
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `who`'s entry in `members`.
+    fn member<'a>(members: &'a [Member], who: &str) -> &'a Member {
+        members
+            .iter()
+            .find(|m| m.fingerprint == who)
+            .unwrap_or_else(|| panic!("{who} is not in {members:?}"))
+    }
+
+    #[test]
+    fn members_are_listed_and_an_owner_revokes_a_writer() {
+        let dir = temp_dir();
+        runtime().block_on(async {
+            let (alice, bob, carol) = (home(&dir, "a"), home(&dir, "b"), home(&dir, "c"));
+            let (alice_id, bob_id, carol_id) = (
+                alice.identity().unwrap(),
+                bob.identity().unwrap(),
+                carol.identity().unwrap(),
+            );
+            let emma = alice
+                .create_shared(
+                    format!("file://{}/emma", dir.display()),
+                    "emma".into(),
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                )
+                .unwrap();
+            emma.put_text("k".into(), "from alice".into()).unwrap();
+            emma.sync().await.unwrap();
+            let to_bob = emma
+                .share(bob_id.public.clone(), Some(Role::Write))
+                .await
+                .unwrap();
+            let to_carol = emma.share(carol_id.public.clone(), None).await.unwrap();
+            emma.sync().await.unwrap();
+            let bobs = bob
+                .accept(to_bob, None, None, None, None, false, None)
+                .await
+                .unwrap();
+            let carols = carol
+                .accept(to_carol, None, None, None, None, false, None)
+                .await
+                .unwrap();
+            bobs.sync().await.unwrap();
+            carols.sync().await.unwrap();
+
+            // Everyone sees the same three people.
+            for vault in [&emma, &bobs, &carols] {
+                let members = vault.members().unwrap();
+                assert_eq!(members.len(), 3, "{members:?}");
+                for (id, role) in [
+                    (&alice_id, Role::Owner),
+                    (&bob_id, Role::Write),
+                    (&carol_id, Role::Read),
+                ] {
+                    let m = member(&members, &id.fingerprint);
+                    assert_eq!(m.public_identity, id.public);
+                    assert_eq!((m.role, m.revoked), (Some(role), false));
+                    assert_eq!(m.may_write, role != Role::Read);
+                    assert_eq!(m.granted_by, alice_id.fingerprint);
+                    assert!(m.pins.is_empty());
+                    assert!(m.since_ms > 0);
+                }
+            }
+            // Only an owner revokes, and not the founder nor themself nor a stranger.
+            assert!(matches!(
+                bobs.revoke(carol_id.fingerprint.clone()),
+                Err(BucketsyncError::Access(_))
+            ));
+            for who in [alice_id.fingerprint.clone(), "0000-0000-0000-0000".into()] {
+                assert!(matches!(emma.revoke(who), Err(BucketsyncError::Config(_))));
+            }
+            // A vault not opened through its home is not shared: no members, nobody to revoke.
+            let plain = home(&dir, "plain");
+            assert!(plain.members().unwrap().is_empty());
+            assert!(matches!(
+                plain.revoke(bob_id.fingerprint.clone()),
+                Err(BucketsyncError::Access(_))
+            ));
+
+            bobs.put_text("k".into(), "from bob".into()).unwrap();
+            bobs.sync().await.unwrap();
+            emma.sync().await.unwrap();
+            assert_eq!(
+                emma.get_text("k".into()).unwrap().as_deref(),
+                Some("from bob")
+            );
+            // Typed as a person types it: lower case, no dashes.
+            let typed = bob_id.fingerprint.replace('-', "").to_lowercase();
+            let before = member(&emma.members().unwrap(), &bob_id.fingerprint).clone();
+            assert_eq!(emma.revoke(typed).unwrap(), before);
+            let bob_now = member(&emma.members().unwrap(), &bob_id.fingerprint).clone();
+            assert_eq!(
+                (bob_now.role, bob_now.revoked, bob_now.may_write),
+                (None, true, false)
+            );
+            assert_eq!(bob_now.granted_by, alice_id.fingerprint);
+            assert_eq!(bob_now.pins.len(), 1, "{bob_now:?}");
+            assert_eq!(bob_now.pins[0].device, bobs.device().unwrap());
+            assert!(bob_now.pins[0].segments >= 1, "{bob_now:?}");
+            emma.sync().await.unwrap();
+
+            // Bob's next sync stops; Carol sees him revoked and his write before it.
+            assert!(matches!(
+                bobs.sync().await,
+                Err(BucketsyncError::Access(m)) if m.contains("revoked")
+            ));
+            carols.sync().await.unwrap();
+            let seen = member(&carols.members().unwrap(), &bob_id.fingerprint).clone();
+            assert_eq!(seen, bob_now);
+            assert_eq!(
+                carols.get_text("k".into()).unwrap().as_deref(),
+                Some("from bob")
+            );
         });
         std::fs::remove_dir_all(&dir).unwrap();
     }

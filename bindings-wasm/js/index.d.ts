@@ -32,8 +32,9 @@ export class LockedError extends BucketsyncError {}
 /** A device's clock runs too far ahead: what it wrote since is held until the clocks agree. */
 export class ClockError extends BucketsyncError {}
 /**
- * Not allowed: `share` on a vault not opened through its home or not owned by it, `accept` of
- * an invitation sealed to another identity, a write to a shared vault where the role is read.
+ * Not allowed: `share` or `revoke` on a vault not opened through its home or not owned by it,
+ * `accept` of an invitation sealed to another identity, a write to a shared vault where the
+ * role is read, a sync of a shared vault whose owner revoked this person.
  */
 export class AccessError extends BucketsyncError {}
 
@@ -137,6 +138,27 @@ export interface SharedVaultInfo {
   since: number;
 }
 
+/** A person of a shared vault (`vault.members()`), as the statements read so far say. */
+export interface MemberInfo {
+  /** Their identity's short form (`21ZV-CDAN-2NX4-6JE3`). */
+  fingerprint: string;
+  /** Their public identity (`bsid1…`). */
+  public: string;
+  /** What they may do, or `'revoked'`: no longer a member. */
+  role: Role | 'revoked';
+  /** Since when (ms since the epoch, on the clock of the owner who said so). */
+  since: number;
+  /** The fingerprint of the owner who said so (the founder's own, for the founder). */
+  grantedBy: string;
+  /** Their writes count (role `write` or `owner`). */
+  mayWrite: boolean;
+  /**
+   * A revoked member's devices, each with how many of its segments still count (what had been
+   * merged when they were revoked): `[device id (32 hex digits), segments]`. Empty for a member.
+   */
+  pins: [device: string, segments: number][];
+}
+
 /**
  * How a home opens one of its shared vaults: `Vault.open`'s options but `store`, `key` and
  * `mode` (they come from the home's record). `credentials`, `signer`, `fetch` and `timeoutMs`
@@ -163,7 +185,11 @@ export interface SyncReport {
    * conditional GET answered 304) and did nothing else. Always false for `sync()`.
    */
   hintUnchanged: boolean;
-  /** Objects that could not be imported; the sync went on past them. */
+  /**
+   * Objects that could not be imported; the sync went on past them. In a shared vault, an
+   * AccessError here says what was ignored and why: it was not signed by a member who may
+   * write (unsigned, a forgery, a `read` member's, a revoked member's after the revocation).
+   */
   errors: BucketsyncError[];
   /** Keys whose value or deletion changed here because of this sync, sorted. */
   changed: Uint8Array[];
@@ -605,6 +631,31 @@ export class Vault {
    * const invitation = await emma.share(bobPublic, { role: 'write' });
    */
   share(publicIdentity: string, options?: { role?: Role }): Promise<string>;
+  /**
+   * The people of this shared vault, as the statements this replica has read say (sync to
+   * learn of changes made elsewhere): the founder, everyone granted it, and who was revoked.
+   * Empty for a vault that is not shared (one not opened through its home, or a home).
+   */
+  members(): MemberInfo[];
+  /**
+   * Revokes the member whose fingerprint is `fingerprint` (as typed: case, dashes and spaces do
+   * not matter). Sends nothing: the next `sync` publishes it. From then on every reader counts
+   * what their devices wrote up to what this replica had merged of it (`pins`), nothing after,
+   * and their own syncs reject with AccessError. Returns the member as they were.
+   *
+   * The revocation starts a new key generation: the next `sync` seals it to every member left
+   * and re-seals the records under it. They keep what they read and the older keys; files
+   * uploaded later stay under the vault's first key: revoke their bucket credentials or signer
+   * token too.
+   *
+   * Throws AccessError when this person is not an owner of the vault (or it is not shared),
+   * ConfigError when no member has that fingerprint or it is the founder's or one's own.
+   *
+   * @example
+   * const bob = emma.revoke('21ZV-CDAN-2NX4-6JE3');
+   * await emma.sync();
+   */
+  revoke(fingerprint: string): MemberInfo;
   /**
    * Accepts an invitation with this home's identity: reads its grant (one GET in the
    * invitation's store, through `options`' connection, by default the home's), keeps the

@@ -76,7 +76,7 @@ export class RollbackError extends BucketsyncError {}
 export class ConflictError extends BucketsyncError {}
 export class LockedError extends BucketsyncError {}
 export class ClockError extends BucketsyncError {}
-/** Not allowed: a shared vault's role, or a grant sealed to another identity. */
+/** Not allowed: a shared vault's role (or a revocation), or a grant sealed to another identity. */
 export class AccessError extends BucketsyncError {}
 
 const CLASSES = {
@@ -383,6 +383,29 @@ export class Vault {
    */
   share(publicIdentity, { role = 'read' } = {}) {
     return callAsync(() => this.#inner.share(String(publicIdentity), String(role)));
+  }
+  /**
+   * The people of this shared vault, as the statements read so far say: `{ fingerprint,
+   * public, role ('read', 'write', 'owner' or 'revoked'), since (ms since the epoch),
+   * grantedBy (the fingerprint of the owner who said so), mayWrite, pins }`; `pins` are a
+   * revoked member's `[device id, segments]` that still count. Empty for a vault that is not
+   * shared (not opened through its home).
+   */
+  members() {
+    return call(() => this.#inner.members());
+  }
+  /**
+   * Revokes the member whose fingerprint is `fingerprint` (as typed: case, dashes and spaces do
+   * not matter): no request; the next sync publishes it, and from then on what their devices
+   * write does not count and their own syncs reject with AccessError. Returns the member as
+   * they were. Throws AccessError when this person is not an owner of the vault (or it is not
+   * shared), ConfigError when no member has that fingerprint or it is the founder's or one's
+   * own. They keep what they read, and the vault's key: revoke their bucket access too.
+   */
+  revoke(fingerprint) {
+    const member = call(() => this.#inner.revoke(String(fingerprint)));
+    this.#persistSoon();
+    return member;
   }
   /**
    * Accepts an invitation with this home's identity: reads its grant (one GET in the

@@ -1,9 +1,11 @@
 //! Sharing with another person: the `identity` / `shared` / `createShared` / `openShared` /
-//! `share` / `accept` exports over the core's (`bucketsync::io::sharing`). The vault they are
-//! called on is the person's home, except `share`, which is called on the shared vault. The JS
-//! layer (`js/index.js`) loads and saves each vault's state and builds each `send`.
+//! `share` / `accept` / `members` / `revoke` exports over the core's (`bucketsync::io::sharing`).
+//! The vault they are called on is the person's home, except `share`, `members` and `revoke`,
+//! which are called on the shared vault. The JS layer (`js/index.js`) loads and saves each
+//! vault's state and builds each `send`.
 
 use bucketsync::grant::Role;
+use bucketsync::membership::{Member, Standing};
 use bucketsync::OpenMode;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -23,6 +25,36 @@ impl Vault {
             None => Ok(()),
         }
     }
+}
+
+/// A member as JS sees it: `{fingerprint, public, role ("read", "write", "owner" or
+/// "revoked"), since (ms since the epoch), grantedBy (the fingerprint of who said so), mayWrite,
+/// pins (a revoked member's `[device id, segments]`: how many of each device's segments still
+/// count; empty for a member)}`.
+fn member_object(member: &Member) -> Object {
+    let js = Object::new();
+    let identity = &member.identity;
+    set(&js, "fingerprint", identity.fingerprint().to_string());
+    set(&js, "public", identity.to_string());
+    let pins = Array::new();
+    let role = match &member.standing {
+        Standing::Member(role) => role.as_str(),
+        Standing::Revoked(pinned) => {
+            for (device, upto) in pinned {
+                pins.push(&Array::of2(
+                    &device.to_string().into(),
+                    &(*upto as f64).into(),
+                ));
+            }
+            "revoked"
+        }
+    };
+    set(&js, "role", role);
+    set(&js, "since", member.since.0 as f64);
+    set(&js, "grantedBy", member.by.to_string());
+    set(&js, "mayWrite", member.may_write());
+    set(&js, "pins", pins);
+    js
 }
 
 #[wasm_bindgen]
@@ -164,5 +196,26 @@ impl Vault {
                 .map(|shared| shared.label.into())
                 .map_err(|e| js_error(&e))
         }))
+    }
+
+    /// The people of this shared vault as the statements read so far say (`member_object`
+    /// each); empty when the vault is not shared (not opened through its home).
+    pub fn members(&self) -> Result<Array, JsValue> {
+        let out = Array::new();
+        for member in self.session.members().map_err(|e| js_error(&e))? {
+            out.push(&member_object(&member));
+        }
+        Ok(out)
+    }
+
+    /// Revokes the member whose fingerprint is `who` (as a person types it): no request, the
+    /// next sync publishes it. Returns the member as they were. `access` when this person is
+    /// not an owner (or the vault is not shared); `config` when no member has that fingerprint,
+    /// or it is the founder's or one's own.
+    pub fn revoke(&self, who: &str) -> Result<Object, JsValue> {
+        self.session
+            .revoke(who)
+            .map(|member| member_object(&member))
+            .map_err(|e| js_error(&e))
     }
 }

@@ -929,7 +929,7 @@ test('export to JSON Lines and import into another vault: equal maps; a malforme
   await source.close();
 });
 
-test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitation; Bob cannot re-share', async () => {
+test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitation; Bob cannot re-share; members and revoking Bob', async () => {
   const home = async (name) => Vault.create({ store: server.store('node-share', `${name}/`), key: await VaultKey.generate(),
     device: name, credentials: server.credentials });
   const [alice, bob, carol] = [await home('alice'), await home('bob'), await home('carol')];
@@ -1011,5 +1011,52 @@ test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitati
   assert.equal(again.getString('doctor'), 'Thu 15:00');
   assert.match(await again.share(carol.identity().public), /^bsinv1/);
   await assert.rejects(carol.accept('not an invitation'), bucketsync.ConfigError);
-  for (const vault of [again, carolEmma, emma, alice, bob, carol]) await vault.close();
+
+  // Members: Alice (the founder: an owner by her own statement), Bob (write), Carol (read), as
+  // every replica that synced reads them.
+  await emma.sync();
+  const [aliceFp, bobFp, carolFp] = [id.fingerprint, bob.identity().fingerprint, carol.identity().fingerprint];
+  const roles = (vault) => Object.fromEntries(vault.members().map((m) => [m.fingerprint, m.role]));
+  const member = (vault, fingerprint) => vault.members().find((m) => m.fingerprint === fingerprint);
+  assert.deepEqual(roles(emma), { [aliceFp]: 'owner', [bobFp]: 'write', [carolFp]: 'read' });
+  assert.equal(emma.members().length, 3);
+  bobEmma = await bob.openShared('emma', { storage });
+  await bobEmma.sync();
+  assert.deepEqual(roles(bobEmma), roles(emma));
+  const bobWas = member(emma, bobFp);
+  assert.deepEqual({ ...bobWas, since: 0 }, { fingerprint: bobFp, public: bob.identity().public, role: 'write',
+    since: 0, grantedBy: aliceFp, mayWrite: true, pins: [] });
+  assert.ok(bobWas.since > 0 && bobWas.since <= Date.now(), `${bobWas.since}`);
+  assert.equal(member(emma, aliceFp).grantedBy, aliceFp);
+  assert.equal(member(emma, carolFp).mayWrite, false);
+  // A home is no shared vault: no members, nobody to revoke.
+  assert.deepEqual(alice.members(), []);
+  assert.throws(() => alice.revoke(bobFp), (e) => e instanceof bucketsync.AccessError && e.category === 'access');
+  // Only an owner revokes; nobody revokes the founder, or a stranger.
+  assert.throws(() => bobEmma.revoke(carolFp), (e) => e instanceof bucketsync.AccessError
+    && e.category === 'access' && /only an owner/.test(e.message));
+  assert.throws(() => emma.revoke(aliceFp), (e) => e instanceof bucketsync.ConfigError && /founder/.test(e.message));
+  assert.throws(() => emma.revoke('0000-0000-0000-0000'), (e) => e instanceof bucketsync.ConfigError
+    && /no member/.test(e.message));
+  assert.deepEqual(roles(emma), { [aliceFp]: 'owner', [bobFp]: 'write', [carolFp]: 'read' }, 'nothing changed');
+
+  // Alice revokes Bob (his fingerprint as typed, in lower case): she gets him as he was, and
+  // her next sync publishes it. His write before it still counts (pinned); his next sync stops.
+  assert.deepEqual(emma.revoke(bobFp.toLowerCase()), bobWas);
+  await emma.sync();
+  const bobNow = member(emma, bobFp);
+  assert.equal(bobNow.role, 'revoked');
+  assert.equal(bobNow.mayWrite, false);
+  assert.equal(bobNow.grantedBy, aliceFp);
+  assert.ok(bobNow.since >= bobWas.since);
+  assert.equal(bobNow.pins.length, 1, JSON.stringify(bobNow.pins));
+  assert.equal(bobNow.pins[0][0], bobEmma.device);
+  assert.ok(Number.isInteger(bobNow.pins[0][1]) && bobNow.pins[0][1] >= 1, JSON.stringify(bobNow.pins));
+  await assert.rejects(bobEmma.sync(), (e) => e instanceof bucketsync.AccessError && e.category === 'access'
+    && /revoked your access/.test(e.message));
+  assert.equal(member(bobEmma, bobFp).role, 'revoked');
+  await carolEmma.sync();
+  assert.deepEqual(roles(carolEmma), { [aliceFp]: 'owner', [bobFp]: 'revoked', [carolFp]: 'read' });
+  assert.equal(carolEmma.getString('doctor'), 'Thu 15:00');
+  for (const vault of [again, carolEmma, emma, bobEmma, alice, bob, carol]) await vault.close();
 });

@@ -3,7 +3,7 @@
 import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
   type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
-  AccessError, type Category, type Identity, type Role, type SharedVaultInfo,
+  AccessError, type Category, type Identity, type Role, type SharedVaultInfo, type MemberInfo,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -153,5 +153,21 @@ async function usage(): Promise<void> {
   // @ts-expect-error the store and key come from the home's record
   await vault.openShared('emma', { store: 's3://bucket/other' });
   void [fingerprint, reopened, role, from, since];
+
+  // Members and revocation, on the shared vault.
+  const members: MemberInfo[] = emma.members();
+  const standing: Role | 'revoked' = members[0].role;
+  const memberSince: number = members[0].since;
+  const by: string = members[0].grantedBy;
+  const writes: boolean = members[0].mayWrite;
+  const pins: [string, number][] = members[0].pins;
+  const gone: MemberInfo = emma.revoke(members[1].fingerprint);
+  const wasRole: string = gone.role;
+  const wasPublic: string = gone.public;
+  // @ts-expect-error a member's role is one of four words, 'revoked' not a Role
+  const onlyRole: Role = members[0].role;
+  // @ts-expect-error revoke returns the member at once, not a promise
+  await emma.revoke(members[1].fingerprint).then(() => {});
+  void [standing, memberSince, by, writes, pins, wasRole, wasPublic, onlyRole];
 }
 void usage;

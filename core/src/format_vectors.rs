@@ -581,8 +581,8 @@ const STATE_SNAPSHOT: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     94 2f 52 67 b3 75 82 47 e6 ef 6b 7b 6e e4 4a fd
     cf 3a 0a 44 5a 57 2a 65 2d 16 7f 5e 2c 77 97 9f
     62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
-    2e a0 df fb 72 bb 12 df e0 b2 08 1b 0f 24 1f a6
-    45 5c 9c db 17 ed 7f 78 9d d2";
+    2e a0 df fb 72 bb 12 df e0 b2 93 b3 91 ed fe c5
+    05 90 f3 1e 8b 6d d8 af 79 e7 fc a1 81";
 /// The same snapshot as state version 9 wrote it (the previous release): still read.
 const STATE_SNAPSHOT_V9: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     f7 ee 0d 0e 97 8b 00 0b 6c 6f 63 61 6c 2d 73 74
@@ -596,14 +596,14 @@ const STATE_SNAPSHOT_V9: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
     2e a0 df fb 72 bb 12 df 9b 76 b8 7c 25 05 8f 6c
     d2 cf fc aa 55 c4 a4 d8";
-const JOURNAL_HEADER: &str = "424b534a09 83abf81db42fcf1d408517b938eca96a";
+const JOURNAL_HEADER: &str = "424b534a09 a286c2afefe82aab3fde7ad8368b634e";
 
 #[test]
 fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
     let key = example_key();
     let store = Store::parse("file:///vault").unwrap();
     let documented = hex(STATE_SNAPSHOT);
-    assert_eq!(documented.len(), 186);
+    assert_eq!(documented.len(), 189);
 
     let mut engine = Engine::new(&key, store.clone(), D, Entropy::from_seed([5; 32]));
     engine.put("notes/a", "hello", Timestamp(T));
@@ -622,7 +622,7 @@ fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {
              01 07 6e6f7465732f61 01 05 68656c6c6f 80d0eab6b733 00 00112233445566778899aabbccddeeff
              01 07 6e6f7465732f61
              00 00 00 00 00 00  00  00  00  00
-             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00  00  00 00")
+             00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  00  00  00  00 00 00 00 00")
     );
 
     // And the replica restored from it (and its empty journal) is the one that wrote it.
@@ -1393,6 +1393,7 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         vault,
         alice.public(),
         &Standing::Member(Role::Owner),
+        0,
         Timestamp(T),
         &alice,
     )
@@ -1401,15 +1402,16 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         vault,
         bob.public(),
         &Standing::Member(Role::Write),
+        0,
         Timestamp(T + 1000),
         &alice,
     )
     .unwrap();
     let founding_bytes = postcard::to_allocvec(&founding).unwrap();
-    assert_eq!(founding_bytes.len(), 1333);
+    assert_eq!(founding_bytes.len(), 1334);
     assert_eq!(
         to_hex(&founding_bytes[1250..]),
-        "020080d0eab6b733107fb63555157a4349c3409009905b7a39a85d6e8af7f56ee8900c3a2fdd27f4e255ce7c425f0e5bb0c7aafb3980c46cfb0c459ed06de4cda685316449eef118fc757eb6c709799bc9b006"
+        "02000080d0eab6b733107fb63555157a4349c340bbb718b9db59c7bec4e63438991c147d7b700ac84671dc11ac639c60e94215d2ee101c116368f879fc428b7989110847f3e12eb6c7873fd5572ab0cdd01dc001"
     );
     let members = Members::resolve(
         vault,
@@ -1445,11 +1447,11 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         &mut Entropy::from_seed([0x99; 32]),
     )
     .unwrap();
-    assert_eq!(object.len(), 3932);
+    assert_eq!(object.len(), 3933);
     assert_eq!(to_hex(&object[..5]), "424b534702");
     assert_eq!(
         blake3::hash(&object).to_hex().as_str(),
-        "dd4d35d8f8fdf828bb568af3a48164ebc6e92ad2c089e9cd4423be0d864710d4"
+        "101e8ed1e5e8e701bccbb62c5937ae738db9f7b6d415162dcf9dd58e21b6803d"
     );
     let invitation = Invitation {
         store: grant.store.clone(),
@@ -1458,6 +1460,11 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         from: alice.fingerprint(),
         signer: None,
     };
+    // Where the grant of key generation 1 to Bob would be (§17.9).
+    assert_eq!(
+        to_hex(&grant::rekey_id(vault, 1, &bob.fingerprint())),
+        "201247f6c5d9d54eda73aeb0406faea1"
+    );
     let opened = grant::open(&object, &invitation, &bob).unwrap();
     assert_eq!(opened.statement, Some(bobs.clone()));
     assert_eq!(opened.founder, alice.fingerprint());
@@ -1487,20 +1494,32 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         envelope[4], 8,
         "a manifest with statements is written as version 8"
     );
-    let signed = crate::signed::sign(vault, &crate::manifest::manifest_name(D), &envelope, &alice);
-    assert_eq!(signed.len(), 2910);
+    let signed = crate::signed::sign(
+        vault,
+        &crate::manifest::manifest_name(D),
+        0,
+        &envelope,
+        &alice,
+    );
+    assert_eq!(signed.len(), 2916);
     assert_eq!(
-        to_hex(&signed[..37]),
-        "424b535301f53df33a971afdeab72a6c87189ab1290ef1a5ddf157b0720d1105fe48522b8c"
+        to_hex(&signed[..41]),
+        "424b53530100000000f53df33a971afdeab72a6c87189ab1290ef1a5ddf157b0720d1105fe48522b8c"
     );
     assert_eq!(
         blake3::hash(&signed).to_hex().as_str(),
-        "716db147bfb037439727d2eb0784a95aa830acc6d1b013cff842590b559f8035"
+        "8e7ecb30478a67ab209fbf2a16b7dd3ecfa3df23deeb8faad260ead0e0c1c261"
     );
     let mut read = signed.clone();
     let key = crate::signed::verify_and_strip(vault, &crate::manifest::manifest_name(D), &mut read)
         .unwrap();
-    assert_eq!(key, Some(alice.public().signing_key()));
+    assert_eq!(
+        key,
+        Some(crate::signed::Signature {
+            key: alice.public().signing_key(),
+            generation: 0
+        })
+    );
     let (version, back) =
         Manifest::open_versioned(&emma.subkey(Purpose::Manifest), vault, D, read).unwrap();
     assert_eq!((version, back), (8, manifest));

@@ -393,7 +393,54 @@ fn signed_message(unsigned: &[u8]) -> Vec<u8> {
 /// # Errors
 /// `Access` when it is not sealed to `recipient`; `Corrupt` for everything else that fails.
 pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Result<Grant> {
-    let name = invitation.grant_name();
+    open_checked(
+        object,
+        invitation.vault,
+        &invitation.grant,
+        Some((invitation.from, &invitation.store)),
+        recipient,
+    )
+}
+
+/// The id of the grant of key generation `generation` to the person `member` in `vault`:
+/// the first 16 bytes of `derive_key("bucketsync 2026-11 key grant id v1", vault id ‖
+/// generation u32 BE ‖ fingerprint)`. Anyone who knows the three finds it; nobody but the
+/// member opens it.
+pub fn rekey_id(vault: VaultId, generation: u32, member: &Fingerprint) -> [u8; 16] {
+    let mut input = Vec::with_capacity(16 + 4 + FINGERPRINT_LEN);
+    input.extend_from_slice(&vault.0);
+    input.extend_from_slice(&generation.to_be_bytes());
+    input.extend_from_slice(&member.0);
+    let hash = blake3::derive_key("bucketsync 2026-11 key grant id v1", &input);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&hash[..16]);
+    id
+}
+
+/// Opens a grant of later key generations (`g/<rekey_id>`, made when a member was revoked):
+/// as [`open`], without an invitation's granter and store to compare (the caller checks that
+/// the granter is an owner).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_rekey(
+    object: &[u8],
+    vault: VaultId,
+    id: &[u8; 16],
+    recipient: &Identity,
+) -> Result<Grant> {
+    open_checked(object, vault, id, None, recipient)
+}
+
+/// [`open`]; `invited` is the invitation's granter and store, when there is one.
+fn open_checked(
+    object: &[u8],
+    vault: VaultId,
+    id: &[u8; 16],
+    invited: Option<(Fingerprint, &str)>,
+    recipient: &Identity,
+) -> Result<Grant> {
+    let name = grant_name(id);
     let corrupt = |reason: &str| Error::corrupt(&name, reason);
     if object.len() < HEADER_LEN + KEM_ENC_LEN + 16 + SIGNATURE_LEN || &object[..4] != GRANT_MAGIC {
         return Err(corrupt("not a bucketsync grant"));
@@ -407,10 +454,10 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
     if object[5..7] != XWING_KEM_ID.to_be_bytes() {
         return Err(corrupt("a grant sealed with an unknown KEM"));
     }
-    if object[7..23] != invitation.vault.0 {
+    if object[7..23] != vault.0 {
         return Err(Error::WrongVault { object: name });
     }
-    if object[23..39] != invitation.grant {
+    if object[23..39] != *id {
         return Err(corrupt("a grant moved here from another name"));
     }
     let (unsigned, signature) = object.split_at(object.len() - SIGNATURE_LEN);
@@ -437,31 +484,34 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
     };
     let granter = PublicIdentity::from_bytes(&body.granter)
         .map_err(|_| corrupt("a grant whose granter does not decode"))?;
-    if granter.fingerprint() != invitation.from {
-        return Err(corrupt(&format!(
-            "a grant made by {}, not by the inviter {}",
-            granter.fingerprint(),
-            invitation.from
-        )));
+    if let Some((from, _)) = invited {
+        if granter.fingerprint() != from {
+            return Err(corrupt(&format!(
+                "a grant made by {}, not by the inviter {from}",
+                granter.fingerprint(),
+            )));
+        }
     }
     if !granter.verifies(&signed_message(unsigned), signature) {
         return Err(corrupt("a grant whose signature does not verify"));
     }
-    let signed_store = Store::parse(&body.store).map(|s| s.url());
-    let invited_store = Store::parse(&invitation.store).map(|s| s.url());
-    if signed_store.is_err() || signed_store != invited_store {
-        return Err(corrupt(
-            "the invitation names another store than the grant its granter signed",
-        ));
+    if let Some((_, store)) = invited {
+        let signed_store = Store::parse(&body.store).map(|s| s.url());
+        let invited_store = Store::parse(store).map(|s| s.url());
+        if signed_store.is_err() || signed_store != invited_store {
+            return Err(corrupt(
+                "the invitation names another store than the grant its granter signed",
+            ));
+        }
     }
     let role = Role::from_code(body.role).ok_or_else(|| corrupt("a grant with an unknown role"))?;
     let keys = GenerationKey::from_wire(&body.keys);
     match keys.first() {
-        Some(first) if first.generation == 0 && first.key.vault_id() == invitation.vault => {}
+        Some(first) if first.generation == 0 && first.key.vault_id() == vault => {}
         _ => return Err(corrupt("a grant whose first key is not the vault's")),
     }
     Ok(Grant {
-        vault: invitation.vault,
+        vault,
         label: body.label.clone(),
         store: body.store.clone(),
         role,
@@ -521,6 +571,7 @@ mod tests {
                 grant.vault,
                 bob.public(),
                 &crate::membership::Standing::Member(Role::Write),
+                0,
                 grant.granted,
                 &alice,
             )

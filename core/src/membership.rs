@@ -48,6 +48,9 @@ pub struct Statement {
     /// For a revocation: each device of the revoked person, with the number of its last
     /// segment whose writes still count (what the revoking owner had merged). Empty otherwise.
     pins: Vec<(DeviceId, u64)>,
+    /// For a revocation: the vault key generation that starts with it (sealed to every member
+    /// left). 0 otherwise.
+    generation: u32,
     /// When, on the signer's clock (ms since the epoch).
     since_ms: u64,
     /// The signer's fingerprint.
@@ -64,6 +67,7 @@ struct Signed<'a> {
     member: &'a [u8],
     role: u8,
     pins: &'a [(DeviceId, u64)],
+    generation: u32,
     since_ms: u64,
     by: [u8; FINGERPRINT_LEN],
 }
@@ -78,7 +82,8 @@ pub enum Standing {
 }
 
 impl Statement {
-    /// `signer`'s statement, in `vault`, that `member` has `standing` since `since`.
+    /// `signer`'s statement, in `vault`, that `member` has `standing` since `since`; a
+    /// revocation names the key `generation` that starts with it (0 for anything else).
     ///
     /// # Errors
     /// `Config` when a revocation pins more than [`MAX_PINS`] devices.
@@ -86,6 +91,7 @@ impl Statement {
         vault: VaultId,
         member: &PublicIdentity,
         standing: &Standing,
+        generation: u32,
         since: Timestamp,
         signer: &Identity,
     ) -> Result<Self> {
@@ -100,10 +106,12 @@ impl Statement {
                 (REVOKED, pins.clone())
             }
         };
+        let generation = if role == REVOKED { generation } else { 0 };
         let mut statement = Statement {
             member: member.as_bytes().to_vec(),
             role,
             pins,
+            generation,
             since_ms: since.0,
             by: signer.fingerprint().0,
             signature: Vec::new(),
@@ -118,6 +126,7 @@ impl Statement {
             member: &self.member,
             role: self.role,
             pins: &self.pins,
+            generation: self.generation,
             since_ms: self.since_ms,
             by: self.by,
         };
@@ -135,7 +144,7 @@ impl Statement {
         match self.role {
             REVOKED => Some(Standing::Revoked(self.pins.clone())),
             code => Role::from_code(code)
-                .filter(|_| self.pins.is_empty())
+                .filter(|_| self.pins.is_empty() && self.generation == 0)
                 .map(Standing::Member),
         }
     }
@@ -175,6 +184,8 @@ pub struct Members {
     by_key: HashMap<[u8; SIGN_PUBLIC_LEN], Fingerprint>,
     /// The statements that counted, to pass on in our manifest.
     accepted: Vec<Statement>,
+    /// The newest key generation a counted revocation started (0: none).
+    generation: u32,
 }
 
 impl Members {
@@ -255,6 +266,9 @@ impl Members {
                 continue;
             }
             members.accepted.push((*statement).clone());
+            if is_revocation {
+                members.generation = members.generation.max(statement.generation);
+            }
             let candidate = Member {
                 identity: member.clone(),
                 standing: standing.clone(),
@@ -299,6 +313,11 @@ impl Members {
     /// The statements that counted, sorted, at most [`MAX_STATEMENTS`].
     pub fn accepted(&self) -> &[Statement] {
         &self.accepted
+    }
+
+    /// The newest key generation: the one a counted revocation started last (0: none).
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 }
 
@@ -359,7 +378,7 @@ mod tests {
     const VAULT: VaultId = VaultId([7; 16]);
 
     fn say(who: &Identity, of: &Identity, standing: Standing, at: u64) -> Statement {
-        Statement::sign(VAULT, of.public(), &standing, Timestamp(at), who).unwrap()
+        Statement::sign(VAULT, of.public(), &standing, 1, Timestamp(at), who).unwrap()
     }
 
     fn role_of(members: &Members, who: &Identity) -> Option<Standing> {

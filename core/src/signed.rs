@@ -5,12 +5,15 @@
 //! A signed object is the ordinary envelope behind a clear prefix:
 //!
 //! ```text
-//! "BKSS" | version u8 (1) | signer's Ed25519 key [32] | signature [64] | envelope
+//! "BKSS" | version u8 (1) | key generation u32 BE | signer's Ed25519 key [32] | signature [64]
+//!        | envelope
 //! ```
 //!
+//! The key generation says which of the vault's keys sealed the envelope (0: the vault's own).
 //! The signature is Ed25519 over `"bucketsync 2026-11 signed object v1"`, the vault id, the
-//! object's name (u16 big-endian length, then its bytes) and the whole envelope. The envelope
-//! starts with `BKSY`, so a reader tells the two apart by the first four bytes.
+//! object's name (u16 big-endian length, then its bytes), the generation and the whole
+//! envelope. The envelope starts with `BKSY`, so a reader tells the two apart by the first four
+//! bytes.
 
 use crate::error::{Error, Result};
 use crate::identity::{verifies_with, Identity, SIGNATURE_LEN, SIGN_PUBLIC_LEN};
@@ -21,28 +24,48 @@ pub const SIGNED_MAGIC: &[u8; 4] = b"BKSS";
 /// The prefix's layout version.
 pub const SIGNED_VERSION: u8 = 1;
 /// Bytes before the envelope.
-pub const SIGNED_PREFIX_LEN: usize = 4 + 1 + SIGN_PUBLIC_LEN + SIGNATURE_LEN;
+pub const SIGNED_PREFIX_LEN: usize = 4 + 1 + 4 + SIGN_PUBLIC_LEN + SIGNATURE_LEN;
+/// Where the signer's key starts.
+const KEY_AT: usize = 4 + 1 + 4;
 const CONTEXT: &[u8] = b"bucketsync 2026-11 signed object v1";
 
-/// `envelope` (the sealed object named `name` in `vault`), signed by `signer`.
-pub fn sign(vault: VaultId, name: &str, envelope: &[u8], signer: &Identity) -> Vec<u8> {
-    let signature = signer.sign(&message(vault, name, envelope));
+/// What a signed object's prefix says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// The signer's Ed25519 key.
+    pub key: [u8; SIGN_PUBLIC_LEN],
+    /// The key generation that sealed the envelope.
+    pub generation: u32,
+}
+
+/// `envelope` (the object named `name` in `vault`, sealed with key generation `generation`),
+/// signed by `signer`.
+pub fn sign(
+    vault: VaultId,
+    name: &str,
+    generation: u32,
+    envelope: &[u8],
+    signer: &Identity,
+) -> Vec<u8> {
+    let signature = signer.sign(&message(vault, name, generation, envelope));
     let mut object = Vec::with_capacity(SIGNED_PREFIX_LEN + envelope.len());
     object.extend_from_slice(SIGNED_MAGIC);
     object.push(SIGNED_VERSION);
+    object.extend_from_slice(&generation.to_be_bytes());
     object.extend_from_slice(&signer.public().signing_key());
     object.extend_from_slice(&signature);
     object.extend_from_slice(envelope);
     object
 }
 
-fn message(vault: VaultId, name: &str, envelope: &[u8]) -> Vec<u8> {
+fn message(vault: VaultId, name: &str, generation: u32, envelope: &[u8]) -> Vec<u8> {
     let name_len = u16::try_from(name.len()).unwrap_or(u16::MAX);
-    let mut message = Vec::with_capacity(CONTEXT.len() + 16 + 2 + name.len() + envelope.len());
+    let mut message = Vec::with_capacity(CONTEXT.len() + 16 + 2 + name.len() + 4 + envelope.len());
     message.extend_from_slice(CONTEXT);
     message.extend_from_slice(&vault.0);
     message.extend_from_slice(&name_len.to_be_bytes());
     message.extend_from_slice(name.as_bytes());
+    message.extend_from_slice(&generation.to_be_bytes());
     message.extend_from_slice(envelope);
     message
 }
@@ -53,8 +76,8 @@ pub fn is_signed(object: &[u8]) -> bool {
 }
 
 /// Checks the signature of the signed object `object` named `name`, and strips the prefix,
-/// leaving the envelope in `object`; returns the signer's Ed25519 key. An unsigned object is
-/// left as it is: `None`.
+/// leaving the envelope in `object`; returns the signer's key and the key generation. An
+/// unsigned object is left as it is: `None`.
 ///
 /// # Errors
 /// `Corrupt` when the prefix is truncated, of an unknown version, or its signature does not
@@ -63,7 +86,7 @@ pub fn verify_and_strip(
     vault: VaultId,
     name: &str,
     object: &mut Vec<u8>,
-) -> Result<Option<[u8; SIGN_PUBLIC_LEN]>> {
+) -> Result<Option<Signature>> {
     if !is_signed(object) {
         return Ok(None);
     }
@@ -79,15 +102,16 @@ pub fn verify_and_strip(
             ),
         ));
     }
+    let generation = u32::from_be_bytes(object[5..KEY_AT].try_into().expect("4 bytes"));
     let mut key = [0u8; SIGN_PUBLIC_LEN];
-    key.copy_from_slice(&object[5..5 + SIGN_PUBLIC_LEN]);
-    let signature = &object[5 + SIGN_PUBLIC_LEN..SIGNED_PREFIX_LEN];
+    key.copy_from_slice(&object[KEY_AT..KEY_AT + SIGN_PUBLIC_LEN]);
+    let signature = &object[KEY_AT + SIGN_PUBLIC_LEN..SIGNED_PREFIX_LEN];
     let envelope = &object[SIGNED_PREFIX_LEN..];
-    if !verifies_with(&key, &message(vault, name, envelope), signature) {
+    if !verifies_with(&key, &message(vault, name, generation, envelope), signature) {
         return Err(Error::corrupt(name, "its signature does not verify"));
     }
     object.drain(..SIGNED_PREFIX_LEN);
-    Ok(Some(key))
+    Ok(Some(Signature { key, generation }))
 }
 
 #[cfg(test)]
@@ -100,11 +124,17 @@ mod tests {
         let alice = Identity::of_home(&VaultKey::from_bytes([1; 32]));
         let vault = VaultId([3; 16]);
         let envelope = b"BKSY pretend envelope".to_vec();
-        let signed = sign(vault, "s/x/1", &envelope, &alice);
+        let signed = sign(vault, "s/x/1", 3, &envelope, &alice);
         assert!(is_signed(&signed));
         let mut object = signed.clone();
-        let key = verify_and_strip(vault, "s/x/1", &mut object).unwrap();
-        assert_eq!(key, Some(alice.public().signing_key()));
+        let signature = verify_and_strip(vault, "s/x/1", &mut object).unwrap();
+        assert_eq!(
+            signature,
+            Some(Signature {
+                key: alice.public().signing_key(),
+                generation: 3
+            })
+        );
         assert_eq!(object, envelope);
         for (vault, name) in [(VaultId([4; 16]), "s/x/1"), (vault, "s/x/2")] {
             let mut moved = signed.clone();
@@ -115,6 +145,9 @@ mod tests {
         let mut flipped = signed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(verify_and_strip(vault, "s/x/1", &mut flipped).is_err());
+        let mut other_generation = signed.clone();
+        other_generation[8] ^= 1;
+        assert!(verify_and_strip(vault, "s/x/1", &mut other_generation).is_err());
         let mut short = signed[..SIGNED_PREFIX_LEN - 1].to_vec();
         assert!(verify_and_strip(vault, "s/x/1", &mut short).is_err());
         let mut plain = envelope.clone();

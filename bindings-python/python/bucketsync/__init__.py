@@ -10,7 +10,8 @@ Keys and values are bytes; ``str`` is accepted and stored as UTF-8. Files of any
 through ``vault.put_file(key, path_or_file)`` and ``vault.get_file(key, path_or_file)``.
 A vault shared with other people is opened through your own vault, your home:
 ``home.create_shared(store, label)``, ``vault.share(their_public, role)`` and, on their side,
-``their_home.accept(invitation)``.
+``their_home.accept(invitation)``; ``vault.members()`` lists its people and an owner's
+``vault.revoke(fingerprint)`` removes one.
 Errors are :class:`bucketsync.Error` subclasses, one per category.
 """
 
@@ -27,6 +28,7 @@ from ._bucketsync import (
     FolderReport,
     Identity,
     ImportReport,
+    Member,
     Progress,
     Request,
     Response,
@@ -76,6 +78,7 @@ __all__ = [
     "RestoreReport",
     "LockedError",
     "ClockError",
+    "Member",
     "NetworkError",
     "NotFoundError",
     "Progress",

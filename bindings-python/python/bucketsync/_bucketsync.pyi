@@ -203,6 +203,27 @@ class SharedVault:
     since: float
     """When it was made or accepted, in seconds since the epoch."""
 
+class Member:
+    """A person of a shared vault (Vault.members()), as the member statements this device has
+    read say; the repr shows the fingerprint, role and signer only."""
+
+    fingerprint: str
+    """Their fingerprint ("21ZV-CDAN-2NX4-6JE3"): what Vault.revoke takes."""
+    public: str
+    """Their public identity as text ("bsid1…")."""
+    role: str
+    """"read", "write" or "owner"; "revoked" when they are no longer a member."""
+    since: float
+    """Since when (the deciding statement's time), in seconds since the epoch."""
+    granted_by: str
+    """The fingerprint of who signed the deciding statement (granted the role, or revoked
+    them; the founder for the founder)."""
+    may_write: bool
+    """Whether their writes count for the vault's readers (role "write" or "owner")."""
+    pins: List[Tuple[str, int]]
+    """For a revoked member: (device id, segments) of each of their devices, whose writes count
+    up to that many segments and no further; empty otherwise."""
+
 class _Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
 
@@ -433,6 +454,19 @@ class Vault:
         max_future_days: float = 7.0,
     ) -> "Vault":
         """accept() on a worker thread, for asyncio apps; cancelling the task stops it."""
+    def members(self) -> List[Member]:
+        """The people of this shared vault, sorted by fingerprint, as the member statements
+        this device has read say (sync to see what other owners decided); revoked people stay
+        listed with the role "revoked". Empty for a vault that is not shared."""
+    def revoke(self, fingerprint: str) -> Member:
+        """Revokes the member whose fingerprint is ``fingerprint`` and returns the Member as
+        they were before. Nothing is sent: the next sync publishes the revocation. Readers
+        then count their writes only up to what this device had merged of them (sync before
+        revoking), and their own syncs raise AccessError. A new key generation starts: the next
+        sync seals it to every member left and re-seals the records under it; they keep what
+        they could read. AccessError when this person is not an owner (or
+        the vault is not shared); ConfigError for a fingerprint no member has, the founder's
+        or one's own."""
     def save(self) -> None: ...
     def close(self) -> None: ...
     @property

@@ -758,6 +758,49 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         try { bobs.share(carol.identity().public); check(false, "a writer re-shared") }
         catch (e: BucketsyncException.Access) {}
     },
+    "sharing: members are Alice owner, Bob write, Carol read; Alice revokes Bob, whose next sync fails" to {
+        fun home(name: String) =
+            Vault.open(store("kotlin", "members-$name/"), VaultKey.generate(), credentials = creds(), create = true)
+        val (alice, bob, carol) = listOf(home("alice"), home("bob"), home("carol"))
+        val (aliceId, bobId, carolId) = listOf(alice.identity(), bob.identity(), carol.identity())
+        val emma = alice.createShared(store("kotlin", "members-emma/"), "emma", credentials = creds())
+        emma.putText("note", "from alice")
+        emma.sync()
+        val toBob = emma.share(bobId.public, Role.WRITE)
+        val toCarol = emma.share(carolId.public)
+        emma.sync()
+        val bobs = bob.accept(toBob, credentials = creds(), grantedBy = aliceId.fingerprint)
+        val carols = carol.accept(toCarol, credentials = creds(), grantedBy = aliceId.fingerprint)
+        bobs.sync()
+        carols.sync()
+        for ((who, vault) in listOf("alice" to emma, "bob" to bobs, "carol" to carols)) {
+            val members = vault.members().associateBy { it.fingerprint }
+            check(members.size == 3, "$who sees $members")
+            for ((id, role) in listOf(aliceId to Role.OWNER, bobId to Role.WRITE, carolId to Role.READ)) {
+                val m = members[id.fingerprint] ?: error("$who does not see ${id.fingerprint}")
+                check(m.publicIdentity == id.public && m.role == role && !m.revoked && m.grantedBy == aliceId.fingerprint &&
+                    m.mayWrite == (role != Role.READ) && m.pins.isEmpty() && m.sinceMs > 0UL, "$who sees $m")
+            }
+        }
+        try { bobs.revoke(carolId.fingerprint); check(false, "a writer revoked") }
+        catch (e: BucketsyncException.Access) {}
+        try { emma.revoke(aliceId.fingerprint); check(false, "the founder revoked herself") }
+        catch (e: BucketsyncException.Config) {}
+        bobs.putText("note", "from bob")
+        bobs.sync()
+        emma.sync()
+        val was = emma.revoke(bobId.fingerprint.lowercase())
+        check(was.role == Role.WRITE && !was.revoked && was.mayWrite, "revoke returns Bob as he was: $was")
+        emma.sync()
+        try { bobs.sync(); check(false, "Bob synced after his revocation") }
+        catch (e: BucketsyncException.Access) { check(e.message!!.contains("revoked"), e.message!!) }
+        val revoked = emma.members().single { it.fingerprint == bobId.fingerprint }
+        check(revoked.role == null && revoked.revoked && !revoked.mayWrite && revoked.grantedBy == aliceId.fingerprint, "$revoked")
+        check(revoked.pins.map { it.device } == listOf(bobs.device()) && revoked.pins.single().segments >= 1UL, "$revoked")
+        carols.sync()
+        check(carols.members().single { it.fingerprint == bobId.fingerprint } == revoked, "Carol sees Bob revoked")
+        check(carols.getText("note") == "from bob", "Bob's write before his revocation still counts")
+    },
     "interop: a record written from Kotlin, for Swift and Rust to read" to {
         val code = System.getenv("BUCKETSYNC_INTEROP_CODE") ?: error("BUCKETSYNC_INTEROP_CODE is not set")
         val vault = Vault.open(store("interop"), VaultKey.fromRecoveryCode(code), credentials = creds(), create = true)

@@ -899,6 +899,69 @@ final class VaultTests: XCTestCase {
         } catch BucketsyncError.Access {}
     }
 
+    func testMembersAndAliceRevokesBob() async throws {
+        func home(_ name: String) throws -> Vault {
+            try Vault.open(store: store("swift", "members-\(name)/"), key: try VaultKey.generate(), credentials: try creds(), create: true)
+        }
+        let (alice, bob, carol) = (try home("alice"), try home("bob"), try home("carol"))
+        let (aliceId, bobId, carolId) = (try alice.identity(), try bob.identity(), try carol.identity())
+        let emma = try alice.createShared(store: store("swift", "members-emma/"), label: "emma", credentials: try creds())
+        try emma.putText(key: "note", value: "from alice")
+        _ = try await emma.sync()
+        let toBob = try await emma.share(public: bobId.public, role: .write)
+        let toCarol = try await emma.share(public: carolId.public)
+        _ = try await emma.sync()
+        let bobs = try await bob.accept(invitation: toBob, credentials: try creds(), grantedBy: aliceId.fingerprint)
+        let carols = try await carol.accept(invitation: toCarol, credentials: try creds(), grantedBy: aliceId.fingerprint)
+        _ = try await bobs.sync()
+        _ = try await carols.sync()
+        for (who, vault) in [("alice", emma), ("bob", bobs), ("carol", carols)] {
+            let members = try vault.members()
+            XCTAssertEqual(members.count, 3, "\(who) sees \(members)")
+            for (id, role) in [(aliceId, Role.owner), (bobId, Role.write), (carolId, Role.read)] {
+                let m = try XCTUnwrap(members.first { $0.fingerprint == id.fingerprint }, "\(who) does not see \(id.fingerprint)")
+                XCTAssertEqual(m.publicIdentity, id.public)
+                XCTAssertEqual(m.role, role)
+                XCTAssertFalse(m.revoked)
+                XCTAssertEqual(m.grantedBy, aliceId.fingerprint)
+                XCTAssertEqual(m.mayWrite, role != .read)
+                XCTAssertEqual(m.pins, [])
+                XCTAssertGreaterThan(m.sinceMs, 0)
+            }
+        }
+        do {
+            _ = try bobs.revoke(fingerprint: carolId.fingerprint)
+            XCTFail("a writer revoked")
+        } catch BucketsyncError.Access {}
+        do {
+            _ = try emma.revoke(fingerprint: aliceId.fingerprint)
+            XCTFail("the founder revoked herself")
+        } catch BucketsyncError.Config {}
+        try bobs.putText(key: "note", value: "from bob")
+        _ = try await bobs.sync()
+        _ = try await emma.sync()
+        let was = try emma.revoke(fingerprint: bobId.fingerprint.lowercased())
+        XCTAssertEqual(was.role, .write, "revoke returns Bob as he was")
+        XCTAssertFalse(was.revoked)
+        _ = try await emma.sync()
+        do {
+            _ = try await bobs.sync()
+            XCTFail("Bob synced after his revocation")
+        } catch BucketsyncError.Access(let message) {
+            XCTAssertTrue(message.contains("revoked"), message)
+        }
+        let revoked = try XCTUnwrap(try emma.members().first { $0.fingerprint == bobId.fingerprint })
+        XCTAssertNil(revoked.role)
+        XCTAssertTrue(revoked.revoked)
+        XCTAssertFalse(revoked.mayWrite)
+        XCTAssertEqual(revoked.grantedBy, aliceId.fingerprint)
+        XCTAssertEqual(revoked.pins.map(\.device), [try bobs.device()])
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(revoked.pins.first).segments, 1)
+        _ = try await carols.sync()
+        XCTAssertEqual(try carols.members().first { $0.fingerprint == bobId.fingerprint }, revoked, "Carol sees Bob revoked")
+        XCTAssertEqual(try carols.getText(key: "note"), "from bob", "Bob's write before his revocation still counts")
+    }
+
     func testInteropReadsTheRecordKotlinWrote() async throws {
         let code = try XCTUnwrap(env["BUCKETSYNC_INTEROP_CODE"])
         let vault = try Vault.open(store: store("interop"), key: try VaultKey.fromRecoveryCode(code: code), credentials: try creds())

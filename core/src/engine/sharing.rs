@@ -3,11 +3,14 @@
 //! say so, the signatures on what each device writes, and which writes count.
 
 use super::Engine;
+use crate::crypto::SecretKey;
 use crate::error::{Error, Result};
+use crate::grant::GenerationKey;
 use crate::grant::{self, Grant, Invitation, Role};
 use crate::http::{Method, Request, RequestKind};
 use crate::identity::{Fingerprint, Identity, PublicIdentity};
 use crate::ids::{DeviceId, RequestId, Timestamp};
+use crate::key::{Purpose, VaultKey};
 use crate::membership::{add_statements, Member, Members, Standing, Statement};
 use crate::signed;
 
@@ -17,14 +20,26 @@ pub(crate) struct Sharing {
     identity: Identity,
     founder: Fingerprint,
     members: Members,
+    /// The vault's own key (generation 0), which grants of later generations carry too.
+    key: VaultKey,
 }
 
 /// Whose writes an object holds, as its signature says.
 pub(crate) enum Author {
-    /// The vault is not shared: nobody signs, everything counts.
+    /// The vault is not shared: nobody signs, everything counts (sealed with generation 0).
     Unshared,
-    /// Signed by the member with this Ed25519 key.
-    Signed([u8; 32]),
+    /// Signed by the member with this Ed25519 key, sealed with this key generation.
+    Signed([u8; 32], u32),
+}
+
+impl Author {
+    /// The key generation that sealed the object.
+    pub(crate) fn generation(&self) -> u32 {
+        match self {
+            Author::Unshared => 0,
+            Author::Signed(_, generation) => *generation,
+        }
+    }
 }
 
 impl Engine {
@@ -36,17 +51,34 @@ impl Engine {
 
     /// Makes this replica one of a shared vault's: from now on it signs everything it writes
     /// with `identity` (the person's, from their home), and accepts only what members may
-    /// write, trust starting at `founder` (the person who made the vault). The founder's own
-    /// device adds the founder's statement about themself when the vault has none yet.
+    /// write, trust starting at `founder` (the person who made the vault). `keys` are the
+    /// vault's key generations the person holds (generation 0 first). The founder's own device
+    /// adds the founder's statement about themself when the vault has none yet.
     ///
     /// # Errors
-    /// `Config` when the state's statements cannot take one more.
-    pub fn set_sharing(&mut self, identity: Identity, founder: Fingerprint, now: Timestamp) {
+    /// `Config` when `keys` does not start with this vault's own key.
+    pub fn set_sharing(
+        &mut self,
+        identity: Identity,
+        founder: Fingerprint,
+        keys: &[GenerationKey],
+        now: Timestamp,
+    ) -> Result<()> {
+        let key = match keys.first() {
+            Some(k) if k.generation == 0 && k.key.vault_id() == self.vault => k.key.clone(),
+            _ => {
+                return Err(Error::Config(
+                    "a shared vault's keys start with its own key (generation 0)".into(),
+                ))
+            }
+        };
+        self.add_keys(keys);
         let founding = identity.fingerprint() == founder;
         self.sharing = Some(Sharing {
             identity,
             founder,
             members: Members::default(),
+            key,
         });
         self.resolve_members();
         let sharing = self.sharing.as_ref().expect("just set");
@@ -55,12 +87,14 @@ impl Engine {
                 self.vault,
                 sharing.identity.public(),
                 &Standing::Member(Role::Owner),
+                0,
                 now,
                 &sharing.identity,
             )
             .expect("a member statement pins nothing");
             self.take_statements(&[statement]);
         }
+        Ok(())
     }
 
     /// Whether this replica is one of a shared vault's ([`Engine::set_sharing`]).
@@ -75,6 +109,11 @@ impl Engine {
             .as_ref()
             .map(|s| s.members.all().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// This person's fingerprint, in a shared vault.
+    pub(crate) fn own_fingerprint(&self) -> Option<Fingerprint> {
+        Some(self.sharing.as_ref()?.identity.fingerprint())
     }
 
     /// This person's own standing in the shared vault, if any statement counts for them.
@@ -117,6 +156,7 @@ impl Engine {
             self.vault,
             member,
             &Standing::Member(role),
+            0,
             now,
             &sharing.identity,
         )?;
@@ -132,6 +172,7 @@ impl Engine {
     /// `Access` when this person is not an owner here; `Config` when no member has that
     /// fingerprint, or it is the founder's or this person's own.
     pub fn revoke(&mut self, who: &str, now: Timestamp) -> Result<Member> {
+        let generation = self.current_generation() + 1;
         let sharing = self.owner()?;
         let member = sharing
             .members
@@ -144,6 +185,9 @@ impl Engine {
                 ))
             })?;
         let fingerprint = member.identity.fingerprint();
+        if matches!(member.standing, Standing::Revoked(_)) {
+            return Err(Error::Config(format!("{fingerprint} is revoked already")));
+        }
         if fingerprint == sharing.founder || fingerprint == sharing.identity.fingerprint() {
             return Err(Error::Config(
                 "the vault's founder cannot be revoked, and nobody revokes themself".into(),
@@ -163,9 +207,18 @@ impl Engine {
             self.vault,
             &member.identity,
             &Standing::Revoked(pins),
+            generation,
             now,
             &sharing.identity,
         )?;
+        // The new key, from our entropy: the next sync seals it to every member left (one
+        // grant each) before it publishes the revocation, and writes under it from then on.
+        let key: [u8; 32] = self.entropy.array();
+        self.state
+            .directory_mut()
+            .sharing
+            .keys
+            .push((generation, key));
         self.take_statements(&[statement]);
         Ok(member)
     }
@@ -227,11 +280,195 @@ impl Engine {
 
     /// `envelope`, the object named `name` (relative to the vault folder), as this replica
     /// writes it: signed in a shared vault, as it is otherwise.
-    pub(crate) fn sign_object(&self, name: &str, envelope: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn sign_object(&self, name: &str, generation: u32, envelope: Vec<u8>) -> Vec<u8> {
         match &self.sharing {
-            Some(sharing) => signed::sign(self.vault, name, &envelope, &sharing.identity),
+            Some(sharing) => {
+                signed::sign(self.vault, name, generation, &envelope, &sharing.identity)
+            }
             None => envelope,
         }
+    }
+
+    // ---- key generations ----
+
+    /// The newest key generation this replica holds: what it seals segments and checkpoints
+    /// with (0: the vault's own key).
+    pub(crate) fn current_generation(&self) -> u32 {
+        self.state
+            .directory()
+            .sharing
+            .keys
+            .iter()
+            .map(|(g, _)| *g)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The segment and checkpoint keys of `generation`, when this replica holds it.
+    pub(crate) fn log_keys(&self, generation: u32) -> Option<(SecretKey, SecretKey)> {
+        if generation == 0 {
+            return Some((self.segment_key.clone(), self.checkpoint_key.clone()));
+        }
+        let (_, key) = self
+            .state
+            .directory()
+            .sharing
+            .keys
+            .iter()
+            .find(|(g, _)| *g == generation)?;
+        let key = VaultKey::from_bytes(*key);
+        Some((
+            key.subkey(Purpose::Segment),
+            key.subkey(Purpose::Checkpoint),
+        ))
+    }
+
+    /// The segment and checkpoint keys that open an object `name` by `author`.
+    ///
+    /// # Errors
+    /// `Access` when this replica does not hold the key generation it was sealed with.
+    pub(crate) fn generation_keys(
+        &self,
+        author: &Author,
+        name: &str,
+    ) -> Result<(SecretKey, SecretKey)> {
+        let generation = author.generation();
+        self.log_keys(generation).ok_or_else(|| {
+            Error::Access(format!(
+                "{name} is sealed with key generation {generation}, which this device was not given"
+            ))
+        })
+    }
+
+    /// The key generations above 0 this replica holds, oldest first.
+    pub fn later_keys(&self) -> Vec<GenerationKey> {
+        let mut keys: Vec<GenerationKey> = self
+            .state
+            .directory()
+            .sharing
+            .keys
+            .iter()
+            .map(|(generation, key)| GenerationKey {
+                generation: *generation,
+                key: VaultKey::from_bytes(*key),
+            })
+            .collect();
+        keys.sort_by_key(|k| k.generation);
+        keys
+    }
+
+    /// Keeps the key generations of `keys` above 0 that this replica does not hold yet.
+    pub fn add_keys(&mut self, keys: &[GenerationKey]) {
+        for key in keys.iter().filter(|k| k.generation > 0) {
+            let known = &self.state.directory().sharing.keys;
+            if !known.iter().any(|(g, _)| *g == key.generation) {
+                self.state
+                    .directory_mut()
+                    .sharing
+                    .keys
+                    .push((key.generation, *key.key.secret_bytes()));
+            }
+        }
+    }
+
+    /// The key generations a counted revocation started that this replica does not hold.
+    pub(crate) fn missing_generations(&self) -> Vec<u32> {
+        let Some(sharing) = &self.sharing else {
+            return Vec::new();
+        };
+        (1..=sharing.members.generation())
+            .filter(|g| self.log_keys(*g).is_none())
+            .collect()
+    }
+
+    /// The grant of key generation `generation` to the person `fingerprint`: its name in the
+    /// vault folder.
+    pub(crate) fn rekey_name(&self, generation: u32, fingerprint: &Fingerprint) -> String {
+        grant::grant_name(&grant::rekey_id(self.vault, generation, fingerprint))
+    }
+
+    /// The grants of the newest key generation still to write: one per member left (this
+    /// person included, for their other devices), when this person is an owner holding it.
+    pub(crate) fn rekeys_to_write(&self) -> Vec<(u32, PublicIdentity, Role)> {
+        let generation = self.current_generation();
+        let Some(sharing) = &self.sharing else {
+            return Vec::new();
+        };
+        if generation == 0 || self.owner().is_err() {
+            return Vec::new();
+        }
+        let written = &self.state.directory().sharing.rekeyed;
+        sharing
+            .members
+            .all()
+            .filter_map(|m| match m.standing {
+                Standing::Member(role) => Some((m, role)),
+                Standing::Revoked(_) => None,
+            })
+            .filter(|(m, _)| !written.contains(&(generation, m.identity.fingerprint().0)))
+            .map(|(m, role)| (generation, m.identity.clone(), role))
+            .collect()
+    }
+
+    /// The sealed grant of every key generation held to `member`, as the object that
+    /// [`Engine::rekey_name`] names for `generation`.
+    ///
+    /// # Errors
+    /// `Config` when sealing to the member fails.
+    pub(crate) fn seal_rekey(
+        &mut self,
+        generation: u32,
+        member: &PublicIdentity,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<Vec<u8>> {
+        let sharing = self
+            .sharing
+            .as_ref()
+            .ok_or_else(|| Error::Access("not shared".into()))?;
+        let mut keys = vec![GenerationKey {
+            generation: 0,
+            key: sharing.key.clone(),
+        }];
+        keys.extend(self.later_keys());
+        let grant = Grant {
+            vault: self.vault,
+            label: String::new(),
+            store: self.store.url(),
+            role,
+            keys,
+            granter: sharing.identity.public().clone(),
+            granted: now,
+            founder: sharing.founder,
+            statement: None,
+        };
+        let id = grant::rekey_id(self.vault, generation, &member.fingerprint());
+        grant::seal(&grant, &id, &sharing.identity, member, &mut self.entropy)
+    }
+
+    /// Opens our grant of key generation `generation` and keeps the keys it holds, when an
+    /// owner signed it.
+    ///
+    /// # Errors
+    /// `Access` when it is not ours or no owner made it; `Corrupt` when it fails its checks.
+    pub(crate) fn open_rekey(&mut self, generation: u32, object: &[u8]) -> Result<()> {
+        let sharing = self
+            .sharing
+            .as_ref()
+            .ok_or_else(|| Error::Access("not shared".into()))?;
+        let id = grant::rekey_id(self.vault, generation, &sharing.identity.fingerprint());
+        let grant = grant::open_rekey(object, self.vault, &id, &sharing.identity)?;
+        match sharing.members.get(&grant.granter.fingerprint()) {
+            Some(m) if m.standing == Standing::Member(Role::Owner) => {}
+            _ => {
+                return Err(Error::Access(format!(
+                    "the key grant {} was not made by an owner: ignored",
+                    grant::grant_name(&id)
+                )))
+            }
+        }
+        self.add_keys(&grant.keys);
+        Ok(())
     }
 
     /// Checks the signature of the object `name` fetched as `body` and strips it, leaving the
@@ -245,7 +482,7 @@ impl Engine {
         let key = signed::verify_and_strip(self.vault, name, body)?;
         match (key, &self.sharing) {
             (_, None) => Ok(Author::Unshared),
-            (Some(key), Some(_)) => Ok(Author::Signed(key)),
+            (Some(s), Some(_)) => Ok(Author::Signed(s.key, s.generation)),
             (None, Some(_)) => Err(Error::Access(format!(
                 "{name} is not signed: in a shared vault only what members sign counts"
             ))),
@@ -259,7 +496,7 @@ impl Engine {
     /// `Corrupt` when a signature fails.
     pub(crate) fn unsign_own(&self, name: &str, body: &mut Vec<u8>) -> Result<Author> {
         match signed::verify_and_strip(self.vault, name, body)? {
-            Some(key) if self.sharing.is_some() => Ok(Author::Signed(key)),
+            Some(s) if self.sharing.is_some() => Ok(Author::Signed(s.key, s.generation)),
             _ => Ok(Author::Unshared),
         }
     }
@@ -284,7 +521,7 @@ impl Engine {
         seq: u64,
         what: &str,
     ) -> Result<()> {
-        let (Author::Signed(key), Some(sharing)) = (author, &self.sharing) else {
+        let (Author::Signed(key, _), Some(sharing)) = (author, &self.sharing) else {
             return Ok(());
         };
         let Some(member) = sharing.members.by_signing_key(key) else {
@@ -319,7 +556,7 @@ impl Engine {
         covers: &[(DeviceId, u64)],
         what: &str,
     ) -> Result<()> {
-        let (Author::Signed(key), Some(sharing)) = (author, &self.sharing) else {
+        let (Author::Signed(key, _), Some(sharing)) = (author, &self.sharing) else {
             return Ok(());
         };
         match sharing.members.by_signing_key(key) {
@@ -330,10 +567,18 @@ impl Engine {
                 )))
             }
         }
+        let signer = sharing
+            .members
+            .by_signing_key(key)
+            .map(|m| m.identity.fingerprint());
         for member in sharing.members.all() {
             let Standing::Revoked(pins) = &member.standing else {
                 continue;
             };
+            // The owner who revoked them knew the pins, and left their later writes out.
+            if signer == Some(member.by) {
+                continue;
+            }
             let key = member.identity.signing_key();
             let signers = &self.state.directory().sharing.signers;
             for (device, n) in covers {
@@ -355,7 +600,7 @@ impl Engine {
     /// which segments it has (its signer may not write: no checkpoint, no retirements, no
     /// deletions count).
     pub(crate) fn manifest_trust(&self, author: &Author) -> Option<bool> {
-        let (Author::Signed(key), Some(sharing)) = (author, &self.sharing) else {
+        let (Author::Signed(key, _), Some(sharing)) = (author, &self.sharing) else {
             return Some(true);
         };
         let member = sharing.members.by_signing_key(key)?;
@@ -364,7 +609,7 @@ impl Engine {
 
     /// Notes that `author` signed `device`'s latest manifest.
     pub(crate) fn note_signer(&mut self, device: DeviceId, author: &Author) {
-        if let Author::Signed(key) = author {
+        if let Author::Signed(key, _) = author {
             if self.state.directory().sharing.signers.get(&device) != Some(key) {
                 self.state
                     .directory_mut()

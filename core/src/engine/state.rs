@@ -304,6 +304,13 @@ pub(crate) struct SharingState {
     pub statements: Vec<crate::membership::Statement>,
     /// The Ed25519 key that signed each device's latest manifest read.
     pub signers: BTreeMap<DeviceId, [u8; 32]>,
+    /// The vault's key generations above 0 this replica holds (from a revocation it made, a
+    /// grant, or its home).
+    pub keys: Vec<(u32, [u8; 32])>,
+    /// The grants of key generations written, as (generation, member's fingerprint).
+    pub rekeyed: BTreeSet<(u32, [u8; 10])>,
+    /// The key generation of the latest checkpoint this replica wrote.
+    pub resealed: u32,
 }
 
 /// Our packs found unreferenced at one time, and what this replica had merged then. They are

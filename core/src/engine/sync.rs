@@ -12,6 +12,7 @@ pub(crate) mod compact;
 mod freeze;
 mod gc;
 mod hint;
+mod keys;
 #[cfg(feature = "driver")]
 pub(crate) use hint::HINT_NAME;
 mod packs;
@@ -42,9 +43,13 @@ enum Phase {
     /// Checking whether the vault exists, before a replica's first sync goes on.
     Joining,
     Manifests,
+    /// Reading the key grants this device lacks, writing those an owner owes (sharing).
+    Keys,
     Checkpoint,
     Segments,
     Pushing,
+    /// Writing the grants of a new key generation to the members left (sharing).
+    Rekeying,
     Publishing,
     Compacting,
     /// Deleting our own checkpoints that newer ones replaced, and our covered segments.
@@ -144,6 +149,15 @@ enum Pending {
     },
     Hint,
     PutHint,
+    /// Our grant of a key generation (sharing).
+    KeyGrant {
+        generation: u32,
+    },
+    /// A grant of a key generation to a member (sharing).
+    PutKeyGrant {
+        generation: u32,
+        member: [u8; 10],
+    },
 }
 
 /// One sync in progress.
@@ -528,8 +542,10 @@ impl Engine {
                         self.queue_list(run, None);
                         continue;
                     }
-                    run.phase = Phase::Checkpoint;
+                    run.phase = Phase::Keys;
+                    self.plan_key_reads(run);
                 }
+                Phase::Keys => run.phase = Phase::Checkpoint,
                 // Checkpoints one at a time, while one is needed (segments were deleted) or
                 // worth it.
                 Phase::Checkpoint => {
@@ -563,9 +579,13 @@ impl Engine {
                 }
                 Phase::Pushing => {
                     if !self.plan_push(run) {
-                        run.phase = Phase::Publishing;
-                        self.plan_publish(run, None);
+                        run.phase = Phase::Rekeying;
+                        self.plan_key_writes(run);
                     }
+                }
+                Phase::Rekeying => {
+                    run.phase = Phase::Publishing;
+                    self.plan_publish(run, None);
                 }
                 Phase::Publishing => {
                     run.phase = Phase::Compacting;
@@ -633,6 +653,10 @@ impl Engine {
             }
             Pending::Hint => self.on_hint(run, response),
             Pending::PutHint => self.on_put_hint(run, response),
+            Pending::KeyGrant { generation } => self.on_key_grant(run, generation, response),
+            Pending::PutKeyGrant { generation, member } => {
+                self.on_put_key_grant(run, generation, member, response)
+            }
         }
     }
 

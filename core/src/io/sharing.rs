@@ -2,10 +2,9 @@
 //! [`Session::shared`], [`Session::accept`]) and a shared vault granted to someone else
 //! ([`Session::share`]).
 //!
-//! What is built so far: identities, grants sealed to them, invitations, and the home records
-//! that keep every shared vault's key for all of a person's devices. Not yet: signed manifests,
-//! roles enforced by readers, membership lists and revocation (FORMAT §17 says what a grant's
-//! role means today).
+//! Identities, grants sealed to them, invitations, the home records that keep every shared
+//! vault's keys for all of a person's devices, and the members of a shared vault
+//! ([`Session::enter_shared`], [`Session::members`], [`Session::revoke`]; FORMAT §17).
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
@@ -142,7 +141,17 @@ impl Session {
             label: entry.label.clone(),
             store: entry.store.clone(),
             role,
-            keys: entry.keys.clone(),
+            keys: {
+                // Every generation this device holds: a member let in after a revocation reads
+                // what was written before it too.
+                let mut keys = entry.keys.clone();
+                for later in self.read(|e| e.later_keys())? {
+                    if !keys.iter().any(|k| k.generation == later.generation) {
+                        keys.push(later);
+                    }
+                }
+                keys
+            },
             granter: granter.public().clone(),
             granted: now,
             founder: entry.founder.unwrap_or_else(|| granter.fingerprint()),
@@ -175,13 +184,16 @@ impl Session {
         }
         let founder = shared.founder.unwrap_or_else(|| identity.fingerprint());
         self.set_role(shared.role);
-        let now = self.now();
+        // The founder's statement about themself is dated when the vault was made, so that
+        // every device of theirs signs the very same one.
+        let founded = shared.since;
         self.change(|e| {
-            e.set_sharing(identity, founder, now);
+            e.set_sharing(identity, founder, &shared.keys, founded)?;
             if let Some(statement) = &shared.statement {
                 e.take_statements(std::slice::from_ref(statement));
             }
-        })
+            Ok(())
+        })?
     }
 
     /// The people of this shared vault (empty when it is not one): each one's identity, role
@@ -195,11 +207,13 @@ impl Session {
 
     /// Revokes the member whose fingerprint is `who` (as a person types it): the next sync
     /// publishes that their writes count up to what this device has merged of them, nothing
-    /// after. Returns the member as they were.
+    /// after. It starts a new key generation: the next sync seals it to every member left
+    /// (one grant each, before the revocation is published) and re-seals the live records
+    /// under it (a checkpoint). Returns the member as they were.
     ///
-    /// What the revoked person keeps: everything they could read until now, and the vault's
-    /// key (the records written from now on are under the same key: key rotation is not built
-    /// yet, so keep their bucket credentials or signer token revoked too).
+    /// What the revoked person keeps: everything they could read until now and the older key
+    /// generations (files uploaded later stay under the first one, so revoke their bucket
+    /// credentials or signer token too). What they lose: every record written after.
     ///
     /// # Errors
     /// `Access` when this person is not an owner; `Config` when no member has that fingerprint

@@ -128,11 +128,19 @@ impl Engine {
             return;
         }
         let checkpoint_bytes = self.best_checkpoint().map_or(0, |(_, c)| c.bytes);
-        let due = self.compaction.due(
-            self.tail_segments(),
-            self.state.directory().tail_bytes,
-            checkpoint_bytes,
-        );
+        // After a revocation, a writer re-seals the whole live state under the new key
+        // generation at once (a checkpoint), whatever the tails.
+        let reseal = self.is_shared()
+            && self.current_generation() > self.state.directory().sharing.resealed
+            && self.own_standing().is_some_and(|s| {
+                matches!(s, crate::membership::Standing::Member(r) if r >= crate::grant::Role::Write)
+            });
+        let due = reseal
+            || self.compaction.due(
+                self.tail_segments(),
+                self.state.directory().tail_bytes,
+                checkpoint_bytes,
+            );
         if !due {
             return;
         }
@@ -163,14 +171,20 @@ impl Engine {
             clock: self.state.clock,
             horizon_ms,
         };
+        // Sealed with the newest key generation: a checkpoint after a revocation re-seals the
+        // whole live state where the revoked member cannot read it.
+        let generation = self.current_generation();
+        let (_, checkpoint_key) = self
+            .log_keys(generation)
+            .expect("the current generation is held");
         let body = checkpoint::seal(
-            &self.checkpoint_key,
+            &checkpoint_key,
             self.vault,
             &head,
             self.state.records(),
             &mut self.entropy,
         );
-        let body = self.sign_object(&checkpoint_name(me, number), body);
+        let body = self.sign_object(&checkpoint_name(me, number), generation, body);
         let reference = CheckpointRef {
             number,
             covers,
@@ -246,7 +260,10 @@ impl Engine {
         let name = checkpoint_name(self.state.device, reference.number);
         match self.check(response, || format!("PUT {name}")) {
             Ok(_) => {
-                self.state.directory_mut().tail_bytes = 0;
+                let generation = self.current_generation();
+                let directory = self.state.directory_mut();
+                directory.tail_bytes = 0;
+                directory.sharing.resealed = directory.sharing.resealed.max(generation);
                 self.note_verified(reference.covers.iter().copied());
                 run.report.compacted = true;
                 self.plan_publish(run, Some(reference));

@@ -419,13 +419,8 @@ impl Engine {
         };
         let opened = self.unsign(&name, &mut body).and_then(|author| {
             self.check_checkpoint(&author, &reference.covers, &name)?;
-            checkpoint::open(
-                &self.checkpoint_key,
-                self.vault,
-                writer,
-                reference.number,
-                body,
-            )
+            let (_, checkpoint_key) = self.generation_keys(&author, &name)?;
+            checkpoint::open(&checkpoint_key, self.vault, writer, reference.number, body)
         });
         let checkpoint = match opened {
             Ok(c) => c,
@@ -580,7 +575,13 @@ impl Engine {
             run.report.errors.push(refused);
             return self.segment_done(device, seq);
         }
-        let segment = match open_segment(&self.segment_key, self.vault, device, seq, &mut body) {
+        let segment_key = match self.generation_keys(&author, &name) {
+            Ok((key, _)) => key,
+            // Not merged: fetched again once this device holds the key (its grant may not
+            // be written yet).
+            Err(e) => return run.report.errors.push(e),
+        };
+        let segment = match open_segment(&segment_key, self.vault, device, seq, &mut body) {
             Ok(s) => s,
             Err(e) if own => return run.own_log_failure(e),
             Err(e) => return run.report.errors.push(e),

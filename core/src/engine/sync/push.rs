@@ -127,18 +127,15 @@ impl Engine {
             .iter()
             .map(|(k, r)| (ByteBuf::from(k.to_vec()), r.stamp))
             .collect();
-        let body = seal_segment(
-            &self.segment_key,
-            self.vault,
-            me,
-            seq,
-            &pairs,
-            &mut self.entropy,
-        );
+        let generation = self.current_generation();
+        let (segment_key, _) = self
+            .log_keys(generation)
+            .expect("the current generation is held");
+        let body = seal_segment(&segment_key, self.vault, me, seq, &pairs, &mut self.entropy);
         drop(pairs);
         match body {
             Ok(body) => {
-                let body = self.sign_object(&segment_name(me, seq), body);
+                let body = self.sign_object(&segment_name(me, seq), generation, body);
                 self.state.set_pending(Some(PendingSegment {
                     seq,
                     body: ByteBuf::from(body),
@@ -332,13 +329,8 @@ impl Engine {
         }
         let opened = self.unsign_own(&name, &mut body).and_then(|author| {
             self.check_writer(&author, self.state.device, seq, &name)?;
-            open_segment(
-                &self.segment_key,
-                self.vault,
-                self.state.device,
-                seq,
-                &mut body,
-            )
+            let (segment_key, _) = self.generation_keys(&author, &name)?;
+            open_segment(&segment_key, self.vault, self.state.device, seq, &mut body)
         });
         match opened {
             Ok(segment) => {
@@ -450,7 +442,9 @@ impl Engine {
             members: self.published_statements(),
         };
         let body = manifest.seal(&self.manifest_key, self.vault, &mut self.entropy);
-        let body = self.sign_object(&manifest_name(manifest.device), body);
+        // Manifests stay under the vault's own key: every member (a revoked one too) reads
+        // who is a member and how far each log goes; only records move to new generations.
+        let body = self.sign_object(&manifest_name(manifest.device), 0, body);
         let url = self.vault_url(&manifest_name(manifest.device));
         let pending = Pending::PutManifest {
             seq: manifest.seq,
