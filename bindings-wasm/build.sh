@@ -30,6 +30,11 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # curve25519-dalek, SHA-3, the grants and home records) took it from 361,350 to 412,979
 # (+51.6 KB, measured in one run before and after); the checks added after review (accept from
 # an expected granter, a shared vault is not a home) took it to 414,724: the bar moved to 420,000.
-bar=420000
+# Roles enforced by readers and revocation (member statements and their resolution, signed
+# objects, key generations and their grants, members/revoke) took it from 414,724 to 444,603
+# (+29.9 KB): the bar moved to 450,000. The 150 KB bar is out of reach with the
+# post-quantum sharing stack in the same module; splitting sharing into a second wasm module
+# loaded on demand is the way there, not done yet.
+bar=450000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -274,8 +274,10 @@ def test_members_and_revoke_on_seaweed(seaweed, credentials, tmp_path):
         bob_emma.revoke(carol_fp)
     assert emma.sync().errors == []
     assert emma.get("late") is None and emma.get("early") is None
+    # Carol may start from Alice's checkpoint, re-sealed under the new key, which leaves
+    # Bob's later writes out: then she never even fetches them.
     report = carol_emma.sync()
-    assert [e.category for e in report.errors] == ["access"]
+    assert all(e.category == "access" for e in report.errors), report.errors
     assert carol_emma.get("late") is None and carol_emma.get("early") is None
     assert carol_emma.get("reply") == b"from bob"
     assert {m.fingerprint: m.role for m in carol_emma.members()}[bob_fp] == "revoked"
