@@ -625,7 +625,9 @@ fn main() {
 /// running the background sync every second.
 /// `cargo run --release --example bench -- sharing`: an identity derived from a home key, a
 /// grant sealed and opened (the X-Wing and Ed25519 work), and share and accept through
-/// sessions on the local-folder bucket with their requests. Revocation is not built yet.
+/// sessions on the local-folder bucket with their requests; then a revocation (a new key
+/// generation sealed to the members left, the live state re-sealed in a checkpoint), with no
+/// records and with 100k live ones.
 fn sharing(rows: &mut Vec<(String, String)>) {
     use bucketsync::grant::{self, GenerationKey, Grant, Invitation, Role};
     use bucketsync::identity::Identity;
@@ -711,6 +713,167 @@ fn sharing(rows: &mut Vec<(String, String)>) {
             accept_time.as_secs_f64() * 1e3,
         ),
     ));
+
+    let small = revocation(0);
+    rows.push((
+        "revoke Bob (write), Carol (read) left: revoke + Alice's next sync".into(),
+        format!(
+            "{} (revoke alone {:.0} µs), checkpoint: {} | {}",
+            millis(small.revoke_sync),
+            small.revoke.as_secs_f64() * 1e6,
+            if small.resealed.compacted {
+                "yes"
+            } else {
+                "NO"
+            },
+            small.resealed
+        ),
+    ));
+    rows.push((
+        "Carol's next sync after the revocation (her key grant)".into(),
+        format!("{} | {}", millis(small.carol_time), small.carol),
+    ));
+    const LIVE: u64 = 100_000;
+    let big = revocation(LIVE);
+    let (push_time, push) = big.push.expect("records were pushed");
+    rows.push((
+        format!("{}k live records: Alice's initial push", LIVE / 1000),
+        format!("{} | {}", millis(push_time), push),
+    ));
+    rows.push((
+        format!("{}k live records: revoke + re-sealing sync", LIVE / 1000),
+        format!(
+            "{}, checkpoint: {} | {}",
+            millis(big.revoke_sync),
+            if big.resealed.compacted { "yes" } else { "NO" },
+            big.resealed
+        ),
+    ));
+    rows.push((
+        format!(
+            "{}k live records: re-sealing sync / initial push",
+            LIVE / 1000
+        ),
+        format!(
+            "{:.2} ({} / {})",
+            big.revoke_sync.as_secs_f64() / push_time.as_secs_f64(),
+            millis(big.revoke_sync),
+            millis(push_time)
+        ),
+    ));
+    rows.push((
+        format!(
+            "{}k live records: Carol's next sync after the revocation",
+            LIVE / 1000
+        ),
+        format!("{} | {}", millis(big.carol_time), big.carol),
+    ));
+}
+
+/// What [`revocation`] measured.
+struct Revocation {
+    /// Alice's push of the live records before the revocation, when there are any.
+    push: Option<(Duration, bucketsync::SyncReport)>,
+    /// `revoke` alone (no I/O).
+    revoke: Duration,
+    /// `revoke` and Alice's next sync.
+    revoke_sync: Duration,
+    resealed: bucketsync::SyncReport,
+    carol_time: Duration,
+    carol: bucketsync::SyncReport,
+}
+
+/// Alice shares `emma` with Bob (write) and Carol (read) on a fresh local-folder bucket, writes
+/// `live` records and pushes them, then revokes Bob: her next sync writes the new key
+/// generation's grants (Alice's and Carol's), publishes the revocation and re-seals the live
+/// state in a checkpoint. Carol's next sync fetches her grant; afterwards she reads what Alice
+/// writes, checked.
+fn revocation(live: u64) -> Revocation {
+    use bucketsync::grant::Role;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let session = |key: &VaultKey| {
+        Session::open(SessionOptions::new(&store, key, StateLocation::Memory)).unwrap()
+    };
+    let sync = |s: &Session| {
+        let report = block_on(s.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+        assert!(report.errors.is_empty(), "{report}: {:?}", report.errors);
+        report
+    };
+    let (alice_home, bob_home, carol_home) = (
+        session(&VaultKey::from_bytes([1; 32])),
+        session(&VaultKey::from_bytes([2; 32])),
+        session(&VaultKey::from_bytes([4; 32])),
+    );
+    let emma = alice_home.create_shared(&store, "emma").unwrap();
+    let alice = session(emma.key());
+    alice.enter_shared(&alice_home, &emma).unwrap();
+    sync(&alice);
+    let public = |home: &Session| home.identity().unwrap().public().to_string();
+    let to_bob =
+        block_on(alice.share(&alice_home, &public(&bob_home), Role::Write, &FolderBucket)).unwrap();
+    let to_carol =
+        block_on(alice.share(&alice_home, &public(&carol_home), Role::Read, &FolderBucket))
+            .unwrap();
+    let member = |home: &Session, invitation: &bucketsync::grant::Invitation| {
+        let accepted = block_on(home.accept(&invitation.to_string(), None, &FolderBucket)).unwrap();
+        let replica = session(accepted.key());
+        replica.enter_shared(home, &accepted).unwrap();
+        sync(&replica);
+        replica
+    };
+    let (bob, carol) = (member(&bob_home, &to_bob), member(&carol_home, &to_carol));
+
+    let push = (live > 0).then(|| {
+        for i in 0..live {
+            alice
+                .put(
+                    format!("rec/{i:06}"),
+                    format!("value of record {i:06} ........."),
+                )
+                .unwrap();
+        }
+        let t = Instant::now();
+        let report = sync(&alice);
+        let took = t.elapsed();
+        sync(&bob);
+        sync(&carol);
+        assert!(carol.get(b"rec/000000").unwrap().is_some());
+        (took, report)
+    });
+    // Alice's replica has merged what Bob and Carol published (their manifests).
+    sync(&alice);
+
+    let bob_fingerprint = bob_home.identity().unwrap().fingerprint().to_string();
+    let t = Instant::now();
+    alice.revoke(&bob_fingerprint).unwrap();
+    let revoke = t.elapsed();
+    let resealed = sync(&alice);
+    let revoke_sync = t.elapsed();
+    let t = Instant::now();
+    let carol_report = sync(&carol);
+    let carol_time = t.elapsed();
+
+    // Carol reads what Alice writes under the new generation, and the records from before.
+    alice.put("after", "Bob left").unwrap();
+    sync(&alice);
+    sync(&carol);
+    assert_eq!(
+        carol.get(b"after").unwrap().as_deref(),
+        Some(&b"Bob left"[..]),
+        "Carol reads after the revocation"
+    );
+    if live > 0 {
+        assert!(carol.get(b"rec/000000").unwrap().is_some());
+    }
+    Revocation {
+        push,
+        revoke,
+        revoke_sync,
+        resealed,
+        carol_time,
+        carol: carol_report,
+    }
 }
 
 /// The folder bucket, noting the kind of each request it executes.

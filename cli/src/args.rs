@@ -10,7 +10,8 @@ Exit codes: 0 done; 1 other failure; 2 bad usage; 3 config (bad store URL, key, 
 4 auth (credentials refused); 5 not found (no vault, no such key); 6 the store could not be
 reached or failed (network, timeout, throttled, server); 7 corrupt data, another vault's data,
 or a rollback; 8 conflict or locked (another process holds the state); 9 a device clock too far
-ahead; 10 access (a grant meant for another identity, a role that does not allow it).
+ahead; 10 access (a grant meant for another identity, a role that does not allow it, access
+to a shared vault revoked).
 
 Environment: BUCKETSYNC_STORE, BUCKETSYNC_KEY_FILE, BUCKETSYNC_STATE, BUCKETSYNC_DEVICE stand for
 the options of the same name; AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
@@ -52,8 +53,8 @@ pub struct Global {
     #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]
     pub device: Option<String>,
     /// Work on the shared vault LABEL of the home (the vault of --store and --key-file)
-    /// instead of the home itself (see `shared`, `share`, `accept`). Its replica lives beside
-    /// the home's (--state names the home's).
+    /// instead of the home itself (see `shared`, `share`, `accept`, `members`, `revoke`). Its
+    /// replica lives beside the home's (--state names the home's).
     #[arg(long, global = true, value_name = "LABEL")]
     pub vault: Option<String>,
     /// Print one JSON object (for scripts) instead of text.
@@ -266,6 +267,29 @@ pub enum Command {
         /// invitation from anyone else is refused (exit code 10) before anything is fetched.
         #[arg(long, value_name = "FINGERPRINT")]
         from: Option<String>,
+    },
+    /// List the people of a shared vault (--vault LABEL): fingerprint, role (read, write,
+    /// owner, or revoked), since when, and who granted it.
+    #[command(after_help = "Example:\n  bucketsync --vault emma members\n\n\
+        Syncs the vault first (unless --offline): who belongs is what the owners' signed\n\
+        statements say, and they arrive with the other devices' manifests. With --json, an\n\
+        array of {fingerprint, public, role, since (ms since the epoch), granted_by, may_write,\n\
+        pins: [[DEVICE, SEGMENTS]]} (pins: how far a revoked member's devices still count).")]
+    Members,
+    /// Take someone out of a shared vault (--vault LABEL): what their devices write from now
+    /// on counts for nobody, and a new key seals what is written after.
+    #[command(
+        after_help = "Example:\n  bucketsync --vault emma revoke VADH-Q15B-H5ZY-XET2\n\n\
+        Only an owner revokes (exit code 10 otherwise); the founder cannot be revoked, nor can\n\
+        you revoke yourself (exit code 3). It syncs first, so that what they wrote until now\n\
+        counts, then revokes and syncs again: that seals the new key to every member left and\n\
+        publishes the revocation (with --offline, the next sync does). They keep what they\n\
+        read until now; files uploaded later stay under the first key, so revoke their bucket\n\
+        credentials or signer token too. Their own syncs of the vault fail with exit code 10."
+    )]
+    Revoke {
+        /// Their fingerprint, as `members` shows it (case and dashes do not matter).
+        fingerprint: String,
     },
     /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
     /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.

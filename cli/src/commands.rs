@@ -66,6 +66,8 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Accept { invitation, from } => {
             crate::sharing::accept(g, out, invitation, from.as_deref()).await
         }
+        Command::Members => crate::sharing::members(g, out).await,
+        Command::Revoke { fingerprint } => crate::sharing::revoke(g, out, fingerprint).await,
     }
 }
 

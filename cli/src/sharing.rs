@@ -1,16 +1,19 @@
 //! `whoami`, `shared`, `share` and `accept`: the home (the vault of --store and --key-file)
-//! as a person's identity and the keeper of the vaults they share (`bucketsync::io::sharing`).
+//! as a person's identity and the keeper of the vaults they share (`bucketsync::io::sharing`);
+//! `members` and `revoke`: who belongs to a shared vault (`--vault LABEL`).
 
 use std::io::Read;
 
 use bucketsync::grant::Role;
 use bucketsync::home::SharedVault;
+use bucketsync::membership::{Member, Standing};
 use bucketsync::{Error, OpenMode};
 use serde_json::json;
 
 use crate::args::Global;
 use crate::output::{Failure, Output};
 use crate::running::sync_unless_offline;
+use crate::text::time;
 use crate::vault;
 
 type Outcome = std::result::Result<(), Failure>;
@@ -34,6 +37,15 @@ fn home_only(g: &Global, command: &str) -> Result<(), Error> {
         ))),
         None => Ok(()),
     }
+}
+
+/// The shared vault's label: `command` works on one, never on the home.
+fn shared_only<'a>(g: &'a Global, command: &str) -> Result<&'a str, Error> {
+    g.vault.as_deref().ok_or_else(|| {
+        Error::Config(format!(
+            "{command} works on a shared vault: pass --vault LABEL (a home has no members)"
+        ))
+    })
 }
 
 pub fn whoami(g: &Global, out: Output) -> Outcome {
@@ -163,6 +175,96 @@ pub async fn accept(g: &Global, out: Output, invitation: &str, from: Option<&str
             )
         },
         || describe(&shared),
+    );
+    Ok(())
+}
+
+/// A member's role, or "revoked".
+fn role_name(member: &Member) -> &'static str {
+    match &member.standing {
+        Standing::Member(role) => role.as_str(),
+        Standing::Revoked(_) => "revoked",
+    }
+}
+
+fn member_json(member: &Member) -> serde_json::Value {
+    let pins: Vec<serde_json::Value> = match &member.standing {
+        Standing::Member(_) => Vec::new(),
+        Standing::Revoked(pins) => pins
+            .iter()
+            .map(|(device, segments)| json!([device.to_string(), segments]))
+            .collect(),
+    };
+    json!({
+        "fingerprint": member.identity.fingerprint().to_string(),
+        "public": member.identity.to_string(),
+        "role": role_name(member),
+        "since": member.since.0,
+        "granted_by": member.by.to_string(),
+        "may_write": member.may_write(),
+        "pins": pins,
+    })
+}
+
+pub async fn members(g: &Global, out: Output) -> Outcome {
+    let label = shared_only(g, "members")?;
+    let vault = vault::open_existing(g)?;
+    // Statements reach this device in the manifests of the others: the list is as current as
+    // the last sync.
+    sync_unless_offline(g, &vault, out).await?;
+    let members = vault.session.members()?;
+    let text = || {
+        if members.is_empty() {
+            return format!(
+                "No member statement of {label:?} read yet: sync it (leave out --offline)."
+            );
+        }
+        let mut text = format!(
+            "{:<19}  {:<7}  {:<20}  GRANTED BY\n",
+            "FINGERPRINT", "ROLE", "SINCE"
+        );
+        for m in &members {
+            text.push_str(&format!(
+                "{:<19}  {:<7}  {:<20}  {}\n",
+                m.identity.fingerprint().to_string(),
+                role_name(m),
+                time(m.since.0),
+                m.by,
+            ));
+        }
+        text
+    };
+    out.result(text, || {
+        json!(members.iter().map(member_json).collect::<Vec<_>>())
+    });
+    Ok(())
+}
+
+pub async fn revoke(g: &Global, out: Output, fingerprint: &str) -> Outcome {
+    let label = shared_only(g, "revoke")?;
+    let vault = vault::open_existing(g)?;
+    // What their devices wrote until now is merged first, so that it counts: the revocation
+    // pins their logs at what this device has merged.
+    sync_unless_offline(g, &vault, out).await?;
+    let member = vault.session.revoke(fingerprint)?;
+    // Seals the new key generation to every member left, then publishes the revocation.
+    let report = sync_unless_offline(g, &vault, out).await?;
+    let who = member.identity.fingerprint().to_string();
+    let was = role_name(&member);
+    out.result(
+        || {
+            let published = match &report {
+                Some(_) => " and published it",
+                None => "; the next sync publishes it and seals a new key to every member left",
+            };
+            format!(
+                "Revoked {who} (was {was}) from {label:?}{published}.\n\
+                 They keep what they read until now; records written from now on are sealed \
+                 under a new key they do not get. Files uploaded later stay under the first \
+                 key: revoke their bucket credentials or signer token too."
+            )
+        },
+        || json!({"revoked": who, "was": was, "label": label, "pushed": report.is_some()}),
     );
     Ok(())
 }

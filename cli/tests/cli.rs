@@ -578,3 +578,113 @@ fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
     let text = std::fs::read_to_string(dir.path().join("bob.jsonl")).unwrap();
     assert!(!text.contains(".bucketsync/"), "{text}");
 }
+
+/// `members` and `revoke` on a shared vault (a file:// store): Alice lists who belongs, Bob
+/// (write) cannot revoke (exit code 10), Alice revokes him; then her list shows him revoked
+/// and his own syncs of the vault fail with exit code 10. Both need --vault (exit code 3).
+#[test]
+fn an_owner_lists_the_members_and_revokes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let alice = Device::new(&store, dir.path(), "alice");
+    let bob = Device::new(&store, dir.path(), "bob");
+    for person in [&alice, &bob] {
+        person.json(&["init"]);
+    }
+    let alice_fp = alice.json(&["whoami"])["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_id = bob.json(&["whoami"]);
+    let bob_fp = bob_id["fingerprint"].as_str().unwrap().to_owned();
+    alice.json(&["shared", "create", "emma"]);
+    alice.ok(&["--vault", "emma", "put", "allergies", "penicillin"]);
+    let shared = alice.json(&[
+        "share",
+        "emma",
+        bob_id["public"].as_str().unwrap(),
+        "--role",
+        "write",
+    ]);
+    let invitation = shared["invitation"].as_str().unwrap();
+    bob.json(&["accept", invitation, "--from", &alice_fp]);
+    bob.ok(&["--vault", "emma", "put", "visit", "checkup"]);
+
+    // A home has no members: --vault is required.
+    for args in [&["members"][..], &["revoke", &bob_fp]] {
+        let output = alice.run(args);
+        assert_eq!(output.status.code(), Some(3), "{}", show(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("--vault LABEL"),
+            "{}",
+            show(&output)
+        );
+    }
+
+    let members = alice.json(&["--vault", "emma", "members"]);
+    let members = members.as_array().unwrap();
+    assert_eq!(members.len(), 2, "{members:?}");
+    let find = |members: &[Value], fp: &str| {
+        members
+            .iter()
+            .find(|m| m["fingerprint"] == fp)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {fp} in {members:?}"))
+    };
+    let founder = find(members, &alice_fp);
+    assert_eq!(founder["role"], "owner", "{founder}");
+    assert_eq!(founder["granted_by"], alice_fp.as_str(), "{founder}");
+    assert_eq!(founder["may_write"], true, "{founder}");
+    let member = find(members, &bob_fp);
+    assert_eq!(member["role"], "write", "{member}");
+    assert_eq!(member["granted_by"], alice_fp.as_str(), "{member}");
+    assert_eq!(member["may_write"], true, "{member}");
+    assert_eq!(member["pins"], serde_json::json!([]), "{member}");
+    assert_eq!(member["public"], bob_id["public"], "{member}");
+    assert!(member["since"].as_u64().unwrap() > 0, "{member}");
+    // Bob sees the same people; the text lists them with their roles.
+    let seen = bob.json(&["--vault", "emma", "members"]);
+    assert_eq!(find(seen.as_array().unwrap(), &alice_fp)["role"], "owner");
+    let text = bob.ok(&["--vault", "emma", "members"]);
+    assert!(text.contains(&format!("{bob_fp}  write")), "{text}");
+    assert!(text.contains(&format!("{alice_fp}  owner")), "{text}");
+
+    // Only an owner revokes.
+    let refused = bob.json_output(&["--vault", "emma", "revoke", &alice_fp]);
+    assert_eq!(refused.status.code(), Some(10), "{}", show(&refused));
+    let error: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(error["error"]["category"], "access", "{error}");
+    // Nobody revokes themself (nor the founder); nobody unknown is revoked.
+    let own = alice.run(&["--vault", "emma", "revoke", &alice_fp]);
+    assert_eq!(own.status.code(), Some(3), "{}", show(&own));
+    let unknown = alice.run(&["--vault", "emma", "revoke", "0000-0000-0000-0000"]);
+    assert_eq!(unknown.status.code(), Some(3), "{}", show(&unknown));
+
+    // The fingerprint as a person types it: case and dashes do not matter.
+    let typed = bob_fp.replace('-', "").to_lowercase();
+    let revoked = alice.json(&["--vault", "emma", "revoke", &typed]);
+    assert_eq!(revoked["revoked"], bob_fp.as_str(), "{revoked}");
+    assert_eq!(revoked["was"], "write", "{revoked}");
+    assert_eq!(revoked["pushed"], true, "{revoked}");
+    let again = alice.run(&["--vault", "emma", "revoke", &bob_fp]);
+    assert_eq!(again.status.code(), Some(3), "{}", show(&again));
+
+    let members = alice.json(&["--vault", "emma", "members"]);
+    let member = find(members.as_array().unwrap(), &bob_fp);
+    assert_eq!(member["role"], "revoked", "{member}");
+    assert_eq!(member["may_write"], false, "{member}");
+    assert_eq!(member["granted_by"], alice_fp.as_str(), "{member}");
+    // His device's write before the revocation was merged: it is pinned, and still counts.
+    assert_eq!(member["pins"].as_array().map(Vec::len), Some(1), "{member}");
+    assert_eq!(alice.ok(&["--vault", "emma", "get", "visit"]), "checkup");
+    let text = alice.ok(&["--vault", "emma", "members"]);
+    assert!(text.contains(&format!("{bob_fp}  revoked")), "{text}");
+
+    let cut_off = bob.run(&["--vault", "emma", "sync"]);
+    assert_eq!(cut_off.status.code(), Some(10), "{}", show(&cut_off));
+    assert!(
+        String::from_utf8_lossy(&cut_off.stderr).contains("revoked"),
+        "{}",
+        show(&cut_off)
+    );
+}

@@ -135,6 +135,11 @@ impl Statement {
         postcard::to_extend(&signed, message).expect("postcard serializes into a Vec")
     }
 
+    /// Whether it is about `person`.
+    pub fn is_about(&self, person: &PublicIdentity) -> bool {
+        self.member == person.as_bytes()[..]
+    }
+
     /// The person it is about, when their identity decodes.
     fn member(&self) -> Option<PublicIdentity> {
         PublicIdentity::from_bytes(&self.member).ok()

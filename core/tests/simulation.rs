@@ -45,6 +45,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bucketsync::grant::{self, GenerationKey, Role};
+use bucketsync::identity::{Fingerprint, Identity, PublicIdentity};
+use bucketsync::membership::Standing;
+use bucketsync::{segment, signed, testing, Hlc};
 use bucketsync::{
     Category, CompactionPolicy, DeviceId, Engine, Entropy, Error, Method, OpenMode, Record,
     Request, RequestKind, Response, RetryPolicy, Stamp, Store, Timestamp, VaultKey,
@@ -1724,4 +1728,1140 @@ fn every_seed_that_ever_failed_passes() {
 fn a_seed_replays_to_the_same_trace() {
     assert_eq!(run(4242, false), run(4242, false));
     assert_ne!(run(4242, false), run(4243, false));
+}
+
+// ---- People sharing a vault: shares and revocations under syncs, crashes and faults ----
+//
+// The same in-memory S3 and fault model, with a shared vault's replicas instead: Alice founds
+// the vault (two devices, owner), admits Bob (one or two devices, role write) and Carol (one
+// device, role read) at random steps, and in most seeds revokes Bob at a random step, while
+// every device writes (Alice's and Bob's; Carol reads), syncs (or polls), crashes and restarts
+// from its disk (every restart enters the vault again through the person's identity, as a
+// host does), and requests fail, lose their answers, come back truncated or twice, or land
+// late after a crash. In three seeds in four Dave, a fourth person whom nobody admitted, has a
+// device with the vault key (obtained "illegally"): entered as himself (he signs) or not at all
+// (he writes unsigned objects). Then the faults stop, everyone syncs until nothing moves, a new
+// device of Alice's, a new device of Carol's and a bare replica of the vault key (what Bob, or
+// anyone holding the first key, can run) join, and the checks run:
+//
+// - **Members converge** on the model: Alice's writes, Bob's writes in segments up to the
+//   revocation's pins (what Alice's revoking device had merged of each of his devices), nothing
+//   of Dave's and nothing Bob never pushed. Bob's writes in segments above the pins may be held
+//   by a member that merged them before the revocation reached it (FORMAT 17.9 says so), but
+//   never by the revoking device nor by a device that joins later: those end exactly at the
+//   model. Every member resolves the same members, Bob revoked with the revoking device's pins.
+// - **Nothing written after the revocation is readable without the new key**: a write made by a
+//   device that held a key generation above 0 (`Engine::later_keys`) is in no object of the
+//   store that opens with the vault's first key (every segment and checkpoint that ever landed
+//   is tried), and in no version any of Bob's devices, Dave's or the bare replica holds.
+// - **No non-member gets a key**: no key grant in the store opens for Bob or Dave, and none is
+//   named for them; Alice and Carol have theirs, and every member left holds the new key.
+// - **Nobody counts a non-member's writes**: none of Dave's writes is in any member's replica.
+//
+// `BUCKETSYNC_SIM_PEOPLE_SEEDS=N` (else `BUCKETSYNC_SIM_SEEDS`, else 200) seeds;
+// `BUCKETSYNC_SIM_PEOPLE_SEED=S` (else `BUCKETSYNC_SIM_SEED`) runs seed S alone and prints its
+// schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
+
+
+/// Salts the draws of a sharing seed (a stream of its own).
+const PEOPLE_SALT: u64 = 0x5ea4_ed00_0000_0004;
+
+static PEOPLE_REVOCATIONS: AtomicU64 = AtomicU64::new(0);
+/// Revocations made while the revoking device was in the middle of a sync.
+static PEOPLE_REVOKED_MID_SYNC: AtomicU64 = AtomicU64::new(0);
+/// Carol admitted after Bob's revocation (she needs the new key from a grant all the same).
+static PEOPLE_ADMITTED_AFTER: AtomicU64 = AtomicU64::new(0);
+/// Writes made by a device holding a later key generation.
+static PEOPLE_SEALED_LATER: AtomicU64 = AtomicU64::new(0);
+/// Writes of Alice's devices made after the revocation, before the device held the new key
+/// (a device that had not heard of it yet): sealed with the first key, readable by Bob.
+static PEOPLE_BEFORE_NEW_KEY: AtomicU64 = AtomicU64::new(0);
+/// Segments and checkpoints that landed sealed with a later generation.
+static PEOPLE_LATER_SEGMENTS: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_LATER_CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
+/// Bob's writes pushed in segments above the pins (or of a device not pinned), and how many
+/// member replicas ended holding one of them as a key's current version.
+static PEOPLE_BOB_ABOVE_PINS: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_BOB_ABOVE_KEPT: AtomicU64 = AtomicU64::new(0);
+/// Bob's writes counted (segments up to the pins), and those he never pushed.
+static PEOPLE_BOB_COUNTED: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_BOB_UNPUSHED: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_DAVE_WRITES: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_RESTARTS: AtomicU64 = AtomicU64::new(0);
+/// Checkpoints adopted by the devices that joined at the end.
+static PEOPLE_JOIN_CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
+static PEOPLE_SEGMENTS_DELETED: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Person {
+    Alice,
+    Bob,
+    Carol,
+    Dave,
+}
+
+impl Person {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One device of one person.
+struct Device {
+    name: &'static str,
+    person: Person,
+    /// Entered through the person's home (signs what it writes, counts only members' writes):
+    /// everyone's but a bare replica's.
+    shared: bool,
+    mode: OpenMode,
+    engine: Engine,
+    disk: Disk,
+    /// Milliseconds its wall clock is off (±1 hour, jumps back now and then).
+    skew: i64,
+    inflight: Vec<Request>,
+    /// How its last sync ended.
+    outcome: Option<Result<bucketsync::SyncReport, String>>,
+}
+
+/// One acknowledged write.
+#[derive(Clone, Debug)]
+struct SharedWrite {
+    device: usize,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    stamp: Stamp,
+    /// Its device held a key generation above 0 when it wrote it.
+    sealed_later: bool,
+    /// Made after Alice revoked Bob.
+    after_revocation: bool,
+}
+
+/// Alice's revocation of Bob.
+struct Revocation {
+    step: usize,
+    pins: Vec<(DeviceId, u64)>,
+}
+
+/// What the model expects of a write, for a member's replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    /// Every member ends with it, or a write that beats it.
+    Yes,
+    /// Bob's, in a segment above the pins: a member that merged it before the revocation
+    /// reached it may keep it; the revoking device and later devices never have it.
+    Maybe,
+    /// Never in a member's replica: Dave's, or Bob's never pushed.
+    No,
+}
+
+struct People {
+    rng: Rng,
+    key: VaultKey,
+    /// Each person's home key (their identity derives from it).
+    homes: Vec<VaultKey>,
+    publics: Vec<PublicIdentity>,
+    alice: Fingerprint,
+    /// When Alice founded the vault (her devices sign the same founding statement).
+    founded: Timestamp,
+    bucket: Bucket,
+    devices: Vec<Device>,
+    orphans: Vec<Request>,
+    now: u64,
+    writes: Vec<SharedWrite>,
+    /// Every segment and checkpoint that landed in the store (name in the vault folder, body).
+    landed: Vec<(String, Vec<u8>)>,
+    compaction: CompactionPolicy,
+    admitted: [bool; 4],
+    revocation: Option<Revocation>,
+    /// Devices that joined at the end: members' (checked exactly) and the bare replica.
+    joined: Vec<usize>,
+    trace: DefaultHasher,
+    verbose: bool,
+}
+
+/// Makes `engine` a replica of the shared vault `key` for the person whose home is `home`, as
+/// a host does each time it opens the vault through the home.
+fn enter(engine: &mut Engine, home: &VaultKey, key: &VaultKey, alice: Fingerprint, founded: Timestamp) {
+    let keys = [GenerationKey {
+        generation: 0,
+        key: key.clone(),
+    }];
+    engine
+        .set_sharing(Identity::of_home(home), alice, &keys, founded)
+        .expect("the vault's own key comes first");
+}
+
+impl People {
+    fn new(seed: u64, verbose: bool) -> People {
+        let mut rng = Rng(seed ^ PEOPLE_SALT);
+        let key = VaultKey::from_bytes(rng.seed());
+        let homes: Vec<VaultKey> = (0..4).map(|_| VaultKey::from_bytes(rng.seed())).collect();
+        let publics: Vec<PublicIdentity> = homes
+            .iter()
+            .map(|h| Identity::of_home(h).public().clone())
+            .collect();
+        let alice = publics[0].fingerprint();
+        let min_tail_segments = 1 + rng.below(6);
+        let compaction = CompactionPolicy {
+            min_tail_segments,
+            max_tail_segments: min_tail_segments + rng.below(10),
+            bytes_ratio: 1 + rng.below(8),
+            segment_overhead_bytes: rng.below(4096),
+            max_future_ms: MAX_FUTURE_MS,
+            ..CompactionPolicy::default()
+        };
+        let mut people = People {
+            rng,
+            key,
+            homes,
+            publics,
+            alice,
+            founded: Timestamp(START_MS - DAY_MS),
+            bucket: Bucket::default(),
+            devices: Vec::new(),
+            orphans: Vec::new(),
+            now: START_MS,
+            writes: Vec::new(),
+            landed: Vec::new(),
+            compaction,
+            admitted: [true, false, false, false],
+            revocation: None,
+            joined: Vec::new(),
+            trace: DefaultHasher::new(),
+            verbose,
+        };
+        people.add("a1", Person::Alice, true, 0xa1, OpenMode::Create);
+        people.add("a2", Person::Alice, true, 0xa2, OpenMode::Join);
+        people.add("b1", Person::Bob, true, 0xb1, OpenMode::Join);
+        if people.rng.chance(500) {
+            people.add("b2", Person::Bob, true, 0xb2, OpenMode::Join);
+        }
+        people.add("c1", Person::Carol, true, 0xc1, OpenMode::Join);
+        if people.rng.chance(750) {
+            let signs = people.rng.chance(500);
+            people.add("d1", Person::Dave, signs, 0xd1, OpenMode::Join);
+        }
+        people
+    }
+
+    /// Adds a device (`shared`: entered through its person's home) whose id starts with `tag`.
+    fn add(&mut self, name: &'static str, person: Person, shared: bool, tag: u8, mode: OpenMode) {
+        let mut id = [0u8; 16];
+        id[0] = tag;
+        let store = Store::parse(STORE).unwrap();
+        let entropy = Entropy::from_seed(self.rng.seed());
+        let mut engine = Engine::new(&self.key, store, DeviceId(id), entropy);
+        configure(&mut engine, self.compaction);
+        engine.set_open_mode(mode);
+        if shared {
+            let home = &self.homes[person.index()];
+            enter(&mut engine, home, &self.key, self.alice, self.founded);
+        }
+        let snapshot = engine.export_state();
+        let journal = engine.journal_header().unwrap();
+        let skew = self.rng.below(2 * 3_600_000) as i64 - 3_600_000;
+        self.devices.push(Device {
+            name,
+            person,
+            shared,
+            mode,
+            engine,
+            disk: Disk { snapshot, journal },
+            skew,
+            inflight: Vec::new(),
+            outcome: None,
+        });
+    }
+
+    fn of(&self, person: Person) -> Vec<usize> {
+        (0..self.devices.len())
+            .filter(|d| self.devices[*d].person == person && !self.joined.contains(d))
+            .collect()
+    }
+
+    /// Whether device `d`'s person is a member now (admitted, not revoked), and it is one of
+    /// theirs entered through their home.
+    fn member(&self, d: usize) -> bool {
+        let device = &self.devices[d];
+        device.shared
+            && self.admitted[device.person.index()]
+            && !(device.person == Person::Bob && self.revocation.is_some())
+    }
+
+    fn log(&mut self, line: String) {
+        line.hash(&mut self.trace);
+        if self.verbose {
+            eprintln!("{line}");
+        }
+    }
+
+    fn time(&self, d: usize) -> Timestamp {
+        Timestamp(self.now.saturating_add_signed(self.devices[d].skew))
+    }
+
+    fn persist(&mut self, d: usize) {
+        let device = &mut self.devices[d];
+        if let Some(entry) = device.engine.poll_journal() {
+            device.disk.journal.extend_from_slice(&entry);
+        }
+    }
+
+    /// The name of an object inside the vault folder, from its URL.
+    fn vault_name(&self, url: &str) -> Option<String> {
+        let path = url.strip_prefix(ORIGIN)?.split('?').next()?;
+        let path = percent_decode(path);
+        let folder = format!("/{}/", self.key.vault_id());
+        let at = path.find(&folder)?;
+        Some(path[at + folder.len()..].to_owned())
+    }
+
+    /// The store applies `request`; every segment and checkpoint that lands is kept.
+    fn apply(&mut self, request: &Request) -> Response {
+        let response = self.bucket.apply(request);
+        if matches!(request.method, Method::Put) && response.status == 200 {
+            if let Some(name) = self.vault_name(&request.url) {
+                if name.starts_with("s/") || name.starts_with("c/") {
+                    self.landed.push((name, request.body.to_vec()));
+                }
+            }
+        }
+        response
+    }
+
+    fn drain(&mut self, d: usize) {
+        let now = self.time(d);
+        let device = &mut self.devices[d];
+        while let Some(request) = device.engine.poll_request(now) {
+            device.inflight.push(request);
+        }
+        if let Some(outcome) = device.engine.poll_outcome() {
+            let name = device.name;
+            let line = match &outcome {
+                Ok(report) => {
+                    PEOPLE_SEGMENTS_DELETED.fetch_add(report.segments_deleted, Ordering::Relaxed);
+                    assert!(
+                        report.started_over.is_none(),
+                        "{name} started over: nothing here makes a device start over"
+                    );
+                    let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+                    format!("  {name} sync ok: {report} {errors:?}")
+                }
+                Err(e) => format!("  {name} sync failed: {e}"),
+            };
+            device.outcome = Some(outcome.map_err(|e| e.to_string()));
+            self.persist(d);
+            self.log(line);
+        }
+        self.persist(d);
+    }
+
+    fn restart(&mut self, d: usize) {
+        PEOPLE_RESTARTS.fetch_add(1, Ordering::Relaxed);
+        let store = Store::parse(STORE).unwrap();
+        let entropy = Entropy::from_seed(self.rng.seed());
+        let device = &mut self.devices[d];
+        self.orphans.extend(device.inflight.drain(..));
+        let restored = Engine::restore(
+            &self.key,
+            store,
+            &device.disk.snapshot,
+            &device.disk.journal,
+            entropy,
+        )
+        .unwrap_or_else(|e| panic!("{} cannot restart from its disk: {e}", device.name));
+        device.engine = restored.engine;
+        configure(&mut device.engine, self.compaction);
+        device.engine.set_open_mode(device.mode);
+        match restored.journal_keep {
+            Some(keep) => device.disk.journal.truncate(keep),
+            None => {
+                device.disk.snapshot = device.engine.export_state();
+                device.disk.journal = device.engine.journal_header().unwrap();
+            }
+        }
+        if device.shared {
+            let home = &self.homes[device.person.index()];
+            enter(&mut device.engine, home, &self.key, self.alice, self.founded);
+        }
+        let line = format!("{} restarted ({} entries replayed)", device.name, restored.replayed);
+        self.persist(d);
+        self.log(line);
+    }
+
+    fn compact(&mut self, d: usize, crash_between: bool) {
+        let device = &mut self.devices[d];
+        device.disk.snapshot = device.engine.export_state();
+        let name = device.name;
+        if crash_between {
+            self.log(format!("{name} snapshot written, crash before the journal reset"));
+            return self.restart(d);
+        }
+        device.disk.journal = device.engine.journal_header().unwrap();
+        self.log(format!("{name} snapshot"));
+    }
+
+    fn write(&mut self, d: usize, faults: &Faults) {
+        let key = format!("k{}", self.rng.below(12)).into_bytes();
+        let value = (!self.rng.chance(200)).then(|| self.rng.next().to_le_bytes().to_vec());
+        let now = self.time(d);
+        let engine = &mut self.devices[d].engine;
+        let stamp = match &value {
+            Some(v) => engine.put(key.clone(), v.clone(), now),
+            None => engine.delete(key.clone(), now),
+        };
+        let name = self.devices[d].name;
+        if self.rng.chance(faults.crash) {
+            let entry = self.devices[d].engine.poll_journal().unwrap_or_default();
+            let cut = self.rng.below(entry.len() as u64) as usize;
+            self.devices[d].disk.journal.extend_from_slice(&entry[..cut]);
+            self.log(format!("{name} write {key:?} torn at {cut} bytes, crash"));
+            return self.restart(d);
+        }
+        self.persist(d);
+        let sealed_later = !self.devices[d].engine.later_keys().is_empty();
+        let after_revocation = self.revocation.is_some();
+        if sealed_later {
+            PEOPLE_SEALED_LATER.fetch_add(1, Ordering::Relaxed);
+        } else if after_revocation && self.devices[d].person == Person::Alice {
+            PEOPLE_BEFORE_NEW_KEY.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.devices[d].person == Person::Dave {
+            PEOPLE_DAVE_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        self.log(format!(
+            "{name} write {key:?} {}{}",
+            value.is_some(),
+            if sealed_later { " (holds a later key)" } else { "" }
+        ));
+        self.writes.push(SharedWrite {
+            device: d,
+            key,
+            value,
+            stamp,
+            sealed_later,
+            after_revocation,
+        });
+    }
+
+    /// Alice's first device admits `person` with `role` (the next sync publishes it).
+    fn admit(&mut self, person: Person, role: Role) {
+        let now = self.time(0);
+        let public = self.publics[person.index()].clone();
+        let statement = self.devices[0]
+            .engine
+            .admit(&public, role, now)
+            .unwrap_or_else(|e| panic!("a1 admits {person:?}: {e}"));
+        assert!(statement.is_some(), "a statement about {person:?}");
+        self.admitted[person.index()] = true;
+        if person == Person::Carol && self.revocation.is_some() {
+            PEOPLE_ADMITTED_AFTER.fetch_add(1, Ordering::Relaxed);
+        }
+        self.persist(0);
+        self.log(format!("a1 admits {person:?} ({role})"));
+    }
+
+    /// Alice's first device revokes Bob (also in the middle of a sync).
+    fn revoke(&mut self, step: usize) {
+        let now = self.time(0);
+        let bob = self.publics[Person::Bob.index()].fingerprint();
+        let engine = &mut self.devices[0].engine;
+        let syncing = engine.is_syncing();
+        let before = engine
+            .revoke(&bob.to_string(), now)
+            .unwrap_or_else(|e| panic!("a1 revokes Bob: {e}"));
+        assert_eq!(before.standing, Standing::Member(Role::Write));
+        let pins = match engine.members().into_iter().find(|m| m.identity.fingerprint() == bob) {
+            Some(m) => match m.standing {
+                Standing::Revoked(pins) => pins,
+                other => panic!("Bob is {other:?} right after his revocation"),
+            },
+            None => panic!("Bob is gone from the members"),
+        };
+        assert!(
+            !engine.later_keys().is_empty(),
+            "the revoking device holds the new key"
+        );
+        PEOPLE_REVOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if syncing {
+            PEOPLE_REVOKED_MID_SYNC.fetch_add(1, Ordering::Relaxed);
+        }
+        self.persist(0);
+        self.log(format!(
+            "a1 revokes Bob{}, pins {pins:?}",
+            if syncing { " in the middle of a sync" } else { "" }
+        ));
+        self.revocation = Some(Revocation { step, pins });
+    }
+
+    fn start(&mut self, d: usize, poll: bool) {
+        let now = self.time(d);
+        let name = self.devices[d].name;
+        let engine = &mut self.devices[d].engine;
+        let started = if poll {
+            engine.start_poll(now, false).map(|()| "poll")
+        } else {
+            engine.start_sync(now).map(|()| "sync")
+        };
+        if let Ok(what) = started {
+            self.log(format!("{name} start {what}"));
+        }
+        self.drain(d);
+    }
+
+    fn deliver(&mut self, d: usize, faults: Option<&Faults>) {
+        let pick = self.rng.below(self.devices[d].inflight.len() as u64) as usize;
+        let request = self.devices[d].inflight.swap_remove(pick);
+        let roll = self.rng.below(1000);
+        let (response, what) = match faults {
+            Some(f) if roll < f.fail => {
+                let r = match self.rng.below(4) {
+                    0 => Ok(s3_error(500, "InternalError")),
+                    1 => Ok(s3_error(503, "SlowDown")),
+                    2 => Err(Error::Transport {
+                        category: Category::Timeout,
+                        message: "simulated timeout".into(),
+                    }),
+                    _ => Err(Error::Transport {
+                        category: Category::Network,
+                        message: "simulated connection reset".into(),
+                    }),
+                };
+                (r, "failed")
+            }
+            Some(f) if roll < f.fail + f.lose_answer => {
+                self.apply(&request);
+                let lost = Err(Error::Transport {
+                    category: Category::Timeout,
+                    message: "applied, answer lost".into(),
+                });
+                (lost, "applied, answer lost")
+            }
+            Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
+                let mut response = self.apply(&request);
+                let cut = self.rng.below(response.body.len() as u64 + 1) as usize;
+                response.body.truncate(cut);
+                (Ok(response), "truncated")
+            }
+            Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
+                self.apply(&request);
+                (Ok(self.apply(&request)), "duplicated")
+            }
+            _ => (Ok(self.apply(&request)), "delivered"),
+        };
+        let status = response.as_ref().map_or(0, |r| r.status);
+        let name = self.devices[d].name;
+        self.log(format!("{name} {what} {:?} {} -> {status}", request.kind, request.url));
+        let now = self.time(d);
+        self.devices[d]
+            .engine
+            .handle_response(request.id, response, now);
+        self.drain(d);
+    }
+
+    fn random_phase(&mut self, steps: usize) {
+        let faults = Faults {
+            fail: self.rng.below(150),
+            lose_answer: self.rng.below(80),
+            truncate: self.rng.below(60),
+            duplicate: self.rng.below(60),
+            crash: self.rng.below(40),
+            compact: self.rng.below(80),
+            clock_jump: self.rng.below(30),
+        };
+        let bob_at = self.rng.below(steps as u64 / 4) as usize;
+        let carol_at = self.rng.below(steps as u64) as usize;
+        let last = steps * 9 / 10;
+        let revoke_at = self
+            .rng
+            .chance(850)
+            .then(|| bob_at + 1 + self.rng.below((last - bob_at - 1) as u64) as usize);
+        for step in 0..steps {
+            if step == bob_at {
+                self.admit(Person::Bob, Role::Write);
+            }
+            if step == carol_at {
+                self.admit(Person::Carol, Role::Read);
+            }
+            if Some(step) == revoke_at {
+                self.revoke(step);
+            }
+            self.now += self.rng.below(400);
+            let d = self.rng.below(self.devices.len() as u64) as usize;
+            match self.rng.below(100) {
+                0..=29 if self.devices[d].person != Person::Carol => self.write(d, &faults),
+                0..=39 => {
+                    let poll = self.rng.chance(300);
+                    self.start(d, poll);
+                }
+                40..=89 => {
+                    if self.devices[d].inflight.is_empty() {
+                        self.drain(d);
+                    } else {
+                        self.deliver(d, Some(&faults));
+                    }
+                }
+                90..=93 if !self.orphans.is_empty() => {
+                    let i = self.rng.below(self.orphans.len() as u64) as usize;
+                    let orphan = self.orphans.swap_remove(i);
+                    let status = self.apply(&orphan).status;
+                    self.log(format!("orphan {:?} lands -> {status}", orphan.kind));
+                }
+                _ => {
+                    let name = self.devices[d].name;
+                    if self.rng.chance(faults.crash * 5) {
+                        self.log(format!("{name} crash"));
+                        self.restart(d);
+                    } else if self.rng.chance(faults.compact * 3) {
+                        let between = self.rng.chance(200);
+                        self.compact(d, between);
+                    } else if self.rng.chance(faults.clock_jump * 10) {
+                        let back = self.rng.below(600_000) as i64;
+                        self.devices[d].skew -= back;
+                        self.log(format!("{name} clock jumps back {back} ms"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_out(&mut self, d: usize) {
+        loop {
+            self.drain(d);
+            if !self.devices[d].inflight.is_empty() {
+                self.deliver(d, None);
+            } else if let Some(due) = self.devices[d].engine.poll_timeout() {
+                let wait = due.0.saturating_sub(self.time(d).0);
+                assert!(wait <= DAY_MS, "{} has a retry due in {wait} ms", self.devices[d].name);
+                self.now += wait + 1;
+            } else if !self.devices[d].engine.is_syncing() {
+                return;
+            } else {
+                panic!("{} is syncing with nothing out and nothing due", self.devices[d].name);
+            }
+        }
+    }
+
+    fn full_sync(&mut self, d: usize) -> Result<bucketsync::SyncReport, String> {
+        self.run_out(d);
+        let now = self.time(d);
+        self.devices[d]
+            .engine
+            .start_sync(now)
+            .map_err(|e| e.to_string())?;
+        self.run_out(d);
+        self.devices[d]
+            .outcome
+            .clone()
+            .expect("a finished sync has an outcome")
+    }
+
+    /// Errors a member's quiet sync may report: Dave's log, refused (not a member, or not
+    /// signed).
+    fn expected_error(&self, error: &Error) -> bool {
+        let dave = self.of(Person::Dave);
+        error.category() == Category::Access
+            && dave
+                .iter()
+                .any(|d| error.to_string().contains(&self.devices[*d].engine.device().to_string()))
+    }
+
+    /// Faults off: every device finishes what it has out, then all sync, round after round,
+    /// until a round moves nothing for any member. Bob's devices stop once they see the
+    /// revocation (`access`); Dave's may fail as they like.
+    fn quiesce(&mut self) {
+        self.orphans.clear();
+        for d in 0..self.devices.len() {
+            self.run_out(d);
+        }
+        let mut quiet_rounds = 0;
+        for round in 0..12 {
+            let mut moved = false;
+            for d in 0..self.devices.len() {
+                let outcome = self.full_sync(d);
+                if !self.member(d) {
+                    continue;
+                }
+                let name = self.devices[d].name;
+                let report = outcome.unwrap_or_else(|e| {
+                    panic!("round {round}: {name}'s sync failed without faults: {e}")
+                });
+                moved |= report.pushed > 0 || report.pulled > 0;
+                if quiet_rounds > 0 {
+                    let unexpected: Vec<String> = report
+                        .errors
+                        .iter()
+                        .filter(|e| !self.expected_error(e))
+                        .map(|e| e.to_string())
+                        .collect();
+                    assert!(
+                        unexpected.is_empty(),
+                        "round {round}: {name}'s quiet sync reports {unexpected:?}"
+                    );
+                }
+            }
+            quiet_rounds = if moved { 0 } else { quiet_rounds + 1 };
+            if quiet_rounds == 2 {
+                return;
+            }
+        }
+        panic!("the members did not settle in 12 rounds");
+    }
+
+    /// New devices join once everything settled: Alice's, Carol's, and a bare replica of the
+    /// vault's first key (not entered through any home: what Bob can run).
+    fn join(&mut self) {
+        let before = self.devices.len();
+        self.add("a3", Person::Alice, true, 0xa3, OpenMode::Join);
+        self.add("c2", Person::Carol, true, 0xc2, OpenMode::Join);
+        self.add("bare", Person::Bob, false, 0xee, OpenMode::Join);
+        for d in before..self.devices.len() {
+            self.joined.push(d);
+            let name = self.devices[d].name;
+            let report = self
+                .full_sync(d)
+                .unwrap_or_else(|e| panic!("{name} could not join: {e}"));
+            PEOPLE_JOIN_CHECKPOINTS.fetch_add(
+                report.requests_of(RequestKind::GetCheckpoint),
+                Ordering::Relaxed,
+            );
+            self.log(format!("{name} joined: {report}"));
+        }
+    }
+
+    /// Whether device `d` is a member's whose replica must end exactly at the model: the
+    /// revoking device, and those that joined at the end.
+    fn exact(&self, d: usize) -> bool {
+        d == 0 || self.joined.contains(&d)
+    }
+
+    /// Every segment and checkpoint that ever landed: those sealed with the first key open
+    /// with it and hold no write made by a device that held a later key; the others do not
+    /// open with it. Returns, for every change in a segment of Bob's devices, the lowest
+    /// segment number it is in.
+    fn check_landed(&self) -> std::collections::HashMap<(Vec<u8>, Stamp), u64> {
+        let vault = self.key.vault_id();
+        let later: BTreeSet<Stamp> = self
+            .writes
+            .iter()
+            .filter(|w| w.sealed_later)
+            .map(|w| w.stamp)
+            .collect();
+        let bobs: BTreeSet<DeviceId> = self
+            .of(Person::Bob)
+            .iter()
+            .map(|d| self.devices[*d].engine.device())
+            .collect();
+        let mut in_segment = std::collections::HashMap::new();
+        for (name, body) in &self.landed {
+            let mut body = body.clone();
+            let signature = signed::verify_and_strip(vault, name, &mut body)
+                .unwrap_or_else(|e| panic!("{name} landed with a bad signature: {e}"));
+            let generation = signature.map_or(0, |s| s.generation);
+            let mut parts = name.split('/');
+            let (kind, device, number) = (parts.next(), parts.next(), parts.next());
+            let device = DeviceId::parse(device.expect("<kind>/<device>/<number>")).unwrap();
+            let number = u64::from_str_radix(number.expect("a number"), 16).unwrap();
+            match kind {
+                Some("s") => {
+                    let opened = segment::open(&self.key, device, number, body);
+                    if generation > 0 {
+                        PEOPLE_LATER_SEGMENTS.fetch_add(1, Ordering::Relaxed);
+                        assert!(
+                            opened.is_err(),
+                            "{name}, sealed with generation {generation}, opens with the first key"
+                        );
+                        assert!(!bobs.contains(&device), "Bob's {name} is sealed with a later key");
+                        continue;
+                    }
+                    let opened = opened.unwrap_or_else(|e| panic!("{name} does not open: {e}"));
+                    for change in opened.changes {
+                        let stamp = Stamp {
+                            hlc: change.hlc,
+                            device,
+                        };
+                        assert!(
+                            !later.contains(&stamp),
+                            "{name}, sealed with the first key, holds {:?} written by a device holding a later key",
+                            change.key
+                        );
+                        if bobs.contains(&device) {
+                            let seq = in_segment.entry((change.key, stamp)).or_insert(number);
+                            *seq = (*seq).min(number);
+                        }
+                    }
+                }
+                Some("c") => {
+                    let opened = testing::open(&self.key, testing::Kind::Checkpoint, name, body);
+                    if generation > 0 {
+                        PEOPLE_LATER_CHECKPOINTS.fetch_add(1, Ordering::Relaxed);
+                        assert!(
+                            opened.is_err(),
+                            "{name}, sealed with generation {generation}, opens with the first key"
+                        );
+                        continue;
+                    }
+                    let (_, plaintext) =
+                        opened.unwrap_or_else(|e| panic!("{name} does not open: {e}"));
+                    let checkpoint: CheckpointPlain = postcard::from_bytes(&plaintext)
+                        .unwrap_or_else(|e| panic!("{name} does not decode as a checkpoint: {e}"));
+                    for (key, record) in checkpoint.records {
+                        assert!(
+                            !later.contains(&record.stamp),
+                            "{name}, sealed with the first key, holds {key:?} {record:?} written by a device holding a later key"
+                        );
+                    }
+                }
+                _ => unreachable!("only segments and checkpoints are kept"),
+            }
+        }
+        in_segment
+    }
+
+    /// What the model expects of each write in a member's replica.
+    fn counted(&self, in_segment: &std::collections::HashMap<(Vec<u8>, Stamp), u64>) -> Vec<Counted> {
+        self.writes
+            .iter()
+            .map(|w| match self.devices[w.device].person {
+                Person::Alice => Counted::Yes,
+                Person::Carol => unreachable!("Carol writes nothing"),
+                Person::Dave => Counted::No,
+                Person::Bob => {
+                    let Some(seq) = in_segment.get(&(w.key.clone(), w.stamp)) else {
+                        // Never pushed (still unpushed, or overwritten on his device first).
+                        PEOPLE_BOB_UNPUSHED.fetch_add(1, Ordering::Relaxed);
+                        return match self.revocation {
+                            None => Counted::Yes,
+                            Some(_) => Counted::No,
+                        };
+                    };
+                    let Some(revocation) = &self.revocation else {
+                        PEOPLE_BOB_COUNTED.fetch_add(1, Ordering::Relaxed);
+                        return Counted::Yes;
+                    };
+                    let pin = revocation
+                        .pins
+                        .iter()
+                        .find(|(d, _)| *d == w.stamp.device)
+                        .map_or(0, |(_, p)| *p);
+                    if *seq <= pin {
+                        PEOPLE_BOB_COUNTED.fetch_add(1, Ordering::Relaxed);
+                        Counted::Yes
+                    } else {
+                        PEOPLE_BOB_ABOVE_PINS.fetch_add(1, Ordering::Relaxed);
+                        Counted::Maybe
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn describe(&self, key: &[u8], counted: &[Counted]) -> String {
+        self.writes
+            .iter()
+            .zip(counted)
+            .filter(|(w, _)| w.key == key)
+            .map(|(w, c)| {
+                format!(
+                    "  {c:?} by {}: {} {} {} {:?}{}{}",
+                    self.devices[w.device].name,
+                    w.stamp.hlc.wall_ms,
+                    w.stamp.hlc.counter,
+                    w.stamp.device,
+                    w.value,
+                    if w.after_revocation { " after the revocation" } else { "" },
+                    if w.sealed_later { " (a later key held)" } else { "" },
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn check(&mut self) {
+        let in_segment = self.check_landed();
+        let counted = self.counted(&in_segment);
+        let keys: BTreeSet<Vec<u8>> = self.writes.iter().map(|w| w.key.clone()).collect();
+        let record = |w: &SharedWrite| Record {
+            value: w.value.clone(),
+            stamp: w.stamp,
+        };
+        let members: Vec<usize> = (0..self.devices.len()).filter(|d| self.member(*d)).collect();
+        // Members converge on the model (up to Bob's writes above the pins, for those that
+        // may have merged them before the revocation reached them).
+        let mut views: Vec<(usize, Vec<Option<Record>>)> = Vec::new();
+        for &d in &members {
+            let exact = self.exact(d);
+            let engine = &self.devices[d].engine;
+            let name = self.devices[d].name;
+            let mut view = Vec::new();
+            for key in &keys {
+                let writes = || self.writes.iter().zip(&counted).filter(|(w, _)| &w.key == key);
+                let base = writes()
+                    .filter(|(_, c)| **c == Counted::Yes)
+                    .map(|(w, _)| w)
+                    .max_by_key(|w| w.stamp);
+                let mut accepted = vec![base.map(record)];
+                if !exact {
+                    accepted.extend(
+                        writes()
+                            .filter(|(w, c)| {
+                                **c == Counted::Maybe && base.is_none_or(|b| w.stamp > b.stamp)
+                            })
+                            .map(|(w, _)| Some(record(w))),
+                    );
+                }
+                let have = engine.record(key);
+                assert!(
+                    accepted.iter().any(|e| have == e.as_ref()),
+                    "{name}: record {key:?} is {have:?}; the model accepts {accepted:?}; the writes:\n{}",
+                    self.describe(key, &counted)
+                );
+                if have.is_some() && have != accepted[0].as_ref() {
+                    PEOPLE_BOB_ABOVE_KEPT.fetch_add(1, Ordering::Relaxed);
+                }
+                view.push(have.cloned());
+            }
+            for key in engine.keys(b"") {
+                assert!(keys.contains(&key), "{name} has {key:?}, which nobody wrote");
+            }
+            // Dave's writes are nowhere, not even in a key's history.
+            for key in &keys {
+                for version in engine.history(key) {
+                    let writer = self
+                        .writes
+                        .iter()
+                        .find(|w| w.stamp == version.stamp)
+                        .map(|w| self.devices[w.device].person);
+                    assert_ne!(
+                        writer,
+                        Some(Person::Dave),
+                        "{name} holds Dave's write of {key:?} in its history: {version:?}"
+                    );
+                }
+            }
+            views.push((d, view));
+        }
+        // Where no write above the pins could make a difference, every member agrees.
+        let (first, reference) = &views[0];
+        for (d, view) in &views[1..] {
+            for (i, key) in keys.iter().enumerate() {
+                let maybe = self
+                    .writes
+                    .iter()
+                    .zip(&counted)
+                    .any(|(w, c)| &w.key == key && *c == Counted::Maybe);
+                if !maybe || (self.exact(*d) && self.exact(*first)) {
+                    assert_eq!(
+                        view[i],
+                        reference[i],
+                        "{} and {} differ on {key:?}; the writes:\n{}",
+                        self.devices[*d].name,
+                        self.devices[*first].name,
+                        self.describe(key, &counted)
+                    );
+                }
+            }
+        }
+        // Everyone resolves the same members; Bob revoked with the revoking device's pins.
+        let bob = self.publics[Person::Bob.index()].fingerprint();
+        let standings = |d: usize| {
+            let mut people: Vec<(Fingerprint, Standing)> = self.devices[d]
+                .engine
+                .members()
+                .into_iter()
+                .map(|m| (m.identity.fingerprint(), m.standing))
+                .collect();
+            people.sort_by_key(|(f, _)| *f);
+            people
+        };
+        let expected = standings(0);
+        let bob_standing = expected.iter().find(|(f, _)| *f == bob).map(|(_, s)| s.clone());
+        match &self.revocation {
+            Some(r) => assert_eq!(bob_standing, Some(Standing::Revoked(r.pins.clone()))),
+            None => assert_eq!(bob_standing, Some(Standing::Member(Role::Write))),
+        }
+        assert_eq!(expected.len(), 3, "Alice, Bob and Carol: {expected:?}");
+        for &d in &members {
+            assert_eq!(standings(d), expected, "{}'s members", self.devices[d].name);
+        }
+        // Nothing left unpushed by a member.
+        for &d in &members {
+            let engine = &self.devices[d].engine;
+            assert_eq!(engine.unpushed(), 0, "{}: nothing left unpushed", self.devices[d].name);
+        }
+        // Nothing a device holding a later key wrote is held by Bob's devices, Dave's or the
+        // bare replica, in any version.
+        let later: BTreeSet<Stamp> = self
+            .writes
+            .iter()
+            .filter(|w| w.sealed_later)
+            .map(|w| w.stamp)
+            .collect();
+        for d in (0..self.devices.len()).filter(|d| !self.member(*d)) {
+            let engine = &self.devices[d].engine;
+            let name = self.devices[d].name;
+            assert!(
+                engine.later_keys().is_empty(),
+                "{name}, no member, holds a later key generation"
+            );
+            for key in &keys {
+                for version in engine.history(key) {
+                    assert!(
+                        !later.contains(&version.stamp),
+                        "{name}, no member, holds {key:?} {version:?}, written under a later key"
+                    );
+                }
+            }
+        }
+        // Key grants: every member left holds the new key, and has a grant; no grant opens for
+        // Bob or Dave, and none is named for them.
+        let vault = self.key.vault_id();
+        if self.revocation.is_some() {
+            for &d in &members {
+                assert!(
+                    !self.devices[d].engine.later_keys().is_empty(),
+                    "{} holds no later key",
+                    self.devices[d].name
+                );
+            }
+        }
+        let grant_key = |person: Person| {
+            format!(
+                "p/{vault}/{}",
+                grant::grant_name(&grant::rekey_id(vault, 1, &self.publics[person.index()].fingerprint()))
+            )
+        };
+        for person in [Person::Alice, Person::Carol] {
+            assert_eq!(
+                self.bucket.objects.contains_key(&grant_key(person)),
+                self.revocation.is_some(),
+                "{person:?}'s grant of the new key"
+            );
+        }
+        for person in [Person::Bob, Person::Dave] {
+            assert!(
+                !self.bucket.objects.contains_key(&grant_key(person)),
+                "a grant of the new key is named for {person:?}"
+            );
+            let identity = Identity::of_home(&self.homes[person.index()]);
+            for (name, body) in &self.bucket.objects {
+                let Some(hex) = name.split("/g/").nth(1) else {
+                    continue;
+                };
+                let mut id = [0u8; 16];
+                for (i, b) in id.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+                }
+                assert!(
+                    grant::open_rekey(body, vault, &id, &identity).is_err(),
+                    "{name} opens for {person:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A checkpoint's plaintext (postcard; `checkpoint::Checkpoint` in the core, not public).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct CheckpointPlain {
+    writer: DeviceId,
+    number: u64,
+    covers: Vec<(DeviceId, u64)>,
+    clock: Hlc,
+    horizon_ms: u64,
+    records: Vec<(serde_bytes::ByteBuf, Record)>,
+}
+
+/// Runs one seed of people sharing a vault; returns its trace hash.
+fn run_people(seed: u64, verbose: bool) -> u64 {
+    let mut people = People::new(seed, verbose);
+    // Alice's first device makes the vault and publishes her founding statement.
+    people
+        .full_sync(0)
+        .unwrap_or_else(|e| panic!("a1 could not create the vault: {e}"));
+    let steps = 150 + people.rng.below(200) as usize;
+    people.random_phase(steps);
+    people.log(format!("quiesce ({} writes)", people.writes.len()));
+    people.quiesce();
+    people.join();
+    people.check();
+    people.trace.finish()
+}
+
+fn run_people_reporting(seed: u64) {
+    let outcome = std::panic::catch_unwind(|| run_people(seed, false));
+    if let Err(panic) = outcome {
+        let message = panic_message(panic.as_ref());
+        panic!(
+            "seed {seed} failed: {message}\nreplay it with: BUCKETSYNC_SIM_PEOPLE_SEED={seed} cargo test -p bucketsync --test simulation two_persons -- --nocapture"
+        );
+    }
+}
+
+#[test]
+fn two_persons_share_and_revoke_across_seeds() {
+    let env = |name: &str, fallback: &str| {
+        std::env::var(name)
+            .or_else(|_| std::env::var(fallback))
+            .ok()
+            .map(|n| n.parse::<u64>().unwrap_or_else(|_| panic!("{name} is a number")))
+    };
+    if let Some(seed) = env("BUCKETSYNC_SIM_PEOPLE_SEED", "BUCKETSYNC_SIM_SEED") {
+        let hash = run_people(seed, true);
+        eprintln!("seed {seed}: trace {hash:016x}");
+        return;
+    }
+    let seeds = env("BUCKETSYNC_SIM_PEOPLE_SEEDS", "BUCKETSYNC_SIM_SEEDS").unwrap_or(200);
+    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
+        let failed: Vec<u64> = (0..seeds)
+            .filter(|seed| {
+                let outcome = std::panic::catch_unwind(|| run_people(*seed, false));
+                if let Err(panic) = &outcome {
+                    let message = panic_message(panic.as_ref());
+                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
+                }
+                outcome.is_err()
+            })
+            .collect();
+        assert!(failed.is_empty(), "{} seeds failed: {failed:?}", failed.len());
+    } else {
+        for seed in 0..seeds {
+            run_people_reporting(seed);
+        }
+    }
+    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    eprintln!(
+        "revocations {} (mid-sync {}), Carol admitted after {}, writes under a later key {}, \
+         Alice's writes after the revocation before her device held the new key {}, \
+         later-key segments {} checkpoints {}, Bob's writes counted {} above the pins {} \
+         (kept as current by a member {}) never pushed {}, Dave's writes {}, restarts {}, \
+         checkpoints adopted by joiners {}, segments deleted {}",
+        count(&PEOPLE_REVOCATIONS),
+        count(&PEOPLE_REVOKED_MID_SYNC),
+        count(&PEOPLE_ADMITTED_AFTER),
+        count(&PEOPLE_SEALED_LATER),
+        count(&PEOPLE_BEFORE_NEW_KEY),
+        count(&PEOPLE_LATER_SEGMENTS),
+        count(&PEOPLE_LATER_CHECKPOINTS),
+        count(&PEOPLE_BOB_COUNTED),
+        count(&PEOPLE_BOB_ABOVE_PINS),
+        count(&PEOPLE_BOB_ABOVE_KEPT),
+        count(&PEOPLE_BOB_UNPUSHED),
+        count(&PEOPLE_DAVE_WRITES),
+        count(&PEOPLE_RESTARTS),
+        count(&PEOPLE_JOIN_CHECKPOINTS),
+        count(&PEOPLE_SEGMENTS_DELETED),
+    );
+    if seeds >= 100 {
+        // The paths under test really ran.
+        assert!(count(&PEOPLE_REVOCATIONS) > seeds / 2);
+        assert!(count(&PEOPLE_REVOKED_MID_SYNC) > 0);
+        assert!(count(&PEOPLE_SEALED_LATER) > seeds);
+        assert!(count(&PEOPLE_LATER_SEGMENTS) > seeds / 2);
+        assert!(count(&PEOPLE_LATER_CHECKPOINTS) > seeds / 4);
+        assert!(count(&PEOPLE_BOB_COUNTED) > seeds);
+        assert!(count(&PEOPLE_BOB_ABOVE_PINS) > 0);
+        assert!(count(&PEOPLE_DAVE_WRITES) > seeds);
+        assert!(count(&PEOPLE_RESTARTS) > seeds);
+    }
 }

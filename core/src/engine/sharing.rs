@@ -243,8 +243,11 @@ impl Engine {
     }
 
     /// Keeps `statements` (read in a manifest, or made here); when any is new, resolves the
-    /// members again and makes the next sync publish our manifest with them.
-    pub(crate) fn take_statements(&mut self, statements: &[Statement]) {
+    /// members again and makes the next sync publish our manifest with them. Kept are only
+    /// those that count, and those about this person (the one from their grant, which counts
+    /// once the founder's arrives): a manifest full of statements that count for nothing
+    /// cannot crowd out the real ones.
+    pub fn take_statements(&mut self, statements: &[Statement]) {
         if statements.is_empty() || self.sharing.is_none() {
             return;
         }
@@ -258,6 +261,19 @@ impl Engine {
             statements,
         );
         self.resolve_members();
+        let sharing = self.sharing.as_ref().expect("checked above");
+        let accepted = sharing.members.accepted();
+        let me = sharing.identity.public();
+        let keep = |s: &Statement| accepted.contains(s) || s.is_about(me);
+        if !self.state.directory().sharing.statements.iter().all(keep) {
+            let accepted = accepted.to_vec();
+            let me = me.clone();
+            self.state
+                .directory_mut()
+                .sharing
+                .statements
+                .retain(|s| accepted.contains(s) || s.is_about(&me));
+        }
         if self.published_statements() != before {
             self.state.own_mut().republish = true;
         }
