@@ -34,22 +34,49 @@ async fn sync<T: Transport>(session: &Session, transport: &T) -> bucketsync::Syn
     report
 }
 
+/// Alice's, Bob's and Carol's homes (a device each) in the bucket `family` of `server`.
+struct Family {
+    homes: String,
+    shared_store: String,
+    alice_key: VaultKey,
+    bob_key: VaultKey,
+    alice: Session,
+    bob: Session,
+    carol: Session,
+}
+
+async fn family(server: &TestServer) -> Family {
+    server.create_bucket("family").await;
+    let homes = server.store_url("family", "homes/");
+    let keys = [(); 3].map(|_| VaultKey::generate().unwrap());
+    let [alice, bob, carol] = [("alice laptop", 0), ("bob phone", 1), ("carol phone", 2)]
+        .map(|(device, i)| open(&homes, &keys[i], device, OpenMode::Create));
+    let [alice_key, bob_key, _] = keys;
+    Family {
+        shared_store: server.store_url("family", "shared/"),
+        homes,
+        alice_key,
+        bob_key,
+        alice,
+        bob,
+        carol,
+    }
+}
+
 #[tokio::test]
 async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_devices() {
     for kind in ServerKind::ALL {
         let server = TestServer::start(kind).await;
-        server.create_bucket("family").await;
         let transport: ReqwestTransport = http();
-        let homes = server.store_url("family", "homes/");
-        let shared_store = server.store_url("family", "shared/");
-        let (alice_key, bob_key, carol_key) = (
-            VaultKey::generate().unwrap(),
-            VaultKey::generate().unwrap(),
-            VaultKey::generate().unwrap(),
-        );
-        let alice = open(&homes, &alice_key, "alice laptop", OpenMode::Create);
-        let bob = open(&homes, &bob_key, "bob phone", OpenMode::Create);
-        let carol = open(&homes, &carol_key, "carol phone", OpenMode::Create);
+        let Family {
+            homes,
+            shared_store,
+            alice_key,
+            bob_key,
+            alice,
+            bob,
+            carol,
+        } = family(&server).await;
 
         // Alice makes two vaults in her home and writes into one.
         let emma = alice.create_shared(&shared_store, "emma").unwrap();
@@ -267,18 +294,16 @@ async fn sync_noting<T: Transport>(session: &Session, transport: &T) -> bucketsy
 async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_a_revocation() {
     for kind in ServerKind::ALL {
         let server = TestServer::start(kind).await;
-        server.create_bucket("family").await;
         let transport: ReqwestTransport = http();
-        let homes = server.store_url("family", "homes/");
-        let shared_store = server.store_url("family", "shared/");
-        let (alice_key, bob_key, carol_key) = (
-            VaultKey::generate().unwrap(),
-            VaultKey::generate().unwrap(),
-            VaultKey::generate().unwrap(),
-        );
-        let alice = open(&homes, &alice_key, "alice laptop", OpenMode::Create);
-        let bob = open(&homes, &bob_key, "bob phone", OpenMode::Create);
-        let carol = open(&homes, &carol_key, "carol phone", OpenMode::Create);
+        let Family {
+            homes,
+            shared_store,
+            alice_key,
+            alice,
+            bob,
+            carol,
+            ..
+        } = family(&server).await;
         let emma = alice.create_shared(&shared_store, "emma").unwrap();
         sync(&alice, &transport).await;
         let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);

@@ -21,6 +21,7 @@ use crate::identity::{
 };
 use crate::ids::{Timestamp, VaultId};
 use crate::key::VaultKey;
+pub use crate::membership::Role;
 use crate::membership::Statement;
 use crate::store::Store;
 
@@ -39,67 +40,6 @@ const GRANT_INFO: &[u8] = b"bucketsync 2026-11 grant v1";
 const SIGNATURE_CONTEXT: &[u8] = b"bucketsync 2026-11 grant signature v1";
 /// Header bytes: magic, version, KEM id, vault id, grant id.
 const HEADER_LEN: usize = 4 + 1 + 2 + 16 + 16;
-
-/// What a member may do in a shared vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Read the records.
-    Read,
-    /// Read and write them.
-    Write,
-    /// Read, write, and grant or revoke access.
-    Owner,
-}
-
-impl Role {
-    /// `"read"`, `"write"` or `"owner"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Write => "write",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// The role named `text` (as [`Role::as_str`] writes it).
-    ///
-    /// # Errors
-    /// `Config` for any other text.
-    pub fn parse(text: &str) -> Result<Self> {
-        match text {
-            "read" => Ok(Role::Read),
-            "write" => Ok(Role::Write),
-            "owner" => Ok(Role::Owner),
-            other => Err(Error::Config(format!(
-                "a role is \"read\", \"write\" or \"owner\", not {other:?}"
-            ))),
-        }
-    }
-
-    /// The role as one byte in grants and home records: 0 read, 1 write, 2 owner.
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Role::Read => 0,
-            Role::Write => 1,
-            Role::Owner => 2,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Role::Read),
-            1 => Some(Role::Write),
-            2 => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The relative name of grant `id` in its vault's folder.
 pub fn grant_name(id: &[u8; 16]) -> String {

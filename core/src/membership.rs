@@ -16,16 +16,77 @@
 //! 4. a person's standing: revoked if step 2 says so (with the lowest pin per device); else
 //!    the role of their accepted statement with the latest `since` (then the higher role).
 
+use core::fmt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::grant::Role;
 use crate::identity::{
     Fingerprint, Identity, PublicIdentity, FINGERPRINT_LEN, SIGNATURE_LEN, SIGN_PUBLIC_LEN,
 };
 use crate::ids::{DeviceId, Timestamp, VaultId};
+
+/// What a member may do in a shared vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Read the records.
+    Read,
+    /// Read and write them.
+    Write,
+    /// Read, write, and grant or revoke access.
+    Owner,
+}
+
+impl Role {
+    /// `"read"`, `"write"` or `"owner"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// The role named `text` (as [`Role::as_str`] writes it).
+    ///
+    /// # Errors
+    /// `Config` for any other text.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            "owner" => Ok(Role::Owner),
+            other => Err(Error::Config(format!(
+                "a role is \"read\", \"write\" or \"owner\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// The role as one byte in grants and home records: 0 read, 1 write, 2 owner.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Role::Read => 0,
+            Role::Write => 1,
+            Role::Owner => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Role::Read),
+            1 => Some(Role::Write),
+            2 => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a statement's signer signs before the statement's bytes.
 const STATEMENT_CONTEXT: &[u8] = b"bucketsync 2026-11 member statement v1";
