@@ -462,5 +462,6 @@ message += struct.pack(">I", 0)  # key generation 0
 signed = b"BKSS" + bytes([1]) + struct.pack(">I", 0) + alice[1216:] + ALICE_SIGNING.sign(message + envelope)
 signed += envelope
 print(f"signed manifest ({len(signed)} bytes), BLAKE3", blake3(signed).hexdigest())
-print("key grant id of generation 1 for Bob in emma",
-      derive_key("bucketsync 2026-11 key grant id v1", EMMA + struct.pack(">I", 1) + fingerprint(bob))[:16].hex())
+print("key grant id of generation 1 for Bob in emma, salt 5a x 64",
+      derive_key("bucketsync 2026-11 key grant id v2",
+                 EMMA + struct.pack(">I", 1) + fingerprint(bob) + bytes([0x5A]) * 64)[:16].hex())

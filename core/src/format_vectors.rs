@@ -1460,10 +1460,11 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
         from: alice.fingerprint(),
         signer: None,
     };
-    // Where the grant of key generation 1 to Bob would be (§17.9).
+    // Where the grant of key generation 1 to Bob would be (§17.9), were the revocation's
+    // signature 64 bytes of 5a.
     assert_eq!(
-        to_hex(&grant::rekey_id(vault, 1, &bob.fingerprint())),
-        "201247f6c5d9d54eda73aeb0406faea1"
+        to_hex(&grant::rekey_id(vault, 1, &bob.fingerprint(), &[0x5a; 64])),
+        "6003bed57d586d17e894b890fcac69ab"
     );
     let opened = grant::open(&object, &invitation, &bob).unwrap();
     assert_eq!(opened.statement, Some(bobs.clone()));

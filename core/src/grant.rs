@@ -343,15 +343,17 @@ pub fn open(object: &[u8], invitation: &Invitation, recipient: &Identity) -> Res
 }
 
 /// The id of the grant of key generation `generation` to the person `member` in `vault`:
-/// the first 16 bytes of `derive_key("bucketsync 2026-11 key grant id v1", vault id ‖
-/// generation u32 BE ‖ fingerprint)`. Anyone who knows the three finds it; nobody but the
-/// member opens it.
-pub fn rekey_id(vault: VaultId, generation: u32, member: &Fingerprint) -> [u8; 16] {
-    let mut input = Vec::with_capacity(16 + 4 + FINGERPRINT_LEN);
+/// the first 16 bytes of `derive_key("bucketsync 2026-11 key grant id v2", vault id ‖
+/// generation u32 BE ‖ fingerprint ‖ salt)`, the salt being the signature of the revocation
+/// that started the generation. Nobody can make the name before that revocation is signed;
+/// every member finds it once it is published; nobody but the member opens it.
+pub fn rekey_id(vault: VaultId, generation: u32, member: &Fingerprint, salt: &[u8]) -> [u8; 16] {
+    let mut input = Vec::with_capacity(16 + 4 + FINGERPRINT_LEN + salt.len());
     input.extend_from_slice(&vault.0);
     input.extend_from_slice(&generation.to_be_bytes());
     input.extend_from_slice(&member.0);
-    let hash = blake3::derive_key("bucketsync 2026-11 key grant id v1", &input);
+    input.extend_from_slice(salt);
+    let hash = blake3::derive_key("bucketsync 2026-11 key grant id v2", &input);
     let mut id = [0u8; 16];
     id.copy_from_slice(&hash[..16]);
     id

@@ -196,9 +196,9 @@ impl Statement {
         postcard::to_extend(&signed, message).expect("postcard serializes into a Vec")
     }
 
-    /// Whether it is about `person`.
-    pub fn is_about(&self, person: &PublicIdentity) -> bool {
-        self.member == person.as_bytes()[..]
+    /// Its signature (a revocation's salts the names of its key grants).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
     }
 
     /// The person it is about, when their identity decodes.
@@ -250,8 +250,10 @@ pub struct Members {
     by_key: HashMap<[u8; SIGN_PUBLIC_LEN], Fingerprint>,
     /// The statements that counted, to pass on in our manifest.
     accepted: Vec<Statement>,
-    /// The newest key generation a counted revocation started (0: none).
-    generation: u32,
+    /// The key generations counted revocations started.
+    generations: BTreeSet<u32>,
+    /// Each generation's salt ([`Members::generation_salt`]).
+    salts: BTreeMap<u32, Vec<u8>>,
 }
 
 impl Members {
@@ -262,8 +264,11 @@ impl Members {
             .iter()
             .filter_map(|s| Some((s, s.member()?, s.standing()?)))
             .collect();
+        // Owners are found in rounds from the founder (round 0): a statement counts in a round
+        // when its signer was an owner before that round, so the outcome and every owner's
+        // round (their distance from the founder) do not depend on the statements' order.
         let owners_ignoring = |revoked: &BTreeSet<Fingerprint>| {
-            let mut owners: HashMap<Fingerprint, PublicIdentity> = HashMap::new();
+            let mut owners: HashMap<Fingerprint, (PublicIdentity, u32)> = HashMap::new();
             let mut accepted = vec![false; decoded.len()];
             // The founder's own statement opens the chain.
             for (i, (s, member, standing)) in decoded.iter().enumerate() {
@@ -272,17 +277,17 @@ impl Members {
                     && *standing == Standing::Member(Role::Owner)
                     && s.signed_by(vault, member)
                 {
-                    owners.insert(founder, member.clone());
+                    owners.insert(founder, (member.clone(), 0));
                     accepted[i] = true;
                 }
             }
-            loop {
-                let mut grew = false;
+            for round in 1.. {
+                let before = owners.clone();
                 for (i, (s, member, standing)) in decoded.iter().enumerate() {
                     if accepted[i] || revoked.contains(&Fingerprint(s.by)) {
                         continue;
                     }
-                    let Some(signer) = owners.get(&Fingerprint(s.by)) else {
+                    let Some((signer, _)) = before.get(&Fingerprint(s.by)) else {
                         continue;
                     };
                     if !s.signed_by(vault, signer) {
@@ -294,27 +299,49 @@ impl Members {
                         && !revoked.contains(&fingerprint)
                         && !owners.contains_key(&fingerprint)
                     {
-                        owners.insert(fingerprint, member.clone());
-                        grew = true;
+                        owners.insert(fingerprint, (member.clone(), round));
                     }
                 }
-                if !grew {
-                    return accepted;
+                if owners.len() == before.len() {
+                    break;
                 }
             }
+            (accepted, owners)
         };
-        let first = owners_ignoring(&BTreeSet::new());
-        let revoked: BTreeSet<Fingerprint> = decoded
-            .iter()
-            .zip(&first)
-            .filter(|((_, _, standing), ok)| **ok && matches!(standing, Standing::Revoked(_)))
-            .map(|((_, member, _), _)| member.fingerprint())
-            .filter(|f| *f != founder)
+        let (first, first_owners) = owners_ignoring(&BTreeSet::new());
+        // Revocations in order of their signer's distance from the founder, then time, then
+        // signature: one counts unless its signer was revoked by one before it. So the
+        // founder's revocations always count, and a revoked owner's never undo them.
+        let mut revocations: Vec<usize> = (0..decoded.len())
+            .filter(|i| first[*i] && matches!(decoded[*i].2, Standing::Revoked(_)))
             .collect();
-        let accepted = owners_ignoring(&revoked);
+        let round_of = |i: usize| {
+            first_owners
+                .get(&Fingerprint(decoded[i].0.by))
+                .map_or(u32::MAX, |(_, round)| *round)
+        };
+        revocations.sort_by(|a, b| {
+            let (sa, sb) = (decoded[*a].0, decoded[*b].0);
+            (round_of(*a), sa.since_ms, &sa.signature).cmp(&(
+                round_of(*b),
+                sb.since_ms,
+                &sb.signature,
+            ))
+        });
+        let mut revoked: BTreeSet<Fingerprint> = BTreeSet::new();
+        let mut counted_revocations = vec![false; decoded.len()];
+        for i in revocations {
+            let target = decoded[i].1.fingerprint();
+            if revoked.contains(&Fingerprint(decoded[i].0.by)) || target == founder {
+                continue;
+            }
+            revoked.insert(target);
+            counted_revocations[i] = true;
+        }
+        let (accepted, _) = owners_ignoring(&revoked);
         let mut members = Members::default();
-        for (((statement, member, standing), ok), counted_first) in
-            decoded.iter().zip(&accepted).zip(&first)
+        for (((statement, member, standing), ok), counted_revocation) in
+            decoded.iter().zip(&accepted).zip(&counted_revocations)
         {
             let fingerprint = member.fingerprint();
             let is_revocation = matches!(standing, Standing::Revoked(_));
@@ -324,7 +351,7 @@ impl Members {
             }
             // A revocation counts from step 2, everything else from step 3.
             let counts = if is_revocation {
-                *counted_first && revoked.contains(&fingerprint)
+                *counted_revocation
             } else {
                 *ok
             };
@@ -332,8 +359,16 @@ impl Members {
                 continue;
             }
             members.accepted.push((*statement).clone());
-            if is_revocation {
-                members.generation = members.generation.max(statement.generation);
+            if is_revocation && statement.generation > 0 {
+                members.generations.insert(statement.generation);
+                // The least signature among those naming it: the same for every replica.
+                let salt = members
+                    .salts
+                    .entry(statement.generation)
+                    .or_insert_with(|| statement.signature.clone());
+                if statement.signature < *salt {
+                    *salt = statement.signature.clone();
+                }
             }
             let candidate = Member {
                 identity: member.clone(),
@@ -348,11 +383,23 @@ impl Members {
                 Some(known) => *known = decide(known, candidate),
             }
         }
-        members.by_key = members
+        // One signing key, one person: someone whose Ed25519 key an earlier member has (a
+        // public identity made of another person's signing key and one's own KEM key) does
+        // not count, so nobody takes over what another signs.
+        let mut order: Vec<(bool, Timestamp, Fingerprint)> = members
             .people
             .iter()
-            .map(|(f, m)| (m.identity.signing_key(), *f))
+            .map(|(f, m)| (*f != founder, m.since, *f))
             .collect();
+        order.sort();
+        for (_, _, fingerprint) in order {
+            let key = members.people[&fingerprint].identity.signing_key();
+            if members.by_key.contains_key(&key) {
+                members.people.remove(&fingerprint);
+            } else {
+                members.by_key.insert(key, fingerprint);
+            }
+        }
         members.accepted.sort_by(|a, b| {
             (a.since_ms, &a.member, a.role, &a.by).cmp(&(b.since_ms, &b.member, b.role, &b.by))
         });
@@ -381,9 +428,21 @@ impl Members {
         &self.accepted
     }
 
-    /// The newest key generation: the one a counted revocation started last (0: none).
+    /// The newest key generation: the greatest one a counted revocation started (0: none).
     pub fn generation(&self) -> u32 {
-        self.generation
+        self.generations.last().copied().unwrap_or(0)
+    }
+
+    /// What makes the names of generation `generation`'s key grants unpredictable until its
+    /// revocation is published: the signature of the revocation that started it (the least,
+    /// bytewise, when several counted revocations name it).
+    pub fn generation_salt(&self, generation: u32) -> Option<&[u8]> {
+        self.salts.get(&generation).map(Vec::as_slice)
+    }
+
+    /// Every key generation a counted revocation started, ascending.
+    pub fn generations(&self) -> impl Iterator<Item = u32> + '_ {
+        self.generations.iter().copied()
     }
 }
 
@@ -529,6 +588,52 @@ mod tests {
         reversed.reverse();
         let again = Members::resolve(VAULT, alice.fingerprint(), &reversed);
         assert_eq!(again.accepted(), members.accepted());
+    }
+
+    #[test]
+    fn a_revoked_owner_revokes_nobody_and_nobody_borrows_another_signing_key() {
+        let (alice, bob, carol) = (person(1), person(2), person(3));
+        let statements = vec![
+            say(&alice, &alice, Standing::Member(Role::Owner), 10),
+            say(&alice, &bob, Standing::Member(Role::Owner), 20),
+            say(&alice, &carol, Standing::Member(Role::Write), 21),
+            say(&alice, &bob, Standing::Revoked(Vec::new()), 40),
+            // Bob, revoked, revokes Carol, even dated before his own revocation.
+            say(&bob, &carol, Standing::Revoked(Vec::new()), 30),
+        ];
+        let members = Members::resolve(VAULT, alice.fingerprint(), &statements);
+        assert_eq!(
+            role_of(&members, &carol),
+            Some(Standing::Member(Role::Write))
+        );
+        assert!(matches!(
+            role_of(&members, &bob),
+            Some(Standing::Revoked(_))
+        ));
+
+        // Mallory's public identity: her own KEM key with Alice's signing key.
+        let mallory = person(4);
+        let mut forged = mallory.public().as_bytes().to_vec();
+        forged[crate::identity::KEM_PUBLIC_LEN..].copy_from_slice(&alice.public().signing_key());
+        let forged = PublicIdentity::from_bytes(&forged).unwrap();
+        let mut with_mallory = statements.clone();
+        with_mallory.push(
+            Statement::sign(
+                VAULT,
+                &forged,
+                &Standing::Member(Role::Read),
+                0,
+                Timestamp(50),
+                &alice,
+            )
+            .unwrap(),
+        );
+        let members = Members::resolve(VAULT, alice.fingerprint(), &with_mallory);
+        assert_eq!(members.get(&forged.fingerprint()), None);
+        let signer = members
+            .by_signing_key(&alice.public().signing_key())
+            .unwrap();
+        assert_eq!(signer.identity.fingerprint(), alice.fingerprint());
     }
 
     #[test]

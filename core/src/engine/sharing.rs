@@ -22,6 +22,10 @@ pub(crate) struct Sharing {
     members: Members,
     /// The vault's own key (generation 0), which grants of later generations carry too.
     key: VaultKey,
+    /// The statement that let this person in, from their grant (kept by their home, given
+    /// at every start): resolved with the others, and so published, once the founder's
+    /// statement has arrived.
+    own_statement: Option<Statement>,
 }
 
 /// Whose writes an object holds, as its signature says.
@@ -62,6 +66,7 @@ impl Engine {
         identity: Identity,
         founder: Fingerprint,
         keys: &[GenerationKey],
+        own_statement: Option<Statement>,
         now: Timestamp,
     ) -> Result<()> {
         let key = match keys.first() {
@@ -79,6 +84,7 @@ impl Engine {
             founder,
             members: Members::default(),
             key,
+            own_statement,
         });
         self.resolve_members();
         let sharing = self.sharing.as_ref().expect("just set");
@@ -172,8 +178,13 @@ impl Engine {
     /// `Access` when this person is not an owner here; `Config` when no member has that
     /// fingerprint, or it is the founder's or this person's own.
     pub fn revoke(&mut self, who: &str, now: Timestamp) -> Result<Member> {
-        let generation = self.current_generation() + 1;
         let sharing = self.owner()?;
+        // Above every generation held and every one a counted revocation started.
+        let generation = self
+            .current_generation()
+            .max(sharing.members.generation())
+            .checked_add(1)
+            .ok_or_else(|| Error::Config("no key generation is left".into()))?;
         let member = sharing
             .members
             .all()
@@ -244,9 +255,8 @@ impl Engine {
 
     /// Keeps `statements` (read in a manifest, or made here); when any is new, resolves the
     /// members again and makes the next sync publish our manifest with them. Kept are only
-    /// those that count, and those about this person (the one from their grant, which counts
-    /// once the founder's arrives): a manifest full of statements that count for nothing
-    /// cannot crowd out the real ones.
+    /// those that count (with this person's own, from their grant, they decide), so a
+    /// manifest full of statements that count for nothing cannot crowd out the real ones.
     pub fn take_statements(&mut self, statements: &[Statement]) {
         if statements.is_empty() || self.sharing.is_none() {
             return;
@@ -261,18 +271,20 @@ impl Engine {
             statements,
         );
         self.resolve_members();
-        let sharing = self.sharing.as_ref().expect("checked above");
-        let accepted = sharing.members.accepted();
-        let me = sharing.identity.public();
-        let keep = |s: &Statement| accepted.contains(s) || s.is_about(me);
-        if !self.state.directory().sharing.statements.iter().all(keep) {
-            let accepted = accepted.to_vec();
-            let me = me.clone();
+        let accepted = self.published_statements();
+        if !self
+            .state
+            .directory()
+            .sharing
+            .statements
+            .iter()
+            .all(|s| accepted.contains(s))
+        {
             self.state
                 .directory_mut()
                 .sharing
                 .statements
-                .retain(|s| accepted.contains(s) || s.is_about(&me));
+                .retain(|s| accepted.contains(s));
         }
         if self.published_statements() != before {
             self.state.own_mut().republish = true;
@@ -280,9 +292,13 @@ impl Engine {
     }
 
     fn resolve_members(&mut self) {
-        let statements = &self.state.directory().sharing.statements;
+        let stored = &self.state.directory().sharing.statements;
         if let Some(sharing) = self.sharing.as_mut() {
-            sharing.members = Members::resolve(self.vault, sharing.founder, statements);
+            let mut statements = stored.clone();
+            if let Some(own) = &sharing.own_statement {
+                add_statements(&mut statements, std::slice::from_ref(own));
+            }
+            sharing.members = Members::resolve(self.vault, sharing.founder, &statements);
         }
     }
 
@@ -392,15 +408,23 @@ impl Engine {
         let Some(sharing) = &self.sharing else {
             return Vec::new();
         };
-        (1..=sharing.members.generation())
+        sharing
+            .members
+            .generations()
             .filter(|g| self.log_keys(*g).is_none())
             .collect()
     }
 
     /// The grant of key generation `generation` to the person `fingerprint`: its name in the
     /// vault folder.
-    pub(crate) fn rekey_name(&self, generation: u32, fingerprint: &Fingerprint) -> String {
-        grant::grant_name(&grant::rekey_id(self.vault, generation, fingerprint))
+    pub(crate) fn rekey_name(&self, generation: u32, fingerprint: &Fingerprint) -> Option<String> {
+        Some(grant::grant_name(&self.rekey_id(generation, fingerprint)?))
+    }
+
+    /// The id of that grant, once the revocation that started `generation` counts here.
+    fn rekey_id(&self, generation: u32, fingerprint: &Fingerprint) -> Option<[u8; 16]> {
+        let salt = self.sharing.as_ref()?.members.generation_salt(generation)?;
+        Some(grant::rekey_id(self.vault, generation, fingerprint, salt))
     }
 
     /// The grants of the newest key generation still to write: one per member left (this
@@ -458,7 +482,11 @@ impl Engine {
             founder: sharing.founder,
             statement: None,
         };
-        let id = grant::rekey_id(self.vault, generation, &member.fingerprint());
+        let id = self
+            .rekey_id(generation, &member.fingerprint())
+            .ok_or_else(|| {
+                Error::Access(format!("no revocation started key generation {generation}"))
+            })?;
         grant::seal(&grant, &id, &sharing.identity, member, &mut self.entropy)
     }
 
@@ -472,7 +500,11 @@ impl Engine {
             .sharing
             .as_ref()
             .ok_or_else(|| Error::Access("not shared".into()))?;
-        let id = grant::rekey_id(self.vault, generation, &sharing.identity.fingerprint());
+        let id = self
+            .rekey_id(generation, &sharing.identity.fingerprint())
+            .ok_or_else(|| {
+                Error::Access(format!("no revocation started key generation {generation}"))
+            })?;
         let grant = grant::open_rekey(object, self.vault, &id, &sharing.identity)?;
         match sharing.members.get(&grant.granter.fingerprint()) {
             Some(m) if m.standing == Standing::Member(Role::Owner) => {}

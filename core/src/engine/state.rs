@@ -620,6 +620,13 @@ impl LocalState {
             former_ids: old.former_ids,
             leap: old.leap,
             joined: true,
+            // Who the members are and the key generations held are the person's, not the
+            // device id's: a replica that starts over keeps them (an unpublished revocation
+            // and its key included). Its new id has written no checkpoint yet.
+            sharing: SharingState {
+                resealed: 0,
+                ..old.sharing
+            },
             ..Directory::default()
         };
         fresh.changes = Changes {

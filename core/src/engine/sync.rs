@@ -570,6 +570,16 @@ impl Engine {
                     let own = self.state.own();
                     run.may_push = !run.own_log_broken && own.segments >= own.published_segments;
                     if run.may_push {
+                        // A newer key generation exists that this device was not given: what it
+                        // sealed with an older one, a revoked member could read. Wait for it.
+                        if let Some(generation) = self.missing_generations().into_iter().max() {
+                            run.may_push = false;
+                            run.report.errors.push(Error::Access(format!(
+                                "nothing is pushed until this device holds key generation {generation} (its grant is not here yet)"
+                            )));
+                        }
+                    }
+                    if run.may_push {
                         self.guard_deletions(run);
                     }
                     if run.may_push {

@@ -188,11 +188,13 @@ impl Session {
         // every device of theirs signs the very same one.
         let founded = shared.since;
         self.change(|e| {
-            e.set_sharing(identity, founder, &shared.keys, founded)?;
-            if let Some(statement) = &shared.statement {
-                e.take_statements(std::slice::from_ref(statement));
-            }
-            Ok(())
+            e.set_sharing(
+                identity,
+                founder,
+                &shared.keys,
+                shared.statement.clone(),
+                founded,
+            )
         })?
     }
 

@@ -17,7 +17,9 @@ impl Engine {
             return;
         };
         for generation in self.missing_generations() {
-            let name = self.rekey_name(generation, &me);
+            let Some(name) = self.rekey_name(generation, &me) else {
+                continue;
+            };
             self.queue_get(
                 run,
                 RequestKind::GetGrant,
@@ -41,7 +43,10 @@ impl Engine {
                 }
             };
             let fingerprint = member.fingerprint();
-            let url = self.vault_url(&self.rekey_name(generation, &fingerprint));
+            let Some(name) = self.rekey_name(generation, &fingerprint) else {
+                continue;
+            };
+            let url = self.vault_url(&name);
             let mut op = self.op(
                 RequestKind::PutGrant,
                 Method::Put,
