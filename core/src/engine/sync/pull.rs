@@ -568,9 +568,10 @@ impl Engine {
         let author = match self.unsign_from(own, &name, &mut body) {
             Ok(author) => author,
             Err(e) if own => return run.own_log_failure(e),
-            // In a shared vault, an unsigned or badly signed segment counts for no one: passed
-            // over for good, so that it does not keep its device from ever being caught up.
-            Err(e) if self.is_shared() => {
+            // In a shared vault, an unsigned segment counts for no one: passed over for good,
+            // so that it does not keep its device from ever being caught up. (One whose
+            // signature fails may be a cut-off answer: fetched again.)
+            Err(e) if self.is_shared() && e.category() == Category::Access => {
                 run.report.errors.push(e);
                 return self.segment_done(device, seq);
             }
