@@ -394,10 +394,13 @@ impl Members {
         order.sort();
         for (_, _, fingerprint) in order {
             let key = members.people[&fingerprint].identity.signing_key();
-            if members.by_key.contains_key(&key) {
-                members.people.remove(&fingerprint);
-            } else {
-                members.by_key.insert(key, fingerprint);
+            match members.by_key.entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    members.people.remove(&fingerprint);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(fingerprint);
+                }
             }
         }
         members.accepted.sort_by(|a, b| {
