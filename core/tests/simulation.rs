@@ -3122,6 +3122,23 @@ fn people_seeds_that_still_fail_strictly() {
     }
 }
 
+/// Seeds of 0..20000 that fail outside strict mode (found by the 20,000-seed release run, not
+/// diagnosed yet). 3587, 12192 and 14731: after Bob's revocation, the revoking device keeps
+/// reporting a rollback of Bob's manifest (a revoked device's older manifest, or one naming
+/// fewer segments than Carol merged, is reported on every sync instead of being accepted
+/// quietly as a retired device's is). 9697 and 15406: a write of Bob's above the pins (pin 0:
+/// Alice revoked before reading any manifest of Bob's) ends current on the revoking device.
+/// Kept to be fixed, not to gate CI.
+const PEOPLE_SEEDS_FAILING_AT_20000: &[u64] = &[3587, 9697, 12192, 14731, 15406];
+
+#[test]
+#[ignore = "fails today (see PEOPLE_SEEDS_FAILING_AT_20000); kept to be fixed, not to gate CI"]
+fn people_seeds_that_still_fail() {
+    for &seed in PEOPLE_SEEDS_FAILING_AT_20000 {
+        run_people_reporting(seed, false);
+    }
+}
+
 /// Seeds that lost a member's writes when a replica of a shared vault passed over for good a
 /// segment whose signature failed: a GET answered `200` with a truncated body fails its
 /// signature (or is "a signed object cut short"), so an honest member's writes in it never
