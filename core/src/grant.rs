@@ -137,6 +137,14 @@ impl GenerationKey {
             .collect()
     }
 
+    /// Wipes key generations in their wire form (the plaintexts that hold them, on drop).
+    pub(crate) fn wipe_wire(keys: &mut [(u32, [u8; 32])]) {
+        use zeroize::Zeroize;
+        for (_, key) in keys {
+            key.zeroize();
+        }
+    }
+
     /// The key generations of their wire form.
     pub(crate) fn from_wire(keys: &[(u32, [u8; 32])]) -> Vec<GenerationKey> {
         keys.iter()
@@ -214,7 +222,7 @@ impl From<GrantBodyV1> for GrantBody {
         let founder = PublicIdentity::from_bytes(&v1.granter)
             .map(|g| g.fingerprint().0)
             .unwrap_or_default();
-        let body = GrantBody {
+        GrantBody {
             granter: std::mem::take(&mut v1.granter),
             label: std::mem::take(&mut v1.label),
             store: std::mem::take(&mut v1.store),
@@ -223,21 +231,19 @@ impl From<GrantBodyV1> for GrantBody {
             granted_ms: v1.granted_ms,
             founder,
             statement: None,
-        };
-        use zeroize::Zeroize;
-        for (_, key) in &mut v1.keys {
-            key.zeroize();
         }
-        body
+    }
+}
+
+impl Drop for GrantBodyV1 {
+    fn drop(&mut self) {
+        GenerationKey::wipe_wire(&mut self.keys);
     }
 }
 
 impl Drop for GrantBody {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, key) in &mut self.keys {
-            key.zeroize();
-        }
+        GenerationKey::wipe_wire(&mut self.keys);
     }
 }
 
@@ -297,13 +303,7 @@ pub(crate) fn seal_as(
             keys: body.keys.clone(),
             granted_ms: body.granted_ms,
         };
-        let plain = postcard::to_allocvec(&v1);
-        let mut v1 = v1;
-        use zeroize::Zeroize;
-        for (_, key) in &mut v1.keys {
-            key.zeroize();
-        }
-        plain
+        postcard::to_allocvec(&v1)
     } else {
         postcard::to_allocvec(&body)
     };

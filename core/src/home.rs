@@ -70,19 +70,13 @@ struct EntryWireV1 {
 
 impl Drop for EntryWireV1 {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, key) in &mut self.keys {
-            key.zeroize();
-        }
+        GenerationKey::wipe_wire(&mut self.keys);
     }
 }
 
 impl Drop for EntryWire {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, key) in &mut self.keys {
-            key.zeroize();
-        }
+        GenerationKey::wipe_wire(&mut self.keys);
     }
 }
 
