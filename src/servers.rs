@@ -65,6 +65,11 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// Whether `body` is an S3 ListBuckets answer.
+fn lists_buckets(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("ListAllMyBucketsResult")
+}
+
 fn find_binary(env: &str, cached: &str, name: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
@@ -208,10 +213,13 @@ impl TestServer {
                 server.stop();
                 return Err(Start::NotReady(format!("({why})\n{text}")));
             }
+            // A 200 alone is not enough: while weed is still starting, its S3 port may belong to
+            // another server (another test's filer answers `GET /` with 200). Only a
+            // ListBuckets answer is ours.
             let probe = server.signed(Method::Get, format!("{}/", server.endpoint), Vec::new());
             let ready = tokio::time::timeout(Duration::from_secs(2), probe)
                 .await
-                .is_ok_and(|r| r.is_ok_and(|r| r.status == 200));
+                .is_ok_and(|r| r.is_ok_and(|r| r.status == 200 && lists_buckets(&r.body)));
             if ready {
                 return Ok(server);
             }

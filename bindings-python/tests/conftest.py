@@ -48,6 +48,16 @@ def signed_curl(*args):
     return int(out.stdout or 0)
 
 
+def signed_curl_body(*args):
+    """Like signed_curl, but returns the body of a 2xx answer ("" otherwise)."""
+    out = subprocess.run(
+        ["curl", "-s", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3",
+         "--user", f"{ACCESS_KEY}:{SECRET_KEY}", *args],
+        capture_output=True, text=True, check=False,
+    )
+    return out.stdout if out.returncode == 0 else ""
+
+
 class Server:
     def __init__(self, endpoint, process, scratch=None):
         self.endpoint = endpoint
@@ -138,7 +148,9 @@ def _start_seaweed_once(root):
         if lost_race or process.poll() is not None or time.time() > deadline:
             server.stop()
             return None, text, lost_race
-        if signed_curl("--max-time", "2", f"{server.endpoint}/") == 200:
+        # A 200 alone is not enough: while weed starts, its S3 port may still belong to another
+        # server (a filer answers `GET /` with 200). Only a ListBuckets answer is ours.
+        if "ListAllMyBucketsResult" in signed_curl_body("--max-time", "2", f"{server.endpoint}/"):
             return server, text, False
         time.sleep(0.1)
 
