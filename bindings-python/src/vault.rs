@@ -253,7 +253,8 @@ pub struct Vault {
     pub(crate) transport: Arc<AnyTransport>,
     /// The background sync's thread, while one runs.
     auto_sync: AutoSync,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until the vault is dropped (see its `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     /// A sync runs on this vault's runtime (a callback calling `sync` again must get
     /// ConflictError, not a nested runtime).
     syncing: AtomicBool,
@@ -283,6 +284,18 @@ pub(crate) struct Opening<'a> {
 
 /// Clears the syncing flag when the sync ends, however it ends.
 struct Syncing<'a>(&'a AtomicBool);
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        // Let go inside another runtime (a callback during another vault's sync), a runtime
+        // cannot wait for its tasks: tokio panics. It is shut down without waiting then.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Some(runtime) = self.runtime.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
@@ -1311,7 +1324,7 @@ impl Vault {
             session: Arc::new(session),
             transport: Arc::new(transport),
             auto_sync: AutoSync::default(),
-            runtime,
+            runtime: Some(runtime),
             syncing: AtomicBool::new(false),
             home: opening.home,
         })
@@ -1511,7 +1524,11 @@ impl Vault {
         // An exception a Python transport raised earlier is not this operation's cause.
         let _ = transport.take_raised();
         let outcome = py.allow_threads(|| {
-            self.runtime.block_on(async {
+            let runtime = self
+                .runtime
+                .as_ref()
+                .expect("the runtime lives as long as the vault");
+            runtime.block_on(async {
                 let work = work();
                 let interrupted = async {
                     loop {

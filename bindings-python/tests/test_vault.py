@@ -1,3 +1,4 @@
+import gc
 import os
 import subprocess
 import time
@@ -398,3 +399,33 @@ def test_sync_async_syncs_and_a_cancelled_sync_stops_and_loses_nothing(seaweed, 
         asyncio.run(cancel_a_hung_sync())
     finally:
         silent.close()
+
+
+def test_a_vault_dropped_inside_another_vaults_sync_goes_quietly(seaweed, credentials, tmp_path):
+    # A transport (or progress) callback runs inside the syncing vault's I/O runtime; a vault
+    # made and let go there must shut its own runtime down without a PanicException.
+    store = seaweed.store(seaweed.bucket("nested-drop"))
+    key = VaultKey.generate()
+    caught = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = caught.append
+    try:
+        made = []
+
+        def transport(request):
+            if not made:
+                scratch = Vault.create(f"file://{tmp_path}/scratch", VaultKey.generate())
+                scratch.put("k", "v")
+                made.append(1)
+                del scratch
+                gc.collect()
+            return urllib_transport(request)
+
+        vault = Vault.create(store, key, credentials=credentials, transport=transport)
+        vault.put("a", "b")
+        report = vault.sync()
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert made and report.pushed == 1 and not report.errors, report
+    assert not caught, [str(c.exc_value) for c in caught]
