@@ -234,6 +234,10 @@ pub struct Member {
     pub since: Timestamp,
     /// Who signed the deciding statement.
     pub by: Fingerprint,
+    /// The key generation their revocation started (the greatest, when several owners revoked
+    /// them); 0 for a member. A checkpoint sealed under it or a later one was written by a
+    /// replica that knew of the revocation.
+    pub generation: u32,
 }
 
 impl Member {
@@ -375,6 +379,11 @@ impl Members {
                 standing: standing.clone(),
                 since: Timestamp(statement.since_ms),
                 by: Fingerprint(statement.by),
+                generation: if is_revocation {
+                    statement.generation
+                } else {
+                    0
+                },
             };
             match members.people.get_mut(&fingerprint) {
                 None => {
@@ -463,6 +472,7 @@ fn decide(known: &Member, candidate: Member) -> Member {
             }
             Member {
                 standing: Standing::Revoked(pins.into_iter().collect()),
+                generation: known.generation.max(candidate.generation),
                 ..known.clone()
             }
         }

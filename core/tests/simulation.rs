@@ -1750,13 +1750,11 @@ fn a_seed_replays_to_the_same_trace() {
 // - **Members converge** on the model: Alice's writes, Bob's writes in segments up to the
 //   revocation's pins (what Alice's revoking device had merged of each of his devices), nothing
 //   of Dave's (not even in a key's history) and nothing Bob never pushed; a write Bob made on a
-//   device that had heard of his revocation is in no segment. Bob's writes in segments above
-//   the pins may be held by a member that merged them before the revocation reached it (FORMAT
-//   17.9 says so), but not by the revoking device nor by a device that joins later: those end
-//   exactly at the model, except for the writes that Alice's other device held before it heard
-//   of the revocation ([`People::note_heard`]: today they are passed on; strict mode,
-//   `BUCKETSYNC_SIM_PEOPLE_STRICT=1`, refuses them too, and fails). Every member resolves the
-//   same members, Bob revoked with the revoking device's pins; nothing is left unpushed.
+//   device that had heard of his revocation is in no segment. Every member ends exactly there,
+//   those that merged Bob's writes above the pins before the revocation reached them too (they
+//   forget what they merged and read the vault again, FORMAT 17.9; [`People::note_heard`]
+//   counts how often one held such a write). Every member resolves the same members, Bob
+//   revoked with the revoking device's pins; nothing is left unpushed.
 // - **Nothing written under the new key is readable with the first one**: a write made by a
 //   device that held a key generation above 0 (`Engine::later_keys`) is in no object that ever
 //   landed in the store and opens with the vault's first key (every segment and checkpoint is
@@ -1785,13 +1783,11 @@ static PEOPLE_BEFORE_NEW_KEY: AtomicU64 = AtomicU64::new(0);
 /// Segments and checkpoints that landed sealed with a later generation.
 static PEOPLE_LATER_SEGMENTS: AtomicU64 = AtomicU64::new(0);
 static PEOPLE_LATER_CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
-/// Bob's writes pushed in segments above the pins (or of a device not pinned), and how many
-/// member replicas ended holding one of them as a key's current version.
+/// Bob's writes pushed in segments above the pins (or of a device not pinned).
 static PEOPLE_BOB_ABOVE_PINS: AtomicU64 = AtomicU64::new(0);
-static PEOPLE_BOB_ABOVE_KEPT: AtomicU64 = AtomicU64::new(0);
-/// Of those, on the revoking device or a device that joined later: passed on by a checkpoint
-/// of Alice's other device (FORMAT 17.9 says they never are; see `People::note_heard`).
-static PEOPLE_PASSED_ON: AtomicU64 = AtomicU64::new(0);
+/// Alice's other devices that heard of the revocation while holding one of Bob's writes above
+/// the pins as a key's current version (they must forget it; see `People::note_heard`).
+static PEOPLE_HEARD_HOLDING: AtomicU64 = AtomicU64::new(0);
 /// Bob's writes counted (segments up to the pins), and those he never pushed.
 static PEOPLE_BOB_COUNTED: AtomicU64 = AtomicU64::new(0);
 static PEOPLE_BOB_UNPUSHED: AtomicU64 = AtomicU64::new(0);
@@ -1832,6 +1828,8 @@ struct Device {
     inflight: Vec<Request>,
     /// How its last sync ended.
     outcome: Option<Result<bucketsync::SyncReport, String>>,
+    /// It held one of Bob's writes as a key's current version after its last answer.
+    held_bobs: bool,
 }
 
 /// One acknowledged write.
@@ -1896,9 +1894,6 @@ struct People {
     /// [`People::note_heard`]).
     heard: BTreeSet<usize>,
     passed_on: BTreeSet<Stamp>,
-    /// Hold the revoking device and the devices that join later to FORMAT 17.9 exactly: none
-    /// of Bob's writes above the pins, not even those passed on (fails today).
-    strict: bool,
     trace: DefaultHasher,
     verbose: bool,
 }
@@ -1962,7 +1957,6 @@ impl People {
             joined: Vec::new(),
             heard: BTreeSet::new(),
             passed_on: BTreeSet::new(),
-            strict: false,
             trace: DefaultHasher::new(),
             verbose,
         };
@@ -2014,6 +2008,7 @@ impl People {
             skew,
             inflight: Vec::new(),
             outcome: None,
+            held_bobs: false,
         });
     }
 
@@ -2103,12 +2098,8 @@ impl People {
     /// Until one of Alice's devices other than the revoking one hears of the revocation, keeps
     /// Bob's writes it holds as a key's current version (after every answer it handles): it
     /// merged them before it heard, possibly from segments above the pins, and may have put
-    /// them in a checkpoint. Such a checkpoint passes them on to everyone who adopts it, the
-    /// revoking device and the devices that join later included: readers trust a checkpoint
-    /// signed by the person who revoked, whichever device of theirs wrote it
-    /// (`Engine::check_checkpoint`; FORMAT 17.8 assumes that owner "left the later writes
-    /// out", which only the revoking device did). Nothing else brings a write above the pins
-    /// there.
+    /// them in a checkpoint. When it hears, it must forget them (and readers must refuse such
+    /// a checkpoint, sealed under the first key): counted in `PEOPLE_HEARD_HOLDING`.
     fn note_heard(&mut self, d: usize) {
         if d == 0
             || self.devices[d].person != Person::Alice
@@ -2124,23 +2115,27 @@ impl People {
             .map(|b| self.devices[*b].engine.device())
             .collect();
         let keys: BTreeSet<&Vec<u8>> = self.writes.iter().map(|w| &w.key).collect();
+        let mut holds = false;
         for key in keys {
             if let Some(record) = engine
                 .record(key)
                 .filter(|r| bobs.contains(&r.stamp.device))
             {
                 self.passed_on.insert(record.stamp);
+                holds = true;
             }
         }
-        if self.revocation.is_none() {
-            return;
-        }
         let bob = self.publics[Person::Bob.index()].fingerprint();
-        let heard = engine
-            .members()
-            .iter()
-            .any(|m| m.identity.fingerprint() == bob && matches!(m.standing, Standing::Revoked(_)));
+        let heard = self.revocation.is_some()
+            && engine.members().iter().any(|m| {
+                m.identity.fingerprint() == bob && matches!(m.standing, Standing::Revoked(_))
+            });
+        // As of the answer before: the one that brings the revocation forgets them at once.
+        let held_before = std::mem::replace(&mut self.devices[d].held_bobs, holds);
         if heard {
+            if held_before {
+                PEOPLE_HEARD_HOLDING.fetch_add(1, Ordering::Relaxed);
+            }
             self.heard.insert(d);
             let name = self.devices[d].name;
             self.log(format!("{name} hears of the revocation"));
@@ -2600,12 +2595,6 @@ impl People {
         }
     }
 
-    /// Whether device `d` is a member's whose replica must end exactly at the model: the
-    /// revoking device, and those that joined at the end.
-    fn exact(&self, d: usize) -> bool {
-        d == 0 || self.joined.contains(&d)
-    }
-
     /// Every segment and checkpoint that ever landed: those sealed with the first key open
     /// with it and hold no write made by a device that held a later key; the others do not
     /// open with it. Returns, for every change in a segment of Bob's devices, the lowest
@@ -2797,7 +2786,6 @@ impl People {
         // Members converge on the model (up to Bob's writes above the pins, for those that
         // may have merged them before the revocation reached them).
         for &d in &members {
-            let exact = self.exact(d);
             let engine = &self.devices[d].engine;
             let name = self.devices[d].name;
             for key in &keys {
@@ -2811,33 +2799,13 @@ impl People {
                     .filter(|(_, c)| **c == Counted::Yes)
                     .map(|(w, _)| w)
                     .max_by_key(|w| w.stamp);
-                let mut accepted = vec![base.map(record)];
-                // Exact replicas: Bob's writes above the pins that Alice's other devices passed
-                // on, unless strict; the others: any of them.
-                let tolerated =
-                    |w: &SharedWrite| !exact || (!self.strict && self.passed_on.contains(&w.stamp));
-                accepted.extend(
-                    writes()
-                        .filter(|(w, c)| {
-                            **c == Counted::Maybe
-                                && tolerated(w)
-                                && base.is_none_or(|b| w.stamp > b.stamp)
-                        })
-                        .map(|(w, _)| Some(record(w))),
-                );
+                let expected = base.map(record);
                 let have = engine.record(key);
                 assert!(
-                    accepted.iter().any(|e| have == e.as_ref()),
-                    "{name}: record {key:?} is {have:?}; the model accepts {accepted:?}{}; the writes:\n{}",
-                    if exact { " (it must end exactly at the model)" } else { "" },
+                    have == expected.as_ref(),
+                    "{name}: record {key:?} is {have:?}; the model says {expected:?}; the writes:\n{}",
                     self.describe(key, &counted)
                 );
-                if have.is_some() && have != accepted[0].as_ref() {
-                    PEOPLE_BOB_ABOVE_KEPT.fetch_add(1, Ordering::Relaxed);
-                    if exact {
-                        PEOPLE_PASSED_ON.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
             }
             for key in engine.keys(b"") {
                 assert!(
@@ -2976,9 +2944,8 @@ struct CheckpointPlain {
 }
 
 /// Runs one seed of people sharing a vault; returns its trace hash.
-fn run_people(seed: u64, verbose: bool, strict: bool) -> u64 {
+fn run_people(seed: u64, verbose: bool) -> u64 {
     let mut people = People::new(seed, verbose);
-    people.strict = strict;
     // Alice's first device makes the vault and publishes her founding statement.
     people
         .full_sync(0)
@@ -3000,13 +2967,8 @@ fn run_people(seed: u64, verbose: bool, strict: bool) -> u64 {
     people.trace.finish()
 }
 
-/// Whether `BUCKETSYNC_SIM_PEOPLE_STRICT=1` asks for FORMAT 17.9 exactly (see `People::strict`).
-fn people_strict() -> bool {
-    std::env::var("BUCKETSYNC_SIM_PEOPLE_STRICT").is_ok_and(|v| v == "1")
-}
-
-fn run_people_reporting(seed: u64, strict: bool) {
-    let outcome = std::panic::catch_unwind(|| run_people(seed, false, strict));
+fn run_people_reporting(seed: u64) {
+    let outcome = std::panic::catch_unwind(|| run_people(seed, false));
     if let Err(panic) = outcome {
         let message = panic_message(panic.as_ref());
         panic!(
@@ -3032,7 +2994,7 @@ fn two_persons_share_and_revoke_across_seeds() {
             })
     };
     if let Some(seed) = env("BUCKETSYNC_SIM_PEOPLE_SEED", "BUCKETSYNC_SIM_SEED") {
-        let hash = run_people(seed, true, people_strict());
+        let hash = run_people(seed, true);
         eprintln!("seed {seed}: trace {hash:016x}");
         return;
     }
@@ -3041,8 +3003,7 @@ fn two_persons_share_and_revoke_across_seeds() {
     if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
         let failed: Vec<u64> = (0..seeds)
             .filter(|seed| {
-                let outcome =
-                    std::panic::catch_unwind(|| run_people(*seed, false, people_strict()));
+                let outcome = std::panic::catch_unwind(|| run_people(*seed, false));
                 if let Err(panic) = &outcome {
                     let message = panic_message(panic.as_ref());
                     eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
@@ -3057,7 +3018,7 @@ fn two_persons_share_and_revoke_across_seeds() {
         );
     } else {
         for seed in 0..seeds {
-            run_people_reporting(seed, people_strict());
+            run_people_reporting(seed);
         }
     }
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -3065,8 +3026,7 @@ fn two_persons_share_and_revoke_across_seeds() {
         "revocations {} (in the middle of a sync {}), Carol admitted after it {}; writes under a \
          later key {}, Alice's writes after the revocation on a device without the new key yet \
          {}; segments under a later key {}, checkpoints {}; Bob's writes counted {}, above the \
-         pins {} (held as current by a member at the end {}, by the revoking device or a later \
-         one {}), never pushed {} (made after his device heard of the revocation {}); Dave's \
+         pins {} (held by another device of Alice's when it heard of the revocation {}), never pushed {} (made after his device heard of the revocation {}); Dave's \
          writes {}; restarts {}; checkpoints adopted by joiners {}; segments deleted {}",
         count(&PEOPLE_REVOCATIONS),
         count(&PEOPLE_REVOKED_MID_SYNC),
@@ -3077,8 +3037,7 @@ fn two_persons_share_and_revoke_across_seeds() {
         count(&PEOPLE_LATER_CHECKPOINTS),
         count(&PEOPLE_BOB_COUNTED),
         count(&PEOPLE_BOB_ABOVE_PINS),
-        count(&PEOPLE_BOB_ABOVE_KEPT),
-        count(&PEOPLE_PASSED_ON),
+        count(&PEOPLE_HEARD_HOLDING),
         count(&PEOPLE_BOB_UNPUSHED),
         count(&PEOPLE_BOB_AFTER_HEARD),
         count(&PEOPLE_DAVE_WRITES),
@@ -3103,39 +3062,28 @@ fn two_persons_share_and_revoke_across_seeds() {
     }
     if seeds >= 200 {
         assert!(count(&PEOPLE_SEGMENTS_DELETED) > 0);
+        assert!(count(&PEOPLE_HEARD_HOLDING) > 0);
     }
 }
 
-/// Seeds where Bob's writes above the pins reach the revoking device or a device that joins
-/// later, through a checkpoint of Alice's other device (see [`People::note_heard`]): FORMAT
-/// 17.9 says they never do, and `BUCKETSYNC_SIM_PEOPLE_STRICT=1` holds the replicas to it. About
-/// one seed in five fails so (377 to 386 of seeds 0..2000, as the core changed; the first ones
-/// are kept here); the default run tolerates exactly those writes on those replicas. `cargo test --release -p bucketsync --test simulation
-/// people_seeds -- --ignored` runs them.
-const PEOPLE_STILL_FAILING: &[u64] = &[4, 15, 30, 31, 36, 40];
+/// Seeds that failed before replicas forgot what they merged above a revocation's pins.
+/// 4, 15, 30, 31, 36, 40 (of one seed in five of 0..2000): a checkpoint of the revoking owner's
+/// other device, written before it heard of the revocation, passed Bob's later writes on to
+/// the revoking device and to devices that joined later (readers trusted any checkpoint signed
+/// by the revoking person). 9697, 15406: the same with a pin of 0. 27, 99, 2472 (found once
+/// every member was held to the model): Carol, or Alice's other device, kept Bob's later
+/// writes it merged before it heard, or met his device only in a checkpoint. 1497: segments
+/// of Bob's above the pins, deleted, stranded a replica that refused the only checkpoint
+/// covering them. 3587, 12192, 14731: a revoked device's older manifest (or one naming fewer
+/// segments than Carol merged) reported as a rollback on every sync.
+const PEOPLE_REVOCATION_SEEDS: &[u64] = &[
+    4, 15, 27, 30, 31, 36, 40, 99, 1497, 2472, 3587, 9697, 12192, 14731, 15406,
+];
 
 #[test]
-#[ignore = "fails today: a checkpoint of the revoking owner's other device passes on the revoked member's later writes (see PEOPLE_STILL_FAILING)"]
-fn people_seeds_that_still_fail_strictly() {
-    for &seed in PEOPLE_STILL_FAILING {
-        run_people_reporting(seed, true);
-    }
-}
-
-/// Seeds of 0..20000 that fail outside strict mode (found by the 20,000-seed release run, not
-/// diagnosed yet). 3587, 12192 and 14731: after Bob's revocation, the revoking device keeps
-/// reporting a rollback of Bob's manifest (a revoked device's older manifest, or one naming
-/// fewer segments than Carol merged, is reported on every sync instead of being accepted
-/// quietly as a retired device's is). 9697 and 15406: a write of Bob's above the pins (pin 0:
-/// Alice revoked before reading any manifest of Bob's) ends current on the revoking device.
-/// Kept to be fixed, not to gate CI.
-const PEOPLE_SEEDS_FAILING_AT_20000: &[u64] = &[3587, 9697, 12192, 14731, 15406];
-
-#[test]
-#[ignore = "fails today (see PEOPLE_SEEDS_FAILING_AT_20000); kept to be fixed, not to gate CI"]
-fn people_seeds_that_still_fail() {
-    for &seed in PEOPLE_SEEDS_FAILING_AT_20000 {
-        run_people_reporting(seed, false);
+fn people_seeds_of_revocations_below_what_was_merged() {
+    for &seed in PEOPLE_REVOCATION_SEEDS {
+        run_people_reporting(seed);
     }
 }
 
@@ -3151,6 +3099,6 @@ const PEOPLE_TRUNCATED_SEGMENT_SEEDS: &[u64] = &[
 #[test]
 fn people_truncated_segment_answers_are_fetched_again() {
     for &seed in PEOPLE_TRUNCATED_SEGMENT_SEEDS {
-        run_people_reporting(seed, false);
+        run_people_reporting(seed);
     }
 }

@@ -2,6 +2,8 @@
 //! write and read grants, and, in a shared vault, who its members are: the statements that
 //! say so, the signatures on what each device writes, and which writes count.
 
+use std::collections::BTreeSet;
+
 use super::Engine;
 use crate::crypto::SecretKey;
 use crate::error::{Error, Result};
@@ -266,6 +268,7 @@ impl Engine {
             return;
         }
         let before = self.published_statements();
+        let revoked_before = self.revocations();
         add_statements(
             &mut self.state.directory_mut().sharing.statements,
             statements,
@@ -289,6 +292,91 @@ impl Engine {
         if self.published_statements() != before {
             self.state.own_mut().republish = true;
         }
+        // A revocation heard of now (or pinned lower than before) whose pins are below what
+        // this replica merged of the revoked member's devices: their writes above the pins
+        // are in its records, and nothing tells which they are. Forget everything merged and
+        // read it again, as every other replica does: they never count.
+        let heard = self
+            .revocations()
+            .into_iter()
+            .filter(|r| !revoked_before.contains(r))
+            .any(|(key, pins)| self.merged_above(&key, &pins));
+        if heard {
+            self.state.forget_merged();
+        }
+    }
+
+    /// Passes over the deleted segments of a revoked member's devices above their pins: they
+    /// would not count, so no checkpoint needs to bring this replica past them (those still
+    /// in the store are read once, and refused with the reason).
+    pub(crate) fn pass_over_revoked(&mut self) {
+        let me = self.state.device;
+        for (key, pins) in self.revocations() {
+            for device in self.devices_of(&key, &pins) {
+                let pin = pin_of(&pins, &device);
+                let pruned = self
+                    .state
+                    .directory()
+                    .devices
+                    .get(&device)
+                    .map_or(0, |i| i.pruned);
+                let applied = self.state.peer(&device).map_or(0, |p| p.applied);
+                if device == me || applied < pin || pruned <= applied {
+                    continue;
+                }
+                let peer = self.state.peer_mut(device);
+                peer.applied = pruned;
+                peer.beyond.retain(|s| *s > pruned);
+                while peer.beyond.remove(&(peer.applied + 1)) {
+                    peer.applied += 1;
+                }
+            }
+        }
+    }
+
+    /// The devices whose manifest `key` signed, and those `pins` name.
+    fn devices_of(&self, key: &[u8; 32], pins: &[(DeviceId, u64)]) -> BTreeSet<DeviceId> {
+        self.state
+            .directory()
+            .sharing
+            .signers
+            .iter()
+            .filter(|(_, k)| *k == key)
+            .map(|(d, _)| *d)
+            .chain(pins.iter().map(|(d, _)| *d))
+            .collect()
+    }
+
+    /// Every revoked member's signing key, with the pins of their revocation.
+    fn revocations(&self) -> Vec<([u8; 32], Pins)> {
+        let Some(sharing) = &self.sharing else {
+            return Vec::new();
+        };
+        sharing
+            .members
+            .all()
+            .filter_map(|m| match &m.standing {
+                Standing::Revoked(pins) => Some((m.identity.signing_key(), pins.clone())),
+                Standing::Member(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether this replica merged segments above `pins` of a device whose manifest `key`
+    /// signed, or of a pinned device (a device not pinned has a pin of 0).
+    fn merged_above(&self, key: &[u8; 32], pins: &[(DeviceId, u64)]) -> bool {
+        self.devices_of(key, pins)
+            .into_iter()
+            .any(|device| self.merged_past(device, pin_of(pins, &device)))
+    }
+
+    /// Whether this replica merged (or passed over) segments of another device above `pin`.
+    fn merged_past(&self, device: DeviceId, pin: u64) -> bool {
+        device != self.state.device
+            && self
+                .state
+                .peer(&device)
+                .is_some_and(|p| p.applied > pin || p.beyond.last().is_some_and(|s| *s > pin))
     }
 
     fn resolve_members(&mut self) {
@@ -615,16 +703,15 @@ impl Engine {
                 )))
             }
         }
-        let signer = sharing
-            .members
-            .by_signing_key(key)
-            .map(|m| m.identity.fingerprint());
         for member in sharing.members.all() {
             let Standing::Revoked(pins) = &member.standing else {
                 continue;
             };
-            // The owner who revoked them knew the pins, and left their later writes out.
-            if signer == Some(member.by) {
+            // Sealed under the key their revocation started, or a later one: its writer knew
+            // of the revocation, and a replica forgets their later writes when it hears of it
+            // (see `take_statements`), so it left them out. (Its covers may still pass the
+            // pins: their later segments are passed over, not merged.)
+            if member.generation > 0 && author.generation() >= member.generation {
                 continue;
             }
             let key = member.identity.signing_key();
@@ -655,6 +742,20 @@ impl Engine {
         Some(member.may_write())
     }
 
+    /// Whether `device`'s latest manifest was signed by a member who was revoked since.
+    pub(crate) fn of_revoked_member(&self, device: DeviceId) -> bool {
+        let (Some(sharing), Some(key)) = (
+            &self.sharing,
+            self.state.directory().sharing.signers.get(&device),
+        ) else {
+            return false;
+        };
+        sharing
+            .members
+            .by_signing_key(key)
+            .is_some_and(|m| matches!(m.standing, Standing::Revoked(_)))
+    }
+
     /// Notes that `author` signed `device`'s latest manifest.
     pub(crate) fn note_signer(&mut self, device: DeviceId, author: &Author) {
         if let Author::Signed(key, _) = author {
@@ -664,6 +765,14 @@ impl Engine {
                     .sharing
                     .signers
                     .insert(device, *key);
+                // A device of a revoked member met only now (its segments came in a
+                // checkpoint): what was merged of it above the pin must go too.
+                let above = self.revocations().into_iter().any(|(revoked, pins)| {
+                    revoked == *key && self.merged_past(device, pin_of(&pins, &device))
+                });
+                if above {
+                    self.state.forget_merged();
+                }
             }
         }
     }
@@ -711,6 +820,16 @@ impl Engine {
 }
 
 /// A standing in words: `read`-role, `write`, `owner`, `revoked`.
+/// How many segments of each of a revoked member's devices count.
+type Pins = Vec<(DeviceId, u64)>;
+
+/// A device's pin in `pins` (0 for a device not pinned: none of its segments count).
+fn pin_of(pins: &[(DeviceId, u64)], device: &DeviceId) -> u64 {
+    pins.iter()
+        .find(|(d, _)| d == device)
+        .map_or(0, |(_, p)| *p)
+}
+
 fn standing_text(standing: &Standing) -> String {
     match standing {
         Standing::Member(role) => format!("a member with the role {role}"),

@@ -641,6 +641,37 @@ impl LocalState {
         *self = fresh;
     }
 
+    /// Forgets what was merged from other devices, to read it all again: every record but our
+    /// own latest writes (one that lost here to another device's write is taken back from the
+    /// history), and how far each other device's log is merged. Our log, what we know of the
+    /// devices and their manifests, and the history stay.
+    pub fn forget_merged(&mut self) {
+        let me = self.device;
+        let theirs: Vec<Vec<u8>> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.stamp.device != me)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in theirs {
+            // Our own segments are not read again: a write of ours that lost to another device's
+            // comes back from the history (the other device's write, if it counts, wins again).
+            match self.latest_own(&key).cloned() {
+                Some(own) => {
+                    self.records.replace(key.clone(), own);
+                    self.changes.keys.insert(key);
+                }
+                None => self.remove(&key),
+            }
+        }
+        let devices: Vec<DeviceId> = self.peers.keys().copied().collect();
+        for device in devices {
+            let peer = self.peer_mut(device);
+            peer.applied = 0;
+            peer.beyond.clear();
+        }
+    }
+
     pub fn mark_dirty(&mut self, key: Vec<u8>) {
         self.changes.keys.insert(key.clone());
         self.dirty.insert(key);

@@ -249,7 +249,10 @@ impl Engine {
                 // A retired device writes no more: an older manifest of it is a late PUT from
                 // before it left, and nobody will write a newer one to fix it. Keep what we
                 // trust, quietly.
-                if self.state.directory().retired.contains(&device) {
+                // So does a device of a revoked member: its pushes fail from then on.
+                if self.state.directory().retired.contains(&device)
+                    || self.of_revoked_member(device)
+                {
                     self.state.peer_mut(device).manifest_etag = Some(etag);
                     return;
                 }
@@ -343,6 +346,7 @@ impl Engine {
     /// devices (then the best). Otherwise the best checkpoint is fetched once, when that is
     /// cheaper than the segments it covers.
     pub(super) fn plan_checkpoint(&mut self, run: &mut SyncRun) -> bool {
+        self.pass_over_revoked();
         let stranded = self.stranded();
         let directory = self.state.directory();
         let untried = directory.devices.iter().filter_map(|(d, info)| {
@@ -477,6 +481,7 @@ impl Engine {
     /// Queues every segment not merged yet, above those that may have been deleted. Deleted
     /// segments that no checkpoint brought in are reported (for our own log: the push waits).
     pub(super) fn plan_segments(&mut self, run: &mut SyncRun) {
+        self.pass_over_revoked();
         let me = self.state.device;
         // After a 404 the manifests are read again first: what is stranded then is reported.
         let stranded = if run.relist && !run.relisted {
