@@ -819,7 +819,6 @@ impl Engine {
     }
 }
 
-/// A standing in words: `read`-role, `write`, `owner`, `revoked`.
 /// How many segments of each of a revoked member's devices count.
 type Pins = Vec<(DeviceId, u64)>;
 
@@ -830,6 +829,7 @@ fn pin_of(pins: &[(DeviceId, u64)], device: &DeviceId) -> u64 {
         .map_or(0, |(_, p)| *p)
 }
 
+/// A standing in words: `read`-role, `write`, `owner`, `revoked`.
 fn standing_text(standing: &Standing) -> String {
     match standing {
         Standing::Member(role) => format!("a member with the role {role}"),
