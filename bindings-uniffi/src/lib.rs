@@ -328,7 +328,8 @@ pub struct SyncReport {
     pub bytes_received: u64,
     pub retries: u64,
     pub errors: Vec<SyncIssue>,
-    /// Keys whose value or deletion changed here because of this sync, sorted.
+    /// Keys whose value or deletion changed here because of this sync (or of an earlier one
+    /// that failed or was cancelled), sorted.
     pub changed: Vec<Vec<u8>>,
     /// Keys where a write concurrent with an unpushed write of this device arrived (one lost;
     /// `history` has both).

@@ -191,7 +191,7 @@ export interface SyncReport {
    * write (unsigned, a forgery, a `read` member's, a revoked member's after the revocation).
    */
   errors: BucketsyncError[];
-  /** Keys whose value or deletion changed here because of this sync, sorted. */
+  /** Keys whose value or deletion changed here because of this sync (or of an earlier one that failed or was cancelled), sorted. */
   changed: Uint8Array[];
   /** Keys where a write concurrent with an unpushed write of this device arrived. */
   conflicts: Uint8Array[];

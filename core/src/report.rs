@@ -20,7 +20,10 @@ pub struct SyncReport {
     /// Records received from other devices' segments and checkpoints.
     pub pulled: u64,
     /// Keys whose value (or deletion) changed here because of this sync's pull, sorted, each
-    /// once: what an app needs to refresh.
+    /// once: what an app needs to refresh. Keys changed by earlier syncs of this process that
+    /// failed or were cancelled are named here too, and so are those whose record was dropped
+    /// when the replica started over or forgot what it merged (a revocation heard late) and
+    /// differs now. May name a key whose value ends as it was.
     pub changed: Vec<Vec<u8>>,
     /// Keys where this sync met a write made concurrently with one of this replica's unpushed
     /// writes (one of the two lost; both are in the key's history), sorted, each once.

@@ -348,6 +348,40 @@ struct Faults {
     clock_jump: u64,
 }
 
+/// What an app shows of a replica: read whole when it starts, then changed by its own writes
+/// and by the keys each finished sync's report names (`SyncReport::changed`). At the end it
+/// must equal the replica's records: an app that refreshes only those keys misses nothing,
+/// including what syncs that failed, or were cancelled, changed.
+#[derive(Default)]
+struct AppView(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl AppView {
+    fn of(engine: &Engine) -> AppView {
+        let mut view = AppView::default();
+        view.refresh(engine, &engine.keys(b""));
+        view
+    }
+
+    fn refresh(&mut self, engine: &Engine, keys: &[Vec<u8>]) {
+        for key in keys {
+            match engine.get(key) {
+                Some(value) => self.0.insert(key.clone(), value.to_vec()),
+                None => self.0.remove(key),
+            };
+        }
+    }
+
+    fn check(&self, engine: &Engine, name: &str) {
+        let truth = AppView::of(engine);
+        assert!(
+            self.0 == truth.0,
+            "{name}'s app, told only of the keys its syncs reported changed, shows {:?}; the replica holds {:?}",
+            self.0,
+            truth.0
+        );
+    }
+}
+
 struct Replica {
     engine: Engine,
     disk: Disk,
@@ -360,6 +394,7 @@ struct Replica {
     inflight: Vec<Request>,
     /// The sync in progress, as the checks see it.
     watch: Option<Watch>,
+    view: AppView,
 }
 
 /// A sync in progress: what its report is checked against.
@@ -508,6 +543,7 @@ impl Sim {
                 let max_skew = if gc { GC_SKEW_MS } else { DAY_MS };
                 let skew = rng.below(2 * max_skew) as i64 - max_skew as i64;
                 Replica {
+                    view: AppView::of(&engine),
                     engine,
                     disk: Disk { snapshot, journal },
                     skew,
@@ -807,6 +843,9 @@ impl Sim {
         }
         if let Some(outcome) = replica.engine.poll_outcome() {
             let watch = replica.watch.take();
+            if let Ok(report) = &outcome {
+                replica.view.refresh(&replica.engine, &report.changed);
+            }
             let line = match &outcome {
                 Ok(report) => {
                     TOMBSTONES_COLLECTED.fetch_add(report.collected, Ordering::Relaxed);
@@ -977,6 +1016,10 @@ impl Sim {
             Some(v) => engine.put(key.clone(), v.clone(), now),
             None => engine.delete(key.clone(), now),
         };
+        let replica = &mut self.replicas[r];
+        replica
+            .view
+            .refresh(&replica.engine, std::slice::from_ref(&key));
         if self.rng.chance(faults.crash) {
             // Killed in the middle of the append: the write was never acknowledged.
             let entry = self.replicas[r].engine.poll_journal().unwrap_or_default();
@@ -1014,6 +1057,7 @@ impl Sim {
         )
         .unwrap_or_else(|e| panic!("r{r} cannot restart from its disk: {e}"));
         replica.engine = restored.engine;
+        replica.view = AppView::of(&replica.engine);
         configure(&mut replica.engine, self.compaction);
         match restored.journal_keep {
             Some(keep) => replica.disk.journal.truncate(keep),
@@ -1328,6 +1372,7 @@ impl Sim {
         let snapshot = engine.export_state();
         let journal = engine.journal_header().unwrap();
         self.replicas.push(Replica {
+            view: AppView::of(&engine),
             engine,
             disk: Disk { snapshot, journal },
             skew: 0,
@@ -1471,6 +1516,9 @@ impl Sim {
     /// plus a GET of each manifest held back (read again at every sync); a restart from disk
     /// gives the same replica.
     fn check(&mut self) {
+        for (r, replica) in self.replicas.iter().enumerate() {
+            replica.view.check(&replica.engine, &format!("r{r}"));
+        }
         let ahead = self.still_ahead();
         if let Some(w) = self.runaway.as_ref().filter(|w| w.back) {
             assert!(
@@ -1830,6 +1878,7 @@ struct Device {
     outcome: Option<Result<bucketsync::SyncReport, String>>,
     /// It held one of Bob's writes as a key's current version after its last answer.
     held_bobs: bool,
+    view: AppView,
 }
 
 /// One acknowledged write.
@@ -2009,7 +2058,10 @@ impl People {
             inflight: Vec::new(),
             outcome: None,
             held_bobs: false,
+            view: AppView::default(),
         });
+        let device = self.devices.last_mut().expect("just added");
+        device.view = AppView::of(&device.engine);
     }
 
     fn of(&self, person: Person) -> Vec<usize> {
@@ -2087,6 +2139,9 @@ impl People {
                 }
                 Err(e) => format!("  {name} sync failed: {e}"),
             };
+            if let Ok(report) = &outcome {
+                device.view.refresh(&device.engine, &report.changed);
+            }
             device.outcome = Some(outcome.map_err(|e| e.to_string()));
             self.persist(d);
             self.log(line);
@@ -2178,6 +2233,7 @@ impl People {
                 statement,
             );
         }
+        device.view = AppView::of(&device.engine);
         let line = format!(
             "{} restarted ({} entries replayed)",
             device.name, restored.replayed
@@ -2210,6 +2266,10 @@ impl People {
             None => engine.delete(key.clone(), now),
         };
         let name = self.devices[d].name;
+        let device = &mut self.devices[d];
+        device
+            .view
+            .refresh(&device.engine, std::slice::from_ref(&key));
         if self.rng.chance(faults.crash) {
             let entry = self.devices[d].engine.poll_journal().unwrap_or_default();
             let cut = self.rng.below(entry.len() as u64) as usize;
@@ -2828,6 +2888,14 @@ impl People {
                     );
                 }
             }
+        }
+        // (A device whose syncs fail, Bob's once revoked, is told of nothing more.)
+        for device in self
+            .devices
+            .iter()
+            .filter(|d| matches!(d.outcome, Some(Ok(_))))
+        {
+            device.view.check(&device.engine, device.name);
         }
         // (So members converge: where the model accepts one record, all of them hold it.)
         // Everyone resolves the same members; Bob revoked with the revoking device's pins.

@@ -302,8 +302,16 @@ impl Engine {
             .filter(|r| !revoked_before.contains(r))
             .any(|(key, pins)| self.merged_above(&key, &pins));
         if heard {
-            self.state.forget_merged();
+            self.forget_merged();
         }
+    }
+
+    /// Forgets what was merged from other devices, to read it again
+    /// (`LocalState::forget_merged`); the keys it changes are reported by the next sync
+    /// that ends with a record other than the one forgotten.
+    fn forget_merged(&mut self) {
+        let forgotten = self.state.forget_merged();
+        self.note_forgotten(forgotten);
     }
 
     /// Passes over the deleted segments of a revoked member's devices above their pins: they
@@ -771,7 +779,7 @@ impl Engine {
                     revoked == *key && self.merged_past(device, pin_of(&pins, &device))
                 });
                 if above {
-                    self.state.forget_merged();
+                    self.forget_merged();
                 }
             }
         }

@@ -644,16 +644,18 @@ impl LocalState {
     /// Forgets what was merged from other devices, to read it all again: every record but our
     /// own latest writes (one that lost here to another device's write is taken back from the
     /// history), and how far each other device's log is merged. Our log, what we know of the
-    /// devices and their manifests, and the history stay.
-    pub fn forget_merged(&mut self) {
+    /// devices and their manifests, and the history stay. Returns the keys whose record was
+    /// replaced or removed, with the stamp they had.
+    pub fn forget_merged(&mut self) -> Vec<(Vec<u8>, Stamp)> {
         let me = self.device;
-        let theirs: Vec<Vec<u8>> = self
+        let theirs: Vec<(Vec<u8>, Stamp)> = self
             .records
             .iter()
             .filter(|(_, r)| r.stamp.device != me)
-            .map(|(k, _)| k.clone())
+            .map(|(k, r)| (k.clone(), r.stamp))
             .collect();
-        for key in theirs {
+        for (key, _) in &theirs {
+            let key = key.clone();
             // Our own segments are not read again: a write of ours that lost to another device's
             // comes back from the history (the other device's write, if it counts, wins again).
             match self.latest_own(&key).cloned() {
@@ -670,6 +672,7 @@ impl LocalState {
             peer.applied = 0;
             peer.beyond.clear();
         }
+        theirs
     }
 
     pub fn mark_dirty(&mut self, key: Vec<u8>) {

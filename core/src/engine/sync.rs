@@ -20,6 +20,7 @@ mod prune;
 mod pull;
 mod push;
 mod repack;
+use crate::clock::Stamp;
 use crate::error::{Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
@@ -415,6 +416,7 @@ impl Engine {
     fn settle(&mut self, run: Box<SyncRun>) {
         self.lifecycle = if run.phase == Phase::Done {
             let mut run = *run;
+            self.report_unreported(&mut run);
             run.report.changed.sort_unstable();
             run.report.changed.dedup();
             run.report.conflicts.sort_unstable();
@@ -493,11 +495,43 @@ impl Engine {
 
     /// Abandons a running sync (say, when the app is suspended or a task was cancelled).
     /// Nothing is lost: what was merged stays merged, a segment sealed for the push stays
-    /// pending and is sent again, byte for byte, by the next sync.
+    /// pending and is sent again, byte for byte, by the next sync, and the keys it changed are
+    /// in the next successful sync's report.
     pub fn cancel_sync(&mut self) {
-        if self.is_syncing() {
+        if let Lifecycle::Syncing(run) = &mut self.lifecycle {
+            self.unreported
+                .extend(std::mem::take(&mut run.report.changed));
             self.lifecycle = Lifecycle::Idle;
         }
+    }
+
+    /// Notes the records about to be dropped or replaced wholesale (a replica starting over,
+    /// or forgetting what it merged), by key and stamp: the next successful sync reports those
+    /// whose record differs then.
+    pub(super) fn note_forgotten(&mut self, records: impl IntoIterator<Item = (Vec<u8>, Stamp)>) {
+        for (key, stamp) in records {
+            self.forgotten.entry(key).or_insert(stamp);
+        }
+    }
+
+    /// A finished run's report names the keys earlier syncs changed without saying so (they
+    /// failed, or were cancelled) and those forgotten since whose record differs now; a failed
+    /// run passes its own on to the next.
+    fn report_unreported(&mut self, run: &mut SyncRun) {
+        if run.failure.is_some() {
+            self.unreported.extend(run.report.changed.iter().cloned());
+            return;
+        }
+        run.report
+            .changed
+            .extend(std::mem::take(&mut self.unreported));
+        let records = self.state.records();
+        run.report.changed.extend(
+            self.forgotten
+                .drain()
+                .filter(|(key, stamp)| records.get(key).map(|r| r.stamp) != Some(*stamp))
+                .map(|(key, _)| key),
+        );
     }
 
     fn advance(&mut self, run: &mut SyncRun) {

@@ -177,6 +177,13 @@ impl Engine {
             .greatest_stamp_within(limit)
             .max(leap.unwrap_or_default());
         let new = DeviceId::from_entropy(&mut self.entropy);
+        let dropped: Vec<(Vec<u8>, Stamp)> = self
+            .state
+            .records()
+            .iter()
+            .map(|(k, r)| (k.clone(), r.stamp))
+            .collect();
+        self.note_forgotten(dropped);
         self.state.start_over(new);
         if self.state.clock.wall_ms > limit {
             self.state.clock = floor;
