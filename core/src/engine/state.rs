@@ -379,7 +379,10 @@ impl From<DirectoryV6> for Directory {
 /// How many earlier versions of a key a replica keeps, and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryPolicy {
-    /// Versions kept per key besides the current one (0 keeps none).
+    /// Versions kept per key besides the current one (0 keeps none). Besides them, while
+    /// another device's write is a key's current version, this device keeps its own latest
+    /// write of the key (it is pushed if it was not yet, and counts again if the other write
+    /// is found not to, as a revoked member's may be).
     pub versions: usize,
     /// Versions older than this (by their stamp, measured from the newest version of the key)
     /// are dropped.
@@ -549,14 +552,18 @@ impl LocalState {
     }
 
     /// Adds an earlier version of `key` to its history (once), within the policy's bounds.
+    /// Beyond them, while another device's write is the key's current version, our own latest
+    /// write of the key is kept: it is what this device pushes if it is not pushed yet, and
+    /// what counts again if the other write is found not to (a revoked member's, read again).
     fn remember(&mut self, key: &[u8], version: Record) {
         let policy = self.history_policy;
-        if policy.versions == 0 {
+        let me = self.device;
+        let current = self.records.get(key);
+        let keep_own = current.is_some_and(|c| c.stamp.device != me);
+        if policy.versions == 0 && !(keep_own && version.stamp.device == me) {
             return;
         }
-        let newest = self
-            .records
-            .get(key)
+        let newest = current
             .map_or(version.stamp.hlc.wall_ms, |r| r.stamp.hlc.wall_ms)
             .max(version.stamp.hlc.wall_ms);
         let versions = self.history.entry(key.to_vec()).or_default();
@@ -568,8 +575,16 @@ impl LocalState {
             .position(|v| v.stamp < version.stamp)
             .unwrap_or(versions.len());
         versions.insert(at, version);
+        let own = versions
+            .iter()
+            .find(|v| keep_own && v.stamp.device == me)
+            .cloned();
         versions.truncate(policy.versions);
         versions.retain(|v| v.stamp.hlc.wall_ms.saturating_add(policy.max_age_ms) >= newest);
+        // Older than every version left: it goes last.
+        if let Some(own) = own.filter(|o| !versions.iter().any(|v| v.stamp == o.stamp)) {
+            versions.push(own);
+        }
         if versions.is_empty() {
             self.history.remove(key);
         }
