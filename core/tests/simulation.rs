@@ -2035,7 +2035,7 @@ impl People {
         engine.set_open_mode(mode);
         // A third of the devices keep no earlier versions (drawn without the schedule's
         // generator, so that every seed's schedule stays what it was).
-        let history = if hash_of(&[&self.key.vault_id().0[..], &[tag]].concat()) % 3 == 0 {
+        let history = if hash_of(&[&self.key.vault_id().0[..], &[tag]].concat()).is_multiple_of(3) {
             HistoryPolicy {
                 versions: 0,
                 ..HistoryPolicy::default()
