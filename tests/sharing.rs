@@ -493,3 +493,98 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
         drop(server);
     }
 }
+
+/// A member who may write, with write access to the bucket, signs objects under another
+/// member's device: every reader refuses them (a device's objects are signed by the member who
+/// signed its manifests first), and revoking the forger pins none of the other's devices.
+#[tokio::test]
+async fn a_member_cannot_sign_for_another_members_device() {
+    for kind in ServerKind::ALL {
+        let server = TestServer::start(kind).await;
+        let transport: ReqwestTransport = http();
+        let Family {
+            shared_store,
+            alice,
+            bob,
+            carol,
+            ..
+        } = family(&server).await;
+        let emma = alice.create_shared(&shared_store, "emma").unwrap();
+        sync(&alice, &transport).await;
+        let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);
+        emma_a.put("note", "by Alice").unwrap();
+        sync(&emma_a, &transport).await;
+        let mut accepted = Vec::new();
+        for who in [&bob, &carol] {
+            let public = who.identity().unwrap().public().to_string();
+            let invitation = emma_a
+                .share(&alice, &public, Role::Write, &transport)
+                .await
+                .unwrap();
+            let credentials = Some(TestServer::credentials());
+            accepted.push(
+                who.accept(&invitation.to_string(), credentials, &transport)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let emma_b = open_shared(&bob, &accepted[0], "bob phone", OpenMode::Join);
+        let emma_c = open_shared(&carol, &accepted[1], "carol phone", OpenMode::Join);
+        sync(&emma_b, &transport).await;
+        emma_c.put("note", "by Carol").unwrap();
+        sync(&emma_c, &transport).await;
+        sync(&emma_a, &transport).await;
+        let note = |s: &Session| s.get(b"note").unwrap().map(|v| v.to_vec());
+        assert_eq!(note(&emma_a).as_deref(), Some(&b"by Carol"[..]));
+
+        // Bob's replica with Carol's device id takes her log for its own and adds to it,
+        // signed by him.
+        let carol_device = emma_c.device().unwrap().to_string();
+        let forger = open(
+            &accepted[0].store,
+            accepted[0].key(),
+            &carol_device,
+            OpenMode::Join,
+        );
+        forger.enter_shared(&bob, &accepted[0]).unwrap();
+        forger.put("note", "by Bob, as Carol").unwrap();
+        let forged = sync_noting(&forger, &transport).await;
+        assert!(forged.pushed > 0, "{kind:?}: {forged}");
+        let report = sync_noting(&emma_a, &transport).await;
+        assert!(
+            refused(&report)
+                .iter()
+                .any(|w| w.contains("another member than the one who signed")),
+            "{kind:?}: {report}"
+        );
+        assert_eq!(note(&emma_a).as_deref(), Some(&b"by Carol"[..]), "{kind:?}");
+
+        // Revoking Bob pins his devices only: Carol's later writes count.
+        let bob_fingerprint = bob.identity().unwrap().fingerprint().to_string();
+        emma_a.revoke(&bob_fingerprint).unwrap();
+        let standing = emma_a
+            .members()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.identity.fingerprint().to_string() == bob_fingerprint)
+            .map(|m| m.standing);
+        let Some(bucketsync::membership::Standing::Revoked(pins)) = standing else {
+            panic!("{kind:?}: Bob is {standing:?}");
+        };
+        assert!(
+            pins.iter().all(|(d, _)| d.to_string() != carol_device),
+            "{kind:?}: Carol's device is pinned with Bob's: {pins:?}"
+        );
+        sync_noting(&emma_a, &transport).await;
+        sync_noting(&emma_c, &transport).await;
+        emma_c.put("note", "by Carol, after").unwrap();
+        sync_noting(&emma_c, &transport).await;
+        sync_noting(&emma_a, &transport).await;
+        assert_eq!(
+            note(&emma_a).as_deref(),
+            Some(&b"by Carol, after"[..]),
+            "{kind:?}"
+        );
+        drop(server);
+    }
+}

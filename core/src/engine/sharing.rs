@@ -668,6 +668,7 @@ impl Engine {
         let (Author::Signed(key, _), Some(sharing)) = (author, &self.sharing) else {
             return Ok(());
         };
+        self.check_signer(device, key, what)?;
         let Some(member) = sharing.members.by_signing_key(key) else {
             return Err(Error::Access(format!(
                 "{what} is signed by someone who is not a member of this vault: ignored"
@@ -689,20 +690,23 @@ impl Engine {
         }
     }
 
-    /// Whether a checkpoint by `author` covering `covers` may be adopted: its writer may write,
-    /// and it covers no device past a revocation's pin.
+    /// Whether a checkpoint of `writer` by `author` covering `covers` may be adopted: its
+    /// signer signs `writer`'s objects and may write, and it covers no device past a
+    /// revocation's pin.
     ///
     /// # Errors
     /// `Access` saying why not.
     pub(crate) fn check_checkpoint(
         &self,
         author: &Author,
+        writer: DeviceId,
         covers: &[(DeviceId, u64)],
         what: &str,
     ) -> Result<()> {
         let (Author::Signed(key, _), Some(sharing)) = (author, &self.sharing) else {
             return Ok(());
         };
+        self.check_signer(writer, key, what)?;
         match sharing.members.by_signing_key(key) {
             Some(member) if member.may_write() => {}
             _ => {
@@ -764,24 +768,53 @@ impl Engine {
             .is_some_and(|m| matches!(m.standing, Standing::Revoked(_)))
     }
 
-    /// Notes that `author` signed `device`'s latest manifest.
-    pub(crate) fn note_signer(&mut self, device: DeviceId, author: &Author) {
-        if let Author::Signed(key, _) = author {
-            if self.state.directory().sharing.signers.get(&device) != Some(key) {
-                self.state
-                    .directory_mut()
-                    .sharing
-                    .signers
-                    .insert(device, *key);
-                // A device of a revoked member met only now (its segments came in a
-                // checkpoint): what was merged of it above the pin must go too.
-                let above = self.revocations().into_iter().any(|(revoked, pins)| {
-                    revoked == *key && self.merged_past(device, pin_of(&pins, &device))
-                });
-                if above {
-                    self.forget_merged();
-                }
+    /// Notes that `author` signed `device`'s latest manifest. Every object of another device
+    /// is signed by one member: the first seen here to sign one of its manifests (a member
+    /// with write access to the bucket cannot make a device of someone else's theirs, and so
+    /// have its writes refused, or passed over, when they are revoked).
+    ///
+    /// # Errors
+    /// `Access` when another member signed it.
+    pub(crate) fn note_signer(
+        &mut self,
+        device: DeviceId,
+        author: &Author,
+        what: &str,
+    ) -> Result<()> {
+        let Author::Signed(key, _) = author else {
+            return Ok(());
+        };
+        self.check_signer(device, key, what)?;
+        if self.state.directory().sharing.signers.get(&device) == Some(key) {
+            return Ok(());
+        }
+        self.state
+            .directory_mut()
+            .sharing
+            .signers
+            .insert(device, *key);
+        // A device of a revoked member met only now (its segments came in a checkpoint): what
+        // was merged of it above the pin must go too.
+        let above = self.revocations().into_iter().any(|(revoked, pins)| {
+            revoked == *key && self.merged_past(device, pin_of(&pins, &device))
+        });
+        if above {
+            self.forget_merged();
+        }
+        Ok(())
+    }
+
+    /// Refuses an object of `device` (not ours) signed with `key` when another member signed
+    /// the device's manifests before.
+    fn check_signer(&self, device: DeviceId, key: &[u8; 32], what: &str) -> Result<()> {
+        match self.state.directory().sharing.signers.get(&device) {
+            Some(first) if first != key && device != self.state.device => {
+                Err(Error::Access(format!(
+                    "{what} is signed by another member than the one who signed {device}'s \
+                     manifests before: ignored"
+                )))
             }
+            _ => Ok(()),
         }
     }
 

@@ -205,7 +205,10 @@ impl Engine {
                 }
             }
         }
-        self.note_signer(device, &author);
+        if let Err(e) = self.note_signer(device, &author, &name) {
+            run.unread_manifests.insert(device);
+            return run.report.errors.push(e);
+        }
         if self.too_far_ahead(manifest.clock, run.now) {
             if own {
                 run.own_clock_ahead = true;
@@ -422,7 +425,7 @@ impl Engine {
             Err(e) => return run.report.errors.push(e),
         };
         let opened = self.unsign(&name, &mut body).and_then(|author| {
-            self.check_checkpoint(&author, &reference.covers, &name)?;
+            self.check_checkpoint(&author, writer, &reference.covers, &name)?;
             let (_, checkpoint_key) = self.generation_keys(&author, &name)?;
             checkpoint::open(&checkpoint_key, self.vault, writer, reference.number, body)
         });
