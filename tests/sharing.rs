@@ -63,6 +63,40 @@ async fn family(server: &TestServer) -> Family {
     }
 }
 
+impl Family {
+    /// Alice's vault `emma`, made in her home and opened on her laptop, with `allergies` set.
+    async fn emma<T: Transport>(&self, transport: &T) -> (SharedVault, Session) {
+        let emma = self
+            .alice
+            .create_shared(&self.shared_store, "emma")
+            .unwrap();
+        sync(&self.alice, transport).await;
+        let emma_a = open_shared(&self.alice, &emma, "alice laptop", OpenMode::Create);
+        emma_a.put("allergies", "penicillin").unwrap();
+        sync(&emma_a, transport).await;
+        (emma, emma_a)
+    }
+
+    /// Alice (on `emma_a`) shares the vault with `who` as `role`, and `who` accepts.
+    async fn invite<T: Transport>(
+        &self,
+        emma_a: &Session,
+        who: &Session,
+        role: Role,
+        transport: &T,
+    ) -> SharedVault {
+        let public = who.identity().unwrap().public().to_string();
+        let invitation = emma_a
+            .share(&self.alice, &public, role, transport)
+            .await
+            .unwrap();
+        let credentials = Some(TestServer::credentials());
+        who.accept(&invitation.to_string(), credentials, transport)
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_vault_shared_from_a_home_opens_for_the_recipient_on_each_of_their_devices() {
     for kind in ServerKind::ALL {
@@ -295,41 +329,24 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
     for kind in ServerKind::ALL {
         let server = TestServer::start(kind).await;
         let transport: ReqwestTransport = http();
+        let family = family(&server).await;
+        let (_, emma_a) = family.emma(&transport).await;
+        // Alice's laptop does not sync after sharing: the statements that let Bob and Carol in
+        // travel in their grants too.
+        let bobs = family
+            .invite(&emma_a, &family.bob, Role::Write, &transport)
+            .await;
+        let carols = family
+            .invite(&emma_a, &family.carol, Role::Read, &transport)
+            .await;
         let Family {
             homes,
-            shared_store,
             alice_key,
             alice,
             bob,
             carol,
             ..
-        } = family(&server).await;
-        let emma = alice.create_shared(&shared_store, "emma").unwrap();
-        sync(&alice, &transport).await;
-        let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);
-        emma_a.put("allergies", "penicillin").unwrap();
-        sync(&emma_a, &transport).await;
-        let credentials = || Some(TestServer::credentials());
-        let bob_public = bob.identity().unwrap().public().to_string();
-        let carol_public = carol.identity().unwrap().public().to_string();
-        let to_bob = emma_a
-            .share(&alice, &bob_public, Role::Write, &transport)
-            .await
-            .unwrap();
-        let to_carol = emma_a
-            .share(&alice, &carol_public, Role::Read, &transport)
-            .await
-            .unwrap();
-        // Alice's laptop does not sync yet: the statements that let Bob and Carol in travel
-        // in their grants too.
-        let bobs = bob
-            .accept(&to_bob.to_string(), credentials(), &transport)
-            .await
-            .unwrap();
-        let carols = carol
-            .accept(&to_carol.to_string(), credentials(), &transport)
-            .await
-            .unwrap();
+        } = family;
         let emma_b = open_shared(&bob, &bobs, "bob phone", OpenMode::Join);
         let emma_c = open_shared(&carol, &carols, "carol phone", OpenMode::Join);
         sync(&emma_b, &transport).await;
@@ -502,34 +519,17 @@ async fn a_member_cannot_sign_for_another_members_device() {
     for kind in ServerKind::ALL {
         let server = TestServer::start(kind).await;
         let transport: ReqwestTransport = http();
-        let Family {
-            shared_store,
-            alice,
-            bob,
-            carol,
-            ..
-        } = family(&server).await;
-        let emma = alice.create_shared(&shared_store, "emma").unwrap();
-        sync(&alice, &transport).await;
-        let emma_a = open_shared(&alice, &emma, "alice laptop", OpenMode::Create);
-        emma_a.put("note", "by Alice").unwrap();
-        sync(&emma_a, &transport).await;
-        let mut accepted = Vec::new();
-        for who in [&bob, &carol] {
-            let public = who.identity().unwrap().public().to_string();
-            let invitation = emma_a
-                .share(&alice, &public, Role::Write, &transport)
-                .await
-                .unwrap();
-            let credentials = Some(TestServer::credentials());
-            accepted.push(
-                who.accept(&invitation.to_string(), credentials, &transport)
-                    .await
-                    .unwrap(),
-            );
-        }
-        let emma_b = open_shared(&bob, &accepted[0], "bob phone", OpenMode::Join);
-        let emma_c = open_shared(&carol, &accepted[1], "carol phone", OpenMode::Join);
+        let family = family(&server).await;
+        let (_, emma_a) = family.emma(&transport).await;
+        let bobs = family
+            .invite(&emma_a, &family.bob, Role::Write, &transport)
+            .await;
+        let carols = family
+            .invite(&emma_a, &family.carol, Role::Write, &transport)
+            .await;
+        let Family { bob, carol, .. } = family;
+        let emma_b = open_shared(&bob, &bobs, "bob phone", OpenMode::Join);
+        let emma_c = open_shared(&carol, &carols, "carol phone", OpenMode::Join);
         sync(&emma_b, &transport).await;
         emma_c.put("note", "by Carol").unwrap();
         sync(&emma_c, &transport).await;
@@ -540,13 +540,8 @@ async fn a_member_cannot_sign_for_another_members_device() {
         // Bob's replica with Carol's device id takes her log for its own and adds to it,
         // signed by him.
         let carol_device = emma_c.device().unwrap().to_string();
-        let forger = open(
-            &accepted[0].store,
-            accepted[0].key(),
-            &carol_device,
-            OpenMode::Join,
-        );
-        forger.enter_shared(&bob, &accepted[0]).unwrap();
+        let forger = open(&bobs.store, bobs.key(), &carol_device, OpenMode::Join);
+        forger.enter_shared(&bob, &bobs).unwrap();
         forger.put("note", "by Bob, as Carol").unwrap();
         let forged = sync_noting(&forger, &transport).await;
         assert!(forged.pushed > 0, "{kind:?}: {forged}");
@@ -587,4 +582,45 @@ async fn a_member_cannot_sign_for_another_members_device() {
         );
         drop(server);
     }
+}
+
+/// A replica is one person's: a state whose device signed the vault as Alice is not entered as
+/// Bob (everything it wrote would be refused by the others), and stays Alice's.
+#[tokio::test]
+async fn a_replica_entered_as_one_person_is_not_entered_as_another() {
+    let server = TestServer::start(ServerKind::SeaweedFs).await;
+    let transport: ReqwestTransport = http();
+    let family = family(&server).await;
+    let (emma, emma_a) = family.emma(&transport).await;
+    let bobs = family
+        .invite(&emma_a, &family.bob, Role::Write, &transport)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("emma.state");
+    let open_file = || {
+        let mut options = SessionOptions::new(
+            &emma.store,
+            emma.key(),
+            StateLocation::File {
+                path: &path,
+                wait: false,
+            },
+        );
+        options.device = Some("shared laptop");
+        options.credentials = Some(TestServer::credentials());
+        Session::open(options).unwrap()
+    };
+    let first = open_file();
+    first.enter_shared(&family.alice, &emma).unwrap();
+    first.put("note", "by Alice").unwrap();
+    sync(&first, &transport).await;
+    drop(first);
+    let again = open_file();
+    let e = again.enter_shared(&family.bob, &bobs).unwrap_err();
+    assert_eq!(e.category(), Category::Config, "{e}");
+    assert!(e.to_string().contains("another person"), "{e}");
+    again.enter_shared(&family.alice, &emma).unwrap();
+    again.put("note", "by Alice, again").unwrap();
+    sync(&again, &transport).await;
+    drop(server);
 }

@@ -351,7 +351,8 @@ pub struct SyncReport {
     pub restamped: Vec<Vec<u8>>,
     /// A poll (the background sync's) found the vault's change hint unmoved: nothing was
     /// published since the last poll, and the sync ended after that one conditional GET.
-    /// Always false for `sync()`, which lists.
+    /// Always false for `sync()`, which lists. `changed` may still name keys that an earlier
+    /// sync that failed changed.
     pub hint_unchanged: bool,
 }
 

@@ -182,7 +182,8 @@ export interface SyncReport {
   retries: number;
   /**
    * The sync was a background poll that found the vault's change hint unmoved (one
-   * conditional GET answered 304) and did nothing else. Always false for `sync()`.
+   * conditional GET answered 304) and fetched nothing else. Always false for `sync()`.
+   * `changed` may still name keys that an earlier sync that failed changed.
    */
   hintUnchanged: boolean;
   /**

@@ -254,7 +254,9 @@ pub fn open_shared(
             let name = format!("{}.shared-{}", home_state.display(), key.vault_id());
             PathBuf::from(name)
         }
-        None => state_path(global, &shared.store, &key)?,
+        // One replica per home: two homes on one account (two people) keep apart.
+        None => state_path(global, &shared.store, &key)?
+            .with_extension(format!("home-{}.state", home.key.vault_id())),
     };
     let vault = open_at(global, &shared.store, key, mode, &path)?;
     vault.session.enter_shared(&home.session, shared)?;

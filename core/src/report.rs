@@ -47,7 +47,8 @@ pub struct SyncReport {
     /// over.
     pub restamped: Vec<Vec<u8>>,
     /// A poll ([`crate::Engine::start_poll`]) found the vault's change hint as it was: nothing
-    /// was listed or fetched, nothing changed.
+    /// was listed or fetched. `changed` may still name keys that earlier syncs changed without
+    /// saying so (see there).
     pub hint_unchanged: bool,
     /// Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
     /// correction).

@@ -348,6 +348,54 @@ struct Faults {
     clock_jump: u64,
 }
 
+/// The answer to `request` under `faults` (none: delivered), with what happened to it: failed,
+/// applied with its answer lost, its answer cut short, applied twice, or delivered. `apply`
+/// makes the store apply it. Both simulations draw from `rng` in this order.
+fn answer(
+    rng: &mut Rng,
+    faults: Option<&Faults>,
+    request: &Request,
+    mut apply: impl FnMut(&Request) -> Response,
+) -> (Result<Response, Error>, &'static str) {
+    let roll = rng.below(1000);
+    match faults {
+        Some(f) if roll < f.fail => {
+            let r = match rng.below(4) {
+                0 => Ok(s3_error(500, "InternalError")),
+                1 => Ok(s3_error(503, "SlowDown")),
+                2 => Err(Error::Transport {
+                    category: Category::Timeout,
+                    message: "simulated timeout".into(),
+                }),
+                _ => Err(Error::Transport {
+                    category: Category::Network,
+                    message: "simulated connection reset".into(),
+                }),
+            };
+            (r, "failed")
+        }
+        Some(f) if roll < f.fail + f.lose_answer => {
+            apply(request);
+            let lost = Err(Error::Transport {
+                category: Category::Timeout,
+                message: "applied, answer lost".into(),
+            });
+            (lost, "applied, answer lost")
+        }
+        Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
+            let mut response = apply(request);
+            let cut = rng.below(response.body.len() as u64 + 1) as usize;
+            response.body.truncate(cut);
+            (Ok(response), "truncated")
+        }
+        Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
+            apply(request);
+            (Ok(apply(request)), "duplicated")
+        }
+        _ => (Ok(apply(request)), "delivered"),
+    }
+}
+
 /// What an app shows of a replica: read whole when it starts, then changed by its own writes
 /// and by the keys each finished sync's report names (`SyncReport::changed`). At the end it
 /// must equal the replica's records: an app that refreshes only those keys misses nothing,
@@ -1091,43 +1139,7 @@ impl Sim {
     fn deliver(&mut self, r: usize, faults: Option<&Faults>) {
         let pick = self.rng.below(self.replicas[r].inflight.len() as u64) as usize;
         let request = self.replicas[r].inflight.swap_remove(pick);
-        let roll = self.rng.below(1000);
-        let (response, what) = match faults {
-            Some(f) if roll < f.fail => {
-                let r = match self.rng.below(4) {
-                    0 => Ok(s3_error(500, "InternalError")),
-                    1 => Ok(s3_error(503, "SlowDown")),
-                    2 => Err(Error::Transport {
-                        category: Category::Timeout,
-                        message: "simulated timeout".into(),
-                    }),
-                    _ => Err(Error::Transport {
-                        category: Category::Network,
-                        message: "simulated connection reset".into(),
-                    }),
-                };
-                (r, "failed")
-            }
-            Some(f) if roll < f.fail + f.lose_answer => {
-                self.bucket.apply(&request);
-                let lost = Err(Error::Transport {
-                    category: Category::Timeout,
-                    message: "applied, answer lost".into(),
-                });
-                (lost, "applied, answer lost")
-            }
-            Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
-                let mut response = self.bucket.apply(&request);
-                let cut = self.rng.below(response.body.len() as u64 + 1) as usize;
-                response.body.truncate(cut);
-                (Ok(response), "truncated")
-            }
-            Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
-                self.bucket.apply(&request);
-                (Ok(self.bucket.apply(&request)), "duplicated")
-            }
-            _ => (Ok(self.bucket.apply(&request)), "delivered"),
-        };
+        let (response, what) = answer(&mut self.rng, faults, &request, |r| self.bucket.apply(r));
         let status = response.as_ref().map_or(0, |r| r.status);
         self.log(format!(
             "r{r} {what} {:?} {} -> {status}",
@@ -1915,6 +1927,34 @@ enum Counted {
     No,
 }
 
+/// `bucket` applies `request`; every segment and checkpoint of `key`'s vault that lands is
+/// kept in `landed`, by name.
+fn apply_keeping(
+    bucket: &mut Bucket,
+    landed: &mut Vec<(String, Vec<u8>)>,
+    key: &VaultKey,
+    request: &Request,
+) -> Response {
+    let response = bucket.apply(request);
+    if matches!(request.method, Method::Put) && response.status == 200 {
+        if let Some(name) = vault_name(key, &request.url) {
+            if name.starts_with("s/") || name.starts_with("c/") {
+                landed.push((name, request.body.to_vec()));
+            }
+        }
+    }
+    response
+}
+
+/// The name of an object inside `key`'s vault folder, from its URL.
+fn vault_name(key: &VaultKey, url: &str) -> Option<String> {
+    let path = url.strip_prefix(ORIGIN)?.split('?').next()?;
+    let path = percent_decode(path);
+    let folder = format!("/{}/", key.vault_id());
+    let at = path.find(&folder)?;
+    Some(path[at + folder.len()..].to_owned())
+}
+
 struct People {
     rng: Rng,
     key: VaultKey,
@@ -2110,26 +2150,9 @@ impl People {
         }
     }
 
-    /// The name of an object inside the vault folder, from its URL.
-    fn vault_name(&self, url: &str) -> Option<String> {
-        let path = url.strip_prefix(ORIGIN)?.split('?').next()?;
-        let path = percent_decode(path);
-        let folder = format!("/{}/", self.key.vault_id());
-        let at = path.find(&folder)?;
-        Some(path[at + folder.len()..].to_owned())
-    }
-
     /// The store applies `request`; every segment and checkpoint that lands is kept.
     fn apply(&mut self, request: &Request) -> Response {
-        let response = self.bucket.apply(request);
-        if matches!(request.method, Method::Put) && response.status == 200 {
-            if let Some(name) = self.vault_name(&request.url) {
-                if name.starts_with("s/") || name.starts_with("c/") {
-                    self.landed.push((name, request.body.to_vec()));
-                }
-            }
-        }
-        response
+        apply_keeping(&mut self.bucket, &mut self.landed, &self.key, request)
     }
 
     fn drain(&mut self, d: usize) {
@@ -2426,43 +2449,10 @@ impl People {
     fn deliver(&mut self, d: usize, faults: Option<&Faults>) {
         let pick = self.rng.below(self.devices[d].inflight.len() as u64) as usize;
         let request = self.devices[d].inflight.swap_remove(pick);
-        let roll = self.rng.below(1000);
-        let (response, what) = match faults {
-            Some(f) if roll < f.fail => {
-                let r = match self.rng.below(4) {
-                    0 => Ok(s3_error(500, "InternalError")),
-                    1 => Ok(s3_error(503, "SlowDown")),
-                    2 => Err(Error::Transport {
-                        category: Category::Timeout,
-                        message: "simulated timeout".into(),
-                    }),
-                    _ => Err(Error::Transport {
-                        category: Category::Network,
-                        message: "simulated connection reset".into(),
-                    }),
-                };
-                (r, "failed")
-            }
-            Some(f) if roll < f.fail + f.lose_answer => {
-                self.apply(&request);
-                let lost = Err(Error::Transport {
-                    category: Category::Timeout,
-                    message: "applied, answer lost".into(),
-                });
-                (lost, "applied, answer lost")
-            }
-            Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
-                let mut response = self.apply(&request);
-                let cut = self.rng.below(response.body.len() as u64 + 1) as usize;
-                response.body.truncate(cut);
-                (Ok(response), "truncated")
-            }
-            Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
-                self.apply(&request);
-                (Ok(self.apply(&request)), "duplicated")
-            }
-            _ => (Ok(self.apply(&request)), "delivered"),
-        };
+        let (bucket, landed, key) = (&mut self.bucket, &mut self.landed, &self.key);
+        let (response, what) = answer(&mut self.rng, faults, &request, |r| {
+            apply_keeping(bucket, landed, key, r)
+        });
         let status = response.as_ref().map_or(0, |r| r.status);
         let name = self.devices[d].name;
         self.log(format!(

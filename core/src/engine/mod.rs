@@ -201,11 +201,11 @@ pub struct Engine {
     sharing: Option<sharing::Sharing>,
     /// Keys changed by syncs that failed or were cancelled: the next successful sync's report
     /// names them (in memory only: a new process shows its records afresh).
-    unreported: std::collections::BTreeSet<Vec<u8>>,
-    /// Keys whose record was forgotten to be read again (a revocation heard late), with the
-    /// stamp they had then: reported changed by the next successful sync when what they hold
-    /// after it differs (in memory only).
-    forgotten: std::collections::HashMap<Vec<u8>, Stamp>,
+    unreported: Vec<Vec<u8>>,
+    /// Keys whose record was dropped wholesale (the replica started over, or forgot what it
+    /// merged), with the stamp they had then: reported changed by the next successful sync
+    /// when what they hold after it differs (in memory only).
+    forgotten: Vec<(Vec<u8>, Stamp)>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -310,8 +310,8 @@ impl Engine {
             deletions_confirmed: false,
             hint_etag: None,
             sharing: None,
-            unreported: std::collections::BTreeSet::new(),
-            forgotten: std::collections::HashMap::new(),
+            unreported: Vec::new(),
+            forgotten: Vec::new(),
         }
     }
 

@@ -62,7 +62,8 @@ impl Engine {
     /// adds the founder's statement about themself when the vault has none yet.
     ///
     /// # Errors
-    /// `Config` when `keys` does not start with this vault's own key.
+    /// `Config` when `keys` does not start with this vault's own key, or when this replica's
+    /// device signed the vault as another person.
     pub fn set_sharing(
         &mut self,
         identity: Identity,
@@ -79,6 +80,26 @@ impl Engine {
                 ))
             }
         };
+        // A device's objects have one signer (see `note_signer`): a replica whose device
+        // signed as another person would have everything it writes refused by the others.
+        let me = self.state.device;
+        let signing_key = identity.public().signing_key();
+        match self.state.directory().sharing.signers.get(&me) {
+            Some(signer) if *signer != signing_key => {
+                return Err(Error::Config(format!(
+                    "this replica's device {me} signed the vault as another person: a replica \
+                     is one person's (open the vault with a state of its own)"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                self.state
+                    .directory_mut()
+                    .sharing
+                    .signers
+                    .insert(me, signing_key);
+            }
+        }
         self.add_keys(keys);
         let founding = identity.fingerprint() == founder;
         self.sharing = Some(Sharing {

@@ -561,6 +561,11 @@ impl LocalState {
         let current = self.records.get(key);
         let keep_own = current.is_some_and(|c| c.stamp.device != me);
         if policy.versions == 0 && !(keep_own && version.stamp.device == me) {
+            // Nothing to keep; an own write kept while another device's was current has no
+            // reason to stay once that is no longer so.
+            if !keep_own && self.history.remove(key).is_some() {
+                self.changes.history.insert(key.to_vec());
+            }
             return;
         }
         let newest = current
@@ -675,6 +680,14 @@ impl LocalState {
             // comes back from the history (the other device's write, if it counts, wins again).
             match self.latest_own(&key).cloned() {
                 Some(own) => {
+                    // Current again: no longer one of its earlier versions.
+                    if let Some(versions) = self.history.get_mut(&key) {
+                        versions.retain(|v| v.stamp != own.stamp);
+                        if versions.is_empty() {
+                            self.history.remove(&key);
+                        }
+                        self.changes.history.insert(key.clone());
+                    }
                     self.records.replace(key.clone(), own);
                     self.changes.keys.insert(key);
                 }

@@ -301,6 +301,7 @@ impl Engine {
         if self.is_syncing() {
             return Err(Error::SyncInProgress);
         }
+        self.keep_uncollected_changes();
         let mut run = SyncRun::new(now);
         if self.own_clock_ran_ahead(now) {
             // Everyone holds what this clock stamped: write it again under a new id, now.
@@ -505,13 +506,22 @@ impl Engine {
         }
     }
 
+    /// A successful outcome nobody collected (a driver that gave up after the run ended) is
+    /// about to be replaced: the keys its report names go to the next one.
+    fn keep_uncollected_changes(&mut self) {
+        if let Lifecycle::Finished(outcome) = &mut self.lifecycle {
+            if let Ok(report) = outcome.as_mut() {
+                self.unreported.extend(std::mem::take(&mut report.changed));
+            }
+        }
+    }
+
     /// Notes the records about to be dropped or replaced wholesale (a replica starting over,
     /// or forgetting what it merged), by key and stamp: the next successful sync reports those
     /// whose record differs then.
+    /// (A key noted twice is reported when either stamp differs: at worst once too often.)
     pub(super) fn note_forgotten(&mut self, records: impl IntoIterator<Item = (Vec<u8>, Stamp)>) {
-        for (key, stamp) in records {
-            self.forgotten.entry(key).or_insert(stamp);
-        }
+        self.forgotten.extend(records);
     }
 
     /// A finished run's report names the keys earlier syncs changed without saying so (they
@@ -520,6 +530,8 @@ impl Engine {
     fn report_unreported(&mut self, run: &mut SyncRun) {
         if run.failure.is_some() {
             self.unreported.extend(run.report.changed.iter().cloned());
+            self.unreported.sort_unstable();
+            self.unreported.dedup();
             return;
         }
         run.report
@@ -528,7 +540,7 @@ impl Engine {
         let records = self.state.records();
         run.report.changed.extend(
             self.forgotten
-                .drain()
+                .drain(..)
                 .filter(|(key, stamp)| records.get(key).map(|r| r.stamp) != Some(*stamp))
                 .map(|(key, _)| key),
         );

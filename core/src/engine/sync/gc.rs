@@ -325,10 +325,11 @@ impl Engine {
 
     /// Before adopting `checkpoint`: drops what this replica holds from before its horizon that
     /// it lacks (deleted records whose tombstones were collected). Unpushed writes stay.
-    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint) {
+    /// Returns the keys dropped that had a value (a deletion this replica had not seen).
+    pub(super) fn drop_collected(&mut self, checkpoint: &Checkpoint) -> Vec<Vec<u8>> {
         let horizon = checkpoint.horizon_ms;
         if horizon == 0 {
-            return;
+            return Vec::new();
         }
         let held = |key: &[u8]| {
             checkpoint
@@ -344,10 +345,20 @@ impl Engine {
             .filter(|(k, r)| r.stamp.hlc.wall_ms < horizon && !dirty.contains(*k) && !held(k))
             .map(|(k, _)| k.clone())
             .collect();
+        let mut deleted = Vec::new();
         for key in gone {
+            if self
+                .state
+                .records()
+                .get(&key)
+                .is_some_and(|r| r.value.is_some())
+            {
+                deleted.push(key.clone());
+            }
             self.state.remove(&key);
         }
         let directory = self.state.directory_mut();
         directory.horizon_ms = directory.horizon_ms.max(horizon);
+        deleted
     }
 }

@@ -452,7 +452,8 @@ impl Engine {
         }
         self.state.clock.observe(checkpoint.clock);
         self.note_verified(checkpoint.covers.iter().copied());
-        self.drop_collected(&checkpoint);
+        let dropped = self.drop_collected(&checkpoint);
+        run.report.changed.extend(dropped);
         let me = self.state.device;
         self.state.reserve(checkpoint.records.len());
         for (key, record) in checkpoint.records {
@@ -641,14 +642,14 @@ impl Engine {
     }
 
     /// Merges a verified segment; returns how many changes it held. For our own segments
-    /// (found again after a crash), the local writes it holds are no longer unpushed.
+    /// (found again after a crash, or after an older state was restored), the local writes it
+    /// holds are no longer unpushed, and those newer than the state held are changes too.
     pub(super) fn merge_segment(&mut self, run: &mut SyncRun, segment: SegmentView<'_>) -> u64 {
         let count = segment.len() as u64;
-        let theirs = segment.device != self.state.device;
         self.state.reserve(segment.len());
         for change in segment.changes() {
             let (key, record) = change.to_record(segment.device);
-            if self.merge_one(run, key.clone(), record) && theirs {
+            if self.merge_one(run, key.clone(), record) {
                 run.report.changed.push(key);
             }
         }
