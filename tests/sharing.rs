@@ -77,6 +77,20 @@ impl Family {
         (emma, emma_a)
     }
 
+    /// [`Family::emma`] shared with Bob and Carol in these roles (both accepted, Alice's
+    /// laptop not synced since): Alice's replica, Bob's vault, Carol's vault.
+    async fn emma_shared<T: Transport>(
+        &self,
+        bob: Role,
+        carol: Role,
+        transport: &T,
+    ) -> (Session, SharedVault, SharedVault) {
+        let (_, emma_a) = self.emma(transport).await;
+        let bobs = self.invite(&emma_a, &self.bob, bob, transport).await;
+        let carols = self.invite(&emma_a, &self.carol, carol, transport).await;
+        (emma_a, bobs, carols)
+    }
+
     /// Alice (on `emma_a`) shares the vault with `who` as `role`, and `who` accepts.
     async fn invite<T: Transport>(
         &self,
@@ -330,14 +344,10 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
         let server = TestServer::start(kind).await;
         let transport: ReqwestTransport = http();
         let family = family(&server).await;
-        let (_, emma_a) = family.emma(&transport).await;
         // Alice's laptop does not sync after sharing: the statements that let Bob and Carol in
         // travel in their grants too.
-        let bobs = family
-            .invite(&emma_a, &family.bob, Role::Write, &transport)
-            .await;
-        let carols = family
-            .invite(&emma_a, &family.carol, Role::Read, &transport)
+        let (emma_a, bobs, carols) = family
+            .emma_shared(Role::Write, Role::Read, &transport)
             .await;
         let Family {
             homes,
@@ -520,12 +530,8 @@ async fn a_member_cannot_sign_for_another_members_device() {
         let server = TestServer::start(kind).await;
         let transport: ReqwestTransport = http();
         let family = family(&server).await;
-        let (_, emma_a) = family.emma(&transport).await;
-        let bobs = family
-            .invite(&emma_a, &family.bob, Role::Write, &transport)
-            .await;
-        let carols = family
-            .invite(&emma_a, &family.carol, Role::Write, &transport)
+        let (emma_a, bobs, carols) = family
+            .emma_shared(Role::Write, Role::Write, &transport)
             .await;
         let Family { bob, carol, .. } = family;
         let emma_b = open_shared(&bob, &bobs, "bob phone", OpenMode::Join);
