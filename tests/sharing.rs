@@ -578,6 +578,8 @@ async fn a_member_cannot_sign_for_another_members_device() {
         );
         sync_noting(&emma_a, &transport).await;
         sync_noting(&emma_c, &transport).await;
+        // Carol's replica read back the manifest Bob wrote under its name: it is still hers.
+        emma_c.enter_shared(&carol, &carols).unwrap();
         emma_c.put("note", "by Carol, after").unwrap();
         sync_noting(&emma_c, &transport).await;
         sync_noting(&emma_a, &transport).await;

@@ -42,7 +42,7 @@ pub struct Global {
     #[arg(long, env = "BUCKETSYNC_KEY_FILE", global = true)]
     pub key_file: Option<PathBuf>,
     /// This device's replica (default: in the platform's data directory, one per vault and
-    /// store).
+    /// store, and for a shared vault one per home too).
     #[arg(long, env = "BUCKETSYNC_STATE", global = true)]
     pub state: Option<PathBuf>,
     /// The profile of the AWS credentials file (~/.aws/credentials) to sign with, when the

@@ -302,7 +302,9 @@ pub(crate) struct SharingState {
     /// [`crate::membership::MAX_STATEMENTS`]), whether it counts or not: it may count once
     /// the statement that makes its signer an owner arrives.
     pub statements: Vec<crate::membership::Statement>,
-    /// The Ed25519 key that signed each device's latest manifest read.
+    /// The Ed25519 key that signs each device's objects: for another device, the first one
+    /// seen signing one of its manifests; for ours (and our former ids), our person's, noted
+    /// when the replica is entered.
     pub signers: BTreeMap<DeviceId, [u8; 32]>,
     /// The vault's key generations above 0 this replica holds (from a revocation it made, a
     /// grant, or its home).

@@ -183,7 +183,6 @@ impl Session {
             )));
         }
         let founder = shared.founder.unwrap_or_else(|| identity.fingerprint());
-        self.set_role(shared.role);
         // The founder's statement about themself is dated when the vault was made, so that
         // every device of theirs signs the very same one.
         let founded = shared.since;
@@ -195,7 +194,9 @@ impl Session {
                 shared.statement.clone(),
                 founded,
             )
-        })?
+        })??;
+        self.set_role(shared.role);
+        Ok(())
     }
 
     /// The people of this shared vault (empty when it is not one): each one's identity, role

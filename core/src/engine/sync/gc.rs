@@ -192,6 +192,10 @@ impl Engine {
         let directory = self.state.directory_mut();
         directory.retired.insert(old);
         directory.former_ids.insert(old);
+        // The new id signs as the old one did: the replica is the same person's.
+        if let Some(signer) = directory.sharing.signers.get(&old).copied() {
+            directory.sharing.signers.insert(new, signer);
+        }
         // Our new manifest says the old id is retired, even when there is nothing to push.
         self.state.own_mut().republish = true;
         for (key, record) in kept {
