@@ -353,12 +353,7 @@ impl Engine {
                 if device == me || applied < pin || pruned <= applied {
                     continue;
                 }
-                let peer = self.state.peer_mut(device);
-                peer.applied = pruned;
-                peer.beyond.retain(|s| *s > pruned);
-                while peer.beyond.remove(&(peer.applied + 1)) {
-                    peer.applied += 1;
-                }
+                self.state.peer_mut(device).pass_to(pruned);
             }
         }
     }
@@ -775,8 +770,15 @@ impl Engine {
         Some(member.may_write())
     }
 
-    /// Whether `device`'s latest manifest was signed by a member who was revoked since.
-    pub(crate) fn of_revoked_member(&self, device: DeviceId) -> bool {
+    /// Whether `device` writes no more: it is retired, or its objects are signed by a member
+    /// who was revoked since (an older manifest of it that lands late is a PUT from before,
+    /// and nobody will write a newer one to fix it).
+    pub(crate) fn writes_no_more(&self, device: DeviceId) -> bool {
+        self.state.directory().retired.contains(&device) || self.of_revoked_member(device)
+    }
+
+    /// Whether `device`'s objects are signed by a member who was revoked since.
+    fn of_revoked_member(&self, device: DeviceId) -> bool {
         let (Some(sharing), Some(key)) = (
             &self.sharing,
             self.state.directory().sharing.signers.get(&device),

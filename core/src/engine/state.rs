@@ -75,6 +75,19 @@ pub(crate) struct PeerLog {
     pub beyond: BTreeSet<u64>,
 }
 
+impl PeerLog {
+    /// Segments `1..=n` are merged or passed over (a checkpoint covers them, or they would not
+    /// count): `applied` moves up to `n` and on over the segments merged beyond it.
+    pub fn pass_to(&mut self, n: u64) {
+        self.applied = self.applied.max(n);
+        let applied = self.applied;
+        self.beyond.retain(|s| *s > applied);
+        while self.beyond.remove(&(self.applied + 1)) {
+            self.applied += 1;
+        }
+    }
+}
+
 /// What we learned about the store's behaviour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Quirks {

@@ -42,13 +42,9 @@ impl Engine {
         let devices: std::collections::BTreeSet<DeviceId> =
             merged.keys().copied().chain(peers).chain([me]).collect();
         for device in devices {
-            // Retired, or of a revoked member (neither writes again, so nobody fixes an older
-            // manifest of theirs that lands late), or its manifest could not be read (reported
-            // already as what it is).
-            if directory.retired.contains(&device)
-                || self.of_revoked_member(device)
-                || run.unread_manifests.contains(&device)
-            {
+            // Writes no more (nobody fixes an older manifest of it that lands late), or its
+            // manifest could not be read (reported already as what it is).
+            if self.writes_no_more(device) || run.unread_manifests.contains(&device) {
                 continue;
             }
             let (trusted_seq, named) = if device == me {

@@ -253,9 +253,7 @@ impl Engine {
                 // before it left, and nobody will write a newer one to fix it. Keep what we
                 // trust, quietly.
                 // So does a device of a revoked member: its pushes fail from then on.
-                if self.state.directory().retired.contains(&device)
-                    || self.of_revoked_member(device)
-                {
+                if self.writes_no_more(device) {
                     self.state.peer_mut(device).manifest_etag = Some(etag);
                     return;
                 }
@@ -471,12 +469,7 @@ impl Engine {
             } else {
                 let peer = self.state.peer_mut(device);
                 peer.segments = peer.segments.max(n);
-                peer.applied = peer.applied.max(n);
-                let applied = peer.applied;
-                peer.beyond.retain(|s| *s > applied);
-                while peer.beyond.remove(&(peer.applied + 1)) {
-                    peer.applied += 1;
-                }
+                peer.pass_to(n);
             }
         }
         self.state.directory_mut().tail_bytes = 0;
