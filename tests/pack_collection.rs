@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
+use bucketsync::grant::Role;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{CompactionPolicy, OpenMode, RequestKind, SyncReport, Timestamp, VaultKey};
 use bucketsync_suite::generated::{Compare, Generated};
@@ -48,7 +49,7 @@ impl Clock {
 
 async fn sync<T: Transport>(session: &Session, t: &T) -> SyncReport {
     let report = session.sync(t, DEFAULT_CONCURRENCY, |_| {}).await.unwrap();
-    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.errors.is_empty(), "{report}: {:?}", report.errors);
     report
 }
 
@@ -396,10 +397,21 @@ fn folder_pack_bytes(bucket: &Path, key: &VaultKey, session: &Session) -> u64 {
 /// device read the small file whole; the packs shrink to about the live bytes.
 #[test]
 fn mostly_garbage_packs_are_repacked_and_readers_follow_the_redirects() {
+    repack_and_follow(false);
+}
+
+/// The same in a shared vault under a later key generation (as after a revocation): the files
+/// are sealed under it, and so are the repacked pack's index and the redirects; a replica
+/// without that generation reads none of them.
+#[test]
+fn packs_of_a_later_key_generation_are_repacked_under_it() {
+    repack_and_follow(true);
+}
+
+fn repack_and_follow(later_generation: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bucket = dir.path().join("bucket");
     let store = format!("file://{}", bucket.display());
-    let key = VaultKey::generate().unwrap();
     let clock = Clock::at(1_767_225_600_000);
     let policy = CompactionPolicy {
         min_tail_segments: 1,
@@ -407,11 +419,33 @@ fn mostly_garbage_packs_are_repacked_and_readers_follow_the_redirects() {
         repack_live_percent: 60,
         ..CompactionPolicy::default()
     };
-    let a = clock.open(&store, &key, "a", policy);
-    let b = clock.open(&store, &key, "b", policy);
+    // A shared vault made in Alice's home, which she shares with Bob and revokes him from at
+    // once: her devices write under key generation 1 from the first sync.
+    let alice = clock.open(&store, &VaultKey::generate().unwrap(), "alice", policy);
+    let shared = later_generation.then(|| alice.create_shared(&store, "scans").unwrap());
+    let key = shared
+        .as_ref()
+        .map_or_else(|| VaultKey::generate().unwrap(), |s| s.key().clone());
+    let open = |device: &str| {
+        let session = clock.open(&store, &key, device, policy);
+        if let Some(shared) = &shared {
+            session.enter_shared(&alice, shared).unwrap();
+        }
+        session
+    };
+    let a = open("a");
+    let b = open("b");
     let t = FolderBucket;
-    let (big, small) = (12 * MIB, 3 * MIB);
+    let (big, small) = (24 * MIB, 3 * MIB);
     block_on(async {
+        if later_generation {
+            let bob = clock.open(&store, &VaultKey::generate().unwrap(), "bob", policy);
+            let bob = bob.identity().unwrap();
+            a.share(&alice, &bob.public().to_string(), Role::Write, &t)
+                .await
+                .unwrap();
+            a.revoke(&bob.fingerprint().to_string()).unwrap();
+        }
         sync(&a, &t).await;
         sync(&b, &t).await;
         assert!(put(&a, &t, "big", 1, big).await > 0);
@@ -448,9 +482,37 @@ fn mostly_garbage_packs_are_repacked_and_readers_follow_the_redirects() {
         // b's records name the old packs: it reads through the redirects.
         read_back(&b, &t, "prefix", 1, small).await;
         read_back(&a, &t, "prefix", 1, small).await;
-        let fresh = clock.open(&store, &key, "fresh", policy);
+        let fresh = open("fresh");
         sync(&fresh, &t).await;
         read_back(&fresh, &t, "prefix", 1, small).await;
+        if later_generation {
+            // Sealed under generation 1: a replica without it refuses the file, and read as
+            // generation 0 (layout 02, the generation field dropped) no chunk opens.
+            let value = a.get(b"prefix").unwrap().unwrap();
+            assert_eq!(&value[..9], b"BKSF\x03\0\0\0\x01");
+            let without = clock.open(&store, &key, "without", policy);
+            let mut as_old = b"BKSF\x02".to_vec();
+            as_old.extend_from_slice(&value[9..]);
+            without.put("prefix", value).unwrap();
+            without.put("as generation 0", as_old).unwrap();
+            let mut sink = Compare::new(Generated::new(1, small));
+            let e = without
+                .get_file(b"prefix", &mut sink, &t, DEFAULT_CONCURRENCY, |_| {})
+                .await
+                .unwrap_err();
+            assert_eq!(e.category(), bucketsync::Category::Access, "{e}");
+            let e = without
+                .get_file(
+                    b"as generation 0",
+                    &mut sink,
+                    &t,
+                    DEFAULT_CONCURRENCY,
+                    |_| {},
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.category(), bucketsync::Category::Corrupt, "{e}");
+        }
         // A copy stored now references the chunks where they are now, and reads back.
         assert_eq!(put(&b, &t, "copy", 1, small).await, 0);
         sync(&b, &t).await;
@@ -479,7 +541,7 @@ async fn packs_are_repacked_on_s3() {
         let a = clock.open(&store, &key, "a", policy);
         let b = clock.open(&store, &key, "b", policy);
         let t = http();
-        let (big, small) = (12 * MIB, 3 * MIB);
+        let (big, small) = (24 * MIB, 3 * MIB);
         put(&a, &t, "big", 5, big).await;
         let s3 = server.store("repack", "");
         let packs_prefix = format!("v/{}/p/{}/", key.vault_id(), a.device().unwrap());

@@ -7,6 +7,7 @@
 //! after the revocation neither; what is written after it, the revoked member cannot decrypt.
 
 use bucketsync::driver::Transport;
+use bucketsync::files::{ReadSource, WriteSink};
 use bucketsync::grant::{Invitation, Role};
 use bucketsync::home::SharedVault;
 use bucketsync::reqwest_transport::ReqwestTransport;
@@ -517,6 +518,43 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
                 .any(|e| e.category() == Category::Corrupt),
             "{report}"
         );
+
+        // Files too: what Alice stores now is cut, named and sealed under the new generation
+        // (pack, index and chunks). Carol reads it; Bob, given the very record value, cannot:
+        // his replica refuses it (no such generation), and claiming it is of generation 0
+        // (layout 02, the generation field dropped) opens no chunk with the key he kept.
+        let scan: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut source = ReadSource::new(&scan[..], Some(scan.len() as u64));
+        emma_a
+            .put_file("scan", &mut source, &transport, None, 4, |_| {})
+            .await
+            .unwrap();
+        sync_noting(&emma_a, &transport).await;
+        sync_noting(&emma_c, &transport).await;
+        let mut read = WriteSink(Vec::new());
+        assert!(emma_c
+            .get_file(b"scan", &mut read, &transport, 4, |_| {})
+            .await
+            .unwrap());
+        assert_eq!(read.0, scan, "{kind:?}");
+        let value = emma_a.get(b"scan").unwrap().unwrap();
+        assert_eq!(&value[..5], b"BKSF\x03", "layout 03: a later generation");
+        bob_raw.put("scan", value.clone()).unwrap();
+        let mut sink = WriteSink(Vec::new());
+        let e = bob_raw
+            .get_file(b"scan", &mut sink, &transport, 4, |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.category(), Category::Access, "{e}");
+        let mut as_old = b"BKSF\x02".to_vec();
+        as_old.extend_from_slice(&value[9..]);
+        bob_raw.put("scan as generation 0", as_old).unwrap();
+        let e = bob_raw
+            .get_file(b"scan as generation 0", &mut sink, &transport, 4, |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(e.category(), Category::Corrupt, "{e}");
+        assert!(sink.0.is_empty(), "nothing decrypted");
         drop(server);
     }
 }

@@ -100,7 +100,8 @@ pub struct FileInfo {
     pub chunks: u64,
     /// How many packs hold them.
     pub packs: u64,
-    /// Hex of the keyed content hash: equal for equal content within a vault.
+    /// Hex of the keyed content hash: equal for equal content within a vault and
+    /// key generation (a revocation starts a new one).
     pub content_hash: String,
 }
 

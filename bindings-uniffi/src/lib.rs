@@ -743,7 +743,8 @@ pub struct FileInfo {
     /// Chunks it is stored in (0: it lives inside its record).
     pub chunks: u64,
     pub packs: u64,
-    /// Hex of the keyed content hash: equal for equal content within a vault.
+    /// Hex of the keyed content hash: equal for equal content within a vault and
+    /// key generation (a revocation starts a new one).
     pub content_hash: String,
 }
 

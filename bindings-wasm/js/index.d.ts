@@ -387,7 +387,10 @@ export interface FileInfo {
   chunks: number;
   /** How many packs hold them. */
   packs: number;
-  /** Hex of the keyed content hash: equal for equal content within a vault. */
+  /**
+   * Hex of the keyed content hash: equal for equal content within a vault and key generation
+   * (a revocation starts a new one).
+   */
   contentHash: string;
   /** It lives inside its record (`chunks === 0`): reading it sends no request. */
   inline: boolean;

@@ -45,7 +45,13 @@ use crate::ids::VaultId;
 /// Version 8 adds sharing: manifests with member statements (written in envelope version 8)
 /// and signed objects (the `BKSS` prefix of [`crate::signed`]) in shared vaults. A vault that
 /// is not shared writes nothing new.
-pub const FORMAT_VERSION: u8 = 8;
+///
+/// Version 9 seals the files of a shared vault under its newest key generation, as its
+/// segments are: a file record's value of layout 3 names the generation whose keys cut, named,
+/// sealed and hashed its chunks, and those chunks' packs (index and redirects) are sealed under
+/// it. No envelope is written with version byte 9; a vault that is not shared, or has no key
+/// generation above 0, writes nothing new.
+pub const FORMAT_VERSION: u8 = 9;
 /// The envelope version this build writes for pack redirects (they came with version 7).
 pub const REDIRECT_VERSION: u8 = 7;
 /// The envelope version of a manifest holding member statements (a shared vault's).

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Layout 1 (format version 5) points at chunks sealed as whole envelopes; layout 2 (format
-//! version 6, what this build writes) at chunks sealed bare. The postcard part is the same.
+//! version 6) at chunks sealed bare with the vault's own keys; layout 3 (format version 9) at
+//! chunks sealed bare with the file keys of a later key generation of a shared vault, whose
+//! number follows the layout byte (u32 big-endian). The postcard part is the same.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +18,11 @@ use crate::error::{Error, Result};
 use crate::pack::{ChunkId, PackName};
 
 const MAGIC: &[u8; 4] = b"BKSF";
-/// The layout this build writes: its chunks are sealed bare.
+/// The layout this build writes under the vault's own keys: its chunks are sealed bare.
 const LAYOUT: u8 = 2;
+/// The layout this build writes under a later key generation: as [`LAYOUT`], the generation
+/// after the layout byte.
+const LAYOUT_GENERATION: u8 = 3;
 /// The layout of format version 5, still read: its chunks are whole envelopes.
 const LAYOUT_ENVELOPED: u8 = 1;
 
@@ -58,21 +63,28 @@ pub(crate) struct FileValue {
     /// Keyed BLAKE3 of the whole content under the file-hash key.
     pub hash: [u8; 32],
     pub body: Body,
-    /// The envelope version of the chunks (5 for layout 1, 6 for layout 2): not in the
-    /// postcard part, the layout byte says it.
+    /// The envelope version of the chunks (5 for layout 1, 6 for layouts 2 and 3): not in
+    /// the postcard part, the layout byte says it.
     #[serde(skip)]
     pub chunk_version: u8,
+    /// The key generation whose file keys cut, named, sealed and hashed the file (0 for
+    /// layouts 1 and 2): not in the postcard part.
+    #[serde(skip)]
+    pub generation: u32,
 }
 
 impl FileValue {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        out.push(if self.chunk_version >= crate::pack::BARE_SINCE {
-            LAYOUT
+        if self.generation > 0 {
+            out.push(LAYOUT_GENERATION);
+            out.extend_from_slice(&self.generation.to_be_bytes());
+        } else if self.chunk_version >= crate::pack::BARE_SINCE {
+            out.push(LAYOUT);
         } else {
-            LAYOUT_ENVELOPED
-        });
+            out.push(LAYOUT_ENVELOPED);
+        }
         postcard::to_extend(self, out).expect("encoding to a Vec cannot fail")
     }
 
@@ -87,22 +99,30 @@ impl FileValue {
             return Err(Error::Config(format!("{shown:?} is a record, not a file")));
         };
         let corrupt = |reason: String| Error::corrupt(&format!("file {shown:?}"), reason);
-        match rest.split_first() {
-            Some((&layout @ (LAYOUT_ENVELOPED | LAYOUT), body)) => {
-                let mut file: FileValue = crate::crypto::decode_exact(body).map_err(corrupt)?;
-                file.chunk_version = if layout == LAYOUT {
-                    crate::pack::BARE_SINCE
-                } else {
-                    crate::pack::BARE_SINCE - 1
+        let (chunk_version, generation, body) = match rest.split_first() {
+            Some((&LAYOUT_ENVELOPED, body)) => (crate::pack::BARE_SINCE - 1, 0, body),
+            Some((&LAYOUT, body)) => (crate::pack::BARE_SINCE, 0, body),
+            Some((&LAYOUT_GENERATION, rest)) => {
+                let Some((generation, body)) = rest.split_first_chunk::<4>() else {
+                    return Err(corrupt("truncated".into()));
                 };
-                file.check().map_err(|r| corrupt(r.into()))?;
-                Ok(file)
+                match u32::from_be_bytes(*generation) {
+                    0 => return Err(corrupt("file layout 3 names key generation 0".into())),
+                    g => (crate::pack::BARE_SINCE, g, body),
+                }
             }
-            Some((v, _)) => Err(corrupt(format!(
-                "file layout {v} is not supported (this build reads {LAYOUT_ENVELOPED} and {LAYOUT})"
-            ))),
-            None => Err(corrupt("truncated".into())),
-        }
+            Some((v, _)) => {
+                return Err(corrupt(format!(
+                    "file layout {v} is not supported (this build reads {LAYOUT_ENVELOPED} to {LAYOUT_GENERATION})"
+                )))
+            }
+            None => return Err(corrupt("truncated".into())),
+        };
+        let mut file: FileValue = crate::crypto::decode_exact(body).map_err(corrupt)?;
+        file.chunk_version = chunk_version;
+        file.generation = generation;
+        file.check().map_err(|r| corrupt(r.into()))?;
+        Ok(file)
     }
 
     fn check(&self) -> core::result::Result<(), &'static str> {
@@ -155,7 +175,8 @@ pub struct FileInfo {
     pub chunks: u64,
     /// How many packs hold them.
     pub packs: u64,
-    /// Hex of the keyed content hash: equal for equal content within a vault.
+    /// Hex of the keyed content hash: equal for equal content within a vault and
+    /// key generation (a revocation starts a new one).
     pub content_hash: String,
 }
 

@@ -1006,6 +1006,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
                 .collect(),
         },
         chunk_version: version,
+        generation: 0,
     };
     let documented = hex(chunked);
     assert_eq!(FileValue::decode(b"f", &documented).unwrap(), value);
@@ -1016,6 +1017,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
         hash,
         body: Body::Inline(b"Hello, files!".to_vec()),
         chunk_version: version,
+        generation: 0,
     };
     assert_eq!(FileValue::decode(b"f", &inline).unwrap(), value);
     assert_eq!(value.encode(), inline);
@@ -1123,6 +1125,167 @@ fn a_replica_reads_the_example_file_from_either_version_of_the_pack() {
         assert_eq!(read, b"Hello, files!", "version {layout}");
         assert!(matches!(download.poll_outcome(), Some(Ok(()))));
     }
+}
+
+// ---- Version 9: files under a later key generation (FORMAT.md §14.4, vectors in §12) ----
+
+/// Generation 1 of the example vault: `0x60, 0x61, …, 0x7f`.
+fn generation_1_key() -> VaultKey {
+    let mut bytes = [0u8; 32];
+    bytes
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = 0x60 + i as u8);
+    VaultKey::from_bytes(bytes)
+}
+
+/// The version 9 example: the 13-byte file in the pack `c0 c1 .. cf` of D, sealed under
+/// generation 1.
+const GENERATION_1_PACK: &str = "f2 a7 69 80 df c7 a4 92 4b 32 6a 12 9e 9e 7c 7e
+     e3 81 ff 8c aa 2e 4f d1 87 d3 c2 3f 44 a7 9d 63
+     91 66 f2 42 7a 7e 62 0d 15 60 6c 8b 33 5d 67 ee
+     76 96 6f d1 b0 19 09 78 97 bd d7 ad 18 8a d9 3c
+     e0 bb d2 15 ec fd 55 ef 0c 3a 77 ec fc 24 d7 78
+     1d 52 98 92 09 79 1b 16 94 a2 eb e4 ef 42 4b 53
+     59 06 07 fe 4a c0 5c dc 3f 07 ec 56 a3 f7 ee 0d
+     0e 97 8b 00 43 70 2f 30 30 31 31 32 32 33 33 34
+     34 35 35 36 36 37 37 38 38 39 39 61 61 62 62 63
+     63 64 64 65 65 66 66 2f 63 30 63 31 63 32 63 33
+     63 34 63 35 63 36 63 37 63 38 63 39 63 61 63 62
+     63 63 63 64 63 65 63 66 8f db a7 8d 25 9c 45 1f
+     7d 72 b4 8d 7b 03 a6 52 9e 04 be f8 93 da 54 44
+     73 19 59 e5 00 27 c4 ec 74 69 70 2f a6 6c 96 8a
+     c0 df 18 11 d3 f0 f3 37 b0 8f dd a7 7f d1 00 b8
+     12 21 87 d8 62 bb 19 8c 52 e8 96 90 46 80 b0 dd
+     c1 df 85 4d 2f a6 3d 6d 14 af 27 8a 39 a3 73 c4
+     29 cc b8 d0 98 eb 51 2a aa 0b 47 ba b2 a0 d4 ec
+     30 38 e0 00 19 1b c2 43 50 32 52 82 95 a0 98 00
+     00 00 d2";
+const GENERATION_1_VALUE: &str = "424b534603000000010d12e5ab54d231e2af02bb1c5535577350e32f1ea1822e2278ca81a1b477ba0f4d010100112233445566778899aabbccddeeffc0c1c2c3c4c5c6c7c8c9cacbcccdcecf0251c261b0602d4b6f3bc861a064a08257fb9b0034f96d73683433d65e97e93f5d0700002f14a98f2ded4abcfc6a0cebd52350e2eeaa6748c5c18567c00f259e434557cf7c06002f2e";
+const GENERATION_1_INLINE: &str = "424b534603000000010d12e5ab54d231e2af02bb1c5535577350e32f1ea1822e2278ca81a1b477ba0f4d000d48656c6c6f2c2066696c657321";
+
+#[test]
+fn the_version_9_example_file_of_generation_1_is_the_documented_bytes() {
+    use crate::file::FileValue;
+    use crate::pack::{ChunkId, PackBuilder, PackName};
+    let key = example_key();
+    let g1 = generation_1_key();
+    for (purpose, documented) in [
+        (
+            Purpose::Chunk,
+            "91c40132e441dffab63ef1206626ec063c00982c818013b0ad0b442fb697de9a",
+        ),
+        (
+            Purpose::ChunkId,
+            "646ef8837445d81c5e458992ba98bb39998eece9b51ebdc9f28f8ed344943ad0",
+        ),
+        (
+            Purpose::Chunker,
+            "0677cd39db8dc8a7f470f09dc72f599d0c5f20fc6d44ed80cacb116cb07a1f36",
+        ),
+        (
+            Purpose::FileHash,
+            "53030a4670dfa5859d138c736d1093993d1a871d194e2c0904e77065e44804f4",
+        ),
+    ] {
+        assert_eq!(to_hex(&g1.subkey(purpose).0), documented, "{purpose:?}");
+    }
+    // The reference's pack builder under generation 1, with the example vault's id, drawing
+    // its nonces from the stream of seed 09.
+    let (chunk_key, id_key) = (g1.subkey(Purpose::Chunk), g1.subkey(Purpose::ChunkId));
+    let name = PackName {
+        device: D.0,
+        pack: core::array::from_fn(|i| 0xc0 + i as u8),
+    };
+    let mut entropy = Entropy::from_seed([9; 32]);
+    let mut builder = PackBuilder::new(name, 512);
+    for piece in [&b"Hello, "[..], b"files!"] {
+        let id = ChunkId::of(&id_key, piece);
+        builder
+            .push(&chunk_key, key.vault_id(), id, piece, &mut entropy)
+            .unwrap();
+    }
+    let written = builder
+        .finish(&chunk_key, key.vault_id(), &mut entropy)
+        .unwrap();
+    assert_eq!(written, hex(GENERATION_1_PACK));
+    // The record values decode to generation 1 and encode back byte for byte; the hash is
+    // generation 1's.
+    for documented in [GENERATION_1_VALUE, GENERATION_1_INLINE] {
+        let value = FileValue::decode(b"f", &hex(documented)).unwrap();
+        assert_eq!(value.generation, 1);
+        assert_eq!(
+            value.hash,
+            *blake3::keyed_hash(&g1.subkey(Purpose::FileHash).0, b"Hello, files!").as_bytes()
+        );
+        assert_eq!(value.encode(), hex(documented));
+    }
+    // Layout 03 naming generation 0, or cut short in its generation field, is corrupt.
+    let mut zero = hex(GENERATION_1_INLINE);
+    zero[8] = 0;
+    for damaged in [zero, hex("424b5346030000")] {
+        let e = FileValue::decode(b"f", &damaged).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    }
+    // Generation 0's keys open neither the index nor a chunk.
+    let own = key.subkey(Purpose::Chunk);
+    let index = crate::pack::read_index(&own, key.vault_id(), &name, 307, &written);
+    assert!(matches!(index, Err(Error::Corrupt { .. })), "{index:?}");
+    let (_, entries) =
+        crate::pack::read_index(&chunk_key, key.vault_id(), &name, 307, &written).unwrap();
+    let first = &entries[0];
+    let mut chunk = written[..first.sealed_len as usize].to_vec();
+    let opened = crate::pack::open_chunk(
+        &own,
+        &key.subkey(Purpose::ChunkId),
+        key.vault_id(),
+        6,
+        first.id,
+        first.len,
+        &mut chunk,
+        "pack",
+    );
+    assert!(matches!(opened, Err(Error::Corrupt { .. })), "{opened:?}");
+}
+
+#[test]
+fn a_replica_reads_a_file_of_generation_1_only_when_it_holds_that_generation() {
+    use crate::grant::GenerationKey;
+    let key = example_key();
+    let pack = hex(GENERATION_1_PACK);
+    let store = Store::parse("file:///vault").unwrap();
+    let mut engine = Engine::new(&key, store, D, Entropy::from_seed([5; 32]));
+    engine.put(
+        b"hello.txt".to_vec(),
+        hex(GENERATION_1_VALUE),
+        Timestamp(1_767_225_600_000),
+    );
+    // Without generation 1 (a member revoked before it began): refused before any request.
+    let e = engine.begin_download(b"hello.txt").unwrap_err();
+    assert_eq!(e.category(), crate::Category::Access, "{e}");
+    engine.add_keys(&[GenerationKey {
+        generation: 1,
+        key: generation_1_key(),
+    }]);
+    let mut download = engine.begin_download(b"hello.txt").unwrap().unwrap();
+    let request = download.poll_request(Timestamp(0)).unwrap();
+    assert!(
+        request.url.ends_with("/c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"),
+        "{}",
+        request.url
+    );
+    let response = crate::http::Response {
+        status: 200,
+        headers: vec![],
+        body: pack,
+    };
+    download.handle_response(request.id, Ok(response), Timestamp(0));
+    let mut read = Vec::new();
+    while let Some(bytes) = download.poll_output() {
+        read.extend_from_slice(&bytes);
+    }
+    assert_eq!(read, b"Hello, files!");
+    assert!(matches!(download.poll_outcome(), Some(Ok(()))));
 }
 
 // ---- Version 7: repacked packs and their redirects (FORMAT.md §14.7, vectors in §12) ----

@@ -176,6 +176,7 @@ pub fn sample_file_value() -> Vec<u8> {
             chunks: vec![chunk(5, 0, 0), chunk(6, 1, 600_040)],
         },
         chunk_version: crate::crypto::PACK_VERSION,
+        generation: 0,
     }
     .encode()
 }

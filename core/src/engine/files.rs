@@ -4,18 +4,48 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Engine;
+use crate::crypto::SecretKey;
 use crate::entropy::Entropy;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::file::{Body, FileInfo, FileValue, INLINE_MAX};
 use crate::http::Request;
 use crate::ids::Timestamp;
-use crate::transfer::{Download, FileKeys, PackNote, Stored, Upload, DEFAULT_PACK_SIZE};
+use crate::key::Purpose;
+use crate::transfer::{
+    Download, FileKeys, PackNote, ResumablePack, Stored, Upload, DEFAULT_PACK_SIZE,
+};
 
 impl Engine {
-    fn transfer_keys(&self) -> FileKeys {
-        let [chunk, chunk_id, chunker, file_hash] = self.file_keys.clone();
-        FileKeys {
+    /// The chunk, chunk-id, chunker and file-hash keys of key generation `generation`, when
+    /// this replica holds it: they derive from that generation's key as generation 0's derive
+    /// from the vault key.
+    pub(crate) fn file_keys(&self, generation: u32) -> Option<[SecretKey; 4]> {
+        if generation == 0 {
+            return Some(self.file_keys.clone());
+        }
+        let key = self.later_key(generation)?;
+        Some([
+            key.subkey(Purpose::Chunk),
+            key.subkey(Purpose::ChunkId),
+            key.subkey(Purpose::Chunker),
+            key.subkey(Purpose::FileHash),
+        ])
+    }
+
+    /// The file keys of `generation` for a transfer.
+    ///
+    /// # Errors
+    /// `Access` when this replica does not hold that generation.
+    fn transfer_keys(&self, generation: u32, what: &str) -> Result<FileKeys> {
+        let [chunk, chunk_id, chunker, file_hash] =
+            self.file_keys(generation).ok_or_else(|| {
+                Error::Access(format!(
+                    "{what} is sealed with key generation {generation}, which this device was not given"
+                ))
+            })?;
+        Ok(FileKeys {
             vault: self.vault,
+            generation,
             chunk,
             chunk_id,
             chunker,
@@ -23,7 +53,7 @@ impl Engine {
             store: self.store.clone(),
             folder: self.folder.clone(),
             alive: self.transfers.clone(),
-        }
+        })
     }
 
     /// Starts storing a file (see [`Upload`]) of `size` bytes if known, in packs of about
@@ -36,6 +66,11 @@ impl Engine {
     /// to the next. When the upload ends, store the value it gives under the file's key with
     /// [`Engine::put`], and hand the upload to [`Engine::end_upload`] (also when it failed).
     pub fn begin_upload(&mut self, size: Option<u64>, pack_size: Option<usize>) -> Upload {
+        // Files are sealed under the newest key generation held, as segments are.
+        let generation = self.current_generation();
+        let keys = self
+            .transfer_keys(generation, "")
+            .expect("the newest generation held is held");
         let mut known = HashMap::new();
         let mut referenced = HashSet::new();
         for (_, record) in self.state.records().iter() {
@@ -47,8 +82,9 @@ impl Engine {
             };
             if let Body::Chunks { packs, chunks } = &file.body {
                 referenced.extend(packs.iter().copied());
-                // Only chunks sealed as this build seals them are referenced by a new file.
-                if file.chunk_version < crate::pack::BARE_SINCE {
+                // Only chunks sealed as this build seals them, under the generation this
+                // file will be, are referenced by a new file.
+                if file.chunk_version < crate::pack::BARE_SINCE || file.generation != generation {
                     continue;
                 }
                 for c in chunks {
@@ -65,8 +101,8 @@ impl Engine {
         }
         let mut resume = Vec::new();
         let discover = match &self.spare_chunks {
-            Some(spare) => {
-                for (id, stored) in spare {
+            Some((of, spare)) => {
+                for (id, stored) in spare.iter().filter(|_| *of == generation) {
                     if !self.collected_packs.contains(&stored.pack) {
                         known.entry(*id).or_insert(*stored);
                     }
@@ -78,7 +114,7 @@ impl Engine {
                 // Once per process: an upload started meanwhile (another thread) must not list
                 // again, or it would take this one's multipart uploads for a killed process's
                 // and abort them.
-                self.spare_chunks = Some(HashMap::new());
+                self.spare_chunks = Some((generation, HashMap::new()));
                 // Packs being deleted are not read for chunks to reuse either.
                 referenced.extend(self.collected_packs.iter().copied());
                 // Packs in parts noted before this process began are an interrupted upload's.
@@ -88,7 +124,7 @@ impl Engine {
         };
         let entropy = Entropy::from_seed(self.entropy.array());
         Upload::new(
-            self.transfer_keys(),
+            keys,
             self.state.device,
             entropy,
             known,
@@ -104,7 +140,17 @@ impl Engine {
     /// packs in parts as [`Engine::note_upload`] does (whose answer it gives).
     pub fn end_upload(&mut self, upload: &mut Upload) -> bool {
         let changed = self.note_upload(upload);
-        let spare = self.spare_chunks.get_or_insert_with(HashMap::new);
+        let generation = self.current_generation();
+        if upload.generation() != generation {
+            // Sealed under a generation we no longer write with.
+            return changed;
+        }
+        let (of, spare) = self
+            .spare_chunks
+            .get_or_insert_with(|| (generation, HashMap::new()));
+        if *of != generation {
+            (*of, *spare) = (generation, HashMap::new());
+        }
         for (id, stored) in upload.stored_chunks() {
             spare.entry(*id).or_insert(*stored);
         }
@@ -118,14 +164,21 @@ impl Engine {
         if notes.is_empty() {
             return false;
         }
+        // Packs sealed under an older generation than the one we write with are not completed
+        // by a later upload (see `hold_generation`): forgotten, their uploads aborted later.
+        let current = upload.generation() == self.current_generation();
         let packs = &mut self.state.directory_mut().resumable_packs;
         for note in notes {
             match note {
-                PackNote::Stored(pack) => match packs.iter_mut().find(|p| p.name == pack.name) {
-                    Some(noted) => *noted = pack,
-                    None => packs.push(pack),
-                },
-                PackNote::Gone(name) => packs.retain(|p| p.name != name),
+                PackNote::Stored(pack) if current => {
+                    match packs.iter_mut().find(|p| p.name == pack.name) {
+                        Some(noted) => *noted = pack,
+                        None => packs.push(pack),
+                    }
+                }
+                PackNote::Stored(ResumablePack { name, .. }) | PackNote::Gone(name) => {
+                    packs.retain(|p| p.name != name)
+                }
             }
         }
         true
@@ -181,7 +234,7 @@ impl Engine {
         let file = FileValue::decode(key, value)?;
         let object = format!("file {:?}", String::from_utf8_lossy(key));
         Ok(Download::new(
-            self.transfer_keys(),
+            self.transfer_keys(file.generation, &object)?,
             file,
             object,
             self.retry,

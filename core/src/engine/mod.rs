@@ -151,14 +151,18 @@ pub struct Engine {
     manifest_key: SecretKey,
     checkpoint_key: SecretKey,
     state_key: SecretKey,
-    /// Files: the chunk, chunk-id, chunker and file-hash keys.
+    /// Files: the chunk, chunk-id, chunker and file-hash keys of the vault's own key
+    /// (generation 0; see [`Engine::file_keys`] for later ones).
     file_keys: [SecretKey; 4],
     /// The seeds of the identity this vault gives as a home (sharing).
     identity_seeds: [SecretKey; 2],
     /// Files: chunks stored in packs that no live file references (left by an interrupted
-    /// upload), as found by listing our packs; `None` until an upload listed them. In memory
-    /// only: a new process lists again.
-    spare_chunks: Option<std::collections::HashMap<crate::pack::ChunkId, crate::transfer::Stored>>,
+    /// upload), as found by listing our packs, and the key generation they are sealed under;
+    /// `None` until an upload listed them. In memory only: a new process lists again.
+    spare_chunks: Option<(
+        u32,
+        std::collections::HashMap<crate::pack::ChunkId, crate::transfer::Stored>,
+    )>,
     /// Cloned into every transfer and dropped with it: while a transfer lives, no pack is
     /// collected.
     transfers: std::sync::Arc<()>,

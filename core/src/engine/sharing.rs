@@ -248,11 +248,7 @@ impl Engine {
         // The new key, from our entropy: the next sync seals it to every member left (one
         // grant each) before it publishes the revocation, and writes under it from then on.
         let key: [u8; 32] = self.entropy.array();
-        self.state
-            .directory_mut()
-            .sharing
-            .keys
-            .push((generation, key));
+        self.hold_generation(generation, key);
         self.take_statements(&[statement]);
         Ok(member)
     }
@@ -453,18 +449,40 @@ impl Engine {
         if generation == 0 {
             return Some((self.segment_key.clone(), self.checkpoint_key.clone()));
         }
-        let (_, key) = self
-            .state
-            .directory()
-            .sharing
-            .keys
-            .iter()
-            .find(|(g, _)| *g == generation)?;
-        let key = VaultKey::from_bytes(*key);
+        let key = self.later_key(generation)?;
         Some((
             key.subkey(Purpose::Segment),
             key.subkey(Purpose::Checkpoint),
         ))
+    }
+
+    /// The key of generation `generation` above 0, when this replica holds it.
+    pub(crate) fn later_key(&self, generation: u32) -> Option<VaultKey> {
+        self.state
+            .directory()
+            .sharing
+            .keys
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, key)| VaultKey::from_bytes(*key))
+    }
+
+    /// Holds key generation `generation` from now on. When it is newer than every one held,
+    /// files are sealed under it from now on: the packs an interrupted upload left in parts
+    /// (sealed under an older one) are no longer completed (the next listing aborts their
+    /// uploads), and the chunks found in our packs are not referenced by a new file.
+    fn hold_generation(&mut self, generation: u32, key: [u8; 32]) {
+        if generation > self.current_generation() {
+            self.state.directory_mut().resumable_packs.clear();
+            if let Some(spare) = &mut self.spare_chunks {
+                *spare = (generation, std::collections::HashMap::new());
+            }
+        }
+        self.state
+            .directory_mut()
+            .sharing
+            .keys
+            .push((generation, key));
     }
 
     /// The segment and checkpoint keys that open an object `name` by `author`.
@@ -504,13 +522,8 @@ impl Engine {
     /// Keeps the key generations of `keys` above 0 that this replica does not hold yet.
     pub fn add_keys(&mut self, keys: &[GenerationKey]) {
         for key in keys.iter().filter(|k| k.generation > 0) {
-            let known = &self.state.directory().sharing.keys;
-            if !known.iter().any(|(g, _)| *g == key.generation) {
-                self.state
-                    .directory_mut()
-                    .sharing
-                    .keys
-                    .push((key.generation, *key.key.secret_bytes()));
+            if self.later_key(key.generation).is_none() {
+                self.hold_generation(key.generation, *key.key.secret_bytes());
             }
         }
     }

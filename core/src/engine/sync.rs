@@ -140,8 +140,10 @@ enum Pending {
         start: u64,
         chunks: Vec<repack::LiveChunk>,
     },
-    /// The pack that repacked chunks went to, and the redirects to write once it is stored.
+    /// The pack that repacked chunks went to, and the redirects to write once it is stored
+    /// (sealed under the key generation of the chunks).
     PutRepacked {
+        generation: u32,
         redirects: Vec<([u8; 16], crate::pack::Redirect)>,
     },
     PutRedirect {
@@ -703,7 +705,10 @@ impl Engine {
                 start,
                 chunks,
             } => self.on_repack_chunks(run, pack, start, chunks, response),
-            Pending::PutRepacked { redirects } => self.on_put_repacked(run, redirects, response),
+            Pending::PutRepacked {
+                generation,
+                redirects,
+            } => self.on_put_repacked(run, generation, redirects, response),
             Pending::PutRedirect { pack, redirect } => {
                 self.on_put_redirect(run, pack, redirect, response)
             }

@@ -23,6 +23,8 @@ use crate::store::Store;
 /// The keys and names a transfer needs, copied out of the engine.
 pub(crate) struct FileKeys {
     pub vault: VaultId,
+    /// The key generation the keys below are of (0: the vault's own key).
+    pub generation: u32,
     pub chunk: SecretKey,
     pub chunk_id: SecretKey,
     pub chunker: SecretKey,

@@ -523,13 +523,17 @@ impl Upload {
             .and_then(|r| r.rsplit('/').next())
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(response.body.len() as u64);
-        let (version, entries) = crate::pack::read_index(
+        // An index that does not open under our keys is of a pack sealed under another key
+        // generation (or damaged): its chunks are sent again, the other packs still read.
+        let Ok((version, entries)) = crate::pack::read_index(
             &self.keys.chunk,
             self.keys.vault,
             &name,
             total,
             &response.body,
-        )?;
+        ) else {
+            return Ok(());
+        };
         // A file record of this build points only at chunks sealed bare: those of an older
         // pack are sent again.
         if version < crate::pack::BARE_SINCE {
@@ -544,6 +548,11 @@ impl Upload {
             });
         }
         Ok(())
+    }
+
+    /// The key generation this upload seals under.
+    pub(crate) fn generation(&self) -> u32 {
+        self.keys.generation
     }
 
     /// Chunks this upload found in packs no file referenced, and those it stored itself (in
@@ -1022,6 +1031,7 @@ impl Upload {
             hash: *self.hasher.finalize().as_bytes(),
             body,
             chunk_version: crate::crypto::PACK_VERSION,
+            generation: self.keys.generation,
         };
         let mut report = self.report.clone();
         report.size = self.size;

@@ -35,7 +35,7 @@ use super::repack::LiveChunk;
 use super::{Pending, SyncRun};
 use crate::engine::state::PackCollection;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::file::{Body, FileValue};
 use crate::http::{Method, RequestKind, Response};
 use crate::ids::DeviceId;
@@ -263,7 +263,7 @@ impl Engine {
         };
         let opened = self
             .check(response, || format!("GET {}", from.redirect()))
-            .and_then(|r| Redirect::open(&self.file_keys[0], self.vault, &from, r.body));
+            .and_then(|r| self.open_own_redirect(&from, r.body));
         let Some(survey) = run.survey.as_mut() else {
             return;
         };
@@ -279,6 +279,24 @@ impl Engine {
             }
         }
         self.survey_done(run);
+    }
+
+    /// One of our redirects, sealed under the key generation of the chunks it moved: tried
+    /// under each generation held, newest first.
+    fn open_own_redirect(&self, from: &PackName, object: Vec<u8>) -> Result<Redirect> {
+        let mut generations = vec![0];
+        generations.extend(self.later_keys().iter().map(|k| k.generation));
+        let mut failure = None;
+        for generation in generations.into_iter().rev() {
+            let Some([chunk_key, ..]) = self.file_keys(generation) else {
+                continue;
+            };
+            match Redirect::open(&chunk_key, self.vault, from, object.clone()) {
+                Ok(redirect) => return Ok(redirect),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        Err(failure.unwrap_or_else(|| Error::corrupt(&from.redirect(), "no key opens it")))
     }
 
     /// Once every listing page and redirect is in: goes on with the look.
@@ -339,7 +357,9 @@ impl Engine {
                 self.collected_packs.extend(names);
                 let collected = &self.collected_packs;
                 if let Some(spare) = self.spare_chunks.as_mut() {
-                    spare.retain(|_, stored| !collected.contains(&stored.pack));
+                    spare
+                        .1
+                        .retain(|_, stored| !collected.contains(&stored.pack));
                 }
                 for pack in doomed {
                     let name = PackName { device: me.0, pack }.relative();
@@ -458,6 +478,7 @@ impl Engine {
                             offset,
                             sealed_len: chunk.sealed_len,
                             version: file.chunk_version,
+                            generation: file.generation,
                             hops,
                         },
                     );

@@ -46,6 +46,8 @@ pub(crate) struct LiveChunk {
     pub sealed_len: u32,
     /// The envelope version of the pack (from the file record's layout).
     pub version: u8,
+    /// The key generation it is sealed under (from the file record's layout).
+    pub generation: u32,
     /// How many redirects lead from a record's reference to here (the longest chain).
     pub hops: usize,
 }
@@ -56,6 +58,9 @@ const MAX_HOPS_TO_MOVE: usize = crate::pack::MAX_REDIRECTS / 2;
 
 /// A repack in progress.
 pub(crate) struct Repacking {
+    /// The key generation of every chunk moved: a pack holds chunks of one generation, its
+    /// index and its redirects are sealed under it.
+    generation: u32,
     /// Ranged GETs not answered yet.
     waiting: usize,
     /// The sealed chunks read and checked, by old pack and old offset.
@@ -79,6 +84,7 @@ impl Engine {
         }
         let me = self.state.device.0;
         let mut chosen: Vec<([u8; 16], Vec<LiveChunk>)> = Vec::new();
+        let mut generation = None;
         let mut total = 0u64;
         for (pack, size) in listed {
             let (Some(size), Some(live)) = (size, references.get(pack)) else {
@@ -89,10 +95,15 @@ impl Engine {
                 device: me,
                 pack: *pack,
             };
+            // One repack moves chunks of one key generation (the first chosen pack's).
+            let of = live.values().next().map(|c| c.generation);
             if self.redirects.contains_key(&name)
-                || live
-                    .values()
-                    .any(|c| c.version < BARE_SINCE || c.hops >= MAX_HOPS_TO_MOVE)
+                || live.values().any(|c| {
+                    c.version < BARE_SINCE
+                        || c.hops >= MAX_HOPS_TO_MOVE
+                        || Some(c.generation) != generation.or(of)
+                })
+                || of.and_then(|g| self.file_keys(g)).is_none()
             {
                 continue;
             }
@@ -104,12 +115,14 @@ impl Engine {
                 break;
             }
             total += live_bytes;
+            generation = generation.or(of);
             chosen.push((*pack, live.values().copied().collect()));
         }
-        if chosen.is_empty() {
+        let Some(generation) = generation.filter(|_| !chosen.is_empty()) else {
             return;
-        }
+        };
         let mut repacking = Repacking {
+            generation,
             waiting: 0,
             read: BTreeMap::new(),
             failed: false,
@@ -228,7 +241,12 @@ impl Engine {
                 "a chunk range came back with another length",
             ));
         }
-        let [chunk_key, id_key, ..] = &self.file_keys;
+        let generation = chunks.last().expect("runs are not empty").generation;
+        let [chunk_key, id_key, ..] = &self.file_keys(generation).ok_or_else(|| {
+            Error::Access(format!(
+                "{object} is sealed with key generation {generation}, which this device was not given"
+            ))
+        })?;
         let mut sealed = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let at = (chunk.offset - start) as usize;
@@ -283,7 +301,10 @@ impl Engine {
                 )),
             }
         }
-        let bytes = match builder.finish(&self.file_keys[0], self.vault, &mut self.entropy) {
+        let Some([chunk_key, ..]) = self.file_keys(repacking.generation) else {
+            return;
+        };
+        let bytes = match builder.finish(&chunk_key, self.vault, &mut self.entropy) {
             Ok(bytes) => bytes,
             Err(e) => return run.report.errors.push(e),
         };
@@ -293,7 +314,10 @@ impl Engine {
             RequestKind::PutPack,
             Method::Put,
             url,
-            Pending::PutRepacked { redirects },
+            Pending::PutRepacked {
+                generation: repacking.generation,
+                redirects,
+            },
         );
         op.body = bytes.into();
         run.push(op);
@@ -302,6 +326,7 @@ impl Engine {
     pub(super) fn on_put_repacked(
         &mut self,
         run: &mut SyncRun,
+        generation: u32,
         redirects: Vec<([u8; 16], Redirect)>,
         response: Result<Response>,
     ) {
@@ -309,17 +334,19 @@ impl Engine {
             // Unreferenced: collected like any other.
             return run.report.errors.push(e);
         }
+        let Some([chunk_key, ..]) = self.file_keys(generation) else {
+            return;
+        };
         let me = self.state.device.0;
         for (pack, redirect) in redirects {
             let from = PackName { device: me, pack };
-            let sealed =
-                match redirect.seal(&self.file_keys[0], self.vault, &from, &mut self.entropy) {
-                    Ok(sealed) => sealed,
-                    Err(e) => {
-                        run.report.errors.push(e);
-                        continue;
-                    }
-                };
+            let sealed = match redirect.seal(&chunk_key, self.vault, &from, &mut self.entropy) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    run.report.errors.push(e);
+                    continue;
+                }
+            };
             let url = self.vault_url(&from.redirect());
             let mut op = self.op(
                 RequestKind::PutRedirect,
