@@ -1190,8 +1190,8 @@ impl Vault {
     /// devices (sync before revoking to keep what they wrote until now), and their own syncs
     /// raise AccessError. It starts a new key generation: the next sync seals it to every
     /// member left and re-seals the records under it, so they cannot read what is written
-    /// later; they keep what they could read and the older keys (files uploaded later stay
-    /// under the first key: revoke their bucket credentials or signer token too). Raises AccessError
+    /// later, files stored later included; they keep what they could read and the older keys
+    /// (revoke their bucket credentials or signer token too). Raises AccessError
     /// when this person is not an owner of the vault (or it is not shared); ConfigError when
     /// no member has that fingerprint, or it is the founder's or one's own.
     fn revoke(&self, fingerprint: &str) -> PyResult<Member> {

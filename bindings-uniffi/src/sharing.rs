@@ -331,9 +331,9 @@ impl Vault {
     /// merged of each, nothing after, for every reader; their own next sync fails with
     /// `Access`. No I/O: it signs a statement that the next sync publishes. Returns the member
     /// as they were. A new key generation starts: the next sync seals it to every member left
-    /// and re-seals the records under it. They keep what they could read until now and the
-    /// older keys (files uploaded later stay under the first key: revoke their bucket
-    /// credentials or signer token too).
+    /// and re-seals the records under it; files stored later are sealed under it too. They keep
+    /// what they could read until now and the older keys (revoke their bucket credentials or
+    /// signer token too).
     /// `Access` when this person is not an owner of the vault (or it is not shared);
     /// `Config` when no member has that fingerprint, or it is the founder's or one's own.
     pub fn revoke(&self, fingerprint: String) -> Result<Member, BucketsyncError> {

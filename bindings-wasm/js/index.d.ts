@@ -648,9 +648,9 @@ export class Vault {
    * and their own syncs reject with AccessError. Returns the member as they were.
    *
    * The revocation starts a new key generation: the next `sync` seals it to every member left
-   * and re-seals the records under it. They keep what they read and the older keys; files
-   * uploaded later stay under the vault's first key: revoke their bucket credentials or signer
-   * token too.
+   * and re-seals the records under it; files stored after it are sealed under it too. They
+   * keep what they read, the older keys and the files stored before: revoke their bucket
+   * credentials or signer token too.
    *
    * Throws AccessError when this person is not an owner of the vault (or it is not shared),
    * ConfigError when no member has that fingerprint or it is the founder's or one's own.

@@ -284,8 +284,9 @@ pub enum Command {
         you revoke yourself (exit code 3). It syncs first, so that what they wrote until now\n\
         counts, then revokes and syncs again: that seals the new key to every member left and\n\
         publishes the revocation (with --offline, the next sync does). They keep what they\n\
-        read until now; files uploaded later stay under the first key, so revoke their bucket\n\
-        credentials or signer token too. Their own syncs of the vault fail with exit code 10."
+        read until now (files stored before included), nothing written or stored after; revoke\n\
+        their bucket credentials or signer token too. Their own syncs of the vault fail with\n\
+        exit code 10."
     )]
     Revoke {
         /// Their fingerprint, as `members` shows it (case and dashes do not matter).

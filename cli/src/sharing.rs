@@ -259,9 +259,9 @@ pub async fn revoke(g: &Global, out: Output, fingerprint: &str) -> Outcome {
             };
             format!(
                 "Revoked {who} (was {was}) from {label:?}{published}.\n\
-                 They keep what they read until now; records written from now on are sealed \
-                 under a new key they do not get. Files uploaded later stay under the first \
-                 key: revoke their bucket credentials or signer token too."
+                 They keep what they read until now; records and files written from now on are \
+                 sealed under a new key they do not get. Revoke their bucket credentials or \
+                 signer token too."
             )
         },
         || json!({"revoked": who, "was": was, "label": label, "pushed": report.is_some()}),

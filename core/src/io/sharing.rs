@@ -215,8 +215,8 @@ impl Session {
     /// under it (a checkpoint). Returns the member as they were.
     ///
     /// What the revoked person keeps: everything they could read until now and the older key
-    /// generations (files uploaded later stay under the first one, so revoke their bucket
-    /// credentials or signer token too). What they lose: every record written after.
+    /// generations (revoke their bucket credentials or signer token too). What they lose:
+    /// every record written and every file stored after.
     ///
     /// # Errors
     /// `Access` when this person is not an owner; `Config` when no member has that fingerprint
