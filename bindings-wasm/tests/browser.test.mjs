@@ -2,6 +2,7 @@
 // syncs to SeaweedFS on another origin; a second browser context (another profile) reads the
 // note back. Assertions are on what the pages show. A blank test page (tests/page.html) scripts
 // the package itself, with a signer backed by this process (an auth service that presigns).
+// The sharing page (examples/web/share.html) runs in two profiles: two people.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -19,7 +20,7 @@ import { allowOrigin, launchChromium, root, startServer } from './helpers.mjs';
 
 let s3, web, browser;
 before(async () => {
-  s3 = await startServer('web-notes', 'web-signer');
+  s3 = await startServer('web-notes', 'web-signer', 'web-share');
   web = await serve(0);
   browser = await launchChromium();
 });
@@ -74,6 +75,90 @@ test('two browser profiles see each other\'s notes through the bucket', async ()
   assert.deepEqual(notes.sort(), ['and hello back', 'hello from tab one']);
   await one.context.close();
   await two.context.close();
+});
+
+/** The sharing page in a new profile (a person), their new home open. */
+async function openHome() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`http://127.0.0.1:${web.address().port}/examples/web/share.html`);
+  await page.fill('#store', s3.store('web-share', 'people/'));
+  await page.fill('#access-key', s3.accessKeyId);
+  await page.fill('#secret-key', s3.secretAccessKey);
+  await page.click('#open-home');
+  await settled(page);
+  assert.equal(await page.textContent('#status'), 'Home open.');
+  return { page, context };
+}
+
+/** Waits until the sharing page's status says an action ended (done, or an error's category). */
+async function settled(page, previous) {
+  await page.waitForFunction((before) => {
+    const text = document.querySelector('#status').textContent;
+    return text !== before && text !== 'Syncing…' && text !== 'No home open.';
+  }, previous);
+}
+
+/** Clicks `button` on the sharing page and waits for the status that follows. */
+async function press(page, button) {
+  await page.evaluate(() => { document.querySelector('#status').textContent = ''; });
+  await page.click(button);
+  await settled(page, '');
+  return page.textContent('#status');
+}
+
+const listed = (page, list) => page.$$eval(`#${list} li`, (items) => items.map((li) => li.textContent));
+
+test('the sharing page: Alice shares a vault with Bob in another profile; he writes, she reads; she revokes him', async () => {
+  await allowOrigin(s3, 'web-share', `http://127.0.0.1:${web.address().port}`);
+  const alice = await openHome();
+  const bob = await openHome();
+  const aliceFingerprint = await alice.page.textContent('#fingerprint');
+  const bobFingerprint = await bob.page.textContent('#fingerprint');
+  assert.match(aliceFingerprint, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$/);
+  assert.notEqual(aliceFingerprint, bobFingerprint);
+
+  // Alice makes "family", writes a note, and shares it with Bob's public identity.
+  await alice.page.fill('#label', 'family');
+  assert.equal(await press(alice.page, '#create'), 'Created "family".');
+  await alice.page.fill('#note', 'from Alice');
+  await alice.page.click('#add button');
+  assert.match(await press(alice.page, '#sync'), /^Synced: pushed 1/);
+  await alice.page.fill('#recipient', await bob.page.inputValue('#public'));
+  await alice.page.selectOption('#role', 'write');
+  assert.match(await press(alice.page, '#share'), /^Invitation ready/);
+  const invitation = await alice.page.inputValue('#invitation');
+  assert.match(invitation, /^bsinv1/);
+
+  // Bob accepts it only from the fingerprint Alice told him.
+  await bob.page.fill('#incoming', invitation);
+  await bob.page.fill('#from', '0000-0000-0000-0000');
+  assert.match(await press(bob.page, '#accept'), /^access: .*the invitation comes from/);
+  await bob.page.fill('#from', aliceFingerprint);
+  assert.equal(await press(bob.page, '#accept'), `Accepted "family" (write) from ${aliceFingerprint}.`);
+  assert.deepEqual(await listed(bob.page, 'notes'), ['from Alice']);
+  await bob.page.fill('#note', 'from Bob');
+  await bob.page.click('#add button');
+  assert.match(await press(bob.page, '#sync'), /^Synced: pushed 1/);
+
+  assert.match(await press(alice.page, '#sync'), /^Synced: pushed 0, pulled 1/);
+  assert.deepEqual((await listed(alice.page, 'notes')).sort(), ['from Alice', 'from Bob']);
+  assert.deepEqual((await listed(alice.page, 'members')).sort(),
+    [`${aliceFingerprint}: owner`, `${bobFingerprint}: write`].sort());
+
+  // Alice revokes Bob: his next sync is refused, and what he writes counts for nobody.
+  await alice.page.fill('#revoke-who', bobFingerprint);
+  assert.equal(await press(alice.page, '#revoke'), `Revoked ${bobFingerprint} (was write).`);
+  assert.ok((await listed(alice.page, 'members')).includes(`${bobFingerprint}: revoked`));
+  await bob.page.fill('#note', 'after the revocation');
+  await bob.page.click('#add button');
+  assert.match(await press(bob.page, '#sync'), /^access: /);
+  await alice.page.fill('#note', 'after Bob left');
+  await alice.page.click('#add button');
+  assert.match(await press(alice.page, '#sync'), /^Synced: pushed 1/);
+  assert.deepEqual((await listed(alice.page, 'notes')).sort(), ['after Bob left', 'from Alice', 'from Bob']);
+  await alice.context.close();
+  await bob.context.close();
 });
 
 test('two tabs of one profile on one vault both end up with every note', async () => {
