@@ -374,45 +374,6 @@ print(f"version 7 redirect {redirect_name} ({len(redirect)} bytes)")
 print(hexdump(redirect))
 
 
-# 11. Version 9 (§14.4, §17.7): the same file under key generation 1 of the example vault,
-#     K_1 = 60 61 .. 7f. Its file keys derive from K_1 as generation 0's derive from K; the
-#     associated data keeps the vault id of K. The pack is `c0 c1 .. cf` of D; the nonces are the
-#     seeded stream of seed 09, drawn in order: chunk 1, chunk 2, index. The record value has
-#     layout 03: the generation (u32 big-endian) follows the layout byte.
-K1 = bytes(range(0x60, 0x80))
-G1_CHUNK_KEY = derive_key("bucketsync 2026-11 chunk key v1", K1)
-G1_CHUNK_ID_KEY = derive_key("bucketsync 2026-11 chunk id v1", K1)
-G1_CHUNKER_KEY = derive_key("bucketsync 2026-11 chunker gear v1", K1)
-G1_FILE_HASH_KEY = derive_key("bucketsync 2026-11 file hash v1", K1)
-print("generation 1 chunk key", G1_CHUNK_KEY.hex())
-print("generation 1 chunk-id key", G1_CHUNK_ID_KEY.hex())
-print("generation 1 chunker key", G1_CHUNKER_KEY.hex())
-print("generation 1 file-hash key", G1_FILE_HASH_KEY.hex())
-S9 = keystream(0x09, 72)
-G1_PACK = bytes(range(0xC0, 0xD0))
-g1_pack_name = "p/" + D.hex() + "/" + G1_PACK.hex()
-pack9, entries9 = b"", []
-for piece, nonce in zip(pieces, (S9[0:24], S9[24:48])):
-    cid = blake3(piece, key=G1_CHUNK_ID_KEY).digest()
-    sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), G1_CHUNK_KEY, nonce, piece)
-    entries9.append((cid, len(pack9), len(sealed), len(piece)))
-    pack9 += sealed
-index9_plain = varint(len(entries9)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries9)
-index9 = seal(6, 7, VAULT, g1_pack_name, G1_CHUNK_KEY, S9[48:72], index9_plain)
-pack9 += index9 + struct.pack(">I", len(index9))
-layout3 = b"BKSF\x03" + struct.pack(">I", 1)
-hash9 = blake3(whole, key=G1_FILE_HASH_KEY).digest()
-value9 = layout3 + varint(len(whole)) + hash9 + varint(1)
-value9 += varint(1) + D + G1_PACK
-value9 += varint(len(entries9)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries9)
-inline9 = layout3 + varint(len(whole)) + hash9 + varint(0) + blob(whole)
-print("generation 1 chunk ids", " ".join(c.hex() for c, _, _, _ in entries9))
-print("generation 1 file hash", hash9.hex())
-print(f"version 9 pack {g1_pack_name} ({len(pack9)} bytes)")
-print(hexdump(pack9))
-print(f"version 9 file record value ({len(value9)} bytes)", value9.hex())
-print(f"version 9 inline file record value ({len(inline9)} bytes)", inline9.hex())
-
 # 10. Sharing (FORMAT §17): identities, a grant's header, an invitation. Alice's home key is
 #     the example key K; Bob's home key is 20 21 .. 3f; emma's key 40 41 .. 5f. X-Wing
 #     (draft-connolly-cfrg-xwing-kem-06) and HPKE's DeriveKeyPair (draft-ietf-hpke-pq) are
@@ -504,3 +465,43 @@ print(f"signed manifest ({len(signed)} bytes), BLAKE3", blake3(signed).hexdigest
 print("key grant id of generation 1 for Bob in emma, salt 5a x 64",
       derive_key("bucketsync 2026-11 key grant id v2",
                  EMMA + struct.pack(">I", 1) + fingerprint(bob) + bytes([0x5A]) * 64)[:16].hex())
+
+
+# 11. Version 9 (§14.4, §17.7): the same file under key generation 1 of the example vault,
+#     K_1 = 60 61 .. 7f. Its file keys derive from K_1 as generation 0's derive from K; the
+#     associated data keeps the vault id of K. The pack is `c0 c1 .. cf` of D; the nonces are the
+#     seeded stream of seed 09, drawn in order: chunk 1, chunk 2, index. The record value has
+#     layout 03: the generation (u32 big-endian) follows the layout byte.
+K1 = bytes(range(0x60, 0x80))
+G1_CHUNK_KEY = derive_key("bucketsync 2026-11 chunk key v1", K1)
+G1_CHUNK_ID_KEY = derive_key("bucketsync 2026-11 chunk id v1", K1)
+G1_CHUNKER_KEY = derive_key("bucketsync 2026-11 chunker gear v1", K1)
+G1_FILE_HASH_KEY = derive_key("bucketsync 2026-11 file hash v1", K1)
+print("generation 1 chunk key", G1_CHUNK_KEY.hex())
+print("generation 1 chunk-id key", G1_CHUNK_ID_KEY.hex())
+print("generation 1 chunker key", G1_CHUNKER_KEY.hex())
+print("generation 1 file-hash key", G1_FILE_HASH_KEY.hex())
+S9 = keystream(0x09, 72)
+G1_PACK = bytes(range(0xC0, 0xD0))
+g1_pack_name = "p/" + D.hex() + "/" + G1_PACK.hex()
+pack9, entries9 = b"", []
+for piece, nonce in zip(pieces, (S9[0:24], S9[24:48])):
+    cid = blake3(piece, key=G1_CHUNK_ID_KEY).digest()
+    sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), G1_CHUNK_KEY, nonce, piece)
+    entries9.append((cid, len(pack9), len(sealed), len(piece)))
+    pack9 += sealed
+index9_plain = varint(len(entries9)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries9)
+index9 = seal(6, 7, VAULT, g1_pack_name, G1_CHUNK_KEY, S9[48:72], index9_plain)
+pack9 += index9 + struct.pack(">I", len(index9))
+layout3 = b"BKSF\x03" + struct.pack(">I", 1)
+hash9 = blake3(whole, key=G1_FILE_HASH_KEY).digest()
+value9 = layout3 + varint(len(whole)) + hash9 + varint(1)
+value9 += varint(1) + D + G1_PACK
+value9 += varint(len(entries9)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries9)
+inline9 = layout3 + varint(len(whole)) + hash9 + varint(0) + blob(whole)
+print("generation 1 chunk ids", " ".join(c.hex() for c, _, _, _ in entries9))
+print("generation 1 file hash", hash9.hex())
+print(f"version 9 pack {g1_pack_name} ({len(pack9)} bytes)")
+print(hexdump(pack9))
+print(f"version 9 file record value ({len(value9)} bytes)", value9.hex())
+print(f"version 9 inline file record value ({len(inline9)} bytes)", inline9.hex())

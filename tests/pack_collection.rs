@@ -487,7 +487,8 @@ fn repack_and_follow(later_generation: bool) {
         read_back(&fresh, &t, "prefix", 1, small).await;
         if later_generation {
             // Sealed under generation 1: a replica without it refuses the file, and read as
-            // generation 0 (layout 02, the generation field dropped) no chunk opens.
+            // generation 0 (layout 02, the generation field dropped) it is corrupt: the old
+            // packs are gone, and their redirects do not open under generation 0.
             let value = a.get(b"prefix").unwrap().unwrap();
             assert_eq!(&value[..9], b"BKSF\x03\0\0\0\x01");
             let without = clock.open(&store, &key, "without", policy);

@@ -459,6 +459,16 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
             .revoke(&carol.identity().unwrap().fingerprint().to_string())
             .unwrap_err();
         assert_eq!(e.category(), Category::Access, "{e}");
+        // A file Alice stores before (Bob may read it: he keeps it).
+        let scan: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut source = ReadSource::new(&scan[..], Some(scan.len() as u64));
+        emma_a
+            .put_file("scan before", &mut source, &transport, None, 4, |_| {})
+            .await
+            .unwrap();
+        for device in [&emma_a, &emma_a2, &emma_a3] {
+            sync_noting(device, &transport).await;
+        }
         let revoked = emma_a.revoke(&bob_fingerprint).unwrap();
         assert_eq!(revoked.identity.fingerprint().to_string(), bob_fingerprint);
         emma_b.put("visit/2", "by Bob, after").unwrap();
@@ -523,12 +533,17 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
         // (pack, index and chunks). Carol reads it; Bob, given the very record value, cannot:
         // his replica refuses it (no such generation), and claiming it is of generation 0
         // (layout 02, the generation field dropped) opens no chunk with the key he kept.
-        let scan: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        // The same bytes as the file stored before: not deduplicated against its chunks, which
+        // Bob can read.
         let mut source = ReadSource::new(&scan[..], Some(scan.len() as u64));
-        emma_a
+        let stored = emma_a
             .put_file("scan", &mut source, &transport, None, 4, |_| {})
             .await
             .unwrap();
+        assert_eq!(
+            (stored.chunks_reused, stored.chunks_uploaded),
+            (0, stored.chunks)
+        );
         sync_noting(&emma_a, &transport).await;
         sync_noting(&emma_c, &transport).await;
         let mut read = WriteSink(Vec::new());

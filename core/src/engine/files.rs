@@ -267,3 +267,62 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::GenerationKey;
+    use crate::ids::DeviceId;
+    use crate::key::VaultKey;
+    use crate::pack::PackName;
+    use crate::store::Store;
+
+    /// Once a replica holds a newer key generation, files go under it, and nothing of an older
+    /// generation's uploads is carried on: packs in parts are no longer completed, and what an
+    /// upload begun before stored is not offered to later ones.
+    #[test]
+    fn a_newer_key_generation_leaves_the_older_ones_uploads_behind() {
+        let key = VaultKey::from_bytes([1; 32]);
+        let store = Store::parse("file:///vault").unwrap();
+        let mut engine = Engine::new(&key, store, DeviceId([1; 16]), Entropy::from_seed([2; 32]));
+        let in_parts = ResumablePack {
+            name: PackName {
+                device: [1; 16],
+                pack: [2; 16],
+            },
+            upload_id: "u".into(),
+            parts: vec!["\"e1\"".into()],
+            entries: Vec::new(),
+            whole: false,
+        };
+        engine
+            .state
+            .directory_mut()
+            .resumable_packs
+            .push(in_parts.clone());
+        let mut before = engine.begin_upload(Some(5), None);
+        assert_eq!(before.generation(), 0);
+        // Generation 1 arrives (a grant after a revocation).
+        engine.add_keys(&[GenerationKey {
+            generation: 1,
+            key: VaultKey::from_bytes([3; 32]),
+        }]);
+        assert!(engine.state.directory().resumable_packs.is_empty());
+        let mut after = engine.begin_upload(Some(5), None);
+        assert_eq!(after.generation(), 1);
+        for upload in [&mut before, &mut after] {
+            upload.write(b"hello").unwrap();
+            upload.finish().unwrap();
+        }
+        let (old, _) = before.poll_outcome().unwrap().unwrap();
+        let (new, _) = after.poll_outcome().unwrap().unwrap();
+        assert_eq!(&old[..5], b"BKSF\x02");
+        assert_eq!(&new[..9], b"BKSF\x03\0\0\0\x01");
+        assert_eq!(FileValue::decode(b"f", &new).unwrap().generation, 1);
+        // The older upload's chunks are not kept for later uploads; the newer one's are.
+        engine.end_upload(&mut before);
+        assert!(engine.spare_chunks.is_none());
+        engine.end_upload(&mut after);
+        assert!(matches!(engine.spare_chunks, Some((1, _))));
+    }
+}

@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::repack::LiveChunk;
+use super::repack::{LiveChunk, UNKNOWN_GENERATION};
 use super::{Pending, SyncRun};
 use crate::engine::state::PackCollection;
 use crate::engine::Engine;
@@ -470,6 +470,12 @@ impl Engine {
                     let live = referenced.entry(pack.pack).or_default();
                     // The longest chain that leads here decides whether it may move again.
                     let hops = live.get(&offset).map_or(hops, |c| c.hops.max(hops));
+                    // Records that disagree on its key generation (one is damaged or forged):
+                    // it is not moved.
+                    let generation = match live.get(&offset) {
+                        Some(c) if c.generation != file.generation => UNKNOWN_GENERATION,
+                        _ => file.generation,
+                    };
                     live.insert(
                         offset,
                         LiveChunk {
@@ -478,7 +484,7 @@ impl Engine {
                             offset,
                             sealed_len: chunk.sealed_len,
                             version: file.chunk_version,
-                            generation: file.generation,
+                            generation,
                             hops,
                         },
                     );

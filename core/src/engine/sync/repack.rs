@@ -52,6 +52,10 @@ pub(crate) struct LiveChunk {
     pub hops: usize,
 }
 
+/// The key generation of a chunk that records disagree about: none is held, so it is never
+/// moved.
+pub(crate) const UNKNOWN_GENERATION: u32 = u32::MAX;
+
 /// A chunk this many redirects away from a record that names it is not moved again: readers
 /// follow at most [`crate::pack::MAX_REDIRECTS`], and every repack adds one.
 const MAX_HOPS_TO_MOVE: usize = crate::pack::MAX_REDIRECTS / 2;
