@@ -39,6 +39,8 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # syncs and starting over, an own write kept beyond the history policy, and one signer per
 # device took it from 452,811 to about 455,250 (+2.4 KB, measured in one run before and
 # after; the same tree measured 450,914 on an earlier toolchain): the bar moved to 458,000.
-bar=458000
+# Files sealed under key generations, the signer URL in invitations and invitationInfo took it
+# to 457,108 (fresh-clone CI) and 457,569 (+0.5 KB, local): the bar moved to 461,000.
+bar=461000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -34,6 +34,8 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sharing::Identity>()?;
     m.add_class::<sharing::SharedVault>()?;
     m.add_class::<sharing::Member>()?;
+    m.add_class::<sharing::InvitationInfo>()?;
+    m.add_function(wrap_pyfunction!(sharing::invitation_info, m)?)?;
     m.add_class::<convert::PyResponse>()?;
     m.add_class::<convert::PyRequest>()?;
     m.add("FORMAT_VERSION", bucketsync::FORMAT_VERSION)?;

@@ -70,6 +70,49 @@ impl SharedVault {
     }
 }
 
+/// What an invitation says (`bucketsync.invitation_info(text)`), read without any request.
+#[pyclass(module = "bucketsync", name = "InvitationInfo", frozen, get_all)]
+pub struct InvitationInfo {
+    /// The shared vault's store URL.
+    pub store: String,
+    /// The shared vault's id (32 hex digits).
+    pub vault: String,
+    /// The granter's fingerprint: compare it with what they told you.
+    pub granted_by: String,
+    /// The `/sign` URL of the signer to reach the store through, if the granter named one.
+    pub signer: Option<String>,
+}
+
+#[pymethods]
+impl InvitationInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "InvitationInfo(store={:?}, vault='{}', granted_by='{}', signer={})",
+            self.store,
+            self.vault,
+            self.granted_by,
+            match &self.signer {
+                Some(url) => format!("{url:?}"),
+                None => "None".into(),
+            }
+        )
+    }
+}
+
+/// Reads an invitation ("bsinv1…") without any request: where the vault is, who granted it,
+/// and the signer it names. Raises ConfigError for text that is not an invitation.
+#[pyfunction]
+pub fn invitation_info(invitation: &str) -> PyResult<InvitationInfo> {
+    let invitation =
+        bucketsync::grant::Invitation::parse(invitation).map_err(crate::errors::to_py)?;
+    Ok(InvitationInfo {
+        store: invitation.store,
+        vault: invitation.vault.to_string(),
+        granted_by: invitation.from.to_string(),
+        signer: invitation.signer,
+    })
+}
+
 /// A person of a shared vault (`Vault.members()`), as the member statements this device has
 /// read say: their role, or their revocation, since when and who said so. The repr shows the
 /// fingerprint, role and signer only (nothing here is secret; the public text is long).

@@ -1026,36 +1026,49 @@ impl Vault {
     /// the vault's store. Returns the invitation ("bsinv1…") to send them; only they can
     /// accept it. Raises AccessError when this vault was not opened through its home
     /// (create_shared, open_shared or accept) or the home's role in it is not "owner";
-    /// ConfigError for a bad role or public identity; the PUT's error otherwise.
-    #[pyo3(signature = (public, role = "read"))]
-    fn share(&self, py: Python<'_>, public: &str, role: &str) -> PyResult<String> {
-        share_vault(py, self, public, role, None)
+    /// ConfigError for a bad role, public identity or signer URL (before any request); the
+    /// PUT's error otherwise. `signer`: the /sign URL of a `bucketsync signer` through which
+    /// they reach the store (give them a member token for it too); the invitation names it
+    /// (see `bucketsync.invitation_info`). It is not signed: their token goes there, so send
+    /// the invitation over a channel you trust.
+    #[pyo3(signature = (public, role = "read", signer = None))]
+    fn share(
+        &self,
+        py: Python<'_>,
+        public: &str,
+        role: &str,
+        signer: Option<&str>,
+    ) -> PyResult<String> {
+        share_vault(py, self, public, role, signer, None)
     }
 
-    /// `await vault.share_async(public, role="read")`: share() on a worker thread, for
-    /// asyncio apps. Cancelling the awaiting task stops it.
-    #[pyo3(signature = (public, role = "read"))]
+    /// `await vault.share_async(public, role="read", signer=None)`: share() on a worker
+    /// thread, for asyncio apps. Cancelling the awaiting task stops it.
+    #[pyo3(signature = (public, role = "read", signer = None))]
     fn share_async<'py>(
         slf: &Bound<'py, Self>,
         public: &str,
         role: &str,
+        signer: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         slf.py()
             .import("bucketsync._aio")?
             .getattr("share_async")?
-            .call1((slf, public, role))
+            .call1((slf, public, role, signer))
     }
 
     /// share() that also stops when `cancel.is_set()` turns true: the worker side of
     /// share_async.
+    #[pyo3(signature = (public, role, signer, cancel))]
     fn _share_until(
         &self,
         py: Python<'_>,
         public: &str,
         role: &str,
+        signer: Option<&str>,
         cancel: PyObject,
     ) -> PyResult<String> {
-        share_vault(py, self, public, role, Some(cancel))
+        share_vault(py, self, public, role, signer, Some(cancel))
     }
 
     /// Accepts an invitation (the text share() returned to the granter) with this home's
@@ -1897,12 +1910,14 @@ fn open_shared_label(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) 
     open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
 }
 
-/// Grants `vault` (opened through its home) to `public` with `role`; the invitation's text.
+/// Grants `vault` (opened through its home) to `public` with `role`, naming `signer`; the
+/// invitation's text.
 fn share_vault(
     py: Python<'_>,
     vault: &Vault,
     public: &str,
     role: &str,
+    signer: Option<&str>,
     cancel: Option<PyObject>,
 ) -> PyResult<String> {
     let role = Role::parse(role).map_err(to_py)?;
@@ -1915,7 +1930,9 @@ fn share_vault(
     })?;
     let stop = Stop::default();
     let invitation = vault.run(py, &stop, cancel.as_ref(), || {
-        vault.session.share(home, public, role, &*vault.transport)
+        vault
+            .session
+            .share_through(home, public, role, signer, &*vault.transport)
     })?;
     Ok(invitation.to_string())
 }

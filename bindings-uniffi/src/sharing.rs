@@ -80,6 +80,31 @@ impl From<&SharedVault> for SharedVaultInfo {
     }
 }
 
+/// What an invitation says (`invitationInfo`), read without any request.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct InvitationInfo {
+    /// The shared vault's store URL.
+    pub store: String,
+    /// The shared vault's id (32 hex digits).
+    pub vault_id: String,
+    /// The granter's fingerprint: compare it with what they told you.
+    pub granted_by: String,
+    /// The `/sign` URL of the signer to reach the store through, if the granter named one.
+    pub signer: Option<String>,
+}
+
+/// Reads an invitation (`bsinv1…`) without any request. `Config` for other text.
+#[uniffi::export]
+pub fn invitation_info(invitation: String) -> Result<InvitationInfo, BucketsyncError> {
+    let invitation = Invitation::parse(&invitation)?;
+    Ok(InvitationInfo {
+        store: invitation.store,
+        vault_id: invitation.vault.to_string(),
+        granted_by: invitation.from.to_string(),
+        signer: invitation.signer,
+    })
+}
+
 /// One device of a revoked member, and how much of what it wrote still counts.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct RevocationPin {
@@ -289,14 +314,18 @@ impl Vault {
 
     /// Grants this vault to the person whose public identity (`bsid1…`) is `public`, with
     /// `role` (read when left out): one PUT into the vault's store. Returns the invitation
-    /// (`bsinv1…`) to send them; only they can accept it. `Access` when this vault was not
-    /// opened through its home (`create_shared`, `open_shared` or `accept`) or the home's
-    /// role in it is not owner; `Config` for a bad public identity.
-    #[uniffi::method(default(role = None))]
+    /// (`bsinv1…`) to send them; only they can accept it. `signer`: the `/sign` URL of a
+    /// `bucketsync signer` through which they reach the store (give them a member token too);
+    /// the invitation names it, unsigned, so send it over a channel you trust. `Access` when
+    /// this vault was not opened through its home (`create_shared`, `open_shared` or
+    /// `accept`) or the home's role in it is not owner; `Config` for a bad public identity or
+    /// signer URL (before any request).
+    #[uniffi::method(default(role = None, signer = None))]
     pub async fn share(
         &self,
         public: String,
         role: Option<Role>,
+        signer: Option<String>,
     ) -> Result<String, BucketsyncError> {
         let home = self.home.as_ref().ok_or_else(|| {
             BucketsyncError::Access(
@@ -308,7 +337,7 @@ impl Vault {
         let role = role.unwrap_or(Role::Read).into();
         let invitation = self
             .session
-            .share(home, &public, role, &*self.transport)
+            .share_through(home, &public, role, signer.as_deref(), &*self.transport)
             .await?;
         Ok(invitation.to_string())
     }
@@ -460,11 +489,11 @@ mod tests {
             let plain = home(&dir, "plain");
             let bob_id = bob.identity().unwrap();
             assert!(matches!(
-                plain.share(bob_id.public.clone(), None).await,
+                plain.share(bob_id.public.clone(), None, None).await,
                 Err(BucketsyncError::Access(m)) if m.contains("openShared")
             ));
             let invitation = emma
-                .share(bob_id.public.clone(), Some(Role::Write))
+                .share(bob_id.public.clone(), Some(Role::Write), None)
                 .await
                 .unwrap();
             assert!(matches!(
@@ -516,11 +545,11 @@ mod tests {
             );
             let carol_id = carol.identity().unwrap().public;
             assert!(matches!(
-                bobs.share(carol_id.clone(), None).await,
+                bobs.share(carol_id.clone(), None, None).await,
                 Err(BucketsyncError::Access(_))
             ));
             // A reader's device refuses its own writes.
-            let to_carol = again.share(carol_id, None).await.unwrap();
+            let to_carol = again.share(carol_id, None, None).await.unwrap();
             let carols = carol
                 .accept(to_carol, None, None, None, None, false, None)
                 .await
@@ -570,10 +599,39 @@ mod tests {
             emma.put_text("k".into(), "from alice".into()).unwrap();
             emma.sync().await.unwrap();
             let to_bob = emma
-                .share(bob_id.public.clone(), Some(Role::Write))
+                .share(bob_id.public.clone(), Some(Role::Write), None)
                 .await
                 .unwrap();
-            let to_carol = emma.share(carol_id.public.clone(), None).await.unwrap();
+            let to_carol = emma
+                .share(carol_id.public.clone(), None, None)
+                .await
+                .unwrap();
+            // What an invitation says, and one naming a signer (never one with credentials).
+            let info = invitation_info(to_carol.clone()).unwrap();
+            assert_eq!(info.granted_by, alice_id.fingerprint);
+            assert_eq!(info.signer, None);
+            let url = "https://signer.example/sign";
+            let through = emma
+                .share(carol_id.public.clone(), None, Some(url.into()))
+                .await
+                .unwrap();
+            assert_eq!(
+                invitation_info(through).unwrap().signer.as_deref(),
+                Some(url)
+            );
+            let e = emma
+                .share(
+                    carol_id.public.clone(),
+                    None,
+                    Some("https://c:s@x.example".into()),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(e, BucketsyncError::Config(_)), "{e:?}");
+            assert!(matches!(
+                invitation_info("bsinv1 nonsense".into()),
+                Err(BucketsyncError::Config(_))
+            ));
             emma.sync().await.unwrap();
             let bobs = bob
                 .accept(to_bob, None, None, None, None, false, None)

@@ -162,7 +162,8 @@ export interface MemberInfo {
 /**
  * How a home opens one of its shared vaults: `Vault.open`'s options but `store`, `key` and
  * `mode` (they come from the home's record). `credentials`, `signer`, `fetch` and `timeoutMs`
- * default to the home's; `storage` does not (a vault needs a storage of its own: with none,
+ * default to the home's (a `signer` given replaces the home's credentials, and `credentials`
+ * given the home's signer); `storage` does not (a vault needs a storage of its own: with none,
  * its state lives in memory).
  */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
@@ -628,13 +629,18 @@ export class Vault {
    * Grants this shared vault (opened with the home's `createShared`, `openShared` or `accept`)
    * to the person whose public identity is `publicIdentity`, with `role` (default `'read'`):
    * one PUT in the vault's folder. Resolves to the invitation (`bsinv1…`) to send them.
+   * `signer`: the `/sign` URL of a `bucketsync signer` through which they reach the store
+   * (give them a member token for it too); the invitation names it, and the recipient passes
+   * `remoteSigner(invitationInfo(invitation).signer, token)` to `accept`. It is not signed:
+   * their token goes there, so send the invitation over a channel you trust.
    * Rejects with AccessError when this vault was not opened through its home or the home does
-   * not own it, ConfigError for a bad identity or role, or the request's error.
+   * not own it, ConfigError for a bad identity, role or signer URL (one that carries
+   * credentials included; nothing is sent then), or the request's error.
    *
    * @example
    * const invitation = await emma.share(bobPublic, { role: 'write' });
    */
-  share(publicIdentity: string, options?: { role?: Role }): Promise<string>;
+  share(publicIdentity: string, options?: { role?: Role; signer?: string }): Promise<string>;
   /**
    * The people of this shared vault, as the statements this replica has read say (sync to
    * learn of changes made elsewhere): the founder, everyone granted it, and who was revoked.
@@ -677,7 +683,24 @@ export class Vault {
   exportState(): Uint8Array;
   readonly device: string;
   readonly unpushed: number;
+  /** The vault's id (32 hex digits): its folder in the store; a signer's member tokens name it. */
+  readonly vaultId: string;
 }
+
+/** What an invitation says (`invitationInfo`), read without any request. */
+export interface InvitationInfo {
+  /** The shared vault's store URL. */
+  store: string;
+  /** The shared vault's id (32 hex digits). */
+  vault: string;
+  /** The granter's fingerprint: compare it with what they told you. */
+  from: string;
+  /** The `/sign` URL of the signer to reach the store through, if the granter named one. */
+  signer: string | null;
+}
+
+/** Reads an invitation without any request. Rejects with ConfigError for other text. */
+export function invitationInfo(invitation: string): Promise<InvitationInfo>;
 
 export function presign(options: {
   method: OutgoingRequest['method'];

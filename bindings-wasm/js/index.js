@@ -368,7 +368,7 @@ export class Vault {
   }
   async #openShared(label, mode, options) {
     const { store, key, mode: _, ...given } = options;
-    return openVault({ ...this.#connection, ...given }, (device, saved, credentials, send) =>
+    return openVault(sharedConnection(this.#connection, given), (device, saved, credentials, send) =>
       this.#inner.openShared(
         label, mode, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
         credentials?.secretAccessKey, credentials?.sessionToken, send,
@@ -381,8 +381,9 @@ export class Vault {
    * this vault was not opened through its home (`createShared`, `openShared` or `accept`) or
    * the home does not own it; ConfigError for a bad identity or role.
    */
-  share(publicIdentity, { role = 'read' } = {}) {
-    return callAsync(() => this.#inner.share(String(publicIdentity), String(role)));
+  share(publicIdentity, { role = 'read', signer } = {}) {
+    return callAsync(() => this.#inner.share(String(publicIdentity), String(role),
+      signer === undefined || signer === null ? undefined : String(signer)));
   }
   /**
    * The people of this shared vault, as the statements read so far say: `{ fingerprint,
@@ -418,7 +419,7 @@ export class Vault {
    */
   async accept(invitation, options = {}) {
     const { grantedBy, ...opening } = options;
-    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = { ...this.#connection, ...opening };
+    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = sharedConnection(this.#connection, opening);
     const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs, () => undefined);
     const label = await callAsync(() => this.#inner.accept(String(invitation),
       grantedBy == null ? undefined : String(grantedBy), credentials?.accessKeyId,
@@ -870,6 +871,11 @@ export class Vault {
     this.#persistSoon();
     return snapshot;
   }
+  /** The vault's id (32 hex digits): its folder in the store, what a signer's member token names. */
+  get vaultId() {
+    return this.#vaultId;
+  }
+
   get device() {
     return call(() => this.#inner.device);
   }
@@ -1092,6 +1098,27 @@ function streamSource(stream, size) {
       reader.releaseLock();
     },
   };
+}
+
+/**
+ * How a home's shared vault connects: the home's connection, with what `given` says instead. A
+ * signer given replaces the home's credentials, and credentials given the home's signer: a
+ * vault reached through someone else's signer is not also signed with the home's keys.
+ */
+function sharedConnection(home, given) {
+  const connection = { ...home, ...given };
+  if (given.signer && !given.credentials) delete connection.credentials;
+  if (given.credentials && !given.signer) delete connection.signer;
+  return connection;
+}
+
+/**
+ * What an invitation says, without any request: `{ store, vault, from, signer }`. Throws
+ * ConfigError for text that is not an invitation.
+ */
+export async function invitationInfo(invitation) {
+  await init();
+  return call(() => wasm.invitationInfo(String(invitation)));
 }
 
 /** A presigned URL for one request, valid for `expiresSeconds`: what an auth service hands out. */

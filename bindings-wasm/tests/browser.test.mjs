@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { presign } from '../js/index.js';
+import { ConfigError, Vault, VaultKey, invitationInfo, presign, remoteSigner } from '../js/index.js';
 import { serve } from '../../examples/web/serve.mjs';
 import { allowOrigin, launchChromium, root, startServer } from './helpers.mjs';
 
@@ -470,6 +470,82 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
     await context.close();
     service.kill();
     await exited;
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Starts the CLI's signer for `store` with `args`; resolves to its `/sign` URL and its log. */
+async function startSigner(store, args) {
+  const binary = join(root, 'target/debug/bucketsync');
+  assert.ok(existsSync(binary), `${binary} is missing: build it first (cargo build -p bucketsync-cli)`);
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+  delete env.AWS_SESSION_TOKEN;
+  delete env.AWS_PROFILE;
+  const service = spawn(binary, ['--store', store, '--json', 'signer', '--listen', '127.0.0.1:0', ...args],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  service.stderr.on('data', (data) => { log += data; });
+  const exited = once(service, 'exit');
+  const line = await Promise.race([
+    once(createInterface({ input: service.stdout }), 'line').then(([first]) => first),
+    exited.then(([code]) => { throw new Error(`the signer exited (${code}): ${log}`); }),
+  ]);
+  return {
+    sign: JSON.parse(line).sign,
+    log: () => log,
+    async stop() {
+      service.kill();
+      await exited;
+    },
+  };
+}
+
+test('an invitation names the signer: Bob accepts and syncs through it with a member token, holding no S3 key for Alice\'s store', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bucketsync-signer-'));
+  const home = async (name) => Vault.create({ store: s3.store('web-signer', `homes/${name}/`),
+    key: await VaultKey.generate(), credentials: s3.credentials });
+  const [alice, bob] = [await home('alice'), await home('bob')];
+  const store = s3.store('web-signer', 'family/');
+  const emma = await alice.createShared(store, 'emma');
+  await emma.put('school', 'Mon 8:00');
+  await emma.sync();
+  // Alice runs the signer for the family store: her own token, and Bob's for emma's folder.
+  const bobToken = 'bob-writes-emma-0123456789';
+  await writeFile(join(dir, 'token'), 'alice-owns-the-store-0123456789\n');
+  await writeFile(join(dir, 'members'), `${bobToken} ${emma.vaultId} write\n`);
+  const signer = await startSigner(store, ['--token-file', join(dir, 'token'), '--member-tokens', join(dir, 'members')]);
+  try {
+    // A signer URL that carries credentials (or is no URL) is refused before anything is sent.
+    for (const bad of ['https://bob:secret@signer.example/sign', 'signer.example/sign']) {
+      await assert.rejects(emma.share(bob.identity().public, { signer: bad }),
+        (e) => e instanceof ConfigError && /signer URL/.test(e.message), bad);
+    }
+    const invitation = await emma.share(bob.identity().public, { role: 'write', signer: signer.sign });
+    const info = await invitationInfo(invitation);
+    assert.deepEqual(info, { store: info.store, vault: emma.vaultId, from: alice.identity().fingerprint, signer: signer.sign });
+    assert.ok(info.store.startsWith('s3://web-signer/family'), info.store);
+    assert.equal((await invitationInfo(await emma.share(bob.identity().public, { role: 'write' }))).signer, null);
+    await assert.rejects(invitationInfo('bsinv1 nonsense'), ConfigError);
+
+    // Bob's home holds keys for his own store only: emma is reached through the signer alone
+    // (the accept's GET, and every request of its syncs).
+    const bobEmma = await bob.accept(invitation, { signer: remoteSigner(info.signer, bobToken), grantedBy: info.from });
+    await bobEmma.sync();
+    assert.equal(bobEmma.getString('school'), 'Mon 8:00');
+    await bobEmma.put('doctor', 'Thu 15:00');
+    const pushed = await bobEmma.sync();
+    assert.equal(pushed.pushed, 1);
+    assert.deepEqual(pushed.errors, []);
+    assert.deepEqual((await emma.sync()).errors, []);
+    assert.equal(emma.getString('doctor'), 'Thu 15:00');
+    // The signer answered each of Bob's requests and refused none; it logs no token.
+    const answers = signer.log().trim().split('\n').map((l) => l.split(' ')[3]);
+    assert.ok(answers.length >= 4 && answers.every((a) => a === '200'), signer.log());
+    assert.ok(!signer.log().includes(bobToken), signer.log());
+    await bobEmma.close();
+  } finally {
+    await signer.stop();
+    await Promise.all([emma.close(), alice.close(), bob.close()]);
     await rm(dir, { recursive: true, force: true });
   }
 });

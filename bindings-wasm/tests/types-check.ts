@@ -4,6 +4,7 @@ import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
   type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
   AccessError, type Category, type Identity, type Role, type SharedVaultInfo, type MemberInfo,
+  invitationInfo, remoteSigner, type InvitationInfo,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -133,6 +134,12 @@ async function usage(): Promise<void> {
   const emma: Vault = await vault.createShared('s3://bucket/family', 'emma', { storage: fileStorage('/tmp/emma') });
   const invitation: string = await emma.share(me.public, { role: 'write' });
   await emma.share(me.public);
+  const through: string = await emma.share(me.public, { role: 'read', signer: 'https://signer.example/sign' });
+  const told: InvitationInfo = await invitationInfo(through);
+  const signerUrl: string | null = told.signer;
+  const vaultId: string = emma.vaultId;
+  if (told.signer) await vault.accept(through, { signer: remoteSigner(told.signer, 'member-token'), grantedBy: told.from });
+  void [signerUrl, vaultId];
   const accepted: Vault = await vault.accept(invitation, { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   const reopened: Vault = await vault.openShared('emma', { lock: 'wait' });
   const list: SharedVaultInfo[] = vault.shared();

@@ -251,6 +251,11 @@ pub enum Command {
         /// What they may do: read, write or owner.
         #[arg(long, default_value = "read", value_parser = parse_role)]
         role: bucketsync::grant::Role,
+        /// The /sign URL of a `bucketsync signer` through which they reach the store (apps
+        /// without S3 keys): the invitation names it. Give them a member token for the vault
+        /// too (--member-tokens of `signer`); never put a token in the URL.
+        #[arg(long, value_name = "URL")]
+        signer: Option<String>,
     },
     /// Accept an invitation into this home; then use the vault with --vault LABEL.
     #[command(

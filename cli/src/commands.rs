@@ -62,7 +62,8 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
             label,
             public,
             role,
-        } => crate::sharing::share(g, out, label, public, *role).await,
+            signer,
+        } => crate::sharing::share(g, out, label, public, *role, signer.as_deref()).await,
         Command::Accept { invitation, from } => {
             crate::sharing::accept(g, out, invitation, from.as_deref()).await
         }

@@ -121,7 +121,14 @@ pub async fn create(g: &Global, out: Output, label: &str, store: Option<&str>) -
     Ok(())
 }
 
-pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Role) -> Outcome {
+pub async fn share(
+    g: &Global,
+    out: Output,
+    label: &str,
+    public: &str,
+    role: Role,
+    signer: Option<&str>,
+) -> Outcome {
     home_only(g, "share")?;
     let public = argument_or_stdin(public, "public identity")?;
     let recipient = bucketsync::identity::PublicIdentity::parse(&public)?;
@@ -130,18 +137,31 @@ pub async fn share(g: &Global, out: Output, label: &str, public: &str, role: Rol
     let vault = vault::open_shared(g, &home, &shared, shared.open_mode())?;
     let invitation = vault
         .session
-        .share(&home.session, &public, role, &vault.transport)
+        .share_through(&home.session, &public, role, signer, &vault.transport)
         .await?;
     let text = invitation.to_string();
     let fingerprint = recipient.fingerprint().to_string();
+    let vault_id = invitation.vault.to_string();
     out.result(
         || {
+            let through = match signer {
+                Some(url) => format!(
+                    "\nThey reach the store through the signer at {url}: give them a member \
+                     token for the vault {vault_id} too (a line `TOKEN {vault_id} {}` in the \
+                     signer's --member-tokens file).",
+                    if role == Role::Read { "read" } else { "write" }
+                ),
+                None => String::new(),
+            };
             format!(
                 "{text}\n\nSend this invitation to the person whose fingerprint is {fingerprint} \
-                 (compare it with them). It grants {label:?} with the role {role}."
+                 (compare it with them). It grants {label:?} with the role {role}.{through}"
             )
         },
-        || json!({"invitation": text, "to": fingerprint, "label": label, "role": role.as_str()}),
+        || {
+            json!({"invitation": text, "to": fingerprint, "label": label, "role": role.as_str(),
+                "vault": vault_id, "signer": signer})
+        },
     );
     Ok(())
 }

@@ -541,6 +541,36 @@ fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
     assert_eq!(shared["to"], bob_id["fingerprint"], "{shared}");
     let invitation = shared["invitation"].as_str().unwrap();
 
+    assert_eq!(shared["signer"], Value::Null, "{shared}");
+    // An invitation may name a signer for apps without S3 keys (never one with credentials);
+    // the output says which member token to give them.
+    let carol_public = carol.json(&["whoami"])["public"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = "https://signer.example/sign";
+    let through = alice.run(&["share", "emma", &carol_public, "--signer", url]);
+    assert!(through.status.success(), "{}", show(&through));
+    let text = String::from_utf8_lossy(&through.stdout);
+    let vault_id = shared["vault"].as_str().unwrap();
+    assert!(
+        text.contains(url) && text.contains(&format!("TOKEN {vault_id} read")),
+        "{text}"
+    );
+    let with_credentials = alice.run(&[
+        "share",
+        "emma",
+        &carol_public,
+        "--signer",
+        "https://carol:secret@signer.example/sign",
+    ]);
+    assert_eq!(
+        with_credentials.status.code(),
+        Some(3),
+        "{}",
+        show(&with_credentials)
+    );
+
     let stolen = carol.run(&["accept", invitation]);
     assert_eq!(stolen.status.code(), Some(10), "{}", show(&stolen));
     assert!(String::from_utf8_lossy(&stolen.stderr).contains("not for this identity"));

@@ -62,9 +62,14 @@ pub struct Invitation {
     pub grant: [u8; 16],
     /// The fingerprint of the person who granted it: the grant must carry their signature.
     pub from: Fingerprint,
-    /// A `bucketsync signer` URL the recipient may use to reach the store (none yet).
+    /// The URL of a presigning service (`bucketsync signer`'s `/sign`) through which the
+    /// recipient may reach the store, with a token the granter gives them. Not signed: the
+    /// recipient sends its token there, so it should come over a channel they trust.
     pub signer: Option<String>,
 }
+
+/// The longest signer URL an invitation carries.
+const MAX_SIGNER_URL: usize = 2048;
 
 #[derive(Serialize, Deserialize)]
 struct InvitationWire {
@@ -117,6 +122,43 @@ impl Invitation {
     pub fn grant_name(&self) -> String {
         grant_name(&self.grant)
     }
+
+    /// The same invitation, naming `url` as the signer the recipient reaches the store through
+    /// (see [`Invitation::signer`]).
+    ///
+    /// # Errors
+    /// `Config` when `url` is not an `http://` or `https://` URL with a host, or carries
+    /// credentials (user info) or spaces: the invitation is shared in clear.
+    pub fn with_signer(mut self, url: &str) -> Result<Self> {
+        check_signer_url(url)?;
+        self.signer = Some(url.to_owned());
+        Ok(self)
+    }
+}
+
+/// Whether `url` can be an invitation's signer URL (see [`Invitation::with_signer`]).
+///
+/// # Errors
+/// `Config` saying why not.
+pub fn check_signer_url(url: &str) -> Result<()> {
+    let bad = |why: &str| Error::Config(format!("signer URL {url:?} {why}"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("must start with https:// (or http://)"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if authority.contains('@') {
+        return Err(bad(
+            "must not carry credentials: an invitation is shared in clear",
+        ));
+    }
+    if url.len() > MAX_SIGNER_URL || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("is too long or holds spaces"));
+    }
+    Ok(())
 }
 
 /// One generation of a vault's key. Generation 0 is the key the vault was made with (its id
@@ -646,5 +688,38 @@ mod tests {
             );
         }
         assert_eq!(grant_name(&[0xab; 16]), format!("g/{}", "ab".repeat(16)));
+    }
+
+    #[test]
+    fn an_invitation_carries_a_signer_url_without_credentials() {
+        let alice = person(1);
+        let (_, grant) = emma();
+        let plain = invitation(&grant, [7; 16], &alice);
+        assert_eq!(plain.signer, None);
+        let url = "https://signer.example.com:8787/sign";
+        let through = plain.clone().with_signer(url).unwrap();
+        let read = Invitation::parse(&through.to_string()).unwrap();
+        assert_eq!(read.signer.as_deref(), Some(url));
+        assert_eq!(
+            Invitation {
+                signer: None,
+                ..read
+            },
+            plain
+        );
+        assert!(through.to_string().len() > plain.to_string().len());
+        for bad in [
+            "signer.example.com/sign",
+            "ftp://signer.example.com/sign",
+            "https:///sign",
+            "https://token@signer.example.com/sign",
+            "https://user:pass@signer.example.com/sign",
+            "https://signer.example.com/si gn",
+        ] {
+            let e = plain.clone().with_signer(bad).unwrap_err();
+            assert_eq!(e.category(), crate::Category::Config, "{bad}");
+        }
+        let long = format!("https://s.example/{}", "a".repeat(MAX_SIGNER_URL));
+        assert!(plain.with_signer(&long).is_err());
     }
 }

@@ -28,6 +28,7 @@ from ._bucketsync import (
     FolderReport,
     Identity,
     ImportReport,
+    InvitationInfo,
     Member,
     Progress,
     Request,
@@ -37,6 +38,7 @@ from ._bucketsync import (
     SyncReport,
     Vault,
     VaultKey,
+    invitation_info,
 )
 from .errors import (
     AccessError,
@@ -75,6 +77,7 @@ __all__ = [
     "FolderReport",
     "Identity",
     "ImportReport",
+    "InvitationInfo",
     "RestoreReport",
     "LockedError",
     "ClockError",
@@ -93,4 +96,5 @@ __all__ = [
     "Vault",
     "VaultKey",
     "WrongVaultError",
+    "invitation_info",
 ]

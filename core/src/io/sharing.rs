@@ -111,6 +111,27 @@ impl Session {
         role: Role,
         transport: &T,
     ) -> Result<Invitation> {
+        self.share_through(home, recipient, role, None, transport)
+            .await
+    }
+
+    /// [`Session::share`], the invitation naming `signer` (the `/sign` URL of a `bucketsync
+    /// signer`) as the way the recipient reaches the store, with a token you give them.
+    ///
+    /// # Errors
+    /// As [`Session::share`]; `Config` (before any request) for a signer URL that is not
+    /// `http(s)://host…` or carries credentials.
+    pub async fn share_through<T: Transport + ?Sized>(
+        &self,
+        home: &Session,
+        recipient: &str,
+        role: Role,
+        signer: Option<&str>,
+        transport: &T,
+    ) -> Result<Invitation> {
+        if let Some(url) = signer {
+            crate::grant::check_signer_url(url)?;
+        }
         let recipient = PublicIdentity::parse(recipient)?;
         let vault = self.read(|e| e.vault_id())?;
         let entry = home
@@ -164,7 +185,10 @@ impl Session {
         if !response.is_success() {
             return Err(s3::error_from_response(&response, context));
         }
-        Ok(invitation)
+        match signer {
+            Some(url) => invitation.with_signer(url),
+            None => Ok(invitation),
+        }
     }
 
     /// Makes this session the replica of `shared`, a vault of the home `home`: it writes with
