@@ -71,15 +71,17 @@ impl SharedVault {
 }
 
 /// What an invitation says (`bucketsync.invitation_info(text)`), read without any request.
+/// None of it is verified yet: pass `accept` the granter's fingerprint as they told it to you
+/// (`granted_by=`), not this one.
 #[pyclass(module = "bucketsync", name = "InvitationInfo", frozen, get_all)]
 pub struct InvitationInfo {
-    /// The shared vault's store URL.
+    /// The shared vault's store URL (checked against the grant's signature by `accept`).
     pub store: String,
     /// The shared vault's id (32 hex digits).
-    pub vault: String,
-    /// The granter's fingerprint: compare it with what they told you.
+    pub vault_id: String,
+    /// The fingerprint of who the invitation says granted it.
     pub granted_by: String,
-    /// The `/sign` URL of the signer to reach the store through, if the granter named one.
+    /// The /sign URL of the signer to reach the store through, if one is named. Not signed.
     pub signer: Option<String>,
 }
 
@@ -87,9 +89,9 @@ pub struct InvitationInfo {
 impl InvitationInfo {
     fn __repr__(&self) -> String {
         format!(
-            "InvitationInfo(store={:?}, vault='{}', granted_by='{}', signer={})",
+            "InvitationInfo(store={:?}, vault_id='{}', granted_by='{}', signer={})",
             self.store,
-            self.vault,
+            self.vault_id,
             self.granted_by,
             match &self.signer {
                 Some(url) => format!("{url:?}"),
@@ -107,7 +109,7 @@ pub fn invitation_info(invitation: &str) -> PyResult<InvitationInfo> {
         bucketsync::grant::Invitation::parse(invitation).map_err(crate::errors::to_py)?;
     Ok(InvitationInfo {
         store: invitation.store,
-        vault: invitation.vault.to_string(),
+        vault_id: invitation.vault.to_string(),
         granted_by: invitation.from.to_string(),
         signer: invitation.signer,
     })

@@ -1027,34 +1027,34 @@ impl Vault {
     /// accept it. Raises AccessError when this vault was not opened through its home
     /// (create_shared, open_shared or accept) or the home's role in it is not "owner";
     /// ConfigError for a bad role, public identity or signer URL (before any request); the
-    /// PUT's error otherwise. `signer`: the /sign URL of a `bucketsync signer` through which
-    /// they reach the store (give them a member token for it too); the invitation names it
-    /// (see `bucketsync.invitation_info`). It is not signed: their token goes there, so send
-    /// the invitation over a channel you trust.
-    #[pyo3(signature = (public, role = "read", signer = None))]
+    /// PUT's error otherwise. `signer_url`: the /sign URL of a `bucketsync signer` through
+    /// which they reach the store (https, or http on this machine only; give them a member
+    /// token for it too); the invitation names it (see `bucketsync.invitation_info`). It is
+    /// not signed: their token goes there, so send the invitation over a channel you trust.
+    #[pyo3(signature = (public, role = "read", signer_url = None))]
     fn share(
         &self,
         py: Python<'_>,
         public: &str,
         role: &str,
-        signer: Option<&str>,
+        signer_url: Option<&str>,
     ) -> PyResult<String> {
-        share_vault(py, self, public, role, signer, None)
+        share_vault(py, self, public, role, signer_url, None)
     }
 
-    /// `await vault.share_async(public, role="read", signer=None)`: share() on a worker
+    /// `await vault.share_async(public, role="read", signer_url=None)`: share() on a worker
     /// thread, for asyncio apps. Cancelling the awaiting task stops it.
-    #[pyo3(signature = (public, role = "read", signer = None))]
+    #[pyo3(signature = (public, role = "read", signer_url = None))]
     fn share_async<'py>(
         slf: &Bound<'py, Self>,
         public: &str,
         role: &str,
-        signer: Option<&str>,
+        signer_url: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         slf.py()
             .import("bucketsync._aio")?
             .getattr("share_async")?
-            .call1((slf, public, role, signer))
+            .call1((slf, public, role, signer_url))
     }
 
     /// share() that also stops when `cancel.is_set()` turns true: the worker side of

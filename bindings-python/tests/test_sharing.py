@@ -42,14 +42,15 @@ def test_alice_shares_emma_with_bob_and_carol_on_seaweed(seaweed, credentials, t
     for_carol = emma.share(carol_id.public)  # read by default
     assert for_bob.startswith("bsinv1") and for_bob != for_carol
     info = bucketsync.invitation_info(for_bob)
-    assert (info.vault, info.granted_by, info.signer) == (emma.vault_id, alice.identity().fingerprint, None)
+    assert (info.vault_id, info.granted_by, info.signer) == (emma.vault_id, alice.identity().fingerprint, None)
     assert info.store.startswith("s3://") and "InvitationInfo(" in repr(info)
     # An invitation may name a signer to reach the store through: never one carrying
     # credentials (refused before anything is sent).
-    through = emma.share(carol_id.public, signer="https://signer.example/sign")
+    through = emma.share(carol_id.public, signer_url="https://signer.example/sign")
     assert bucketsync.invitation_info(through).signer == "https://signer.example/sign"
-    with pytest.raises(bucketsync.ConfigError, match="credentials"):
-        emma.share(carol_id.public, signer="https://carol:secret@signer.example/sign")
+    with pytest.raises(bucketsync.ConfigError, match="credentials") as refused:
+        emma.share(carol_id.public, signer_url="https://carol:secret@signer.example/sign")
+    assert "secret" not in str(refused.value)
     with pytest.raises(bucketsync.ConfigError):
         bucketsync.invitation_info("bsinv1 nonsense")
 

@@ -80,16 +80,17 @@ impl From<&SharedVault> for SharedVaultInfo {
     }
 }
 
-/// What an invitation says (`invitationInfo`), read without any request.
+/// What an invitation says (`invitationInfo`), read without any request. None of it is
+/// verified yet: pass `accept` the granter's fingerprint as they told it to you, not this one.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct InvitationInfo {
-    /// The shared vault's store URL.
+    /// The shared vault's store URL (checked against the grant's signature by `accept`).
     pub store: String,
     /// The shared vault's id (32 hex digits).
     pub vault_id: String,
-    /// The granter's fingerprint: compare it with what they told you.
+    /// The fingerprint of who the invitation says granted it.
     pub granted_by: String,
-    /// The `/sign` URL of the signer to reach the store through, if the granter named one.
+    /// The `/sign` URL of the signer to reach the store through, if one is named. Not signed.
     pub signer: Option<String>,
 }
 
@@ -314,18 +315,19 @@ impl Vault {
 
     /// Grants this vault to the person whose public identity (`bsid1…`) is `public`, with
     /// `role` (read when left out): one PUT into the vault's store. Returns the invitation
-    /// (`bsinv1…`) to send them; only they can accept it. `signer`: the `/sign` URL of a
-    /// `bucketsync signer` through which they reach the store (give them a member token too);
-    /// the invitation names it, unsigned, so send it over a channel you trust. `Access` when
+    /// (`bsinv1…`) to send them; only they can accept it. `signer_url`: the `/sign` URL of a
+    /// `bucketsync signer` through which they reach the store (https, or http on this machine
+    /// only; give them a member token too); the invitation names it, unsigned, so send it over
+    /// a channel you trust. `Access` when
     /// this vault was not opened through its home (`create_shared`, `open_shared` or
     /// `accept`) or the home's role in it is not owner; `Config` for a bad public identity or
     /// signer URL (before any request).
-    #[uniffi::method(default(role = None, signer = None))]
+    #[uniffi::method(default(role = None, signer_url = None))]
     pub async fn share(
         &self,
         public: String,
         role: Option<Role>,
-        signer: Option<String>,
+        signer_url: Option<String>,
     ) -> Result<String, BucketsyncError> {
         let home = self.home.as_ref().ok_or_else(|| {
             BucketsyncError::Access(
@@ -337,7 +339,7 @@ impl Vault {
         let role = role.unwrap_or(Role::Read).into();
         let invitation = self
             .session
-            .share_through(home, &public, role, signer.as_deref(), &*self.transport)
+            .share_through(home, &public, role, signer_url.as_deref(), &*self.transport)
             .await?;
         Ok(invitation.to_string())
     }

@@ -629,10 +629,10 @@ export class Vault {
    * Grants this shared vault (opened with the home's `createShared`, `openShared` or `accept`)
    * to the person whose public identity is `publicIdentity`, with `role` (default `'read'`):
    * one PUT in the vault's folder. Resolves to the invitation (`bsinv1…`) to send them.
-   * `signer`: the `/sign` URL of a `bucketsync signer` through which they reach the store
-   * (give them a member token for it too); the invitation names it, and the recipient passes
-   * `remoteSigner(invitationInfo(invitation).signer, token)` to `accept`. It is not signed:
-   * their token goes there, so send the invitation over a channel you trust.
+   * `signerUrl`: the `/sign` URL of a `bucketsync signer` through which they reach the store
+   * (https, or http on this machine only; give them a member token for it too); the invitation
+   * names it, and the recipient passes `remoteSigner(url, token)` to `accept`. It is not
+   * signed: their token goes there, so send the invitation over a channel you trust.
    * Rejects with AccessError when this vault was not opened through its home or the home does
    * not own it, ConfigError for a bad identity, role or signer URL (one that carries
    * credentials included; nothing is sent then), or the request's error.
@@ -640,7 +640,7 @@ export class Vault {
    * @example
    * const invitation = await emma.share(bobPublic, { role: 'write' });
    */
-  share(publicIdentity: string, options?: { role?: Role; signer?: string }): Promise<string>;
+  share(publicIdentity: string, options?: { role?: Role; signerUrl?: string }): Promise<string>;
   /**
    * The people of this shared vault, as the statements this replica has read say (sync to
    * learn of changes made elsewhere): the founder, everyone granted it, and who was revoked.
@@ -687,15 +687,22 @@ export class Vault {
   readonly vaultId: string;
 }
 
-/** What an invitation says (`invitationInfo`), read without any request. */
+/**
+ * What an invitation says (`invitationInfo`), read without any request. None of it is verified
+ * yet: pass `accept` the granter's fingerprint as they told it to you (`grantedBy`), not this
+ * one, before a token goes to `signer`.
+ */
 export interface InvitationInfo {
-  /** The shared vault's store URL. */
+  /** The shared vault's store URL (checked against the grant's signature by `accept`). */
   store: string;
   /** The shared vault's id (32 hex digits). */
-  vault: string;
-  /** The granter's fingerprint: compare it with what they told you. */
-  from: string;
-  /** The `/sign` URL of the signer to reach the store through, if the granter named one. */
+  vaultId: string;
+  /** The fingerprint of who the invitation says granted it: compare it with what they told you. */
+  grantedBy: string;
+  /**
+   * The `/sign` URL of the signer to reach the store through, if the granter named one. Not
+   * signed: a forged invitation can name any signer.
+   */
   signer: string | null;
 }
 

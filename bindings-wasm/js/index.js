@@ -381,9 +381,9 @@ export class Vault {
    * this vault was not opened through its home (`createShared`, `openShared` or `accept`) or
    * the home does not own it; ConfigError for a bad identity or role.
    */
-  share(publicIdentity, { role = 'read', signer } = {}) {
+  share(publicIdentity, { role = 'read', signerUrl } = {}) {
     return callAsync(() => this.#inner.share(String(publicIdentity), String(role),
-      signer === undefined || signer === null ? undefined : String(signer)));
+      signerUrl === undefined || signerUrl === null ? undefined : String(signerUrl)));
   }
   /**
    * The people of this shared vault, as the statements read so far say: `{ fingerprint,
@@ -1113,8 +1113,8 @@ function sharedConnection(home, given) {
 }
 
 /**
- * What an invitation says, without any request: `{ store, vault, from, signer }`. Throws
- * ConfigError for text that is not an invitation.
+ * What an invitation says, without any request: `{ store, vaultId, grantedBy, signer }`. Throws
+ * ConfigError for text that is not an invitation. Nothing in it is verified yet.
  */
 export async function invitationInfo(invitation) {
   await init();

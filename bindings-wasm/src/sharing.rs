@@ -148,14 +148,14 @@ impl Vault {
 
     /// Grants this vault to the person whose public identity is `recipient`, with `role`
     /// (`"read"`, `"write"` or `"owner"`): one PUT through this vault's transport. Resolves to
-    /// the invitation to send them, naming `signer` (a signer service's `/sign` URL) when
+    /// the invitation to send them, naming `signer_url` (a signer service's `/sign` URL) when
     /// given. Rejects with `access` when this vault was not opened through its home, or the
     /// home does not own it; with `config` for a bad signer URL, before any request.
     pub fn share(
         &self,
         recipient: String,
         role: &str,
-        signer: Option<String>,
+        signer_url: Option<String>,
     ) -> Result<Promise, JsValue> {
         let role = Role::parse(role).map_err(|e| js_error(&e))?;
         let home = self.home.clone().ok_or_else(|| {
@@ -169,7 +169,7 @@ impl Vault {
         let transport = self.transport.clone();
         Ok(future_to_promise(async move {
             session
-                .share_through(&home, &recipient, role, signer.as_deref(), &*transport)
+                .share_through(&home, &recipient, role, signer_url.as_deref(), &*transport)
                 .await
                 .map(|invitation| invitation.to_string().into())
                 .map_err(|e| js_error(&e))
@@ -226,15 +226,16 @@ impl Vault {
     }
 }
 
-/// What an invitation says, without any request: `{store, vault (32 hex digits), from (the
-/// granter's fingerprint), signer (a signer service's URL, or null)}`.
+/// What an invitation says, without any request: `{store, vaultId (32 hex digits), grantedBy
+/// (the granter's fingerprint, as the invitation claims), signer (a signer service's URL, or
+/// null)}`.
 #[wasm_bindgen(js_name = invitationInfo)]
 pub fn invitation_info(text: &str) -> Result<Object, JsValue> {
     let invitation = bucketsync::grant::Invitation::parse(text).map_err(|e| js_error(&e))?;
     let js = Object::new();
     set(&js, "store", invitation.store);
-    set(&js, "vault", invitation.vault.to_string());
-    set(&js, "from", invitation.from.to_string());
+    set(&js, "vaultId", invitation.vault.to_string());
+    set(&js, "grantedBy", invitation.from.to_string());
     set(
         &js,
         "signer",

@@ -134,11 +134,13 @@ async function usage(): Promise<void> {
   const emma: Vault = await vault.createShared('s3://bucket/family', 'emma', { storage: fileStorage('/tmp/emma') });
   const invitation: string = await emma.share(me.public, { role: 'write' });
   await emma.share(me.public);
-  const through: string = await emma.share(me.public, { role: 'read', signer: 'https://signer.example/sign' });
+  const through: string = await emma.share(me.public, { role: 'read', signerUrl: 'https://signer.example/sign' });
   const told: InvitationInfo = await invitationInfo(through);
   const signerUrl: string | null = told.signer;
   const vaultId: string = emma.vaultId;
-  if (told.signer) await vault.accept(through, { signer: remoteSigner(told.signer, 'member-token'), grantedBy: told.from });
+  const vaultOf: string = told.vaultId;
+  if (told.signer) await vault.accept(through, { signer: remoteSigner(told.signer, 'member-token'), grantedBy: fingerprint });
+  void vaultOf;
   void [signerUrl, vaultId];
   const accepted: Vault = await vault.accept(invitation, { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   const reopened: Vault = await vault.openShared('emma', { lock: 'wait' });

@@ -252,8 +252,9 @@ pub enum Command {
         #[arg(long, default_value = "read", value_parser = parse_role)]
         role: bucketsync::grant::Role,
         /// The /sign URL of a `bucketsync signer` through which they reach the store (apps
-        /// without S3 keys): the invitation names it. Give them a member token for the vault
-        /// too (--member-tokens of `signer`); never put a token in the URL.
+        /// without S3 keys): the invitation names it, unsigned, so send it over a channel you
+        /// trust. Give them a member token for the vault too (--member-tokens of `signer`).
+        /// https:// (http:// only to this machine), no user info, query or fragment.
         #[arg(long, value_name = "URL")]
         signer: Option<String>,
     },

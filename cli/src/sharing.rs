@@ -148,7 +148,8 @@ pub async fn share(
                 Some(url) => format!(
                     "\nThey reach the store through the signer at {url}: give them a member \
                      token for the vault {vault_id} too (a line `TOKEN {vault_id} {}` in the \
-                     signer's --member-tokens file).",
+                     signer's --member-tokens file). The invitation does not sign that URL: \
+                     send it over a channel you trust, and tell them your fingerprint.",
                     if role == Role::Read { "read" } else { "write" }
                 ),
                 None => String::new(),

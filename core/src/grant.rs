@@ -109,6 +109,11 @@ impl Invitation {
             Ok((wire, [])) => wire,
             _ => return Err(bad()),
         };
+        // A signer URL no writer could have written is not followed anywhere.
+        if let Some(url) = &wire.signer {
+            check_signer_url(url)
+                .map_err(|e| Error::Config(format!("not a valid bucketsync invitation: {e}")))?;
+        }
         Ok(Invitation {
             store: wire.store,
             vault: VaultId(wire.vault),
@@ -141,22 +146,43 @@ impl Invitation {
 /// # Errors
 /// `Config` saying why not.
 pub fn check_signer_url(url: &str) -> Result<()> {
-    let bad = |why: &str| Error::Config(format!("signer URL {url:?} {why}"));
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| bad("must start with https:// (or http://)"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(bad("has no host"));
+    // The URL itself is never repeated: a refused one may hold a secret.
+    let bad = |why: &str| Error::Config(format!("a signer URL {why}"));
+    if url.len() > MAX_SIGNER_URL || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("is at most 2,048 characters, with no spaces"));
     }
-    if authority.contains('@') {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("starts with https://"))?;
+    let secure = scheme.eq_ignore_ascii_case("https");
+    if !secure && !scheme.eq_ignore_ascii_case("http") {
+        return Err(bad("starts with https://"));
+    }
+    if rest.contains(['?', '#']) {
         return Err(bad(
-            "must not carry credentials: an invitation is shared in clear",
+            "has no query or fragment: a token in it would travel in the invitation, in clear",
         ));
     }
-    if url.len() > MAX_SIGNER_URL || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("is too long or holds spaces"));
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains(['@', '\\']) {
+        return Err(bad(
+            "carries no credentials: an invitation is shared in clear",
+        ));
+    }
+    // The host, without the port (an IPv6 literal is bracketed).
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(bad("names a host"));
+    }
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host == "::1" || host.starts_with("127.");
+    if !secure && !loopback {
+        return Err(bad(
+            "starts with https:// (http:// only on this machine: a bearer token goes there)",
+        ));
     }
     Ok(())
 }
@@ -708,18 +734,40 @@ mod tests {
             plain
         );
         assert!(through.to_string().len() > plain.to_string().len());
+        for good in [
+            "HTTPS://signer.example.com/sign",
+            "http://127.0.0.1:8787/sign",
+            "http://localhost:8787/sign",
+            "http://[::1]:8787/sign",
+            "https://[2001:db8::1]/sign",
+        ] {
+            assert!(plain.clone().with_signer(good).is_ok(), "{good}");
+        }
         for bad in [
             "signer.example.com/sign",
             "ftp://signer.example.com/sign",
             "https:///sign",
+            "https://:443/sign",
             "https://token@signer.example.com/sign",
-            "https://user:pass@signer.example.com/sign",
+            "https://user:secret@signer.example.com/sign",
+            "https://signer.example.com\\@evil.example/sign",
+            "https://signer.example.com/sign?token=secret",
+            "https://signer.example.com/sign#secret",
+            "http://signer.example.com/sign",
             "https://signer.example.com/si gn",
         ] {
             let e = plain.clone().with_signer(bad).unwrap_err();
             assert_eq!(e.category(), crate::Category::Config, "{bad}");
+            assert!(!e.to_string().contains("secret"), "{e}");
         }
         let long = format!("https://s.example/{}", "a".repeat(MAX_SIGNER_URL));
-        assert!(plain.with_signer(&long).is_err());
+        assert!(plain.clone().with_signer(&long).is_err());
+        // Nor is one read from an invitation someone wrote by hand.
+        let forged = Invitation {
+            signer: Some("javascript:alert(1)".into()),
+            ..plain
+        };
+        let e = Invitation::parse(&forged.to_string()).unwrap_err();
+        assert_eq!(e.category(), crate::Category::Config, "{e}");
     }
 }

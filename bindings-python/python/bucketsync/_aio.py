@@ -35,8 +35,8 @@ async def get_file_async(vault, key, path_or_file, progress=None):
     return await _run(vault._get_file_until, key, path_or_file, progress)
 
 
-async def share_async(vault, public, role="read", signer=None):
-    return await _run(vault._share_until, public, role, signer)
+async def share_async(vault, public, role="read", signer_url=None):
+    return await _run(vault._share_until, public, role, signer_url)
 
 
 async def accept_async(vault, invitation, options):

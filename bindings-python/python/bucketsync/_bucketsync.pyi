@@ -225,16 +225,17 @@ class Member:
     up to that many segments and no further; empty otherwise."""
 
 class InvitationInfo:
-    """What an invitation says (``invitation_info(text)``), read without any request."""
+    """What an invitation says (``invitation_info(text)``), read without any request. None of
+    it is verified yet: pass ``accept`` the granter's fingerprint as they told it to you."""
 
     store: str
-    """The shared vault's store URL."""
-    vault: str
+    """The shared vault's store URL (checked against the grant's signature by accept)."""
+    vault_id: str
     """The shared vault's id (32 hex digits)."""
     granted_by: str
-    """The granter's fingerprint: compare it with what they told you."""
+    """The fingerprint of who the invitation says granted it."""
     signer: Optional[str]
-    """The /sign URL of the signer to reach the store through, if the granter named one."""
+    """The /sign URL of the signer to reach the store through, if one is named. Not signed."""
 
 def invitation_info(invitation: str) -> InvitationInfo:
     """Reads an invitation ("bsinv1…") without any request. ConfigError for other text."""
@@ -421,16 +422,16 @@ class Vault:
         """Opens the vault this home knows as ``label`` (see shared()) in join mode, with the
         home's role in it (with "read", its writes raise AccessError). Arguments as for
         create_shared. ConfigError when the home has no such label."""
-    def share(self, public: str, role: str = "read", signer: Optional[str] = None) -> str:
+    def share(self, public: str, role: str = "read", signer_url: Optional[str] = None) -> str:
         """Grants this vault to the person whose public identity ("bsid1…") is ``public`` with
         ``role`` ("read", "write" or "owner"): one PUT into the vault's store. Returns the
-        invitation ("bsinv1…") to send them. ``signer``: the /sign URL of a ``bucketsync
+        invitation ("bsinv1…") to send them. ``signer_url``: the /sign URL of a ``bucketsync
         signer`` through which they reach the store (give them a member token too); the
         invitation names it, unsigned, so send it over a channel you trust. AccessError when
         this vault was not opened through its home (create_shared, open_shared or accept) or
         the home does not own it; ConfigError for a bad role, public identity or signer URL."""
     async def share_async(
-        self, public: str, role: str = "read", signer: Optional[str] = None
+        self, public: str, role: str = "read", signer_url: Optional[str] = None
     ) -> str:
         """share() on a worker thread, for asyncio apps; cancelling the task stops it."""
     def accept(
