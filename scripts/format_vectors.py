@@ -325,16 +325,23 @@ def seal_bare(version: int, kind: int, vault: bytes, name: str, subkey: bytes, n
     return nonce + xchacha_seal(subkey, nonce, ad, plain)
 
 
+def bare_pack(name: str, chunk_key: bytes, chunk_id_key: bytes, stream: bytes):
+    """A version 6 pack `name` of `pieces`, sealed bare under `chunk_key` with the vault id of
+    K, its nonces the stream's first 72 bytes: chunk 1, chunk 2, index. Returns the pack, its
+    entries (id, offset, sealed length, length) and the index plaintext."""
+    pack, entries = b"", []
+    for piece, nonce in zip(pieces, (stream[0:24], stream[24:48])):
+        cid = blake3(piece, key=chunk_id_key).digest()
+        sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), chunk_key, nonce, piece)
+        entries.append((cid, len(pack), len(sealed), len(piece)))
+        pack += sealed
+    index_plain = varint(len(entries)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries)
+    index = seal(6, 7, VAULT, name, chunk_key, stream[48:72], index_plain)
+    return pack + index + struct.pack(">I", len(index)), entries, index_plain
+
+
 S7 = keystream(0x07, 72)
-pack6, entries6 = b"", []
-for piece, nonce in zip(pieces, (S7[0:24], S7[24:48])):
-    cid = blake3(piece, key=CHUNK_ID_KEY).digest()
-    sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), CHUNK_KEY, nonce, piece)
-    entries6.append((cid, len(pack6), len(sealed), len(piece)))
-    pack6 += sealed
-index6_plain = varint(len(entries6)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries6)
-index6 = seal(6, 7, VAULT, pack_name, CHUNK_KEY, S7[48:72], index6_plain)
-pack6 += index6 + struct.pack(">I", len(index6))
+pack6, entries6, index6_plain = bare_pack(pack_name, CHUNK_KEY, CHUNK_ID_KEY, S7)
 value6 = b"BKSF\x02" + varint(len(whole)) + blake3(whole, key=FILE_HASH_KEY).digest() + varint(1)
 value6 += varint(1) + D + PACK
 value6 += varint(len(entries6)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries6)
@@ -484,15 +491,7 @@ print("generation 1 file-hash key", G1_FILE_HASH_KEY.hex())
 S9 = keystream(0x09, 72)
 G1_PACK = bytes(range(0xC0, 0xD0))
 g1_pack_name = "p/" + D.hex() + "/" + G1_PACK.hex()
-pack9, entries9 = b"", []
-for piece, nonce in zip(pieces, (S9[0:24], S9[24:48])):
-    cid = blake3(piece, key=G1_CHUNK_ID_KEY).digest()
-    sealed = seal_bare(6, 6, VAULT, "k/" + cid.hex(), G1_CHUNK_KEY, nonce, piece)
-    entries9.append((cid, len(pack9), len(sealed), len(piece)))
-    pack9 += sealed
-index9_plain = varint(len(entries9)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries9)
-index9 = seal(6, 7, VAULT, g1_pack_name, G1_CHUNK_KEY, S9[48:72], index9_plain)
-pack9 += index9 + struct.pack(">I", len(index9))
+pack9, entries9, _ = bare_pack(g1_pack_name, G1_CHUNK_KEY, G1_CHUNK_ID_KEY, S9)
 layout3 = b"BKSF\x03" + struct.pack(">I", 1)
 hash9 = blake3(whole, key=G1_FILE_HASH_KEY).digest()
 value9 = layout3 + varint(len(whole)) + hash9 + varint(1)

@@ -772,33 +772,53 @@ fn same_time_writes_are_merged_by_device_id_in_either_order() {
 
 // ---- Version 5: files (FORMAT.md §14, vectors in §12) ----
 
+/// Checks the chunk, chunk-id, chunker and file-hash subkeys of `key` against the documented
+/// hex, in that order.
+fn assert_file_subkeys(key: &VaultKey, documented: [&str; 4]) {
+    let purposes = [
+        Purpose::Chunk,
+        Purpose::ChunkId,
+        Purpose::Chunker,
+        Purpose::FileHash,
+    ];
+    for (purpose, documented) in purposes.into_iter().zip(documented) {
+        assert_eq!(to_hex(&key.subkey(purpose).0), documented, "{purpose:?}");
+    }
+}
+
+/// The reference's pack `name` of the example file's two chunks (`Hello, ` and `files!`)
+/// under `key`'s file keys, bound to the vault `vault`, its nonces drawn from the stream of
+/// seed `seed`.
+fn build_example_pack(
+    key: &VaultKey,
+    vault: crate::ids::VaultId,
+    name: crate::pack::PackName,
+    seed: u8,
+) -> Vec<u8> {
+    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
+    let mut entropy = Entropy::from_seed([seed; 32]);
+    let mut builder = crate::pack::PackBuilder::new(name, 512);
+    for piece in [&b"Hello, "[..], b"files!"] {
+        let id = crate::pack::ChunkId::of(&id_key, piece);
+        builder
+            .push(&chunk_key, vault, id, piece, &mut entropy)
+            .unwrap();
+    }
+    builder.finish(&chunk_key, vault, &mut entropy).unwrap()
+}
+
 #[test]
 fn file_subkeys_and_gear_are_the_documented_ones() {
     let key = example_key();
-    for (purpose, documented) in [
-        (
-            Purpose::Chunk,
+    assert_file_subkeys(
+        &key,
+        [
             "f926b7f770a8cd45a1296e2003bcfc00d610986a883925a8f3df96f52c9552fe",
-        ),
-        (
-            Purpose::ChunkId,
             "65dddec1a1e69ae4cf73b35ec5c0c97ce1d0521354f81b3b7cceb5ce42b843d4",
-        ),
-        (
-            Purpose::Chunker,
             "c299724448c05480b359ff65ea96c78f55a98b6ff16a6c47bdf4279aa2c536fc",
-        ),
-        (
-            Purpose::FileHash,
             "5c53f137f855520187853882c2fc263f1c12e3ed0f67b39b99efa8cbdfca778c",
-        ),
-    ] {
-        assert_eq!(
-            key.subkey(purpose).0.to_vec(),
-            hex(documented),
-            "{purpose:?}"
-        );
-    }
+        ],
+    );
     let gear = crate::chunker::Gear::new(&key.subkey(Purpose::Chunker));
     assert_eq!(
         [gear.word(0), gear.word(1), gear.word(255)],
@@ -1056,18 +1076,7 @@ fn the_version_6_example_pack_reads_and_the_reference_writes_it_byte_for_byte() 
     );
     // The reference's pack builder, drawing its nonces from the stream of seed 07.
     let key = example_key();
-    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
-    let mut entropy = Entropy::from_seed([7; 32]);
-    let mut builder = crate::pack::PackBuilder::new(example_pack_name(), 512);
-    for piece in [&b"Hello, "[..], b"files!"] {
-        let id = crate::pack::ChunkId::of(&id_key, piece);
-        builder
-            .push(&chunk_key, key.vault_id(), id, piece, &mut entropy)
-            .unwrap();
-    }
-    let written = builder
-        .finish(&chunk_key, key.vault_id(), &mut entropy)
-        .unwrap();
+    let written = build_example_pack(&key, key.vault_id(), example_pack_name(), 7);
     assert_eq!(written, bytes);
     // Nothing in a version 6 pack is in clear but the index's header: no chunk id, no
     // second envelope magic.
@@ -1167,47 +1176,26 @@ const GENERATION_1_INLINE: &str = "424b534603000000010d12e5ab54d231e2af02bb1c553
 #[test]
 fn the_version_9_example_file_of_generation_1_is_the_documented_bytes() {
     use crate::file::FileValue;
-    use crate::pack::{ChunkId, PackBuilder, PackName};
+    use crate::pack::PackName;
     let key = example_key();
     let g1 = generation_1_key();
-    for (purpose, documented) in [
-        (
-            Purpose::Chunk,
+    assert_file_subkeys(
+        &g1,
+        [
             "91c40132e441dffab63ef1206626ec063c00982c818013b0ad0b442fb697de9a",
-        ),
-        (
-            Purpose::ChunkId,
             "646ef8837445d81c5e458992ba98bb39998eece9b51ebdc9f28f8ed344943ad0",
-        ),
-        (
-            Purpose::Chunker,
             "0677cd39db8dc8a7f470f09dc72f599d0c5f20fc6d44ed80cacb116cb07a1f36",
-        ),
-        (
-            Purpose::FileHash,
             "53030a4670dfa5859d138c736d1093993d1a871d194e2c0904e77065e44804f4",
-        ),
-    ] {
-        assert_eq!(to_hex(&g1.subkey(purpose).0), documented, "{purpose:?}");
-    }
+        ],
+    );
     // The reference's pack builder under generation 1, with the example vault's id, drawing
     // its nonces from the stream of seed 09.
-    let (chunk_key, id_key) = (g1.subkey(Purpose::Chunk), g1.subkey(Purpose::ChunkId));
+    let chunk_key = g1.subkey(Purpose::Chunk);
     let name = PackName {
         device: D.0,
         pack: core::array::from_fn(|i| 0xc0 + i as u8),
     };
-    let mut entropy = Entropy::from_seed([9; 32]);
-    let mut builder = PackBuilder::new(name, 512);
-    for piece in [&b"Hello, "[..], b"files!"] {
-        let id = ChunkId::of(&id_key, piece);
-        builder
-            .push(&chunk_key, key.vault_id(), id, piece, &mut entropy)
-            .unwrap();
-    }
-    let written = builder
-        .finish(&chunk_key, key.vault_id(), &mut entropy)
-        .unwrap();
+    let written = build_example_pack(&g1, key.vault_id(), name, 9);
     assert_eq!(written, hex(GENERATION_1_PACK));
     // The record values decode to generation 1 and encode back byte for byte; the hash is
     // generation 1's.
