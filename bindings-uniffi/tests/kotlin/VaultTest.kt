@@ -768,6 +768,13 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         emma.sync()
         val toBob = emma.share(bobId.public, Role.WRITE)
         val toCarol = emma.share(carolId.public)
+        // What an invitation says, and one that names a signer (never one with credentials).
+        val info = invitationInfo(toBob)
+        check(info.grantedBy == aliceId.fingerprint && info.signer == null, "$info")
+        val url = "https://signer.example/sign"
+        check(invitationInfo(emma.share(carolId.public, signerUrl = url)).signer == url, "signer")
+        try { emma.share(carolId.public, signerUrl = "https://c:secret@x.example/sign"); check(false, "credentials in a signer URL") }
+        catch (e: BucketsyncException.Config) { check(!(e.message ?: "").contains("secret"), "${e.message}") }
         emma.sync()
         val bobs = bob.accept(toBob, credentials = creds(), grantedBy = aliceId.fingerprint)
         val carols = carol.accept(toCarol, credentials = creds(), grantedBy = aliceId.fingerprint)

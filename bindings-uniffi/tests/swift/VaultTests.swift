@@ -910,6 +910,13 @@ final class VaultTests: XCTestCase {
         _ = try await emma.sync()
         let toBob = try await emma.share(public: bobId.public, role: .write)
         let toCarol = try await emma.share(public: carolId.public)
+        // What an invitation says, and one that names a signer.
+        let info = try invitationInfo(invitation: toBob)
+        XCTAssertEqual(info.grantedBy, aliceId.fingerprint)
+        XCTAssertNil(info.signer)
+        let url = "https://signer.example/sign"
+        let through = try await emma.share(public: carolId.public, signerUrl: url)
+        XCTAssertEqual(try invitationInfo(invitation: through).signer, url)
         _ = try await emma.sync()
         let bobs = try await bob.accept(invitation: toBob, credentials: try creds(), grantedBy: aliceId.fingerprint)
         let carols = try await carol.accept(invitation: toCarol, credentials: try creds(), grantedBy: aliceId.fingerprint)
