@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::Engine;
 use crate::crypto::SecretKey;
 use crate::entropy::Entropy;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::file::{Body, FileInfo, FileValue, INLINE_MAX};
 use crate::http::Request;
 use crate::ids::Timestamp;
@@ -37,12 +37,9 @@ impl Engine {
     /// # Errors
     /// `Access` when this replica does not hold that generation.
     fn transfer_keys(&self, generation: u32, what: &str) -> Result<FileKeys> {
-        let [chunk, chunk_id, chunker, file_hash] =
-            self.file_keys(generation).ok_or_else(|| {
-                Error::Access(format!(
-                    "{what} is sealed with key generation {generation}, which this device was not given"
-                ))
-            })?;
+        let [chunk, chunk_id, chunker, file_hash] = self
+            .file_keys(generation)
+            .ok_or_else(|| super::sharing::not_given(what, generation))?;
         Ok(FileKeys {
             vault: self.vault,
             generation,
@@ -69,7 +66,7 @@ impl Engine {
         // Files are sealed under the newest key generation held, as segments are.
         let generation = self.current_generation();
         let keys = self
-            .transfer_keys(generation, "")
+            .transfer_keys(generation, "a new file")
             .expect("the newest generation held is held");
         let mut known = HashMap::new();
         let mut referenced = HashSet::new();

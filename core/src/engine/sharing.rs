@@ -495,11 +495,13 @@ impl Engine {
         name: &str,
     ) -> Result<(SecretKey, SecretKey)> {
         let generation = author.generation();
-        self.log_keys(generation).ok_or_else(|| {
-            Error::Access(format!(
-                "{name} is sealed with key generation {generation}, which this device was not given"
-            ))
-        })
+        self.log_keys(generation)
+            .ok_or_else(|| not_given(name, generation))
+    }
+
+    /// Whether this replica holds key generation `generation` (it always holds 0).
+    pub(crate) fn holds_generation(&self, generation: u32) -> bool {
+        generation == 0 || self.later_key(generation).is_some()
     }
 
     /// The key generations above 0 this replica holds, oldest first.
@@ -536,7 +538,7 @@ impl Engine {
         sharing
             .members
             .generations()
-            .filter(|g| self.log_keys(*g).is_none())
+            .filter(|g| !self.holds_generation(*g))
             .collect()
     }
 
@@ -898,6 +900,14 @@ impl Engine {
         };
         Ok((request, invitation))
     }
+}
+
+/// `Access`: `what` is sealed with key generation `generation`, which this replica does not
+/// hold.
+pub(crate) fn not_given(what: &str, generation: u32) -> Error {
+    Error::Access(format!(
+        "{what} is sealed with key generation {generation}, which this device was not given"
+    ))
 }
 
 /// How many segments of each of a revoked member's devices count.

@@ -107,7 +107,7 @@ impl Engine {
                         || c.hops >= MAX_HOPS_TO_MOVE
                         || Some(c.generation) != generation.or(of)
                 })
-                || of.and_then(|g| self.file_keys(g)).is_none()
+                || of.is_none_or(|g| !self.holds_generation(g))
             {
                 continue;
             }
@@ -246,11 +246,9 @@ impl Engine {
             ));
         }
         let generation = chunks.last().expect("runs are not empty").generation;
-        let [chunk_key, id_key, ..] = &self.file_keys(generation).ok_or_else(|| {
-            Error::Access(format!(
-                "{object} is sealed with key generation {generation}, which this device was not given"
-            ))
-        })?;
+        let [chunk_key, id_key, ..] = &self
+            .file_keys(generation)
+            .ok_or_else(|| crate::engine::sharing::not_given(&object, generation))?;
         let mut sealed = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let at = (chunk.offset - start) as usize;
