@@ -132,8 +132,9 @@ impl Invitation {
     /// (see [`Invitation::signer`]).
     ///
     /// # Errors
-    /// `Config` when `url` is not an `http://` or `https://` URL with a host, or carries
-    /// credentials (user info) or spaces: the invitation is shared in clear.
+    /// `Config` when `url` is not an `https://` URL (`http://` only to this machine) with a
+    /// host, or carries user info, a query, a fragment or spaces: the invitation is shared in
+    /// clear, and a bearer token goes to that URL (see [`check_signer_url`]).
     pub fn with_signer(mut self, url: &str) -> Result<Self> {
         check_signer_url(url)?;
         self.signer = Some(url.to_owned());
