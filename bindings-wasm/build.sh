@@ -41,6 +41,8 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # after; the same tree measured 450,914 on an earlier toolchain): the bar moved to 458,000.
 # Files sealed under key generations, the signer URL in invitations and invitationInfo took it
 # to 457,108 (fresh-clone CI) and 457,569 (+0.5 KB, local): the bar moved to 461,000.
+# One version of each crypto crate (chacha20, poly1305 and argon2 moved to the versions HPKE
+# uses) took it from 457,777 to 455,363 (measured in one run before and after).
 bar=461000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

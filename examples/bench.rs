@@ -13,7 +13,7 @@ use bucketsync::{
     Stamp, VaultKey,
 };
 use bucketsync_suite::{block_sync, folder_store, wall_clock};
-use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use futures::executor::block_on;
 
@@ -371,7 +371,7 @@ fn main() {
         let t = best_of(min, || {
             for _ in 0..16 {
                 let tag = cipher
-                    .encrypt_in_place_detached(&nonce, ad, &mut buf)
+                    .encrypt_inout_detached(&nonce, ad, buf.as_mut_slice().into())
                     .unwrap();
                 std::hint::black_box(tag);
             }
@@ -440,7 +440,7 @@ fn main() {
     let raw_in_place_big = {
         let t = best_of(min, || {
             let tag = cipher
-                .encrypt_in_place_detached(&nonce, &[1; 64], &mut big)
+                .encrypt_inout_detached(&nonce, &[1; 64], big.as_mut_slice().into())
                 .unwrap();
             std::hint::black_box(tag);
         });

@@ -13,7 +13,7 @@ use bucketsync::transfer::FileReport;
 use bucketsync::{driver::Transport, VaultKey};
 use bucketsync_suite::generated::{Compare, Generated};
 use bucketsync_suite::servers::{http, ServerKind, TestServer};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 const MIB: u64 = 1 << 20;
@@ -178,7 +178,7 @@ fn main() {
     let t = Instant::now();
     for piece in data.chunks_mut(1 << 20) {
         let tag = cipher
-            .encrypt_in_place_detached(&XNonce::from([9u8; 24]), &[1; 64], piece)
+            .encrypt_inout_detached(&XNonce::from([9u8; 24]), &[1; 64], piece.into())
             .unwrap();
         std::hint::black_box(tag);
     }

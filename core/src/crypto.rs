@@ -349,7 +349,11 @@ pub(crate) fn open_bare_in_place(
     }
     if aead
         .finish(header.len(), body.len())
-        .verify((&*tag).into())
+        .verify(
+            <&[u8; TAG_LEN]>::try_from(&*tag)
+                .expect("the tag is 16 bytes")
+                .into(),
+        )
         .is_err()
     {
         body.zeroize();
@@ -569,7 +573,11 @@ pub(crate) fn open_in_place_looking(
     // Poly1305's verify compares in constant time.
     if aead
         .finish(ad_len, body.len())
-        .verify((&*tag).into())
+        .verify(
+            <&[u8; TAG_LEN]>::try_from(&*tag)
+                .expect("the tag is 16 bytes")
+                .into(),
+        )
         .is_err()
     {
         body.zeroize();
@@ -605,7 +613,7 @@ mod tests {
     /// messages around every chunk boundary, both ways.
     #[test]
     fn the_chunked_aead_is_xchacha20poly1305() {
-        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        use chacha20poly1305::aead::{AeadInOut, KeyInit};
         let key = SecretKey([0x42; 32]);
         let reference = chacha20poly1305::XChaCha20Poly1305::new((&key.0).into());
         let mut entropy = Entropy::from_seed([5; 32]);
@@ -637,10 +645,14 @@ mod tests {
             let (ad_len, body_start) = (sealing.ad_len, sealing.body_start);
             let sealed = finish_seal(sealing);
             let header = &sealed[..body_start];
-            let nonce = chacha20poly1305::XNonce::from_slice(&header[ad_len..ad_len + NONCE_LEN]);
+            let nonce: &[u8; NONCE_LEN] = header[ad_len..ad_len + NONCE_LEN].try_into().unwrap();
             let mut expected = plain.clone();
             let tag = reference
-                .encrypt_in_place_detached(nonce, &header[..ad_len], &mut expected)
+                .encrypt_inout_detached(
+                    nonce.into(),
+                    &header[..ad_len],
+                    expected.as_mut_slice().into(),
+                )
                 .unwrap();
             expected.extend_from_slice(&tag);
             assert_eq!(
