@@ -42,7 +42,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # Files sealed under key generations, the signer URL in invitations and invitationInfo took it
 # to 457,108 (fresh-clone CI) and 457,569 (+0.5 KB, local): the bar moved to 461,000.
 # One version of each crypto crate (chacha20, poly1305 and argon2 moved to the versions HPKE
-# uses) took it from 457,777 to 455,363 (measured in one run before and after).
+# uses) took it from 457,777 to 455,363 (measured in one run before and after). The one place
+# that printed a float (a refused autoSync timing) names what it was instead: the float printing
+# code left the module, 455,363 -> 445,483.
 bar=461000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

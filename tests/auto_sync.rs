@@ -511,7 +511,12 @@ fn timings_in_seconds_become_a_policy_or_an_error_naming_the_setting() {
         options.policy.background_interval_ms, 1,
         "at least a millisecond"
     );
-    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+    for (bad, named) in [
+        (0.0, "not 0"),
+        (-1.0, "not negative"),
+        (f64::NAN, "not NaN"),
+        (f64::INFINITY, "not infinite"),
+    ] {
         let wrong = AutoSyncOptions::from_seconds(
             AutoSyncSeconds {
                 full_sync_interval: bad,
@@ -522,5 +527,6 @@ fn timings_in_seconds_become_a_policy_or_an_error_naming_the_setting() {
         .unwrap_err();
         assert_eq!(wrong.category(), bucketsync::Category::Config);
         assert!(wrong.to_string().contains("full_sync_interval"), "{wrong}");
+        assert!(wrong.to_string().ends_with(named), "{wrong}");
     }
 }

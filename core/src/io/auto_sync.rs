@@ -70,11 +70,22 @@ impl AutoSyncOptions {
     /// `Config` naming the first setting that is not a finite number of seconds > 0.
     pub fn from_seconds(seconds: AutoSyncSeconds, names: [&str; 4]) -> Result<Self> {
         let millis = |name: &str, seconds: f64| {
+            // What was given is named, not printed: formatting a float would bring its
+            // printing code into every binary (about 15 KB of the wasm).
+            let given = if seconds.is_nan() {
+                "NaN"
+            } else if seconds.is_infinite() {
+                "infinite"
+            } else if seconds == 0.0 {
+                "0"
+            } else {
+                "negative"
+            };
             if seconds.is_finite() && seconds > 0.0 {
                 Ok((seconds * 1000.0).round().max(1.0) as u64)
             } else {
                 Err(Error::Config(format!(
-                    "{name} must be a number of seconds > 0, not {seconds}"
+                    "{name} must be a number of seconds > 0, not {given}"
                 )))
             }
         };
