@@ -44,7 +44,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # One version of each crypto crate (chacha20, poly1305 and argon2 moved to the versions HPKE
 # uses) took it from 457,777 to 455,363 (measured in one run before and after). The one place
 # that printed a float (a refused autoSync timing) names what it was instead: the float printing
-# code left the module, 455,363 -> 445,483.
+# code left the module, 455,363 -> 445,483. Maps and sets built by inserting instead of
+# `collect` (which sorts first: one copy of the stable sort per type, about 2 KB gzipped each) in
+# eight places, and unstable sorts where no two elements are equal, took it to 433,812.
 bar=461000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -324,12 +324,14 @@ impl Members {
                 .get(&Fingerprint(decoded[i].0.by))
                 .map_or(u32::MAX, |(_, round)| *round)
         };
-        revocations.sort_by(|a, b| {
+        // Ties (the same statement twice) keep the statements' order, as a stable sort would.
+        revocations.sort_unstable_by(|a, b| {
             let (sa, sb) = (decoded[*a].0, decoded[*b].0);
-            (round_of(*a), sa.since_ms, &sa.signature).cmp(&(
+            (round_of(*a), sa.since_ms, &sa.signature, *a).cmp(&(
                 round_of(*b),
                 sb.since_ms,
                 &sb.signature,
+                *b,
             ))
         });
         let mut revoked: BTreeSet<Fingerprint> = BTreeSet::new();
@@ -400,7 +402,8 @@ impl Members {
             .iter()
             .map(|(f, m)| (*f != founder, m.since, *f))
             .collect();
-        order.sort();
+        // Fingerprints differ, so no two are equal.
+        order.sort_unstable();
         for (_, _, fingerprint) in order {
             let key = members.people[&fingerprint].identity.signing_key();
             match members.by_key.entry(key) {
@@ -464,7 +467,8 @@ fn decide(known: &Member, candidate: Member) -> Member {
     match (&known.standing, &candidate.standing) {
         (Standing::Revoked(a), Standing::Revoked(b)) => {
             // The lowest pin per device: what every revoking owner agrees counted.
-            let mut pins: BTreeMap<DeviceId, u64> = a.iter().copied().collect();
+            let mut pins: BTreeMap<DeviceId, u64> = BTreeMap::new();
+            pins.extend(a.iter().copied());
             for (device, n) in b {
                 pins.entry(*device)
                     .and_modify(|p| *p = (*p).min(*n))

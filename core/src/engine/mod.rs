@@ -380,8 +380,8 @@ impl Engine {
     pub fn devices(&self, now: Timestamp, stale_after_ms: u64) -> Vec<DeviceSummary> {
         let me = self.state.device;
         let directory = self.state.directory();
-        let mut ids: std::collections::BTreeSet<DeviceId> =
-            self.state.peers().keys().copied().collect();
+        let mut ids = std::collections::BTreeSet::new();
+        ids.extend(self.state.peers().keys().copied());
         ids.extend(directory.devices.keys().copied());
         ids.insert(me);
         ids.into_iter()

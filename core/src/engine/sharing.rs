@@ -356,15 +356,11 @@ impl Engine {
 
     /// The devices whose manifest `key` signed, and those `pins` name.
     fn devices_of(&self, key: &[u8; 32], pins: &[(DeviceId, u64)]) -> BTreeSet<DeviceId> {
-        self.state
-            .directory()
-            .sharing
-            .signers
-            .iter()
-            .filter(|(_, k)| *k == key)
-            .map(|(d, _)| *d)
-            .chain(pins.iter().map(|(d, _)| *d))
-            .collect()
+        let signers = &self.state.directory().sharing.signers;
+        let mut devices = BTreeSet::new();
+        devices.extend(signers.iter().filter(|(_, k)| *k == key).map(|(d, _)| *d));
+        devices.extend(pins.iter().map(|(d, _)| *d));
+        devices
     }
 
     /// Every revoked member's signing key, with the pins of their revocation.
@@ -517,7 +513,7 @@ impl Engine {
                 key: VaultKey::from_bytes(*key),
             })
             .collect();
-        keys.sort_by_key(|k| k.generation);
+        keys.sort_unstable_by_key(|k| k.generation);
         keys
     }
 

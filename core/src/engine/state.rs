@@ -169,21 +169,17 @@ impl From<DirectoryV4> for Directory {
     fn from(v4: DirectoryV4) -> Self {
         Directory {
             label: v4.label,
-            devices: v4
-                .devices
-                .into_iter()
-                .map(|(d, i)| {
-                    let info = DeviceInfo {
-                        label: i.label,
-                        clock: i.clock,
-                        checkpoint: i.checkpoint,
-                        merged: i.merged,
-                        format: i.format,
-                        pruned: 0,
-                    };
-                    (d, info)
-                })
-                .collect(),
+            devices: map_of(v4.devices.into_iter().map(|(d, i)| {
+                let info = DeviceInfo {
+                    label: i.label,
+                    clock: i.clock,
+                    checkpoint: i.checkpoint,
+                    merged: i.merged,
+                    format: i.format,
+                    pruned: 0,
+                };
+                (d, info)
+            })),
             tail_bytes: v4.tail_bytes,
             joined: v4.joined,
             own_checkpoints: v4.own_checkpoints,
@@ -221,21 +217,17 @@ impl From<DirectoryV3> for Directory {
     fn from(v3: DirectoryV3) -> Self {
         Directory {
             label: v3.label,
-            devices: v3
-                .devices
-                .into_iter()
-                .map(|(d, i)| {
-                    let info = DeviceInfo {
-                        label: i.label,
-                        clock: i.clock,
-                        checkpoint: i.checkpoint,
-                        merged: Vec::new(),
-                        format: 0,
-                        pruned: 0,
-                    };
-                    (d, info)
-                })
-                .collect(),
+            devices: map_of(v3.devices.into_iter().map(|(d, i)| {
+                let info = DeviceInfo {
+                    label: i.label,
+                    clock: i.clock,
+                    checkpoint: i.checkpoint,
+                    merged: Vec::new(),
+                    format: 0,
+                    pruned: 0,
+                };
+                (d, info)
+            })),
             tail_bytes: v3.tail_bytes,
             joined: v3.joined,
             own_checkpoints: v3.own_checkpoints,
@@ -853,7 +845,7 @@ impl LocalState {
             device: state.device,
             clock: state.clock,
             records,
-            dirty: state.dirty.into_iter().map(ByteBuf::into_vec).collect(),
+            dirty: set_of(state.dirty.into_iter().map(ByteBuf::into_vec)),
             own: state.own,
             issued: state.issued,
             pending: state.pending,
@@ -1144,7 +1136,7 @@ impl<D: Into<Directory>> SnapshotIn<D> {
     /// and retired lists; deleted segments).
     fn upgrade(self) -> SnapshotIn {
         let mut state = self.widen();
-        state.peers = forget_etags(state.peers);
+        forget_etags(state.peers.values_mut());
         state
     }
 }
@@ -1173,20 +1165,31 @@ fn directory_before_v3(own: &OwnLog, peers: &BTreeMap<DeviceId, PeerLog>) -> Dir
     }
 }
 
-fn forget_etags<C: FromIterator<(DeviceId, PeerLog)>>(
-    peers: impl IntoIterator<Item = (DeviceId, PeerLog)>,
-) -> C {
-    peers
-        .into_iter()
-        .map(|(device, mut peer)| {
-            peer.manifest_etag = None;
-            (device, peer)
-        })
-        .collect()
+/// A map of `pairs` inserted one by one: `collect` sorts them first, and each type sorted adds
+/// its own copy of the sort to the wasm (about 2 KB gzipped), for maps and sets that are small or written once.
+fn map_of<K: Ord, V>(pairs: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {
+    let mut map = BTreeMap::new();
+    map.extend(pairs);
+    map
+}
+
+/// A set of `items` inserted one by one (see [`map_of`]).
+fn set_of<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeSet<T> {
+    let mut set = BTreeSet::new();
+    set.extend(items);
+    set
+}
+
+/// Forgets the manifest ETags of `peers`, where they lie (not collected again: see [`map_of`]).
+fn forget_etags<'a>(peers: impl IntoIterator<Item = &'a mut PeerLog>) {
+    for peer in peers {
+        peer.manifest_etag = None;
+    }
 }
 
 impl From<SnapshotV2> for SnapshotIn {
-    fn from(v2: SnapshotV2) -> Self {
+    fn from(mut v2: SnapshotV2) -> Self {
+        forget_etags(v2.peers.values_mut());
         SnapshotIn {
             directory: directory_before_v3(&v2.own, &v2.peers),
             history: Vec::new(),
@@ -1198,7 +1201,7 @@ impl From<SnapshotV2> for SnapshotIn {
             own: v2.own,
             issued: v2.issued,
             pending: v2.pending,
-            peers: forget_etags(v2.peers),
+            peers: v2.peers,
             quirks: v2.quirks,
         }
     }
@@ -1218,7 +1221,8 @@ struct SnapshotV1 {
 }
 
 impl From<SnapshotV1> for SnapshotIn {
-    fn from(v1: SnapshotV1) -> Self {
+    fn from(mut v1: SnapshotV1) -> Self {
+        forget_etags(v1.peers.values_mut());
         SnapshotIn {
             directory: directory_before_v3(&v1.own, &v1.peers),
             history: Vec::new(),
@@ -1230,7 +1234,7 @@ impl From<SnapshotV1> for SnapshotIn {
             issued: v1.own.manifest_seq,
             own: v1.own,
             pending: None,
-            peers: forget_etags(v1.peers),
+            peers: v1.peers,
             quirks: v1.quirks,
         }
     }
@@ -1301,7 +1305,7 @@ impl DeltaIn<DirectoryV4> {
     /// [`SnapshotIn::upgrade`].
     fn upgrade(self) -> DeltaIn {
         let mut delta = self.widen();
-        delta.peers = forget_etags(delta.peers);
+        forget_etags(delta.peers.iter_mut().map(|(_, peer)| peer));
         delta
     }
 }
@@ -1320,7 +1324,8 @@ struct DeltaV2 {
 }
 
 impl From<DeltaV2> for DeltaIn {
-    fn from(v2: DeltaV2) -> Self {
+    fn from(mut v2: DeltaV2) -> Self {
+        forget_etags(v2.peers.iter_mut().map(|(_, peer)| peer));
         DeltaIn {
             reset: false,
             // Read only when `reset` is set.
@@ -1330,7 +1335,7 @@ impl From<DeltaV2> for DeltaIn {
             records: v2.records,
             own: v2.own,
             pending: v2.pending,
-            peers: forget_etags(v2.peers),
+            peers: v2.peers,
             quirks: v2.quirks,
             directory: v2.directory.map(Directory::from),
             history: v2.history,

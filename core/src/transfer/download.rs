@@ -276,7 +276,8 @@ impl Download {
             }
         }
         spans.retain(|span| !span.chunks.is_empty());
-        spans.sort_by_key(|span| span.chunks[0].0);
+        // No two spans start at the same position.
+        spans.sort_unstable_by_key(|span| span.chunks[0].0);
         self.plan = spans.into();
     }
 

@@ -39,8 +39,8 @@ impl Engine {
         }
         let mut findings = Vec::new();
         let peers = self.state.peers().keys().copied();
-        let devices: std::collections::BTreeSet<DeviceId> =
-            merged.keys().copied().chain(peers).chain([me]).collect();
+        let mut devices = std::collections::BTreeSet::new();
+        devices.extend(merged.keys().copied().chain(peers).chain([me]));
         for device in devices {
             // Writes no more (nobody fixes an older manifest of it that lands late), or its
             // manifest could not be read (reported already as what it is).
