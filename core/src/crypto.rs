@@ -675,6 +675,8 @@ mod tests {
         fn wiped_on_drop<T: ZeroizeOnDrop>() {}
         wiped_on_drop::<SecretKey>();
         wiped_on_drop::<zeroize::Zeroizing<String>>();
+        // The AEAD's parts: the cipher with its leftover keystream (`cipher`'s `zeroize`).
+        wiped_on_drop::<XChaCha20>();
         let mut key = SecretKey([7; 32]);
         let subkey = key.derive("bucketsync test");
         assert_ne!(subkey.0, [0; 32]);

@@ -1165,8 +1165,9 @@ fn directory_before_v3(own: &OwnLog, peers: &BTreeMap<DeviceId, PeerLog>) -> Dir
     }
 }
 
-/// A map of `pairs` inserted one by one: `collect` sorts them first, and each type sorted adds
-/// its own copy of the sort to the wasm (about 2 KB gzipped), for maps and sets that are small or written once.
+/// A map of `pairs` inserted one by one, for maps that are small or built once: `collect` sorts
+/// them first, and each type sorted adds its own copy of the sort to the wasm (about 2 KB
+/// gzipped).
 fn map_of<K: Ord, V>(pairs: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V> {
     let mut map = BTreeMap::new();
     map.extend(pairs);
