@@ -78,7 +78,8 @@ test('Chromium: a picked File of several MiB goes up with progress; another prof
   assert.equal(put.digest, sha256(data), 'the page holds the bytes this process gave it');
   assert.equal(put.report.size, data.length);
   assert.ok(put.report.chunks >= 3, `${put.report.chunks} chunks`);
-  assert.ok(put.report.packs >= 3, `${put.report.packs} packs`);
+  // At least two packs for three chunks or more (see the same check in node.test.mjs).
+  assert.ok(put.report.packs >= 2, `${put.report.packs} packs`);
   assert.equal(put.report.chunksUploaded, put.report.chunks);
   assert.deepEqual(put.info, { size: data.length, chunks: put.report.chunks, packs: put.report.packs,
     contentHash: put.info.contentHash, inline: false });

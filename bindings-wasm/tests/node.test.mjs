@@ -335,7 +335,10 @@ test('files: a path goes up in chunks and packs, and another device reads it to 
   assert.ok(report.chunks >= 3, `${report.chunks} chunks`);
   assert.equal(report.chunksUploaded, report.chunks);
   assert.equal(report.chunksReused, 0);
-  assert.ok(report.packs >= 3, `${report.packs} packs`);
+  // Chunks but the last hold at least 512 KiB and a pack closes once it holds 1 MiB, so three
+  // chunks fill at least two packs; how many more depends on the cut points and on which of the
+  // two open packs each chunk lands in (3 was asserted here once: 2 packs came up in CI).
+  assert.ok(report.packs >= 2, `${report.packs} packs`);
   assert.ok(report.bytesSent > data.length && report.bytesSent < data.length + 64 * 1024);
   assert.equal(up.at(-1).requestsDone, report.requests);
   const info = writer.fileInfo('files/in.bin');
