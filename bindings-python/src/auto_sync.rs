@@ -1,13 +1,12 @@
 //! Background sync for Python: the core's loop ([`Session::auto_sync`]) on a thread of its own,
 //! its events passed to Python callables.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event as CoreEvent};
 use bucketsync::auto_sync_thread::AutoSyncThread;
+use bucketsync::listeners::Listeners;
 use bucketsync::session::Session;
-use bucketsync::{Error, Happening, ScheduleState};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -71,21 +70,13 @@ fn to_event(py: Python<'_>, event: CoreEvent) -> PyResult<Event> {
             category: None,
             progress: None,
         },
-        CoreEvent::State(state) => {
-            let (state, category) = match state {
-                ScheduleState::Idle => ("idle", None),
-                ScheduleState::Syncing => ("syncing", None),
-                ScheduleState::Offline => ("offline", None),
-                ScheduleState::Error(category) => ("error", Some(category.as_str())),
-            };
-            Event {
-                kind: "state",
-                keys: Vec::new(),
-                state: Some(state),
-                category,
-                progress: None,
-            }
-        }
+        CoreEvent::State(state) => Event {
+            kind: "state",
+            keys: Vec::new(),
+            state: Some(state.name()),
+            category: state.error_category().map(|c| c.as_str()),
+            progress: None,
+        },
         CoreEvent::Progress(p) => Event {
             kind: "progress",
             keys: Vec::new(),
@@ -96,47 +87,22 @@ fn to_event(py: Python<'_>, event: CoreEvent) -> PyResult<Event> {
     })
 }
 
-/// The callables that hear the events: the one given to start_auto_sync, and each open
-/// `events()` iterator.
-#[derive(Default)]
-struct Listeners {
-    next: u64,
-    by_id: BTreeMap<u64, PyObject>,
-}
-
 /// A vault's background sync, as Python sees it: the thread the core's loop runs on, and who
-/// hears its events.
+/// hears its events (the callable given to start_auto_sync, and each open `events()`
+/// iterator).
 #[derive(Default)]
 pub struct AutoSync {
     thread: AutoSyncThread,
-    listeners: Arc<Mutex<Listeners>>,
+    listeners: Arc<Listeners<PyObject>>,
 }
 
-/// The arguments of `Vault.start_auto_sync`, in seconds.
-pub struct Timings {
-    pub interval: f64,
-    pub debounce: f64,
-    pub full_sync_interval: f64,
-    pub background_interval: f64,
-}
-
-impl Timings {
-    fn options(&self) -> PyResult<AutoSyncOptions> {
-        let seconds = AutoSyncSeconds {
-            interval: self.interval,
-            debounce: self.debounce,
-            full_sync_interval: self.full_sync_interval,
-            background_interval: self.background_interval,
-        };
-        let names = [
-            "interval",
-            "debounce",
-            "full_sync_interval",
-            "background_interval",
-        ];
-        AutoSyncOptions::from_seconds(seconds, names).map_err(to_py)
-    }
-}
+/// The names `Vault.start_auto_sync` gives the timings, for its errors.
+const TIMING_NAMES: [&str; 4] = [
+    "interval",
+    "debounce",
+    "full_sync_interval",
+    "background_interval",
+];
 
 impl AutoSync {
     /// Starts the core's loop for `session` on a thread of its own (see `Vault.start_auto_sync`).
@@ -145,7 +111,7 @@ impl AutoSync {
         py: Python<'_>,
         session: &Arc<Session>,
         transport: &Arc<AnyTransport>,
-        timings: Timings,
+        seconds: AutoSyncSeconds,
         on_event: Option<PyObject>,
     ) -> PyResult<()> {
         if let Some(callable) = &on_event {
@@ -155,22 +121,14 @@ impl AutoSync {
                 ));
             }
         }
-        let options = timings.options()?;
-        if self.thread.is_running() {
-            return Err(to_py(Error::AutoSyncRunning));
-        }
-        {
-            let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
-            // Id 0 is start_auto_sync's own listener; events() iterators count from 1.
-            listeners.by_id.remove(&0);
-            if let Some(callable) = on_event {
-                listeners.by_id.insert(0, callable);
-            }
-        }
+        let options = AutoSyncOptions::from_seconds(seconds, TIMING_NAMES).map_err(to_py)?;
         let listeners = self.listeners.clone();
         let listener = move |event: CoreEvent| deliver(&listeners, event);
-        self.thread
-            .start(session, transport.clone(), options, listener)
+        self.listeners
+            .start_with(on_event, || {
+                self.thread
+                    .start(session, transport.clone(), options, listener)
+            })
             .map_err(to_py)
     }
 
@@ -187,58 +145,29 @@ impl AutoSync {
 
     /// Adds a listener (for `events()`); returns its id.
     pub fn add_listener(&self, callable: PyObject) -> u64 {
-        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.next += 1;
-        let id = listeners.next;
-        listeners.by_id.insert(id, callable);
-        id
+        self.listeners.add(callable)
     }
 
     /// Removes a listener added by `add_listener`.
     pub fn remove_listener(&self, id: u64) {
-        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.by_id.remove(&id);
+        self.listeners.remove(id);
     }
 }
 
-/// What `Vault.notify` takes, as the core's happening.
-pub fn happening(what: &str) -> PyResult<Happening> {
-    Ok(match what {
-        "network-lost" => Happening::NetworkLost,
-        "network-back" => Happening::NetworkBack,
-        "background" => Happening::Background,
-        "foreground" => Happening::Foreground,
-        "changed" => Happening::Changed,
-        other => {
-            return Err(to_py(Error::Config(format!(
-                "notify takes \"network-lost\", \"network-back\", \"background\", \
-                 \"foreground\" or \"changed\", not {other:?}"
-            ))))
-        }
-    })
-}
-
 /// Calls every listener with `event`; what one raises is reported as unraisable.
-fn deliver(listeners: &Mutex<Listeners>, event: CoreEvent) {
+fn deliver(listeners: &Listeners<PyObject>, event: CoreEvent) {
     Python::with_gil(|py| {
-        let callables: Vec<PyObject> = listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_id
-            .values()
-            .map(|c| c.clone_ref(py))
-            .collect();
-        if callables.is_empty() {
+        if listeners.is_empty() {
             return;
         }
         let event = match to_event(py, event).and_then(|e| Py::new(py, e)) {
             Ok(event) => event,
             Err(e) => return e.write_unraisable(py, None),
         };
-        for callable in callables {
+        listeners.each(|callable| {
             if let Err(e) = callable.call1(py, (event.clone_ref(py),)) {
                 e.write_unraisable(py, Some(callable.bind(py)));
             }
-        }
+        });
     });
 }

@@ -10,12 +10,14 @@ use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
 use bucketsync::grant::{Invitation, Role};
 use bucketsync::home::SharedVault as CoreSharedVault;
+use bucketsync::http_options::HttpOptions;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::{CompactionPolicy, Error, OpenMode, RequestKind, Store};
+use bucketsync::settings::{days_ms, VaultDays};
+use bucketsync::{Error, OpenMode, RequestKind, Store};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::auto_sync::{happening, AutoSync, Timings};
+use crate::auto_sync::AutoSync;
 use crate::backup::{BackupReport, FolderReport, RestoreReport};
 use crate::convert::{Bytes, Progress};
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
@@ -25,6 +27,7 @@ use crate::files::{
 use crate::records::{self, ExportReport, ImportReport};
 use crate::sharing::{Identity, Member, SharedVault};
 use crate::transport::AnyTransport;
+use bucketsync::auto_sync::AutoSyncSeconds;
 
 /// The secret every device of a vault shares.
 #[pyclass(module = "bucketsync", frozen)]
@@ -279,6 +282,8 @@ pub(crate) struct Opening<'a> {
     pub grace_days: f64,
     pub max_clock_skew_days: f64,
     pub max_future_days: f64,
+    /// The built-in HTTP transport's deadlines.
+    pub http: HttpOptions,
     pub home: Option<Arc<Session>>,
 }
 
@@ -327,8 +332,11 @@ impl Vault {
     /// use the same value on every device of a vault. max_clock_skew_days: how far device
     /// clocks may be apart. max_future_days: what another device stamped further ahead of
     /// this clock is held (reported as ClockError in SyncReport.errors) until the clocks agree.
+    /// stall_timeout: seconds a request of the built-in HTTP transport may go with no byte
+    /// moving (default 30); request_timeout: seconds one request may take in all (default
+    /// 900). Either raises TimeoutError, and the next sync or attempt goes on.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0, stall_timeout = None, request_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -344,8 +352,16 @@ impl Vault {
         grace_days: f64,
         max_clock_skew_days: f64,
         max_future_days: f64,
+        stall_timeout: Option<f64>,
+        request_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let mode = OpenMode::parse(mode).map_err(to_py)?;
+        let http = HttpOptions::from_seconds(
+            stall_timeout,
+            request_timeout,
+            ["stall_timeout", "request_timeout"],
+        )
+        .map_err(to_py)?;
         let transport = transport.map(|t| AnyTransport::python(py, t)).transpose()?;
         Self::open_as(
             py,
@@ -362,6 +378,7 @@ impl Vault {
                 grace_days,
                 max_clock_skew_days,
                 max_future_days,
+                http,
                 home: None,
             },
         )
@@ -370,7 +387,7 @@ impl Vault {
     /// Starts a new vault: like open, but its first sync raises ConflictError when the store
     /// holds a vault for this key already, and publishes this device even with no records.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0, stall_timeout = None, request_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -385,6 +402,8 @@ impl Vault {
         grace_days: f64,
         max_clock_skew_days: f64,
         max_future_days: f64,
+        stall_timeout: Option<f64>,
+        request_timeout: Option<f64>,
     ) -> PyResult<Self> {
         Self::open(
             py,
@@ -400,6 +419,8 @@ impl Vault {
             grace_days,
             max_clock_skew_days,
             max_future_days,
+            stall_timeout,
+            request_timeout,
         )
     }
 
@@ -408,15 +429,8 @@ impl Vault {
     /// longer than stale_after_days), retired (see retire).
     #[pyo3(signature = (stale_after_days = 30.0))]
     fn devices(&self, py: Python<'_>, stale_after_days: f64) -> PyResult<Vec<Py<PyDict>>> {
-        if !(stale_after_days.is_finite() && stale_after_days >= 0.0) {
-            return Err(to_py(bucketsync::Error::Config(format!(
-                "stale_after_days must be a number of days >= 0, not {stale_after_days}"
-            ))));
-        }
-        let devices = self
-            .session
-            .devices((stale_after_days * 86_400_000.0) as u64)
-            .map_err(to_py)?;
+        let stale_after_ms = days_ms(stale_after_days, "stale_after_days").map_err(to_py)?;
+        let devices = self.session.devices(stale_after_ms).map_err(to_py)?;
         devices
             .into_iter()
             .map(|d| {
@@ -548,27 +562,28 @@ impl Vault {
     /// (`debounce` seconds after the last of a burst), again after a backoff on errors that
     /// may pass (network, timeout, throttling), and not again after auth or config errors
     /// until `notify("changed")`; `background_interval` while `notify("background")` holds.
-    /// on_event, if given, is called with each Event on the background thread; what it raises
+    /// Omitted timings take the core's defaults: 30, 1, 600 and 300 seconds. on_event, if given, is called with each Event on the background thread; what it raises
     /// is reported as unraisable and breaks nothing. Raises ConflictError when a background
     /// sync already runs, ConfigError for a closed vault or a bad interval.
-    #[pyo3(signature = (interval = 30.0, on_event = None, debounce = 1.0, full_sync_interval = 600.0, background_interval = 300.0))]
+    #[pyo3(signature = (interval = None, on_event = None, debounce = None, full_sync_interval = None, background_interval = None))]
     fn start_auto_sync(
         &self,
         py: Python<'_>,
-        interval: f64,
+        interval: Option<f64>,
         on_event: Option<PyObject>,
-        debounce: f64,
-        full_sync_interval: f64,
-        background_interval: f64,
+        debounce: Option<f64>,
+        full_sync_interval: Option<f64>,
+        background_interval: Option<f64>,
     ) -> PyResult<()> {
-        let timings = Timings {
-            interval,
-            debounce,
-            full_sync_interval,
-            background_interval,
+        let defaults = AutoSyncSeconds::default();
+        let seconds = AutoSyncSeconds {
+            interval: interval.unwrap_or(defaults.interval),
+            debounce: debounce.unwrap_or(defaults.debounce),
+            full_sync_interval: full_sync_interval.unwrap_or(defaults.full_sync_interval),
+            background_interval: background_interval.unwrap_or(defaults.background_interval),
         };
         self.auto_sync
-            .start(py, &self.session, &self.transport, timings, on_event)
+            .start(py, &self.session, &self.transport, seconds, on_event)
     }
 
     /// Stops the background sync: a sync it was running is abandoned at once (safely: the
@@ -588,7 +603,8 @@ impl Vault {
     /// "network-back", "background", "foreground", or "changed" (new credentials or store:
     /// try again at once, even after an auth error). Ignored when none runs.
     fn notify(&self, what: &str) -> PyResult<()> {
-        self.session.notify(happening(what)?);
+        self.session
+            .notify(bucketsync::Happening::parse(what).map_err(to_py)?);
         Ok(())
     }
 
@@ -1271,21 +1287,13 @@ impl Vault {
 impl Vault {
     /// Opens the vault `opening` describes (the work of `Vault.open`).
     pub(crate) fn open_as(py: Python<'_>, opening: Opening<'_>) -> PyResult<Self> {
-        let days = |name: &str, value: f64| {
-            if value.is_finite() && value >= 0.0 {
-                Ok((value * 86_400_000.0) as u64)
-            } else {
-                Err(to_py(bucketsync::Error::Config(format!(
-                    "{name} must be a number of days >= 0, not {value}"
-                ))))
-            }
-        };
-        let compaction = CompactionPolicy {
-            grace_ms: days("grace_days", opening.grace_days)?,
-            max_clock_skew_ms: days("max_clock_skew_days", opening.max_clock_skew_days)?,
-            max_future_ms: days("max_future_days", opening.max_future_days)?,
-            ..CompactionPolicy::default()
-        };
+        let compaction = VaultDays {
+            grace: opening.grace_days,
+            max_clock_skew: opening.max_clock_skew_days,
+            max_future: opening.max_future_days,
+        }
+        .policy(["grace_days", "max_clock_skew_days", "max_future_days"])
+        .map_err(to_py)?;
         let flush_interval = opening.flush_interval;
         if !(flush_interval.is_finite() && flush_interval >= 0.0) {
             return Err(to_py(bucketsync::Error::Config(format!(
@@ -1320,7 +1328,7 @@ impl Vault {
             Some(transport) => transport,
             None => AnyTransport::Builtin(
                 session
-                    .read(|e| BuiltinTransport::for_store(e.store()))
+                    .read(|e| BuiltinTransport::for_store_with(e.store(), opening.http))
                     .and_then(|t| t)
                     .map_err(to_py)?,
             ),
@@ -1877,6 +1885,7 @@ fn open_shared_vault(
             grace_days: args.grace_days,
             max_clock_skew_days: args.max_clock_skew_days,
             max_future_days: args.max_future_days,
+            http: HttpOptions::default(),
             home: Some(Arc::clone(&home.session)),
         },
     )?;

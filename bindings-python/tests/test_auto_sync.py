@@ -173,3 +173,45 @@ def test_a_listener_may_stop_the_sync_it_listens_to(tmp_path):
         wait_for("the loop to end", 10, lambda: not vault.auto_syncing)
     # Each start heard its first event, and nothing after its stop.
     assert len(heard) == 3, heard
+
+
+def test_manual_syncs_and_the_loop_share_one_connection_pool(seaweed, credentials, tmp_path):
+    """A manual sync, then the loop, then a manual sync while it runs, then close while it runs:
+    every one of them goes through the same built-in transport, and none waits on a connection
+    that nothing drives (the loop used to hang on a connection the manual sync had pooled)."""
+    store = seaweed.store(seaweed.bucket("auto"), "one-runtime/")
+    key = VaultKey.generate()
+    a = Vault.create(store, key, credentials=credentials, state=tmp_path / "a.state")
+    a.put("seed", "1")
+    a.sync()
+    b = Vault.open(store, key, credentials=credentials, state=tmp_path / "b.state")
+    b.sync()
+    events = []
+    b.start_auto_sync(interval=1.0, on_event=events.append)
+    a.put("live/1", "v1")
+    a.sync()
+    # Generous: the loop polls every second; before the fix this never arrived (the pooled
+    # connection waited for its 60 s read timeout).
+    wait_for("the loop to merge live/1", 40, lambda: b.get("live/1") == b"v1")
+    assert any(e.kind == "changed" and b"live/1" in e.keys for e in list(events))
+
+    # A manual sync while the loop runs: it either runs or is refused as a conflict with the
+    # loop's own sync, and the loop still goes on afterwards.
+    a.put("live/2", "v2")
+    a.sync()
+    try:
+        b.sync()
+    except bucketsync.ConflictError:
+        pass
+    wait_for("live/2 on b", 40, lambda: b.get("live/2") == b"v2")
+    a.put("live/3", "v3")
+    a.sync()
+    wait_for("the loop to merge live/3", 40, lambda: b.get("live/3") == b"v3")
+
+    # Close while the loop runs: the loop ends, the state is released.
+    b.close()
+    wait_for("the loop to end after close", 40, lambda: not b.auto_syncing)
+    again = Vault.open(store, key, credentials=credentials, state=tmp_path / "b.state")
+    assert again.get("live/3") == b"v3"
+    again.close()
+    a.close()

@@ -4,11 +4,11 @@
 //!
 //! [`Session::auto_sync`]: bucketsync::session::Session::auto_sync
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event as CoreEvent};
-use bucketsync::{Error, ScheduleState};
+use bucketsync::listeners::Listeners;
+use bucketsync::ScheduleState;
 
 use crate::{BucketsyncError, Vault};
 
@@ -63,14 +63,23 @@ pub struct AutoSyncSettings {
 }
 
 impl Default for AutoSyncSettings {
+    /// The core's defaults (the `#[uniffi(default)]` literals above show them to Kotlin and
+    /// Swift; the Kotlin test checks they agree with `default_auto_sync_settings`).
     fn default() -> Self {
+        let core = AutoSyncSeconds::default();
         AutoSyncSettings {
-            interval_seconds: 30.0,
-            debounce_seconds: 1.0,
-            full_sync_interval_seconds: 600.0,
-            background_interval_seconds: 300.0,
+            interval_seconds: core.interval,
+            debounce_seconds: core.debounce,
+            full_sync_interval_seconds: core.full_sync_interval,
+            background_interval_seconds: core.background_interval,
         }
     }
+}
+
+/// The core's default timings: what `AutoSyncSettings()` with no arguments holds.
+#[uniffi::export]
+pub fn default_auto_sync_settings() -> AutoSyncSettings {
+    AutoSyncSettings::default()
 }
 
 impl AutoSyncSettings {
@@ -167,19 +176,16 @@ impl From<CoreEvent> for Event {
                 keys,
                 ..empty
             },
-            CoreEvent::State(state) => {
-                let (state, category) = match state {
-                    ScheduleState::Idle => (SyncState::Idle, None),
-                    ScheduleState::Syncing => (SyncState::Syncing, None),
-                    ScheduleState::Offline => (SyncState::Offline, None),
-                    ScheduleState::Error(c) => (SyncState::Error, Some(c.as_str().to_owned())),
-                };
-                Event {
-                    state: Some(state),
-                    category,
-                    ..empty
-                }
-            }
+            CoreEvent::State(state) => Event {
+                state: Some(match state {
+                    ScheduleState::Idle => SyncState::Idle,
+                    ScheduleState::Syncing => SyncState::Syncing,
+                    ScheduleState::Offline => SyncState::Offline,
+                    ScheduleState::Error(_) => SyncState::Error,
+                }),
+                category: state.error_category().map(|c| c.as_str().to_owned()),
+                ..empty
+            },
             CoreEvent::Progress(p) => Event {
                 kind: EventKind::Progress,
                 progress: Some(SyncProgress {
@@ -228,30 +234,17 @@ pub trait EventListener: Send + Sync {
 
 /// The listeners of one vault: the one given to `start_auto_sync` has id 0, the others the
 /// ids `add_event_listener` returned.
-#[derive(Default)]
-pub(crate) struct Listeners {
-    next: u64,
-    by_id: BTreeMap<u64, Arc<dyn EventListener>>,
-}
-
-pub(crate) type SharedListeners = Arc<Mutex<Listeners>>;
-
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) type SharedListeners = Arc<Listeners<Arc<dyn EventListener>>>;
 
 /// Calls every listener with `event`; what one throws (or a panic) is dropped.
-fn deliver(listeners: &Mutex<Listeners>, event: CoreEvent) {
-    // Called without the lock held: a listener may add or remove listeners.
-    let targets: Vec<Arc<dyn EventListener>> = locked(listeners).by_id.values().cloned().collect();
-    if targets.is_empty() {
+fn deliver(listeners: &Listeners<Arc<dyn EventListener>>, event: CoreEvent) {
+    if listeners.is_empty() {
         return;
     }
     let event = Event::from(event);
-    for listener in targets {
-        let call = std::panic::AssertUnwindSafe(|| listener.on_event(event.clone()));
-        let _ = std::panic::catch_unwind(call);
-    }
+    listeners.each(|listener| {
+        let _ = listener.on_event(event.clone());
+    });
 }
 
 #[uniffi::export]
@@ -272,22 +265,12 @@ impl Vault {
         listener: Option<Arc<dyn EventListener>>,
     ) -> Result<(), BucketsyncError> {
         let options = settings.unwrap_or_default().options()?;
-        // Listeners are set before the start, so none misses the first event; a start that
-        // fails (one runs already) leaves the running loop's own listener in place.
-        if self.auto_thread.is_running() {
-            return Err(Error::AutoSyncRunning.into());
-        }
-        {
-            let mut listeners = locked(&self.listeners);
-            listeners.by_id.remove(&0);
-            if let Some(listener) = listener {
-                listeners.by_id.insert(0, listener);
-            }
-        }
         let listeners = self.listeners.clone();
         let on_event = move |event: CoreEvent| deliver(&listeners, event);
-        self.auto_thread
-            .start(&self.session, self.transport.clone(), options, on_event)?;
+        self.listeners.start_with(listener, || {
+            self.auto_thread
+                .start(&self.session, self.transport.clone(), options, on_event)
+        })?;
         Ok(())
     }
 
@@ -315,19 +298,13 @@ impl Vault {
     /// or not a background sync runs yet); returns its id for `remove_event_listener`.
     /// `events()` uses it.
     pub fn add_event_listener(&self, listener: Arc<dyn EventListener>) -> u64 {
-        let mut listeners = locked(&self.listeners);
-        listeners.next += 1;
-        let id = listeners.next;
-        listeners.by_id.insert(id, listener);
-        id
+        self.listeners.add(listener)
     }
 
     /// Removes a listener added by `add_event_listener` (an unknown id is ignored). An event
     /// being delivered at that moment may still reach it.
     pub fn remove_event_listener(&self, id: u64) {
-        if id != 0 {
-            locked(&self.listeners).by_id.remove(&id);
-        }
+        self.listeners.remove(id);
     }
 }
 
@@ -363,6 +340,7 @@ mod tests {
             None,
             false,
             true,
+            None,
         )
         .unwrap()
     }

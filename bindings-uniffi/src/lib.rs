@@ -9,8 +9,12 @@ use std::sync::Arc;
 use bucketsync::auto_sync_thread::AutoSyncThread;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
+use bucketsync::http_options::HttpOptions;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::{Category, CompactionPolicy, OpenMode, RequestKind};
+use bucketsync::settings::VaultDays;
+use bucketsync::{
+    redacted_url, shown_header_value, Category, CompactionPolicy, OpenMode, RequestKind,
+};
 
 mod auto_sync;
 mod records;
@@ -152,54 +156,9 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-const REDACTED: &str = "<redacted>";
-
-/// A header whose value is a secret: the signature, or the session token.
-fn secret_header(name: &str) -> bool {
-    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-amz-security-token")
-}
-
-/// `url` with the values of the presigned-URL query parameters that sign or identify the
-/// request replaced by `<redacted>`; the rest (the path, other parameters) as it is.
-fn redacted_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (query, None),
-    };
-    let secret = |name: &str| {
-        [
-            "X-Amz-Signature",
-            "X-Amz-Credential",
-            "X-Amz-Security-Token",
-        ]
-        .iter()
-        .any(|s| name.eq_ignore_ascii_case(s))
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if secret(name) => format!("{name}={REDACTED}"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    let mut out = format!("{base}?{}", query.join("&"));
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    out
-}
-
 impl Header {
     fn shown_value(&self) -> &str {
-        if secret_header(&self.name) {
-            REDACTED
-        } else {
-            &self.value
-        }
+        shown_header_value(&self.name, &self.value)
     }
 }
 
@@ -500,19 +459,87 @@ struct Opening<'a> {
     transport: Option<Arc<AnyTransport>>,
     wait_for_lock: bool,
     mode: OpenMode,
+    settings: VaultSettings,
     home: Option<Arc<Session>>,
+}
+
+/// A vault's time bounds and the built-in HTTP client's deadlines; every field has a default
+/// (Kotlin `VaultSettings(graceDays = 7.0)`, Swift `VaultSettings(graceDays: 7)`).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct VaultSettings {
+    /// Tombstones older than this (plus twice `maxClockSkewDays`) that every active device has
+    /// merged are dropped from checkpoints, and a device out of touch longer than this starts
+    /// over when it returns; use the same value on every device of a vault.
+    #[uniffi(default = 30.0)]
+    pub grace_days: f64,
+    /// How far device clocks may be apart.
+    #[uniffi(default = 1.0)]
+    pub max_clock_skew_days: f64,
+    /// What another device stamped further ahead of this clock is held (reported with category
+    /// `clock`) until the clocks agree.
+    #[uniffi(default = 7.0)]
+    pub max_future_days: f64,
+    /// The built-in HTTP client (not a `transport` of the app's): seconds a request may go
+    /// with no byte moving before it fails as `Timeout`; null for the default (30 s).
+    #[uniffi(default = None)]
+    pub stall_timeout_seconds: Option<f64>,
+    /// The built-in HTTP client: seconds one request may take in all; null for the default
+    /// (900 s).
+    #[uniffi(default = None)]
+    pub request_timeout_seconds: Option<f64>,
+}
+
+impl Default for VaultSettings {
+    /// The core's defaults (the literals above show them to Kotlin and Swift; the Kotlin test
+    /// checks they agree with `default_vault_settings`).
+    fn default() -> Self {
+        let days = VaultDays::default();
+        VaultSettings {
+            grace_days: days.grace,
+            max_clock_skew_days: days.max_clock_skew,
+            max_future_days: days.max_future,
+            stall_timeout_seconds: None,
+            request_timeout_seconds: None,
+        }
+    }
+}
+
+/// The core's default vault settings: what `VaultSettings()` with no arguments holds.
+#[uniffi::export]
+pub fn default_vault_settings() -> VaultSettings {
+    VaultSettings::default()
+}
+
+impl VaultSettings {
+    fn compaction(&self) -> Result<CompactionPolicy, BucketsyncError> {
+        let days = VaultDays {
+            grace: self.grace_days,
+            max_clock_skew: self.max_clock_skew_days,
+            max_future: self.max_future_days,
+        };
+        Ok(days.policy(["graceDays", "maxClockSkewDays", "maxFutureDays"])?)
+    }
+
+    fn http(&self) -> Result<HttpOptions, BucketsyncError> {
+        Ok(HttpOptions::from_seconds(
+            self.stall_timeout_seconds,
+            self.request_timeout_seconds,
+            ["stallTimeoutSeconds", "requestTimeoutSeconds"],
+        )?)
+    }
 }
 
 impl Vault {
     /// Opens a session as `opening` says and wraps it.
     fn open_as(opening: Opening<'_>) -> Result<Arc<Self>, BucketsyncError> {
         let state_path = opening.state_path.map(PathBuf::from);
+        let http = opening.settings.http()?;
         let session = Session::open(SessionOptions {
             store: opening.store,
             key: opening.key,
             device: opening.device.as_deref(),
             mode: opening.mode,
-            compaction: CompactionPolicy::default(),
+            compaction: opening.settings.compaction()?,
             state: match &state_path {
                 Some(path) => StateLocation::File {
                     path,
@@ -528,7 +555,7 @@ impl Vault {
         let transport = match opening.transport {
             Some(transport) => transport,
             None => Arc::new(AnyTransport::Builtin(
-                session.read(|e| BuiltinTransport::for_store(e.store()))??,
+                session.read(|e| BuiltinTransport::for_store_with(e.store(), http))??,
             )),
         };
         Ok(Arc::new(Vault {
@@ -561,7 +588,9 @@ impl Vault {
     /// `create`: start a new vault (the first sync fails with `Conflict` when one exists for
     /// this key); otherwise join one (a new device's first sync fails with `NotFound` when the
     /// store holds no vault for this key, so a wrong key never starts an empty vault).
-    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None, wait_for_lock = false, create = false))]
+    /// `settings`: the vault's time bounds and the built-in HTTP client's deadlines (null: the
+    /// defaults).
+    #[uniffi::constructor(default(device = None, state_path = None, credentials = None, transport = None, wait_for_lock = false, create = false, settings = None))]
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: String,
@@ -572,6 +601,7 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
         create: bool,
+        settings: Option<VaultSettings>,
     ) -> Result<Arc<Self>, BucketsyncError> {
         Vault::open_as(Opening {
             store: &store,
@@ -586,6 +616,7 @@ impl Vault {
             } else {
                 OpenMode::Join
             },
+            settings: settings.unwrap_or_default(),
             home: None,
         })
     }
@@ -799,16 +830,14 @@ pub trait FileSink: Send + Sync {
 }
 
 /// A foreign [`FileSource`] as the core reads sources; bytes beyond what the core asked for
-/// (a source that returns more than `max`) wait for the next read. When the size was given,
-/// a source that ends before it or runs past it fails the put (a stream cut short must not be
-/// stored as the whole file).
+/// (a source that returns more than `max`) wait for the next read. The size, when given, is
+/// declared: the core fails a put whose source ends before it or runs past it.
 struct ForeignSource {
     source: Arc<dyn FileSource>,
     size: Option<u64>,
     /// The last piece the source gave, and how much of it was handed on.
     piece: Vec<u8>,
     used: usize,
-    total: u64,
 }
 
 impl bucketsync::files::Source for ForeignSource {
@@ -819,21 +848,6 @@ impl bucketsync::files::Source for ForeignSource {
                 bucketsync::Error::Config(format!("reading the file's source failed: {e}"))
             })?;
             self.used = 0;
-            self.total += self.piece.len() as u64;
-            match self.size {
-                Some(size) if self.piece.is_empty() && self.total != size => {
-                    return Err(bucketsync::Error::Config(format!(
-                        "the file's source ended after {} bytes, not the {size} it was said to hold",
-                        self.total
-                    )))
-                }
-                Some(size) if self.total > size => {
-                    return Err(bucketsync::Error::Config(format!(
-                        "the file's source gave more than the {size} bytes it was said to hold"
-                    )))
-                }
-                _ => {}
-            }
         }
         let n = (self.piece.len() - self.used).min(buf.len());
         buf[..n].copy_from_slice(&self.piece[self.used..self.used + n]);
@@ -842,6 +856,10 @@ impl bucketsync::files::Source for ForeignSource {
     }
 
     fn len_hint(&self) -> Option<u64> {
+        self.size
+    }
+
+    fn declared_len(&self) -> Option<u64> {
         self.size
     }
 }
@@ -931,7 +949,6 @@ impl Vault {
             size,
             piece: Vec::new(),
             used: 0,
-            total: 0,
         };
         self.store(key, &mut source, listener).await
     }

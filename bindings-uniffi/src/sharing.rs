@@ -9,7 +9,9 @@ use bucketsync::grant::Invitation;
 use bucketsync::home::SharedVault;
 use bucketsync::{OpenMode, Store};
 
-use crate::{AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault};
+use crate::{
+    AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault, VaultSettings,
+};
 
 /// A person's identity: the same on every device of their home, derived from its key.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
@@ -198,6 +200,7 @@ impl Vault {
             transport,
             wait_for_lock,
             mode,
+            settings: VaultSettings::default(),
             home: Some(self.session.clone()),
         })?;
         vault.session.enter_shared(&self.session, shared)?;
@@ -433,7 +436,7 @@ mod tests {
     fn home(dir: &std::path::Path, name: &str) -> Arc<Vault> {
         let store = format!("file://{}/{name}", dir.display());
         let key = Arc::new(VaultKey(bucketsync::VaultKey::generate().unwrap()));
-        Vault::open(store, key, None, None, None, None, false, true).unwrap()
+        Vault::open(store, key, None, None, None, None, false, true, None).unwrap()
     }
 
     /// A fresh folder for one test's stores.

@@ -80,6 +80,13 @@ export interface StateStorage {
   load(): Promise<{ snapshot: Uint8Array; journal?: Uint8Array } | Uint8Array | undefined>;
   /** Applies the writes in order; resolves once they are stored (one transaction). */
   apply(writes: StateWrite[]): Promise<unknown>;
+  /**
+   * Locks the state for one Vault and resolves to the function that lets go (fileStorage: a
+   * lock file, across processes and within this one). Rejects with LockedError naming the
+   * holder, or waits for it with `wait`. Without it, a Web Lock on `name` is used where the
+   * platform has Web Locks.
+   */
+  lock?(wait: boolean): Promise<() => void>;
 }
 
 export interface OpenOptions {
@@ -100,7 +107,8 @@ export interface OpenOptions {
   state?: Uint8Array;
   /**
    * Loads the state at open and writes every change to it (one transaction per batch). The
-   * state is held under a Web Lock while the vault is open.
+   * state is locked while the vault is open: by the storage's own lock (fileStorage's lock
+   * file), else under a Web Lock.
    */
   storage?: StateStorage;
   /** Omit them in a browser that gets presigned URLs through `signer`. */
@@ -109,8 +117,21 @@ export interface OpenOptions {
   fetch?: typeof globalThis.fetch;
   /** Every request gives up after this many milliseconds (default 30000). */
   timeoutMs?: number;
-  /** When another tab holds the state: fail with LockedError (default) or wait for it. */
+  /** When another tab, Vault or process holds the state: fail with LockedError (default) or wait. */
   lock?: 'error' | 'wait';
+  /**
+   * Tombstones older than this (plus twice `maxClockSkewDays`) that every active device has
+   * merged are dropped from checkpoints, and a device out of touch longer than this starts over
+   * when it returns; use the same value on every device of a vault. Default 30.
+   */
+  graceDays?: number;
+  /** How far device clocks may be apart, in days. Default 1. */
+  maxClockSkewDays?: number;
+  /**
+   * What another device stamped further ahead of this clock is held (reported with category
+   * `clock`) until the clocks agree, in days. Default 7.
+   */
+  maxFutureDays?: number;
 }
 
 /** What a person may do in a shared vault. */
@@ -734,4 +755,12 @@ export function signRequest(options: {
 }): Promise<Headers>;
 
 export function indexedDbStorage(name?: string, key?: string): StateStorage;
+/**
+ * The state in files (Node): the snapshot at `path`, the journal at `path + '.journal'`, and
+ * while a Vault holds them the lock file `path + '.lock'`. A second open of the same path, in
+ * this process or another of this host, rejects with LockedError naming the holder (or waits,
+ * with `lock: 'wait'`); a lock left by a process that no longer runs is taken over. Each batch
+ * of writes is fsynced before its put resolves; a snapshot goes to a temporary file that is
+ * fsynced and renamed into place, and the folder is fsynced.
+ */
 export function fileStorage(path: string): StateStorage;

@@ -216,13 +216,17 @@ function savedState(loaded) {
 
 /**
  * Opens a vault's replica: takes the state's lock, loads the state, builds the transport, and
- * calls `openInner(device, saved, credentials, send)` for the wasm vault (see `Vault.open`).
+ * calls `openInner(device, saved, credentials, send, days)` for the wasm vault (see `Vault.open`;
+ * `days`: graceDays, maxClockSkewDays and maxFutureDays, undefined for the core's defaults).
  */
 async function openVault({
   device, state, storage, credentials, signer, fetch: fetchImpl, timeoutMs = 30_000, lock = 'error',
+  graceDays, maxClockSkewDays, maxFutureDays,
 }, openInner) {
   if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
-  const release = storage ? await acquireLock(`bucketsync:${storage.name ?? 'state'}`, lock === 'wait') : () => {};
+  const release = !storage ? () => {}
+    : storage.lock ? await storage.lock(lock === 'wait')
+      : await acquireLock(`bucketsync:${storage.name ?? 'state'}`, lock === 'wait');
   try {
     const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
     let vault;
@@ -230,7 +234,8 @@ async function openVault({
     const transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis),
       signer, timeoutMs, cancelled);
     const send = transport(() => vault?.signal);
-    const inner = call(() => openInner(device, saved, credentials, send));
+    const days = [graceDays, maxClockSkewDays, maxFutureDays];
+    const inner = call(() => openInner(device, saved, credentials, send, days));
     vault = new Vault(inner, storage, release, transport, inner.vaultId,
       { credentials, signer, fetch: fetchImpl, timeoutMs });
     await vault.flush();
@@ -274,8 +279,8 @@ export class Vault {
    * `storage` (indexedDbStorage / fileStorage) keeps the local state: every put is written to it
    * in one transaction per batch (await the put, or `flush()`, to know it is stored). `state`
    * (bytes from exportState) starts from a snapshot instead. With a storage, the state is held
-   * under a Web Lock (one writer per device): a second tab gets LockedError, or waits with
-   * `lock: 'wait'`. `timeoutMs` bounds every request (default 30 s). `device` names the device
+   * under its lock (fileStorage: a lock file; otherwise a Web Lock), one writer per device: a
+   * second opener gets LockedError, or waits with `lock: 'wait'`. `timeoutMs` bounds every request (default 30 s). `device` names the device
    * ("Anna's laptop", kept as its label) or gives a stable id (32 hex digits). `mode`: 'join'
    * (default: a new device's first sync rejects with NotFoundError when the store holds no
    * vault for this key), 'create' (see `Vault.create`) or 'join-or-create'.
@@ -283,9 +288,9 @@ export class Vault {
   static async open({ store, key, mode = 'join', ...options } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
-    return openVault(options, (device, saved, credentials, send) => wasm.Vault.open(
+    return openVault(options, (device, saved, credentials, send, days) => wasm.Vault.open(
       store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-      credentials?.secretAccessKey, credentials?.sessionToken, send, mode,
+      credentials?.secretAccessKey, credentials?.sessionToken, send, mode, ...days,
     ));
   }
 
@@ -302,8 +307,8 @@ export class Vault {
    * thisDevice, stale, retired }`; stale means silent for longer than `staleAfterDays`
    * (default 30).
    */
-  devices({ staleAfterDays = 30 } = {}) {
-    return call(() => this.#inner.devices(staleAfterDays * 86_400_000));
+  devices({ staleAfterDays } = {}) {
+    return call(() => this.#inner.devices(staleAfterDays));
   }
   /**
    * The versions of `key` known here, newest first: `{ value (undefined for a deletion),
@@ -368,10 +373,10 @@ export class Vault {
   }
   async #openShared(label, mode, options) {
     const { store, key, mode: _, ...given } = options;
-    return openVault(sharedConnection(this.#connection, given), (device, saved, credentials, send) =>
+    return openVault(sharedConnection(this.#connection, given), (device, saved, credentials, send, days) =>
       this.#inner.openShared(
         label, mode, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-        credentials?.secretAccessKey, credentials?.sessionToken, send,
+        credentials?.secretAccessKey, credentials?.sessionToken, send, ...days,
       ));
   }
   /**
@@ -1240,9 +1245,103 @@ function concat(parts) {
   return out;
 }
 
+/** The state files this process holds locked (their lock files' paths). */
+const heldLocks = new Set();
+
+/** Who this process is, as a lock file names it. */
+function lockHolder() {
+  const host = nodeModule('node:os')?.hostname() ?? 'unknown';
+  return `process ${process.pid} on host ${host}, since ${new Date().toISOString()}`;
+}
+
+/** Whether the holder a lock file names is gone: a process of this host that no longer runs. */
+function lockIsStale(text) {
+  const found = /process (\d+)(?: on host (\S+?),)?/.exec(text);
+  if (!found) return false;
+  const host = nodeModule('node:os')?.hostname();
+  if (found[2] !== undefined && found[2] !== host) return false;
+  const pid = Number(found[1]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === 'ESRCH';
+  }
+}
+
 /**
- * Keeps the state in files (Node): the snapshot at `path`, replaced atomically, and the journal
- * appended to `path + '.journal'`.
+ * Takes the lock file `lockPath` for this process (created exclusively, naming the holder) and
+ * returns the function that lets go of it. A lock of this process that another vault holds,
+ * or of a live process, raises LockedError naming it (or is waited for with `wait`); one left
+ * by a process of this host that no longer runs is taken over.
+ */
+async function lockFile(lockPath, statePath, wait) {
+  const fs = nodeFs();
+  for (;;) {
+    if (!heldLocks.has(lockPath)) {
+      try {
+        const handle = await fs.open(lockPath, 'wx');
+        try {
+          await handle.writeFile(lockHolder());
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        heldLocks.add(lockPath);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          heldLocks.delete(lockPath);
+          try {
+            nodeModule('node:fs').unlinkSync(lockPath);
+          } catch { /* already gone */ }
+        };
+      } catch (e) {
+        if (e.code !== 'EEXIST') throw e;
+      }
+    }
+    let holder = heldLocks.has(lockPath) ? `another Vault of this process (${process.pid})` : '';
+    if (!holder) {
+      try {
+        holder = (await fs.readFile(lockPath, 'utf8')).trim();
+      } catch (e) {
+        if (e.code === 'ENOENT') continue; // let go of just now: try again
+        throw e;
+      }
+      if (lockIsStale(holder)) {
+        // Moved aside under a name of our own first, so that of two takers only one removes it.
+        const aside = `${lockPath}.stale-${process.pid}-${Math.random().toString(36).slice(2)}`;
+        try {
+          await fs.rename(lockPath, aside);
+          const moved = (await fs.readFile(aside, 'utf8')).trim();
+          if (moved === holder) await fs.unlink(aside);
+          else await fs.rename(aside, lockPath).catch(() => {});
+        } catch (e) {
+          if (e.code !== 'ENOENT') throw e;
+        }
+        continue;
+      }
+    }
+    if (!wait) {
+      throw new LockedError(
+        `the local state ${statePath} is locked by ${holder || 'another process'} (one writer per ` +
+          'device): close that Vault first, open with { lock: "wait" }, or with another storage as ' +
+          'a new device',
+        'locked',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Keeps the state in files (Node): the snapshot at `path` and the journal at
+ * `path + '.journal'`, locked by `path + '.lock'` while a Vault holds them (within this process
+ * and across processes of this host; a lock left by a process that no longer runs is taken
+ * over). Each batch of writes is fsynced before its put resolves; a snapshot is written to a
+ * temporary file, fsynced, renamed into place, and the folder fsynced.
  */
 export function fileStorage(path) {
   const fs = () => {
@@ -1251,16 +1350,40 @@ export function fileStorage(path) {
     return found;
   };
   const journalPath = `${path}.journal`;
+  const syncFolder = async (file) => {
+    const dir = nodeModule('node:path').dirname(file);
+    let handle;
+    try {
+      handle = await fs().open(dir, 'r');
+      await handle.sync();
+    } catch {
+      // Not every platform can open a folder (Windows): the rename is as durable as it allows.
+    } finally {
+      await handle?.close();
+    }
+  };
   const replace = async (file, bytes) => {
-    const { writeFile, rename, open } = fs();
+    const { writeFile, rename, open, unlink } = fs();
     const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeFile(tmp, bytes);
-    const handle = await open(tmp, 'r+');
-    try { await handle.sync(); } finally { await handle.close(); }
-    await rename(tmp, file);
+    try {
+      await writeFile(tmp, bytes);
+      const handle = await open(tmp, 'r+');
+      try { await handle.sync(); } finally { await handle.close(); }
+      await rename(tmp, file);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+    await syncFolder(file);
   };
   return {
     name: path,
+    lock(wait) {
+      const { mkdir } = fs();
+      const dir = nodeModule('node:path').dirname(path);
+      return mkdir(dir, { recursive: true }).then(() => lockFile(nodeModule('node:path').resolve(`${path}.lock`),
+        path, wait));
+    },
     async load() {
       const { readFile } = fs();
       const read = async (file) => {
@@ -1275,16 +1398,26 @@ export function fileStorage(path) {
       return snapshot === undefined ? undefined : { snapshot, journal: await read(journalPath) };
     },
     async apply(writes) {
-      const { appendFile, truncate } = fs();
-      for (const w of writes) {
-        if (w.snapshot) {
-          await replace(path, w.snapshot);
-          await replace(journalPath, w.journal);
-        } else if (w.append) {
-          await appendFile(journalPath, w.append);
-        } else if (w.truncate !== undefined) {
-          await truncate(journalPath, w.truncate);
+      const { open } = fs();
+      let journal;
+      try {
+        for (const w of writes) {
+          if (w.snapshot) {
+            await journal?.close();
+            journal = undefined;
+            await replace(path, w.snapshot);
+            await replace(journalPath, w.journal);
+          } else if (w.append) {
+            journal ??= await open(journalPath, 'a');
+            await journal.appendFile(w.append);
+          } else if (w.truncate !== undefined) {
+            journal ??= await open(journalPath, 'a');
+            await journal.truncate(w.truncate);
+          }
         }
+        await journal?.datasync();
+      } finally {
+        await journal?.close();
       }
     },
   };

@@ -5,7 +5,7 @@
 
 use bucketsync::auto_sync::{AutoSyncOptions, AutoSyncSeconds, Event};
 use bucketsync::driver::{Progress, Transport};
-use bucketsync::{Error, Happening, Request, Response, ScheduleState};
+use bucketsync::{Happening, Request, Response};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -76,15 +76,13 @@ fn event_object(event: &Event) -> Object {
     let (kind, listed, state, category, progress) = match event {
         Event::Changed(changed) => ("changed", keys(changed), None, None, None),
         Event::Conflict(conflicts) => ("conflict", keys(conflicts), None, None, None),
-        Event::State(state) => {
-            let (name, category) = match state {
-                ScheduleState::Idle => ("idle", None),
-                ScheduleState::Syncing => ("syncing", None),
-                ScheduleState::Offline => ("offline", None),
-                ScheduleState::Error(category) => ("error", Some(category.as_str())),
-            };
-            ("state", Array::new(), Some(name), category, None)
-        }
+        Event::State(state) => (
+            "state",
+            Array::new(),
+            Some(state.name()),
+            state.error_category().map(|c| c.as_str()),
+            None,
+        ),
         Event::Progress(p) => (
             "progress",
             Array::new(),
@@ -185,19 +183,7 @@ impl Vault {
     /// Tells the background sync what the page knows: "network-lost", "network-back",
     /// "background", "foreground" or "changed". Ignored when none runs.
     pub fn notify(&self, what: &str) -> Result<(), JsValue> {
-        let happening = match what {
-            "network-lost" => Happening::NetworkLost,
-            "network-back" => Happening::NetworkBack,
-            "background" => Happening::Background,
-            "foreground" => Happening::Foreground,
-            "changed" => Happening::Changed,
-            other => {
-                return Err(js_error(&Error::Config(format!(
-                    "notify takes \"network-lost\", \"network-back\", \"background\", \
-                     \"foreground\" or \"changed\", not {other:?}"
-                ))))
-            }
-        };
+        let happening = Happening::parse(what).map_err(|e| js_error(&e))?;
         self.session.notify(happening);
         Ok(())
     }

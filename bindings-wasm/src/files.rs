@@ -90,6 +90,10 @@ impl Source for JsSource {
     fn len_hint(&self) -> Option<u64> {
         self.len
     }
+
+    fn declared_len(&self) -> Option<u64> {
+        self.len
+    }
 }
 
 /// A [`Sink`] over a JS writer: each piece is copied out of wasm memory and awaited.

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use bucketsync::driver::{self, Transport};
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
+use bucketsync::settings::{days_ms, VaultDays, DEFAULT_STALE_AFTER_DAYS};
 use bucketsync::sign::{SigV4, Signer};
 use bucketsync::state_store::{Saved, StateWrite};
 use bucketsync::{
-    Category, CompactionPolicy, Credentials, Method, OpenMode, Request, RequestId, RequestKind,
-    Response, Timestamp,
+    Category, Credentials, Method, OpenMode, Request, RequestId, RequestKind, Response, Timestamp,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -254,7 +254,12 @@ struct Opening {
     secret_access_key: Option<String>,
     session_token: Option<String>,
     send: Function,
+    /// The vault's time bounds (graceDays, maxClockSkewDays, maxFutureDays).
+    days: VaultDays,
 }
+
+/// The names the JS options give the vault's time bounds, for errors.
+const DAY_NAMES: [&str; 3] = ["graceDays", "maxClockSkewDays", "maxFutureDays"];
 
 impl Opening {
     /// Opens the replica of the vault of `store` and `key` in `mode`.
@@ -270,7 +275,7 @@ impl Opening {
             key,
             device: self.device.as_deref(),
             mode,
-            compaction: CompactionPolicy::default(),
+            compaction: self.days.policy(DAY_NAMES).map_err(|e| js_error(&e))?,
             state: StateLocation::Host(Saved {
                 snapshot: self.snapshot.unwrap_or_default(),
                 journal: self.journal.unwrap_or_default(),
@@ -309,6 +314,9 @@ impl Vault {
         session_token: Option<String>,
         send: Function,
         mode: &str,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
         let mode = OpenMode::parse(mode).map_err(|e| js_error(&e))?;
         Opening {
@@ -319,6 +327,7 @@ impl Vault {
             secret_access_key,
             session_token,
             send,
+            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
         }
         .open(store, &key.0, mode, None)
     }
@@ -332,16 +341,13 @@ impl Vault {
     }
 
     /// The vault's devices known here (this one included): `{id, label, lastPushMs, segments,
-    /// thisDevice, stale}`; stale means silent for longer than `staleAfterMs`.
-    pub fn devices(&self, stale_after_ms: f64) -> Result<Array, JsValue> {
-        if !(stale_after_ms.is_finite() && stale_after_ms >= 0.0) {
-            return Err(js_error(&bucketsync::Error::Config(
-                "staleAfterMs must be a number of milliseconds >= 0".into(),
-            )));
-        }
+    /// thisDevice, stale}`; stale means silent for longer than `staleAfterDays` (default 30).
+    pub fn devices(&self, stale_after_days: Option<f64>) -> Result<Array, JsValue> {
+        let days = stale_after_days.unwrap_or(DEFAULT_STALE_AFTER_DAYS);
+        let stale_after_ms = days_ms(days, "staleAfterDays").map_err(|e| js_error(&e))?;
         let devices = self
             .session
-            .devices(stale_after_ms as u64)
+            .devices(stale_after_ms)
             .map_err(|e| js_error(&e))?;
         let out = Array::new();
         for d in devices {

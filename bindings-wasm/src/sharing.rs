@@ -6,6 +6,7 @@
 
 use bucketsync::grant::Role;
 use bucketsync::membership::{Member, Standing};
+use bucketsync::settings::VaultDays;
 use bucketsync::OpenMode;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
@@ -117,6 +118,9 @@ impl Vault {
         secret_access_key: Option<String>,
         session_token: Option<String>,
         send: Function,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
         self.as_home()?;
         let shared = self.session.shared_vault(label).map_err(|e| js_error(&e))?;
@@ -132,6 +136,7 @@ impl Vault {
             secret_access_key,
             session_token,
             send,
+            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
         }
         .open(
             &shared.store,

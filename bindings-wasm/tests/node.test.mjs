@@ -205,6 +205,80 @@ test('fileStorage keeps the state across opens', async () => {
   assert.equal(again.device, device);
 });
 
+test('the vault settings are checked by the core and named as given', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'settings/');
+  await assert.rejects(Vault.open({ store, key, maxFutureDays: -1 }),
+    (e) => e instanceof bucketsync.ConfigError && e.message.includes('maxFutureDays') && e.message.includes('not negative'));
+  await assert.rejects(Vault.open({ store, key, graceDays: Number.NaN }),
+    (e) => e instanceof bucketsync.ConfigError && e.message.includes('graceDays'));
+  const vault = await Vault.open({ store, key, graceDays: 7, maxClockSkewDays: 0.5 });
+  assert.throws(() => vault.devices({ staleAfterDays: -1 }),
+    (e) => e instanceof bucketsync.ConfigError && e.message.includes('staleAfterDays'));
+  assert.equal(vault.devices().length, 1);
+  await vault.close();
+});
+
+test('fileStorage: a second open in this process is refused, naming the holder, until the first closes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock-'));
+  const path = join(dir, 'one.state');
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'lock-one/');
+  const first = await Vault.create({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials });
+  await first.put('k', 'v');
+  await assert.rejects(
+    Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials }),
+    (e) => e instanceof bucketsync.LockedError && e.category === 'locked'
+      && e.message.includes(`another Vault of this process (${process.pid})`),
+  );
+  // Waiting instead: it opens once the first closes.
+  const waiting = Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials,
+    lock: 'wait' });
+  await first.close();
+  const second = await waiting;
+  assert.equal(second.getString('k'), 'v');
+  assert.equal(second.device, first.device);
+  await second.close();
+});
+
+test('fileStorage: another process holding the state is named; its lock is taken over once it is killed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock2-'));
+  const path = join(dir, 'two.state');
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'lock-two/');
+  const script = `
+import * as bucketsync from ${JSON.stringify(join(root, 'bindings-wasm/js/index.js'))};
+const [store, code, path, id, secret] = process.argv.slice(1);
+const key = await bucketsync.VaultKey.fromRecoveryCode(code);
+const vault = await bucketsync.Vault.create({ store, key, storage: bucketsync.fileStorage(path),
+  credentials: { accessKeyId: id, secretAccessKey: secret } });
+await vault.put('from', 'child');
+process.stdout.write('holding' + String.fromCharCode(10));
+setInterval(() => {}, 1000);
+`;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, store, key.recoveryCode(), path,
+    server.accessKeyId, server.secretAccessKey], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  try {
+    await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => { out += d; if (out.includes('holding')) resolve(); });
+      child.on('exit', (code) => reject(new Error(`the child exited with ${code} before holding the state`)));
+    });
+    await assert.rejects(
+      Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials }),
+      (e) => e instanceof bucketsync.LockedError && e.message.includes(`process ${child.pid} on host`),
+    );
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  const after = await Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials });
+  assert.equal(after.getString('from'), 'child');
+  await after.close();
+});
+
 test('a Node process killed right after an awaited put loses nothing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-kill-'));
   const key = await VaultKey.generate();

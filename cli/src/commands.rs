@@ -477,7 +477,7 @@ async fn rm(g: &Global, out: Output, key: &str) -> Outcome {
 
 async fn watch(g: &Global, out: Output, every: std::time::Duration) -> Outcome {
     use bucketsync::auto_sync::{AutoSyncOptions, Event};
-    use bucketsync::{SchedulePolicy, ScheduleState};
+    use bucketsync::SchedulePolicy;
     let vault = vault::open_existing(g)?;
     let options = AutoSyncOptions {
         policy: SchedulePolicy {
@@ -495,13 +495,8 @@ async fn watch(g: &Global, out: Output, every: std::time::Duration) -> Outcome {
             Event::Progress(_) => return,
         };
         let shown: Vec<String> = keys.iter().map(|k| shown(k)).collect();
-        let (state_name, category) = match state {
-            Some(ScheduleState::Idle) => (Some("idle"), None),
-            Some(ScheduleState::Syncing) => (Some("syncing"), None),
-            Some(ScheduleState::Offline) => (Some("offline"), None),
-            Some(ScheduleState::Error(c)) => (Some("error"), Some(c.as_str())),
-            None => (None, None),
-        };
+        let state_name = state.map(|s| s.name());
+        let category = state.and_then(|s| s.error_category()).map(|c| c.as_str());
         out.result(
             || match (state_name, category) {
                 (Some(_), Some(category)) => {

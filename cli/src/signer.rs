@@ -1,8 +1,12 @@
 //! `bucketsync signer`: a small stateless service that presigns requests for clients that hold
-//! no S3 keys (browsers, phones). It signs only what a vault's engine sends to read and write
-//! its objects: GET, PUT and HEAD of a key under the store's prefix, and ListObjectsV2 listings
-//! of prefixes under it, for clients presenting the bearer token; every URL is valid for a few
-//! minutes. Anything else is refused, saying why.
+//! no S3 keys (browsers, phones). It signs only what a vault's engine sends to read, write and
+//! collect its objects: GET, PUT and HEAD of a key under the store's prefix, ListObjectsV2
+//! listings of prefixes under it, DELETE of a vault's segments, checkpoints and packs (what a
+//! device collects), and the multipart requests of a pack, for clients presenting the bearer
+//! token; every URL is valid for a few minutes. Anything else is refused, saying why. A token
+//! that may write (the store's token, or a member token with the write role) may so delete any
+//! segment, checkpoint or pack in the folders it reaches: the service cannot tell one device's
+//! objects from another's. Manifests, redirects, grants and the change hint are never deleted.
 //!
 //! HTTP: `POST /sign` with `Authorization: Bearer TOKEN` and `{"method": "GET", "url": "…"}`
 //! answers `{"url": "<presigned>", "headers": []}`; 401 for a missing or wrong token, 403
@@ -158,7 +162,9 @@ impl Scope {
             Scope::Vault { folder, .. } if !allowed.target.starts_with(folder.as_str()) => {
                 Some("outside the vault this token is for")
             }
-            Scope::Vault { write: false, .. } if allowed.method == Method::Put => {
+            Scope::Vault { write: false, .. }
+                if !matches!(allowed.method, Method::Get | Method::Head) =>
+            {
                 Some("this token may only read")
             }
             Scope::Vault { .. } => None,
@@ -521,7 +527,13 @@ mod tests {
         assert_eq!(reply.status, 403);
         assert_eq!(
             reply.body.unwrap()["error"],
-            policy::Refusal::Method("DELETE".into()).to_string()
+            policy::Refusal::NotCollectable.to_string()
+        );
+        let patched = ask("PATCH", &format!("{E}/clinic/records/k"));
+        let reply = s.answer("POST", "/sign", TOKEN, &patched, NOW);
+        assert_eq!(
+            reply.body.unwrap()["error"],
+            policy::Refusal::Method("PATCH".into()).to_string()
         );
     }
 
@@ -539,6 +551,20 @@ mod tests {
         let put = s.answer("POST", "/sign", member, &ask("PUT", &inside), NOW);
         assert_eq!(put.status, 403);
         assert_eq!(put.body.unwrap()["error"], "this token may only read");
+        // Nor delete or upload in parts what a writer may.
+        let device = "01".repeat(16);
+        let segment = format!("{E}/clinic/records/{vault}/s/{device}/0000000000000001");
+        let pack = format!("{E}/clinic/records/{vault}/p/{device}/{device}");
+        for (method, url) in [
+            ("DELETE", segment.clone()),
+            ("POST", format!("{pack}?uploads")),
+        ] {
+            let reply = s.answer("POST", "/sign", member, &ask(method, &url), NOW);
+            assert_eq!(reply.status, 403, "{method} {url}");
+            assert_eq!(reply.body.unwrap()["error"], "this token may only read");
+            let writer = s.answer("POST", "/sign", TOKEN, &ask(method, &url), NOW);
+            assert_eq!(writer.status, 200, "{method} {url}: {writer:?}");
+        }
         let other = format!("{E}/clinic/records/{}/m/x", "cd".repeat(16));
         let whole = format!("{E}?list-type=2&prefix=clinic%2Frecords%2F");
         for url in [&other, &whole] {

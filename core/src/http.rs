@@ -156,33 +156,78 @@ pub struct Request {
     pub body: bytes::Bytes,
 }
 
+/// What stands in for a secret in printed requests.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a header's value is a secret: the signature, or the session token.
+pub fn is_secret_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-amz-security-token")
+}
+
+/// `value` as it may be printed for the header `name`.
+pub fn shown_header_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_secret_header(name) {
+        REDACTED
+    } else {
+        value
+    }
+}
+
+/// `url` as it may be printed: the values of the presigned-URL query parameters that sign
+/// or identify the request replaced by [`REDACTED`]; the rest (the path, other parameters,
+/// a fragment) as it is. Every binding prints requests by this rule.
+pub fn redacted_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let secret = |name: &str| {
+        [
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "X-Amz-Security-Token",
+        ]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(base);
+    out.push('?');
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if secret(name) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
 impl core::fmt::Debug for Request {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let secret = |name: &str| {
-            name.eq_ignore_ascii_case("authorization")
-                || name.eq_ignore_ascii_case("x-amz-security-token")
-        };
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str(),
-                    if secret(n) { "<redacted>" } else { v.as_str() },
-                )
-            })
+            .map(|(n, v)| (n.as_str(), shown_header_value(n, v)))
             .collect();
-        let url = match self.url.split_once('?') {
-            Some((base, query)) if query.contains("X-Amz-Signature") => {
-                format!("{base}?<presigned>")
-            }
-            _ => self.url.clone(),
-        };
         f.debug_struct("Request")
             .field("id", &self.id)
             .field("kind", &self.kind)
             .field("method", &self.method)
-            .field("url", &url)
+            .field("url", &redacted_url(&self.url))
             .field("headers", &headers)
             .field("body", &format_args!("{} bytes", self.body.len()))
             .finish()
@@ -224,4 +269,42 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_printed_request_hides_its_signature_token_and_presigned_parameters() {
+        let request = Request {
+            id: RequestId(7),
+            kind: RequestKind::GetManifest,
+            method: Method::Get,
+            url: "https://h/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F1&\
+                  X-Amz-Signature=qsig&x-amz-security-token=tok-secret&partNumber=2"
+                .into(),
+            headers: vec![
+                (
+                    "authorization".into(),
+                    "AWS4-HMAC-SHA256 Signature=hsig".into(),
+                ),
+                ("X-Amz-Security-Token".into(), "session-secret".into()),
+                ("range".into(), "bytes=0-1".into()),
+            ],
+            body: Default::default(),
+        };
+        let printed = format!("{request:?}");
+        for secret in ["hsig", "qsig", "AKID", "tok-secret", "session-secret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(
+            printed.contains("X-Amz-Algorithm=AWS4-HMAC-SHA256"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("partNumber=2") && printed.contains("bytes=0-1"),
+            "{printed}"
+        );
+    }
 }

@@ -45,6 +45,7 @@ mod retry;
 pub mod s3;
 pub mod schedule;
 pub mod segment;
+pub mod settings;
 pub mod sign;
 pub mod signed;
 mod store;
@@ -63,7 +64,7 @@ pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
 #[cfg(feature = "driver")]
-pub use io::{auto_sync, driver, files, session, state_store, usage};
+pub use io::{auto_sync, driver, files, http_options, listeners, session, state_store, usage};
 #[cfg(feature = "backup")]
 pub use io::{backup, folder_sync};
 
@@ -77,7 +78,10 @@ pub use engine::{
 pub use entropy::Entropy;
 pub use error::{Category, Error, Result};
 pub use file::FileInfo;
-pub use http::{Method, Request, RequestKind, Response};
+pub use http::{
+    is_secret_header, redacted_url, shown_header_value, Method, Request, RequestKind, Response,
+    REDACTED,
+};
 pub use ids::{DeviceId, RequestId, Timestamp, VaultId};
 pub use key::VaultKey;
 pub use record::{Record, Records};

@@ -145,6 +145,49 @@ pub enum ScheduleState {
     Error(Category),
 }
 
+impl ScheduleState {
+    /// The state's name as every binding shows it: "idle", "syncing", "offline" or "error".
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScheduleState::Idle => "idle",
+            ScheduleState::Syncing => "syncing",
+            ScheduleState::Offline => "offline",
+            ScheduleState::Error(_) => "error",
+        }
+    }
+
+    /// The failed sync's category, in the error state.
+    pub fn error_category(&self) -> Option<Category> {
+        match self {
+            ScheduleState::Error(category) => Some(*category),
+            _ => None,
+        }
+    }
+}
+
+impl Happening {
+    /// What an app may tell the background sync, by the names the bindings take:
+    /// "network-lost", "network-back", "background", "foreground" or "changed".
+    ///
+    /// # Errors
+    /// `Config` naming the accepted names, for any other.
+    pub fn parse(name: &str) -> Result<Happening, Error> {
+        Ok(match name {
+            "network-lost" => Happening::NetworkLost,
+            "network-back" => Happening::NetworkBack,
+            "background" => Happening::Background,
+            "foreground" => Happening::Foreground,
+            "changed" => Happening::Changed,
+            _ => {
+                return Err(Error::Config(format!(
+                    "notify takes \"network-lost\", \"network-back\", \"background\", \
+                     \"foreground\" or \"changed\", not {name:?}"
+                )))
+            }
+        })
+    }
+}
+
 /// When the next sync is due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Due {

@@ -271,6 +271,8 @@ class Vault:
         grace_days: float = 30.0,
         max_clock_skew_days: float = 1.0,
         max_future_days: float = 7.0,
+        stall_timeout: Optional[float] = None,
+        request_timeout: Optional[float] = None,
     ) -> "Vault": ...
     @staticmethod
     def create(
@@ -285,6 +287,8 @@ class Vault:
         grace_days: float = 30.0,
         max_clock_skew_days: float = 1.0,
         max_future_days: float = 7.0,
+        stall_timeout: Optional[float] = None,
+        request_timeout: Optional[float] = None,
     ) -> "Vault": ...
     def devices(self, stale_after_days: float = 30.0) -> List[Dict[str, object]]: ...
     def retire(self, device_id: str) -> None: ...
@@ -367,11 +371,11 @@ class Vault:
     ) -> None: ...
     def start_auto_sync(
         self,
-        interval: float = 30.0,
+        interval: Optional[float] = None,
         on_event: Optional[Callable[[Event], object]] = None,
-        debounce: float = 1.0,
-        full_sync_interval: float = 600.0,
-        background_interval: float = 300.0,
+        debounce: Optional[float] = None,
+        full_sync_interval: Optional[float] = None,
+        background_interval: Optional[float] = None,
     ) -> None: ...
     def stop_auto_sync(self) -> None: ...
     @property

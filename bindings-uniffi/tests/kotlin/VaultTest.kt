@@ -688,6 +688,52 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             b.close()
         }
     },
+    "one connection pool for manual syncs and the loop (built-in HTTP): sync, auto sync, a sync while it runs, close while it runs" to {
+        val key = VaultKey.generate()
+        val a = Vault.open(store("kotlin", "one-runtime/"), key, credentials = creds(), create = true)
+        a.putText("seed", "1")
+        a.sync()
+        val b = Vault.open(store("kotlin", "one-runtime/"), key, credentials = creds())
+        b.sync()
+        check(AutoSyncSettings() == defaultAutoSyncSettings(), "the Kotlin defaults are the core's: ${AutoSyncSettings()}")
+        b.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0))
+        a.putText("live/1", "v1")
+        a.sync()
+        // Generous bounds: the loop polls every second; a hang would wait for a read timeout.
+        waitFor("the loop to merge live/1", 40.0) { b.getText("live/1") == "v1" }
+        a.putText("live/2", "v2")
+        a.sync()
+        try { b.sync() } catch (e: BucketsyncException.Conflict) { /* the loop's own sync ran */ }
+        waitFor("live/2 on b", 40.0) { b.getText("live/2") == "v2" }
+        a.putText("live/3", "v3")
+        a.sync()
+        waitFor("the loop to merge live/3", 40.0) { b.getText("live/3") == "v3" }
+        // Released while the loop runs: the loop stops with it (Drop), without hanging.
+        b.close()
+        a.close()
+    },
+    "the built-in HTTP client: a server that never answers fails sync, putFile and the loop as Timeout, nothing lost" to {
+        check(VaultSettings() == defaultVaultSettings(), "the Kotlin defaults are the core's: ${VaultSettings()}")
+        try { Vault.open(store("kotlin", "settings/"), VaultKey.generate(), settings = VaultSettings(maxFutureDays = -1.0)); check(false, "a negative bound was taken") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("maxFutureDays"), e.message!!) }
+        LocalServer { null }.use { server ->
+            val quick = VaultSettings(stallTimeoutSeconds = 1.0, requestTimeoutSeconds = 10.0)
+            val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", VaultKey.generate(), credentials = creds(), create = true, settings = quick)
+            vault.putText("k", "v")
+            try { vault.sync(); check(false, "a silent server answered") } catch (e: BucketsyncException.Timeout) { check(e.message!!.contains("stall_timeout"), e.message!!) }
+            val source = java.nio.file.Files.createTempFile("bucketsync-deadline", ".bin")
+            java.nio.file.Files.write(source, ByteArray(300_000) { it.toByte() })
+            try { vault.putFile("f".toByteArray(), source.toString()); check(false, "a silent server took a file") } catch (e: BucketsyncException.Timeout) {}
+            val events = CopyOnWriteArrayList<Event>()
+            vault.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0), object : EventListener {
+                override fun onEvent(event: Event) { events.add(event) }
+            })
+            waitFor("the loop's timeout state", 60.0) { events.any { it.kind == EventKind.STATE && it.state == SyncState.ERROR && it.category == "timeout" } }
+            vault.stopAutoSync()
+            check(vault.unpushed() == 1UL && vault.getText("k") == "v", "nothing lost")
+            vault.close()
+        }
+    },
     "HttpURLConnectionTransport: a 304 to a conditional GET comes back as a 304, not a cached 200" to {
         LocalServer { request ->
             if (request.values("if-none-match").firstOrNull() == "\"v1\"") LocalServer.reply(304, headers = listOf("ETag" to "\"v1\""))

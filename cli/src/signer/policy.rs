@@ -39,7 +39,7 @@ pub struct Allowed {
 /// client may send a URL that carries a signature).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// Not GET, PUT or HEAD.
+    /// Not GET, PUT, HEAD, DELETE or POST.
     Method(String),
     /// Another scheme, host or port than the store's (virtual-host style: another bucket).
     OtherHost,
@@ -61,12 +61,21 @@ pub enum Refusal {
     Parameter(String),
     /// `X-Amz-*` parameters: the URL is signed already.
     Presigned,
+    /// A DELETE of an object a vault never deletes (only segments, checkpoints and packs).
+    NotCollectable,
+    /// A multipart request (or a part) of an object that is not a pack.
+    NotPack,
+    /// A POST that neither creates nor completes a multipart upload.
+    NotMultipart,
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Method(m) => write!(f, "method {m:?} is not signed (only GET, PUT, HEAD)"),
+            Refusal::Method(m) => write!(
+                f,
+                "method {m:?} is not signed (only GET, PUT, HEAD, DELETE, POST)"
+            ),
             Refusal::OtherHost => f.write_str("not the store's endpoint or bucket"),
             Refusal::OtherBucket => f.write_str("not the store's bucket"),
             Refusal::Malformed => f.write_str("a URL with a fragment or invalid UTF-8"),
@@ -79,6 +88,14 @@ impl std::fmt::Display for Refusal {
             Refusal::ListOutsidePrefix => f.write_str("a listing outside the store's prefix"),
             Refusal::Parameter(name) => write!(f, "query parameter {name:?} is not allowed here"),
             Refusal::Presigned => f.write_str("the URL carries X-Amz-* parameters already"),
+            Refusal::NotCollectable => f.write_str(
+                "DELETE only of a vault's segments, checkpoints and packs (and aborts of a \
+                 pack's upload)",
+            ),
+            Refusal::NotPack => f.write_str("multipart uploads only of a vault's packs"),
+            Refusal::NotMultipart => {
+                f.write_str("POST only to create or complete a pack's multipart upload")
+            }
         }
     }
 }
@@ -116,6 +133,8 @@ impl Policy {
             "GET" => Method::Get,
             "PUT" => Method::Put,
             "HEAD" => Method::Head,
+            "DELETE" => Method::Delete,
+            "POST" => Method::Post,
             other => return Err(Refusal::Method(other.chars().take(16).collect())),
         };
         let rest = url
@@ -142,12 +161,10 @@ impl Policy {
         if encode_path(&key) != encoded_key {
             return Err(Refusal::NotCanonical);
         }
-        if !key.starts_with(&self.prefix) {
+        let Some(in_prefix) = key.strip_prefix(&self.prefix) else {
             return Err(Refusal::OutsidePrefix);
-        }
-        if let Some((name, _)) = parameters.first() {
-            return Err(Refusal::Parameter(name.clone()));
-        }
+        };
+        check_object_request(method, in_prefix, &parameters)?;
         Ok(Allowed {
             method,
             target: key,
@@ -185,6 +202,81 @@ impl Policy {
             target: prefix.to_owned(),
             listing: true,
         })
+    }
+}
+
+/// What the engine sends on one object (`key`, below the store's prefix): GET, HEAD and PUT
+/// of any key with no parameters; DELETE of a vault's segment, checkpoint or pack (the objects
+/// a device collects); and the multipart requests of a pack: its creation (POST `?uploads`),
+/// its parts (PUT `?partNumber=N&uploadId=…`), its completion (POST `?uploadId=…`) and its
+/// abort (DELETE `?uploadId=…`).
+fn check_object_request(
+    method: Method,
+    key: &str,
+    parameters: &[(String, String)],
+) -> Result<(), Refusal> {
+    let names: Vec<&str> = parameters.iter().map(|(n, _)| n.as_str()).collect();
+    let value = |name: &str| {
+        parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let part_number = value("partNumber")
+        .and_then(|n| n.parse::<u16>().ok().filter(|p| n == p.to_string()))
+        .is_some_and(|p| (1..=10_000).contains(&p));
+    let pack = || match collectable(key) {
+        Some(Collectable::Pack) => Ok(()),
+        _ => Err(Refusal::NotPack),
+    };
+    match (method, names.as_slice()) {
+        (Method::Get | Method::Head | Method::Put, []) => Ok(()),
+        (Method::Delete, []) => collectable(key).map(|_| ()).ok_or(Refusal::NotCollectable),
+        (Method::Post, ["uploads"]) if value("uploads") == Some("") => pack(),
+        (Method::Post | Method::Delete, ["uploadId"]) => pack(),
+        (Method::Put, ["partNumber", "uploadId"]) if part_number => pack(),
+        (Method::Post, []) => Err(Refusal::NotMultipart),
+        _ => {
+            let expected = ["uploads", "uploadId", "partNumber"];
+            let name = names
+                .iter()
+                .find(|n| !expected.contains(n))
+                .or(names.first())
+                .expect("the arms above take every request without parameters");
+            Err(Refusal::Parameter((*name).to_owned()))
+        }
+    }
+}
+
+/// An object a device deletes when it collects.
+#[derive(Debug, PartialEq, Eq)]
+enum Collectable {
+    Segment,
+    Checkpoint,
+    Pack,
+}
+
+/// What `key` (below the store's prefix) is, when it names a vault's segment
+/// (`<vault>/s/<device>/<16 hex>`), checkpoint (`<vault>/c/<device>/<16 hex>`) or pack
+/// (`<vault>/p/<device>/<32 hex>`), each hex in lowercase (docs/FORMAT.md section 2).
+fn collectable(key: &str) -> Option<Collectable> {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let parts: Vec<&str> = key.split('/').collect();
+    let [vault, kind, device, name] = parts.as_slice() else {
+        return None;
+    };
+    if !hex(vault, 32) || !hex(device, 32) {
+        return None;
+    }
+    match *kind {
+        "s" if hex(name, 16) => Some(Collectable::Segment),
+        "c" if hex(name, 16) => Some(Collectable::Checkpoint),
+        "p" if hex(name, 32) => Some(Collectable::Pack),
+        _ => None,
     }
 }
 
@@ -274,9 +366,93 @@ pub(super) mod tests {
 
     #[test]
     fn refuses_other_methods() {
-        for method in ["DELETE", "POST", "PATCH", "get", "LIST", ""] {
+        for method in ["PATCH", "get", "delete", "LIST", ""] {
             let refused = refusal(method, &format!("{E}/clinic/records/k"));
             assert_eq!(refused, Refusal::Method(method.into()));
+        }
+    }
+
+    const VAULT: &str = "00112233445566778899aabbccddeeff";
+    const DEVICE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+    #[test]
+    fn signs_the_deletes_and_multipart_requests_of_collectable_objects() {
+        let segment = format!("{E}/clinic/records/{VAULT}/s/{DEVICE}/0000000000000001");
+        let checkpoint = format!("{E}/clinic/records/{VAULT}/c/{DEVICE}/000000000000000a");
+        let pack = format!("{E}/clinic/records/{VAULT}/p/{DEVICE}/{DEVICE}");
+        let p = policy(PATH_STYLE);
+        for url in [&segment, &checkpoint, &pack] {
+            let allowed = p.check("DELETE", url).unwrap();
+            assert_eq!(allowed.method, Method::Delete);
+            assert!(allowed.target.starts_with("clinic/records/"));
+        }
+        for (method, query) in [
+            ("POST", "?uploads"),
+            ("POST", "?uploadId=abc%2F1"),
+            ("PUT", "?partNumber=1&uploadId=abc"),
+            ("PUT", "?partNumber=10000&uploadId=abc"),
+            ("DELETE", "?uploadId=abc"),
+        ] {
+            assert!(
+                p.check(method, &format!("{pack}{query}")).is_ok(),
+                "{method} {query}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_deletes_and_multipart_requests_of_anything_else() {
+        let vault = format!("{E}/clinic/records/{VAULT}");
+        for key in [
+            format!("m/{DEVICE}"),
+            "h".to_string(),
+            format!("g/{DEVICE}"),
+            format!("r/{DEVICE}/{DEVICE}"),
+            format!("s/{DEVICE}/0000000000000001/x"),
+            format!("s/{DEVICE}/000000000000001"),
+            format!("s/{DEVICE}/000000000000000A"),
+            format!("p/{DEVICE}/0000000000000001"),
+            format!("x/{DEVICE}/0000000000000001"),
+        ] {
+            assert_eq!(
+                refusal("DELETE", &format!("{vault}/{key}")),
+                Refusal::NotCollectable,
+                "{key}"
+            );
+        }
+        assert_eq!(
+            refusal("DELETE", &format!("{E}/clinic/records/k")),
+            Refusal::NotCollectable
+        );
+        let segment = format!("{vault}/s/{DEVICE}/0000000000000001");
+        for (method, query) in [
+            ("POST", "?uploads"),
+            ("PUT", "?partNumber=1&uploadId=a"),
+            ("DELETE", "?uploadId=a"),
+        ] {
+            assert_eq!(
+                refusal(method, &format!("{segment}{query}")),
+                Refusal::NotPack,
+                "{method} {query}"
+            );
+        }
+        let pack = format!("{vault}/p/{DEVICE}/{DEVICE}");
+        assert_eq!(refusal("POST", &pack), Refusal::NotMultipart);
+        for (method, query, name) in [
+            ("POST", "?uploads=x", "uploads"),
+            ("PUT", "?partNumber=0&uploadId=a", "partNumber"),
+            ("PUT", "?partNumber=10001&uploadId=a", "partNumber"),
+            ("PUT", "?partNumber=01&uploadId=a", "partNumber"),
+            ("PUT", "?uploadId=a", "uploadId"),
+            ("GET", "?uploadId=a", "uploadId"),
+            ("POST", "?uploadId=a&tagging", "tagging"),
+            ("DELETE", "?versionId=1", "versionId"),
+        ] {
+            assert_eq!(
+                refusal(method, &format!("{pack}{query}")),
+                Refusal::Parameter(name.into()),
+                "{method} {query}"
+            );
         }
     }
 

@@ -22,7 +22,9 @@ use crate::store::Store;
 pub use journal::HEADER_LEN as JOURNAL_HEADER_LEN;
 pub use state::HistoryPolicy;
 use state::LocalState;
-pub use sync::compact::CompactionPolicy;
+pub use sync::compact::{
+    CompactionPolicy, DEFAULT_GRACE_MS, DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_FUTURE_MS,
+};
 use sync::SyncRun;
 #[cfg(feature = "driver")]
 pub(crate) use sync::HINT_NAME;

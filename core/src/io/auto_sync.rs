@@ -25,6 +25,7 @@ use crate::io::driver::{Progress, SyncKind, Transport, DEFAULT_CONCURRENCY};
 use crate::io::session::{Session, Signal, Signals};
 use crate::report::SyncReport;
 use crate::schedule::{Due, Ended, Happening, Schedule, SchedulePolicy, ScheduleState};
+use crate::settings::not_a_count;
 
 /// The longest single wait: the loop looks again at least this often (a phone that slept, a
 /// clock that jumped, a session closed meanwhile).
@@ -62,6 +63,21 @@ pub struct AutoSyncSeconds {
     pub background_interval: f64,
 }
 
+impl Default for AutoSyncSeconds {
+    /// [`SchedulePolicy::default`]'s timings: a poll every 30 s, a debounce of 1 s, a full
+    /// sync every 600 s, and every 300 s in the background.
+    fn default() -> Self {
+        let policy = SchedulePolicy::default();
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        AutoSyncSeconds {
+            interval: seconds(policy.interval_ms),
+            debounce: seconds(policy.debounce_ms),
+            full_sync_interval: seconds(policy.full_sync_interval_ms),
+            background_interval: seconds(policy.background_interval_ms),
+        }
+    }
+}
+
 impl AutoSyncOptions {
     /// Options from timings in seconds; `names` are what the app calls the four settings (in
     /// the order of [`AutoSyncSeconds`]' fields), for the error.
@@ -70,22 +86,12 @@ impl AutoSyncOptions {
     /// `Config` naming the first setting that is not a finite number of seconds > 0.
     pub fn from_seconds(seconds: AutoSyncSeconds, names: [&str; 4]) -> Result<Self> {
         let millis = |name: &str, seconds: f64| {
-            // What was given is named, not printed: formatting a float would bring its
-            // printing code into every binary (about 15 KB of the wasm).
-            let given = if seconds.is_nan() {
-                "NaN"
-            } else if seconds.is_infinite() {
-                "infinite"
-            } else if seconds == 0.0 {
-                "0"
-            } else {
-                "negative"
-            };
             if seconds.is_finite() && seconds > 0.0 {
                 Ok((seconds * 1000.0).round().max(1.0) as u64)
             } else {
                 Err(Error::Config(format!(
-                    "{name} must be a number of seconds > 0, not {given}"
+                    "{name} must be a number of seconds > 0, not {}",
+                    not_a_count(seconds)
                 )))
             }
         };

@@ -6,8 +6,9 @@ use crate::error::Result;
 use crate::http::{Request, Response};
 use crate::io::driver::Transport;
 use crate::io::folder::FolderBucket;
+use crate::io::http_options::HttpOptions;
 #[cfg(feature = "reqwest")]
-use crate::io::reqwest_transport::{HttpOptions, ReqwestTransport};
+use crate::io::reqwest_transport::ReqwestTransport;
 use crate::store::Store;
 
 /// One of the built-in transports.
@@ -27,17 +28,26 @@ impl BuiltinTransport {
     /// `Config` when the HTTP client cannot be built, or when this build has none (no feature
     /// `reqwest`) and `store` is not a folder.
     pub fn for_store(store: &Store) -> Result<Self> {
+        Self::for_store_with(store, HttpOptions::default())
+    }
+
+    /// The transport for `store`, with `http`'s deadlines for an `s3://` store.
+    ///
+    /// # Errors
+    /// As [`BuiltinTransport::for_store`].
+    pub fn for_store_with(store: &Store, http: HttpOptions) -> Result<Self> {
         Ok(match store {
             Store::Folder { .. } => BuiltinTransport::Folder(FolderBucket),
             #[cfg(feature = "reqwest")]
-            _ => BuiltinTransport::Http(ReqwestTransport::new(HttpOptions::default())?),
+            _ => BuiltinTransport::Http(ReqwestTransport::new(http)?),
             #[cfg(not(feature = "reqwest"))]
             _ => {
+                let _ = http;
                 return Err(crate::error::Error::Config(format!(
                     "this build has no HTTP client of its own: pass a transport (the \
                      platform's HTTP) to reach {}",
                     store.display_name()
-                )))
+                )));
             }
         })
     }

@@ -30,6 +30,14 @@ pub trait Source {
     fn len_hint(&self) -> Option<u64> {
         None
     }
+
+    /// The length the source promises, when it makes a promise (an app's stream given with
+    /// its size): a put whose source ends before it or gives more fails, storing nothing, so
+    /// a stream cut short is never stored as the whole file. `None` (the default): whatever
+    /// the source gives is the file.
+    fn declared_len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where a read file's bytes go.
@@ -247,9 +255,24 @@ impl Session {
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<(Vec<u8>, FileReport)> {
+        let declared = source.declared_len();
         loop {
             while upload.wants_input() {
                 let n = source.read(buf).await?;
+                if let Some(size) = declared {
+                    let total = upload.bytes_in() + n as u64;
+                    if n == 0 && total != size {
+                        return Err(Error::Config(format!(
+                            "the file's source ended after {total} bytes, not the {size} it was \
+                             said to hold"
+                        )));
+                    }
+                    if total > size {
+                        return Err(Error::Config(format!(
+                            "the file's source gave more than the {size} bytes it was said to hold"
+                        )));
+                    }
+                }
                 if n == 0 {
                     upload.finish()?;
                 } else {

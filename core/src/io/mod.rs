@@ -12,6 +12,8 @@
 //!   cancel-safe syncs;
 //! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
 //! - [`files`]: storing and reading files through a session, from and to streams;
+//! - [`http_options`]: the built-in HTTP transport's deadlines;
+//! - [`listeners`]: who hears a background sync's events, each isolated from the others;
 //! - `export`: a session's records exported to and imported from JSON Lines;
 //! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
 //! - `folder_sync`: a local folder synced both ways between devices (feature `backup`);
@@ -31,6 +33,8 @@ pub mod files;
 pub mod folder;
 #[cfg(feature = "backup")]
 pub mod folder_sync;
+pub mod http_options;
+pub mod listeners;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;
