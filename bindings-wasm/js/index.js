@@ -1137,9 +1137,11 @@ export async function presign({ method, url, credentials, region = 'us-east-1', 
  * A `signer` backed by a presigning service (`bucketsync --store URL signer --listen ADDR
  * --token-file F`): each request's method and URL are POSTed to `url` (the service's `/sign`)
  * with `Authorization: Bearer <token>`, and the presigned URL it answers is used. The page holds
- * no S3 key, only the token. The service signs GET, PUT, HEAD and listings under the vault's
- * prefix; a request it refuses (DELETE, POST, another bucket, a key outside the prefix) throws
- * an Error carrying the service's reason, and that request fails as a network error would.
+ * no S3 key, only the token. The service signs what the engine sends under the vault's prefix
+ * (GET, PUT, HEAD, listings, and the DELETEs and multipart POSTs of collection and big packs);
+ * a request it refuses (another bucket, a key outside the prefix, a DELETE of anything but a
+ * segment, checkpoint or pack) throws an Error carrying the service's reason, and that request
+ * fails as a network error would.
  */
 export function remoteSigner(url, token) {
   return async ({ method, url: target }) => {

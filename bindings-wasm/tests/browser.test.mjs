@@ -458,7 +458,7 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
     assert.deepEqual(result.pullErrors, []);
     assert.equal(result.pulled, 1, 'the second vault pulled it');
     assert.equal(result.value, 'blood pressure 120/80');
-    assert.match(result.deleted, /refused DELETE: method "DELETE" is not signed .*\(403\)/);
+    assert.match(result.deleted, /refused DELETE: DELETE only of a vault's segments, checkpoints and packs .*\(403\)/);
     assert.match(result.outside, /refused GET: a key outside the store's prefix \(403\)/);
     assert.match(result.wrongToken, /bearer token \(401\)/);
     // Every S3 request of both syncs went through the service, and nothing else was refused.
@@ -470,6 +470,62 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
     await context.close();
     service.kill();
     await exited;
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('in a browser, a vault synced only through the signer collects its garbage (segment and checkpoint DELETEs signed)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bucketsync-signer-gc-'));
+  const token = 'browser-gc-token-0123456789';
+  await writeFile(join(dir, 'token'), `${token}\n`);
+  const store = s3.store('web-signer', 'collects/');
+  const signer = await startSigner(store, ['--token-file', join(dir, 'token'), '--expires', '2m']);
+  const context = await browser.newContext();
+  try {
+    const origin = `http://127.0.0.1:${web.address().port}`;
+    await allowOrigin(s3, 'web-signer', origin);
+    const page = await context.newPage();
+    await page.goto(`${origin}/bindings-wasm/tests/page.html`);
+    const result = await page.evaluate(async ({ store, signUrl, token }) => {
+      const { Vault, VaultKey, remoteSigner } = await import('/bindings-wasm/js/index.js');
+      const signer = remoteSigner(signUrl, token);
+      const deletes = [];
+      const recording = async (url, init) => {
+        const response = await fetch(url, init);
+        if (init?.method === 'DELETE') deletes.push(response.status);
+        return response;
+      };
+      // A short grace, so that segment collection's heartbeat (grace / 8) passes within the test.
+      const vault = await Vault.create({ store, key: await VaultKey.generate(), signer, fetch: recording,
+        graceDays: 8 / 86400, maxClockSkewDays: 0 });
+      const errors = [];
+      // Twenty segments: enough for a checkpoint (compaction), which lets the older ones go.
+      for (let i = 0; i < 20; i++) {
+        await vault.put(`notes/${i % 3}`, `version ${i}`);
+        errors.push(...(await vault.sync()).errors.map((e) => `${e.category}: ${e.message}`));
+      }
+      // Bounded by syncs: each waits a little more than the heartbeat, then syncs once.
+      for (let round = 0; round < 15 && !deletes.some((s) => s >= 200 && s < 300); round++) {
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        await vault.put('tick', String(round));
+        errors.push(...(await vault.sync()).errors.map((e) => `${e.category}: ${e.message}`));
+      }
+      const value = vault.getString('notes/1');
+      await vault.close();
+      return { deletes, errors, value };
+    }, { store, signUrl: signer.sign, token });
+    assert.deepEqual(result.errors, []);
+    assert.equal(result.value, 'version 19');
+    assert.ok(result.deletes.length > 0, 'the vault sent DELETEs through the signer');
+    assert.ok(result.deletes.every((s) => s === 204 || s === 200 || s === 404), `answers: ${result.deletes}`);
+    // The service signed them (200) and refused nothing.
+    const lines = signer.log().trim().split('\n');
+    const signedDeletes = lines.filter((l) => l.includes(' DELETE ') && l.split(' ')[3] === '200');
+    assert.equal(signedDeletes.length, result.deletes.length, signer.log());
+    assert.ok(!lines.some((l) => l.split(' ')[3] === '403'), signer.log());
+  } finally {
+    await context.close();
+    await signer.stop();
     await rm(dir, { recursive: true, force: true });
   }
 });
