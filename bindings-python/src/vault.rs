@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
-use bucketsync::grant::{Invitation, Role};
+use bucketsync::grant::Role;
 use bucketsync::home::SharedVault as CoreSharedVault;
 use bucketsync::http_options::HttpOptions;
+use bucketsync::io::sharing;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::settings::{days_ms, VaultDays};
-use bucketsync::{Error, OpenMode, RequestKind, Store};
+use bucketsync::{OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -1038,8 +1039,8 @@ impl Vault {
     }
 
     /// Grants this vault to the person whose public identity ("bsid1…", their
-    /// identity().public) is `public`, with `role` ("read", "write" or "owner"): one PUT into
-    /// the vault's store. Returns the invitation ("bsinv1…") to send them; only they can
+    /// identity().public) is `public`, with `role` ("read", "write" or "owner"; by default
+    /// "read"): one PUT into the vault's store. Returns the invitation ("bsinv1…") to send them; only they can
     /// accept it. Raises AccessError when this vault was not opened through its home
     /// (create_shared, open_shared or accept) or the home's role in it is not "owner";
     /// ConfigError for a bad role, public identity or signer URL (before any request); the
@@ -1047,24 +1048,24 @@ impl Vault {
     /// which they reach the store (https, or http on this machine only; give them a member
     /// token for it too); the invitation names it (see `bucketsync.invitation_info`). It is
     /// not signed: their token goes there, so send the invitation over a channel you trust.
-    #[pyo3(signature = (public, role = "read", signer_url = None))]
+    #[pyo3(signature = (public, role = None, signer_url = None))]
     fn share(
         &self,
         py: Python<'_>,
         public: &str,
-        role: &str,
+        role: Option<&str>,
         signer_url: Option<&str>,
     ) -> PyResult<String> {
         share_vault(py, self, public, role, signer_url, None)
     }
 
-    /// `await vault.share_async(public, role="read", signer_url=None)`: share() on a worker
+    /// `await vault.share_async(public, role=None, signer_url=None)`: share() on a worker
     /// thread, for asyncio apps. Cancelling the awaiting task stops it.
-    #[pyo3(signature = (public, role = "read", signer_url = None))]
+    #[pyo3(signature = (public, role = None, signer_url = None))]
     fn share_async<'py>(
         slf: &Bound<'py, Self>,
         public: &str,
-        role: &str,
+        role: Option<&str>,
         signer_url: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         slf.py()
@@ -1080,7 +1081,7 @@ impl Vault {
         &self,
         py: Python<'_>,
         public: &str,
-        role: &str,
+        role: Option<&str>,
         signer: Option<&str>,
         cancel: PyObject,
     ) -> PyResult<String> {
@@ -1849,16 +1850,9 @@ impl OpenArgs {
     }
 }
 
-/// AccessError for a vault opened through a home: a shared vault is never a home (its members
-/// would all hold the identity, and the keys kept in it).
+/// AccessError for a vault opened through a home (the core's rule).
 fn as_home(vault: &Vault) -> PyResult<()> {
-    match vault.home {
-        Some(_) => Err(to_py(Error::Access(
-            "this is a shared vault, not a home: make, open and accept vaults in your own home"
-                .into(),
-        ))),
-        None => Ok(()),
-    }
+    sharing::as_home(vault.home.as_ref()).map_err(to_py)
 }
 
 /// Opens `shared`, a vault of `home`, remembering the home (for `share`) and the role.
@@ -1877,7 +1871,7 @@ fn open_shared_vault(
             key: shared.key(),
             device: args.device.as_deref(),
             state: args.state.clone(),
-            credentials: args.credentials(),
+            credentials: sharing::shared_credentials(args.credentials(), false, &home.session),
             transport,
             wait: args.wait,
             flush_interval: args.flush_interval,
@@ -1925,18 +1919,12 @@ fn share_vault(
     py: Python<'_>,
     vault: &Vault,
     public: &str,
-    role: &str,
+    role: Option<&str>,
     signer: Option<&str>,
     cancel: Option<PyObject>,
 ) -> PyResult<String> {
-    let role = Role::parse(role).map_err(to_py)?;
-    let home = vault.home.as_ref().ok_or_else(|| {
-        to_py(Error::Access(
-            "this vault was not opened through its home: open it with create_shared, \
-             open_shared or accept on the home to share it"
-                .into(),
-        ))
-    })?;
+    let role = Role::parse_or_default(role).map_err(to_py)?;
+    let home = sharing::home_of(vault.home.as_ref()).map_err(to_py)?;
     let stop = Stop::default();
     let invitation = vault.run(py, &stop, cancel.as_ref(), || {
         vault
@@ -1959,24 +1947,20 @@ fn accept_invitation(
     // built-in one for that store.
     let transport = match args.transport(py, home)? {
         Some(transport) => transport,
-        None => {
-            let store = Invitation::parse(invitation)
-                .and_then(|i| Store::parse(&i.store))
-                .map_err(to_py)?;
-            AnyTransport::Builtin(BuiltinTransport::for_store(&store).map_err(to_py)?)
-        }
+        None => AnyTransport::Builtin(
+            BuiltinTransport::for_invitation(invitation, HttpOptions::default()).map_err(to_py)?,
+        ),
     };
     let stop = Stop::default();
     let shared = home.run_with(py, &transport, &stop, cancel.as_ref(), || {
         home.session.accept_from(
             invitation,
             args.expected_from.as_deref(),
-            args.credentials(),
+            sharing::shared_credentials(args.credentials(), false, &home.session),
             &transport,
         )
     })?;
-    // A transport of its own: a built-in one keeps connections bound to the runtime that
-    // made them (the home's), and the vault runs on another.
+    // The vault's own transport (the app's, else the built-in one open_as makes).
     let transport = args.transport(py, home)?;
     open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::grant::Invitation;
 use bucketsync::home::SharedVault;
-use bucketsync::{OpenMode, Store};
+use bucketsync::http_options::HttpOptions;
+use bucketsync::io::sharing;
+use bucketsync::OpenMode;
 
 use crate::{
     AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault, VaultSettings,
@@ -196,7 +198,7 @@ impl Vault {
             key: shared.key(),
             device,
             state_path,
-            credentials,
+            credentials: sharing::shared_credentials(credentials, false, &self.session),
             transport,
             wait_for_lock,
             mode,
@@ -222,14 +224,7 @@ impl Vault {
     /// `Access` for a vault opened through a home: a shared vault is never a home (its
     /// members would all hold the identity, and the keys kept in it).
     fn as_home(&self) -> Result<(), BucketsyncError> {
-        match self.home {
-            Some(_) => Err(bucketsync::Error::Access(
-                "this is a shared vault, not a home: make, open and accept vaults in your own home"
-                    .into(),
-            )
-            .into()),
-            None => Ok(()),
-        }
+        Ok(sharing::as_home(self.home.as_ref())?)
     }
 }
 
@@ -332,14 +327,8 @@ impl Vault {
         role: Option<Role>,
         signer_url: Option<String>,
     ) -> Result<String, BucketsyncError> {
-        let home = self.home.as_ref().ok_or_else(|| {
-            BucketsyncError::Access(
-                "this vault was not opened through its home: open it with createShared, \
-                 openShared or accept on the home to share it"
-                    .into(),
-            )
-        })?;
-        let role = role.unwrap_or(Role::Read).into();
+        let home = sharing::home_of(self.home.as_ref())?;
+        let role = role.map_or_else(bucketsync::grant::Role::default, Into::into);
         let invitation = self
             .session
             .share_through(home, &public, role, signer_url.as_deref(), &*self.transport)
@@ -401,12 +390,13 @@ impl Vault {
         self.as_home()?;
         let transport = match self.shared_transport(transport) {
             Some(host) => host,
-            None => {
-                let store = Store::parse(&Invitation::parse(&invitation)?.store)?;
-                Arc::new(AnyTransport::Builtin(BuiltinTransport::for_store(&store)?))
-            }
+            None => Arc::new(AnyTransport::Builtin(BuiltinTransport::for_invitation(
+                &invitation,
+                HttpOptions::default(),
+            )?)),
         };
-        let credentials = credentials.map(|c| c.0.clone());
+        let credentials =
+            sharing::shared_credentials(credentials.map(|c| c.0.clone()), false, &self.session);
         let shared = self
             .session
             .accept_from(

@@ -386,8 +386,9 @@ export class Vault {
    * this vault was not opened through its home (`createShared`, `openShared` or `accept`) or
    * the home does not own it; ConfigError for a bad identity or role.
    */
-  share(publicIdentity, { role = 'read', signerUrl } = {}) {
-    return callAsync(() => this.#inner.share(String(publicIdentity), String(role),
+  share(publicIdentity, { role, signerUrl } = {}) {
+    return callAsync(() => this.#inner.share(String(publicIdentity),
+      role === undefined || role === null ? undefined : String(role),
       signerUrl === undefined || signerUrl === null ? undefined : String(signerUrl)));
   }
   /**

@@ -5,6 +5,7 @@
 //! vault's state and builds each `send`.
 
 use bucketsync::grant::Role;
+use bucketsync::io::sharing;
 use bucketsync::membership::{Member, Standing};
 use bucketsync::settings::VaultDays;
 use bucketsync::OpenMode;
@@ -18,13 +19,7 @@ impl Vault {
     /// `access` for a vault opened through a home: a shared vault is never a home (its
     /// members would all hold the identity, and the keys kept in it).
     fn as_home(&self) -> Result<(), JsValue> {
-        match self.home {
-            Some(_) => Err(js_error(&bucketsync::Error::Access(
-                "this is a shared vault, not a home: make, open and accept vaults in your own home"
-                    .into(),
-            ))),
-            None => Ok(()),
-        }
+        sharing::as_home(self.home.as_ref()).map_err(|e| js_error(&e))
     }
 }
 
@@ -152,24 +147,20 @@ impl Vault {
     }
 
     /// Grants this vault to the person whose public identity is `recipient`, with `role`
-    /// (`"read"`, `"write"` or `"owner"`): one PUT through this vault's transport. Resolves to
+    /// (`"read"`, `"write"` or `"owner"`; by default `"read"`): one PUT through this vault's transport. Resolves to
     /// the invitation to send them, naming `signer_url` (a signer service's `/sign` URL) when
     /// given. Rejects with `access` when this vault was not opened through its home, or the
     /// home does not own it; with `config` for a bad signer URL, before any request.
     pub fn share(
         &self,
         recipient: String,
-        role: &str,
+        role: Option<String>,
         signer_url: Option<String>,
     ) -> Result<Promise, JsValue> {
-        let role = Role::parse(role).map_err(|e| js_error(&e))?;
-        let home = self.home.clone().ok_or_else(|| {
-            js_error(&bucketsync::Error::Access(
-                "this vault was not opened through its home: open it through its home with \
-                 createShared, openShared or accept"
-                    .into(),
-            ))
-        })?;
+        let role = Role::parse_or_default(role.as_deref()).map_err(|e| js_error(&e))?;
+        let home = sharing::home_of(self.home.as_ref())
+            .map_err(|e| js_error(&e))?
+            .clone();
         let session = self.session.clone();
         let transport = self.transport.clone();
         Ok(future_to_promise(async move {

@@ -178,7 +178,10 @@ pub async fn accept(g: &Global, out: Output, invitation: &str, from: Option<&str
         _ => crate::profile::credentials(g.profile.as_deref())?,
     };
     // The invitation's store may be another than the home's (a file:// home, an s3:// vault).
-    let transport = bucketsync::builtin_transport::BuiltinTransport::for_store(&store)?;
+    let transport = bucketsync::builtin_transport::BuiltinTransport::for_invitation(
+        &invitation,
+        bucketsync::http_options::HttpOptions::default(),
+    )?;
     let shared = home
         .session
         .accept_from(&invitation, from, credentials, &transport)

@@ -27,10 +27,12 @@ use crate::identity::{
 };
 use crate::ids::{DeviceId, Timestamp, VaultId};
 
-/// What a member may do in a shared vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What a member may do in a shared vault. The default, wherever a role is granted without
+/// one being named, is [`Role::Read`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// Read the records.
+    #[default]
     Read,
     /// Read and write them.
     Write,
@@ -46,6 +48,14 @@ impl Role {
             Role::Write => "write",
             Role::Owner => "owner",
         }
+    }
+
+    /// The role named `text` (as [`Role::as_str`] writes it), or the default when none is.
+    ///
+    /// # Errors
+    /// `Config` for any other text.
+    pub fn parse_or_default(text: Option<&str>) -> Result<Self> {
+        text.map_or(Ok(Role::default()), Role::parse)
     }
 
     /// The role named `text` (as [`Role::as_str`] writes it).

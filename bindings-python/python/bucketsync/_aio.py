@@ -35,7 +35,7 @@ async def get_file_async(vault, key, path_or_file, progress=None):
     return await _run(vault._get_file_until, key, path_or_file, progress)
 
 
-async def share_async(vault, public, role="read", signer_url=None):
+async def share_async(vault, public, role=None, signer_url=None):
     return await _run(vault._share_until, public, role, signer_url)
 
 

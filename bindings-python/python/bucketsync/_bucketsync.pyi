@@ -426,7 +426,7 @@ class Vault:
         """Opens the vault this home knows as ``label`` (see shared()) in join mode, with the
         home's role in it (with "read", its writes raise AccessError). Arguments as for
         create_shared. ConfigError when the home has no such label."""
-    def share(self, public: str, role: str = "read", signer_url: Optional[str] = None) -> str:
+    def share(self, public: str, role: Optional[str] = None, signer_url: Optional[str] = None) -> str:
         """Grants this vault to the person whose public identity ("bsid1…") is ``public`` with
         ``role`` ("read", "write" or "owner"): one PUT into the vault's store. Returns the
         invitation ("bsinv1…") to send them. ``signer_url``: the /sign URL of a ``bucketsync
@@ -435,7 +435,7 @@ class Vault:
         this vault was not opened through its home (create_shared, open_shared or accept) or
         the home does not own it; ConfigError for a bad role, public identity or signer URL."""
     async def share_async(
-        self, public: str, role: str = "read", signer_url: Optional[str] = None
+        self, public: str, role: Optional[str] = None, signer_url: Optional[str] = None
     ) -> str:
         """share() on a worker thread, for asyncio apps; cancelling the task stops it."""
     def accept(

@@ -53,6 +53,18 @@ impl BuiltinTransport {
     }
 }
 
+impl BuiltinTransport {
+    /// The transport for the store an invitation names (the grant is read there, and it may
+    /// be another store than the home's).
+    ///
+    /// # Errors
+    /// `Config` for a text that is not an invitation, or as [`BuiltinTransport::for_store`].
+    pub fn for_invitation(invitation: &str, http: HttpOptions) -> Result<Self> {
+        let invitation = crate::grant::Invitation::parse(invitation)?;
+        Self::for_store_with(&Store::parse(&invitation.store)?, http)
+    }
+}
+
 impl Transport for BuiltinTransport {
     async fn send(&self, request: Request) -> Result<Response> {
         match self {

@@ -178,6 +178,9 @@ pub struct Session {
     auto_sync: Mutex<AutoSyncSlot>,
     /// A shared vault opened with the role `read` ([`Session::set_role`]): writes are refused.
     read_only: AtomicBool,
+    /// The credentials it signs with (given, or from the environment), for the vaults opened
+    /// through it as a home ([`Session::credentials`]).
+    credentials: Option<Credentials>,
 }
 
 impl core::fmt::Debug for Session {
@@ -290,7 +293,7 @@ impl Session {
                 std::process::id()
             ));
         }
-        if let Store::S3(_) = store {
+        let credentials = if let Store::S3(_) = store {
             let credentials = match options.credentials {
                 Some(credentials) => Some(credentials),
                 None if options.own_transport => Credentials::from_env().ok(),
@@ -301,10 +304,13 @@ impl Session {
                     ))
                 })?),
             };
-            if let Some(credentials) = credentials {
-                engine.set_credentials(credentials);
+            if let Some(credentials) = &credentials {
+                engine.set_credentials(credentials.clone());
             }
-        }
+            credentials
+        } else {
+            None
+        };
         let now = (options.clock)();
         Ok(Session {
             inner: Mutex::new(Inner {
@@ -319,7 +325,16 @@ impl Session {
             cancel: AtomicBool::new(false),
             auto_sync: Mutex::default(),
             read_only: AtomicBool::new(false),
+            credentials,
         })
+    }
+
+    /// The S3 credentials this session signs with (given when it was opened, or found in the
+    /// environment); `None` for a folder store or one whose app signs itself. A vault opened
+    /// through this session as its home takes them when the app gives none of its own
+    /// ([`crate::io::sharing`]).
+    pub fn credentials(&self) -> Option<Credentials> {
+        self.credentials.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -5,6 +5,23 @@
 //! Identities, grants sealed to them, invitations, the home records that keep every shared
 //! vault's keys for all of a person's devices, and the members of a shared vault
 //! ([`Session::enter_shared`], [`Session::members`], [`Session::revoke`]; FORMAT §17).
+//!
+//! # Opening a shared vault through its home
+//!
+//! Every binding opens a shared vault the same way: it checks that the home is one
+//! ([`as_home`]), opens the shared vault's replica, and enters it through the home
+//! ([`Session::enter_shared`]); sharing it later needs that home ([`home_of`]). What the
+//! shared vault takes from its home when the app gives nothing of its own is one rule:
+//!
+//! - **credentials**: the ones given for it, else the home's ([`shared_credentials`]), unless
+//!   the app signs its requests another way (a signer given for it: then none);
+//! - **the way requests go out** (the app's host transport, and in JS its signer, `fetch`
+//!   and `timeoutMs`): the one given for it, else the home's;
+//! - nothing else: its state, device, mode and settings are its own.
+//!
+//! Accepting reads the grant from the invitation's store, which may be another than the
+//! home's: with the app's transport when it gave one, else the built-in one for that store
+//! ([`crate::builtin_transport::BuiltinTransport::for_invitation`]).
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
@@ -20,6 +37,46 @@ use crate::membership::Member;
 use crate::s3;
 use crate::sign::{SigV4, Signer};
 use crate::store::Store;
+
+/// `Access` when `opened_through` names a home: the vault asked to make, open or accept
+/// shared vaults was itself opened through a home, and a shared vault is never a home (its
+/// members would all hold the identity and the keys kept in it).
+///
+/// # Errors
+/// As said.
+pub fn as_home<H>(opened_through: Option<&H>) -> Result<()> {
+    match opened_through {
+        Some(_) => Err(Error::Access(
+            "this is a shared vault, not a home: make, open and accept vaults in your own home"
+                .into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The home a shared vault was opened through, needed to share it.
+///
+/// # Errors
+/// `Access` when it was not opened through its home.
+pub fn home_of<H>(opened_through: Option<&H>) -> Result<&H> {
+    opened_through.ok_or_else(|| {
+        Error::Access(
+            "this vault was not opened through its home: open it from the home (create, open \
+             or accept the shared vault there) to share it"
+                .into(),
+        )
+    })
+}
+
+/// The credentials a vault opened through `home` signs with: `given`, else (unless the app
+/// signs its requests another way, `own_signer`) the home's.
+pub fn shared_credentials(
+    given: Option<Credentials>,
+    own_signer: bool,
+    home: &Session,
+) -> Option<Credentials> {
+    given.or_else(|| (!own_signer).then(|| home.credentials()).flatten())
+}
 
 impl Session {
     /// The identity of the person whose home this vault is: every device of the home has the
