@@ -576,13 +576,8 @@ impl Vault {
         full_sync_interval: Option<f64>,
         background_interval: Option<f64>,
     ) -> PyResult<()> {
-        let defaults = AutoSyncSeconds::default();
-        let seconds = AutoSyncSeconds {
-            interval: interval.unwrap_or(defaults.interval),
-            debounce: debounce.unwrap_or(defaults.debounce),
-            full_sync_interval: full_sync_interval.unwrap_or(defaults.full_sync_interval),
-            background_interval: background_interval.unwrap_or(defaults.background_interval),
-        };
+        let seconds =
+            AutoSyncSeconds::given(interval, debounce, full_sync_interval, background_interval);
         self.auto_sync
             .start(py, &self.session, &self.transport, seconds, on_event)
     }

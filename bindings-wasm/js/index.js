@@ -699,7 +699,7 @@ export class Vault {
    * ConflictError when one runs (or waits) already. Resolves to true once the loop runs, or
    * false when it was stopped before it could.
    */
-  startAutoSync({ interval = 30, onEvent, debounce = 1, fullSyncInterval = 600, backgroundInterval = 300 } = {}) {
+  startAutoSync({ interval, onEvent, debounce, fullSyncInterval, backgroundInterval } = {}) {
     if (onEvent !== undefined && onEvent !== null && typeof onEvent !== 'function') {
       throw new TypeError('onEvent must be a function');
     }

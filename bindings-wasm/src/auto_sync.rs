@@ -119,18 +119,14 @@ impl Vault {
     #[wasm_bindgen(js_name = autoSyncSettings)]
     pub fn auto_sync_settings(
         &self,
-        interval: f64,
-        debounce: f64,
-        full_sync_interval: f64,
-        background_interval: f64,
+        interval: Option<f64>,
+        debounce: Option<f64>,
+        full_sync_interval: Option<f64>,
+        background_interval: Option<f64>,
     ) -> Result<AutoSyncSettings, JsValue> {
         self.session.device().map_err(|e| js_error(&e))?;
-        let seconds = AutoSyncSeconds {
-            interval,
-            debounce,
-            full_sync_interval,
-            background_interval,
-        };
+        let seconds =
+            AutoSyncSeconds::given(interval, debounce, full_sync_interval, background_interval);
         let names = [
             "interval",
             "debounce",
@@ -142,10 +138,6 @@ impl Vault {
             .map_err(|e| js_error(&e))
     }
 
-    /// Starts the core's background sync over `send` (a transport as `Vault.open` takes):
-    /// registered at once (a `conflict` error when one runs already), run on the page's event
-    /// loop. `on_event(event)` gets each event; `on_idle()` is called after every sync of the
-    /// loop, before it waits. The promise resolves when the loop ends (`stopAutoSync`, `close`).
     #[wasm_bindgen(js_name = autoSync)]
     pub fn auto_sync(
         &self,

@@ -78,6 +78,24 @@ impl Default for AutoSyncSeconds {
     }
 }
 
+impl AutoSyncSeconds {
+    /// The timings an app gave, each omitted one at its default.
+    pub fn given(
+        interval: Option<f64>,
+        debounce: Option<f64>,
+        full_sync_interval: Option<f64>,
+        background_interval: Option<f64>,
+    ) -> Self {
+        let defaults = AutoSyncSeconds::default();
+        AutoSyncSeconds {
+            interval: interval.unwrap_or(defaults.interval),
+            debounce: debounce.unwrap_or(defaults.debounce),
+            full_sync_interval: full_sync_interval.unwrap_or(defaults.full_sync_interval),
+            background_interval: background_interval.unwrap_or(defaults.background_interval),
+        }
+    }
+}
+
 impl AutoSyncOptions {
     /// Options from timings in seconds; `names` are what the app calls the four settings (in
     /// the order of [`AutoSyncSeconds`]' fields), for the error.
@@ -326,5 +344,26 @@ impl Session {
             Err(e) if e.category() == Category::Config && self.is_closed() => None,
             Err(_) => self.last_report(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_timings_are_the_schedule_defaults() {
+        let names = ["a", "b", "c", "d"];
+        let given = AutoSyncSeconds::given(None, None, None, None);
+        assert_eq!(given, AutoSyncSeconds::default());
+        let options = AutoSyncOptions::from_seconds(given, names).unwrap();
+        assert_eq!(options.policy, SchedulePolicy::default());
+        let some = AutoSyncSeconds::given(Some(5.0), None, None, Some(60.0));
+        let policy = AutoSyncOptions::from_seconds(some, names).unwrap().policy;
+        assert_eq!(
+            (policy.interval_ms, policy.background_interval_ms),
+            (5_000, 60_000)
+        );
+        assert_eq!(policy.debounce_ms, SchedulePolicy::default().debounce_ms);
     }
 }
