@@ -280,6 +280,31 @@ setInterval(() => {}, 1000);
   await after.close();
 });
 
+test('a manual sync, then the background loop, a manual sync while it runs, then close while it runs', async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-auto', 'one-loop/');
+  const a = await Vault.create({ store, key, credentials: server.credentials });
+  await a.put('seed', '1');
+  await a.sync();
+  const b = await Vault.open({ store, key, credentials: server.credentials });
+  await b.sync();
+  assert.equal(await b.startAutoSync({ interval: 1 }), true);
+  await a.put('live/1', 'v1');
+  await a.sync();
+  await waitFor('the loop to merge live/1', 40, () => b.getString('live/1') === 'v1');
+  await a.put('live/2', 'v2');
+  await a.sync();
+  // Runs, or is refused while the loop's own sync runs; the loop goes on either way.
+  await b.sync().catch((e) => { if (!(e instanceof bucketsync.ConflictError)) throw e; });
+  await waitFor('live/2 on b', 40, () => b.getString('live/2') === 'v2');
+  await a.put('live/3', 'v3');
+  await a.sync();
+  await waitFor('the loop to merge live/3', 40, () => b.getString('live/3') === 'v3');
+  await b.close();
+  assert.equal(b.autoSyncing, false);
+  await a.close();
+});
+
 test('a Node process killed right after an awaited put loses nothing', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-kill-'));
   const key = await VaultKey.generate();

@@ -713,6 +713,34 @@ final class VaultTests: XCTestCase {
         XCTAssertEqual(try vault.getText(key: "k"), "v")
     }
 
+    func testManualSyncsAndTheLoopShareOneConnectionPool() async throws {
+        XCTAssertEqual(AutoSyncSettings(), defaultAutoSyncSettings(), "the Swift defaults are the core's")
+        XCTAssertEqual(VaultSettings(), defaultVaultSettings(), "the Swift defaults are the core's")
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "one-runtime/"), key: key, credentials: try creds(), create: true)
+        try a.putText(key: "seed", value: "1")
+        _ = try await a.sync()
+        // The built-in HTTP client for both the manual syncs and the loop.
+        let b = try Vault.open(store: store("swift", "one-runtime/"), key: key, credentials: try creds())
+        _ = try await b.sync()
+        try b.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 1))
+        try a.putText(key: "live/1", value: "v1")
+        _ = try await a.sync()
+        var arrived = try await eventually(40) { (try? b.getText(key: "live/1")) == "v1" }
+        XCTAssertTrue(arrived, "the loop merged live/1")
+        try a.putText(key: "live/2", value: "v2")
+        _ = try await a.sync()
+        do { _ = try await b.sync() } catch BucketsyncError.Conflict {}
+        arrived = try await eventually(40) { (try? b.getText(key: "live/2")) == "v2" }
+        XCTAssertTrue(arrived, "live/2 on b")
+        try a.putText(key: "live/3", value: "v3")
+        _ = try await a.sync()
+        arrived = try await eventually(40) { (try? b.getText(key: "live/3")) == "v3" }
+        XCTAssertTrue(arrived, "the loop merged live/3")
+        b.stopAutoSync()
+        XCTAssertFalse(b.isAutoSyncing())
+    }
+
     func testAutoSyncDeliversAPeersPutAsAnEventWithNoSyncAndIdlePollsAre304() async throws {
         let key = try VaultKey.generate()
         let a = try Vault.open(store: store("swift", "auto/"), key: key, credentials: try creds(), create: true)
