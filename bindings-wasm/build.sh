@@ -48,6 +48,10 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # `collect` (which sorts first: one copy of the stable sort per type, about 2 KB gzipped each) in
 # eight places, and unstable sorts where no two elements are equal, took it to 433,812
 # (433,764 in fresh-clone CI): the bar moved down to 436,000, so the savings stay.
-bar=436000
+# Issue 37 moved rules from the JS layer and the bindings into the core: the vault's day
+# settings, notify parsing, state names, the declared-size check of file sources and the
+# listener registry with its fan-out (index.js keeps only the events() iterator): 433,812 ->
+# 436,582 (+2.8 KB, measured in one run before and after): the bar moved to 437,000.
+bar=437000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -260,8 +260,6 @@ export class Vault {
   #auto;
   /** Settles when the last background sync has ended. */
   #autoEnded = Promise.resolve();
-  /** The events() iterators' listeners. */
-  #listeners = new Set();
   /** How this vault reaches its store (credentials, signer, fetch, timeoutMs): what a vault
    * opened through it as a home takes when not given its own. */
   #connection;
@@ -686,7 +684,7 @@ export class Vault {
       await ended;
       await this.flush();
     } finally {
-      for (const listener of this.#listeners) listener(undefined, true);
+      this.#inner.endListeners();
       this.#release?.();
       this.#release = undefined;
     }
@@ -742,11 +740,15 @@ export class Vault {
   /** Runs the loop (its lock held); resolves when it ends. */
   async #runAutoSync(auto, settings, started) {
     if (auto.stop.signal.aborted) return;
+    // The core calls onEvent and every events() iterator (a listener that throws is
+    // reported and breaks nothing), and says when keys changed so that they are saved.
     const ended = this.#inner.autoSync(
       settings,
       this.#transport(() => auto.stop.signal),
-      (event) => this.#deliver(auto, event),
+      auto.onEvent ?? undefined,
       () => { this.#persistSoon(); },
+      () => { this.#persistSoon(); },
+      reportError,
     );
     const unwatch = watchPlatform((what) => this.notify(what));
     started(true);
@@ -757,20 +759,6 @@ export class Vault {
     } finally {
       unwatch();
       await this.flush().catch(reportError);
-    }
-  }
-
-  /** Hands a background sync's event to its onEvent and every events() iterator. */
-  #deliver(auto, event) {
-    if (auto.stop.signal.aborted) return; // stopped: what a cut-off sync still says is dropped
-    if (event.kind === 'changed' || event.kind === 'conflict') this.#persistSoon();
-    for (const listener of [auto.onEvent, ...this.#listeners]) {
-      if (!listener) continue;
-      try {
-        listener(event);
-      } catch (e) {
-        reportError(e); // a listener that throws breaks nothing
-      }
     }
   }
 
@@ -810,7 +798,7 @@ export class Vault {
    * loop starts iterating; leaving the loop stops listening. Ends when the vault closes.
    */
   events() {
-    const listeners = this.#listeners;
+    const inner = this.#inner;
     return {
       [Symbol.asyncIterator]() {
         const queue = [];
@@ -826,14 +814,15 @@ export class Vault {
             queue.push(event);
           }
         };
+        let id;
         const finish = () => {
           done = true;
-          listeners.delete(listener);
+          inner.removeListener(id);
           queue.length = 0;
           for (const resolve of waiting.splice(0)) resolve({ value: undefined, done: true });
           return Promise.resolve({ value: undefined, done: true });
         };
-        listeners.add(listener);
+        id = inner.addListener(listener);
         return {
           next() {
             if (queue.length > 0) return Promise.resolve({ value: queue.shift(), done: false });

@@ -138,25 +138,47 @@ impl Vault {
             .map_err(|e| js_error(&e))
     }
 
+    /// Runs the background loop until `stopAutoSync` (or the vault closes). `on_event`, if
+    /// given, becomes the primary listener (beside those `addListener` added); `on_changed` is
+    /// called when an event says keys changed here (the JS layer saves then); `on_error` gets
+    /// what a listener throws; `on_idle` is called before each wait.
     #[wasm_bindgen(js_name = autoSync)]
+    #[allow(clippy::too_many_arguments)]
     pub fn auto_sync(
         &self,
         settings: &AutoSyncSettings,
         send: Function,
-        on_event: Function,
+        on_event: Option<Function>,
         on_idle: Function,
+        on_changed: Function,
+        on_error: Function,
     ) -> Result<Promise, JsValue> {
-        let run = self.session.prepare_auto_sync().map_err(|e| js_error(&e))?;
+        let run = self
+            .listeners
+            .start_with(on_event, || self.session.prepare_auto_sync())
+            .map_err(|e| js_error(&e))?;
         let session = self.session.clone();
+        let listeners = self.listeners.clone();
         let options = settings.0;
         let transport = LoopTransport {
             inner: JsTransport { send },
             on_idle,
         };
         Ok(future_to_promise(async move {
-            // The JS side never throws (it catches what each listener throws).
             let listener = |event: Event| {
-                let _ = on_event.call1(&JsValue::NULL, &event_object(&event));
+                if matches!(event, Event::Changed(_) | Event::Conflict(_)) {
+                    let _ = on_changed.call0(&JsValue::NULL);
+                }
+                if listeners.is_empty() {
+                    return;
+                }
+                let event = event_object(&event);
+                listeners.each(|listener| {
+                    // A listener that throws breaks nothing: its error is reported.
+                    if let Err(e) = listener.call1(&JsValue::NULL, &event) {
+                        let _ = on_error.call1(&JsValue::NULL, &e);
+                    }
+                });
             };
             session
                 .run_auto_sync(run, &transport, options, listener)
@@ -166,7 +188,28 @@ impl Vault {
         }))
     }
 
-    /// Stops the background sync, if one runs (its promise then resolves).
+    /// Adds a listener of the background sync's events (an `events()` iterator); returns its
+    /// id for `removeListener`.
+    #[wasm_bindgen(js_name = addListener)]
+    pub fn add_listener(&self, listener: Function) -> f64 {
+        self.listeners.add(listener) as f64
+    }
+
+    /// Removes the listener `addListener` returned `id` for.
+    #[wasm_bindgen(js_name = removeListener)]
+    pub fn remove_listener(&self, id: f64) {
+        self.listeners.remove(id as u64);
+    }
+
+    /// Tells every listener that no event will come (the vault closes): each is called with
+    /// `(undefined, true)`.
+    #[wasm_bindgen(js_name = endListeners)]
+    pub fn end_listeners(&self) {
+        self.listeners.each(|listener| {
+            let _ = listener.call2(&JsValue::NULL, &JsValue::UNDEFINED, &JsValue::TRUE);
+        });
+    }
+
     #[wasm_bindgen(js_name = stopAutoSync)]
     pub fn stop_auto_sync(&self) {
         self.session.stop_auto_sync();

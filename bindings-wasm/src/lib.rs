@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bucketsync::driver::{self, Transport};
+use bucketsync::listeners::Listeners;
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::settings::{days_ms, VaultDays, DEFAULT_STALE_AFTER_DAYS};
 use bucketsync::sign::{SigV4, Signer};
@@ -243,6 +244,8 @@ pub struct Vault {
     /// The home this vault was opened through (`createShared`, `openShared`, `accept`), for
     /// `share`; `None` for a vault opened with `open`.
     home: Option<Rc<Session>>,
+    /// Who hears the background sync: its `onEvent` and each `events()` iterator.
+    listeners: Rc<Listeners<Function>>,
 }
 
 /// The saved state, credentials and transport of one open, as the JS layer gives them.
@@ -294,6 +297,7 @@ impl Opening {
             session: Rc::new(session),
             transport: Rc::new(JsTransport { send: self.send }),
             home,
+            listeners: Rc::default(),
         })
     }
 }

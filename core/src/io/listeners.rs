@@ -4,7 +4,6 @@
 //! called, in which order, and that one listener failing (or panicking) keeps none of the others
 //! from hearing the event.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::Result;
@@ -21,7 +20,9 @@ pub struct Listeners<L> {
 #[derive(Debug)]
 struct Registry<L> {
     next: u64,
-    by_id: BTreeMap<u64, Arc<L>>,
+    /// By id: the primary first, then in the order they were added (ids only grow). A list,
+    /// not a map: there are a handful, and it keeps the wasm module small.
+    by_id: Vec<(u64, Arc<L>)>,
 }
 
 impl<L> Default for Listeners<L> {
@@ -29,7 +30,7 @@ impl<L> Default for Listeners<L> {
         Listeners {
             inner: Mutex::new(Registry {
                 next: PRIMARY,
-                by_id: BTreeMap::new(),
+                by_id: Vec::new(),
             }),
         }
     }
@@ -46,21 +47,30 @@ impl<L> Listeners<L> {
     ///
     /// # Errors
     /// What `start` returns.
-    pub fn start_with(&self, primary: Option<L>, start: impl FnOnce() -> Result<()>) -> Result<()> {
-        let replaced = self.set(PRIMARY, primary.map(Arc::new));
+    pub fn start_with<T>(
+        &self,
+        primary: Option<L>,
+        start: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let replaced = self.set_primary(primary.map(Arc::new));
         let started = start();
         if started.is_err() {
-            self.set(PRIMARY, replaced);
+            self.set_primary(replaced);
         }
         started
     }
 
-    fn set(&self, id: u64, listener: Option<Arc<L>>) -> Option<Arc<L>> {
+    /// Sets the primary listener (or removes it); returns the one it replaced.
+    fn set_primary(&self, listener: Option<Arc<L>>) -> Option<Arc<L>> {
         let mut registry = self.locked();
-        match listener {
-            Some(listener) => registry.by_id.insert(id, listener),
-            None => registry.by_id.remove(&id),
+        let replaced = match registry.by_id.first() {
+            Some((PRIMARY, _)) => Some(registry.by_id.remove(0).1),
+            _ => None,
+        };
+        if let Some(listener) = listener {
+            registry.by_id.insert(0, (PRIMARY, listener));
         }
+        replaced
     }
 
     /// Adds a listener that hears every event from now on; returns its id (never
@@ -69,7 +79,7 @@ impl<L> Listeners<L> {
         let mut registry = self.locked();
         registry.next += 1;
         let id = registry.next;
-        registry.by_id.insert(id, Arc::new(listener));
+        registry.by_id.push((id, Arc::new(listener)));
         id
     }
 
@@ -77,7 +87,7 @@ impl<L> Listeners<L> {
     /// alone. An event being delivered at that moment may still reach it.
     pub fn remove(&self, id: u64) {
         if id != PRIMARY {
-            self.locked().by_id.remove(&id);
+            self.locked().by_id.retain(|(other, _)| *other != id);
         }
     }
 
@@ -90,10 +100,13 @@ impl<L> Listeners<L> {
     /// The registry is not locked meanwhile (a listener may add or remove listeners); a
     /// listener whose call panics is passed over and the others still hear the event.
     pub fn each(&self, mut call: impl FnMut(&L)) {
-        let targets: Vec<Arc<L>> = self.locked().by_id.values().cloned().collect();
+        let targets: Vec<Arc<L>> = self.locked().by_id.iter().map(|(_, l)| l.clone()).collect();
         for listener in targets {
-            let one = std::panic::AssertUnwindSafe(|| call(&listener));
-            let _ = std::panic::catch_unwind(one);
+            // Where panics abort (wasm), there is nothing to catch.
+            #[cfg(panic = "unwind")]
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&listener)));
+            #[cfg(not(panic = "unwind"))]
+            call(&listener);
         }
     }
 }
@@ -108,7 +121,7 @@ mod tests {
     fn a_failed_start_keeps_the_running_loops_listener() {
         let listeners = Listeners::default();
         listeners.start_with(Some("first"), || Ok(())).unwrap();
-        let refused = listeners.start_with(Some("second"), || Err(Error::AutoSyncRunning));
+        let refused = listeners.start_with(Some("second"), || Err::<(), _>(Error::AutoSyncRunning));
         assert!(refused.is_err());
         let mut heard = Vec::new();
         listeners.each(|l| heard.push(*l));
