@@ -485,7 +485,7 @@ mod tests {
             let bob_id = bob.identity().unwrap();
             assert!(matches!(
                 plain.share(bob_id.public.clone(), None, None).await,
-                Err(BucketsyncError::Access(m)) if m.contains("openShared")
+                Err(BucketsyncError::Access(m)) if m.contains("not opened through its home")
             ));
             let invitation = emma
                 .share(bob_id.public.clone(), Some(Role::Write), None)
