@@ -189,6 +189,15 @@ async fn a_server_that_never_answers_fails_as_a_timeout() {
     assert_eq!(answer.body, b"ok");
 }
 
+/// Sends `request` with the test's short deadlines; it must fail as `Timeout`, whose error is
+/// returned.
+async fn timed_out(request: Request) -> bucketsync::Error {
+    let transport = ReqwestTransport::new(quick()).unwrap();
+    let error = transport.send(request).await.unwrap_err();
+    assert_eq!(error.category(), Category::Timeout, "{error}");
+    error
+}
+
 /// A server that stops halfway through a body fails the request as `Timeout`.
 #[tokio::test]
 async fn a_body_that_stops_halfway_fails_as_a_timeout() {
@@ -197,12 +206,7 @@ async fn a_body_that_stops_halfway_fails_as_a_timeout() {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfifty bytes..");
         std::thread::sleep(Duration::from_secs(120));
     });
-    let transport = ReqwestTransport::new(quick()).unwrap();
-    let error = transport
-        .send(get(format!("http://127.0.0.1:{port}/x")))
-        .await
-        .unwrap_err();
-    assert_eq!(error.category(), Category::Timeout, "{error}");
+    timed_out(get(format!("http://127.0.0.1:{port}/x"))).await;
 }
 
 /// An answer that trickles in (a byte at a time, never stalling) meets the total deadline.
@@ -218,12 +222,7 @@ async fn a_trickling_answer_meets_the_total_deadline() {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let transport = ReqwestTransport::new(quick()).unwrap();
-    let error = transport
-        .send(get(format!("http://127.0.0.1:{port}/x")))
-        .await
-        .unwrap_err();
-    assert_eq!(error.category(), Category::Timeout, "{error}");
+    let error = timed_out(get(format!("http://127.0.0.1:{port}/x"))).await;
     assert!(error.to_string().contains("request_timeout"), "{error}");
 }
 
@@ -235,12 +234,10 @@ async fn an_upload_the_server_stops_reading_fails_as_a_timeout() {
         read_head(&mut reader);
         std::thread::sleep(Duration::from_secs(120));
     });
-    let transport = ReqwestTransport::new(quick()).unwrap();
     let mut request = get(format!("http://127.0.0.1:{port}/x"));
     request.method = Method::Put;
     request.body = vec![7u8; 64 << 20].into();
-    let error = transport.send(request).await.unwrap_err();
-    assert_eq!(error.category(), Category::Timeout, "{error}");
+    timed_out(request).await;
 }
 
 /// A transport let go inside an async context (a binding's callback, a task) does not panic
