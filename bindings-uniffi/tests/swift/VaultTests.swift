@@ -674,6 +674,26 @@ final class VaultTests: XCTestCase {
         } catch TransportError.Network {}
     }
 
+    func testTheBuiltInClientTimesOutOnAServerThatNeverAnswers() async throws {
+        let server = LocalServer { _ in nil }
+        defer { server.stop() }
+        let quick = VaultSettings(stallTimeoutSeconds: 1, requestTimeoutSeconds: 10)
+        let vault = try Vault.open(store: s3(server), key: try VaultKey.generate(), credentials: try creds(), create: true, settings: quick)
+        try vault.putText(key: "k", value: "v")
+        do {
+            _ = try await vault.sync()
+            XCTFail("a silent server answered")
+        } catch BucketsyncError.Timeout(let message) {
+            XCTAssertTrue(message.contains("stall_timeout"), message)
+        }
+        do {
+            _ = try await vault.putFileFrom(key: Data("f".utf8), source: InputStreamFileSource(InputStream(data: Data(repeating: 7, count: 300_000))), size: nil, listener: nil)
+            XCTFail("a silent server took a file")
+        } catch BucketsyncError.Timeout {}
+        XCTAssertEqual(try vault.getText(key: "k"), "v", "nothing lost")
+        XCTAssertEqual(try vault.unpushed(), 1)
+    }
+
     func testURLSessionTransportCancelledCallCancelsTheDataTask() async throws {
         let server = LocalServer { _ in nil }
         defer { server.stop() }
