@@ -712,18 +712,28 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         b.close()
         a.close()
     },
-    "the built-in HTTP client: a server that never answers fails sync, putFile and the loop as Timeout, nothing lost" to {
+    "the built-in HTTP client: a server that never answers fails sync, putFile, getFile and the loop as Timeout, nothing lost" to {
         check(VaultSettings() == defaultVaultSettings(), "the Kotlin defaults are the core's: ${VaultSettings()}")
         try { Vault.open(store("kotlin", "settings/"), VaultKey.generate(), settings = VaultSettings(maxFutureDays = -1.0)); check(false, "a negative bound was taken") }
         catch (e: BucketsyncException.Config) { check(e.message!!.contains("maxFutureDays"), e.message!!) }
+        // A replica that holds a file, its state then opened on a store whose server never
+        // answers (the state names no store: a vault folder can move).
+        val key = VaultKey.generate()
+        val state = java.io.File.createTempFile("bucketsync-deadline", ".state").also { it.delete() }
+        val source = java.nio.file.Files.createTempFile("bucketsync-deadline", ".bin")
+        java.nio.file.Files.write(source, ByteArray(300_000) { it.toByte() })
+        Vault.open(store("kotlin", "deadline/"), key, statePath = state.path, credentials = creds(), create = true).use { a ->
+            a.putFile("f".toByteArray(), source.toString())
+            a.sync()
+        }
         LocalServer { null }.use { server ->
             val quick = VaultSettings(stallTimeoutSeconds = 1.0, requestTimeoutSeconds = 10.0)
-            val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", VaultKey.generate(), credentials = creds(), create = true, settings = quick)
+            val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", key, statePath = state.path, credentials = creds(), settings = quick)
+            val out = java.nio.file.Files.createTempFile("bucketsync-deadline", ".out")
+            try { vault.getFile("f".toByteArray(), out.toString()); check(false, "a silent server gave a file") } catch (e: BucketsyncException.Timeout) {}
             vault.putText("k", "v")
             try { vault.sync(); check(false, "a silent server answered") } catch (e: BucketsyncException.Timeout) { check(e.message!!.contains("stall_timeout"), e.message!!) }
-            val source = java.nio.file.Files.createTempFile("bucketsync-deadline", ".bin")
-            java.nio.file.Files.write(source, ByteArray(300_000) { it.toByte() })
-            try { vault.putFile("f".toByteArray(), source.toString()); check(false, "a silent server took a file") } catch (e: BucketsyncException.Timeout) {}
+            try { vault.putFile("g".toByteArray(), source.toString()); check(false, "a silent server took a file") } catch (e: BucketsyncException.Timeout) {}
             val events = CopyOnWriteArrayList<Event>()
             vault.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0), object : EventListener {
                 override fun onEvent(event: Event) { events.add(event) }

@@ -675,10 +675,24 @@ final class VaultTests: XCTestCase {
     }
 
     func testTheBuiltInClientTimesOutOnAServerThatNeverAnswers() async throws {
+        // A replica that holds a file, its state then opened on a store whose server never
+        // answers (the state names no store: a vault folder can move).
+        let key = try VaultKey.generate()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("deadline-\(UUID().uuidString).state")
+        do {
+            let a = try Vault.open(store: store("swift", "deadline/"), key: key, statePath: state.path, credentials: try creds(), create: true)
+            _ = try await a.putFileFrom(key: Data("f".utf8), source: InputStreamFileSource(InputStream(data: Data(repeating: 3, count: 300_000))), size: nil, listener: nil)
+            _ = try await a.sync()
+        }
         let server = LocalServer { _ in nil }
         defer { server.stop() }
         let quick = VaultSettings(stallTimeoutSeconds: 1, requestTimeoutSeconds: 10)
-        let vault = try Vault.open(store: s3(server), key: try VaultKey.generate(), credentials: try creds(), create: true, settings: quick)
+        let vault = try Vault.open(store: s3(server), key: key, statePath: state.path, credentials: try creds(), settings: quick)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("deadline-\(UUID().uuidString).out")
+        do {
+            _ = try await vault.getFile(key: Data("f".utf8), path: out.path, listener: nil)
+            XCTFail("a silent server gave a file")
+        } catch BucketsyncError.Timeout {}
         try vault.putText(key: "k", value: "v")
         do {
             _ = try await vault.sync()
@@ -687,9 +701,15 @@ final class VaultTests: XCTestCase {
             XCTAssertTrue(message.contains("stall_timeout"), message)
         }
         do {
-            _ = try await vault.putFileFrom(key: Data("f".utf8), source: InputStreamFileSource(InputStream(data: Data(repeating: 7, count: 300_000))), size: nil, listener: nil)
+            _ = try await vault.putFileFrom(key: Data("g".utf8), source: InputStreamFileSource(InputStream(data: Data(repeating: 7, count: 300_000))), size: nil, listener: nil)
             XCTFail("a silent server took a file")
         } catch BucketsyncError.Timeout {}
+        // The loop reports the timeout as its state.
+        let seen = Events()
+        try vault.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 1), listener: seen)
+        let reported = try await eventually(60) { seen.all.contains { $0.kind == .state && $0.state == .error && $0.category == "timeout" } }
+        XCTAssertTrue(reported, "the loop's timeout state: \(seen.all)")
+        vault.stopAutoSync()
         XCTAssertEqual(try vault.getText(key: "k"), "v", "nothing lost")
         XCTAssertEqual(try vault.unpushed(), 1)
     }
