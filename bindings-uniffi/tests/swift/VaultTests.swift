@@ -686,7 +686,7 @@ final class VaultTests: XCTestCase {
         }
         let server = LocalServer { _ in nil }
         defer { server.stop() }
-        let quick = VaultSettings(stallTimeoutSeconds: 1, requestTimeoutSeconds: 10)
+        let quick = VaultSettings(stallTimeoutSeconds: 0.3, requestTimeoutSeconds: 10)
         let vault = try Vault.open(store: s3(server), key: key, statePath: state.path, credentials: try creds(), settings: quick)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("deadline-\(UUID().uuidString).out")
         do {
