@@ -698,7 +698,7 @@ final class VaultTests: XCTestCase {
             _ = try await vault.sync()
             XCTFail("a silent server answered")
         } catch BucketsyncError.Timeout(let message) {
-            XCTAssertTrue(message.contains("stall_timeout"), message)
+            XCTAssertTrue(message.contains("stall deadline"), message)
         }
         do {
             _ = try await vault.putFileFrom(key: Data("g".utf8), source: InputStreamFileSource(InputStream(data: Data(repeating: 7, count: 300_000))), size: nil, listener: nil)

@@ -261,7 +261,7 @@ mod native {
             match select(pin!(work), pin!(activity.stalled(options.stall_timeout))).await {
                 Either::Left((outcome, _)) => outcome,
                 Either::Right(((), _)) => Err(timeout(format!(
-                    "no bytes moved for {} s (stall_timeout)",
+                    "no byte moved for {} s (the stall deadline)",
                     options.stall_timeout.as_secs_f64()
                 ))),
             }
@@ -269,7 +269,7 @@ mod native {
         match tokio::time::timeout(options.total_timeout, watched).await {
             Ok(outcome) => outcome,
             Err(_) => Err(timeout(format!(
-                "the request took longer than {} s (request_timeout)",
+                "the request took longer than {} s (the request deadline)",
                 options.total_timeout.as_secs_f64()
             ))),
         }
