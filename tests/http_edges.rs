@@ -206,7 +206,8 @@ async fn a_body_that_stops_halfway_fails_as_a_timeout() {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfifty bytes..");
         std::thread::sleep(Duration::from_secs(120));
     });
-    timed_out(get(format!("http://127.0.0.1:{port}/x"))).await;
+    let error = timed_out(get(format!("http://127.0.0.1:{port}/x"))).await;
+    assert!(error.to_string().contains("stall deadline"), "{error}");
 }
 
 /// An answer that trickles in (a byte at a time, never stalling) meets the total deadline.
@@ -237,7 +238,8 @@ async fn an_upload_the_server_stops_reading_fails_as_a_timeout() {
     let mut request = get(format!("http://127.0.0.1:{port}/x"));
     request.method = Method::Put;
     request.body = vec![7u8; 64 << 20].into();
-    timed_out(request).await;
+    let error = timed_out(request).await;
+    assert!(error.to_string().contains("stall deadline"), "{error}");
 }
 
 /// A transport let go inside an async context (a binding's callback, a task) does not panic
@@ -252,4 +254,39 @@ async fn a_transport_dropped_inside_a_runtime_does_not_panic() {
         .unwrap();
     assert_eq!(answer.body, b"ok");
     drop(transport);
+}
+
+/// A healthy upload the server reads slowly: the connection hands the body over to socket
+/// buffers long before the server has read it, so the wait for the answer after the last slice
+/// is longer than the stall deadline, and must not be taken for a stall.
+#[tokio::test]
+async fn a_slowly_read_upload_is_not_a_stall() {
+    let port = serve_each(|mut reader, mut stream| {
+        use std::io::Read;
+        read_head(&mut reader);
+        let mut left = 2 << 20;
+        let mut buf = vec![0u8; 64 << 10];
+        while left > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+            match reader.read(&mut buf[..left.min(64 << 10)]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    let transport = ReqwestTransport::new(HttpOptions {
+        stall_timeout: Duration::from_millis(1500),
+        total_timeout: Duration::from_secs(30),
+        ..HttpOptions::default()
+    })
+    .unwrap();
+    let mut request = get(format!("http://127.0.0.1:{port}/x"));
+    request.method = Method::Put;
+    request.body = vec![1u8; 2 << 20].into();
+    let answer = transport
+        .send(request)
+        .await
+        .expect("a slow reader is no stall");
+    assert_eq!(answer.body, b"ok");
 }

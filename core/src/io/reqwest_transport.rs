@@ -180,10 +180,15 @@ mod native {
         }
     }
 
-    /// When a byte last moved, in milliseconds since the request began.
+    /// When a byte last moved, in milliseconds since the request began, and how much longer
+    /// than the stall deadline the wait may be right now.
     struct Activity {
         start: Instant,
         last: AtomicU64,
+        /// Set once the whole body is handed over, until the answer's head arrives: the
+        /// connection's and the system's buffers may still hold what it handed over, and on a
+        /// slow uplink draining them takes a while before the server can answer.
+        extra_ms: AtomicU64,
     }
 
     impl Activity {
@@ -191,6 +196,7 @@ mod native {
             Arc::new(Activity {
                 start: Instant::now(),
                 last: AtomicU64::new(0),
+                extra_ms: AtomicU64::new(0),
             })
         }
 
@@ -199,11 +205,20 @@ mod native {
             self.last.store(ms, Ordering::Relaxed);
         }
 
-        /// Ends once nothing moved for `limit`.
+        /// Allows `extra` beyond the stall deadline from now on (`ZERO`: no more).
+        fn allow(&self, extra: Duration) {
+            let ms = u64::try_from(extra.as_millis()).unwrap_or(u64::MAX);
+            self.extra_ms.store(ms, Ordering::Relaxed);
+            self.touch();
+        }
+
+        /// Ends once nothing moved for `limit` (plus what [`Activity::allow`] allows).
         async fn stalled(&self, limit: Duration) {
             loop {
                 let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+                let extra = Duration::from_millis(self.extra_ms.load(Ordering::Relaxed));
                 let idle = self.start.elapsed().saturating_sub(last);
+                let limit = limit + extra;
                 if idle >= limit {
                     return;
                 }
@@ -213,15 +228,27 @@ mod native {
     }
 
     /// A request body handed to the connection in slices, each hand-over counting as
-    /// progress: the connection asks for the next slice only once the last one went into the
-    /// socket, so an upload the server stopped reading stalls here.
+    /// progress: the connection asks for the next slice only once its buffer has room, so an
+    /// upload the server stopped reading stalls here. Handing over the last slice allows
+    /// `after_body` more for the answer (see the function `after_body`).
     struct WatchedBody {
         rest: Bytes,
         activity: Arc<Activity>,
+        after_body: Duration,
     }
 
     /// The slice size: small enough that a slow uplink still moves one every few seconds.
     const SLICE: usize = 64 * 1024;
+
+    /// How much longer than the stall deadline the answer to a body of `len` bytes may take
+    /// once the whole body is handed over: one stall deadline per MiB of the last 4 MiB (what
+    /// the connection's and the system's send buffers may still hold, and must drain before
+    /// the server can answer). A 1 KiB segment gets nothing noticeable; a large pack two
+    /// minutes with the default stall deadline, enough to drain 4 MiB at about 35 KB/s.
+    fn after_body(len: usize, stall: Duration) -> Duration {
+        let buffered = len.min(4 << 20) as f64 / f64::from(1u32 << 20);
+        stall.mul_f64(buffered)
+    }
 
     impl http_body::Body for WatchedBody {
         type Data = Bytes;
@@ -234,9 +261,13 @@ mod native {
             if self.rest.is_empty() {
                 return Poll::Ready(None);
             }
-            self.activity.touch();
             let n = self.rest.len().min(SLICE);
             let slice = self.rest.split_to(n);
+            if self.rest.is_empty() {
+                self.activity.allow(self.after_body);
+            } else {
+                self.activity.touch();
+            }
             Poll::Ready(Some(Ok(http_body::Frame::data(slice))))
         }
 
@@ -256,7 +287,7 @@ mod native {
         options: HttpOptions,
     ) -> Result<Response> {
         let activity = Activity::new();
-        let work = send_and_read(&client, request, &activity);
+        let work = send_and_read(&client, request, &activity, options.stall_timeout);
         let watched = async {
             match select(pin!(work), pin!(activity.stalled(options.stall_timeout))).await {
                 Either::Left((outcome, _)) => outcome,
@@ -279,6 +310,7 @@ mod native {
         client: &reqwest::Client,
         request: Request,
         activity: &Arc<Activity>,
+        stall: Duration,
     ) -> Result<Response> {
         let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
             .expect("GET, PUT, HEAD and DELETE are valid methods");
@@ -288,12 +320,13 @@ mod native {
         }
         if !request.body.is_empty() {
             builder = builder.body(reqwest::Body::wrap(WatchedBody {
+                after_body: after_body(request.body.len(), stall),
                 rest: request.body,
                 activity: activity.clone(),
             }));
         }
         let mut response = builder.send().await.map_err(transport_error)?;
-        activity.touch();
+        activity.allow(Duration::ZERO);
         let status = response.status().as_u16();
         let headers = header_list(response.headers());
         let capacity = response
