@@ -1237,8 +1237,13 @@ function concat(parts) {
   return out;
 }
 
-/** The state files this process holds locked (their lock files' paths). */
-const heldLocks = new Set();
+/**
+ * The state files this process holds, or is taking, locked (their lock files' paths): one set
+ * for the whole process, even if two copies of this package are loaded.
+ */
+const heldLocks = (globalThis[Symbol.for('bucketsync.heldLocks')] ??= new Set());
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 /** Who this process is, as a lock file names it. */
 function lockHolder() {
@@ -1246,19 +1251,64 @@ function lockHolder() {
   return `process ${process.pid} on host ${host}, since ${new Date().toISOString()}`;
 }
 
-/** Whether the holder a lock file names is gone: a process of this host that no longer runs. */
-function lockIsStale(text) {
+/**
+ * Whether the holder that `text` names is gone: a process of this host that no longer runs, or
+ * (`ownIsGone`) this process's own id, for a lock file this process does not hold (left by an
+ * earlier process that had the same id, as in a restarted container). A file that names nobody
+ * is gone once it is `ageMs` > 10 s old (its maker died between creating and writing it).
+ */
+function lockIsStale(text, ageMs, ownIsGone) {
+  if (!text) return ageMs > 10_000;
   const found = /process (\d+)(?: on host (\S+?),)?/.exec(text);
   if (!found) return false;
   const host = nodeModule('node:os')?.hostname();
   if (found[2] !== undefined && found[2] !== host) return false;
   const pid = Number(found[1]);
-  if (pid === process.pid) return false;
+  if (pid === process.pid) return ownIsGone;
   try {
     process.kill(pid, 0);
     return false;
   } catch (e) {
     return e.code === 'ESRCH';
+  }
+}
+
+/** A file's text (trimmed) and age in ms, or undefined when it does not exist. */
+async function readLock(fs, path) {
+  try {
+    const [text, stat] = await Promise.all([fs.readFile(path, 'utf8'), fs.stat(path)]);
+    return { text: text.trim(), ageMs: Date.now() - stat.mtimeMs };
+  } catch (e) {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Removes the stale lock `lockPath`, whose text was `stale`, one taker at a time: under a guard
+ * file created exclusively, the lock is read again and removed only if it is still that one, so
+ * a lock someone took meanwhile is never removed. A guard left by a taker that died is stale
+ * like a lock.
+ */
+async function takeOver(fs, lockPath, stale) {
+  const guard = `${lockPath}.takeover`;
+  let handle;
+  try {
+    handle = await fs.open(guard, 'wx');
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e;
+    const other = await readLock(fs, guard);
+    if (other && lockIsStale(other.text, other.ageMs, false)) await fs.unlink(guard).catch(() => {});
+    await pause(20);
+    return;
+  }
+  try {
+    await handle.writeFile(lockHolder());
+    const now = await readLock(fs, lockPath);
+    if (now?.text === stale) await fs.unlink(lockPath);
+  } finally {
+    await handle.close();
+    await fs.unlink(guard).catch(() => {});
   }
 }
 
@@ -1272,59 +1322,56 @@ async function lockFile(lockPath, statePath, wait) {
   const fs = nodeFs();
   for (;;) {
     if (!heldLocks.has(lockPath)) {
+      // Reserved before the file exists: another vault of this process waits for it.
+      heldLocks.add(lockPath);
+      const mine = lockHolder();
+      let created = false;
       try {
         const handle = await fs.open(lockPath, 'wx');
+        created = true;
         try {
-          await handle.writeFile(lockHolder());
+          await handle.writeFile(mine);
           await handle.sync();
         } finally {
           await handle.close();
         }
-        heldLocks.add(lockPath);
         let released = false;
         return () => {
           if (released) return;
           released = true;
           heldLocks.delete(lockPath);
+          // Synchronous, so nothing of this process runs between the check and the removal;
+          // a lock that is no longer ours (taken over) is left alone.
+          const fsSync = nodeModule('node:fs');
           try {
-            nodeModule('node:fs').unlinkSync(lockPath);
+            if (fsSync.readFileSync(lockPath, 'utf8').trim() === mine) fsSync.unlinkSync(lockPath);
           } catch { /* already gone */ }
         };
       } catch (e) {
+        heldLocks.delete(lockPath);
+        // A lock file made but not written (a full disk) would name nobody: it goes.
+        if (created) await fs.unlink(lockPath).catch(() => {});
         if (e.code !== 'EEXIST') throw e;
       }
     }
     let holder = heldLocks.has(lockPath) ? `another Vault of this process (${process.pid})` : '';
     if (!holder) {
-      try {
-        holder = (await fs.readFile(lockPath, 'utf8')).trim();
-      } catch (e) {
-        if (e.code === 'ENOENT') continue; // let go of just now: try again
-        throw e;
-      }
-      if (lockIsStale(holder)) {
-        // Moved aside under a name of our own first, so that of two takers only one removes it.
-        const aside = `${lockPath}.stale-${process.pid}-${Math.random().toString(36).slice(2)}`;
-        try {
-          await fs.rename(lockPath, aside);
-          const moved = (await fs.readFile(aside, 'utf8')).trim();
-          if (moved === holder) await fs.unlink(aside);
-          else await fs.rename(aside, lockPath).catch(() => {});
-        } catch (e) {
-          if (e.code !== 'ENOENT') throw e;
-        }
+      const found = await readLock(fs, lockPath);
+      if (found === undefined) continue; // let go of just now: try again
+      if (lockIsStale(found.text, found.ageMs, true)) {
+        await takeOver(fs, lockPath, found.text);
         continue;
       }
+      holder = found.text || 'a process that has not named itself yet';
     }
     if (!wait) {
       throw new LockedError(
-        `the local state ${statePath} is locked by ${holder || 'another process'} (one writer per ` +
-          'device): close that Vault first, open with { lock: "wait" }, or with another storage as ' +
-          'a new device',
+        `the local state ${statePath} is locked by ${holder} (one writer per device): close that ` +
+          'Vault first, open with { lock: "wait" }, or with another storage as a new device',
         'locked',
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await pause(100);
   }
 }
 

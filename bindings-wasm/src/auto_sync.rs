@@ -201,11 +201,11 @@ impl Vault {
         self.listeners.remove(id as u64);
     }
 
-    /// Tells every listener that no event will come (the vault closes): each is called with
-    /// `(undefined, true)`.
+    /// Tells every `events()` iterator that no event will come (the vault closes): each is
+    /// called with `(undefined, true)`. The start's `onEvent` is dropped, not called.
     #[wasm_bindgen(js_name = endListeners)]
     pub fn end_listeners(&self) {
-        self.listeners.each(|listener| {
+        self.listeners.close(|listener| {
             let _ = listener.call2(&JsValue::NULL, &JsValue::UNDEFINED, &JsValue::TRUE);
         });
     }

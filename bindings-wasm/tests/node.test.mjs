@@ -288,7 +288,8 @@ test('a manual sync, then the background loop, a manual sync while it runs, then
   await a.sync();
   const b = await Vault.open({ store, key, credentials: server.credentials });
   await b.sync();
-  assert.equal(await b.startAutoSync({ interval: 1 }), true);
+  const seen = [];
+  assert.equal(await b.startAutoSync({ interval: 1, onEvent: (e) => seen.push(e) }), true);
   await a.put('live/1', 'v1');
   await a.sync();
   await waitFor('the loop to merge live/1', 40, () => b.getString('live/1') === 'v1');
@@ -302,7 +303,34 @@ test('a manual sync, then the background loop, a manual sync while it runs, then
   await waitFor('the loop to merge live/3', 40, () => b.getString('live/3') === 'v3');
   await b.close();
   assert.equal(b.autoSyncing, false);
+  // onEvent heard events, and only events: closing ends events() iterators, not it.
+  assert.ok(seen.some((e) => e.kind === 'changed'), JSON.stringify(seen));
+  assert.ok(seen.every((e) => e && typeof e.kind === 'string'), 'onEvent got a non-event');
   await a.close();
+});
+
+test('fileStorage: a lock left under this process\'s own id, or naming nobody for long, is taken over', async () => {
+  const { utimesSync } = await import('node:fs');
+  const { hostname } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock3-'));
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'lock-three/');
+  const path = join(dir, 'three.state');
+  // An earlier process with this process's id (a restarted container) left its lock.
+  writeFileSync(`${path}.lock`, `process ${process.pid} on host ${hostname()}, since 2020-01-01T00:00:00.000Z`);
+  const first = await Vault.create({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials });
+  await first.put('k', 'v');
+  await first.close();
+  // A maker that died between creating and writing it: taken over once 10 s old, not before.
+  writeFileSync(`${path}.lock`, '');
+  await assert.rejects(Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials }),
+    (e) => e instanceof bucketsync.LockedError && e.message.includes('not named itself'));
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(`${path}.lock`, old, old);
+  const second = await Vault.open({ store, key, storage: bucketsync.fileStorage(path), credentials: server.credentials });
+  assert.equal(second.getString('k'), 'v');
+  await second.close();
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.lock')), [], 'no lock or guard left behind');
 });
 
 test('a Node process killed right after an awaited put loses nothing', async () => {

@@ -15,6 +15,9 @@ pub const PRIMARY: u64 = 0;
 #[derive(Debug)]
 pub struct Listeners<L> {
     inner: Mutex<Registry<L>>,
+    /// Held through a whole [`Listeners::start_with`], so that two starts at once cannot put
+    /// back each other's primary.
+    starting: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -32,6 +35,7 @@ impl<L> Default for Listeners<L> {
                 next: PRIMARY,
                 by_id: Vec::new(),
             }),
+            starting: Mutex::new(()),
         }
     }
 }
@@ -52,6 +56,7 @@ impl<L> Listeners<L> {
         primary: Option<L>,
         start: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
+        let _one_start = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         let replaced = self.set_primary(primary.map(Arc::new));
         let started = start();
         if started.is_err() {
@@ -89,6 +94,14 @@ impl<L> Listeners<L> {
         if id != PRIMARY {
             self.locked().by_id.retain(|(other, _)| *other != id);
         }
+    }
+
+    /// The vault closes: the primary listener is dropped, and `call` is called for each of the
+    /// others (to tell it that no event will come; each then removes itself or is dropped
+    /// with the registry).
+    pub fn close(&self, call: impl FnMut(&L)) {
+        self.set_primary(None);
+        self.each(call);
     }
 
     /// Whether anyone listens.
@@ -149,5 +162,8 @@ mod tests {
         let mut heard = Vec::new();
         listeners.each(|l| heard.push(*l));
         assert_eq!(heard, [0, 2], "the primary is not removed by remove");
+        let mut ended = Vec::new();
+        listeners.close(|l| ended.push(*l));
+        assert_eq!(ended, [2], "closing tells the added listeners only");
     }
 }
