@@ -1,7 +1,7 @@
 //! `bucketsync signer`: a small stateless service that presigns requests for clients that hold
 //! no S3 keys (browsers, phones). It signs only what a vault's engine sends to read, write and
-//! collect its objects: GET, PUT and HEAD of a key under the store's prefix, ListObjectsV2
-//! listings of prefixes under it, DELETE of a vault's segments, checkpoints and packs (what a
+//! collect its objects: GET, PUT and HEAD of a key under the store's prefix, ListObjectsV2 and
+//! ListMultipartUploads listings of prefixes under it, DELETE of a vault's segments, checkpoints and packs (what a
 //! device collects), and the multipart requests of a pack, for clients presenting the bearer
 //! token; every URL is valid for a few minutes. Anything else is refused, saying why. A token
 //! that may write (the store's token, or a member token with the write role) may so delete any

@@ -13,6 +13,10 @@ const LIST_PARAMETERS: [&str; 5] = [
     "delimiter",
 ];
 
+/// The query parameters of the ListMultipartUploads requests bucketsync sends
+/// (`Store::uploads_url`).
+const UPLOADS_PARAMETERS: [&str; 2] = ["uploads", "prefix"];
+
 /// What the service signs for: one store's bucket, under its prefix.
 #[derive(Debug)]
 pub struct Policy {
@@ -82,9 +86,10 @@ impl std::fmt::Display for Refusal {
             Refusal::Traversal => f.write_str("a key with '.', '..' or empty segments"),
             Refusal::NotCanonical => f.write_str("not encoded as bucketsync encodes URLs"),
             Refusal::OutsidePrefix => f.write_str("a key outside the store's prefix"),
-            Refusal::BucketRequest => {
-                f.write_str("a request on the bucket other than a ListObjectsV2 (list-type=2)")
-            }
+            Refusal::BucketRequest => f.write_str(
+                "a request on the bucket other than a ListObjectsV2 (list-type=2) or a \
+                 ListMultipartUploads (uploads) listing",
+            ),
             Refusal::ListOutsidePrefix => f.write_str("a listing outside the store's prefix"),
             Refusal::Parameter(name) => write!(f, "query parameter {name:?} is not allowed here"),
             Refusal::Presigned => f.write_str("the URL carries X-Amz-* parameters already"),
@@ -184,12 +189,20 @@ impl Policy {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         };
-        if method != Method::Get || value("list-type") != Some("2") {
+        // ListMultipartUploads (`?uploads&prefix=`): a device looks for the uploads of its
+        // packs that a killed run left, to abort them.
+        let uploads = value("uploads") == Some("");
+        if method != Method::Get || (value("list-type") != Some("2") && !uploads) {
             return Err(Refusal::BucketRequest);
         }
+        let allowed: &[&str] = if uploads {
+            &UPLOADS_PARAMETERS
+        } else {
+            &LIST_PARAMETERS
+        };
         if let Some((name, _)) = parameters
             .iter()
-            .find(|(n, _)| !LIST_PARAMETERS.contains(&n.as_str()))
+            .find(|(n, _)| !allowed.contains(&n.as_str()))
         {
             return Err(Refusal::Parameter(name.clone()));
         }
@@ -357,6 +370,21 @@ pub(super) mod tests {
             let allowed = p.check("GET", &url).unwrap();
             assert!(allowed.listing && allowed.target.starts_with("clinic/records/"));
         }
+        // The uploads of a device's packs, to abort those a killed run left.
+        let uploads = store.uploads_url("clinic/records/0a1b/p/c2d3/");
+        let allowed = p.check("GET", &uploads).unwrap();
+        assert!(allowed.listing && allowed.target == "clinic/records/0a1b/p/c2d3/");
+        assert_eq!(
+            p.check("GET", &store.uploads_url("clinic/")),
+            Err(Refusal::ListOutsidePrefix)
+        );
+        assert_eq!(
+            p.check(
+                "GET",
+                &format!("{}&key-marker=x", store.uploads_url("clinic/records/"))
+            ),
+            Err(Refusal::Parameter("key-marker".into()))
+        );
         // Virtual-host style: the bucket is in the host name.
         let vhost = Store::parse("s3://vault-bkt/clinic?region=eu-west-1").unwrap();
         let p = Policy::of(&vhost).unwrap();
@@ -551,7 +579,8 @@ pub(super) mod tests {
             ("PUT", "?list-type=2&prefix=clinic%2Frecords%2F"),
             ("HEAD", ""),
             ("GET", ""),
-            ("GET", "?uploads&prefix=clinic%2Frecords%2F"),
+            ("PUT", "?uploads&prefix=clinic%2Frecords%2F"),
+            ("GET", "?uploads=x&prefix=clinic%2Frecords%2F"),
             ("GET", "?list-type=1&prefix=clinic%2Frecords%2F"),
             ("GET", "?prefix=clinic%2Frecords%2F"),
             ("GET", "?cors"),
