@@ -318,3 +318,41 @@ fn a_state_written_by_the_previous_release_opens_and_syncs() {
     let again = open(&store, &key, &state).unwrap();
     assert_eq!(again.keys(b"").unwrap().len(), 3);
 }
+
+/// A vault opened through a home takes the home's credentials only for a store on the home's
+/// service (an invitation may name any endpoint), and never when it signs another way.
+#[test]
+fn a_shared_vault_takes_the_homes_credentials_only_on_the_homes_service() {
+    use bucketsync::io::sharing::shared_credentials;
+    let key = VaultKey::generate().unwrap();
+    let home = Session::open(SessionOptions {
+        credentials: Some(bucketsync::Credentials::new("AKIDHOME", "home-secret", None).unwrap()),
+        ..SessionOptions::new(
+            "s3://family/homes/anna?endpoint=http://127.0.0.1:9&path_style=true",
+            &key,
+            StateLocation::Memory,
+        )
+    })
+    .unwrap();
+    let key_id = |c: Option<bucketsync::Credentials>| c.map(|c| format!("{c:?}"));
+    let same = "s3://other-bucket/emma?endpoint=http://127.0.0.1:9&path_style=true";
+    let inherited = key_id(shared_credentials(None, false, &home, same)).unwrap();
+    assert!(inherited.contains("AKIDHOME"), "{inherited}");
+    assert!(!inherited.contains("home-secret"), "{inherited}");
+    for elsewhere in [
+        "s3://family/emma?endpoint=http://evil.example:9&path_style=true",
+        "s3://family/emma?endpoint=http://127.0.0.1:9&path_style=true&region=eu-west-1",
+        "file:///tmp/emma",
+        "not a store",
+    ] {
+        assert_eq!(
+            key_id(shared_credentials(None, false, &home, elsewhere)),
+            None,
+            "{elsewhere}"
+        );
+    }
+    assert_eq!(key_id(shared_credentials(None, true, &home, same)), None);
+    let given = bucketsync::Credentials::new("AKIDGIVEN", "given-secret", None).unwrap();
+    let kept = key_id(shared_credentials(Some(given), false, &home, "file:///x")).unwrap();
+    assert!(kept.contains("AKIDGIVEN"), "{kept}");
+}

@@ -175,6 +175,10 @@ impl<S: Source> Source for Checked<'_, S> {
     fn len_hint(&self) -> Option<u64> {
         self.inner.len_hint()
     }
+
+    fn declared_len(&self) -> Option<u64> {
+        self.inner.declared_len()
+    }
 }
 
 impl<K: Sink> Sink for Checked<'_, K> {

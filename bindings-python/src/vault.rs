@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
-use bucketsync::grant::Role;
+use bucketsync::grant::{Invitation, Role};
 use bucketsync::home::SharedVault as CoreSharedVault;
 use bucketsync::http_options::HttpOptions;
 use bucketsync::io::sharing;
@@ -1866,7 +1866,12 @@ fn open_shared_vault(
             key: shared.key(),
             device: args.device.as_deref(),
             state: args.state.clone(),
-            credentials: sharing::shared_credentials(args.credentials(), false, &home.session),
+            credentials: sharing::shared_credentials(
+                args.credentials(),
+                false,
+                &home.session,
+                &shared.store,
+            ),
             transport,
             wait: args.wait,
             flush_interval: args.flush_interval,
@@ -1946,12 +1951,18 @@ fn accept_invitation(
             BuiltinTransport::for_invitation(invitation, HttpOptions::default()).map_err(to_py)?,
         ),
     };
+    let invitation_store = Invitation::parse(invitation).map_err(to_py)?.store;
     let stop = Stop::default();
     let shared = home.run_with(py, &transport, &stop, cancel.as_ref(), || {
         home.session.accept_from(
             invitation,
             args.expected_from.as_deref(),
-            sharing::shared_credentials(args.credentials(), false, &home.session),
+            sharing::shared_credentials(
+                args.credentials(),
+                false,
+                &home.session,
+                &invitation_store,
+            ),
             &transport,
         )
     })?;

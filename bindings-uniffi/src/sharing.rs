@@ -198,7 +198,12 @@ impl Vault {
             key: shared.key(),
             device,
             state_path,
-            credentials: sharing::shared_credentials(credentials, false, &self.session),
+            credentials: sharing::shared_credentials(
+                credentials,
+                false,
+                &self.session,
+                &shared.store,
+            ),
             transport,
             wait_for_lock,
             mode,
@@ -395,8 +400,12 @@ impl Vault {
                 HttpOptions::default(),
             )?)),
         };
-        let credentials =
-            sharing::shared_credentials(credentials.map(|c| c.0.clone()), false, &self.session);
+        let credentials = sharing::shared_credentials(
+            credentials.map(|c| c.0.clone()),
+            false,
+            &self.session,
+            &Invitation::parse(&invitation)?.store,
+        );
         let shared = self
             .session
             .accept_from(

@@ -500,7 +500,7 @@ export class Vault {
     signal?.throwIfAborted();
     const input = await openSource(source, size);
     const report = await this.#transfer(signal, onProgress, input, (send, progress, stop, io) =>
-      this.#inner.putFile(k, io.reader, input.size, packSize, send, progress, stop));
+      this.#inner.putFile(k, io.reader, input.size, input.declared, packSize, send, progress, stop));
     await this.flush();
     return report;
   }
@@ -1039,15 +1039,17 @@ function isOptions(value) {
 }
 
 /**
- * What putFile reads: `{ reader, size, end(failed, reason) }`, where `reader.read()` resolves
- * to `{ done, value }` as a ReadableStreamDefaultReader's does.
+ * What putFile reads: `{ reader, size, declared, end(failed, reason) }`, where `reader.read()`
+ * resolves to `{ done, value }` as a ReadableStreamDefaultReader's does, and `declared` says
+ * that `size` is a promise the core holds the source to (a Blob's, bytes', a size the app gave)
+ * rather than a hint (a path's, which may grow while it is read, as in every binding).
  */
 async function openSource(source, size) {
   if (globalThis.Blob && source instanceof Blob) {
-    return streamSource(source.stream(), source.size);
+    return { ...streamSource(source.stream(), source.size), declared: true };
   }
   if (globalThis.ReadableStream && source instanceof ReadableStream) {
-    return streamSource(source, size);
+    return { ...streamSource(source, size), declared: size !== undefined };
   }
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     const data = source instanceof ArrayBuffer
@@ -1059,7 +1061,7 @@ async function openSource(source, size) {
       given = true;
       return { done: false, value: data };
     };
-    return { reader: { read }, size: data.length };
+    return { reader: { read }, size: data.length, declared: true };
   }
   if (typeof source === 'string' || source instanceof URL) {
     const fs = nodeModule('node:fs');
@@ -1076,7 +1078,7 @@ async function openSource(source, size) {
     // Node's own file stream; its async iterator's next() reads as a stream reader's read().
     const stream = fs.createReadStream(source, { highWaterMark: 1 << 20 });
     const chunks = stream[Symbol.asyncIterator]();
-    return { reader: { read: () => chunks.next() }, size: stat.size, end: () => stream.destroy() };
+    return { reader: { read: () => chunks.next() }, size: stat.size, declared: false, end: () => stream.destroy() };
   }
   throw new TypeError('putFile(key, source): source must be a Blob or File, a ReadableStream of Uint8Array, ' +
     'a Uint8Array or ArrayBuffer, or (in Node) a path');

@@ -52,6 +52,8 @@ fn failed(what: &str, e: &JsValue) -> bucketsync::Error {
 struct JsSource {
     reader: Reader,
     len: Option<u64>,
+    /// `len` is a promise (a Blob's, bytes', or a size the app gave), not a hint (a path's).
+    declared: bool,
     chunk: Option<Uint8Array>,
     at: u32,
 }
@@ -92,7 +94,7 @@ impl Source for JsSource {
     }
 
     fn declared_len(&self) -> Option<u64> {
-        self.len
+        self.len.filter(|_| self.declared)
     }
 }
 
@@ -148,9 +150,9 @@ async fn until_stopped<T>(
 
 #[wasm_bindgen]
 impl Vault {
-    /// Stores what `reader` gives (`len` bytes, if known) as the file `key`, through `send`,
-    /// in packs of about `packSize` bytes; resolves to a report object. See the JS layer's
-    /// `putFile`.
+    /// Stores what `reader` gives (`len` bytes, if known; `declared`: the app promised that
+    /// many, and a put of fewer or more fails) as the file `key`, through `send`, in packs of
+    /// about `packSize` bytes; resolves to a report object. See the JS layer's `putFile`.
     #[wasm_bindgen(js_name = putFile)]
     #[allow(clippy::too_many_arguments)]
     pub fn put_file(
@@ -158,6 +160,7 @@ impl Vault {
         key: Vec<u8>,
         reader: Reader,
         len: Option<f64>,
+        declared: bool,
         pack_size: Option<u32>,
         send: Function,
         to: Progress,
@@ -169,6 +172,7 @@ impl Vault {
             let mut source = JsSource {
                 reader,
                 len: len.map(|l| l as u64),
+                declared,
                 chunk: None,
                 at: 0,
             };

@@ -13,8 +13,9 @@
 //! ([`Session::enter_shared`]); sharing it later needs that home ([`home_of`]). What the
 //! shared vault takes from its home when the app gives nothing of its own is one rule:
 //!
-//! - **credentials**: the ones given for it, else the home's ([`shared_credentials`]), unless
-//!   the app signs its requests another way (a signer given for it: then none);
+//! - **credentials**: the ones given for it, else the home's when its store is on the home's
+//!   service (same endpoint and region; [`shared_credentials`]), unless the app signs its
+//!   requests another way (a signer given for it: then none);
 //! - **the way requests go out** (the app's host transport, and in JS its signer, `fetch`
 //!   and `timeoutMs`): the one given for it, else the home's;
 //! - nothing else: its state, device, mode and settings are its own.
@@ -68,14 +69,28 @@ pub fn home_of<H>(opened_through: Option<&H>) -> Result<&H> {
     })
 }
 
-/// The credentials a vault opened through `home` signs with: `given`, else (unless the app
-/// signs its requests another way, `own_signer`) the home's.
+/// The credentials a vault in `store`, opened through `home`, signs with: `given`, else the
+/// home's when `store` is on the same service as the home's (the same endpoint and region) and
+/// the app does not sign its requests another way (`own_signer`). Never the home's for another
+/// service: an invitation may name any endpoint, and the home's key id and session token must
+/// not go there.
 pub fn shared_credentials(
     given: Option<Credentials>,
     own_signer: bool,
     home: &Session,
+    store: &str,
 ) -> Option<Credentials> {
-    given.or_else(|| (!own_signer).then(|| home.credentials()).flatten())
+    given.or_else(|| {
+        let same = home
+            .read(|e| match (e.store(), Store::parse(store)) {
+                (Store::S3(mine), Ok(Store::S3(theirs))) => {
+                    mine.endpoint == theirs.endpoint && mine.region == theirs.region
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        (same && !own_signer).then(|| home.credentials()).flatten()
+    })
 }
 
 impl Session {
