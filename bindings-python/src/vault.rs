@@ -265,6 +265,9 @@ pub struct Vault {
     /// The home this vault was opened through (create_shared, open_shared or accept), kept
     /// open for `share`; None for a vault opened with Vault.open or Vault.create.
     pub(crate) home: Option<Arc<Session>>,
+    /// The built-in HTTP transport's deadlines, which the vaults opened through this one as
+    /// a home take too.
+    http: HttpOptions,
 }
 
 /// What opening a vault takes: `Vault.open`'s arguments, converted, and the home a shared
@@ -1344,6 +1347,7 @@ impl Vault {
             runtime: Some(runtime),
             syncing: AtomicBool::new(false),
             home: opening.home,
+            http: opening.http,
         })
     }
 
@@ -1879,7 +1883,7 @@ fn open_shared_vault(
             grace_days: args.grace_days,
             max_clock_skew_days: args.max_clock_skew_days,
             max_future_days: args.max_future_days,
-            http: HttpOptions::default(),
+            http: home.http,
             home: Some(Arc::clone(&home.session)),
         },
     )?;
@@ -1948,7 +1952,7 @@ fn accept_invitation(
     let transport = match args.transport(py, home)? {
         Some(transport) => transport,
         None => AnyTransport::Builtin(
-            BuiltinTransport::for_invitation(invitation, HttpOptions::default()).map_err(to_py)?,
+            BuiltinTransport::for_invitation(invitation, home.http).map_err(to_py)?,
         ),
     };
     let invitation_store = Invitation::parse(invitation).map_err(to_py)?.store;

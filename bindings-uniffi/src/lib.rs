@@ -446,6 +446,8 @@ pub struct Vault {
     listeners: auto_sync::SharedListeners,
     /// The home's session, for a shared vault opened through its home (`share` needs it).
     home: Option<Arc<Session>>,
+    /// What it was opened with; the vaults opened through it as a home take its deadlines.
+    settings: VaultSettings,
 }
 
 /// What `Vault::open` and the shared-vault openers (`sharing`) pass to [`Vault::open_as`].
@@ -511,6 +513,24 @@ pub fn default_vault_settings() -> VaultSettings {
 }
 
 impl VaultSettings {
+    /// What a shared vault opened through a home opened with these is opened with: the
+    /// default day bounds (the shared vault's own), the home's deadlines.
+    pub(crate) fn for_shared(&self) -> VaultSettings {
+        VaultSettings {
+            stall_timeout_seconds: self.stall_timeout_seconds,
+            request_timeout_seconds: self.request_timeout_seconds,
+            ..VaultSettings::default()
+        }
+    }
+
+    pub(crate) fn http(&self) -> Result<HttpOptions, BucketsyncError> {
+        Ok(HttpOptions::from_seconds(
+            self.stall_timeout_seconds,
+            self.request_timeout_seconds,
+            ["stallTimeoutSeconds", "requestTimeoutSeconds"],
+        )?)
+    }
+
     fn compaction(&self) -> Result<CompactionPolicy, BucketsyncError> {
         let days = VaultDays {
             grace: self.grace_days,
@@ -518,14 +538,6 @@ impl VaultSettings {
             max_future: self.max_future_days,
         };
         Ok(days.policy(["graceDays", "maxClockSkewDays", "maxFutureDays"])?)
-    }
-
-    fn http(&self) -> Result<HttpOptions, BucketsyncError> {
-        Ok(HttpOptions::from_seconds(
-            self.stall_timeout_seconds,
-            self.request_timeout_seconds,
-            ["stallTimeoutSeconds", "requestTimeoutSeconds"],
-        )?)
     }
 }
 
@@ -564,6 +576,7 @@ impl Vault {
             auto_thread: AutoSyncThread::default(),
             listeners: auto_sync::SharedListeners::default(),
             home: opening.home,
+            settings: opening.settings,
         }))
     }
 }

@@ -7,13 +7,10 @@ use std::sync::Arc;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::grant::Invitation;
 use bucketsync::home::SharedVault;
-use bucketsync::http_options::HttpOptions;
 use bucketsync::io::sharing;
 use bucketsync::OpenMode;
 
-use crate::{
-    AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault, VaultSettings,
-};
+use crate::{AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault};
 
 /// A person's identity: the same on every device of their home, derived from its key.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
@@ -207,7 +204,7 @@ impl Vault {
             transport,
             wait_for_lock,
             mode,
-            settings: VaultSettings::default(),
+            settings: self.settings.for_shared(),
             home: Some(self.session.clone()),
         })?;
         vault.session.enter_shared(&self.session, shared)?;
@@ -397,7 +394,7 @@ impl Vault {
             Some(host) => host,
             None => Arc::new(AnyTransport::Builtin(BuiltinTransport::for_invitation(
                 &invitation,
-                HttpOptions::default(),
+                self.settings.http()?,
             )?)),
         };
         let credentials = sharing::shared_credentials(

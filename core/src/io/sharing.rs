@@ -16,9 +16,10 @@
 //! - **credentials**: the ones given for it, else the home's when its store is on the home's
 //!   service (same endpoint and region; [`shared_credentials`]), unless the app signs its
 //!   requests another way (a signer given for it: then none);
-//! - **the way requests go out** (the app's host transport, and in JS its signer, `fetch`
-//!   and `timeoutMs`): the one given for it, else the home's;
-//! - nothing else: its state, device, mode and settings are its own.
+//! - **the way requests go out** (the app's host transport and the built-in client's
+//!   deadlines, and in JS its signer, `fetch` and `timeoutMs`): the one given for it, else the
+//!   home's;
+//! - nothing else: its state, device, mode and day bounds are its own.
 //!
 //! Accepting reads the grant from the invitation's store, which may be another than the
 //! home's: with the app's transport when it gave one, else the built-in one for that store
