@@ -159,6 +159,16 @@ async fn a_client_without_keys_reads_writes_and_lists_under_the_prefix_only() {
     let page = bucketsync::s3::parse_list(&listed.bytes().await.unwrap()).unwrap();
     let keys: Vec<&str> = page.objects.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, [key]);
+    // The uploads in progress under the prefix (what a device looks for to abort a killed
+    // run's), signed and answered by the store.
+    let uploads = presigned(
+        &client,
+        &signer,
+        "GET",
+        &store.uploads_url("clinic/records/"),
+    )
+    .await;
+    assert_eq!(client.get(&uploads).send().await.unwrap().status(), 200);
 
     // Each refusal, with its status.
     let endpoint = &server.endpoint;
@@ -202,7 +212,7 @@ async fn a_client_without_keys_reads_writes_and_lists_under_the_prefix_only() {
         (
             Some(TOKEN),
             "GET",
-            format!("{endpoint}/signed?uploads&prefix=clinic%2Frecords%2F"),
+            format!("{endpoint}/signed?uploads&prefix=elsewhere%2F"),
             403,
         ),
         (Some(TOKEN), "PUT", store.bucket_url(), 403),
@@ -287,7 +297,7 @@ async fn a_client_without_keys_reads_writes_and_lists_under_the_prefix_only() {
 
     // One line per request, naming no token and no signature. (Each line is written before
     // its answer, but read here by another thread.)
-    let requests = 4 + 12 + 1 + 3 + 2;
+    let requests = 5 + 12 + 1 + 3 + 2;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while signer.log().lines().count() < requests && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
