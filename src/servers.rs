@@ -152,6 +152,11 @@ impl TestServer {
                         "-webdav=false",
                         "-master.telemetry=false",
                     ])
+                    // Otherwise weed allows as many volumes as the free disk holds at 128 MB
+                    // each, and each bucket takes one: on a nearly full disk the later buckets
+                    // refuse every write (HTTP 500). Volumes are sparse files, so this reserves
+                    // nothing.
+                    .arg("-volume.max=1000")
                     .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
                     .arg(format!("-s3.localSocket={d}/s3.sock"))
                     .arg(format!("-filer.localSocket={d}/filer.sock"))

@@ -132,6 +132,9 @@ def _start_seaweed_once(root):
         f"-volume.port.grpc={p[4]}", f"-filer.port={p[5]}", f"-filer.port.grpc={p[6]}",
         f"-admin.port={p[7]}", f"-admin.port.grpc={p[8]}", f"-s3.port.grpc={p[9]}",
         "-admin.ui=false", "-webdav=false",
+        # Otherwise weed allows as many volumes as the free disk holds at 128 MB each, and each
+        # bucket takes one: on a nearly full disk the later buckets refuse every write (HTTP 500).
+        "-volume.max=1000",
         "-master.telemetry=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-s3.localSocket={sockets}/s3.sock", f"-filer.localSocket={sockets}/filer.sock",
     ]
