@@ -41,6 +41,8 @@
 //! alone and prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` runs every seed and lists those
 //! that fail (with the first line of each failure) instead of stopping at the first.
 
+mod sim;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +51,7 @@ use bucketsync::grant::{self, GenerationKey, Role};
 use bucketsync::identity::{Fingerprint, Identity, PublicIdentity};
 use bucketsync::membership::{Standing, Statement};
 use bucketsync::{segment, signed, testing, Hlc};
+use sim::{answer, hash_of, percent_decode, Bucket, Faults, Rng, ORIGIN, STORE};
 use bucketsync::{
     Category, CompactionPolicy, DeviceId, Engine, Entropy, Error, HistoryPolicy, Method, OpenMode,
     Record, Request, RequestKind, Response, RetryPolicy, Stamp, Store, Timestamp, VaultKey,
@@ -112,8 +115,6 @@ const REGRESSIONS: &[u64] = &[
     1323,
 ];
 
-const ORIGIN: &str = "http://sim.invalid/simbucket";
-const STORE: &str = "s3://simbucket/p?endpoint=http://sim.invalid&path_style=true";
 const DAY_MS: u64 = 86_400_000;
 /// The clock skew of garbage-collection seeds.
 const GC_SKEW_MS: u64 = 1_000;
@@ -151,249 +152,10 @@ fn runaways_enabled() -> bool {
     std::env::var("BUCKETSYNC_SIM_RUNAWAY").map_or(true, |v| v != "0")
 }
 
-/// splitmix64: small, fast, and the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    /// True with probability `per_mille` / 1000.
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-    fn seed(&mut self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for chunk in out.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        out
-    }
-}
-
-fn hash_of(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).expect("the engine's URLs decode to UTF-8")
-}
-
-/// The in-memory S3: strongly consistent, `If-None-Match: *` honoured, listings paginated.
-#[derive(Default)]
-struct Bucket {
-    objects: BTreeMap<String, Vec<u8>>,
-    /// How many PUTs and DELETEs of manifests the store has applied, and the count when each
-    /// was last written or deleted: whether a manifest stayed the same during a sync.
-    serial: u64,
-    written: BTreeMap<String, u64>,
-}
-
-fn s3_error(status: u16, code: &str) -> Response {
-    Response {
-        status,
-        headers: Vec::new(),
-        body: format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>").into_bytes(),
-    }
-}
-
-impl Bucket {
-    fn etag(body: &[u8]) -> String {
-        format!("\"{:016x}\"", hash_of(body))
-    }
-
-    fn note_written(&mut self, key: &str) {
-        if key.contains("/m/") {
-            self.serial += 1;
-            self.written.insert(key.to_owned(), self.serial);
-        }
-    }
-
-    fn apply(&mut self, request: &Request) -> Response {
-        let rest = request
-            .url
-            .strip_prefix(ORIGIN)
-            .expect("every request goes to the simulated bucket");
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let params: BTreeMap<String, String> = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_owned(), percent_decode(v))
-            })
-            .collect();
-        if params.get("list-type").map(String::as_str) == Some("2") {
-            return self.list(&params);
-        }
-        let key = percent_decode(path.trim_start_matches('/'));
-        match request.method {
-            Method::Get => match self.objects.get(&key) {
-                Some(body) if request.header("if-none-match") == Some(&Self::etag(body)) => {
-                    Response {
-                        status: 304,
-                        headers: vec![("etag".into(), Self::etag(body))],
-                        body: Vec::new(),
-                    }
-                }
-                Some(body) => Response {
-                    status: 200,
-                    headers: vec![("etag".into(), Self::etag(body))],
-                    body: body.clone(),
-                },
-                None => s3_error(404, "NoSuchKey"),
-            },
-            Method::Put => {
-                if request.header("if-none-match") == Some("*") && self.objects.contains_key(&key) {
-                    return s3_error(412, "PreconditionFailed");
-                }
-                let etag = Self::etag(&request.body);
-                self.note_written(&key);
-                self.objects.insert(key, request.body.to_vec());
-                Response {
-                    status: 200,
-                    headers: vec![("etag".into(), etag)],
-                    body: Vec::new(),
-                }
-            }
-            Method::Delete => {
-                self.note_written(&key);
-                self.objects.remove(&key);
-                Response {
-                    status: 204,
-                    headers: Vec::new(),
-                    body: Vec::new(),
-                }
-            }
-            Method::Head | Method::Post => s3_error(501, "NotImplemented"),
-        }
-    }
-
-    /// ListObjectsV2, two keys a page; the continuation token is the last key listed.
-    fn list(&self, params: &BTreeMap<String, String>) -> Response {
-        let prefix = params.get("prefix").cloned().unwrap_or_default();
-        let after = params
-            .get("continuation-token")
-            .cloned()
-            .unwrap_or_default();
-        let keys: Vec<(&String, &Vec<u8>)> = self
-            .objects
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| k.as_str() > after.as_str())
-            .take(3)
-            .collect();
-        let truncated = keys.len() > 2;
-        let mut xml = String::from("<?xml version=\"1.0\"?><ListBucketResult>");
-        for (key, body) in keys.iter().take(2) {
-            xml.push_str(&format!(
-                "<Contents><Key>{key}</Key><ETag>{}</ETag><Size>{}</Size></Contents>",
-                Self::etag(body),
-                body.len()
-            ));
-        }
-        xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
-        if truncated {
-            xml.push_str(&format!(
-                "<NextContinuationToken>{}</NextContinuationToken>",
-                keys[1].0
-            ));
-        }
-        xml.push_str("</ListBucketResult>");
-        Response {
-            status: 200,
-            headers: Vec::new(),
-            body: xml.into_bytes(),
-        }
-    }
-}
-
 /// What survives a crash: the snapshot and the journal after it.
 struct Disk {
     snapshot: Vec<u8>,
     journal: Vec<u8>,
-}
-
-/// Fault rates of one seed, per mille.
-struct Faults {
-    fail: u64,
-    lose_answer: u64,
-    truncate: u64,
-    duplicate: u64,
-    crash: u64,
-    compact: u64,
-    clock_jump: u64,
-}
-
-/// The answer to `request` under `faults` (none: delivered), with what happened to it: failed,
-/// applied with its answer lost, its answer cut short, applied twice, or delivered. `apply`
-/// makes the store apply it. Both simulations draw from `rng` in this order.
-fn answer(
-    rng: &mut Rng,
-    faults: Option<&Faults>,
-    request: &Request,
-    mut apply: impl FnMut(&Request) -> Response,
-) -> (Result<Response, Error>, &'static str) {
-    let roll = rng.below(1000);
-    match faults {
-        Some(f) if roll < f.fail => {
-            let r = match rng.below(4) {
-                0 => Ok(s3_error(500, "InternalError")),
-                1 => Ok(s3_error(503, "SlowDown")),
-                2 => Err(Error::Transport {
-                    category: Category::Timeout,
-                    message: "simulated timeout".into(),
-                }),
-                _ => Err(Error::Transport {
-                    category: Category::Network,
-                    message: "simulated connection reset".into(),
-                }),
-            };
-            (r, "failed")
-        }
-        Some(f) if roll < f.fail + f.lose_answer => {
-            apply(request);
-            let lost = Err(Error::Transport {
-                category: Category::Timeout,
-                message: "applied, answer lost".into(),
-            });
-            (lost, "applied, answer lost")
-        }
-        Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
-            let mut response = apply(request);
-            let cut = rng.below(response.body.len() as u64 + 1) as usize;
-            response.body.truncate(cut);
-            (Ok(response), "truncated")
-        }
-        Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
-            apply(request);
-            (Ok(apply(request)), "duplicated")
-        }
-        _ => (Ok(apply(request)), "delivered"),
-    }
 }
 
 /// What an app shows of a replica: read whole when it starts, then changed by its own writes

@@ -1,0 +1,406 @@
+//! What the simulation tests share: a seeded random stream, the in-memory S3 the replicas
+//! talk to, and the fault model that decides what becomes of each request.
+
+#![allow(dead_code)] // Each simulation uses a part.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use bucketsync::{Category, Error, Method, Request, Response};
+
+pub const ORIGIN: &str = "http://sim.invalid/simbucket";
+pub const STORE: &str = "s3://simbucket/p?endpoint=http://sim.invalid&path_style=true";
+
+/// splitmix64: small, fast, and the same on every machine.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// True with probability `per_mille` / 1000.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    pub fn seed(&mut self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for chunk in out.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        out
+    }
+}
+
+pub fn hash_of(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("the engine's URLs decode to UTF-8")
+}
+
+/// The in-memory S3: strongly consistent, `If-None-Match: *` honoured, listings paginated,
+/// ranged GETs (`bytes=a-b` and `bytes=-n`), and multipart uploads (create, parts, complete,
+/// abort, and the listing of those in progress).
+#[derive(Default)]
+pub struct Bucket {
+    pub objects: BTreeMap<String, Vec<u8>>,
+    /// How many PUTs and DELETEs of manifests the store has applied, and the count when each
+    /// was last written or deleted: whether a manifest stayed the same during a sync.
+    pub serial: u64,
+    pub written: BTreeMap<String, u64>,
+    /// Keys a listing page holds (0: two).
+    pub page: usize,
+    /// Multipart uploads in progress, by id: the key, and the parts stored by number.
+    pub uploads: BTreeMap<String, (String, BTreeMap<u32, Vec<u8>>)>,
+    next_upload: u64,
+}
+
+pub fn s3_error(status: u16, code: &str) -> Response {
+    Response {
+        status,
+        headers: Vec::new(),
+        body: format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>").into_bytes(),
+    }
+}
+
+impl Bucket {
+    pub fn etag(body: &[u8]) -> String {
+        format!("\"{:016x}\"", hash_of(body))
+    }
+
+    fn note_written(&mut self, key: &str) {
+        if key.contains("/m/") {
+            self.serial += 1;
+            self.written.insert(key.to_owned(), self.serial);
+        }
+    }
+
+    pub fn apply(&mut self, request: &Request) -> Response {
+        let rest = request
+            .url
+            .strip_prefix(ORIGIN)
+            .expect("every request goes to the simulated bucket");
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let params: BTreeMap<String, String> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), percent_decode(v))
+            })
+            .collect();
+        if params.get("list-type").map(String::as_str) == Some("2") {
+            return self.list(&params);
+        }
+        let key = percent_decode(path.trim_start_matches('/'));
+        if params.contains_key("uploads") || params.contains_key("uploadId") {
+            return self.multipart(request, &key, &params);
+        }
+        if let (Method::Get, Some(range)) = (request.method, request.header("range")) {
+            return self.ranged(&key, range);
+        }
+        match request.method {
+            Method::Get => match self.objects.get(&key) {
+                Some(body) if request.header("if-none-match") == Some(&Self::etag(body)) => {
+                    Response {
+                        status: 304,
+                        headers: vec![("etag".into(), Self::etag(body))],
+                        body: Vec::new(),
+                    }
+                }
+                Some(body) => Response {
+                    status: 200,
+                    headers: vec![("etag".into(), Self::etag(body))],
+                    body: body.clone(),
+                },
+                None => s3_error(404, "NoSuchKey"),
+            },
+            Method::Put => {
+                if request.header("if-none-match") == Some("*") && self.objects.contains_key(&key) {
+                    return s3_error(412, "PreconditionFailed");
+                }
+                let etag = Self::etag(&request.body);
+                self.note_written(&key);
+                self.objects.insert(key, request.body.to_vec());
+                Response {
+                    status: 200,
+                    headers: vec![("etag".into(), etag)],
+                    body: Vec::new(),
+                }
+            }
+            Method::Delete => {
+                self.note_written(&key);
+                self.objects.remove(&key);
+                Response {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
+            }
+            Method::Head => match self.objects.get(&key) {
+                Some(body) => Response {
+                    status: 200,
+                    headers: vec![
+                        ("etag".into(), Self::etag(body)),
+                        ("content-length".into(), body.len().to_string()),
+                    ],
+                    body: Vec::new(),
+                },
+                None => s3_error(404, "NoSuchKey"),
+            },
+            Method::Post => s3_error(501, "NotImplemented"),
+        }
+    }
+
+    /// A GET with a `Range` header: 206 and the bytes asked for (clamped to the object).
+    fn ranged(&self, key: &str, range: &str) -> Response {
+        let Some(body) = self.objects.get(key) else {
+            return s3_error(404, "NoSuchKey");
+        };
+        let len = body.len() as u64;
+        let spec = range.strip_prefix("bytes=").expect("a byte range");
+        let (first, last) = match spec.split_once('-').expect("a byte range") {
+            ("", n) => (len.saturating_sub(n.parse().expect("a suffix length")), len),
+            (a, "") => (a.parse().expect("a range start"), len),
+            (a, b) => {
+                let b: u64 = b.parse().expect("a range end");
+                (a.parse().expect("a range start"), (b + 1).min(len))
+            }
+        };
+        if first >= len || first >= last {
+            return s3_error(416, "InvalidRange");
+        }
+        Response {
+            status: 206,
+            headers: vec![
+                ("etag".into(), Self::etag(body)),
+                (
+                    "content-range".into(),
+                    format!("bytes {first}-{}/{len}", last - 1),
+                ),
+            ],
+            body: body[first as usize..last as usize].to_vec(),
+        }
+    }
+
+    /// The requests of multipart uploads: create (`POST ?uploads`), a part (`PUT
+    /// ?partNumber&uploadId`), complete (`POST ?uploadId`, the parts named in the body, in
+    /// order), abort (`DELETE ?uploadId`), and the listing of uploads in progress under a
+    /// prefix (`GET ?uploads&prefix=`, one page).
+    fn multipart(
+        &mut self,
+        request: &Request,
+        key: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Response {
+        let ok = |body: String| Response {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        };
+        let id = params.get("uploadId");
+        match (request.method, id) {
+            (Method::Get, None) => {
+                let prefix = params.get("prefix").cloned().unwrap_or_default();
+                let mut xml = String::from("<ListMultipartUploadsResult>");
+                for (id, (k, _)) in self.uploads.iter().filter(|(_, (k, _))| k.starts_with(&prefix)) {
+                    xml.push_str(&format!(
+                        "<Upload><Key>{k}</Key><UploadId>{id}</UploadId></Upload>"
+                    ));
+                }
+                xml.push_str("<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>");
+                ok(xml)
+            }
+            (Method::Post, None) => {
+                self.next_upload += 1;
+                let id = format!("up{}", self.next_upload);
+                self.uploads.insert(id.clone(), (key.to_owned(), BTreeMap::new()));
+                ok(format!(
+                    "<InitiateMultipartUploadResult><Key>{key}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>"
+                ))
+            }
+            (Method::Put, Some(id)) => {
+                let Some((k, parts)) = self.uploads.get_mut(id) else {
+                    return s3_error(404, "NoSuchUpload");
+                };
+                assert_eq!(k, key, "a part sent to another key than its upload's");
+                let number: u32 = params["partNumber"].parse().expect("a part number");
+                parts.insert(number, request.body.to_vec());
+                Response {
+                    status: 200,
+                    headers: vec![("etag".into(), Self::etag(&request.body))],
+                    body: Vec::new(),
+                }
+            }
+            (Method::Post, Some(id)) => {
+                let Some((_, parts)) = self.uploads.get(id) else {
+                    return s3_error(404, "NoSuchUpload");
+                };
+                let text = String::from_utf8_lossy(&request.body).into_owned();
+                let mut whole = Vec::new();
+                for part in text.split("<Part>").skip(1) {
+                    let number: u32 = between(part, "<PartNumber>", "</PartNumber>")
+                        .parse()
+                        .expect("a part number");
+                    let etag = between(part, "<ETag>", "</ETag>").replace("&quot;", "\"");
+                    match parts.get(&number) {
+                        Some(bytes) if Self::etag(bytes) == etag => whole.extend_from_slice(bytes),
+                        _ => return s3_error(400, "InvalidPart"),
+                    }
+                }
+                self.uploads.remove(id);
+                let etag = Self::etag(&whole);
+                self.objects.insert(key.to_owned(), whole);
+                ok(format!(
+                    "<CompleteMultipartUploadResult><Key>{key}</Key><ETag>{etag}</ETag></CompleteMultipartUploadResult>"
+                ))
+            }
+            (Method::Delete, Some(id)) => match self.uploads.remove(id) {
+                Some(_) => Response {
+                    status: 204,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                },
+                None => s3_error(404, "NoSuchUpload"),
+            },
+            _ => s3_error(501, "NotImplemented"),
+        }
+    }
+
+    fn page_size(&self) -> usize {
+        if self.page == 0 {
+            2
+        } else {
+            self.page
+        }
+    }
+
+    /// ListObjectsV2, [`Bucket::page`] keys a page; the continuation token is the last key listed.
+    fn list(&self, params: &BTreeMap<String, String>) -> Response {
+        let prefix = params.get("prefix").cloned().unwrap_or_default();
+        let after = params
+            .get("continuation-token")
+            .cloned()
+            .unwrap_or_default();
+        let keys: Vec<(&String, &Vec<u8>)> = self
+            .objects
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.as_str() > after.as_str())
+            .take(self.page_size() + 1)
+            .collect();
+        let truncated = keys.len() > self.page_size();
+        let mut xml = String::from("<?xml version=\"1.0\"?><ListBucketResult>");
+        for (key, body) in keys.iter().take(self.page_size()) {
+            xml.push_str(&format!(
+                "<Contents><Key>{key}</Key><ETag>{}</ETag><Size>{}</Size></Contents>",
+                Self::etag(body),
+                body.len()
+            ));
+        }
+        xml.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
+        if truncated {
+            xml.push_str(&format!(
+                "<NextContinuationToken>{}</NextContinuationToken>",
+                keys[self.page_size() - 1].0
+            ));
+        }
+        xml.push_str("</ListBucketResult>");
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body: xml.into_bytes(),
+        }
+    }
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).expect("the opening tag") + open.len();
+    let end = start + text[start..].find(close).expect("the closing tag");
+    &text[start..end]
+}
+
+/// Fault rates of one seed, per mille.
+pub struct Faults {
+    pub fail: u64,
+    pub lose_answer: u64,
+    pub truncate: u64,
+    pub duplicate: u64,
+    pub crash: u64,
+    pub compact: u64,
+    pub clock_jump: u64,
+}
+
+/// The answer to `request` under `faults` (none: delivered), with what happened to it: failed,
+/// applied with its answer lost, its answer cut short, applied twice, or delivered. `apply`
+/// makes the store apply it. Both simulations draw from `rng` in this order.
+pub fn answer(
+    rng: &mut Rng,
+    faults: Option<&Faults>,
+    request: &Request,
+    mut apply: impl FnMut(&Request) -> Response,
+) -> (Result<Response, Error>, &'static str) {
+    let roll = rng.below(1000);
+    match faults {
+        Some(f) if roll < f.fail => {
+            let r = match rng.below(4) {
+                0 => Ok(s3_error(500, "InternalError")),
+                1 => Ok(s3_error(503, "SlowDown")),
+                2 => Err(Error::Transport {
+                    category: Category::Timeout,
+                    message: "simulated timeout".into(),
+                }),
+                _ => Err(Error::Transport {
+                    category: Category::Network,
+                    message: "simulated connection reset".into(),
+                }),
+            };
+            (r, "failed")
+        }
+        Some(f) if roll < f.fail + f.lose_answer => {
+            apply(request);
+            let lost = Err(Error::Transport {
+                category: Category::Timeout,
+                message: "applied, answer lost".into(),
+            });
+            (lost, "applied, answer lost")
+        }
+        Some(f) if roll < f.fail + f.lose_answer + f.truncate => {
+            let mut response = apply(request);
+            let cut = rng.below(response.body.len() as u64 + 1) as usize;
+            response.body.truncate(cut);
+            (Ok(response), "truncated")
+        }
+        Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
+            apply(request);
+            (Ok(apply(request)), "duplicated")
+        }
+        _ => (Ok(apply(request)), "delivered"),
+    }
+}
+
