@@ -180,3 +180,44 @@ pub fn sample_file_value() -> Vec<u8> {
     }
     .encode()
 }
+
+/// Where the chunks of a file record's value lie, in file order: each chunk's pack (its name
+/// inside the vault folder, `p/<device>/<pack>`) and where its envelope starts there. Empty
+/// for a file stored inline (for the simulation's checks of pack collection).
+///
+/// # Errors
+/// As [`decode_file_value`].
+pub fn file_chunks(value: &[u8]) -> Result<Vec<(String, u64)>> {
+    use crate::file::{Body, FileValue};
+    let file = FileValue::decode(b"key", value)?;
+    Ok(match file.body {
+        Body::Inline(_) => Vec::new(),
+        Body::Chunks { packs, chunks } => chunks
+            .iter()
+            .map(|c| (packs[c.pack as usize].relative(), c.offset))
+            .collect(),
+    })
+}
+
+/// Opens the redirect object of the pack `pack` (named as [`file_chunks`] names it) in the
+/// vault `key` (key generation 0): the pack its chunks went to, named the same way, and each
+/// move (old offset, new offset).
+///
+/// # Errors
+/// `Config` when `pack` is not a pack's name; as the engine's redirect reader otherwise.
+pub fn open_redirect(key: &VaultKey, pack: &str, object: Vec<u8>) -> Result<(String, Vec<(u64, u64)>)> {
+    use crate::pack::{PackName, Redirect};
+    let bad = || crate::error::Error::Config(format!("not a pack's name: {pack}"));
+    let (device, tail) = pack
+        .strip_prefix(crate::pack::PACK_FOLDER)
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(bad)?;
+    let device = crate::ids::parse_hex16(device).ok_or_else(bad)?;
+    let from = PackName::parse(device, tail).ok_or_else(bad)?;
+    let redirect = Redirect::open(&key.subkey(Purpose::Chunk), key.vault_id(), &from, object)?;
+    let to = PackName {
+        device,
+        pack: redirect.to,
+    };
+    Ok((to.relative(), redirect.moves))
+}
