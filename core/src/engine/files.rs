@@ -132,8 +132,9 @@ impl Engine {
         )
     }
 
-    /// Takes note of the chunks an upload found or stored in packs that no file referenced
-    /// when it began, so that the next upload of this process references them too, and of its
+    /// Takes note of the chunks an upload found or stored in packs of this device that no file
+    /// referenced when it began, so that the next upload of this process references them too
+    /// (never chunks of another device's packs, which that device may delete), and of its
     /// packs in parts as [`Engine::note_upload`] does (whose answer it gives).
     pub fn end_upload(&mut self, upload: &mut Upload) -> bool {
         let changed = self.note_upload(upload);
@@ -148,7 +149,11 @@ impl Engine {
         if *of != generation {
             (*of, *spare) = (generation, HashMap::new());
         }
-        for (id, stored) in upload.stored_chunks() {
+        // Only chunks in our own packs: another device deletes its packs once no record
+        // references them, which it cannot know a chunk kept here does (the next upload finds
+        // the chunks of live files again in the records).
+        let me = self.state.device.0;
+        for (id, stored) in upload.stored_chunks().filter(|(_, s)| s.pack.device == me) {
             spare.entry(*id).or_insert(*stored);
         }
         changed
