@@ -205,7 +205,11 @@ pub fn file_chunks(value: &[u8]) -> Result<Vec<(String, u64)>> {
 ///
 /// # Errors
 /// `Config` when `pack` is not a pack's name; as the engine's redirect reader otherwise.
-pub fn open_redirect(key: &VaultKey, pack: &str, object: Vec<u8>) -> Result<(String, Vec<(u64, u64)>)> {
+pub fn open_redirect(
+    key: &VaultKey,
+    pack: &str,
+    object: Vec<u8>,
+) -> Result<(String, Vec<(u64, u64)>)> {
     use crate::pack::{PackName, Redirect};
     let bad = || crate::error::Error::Config(format!("not a pack's name: {pack}"));
     let (device, tail) = pack

@@ -51,11 +51,11 @@ use bucketsync::grant::{self, GenerationKey, Role};
 use bucketsync::identity::{Fingerprint, Identity, PublicIdentity};
 use bucketsync::membership::{Standing, Statement};
 use bucketsync::{segment, signed, testing, Hlc};
-use sim::{answer, hash_of, percent_decode, Bucket, Faults, Rng, ORIGIN, STORE};
 use bucketsync::{
     Category, CompactionPolicy, DeviceId, Engine, Entropy, Error, HistoryPolicy, Method, OpenMode,
     Record, Request, RequestKind, Response, RetryPolicy, Stamp, Store, Timestamp, VaultKey,
 };
+use sim::{answer, hash_of, percent_decode, Bucket, Faults, Rng, ORIGIN, STORE};
 
 /// Checkpoints written, and adopted by the joining device, over all seeds run in this process.
 static CHECKPOINTS_WRITTEN: AtomicU64 = AtomicU64::new(0);

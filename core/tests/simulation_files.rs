@@ -45,8 +45,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bucketsync::transfer::{Download, Upload};
 use bucketsync::{
-    testing, Category, CompactionPolicy, DeviceId, Engine, Entropy, Request, Response,
-    Stamp, Store, Timestamp, VaultKey,
+    testing, Category, CompactionPolicy, DeviceId, Engine, Entropy, Request, Response, Stamp,
+    Store, Timestamp, VaultKey,
 };
 use sim::{answer, hash_of, Bucket, Faults, Rng, STORE};
 
@@ -270,7 +270,8 @@ impl Files {
         };
         let bytes = match self.rng.below(20) {
             0..=7 if !self.contents.is_empty() => {
-                let base = self.contents[self.rng.below(self.contents.len() as u64) as usize].clone();
+                let base =
+                    self.contents[self.rng.below(self.contents.len() as u64) as usize].clone();
                 let mut bytes = (*base).clone();
                 match self.rng.below(4) {
                     0 => {}
@@ -319,7 +320,14 @@ impl Files {
     // ---- The model ----
 
     /// Adds an acknowledged write; every write it beats is superseded now.
-    fn record_write(&mut self, key: Vec<u8>, stamp: Stamp, content: Option<usize>, value: Option<Vec<u8>>, fragile: bool) {
+    fn record_write(
+        &mut self,
+        key: Vec<u8>,
+        stamp: Stamp,
+        content: Option<usize>,
+        value: Option<Vec<u8>>,
+        fragile: bool,
+    ) {
         let now = self.now;
         let writes = self.model.entry(key).or_default();
         let mut superseded_at = None;
@@ -354,7 +362,11 @@ impl Files {
 
     /// The redirect of `pack` in the store (unless it is `gone`): where its chunks went.
     fn redirect(&mut self, pack: &str, gone: &str) -> Option<(String, Vec<(u64, u64)>)> {
-        let name = format!("{}r/{}", self.folder, pack.strip_prefix("p/").expect("a pack name"));
+        let name = format!(
+            "{}r/{}",
+            self.folder,
+            pack.strip_prefix("p/").expect("a pack name")
+        );
         if name == gone {
             return None;
         }
@@ -403,7 +415,9 @@ impl Files {
             .collect();
         for (key, w) in protected {
             for (pack, offset) in Self::chunks_of(w.value.as_deref().expect("a file")) {
-                if self.locate(&pack, offset, "").is_some() && self.locate(&pack, offset, object).is_none() {
+                if self.locate(&pack, offset, "").is_some()
+                    && self.locate(&pack, offset, object).is_none()
+                {
                     panic!(
                         "{object} is deleted while it holds a chunk of {:?} version {:?} \
                          (superseded at {:?}, now {}, grace {} ms)",
@@ -421,10 +435,15 @@ impl Files {
     /// The store applies `request`, checked first when it deletes.
     fn apply(&mut self, request: &Request) -> Response {
         if request.method == bucketsync::Method::Delete && !request.url.contains("uploadId=") {
-            let rest = request.url.strip_prefix(sim::ORIGIN).expect("to the bucket");
+            let rest = request
+                .url
+                .strip_prefix(sim::ORIGIN)
+                .expect("to the bucket");
             let object = sim::percent_decode(rest.trim_start_matches('/'));
             self.check_deletion(&object);
-            if object.starts_with(&format!("{}p/", self.folder)) && self.bucket.objects.contains_key(&object) {
+            if object.starts_with(&format!("{}p/", self.folder))
+                && self.bucket.objects.contains_key(&object)
+            {
                 PACKS_DELETED.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -454,7 +473,9 @@ impl Files {
         }
         for reading in &mut replica.reading {
             while let Some(request) = reading.download.poll_request(now) {
-                replica.inflight.push((Machine::Download(reading.id), request));
+                replica
+                    .inflight
+                    .push((Machine::Download(reading.id), request));
             }
         }
         self.settle(r);
@@ -503,7 +524,9 @@ impl Files {
         let line = match outcome {
             Ok((value, report)) => {
                 let now = self.time(r);
-                let stamp = self.replicas[r].engine.put(storing.key.clone(), value.clone(), now);
+                let stamp = self.replicas[r]
+                    .engine
+                    .put(storing.key.clone(), value.clone(), now);
                 self.persist(r);
                 UPLOADS.fetch_add(1, Ordering::Relaxed);
                 self.values.insert(hash_of(&value), storing.content);
@@ -512,13 +535,25 @@ impl Files {
                     String::from_utf8_lossy(&storing.key),
                     self.contents[storing.content].len()
                 );
-                self.record_write(storing.key, stamp, Some(storing.content), Some(value), false);
+                self.record_write(
+                    storing.key,
+                    stamp,
+                    Some(storing.content),
+                    Some(value),
+                    false,
+                );
                 line
             }
             Err(e) => {
                 self.persist(r);
-                assert!(storing.faulted, "r{r}'s put_file failed without a fault: {e}");
-                format!("r{r} put_file {:?} failed: {e}", String::from_utf8_lossy(&storing.key))
+                assert!(
+                    storing.faulted,
+                    "r{r}'s put_file failed without a fault: {e}"
+                );
+                format!(
+                    "r{r} put_file {:?} failed: {e}",
+                    String::from_utf8_lossy(&storing.key)
+                )
             }
         };
         self.log(line);
@@ -549,7 +584,10 @@ impl Files {
                 Ok(()) => {
                     assert_eq!(reading.got, content.len(), "r{r} read a file short");
                     READS.fetch_add(1, Ordering::Relaxed);
-                    let overwritten = self.write_of(&reading.key, reading.stamp).superseded_at.is_some();
+                    let overwritten = self
+                        .write_of(&reading.key, reading.stamp)
+                        .superseded_at
+                        .is_some();
                     if overwritten {
                         READS_OF_OVERWRITTEN.fetch_add(1, Ordering::Relaxed);
                     }
@@ -568,7 +606,10 @@ impl Files {
                         self.now,
                         reading.faulted
                     );
-                    format!("r{r} read {:?} failed: {e}", String::from_utf8_lossy(&reading.key))
+                    format!(
+                        "r{r} read {:?} failed: {e}",
+                        String::from_utf8_lossy(&reading.key)
+                    )
                 }
             };
             self.log(line);
@@ -639,7 +680,11 @@ impl Files {
     fn start_read(&mut self, r: usize) -> bool {
         let key = format!("f{}", self.rng.below(KEYS)).into_bytes();
         let engine = &self.replicas[r].engine;
-        let Some(record) = engine.record(&key).filter(|rec| rec.value.is_some()).cloned() else {
+        let Some(record) = engine
+            .record(&key)
+            .filter(|rec| rec.value.is_some())
+            .cloned()
+        else {
             return false;
         };
         let download = engine
@@ -663,7 +708,11 @@ impl Files {
             got: 0,
             faulted: false,
         });
-        self.log(format!("r{r} read {:?} {:?}", String::from_utf8_lossy(&key), record.stamp));
+        self.log(format!(
+            "r{r} read {:?} {:?}",
+            String::from_utf8_lossy(&key),
+            record.stamp
+        ));
         true
     }
 
@@ -732,9 +781,16 @@ impl Files {
         let restamped: Vec<(Vec<u8>, Stamp, Option<Vec<u8>>)> = engine
             .unpushed_keys()
             .into_iter()
-            .filter_map(|k| engine.record(&k).map(|rec| (k, rec.stamp, rec.value.clone())))
+            .filter_map(|k| {
+                engine
+                    .record(&k)
+                    .map(|rec| (k, rec.stamp, rec.value.clone()))
+            })
             .collect();
-        self.log(format!("r{r} starts over, {} writes restamped", restamped.len()));
+        self.log(format!(
+            "r{r} starts over, {} writes restamped",
+            restamped.len()
+        ));
         for (key, stamp, value) in restamped {
             if let Some(old) = self.model.get_mut(&key).and_then(|ws| {
                 ws.iter_mut()
@@ -823,7 +879,10 @@ impl Files {
         let entry = self.replicas[r].engine.poll_journal().unwrap_or_default();
         let cut = self.rng.below(entry.len() as u64) as usize;
         self.replicas[r].journal.extend_from_slice(&entry[..cut]);
-        self.log(format!("r{r} delete {:?} torn at {cut} bytes, crash", String::from_utf8_lossy(&key)));
+        self.log(format!(
+            "r{r} delete {:?} torn at {cut} bytes, crash",
+            String::from_utf8_lossy(&key)
+        ));
         self.restart(r);
     }
 
@@ -860,8 +919,10 @@ impl Files {
                     self.replicas[r].engine.end_upload(&mut storing.upload);
                     let now = self.now;
                     let replica = &mut self.replicas[r];
-                    let (mine, rest): (Vec<_>, Vec<_>) =
-                        replica.inflight.drain(..).partition(|(m, _)| *m == Machine::Upload);
+                    let (mine, rest): (Vec<_>, Vec<_>) = replica
+                        .inflight
+                        .drain(..)
+                        .partition(|(m, _)| *m == Machine::Upload);
                     replica.inflight = rest;
                     self.orphans.extend(mine.into_iter().map(|(_, q)| (now, q)));
                     self.persist(r);
@@ -893,7 +954,10 @@ impl Files {
                         continue;
                     }
                     let status = self.apply(&orphan).status;
-                    self.log(format!("orphan {:?} {} lands -> {status}", orphan.kind, orphan.url));
+                    self.log(format!(
+                        "orphan {:?} {} lands -> {status}",
+                        orphan.kind, orphan.url
+                    ));
                 }
                 _ => {
                     if self.rng.chance(crash * 5) {
@@ -932,7 +996,10 @@ impl Files {
             }
             let due = [
                 replica.engine.poll_timeout(),
-                replica.storing.as_ref().and_then(|s| s.upload.poll_timeout()),
+                replica
+                    .storing
+                    .as_ref()
+                    .and_then(|s| s.upload.poll_timeout()),
             ]
             .into_iter()
             .chain(replica.reading.iter().map(|d| d.download.poll_timeout()))
@@ -943,7 +1010,10 @@ impl Files {
                     let wait = due.0.saturating_sub(self.time(r).0);
                     self.now += wait + 1;
                 }
-                None if replica.storing.as_ref().is_some_and(|s| s.upload.wants_input()) => {}
+                None if replica
+                    .storing
+                    .as_ref()
+                    .is_some_and(|s| s.upload.wants_input()) => {}
                 None if replica.engine.is_syncing()
                     || replica.storing.is_some()
                     || !replica.reading.is_empty() =>
@@ -1055,7 +1125,9 @@ impl Files {
                 "{what}: r{r} read {key:?} back with other bytes"
             ),
             Err(e) if fragile && e.category() == Category::NotFound => {
-                self.log(format!("{what}: r{r} cannot read {key:?}, kept unpushed too long: {e}"));
+                self.log(format!(
+                    "{what}: r{r} cannot read {key:?}, kept unpushed too long: {e}"
+                ));
             }
             Err(e) => panic!("{what}: r{r} cannot read {key:?} back: {e}"),
         }
@@ -1226,7 +1298,11 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
                 outcome.is_err()
             })
             .collect();
-        assert!(failed.is_empty(), "{} seeds failed: {failed:?}", failed.len());
+        assert!(
+            failed.is_empty(),
+            "{} seeds failed: {failed:?}",
+            failed.len()
+        );
     } else {
         for seed in 0..seeds {
             run_reporting(seed);

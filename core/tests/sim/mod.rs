@@ -227,7 +227,11 @@ impl Bucket {
             (Method::Get, None) => {
                 let prefix = params.get("prefix").cloned().unwrap_or_default();
                 let mut xml = String::from("<ListMultipartUploadsResult>");
-                for (id, (k, _)) in self.uploads.iter().filter(|(_, (k, _))| k.starts_with(&prefix)) {
+                for (id, (k, _)) in self
+                    .uploads
+                    .iter()
+                    .filter(|(_, (k, _))| k.starts_with(&prefix))
+                {
                     xml.push_str(&format!(
                         "<Upload><Key>{k}</Key><UploadId>{id}</UploadId></Upload>"
                     ));
@@ -238,7 +242,8 @@ impl Bucket {
             (Method::Post, None) => {
                 self.next_upload += 1;
                 let id = format!("up{}", self.next_upload);
-                self.uploads.insert(id.clone(), (key.to_owned(), BTreeMap::new()));
+                self.uploads
+                    .insert(id.clone(), (key.to_owned(), BTreeMap::new()));
                 ok(format!(
                     "<InitiateMultipartUploadResult><Key>{key}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>"
                 ))
@@ -403,4 +408,3 @@ pub fn answer(
         _ => (Ok(apply(request)), "delivered"),
     }
 }
-
