@@ -66,8 +66,6 @@ static PACKS_REPACKED: AtomicU64 = AtomicU64::new(0);
 static REDIRECTED_READS: AtomicU64 = AtomicU64::new(0);
 static DELETES_CHECKED: AtomicU64 = AtomicU64::new(0);
 static CRASHES_MID_UPLOAD: AtomicU64 = AtomicU64::new(0);
-/// Packs left at the end by an id its replica left when it started over.
-static LEFT_BY_FORMER_IDS: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -75,6 +73,9 @@ const REGRESSIONS: &[u64] = &[
     // device's pack that no record referenced any more; that device had just deleted the pack,
     // and the new file could not be read.
     823,
+    // A replica that started over never deleted the packs it had written under its former
+    // id: pack collection listed only the current id's packs.
+    12,
 ];
 
 /// What one acknowledged write of a file key holds.
@@ -136,6 +137,8 @@ struct Replica {
     unpushed_since: BTreeMap<Vec<u8>, u64>,
     /// A fault hit a request of the sync in progress.
     sync_faulted: bool,
+    /// How many ids it had (it starts over under a new one).
+    ids: usize,
 }
 
 struct Files {
@@ -210,6 +213,7 @@ impl Files {
                     next_read: 0,
                     unpushed_since: BTreeMap::new(),
                     sync_faulted: false,
+                    ids: 1,
                 }
             })
             .collect();
@@ -459,8 +463,10 @@ impl Files {
         }
     }
 
-    /// Hands out what the replica's machines have to send.
+    /// Hands out what the replica's machines have to send, the way a host does: what the
+    /// journal must hold first, then the requests.
     fn drain(&mut self, r: usize) {
+        self.persist(r);
         let now = self.time(r);
         let replica = &mut self.replicas[r];
         while let Some(request) = replica.engine.poll_request(now) {
@@ -803,6 +809,7 @@ impl Files {
             self.record_write(key, stamp, content, value, true);
         }
         self.replicas[r].unpushed_since.clear();
+        self.replicas[r].ids += 1;
     }
 
     /// Writes kept unpushed for longer than half the grace period are fragile.
@@ -1136,7 +1143,10 @@ impl Files {
     /// Time passes many grace periods while everyone syncs: collection deletes what nothing
     /// names, and only that.
     fn age(&mut self) {
-        for round in 0..14 {
+        // Each id's packs are looked at in turn, one id a grace period or so: the last rounds,
+        // with no writes, leave time for every id of every replica.
+        let ids = self.replicas.iter().map(|r| r.ids).max().unwrap_or(1);
+        for round in 0..10 + 4 * ids {
             // Reads that start now and end after the others' syncs have collected and repacked
             // (through redirects, when their packs moved).
             for _ in 0..2 {
@@ -1196,21 +1206,11 @@ impl Files {
             .filter(|k| k.starts_with(&format!("{}p/", self.folder)))
             .cloned()
             .collect();
-        // Packs a replica wrote under an id it left when it started over are never listed
-        // again: pack collection lists only the current id's packs (a gap, counted).
-        let current: Vec<String> = self
-            .replicas
-            .iter()
-            .map(|r| format!("{}p/{}/", self.folder, r.engine.device()))
-            .collect();
         for pack in packs {
-            if !current.iter().any(|c| pack.starts_with(c)) {
-                LEFT_BY_FORMER_IDS.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
             assert!(
                 read_from.contains(&pack),
-                "{pack} is named by no live file (nor a redirect from one) and was not collected after eight half-grace periods with no writes"
+                "{pack} is named by no live file (nor a redirect from one) and was not collected after {} half-grace periods with no writes",
+                4 + 4 * ids
             );
         }
     }
@@ -1237,6 +1237,7 @@ impl Files {
             next_read: 0,
             unpushed_since: BTreeMap::new(),
             sync_faulted: false,
+            ids: 1,
         });
         let r = self.replicas.len() - 1;
         self.full_sync(r);
@@ -1311,8 +1312,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "files: {} uploads ({} multipart), {} reads ({} of overwritten versions, {} redirect \
-         GETs), {} packs deleted, {} repacked, {} deletions checked, {} crashes mid-upload, {} \
-         packs left by former ids",
+         GETs), {} packs deleted, {} repacked, {} deletions checked, {} crashes mid-upload",
         count(&UPLOADS),
         count(&MULTIPART),
         count(&READS),
@@ -1322,7 +1322,6 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         count(&PACKS_REPACKED),
         count(&DELETES_CHECKED),
         count(&CRASHES_MID_UPLOAD),
-        count(&LEFT_BY_FORMER_IDS),
     );
     // The paths the world is for really ran.
     if seeds >= 500 {

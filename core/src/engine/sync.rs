@@ -128,6 +128,8 @@ enum Pending {
     },
     ListPacks,
     DeletePack {
+        /// Whose pack: ours, or one of an id we had before we started over.
+        device: DeviceId,
         pack: [u8; 16],
     },
     ListRedirects,
@@ -697,7 +699,9 @@ impl Engine {
             }
             Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
             Pending::ListPacks => self.on_pack_list(run, response),
-            Pending::DeletePack { pack } => self.on_delete_pack(run, pack, response),
+            Pending::DeletePack { device, pack } => {
+                self.on_delete_pack(run, device, pack, response)
+            }
             Pending::ListRedirects => self.on_redirect_list(run, response),
             Pending::GetRedirect { pack } => self.on_get_redirect(run, pack, response),
             Pending::RepackChunks {

@@ -64,16 +64,38 @@ impl Engine {
         let wait = self.grace_with_margin_ms();
         let confirmed = self.confirm_pack_look(now);
         let due = match &self.state.directory().pack_collection {
-            Some(look) if look.device == me => match confirmed {
-                Some(at) => now >= at.saturating_add(wait),
-                None => false,
+            Some(look) if self.is_own_id(look.device) => match confirmed {
+                // Packs left to delete: listed again to delete them. None left: the next of
+                // our ids is looked at.
+                Some(at) if now >= at.saturating_add(wait) => match look.packs.is_empty() {
+                    true => Some(self.next_own_id(look.device)),
+                    false => Some(look.device),
+                },
+                _ => None,
             },
             // The first look waits for a file: a vault of records alone never lists packs.
-            _ => self.holds_files(),
+            _ => self.holds_files().then_some(me),
         };
-        if due {
-            run.survey = Some(Survey::default());
+        if let Some(device) = due {
+            run.survey = Some(Survey::of(device));
             self.queue_pack_list(run, None);
+        }
+    }
+
+    /// Whether packs written as `device` are ours to collect: ours, or written under an id
+    /// this replica had before it started over (nobody else lists those).
+    fn is_own_id(&self, device: DeviceId) -> bool {
+        device == self.state.device || self.state.directory().former_ids.contains(&device)
+    }
+
+    /// The id whose packs are looked at after those of `device`: our current id, then each
+    /// former id in turn, and round again.
+    fn next_own_id(&self, device: DeviceId) -> DeviceId {
+        let me = self.state.device;
+        let former = &self.state.directory().former_ids;
+        match device == me {
+            true => former.iter().next().copied().unwrap_or(me),
+            false => former.range(device..).nth(1).copied().unwrap_or(me),
         }
     }
 
@@ -133,27 +155,39 @@ impl Engine {
         std::sync::Arc::strong_count(&self.transfers) > 1
     }
 
-    /// Where our packs are listed from: `<vault folder>p/<device hex>/`.
-    fn own_packs_prefix(&self) -> String {
-        format!("{}{}", self.folder, packs_folder(self.state.device.0))
+    /// Where the packs of `device` (one of our ids) are listed from:
+    /// `<vault folder>p/<device hex>/`.
+    fn own_packs_prefix(&self, device: DeviceId) -> String {
+        format!("{}{}", self.folder, packs_folder(device.0))
     }
 
-    /// Where our pack redirects are listed from: `<vault folder>r/<device hex>/`.
-    fn own_redirects_prefix(&self) -> String {
-        format!("{}{}", self.folder, redirects_folder(self.state.device.0))
+    /// Where the pack redirects of `device` are listed from: `<vault folder>r/<device hex>/`.
+    fn own_redirects_prefix(&self, device: DeviceId) -> String {
+        format!("{}{}", self.folder, redirects_folder(device.0))
+    }
+
+    /// The id whose packs the look in progress lists.
+    fn surveyed(run: &SyncRun) -> Option<DeviceId> {
+        run.survey.as_ref().map(|s| s.device)
     }
 
     fn queue_pack_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
+        let Some(device) = Self::surveyed(run) else {
+            return;
+        };
         run.pack_pages += 1;
-        let prefix = self.own_packs_prefix();
+        let prefix = self.own_packs_prefix(device);
         let url = self.store.list_url(&prefix, token);
         let op = self.op(RequestKind::ListPacks, Method::Get, url, Pending::ListPacks);
         run.push(op);
     }
 
     fn queue_redirect_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
+        let Some(device) = Self::surveyed(run) else {
+            return;
+        };
         run.pack_pages += 1;
-        let prefix = self.own_redirects_prefix();
+        let prefix = self.own_redirects_prefix(device);
         let url = self.store.list_url(&prefix, token);
         let op = self.op(
             RequestKind::ListRedirects,
@@ -170,6 +204,7 @@ impl Engine {
         &mut self,
         run: &mut SyncRun,
         response: Result<Response>,
+        device: DeviceId,
         prefix: &str,
         what: &str,
     ) -> Option<(Vec<Listed>, Option<String>)> {
@@ -184,14 +219,13 @@ impl Engine {
                 return None;
             }
         };
-        let me = self.state.device;
         let names = page
             .objects
             .iter()
             .zip(page.sizes.iter().chain(std::iter::repeat(&None)))
             .filter_map(|((key, _), size)| {
                 Some((
-                    PackName::parse(me.0, key.strip_prefix(prefix)?)?.pack,
+                    PackName::parse(device.0, key.strip_prefix(prefix)?)?.pack,
                     *size,
                 ))
             })
@@ -202,8 +236,11 @@ impl Engine {
     }
 
     pub(super) fn on_pack_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
-        let prefix = self.own_packs_prefix();
-        let Some((names, next)) = self.listed_page(run, response, &prefix, "packs") else {
+        let Some(device) = Self::surveyed(run) else {
+            return;
+        };
+        let prefix = self.own_packs_prefix(device);
+        let Some((names, next)) = self.listed_page(run, response, device, &prefix, "packs") else {
             return;
         };
         let Some(survey) = run.survey.as_mut() else {
@@ -217,8 +254,13 @@ impl Engine {
     }
 
     pub(super) fn on_redirect_list(&mut self, run: &mut SyncRun, response: Result<Response>) {
-        let prefix = self.own_redirects_prefix();
-        let Some((names, next)) = self.listed_page(run, response, &prefix, "pack redirects") else {
+        let Some(device) = Self::surveyed(run) else {
+            return;
+        };
+        let prefix = self.own_redirects_prefix(device);
+        let Some((names, next)) =
+            self.listed_page(run, response, device, &prefix, "pack redirects")
+        else {
             return;
         };
         let Some(survey) = run.survey.as_mut() else {
@@ -231,7 +273,7 @@ impl Engine {
             return self.queue_redirect_list(run, Some(&token));
         }
         // Read the redirects this process has not read yet; the look goes on once all are in.
-        let me = self.state.device.0;
+        let me = device.0;
         let unread: Vec<[u8; 16]> = survey
             .redirects
             .iter()
@@ -257,8 +299,11 @@ impl Engine {
         pack: [u8; 16],
         response: Result<Response>,
     ) {
+        let Some(device) = Self::surveyed(run) else {
+            return;
+        };
         let from = PackName {
-            device: self.state.device.0,
+            device: device.0,
             pack,
         };
         let opened = self
@@ -307,15 +352,20 @@ impl Engine {
         let mut survey = run.survey.take().expect("checked above");
         survey.packs.sort_unstable();
         survey.packs.dedup_by_key(|(pack, _)| *pack);
-        self.on_packs_listed(run, &survey.packs);
+        self.on_packs_listed(run, survey.device, &survey.packs);
     }
 
-    /// With our packs listed: deletes the due ones still unreferenced, or looks again (and
-    /// repacks those mostly garbage). `listed` is sorted.
-    fn on_packs_listed(&mut self, run: &mut SyncRun, listed: &[([u8; 16], Option<u64>)]) {
+    /// With the packs of `me` (our id, or a former one) listed: deletes the due ones still
+    /// unreferenced, or looks again (and, for our id, repacks those mostly garbage). `listed`
+    /// is sorted.
+    fn on_packs_listed(
+        &mut self,
+        run: &mut SyncRun,
+        me: DeviceId,
+        listed: &[([u8; 16], Option<u64>)],
+    ) {
         let now = run.now.0;
-        let me = self.state.device;
-        let Some(references) = self.own_references(now) else {
+        let Some(references) = self.own_references(me, now) else {
             // A file value that does not decode may reference any pack.
             return;
         };
@@ -367,13 +417,14 @@ impl Engine {
                         run,
                         RequestKind::DeletePack,
                         &name,
-                        Pending::DeletePack { pack },
+                        Pending::DeletePack { device: me, pack },
                     );
                 }
                 return;
             }
         }
-        let merged = std::iter::once((me, self.state.own().segments))
+        let current = self.state.device;
+        let merged = std::iter::once((current, self.state.own().segments))
             .chain(self.state.peers().iter().map(|(d, p)| (*d, p.applied)))
             .collect();
         self.state.directory_mut().pack_collection = Some(PackCollection {
@@ -387,17 +438,23 @@ impl Engine {
                 .collect(),
             confirmed_ms: None,
         });
-        self.plan_repack(run, listed, &references);
+        // Only our current id writes new packs.
+        if me == current {
+            self.plan_repack(run, listed, &references);
+        }
     }
 
     pub(super) fn on_delete_pack(
         &mut self,
         run: &mut SyncRun,
+        device: DeviceId,
         pack: [u8; 16],
         response: Result<Response>,
     ) {
-        let me = self.state.device;
-        let name = PackName { device: me.0, pack };
+        let name = PackName {
+            device: device.0,
+            pack,
+        };
         if let Err(e) = self.check_deleted(response, &name.relative()) {
             // Deleted by a later sync.
             return run.report.errors.push(e);
@@ -447,12 +504,16 @@ impl Engine {
         (pack, offset, hops)
     }
 
-    /// The chunks of our packs that the replica references, where they are now (through the
-    /// redirects), by pack and offset: by a current record, or by an earlier version of a key
-    /// overwritten (or deleted) less than the grace period before `now`. `None` when a file
-    /// value does not decode.
-    fn own_references(&self, now: u64) -> Option<HashMap<[u8; 16], BTreeMap<u64, LiveChunk>>> {
-        let me = self.state.device.0;
+    /// The chunks of the packs of `device` (one of our ids) that the replica references, where
+    /// they are now (through the redirects), by pack and offset: by a current record, or by an
+    /// earlier version of a key overwritten (or deleted) less than the grace period before
+    /// `now`. `None` when a file value does not decode.
+    fn own_references(
+        &self,
+        device: DeviceId,
+        now: u64,
+    ) -> Option<HashMap<[u8; 16], BTreeMap<u64, LiveChunk>>> {
+        let me = device.0;
         let grace = self.compaction.grace_ms;
         let mut referenced: HashMap<[u8; 16], BTreeMap<u64, LiveChunk>> = HashMap::new();
         let mut note = |value: Option<&[u8]>| -> Option<()> {
@@ -515,13 +576,25 @@ impl Engine {
 /// One of our objects listed: its random name, and its size when the listing gave one.
 type Listed = ([u8; 16], Option<u64>);
 
-/// What a look has learnt of our packs and redirects so far.
-#[derive(Default)]
+/// What a look has learnt of the packs and redirects of one of our ids so far.
 pub(super) struct Survey {
+    /// Whose: our id, or one we had before we started over.
+    device: DeviceId,
     /// Our packs listed, with their sizes when the listing gave them.
     packs: Vec<([u8; 16], Option<u64>)>,
     /// Our packs that have a redirect.
     redirects: Vec<[u8; 16]>,
     /// Redirects being read.
     reading: usize,
+}
+
+impl Survey {
+    fn of(device: DeviceId) -> Survey {
+        Survey {
+            device,
+            packs: Vec::new(),
+            redirects: Vec::new(),
+            reading: 0,
+        }
+    }
 }
