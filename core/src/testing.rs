@@ -182,19 +182,20 @@ pub fn sample_file_value() -> Vec<u8> {
 }
 
 /// Where the chunks of a file record's value lie, in file order: each chunk's pack (its name
-/// inside the vault folder, `p/<device>/<pack>`) and where its envelope starts there. Empty
+/// inside the vault folder, `p/<device>/<pack>`), where its envelope starts there, and the
+/// envelope's length. Empty
 /// for a file stored inline (for the simulation's checks of pack collection).
 ///
 /// # Errors
 /// As [`decode_file_value`].
-pub fn file_chunks(value: &[u8]) -> Result<Vec<(String, u64)>> {
+pub fn file_chunks(value: &[u8]) -> Result<Vec<(String, u64, u32)>> {
     use crate::file::{Body, FileValue};
     let file = FileValue::decode(b"key", value)?;
     Ok(match file.body {
         Body::Inline(_) => Vec::new(),
         Body::Chunks { packs, chunks } => chunks
             .iter()
-            .map(|c| (packs[c.pack as usize].relative(), c.offset))
+            .map(|c| (packs[c.pack as usize].relative(), c.offset, c.sealed_len))
             .collect(),
     })
 }

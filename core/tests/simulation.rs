@@ -933,6 +933,7 @@ impl Sim {
             crash: self.rng.below(40),
             compact: self.rng.below(80),
             clock_jump: self.rng.below(30),
+            applied_error: 0,
         };
         for step in 0..steps {
             // (What the previous step left.)
@@ -1043,6 +1044,7 @@ impl Sim {
             crash: 0,
             compact: 0,
             clock_jump: 0,
+            applied_error: 0,
         };
         let count = self.replicas.len();
         let away = (count >= 3).then(|| self.rng.below(count as u64) as usize);
@@ -2239,6 +2241,7 @@ impl People {
             crash: self.rng.below(40),
             compact: self.rng.below(80),
             clock_jump: self.rng.below(30),
+            applied_error: 0,
         };
         let bob_at = self.rng.below(steps as u64 / 4) as usize;
         let carol_at = self.rng.below(steps as u64) as usize;

@@ -54,6 +54,8 @@ const START_MS: u64 = 1_800_000_000_000;
 const KEYS: u64 = 5;
 const MIB: usize = 1 << 20;
 
+const SIDE_SALT: u64 = 0x0f11_e500_0000_0001;
+
 /// Seeds a run has unless told otherwise: every CI run takes them.
 const DEFAULT_SEEDS: u64 = 1_000;
 
@@ -66,6 +68,8 @@ static PACKS_REPACKED: AtomicU64 = AtomicU64::new(0);
 static REDIRECTED_READS: AtomicU64 = AtomicU64::new(0);
 static DELETES_CHECKED: AtomicU64 = AtomicU64::new(0);
 static CRASHES_MID_UPLOAD: AtomicU64 = AtomicU64::new(0);
+/// Reads at the end that found a rotted byte, and said so.
+static DAMAGE_DETECTED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -109,6 +113,10 @@ struct Storing {
     key: Vec<u8>,
     content: usize,
     fed: usize,
+    /// Bytes its source gives at a time, a piece a step: a slow source keeps it running while
+    /// others sync, look at their packs and collect.
+    piece: usize,
+    pieces: usize,
     started: u64,
     /// A fault hit one of its requests.
     faulted: bool,
@@ -143,6 +151,9 @@ struct Replica {
 
 struct Files {
     rng: Rng,
+    /// Draws what was added to the world after seeds were kept as regressions, so that those
+    /// still run the schedule that failed.
+    side: Rng,
     key: VaultKey,
     /// The vault's folder in the bucket: the store's prefix and the vault id.
     folder: String,
@@ -160,6 +171,11 @@ struct Files {
     /// Redirects opened, by the hash of their object.
     redirects: HashMap<u64, (String, Vec<(u64, u64)>)>,
     faults: Option<Faults>,
+    /// Every request fails until then (simulated ms): the store is down (503, timeouts), or
+    /// the credentials expired (403).
+    outage: Option<(u64, bool)>,
+    /// Bytes of stored packs that rotted: the object and the position.
+    rot: Vec<(String, usize)>,
     trace: DefaultHasher,
     verbose: bool,
 }
@@ -219,8 +235,13 @@ impl Files {
             .collect();
         let mut bucket = Bucket::default();
         bucket.page = 5;
+        let mut side = Rng(seed ^ SIDE_SALT);
+        if side.chance(500) {
+            bucket.list_lag_ms = 100 + side.below(3_000);
+        }
         Files {
             rng,
+            side,
             folder: format!("p/{}/", key.vault_id()),
             key,
             bucket,
@@ -233,6 +254,8 @@ impl Files {
             values: HashMap::new(),
             redirects: HashMap::new(),
             faults: None,
+            outage: None,
+            rot: Vec::new(),
             trace: DefaultHasher::new(),
             verbose,
         }
@@ -360,7 +383,7 @@ impl Files {
                 .is_none_or(|at| self.now < at.saturating_add(self.grace()))
     }
 
-    fn chunks_of(value: &[u8]) -> Vec<(String, u64)> {
+    fn chunks_of(value: &[u8]) -> Vec<(String, u64, u32)> {
         testing::file_chunks(value).expect("every file value the model holds decodes")
     }
 
@@ -418,7 +441,7 @@ impl Files {
             .filter(|(_, w)| self.protected(w))
             .collect();
         for (key, w) in protected {
-            for (pack, offset) in Self::chunks_of(w.value.as_deref().expect("a file")) {
+            for (pack, offset, _) in Self::chunks_of(w.value.as_deref().expect("a file")) {
                 if self.locate(&pack, offset, "").is_some()
                     && self.locate(&pack, offset, object).is_none()
                 {
@@ -438,6 +461,7 @@ impl Files {
 
     /// The store applies `request`, checked first when it deletes.
     fn apply(&mut self, request: &Request) -> Response {
+        self.bucket.now = self.now;
         if request.method == bucketsync::Method::Delete && !request.url.contains("uploadId=") {
             let rest = request
                 .url
@@ -602,7 +626,8 @@ impl Files {
                 Err(e) => {
                     let write = self.write_of(&reading.key, reading.stamp).clone();
                     let allowed = reading.faulted && e.category() != Category::NotFound
-                        || !self.protected(&write);
+                        || !self.protected(&write)
+                        || e.category() == Category::Corrupt && self.damaged(&write);
                     assert!(
                         allowed || write.fragile,
                         "r{r}'s read of {:?} {:?} failed: {e} (superseded at {:?}, now {}, faulted {})",
@@ -640,6 +665,10 @@ impl Files {
             MULTIPART.fetch_add(1, Ordering::Relaxed);
         }
         let upload = self.replicas[r].engine.begin_upload(Some(len), pack_size);
+        let (piece, pieces) = match self.side.chance(250) {
+            true => (64 << 10, 1),
+            false => (256 << 10, 8),
+        };
         self.log(format!(
             "r{r} put_file {:?}: {len} bytes, packs of {pack_size:?}",
             String::from_utf8_lossy(&key)
@@ -649,6 +678,8 @@ impl Files {
             key,
             content,
             fed: 0,
+            piece,
+            pieces,
             started: self.now,
             faulted: false,
         });
@@ -661,8 +692,8 @@ impl Files {
         };
         let content = self.contents[storing.content].clone();
         let mut pieces = 0;
-        while storing.upload.wants_input() && pieces < 8 {
-            let end = (storing.fed + (256 << 10)).min(content.len());
+        while storing.upload.wants_input() && pieces < storing.pieces {
+            let end = (storing.fed + storing.piece).min(content.len());
             let fed = match storing.fed == content.len() {
                 true => storing.upload.finish(),
                 false => storing.upload.write(&content[storing.fed..end]),
@@ -738,7 +769,26 @@ impl Files {
         let (machine, request) = self.replicas[r].inflight.swap_remove(pick);
         let mut rng = std::mem::replace(&mut self.rng, Rng(0));
         let faults = self.faults.take();
-        let (response, what) = answer(&mut rng, faults.as_ref(), &request, |q| self.apply(q));
+        let (response, what) = match self.outage.filter(|(until, _)| self.now < *until) {
+            Some((_, true)) => (
+                Ok(sim::s3_error(403, "ExpiredToken")),
+                "refused, credentials expired",
+            ),
+            Some(_) => match rng.below(2) {
+                0 => (
+                    Ok(sim::s3_error(503, "ServiceUnavailable")),
+                    "refused, outage",
+                ),
+                _ => (
+                    Err(bucketsync::Error::Transport {
+                        category: Category::Timeout,
+                        message: "simulated outage".into(),
+                    }),
+                    "timed out, outage",
+                ),
+            },
+            None => answer(&mut rng, faults.as_ref(), &request, |q| self.apply(q)),
+        };
         self.rng = rng;
         self.faults = faults;
         let status = response.as_ref().map_or(0, |r| r.status);
@@ -900,6 +950,72 @@ impl Files {
         self.log(format!("r{r} snapshot"));
     }
 
+    /// The store is down, or the credentials expired, for 2–10 s (many retries' worth).
+    fn begin_outage(&mut self) {
+        let until = self.now + 2_000 + self.side.below(8_000);
+        let auth = self.side.chance(300);
+        self.outage = Some((until, auth));
+        self.log(format!(
+            "outage until {until} (credentials expired: {auth})"
+        ));
+    }
+
+    /// A byte of a stored pack changes.
+    fn rot_a_byte(&mut self) {
+        let prefix = format!("{}p/", self.folder);
+        let packs: Vec<String> = self
+            .bucket
+            .objects
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        if packs.is_empty() {
+            return;
+        }
+        let pack = packs[self.side.below(packs.len() as u64) as usize].clone();
+        let body = self.bucket.objects.get_mut(&pack).expect("listed");
+        let at = self.side.below(body.len() as u64) as usize;
+        body[at] ^= 1 << self.side.below(8);
+        self.log(format!("{pack} rots at byte {at}"));
+        self.rot.push((pack, at));
+    }
+
+    /// Whether a chunk of the version lies, where a reader finds it now, on a byte that rotted:
+    /// its reads may fail as `corrupt` (never hand out a wrong byte).
+    fn damaged(&mut self, w: &FileWrite) -> bool {
+        let Some(value) = &w.value else {
+            return false;
+        };
+        if self.rot.is_empty() {
+            return false;
+        }
+        for (pack, offset, len) in Self::chunks_of(value) {
+            // Where it is now, and where it was (a read that began before a repack).
+            let mut places = vec![(pack.clone(), offset)];
+            let (mut p, mut o) = (pack, offset);
+            while let Some((to, moves)) = self.redirect(&p, "") {
+                let Ok(at) = moves.binary_search_by_key(&o, |m| m.0) else {
+                    break;
+                };
+                (p, o) = (to, moves[at].1);
+                places.push((p.clone(), o));
+            }
+            for (p, o) in places {
+                let object = format!("{}{p}", self.folder);
+                let (start, end) = (o as usize, (o + u64::from(len)) as usize);
+                if self
+                    .rot
+                    .iter()
+                    .any(|(rotted, at)| *rotted == object && (start..end).contains(at))
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     // ---- Phases ----
 
     fn random_phase(&mut self, steps: usize) {
@@ -911,6 +1027,7 @@ impl Files {
             crash: self.rng.below(30),
             compact: self.rng.below(80),
             clock_jump: self.rng.below(30),
+            applied_error: self.side.below(40),
         };
         let (crash, compact, jump) = (faults.crash, faults.compact, faults.clock_jump);
         self.faults = Some(faults);
@@ -967,6 +1084,14 @@ impl Files {
                     ));
                 }
                 _ => {
+                    if self.side.chance(15) {
+                        self.begin_outage();
+                        continue;
+                    }
+                    if self.side.chance(15) {
+                        self.rot_a_byte();
+                        continue;
+                    }
                     if self.rng.chance(crash * 5) {
                         self.log(format!("r{r} crash"));
                         self.restart(r);
@@ -1047,12 +1172,15 @@ impl Files {
     /// Faults off: every replica finishes what it has out, then all sync until nothing moves.
     fn quiesce(&mut self) {
         self.faults = None;
+        self.outage = None;
         self.orphans.clear();
         for r in 0..self.replicas.len() {
             self.run_out(r);
         }
         let mut quiet = 0;
         for _ in 0..12 {
+            // Listings show what was created before the lag.
+            self.now += self.bucket.list_lag_ms;
             let mut moved = false;
             for r in 0..self.replicas.len() {
                 let report = self.full_sync(r);
@@ -1095,12 +1223,21 @@ impl Files {
                 let Some(content) = write.content else {
                     continue;
                 };
-                self.read_back(r, &key, content, write.fragile, what);
+                let damaged = self.damaged(&write);
+                self.read_back(r, &key, content, write.fragile, damaged, what);
             }
         }
     }
 
-    fn read_back(&mut self, r: usize, key: &[u8], content: usize, fragile: bool, what: &str) {
+    fn read_back(
+        &mut self,
+        r: usize,
+        key: &[u8],
+        content: usize,
+        fragile: bool,
+        damaged: bool,
+        what: &str,
+    ) {
         let download = self.replicas[r]
             .engine
             .begin_download(key)
@@ -1131,6 +1268,12 @@ impl Files {
                 got[..] == self.contents[content][..],
                 "{what}: r{r} read {key:?} back with other bytes"
             ),
+            Err(e) if damaged && e.category() == Category::Corrupt => {
+                DAMAGE_DETECTED.fetch_add(1, Ordering::Relaxed);
+                self.log(format!(
+                    "{what}: r{r} cannot read {key:?}, a byte of it rotted: {e}"
+                ));
+            }
             Err(e) if fragile && e.category() == Category::NotFound => {
                 self.log(format!(
                     "{what}: r{r} cannot read {key:?}, kept unpushed too long: {e}"
@@ -1187,7 +1330,7 @@ impl Files {
             // The pack a chunk is named in, and every pack its redirects lead to: a repacked
             // pack is deleted a grace period after its chunks moved.
             for value in values {
-                for (mut pack, mut offset) in Self::chunks_of(&value) {
+                for (mut pack, mut offset, _) in Self::chunks_of(&value) {
                     read_from.insert(format!("{}{pack}", self.folder));
                     while let Some((to, moves)) = self.redirect(&pack, "") {
                         let Ok(at) = moves.binary_search_by_key(&offset, |m| m.0) else {
@@ -1312,7 +1455,8 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "files: {} uploads ({} multipart), {} reads ({} of overwritten versions, {} redirect \
-         GETs), {} packs deleted, {} repacked, {} deletions checked, {} crashes mid-upload",
+         GETs), {} packs deleted, {} repacked, {} deletions checked, {} crashes mid-upload, {} \
+         reads that found a rotted byte",
         count(&UPLOADS),
         count(&MULTIPART),
         count(&READS),
@@ -1322,6 +1466,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         count(&PACKS_REPACKED),
         count(&DELETES_CHECKED),
         count(&CRASHES_MID_UPLOAD),
+        count(&DAMAGE_DETECTED),
     );
     // The paths the world is for really ran.
     if seeds >= 500 {

@@ -62,9 +62,9 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8(out).expect("the engine's URLs decode to UTF-8")
 }
 
-/// The in-memory S3: strongly consistent, `If-None-Match: *` honoured, listings paginated,
-/// ranged GETs (`bytes=a-b` and `bytes=-n`), and multipart uploads (create, parts, complete,
-/// abort, and the listing of those in progress).
+/// The in-memory S3: strongly consistent (unless a listing lag is set), `If-None-Match: *`
+/// honoured, listings paginated, ranged GETs (`bytes=a-b` and `bytes=-n`), and multipart
+/// uploads (create, parts, complete, abort, and the listing of those in progress).
 #[derive(Default)]
 pub struct Bucket {
     pub objects: BTreeMap<String, Vec<u8>>,
@@ -77,6 +77,11 @@ pub struct Bucket {
     /// Multipart uploads in progress, by id: the key, and the parts stored by number.
     pub uploads: BTreeMap<String, (String, BTreeMap<u32, Vec<u8>>)>,
     next_upload: u64,
+    /// The store's clock (simulated ms), and how long a key created at some moment stays out
+    /// of listings (0: listed at once), as eventually consistent listings and caches do.
+    pub now: u64,
+    pub list_lag_ms: u64,
+    created: BTreeMap<String, u64>,
 }
 
 pub fn s3_error(status: u16, code: &str) -> Response {
@@ -145,6 +150,7 @@ impl Bucket {
                 }
                 let etag = Self::etag(&request.body);
                 self.note_written(&key);
+                self.note_created(&key);
                 self.objects.insert(key, request.body.to_vec());
                 Response {
                     status: 200,
@@ -278,6 +284,7 @@ impl Bucket {
                     }
                 }
                 self.uploads.remove(id);
+                self.note_created(key);
                 let etag = Self::etag(&whole);
                 self.objects.insert(key.to_owned(), whole);
                 ok(format!(
@@ -294,6 +301,19 @@ impl Bucket {
             },
             _ => s3_error(501, "NotImplemented"),
         }
+    }
+
+    fn note_created(&mut self, key: &str) {
+        if self.list_lag_ms > 0 && !self.objects.contains_key(key) {
+            self.created.insert(key.to_owned(), self.now);
+        }
+    }
+
+    /// Whether a listing shows `key` now: not while it is younger than the lag.
+    fn listed(&self, key: &str) -> bool {
+        self.created
+            .get(key)
+            .is_none_or(|at| at.saturating_add(self.list_lag_ms) <= self.now)
     }
 
     fn page_size(&self) -> usize {
@@ -315,7 +335,7 @@ impl Bucket {
             .objects
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| k.as_str() > after.as_str())
+            .filter(|(k, _)| k.as_str() > after.as_str() && self.listed(k))
             .take(self.page_size() + 1)
             .collect();
         let truncated = keys.len() > self.page_size();
@@ -359,10 +379,14 @@ pub struct Faults {
     pub crash: u64,
     pub compact: u64,
     pub clock_jump: u64,
+    /// Applied by the store, answered with a 500 or 503 all the same (0 in the records
+    /// simulations, whose schedules were kept as regressions before it existed).
+    pub applied_error: u64,
 }
 
 /// The answer to `request` under `faults` (none: delivered), with what happened to it: failed,
-/// applied with its answer lost, its answer cut short, applied twice, or delivered. `apply`
+/// applied with its answer lost, its answer cut short, applied twice, applied and answered
+/// with an error, or delivered. `apply`
 /// makes the store apply it. Both simulations draw from `rng` in this order.
 pub fn answer(
     rng: &mut Rng,
@@ -404,6 +428,14 @@ pub fn answer(
         Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate => {
             apply(request);
             (Ok(apply(request)), "duplicated")
+        }
+        Some(f) if roll < f.fail + f.lose_answer + f.truncate + f.duplicate + f.applied_error => {
+            apply(request);
+            let code = match rng.below(2) {
+                0 => s3_error(500, "InternalError"),
+                _ => s3_error(503, "ServiceUnavailable"),
+            };
+            (Ok(code), "applied, answered with an error")
         }
         _ => (Ok(apply(request)), "delivered"),
     }
