@@ -132,6 +132,9 @@ const RUNAWAY_SALT: u64 = 0x0c10_c4ea_d000_0002;
 /// Salts the draws of polls and hint faults, so that they leave the main stream's draws as
 /// they were.
 const HINT_SALT: u64 = 0x4e17_0000_0000_0003;
+/// Salts the draws of the harsher store (listings that lag, writes applied and answered with
+/// an error), for the same reason.
+const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
 /// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, one still
@@ -283,6 +286,8 @@ struct Sim {
     side: Rng,
     /// Draws polls and hint faults.
     hints: Rng,
+    /// Draws the harsher store's faults.
+    harsh: Rng,
     /// A value the change hint had, to put back (a frozen hint).
     old_hint: Option<Vec<u8>>,
     /// Every manifest body handed out, by its hash: its writer and its clock (the writer's
@@ -374,6 +379,7 @@ impl Sim {
             runaway: None,
             side: Rng(seed ^ RUNAWAY_SALT),
             hints: Rng(seed ^ HINT_SALT),
+            harsh: Rng(seed ^ HARSH_SALT),
             old_hint: None,
             manifest_clocks: Default::default(),
             manifests_ahead: false,
@@ -515,7 +521,8 @@ impl Sim {
         self.replicas[r].watch = Some(Watch {
             now: now.0,
             serial: self.bucket.serial,
-            faulted: false,
+            // A listing that lags may hide a manifest the checks expect to be reported.
+            faulted: self.bucket.list_lag_ms > 0,
             bound: !self.tainted(r),
         });
         if self.replicas[r].engine.device() != before {
@@ -901,6 +908,7 @@ impl Sim {
     fn deliver(&mut self, r: usize, faults: Option<&Faults>) {
         let pick = self.rng.below(self.replicas[r].inflight.len() as u64) as usize;
         let request = self.replicas[r].inflight.swap_remove(pick);
+        self.bucket.now = self.now;
         let (response, what) = answer(&mut self.rng, faults, &request, |r| self.bucket.apply(r));
         let status = response.as_ref().map_or(0, |r| r.status);
         self.log(format!(
@@ -933,8 +941,14 @@ impl Sim {
             crash: self.rng.below(40),
             compact: self.rng.below(80),
             clock_jump: self.rng.below(30),
-            applied_error: 0,
+            applied_error: match self.harsh.chance(500) {
+                true => self.harsh.below(40),
+                false => 0,
+            },
         };
+        if self.harsh.chance(300) {
+            self.bucket.list_lag_ms = 100 + self.harsh.below(2_000);
+        }
         for step in 0..steps {
             // (What the previous step left.)
             self.check_bound();
@@ -973,6 +987,7 @@ impl Sim {
                         self.log(format!("orphan {:?} lost", orphan.kind));
                         continue;
                     }
+                    self.bucket.now = self.now;
                     let status = self.bucket.apply(&orphan).status;
                     self.log(format!("orphan {:?} lands -> {status}", orphan.kind));
                 }
@@ -1014,6 +1029,8 @@ impl Sim {
         }
         let mut quiet_rounds = 0;
         for round in 0..12 {
+            // Once listings show every key created so far.
+            self.now = self.now.max(self.bucket.all_listed_at());
             let mut moved = false;
             for r in 0..self.replicas.len() {
                 let report = self.full_sync(r).unwrap_or_else(|e| {

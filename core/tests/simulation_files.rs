@@ -1188,8 +1188,8 @@ impl Files {
         }
         let mut quiet = 0;
         for _ in 0..12 {
-            // Listings show what was created before the lag.
-            self.now += self.bucket.list_lag_ms;
+            // Once listings show every key created so far.
+            self.now = self.now.max(self.bucket.all_listed_at());
             let mut moved = false;
             for r in 0..self.replicas.len() {
                 let report = self.full_sync(r);

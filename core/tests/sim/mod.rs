@@ -309,6 +309,15 @@ impl Bucket {
         }
     }
 
+    /// When every key created so far shows in listings.
+    pub fn all_listed_at(&self) -> u64 {
+        self.created
+            .values()
+            .map(|at| at.saturating_add(self.list_lag_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether a listing shows `key` now: not while it is younger than the lag.
     fn listed(&self, key: &str) -> bool {
         self.created
