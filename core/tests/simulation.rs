@@ -949,6 +949,10 @@ impl Sim {
         if self.harsh.chance(300) {
             self.bucket.list_lag_ms = 100 + self.harsh.below(2_000);
         }
+        self.log(format!(
+            "store: listings lag {} ms, {}‰ of writes applied and answered with an error",
+            self.bucket.list_lag_ms, faults.applied_error
+        ));
         for step in 0..steps {
             // (What the previous step left.)
             self.check_bound();
@@ -1545,13 +1549,22 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
     }
 }
 
-/// Seeds that fail today, kept as regression cases until the core handles them (each is
-/// described in [`runaways_enabled`]'s doc): `cargo test --release -p bucketsync --test
-/// simulation -- --ignored` runs them.
-const STILL_FAILING: &[u64] = &[18604];
+/// Seeds that fail today, kept as regression cases until the core handles them:
+/// `cargo test --release -p bucketsync --test simulation -- --ignored` runs them.
+///
+/// - 18604: see [`runaways_enabled`]'s doc.
+/// - 4833 (since listings lag): a runaway clock to the end of time; the replica starts over
+///   while ahead (id 87aa…), writes, pushes a segment and its first manifest, crashes, starts
+///   over again while still ahead, and its clock comes back before it has read that manifest
+///   again (the listing lags 1.8 s behind its creation, and two GETs of it failed): when it
+///   starts over in the present, a key whose newest version 87aa… stamped beyond the bound is
+///   not written again, and the replica holds no record of it. With the lag off the seed
+///   passes. Not diagnosed further (whether the write should have been kept locally across the
+///   second start-over, as held writes stamped beyond the leap's bound are).
+const STILL_FAILING: &[u64] = &[18604, 4833];
 
 #[test]
-#[ignore = "fails today (seed 18604, see runaways_enabled); kept to be fixed, not to gate CI"]
+#[ignore = "fails today (seeds 18604 and 4833, see STILL_FAILING); kept to be fixed, not to gate CI"]
 fn seeds_that_still_fail() {
     for &seed in STILL_FAILING {
         run_reporting(seed);
