@@ -1459,6 +1459,43 @@ fn a_chunk_found_in_another_devices_pack_is_not_kept_for_later_uploads() {
     sim.check_files("after the pack was collected");
 }
 
+/// A scripted schedule: the network delivers a pack's PUT twice (a proxy that retried it), so
+/// the store creates the pack and answers the copy the client hears with a 412. The pack is
+/// there, under a random name that only this upload uses: the file is stored.
+#[test]
+fn a_pack_put_delivered_twice_stores_the_file() {
+    let mut sim = Files::new(1, false);
+    sim.replicas.truncate(1);
+    let content = sim.contents.len();
+    let bytes = sim.random_bytes(700_000);
+    sim.contents.push(Rc::new(bytes));
+    sim.start_upload_of(0, b"a".to_vec(), content, None);
+    let mut duplicated = 0;
+    while sim.replicas[0].storing.is_some() {
+        sim.feed(0);
+        sim.drain(0);
+        let Some((machine, request)) = sim.replicas[0].inflight.pop() else {
+            continue;
+        };
+        let mut response = sim.apply(&request);
+        if request.kind == bucketsync::RequestKind::PutPack
+            && request.method == bucketsync::Method::Put
+        {
+            response = sim.apply(&request);
+            duplicated += 1;
+        }
+        assert_eq!(machine, Machine::Upload);
+        let now = sim.time(0);
+        let storing = sim.replicas[0].storing.as_mut().expect("storing");
+        storing
+            .upload
+            .handle_response(request.id, Ok(response), now);
+        sim.settle(0);
+    }
+    assert_eq!(duplicated, 1);
+    sim.check_files("after a duplicated pack PUT");
+}
+
 fn run(seed: u64, verbose: bool) -> u64 {
     let mut sim = Files::new(seed, verbose);
     let steps = 150 + sim.rng.below(200) as usize;

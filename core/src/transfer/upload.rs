@@ -974,8 +974,9 @@ impl Upload {
         let relative = name.relative();
         let _ = name;
         let outcome = match response {
-            Ok(r) if r.is_success() || (r.status == 412 && op.attempt > 1) => {
-                // (A 412 on a second try: the first stored it, the name is ours.) The buffer
+            Ok(r) if r.is_success() || r.status == 412 => {
+                // (A 412: an earlier try, or a copy of this one that the network delivered
+                // twice, stored it; the name is random and only this upload writes it.) The buffer
                 // is free again once the transport let go of it.
                 if self.spare.len() < 2 {
                     if let Ok(buffer) = op.body.try_into_mut() {
