@@ -291,6 +291,7 @@ impl Opening {
             own_transport: true,
             durability: Durability::default(),
             clock: Arc::new(now),
+            entropy_seed: None,
         })
         .map_err(|e| js_error(&e))?;
         Ok(Vault {

@@ -61,7 +61,6 @@ impl Default for Durability {
 }
 
 /// Where the replica's local state lives.
-#[derive(Debug)]
 pub enum StateLocation<'a> {
     /// Nowhere: the replica lives as long as the session.
     Memory,
@@ -77,8 +76,29 @@ pub enum StateLocation<'a> {
     /// Bytes the host keeps itself (say, in IndexedDB): the session starts from them and
     /// queues its writes for [`Session::take_state_writes`].
     Host(Saved),
+    /// A store the app brings (a platform's own storage, or a simulated disk), with what it
+    /// holds now (`None`: nothing yet). It must apply writes in order and make them survive a
+    /// power loss when flushed, as [`StateStore`] says; the session flushes under its
+    /// [`Durability`].
+    Custom(Box<dyn StateStore>, Option<Saved>),
     #[doc(hidden)]
     _Lifetime(std::marker::PhantomData<&'a ()>),
+}
+
+impl core::fmt::Debug for StateLocation<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StateLocation::Memory | StateLocation::_Lifetime(_) => f.write_str("Memory"),
+            #[cfg(not(target_arch = "wasm32"))]
+            StateLocation::File { path, wait } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("wait", wait)
+                .finish(),
+            StateLocation::Host(_) => f.write_str("Host"),
+            StateLocation::Custom(store, _) => write!(f, "Custom({})", store.describe()),
+        }
+    }
 }
 
 /// What [`Session::open`] needs.
@@ -106,6 +126,11 @@ pub struct SessionOptions<'a> {
     pub durability: Durability,
     /// The wall clock, in milliseconds since the Unix epoch.
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// A fixed seed for the replica's randomness (nonces, new device ids), so that a
+    /// simulation replays exactly. Never outside tests: two sessions with one seed reuse
+    /// nonces. `None` (the default): the operating system's randomness.
+    #[doc(hidden)]
+    pub entropy_seed: Option<[u8; 32]>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -125,6 +150,7 @@ impl<'a> SessionOptions<'a> {
             own_transport: false,
             durability: Durability::default(),
             clock: system_clock(),
+            entropy_seed: None,
         }
     }
 }
@@ -144,6 +170,7 @@ enum Backend {
     Memory(MemoryState),
     #[cfg(not(target_arch = "wasm32"))]
     File(FileState),
+    Custom(Box<dyn StateStore>),
 }
 
 impl Backend {
@@ -152,6 +179,7 @@ impl Backend {
             Backend::Memory(m) => m,
             #[cfg(not(target_arch = "wasm32"))]
             Backend::File(f) => f,
+            Backend::Custom(c) => c.as_mut(),
         }
     }
 }
@@ -237,8 +265,15 @@ impl Session {
                 let restore = (!saved.snapshot.is_empty()).then(|| saved.clone());
                 (Backend::Memory(MemoryState::queued(saved)), restore)
             }
+            StateLocation::Custom(store, saved) => {
+                let restore = saved.filter(|s| !s.snapshot.is_empty());
+                (Backend::Custom(store), restore)
+            }
         };
-        let entropy = Entropy::from_os()?;
+        let entropy = match options.entropy_seed {
+            Some(seed) => Entropy::from_seed(seed),
+            None => Entropy::from_os()?,
+        };
         let mut engine = match saved {
             Some(saved) => {
                 let restored = Engine::restore(

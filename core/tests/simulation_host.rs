@@ -1,0 +1,673 @@
+//! The deterministic simulation of the host layers: replicas are [`Session`]s, as an app opens
+//! them, whose state lives on a simulated disk with the semantics of a real one, and whose
+//! syncs go through a transport that answers from the records simulation's in-memory S3
+//! (`tests/sim`) under its fault model.
+//!
+//! The disk keeps what the process wrote and, apart, what a power loss leaves: bytes appended
+//! to the journal survive a power loss only once flushed (a loss keeps a prefix of the rest,
+//! torn at any byte); a snapshot replaced is durable at once (the file store writes a temporary
+//! file, syncs it, renames it and syncs the folder). Per seed: 2–4 replicas and a flush
+//! interval (0, 200 ms or 5 s: a power loss may drop the writes of the last interval, which
+//! the design accepts). At random steps the app puts and deletes, a replica syncs (requests
+//! fail, lose their answers, come back twice or are applied and answered with an error; the
+//! process may be killed in the middle of a sync, its requests landing later), the process is
+//! killed (nothing written is lost), the power fails (what was not flushed may be lost), or
+//! the state is restored from a backup copy taken earlier (a restored phone, a VM snapshot).
+//!
+//! Checked: a write the app was told of survives unless it was neither flushed nor pushed
+//! when its replica lost power or went back to a backup; after the faults stop and everyone
+//! has synced until nothing moves, every replica holds, for each key, the newest write that
+//! must survive, or a newer one that may have; and a replica reopened from its disk holds the
+//! same.
+//!
+//! `BUCKETSYNC_SIM_HOST_SEEDS=N` runs N seeds (default 1,000); `BUCKETSYNC_SIM_HOST_SEED=S` runs
+//! seed S alone and prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
+
+#![cfg(feature = "driver")]
+
+mod sim;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bucketsync::driver::Transport;
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
+use bucketsync::state_store::{Saved, StateStore, StateWrite};
+use bucketsync::{Category, Error, Request, Response, Stamp, Timestamp, VaultKey};
+use sim::{answer, Bucket, Faults, Rng, STORE};
+
+const START_MS: u64 = 1_800_000_000_000;
+const DEFAULT_SEEDS: u64 = 1_000;
+
+static POWER_LOSSES: AtomicU64 = AtomicU64::new(0);
+static WRITES_LOST_TO_POWER: AtomicU64 = AtomicU64::new(0);
+static RESTORES: AtomicU64 = AtomicU64::new(0);
+static KILLS_MID_SYNC: AtomicU64 = AtomicU64::new(0);
+static TORN_JOURNALS: AtomicU64 = AtomicU64::new(0);
+
+/// Every seed that ever failed, replayed on every run.
+const REGRESSIONS: &[u64] = &[];
+
+/// A disk: what the process sees, and what survives a power loss.
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    seen: Saved,
+    durable: Saved,
+    /// Snapshots written so far.
+    epoch: u64,
+}
+
+/// The state store a session writes to: the simulated disk.
+struct DiskStore(Arc<Mutex<Disk>>);
+
+impl StateStore for DiskStore {
+    fn write(&mut self, write: StateWrite) -> bucketsync::Result<()> {
+        let mut disk = self.0.lock().unwrap();
+        match write {
+            StateWrite::Append(bytes) => disk.seen.journal.extend_from_slice(&bytes),
+            // Not synced: a power loss may bring the old length back.
+            StateWrite::Truncate(len) => disk.seen.journal.truncate(len as usize),
+            StateWrite::Replace { snapshot, journal } => {
+                // Written aside, synced, renamed, the folder synced: durable at once.
+                disk.seen = Saved { snapshot, journal };
+                disk.durable = disk.seen.clone();
+                disk.epoch += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> bucketsync::Result<()> {
+        let mut disk = self.0.lock().unwrap();
+        disk.durable.journal = disk.seen.journal.clone();
+        Ok(())
+    }
+
+    fn journal_len(&self) -> u64 {
+        self.0.lock().unwrap().seen.journal.len() as u64
+    }
+
+    fn snapshot_len(&self) -> u64 {
+        self.0.lock().unwrap().seen.snapshot.len() as u64
+    }
+
+    fn describe(&self) -> String {
+        "simulated disk".into()
+    }
+}
+
+/// What the transports of every replica share: the store, the fault model, the time.
+struct Net {
+    bucket: Bucket,
+    rng: Rng,
+    faults: Option<Faults>,
+    now: Arc<AtomicU64>,
+    /// Requests of killed processes that the store may still apply.
+    orphans: Vec<Request>,
+    /// The process of this replica is killed after this many more requests (the sync in
+    /// progress ends with nothing more sent).
+    kill: Option<(usize, u64)>,
+    killed: bool,
+    log: Vec<String>,
+}
+
+struct SimTransport {
+    net: Rc<RefCell<Net>>,
+    replica: usize,
+}
+
+impl Transport for SimTransport {
+    async fn send(&self, request: Request) -> bucketsync::Result<Response> {
+        let mut net = self.net.borrow_mut();
+        let net = &mut *net;
+        match net.kill {
+            Some((r, 0)) if r == self.replica => net.killed = true,
+            Some((r, n)) if r == self.replica => net.kill = Some((r, n - 1)),
+            _ => {}
+        }
+        if net.killed {
+            // Killed: this request (and any the sync had out) may still land.
+            net.killed = true;
+            net.log.push(format!(
+                "r{} killed, {:?} left out",
+                self.replica, request.kind
+            ));
+            net.orphans.push(request);
+            return Err(Error::Transport {
+                category: Category::Network,
+                message: "the process was killed".into(),
+            });
+        }
+        let Net {
+            bucket,
+            rng,
+            faults,
+            now,
+            ..
+        } = net;
+        bucket.now = now.load(Ordering::Relaxed);
+        let (response, what) = answer(rng, faults.as_ref(), &request, |q| bucket.apply(q));
+        let status = response.as_ref().map_or(0, |r| r.status);
+        net.log.push(format!(
+            "r{} {what} {:?} {} -> {status}",
+            self.replica, request.kind, request.url
+        ));
+        response
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.net.borrow().now.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Every replica ends with it, or with a write that beats it.
+    Certain,
+    /// Its replica lost power (or went back to a backup) before it was flushed or pushed: it
+    /// may be gone.
+    Maybe,
+}
+
+#[derive(Clone, Debug)]
+struct Write {
+    stamp: Stamp,
+    value: Option<Vec<u8>>,
+    fate: Fate,
+    writer: usize,
+    /// Where the disk stood when the app was told of it: the snapshot count and the journal's
+    /// length (it is durable once a later snapshot is, or the journal is flushed that far).
+    epoch: u64,
+    end: usize,
+}
+
+struct Replica {
+    session: Option<Session>,
+    disk: Arc<Mutex<Disk>>,
+    /// A copy of the disk as a power loss would have left it, taken at some earlier step.
+    backup: Option<Disk>,
+    device: String,
+    skew: i64,
+    opens: u64,
+}
+
+struct Host {
+    rng: Rng,
+    key: VaultKey,
+    net: Rc<RefCell<Net>>,
+    now: Arc<AtomicU64>,
+    replicas: Vec<Replica>,
+    durability: Durability,
+    model: BTreeMap<Vec<u8>, Vec<Write>>,
+    trace: DefaultHasher,
+    verbose: bool,
+}
+
+impl Host {
+    fn new(seed: u64, verbose: bool) -> Host {
+        let mut rng = Rng(seed);
+        let key = VaultKey::from_bytes(rng.seed());
+        let count = 2 + rng.below(3) as usize;
+        let flush_interval_ms = [0, 200, 5_000][rng.below(3) as usize];
+        let now = Arc::new(AtomicU64::new(START_MS));
+        let net = Rc::new(RefCell::new(Net {
+            bucket: Bucket::default(),
+            rng: Rng(seed ^ 0x4057_0000_0000_0006),
+            faults: None,
+            now: now.clone(),
+            orphans: Vec::new(),
+            kill: None,
+            killed: false,
+            log: Vec::new(),
+        }));
+        let replicas = (0..count)
+            .map(|i| Replica {
+                session: None,
+                disk: Arc::default(),
+                backup: None,
+                device: format!("{:02x}{}", i + 1, "0".repeat(30)),
+                skew: rng.below(2_000) as i64 - 1_000,
+                opens: 0,
+            })
+            .collect();
+        let mut host = Host {
+            rng,
+            key,
+            net,
+            now,
+            replicas,
+            durability: Durability {
+                flush_interval_ms,
+                compact_min_bytes: 4 << 10,
+            },
+            model: BTreeMap::new(),
+            trace: DefaultHasher::new(),
+            verbose,
+        };
+        host.log(format!(
+            "{count} replicas, journal flushed every {flush_interval_ms} ms"
+        ));
+        for r in 0..count {
+            host.open(r);
+        }
+        host
+    }
+
+    fn log(&mut self, line: String) {
+        let net_lines: Vec<String> = std::mem::take(&mut self.net.borrow_mut().log);
+        for l in net_lines.into_iter().chain([line]) {
+            l.hash(&mut self.trace);
+            if self.verbose {
+                eprintln!("{l}");
+            }
+        }
+    }
+
+    /// Opens replica `r` from its disk, as a process starting does.
+    fn open(&mut self, r: usize) {
+        let replica = &mut self.replicas[r];
+        replica.opens += 1;
+        let saved = {
+            let disk = replica.disk.lock().unwrap();
+            (!disk.seen.snapshot.is_empty()).then(|| disk.seen.clone())
+        };
+        let now = self.now.clone();
+        let skew = replica.skew;
+        let mut seed = self.rng.seed();
+        seed[0] ^= replica.opens as u8;
+        let options = SessionOptions {
+            device: Some(&replica.device),
+            durability: self.durability,
+            clock: Arc::new(move || {
+                Timestamp(now.load(Ordering::Relaxed).saturating_add_signed(skew))
+            }),
+            own_transport: true,
+            entropy_seed: Some(seed),
+            ..SessionOptions::new(
+                STORE,
+                &self.key,
+                StateLocation::Custom(Box::new(DiskStore(replica.disk.clone())), saved),
+            )
+        };
+        let session = Session::open(options).unwrap_or_else(|e| panic!("r{r} cannot open: {e}"));
+        session.set_mass_deletion_limit(None).unwrap();
+        replica.session = Some(session);
+    }
+
+    fn session(&self, r: usize) -> &Session {
+        self.replicas[r].session.as_ref().expect("open")
+    }
+
+    fn write(&mut self, r: usize) {
+        let key = format!("k{}", self.rng.below(10)).into_bytes();
+        let value = (!self.rng.chance(250)).then(|| self.rng.next().to_le_bytes().to_vec());
+        let session = self.session(r);
+        match &value {
+            Some(v) => session.put(key.clone(), v.clone()),
+            None => session.delete(key.clone()),
+        }
+        .unwrap_or_else(|e| panic!("r{r}'s write failed: {e}"));
+        let stamp = session
+            .read(|e| e.record(&key).map(|rec| rec.stamp))
+            .unwrap()
+            .expect("written");
+        let (epoch, end) = {
+            let disk = self.replicas[r].disk.lock().unwrap();
+            (disk.epoch, disk.seen.journal.len())
+        };
+        let durable_len = self.replicas[r].disk.lock().unwrap().durable.journal.len();
+        self.log(format!(
+            "r{r} write {key:?} {} (journal {end}, durable {durable_len})",
+            value.is_some()
+        ));
+        self.model.entry(key).or_default().push(Write {
+            stamp,
+            value,
+            fate: Fate::Certain,
+            writer: r,
+            epoch,
+            end,
+        });
+    }
+
+    fn sync(&mut self, r: usize, kill: bool) {
+        let after = self.rng.below(8);
+        {
+            let mut net = self.net.borrow_mut();
+            net.kill = kill.then_some((r, after));
+            net.killed = false;
+        }
+        let transport = SimTransport {
+            net: self.net.clone(),
+            replica: r,
+        };
+        // Every answer is at hand, so the sync runs to its end in one go.
+        let outcome = block_on(self.session(r).sync(&transport, 4, |_| {}));
+        let killed = {
+            let mut net = self.net.borrow_mut();
+            net.kill = None;
+            std::mem::take(&mut net.killed)
+        };
+        let line = match &outcome {
+            Ok(report) => format!("  r{r} sync ok: {report}"),
+            Err(e) => format!("  r{r} sync failed: {e}"),
+        };
+        self.log(line);
+        if killed {
+            KILLS_MID_SYNC.fetch_add(1, Ordering::Relaxed);
+            self.kill(r);
+        } else if self.net.borrow().faults.is_none() {
+            if let Err(e) = outcome {
+                panic!("r{r}'s sync failed without faults: {e}");
+            }
+        }
+    }
+
+    /// Ends the process abruptly: what the session would write or flush as it closes never
+    /// happens (the disk is put back as it was).
+    fn die(&mut self, r: usize) {
+        let disk = self.replicas[r].disk.lock().unwrap().clone();
+        self.replicas[r].session = None;
+        *self.replicas[r].disk.lock().unwrap() = disk;
+    }
+
+    /// The process dies; what it wrote stays on disk. It starts again.
+    fn kill(&mut self, r: usize) {
+        self.die(r);
+        self.log(format!("r{r} killed, restarts"));
+        self.open(r);
+    }
+
+    /// The writes of `r` that the app was told of, not pushed now and not durable on its
+    /// disk, may be lost.
+    fn mark_at_risk(&mut self, r: usize, durable: impl Fn(&Write) -> bool) -> u64 {
+        let unpushed = self
+            .session(r)
+            .read(|e| e.unpushed_keys())
+            .unwrap_or_default();
+        let mut n = 0;
+        for (key, writes) in &mut self.model {
+            if !unpushed.contains(key) {
+                continue;
+            }
+            for w in writes
+                .iter_mut()
+                .filter(|w| w.writer == r && w.fate == Fate::Certain && !durable(w))
+            {
+                w.fate = Fate::Maybe;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The power fails: what was not flushed may be lost, the journal torn at any byte.
+    fn power_loss(&mut self, r: usize) {
+        POWER_LOSSES.fetch_add(1, Ordering::Relaxed);
+        let (epoch, durable_end) = {
+            let disk = self.replicas[r].disk.lock().unwrap();
+            (disk.epoch, disk.durable.journal.len())
+        };
+        let at_risk = self.mark_at_risk(r, |w| w.epoch < epoch || w.end <= durable_end);
+        WRITES_LOST_TO_POWER.fetch_add(at_risk, Ordering::Relaxed);
+        self.die(r);
+        let cut = {
+            let mut disk = self.replicas[r].disk.lock().unwrap();
+            let durable = disk.durable.clone();
+            let extra = disk
+                .seen
+                .journal
+                .get(durable.journal.len()..)
+                .filter(|_| disk.seen.journal.starts_with(&durable.journal))
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            let keep = self.rng.below(extra.len() as u64 + 1) as usize;
+            disk.seen = durable;
+            disk.seen.journal.extend_from_slice(&extra[..keep]);
+            disk.durable = disk.seen.clone();
+            (keep, extra.len())
+        };
+        if cut.0 < cut.1 && cut.0 > 0 {
+            TORN_JOURNALS.fetch_add(1, Ordering::Relaxed);
+        }
+        self.log(format!(
+            "r{r} power fails: {} of {} unflushed journal bytes kept, {at_risk} writes at risk",
+            cut.0, cut.1
+        ));
+        self.open(r);
+    }
+
+    /// The state goes back to the backup copy (a restored phone, a VM snapshot).
+    fn restore_backup(&mut self, r: usize) {
+        let Some(backup) = self.replicas[r].backup.clone() else {
+            return;
+        };
+        RESTORES.fetch_add(1, Ordering::Relaxed);
+        let at_risk = self.mark_at_risk(r, |_| false);
+        self.die(r);
+        *self.replicas[r].disk.lock().unwrap() = backup;
+        self.log(format!(
+            "r{r} restored from its backup, {at_risk} writes at risk"
+        ));
+        self.open(r);
+    }
+
+    fn take_backup(&mut self, r: usize) {
+        let mut copy = self.replicas[r].disk.lock().unwrap().clone();
+        copy.seen = copy.durable.clone();
+        self.replicas[r].backup = Some(copy);
+        self.log(format!("r{r} backup taken"));
+    }
+
+    fn random_phase(&mut self, steps: usize) {
+        let faults = Faults {
+            fail: self.rng.below(150),
+            lose_answer: self.rng.below(80),
+            truncate: 0,
+            duplicate: self.rng.below(60),
+            crash: self.rng.below(40),
+            compact: 0,
+            clock_jump: 0,
+            applied_error: self.rng.below(40),
+        };
+        let crash = faults.crash;
+        self.net.borrow_mut().faults = Some(faults);
+        for _ in 0..steps {
+            self.now.fetch_add(self.rng.below(400), Ordering::Relaxed);
+            let r = self.rng.below(self.replicas.len() as u64) as usize;
+            match self.rng.below(100) {
+                0..=44 => self.write(r),
+                45..=79 => {
+                    let kill = self.rng.chance(crash * 3);
+                    self.sync(r, kill);
+                }
+                80..=84 => {
+                    let orphans = std::mem::take(&mut self.net.borrow_mut().orphans);
+                    for orphan in orphans {
+                        if self.rng.chance(500) {
+                            let mut net = self.net.borrow_mut();
+                            net.bucket.now = self.now.load(Ordering::Relaxed);
+                            let status = net.bucket.apply(&orphan).status;
+                            drop(net);
+                            self.log(format!("orphan {:?} lands -> {status}", orphan.kind));
+                        }
+                    }
+                }
+                85..=89 => self.take_backup(r),
+                _ => {
+                    if self.rng.chance(crash * 5) {
+                        self.kill(r);
+                    } else if self.rng.chance(crash * 5) {
+                        self.power_loss(r);
+                    } else if self.rng.chance(crash * 2) {
+                        self.restore_backup(r);
+                    }
+                }
+            }
+        }
+    }
+
+    fn quiesce(&mut self) {
+        {
+            let mut net = self.net.borrow_mut();
+            net.faults = None;
+            net.orphans.clear();
+        }
+        let mut quiet = 0;
+        for _ in 0..12 {
+            let mut moved = false;
+            for r in 0..self.replicas.len() {
+                self.sync(r, false);
+                let report = self.session(r).last_report().expect("a sync ran");
+                moved |= report.pushed > 0 || report.pulled > 0;
+            }
+            quiet = if moved { 0 } else { quiet + 1 };
+            if quiet == 2 {
+                return;
+            }
+        }
+        panic!("the replicas did not settle in 12 rounds");
+    }
+
+    /// Every replica holds, for each key, the newest certain write or a newer maybe one; and
+    /// reopened from its disk, the same.
+    fn check(&mut self) {
+        for r in 0..self.replicas.len() {
+            for reopen in [false, true] {
+                if reopen {
+                    self.kill(r);
+                }
+                for (key, writes) in &self.model {
+                    let record = self.session(r).read(|e| e.record(key).cloned()).unwrap();
+                    let certain = writes
+                        .iter()
+                        .filter(|w| w.fate == Fate::Certain)
+                        .max_by_key(|w| w.stamp);
+                    let ok = match (&record, certain) {
+                        (None, None) => true,
+                        (None, Some(_)) => false,
+                        (Some(rec), c) => {
+                            c.is_none_or(|c| rec.stamp >= c.stamp)
+                                && writes
+                                    .iter()
+                                    .any(|w| w.stamp == rec.stamp && w.value == rec.value)
+                        }
+                    };
+                    assert!(
+                        ok,
+                        "r{r} (reopened: {reopen}) holds {key:?} as {record:?}; the newest certain \
+                         write is {certain:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs a future whose every step is ready (the transport answers at once, its sleeps only
+/// move the simulated clock).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..1_000_000 {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("a sync waited on something the simulation never gives");
+}
+
+fn run(seed: u64, verbose: bool) -> u64 {
+    let mut host = Host::new(seed, verbose);
+    let steps = 100 + host.rng.below(200) as usize;
+    host.random_phase(steps);
+    host.log("quiesce".into());
+    host.quiesce();
+    host.check();
+    host.trace.finish()
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+fn run_reporting(seed: u64) {
+    if let Err(panic) = std::panic::catch_unwind(|| run(seed, false)) {
+        panic!(
+            "seed {seed} failed: {}\nreplay it with: BUCKETSYNC_SIM_HOST_SEED={seed} cargo test -p bucketsync --test simulation_host -- --nocapture",
+            panic_message(panic.as_ref())
+        );
+    }
+}
+
+#[test]
+fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pushed() {
+    if let Ok(seed) = std::env::var("BUCKETSYNC_SIM_HOST_SEED") {
+        let seed: u64 = seed.parse().expect("BUCKETSYNC_SIM_HOST_SEED is a number");
+        let hash = run(seed, true);
+        eprintln!("seed {seed}: trace {hash:016x}");
+        return;
+    }
+    let seeds: u64 = std::env::var("BUCKETSYNC_SIM_HOST_SEEDS")
+        .ok()
+        .map(|n| n.parse().expect("BUCKETSYNC_SIM_HOST_SEEDS is a number"))
+        .unwrap_or(DEFAULT_SEEDS);
+    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
+        let failed: Vec<u64> = (0..seeds)
+            .filter(|seed| {
+                let outcome = std::panic::catch_unwind(|| run(*seed, false));
+                if let Err(panic) = &outcome {
+                    let message = panic_message(panic.as_ref());
+                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
+                }
+                outcome.is_err()
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} seeds failed: {failed:?}",
+            failed.len()
+        );
+    } else {
+        for seed in 0..seeds {
+            run_reporting(seed);
+        }
+    }
+    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    eprintln!(
+        "host: {} power losses ({} torn journals, {} writes at risk), {} restores from a \
+         backup, {} processes killed mid-sync",
+        count(&POWER_LOSSES),
+        count(&TORN_JOURNALS),
+        count(&WRITES_LOST_TO_POWER),
+        count(&RESTORES),
+        count(&KILLS_MID_SYNC),
+    );
+    if seeds >= 500 {
+        assert!(count(&POWER_LOSSES) > seeds);
+        assert!(count(&TORN_JOURNALS) > seeds / 10);
+        assert!(count(&RESTORES) > seeds / 5);
+        assert!(count(&KILLS_MID_SYNC) > seeds / 2);
+    }
+}
+
+#[test]
+fn every_host_seed_that_ever_failed_passes() {
+    for &seed in REGRESSIONS {
+        run_reporting(seed);
+    }
+}
+
+#[test]
+fn a_host_seed_replays_to_the_same_trace() {
+    assert_eq!(run(11, false), run(11, false));
+    assert_ne!(run(11, false), run(12, false));
+}
