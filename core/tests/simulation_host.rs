@@ -412,7 +412,10 @@ impl Host {
             let disk = self.replicas[r].disk.lock().unwrap();
             (disk.epoch, disk.durable.journal.len())
         };
-        let at_risk = self.mark_at_risk(r, |w| w.epoch < epoch || w.end <= durable_end);
+        // With a flush interval of 0 every write is flushed before the app is told of it: the
+        // session's promise, whatever the disk says.
+        let promised = self.durability.flush_interval_ms == 0;
+        let at_risk = self.mark_at_risk(r, |w| promised || w.epoch < epoch || w.end <= durable_end);
         WRITES_LOST_TO_POWER.fetch_add(at_risk, Ordering::Relaxed);
         self.die(r);
         let cut = {
