@@ -1320,6 +1320,7 @@ impl Vault {
                 ..Durability::default()
             },
             clock: session::system_clock(),
+            entropy_seed: None,
         };
         // Waiting for a lock must not hold the GIL.
         let session = py.allow_threads(|| Session::open(options)).map_err(to_py)?;

@@ -563,6 +563,7 @@ impl Vault {
             own_transport: matches!(opening.transport.as_deref(), Some(AnyTransport::Host(_))),
             durability: Durability::default(),
             clock: session::system_clock(),
+            entropy_seed: None,
         })?;
         let transport = match opening.transport {
             Some(transport) => transport,
