@@ -52,6 +52,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # settings, notify parsing, state names, the declared-size check of file sources and the
 # listener registry with its fan-out (index.js keeps only the events() iterator): 433,812 ->
 # 436,582 (+2.8 KB, measured in one run before and after): the bar moved to 437,000.
-bar=437000
+# Issue 38's fixes in the core (pack collection looks at each former id of the device in turn,
+# an upload keeps only its own packs' chunks, a pack PUT's 412 counts as stored, a fixed
+# entropy seed for simulations): 436,761 -> 437,679 (+0.9 KB): the bar moved to 438,500.
+bar=438500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -79,7 +79,8 @@ pub enum StateLocation<'a> {
     /// A store the app brings (a platform's own storage, or a simulated disk), with what it
     /// holds now (`None`: nothing yet). It must apply writes in order and make them survive a
     /// power loss when flushed, as [`StateStore`] says; the session flushes under its
-    /// [`Durability`].
+    /// [`Durability`]. (Not in the wasm build: the browser's storage is [`StateLocation::Host`].)
+    #[cfg(not(target_arch = "wasm32"))]
     Custom(Box<dyn StateStore>, Option<Saved>),
     #[doc(hidden)]
     _Lifetime(std::marker::PhantomData<&'a ()>),
@@ -96,6 +97,7 @@ impl core::fmt::Debug for StateLocation<'_> {
                 .field("wait", wait)
                 .finish(),
             StateLocation::Host(_) => f.write_str("Host"),
+            #[cfg(not(target_arch = "wasm32"))]
             StateLocation::Custom(store, _) => write!(f, "Custom({})", store.describe()),
         }
     }
@@ -170,6 +172,7 @@ enum Backend {
     Memory(MemoryState),
     #[cfg(not(target_arch = "wasm32"))]
     File(FileState),
+    #[cfg(not(target_arch = "wasm32"))]
     Custom(Box<dyn StateStore>),
 }
 
@@ -179,6 +182,7 @@ impl Backend {
             Backend::Memory(m) => m,
             #[cfg(not(target_arch = "wasm32"))]
             Backend::File(f) => f,
+            #[cfg(not(target_arch = "wasm32"))]
             Backend::Custom(c) => c.as_mut(),
         }
     }
@@ -265,6 +269,7 @@ impl Session {
                 let restore = (!saved.snapshot.is_empty()).then(|| saved.clone());
                 (Backend::Memory(MemoryState::queued(saved)), restore)
             }
+            #[cfg(not(target_arch = "wasm32"))]
             StateLocation::Custom(store, saved) => {
                 let restore = saved.filter(|s| !s.snapshot.is_empty());
                 (Backend::Custom(store), restore)
