@@ -1469,37 +1469,15 @@ fn run_reporting(seed: u64) {
 
 #[test]
 fn replicas_under_random_faults_converge_and_lose_nothing() {
-    if let Ok(seed) = std::env::var("BUCKETSYNC_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("BUCKETSYNC_SIM_SEED is a number");
-        let hash = run(seed, true);
-        eprintln!("seed {seed}: trace {hash:016x}");
+    let Some(seeds) = sim::run_seeds(
+        "BUCKETSYNC_SIM_SEED",
+        "BUCKETSYNC_SIM_SEEDS",
+        1_000,
+        "simulation",
+        run,
+    ) else {
         return;
-    }
-    let seeds: u64 = std::env::var("BUCKETSYNC_SIM_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("BUCKETSYNC_SIM_SEEDS is a number"))
-        .unwrap_or(1_000);
-    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
-        let failed: Vec<u64> = (0..seeds)
-            .filter(|seed| {
-                let outcome = std::panic::catch_unwind(|| run(*seed, false));
-                if let Err(panic) = &outcome {
-                    let message = panic_message(panic.as_ref());
-                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
-                }
-                outcome.is_err()
-            })
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} seeds failed: {failed:?}",
-            failed.len()
-        );
-    } else {
-        for seed in 0..seeds {
-            run_reporting(seed);
-        }
-    }
+    };
     // The compaction paths really ran: checkpoints were written and new devices started
     // from them.
     if seeds >= 100 {

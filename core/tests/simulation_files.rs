@@ -148,6 +148,25 @@ struct Replica {
     ids: usize,
 }
 
+impl Replica {
+    /// A replica that starts from nothing on an empty disk.
+    fn new(mut engine: Engine, skew: i64) -> Replica {
+        Replica {
+            snapshot: engine.export_state(),
+            journal: engine.journal_header().unwrap(),
+            engine,
+            skew,
+            inflight: Vec::new(),
+            storing: None,
+            reading: Vec::new(),
+            next_read: 0,
+            unpushed_since: BTreeMap::new(),
+            sync_faulted: false,
+            ids: 1,
+        }
+    }
+}
+
 struct Files {
     rng: Rng,
     /// Draws what was added to the world after seeds were kept as regressions, so that those
@@ -217,19 +236,7 @@ impl Files {
                 configure(&mut engine, policy);
                 // Clocks within the skew the policy allows of each other.
                 let skew = rng.below(max_skew) as i64 - (max_skew / 2) as i64;
-                Replica {
-                    snapshot: engine.export_state(),
-                    journal: engine.journal_header().unwrap(),
-                    engine,
-                    skew,
-                    inflight: Vec::new(),
-                    storing: None,
-                    reading: Vec::new(),
-                    next_read: 0,
-                    unpushed_since: BTreeMap::new(),
-                    sync_faulted: false,
-                    ids: 1,
-                }
+                Replica::new(engine, skew)
             })
             .collect();
         let mut bucket = Bucket::default();
@@ -1378,19 +1385,7 @@ impl Files {
             Entropy::from_seed(self.rng.seed()),
         );
         configure(&mut engine, self.policy);
-        self.replicas.push(Replica {
-            snapshot: engine.export_state(),
-            journal: engine.journal_header().unwrap(),
-            engine,
-            skew: 0,
-            inflight: Vec::new(),
-            storing: None,
-            reading: Vec::new(),
-            next_read: 0,
-            unpushed_since: BTreeMap::new(),
-            sync_faulted: false,
-            ids: 1,
-        });
+        self.replicas.push(Replica::new(engine, 0));
         let r = self.replicas.len() - 1;
         self.full_sync(r);
         self.check_files("joined");
@@ -1510,56 +1505,17 @@ fn run(seed: u64, verbose: bool) -> u64 {
     sim.trace.finish()
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
-fn run_reporting(seed: u64) {
-    if let Err(panic) = std::panic::catch_unwind(|| run(seed, false)) {
-        panic!(
-            "seed {seed} failed: {}\nreplay it with: BUCKETSYNC_SIM_FILES_SEED={seed} cargo test -p bucketsync --test simulation_files -- --nocapture",
-            panic_message(panic.as_ref())
-        );
-    }
-}
-
 #[test]
 fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
-    if let Ok(seed) = std::env::var("BUCKETSYNC_SIM_FILES_SEED") {
-        let seed: u64 = seed.parse().expect("BUCKETSYNC_SIM_FILES_SEED is a number");
-        let hash = run(seed, true);
-        eprintln!("seed {seed}: trace {hash:016x}");
+    let Some(seeds) = sim::run_seeds(
+        "BUCKETSYNC_SIM_FILES_SEED",
+        "BUCKETSYNC_SIM_FILES_SEEDS",
+        DEFAULT_SEEDS,
+        "simulation_files",
+        run,
+    ) else {
         return;
-    }
-    let seeds: u64 = std::env::var("BUCKETSYNC_SIM_FILES_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("BUCKETSYNC_SIM_FILES_SEEDS is a number"))
-        .unwrap_or(DEFAULT_SEEDS);
-    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
-        let failed: Vec<u64> = (0..seeds)
-            .filter(|seed| {
-                let outcome = std::panic::catch_unwind(|| run(*seed, false));
-                if let Err(panic) = &outcome {
-                    let message = panic_message(panic.as_ref());
-                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
-                }
-                outcome.is_err()
-            })
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} seeds failed: {failed:?}",
-            failed.len()
-        );
-    } else {
-        for seed in 0..seeds {
-            run_reporting(seed);
-        }
-    }
+    };
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "files: {} uploads ({} multipart), {} reads ({} of overwritten versions, {} redirect \
@@ -1592,7 +1548,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
 #[test]
 fn every_files_seed_that_ever_failed_passes() {
     for &seed in REGRESSIONS {
-        run_reporting(seed);
+        sim::run_reporting(seed, "BUCKETSYNC_SIM_FILES_SEED", "simulation_files", run);
     }
 }
 

@@ -594,56 +594,17 @@ fn run(seed: u64, verbose: bool) -> u64 {
     host.trace.finish()
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
-fn run_reporting(seed: u64) {
-    if let Err(panic) = std::panic::catch_unwind(|| run(seed, false)) {
-        panic!(
-            "seed {seed} failed: {}\nreplay it with: BUCKETSYNC_SIM_HOST_SEED={seed} cargo test -p bucketsync --test simulation_host -- --nocapture",
-            panic_message(panic.as_ref())
-        );
-    }
-}
-
 #[test]
 fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pushed() {
-    if let Ok(seed) = std::env::var("BUCKETSYNC_SIM_HOST_SEED") {
-        let seed: u64 = seed.parse().expect("BUCKETSYNC_SIM_HOST_SEED is a number");
-        let hash = run(seed, true);
-        eprintln!("seed {seed}: trace {hash:016x}");
+    let Some(seeds) = sim::run_seeds(
+        "BUCKETSYNC_SIM_HOST_SEED",
+        "BUCKETSYNC_SIM_HOST_SEEDS",
+        DEFAULT_SEEDS,
+        "simulation_host",
+        run,
+    ) else {
         return;
-    }
-    let seeds: u64 = std::env::var("BUCKETSYNC_SIM_HOST_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("BUCKETSYNC_SIM_HOST_SEEDS is a number"))
-        .unwrap_or(DEFAULT_SEEDS);
-    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
-        let failed: Vec<u64> = (0..seeds)
-            .filter(|seed| {
-                let outcome = std::panic::catch_unwind(|| run(*seed, false));
-                if let Err(panic) = &outcome {
-                    let message = panic_message(panic.as_ref());
-                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
-                }
-                outcome.is_err()
-            })
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} seeds failed: {failed:?}",
-            failed.len()
-        );
-    } else {
-        for seed in 0..seeds {
-            run_reporting(seed);
-        }
-    }
+    };
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "host: {} power losses ({} torn journals, {} writes at risk), {} restores from a \
@@ -665,7 +626,7 @@ fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pu
 #[test]
 fn every_host_seed_that_ever_failed_passes() {
     for &seed in REGRESSIONS {
-        run_reporting(seed);
+        sim::run_reporting(seed, "BUCKETSYNC_SIM_HOST_SEED", "simulation_host", run);
     }
 }
 

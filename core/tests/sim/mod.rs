@@ -449,3 +449,71 @@ pub fn answer(
         _ => (Ok(apply(request)), "delivered"),
     }
 }
+
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Runs `seed` of a simulation (`run(seed, verbose)` gives its trace's hash); a failure panics
+/// with how to replay it: `<replay_var>=<seed> cargo test -p bucketsync --test <test>`.
+pub fn run_reporting(seed: u64, replay_var: &str, test: &str, run: fn(u64, bool) -> u64) {
+    if let Err(panic) = std::panic::catch_unwind(|| run(seed, false)) {
+        panic!(
+            "seed {seed} failed: {}\nreplay it with: {replay_var}={seed} cargo test -p bucketsync \
+             --all-features --test {test} -- --nocapture",
+            panic_message(panic.as_ref())
+        );
+    }
+}
+
+/// Runs a simulation's seeds as its environment asks: `<one_var>=S` runs seed S alone and
+/// prints its schedule (then `None`); otherwise seeds 0 to `<count_var>` (default `default`),
+/// all of them listing the failures with `BUCKETSYNC_SIM_KEEP_GOING`, else stopping at the
+/// first. Returns how many ran.
+pub fn run_seeds(
+    one_var: &str,
+    count_var: &str,
+    default: u64,
+    test: &str,
+    run: fn(u64, bool) -> u64,
+) -> Option<u64> {
+    let number = |var: &str| {
+        std::env::var(var).ok().map(|n| {
+            n.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{var} is a number"))
+        })
+    };
+    if let Some(seed) = number(one_var) {
+        let hash = run(seed, true);
+        eprintln!("seed {seed}: trace {hash:016x}");
+        return None;
+    }
+    let seeds = number(count_var).unwrap_or(default);
+    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
+        let failed: Vec<u64> = (0..seeds)
+            .filter(|seed| {
+                let outcome = std::panic::catch_unwind(|| run(*seed, false));
+                if let Err(panic) = &outcome {
+                    let message = panic_message(panic.as_ref());
+                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
+                }
+                outcome.is_err()
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} seeds failed: {failed:?}",
+            failed.len()
+        );
+    } else {
+        for seed in 0..seeds {
+            run_reporting(seed, one_var, test, run);
+        }
+    }
+    Some(seeds)
+}
