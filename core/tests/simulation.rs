@@ -81,6 +81,10 @@ static POLLS: AtomicU64 = AtomicU64::new(0);
 static QUIET_POLLS: AtomicU64 = AtomicU64::new(0);
 static HINTS_DELETED: AtomicU64 = AtomicU64::new(0);
 static HINTS_FROZEN: AtomicU64 = AtomicU64::new(0);
+/// Conflicts reported (each checked against what the replica had unpushed), and reports of a
+/// start-over whose restamped keys were checked.
+static CONFLICTS_REPORTED: AtomicU64 = AtomicU64::new(0);
+static RESTAMPS_CHECKED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -221,6 +225,11 @@ struct Watch {
     /// The replica's clock was bound when it started (it is not the runaway, or the runaway
     /// after it came back and synced).
     bound: bool,
+    /// Keys unpushed when it started or written while it ran: the only ones it may report as
+    /// conflicts (a write concurrent with an unpushed one of this replica).
+    may_conflict: BTreeSet<Vec<u8>>,
+    /// The keys written again when the replica started over during it.
+    restamped: Option<BTreeSet<Vec<u8>>>,
 }
 
 /// What the checks at the end expect of an acknowledged write.
@@ -508,6 +517,11 @@ impl Sim {
     fn start(&mut self, r: usize, poll: Option<bool>) -> Result<(), Error> {
         let now = self.time(r);
         let before = self.replicas[r].engine.device();
+        let may_conflict = self.replicas[r]
+            .engine
+            .unpushed_keys()
+            .into_iter()
+            .collect();
         match poll {
             None => self.replicas[r].engine.start_sync(now)?,
             Some(list_anyway) => {
@@ -524,6 +538,8 @@ impl Sim {
             // A listing that lags may hide a manifest the checks expect to be reported.
             faulted: self.bucket.list_lag_ms > 0,
             bound: !self.tainted(r),
+            may_conflict,
+            restamped: None,
         });
         if self.replicas[r].engine.device() != before {
             self.started_over(r, before);
@@ -599,6 +615,11 @@ impl Sim {
                 }
                 REWRITTEN.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        if let Some(watch) = &mut self.replicas[r].watch {
+            let keys: BTreeSet<Vec<u8>> = restamped.iter().map(|(k, _)| k.clone()).collect();
+            watch.may_conflict.extend(keys.iter().cloned());
+            watch.restamped = Some(keys);
         }
         self.log(format!(
             "r{r} starts over, {} writes restamped",
@@ -693,11 +714,35 @@ impl Sim {
                         "r{r}: {report}"
                     );
                 }
-                (Ok(report), Some(watch)) => self.check_clock_errors(r, report, &watch),
+                (Ok(report), Some(watch)) => {
+                    self.check_reported_keys(r, report, &watch);
+                    self.check_clock_errors(r, report, &watch)
+                }
                 _ => {}
             }
         }
         self.persist(r);
+    }
+
+    /// A finished sync names as conflicts only keys this replica had unpushed (when it started,
+    /// or written since), and, when the replica started over, as restamped exactly the keys it
+    /// wrote again.
+    fn check_reported_keys(&self, r: usize, report: &bucketsync::SyncReport, watch: &Watch) {
+        CONFLICTS_REPORTED.fetch_add(report.conflicts.len() as u64, Ordering::Relaxed);
+        for key in &report.conflicts {
+            assert!(
+                watch.may_conflict.contains(key),
+                "r{r}'s sync reports a conflict on {key:?}, which it had not written unpushed: {report}"
+            );
+        }
+        if let (Some(_), Some(restamped)) = (report.started_over, &watch.restamped) {
+            RESTAMPS_CHECKED.fetch_add(1, Ordering::Relaxed);
+            let reported: BTreeSet<Vec<u8>> = report.restamped.iter().cloned().collect();
+            assert_eq!(
+                &reported, restamped,
+                "r{r} started over: the keys its report says it wrote again"
+            );
+        }
     }
 
     /// The manifests in the store now stamped beyond the bound, with their writer and (wall)
@@ -837,6 +882,9 @@ impl Sim {
         replica
             .view
             .refresh(&replica.engine, std::slice::from_ref(&key));
+        if let Some(watch) = &mut replica.watch {
+            watch.may_conflict.insert(key.clone());
+        }
         if self.rng.chance(faults.crash) {
             // Killed in the middle of the append: the write was never acknowledged.
             let entry = self.replicas[r].engine.poll_journal().unwrap_or_default();
@@ -1504,6 +1552,13 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(QUIET_POLLS.load(Ordering::Relaxed) > seeds * 2);
         assert!(HINTS_DELETED.load(Ordering::Relaxed) > seeds / 2);
         assert!(HINTS_FROZEN.load(Ordering::Relaxed) > seeds / 2);
+        eprintln!(
+            "conflicts reported {}, start-overs whose restamped keys were checked {}",
+            CONFLICTS_REPORTED.load(Ordering::Relaxed),
+            RESTAMPS_CHECKED.load(Ordering::Relaxed)
+        );
+        assert!(CONFLICTS_REPORTED.load(Ordering::Relaxed) > seeds);
+        assert!(RESTAMPS_CHECKED.load(Ordering::Relaxed) > seeds / 50);
         // And runaway clocks ran: writes were held, reported, and written again.
         let runaways = RUNAWAYS.load(Ordering::Relaxed);
         eprintln!(
