@@ -38,7 +38,7 @@
 
 mod sim;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,8 +92,12 @@ struct FileWrite {
     /// When a write with a higher stamp was acknowledged (simulated time).
     superseded_at: Option<u64>,
     /// Its writer kept it unpushed for longer than half the grace period, or wrote it again
-    /// when it started over after being away: its chunks may be collected (FORMAT §8.8).
+    /// when it started over after being away: its chunks in packs of other devices may be
+    /// collected (FORMAT §8.8). Those in packs its own replica wrote (under any of its ids)
+    /// may not: a replica never deletes a pack of its own that a record it holds names.
     fragile: bool,
+    /// The replica that wrote it.
+    writer: usize,
     /// Written by an id its replica left when it started over (the copy under the new id is
     /// in the model too): replicas may end with it or without it.
     maybe: bool,
@@ -144,13 +148,14 @@ struct Replica {
     unpushed_since: BTreeMap<Vec<u8>, u64>,
     /// A fault hit a request of the sync in progress.
     sync_faulted: bool,
-    /// How many ids it had (it starts over under a new one).
-    ids: usize,
+    /// Every id it had (it starts over under a new one), in hex as pack names spell them.
+    ids: BTreeSet<String>,
 }
 
 impl Replica {
     /// A replica that starts from nothing on an empty disk.
     fn new(mut engine: Engine, skew: i64) -> Replica {
+        let engine_id = engine.device().to_string();
         Replica {
             snapshot: engine.export_state(),
             journal: engine.journal_header().unwrap(),
@@ -162,7 +167,7 @@ impl Replica {
             next_read: 0,
             unpushed_since: BTreeMap::new(),
             sync_faulted: false,
-            ids: 1,
+            ids: BTreeSet::from([engine_id]),
         }
     }
 }
@@ -355,6 +360,7 @@ impl Files {
     /// Adds an acknowledged write; every write it beats is superseded now.
     fn record_write(
         &mut self,
+        writer: usize,
         key: Vec<u8>,
         stamp: Stamp,
         content: Option<usize>,
@@ -377,16 +383,33 @@ impl Files {
             value,
             superseded_at,
             fragile,
+            writer,
             maybe: false,
         });
     }
 
-    /// Whether the version is one whose chunks must stay readable now.
+    /// Whether the version is one whose chunks must stay readable now (those that
+    /// [`Files::excused`] leaves out aside).
     fn protected(&self, w: &FileWrite) -> bool {
         w.value.is_some()
-            && !w.fragile
             && w.superseded_at
                 .is_none_or(|at| self.now < at.saturating_add(self.grace()))
+    }
+
+    /// Whether the chunk of `w` in `pack` may be gone although `w` is protected: `w` is
+    /// fragile and the pack is another device's.
+    fn excused(&self, w: &FileWrite, pack: &str) -> bool {
+        let device = pack.strip_prefix("p/").and_then(|p| p.split('/').next());
+        w.fragile && device.is_none_or(|d| !self.replicas[w.writer].ids.contains(d))
+    }
+
+    /// Whether some chunk of `w` may be gone although `w` is protected.
+    fn partly_excused(&self, w: &FileWrite) -> bool {
+        w.value.as_deref().is_some_and(|v| {
+            Self::chunks_of(v)
+                .iter()
+                .any(|(pack, _, _)| self.excused(w, pack))
+        })
     }
 
     fn chunks_of(value: &[u8]) -> Vec<(String, u64, u32)> {
@@ -448,6 +471,9 @@ impl Files {
             .collect();
         for (key, w) in protected {
             for (pack, offset, _) in Self::chunks_of(w.value.as_deref().expect("a file")) {
+                if self.excused(&w, &pack) {
+                    continue;
+                }
                 if self.locate(&pack, offset, "").is_some()
                     && self.locate(&pack, offset, object).is_none()
                 {
@@ -572,6 +598,7 @@ impl Files {
                     self.contents[storing.content].len()
                 );
                 self.record_write(
+                    r,
                     storing.key,
                     stamp,
                     Some(storing.content),
@@ -631,11 +658,15 @@ impl Files {
                 }
                 Err(e) => {
                     let write = self.write_of(&reading.key, reading.stamp).clone();
-                    let allowed = reading.faulted && e.category() != Category::NotFound
-                        || !self.protected(&write)
+                    // A fault may fail a read in any way but "gone"; "gone" needs a version
+                    // nobody must keep (or a chunk of it that may be gone); "corrupt" a
+                    // rotted byte.
+                    let gone = e.category() == Category::NotFound;
+                    let allowed = reading.faulted && !gone
+                        || gone && (!self.protected(&write) || self.partly_excused(&write))
                         || e.category() == Category::Corrupt && self.damaged(&write);
                     assert!(
-                        allowed || write.fragile,
+                        allowed,
                         "r{r}'s read of {:?} {:?} failed: {e} (superseded at {:?}, now {}, faulted {})",
                         String::from_utf8_lossy(&reading.key),
                         reading.stamp,
@@ -726,7 +757,7 @@ impl Files {
         let stamp = self.replicas[r].engine.delete(key.clone(), now);
         self.persist(r);
         self.log(format!("r{r} delete {:?}", String::from_utf8_lossy(&key)));
-        self.record_write(key, stamp, None, None, false);
+        self.record_write(r, key, stamp, None, None, false);
     }
 
     /// Starts reading one of the files the replica holds.
@@ -872,10 +903,11 @@ impl Files {
                 old.maybe = true;
             }
             let content = value.as_ref().map(|v| self.values[&hash_of(v)]);
-            self.record_write(key, stamp, content, value, true);
+            self.record_write(r, key, stamp, content, value, true);
         }
         self.replicas[r].unpushed_since.clear();
-        self.replicas[r].ids += 1;
+        let id = self.replicas[r].engine.device().to_string();
+        self.replicas[r].ids.insert(id);
     }
 
     /// Writes kept unpushed for longer than half the grace period are fragile.
@@ -1240,7 +1272,8 @@ impl Files {
                     continue;
                 };
                 let damaged = self.damaged(&write);
-                self.read_back(r, &key, content, write.fragile, damaged, what);
+                let excused = self.partly_excused(&write);
+                self.read_back(r, &key, content, excused, damaged, what);
             }
         }
     }
@@ -1304,7 +1337,7 @@ impl Files {
     fn age(&mut self) {
         // Each id's packs are looked at in turn, one id a grace period or so: the last rounds,
         // with no writes, leave time for every id of every replica.
-        let ids = self.replicas.iter().map(|r| r.ids).max().unwrap_or(1);
+        let ids = self.replicas.iter().map(|r| r.ids.len()).max().unwrap_or(1);
         for round in 0..10 + 4 * ids {
             // Reads that start now and end after the others' syncs have collected and repacked
             // (through redirects, when their packs moved).
@@ -1437,7 +1470,7 @@ fn a_chunk_found_in_another_devices_pack_is_not_kept_for_later_uploads() {
     for (r, key) in [(0, "a"), (1, "b")] {
         let now = sim.time(r);
         let stamp = sim.replicas[r].engine.delete(key.as_bytes().to_vec(), now);
-        sim.record_write(key.as_bytes().to_vec(), stamp, None, None, false);
+        sim.record_write(r, key.as_bytes().to_vec(), stamp, None, None, false);
     }
     for _ in 0..8 {
         sim.now += sim.grace() / 2 + 2 * sim.policy.max_clock_skew_ms;
