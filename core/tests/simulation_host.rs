@@ -112,12 +112,15 @@ struct Net {
     /// progress ends with nothing more sent).
     kill: Option<(usize, u64)>,
     killed: bool,
+    /// The disk as it stood when the process was killed: what it writes after is not written.
+    frozen: Option<Disk>,
     log: Vec<String>,
 }
 
 struct SimTransport {
     net: Rc<RefCell<Net>>,
     replica: usize,
+    disk: Arc<Mutex<Disk>>,
 }
 
 impl Transport for SimTransport {
@@ -125,7 +128,10 @@ impl Transport for SimTransport {
         let mut net = self.net.borrow_mut();
         let net = &mut *net;
         match net.kill {
-            Some((r, 0)) if r == self.replica => net.killed = true,
+            Some((r, 0)) if r == self.replica => {
+                net.killed = true;
+                net.frozen = Some(self.disk.lock().unwrap().clone());
+            }
             Some((r, n)) if r == self.replica => net.kill = Some((r, n - 1)),
             _ => {}
         }
@@ -222,6 +228,7 @@ impl Host {
             orphans: Vec::new(),
             kill: None,
             killed: false,
+            frozen: None,
             log: Vec::new(),
         }));
         let replicas = (0..count)
@@ -344,13 +351,14 @@ impl Host {
         let transport = SimTransport {
             net: self.net.clone(),
             replica: r,
+            disk: self.replicas[r].disk.clone(),
         };
         // Every answer is at hand, so the sync runs to its end in one go.
         let outcome = block_on(self.session(r).sync(&transport, 4, |_| {}));
-        let killed = {
+        let (killed, frozen) = {
             let mut net = self.net.borrow_mut();
             net.kill = None;
-            std::mem::take(&mut net.killed)
+            (std::mem::take(&mut net.killed), net.frozen.take())
         };
         let line = match &outcome {
             Ok(report) => format!("  r{r} sync ok: {report}"),
@@ -359,6 +367,10 @@ impl Host {
         self.log(line);
         if killed {
             KILLS_MID_SYNC.fetch_add(1, Ordering::Relaxed);
+            // What the session wrote after the kill never happened.
+            if let Some(disk) = frozen {
+                *self.replicas[r].disk.lock().unwrap() = disk;
+            }
             self.kill(r);
         } else if self.net.borrow().faults.is_none() {
             if let Err(e) = outcome {

@@ -77,9 +77,11 @@ pub enum StateLocation<'a> {
     /// queues its writes for [`Session::take_state_writes`].
     Host(Saved),
     /// A store the app brings (a platform's own storage, or a simulated disk), with what it
-    /// holds now (`None`: nothing yet). It must apply writes in order and make them survive a
-    /// power loss when flushed, as [`StateStore`] says; the session flushes under its
-    /// [`Durability`]. (Not in the wasm build: the browser's storage is [`StateLocation::Host`].)
+    /// holds now (`None`: nothing yet; given while the store holds a state, a new replica is
+    /// made and its snapshot replaces that state). It must apply writes in order and make
+    /// them survive a power loss when flushed, as [`StateStore`] says; the session flushes
+    /// under its [`Durability`]. One session at a time may write to it: keeping a second
+    /// process out is the app's part (the file store's lock does it for [`StateLocation::File`]). (Not in the wasm build: the browser's storage is [`StateLocation::Host`].)
     #[cfg(not(target_arch = "wasm32"))]
     Custom(Box<dyn StateStore>, Option<Saved>),
     #[doc(hidden)]
