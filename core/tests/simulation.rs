@@ -1518,8 +1518,8 @@ fn run_reporting(seed: u64) {
 #[test]
 fn replicas_under_random_faults_converge_and_lose_nothing() {
     let Some(seeds) = sim::run_seeds(
-        "BUCKETSYNC_SIM_SEED",
-        "BUCKETSYNC_SIM_SEEDS",
+        &["BUCKETSYNC_SIM_SEED"],
+        &["BUCKETSYNC_SIM_SEEDS"],
         1_000,
         "simulation",
         run,
@@ -2884,43 +2884,15 @@ const PEOPLE_DEFAULT_SEEDS: u64 = if cfg!(debug_assertions) { 20 } else { 500 };
 
 #[test]
 fn two_persons_share_and_revoke_across_seeds() {
-    let env = |name: &str, fallback: &str| {
-        std::env::var(name)
-            .or_else(|_| std::env::var(fallback))
-            .ok()
-            .map(|n| {
-                n.parse::<u64>()
-                    .unwrap_or_else(|_| panic!("{name} is a number"))
-            })
-    };
-    if let Some(seed) = env("BUCKETSYNC_SIM_PEOPLE_SEED", "BUCKETSYNC_SIM_SEED") {
-        let hash = run_people(seed, true);
-        eprintln!("seed {seed}: trace {hash:016x}");
+    let Some(seeds) = sim::run_seeds(
+        &["BUCKETSYNC_SIM_PEOPLE_SEED", "BUCKETSYNC_SIM_SEED"],
+        &["BUCKETSYNC_SIM_PEOPLE_SEEDS", "BUCKETSYNC_SIM_SEEDS"],
+        PEOPLE_DEFAULT_SEEDS,
+        "simulation",
+        run_people,
+    ) else {
         return;
-    }
-    let seeds =
-        env("BUCKETSYNC_SIM_PEOPLE_SEEDS", "BUCKETSYNC_SIM_SEEDS").unwrap_or(PEOPLE_DEFAULT_SEEDS);
-    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
-        let failed: Vec<u64> = (0..seeds)
-            .filter(|seed| {
-                let outcome = std::panic::catch_unwind(|| run_people(*seed, false));
-                if let Err(panic) = &outcome {
-                    let message = panic_message(panic.as_ref());
-                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
-                }
-                outcome.is_err()
-            })
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} seeds failed: {failed:?}",
-            failed.len()
-        );
-    } else {
-        for seed in 0..seeds {
-            run_people_reporting(seed);
-        }
-    }
+    };
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "revocations {} (in the middle of a sync {}), Carol admitted after it {}; writes under a \

@@ -1541,8 +1541,8 @@ fn run(seed: u64, verbose: bool) -> u64 {
 #[test]
 fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
     let Some(seeds) = sim::run_seeds(
-        "BUCKETSYNC_SIM_FILES_SEED",
-        "BUCKETSYNC_SIM_FILES_SEEDS",
+        &["BUCKETSYNC_SIM_FILES_SEED"],
+        &["BUCKETSYNC_SIM_FILES_SEEDS"],
         DEFAULT_SEEDS,
         "simulation_files",
         run,

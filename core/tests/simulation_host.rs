@@ -609,8 +609,8 @@ fn run(seed: u64, verbose: bool) -> u64 {
 #[test]
 fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pushed() {
     let Some(seeds) = sim::run_seeds(
-        "BUCKETSYNC_SIM_HOST_SEED",
-        "BUCKETSYNC_SIM_HOST_SEEDS",
+        &["BUCKETSYNC_SIM_HOST_SEED"],
+        &["BUCKETSYNC_SIM_HOST_SEEDS"],
         DEFAULT_SEEDS,
         "simulation_host",
         run,

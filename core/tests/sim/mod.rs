@@ -471,29 +471,33 @@ pub fn run_reporting(seed: u64, replay_var: &str, test: &str, run: fn(u64, bool)
     }
 }
 
-/// Runs a simulation's seeds as its environment asks: `<one_var>=S` runs seed S alone and
-/// prints its schedule (then `None`); otherwise seeds 0 to `<count_var>` (default `default`),
-/// all of them listing the failures with `BUCKETSYNC_SIM_KEEP_GOING`, else stopping at the
-/// first. Returns how many ran.
+/// Runs a simulation's seeds as its environment asks: the first of `one_vars` that is set to
+/// S runs seed S alone and prints its schedule (then `None`); otherwise seeds 0 to the first
+/// of `count_vars` that is set (default `default`), all of them listing the failures with
+/// `BUCKETSYNC_SIM_KEEP_GOING`, else stopping at the first. Returns how many ran.
 pub fn run_seeds(
-    one_var: &str,
-    count_var: &str,
+    one_vars: &[&str],
+    count_vars: &[&str],
     default: u64,
     test: &str,
     run: fn(u64, bool) -> u64,
 ) -> Option<u64> {
-    let number = |var: &str| {
-        std::env::var(var).ok().map(|n| {
-            n.parse::<u64>()
-                .unwrap_or_else(|_| panic!("{var} is a number"))
+    let number = |vars: &[&str]| {
+        vars.iter().find_map(|var| {
+            let n = std::env::var(var).ok()?;
+            Some(
+                n.parse::<u64>()
+                    .unwrap_or_else(|_| panic!("{var} is a number")),
+            )
         })
     };
-    if let Some(seed) = number(one_var) {
+    let one_var = one_vars[0];
+    if let Some(seed) = number(one_vars) {
         let hash = run(seed, true);
         eprintln!("seed {seed}: trace {hash:016x}");
         return None;
     }
-    let seeds = number(count_var).unwrap_or(default);
+    let seeds = number(count_vars).unwrap_or(default);
     if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
         let failed: Vec<u64> = (0..seeds)
             .filter(|seed| {
