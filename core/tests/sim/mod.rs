@@ -498,26 +498,43 @@ pub fn run_seeds(
         return None;
     }
     let seeds = number(count_vars).unwrap_or(default);
-    if std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok() {
-        let failed: Vec<u64> = (0..seeds)
-            .filter(|seed| {
-                let outcome = std::panic::catch_unwind(|| run(*seed, false));
-                if let Err(panic) = &outcome {
-                    let message = panic_message(panic.as_ref());
-                    eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
-                }
-                outcome.is_err()
+    // Seeds are independent: they run on every core (each thread takes every n-th seed).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u64;
+    let keep_going = std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok();
+    let failed: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|first| {
+                scope.spawn(move || {
+                    let mut failed = Vec::new();
+                    for seed in (first..seeds).step_by(threads as usize) {
+                        if !keep_going {
+                            run_reporting(seed, one_var, test, run);
+                            continue;
+                        }
+                        if let Err(panic) = std::panic::catch_unwind(|| run(seed, false)) {
+                            let message = panic_message(panic.as_ref());
+                            eprintln!("seed {seed}: {}", message.lines().next().unwrap_or(""));
+                            failed.push(seed);
+                        }
+                    }
+                    failed
+                })
             })
             .collect();
-        assert!(
-            failed.is_empty(),
-            "{} seeds failed: {failed:?}",
-            failed.len()
-        );
-    } else {
-        for seed in 0..seeds {
-            run_reporting(seed, one_var, test, run);
+        let mut failed = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(some) => failed.extend(some),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
-    }
+        failed.sort_unstable();
+        failed
+    });
+    assert!(
+        failed.is_empty(),
+        "{} seeds failed: {failed:?}",
+        failed.len()
+    );
     Some(seeds)
 }
