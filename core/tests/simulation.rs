@@ -14,11 +14,10 @@
 //! so compaction runs under every fault too, and at the end a new device joins and must see
 //! exactly the model (through a checkpoint when one exists).
 //!
-//! **Runaway clocks** (unless `BUCKETSYNC_SIM_RUNAWAY=0`; one seed of 20,000 still fails, see
-//! [`runaways_enabled`]). In about one seed in ten, one replica's wall clock jumps far beyond the
-//! bound on stamps from the future (`max_future_ms`, [`MAX_FUTURE_MS`] here): weeks, years, or to
-//! the end of time (near `u64::MAX` ms). It writes and syncs (under every fault) while ahead and,
-//! in most of those seeds, its clock comes back to the present before the faults stop. Checked
+//! **Runaway clocks** (unless `BUCKETSYNC_SIM_RUNAWAY=0`; see [`runaways_enabled`]). In about
+//! one seed in ten, one replica's wall clock jumps far beyond the bound on stamps from the
+//! future (`max_future_ms`, [`MAX_FUTURE_MS`] here): weeks, years, or to the end of time (near
+//! `u64::MAX` ms). It writes and syncs (under every fault) while ahead and, in most of those seeds, its clock comes back to the present before the faults stop. Checked
 //! all along: no other replica's clock (or record) ever gets beyond its own now plus the bound
 //! (nobody merges a stamp from the runaway clock, so it beats no later write); every fault-free
 //! sync of another replica reports `ClockAhead` (category `Clock`) naming the writer of each
@@ -117,6 +116,17 @@ const REGRESSIONS: &[u64] = &[
     // A replica whose clock was ahead from its first reading recorded no leap, so it took its
     // peers for silent and collected its own deletion, which everyone else held.
     1323,
+    // The same clock (ten years ahead from its first reading), but the peers' manifests were
+    // new to it: only a manifest read before could raise the suspicion, so it collected another
+    // device's deletion and then merged an older deletion of the key from a segment it read
+    // after. A manifest read for the first time after a caught-up sync now counts too.
+    18604,
+    // A clock at the end of time from its first reading started over twice while ahead; the
+    // listing lagged, so the second id had not read the first id's manifest again when the
+    // clock came back: a write of the first id, held by everyone by then, was never written
+    // again. With no leap recorded, a start-over now keeps what its ids stamped beyond the
+    // bound of every other device's latest manifest, as it keeps what lies beyond a leap.
+    4833,
 ];
 
 const DAY_MS: u64 = 86_400_000;
@@ -141,20 +151,11 @@ const HINT_SALT: u64 = 0x4e17_0000_0000_0003;
 const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
-/// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, one still
-/// fails, 18604: the runaway replica, still ahead at the end, ends with an older tombstone of a
-/// key (another device's) where the model has a newer one, after a sync of its own collected a
-/// tombstone while its clock was ten years ahead. Not diagnosed further; with runaway clocks
-/// off the seed passes. Before polls of the change hint changed every seed's schedule, the one
-/// failing seed was 7118 (it passes now), of a similar shape: the runaway replica pushed a
-/// deletion made before its clock ran, in a segment that only manifests stamped ahead name, so
-/// nobody else merged it; the newer versions of the key were deleted meanwhile and that
-/// tombstone collected, and when the replica started over while still ahead it read that
-/// segment back, ending with the old tombstone where the model has the newer one (or none).
-/// Fixed: a replica that started over while ahead losing what its
-/// former id wrote once its clock came back (590, 2557, 4508, 4833, 8016), and a replica ahead
-/// from its first reading (so no leap recorded) collecting its own held deletions (1323, 1895,
-/// 2079, 3449, 4265, 4447).
+/// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, none fails
+/// (the last two, 18604 and 4833, are in [`REGRESSIONS`] with their causes). Fixed before them:
+/// a replica that started over while ahead losing what its former id wrote once its clock came
+/// back (590, 2557, 4508, 8016), and a replica ahead from its first reading (so no leap
+/// recorded) collecting its own held deletions (1323, 1895, 2079, 3449, 4265, 4447).
 fn runaways_enabled() -> bool {
     std::env::var("BUCKETSYNC_SIM_RUNAWAY").map_or(true, |v| v != "0")
 }
@@ -1579,28 +1580,6 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(HELD_WRITES.load(Ordering::Relaxed) > runaways);
         assert!(REWRITTEN.load(Ordering::Relaxed) > runaways / 3);
         assert!(CLOCK_AHEAD_REPORTED.load(Ordering::Relaxed) > runaways);
-    }
-}
-
-/// Seeds that fail today, kept as regression cases until the core handles them:
-/// `cargo test --release -p bucketsync --test simulation -- --ignored` runs them.
-///
-/// - 18604: see [`runaways_enabled`]'s doc.
-/// - 4833 (since listings lag): a runaway clock to the end of time; the replica starts over
-///   while ahead (id 87aa…), writes, pushes a segment and its first manifest, crashes, starts
-///   over again while still ahead, and its clock comes back before it has read that manifest
-///   again (the listing lags 1.8 s behind its creation, and two GETs of it failed): when it
-///   starts over in the present, a key whose newest version 87aa… stamped beyond the bound is
-///   not written again, and the replica holds no record of it. With the lag off the seed
-///   passes. Not diagnosed further (whether the write should have been kept locally across the
-///   second start-over, as held writes stamped beyond the leap's bound are).
-const STILL_FAILING: &[u64] = &[18604, 4833];
-
-#[test]
-#[ignore = "fails today (seeds 18604 and 4833, see STILL_FAILING); kept to be fixed, not to gate CI"]
-fn seeds_that_still_fail() {
-    for &seed in STILL_FAILING {
-        run_reporting(seed);
     }
 }
 

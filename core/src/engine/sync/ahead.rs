@@ -59,8 +59,10 @@ impl Engine {
         })
     }
 
-    /// A peer wrote a manifest stamped `clock` after we last read one of its manifests, so after
-    /// the start of our last caught-up sync. When that stamp lies further behind that start than
+    /// A peer wrote a manifest stamped `clock` after we last read one of its manifests (or we
+    /// read one of its manifests for the first time), so after the start of our last caught-up
+    /// sync, which read every manifest there was (a listing that lagged omits only what is
+    /// seconds old). When that stamp lies further behind that start than
     /// the bound, the two clocks disagree by more than the bound: ours may have run ahead without
     /// a leap to show it (it was ahead from its first reading, or the state that saw the leap was
     /// lost). Then it counts as a leap from that peer's reading, until a peer confirms the

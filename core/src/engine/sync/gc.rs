@@ -152,10 +152,23 @@ impl Engine {
         // bound that are not written again above are kept as they are: once the clock comes
         // back, everyone holds the objects naming them, this replica too, so the new id could
         // not read them again; kept, they are written again when it starts over in the present.
+        // A clock ahead from its first reading leaves no leap: then what lies beyond the bound
+        // of every other device's latest manifest is kept (no tombstone any of them collected
+        // can be stamped above it).
+        let ours = |d: &DeviceId| *d == old || directory.former_ids.contains(d);
+        let present = directory.leap.or_else(|| {
+            directory
+                .devices
+                .iter()
+                .filter(|(d, _)| !ours(d))
+                .map(|(_, i)| i.clock)
+                .max()
+        });
         let mut kept: Vec<(Vec<u8>, Record)> = Vec::new();
-        if let Some(leap) = directory.leap {
-            let beyond = leap.wall_ms.saturating_add(self.compaction.max_future_ms);
-            let ours = |d: &DeviceId| *d == old || directory.former_ids.contains(d);
+        if let Some(present) = present {
+            let beyond = present
+                .wall_ms
+                .saturating_add(self.compaction.max_future_ms);
             kept = self
                 .state
                 .records()

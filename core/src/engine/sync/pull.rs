@@ -259,7 +259,9 @@ impl Engine {
                 }
                 return run.report.errors.push(rollback(trusted));
             }
-            if trusted > 0 && manifest.seq > trusted {
+            // Newer than what we trusted, or the first we read of this device: either way
+            // written after our last caught-up sync started (that sync read every manifest).
+            if manifest.seq > trusted {
                 self.suspect_own_clock(device, manifest.clock);
             }
             let peer = self.state.peer_mut(device);
