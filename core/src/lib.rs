@@ -59,6 +59,8 @@ pub mod io;
 pub use io::auto_sync_thread;
 #[cfg(feature = "folder")]
 pub use io::builtin_transport;
+#[cfg(all(feature = "driver", not(target_arch = "wasm32")))]
+pub use io::file_system;
 #[cfg(feature = "folder")]
 pub use io::folder;
 #[cfg(feature = "reqwest")]

@@ -1,27 +1,32 @@
 //! The deterministic simulation of the host layers: replicas are [`Session`]s, as an app opens
-//! them, whose state lives on a simulated disk with the semantics of a real one, and whose
-//! syncs go through a transport that answers from the records simulation's in-memory S3
+//! them, whose state is the real file store ([`FileState`]) on a simulated disk, and whose syncs
+//! go through a transport that answers from the records simulation's in-memory S3
 //! (`tests/sim`) under its fault model.
 //!
-//! The disk keeps what the process wrote and, apart, what a power loss leaves: bytes appended
-//! to the journal survive a power loss only once flushed (a loss keeps a prefix of the rest,
-//! torn at any byte); a snapshot replaced is durable at once (the file store writes a temporary
-//! file, syncs it, renames it and syncs the folder). Per seed: 2–4 replicas and a flush
-//! interval (0, 200 ms or 5 s: a power loss may drop the writes of the last interval, which
-//! the design accepts). At random steps the app puts and deletes, a replica syncs (requests
-//! fail, lose their answers, come back twice or are applied and answered with an error; the
-//! process may be killed in the middle of a sync, its requests landing later), the process is
-//! killed (nothing written is lost), the power fails (what was not flushed may be lost), or
-//! the state is restored from a backup copy taken earlier (a restored phone, a VM snapshot).
+//! The disk ([`Disk`]) has a real one's semantics: a file's bytes survive a power loss once the
+//! file is synced (of bytes appended since, a prefix torn at any byte survives; a cut not
+//! synced may come undone), and a name (a file created, renamed, removed) once its folder is
+//! synced; a power loss either undoes the names not synced or, as a file system that wrote its
+//! folder back on its own, keeps them. Advisory locks belong to a process and die with it.
+//! Per seed: 2–4 replicas and a flush interval (0, 200 ms or 5 s: a power loss may drop the
+//! writes of the last interval, which the design accepts). At random steps the app puts and
+//! deletes, a replica syncs (requests fail, lose their answers, come back twice or are applied
+//! and answered with an error; the process may be killed in the middle of a sync, its requests
+//! landing later), the process is killed (nothing written is lost), the power fails (what was
+//! not synced may be lost), the state is restored from a backup copy taken earlier (a restored
+//! phone, a VM snapshot), or a second process of the app opens the same state (the lock must
+//! refuse it).
 //!
 //! Checked: a write the app was told of survives unless it was neither flushed nor pushed
 //! when its replica lost power or went back to a backup; after the faults stop and everyone
 //! has synced until nothing moves, every replica holds, for each key, the newest write that
 //! must survive, or a newer one that may have; and a replica reopened from its disk holds the
-//! same.
+//! same. A second process is refused with `Locked`.
 //!
 //! `BUCKETSYNC_SIM_HOST_SEEDS=N` runs N seeds (default 1,000); `BUCKETSYNC_SIM_HOST_SEED=S` runs
 //! seed S alone and prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
+//! `BUCKETSYNC_SIM_HOST_BREAK=lock` grants the lock to a second process, to show that the checks
+//! notice (about 2% of seeds then fail).
 
 #![cfg(feature = "driver")]
 
@@ -30,13 +35,15 @@ mod sim;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bucketsync::driver::Transport;
+use bucketsync::file_system::{FileSystem, FsFile, FsLock};
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
-use bucketsync::state_store::{Saved, StateStore, StateWrite};
+use bucketsync::state_store::FileState;
 use bucketsync::{Category, Error, Request, Response, Stamp, Timestamp, VaultKey};
 use sim::{answer, Bucket, Faults, Rng, STORE};
 
@@ -48,55 +55,250 @@ static WRITES_LOST_TO_POWER: AtomicU64 = AtomicU64::new(0);
 static RESTORES: AtomicU64 = AtomicU64::new(0);
 static KILLS_MID_SYNC: AtomicU64 = AtomicU64::new(0);
 static TORN_JOURNALS: AtomicU64 = AtomicU64::new(0);
+static SECOND_PROCESSES_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[];
 
-/// A disk: what the process sees, and what survives a power loss.
+/// Where each replica's state lives on its disk.
+const STATE_PATH: &str = "/data/vault.state";
+const JOURNAL_PATH: &str = "/data/vault.state.journal";
+
+/// A device's disk: files (by inode) and their names, each as the processes see it and as a
+/// power loss leaves it. File content survives once the file is synced; a name (a file
+/// created, renamed, removed) once its folder is synced. Advisory locks belong to a process.
 #[derive(Clone, Debug, Default)]
 struct Disk {
-    seen: Saved,
-    durable: Saved,
-    /// Snapshots written so far.
+    inodes: Vec<Inode>,
+    names: BTreeMap<PathBuf, usize>,
+    durable_names: BTreeMap<PathBuf, usize>,
+    /// Lock file → the process holding it and what it wrote there.
+    locks: BTreeMap<PathBuf, (u64, String)>,
+    /// Snapshots renamed into place so far.
     epoch: u64,
 }
 
-/// The state store a session writes to: the simulated disk.
-struct DiskStore(Arc<Mutex<Disk>>);
+#[derive(Clone, Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+}
 
-impl StateStore for DiskStore {
-    fn write(&mut self, write: StateWrite) -> bucketsync::Result<()> {
-        let mut disk = self.0.lock().unwrap();
-        match write {
-            StateWrite::Append(bytes) => disk.seen.journal.extend_from_slice(&bytes),
-            // Not synced: a power loss may bring the old length back.
-            StateWrite::Truncate(len) => disk.seen.journal.truncate(len as usize),
-            StateWrite::Replace { snapshot, journal } => {
-                // Written aside, synced, renamed, the folder synced: durable at once.
-                disk.seen = Saved { snapshot, journal };
-                disk.durable = disk.seen.clone();
-                disk.epoch += 1;
+impl Disk {
+    fn file(&self, path: &str) -> Option<&Inode> {
+        self.names.get(Path::new(path)).map(|&i| &self.inodes[i])
+    }
+
+    fn journal_len(&self) -> usize {
+        self.file(JOURNAL_PATH).map_or(0, |f| f.data.len())
+    }
+
+    /// The journal's length as a power loss now would leave it at least.
+    fn durable_journal_len(&self) -> usize {
+        self.durable_names
+            .get(Path::new(JOURNAL_PATH))
+            .map_or(0, |&i| self.inodes[i].durable.len())
+    }
+
+    /// The power fails: names go back to what was synced (or, as a file system that wrote its
+    /// folder back by itself, stay); each file keeps what was synced, and of bytes appended
+    /// since, a prefix torn at any byte. Returns the appended bytes kept and their total.
+    fn lose_power(&mut self, rng: &mut Rng) -> (usize, usize) {
+        if rng.chance(500) {
+            self.names = self.durable_names.clone();
+        }
+        let (mut kept, mut extra) = (0, 0);
+        for inode in &mut self.inodes {
+            if inode.data.starts_with(&inode.durable) {
+                let more = inode.data.len() - inode.durable.len();
+                let keep = rng.below(more as u64 + 1) as usize;
+                inode.data.truncate(inode.durable.len() + keep);
+                (kept, extra) = (kept + keep, extra + more);
+            } else if !(inode.durable.starts_with(&inode.data) && rng.chance(500)) {
+                // Rewritten, or cut and the old length comes back.
+                inode.data = inode.durable.clone();
             }
+        }
+        self.settle();
+        (kept, extra)
+    }
+
+    /// As the disk is after a restart: what is there is durable, and nobody holds a lock.
+    fn settle(&mut self) {
+        for inode in &mut self.inodes {
+            inode.durable = inode.data.clone();
+        }
+        self.durable_names = self.names.clone();
+        self.locks.clear();
+    }
+
+    /// A copy as a power loss that keeps nothing unsynced would leave it.
+    fn durable_copy(&self) -> Disk {
+        let mut copy = self.clone();
+        copy.names = copy.durable_names.clone();
+        for inode in &mut copy.inodes {
+            inode.data = inode.durable.clone();
+        }
+        copy.locks.clear();
+        copy
+    }
+}
+
+/// A process's view of a disk.
+#[derive(Clone)]
+struct SimFs {
+    disk: Arc<Mutex<Disk>>,
+    process: u64,
+    /// Grant every lock, held or not (a broken lock, to show the simulation notices).
+    broken_lock: bool,
+}
+
+struct SimFile {
+    disk: Arc<Mutex<Disk>>,
+    inode: usize,
+}
+
+struct SimLock {
+    disk: Arc<Mutex<Disk>>,
+    path: PathBuf,
+    process: u64,
+}
+
+fn not_found(path: &Path) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string())
+}
+
+impl FileSystem for SimFs {
+    type File = SimFile;
+    type Lock = SimLock;
+
+    fn create_dir_all(&self, _dir: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let disk = self.disk.lock().unwrap();
+        let &inode = disk.names.get(path).ok_or_else(|| not_found(path))?;
+        Ok(disk.inodes[inode].data.clone())
+    }
+
+    fn open(&self, path: &Path) -> std::io::Result<SimFile> {
+        let existing = self.disk.lock().unwrap().names.get(path).copied();
+        match existing {
+            Some(inode) => Ok(SimFile {
+                disk: self.disk.clone(),
+                inode,
+            }),
+            None => self.create(path),
+        }
+    }
+
+    fn create(&self, path: &Path) -> std::io::Result<SimFile> {
+        let mut disk = self.disk.lock().unwrap();
+        let inode = disk.inodes.len();
+        disk.inodes.push(Inode::default());
+        disk.names.insert(path.to_owned(), inode);
+        Ok(SimFile {
+            disk: self.disk.clone(),
+            inode,
+        })
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        let mut disk = self.disk.lock().unwrap();
+        let inode = disk.names.remove(from).ok_or_else(|| not_found(from))?;
+        disk.names.insert(to.to_owned(), inode);
+        if to == Path::new(STATE_PATH) {
+            disk.epoch += 1;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> bucketsync::Result<()> {
-        let mut disk = self.0.lock().unwrap();
-        disk.durable.journal = disk.seen.journal.clone();
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        let mut disk = self.disk.lock().unwrap();
+        disk.names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn sync_dir(&self, dir: &Path) {
+        let mut disk = self.disk.lock().unwrap();
+        let Disk {
+            names,
+            durable_names,
+            ..
+        } = &mut *disk;
+        durable_names.retain(|p, _| p.parent() != Some(dir));
+        for (p, i) in names.iter().filter(|(p, _)| p.parent() == Some(dir)) {
+            durable_names.insert(p.clone(), *i);
+        }
+    }
+
+    fn lock(&self, path: &Path, _wait: bool) -> std::io::Result<Result<SimLock, String>> {
+        let mut disk = self.disk.lock().unwrap();
+        if let Some((holder, text)) = disk.locks.get(path) {
+            if *holder != self.process && !self.broken_lock {
+                return Ok(Err(text.clone()));
+            }
+        }
+        disk.locks.insert(
+            path.to_owned(),
+            (self.process, format!("process {}", self.process)),
+        );
+        Ok(Ok(SimLock {
+            disk: self.disk.clone(),
+            path: path.to_owned(),
+            process: self.process,
+        }))
+    }
+}
+
+impl FsFile for SimFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        let mut disk = self.disk.lock().unwrap();
+        let data = &mut disk.inodes[self.inode].data;
+        let end = offset as usize + bytes.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(bytes);
         Ok(())
     }
 
-    fn journal_len(&self) -> u64 {
-        self.0.lock().unwrap().seen.journal.len() as u64
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.disk.lock().unwrap().inodes[self.inode]
+            .data
+            .resize(len as usize, 0);
+        Ok(())
     }
 
-    fn snapshot_len(&self) -> u64 {
-        self.0.lock().unwrap().seen.snapshot.len() as u64
+    fn sync(&mut self) -> std::io::Result<()> {
+        let mut disk = self.disk.lock().unwrap();
+        let inode = &mut disk.inodes[self.inode];
+        inode.durable = inode.data.clone();
+        Ok(())
     }
+}
 
-    fn describe(&self) -> String {
-        "simulated disk".into()
+impl FsLock for SimLock {
+    fn set_holder(&mut self, holder: &str) {
+        if let Some(entry) = self.disk.lock().unwrap().locks.get_mut(&self.path) {
+            entry.1 = holder.to_owned();
+        }
+    }
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut disk = self.disk.lock().unwrap();
+        if disk
+            .locks
+            .get(&self.path)
+            .is_some_and(|(p, _)| *p == self.process)
+        {
+            disk.locks.remove(&self.path);
+        }
     }
 }
 
@@ -211,6 +413,10 @@ struct Host {
     model: BTreeMap<Vec<u8>, Vec<Write>>,
     trace: DefaultHasher,
     verbose: bool,
+    /// Processes started so far (each one's id on the disks).
+    processes: u64,
+    /// `BUCKETSYNC_SIM_HOST_BREAK=lock`: the disks grant a lock that another process holds.
+    broken_lock: bool,
 }
 
 impl Host {
@@ -254,6 +460,8 @@ impl Host {
             model: BTreeMap::new(),
             trace: DefaultHasher::new(),
             verbose,
+            processes: 0,
+            broken_lock: std::env::var("BUCKETSYNC_SIM_HOST_BREAK").is_ok_and(|b| b == "lock"),
         };
         host.log(format!(
             "{count} replicas, journal flushed every {flush_interval_ms} ms"
@@ -278,10 +486,14 @@ impl Host {
     fn open(&mut self, r: usize) {
         let replica = &mut self.replicas[r];
         replica.opens += 1;
-        let saved = {
-            let disk = replica.disk.lock().unwrap();
-            (!disk.seen.snapshot.is_empty()).then(|| disk.seen.clone())
+        self.processes += 1;
+        let fs = SimFs {
+            disk: replica.disk.clone(),
+            process: self.processes,
+            broken_lock: self.broken_lock,
         };
+        let (state, saved) = FileState::open_on(fs, Path::new(STATE_PATH), false)
+            .unwrap_or_else(|e| panic!("r{r} cannot open its state: {e}"));
         let now = self.now.clone();
         let skew = replica.skew;
         let mut seed = self.rng.seed();
@@ -297,7 +509,7 @@ impl Host {
             ..SessionOptions::new(
                 STORE,
                 &self.key,
-                StateLocation::Custom(Box::new(DiskStore(replica.disk.clone())), saved),
+                StateLocation::Custom(Box::new(state), saved),
             )
         };
         let session = Session::open(options).unwrap_or_else(|e| panic!("r{r} cannot open: {e}"));
@@ -322,11 +534,10 @@ impl Host {
             .read(|e| e.record(&key).map(|rec| rec.stamp))
             .unwrap()
             .expect("written");
-        let (epoch, end) = {
+        let (epoch, end, durable_len) = {
             let disk = self.replicas[r].disk.lock().unwrap();
-            (disk.epoch, disk.seen.journal.len())
+            (disk.epoch, disk.journal_len(), disk.durable_journal_len())
         };
-        let durable_len = self.replicas[r].disk.lock().unwrap().durable.journal.len();
         self.log(format!(
             "r{r} write {key:?} {} (journal {end}, durable {durable_len})",
             value.is_some()
@@ -368,7 +579,8 @@ impl Host {
         if killed {
             KILLS_MID_SYNC.fetch_add(1, Ordering::Relaxed);
             // What the session wrote after the kill never happened.
-            if let Some(disk) = frozen {
+            if let Some(mut disk) = frozen {
+                disk.locks = self.replicas[r].disk.lock().unwrap().locks.clone();
                 *self.replicas[r].disk.lock().unwrap() = disk;
             }
             self.kill(r);
@@ -384,7 +596,10 @@ impl Host {
     fn die(&mut self, r: usize) {
         let disk = self.replicas[r].disk.lock().unwrap().clone();
         self.replicas[r].session = None;
-        *self.replicas[r].disk.lock().unwrap() = disk;
+        let mut disk_now = self.replicas[r].disk.lock().unwrap();
+        *disk_now = disk;
+        // The system lets go of a dead process's locks.
+        disk_now.locks.clear();
     }
 
     /// The process dies; what it wrote stays on disk. It starts again.
@@ -422,7 +637,7 @@ impl Host {
         POWER_LOSSES.fetch_add(1, Ordering::Relaxed);
         let (epoch, durable_end) = {
             let disk = self.replicas[r].disk.lock().unwrap();
-            (disk.epoch, disk.durable.journal.len())
+            (disk.epoch, disk.durable_journal_len())
         };
         // With a flush interval of 0 every write is flushed before the app is told of it: the
         // session's promise, whatever the disk says.
@@ -430,27 +645,16 @@ impl Host {
         let at_risk = self.mark_at_risk(r, |w| promised || w.epoch < epoch || w.end <= durable_end);
         WRITES_LOST_TO_POWER.fetch_add(at_risk, Ordering::Relaxed);
         self.die(r);
-        let cut = {
-            let mut disk = self.replicas[r].disk.lock().unwrap();
-            let durable = disk.durable.clone();
-            let extra = disk
-                .seen
-                .journal
-                .get(durable.journal.len()..)
-                .filter(|_| disk.seen.journal.starts_with(&durable.journal))
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            let keep = self.rng.below(extra.len() as u64 + 1) as usize;
-            disk.seen = durable;
-            disk.seen.journal.extend_from_slice(&extra[..keep]);
-            disk.durable = disk.seen.clone();
-            (keep, extra.len())
-        };
+        let cut = self.replicas[r]
+            .disk
+            .lock()
+            .unwrap()
+            .lose_power(&mut self.rng);
         if cut.0 < cut.1 && cut.0 > 0 {
             TORN_JOURNALS.fetch_add(1, Ordering::Relaxed);
         }
         self.log(format!(
-            "r{r} power fails: {} of {} unflushed journal bytes kept, {at_risk} writes at risk",
+            "r{r} power fails: {} of {} unsynced bytes kept, {at_risk} writes at risk",
             cut.0, cut.1
         ));
         self.open(r);
@@ -471,9 +675,78 @@ impl Host {
         self.open(r);
     }
 
+    /// A second process of the app opens the same state while the first one has it open: the
+    /// lock must refuse it. (Granted, it goes on as an app would: it writes, syncs and closes,
+    /// and the first process goes on too.)
+    fn second_process(&mut self, r: usize) {
+        self.processes += 1;
+        let fs = SimFs {
+            disk: self.replicas[r].disk.clone(),
+            process: self.processes,
+            broken_lock: self.broken_lock,
+        };
+        let (state, saved) = match FileState::open_on(fs, Path::new(STATE_PATH), false) {
+            Err(Error::Locked { holder, .. }) => {
+                SECOND_PROCESSES_REFUSED.fetch_add(1, Ordering::Relaxed);
+                return self.log(format!(
+                    "r{r} a second process is refused: held by {holder}"
+                ));
+            }
+            Err(e) => panic!("r{r}: a second process failed otherwise than locked out: {e}"),
+            Ok(opened) => opened,
+        };
+        self.log(format!("r{r} a second process opens the state too"));
+        let now = self.now.clone();
+        let skew = self.replicas[r].skew;
+        let options = SessionOptions {
+            device: Some(&self.replicas[r].device),
+            durability: self.durability,
+            clock: Arc::new(move || {
+                Timestamp(now.load(Ordering::Relaxed).saturating_add_signed(skew))
+            }),
+            own_transport: true,
+            entropy_seed: Some(self.rng.seed()),
+            ..SessionOptions::new(
+                STORE,
+                &self.key,
+                StateLocation::Custom(Box::new(state), saved),
+            )
+        };
+        let second = Session::open(options).unwrap_or_else(|e| panic!("r{r}'s second: {e}"));
+        let key = format!("k{}", self.rng.below(10)).into_bytes();
+        let value = self.rng.next().to_le_bytes().to_vec();
+        second.put(key.clone(), value.clone()).unwrap();
+        let stamp = second
+            .read(|e| e.record(&key).map(|rec| rec.stamp))
+            .unwrap()
+            .expect("written");
+        let transport = SimTransport {
+            net: self.net.clone(),
+            replica: r,
+            disk: self.replicas[r].disk.clone(),
+        };
+        let outcome = block_on(second.sync(&transport, 4, |_| {}));
+        drop(second);
+        self.log(format!(
+            "r{r} the second process wrote {key:?}, synced: {}",
+            outcome.is_ok()
+        ));
+        let (epoch, end) = {
+            let disk = self.replicas[r].disk.lock().unwrap();
+            (disk.epoch, disk.journal_len())
+        };
+        self.model.entry(key).or_default().push(Write {
+            stamp,
+            value: Some(value),
+            fate: Fate::Certain,
+            writer: r,
+            epoch,
+            end,
+        });
+    }
+
     fn take_backup(&mut self, r: usize) {
-        let mut copy = self.replicas[r].disk.lock().unwrap().clone();
-        copy.seen = copy.durable.clone();
+        let copy = self.replicas[r].disk.lock().unwrap().durable_copy();
         self.replicas[r].backup = Some(copy);
         self.log(format!("r{r} backup taken"));
     }
@@ -512,7 +785,8 @@ impl Host {
                         }
                     }
                 }
-                85..=89 => self.take_backup(r),
+                85..=87 => self.take_backup(r),
+                88..=89 => self.second_process(r),
                 _ => {
                     if self.rng.chance(crash * 5) {
                         self.kill(r);
@@ -620,18 +894,20 @@ fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pu
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "host: {} power losses ({} torn journals, {} writes at risk), {} restores from a \
-         backup, {} processes killed mid-sync",
+         backup, {} processes killed mid-sync, {} second processes refused",
         count(&POWER_LOSSES),
         count(&TORN_JOURNALS),
         count(&WRITES_LOST_TO_POWER),
         count(&RESTORES),
         count(&KILLS_MID_SYNC),
+        count(&SECOND_PROCESSES_REFUSED),
     );
     if seeds >= 500 {
         assert!(count(&POWER_LOSSES) > seeds);
         assert!(count(&TORN_JOURNALS) > seeds / 10);
         assert!(count(&RESTORES) > seeds / 5);
         assert!(count(&KILLS_MID_SYNC) > seeds / 2);
+        assert!(count(&SECOND_PROCESSES_REFUSED) > seeds);
     }
 }
 

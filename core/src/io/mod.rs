@@ -8,6 +8,7 @@
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
 //! - `builtin_transport`: the transport a store URL calls for (`s3://` needs feature `reqwest`);
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
+//! - [`file_system`]: the file operations the state files use (the OS's, or a simulated disk);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
 //! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
@@ -28,6 +29,8 @@ pub mod backup;
 pub mod builtin_transport;
 pub mod driver;
 mod export;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file_system;
 pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;

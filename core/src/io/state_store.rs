@@ -136,25 +136,36 @@ pub use file::FileState;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod file {
-    use std::fs::{self, File, OpenOptions};
-    use std::io::{self, Read, Seek, SeekFrom, Write};
+    use std::io;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::{Saved, StateStore, StateWrite};
     use crate::error::{Error, Result};
+    use crate::io::file_system::{FileSystem, FsFile, FsLock, OsFs};
 
     /// The state in files: the snapshot at `path`, the journal at `<path>.journal`, the lock
-    /// on `<path>.lock` (held while this value lives).
-    #[derive(Debug)]
-    pub struct FileState {
+    /// on `<path>.lock` (held while this value lives). On the operating system's files unless
+    /// opened with [`FileState::open_on`].
+    pub struct FileState<F: FileSystem = OsFs> {
+        fs: F,
         path: PathBuf,
         journal_path: PathBuf,
-        journal: File,
+        journal: F::File,
         journal_len: u64,
         snapshot_len: u64,
         /// Holds the advisory lock; released when dropped.
-        _lock: File,
+        lock: F::Lock,
+    }
+
+    impl<F: FileSystem> std::fmt::Debug for FileState<F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("FileState")
+                .field("path", &self.path)
+                .field("journal_len", &self.journal_len)
+                .field("snapshot_len", &self.snapshot_len)
+                .finish_non_exhaustive()
+        }
     }
 
     fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -173,6 +184,15 @@ mod file {
         }
     }
 
+    /// `path`'s content, `None` when there is no such file.
+    fn read_if_any<F: FileSystem>(fs: &F, path: &Path) -> Result<Option<Vec<u8>>> {
+        match fs.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fail(path, "read")(e)),
+        }
+    }
+
     impl FileState {
         /// Locks the state at `path` for this process and reads what it holds (`None` when it
         /// does not exist yet). With `wait`, waits for another holder to let go instead of
@@ -182,57 +202,41 @@ mod file {
         /// `Locked` when another process or vault object holds the state (the message names
         /// its device and process as it wrote them); `Config` when the files cannot be read.
         pub fn open(path: &Path, wait: bool) -> Result<(FileState, Option<Saved>)> {
+            FileState::open_on(OsFs, path, wait)
+        }
+    }
+
+    impl<F: FileSystem> FileState<F> {
+        /// [`FileState::open`] on the file system `fs`.
+        ///
+        /// # Errors
+        /// As [`FileState::open`].
+        pub fn open_on(fs: F, path: &Path, wait: bool) -> Result<(Self, Option<Saved>)> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir).map_err(fail(path, "create the folder of"))?;
+                fs.create_dir_all(dir)
+                    .map_err(fail(path, "create the folder of"))?;
             }
             let lock_path = sibling(path, ".lock");
-            let mut lock = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&lock_path)
-                .map_err(fail(&lock_path, "open"))?;
-            let locked = if wait {
-                lock.lock()
-                    .map(|()| true)
-                    .map_err(fail(&lock_path, "lock"))?
-            } else {
-                match lock.try_lock() {
-                    Ok(()) => true,
-                    Err(fs::TryLockError::WouldBlock) => false,
-                    Err(fs::TryLockError::Error(e)) => return Err(fail(&lock_path, "lock")(e)),
+            let lock = match fs
+                .lock(&lock_path, wait)
+                .map_err(fail(&lock_path, "lock"))?
+            {
+                Ok(lock) => lock,
+                Err(holder) => {
+                    return Err(Error::Locked {
+                        state: path.display().to_string(),
+                        holder: if holder.is_empty() {
+                            "another vault object or process".into()
+                        } else {
+                            holder
+                        },
+                    })
                 }
             };
-            if !locked {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(Error::Locked {
-                    state: path.display().to_string(),
-                    holder: if holder.is_empty() {
-                        "another vault object or process".into()
-                    } else {
-                        holder.to_owned()
-                    },
-                });
-            }
             let journal_path = sibling(path, ".journal");
-            let snapshot = match fs::read(path) {
-                Ok(bytes) => Some(bytes),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(fail(path, "read")(e)),
-            };
-            let journal_bytes = match fs::read(&journal_path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(fail(&journal_path, "read")(e)),
-            };
-            let journal = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
+            let snapshot = read_if_any(&fs, path)?;
+            let journal_bytes = read_if_any(&fs, &journal_path)?.unwrap_or_default();
+            let journal = fs
                 .open(&journal_path)
                 .map_err(fail(&journal_path, "open"))?;
             let state = FileState {
@@ -241,7 +245,8 @@ mod file {
                 snapshot_len: snapshot.as_ref().map_or(0, |s| s.len() as u64),
                 journal_path,
                 journal,
-                _lock: lock,
+                lock,
+                fs,
             };
             let saved = snapshot.map(|snapshot| Saved {
                 snapshot,
@@ -252,62 +257,47 @@ mod file {
 
         /// Notes who holds the lock, for the message another opener gets.
         pub fn set_holder(&mut self, holder: &str) {
-            let _ = self._lock.set_len(0);
-            let _ = self._lock.seek(SeekFrom::Start(0));
-            let _ = self._lock.write_all(holder.as_bytes());
+            self.lock.set_holder(holder);
         }
-    }
 
-    /// Writes `bytes` to `path` atomically: a reader or a crash sees the old file or the new
-    /// one, never a mix. The temporary name is unique per process and call.
-    fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let tmp = sibling(
-            &path.with_file_name(format!(
-                ".{}",
-                path.file_name().unwrap_or_default().to_string_lossy()
-            )),
-            &format!(
-                ".tmp-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ),
-        );
-        let written = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
-        sync_dir(path);
-        Ok(())
-    }
-
-    /// Makes a rename in `path`'s folder durable (best effort: not every platform can).
-    fn sync_dir(path: &Path) {
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
+        /// Writes `bytes` to `path` atomically: a reader or a crash sees the old file or the
+        /// new one, never a mix. The temporary name is unique per process and call.
+        fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            let tmp = sibling(
+                &path.with_file_name(format!(
+                    ".{}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                )),
+                &format!(
+                    ".tmp-{}-{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                ),
+            );
+            let written = (|| {
+                let mut file = self.fs.create(&tmp)?;
+                file.write_at(0, bytes)?;
+                // The content first: a rename that survives a power loss must name it whole.
+                file.sync()?;
+                self.fs.rename(&tmp, path)
+            })();
+            if written.is_err() {
+                let _ = self.fs.remove_file(&tmp);
             }
+            written?;
+            // Then the rename itself.
+            self.fs.sync_dir(path.parent().unwrap_or(Path::new("")));
+            Ok(())
         }
     }
 
-    impl StateStore for FileState {
+    impl<F: FileSystem> StateStore for FileState<F> {
         fn write(&mut self, write: StateWrite) -> Result<()> {
             match write {
                 StateWrite::Append(bytes) => {
                     self.journal
-                        .seek(SeekFrom::Start(self.journal_len))
-                        .and_then(|_| self.journal.write_all(&bytes))
+                        .write_at(self.journal_len, &bytes)
                         .map_err(fail(&self.journal_path, "append to"))?;
                     self.journal_len += bytes.len() as u64;
                 }
@@ -320,12 +310,12 @@ mod file {
                 StateWrite::Replace { snapshot, journal } => {
                     // Snapshot first: a crash before the journal is replaced leaves a journal
                     // that names the old snapshot, which the engine then ignores.
-                    replace_file(&self.path, &snapshot).map_err(fail(&self.path, "write"))?;
-                    replace_file(&self.journal_path, &journal)
+                    self.replace_file(&self.path, &snapshot)
+                        .map_err(fail(&self.path, "write"))?;
+                    self.replace_file(&self.journal_path, &journal)
                         .map_err(fail(&self.journal_path, "write"))?;
-                    self.journal = OpenOptions::new()
-                        .read(true)
-                        .write(true)
+                    self.journal = self
+                        .fs
                         .open(&self.journal_path)
                         .map_err(fail(&self.journal_path, "open"))?;
                     self.snapshot_len = snapshot.len() as u64;
@@ -337,7 +327,7 @@ mod file {
 
         fn flush(&mut self) -> Result<()> {
             self.journal
-                .sync_data()
+                .sync()
                 .map_err(fail(&self.journal_path, "sync"))
         }
 
