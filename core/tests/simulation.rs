@@ -9,7 +9,9 @@
 //! skew up to ±1 day and backward jumps. Fault rates are drawn per seed. Then the faults stop,
 //! every replica syncs until nothing moves, and the checks run: every replica equals the
 //! last-write-wins model of every acknowledged write, nothing acknowledged is lost, nothing
-//! deleted comes back, nothing is left unpushed, and a sync with nothing new is one LIST.
+//! deleted comes back, nothing is left unpushed, and a sync with nothing new is one LIST; each
+//! replica's history of a key holds only versions that were written, in order, within the
+//! history policy.
 //! Checkpoints are written under a compaction policy drawn per seed (often every few segments),
 //! so compaction runs under every fault too, and at the end a new device joins and must see
 //! exactly the model (through a checkpoint when one exists).
@@ -84,6 +86,8 @@ static HINTS_FROZEN: AtomicU64 = AtomicU64::new(0);
 /// start-over whose restamped keys were checked.
 static CONFLICTS_REPORTED: AtomicU64 = AtomicU64::new(0);
 static RESTAMPS_CHECKED: AtomicU64 = AtomicU64::new(0);
+/// Earlier versions in the replicas' histories checked against the writes.
+static HISTORY_VERSIONS_CHECKED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
 const REGRESSIONS: &[u64] = &[
@@ -1355,6 +1359,48 @@ impl Sim {
         accepted
     }
 
+    /// Replica `r`'s history of each key (its current version, then the earlier ones it kept)
+    /// holds only versions that were written, each exactly as written, newest first with no
+    /// version twice (of those within the bound on stamps), and no more than the policy keeps (10 earlier versions, and the
+    /// replica's own latest write while another device's is current).
+    fn check_history(&self, r: usize) {
+        let engine = &self.replicas[r].engine;
+        for (key, writes) in &self.model {
+            let versions = engine.history(key);
+            if versions.is_empty() {
+                continue;
+            }
+            HISTORY_VERSIONS_CHECKED.fetch_add(versions.len() as u64 - 1, Ordering::Relaxed);
+            assert!(
+                versions.len() <= 1 + HistoryPolicy::default().versions + 1,
+                "r{r} keeps {} versions of {key:?}",
+                versions.len()
+            );
+            // A runaway clock's versions stay behind a restamped copy: ordered are those within
+            // the bound.
+            let within: Vec<&Record> = versions
+                .iter()
+                .filter(|v| v.stamp.hlc.wall_ms <= self.now.saturating_add(MAX_FUTURE_MS))
+                .collect();
+            for pair in within.windows(2) {
+                assert!(
+                    pair[0].stamp > pair[1].stamp,
+                    "r{r}'s history of {key:?} is out of order: {versions:?}"
+                );
+            }
+            for version in &versions[1..] {
+                assert!(
+                    writes
+                        .iter()
+                        .any(|w| w.stamp == version.stamp && w.value == version.value),
+                    "r{r}'s history of {key:?} holds {version:?}, which nobody wrote; the \
+                     writes:\n{}",
+                    self.describe(key)
+                );
+            }
+        }
+    }
+
     fn describe(&self, key: &[u8]) -> String {
         self.model[key]
             .iter()
@@ -1432,6 +1478,7 @@ impl Sim {
             for key in engine.keys(b"") {
                 assert!(self.model.contains_key(&key), "r{r} has {key:?}");
             }
+            self.check_history(r);
             if !ahead_view {
                 let view: Vec<Option<Record>> = keys
                     .iter()
@@ -1573,10 +1620,13 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         assert!(HINTS_DELETED.load(Ordering::Relaxed) > seeds / 2);
         assert!(HINTS_FROZEN.load(Ordering::Relaxed) > seeds / 2);
         eprintln!(
-            "conflicts reported {}, start-overs whose restamped keys were checked {}",
+            "conflicts reported {}, start-overs whose restamped keys were checked {}, earlier \
+             versions checked {}",
             CONFLICTS_REPORTED.load(Ordering::Relaxed),
-            RESTAMPS_CHECKED.load(Ordering::Relaxed)
+            RESTAMPS_CHECKED.load(Ordering::Relaxed),
+            HISTORY_VERSIONS_CHECKED.load(Ordering::Relaxed)
         );
+        assert!(HISTORY_VERSIONS_CHECKED.load(Ordering::Relaxed) > seeds * 10);
         assert!(CONFLICTS_REPORTED.load(Ordering::Relaxed) > seeds);
         assert!(RESTAMPS_CHECKED.load(Ordering::Relaxed) > seeds / 50);
         // And runaway clocks ran: writes were held, reported, and written again.
