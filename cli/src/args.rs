@@ -206,8 +206,9 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  bucketsync restore Documents --to /tmp/Documents\n  \
         bucketsync restore Documents --to /tmp/old --at 2026-11-20T12:00:00Z\n\n\
-        Entries whose path climbs out (..), is absolute, holds a NUL, or passes through a link,\n\
-        and links pointing outside the restored tree, are refused with an error naming them."
+        Entries whose path climbs out (..), is absolute, holds a NUL, passes through a link on\n\
+        disk or lies below a link of the backup are refused with an error naming them. Links\n\
+        come back as they were, wherever they point; nothing is written through one."
     )]
     Restore(RestoreArgs),
     /// Sync a folder both ways with the other devices that sync it under the same name.

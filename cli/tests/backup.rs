@@ -101,6 +101,10 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     .unwrap();
     std::fs::write(src.join("skip.tmp"), "excluded").unwrap();
     std::os::unix::fs::symlink("a.txt", src.join("link to a")).unwrap();
+    // Links as a home or system folder has them: absolute, to a folder, dangling.
+    std::os::unix::fs::symlink("/etc/hostname", src.join("nested/absolute")).unwrap();
+    std::os::unix::fs::symlink("nested/deeper", src.join("to a folder")).unwrap();
+    std::os::unix::fs::symlink("../gone/file", src.join("nested/dangling")).unwrap();
     let big = noise(50 << 20, 0x2545_F491_4F6C_DD1D);
     std::fs::write(src.join("nested/big.bin"), &big).unwrap();
     set_mtime(&src.join("a.txt"), 1_700_000_000);
@@ -109,7 +113,7 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     // First backup: every file but the excluded one.
     let first = a.json(&["backup", src_arg, "--include-hidden", "--exclude", "*.tmp"]);
     assert_eq!(first["files_stored"], 6, "{first}");
-    assert_eq!(first["symlinks"], 1, "{first}");
+    assert_eq!(first["symlinks"], 4, "{first}");
     assert_eq!(first["dirs"], 5, "{first}");
     assert_eq!(first["errors"].as_array().unwrap().len(), 0, "{first}");
     assert_eq!(first["root"], "backup/Documents/");
@@ -209,8 +213,11 @@ async fn a_restore_never_writes_outside_its_target() {
     put("backup/evil/m/../../escaped", &entry(EntryKind::Dir, ""));
     put("backup/evil/m//etc/abs", &entry(EntryKind::Dir, ""));
     put("backup/evil/m/a/../../../x", &entry(EntryKind::Dir, ""));
+    // Links come back wherever they point; what lies below one in the backup is refused.
     put("backup/evil/m/out", &entry(EntryKind::Symlink, "/etc"));
+    put("backup/evil/m/out/inside", &entry(EntryKind::Dir, ""));
     put("backup/evil/m/up", &entry(EntryKind::Symlink, "../../.."));
+    put("backup/evil/m/up/x", &entry(EntryKind::Dir, ""));
     put("backup/evil/m/through/file", &entry(EntryKind::Dir, ""));
     put("backup/evil/m/fine", &entry(EntryKind::Dir, ""));
     let target = dir.path().join("target");
@@ -234,8 +241,8 @@ async fn a_restore_never_writes_outside_its_target() {
         "../../escaped",
         "/etc/abs",
         "a/../../../x",
-        "out",
-        "up",
+        "out/inside",
+        "up/x",
         "through/file",
     ] {
         assert!(
@@ -253,4 +260,13 @@ async fn a_restore_never_writes_outside_its_target() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     assert!(!dir.path().join("escaped").exists());
     assert!(std::fs::read_link(target.join("through")).is_ok());
+    assert_eq!(
+        std::fs::read_link(target.join("out")).unwrap(),
+        Path::new("/etc")
+    );
+    assert_eq!(
+        std::fs::read_link(target.join("up")).unwrap(),
+        Path::new("../../..")
+    );
+    assert!(!dir.path().join("x").exists());
 }

@@ -15,9 +15,11 @@
 //! are deleted (with `delete`) only below folders that were read whole.
 //!
 //! A restore never writes outside its target: entries whose path climbs out (`..`), is
-//! absolute, holds a NUL, or passes through a link are refused with an error naming the entry;
-//! links are made last, and only to targets inside the restored tree. A local file newer than
-//! its entry is kept unless `force`.
+//! absolute, holds a NUL, passes through a link on the disk, or lies below a link of the backup
+//! are refused with an error naming the entry. Links come back as they were, whatever their
+//! target (absolute, relative, dangling, outside the tree), as tar and restic restore them:
+//! they are made last, and nothing is ever written through one. A local file newer than its
+//! entry is kept unless `force`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -454,27 +456,24 @@ pub(super) fn checked_path(rel: &str) -> std::result::Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Whether a link at `rel` (relative to the restored root) with `target` points inside it.
-pub(super) fn link_stays_inside(rel: &Path, target: &[u8]) -> bool {
-    let Ok(target) = std::str::from_utf8(target) else {
-        return false;
-    };
-    if target.is_empty() || target.contains('\0') || Path::new(target).is_absolute() {
-        return false;
+/// A link's target as the path the link is made with (its bytes as they were on Unix).
+pub(super) fn link_target_path(target: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(target))
     }
-    // Resolved lexically from the link's folder.
-    let mut depth: i64 = rel.components().count() as i64 - 1;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
-        }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(target).as_ref())
     }
-    true
+}
+
+/// The link among `links` (paths below the restored root) that `path` lies below, if any.
+pub(super) fn below_a_link<'a>(links: &'a BTreeSet<PathBuf>, path: &Path) -> Option<&'a Path> {
+    path.ancestors()
+        .skip(1)
+        .find_map(|a| links.get(a).map(PathBuf::as_path))
 }
 
 /// Whether any folder between `root` and `path` (exclusive) is a link: writing there would
@@ -794,9 +793,28 @@ impl Session {
         if !options.dry_run {
             std::fs::create_dir_all(target).map_err(|e| local_error(target, "cannot make", e))?;
         }
+        // Nothing below a link of the backup is written: a backup holding `a -> /elsewhere`
+        // and `a/f` would write `f` through the link.
+        let links: BTreeSet<PathBuf> = entries
+            .iter()
+            .filter(|(_, _, e)| e.kind == EntryKind::Symlink)
+            .map(|(_, path, _)| path.clone())
+            .collect();
         let mut dirs_done: Vec<(PathBuf, Entry)> = Vec::new();
         for (rel, path, entry) in entries {
             let dest = target.join(&path);
+            if let Some(link) = below_a_link(&links, &path) {
+                report.errors.push((
+                    rel.clone(),
+                    Error::Config(format!(
+                        "refused entry {:?}: it lies below {:?}, a link in the backup (writing \
+                         there would write through the link)",
+                        entry_key(root, &rel),
+                        link.display().to_string()
+                    )),
+                ));
+                continue;
+            }
             if passes_through_a_link(target, &path) {
                 report.errors.push((
                     rel.clone(),
@@ -903,24 +921,11 @@ impl Session {
                     }
                 }
                 EntryKind::Symlink => {
-                    if !link_stays_inside(&path, &entry.target) {
-                        report.errors.push((
-                            rel.clone(),
-                            Error::Config(format!(
-                                "refused entry {:?}: the link points outside the restored tree \
-                                 ({:?})",
-                                entry_key(root, &rel),
-                                String::from_utf8_lossy(&entry.target)
-                            )),
-                        ));
-                        continue;
-                    }
                     report.symlinks += 1;
                     if options.dry_run {
                         continue;
                     }
-                    let target_path =
-                        PathBuf::from(String::from_utf8_lossy(&entry.target).as_ref());
+                    let target_path = link_target_path(&entry.target);
                     if let Some(m) = &local {
                         let same = m.is_symlink()
                             && std::fs::read_link(&dest).is_ok_and(|t| t == target_path);
@@ -1005,14 +1010,22 @@ mod tests {
     }
 
     #[test]
-    fn links_may_point_only_inside_the_tree() {
-        let at = |rel: &str, target: &str| link_stays_inside(Path::new(rel), target.as_bytes());
-        assert!(at("a/link", "b"));
-        assert!(at("a/link", "../top.txt"));
-        assert!(at("a/b/link", "../../x"));
-        assert!(!at("a/link", "../../x"));
-        assert!(!at("link", "../x"));
-        assert!(!at("link", "/etc/passwd"));
-        assert!(!at("link", ""));
+    fn what_lies_below_a_link_of_the_backup_is_found() {
+        let links: BTreeSet<PathBuf> = ["a", "b/c"].into_iter().map(PathBuf::from).collect();
+        let below = |p: &str| below_a_link(&links, Path::new(p)).map(Path::to_path_buf);
+        assert_eq!(below("a/x"), Some(PathBuf::from("a")));
+        assert_eq!(below("b/c/d/e"), Some(PathBuf::from("b/c")));
+        assert_eq!(below("a"), None);
+        assert_eq!(below("b/x"), None);
+        assert_eq!(below("ab/x"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn link_targets_keep_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = b"/etc/\xff\xfe odd";
+        assert_eq!(link_target_path(raw).as_os_str().as_bytes(), raw);
+        assert_eq!(link_target_bytes(&link_target_path(raw)), raw.to_vec());
     }
 }

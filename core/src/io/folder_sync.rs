@@ -18,8 +18,9 @@
 //! subfolder that could not be read, paths that could not be read, paths the patterns leave
 //! out (on either side) and entries this build cannot read are left alone; a pull that met
 //! errors deletes nothing here; a local file changed after the walk is neither replaced nor
-//! deleted (the next run decides); nothing is written outside the folder (the paths and links
-//! a restore refuses are refused here too). A renamed file is a deleted
+//! deleted (the next run decides); nothing is written outside the folder (the paths a restore
+//! refuses are refused here too, and nothing is written through a link; links themselves are
+//! made as they were, wherever they point). A renamed file is a deleted
 //! path and a new one: its chunks are in the vault already, so no content is sent again.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backup::{
-    checked_path, content_key, entry_key, link_stays_inside, local_error, passes_through_a_link,
+    checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
     set_times_and_mode, walk, Entry, EntryKind, Filter, Local, Walk,
 };
 use crate::error::{Error, Result};
@@ -594,15 +595,14 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 std::fs::create_dir_all(&dest).map_err(|e| local_error(&dest, "cannot make", e))?;
             }
             EntryKind::Symlink => {
-                if !link_stays_inside(&path, &entry.target) {
-                    return Err(refused("the link points outside the folder".into()));
-                }
+                // Made as it was, wherever it points: nothing is written through it (every
+                // write here checks its folders first).
                 let _ = std::fs::remove_file(&dest);
                 if let Some(parent) = dest.parent() {
                     let _ = std::fs::create_dir_all(parent);
                 }
                 #[cfg(unix)]
-                std::os::unix::fs::symlink(String::from_utf8_lossy(&entry.target).as_ref(), &dest)
+                std::os::unix::fs::symlink(link_target_path(&entry.target), &dest)
                     .map_err(|e| local_error(&dest, "cannot make the link", e))?;
             }
             EntryKind::File => {
