@@ -131,7 +131,38 @@ const REGRESSIONS: &[u64] = &[
     // again. With no leap recorded, a start-over now keeps what its ids stamped beyond the
     // bound of every other device's latest manifest, as it keeps what lies beyond a leap.
     4833,
+    // Found by 100,000 seeds. A replica pushed a segment and crashed; two of its manifest PUTs
+    // landed late, the newer one first: a peer merged the segment the newer one named, then
+    // the older one overwrote it. The replica's own state did not know the segment either, so
+    // every sync after failed as a broken log of its own, for good. It now fetches back its
+    // segments up to what the peer merged and publishes above them.
+    42994, 65606,
+    // Found by 100,000 seeds: a runaway replica that knew no other device started over while
+    // ahead and dropped what its old id had pushed beyond the bound. Knowing no other device,
+    // a start-over now keeps what is younger than the grace period by its own clock.
+    99767,
 ];
+
+/// Seeds that fail today, found by a run of 100,000 seeds (none of the first 20,000 fails): all
+/// with a runaway clock (they pass with `BUCKETSYNC_SIM_RUNAWAY=0`). Kept to be fixed, not to
+/// gate CI: `cargo test --release -p bucketsync --test simulation -- --ignored` runs them. The
+/// one looked at, 28695: a replica whose clock ran 43 years ahead from its first reading,
+/// knowing no other device (its listings' answers were lost), wrote a key, pushed it, and
+/// started over while ahead more than a grace period later by its clock; the new id had not
+/// read the old id's segment back (two GETs failed) when the clock came back, and then nobody
+/// could read it. The start-over keeps what lies beyond the bound of other devices' manifests,
+/// but it knew none. The others are not diagnosed.
+const STILL_FAILING: &[u64] = &[
+    26953, 28695, 42530, 43557, 50037, 58118, 67898, 78116, 94072,
+];
+
+#[test]
+#[ignore = "fails today (see STILL_FAILING): kept to be fixed, not to gate CI"]
+fn seeds_that_still_fail() {
+    for &seed in STILL_FAILING {
+        run_reporting(seed);
+    }
+}
 
 const DAY_MS: u64 = 86_400_000;
 /// The clock skew of garbage-collection seeds: the policy's `max_clock_skew_ms`, and the bound
@@ -161,7 +192,8 @@ const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
 /// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, none fails
-/// (the last two, 18604 and 4833, are in [`REGRESSIONS`] with their causes). Fixed before them:
+/// (the last two, 18604 and 4833, are in [`REGRESSIONS`] with their causes); of 100,000, nine
+/// do ([`STILL_FAILING`]). Fixed before them:
 /// a replica that started over while ahead losing what its former id wrote once its clock came
 /// back (590, 2557, 4508, 8016), and a replica ahead from its first reading (so no leap
 /// recorded) collecting its own held deletions (1323, 1895, 2079, 3449, 4265, 4447).

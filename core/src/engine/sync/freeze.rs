@@ -95,9 +95,16 @@ impl Engine {
                 self.state.own_mut().republish = true;
                 run.report.errors.push(error);
             } else {
-                // Others merged segments of ours that our manifest in the store does not name:
-                // pushing on top of it could reuse their numbers.
-                run.own_log_failure(error);
+                // Others merged segments of ours that neither this state nor our manifest in
+                // the store names: a manifest of ours that named them was published and then
+                // overwritten by an older one (PUTs of a run that crashed, landing late). The
+                // segments are in the store (a peer read them): fetch them back, as for a
+                // manifest of ours this state never saw, and publish above, so no number is
+                // used twice. If one is gone after all, reading it fails as a broken log.
+                let own = self.state.own_mut();
+                own.published_segments = own.published_segments.max(known);
+                own.republish = true;
+                run.report.errors.push(error);
             }
         }
     }

@@ -154,34 +154,32 @@ impl Engine {
         // not read them again; kept, they are written again when it starts over in the present.
         // A clock ahead from its first reading leaves no leap: then what lies beyond the bound
         // of every other device's latest manifest is kept (no tombstone any of them collected
-        // can be stamped above it).
+        // can be stamped above it), or, knowing no other device, what is younger than the
+        // grace period (with its margin) by our clock: a tombstone collected anywhere is older.
         let ours = |d: &DeviceId| *d == old || directory.former_ids.contains(d);
-        let present = directory.leap.or_else(|| {
-            directory
+        let bound = self.compaction.max_future_ms;
+        let beyond = match directory.leap {
+            Some(leap) => leap.wall_ms.saturating_add(bound),
+            None => directory
                 .devices
                 .iter()
                 .filter(|(d, _)| !ours(d))
-                .map(|(_, i)| i.clock)
+                .map(|(_, i)| i.clock.wall_ms.saturating_add(bound))
                 .max()
-        });
-        let mut kept: Vec<(Vec<u8>, Record)> = Vec::new();
-        if let Some(present) = present {
-            let beyond = present
-                .wall_ms
-                .saturating_add(self.compaction.max_future_ms);
-            kept = self
-                .state
-                .records()
-                .iter()
-                .filter(|(k, r)| {
-                    ours(&r.stamp.device)
-                        && r.stamp.hlc.wall_ms > beyond
-                        && unpushed.binary_search_by(|(u, _)| u.cmp(k)).is_err()
-                })
-                .map(|(k, r)| (k.clone(), r.clone()))
-                .collect();
-            kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
+                .unwrap_or_else(|| now.0.saturating_sub(self.grace_with_margin_ms())),
+        };
+        let mut kept: Vec<(Vec<u8>, Record)> = self
+            .state
+            .records()
+            .iter()
+            .filter(|(k, r)| {
+                ours(&r.stamp.device)
+                    && r.stamp.hlc.wall_ms > beyond
+                    && unpushed.binary_search_by(|(u, _)| u.cmp(k)).is_err()
+            })
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // Above what we wrote before our clock leapt (superseded since, perhaps, by what it
         // stamped beyond the bound) and above everything we hold within the bound.
         let leap = self.state.directory().leap.filter(|l| l.wall_ms <= limit);
