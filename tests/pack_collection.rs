@@ -560,10 +560,20 @@ async fn packs_are_repacked_on_s3() {
         // second per round, so grace periods and heartbeats pass however loaded the machine
         // is (requests are signed at the store's time whatever this clock says).
         let mut rounds = 0;
+        // What a's syncs did, for the message if nothing is repacked (seen once, under load,
+        // on s3s-fs, and not reproduced since).
+        let mut reports_of_a = Vec::new();
         for _ in 0..120 {
             rounds += 1;
             clock.advance(500);
-            repacked += sync(&a, &t).await.packs_repacked;
+            let report = sync(&a, &t).await;
+            repacked += report.packs_repacked;
+            if reports_of_a.len() < 40 {
+                reports_of_a.push(format!(
+                    "{report} (packs deleted {}, repacked {})",
+                    report.packs_deleted, report.packs_repacked
+                ));
+            }
             sync(&b, &t).await;
             let now: BTreeSet<String> = server
                 .list_all(&s3, &packs_prefix)
@@ -577,7 +587,8 @@ async fn packs_are_repacked_on_s3() {
         }
         assert!(
             repacked > 0,
-            "{kind:?}: nothing repacked in {rounds} rounds"
+            "{kind:?}: nothing repacked in {rounds} rounds; a's first syncs:\n{}",
+            reports_of_a.join("\n")
         );
         assert!(
             gone,
