@@ -11,6 +11,9 @@ pub struct BackupReport {
     pub name: String,
     /// Files stored (new or changed).
     pub files_stored: u64,
+    /// Of those, files new to the backup, and files changed since it last saw them.
+    pub files_new: u64,
+    pub files_changed: u64,
     /// Files whose size, time and permissions matched their entry: no request.
     pub files_unchanged: u64,
     /// Paths gone from the folder whose entries were deleted (delete=True).
@@ -23,8 +26,10 @@ pub struct BackupReport {
     /// Chunks sent, and chunks the vault held already.
     pub chunks_uploaded: u64,
     pub chunks_reused: u64,
-    /// Request body bytes sent.
+    /// Request body bytes sent, the packs the new chunks went into, and the requests made.
     pub bytes_sent: u64,
+    pub packs: u64,
+    pub requests: u64,
     /// (path, bucketsync.Error) for each path that could not be backed up.
     pub errors: Vec<(String, PyObject)>,
     /// Seconds it took.
@@ -36,10 +41,11 @@ pub struct BackupReport {
 impl BackupReport {
     fn __repr__(&self) -> String {
         format!(
-            "BackupReport(name={:?}, files_stored={}, files_unchanged={}, deleted={}, dirs={}, symlinks={}, bytes_read={}, chunks_uploaded={}, chunks_reused={}, bytes_sent={}, errors={}, dry_run={})",
-            self.name, self.files_stored, self.files_unchanged, self.deleted, self.dirs,
-            self.symlinks, self.bytes_read, self.chunks_uploaded, self.chunks_reused,
-            self.bytes_sent, self.errors.len(), if self.dry_run { "True" } else { "False" }
+            "BackupReport(name={:?}, files_stored={}, files_new={}, files_changed={}, files_unchanged={}, deleted={}, dirs={}, symlinks={}, bytes_read={}, chunks_uploaded={}, chunks_reused={}, bytes_sent={}, packs={}, requests={}, errors={}, dry_run={})",
+            self.name, self.files_stored, self.files_new, self.files_changed,
+            self.files_unchanged, self.deleted, self.dirs, self.symlinks, self.bytes_read,
+            self.chunks_uploaded, self.chunks_reused, self.bytes_sent, self.packs,
+            self.requests, self.errors.len(), if self.dry_run { "True" } else { "False" }
         )
     }
 }
@@ -63,6 +69,8 @@ impl BackupReport {
         Ok(BackupReport {
             name,
             files_stored: r.files_stored,
+            files_new: r.files_new,
+            files_changed: r.files_changed,
             files_unchanged: r.files_unchanged,
             deleted: r.deleted,
             dirs: r.dirs,
@@ -71,6 +79,8 @@ impl BackupReport {
             chunks_uploaded: r.chunks_uploaded,
             chunks_reused: r.chunks_reused,
             bytes_sent: r.bytes_sent,
+            packs: r.packs,
+            requests: r.requests,
             errors: errors(py, &r.errors)?,
             seconds: r.duration.as_secs_f64(),
             dry_run: r.dry_run,

@@ -47,6 +47,8 @@ def test_a_folder_is_backed_up_and_restored_on_another_device(seaweed, credentia
         assert isinstance(report, BackupReport)
         assert report.name == "Photos" and a.backups() == ["Photos"]
         assert (report.files_stored, report.dirs, report.symlinks) == (2, 3, 1), report
+        assert (report.files_new, report.files_changed) == (2, 0), report
+        assert report.packs >= 1 and report.requests >= report.packs, report
         assert report.errors == [] and not report.dry_run
         assert "2026/november/cat.jpg" in seen
         assert repr(report).startswith("BackupReport(name=\"Photos\", files_stored=2")

@@ -78,8 +78,9 @@ fn print_backup(out: Output, dir: &Path, root: &str, r: &BackupReport, pushed: b
     out.result(
         || {
             format!(
-                "{}{} as {root}: {} files stored ({}, {} chunks sent, {} already in the vault), \
-                 {} unchanged, {} deleted, {} folders, {} links, {} errors, in {:.1} s{}.",
+                "{}{} as {root}: {} files stored ({} new, {} changed; {} read, {} chunks sent \
+                 in {} packs, {} already in the vault, {} sent in {} requests), {} unchanged, \
+                 {} deleted, {} folders, {} links, {} errors, in {:.1} s{}.",
                 if r.dry_run {
                     "Would back up "
                 } else {
@@ -87,9 +88,14 @@ fn print_backup(out: Output, dir: &Path, root: &str, r: &BackupReport, pushed: b
                 },
                 dir.display(),
                 r.files_stored,
+                r.files_new,
+                r.files_changed,
                 bytes(r.bytes_read),
                 r.chunks_uploaded,
+                r.packs,
                 r.chunks_reused,
+                bytes(r.bytes_sent),
+                r.requests,
                 r.files_unchanged,
                 r.deleted,
                 r.dirs,
@@ -108,6 +114,8 @@ fn print_backup(out: Output, dir: &Path, root: &str, r: &BackupReport, pushed: b
                 "root": root,
                 "dry_run": r.dry_run,
                 "files_stored": r.files_stored,
+                "files_new": r.files_new,
+                "files_changed": r.files_changed,
                 "files_unchanged": r.files_unchanged,
                 "deleted": r.deleted,
                 "dirs": r.dirs,
@@ -116,6 +124,8 @@ fn print_backup(out: Output, dir: &Path, root: &str, r: &BackupReport, pushed: b
                 "chunks_uploaded": r.chunks_uploaded,
                 "chunks_reused": r.chunks_reused,
                 "bytes_sent": r.bytes_sent,
+                "packs": r.packs,
+                "requests": r.requests,
                 "seconds": r.duration.as_secs_f64(),
                 "pushed": pushed,
                 "errors": errors_json(&r.errors),

@@ -113,6 +113,16 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     // First backup: every file but the excluded one.
     let first = a.json(&["backup", src_arg, "--include-hidden", "--exclude", "*.tmp"]);
     assert_eq!(first["files_stored"], 6, "{first}");
+    assert_eq!(
+        (&first["files_new"], &first["files_changed"]),
+        (&6.into(), &0.into())
+    );
+    // Files above the inline size each close a pack today (issue 39 packs them together).
+    assert!(first["packs"].as_u64().unwrap() >= 1, "{first}");
+    assert!(
+        first["requests"].as_u64().unwrap() >= first["packs"].as_u64().unwrap(),
+        "{first}"
+    );
     assert_eq!(first["symlinks"], 4, "{first}");
     assert_eq!(first["dirs"], 5, "{first}");
     assert_eq!(first["errors"].as_array().unwrap().len(), 0, "{first}");
@@ -130,6 +140,10 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     std::fs::write(src.join("nested/big.bin"), &edited).unwrap();
     let third = a.json(&["backup", src_arg, "--include-hidden", "--exclude", "*.tmp"]);
     assert_eq!(third["files_stored"], 1, "{third}");
+    assert_eq!(
+        (&third["files_new"], &third["files_changed"]),
+        (&0.into(), &1.into())
+    );
     assert!(third["chunks_uploaded"].as_u64().unwrap() <= 2, "{third}");
     assert!(third["chunks_reused"].as_u64().unwrap() >= 30, "{third}");
     assert!(

@@ -102,6 +102,8 @@ class FileReport:
 class BackupReport:
     name: str
     files_stored: int
+    files_new: int
+    files_changed: int
     files_unchanged: int
     deleted: int
     dirs: int
@@ -110,6 +112,8 @@ class BackupReport:
     chunks_uploaded: int
     chunks_reused: int
     bytes_sent: int
+    packs: int
+    requests: int
     errors: List[Tuple[str, Error]]
     seconds: float
     dry_run: bool

@@ -118,6 +118,10 @@ pub struct BackupOptions {
 pub struct BackupReport {
     /// Files stored (new or changed).
     pub files_stored: u64,
+    /// Of those, files the backup had no entry of.
+    pub files_new: u64,
+    /// Of those, files whose entry differed (size, time or permissions) or had no content.
+    pub files_changed: u64,
     /// Files whose size, time and permissions matched their entry: no request.
     pub files_unchanged: u64,
     /// Paths gone from the folder whose entries were deleted.
@@ -134,12 +138,29 @@ pub struct BackupReport {
     pub chunks_reused: u64,
     /// Request body bytes sent.
     pub bytes_sent: u64,
+    /// Packs the files' new chunks went into.
+    pub packs: u64,
+    /// Requests made to store the files (the sync that publishes them comes on top).
+    pub requests: u64,
     /// Paths that could not be backed up, with why (the rest went on).
     pub errors: Vec<(String, Error)>,
     /// How long it took.
     pub duration: Duration,
     /// Nothing was done: the counts are what would have been.
     pub dry_run: bool,
+}
+
+impl BackupReport {
+    /// Takes back the counts of a file that was not stored after all.
+    fn uncount(&mut self, new: bool, size: u64) {
+        self.files_stored -= 1;
+        self.bytes_read -= size;
+        if new {
+            self.files_new -= 1;
+        } else {
+            self.files_changed -= 1;
+        }
+    }
 }
 
 /// How to restore.
@@ -596,14 +617,20 @@ impl Session {
                     }
                     report.files_stored += 1;
                     report.bytes_read += entry.size;
+                    let new = old.as_ref().is_none_or(|o| o.kind != EntryKind::File);
+                    let counted = if new {
+                        &mut report.files_new
+                    } else {
+                        &mut report.files_changed
+                    };
+                    *counted += 1;
                     if options.dry_run {
                         continue;
                     }
                     let file = match std::fs::File::open(&local.path) {
                         Ok(file) => file,
                         Err(e) => {
-                            report.files_stored -= 1;
-                            report.bytes_read -= entry.size;
+                            report.uncount(new, entry.size);
                             report.errors.push((
                                 local.rel.clone(),
                                 local_error(&local.path, "cannot read", e),
@@ -628,13 +655,14 @@ impl Session {
                             report.chunks_uploaded += file_report.chunks_uploaded;
                             report.chunks_reused += file_report.chunks_reused;
                             report.bytes_sent += file_report.bytes_sent;
+                            report.packs += file_report.packs;
+                            report.requests += file_report.requests;
                             // The size read, which the file may have changed to meanwhile.
                             entry.size = file_report.size;
                         }
                         Err(Error::Cancelled) => return Err(Error::Cancelled),
                         Err(e) => {
-                            report.files_stored -= 1;
-                            report.bytes_read -= entry.size;
+                            report.uncount(new, entry.size);
                             report.errors.push((local.rel.clone(), e));
                             continue;
                         }
