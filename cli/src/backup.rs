@@ -3,6 +3,7 @@
 //! (`bucketsync::backup`); this prints what they did.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bucketsync::backup::{
     default_name, root_of, BackupOptions, BackupReport, RestoreOptions, RestoreReport,
@@ -28,6 +29,82 @@ fn show_progress(bar: &indicatif::ProgressBar) -> impl FnMut(&str, FileProgress)
     }
 }
 
+/// A backup's progress as a whole, against the totals a dry run found first: files and bytes
+/// done, the rate so far, and the time left at that rate.
+struct Tally {
+    files_total: u64,
+    bytes_total: u64,
+    /// Files finished, and their bytes.
+    files_done: u64,
+    bytes_before: u64,
+    /// The file being stored, and its bytes done.
+    current: Option<(String, u64)>,
+}
+
+impl Tally {
+    fn new(totals: &BackupReport) -> Tally {
+        Tally {
+            files_total: totals.files_stored,
+            bytes_total: totals.bytes_read,
+            files_done: 0,
+            bytes_before: 0,
+            current: None,
+        }
+    }
+
+    /// Takes `path`'s progress `elapsed` after the start; the line to show.
+    fn line(&mut self, path: &str, p: FileProgress, elapsed: Duration) -> String {
+        match &mut self.current {
+            Some((at, done)) if at == path => *done = p.bytes_done,
+            current => {
+                if let Some((_, done)) = current.take() {
+                    self.files_done += 1;
+                    self.bytes_before += done;
+                }
+                *current = Some((path.to_owned(), p.bytes_done));
+            }
+        }
+        let done = self.bytes_before + p.bytes_done;
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let left = match rate > 0.0 {
+            true => {
+                let left = self.bytes_total.saturating_sub(done) as f64 / rate;
+                format!(
+                    ", {} left",
+                    indicatif::HumanDuration(Duration::from_secs_f64(left))
+                )
+            }
+            false => String::new(),
+        };
+        format!(
+            "{}/{} files, {}/{}, {}/s{left}  {path}",
+            (self.files_done + 1).min(self.files_total.max(1)),
+            self.files_total,
+            bytes(done),
+            bytes(self.bytes_total),
+            bytes(rate as u64),
+        )
+    }
+}
+
+/// Progress on the bar: against `totals` when known, else the file's own.
+fn show_totals<'a>(
+    bar: &'a indicatif::ProgressBar,
+    totals: Option<&BackupReport>,
+) -> impl FnMut(&str, FileProgress) + 'a {
+    let mut tally = totals.map(Tally::new);
+    let mut each = show_progress(bar);
+    let started = Instant::now();
+    move |path: &str, p: FileProgress| match &mut tally {
+        Some(tally) => {
+            bar.set_message(tally.line(path, p, started.elapsed()));
+            bar.tick();
+        }
+        None => each(path, p),
+    }
+}
+
 fn errors_json(errors: &[(String, Error)]) -> Vec<serde_json::Value> {
     errors
         .iter()
@@ -49,6 +126,21 @@ pub async fn backup(g: &Global, out: Output, args: &BackupArgs) -> Result<(), Fa
         delete: args.delete,
     };
     let bar = spinner(out);
+    // On a terminal, a dry run first (it reads no file) gives the totals the bar shows the
+    // rate and the time left against.
+    let totals = if bar.is_hidden() || args.dry_run {
+        None
+    } else {
+        let dry = BackupOptions {
+            dry_run: true,
+            ..options.clone()
+        };
+        vault
+            .session
+            .backup(&args.dir, &name, &dry, &vault.transport, 1, |_, _| {})
+            .await
+            .ok()
+    };
     let outcome = until_interrupted(
         &vault,
         vault.session.backup(
@@ -57,7 +149,7 @@ pub async fn backup(g: &Global, out: Output, args: &BackupArgs) -> Result<(), Fa
             &options,
             &vault.transport,
             DEFAULT_CONCURRENCY,
-            show_progress(&bar),
+            show_totals(&bar, totals.as_ref()),
         ),
     )
     .await;
@@ -233,4 +325,38 @@ fn print_restore(out: Output, root: &str, target: &Path, r: &RestoreReport) {
             })
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_counts_files_and_bytes_across_files_and_says_what_is_left() {
+        let totals = BackupReport {
+            files_stored: 3,
+            bytes_read: 4_000,
+            ..BackupReport::default()
+        };
+        let mut tally = Tally::new(&totals);
+        let at = |n| FileProgress {
+            bytes_done: n,
+            ..FileProgress::default()
+        };
+        let line = tally.line("a", at(500), Duration::from_secs(1));
+        assert_eq!(
+            line,
+            "1/3 files, 500 B/3.91 KiB, 500 B/s, 7 seconds left  a"
+        );
+        tally.line("a", at(1_000), Duration::from_secs(2));
+        // The next file: the first one's bytes stay counted.
+        let line = tally.line("b", at(1_000), Duration::from_secs(4));
+        assert_eq!(
+            line,
+            "2/3 files, 1.95 KiB/3.91 KiB, 500 B/s, 4 seconds left  b"
+        );
+        let line = tally.line("c", at(2_000), Duration::from_secs(8));
+        assert!(line.starts_with("3/3 files, 3.91 KiB/3.91 KiB"), "{line}");
+        assert!(line.ends_with("0 seconds left  c"), "{line}");
+    }
 }
