@@ -152,8 +152,11 @@ const REGRESSIONS: &[u64] = &[
 /// read the old id's segment back (two GETs failed) when the clock came back, and then nobody
 /// could read it. The start-over keeps what lies beyond the bound of other devices' manifests,
 /// but it knew none. The others are not diagnosed.
+///
+/// 16822 fails since a third of the time jumps of garbage-collection seeds land near the point
+/// where a silent device counts as gone (also with a runaway clock; it passes without).
 const STILL_FAILING: &[u64] = &[
-    26953, 28695, 42530, 43557, 50037, 58118, 67898, 78116, 94072,
+    16822, 26953, 28695, 42530, 43557, 50037, 58118, 67898, 78116, 94072,
 ];
 
 #[test]
@@ -170,6 +173,8 @@ const DAY_MS: u64 = 86_400_000;
 /// regression seeds were found with); the others draw one of the rest, up to a quarter of the
 /// shortest grace period.
 const GC_SKEWS_MS: [u64; 4] = [1_000, 2_000, 4_000, 2_500];
+/// Salts the draws of time jumps near the silence boundary.
+const JUMP_SALT: u64 = 0x5117_0000_0000_0008;
 /// Salts the draw of the skew of garbage-collection seeds.
 const SKEW_SALT: u64 = 0x5ce7_0000_0000_0007;
 const START_MS: u64 = 1_800_000_000_000;
@@ -192,8 +197,9 @@ const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
 /// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, none fails
-/// (the last two, 18604 and 4833, are in [`REGRESSIONS`] with their causes); of 100,000, nine
-/// do ([`STILL_FAILING`]). Fixed before them:
+/// but one since time jumps land near the silence boundary (the last two before, 18604 and
+/// 4833, are in [`REGRESSIONS`] with their causes); of 100,000, ten or more do
+/// ([`STILL_FAILING`]). Fixed before them:
 /// a replica that started over while ahead losing what its former id wrote once its clock came
 /// back (590, 2557, 4508, 8016), and a replica ahead from its first reading (so no leap
 /// recorded) collecting its own held deletions (1323, 1895, 2079, 3449, 4265, 4447).
@@ -339,6 +345,8 @@ struct Sim {
     hints: Rng,
     /// Draws the harsher store's faults.
     harsh: Rng,
+    /// Draws time jumps that land near the point where a device counts as silent.
+    jumps: Rng,
     /// A value the change hint had, to put back (a frozen hint).
     old_hint: Option<Vec<u8>>,
     /// Every manifest body handed out, by its hash: its writer and its clock (the writer's
@@ -439,6 +447,7 @@ impl Sim {
             side: Rng(seed ^ RUNAWAY_SALT),
             hints: Rng(seed ^ HINT_SALT),
             harsh: Rng(seed ^ HARSH_SALT),
+            jumps: Rng(seed ^ JUMP_SALT),
             old_hint: None,
             manifest_clocks: Default::default(),
             manifests_ahead: false,
@@ -1120,6 +1129,16 @@ impl Sim {
                         }
                     } else if self.gc && self.rng.chance(100) {
                         let ahead = self.rng.below(self.compaction.grace_ms / 2);
+                        // A third of them land within two skews of the point where a device
+                        // silent since the jump counts as gone (grace, margin and heartbeat).
+                        let ahead = if self.jumps.chance(333) {
+                            let policy = &self.compaction;
+                            let skew = policy.max_clock_skew_ms;
+                            let boundary = policy.grace_ms + 2 * skew + policy.grace_ms / 8;
+                            (boundary + self.jumps.below(4 * skew + 1)).saturating_sub(2 * skew)
+                        } else {
+                            ahead
+                        };
                         self.now += ahead;
                         self.log(format!("{ahead} ms pass"));
                     }
