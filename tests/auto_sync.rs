@@ -251,11 +251,9 @@ fn a_background_sync_announces_a_peers_change_and_stays_cheap_while_idle() {
     futures::executor::block_on(a.sync(&FolderBucket, 4, |_| {})).unwrap();
     let pushed_at = Instant::now();
     // About an interval; the bound is generous, so a loaded machine does not fail it.
-    seen.wait_for(
-        "change of note",
-        Duration::from_secs(30),
-        |events| changed_in(events).contains(&b"note".to_vec()),
-    );
+    seen.wait_for("change of note", Duration::from_secs(30), |events| {
+        changed_in(events).contains(&b"note".to_vec())
+    });
     assert_eq!(b.get(b"note").unwrap(), Some(b"from a".to_vec()));
     eprintln!("push on A to event on B: {:?}", pushed_at.elapsed());
 
