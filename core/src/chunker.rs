@@ -74,6 +74,12 @@ impl Chunker {
         }
     }
 
+    /// Drops whatever is held, for the next input (the buffer is kept).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
     /// How many more bytes [`Chunker::feed`] takes now (it holds at most [`MAX_CHUNK`]).
     pub fn room(&self) -> usize {
         MAX_CHUNK - (self.buf.len() - self.start)

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::driver::Transport;
-use crate::io::files::{FileProgress, ReadSource};
+use crate::io::files::{FileBatch, FileProgress, ReadSource};
 use crate::io::session::Session;
+use crate::transfer::FileReport;
 
 const ENTRY_MAGIC: &[u8; 4] = b"BKSM";
 const ENTRY_VERSION: u8 = 1;
@@ -524,6 +525,78 @@ pub(super) fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<
     filetime::set_file_mtime(path, time)
 }
 
+/// A file a backup stores: its entry is written with its record.
+struct Pending {
+    rel: String,
+    path: PathBuf,
+    entry: Entry,
+    /// The backup had no entry of it.
+    new: bool,
+}
+
+/// The files of a backup, handed to [`Session::put_files`] as it asks: each opened only then.
+struct BackupFiles<'a, P> {
+    root: &'a str,
+    pending: std::vec::IntoIter<Pending>,
+    /// Files handed over and not stored yet, by content key.
+    stored: BTreeMap<Vec<u8>, Pending>,
+    /// The path of the file being read, for progress.
+    reading: String,
+    report: &'a mut BackupReport,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
+    type Source = ReadSource<std::fs::File>;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
+        for file in self.pending.by_ref() {
+            match std::fs::File::open(&file.path) {
+                Ok(opened) => {
+                    let key = content_key(self.root, &file.rel).into_bytes();
+                    let source = ReadSource::new(opened, Some(file.entry.size));
+                    self.reading.clone_from(&file.rel);
+                    self.stored.insert(key.clone(), file);
+                    return Some((key, source));
+                }
+                Err(e) => {
+                    self.report.uncount(file.new, file.entry.size);
+                    let error = local_error(&file.path, "cannot read", e);
+                    self.report.errors.push((file.rel, error));
+                }
+            }
+        }
+        None
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let Some(mut file) = self.stored.remove(key) else {
+            return Vec::new();
+        };
+        self.report.chunks_uploaded += report.chunks_uploaded;
+        self.report.chunks_reused += report.chunks_reused;
+        // The size read, which the file may have changed to meanwhile.
+        self.report.bytes_read = self.report.bytes_read - file.entry.size + report.size;
+        file.entry.size = report.size;
+        file.entry.hash.clone_from(&report.content_hash);
+        vec![(
+            entry_key(self.root, &file.rel).into_bytes(),
+            Some(file.entry.encode()),
+        )]
+    }
+
+    fn failed(&mut self, key: &[u8], error: &Error) {
+        if let Some(file) = self.stored.remove(key) {
+            self.report.uncount(file.new, file.entry.size);
+            self.report.errors.push((file.rel, error.clone()));
+        }
+    }
+
+    fn progress(&mut self, _key: &[u8], progress: FileProgress) {
+        (self.progress)(&self.reading, progress);
+    }
+}
+
 impl Session {
     /// Backs the folder `dir` up as the backup `name` (under the keys `backup/<name>/`):
     /// stores new and changed files, writes an entry for every path, and (with
@@ -581,6 +654,8 @@ impl Session {
                 Some((rel, entry))
             })
             .collect();
+        // Files to store, in one batch once the walk's entries are written.
+        let mut pending = Vec::new();
         for local in &walked.found {
             let old = existing.get(&local.rel).cloned().flatten();
             let key = entry_key(root, &local.rel);
@@ -627,55 +702,46 @@ impl Session {
                     if options.dry_run {
                         continue;
                     }
-                    let file = match std::fs::File::open(&local.path) {
-                        Ok(file) => file,
-                        Err(e) => {
-                            report.uncount(new, entry.size);
-                            report.errors.push((
-                                local.rel.clone(),
-                                local_error(&local.path, "cannot read", e),
-                            ));
-                            continue;
-                        }
-                    };
-                    let mut source = ReadSource::new(file, Some(entry.size));
-                    let rel = local.rel.as_str();
-                    let stored = self
-                        .put_file(
-                            content.clone(),
-                            &mut source,
-                            transport,
-                            None,
-                            concurrency,
-                            |p| progress(rel, p),
-                        )
-                        .await;
-                    match stored {
-                        Ok(file_report) => {
-                            report.chunks_uploaded += file_report.chunks_uploaded;
-                            report.chunks_reused += file_report.chunks_reused;
-                            report.bytes_sent += file_report.bytes_sent;
-                            report.packs += file_report.packs;
-                            report.requests += file_report.requests;
-                            // The size read, which the file may have changed to meanwhile.
-                            entry.size = file_report.size;
-                        }
-                        Err(Error::Cancelled) => return Err(Error::Cancelled),
-                        Err(e) => {
-                            report.uncount(new, entry.size);
-                            report.errors.push((local.rel.clone(), e));
-                            continue;
-                        }
-                    }
-                    entry.hash = self
-                        .read(|e| e.file_info(content.as_bytes()))??
-                        .map(|info| info.content_hash)
-                        .unwrap_or_default();
+                    // The entry's hash and parent are filled in once the file is stored.
                     entry.parent = old
                         .filter(|o| o.kind == EntryKind::File)
                         .map(|o| o.hash)
                         .unwrap_or_default();
-                    self.put(key, entry.encode())?;
+                    pending.push(Pending {
+                        rel: local.rel.clone(),
+                        path: local.path.clone(),
+                        entry,
+                        new,
+                    });
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let mut files = BackupFiles {
+                root,
+                pending: pending.into_iter(),
+                stored: BTreeMap::new(),
+                reading: String::new(),
+                report: &mut report,
+                progress: &mut progress,
+            };
+            let outcome = self
+                .put_files(&mut files, transport, None, concurrency)
+                .await;
+            // Files never asked for, after the upload failed, are not stored either.
+            let left: Vec<Pending> = files.pending.collect();
+            match outcome {
+                Ok(totals) => {
+                    report.bytes_sent += totals.bytes_sent;
+                    report.packs += totals.packs;
+                    report.requests += totals.requests;
+                }
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => {
+                    for file in left {
+                        report.uncount(file.new, file.entry.size);
+                        report.errors.push((file.rel, e.clone()));
+                    }
                 }
             }
         }

@@ -167,6 +167,61 @@ fn answer<T: Transport + ?Sized>(
     async move { (id, transport.send(request).await) }
 }
 
+/// Files for [`Session::put_files`], asked for one at a time as the upload takes input.
+pub trait FileBatch {
+    /// Where a file's bytes come from.
+    type Source: Source;
+
+    /// The next file to store: its key and its source; `None` when no file is left. A file
+    /// whose source cannot be had (it cannot be opened, say) is the batch's to report and skip.
+    fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)>;
+
+    /// File `key` is stored, as `report` says (its size, chunks and content hash): the records
+    /// to write together with its record, in one journal entry (`None` deletes the key).
+    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+    /// File `key` is not stored, for `error`: its source failed or gave another length than
+    /// it declared (the batch goes on), or the upload failed (the batch ends). Whatever `key`
+    /// held before stays.
+    fn failed(&mut self, key: &[u8], error: &Error);
+
+    /// The file being read, `key`, is this far.
+    fn progress(&mut self, key: &[u8], progress: FileProgress) {
+        let _ = (key, progress);
+    }
+}
+
+/// What [`Session::put_files`] keeps between its steps.
+struct BatchRun<S> {
+    buf: Vec<u8>,
+    /// The file being read: its key, source and declared length.
+    reading: Option<(Vec<u8>, S, Option<u64>)>,
+    /// Files ended and not stored yet, by number.
+    ended: std::collections::HashMap<u64, Vec<u8>>,
+    /// The number of the file ended last for each key among them.
+    newest: std::collections::HashMap<Vec<u8>, u64>,
+}
+
+/// `n` bytes more read from a source that said it holds `declared` bytes, `so_far` of which
+/// came before: `n`, or `Config` when the source gives more or ends early.
+fn as_declared(declared: Option<u64>, so_far: u64, n: usize) -> Result<usize> {
+    let Some(size) = declared else {
+        return Ok(n);
+    };
+    let total = so_far + n as u64;
+    if n == 0 && total != size {
+        return Err(Error::Config(format!(
+            "the file's source ended after {total} bytes, not the {size} it was said to hold"
+        )));
+    }
+    if total > size {
+        return Err(Error::Config(format!(
+            "the file's source gave more than the {size} bytes it was said to hold"
+        )));
+    }
+    Ok(n)
+}
+
 /// An upload that tells the replica what it found or stored however it ends: finished,
 /// failed, or dropped half-way with the task that ran it.
 struct Ending<'s> {
@@ -258,21 +313,7 @@ impl Session {
         let declared = source.declared_len();
         loop {
             while upload.wants_input() {
-                let n = source.read(buf).await?;
-                if let Some(size) = declared {
-                    let total = upload.bytes_in() + n as u64;
-                    if n == 0 && total != size {
-                        return Err(Error::Config(format!(
-                            "the file's source ended after {total} bytes, not the {size} it was \
-                             said to hold"
-                        )));
-                    }
-                    if total > size {
-                        return Err(Error::Config(format!(
-                            "the file's source gave more than the {size} bytes it was said to hold"
-                        )));
-                    }
-                }
+                let n = as_declared(declared, upload.bytes_in(), source.read(buf).await?)?;
                 if n == 0 {
                     upload.finish()?;
                 } else {
@@ -285,6 +326,133 @@ impl Session {
                 return outcome;
             }
             self.step(upload, flight, concurrency, progress).await?;
+            self.note_upload(upload, false)?;
+        }
+    }
+
+    /// Stores the files `batch` hands over, one after the other, into packs they share: a
+    /// folder of small files costs a few PUTs, not one per file. Each file's record is written
+    /// (journaled, pushed by the next sync) once every pack holding its chunks is stored,
+    /// together with the records [`FileBatch::stored`] adds for it, in one journal entry; so a
+    /// run cut off half-way leaves records only for files whose packs are in the store (the
+    /// next upload of this device finds the others' chunks in its packs and sends them no
+    /// more). A file whose source fails is left out ([`FileBatch::failed`]) and the rest go
+    /// on. When a key is handed over twice, the file handed over later is the one stored.
+    /// Returns what the whole batch did: chunks, packs, requests and bytes.
+    ///
+    /// # Errors
+    /// The request error that stopped the upload, `Cancelled` after [`Session::cancel_sync`],
+    /// `Config` when the vault is closed, `Access` with the role `read`: files stored before
+    /// stay stored, those not stored yet are told to [`FileBatch::failed`] (the ones never
+    /// asked for are not).
+    pub async fn put_files<T: Transport + ?Sized, B: FileBatch>(
+        &self,
+        batch: &mut B,
+        transport: &T,
+        pack_size: Option<usize>,
+        concurrency: usize,
+    ) -> Result<FileReport> {
+        self.check_writable()?;
+        self.clear_cancel();
+        let upload = self.configure(|e| e.begin_upload(None, pack_size))?;
+        let mut upload = Ending {
+            session: self,
+            upload,
+        };
+        let mut flight = Flight::new(transport, FileProgress::default());
+        let mut run = BatchRun {
+            buf: vec![0u8; READ_SIZE],
+            reading: None,
+            ended: std::collections::HashMap::new(),
+            newest: std::collections::HashMap::new(),
+        };
+        let outcome = self
+            .run_batch(
+                &mut upload.upload,
+                batch,
+                &mut run,
+                &mut flight,
+                concurrency,
+            )
+            .await;
+        drop(upload);
+        if let Err(e) = &outcome {
+            if let Some((key, _, _)) = run.reading.take() {
+                batch.failed(&key, e);
+            }
+            let mut left: Vec<(u64, Vec<u8>)> = run.ended.into_iter().collect();
+            left.sort();
+            for (_, key) in left {
+                batch.failed(&key, e);
+            }
+        }
+        outcome
+    }
+
+    async fn run_batch<T: Transport + ?Sized, B: FileBatch, F: Future<Output = Answered>>(
+        &self,
+        upload: &mut crate::transfer::Upload,
+        batch: &mut B,
+        run: &mut BatchRun<B::Source>,
+        flight: &mut Flight<'_, T, F>,
+        concurrency: usize,
+    ) -> Result<FileReport> {
+        loop {
+            while upload.wants_input() {
+                let Some((key, source, declared)) = run.reading.as_mut() else {
+                    match batch.next_file() {
+                        Some((key, source)) => {
+                            flight.progress.bytes_done = 0;
+                            flight.progress.bytes_total = source.len_hint();
+                            let declared = source.declared_len();
+                            run.reading = Some((key, source, declared));
+                        }
+                        None => upload.end_input()?,
+                    }
+                    continue;
+                };
+                let read = source.read(&mut run.buf).await;
+                let n = match read.and_then(|n| as_declared(*declared, upload.bytes_in(), n)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        upload.abandon_file();
+                        let (key, _, _) = run.reading.take().expect("a file is being read");
+                        batch.failed(&key, &e);
+                        continue;
+                    }
+                };
+                if n == 0 {
+                    let number = upload.end_file()?;
+                    let (key, _, _) = run.reading.take().expect("a file is being read");
+                    run.newest.insert(key.clone(), number);
+                    run.ended.insert(number, key);
+                } else {
+                    upload.write(&run.buf[..n])?;
+                    flight.progress.bytes_done = upload.bytes_in();
+                    batch.progress(key, flight.progress);
+                }
+            }
+            while let Some((number, value, report)) = upload.poll_file() {
+                let key = run.ended.remove(&number).expect("each ended file is named");
+                if run.newest.get(&key) != Some(&number) {
+                    // Handed over again later: that later file is the one stored.
+                    continue;
+                }
+                run.newest.remove(&key);
+                let mut records = vec![(key.clone(), Some(value))];
+                records.extend(batch.stored(&key, &report));
+                self.write_records(records)?;
+            }
+            if let Some(outcome) = upload.poll_end() {
+                return outcome;
+            }
+            let mut progress = |p: FileProgress| {
+                if let Some((key, _, _)) = &run.reading {
+                    batch.progress(key, p);
+                }
+            };
+            self.step(upload, flight, concurrency, &mut progress)
+                .await?;
             self.note_upload(upload, false)?;
         }
     }

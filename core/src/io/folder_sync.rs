@@ -36,8 +36,9 @@ use super::backup::{
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
-use crate::io::files::{FileProgress, ReadSource};
+use crate::io::files::{FileBatch, FileProgress, ReadSource};
 use crate::io::session::Session;
+use crate::transfer::FileReport;
 
 /// The base file, inside the synced folder.
 pub const BASE_FILE: &str = ".bucketsync-folder";
@@ -322,6 +323,8 @@ impl Session {
             concurrency,
             progress: &mut progress,
             report: &mut report,
+            deferred: Vec::new(),
+            just_deferred: false,
         };
         let mut return_base = false;
         for rel in paths {
@@ -360,7 +363,7 @@ impl Session {
             let outcome = match (local_changed, remote_changed) {
                 (false, false) => Ok(b.cloned()),
                 (true, false) => match local.get(&rel) {
-                    Some(l) => sync.upload(l, parent).await.map(Some),
+                    Some(l) => sync.upload(l, parent).await,
                     None => sync.delete_there(&rel).map(|()| None),
                 },
                 (false, true) => match (r, local.get(&rel)) {
@@ -385,7 +388,7 @@ impl Session {
                 (true, true) => match (local.get(&rel), r) {
                     (None, None) => Ok(None),
                     // Edited here, deleted there: the edit stays.
-                    (Some(l), None) => sync.upload(l, parent).await.map(Some),
+                    (Some(l), None) => sync.upload(l, parent).await,
                     // Deleted here, edited there: the edit comes back.
                     (None, Some((entry, _))) => sync.download(&rel, entry, None).await.map(Some),
                     (Some(l), Some((entry, _)))
@@ -403,6 +406,8 @@ impl Session {
                 },
             };
             match outcome {
+                // Sent with the batch below, which settles its place in the base.
+                Ok(None) if std::mem::take(&mut sync.just_deferred) => {}
                 Ok(Some(entry)) => {
                     next.insert(rel, entry);
                 }
@@ -420,6 +425,22 @@ impl Session {
                         next.insert(rel.clone(), b.clone());
                     }
                     sync.report.errors.push((rel, e));
+                }
+            }
+        }
+        // The files changed here, in packs they share.
+        let sent = sync.send_deferred().await?;
+        for (rel, outcome) in sent {
+            match outcome {
+                Ok(entry) => {
+                    next.insert(rel, entry);
+                }
+                Err(e) => {
+                    // Unsynced: as it was, so that the next sync sees the same change again.
+                    if let Some(b) = base.entries.get(&rel) {
+                        next.insert(rel.clone(), b.clone());
+                    }
+                    report.errors.push((rel, e));
                 }
             }
         }
@@ -443,6 +464,69 @@ impl Session {
     }
 }
 
+/// The files a folder sync sends, handed to [`Session::put_files`] as it asks.
+struct FolderFiles<'a, P> {
+    root: &'a str,
+    pending: std::vec::IntoIter<(String, PathBuf, Entry)>,
+    /// Files handed over and not stored yet, by content key: path and entry.
+    sending: BTreeMap<Vec<u8>, (String, Entry)>,
+    /// The path of the file being read, for progress.
+    reading: String,
+    /// Each path's entry as written, or why not.
+    done: Vec<(String, Result<Entry>)>,
+    report: &'a mut FolderReport,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
+    type Source = ReadSource<std::fs::File>;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
+        for (rel, path, entry) in self.pending.by_ref() {
+            match std::fs::File::open(&path) {
+                Ok(file) => {
+                    let key = content_key(self.root, &rel).into_bytes();
+                    let source = ReadSource::new(file, Some(entry.size));
+                    self.reading.clone_from(&rel);
+                    self.sending.insert(key.clone(), (rel, entry));
+                    return Some((key, source));
+                }
+                Err(e) => self
+                    .done
+                    .push((rel, Err(local_error(&path, "cannot read", e)))),
+            }
+        }
+        None
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let Some((rel, mut entry)) = self.sending.remove(key) else {
+            return Vec::new();
+        };
+        self.report.chunks_uploaded += report.chunks_uploaded;
+        self.report.chunks_reused += report.chunks_reused;
+        self.report.uploaded += 1;
+        entry.size = report.size;
+        entry.hash.clone_from(&report.content_hash);
+        let record = (
+            entry_key(self.root, &rel).into_bytes(),
+            Some(entry.encode()),
+        );
+        self.done.push((rel, Ok(entry)));
+        vec![record]
+    }
+
+    fn failed(&mut self, key: &[u8], error: &Error) {
+        if let Some((rel, _)) = self.sending.remove(key) {
+            self.done.push((rel, Err(error.clone())));
+        }
+    }
+
+    fn progress(&mut self, _key: &[u8], progress: FileProgress) {
+        (self.progress)(&self.reading, progress);
+    }
+}
+
 /// One folder sync's moves between the folder and the vault.
 struct Sync<'a, T: ?Sized, P> {
     session: &'a Session,
@@ -452,14 +536,61 @@ struct Sync<'a, T: ?Sized, P> {
     concurrency: usize,
     progress: &'a mut P,
     report: &'a mut FolderReport,
+    /// Files to send, in one batch after the walk's other moves: their paths, as walked, and
+    /// their entries as they will be written.
+    deferred: Vec<(String, PathBuf, Entry)>,
+    /// The last upload was deferred to that batch.
+    just_deferred: bool,
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
-    /// Sends a local path to the vault as the version after `parent` (a content hash); its
-    /// entry as written.
-    async fn upload(&mut self, local: &Local, parent: &str) -> Result<Entry> {
+    /// Sends a local path to the vault as the version after `parent` (a content hash): its
+    /// entry as written, or, for a regular file, `None` and the file is deferred to
+    /// [`Sync::send_deferred`] (`just_deferred` says so).
+    async fn upload(&mut self, local: &Local, parent: &str) -> Result<Option<Entry>> {
+        if local.entry.kind == EntryKind::File {
+            let mut entry = local.entry.clone();
+            entry.parent = parent.to_owned();
+            self.deferred
+                .push((local.rel.clone(), local.path.clone(), entry));
+            self.just_deferred = true;
+            return Ok(None);
+        }
         self.upload_as(&local.rel, &local.path, &local.entry, parent)
             .await
+            .map(Some)
+    }
+
+    /// Sends the deferred files in one batch: each path's entry as written, or why not.
+    ///
+    /// # Errors
+    /// `Cancelled` after [`Session::cancel_sync`]; any other failure is the paths'.
+    async fn send_deferred(&mut self) -> Result<Vec<(String, Result<Entry>)>> {
+        let deferred = std::mem::take(&mut self.deferred);
+        if deferred.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut files = FolderFiles {
+            root: self.root,
+            pending: deferred.into_iter(),
+            sending: BTreeMap::new(),
+            reading: String::new(),
+            done: Vec::new(),
+            report: &mut *self.report,
+            progress: &mut *self.progress,
+        };
+        let outcome = self
+            .session
+            .put_files(&mut files, self.transport, None, self.concurrency)
+            .await;
+        let mut done = std::mem::take(&mut files.done);
+        let left: Vec<_> = files.pending.collect();
+        match outcome {
+            Ok(totals) => self.report.bytes_sent += totals.bytes_sent,
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => done.extend(left.into_iter().map(|(rel, _, _)| (rel, Err(e.clone())))),
+        }
+        Ok(done)
     }
 
     async fn upload_as(
@@ -662,7 +793,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
             // Ours replaces theirs, which it has seen.
-            self.upload(local, &theirs.hash).await
+            self.upload_as(&local.rel, &local.path, &local.entry, &theirs.hash)
+                .await
         } else {
             // Ours is kept as the copy: renamed here, sent as a new path; theirs takes the name.
             let copy = conflict_name(rel, our_label, local.entry.mtime_ms);

@@ -550,6 +550,32 @@ impl Session {
         persisted
     }
 
+    /// Writes several records at once (`None` deletes the key), in one journal entry: after a
+    /// process kill, all of them are there or none.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub(crate) fn write_records(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.check_writable()?;
+        let now = self.now();
+        let mut inner = self.lock();
+        inner.backend.as_ref().ok_or_else(closed)?;
+        for (key, value) in records {
+            match value {
+                Some(value) => {
+                    inner.engine.put(key, value, now);
+                }
+                None => {
+                    inner.engine.delete(key, now);
+                }
+            }
+        }
+        let persisted = inner.persist(now, false);
+        drop(inner);
+        self.notify(Happening::LocalWrite);
+        persisted
+    }
+
     /// Marks `device` retired (see [`Engine::retire`]); said in this device's manifest at the
     /// next sync.
     ///

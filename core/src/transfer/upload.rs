@@ -74,6 +74,9 @@ pub struct FileReport {
     pub bytes_sent: u64,
     /// Requests made (retries included).
     pub requests: u64,
+    /// Hex of the file's keyed content hash, as [`crate::file::FileInfo`] gives it (empty in
+    /// the totals of a batch).
+    pub content_hash: String,
 }
 
 /// A pack going up as a multipart upload.
@@ -155,28 +158,52 @@ pub(crate) struct Stored {
     pub len: u32,
 }
 
-/// One file being stored. Feed it with [`Upload::write`] while [`Upload::wants_input`],
-/// end the input with [`Upload::finish`], and run its requests like a sync's
-/// ([`Upload::poll_request`], [`Upload::handle_response`], [`Upload::poll_timeout`]) until
-/// [`Upload::poll_outcome`] gives the value to store under the file's key.
+/// The file being fed: what is known of it until its input ends.
+struct Feed {
+    hasher: blake3::Hasher,
+    size: u64,
+    /// The packs its chunks lie in, in the order first met, and each one's place there.
+    packs: Vec<PackName>,
+    pack_numbers: HashMap<PackName, u32>,
+    chunks: Vec<ChunkRef>,
+    report: FileReport,
+}
+
+/// A file whose input ended: its value waits until every pack holding its chunks is stored.
+struct Ended {
+    /// Its place among the files of the upload (counting from 0, abandoned ones included).
+    number: u64,
+    value: Vec<u8>,
+    /// Packs of this upload its chunks lie in.
+    packs: Vec<PackName>,
+    report: FileReport,
+}
+
+/// Files being stored, into packs they share. Feed a file with [`Upload::write`] while
+/// [`Upload::wants_input`], end it with [`Upload::end_file`] (or drop what it wrote with
+/// [`Upload::abandon_file`]), go on with the next, and end the input with
+/// [`Upload::end_input`]; run the requests like a sync's ([`Upload::poll_request`],
+/// [`Upload::handle_response`], [`Upload::poll_timeout`]) and take each file's value, to
+/// store under its key, from [`Upload::poll_file`] until [`Upload::poll_end`] says the upload
+/// is over. A file's value is handed out only once every pack that holds any of its chunks
+/// is in the store: nothing written from it names a chunk the bucket does not have.
+///
+/// One file alone: [`Upload::finish`] ends it and the input, and [`Upload::poll_outcome`]
+/// gives its value once every request is answered.
 pub struct Upload {
     keys: FileKeys,
     device: DeviceId,
     entropy: Entropy,
     chunker: Option<Chunker>,
-    hasher: blake3::Hasher,
-    size: u64,
+    feed: Feed,
     pack_size: usize,
     known: HashMap<ChunkId, Stored>,
-    packs: Vec<PackName>,
-    pack_numbers: HashMap<PackName, u32>,
-    chunks: Vec<ChunkRef>,
     open: [Option<PackBuilder>; 2],
     /// Buffers of packs stored, for the next packs: big buffers are reused rather than freed
     /// and allocated again (an allocator keeps freed ones resident for a while).
     spare: Vec<Vec<u8>>,
     /// Packs this upload opened that are not yet in the store: their chunks are no one
-    /// else's to reference.
+    /// else's to reference, and no file value naming them is handed out.
     unstored: HashSet<PackName>,
     /// Packs going up in parts, until completed.
     multipart: HashMap<PackName, Multipart>,
@@ -192,9 +219,13 @@ pub struct Upload {
     referenced: HashSet<PackName>,
     /// Chunks of packs found in the listing.
     found: HashMap<ChunkId, Stored>,
+    /// Files whose input ended (or were abandoned) so far.
+    files: u64,
+    /// Ended files whose values are not handed out yet.
+    waiting: Vec<Ended>,
     input_done: bool,
-    inline: Option<Vec<u8>>,
     failure: Option<Error>,
+    /// What the upload did, over all its files.
     report: FileReport,
     /// The outcome was handed out.
     ended: bool,
@@ -203,8 +234,8 @@ pub struct Upload {
 impl core::fmt::Debug for Upload {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Upload")
-            .field("size", &self.size)
-            .field("chunks", &self.chunks.len())
+            .field("files", &self.files)
+            .field("waiting", &self.waiting.len())
             .field("outstanding", &self.requests.outstanding())
             .finish_non_exhaustive()
     }
@@ -226,20 +257,16 @@ impl Upload {
         retry: RetryPolicy,
     ) -> Upload {
         let gear = Gear::new(&keys.chunker);
-        let hasher = blake3::Hasher::new_keyed(&keys.file_hash.0);
+        let feed = Feed::new(&keys);
         let discovering = discover.is_some();
         let mut upload = Upload {
             keys,
             device,
             entropy,
             chunker: Some(Chunker::new(gear)),
-            hasher,
-            size: 0,
+            feed,
             pack_size: pack_size.clamp(1 << 20, 1 << 30),
             known,
-            packs: Vec::new(),
-            pack_numbers: HashMap::new(),
-            chunks: Vec::new(),
             open: [None, None],
             spare: Vec::new(),
             unstored: HashSet::new(),
@@ -251,8 +278,9 @@ impl Upload {
             list_pages: 0,
             referenced: discover.unwrap_or_default(),
             found: HashMap::new(),
+            files: 0,
+            waiting: Vec::new(),
             input_done: false,
-            inline: None,
             failure: None,
             report: FileReport::default(),
             ended: false,
@@ -581,21 +609,23 @@ impl Upload {
             && waiting < MAX_WAITING_BYTES
     }
 
-    /// The bytes stored so far, for progress.
+    /// The bytes of the file being fed so far, for progress.
     pub fn bytes_in(&self) -> u64 {
-        self.size
+        self.feed.size
     }
 
-    /// Takes the next bytes of the file.
+    /// Takes the next bytes of the file being fed.
     ///
     /// # Errors
-    /// `Config` after [`Upload::finish`]; a sealing error (none expected).
+    /// `Config` after [`Upload::end_input`]; a sealing error (none expected).
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         if self.input_done {
-            return Err(Error::Config("the file's input is already finished".into()));
+            return Err(Error::Config(
+                "the upload's input is already finished".into(),
+            ));
         }
-        self.hasher.update(data);
-        self.size += data.len() as u64;
+        self.feed.hasher.update(data);
+        self.feed.size += data.len() as u64;
         while !data.is_empty() {
             let mut chunker = self.chunker.take().expect("the chunker is put back");
             let taken = chunker.feed(data);
@@ -607,7 +637,95 @@ impl Upload {
         Ok(())
     }
 
-    /// Ends the input: the rest is cut into chunks and the open packs are sealed.
+    /// Ends the file being fed: the rest of it is cut into chunks (which go into the open
+    /// packs, shared with the files that follow), and its value waits for
+    /// [`Upload::poll_file`]. The next [`Upload::write`] starts the next file. Returns the
+    /// file's number (its place among the upload's files, from 0).
+    ///
+    /// # Errors
+    /// `Config` after [`Upload::end_input`]; a sealing error (none expected).
+    pub fn end_file(&mut self) -> Result<u64> {
+        if self.input_done {
+            return Err(Error::Config(
+                "the upload's input is already finished".into(),
+            ));
+        }
+        let mut chunker = self.chunker.take().expect("the chunker is put back");
+        let inline = (self.feed.size <= INLINE_MAX).then(|| {
+            // Nothing was cut yet (chunks are longer): the whole file is this one piece.
+            chunker
+                .next_chunk(true)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        });
+        let cut = match inline {
+            Some(_) => Ok(()),
+            None => self.cut(&mut chunker, true),
+        };
+        chunker.reset();
+        self.chunker = Some(chunker);
+        cut?;
+        let feed = std::mem::replace(&mut self.feed, Feed::new(&self.keys));
+        let body = match inline {
+            Some(bytes) => Body::Inline(bytes),
+            None => Body::Chunks {
+                packs: feed.packs.clone(),
+                chunks: feed.chunks,
+            },
+        };
+        let hash = *feed.hasher.finalize().as_bytes();
+        let file = FileValue {
+            size: feed.size,
+            hash,
+            body,
+            chunk_version: crate::crypto::PACK_VERSION,
+            generation: self.keys.generation,
+        };
+        let mut report = feed.report;
+        report.size = feed.size;
+        report.content_hash = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let number = self.files;
+        self.files += 1;
+        self.waiting.push(Ended {
+            number,
+            value: file.encode(),
+            packs: feed.packs,
+            report,
+        });
+        Ok(number)
+    }
+
+    /// Drops the file being fed (its source failed, say): no value is made of it. Chunks of it
+    /// already sealed stay in their packs, which later files and uploads may reference. Returns
+    /// the number it had.
+    pub fn abandon_file(&mut self) -> u64 {
+        if let Some(chunker) = self.chunker.as_mut() {
+            chunker.reset();
+        }
+        self.feed = Feed::new(&self.keys);
+        let number = self.files;
+        self.files += 1;
+        number
+    }
+
+    /// Ends the input: no file follows, and the open packs are sealed. A file being fed that
+    /// was neither ended nor abandoned is dropped, as [`Upload::abandon_file`] does.
+    ///
+    /// # Errors
+    /// A sealing error (none expected).
+    pub fn end_input(&mut self) -> Result<()> {
+        if self.input_done {
+            return Ok(());
+        }
+        if self.feed.size > 0 {
+            self.abandon_file();
+        }
+        self.input_done = true;
+        (0..2).try_for_each(|slot| self.close(slot))
+    }
+
+    /// Ends the input of an upload of one file: [`Upload::end_file`], then
+    /// [`Upload::end_input`].
     ///
     /// # Errors
     /// As [`Upload::write`].
@@ -615,23 +733,8 @@ impl Upload {
         if self.input_done {
             return Ok(());
         }
-        self.input_done = true;
-        let mut chunker = self.chunker.take().expect("the chunker is put back");
-        let result = if self.size <= INLINE_MAX {
-            // Nothing was cut yet (chunks are longer): the whole file is this one piece.
-            self.inline = Some(
-                chunker
-                    .next_chunk(true)
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default(),
-            );
-            Ok(())
-        } else {
-            self.cut(&mut chunker, true)
-                .and_then(|()| (0..2).try_for_each(|slot| self.close(slot)))
-        };
-        self.chunker = Some(chunker);
-        result
+        self.end_file()?;
+        self.end_input()
     }
 
     fn cut(&mut self, chunker: &mut Chunker, last: bool) -> Result<()> {
@@ -644,9 +747,11 @@ impl Upload {
     fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         let id = ChunkId::of(&self.keys.chunk_id, chunk);
         self.report.chunks += 1;
+        self.feed.report.chunks += 1;
         let stored = match self.known.get(&id) {
             Some(stored) => {
                 self.report.chunks_reused += 1;
+                self.feed.report.chunks_reused += 1;
                 *stored
             }
             None => {
@@ -690,6 +795,7 @@ impl Upload {
                 }
                 self.known.insert(id, stored);
                 self.report.chunks_uploaded += 1;
+                self.feed.report.chunks_uploaded += 1;
                 if full {
                     self.close(slot)?;
                 } else if multipart {
@@ -705,16 +811,17 @@ impl Upload {
                 stored
             }
         };
-        let pack = match self.pack_numbers.get(&stored.pack) {
+        let feed = &mut self.feed;
+        let pack = match feed.pack_numbers.get(&stored.pack) {
             Some(n) => *n,
             None => {
-                let n = u32::try_from(self.packs.len()).expect("fewer than 2^32 packs");
-                self.packs.push(stored.pack);
-                self.pack_numbers.insert(stored.pack, n);
+                let n = u32::try_from(feed.packs.len()).expect("fewer than 2^32 packs");
+                feed.packs.push(stored.pack);
+                feed.pack_numbers.insert(stored.pack, n);
                 n
             }
         };
-        self.chunks.push(ChunkRef {
+        feed.chunks.push(ChunkRef {
             id,
             len: stored.len,
             pack,
@@ -1005,9 +1112,55 @@ impl Upload {
         }
     }
 
-    /// The outcome, once the input is finished and every pack is stored (or the upload
-    /// failed and nothing is out): the record value to store under the file's key, and
-    /// what was done.
+    /// The next ended file whose packs are all in the store: its number (as
+    /// [`Upload::end_file`] gave it), the record value to store under its key, and what storing
+    /// it did (the counts of its own chunks; requests, bytes and packs are the upload's, in
+    /// [`Upload::poll_end`]). Nothing once the upload failed.
+    pub fn poll_file(&mut self) -> Option<(u64, Vec<u8>, FileReport)> {
+        if self.failure.is_some() {
+            return None;
+        }
+        let unstored = &self.unstored;
+        let i = self
+            .waiting
+            .iter()
+            .position(|f| f.packs.iter().all(|p| !unstored.contains(p)))?;
+        let file = self.waiting.remove(i);
+        Some((file.number, file.value, file.report))
+    }
+
+    /// The end of the upload, once the input is ended, every request answered and every
+    /// file's value handed out by [`Upload::poll_file`]: what the whole upload did. Or its
+    /// failure, once nothing is in flight: the files not handed out by then are not stored.
+    pub fn poll_end(&mut self) -> Option<Result<FileReport>> {
+        if let Some(error) = &self.failure {
+            return self
+                .requests
+                .inflight
+                .is_empty()
+                .then(|| Err(error.clone()));
+        }
+        if self.ended
+            || !self.input_done
+            || self.requests.outstanding() > 0
+            || !self.waiting.is_empty()
+        {
+            return None;
+        }
+        self.ended = true;
+        Some(Ok(self.totals()))
+    }
+
+    fn totals(&self) -> FileReport {
+        let mut report = self.report.clone();
+        report.requests = self.requests.sent;
+        report.bytes_sent = self.requests.bytes_sent;
+        report
+    }
+
+    /// The outcome of an upload of one file, once its input is finished and every request
+    /// answered (or the upload failed and nothing is out): the record value to store under
+    /// the file's key, and what was done.
     pub fn poll_outcome(&mut self) -> Option<Result<(Vec<u8>, FileReport)>> {
         if let Some(error) = &self.failure {
             return self
@@ -1020,24 +1173,25 @@ impl Upload {
             return None;
         }
         self.ended = true;
-        let body = match self.inline.take() {
-            Some(bytes) => Body::Inline(bytes),
-            None => Body::Chunks {
-                packs: std::mem::take(&mut self.packs),
-                chunks: std::mem::take(&mut self.chunks),
-            },
+        let Some(file) = (!self.waiting.is_empty()).then(|| self.waiting.remove(0)) else {
+            return Some(Err(Error::Config("the upload holds no ended file".into())));
         };
-        let file = FileValue {
-            size: self.size,
-            hash: *self.hasher.finalize().as_bytes(),
-            body,
-            chunk_version: crate::crypto::PACK_VERSION,
-            generation: self.keys.generation,
-        };
-        let mut report = self.report.clone();
-        report.size = self.size;
-        report.requests = self.requests.sent;
-        report.bytes_sent = self.requests.bytes_sent;
-        Some(Ok((file.encode(), report)))
+        let mut report = self.totals();
+        report.size = file.report.size;
+        report.content_hash = file.report.content_hash;
+        Some(Ok((file.value, report)))
+    }
+}
+
+impl Feed {
+    fn new(keys: &FileKeys) -> Feed {
+        Feed {
+            hasher: blake3::Hasher::new_keyed(&keys.file_hash.0),
+            size: 0,
+            packs: Vec::new(),
+            pack_numbers: HashMap::new(),
+            chunks: Vec::new(),
+            report: FileReport::default(),
+        }
     }
 }
