@@ -275,6 +275,7 @@ mod tests {
     use super::*;
     use crate::grant::GenerationKey;
     use crate::ids::DeviceId;
+    use crate::ids::Timestamp;
     use crate::key::VaultKey;
     use crate::pack::PackName;
     use crate::store::Store;
@@ -326,5 +327,156 @@ mod tests {
         assert!(engine.spare_chunks.is_none());
         engine.end_upload(&mut after);
         assert!(matches!(engine.spare_chunks, Some((1, _))));
+    }
+
+    /// Bytes that no two files share and that deflate nowhere: `len` of them from `seed`.
+    fn noise(seed: u8, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        blake3::Hasher::new_keyed(&[seed; 32])
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+
+    /// An engine on a folder bucket whose first upload does not list packs.
+    fn quiet_engine() -> Engine {
+        let key = VaultKey::from_bytes([1; 32]);
+        let store = Store::parse("file:///vault").unwrap();
+        let mut engine = Engine::new(&key, store, DeviceId([1; 16]), Entropy::from_seed([2; 32]));
+        engine.spare_chunks = Some((0, HashMap::new()));
+        engine
+    }
+
+    fn ok() -> crate::http::Response {
+        crate::http::Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// The packs a file value names.
+    fn packs_of(value: &[u8]) -> Vec<PackName> {
+        match FileValue::decode(b"f", value).unwrap().body {
+            Body::Chunks { packs, .. } => packs,
+            Body::Inline(_) => Vec::new(),
+        }
+    }
+
+    /// Small files of one upload share its packs, and a file's value is handed out only once
+    /// every pack holding any of its chunks is stored: one whose pack failed never is.
+    #[test]
+    fn files_of_one_upload_share_packs_and_wait_for_them() {
+        let mut engine = quiet_engine();
+        let mut upload = engine.begin_upload(None, None);
+        let contents: Vec<Vec<u8>> = (0..12).map(|i| noise(i, 10_000 + usize::from(i))).collect();
+        for content in &contents {
+            upload.write(content).unwrap();
+            upload.end_file().unwrap();
+        }
+        // The first file again: its chunk is this upload's own, in a pack not stored yet.
+        upload.write(&contents[0]).unwrap();
+        assert_eq!(upload.end_file().unwrap(), 12);
+        upload.write(b"tiny").unwrap();
+        assert_eq!(upload.end_file().unwrap(), 13);
+        // Only the file living in its record is out before any pack is stored.
+        let (number, value, _) = upload.poll_file().unwrap();
+        assert_eq!((number, packs_of(&value)), (13, Vec::new()));
+        assert!(upload.poll_file().is_none());
+        assert!(
+            upload.poll_request(Timestamp(0)).is_none(),
+            "no pack is full yet"
+        );
+        upload.end_input().unwrap();
+        let now = Timestamp(0);
+        let puts: Vec<_> = std::iter::from_fn(|| upload.poll_request(now)).collect();
+        assert!(
+            (1..=2).contains(&puts.len()),
+            "13 files of 10 kB went into {} packs",
+            puts.len()
+        );
+        assert!(upload.poll_file().is_none());
+        // The first pack is stored: exactly the files with no chunk in the other come out.
+        upload.handle_response(puts[0].id, Ok(ok()), now);
+        let unstored: Vec<String> = puts[1..].iter().map(|r| r.url.clone()).collect();
+        let mut out = Vec::new();
+        while let Some((number, value, report)) = upload.poll_file() {
+            for pack in packs_of(&value) {
+                assert!(
+                    !unstored.iter().any(|u| u.ends_with(&pack.relative())),
+                    "file {number} was handed out naming a pack not stored"
+                );
+            }
+            out.push((number, report));
+        }
+        if let Some(second) = puts.get(1) {
+            assert!(out.len() < 13, "every file was in the first pack");
+            upload.handle_response(second.id, Ok(ok()), now);
+            out.extend(std::iter::from_fn(|| upload.poll_file()).map(|(n, _, r)| (n, r)));
+        }
+        out.sort_by_key(|(n, _)| *n);
+        assert_eq!(
+            out.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            (0..13).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            out[12].1.chunks_reused, 1,
+            "the repeated file's chunk is shared"
+        );
+        assert_eq!(out[0].1.content_hash, out[12].1.content_hash);
+        let totals = upload.poll_end().unwrap().unwrap();
+        assert_eq!(totals.packs, puts.len() as u64);
+        assert_eq!((totals.chunks, totals.chunks_uploaded), (13, 12));
+        assert_eq!(totals.requests, puts.len() as u64);
+
+        // A pack that cannot be stored: none of the files in it is ever handed out.
+        let mut upload = engine.begin_upload(None, None);
+        for content in &contents[..3] {
+            upload.write(content).unwrap();
+            upload.end_file().unwrap();
+        }
+        upload.end_input().unwrap();
+        let puts: Vec<_> = std::iter::from_fn(|| upload.poll_request(now)).collect();
+        let refused = crate::http::Response {
+            status: 403,
+            headers: Vec::new(),
+            body: b"<Error><Code>AccessDenied</Code></Error>".to_vec(),
+        };
+        upload.handle_response(puts[0].id, Ok(refused), now);
+        for put in &puts[1..] {
+            upload.handle_response(put.id, Ok(ok()), now);
+        }
+        assert!(upload.poll_file().is_none());
+        assert_eq!(
+            upload.poll_end().unwrap().unwrap_err().category(),
+            crate::error::Category::Auth
+        );
+    }
+
+    /// A file abandoned half-way (its source failed) gives no value; the files around it do.
+    #[test]
+    fn an_abandoned_file_gives_no_value_and_the_others_go_on() {
+        let mut engine = quiet_engine();
+        let mut upload = engine.begin_upload(None, None);
+        upload.write(&noise(1, 9_000)).unwrap();
+        assert_eq!(upload.end_file().unwrap(), 0);
+        upload.write(&noise(2, 9_000_000)).unwrap();
+        assert_eq!(upload.abandon_file(), 1);
+        upload.write(&noise(3, 9_000)).unwrap();
+        assert_eq!(upload.end_file().unwrap(), 2);
+        upload.end_input().unwrap();
+        let now = Timestamp(0);
+        while let Some(put) = upload.poll_request(now) {
+            upload.handle_response(put.id, Ok(ok()), now);
+        }
+        let mut numbers: Vec<u64> = std::iter::from_fn(|| upload.poll_file())
+            .map(|(n, value, report)| {
+                assert_eq!(FileValue::decode(b"f", &value).unwrap().size, report.size);
+                n
+            })
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, [0, 2]);
+        assert!(upload.poll_end().unwrap().is_ok());
     }
 }
