@@ -121,7 +121,10 @@ impl Engine {
             && self.peers_heard_from(now).all(|(device, info)| {
                 info.format >= MERGED_FORMAT
                     && merged.iter().all(|(of, n)| {
+                        // Nothing of a device to merge (no segment): merged by everyone, also
+                        // by peers that never heard of it.
                         of == device
+                            || *n == 0
                             || info
                                 .merged
                                 .iter()
@@ -596,5 +599,48 @@ impl Survey {
             redirects: Vec::new(),
             reading: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::clock::Hlc;
+    use crate::engine::state::DeviceInfo;
+    use crate::engine::Engine;
+    use crate::entropy::Entropy;
+    use crate::ids::DeviceId;
+    use crate::key::VaultKey;
+    use crate::store::Store;
+
+    /// A look that recorded a device with no segment (0 merged) is confirmed by peers that
+    /// never heard of that device: there is nothing of it to merge. (Seed 612 of the files
+    /// world: a device whose only pack landed after its process died, and which never pushed a
+    /// segment, listed itself as `(me, 0)` and waited for ever, its pack never collected.)
+    #[test]
+    fn nothing_to_merge_is_merged_by_everyone() {
+        let key = VaultKey::from_bytes([1; 32]);
+        let store = Store::parse("file:///vault").unwrap();
+        let me = DeviceId([2; 16]);
+        let peer = DeviceId([1; 16]);
+        let mut engine = Engine::new(&key, store, me, Entropy::from_seed([2; 32]));
+        let now = 1_800_000_000_000;
+        engine.state.directory_mut().devices.insert(
+            peer,
+            DeviceInfo {
+                label: String::new(),
+                clock: Hlc {
+                    wall_ms: now,
+                    counter: 0,
+                },
+                checkpoint: None,
+                merged: vec![(DeviceId([3; 16]), 4)],
+                format: super::MERGED_FORMAT,
+                pruned: 0,
+            },
+        );
+        assert!(engine.all_merged(&[(me, 0), (peer, 7)], now));
+        assert!(engine.all_merged(&[(DeviceId([3; 16]), 4)], now));
+        assert!(!engine.all_merged(&[(me, 1)], now));
+        assert!(!engine.all_merged(&[(DeviceId([3; 16]), 5)], now));
     }
 }
