@@ -787,21 +787,23 @@ fn assert_file_subkeys(key: &VaultKey, documented: [&str; 4]) {
 }
 
 /// The reference's pack `name` of the example file's two chunks (`Hello, ` and `files!`)
-/// under `key`'s file keys, bound to the vault `vault`, its nonces drawn from the stream of
-/// seed `seed`.
+/// under `key`'s file keys, bound to the vault `vault`, as a pack of `version` (6: as the
+/// reference wrote it before version 10), its nonces drawn from the stream of seed `seed`.
 fn build_example_pack(
     key: &VaultKey,
     vault: crate::ids::VaultId,
     name: crate::pack::PackName,
     seed: u8,
+    version: u8,
 ) -> Vec<u8> {
     let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
     let mut entropy = Entropy::from_seed([seed; 32]);
     let mut builder = crate::pack::PackBuilder::new(name, 512);
+    builder.version = version;
     for piece in [&b"Hello, "[..], b"files!"] {
         let id = crate::pack::ChunkId::of(&id_key, piece);
         builder
-            .push(&chunk_key, vault, id, piece, &mut entropy)
+            .push(&chunk_key, vault, id, piece, true, &mut entropy)
             .unwrap();
     }
     builder.finish(&chunk_key, vault, &mut entropy).unwrap()
@@ -973,7 +975,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
     for e in &entries {
         let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
         let envelope = &mut bytes[at];
-        let range = pack::open_chunk(
+        let opened = pack::open_chunk(
             &chunk_key,
             &id_key,
             key.vault_id(),
@@ -984,7 +986,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
             "pack",
         )
         .unwrap();
-        plain.extend_from_slice(&envelope[range]);
+        plain.extend_from_slice(opened.bytes(envelope));
     }
     assert_eq!(plain, b"Hello, files!");
     // A chunk opened under another id is corrupt.
@@ -1076,7 +1078,7 @@ fn the_version_6_example_pack_reads_and_the_reference_writes_it_byte_for_byte() 
     );
     // The reference's pack builder, drawing its nonces from the stream of seed 07.
     let key = example_key();
-    let written = build_example_pack(&key, key.vault_id(), example_pack_name(), 7);
+    let written = build_example_pack(&key, key.vault_id(), example_pack_name(), 7, 6);
     assert_eq!(written, bytes);
     // Nothing in a version 6 pack is in clear but the index's header: no chunk id, no
     // second envelope magic.
@@ -1195,7 +1197,7 @@ fn the_version_9_example_file_of_generation_1_is_the_documented_bytes() {
         device: D.0,
         pack: core::array::from_fn(|i| 0xc0 + i as u8),
     };
-    let written = build_example_pack(&g1, key.vault_id(), name, 9);
+    let written = build_example_pack(&g1, key.vault_id(), name, 9, 6);
     assert_eq!(written, hex(GENERATION_1_PACK));
     // The record values decode to generation 1 and encode back byte for byte; the hash is
     // generation 1's.
@@ -1345,6 +1347,8 @@ fn the_version_7_redirect_and_repacked_pack_are_the_documented_bytes() {
         pack::read_index(&chunk_key, key.vault_id(), &from, v6.len() as u64, &v6).unwrap();
     let mut entropy = Entropy::from_seed([8; 32]);
     let mut builder = PackBuilder::new(to, 512);
+    // The moved chunks' version, which the new pack's index says.
+    builder.version = 6;
     for e in entries.iter().rev() {
         let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
         builder.push_sealed(e, &v6[at]);
