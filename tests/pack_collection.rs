@@ -486,12 +486,12 @@ fn repack_and_follow(later_generation: bool) {
         read_back(&fresh, &t, "prefix", 1, small).await;
         if later_generation {
             // Sealed under generation 1: a replica without it refuses the file, and read as
-            // generation 0 (layout 02, the generation field dropped) it is corrupt: the old
-            // packs are gone, and their redirects do not open under generation 0.
+            // generation 0 (layout 04 naming generation 0) it is corrupt: the old packs are
+            // gone, and their redirects do not open under generation 0.
             let value = a.get(b"prefix").unwrap().unwrap();
-            assert_eq!(&value[..9], b"BKSF\x03\0\0\0\x01");
+            assert_eq!(&value[..9], b"BKSF\x04\0\0\0\x01");
             let without = clock.open(&store, &key, "without", policy);
-            let mut as_old = b"BKSF\x02".to_vec();
+            let mut as_old = b"BKSF\x04\0\0\0\0".to_vec();
             as_old.extend_from_slice(&value[9..]);
             without.put("prefix", value).unwrap();
             without.put("as generation 0", as_old).unwrap();
