@@ -552,7 +552,11 @@ fn a_bucket_and_a_state_of_release_8_are_read_and_carried_forward() {
     })
     .unwrap();
     let old = a.get(b"file/ten-kib").unwrap().unwrap();
-    assert_eq!(&old[..5], b"BKSF\x02", "a file value of layout 2 (chunks of version 6)");
+    assert_eq!(
+        &old[..5],
+        b"BKSF\x02",
+        "a file value of layout 2 (chunks of version 6)"
+    );
     let mut source = bucketsync::files::ReadSource::new(&ten_kib[..], Some(10_240));
     let report = block_on(a.put_file(
         "file/again",
@@ -563,11 +567,19 @@ fn a_bucket_and_a_state_of_release_8_are_read_and_carried_forward() {
         |_| {},
     ))
     .unwrap();
-    assert_eq!((report.chunks_uploaded, report.chunks_reused), (1, 0), "{report:?}");
+    assert_eq!(
+        (report.chunks_uploaded, report.chunks_reused),
+        (1, 0),
+        "{report:?}"
+    );
     // 10 KiB of a repeating pattern, deflated.
     assert!(report.bytes_sent < 2_000, "{report:?}");
     let new_value = a.get(b"file/again").unwrap().unwrap();
-    assert_eq!(&new_value[..9], b"BKSF\x04\0\0\0\0", "layout 4, generation 0");
+    assert_eq!(
+        &new_value[..9],
+        b"BKSF\x04\0\0\0\0",
+        "layout 4, generation 0"
+    );
     // Stored again once: a third copy references the version 10 chunk.
     let mut source = bucketsync::files::ReadSource::new(&ten_kib[..], Some(10_240));
     let report = block_on(a.put_file(
@@ -579,7 +591,11 @@ fn a_bucket_and_a_state_of_release_8_are_read_and_carried_forward() {
         |_| {},
     ))
     .unwrap();
-    assert_eq!((report.chunks_uploaded, report.chunks_reused), (0, 1), "{report:?}");
+    assert_eq!(
+        (report.chunks_uploaded, report.chunks_reused),
+        (0, 1),
+        "{report:?}"
+    );
     let report = sync(&a).unwrap();
     assert!(report.errors.is_empty(), "{report}");
     drop(a);

@@ -334,14 +334,7 @@ impl PackBuilder {
         vault: VaultId,
         entropy: &mut Entropy,
     ) -> Result<Vec<u8>> {
-        let end = seal_index_version(
-            key,
-            vault,
-            &self.name,
-            &self.entries,
-            self.version,
-            entropy,
-        )?;
+        let end = seal_index_version(key, vault, &self.name, &self.entries, self.version, entropy)?;
         self.bytes.extend_from_slice(&end);
         Ok(self.bytes)
     }
@@ -583,7 +576,10 @@ mod tests {
             .unwrap();
         let pack = builder.finish(&key, VAULT, &mut entropy).unwrap();
         let (version, entries) = read_index(&key, VAULT, &name, pack.len() as u64, &pack).unwrap();
-        assert_eq!((version, &entries[..]), (crypto::PACK_VERSION, &[entry][..]));
+        assert_eq!(
+            (version, &entries[..]),
+            (crypto::PACK_VERSION, &[entry][..])
+        );
         let sealed = &pack[entry.offset as usize..][..entry.sealed_len as usize];
         let mut plain = sealed.to_vec();
         let ad = ObjectAd {
@@ -701,7 +697,14 @@ mod tests {
         plain.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(&bytes, 3));
         let sealed = seal_chunk(id, &plain);
         assert!(open_as(&sealed, id, 50_000).is_ok());
-        for len in [1, 49_999, 50_001, MAX_CHUNK_LEN, MAX_CHUNK_LEN + 1, u32::MAX] {
+        for len in [
+            1,
+            49_999,
+            50_001,
+            MAX_CHUNK_LEN,
+            MAX_CHUNK_LEN + 1,
+            u32::MAX,
+        ] {
             let e = open_as(&sealed, id, len).unwrap_err();
             assert!(matches!(e, Error::Corrupt { .. }), "{len}: {e:?}");
         }

@@ -83,7 +83,9 @@ impl Engine {
                 // Only chunks sealed as this build seals them (a file value has one chunk
                 // version for all its chunks), under the generation this file will be, are
                 // referenced by a new file: an older chunk is stored again, once.
-                if file.chunk_version != crate::crypto::PACK_VERSION || file.generation != generation {
+                if file.chunk_version != crate::crypto::PACK_VERSION
+                    || file.generation != generation
+                {
                     continue;
                 }
                 for c in chunks {
