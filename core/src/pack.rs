@@ -7,9 +7,9 @@
 //! as a 4-byte big-endian number. Layouts in `docs/FORMAT.md`, section "Files".
 //!
 //! From format version 10 a chunk's plaintext is a codec byte and the chunk's bytes in that
-//! codec: [`CODEC_STORED`] (as they are) or [`CODEC_DEFLATE`] (raw deflate, RFC 1951), kept
-//! only where it is shorter. The chunk's id, and every length a record or an index gives
-//! (`len`), are still those of the uncompressed bytes; only `sealed_len` shrinks.
+//! codec: 0 (the bytes as they are) or 1 (raw deflate, RFC 1951), deflated only where that is
+//! shorter. The chunk's id, and every length a record or an index gives (`len`), are still
+//! those of the uncompressed bytes; only `sealed_len` shrinks.
 
 use serde::{Deserialize, Serialize};
 
@@ -236,7 +236,9 @@ pub(crate) struct PackBuilder {
     pub base: u64,
     pub entries: Vec<IndexEntry>,
     /// The envelope version of the pack's chunks, which its index is sealed with: this
-    /// build's ([`crypto::PACK_VERSION`]), or that of the chunks a repack moves.
+    /// build's ([`crypto::PACK_VERSION`]) for new chunks, or that of the chunks a repack
+    /// moves (they keep the version their associated data was sealed with). A pack holds
+    /// chunks of one version only.
     pub version: u8,
 }
 
