@@ -55,6 +55,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # Issue 38's fixes in the core (pack collection looks at each former id of the device in turn,
 # an upload keeps only its own packs' chunks, a pack PUT's 412 counts as stored, a fixed
 # entropy seed for simulations): 436,761 -> 437,679 (+0.9 KB): the bar moved to 438,500.
-bar=438500
+# Compressed chunks (bucket format 10: raw deflate and inflate from miniz_oxide, pure Rust) add
+# about 22.7 KB gzipped, as measured by an earlier build of the same change: the bar moved by
+# 24,000, to 462,500 (not yet measured on this branch: the next full run checks it).
+bar=462500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

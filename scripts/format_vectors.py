@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 to 7 and 9 vectors of docs/FORMAT.md §12, and the sharing example of
+"""Computes the format version 4 to 7, 9 and 10 vectors of docs/FORMAT.md §12, and the sharing example of
 §17.4, from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
@@ -504,3 +504,45 @@ print(f"version 9 pack {g1_pack_name} ({len(pack9)} bytes)")
 print(hexdump(pack9))
 print(f"version 9 file record value ({len(value9)} bytes)", value9.hex())
 print(f"version 9 inline file record value ({len(inline9)} bytes)", inline9.hex())
+
+
+# 12. Version 10 (§14.2): a pack of two chunks whose plaintext starts with a codec byte, and its
+#     record value of layout 04. Chunk 1 is `Hello, ` stored as it is (codec 00); chunk 2 is
+#     `files! ` ten times (70 bytes) as raw deflate (codec 01). The deflate stream below is what
+#     the reference's compressor (miniz, level 3) wrote; any other stream that inflates to the
+#     same bytes is as valid, so this script checks that it does rather than recomputing it, and
+#     seals everything else itself. The pack is `d0 d1 .. df` of D, under K; the nonces are the
+#     seeded stream of seed 0a, drawn in order: chunk 1, chunk 2, index.
+import zlib
+
+DEFLATED = bytes.fromhex("a5c5310900001002c02affe1140437fb83219c8e32f2c78d02")
+chunk10 = [b"Hello, ", b"files! " * 10]
+assert zlib.decompress(DEFLATED, wbits=-15) == chunk10[1], "the deflate stream does not inflate to chunk 2"
+plain10 = [b"\x00" + chunk10[0], b"\x01" + DEFLATED]
+S10 = keystream(0x0A, 72)
+V10_PACK = bytes(range(0xD0, 0xE0))
+v10_pack_name = "p/" + D.hex() + "/" + V10_PACK.hex()
+pack10, entries10 = b"", []
+for piece, plain, nonce in zip(chunk10, plain10, (S10[0:24], S10[24:48])):
+    cid = blake3(piece, key=CHUNK_ID_KEY).digest()
+    sealed = seal_bare(10, 6, VAULT, "k/" + cid.hex(), CHUNK_KEY, nonce, plain)
+    # The entry's length is the chunk's own (uncompressed) length; sealed_len is what lies in the pack.
+    entries10.append((cid, len(pack10), len(sealed), len(piece)))
+    pack10 += sealed
+index10_plain = varint(len(entries10)) + b"".join(c + varint(o) + varint(s) + varint(n) for c, o, s, n in entries10)
+index10 = seal(10, 7, VAULT, v10_pack_name, CHUNK_KEY, S10[48:72], index10_plain)
+pack10 += index10 + struct.pack(">I", len(index10))
+whole10 = b"".join(chunk10)
+layout4 = b"BKSF\x04" + struct.pack(">I", 0)
+hash10 = blake3(whole10, key=FILE_HASH_KEY).digest()
+value10 = layout4 + varint(len(whole10)) + hash10 + varint(1)
+value10 += varint(1) + D + V10_PACK
+value10 += varint(len(entries10)) + b"".join(c + varint(n) + varint(0) + varint(o) + varint(s) for c, o, s, n in entries10)
+print("version 10 nonces (seed 0a stream)", S10[0:24].hex(), S10[24:48].hex(), S10[48:72].hex())
+print("version 10 chunk ids", " ".join(c.hex() for c, _, _, _ in entries10))
+print("version 10 entries (offset, sealed_len, len)", [(o, s, n) for _, o, s, n in entries10])
+print("version 10 file hash", hash10.hex())
+print(f"version 10 index plaintext ({len(index10_plain)} bytes)", index10_plain.hex())
+print(f"version 10 pack {v10_pack_name} ({len(pack10)} bytes)")
+print(hexdump(pack10))
+print(f"version 10 file record value ({len(value10)} bytes)", value10.hex())

@@ -522,6 +522,99 @@ fn a_bucket_and_a_state_of_release_7_are_read_and_carried_forward() {
     );
 }
 
+/// `tests/fixtures/release-8` was written by release 8, the one before this (format version 9:
+/// packs and chunks of version 6, file values of layout 2; state version 10, journal version
+/// 9), by `writes_this_releases_fixture` below at commit c2b2eb0 with the key `[0x49; 32]`: as
+/// release 7. Then a writes the same file again under another key: its chunk, of version 6, is
+/// not referenced by the new file value (layout 4), but stored again as version 10, deflated.
+#[test]
+fn a_bucket_and_a_state_of_release_8_are_read_and_carried_forward() {
+    let ten_kib: Vec<u8> = (0..10_240u32).map(|i| (i * 7 % 251) as u8).collect();
+    carried_forward_with_files(
+        "release-8",
+        [0x49; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+        &[("file/ten-kib", &ten_kib)],
+    );
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-8");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::from_bytes([0x49; 32]);
+    let a = Session::open(SessionOptions {
+        compaction: CompactionPolicy {
+            grace_ms: CENTURY_MS,
+            ..CompactionPolicy::default()
+        },
+        ..file_state(&store, &key, &dir.path().join("a.state"))
+    })
+    .unwrap();
+    let old = a.get(b"file/ten-kib").unwrap().unwrap();
+    assert_eq!(
+        &old[..5],
+        b"BKSF\x02",
+        "a file value of layout 2 (chunks of version 6)"
+    );
+    let mut source = bucketsync::files::ReadSource::new(&ten_kib[..], Some(10_240));
+    let report = block_on(a.put_file(
+        "file/again",
+        &mut source,
+        &FolderBucket,
+        None,
+        DEFAULT_CONCURRENCY,
+        |_| {},
+    ))
+    .unwrap();
+    assert_eq!(
+        (report.chunks_uploaded, report.chunks_reused),
+        (1, 0),
+        "{report:?}"
+    );
+    // 10 KiB of a repeating pattern, deflated.
+    assert!(report.bytes_sent < 2_000, "{report:?}");
+    let new_value = a.get(b"file/again").unwrap().unwrap();
+    assert_eq!(
+        &new_value[..9],
+        b"BKSF\x04\0\0\0\0",
+        "layout 4, generation 0"
+    );
+    // Stored again once: a third copy references the version 10 chunk.
+    let mut source = bucketsync::files::ReadSource::new(&ten_kib[..], Some(10_240));
+    let report = block_on(a.put_file(
+        "file/third",
+        &mut source,
+        &FolderBucket,
+        None,
+        DEFAULT_CONCURRENCY,
+        |_| {},
+    ))
+    .unwrap();
+    assert_eq!(
+        (report.chunks_uploaded, report.chunks_reused),
+        (0, 1),
+        "{report:?}"
+    );
+    let report = sync(&a).unwrap();
+    assert!(report.errors.is_empty(), "{report}");
+    drop(a);
+    let new = open_as(&store, &key, Some("new"), OpenMode::Join);
+    sync(&new).unwrap();
+    for file in ["file/ten-kib", "file/again", "file/third"] {
+        let mut read = Vec::new();
+        let found = block_on(new.get_file(
+            file.as_bytes(),
+            &mut bucketsync::files::WriteSink(&mut read),
+            &FolderBucket,
+            DEFAULT_CONCURRENCY,
+            |_| {},
+        ))
+        .unwrap();
+        assert!(found && read == ten_kib, "{file}");
+    }
+}
+
 /// Writes the fixture that the *next* release reads in its carried-forward test: run it by hand
 /// with the release that is about to be replaced, before changing a format, as
 /// `BUCKETSYNC_FIXTURE_DIR=tests/fixtures/release-N BUCKETSYNC_FIXTURE_KEY=47 cargo test -p

@@ -486,12 +486,12 @@ fn repack_and_follow(later_generation: bool) {
         read_back(&fresh, &t, "prefix", 1, small).await;
         if later_generation {
             // Sealed under generation 1: a replica without it refuses the file, and read as
-            // generation 0 (layout 02, the generation field dropped) it is corrupt: the old
-            // packs are gone, and their redirects do not open under generation 0.
+            // generation 0 (layout 04 naming generation 0) it is corrupt: the old packs are
+            // gone, and their redirects do not open under generation 0.
             let value = a.get(b"prefix").unwrap().unwrap();
-            assert_eq!(&value[..9], b"BKSF\x03\0\0\0\x01");
+            assert_eq!(&value[..9], b"BKSF\x04\0\0\0\x01");
             let without = clock.open(&store, &key, "without", policy);
-            let mut as_old = b"BKSF\x02".to_vec();
+            let mut as_old = b"BKSF\x04\0\0\0\0".to_vec();
             as_old.extend_from_slice(&value[9..]);
             without.put("prefix", value).unwrap();
             without.put("as generation 0", as_old).unwrap();
@@ -606,4 +606,108 @@ async fn packs_are_repacked_on_s3() {
         sync(&fresh, &t).await;
         read_back(&fresh, &t, "prefix", 5, small).await;
     }
+}
+
+/// `len` bytes of text-like content (numbered lines of words picked by a hash): deflates to
+/// about a third, and cuts into varied chunks.
+fn text(len: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "pack", "chunk", "vault", "record", "device", "bucket", "seal", "index", "redirect",
+        "manifest", "segment", "key", "value", "file", "sync", "grace",
+    ];
+    let mut out = Vec::with_capacity(len + 200);
+    let mut line = 0u64;
+    while out.len() < len {
+        let mut h = line.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        out.extend_from_slice(format!("{line:08}:").as_bytes());
+        for _ in 0..10 {
+            h = h.rotate_left(5) ^ 0x2545_F491_4F6C_DD1D;
+            h = h.wrapping_mul(0x94D0_49BB_1331_11EB);
+            out.push(b' ');
+            out.extend_from_slice(WORDS[(h >> 60) as usize].as_bytes());
+        }
+        out.push(b'\n');
+        line += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Repacking moves deflated chunks (version 10, shorter sealed than their length) byte for
+/// byte, and the new pack's index keeps their version: a reader that names the old packs, and
+/// a fresh one, read the file back.
+#[test]
+fn deflated_chunks_are_repacked_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let clock = Clock::at(1_767_225_600_000);
+    let policy = CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        repack_live_percent: 60,
+        ..CompactionPolicy::default()
+    };
+    let key = VaultKey::generate().unwrap();
+    let a = clock.open(&store, &key, "a", policy);
+    let b = clock.open(&store, &key, "b", policy);
+    let t = FolderBucket;
+    let big = text(24 << 20);
+    let small = big[..3 << 20].to_vec();
+    let put_bytes = |session: &Session, name: &str, bytes: &[u8]| {
+        let mut source = bucketsync::files::ReadSource::new(bytes, Some(bytes.len() as u64));
+        block_on(session.put_file(name, &mut source, &t, None, DEFAULT_CONCURRENCY, |_| {}))
+            .unwrap()
+    };
+    let read_bytes = |session: &Session, name: &str| {
+        let mut sink = bucketsync::files::WriteSink(Vec::new());
+        let found =
+            block_on(session.get_file(name.as_bytes(), &mut sink, &t, DEFAULT_CONCURRENCY, |_| {}))
+                .unwrap();
+        assert!(found, "{name}");
+        sink.0
+    };
+    block_on(sync(&a, &t));
+    block_on(sync(&b, &t));
+    let stored = put_bytes(&a, "big", &big);
+    assert!(stored.bytes_sent < big.len() as u64 / 2, "{stored:?}");
+    let old_packs = folder_packs(&bucket, &key, &a);
+    let prefix = put_bytes(&a, "prefix", &small);
+    assert!(prefix.chunks_reused > 0, "{prefix:?}");
+    block_on(sync(&a, &t));
+    block_on(sync(&b, &t));
+    a.delete("big").unwrap();
+    block_on(sync(&a, &t));
+    block_on(sync(&b, &t));
+    let mut repacked = 0;
+    for _ in 0..150 {
+        clock.advance(DAY);
+        repacked += block_on(sync(&a, &t)).packs_repacked;
+        block_on(sync(&b, &t));
+    }
+    assert!(repacked > 0, "nothing repacked in 150 days");
+    let now = folder_packs(&bucket, &key, &a);
+    assert!(now.is_disjoint(&old_packs), "{now:?} {old_packs:?}");
+    // The new pack's index envelope (its version byte after the magic) says version 10.
+    let dir = bucket
+        .join(key.vault_id().to_string())
+        .join("p")
+        .join(a.device().unwrap().to_string());
+    for pack in &now {
+        let bytes = std::fs::read(dir.join(pack)).unwrap();
+        let index_len = u32::from_be_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        let index = &bytes[bytes.len() - 4 - index_len as usize..];
+        assert_eq!((&index[..4], index[4]), (&b"BKSY"[..], 10), "{pack}");
+    }
+    // b's records name the old packs: it reads through the redirects; so does a fresh replica.
+    assert!(read_bytes(&b, "prefix") == small);
+    let fresh = clock.open(&store, &key, "fresh", policy);
+    block_on(sync(&fresh, &t));
+    assert!(read_bytes(&fresh, "prefix") == small);
+    // A copy stored now references the moved chunks (no pack sent) and reads back.
+    let copy = put_bytes(&b, "copy", &small);
+    assert_eq!(copy.packs, 0, "{copy:?}");
+    block_on(sync(&b, &t));
+    block_on(sync(&fresh, &t));
+    assert!(read_bytes(&fresh, "copy") == small);
 }

@@ -532,7 +532,7 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
         // Files too: what Alice stores now is cut, named and sealed under the new generation
         // (pack, index and chunks). Carol reads it; Bob, given the very record value, cannot:
         // his replica refuses it (no such generation), and claiming it is of generation 0
-        // (layout 02, the generation field dropped) opens no chunk with the key he kept.
+        // (layout 04 naming generation 0) opens no chunk with the key he kept.
         // The same bytes as the file stored before: not deduplicated against its chunks, which
         // Bob can read.
         let mut source = ReadSource::new(&scan[..], Some(scan.len() as u64));
@@ -553,7 +553,11 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
             .unwrap());
         assert_eq!(read.0, scan, "{kind:?}");
         let value = emma_a.get(b"scan").unwrap().unwrap();
-        assert_eq!(&value[..5], b"BKSF\x03", "layout 03: a later generation");
+        assert_eq!(
+            &value[..9],
+            b"BKSF\x04\0\0\0\x01",
+            "layout 04 under generation 1"
+        );
         bob_raw.put("scan", value.clone()).unwrap();
         let mut sink = WriteSink(Vec::new());
         let e = bob_raw
@@ -561,7 +565,7 @@ async fn readers_count_only_what_members_who_may_write_signed_and_nothing_after_
             .await
             .unwrap_err();
         assert_eq!(e.category(), Category::Access, "{e}");
-        let mut as_old = b"BKSF\x02".to_vec();
+        let mut as_old = b"BKSF\x04\0\0\0\0".to_vec();
         as_old.extend_from_slice(&value[9..]);
         bob_raw.put("scan as generation 0", as_old).unwrap();
         let e = bob_raw

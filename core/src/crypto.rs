@@ -51,14 +51,19 @@ use crate::ids::VaultId;
 /// sealed and hashed its chunks, and those chunks' packs (index and redirects) are sealed under
 /// it. No envelope is written with version byte 9; a vault that is not shared, or has no key
 /// generation above 0, writes nothing new.
-pub const FORMAT_VERSION: u8 = 9;
+///
+/// Version 10 compresses chunks: a chunk's plaintext starts with a codec byte (0: the bytes as
+/// they are, 1: raw deflate), and packs, their chunks and their indexes are written as version
+/// 10 ([`PACK_VERSION`]); a file record's value of layout 4 points at such chunks. Versions 5
+/// and 6 packs are still read.
+pub const FORMAT_VERSION: u8 = 10;
 /// The envelope version this build writes for pack redirects (they came with version 7).
 pub const REDIRECT_VERSION: u8 = 7;
 /// The envelope version of a manifest holding member statements (a shared vault's).
 pub const MEMBERS_MANIFEST_VERSION: u8 = 8;
 /// The envelope version this build writes for pack indexes, and so for the chunks of its
-/// packs.
-pub const PACK_VERSION: u8 = 6;
+/// packs (10: each chunk's plaintext starts with a codec byte).
+pub const PACK_VERSION: u8 = 10;
 /// The envelope version this build writes for manifests: 5 says the writer follows pack
 /// redirects (the layout is version 4's), so a device repacks only once every active device
 /// writes at least this.
@@ -295,20 +300,21 @@ pub(crate) fn begin_seal_version(
 
 /// Starts sealing an object **bare** after the bytes already in `out`: only the nonce is
 /// written before the plaintext, and the tag after it. The associated data is what the header
-/// of [`begin_seal`] would hold (with this build's version for the kind), bound in but not
-/// written: the reader must know the object's kind, version, vault and name to open it (a
-/// chunk's come from the pack index or the file record). Nothing in clear tells where a bare
-/// object starts or what it is. Go on as after [`begin_seal`].
+/// of [`begin_seal`] would hold (with envelope `version`), bound in but not written: the
+/// reader must know the object's kind, version, vault and name to open it (a chunk's come
+/// from the pack index or the file record). Nothing in clear tells where a bare object starts
+/// or what it is. Go on as after [`begin_seal`].
 ///
 /// # Errors
 /// `Config` when the name is longer than 65,535 bytes.
 pub(crate) fn begin_seal_bare_after(
     key: &SecretKey,
     ad: &ObjectAd<'_>,
+    version: u8,
     mut buf: Vec<u8>,
     entropy: &mut Entropy,
 ) -> Result<SealBuffer> {
-    let header = ad_bytes(ad, ad.kind.version())?;
+    let header = ad_bytes(ad, version)?;
     let nonce: [u8; NONCE_LEN] = entropy.array();
     buf.extend_from_slice(&nonce);
     let body_start = buf.len();

@@ -10,7 +10,9 @@
 //! Layout 1 (format version 5) points at chunks sealed as whole envelopes; layout 2 (format
 //! version 6) at chunks sealed bare with the vault's own keys; layout 3 (format version 9) at
 //! chunks sealed bare with the file keys of a later key generation of a shared vault, whose
-//! number follows the layout byte (u32 big-endian). The postcard part is the same.
+//! number follows the layout byte (u32 big-endian). Layout 4 (format version 10) always has
+//! the generation field (0 included) and points at chunks of version 10, whose plaintext starts
+//! with a codec byte (they may be deflated). The postcard part is the same in all four.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,9 @@ const LAYOUT: u8 = 2;
 const LAYOUT_GENERATION: u8 = 3;
 /// The layout of format version 5, still read: its chunks are whole envelopes.
 const LAYOUT_ENVELOPED: u8 = 1;
+/// The layout this build writes (format version 10): the key generation (0 included) after
+/// the layout byte, and chunks of version 10 (a codec byte before their bytes).
+const LAYOUT_CODEC: u8 = 4;
 
 /// Files up to this size live in their record's value, with no chunk and no pack.
 pub const INLINE_MAX: u64 = 4 << 10;
@@ -63,8 +68,8 @@ pub(crate) struct FileValue {
     /// Keyed BLAKE3 of the whole content under the file-hash key.
     pub hash: [u8; 32],
     pub body: Body,
-    /// The envelope version of the chunks (5 for layout 1, 6 for layouts 2 and 3): not in
-    /// the postcard part, the layout byte says it.
+    /// The envelope version of the chunks (5 for layout 1, 6 for layouts 2 and 3, 10 for
+    /// layout 4): not in the postcard part, the layout byte says it.
     #[serde(skip)]
     pub chunk_version: u8,
     /// The key generation whose file keys cut, named, sealed and hashed the file (0 for
@@ -77,7 +82,10 @@ impl FileValue {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
-        if self.generation > 0 {
+        if self.chunk_version >= crate::pack::CODEC_SINCE {
+            out.push(LAYOUT_CODEC);
+            out.extend_from_slice(&self.generation.to_be_bytes());
+        } else if self.generation > 0 {
             out.push(LAYOUT_GENERATION);
             out.extend_from_slice(&self.generation.to_be_bytes());
         } else if self.chunk_version >= crate::pack::BARE_SINCE {
@@ -111,9 +119,19 @@ impl FileValue {
                     g => (crate::pack::BARE_SINCE, g, body),
                 }
             }
+            Some((&LAYOUT_CODEC, rest)) => {
+                let Some((generation, body)) = rest.split_first_chunk::<4>() else {
+                    return Err(corrupt("truncated".into()));
+                };
+                (
+                    crate::pack::CODEC_SINCE,
+                    u32::from_be_bytes(*generation),
+                    body,
+                )
+            }
             Some((v, _)) => {
                 return Err(corrupt(format!(
-                    "file layout {v} is not supported (this build reads {LAYOUT_ENVELOPED} to {LAYOUT_GENERATION})"
+                    "file layout {v} is not supported (this build reads {LAYOUT_ENVELOPED} to {LAYOUT_CODEC})"
                 )))
             }
             None => return Err(corrupt("truncated".into())),
@@ -137,18 +155,31 @@ impl FileValue {
                     Err("chunks do not add up to the file's size")
                 } else if chunks.iter().any(|c| c.pack as usize >= packs.len()) {
                     Err("a chunk lies in a pack the file does not list")
-                } else if chunks.iter().any(|c| {
-                    c.len == 0
-                        || c.sealed_len <= c.len
-                        || (self.chunk_version >= crate::pack::BARE_SINCE
-                            && u64::from(c.sealed_len)
-                                != u64::from(c.len) + crate::crypto::BARE_OVERHEAD as u64)
-                }) {
+                } else if chunks.iter().any(|c| !self.lengths_possible(c)) {
                     Err("a chunk's lengths are impossible")
                 } else {
                     Ok(())
                 }
             }
+        }
+    }
+
+    /// Whether a chunk of this file's chunk version can have the lengths `chunk` names.
+    fn lengths_possible(&self, chunk: &ChunkRef) -> bool {
+        let overhead = crate::crypto::BARE_OVERHEAD as u64;
+        let (len, sealed_len) = (u64::from(chunk.len), u64::from(chunk.sealed_len));
+        if chunk.len == 0 {
+            false
+        } else if self.chunk_version >= crate::pack::CODEC_SINCE {
+            // A codec byte and at least one byte of body, and never longer than stored as it
+            // is; deflated, it may be far shorter than `len`, which is capped.
+            chunk.len <= crate::pack::MAX_CHUNK_LEN
+                && sealed_len > overhead + 1
+                && sealed_len <= len + overhead + 1
+        } else if self.chunk_version >= crate::pack::BARE_SINCE {
+            sealed_len == len + overhead
+        } else {
+            sealed_len > len
         }
     }
 
@@ -192,5 +223,83 @@ impl From<&FileValue> for FileInfo {
             packs,
             content_hash: file.hash.iter().map(|b| format!("{b:02x}")).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(chunk_version: u8, generation: u32, sealed_len: u32) -> FileValue {
+        FileValue {
+            size: 5000,
+            hash: [7; 32],
+            body: Body::Chunks {
+                packs: vec![PackName {
+                    device: [1; 16],
+                    pack: [2; 16],
+                }],
+                chunks: vec![ChunkRef {
+                    id: ChunkId([3; 32]),
+                    len: 5000,
+                    pack: 0,
+                    offset: 0,
+                    sealed_len,
+                }],
+            },
+            chunk_version,
+            generation,
+        }
+    }
+
+    #[test]
+    fn layout_4_round_trips_with_any_generation() {
+        for generation in [0, 1, 0x0102_0304] {
+            for sealed_len in [42, 300, 5041] {
+                let file = chunked(crate::pack::CODEC_SINCE, generation, sealed_len);
+                let value = file.encode();
+                assert_eq!(&value[..5], b"BKSF\x04");
+                assert_eq!(value[5..9], generation.to_be_bytes());
+                assert_eq!(FileValue::decode(b"f", &value).unwrap(), file);
+            }
+        }
+    }
+
+    #[test]
+    fn layout_4_lengths_that_no_writer_makes_are_corrupt() {
+        for sealed_len in [0, 41, 5042, u32::MAX] {
+            let value = chunked(crate::pack::CODEC_SINCE, 0, sealed_len).encode();
+            let e = FileValue::decode(b"f", &value).unwrap_err();
+            assert!(matches!(e, Error::Corrupt { .. }), "{sealed_len}: {e:?}");
+        }
+        // A chunk longer than any chunk (a reader would inflate that much).
+        let mut file = chunked(crate::pack::CODEC_SINCE, 0, 100);
+        file.size = u64::from(crate::pack::MAX_CHUNK_LEN) + 1;
+        if let Body::Chunks { chunks, .. } = &mut file.body {
+            chunks[0].len = crate::pack::MAX_CHUNK_LEN + 1;
+        }
+        let e = FileValue::decode(b"f", &file.encode()).unwrap_err();
+        assert!(e.to_string().contains("impossible"), "{e}");
+        // Truncated in the generation field.
+        let e = FileValue::decode(b"f", b"BKSF\x04\0\0").unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let e = FileValue::decode(b"f", b"BKSF\x05").unwrap_err();
+        assert!(e.to_string().contains("reads 1 to 4"), "{e}");
+    }
+
+    #[test]
+    fn the_older_layouts_still_decode() {
+        for (file, layout) in [
+            (chunked(5, 0, 5100), 1),
+            (chunked(6, 0, 5040), 2),
+            (chunked(6, 2, 5040), 3),
+        ] {
+            let value = file.encode();
+            assert_eq!(value[4], layout);
+            assert_eq!(FileValue::decode(b"f", &value).unwrap(), file);
+        }
+        // A bare chunk of layout 2 is still exactly 40 bytes longer than its bytes.
+        let e = FileValue::decode(b"f", &chunked(6, 0, 5041).encode()).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     }
 }

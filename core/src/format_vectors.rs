@@ -787,21 +787,23 @@ fn assert_file_subkeys(key: &VaultKey, documented: [&str; 4]) {
 }
 
 /// The reference's pack `name` of the example file's two chunks (`Hello, ` and `files!`)
-/// under `key`'s file keys, bound to the vault `vault`, its nonces drawn from the stream of
-/// seed `seed`.
+/// under `key`'s file keys, bound to the vault `vault`, as a pack of `version` (6: as the
+/// reference wrote it before version 10), its nonces drawn from the stream of seed `seed`.
 fn build_example_pack(
     key: &VaultKey,
     vault: crate::ids::VaultId,
     name: crate::pack::PackName,
     seed: u8,
+    version: u8,
 ) -> Vec<u8> {
     let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
     let mut entropy = Entropy::from_seed([seed; 32]);
     let mut builder = crate::pack::PackBuilder::new(name, 512);
+    builder.version = version;
     for piece in [&b"Hello, "[..], b"files!"] {
         let id = crate::pack::ChunkId::of(&id_key, piece);
         builder
-            .push(&chunk_key, vault, id, piece, &mut entropy)
+            .push(&chunk_key, vault, id, piece, true, &mut entropy)
             .unwrap();
     }
     builder.finish(&chunk_key, vault, &mut entropy).unwrap()
@@ -973,7 +975,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
     for e in &entries {
         let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
         let envelope = &mut bytes[at];
-        let range = pack::open_chunk(
+        let opened = pack::open_chunk(
             &chunk_key,
             &id_key,
             key.vault_id(),
@@ -984,7 +986,7 @@ fn read_example(version: u8, mut bytes: Vec<u8>, sealed: [u32; 2], chunked: &str
             "pack",
         )
         .unwrap();
-        plain.extend_from_slice(&envelope[range]);
+        plain.extend_from_slice(opened.bytes(envelope));
     }
     assert_eq!(plain, b"Hello, files!");
     // A chunk opened under another id is corrupt.
@@ -1076,7 +1078,7 @@ fn the_version_6_example_pack_reads_and_the_reference_writes_it_byte_for_byte() 
     );
     // The reference's pack builder, drawing its nonces from the stream of seed 07.
     let key = example_key();
-    let written = build_example_pack(&key, key.vault_id(), example_pack_name(), 7);
+    let written = build_example_pack(&key, key.vault_id(), example_pack_name(), 7, 6);
     assert_eq!(written, bytes);
     // Nothing in a version 6 pack is in clear but the index's header: no chunk id, no
     // second envelope magic.
@@ -1195,7 +1197,7 @@ fn the_version_9_example_file_of_generation_1_is_the_documented_bytes() {
         device: D.0,
         pack: core::array::from_fn(|i| 0xc0 + i as u8),
     };
-    let written = build_example_pack(&g1, key.vault_id(), name, 9);
+    let written = build_example_pack(&g1, key.vault_id(), name, 9, 6);
     assert_eq!(written, hex(GENERATION_1_PACK));
     // The record values decode to generation 1 and encode back byte for byte; the hash is
     // generation 1's.
@@ -1345,6 +1347,8 @@ fn the_version_7_redirect_and_repacked_pack_are_the_documented_bytes() {
         pack::read_index(&chunk_key, key.vault_id(), &from, v6.len() as u64, &v6).unwrap();
     let mut entropy = Entropy::from_seed([8; 32]);
     let mut builder = PackBuilder::new(to, 512);
+    // The moved chunks' version, which the new pack's index says.
+    builder.version = 6;
     for e in entries.iter().rev() {
         let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
         builder.push_sealed(e, &v6[at]);
@@ -1675,4 +1679,144 @@ fn a_version_2_grant_a_member_statement_and_a_signed_manifest_are_the_documented
     let (version, back) =
         Manifest::open_versioned(&emma.subkey(Purpose::Manifest), vault, D, read).unwrap();
     assert_eq!((version, back), (8, manifest));
+}
+
+// ---- Version 10: compressed chunks (FORMAT.md §14.2, vectors in §12) ----
+
+/// The second chunk of the version 10 example: `files! ` ten times, 70 bytes that deflate.
+fn v10_second_chunk() -> Vec<u8> {
+    b"files! ".repeat(10)
+}
+
+fn v10_pack_name() -> crate::pack::PackName {
+    crate::pack::PackName {
+        device: D.0,
+        pack: core::array::from_fn(|i| 0xd0 + i as u8),
+    }
+}
+
+/// The reference's version 10 pack of the example: `Hello, ` (stored, codec 0) and
+/// [`v10_second_chunk`] (deflated, codec 1), its nonces from the stream of seed 0a.
+fn build_v10_pack() -> Vec<u8> {
+    let key = example_key();
+    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
+    let mut entropy = Entropy::from_seed([0x0a; 32]);
+    let mut builder = crate::pack::PackBuilder::new(v10_pack_name(), 512);
+    for piece in [b"Hello, ".to_vec(), v10_second_chunk()] {
+        let id = crate::pack::ChunkId::of(&id_key, &piece);
+        builder
+            .push(&chunk_key, key.vault_id(), id, &piece, true, &mut entropy)
+            .unwrap();
+    }
+    builder
+        .finish(&chunk_key, key.vault_id(), &mut entropy)
+        .unwrap()
+}
+
+/// The version 10 pack of §12 (328 bytes).
+const V10_PACK: &str = "32c6260c2f7e6f703491c459ec33624b5da8dfe337f77a2473eb72c314299b29f1cf34b2af4d75b9c0ae73bea24dc7c14f95de1616b60be8244e920e36c7da211167708e7c6bacba82871b691fe24adab0916582f5bd00b117484ccee0d799c6edc6b8574d77194afb682322a455ce751ff3424b53590a07fe4ac05cdc3f07ec56a3f7ee0d0e978b0043702f30303131323233333434353536363737383839396161626263636464656566662f6430643164326433643464356436643764386439646164626463646464656466481be00db2754dc2fda0862bc38dcc9c00130139e299ebca5ec8905caadcdec3363678e787e91d9c96da76cdce6e03eb2e6b3e1e2abbfde9db2e83353aa6015665e1b409e1b430c5c8e8d76805606a20f2fa85b0bd589ba608666cc09a5ae11f1ce74587527bf2e399089a284fb0eda8b722aa95a77f27000000d2";
+/// The raw deflate stream of the second chunk, as the reference's compressor writes it.
+const V10_DEFLATED: &str = "a5c5310900001002c02affe1140437fb83219c8e32f2c78d02";
+/// Its record value, layout 04, generation 0.
+const V10_VALUE: &str = "424b534604000000004d695edf64e2390b6300f4e5cecbaf8503242d171eec9c0641578605444ee85613010100112233445566778899aabbccddeeffd0d1d2d3d4d5d6d7d8d9dadbdcdddedf029bd3e694e1565b0a4f75887dd3de9bdf65758cd3842ad76737b8d741d447053e07000030256caaf431c3171fe326b720a8c8c5a74ecbeb7450b0fcd44d6b752876d17f5e46003042";
+
+#[test]
+fn the_version_10_example_pack_and_file_record_are_the_documented_bytes() {
+    use crate::file::{Body, ChunkRef, FileValue};
+    use crate::pack::{self, ChunkId, Opened};
+    let key = example_key();
+    let (chunk_key, id_key) = (key.subkey(Purpose::Chunk), key.subkey(Purpose::ChunkId));
+    let written = build_v10_pack();
+    assert_eq!(to_hex(&written), V10_PACK);
+    let name = v10_pack_name();
+    let (version, entries) = pack::read_index(
+        &chunk_key,
+        key.vault_id(),
+        &name,
+        written.len() as u64,
+        &written,
+    )
+    .unwrap();
+    assert_eq!(version, 10);
+    let chunks = [b"Hello, ".to_vec(), v10_second_chunk()];
+    let placed: Vec<(u64, u32, u32)> = entries
+        .iter()
+        .map(|e| (e.offset, e.sealed_len, e.len))
+        .collect();
+    assert_eq!(placed, [(0, 48, 7), (48, 66, 70)]);
+    for (e, (chunk, codec)) in entries.iter().zip(chunks.iter().zip([0u8, 1])) {
+        assert_eq!(e.id, ChunkId::of(&id_key, chunk));
+        let at = e.offset as usize..(e.offset + u64::from(e.sealed_len)) as usize;
+        // The plaintext sealed: the codec byte, then the bytes or their deflate stream.
+        let mut raw = written[at.clone()].to_vec();
+        let ad_name = e.id.envelope_name();
+        let ad = ObjectAd {
+            vault: key.vault_id(),
+            kind: ObjectKind::Chunk,
+            name: &ad_name,
+        };
+        let plain = crypto::open_bare_in_place(&chunk_key, &ad, 10, &mut raw).unwrap();
+        let mut expected = vec![codec];
+        match codec {
+            0 => expected.extend_from_slice(chunk),
+            _ => expected.extend_from_slice(&hex(V10_DEFLATED)),
+        }
+        assert_eq!(raw[plain].to_vec(), expected);
+        let mut envelope = written[at].to_vec();
+        let opened = pack::open_chunk(
+            &chunk_key,
+            &id_key,
+            key.vault_id(),
+            version,
+            e.id,
+            e.len,
+            &mut envelope,
+            "pack",
+        )
+        .unwrap();
+        assert_eq!(opened.bytes(&envelope), &chunk[..]);
+        assert_eq!(matches!(opened, Opened::Inflated(_)), codec == 1);
+    }
+    let whole = chunks.concat();
+    let value = FileValue {
+        size: 77,
+        hash: *blake3::keyed_hash(&key.subkey(Purpose::FileHash).0, &whole).as_bytes(),
+        body: Body::Chunks {
+            packs: vec![name],
+            chunks: entries
+                .iter()
+                .map(|e| ChunkRef {
+                    id: e.id,
+                    len: e.len,
+                    pack: 0,
+                    offset: e.offset,
+                    sealed_len: e.sealed_len,
+                })
+                .collect(),
+        },
+        chunk_version: 10,
+        generation: 0,
+    };
+    assert_eq!(to_hex(&value.encode()), V10_VALUE);
+    assert_eq!(FileValue::decode(b"f", &hex(V10_VALUE)).unwrap(), value);
+
+    // A replica reads the file: one range, both chunks, the second inflated.
+    let store = Store::parse("file:///vault").unwrap();
+    let mut engine = Engine::new(&key, store, D, Entropy::from_seed([5; 32]));
+    engine.put(b"f".to_vec(), hex(V10_VALUE), Timestamp(T));
+    let mut download = engine.begin_download(b"f").unwrap().unwrap();
+    let request = download.poll_request(Timestamp(0)).unwrap();
+    assert_eq!(request.header("range"), Some("bytes=0-113"));
+    let response = crate::http::Response {
+        status: 206,
+        headers: vec![],
+        body: written[..114].to_vec(),
+    };
+    download.handle_response(request.id, Ok(response), Timestamp(0));
+    let mut read = Vec::new();
+    while let Some(bytes) = download.poll_output() {
+        read.extend_from_slice(&bytes);
+    }
+    assert_eq!(read, whole);
+    assert!(matches!(download.poll_outcome(), Some(Ok(()))));
 }

@@ -47,6 +47,7 @@ impl Engine {
             chunk_id,
             chunker,
             file_hash,
+            compress: self.compression,
             store: self.store.clone(),
             folder: self.folder.clone(),
             alive: self.transfers.clone(),
@@ -79,9 +80,12 @@ impl Engine {
             };
             if let Body::Chunks { packs, chunks } = &file.body {
                 referenced.extend(packs.iter().copied());
-                // Only chunks sealed as this build seals them, under the generation this
-                // file will be, are referenced by a new file.
-                if file.chunk_version < crate::pack::BARE_SINCE || file.generation != generation {
+                // Only chunks sealed as this build seals them (a file value has one chunk
+                // version for all its chunks), under the generation this file will be, are
+                // referenced by a new file: an older chunk is stored again, once.
+                if file.chunk_version != crate::crypto::PACK_VERSION
+                    || file.generation != generation
+                {
                     continue;
                 }
                 for c in chunks {
@@ -115,6 +119,13 @@ impl Engine {
                 // Packs being deleted are not read for chunks to reuse either.
                 referenced.extend(self.collected_packs.iter().copied());
                 // Packs in parts noted before this process began are an interrupted upload's.
+                // Those an earlier release left hold chunks of an older version, which a new
+                // file cannot reference: forgotten, their uploads aborted by the listing.
+                let older = |p: &ResumablePack| crate::pack::sealed_before_codecs(&p.entries);
+                if self.state.directory().resumable_packs.iter().any(older) {
+                    let packs = &mut self.state.directory_mut().resumable_packs;
+                    packs.retain(|p| !older(p));
+                }
                 resume = self.state.directory().resumable_packs.clone();
                 Some(referenced)
             }
@@ -319,8 +330,9 @@ mod tests {
         }
         let (old, _) = before.poll_outcome().unwrap().unwrap();
         let (new, _) = after.poll_outcome().unwrap().unwrap();
-        assert_eq!(&old[..5], b"BKSF\x02");
-        assert_eq!(&new[..9], b"BKSF\x03\0\0\0\x01");
+        // Layout 4 (format version 10): the generation always follows the layout byte.
+        assert_eq!(&old[..9], b"BKSF\x04\0\0\0\0");
+        assert_eq!(&new[..9], b"BKSF\x04\0\0\0\x01");
         assert_eq!(FileValue::decode(b"f", &new).unwrap().generation, 1);
         // The older upload's chunks are not kept for later uploads; the newer one's are.
         engine.end_upload(&mut before);

@@ -187,6 +187,8 @@ pub struct Engine {
     /// Store time minus our time, learnt from a RequestTimeTooSkewed answer.
     clock_offset_ms: i64,
     retry: RetryPolicy,
+    /// Whether new file chunks are deflated where that makes them shorter.
+    compression: bool,
     /// Where nonces come from.
     entropy: Entropy,
     /// The journal following the last snapshot exported or restored; `None` before either.
@@ -308,6 +310,7 @@ impl Engine {
             signer: None,
             clock_offset_ms: 0,
             retry: RetryPolicy::default(),
+            compression: true,
             entropy,
             journal: None,
             open_mode: OpenMode::default(),
@@ -426,6 +429,16 @@ impl Engine {
     /// that signs or presigns them itself).
     pub fn set_signer(&mut self, signer: Option<Box<dyn Signer>>) {
         self.signer = signer;
+    }
+
+    /// Whether the files stored from now on have their chunks deflated (raw deflate, before
+    /// they are sealed) where that makes them shorter; default `true`. With `false` every new
+    /// chunk is stored as it is (format version 10 still, codec 0), so the sizes of packs say
+    /// nothing about how compressible the content is: turn it off for a vault that stores
+    /// data an attacker can choose next to secrets (see `docs/FORMAT.md`, "What the bucket
+    /// learns"). Files stored already are read either way. Only in the Rust API.
+    pub fn set_compression(&mut self, on: bool) {
+        self.compression = on;
     }
 
     /// Replaces the retry policy (default: [`RetryPolicy::default`]).

@@ -483,7 +483,7 @@ impl Download {
         for (position, chunk) in &span.chunks {
             let at = (chunk.offset - span.start) as usize;
             let envelope = &mut body[at..at + chunk.sealed_len as usize];
-            let range = pack::open_chunk(
+            let opened = pack::open_chunk(
                 &self.keys.chunk,
                 &self.keys.chunk_id,
                 self.keys.vault,
@@ -493,12 +493,31 @@ impl Download {
                 envelope,
                 &name,
             )?;
-            places.push((*position, at + range.start..at + range.end));
+            places.push((
+                *position,
+                match opened {
+                    pack::Opened::InPlace(range) => {
+                        pack::Opened::InPlace(at + range.start..at + range.end)
+                    }
+                    inflated => inflated,
+                },
+            ));
         }
+        // Stored chunks are handed out from the body they came in, inflated ones from their
+        // own buffers (the body is then freed once no stored chunk needs it).
         let body = Arc::new(body);
         Ok(places
             .into_iter()
-            .map(|(position, range)| (position, (Arc::clone(&body), range)))
+            .map(|(position, opened)| {
+                let piece = match opened {
+                    pack::Opened::InPlace(range) => (Arc::clone(&body), range),
+                    pack::Opened::Inflated(bytes) => {
+                        let len = bytes.len();
+                        (Arc::new(bytes), 0..len)
+                    }
+                };
+                (position, piece)
+            })
             .collect())
     }
 

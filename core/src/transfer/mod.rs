@@ -29,6 +29,9 @@ pub(crate) struct FileKeys {
     pub chunk_id: SecretKey,
     pub chunker: SecretKey,
     pub file_hash: SecretKey,
+    /// Whether new chunks are deflated where that makes them shorter (else stored with codec
+    /// byte 0).
+    pub compress: bool,
     pub store: Store,
     /// The vault's folder, `"<prefix><vault id>/"`.
     pub folder: String,

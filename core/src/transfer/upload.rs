@@ -562,9 +562,9 @@ impl Upload {
         ) else {
             return Ok(());
         };
-        // A file record of this build points only at chunks sealed bare: those of an older
-        // pack are sent again.
-        if version < crate::pack::BARE_SINCE {
+        // A file record of this build points only at chunks sealed as it seals them (one chunk
+        // version a record): those of an older pack are sent again.
+        if version != crate::crypto::PACK_VERSION {
             return Ok(());
         }
         for entry in entries {
@@ -775,6 +775,7 @@ impl Upload {
                     self.keys.vault,
                     id,
                     chunk,
+                    self.keys.compress,
                     &mut self.entropy,
                 )?;
                 let stored = Stored {

@@ -65,6 +65,9 @@ pub(crate) struct Repacking {
     /// The key generation of every chunk moved: a pack holds chunks of one generation, its
     /// index and its redirects are sealed under it.
     generation: u32,
+    /// The envelope version of every chunk moved: they are copied sealed (their associated
+    /// data holds it), so the new pack's index says it, and a pack holds one version only.
+    version: u8,
     /// Ranged GETs not answered yet.
     waiting: usize,
     /// The sealed chunks read and checked, by old pack and old offset.
@@ -88,7 +91,8 @@ impl Engine {
         }
         let me = self.state.device.0;
         let mut chosen: Vec<([u8; 16], Vec<LiveChunk>)> = Vec::new();
-        let mut generation = None;
+        // The key generation and chunk version of the chunks moved.
+        let mut generation: Option<(u32, u8)> = None;
         let mut total = 0u64;
         for (pack, size) in listed {
             let (Some(size), Some(live)) = (size, references.get(pack)) else {
@@ -99,15 +103,16 @@ impl Engine {
                 device: me,
                 pack: *pack,
             };
-            // One repack moves chunks of one key generation (the first chosen pack's).
-            let of = live.values().next().map(|c| c.generation);
+            // One repack moves chunks of one key generation and one chunk version (the first
+            // chosen pack's).
+            let of = live.values().next().map(|c| (c.generation, c.version));
             if self.redirects.contains_key(&name)
                 || live.values().any(|c| {
                     c.version < BARE_SINCE
                         || c.hops >= MAX_HOPS_TO_MOVE
-                        || Some(c.generation) != generation.or(of)
+                        || Some((c.generation, c.version)) != generation.or(of)
                 })
-                || of.is_none_or(|g| !self.holds_generation(g))
+                || of.is_none_or(|(g, _)| !self.holds_generation(g))
             {
                 continue;
             }
@@ -122,11 +127,12 @@ impl Engine {
             generation = generation.or(of);
             chosen.push((*pack, live.values().copied().collect()));
         }
-        let Some(generation) = generation.filter(|_| !chosen.is_empty()) else {
+        let Some((generation, version)) = generation.filter(|_| !chosen.is_empty()) else {
             return;
         };
         let mut repacking = Repacking {
             generation,
+            version,
             waiting: 0,
             read: BTreeMap::new(),
             failed: false,
@@ -281,6 +287,7 @@ impl Engine {
         let to = PackName::random(me, &mut self.entropy);
         let capacity: usize = repacking.read.values().map(|(_, b)| b.len()).sum();
         let mut builder = PackBuilder::new(to, capacity + 4096);
+        builder.version = repacking.version;
         let mut redirects: Vec<([u8; 16], Redirect)> = Vec::new();
         for ((pack, offset), (chunk, bytes)) in &repacking.read {
             let entry = IndexEntry {
