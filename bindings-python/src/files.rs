@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use bucketsync::files::{Sink, Source};
+use bucketsync::files::{ReadSource, Sink, Source};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
@@ -88,6 +88,102 @@ impl From<bucketsync::transfer::FileReport> for FileReport {
             bytes_sent: r.bytes_sent,
             requests: r.requests,
         }
+    }
+}
+
+/// What one `Vault.put_files` did: each file stored or not, and what the whole batch cost.
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct PutFilesReport {
+    /// The files stored: key (bytes) -> FileReport (its size and chunks; packs, requests and
+    /// bytes are the batch's, below).
+    pub stored: PyObject,
+    /// The files not stored: key (bytes) -> the exception that kept it out (a file that
+    /// cannot be read or changed length while read is a ConfigError). Their keys hold what they
+    /// held before.
+    pub failed: PyObject,
+    /// Chunks sealed and sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault (or the batch) already held, not sent again.
+    pub chunks_reused: u64,
+    /// Packs written: the batch's files share them.
+    pub packs: u64,
+    /// Request body bytes sent (retries included).
+    pub bytes_sent: u64,
+    /// Requests made (retries included).
+    pub requests: u64,
+}
+
+#[pymethods]
+impl PutFilesReport {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "PutFilesReport(stored={}, failed={}, chunks_uploaded={}, chunks_reused={}, packs={}, bytes_sent={}, requests={})",
+            self.stored.bind(py).len()?,
+            self.failed.bind(py).len()?,
+            self.chunks_uploaded,
+            self.chunks_reused,
+            self.packs,
+            self.bytes_sent,
+            self.requests
+        ))
+    }
+}
+
+/// The files of a `Vault.put_files`, as the core's batch asks for them: each opened only then.
+pub struct PathBatch<'a> {
+    pub files: std::vec::IntoIter<(Vec<u8>, std::path::PathBuf)>,
+    pub stop: &'a Stop,
+    pub progress: Option<&'a PyObject>,
+    pub session: &'a bucketsync::session::Session,
+    pub stored: Vec<(Vec<u8>, bucketsync::transfer::FileReport)>,
+    pub failed: Vec<(Vec<u8>, bucketsync::Error)>,
+}
+
+impl<'a> bucketsync::files::FileBatch for PathBatch<'a> {
+    type Source = Checked<'a, ReadSource<std::fs::File>>;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
+        for (key, path) in self.files.by_ref() {
+            let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
+            match opened {
+                Ok((len, file)) => {
+                    let source = Checked::new(ReadSource::new(file, Some(len)), self.stop);
+                    return Some((key, source));
+                }
+                Err(e) => {
+                    let error =
+                        bucketsync::Error::Config(format!("cannot read {}: {e}", path.display()));
+                    self.failed.push((key, error));
+                }
+            }
+        }
+        None
+    }
+
+    fn stored(
+        &mut self,
+        key: &[u8],
+        report: &bucketsync::transfer::FileReport,
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.stored.push((key.to_vec(), report.clone()));
+        Vec::new()
+    }
+
+    fn failed(&mut self, key: &[u8], error: &bucketsync::Error) {
+        self.failed.push((key.to_vec(), error.clone()));
+    }
+
+    fn progress(&mut self, key: &[u8], progress: bucketsync::files::FileProgress) {
+        let Some(callback) = self.progress else {
+            return;
+        };
+        Python::with_gil(|py| {
+            let key = PyBytes::new(py, key);
+            if let Err(e) = callback.call1(py, (key, FileProgress::from(progress))) {
+                self.stop.note(e);
+                self.session.cancel_sync();
+            }
+        });
     }
 }
 

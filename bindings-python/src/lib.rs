@@ -25,6 +25,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::Progress>()?;
     m.add_class::<files::FileProgress>()?;
     m.add_class::<files::FileReport>()?;
+    m.add_class::<files::PutFilesReport>()?;
     m.add_class::<files::FileInfo>()?;
     m.add_class::<backup::BackupReport>()?;
     m.add_class::<backup::RestoreReport>()?;

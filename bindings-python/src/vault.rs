@@ -23,7 +23,8 @@ use crate::backup::{BackupReport, FolderReport, RestoreReport};
 use crate::convert::{Bytes, Progress};
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
-    remaining_len, Checked, FileInfo, FileProgress, FileReport, PyReader, PyWriter, Stop, Target,
+    remaining_len, Checked, FileInfo, FileProgress, FileReport, PathBatch, PutFilesReport,
+    PyReader, PyWriter, Stop, Target,
 };
 use crate::records::{self, ExportReport, ImportReport};
 use crate::sharing::{Identity, Member, SharedVault};
@@ -649,6 +650,78 @@ impl Vault {
         pack_size: Option<usize>,
     ) -> PyResult<FileReport> {
         self.put_file_until(py, key, path_or_file, progress, pack_size, None)
+    }
+
+    /// Stores many files in one go and returns a PutFilesReport. files: an iterable of
+    /// (key, path) pairs (path a str or os.PathLike). Small files share packs, so a folder
+    /// of them costs a few requests rather than one or more per file; each file's record is
+    /// written (in the journal, pushed by the next sync) once every pack holding its bytes is
+    /// stored. Every path is checked before anything is sent: one that is missing or not a
+    /// regular file raises (FileNotFoundError, IsADirectoryError, ...) and nothing is stored.
+    /// A file that cannot be read later, or changes length while read, is left out (in the
+    /// report's failed, its key as it was) and the rest go on. A key given twice stores the
+    /// file given later. progress, if given, is called with the key (bytes) and a
+    /// FileProgress of the file being read. An exception from progress, or Ctrl-C, stops the
+    /// batch and propagates (files stored before stay stored), as does a request error that
+    /// stops the upload. The GIL is released while it runs.
+    #[pyo3(signature = (files, progress = None, pack_size = None))]
+    fn put_files(
+        &self,
+        py: Python<'_>,
+        files: &Bound<'_, PyAny>,
+        progress: Option<PyObject>,
+        pack_size: Option<usize>,
+    ) -> PyResult<PutFilesReport> {
+        let mut list = Vec::new();
+        for item in files.try_iter()? {
+            let (key, path): (Bytes, PathBuf) = item?.extract().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(
+                    "put_files takes an iterable of (key, path) pairs",
+                )
+            })?;
+            let metadata = std::fs::metadata(&path)?;
+            if !metadata.is_file() {
+                return Err(pyo3::exceptions::PyIsADirectoryError::new_err(format!(
+                    "{} is not a regular file",
+                    path.display()
+                )));
+            }
+            list.push((key.0, path));
+        }
+        let stop = Stop::default();
+        let mut batch = PathBatch {
+            files: list.into_iter(),
+            stop: &stop,
+            progress: progress.as_ref(),
+            session: &self.session,
+            stored: Vec::new(),
+            failed: Vec::new(),
+        };
+        let totals = self.run(py, &stop, None, || {
+            self.session.put_files(
+                &mut batch,
+                &*self.transport,
+                pack_size,
+                driver::DEFAULT_CONCURRENCY,
+            )
+        })?;
+        let stored = PyDict::new(py);
+        for (key, report) in batch.stored {
+            stored.set_item(PyBytes::new(py, &key), FileReport::from(report))?;
+        }
+        let failed = PyDict::new(py);
+        for (key, error) in batch.failed {
+            failed.set_item(PyBytes::new(py, &key), exception(py, &error, None)?)?;
+        }
+        Ok(PutFilesReport {
+            stored: stored.into_any().unbind(),
+            failed: failed.into_any().unbind(),
+            chunks_uploaded: totals.chunks_uploaded,
+            chunks_reused: totals.chunks_reused,
+            packs: totals.packs,
+            bytes_sent: totals.bytes_sent,
+            requests: totals.requests,
+        })
     }
 
     /// Reads the file stored under key into path_or_file: a path (written to a partial file

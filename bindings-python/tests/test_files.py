@@ -342,3 +342,75 @@ def test_open_file_reads_anywhere_as_a_seekable_file_object(tmp_path):
     with pytest.raises(bucketsync.ConfigError):
         vault.open_file("plain")
     vault.close()
+
+
+def test_put_files_shares_packs_and_leaves_out_only_the_files_that_fail(seaweed, credentials, tmp_path):
+    store = seaweed.store(seaweed.bucket("batch"), "py/")
+    key = VaultKey.generate()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    files = {}
+    for i in range(60):
+        data = content(5_000 + 97 * i, seed=100 + i)
+        (tree / f"n{i}.txt").write_bytes(data)
+        files[f"notes/{i}".encode()] = data
+    (tree / "tiny").write_bytes(b"hello")
+    files[b"tiny"] = b"hello"
+    pairs = [(k, tree / ("tiny" if k == b"tiny" else f"n{k.split(b'/')[1].decode()}.txt")) for k in files]
+    # The same key again, later: the later file is the one stored.
+    (tree / "again").write_bytes(b"the later one" * 1000)
+    pairs.append((b"notes/0", str(tree / "again")))
+    files[b"notes/0"] = b"the later one" * 1000
+    seen = {}
+    with Vault.create(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
+         Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
+        report = a.put_files(pairs, progress=lambda k, p: seen.setdefault(k, p))
+        assert isinstance(report, bucketsync.PutFilesReport)
+        assert report.failed == {}
+        assert set(report.stored) == set(files)
+        assert all(isinstance(r, FileReport) for r in report.stored.values())
+        assert report.stored[b"notes/7"].size == len(files[b"notes/7"])
+        # 62 files of about 8 kB: one or two packs, not one per file.
+        assert 1 <= report.packs <= 2, report
+        assert report.requests <= report.packs + 2, report
+        assert repr(report).startswith("PutFilesReport(stored=61, failed=0, ")
+        assert seen and all(isinstance(p, FileProgress) for p in seen.values())
+        assert a.sync().errors == []
+        b.sync()
+        for k, data in files.items():
+            out = io.BytesIO()
+            b.get_file(k, out)
+            assert out.getvalue() == data, k
+
+        # A missing path is refused before anything is stored.
+        with pytest.raises(FileNotFoundError):
+            a.put_files([(b"x", tree / "n1.txt"), (b"y", tree / "missing")])
+        assert a.file_info(b"x") is None
+        with pytest.raises(IsADirectoryError):
+            a.put_files([(b"x", tree)])
+        with pytest.raises(TypeError):
+            a.put_files([b"not a pair"])
+
+        # A file that cannot be read when its turn comes is left out; the others are stored.
+        gone = tree / "gone.txt"
+        gone.write_bytes(b"soon gone" * 1000)
+        a.put("later", b"what it held")
+
+        def remove_gone(k, _p):
+            if gone.exists():
+                gone.unlink()
+
+        report = a.put_files([(b"first", tree / "n2.txt"), (b"later", gone), (b"last", tree / "n3.txt")],
+                             progress=remove_gone)
+        assert set(report.stored) == {b"first", b"last"}
+        assert set(report.failed) == {b"later"}
+        assert isinstance(report.failed[b"later"], bucketsync.ConfigError)
+        assert a.get("later") == b"what it held"
+
+        # An exception from progress stops the batch and propagates.
+        def boom(_k, _p):
+            raise RuntimeError("stop here")
+
+        with pytest.raises(RuntimeError, match="stop here"):
+            a.put_files([(b"stopped", tree / "n4.txt")], progress=boom)
+        assert a.file_info(b"stopped") is None

@@ -1,7 +1,7 @@
 """Type stubs of the native module; import from ``bucketsync``, not from here."""
 
 from os import PathLike
-from typing import AsyncIterator, BinaryIO, Callable, Dict, List, Optional, Protocol, Sequence, TextIO, Tuple, Union
+from typing import AsyncIterator, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, TextIO, Tuple, Union
 
 from .errors import Error
 
@@ -93,6 +93,15 @@ class FileProgress:
 class FileReport:
     size: int
     chunks: int
+    chunks_uploaded: int
+    chunks_reused: int
+    packs: int
+    bytes_sent: int
+    requests: int
+
+class PutFilesReport:
+    stored: Dict[bytes, FileReport]
+    failed: Dict[bytes, Error]
     chunks_uploaded: int
     chunks_reused: int
     packs: int
@@ -316,6 +325,12 @@ class Vault:
         progress: Optional[Callable[[FileProgress], object]] = None,
         pack_size: Optional[int] = None,
     ) -> FileReport: ...
+    def put_files(
+        self,
+        files: Iterable[Tuple[Bytes, Union[str, "PathLike[str]"]]],
+        progress: Optional[Callable[[bytes, FileProgress], object]] = None,
+        pack_size: Optional[int] = None,
+    ) -> PutFilesReport: ...
     def get_file(
         self,
         key: Bytes,

@@ -181,7 +181,8 @@ pub trait FileBatch {
     fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
     /// File `key` is not stored, for `error`: its source failed or gave another length than
-    /// it declared (the batch goes on), or the upload failed (the batch ends). Whatever `key`
+    /// it declared (the batch goes on; a source failing with `Cancelled` ends it), or the
+    /// upload failed (the batch ends). Whatever `key`
     /// held before stays.
     fn failed(&mut self, key: &[u8], error: &Error);
 
@@ -414,6 +415,8 @@ impl Session {
                 let read = source.read(&mut run.buf).await;
                 let n = match read.and_then(|n| as_declared(*declared, upload.bytes_in(), n)) {
                     Ok(n) => n,
+                    // A source that says the caller stops (Ctrl-C, say) stops the batch.
+                    Err(Error::Cancelled) => return Err(Error::Cancelled),
                     Err(e) => {
                         upload.abandon_file();
                         let (key, _, _) = run.reading.take().expect("a file is being read");
