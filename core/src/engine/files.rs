@@ -12,7 +12,7 @@ use crate::http::Request;
 use crate::ids::Timestamp;
 use crate::key::Purpose;
 use crate::transfer::{
-    Download, FileKeys, PackNote, ResumablePack, Stored, Upload, DEFAULT_PACK_SIZE,
+    Download, DownloadMany, FileKeys, PackNote, ResumablePack, Stored, Upload, DEFAULT_PACK_SIZE,
 };
 
 impl Engine {
@@ -253,6 +253,48 @@ impl Engine {
             self.retry,
             range,
         ))
+    }
+
+    /// Starts reading many files as one (see [`DownloadMany`]): `files` are (key, record
+    /// value) pairs. Files of chunks are grouped by key generation and chunk version, one
+    /// [`DownloadMany`] each, with the places of its files among those given; a file that
+    /// lives in its record, or whose value cannot be read, is left to be read alone (its place
+    /// in the second list).
+    pub fn begin_download_many(
+        &self,
+        files: &[(&[u8], &[u8])],
+    ) -> (Vec<(DownloadMany, Vec<usize>)>, Vec<usize>) {
+        let mut groups: std::collections::BTreeMap<(u32, u8), Vec<(usize, FileValue)>> =
+            std::collections::BTreeMap::new();
+        let mut alone = Vec::new();
+        for (i, (key, value)) in files.iter().enumerate() {
+            match FileValue::decode(key, value) {
+                Ok(file) if matches!(file.body, Body::Chunks { .. }) => groups
+                    .entry((file.generation, file.chunk_version))
+                    .or_default()
+                    .push((i, file)),
+                _ => alone.push(i),
+            }
+        }
+        let mut out = Vec::new();
+        for ((generation, _), members) in groups {
+            let places: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
+            let named: Vec<(FileValue, String)> = members
+                .into_iter()
+                .map(|(i, file)| {
+                    let object = format!("file {:?}", String::from_utf8_lossy(files[i].0));
+                    (file, object)
+                })
+                .collect();
+            let many = self
+                .transfer_keys(generation, "files")
+                .and_then(|keys| DownloadMany::new(keys, named, self.retry));
+            match many {
+                Ok(many) => out.push((many, places)),
+                Err(_) => alone.extend(places),
+            }
+        }
+        (out, alone)
     }
 
     /// What the file under `key` is, without fetching it; `None` when the key is absent or

@@ -597,6 +597,20 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
     }
 }
 
+/// Files up to this size are read together with the others of a restore, whole in memory
+/// one at a time; bigger ones alone, through a partial file a later restore resumes.
+const READ_ALONE_ABOVE: u64 = 32 << 20;
+
+/// A file a restore writes, waiting to be read with the others.
+struct Restoring {
+    rel: String,
+    entry: Entry,
+    /// Its content key and the record value it had at the time restored.
+    key: Vec<u8>,
+    value: Vec<u8>,
+    dest: PathBuf,
+}
+
 impl Session {
     /// Backs the folder `dir` up as the backup `name` (under the keys `backup/<name>/`):
     /// stores new and changed files, writes an entry for every path, and (with
@@ -770,6 +784,57 @@ impl Session {
         Ok(report)
     }
 
+    /// Reads the files `pending` holds, together (see
+    /// [`Session::download_many_to_paths`]), and sets each one's time and permissions.
+    ///
+    /// # Errors
+    /// `Cancelled` after [`Session::cancel_sync`].
+    async fn restore_pending<T: Transport + ?Sized>(
+        &self,
+        pending: &mut Vec<Restoring>,
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(&str, FileProgress),
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let files: Vec<(Vec<u8>, Vec<u8>, PathBuf)> = pending
+            .iter_mut()
+            .map(|f| {
+                (
+                    std::mem::take(&mut f.key),
+                    std::mem::take(&mut f.value),
+                    f.dest.clone(),
+                )
+            })
+            .collect();
+        let outcomes = self
+            .download_many_to_paths(&files, transport, concurrency, &mut |place, p| {
+                progress(&pending[place].rel, p)
+            })
+            .await?;
+        for (file, outcome) in pending.drain(..).zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    if let Err(e) = set_times_and_mode(&file.dest, &file.entry) {
+                        report.errors.push((
+                            file.rel,
+                            local_error(&file.dest, "cannot set the time of", e),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    report.files_written -= 1;
+                    report.bytes_written -= file.entry.size;
+                    report.errors.push((file.rel, e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The value `key` had at `at_ms` (the newest version stamped no later), or now.
     fn value_at(&self, key: &[u8], at_ms: Option<u64>) -> Result<Option<Vec<u8>>> {
         let Some(at) = at_ms else {
@@ -895,6 +960,7 @@ impl Session {
             .map(|(_, path, _)| path.clone())
             .collect();
         let mut dirs_done: Vec<(PathBuf, Entry)> = Vec::new();
+        let mut pending: Vec<Restoring> = Vec::new();
         for (rel, path, entry) in entries {
             let dest = target.join(&path);
             if let Some(link) = below_a_link(&links, &path) {
@@ -974,6 +1040,24 @@ impl Session {
                             continue;
                         }
                     };
+                    if let Some(parent) = dest.parent() {
+                        let _ = std::fs::create_dir_all(parent);
+                    }
+                    if local.as_ref().is_some_and(|m| m.is_symlink()) {
+                        // Never write through a link: replace it.
+                        let _ = std::fs::remove_file(&dest);
+                    }
+                    if entry.size <= READ_ALONE_ABOVE {
+                        // Read with its neighbours in the packs, before the next link is made.
+                        pending.push(Restoring {
+                            rel,
+                            entry,
+                            key: content.into_bytes(),
+                            value,
+                            dest,
+                        });
+                        continue;
+                    }
                     let download = match self
                         .read(|e| e.begin_download_value(content.as_bytes(), &value, None))?
                     {
@@ -985,13 +1069,6 @@ impl Session {
                             continue;
                         }
                     };
-                    if let Some(parent) = dest.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    if local.as_ref().is_some_and(|m| m.is_symlink()) {
-                        // Never write through a link: replace it.
-                        let _ = std::fs::remove_file(&dest);
-                    }
                     let shown = rel.clone();
                     let outcome = self
                         .download_to_path(download, &dest, transport, concurrency, &mut |p| {
@@ -1019,6 +1096,16 @@ impl Session {
                     if options.dry_run {
                         continue;
                     }
+                    // Every file waiting is written before a link exists that a path could
+                    // pass through.
+                    self.restore_pending(
+                        &mut pending,
+                        transport,
+                        concurrency,
+                        &mut progress,
+                        &mut report,
+                    )
+                    .await?;
                     let target_path = link_target_path(&entry.target);
                     if let Some(m) = &local {
                         let same = m.is_symlink()
@@ -1047,6 +1134,14 @@ impl Session {
                 }
             }
         }
+        self.restore_pending(
+            &mut pending,
+            transport,
+            concurrency,
+            &mut progress,
+            &mut report,
+        )
+        .await?;
         // Folders' times and permissions last (writing into them changed their times),
         // deepest first.
         for (dest, entry) in dirs_done.iter().rev() {

@@ -516,6 +516,106 @@ impl Session {
         Ok(true)
     }
 
+    /// Reads many files to paths: `files` are (key, record value, path). Files of chunks are
+    /// read together ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so
+    /// that files side by side in a pack come down in a few ranged GETs; each is written
+    /// through a partial file beside its path and renamed into place once checked. Files that
+    /// live in their record, and those left when a read of many fails (a missing pack, say),
+    /// are read one by one, so each gets its own error. `progress` is called with a file's
+    /// place among those given as its bytes arrive. Returns each file's outcome, in the order
+    /// given.
+    ///
+    /// # Errors
+    /// `Cancelled` after [`Session::cancel_sync`] (the files written so far stay).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) async fn download_many_to_paths<T: Transport + ?Sized>(
+        &self,
+        files: &[(Vec<u8>, Vec<u8>, std::path::PathBuf)],
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(usize, FileProgress),
+    ) -> Result<Vec<Result<()>>> {
+        let mut outcomes: Vec<Option<Result<()>>> = files.iter().map(|_| None).collect();
+        let pairs: Vec<(&[u8], &[u8])> = files
+            .iter()
+            .map(|(k, v, _)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let (groups, mut alone) = self.read(|e| e.begin_download_many(&pairs))?;
+        for (mut many, places) in groups {
+            let mut flight = Flight::new(
+                transport,
+                FileProgress {
+                    bytes_total: Some(many.size()),
+                    ..FileProgress::default()
+                },
+            );
+            let mut at = 0;
+            let outcome = loop {
+                while let Some((index, read)) = many.poll_file() {
+                    let place = places[index];
+                    let (_, _, path) = &files[place];
+                    let written = read.and_then(|bytes| {
+                        flight.progress.bytes_done += bytes.len() as u64;
+                        write_whole(path, &bytes)
+                    });
+                    outcomes[place] = Some(written);
+                    at = place;
+                    progress(place, flight.progress);
+                }
+                if let Some(outcome) = many.poll_outcome() {
+                    break outcome;
+                }
+                let mut on_step = |p: FileProgress| progress(at, p);
+                self.step(&mut many, &mut flight, concurrency, &mut on_step)
+                    .await?;
+            };
+            if outcome.is_err() {
+                // Each file left gets its own read, and its own error.
+                alone.extend(many.left().into_iter().map(|i| places[i]));
+            }
+        }
+        alone.sort_unstable();
+        for place in alone {
+            let (key, value, path) = &files[place];
+            let download = match self.read(|e| e.begin_download_value(key, value, None))? {
+                Ok(download) => download,
+                Err(e) => {
+                    outcomes[place] = Some(Err(e));
+                    continue;
+                }
+            };
+            let inline = crate::file::FileValue::decode(key, value)
+                .is_ok_and(|f| matches!(f.body, crate::file::Body::Inline(_)));
+            let read = if inline {
+                // No request, and no partial file to resume: written whole once checked.
+                let mut bytes = Vec::new();
+                let mut sink = WriteSink(&mut bytes);
+                let mut download = download;
+                let mut on = |p: FileProgress| progress(place, p);
+                match self
+                    .run_download(&mut download, &mut sink, transport, concurrency, &mut on)
+                    .await
+                {
+                    Ok(()) => write_whole(path, &bytes),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.download_to_path(download, path, transport, concurrency, &mut |p| {
+                    progress(place, p)
+                })
+                .await
+            };
+            if matches!(read, Err(Error::Cancelled)) {
+                return Err(Error::Cancelled);
+            }
+            outcomes[place] = Some(read);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Config("the file was not read".into()))))
+            .collect())
+    }
+
     /// Runs `download` to the file at `target` through its resumable partial file, as
     /// [`Session::get_file_to_path`] describes.
     #[cfg(not(target_arch = "wasm32"))]
@@ -675,6 +775,31 @@ impl Session {
             },
         }
         Ok(())
+    }
+}
+
+/// Writes `bytes` as the file at `path`: through a partial file beside it, synced and renamed
+/// into place.
+#[cfg(not(target_arch = "wasm32"))]
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let local =
+        |e: std::io::Error| Error::Config(format!("writing {} failed: {e}", path.display()));
+    let partial = PartialFile::create(path).map_err(local)?;
+    let mut file = partial.file();
+    file.write_all(bytes).map_err(local)?;
+    partial.commit(path).map_err(local)
+}
+
+impl Machine for crate::transfer::DownloadMany {
+    fn poll_request(&mut self, now: Timestamp) -> Option<Request> {
+        self.poll_request(now)
+    }
+    fn handle_response(&mut self, id: RequestId, response: Result<Response>, now: Timestamp) {
+        self.handle_response(id, response, now);
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.poll_timeout()
     }
 }
 

@@ -521,6 +521,11 @@ impl Download {
             .collect())
     }
 
+    /// Why the download failed, once it did.
+    pub(crate) fn failed(&self) -> Option<&Error> {
+        self.failure.as_ref()
+    }
+
     /// The next bytes of the file, in order, once they have arrived and been checked.
     pub fn poll_output(&mut self) -> Option<Vec<u8>> {
         let (body, mut range) = self.fetched.remove(&self.next_out)?;

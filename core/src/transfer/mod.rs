@@ -4,11 +4,13 @@
 //! the value to store under the file's key, a download starts from that value.
 
 mod download;
+mod many;
 mod upload;
 
 use std::collections::{HashMap, VecDeque};
 
 pub use download::Download;
+pub use many::DownloadMany;
 pub use upload::{FileReport, Upload, DEFAULT_PACK_SIZE};
 pub(crate) use upload::{PackNote, ResumablePack, Stored};
 
