@@ -251,10 +251,14 @@ impl FileBatch for Listed {
         })
     }
 
-    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    fn records(&mut self, key: &[u8], _report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let key = String::from_utf8(key.to_vec()).unwrap();
-        self.stored.push((key.clone(), report.clone()));
         vec![(format!("seen/{key}").into_bytes(), Some(b"yes".to_vec()))]
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) {
+        let key = String::from_utf8(key.to_vec()).unwrap();
+        self.stored.push((key, report.clone()));
     }
 
     fn failed(&mut self, key: &[u8], error: &Error) {
@@ -445,4 +449,64 @@ fn a_restore_missing_a_pack_names_its_files_and_restores_the_rest() {
     for (rel, _) in &restored.errors {
         assert!(!back.contains_key(rel), "{rel} failed and is there");
     }
+}
+
+/// A batch whose session closes while a file's records are being made (as another thread
+/// closing the vault would): the file whose records could not be written is told failed, not
+/// stored, and the batch ends with the error.
+struct Closing<'s> {
+    session: &'s Session,
+    files: Vec<(String, Flaky)>,
+    stored: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl FileBatch for Closing<'_> {
+    type Source = Flaky;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, Flaky)> {
+        (!self.files.is_empty()).then(|| {
+            let (key, source) = self.files.remove(0);
+            (key.into_bytes(), source)
+        })
+    }
+
+    fn records(&mut self, key: &[u8], _report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.session.close().unwrap();
+        vec![(
+            format!("seen/{}", String::from_utf8_lossy(key)).into_bytes(),
+            None,
+        )]
+    }
+
+    fn stored(&mut self, key: &[u8], _report: &FileReport) {
+        self.stored.push(String::from_utf8(key.to_vec()).unwrap());
+    }
+
+    fn failed(&mut self, key: &[u8], _error: &Error) {
+        self.failed.push(String::from_utf8(key.to_vec()).unwrap());
+    }
+}
+
+#[test]
+fn a_file_whose_records_cannot_be_written_is_told_failed_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, "a");
+    let mut batch = Closing {
+        session: &a,
+        files: vec![
+            ("one".into(), file(1, 30_000)),
+            ("two".into(), file(2, 30_000)),
+        ],
+        stored: Vec::new(),
+        failed: Vec::new(),
+    };
+    let outcome = block_on(a.put_files(&mut batch, &FolderBucket, None, DEFAULT_CONCURRENCY));
+    assert!(outcome.is_err(), "the vault closed mid-batch");
+    assert!(batch.stored.is_empty(), "{:?}", batch.stored);
+    let mut failed = batch.failed.clone();
+    failed.sort();
+    assert_eq!(failed, ["one", "two"]);
 }

@@ -160,13 +160,8 @@ impl<'a> bucketsync::files::FileBatch for PathBatch<'a> {
         None
     }
 
-    fn stored(
-        &mut self,
-        key: &[u8],
-        report: &bucketsync::transfer::FileReport,
-    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    fn stored(&mut self, key: &[u8], report: &bucketsync::transfer::FileReport) {
         self.stored.push((key.to_vec(), report.clone()));
-        Vec::new()
     }
 
     fn failed(&mut self, key: &[u8], error: &bucketsync::Error) {

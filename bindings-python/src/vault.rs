@@ -660,7 +660,8 @@ impl Vault {
     /// regular file raises (FileNotFoundError, IsADirectoryError, ...) and nothing is stored.
     /// A file that cannot be read later, or changes length while read, is left out (in the
     /// report's failed, its key as it was) and the rest go on. A key given twice stores the
-    /// file given later. progress, if given, is called with the key (bytes) and a
+    /// file given later (if that one fails, the earlier may be stored already and stays: the
+    /// key can then be in both stored and failed). progress, if given, is called with the key (bytes) and a
     /// FileProgress of the file being read. An exception from progress, or Ctrl-C, stops the
     /// batch and propagates (files stored before stay stored), as does a request error that
     /// stops the upload. The GIL is released while it runs.

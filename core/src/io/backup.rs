@@ -569,20 +569,27 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
         None
     }
 
-    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let Some(mut file) = self.stored.remove(key) else {
+    fn records(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let Some(file) = self.stored.get(key) else {
             return Vec::new();
+        };
+        let mut entry = file.entry.clone();
+        // The size read, which the file may have changed to meanwhile.
+        entry.size = report.size;
+        entry.hash.clone_from(&report.content_hash);
+        vec![(
+            entry_key(self.root, &file.rel).into_bytes(),
+            Some(entry.encode()),
+        )]
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) {
+        let Some(file) = self.stored.remove(key) else {
+            return;
         };
         self.report.chunks_uploaded += report.chunks_uploaded;
         self.report.chunks_reused += report.chunks_reused;
-        // The size read, which the file may have changed to meanwhile.
         self.report.bytes_read = self.report.bytes_read - file.entry.size + report.size;
-        file.entry.size = report.size;
-        file.entry.hash.clone_from(&report.content_hash);
-        vec![(
-            entry_key(self.root, &file.rel).into_bytes(),
-            Some(file.entry.encode()),
-        )]
     }
 
     fn failed(&mut self, key: &[u8], error: &Error) {
@@ -1043,12 +1050,10 @@ impl Session {
                     if let Some(parent) = dest.parent() {
                         let _ = std::fs::create_dir_all(parent);
                     }
-                    if local.as_ref().is_some_and(|m| m.is_symlink()) {
-                        // Never write through a link: replace it.
-                        let _ = std::fs::remove_file(&dest);
-                    }
                     if entry.size <= READ_ALONE_ABOVE {
-                        // Read with its neighbours in the packs, before the next link is made.
+                        // Read with its neighbours in the packs, before the next link is made;
+                        // written beside and renamed into place, which replaces a link there
+                        // rather than writing through it.
                         pending.push(Restoring {
                             rel,
                             entry,
@@ -1069,6 +1074,10 @@ impl Session {
                             continue;
                         }
                     };
+                    if local.as_ref().is_some_and(|m| m.is_symlink()) {
+                        // Never write through a link: replace it.
+                        let _ = std::fs::remove_file(&dest);
+                    }
                     let shown = rel.clone();
                     let outcome = self
                         .download_to_path(download, &dest, transport, concurrency, &mut |p| {

@@ -176,13 +176,20 @@ pub trait FileBatch {
     /// whose source cannot be had (it cannot be opened, say) is the batch's to report and skip.
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)>;
 
-    /// File `key` is stored, as `report` says (its size, chunks and content hash): the records
-    /// to write together with its record, in one journal entry (`None` deletes the key).
-    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)>;
+    /// File `key` is stored in packs, as `report` says (its size, chunks and content hash):
+    /// the records to write together with its record, in one journal entry (`None` deletes the
+    /// key). Nothing is written yet: [`FileBatch::stored`] or [`FileBatch::failed`] follows.
+    fn records(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let _ = (key, report);
+        Vec::new()
+    }
+
+    /// File `key`'s record, and the records [`FileBatch::records`] gave, are written.
+    fn stored(&mut self, key: &[u8], report: &FileReport);
 
     /// File `key` is not stored, for `error`: its source failed or gave another length than
-    /// it declared (the batch goes on; a source failing with `Cancelled` ends it), or the
-    /// upload failed (the batch ends). Whatever `key`
+    /// it declared (the batch goes on; a source failing with `Cancelled` ends it), its records
+    /// could not be written, or the upload failed (the batch ends). Whatever `key`
     /// held before stays.
     fn failed(&mut self, key: &[u8], error: &Error);
 
@@ -338,7 +345,8 @@ impl Session {
     /// run cut off half-way leaves records only for files whose packs are in the store (the
     /// next upload of this device finds the others' chunks in its packs and sends them no
     /// more). A file whose source fails is left out ([`FileBatch::failed`]) and the rest go
-    /// on. When a key is handed over twice, the file handed over later is the one stored.
+    /// on. When a key is handed over twice, the file handed over later is the one stored (if it
+    /// fails, the earlier one may have been stored already, and stays).
     /// Returns what the whole batch did: chunks, packs, requests and bytes.
     ///
     /// # Errors
@@ -390,6 +398,34 @@ impl Session {
         outcome
     }
 
+    /// Writes the record of every file of the batch whose packs are all stored.
+    ///
+    /// # Errors
+    /// When records cannot be written (the file is told failed first).
+    fn hand_out<B: FileBatch>(
+        &self,
+        upload: &mut crate::transfer::Upload,
+        batch: &mut B,
+        run: &mut BatchRun<B::Source>,
+    ) -> Result<()> {
+        while let Some((number, value, report)) = upload.poll_file() {
+            let key = run.ended.remove(&number).expect("each ended file is named");
+            if run.newest.get(&key) != Some(&number) {
+                // Handed over again later: that later file is the one stored.
+                continue;
+            }
+            run.newest.remove(&key);
+            let mut records = vec![(key.clone(), Some(value))];
+            records.extend(batch.records(&key, &report));
+            if let Err(e) = self.write_records(records) {
+                batch.failed(&key, &e);
+                return Err(e);
+            }
+            batch.stored(&key, &report);
+        }
+        Ok(())
+    }
+
     async fn run_batch<T: Transport + ?Sized, B: FileBatch, F: Future<Output = Answered>>(
         &self,
         upload: &mut crate::transfer::Upload,
@@ -415,8 +451,12 @@ impl Session {
                 let read = source.read(&mut run.buf).await;
                 let n = match read.and_then(|n| as_declared(*declared, upload.bytes_in(), n)) {
                     Ok(n) => n,
-                    // A source that says the caller stops (Ctrl-C, say) stops the batch.
-                    Err(Error::Cancelled) => return Err(Error::Cancelled),
+                    // A source that says the caller stops (Ctrl-C, say) stops the batch; the
+                    // files whose packs are stored already are written.
+                    Err(Error::Cancelled) => {
+                        self.hand_out(upload, batch, run)?;
+                        return Err(Error::Cancelled);
+                    }
                     Err(e) => {
                         upload.abandon_file();
                         let (key, _, _) = run.reading.take().expect("a file is being read");
@@ -435,17 +475,7 @@ impl Session {
                     batch.progress(key, flight.progress);
                 }
             }
-            while let Some((number, value, report)) = upload.poll_file() {
-                let key = run.ended.remove(&number).expect("each ended file is named");
-                if run.newest.get(&key) != Some(&number) {
-                    // Handed over again later: that later file is the one stored.
-                    continue;
-                }
-                run.newest.remove(&key);
-                let mut records = vec![(key.clone(), Some(value))];
-                records.extend(batch.stored(&key, &report));
-                self.write_records(records)?;
-            }
+            self.hand_out(upload, batch, run)?;
             if let Some(outcome) = upload.poll_end() {
                 return outcome;
             }

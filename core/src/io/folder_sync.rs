@@ -499,21 +499,23 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
         None
     }
 
-    fn stored(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let Some((rel, mut entry)) = self.sending.remove(key) else {
+    fn records(&mut self, key: &[u8], report: &FileReport) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let Some((rel, entry)) = self.sending.get_mut(key) else {
             return Vec::new();
+        };
+        entry.size = report.size;
+        entry.hash.clone_from(&report.content_hash);
+        vec![(entry_key(self.root, rel).into_bytes(), Some(entry.encode()))]
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) {
+        let Some((rel, entry)) = self.sending.remove(key) else {
+            return;
         };
         self.report.chunks_uploaded += report.chunks_uploaded;
         self.report.chunks_reused += report.chunks_reused;
         self.report.uploaded += 1;
-        entry.size = report.size;
-        entry.hash.clone_from(&report.content_hash);
-        let record = (
-            entry_key(self.root, &rel).into_bytes(),
-            Some(entry.encode()),
-        );
         self.done.push((rel, Ok(entry)));
-        vec![record]
     }
 
     fn failed(&mut self, key: &[u8], error: &Error) {
