@@ -510,3 +510,68 @@ fn a_file_whose_records_cannot_be_written_is_told_failed_not_stored() {
     failed.sort();
     assert_eq!(failed, ["one", "two"]);
 }
+
+/// Files that share chunks (copies of one file, a file that repeats a chunk) are restored
+/// from one read of each chunk: a tree of copies costs no more GETs than its distinct files.
+#[test]
+fn copies_in_a_tree_are_read_once_and_restored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let source = dir.path().join("tree");
+    let mut tree = BTreeMap::new();
+    // 200 copies of five files, and one file that is one of them twice over.
+    for i in 0..200u64 {
+        let rel = format!("d{}/copy{i}", i % 3);
+        let bytes = generated(i % 5, 20_000 + (i % 5) * 1_000);
+        std::fs::create_dir_all(source.join(format!("d{}", i % 3))).unwrap();
+        std::fs::write(source.join(&rel), &bytes).unwrap();
+        tree.insert(rel, bytes);
+    }
+    let mut twice = generated(1, 600_000);
+    twice.extend_from_within(..);
+    std::fs::write(source.join("d0/twice"), &twice).unwrap();
+    tree.insert("d0/twice".into(), twice);
+    let a = open(&store, &key, "a");
+    let b = open(&store, &key, "b");
+    let counting = Counting::new(&FolderBucket);
+    let target = dir.path().join("restored");
+    let restored = block_on(async {
+        let report = a
+            .backup(
+                &source,
+                "copies",
+                &BackupOptions::default(),
+                &FolderBucket,
+                DEFAULT_CONCURRENCY,
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        a.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})
+            .await
+            .unwrap();
+        b.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})
+            .await
+            .unwrap();
+        b.restore(
+            "copies",
+            &target,
+            &RestoreOptions::default(),
+            &counting,
+            DEFAULT_CONCURRENCY,
+            |_, _| {},
+        )
+        .await
+        .unwrap()
+    });
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    assert_eq!(restored.files_written, 201);
+    let (_, gets) = counting.take();
+    assert!(
+        gets <= 4,
+        "the restore made {gets} GETs for 6 distinct files"
+    );
+    assert!(read_tree(&target) == tree, "the restored tree differs");
+}

@@ -15,6 +15,8 @@ struct Part {
     size: u64,
     hash: [u8; 32],
     object: String,
+    /// Its chunks, in order: their places in the read of all the files' chunks.
+    pieces: Vec<usize>,
 }
 
 /// Files of one key generation and chunk version, read through one [`Download`] of all their
@@ -30,6 +32,15 @@ pub struct DownloadMany {
     /// The part being gathered, and its bytes so far.
     current: usize,
     gathered: Vec<u8>,
+    /// How many of the current part's pieces are in `gathered`.
+    gathered_pieces: usize,
+    /// The next place the read hands out.
+    next_piece: usize,
+    /// Chunks named by more than one file (or twice by one): kept from when the read hands
+    /// them out until their last file takes them, with how many takes are left.
+    kept: std::collections::HashMap<usize, (Vec<u8>, usize)>,
+    /// How often each place is named, for chunks named more than once.
+    named: std::collections::HashMap<usize, usize>,
 }
 
 impl core::fmt::Debug for DownloadMany {
@@ -66,6 +77,10 @@ impl DownloadMany {
             .map_or(crate::crypto::PACK_VERSION, |f| f.0.chunk_version);
         let mut packs: Vec<PackName> = Vec::new();
         let mut chunks: Vec<ChunkRef> = Vec::new();
+        // A chunk is read once, however many files name it: by pack and place.
+        let mut places: std::collections::HashMap<(PackName, u64), usize> =
+            std::collections::HashMap::new();
+        let mut named: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
         let mut parts = Vec::with_capacity(files.len());
         let mut size = 0u64;
         for &i in &order {
@@ -82,8 +97,16 @@ impl DownloadMany {
                     "{object} is of another key generation or chunk version than the others"
                 )));
             }
+            let mut pieces = Vec::with_capacity(file_chunks.len());
             for chunk in file_chunks {
                 let pack = file_packs[chunk.pack as usize];
+                if let Some(&place) = places.get(&(pack, chunk.offset)) {
+                    if chunks[place].len == chunk.len && chunks[place].id == chunk.id {
+                        *named.entry(place).or_insert(1) += 1;
+                        pieces.push(place);
+                        continue;
+                    }
+                }
                 let number = match packs.iter().position(|p| *p == pack) {
                     Some(n) => n,
                     None => {
@@ -91,16 +114,19 @@ impl DownloadMany {
                         packs.len() - 1
                     }
                 };
+                places.insert((pack, chunk.offset), chunks.len());
+                pieces.push(chunks.len());
+                size += u64::from(chunk.len);
                 chunks.push(ChunkRef {
                     pack: u32::try_from(number).expect("fewer than 2^32 packs"),
                     ..*chunk
                 });
             }
-            size += file.size;
             parts.push(Part {
                 size: file.size,
                 hash: file.hash,
                 object: object.clone(),
+                pieces,
             });
         }
         let hash_key = keys.file_hash.0;
@@ -122,10 +148,14 @@ impl DownloadMany {
             hash_key,
             current: 0,
             gathered: Vec::new(),
+            gathered_pieces: 0,
+            next_piece: 0,
+            kept: std::collections::HashMap::new(),
+            named,
         })
     }
 
-    /// How many bytes all the files hold.
+    /// How many bytes are read for all the files (a chunk several of them name counts once).
     pub fn size(&self) -> u64 {
         self.download.size()
     }
@@ -151,13 +181,14 @@ impl DownloadMany {
     pub fn poll_file(&mut self) -> Option<(usize, Result<Vec<u8>>)> {
         loop {
             let part = self.parts.get(self.current)?;
-            if self.gathered.len() as u64 >= part.size {
+            let Some(&want) = part.pieces.get(self.gathered_pieces) else {
                 let bytes = std::mem::take(&mut self.gathered);
+                self.gathered_pieces = 0;
                 let index = self.order[self.current];
                 self.current += 1;
                 let hash = blake3::keyed_hash(&self.hash_key, &bytes);
-                let outcome = match *hash.as_bytes() == part.hash && bytes.len() as u64 == part.size
-                {
+                let whole = *hash.as_bytes() == part.hash && bytes.len() as u64 == part.size;
+                let outcome = match whole {
                     true => Ok(bytes),
                     false => Err(Error::corrupt(
                         &part.object,
@@ -165,10 +196,37 @@ impl DownloadMany {
                     )),
                 };
                 return Some((index, outcome));
+            };
+            if want < self.next_piece {
+                // Named before: kept from then.
+                let Some((bytes, left)) = self.kept.get_mut(&want) else {
+                    self.fail_kept(want);
+                    continue;
+                };
+                self.gathered.extend_from_slice(bytes);
+                *left -= 1;
+                if *left == 0 {
+                    self.kept.remove(&want);
+                }
+                self.gathered_pieces += 1;
+                continue;
             }
             let piece = self.download.poll_output()?;
+            let place = self.next_piece;
+            self.next_piece += 1;
+            if let Some(&times) = self.named.get(&place) {
+                // This take is the first of `times`.
+                self.kept.insert(place, (piece.clone(), times - 1));
+            }
             self.gathered.extend_from_slice(&piece);
+            self.gathered_pieces += 1;
         }
+    }
+
+    /// A chunk named again was not kept (which the plan rules out): the file fails its hash.
+    fn fail_kept(&mut self, _place: usize) {
+        self.gathered.clear();
+        self.gathered_pieces = usize::MAX;
     }
 
     /// The places (among the files given) of the files not handed out yet.
