@@ -39,6 +39,7 @@ mod key;
 mod manifest;
 pub mod membership;
 pub mod pack;
+mod parallel;
 mod record;
 mod report;
 mod retry;

@@ -282,6 +282,7 @@ impl PackBuilder {
     /// Seals the chunk `id` (bare, kind 6, of the pack's version) at the end of the pack and
     /// returns its index entry: from version 10 deflated where that is shorter if `compress`,
     /// else as it is (with codec byte 0); before version 10 as it is, with no codec byte.
+    #[cfg(test)] // the upload deflates on its own threads: `push_deflated`
     pub fn push(
         &mut self,
         key: &SecretKey,
@@ -291,14 +292,27 @@ impl PackBuilder {
         compress: bool,
         entropy: &mut Entropy,
     ) -> Result<IndexEntry> {
+        let deflated = (compress && self.version >= CODEC_SINCE)
+            .then(|| deflated(plaintext))
+            .flatten();
+        self.push_deflated(key, vault, id, plaintext, deflated.as_deref(), entropy)
+    }
+
+    /// [`PackBuilder::push`] of a chunk whose deflating was worked out already (elsewhere,
+    /// maybe on another thread): `deflated` is what [`deflated`] gave for it, or `None` to
+    /// store it as it is. A pack before version 10 stores it as it is either way.
+    pub fn push_deflated(
+        &mut self,
+        key: &SecretKey,
+        vault: VaultId,
+        id: ChunkId,
+        plaintext: &[u8],
+        deflated: Option<&[u8]>,
+        entropy: &mut Entropy,
+    ) -> Result<IndexEntry> {
         let codecs = self.version >= CODEC_SINCE;
-        let deflated = if compress && codecs {
-            deflated(plaintext)
-        } else {
-            None
-        };
-        let (codec, body) = match &deflated {
-            Some(body) => (CODEC_DEFLATE, &body[..]),
+        let (codec, body) = match deflated.filter(|_| codecs) {
+            Some(body) => (CODEC_DEFLATE, body),
             None => (CODEC_STORED, plaintext),
         };
         let start = self.bytes.len();

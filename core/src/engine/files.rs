@@ -507,6 +507,88 @@ mod tests {
         );
     }
 
+    /// Text-like bytes that deflate: `len` of them, varied by `seed`.
+    fn prose(seed: u8, len: usize) -> Vec<u8> {
+        let words = [
+            "pack", "chunk", "seal", "vault", "device", "sync", "merge", "file",
+        ];
+        let mut out = Vec::with_capacity(len + 16);
+        let mut n = usize::from(seed);
+        while out.len() < len {
+            n = n
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            out.extend_from_slice(words[(n >> 60) as usize % words.len()].as_bytes());
+            out.push(if n & 0x100 == 0 { b' ' } else { b'\n' });
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// An upload spreads its batches over threads, and what it stores is the same byte for
+    /// byte whatever their number: the same packs under the same names, the same values.
+    #[test]
+    fn packs_come_out_the_same_whatever_the_threads() {
+        let mut files: Vec<Vec<u8>> = (0..60)
+            .map(|i| prose(i, 20_000 + 997 * usize::from(i)))
+            .collect();
+        files.push(prose(200, 3_000_000));
+        files.push(noise(7, 2_500_000));
+        files.push(files[3].clone());
+        files.push(b"inline".to_vec());
+        files.push(prose(201, 9_000_000));
+        let stored = |threads: usize| {
+            let mut engine = quiet_engine();
+            let mut upload = engine.begin_upload(None, None);
+            upload.set_threads(threads);
+            for (i, file) in files.iter().enumerate() {
+                for piece in file.chunks(64 << 10) {
+                    upload.write(piece).unwrap();
+                }
+                if i == 10 {
+                    upload.write(&prose(99, 700_000)).unwrap();
+                    upload.abandon_file();
+                }
+                upload.end_file().unwrap();
+            }
+            upload.end_input().unwrap();
+            let now = Timestamp(0);
+            let mut puts = Vec::new();
+            while let Some(put) = upload.poll_request(now) {
+                puts.push((put.url.clone(), put.body.to_vec()));
+                upload.handle_response(put.id, Ok(ok()), now);
+            }
+            let mut values: Vec<(u64, Vec<u8>)> = std::iter::from_fn(|| upload.poll_file())
+                .map(|(n, v, _)| (n, v))
+                .collect();
+            values.sort();
+            let totals = upload.poll_end().unwrap().unwrap();
+            (puts, values, totals)
+        };
+        let (puts, values, totals) = stored(1);
+        let input: usize = files.iter().map(Vec::len).sum();
+        let sent: usize = puts.iter().map(|(_, body)| body.len()).sum();
+        assert!(
+            sent < input * 3 / 4,
+            "{sent} bytes sent of {input}: prose deflates"
+        );
+        assert_eq!(
+            values.len(),
+            files.len(),
+            "every file but the abandoned one"
+        );
+        assert_eq!(totals.chunks_reused, 1, "the repeated file");
+        for threads in [2, 4] {
+            let (their_puts, their_values, _) = stored(threads);
+            assert_eq!(their_puts.len(), puts.len());
+            assert!(their_puts == puts, "{threads} threads stored other packs");
+            assert!(
+                their_values == values,
+                "{threads} threads made other values"
+            );
+        }
+    }
+
     /// A file abandoned half-way (its source failed) gives no value; the files around it do.
     #[test]
     fn an_abandoned_file_gives_no_value_and_the_others_go_on() {

@@ -1,7 +1,7 @@
 //! Storing a file: chunk it, skip the chunks the vault already has, seal the others into packs,
 //! PUT the packs, and end with the record value that points at every chunk.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,7 @@ use crate::file::{Body, ChunkRef, FileValue, INLINE_MAX};
 use crate::http::{Method, Request, RequestKind, Response};
 use crate::ids::{DeviceId, RequestId, Timestamp};
 use crate::pack::{packs_folder, ChunkId, IndexEntry, PackBuilder, PackName};
+use crate::parallel;
 use crate::retry::RetryPolicy;
 use crate::s3;
 
@@ -27,6 +28,14 @@ pub const PART_SIZE: usize = 8 << 20;
 /// Bytes of packs or parts sealed and not yet stored: more input waits while there are this
 /// many (one pack of the default size, two parts).
 const MAX_WAITING_BYTES: usize = 16 << 20;
+/// Chunks are placed into packs in batches of at least this many bytes (or at the end of the
+/// input), so that working out their ids and deflating them spreads over the host's threads;
+/// with more than 4 threads, 2 MiB a thread. A batch holds its chunks' bytes twice at most
+/// (as cut, and deflated): under 2 × (the batch size + one chunk of [`MAX_CHUNK`]).
+const BATCH_BYTES: usize = 8 << 20;
+/// A batch smaller than this is worked out on the caller's thread alone (starting threads
+/// would cost more than they save).
+const SPREAD_FROM: usize = 1 << 20;
 /// How much of a pack's end is fetched to read its index (an index longer than this, of a
 /// pack of thousands of chunks, is not read: its chunks are sent again).
 const INDEX_TAIL: usize = 64 << 10;
@@ -166,7 +175,24 @@ struct Feed {
     packs: Vec<PackName>,
     pack_numbers: HashMap<PackName, u32>,
     chunks: Vec<ChunkRef>,
+    /// Its chunks in the batch, not placed yet: they come after `chunks`.
+    in_batch: usize,
     report: FileReport,
+}
+
+/// Chunks cut and not yet placed into packs, with the files they belong to. A batch is placed
+/// whole: the chunks' ids are worked out and the new ones deflated on every thread lent
+/// (`Upload::threads`), then they are sealed into the packs one after the other in the order
+/// they were cut, so the packs come out the same whatever the number of threads.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Vec<u8>>,
+    /// Whose each chunk is: an index into `files`, or `files.len()` for the file being fed.
+    owners: Vec<usize>,
+    bytes: usize,
+    /// Files ended while chunks of theirs are in the batch, with their numbers: their values
+    /// are made once the batch is placed.
+    files: Vec<(u64, Feed)>,
 }
 
 /// A file whose input ended: its value waits until every pack holding its chunks is stored.
@@ -196,6 +222,9 @@ pub struct Upload {
     entropy: Entropy,
     chunker: Option<Chunker>,
     feed: Feed,
+    batch: Batch,
+    /// How many threads a batch is worked out on.
+    threads: usize,
     pack_size: usize,
     known: HashMap<ChunkId, Stored>,
     open: [Option<PackBuilder>; 2],
@@ -221,8 +250,12 @@ pub struct Upload {
     found: HashMap<ChunkId, Stored>,
     /// Files whose input ended (or were abandoned) so far.
     files: u64,
-    /// Ended files whose values are not handed out yet.
+    /// Ended files waiting for packs of theirs to be stored.
     waiting: Vec<Ended>,
+    /// Ended files whose packs are all stored, to hand out in this order.
+    ready: VecDeque<Ended>,
+    /// A pack was stored since `waiting` was last looked through.
+    rescan: bool,
     input_done: bool,
     failure: Option<Error>,
     /// What the upload did, over all its files.
@@ -235,7 +268,7 @@ impl core::fmt::Debug for Upload {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Upload")
             .field("files", &self.files)
-            .field("waiting", &self.waiting.len())
+            .field("waiting", &(self.waiting.len() + self.ready.len()))
             .field("outstanding", &self.requests.outstanding())
             .finish_non_exhaustive()
     }
@@ -265,6 +298,8 @@ impl Upload {
             entropy,
             chunker: Some(Chunker::new(gear)),
             feed,
+            batch: Batch::default(),
+            threads: parallel::threads(),
             pack_size: pack_size.clamp(1 << 20, 1 << 30),
             known,
             open: [None, None],
@@ -280,6 +315,8 @@ impl Upload {
             found: HashMap::new(),
             files: 0,
             waiting: Vec::new(),
+            ready: VecDeque::new(),
+            rescan: false,
             input_done: false,
             failure: None,
             report: FileReport::default(),
@@ -592,6 +629,12 @@ impl Upload {
             .filter(|(_, s)| !self.referenced.contains(&s.pack) && !self.unstored.contains(&s.pack))
     }
 
+    /// Spreads the work on batches over `threads` threads (the host's cores by default).
+    #[cfg(test)]
+    pub(crate) fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
     /// Whether to [`Upload::write`] more now: false while the listing of an interrupted
     /// upload's packs runs, while enough packs or parts wait to be stored (that bounds memory),
     /// or once the input is finished or the upload failed.
@@ -602,7 +645,8 @@ impl Upload {
                 .values()
                 .flat_map(|m| &m.waiting)
                 .map(|(_, part)| part.len())
-                .sum::<usize>();
+                .sum::<usize>()
+            + self.batch.bytes;
         !self.input_done
             && self.failure.is_none()
             && !self.discovering
@@ -666,6 +710,18 @@ impl Upload {
         self.chunker = Some(chunker);
         cut?;
         let feed = std::mem::replace(&mut self.feed, Feed::new(&self.keys));
+        let number = self.files;
+        self.files += 1;
+        match feed.in_batch {
+            0 => self.ended(number, feed, inline),
+            _ => self.batch.files.push((number, feed)),
+        }
+        Ok(number)
+    }
+
+    /// Makes the value of the file `number` whose chunks are all placed (or that is `inline`),
+    /// to hand out once its packs are stored.
+    fn ended(&mut self, number: u64, feed: Feed, inline: Option<Vec<u8>>) {
         let body = match inline {
             Some(bytes) => Body::Inline(bytes),
             None => Body::Chunks {
@@ -684,15 +740,16 @@ impl Upload {
         let mut report = feed.report;
         report.size = feed.size;
         report.content_hash = hash.iter().map(|b| format!("{b:02x}")).collect();
-        let number = self.files;
-        self.files += 1;
-        self.waiting.push(Ended {
+        let ended = Ended {
             number,
             value: file.encode(),
             packs: feed.packs,
             report,
-        });
-        Ok(number)
+        };
+        match ended.packs.iter().any(|p| self.unstored.contains(p)) {
+            true => self.waiting.push(ended),
+            false => self.ready.push_back(ended),
+        }
     }
 
     /// Drops the file being fed (its source failed, say): no value is made of it. Chunks of it
@@ -702,6 +759,11 @@ impl Upload {
         if let Some(chunker) = self.chunker.as_mut() {
             chunker.reset();
         }
+        // Its chunks not yet placed are the batch's last ones.
+        let keep = self.batch.chunks.len() - self.feed.in_batch;
+        let dropped: usize = self.batch.chunks.drain(keep..).map(|c| c.len()).sum();
+        self.batch.owners.truncate(keep);
+        self.batch.bytes -= dropped;
         self.feed = Feed::new(&self.keys);
         let number = self.files;
         self.files += 1;
@@ -721,6 +783,7 @@ impl Upload {
             self.abandon_file();
         }
         self.input_done = true;
+        self.place_batch()?;
         (0..2).try_for_each(|slot| self.close(slot))
     }
 
@@ -744,92 +807,122 @@ impl Upload {
         Ok(())
     }
 
+    /// Takes a chunk of the file being fed into the batch, placing the batch once it is full.
     fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        let id = ChunkId::of(&self.keys.chunk_id, chunk);
-        self.report.chunks += 1;
-        self.feed.report.chunks += 1;
-        let stored = match self.known.get(&id) {
-            Some(stored) => {
-                self.report.chunks_reused += 1;
-                self.feed.report.chunks_reused += 1;
-                *stored
-            }
-            None => {
-                let slot = usize::from(self.entropy.array::<1>()[0] & 1);
-                let multipart = self.multipart();
-                let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
-                let device = self.device;
-                let entropy = &mut self.entropy;
-                let spare = &mut self.spare;
-                let unstored = &mut self.unstored;
-                let builder = self.open[slot].get_or_insert_with(|| {
-                    let name = PackName::random(device, entropy);
-                    unstored.insert(name);
-                    match spare.pop() {
-                        Some(buffer) => PackBuilder::reusing(name, buffer, capacity),
-                        None => PackBuilder::new(name, capacity),
-                    }
-                });
-                let entry = builder.push(
-                    &self.keys.chunk,
-                    self.keys.vault,
-                    id,
-                    chunk,
-                    self.keys.compress,
-                    &mut self.entropy,
-                )?;
-                let stored = Stored {
-                    pack: builder.name,
-                    offset: entry.offset,
-                    sealed_len: entry.sealed_len,
-                    len: entry.len,
-                };
-                let full = builder.len() >= self.pack_size as u64;
-                if multipart {
-                    // Kept apart from the builder: a replica told which parts are stored
-                    // learns which chunks they hold.
-                    self.multipart
-                        .entry(builder.name)
-                        .or_insert_with(Multipart::new)
-                        .entries
-                        .push(entry);
-                }
-                self.known.insert(id, stored);
-                self.report.chunks_uploaded += 1;
-                self.feed.report.chunks_uploaded += 1;
-                if full {
-                    self.close(slot)?;
-                } else if multipart {
-                    // Parts go out as the pack fills: a big pack is never held whole.
-                    while let Some(part) = self.open[slot]
-                        .as_mut()
-                        .filter(|b| b.bytes.len() >= PART_SIZE)
-                        .map(|b| (b.name, b.take_front(PART_SIZE)))
-                    {
-                        self.send_part(part.0, part.1, false);
-                    }
-                }
-                stored
-            }
+        let batch = &mut self.batch;
+        batch.chunks.push(chunk.to_vec());
+        batch.owners.push(batch.files.len());
+        batch.bytes += chunk.len();
+        self.feed.in_batch += 1;
+        let full = BATCH_BYTES.max(self.threads.saturating_mul(2 << 20));
+        match self.batch.bytes >= full {
+            true => self.place_batch(),
+            false => Ok(()),
+        }
+    }
+
+    /// Places the batch's chunks into the packs (see [`Batch`]) and makes the values of the
+    /// files that ended in it.
+    fn place_batch(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let threads = match batch.bytes >= SPREAD_FROM {
+            true => self.threads,
+            false => 1,
         };
-        let feed = &mut self.feed;
-        let pack = match feed.pack_numbers.get(&stored.pack) {
-            Some(n) => *n,
-            None => {
-                let n = u32::try_from(feed.packs.len()).expect("fewer than 2^32 packs");
-                feed.packs.push(stored.pack);
-                feed.pack_numbers.insert(stored.pack, n);
-                n
-            }
-        };
-        feed.chunks.push(ChunkRef {
-            id,
-            len: stored.len,
-            pack,
-            offset: stored.offset,
-            sealed_len: stored.sealed_len,
+        let compress = self.keys.compress;
+        let (id_key, known) = (&self.keys.chunk_id, &self.known);
+        let worked = parallel::map(&batch.chunks, threads, |chunk| {
+            let id = ChunkId::of(id_key, chunk);
+            // A chunk the vault has is not deflated; one met twice in the batch may be.
+            let deflated = (compress && !known.contains_key(&id))
+                .then(|| crate::pack::deflated(chunk))
+                .flatten();
+            (id, deflated)
         });
+        let mut files = batch.files;
+        let placed = batch.chunks.iter().zip(batch.owners).zip(worked);
+        for ((chunk, owner), (id, deflated)) in placed {
+            let (stored, reused) = self.place(id, chunk, deflated.as_deref())?;
+            let feed = match files.get_mut(owner) {
+                Some((_, feed)) => feed,
+                None => &mut self.feed,
+            };
+            feed.add(id, stored, reused);
+        }
+        for (number, feed) in files {
+            self.ended(number, feed, None);
+        }
         Ok(())
+    }
+
+    /// Where the chunk `id` is stored: where the vault has it already (then true), or sealed
+    /// now at the end of one of the open packs (`deflated` as [`PackBuilder::push_deflated`]
+    /// takes it).
+    fn place(
+        &mut self,
+        id: ChunkId,
+        chunk: &[u8],
+        deflated: Option<&[u8]>,
+    ) -> Result<(Stored, bool)> {
+        self.report.chunks += 1;
+        if let Some(stored) = self.known.get(&id) {
+            self.report.chunks_reused += 1;
+            return Ok((*stored, true));
+        }
+        let slot = usize::from(self.entropy.array::<1>()[0] & 1);
+        let multipart = self.multipart();
+        let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
+        let device = self.device;
+        let entropy = &mut self.entropy;
+        let spare = &mut self.spare;
+        let unstored = &mut self.unstored;
+        let builder = self.open[slot].get_or_insert_with(|| {
+            let name = PackName::random(device, entropy);
+            unstored.insert(name);
+            match spare.pop() {
+                Some(buffer) => PackBuilder::reusing(name, buffer, capacity),
+                None => PackBuilder::new(name, capacity),
+            }
+        });
+        let entry = builder.push_deflated(
+            &self.keys.chunk,
+            self.keys.vault,
+            id,
+            chunk,
+            deflated,
+            &mut self.entropy,
+        )?;
+        let stored = Stored {
+            pack: builder.name,
+            offset: entry.offset,
+            sealed_len: entry.sealed_len,
+            len: entry.len,
+        };
+        let full = builder.len() >= self.pack_size as u64;
+        if multipart {
+            // Kept apart from the builder: a replica told which parts are stored
+            // learns which chunks they hold.
+            self.multipart
+                .entry(builder.name)
+                .or_insert_with(Multipart::new)
+                .entries
+                .push(entry);
+        }
+        self.known.insert(id, stored);
+        self.report.chunks_uploaded += 1;
+        if full {
+            self.close(slot)?;
+        } else if multipart {
+            // Parts go out as the pack fills: a big pack is never held whole.
+            while let Some(part) = self.open[slot]
+                .as_mut()
+                .filter(|b| b.bytes.len() >= PART_SIZE)
+                .map(|b| (b.name, b.take_front(PART_SIZE)))
+            {
+                self.send_part(part.0, part.1, false);
+            }
+        }
+        Ok((stored, false))
     }
 
     /// Seals the pack in `slot`, if one is open, and queues its PUT.
@@ -960,6 +1053,7 @@ impl Upload {
             if let Pending::Complete(name) = pending {
                 self.multipart.remove(&name);
                 self.unstored.remove(&name);
+                self.rescan = true;
                 self.notes.push(PackNote::Gone(name));
             }
             return Ok(());
@@ -1009,6 +1103,7 @@ impl Upload {
             Pending::Complete(name) => {
                 self.multipart.remove(&name);
                 self.unstored.remove(&name);
+                self.rescan = true;
                 self.notes.push(PackNote::Gone(name));
             }
             _ => {}
@@ -1092,6 +1187,7 @@ impl Upload {
                     }
                 }
                 self.unstored.remove(&name);
+                self.rescan = true;
                 Ok(())
             }
             Ok(r) if r.status == 501 && op.headers.iter().any(|(n, _)| n == "if-none-match") => {
@@ -1121,12 +1217,15 @@ impl Upload {
         if self.failure.is_some() {
             return None;
         }
-        let unstored = &self.unstored;
-        let i = self
-            .waiting
-            .iter()
-            .position(|f| f.packs.iter().all(|p| !unstored.contains(p)))?;
-        let file = self.waiting.remove(i);
+        if std::mem::take(&mut self.rescan) {
+            let unstored = &self.unstored;
+            let (ready, waiting): (Vec<Ended>, Vec<Ended>) = std::mem::take(&mut self.waiting)
+                .into_iter()
+                .partition(|f| f.packs.iter().all(|p| !unstored.contains(p)));
+            self.waiting = waiting;
+            self.ready.extend(ready);
+        }
+        let file = self.ready.pop_front()?;
         Some((file.number, file.value, file.report))
     }
 
@@ -1145,6 +1244,7 @@ impl Upload {
             || !self.input_done
             || self.requests.outstanding() > 0
             || !self.waiting.is_empty()
+            || !self.ready.is_empty()
         {
             return None;
         }
@@ -1174,7 +1274,11 @@ impl Upload {
             return None;
         }
         self.ended = true;
-        let Some(file) = (!self.waiting.is_empty()).then(|| self.waiting.remove(0)) else {
+        let first = match self.ready.pop_front() {
+            Some(file) => Some(file),
+            None => (!self.waiting.is_empty()).then(|| self.waiting.remove(0)),
+        };
+        let Some(file) = first else {
             return Some(Err(Error::Config("the upload holds no ended file".into())));
         };
         let mut report = self.totals();
@@ -1192,7 +1296,35 @@ impl Feed {
             packs: Vec::new(),
             pack_numbers: HashMap::new(),
             chunks: Vec::new(),
+            in_batch: 0,
             report: FileReport::default(),
         }
+    }
+
+    /// Takes the next of its chunks placed: `id`, stored at `stored` (`reused` if the vault had
+    /// it already).
+    fn add(&mut self, id: ChunkId, stored: Stored, reused: bool) {
+        self.in_batch -= 1;
+        self.report.chunks += 1;
+        match reused {
+            true => self.report.chunks_reused += 1,
+            false => self.report.chunks_uploaded += 1,
+        }
+        let pack = match self.pack_numbers.get(&stored.pack) {
+            Some(n) => *n,
+            None => {
+                let n = u32::try_from(self.packs.len()).expect("fewer than 2^32 packs");
+                self.packs.push(stored.pack);
+                self.pack_numbers.insert(stored.pack, n);
+                n
+            }
+        };
+        self.chunks.push(ChunkRef {
+            id,
+            len: stored.len,
+            pack,
+            offset: stored.offset,
+            sealed_len: stored.sealed_len,
+        });
     }
 }
