@@ -10,12 +10,14 @@
 #                                                  (proguard.txt) and an empty classes.jar
 #               OUT/android/kotlin/                the Kotlin sources: generated + bindings-uniffi/kotlin
 #               OUT/android/jniLibs/<abi>/         the same libraries, for a module's src/main/jniLibs
+#               OUT/android/LICENSE-MIT, LICENSE-APACHE  the licence texts (MIT OR Apache-2.0)
 #   --ios       OUT/apple/Bucketsync/              a Swift package: bucketsync_uniffiFFI.xcframework
 #                                                  (static library for iOS devices, and for the
 #                                                  simulator arm64 + x86_64 in one slice; with
 #                                                  --macos also arm64 + x86_64 macOS) with the C
 #                                                  header and module map, the generated Swift and
-#                                                  bindings-uniffi/swift, and Package.swift
+#                                                  bindings-uniffi/swift, Package.swift, and
+#                                                  the licence texts LICENSE-MIT, LICENSE-APACHE
 #
 # The AAR holds no compiled Kotlin: the app's Gradle build compiles OUT/android/kotlin (add it
 # as a source directory). Compiled classes would tie the app to the Kotlin version that built
@@ -220,6 +222,7 @@ package_android() {
   mkdir -p "$dest/kotlin"
   cp -R "$gen/kotlin/uniffi" "$dest/kotlin/"
   cp bindings-uniffi/kotlin/*.kt "$dest/kotlin/uniffi/bucketsync_uniffi/"
+  cp LICENSE-MIT LICENSE-APACHE "$dest/"
 
   cat > "$stage/AndroidManifest.xml" <<XML
 <?xml version="1.0" encoding="utf-8"?>
@@ -285,6 +288,7 @@ package_apple() {
   [ -n "$patch" ] || { echo "package.sh: no Swift patch found in bindings-uniffi/generate.sh" >&2; exit 1; }
   python3 -c "$patch" "$swift"
   cp bindings-uniffi/swift/*.swift "$dest/Sources/Bucketsync/"
+  cp LICENSE-MIT LICENSE-APACHE "$dest/"
 
   # Header and module map at the top of each slice's Headers (where Xcode's explicit-module
   # scanner looks). uniffi's own module map also says `use "_Builtin_stdbool"` and the like,
@@ -302,6 +306,8 @@ MAP
   cat > "$dest/Package.swift" <<SWIFT
 // swift-tools-version:5.9
 // bucketsync for iOS$($macos && echo " and macOS"): made by bindings-uniffi/package.sh.
+// End-to-end encrypted key-value sync through an S3-compatible bucket. Licence: MIT OR
+// Apache-2.0 (LICENSE-MIT and LICENSE-APACHE beside this file).
 import PackageDescription
 
 let package = Package(

@@ -13,6 +13,8 @@ cargo build -p bucketsync-wasm --target wasm32-unknown-unknown --profile wasm-re
 "$wasm_opt" -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --strip-debug --strip-producers \
   bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm -o bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm
+# The licence texts, which npm pack would skip as symlinks: copied (and ignored by git).
+cp LICENSE-MIT LICENSE-APACHE bindings-wasm/js/
 raw=$(wc -c < bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm)
 gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # The bar was 250,000 before files (issue 11) added the chunker, packs and the two transfer

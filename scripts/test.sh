@@ -65,7 +65,7 @@ step "python package: pip install ./bindings-python, pytest"
 pyvenv="$BUCKETSYNC_CACHE/pyvenv"
 if [ ! -x "$pyvenv/bin/maturin" ] || [ ! -x "$pyvenv/bin/pytest" ]; then
   python3 -m venv "$pyvenv"
-  "$pyvenv/bin/pip" install --quiet "maturin>=1.5,<2" pytest
+  "$pyvenv/bin/pip" install --quiet "maturin>=1.9.3,<2" pytest
 fi
 PATH="$pyvenv/bin:$PATH" "$pyvenv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
 (cd bindings-python && "$pyvenv/bin/python" -m pytest -q tests) 2>&1 | tee -a "$results"

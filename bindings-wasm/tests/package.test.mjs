@@ -22,8 +22,8 @@ import { allowOrigin, launchChromium, npmCache, root, startServer } from './help
 const run = promisify(execFile);
 const esbuild = createRequire(import.meta.url)(join(npmCache, 'node_modules/esbuild'));
 
-const SHIPPED = ['index.d.ts', 'index.js', 'package.json', 'pkg/bucketsync_wasm.js', 'pkg/bucketsync_wasm_bg.wasm',
-  'wasm.d.ts'];
+const SHIPPED = ['LICENSE-APACHE', 'LICENSE-MIT', 'README.md', 'index.d.ts', 'index.js', 'package.json',
+  'pkg/bucketsync_wasm.js', 'pkg/bucketsync_wasm_bg.wasm', 'wasm.d.ts'];
 
 let s3, app, packed, web, origin, browser, bundled;
 const served = [];
