@@ -392,18 +392,18 @@ impl bucketsync::files::Source for FailingAfter {
     }
 }
 
-/// Stores 48 MiB from a source that fails at 40 MiB, then the whole file from a new session
+/// Stores 56 MiB from a source that fails at 48 MiB, then the whole file from a new session
 /// on the same state (a new process): the packs the first one stored are found and not sent
 /// again, and the file reads back whole.
 async fn interrupted_then_resumed<T: Transport>(store: &str, t: &T) {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::generate().unwrap();
-    let len = 48 * MIB;
+    let len = 56 * MIB;
     {
         let a = open(store, &key, dir.path(), "a");
         let mut source = FailingAfter {
             inner: Generated::new(5, len),
-            after: 40 * MIB,
+            after: 48 * MIB,
             read: 0,
         };
         let err = a
@@ -421,8 +421,9 @@ async fn interrupted_then_resumed<T: Transport>(store: &str, t: &T) {
     // A new process: nothing in memory says what the first one stored.
     let a = open(store, &key, dir.path(), "a");
     let report = put(&a, t, "movie", Generated::new(5, len)).await.unwrap();
-    // Of two open packs, one was full (16 MiB) before 40 MiB were read, and was stored before
-    // more was read: its chunks are not sent again.
+    // Chunks go into the packs in batches of 8 MiB, so at least 39 MiB were in the two open
+    // packs when the source failed: one was full (16 MiB), and was stored before more was
+    // read. Its chunks are not sent again.
     assert!(report.chunks_reused >= 2, "{report:?}");
     assert!(report.bytes_sent + 15 * MIB <= len, "{report:?}");
     get_compare(&a, t, "movie", Generated::new(5, len), len).await;
