@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Computes the format version 4 to 7, 9 and 10 vectors of docs/FORMAT.md §12, and the sharing example of
-§17.4, from the document alone.
+§17.4 (the grants included), from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,
 ChaCha20-Poly1305, ChaCha20 and Argon2id from `cryptography` (44 or later, for Argon2id; 46
-or later for ML-KEM), Ed25519 and X25519 from `cryptography`, SHAKE256 from hashlib,
-HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha), postcard written out here.
+or later for ML-KEM), Ed25519 and X25519 from `cryptography`, SHAKE256, SHA3 and HMAC-SHA256
+from hashlib, HChaCha20 written out here (RFC draft-irtf-cfrg-xchacha), postcard written out
+here, ML-KEM-768's encapsulation (FIPS 203) and HPKE's key schedule (RFC 9180) written out here.
 `core/src/format_vectors.rs` pins the same bytes.
 
     python3 -m venv /tmp/fv && /tmp/fv/bin/pip install blake3 cryptography
@@ -246,6 +247,7 @@ gear_bytes = blake3(b"", key=CHUNKER_KEY).digest(length=2048)
 GEAR = [int.from_bytes(gear_bytes[8 * i:8 * i + 8], "little") for i in range(256)]
 GEAR_LS = [(g << 1) & MASK for g in GEAR]
 print("gear[0], gear[1], gear[255]", " ".join(f"{GEAR[i]:016x}" for i in (0, 1, 255)))
+print("gear[0], gear[1], gear[255] as bytes", " ".join(gear_bytes[8 * i:8 * i + 8].hex() for i in (0, 1, 255)))
 
 
 def cut(data: bytes) -> int:
@@ -381,7 +383,7 @@ print(f"version 7 redirect {redirect_name} ({len(redirect)} bytes)")
 print(hexdump(redirect))
 
 
-# 10. Sharing (FORMAT §17): identities, a grant's header, an invitation. Alice's home key is
+# 10. Sharing (FORMAT §17): identities, a grant's header, an invitation (the grants in 10b). Alice's home key is
 #     the example key K; Bob's home key is 20 21 .. 3f; emma's key 40 41 .. 5f. X-Wing
 #     (draft-connolly-cfrg-xwing-kem-06) and HPKE's DeriveKeyPair (draft-ietf-hpke-pq) are
 #     written out here over ML-KEM-768 and X25519 from `cryptography`.
@@ -472,6 +474,188 @@ print(f"signed manifest ({len(signed)} bytes), BLAKE3", blake3(signed).hexdigest
 print("key grant id of generation 1 for Bob in emma, salt 5a x 64",
       derive_key("bucketsync 2026-11 key grant id v2",
                  EMMA + struct.pack(">I", 1) + fingerprint(bob) + bytes([0x5A]) * 64)[:16].hex())
+
+
+# 10b. The grants of §17.4, sealed to Bob as §17.2 writes X-Wing and HPKE out: ML-KEM-768's
+#      Encaps_internal (FIPS 203) written out here (checked against `cryptography`'s
+#      decapsulation), X25519 from `cryptography`, the X-Wing combiner with its label last, and
+#      RFC 9180's key schedule over X-Wing's shared secret as it is. The 64 bytes of
+#      encapsulation randomness are the ChaCha20 keystream under 99 x 32 (seed 99).
+import hmac
+
+MLKEM_Q = 3329
+
+
+def bitrev7(i: int) -> int:
+    return int(f"{i:07b}"[::-1], 2)
+
+
+ZETAS = [pow(17, bitrev7(i), MLKEM_Q) for i in range(128)]
+GAMMAS = [pow(17, 2 * bitrev7(i) + 1, MLKEM_Q) for i in range(128)]
+
+
+def ntt(f):
+    f, k, length = list(f), 1, 128
+    while length >= 2:
+        for start in range(0, 256, 2 * length):
+            zeta, k = ZETAS[k], k + 1
+            for j in range(start, start + length):
+                t = zeta * f[j + length] % MLKEM_Q
+                f[j + length], f[j] = (f[j] - t) % MLKEM_Q, (f[j] + t) % MLKEM_Q
+        length //= 2
+    return f
+
+
+def ntt_inverse(f):
+    f, k, length = list(f), 127, 2
+    while length <= 128:
+        for start in range(0, 256, 2 * length):
+            zeta, k = ZETAS[k], k - 1
+            for j in range(start, start + length):
+                t = f[j]
+                f[j] = (t + f[j + length]) % MLKEM_Q
+                f[j + length] = zeta * (f[j + length] - t) % MLKEM_Q
+        length *= 2
+    return [x * 3303 % MLKEM_Q for x in f]
+
+
+def ntt_multiply(f, g):
+    h = [0] * 256
+    for i in range(128):
+        a0, a1, b0, b1 = f[2 * i], f[2 * i + 1], g[2 * i], g[2 * i + 1]
+        h[2 * i] = (a0 * b0 + a1 * b1 * GAMMAS[i]) % MLKEM_Q
+        h[2 * i + 1] = (a0 * b1 + a1 * b0) % MLKEM_Q
+    return h
+
+
+def poly_add(f, g):
+    return [(a + b) % MLKEM_Q for a, b in zip(f, g)]
+
+
+def bits_of(b: bytes):
+    return [(x >> i) & 1 for x in b for i in range(8)]
+
+
+def byte_encode(f, d: int) -> bytes:
+    bs = [(c >> i) & 1 for c in f for i in range(d)]
+    return bytes(sum(bs[8 * i + j] << j for j in range(8)) for i in range(len(bs) // 8))
+
+
+def byte_decode(b: bytes, d: int):
+    bs = bits_of(b)
+    return [sum(bs[d * i + j] << j for j in range(d)) for i in range(256)]
+
+
+def compress(f, d: int):
+    return [((x << d) + MLKEM_Q // 2) // MLKEM_Q % (1 << d) for x in f]
+
+
+def sample_ntt(seed: bytes):
+    stream, out, i = hashlib.shake_128(seed).digest(1344), [], 0
+    while len(out) < 256:
+        if i + 3 > len(stream):  # the XOF has no end: read on
+            stream = hashlib.shake_128(seed).digest(2 * len(stream))
+        c0, c1, c2 = stream[i:i + 3]
+        i += 3
+        for d in (c0 + 256 * (c1 % 16), c1 // 16 + 16 * c2):
+            if d < MLKEM_Q and len(out) < 256:
+                out.append(d)
+    return out
+
+
+def cbd2(b: bytes):
+    bs = bits_of(b)
+    return [(bs[4 * i] + bs[4 * i + 1] - bs[4 * i + 2] - bs[4 * i + 3]) % MLKEM_Q for i in range(256)]
+
+
+def mlkem768_encaps_internal(ek: bytes, m: bytes):
+    """FIPS 203 ML-KEM.Encaps_internal for ML-KEM-768 (k 3, eta 2 and 2, du 10, dv 4)."""
+    g = hashlib.sha3_512(m + hashlib.sha3_256(ek).digest()).digest()
+    key, r = g[:32], g[32:]
+    t = [byte_decode(ek[384 * i:384 * (i + 1)], 12) for i in range(3)]
+    rho = ek[1152:]
+    a = [[sample_ntt(rho + bytes([j, i])) for j in range(3)] for i in range(3)]
+    prf = [cbd2(hashlib.shake_256(r + bytes([n])).digest(128)) for n in range(7)]
+    y, e1, e2 = [ntt(p) for p in prf[0:3]], prf[3:6], prf[6]
+    u = []
+    for i in range(3):
+        acc = [0] * 256
+        for j in range(3):
+            acc = poly_add(acc, ntt_multiply(a[j][i], y[j]))
+        u.append(poly_add(ntt_inverse(acc), e1[i]))
+    acc = [0] * 256
+    for j in range(3):
+        acc = poly_add(acc, ntt_multiply(t[j], y[j]))
+    v = poly_add(poly_add(ntt_inverse(acc), e2), [1665 * bit for bit in byte_decode(m, 1)])
+    return b"".join(byte_encode(compress(p, 10), 10) for p in u) + byte_encode(compress(v, 4), 4), key
+
+
+def xwing_decapsulation_keys(home: bytes):
+    ikm = derive_key("bucketsync 2026-11 identity kem v1", home)
+    label = b"DeriveKeyPair"
+    sk = hashlib.shake_256(
+        ikm + b"HPKE-v1" + b"KEM" + struct.pack(">H", 0x647A) + struct.pack(">H", len(label)) + label
+        + struct.pack(">H", 32)
+    ).digest(32)
+    expanded = hashlib.shake_256(sk).digest(96)
+    return mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64]), x25519.X25519PrivateKey.from_private_bytes(expanded[64:])
+
+
+XWING_LABEL = b"\\.//^\\"
+assert XWING_LABEL.hex() == "5c2e2f2f5e5c"
+
+
+def xwing_encapsulate(pk: bytes, eseed: bytes):
+    pk_m, pk_x = pk[:1184], pk[1184:1216]
+    ct_m, ss_m = mlkem768_encaps_internal(pk_m, eseed[:32])
+    ek_x = x25519.X25519PrivateKey.from_private_bytes(eseed[32:64])
+    ct_x = ek_x.public_key().public_bytes(*RAW)
+    ss_x = ek_x.exchange(x25519.X25519PublicKey.from_public_bytes(pk_x))
+    return ct_m + ct_x, hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + XWING_LABEL).digest()
+
+
+def xwing_decapsulate(home: bytes, enc: bytes) -> bytes:
+    dk_m, sk_x = xwing_decapsulation_keys(home)
+    ct_x = enc[1088:]
+    pk_x = sk_x.public_key().public_bytes(*RAW)
+    ss_x = sk_x.exchange(x25519.X25519PublicKey.from_public_bytes(ct_x))
+    return hashlib.sha3_256(dk_m.decapsulate(enc[:1088]) + ss_x + ct_x + pk_x + XWING_LABEL).digest()
+
+
+HPKE_SUITE = b"HPKE" + struct.pack(">HHH", 0x647A, 0x0001, 0x0003)
+
+
+def labeled_extract(salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    return hmac.new(salt or bytes(32), b"HPKE-v1" + HPKE_SUITE + label + ikm, hashlib.sha256).digest()
+
+
+def labeled_expand(prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+    info = struct.pack(">H", length) + b"HPKE-v1" + HPKE_SUITE + label + info
+    out, block, i = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        out, i = out + block, i + 1
+    return out[:length]
+
+
+def hpke_seal_base(shared_secret: bytes, info: bytes, aad: bytes, plain: bytes) -> bytes:
+    context = b"\x00" + labeled_extract(b"", b"psk_id_hash", b"") + labeled_extract(b"", b"info_hash", info)
+    secret = labeled_extract(shared_secret, b"secret", b"")
+    key = labeled_expand(secret, b"key", context, 32)
+    base_nonce = labeled_expand(secret, b"base_nonce", context, 12)
+    return ChaCha20Poly1305(key).encrypt(base_nonce, plain, aad)
+
+
+eseed = keystream(0x99, 64)
+grant_enc, grant_ss = xwing_encapsulate(bob, eseed)
+assert xwing_decapsulate(bytes(range(0x20, 0x40)), grant_enc) == grant_ss, "X-Wing does not round-trip"
+grant_keys = varint(1) + varint(0) + emma_key  # generation 0, the vault's own key
+grant_body1 = blob(alice) + blob(b"emma") + blob(store) + bytes([1]) + grant_keys + varint(T)  # role write
+for layout, grant_body in ((1, grant_body1), (2, grant_body1 + fingerprint(alice) + b"\x01" + bobs)):
+    grant = b"BKSG" + bytes([layout]) + struct.pack(">H", 0x647A) + EMMA + bytes([0x77] * 16) + grant_enc
+    grant += hpke_seal_base(grant_ss, b"bucketsync 2026-11 grant v1", grant[:39], grant_body)
+    grant += ALICE_SIGNING.sign(b"bucketsync 2026-11 grant signature v1" + grant)
+    print(f"grant of layout {layout:02x} ({len(grant)} bytes), starts {grant[:5].hex()}, BLAKE3", blake3(grant).hexdigest())
 
 
 # 11. Version 9 (§14.4, §17.7): the same file under key generation 1 of the example vault,
