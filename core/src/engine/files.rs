@@ -513,7 +513,7 @@ mod tests {
             "pack", "chunk", "seal", "vault", "device", "sync", "merge", "file",
         ];
         let mut out = Vec::with_capacity(len + 16);
-        let mut n = usize::from(seed);
+        let mut n = u64::from(seed);
         while out.len() < len {
             n = n
                 .wrapping_mul(6_364_136_223_846_793_005)

@@ -90,8 +90,8 @@ impl Cursor {
 
 /// What a journal read back holds.
 pub(crate) struct Replay {
-    /// The deltas, in order.
-    pub deltas: Vec<Vec<u8>>,
+    /// How many deltas were applied.
+    pub replayed: usize,
     /// How many bytes of the file are whole entries (header included); the host cuts the file
     /// to this length before appending. `None`: the journal is absent or follows another
     /// snapshot (a crash after a snapshot was written but before the journal was reset), and a
@@ -99,27 +99,27 @@ pub(crate) struct Replay {
     pub keep: Option<usize>,
     /// Where the next entry goes.
     pub cursor: Cursor,
-    /// The journal's layout version (its deltas are decoded by it).
-    pub version: u8,
 }
 
-/// Reads the journal `bytes` that should follow `snapshot`.
+/// Reads the journal `bytes` that should follow the snapshot `cursor` was made of
+/// ([`Cursor::after`]) and hands each delta in order to `apply`, with the journal's layout
+/// version, as soon as it is opened (the journal of a big change can be tens of megabytes:
+/// only one delta is held open at a time).
 ///
 /// # Errors
 /// `Corrupt` when a whole entry before the last one fails authentication, or the header is
 /// damaged; `WrongVault` when entries were sealed with another key.
-pub(crate) fn read(
+pub(crate) fn read_after(
     key: &SecretKey,
     vault: VaultId,
-    snapshot: &[u8],
+    mut cursor: Cursor,
     bytes: &[u8],
+    mut apply: impl FnMut(u8, Vec<u8>) -> Result<()>,
 ) -> Result<Replay> {
-    let mut cursor = Cursor::after(snapshot);
     let fresh = |cursor| Replay {
-        deltas: Vec::new(),
+        replayed: 0,
         keep: None,
         cursor,
-        version: VERSION,
     };
     if bytes.len() < HEADER_LEN {
         // Absent, or torn while its header was written: nothing was journaled after it.
@@ -135,7 +135,7 @@ pub(crate) fn read(
     if bytes[5..HEADER_LEN] != cursor.base {
         return Ok(fresh(cursor));
     }
-    let mut deltas = Vec::new();
+    let mut replayed = 0;
     let mut at = HEADER_LEN;
     while bytes.len() - at >= 4 {
         let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
@@ -149,7 +149,10 @@ pub(crate) fn read(
             name: &name,
         };
         match crypto::open(key, &ad, bytes[at + 4..end].to_vec()) {
-            Ok(delta) => deltas.push(delta),
+            Ok(delta) => {
+                apply(version, delta)?;
+                replayed += 1;
+            }
             // The last entry, damaged by a power loss before it was synced: as if never written.
             Err(Error::Corrupt { .. }) if end == bytes.len() => break,
             Err(Error::WrongVault { .. }) => {
@@ -168,10 +171,9 @@ pub(crate) fn read(
         at = end;
     }
     Ok(Replay {
-        deltas,
+        replayed,
         // An older layout is replayed, never appended to: a new snapshot replaces it.
         keep: (version == VERSION).then_some(at),
         cursor,
-        version,
     })
 }

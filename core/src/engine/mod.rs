@@ -264,15 +264,30 @@ impl Engine {
         journal: &[u8],
         entropy: Entropy,
     ) -> Result<Restored> {
+        Engine::restore_owned(key, store, snapshot.to_vec(), journal, entropy)
+    }
+
+    /// [`Engine::restore`] from a snapshot the caller lets go of: it is decrypted where it
+    /// lies, and freed once decoded, before the journal is read.
+    ///
+    /// # Errors
+    /// As [`Engine::restore`].
+    pub fn restore_owned(
+        key: &VaultKey,
+        store: Store,
+        snapshot: Vec<u8>,
+        journal: &[u8],
+        entropy: Entropy,
+    ) -> Result<Restored> {
         let state_key = key.subkey(Purpose::LocalState);
         let vault = key.vault_id();
-        let mut state = LocalState::import(&state_key, vault, snapshot)?;
-        let mut replay = journal::read(&state_key, vault, snapshot, journal)?;
-        let replayed = replay.deltas.len();
+        let cursor = journal::Cursor::after(&snapshot);
+        let mut state = LocalState::import_owned(&state_key, vault, snapshot)?;
         // Each decrypted delta is wiped once applied.
-        for delta in replay.deltas.drain(..).map(zeroize::Zeroizing::new) {
-            state.apply_delta(replay.version, &delta)?;
-        }
+        let replay = journal::read_after(&state_key, vault, cursor, journal, |version, delta| {
+            state.apply_delta(version, &zeroize::Zeroizing::new(delta))
+        })?;
+        let replayed = replay.replayed;
         let mut engine = Self::with_state(key, store, state, entropy);
         engine.journal = Some(replay.cursor);
         Ok(Restored {

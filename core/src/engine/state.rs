@@ -788,8 +788,15 @@ impl LocalState {
     }
 
     /// Opens a snapshot made by [`LocalState::export`] (this version, version 2 or version 1).
+    #[cfg(test)]
     pub fn import(key: &SecretKey, vault: VaultId, bytes: &[u8]) -> Result<Self> {
-        let plain = crypto::open(key, &state_ad(vault), bytes.to_vec()).map_err(|e| match e {
+        LocalState::import_owned(key, vault, bytes.to_vec())
+    }
+
+    /// [`LocalState::import`] of a snapshot the caller lets go of: it is decrypted where it
+    /// lies, with no copy (a state of many files is tens of megabytes).
+    pub fn import_owned(key: &SecretKey, vault: VaultId, bytes: Vec<u8>) -> Result<Self> {
+        let plain = crypto::open(key, &state_ad(vault), bytes).map_err(|e| match e {
             Error::WrongVault { .. } => Error::WrongVault {
                 object: "local state".into(),
             },

@@ -282,14 +282,10 @@ impl Session {
             None => Entropy::from_os()?,
         };
         let mut engine = match saved {
-            Some(saved) => {
-                let restored = Engine::restore(
-                    options.key,
-                    store.clone(),
-                    &saved.snapshot,
-                    &saved.journal,
-                    entropy,
-                )?;
+            Some(Saved { snapshot, journal }) => {
+                let restored =
+                    Engine::restore_owned(options.key, store.clone(), snapshot, &journal, entropy)?;
+                drop(journal);
                 let mut engine = restored.engine;
                 // A device that started over is still the same device under its old id.
                 if let Some(device) =
