@@ -27,7 +27,9 @@ pub async fn run(
     let (key, new_vault) = load_or_create_key(&work.join("vault.key"), out)?;
     writeln!(out, "store:  {}", store.display_name())?;
     writeln!(out, "vault:  {}", key.vault_id())?;
+    // ANCHOR: transport
     let transport = BuiltinTransport::for_store(&store)?;
+    // ANCHOR_END: transport
     // Each put is in the device's journal when it returns; each device's state stays locked
     // to this process until it is closed.
     // The laptop creates the vault the first time (with a new key); after that both join it,
@@ -43,6 +45,7 @@ pub async fn run(
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
+    // ANCHOR: write_and_sync
     laptop.put("settings/theme", "dark")?;
     laptop.put("notes/groceries", "eggs, milk")?;
     laptop.put(format!("history/{run}"), "cargo run --example quickstart")?;
@@ -56,6 +59,7 @@ pub async fn run(
     phone.delete("notes/scratch")?;
     report(out, "phone", &sync(&phone, &transport).await?)?;
     report(out, "laptop", &sync(&laptop, &transport).await?)?;
+    // ANCHOR_END: write_and_sync
 
     for device in laptop.devices(30 * 86_400_000)? {
         writeln!(
@@ -91,14 +95,17 @@ pub async fn run(
     Ok(())
 }
 
+// ANCHOR: sync_fn
 async fn sync(device: &Session, transport: &BuiltinTransport) -> Result<SyncReport> {
     device.sync(transport, DEFAULT_CONCURRENCY, |_| {}).await
 }
+// ANCHOR_END: sync_fn
 
 fn report(out: &mut dyn Write, name: &str, report: &SyncReport) -> std::io::Result<()> {
     writeln!(out, "sync {name:<7} {report}")
 }
 
+// ANCHOR: key
 /// The vault key, and whether it is new (then the vault is created).
 fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<(VaultKey, bool), Failure> {
     if let Ok(code) = fs::read_to_string(path) {
@@ -113,7 +120,9 @@ fn load_or_create_key(path: &Path, out: &mut dyn Write) -> Result<(VaultKey, boo
     )?;
     Ok((key, true))
 }
+// ANCHOR_END: key
 
+// ANCHOR: open_device
 fn open_device(
     key: &VaultKey,
     store: &str,
@@ -134,3 +143,4 @@ fn open_device(
         ..SessionOptions::new(store, key, state)
     })
 }
+// ANCHOR_END: open_device

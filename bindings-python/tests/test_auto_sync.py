@@ -102,6 +102,7 @@ def test_events_as_an_async_iterator_and_local_writes_pushed_without_sync(tmp_pa
     a.sync()
     b = Vault.open(store, key, state=tmp_path / "b.state")
 
+    # ANCHOR: events
     async def main():
         b.start_auto_sync(interval=0.2, debounce=0.05)
         a.put("k", "v")
@@ -111,6 +112,7 @@ def test_events_as_an_async_iterator_and_local_writes_pushed_without_sync(tmp_pa
                 return event
 
     event = asyncio.run(asyncio.wait_for(main(), 10))
+    # ANCHOR_END: events
     assert event.keys == [b"k"] and "changed" in repr(event)
 
     # B's own write is pushed by the background sync alone.

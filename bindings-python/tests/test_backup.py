@@ -43,6 +43,7 @@ def test_a_folder_is_backed_up_and_restored_on_another_device(seaweed, credentia
     with Vault.create(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
          Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
         seen = []
+        # ANCHOR: backup
         report = a.backup(src, progress=lambda path, p: seen.append(path))
         assert isinstance(report, BackupReport)
         assert report.name == "Photos" and a.backups() == ["Photos"]
@@ -61,6 +62,7 @@ def test_a_folder_is_backed_up_and_restored_on_another_device(seaweed, credentia
         restored = b.restore(to)
         assert isinstance(restored, RestoreReport)
         assert (restored.name, restored.files_written, restored.errors) == ("Photos", 2, [])
+        # ANCHOR_END: backup
         hidden_left_out = {k: v for k, v in tree(src).items() if k != ".thumbs"}
         assert tree(to) == hidden_left_out
 
@@ -94,6 +96,7 @@ def test_a_folder_syncs_both_ways(tmp_path):
     (on_a / "todo.txt").write_text("from a")
     with Vault.create(store, key, state=tmp_path / "a.state") as a, \
          Vault.open(store, key, state=tmp_path / "b.state") as b:
+        # ANCHOR: sync_folder
         sent = a.sync_folder(on_a, name="shared")
         assert isinstance(sent, bucketsync.FolderReport)
         assert (sent.name, sent.uploaded, sent.errors) == ("shared", 1, [])
@@ -103,5 +106,6 @@ def test_a_folder_syncs_both_ways(tmp_path):
         assert b.sync_folder(on_b, name="shared").deleted_there == 1
         assert a.sync_folder(on_a, name="shared").deleted_here == 1
         assert not (on_a / "todo.txt").exists()
+        # ANCHOR_END: sync_folder
         with pytest.raises(bucketsync.ConfigError, match="nothing was synced"):
             a.sync_folder(tmp_path / "missing", name="shared")

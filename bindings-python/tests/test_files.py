@@ -37,7 +37,9 @@ def test_a_file_goes_between_devices_through_file_objects_and_is_stored_once(sea
     with Vault.create(store, key, state=tmp_path / "a.state", credentials=credentials) as a, \
          Vault.open(store, key, state=tmp_path / "b.state", credentials=credentials) as b:
         seen = []
+        # ANCHOR: put_file
         report = a.put_file("photos/cat.jpg", io.BytesIO(data), progress=seen.append)
+        # ANCHOR_END: put_file
         assert isinstance(report, FileReport)
         assert report.size == len(data)
         assert report.chunks >= 2 and report.chunks_uploaded == report.chunks and report.chunks_reused == 0
@@ -51,7 +53,9 @@ def test_a_file_goes_between_devices_through_file_objects_and_is_stored_once(sea
         assert seen[-1].requests_done == report.requests
         assert "bytes_done=" in repr(seen[-1])
 
+        # ANCHOR: file_info
         info = a.file_info("photos/cat.jpg")
+        # ANCHOR_END: file_info
         assert isinstance(info, FileInfo)
         assert (info.size, info.chunks, info.packs) == (len(data), report.chunks, report.packs)
         assert len(info.content_hash) == 64 and "content_hash=" in repr(info)

@@ -29,6 +29,7 @@ def test_what_one_vault_exports_a_new_vault_imports(tmp_path):
         a.put("gone", "soon")
         a.delete("gone")
 
+        # ANCHOR: export_import
         path = tmp_path / "records.jsonl"
         report = a.export_records(path)
         assert isinstance(report, ExportReport)
@@ -45,6 +46,7 @@ def test_what_one_vault_exports_a_new_vault_imports(tmp_path):
         report = b.import_records(str(path))
         assert isinstance(report, ImportReport)
         assert (report.lines, report.imported, report.unchanged) == (4, 3, 1)
+        # ANCHOR_END: export_import
         assert contents(b) == contents(a)
         assert b.get("gone") is None
 

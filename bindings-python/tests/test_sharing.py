@@ -23,6 +23,7 @@ def test_alice_shares_emma_with_bob_and_carol_on_seaweed(seaweed, credentials, t
 
     alice, bob, carol = home("alice", "alice.state"), home("bob", "bob.state"), home("carol", "carol.state")
     before = time.time()
+    # ANCHOR: share
     emma = alice.create_shared(shared_store, "emma", state=tmp_path / "alice-emma.state",
                                credentials=credentials)
     emma.put("plan", "from alice")
@@ -40,6 +41,7 @@ def test_alice_shares_emma_with_bob_and_carol_on_seaweed(seaweed, credentials, t
     assert bob_id.public.startswith("bsid1") and bob_id.public not in repr(bob_id)
     for_bob = emma.share(bob_id.public, role="write")
     for_carol = emma.share(carol_id.public)  # read by default
+    # ANCHOR_END: share
     assert for_bob.startswith("bsinv1") and for_bob != for_carol
     info = bucketsync.invitation_info(for_bob)
     assert (info.vault_id, info.granted_by, info.signer) == (emma.vault_id, alice.identity().fingerprint, None)
@@ -61,7 +63,9 @@ def test_alice_shares_emma_with_bob_and_carol_on_seaweed(seaweed, credentials, t
     assert carol.shared() == []
 
     started = time.monotonic()
+    # ANCHOR: accept
     bob_emma = bob.accept(for_bob, state=tmp_path / "bob-emma.state", credentials=credentials)
+    # ANCHOR_END: accept
     assert bob_emma.sync().errors == []
     # The accepted vault has a transport of its own: one whose connections belonged to the
     # home's runtime hung its first sync until a 60 s timeout.

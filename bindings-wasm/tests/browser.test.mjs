@@ -322,6 +322,7 @@ test('in a browser, a signer adds to the engine\'s headers: a presigned create i
   const page = await context.newPage();
   // The auth service stays in this process: the page gets presigned URLs, never the secret.
   const asked = [];
+  // ANCHOR: auth_service
   await page.exposeFunction('authService', async ({ method, url }) => {
     asked.push(method);
     return {
@@ -329,6 +330,7 @@ test('in a browser, a signer adds to the engine\'s headers: a presigned create i
       headers: [['x-from-signer', 'yes']],
     };
   });
+  // ANCHOR_END: auth_service
   // What Chromium put on the wire (after CORS), beside what the page handed to fetch.
   const wire = [];
   page.on('request', (request) => {
@@ -342,8 +344,10 @@ test('in a browser, a signer adds to the engine\'s headers: a presigned create i
       sent.push({ url, method: init.method, headers: [...new Headers(init.headers)], body: init.body?.slice() });
       return fetch(url, init);
     };
+    // ANCHOR: page_signer
     const signer = ({ method, url }) => window.authService({ method, url });
     const vault = await Vault.create({ store, key: await VaultKey.generate(), signer, fetch: recordingFetch });
+    // ANCHOR_END: page_signer
     await vault.put('k', 'v');
     // A failed sync is reported after the checks on what it sent (they say more).
     const synced = await vault.sync().then((report) => report.pushed, (e) => `sync failed: ${e}`);
@@ -407,8 +411,10 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
   const env = { ...process.env, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
   delete env.AWS_SESSION_TOKEN;
   delete env.AWS_PROFILE;
+  // ANCHOR: spawn_signer
   const service = spawn(binary, ['--store', store, '--json', 'signer', '--listen', '127.0.0.1:0',
     '--token-file', join(dir, 'token'), '--expires', '2m'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // ANCHOR_END: spawn_signer
   let log = '';
   service.stderr.on('data', (data) => { log += data; });
   const exited = once(service, 'exit');
@@ -425,6 +431,7 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
     await page.goto(`${origin}/bindings-wasm/tests/page.html`);
     const result = await page.evaluate(async ({ store, endpoint, signUrl, token }) => {
       const { Vault, VaultKey, remoteSigner } = await import('/bindings-wasm/js/index.js');
+      // ANCHOR: remote_signer
       const signer = remoteSigner(signUrl, token);
       const errors = (report) => report.errors.map((e) => `${e.category}: ${e.message}`);
       const key = await VaultKey.generate();
@@ -436,6 +443,7 @@ test('in a browser, remoteSigner gets every URL from the CLI\'s signer service: 
       const two = await Vault.open({ store, key: await VaultKey.fromRecoveryCode(key.recoveryCode()), signer });
       const pulled = await two.sync();
       const value = two.getString('records/visit-1');
+      // ANCHOR_END: remote_signer
       await two.close();
       // What the service refuses reaches the caller with its reason.
       const refused = async (s, method, url) => s({ method, url, headers: [], body: new Uint8Array() })

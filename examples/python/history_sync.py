@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--create", action="store_true", help="start a new vault (first machine)")
     args = parser.parse_args()
 
+    # ANCHOR: run
     try:
         key, new_key = load_key(args.key_file)
         mode = "create" if args.create or new_key else "join"
@@ -61,6 +62,7 @@ def main() -> int:
     except bucketsync.Error as e:
         print(f"history_sync: {e.category}: {e}", file=sys.stderr)
         return 1
+    # ANCHOR_END: run
     return 0
 
 

@@ -4,7 +4,9 @@
 // "Sync in the background" runs vault.startAutoSync: notes from other devices appear without a
 // click (every 30 s, or `?interval=SECONDS` in the page's URL), and the page's own notes go out a
 // second after they are added; going offline pauses it, coming back syncs at once.
+// ANCHOR: import
 import { LockedError, Vault, VaultKey, indexedDbStorage } from '../../bindings-wasm/js/index.js';
+// ANCHOR_END: import
 
 const $ = (id) => document.getElementById(id);
 let vault;
@@ -35,6 +37,7 @@ function background() {
     return;
   }
   if (vault.autoSyncing) return;
+  // ANCHOR: background
   vault.startAutoSync({
     interval,
     onEvent: (event) => {
@@ -45,12 +48,14 @@ function background() {
       }
     },
   });
+  // ANCHOR_END: background
 }
 $('auto').addEventListener('change', background);
 
 $('connect').addEventListener('click', async () => {
   try {
     const code = $('code').value.trim();
+    // ANCHOR: open
     const key = code ? await VaultKey.fromRecoveryCode(code) : await VaultKey.generate();
     $('code').value = key.recoveryCode();
     const options = {
@@ -71,6 +76,7 @@ $('connect').addEventListener('click', async () => {
       sessionStorage.setItem('bucketsync-tab', tab);
       vault = await Vault.open({ ...options, mode: 'join', storage: indexedDbStorage(`bucketsync-notes-${key.vaultId}-${tab}`) });
     }
+    // ANCHOR_END: open
     show();
     status(`Connected as device ${vault.device}${tab ? ' (a second tab: a device of its own)' : ''}.`);
     background();
@@ -92,6 +98,7 @@ $('add').addEventListener('submit', async (event) => {
 $('sync').addEventListener('click', async () => {
   if (!vault) return;
   status('Syncing…');
+  // ANCHOR: sync
   try {
     const report = await vault.sync();
     show();
@@ -99,4 +106,5 @@ $('sync').addEventListener('click', async () => {
   } catch (e) {
     status(`${e.category ?? 'error'}: ${e.message}`);
   }
+  // ANCHOR_END: sync
 });

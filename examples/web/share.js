@@ -77,7 +77,9 @@ function showVault(label) {
 async function openVault(label) {
   await vault?.close();
   vault = undefined;
+  // ANCHOR: open_shared
   vault = await home.openShared(label, { storage: storageOf(label) });
+  // ANCHOR_END: open_shared
   shown = label;
   const report = await vault.sync();
   showVault(label);
@@ -102,9 +104,11 @@ action('open-home', async () => {
   });
   // Creates the home in the bucket, or learns of the vaults its other devices made.
   await home.sync();
+  // ANCHOR: identity
   const identity = home.identity();
   $('fingerprint').textContent = identity.fingerprint;
   $('public').value = identity.public;
+  // ANCHOR_END: identity
   showVaults();
   status('Home open.');
 });
@@ -115,7 +119,9 @@ action('create', async () => {
   await vault?.close();
   vault = undefined;
   // In the home's store; the home keeps its key, so every device of this person has it.
+  // ANCHOR: create
   vault = await home.createShared($('store').value.trim(), label, { storage: storageOf(label) });
+  // ANCHOR_END: create
   shown = label;
   await vault.sync();
   await home.sync();
@@ -126,7 +132,9 @@ action('create', async () => {
 
 action('share', async () => {
   needVault();
+  // ANCHOR: share
   const invitation = await vault.share($('recipient').value.trim(), { role: $('role').value });
+  // ANCHOR_END: share
   $('invitation').value = invitation;
   status(`Invitation ready: send it to them.`);
 });
@@ -134,8 +142,10 @@ action('share', async () => {
 action('accept', async () => {
   needHome();
   const before = new Set(home.shared().map((s) => s.label));
+  // ANCHOR: accept
   const grantedBy = $('from').value.trim() || undefined;
   const accepted = await home.accept($('incoming').value.trim(), { grantedBy });
+  // ANCHOR_END: accept
   await accepted.close();
   // The home now keeps the vault (as a new label if it had the name already): open it with
   // a state of its own, and tell the home's other devices.
@@ -181,9 +191,11 @@ action('sync', async () => {
 
 action('revoke', async () => {
   needVault();
+  // ANCHOR: revoke
   const was = vault.revoke($('revoke-who').value.trim());
   // The sync seals a new key to everyone left, then publishes the revocation.
   await vault.sync();
+  // ANCHOR_END: revoke
   showVault(shown);
   status(`Revoked ${was.fingerprint} (was ${was.role}).`);
 });

@@ -213,6 +213,7 @@ fun checkPrintedRequest(request: HttpRequest, token: String?) {
 val tests: List<Pair<String, suspend () -> Unit>> = listOf(
     "two vaults converge through SeaweedFS, a third bootstraps" to {
         val key = VaultKey.generate()
+        // ANCHOR: converge
         val a = Vault.open(store("kotlin", "converge/"), key, device = "kotlin a", credentials = creds(), create = true)
         val b = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
         a.putText("notes/a", "from a")
@@ -221,20 +222,24 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         for (v in listOf(a, b, a)) check(v.sync().errors.isEmpty(), "no sync errors")
         check(b.getText("notes/a") == "from a", "b sees a's note")
         check(a.getText("notes/b") == null, "the delete reached a")
+        // ANCHOR_END: converge
         val c = Vault.open(store("kotlin", "converge/"), key, credentials = creds())
         val report = c.sync()
         check(report.pulled == 2UL && c.keys(ByteArray(0)).size == 1, "c bootstraps: $report")
         check(c.sync().requests == 1UL, "nothing new is one LIST")
         check(report.changed.size == 2, "a's note and b's deletion changed: ${report.changed.size}")
         check(c.devices(30u).any { it.label == "kotlin a" && !it.stale && !it.thisDevice }, "a is listed by its name")
+        // ANCHOR: not_found
         // A wrong key joins nothing: not found, and the write stays.
         val lost = Vault.open(store("kotlin", "converge/"), VaultKey.generate(), credentials = creds())
         lost.putText("k", "v")
         try { lost.sync(); check(false, "joined a vault that does not exist") }
         catch (e: BucketsyncException.NotFound) { check(e.message!!.contains("1 other vault"), e.message!!) }
         check(lost.unpushed() == 1UL, "nothing lost")
+        // ANCHOR_END: not_found
         try { Vault.open(store("kotlin", "converge/"), key, credentials = creds(), create = true).sync(); check(false, "created twice") }
         catch (e: BucketsyncException.Conflict) {}
+        // ANCHOR: history
         // A concurrent edit: the later one wins, both stay in history.
         b.putText("shared", "from b")
         Thread.sleep(5)
@@ -246,6 +251,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val versions = v.history("shared".toByteArray()).map { it.value?.let { bytes -> String(bytes) } }
             check(versions == listOf("from a", "from b"), "history: $versions")
         }
+        // ANCHOR_END: history
         // a retires b; b starts over under a new id when it syncs again, its write survives.
         val bId = b.devices(30u).first { it.thisDevice }.id
         try { a.retire(a.devices(30u).first { it.thisDevice }.id); check(false, "retired itself") }
@@ -346,6 +352,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
     },
     "HttpURLConnectionTransport: one device writes, another reads back, every request through it" to {
         val key = VaultKey.generate()
+        // ANCHOR: platform_transport
         val writerTransport = Counting(HttpURLConnectionTransport())
         val writer = Vault.open(store("kotlin", "platform/"), key, device = "writer", credentials = creds(), transport = writerTransport, create = true)
         writer.putText("note", "through HttpURLConnection")
@@ -353,6 +360,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         writer.put("bytes".toByteArray(), ByteArray(70_000) { (it * 7).toByte() })
         var report = writer.sync()
         check(report.errors.isEmpty() && report.pushed == 3UL && writer.unpushed() == 0UL, "pushed: $report")
+        // ANCHOR_END: platform_transport
         check(writerTransport.calls.get().toULong() == report.requests, "${writerTransport.calls} calls for ${report.requests} requests")
         val readerTransport = Counting(HttpURLConnectionTransport())
         val reader = Vault.open(store("kotlin", "platform/"), key, credentials = creds(), transport = readerTransport)
@@ -495,6 +503,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         val dir = java.nio.file.Files.createTempDirectory("bucketsync-files")
         val data = ByteArray(5 shl 20).also { java.util.Random(7).nextBytes(it) }
         val source = dir.resolve("in.bin").also { java.nio.file.Files.write(it, data) }
+        // ANCHOR: files
         val seen = java.util.Collections.synchronizedList(mutableListOf<FileProgress>())
         val listener = object : FileListener {
             override fun onProgress(progress: FileProgress) { seen.add(progress) }
@@ -513,6 +522,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             override fun onProgress(progress: FileProgress) { read.add(progress) }
         }
         check(b.getFile("docs/in.bin".toByteArray(), target.toString(), reading), "found on the other device")
+        // ANCHOR_END: files
         check(java.nio.file.Files.readAllBytes(target).contentEquals(data), "the same bytes")
         check(read.last().bytesDone == size, "read progress reached the size")
         // Opened for reading at any offset, and as an InputStream.
@@ -633,7 +643,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             try { b.startAutoSync(AutoSyncSettings(intervalSeconds = 0.0)); check(false, "a 0 s interval was taken") }
             catch (e: BucketsyncException.Config) { check(e.message!!.contains("intervalSeconds"), e.message!!) }
             check(!b.isAutoSyncing(), "nothing started")
+            // ANCHOR: start_auto_sync
             b.startAutoSync(AutoSyncSettings(intervalSeconds = 1.0, fullSyncIntervalSeconds = 600.0), throwing)
+            // ANCHOR_END: start_auto_sync
             check(b.isAutoSyncing(), "running")
             try { b.startAutoSync(); check(false, "two background syncs") } catch (e: BucketsyncException.Conflict) {}
             waitFor("B's first sync", 10.0) { b.getText("first") == "1" && events.any { it.kind == EventKind.STATE && it.state == SyncState.IDLE } }
@@ -642,6 +654,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             // A's put reaches B as a "changed" event naming the key (a second flow, collecting
             // from before the put). It takes about an interval; the bounds are generous, so a
             // loaded machine does not fail them.
+            // ANCHOR: auto_sync
             val next = async(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
                 b.events().first { it.kind == EventKind.CHANGED && it.keys.any { k -> String(k) == "note" } }
             }
@@ -649,6 +662,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             a.sync()
             val pushed = System.nanoTime()
             val changed = withTimeout(30000) { next.await() }
+            // ANCHOR_END: auto_sync
             println("    push on A to the event on B: ${millisSince(pushed)} ms")
             check(changed.keys.map { String(it) } == listOf("note"), "the event names the key: ${changed.keys.map { String(it) }}")
             waitFor("the event in the first flow too", 30.0) { events.any { it.kind == EventKind.CHANGED } }

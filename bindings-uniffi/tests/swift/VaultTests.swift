@@ -288,6 +288,7 @@ final class VaultTests: XCTestCase {
         let data = Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let source = dir.appendingPathComponent("in.bin")
         try data.write(to: source)
+        // ANCHOR: files
         let progress = Progresses()
         let report = try await a.putFile(key: Data("docs/in.bin".utf8), path: source.path, listener: progress)
         XCTAssertEqual(report.size, UInt64(data.count))
@@ -305,6 +306,7 @@ final class VaultTests: XCTestCase {
         let found = try await b.getFile(key: Data("docs/in.bin".utf8), path: target.path, listener: nil)
         XCTAssertTrue(found)
         XCTAssertEqual(try Data(contentsOf: target), data)
+        // ANCHOR_END: files
         // Opened for reading at any offset, and as an AsyncSequence.
         let opened = try XCTUnwrap(try b.openFile(key: Data("docs/in.bin".utf8)))
         XCTAssertEqual(opened.size(), UInt64(data.count))
@@ -378,6 +380,7 @@ final class VaultTests: XCTestCase {
 
     func testTwoVaultsConvergeAndAThirdBootstraps() async throws {
         let key = try VaultKey.generate()
+        // ANCHOR: converge
         let a = try Vault.open(store: store("swift", "converge/"), key: key, device: "swift a", credentials: try creds(), create: true)
         let b = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
         try a.putText(key: "notes/a", value: "from a")
@@ -389,6 +392,7 @@ final class VaultTests: XCTestCase {
         }
         XCTAssertEqual(try b.getText(key: "notes/a"), "from a")
         XCTAssertNil(try a.getText(key: "notes/b"))
+        // ANCHOR_END: converge
         let c = try Vault.open(store: store("swift", "converge/"), key: key, credentials: try creds())
         let report = try await c.sync()
         XCTAssertEqual(report.pulled, 2)
@@ -408,6 +412,7 @@ final class VaultTests: XCTestCase {
         _ = try await c.sync()
         XCTAssertEqual(try c.getText(key: "after"), "retired")
         XCTAssertTrue(try c.devices(staleAfterDays: 30).contains { $0.id == bId && $0.retired })
+        // ANCHOR: not_found
         let lost = try Vault.open(store: store("swift", "converge/"), key: try VaultKey.generate(), credentials: try creds())
         do {
             _ = try await lost.sync()
@@ -415,6 +420,7 @@ final class VaultTests: XCTestCase {
         } catch BucketsyncError.NotFound(let message) {
             XCTAssertTrue(message.contains("no vault for this key"), message)
         }
+        // ANCHOR_END: not_found
     }
 
     func testASwiftTransportIsUsedForASync() async throws {
@@ -507,12 +513,14 @@ final class VaultTests: XCTestCase {
     func testURLSessionTransportOneDeviceWritesAnotherReadsBack() async throws {
         let key = try VaultKey.generate()
         let big = Data((0..<70_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        // ANCHOR: platform_transport
         let writerTransport = Recording(URLSessionTransport())
         let writer = try Vault.open(store: store("swift", "platform/"), key: key, device: "writer", credentials: try creds(), transport: writerTransport, create: true)
         try writer.putText(key: "note", value: "through URLSession")
         try writer.putText(key: "gone", value: "soon")
         try writer.put(key: Data("bytes".utf8), value: big)
         var report = try await writer.sync()
+        // ANCHOR_END: platform_transport
         XCTAssertTrue(report.errors.isEmpty, "\(report.errors)")
         XCTAssertEqual(report.pushed, 3)
         XCTAssertEqual(try writer.unpushed(), 0)
@@ -802,7 +810,9 @@ final class VaultTests: XCTestCase {
         XCTAssertFalse(b.isAutoSyncing())
         // A listener that throws breaks nothing: the loop and the stream go on.
         let throwing = Events(throwing: true)
+        // ANCHOR: start_auto_sync
         try b.startAutoSync(settings: AutoSyncSettings(intervalSeconds: 1, fullSyncIntervalSeconds: 600), listener: throwing)
+        // ANCHOR_END: start_auto_sync
         XCTAssertTrue(b.isAutoSyncing())
         do {
             try b.startAutoSync()
@@ -815,6 +825,7 @@ final class VaultTests: XCTestCase {
         // A's put reaches B as a "changed" event naming the key (a second stream, made before
         // the put). It takes about an interval; the bounds are generous, so a loaded machine
         // does not fail them.
+        // ANCHOR: auto_sync
         let changes = b.events()
         let next = Task { () async throws -> Event? in
             for await event in changes where event.kind == .changed && event.keys.contains(Data("note".utf8)) {
@@ -825,6 +836,7 @@ final class VaultTests: XCTestCase {
         try a.putText(key: "note", value: "from a")
         _ = try await a.sync()
         let pushed = Date()
+        // ANCHOR_END: auto_sync
         guard case .success(let found) = await outcome(of: next, within: 30), let changed = found else {
             next.cancel()
             return XCTFail("no changed event within 30 s: \(seen.all)")
