@@ -50,6 +50,31 @@ versions=$( { grep -m1 '^version' core/Cargo.toml cli/Cargo.toml bindings-python
 grep -q "^## $versions" CHANGELOG.md || { echo "CHANGELOG.md has no entry for $versions" >&2; exit 1; }
 echo "version $versions everywhere, with a CHANGELOG entry"
 
+step "documentation site: mdbook build docs, then every link and #anchor (scripts/check_docs.py)"
+# mdBook is cached like the S3 servers: the release binary when it can be downloaded, else the
+# same release built from crates.io. Only when neither can be had is the check skipped (said so).
+mdbook_version=0.4.52
+mdbook="$BUCKETSYNC_CACHE/mdbook/bin/mdbook"
+if ! "$mdbook" --version 2>/dev/null | grep -qx "mdbook v$mdbook_version"; then
+  rm -rf "$BUCKETSYNC_CACHE/mdbook" && mkdir -p "$BUCKETSYNC_CACHE/mdbook/bin"
+  release="https://github.com/rust-lang/mdBook/releases/download/v$mdbook_version/mdbook-v$mdbook_version-x86_64-unknown-linux-gnu.tar.gz"
+  if [ "$(uname -sm)" = "Linux x86_64" ] \
+     && curl -fsSL --connect-timeout 10 --max-time 300 "$release" | tar -xzf - -C "$BUCKETSYNC_CACHE/mdbook/bin" mdbook \
+     && "$mdbook" --version >/dev/null; then
+    echo "mdbook $mdbook_version: the release binary"
+  else
+    rm -f "$mdbook"
+    echo "mdbook $mdbook_version: no release binary to download here; building it from crates.io"
+    cargo install mdbook --version "$mdbook_version" --locked --no-default-features --features search \
+      --root "$BUCKETSYNC_CACHE/mdbook" || rm -f "$mdbook"
+  fi
+fi
+if [ -x "$mdbook" ]; then
+  python3 scripts/check_docs.py --mdbook "$mdbook"
+else
+  echo "SKIPPED the documentation check: mdbook $mdbook_version could be neither downloaded nor built"
+fi
+
 step "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
