@@ -197,7 +197,8 @@ def check_markdown():
     return broken, checked
 
 
-INCLUDE = re.compile(r"\{\{#include\s+([^}\s:]+)(?::([A-Za-z0-9_-]+))?\s*\}\}")
+# mdBook leaves an include escaped with a backslash (\\{{#include ...}}) as text.
+INCLUDE = re.compile(r"(?<!\\)\{\{#include\s+([^}\s:]+)(?::([A-Za-z0-9_-]+))?\s*\}\}")
 
 
 def check_sources():
