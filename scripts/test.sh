@@ -59,7 +59,7 @@ if ! "$mdbook" --version 2>/dev/null | grep -qx "mdbook v$mdbook_version"; then
   rm -rf "$BUCKETSYNC_CACHE/mdbook" && mkdir -p "$BUCKETSYNC_CACHE/mdbook/bin"
   release="https://github.com/rust-lang/mdBook/releases/download/v$mdbook_version/mdbook-v$mdbook_version-x86_64-unknown-linux-gnu.tar.gz"
   if [ "$(uname -sm)" = "Linux x86_64" ] \
-     && curl -fsSL --connect-timeout 10 --max-time 300 "$release" | tar -xzf - -C "$BUCKETSYNC_CACHE/mdbook/bin" mdbook \
+     && curl -fsSL --connect-timeout 10 --max-time 300 "$release" | tar -xzf - -C "$BUCKETSYNC_CACHE/mdbook/bin" mdbook 2>/dev/null \
      && "$mdbook" --version >/dev/null; then
     echo "mdbook $mdbook_version: the release binary"
   else
