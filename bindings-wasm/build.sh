@@ -59,7 +59,14 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # entropy seed for simulations): 436,761 -> 437,679 (+0.9 KB): the bar moved to 438,500.
 # Compressed chunks (bucket format 10: raw deflate and inflate from miniz_oxide, pure Rust) add
 # about 22.7 KB gzipped, as measured by an earlier build of the same change: the bar moved by
-# 24,000, to 462,500 (not yet measured on this branch: the next full run checks it).
-bar=462500
+# 24,000, to 462,500 (measured since: 459,666).
+# putFiles (many files in one upload, sharing packs) took it from 459,666 to 468,063 (+8.4 KB,
+# measured in one run before and after): the core's batch upload (Session::put_files with its
+# two hash maps and the stable sort of the files left when a batch fails, the Upload's many-file
+# steps) enters the module, and the upload machine, now reached from putFile and putFiles, is
+# no longer inlined into putFile alone. The binding's own part is small (a FileBatch over the JS
+# sources, ~1 KB raw); the core's maps and sort are where a few KB could be won back. The bar
+# moved to 469,000.
+bar=469000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -889,6 +889,109 @@ impl bucketsync::files::Sink for ForeignSink {
     }
 }
 
+/// One file for `put_files`: the file at `path`, stored under `key`.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FileToPut {
+    pub key: Vec<u8>,
+    pub path: String,
+}
+
+/// A file `put_files` stored: its size and chunks (its `packs`, `requests` and `bytes_sent`
+/// are the batch's, in [`PutFilesReport`]).
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct StoredFile {
+    pub key: Vec<u8>,
+    pub report: FileReport,
+}
+
+/// A file `put_files` left out, and why: `category` and `message` as a thrown
+/// `BucketsyncError` would have them (`config`: it could not be read, or changed length while
+/// read). Its key holds what it held before.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct FailedFile {
+    pub key: Vec<u8>,
+    pub category: String,
+    pub message: String,
+}
+
+/// What one `put_files` did: each file stored or left out (lists, not maps: a Kotlin
+/// `ByteArray` is not a usable map key), and what the whole batch cost.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct PutFilesReport {
+    /// The files stored, in the order their records were written.
+    pub stored: Vec<StoredFile>,
+    /// The files left out. A key given twice may be in both: the file given later is the one
+    /// stored, and if it fails the earlier one may be stored already.
+    pub failed: Vec<FailedFile>,
+    /// Chunks sealed and sent.
+    pub chunks_uploaded: u64,
+    /// Chunks the vault (or the batch) already held, not sent again.
+    pub chunks_reused: u64,
+    /// Packs written: the batch's files share them.
+    pub packs: u64,
+    /// Request body bytes sent (retries included).
+    pub bytes_sent: u64,
+    /// Requests made (retries included).
+    pub requests: u64,
+}
+
+/// Told how a `put_files` goes: the file being read, `key`, is this far (Kotlin: implement
+/// the interface; Swift: the protocol). Called on the transfer's thread: keep it short.
+#[uniffi::export(with_foreign)]
+pub trait FilesListener: Send + Sync {
+    fn on_progress(&self, key: Vec<u8>, progress: FileProgress);
+}
+
+/// The files of a `put_files`, as the core's batch asks for them: each opened only then (one
+/// that cannot be opened by then is left out).
+struct PathBatch {
+    files: std::vec::IntoIter<FileToPut>,
+    listener: Option<Arc<dyn FilesListener>>,
+    stored: Vec<StoredFile>,
+    failed: Vec<FailedFile>,
+}
+
+impl bucketsync::files::FileBatch for PathBatch {
+    type Source = bucketsync::files::ReadSource<std::fs::File>;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
+        for FileToPut { key, path } in self.files.by_ref() {
+            match std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((len, file)) => {
+                    return Some((key, bucketsync::files::ReadSource::new(file, Some(len))))
+                }
+                Err(e) => self.failed.push(FailedFile {
+                    key,
+                    category: Category::Config.as_str().to_owned(),
+                    message: format!("cannot read {path}: {e}"),
+                }),
+            }
+        }
+        None
+    }
+
+    fn stored(&mut self, key: &[u8], report: &bucketsync::transfer::FileReport) {
+        self.stored.push(StoredFile {
+            key: key.to_vec(),
+            report: report.clone().into(),
+        });
+    }
+
+    fn failed(&mut self, key: &[u8], error: &bucketsync::Error) {
+        self.failed.push(FailedFile {
+            key: key.to_vec(),
+            category: error.category().as_str().to_owned(),
+            message: error.to_string(),
+        });
+    }
+
+    fn progress(&mut self, key: &[u8], progress: bucketsync::files::FileProgress) {
+        if let Some(listener) = &self.listener {
+            listener.on_progress(key.to_vec(), progress.into());
+        }
+    }
+}
+
 impl From<bucketsync::transfer::FileReport> for FileReport {
     fn from(r: bucketsync::transfer::FileReport) -> Self {
         FileReport {
@@ -965,6 +1068,59 @@ impl Vault {
             used: 0,
         };
         self.store(key, &mut source, listener).await
+    }
+
+    /// Stores many files in one upload: small files share packs, so a folder of them costs a
+    /// few requests rather than one or more per file. Each file's record is written (journaled;
+    /// the next sync pushes it) once every pack holding its bytes is stored. Every path is
+    /// checked before anything is sent: one that is missing or not a regular file throws
+    /// `Config` and nothing is stored. A file that cannot be read later, or changes length
+    /// while read, is left out (in the report's `failed`, its key as it was) and the rest go
+    /// on. A key given twice stores the file given later. `pack_size`: packs are closed at about
+    /// this many bytes (default 16 MiB). A request error that stops the upload, or a cancel
+    /// (`cancel_transfer`, or cancelling the coroutine or task), throws; files stored before
+    /// stay stored.
+    #[uniffi::method(default(listener = None, pack_size = None))]
+    pub async fn put_files(
+        &self,
+        files: Vec<FileToPut>,
+        listener: Option<Arc<dyn FilesListener>>,
+        pack_size: Option<u64>,
+    ) -> Result<PutFilesReport, BucketsyncError> {
+        for file in &files {
+            let metadata = std::fs::metadata(&file.path)
+                .map_err(|e| BucketsyncError::Config(format!("cannot read {}: {e}", file.path)))?;
+            if !metadata.is_file() {
+                return Err(BucketsyncError::Config(format!(
+                    "{} is not a regular file",
+                    file.path
+                )));
+            }
+        }
+        let mut batch = PathBatch {
+            files: files.into_iter(),
+            listener,
+            stored: Vec::new(),
+            failed: Vec::new(),
+        };
+        let totals = self
+            .session
+            .put_files(
+                &mut batch,
+                &*self.transport,
+                pack_size.map(|s| usize::try_from(s).unwrap_or(usize::MAX)),
+                driver::DEFAULT_CONCURRENCY,
+            )
+            .await?;
+        Ok(PutFilesReport {
+            stored: batch.stored,
+            failed: batch.failed,
+            chunks_uploaded: totals.chunks_uploaded,
+            chunks_reused: totals.chunks_reused,
+            packs: totals.packs,
+            bytes_sent: totals.bytes_sent,
+            requests: totals.requests,
+        })
     }
 
     /// Writes the file stored under `key` to `sink`, in order, each chunk checked before it is

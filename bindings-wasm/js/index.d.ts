@@ -401,6 +401,59 @@ export interface FileReport {
   requests: number;
 }
 
+/** One file of a `putFiles`: stored under `key` from `data` (what `putFile` takes). */
+export interface FileToPut<K extends Bytes = Bytes> {
+  key: K;
+  data: FileSource;
+  /** The length of a `ReadableStream` `data`, when you know it (as `putFile`'s `size`). */
+  size?: number;
+}
+
+/** What `putFiles` takes besides the files. */
+export interface PutFilesOptions<K extends Bytes = Bytes> {
+  /**
+   * Called with the key (as given) of the file being read and how far it is, synchronously
+   * from the transfer: keep it cheap. If it throws, the batch stops and rejects with what it
+   * threw (files stored before stay stored).
+   */
+  onProgress?: (key: K, progress: FileProgress) => void;
+  /**
+   * Stops the batch: it rejects with `signal.reason`, its requests are aborted and the source
+   * being read is cancelled. Files stored before stay stored.
+   */
+  signal?: AbortSignal;
+  /** Packs are closed at about this many bytes (default 16 MiB), as for `putFile`. */
+  packSize?: number;
+}
+
+/** What one `putFiles` did: each file stored or left out, and what the whole batch cost. */
+export interface PutFilesReport<K extends Bytes = Bytes> {
+  /**
+   * The files stored, keyed by each key as given (a string key looks up as the string; a
+   * `Uint8Array` key as that same object): their `size` and chunks. `packs`, `requests` and
+   * `bytesSent` there are the batch's, below.
+   */
+  stored: Map<K, FileReport>;
+  /**
+   * The files left out, keyed as `stored`, with the error that kept each out: a
+   * `ConfigError` for a source that failed (its error as the `cause`: an `ENOENT` for a path
+   * gone by its turn) or that gave another length than it declared. Their keys hold what they
+   * held before. A key given twice stores the file given later; if that one fails, the
+   * earlier one may be stored already (the key is then in both maps).
+   */
+  failed: Map<K, BucketsyncError>;
+  /** Chunks sealed and sent. */
+  chunksUploaded: number;
+  /** Chunks the vault (or the batch) already held: not sent again. */
+  chunksReused: number;
+  /** Packs written: the batch's files share them. */
+  packs: number;
+  /** Request body bytes sent (retries included). */
+  bytesSent: number;
+  /** Requests made (retries included). */
+  requests: number;
+}
+
 /** What `fileInfo` tells about a file without fetching it. */
 export interface FileInfo {
   /** Its length in bytes. */
@@ -499,6 +552,27 @@ export class Vault {
    * });
    */
   putFile(key: Bytes, source: FileSource, options?: PutFileOptions): Promise<FileReport>;
+  /**
+   * Stores many files in one upload: small files share packs, so a folder of them costs a
+   * few requests rather than one or more per file. Each file's record is written once every
+   * pack holding its bytes is stored; the next `sync` pushes the records. Resolves once the
+   * records are in the storage.
+   *
+   * Every `data` is checked before anything is sent (its type; a path is looked up): a wrong
+   * one throws `TypeError`, a missing path rejects with `ConfigError`, and nothing is stored.
+   * Each source is opened only when its turn comes. A source that fails then (a path gone by
+   * its turn, a stream that errors) or gives another length than it declared is left out (in
+   * `failed`, its key as it was) and the rest go on. Rejects with a request's error as its
+   * class when one stops the upload, with `signal.reason` when `signal` aborts it, or with
+   * what `onProgress` threw; files stored before stay stored.
+   *
+   * @example
+   * const report = await vault.putFiles(
+   *   [...input.files].map((file) => ({ key: `photos/${file.name}`, data: file })));
+   * for (const [key, error] of report.failed) console.warn(key, error.message);
+   */
+  putFiles(files: Iterable<FileToPut<string>>, options?: PutFilesOptions<string>): Promise<PutFilesReport<string>>;
+  putFiles(files: Iterable<FileToPut>, options?: PutFilesOptions): Promise<PutFilesReport>;
   /**
    * Reads the file `key` into a `Blob` (the whole file; for large files pass a target);
    * resolves to `null` when the key is absent or deleted. Every chunk is checked before it is

@@ -499,10 +499,79 @@ export class Vault {
     positive(size, 'size', 0);
     signal?.throwIfAborted();
     const input = await openSource(source, size);
-    const report = await this.#transfer(signal, onProgress, input, (send, progress, stop, io) =>
+    const report = await this.#transfer(signal, fileProgress(onProgress), input, (send, progress, stop, io) =>
       this.#inner.putFile(k, io.reader, input.size, input.declared, packSize, send, progress, stop));
     await this.flush();
     return report;
+  }
+
+  /**
+   * Stores many files in one upload (see index.d.ts): `files` is an iterable of
+   * `{ key, data, size? }`, each `data` what putFile takes. Every source is checked (a path
+   * stat'ed) before anything is sent, and opened only when its turn comes. Resolves to a
+   * PutFilesReport once the records are in the storage.
+   */
+  async putFiles(files, { onProgress, signal, packSize } = {}) {
+    positive(packSize, 'packSize', 1);
+    signal?.throwIfAborted();
+    const entries = [];
+    for (const file of files) {
+      if (file === null || typeof file !== 'object') throw new TypeError('putFiles(files): each file must be { key, data }');
+      positive(file.size, 'size', 0);
+      entries.push({ given: file.key, key: bytes(file.key, 'key'), source: await sourceOf(file.data, file.size, 'putFiles(files): data') });
+    }
+    // A file is done once read to its end or failed; what failed is its error's cause.
+    const ended = (entry, failed, reason) => {
+      entry.ended = true;
+      return entry.opened?.end?.(failed, reason);
+    };
+    const causes = new Map();
+    // At the end, a source opened and not ended was given up (the batch stopped, or the core
+    // left its file out, say for a length other than declared): cancelled, as a failed putFile's.
+    const io = {
+      end: async (_failed, reason) => {
+        for (const entry of entries) if (entry.opened && !entry.ended) await ended(entry, true, reason);
+      },
+    };
+    const progress = onProgress && ((index, ...done) => onProgress(entries[index].given, progressOf(...done)));
+    let raw;
+    try {
+      raw = await this.#transfer(signal, progress, io, (send, report, stop, _io, live) => {
+        const batch = entries.map((entry) => ({
+          key: entry.key,
+          size: entry.source.size,
+          declared: entry.source.declared,
+          reader: {
+            read: () => live() ?? (async () => {
+              entry.opened ??= entry.source.open();
+              try {
+                const result = await entry.opened.reader.read();
+                if (result.done) await ended(entry, false);
+                return result;
+              } catch (e) {
+                causes.set(entry.key.join(), e);
+                await ended(entry, true, e);
+                throw e;
+              }
+            })(),
+          },
+        }));
+        return this.#inner.putFiles(batch, packSize, send, report, stop);
+      });
+    } finally {
+      await this.flush();
+    }
+    // Keyed by each key as given (a key given twice: the later one).
+    const given = new Map(entries.map((entry) => [entry.key.join(), entry.given]));
+    return {
+      stored: new Map(raw.stored.map(([key, report]) => [given.get(key.join()), report])),
+      failed: new Map(raw.failed.map(([key, e]) => [given.get(key.join()), toError(e, causes.get(key.join()))])),
+      chunksUploaded: raw.chunksUploaded,
+      chunksReused: raw.chunksReused,
+      packs: raw.packs,
+      bytesSent: raw.bytesSent,
+      requests: raw.requests,
+    };
   }
 
   /**
@@ -584,15 +653,17 @@ export class Vault {
   }
 
   #get(key, writer, signal, onProgress) {
-    return this.#transfer(signal, onProgress, { writer }, (send, progress, stop, io) =>
+    return this.#transfer(signal, fileProgress(onProgress), { writer }, (send, progress, stop, io) =>
       this.#inner.getFile(key, io.writer, send, progress, stop));
   }
 
   /**
-   * Runs one transfer: `start(send, progress, stop, io)` calls the wasm export. `signal` or a
-   * throwing `onProgress` stops it (the wasm side drops it where it stands); it then rejects
-   * with the signal's reason or what onProgress threw. Otherwise a failure is the core's
-   * error as its class, with what the source or target threw as its `cause`.
+   * Runs one transfer: `start(send, progress, stop, io, live)` calls the wasm export (`live()`:
+   * a rejected promise once stopped, for sources to return instead of reading). `signal` or a
+   * throwing `onProgress` (called with what the wasm side reports) stops it (the wasm side
+   * drops it where it stands); it then rejects with the signal's reason or what onProgress
+   * threw. Otherwise a failure is the core's error as its class, with what the source or
+   * target threw as its `cause`.
    */
   async #transfer(signal, onProgress, io, start) {
     const stop = new AbortController();
@@ -615,16 +686,16 @@ export class Vault {
       reader: io.reader && { read: () => live() ?? io.reader.read().catch(note) },
       writer: io.writer && { write: (chunk) => live() ?? Promise.resolve(io.writer.write(chunk)).catch(note) },
     };
-    const progress = (bytesDone, bytesTotal, requestsDone, requestsTotal) => {
+    const progress = (...reported) => {
       if (!onProgress || stop.signal.aborted) return;
       try {
-        onProgress({ bytesDone, bytesTotal, requestsDone, requestsTotal });
+        onProgress(...reported);
       } catch (e) {
         stop.abort(e);
       }
     };
     try {
-      const result = await start(this.#transport(() => stop.signal), progress, stopped, watched);
+      const result = await start(this.#transport(() => stop.signal), progress, stopped, watched, live);
       await io.end?.(false);
       return result;
     } catch (e) {
@@ -1031,6 +1102,16 @@ function positive(value, what, min) {
   }
 }
 
+/** A FileProgress from the four numbers the wasm side reports. */
+function progressOf(bytesDone, bytesTotal, requestsDone, requestsTotal) {
+  return { bytesDone, bytesTotal, requestsDone, requestsTotal };
+}
+
+/** `onProgress` as the wasm side calls it (with the four numbers). */
+function fileProgress(onProgress) {
+  return onProgress && ((...numbers) => onProgress(progressOf(...numbers)));
+}
+
 /** An options object rather than getFile's target. */
 function isOptions(value) {
   if (value === null || typeof value !== 'object') return false;
@@ -1045,23 +1126,35 @@ function isOptions(value) {
  * rather than a hint (a path's, which may grow while it is read, as in every binding).
  */
 async function openSource(source, size) {
+  const checked = await sourceOf(source, size, 'putFile(key, source): source');
+  return { ...checked, ...checked.open() };
+}
+
+/**
+ * `source` checked (a path stat'ed) but not opened yet: `{ size, declared, open() }`, where
+ * `open()` gives `{ reader, end(failed, reason) }` (see openSource).
+ */
+async function sourceOf(source, size, what) {
   if (globalThis.Blob && source instanceof Blob) {
-    return { ...streamSource(source.stream(), source.size), declared: true };
+    return { size: source.size, declared: true, open: () => streamSource(source.stream()) };
   }
   if (globalThis.ReadableStream && source instanceof ReadableStream) {
-    return { ...streamSource(source, size), declared: size !== undefined };
+    return { size, declared: size !== undefined, open: () => streamSource(source) };
   }
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     const data = source instanceof ArrayBuffer
       ? new Uint8Array(source)
       : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-    let given = false;
-    const read = async () => {
-      if (given) return { done: true, value: undefined };
-      given = true;
-      return { done: false, value: data };
+    const open = () => {
+      let given = false;
+      const read = async () => {
+        if (given) return { done: true, value: undefined };
+        given = true;
+        return { done: false, value: data };
+      };
+      return { reader: { read } };
     };
-    return { reader: { read }, size: data.length, declared: true };
+    return { size: data.length, declared: true, open };
   }
   if (typeof source === 'string' || source instanceof URL) {
     const fs = nodeModule('node:fs');
@@ -1075,21 +1168,23 @@ async function openSource(source, size) {
     } catch (e) {
       throw new ConfigError(`reading the source failed: ${e.message}`, 'config', { cause: e });
     }
-    // Node's own file stream; its async iterator's next() reads as a stream reader's read().
-    const stream = fs.createReadStream(source, { highWaterMark: 1 << 20 });
-    const chunks = stream[Symbol.asyncIterator]();
-    return { reader: { read: () => chunks.next() }, size: stat.size, declared: false, end: () => stream.destroy() };
+    const open = () => {
+      // Node's own file stream; its async iterator's next() reads as a stream reader's read().
+      const stream = fs.createReadStream(source, { highWaterMark: 1 << 20 });
+      const chunks = stream[Symbol.asyncIterator]();
+      return { reader: { read: () => chunks.next() }, end: () => stream.destroy() };
+    };
+    return { size: stat.size, declared: false, open };
   }
-  throw new TypeError('putFile(key, source): source must be a Blob or File, a ReadableStream of Uint8Array, ' +
+  throw new TypeError(`${what} must be a Blob or File, a ReadableStream of Uint8Array, ` +
     'a Uint8Array or ArrayBuffer, or (in Node) a path');
 }
 
 /** A stream's reader; cancelled (with the reason) when the transfer fails, else let go. */
-function streamSource(stream, size) {
+function streamSource(stream) {
   const reader = stream.getReader();
   return {
     reader,
-    size,
     end: async (failed, reason) => {
       if (failed) await reader.cancel(reason).catch(() => {});
       reader.releaseLock();

@@ -9,9 +9,10 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use bucketsync::driver;
-use bucketsync::files::{FileProgress, FileReader, Sink, Source};
+use bucketsync::files::{FileBatch, FileProgress, FileReader, Sink, Source};
 use bucketsync::session::Session;
-use js_sys::{Function, Object, Promise, Uint8Array};
+use bucketsync::transfer::FileReport;
+use js_sys::{Array, Function, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
@@ -36,6 +37,31 @@ extern "C" {
     pub type Progress;
     #[wasm_bindgen(method, js_name = call)]
     fn report(this: &Progress, this_arg: &JsValue, done: f64, total: JsValue, rd: f64, rt: f64);
+
+    /// A file of a `putFiles`: `{ key, reader, size, declared }`, as `putFile` takes them.
+    pub type BatchFile;
+    #[wasm_bindgen(method, getter)]
+    fn key(this: &BatchFile) -> Vec<u8>;
+    #[wasm_bindgen(method, getter)]
+    fn reader(this: &BatchFile) -> Reader;
+    #[wasm_bindgen(method, getter)]
+    fn size(this: &BatchFile) -> Option<f64>;
+    #[wasm_bindgen(method, getter)]
+    fn declared(this: &BatchFile) -> bool;
+
+    /// `(index, bytesDone, bytesTotal, requestsDone, requestsTotal) => void`: `Progress` with
+    /// the place of the file being read among those given.
+    pub type BatchProgress;
+    #[wasm_bindgen(method, js_name = call)]
+    fn report(
+        this: &BatchProgress,
+        this_arg: &JsValue,
+        index: u32,
+        done: f64,
+        total: JsValue,
+        rd: f64,
+        rt: f64,
+    );
 
     type ReadResult;
     #[wasm_bindgen(method, getter)]
@@ -126,6 +152,72 @@ fn progress(to: &Progress) -> impl FnMut(FileProgress) + '_ {
     }
 }
 
+/// A file report as the JS layer's `FileReport`.
+fn report_object(r: &FileReport) -> Object {
+    let js = Object::new();
+    set(&js, "size", r.size as f64);
+    set(&js, "chunks", r.chunks as f64);
+    set(&js, "chunksUploaded", r.chunks_uploaded as f64);
+    set(&js, "chunksReused", r.chunks_reused as f64);
+    set(&js, "packs", r.packs as f64);
+    set(&js, "bytesSent", r.bytes_sent as f64);
+    set(&js, "requests", r.requests as f64);
+    js
+}
+
+/// The files of a `putFiles`, handed to the core in the order given; what became of each is
+/// kept as `[key, report]` and `[key, error]` pairs.
+struct JsBatch {
+    files: Array,
+    /// How many were handed over: the one being read is the last of them.
+    next: u32,
+    to: BatchProgress,
+    stored: Array,
+    failed: Array,
+}
+
+impl FileBatch for JsBatch {
+    type Source = JsSource;
+
+    fn next_file(&mut self) -> Option<(Vec<u8>, JsSource)> {
+        if self.next >= self.files.length() {
+            return None;
+        }
+        let file: BatchFile = self.files.get(self.next).unchecked_into();
+        self.next += 1;
+        let source = JsSource {
+            reader: file.reader(),
+            len: file.size().map(|l| l as u64),
+            declared: file.declared(),
+            chunk: None,
+            at: 0,
+        };
+        Some((file.key(), source))
+    }
+
+    fn stored(&mut self, key: &[u8], report: &FileReport) {
+        let pair = Array::of2(&Uint8Array::from(key), &report_object(report));
+        self.stored.push(&pair);
+    }
+
+    fn failed(&mut self, key: &[u8], error: &bucketsync::Error) {
+        self.failed
+            .push(&Array::of2(&Uint8Array::from(key), &js_error(error)));
+    }
+
+    fn progress(&mut self, _key: &[u8], p: FileProgress) {
+        let total = p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into());
+        self.to.report(
+            &JsValue::NULL,
+            self.next.saturating_sub(1),
+            p.bytes_done as f64,
+            total,
+            p.requests_done as f64,
+            p.requests_total as f64,
+        );
+    }
+}
+
 /// Runs `transfer` until it ends or `stop` settles; then it is dropped where it stands (the
 /// core keeps a dropped transfer harmless: a file's record is written last), and this fails
 /// with `undefined` for the JS layer to reject with the reason it stopped for.
@@ -185,14 +277,43 @@ impl Vault {
                 progress(&to),
             );
             let r = until_stopped(transfer, stop).await?;
-            let js = Object::new();
-            set(&js, "size", r.size as f64);
-            set(&js, "chunks", r.chunks as f64);
-            set(&js, "chunksUploaded", r.chunks_uploaded as f64);
-            set(&js, "chunksReused", r.chunks_reused as f64);
-            set(&js, "packs", r.packs as f64);
-            set(&js, "bytesSent", r.bytes_sent as f64);
-            set(&js, "requests", r.requests as f64);
+            Ok(report_object(&r).into())
+        })
+    }
+
+    /// Stores `files` (`BatchFile`s) in one upload through `send`, in packs of about
+    /// `packSize` bytes they share; resolves to the batch's totals as a report object with
+    /// `stored` (`[key, report]` pairs) and `failed` (`[key, error]` pairs). See the JS
+    /// layer's `putFiles`.
+    #[wasm_bindgen(js_name = putFiles)]
+    pub fn put_files(
+        &self,
+        files: Array,
+        pack_size: Option<u32>,
+        send: Function,
+        to: BatchProgress,
+        stop: Promise,
+    ) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let transport = JsTransport { send };
+            let mut batch = JsBatch {
+                files,
+                next: 0,
+                to,
+                stored: Array::new(),
+                failed: Array::new(),
+            };
+            let transfer = session.put_files(
+                &mut batch,
+                &transport,
+                pack_size.map(|s| s as usize),
+                driver::DEFAULT_CONCURRENCY,
+            );
+            let totals = until_stopped(transfer, stop).await?;
+            let js = report_object(&totals);
+            set(&js, "stored", batch.stored);
+            set(&js, "failed", batch.failed);
             Ok(js.into())
         })
     }

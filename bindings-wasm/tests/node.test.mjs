@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -705,6 +705,96 @@ test('files: an aborted or failed putFile leaves the key as it was, and its erro
 
   // After all that, the file still reads back whole.
   assert.equal(sha256(await blobBytes(await writer.getFile('doc'))), sha256(first));
+});
+
+test('files: putFiles stores bytes, a Blob and a path in shared packs; a file that goes missing or fails is left out', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-batch-'));
+  const { writer, reader } = await fileVaults('batch/');
+  const bytesData = randomBytes(100_000);
+  const blobData = randomBytes(200_000);
+  const pathData = randomBytes(300_000);
+  writeFileSync(join(dir, 'path.bin'), pathData);
+  writeFileSync(join(dir, 'gone.bin'), randomBytes(50_000));
+  const binaryKey = new Uint8Array([0, 1, 255]);
+
+  // Checked before anything is sent: a missing path rejects, and nothing is stored.
+  await assert.rejects(writer.putFiles([
+    { key: 'x', data: bytesData },
+    { key: 'y', data: join(dir, 'missing.bin') },
+  ]), (e) => e instanceof bucketsync.ConfigError && e.cause?.code === 'ENOENT');
+  assert.equal(writer.fileInfo('x'), null);
+  await assert.rejects(writer.putFiles([{ key: 'x', data: 42 }]), TypeError);
+  await assert.rejects(writer.putFiles(['not a file']), TypeError);
+  await assert.rejects(writer.putFiles([{ key: 'x', data: bytesData }], { packSize: 0 }), TypeError);
+  assert.equal(writer.unpushed, 0);
+
+  // The path removed by the first progress call is gone when its turn comes; the stream fails
+  // half-way. Both are left out (and the longer stream below), the other three stored.
+  const broken = new Error('the disk went away');
+  let pulled = 0;
+  const failing = new ReadableStream({
+    pull(c) {
+      if (pulled++ < 1) c.enqueue(randomBytes(70_000));
+      else c.error(broken);
+    },
+  });
+  // A stream longer than the size given for it: left out, and cancelled.
+  let cancelled = false;
+  const longer = new ReadableStream({
+    start(c) { c.enqueue(randomBytes(70_000)); },
+    cancel() { cancelled = true; },
+  });
+  const seen = new Map();
+  const report = await writer.putFiles([
+    { key: 'docs/bytes.bin', data: bytesData },
+    { key: 'docs/gone.bin', data: join(dir, 'gone.bin') },
+    { key: 'docs/failing.bin', data: failing },
+    { key: 'docs/longer.bin', data: longer, size: 1000 },
+    { key: 'docs/blob.bin', data: new Blob([blobData]) },
+    { key: binaryKey, data: join(dir, 'path.bin') },
+  ], {
+    onProgress: (key, p) => {
+      rmSync(join(dir, 'gone.bin'), { force: true });
+      seen.set(key, p);
+    },
+  });
+  assert.ok(report.stored instanceof Map && report.failed instanceof Map);
+  assert.deepEqual([...report.stored.keys()].sort(), ['docs/blob.bin', 'docs/bytes.bin', binaryKey].sort());
+  assert.ok(report.stored.has(binaryKey), 'keyed by the key as given');
+  assert.deepEqual(
+    [report.stored.get('docs/bytes.bin').size, report.stored.get('docs/blob.bin').size, report.stored.get(binaryKey).size],
+    [bytesData.length, blobData.length, pathData.length]);
+  assert.deepEqual([...report.failed.keys()], ['docs/gone.bin', 'docs/failing.bin', 'docs/longer.bin']);
+  const gone = report.failed.get('docs/gone.bin');
+  assert.ok(gone instanceof bucketsync.ConfigError && gone.cause?.code === 'ENOENT', String(gone));
+  const failed = report.failed.get('docs/failing.bin');
+  assert.ok(failed instanceof bucketsync.ConfigError && failed.cause === broken && /the disk went away/.test(failed.message));
+  const longerError = report.failed.get('docs/longer.bin');
+  assert.ok(longerError instanceof bucketsync.ConfigError && /more than the 1000 bytes/.test(longerError.message), String(longerError));
+  assert.ok(cancelled, 'the stream left out is cancelled');
+  // Each file is one chunk (under 512 KiB), and a chunk goes into either of the upload's two
+  // open packs, at random: three files in at most two packs share one.
+  assert.ok(report.packs >= 1 && report.packs <= 2, `${report.packs} packs for three files`);
+  assert.ok(report.chunksUploaded >= 3 && report.requests >= 1 && report.bytesSent > 600_000, JSON.stringify(report));
+  assert.deepEqual([...seen.keys()].sort(), ['docs/blob.bin', 'docs/bytes.bin', 'docs/failing.bin', binaryKey].sort());
+  assert.equal(seen.get('docs/blob.bin').bytesDone, blobData.length);
+  assert.equal(seen.get('docs/blob.bin').bytesTotal, blobData.length);
+  assert.equal(writer.fileInfo('docs/gone.bin'), null);
+  assert.equal(writer.fileInfo('docs/failing.bin'), null);
+  assert.equal(writer.unpushed, 3, 'the three records wait for the next sync');
+
+  await writer.sync();
+  await reader.sync();
+  assert.equal(sha256(await blobBytes(await reader.getFile('docs/bytes.bin'))), sha256(bytesData));
+  assert.equal(sha256(await blobBytes(await reader.getFile('docs/blob.bin'))), sha256(blobData));
+  assert.equal(sha256(await blobBytes(await reader.getFile(binaryKey))), sha256(pathData));
+
+  // What onProgress throws stops the batch, and is what it rejects with.
+  const thrown = new RangeError('from the callback');
+  await assert.rejects(writer.putFiles([{ key: 'stopped', data: randomBytes(100_000) }], {
+    onProgress: () => { throw thrown; },
+  }), (e) => e === thrown);
+  assert.equal(writer.fileInfo('stopped'), null);
 });
 
 test('files: a failed or aborted getFile leaves nothing at the path; a stream target is aborted', async () => {

@@ -4,7 +4,7 @@ import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
   type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
   AccessError, type Category, type Identity, type Role, type SharedVaultInfo, type MemberInfo,
-  invitationInfo, remoteSigner, type InvitationInfo,
+  invitationInfo, remoteSigner, type InvitationInfo, type PutFilesReport,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -91,6 +91,23 @@ async function usage(): Promise<void> {
   // @ts-expect-error packSize is a number of bytes
   await vault.putFile('files/e', file, { packSize: '1 MiB' });
   void [sent, blob, streamed, saved, inline, hash, notBlob, seen];
+  // Many files in one upload: reports keyed by the keys as given.
+  const batch: PutFilesReport<string> = await vault.putFiles([
+    { key: 'files/f', data: file },
+    { key: 'files/g', data: new Blob(['x']).stream(), size: 1 },
+    { key: 'files/h', data: '/tmp/h.bin' },
+  ], { packSize: 1 << 20, signal: controller.signal, onProgress: (key: string, p: FileProgress) => { void [key, p]; } });
+  const one: FileReport | undefined = batch.stored.get('files/f');
+  const why: BucketsyncError | undefined = batch.failed.get('files/g');
+  const packs: number = batch.packs + batch.requests + batch.bytesSent + batch.chunksUploaded + batch.chunksReused;
+  const binary: PutFilesReport = await vault.putFiles([{ key: new Uint8Array([1]), data: new Uint8Array(4) }]);
+  const name: string = 'files/' + String(packs);
+  const found: boolean = batch.stored.has(name);
+  // @ts-expect-error each file is { key, data }
+  await vault.putFiles([['files/f', file]]);
+  // @ts-expect-error a number is no file source
+  await vault.putFiles([{ key: 'files/f', data: 42 }]);
+  void [one, why, packs, binary, found];
 
   // Background sync, its events, export and import.
   const running: Promise<boolean> = vault.startAutoSync({

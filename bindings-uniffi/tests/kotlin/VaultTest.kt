@@ -555,6 +555,55 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             check(a.fileInfo("x".toByteArray()) == null, "nothing stored")
         }
     },
+    "putFiles: three files share packs, one that goes missing is left out, a missing path stores nothing" to {
+        val key = VaultKey.generate()
+        val a = Vault.open(store("kotlin", "batch/"), key, credentials = creds(), create = true)
+        val b = Vault.open(store("kotlin", "batch/"), key, credentials = creds())
+        val dir = java.nio.file.Files.createTempDirectory("bucketsync-batch")
+        val files = (1..3).associate { i ->
+            val data = ByteArray(100_000 * i).also { java.util.Random(20L + i).nextBytes(it) }
+            "docs/$i.bin" to dir.resolve("$i.bin").also { java.nio.file.Files.write(it, data) }
+        }
+        val gone = dir.resolve("gone.bin").also { java.nio.file.Files.write(it, ByteArray(50_000) { 1 }) }
+        // Checked before anything is sent: a missing path throws and nothing is stored.
+        try {
+            a.putFiles(listOf(FileToPut("x".toByteArray(), files.getValue("docs/1.bin").toString()),
+                FileToPut("y".toByteArray(), dir.resolve("missing").toString())))
+            check(false, "stored a batch with a missing path")
+        } catch (e: BucketsyncException.Config) {
+            check(e.message?.contains("missing") == true, "it names the path: ${e.message}")
+        }
+        check(a.fileInfo("x".toByteArray()) == null, "nothing stored")
+        // A file that is gone when its turn comes (removed by the first progress call) is left
+        // out; the others are stored.
+        val seen = java.util.Collections.synchronizedList(mutableListOf<String>())
+        val listener = object : FilesListener {
+            override fun onProgress(key: ByteArray, progress: FileProgress) {
+                seen.add(String(key))
+                java.nio.file.Files.deleteIfExists(gone)
+            }
+        }
+        val given = files.entries.map { (k, path) -> FileToPut(k.toByteArray(), path.toString()) }
+        val report = a.putFiles(listOf(given[0], FileToPut("docs/gone.bin".toByteArray(), gone.toString())) + given.drop(1), listener)
+        check(report.stored.map { String(it.key) }.sorted() == files.keys.sorted(), "three stored: $report")
+        for (s in report.stored) {
+            check(s.report.size == java.nio.file.Files.size(files.getValue(String(s.key))).toULong(), "its size: $s")
+        }
+        check(report.failed.map { String(it.key) } == listOf("docs/gone.bin"), "the missing one left out: ${report.failed}")
+        check(report.failed.single().category == "config" && report.failed.single().message.contains("gone.bin"), "${report.failed}")
+        // Each file is one chunk (under 512 KiB), and a chunk goes into either of the upload's
+        // two open packs, at random: three files in at most two packs share one.
+        check(report.packs in 1UL..2UL, "at most two packs for the three: $report")
+        check(report.chunksUploaded >= 3UL && report.requests >= 1UL && report.bytesSent > 600_000UL, "$report")
+        check(seen.toSet() == files.keys, "progress named each file: $seen")
+        check(a.fileInfo("docs/gone.bin".toByteArray()) == null, "nothing under the missing one's key")
+        for (v in listOf(a, b)) check(v.sync().errors.isEmpty(), "synced")
+        for ((k, path) in files) {
+            val out = dir.resolve("out-${path.fileName}")
+            check(b.getFile(k.toByteArray(), out.toString()), "$k found on the other device")
+            check(java.nio.file.Files.readAllBytes(out).contentEquals(java.nio.file.Files.readAllBytes(path)), "$k reads back equal")
+        }
+    },
     "files: an InputStream goes up in chunks, another device reads it into an OutputStream; a failing stream stores nothing" to {
         val key = VaultKey.generate()
         val a = Vault.open(store("kotlin", "streams/"), key, credentials = creds(), create = true)

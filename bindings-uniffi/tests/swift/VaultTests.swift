@@ -333,6 +333,78 @@ final class VaultTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: absent.path))
     }
 
+    /// Notes the keys a putFiles reports progress for, and runs `then` after each call.
+    final class FilesProgress: FilesListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private var keys: Set<Data> = []
+        private let then: @Sendable () -> Void
+        init(then: @escaping @Sendable () -> Void) { self.then = then }
+        func onProgress(key: Data, progress: FileProgress) {
+            lock.withLock { _ = keys.insert(key) }
+            then()
+        }
+        var seen: Set<Data> { lock.withLock { keys } }
+    }
+
+    func testPutFilesSharesPacksAndLeavesOutOnlyTheMissingFile() async throws {
+        let key = try VaultKey.generate()
+        let a = try Vault.open(store: store("swift", "batch/"), key: key, credentials: try creds(), create: true)
+        let b = try Vault.open(store: store("swift", "batch/"), key: key, credentials: try creds())
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bucketsync-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        var files: [Data: (path: URL, data: Data)] = [:]
+        for i in 1...3 {
+            let data = Data((0..<(100_000 * i)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let path = dir.appendingPathComponent("\(i).bin")
+            try data.write(to: path)
+            files[Data("docs/\(i).bin".utf8)] = (path, data)
+        }
+        let gone = dir.appendingPathComponent("gone.bin")
+        try Data(repeating: 1, count: 50_000).write(to: gone)
+        // Checked before anything is sent: a missing path throws and nothing is stored.
+        do {
+            _ = try await a.putFiles(files: [FileToPut(key: Data("x".utf8), path: files[Data("docs/1.bin".utf8)]!.path.path),
+                                             FileToPut(key: Data("y".utf8), path: dir.appendingPathComponent("missing").path)],
+                                     listener: nil, packSize: nil)
+            XCTFail("stored a batch with a missing path")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("missing"), message)
+        }
+        XCTAssertNil(try a.fileInfo(key: Data("x".utf8)))
+        // A file that is gone when its turn comes (removed by the first progress call) is left
+        // out; the others are stored.
+        let goneKey = Data("docs/gone.bin".utf8)
+        let progress = FilesProgress(then: { try? FileManager.default.removeItem(at: gone) })
+        let keys = files.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        var given = keys.map { FileToPut(key: $0, path: files[$0]!.path.path) }
+        given.insert(FileToPut(key: goneKey, path: gone.path), at: 1)
+        let report = try await a.putFiles(files: given, listener: progress, packSize: nil)
+        XCTAssertEqual(Set(report.stored.map { $0.key }), Set(keys))
+        for stored in report.stored {
+            XCTAssertEqual(stored.report.size, UInt64(files[stored.key]!.data.count))
+        }
+        XCTAssertEqual(report.failed.map { $0.key }, [goneKey])
+        XCTAssertEqual(report.failed.first?.category, "config")
+        XCTAssertTrue(report.failed.first?.message.contains("gone.bin") ?? false, "\(report.failed)")
+        // Each file is one chunk (under 512 KiB), and a chunk goes into either of the upload's
+        // two open packs, at random: three files in at most two packs share one.
+        XCTAssertTrue((1...2).contains(report.packs), "at most two packs for the three: \(report)")
+        XCTAssertGreaterThanOrEqual(report.chunksUploaded, 3)
+        XCTAssertEqual(progress.seen, Set(keys))
+        XCTAssertNil(try a.fileInfo(key: goneKey))
+        for vault in [a, b] {
+            let synced = try await vault.sync()
+            XCTAssertTrue(synced.errors.isEmpty)
+        }
+        for (k, file) in files {
+            let out = dir.appendingPathComponent("out-\(file.path.lastPathComponent)")
+            let found = try await b.getFile(key: k, path: out.path, listener: nil)
+            XCTAssertTrue(found)
+            XCTAssertEqual(try Data(contentsOf: out), file.data)
+        }
+    }
+
     final class FailingSource: FileSource, @unchecked Sendable {
         private var left = 2 << 20
         func read(max: UInt32) async throws -> Data {
