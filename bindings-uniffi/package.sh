@@ -18,13 +18,21 @@
 #                                                  header and module map, the generated Swift and
 #                                                  bindings-uniffi/swift, Package.swift, and
 #                                                  the licence texts LICENSE-MIT, LICENSE-APACHE
+#               OUT/apple/bucketsync_uniffiFFI.xcframework.zip   the XCFramework zipped, for a
+#                                                  remote binary target, and beside it .sha256:
+#                                                  its SwiftPM checksum (the zip's SHA-256)
+#   --binary-url URL  (with --ios) also OUT/apple/Bucketsync-remote/: the same Swift package, whose
+#                                                  Package.swift fetches the zip from URL (with
+#                                                  that checksum) instead of holding the
+#                                                  XCFramework: what a release publishes
 #
 # The AAR holds no compiled Kotlin: the app's Gradle build compiles OUT/android/kotlin (add it
-# as a source directory). Compiled classes would tie the app to the Kotlin version that built
+# as a source directory). (The Maven publication is another AAR, with compiled classes:
+# bindings-uniffi/android builds it with Gradle from OUT/android, see docs/RELEASING.md.) Compiled classes would tie the app to the Kotlin version that built
 # them (an older Kotlin compiler cannot read a newer one's class metadata) and need JNA and
 # kotlinx-coroutines jars here; sources build with whatever Kotlin the app uses.
 #
-# Usage: bindings-uniffi/package.sh [--android] [--ios [--macos]] [--out DIR] [--help]
+# Usage: bindings-uniffi/package.sh [--android] [--ios [--macos] [--binary-url URL]] [--out DIR] [--help]
 #
 # Needs:
 #   Android  an Android NDK, r25 or later (Rust's Android targets need r25+; the latest LTS is
@@ -45,7 +53,7 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 stop() { printf 'package.sh: %s\n' "$@" >&2; exit 2; }
 
-android=false ios=false macos=false out=""
+android=false ios=false macos=false out="" binary_url=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --android) android=true ;;
@@ -53,6 +61,8 @@ while [ $# -gt 0 ]; do
     --macos) macos=true ;;
     --out) [ $# -ge 2 ] || stop "--out needs a directory"; out="$2"; shift ;;
     --out=*) out="${1#--out=}" ;;
+    --binary-url) [ $# -ge 2 ] || stop "--binary-url needs a URL"; binary_url="$2"; shift ;;
+    --binary-url=*) binary_url="${1#--binary-url=}" ;;
     -h|--help) usage; exit 0 ;;
     *) stop "unknown argument: $1 (see --help)" ;;
   esac
@@ -60,6 +70,8 @@ while [ $# -gt 0 ]; do
 done
 $android || $ios || stop "say what to build: --android, --ios or both (see --help)"
 if $macos && ! $ios; then stop "--macos adds a slice to the iOS XCFramework: use it with --ios"; fi
+if [ -n "$binary_url" ] && ! $ios; then stop "--binary-url is where the iOS XCFramework's zip will be: use it with --ios"; fi
+case "$binary_url" in ""|https://*.zip) ;; *) stop "--binary-url must be an https:// URL of a .zip, not '$binary_url'" ;; esac
 # A relative --out is relative to where the script was called from.
 if [ -n "$out" ]; then case "$out" in /*) ;; *) out="$PWD/$out" ;; esac; fi
 
@@ -253,6 +265,27 @@ PRO
 
 # --- Apple ------------------------------------------------------------------------------------
 
+# Writes DIR/Package.swift whose FFI target is the binary target $2 (a local path or a URL).
+write_package_swift() {
+  cat > "$1/Package.swift" <<SWIFT
+// swift-tools-version:5.9
+// bucketsync for iOS$($macos && echo " and macOS"): made by bindings-uniffi/package.sh.
+// End-to-end encrypted key-value sync through an S3-compatible bucket. Licence: MIT OR
+// Apache-2.0 (LICENSE-MIT and LICENSE-APACHE beside this file).
+import PackageDescription
+
+let package = Package(
+    name: "Bucketsync",
+    platforms: [.iOS("$IPHONEOS_DEPLOYMENT_TARGET"), .macOS("$MACOSX_DEPLOYMENT_TARGET")],
+    products: [.library(name: "Bucketsync", targets: ["Bucketsync"])],
+    targets: [
+        $2,
+        .target(name: "Bucketsync", dependencies: ["bucketsync_uniffiFFI"], path: "Sources/Bucketsync"),
+    ]
+)
+SWIFT
+}
+
 package_apple() {
   local dest="$out/apple/Bucketsync" stage="$gen/apple" t libs=() args=() swift patch
   rm -rf "$stage" "$gen/swift" "$dest"
@@ -303,23 +336,24 @@ MAP
   for t in "${libs[@]}"; do args+=(-library "$t" -headers "$stage/headers"); done
   xcodebuild -create-xcframework "${args[@]}" -output "$dest/bucketsync_uniffiFFI.xcframework" >/dev/null
 
-  cat > "$dest/Package.swift" <<SWIFT
-// swift-tools-version:5.9
-// bucketsync for iOS$($macos && echo " and macOS"): made by bindings-uniffi/package.sh.
-// End-to-end encrypted key-value sync through an S3-compatible bucket. Licence: MIT OR
-// Apache-2.0 (LICENSE-MIT and LICENSE-APACHE beside this file).
-import PackageDescription
+  write_package_swift "$dest" '.binaryTarget(name: "bucketsync_uniffiFFI", path: "bucketsync_uniffiFFI.xcframework")'
 
-let package = Package(
-    name: "Bucketsync",
-    platforms: [.iOS("$IPHONEOS_DEPLOYMENT_TARGET"), .macOS("$MACOSX_DEPLOYMENT_TARGET")],
-    products: [.library(name: "Bucketsync", targets: ["Bucketsync"])],
-    targets: [
-        .binaryTarget(name: "bucketsync_uniffiFFI", path: "bucketsync_uniffiFFI.xcframework"),
-        .target(name: "Bucketsync", dependencies: ["bucketsync_uniffiFFI"], path: "Sources/Bucketsync"),
-    ]
-)
-SWIFT
+  # The XCFramework zipped (the folder itself at the top of the zip, as SwiftPM expects), and
+  # its checksum: SwiftPM's is the zip's SHA-256 (what `swift package compute-checksum` prints).
+  local zip="$out/apple/bucketsync_uniffiFFI.xcframework.zip" sum remote="$out/apple/Bucketsync-remote"
+  rm -rf "$gen/xcframework-zip" "$zip" "$zip.sha256" "$remote"
+  mkdir -p "$gen/xcframework-zip"
+  cp -R "$dest/bucketsync_uniffiFFI.xcframework" "$gen/xcframework-zip/"
+  zip_dir "$gen/xcframework-zip" "$zip"
+  sum=$(python3 -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$zip")
+  echo "$sum" > "$zip.sha256"
+  echo "Apple: $zip (SwiftPM checksum $sum)"
+  if [ -n "$binary_url" ]; then
+    mkdir -p "$remote"
+    cp -R "$dest/Sources" "$dest/LICENSE-MIT" "$dest/LICENSE-APACHE" "$remote/"
+    write_package_swift "$remote" ".binaryTarget(name: \"bucketsync_uniffiFFI\", url: \"$binary_url\", checksum: \"$sum\")"
+    echo "Apple: $remote (Package.swift fetches $binary_url)"
+  fi
   echo "Apple: $dest (Package.swift, bucketsync_uniffiFFI.xcframework, Sources/Bucketsync)"
 }
 

@@ -49,6 +49,10 @@ versions=$( { grep -m1 '^version' core/Cargo.toml cli/Cargo.toml bindings-python
 [ "$(wc -l <<<"$versions")" = 1 ] || { echo "the crate and packages disagree on the version: $versions" >&2; exit 1; }
 grep -q "^## $versions" CHANGELOG.md || { echo "CHANGELOG.md has no entry for $versions" >&2; exit 1; }
 echo "version $versions everywhere, with a CHANGELOG entry"
+# What the release workflow checks first: also the CLI's requirement on the core, and that the
+# release notes can be cut from CHANGELOG.md.
+scripts/release-check.sh --any-state "v$versions" >/dev/null
+echo "scripts/release-check.sh --any-state v$versions: ok"
 
 step "documentation site: mdbook build docs, then every link and #anchor (scripts/check_docs.py)"
 # mdBook is cached like the S3 servers: the release binary when it can be downloaded, else the
