@@ -557,7 +557,7 @@ impl Session {
     ///
     /// # Errors
     /// `Cancelled` after [`Session::cancel_sync`] (the files written so far stay).
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(all(feature = "backup", not(target_arch = "wasm32")))] // restore's
     pub(crate) async fn download_many_to_paths<T: Transport + ?Sized>(
         &self,
         files: &[(Vec<u8>, Vec<u8>, std::path::PathBuf)],
@@ -810,7 +810,7 @@ impl Session {
 
 /// Writes `bytes` as the file at `path`: through a partial file beside it, synced and renamed
 /// into place.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
 fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let local =
