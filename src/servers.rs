@@ -250,8 +250,58 @@ impl TestServer {
         Store::parse(&self.store_url(bucket, prefix)).unwrap()
     }
 
-    /// Creates `bucket` (an existing one is fine).
+    /// Creates `bucket` (an existing one is fine) and waits until it takes a write.
+    ///
+    /// weed answers ListBuckets (its filer) before its volume server has joined the master, and
+    /// a bucket's first write makes the master grow volumes for it: on a loaded machine, writes
+    /// fail with HTTP 500 for a while after both. A probe object is written until it is
+    /// accepted (at most 60 s), then deleted, so that the test's own first write is not that
+    /// one.
     pub async fn create_bucket(&self, bucket: &str) {
+        self.create_bucket_only(bucket).await;
+        let probe = format!("{}/{bucket}/bucketsync-test-write-probe", self.endpoint);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self
+                .signed(Method::Put, probe.clone(), b"probe".to_vec())
+                .await;
+            match answer {
+                Ok(r) if r.status == 200 => break,
+                Ok(r) if Instant::now() > deadline => panic!(
+                    "{:?} refused writes to {bucket} for 60 s: {} {}\n{}",
+                    self.kind,
+                    r.status,
+                    String::from_utf8_lossy(&r.body),
+                    self.log_tail()
+                ),
+                Err(e) if Instant::now() > deadline => panic!(
+                    "{:?} refused writes to {bucket} for 60 s: {e}\n{}",
+                    self.kind,
+                    self.log_tail()
+                ),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let deleted = self
+            .signed(Method::Delete, probe, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(deleted.status, 204, "delete the write probe in {bucket}");
+    }
+
+    /// The last lines of the server's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(60);
+        format!(
+            "{:?} log, last lines:\n{}",
+            self.kind,
+            lines[from..].join("\n")
+        )
+    }
+
+    async fn create_bucket_only(&self, bucket: &str) {
         let response = self
             .signed(
                 Method::Put,
@@ -353,6 +403,10 @@ fn unregister_pid(pid: u32) {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // A failing test shows what the server said (its data directory goes with it).
+        if std::thread::panicking() && self.child.is_some() {
+            eprintln!("{}", self.log_tail());
+        }
         self.stop();
     }
 }

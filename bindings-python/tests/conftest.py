@@ -65,8 +65,22 @@ class Server:
         self.scratch = scratch
 
     def bucket(self, name):
+        """Creates the bucket and waits until it takes a write. weed answers ListBuckets before
+        its volume server has joined, and a bucket's first write grows volumes for it: on a
+        loaded machine writes fail with HTTP 500 for a while. A probe object is written until
+        it is accepted (at most 60 s), then deleted."""
         status = signed_curl("-X", "PUT", f"{self.endpoint}/{name}")
         assert status in (200, 409), status
+        probe = f"{self.endpoint}/{name}/bucketsync-test-write-probe"
+        deadline = time.time() + 60
+        while True:
+            status = signed_curl("-X", "PUT", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                                 "--data-binary", "probe", probe)
+            if status == 200:
+                break
+            assert time.time() < deadline, f"{name} refused writes for 60 s: HTTP {status}"
+            time.sleep(0.2)
+        assert signed_curl("-X", "DELETE", probe) == 204
         return name
 
     def store(self, bucket, prefix=""):
