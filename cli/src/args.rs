@@ -299,15 +299,18 @@ pub enum Command {
         /// Their fingerprint, as `members` shows it (case and dashes do not matter).
         fingerprint: String,
     },
-    /// Presign requests for clients that hold no S3 keys (browsers, phones): GET, PUT, HEAD
-    /// and listings under the store's prefix, for holders of a bearer token. Needs no vault key.
+    /// Presign requests for clients that hold no S3 keys (browsers, phones): what a vault sends
+    /// under the store's prefix, for holders of a bearer token. Needs no vault key.
     #[command(
         after_help = "Example:\n  bucketsync --store 's3://my-bucket/records?region=eu-west-1' signer \\\n    \
         --listen 127.0.0.1:8787 --token-file /etc/bucketsync/token --expires 5m\n\n\
         Clients POST {\"method\": \"GET\", \"url\": \"...\"} to /sign with\n\
         'Authorization: Bearer TOKEN' and get {\"url\": PRESIGNED, \"headers\": []}\n\
-        (npm: remoteSigner(url, token)). Anything else is refused with the reason: DELETE, POST,\n\
-        another bucket or endpoint, a key outside the prefix, '..', other query parameters.\n\
+        (npm: remoteSigner(url, token)). It signs GET, PUT, HEAD and listings under the prefix,\n\
+        DELETE of a vault's segments, checkpoints and packs (what a device collects), and a\n\
+        pack's multipart requests. Anything else is refused with the reason: another method,\n\
+        other DELETEs or POSTs, another bucket or endpoint, a key outside the prefix, '..',\n\
+        other query parameters.\n\
         One log line per request on stderr; URLs are valid for --expires (1h at most).\n\n\
         Members of a shared vault get tokens of their own (--member-tokens FILE, one line each:\n\
         'TOKEN VAULT-ID read|write', VAULT-ID as `bucketsync --vault LABEL status` shows it):\n\

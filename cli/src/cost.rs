@@ -67,7 +67,8 @@ struct Prices {
     egress_gb: f64,
 }
 
-/// The list prices the docs table shows (README, "The command line"); see the date there.
+/// The list prices the docs table shows (docs/src/providers/index.md, "The cost meter"); see
+/// the date there.
 const PROVIDERS: [Prices; 3] = [
     Prices {
         name: "AWS S3 Standard (us-east-1)",
@@ -144,7 +145,9 @@ impl Bill {
         for p in &PROVIDERS {
             text.push_str(&format!("  {:<28} ${:.6}\n", p.name, self.cost(p)));
         }
-        text.push_str("  (list prices; storage not included: see README, \"Cost meter\")\n");
+        text.push_str(
+            "  (list prices; storage not included: see the docs, Providers, \"The cost meter\")\n",
+        );
         text
     }
 

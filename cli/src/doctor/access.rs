@@ -236,14 +236,14 @@ fn clock_check(skew_ms: i64) -> Check {
     }
 }
 
-/// The README's CORS rule for `origin`, and how to set it.
+/// The docs' CORS rule for `origin` (docs/src/providers/index.md), and how to set it.
 fn cors_fix(origin: &str, store: &Store) -> String {
     let bucket = match store {
         Store::S3(s3) => s3.bucket.as_str(),
         _ => "BUCKET",
     };
     format!(
-        "give the bucket the CORS rule of the README (\"CORS\"): {{\"CORSRules\": \
+        "give the bucket the CORS rule of the docs (Providers, \"CORS for web apps\"): {{\"CORSRules\": \
          [{{\"AllowedOrigins\": [\"{origin}\"], \"AllowedMethods\": [\"GET\", \"PUT\", \"HEAD\", \
          \"POST\", \"DELETE\"], \"AllowedHeaders\": [\"*\"], \"ExposeHeaders\": [\"ETag\", \
          \"Content-Range\"], \"MaxAgeSeconds\": 600}}]}} in cors.json, then aws s3api \

@@ -42,7 +42,9 @@ use crate::ids::DeviceId;
 use crate::pack::{packs_folder, redirects_folder, PackName, Redirect, MAX_REDIRECTS};
 use crate::s3;
 
-/// The first format whose writers publish how much of each device they merged.
+/// The first manifest version whose writers publish a manifest now and then even with nothing to
+/// push (the heartbeat of FORMAT 8.8), so that what they merged is never long out of date: packs
+/// are collected only while every active device writes at least this one (FORMAT 4.1, 14.3).
 const MERGED_FORMAT: u8 = 3;
 /// At most this many packs are deleted in one sync; the rest go with the next ones.
 const MAX_DELETES_PER_SYNC: usize = 1000;
