@@ -324,6 +324,7 @@ impl Session {
             progress: &mut progress,
             report: &mut report,
             deferred: Vec::new(),
+            fetching: Vec::new(),
             just_deferred: false,
         };
         let mut return_base = false;
@@ -372,7 +373,7 @@ impl Session {
                         .conflict(l, entry, false, &label(me), &label(*writer), &mut next)
                         .await
                         .map(Some),
-                    (Some((entry, _)), _) => sync.download(&rel, entry, l).await.map(Some),
+                    (Some((entry, _)), _) => sync.download(&rel, entry, l).await,
                     (None, _) if !pulled_whole => Ok(b.cloned()),
                     (None, _) => {
                         if let Some(b) = b {
@@ -390,7 +391,7 @@ impl Session {
                     // Edited here, deleted there: the edit stays.
                     (Some(l), None) => sync.upload(l, parent).await,
                     // Deleted here, edited there: the edit comes back.
-                    (None, Some((entry, _))) => sync.download(&rel, entry, None).await.map(Some),
+                    (None, Some((entry, _))) => sync.download(&rel, entry, None).await,
                     (Some(l), Some((entry, _)))
                         if same_local(&l.entry, entry)
                             || (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir) =>
@@ -406,7 +407,7 @@ impl Session {
                 },
             };
             match outcome {
-                // Sent with the batch below, which settles its place in the base.
+                // Sent or read with the batches below, which settle its place in the base.
                 Ok(None) if std::mem::take(&mut sync.just_deferred) => {}
                 Ok(Some(entry)) => {
                     next.insert(rel, entry);
@@ -428,9 +429,11 @@ impl Session {
                 }
             }
         }
-        // The files changed here, in packs they share.
-        let sent = sync.send_deferred().await?;
-        for (rel, outcome) in sent {
+        // The files changed elsewhere, read by pack; then those changed here, in packs they
+        // share.
+        let mut settled = sync.fetch_deferred().await?;
+        settled.extend(sync.send_deferred().await?);
+        for (rel, outcome) in settled {
             match outcome {
                 Ok(entry) => {
                     next.insert(rel, entry);
@@ -529,6 +532,18 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
     }
 }
 
+/// A path found changed after the walk: left as it is.
+fn changed_meanwhile(rel: &str) -> Error {
+    Error::Config(format!(
+        "{rel:?} changed during the sync: kept, the next run decides"
+    ))
+}
+
+/// An entry of the vault not written here, and why.
+fn refused_entry(rel: &str, why: &str) -> Error {
+    Error::Config(format!("refused entry {rel:?}: {why}"))
+}
+
 /// One folder sync's moves between the folder and the vault.
 struct Sync<'a, T: ?Sized, P> {
     session: &'a Session,
@@ -541,8 +556,26 @@ struct Sync<'a, T: ?Sized, P> {
     /// Files to send, in one batch after the walk's other moves: their paths, as walked, and
     /// their entries as they will be written.
     deferred: Vec<(String, PathBuf, Entry)>,
-    /// The last upload was deferred to that batch.
+    /// Files to read, in one batch after the walk's other moves (see [`Sync::fetch_deferred`]).
+    fetching: Vec<Fetch>,
+    /// The last upload or download was deferred to its batch.
     just_deferred: bool,
+}
+
+/// Files up to this size are read with the others of a folder sync, by pack, whole in memory
+/// one at a time; bigger ones alone, through a partial file a later sync resumes.
+const READ_TOGETHER_UP_TO: u64 = 32 << 20;
+
+/// A file of the vault waiting to be read into the folder with the others.
+struct Fetch {
+    rel: String,
+    /// The local path as the walk saw it (checked again just before the batch).
+    walked: Option<Entry>,
+    entry: Entry,
+    /// The path in the folder, relative.
+    path: PathBuf,
+    content: Vec<u8>,
+    value: Vec<u8>,
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
@@ -674,12 +707,9 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     /// when it was changed meanwhile (kept, for the next run).
     fn delete_here(&mut self, rel: &str, base: &Entry) -> bool {
         if !self.still_as_walked(rel, Some(base)) {
-            self.report.errors.push((
-                rel.to_owned(),
-                Error::Config(format!(
-                    "{rel:?} changed during the sync: kept, the next run decides"
-                )),
-            ));
+            self.report
+                .errors
+                .push((rel.to_owned(), changed_meanwhile(rel)));
             return false;
         }
         let Ok(path) = checked_path(rel) else {
@@ -701,27 +731,114 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     }
 
     /// Writes the vault's `entry` of `rel` into the folder, if the local path is still as
-    /// the walk saw it (`walked`).
+    /// the walk saw it (`walked`): its entry as written, or, for a file of up to
+    /// [`READ_TOGETHER_UP_TO`], `None` and the file is deferred to [`Sync::fetch_deferred`]
+    /// (`just_deferred` says so).
     async fn download(
         &mut self,
         rel: &str,
         entry: &Entry,
         walked: Option<&Entry>,
-    ) -> Result<Entry> {
+    ) -> Result<Option<Entry>> {
         if !self.still_as_walked(rel, walked) {
-            return Err(Error::Config(format!(
-                "{rel:?} changed during the sync: kept, the next run decides"
-            )));
+            return Err(changed_meanwhile(rel));
         }
-        self.download_as(rel, rel, entry).await
+        if entry.kind == EntryKind::File && entry.size <= READ_TOGETHER_UP_TO {
+            let path = self.checked_destination(rel, rel)?;
+            let (content, value) = self.content_of(rel)?;
+            self.fetching.push(Fetch {
+                rel: rel.to_owned(),
+                walked: walked.cloned(),
+                entry: entry.clone(),
+                path,
+                content,
+                value,
+            });
+            self.just_deferred = true;
+            return Ok(None);
+        }
+        self.download_as(rel, rel, entry).await.map(Some)
+    }
+
+    /// Reads the deferred files together, by pack ([`Session::download_many_to_paths`]):
+    /// each path's entry as written, or why not. Each is written beside its path and renamed
+    /// into place, which replaces a link there rather than writing through it; a path changed
+    /// since the walk, or whose folder became a link, is left alone.
+    ///
+    /// # Errors
+    /// `Cancelled` after [`Session::cancel_sync`]; any other failure is the paths'.
+    async fn fetch_deferred(&mut self) -> Result<Vec<(String, Result<Entry>)>> {
+        let fetching = std::mem::take(&mut self.fetching);
+        let mut done = Vec::new();
+        let mut files = Vec::new();
+        let mut entries = Vec::new();
+        for fetch in fetching {
+            if !self.still_as_walked(&fetch.rel, fetch.walked.as_ref()) {
+                done.push((fetch.rel.clone(), Err(changed_meanwhile(&fetch.rel))));
+                continue;
+            }
+            if passes_through_a_link(self.dir, &fetch.path) {
+                let refused = refused_entry(&fetch.rel, "its folder is a link");
+                done.push((fetch.rel, Err(refused)));
+                continue;
+            }
+            let dest = self.dir.join(&fetch.path);
+            if let Some(parent) = dest.parent() {
+                if let Err(e) = std::fs::create_dir_all(parent) {
+                    done.push((fetch.rel, Err(local_error(parent, "cannot make", e))));
+                    continue;
+                }
+            }
+            files.push((fetch.content, fetch.value, dest));
+            entries.push((fetch.rel, fetch.entry));
+        }
+        if files.is_empty() {
+            return Ok(done);
+        }
+        let progress = &mut *self.progress;
+        let outcomes = self
+            .session
+            .download_many_to_paths(&files, self.transport, self.concurrency, &mut |at, p| {
+                progress(&entries[at].0, p)
+            })
+            .await?;
+        for (((rel, entry), outcome), (_, _, dest)) in entries.into_iter().zip(outcomes).zip(&files)
+        {
+            let written = outcome.and_then(|()| {
+                set_times_and_mode(dest, &entry)
+                    .map_err(|e| local_error(dest, "cannot set the time of", e))
+            });
+            if written.is_ok() {
+                self.report.downloaded += 1;
+            }
+            done.push((rel, written.map(|()| entry)));
+        }
+        Ok(done)
+    }
+
+    /// The path `as_rel` (the place of `rel`'s entry) in the folder, relative, unless it is
+    /// not a path to write or passes through a link.
+    fn checked_destination(&self, rel: &str, as_rel: &str) -> Result<PathBuf> {
+        let path = checked_path(as_rel).map_err(|why| refused_entry(rel, &why))?;
+        if passes_through_a_link(self.dir, &path) {
+            return Err(refused_entry(rel, "its folder is a link"));
+        }
+        Ok(path)
+    }
+
+    /// The content key of the file `rel` and its record value.
+    fn content_of(&self, rel: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+        let content = content_key(self.root, rel);
+        match self.session.get(content.as_bytes())? {
+            Some(value) => Ok((content.into_bytes(), value)),
+            None => Err(Error::Config(format!(
+                "the vault holds no content for {content:?}"
+            ))),
+        }
     }
 
     async fn download_as(&mut self, rel: &str, as_rel: &str, entry: &Entry) -> Result<Entry> {
-        let refused = |why: String| Error::Config(format!("refused entry {rel:?}: {why}"));
-        let path = checked_path(as_rel).map_err(refused)?;
-        if passes_through_a_link(self.dir, &path) {
-            return Err(refused("its folder is a link".into()));
-        }
+        let path = self.checked_destination(rel, as_rel)?;
         let dest = self.dir.join(&path);
         match entry.kind {
             EntryKind::Dir => {
@@ -739,15 +856,10 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                     .map_err(|e| local_error(&dest, "cannot make the link", e))?;
             }
             EntryKind::File => {
-                let content = content_key(self.root, rel);
-                let Some(value) = self.session.get(content.as_bytes())? else {
-                    return Err(Error::Config(format!(
-                        "the vault holds no content for {content:?}"
-                    )));
-                };
+                let (content, value) = self.content_of(rel)?;
                 let download = self
                     .session
-                    .read(|e| e.begin_download_value(content.as_bytes(), &value, None))??;
+                    .read(|e| e.begin_download_value(&content, &value, None))??;
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| local_error(parent, "cannot make", e))?;
@@ -806,7 +918,11 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let sent = self.upload_as(&copy, &copy_path, &local.entry, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
-            self.download(rel, theirs, None).await
+            // Read now, not with the batch: the name is empty until theirs is in place.
+            if !self.still_as_walked(rel, None) {
+                return Err(changed_meanwhile(rel));
+            }
+            self.download_as(rel, rel, theirs).await
         }
     }
 }
