@@ -189,3 +189,66 @@ fn a_synced_folder_carries_links_as_they_were() {
     }
     assert_eq!(tree(&on_b), tree(&on_a));
 }
+
+/// The folder bucket, counting the GETs of packs.
+#[derive(Default)]
+struct CountingPackReads(std::sync::atomic::AtomicUsize);
+
+impl bucketsync::driver::Transport for CountingPackReads {
+    async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
+        if request.method == bucketsync::Method::Get && request.url.contains("/p/") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        FolderBucket.sleep(ms).await
+    }
+}
+
+/// Links among the files do not cut a restore's reading into many small batches: links are
+/// made after every file, and the files side by side in a pack come down in a few ranged GETs
+/// (a system tree has a link every few hundred files).
+#[test]
+fn links_between_files_do_not_cut_the_restores_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, "laptop", OpenMode::Create);
+    let b = open(&store, &key, "phone", OpenMode::Join);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..40 {
+        // Over the 4 KiB kept inline, and a link after each file in the walk's order.
+        let text: String = (0..400).map(|l| format!("file {i} line {l}\n")).collect();
+        std::fs::write(src.join(format!("f{i:02}.txt")), text).unwrap();
+        symlink(
+            format!("f{i:02}.txt"),
+            src.join(format!("f{i:02}.txt.link")),
+        )
+        .unwrap();
+    }
+    backup(&a, &src, "many");
+
+    let target = dir.path().join("restored");
+    block_on(b.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+    let counting = CountingPackReads::default();
+    let report = block_on(b.restore(
+        "many",
+        &target,
+        &RestoreOptions::default(),
+        &counting,
+        DEFAULT_CONCURRENCY,
+        |_, _| {},
+    ))
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.symlinks, 40, "{report:?}");
+    assert_eq!(tree(&target), tree(&src));
+    let reads = counting.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&reads),
+        "40 files in one pack: {reads} GETs of packs"
+    );
+}
