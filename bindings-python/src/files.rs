@@ -144,17 +144,9 @@ impl<'a> bucketsync::files::FileBatch for PathBatch<'a> {
 
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
         for (key, path) in self.files.by_ref() {
-            let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
-            match opened {
-                Ok((len, file)) => {
-                    let source = Checked::new(ReadSource::new(file, Some(len)), self.stop);
-                    return Some((key, source));
-                }
-                Err(e) => {
-                    let error =
-                        bucketsync::Error::Config(format!("cannot read {}: {e}", path.display()));
-                    self.failed.push((key, error));
-                }
+            match ReadSource::open(&path) {
+                Ok(source) => return Some((key, Checked::new(source, self.stop))),
+                Err(error) => self.failed.push((key, error)),
             }
         }
         None

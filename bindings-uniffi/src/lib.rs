@@ -955,16 +955,10 @@ impl bucketsync::files::FileBatch for PathBatch {
     type Source = bucketsync::files::ReadSource<std::fs::File>;
 
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
-        for FileToPut { key, path } in self.files.by_ref() {
-            match std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f))) {
-                Ok((len, file)) => {
-                    return Some((key, bucketsync::files::ReadSource::new(file, Some(len))))
-                }
-                Err(e) => self.failed.push(FailedFile {
-                    key,
-                    category: Category::Config.as_str().to_owned(),
-                    message: format!("cannot read {path}: {e}"),
-                }),
+        while let Some(FileToPut { key, path }) = self.files.next() {
+            match bucketsync::files::ReadSource::open(std::path::Path::new(&path)) {
+                Ok(source) => return Some((key, source)),
+                Err(e) => self.failed(&key, &e),
             }
         }
         None
@@ -1042,10 +1036,7 @@ impl Vault {
         path: String,
         listener: Option<Arc<dyn FileListener>>,
     ) -> Result<FileReport, BucketsyncError> {
-        let file = std::fs::File::open(&path)
-            .map_err(|e| BucketsyncError::Config(format!("cannot read {path}: {e}")))?;
-        let len = file.metadata().ok().map(|m| m.len());
-        let mut source = bucketsync::files::ReadSource::new(file, len);
+        let mut source = bucketsync::files::ReadSource::open(std::path::Path::new(&path))?;
         self.store(key, &mut source, listener).await
     }
 

@@ -84,6 +84,19 @@ struct JsSource {
     at: u32,
 }
 
+impl JsSource {
+    /// Reads from `reader`, which holds `len` bytes if known (`declared`: a promise, not a hint).
+    fn new(reader: Reader, len: Option<f64>, declared: bool) -> Self {
+        JsSource {
+            reader,
+            len: len.map(|l| l as u64),
+            declared,
+            chunk: None,
+            at: 0,
+        }
+    }
+}
+
 impl Source for JsSource {
     async fn read(&mut self, buf: &mut [u8]) -> bucketsync::Result<usize> {
         loop {
@@ -138,14 +151,18 @@ impl Sink for JsSink {
     }
 }
 
+/// A progress's total bytes for JS: a number, or `null` while unknown.
+fn js_total(p: &FileProgress) -> JsValue {
+    p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into())
+}
+
 /// Hands `p` to the JS progress function.
 fn progress(to: &Progress) -> impl FnMut(FileProgress) + '_ {
     move |p: FileProgress| {
-        let total = p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into());
         to.report(
             &JsValue::NULL,
             p.bytes_done as f64,
-            total,
+            js_total(&p),
             p.requests_done as f64,
             p.requests_total as f64,
         );
@@ -185,13 +202,7 @@ impl FileBatch for JsBatch {
         }
         let file: BatchFile = self.files.get(self.next).unchecked_into();
         self.next += 1;
-        let source = JsSource {
-            reader: file.reader(),
-            len: file.size().map(|l| l as u64),
-            declared: file.declared(),
-            chunk: None,
-            at: 0,
-        };
+        let source = JsSource::new(file.reader(), file.size(), file.declared());
         Some((file.key(), source))
     }
 
@@ -206,12 +217,11 @@ impl FileBatch for JsBatch {
     }
 
     fn progress(&mut self, _key: &[u8], p: FileProgress) {
-        let total = p.bytes_total.map_or(JsValue::NULL, |t| (t as f64).into());
         self.to.report(
             &JsValue::NULL,
             self.next.saturating_sub(1),
             p.bytes_done as f64,
-            total,
+            js_total(&p),
             p.requests_done as f64,
             p.requests_total as f64,
         );
@@ -261,13 +271,7 @@ impl Vault {
         let session = self.session.clone();
         future_to_promise(async move {
             let transport = JsTransport { send };
-            let mut source = JsSource {
-                reader,
-                len: len.map(|l| l as u64),
-                declared,
-                chunk: None,
-                at: 0,
-            };
+            let mut source = JsSource::new(reader, len, declared);
             let transfer = session.put_file(
                 key,
                 &mut source,

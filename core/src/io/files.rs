@@ -60,6 +60,24 @@ impl<R: std::io::Read> ReadSource<R> {
     }
 }
 
+impl ReadSource<std::fs::File> {
+    /// Opens the file at `path`, its length taken as it is now.
+    ///
+    /// # Errors
+    /// `Config` ("cannot read PATH: why") when it cannot be opened or its length read.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let opened = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f)));
+        match opened {
+            Ok((len, file)) => Ok(ReadSource::new(file, Some(len))),
+            Err(e) => Err(Error::Config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
 impl<R: std::io::Read> Source for ReadSource<R> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         loop {
