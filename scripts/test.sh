@@ -104,9 +104,11 @@ if [ ! -x "$BUCKETSYNC_CACHE/wasm-bindgen/bin/wasm-bindgen" ]; then
   cargo install wasm-bindgen-cli --version 0.2.130 --root "$BUCKETSYNC_CACHE/wasm-bindgen"
 fi
 if [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/wasm-opt" ] || [ ! -d "$BUCKETSYNC_CACHE/npm/node_modules/playwright-core" ] \
-   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" ] || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/esbuild" ]; then
+   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" ] || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/esbuild" ] \
+   || [ ! -x "$BUCKETSYNC_CACHE/npm/node_modules/.bin/typedoc" ]; then
   mkdir -p "$BUCKETSYNC_CACHE/npm"
-  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0 typescript@5.9.3 esbuild@0.28.2)
+  (cd "$BUCKETSYNC_CACHE/npm" && npm install --silent --no-fund --no-audit binaryen@132.0.0 playwright-core@1.57.0 typescript@5.9.3 esbuild@0.28.2 \
+    typedoc@0.28.14)
 fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
@@ -118,6 +120,12 @@ node --test bindings-wasm/tests/ 2>&1 | tee -a "$results"
 "$BUCKETSYNC_CACHE/npm/node_modules/.bin/tsc" --strict --noEmit --target es2022 --module nodenext \
   --moduleResolution nodenext bindings-wasm/tests/types-check.ts
 echo "typescript: the package's types check"
+# The API reference of the package's types; typedoc.json fails it on any warning (an export,
+# member or property without a doc comment included).
+typedoc_out=$(mktemp -d)
+"$BUCKETSYNC_CACHE/npm/node_modules/.bin/typedoc" --options bindings-wasm/typedoc/typedoc.json --out "$typedoc_out"
+rm -rf "$typedoc_out"
+echo "typedoc: the npm package's API reference builds with every export documented"
 
 step "Swift and Kotlin (uniffi): Kotlin on the JVM, Swift XCTest in a Debian trixie chroot"
 need_apt=()

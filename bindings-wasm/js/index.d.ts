@@ -8,24 +8,66 @@ export function init(
   source?: string | URL | Response | BufferSource | WebAssembly.Module,
 ): Promise<void>;
 
+/**
+ * The kind of a bucketsync error, as its `category` names it. Each has its class: `'config'` a
+ * `ConfigError`, `'not-found'` a `NotFoundError`, `'wrong-vault'` a `WrongVaultError`, and so on.
+ */
 export type Category =
   | 'config' | 'auth' | 'not-found' | 'throttled' | 'timeout' | 'network' | 'server'
   | 'corrupt' | 'wrong-vault' | 'rollback' | 'conflict' | 'locked' | 'clock' | 'access';
 
 /** Any bucketsync error. */
 export class BucketsyncError extends Error {
+  /** What kind of error it is: the same for every error of a class (`'auth'` for `AuthError`). */
   readonly category: Category;
 }
+/**
+ * Bad input or configuration: a store URL, a recovery code, an option or argument; a call on a
+ * closed vault; a store that answers 400 or redirects (a wrong region or endpoint in the store
+ * URL). The message says what is wrong.
+ */
 export class ConfigError extends BucketsyncError {}
+/**
+ * The store refused the credentials or the signature (HTTP 401 or 403, an expired session
+ * token).
+ */
 export class AuthError extends BucketsyncError {}
+/**
+ * A bucket or object that should exist does not (HTTP 404), or a first sync in the mode
+ * `'join'` found no vault for this key in the store.
+ */
 export class NotFoundError extends BucketsyncError {}
+/** The store asked to slow down (HTTP 429 or 503, `SlowDown`). */
 export class ThrottledError extends BucketsyncError {}
+/** A request did not finish within `timeoutMs`, or the store answered that it timed out (408). */
 export class TimeoutError extends BucketsyncError {}
+/**
+ * The store could not be reached: a request failed before any answer (the fetch or the
+ * `signer` threw).
+ */
 export class NetworkError extends BucketsyncError {}
+/**
+ * The store answered with an error that no other class covers (a 500, say), or with something
+ * that cannot be read.
+ */
 export class ServerError extends BucketsyncError {}
+/**
+ * An object, or the local state, failed its checks or does not decode: damaged, truncated or
+ * misplaced.
+ */
 export class CorruptError extends BucketsyncError {}
+/** An object, or the local state, belongs to another vault: it was made with another key. */
 export class WrongVaultError extends BucketsyncError {}
+/**
+ * The store serves a device's manifest older than one already trusted, or one that names fewer
+ * segments than are known to exist (an old manifest, or a lost one).
+ */
 export class RollbackError extends BucketsyncError {}
+/**
+ * The operation collides with another: a sync or background sync that runs already, `create`
+ * for a vault that exists, a push past the mass-deletion guard (see `confirmDeletions`), a
+ * store that answers 409 or 412.
+ */
 export class ConflictError extends BucketsyncError {}
 /** The local state is held by another tab, window or process (one writer per device). */
 export class LockedError extends BucketsyncError {}
@@ -40,35 +82,62 @@ export class AccessError extends BucketsyncError {}
 
 /** Keys and values: bytes, or strings stored as UTF-8. */
 export type Bytes = string | Uint8Array | ArrayBuffer;
+/** HTTP headers as `[name, value]` pairs, in order. */
 export type Headers = [name: string, value: string][];
 
+/**
+ * An S3 access key pair, with a session token for temporary credentials. Kept in memory only:
+ * never part of the saved state.
+ */
 export interface Credentials {
+  /** The access key id; empty is a ConfigError. */
   accessKeyId: string;
+  /** The secret access key; empty is a ConfigError. */
   secretAccessKey: string;
+  /** The session token that comes with temporary credentials; empty counts as none. */
   sessionToken?: string;
 }
 
+/** A request as a `Signer` gets it, before it is sent. */
 export interface OutgoingRequest {
   /** POST and DELETE come from file transfers (multipart uploads of big packs). */
   method: 'GET' | 'PUT' | 'HEAD' | 'DELETE' | 'POST';
+  /** The URL it is for: the store's endpoint, the object's path and any query. */
   url: string;
+  /** The headers it carries already (such as `if-none-match`); they are sent as they are. */
   headers: Headers;
+  /** Its body; only a PUT's or a POST's is sent. */
   body: Uint8Array;
 }
 
-/** Signs or presigns a request elsewhere (an auth service), returning what to send. */
 /**
  * Signs or presigns a request (an auth service that holds the credentials). Returns the URL to
  * use and any headers to add: the request's own headers (such as `if-none-match`) are always
  * sent as they are, and a returned header of the same name is ignored.
  */
-export type Signer = (request: OutgoingRequest) => Promise<{ url: string; headers: Headers }>;
+export type Signer = (request: OutgoingRequest) => Promise<{
+  /** The URL to send the request to: a presigned URL, or the request's own. */
+  url: string;
+  /** Headers to add to the request's own. */
+  headers: Headers;
+}>;
 
 /** One write to a state storage, applied in order. */
 export type StateWrite =
-  | { append: Uint8Array }
-  | { truncate: number }
-  | { snapshot: Uint8Array; journal: Uint8Array };
+  | {
+    /** Bytes to add at the end of the journal. */
+    append: Uint8Array;
+  }
+  | {
+    /** The length in bytes to cut the journal to (dropping a torn last entry). */
+    truncate: number;
+  }
+  | {
+    /** The new snapshot, in place of the old one. */
+    snapshot: Uint8Array;
+    /** The first bytes of a new journal, in place of the whole old one. */
+    journal: Uint8Array;
+  };
 
 /**
  * Where the local state lives between sessions: a snapshot and the journal after it. `load`
@@ -77,7 +146,17 @@ export type StateWrite =
 export interface StateStorage {
   /** Names the state for the Web Lock that keeps one writer per device. */
   readonly name?: string;
-  load(): Promise<{ snapshot: Uint8Array; journal?: Uint8Array } | Uint8Array | undefined>;
+  /**
+   * Reads the saved state: the snapshot and the journal after it, the bytes of a snapshot
+   * alone, or `undefined` when nothing is saved yet (a new device). Called once as a vault
+   * opens, unless `state` is given.
+   */
+  load(): Promise<{
+    /** The last snapshot written. */
+    snapshot: Uint8Array;
+    /** The journal written after it; missing counts as empty, and a torn end is dropped. */
+    journal?: Uint8Array;
+  } | Uint8Array | undefined>;
   /** Applies the writes in order; resolves once they are stored (one transaction). */
   apply(writes: StateWrite[]): Promise<unknown>;
   /**
@@ -89,9 +168,11 @@ export interface StateStorage {
   lock?(wait: boolean): Promise<() => void>;
 }
 
+/** What `Vault.open` takes (and `Vault.create`, but `mode`). */
 export interface OpenOptions {
   /** `s3://bucket/prefix?region=…&endpoint=…&path_style=true` */
   store: string;
+  /** The vault's key, the same on every device (anything else rejects with TypeError). */
   key: VaultKey;
   /**
    * A name for this device ("Anna's laptop", kept as its label; its id is random and kept in
@@ -113,7 +194,9 @@ export interface OpenOptions {
   storage?: StateStorage;
   /** Omit them in a browser that gets presigned URLs through `signer`. */
   credentials?: Credentials;
+  /** Called for each request before it is sent, to sign or presign it (see `Signer`). */
   signer?: Signer;
+  /** The `fetch` that sends every request (default `globalThis.fetch`). */
   fetch?: typeof globalThis.fetch;
   /** Every request gives up after this many milliseconds (default 30000). */
   timeoutMs?: number;
@@ -189,18 +272,29 @@ export interface MemberInfo {
  */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
+/** What one `vault.sync()` did. */
 export interface SyncReport {
+  /** Records of this device written to the store, in new segments. */
   pushed: number;
+  /** Records received from other devices' segments and checkpoints. */
   pulled: number;
+  /** Requests sent, retries included. */
   requests: number;
+  /** Requests sent, by kind (retries included); a kind never sent counts 0. */
   requestsByKind: Record<
     | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
     | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults' | 'delete-checkpoint' | 'delete-segment'
     | 'check-create',
     number
   >;
+  /** Bytes of request bodies sent. */
   bytesSent: number;
+  /** Bytes of response bodies received. */
   bytesReceived: number;
+  /**
+   * Requests sent again after a failure that may pass (5xx, throttling, timeouts, a clock
+   * correction).
+   */
   retries: number;
   /**
    * The sync was a background poll that found the vault's change hint unmoved (one
@@ -249,7 +343,9 @@ export interface SyncProgress {
   requestsDone: number;
   /** Requests handed out so far; grows as the sync learns what it needs. */
   requestsTotal: number;
+  /** Bytes of request bodies sent so far. */
   bytesSent: number;
+  /** Bytes of response bodies received so far. */
   bytesReceived: number;
 }
 
@@ -265,9 +361,42 @@ export interface SyncProgress {
  * - `progress`: how far a sync has come (not sent for a poll that ends at the change hint).
  */
 export type AutoSyncEvent =
-  | { kind: 'changed' | 'conflict'; keys: Uint8Array[]; state: null; category: null; progress: null }
-  | { kind: 'state'; keys: []; state: AutoSyncState; category: Category | null; progress: null }
-  | { kind: 'progress'; keys: []; state: null; category: null; progress: SyncProgress };
+  | {
+    /** Keys changed here (`'changed'`), or met a concurrent write (`'conflict'`). */
+    kind: 'changed' | 'conflict';
+    /** Those keys, sorted, each once. */
+    keys: Uint8Array[];
+    /** Always null for this kind. */
+    state: null;
+    /** Always null for this kind. */
+    category: null;
+    /** Always null for this kind. */
+    progress: null;
+  }
+  | {
+    /** The background sync's state changed. */
+    kind: 'state';
+    /** Always empty for this kind. */
+    keys: [];
+    /** The state it is now in. */
+    state: AutoSyncState;
+    /** The failed sync's category when `state` is `'error'`, else null. */
+    category: Category | null;
+    /** Always null for this kind. */
+    progress: null;
+  }
+  | {
+    /** A running sync came further. */
+    kind: 'progress';
+    /** Always empty for this kind. */
+    keys: [];
+    /** Always null for this kind. */
+    state: null;
+    /** Always null for this kind. */
+    category: null;
+    /** How far it has come. */
+    progress: SyncProgress;
+  };
 
 /** The options of `vault.startAutoSync`; times in seconds. */
 export interface AutoSyncOptions {
@@ -305,19 +434,30 @@ export interface ImportReport {
   history: number;
 }
 
+/** One version of a key, as `vault.history(key)` lists them. */
 export interface Version {
   /** undefined for a deletion */
   value: Uint8Array | undefined;
+  /** The id of the device that wrote it (32 hex digits). */
   device: string;
+  /**
+   * When it was written, in ms since the epoch: the writing device's clock, or a later time it
+   * had seen from another device.
+   */
   timeMs: number;
 }
 
+/** One device of the vault, as `vault.devices()` lists them. */
 export interface DeviceInfo {
+  /** Its device id (32 hex digits). */
   id: string;
+  /** Its label (`''` when it has none). */
   label: string;
   /** Its last push (ms since the epoch, by its clock), or null if it never pushed. */
   lastPushMs: number | null;
+  /** How many segments it has written to the store, as far as this replica knows. */
   segments: number;
+  /** It is this replica's own device. */
   thisDevice: boolean;
   /** Silent for longer than `staleAfterDays`. */
   stale: boolean;
@@ -403,7 +543,9 @@ export interface FileReport {
 
 /** One file of a `putFiles`: stored under `key` from `data` (what `putFile` takes). */
 export interface FileToPut<K extends Bytes = Bytes> {
+  /** The key to store the file under. */
   key: K;
+  /** What to read the file from. */
   data: FileSource;
   /** The length of a `ReadableStream` `data`, when you know it (as `putFile`'s `size`). */
   size?: number;
@@ -491,7 +633,9 @@ export class VaultFile {
   readonly type: string;
   /** The bytes `start` (default 0) to `end` (default `size`), as `Blob.slice` takes them: negative counts from the end. Fetches nothing. */
   slice(start?: number, end?: number, contentType?: string): VaultFile;
+  /** All of its bytes. */
   bytes(options?: ReadOptions): Promise<Uint8Array>;
+  /** All of its bytes, as an `ArrayBuffer`. */
   arrayBuffer(options?: ReadOptions): Promise<ArrayBuffer>;
   /** Its bytes decoded as UTF-8. */
   text(options?: ReadOptions): Promise<string>;
@@ -499,20 +643,52 @@ export class VaultFile {
   stream(options?: ReadOptions): ReadableStream<Uint8Array>;
 }
 
+/** The secret every device of a vault shares: the vault's keys and id are derived from it. */
 export class VaultKey {
   private constructor();
+  /** A new random key. Rejects with ConfigError when the platform has no source of randomness. */
   static generate(): Promise<VaultKey>;
+  /**
+   * Reads a recovery code back (case, spaces and dashes do not matter; `I` and `L` read as `1`,
+   * `O` as `0`). Rejects with ConfigError for a wrong length, a character outside the alphabet
+   * or a checksum that does not match (a typo).
+   */
   static fromRecoveryCode(code: string): Promise<VaultKey>;
+  /**
+   * The key as a code to write down: 56 Crockford base32 digits in groups of four joined by
+   * `-`, the last few a checksum. Whoever has it has the key.
+   */
   recoveryCode(): string;
+  /** The id of the vault this key opens (32 hex digits): its folder in the store. */
   readonly vaultId: string;
 }
 
+/**
+ * One device's replica of a vault: read and written locally, synced with the store by `sync`
+ * or `startAutoSync`. A vault opened with `Vault.open` or `Vault.create` is also its person's
+ * home for sharing (`identity`, `createShared`, `openShared`, `accept`); one opened through a
+ * home is a shared vault (`share`, `members`, `revoke`).
+ */
 export class Vault {
   private constructor();
+  /**
+   * Opens this device's replica of the vault in `store` (see `OpenOptions`). Nothing is sent
+   * to the store before the first sync. Rejects with TypeError when `key` is not a
+   * `VaultKey` or `lock` is neither value; ConfigError for a bad store URL, device, `mode` or
+   * number of days, or a state that belongs to another device; WrongVaultError or CorruptError
+   * for a state made with another key or damaged; LockedError when another tab, Vault or
+   * process holds the state (unless `lock: 'wait'`).
+   */
   static open(options: OpenOptions): Promise<Vault>;
   /** Starts a new vault; its first sync rejects with ConflictError when one exists already. */
   static create(options: Omit<OpenOptions, 'mode'>): Promise<Vault>;
+  /**
+   * The vault's devices known here, this one included, sorted by id. A device is stale when
+   * silent for longer than `staleAfterDays` (default 30). Throws ConfigError for a
+   * `staleAfterDays` that is not a finite number >= 0, or a closed vault.
+   */
   devices(options?: { staleAfterDays?: number }): DeviceInfo[];
+  /** This device's label (`''` when it has none), as named by the `device` option. */
   readonly label: string;
   /** Versions of `key`, newest first: the current one, then earlier ones. */
   history(key: Bytes): Version[];
@@ -525,11 +701,15 @@ export class Vault {
   retire(id: string): void;
   /** Resolves once the write is in the storage. */
   put(key: Bytes, value: Bytes): Promise<void>;
+  /** The value of `key` as bytes; undefined when the key is absent or deleted. */
   get(key: Bytes): Uint8Array | undefined;
+  /** The value of `key` decoded as UTF-8; undefined when the key is absent or deleted. */
   getString(key: Bytes): string | undefined;
   /** Resolves once the delete is in the storage. */
   delete(key: Bytes): Promise<void>;
+  /** The live keys (deleted ones left out) that start with `prefix`, sorted, as bytes. */
   keys(prefix?: Bytes): Uint8Array[];
+  /** The live keys that start with `prefix`, sorted as bytes, decoded as UTF-8. */
   keyStrings(prefix?: Bytes): string[];
   /** Rejects with `signal.reason` when `signal` aborts it; nothing is lost. */
   sync(options?: { signal?: AbortSignal }): Promise<SyncReport>;
@@ -775,8 +955,15 @@ export class Vault {
   accept(invitation: string, options?: SharedOpenOptions & { grantedBy?: string }): Promise<Vault>;
   /** Stops the background sync, saves, lets go of the state's lock and closes. */
   close(): Promise<void>;
+  /**
+   * A whole snapshot of the local state as bytes, for `Vault.open({ state })` (with the same
+   * key) or a backup; the storage gets it as its new snapshot too. Throws ConfigError when the
+   * vault is closed.
+   */
   exportState(): Uint8Array;
+  /** This replica's device id (32 hex digits); a new one after it starts over (`startedOver`). */
   readonly device: string;
+  /** How many keys hold a local write (a put or a delete) not yet pushed to the store. */
   readonly unpushed: number;
   /** The vault's id (32 hex digits): its folder in the store; a signer's member tokens name it. */
   readonly vaultId: string;
@@ -804,6 +991,13 @@ export interface InvitationInfo {
 /** Reads an invitation without any request. Rejects with ConfigError for other text. */
 export function invitationInfo(invitation: string): Promise<InvitationInfo>;
 
+/**
+ * Presigns one request: resolves to its URL with a SigV4 signature in the query, which anyone
+ * holding it can send with that method, without credentials, until it expires (what an auth
+ * service hands out, for a `Signer`). `region` defaults to `'us-east-1'`, `expiresSeconds` to
+ * 900. Rejects with ConfigError for empty credentials, a URL that cannot be signed, or an
+ * `expiresSeconds` over 7 days.
+ */
 export function presign(options: {
   method: OutgoingRequest['method'];
   url: string;
@@ -819,6 +1013,13 @@ export function presign(options: {
  */
 export function remoteSigner(url: string, token: string): Signer;
 
+/**
+ * Signs a request the app sends itself (say, setting the bucket's CORS rule) with SigV4:
+ * resolves to the headers to send it with, those given followed by the signature's
+ * (`authorization`, `x-amz-date`, ...). The body's hash is signed: send that exact body.
+ * `region` defaults to `'us-east-1'`. Rejects with ConfigError for empty credentials or a
+ * request that cannot be signed.
+ */
 export function signRequest(options: {
   method: OutgoingRequest['method'];
   url: string;
@@ -828,6 +1029,13 @@ export function signRequest(options: {
   region?: string;
 }): Promise<Headers>;
 
+/**
+ * The state in IndexedDB (browsers): in the database `name` (default `'bucketsync'`), the
+ * snapshot under `key` (default `'state'`) and the journal beside it, so one database can hold
+ * several states. Each batch of writes is one transaction with `durability: 'strict'`. A vault
+ * holds it under the Web Lock `bucketsync:<name>/<key>` (where Web Locks exist). Loading asks
+ * the browser to keep the site's storage (`navigator.storage.persist()`).
+ */
 export function indexedDbStorage(name?: string, key?: string): StateStorage;
 /**
  * The state in files (Node): the snapshot at `path`, the journal at `path + '.journal'`, and
