@@ -272,6 +272,18 @@ export interface MemberInfo {
  */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
+/**
+ * What a request was for, as a sync report counts it: the vault's records (`list`, manifests,
+ * segments, checkpoints), files (`put-pack`, `get-chunks`, and the packs and redirects a
+ * device collects and repacks), the change hint a poll reads, and the key grants of a shared
+ * vault.
+ */
+export type RequestKind =
+  | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
+  | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults' | 'delete-checkpoint' | 'delete-segment'
+  | 'check-create' | 'put-pack' | 'get-chunks' | 'list-packs' | 'delete-pack' | 'list-redirects'
+  | 'get-redirect' | 'put-redirect' | 'get-hint' | 'put-hint' | 'put-grant' | 'get-grant';
+
 /** What one `vault.sync()` did. */
 export interface SyncReport {
   /** Records of this device written to the store, in new segments. */
@@ -281,12 +293,7 @@ export interface SyncReport {
   /** Requests sent, retries included. */
   requests: number;
   /** Requests sent, by kind (retries included); a kind never sent counts 0. */
-  requestsByKind: Record<
-    | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
-    | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults' | 'delete-checkpoint' | 'delete-segment'
-    | 'check-create',
-    number
-  >;
+  requestsByKind: Record<RequestKind, number>;
   /** Bytes of request bodies sent. */
   bytesSent: number;
   /** Bytes of response bodies received. */

@@ -46,6 +46,13 @@ test('two vaults converge through SeaweedFS, and a third bootstraps', async () =
   const report = await c.sync();
   assert.ok(report.pulled >= 3);
   assert.equal(report.requestsByKind.list, 1);
+  // Every kind the core counts, as the RequestKind type of index.d.ts lists them.
+  assert.deepEqual(Object.keys(report.requestsByKind).sort(), [
+    'check-create', 'delete-checkpoint', 'delete-pack', 'delete-segment', 'get-checkpoint',
+    'get-chunks', 'get-grant', 'get-hint', 'get-manifest', 'get-redirect', 'get-segment', 'list',
+    'list-packs', 'list-redirects', 'list-vaults', 'put-checkpoint', 'put-grant', 'put-hint',
+    'put-manifest', 'put-pack', 'put-redirect', 'put-segment',
+  ]);
   assert.deepEqual(c.keyStrings('notes/'), ['notes/a']);
   assert.equal((await c.sync()).requests, 1, 'nothing new: one LIST');
   assert.equal(report.changed.length, 4, 'three live keys and one deletion');

@@ -27,7 +27,8 @@ async function usage(): Promise<void> {
     const changed: Uint8Array[] = report.changed;
     const conflicts: Uint8Array[] = report.conflicts;
     const checkpoints: number = report.requestsByKind['get-checkpoint'];
-    void [lists, categories, changed, conflicts, checkpoints, report.compacted];
+    const packs: number = report.requestsByKind['put-pack'] + report.requestsByKind['get-hint'];
+    void [lists, categories, changed, conflicts, checkpoints, packs, report.compacted];
   } catch (e) {
     if (e instanceof AuthError) {
       const category: 'auth' | string = e.category;
