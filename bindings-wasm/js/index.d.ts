@@ -18,6 +18,11 @@ export type Category =
 
 /** Any bucketsync error. */
 export class BucketsyncError extends Error {
+  /**
+   * Made by the package with the category of its class (`new AuthError(message, 'auth')`); a
+   * host transport that throws one passes both too.
+   */
+  constructor(message: string, category: Category, options?: ErrorOptions);
   /** What kind of error it is: the same for every error of a class (`'auth'` for `AuthError`). */
   readonly category: Category;
 }

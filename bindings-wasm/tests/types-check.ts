@@ -4,7 +4,7 @@ import {
   BucketsyncError, AuthError, Vault, VaultKey, fileStorage, presign, type SyncReport, type Signer,
   type FileReport, type FileInfo, type FileProgress, VaultFile, type AutoSyncEvent, type ImportReport,
   AccessError, type Category, type Identity, type Role, type SharedVaultInfo, type MemberInfo,
-  invitationInfo, remoteSigner, type InvitationInfo, type PutFilesReport,
+  invitationInfo, remoteSigner, type InvitationInfo, type PutFilesReport, ConfigError, NetworkError,
 } from '../js/index.js';
 
 async function usage(): Promise<void> {
@@ -37,6 +37,10 @@ async function usage(): Promise<void> {
       void e.message;
     }
   }
+  const offline = new NetworkError('offline', 'network', { cause: new Error('no route') });
+  void offline.category;
+  // @ts-expect-error an error of the package names its category
+  void new ConfigError('no category');
   // @ts-expect-error numbers are not keys
   vault.put(1, 'v');
   const created: Vault = await Vault.create({ store: 's3://bucket/p', key, device: 'laptop' });
