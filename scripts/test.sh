@@ -98,6 +98,15 @@ if [ ! -x "$pyvenv/bin/maturin" ] || [ ! -x "$pyvenv/bin/pytest" ]; then
 fi
 PATH="$pyvenv/bin:$PATH" "$pyvenv/bin/pip" install --quiet --no-build-isolation --force-reinstall --no-deps ./bindings-python
 (cd bindings-python && "$pyvenv/bin/python" -m pytest -q tests) 2>&1 | tee -a "$results"
+# The package's API reference (pdoc, from the installed module's docstrings and its stubs), any
+# warning an error; a docstring the module has must be in it, so an empty render cannot pass.
+[ -x "$pyvenv/bin/pdoc" ] || "$pyvenv/bin/pip" install --quiet "pdoc==15.0.4"
+pdoc_out=$(mktemp -d)
+"$pyvenv/bin/python" -W error -m pdoc bucketsync -o "$pdoc_out"
+grep -q "the vault already holds are not sent again" "$pdoc_out/bucketsync.html" \
+  || { echo "pdoc: the API reference lacks Vault.put_file's docstring" >&2; exit 1; }
+rm -rf "$pdoc_out"
+echo "pdoc: the Python package's API reference builds"
 
 step "npm package: build (wasm size bar), node --test (the npm pack tarball in Node, an esbuild bundle and Web Workers in headless Chromium)"
 if [ ! -x "$BUCKETSYNC_CACHE/wasm-bindgen/bin/wasm-bindgen" ]; then

@@ -22,10 +22,15 @@ use crate::transport::AnyTransport;
 /// "error". progress: a Progress, for "progress".
 #[pyclass(module = "bucketsync", frozen, get_all)]
 pub struct Event {
+    /// "changed", "conflict", "state" or "progress".
     pub kind: &'static str,
+    /// The keys that changed here or met a concurrent write ("changed", "conflict").
     pub keys: Vec<Py<PyBytes>>,
+    /// "idle", "syncing", "offline" or "error" (kind "state"), else None.
     pub state: Option<&'static str>,
+    /// The error's category ("network", "auth", ...) when state is "error", else None.
     pub category: Option<&'static str>,
+    /// How far the sync is (kind "progress"), else None.
     pub progress: Option<Py<Progress>>,
 }
 

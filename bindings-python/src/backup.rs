@@ -11,29 +11,35 @@ pub struct BackupReport {
     pub name: String,
     /// Files stored (new or changed).
     pub files_stored: u64,
-    /// Of those, files new to the backup, and files changed since it last saw them.
+    /// Of those, files new to the backup.
     pub files_new: u64,
+    /// Of those, files changed since the backup last saw them.
     pub files_changed: u64,
     /// Files whose size, time and permissions matched their entry: no request.
     pub files_unchanged: u64,
     /// Paths gone from the folder whose entries were deleted (delete=True).
     pub deleted: u64,
-    /// Folders and links in the tree.
+    /// Folders in the tree.
     pub dirs: u64,
+    /// Links in the tree (stored as links, never followed).
     pub symlinks: u64,
     /// Bytes of the files stored.
     pub bytes_read: u64,
-    /// Chunks sent, and chunks the vault held already.
+    /// Chunks sent.
     pub chunks_uploaded: u64,
+    /// Chunks the vault held already: not sent again.
     pub chunks_reused: u64,
-    /// Request body bytes sent, the packs the new chunks went into, and the requests made.
+    /// Request body bytes sent.
     pub bytes_sent: u64,
+    /// Packs the new chunks went into.
     pub packs: u64,
+    /// Requests made to store the files.
     pub requests: u64,
     /// (path, bucketsync.Error) for each path that could not be backed up.
     pub errors: Vec<(String, PyObject)>,
     /// Seconds it took.
     pub seconds: f64,
+    /// True when nothing was stored: the counts say what a backup would do.
     pub dry_run: bool,
 }
 
@@ -99,7 +105,9 @@ pub struct RestoreReport {
     pub files_unchanged: u64,
     /// Paths of local files newer than the backup, kept (force=True overwrites them).
     pub kept_newer: Vec<String>,
+    /// Folders made or found.
     pub dirs: u64,
+    /// Links made as the backup holds them.
     pub symlinks: u64,
     /// Bytes of the files written.
     pub bytes_written: u64,
@@ -107,6 +115,7 @@ pub struct RestoreReport {
     pub errors: Vec<(String, PyObject)>,
     /// Seconds it took.
     pub seconds: f64,
+    /// True when nothing was written: the counts say what a restore would do.
     pub dry_run: bool,
 }
 

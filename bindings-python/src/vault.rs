@@ -1833,14 +1833,17 @@ impl FileReader {
         Ok(self.open_state()?.position)
     }
 
+    /// True: the file can be read (ValueError once closed).
     fn readable(&self) -> PyResult<bool> {
         self.open_state().map(|_| true)
     }
 
+    /// True: seek() moves anywhere in the file (ValueError once closed).
     fn seekable(&self) -> PyResult<bool> {
         self.open_state().map(|_| true)
     }
 
+    /// False: the reader only reads (ValueError once closed).
     fn writable(&self) -> PyResult<bool> {
         self.open_state().map(|_| false)
     }
