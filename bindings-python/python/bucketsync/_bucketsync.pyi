@@ -9,6 +9,8 @@ Bytes = Union[str, bytes, bytearray, memoryview]
 Headers = List[Tuple[str, str]]
 
 FORMAT_VERSION: int
+"""The bucket format version of this build: it reads this version and every earlier one, down
+to version 1."""
 
 class VaultKey:
     """The secret every device of a vault shares."""
@@ -31,7 +33,8 @@ class Credentials:
     @staticmethod
     def from_env() -> "Credentials": ...
     @property
-    def access_key_id(self) -> str: ...
+    def access_key_id(self) -> str:
+        """The access key id. The secret access key and the session token cannot be read back."""
 
 class Request:
     """A request for a custom transport to execute as given."""
@@ -176,7 +179,8 @@ class FileReader:
     @property
     def size(self) -> int: ...
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether the reader is closed (close(), or the end of its with block)."""
     def read(self, size: Optional[int] = None) -> bytes: ...
     def readinto(self, buffer: Union[bytearray, memoryview]) -> int: ...
     def seek(self, offset: int, whence: int = 0) -> int: ...

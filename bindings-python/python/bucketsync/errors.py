@@ -7,6 +7,8 @@ class Error(Exception):
     """Any bucketsync error. ``category`` names its kind (``"auth"``, ``"corrupt"``, ...)."""
 
     category = "error"
+    """The kind of error: "error" on this base class; on each subclass its own name ("config",
+    "auth", "not-found", "wrong-vault", ...): the names Event.category uses too."""
 
 
 class ConfigError(Error):
