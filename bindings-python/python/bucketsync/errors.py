@@ -7,8 +7,9 @@ class Error(Exception):
     """Any bucketsync error. ``category`` names its kind (``"auth"``, ``"corrupt"``, ...)."""
 
     category = "error"
-    """The kind of error: "error" on this base class; on each subclass its own name ("config",
-    "auth", "not-found", "wrong-vault", ...): the names Event.category uses too."""
+    """The category's name: "config" for ConfigError, "not-found" for NotFoundError,
+    "wrong-vault" for WrongVaultError and so on ("error" for Error itself); Event.category uses
+    the same names."""
 
 
 class ConfigError(Error):
