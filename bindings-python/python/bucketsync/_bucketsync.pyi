@@ -3,7 +3,9 @@
 from os import PathLike
 from typing import AsyncIterator, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, TextIO, Tuple, Union
 
-from .errors import Error
+# Absolute, not relative: scripts/python_reference.py has pdoc read this file as the stubs of
+# the bucketsync package itself, which re-exports these names (the API reference's types).
+from bucketsync.errors import Error
 
 Bytes = Union[str, bytes, bytearray, memoryview]
 Headers = List[Tuple[str, str]]
