@@ -5,7 +5,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# A clean clone builds everything once: incremental caches would only take disk (2 GB).
+export CARGO_INCREMENTAL=0
+
 step "toolchain"
+df -h . | tail -1 | awk '{print "disk: " $4 " free where the build goes"}'
 rustup target list --installed | grep -qx wasm32-unknown-unknown \
   || rustup target add wasm32-unknown-unknown
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
