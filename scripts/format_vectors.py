@@ -192,7 +192,7 @@ state_plain += b"\0"  # no pack collection (state 8)
 state_plain += varint(0)  # no packs in parts (state 9)
 state_plain += varint(0) * 5  # sharing (state 10): no statements, signers, keys, grants written; last checkpoint under generation 0
 state = seal(1, 3, VAULT, "local-state", STATE_KEY, N5, state_plain)
-journal_header = b"BKSJ" + bytes([9]) + blake3(state).digest()[:16]
+journal_header = b"BKSJ" + bytes([10]) + blake3(state).digest()[:16]
 print(f"local state plaintext ({len(state_plain)} bytes)", state_plain.hex())
 print(f"local state ({len(state)} bytes)")
 print(hexdump(state))

@@ -404,7 +404,7 @@ fn a_bucket_and_a_state_of_the_previous_release_are_read_and_carried_forward() {
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        9
+        10
     );
 
     sync(&new).unwrap();
@@ -522,7 +522,7 @@ fn a_bucket_and_a_state_of_release_7_are_read_and_carried_forward() {
     );
 }
 
-/// `tests/fixtures/release-8` was written by release 8, the one before this (format version 9:
+/// `tests/fixtures/release-8` was written by release 8 (format version 9:
 /// packs and chunks of version 6, file values of layout 2; state version 10, journal version
 /// 9), by `writes_this_releases_fixture` below at commit c2b2eb0 with the key `[0x49; 32]`: as
 /// release 7. Then a writes the same file again under another key: its chunk, of version 6, is
@@ -613,6 +613,32 @@ fn a_bucket_and_a_state_of_release_8_are_read_and_carried_forward() {
         .unwrap();
         assert!(found && read == ten_kib, "{file}");
     }
+}
+
+/// `tests/fixtures/release-9` was written by release 9, the one before this (format version 10:
+/// packs and chunks of version 10, file values of layout 4; state version 10, journal version
+/// 9), by `writes_this_releases_fixture` below at commit 113b3bf with the key `[0x4a; 32]`, as
+/// release 7. Its journal is replayed (a8 is only there) and then replaced by one of this
+/// release's journal version.
+#[test]
+fn a_bucket_and_a_state_of_release_9_are_read_and_carried_forward() {
+    let ten_kib: Vec<u8> = (0..10_240u32).map(|i| (i * 7 % 251) as u8).collect();
+    let journal = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-9/a.state.journal"),
+    )
+    .unwrap();
+    assert_eq!(
+        &journal[..5],
+        b"BKSJ\x09",
+        "the fixture's journal is of version 9"
+    );
+    carried_forward_with_files(
+        "release-9",
+        [0x4a; 32],
+        &PUBLISHED_SINCE_RELEASE_3,
+        ("a8", "unpushed"),
+        &[("file/ten-kib", &ten_kib)],
+    );
 }
 
 /// Writes the fixture that the *next* release reads in its carried-forward test: run it by hand
@@ -783,7 +809,7 @@ fn carried_forward_with_files(
     // Its journal was replaced by one of this release's layout.
     assert_eq!(
         std::fs::read(dir.path().join("a.state.journal")).unwrap()[4],
-        9
+        10
     );
     sync(&new).unwrap();
     assert_eq!(records(&new), pairs(&with_unpushed));

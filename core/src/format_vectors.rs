@@ -596,7 +596,7 @@ const STATE_SNAPSHOT_V9: &str = "42 4b 53 59 01 03 fe 4a c0 5c dc 3f 07 ec 56 a3
     62 23 d7 c1 3c 4f f6 03 13 d4 6b b9 70 6b 36 63
     2e a0 df fb 72 bb 12 df 9b 76 b8 7c 25 05 8f 6c
     d2 cf fc aa 55 c4 a4 d8";
-const JOURNAL_HEADER: &str = "424b534a09 a286c2afefe82aab3fde7ad8368b634e";
+const JOURNAL_HEADER: &str = "424b534a0a a286c2afefe82aab3fde7ad8368b634e";
 
 #[test]
 fn local_state_snapshot_and_journal_header_are_the_documented_bytes() {

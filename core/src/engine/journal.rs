@@ -7,7 +7,7 @@
 //! dropped from the middle or replayed onto another snapshot. Layout (`docs/FORMAT.md`):
 //!
 //! ```text
-//! "BKSJ" | version u8 = 7 | snapshot hash [16]
+//! "BKSJ" | version u8 = 10 | snapshot hash [16]
 //! then per entry: length u32 BE | sealed object (kind 4) holding one postcard delta
 //! ```
 //!
@@ -26,8 +26,9 @@ const MAGIC: &[u8; 4] = b"BKSJ";
 /// state version 6 (laid out as version 4's), version 6 the directory of state version 7 (with
 /// the clock leap), version 7 that of state version 8 (with the pack collection), version 8 that
 /// of state version 9 (with the packs in parts), version 9 that of state version 10 (with the
-/// sharing state). Versions 1 to 8 are still read (and then replaced, after a new snapshot).
-const VERSION: u8 = 9;
+/// sharing state), version 10 lists the keys a push cleaned instead of writing their records
+/// again. Versions 1 to 9 are still read (and then replaced, after a new snapshot).
+pub(crate) const VERSION: u8 = 10;
 /// Bytes of the header: magic, version, snapshot hash.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 

@@ -412,6 +412,9 @@ struct Changes {
     /// The state was started over (a new device id): a delta then holds the whole state.
     reset: bool,
     keys: HashSet<Vec<u8>>,
+    /// Keys whose record is unchanged but no longer unpushed (a push reached the store): a
+    /// delta lists them instead of writing their records again.
+    cleaned: HashSet<Vec<u8>>,
     /// Keys forgotten (collected tombstones).
     removed: HashSet<Vec<u8>>,
     history: HashSet<Vec<u8>>,
@@ -717,7 +720,7 @@ impl LocalState {
 
     pub fn mark_clean(&mut self, key: &[u8]) {
         if self.dirty.remove(key) {
-            self.changes.keys.insert(key.to_vec());
+            self.changes.cleaned.insert(key.to_vec());
         }
     }
 
@@ -879,6 +882,7 @@ impl LocalState {
         let changes = std::mem::take(&mut self.changes);
         let nothing = !changes.reset
             && changes.keys.is_empty()
+            && changes.cleaned.is_empty()
             && changes.removed.is_empty()
             && !changes.own
             && !changes.pending
@@ -907,6 +911,18 @@ impl LocalState {
             .map(|k| Bytes::new(k))
             .collect();
         removed.sort_unstable();
+        // A key written in this delta carries its flag with its record.
+        let mut cleaned: Vec<&Bytes> = changes
+            .cleaned
+            .iter()
+            .filter(|k| {
+                !changes.keys.contains(*k)
+                    && !self.dirty.contains(*k)
+                    && self.records.get(k.as_slice()).is_some()
+            })
+            .map(|k| Bytes::new(k))
+            .collect();
+        cleaned.sort_unstable();
         let out = DeltaOut {
             reset: changes.reset,
             device: self.device,
@@ -935,13 +951,13 @@ impl LocalState {
         };
         // The pack collection follows the delta (journal version 7), then the packs in parts
         // (version 8), then the sharing state (version 9), with the directory (none and empty
-        // without it).
+        // without it), then the keys cleaned (version 10).
         let packs = out.directory.and_then(|d| d.pack_collection.as_ref());
         let parts = out.directory.map_or(&[][..], |d| &d.resumable_packs[..]);
         let empty = SharingState::default();
         let sharing = out.directory.map_or(&empty, |d| &d.sharing);
         Some(
-            postcard::to_allocvec(&(out, packs, parts, sharing))
+            postcard::to_allocvec(&(out, packs, parts, sharing, cleaned))
                 .expect("postcard serializes into a Vec"),
         )
     }
@@ -952,6 +968,7 @@ impl LocalState {
     pub fn apply_delta(&mut self, version: u8, delta: &[u8]) -> Result<()> {
         let undecodable =
             |e: String| Error::corrupt("local journal", format!("does not decode: {e}"));
+        let mut cleaned = Vec::new();
         let delta: DeltaIn = match version {
             1 => DeltaV2::from(crypto::decode_exact::<DeltaV1>(delta).map_err(undecodable)?).into(),
             2 => crypto::decode_exact::<DeltaV2>(delta)
@@ -963,13 +980,17 @@ impl LocalState {
             4 | 5 => crypto::decode_exact::<DeltaIn<DirectoryV6>>(delta)
                 .map_err(undecodable)?
                 .widen(),
-            // Version 7 is version 6 followed by the pack collection, and version 8 version 7
-            // followed by the packs in parts (none and empty when the delta has no directory).
+            // Version 7 is version 6 followed by the pack collection, version 8 version 7
+            // followed by the packs in parts (none and empty when the delta has no directory),
+            // version 9 followed by the sharing state, version 10 by the keys cleaned.
             _ => {
                 let (mut delta, rest) = take::<DeltaIn>(delta).map_err(undecodable)?;
                 let mut trailer = Directory::default();
-                let rest = read_trailer(&mut trailer, u32::from(version).saturating_sub(6), rest)
-                    .map_err(undecodable)?;
+                let fields = u32::from(version).saturating_sub(6).min(3);
+                let mut rest = read_trailer(&mut trailer, fields, rest).map_err(undecodable)?;
+                if version >= 10 {
+                    (cleaned, rest) = take::<Vec<ByteBuf>>(rest).map_err(undecodable)?;
+                }
                 crypto::decode_exact::<()>(rest).map_err(undecodable)?;
                 if let Some(directory) = delta.directory.as_mut() {
                     directory.pack_collection = trailer.pack_collection;
@@ -997,6 +1018,9 @@ impl LocalState {
                 self.dirty.remove(&key);
             }
             self.records.replace(key, record);
+        }
+        for key in cleaned {
+            self.dirty.remove(key.as_slice());
         }
         if let Some((own, issued)) = delta.own {
             self.own = own;
@@ -1388,6 +1412,69 @@ fn state_ad(vault: VaultId) -> ObjectAd<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Stamp;
+    use crate::engine::journal::VERSION as JOURNAL;
+
+    fn record(value: &[u8], wall_ms: u64) -> Record {
+        Record {
+            value: Some(value.to_vec()),
+            stamp: Stamp {
+                hlc: Hlc {
+                    wall_ms,
+                    counter: 0,
+                },
+                device: DeviceId([1; 16]),
+            },
+        }
+    }
+
+    /// A push that reaches the store clears the unpushed flag of every key it carried: the
+    /// journal lists those keys (journal version 10) instead of writing each record again,
+    /// and replaying it gives back the same state. A key written again after it was cleaned
+    /// keeps its new record and flag.
+    #[test]
+    fn a_push_journals_the_keys_it_cleaned_not_their_records() {
+        let key = SecretKey([7; 32]);
+        let vault = VaultId([9; 16]);
+        let mut state = LocalState::new(DeviceId([1; 16]));
+        let big = vec![b'x'; 1000];
+        for i in 0..100u64 {
+            let k = format!("k{i:03}").into_bytes();
+            state.merge(k.clone(), record(&big, 1_000 + i));
+            state.mark_dirty(k);
+        }
+        let snapshot = state.export(&key, vault, &mut Entropy::from_seed([4; 32]));
+        let mut read = LocalState::import(&key, vault, &snapshot).unwrap();
+        assert_eq!(read.dirty().len(), 100);
+
+        for i in 0..100u64 {
+            state.mark_clean(format!("k{i:03}").as_bytes());
+        }
+        // Cleaned, then written again before the delta: the record goes with its flag.
+        state.merge(b"k007".to_vec(), record(b"again", 5_000));
+        state.mark_dirty(b"k007".to_vec());
+        // Written, then cleaned in the same delta: the record goes, flag clear.
+        state.merge(b"new".to_vec(), record(b"new", 5_001));
+        state.mark_dirty(b"new".to_vec());
+        state.mark_clean(b"new");
+        let delta = state.take_delta().unwrap();
+        assert!(
+            delta.len() < 2_000,
+            "99 cleaned keys and two records, not 100 KB of records: {} bytes",
+            delta.len()
+        );
+        read.apply_delta(JOURNAL, &delta).unwrap();
+        assert_eq!(read.dirty(), state.dirty());
+        assert_eq!(read.dirty().iter().collect::<Vec<_>>(), [&b"k007".to_vec()]);
+        assert_eq!(read.records.get(b"k007"), Some(&record(b"again", 5_000)));
+        assert_eq!(read.records.get(b"new"), Some(&record(b"new", 5_001)));
+        assert_eq!(read.records.len(), 101);
+
+        // A version 9 reader's layout has no such list: the same bytes do not decode as 9.
+        assert!(LocalState::new(DeviceId([1; 16]))
+            .apply_delta(9, &delta)
+            .is_err());
+    }
 
     /// A state of version 5 (the previous release) kept a NotImplemented flag where version 6
     /// keeps what the store said about a second create: `00` and `01` read as never asked.
@@ -1467,9 +1554,9 @@ mod tests {
         let emptied = state.take_delta().unwrap();
         state.own_mut().manifest_seq = 1;
         let unrelated = state.take_delta().unwrap();
-        read.apply_delta(9, &unrelated).unwrap();
+        read.apply_delta(JOURNAL, &unrelated).unwrap();
         assert_eq!(read.directory().resumable_packs, [pack]);
-        read.apply_delta(9, &emptied).unwrap();
+        read.apply_delta(JOURNAL, &emptied).unwrap();
         assert!(read.directory().resumable_packs.is_empty());
     }
 }
