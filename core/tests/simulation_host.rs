@@ -58,7 +58,7 @@ static TORN_JOURNALS: AtomicU64 = AtomicU64::new(0);
 static SECOND_PROCESSES_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Every seed that ever failed, replayed on every run.
-const REGRESSIONS: &[u64] = &[];
+const REGRESSIONS: &[u64] = &[656];
 
 /// Where each replica's state lives on its disk.
 const STATE_PATH: &str = "/data/vault.state";
@@ -93,11 +93,19 @@ impl Disk {
         self.file(JOURNAL_PATH).map_or(0, |f| f.data.len())
     }
 
-    /// The journal's length as a power loss now would leave it at least.
+    /// How much of the journal as it is now a power loss would leave at least: the bytes it
+    /// shares with what was synced. (Not the synced length: bytes rewritten since, over a torn
+    /// tail cut on opening, say, come undone as the old ones.)
     fn durable_journal_len(&self) -> usize {
+        let Some(now) = self.file(JOURNAL_PATH) else {
+            return 0;
+        };
         self.durable_names
             .get(Path::new(JOURNAL_PATH))
-            .map_or(0, |&i| self.inodes[i].durable.len())
+            .map_or(0, |&i| {
+                let durable = &self.inodes[i].durable;
+                now.data.iter().zip(durable).take_while(|(a, b)| a == b).count()
+            })
     }
 
     /// The power fails: names go back to what was synced (or, as a file system that wrote its
