@@ -298,7 +298,14 @@ impl Session {
                 }
                 match restored.journal_keep {
                     Some(keep) if keep as u64 == backend.store().journal_len() => {}
-                    Some(keep) => backend.store().write(StateWrite::Truncate(keep as u64))?,
+                    Some(keep) => {
+                        // The torn tail is cut for good before anything is appended over it:
+                        // new entries written there and not yet synced could otherwise come
+                        // back after a power loss as the torn bytes, or half of each.
+                        let store = backend.store();
+                        store.write(StateWrite::Truncate(keep as u64))?;
+                        store.flush()?;
+                    }
                     None => write_snapshot(&mut engine, backend.store())?,
                 }
                 engine
