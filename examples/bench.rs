@@ -490,12 +490,14 @@ fn main() {
     let (mut open, mut open_walk) = (Duration::MAX, Duration::MAX);
     let start = Instant::now();
     while start.elapsed() < 2 * min {
-        object.copy_from_slice(&sealed);
+        object.clear();
+        object.extend_from_slice(&sealed);
         let t = Instant::now();
         let view = segment::open_in_place(&key, device, 1, &mut object).unwrap();
         std::hint::black_box(view.len());
         open = open.min(t.elapsed());
-        object.copy_from_slice(&sealed);
+        object.clear();
+        object.extend_from_slice(&sealed);
         let t = Instant::now();
         let view = segment::open_in_place(&key, device, 1, &mut object).unwrap();
         std::hint::black_box(view.changes().map(|c| c.key.len()).sum::<usize>());

@@ -730,3 +730,22 @@ print(f"version 10 index plaintext ({len(index10_plain)} bytes)", index10_plain.
 print(f"version 10 pack {v10_pack_name} ({len(pack10)} bytes)")
 print(hexdump(pack10))
 print(f"version 10 file record value ({len(value10)} bytes)", value10.hex())
+
+# ---- Version 11: compressed segments and checkpoints (§6, §12) ----
+
+# 12. Segment 1 of D holding notes/a and notes/c ("hello, " eight times each) and a tombstone for
+#     notes/b, sealed by a version 11 writer: codec 01 and the deflate stream the reference's
+#     compressor wrote (inflated here by zlib, not recomputed: another compressor may write another
+#     stream of the same bytes). The nonce is the first of seed 0b.
+SEGMENT_V11_DEFLATED = bytes.fromhex(
+    "9dcca10d80301040d13b106836206812440d03b002030029413454408245b2022b300008564074812e50d1155a"
+    "d12ed0aa9f6f1ee42569bb693faffbfba53698660bdfe85af78750cf4b009b9932c6ab22381e1a1c84e07f749fc4c316"
+)
+hellos = b"hello, " * 8
+seg11_plain = segment_plain(D, 1, [(b"notes/a", (T, 0), hellos), (b"notes/b", (T, 1), None), (b"notes/c", (T, 2), hellos)])
+assert zlib.decompress(SEGMENT_V11_DEFLATED, wbits=-15) == seg11_plain, "the deflate stream does not inflate to the segment"
+segment11 = seal(11, 1, VAULT, seg_name, SEGMENT_KEY, seeded_nonce(0x0B), b"\x01" + SEGMENT_V11_DEFLATED)
+print("nonce of seed 0b", seeded_nonce(0x0B).hex())
+print(f"version 11 segment plaintext ({len(seg11_plain)} bytes)", seg11_plain.hex())
+print(f"version 11 segment object {seg_name} ({len(segment11)} bytes)")
+print(hexdump(segment11))

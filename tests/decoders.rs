@@ -298,6 +298,17 @@ fn make_fixture() -> Fixture {
     let plain = checkpoint_layout(2, B, 6).plain;
     f.checkpoints
         .push(Seed::new(Kind::Checkpoint, B, 6, 2, plain));
+    // A segment and a checkpoint of version 4 to 10's layout (no codec byte), and of version
+    // 11's stored as they are (the engine's own may be deflated, which mutations mostly break
+    // before the postcard decoder sees them).
+    for version in [4, 11] {
+        let plain = segment_layout(version).plain;
+        f.segments
+            .push(Seed::new(Kind::Segment, A, 1, version, plain));
+        let plain = checkpoint_layout(version, B, 6).plain;
+        f.checkpoints
+            .push(Seed::new(Kind::Checkpoint, B, 6, version, plain));
+    }
     // Every seed opens as it is.
     let all = [
         &f.segments,
@@ -459,7 +470,11 @@ fn manifest_layout(version: u8, device: DeviceId) -> Plain {
 
 /// `writer`'s checkpoint `number` in format `version`, of two records (one a tombstone).
 fn checkpoint_layout(version: u8, writer: DeviceId, number: u64) -> Plain {
-    let mut p = Plain::default().raw(&writer.0).int(number);
+    let mut p = Plain::default();
+    if version >= 11 {
+        p = p.raw(&[0]); // codec: stored
+    }
+    let mut p = p.raw(&writer.0).int(number);
     p = p.len("covers count", 2).raw(&A.0).int(2).raw(&B.0).int(3);
     p = p.int(WALL_MS).int(0);
     if version >= 3 {
@@ -475,9 +490,15 @@ fn checkpoint_layout(version: u8, writer: DeviceId, number: u64) -> Plain {
         .raw(&A.0)
 }
 
-/// Segment 1 of A, of two changes (one a deletion).
-fn segment_layout() -> Plain {
-    let p = Plain::default().raw(&A.0).int(1).len("change count", 2);
+/// Segment 1 of A, of two changes (one a deletion), as envelope `version` lays it out (from
+/// version 11 a codec byte first: stored).
+fn segment_layout(version: u8) -> Plain {
+    let p = if version >= 11 {
+        Plain::default().raw(&[0])
+    } else {
+        Plain::default()
+    };
+    let p = p.raw(&A.0).int(1).len("change count", 2);
     let p = p.bytes("key length", b"k1").int(WALL_MS).int(0);
     let p = p.raw(&[1]).bytes("value length", b"v1");
     p.bytes("key length", b"k2").int(WALL_MS).int(0).raw(&[0])
@@ -920,16 +941,15 @@ fn a_length_of_2_pow_60_is_an_error_that_allocates_nothing() {
         assert!(result.is_ok(), "{}: {:?}", seed.name, result);
         cases.push((seed, lengths));
     };
-    let Plain { plain, lengths } = segment_layout();
-    add(
-        Seed::new(Kind::Segment, A, 1, FORMAT_VERSION, plain),
-        lengths,
-    );
+    for version in [4, FORMAT_VERSION] {
+        let Plain { plain, lengths } = segment_layout(version);
+        add(Seed::new(Kind::Segment, A, 1, version, plain), lengths);
+    }
     for version in 1..=FORMAT_VERSION {
         let Plain { plain, lengths } = manifest_layout(version, A);
         add(Seed::new(Kind::Manifest, A, 0, version, plain), lengths);
     }
-    for version in [2, FORMAT_VERSION] {
+    for version in [2, 4, FORMAT_VERSION] {
         let Plain { plain, lengths } = checkpoint_layout(version, A, 1);
         add(Seed::new(Kind::Checkpoint, A, 1, version, plain), lengths);
     }

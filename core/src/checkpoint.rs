@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::clock::Hlc;
-use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::codec::{self, Decoded};
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, LOG_CODEC_SINCE};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 use crate::record::{Record, Records};
-use crate::segment::{put_bytes, put_varint};
+use crate::segment::{put_bytes, put_varint, MAX_INFLATED_LOG};
 
 /// The name of `writer`'s checkpoint `number` inside the vault folder.
 pub fn checkpoint_name(writer: DeviceId, number: u64) -> String {
@@ -62,7 +63,9 @@ pub(crate) struct Head<'a> {
     pub horizon_ms: u64,
 }
 
-/// Seals a checkpoint of `records` straight from the replica's map, without copying values.
+/// Seals a checkpoint of `records` straight from the replica's map, without copying values,
+/// as this build writes it (envelope version [`crate::LOG_FORMAT_VERSION`]): a codec byte, then
+/// the plaintext, deflated where `compress` is set and that is shorter.
 ///
 /// The plaintext is exactly postcard's encoding of [`Checkpoint`] (pinned by a test).
 pub(crate) fn seal(
@@ -70,6 +73,7 @@ pub(crate) fn seal(
     vault: VaultId,
     head: &Head<'_>,
     records: &Records,
+    compress: bool,
     entropy: &mut Entropy,
 ) -> Vec<u8> {
     let Head {
@@ -93,36 +97,34 @@ pub(crate) fn seal(
         .sum::<usize>()
         + covers.len() * 26
         + 64;
-    let mut sealing = crypto::begin_seal(key, &ad, hint, entropy)
-        .expect("a checkpoint name is far shorter than 64 KiB");
-    let buf = &mut sealing.buf;
+    let mut buf = Vec::with_capacity(hint);
     buf.extend_from_slice(&writer.0);
-    put_varint(buf, number);
-    put_varint(buf, covers.len() as u64);
+    put_varint(&mut buf, number);
+    put_varint(&mut buf, covers.len() as u64);
     for (device, n) in covers {
         buf.extend_from_slice(&device.0);
-        put_varint(buf, *n);
+        put_varint(&mut buf, *n);
     }
-    put_varint(buf, clock.wall_ms);
-    put_varint(buf, u64::from(clock.counter));
-    put_varint(buf, horizon_ms);
-    put_varint(buf, sorted.len() as u64);
+    put_varint(&mut buf, clock.wall_ms);
+    put_varint(&mut buf, u64::from(clock.counter));
+    put_varint(&mut buf, horizon_ms);
+    put_varint(&mut buf, sorted.len() as u64);
     for (key, record) in sorted {
-        let buf = &mut sealing.buf;
-        put_bytes(buf, key);
+        put_bytes(&mut buf, key);
         match &record.value {
             None => buf.push(0),
             Some(value) => {
                 buf.push(1);
-                put_bytes(buf, value);
+                put_bytes(&mut buf, value);
             }
         }
-        put_varint(buf, record.stamp.hlc.wall_ms);
-        put_varint(buf, u64::from(record.stamp.hlc.counter));
+        put_varint(&mut buf, record.stamp.hlc.wall_ms);
+        put_varint(&mut buf, u64::from(record.stamp.hlc.counter));
         buf.extend_from_slice(&record.stamp.device.0);
-        sealing.encrypt_ready();
     }
-    crypto::finish_seal(sealing)
+    let (codec, body) = codec::choose(&buf, compress);
+    crypto::seal_coded(key, &ad, codec, &body, entropy)
+        .expect("a checkpoint name is far shorter than 64 KiB")
 }
 
 /// Opens `writer`'s checkpoint `number`, checking it is what its name says.
@@ -144,7 +146,15 @@ pub(crate) fn open(
         kind: ObjectKind::Checkpoint,
         name: &name,
     };
-    let (version, plain) = crypto::open_versioned(key, &ad, object)?;
+    let (version, mut plain) = crypto::open_versioned(key, &ad, object)?;
+    if version >= LOG_CODEC_SINCE {
+        match codec::decode(&plain, MAX_INFLATED_LOG).map_err(|e| Error::corrupt(&name, e))? {
+            Decoded::Stored(at) => {
+                plain.drain(..at);
+            }
+            Decoded::Inflated(inflated) => plain = inflated,
+        }
+    }
     let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
     let checkpoint: Checkpoint = if version <= 2 {
         let v2: CheckpointV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
@@ -224,6 +234,7 @@ mod tests {
             vault,
             &head,
             &records,
+            false,
             &mut Entropy::from_seed([0; 32]),
         );
         let opened = open(&key, vault, writer, 5, sealed.clone()).unwrap();
@@ -246,7 +257,8 @@ mod tests {
             sealed.clone(),
         )
         .unwrap();
-        assert_eq!(plain, postcard::to_allocvec(&opened).unwrap());
+        assert_eq!(plain[0], codec::STORED);
+        assert_eq!(plain[1..], postcard::to_allocvec(&opened).unwrap());
         // Opened under another number, it is refused.
         assert!(open(&key, vault, writer, 6, sealed).is_err());
     }

@@ -56,7 +56,12 @@ use crate::ids::VaultId;
 /// they are, 1: raw deflate), and packs, their chunks and their indexes are written as version
 /// 10 ([`PACK_VERSION`]); a file record's value of layout 4 points at such chunks. Versions 5
 /// and 6 packs are still read.
-pub const FORMAT_VERSION: u8 = 10;
+///
+/// Version 11 compresses segments and checkpoints the same way: their plaintext starts with a
+/// codec byte, and they are written with envelope version 11 ([`LOG_FORMAT_VERSION`]).
+/// Segments and checkpoints of versions 1 to 10 (whose plaintext has no codec byte) are still
+/// read; a replica of version 10 or older reads none of version 11.
+pub const FORMAT_VERSION: u8 = 11;
 /// The envelope version this build writes for pack redirects (they came with version 7).
 pub const REDIRECT_VERSION: u8 = 7;
 /// The envelope version of a manifest holding member statements (a shared vault's).
@@ -68,8 +73,12 @@ pub const PACK_VERSION: u8 = 10;
 /// redirects (the layout is version 4's), so a device repacks only once every active device
 /// writes at least this.
 pub const MANIFEST_VERSION: u8 = 5;
-/// The envelope version this build writes for segments, manifests and checkpoints.
-pub const LOG_FORMAT_VERSION: u8 = 4;
+/// The envelope version this build writes for segments and checkpoints (11: the plaintext
+/// starts with a codec byte; versions 4 to 10 wrote them as version 4).
+pub const LOG_FORMAT_VERSION: u8 = 11;
+/// The envelope version from which a segment's or checkpoint's plaintext starts with a codec
+/// byte ([`crate::codec`]).
+pub(crate) const LOG_CODEC_SINCE: u8 = 11;
 /// The oldest bucket format version this build still reads.
 pub const OLDEST_FORMAT_VERSION: u8 = 1;
 /// The envelope version of objects that never enter the bucket (local state, journal entries,
@@ -460,6 +469,21 @@ pub(crate) fn seal(
 ) -> Result<Vec<u8>> {
     let mut sealing = begin_seal(key, ad, plaintext.len(), entropy)?;
     sealing.buf.extend_from_slice(plaintext);
+    Ok(finish_seal(sealing))
+}
+
+/// Seals a plaintext made of a codec byte ([`crate::codec`]) and `body`, without copying
+/// `body` into a plaintext of its own first.
+pub(crate) fn seal_coded(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    codec: u8,
+    body: &[u8],
+    entropy: &mut Entropy,
+) -> Result<Vec<u8>> {
+    let mut sealing = begin_seal(key, ad, 1 + body.len(), entropy)?;
+    sealing.buf.push(codec);
+    sealing.buf.extend_from_slice(body);
     Ok(finish_seal(sealing))
 }
 

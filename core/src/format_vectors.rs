@@ -116,6 +116,24 @@ fn segment_plaintext_matches_the_documented_bytes() {
     assert_eq!(segment::open(&key, D, 1, sealed).unwrap(), segment);
 }
 
+/// Seals `plaintext` as segment 1 of `D` with envelope `version`, the nonce drawn from `seed`.
+fn seal_segment_version(key: &VaultKey, version: u8, plaintext: &[u8], seed: [u8; 32]) -> Vec<u8> {
+    let name = segment::segment_name(D, 1);
+    let ad = ObjectAd {
+        vault: key.vault_id(),
+        kind: ObjectKind::Segment,
+        name: &name,
+    };
+    crypto::seal_version(
+        &key.subkey(Purpose::Segment),
+        &ad,
+        version,
+        plaintext,
+        &mut Entropy::from_seed(seed),
+    )
+    .unwrap()
+}
+
 /// Segment 1 of `D` in §12: `notes/a = "hello"` and a tombstone for `notes/b`.
 fn example_segment() -> Segment {
     let wall_ms = 1_767_225_600_000;
@@ -431,12 +449,14 @@ const SEGMENT_OBJECT: &str = "42 4b 53 59 04 01 fe 4a c0 5c dc 3f 07 ec 56 a3
     06 14 82 1b 7d ef 88 52 70 af 8f 25 a7 a9 e4 64
     59 34 f6";
 
+/// Versions 4 to 10 wrote segments as version 4: still read.
 #[test]
 fn version_4_segment_object_is_sealed_and_opened_as_documented() {
     let key = example_key();
     let documented = hex(SEGMENT_OBJECT);
     assert_eq!(documented.len(), 179);
-    assert_eq!(seal_example_segment(&key, [3; 32]), documented);
+    let plain = postcard::to_allocvec(&example_segment()).unwrap();
+    assert_eq!(seal_segment_version(&key, 4, &plain, [3; 32]), documented);
     assert_eq!(
         segment::open(&key, D, 1, documented.clone()).unwrap(),
         example_segment()
@@ -445,6 +465,70 @@ fn version_4_segment_object_is_sealed_and_opened_as_documented() {
     assert!(segment::open(&key, D, 2, documented.clone()).is_err());
     assert!(segment::open(&key, F, 1, documented).is_err());
 }
+
+/// §12's version 11 segment: segment 1 of `D` holding `notes/a` and `notes/c`, each "hello, "
+/// eight times, and a tombstone for `notes/b`, deflated by the reference's writer.
+fn example_segment_v11() -> Segment {
+    let mut segment = example_segment();
+    let hellos = b"hello, ".repeat(8);
+    segment.changes[0].value = Some(hellos.clone());
+    segment.changes.push(Change {
+        key: b"notes/c".to_vec(),
+        hlc: Hlc {
+            wall_ms: T,
+            counter: 2,
+        },
+        value: Some(hellos),
+    });
+    segment
+}
+
+#[test]
+fn version_11_segment_object_is_sealed_and_opened_as_documented() {
+    let key = example_key();
+    let segment = example_segment_v11();
+    let plain = postcard::to_allocvec(&segment).unwrap();
+    let records: Vec<_> = segment
+        .changes
+        .iter()
+        .cloned()
+        .map(|c| c.into_record(D))
+        .collect();
+    let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
+    let sealed = segment::seal(&key, D, 1, &pairs, &mut Entropy::from_seed([0x0b; 32])).unwrap();
+    let name = segment::segment_name(D, 1);
+    let ad = ObjectAd {
+        vault: key.vault_id(),
+        kind: ObjectKind::Segment,
+        name: &name,
+    };
+    let (version, coded) =
+        crypto::open_versioned(&key.subkey(Purpose::Segment), &ad, sealed.clone()).unwrap();
+    assert_eq!(version, 11);
+    assert_eq!(coded[0], crate::codec::DEFLATE);
+    assert_eq!(crate::codec::inflated(&coded[1..], 1 << 20).unwrap(), plain);
+    assert_eq!(plain.len(), 180);
+    assert_eq!(coded[1..], hex(SEGMENT_V11_DEFLATE));
+    assert_eq!(sealed, hex(SEGMENT_V11_OBJECT));
+    assert_eq!(segment::open(&key, D, 1, sealed.clone()).unwrap(), segment);
+    // Stored as it is (compression turned off): codec 00 and the plaintext.
+    let stored = seal_segment_version(&key, 11, &[&[0][..], &plain].concat(), [0x0b; 32]);
+    assert_eq!(segment::open(&key, D, 1, stored).unwrap(), segment);
+    // A codec byte that is neither, or a stream that does not inflate, is corrupt.
+    for bad in [[&[2][..], &plain].concat(), [&[1][..], &plain].concat()] {
+        let object = seal_segment_version(&key, 11, &bad, [0x0b; 32]);
+        assert!(matches!(
+            segment::open(&key, D, 1, object),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}
+
+/// The deflate stream of §12's version 11 segment (93 bytes), as the reference writes it.
+const SEGMENT_V11_DEFLATE: &str = "9dcca10d80301040d13b106836206812440d03b002030029413454408245b2022b300008564074812e50d1155ad12ed0aa9f6f1ee42569bb693faffbfba53698660bdfe85af78750cf4b009b9932c6ab22381e1a1c84e07f749fc4c316";
+
+/// §12's version 11 segment object (217 bytes), nonce of seed `0b`.
+const SEGMENT_V11_OBJECT: &str = "424b53590b01fe4ac05cdc3f07ec56a3f7ee0d0e978b0033732f30303131323233333434353536363737383839396161626263636464656566662f303030303030303030303030303030316f57e9cc0e4d190d91d3f82ea9851078df5abe0a50d65197669119d8178d90e89f2ebd97bf262e769cec52849d0b7e1c3add5eeb7a3d863d824ba626e3da93d88735bae5286c2852863c72376c69e30cbf2ddd590653b2f47cb4c5875251cf654ca33988380cff3b190c90a7045aa5d9d366b1ff873ac0534255608ede1367238a3164dc934bf9f8362902abf8b0";
 
 /// The local-folder bucket answers a PUT, a GET and a listing of §12's segment object (and of
 /// an empty object) with the documented ETags.

@@ -21,6 +21,7 @@
 mod checkpoint;
 mod chunker;
 mod clock;
+mod codec;
 mod credentials;
 mod crypto;
 mod engine;

@@ -24,39 +24,11 @@ pub const PACK_FOLDER: &str = "p/";
 pub(crate) const BARE_SINCE: u8 = 6;
 /// The envelope version from which a chunk's plaintext starts with a codec byte.
 pub(crate) const CODEC_SINCE: u8 = 10;
-/// Codec byte: the chunk's bytes follow as they are.
-pub(crate) const CODEC_STORED: u8 = 0;
-/// Codec byte: the chunk's bytes follow as a raw deflate stream (RFC 1951, no zlib header).
-pub(crate) const CODEC_DEFLATE: u8 = 1;
-/// The deflate level chunks are compressed with (miniz's 0 to 10): measured on a real tree,
-/// level 3 stored a quarter of the bytes at about 90 MB/s on one core.
-const DEFLATE_LEVEL: u8 = 3;
-/// Chunks longer than this are deflated only if their first [`PROBE_LEN`] bytes deflate to
-/// less than [`PROBE_KEEP_PERCENT`] of their length: random data and media (compressed
-/// already) then cost one short trial, not a whole chunk's.
-const PROBE_ABOVE: usize = 256 << 10;
-const PROBE_LEN: usize = 64 << 10;
-const PROBE_KEEP_PERCENT: usize = 97;
+pub(crate) use crate::codec::{deflated, DEFLATE as CODEC_DEFLATE, STORED as CODEC_STORED};
 /// The longest chunk a reader of a version 10 chunk accepts (the chunker's largest): a
 /// record or index naming a longer one is damaged or hostile, and never makes a reader
 /// allocate more to inflate it.
 pub(crate) const MAX_CHUNK_LEN: u32 = crate::chunker::MAX_CHUNK as u32;
-
-/// The chunk `chunk` deflated, when that is worth storing: only where the deflated bytes and
-/// their codec byte are shorter than the chunk itself (so a version 10 chunk that is deflated
-/// is never sealed as long as a version 6 chunk of the same bytes), and for a long chunk only
-/// when its start deflates well (see [`PROBE_ABOVE`]).
-pub(crate) fn deflated(chunk: &[u8]) -> Option<Vec<u8>> {
-    if chunk.len() > PROBE_ABOVE {
-        let probe = &chunk[..PROBE_LEN];
-        let trial = miniz_oxide::deflate::compress_to_vec(probe, DEFLATE_LEVEL);
-        if trial.len() * 100 >= probe.len() * PROBE_KEEP_PERCENT {
-            return None;
-        }
-    }
-    let out = miniz_oxide::deflate::compress_to_vec(chunk, DEFLATE_LEVEL);
-    (out.len() + 1 < chunk.len()).then_some(out)
-}
 
 /// What a chunk opened to: its plaintext where it lies in the sealed bytes (stored chunks, and
 /// every chunk of a pack before version 10), or inflated into a buffer of its own.
@@ -204,9 +176,8 @@ pub(crate) fn open_chunk(
                     return Err(chunk_corrupt("longer than any chunk"));
                 }
                 // At most `len` bytes come out: a stream that would give more stops there.
-                let inflated =
-                    miniz_oxide::inflate::decompress_to_vec_with_limit(body, len as usize)
-                        .map_err(|_| chunk_corrupt("does not inflate to its length"))?;
+                let inflated = crate::codec::inflated(body, len as usize)
+                    .ok_or_else(|| chunk_corrupt("does not inflate to its length"))?;
                 Opened::Inflated(inflated)
             }
             Some((codec, _)) => {
@@ -555,6 +526,7 @@ impl PackBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{PROBE_ABOVE, PROBE_LEN};
 
     const VAULT: VaultId = VaultId([9; 16]);
 

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Hlc, Stamp};
-use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::codec::{self, Decoded};
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, LOG_CODEC_SINCE};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
@@ -15,6 +16,9 @@ use crate::record::Record;
 
 /// A segment's plaintext grows to about this size before a new segment is started.
 pub const SEGMENT_TARGET_BYTES: usize = 32 << 20;
+/// The most a segment's or checkpoint's compressed plaintext may inflate to (version 11): a
+/// stream that would give more is refused as corrupt instead of filling the memory.
+pub(crate) const MAX_INFLATED_LOG: usize = 1 << 30;
 
 /// The name of a device's segment `seq` inside the vault folder.
 pub fn segment_name(device: DeviceId, seq: u64) -> String {
@@ -114,7 +118,9 @@ pub(crate) fn encoded_size_hint(key: &[u8], record: &Record) -> usize {
 }
 
 /// Serializes and encrypts segment `seq` of `device`, holding `changes` (all written by
-/// `device`), with the vault key. The engine does this for you; this is for tools and benchmarks.
+/// `device`), with the vault key, deflated where that is shorter (as the engine writes them
+/// unless compression is turned off). The engine does this for you; this is for tools and
+/// benchmarks.
 ///
 /// The nonce is drawn from `entropy`.
 ///
@@ -133,6 +139,7 @@ pub fn seal(
         device,
         seq,
         changes,
+        true,
         entropy,
     )
 }
@@ -146,8 +153,9 @@ pub fn open(key: &VaultKey, device: DeviceId, seq: u64, mut object: Vec<u8>) -> 
     open_in_place(key, device, seq, &mut object).map(|view| view.to_segment())
 }
 
-/// Opens segment `seq` of `device` where it lies: decrypts it in place and checks that it
-/// decodes, without copying a change out of it. The engine reads segments this way.
+/// Opens segment `seq` of `device` where it lies: decrypts it in place (and, if it was
+/// deflated, inflates it into `object`'s place) and checks that it decodes, without copying a
+/// change out of it. The engine reads segments this way.
 ///
 /// # Errors
 /// As [`open`].
@@ -155,7 +163,7 @@ pub fn open_in_place<'a>(
     key: &VaultKey,
     device: DeviceId,
     seq: u64,
-    object: &'a mut [u8],
+    object: &'a mut Vec<u8>,
 ) -> Result<SegmentView<'a>> {
     open_segment(
         &key.subkey(Purpose::Segment),
@@ -166,12 +174,33 @@ pub fn open_in_place<'a>(
     )
 }
 
+/// The plaintext of a segment of `changes`, postcard's encoding of [`Segment`] (pinned by a
+/// test), written once into a buffer sized exactly first (growing it instead would copy it).
+fn plaintext(device: DeviceId, seq: u64, changes: &[(&[u8], &Record)]) -> Vec<u8> {
+    let len = head_len(seq, changes.len())
+        + changes
+            .iter()
+            .map(|(key, record)| change_len(key, record))
+            .sum::<usize>();
+    let mut plain = Vec::with_capacity(len);
+    encode_head(&mut plain, device, seq, changes.len());
+    for (key, record) in changes {
+        encode_change(&mut plain, key, record);
+    }
+    debug_assert_eq!(plain.len(), len, "the length counted ahead");
+    plain
+}
+
+/// Seals segment `seq` of `device` as this build writes it (envelope version
+/// [`crate::LOG_FORMAT_VERSION`]): a codec byte, then the plaintext, deflated where
+/// `compress` is set and that is shorter.
 pub(crate) fn seal_segment(
     key: &SecretKey,
     vault: VaultId,
     device: DeviceId,
     seq: u64,
     changes: &[(&[u8], &Record)],
+    compress: bool,
     entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
     let name = segment_name(device, seq);
@@ -180,40 +209,23 @@ pub(crate) fn seal_segment(
         kind: ObjectKind::Segment,
         name: &name,
     };
-    // The plaintext is written once, straight into the object's buffer, sized exactly first
-    // (a pass over the records' lengths: growing the buffer instead would copy it), and
-    // encrypted in place a few hundred bytes behind the writer.
-    let len = head_len(seq, changes.len())
-        + changes
-            .iter()
-            .map(|(key, record)| change_len(key, record))
-            .sum::<usize>();
-    let mut sealing = crypto::begin_seal(key, &ad, len, entropy)?;
-    let body_start = sealing.buf.len();
-    encode_head(&mut sealing.buf, device, seq, changes.len());
-    for (key, record) in changes {
-        encode_change(&mut sealing.buf, key, record);
-        sealing.encrypt_ready();
-    }
-    debug_assert_eq!(
-        sealing.buf.len() - body_start,
-        len,
-        "the length counted ahead"
-    );
-    Ok(crypto::finish_seal(sealing))
+    let plain = plaintext(device, seq, changes);
+    let (codec, body) = codec::choose(&plain, compress);
+    crypto::seal_coded(key, &ad, codec, &body, entropy)
 }
 
-/// Opens segment `seq` of `device` in place, checking it is what its name says.
+/// Opens segment `seq` of `device` in place, checking it is what its name says. A segment of
+/// version 11 or later that was deflated is inflated into `object`'s place.
 ///
 /// # Errors
 /// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
-/// plaintext does not decode or names another device or number.
+/// plaintext does not inflate or decode or names another device or number.
 pub(crate) fn open_segment<'a>(
     key: &SecretKey,
     vault: VaultId,
     device: DeviceId,
     seq: u64,
-    object: &'a mut [u8],
+    object: &'a mut Vec<u8>,
 ) -> Result<SegmentView<'a>> {
     let name = segment_name(device, seq);
     let ad = ObjectAd {
@@ -221,12 +233,35 @@ pub(crate) fn open_segment<'a>(
         kind: ObjectKind::Segment,
         name: &name,
     };
-    // Each change is checked as soon as the chunk holding it is decrypted, while it is still in
-    // the cache; the check counts only once the whole object authenticates.
+    // Each change of a plaintext that is not deflated is checked as soon as the chunk holding
+    // it is decrypted, while it is still in the cache; the check counts only once the whole
+    // object authenticates. (The version byte is read here before it is authenticated: it only
+    // decides where the changes start.)
+    let coded = object.get(4).is_some_and(|&v| v >= LOG_CODEC_SINCE);
     let mut check = SegmentCheck::default();
-    let (_, plain) = crypto::open_in_place_looking(key, &ad, object, |so_far| check.feed(so_far))?;
+    let (version, plain) = crypto::open_in_place_looking(key, &ad, object, |so_far| {
+        match (coded, so_far.split_first()) {
+            (false, _) => check.feed(so_far),
+            (true, Some((&codec::STORED, changes))) => check.feed(changes),
+            (true, _) => {}
+        }
+    })?;
+    let (check, range) = if version < LOG_CODEC_SINCE {
+        (check, plain)
+    } else {
+        let decoded = codec::decode(&object[plain.clone()], MAX_INFLATED_LOG)
+            .map_err(|e| Error::corrupt(&name, e))?;
+        match decoded {
+            Decoded::Stored(at) => (check, plain.start + at..plain.end),
+            Decoded::Inflated(inflated) => {
+                *object = inflated;
+                (SegmentCheck::default(), 0..object.len())
+            }
+        }
+    };
+    let object: &'a Vec<u8> = object;
     let segment = check
-        .finish(&object[plain])
+        .finish(&object[range])
         .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
     if segment.device != device || segment.seq != seq {
         return Err(Error::corrupt(
@@ -593,7 +628,18 @@ mod tests {
             })
             .collect();
         let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
-        let sealed = seal(&key, device, 3, &pairs, &mut entropy).unwrap();
+        // Not deflated (it would be), so that the changes are checked on the way.
+        let subkey = key.subkey(Purpose::Segment);
+        let sealed = seal_segment(
+            &subkey,
+            key.vault_id(),
+            device,
+            3,
+            &pairs,
+            false,
+            &mut entropy,
+        )
+        .unwrap();
         assert!(sealed.len() > 4 * crypto::CHUNK);
 
         // Whole: every change reads back.
@@ -638,14 +684,23 @@ mod tests {
             kind: ObjectKind::Segment,
             name: &name,
         };
-        let forged =
-            crypto::seal(&key.subkey(Purpose::Segment), &ad, &plain, &mut entropy).unwrap();
-        match open(&key, device, 3, forged) {
-            Err(Error::Corrupt { reason, .. }) => {
-                assert_eq!(reason, "does not decode: bad option tag")
+        // As version 4 to 10 wrote it (no codec byte), and as version 11 stores it.
+        for (version, plain) in [(4, plain.clone()), (11, [&[0][..], &plain].concat())] {
+            let forged = crypto::seal_version(&subkey, &ad, version, &plain, &mut entropy).unwrap();
+            match open(&key, device, 3, forged) {
+                Err(Error::Corrupt { reason, .. }) => {
+                    assert_eq!(reason, "does not decode: bad option tag")
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        // Deflated, the same segment is far shorter and reads back the same.
+        let deflated = seal(&key, device, 3, &pairs, &mut entropy).unwrap();
+        assert!(deflated.len() * 4 < sealed.len());
+        assert_eq!(
+            open(&key, device, 3, deflated).unwrap(),
+            open(&key, device, 3, sealed).unwrap()
+        );
     }
 
     #[test]

@@ -104,7 +104,11 @@ impl Disk {
             .get(Path::new(JOURNAL_PATH))
             .map_or(0, |&i| {
                 let durable = &self.inodes[i].durable;
-                now.data.iter().zip(durable).take_while(|(a, b)| a == b).count()
+                now.data
+                    .iter()
+                    .zip(durable)
+                    .take_while(|(a, b)| a == b)
+                    .count()
             })
     }
 

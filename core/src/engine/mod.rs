@@ -446,12 +446,13 @@ impl Engine {
         self.signer = signer;
     }
 
-    /// Whether the files stored from now on have their chunks deflated (raw deflate, before
-    /// they are sealed) where that makes them shorter; default `true`. With `false` every new
-    /// chunk is stored as it is (format version 10 still, codec 0), so the sizes of packs say
-    /// nothing about how compressible the content is: turn it off for a vault that stores
-    /// data an attacker can choose next to secrets (see `docs/FORMAT.md`, "What the bucket
-    /// learns"). Files stored already are read either way. Only in the Rust API.
+    /// Whether what this replica writes from now on is deflated (raw deflate, before it is
+    /// sealed) where that makes it shorter: the chunks of files it stores, and its segments
+    /// and checkpoints; default `true`. With `false` every new chunk, segment and checkpoint
+    /// is stored as it is (codec 0), so their sizes say nothing about how compressible the
+    /// content is: turn it off for a vault that stores data an attacker can choose next to
+    /// secrets (see `docs/FORMAT.md`, "What the bucket learns"). What is stored already is
+    /// read either way. Only in the Rust API.
     pub fn set_compression(&mut self, on: bool) {
         self.compression = on;
     }

@@ -182,6 +182,7 @@ impl Engine {
             self.vault,
             &head,
             self.state.records(),
+            self.compression,
             &mut self.entropy,
         );
         let body = self.sign_object(&checkpoint_name(me, number), generation, body);

@@ -131,7 +131,15 @@ impl Engine {
         let (segment_key, _) = self
             .log_keys(generation)
             .expect("the current generation is held");
-        let body = seal_segment(&segment_key, self.vault, me, seq, &pairs, &mut self.entropy);
+        let body = seal_segment(
+            &segment_key,
+            self.vault,
+            me,
+            seq,
+            &pairs,
+            self.compression,
+            &mut self.entropy,
+        );
         drop(pairs);
         match body {
             Ok(body) => {
