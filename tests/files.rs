@@ -1110,3 +1110,86 @@ fn a_compressible_file_is_stored_in_fewer_bytes_unless_compression_is_off() {
     }
     assert!(stored[0] < stored[1]);
 }
+
+/// Format version 11 deflates segments as a whole: records that repeat themselves (paths, text)
+/// take far fewer bytes in their segment than they have, and read back the same on another
+/// device; with compression turned off the segment is stored as it is (codec 00).
+#[test]
+fn segments_are_deflated_unless_compression_is_off() {
+    let mut sizes = Vec::new();
+    for compress in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = dir.path().join("bucket");
+        let store = format!("file://{}", bucket.display());
+        let key = VaultKey::generate().unwrap();
+        let a = open(&store, &key, dir.path(), "a");
+        a.configure(|e| e.set_compression(compress)).unwrap();
+        let t = FolderBucket;
+        let mut written = 0;
+        for i in 0..500 {
+            let k = format!("folder/notes/2026/november/entry-{i:04}.md");
+            let v = format!("# Entry {i}\n\nThe same words in every entry, and its number: {i}.\n");
+            written += k.len() + v.len();
+            a.put(k, v).unwrap();
+        }
+        block_on(sync(&a, &t));
+        // The one segment the push wrote: its envelope version and codec byte.
+        let segments: Vec<_> = walkdir(&bucket)
+            .into_iter()
+            .filter(|p| p.parent().unwrap().parent().unwrap().file_name().unwrap() == "s")
+            .collect();
+        assert_eq!(segments.len(), 1, "{segments:?}");
+        let path = &segments[0];
+        let parts: Vec<_> = path
+            .iter()
+            .rev()
+            .take(3)
+            .map(|c| c.to_str().unwrap())
+            .collect();
+        let name = format!("{}/{}/{}", parts[2], parts[1], parts[0]);
+        let object = std::fs::read(path).unwrap();
+        let (version, plain) = bucketsync::testing::open(
+            &key,
+            bucketsync::testing::Kind::Segment,
+            &name,
+            object.clone(),
+        )
+        .unwrap();
+        assert_eq!(version, 11);
+        assert_eq!(plain[0], u8::from(compress), "codec byte");
+        eprintln!(
+            "compression {compress}: {written} bytes of keys and values in a segment of {}",
+            object.len()
+        );
+        if compress {
+            assert!(object.len() * 4 < written, "{} of {written}", object.len());
+        } else {
+            assert!(object.len() > written, "{} of {written}", object.len());
+        }
+        sizes.push(object.len());
+        let b = open(&store, &key, dir.path(), "b");
+        block_on(sync(&b, &t));
+        assert_eq!(
+            b.get(b"folder/notes/2026/november/entry-0499.md")
+                .unwrap()
+                .unwrap(),
+            b"# Entry 499\n\nThe same words in every entry, and its number: 499.\n"
+        );
+        assert_eq!(b.keys(b"folder/").unwrap().len(), 500);
+    }
+    assert!(sizes[0] < sizes[1]);
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
