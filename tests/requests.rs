@@ -59,7 +59,11 @@ fn a_sync_with_nothing_new_is_one_list_and_a_push_is_two_puts_and_the_hint() {
     let first = block_sync(&mut b, &FolderBucket).unwrap();
     assert_eq!(first.pulled, 10_001);
     assert_eq!(first.requests_of(RequestKind::GetManifest), 1);
-    assert_eq!(first.requests_of(RequestKind::GetSegment), 2, "both pushes: {first}");
+    assert_eq!(
+        first.requests_of(RequestKind::GetSegment),
+        2,
+        "both pushes: {first}"
+    );
     let noop = block_sync(&mut b, &FolderBucket).unwrap();
     assert_eq!(
         noop.requests(),

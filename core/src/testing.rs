@@ -86,6 +86,25 @@ pub fn open(key: &VaultKey, kind: Kind, name: &str, object: Vec<u8>) -> Result<(
     crypto::open_versioned(&key.subkey(kind.purpose()), &ad, object)
 }
 
+/// The layout bytes of a segment's or checkpoint's plaintext of envelope `version`, as
+/// [`open`] returned it: from version 11 its codec byte is read and the rest inflated where it
+/// was deflated (`docs/FORMAT.md` §6.4); before, the plaintext is the layout bytes.
+///
+/// # Errors
+/// The reason the plaintext is corrupt: no or an unknown codec byte, a stream that does not
+/// inflate.
+pub fn layout_bytes(version: u8, plaintext: Vec<u8>) -> core::result::Result<Vec<u8>, String> {
+    if version < crypto::LOG_CODEC_SINCE {
+        return Ok(plaintext);
+    }
+    Ok(
+        match crate::codec::decode(&plaintext, crate::segment::MAX_INFLATED_LOG)? {
+            crate::codec::Decoded::Stored(at) => plaintext[at..].to_vec(),
+            crate::codec::Decoded::Inflated(inflated) => inflated,
+        },
+    )
+}
+
 /// Opens `device`'s manifest as a sync does, decoding and checking it.
 ///
 /// # Errors

@@ -2658,8 +2658,10 @@ impl People {
                         );
                         continue;
                     }
-                    let (_, plaintext) =
+                    let (version, plaintext) =
                         opened.unwrap_or_else(|e| panic!("{name} does not open: {e}"));
+                    let plaintext = testing::layout_bytes(version, plaintext)
+                        .unwrap_or_else(|e| panic!("{name} does not inflate: {e}"));
                     let checkpoint: CheckpointPlain = postcard::from_bytes(&plaintext)
                         .unwrap_or_else(|e| panic!("{name} does not decode as a checkpoint: {e}"));
                     for (key, record) in checkpoint.records {
