@@ -67,6 +67,10 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # no longer inlined into putFile alone. The binding's own part is small (a FileBatch over the JS
 # sources, ~1 KB raw); the core's maps and sort are where a few KB could be won back. The bar
 # moved to 469,000.
-bar=469000
+# Journal version 10 (a push's cleaned keys as one list) and bucket format 11 (segments and
+# checkpoints deflated as a whole: the codec byte read and written around them, inflating into
+# the segment's place) took it from 468,066 (fresh-clone CI before both) to 469,765 (+1.7 KB,
+# local): the bar moved to 471,000.
+bar=471000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
