@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Computes the format version 4 to 7, 9 and 10 vectors of docs/FORMAT.md §12, and the sharing example of
+"""Computes the format version 4 to 7, 9, 10 and 11 vectors of docs/FORMAT.md §12, and the sharing example of
 §17.4 (the grants included), from the document alone.
 
 An independent implementation (no bucketsync code): BLAKE3 from the `blake3` package,

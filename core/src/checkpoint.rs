@@ -122,7 +122,8 @@ pub(crate) fn seal(
         put_varint(&mut buf, u64::from(record.stamp.hlc.counter));
         buf.extend_from_slice(&record.stamp.device.0);
     }
-    let (codec, body) = codec::choose(&buf, compress);
+    // Never deflated past what a reader inflates: a vault that large is stored as it is.
+    let (codec, body) = codec::choose(&buf, compress && buf.len() <= MAX_INFLATED_LOG);
     crypto::seal_coded(key, &ad, codec, &body, entropy)
         .expect("a checkpoint name is far shorter than 64 KiB")
 }

@@ -36,8 +36,8 @@ use crate::ids::VaultId;
 /// The bucket format version of this build. It reads this one and every earlier one, down to
 /// version 1. Version 5 added files (chunks and packs); version 6 seals the chunks inside a
 /// pack bare (nonce, ciphertext, tag: no header in clear); version 7 adds pack redirects (a
-/// repacked pack's chunks moved into another pack). Segments and checkpoints are unchanged and
-/// still written with [`LOG_FORMAT_VERSION`], so version 4 replicas keep reading them;
+/// repacked pack's chunks moved into another pack). Segments and checkpoints were unchanged
+/// through version 10 and written as version 4, so version 4 replicas kept reading them;
 /// manifests keep version 4's layout but are written as [`MANIFEST_VERSION`] (5), which
 /// replicas of versions 5 and 6 read and version 4 replicas do not; packs and their chunks
 /// are still written as version 6 ([`PACK_VERSION`]).

@@ -169,7 +169,7 @@ fn seal_example_segment(key: &VaultKey, seed: [u8; 32]) -> Vec<u8> {
         .map(|c| c.into_record(D))
         .collect();
     let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
-    segment::seal(key, D, 1, &pairs, &mut Entropy::from_seed(seed)).unwrap()
+    segment::seal(key, D, 1, &pairs, true, &mut Entropy::from_seed(seed)).unwrap()
 }
 
 /// The previous release wrote format version 2: still read, the version 3 fields empty.
@@ -495,7 +495,15 @@ fn version_11_segment_object_is_sealed_and_opened_as_documented() {
         .map(|c| c.into_record(D))
         .collect();
     let pairs: Vec<(&[u8], &Record)> = records.iter().map(|(k, r)| (k.as_slice(), r)).collect();
-    let sealed = segment::seal(&key, D, 1, &pairs, &mut Entropy::from_seed([0x0b; 32])).unwrap();
+    let sealed = segment::seal(
+        &key,
+        D,
+        1,
+        &pairs,
+        true,
+        &mut Entropy::from_seed([0x0b; 32]),
+    )
+    .unwrap();
     let name = segment::segment_name(D, 1);
     let ad = ObjectAd {
         vault: key.vault_id(),

@@ -118,9 +118,9 @@ pub(crate) fn encoded_size_hint(key: &[u8], record: &Record) -> usize {
 }
 
 /// Serializes and encrypts segment `seq` of `device`, holding `changes` (all written by
-/// `device`), with the vault key, deflated where that is shorter (as the engine writes them
-/// unless compression is turned off). The engine does this for you; this is for tools and
-/// benchmarks.
+/// `device`), with the vault key; with `compress`, deflated where that is shorter (as the
+/// engine writes them unless compression is turned off). The engine does this for you; this
+/// is for tools and benchmarks.
 ///
 /// The nonce is drawn from `entropy`.
 ///
@@ -131,6 +131,7 @@ pub fn seal(
     device: DeviceId,
     seq: u64,
     changes: &[(&[u8], &Record)],
+    compress: bool,
     entropy: &mut Entropy,
 ) -> Result<Vec<u8>> {
     seal_segment(
@@ -139,7 +140,7 @@ pub fn seal(
         device,
         seq,
         changes,
-        true,
+        compress,
         entropy,
     )
 }
@@ -210,7 +211,8 @@ pub(crate) fn seal_segment(
         name: &name,
     };
     let plain = plaintext(device, seq, changes);
-    let (codec, body) = codec::choose(&plain, compress);
+    // Never deflated past what a reader inflates: a record that large is stored as it is.
+    let (codec, body) = codec::choose(&plain, compress && plain.len() <= MAX_INFLATED_LOG);
     crypto::seal_coded(key, &ad, codec, &body, entropy)
 }
 
@@ -695,7 +697,7 @@ mod tests {
             }
         }
         // Deflated, the same segment is far shorter and reads back the same.
-        let deflated = seal(&key, device, 3, &pairs, &mut entropy).unwrap();
+        let deflated = seal(&key, device, 3, &pairs, true, &mut entropy).unwrap();
         assert!(deflated.len() * 4 < sealed.len());
         assert_eq!(
             open(&key, device, 3, deflated).unwrap(),
