@@ -1134,20 +1134,19 @@ fn segments_are_deflated_unless_compression_is_off() {
         }
         block_on(sync(&a, &t));
         // The one segment the push wrote: its envelope version and codec byte.
-        let segments: Vec<_> = walkdir(&bucket)
+        let vault = format!("{}/", key.vault_id());
+        let segments: Vec<(String, Vec<u8>)> = bucketsync_suite::bucket_files(&bucket)
             .into_iter()
-            .filter(|p| p.parent().unwrap().parent().unwrap().file_name().unwrap() == "s")
+            .filter_map(|(path, bytes)| Some((path.strip_prefix(&vault)?.to_owned(), bytes)))
+            .filter(|(name, _)| name.starts_with("s/"))
             .collect();
-        assert_eq!(segments.len(), 1, "{segments:?}");
-        let path = &segments[0];
-        let parts: Vec<_> = path
-            .iter()
-            .rev()
-            .take(3)
-            .map(|c| c.to_str().unwrap())
-            .collect();
-        let name = format!("{}/{}/{}", parts[2], parts[1], parts[0]);
-        let object = std::fs::read(path).unwrap();
+        assert_eq!(
+            segments.len(),
+            1,
+            "{:?}",
+            segments.iter().map(|s| &s.0).collect::<Vec<_>>()
+        );
+        let (name, object) = segments.into_iter().next().unwrap();
         let (version, plain) = bucketsync::testing::open(
             &key,
             bucketsync::testing::Kind::Segment,
@@ -1178,18 +1177,4 @@ fn segments_are_deflated_unless_compression_is_off() {
         assert_eq!(b.keys(b"folder/").unwrap().len(), 500);
     }
     assert!(sizes[0] < sizes[1]);
-}
-
-/// Every file below `dir`.
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
