@@ -13,6 +13,8 @@
 //!   cancel-safe syncs;
 //! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
 //! - [`files`]: storing and reading files through a session, from and to streams;
+//! - `partial_file`: a file written beside its path and renamed into place once whole;
+//! - `file_writers`: whole files written on threads of their own during a read of many;
 //! - [`http_options`]: the built-in HTTP transport's deadlines;
 //! - [`listeners`]: who hears a background sync's events, each isolated from the others;
 //! - `export`: a session's records exported to and imported from JSON Lines;
@@ -31,6 +33,8 @@ pub mod driver;
 mod export;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file_system;
+#[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+mod file_writers;
 pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;
@@ -38,6 +42,8 @@ pub mod folder;
 pub mod folder_sync;
 pub mod http_options;
 pub mod listeners;
+#[cfg(not(target_arch = "wasm32"))]
+mod partial_file;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;

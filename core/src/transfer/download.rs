@@ -23,8 +23,15 @@ const MAX_RANGE: u64 = 64 << 20;
 /// unless the next bytes to hand on are in the range after them.
 const MAX_HELD_BYTES: u64 = 40 << 20;
 
-/// A chunk's plaintext: the opened span it lies in, and where in it.
-type Piece = (Arc<Vec<u8>>, Range<usize>);
+/// A fetched chunk waiting to be handed out: the body it came in and where it lies there,
+/// with the pack and the chunk it is when still sealed (it is opened, and inflated, only when
+/// handed out, so what waits takes no more memory than the ranges fetched); not sealed for an
+/// inline file's bytes.
+struct Piece {
+    body: Arc<Vec<u8>>,
+    range: Range<usize>,
+    sealed: Option<(PackName, ChunkRef)>,
+}
 
 /// Neighbouring chunks of one pack, fetched together, with their places in the file.
 struct Span {
@@ -209,7 +216,14 @@ impl Download {
             download.next_out = 0;
             download.pieces = 1;
             let len = bytes.len();
-            download.fetched.insert(0, (Arc::new(bytes), 0..len));
+            download.fetched.insert(
+                0,
+                Piece {
+                    body: Arc::new(bytes),
+                    range: 0..len,
+                    sealed: None,
+                },
+            );
         }
         download
     }
@@ -445,8 +459,7 @@ impl Download {
         Ok(())
     }
 
-    /// Each chunk of `span` opened where it lies: the body, and where each chunk's plaintext
-    /// is in it, by place in the file.
+    /// The chunks of `span` in the body of its GET, still sealed, by place in the file.
     fn open_span(&self, span: &Span, response: Response) -> Result<Vec<(usize, Piece)>> {
         let name = span.pack.relative();
         if response.status == 416 {
@@ -479,46 +492,48 @@ impl Download {
                 "a chunk range came back with another length",
             ));
         }
-        let mut places = Vec::with_capacity(span.chunks.len());
-        for (position, chunk) in &span.chunks {
-            let at = (chunk.offset - span.start) as usize;
-            let envelope = &mut body[at..at + chunk.sealed_len as usize];
-            let opened = pack::open_chunk(
-                &self.keys.chunk,
-                &self.keys.chunk_id,
-                self.keys.vault,
-                self.file.chunk_version,
-                chunk.id,
-                chunk.len,
-                envelope,
-                &name,
-            )?;
-            places.push((
-                *position,
-                match opened {
-                    pack::Opened::InPlace(range) => {
-                        pack::Opened::InPlace(at + range.start..at + range.end)
-                    }
-                    inflated => inflated,
-                },
-            ));
-        }
-        // Stored chunks are handed out from the body they came in, inflated ones from their
-        // own buffers (the body is then freed once no stored chunk needs it).
         let body = Arc::new(body);
-        Ok(places
-            .into_iter()
-            .map(|(position, opened)| {
-                let piece = match opened {
-                    pack::Opened::InPlace(range) => (Arc::clone(&body), range),
-                    pack::Opened::Inflated(bytes) => {
-                        let len = bytes.len();
-                        (Arc::new(bytes), 0..len)
-                    }
+        Ok(span
+            .chunks
+            .iter()
+            .map(|(position, chunk)| {
+                let at = (chunk.offset - span.start) as usize;
+                let piece = Piece {
+                    body: Arc::clone(&body),
+                    range: at..at + chunk.sealed_len as usize,
+                    sealed: Some((span.pack, *chunk)),
                 };
-                (position, piece)
+                (*position, piece)
             })
             .collect())
+    }
+
+    /// The bytes of `piece`: opened and checked against its chunk's id when sealed (inflated
+    /// where its pack stored it deflated).
+    fn open_piece(&self, piece: Piece) -> Result<Vec<u8>> {
+        let mut bytes = piece.body[piece.range].to_vec();
+        drop(piece.body);
+        let Some((pack, chunk)) = piece.sealed else {
+            return Ok(bytes);
+        };
+        let opened = pack::open_chunk(
+            &self.keys.chunk,
+            &self.keys.chunk_id,
+            self.keys.vault,
+            self.file.chunk_version,
+            chunk.id,
+            chunk.len,
+            &mut bytes,
+            &pack.relative(),
+        )?;
+        Ok(match opened {
+            pack::Opened::InPlace(range) => {
+                bytes.truncate(range.end);
+                bytes.drain(..range.start);
+                bytes
+            }
+            pack::Opened::Inflated(inflated) => inflated,
+        })
     }
 
     /// Why the download failed, once it did.
@@ -528,16 +543,27 @@ impl Download {
 
     /// The next bytes of the file, in order, once they have arrived and been checked.
     pub fn poll_output(&mut self) -> Option<Vec<u8>> {
-        let (body, mut range) = self.fetched.remove(&self.next_out)?;
+        let piece = self.fetched.remove(&self.next_out)?;
+        let mut bytes = match self.open_piece(piece) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // Nothing more is handed out: the outcome is the error.
+                self.fetched.clear();
+                self.requests.clear();
+                self.plan.clear();
+                self.failure.get_or_insert(e);
+                return None;
+            }
+        };
         if let Some((window, starts)) = &self.window {
             // Only the part of the chunk inside the window.
             let start = starts[self.next_out];
-            let len = (range.end - range.start) as u64;
+            let len = bytes.len() as u64;
             let from = window.start.saturating_sub(start).min(len) as usize;
             let to = (window.end.saturating_sub(start)).min(len) as usize;
-            range = range.start + from..range.start + to.max(from);
+            bytes.truncate(to.max(from));
+            bytes.drain(..from);
         }
-        let bytes = body[range].to_vec();
         self.next_out += 1;
         self.hasher.update(&bytes);
         self.emitted += bytes.len() as u64;

@@ -218,7 +218,12 @@ impl DownloadMany {
                 // This take is the first of `times`.
                 self.kept.insert(place, (piece.clone(), times - 1));
             }
-            self.gathered.extend_from_slice(&piece);
+            if self.gathered.is_empty() {
+                // A file's first chunk (a small file's only one) is its bytes so far, as it is.
+                self.gathered = piece;
+            } else {
+                self.gathered.extend_from_slice(&piece);
+            }
             self.gathered_pieces += 1;
         }
     }

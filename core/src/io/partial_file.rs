@@ -1,0 +1,176 @@
+//! A file written beside its path and renamed into place once whole and synced, so that a
+//! read that fails leaves nothing at the path, and one that is interrupted can resume.
+
+/// Where [`Session::get_file`](crate::session::Session::get_file) to a path writes: a file beside the path, renamed into place by
+/// [`PartialFile::commit`] once the whole file was read and checked, and removed when dropped
+/// uncommitted, so a failed read leaves nothing at the path. Every binding that reads files to
+/// paths uses it.
+#[derive(Debug)]
+pub struct PartialFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    /// Left in place when dropped uncommitted (a resumable one), unless discarded.
+    keep: bool,
+    committed: bool,
+    /// The version tag of a resumable one.
+    tag: Option<String>,
+}
+
+impl PartialFile {
+    /// Creates `.<name>.<pid>-<n>.part` in `target`'s folder.
+    ///
+    /// # Errors
+    /// When `target` names no file or the folder cannot be written.
+    pub fn create(target: &std::path::Path) -> std::io::Result<PartialFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = PartialFile::beside(target, &format!("{}-{n}", std::process::id()))?;
+            match std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(PartialFile {
+                        path,
+                        file: Some(file),
+                        keep: false,
+                        committed: false,
+                        tag: None,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The partial file of a resumable read of one version of a file (`tag`, see
+    /// [`crate::transfer::Download::resume_tag`]) to `target`: `.<name>.<tag>.part` beside
+    /// it, opened as a previous read left it (or created), and locked while this value lives.
+    /// It stays when dropped uncommitted, for the next read to resume from, unless
+    /// [`PartialFile::discard`]ed. When another read of the same file to the same path holds
+    /// it, this one gets a fresh file of its own (as [`PartialFile::create`]).
+    ///
+    /// # Errors
+    /// When `target` names no file or the folder cannot be written.
+    pub fn resumable(target: &std::path::Path, tag: &str) -> std::io::Result<PartialFile> {
+        let path = PartialFile::beside(target, tag)?;
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(PartialFile {
+                path,
+                file: Some(file),
+                keep: true,
+                committed: false,
+                tag: Some(tag.to_owned()),
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => PartialFile::create(target),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// `.<name>.<tag>.part` in `target`'s folder.
+    fn beside(target: &std::path::Path, tag: &str) -> std::io::Result<std::path::PathBuf> {
+        let Some(name) = target.file_name() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} does not name a file", target.display()),
+            ));
+        };
+        let mut temp = std::ffi::OsString::from(".");
+        temp.push(name);
+        temp.push(format!(".{tag}.part"));
+        Ok(target
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join(temp))
+    }
+
+    /// Removes the file now (a resumable one too).
+    pub fn discard(mut self) {
+        self.keep = false;
+    }
+
+    /// The file to write to.
+    pub fn file(&self) -> &std::fs::File {
+        self.file.as_ref().expect("open until committed or dropped")
+    }
+
+    /// Syncs the file to disk, closes it and renames it to `target`. A resumable one then
+    /// removes the partial files that interrupted reads of other versions of the file left
+    /// beside `target` (`.<name>.<16 hex digits>.part`), unless a read holds them.
+    ///
+    /// # Errors
+    /// When the sync or the rename fails (the partial file is then removed).
+    pub fn commit(mut self, target: &std::path::Path) -> std::io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        std::fs::rename(&self.path, target)?;
+        self.committed = true;
+        if let Some(tag) = &self.tag {
+            PartialFile::remove_stale(target, tag);
+        }
+        Ok(())
+    }
+
+    /// Removes the resumable partial files of `target` but the one of version `keep`, and
+    /// those a read holds locked. Best effort: what cannot be listed or removed stays.
+    fn remove_stale(target: &std::path::Path, keep: &str) {
+        let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        let folder = target.parent().unwrap_or(std::path::Path::new(""));
+        let folder = if folder.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            folder
+        };
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let prefix = format!(".{name}.");
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(tag) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|n| n.strip_suffix(".part"))
+            else {
+                continue;
+            };
+            let is_tag =
+                tag.len() == 16 && tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !is_tag || tag == keep {
+                continue;
+            }
+            let path = entry.path();
+            // A read of that version holds its lock while it runs.
+            let Ok(file) = std::fs::File::options().read(true).write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        // Closed first: an open file cannot be removed everywhere.
+        drop(self.file.take());
+        if !self.committed && !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
