@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step says how long the whole run has taken when it starts (the suite's time target is
+# 30 minutes), and the end says the total.
+started=$SECONDS
+step() { printf '\n== [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 # A clean clone builds everything once: incremental caches would only take disk (2 GB).
 export CARGO_INCREMENTAL=0
@@ -238,3 +241,4 @@ awk '/^test result:/ { p += $4; f += $6 }
      /^# fail / { f += $3 }
      END { p += sx - sf; f += sf; printf "\nall: %d passed, %d failed\n", p, f }' "$results"
 rm -f "$results"
+printf 'took %dm%02ds\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))
