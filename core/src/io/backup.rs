@@ -807,7 +807,7 @@ impl Session {
         if pending.is_empty() {
             return Ok(());
         }
-        let files: Vec<(Vec<u8>, Vec<u8>, PathBuf)> = pending
+        let mut files: Vec<(Vec<u8>, Vec<u8>, PathBuf)> = pending
             .iter_mut()
             .map(|f| {
                 (
@@ -818,7 +818,7 @@ impl Session {
             })
             .collect();
         let outcomes = self
-            .download_many_to_paths(&files, transport, concurrency, &mut |place, p| {
+            .download_many_to_paths(&mut files, transport, concurrency, &mut |place, p| {
                 progress(&pending[place].rel, p)
             })
             .await?;

@@ -22,7 +22,7 @@ const WRITERS: usize = 8;
 
 /// The most bytes handed over and not yet written. A file larger than this is handed over once
 /// everything before it is written.
-const QUEUED_BYTES: usize = 16 << 20;
+const QUEUED_BYTES: usize = 8 << 20;
 
 /// A file to write: its place among the caller's, where, and its bytes.
 struct Job {

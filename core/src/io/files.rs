@@ -576,14 +576,15 @@ impl Session {
     /// live in their record, and those left when a read of many fails (a missing pack, say),
     /// are read one by one, so each gets its own error. `progress` is called with a file's
     /// place among those given as its bytes arrive. Returns each file's outcome, in the order
-    /// given.
+    /// given. The values of files read one by one are emptied once read (a file held in its
+    /// record is let go of before the packs' ranges come in).
     ///
     /// # Errors
     /// `Cancelled` after [`Session::cancel_sync`] (the files written so far stay).
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))] // restore's
     pub(crate) async fn download_many_to_paths<T: Transport + ?Sized>(
         &self,
-        files: &[(Vec<u8>, Vec<u8>, std::path::PathBuf)],
+        files: &mut [(Vec<u8>, Vec<u8>, std::path::PathBuf)],
         transport: &T,
         concurrency: usize,
         progress: &mut impl FnMut(usize, FileProgress),
@@ -593,10 +594,21 @@ impl Session {
             .iter()
             .map(|(k, v, _)| (k.as_slice(), v.as_slice()))
             .collect();
-        let (groups, mut alone) = self.read(|e| e.begin_download_many(&pairs))?;
+        let (groups, alone) = self.read(|e| e.begin_download_many(&pairs))?;
+        drop(pairs);
         // Files are written (and synced) on threads of their own while the reads go on; a
         // `Cancelled` below still writes what was handed over, when `writers` is dropped.
         let mut writers = FileWriters::start();
+        // Those alone first: most are small files held in their records, and their values are
+        // let go of before the packs' ranges are held.
+        let mut each = ReadEach {
+            files,
+            outcomes: &mut outcomes,
+            writers: &mut writers,
+        };
+        self.read_each(&mut each, alone, transport, concurrency, progress)
+            .await?;
+        let mut left = Vec::new();
         for (mut many, places) in groups {
             let mut flight = Flight::new(
                 transport,
@@ -609,13 +621,13 @@ impl Session {
             let outcome = loop {
                 while let Some((index, read)) = many.poll_file() {
                     let place = places[index];
-                    let (_, _, path) = &files[place];
+                    let (_, _, path) = &each.files[place];
                     match read {
                         Ok(bytes) => {
                             flight.progress.bytes_done += bytes.len() as u64;
-                            writers.write(place, path.clone(), bytes);
+                            each.writers.write(place, path.clone(), bytes);
                         }
-                        Err(e) => outcomes[place] = Some(Err(e)),
+                        Err(e) => each.outcomes[place] = Some(Err(e)),
                     }
                     at = place;
                     progress(place, flight.progress);
@@ -629,21 +641,45 @@ impl Session {
             };
             if outcome.is_err() {
                 // Each file left gets its own read, and its own error.
-                alone.extend(many.left().into_iter().map(|i| places[i]));
+                left.extend(many.left().into_iter().map(|i| places[i]));
             }
         }
-        alone.sort_unstable();
-        for place in alone {
-            let (key, value, path) = &files[place];
-            let download = match self.read(|e| e.begin_download_value(key, value, None))? {
+        self.read_each(&mut each, left, transport, concurrency, progress)
+            .await?;
+        for (place, written) in writers.finish() {
+            outcomes[place] = Some(written);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Config("the file was not read".into()))))
+            .collect())
+    }
+
+    /// Reads the files at `places` of `each` one by one (see
+    /// [`Session::download_many_to_paths`]), emptying each one's value once read.
+    #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+    async fn read_each<T: Transport + ?Sized>(
+        &self,
+        each: &mut ReadEach<'_>,
+        mut places: Vec<usize>,
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(usize, FileProgress),
+    ) -> Result<()> {
+        places.sort_unstable();
+        for place in places {
+            let (key, value, path) = &mut each.files[place];
+            let value = std::mem::take(value);
+            let download = match self.read(|e| e.begin_download_value(key, &value, None))? {
                 Ok(download) => download,
                 Err(e) => {
-                    outcomes[place] = Some(Err(e));
+                    each.outcomes[place] = Some(Err(e));
                     continue;
                 }
             };
-            let inline = crate::file::FileValue::decode(key, value)
+            let inline = crate::file::FileValue::decode(key, &value)
                 .is_ok_and(|f| matches!(f.body, crate::file::Body::Inline(_)));
+            drop(value);
             let read = if inline {
                 // No request, and no partial file to resume: written whole once checked.
                 let mut bytes = Vec::new();
@@ -655,7 +691,7 @@ impl Session {
                     .await
                 {
                     Ok(()) => {
-                        writers.write(place, path.clone(), bytes);
+                        each.writers.write(place, path.clone(), bytes);
                         continue;
                     }
                     Err(e) => Err(e),
@@ -669,15 +705,9 @@ impl Session {
             if matches!(read, Err(Error::Cancelled)) {
                 return Err(Error::Cancelled);
             }
-            outcomes[place] = Some(read);
+            each.outcomes[place] = Some(read);
         }
-        for (place, written) in writers.finish() {
-            outcomes[place] = Some(written);
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(Error::Config("the file was not read".into()))))
-            .collect())
+        Ok(())
     }
 
     /// Runs `download` to the file at `target` through its resumable partial file, as
@@ -840,6 +870,14 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// What [`Session::read_each`] reads and where it puts what it read.
+#[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+struct ReadEach<'a> {
+    files: &'a mut [(Vec<u8>, Vec<u8>, std::path::PathBuf)],
+    outcomes: &'a mut [Option<Result<()>>],
+    writers: &'a mut FileWriters,
 }
 
 impl Machine for crate::transfer::DownloadMany {
