@@ -798,9 +798,12 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         let progress = &mut *self.progress;
         let outcomes = self
             .session
-            .download_many_to_paths(&mut files, self.transport, self.concurrency, &mut |at, p| {
-                progress(&entries[at].0, p)
-            })
+            .download_many_to_paths(
+                &mut files,
+                self.transport,
+                self.concurrency,
+                &mut |at, p| progress(&entries[at].0, p),
+            )
             .await?;
         for (((rel, entry), outcome), (_, _, dest)) in entries.into_iter().zip(outcomes).zip(&files)
         {

@@ -19,6 +19,11 @@ use crate::s3;
 /// One GET covers neighbouring chunks of a pack up to this many bytes (a whole pack of the
 /// default size, so a file costs about one GET per pack).
 const MAX_RANGE: u64 = 64 << 20;
+/// A gap of at most this many bytes between two chunks wanted from one pack is fetched with
+/// them, and thrown away, rather than costing a GET of its own: a request costs about as much
+/// time as a megabyte coming down, and a pack's chunks no longer named (a file edited or
+/// deleted since) would otherwise split one GET into many.
+const MAX_GAP: u64 = 1 << 20;
 /// Bytes of ranges out, or fetched and not yet handed on whole, at most (that bounds memory),
 /// unless the next bytes to hand on are in the range after them.
 const MAX_HELD_BYTES: u64 = 40 << 20;
@@ -52,9 +57,9 @@ enum Wanted {
 }
 
 /// Groups `chunks` (with their places in the file, in file order) into spans of neighbours in
-/// `pack`: a chunk that follows the latest span it could join in that pack joins it, even when
-/// chunks of another pack came between them in the file (an upload spreads chunks over two
-/// packs).
+/// `pack`: a chunk that follows the latest span it could join in that pack, at most
+/// [`MAX_GAP`] bytes after its end, joins it (the gap is fetched too), even when chunks of
+/// another pack came between them in the file (an upload spreads chunks over two packs).
 fn spans_of(
     chunks: impl IntoIterator<Item = (usize, PackName, ChunkRef)>,
     hops: usize,
@@ -64,7 +69,11 @@ fn spans_of(
     for (position, pack, chunk) in chunks {
         let end = chunk.offset + u64::from(chunk.sealed_len);
         match open.get(&pack).map(|&i| &mut spans[i]) {
-            Some(span) if span.end == chunk.offset && end - span.start <= MAX_RANGE => {
+            Some(span)
+                if chunk.offset >= span.end
+                    && chunk.offset - span.end <= MAX_GAP
+                    && end - span.start <= MAX_RANGE =>
+            {
                 span.end = end;
                 span.chunks.push((position, chunk));
             }
@@ -613,5 +622,63 @@ impl Download {
                 ))
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::ChunkId;
+
+    fn chunk(offset: u64, sealed_len: u32) -> ChunkRef {
+        ChunkRef {
+            id: ChunkId([0; 32]),
+            len: sealed_len,
+            pack: 0,
+            offset,
+            sealed_len,
+        }
+    }
+
+    #[test]
+    fn chunks_of_a_pack_join_across_small_gaps_only() {
+        let a = PackName {
+            device: [1; 16],
+            pack: [2; 16],
+        };
+        let b = PackName {
+            device: [1; 16],
+            pack: [3; 16],
+        };
+        let chunks = [
+            (0, a, chunk(0, 100)),
+            // Right after: joins.
+            (1, a, chunk(100, 100)),
+            // Another pack between them in the file.
+            (2, b, chunk(0, 50)),
+            // A gap of MAX_GAP: joins, the gap fetched too.
+            (3, a, chunk(200 + MAX_GAP, 100)),
+            // A gap of one byte more: a span of its own.
+            (4, a, chunk(300 + 2 * MAX_GAP + 1, 100)),
+            // Behind the span's end: a span of its own.
+            (5, a, chunk(0, 100)),
+        ];
+        let spans = spans_of(chunks, 0);
+        let got: Vec<(PackName, u64, u64, Vec<usize>)> = spans
+            .iter()
+            .map(|s| {
+                let places = s.chunks.iter().map(|(p, _)| *p).collect();
+                (s.pack, s.start, s.end, places)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (a, 0, 300 + MAX_GAP, vec![0, 1, 3]),
+                (b, 0, 50, vec![2]),
+                (a, 300 + 2 * MAX_GAP + 1, 400 + 2 * MAX_GAP + 1, vec![4]),
+                (a, 0, 100, vec![5]),
+            ]
+        );
     }
 }
