@@ -604,8 +604,9 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
     }
 }
 
-/// Files up to this size are read together with the others of a restore, whole in memory
-/// one at a time; bigger ones alone, through a partial file a later restore resumes.
+/// Files up to this size are read together with the others of a restore, each whole in memory
+/// until written (see `FileWriters`: 8 MiB of them wait at most, or one this big); bigger ones
+/// alone, through a partial file a later restore resumes.
 const READ_ALONE_ABOVE: u64 = 32 << 20;
 
 /// A file a restore writes, waiting to be read with the others.

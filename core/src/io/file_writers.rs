@@ -5,8 +5,10 @@
 //! file whose size and time match, so its bytes must be on the disk before its name is. One
 //! sync at a time waits on the disk once per file; several in flight are committed together by
 //! the file system, and the reads from the store go on meanwhile. The bytes handed over and
-//! not yet written are bounded ([`QUEUED_BYTES`]), so memory stays bounded when the disk is
-//! slower than the network: a caller handing over more waits.
+//! not yet written are bounded ([`QUEUED_BYTES`], or one file bigger than that), so memory
+//! stays bounded when the disk is slower than the network: a caller handing over more waits,
+//! blocking its thread (an async caller's too: the writers need nothing from its executor, and
+//! the synchronous write this replaces blocked it longer).
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -74,14 +76,15 @@ pub(crate) struct FileWriters {
 }
 
 impl FileWriters {
-    /// Starts the writer threads. Where none can start, files are written on the caller's
-    /// thread as they are handed over.
-    pub(crate) fn start() -> FileWriters {
+    /// Starts up to [`WRITERS`] writer threads, no more than `files` (how many files are to
+    /// come). Where none can start, files are written on the caller's thread as they are
+    /// handed over.
+    pub(crate) fn start(files: usize) -> FileWriters {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (outcomes, done) = mpsc::channel();
         let inbox = Arc::new(Mutex::new(inbox));
         let queued = Arc::new(Queued::default());
-        let threads: Vec<_> = (0..WRITERS)
+        let threads: Vec<_> = (0..WRITERS.min(files))
             .filter_map(|n| {
                 let inbox = Arc::clone(&inbox);
                 let outcomes = outcomes.clone();
@@ -96,7 +99,18 @@ impl FileWriters {
                         let Ok(job) = job else {
                             return;
                         };
-                        let outcome = write_whole(&job.path, &job.bytes);
+                        // A panic is the file's error: its bytes must leave the count, or a
+                        // caller waiting for room would wait for ever.
+                        let outcome =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                write_whole(&job.path, &job.bytes)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(Error::Config(format!(
+                                    "writing {} failed: the writer panicked",
+                                    job.path.display()
+                                )))
+                            });
                         let len = job.bytes.len();
                         drop(job.bytes);
                         queued.remove(len);
@@ -117,7 +131,8 @@ impl FileWriters {
     }
 
     /// Hands over `bytes` to be written as the file at `path`, the caller's file number
-    /// `place`. Waits while more than [`QUEUED_BYTES`] are waiting to be written.
+    /// `place`. Waits until they fit within [`QUEUED_BYTES`] with those waiting to be
+    /// written, or until nothing waits.
     pub(crate) fn write(&mut self, place: usize, path: PathBuf, bytes: Vec<u8>) {
         let Some(jobs) = &self.jobs else {
             self.done_here.push((place, write_whole(&path, &bytes)));
@@ -174,7 +189,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bucketsync-writers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut writers = FileWriters::start();
+        let mut writers = FileWriters::start(WRITERS);
         for i in 0..50 {
             writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000]);
         }
@@ -211,7 +226,7 @@ mod tests {
             std::env::temp_dir().join(format!("bucketsync-writers-drop-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut writers = FileWriters::start();
+        let mut writers = FileWriters::start(WRITERS);
         for i in 0..20 {
             writers.write(i, dir.join(format!("f{i}")), vec![7; 4096]);
         }

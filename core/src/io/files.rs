@@ -575,8 +575,10 @@ impl Session {
     /// through a partial file beside its path and renamed into place once checked. Files that
     /// live in their record, and those left when a read of many fails (a missing pack, say),
     /// are read one by one, so each gets its own error. `progress` is called with a file's
-    /// place among those given as its bytes arrive. Returns each file's outcome, in the order
-    /// given. The values of files read one by one are emptied once read (a file held in its
+    /// place among those given as its bytes arrive (a file read whole is handed to a writer,
+    /// so its last progress comes before it is written: the outcome says whether it was).
+    /// Returns each file's outcome, in the order given. The values of files read one by one
+    /// are emptied once read (a file held in its
     /// record is let go of before the packs' ranges come in).
     ///
     /// # Errors
@@ -598,7 +600,7 @@ impl Session {
         drop(pairs);
         // Files are written (and synced) on threads of their own while the reads go on; a
         // `Cancelled` below still writes what was handed over, when `writers` is dropped.
-        let mut writers = FileWriters::start();
+        let mut writers = FileWriters::start(files.len());
         // Those alone first: most are small files held in their records, and their values are
         // let go of before the packs' ranges are held.
         let mut each = ReadEach {

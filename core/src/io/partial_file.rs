@@ -1,10 +1,10 @@
 //! A file written beside its path and renamed into place once whole and synced, so that a
 //! read that fails leaves nothing at the path, and one that is interrupted can resume.
 
-/// Where [`Session::get_file`](crate::session::Session::get_file) to a path writes: a file beside the path, renamed into place by
-/// [`PartialFile::commit`] once the whole file was read and checked, and removed when dropped
-/// uncommitted, so a failed read leaves nothing at the path. Every binding that reads files to
-/// paths uses it.
+/// Where [`Session::get_file_to_path`](crate::session::Session::get_file_to_path) writes: a
+/// file beside the path, renamed into place by [`PartialFile::commit`] once the whole file was
+/// read and checked, and removed when dropped uncommitted, so a failed read leaves nothing at
+/// the path. Every binding that reads files to paths uses it.
 #[derive(Debug)]
 pub struct PartialFile {
     path: std::path::PathBuf,

@@ -104,8 +104,8 @@ pub struct Download {
     requests: Requests<Wanted>,
     /// The redirects read so far, by the pack they lead away from.
     redirects: HashMap<PackName, Arc<Redirect>>,
-    /// Fetched chunks, by place in the file, until handed out in order: the opened span they
-    /// lie in, and where their plaintext is in it.
+    /// Fetched chunks, by place in the file, until handed out in order: the body of their GET
+    /// and where each lies in it, still sealed (see [`Piece`]).
     fetched: BTreeMap<usize, Piece>,
     /// The last chunk and the length of each span asked for: a span is held until that chunk
     /// is handed out.
@@ -369,8 +369,10 @@ impl Download {
                     self.follow(span);
                     Ok(())
                 }
+                // After a failure nothing more is handed out: what comes in is dropped.
+                response if self.failure.is_some() => response.map(drop),
                 response => response
-                    .and_then(|r| self.open_span(&span, r))
+                    .and_then(|r| self.split_span(&span, r))
                     .map(|pieces| self.fetched.extend(pieces)),
             },
             Wanted::Redirect(span) => response
@@ -469,7 +471,7 @@ impl Download {
     }
 
     /// The chunks of `span` in the body of its GET, still sealed, by place in the file.
-    fn open_span(&self, span: &Span, response: Response) -> Result<Vec<(usize, Piece)>> {
+    fn split_span(&self, span: &Span, response: Response) -> Result<Vec<(usize, Piece)>> {
         let name = span.pack.relative();
         if response.status == 416 {
             return Err(Error::corrupt(&name, "shorter than the file says"));
