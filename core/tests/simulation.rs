@@ -1639,6 +1639,7 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         &["BUCKETSYNC_SIM_SEED"],
         &["BUCKETSYNC_SIM_SEEDS"],
         1_000,
+        STILL_FAILING,
         "simulation",
         run,
     ) else {
@@ -2989,6 +2990,7 @@ fn two_persons_share_and_revoke_across_seeds() {
         &["BUCKETSYNC_SIM_PEOPLE_SEED", "BUCKETSYNC_SIM_SEED"],
         &["BUCKETSYNC_SIM_PEOPLE_SEEDS", "BUCKETSYNC_SIM_SEEDS"],
         PEOPLE_DEFAULT_SEEDS,
+        &[],
         "simulation",
         run_people,
     ) else {

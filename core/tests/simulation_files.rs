@@ -1662,6 +1662,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         &["BUCKETSYNC_SIM_FILES_SEED"],
         &["BUCKETSYNC_SIM_FILES_SEEDS"],
         DEFAULT_SEEDS,
+        &[],
         "simulation_files",
         run,
     ) else {

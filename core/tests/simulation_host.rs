@@ -917,6 +917,7 @@ fn sessions_on_a_disk_that_loses_power_lose_only_what_was_neither_flushed_nor_pu
         &["BUCKETSYNC_SIM_HOST_SEED"],
         &["BUCKETSYNC_SIM_HOST_SEEDS"],
         DEFAULT_SEEDS,
+        STILL_FAILING,
         "simulation_host",
         run,
     ) else {
