@@ -207,6 +207,28 @@ impl bucketsync::driver::Transport for CountingPackReads {
     }
 }
 
+/// `session` syncs, then restores the backup `name` to `target`: its report, and how many GETs
+/// of packs the restore made.
+fn restore_counting_pack_reads(
+    session: &Session,
+    name: &str,
+    target: &Path,
+) -> (bucketsync::backup::RestoreReport, usize) {
+    block_on(session.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+    let counting = CountingPackReads::default();
+    let report = block_on(session.restore(
+        name,
+        target,
+        &RestoreOptions::default(),
+        &counting,
+        DEFAULT_CONCURRENCY,
+        |_, _| {},
+    ))
+    .unwrap();
+    let reads = counting.0.load(std::sync::atomic::Ordering::SeqCst);
+    (report, reads)
+}
+
 /// Links among the files do not cut a restore's reading into many small batches: links are
 /// made after every file, and the files side by side in a pack come down in a few ranged GETs
 /// (a system tree has a link every few hundred files).
@@ -232,21 +254,10 @@ fn links_between_files_do_not_cut_the_restores_reads() {
     backup(&a, &src, "many");
 
     let target = dir.path().join("restored");
-    block_on(b.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
-    let counting = CountingPackReads::default();
-    let report = block_on(b.restore(
-        "many",
-        &target,
-        &RestoreOptions::default(),
-        &counting,
-        DEFAULT_CONCURRENCY,
-        |_, _| {},
-    ))
-    .unwrap();
+    let (report, reads) = restore_counting_pack_reads(&b, "many", &target);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.symlinks, 40, "{report:?}");
     assert_eq!(tree(&target), tree(&src));
-    let reads = counting.0.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         (1..=4).contains(&reads),
         "40 files in one pack: {reads} GETs of packs"
@@ -283,20 +294,9 @@ fn chunks_no_longer_named_do_not_split_the_restores_reads() {
     backup(&a, &src, "many");
 
     let target = dir.path().join("restored");
-    block_on(b.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
-    let counting = CountingPackReads::default();
-    let report = block_on(b.restore(
-        "many",
-        &target,
-        &RestoreOptions::default(),
-        &counting,
-        DEFAULT_CONCURRENCY,
-        |_, _| {},
-    ))
-    .unwrap();
+    let (report, reads) = restore_counting_pack_reads(&b, "many", &target);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(tree(&target), tree(&src));
-    let reads = counting.0.load(std::sync::atomic::Ordering::SeqCst);
     // Each backup fills one or two packs (an upload keeps two open); with a GET for every
     // run of live chunks between the gaps, this was 16 here.
     assert!(
