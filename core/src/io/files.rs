@@ -578,8 +578,8 @@ impl Session {
     /// place among those given as its bytes arrive (a file read whole is handed to a writer,
     /// so its last progress comes before it is written: the outcome says whether it was).
     /// Returns each file's outcome, in the order given. The values of files read one by one
-    /// are emptied once read (a file held in its
-    /// record is let go of before the packs' ranges come in).
+    /// are emptied once read (a file held in its record is let go of before the packs' ranges
+    /// come in).
     ///
     /// # Errors
     /// `Cancelled` after [`Session::cancel_sync`] (the files written so far stay).
