@@ -4,7 +4,6 @@
 #![allow(dead_code)] // Each simulation uses a part.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bucketsync::{Category, Error, Method, Request, Response};
 
@@ -38,10 +37,12 @@ impl Rng {
     }
 }
 
+/// A short name for `bytes`, for the model's maps and the store's ETags. BLAKE3 (optimised in
+/// debug builds too): SipHash over every pack written and read took a sixth of the files
+/// simulation's time.
 pub fn hash_of(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
+    let hash = blake3::hash(bytes);
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 pub fn percent_decode(text: &str) -> String {
@@ -93,8 +94,20 @@ pub fn s3_error(status: u16, code: &str) -> Response {
 }
 
 impl Bucket {
+    /// The ETag the store gives `body`. A real store computes it once, when the object is
+    /// written; here it is computed from the body at every GET and listing, so only its length
+    /// and both ends are hashed (hashing whole packs took a fifth of the files simulation's
+    /// time). What the replicas write is sealed, a random nonce first and a tag last, so those
+    /// name it; and a byte rotted in the middle of an object keeps its ETag, as in a store.
     pub fn etag(body: &[u8]) -> String {
-        format!("\"{:016x}\"", hash_of(body))
+        const END: usize = 512;
+        let name = if body.len() <= 2 * END {
+            hash_of(body)
+        } else {
+            let len = (body.len() as u64).to_le_bytes();
+            hash_of(&[&body[..END], &body[body.len() - END..], &len].concat())
+        };
+        format!("\"{name:016x}\"")
     }
 
     fn note_written(&mut self, key: &str) {
