@@ -11,7 +11,7 @@ use bucketsync::backup::{BackupOptions, RestoreOptions};
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::files::{FileBatch, FileProgress, Source};
 use bucketsync::folder::FolderBucket;
-use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::transfer::FileReport;
 use bucketsync::{Error, Method, Request, Response, Result, VaultKey};
 use bucketsync_suite::generated::Generated;
@@ -574,4 +574,74 @@ fn copies_in_a_tree_are_read_once_and_restored_whole() {
         "the restore made {gets} GETs for 6 distinct files"
     );
     assert!(read_tree(&target) == tree, "the restored tree differs");
+}
+
+#[test]
+fn an_upload_of_many_files_rewrites_the_state_snapshot_only_once_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let state = dir.path().join("a.state");
+    let journal = dir.path().join("a.state.journal");
+    let a = Session::open(SessionOptions {
+        device: Some("a"),
+        durability: Durability {
+            flush_interval_ms: 0,
+            compact_min_bytes: 64 << 10,
+        },
+        ..SessionOptions::new(
+            &store,
+            &key,
+            StateLocation::File {
+                path: &state,
+                wait: false,
+            },
+        )
+    })
+    .unwrap();
+    a.put("first", "v").unwrap();
+    let snapshot = std::fs::read(&state).unwrap();
+
+    // 400 files of 2 KiB, kept in their records: 800 KiB through the journal, twelve times the
+    // bound, and the snapshot is not rewritten while they go up.
+    let mut batch = Listed {
+        files: (0..400)
+            .map(|i| (format!("f{i:03}"), file(i, 2_000)))
+            .collect(),
+        stored: Vec::new(),
+        failed: Vec::new(),
+        progress: 0,
+    };
+    block_on(a.put_files(&mut batch, &FolderBucket, None, DEFAULT_CONCURRENCY)).unwrap();
+    assert_eq!(batch.stored.len(), 400, "{:?}", batch.failed);
+    assert!(
+        std::fs::read(&state).unwrap() == snapshot,
+        "the snapshot was rewritten during the upload"
+    );
+    let journal_len = std::fs::metadata(&journal).unwrap().len();
+    assert!(journal_len > 800_000, "journal {journal_len}");
+
+    // The first save after it folds the journal into the snapshot.
+    a.put("after", "v").unwrap();
+    assert!(
+        std::fs::read(&state).unwrap() != snapshot,
+        "the snapshot was not rewritten"
+    );
+    let journal_len = std::fs::metadata(&journal).unwrap().len();
+    assert!(journal_len < 64 << 10, "journal {journal_len}");
+    a.close().unwrap();
+    let again = Session::open(SessionOptions::new(
+        &store,
+        &key,
+        StateLocation::File {
+            path: &state,
+            wait: false,
+        },
+    ))
+    .unwrap();
+    assert_eq!(read_back(&again, "f399"), generated(399, 2_000));
+    assert_eq!(
+        again.get(b"seen/f000").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
 }

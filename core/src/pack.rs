@@ -224,19 +224,6 @@ impl PackBuilder {
         }
     }
 
-    /// A pack filled into `buffer` (emptied first), grown to `capacity`.
-    pub fn reusing(name: PackName, mut buffer: Vec<u8>, capacity: usize) -> PackBuilder {
-        buffer.clear();
-        buffer.reserve(capacity);
-        PackBuilder {
-            name,
-            bytes: buffer,
-            base: 0,
-            entries: Vec::new(),
-            version: crypto::PACK_VERSION,
-        }
-    }
-
     /// The pack's length so far (parts taken out included).
     pub fn len(&self) -> u64 {
         self.base + self.bytes.len() as u64

@@ -255,9 +255,18 @@ fn as_declared(declared: Option<u64>, so_far: u64, n: usize) -> Result<usize> {
 
 /// An upload that tells the replica what it found or stored however it ends: finished,
 /// failed, or dropped half-way with the task that ran it.
+/// An upload while it runs: journal compaction is held off ([`Session::hold_compaction`]),
+/// and the replica is told where it ended when it is dropped.
 struct Ending<'s> {
     session: &'s Session,
     upload: crate::transfer::Upload,
+}
+
+impl<'s> Ending<'s> {
+    fn new(session: &'s Session, upload: crate::transfer::Upload) -> Self {
+        session.hold_compaction();
+        Ending { session, upload }
+    }
 }
 
 impl Drop for Ending<'_> {
@@ -265,6 +274,7 @@ impl Drop for Ending<'_> {
         // A closed vault has no replica to tell; a state that cannot be written is the next
         // save's to report.
         let _ = self.session.note_upload(&mut self.upload, true);
+        self.session.release_compaction();
     }
 }
 
@@ -298,10 +308,7 @@ impl Session {
         self.clear_cancel();
         let key = key.into();
         let upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
-        let mut upload = Ending {
-            session: self,
-            upload,
-        };
+        let mut upload = Ending::new(self, upload);
         let mut flight = Flight::new(
             transport,
             FileProgress {
@@ -387,10 +394,7 @@ impl Session {
         self.check_writable()?;
         self.clear_cancel();
         let upload = self.configure(|e| e.begin_upload(None, pack_size))?;
-        let mut upload = Ending {
-            session: self,
-            upload,
-        };
+        let mut upload = Ending::new(self, upload);
         let mut flight = Flight::new(transport, FileProgress::default());
         let mut run = BatchRun {
             buf: vec![0u8; READ_SIZE],
