@@ -41,8 +41,13 @@ const BATCH_BYTES: usize = 4 << 20;
 /// stored. Buffers of 24 MiB came from the heap once the first was freed, and freed ones stayed
 /// resident (1 GiB streamed up peaked at 92 to 98 MiB); reusing the buffers of stored packs
 /// instead kept every open pack's buffer resident whole, however little it held (a first
-/// backup of 15,644 files peaked 24 MiB higher).
-const PACK_BUFFER_MIN: usize = 33 << 20;
+/// backup of 15,644 files peaked 24 MiB higher). Not in wasm, whose memory only grows: there
+/// a buffer is what a pack needs.
+const PACK_BUFFER_MIN: usize = if cfg!(target_arch = "wasm32") {
+    0
+} else {
+    33 << 20
+};
 /// A batch smaller than this is worked out on the caller's thread alone (starting threads
 /// would cost more than they save).
 const SPREAD_FROM: usize = 1 << 20;
