@@ -214,10 +214,12 @@ pub(crate) struct PackBuilder {
 }
 
 impl PackBuilder {
+    /// An empty pack with room for `capacity` bytes (a big buffer is reserved as a mapping of
+    /// its own, given back when the pack is dropped; see `crate::buffer`).
     pub fn new(name: PackName, capacity: usize) -> PackBuilder {
         PackBuilder {
             name,
-            bytes: Vec::with_capacity(capacity),
+            bytes: crate::buffer::reserve(capacity),
             base: 0,
             entries: Vec::new(),
             version: crypto::PACK_VERSION,

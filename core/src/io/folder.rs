@@ -183,8 +183,12 @@ fn get_range(path: &Path, range: &str) -> io::Result<Response> {
     }
     let last = last.min(len - 1);
     file.seek(SeekFrom::Start(first))?;
-    let mut body = vec![0u8; (last - first + 1) as usize];
-    file.read_exact(&mut body)?;
+    let want = last - first + 1;
+    let mut body = crate::buffer::reserve(want as usize);
+    file.take(want).read_to_end(&mut body)?;
+    if body.len() as u64 != want {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Response {
         status: 206,
         headers: vec![

@@ -332,7 +332,7 @@ mod native {
         let capacity = response
             .content_length()
             .map_or(0, |n| usize::try_from(n.min(64 << 20)).unwrap_or(0));
-        let mut body = Vec::with_capacity(capacity);
+        let mut body = crate::buffer::reserve(capacity);
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             activity.touch();
             body.extend_from_slice(&chunk);

@@ -35,19 +35,6 @@ const MAX_WAITING_BYTES: usize = 16 << 20;
 /// before: 4 took 5 MiB off a first backup's peak RSS on the 15,644-file tree, at no cost in
 /// time on 2 cores.)
 const BATCH_BYTES: usize = 4 << 20;
-/// Pack buffers are reserved at least this big; only what is filled is touched, so only that
-/// is resident. The size is above glibc's highest mmap threshold (32 MiB on 64-bit hosts):
-/// each buffer is then a mapping of its own, given back to the system when its pack is
-/// stored. Buffers of 24 MiB came from the heap once the first was freed, and freed ones stayed
-/// resident (1 GiB streamed up peaked at 92 to 98 MiB); reusing the buffers of stored packs
-/// instead kept every open pack's buffer resident whole, however little it held (a first
-/// backup of 15,644 files peaked 24 MiB higher). Not in wasm, whose memory only grows: there
-/// a buffer is what a pack needs.
-const PACK_BUFFER_MIN: usize = if cfg!(target_arch = "wasm32") {
-    0
-} else {
-    33 << 20
-};
 /// A batch smaller than this is worked out on the caller's thread alone (starting threads
 /// would cost more than they save).
 const SPREAD_FROM: usize = 1 << 20;
@@ -882,7 +869,10 @@ impl Upload {
         }
         let slot = usize::from(self.entropy.array::<1>()[0] & 1);
         let multipart = self.multipart();
-        let capacity = (self.pack_size + MAX_CHUNK + (64 << 10)).max(PACK_BUFFER_MIN);
+        // Reserved as a mapping of its own (see crate::buffer): freed once the pack is stored.
+        // Reusing the buffers of stored packs instead kept every open pack's buffer resident
+        // whole, however little it held (a first backup of 15,644 files peaked 24 MiB higher).
+        let capacity = self.pack_size + MAX_CHUNK + (64 << 10);
         let device = self.device;
         let entropy = &mut self.entropy;
         let unstored = &mut self.unstored;
