@@ -693,7 +693,7 @@ print(f"version 9 inline file record value ({len(inline9)} bytes)", inline9.hex(
 # 12. Version 10 (§14.2): a pack of two chunks whose plaintext starts with a codec byte, and its
 #     record value of layout 04. Chunk 1 is `Hello, ` stored as it is (codec 00); chunk 2 is
 #     `files! ` ten times (70 bytes) as raw deflate (codec 01). The deflate stream below is what
-#     the reference's compressor (miniz, level 3) wrote; any other stream that inflates to the
+#     the reference's compressor (miniz, greedy parsing with 16 probes) wrote; any other stream that inflates to the
 #     same bytes is as valid, so this script checks that it does rather than recomputing it, and
 #     seals everything else itself. The pack is `d0 d1 .. df` of D, under K; the nonces are the
 #     seeded stream of seed 0a, drawn in order: chunk 1, chunk 2, index.

@@ -577,7 +577,7 @@ fn copies_in_a_tree_are_read_once_and_restored_whole() {
 }
 
 #[test]
-fn an_upload_of_many_files_rewrites_the_state_snapshot_only_once_it_ends() {
+fn an_upload_of_many_files_leaves_the_state_snapshot_to_the_first_save_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("file://{}", dir.path().join("bucket").display());
     let key = VaultKey::generate().unwrap();

@@ -6,8 +6,9 @@
 //! hosts: once the first 16 MiB pack or range was freed, the next ones came from a heap, and a
 //! restore or an upload kept tens of megabytes it no longer used. A buffer reserved above
 //! 32 MiB is always a mapping; only the pages written are resident, so the reservation costs
-//! address space, not memory. Other allocators map big blocks anyway. Not in wasm, whose
-//! memory only grows: there a buffer is reserved as big as asked.
+//! address space, not memory. That holds for glibc on 64-bit Linux only, so only there are
+//! buffers reserved so: 32-bit glibc maps anything over 512 KiB already, other allocators map
+//! big blocks anyway, Windows would commit the whole reservation, and wasm memory only grows.
 
 /// Buffers that may hold this many bytes or more are reserved as [`MAPPED`].
 pub(crate) const BIG: usize = 1 << 20;
@@ -15,10 +16,17 @@ pub(crate) const BIG: usize = 1 << 20;
 /// What a big buffer is reserved as, at least: above glibc's highest mmap threshold.
 const MAPPED: usize = 33 << 20;
 
-/// An empty buffer for `len` bytes: reserved above the mmap threshold when `len` is at least
-/// [`BIG`] (on native hosts).
+/// Whether big buffers are reserved as [`MAPPED`] here: glibc on 64-bit Linux.
+const GLIBC_64: bool = cfg!(all(
+    target_os = "linux",
+    target_env = "gnu",
+    target_pointer_width = "64"
+));
+
+/// An empty buffer for `len` bytes: on 64-bit glibc, reserved above the mmap threshold when
+/// `len` is at least [`BIG`].
 pub(crate) fn reserve(len: usize) -> Vec<u8> {
-    match len >= BIG && cfg!(not(target_arch = "wasm32")) {
+    match len >= BIG && GLIBC_64 {
         true => Vec::with_capacity(len.max(MAPPED)),
         false => Vec::with_capacity(len),
     }
@@ -31,7 +39,7 @@ mod tests {
     #[test]
     fn big_buffers_are_reserved_above_the_threshold_and_small_ones_as_asked() {
         assert_eq!(reserve(1000).capacity(), 1000);
-        assert!(reserve(BIG).capacity() >= MAPPED);
+        assert_eq!(reserve(BIG).capacity() >= MAPPED, GLIBC_64);
         assert!(reserve(40 << 20).capacity() >= 40 << 20);
         assert!(reserve(BIG).is_empty());
     }

@@ -30,7 +30,8 @@ const PROBE_KEEP_PERCENT: usize = 97;
 pub(crate) fn deflated(bytes: &[u8]) -> Option<Vec<u8>> {
     if bytes.len() > PROBE_ABOVE {
         let probe = &bytes[..PROBE_LEN];
-        deflate_within(probe, probe.len() * PROBE_KEEP_PERCENT / 100)?;
+        // Shorter than PROBE_KEEP_PERCENT of the probe, that is at most this long:
+        deflate_within(probe, (probe.len() * PROBE_KEEP_PERCENT - 1) / 100)?;
     }
     deflate_within(bytes, bytes.len().saturating_sub(2))
 }
@@ -39,7 +40,7 @@ pub(crate) fn deflated(bytes: &[u8]) -> Option<Vec<u8>> {
 /// soon as it is not).
 fn deflate_within(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
     let mut compressor = CompressorOxide::new(DEFLATE_FLAGS);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(limit.min(bytes.len() / 2));
     let (status, _) = compress_to_output(&mut compressor, bytes, TDEFLFlush::Finish, |block| {
         let fits = out.len() + block.len() <= limit;
         if fits {

@@ -214,8 +214,9 @@ pub(crate) struct PackBuilder {
 }
 
 impl PackBuilder {
-    /// An empty pack with room for `capacity` bytes (a big buffer is reserved as a mapping of
-    /// its own, given back when the pack is dropped; see `crate::buffer`).
+    /// An empty pack with room for `capacity` bytes (on 64-bit Linux a big buffer is reserved
+    /// as a mapping of its own, given back once the last of the pack's bytes, the PUT's body
+    /// included, is dropped; see `crate::buffer`).
     pub fn new(name: PackName, capacity: usize) -> PackBuilder {
         PackBuilder {
             name,

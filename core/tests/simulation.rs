@@ -365,7 +365,6 @@ struct Sim {
     gc: bool,
 }
 
-/// How every replica of a simulation is configured (also after a restart).
 /// SipHash of `bytes`: which devices keep no earlier versions is drawn with it, as it was when
 /// the regression seeds were found, so that each seed still runs the world it failed in.
 fn sip_hash_of(bytes: &[u8]) -> u64 {
@@ -374,6 +373,7 @@ fn sip_hash_of(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// How every replica of a simulation is configured (also after a restart).
 fn configure(engine: &mut Engine, compaction: CompactionPolicy) {
     engine.set_retry_policy(retry_policy());
     engine.set_compaction(compaction);

@@ -254,18 +254,23 @@ fn as_declared(declared: Option<u64>, so_far: u64, n: usize) -> Result<usize> {
 }
 
 /// An upload that tells the replica what it found or stored however it ends: finished,
-/// failed, or dropped half-way with the task that ran it.
-/// An upload while it runs: journal compaction is held off ([`Session::hold_compaction`]),
-/// and the replica is told where it ended when it is dropped.
+/// failed, or dropped half-way with the task that ran it. While it runs, journal compaction is
+/// held off ([`Session::hold_compaction`]).
 struct Ending<'s> {
     session: &'s Session,
     upload: crate::transfer::Upload,
+    /// Dropped after [`Ending::drop`], even if telling the replica panics.
+    _hold: CompactionHold<'s>,
 }
 
 impl<'s> Ending<'s> {
     fn new(session: &'s Session, upload: crate::transfer::Upload) -> Self {
         session.hold_compaction();
-        Ending { session, upload }
+        Ending {
+            session,
+            upload,
+            _hold: CompactionHold(session),
+        }
     }
 }
 
@@ -274,7 +279,15 @@ impl Drop for Ending<'_> {
         // A closed vault has no replica to tell; a state that cannot be written is the next
         // save's to report.
         let _ = self.session.note_upload(&mut self.upload, true);
-        self.session.release_compaction();
+    }
+}
+
+/// Ends one [`Session::hold_compaction`] when dropped.
+struct CompactionHold<'s>(&'s Session);
+
+impl Drop for CompactionHold<'_> {
+    fn drop(&mut self) {
+        self.0.release_compaction();
     }
 }
 

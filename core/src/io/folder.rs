@@ -187,7 +187,7 @@ fn get_range(path: &Path, range: &str) -> io::Result<Response> {
     let mut body = crate::buffer::reserve(want as usize);
     file.take(want).read_to_end(&mut body)?;
     if body.len() as u64 != want {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
+        return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(Response {
         status: 206,

@@ -10,7 +10,8 @@
 //! is sent, and when a write comes more than [`Durability::flush_interval_ms`] after the last
 //! sync to disk; a power loss costs at most the writes since that last point. The snapshot is
 //! rewritten only when the journal outgrows it (and [`Durability::compact_min_bytes`]), so a
-//! save costs what changed, not what the vault holds.
+//! save costs what changed, not what the vault holds; while a file upload runs, not at all
+//! (it is rewritten at the first save after the upload).
 //!
 //! # Cancellation
 //! The engine stays inside the session: a sync only borrows it, one step at a time, under a
@@ -47,7 +48,7 @@ pub struct Durability {
     /// (milliseconds; 0 syncs after every write).
     pub flush_interval_ms: u64,
     /// The snapshot is rewritten when the journal is longer than both the snapshot and this
-    /// many bytes.
+    /// many bytes (while a file upload runs, at the first save after it).
     pub compact_min_bytes: u64,
 }
 
@@ -583,8 +584,8 @@ impl Session {
     }
 
     /// Holds journal compaction off until [`Session::release_compaction`]: records written
-    /// meanwhile are appended to the journal, and the snapshot is rewritten at the first save
-    /// after the last release. An upload of many files writes a record for each: compacting
+    /// meanwhile are appended to the journal, however long it grows (by about what the records
+    /// written take), and the snapshot is rewritten at the first save after the last release. An upload of many files writes a record for each: compacting
     /// as the journal outgrew the snapshot rewrote the whole state several times during a
     /// first backup, the last time (16 MB on a tree of 15,644 files) while the packs' buffers
     /// were held too.
@@ -595,6 +596,7 @@ impl Session {
     /// Ends one [`Session::hold_compaction`].
     pub(crate) fn release_compaction(&self) {
         let mut inner = self.lock();
+        debug_assert!(inner.compaction_holds > 0, "a release without a hold");
         inner.compaction_holds = inner.compaction_holds.saturating_sub(1);
     }
 

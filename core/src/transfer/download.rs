@@ -25,10 +25,11 @@ const MAX_RANGE: u64 = 64 << 20;
 /// deleted since) would otherwise split one GET into many.
 const MAX_GAP: u64 = 1 << 20;
 /// Bytes of ranges out, or fetched and not yet handed on whole, at most (that bounds memory),
-/// unless the next bytes to hand on are in the range after them. Two packs of the default
-/// size: one coming down while the one before is handed on. (40 MiB before: 32 took about
-/// 8 MiB off the peak RSS of a restore of the 15,644-file tree from SeaweedFS.)
-const MAX_HELD_BYTES: u64 = 32 << 20;
+/// unless the next bytes to hand on are in the range after them. Room for two packs of the
+/// default size as they are written (a pack closes past 16 MiB, with its index): one coming
+/// down while the one before is handed on. (32 MiB held one such pack only, so packs were
+/// fetched one at a time.)
+const MAX_HELD_BYTES: u64 = 40 << 20;
 
 /// A fetched chunk waiting to be handed out: the body it came in and where it lies there,
 /// with the pack and the chunk it is when still sealed (it is opened, and inflated, only when
