@@ -585,10 +585,10 @@ impl Session {
 
     /// Holds journal compaction off until [`Session::release_compaction`]: records written
     /// meanwhile are appended to the journal, however long it grows (by about what the records
-    /// written take), and the snapshot is rewritten at the first save after the last release. An upload of many files writes a record for each: compacting
-    /// as the journal outgrew the snapshot rewrote the whole state several times during a
-    /// first backup, the last time (16 MB on a tree of 15,644 files) while the packs' buffers
-    /// were held too.
+    /// written take), and the snapshot is rewritten at the first save after the last release.
+    /// An upload of many files writes a record for each: compacting as the journal outgrew the
+    /// snapshot rewrote the whole state several times during a first backup, the last time
+    /// (16 MB on a tree of 15,644 files) while the packs' buffers were held too.
     pub(crate) fn hold_compaction(&self) {
         self.lock().compaction_holds += 1;
     }
