@@ -265,11 +265,10 @@ struct Ending<'s> {
 
 impl<'s> Ending<'s> {
     fn new(session: &'s Session, upload: crate::transfer::Upload) -> Self {
-        session.hold_compaction();
         Ending {
             session,
             upload,
-            _hold: CompactionHold(session),
+            _hold: CompactionHold::new(session),
         }
     }
 }
@@ -282,8 +281,15 @@ impl Drop for Ending<'_> {
     }
 }
 
-/// Ends one [`Session::hold_compaction`] when dropped.
+/// One [`Session::hold_compaction`], ended when dropped.
 struct CompactionHold<'s>(&'s Session);
+
+impl<'s> CompactionHold<'s> {
+    fn new(session: &'s Session) -> Self {
+        session.hold_compaction();
+        CompactionHold(session)
+    }
+}
 
 impl Drop for CompactionHold<'_> {
     fn drop(&mut self) {
