@@ -377,6 +377,12 @@ pub(crate) fn open_bare_in_place(
     Ok(NONCE_LEN..tag_start)
 }
 
+/// Whether `object` starts as an envelope does (its magic): what an object written unsigned
+/// starts with, and what no answer cut short of a signed object (`BKSS`...) does.
+pub(crate) fn is_envelope(object: &[u8]) -> bool {
+    object.starts_with(MAGIC)
+}
+
 /// The associated data of `ad` as the header of an envelope of `version` lays it out.
 fn ad_bytes(ad: &ObjectAd<'_>, version: u8) -> Result<Vec<u8>> {
     let name = ad.name.as_bytes();

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::Engine;
-use crate::crypto::SecretKey;
+use crate::crypto::{self, SecretKey};
 use crate::error::{Error, Result};
 use crate::grant::GenerationKey;
 use crate::grant::{self, Grant, Invitation, Role};
@@ -647,13 +647,20 @@ impl Engine {
     /// signed them).
     ///
     /// # Errors
-    /// `Corrupt` when the signature fails; `Access` when the vault is shared and the object
-    /// is not signed.
+    /// `Corrupt` when the signature fails, or when the vault is shared and the object is
+    /// neither signed nor an envelope (an answer cut short, down to nothing or into the
+    /// signed prefix's magic, reads as no signed object: it must be fetched again, not
+    /// refused for good); `Access` when the vault is shared and the object is an unsigned
+    /// envelope.
     pub(crate) fn unsign(&self, name: &str, body: &mut Vec<u8>) -> Result<Author> {
         let key = signed::verify_and_strip(self.vault, name, body)?;
         match (key, &self.sharing) {
             (_, None) => Ok(Author::Unshared),
             (Some(s), Some(_)) => Ok(Author::Signed(s.key, s.generation)),
+            (None, Some(_)) if !crypto::is_envelope(body) => Err(Error::corrupt(
+                name,
+                "neither a signed object nor an envelope (an answer cut short?)",
+            )),
             (None, Some(_)) => Err(Error::Access(format!(
                 "{name} is not signed: in a shared vault only what members sign counts"
             ))),

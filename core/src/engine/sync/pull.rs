@@ -574,7 +574,8 @@ impl Engine {
             Err(e) if own => return run.own_log_failure(e),
             // In a shared vault, an unsigned segment counts for no one: passed over for good,
             // so that it does not keep its device from ever being caught up. (One whose
-            // signature fails may be a cut-off answer: fetched again.)
+            // signature fails, or that is not even an envelope, may be a cut-off answer:
+            // fetched again.)
             Err(e) if self.is_shared() && e.category() == Category::Access => {
                 run.report.errors.push(e);
                 return self.segment_done(device, seq);
