@@ -615,4 +615,88 @@ mod tests {
         assert_eq!(numbers, [0, 2]);
         assert!(upload.poll_end().unwrap().is_ok());
     }
+
+    /// Files whose chunks lie in the batch being deflated and in the batch filling, and one
+    /// abandoned half-way across such a boundary, read back byte for byte: each value names its
+    /// own chunks, in order, and none of the abandoned file's. With 8 threads a batch is 16
+    /// MiB, as much as input waits on: whenever input waits, a request must be there to make,
+    /// or the upload would stall.
+    #[test]
+    fn files_across_deflating_batches_read_back_whole_around_an_abandoned_one() {
+        let files = [
+            prose(1, 3_000_000),
+            noise(2, 5_500_000),
+            noise(3, 6_000_000), // abandoned
+            prose(4, 40_000),
+            noise(5, 19_000_000),
+            prose(6, 700_000),
+        ];
+        for threads in [1, 2, 8] {
+            let mut engine = quiet_engine();
+            let mut upload = engine.begin_upload(None, None);
+            upload.set_threads(threads);
+            let now = Timestamp(0);
+            let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
+            let mut store = |upload: &mut Upload| {
+                let request = upload
+                    .poll_request(now)
+                    .unwrap_or_else(|| panic!("{threads} threads: no request while input waits"));
+                stored.insert(request.url.clone(), request.body.to_vec());
+                upload.handle_response(request.id, Ok(ok()), now);
+            };
+            for (i, file) in files.iter().enumerate() {
+                for piece in file.chunks(256 << 10) {
+                    while !upload.wants_input() {
+                        store(&mut upload);
+                    }
+                    upload.write(piece).unwrap();
+                }
+                match i {
+                    2 => assert_eq!(upload.abandon_file(), 2),
+                    _ => assert_eq!(upload.end_file().unwrap(), i as u64),
+                }
+            }
+            upload.end_input().unwrap();
+            while let Some(request) = upload.poll_request(now) {
+                stored.insert(request.url.clone(), request.body.to_vec());
+                upload.handle_response(request.id, Ok(ok()), now);
+            }
+            let values: Vec<(u64, Vec<u8>, crate::transfer::FileReport)> =
+                std::iter::from_fn(|| upload.poll_file()).collect();
+            assert!(matches!(upload.poll_end(), Some(Ok(_))));
+            assert_eq!(
+                values.len(),
+                5,
+                "{threads} threads: every file but the abandoned one"
+            );
+            for (number, value, report) in values {
+                let expected = &files[number as usize];
+                assert_eq!(report.size, expected.len() as u64);
+                let key = format!("f{number}").into_bytes();
+                engine.put(key.clone(), value, now);
+                let mut download = engine.begin_download(&key).unwrap().unwrap();
+                let mut read = Vec::new();
+                while let Some(request) = download.poll_request(now) {
+                    let pack = &stored[&request.url];
+                    let range = request.header("range").expect("a ranged GET");
+                    let (from, to) = range["bytes=".len()..].split_once('-').unwrap();
+                    let (from, to): (usize, usize) = (from.parse().unwrap(), to.parse().unwrap());
+                    let response = crate::http::Response {
+                        status: 206,
+                        headers: Vec::new(),
+                        body: pack[from..=to].to_vec(),
+                    };
+                    download.handle_response(request.id, Ok(response), now);
+                    while let Some(bytes) = download.poll_output() {
+                        read.extend_from_slice(&bytes);
+                    }
+                }
+                assert!(matches!(download.poll_outcome(), Some(Ok(()))));
+                assert!(
+                    read == *expected,
+                    "{threads} threads: file {number} reads back other bytes"
+                );
+            }
+        }
+    }
 }

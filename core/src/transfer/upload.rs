@@ -29,11 +29,11 @@ pub const PART_SIZE: usize = 8 << 20;
 /// many (one pack of the default size, two parts).
 const MAX_WAITING_BYTES: usize = 16 << 20;
 /// Chunks are placed into packs in batches of at least this many bytes (or at the end of the
-/// input), so that working out their ids and deflating them spreads over the host's threads;
-/// with more than 2 threads, 2 MiB a thread. A batch holds its chunks' bytes twice at most
-/// (as cut, and deflated): under 2 × (the batch size + one chunk of [`MAX_CHUNK`]). (8 MiB
-/// before: 4 took 5 MiB off a first backup's peak RSS on the 15,644-file tree, at no cost in
-/// time on 2 cores.)
+/// input), so that deflating them spreads over the host's threads, while the next batch is
+/// read and cut; with more than 2 threads, 2 MiB a thread. Two batches are held at most (the
+/// one filling, and the one being deflated, its chunks' bytes twice): under 3 × (the batch
+/// size + one chunk of [`MAX_CHUNK`]). (8 MiB before: 4 took 5 MiB off a first backup's peak
+/// RSS on the 15,644-file tree, at no cost in time on 2 cores.)
 const BATCH_BYTES: usize = 4 << 20;
 /// A batch smaller than this is worked out on the caller's thread alone (starting threads
 /// would cost more than they save).
@@ -177,24 +177,48 @@ struct Feed {
     packs: Vec<PackName>,
     pack_numbers: HashMap<PackName, u32>,
     chunks: Vec<ChunkRef>,
-    /// Its chunks in the batch, not placed yet: they come after `chunks`.
+    /// Its chunks cut and not placed yet (in the batch being deflated, then in the batch
+    /// filling): they come after `chunks`.
+    unplaced: usize,
+    /// Those of them in the batch filling (the last ones).
     in_batch: usize,
     report: FileReport,
 }
 
 /// Chunks cut and not yet placed into packs, with the files they belong to. A batch is placed
-/// whole: the chunks' ids are worked out and the new ones deflated on every thread lent
-/// (`Upload::threads`), then they are sealed into the packs one after the other in the order
-/// they were cut, so the packs come out the same whatever the number of threads.
+/// whole: once full, the chunks the vault does not have are deflated on every thread lent
+/// (`Upload::threads`) while the next batch is read and cut ([`Deflating`]); then they are
+/// sealed into the packs one after the other in the order they were cut, so the packs come
+/// out the same whatever the number of threads.
 #[derive(Default)]
 struct Batch {
     chunks: Vec<Vec<u8>>,
-    /// Whose each chunk is: an index into `files`, or `files.len()` for the file being fed.
-    owners: Vec<usize>,
+    /// Each chunk's id, worked out as it is cut.
+    ids: Vec<ChunkId>,
+    /// Whose each chunk is: the number of the file it was cut from.
+    owners: Vec<u64>,
     bytes: usize,
-    /// Files ended while chunks of theirs are in the batch, with their numbers: their values
-    /// are made once the batch is placed.
+    /// Files ended while chunks of theirs are in the batch (and none in a later one), with
+    /// their numbers, in order: their values are made once the batch is placed.
     files: Vec<(u64, Feed)>,
+}
+
+/// What a deflating job works on: a chunk, and whether to deflate it (a chunk the vault has
+/// is not deflated; one met twice in the batch may be).
+type ToDeflate = (bool, Vec<u8>);
+
+/// The work on one chunk: its deflated bytes, where that is shorter.
+type DeflateWork = fn(&ToDeflate) -> Option<Vec<u8>>;
+
+/// A full batch whose chunks are being deflated on other threads, its chunks held by the job.
+struct Deflating {
+    batch: Batch,
+    job: parallel::Job<ToDeflate, Option<Vec<u8>>, DeflateWork>,
+}
+
+/// The deflating job's work on one chunk (see [`crate::pack::deflated`]).
+fn deflate_chunk((wanted, chunk): &ToDeflate) -> Option<Vec<u8>> {
+    wanted.then(|| crate::pack::deflated(chunk)).flatten()
 }
 
 /// A file whose input ended: its value waits until every pack holding its chunks is stored.
@@ -225,6 +249,8 @@ pub struct Upload {
     chunker: Option<Chunker>,
     feed: Feed,
     batch: Batch,
+    /// The batch before `batch`, being deflated.
+    deflating: Option<Deflating>,
     /// How many threads a batch is worked out on.
     threads: usize,
     pack_size: usize,
@@ -298,6 +324,7 @@ impl Upload {
             chunker: Some(Chunker::new(gear)),
             feed,
             batch: Batch::default(),
+            deflating: None,
             threads: parallel::threads(),
             pack_size: pack_size.clamp(1 << 20, 1 << 30),
             known,
@@ -634,8 +661,8 @@ impl Upload {
     }
 
     /// Whether to [`Upload::write`] more now: false while the listing of an interrupted
-    /// upload's packs runs, while enough packs or parts wait to be stored (that bounds memory),
-    /// or once the input is finished or the upload failed.
+    /// upload's packs runs, while enough packs or parts (or chunks cut for them) wait to be
+    /// stored (that bounds memory), or once the input is finished or the upload failed.
     pub fn wants_input(&self) -> bool {
         let waiting: usize = self.requests.body_bytes()
             + self
@@ -645,10 +672,16 @@ impl Upload {
                 .map(|(_, part)| part.len())
                 .sum::<usize>()
             + self.batch.bytes;
+        // The batch being deflated counts while requests are outstanding (they end, and input
+        // goes on); with none, it is made into packs only once the batch filling is full.
+        let deflating = match self.requests.outstanding() {
+            0 => 0,
+            _ => self.deflating.as_ref().map_or(0, |d| d.batch.bytes),
+        };
         !self.input_done
             && self.failure.is_none()
             && !self.discovering
-            && waiting < MAX_WAITING_BYTES
+            && waiting + deflating < MAX_WAITING_BYTES
     }
 
     /// The bytes of the file being fed so far, for progress.
@@ -710,8 +743,9 @@ impl Upload {
         let feed = std::mem::replace(&mut self.feed, Feed::new(&self.keys));
         let number = self.files;
         self.files += 1;
-        match feed.in_batch {
-            0 => self.ended(number, feed, inline),
+        match (feed.in_batch, feed.unplaced, self.deflating.as_mut()) {
+            (0, 0, _) => self.ended(number, feed, inline),
+            (0, _, Some(deflating)) => deflating.batch.files.push((number, feed)),
             _ => self.batch.files.push((number, feed)),
         }
         Ok(number)
@@ -757,9 +791,11 @@ impl Upload {
         if let Some(chunker) = self.chunker.as_mut() {
             chunker.reset();
         }
-        // Its chunks not yet placed are the batch's last ones.
+        // Its chunks in the batch filling are its last ones (those in the batch being deflated
+        // are placed, and belong to no file).
         let keep = self.batch.chunks.len() - self.feed.in_batch;
         let dropped: usize = self.batch.chunks.drain(keep..).map(|c| c.len()).sum();
+        self.batch.ids.truncate(keep);
         self.batch.owners.truncate(keep);
         self.batch.bytes -= dropped;
         self.feed = Feed::new(&self.keys);
@@ -781,7 +817,8 @@ impl Upload {
             self.abandon_file();
         }
         self.input_done = true;
-        self.place_batch()?;
+        self.deflate_batch()?;
+        self.place_deflated()?;
         (0..2).try_for_each(|slot| self.close(slot))
     }
 
@@ -805,47 +842,73 @@ impl Upload {
         Ok(())
     }
 
-    /// Takes a chunk of the file being fed into the batch, placing the batch once it is full.
+    /// Takes a chunk of the file being fed into the batch, which goes to be deflated once it
+    /// is full.
     fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         let batch = &mut self.batch;
+        batch.ids.push(ChunkId::of(&self.keys.chunk_id, chunk));
         batch.chunks.push(chunk.to_vec());
-        batch.owners.push(batch.files.len());
+        batch.owners.push(self.files);
         batch.bytes += chunk.len();
         self.feed.in_batch += 1;
+        self.feed.unplaced += 1;
         let full = BATCH_BYTES.max(self.threads.saturating_mul(2 << 20));
         match self.batch.bytes >= full {
-            true => self.place_batch(),
+            true => self.deflate_batch(),
             false => Ok(()),
         }
     }
 
-    /// Places the batch's chunks into the packs (see [`Batch`]) and makes the values of the
-    /// files that ended in it.
-    fn place_batch(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+    /// Places the batch being deflated, if any (waiting for it), and starts deflating the
+    /// batch filling on other threads: the next chunks are read and cut meanwhile.
+    fn deflate_batch(&mut self) -> Result<()> {
+        self.place_deflated()?;
+        let mut batch = std::mem::take(&mut self.batch);
+        self.feed.in_batch = 0;
         let threads = match batch.bytes >= SPREAD_FROM {
             true => self.threads,
             false => 1,
         };
         let compress = self.keys.compress;
-        let (id_key, known) = (&self.keys.chunk_id, &self.known);
-        let worked = parallel::map(&batch.chunks, threads, |chunk| {
-            let id = ChunkId::of(id_key, chunk);
-            // A chunk the vault has is not deflated; one met twice in the batch may be.
-            let deflated = (compress && !known.contains_key(&id))
-                .then(|| crate::pack::deflated(chunk))
-                .flatten();
-            (id, deflated)
-        });
+        let chunks = std::mem::take(&mut batch.chunks);
+        let work: Vec<ToDeflate> = chunks
+            .into_iter()
+            .zip(&batch.ids)
+            .map(|(chunk, id)| (compress && !self.known.contains_key(id), chunk))
+            .collect();
+        let job = parallel::Job::start(work, threads, deflate_chunk as DeflateWork);
+        self.deflating = Some(Deflating { batch, job });
+        Ok(())
+    }
+
+    /// Places the chunks of the batch being deflated into the packs, once deflated, and
+    /// makes the values of the files whose chunks were all in it.
+    fn place_deflated(&mut self) -> Result<()> {
+        let Some(Deflating { batch, job }) = self.deflating.take() else {
+            return Ok(());
+        };
+        let (chunks, deflated) = job.finish();
         let mut files = batch.files;
-        let placed = batch.chunks.iter().zip(batch.owners).zip(worked);
-        for ((chunk, owner), (id, deflated)) in placed {
+        let mut at = 0;
+        let placed = chunks.iter().zip(batch.ids).zip(batch.owners).zip(deflated);
+        for ((((_, chunk), id), owner), deflated) in placed {
             let (stored, reused) = self.place(id, chunk, deflated.as_deref())?;
-            let feed = match files.get_mut(owner) {
-                Some((_, feed)) => feed,
-                None => &mut self.feed,
+            // Owners come in the order of `files`; a file not among them has chunks in the
+            // batch filling too (then it ended first there, or is still being fed), or was
+            // abandoned (its chunks stay in their packs, no one's).
+            while files.get(at).is_some_and(|(number, _)| *number < owner) {
+                at += 1;
+            }
+            let feed = match files.get_mut(at) {
+                Some((number, feed)) if *number == owner => Some(feed),
+                _ => match self.batch.files.first_mut() {
+                    Some((number, feed)) if *number == owner => Some(feed),
+                    _ => (owner == self.files).then_some(&mut self.feed),
+                },
             };
-            feed.add(id, stored, reused);
+            if let Some(feed) = feed {
+                feed.add(id, stored, reused);
+            }
         }
         for (number, feed) in files {
             self.ended(number, feed, None);
@@ -1287,6 +1350,7 @@ impl Feed {
             packs: Vec::new(),
             pack_numbers: HashMap::new(),
             chunks: Vec::new(),
+            unplaced: 0,
             in_batch: 0,
             report: FileReport::default(),
         }
@@ -1295,7 +1359,7 @@ impl Feed {
     /// Takes the next of its chunks placed: `id`, stored at `stored` (`reused` if the vault had
     /// it already).
     fn add(&mut self, id: ChunkId, stored: Stored, reused: bool) {
-        self.in_batch -= 1;
+        self.unplaced -= 1;
         self.report.chunks += 1;
         match reused {
             true => self.report.chunks_reused += 1,
