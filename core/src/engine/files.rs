@@ -618,7 +618,7 @@ mod tests {
 
     /// Files whose chunks lie in the batch being deflated and in the batch filling, and one
     /// abandoned half-way across such a boundary, read back byte for byte: each value names its
-    /// own chunks, in order, and none of the abandoned file's. With 8 threads a batch is 16
+    /// own chunks, in order, and none of the abandoned file's. With 16 threads a batch is 16
     /// MiB, as much as input waits on: whenever input waits, a request must be there to make,
     /// or the upload would stall.
     #[test]
@@ -631,7 +631,7 @@ mod tests {
             noise(5, 19_000_000),
             prose(6, 700_000),
         ];
-        for threads in [1, 2, 8] {
+        for threads in [1, 2, 16] {
             let mut engine = quiet_engine();
             let mut upload = engine.begin_upload(None, None);
             upload.set_threads(threads);
