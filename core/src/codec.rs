@@ -28,27 +28,84 @@ const PROBE_KEEP_PERCENT: usize = 97;
 /// byte are shorter than `bytes` themselves, and for a long input only when its start deflates
 /// well (see [`PROBE_ABOVE`]).
 pub(crate) fn deflated(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.len() > PROBE_ABOVE {
-        let probe = &bytes[..PROBE_LEN];
-        // Shorter than PROBE_KEEP_PERCENT of the probe, that is at most this long:
-        deflate_within(probe, (probe.len() * PROBE_KEEP_PERCENT - 1) / 100)?;
+    if !worth_trying(bytes) {
+        return None;
     }
     deflate_within(bytes, bytes.len().saturating_sub(2))
+}
+
+/// Whether `bytes` are short, or start with bytes that deflate well (see [`PROBE_ABOVE`]).
+fn worth_trying(bytes: &[u8]) -> bool {
+    if bytes.len() <= PROBE_ABOVE {
+        return true;
+    }
+    let probe = &bytes[..PROBE_LEN];
+    // Shorter than PROBE_KEEP_PERCENT of the probe, that is at most this long:
+    deflate_within(probe, (probe.len() * PROBE_KEEP_PERCENT - 1) / 100).is_some()
 }
 
 /// `bytes` as a raw deflate stream, if that is at most `limit` bytes long (deflating stops as
 /// soon as it is not).
 fn deflate_within(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
+    deflate_piece(bytes, limit, TDEFLFlush::Finish)
+}
+
+/// `bytes` deflated as blocks ending with `flush`: [`TDEFLFlush::Finish`] ends the stream,
+/// [`TDEFLFlush::Sync`] ends its last block (not final) with an empty stored block, on a byte
+/// boundary, so that another piece's blocks may follow. `None` past `limit` bytes.
+fn deflate_piece(bytes: &[u8], limit: usize, flush: TDEFLFlush) -> Option<Vec<u8>> {
     let mut compressor = CompressorOxide::new(DEFLATE_FLAGS);
     let mut out = Vec::with_capacity(limit.min(bytes.len() / 2));
-    let (status, _) = compress_to_output(&mut compressor, bytes, TDEFLFlush::Finish, |block| {
+    let (status, taken) = compress_to_output(&mut compressor, bytes, flush, |block| {
         let fits = out.len() + block.len() <= limit;
         if fits {
             out.extend_from_slice(block);
         }
         fits
     });
-    (status == TDEFLStatus::Done).then_some(out)
+    let done = match flush {
+        TDEFLFlush::Finish => status == TDEFLStatus::Done,
+        _ => status == TDEFLStatus::Okay && taken == bytes.len(),
+    };
+    done.then_some(out)
+}
+
+/// Pieces of a long input deflated on threads of their own (see [`deflated_on`]).
+const PIECE: usize = 1 << 20;
+
+/// `bytes` deflated as [`deflated`] does, a long input in pieces of [`PIECE`] bytes on up to
+/// `threads` threads: each piece but the last ends on a byte boundary with a sync flush, so
+/// the pieces one after the other are one raw deflate stream, as any inflater reads it (each
+/// piece starts with no earlier bytes to match: a little longer than one stream).
+pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
+    if threads <= 1 || bytes.len() < 2 * PIECE {
+        return deflated(bytes);
+    }
+    if !worth_trying(bytes) {
+        return None;
+    }
+    let limit = bytes.len().saturating_sub(2);
+    let pieces: Vec<(bool, &[u8])> = bytes
+        .chunks(PIECE)
+        .enumerate()
+        .map(|(i, piece)| ((i + 1) * PIECE >= bytes.len(), piece))
+        .collect();
+    let streams = crate::parallel::map(&pieces, threads, |&(last, piece)| {
+        let flush = match last {
+            true => TDEFLFlush::Finish,
+            false => TDEFLFlush::Sync,
+        };
+        deflate_piece(piece, limit, flush)
+    });
+    let mut out = Vec::with_capacity(limit.min(bytes.len() / 2));
+    for stream in streams {
+        let stream = stream?;
+        if out.len() + stream.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&stream);
+    }
+    Some(out)
 }
 
 /// The raw deflate stream `stream` inflated, if it inflates to at most `limit` bytes.
@@ -57,9 +114,11 @@ pub(crate) fn inflated(stream: &[u8], limit: usize) -> Option<Vec<u8>> {
 }
 
 /// The codec and bytes to store `bytes` with: deflated (codec [`DEFLATE`]) where `compress`
-/// is set and that is shorter, else as they are (codec [`STORED`]).
+/// is set and that is shorter, else as they are (codec [`STORED`]). A long input is deflated
+/// on the host's threads ([`deflated_on`]).
 pub(crate) fn choose(bytes: &[u8], compress: bool) -> (u8, std::borrow::Cow<'_, [u8]>) {
-    match compress.then(|| deflated(bytes)).flatten() {
+    let threads = crate::parallel::threads();
+    match compress.then(|| deflated_on(bytes, threads)).flatten() {
         Some(stream) => (DEFLATE, stream.into()),
         None => (STORED, bytes.into()),
     }
@@ -120,6 +179,51 @@ mod tests {
         assert_eq!(choose(&text, false).0, STORED);
         assert_eq!(choose(&text, true).0, DEFLATE);
         assert!(choose(&text, true).1.len() < text.len() / 10);
+    }
+
+    /// Lines of records, varied: bytes that deflate about as a segment's do.
+    fn records(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 64);
+        let mut n = 1u64;
+        while out.len() < len {
+            n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            out.extend_from_slice(
+                format!("key/{:x} = value {} at {}\n", n >> 40, n % 977, n >> 50).as_bytes(),
+            );
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn a_long_input_deflated_in_pieces_is_one_stream_about_as_short() {
+        let text = records(3 * PIECE + 12_345);
+        let whole = deflated(&text).unwrap();
+        for threads in [2, 3, 8] {
+            let pieces = deflated_on(&text, threads).unwrap();
+            assert_eq!(
+                inflated(&pieces, text.len()).unwrap(),
+                text,
+                "{threads} threads"
+            );
+            assert!(
+                pieces.len() <= whole.len() * 102 / 100,
+                "{threads} threads: {} bytes, one stream {}",
+                pieces.len(),
+                whole.len()
+            );
+            assert_eq!(
+                deflated_on(&text, threads),
+                Some(pieces),
+                "the same bytes every time"
+            );
+        }
+        assert_eq!(deflated_on(&text, 1), Some(whole));
+        // Bytes that do not deflate are left as they are, in pieces too; so is a short input.
+        let mut noise = vec![0u8; 3 * PIECE];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        assert_eq!(deflated_on(&noise, 4), None);
+        assert_eq!(deflated_on(&text[..PIECE], 4), deflated(&text[..PIECE]));
     }
 
     #[test]

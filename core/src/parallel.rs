@@ -21,6 +21,43 @@ pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
+/// `work` applied to each of `items`, on up to `threads` threads (the caller's one of them),
+/// each taking the next item not yet taken; the results in the order of `items`. The caller
+/// waits: for work it goes on beside, see [`Job`].
+pub(crate) fn map<T, R, F>(items: &[T], threads: usize, work: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let shared = Shared {
+        items: items.iter().collect::<Vec<&T>>(),
+        work: |item: &&T| work(item),
+        next: AtomicUsize::new(0),
+        done: Mutex::new(Vec::new()),
+    };
+    let threads = threads.min(items.len());
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|n| {
+                std::thread::Builder::new()
+                    .name(format!("bucketsync-work-{n}"))
+                    .spawn_scoped(scope, || shared.take())
+                    .ok()
+            })
+            .collect();
+        shared.take();
+        for helper in helpers {
+            if let Err(panic) = helper.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    let results = shared.results();
+    debug_assert_eq!(results.len(), items.len());
+    results
+}
+
 /// `work` applied to every item of a list, begun by [`Job::start`] on threads of its own and
 /// collected by [`Job::finish`], which the caller's thread helps with whatever is left. Between
 /// the two the caller is free: that is the point (an upload reads and cuts the next chunks
@@ -59,6 +96,16 @@ where
                 .unwrap_or_else(PoisonError::into_inner)
                 .extend(done);
         }
+    }
+
+    /// The results, in the items' order, once every item was worked on.
+    fn results(self) -> Vec<R> {
+        let mut done = self
+            .done
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect()
     }
 }
 
@@ -108,16 +155,13 @@ where
                 std::panic::resume_unwind(panic);
             }
         }
-        let Ok(shared) = Arc::try_unwrap(self.shared) else {
+        let Ok(mut shared) = Arc::try_unwrap(self.shared) else {
             unreachable!("every helper that held the work has ended");
         };
-        let mut done = shared
-            .done
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        done.sort_unstable_by_key(|(i, _)| *i);
-        debug_assert_eq!(done.len(), shared.items.len());
-        (shared.items, done.into_iter().map(|(_, r)| r).collect())
+        let items = std::mem::take(&mut shared.items);
+        let results = shared.results();
+        debug_assert_eq!(results.len(), items.len());
+        (items, results)
     }
 }
 
@@ -159,6 +203,21 @@ mod tests {
         assert_eq!(out, (0..500).collect::<Vec<_>>());
         let (none, nothing) = Job::start(Vec::<u8>::new(), 4, |b: &u8| *b).finish();
         assert!(none.is_empty() && nothing.is_empty());
+    }
+
+    #[test]
+    fn map_gives_the_results_in_order_whatever_the_threads() {
+        let items: Vec<u64> = (0..1_000).collect();
+        let alone = map(&items, 1, |n| n * n + 1);
+        for threads in [2, 3, 8, 2_000] {
+            assert_eq!(
+                map(&items, threads, |n| n * n + 1),
+                alone,
+                "{threads} threads"
+            );
+        }
+        assert_eq!(alone[999], 999 * 999 + 1);
+        assert!(map(&[] as &[u8], 4, |b| *b).is_empty());
     }
 
     #[test]
