@@ -36,7 +36,14 @@ where
         next: AtomicUsize::new(0),
         done: Mutex::new(Vec::new()),
     };
-    let threads = threads.min(items.len());
+    let threads = match cfg!(target_arch = "wasm32") {
+        true => 1, // no threads there, and no code to start them
+        false => threads.min(items.len()),
+    };
+    if threads <= 1 {
+        shared.take();
+        return shared.results();
+    }
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads)
             .filter_map(|n| {
@@ -127,7 +134,7 @@ where
             done: Mutex::new(Vec::new()),
         });
         let threads = threads.min(shared.items.len());
-        if threads <= 1 {
+        if threads <= 1 || cfg!(target_arch = "wasm32") {
             shared.take();
             return Job {
                 shared,
