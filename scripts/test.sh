@@ -103,7 +103,7 @@ step "python package: pip install ./bindings-python, pytest"
 pyvenv="$BUCKETSYNC_CACHE/pyvenv"
 if [ ! -x "$pyvenv/bin/maturin" ] || [ ! -x "$pyvenv/bin/pytest" ] || ! "$pyvenv/bin/python" -c "import xdist" 2>/dev/null; then
   python3 -m venv "$pyvenv"
-  "$pyvenv/bin/pip" install --quiet "maturin>=1.9.3,<2" pytest pytest-xdist
+  "$pyvenv/bin/pip" install --quiet "maturin>=1.9.3,<2" pytest pytest-xdist==3.8.0
 fi
 # The extension is built with the dev profile (the core optimised as for the Rust tests): it
 # reuses the dependencies the tests above compiled, where a release build compiles all of them
@@ -215,7 +215,8 @@ fi
 
 step "python wheel installs into a fresh venv"
 rm -rf target/wheels target/wheel-check
-# The dev profile again: the same build as the pip install above, packed as a wheel.
+# The dev profile again, reusing the pip install's compiled code (the release profile is the
+# release workflow's): what is checked here is the wheel's contents and that it installs.
 "$pyvenv/bin/maturin" build --profile dev --quiet -m bindings-python/Cargo.toml -o target/wheels
 python3 -m venv target/wheel-check
 target/wheel-check/bin/pip install --quiet --no-index target/wheels/bucketsync-*.whl

@@ -73,12 +73,13 @@ fn deflate_piece(bytes: &[u8], limit: usize, flush: TDEFLFlush) -> Option<Vec<u8
 /// Pieces of a long input deflated on threads of their own (see [`deflated_on`]).
 const PIECE: usize = 1 << 20;
 
-/// `bytes` deflated as [`deflated`] does, a long input in pieces of [`PIECE`] bytes on up to
-/// `threads` threads: each piece but the last ends on a byte boundary with a sync flush, so
-/// the pieces one after the other are one raw deflate stream, as any inflater reads it (each
-/// piece starts with no earlier bytes to match: a little longer than one stream).
+/// `bytes` deflated as [`deflated`] does, an input of two pieces or more in pieces of
+/// [`PIECE`] bytes, on up to `threads` threads: each piece but the last ends on a byte
+/// boundary with a sync flush, so the pieces one after the other are one raw deflate stream,
+/// as any inflater reads it (each piece starts with no earlier bytes to match: a little longer
+/// than one stream). The same bytes whatever the number of threads.
 pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
-    if threads <= 1 || bytes.len() < 2 * PIECE {
+    if bytes.len() < 2 * PIECE {
         return deflated(bytes);
     }
     if !worth_trying(bytes) {
@@ -117,8 +118,11 @@ pub(crate) fn inflated(stream: &[u8], limit: usize) -> Option<Vec<u8>> {
 /// is set and that is shorter, else as they are (codec [`STORED`]). A long input is deflated
 /// on the host's threads ([`deflated_on`]).
 pub(crate) fn choose(bytes: &[u8], compress: bool) -> (u8, std::borrow::Cow<'_, [u8]>) {
-    let threads = crate::parallel::threads();
-    match compress.then(|| deflated_on(bytes, threads)).flatten() {
+    let deflate = |bytes: &[u8]| match bytes.len() < 2 * PIECE {
+        true => deflated(bytes),
+        false => deflated_on(bytes, crate::parallel::threads()),
+    };
+    match compress.then(|| deflate(bytes)).flatten() {
         Some(stream) => (DEFLATE, stream.into()),
         None => (STORED, bytes.into()),
     }
@@ -199,31 +203,31 @@ mod tests {
     fn a_long_input_deflated_in_pieces_is_one_stream_about_as_short() {
         let text = records(3 * PIECE + 12_345);
         let whole = deflated(&text).unwrap();
+        let pieces = deflated_on(&text, 1).unwrap();
+        assert_eq!(inflated(&pieces, text.len()).unwrap(), text);
+        assert!(
+            pieces.len() <= whole.len() * 102 / 100,
+            "{} bytes, one stream {}",
+            pieces.len(),
+            whole.len()
+        );
+        assert_ne!(pieces, whole, "four pieces, not one stream");
         for threads in [2, 3, 8] {
-            let pieces = deflated_on(&text, threads).unwrap();
-            assert_eq!(
-                inflated(&pieces, text.len()).unwrap(),
-                text,
-                "{threads} threads"
-            );
+            let on = deflated_on(&text, threads);
             assert!(
-                pieces.len() <= whole.len() * 102 / 100,
-                "{threads} threads: {} bytes, one stream {}",
-                pieces.len(),
-                whole.len()
-            );
-            assert_eq!(
-                deflated_on(&text, threads),
-                Some(pieces),
-                "the same bytes every time"
+                on.as_ref() == Some(&pieces),
+                "{threads} threads wrote other bytes"
             );
         }
-        assert_eq!(deflated_on(&text, 1), Some(whole));
         // Bytes that do not deflate are left as they are, in pieces too; so is a short input.
         let mut noise = vec![0u8; 3 * PIECE];
         blake3::Hasher::new().finalize_xof().fill(&mut noise);
         assert_eq!(deflated_on(&noise, 4), None);
         assert_eq!(deflated_on(&text[..PIECE], 4), deflated(&text[..PIECE]));
+        // Text, then noise: the probe passes, pieces of noise and text make one stream.
+        let mixed = [&text[..2 * PIECE], &noise[..]].concat();
+        let stream = deflated_on(&mixed, 2).unwrap();
+        assert!(inflated(&stream, mixed.len()).unwrap() == mixed);
     }
 
     #[test]

@@ -661,6 +661,12 @@ impl Upload {
         self.threads = threads.max(1);
     }
 
+    /// How many chunks of the file being fed are in the batch being deflated.
+    #[cfg(test)]
+    pub(crate) fn chunks_deflating(&self) -> usize {
+        self.feed.unplaced - self.feed.in_batch
+    }
+
     /// Whether to [`Upload::write`] more now: false while the listing of an interrupted
     /// upload's packs runs, while enough packs or parts (or chunks cut for them) wait to be
     /// stored (that bounds memory), or once the input is finished or the upload failed.
@@ -866,10 +872,6 @@ impl Upload {
         self.place_deflated()?;
         let mut batch = std::mem::take(&mut self.batch);
         self.feed.in_batch = 0;
-        let threads = match batch.bytes >= SPREAD_FROM {
-            true => self.threads,
-            false => 1,
-        };
         let compress = self.keys.compress;
         let chunks = std::mem::take(&mut batch.chunks);
         let work: Vec<ToDeflate> = chunks
@@ -877,6 +879,11 @@ impl Upload {
             .zip(&batch.ids)
             .map(|(chunk, id)| (compress && !self.known.contains_key(id), chunk))
             .collect();
+        // No thread is started for a small batch, or one with nothing to deflate.
+        let threads = match batch.bytes >= SPREAD_FROM && work.iter().any(|(wanted, _)| *wanted) {
+            true => self.threads,
+            false => 1,
+        };
         let job = parallel::Job::start(work, threads, deflate_chunk as DeflateWork);
         self.deflating = Some(Deflating { batch, job });
         Ok(())
