@@ -114,6 +114,20 @@ pub(crate) fn inflated(stream: &[u8], limit: usize) -> Option<Vec<u8>> {
     miniz_oxide::inflate::decompress_to_vec_with_limit(stream, limit).ok()
 }
 
+/// The raw deflate stream `stream` inflated, if it inflates to exactly `len` bytes: the bytes
+/// are written into one buffer of that length, never grown (a chunk's length is known before
+/// it is read, so an inflated chunk takes its length and no more while it waits to be written).
+pub(crate) fn inflated_exactly(stream: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0; len];
+    let written = miniz_oxide::inflate::decompress_slice_iter_to_slice(
+        &mut out,
+        std::iter::once(stream),
+        false,
+        true,
+    );
+    (written == Ok(len)).then_some(out)
+}
+
 /// The codec and bytes to store `bytes` with: deflated (codec [`DEFLATE`]) where `compress`
 /// is set and that is shorter, else as they are (codec [`STORED`]). A long input is deflated
 /// on the host's threads ([`deflated_on`]).
@@ -183,6 +197,24 @@ mod tests {
         assert_eq!(choose(&text, false).0, STORED);
         assert_eq!(choose(&text, true).0, DEFLATE);
         assert!(choose(&text, true).1.len() < text.len() / 10);
+    }
+
+    #[test]
+    fn a_chunk_inflates_only_to_exactly_its_length() {
+        let text = b"the same words again and again, ".repeat(100);
+        let stream = deflated(&text).unwrap();
+        let back = inflated_exactly(&stream, text.len()).unwrap();
+        assert_eq!(back, text);
+        assert_eq!(back.capacity(), text.len());
+        // A stream that gives more, or fewer, bytes than the length named is refused.
+        assert_eq!(inflated_exactly(&stream, text.len() - 1), None);
+        assert_eq!(inflated_exactly(&stream, text.len() + 1), None);
+        // So is one cut short, or one that is not deflate at all.
+        assert_eq!(
+            inflated_exactly(&stream[..stream.len() - 1], text.len()),
+            None
+        );
+        assert_eq!(inflated_exactly(&text, text.len()), None);
     }
 
     /// Lines of records, varied: bytes that deflate about as a segment's do.

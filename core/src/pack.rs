@@ -175,8 +175,8 @@ pub(crate) fn open_chunk(
                 if len > MAX_CHUNK_LEN {
                     return Err(chunk_corrupt("longer than any chunk"));
                 }
-                // At most `len` bytes come out: a stream that would give more stops there.
-                let inflated = crate::codec::inflated(body, len as usize)
+                // Exactly `len` bytes come out: a stream that would give more stops there.
+                let inflated = crate::codec::inflated_exactly(body, len as usize)
                     .ok_or_else(|| chunk_corrupt("does not inflate to its length"))?;
                 Opened::Inflated(inflated)
             }

@@ -10,6 +10,10 @@ use crate::ids::{RequestId, Timestamp};
 use crate::pack::PackName;
 use crate::retry::RetryPolicy;
 
+/// A file of several chunks up to this size has room reserved for all of its bytes when its
+/// first chunk comes; a bigger one grows as its chunks come.
+const MAX_RESERVED: u64 = 64 << 20;
+
 /// One file of a [`DownloadMany`].
 struct Part {
     size: u64,
@@ -219,8 +223,15 @@ impl DownloadMany {
                 self.kept.insert(place, (piece.clone(), times - 1));
             }
             if self.gathered.is_empty() {
-                // A file's first chunk (a small file's only one) is its bytes so far, as it is.
+                // A file's first chunk (a small file's only one) is its bytes so far, as it is;
+                // a file of more chunks gets room for all of them at once (grown by doubling,
+                // a file read whole could hold up to twice its size). The size is the record's
+                // word, checked only at the end: no more than MAX_RESERVED is taken on it.
                 self.gathered = piece;
+                if part.pieces.len() > 1 && part.size <= MAX_RESERVED {
+                    let rest = (part.size as usize).saturating_sub(self.gathered.len());
+                    self.gathered.reserve_exact(rest);
+                }
             } else {
                 self.gathered.extend_from_slice(&piece);
             }
