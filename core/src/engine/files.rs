@@ -12,7 +12,8 @@ use crate::http::Request;
 use crate::ids::Timestamp;
 use crate::key::Purpose;
 use crate::transfer::{
-    Download, DownloadMany, FileKeys, PackNote, ResumablePack, Stored, Upload, DEFAULT_PACK_SIZE,
+    Download, DownloadMany, FileKeys, PackNote, Ranges, ResumablePack, Stored, Upload,
+    DEFAULT_PACK_SIZE,
 };
 
 impl Engine {
@@ -252,6 +253,7 @@ impl Engine {
             object,
             self.retry,
             range,
+            Ranges::ONE_FILE,
         ))
     }
 

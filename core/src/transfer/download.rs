@@ -16,22 +16,44 @@ use crate::pack::{self, PackName, Redirect};
 use crate::retry::RetryPolicy;
 use crate::s3;
 
-/// One GET covers neighbouring chunks of a pack up to this many bytes: a pack of the default
-/// size (it closes past 16 MiB) comes down in two GETs. A range is held whole until its last
-/// chunk is handed on, so this is what a range costs in memory; ranges of a whole pack (up to
-/// 64 MiB) held 11 MiB more at the peak of a restore of 15,644 files.
-const MAX_RANGE: u64 = 9 << 20;
+/// How long a download's ranged GETs are, and how many bytes of them it holds at most (that
+/// bounds its memory), unless the next bytes to hand on are in the range after them. A range
+/// is held whole until its last chunk is handed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ranges {
+    /// One GET covers neighbouring chunks of a pack up to this many bytes.
+    pub max_range: u64,
+    /// Bytes of ranges out, or fetched and not yet handed on whole, at most.
+    pub max_held: u64,
+}
+
+impl Ranges {
+    /// One file: a range is a whole pack of the default size, so a file costs about one GET
+    /// per pack, and two such packs are held (a pack closes past 16 MiB, with its index): one
+    /// coming down while the one before is handed on. (32 MiB held one such pack only, so
+    /// packs were fetched one at a time.)
+    pub(crate) const ONE_FILE: Ranges = Ranges {
+        max_range: 64 << 20,
+        max_held: 40 << 20,
+    };
+    /// Many files read as one (a restore, a folder sync), where the files read and waiting to
+    /// be written and the state's records are held too: a pack of the default size comes down
+    /// in two GETs of at most 9 MiB, two of them held (and a shorter one). With
+    /// [`Ranges::ONE_FILE`] a restore of 15,644 files peaked 11 MiB higher.
+    pub(crate) const MANY_FILES: Ranges = Ranges {
+        max_range: 9 << 20,
+        max_held: 24 << 20,
+    };
+}
+
+// Two whole ranges are held at once: one comes down while the one before is handed on.
+const _: () = assert!(2 * Ranges::MANY_FILES.max_range <= Ranges::MANY_FILES.max_held);
+
 /// A gap of at most this many bytes between two chunks wanted from one pack is fetched with
 /// them, and thrown away, rather than costing a GET of its own: a request costs about as much
 /// time as a megabyte coming down, and a pack's chunks no longer named (a file edited or
 /// deleted since) would otherwise split one GET into many.
 const MAX_GAP: u64 = 1 << 20;
-/// Bytes of ranges out, or fetched and not yet handed on whole, at most (that bounds memory),
-/// unless the next bytes to hand on are in the range after them: two ranges of [`MAX_RANGE`]
-/// (one coming down while the one before is handed on) and a shorter one.
-const MAX_HELD_BYTES: u64 = 24 << 20;
-// Two whole ranges are held at once, not a third.
-const _: () = assert!(2 * MAX_RANGE <= MAX_HELD_BYTES && 3 * MAX_RANGE > MAX_HELD_BYTES);
 
 /// A fetched chunk waiting to be handed out: the body it came in and where it lies there,
 /// with the pack and the chunk it is when still sealed (it is opened, and inflated, only when
@@ -68,6 +90,7 @@ enum Wanted {
 fn spans_of(
     chunks: impl IntoIterator<Item = (usize, PackName, ChunkRef)>,
     hops: usize,
+    max_range: u64,
 ) -> Vec<Span> {
     let mut spans: Vec<Span> = Vec::new();
     let mut open: HashMap<PackName, usize> = HashMap::new();
@@ -77,7 +100,7 @@ fn spans_of(
             Some(span)
                 if chunk.offset >= span.end
                     && chunk.offset - span.end <= MAX_GAP
-                    && end - span.start <= MAX_RANGE =>
+                    && end - span.start <= max_range =>
             {
                 span.end = end;
                 span.chunks.push((position, chunk));
@@ -115,6 +138,8 @@ pub struct Download {
     /// The last chunk and the length of each span asked for: a span is held until that chunk
     /// is handed out.
     held: Vec<(usize, u64)>,
+    /// How long its ranges are and how many bytes of them it holds.
+    ranges: Ranges,
     next_out: usize,
     pieces: usize,
     hasher: blake3::Hasher,
@@ -159,6 +184,7 @@ impl Download {
         object: String,
         retry: RetryPolicy,
         range: Option<Range<u64>>,
+        ranges: Ranges,
     ) -> Download {
         let mut spans: Vec<Span> = Vec::new();
         let mut inline = None;
@@ -195,6 +221,7 @@ impl Download {
                         .filter(|(position, chunk)| wanted(*position, u64::from(chunk.len)))
                         .map(|(position, chunk)| (position, packs[chunk.pack as usize], *chunk)),
                     0,
+                    ranges.max_range,
                 );
             }
         }
@@ -216,6 +243,7 @@ impl Download {
             redirects: HashMap::new(),
             fetched: BTreeMap::new(),
             held: Vec::new(),
+            ranges,
             next_out: 0,
             hasher,
             emitted: 0,
@@ -338,7 +366,7 @@ impl Download {
         while let Some(span) = self.plan.front() {
             let held: u64 = self.held.iter().map(|(_, len)| len).sum();
             let len = span.end - span.start;
-            if held + len > MAX_HELD_BYTES && span.chunks[0].0 > self.next_out {
+            if held + len > self.ranges.max_held && span.chunks[0].0 > self.next_out {
                 break;
             }
             let span = self.plan.pop_front().expect("there is a front");
@@ -469,7 +497,10 @@ impl Download {
             };
             moved.push((*position, to, ChunkRef { offset, ..*chunk }));
         }
-        for span in spans_of(moved, span.hops + 1).into_iter().rev() {
+        for span in spans_of(moved, span.hops + 1, self.ranges.max_range)
+            .into_iter()
+            .rev()
+        {
             self.plan.push_front(span);
         }
         Ok(())
@@ -670,7 +701,7 @@ mod tests {
             // Behind the span's end: a span of its own.
             (5, a, chunk(0, 100)),
         ];
-        let spans = spans_of(chunks, 0);
+        let spans = spans_of(chunks, 0, Ranges::ONE_FILE.max_range);
         let got: Vec<(PackName, u64, u64, Vec<usize>)> = spans
             .iter()
             .map(|s| {
@@ -690,20 +721,24 @@ mod tests {
     }
 
     #[test]
-    fn a_pack_of_the_default_size_comes_down_in_two_ranges() {
+    fn a_pack_of_the_default_size_comes_down_in_one_range_for_one_file_and_two_for_many() {
         let a = PackName {
             device: [1; 16],
             pack: [2; 16],
         };
         // A full pack: 1 MiB chunks back to back, past 16 MiB.
         let mib = 1u64 << 20;
-        let chunks = (0..17).map(|i| (i as usize, a, chunk(i * mib, mib as u32)));
-        let spans = spans_of(chunks, 0);
-        let got: Vec<(u64, u64, usize)> = spans
-            .iter()
-            .map(|s| (s.start, s.end, s.chunks.len()))
-            .collect();
-        assert_eq!(got, vec![(0, 9 * mib, 9), (9 * mib, 17 * mib, 8)]);
-        assert!(spans.iter().all(|s| s.end - s.start <= MAX_RANGE));
+        let chunks = || (0..17).map(|i| (i as usize, a, chunk(i * mib, mib as u32)));
+        let ranges = |max_range| -> Vec<(u64, u64, usize)> {
+            spans_of(chunks(), 0, max_range)
+                .iter()
+                .map(|s| (s.start, s.end, s.chunks.len()))
+                .collect()
+        };
+        assert_eq!(ranges(Ranges::ONE_FILE.max_range), vec![(0, 17 * mib, 17)]);
+        assert_eq!(
+            ranges(Ranges::MANY_FILES.max_range),
+            vec![(0, 9 * mib, 9), (9 * mib, 17 * mib, 8)]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! in a shared pack come down in a few ranged GETs rather than one (or more) each. Each file's
 //! bytes are handed out whole, once checked against its content hash.
 
-use super::{Download, FileKeys};
+use super::{Download, FileKeys, Ranges};
 use crate::error::{Error, Result};
 use crate::file::{Body, ChunkRef, FileValue};
 use crate::http::{Request, Response};
@@ -144,7 +144,14 @@ impl DownloadMany {
         };
         // A range read checks every chunk against its id and not the whole (which is no
         // file's): each part is checked against its own hash here.
-        let download = Download::new(keys, whole, "files".into(), retry, Some(0..size));
+        let download = Download::new(
+            keys,
+            whole,
+            "files".into(),
+            retry,
+            Some(0..size),
+            Ranges::MANY_FILES,
+        );
         Ok(DownloadMany {
             download,
             parts,

@@ -10,6 +10,7 @@ mod upload;
 use std::collections::{HashMap, VecDeque};
 
 pub use download::Download;
+pub(crate) use download::Ranges;
 pub use many::DownloadMany;
 pub use upload::{FileReport, Upload, DEFAULT_PACK_SIZE};
 pub(crate) use upload::{PackNote, ResumablePack, Stored};
