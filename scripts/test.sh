@@ -50,7 +50,7 @@ prepare() {
   if [ "${BUCKETSYNC_SKIP_SWIFT:-}" != 1 ] && [ ! -f "$swift_root/.bucketsync-ready" ]; then
     # The Swift toolchain: swiftlang from Debian trixie, in a chroot kept in the cache (~3.3 GB).
     rm -rf "$swift_root"
-    mirror=$(grep -m1 -h '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}')
+    mirror=$(grep -m1 -h '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}' || true)
     debootstrap --variant=minbase trixie "$swift_root" "${mirror:-http://deb.debian.org/debian}" >/dev/null \
       || { echo "could not build the Swift chroot (debootstrap failed); BUCKETSYNC_SKIP_SWIFT=1 skips Swift explicitly" >&2; return 1; }
     cp /etc/resolv.conf "$swift_root/etc/resolv.conf"
@@ -69,9 +69,29 @@ tool_install() {
     cargo install "$@"
 }
 prepare_log=$(mktemp)
-(set -euo pipefail; started=$SECONDS; prepare; echo "(took $((SECONDS - started)) s)") > "$prepare_log" 2>&1 &
+# In a process group of its own (job control on while it starts), so that an early exit stops
+# all of it (apt, dpkg, debootstrap): see stop_preparing.
+set -m
+(set -euo pipefail; started=$SECONDS; prepare; echo "(took $((SECONDS - started)) s)") \
+  < /dev/null > "$prepare_log" 2>&1 &
 prepare_pid=$!
+set +m
 prepared=
+# Called on exit: a job still running is stopped (a half-made Swift chroot has no ready mark,
+# so the next run makes it again), and its /proc mount let go of.
+stop_preparing() {
+  if [ -z "$prepared" ] && kill -0 "$prepare_pid" 2>/dev/null; then
+    kill -TERM -- "-$prepare_pid" 2>/dev/null || true
+    wait "$prepare_pid" 2>/dev/null || true
+    if mountpoint -q "$BUCKETSYNC_CACHE/swift-root/proc" 2>/dev/null; then
+      umount "$BUCKETSYNC_CACHE/swift-root/proc" || true
+    fi
+  fi
+  rm -f "$prepare_log"
+}
+trap stop_preparing EXIT
+# The npm step waits first, so a failure to prepare any of it (the Swift chroot too) stops the
+# run there, before the npm tests.
 wait_prepared() {
   [ -n "$prepared" ] && return 0
   if ! wait "$prepare_pid"; then
@@ -101,6 +121,7 @@ export BUCKETSYNC_S3S_FS="$BUCKETSYNC_CACHE/s3s-fs/bin/s3s-fs"
 BUCKETSYNC_PID_DIR="$(mktemp -d)"
 export BUCKETSYNC_PID_DIR
 cleanup() {
+  stop_preparing
   for pidfile in "$BUCKETSYNC_PID_DIR"/*; do
     [ -e "$pidfile" ] && kill "$(basename "$pidfile")" 2>/dev/null
   done

@@ -130,8 +130,8 @@ pub struct IndexEntry {
 /// Opens a chunk where it lies in a pack of envelope `version` (5: a whole envelope with its
 /// header; 6 and later: sealed bare; 10 and later: its plaintext a codec byte and the bytes in
 /// that codec, inflated here) and checks that its bytes are the chunk `id` of `len` bytes;
-/// returns where they are. Inflating allocates at most `len` bytes. `object` names the pack
-/// in errors.
+/// returns where they are. Inflating allocates exactly `len` bytes, up front. `object` names
+/// the pack in errors.
 ///
 /// # Errors
 /// `Corrupt` when the chunk fails to open as `k/<id>`, names an unknown codec, does not inflate

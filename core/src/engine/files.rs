@@ -705,4 +705,103 @@ mod tests {
             }
         }
     }
+
+    /// Many files read together (a restore) come down in ranges of at most 9 MiB of a pack,
+    /// with no more than 24 MiB of them asked for at once, and each file whole: what a
+    /// restore holds beside its files and state (a single file's ranges are whole packs).
+    #[test]
+    fn many_files_come_down_in_short_ranges_within_the_held_bound() {
+        let files: Vec<Vec<u8>> = (0..36).map(|i| noise(100 + i, 1_300_000)).collect();
+        let mut engine = quiet_engine();
+        let mut upload = engine.begin_upload(None, None);
+        let now = Timestamp(0);
+        let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut store = |upload: &mut Upload| {
+            let request = upload
+                .poll_request(now)
+                .expect("a request while input waits");
+            stored.insert(request.url.clone(), request.body.to_vec());
+            upload.handle_response(request.id, Ok(ok()), now);
+        };
+        for file in &files {
+            for piece in file.chunks(256 << 10) {
+                while !upload.wants_input() {
+                    store(&mut upload);
+                }
+                upload.write(piece).unwrap();
+            }
+            upload.end_file().unwrap();
+        }
+        upload.end_input().unwrap();
+        while let Some(request) = upload.poll_request(now) {
+            stored.insert(request.url.clone(), request.body.to_vec());
+            upload.handle_response(request.id, Ok(ok()), now);
+        }
+        let values: Vec<(u64, Vec<u8>, crate::transfer::FileReport)> =
+            std::iter::from_fn(|| upload.poll_file()).collect();
+        assert!(matches!(upload.poll_end(), Some(Ok(_))));
+        assert_eq!(values.len(), files.len());
+        let keys: Vec<Vec<u8>> = values
+            .iter()
+            .map(|(number, _, _)| format!("f{number}").into_bytes())
+            .collect();
+        let pairs: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .zip(&values)
+            .map(|(key, (_, value, _))| (key.as_slice(), value.as_slice()))
+            .collect();
+        let (mut groups, alone) = engine.begin_download_many(&pairs);
+        assert!(alone.is_empty());
+        assert_eq!(groups.len(), 1);
+        let (mut many, places) = groups.pop().unwrap();
+        let mut read: Vec<Option<Vec<u8>>> = vec![None; files.len()];
+        let mut asked: std::collections::VecDeque<crate::http::Request> = Default::default();
+        let (mut gets, mut most_asked, mut packs) = (0, 0, std::collections::BTreeSet::new());
+        let range_of = |request: &crate::http::Request| -> (usize, usize) {
+            let range = request.header("range").expect("a ranged GET");
+            let (from, to) = range["bytes=".len()..].split_once('-').unwrap();
+            (from.parse().unwrap(), to.parse().unwrap())
+        };
+        loop {
+            while let Some(request) = many.poll_request(now) {
+                let (from, to) = range_of(&request);
+                assert!(to - from < 9 << 20, "a range of {} bytes", to - from + 1);
+                packs.insert(request.url.clone());
+                gets += 1;
+                asked.push_back(request);
+            }
+            let out: usize = asked
+                .iter()
+                .map(|r| range_of(r).1 - range_of(r).0 + 1)
+                .sum();
+            assert!(out <= 24 << 20, "{out} bytes asked for at once");
+            most_asked = most_asked.max(out);
+            let Some(request) = asked.pop_front() else {
+                break;
+            };
+            let (from, to) = range_of(&request);
+            let response = crate::http::Response {
+                status: 206,
+                headers: Vec::new(),
+                body: stored[&request.url][from..=to].to_vec(),
+            };
+            many.handle_response(request.id, Ok(response), now);
+            while let Some((index, bytes)) = many.poll_file() {
+                read[places[index]] = Some(bytes.unwrap());
+            }
+        }
+        assert!(matches!(many.poll_outcome(), Some(Ok(()))));
+        // Enough to need the bound: several packs, more than one range of each in flight.
+        assert!(
+            packs.len() >= 2 && gets > packs.len(),
+            "{gets} GETs, {packs:?}"
+        );
+        assert!(most_asked > 9 << 20, "{most_asked}");
+        for ((number, _, _), bytes) in values.iter().zip(read) {
+            assert!(
+                bytes.as_ref() == Some(&files[*number as usize]),
+                "file {number}"
+            );
+        }
+    }
 }

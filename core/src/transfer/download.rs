@@ -29,9 +29,10 @@ pub(crate) struct Ranges {
 
 impl Ranges {
     /// One file: a range is a whole pack of the default size, so a file costs about one GET
-    /// per pack, and two such packs are held (a pack closes past 16 MiB, with its index): one
-    /// coming down while the one before is handed on. (32 MiB held one such pack only, so
-    /// packs were fetched one at a time.)
+    /// per pack, and there is room for two packs of the usual size (a pack closes past 16 MiB,
+    /// about 16.5 MiB with its index; one closed by a big last chunk is longer): one coming down
+    /// while the one before is handed on. (32 MiB held one such pack only, so packs were
+    /// fetched one at a time.)
     pub(crate) const ONE_FILE: Ranges = Ranges {
         max_range: 64 << 20,
         max_held: 40 << 20,

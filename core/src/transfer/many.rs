@@ -11,7 +11,8 @@ use crate::pack::PackName;
 use crate::retry::RetryPolicy;
 
 /// A file of several chunks up to this size has room reserved for all of its bytes when its
-/// first chunk comes; a bigger one grows as its chunks come.
+/// first chunk comes; a bigger one grows as its chunks come. (A restore and a folder sync read
+/// files of up to 32 MiB together, bigger ones alone.)
 const MAX_RESERVED: u64 = 64 << 20;
 
 /// One file of a [`DownloadMany`].
@@ -232,8 +233,8 @@ impl DownloadMany {
             if self.gathered.is_empty() {
                 // A file's first chunk (a small file's only one) is its bytes so far, as it is;
                 // a file of more chunks gets room for all of them at once (grown by doubling,
-                // a file read whole could hold up to twice its size). The size is the record's
-                // word, checked only at the end: no more than MAX_RESERVED is taken on it.
+                // a file read whole could hold up to twice its size). Its record's chunk
+                // lengths add up to its size (`FileValue::check`), so the room is exact.
                 self.gathered = piece;
                 if part.pieces.len() > 1 && part.size <= MAX_RESERVED {
                     let rest = (part.size as usize).saturating_sub(self.gathered.len());
