@@ -403,6 +403,38 @@ mod tests {
         engine
     }
 
+    /// Ends `upload`'s input and answers its requests until none is left, keeping the body
+    /// of each in `stored` by URL; the values of its files, in the order they ended.
+    fn finish_upload(
+        upload: &mut Upload,
+        stored: &mut HashMap<String, Vec<u8>>,
+    ) -> Vec<(u64, Vec<u8>, crate::transfer::FileReport)> {
+        let now = Timestamp(0);
+        upload.end_input().unwrap();
+        while let Some(request) = upload.poll_request(now) {
+            stored.insert(request.url.clone(), request.body.to_vec());
+            upload.handle_response(request.id, Ok(ok()), now);
+        }
+        let values = std::iter::from_fn(|| upload.poll_file()).collect();
+        assert!(matches!(upload.poll_end(), Some(Ok(_))));
+        values
+    }
+
+    /// The answer to a ranged GET of an object in `stored`.
+    fn ranged(
+        stored: &HashMap<String, Vec<u8>>,
+        request: &crate::http::Request,
+    ) -> crate::http::Response {
+        let range = request.header("range").expect("a ranged GET");
+        let (from, to) = range["bytes=".len()..].split_once('-').unwrap();
+        let (from, to): (usize, usize) = (from.parse().unwrap(), to.parse().unwrap());
+        crate::http::Response {
+            status: 206,
+            headers: Vec::new(),
+            body: stored[&request.url][from..=to].to_vec(),
+        }
+    }
+
     fn ok() -> crate::http::Response {
         crate::http::Response {
             status: 200,
@@ -662,14 +694,7 @@ mod tests {
                     _ => assert_eq!(upload.end_file().unwrap(), i as u64),
                 }
             }
-            upload.end_input().unwrap();
-            while let Some(request) = upload.poll_request(now) {
-                stored.insert(request.url.clone(), request.body.to_vec());
-                upload.handle_response(request.id, Ok(ok()), now);
-            }
-            let values: Vec<(u64, Vec<u8>, crate::transfer::FileReport)> =
-                std::iter::from_fn(|| upload.poll_file()).collect();
-            assert!(matches!(upload.poll_end(), Some(Ok(_))));
+            let values = finish_upload(&mut upload, &mut stored);
             assert_eq!(
                 values.len(),
                 5,
@@ -683,15 +708,7 @@ mod tests {
                 let mut download = engine.begin_download(&key).unwrap().unwrap();
                 let mut read = Vec::new();
                 while let Some(request) = download.poll_request(now) {
-                    let pack = &stored[&request.url];
-                    let range = request.header("range").expect("a ranged GET");
-                    let (from, to) = range["bytes=".len()..].split_once('-').unwrap();
-                    let (from, to): (usize, usize) = (from.parse().unwrap(), to.parse().unwrap());
-                    let response = crate::http::Response {
-                        status: 206,
-                        headers: Vec::new(),
-                        body: pack[from..=to].to_vec(),
-                    };
+                    let response = ranged(&stored, &request);
                     download.handle_response(request.id, Ok(response), now);
                     while let Some(bytes) = download.poll_output() {
                         read.extend_from_slice(&bytes);
@@ -732,14 +749,7 @@ mod tests {
             }
             upload.end_file().unwrap();
         }
-        upload.end_input().unwrap();
-        while let Some(request) = upload.poll_request(now) {
-            stored.insert(request.url.clone(), request.body.to_vec());
-            upload.handle_response(request.id, Ok(ok()), now);
-        }
-        let values: Vec<(u64, Vec<u8>, crate::transfer::FileReport)> =
-            std::iter::from_fn(|| upload.poll_file()).collect();
-        assert!(matches!(upload.poll_end(), Some(Ok(_))));
+        let values = finish_upload(&mut upload, &mut stored);
         assert_eq!(values.len(), files.len());
         let keys: Vec<Vec<u8>> = values
             .iter()
@@ -779,12 +789,7 @@ mod tests {
             let Some(request) = asked.pop_front() else {
                 break;
             };
-            let (from, to) = range_of(&request);
-            let response = crate::http::Response {
-                status: 206,
-                headers: Vec::new(),
-                body: stored[&request.url][from..=to].to_vec(),
-            };
+            let response = ranged(&stored, &request);
             many.handle_response(request.id, Ok(response), now);
             while let Some((index, bytes)) = many.poll_file() {
                 read[places[index]] = Some(bytes.unwrap());

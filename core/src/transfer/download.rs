@@ -121,6 +121,87 @@ fn spans_of(
     spans
 }
 
+/// The spans of a read not yet asked for, and the bytes of those asked for and not yet handed
+/// on: what decides which range to ask for next.
+struct Plan {
+    /// Spans not yet asked for, in the order of their first chunk in the file. The front one
+    /// then always holds the earliest chunk not yet asked for, so when the held bytes are at
+    /// their bound and the read waits for a chunk no GET has asked for, that chunk's span is
+    /// the front one, and it is asked for (see [`Plan::next`]).
+    spans: VecDeque<Span>,
+    /// The last chunk and the length of each span asked for: a span is held until that chunk
+    /// is handed on.
+    held: Vec<(usize, u64)>,
+}
+
+impl Plan {
+    /// `spans` in the order of their first chunk (as [`spans_of`] gives them).
+    fn new(spans: Vec<Span>) -> Plan {
+        Plan {
+            spans: spans.into(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Plans `spans` (of chunks whose pack moved) again, among the others in the order of
+    /// first chunks: moved chunks may lie anywhere in their new pack, so the spans of a
+    /// redirect can fall between spans planned before it.
+    fn replan(&mut self, spans: Vec<Span>) {
+        for span in spans {
+            let first = span.chunks[0].0;
+            let at = self.spans.partition_point(|s| s.chunks[0].0 < first);
+            self.spans.insert(at, span);
+        }
+    }
+
+    /// The next span to ask for, now held, when `next_out` is the next chunk to hand on: the
+    /// front one if it fits within `max_held` bytes held, or holds the chunk `next_out` (which
+    /// waits for nothing else, so it always goes).
+    fn next(&mut self, next_out: usize, max_held: u64) -> Option<Span> {
+        self.held.retain(|&(last, _)| last >= next_out);
+        let span = self.spans.front()?;
+        let held: u64 = self.held.iter().map(|(_, len)| len).sum();
+        let len = span.end - span.start;
+        if held + len > max_held && span.chunks[0].0 > next_out {
+            return None;
+        }
+        let span = self.spans.pop_front().expect("there is a front");
+        self.held
+            .push((span.chunks.last().expect("spans are not empty").0, len));
+        Some(span)
+    }
+
+    /// `span`, asked for, will be asked for again elsewhere: it holds no bytes until then.
+    fn release(&mut self, span: &Span) {
+        let len = span.end - span.start;
+        let last = span.chunks.last().expect("spans are not empty").0;
+        if let Some(at) = self.held.iter().position(|&h| h == (last, len)) {
+            self.held.swap_remove(at);
+        }
+    }
+
+    /// Drops the chunks before `next_out` (a resumed read has them), keeping the spans in the
+    /// order of their first chunk still to fetch.
+    fn skip_before(&mut self, next_out: usize) {
+        let mut spans: Vec<Span> = self.spans.drain(..).collect();
+        for span in &mut spans {
+            span.chunks.retain(|&(position, _)| position >= next_out);
+            if let Some((_, first)) = span.chunks.first() {
+                span.start = first.offset;
+            }
+        }
+        spans.retain(|span| !span.chunks.is_empty());
+        // No two spans start at the same position.
+        spans.sort_unstable_by_key(|span| span.chunks[0].0);
+        self.spans = spans.into();
+    }
+
+    /// Nothing more is asked for (the read failed).
+    fn clear(&mut self) {
+        self.spans.clear();
+    }
+}
+
 /// One file being read. Run its requests like a sync's; take the bytes, in order, with
 /// [`Download::poll_output`]; [`Download::poll_outcome`] says whether all of it arrived and
 /// matched the file's content hash.
@@ -128,17 +209,14 @@ pub struct Download {
     keys: FileKeys,
     file: FileValue,
     object: String,
-    /// Spans not yet asked for, in the order of their first chunk in the file.
-    plan: VecDeque<Span>,
+    /// Spans not yet asked for, and the bytes held.
+    plan: Plan,
     requests: Requests<Wanted>,
     /// The redirects read so far, by the pack they lead away from.
     redirects: HashMap<PackName, Arc<Redirect>>,
     /// Fetched chunks, by place in the file, until handed out in order: the body of their GET
     /// and where each lies in it, still sealed (see [`Piece`]).
     fetched: BTreeMap<usize, Piece>,
-    /// The last chunk and the length of each span asked for: a span is held until that chunk
-    /// is handed out.
-    held: Vec<(usize, u64)>,
     /// How long its ranges are and how many bytes of them it holds.
     ranges: Ranges,
     next_out: usize,
@@ -239,11 +317,10 @@ impl Download {
             file,
             object,
             pieces: past,
-            plan: spans.into(),
+            plan: Plan::new(spans),
             requests: Requests::new(retry),
             redirects: HashMap::new(),
             fetched: BTreeMap::new(),
-            held: Vec::new(),
             ranges,
             next_out: 0,
             hasher,
@@ -324,18 +401,7 @@ impl Download {
     /// Drops from the plan the chunks a resumed read already has, keeping the spans in the
     /// order of their first chunk still to fetch.
     fn skip_verified(&mut self) {
-        let next_out = self.next_out;
-        let mut spans: Vec<Span> = self.plan.drain(..).collect();
-        for span in &mut spans {
-            span.chunks.retain(|&(position, _)| position >= next_out);
-            if let Some((_, first)) = span.chunks.first() {
-                span.start = first.offset;
-            }
-        }
-        spans.retain(|span| !span.chunks.is_empty());
-        // No two spans start at the same position.
-        spans.sort_unstable_by_key(|span| span.chunks[0].0);
-        self.plan = spans.into();
+        self.plan.skip_before(self.next_out);
     }
 
     /// A short name for this version of the file's content (16 hex digits of its keyed
@@ -362,17 +428,7 @@ impl Download {
         if self.prefix.take().is_some() {
             self.skip_verified();
         }
-        let next_out = self.next_out;
-        self.held.retain(|&(last, _)| last >= next_out);
-        while let Some(span) = self.plan.front() {
-            let held: u64 = self.held.iter().map(|(_, len)| len).sum();
-            let len = span.end - span.start;
-            if held + len > self.ranges.max_held && span.chunks[0].0 > self.next_out {
-                break;
-            }
-            let span = self.plan.pop_front().expect("there is a front");
-            self.held
-                .push((span.chunks.last().expect("spans are not empty").0, len));
+        while let Some(span) = self.plan.next(self.next_out, self.ranges.max_held) {
             let url = self.keys.url(&span.pack.relative());
             let range = format!("bytes={}-{}", span.start, span.end - 1);
             self.requests.push(
@@ -423,12 +479,7 @@ impl Download {
     /// The pack of `span` is gone: reads its redirect (once per pack), then the chunks where
     /// it says they went.
     fn follow(&mut self, span: Span) {
-        // The span is asked for again elsewhere: it holds no bytes until then.
-        let len = span.end - span.start;
-        let last = span.chunks.last().expect("spans are not empty").0;
-        if let Some(at) = self.held.iter().position(|&h| h == (last, len)) {
-            self.held.swap_remove(at);
-        }
+        self.plan.release(&span);
         if let Some(redirect) = self.redirects.get(&span.pack).cloned() {
             if let Err(e) = self.redirect(span, redirect) {
                 self.requests.clear();
@@ -498,12 +549,8 @@ impl Download {
             };
             moved.push((*position, to, ChunkRef { offset, ..*chunk }));
         }
-        for span in spans_of(moved, span.hops + 1, self.ranges.max_range)
-            .into_iter()
-            .rev()
-        {
-            self.plan.push_front(span);
-        }
+        self.plan
+            .replan(spans_of(moved, span.hops + 1, self.ranges.max_range));
         Ok(())
     }
 
@@ -719,6 +766,80 @@ mod tests {
                 (a, 0, 100, vec![5]),
             ]
         );
+    }
+
+    /// The held bound must never keep the next chunk to hand on from being asked for. A pack
+    /// that moved is read again through its redirect, and where its chunks now lie is up to
+    /// the repack: the spans they make are planned among the others by their first chunk. Put
+    /// in front instead, a span of chunks later in the file, too long to fit beside what is
+    /// held, would keep the span of the next chunk behind it, while what is held waits for
+    /// that chunk: the read would stall.
+    #[test]
+    fn spans_of_a_redirect_never_keep_the_next_chunk_waiting() {
+        let pack = |n| PackName {
+            device: [1; 16],
+            pack: [n; 16],
+        };
+        let (a, b, moved) = (pack(2), pack(3), pack(4));
+        // Chunks of 10 bytes: 0-3 in pack a, in two spans, and 4-8 in one span of pack b.
+        let max_range = 50;
+        let max_held = 70;
+        let span_of = |pack, places: std::ops::Range<usize>| {
+            let first = places.start;
+            let chunks = places.map(|p| (p, pack, chunk(10 * (p - first) as u64, 10)));
+            let mut spans = spans_of(chunks, 0, max_range);
+            assert_eq!(spans.len(), 1);
+            spans.pop().unwrap()
+        };
+        let mut plan = Plan::new(vec![span_of(a, 0..2), span_of(a, 2..4), span_of(b, 4..9)]);
+        let places = |span: &Span| span.chunks.iter().map(|(p, _)| *p).collect::<Vec<_>>();
+        let ask = |plan: &mut Plan, next_out| {
+            std::iter::from_fn(|| plan.next(next_out, max_held)).collect::<Vec<Span>>()
+        };
+        // a's two spans go (40 bytes); b's (50) does not fit beside them.
+        let asked = ask(&mut plan, 0);
+        assert_eq!(
+            asked.iter().map(places).collect::<Vec<_>>(),
+            [vec![0, 1], vec![2, 3]]
+        );
+        let (a1, a2) = (&asked[0], &asked[1]);
+        // a is gone: its first span's GET answers 404, and b's span goes in its room.
+        plan.release(a1);
+        let asked = ask(&mut plan, 0);
+        assert_eq!(
+            asked.iter().map(places).collect::<Vec<_>>(),
+            [vec![4, 5, 6, 7, 8]]
+        );
+        // The redirect: chunk 0 moved to 100, chunk 1 to 0, chunks 2 and 3 to 200 and 230.
+        let moves = |span: &Span| {
+            span.chunks
+                .iter()
+                .map(|&(p, c)| {
+                    let to = [100, 0, 200, 230][p];
+                    (p, moved, ChunkRef { offset: to, ..c })
+                })
+                .collect::<Vec<_>>()
+        };
+        plan.replan(spans_of(moves(a1), 1, max_range));
+        // Chunk 0's span goes (it holds the next chunk); chunk 1's does not fit.
+        let asked = ask(&mut plan, 0);
+        assert_eq!(asked.iter().map(places).collect::<Vec<_>>(), [vec![0]]);
+        // a's second span answers 404 too: its chunks, moved, make one span of 40 bytes.
+        plan.release(a2);
+        plan.replan(spans_of(moves(a2), 1, max_range));
+        let mut asked: Vec<usize> = ask(&mut plan, 0).iter().flat_map(places).collect();
+        // Chunk 0 is handed on: what is held then (b's span) waits for chunk 1, so chunk 1
+        // must be asked for, now or already.
+        asked.extend(ask(&mut plan, 1).iter().flat_map(places));
+        assert!(
+            asked.contains(&1),
+            "chunk 1 is never asked for (asked: {asked:?})"
+        );
+        // Once it is handed on, the rest goes.
+        asked.extend(ask(&mut plan, 2).iter().flat_map(places));
+        asked.sort_unstable();
+        assert_eq!(asked, [1, 2, 3]);
+        assert!(plan.spans.is_empty());
     }
 
     #[test]
