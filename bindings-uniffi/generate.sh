@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 profile="${PROFILE:-debug}"
 flag=$([ "$profile" = release ] && echo --release || true)
 cargo build -q $flag -p bucketsync-uniffi --features reqwest
+cargo build -q $flag -p bucketsync-uniffi-bindgen
 lib="target/$profile/libbucketsync_uniffi.so"
 out=target/uniffi
 rm -rf "$out" && mkdir -p "$out/kotlin" "$out/swift-gen"

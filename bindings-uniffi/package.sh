@@ -184,7 +184,7 @@ else
 fi
 
 # The workspace's uniffi-bindgen, built for this machine (debug: it only reads metadata).
-cargo build -q -p bucketsync-uniffi --bin uniffi-bindgen
+cargo build -q -p bucketsync-uniffi-bindgen
 bindgen="$tgt/debug/uniffi-bindgen"
 
 # Writes the files in $1 (a directory) into the zip file $2, paths relative to $1.

@@ -170,7 +170,9 @@ else
 fi
 
 step "clippy"
-cargo clippy --workspace --all-targets --all-features -- -D warnings
+# Not the generator crate (one line of code): it only brings uniffi_bindgen, which the Swift
+# and Kotlin step compiles to run it.
+cargo clippy --workspace --exclude bucketsync-uniffi-bindgen --all-targets --all-features -- -D warnings
 
 step "core checks for wasm32-unknown-unknown (clippy)"
 # The core alone, with its own features; the npm step below builds it for wasm32 with the
@@ -179,8 +181,20 @@ cargo clippy -q -p bucketsync --target wasm32-unknown-unknown -- -D warnings
 
 step "tests"
 results=$(mktemp)
-# The Python extension links against the interpreter: it is tested by pytest below.
-cargo test --workspace --exclude bucketsync-python --all-features 2>&1 | tee "$results"
+# The Python extension links against the interpreter: it is tested by pytest below. The
+# uniffi generator has no tests; the Swift and Kotlin step builds and runs it.
+if cargo nextest --version >/dev/null 2>&1; then
+  # cargo-nextest (on these machines) runs the test binaries side by side, each test in a
+  # process of its own: the simulations use the cores while the S3 tests wait on their
+  # servers, where `cargo test` runs one binary after another. Four at a time: most tests
+  # wait more than they compute, and none bounds how long anything takes.
+  cargo nextest run --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --no-fail-fast \
+    --test-threads 4 2>&1 | tee "$results"
+  # nextest runs no doc tests.
+  cargo test -q --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --doc 2>&1 | tee -a "$results"
+else
+  cargo test --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features 2>&1 | tee "$results"
+fi
 
 step "python package: pip install ./bindings-python, pytest"
 pyvenv="$BUCKETSYNC_CACHE/pyvenv"

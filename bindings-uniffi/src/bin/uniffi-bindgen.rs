@@ -1,5 +1,0 @@
-//! The workspace's own uniffi-bindgen (there is no installable one):
-//! `cargo run -p bucketsync-uniffi --bin uniffi-bindgen -- generate --library target/release/libbucketsync_uniffi.so --language kotlin|swift --out-dir DIR`
-fn main() {
-    uniffi::uniffi_bindgen_main()
-}
