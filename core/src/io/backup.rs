@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::driver::Transport;
+use crate::io::file_writers::Stamp;
 use crate::io::files::{FileBatch, FileProgress, ReadSource};
 use crate::io::session::Session;
 use crate::transfer::FileReport;
@@ -512,6 +513,14 @@ pub(super) fn passes_through_a_link(root: &Path, rel: &Path) -> bool {
     false
 }
 
+/// The time and permissions of `entry`, for a file written whole (see [`Stamp`]).
+pub(super) fn stamp_of(entry: &Entry) -> Stamp {
+    Stamp {
+        mtime_ms: entry.mtime_ms,
+        mode: entry.mode,
+    }
+}
+
 pub(super) fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<()> {
     #[cfg(unix)]
     if entry.mode != 0 {
@@ -793,7 +802,7 @@ impl Session {
     }
 
     /// Reads the files `pending` holds, together (see
-    /// [`Session::download_many_to_paths`]), and sets each one's time and permissions.
+    /// [`Session::download_many_to_paths`]), each with its time and permissions.
     ///
     /// # Errors
     /// `Cancelled` after [`Session::cancel_sync`].
@@ -808,13 +817,14 @@ impl Session {
         if pending.is_empty() {
             return Ok(());
         }
-        let mut files: Vec<(Vec<u8>, Vec<u8>, PathBuf)> = pending
+        let mut files: Vec<crate::io::files::ToPath> = pending
             .iter_mut()
             .map(|f| {
                 (
                     std::mem::take(&mut f.key),
                     std::mem::take(&mut f.value),
                     f.dest.clone(),
+                    Some(stamp_of(&f.entry)),
                 )
             })
             .collect();
@@ -825,7 +835,8 @@ impl Session {
             .await?;
         for (file, outcome) in pending.drain(..).zip(outcomes) {
             match outcome {
-                Ok(()) => {
+                Ok(true) => {}
+                Ok(false) => {
                     if let Err(e) = set_times_and_mode(&file.dest, &file.entry) {
                         report.errors.push((
                             file.rel,

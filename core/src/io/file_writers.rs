@@ -26,11 +26,35 @@ const WRITERS: usize = 8;
 /// everything before it is written.
 const QUEUED_BYTES: usize = 8 << 20;
 
-/// A file to write: its place among the caller's, where, and its bytes.
+/// A file to write: its place among the caller's, where, its bytes and its stamp.
 struct Job {
     place: usize,
     path: PathBuf,
     bytes: Vec<u8>,
+    stamp: Option<Stamp>,
+}
+
+/// The modification time and permissions a file gets before it is renamed into place: set
+/// through the open file, they cost no lookup of its path, and the file never shows under its
+/// name with the time of the write (which a rerun would take for a newer local copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Milliseconds since the Unix epoch.
+    pub mtime_ms: u64,
+    /// Unix permission bits; 0 leaves the file's as created (and Windows ignores them).
+    pub mode: u32,
+}
+
+impl Stamp {
+    /// Sets the time and permissions of `file`.
+    fn apply(self, file: &std::fs::File) -> std::io::Result<()> {
+        #[cfg(unix)]
+        if self.mode != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(self.mode))?;
+        }
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.mtime_ms))
+    }
 }
 
 /// The bytes handed over and not yet written, and a signal when that goes down.
@@ -63,14 +87,16 @@ fn fits(queued: usize, n: usize) -> bool {
 }
 
 /// Writers of whole files ([`FileWriters::write`]), each file through a partial file beside
-/// its path, synced and renamed into place. Their outcomes come back from
-/// [`FileWriters::finish`]. Dropped unfinished (a cancelled read), it still writes what was
+/// its path, stamped, synced and renamed into place. Their outcomes come back from
+/// [`FileWriters::finish`]: whether each file was written, and whether it got its stamp (a
+/// file system that refuses the time or the permissions still gets the file; the caller then
+/// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a cancelled read), it still writes what was
 /// handed over (each of those files was read whole and checked) before it returns.
 pub(crate) struct FileWriters {
     jobs: Option<mpsc::Sender<Job>>,
-    done: mpsc::Receiver<(usize, Result<()>)>,
+    done: mpsc::Receiver<(usize, Result<bool>)>,
     /// Outcomes of files written on the caller's thread (no writer thread could start).
-    done_here: Vec<(usize, Result<()>)>,
+    done_here: Vec<(usize, Result<bool>)>,
     threads: Vec<std::thread::JoinHandle<()>>,
     queued: Arc<Queued>,
 }
@@ -103,7 +129,7 @@ impl FileWriters {
                         // caller waiting for room would wait for ever.
                         let outcome =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                write_whole(&job.path, &job.bytes)
+                                write_whole(&job.path, &job.bytes, job.stamp)
                             }))
                             .unwrap_or_else(|_| {
                                 Err(Error::Config(format!(
@@ -130,27 +156,40 @@ impl FileWriters {
         }
     }
 
-    /// Hands over `bytes` to be written as the file at `path`, the caller's file number
-    /// `place`. Waits until they fit within [`QUEUED_BYTES`] with those waiting to be
-    /// written, or until nothing waits.
-    pub(crate) fn write(&mut self, place: usize, path: PathBuf, bytes: Vec<u8>) {
+    /// Hands over `bytes` to be written as the file at `path`, with `stamp` if given, the
+    /// caller's file number `place`. Waits until they fit within [`QUEUED_BYTES`] with those
+    /// waiting to be written, or until nothing waits.
+    pub(crate) fn write(
+        &mut self,
+        place: usize,
+        path: PathBuf,
+        bytes: Vec<u8>,
+        stamp: Option<Stamp>,
+    ) {
         let Some(jobs) = &self.jobs else {
-            self.done_here.push((place, write_whole(&path, &bytes)));
+            self.done_here
+                .push((place, write_whole(&path, &bytes, stamp)));
             return;
         };
         self.queued.add(bytes.len());
         let len = bytes.len();
-        if let Err(mpsc::SendError(job)) = jobs.send(Job { place, path, bytes }) {
+        let job = Job {
+            place,
+            path,
+            bytes,
+            stamp,
+        };
+        if let Err(mpsc::SendError(job)) = jobs.send(job) {
             // Every writer is gone (a panic): written here.
             self.queued.remove(len);
             self.done_here
-                .push((job.place, write_whole(&job.path, &job.bytes)));
+                .push((job.place, write_whole(&job.path, &job.bytes, job.stamp)));
         }
     }
 
     /// Waits until every file handed over is written, and returns each one's outcome (by its
-    /// place, in no particular order).
-    pub(crate) fn finish(mut self) -> Vec<(usize, Result<()>)> {
+    /// place, in no particular order): whether it got its stamp, when it was written.
+    pub(crate) fn finish(mut self) -> Vec<(usize, Result<bool>)> {
         self.jobs = None;
         let mut outcomes = std::mem::take(&mut self.done_here);
         outcomes.extend(self.done.iter());
@@ -168,16 +207,19 @@ impl Drop for FileWriters {
     }
 }
 
-/// Writes `bytes` as the file at `path`: through a partial file beside it, synced and renamed
-/// into place.
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` as the file at `path`: through a partial file beside it, stamped (when
+/// given, and when the file system lets it: says whether it did), synced and renamed into
+/// place.
+fn write_whole(path: &std::path::Path, bytes: &[u8], stamp: Option<Stamp>) -> Result<bool> {
     use std::io::Write;
     let local =
         |e: std::io::Error| Error::Config(format!("writing {} failed: {e}", path.display()));
     let partial = PartialFile::create(path).map_err(local)?;
     let mut file = partial.file();
     file.write_all(bytes).map_err(local)?;
-    partial.commit(path).map_err(local)
+    let stamped = stamp.is_some_and(|stamp| stamp.apply(file).is_ok());
+    partial.commit(path).map_err(local)?;
+    Ok(stamped)
 }
 
 #[cfg(test)]
@@ -191,15 +233,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut writers = FileWriters::start(WRITERS);
         for i in 0..50 {
-            writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000]);
+            writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000], None);
         }
         // A folder that does not exist: its own error, the others unharmed.
-        writers.write(50, dir.join("missing/f"), b"x".to_vec());
+        writers.write(50, dir.join("missing/f"), b"x".to_vec(), None);
         let mut outcomes = writers.finish();
         outcomes.sort_by_key(|(place, _)| *place);
         assert_eq!(outcomes.len(), 51);
         for (i, outcome) in outcomes.iter().take(50) {
-            assert!(outcome.is_ok(), "file {i}: {outcome:?}");
+            assert!(matches!(outcome, Ok(false)), "file {i}: {outcome:?}");
             let bytes = std::fs::read(dir.join(format!("f{i}"))).unwrap();
             assert_eq!(bytes, vec![*i as u8; i * 1000]);
         }
@@ -228,7 +270,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut writers = FileWriters::start(WRITERS);
         for i in 0..20 {
-            writers.write(i, dir.join(format!("f{i}")), vec![7; 4096]);
+            writers.write(i, dir.join(format!("f{i}")), vec![7; 4096], None);
         }
         drop(writers);
         for i in 0..20 {
@@ -254,5 +296,54 @@ mod tests {
         queued.remove(QUEUED_BYTES - 10);
         waiter.join().unwrap();
         assert_eq!(*queued.bytes.lock().unwrap(), QUEUED_BYTES + 1);
+    }
+
+    /// A stamped file has its time and permissions when it first shows under its name, from
+    /// a writer thread or the caller's.
+    #[test]
+    fn a_stamped_file_shows_with_its_time_and_permissions() {
+        let dir =
+            std::env::temp_dir().join(format!("bucketsync-writers-stamp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stamp = |i: u64| Stamp {
+            mtime_ms: 1_500_000_000_123 + i * 1000,
+            mode: if i.is_multiple_of(2) { 0o640 } else { 0o444 },
+        };
+        let mut writers = FileWriters::start(WRITERS);
+        for i in 0..10 {
+            writers.write(
+                i,
+                dir.join(format!("f{i}")),
+                vec![1; 100],
+                Some(stamp(i as u64)),
+            );
+        }
+        let outcomes = writers.finish();
+        assert_eq!(outcomes.len(), 10);
+        assert!(
+            outcomes.iter().all(|(_, o)| matches!(o, Ok(true))),
+            "{outcomes:?}"
+        );
+        // With no writer thread, on the caller's.
+        assert!(matches!(
+            write_whole(&dir.join("f10"), &[2; 100], Some(stamp(10))),
+            Ok(true)
+        ));
+        for i in 0..=10u64 {
+            let meta = std::fs::metadata(dir.join(format!("f{i}"))).unwrap();
+            let mtime = meta
+                .modified()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            assert_eq!(mtime.as_millis() as u64, stamp(i).mtime_ms, "file {i}");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(meta.permissions().mode() & 0o777, stamp(i).mode, "file {i}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,7 +19,7 @@ use crate::io::session::Session;
 use crate::transfer::FileReport;
 
 #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
-use super::file_writers::FileWriters;
+use super::file_writers::{FileWriters, Stamp};
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::partial_file::PartialFile;
 
@@ -592,15 +592,17 @@ impl Session {
         Ok(true)
     }
 
-    /// Reads many files to paths: `files` are (key, record value, path). Files of chunks are
-    /// read together ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so
+    /// Reads many files to paths: `files` are (key, record value, path, the time and
+    /// permissions to give it if any). Files of chunks are read together ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so
     /// that files side by side in a pack come down in a few ranged GETs; each is written
     /// through a partial file beside its path and renamed into place once checked. Files that
     /// live in their record, and those left when a read of many fails (a missing pack, say),
     /// are read one by one, so each gets its own error. `progress` is called with a file's
     /// place among those given as its bytes arrive (a file read whole is handed to a writer,
     /// so its last progress comes before it is written: the outcome says whether it was).
-    /// Returns each file's outcome, in the order given. The values of files read one by one
+    /// Returns each file's outcome, in the order given: whether it got its stamp (it may not
+    /// have: a file read alone, or a file system that refused it), when it was written. The
+    /// values of files read one by one
     /// are emptied once read (a file held in its record is let go of before the packs' ranges
     /// come in).
     ///
@@ -609,15 +611,15 @@ impl Session {
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))] // restore's
     pub(crate) async fn download_many_to_paths<T: Transport + ?Sized>(
         &self,
-        files: &mut [(Vec<u8>, Vec<u8>, std::path::PathBuf)],
+        files: &mut [ToPath],
         transport: &T,
         concurrency: usize,
         progress: &mut impl FnMut(usize, FileProgress),
-    ) -> Result<Vec<Result<()>>> {
-        let mut outcomes: Vec<Option<Result<()>>> = files.iter().map(|_| None).collect();
+    ) -> Result<Vec<Result<bool>>> {
+        let mut outcomes: Vec<Option<Result<bool>>> = files.iter().map(|_| None).collect();
         let pairs: Vec<(&[u8], &[u8])> = files
             .iter()
-            .map(|(k, v, _)| (k.as_slice(), v.as_slice()))
+            .map(|(k, v, _, _)| (k.as_slice(), v.as_slice()))
             .collect();
         let (groups, alone) = self.read(|e| e.begin_download_many(&pairs))?;
         drop(pairs);
@@ -646,11 +648,11 @@ impl Session {
             let outcome = loop {
                 while let Some((index, read)) = many.poll_file() {
                     let place = places[index];
-                    let (_, _, path) = &each.files[place];
+                    let (_, _, path, stamp) = &each.files[place];
                     match read {
                         Ok(bytes) => {
                             flight.progress.bytes_done += bytes.len() as u64;
-                            each.writers.write(place, path.clone(), bytes);
+                            each.writers.write(place, path.clone(), bytes, *stamp);
                         }
                         Err(e) => each.outcomes[place] = Some(Err(e)),
                     }
@@ -693,7 +695,7 @@ impl Session {
     ) -> Result<()> {
         places.sort_unstable();
         for place in places {
-            let (key, value, path) = &mut each.files[place];
+            let (key, value, path, stamp) = &mut each.files[place];
             let value = std::mem::take(value);
             let download = match self.read(|e| e.begin_download_value(key, &value, None))? {
                 Ok(download) => download,
@@ -716,7 +718,7 @@ impl Session {
                     .await
                 {
                     Ok(()) => {
-                        each.writers.write(place, path.clone(), bytes);
+                        each.writers.write(place, path.clone(), bytes, *stamp);
                         continue;
                     }
                     Err(e) => Err(e),
@@ -730,7 +732,8 @@ impl Session {
             if matches!(read, Err(Error::Cancelled)) {
                 return Err(Error::Cancelled);
             }
-            each.outcomes[place] = Some(read);
+            // Renamed into place unstamped: the caller stamps it.
+            each.outcomes[place] = Some(read.map(|()| false));
         }
         Ok(())
     }
@@ -897,11 +900,16 @@ impl Session {
     }
 }
 
+/// A file [`Session::download_many_to_paths`] reads: its key, its record value, its path and
+/// the time and permissions to give it, if any.
+#[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+pub(crate) type ToPath = (Vec<u8>, Vec<u8>, std::path::PathBuf, Option<Stamp>);
+
 /// What [`Session::read_each`] reads and where it puts what it read.
 #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
 struct ReadEach<'a> {
-    files: &'a mut [(Vec<u8>, Vec<u8>, std::path::PathBuf)],
-    outcomes: &'a mut [Option<Result<()>>],
+    files: &'a mut [ToPath],
+    outcomes: &'a mut [Option<Result<bool>>],
     writers: &'a mut FileWriters,
 }
 

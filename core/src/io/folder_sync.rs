@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
-    set_times_and_mode, walk, Entry, EntryKind, Filter, Local, Walk,
+    set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -789,7 +789,12 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                     continue;
                 }
             }
-            files.push((fetch.content, fetch.value, dest));
+            files.push((
+                fetch.content,
+                fetch.value,
+                dest,
+                Some(stamp_of(&fetch.entry)),
+            ));
             entries.push((fetch.rel, fetch.entry));
         }
         if files.is_empty() {
@@ -805,9 +810,13 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 &mut |at, p| progress(&entries[at].0, p),
             )
             .await?;
-        for (((rel, entry), outcome), (_, _, dest)) in entries.into_iter().zip(outcomes).zip(&files)
+        for (((rel, entry), outcome), (_, _, dest, _)) in
+            entries.into_iter().zip(outcomes).zip(&files)
         {
-            let written = outcome.and_then(|()| {
+            let written = outcome.and_then(|stamped| {
+                if stamped {
+                    return Ok(());
+                }
                 set_times_and_mode(dest, &entry)
                     .map_err(|e| local_error(dest, "cannot set the time of", e))
             });
