@@ -188,8 +188,9 @@ if cargo nextest --version >/dev/null 2>&1; then
   # process of its own: the simulations use the cores while the S3 tests wait on their
   # servers, where `cargo test` runs one binary after another. Four at a time: most tests
   # wait more than they compute, and none bounds how long anything takes.
+  # No colours: the closing count reads its summary line.
   cargo nextest run --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --no-fail-fast \
-    --test-threads 4 2>&1 | tee "$results"
+    --test-threads 4 --color never 2>&1 | tee "$results"
   # nextest runs no doc tests.
   cargo test -q --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --doc 2>&1 | tee -a "$results"
 else

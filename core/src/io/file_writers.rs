@@ -53,7 +53,10 @@ impl Stamp {
             use std::os::unix::fs::PermissionsExt;
             file.set_permissions(std::fs::Permissions::from_mode(self.mode))?;
         }
-        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.mtime_ms))
+        let time = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(self.mtime_ms))
+            .ok_or_else(|| std::io::Error::other("a time out of this system's range"))?;
+        file.set_modified(time)
     }
 }
 
@@ -90,8 +93,9 @@ fn fits(queued: usize, n: usize) -> bool {
 /// its path, stamped, synced and renamed into place. Their outcomes come back from
 /// [`FileWriters::finish`]: whether each file was written, and whether it got its stamp (a
 /// file system that refuses the time or the permissions still gets the file; the caller then
-/// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a cancelled read), it still writes what was
-/// handed over (each of those files was read whole and checked) before it returns.
+/// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a
+/// cancelled read), it still writes what was handed over (each of those files was read whole
+/// and checked) before it returns.
 pub(crate) struct FileWriters {
     jobs: Option<mpsc::Sender<Job>>,
     done: mpsc::Receiver<(usize, Result<bool>)>,
@@ -298,8 +302,8 @@ mod tests {
         assert_eq!(*queued.bytes.lock().unwrap(), QUEUED_BYTES + 1);
     }
 
-    /// A stamped file has its time and permissions when it first shows under its name, from
-    /// a writer thread or the caller's.
+    /// A stamped file is written with its time and permissions, from a writer thread or the
+    /// caller's.
     #[test]
     fn a_stamped_file_shows_with_its_time_and_permissions() {
         let dir =

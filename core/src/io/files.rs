@@ -593,8 +593,9 @@ impl Session {
     }
 
     /// Reads many files to paths: `files` are (key, record value, path, the time and
-    /// permissions to give it if any). Files of chunks are read together ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so
-    /// that files side by side in a pack come down in a few ranged GETs; each is written
+    /// permissions to give it if any). Files of chunks are read together
+    /// ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so that files
+    /// side by side in a pack come down in a few ranged GETs; each is written
     /// through a partial file beside its path and renamed into place once checked. Files that
     /// live in their record, and those left when a read of many fails (a missing pack, say),
     /// are read one by one, so each gets its own error. `progress` is called with a file's

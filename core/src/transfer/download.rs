@@ -522,8 +522,8 @@ impl Download {
         Ok(Arc::new(redirect))
     }
 
-    /// Plans `span`'s chunks again, where `redirect` says they went, before the spans not yet
-    /// asked for.
+    /// Plans `span`'s chunks again, where `redirect` says they went, among the spans not yet
+    /// asked for (see [`Plan::replan`]).
     fn redirect(&mut self, span: Span, redirect: Arc<Redirect>) -> Result<()> {
         self.redirects.insert(span.pack, Arc::clone(&redirect));
         let to = PackName {
