@@ -230,11 +230,17 @@ fn write_whole(path: &std::path::Path, bytes: &[u8], stamp: Option<Stamp>) -> Re
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_file_handed_over_is_written_and_told() {
-        let dir = std::env::temp_dir().join(format!("bucketsync-writers-{}", std::process::id()));
+    /// An empty folder `<name>-<pid>` in the system's temporary folder.
+    fn empty_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_file_handed_over_is_written_and_told() {
+        let dir = empty_dir("bucketsync-writers");
         let mut writers = FileWriters::start(WRITERS);
         for i in 0..50 {
             writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000], None);
@@ -268,10 +274,7 @@ mod tests {
 
     #[test]
     fn files_handed_over_are_written_when_dropped_unfinished() {
-        let dir =
-            std::env::temp_dir().join(format!("bucketsync-writers-drop-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = empty_dir("bucketsync-writers-drop");
         let mut writers = FileWriters::start(WRITERS);
         for i in 0..20 {
             writers.write(i, dir.join(format!("f{i}")), vec![7; 4096], None);
@@ -306,10 +309,7 @@ mod tests {
     /// caller's.
     #[test]
     fn a_stamped_file_shows_with_its_time_and_permissions() {
-        let dir =
-            std::env::temp_dir().join(format!("bucketsync-writers-stamp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = empty_dir("bucketsync-writers-stamp");
         let stamp = |i: u64| Stamp {
             mtime_ms: 1_500_000_000_123 + i * 1000,
             mode: if i.is_multiple_of(2) { 0o640 } else { 0o444 },
