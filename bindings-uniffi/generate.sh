@@ -12,13 +12,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${PROFILE:-debug}"
 flag=$([ "$profile" = release ] && echo --release || true)
-cargo build -q $flag -p bucketsync-uniffi --features reqwest
-cargo build -q $flag -p bucketsync-uniffi-bindgen
+# BUCKETSYNC_CARGO_SELECTION: packages and features to build the library with instead (the
+# suite's test script passes its test build's, so the library the tests compiled is reused).
+cargo build -q $flag ${BUCKETSYNC_CARGO_SELECTION:--p bucketsync-uniffi --features reqwest} --lib
+# UNIFFI_BINDGEN: a generator built before (the suite's test script keeps the workspace's in
+# its tool cache); otherwise the workspace's is built here.
+bindgen="${UNIFFI_BINDGEN:-}"
+if [ -z "$bindgen" ]; then
+  cargo build -q $flag -p bucketsync-uniffi-bindgen
+  bindgen="target/$profile/uniffi-bindgen"
+fi
 lib="target/$profile/libbucketsync_uniffi.so"
 out=target/uniffi
 rm -rf "$out" && mkdir -p "$out/kotlin" "$out/swift-gen"
-"target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin" >/dev/null
-"target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift-gen" >/dev/null
+"$bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$out/kotlin" >/dev/null
+"$bindgen" generate --no-format --library "$lib" --language swift --out-dir "$out/swift-gen" >/dev/null
 cp bindings-uniffi/kotlin/*.kt "$out/kotlin/uniffi/bucketsync_uniffi/"   # hand-written: HttpURLConnectionTransport.kt, OpenedFileInputStream.kt, FileStreams.kt, Events.kt
 cp "$lib" "$out/kotlin/"
 

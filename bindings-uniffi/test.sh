@@ -18,7 +18,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build -q --bin test-server --example read_record
+# scripts/test.sh passes the package and feature selection its test build used, so that the
+# library, the test server and the example are the ones it compiled (see there).
+cargo build -q ${BUCKETSYNC_CARGO_SELECTION:-} --bin test-server --example read_record
 bindings-uniffi/generate.sh /work/bucketsync-swift
 
 # One SeaweedFS for the whole step; it stops when fd 9 closes.
@@ -28,7 +30,8 @@ server_pid=$!
 exec 9> "$tmp/ctl"
 until [ -s "$tmp/server.json" ]; do sleep 0.1; done
 eval "$(python3 -c 'import json, sys; print("export BUCKETSYNC_TEST_ENDPOINT={endpoint} BUCKETSYNC_TEST_ACCESS_KEY={accessKeyId} BUCKETSYNC_TEST_SECRET_KEY={secretAccessKey}".format(**json.load(open(sys.argv[1]))))' "$tmp/server.json")"
-export BUCKETSYNC_INTEROP_CODE="$(cargo run -q --example read_record -- --new-code)"
+read_record=target/debug/examples/read_record
+export BUCKETSYNC_INTEROP_CODE="$("$read_record" --new-code)"
 
 echo "-- Kotlin"
 cp_jars="/usr/share/java/jna.jar:$kotlin/lib/kotlinx-coroutines-core-jvm.jar"
@@ -58,9 +61,9 @@ else
 fi
 
 echo "-- Rust reads what Kotlin (and Swift) wrote"
-cargo run -q --example read_record -- "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
+"$read_record" "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
   "$BUCKETSYNC_INTEROP_CODE" from/kotlin "hello from Kotlin"
 if [ "${BUCKETSYNC_SKIP_SWIFT:-}" != 1 ]; then
-  cargo run -q --example read_record -- "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
+  "$read_record" "s3://interop/?endpoint=$BUCKETSYNC_TEST_ENDPOINT&path_style=true" \
     "$BUCKETSYNC_INTEROP_CODE" from/swift "hello from Swift"
 fi

@@ -181,6 +181,13 @@ cargo clippy -q -p bucketsync --target wasm32-unknown-unknown -- -D warnings
 
 step "tests"
 results=$(mktemp)
+# What the steps after the tests build and run (the test server, examples, the uniffi library)
+# is built with the test build's selection of packages and features, so cargo reuses what the
+# tests compiled. A narrower selection (one package, or no example, which leaves dev-dependencies
+# out) resolves other features of shared dependencies (serde, tokio, ...) and so compiles the
+# core and much of its tree again: it did three more times. The example is what makes cargo
+# resolve dev-dependencies as the test build does.
+export BUCKETSYNC_CARGO_SELECTION="--workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --example read_record"
 # The Python extension links against the interpreter: it is tested by pytest below. The
 # uniffi generator has no tests; the Swift and Kotlin step builds and runs it.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -234,7 +241,7 @@ fi
 wait_prepared
 cargo clippy -q -p bucketsync-wasm --target wasm32-unknown-unknown -- -D warnings
 bash bindings-wasm/build.sh
-cargo build -q --bin test-server
+cargo build -q $BUCKETSYNC_CARGO_SELECTION --bin test-server
 # Two test files at a time (node's default is one less than the cores: one here). Much of
 # their time is waiting on background-sync intervals and browser pages, and none of them puts
 # an upper bound on how long anything takes: 106 → 57 s here, and they pass beside a busy core.
@@ -250,6 +257,18 @@ rm -rf "$typedoc_out"
 echo "typedoc: the npm package's API reference builds with every export documented"
 
 step "Swift and Kotlin (uniffi): Kotlin on the JVM, Swift XCTest in a Debian trixie chroot"
+# The workspace's uniffi-bindgen is cached like the other tools: it is the largest crate of the
+# whole build (minutes here) and changes only with its dependencies, so the cache key is its
+# dependency tree (versions from Cargo.lock) and its own two files.
+bindgen_key=$( { cargo tree -q -p bucketsync-uniffi-bindgen --prefix none -e normal,build -f '{p}' \
+  | sed 's/ (\/.*)//' | sort -u; cat bindings-uniffi/bindgen/Cargo.toml bindings-uniffi/bindgen/src/main.rs; } \
+  | sha256sum | cut -c1-16)
+export UNIFFI_BINDGEN="$BUCKETSYNC_CACHE/uniffi-bindgen/$bindgen_key/uniffi-bindgen"
+if [ ! -x "$UNIFFI_BINDGEN" ]; then
+  cargo build -q -p bucketsync-uniffi-bindgen
+  rm -rf "$BUCKETSYNC_CACHE/uniffi-bindgen" && mkdir -p "$(dirname "$UNIFFI_BINDGEN")"
+  cp target/debug/uniffi-bindgen "$UNIFFI_BINDGEN"
+fi
 wait_prepared
 bash bindings-uniffi/test.sh 2>&1 | tee -a "$results"
 
@@ -309,7 +328,7 @@ echo "python quickstart ok from the wheel in a fresh venv (no Rust on PATH)"
 step "quickstart runs"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; cleanup' EXIT
-cargo build -q --example quickstart
+cargo build -q $BUCKETSYNC_CARGO_SELECTION --example quickstart
 (cd "$tmp" && "$OLDPWD/target/debug/examples/quickstart" >/dev/null)
 echo "quickstart ok"
 
