@@ -10,6 +10,8 @@
 //!   `cargo build --release -p bucketsync-cli` itself and takes `target/release/bucketsync`.
 //! - restic is taken from `PATH` (`apt-get install restic`); without it its column says so.
 //! - Peak RSS needs GNU time at `/usr/bin/time` (`apt-get install time`); without it, "n/a".
+//! - `BENCH_TREE_KEEP=1` leaves the work folder in place (see `main`), for runs one after
+//!   another.
 //!
 //! The default tree is a copy of this machine's Python standard library (without
 //! `site-packages`) and `/usr/include`, made in a temporary folder so the edits touch nothing
@@ -739,7 +741,6 @@ fn bucketsync_rows(
     let diffs = differences(&snapshot(tree), &snapshot(&target));
     r.identical = Some(diffs.is_empty());
     r.diffs = diffs;
-    let _ = std::fs::remove_dir_all(&target);
 
     // `folder`: the tree synced both ways into a new vault, then once more after one edit.
     let mut folder_rows = Vec::new();
@@ -776,7 +777,6 @@ fn bucketsync_rows(
         let (again, json) = run("bucketsync folder (edit)", cli, &args, &f, None, &counter);
         check_errors("bucketsync folder (edit)", &json);
         folder_rows.push(("then one file changed".to_owned(), again));
-        let _ = std::fs::remove_dir_all(&copy);
     }
     (r, folder_rows)
 }
@@ -863,7 +863,6 @@ fn restic_rows(
     let diffs = differences(&snapshot(tree), &snapshot(&inside));
     r.identical = Some(diffs.is_empty());
     r.diffs = diffs;
-    let _ = std::fs::remove_dir_all(&target);
     r
 }
 
@@ -908,10 +907,17 @@ fn main() {
         .output()
         .is_ok_and(|o| o.status.success());
 
-    let work = tempfile::Builder::new()
+    let mut work = tempfile::Builder::new()
         .prefix("bench-tree-")
         .tempdir()
         .unwrap();
+    // BENCH_TREE_KEEP=1 leaves the work folder (about 1 GB) for the caller to remove: on ext4
+    // without a journal, files made within minutes of a removal of thousands cost several
+    // times more system time, so a run right after another would start slowed.
+    if std::env::var_os("BENCH_TREE_KEEP").is_some_and(|v| v == "1") {
+        work.disable_cleanup(true);
+        println!("BENCH_TREE_KEEP=1: {} stays", work.path().display());
+    }
     let pristine = work.path().join("pristine");
     let mut copied = Copied::default();
     let sources: Vec<(PathBuf, &str, Vec<&str>)> = match &given {
@@ -962,6 +968,10 @@ fn main() {
     );
 
     // Each tool works on its own copy of the tree, edited the same way between its backups.
+    // Nothing is removed before the end (the work folder goes as a whole): on ext4, making
+    // files soon after thousands were removed costs several times more system time (new
+    // inodes are checked against those recently freed), and a tool that ran after removals
+    // would pay for them. About 1 GB on the disk meanwhile.
     let mut edits = String::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
@@ -973,7 +983,6 @@ fn main() {
     let (ours, folder_rows) = bucketsync_rows(&runtime, &cli, &ours_tree, &ours_work, &mut || {
         edits = edit_tree(&ours_tree)
     });
-    let _ = std::fs::remove_dir_all(&ours_tree);
 
     let theirs = if restic_found {
         let their_tree = work.path().join("r").join("tree");
@@ -984,7 +993,6 @@ fn main() {
         let r = restic_rows(&runtime, &their_tree, &their_work, &mut || {
             edit_tree(&their_tree);
         });
-        let _ = std::fs::remove_dir_all(&their_tree);
         Some(r)
     } else {
         println!("restic is not on PATH (apt-get install restic): its column is skipped");

@@ -114,6 +114,24 @@ impl PartialFile {
         if let Some(file) = self.file.take() {
             file.sync_all()?;
         }
+        self.commit_synced(target)
+    }
+
+    /// Closes the file, written whole: its bytes are to be made durable with others' (one sync
+    /// of the file system) before [`PartialFile::commit_synced`]. Returns the partial file's
+    /// path, for that sync (or a sync of the file alone).
+    #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+    pub(crate) fn close(&mut self) -> &std::path::Path {
+        drop(self.file.take());
+        &self.path
+    }
+
+    /// [`PartialFile::commit`] of a file whose bytes were made durable already.
+    ///
+    /// # Errors
+    /// When the rename fails (the partial file is then removed).
+    pub(crate) fn commit_synced(mut self, target: &std::path::Path) -> std::io::Result<()> {
+        drop(self.file.take());
         std::fs::rename(&self.path, target)?;
         self.committed = true;
         if let Some(tag) = &self.tag {
