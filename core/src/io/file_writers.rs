@@ -141,9 +141,7 @@ impl FileWriters {
                             let job = match inbox.recv_timeout(SYNC_WHEN_IDLE) {
                                 Ok(job) => job,
                                 Err(RecvTimeoutError::Timeout) => {
-                                    if !written.is_empty()
-                                        && !commit_all(&mut written, &outcomes)
-                                    {
+                                    if !written.is_empty() && !commit_all(&mut written, &outcomes) {
                                         return;
                                     }
                                     continue;
@@ -317,10 +315,7 @@ fn write_partial(
 /// Makes the bytes of every file in `written` durable (one sync of each file system they are
 /// on; a file alone where that fails), renames them into place, and sends their outcomes.
 /// Returns false when nobody takes outcomes any more.
-fn commit_all(
-    written: &mut Vec<Written>,
-    outcomes: &mpsc::Sender<(usize, Result<bool>)>,
-) -> bool {
+fn commit_all(written: &mut Vec<Written>, outcomes: &mpsc::Sender<(usize, Result<bool>)>) -> bool {
     let mut devices: Vec<(u64, bool)> = Vec::new();
     for file in written.drain(..) {
         let Written {
@@ -473,7 +468,11 @@ mod tests {
                 [i as u8; 100]
             );
         }
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "a partial file is left");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            3,
+            "a partial file is left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -489,7 +488,10 @@ mod tests {
             }
             used.insert(writer);
         }
-        assert!(used.len() > WRITERS / 2, "40 folders went to writers {used:?}");
+        assert!(
+            used.len() > WRITERS / 2,
+            "40 folders went to writers {used:?}"
+        );
         // More files of one folder than a writer holds before a sync.
         let mut writers = FileWriters::start(WRITERS);
         let mut place = 0;
