@@ -12,9 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${PROFILE:-debug}"
 flag=$([ "$profile" = release ] && echo --release || true)
-# BUCKETSYNC_CARGO_SELECTION: packages and features to build the library with instead (the
-# suite's test script passes its test build's, so the library the tests compiled is reused).
-cargo build -q $flag ${BUCKETSYNC_CARGO_SELECTION:--p bucketsync-uniffi --features reqwest} --lib
+# BUCKETSYNC_CARGO_SELECTION: packages and features to build the debug library with instead
+# (the suite's test script passes its test build's, which holds this library with reqwest, so
+# the library the tests compiled is reused). A release build always builds the package alone.
+selection="-p bucketsync-uniffi --features reqwest"
+[ "$profile" = debug ] && selection="${BUCKETSYNC_CARGO_SELECTION:-$selection}"
+cargo build -q $flag $selection --lib
 # UNIFFI_BINDGEN: a generator built before (the suite's test script keeps the workspace's in
 # its tool cache); otherwise the workspace's is built here.
 bindgen="${UNIFFI_BINDGEN:-}"

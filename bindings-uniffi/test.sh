@@ -31,7 +31,8 @@ exec 9> "$tmp/ctl"
 until [ -s "$tmp/server.json" ]; do sleep 0.1; done
 eval "$(python3 -c 'import json, sys; print("export BUCKETSYNC_TEST_ENDPOINT={endpoint} BUCKETSYNC_TEST_ACCESS_KEY={accessKeyId} BUCKETSYNC_TEST_SECRET_KEY={secretAccessKey}".format(**json.load(open(sys.argv[1]))))' "$tmp/server.json")"
 read_record=target/debug/examples/read_record
-export BUCKETSYNC_INTEROP_CODE="$("$read_record" --new-code)"
+BUCKETSYNC_INTEROP_CODE=$("$read_record" --new-code)
+export BUCKETSYNC_INTEROP_CODE
 
 echo "-- Kotlin"
 cp_jars="/usr/share/java/jna.jar:$kotlin/lib/kotlinx-coroutines-core-jvm.jar"

@@ -187,7 +187,8 @@ results=$(mktemp)
 # out) resolves other features of shared dependencies (serde, tokio, ...) and so compiles the
 # core and much of its tree again: it did three more times. The example is what makes cargo
 # resolve dev-dependencies as the test build does.
-export BUCKETSYNC_CARGO_SELECTION="--workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --example read_record"
+selection=(--workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features)
+export BUCKETSYNC_CARGO_SELECTION="${selection[*]} --example read_record"
 # The Python extension links against the interpreter: it is tested by pytest below. The
 # uniffi generator has no tests; the Swift and Kotlin step builds and runs it.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -196,12 +197,11 @@ if cargo nextest --version >/dev/null 2>&1; then
   # servers, where `cargo test` runs one binary after another. Four at a time: most tests
   # wait more than they compute, and none bounds how long anything takes.
   # No colours: the closing count reads its summary line.
-  cargo nextest run --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --no-fail-fast \
-    --test-threads 4 --color never 2>&1 | tee "$results"
+  cargo nextest run "${selection[@]}" --no-fail-fast --test-threads 4 --color never 2>&1 | tee "$results"
   # nextest runs no doc tests.
-  cargo test -q --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features --doc 2>&1 | tee -a "$results"
+  cargo test -q "${selection[@]}" --doc 2>&1 | tee -a "$results"
 else
-  cargo test --workspace --exclude bucketsync-python --exclude bucketsync-uniffi-bindgen --all-features 2>&1 | tee "$results"
+  cargo test "${selection[@]}" 2>&1 | tee "$results"
 fi
 
 step "python package: pip install ./bindings-python, pytest"
@@ -260,14 +260,19 @@ step "Swift and Kotlin (uniffi): Kotlin on the JVM, Swift XCTest in a Debian tri
 # The workspace's uniffi-bindgen is cached like the other tools: it is the largest crate of the
 # whole build (minutes here) and changes only with its dependencies, so the cache key is its
 # dependency tree (versions from Cargo.lock) and its own two files.
-bindgen_key=$( { cargo tree -q -p bucketsync-uniffi-bindgen --prefix none -e normal,build -f '{p}' \
-  | sed 's/ (\/.*)//' | sort -u; cat bindings-uniffi/bindgen/Cargo.toml bindings-uniffi/bindgen/src/main.rs; } \
+# (The tree is listed on its own line, so that a failure of cargo tree stops the run rather
+# than leave the key without it.)
+bindgen_tree=$(cargo tree -q -p bucketsync-uniffi-bindgen --prefix none -e normal,build -f '{p}' | sed 's/ (\/.*)//' | sort -u)
+bindgen_key=$(cat - bindings-uniffi/bindgen/Cargo.toml bindings-uniffi/bindgen/src/main.rs <<<"$bindgen_tree" \
   | sha256sum | cut -c1-16)
 export UNIFFI_BINDGEN="$BUCKETSYNC_CACHE/uniffi-bindgen/$bindgen_key/uniffi-bindgen"
 if [ ! -x "$UNIFFI_BINDGEN" ]; then
   cargo build -q -p bucketsync-uniffi-bindgen
-  rm -rf "$BUCKETSYNC_CACHE/uniffi-bindgen" && mkdir -p "$(dirname "$UNIFFI_BINDGEN")"
-  cp target/debug/uniffi-bindgen "$UNIFFI_BINDGEN"
+  # Other keys' generators go; this one is copied under another name and renamed, so that an
+  # interrupted copy never passes for the generator.
+  find "$BUCKETSYNC_CACHE/uniffi-bindgen" -mindepth 1 -maxdepth 1 ! -name "$bindgen_key" -exec rm -rf {} + 2>/dev/null || true
+  mkdir -p "$(dirname "$UNIFFI_BINDGEN")"
+  cp target/debug/uniffi-bindgen "$UNIFFI_BINDGEN.part" && mv "$UNIFFI_BINDGEN.part" "$UNIFFI_BINDGEN"
 fi
 wait_prepared
 bash bindings-uniffi/test.sh 2>&1 | tee -a "$results"

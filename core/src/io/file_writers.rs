@@ -31,9 +31,9 @@ const WRITERS: usize = 8;
 const QUEUED_BYTES: usize = 8 << 20;
 
 /// The most files a writer holds written and not yet renamed into place, to sync their file
-/// system once for all of them. Where there is no such sync (not Linux), each file is synced
-/// alone as it is written.
-const SYNCED_TOGETHER: usize = if cfg!(target_os = "linux") { 64 } else { 1 };
+/// system once for all of them (see [`synced_whole`]: elsewhere each file is synced alone as it
+/// is written, and renamed with the batch).
+const SYNCED_TOGETHER: usize = 64;
 
 /// How long a writer holding written files waits for another before it syncs and renames
 /// them: files show in place soon when the reads are slower than the disk.
@@ -136,54 +136,22 @@ impl FileWriters {
                 std::thread::Builder::new()
                     .name(format!("bucketsync-write-{n}"))
                     .spawn(move || {
-                        let mut written: Vec<Written> = Vec::new();
-                        loop {
-                            let job = match inbox.recv_timeout(SYNC_WHEN_IDLE) {
-                                Ok(job) => job,
-                                Err(RecvTimeoutError::Timeout) => {
-                                    if !written.is_empty() && !commit_all(&mut written, &outcomes) {
-                                        return;
-                                    }
-                                    continue;
-                                }
-                                Err(RecvTimeoutError::Disconnected) => {
-                                    commit_all(&mut written, &outcomes);
+                        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            serve(&inbox, &outcomes, &queued)
+                        }));
+                        if served.is_err() {
+                            // A panic outside a file's write (its batch's outcomes may be lost:
+                            // the caller counts those files as not read). What still comes is
+                            // told as failed and leaves the count, or a caller waiting for
+                            // room would wait for ever.
+                            for job in inbox {
+                                queued.remove(job.bytes.len());
+                                if outcomes
+                                    .send((job.place, Err(panicked(&job.path))))
+                                    .is_err()
+                                {
                                     return;
                                 }
-                            };
-                            // A panic is the file's error: its bytes must leave the count, or
-                            // a caller waiting for room would wait for ever.
-                            let outcome =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    write_partial(
-                                        &job.path,
-                                        &job.bytes,
-                                        job.stamp,
-                                        SYNCED_TOGETHER == 1,
-                                    )
-                                }))
-                                .unwrap_or_else(|_| Err(panicked(&job.path)));
-                            let len = job.bytes.len();
-                            drop(job.bytes);
-                            queued.remove(len);
-                            match outcome {
-                                Ok((partial, stamped, device)) => written.push(Written {
-                                    place: job.place,
-                                    path: job.path,
-                                    partial,
-                                    stamped,
-                                    device,
-                                }),
-                                Err(e) => {
-                                    if outcomes.send((job.place, Err(e))).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            if written.len() >= SYNCED_TOGETHER
-                                && !commit_all(&mut written, &outcomes)
-                            {
-                                return;
                             }
                         }
                     })
@@ -219,7 +187,7 @@ impl FileWriters {
                 .push((place, write_whole(&path, &bytes, stamp)));
             return;
         }
-        let writer = writer_of(&path, self.jobs.len());
+        let writer = writer_of(&path, place, self.jobs.len());
         self.queued.add(bytes.len());
         let len = bytes.len();
         let job = Job {
@@ -256,8 +224,67 @@ impl Drop for FileWriters {
     }
 }
 
-/// Which of `writers` writes the file at `path`: the same for every file of a folder.
-fn writer_of(path: &Path, writers: usize) -> usize {
+/// One writer thread: writes the files that come until its queue closes, syncing and renaming
+/// them in batches (see [`Batch`]).
+fn serve(
+    inbox: &mpsc::Receiver<Job>,
+    outcomes: &mpsc::Sender<(usize, Result<bool>)>,
+    queued: &Queued,
+) {
+    let mut batch = Batch::default();
+    loop {
+        let next = if batch.written.is_empty() {
+            inbox.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            inbox.recv_timeout(SYNC_WHEN_IDLE)
+        };
+        let job = match next {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                if !batch.commit(outcomes) {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                batch.commit(outcomes);
+                return;
+            }
+        };
+        // A panic is the file's error: its bytes must leave the count, or a caller waiting
+        // for room would wait for ever.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_partial(&job.path, &job.bytes, job.stamp, Some(&mut batch.devices))
+        }))
+        .unwrap_or_else(|_| Err(panicked(&job.path)));
+        queued.remove(job.bytes.len());
+        drop(job.bytes);
+        match outcome {
+            Ok((partial, stamped, device)) => batch.written.push(Written {
+                place: job.place,
+                path: job.path,
+                partial,
+                stamped,
+                device,
+            }),
+            Err(e) => {
+                if outcomes.send((job.place, Err(e))).is_err() {
+                    return;
+                }
+            }
+        }
+        if batch.written.len() >= SYNCED_TOGETHER && !batch.commit(outcomes) {
+            return;
+        }
+    }
+}
+
+/// Which of `writers` writes the file at `path`: on Linux the same for every file of a
+/// folder; elsewhere, where each file is synced alone, the writers take turns (by `place`).
+fn writer_of(path: &Path, place: usize, writers: usize) -> usize {
+    if !cfg!(target_os = "linux") {
+        return place % writers;
+    }
     use std::hash::{Hash, Hasher};
     let mut folder = std::collections::hash_map::DefaultHasher::new();
     path.parent().hash(&mut folder);
@@ -268,11 +295,25 @@ fn writer_of(path: &Path, writers: usize) -> usize {
 /// given, and when the file system lets it: says whether it did), synced and renamed into
 /// place.
 fn write_whole(path: &Path, bytes: &[u8], stamp: Option<Stamp>) -> Result<bool> {
-    let (partial, stamped, _) = write_partial(path, bytes, stamp, true)?;
+    let (partial, stamped, _) = write_partial(path, bytes, stamp, None)?;
     partial
         .commit_synced(path)
         .map_err(|e| write_failed(path, e))?;
     Ok(stamped)
+}
+
+/// The file systems (devices) of a writer's batch, each with its sync handle: an open file
+/// there, opened before any of the batch's bytes were written to it, so that its `syncfs`
+/// reports a failure to write any of them (Linux reports a write error to a sync through a
+/// handle opened before it happened, not after). None where files are synced one by one.
+type Devices = Vec<(u64, Option<std::fs::File>)>;
+
+/// A writer's files written and stamped but not yet renamed into place, and the file systems
+/// they are on.
+#[derive(Default)]
+struct Batch {
+    written: Vec<Written>,
+    devices: Devices,
 }
 
 /// A file written whole and stamped, closed, waiting for the sync after which it is renamed
@@ -282,70 +323,95 @@ struct Written {
     path: PathBuf,
     partial: PartialFile,
     stamped: bool,
-    /// The file system it is on, where one sync is made for all its files; none when it was
-    /// synced alone.
+    /// The file system it is on, synced once for all its files; none when it was synced
+    /// alone.
     device: Option<u64>,
 }
 
 /// The first half of [`write_whole`]: `bytes` written to a partial file beside `path` and
 /// stamped (when given: says whether it was). Returns it closed, with the file system it is
-/// on to be synced later, or synced now and alone (`sync_now`).
+/// on when that is synced later for all of `devices`' files, or synced now and alone (where
+/// the file system is not synced whole, or without `devices`).
 fn write_partial(
     path: &Path,
     bytes: &[u8],
     stamp: Option<Stamp>,
-    sync_now: bool,
+    devices: Option<&mut Devices>,
 ) -> Result<(PartialFile, bool, Option<u64>)> {
     use std::io::Write;
     let local = |e| write_failed(path, e);
     let mut partial = PartialFile::create(path).map_err(local)?;
     let mut file = partial.file();
+    // The sync handle of a file system new to the batch is this file, opened before its write.
+    let device = match devices {
+        Some(devices) => {
+            let device = device_of(file).map_err(local)?;
+            match devices.iter().find(|(d, _)| *d == device) {
+                Some((_, handle)) => handle.is_some().then_some(device),
+                None => {
+                    let handle = synced_whole(file)
+                        .then(|| file.try_clone())
+                        .transpose()
+                        .map_err(local)?;
+                    let batched = handle.is_some().then_some(device);
+                    devices.push((device, handle));
+                    batched
+                }
+            }
+        }
+        None => None,
+    };
     file.write_all(bytes).map_err(local)?;
     let stamped = stamp.is_some_and(|stamp| stamp.apply(file).is_ok());
-    let device = if sync_now {
+    if device.is_none() {
         file.sync_all().map_err(local)?;
-        None
-    } else {
-        Some(device_of(file).map_err(local)?)
-    };
+    }
     partial.close();
     Ok((partial, stamped, device))
 }
 
-/// Makes the bytes of every file in `written` durable (one sync of each file system they are
-/// on; a file alone where that fails), renames them into place, and sends their outcomes.
-/// Returns false when nobody takes outcomes any more.
-fn commit_all(written: &mut Vec<Written>, outcomes: &mpsc::Sender<(usize, Result<bool>)>) -> bool {
-    let mut devices: Vec<(u64, bool)> = Vec::new();
-    for file in written.drain(..) {
-        let Written {
-            place,
-            path,
-            mut partial,
-            stamped,
-            device,
-        } = file;
-        let at = partial.close().to_owned();
-        let synced = match device {
-            None => true,
-            Some(device) => match devices.iter().find(|(d, _)| *d == device) {
-                Some(&(_, synced)) => synced,
-                None => {
-                    let synced = sync_file_system(&at).is_ok();
-                    devices.push((device, synced));
-                    synced
-                }
-            },
-        };
-        let outcome = (if synced { Ok(()) } else { sync_file(&at) })
-            .and_then(|()| partial.commit_synced(&path))
-            .map(|()| stamped)
-            .map_err(|e| write_failed(&path, e));
-        if outcomes.send((place, outcome)).is_err() {
-            return false;
+impl Batch {
+    /// Syncs each file system of the batch once, renames its files into place (or, where the
+    /// sync failed, removes them: their bytes may not be on the disk), and sends their
+    /// outcomes. Returns false when nobody takes outcomes any more.
+    fn commit(&mut self, outcomes: &mpsc::Sender<(usize, Result<bool>)>) -> bool {
+        let synced: Vec<(u64, Option<std::io::Error>)> = self
+            .devices
+            .drain(..)
+            .filter_map(|(device, handle)| {
+                handle.map(|handle| (device, sync_file_system(&handle).err()))
+            })
+            .collect();
+        for file in self.written.drain(..) {
+            let Written {
+                place,
+                path,
+                partial,
+                stamped,
+                device,
+            } = file;
+            let failed = device.and_then(|device| {
+                synced
+                    .iter()
+                    .find(|(d, _)| *d == device)
+                    .and_then(|(_, e)| e.as_ref())
+            });
+            let outcome = match failed {
+                Some(e) => Err(Error::Config(format!(
+                    "writing {} failed: the sync of its file system failed: {e}",
+                    path.display()
+                ))),
+                None => partial
+                    .commit_synced(&path)
+                    .map(|()| stamped)
+                    .map_err(|e| write_failed(&path, e)),
+            };
+            if outcomes.send((place, outcome)).is_err() {
+                return false;
+            }
         }
+        true
     }
-    true
 }
 
 fn write_failed(path: &Path, e: std::io::Error) -> Error {
@@ -357,11 +423,6 @@ fn panicked(path: &Path) -> Error {
         "writing {} failed: the writer panicked",
         path.display()
     ))
-}
-
-/// Syncs the file at `path` alone.
-fn sync_file(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_all()
 }
 
 /// The file system `file` is on.
@@ -376,16 +437,50 @@ fn device_of(_: &std::fs::File) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// Syncs the whole file system the file at `path` is on: every file written there is on the
-/// disk when it returns (`syncfs(2)`).
+/// Whether the file system `file` is on is synced whole for many files. Only local file
+/// systems known to write everything back on `syncfs` (ext2/3/4, XFS, Btrfs, F2FS, tmpfs),
+/// and only on Linux 5.8 and later, where `syncfs` reports write errors (before, it never
+/// did). Not FUSE file systems, whose `syncfs` writes nothing back unless the file system
+/// asks for it, nor network ones: there each file is synced alone.
 #[cfg(target_os = "linux")]
-fn sync_file_system(path: &Path) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    rustix::fs::syncfs(&file).map_err(std::io::Error::from)
+fn synced_whole(file: &std::fs::File) -> bool {
+    const SYNCED_WHOLE: [u64; 5] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // Btrfs
+        0xF2F5_2010, // F2FS
+        0x0102_1994, // tmpfs
+    ];
+    static REPORTS_ERRORS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let reports_errors = *REPORTS_ERRORS.get_or_init(|| {
+        let release = rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (major, minor) >= (5, 8)
+    });
+    reports_errors
+        && rustix::fs::fstatfs(file).is_ok_and(|fs| SYNCED_WHOLE.contains(&(fs.f_type as u64)))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_file_system(_: &Path) -> std::io::Result<()> {
+fn synced_whole(_: &std::fs::File) -> bool {
+    false
+}
+
+/// Syncs the whole file system `handle` is on (`syncfs(2)`): every file written there is on
+/// the disk when it returns, and a failure to write any of them since `handle` was opened is
+/// its error.
+#[cfg(target_os = "linux")]
+fn sync_file_system(handle: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::syncfs(handle).map_err(std::io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_file_system(_: &std::fs::File) -> std::io::Result<()> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
@@ -438,14 +533,14 @@ mod tests {
     #[test]
     fn a_file_shows_under_its_name_only_once_synced_with_the_others() {
         let dir = empty_dir("bucketsync-writers-sync");
-        let mut written = Vec::new();
+        let mut batch = Batch::default();
         for i in 0..3 {
             let path = dir.join(format!("f{i}"));
             let (partial, stamped, device) =
-                write_partial(&path, &[i as u8; 100], None, false).unwrap();
-            assert!(!stamped && device.is_some());
+                write_partial(&path, &[i as u8; 100], None, Some(&mut batch.devices)).unwrap();
+            assert!(!stamped);
             assert!(!path.exists(), "f{i} shows before the sync");
-            written.push(Written {
+            batch.written.push(Written {
                 place: i,
                 path,
                 partial,
@@ -453,11 +548,20 @@ mod tests {
                 device,
             });
         }
+        // On Linux the test's file system is synced whole (through the first file, opened
+        // before anything was written), and the files wait for it.
         #[cfg(target_os = "linux")]
-        sync_file_system(&dir).expect("syncfs of the test's file system");
+        {
+            assert_eq!(batch.devices.len(), 1);
+            assert!(
+                batch.devices[0].1.is_some(),
+                "the temporary folder's file system is not synced whole"
+            );
+            assert!(batch.written.iter().all(|w| w.device.is_some()));
+        }
         let (outcomes, told) = mpsc::channel();
-        assert!(commit_all(&mut written, &outcomes));
-        assert!(written.is_empty());
+        assert!(batch.commit(&outcomes));
+        assert!(batch.written.is_empty() && batch.devices.is_empty());
         drop(outcomes);
         let told: Vec<_> = told.iter().collect();
         assert_eq!(told.len(), 3);
@@ -481,10 +585,15 @@ mod tests {
         let dir = empty_dir("bucketsync-writers-folders");
         let folders: Vec<PathBuf> = (0..40).map(|i| dir.join(format!("d{i}"))).collect();
         let mut used = std::collections::BTreeSet::new();
-        for folder in &folders {
-            let writer = writer_of(&folder.join("a"), WRITERS);
-            for name in ["b", "c", "long name.txt"] {
-                assert_eq!(writer_of(&folder.join(name), WRITERS), writer);
+        for (place, folder) in folders.iter().enumerate() {
+            let writer = writer_of(&folder.join("a"), place, WRITERS);
+            if cfg!(target_os = "linux") {
+                for (n, name) in ["b", "c", "long name.txt"].into_iter().enumerate() {
+                    assert_eq!(
+                        writer_of(&folder.join(name), place + n + 1, WRITERS),
+                        writer
+                    );
+                }
             }
             used.insert(writer);
         }
