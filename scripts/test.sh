@@ -272,7 +272,8 @@ if [ ! -x "$UNIFFI_BINDGEN" ]; then
   # interrupted copy never passes for the generator.
   find "$BUCKETSYNC_CACHE/uniffi-bindgen" -mindepth 1 -maxdepth 1 ! -name "$bindgen_key" -exec rm -rf {} + 2>/dev/null || true
   mkdir -p "$(dirname "$UNIFFI_BINDGEN")"
-  cp target/debug/uniffi-bindgen "$UNIFFI_BINDGEN.part" && mv "$UNIFFI_BINDGEN.part" "$UNIFFI_BINDGEN"
+  cp target/debug/uniffi-bindgen "$UNIFFI_BINDGEN.part"
+  mv "$UNIFFI_BINDGEN.part" "$UNIFFI_BINDGEN"
 fi
 wait_prepared
 bash bindings-uniffi/test.sh 2>&1 | tee -a "$results"

@@ -3,11 +3,11 @@
 //! A restore or a folder sync writes thousands of small files, each through a partial file
 //! that is synced before it is renamed into place (see [`PartialFile`]): a rerun trusts a
 //! file whose size and time match, so its bytes must be on the disk before its name is. A
-//! sync of each file waits on the disk once per file; on Linux a writer instead writes up to
-//! [`SYNCED_TOGETHER`] files, syncs their file system once (`syncfs`) and only then renames
-//! them (so no file still shows under its name before its bytes are on the disk), and the
-//! reads from the store go on meanwhile. The bytes handed over and
-//! not yet written are bounded ([`QUEUED_BYTES`], or one file bigger than that), so memory
+//! sync of each file waits on the disk once per file; where the file system allows it (see
+//! [`synced_whole_type`]) a writer instead writes up to [`SYNCED_TOGETHER`] files, syncs
+//! their file system once (`syncfs`) and only then renames them (so no file still shows under
+//! its name before its bytes are on the disk), and the reads from the store go on meanwhile.
+//! The bytes handed over and not yet written are bounded ([`QUEUED_BYTES`], or one file bigger than that), so memory
 //! stays bounded when the disk is slower than the network: a caller handing over more waits,
 //! blocking its thread (an async caller's too: the writers need nothing from its executor, and
 //! the synchronous write this replaces blocked it longer).
@@ -108,11 +108,14 @@ fn fits(queued: usize, n: usize) -> bool {
 /// file system that refuses the time or the permissions still gets the file; the caller then
 /// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a
 /// cancelled read), it still writes what was handed over (each of those files was read whole
-/// and checked) before it returns.
+/// and checked) before it returns, but for the files of a writer that panicked (failed).
 pub(crate) struct FileWriters {
-    /// Each writer's queue: a folder's files all go to one writer (see [`FileWriters::write`]).
-    /// Empty when no writer runs.
+    /// Each writer's queue (see [`FileWriters::write`] for which one a file goes to). Empty
+    /// when no writer runs.
     jobs: Vec<mpsc::Sender<Job>>,
+    /// Whether a folder's files all go to one writer: decided at the first file, by its file
+    /// system (see [`writer_of`]).
+    by_folder: Option<bool>,
     done: mpsc::Receiver<(usize, Result<bool>)>,
     /// Outcomes of files written on the caller's thread (no writer thread could start).
     done_here: Vec<(usize, Result<bool>)>,
@@ -161,6 +164,7 @@ impl FileWriters {
             .collect();
         FileWriters {
             jobs,
+            by_folder: None,
             done,
             done_here: Vec::new(),
             threads,
@@ -172,9 +176,10 @@ impl FileWriters {
     /// caller's file number `place`. Waits until they fit within [`QUEUED_BYTES`] with those
     /// waiting to be written, or until nothing waits.
     ///
-    /// The writer is chosen by the file's folder: files made in one folder at once wait on
-    /// each other (the folder is locked while an entry is made or renamed in it), and the
-    /// waiting spins on a core.
+    /// Where files are synced in batches, the writer is chosen by the file's folder: files made
+    /// in one folder at once wait on each other (the folder is locked while an entry is made or
+    /// renamed in it), and the waiting spins on a core. Where each file is synced alone, the
+    /// writers take turns, so that their syncs overlap.
     pub(crate) fn write(
         &mut self,
         place: usize,
@@ -187,7 +192,10 @@ impl FileWriters {
                 .push((place, write_whole(&path, &bytes, stamp)));
             return;
         }
-        let writer = writer_of(&path, place, self.jobs.len());
+        let by_folder = *self
+            .by_folder
+            .get_or_insert_with(|| folder_synced_whole(&path));
+        let writer = writer_of(&path, place, self.jobs.len(), by_folder);
         self.queued.add(bytes.len());
         let len = bytes.len();
         let job = Job {
@@ -197,7 +205,8 @@ impl FileWriters {
             stamp,
         };
         if let Err(mpsc::SendError(job)) = self.jobs[writer].send(job) {
-            // The writer is gone (a panic): written here.
+            // The writer is gone (it panicked in a way its own catch did not cover, which
+            // leaves its queue open and fails what comes): written here.
             self.queued.remove(len);
             self.done_here
                 .push((job.place, write_whole(&job.path, &job.bytes, job.stamp)));
@@ -279,10 +288,10 @@ fn serve(
     }
 }
 
-/// Which of `writers` writes the file at `path`: on Linux the same for every file of a
-/// folder; elsewhere, where each file is synced alone, the writers take turns (by `place`).
-fn writer_of(path: &Path, place: usize, writers: usize) -> usize {
-    if !cfg!(target_os = "linux") {
+/// Which of `writers` writes the file at `path`, the caller's file `place`: the same for every
+/// file of a folder (`by_folder`), or each in turn.
+fn writer_of(path: &Path, place: usize, writers: usize, by_folder: bool) -> usize {
+    if !by_folder {
         return place % writers;
     }
     use std::hash::{Hash, Hasher};
@@ -303,9 +312,10 @@ fn write_whole(path: &Path, bytes: &[u8], stamp: Option<Stamp>) -> Result<bool> 
 }
 
 /// The file systems (devices) of a writer's batch, each with its sync handle: an open file
-/// there, opened before any of the batch's bytes were written to it, so that its `syncfs`
-/// reports a failure to write any of them (Linux reports a write error to a sync through a
-/// handle opened before it happened, not after). None where files are synced one by one.
+/// there, opened before any of the batch's bytes were written to it. Linux tells each open
+/// file of a write error on its file system once: a handle opened after an error that another
+/// sync already saw would not be told, one opened before is. None where files are synced one
+/// by one.
 type Devices = Vec<(u64, Option<std::fs::File>)>;
 
 /// A writer's files written and stamped but not yet renamed into place, and the file systems
@@ -437,14 +447,34 @@ fn device_of(_: &std::fs::File) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// Whether the file system `file` is on is synced whole for many files. Only local file
-/// systems known to write everything back on `syncfs` (ext2/3/4, XFS, Btrfs, F2FS, tmpfs),
-/// and only on Linux 5.8 and later, where `syncfs` reports write errors (before, it never
-/// did). Not FUSE file systems, whose `syncfs` writes nothing back unless the file system
-/// asks for it, nor network ones: there each file is synced alone.
+/// Whether the file system `file` is on is synced whole for many files: see
+/// [`synced_whole_type`].
 #[cfg(target_os = "linux")]
 fn synced_whole(file: &std::fs::File) -> bool {
-    const SYNCED_WHOLE: [u64; 5] = [
+    rustix::fs::fstatfs(file).is_ok_and(|fs| synced_whole_type(fs.f_type as u32))
+}
+
+/// Whether the folder the file `path` would be written in is on a file system synced whole.
+#[cfg(target_os = "linux")]
+fn folder_synced_whole(path: &Path) -> bool {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    rustix::fs::statfs(folder).is_ok_and(|fs| synced_whole_type(fs.f_type as u32))
+}
+
+/// Whether a file system of type `f_type` is synced whole for many files. Only local file
+/// systems whose `syncfs` writes back every file and flushes the disk's cache (ext3/4, XFS,
+/// Btrfs, F2FS; tmpfs holds nothing to write; ext2 shares ext4's number, and the ext4 driver
+/// mounts it on most systems), and only on Linux 5.8 and later, where `syncfs` reports
+/// failures to write files back (before, it did not; until 5.17 a failure of the file
+/// system's own commit is not reported either, but such a file system stops taking writes,
+/// so the renames that follow fail). Not FUSE file systems, whose `syncfs` writes nothing back
+/// unless the file system asks for it, nor network ones: there each file is synced alone.
+#[cfg(target_os = "linux")]
+fn synced_whole_type(f_type: u32) -> bool {
+    const SYNCED_WHOLE: [u32; 5] = [
         0xEF53,      // ext2, ext3, ext4
         0x5846_5342, // XFS
         0x9123_683E, // Btrfs
@@ -462,8 +492,7 @@ fn synced_whole(file: &std::fs::File) -> bool {
         let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         (major, minor) >= (5, 8)
     });
-    reports_errors
-        && rustix::fs::fstatfs(file).is_ok_and(|fs| SYNCED_WHOLE.contains(&(fs.f_type as u64)))
+    reports_errors && SYNCED_WHOLE.contains(&f_type)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -471,9 +500,14 @@ fn synced_whole(_: &std::fs::File) -> bool {
     false
 }
 
+#[cfg(not(target_os = "linux"))]
+fn folder_synced_whole(_: &Path) -> bool {
+    false
+}
+
 /// Syncs the whole file system `handle` is on (`syncfs(2)`): every file written there is on
-/// the disk when it returns, and a failure to write any of them since `handle` was opened is
-/// its error.
+/// the disk when it returns, and a failure to write any of them back that `handle` was not
+/// told of yet is its error (see [`Devices`]).
 #[cfg(target_os = "linux")]
 fn sync_file_system(handle: &std::fs::File) -> std::io::Result<()> {
     rustix::fs::syncfs(handle).map_err(std::io::Error::from)
@@ -548,17 +582,13 @@ mod tests {
                 device,
             });
         }
-        // On Linux the test's file system is synced whole (through the first file, opened
-        // before anything was written), and the files wait for it.
-        #[cfg(target_os = "linux")]
-        {
-            assert_eq!(batch.devices.len(), 1);
-            assert!(
-                batch.devices[0].1.is_some(),
-                "the temporary folder's file system is not synced whole"
-            );
-            assert!(batch.written.iter().all(|w| w.device.is_some()));
-        }
+        // Where the test's file system is synced whole (ext4 on this project's machines), its
+        // handle is the first file, opened before anything was written, and the files wait
+        // for its sync; elsewhere each was synced alone.
+        let whole = folder_synced_whole(&dir.join("f0"));
+        assert_eq!(batch.devices.len(), 1);
+        assert_eq!(batch.devices[0].1.is_some(), whole);
+        assert!(batch.written.iter().all(|w| w.device.is_some() == whole));
         let (outcomes, told) = mpsc::channel();
         assert!(batch.commit(&outcomes));
         assert!(batch.written.is_empty() && batch.devices.is_empty());
@@ -586,14 +616,12 @@ mod tests {
         let folders: Vec<PathBuf> = (0..40).map(|i| dir.join(format!("d{i}"))).collect();
         let mut used = std::collections::BTreeSet::new();
         for (place, folder) in folders.iter().enumerate() {
-            let writer = writer_of(&folder.join("a"), place, WRITERS);
-            if cfg!(target_os = "linux") {
-                for (n, name) in ["b", "c", "long name.txt"].into_iter().enumerate() {
-                    assert_eq!(
-                        writer_of(&folder.join(name), place + n + 1, WRITERS),
-                        writer
-                    );
-                }
+            let writer = writer_of(&folder.join("a"), place, WRITERS, true);
+            for (n, name) in ["b", "c", "long name.txt"].into_iter().enumerate() {
+                assert_eq!(
+                    writer_of(&folder.join(name), place + n + 1, WRITERS, true),
+                    writer
+                );
             }
             used.insert(writer);
         }

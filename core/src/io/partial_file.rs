@@ -117,13 +117,11 @@ impl PartialFile {
         self.commit_synced(target)
     }
 
-    /// Closes the file, written whole: its bytes are to be made durable with others' (one sync
-    /// of the file system) before [`PartialFile::commit_synced`]. Returns the partial file's
-    /// path, for that sync (or a sync of the file alone).
+    /// Closes the file, written whole (and made durable, alone or with others) before
+    /// [`PartialFile::commit_synced`].
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
-    pub(crate) fn close(&mut self) -> &std::path::Path {
+    pub(crate) fn close(&mut self) {
         drop(self.file.take());
-        &self.path
     }
 
     /// [`PartialFile::commit`] of a file whose bytes were made durable already.
