@@ -7,10 +7,10 @@
 //! [`synced_whole_type`]) a writer instead writes up to [`SYNCED_TOGETHER`] files, syncs
 //! their file system once (`syncfs`) and only then renames them (so no file still shows under
 //! its name before its bytes are on the disk), and the reads from the store go on meanwhile.
-//! The bytes handed over and not yet written are bounded ([`QUEUED_BYTES`], or one file bigger than that), so memory
-//! stays bounded when the disk is slower than the network: a caller handing over more waits,
-//! blocking its thread (an async caller's too: the writers need nothing from its executor, and
-//! the synchronous write this replaces blocked it longer).
+//! The bytes handed over and not yet written are bounded ([`QUEUED_BYTES`], or one file
+//! bigger than that), so memory stays bounded when the disk is slower than the network: a
+//! caller handing over more waits, blocking its thread (an async caller's too: the writers
+//! need nothing from its executor, and the synchronous write this replaces blocked it longer).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
