@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::driver::Transport;
-use crate::io::file_writers::Stamp;
+use crate::io::file_writers::{Durability, Stamp};
 use crate::io::files::{FileBatch, FileProgress, ReadSource};
 use crate::io::session::Session;
 use crate::transfer::FileReport;
@@ -829,9 +829,13 @@ impl Session {
             })
             .collect();
         let outcomes = self
-            .download_many_to_paths(&mut files, transport, concurrency, &mut |place, p| {
-                progress(&pending[place].rel, p)
-            })
+            .download_many_to_paths(
+                &mut files,
+                transport,
+                concurrency,
+                Durability::WriteBack,
+                &mut |place, p| progress(&pending[place].rel, p),
+            )
             .await?;
         for (file, outcome) in pending.drain(..).zip(outcomes) {
             match outcome {
@@ -908,6 +912,12 @@ impl Session {
     /// folders, then files (fetched only when the local one differs in size or time), then
     /// links; times and permissions as backed up. `progress` is called with each file's path
     /// and progress as it is read.
+    ///
+    /// Each file is written beside its path and renamed into place once whole. Files of up to
+    /// 32 MiB are not synced: as with `tar` or restic, the system writes them to the disk
+    /// (a killed process loses nothing; a power loss during or right after the restore may,
+    /// and a rerun trusts files of the right size and time, so restore into an empty folder
+    /// then). Larger files are synced before their rename.
     ///
     /// # Errors
     /// `Config` when `target` cannot be made; `Cancelled` after [`Session::cancel_sync`]

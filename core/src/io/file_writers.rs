@@ -1,12 +1,19 @@
 //! Whole files written on threads of their own while a read of many files goes on.
 //!
 //! A restore or a folder sync writes thousands of small files, each through a partial file
-//! that is synced before it is renamed into place (see [`PartialFile`]): a rerun trusts a
-//! file whose size and time match, so its bytes must be on the disk before its name is. A
-//! sync of each file waits on the disk once per file; where the file system allows it (see
-//! [`synced_whole_type`]) a writer instead writes up to [`SYNCED_TOGETHER`] files, syncs
-//! their file system once (`syncfs`) and only then renames them (so no file still shows under
-//! its name before its bytes are on the disk), and the reads from the store go on meanwhile.
+//! renamed into place once whole (see [`PartialFile`]), so a file never shows under its name
+//! cut short. How long its bytes may stay in the system's cache is the caller's
+//! [`Durability`]:
+//! - [`Durability::OnDisk`] (folder sync, whose state then trusts the file's size and time): a
+//!   file's bytes are on the disk before its name is. A sync of each file waits on the disk
+//!   once per file; where the file system allows it (see [`synced_whole_type`]) a writer
+//!   instead writes up to [`SYNCED_TOGETHER`] files, syncs their file system once (`syncfs`)
+//!   and only then renames them, and the reads from the store go on meanwhile.
+//! - [`Durability::WriteBack`] (restore): renamed as soon as written, the write-back left to
+//!   the system, as `tar`, `cp` and restic leave it. A sync waits for all the file system's
+//!   unwritten data, other programs' too: on this project's machines it was half a restore's
+//!   time.
+//!
 //! The bytes handed over and not yet written are bounded ([`QUEUED_BYTES`], or one file
 //! bigger than that), so memory stays bounded when the disk is slower than the network: a
 //! caller handing over more waits, blocking its thread (an async caller's too: the writers
@@ -38,6 +45,18 @@ const SYNCED_TOGETHER: usize = 64;
 /// How long a writer holding written files waits for another before it syncs and renames
 /// them: files show in place soon when the reads are slower than the disk.
 const SYNC_WHEN_IDLE: Duration = Duration::from_millis(50);
+
+/// When the bytes of a file handed over are on the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before the file shows under its name: whatever trusts a file's size and time after a
+    /// power loss finds its bytes.
+    OnDisk,
+    /// When the system writes them back (within about 30 s on Linux): after a power loss a
+    /// file written shortly before may hold less than its size and time say. A process that is
+    /// killed loses nothing: the system still writes back what it was given.
+    WriteBack,
+}
 
 /// A file to write: its place among the caller's, where, its bytes and its stamp.
 struct Job {
@@ -103,7 +122,7 @@ fn fits(queued: usize, n: usize) -> bool {
 }
 
 /// Writers of whole files ([`FileWriters::write`]), each file through a partial file beside
-/// its path, stamped, synced and renamed into place. Their outcomes come back from
+/// its path, stamped, synced as the [`Durability`] says and renamed into place. Their outcomes come back from
 /// [`FileWriters::finish`]: whether each file was written, and whether it got its stamp (a
 /// file system that refuses the time or the permissions still gets the file; the caller then
 /// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a
@@ -113,6 +132,7 @@ pub(crate) struct FileWriters {
     /// Each writer's queue (see [`FileWriters::write`] for which one a file goes to). Empty
     /// when no writer runs.
     jobs: Vec<mpsc::Sender<Job>>,
+    durability: Durability,
     /// Whether a folder's files all go to one writer: decided at the first file, by its file
     /// system (see [`writer_of`]).
     by_folder: Option<bool>,
@@ -125,9 +145,9 @@ pub(crate) struct FileWriters {
 
 impl FileWriters {
     /// Starts up to [`WRITERS`] writer threads, no more than `files` (how many files are to
-    /// come). Where none can start, files are written on the caller's thread as they are
-    /// handed over.
-    pub(crate) fn start(files: usize) -> FileWriters {
+    /// come), writing with `durability`. Where none can start, files are written on the
+    /// caller's thread as they are handed over.
+    pub(crate) fn start(files: usize, durability: Durability) -> FileWriters {
         let (outcomes, done) = mpsc::channel();
         let queued = Arc::new(Queued::default());
         let mut jobs = Vec::new();
@@ -140,7 +160,10 @@ impl FileWriters {
                     .name(format!("bucketsync-write-{n}"))
                     .spawn(move || {
                         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            serve(&inbox, &outcomes, &queued)
+                            match durability {
+                                Durability::OnDisk => serve(&inbox, &outcomes, &queued),
+                                Durability::WriteBack => serve_each(&inbox, &outcomes, &queued),
+                            }
                         }));
                         if served.is_err() {
                             // A panic outside a file's write (its batch's outcomes may be lost:
@@ -164,6 +187,7 @@ impl FileWriters {
             .collect();
         FileWriters {
             jobs,
+            durability,
             by_folder: None,
             done,
             done_here: Vec::new(),
@@ -176,10 +200,10 @@ impl FileWriters {
     /// caller's file number `place`. Waits until they fit within [`QUEUED_BYTES`] with those
     /// waiting to be written, or until nothing waits.
     ///
-    /// Where files are synced in batches, the writer is chosen by the file's folder: files made
-    /// in one folder at once wait on each other (the folder is locked while an entry is made or
-    /// renamed in it), and the waiting spins on a core. Where each file is synced alone, the
-    /// writers take turns, so that their syncs overlap.
+    /// Where files are synced in batches or not at all, the writer is chosen by the file's
+    /// folder: files made in one folder at once wait on each other (the folder is locked while
+    /// an entry is made or renamed in it), and the waiting spins on a core. Where each file is
+    /// synced alone, the writers take turns, so that their syncs overlap.
     pub(crate) fn write(
         &mut self,
         place: usize,
@@ -189,12 +213,14 @@ impl FileWriters {
     ) {
         if self.jobs.is_empty() {
             self.done_here
-                .push((place, write_whole(&path, &bytes, stamp)));
+                .push((place, write_whole(&path, &bytes, stamp, self.durability)));
             return;
         }
-        let by_folder = *self
-            .by_folder
-            .get_or_insert_with(|| folder_synced_whole(&path));
+        let durability = self.durability;
+        let by_folder = *self.by_folder.get_or_insert_with(|| match durability {
+            Durability::OnDisk => folder_synced_whole(&path),
+            Durability::WriteBack => true,
+        });
         let writer = writer_of(&path, place, self.jobs.len(), by_folder);
         self.queued.add(bytes.len());
         let len = bytes.len();
@@ -208,8 +234,8 @@ impl FileWriters {
             // The writer is gone (it panicked in a way its own catch did not cover, which
             // leaves its queue open and fails what comes): written here.
             self.queued.remove(len);
-            self.done_here
-                .push((job.place, write_whole(&job.path, &job.bytes, job.stamp)));
+            let written = write_whole(&job.path, &job.bytes, job.stamp, self.durability);
+            self.done_here.push((job.place, written));
         }
     }
 
@@ -233,8 +259,8 @@ impl Drop for FileWriters {
     }
 }
 
-/// One writer thread: writes the files that come until its queue closes, syncing and renaming
-/// them in batches (see [`Batch`]).
+/// One writer thread of [`Durability::OnDisk`]: writes the files that come until its queue
+/// closes, syncing and renaming them in batches (see [`Batch`]).
 fn serve(
     inbox: &mpsc::Receiver<Job>,
     outcomes: &mpsc::Sender<(usize, Result<bool>)>,
@@ -263,7 +289,12 @@ fn serve(
         // A panic is the file's error: its bytes must leave the count, or a caller waiting
         // for room would wait for ever.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_partial(&job.path, &job.bytes, job.stamp, Some(&mut batch.devices))
+            write_partial(
+                &job.path,
+                &job.bytes,
+                job.stamp,
+                SyncWhen::WithBatch(&mut batch.devices),
+            )
         }))
         .unwrap_or_else(|_| Err(panicked(&job.path)));
         queued.remove(job.bytes.len());
@@ -288,6 +319,26 @@ fn serve(
     }
 }
 
+/// One writer thread of [`Durability::WriteBack`]: writes and renames each file that comes
+/// until its queue closes.
+fn serve_each(
+    inbox: &mpsc::Receiver<Job>,
+    outcomes: &mpsc::Sender<(usize, Result<bool>)>,
+    queued: &Queued,
+) {
+    for job in inbox {
+        // A panic is the file's error, as in `serve`.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_whole(&job.path, &job.bytes, job.stamp, Durability::WriteBack)
+        }))
+        .unwrap_or_else(|_| Err(panicked(&job.path)));
+        queued.remove(job.bytes.len());
+        if outcomes.send((job.place, outcome)).is_err() {
+            return;
+        }
+    }
+}
+
 /// Which of `writers` writes the file at `path`, the caller's file `place`: the same for every
 /// file of a folder (`by_folder`), or each in turn.
 fn writer_of(path: &Path, place: usize, writers: usize, by_folder: bool) -> usize {
@@ -301,10 +352,19 @@ fn writer_of(path: &Path, place: usize, writers: usize, by_folder: bool) -> usiz
 }
 
 /// Writes `bytes` as the file at `path`: through a partial file beside it, stamped (when
-/// given, and when the file system lets it: says whether it did), synced and renamed into
-/// place.
-fn write_whole(path: &Path, bytes: &[u8], stamp: Option<Stamp>) -> Result<bool> {
-    let (partial, stamped, _) = write_partial(path, bytes, stamp, None)?;
+/// given, and when the file system lets it: says whether it did), synced (for
+/// [`Durability::OnDisk`]) and renamed into place.
+fn write_whole(
+    path: &Path,
+    bytes: &[u8],
+    stamp: Option<Stamp>,
+    durability: Durability,
+) -> Result<bool> {
+    let sync = match durability {
+        Durability::OnDisk => SyncWhen::Alone,
+        Durability::WriteBack => SyncWhen::Never,
+    };
+    let (partial, stamped, _) = write_partial(path, bytes, stamp, sync)?;
     partial
         .commit_synced(path)
         .map_err(|e| write_failed(path, e))?;
@@ -338,23 +398,33 @@ struct Written {
     device: Option<u64>,
 }
 
+/// When [`write_partial`] syncs a file.
+enum SyncWhen<'a> {
+    /// Now, alone.
+    Alone,
+    /// Later, with the other files of a batch on its file system, whose sync handles are
+    /// these; now and alone where the file system is not synced whole.
+    WithBatch(&'a mut Devices),
+    /// Never: the system writes it back.
+    Never,
+}
+
 /// The first half of [`write_whole`]: `bytes` written to a partial file beside `path` and
-/// stamped (when given: says whether it was). Returns it closed, with the file system it is
-/// on when that is synced later for all of `devices`' files, or synced now and alone (where
-/// the file system is not synced whole, or without `devices`).
+/// stamped (when given: says whether it was). Returns it closed and synced as `sync` says,
+/// with the file system it is on when that is synced later for the batch's files.
 fn write_partial(
     path: &Path,
     bytes: &[u8],
     stamp: Option<Stamp>,
-    devices: Option<&mut Devices>,
+    mut sync: SyncWhen<'_>,
 ) -> Result<(PartialFile, bool, Option<u64>)> {
     use std::io::Write;
     let local = |e| write_failed(path, e);
     let mut partial = PartialFile::create(path).map_err(local)?;
     let mut file = partial.file();
     // The sync handle of a file system new to the batch is this file, opened before its write.
-    let device = match devices {
-        Some(devices) => {
+    let device = match sync {
+        SyncWhen::WithBatch(ref mut devices) => {
             let device = device_of(file).map_err(local)?;
             match devices.iter().find(|(d, _)| *d == device) {
                 Some((_, handle)) => handle.is_some().then_some(device),
@@ -369,11 +439,11 @@ fn write_partial(
                 }
             }
         }
-        None => None,
+        SyncWhen::Alone | SyncWhen::Never => None,
     };
     file.write_all(bytes).map_err(local)?;
     let stamped = stamp.is_some_and(|stamp| stamp.apply(file).is_ok());
-    if device.is_none() {
+    if device.is_none() && !matches!(sync, SyncWhen::Never) {
         file.sync_all().map_err(local)?;
     }
     partial.close();
@@ -533,7 +603,7 @@ mod tests {
     #[test]
     fn every_file_handed_over_is_written_and_told() {
         let dir = empty_dir("bucketsync-writers");
-        let mut writers = FileWriters::start(WRITERS);
+        let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         for i in 0..50 {
             writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000], None);
         }
@@ -570,8 +640,13 @@ mod tests {
         let mut batch = Batch::default();
         for i in 0..3 {
             let path = dir.join(format!("f{i}"));
-            let (partial, stamped, device) =
-                write_partial(&path, &[i as u8; 100], None, Some(&mut batch.devices)).unwrap();
+            let (partial, stamped, device) = write_partial(
+                &path,
+                &[i as u8; 100],
+                None,
+                SyncWhen::WithBatch(&mut batch.devices),
+            )
+            .unwrap();
             assert!(!stamped);
             assert!(!path.exists(), "f{i} shows before the sync");
             batch.written.push(Written {
@@ -630,7 +705,7 @@ mod tests {
             "40 folders went to writers {used:?}"
         );
         // More files of one folder than a writer holds before a sync.
-        let mut writers = FileWriters::start(WRITERS);
+        let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         let mut place = 0;
         for folder in &folders[..3] {
             std::fs::create_dir(folder).unwrap();
@@ -653,10 +728,71 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Left to the system's write-back: each file shows whole with its stamp, nothing partial
+    /// is left, and a folder's files go to one writer whatever its file system.
+    #[test]
+    fn written_back_files_show_whole_with_their_stamps() {
+        let dir = empty_dir("bucketsync-writers-write-back");
+        let stamp = |i: usize| Stamp {
+            mtime_ms: 1_600_000_000_000 + i as u64 * 1000,
+            mode: 0o600,
+        };
+        let mut writers = FileWriters::start(WRITERS, Durability::WriteBack);
+        let mut files = Vec::new();
+        for d in 0..4 {
+            let folder = dir.join(format!("d{d}"));
+            std::fs::create_dir(&folder).unwrap();
+            for i in 0..SYNCED_TOGETHER + 1 {
+                let path = folder.join(format!("f{i}"));
+                let place = files.len();
+                writers.write(
+                    place,
+                    path.clone(),
+                    vec![d as u8; i * 10],
+                    Some(stamp(place)),
+                );
+                files.push((path, vec![d as u8; i * 10]));
+            }
+        }
+        assert_eq!(writers.by_folder, Some(true));
+        let outcomes = writers.finish();
+        assert_eq!(outcomes.len(), files.len());
+        assert!(
+            outcomes.iter().all(|(_, o)| matches!(o, Ok(true))),
+            "{outcomes:?}"
+        );
+        // With no writer thread, on the caller's.
+        let alone = dir.join("d0/alone");
+        let written = write_whole(&alone, b"x", Some(stamp(999)), Durability::WriteBack);
+        assert!(matches!(written, Ok(true)), "{written:?}");
+        files.push((alone, b"x".to_vec()));
+        for (place, (path, bytes)) in files.iter().enumerate() {
+            assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+            let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+            let place = if place == files.len() - 1 { 999 } else { place };
+            assert_eq!(
+                mtime
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+                stamp(place).mtime_ms
+            );
+        }
+        for d in 0..4 {
+            let left = std::fs::read_dir(dir.join(format!("d{d}")))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                .count();
+            assert_eq!(left, 0, "a partial file is left in d{d}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn files_handed_over_are_written_when_dropped_unfinished() {
         let dir = empty_dir("bucketsync-writers-drop");
-        let mut writers = FileWriters::start(WRITERS);
+        let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         for i in 0..20 {
             writers.write(i, dir.join(format!("f{i}")), vec![7; 4096], None);
         }
@@ -695,7 +831,7 @@ mod tests {
             mtime_ms: 1_500_000_000_123 + i * 1000,
             mode: if i.is_multiple_of(2) { 0o640 } else { 0o444 },
         };
-        let mut writers = FileWriters::start(WRITERS);
+        let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         for i in 0..10 {
             writers.write(
                 i,
@@ -712,7 +848,12 @@ mod tests {
         );
         // With no writer thread, on the caller's.
         assert!(matches!(
-            write_whole(&dir.join("f10"), &[2; 100], Some(stamp(10))),
+            write_whole(
+                &dir.join("f10"),
+                &[2; 100],
+                Some(stamp(10)),
+                Durability::OnDisk
+            ),
             Ok(true)
         ));
         for i in 0..=10u64 {

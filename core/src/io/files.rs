@@ -19,7 +19,7 @@ use crate::io::session::Session;
 use crate::transfer::FileReport;
 
 #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
-use super::file_writers::{FileWriters, Stamp};
+use super::file_writers::{Durability, FileWriters, Stamp};
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::partial_file::PartialFile;
 
@@ -596,7 +596,8 @@ impl Session {
     /// permissions to give it if any). Files of chunks are read together
     /// ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so that files
     /// side by side in a pack come down in a few ranged GETs; each is written
-    /// through a partial file beside its path and renamed into place once checked. Files that
+    /// through a partial file beside its path and renamed into place once checked (and synced
+    /// as `durability` says). Files that
     /// live in their record, and those left when a read of many fails (a missing pack, say),
     /// are read one by one, so each gets its own error. `progress` is called with a file's
     /// place among those given as its bytes arrive (a file read whole is handed to a writer,
@@ -615,6 +616,7 @@ impl Session {
         files: &mut [ToPath],
         transport: &T,
         concurrency: usize,
+        durability: Durability,
         progress: &mut impl FnMut(usize, FileProgress),
     ) -> Result<Vec<Result<bool>>> {
         let mut outcomes: Vec<Option<Result<bool>>> = files.iter().map(|_| None).collect();
@@ -624,9 +626,10 @@ impl Session {
             .collect();
         let (groups, alone) = self.read(|e| e.begin_download_many(&pairs))?;
         drop(pairs);
-        // Files are written (and synced) on threads of their own while the reads go on; a
-        // `Cancelled` below still writes what was handed over, when `writers` is dropped.
-        let mut writers = FileWriters::start(files.len());
+        // Files are written (and synced, as `durability` says) on threads of their own while
+        // the reads go on; a `Cancelled` below still writes what was handed over, when
+        // `writers` is dropped.
+        let mut writers = FileWriters::start(files.len(), durability);
         // Those alone first: most are small files held in their records, and their values are
         // let go of before the packs' ranges are held.
         let mut each = ReadEach {

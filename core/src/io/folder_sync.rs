@@ -36,6 +36,7 @@ use super::backup::{
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
+use crate::io::file_writers::Durability;
 use crate::io::files::{FileBatch, FileProgress, ReadSource};
 use crate::io::session::Session;
 use crate::transfer::FileReport;
@@ -807,6 +808,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 &mut files,
                 self.transport,
                 self.concurrency,
+                // The folder's state trusts a file's size and time from now on.
+                Durability::OnDisk,
                 &mut |at, p| progress(&entries[at].0, p),
             )
             .await?;

@@ -117,14 +117,14 @@ impl PartialFile {
         self.commit_synced(target)
     }
 
-    /// Closes the file, written whole (and made durable, alone or with others) before
-    /// [`PartialFile::commit_synced`].
+    /// Closes the file, written whole, before [`PartialFile::commit_synced`].
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
     pub(crate) fn close(&mut self) {
         drop(self.file.take());
     }
 
-    /// [`PartialFile::commit`] of a file whose bytes were made durable already.
+    /// [`PartialFile::commit`] without its sync: the file's bytes were made durable already,
+    /// or are left to the system's write-back.
     ///
     /// # Errors
     /// When the rename fails (the partial file is then removed).
