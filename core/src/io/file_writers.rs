@@ -366,7 +366,7 @@ fn write_whole(
     };
     let (partial, stamped, _) = write_partial(path, bytes, stamp, sync)?;
     partial
-        .commit_synced(path)
+        .commit_without_sync(path)
         .map_err(|e| write_failed(path, e))?;
     Ok(stamped)
 }
@@ -482,7 +482,7 @@ impl Batch {
                     path.display()
                 ))),
                 None => partial
-                    .commit_synced(&path)
+                    .commit_without_sync(&path)
                     .map(|()| stamped)
                     .map_err(|e| write_failed(&path, e)),
             };

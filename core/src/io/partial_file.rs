@@ -114,10 +114,10 @@ impl PartialFile {
         if let Some(file) = self.file.take() {
             file.sync_all()?;
         }
-        self.commit_synced(target)
+        self.commit_without_sync(target)
     }
 
-    /// Closes the file, written whole, before [`PartialFile::commit_synced`].
+    /// Closes the file, written whole, before [`PartialFile::commit_without_sync`].
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
     pub(crate) fn close(&mut self) {
         drop(self.file.take());
@@ -128,7 +128,7 @@ impl PartialFile {
     ///
     /// # Errors
     /// When the rename fails (the partial file is then removed).
-    pub(crate) fn commit_synced(mut self, target: &std::path::Path) -> std::io::Result<()> {
+    pub(crate) fn commit_without_sync(mut self, target: &std::path::Path) -> std::io::Result<()> {
         drop(self.file.take());
         std::fs::rename(&self.path, target)?;
         self.committed = true;
