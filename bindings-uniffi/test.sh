@@ -28,8 +28,19 @@ mkfifo "$tmp/ctl"
 target/debug/test-server seaweedfs kotlin swift interop < "$tmp/ctl" > "$tmp/server.json" &
 server_pid=$!
 exec 9> "$tmp/ctl"
-until [ -s "$tmp/server.json" ]; do sleep 0.1; done
-eval "$(python3 -c 'import json, sys; print("export BUCKETSYNC_TEST_ENDPOINT={endpoint} BUCKETSYNC_TEST_ACCESS_KEY={accessKeyId} BUCKETSYNC_TEST_SECRET_KEY={secretAccessKey}".format(**json.load(open(sys.argv[1]))))' "$tmp/server.json")"
+# Its one line of JSON, whole (ending with a newline). A server that exits first, or never
+# answers (a bound far above its usual second or two), stops the step instead of hanging it.
+answered() { [ -s "$tmp/server.json" ] && [ -z "$(tail -c 1 "$tmp/server.json")" ]; }
+for _ in $(seq 3000); do
+  answered && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "the test server exited before it answered" >&2; exit 1; }
+  sleep 0.1
+done
+answered || { echo "the test server did not answer within 300 s" >&2; exit 1; }
+# Read as three lines (no eval of what the server printed); a failing parse stops the step.
+settings=$(python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); print(s["endpoint"], s["accessKeyId"], s["secretAccessKey"], sep="\n")' "$tmp/server.json")
+{ read -r endpoint; read -r access_key; read -r secret_key; } <<< "$settings"
+export BUCKETSYNC_TEST_ENDPOINT="$endpoint" BUCKETSYNC_TEST_ACCESS_KEY="$access_key" BUCKETSYNC_TEST_SECRET_KEY="$secret_key"
 read_record=target/debug/examples/read_record
 BUCKETSYNC_INTEROP_CODE=$("$read_record" --new-code)
 export BUCKETSYNC_INTEROP_CODE

@@ -10,6 +10,14 @@ import * as bucketsync from '../js/index.js';
 import { Vault, VaultKey } from '../js/index.js';
 import { startServer, root } from './helpers.mjs';
 
+// Temporary folders made by the tests, removed once the file's tests are done.
+const made = [];
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
 let server;
 before(async () => {
   server = await startServer('node-sync', 'node-errors', 'node-signer', 'node-interop', 'node-files', 'node-auto',
@@ -17,6 +25,7 @@ before(async () => {
 });
 after(async () => {
   await server?.stop();
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
 });
 
 test('two vaults converge through SeaweedFS, and a third bootstraps', async () => {
@@ -194,7 +203,7 @@ test('a signer adds to the engine\'s headers, never removes them: a presigned cr
 });
 
 test('fileStorage keeps the state across opens', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-'));
+  const dir = tempDir('bucketsync-node-');
   const storage = bucketsync.fileStorage(join(dir, 'replica.state'));
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'file-state/');
@@ -227,7 +236,7 @@ test('the vault settings are checked by the core and named as given', async () =
 });
 
 test('fileStorage: a second open in this process is refused, naming the holder, until the first closes', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock-'));
+  const dir = tempDir('bucketsync-node-lock-');
   const path = join(dir, 'one.state');
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'lock-one/');
@@ -250,7 +259,7 @@ test('fileStorage: a second open in this process is refused, naming the holder, 
 });
 
 test('fileStorage: another process holding the state is named; its lock is taken over once it is killed', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock2-'));
+  const dir = tempDir('bucketsync-node-lock2-');
   const path = join(dir, 'two.state');
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'lock-two/');
@@ -319,7 +328,7 @@ test('a manual sync, then the background loop, a manual sync while it runs, then
 test('fileStorage: a lock left under this process\'s own id, or naming nobody for long, is taken over', async () => {
   const { utimesSync } = await import('node:fs');
   const { hostname } = await import('node:os');
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-lock3-'));
+  const dir = tempDir('bucketsync-node-lock3-');
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'lock-three/');
   const path = join(dir, 'three.state');
@@ -341,7 +350,7 @@ test('fileStorage: a lock left under this process\'s own id, or naming nobody fo
 });
 
 test('a Node process killed right after an awaited put loses nothing', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-node-kill-'));
+  const dir = tempDir('bucketsync-node-kill-');
   const key = await VaultKey.generate();
   const store = server.store('node-sync', 'kill/');
   const script = `
@@ -455,7 +464,7 @@ async function fileVaults(prefix) {
 }
 
 test('files: a path goes up in chunks and packs, and another device reads it to a path', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-files-'));
+  const dir = tempDir('bucketsync-files-');
   const data = randomBytes(6 * MiB + 12345);
   writeFileSync(join(dir, 'in.bin'), data);
   const { writer, reader } = await fileVaults('paths/');
@@ -556,7 +565,7 @@ test('files: bytes, a Blob and streams in; a Blob and a WritableStream out; smal
   assert.equal(sha256(Buffer.concat(chunks)), sha256(big));
 
   // Absent: null, false, and nothing written anywhere.
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-absent-'));
+  const dir = tempDir('bucketsync-absent-');
   assert.equal(await reader.getFile('nothing'), null);
   assert.equal(await reader.getFile('nothing', join(dir, 'x')), false);
   assert.deepEqual(readdirSync(dir), []);
@@ -715,7 +724,7 @@ test('files: an aborted or failed putFile leaves the key as it was, and its erro
 });
 
 test('files: putFiles stores bytes, a Blob and a path in shared packs; a file that goes missing or fails is left out', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-batch-'));
+  const dir = tempDir('bucketsync-batch-');
   const { writer, reader } = await fileVaults('batch/');
   const bytesData = randomBytes(100_000);
   const blobData = randomBytes(200_000);
@@ -805,7 +814,7 @@ test('files: putFiles stores bytes, a Blob and a path in shared packs; a file th
 });
 
 test('files: a failed or aborted getFile leaves nothing at the path; a stream target is aborted', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-getfail-'));
+  const dir = tempDir('bucketsync-getfail-');
   const { key, store, writer } = await fileVaults('get-fail/');
   const data = randomBytes(4 * MiB);
   await writer.putFile('f', data, { packSize: MiB });
@@ -875,7 +884,7 @@ test('files: packs of 32 MiB go up as multipart uploads (POSTs with their bodies
 
 test('files interop: what Node stores Python reads, and back', async () => {
   const python = process.env.BUCKETSYNC_PYTHON ?? join(homedir(), '.cache/bucketsync/pyvenv/bin/python');
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-files-interop-'));
+  const dir = tempDir('bucketsync-files-interop-');
   const { key, store, writer } = await fileVaults('interop/');
   const data = randomBytes(3 * MiB);
   await writer.putFile('from/node', data, { packSize: MiB });
@@ -1126,7 +1135,7 @@ test('export to JSON Lines and import into another vault: equal maps; a malforme
   assert.ok(withHistory.some((l) => l.key === 'notes/b' && l.value === 'first' && l.history === true));
 
   // Into a new vault with a file storage: the imported writes are in it when the promise resolves.
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-import-'));
+  const dir = tempDir('bucketsync-import-');
   const storage = bucketsync.fileStorage(join(dir, 'imported.state'));
   const otherKey = await VaultKey.generate();
   const otherStore = server.store('node-auto', 'import/');
@@ -1199,7 +1208,7 @@ test('sharing: Alice shares emma with Bob (write); Carol cannot use his invitati
   assert.deepEqual(carol.shared(), []);
 
   // Bob accepts (his replica in a file), reads, writes; Alice sees his write.
-  const dir = mkdtempSync(join(tmpdir(), 'bucketsync-share-'));
+  const dir = tempDir('bucketsync-share-');
   const storage = bucketsync.fileStorage(join(dir, 'emma.state'));
   // From another granter than the one Bob was told: refused before any request.
   await assert.rejects(bob.accept(invitation, { grantedBy: '0000-0000-0000-0000' }),

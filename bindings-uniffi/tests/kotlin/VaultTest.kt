@@ -33,6 +33,9 @@ val endpoint: String = System.getenv("BUCKETSYNC_TEST_ENDPOINT") ?: error("BUCKE
 val accessKey: String = System.getenv("BUCKETSYNC_TEST_ACCESS_KEY")!!
 val secretKey: String = System.getenv("BUCKETSYNC_TEST_SECRET_KEY")!!
 
+/** Every temporary file and folder of the tests is made in here; `main` removes it at the end. */
+val scratch: java.nio.file.Path = java.nio.file.Files.createTempDirectory("bucketsync-kotlin")
+
 fun store(bucket: String, prefix: String = "") = "s3://$bucket/$prefix?endpoint=$endpoint&path_style=true"
 fun creds(secret: String = secretKey, sessionToken: String? = null) = Credentials(accessKey, secret, sessionToken)
 
@@ -334,7 +337,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
     "a sync cancelled mid-flight leaves the vault usable; the next one converges" to {
         coroutineScope {
             val key = VaultKey.generate()
-            val state = java.io.File.createTempFile("bucketsync-cancel", ".state").also { it.delete() }
+            val state = java.io.File.createTempFile("bucketsync-cancel", ".state", scratch.toFile()).also { it.delete() }
             val transport = HangsAfterSegmentPut()
             val vault = Vault.open(store("kotlin", "cancel/"), key, statePath = state.path, credentials = creds(), transport = transport, create = true)
             for (i in 0 until 20) vault.putText("k$i", "v$i")
@@ -500,7 +503,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         val key = VaultKey.generate()
         val a = Vault.open(store("kotlin", "files/"), key, credentials = creds(), create = true)
         val b = Vault.open(store("kotlin", "files/"), key, credentials = creds())
-        val dir = java.nio.file.Files.createTempDirectory("bucketsync-files")
+        val dir = java.nio.file.Files.createTempDirectory(scratch, "bucketsync-files")
         val data = ByteArray(5 shl 20).also { java.util.Random(7).nextBytes(it) }
         val source = dir.resolve("in.bin").also { java.nio.file.Files.write(it, data) }
         // ANCHOR: files
@@ -559,7 +562,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         val key = VaultKey.generate()
         val a = Vault.open(store("kotlin", "batch/"), key, credentials = creds(), create = true)
         val b = Vault.open(store("kotlin", "batch/"), key, credentials = creds())
-        val dir = java.nio.file.Files.createTempDirectory("bucketsync-batch")
+        val dir = java.nio.file.Files.createTempDirectory(scratch, "bucketsync-batch")
         val files = (1..3).associate { i ->
             val data = ByteArray(100_000 * i).also { java.util.Random(20L + i).nextBytes(it) }
             "docs/$i.bin" to dir.resolve("$i.bin").also { java.nio.file.Files.write(it, data) }
@@ -784,8 +787,8 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         // A replica that holds a file, its state then opened on a store whose server never
         // answers (the state names no store: a vault folder can move).
         val key = VaultKey.generate()
-        val state = java.io.File.createTempFile("bucketsync-deadline", ".state").also { it.delete() }
-        val source = java.nio.file.Files.createTempFile("bucketsync-deadline", ".bin")
+        val state = java.io.File.createTempFile("bucketsync-deadline", ".state", scratch.toFile()).also { it.delete() }
+        val source = java.nio.file.Files.createTempFile(scratch, "bucketsync-deadline", ".bin")
         java.nio.file.Files.write(source, ByteArray(300_000) { it.toByte() })
         Vault.open(store("kotlin", "deadline/"), key, statePath = state.path, credentials = creds(), create = true).use { a ->
             a.putFile("f".toByteArray(), source.toString())
@@ -794,12 +797,12 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         LocalServer { null }.use { server ->
             val quick = VaultSettings(stallTimeoutSeconds = 0.3, requestTimeoutSeconds = 10.0)
             val vault = Vault.open("s3://bucket/?endpoint=${server.url}&path_style=true", key, statePath = state.path, credentials = creds(), settings = quick)
-            val out = java.nio.file.Files.createTempFile("bucketsync-deadline", ".out")
+            val out = java.nio.file.Files.createTempFile(scratch, "bucketsync-deadline", ".out")
             try { vault.getFile("f".toByteArray(), out.toString()); check(false, "a silent server gave a file") } catch (e: BucketsyncException.Timeout) {}
             vault.putText("k", "v")
             try { vault.sync(); check(false, "a silent server answered") } catch (e: BucketsyncException.Timeout) { check(e.message!!.contains("stall deadline"), e.message!!) }
             // Other bytes than f's (the same would need no upload: its chunks are stored).
-            val other = java.nio.file.Files.createTempFile("bucketsync-deadline", ".bin")
+            val other = java.nio.file.Files.createTempFile(scratch, "bucketsync-deadline", ".bin")
             java.nio.file.Files.write(other, ByteArray(300_000) { (it * 7 + 1).toByte() })
             try { vault.putFile("g".toByteArray(), other.toString()); check(false, "a silent server took a file") } catch (e: BucketsyncException.Timeout) {}
             val events = CopyOnWriteArrayList<Event>()
@@ -827,7 +830,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         }
     },
     "export to a file and to text, import into a new vault: equal maps; a malformed line names it, imports nothing" to {
-        val dir = java.nio.file.Files.createTempDirectory("bucketsync-export")
+        val dir = java.nio.file.Files.createTempDirectory(scratch, "bucketsync-export")
         val a = Vault.open("file://$dir/a", VaultKey.generate(), create = true)
         a.putText("notes/a", "hello")
         a.putText("notes/b", "first")
@@ -954,6 +957,7 @@ fun main() = runBlocking {
             println("FAILED - $name: $e")
         }
     }
+    scratch.toFile().deleteRecursively()
     println("kotlin: $passed passed, $failed failed")
     if (failed > 0) kotlin.system.exitProcess(1)
 }
