@@ -477,10 +477,13 @@ impl Batch {
                     .and_then(|(_, e)| e.as_ref())
             });
             let outcome = match failed {
-                Some(e) => Err(Error::Config(format!(
-                    "writing {} failed: the sync of its file system failed: {e}",
-                    path.display()
-                ))),
+                Some(e) => Err(write_failed(
+                    &path,
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the sync of its file system failed: {e}"),
+                    ),
+                )),
                 None => partial
                     .commit_without_sync(&path)
                     .map(|()| stamped)
@@ -499,10 +502,7 @@ fn write_failed(path: &Path, e: std::io::Error) -> Error {
 }
 
 fn panicked(path: &Path) -> Error {
-    Error::Config(format!(
-        "writing {} failed: the writer panicked",
-        path.display()
-    ))
+    write_failed(path, std::io::Error::other("the writer panicked"))
 }
 
 /// The file system `file` is on.
