@@ -807,9 +807,13 @@ impl Vault {
 
     /// Restores the backup `name` (default: the vault's only backup) into the folder `to`
     /// (made if missing) and returns a RestoreReport. Nothing is written outside `to`: an
-    /// entry whose path climbs out, is absolute, holds a NUL or passes through a link, and a
-    /// link pointing outside the tree, is refused (in the report's errors, naming it). A local
-    /// file newer than the backup is kept (in kept_newer) unless force. at: restore the tree as
+    /// entry whose path climbs out, is absolute, holds a NUL, passes through a link on disk or
+    /// lies below a link of the backup is refused (in the report's errors, naming it); links
+    /// come back as they were, wherever they point, and nothing is written through one. A local
+    /// file newer than the backup is kept (in kept_newer) unless force. Each file is renamed
+    /// into place once whole; files up to 32 MiB are left to the system to write to the disk,
+    /// as tar and restic do (after a power loss right after a restore, restore again into an
+    /// empty folder: a rerun keeps files of the right size and time). at: restore the tree as
     /// it was at that time (a datetime, or seconds since the epoch), as far as the history
     /// kept reaches. dry_run: change nothing. progress(path, FileProgress) as in backup.
     #[pyo3(signature = (to, name = None, at = None, dry_run = false, force = false, progress = None))]

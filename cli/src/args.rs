@@ -208,7 +208,10 @@ pub enum Command {
         bucketsync restore Documents --to /tmp/old --at 2026-11-20T12:00:00Z\n\n\
         Entries whose path climbs out (..), is absolute, holds a NUL, passes through a link on\n\
         disk or lies below a link of the backup are refused with an error naming them. Links\n\
-        come back as they were, wherever they point; nothing is written through one."
+        come back as they were, wherever they point; nothing is written through one.\n\n\
+        Files show under their names only once whole. As with tar and restic, writing files of\n\
+        up to 32 MiB to the disk is left to the system (run sync, or eject a drive, to wait for\n\
+        it); after a power loss right after a restore, restore again into an empty folder."
     )]
     Restore(RestoreArgs),
     /// Sync a folder both ways with the other devices that sync it under the same name.

@@ -913,11 +913,13 @@ impl Session {
     /// links; times and permissions as backed up. `progress` is called with each file's path
     /// and progress as it is read.
     ///
-    /// Each file is written beside its path and renamed into place once whole. Files of up to
-    /// 32 MiB are not synced: as with `tar` or restic, the system writes them to the disk
-    /// (a killed process loses nothing; a power loss during or right after the restore may,
-    /// and a rerun trusts files of the right size and time, so restore into an empty folder
-    /// then). Larger files are synced before their rename.
+    /// Each file is written beside its path and renamed into place once whole, so none shows
+    /// cut short under its name. Files read together by pack (up to 32 MiB) are not synced:
+    /// as with `tar` or restic, the system writes them to the disk. After a killed restore a
+    /// rerun finishes it; after a power loss or a system crash during or right after one, a
+    /// file may not hold the bytes its size and time say, and a rerun trusts files of the
+    /// right size and time: restore into an empty folder then. Larger files, and files read
+    /// again one by one after a pack could not be read, are synced before their rename.
     ///
     /// # Errors
     /// `Config` when `target` cannot be made; `Cancelled` after [`Session::cancel_sync`]

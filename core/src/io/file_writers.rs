@@ -50,11 +50,12 @@ const SYNC_WHEN_IDLE: Duration = Duration::from_millis(50);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Durability {
     /// Before the file shows under its name: whatever trusts a file's size and time after a
-    /// power loss finds its bytes.
+    /// power loss or a system crash finds its bytes.
     OnDisk,
-    /// When the system writes them back (within about 30 s on Linux): after a power loss a
-    /// file written shortly before may hold less than its size and time say. A process that is
-    /// killed loses nothing: the system still writes back what it was given.
+    /// When the system writes them back (by default within about 30 s on Linux): after a
+    /// power loss or a system crash, a file written shortly before may not hold the bytes its
+    /// size and time say (nothing, or zeros). A killed process leaves no file cut short under
+    /// its name, and what it renamed into place the system still writes back.
     WriteBack,
 }
 
@@ -122,8 +123,9 @@ fn fits(queued: usize, n: usize) -> bool {
 }
 
 /// Writers of whole files ([`FileWriters::write`]), each file through a partial file beside
-/// its path, stamped, synced as the [`Durability`] says and renamed into place. Their outcomes come back from
-/// [`FileWriters::finish`]: whether each file was written, and whether it got its stamp (a
+/// its path, stamped, synced as the [`Durability`] says and renamed into place. Their
+/// outcomes come back from [`FileWriters::finish`]: whether each file was written, and
+/// whether it got its stamp (a
 /// file system that refuses the time or the permissions still gets the file; the caller then
 /// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a
 /// cancelled read), it still writes what was handed over (each of those files was read whole
@@ -200,10 +202,12 @@ impl FileWriters {
     /// caller's file number `place`. Waits until they fit within [`QUEUED_BYTES`] with those
     /// waiting to be written, or until nothing waits.
     ///
-    /// Where files are synced in batches or not at all, the writer is chosen by the file's
-    /// folder: files made in one folder at once wait on each other (the folder is locked while
-    /// an entry is made or renamed in it), and the waiting spins on a core. Where each file is
-    /// synced alone, the writers take turns, so that their syncs overlap.
+    /// On a local file system synced whole (see [`synced_whole_type`]), the writer is chosen by
+    /// the file's folder, whatever the durability: files made in one folder at once wait on
+    /// each other (the folder is locked while an entry is made or renamed in it), and the
+    /// waiting spins on a core. Elsewhere (network and FUSE file systems, other systems) the
+    /// writers take turns, so that what each waits on (a sync of each file, a server's answer
+    /// to each create and rename) overlaps.
     pub(crate) fn write(
         &mut self,
         place: usize,
@@ -216,11 +220,9 @@ impl FileWriters {
                 .push((place, write_whole(&path, &bytes, stamp, self.durability)));
             return;
         }
-        let durability = self.durability;
-        let by_folder = *self.by_folder.get_or_insert_with(|| match durability {
-            Durability::OnDisk => folder_synced_whole(&path),
-            Durability::WriteBack => true,
-        });
+        let by_folder = *self
+            .by_folder
+            .get_or_insert_with(|| folder_synced_whole(&path));
         let writer = writer_of(&path, place, self.jobs.len(), by_folder);
         self.queued.add(bytes.len());
         let len = bytes.len();
@@ -445,6 +447,8 @@ fn write_partial(
     let stamped = stamp.is_some_and(|stamp| stamp.apply(file).is_ok());
     if device.is_none() && !matches!(sync, SyncWhen::Never) {
         file.sync_all().map_err(local)?;
+        #[cfg(test)]
+        tests::synced(path);
     }
     partial.close();
     Ok((partial, stamped, device))
@@ -484,10 +488,16 @@ impl Batch {
                         format!("the sync of its file system failed: {e}"),
                     ),
                 )),
-                None => partial
-                    .commit_without_sync(&path)
-                    .map(|()| stamped)
-                    .map_err(|e| write_failed(&path, e)),
+                None => {
+                    #[cfg(test)]
+                    if device.is_some() {
+                        tests::synced(&path);
+                    }
+                    partial
+                        .commit_without_sync(&path)
+                        .map(|()| stamped)
+                        .map_err(|e| write_failed(&path, e))
+                }
             };
             if outcomes.send((place, outcome)).is_err() {
                 return false;
@@ -592,6 +602,23 @@ fn sync_file_system(_: &std::fs::File) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The paths of the files synced (alone, or with their batch's file system) by this
+    /// process's tests, which run side by side: each test looks for its own.
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(super) fn synced(path: &Path) {
+        SYNCED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_owned());
+    }
+
+    /// How many of the files synced so far are in `dir`.
+    fn synced_in(dir: &Path) -> usize {
+        let synced = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
+        synced.iter().filter(|p| p.starts_with(dir)).count()
+    }
+
     /// An empty folder `<name>-<pid>` in the system's temporary folder.
     fn empty_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
@@ -631,6 +658,8 @@ mod tests {
             .filter(|n| n.ends_with(".part"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        // On the disk, each of them, before it was renamed.
+        assert_eq!(synced_in(&dir), 50);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -728,10 +757,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// Left to the system's write-back: each file shows whole with its stamp, nothing partial
-    /// is left, and a folder's files go to one writer whatever its file system.
+    /// Left to the system's write-back: no file is synced, each shows only once written whole,
+    /// with its stamp, and nothing partial is left.
     #[test]
-    fn written_back_files_show_whole_with_their_stamps() {
+    fn written_back_files_show_whole_with_their_stamps_and_are_not_synced() {
         let dir = empty_dir("bucketsync-writers-write-back");
         let stamp = |i: usize| Stamp {
             mtime_ms: 1_600_000_000_000 + i as u64 * 1000,
@@ -754,38 +783,52 @@ mod tests {
                 files.push((path, vec![d as u8; i * 10]));
             }
         }
-        assert_eq!(writers.by_folder, Some(true));
         let outcomes = writers.finish();
         assert_eq!(outcomes.len(), files.len());
         assert!(
             outcomes.iter().all(|(_, o)| matches!(o, Ok(true))),
             "{outcomes:?}"
         );
-        // With no writer thread, on the caller's.
+        // With no writer thread, on the caller's, in its two halves: nothing under the name
+        // until the whole file is written and stamped.
         let alone = dir.join("d0/alone");
-        let written = write_whole(&alone, b"x", Some(stamp(999)), Durability::WriteBack);
+        let (partial, stamped, device) =
+            write_partial(&alone, b"x", Some(stamp(999)), SyncWhen::Never).unwrap();
+        assert!(stamped && device.is_none());
+        assert!(!alone.exists(), "the file shows before it is renamed");
+        partial.commit_without_sync(&alone).unwrap();
+        let again = dir.join("d1/again");
+        let written = write_whole(&again, b"y", Some(stamp(999)), Durability::WriteBack);
         assert!(matches!(written, Ok(true)), "{written:?}");
         files.push((alone, b"x".to_vec()));
+        files.push((again, b"y".to_vec()));
         for (place, (path, bytes)) in files.iter().enumerate() {
             assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
-            let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
-            let place = if place == files.len() - 1 { 999 } else { place };
+            let meta = std::fs::metadata(path).unwrap();
+            let place = if place >= files.len() - 2 { 999 } else { place };
             assert_eq!(
-                mtime
+                meta.modified()
+                    .unwrap()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_millis() as u64,
                 stamp(place).mtime_ms
             );
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+            }
         }
+        // Only the files, nothing partial beside them.
         for d in 0..4 {
-            let left = std::fs::read_dir(dir.join(format!("d{d}")))
+            let count = std::fs::read_dir(dir.join(format!("d{d}")))
                 .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
                 .count();
-            assert_eq!(left, 0, "a partial file is left in d{d}");
+            let extra = usize::from(d < 2);
+            assert_eq!(count, SYNCED_TOGETHER + 1 + extra, "d{d} holds other files");
         }
+        assert_eq!(synced_in(&dir), 0, "a file written back was synced");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,5 +1,6 @@
-//! A file written beside its path and renamed into place once whole and synced, so that a
-//! read that fails leaves nothing at the path, and one that is interrupted can resume.
+//! A file written beside its path and renamed into place once whole (and, but for the files a
+//! restore reads together, synced), so that a read that fails leaves nothing at the path, and
+//! one that is interrupted can resume.
 
 /// Where [`Session::get_file_to_path`](crate::session::Session::get_file_to_path) writes: a
 /// file beside the path, renamed into place by [`PartialFile::commit`] once the whole file was
