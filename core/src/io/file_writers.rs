@@ -125,11 +125,11 @@ fn fits(queued: usize, n: usize) -> bool {
 /// Writers of whole files ([`FileWriters::write`]), each file through a partial file beside
 /// its path, stamped, synced as the [`Durability`] says and renamed into place. Their
 /// outcomes come back from [`FileWriters::finish`]: whether each file was written, and
-/// whether it got its stamp (a
-/// file system that refuses the time or the permissions still gets the file; the caller then
-/// sets them, or says why not, as for a file written elsewhere). Dropped unfinished (a
-/// cancelled read), it still writes what was handed over (each of those files was read whole
-/// and checked) before it returns, but for the files of a writer that panicked (failed).
+/// whether it got its stamp (a file system that refuses the time or the permissions still
+/// gets the file; the caller then sets them, or says why not, as for a file written
+/// elsewhere). Dropped unfinished (a cancelled read), it still writes what was handed over
+/// (each of those files was read whole and checked) before it returns, but for the files of a
+/// writer that panicked (failed).
 pub(crate) struct FileWriters {
     /// Each writer's queue (see [`FileWriters::write`] for which one a file goes to). Empty
     /// when no writer runs.
