@@ -52,8 +52,12 @@ const DELETED: usize = 10;
 /// How many times the first backup is timed (see the module's docs).
 const FIRST_BACKUPS: usize = 3;
 
-/// The middle one of `seconds` (the upper of the two middle ones for an even count).
-fn median(mut seconds: Vec<f64>) -> f64 {
+/// The median time of a first backup that took `first` seconds and of the same backup made
+/// again [`FIRST_BACKUPS`] - 1 times, `again(n)` timing the `n`th (from 1).
+fn first_backup_median(first: f64, again: impl FnMut(usize) -> f64) -> f64 {
+    let mut seconds: Vec<f64> = std::iter::once(first)
+        .chain((1..FIRST_BACKUPS).map(again))
+        .collect();
     seconds.sort_by(f64::total_cmp);
     seconds[seconds.len() / 2]
 }
@@ -695,8 +699,7 @@ fn bucketsync_rows(
         json_field(&json, "requests").unwrap_or_default(),
     );
     // The same first backup again, each into a new vault of its own bucket.
-    let mut times = vec![r.first.seconds];
-    for n in 1..FIRST_BACKUPS {
+    r.first.seconds = first_backup_median(r.first.seconds, |n| {
         let again = device(
             &store("again", &format!("vault-{n}")),
             &format!("again-{n}"),
@@ -712,9 +715,8 @@ fn bucketsync_rows(
         let what = format!("bucketsync backup (first, again {n})");
         let (cost, json) = run(&what, cli, &backup_args, &again, None, &counter);
         check_errors(&what, &json);
-        times.push(cost.seconds);
-    }
-    r.first.seconds = median(times);
+        cost.seconds
+    });
 
     edit();
     let (cost, json) = run(
@@ -864,8 +866,7 @@ fn restic_rows(
     println!("restic first backup: {objects} objects in the bucket");
     // The same first backup again, each into a new repository of its own bucket, with its own
     // cache.
-    let mut times = vec![r.first.seconds];
-    for n in 1..FIRST_BACKUPS {
+    r.first.seconds = first_backup_median(r.first.seconds, |n| {
         let mut again = env.clone();
         for (name, value) in &mut again {
             if *name == "RESTIC_REPOSITORY" {
@@ -887,9 +888,8 @@ fn restic_rows(
         let args = ["backup", "--quiet", "--host", "bench", &cache, tree_arg];
         let what = format!("restic backup (first, again {n})");
         let (cost, _) = run(&what, &restic, &args, &again, None, &counter);
-        times.push(cost.seconds);
-    }
-    r.first.seconds = median(times);
+        cost.seconds
+    });
 
     edit();
     let (cost, _) = run(
