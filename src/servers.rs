@@ -43,6 +43,8 @@ pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
     client: ReqwestTransport,
+    /// The one identity it accepts.
+    access: (String, String),
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -96,9 +98,15 @@ impl TestServer {
     /// process (any outgoing connection takes an ephemeral port) can take one in between. A
     /// server that fails to bind is stopped and started again on new ports, up to three times.
     pub async fn start(kind: ServerKind) -> TestServer {
+        Self::start_as(kind, ACCESS_KEY, SECRET_KEY).await
+    }
+
+    /// [`TestServer::start`], the server accepting only the key `access_key` with `secret`:
+    /// another service than the usual test server's, for tests of where keys go.
+    pub async fn start_as(kind: ServerKind, access_key: &str, secret: &str) -> TestServer {
         let mut attempt = 1;
         loop {
-            match Self::start_once(kind).await {
+            match Self::start_once(kind, access_key, secret).await {
                 Ok(server) => return server,
                 Err(Start::PortTaken(log)) if attempt < 3 => {
                     eprintln!("{kind:?} lost a port race (attempt {attempt}); retrying:\n{log}");
@@ -111,7 +119,11 @@ impl TestServer {
         }
     }
 
-    async fn start_once(kind: ServerKind) -> Result<TestServer, Start> {
+    async fn start_once(
+        kind: ServerKind,
+        access_key: &str,
+        secret: &str,
+    ) -> Result<TestServer, Start> {
         let dir = tempfile::Builder::new()
             .prefix("bucketsync-test-")
             .tempdir()
@@ -126,7 +138,7 @@ impl TestServer {
                 std::fs::write(
                     &identities,
                     format!(
-                        r#"{{"identities":[{{"name":"tester","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
+                        r#"{{"identities":[{{"name":"tester","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret}"}}],"actions":["Admin","Read","List","Tagging","Write"]}}]}}"#
                     ),
                 )
                 .unwrap();
@@ -172,7 +184,7 @@ impl TestServer {
                     "s3s-fs",
                 ));
                 c.args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
-                    .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                    .args(["--access-key", access_key, "--secret-key", secret])
                     .arg(&data);
                 c
             }
@@ -189,6 +201,7 @@ impl TestServer {
             kind,
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             client: http(),
+            access: (access_key.to_owned(), secret.to_owned()),
             child: Some(child),
             _dir: dir,
         };
@@ -232,9 +245,14 @@ impl TestServer {
         }
     }
 
-    /// The credentials the server accepts.
+    /// The credentials the test servers accept (those started with [`TestServer::start`]).
     pub fn credentials() -> Credentials {
         Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap()
+    }
+
+    /// The credentials this server accepts.
+    pub fn own_credentials(&self) -> Credentials {
+        Credentials::new(&self.access.0, &self.access.1, None).unwrap()
     }
 
     /// `s3://bucket/prefix?endpoint=…&path_style=true`
@@ -333,7 +351,7 @@ impl TestServer {
             headers: Vec::new(),
             body: body.into(),
         };
-        SigV4::new(Self::credentials(), "us-east-1").sign(&mut request, wall_clock())?;
+        SigV4::new(self.own_credentials(), "us-east-1").sign(&mut request, wall_clock())?;
         self.client.send(request).await
     }
 
@@ -414,4 +432,108 @@ impl Drop for TestServer {
 /// A plain reqwest transport with default options.
 pub fn http() -> ReqwestTransport {
     ReqwestTransport::new(HttpOptions::default()).expect("HTTP client")
+}
+
+/// A tap in front of a server: a loopback port whose connections are passed through to the
+/// server byte for byte, keeping every byte the clients sent (request lines, headers, bodies),
+/// so that a test can tell exactly what reached that server, whoever sent it. Stopped when
+/// dropped.
+pub struct Tap {
+    /// `http://127.0.0.1:PORT` of the tap.
+    pub endpoint: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    port: u16,
+}
+
+impl Tap {
+    /// A tap in front of `upstream` (`http://127.0.0.1:PORT`); with `log`, what the clients
+    /// send is also appended to that file as it passes.
+    pub fn start(upstream: &str, log: Option<PathBuf>) -> Tap {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream
+            .strip_prefix("http://")
+            .expect("an http:// endpoint")
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = log.map(|path| {
+            Arc::new(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("the tap's log file"),
+            ))
+        });
+        let (accepted_seen, accepted_stop) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if accepted_stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server);
+                let (mut from_server, mut to_client) = (to_server.try_clone().unwrap(), client);
+                let (seen, log) = (accepted_seen.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0; 64 << 10];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf) {
+                        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if let Some(log) = &log {
+                            let _ = log.lock().unwrap().write_all(&buf[..n]);
+                        }
+                        if to_server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Tap {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            seen,
+            stop,
+            port,
+        }
+    }
+
+    /// Everything the clients sent through the tap so far.
+    pub fn seen(&self) -> Vec<u8> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests passed (HTTP/1.1 request lines seen; the bodies are sealed, so none
+    /// holds one by chance).
+    pub fn requests(&self) -> usize {
+        let seen = self.seen();
+        let end = b" HTTP/1.1\r\n";
+        seen.windows(end.len()).filter(|w| w == end).count()
+    }
+
+    /// Whether `needle` (a key id) passed the tap in any request.
+    pub fn saw(&self, needle: &str) -> bool {
+        let seen = self.seen();
+        seen.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread, which then ends.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
 }

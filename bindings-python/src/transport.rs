@@ -1,10 +1,11 @@
 //! The transports a Python vault can use: the built-in ones, or a Python callable.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::Transport;
-use bucketsync::{Category, Error, Request, Response, Result};
+use bucketsync::io::reach::{Nothing, Reach};
+use bucketsync::{Category, Error, Request, Response, Result, Store};
 use pyo3::prelude::*;
 
 use crate::convert::{response_from, PyRequest};
@@ -12,7 +13,7 @@ use crate::convert::{response_from, PyRequest};
 /// A Python callable `transport(request) -> Response`. What it raises becomes a `network`
 /// error, and the Python exception is kept to become the raised error's `__cause__`.
 pub struct PyTransport {
-    pub callable: PyObject,
+    pub callable: Arc<PyObject>,
     pub raised: Mutex<Option<PyErr>>,
 }
 
@@ -35,6 +36,9 @@ impl PyTransport {
         })
     }
 }
+
+/// How a Python vault reaches its store: the app's callable is its only piece of its own.
+pub type VaultReach = Reach<Arc<PyObject>, Nothing>;
 
 /// A built-in transport, or the app's Python one.
 pub enum AnyTransport {
@@ -71,21 +75,29 @@ impl AnyTransport {
             ));
         }
         Ok(AnyTransport::Python(PyTransport {
-            callable,
+            callable: Arc::new(callable),
             raised: Mutex::new(None),
         }))
     }
 
-    /// Another transport calling the same Python callable (with its own raised exception),
-    /// or None for a built-in transport, which serves only its own store.
-    pub fn same_callable(&self, py: Python<'_>) -> Option<Self> {
+    /// The app's callable, when this is one (what a vault's [`Reach`] keeps of it).
+    pub fn callable(&self) -> Option<Arc<PyObject>> {
         match self {
-            AnyTransport::Python(t) => Some(AnyTransport::Python(PyTransport {
-                callable: t.callable.clone_ref(py),
-                raised: Mutex::new(None),
-            })),
+            AnyTransport::Python(t) => Some(t.callable.clone()),
             AnyTransport::Builtin(_) => None,
         }
+    }
+
+    /// The transport `reach` says for `store`: the app's callable (with an exception slot of
+    /// its own), else the built-in one with its deadlines.
+    pub fn for_reach(reach: &VaultReach, store: &Store) -> Result<Self> {
+        Ok(match &reach.transport {
+            Some(callable) => AnyTransport::Python(PyTransport {
+                callable: callable.clone(),
+                raised: Mutex::new(None),
+            }),
+            None => AnyTransport::Builtin(BuiltinTransport::for_store_with(store, reach.http)?),
+        })
     }
 
     /// The exception a Python transport raised during the last sync, if any.

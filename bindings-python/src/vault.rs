@@ -5,16 +5,16 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Progress as CoreProgress};
 use bucketsync::files::{ReadSource, Sink, Source, WriteSink};
-use bucketsync::grant::{Invitation, Role};
-use bucketsync::home::SharedVault as CoreSharedVault;
+use bucketsync::grant::Role;
 use bucketsync::http_options::HttpOptions;
+use bucketsync::io::reach::{Given, Nothing, Reach};
+use bucketsync::io::shared_vaults::{OpenedShared, SharedOptions};
 use bucketsync::io::sharing;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::settings::{days_ms, VaultDays};
-use bucketsync::{OpenMode, RequestKind};
+use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -28,7 +28,7 @@ use crate::files::{
 };
 use crate::records::{self, ExportReport, ImportReport};
 use crate::sharing::{Identity, Member, SharedVault};
-use crate::transport::AnyTransport;
+use crate::transport::{AnyTransport, VaultReach};
 use bucketsync::auto_sync::AutoSyncSeconds;
 
 /// The secret every device of a vault shares.
@@ -266,9 +266,9 @@ pub struct Vault {
     /// The home this vault was opened through (create_shared, open_shared or accept), kept
     /// open for `share`; None for a vault opened with Vault.open or Vault.create.
     pub(crate) home: Option<Arc<Session>>,
-    /// The built-in HTTP transport's deadlines, which the vaults opened through this one as
-    /// a home take too.
-    http: HttpOptions,
+    /// How it reaches its store, for the vaults opened through it as a home (the core's rule
+    /// decides what they take of it).
+    reach: VaultReach,
 }
 
 /// What opening a vault takes: `Vault.open`'s arguments, converted, and the home a shared
@@ -289,7 +289,6 @@ pub(crate) struct Opening<'a> {
     pub max_future_days: f64,
     /// The built-in HTTP transport's deadlines.
     pub http: HttpOptions,
-    pub home: Option<Arc<Session>>,
 }
 
 /// Clears the syncing flag when the sync ends, however it ends.
@@ -384,7 +383,6 @@ impl Vault {
                 max_clock_skew_days,
                 max_future_days,
                 http,
-                home: None,
             },
         )
     }
@@ -1043,8 +1041,11 @@ impl Vault {
     /// with the role "owner" (a local write to the home: sync the home so that its other
     /// devices see it), and returns it opened in create mode (its first sync creates it in the
     /// store). The other arguments are Vault.open's, for the shared vault: `state` is its own
-    /// state file (not the home's); `credentials` are not taken from the home; `transport`,
-    /// when left out, is the home's when the home was opened with one, else the built-in one.
+    /// state file (not the home's); `transport` and the deadlines, when left out, are the
+    /// home's. Credentials: the home's (given, or from the AWS_* environment) serve only a
+    /// store on the home's own service (the same endpoint and region); a store elsewhere gets
+    /// only the `credentials` passed here, else its requests go unsigned and raise AuthError
+    /// saying so.
     /// The returned vault keeps the home open (for `share`) while it lives. Raises ConfigError
     /// for a bad label or store URL, or a label the home has already.
     #[pyo3(signature = (store, label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
@@ -1165,10 +1166,10 @@ impl Vault {
     }
 
     /// Accepts an invitation (the text share() returned to the granter) with this home's
-    /// identity: reads its grant (one GET in the invitation's store, signed with
-    /// `credentials`, else the AWS_* environment's, else unsigned for a `transport` that
-    /// signs itself), keeps the vault in this home (a local write to the home: sync the home
-    /// so that its other devices see it; its label is in shared()), and returns it opened in
+    /// identity: reads its grant (one GET in the invitation's store, signed as create_shared
+    /// says: the home's credentials only on the home's own service, never on one an
+    /// invitation names), keeps the vault in this home (a local write to the home: sync the
+    /// home so that its other devices see it; its label is in shared()), and returns it opened in
     /// join mode with the role granted. `granted_by`: the granter's fingerprint as they told
     /// it to you out of band (the invitation alone says who sent it): an invitation from
     /// anyone else raises AccessError before anything is fetched. Other arguments as for
@@ -1361,22 +1362,39 @@ impl Vault {
     }
 }
 
+/// A vault's time bounds, from the seconds-and-days arguments Python gives.
+fn compaction(grace: f64, max_clock_skew: f64, max_future: f64) -> PyResult<CompactionPolicy> {
+    VaultDays {
+        grace,
+        max_clock_skew,
+        max_future,
+    }
+    .policy(["grace_days", "max_clock_skew_days", "max_future_days"])
+    .map_err(to_py)
+}
+
+/// The durability of `flush_interval` seconds.
+fn durability(flush_interval: f64) -> PyResult<Durability> {
+    if !(flush_interval.is_finite() && flush_interval >= 0.0) {
+        return Err(to_py(bucketsync::Error::Config(format!(
+            "flush_interval must be a number of seconds >= 0, not {flush_interval}"
+        ))));
+    }
+    Ok(Durability {
+        flush_interval_ms: (flush_interval * 1000.0) as u64,
+        ..Durability::default()
+    })
+}
+
 impl Vault {
     /// Opens the vault `opening` describes (the work of `Vault.open`).
     pub(crate) fn open_as(py: Python<'_>, opening: Opening<'_>) -> PyResult<Self> {
-        let compaction = VaultDays {
-            grace: opening.grace_days,
-            max_clock_skew: opening.max_clock_skew_days,
-            max_future: opening.max_future_days,
-        }
-        .policy(["grace_days", "max_clock_skew_days", "max_future_days"])
-        .map_err(to_py)?;
-        let flush_interval = opening.flush_interval;
-        if !(flush_interval.is_finite() && flush_interval >= 0.0) {
-            return Err(to_py(bucketsync::Error::Config(format!(
-                "flush_interval must be a number of seconds >= 0, not {flush_interval}"
-            ))));
-        }
+        let compaction = compaction(
+            opening.grace_days,
+            opening.max_clock_skew_days,
+            opening.max_future_days,
+        )?;
+        let durability = durability(opening.flush_interval)?;
         let location = match &opening.state {
             Some(path) => StateLocation::File {
                 path,
@@ -1392,25 +1410,34 @@ impl Vault {
             compaction,
             state: location,
             credentials: opening.credentials,
+            environment: true,
             own_transport: matches!(opening.transport, Some(AnyTransport::Python(_))),
-            durability: Durability {
-                flush_interval_ms: (flush_interval * 1000.0) as u64,
-                ..Durability::default()
-            },
+            durability,
             clock: session::system_clock(),
             entropy_seed: None,
         };
         // Waiting for a lock must not hold the GIL.
         let session = py.allow_threads(|| Session::open(options)).map_err(to_py)?;
+        let callable = opening.transport.as_ref().and_then(AnyTransport::callable);
+        let reach = Reach::of(&session, callable, None, opening.http);
         let transport = match opening.transport {
             Some(transport) => transport,
-            None => AnyTransport::Builtin(
-                session
-                    .read(|e| BuiltinTransport::for_store_with(e.store(), opening.http))
-                    .and_then(|t| t)
-                    .map_err(to_py)?,
-            ),
+            None => session
+                .read(|e| AnyTransport::for_reach(&reach, e.store()))
+                .and_then(|t| t)
+                .map_err(to_py)?,
         };
+        Self::wrap(session, Arc::new(transport), reach, None)
+    }
+
+    /// The Python object of an open session: its transport, its runtime, the home it was
+    /// opened through.
+    fn wrap(
+        session: Session,
+        transport: Arc<AnyTransport>,
+        reach: VaultReach,
+        home: Option<Arc<Session>>,
+    ) -> PyResult<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1421,12 +1448,12 @@ impl Vault {
             })?;
         Ok(Vault {
             session: Arc::new(session),
-            transport: Arc::new(transport),
+            transport,
             auto_sync: AutoSync::default(),
             runtime: Some(runtime),
             syncing: AtomicBool::new(false),
-            home: opening.home,
-            http: opening.http,
+            home,
+            reach,
         })
     }
 
@@ -1598,16 +1625,16 @@ impl Vault {
         cancel: Option<&PyObject>,
         work: impl FnOnce() -> F + Send,
     ) -> PyResult<T> {
-        self.run_with(py, &self.transport, stop, cancel, work)
+        self.run_with(py, || self.transport.take_raised(), stop, cancel, work)
     }
 
-    /// As `run`, for work that sends its requests through `transport` (not necessarily this
-    /// vault's: accept reads the invitation's store), whose raised exception becomes the
-    /// error's `__cause__`.
+    /// As `run`, for work that sends its requests through a transport that may not be this
+    /// vault's (accept reads the invitation's store): `raised` takes the exception it raised,
+    /// which becomes the error's `__cause__`.
     pub(crate) fn run_with<T: Send, F: Future<Output = bucketsync::Result<T>>>(
         &self,
         py: Python<'_>,
-        transport: &AnyTransport,
+        raised: impl Fn() -> Option<PyErr>,
         stop: &Stop,
         cancel: Option<&PyObject>,
         work: impl FnOnce() -> F + Send,
@@ -1622,7 +1649,7 @@ impl Vault {
             ));
         }
         // An exception a Python transport raised earlier is not this operation's cause.
-        let _ = transport.take_raised();
+        let _ = raised();
         let outcome = py.allow_threads(|| {
             let runtime = self
                 .runtime
@@ -1662,7 +1689,7 @@ impl Vault {
                 }
             })
         });
-        let raised = transport.take_raised();
+        let raised = raised();
         // Ctrl-C (or SystemExit) while a Python transport ran: it stops the operation as it is.
         let raised = match raised {
             Some(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
@@ -1917,17 +1944,37 @@ impl OpenArgs {
         Ok(kwargs)
     }
 
-    fn credentials(&self) -> Option<bucketsync::Credentials> {
-        self.credentials.as_ref().map(|c| c.get().0.clone())
+    /// The shared vault's own options, converted.
+    fn options(&self) -> PyResult<SharedOptions<'_>> {
+        Ok(SharedOptions {
+            device: self.device.as_deref(),
+            state: match &self.state {
+                Some(path) => StateLocation::File {
+                    path,
+                    wait: self.wait,
+                },
+                None => StateLocation::Memory,
+            },
+            compaction: compaction(
+                self.grace_days,
+                self.max_clock_skew_days,
+                self.max_future_days,
+            )?,
+            durability: durability(self.flush_interval)?,
+        })
     }
 
-    /// The app's transport given here, else the home's when the app gave it one; None for
-    /// the built-in one of the shared vault's store.
-    fn transport(&self, py: Python<'_>, home: &Vault) -> PyResult<Option<AnyTransport>> {
-        match &self.transport {
-            Some(callable) => AnyTransport::python(py, callable.clone_ref(py)).map(Some),
-            None => Ok(home.transport.same_callable(py)),
-        }
+    /// What the app gives for reaching the shared vault's store, converted.
+    fn given(&self, py: Python<'_>) -> PyResult<Given<Arc<PyObject>, Nothing>> {
+        let transport = match &self.transport {
+            Some(callable) => AnyTransport::python(py, callable.clone_ref(py))?.callable(),
+            None => None,
+        };
+        Ok(Given {
+            credentials: self.credentials.as_ref().map(|c| c.get().0.clone()),
+            transport,
+            ..Given::default()
+        })
     }
 }
 
@@ -1936,44 +1983,23 @@ fn as_home(vault: &Vault) -> PyResult<()> {
     sharing::as_home(vault.home.as_ref()).map_err(to_py)
 }
 
-/// Opens `shared`, a vault of `home`, remembering the home (for `share`) and the role.
-fn open_shared_vault(
-    py: Python<'_>,
+/// The Python vault of a shared vault the core opened through `home`.
+fn shared_vault(
     home: &Vault,
-    shared: &CoreSharedVault,
-    mode: OpenMode,
-    args: &OpenArgs,
-    transport: Option<AnyTransport>,
+    opened: OpenedShared<Arc<PyObject>, Nothing>,
+    transport: Option<Arc<AnyTransport>>,
 ) -> PyResult<Vault> {
-    let vault = Vault::open_as(
-        py,
-        Opening {
-            store: &shared.store,
-            key: shared.key(),
-            device: args.device.as_deref(),
-            state: args.state.clone(),
-            credentials: sharing::shared_credentials(
-                args.credentials(),
-                false,
-                &home.session,
-                &shared.store,
-            ),
-            transport,
-            wait: args.wait,
-            flush_interval: args.flush_interval,
-            mode,
-            grace_days: args.grace_days,
-            max_clock_skew_days: args.max_clock_skew_days,
-            max_future_days: args.max_future_days,
-            http: home.http,
-            home: Some(Arc::clone(&home.session)),
-        },
-    )?;
-    vault
-        .session
-        .enter_shared(&home.session, shared)
-        .map_err(to_py)?;
-    Ok(vault)
+    let OpenedShared { vault, reach, .. } = opened;
+    let transport = match transport {
+        Some(transport) => transport,
+        None => Arc::new(
+            vault
+                .read(|e| AnyTransport::for_reach(&reach, e.store()))
+                .and_then(|t| t)
+                .map_err(to_py)?,
+        ),
+    };
+    Vault::wrap(vault, transport, reach, Some(Arc::clone(&home.session)))
 }
 
 /// Makes a new shared vault in `store`, kept in `home` as `label`, and opens it (create mode).
@@ -1984,19 +2010,26 @@ fn create_shared_vault(
     label: &str,
     args: OpenArgs,
 ) -> PyResult<Vault> {
-    as_home(home)?;
-    let transport = args.transport(py, home)?;
-    let shared = home.session.create_shared(store, label).map_err(to_py)?;
-    open_shared_vault(py, home, &shared, OpenMode::Create, &args, transport)
+    let (options, given) = (args.options()?, args.given(py)?);
+    let opened = py
+        .allow_threads(|| {
+            home.session
+                .create_shared_vault(&home.reach, store, label, options, given)
+        })
+        .map_err(to_py)?;
+    shared_vault(home, opened, None)
 }
 
-/// Opens the vault `home` knows as `label` (join mode; a vault the person made is created
-/// when it never was: `SharedVault::open_mode`).
+/// Opens the vault `home` knows as `label`.
 fn open_shared_label(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) -> PyResult<Vault> {
-    as_home(home)?;
-    let transport = args.transport(py, home)?;
-    let shared = home.session.shared_vault(label).map_err(to_py)?;
-    open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
+    let (options, given) = (args.options()?, args.given(py)?);
+    let opened = py
+        .allow_threads(|| {
+            home.session
+                .open_shared_vault(&home.reach, label, options, given)
+        })
+        .map_err(to_py)?;
+    shared_vault(home, opened, None)
 }
 
 /// Grants `vault` (opened through its home) to `public` with `role`, naming `signer`; the
@@ -2028,31 +2061,28 @@ fn accept_invitation(
     args: OpenArgs,
     cancel: Option<PyObject>,
 ) -> PyResult<Vault> {
-    as_home(home)?;
-    // The invitation's store may be another than the home's: the app's transport, else the
-    // built-in one for that store.
-    let transport = match args.transport(py, home)? {
-        Some(transport) => transport,
-        None => AnyTransport::Builtin(
-            BuiltinTransport::for_invitation(invitation, home.http).map_err(to_py)?,
-        ),
+    let (options, given) = (args.options()?, args.given(py)?);
+    // The transport the core makes for the invitation's store, kept to find what a Python
+    // transport raised.
+    let made: Mutex<Option<Arc<AnyTransport>>> = Mutex::new(None);
+    let raised = || {
+        let made = made.lock().unwrap_or_else(|p| p.into_inner());
+        made.as_ref().and_then(|t| t.take_raised())
     };
-    let invitation_store = Invitation::parse(invitation).map_err(to_py)?.store;
     let stop = Stop::default();
-    let shared = home.run_with(py, &transport, &stop, cancel.as_ref(), || {
-        home.session.accept_from(
+    let (opened, transport) = home.run_with(py, raised, &stop, cancel.as_ref(), || {
+        home.session.accept_shared_vault(
+            &home.reach,
             invitation,
             args.expected_from.as_deref(),
-            sharing::shared_credentials(
-                args.credentials(),
-                false,
-                &home.session,
-                &invitation_store,
-            ),
-            &transport,
+            options,
+            given,
+            |reach, store| {
+                let transport = Arc::new(AnyTransport::for_reach(reach, store)?);
+                *made.lock().unwrap_or_else(|p| p.into_inner()) = Some(transport.clone());
+                Ok(transport)
+            },
         )
     })?;
-    // The vault's own transport (the app's, else the built-in one open_as makes).
-    let transport = args.transport(py, home)?;
-    open_shared_vault(py, home, &shared, shared.open_mode(), &args, transport)
+    shared_vault(home, opened, Some(transport))
 }

@@ -10,6 +10,7 @@ use bucketsync::auto_sync_thread::AutoSyncThread;
 use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::driver::{self, Transport};
 use bucketsync::http_options::HttpOptions;
+use bucketsync::io::reach::{Nothing, Reach};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
 use bucketsync::settings::VaultDays;
 use bucketsync::{
@@ -387,6 +388,24 @@ enum AnyTransport {
     Host(Arc<dyn HostTransport>),
 }
 
+impl AnyTransport {
+    /// The app's transport, when this is one.
+    fn host(&self) -> Option<Arc<dyn HostTransport>> {
+        match self {
+            AnyTransport::Host(host) => Some(host.clone()),
+            AnyTransport::Builtin(_) => None,
+        }
+    }
+
+    /// The transport `reach` says for `store`: the app's, else the built-in one.
+    fn for_reach(reach: &VaultReach, store: &bucketsync::Store) -> bucketsync::Result<Self> {
+        Ok(match &reach.transport {
+            Some(host) => AnyTransport::Host(host.clone()),
+            None => AnyTransport::Builtin(BuiltinTransport::for_store_with(store, reach.http)?),
+        })
+    }
+}
+
 impl Transport for AnyTransport {
     async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
         match self {
@@ -446,9 +465,13 @@ pub struct Vault {
     listeners: auto_sync::SharedListeners,
     /// The home's session, for a shared vault opened through its home (`share` needs it).
     home: Option<Arc<Session>>,
-    /// What it was opened with; the vaults opened through it as a home take its deadlines.
-    settings: VaultSettings,
+    /// How it reaches its store, for the vaults opened through it as a home (the core's rule
+    /// decides what they take of it).
+    reach: VaultReach,
 }
+
+/// How a vault reaches its store: the app's host transport is its only piece of its own.
+type VaultReach = Reach<Arc<dyn HostTransport>, Nothing>;
 
 /// What `Vault::open` and the shared-vault openers (`sharing`) pass to [`Vault::open_as`].
 struct Opening<'a> {
@@ -462,7 +485,6 @@ struct Opening<'a> {
     wait_for_lock: bool,
     mode: OpenMode,
     settings: VaultSettings,
-    home: Option<Arc<Session>>,
 }
 
 /// A vault's time bounds and the built-in HTTP client's deadlines; every field has a default
@@ -515,14 +537,6 @@ pub fn default_vault_settings() -> VaultSettings {
 impl VaultSettings {
     /// What a shared vault opened through a home opened with these is opened with: the
     /// default day bounds (the shared vault's own), the home's deadlines.
-    pub(crate) fn for_shared(&self) -> VaultSettings {
-        VaultSettings {
-            stall_timeout_seconds: self.stall_timeout_seconds,
-            request_timeout_seconds: self.request_timeout_seconds,
-            ..VaultSettings::default()
-        }
-    }
-
     pub(crate) fn http(&self) -> Result<HttpOptions, BucketsyncError> {
         Ok(HttpOptions::from_seconds(
             self.stall_timeout_seconds,
@@ -560,24 +574,31 @@ impl Vault {
                 None => StateLocation::Memory,
             },
             credentials: opening.credentials,
+            environment: true,
             own_transport: matches!(opening.transport.as_deref(), Some(AnyTransport::Host(_))),
             durability: Durability::default(),
             clock: session::system_clock(),
             entropy_seed: None,
         })?;
-        let transport = match opening.transport {
-            Some(transport) => transport,
-            None => Arc::new(AnyTransport::Builtin(
-                session.read(|e| BuiltinTransport::for_store_with(e.store(), http))??,
-            )),
-        };
+        let host = opening.transport.as_deref().and_then(AnyTransport::host);
+        let reach = Reach::of(&session, host, None, http);
+        Vault::wrap(session, reach, None)
+    }
+
+    /// The object of an open session, with the transport `reach` says for its store.
+    fn wrap(
+        session: Session,
+        reach: VaultReach,
+        home: Option<Arc<Session>>,
+    ) -> Result<Arc<Self>, BucketsyncError> {
+        let transport = Arc::new(session.read(|e| AnyTransport::for_reach(&reach, e.store()))??);
         Ok(Arc::new(Vault {
             session: Arc::new(session),
             transport,
             auto_thread: AutoSyncThread::default(),
             listeners: auto_sync::SharedListeners::default(),
-            home: opening.home,
-            settings: opening.settings,
+            home,
+            reach,
         }))
     }
 }
@@ -631,7 +652,6 @@ impl Vault {
                 OpenMode::Join
             },
             settings: settings.unwrap_or_default(),
-            home: None,
         })
     }
 

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::grant::Invitation;
 use bucketsync::home::SharedVault;
+use bucketsync::io::reach::{Given, Nothing};
+use bucketsync::io::shared_vaults::{OpenedShared, SharedOptions};
 use bucketsync::io::sharing;
-use bucketsync::OpenMode;
+use bucketsync::session::StateLocation;
 
-use crate::{AnyTransport, BucketsyncError, Credentials, HostTransport, Opening, Vault};
+use crate::{AnyTransport, BucketsyncError, Credentials, HostTransport, Vault};
 
 /// A person's identity: the same on every device of their home, derived from its key.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
@@ -169,56 +170,48 @@ impl From<bucketsync::membership::Member> for Member {
     }
 }
 
-impl Vault {
-    /// The app's transport of this vault, when it has one.
-    fn host_transport(&self) -> Option<Arc<dyn HostTransport>> {
-        match &*self.transport {
-            AnyTransport::Host(host) => Some(host.clone()),
-            AnyTransport::Builtin(_) => None,
+/// What the app gives for a shared vault, as the methods take it.
+struct SharedArgs {
+    state_path: Option<std::path::PathBuf>,
+    device: Option<String>,
+    wait_for_lock: bool,
+    credentials: Option<Arc<Credentials>>,
+    transport: Option<Arc<dyn HostTransport>>,
+}
+
+impl SharedArgs {
+    /// The vault's own options.
+    fn options(&self) -> SharedOptions<'_> {
+        SharedOptions {
+            device: self.device.as_deref(),
+            state: match &self.state_path {
+                Some(path) => StateLocation::File {
+                    path,
+                    wait: self.wait_for_lock,
+                },
+                None => StateLocation::Memory,
+            },
+            ..SharedOptions::new(StateLocation::Memory)
         }
     }
 
-    /// Opens `shared`, a vault of this home, remembering the home (for `share`) and the role.
-    #[allow(clippy::too_many_arguments)]
-    fn open_shared_vault(
-        &self,
-        shared: &SharedVault,
-        mode: OpenMode,
-        state_path: Option<String>,
-        device: Option<String>,
-        credentials: Option<bucketsync::Credentials>,
-        transport: Option<Arc<AnyTransport>>,
-        wait_for_lock: bool,
-    ) -> Result<Arc<Vault>, BucketsyncError> {
-        let vault = Vault::open_as(Opening {
-            store: &shared.store,
-            key: shared.key(),
-            device,
-            state_path,
-            credentials: sharing::shared_credentials(
-                credentials,
-                false,
-                &self.session,
-                &shared.store,
-            ),
-            transport,
-            wait_for_lock,
-            mode,
-            settings: self.settings.for_shared(),
-            home: Some(self.session.clone()),
-        })?;
-        vault.session.enter_shared(&self.session, shared)?;
-        Ok(vault)
+    /// What it reaches its store with.
+    fn given(&self) -> Given<Arc<dyn HostTransport>, Nothing> {
+        Given {
+            credentials: self.credentials.as_ref().map(|c| c.0.clone()),
+            transport: self.transport.clone(),
+            ..Given::default()
+        }
     }
+}
 
-    /// `transport`, else this home's own transport when the app gave it one.
-    fn shared_transport(
+impl Vault {
+    /// The object of a shared vault the core opened through this home.
+    fn opened(
         &self,
-        transport: Option<Arc<dyn HostTransport>>,
-    ) -> Option<Arc<AnyTransport>> {
-        transport
-            .or_else(|| self.host_transport())
-            .map(|host| Arc::new(AnyTransport::Host(host)))
+        opened: OpenedShared<Arc<dyn HostTransport>, Nothing>,
+    ) -> Result<Arc<Vault>, BucketsyncError> {
+        Vault::wrap(opened.vault, opened.reach, Some(self.session.clone()))
     }
 }
 
@@ -257,9 +250,13 @@ impl Vault {
     /// Makes a new vault to share in `store`, with a fresh key, kept in this home as `label`
     /// with the role owner (a local write to the home: sync the home so its other devices
     /// see it), and opens it to create it (its first sync creates it in the store).
-    /// `state_path`, `device`, `credentials` and `wait_for_lock` as for `open`; `transport`:
-    /// the app's transport for the vault's store, else this home's when it has one, else the
-    /// built-in one. The vault keeps this home's state open (for `share`) while it lives.
+    /// `state_path`, `device` and `wait_for_lock` as for `open`; `transport`: the app's
+    /// transport for the vault's store, else this home's when it has one, else the built-in
+    /// one (with the home's deadlines). `credentials`: the home's (given, or from the AWS_*
+    /// environment) serve only a store on the home's own service (the same endpoint and
+    /// region); a store elsewhere gets only the credentials passed here, else its requests go
+    /// unsigned and fail with `Auth` saying so. The vault keeps this home's state open (for
+    /// `share`) while it lives.
     /// `Config` for a bad label or store URL, or a label the home has already.
     #[uniffi::method(default(state_path = None, device = None, credentials = None, transport = None, wait_for_lock = false))]
     #[allow(clippy::too_many_arguments)]
@@ -273,17 +270,21 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        self.as_home()?;
-        let shared = self.session.create_shared(&store, &label)?;
-        self.open_shared_vault(
-            &shared,
-            OpenMode::Create,
-            state_path,
+        let args = SharedArgs {
+            state_path: state_path.map(Into::into),
             device,
-            credentials.map(|c| c.0.clone()),
-            self.shared_transport(transport),
             wait_for_lock,
-        )
+            credentials,
+            transport,
+        };
+        let opened = self.session.create_shared_vault(
+            &self.reach,
+            &store,
+            &label,
+            args.options(),
+            args.given(),
+        )?;
+        self.opened(opened)
     }
 
     /// Opens the vault this home knows as `label` (see `shared`), on this device or any other
@@ -300,17 +301,17 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        self.as_home()?;
-        let shared = self.session.shared_vault(&label)?;
-        self.open_shared_vault(
-            &shared,
-            shared.open_mode(),
-            state_path,
+        let args = SharedArgs {
+            state_path: state_path.map(Into::into),
             device,
-            credentials.map(|c| c.0.clone()),
-            self.shared_transport(transport),
             wait_for_lock,
-        )
+            credentials,
+            transport,
+        };
+        let opened =
+            self.session
+                .open_shared_vault(&self.reach, &label, args.options(), args.given())?;
+        self.opened(opened)
     }
 
     /// Grants this vault to the person whose public identity (`bsid1…`) is `public`, with
@@ -366,8 +367,8 @@ impl Vault {
     }
 
     /// Accepts an invitation with this home's identity: reads its grant (one GET in the
-    /// invitation's store, signed with `credentials`, else the AWS_* environment's, else
-    /// unsigned for an app transport that signs itself), keeps the vault in this home (a
+    /// invitation's store, signed as `create_shared` says: the home's credentials only on the
+    /// home's own service, never on one an invitation names), keeps the vault in this home (a
     /// local write to the home: sync the home so its other devices see it; its label is in
     /// `shared`), and opens it (join mode). Other arguments, and the home's state kept open,
     /// as for `create_shared`.
@@ -389,38 +390,25 @@ impl Vault {
         wait_for_lock: bool,
         granted_by: Option<String>,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        self.as_home()?;
-        let transport = match self.shared_transport(transport) {
-            Some(host) => host,
-            None => Arc::new(AnyTransport::Builtin(BuiltinTransport::for_invitation(
-                &invitation,
-                self.settings.http()?,
-            )?)),
+        let args = SharedArgs {
+            state_path: state_path.map(Into::into),
+            device,
+            wait_for_lock,
+            credentials,
+            transport,
         };
-        let credentials = sharing::shared_credentials(
-            credentials.map(|c| c.0.clone()),
-            false,
-            &self.session,
-            &Invitation::parse(&invitation)?.store,
-        );
-        let shared = self
+        let (opened, _) = self
             .session
-            .accept_from(
+            .accept_shared_vault(
+                &self.reach,
                 &invitation,
                 granted_by.as_deref(),
-                credentials.clone(),
-                &*transport,
+                args.options(),
+                args.given(),
+                AnyTransport::for_reach,
             )
             .await?;
-        self.open_shared_vault(
-            &shared,
-            shared.open_mode(),
-            state_path,
-            device,
-            credentials,
-            Some(transport),
-            wait_for_lock,
-        )
+        self.opened(opened)
     }
 }
 

@@ -275,6 +275,13 @@ export interface MemberInfo {
  * given the home's signer); `storage` does not (a vault needs a storage of its own: with none,
  * its state lives in memory).
  */
+/**
+ * The options of a vault opened through a home. `fetch` and `timeoutMs` default to the home's.
+ * The home's `credentials` and `signer` serve only a store on the home's own service (the same
+ * endpoint and region): a store another service holds (an invitation may name any endpoint)
+ * gets only the `credentials` or `signer` passed here, else its requests go unsigned and
+ * reject with AuthError saying which credentials to pass.
+ */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
 /**
@@ -897,7 +904,8 @@ export class Vault {
    * Makes a new vault to share, in `store`, kept in this home as `label` with the role owner,
    * and opens it: its first sync creates it (ConflictError when it exists already). Sync the
    * home as well, so that its other devices know the vault. Throws ConfigError for a bad
-   * label or store, or a label the home has already.
+   * label or store, or a label the home has already. What it takes of the home's connection:
+   * see {@link SharedOpenOptions}.
    *
    * @example
    * const emma = await home.createShared('s3://bucket/family', 'emma', { storage: fileStorage('emma.state') });

@@ -219,10 +219,8 @@ function savedState(loaded) {
  * calls `openInner(device, saved, credentials, send, days)` for the wasm vault (see `Vault.open`;
  * `days`: graceDays, maxClockSkewDays and maxFutureDays, undefined for the core's defaults).
  */
-async function openVault({
-  device, state, storage, credentials, signer, fetch: fetchImpl, timeoutMs = 30_000, lock = 'error',
-  graceDays, maxClockSkewDays, maxFutureDays,
-}, openInner) {
+async function openVault({ device, state, storage, lock = 'error', graceDays, maxClockSkewDays, maxFutureDays },
+  openInner) {
   if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
   const release = !storage ? () => {}
     : storage.lock ? await storage.lock(lock === 'wait')
@@ -230,20 +228,37 @@ async function openVault({
   try {
     const saved = state !== undefined ? savedState(state) : storage ? savedState(await storage.load()) : undefined;
     let vault;
-    // A file transfer gets a transport of its own, aborted by its own signal.
-    const transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis),
-      signer, timeoutMs, cancelled);
-    const send = transport(() => vault?.signal);
+    // The core decides what the vault reaches its store with (for a vault opened through a
+    // home, what it takes of the home's); this makes its sends of the pieces decided. A file
+    // transfer gets a transport of its own, aborted by its own signal.
+    let transport;
+    const makeSend = (fetchImpl, signer, timeoutMs) => {
+      transport = (cancelled) => fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer,
+        timeoutMs, cancelled);
+      return transport(() => vault?.signal);
+    };
     const days = [graceDays, maxClockSkewDays, maxFutureDays];
-    const inner = call(() => openInner(device, saved, credentials, send, days));
-    vault = new Vault(inner, storage, release, transport, inner.vaultId,
-      { credentials, signer, fetch: fetchImpl, timeoutMs });
+    const inner = await callAsync(() => openInner(device, saved, makeSend, days));
+    vault = new Vault(inner, storage, release, transport, inner.vaultId);
     await vault.flush();
     return vault;
   } catch (e) {
     release();
     throw e;
   }
+}
+
+/**
+ * What the app gives for reaching a store, as the wasm layer reads it (the core checks it):
+ * `{ credentials, signer, fetch, timeoutMs }`.
+ */
+function connectionOf({ credentials, signer, fetch: fetchImpl, timeoutMs }) {
+  return { credentials, signer, fetch: fetchImpl, timeoutMs };
+}
+
+/** The options of a vault's own (state, device, lock, time bounds), without its connection. */
+function ownOptions({ store, key, mode, credentials, signer, fetch: fetchImpl, timeoutMs, ...own }) {
+  return own;
 }
 
 /** One device's replica of a vault. */
@@ -260,16 +275,12 @@ export class Vault {
   #auto;
   /** Settles when the last background sync has ended. */
   #autoEnded = Promise.resolve();
-  /** How this vault reaches its store (credentials, signer, fetch, timeoutMs): what a vault
-   * opened through it as a home takes when not given its own. */
-  #connection;
-  constructor(inner, storage, release, transport, vaultId, connection) {
+  constructor(inner, storage, release, transport, vaultId) {
     this.#inner = inner;
     this.#storage = storage;
     this.#release = release;
     this.#transport = transport;
     this.#vaultId = vaultId;
-    this.#connection = connection;
   }
 
   /**
@@ -286,9 +297,12 @@ export class Vault {
   static async open({ store, key, mode = 'join', ...options } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
-    return openVault(options, (device, saved, credentials, send, days) => wasm.Vault.open(
-      store, key.wasm, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-      credentials?.secretAccessKey, credentials?.sessionToken, send, mode, ...days,
+    return openVault(ownOptions(options), (device, saved, makeSend, days) => wasm.Vault.open(
+      store, key.wasm, device, saved?.snapshot, saved?.journal,
+      // The platform's fetch when none is given: the vault (and those opened through it as a
+      // home) always sends through JS.
+      connectionOf({ ...options, fetch: options.fetch ?? globalThis.fetch.bind(globalThis) }), makeSend, mode,
+      ...days,
     ));
   }
 
@@ -353,29 +367,27 @@ export class Vault {
   /**
    * Makes a new vault to share, in `store`, kept in this home (the vault `createShared` is
    * called on) as `label` with the role owner, and opens it (its first sync creates it).
-   * `options` are `Vault.open`'s but `store`, `key` and `mode`; the credentials, signer, fetch
-   * and timeoutMs default to this home's. Sync the home too: its other devices then know the
-   * vault.
+   * `options` are `Vault.open`'s but `store`, `key` and `mode`. `fetch` and `timeoutMs`
+   * default to this home's; its `credentials` and `signer` serve only a store on the home's own
+   * service (the same endpoint and region): a store elsewhere gets only what is passed here,
+   * else its requests go unsigned and reject with AuthError saying so. Sync the home too: its
+   * other devices then know the vault.
    */
   async createShared(store, label, options = {}) {
-    call(() => this.#inner.createShared(String(store), String(label)));
+    const vault = await openVault(ownOptions(options), (device, saved, makeSend, days) =>
+      this.#inner.createShared(String(store), String(label), device, saved?.snapshot, saved?.journal,
+        connectionOf(options), makeSend, ...days));
     await this.flush();
-    return this.#openShared(String(label), 'create', options);
+    return vault;
   }
   /**
    * Opens the vault this home keeps as `label` (see `shared()`), with the home's role in it;
    * options as for `createShared`. The vault remembers this home, for `share`.
    */
   openShared(label, options = {}) {
-    return this.#openShared(String(label), undefined, options);
-  }
-  async #openShared(label, mode, options) {
-    const { store, key, mode: _, ...given } = options;
-    return openVault(sharedConnection(this.#connection, given), (device, saved, credentials, send, days) =>
-      this.#inner.openShared(
-        label, mode, device, saved?.snapshot, saved?.journal, credentials?.accessKeyId,
-        credentials?.secretAccessKey, credentials?.sessionToken, send, ...days,
-      ));
+    return openVault(ownOptions(options), (device, saved, makeSend, days) =>
+      this.#inner.openShared(String(label), device, saved?.snapshot, saved?.journal,
+        connectionOf(options), makeSend, ...days));
   }
   /**
    * Grants this shared vault to the person whose public identity is `publicIdentity` (their
@@ -414,7 +426,8 @@ export class Vault {
   }
   /**
    * Accepts an invitation with this home's identity: reads its grant (one GET in the
-   * invitation's store, through a transport made of `options` and this home's connection),
+   * invitation's store, reached as `createShared` says: never with this home's credentials or
+   * signer unless the store is on the home's own service),
    * keeps the vault in this home, and opens it (join). Options as for `createShared`, and
    * `grantedBy`: the granter's fingerprint as they told it out of band (the invitation alone
    * says who sent it): an invitation from anyone else rejects with AccessError before any
@@ -423,13 +436,11 @@ export class Vault {
    */
   async accept(invitation, options = {}) {
     const { grantedBy, ...opening } = options;
-    const { credentials, signer, fetch: fetchImpl, timeoutMs = 30_000 } = sharedConnection(this.#connection, opening);
-    const send = fetchTransport(fetchImpl ?? globalThis.fetch.bind(globalThis), signer, timeoutMs, () => undefined);
-    const label = await callAsync(() => this.#inner.accept(String(invitation),
-      grantedBy == null ? undefined : String(grantedBy), credentials?.accessKeyId,
-      credentials?.secretAccessKey, credentials?.sessionToken, send));
+    const vault = await openVault(ownOptions(opening), (device, saved, makeSend, days) =>
+      this.#inner.accept(String(invitation), grantedBy == null ? undefined : String(grantedBy), device,
+        saved?.snapshot, saved?.journal, connectionOf(opening), makeSend, ...days));
     await this.flush();
-    return this.openShared(label, opening);
+    return vault;
   }
 
   /** @internal the abort signal of the running sync */
@@ -1190,18 +1201,6 @@ function streamSource(stream) {
       reader.releaseLock();
     },
   };
-}
-
-/**
- * How a home's shared vault connects: the home's connection, with what `given` says instead. A
- * signer given replaces the home's credentials, and credentials given the home's signer: a
- * vault reached through someone else's signer is not also signed with the home's keys.
- */
-function sharedConnection(home, given) {
-  const connection = { ...home, ...given };
-  if (given.signer && !given.credentials) delete connection.credentials;
-  if (given.credentials && !given.signer) delete connection.signer;
-  return connection;
 }
 
 /**

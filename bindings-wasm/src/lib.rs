@@ -22,7 +22,12 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 mod auto_sync;
 mod files;
+mod reach;
 mod sharing;
+
+use bucketsync::io::reach::Reach;
+use bucketsync::io::shared_vaults::SharedOptions;
+use reach::JsReach;
 
 /// A JS `Error` carrying the core error's category in `.category`.
 fn js_error(error: &bucketsync::Error) -> JsValue {
@@ -246,17 +251,20 @@ pub struct Vault {
     home: Option<Rc<Session>>,
     /// Who hears the background sync: its `onEvent` and each `events()` iterator.
     listeners: Rc<Listeners<Function>>,
+    /// How it reaches its store, for the vaults opened through it as a home (the core's rule
+    /// decides what they take of it).
+    reach: JsReach,
 }
 
-/// The saved state, credentials and transport of one open, as the JS layer gives them.
+/// The saved state, connection and time bounds of one open, as the JS layer gives them.
 struct Opening {
     device: Option<String>,
     snapshot: Option<Vec<u8>>,
     journal: Option<Vec<u8>>,
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    session_token: Option<String>,
-    send: Function,
+    /// `{credentials, signer, fetch, timeoutMs}` as the app gave them.
+    connection: JsValue,
+    /// `(fetch, signer, timeoutMs) => send`: the JS layer's transport of the pieces decided.
+    make_send: Function,
     /// The vault's time bounds (graceDays, maxClockSkewDays, maxFutureDays).
     days: VaultDays,
 }
@@ -265,40 +273,70 @@ struct Opening {
 const DAY_NAMES: [&str; 3] = ["graceDays", "maxClockSkewDays", "maxFutureDays"];
 
 impl Opening {
-    /// Opens the replica of the vault of `store` and `key` in `mode`.
+    /// The state the JS layer loaded.
+    fn saved(&mut self) -> Saved {
+        Saved {
+            snapshot: self.snapshot.take().unwrap_or_default(),
+            journal: self.journal.take().unwrap_or_default(),
+        }
+    }
+
+    /// What a shared vault keeps of its own (its state is the JS layer's).
+    fn shared_options(&mut self) -> Result<SharedOptions<'_>, JsValue> {
+        let saved = self.saved();
+        Ok(SharedOptions {
+            device: self.device.as_deref(),
+            compaction: self.days.policy(DAY_NAMES).map_err(|e| js_error(&e))?,
+            ..SharedOptions::new(StateLocation::Host(saved))
+        })
+    }
+
+    /// Opens the replica of the vault of `store` and `key` in `mode`, on its own.
     fn open(
-        self,
+        mut self,
         store: &str,
         key: &bucketsync::VaultKey,
         mode: OpenMode,
-        home: Option<Rc<Session>>,
     ) -> Result<Vault, JsValue> {
+        let given = reach::given(&self.connection)?;
+        let state = StateLocation::Host(self.saved());
         let session = Session::open(SessionOptions {
             store,
             key,
             device: self.device.as_deref(),
             mode,
             compaction: self.days.policy(DAY_NAMES).map_err(|e| js_error(&e))?,
-            state: StateLocation::Host(Saved {
-                snapshot: self.snapshot.unwrap_or_default(),
-                journal: self.journal.unwrap_or_default(),
-            }),
-            credentials: credentials(
-                self.access_key_id,
-                self.secret_access_key,
-                self.session_token,
-            )?,
+            state,
+            credentials: given.credentials,
+            environment: false,
             own_transport: true,
             durability: Durability::default(),
             clock: Arc::new(now),
             entropy_seed: None,
         })
         .map_err(|e| js_error(&e))?;
+        let http = reach::own_http(given.http);
+        let reach = Reach::of(&session, given.transport, given.signer, http);
+        Vault::new(session, reach, &self.make_send, None)
+    }
+}
+
+impl Vault {
+    /// The object of an open session, sending through the JS transport `make_send` builds of
+    /// `reach`.
+    fn new(
+        session: Session,
+        reach: JsReach,
+        make_send: &Function,
+        home: Option<Rc<Session>>,
+    ) -> Result<Vault, JsValue> {
+        let transport = reach::transport(make_send, &reach)?;
         Ok(Vault {
             session: Rc::new(session),
-            transport: Rc::new(JsTransport { send: self.send }),
+            transport: Rc::new(transport),
             home,
             listeners: Rc::default(),
+            reach,
         })
     }
 }
@@ -306,7 +344,8 @@ impl Opening {
 #[wasm_bindgen]
 impl Vault {
     /// Opens a replica from the saved snapshot and journal (none for a new one); see the JS
-    /// layer's `Vault.open` for the options.
+    /// layer's `Vault.open` for the options. `connection`: `{credentials, signer, fetch,
+    /// timeoutMs}`; `make_send`: `(fetch, signer, timeoutMs) => send`.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         store: &str,
@@ -314,10 +353,8 @@ impl Vault {
         device: Option<String>,
         snapshot: Option<Vec<u8>>,
         journal: Option<Vec<u8>>,
-        access_key_id: Option<String>,
-        secret_access_key: Option<String>,
-        session_token: Option<String>,
-        send: Function,
+        connection: JsValue,
+        make_send: Function,
         mode: &str,
         grace_days: Option<f64>,
         max_clock_skew_days: Option<f64>,
@@ -328,13 +365,11 @@ impl Vault {
             device,
             snapshot,
             journal,
-            access_key_id,
-            secret_access_key,
-            session_token,
-            send,
+            connection,
+            make_send,
             days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
         }
-        .open(store, &key.0, mode, None)
+        .open(store, &key.0, mode)
     }
 
     /// The vault's public id.

@@ -2,24 +2,38 @@
 //! `share` / `accept` / `members` / `revoke` exports over the core's (`bucketsync::io::sharing`).
 //! The vault they are called on is the person's home, except `share`, `members` and `revoke`,
 //! which are called on the shared vault. The JS layer (`js/index.js`) loads and saves each
-//! vault's state and builds each `send`.
+//! vault's state and builds each `send` of the pieces the core chose (`reach`).
 
 use bucketsync::grant::Role;
+use bucketsync::io::shared_vaults::OpenedShared;
 use bucketsync::io::sharing;
 use bucketsync::membership::{Member, Standing};
 use bucketsync::settings::VaultDays;
-use bucketsync::OpenMode;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{credentials, js_error, set, JsTransport, Opening, Vault};
+use crate::{js_error, reach, set, Opening, Vault};
 
 impl Vault {
     /// `access` for a vault opened through a home: a shared vault is never a home (its
     /// members would all hold the identity, and the keys kept in it).
     fn as_home(&self) -> Result<(), JsValue> {
         sharing::as_home(self.home.as_ref()).map_err(|e| js_error(&e))
+    }
+
+    /// The object of a shared vault the core opened through this home.
+    fn opened(
+        &self,
+        opened: OpenedShared<JsValue, JsValue>,
+        make_send: &Function,
+    ) -> Result<Vault, JsValue> {
+        Vault::new(
+            opened.vault,
+            opened.reach,
+            make_send,
+            Some(self.session.clone()),
+        )
     }
 }
 
@@ -87,63 +101,72 @@ impl Vault {
     }
 
     /// Makes a new vault to share, in `store`, kept in this home as `label` with the role
-    /// owner; the JS layer then opens it with `openShared(label, "create", ...)`.
+    /// owner, and opens this device's replica of it (its first sync creates it), with the
+    /// JS layer's saved state, `connection` and `make_send` as for `open`: the core decides
+    /// what it takes of this home's connection. The vault remembers this home, for `share`.
     #[wasm_bindgen(js_name = createShared)]
-    pub fn create_shared(&self, store: &str, label: &str) -> Result<(), JsValue> {
-        self.as_home()?;
-        self.session
-            .create_shared(store, label)
-            .map(|_| ())
-            .map_err(|e| js_error(&e))
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_shared(
+        &self,
+        store: &str,
+        label: &str,
+        device: Option<String>,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
+        connection: JsValue,
+        make_send: Function,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
+    ) -> Result<Vault, JsValue> {
+        let mut opening = Opening {
+            device,
+            snapshot,
+            journal,
+            connection,
+            make_send,
+            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
+        };
+        let given = reach::given(&opening.connection)?;
+        let make_send = opening.make_send.clone();
+        let opened = self
+            .session
+            .create_shared_vault(&self.reach, store, label, opening.shared_options()?, given)
+            .map_err(|e| js_error(&e))?;
+        self.opened(opened, &make_send)
     }
 
-    /// Opens this device's replica of the vault this home keeps as `label`, in `mode` (by
-    /// default as the home's record says: join for a vault granted by someone else), with the
-    /// role the home has in it. The vault remembers this home, for `share`.
+    /// Opens this device's replica of the vault this home keeps as `label`, with the role the
+    /// home has in it; arguments as for `createShared`.
     #[wasm_bindgen(js_name = openShared)]
     #[allow(clippy::too_many_arguments)]
     pub fn open_shared(
         &self,
         label: &str,
-        mode: Option<String>,
         device: Option<String>,
         snapshot: Option<Vec<u8>>,
         journal: Option<Vec<u8>>,
-        access_key_id: Option<String>,
-        secret_access_key: Option<String>,
-        session_token: Option<String>,
-        send: Function,
+        connection: JsValue,
+        make_send: Function,
         grace_days: Option<f64>,
         max_clock_skew_days: Option<f64>,
         max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
-        self.as_home()?;
-        let shared = self.session.shared_vault(label).map_err(|e| js_error(&e))?;
-        let mode = match mode {
-            Some(mode) => OpenMode::parse(&mode).map_err(|e| js_error(&e))?,
-            None => shared.open_mode(),
-        };
-        let vault = Opening {
+        let mut opening = Opening {
             device,
             snapshot,
             journal,
-            access_key_id,
-            secret_access_key,
-            session_token,
-            send,
+            connection,
+            make_send,
             days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
-        }
-        .open(
-            &shared.store,
-            shared.key(),
-            mode,
-            Some(self.session.clone()),
-        )?;
-        vault
+        };
+        let given = reach::given(&opening.connection)?;
+        let make_send = opening.make_send.clone();
+        let opened = self
             .session
-            .enter_shared(&self.session, &shared)
+            .open_shared_vault(&self.reach, label, opening.shared_options()?, given)
             .map_err(|e| js_error(&e))?;
-        Ok(vault)
+        self.opened(opened, &make_send)
     }
 
     /// Grants this vault to the person whose public identity is `recipient`, with `role`
@@ -172,31 +195,58 @@ impl Vault {
         }))
     }
 
-    /// Accepts an invitation with this home's identity: reads its grant (one GET through
-    /// `send`, signed with the credentials given, else unsigned for a `send` that signs) and
-    /// keeps the vault in this home. Resolves to the label it is kept under, for `openShared`.
-    /// `granted_by`: the granter's fingerprint as told out of band; an invitation from anyone
-    /// else is refused (`access`) before any request. Rejects with `access` when the grant is
-    /// sealed to another identity.
+    /// Accepts an invitation with this home's identity: reads its grant (one GET in the
+    /// invitation's store, through the transport the core decides on: the home's credentials
+    /// and signer only on the home's own service), keeps the vault in this home and opens it.
+    /// Resolves to the vault. `granted_by`: the granter's fingerprint as told out of band; an
+    /// invitation from anyone else is refused (`access`) before any request. Rejects with
+    /// `access` when the grant is sealed to another identity, `auth` (saying which credentials
+    /// to pass) when its store refuses the request. Other arguments as for `createShared`.
     #[allow(clippy::too_many_arguments)]
     pub fn accept(
         &self,
         invitation: String,
         granted_by: Option<String>,
-        access_key_id: Option<String>,
-        secret_access_key: Option<String>,
-        session_token: Option<String>,
-        send: Function,
+        device: Option<String>,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
+        connection: JsValue,
+        make_send: Function,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> Result<Promise, JsValue> {
-        self.as_home()?;
-        let credentials = credentials(access_key_id, secret_access_key, session_token)?;
+        let mut opening = Opening {
+            device,
+            snapshot,
+            journal,
+            connection,
+            make_send,
+            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
+        };
+        let given = reach::given(&opening.connection)?;
         let home = self.session.clone();
-        let transport = JsTransport { send };
+        let home_reach = self.reach.clone();
+        let make_send = opening.make_send.clone();
         Ok(future_to_promise(async move {
-            home.accept_from(&invitation, granted_by.as_deref(), credentials, &transport)
+            let options = opening.shared_options()?;
+            let (opened, _) = home
+                .accept_shared_vault(
+                    &home_reach,
+                    &invitation,
+                    granted_by.as_deref(),
+                    options,
+                    given,
+                    |reach, _| {
+                        reach::transport(&make_send, reach).map_err(|e| {
+                            bucketsync::Error::Config(crate::js_message(&e))
+                        })
+                    },
+                )
                 .await
-                .map(|shared| shared.label.into())
-                .map_err(|e| js_error(&e))
+                .map_err(|e| js_error(&e))?;
+            let vault = Vault::new(opened.vault, opened.reach, &make_send, Some(home))?;
+            Ok(vault.into())
         }))
     }
 

@@ -49,6 +49,11 @@ pub struct Global {
     /// AWS_* environment holds no key (default: AWS_PROFILE, else "default").
     #[arg(long, global = true)]
     pub profile: Option<String>,
+    /// The profile of the AWS credentials file to sign a shared vault's requests with (--vault,
+    /// `accept`, `shared create`): needed when its store is on another service than the
+    /// home's, whose credentials are never sent there.
+    #[arg(long, env = "BUCKETSYNC_VAULT_PROFILE", global = true, value_name = "PROFILE")]
+    pub vault_profile: Option<String>,
     /// This device's name, shown by `devices` (kept in the state once given).
     #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]
     pub device: Option<String>,
@@ -267,8 +272,9 @@ pub enum Command {
         after_help = "Example:\n  bucketsync accept bsinv1NHMzOi8v... --from 21ZV-CDAN-2NX4-6JE3\n\n\
         Only the invitation says who sent it: give --from with the fingerprint the granter told\n\
         you out of band. Fails with exit code 10 when the invitation was made for another\n\
-        identity or comes from another granter. The S3\n\
-        credentials for the invitation's store come from the usual places (AWS_*, --profile)."
+        identity or comes from another granter. The home's S3 credentials (AWS_*, --profile)\n\
+        sign for the invitation's store only when it is on the home's own service (the same\n\
+        endpoint and region); elsewhere pass its own with --vault-profile."
     )]
     Accept {
         /// The invitation (bsinv1...), or `-` to read it from stdin.

@@ -7,7 +7,8 @@ use std::io::Read;
 use bucketsync::grant::Role;
 use bucketsync::home::SharedVault;
 use bucketsync::membership::{Member, Standing};
-use bucketsync::{Error, OpenMode};
+use bucketsync::builtin_transport::BuiltinTransport;
+use bucketsync::Error;
 use serde_json::json;
 
 use crate::args::Global;
@@ -107,7 +108,7 @@ pub async fn create(g: &Global, out: Output, label: &str, store: Option<&str>) -
     let store = store.unwrap_or(vault::store_url(g)?);
     let shared = home.session.create_shared(store, label)?;
     sync_unless_offline(g, &home, out).await?;
-    let made = vault::open_shared(g, &home, &shared, OpenMode::Create)?;
+    let made = vault::open_shared(g, &home, label)?;
     sync_unless_offline(g, &made, out).await?;
     out.result(
         || {
@@ -133,8 +134,7 @@ pub async fn share(
     let public = argument_or_stdin(public, "public identity")?;
     let recipient = bucketsync::identity::PublicIdentity::parse(&public)?;
     let home = vault::open_home(g)?;
-    let shared = home.session.shared_vault(label)?;
-    let vault = vault::open_shared(g, &home, &shared, shared.open_mode())?;
+    let vault = vault::open_shared(g, &home, label)?;
     let invitation = vault
         .session
         .share_through(&home.session, &public, role, signer, &vault.transport)
@@ -171,23 +171,21 @@ pub async fn accept(g: &Global, out: Output, invitation: &str, from: Option<&str
     home_only(g, "accept")?;
     let invitation = argument_or_stdin(invitation, "invitation")?;
     let home = vault::open_home(g)?;
-    let store =
-        bucketsync::Store::parse(&bucketsync::grant::Invitation::parse(&invitation)?.store)?;
-    let credentials = match store {
-        bucketsync::Store::Folder { .. } => None,
-        _ => crate::profile::credentials(g.profile.as_deref())?,
-    };
-    // The invitation's store may be another than the home's (a file:// home, an s3:// vault).
-    let transport = bucketsync::builtin_transport::BuiltinTransport::for_invitation(
-        &invitation,
-        bucketsync::http_options::HttpOptions::default(),
-    )?;
+    // The grant is read in the invitation's store, which may be another than the home's (a
+    // file:// home, an s3:// vault), signed as the core's rule says (the home's credentials
+    // only on the home's own service; --vault-profile's elsewhere).
     let shared = home
         .session
-        .accept_from(&invitation, from, credentials, &transport)
+        .accept_shared(
+            &vault::reach(&home),
+            &invitation,
+            from,
+            vault::given(g)?,
+            |reach, store| BuiltinTransport::for_store_with(store, reach.http),
+        )
         .await?;
     sync_unless_offline(g, &home, out).await?;
-    let opened = vault::open_shared(g, &home, &shared, shared.open_mode())?;
+    let opened = vault::open_shared(g, &home, &shared.label)?;
     sync_unless_offline(g, &opened, out).await?;
     let label = shared.label.clone();
     out.result(

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bucketsync::builtin_transport::BuiltinTransport;
-use bucketsync::home::SharedVault;
+use bucketsync::http_options::HttpOptions;
+use bucketsync::io::reach::{Given, Nothing, Reach};
+use bucketsync::io::shared_vaults::SharedOptions;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, OpenMode, Result, Store, VaultKey};
 
@@ -220,16 +222,7 @@ pub fn open_existing(global: &Global) -> Result<Vault> {
     let home = open_home(global)?;
     match &global.vault {
         None => Ok(home),
-        Some(label) => {
-            let shared = home.session.shared_vault(label).map_err(|_| {
-                Error::Config(format!(
-                    "this home has no shared vault labelled {label:?} (see `bucketsync shared`; \
-                     a vault made or accepted on another device shows after a `bucketsync sync` \
-                     of the home)"
-                ))
-            })?;
-            open_shared(global, &home, &shared, shared.open_mode())
-        }
+        Some(label) => open_shared(global, &home, label),
     }
 }
 
@@ -240,14 +233,34 @@ pub fn open_home(global: &Global) -> Result<Vault> {
     open(global, key, OpenMode::Join)
 }
 
-/// Opens this device's replica of a vault the home `home` keeps; its state lives in the
-/// platform's data directory, or beside the home's --state file.
-pub fn open_shared(
-    global: &Global,
-    home: &Vault,
-    shared: &SharedVault,
-    mode: OpenMode,
-) -> Result<Vault> {
+/// How a home reaches its store: its credentials, the built-in transport, the default
+/// deadlines (the command has no transport or signer of its own).
+pub fn reach(home: &Vault) -> Reach<Nothing, Nothing> {
+    Reach::of(&home.session, None, None, HttpOptions::default())
+}
+
+/// What the command gives for a shared vault's store: the credentials of --vault-profile.
+/// The home's serve the vault only on the home's own service (the core's rule).
+pub fn given(global: &Global) -> Result<Given<Nothing, Nothing>> {
+    let credentials = match &global.vault_profile {
+        Some(name) => crate::profile::credentials(Some(name))?,
+        None => None,
+    };
+    Ok(Given {
+        credentials,
+        ..Given::default()
+    })
+}
+
+/// Opens this device's replica of the vault the home `home` keeps as `label`; its state lives
+/// in the platform's data directory, or beside the home's --state file.
+pub fn open_shared(global: &Global, home: &Vault, label: &str) -> Result<Vault> {
+    let shared = home.session.shared_vault(label).map_err(|_| {
+        Error::Config(format!(
+            "this home has no shared vault labelled {label:?} (see `bucketsync shared`; a vault \
+             made or accepted on another device shows after a `bucketsync sync` of the home)"
+        ))
+    })?;
     let key = shared.key().clone();
     let path = match &global.state {
         Some(home_state) => {
@@ -258,7 +271,21 @@ pub fn open_shared(
         None => state_path(global, &shared.store, &key)?
             .with_extension(format!("home-{}.state", home.key.vault_id())),
     };
-    let vault = open_at(global, &shared.store, key, mode, &path)?;
-    vault.session.enter_shared(&home.session, shared)?;
-    Ok(vault)
+    let options = SharedOptions {
+        device: global.device.as_deref(),
+        ..SharedOptions::new(StateLocation::File {
+            path: &path,
+            wait: false,
+        })
+    };
+    let opened = home
+        .session
+        .open_shared_vault(&reach(home), label, options, given(global)?)?;
+    let store = Store::parse(&opened.shared.store)?;
+    Ok(Vault {
+        transport: Metered(BuiltinTransport::for_store_with(&store, opened.reach.http)?),
+        session: opened.vault,
+        store,
+        key,
+    })
 }

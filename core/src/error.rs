@@ -210,6 +210,24 @@ impl Error {
         )
     }
 
+    /// This error with `note` added to what it says, when a request failed as `auth`.
+    pub(crate) fn with_auth_note(self, note: &str) -> Self {
+        match self {
+            Error::Http {
+                category: Category::Auth,
+                status,
+                code,
+                context,
+            } if !context.contains(note) => Error::Http {
+                category: Category::Auth,
+                status,
+                code,
+                context: format!("{context} ({note})"),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn corrupt(object: &str, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             object: object.to_owned(),

@@ -431,9 +431,12 @@ class Vault:
         """Makes a new vault to share in ``store``, kept in this home as ``label`` with the role
         "owner" (sync the home so its other devices see it), and returns it opened in create
         mode. The other arguments are Vault.open's, for the shared vault (its own state file;
-        credentials are not taken from the home; transport defaults to the home's when it has
-        one). The returned vault keeps the home open for share(). ConfigError for a bad label
-        or store URL, or a label the home has already."""
+        transport and deadlines default to the home's). Credentials: the home's (given, or
+        from the AWS_* environment) serve only a store on the home's own service (the same
+        endpoint and region); a store elsewhere gets only the ``credentials`` passed here, else
+        its requests go unsigned and raise AuthError saying so. The returned vault keeps the
+        home open for share(). ConfigError for a bad label or store URL, or a label the home
+        has already."""
     def open_shared(
         self,
         label: str,
@@ -479,8 +482,8 @@ class Vault:
         max_future_days: float = 7.0,
     ) -> "Vault":
         """Accepts an invitation with this home's identity: reads its grant (one GET in the
-        invitation's store, signed with ``credentials``, else the AWS_* environment's, else
-        unsigned for a transport that signs itself), keeps the vault in this home (sync the
+        invitation's store, signed as create_shared says: the home's credentials only on the
+        home's own service, never on one an invitation names), keeps the vault in this home (sync the
         home so its other devices see it) and returns it opened in join mode. Other arguments
         as for create_shared. ``granted_by``: the granter's fingerprint as they told it out of
         band; an invitation from anyone else raises AccessError before anything is fetched.

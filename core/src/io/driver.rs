@@ -24,6 +24,17 @@ pub trait Transport {
     fn sleep(&self, ms: u64) -> impl Future<Output = ()>;
 }
 
+/// A shared transport (a binding keeps one per vault and lends it to each operation).
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    fn send(&self, request: Request) -> impl Future<Output = Result<Response>> {
+        (**self).send(request)
+    }
+
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> {
+        (**self).sleep(ms)
+    }
+}
+
 /// How many requests the driver keeps in flight at once, unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 

@@ -12,6 +12,8 @@
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
 //! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
+//! - [`reach`]: how a vault reaches its store, and what a vault opened through a home inherits;
+//! - [`shared_vaults`]: a home's shared vaults made, opened and accepted end to end;
 //! - [`files`]: storing and reading files through a session, from and to streams;
 //! - `partial_file`: a file written beside its path and renamed into place once whole;
 //! - `file_writers`: whole files written on threads of their own during a read of many;
@@ -47,6 +49,8 @@ mod partial_file;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;
+pub mod reach;
+pub mod shared_vaults;
 pub mod sharing;
 pub mod state_store;
 pub mod usage;

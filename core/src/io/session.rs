@@ -122,8 +122,13 @@ pub struct SessionOptions<'a> {
     pub compaction: CompactionPolicy,
     /// Where the local state lives.
     pub state: StateLocation<'a>,
-    /// Explicit S3 credentials; otherwise they come from the `AWS_*` environment.
+    /// Explicit S3 credentials; otherwise they come from the `AWS_*` environment when
+    /// `environment` says so.
     pub credentials: Option<Credentials>,
+    /// Whether credentials not given are read from the `AWS_*` environment (the default). A
+    /// vault opened through a home never reads them: it takes the home's only as
+    /// [`crate::io::reach`] says.
+    pub environment: bool,
     /// The app executes (and may sign) requests itself: missing credentials are then not an
     /// error, and requests go out unsigned.
     pub own_transport: bool,
@@ -152,6 +157,7 @@ impl<'a> SessionOptions<'a> {
             compaction: CompactionPolicy::default(),
             state,
             credentials: None,
+            environment: true,
             own_transport: false,
             durability: Durability::default(),
             clock: system_clock(),
@@ -218,6 +224,9 @@ pub struct Session {
     /// The credentials it signs with (given, or from the environment), for the vaults opened
     /// through it as a home ([`Session::credentials`]).
     credentials: Option<Credentials>,
+    /// What its requests' `auth` failures add: why they went unsigned
+    /// ([`crate::io::reach::withheld_note`]).
+    auth_note: std::sync::OnceLock<String>,
 }
 
 impl core::fmt::Debug for Session {
@@ -344,6 +353,13 @@ impl Session {
         let credentials = if let Store::S3(_) = store {
             let credentials = match options.credentials {
                 Some(credentials) => Some(credentials),
+                None if !options.environment && options.own_transport => None,
+                None if !options.environment => {
+                    return Err(Error::Config(format!(
+                        "no S3 credentials for {}: pass credentials",
+                        store.display_name()
+                    )))
+                }
                 None if options.own_transport => Credentials::from_env().ok(),
                 None => Some(Credentials::from_env().map_err(|e| {
                     Error::Config(format!(
@@ -375,7 +391,26 @@ impl Session {
             auto_sync: Mutex::default(),
             read_only: AtomicBool::new(false),
             credentials,
+            auth_note: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Says why this vault's requests may go unsigned: its `auth` failures carry `note`.
+    pub(crate) fn set_auth_note(&self, note: String) {
+        let _ = self.auth_note.set(note);
+    }
+
+    /// `error`, with this vault's auth note when it is an `auth` failure of a request.
+    pub(crate) fn noted(&self, error: Error) -> Error {
+        match self.auth_note.get() {
+            Some(note) => error.with_auth_note(note),
+            None => error,
+        }
+    }
+
+    /// The clock this session reads, for the vaults opened through it as a home.
+    pub(crate) fn clock(&self) -> Arc<dyn Fn() -> Timestamp + Send + Sync> {
+        self.clock.clone()
     }
 
     /// The S3 credentials this session signs with (given when it was opened, or found in the
@@ -727,7 +762,13 @@ impl Session {
     ) -> Result<SyncReport> {
         self.cancel.store(false, Ordering::SeqCst);
         let mut steps = SessionSteps { session: self };
-        driver::run(&mut steps, transport, kind, concurrency, progress).await
+        match driver::run(&mut steps, transport, kind, concurrency, progress).await {
+            Ok(mut report) => {
+                report.errors = report.errors.into_iter().map(|e| self.noted(e)).collect();
+                Ok(report)
+            }
+            Err(e) => Err(self.noted(e)),
+        }
     }
 
     /// Stops the running sync at its next step (when a request is answered or a backoff

@@ -6,24 +6,8 @@
 //! vault's keys for all of a person's devices, and the members of a shared vault
 //! ([`Session::enter_shared`], [`Session::members`], [`Session::revoke`]; FORMAT §17).
 //!
-//! # Opening a shared vault through its home
-//!
-//! Every binding opens a shared vault the same way: it checks that the home is one
-//! ([`as_home`]), opens the shared vault's replica, and enters it through the home
-//! ([`Session::enter_shared`]); sharing it later needs that home ([`home_of`]). What the
-//! shared vault takes from its home when the app gives nothing of its own is one rule:
-//!
-//! - **credentials**: the ones given for it, else the home's when its store is on the home's
-//!   service (same endpoint and region; [`shared_credentials`]), unless the app signs its
-//!   requests another way (a signer given for it: then none);
-//! - **the way requests go out** (the app's host transport and the built-in client's
-//!   deadlines, and in JS its signer, `fetch` and `timeoutMs`): the one given for it, else the
-//!   home's;
-//! - nothing else: its state, device, mode and day bounds are its own.
-//!
-//! Accepting reads the grant from the invitation's store, which may be another than the
-//! home's: with the app's transport when it gave one, else the built-in one for that store
-//! ([`crate::builtin_transport::BuiltinTransport::for_invitation`]).
+//! Making, opening and accepting a shared vault end to end, with what it takes from its home,
+//! is [`crate::io::shared_vaults`]'s; the rule for its credentials is [`crate::io::reach`]'s.
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
@@ -67,30 +51,6 @@ pub fn home_of<H>(opened_through: Option<&H>) -> Result<&H> {
              or accept the shared vault there) to share it"
                 .into(),
         )
-    })
-}
-
-/// The credentials a vault in `store`, opened through `home`, signs with: `given`, else the
-/// home's when `store` is on the same service as the home's (the same endpoint and region) and
-/// the app does not sign its requests another way (`own_signer`). Never the home's for another
-/// service: an invitation may name any endpoint, and the home's key id and session token must
-/// not go there.
-pub fn shared_credentials(
-    given: Option<Credentials>,
-    own_signer: bool,
-    home: &Session,
-    store: &str,
-) -> Option<Credentials> {
-    given.or_else(|| {
-        let same = home
-            .read(|e| match (e.store(), Store::parse(store)) {
-                (Store::S3(mine), Ok(Store::S3(theirs))) => {
-                    mine.endpoint == theirs.endpoint && mine.region == theirs.region
-                }
-                _ => false,
-            })
-            .unwrap_or(false);
-        (same && !own_signer).then(|| home.credentials()).flatten()
     })
 }
 
@@ -324,9 +284,9 @@ impl Session {
     }
 
     /// Accepts an invitation with this home's identity: reads its grant (one GET, signed with
-    /// `credentials` for the invitation's store, or the `AWS_*` environment's; unsigned when
-    /// there are none, for a transport that signs itself), checks it, and keeps the vault in
-    /// this home. Open it with the returned vault's store and key
+    /// `credentials` for the invitation's store; unsigned without, for a transport that signs
+    /// itself: never with the home's or the environment's, see [`crate::io::reach`]), checks
+    /// it, and keeps the vault in this home. Open it with the returned vault's store and key
     /// ([`SharedVault::open_mode`]). A label the home has for another vault gets a number
     /// (`emma (2)`); accepting a vault the home has already updates its record, unless that
     /// record is stronger (made here, or a higher role): it is then kept and returned as it
@@ -379,7 +339,7 @@ impl Session {
             body: bytes::Bytes::new(),
         };
         if let Some(region) = store.region() {
-            if let Some(credentials) = credentials.or_else(|| Credentials::from_env().ok()) {
+            if let Some(credentials) = credentials {
                 let offset = self.read(|e| e.clock_offset_ms())?;
                 let signing_time = crate::Timestamp(self.now().0.saturating_add_signed(offset));
                 SigV4::new(credentials, region.to_owned()).sign(&mut request, signing_time)?;
