@@ -205,6 +205,8 @@ else
 fi
 
 step "python package: pip install ./bindings-python, pytest"
+# The Python, npm, Kotlin and Swift tests start a second S3 service with it.
+cargo build -q $BUCKETSYNC_CARGO_SELECTION --bin test-server
 pyvenv="$BUCKETSYNC_CACHE/pyvenv"
 if [ ! -x "$pyvenv/bin/maturin" ] || [ ! -x "$pyvenv/bin/pytest" ] || ! "$pyvenv/bin/python" -c "import xdist" 2>/dev/null; then
   python3 -m venv "$pyvenv"
@@ -241,7 +243,6 @@ fi
 wait_prepared
 cargo clippy -q -p bucketsync-wasm --target wasm32-unknown-unknown -- -D warnings
 bash bindings-wasm/build.sh
-cargo build -q $BUCKETSYNC_CARGO_SELECTION --bin test-server
 # Two test files at a time (node's default is one less than the cores: one here). Much of
 # their time is waiting on background-sync intervals and browser pages, and none of them puts
 # an upper bound on how long anything takes: 106 → 57 s here, and they pass beside a busy core.

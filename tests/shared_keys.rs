@@ -63,14 +63,19 @@ fn assert_withheld(result: bucketsync::Result<Session>, what: &str) {
     let err = result.err().unwrap_or_else(|| panic!("{what}: accepted"));
     assert_eq!(err.category(), Category::Auth, "{what}: {err}");
     assert!(
-        err.to_string().contains("pass this vault's own credentials"),
+        err.to_string()
+            .contains("pass this vault's own credentials"),
         "{what}: {err}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service() {
-    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
         std::env::remove_var(var);
     }
     let homes = TestServer::start(ServerKind::S3sFs).await;
@@ -125,31 +130,53 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         tap.requests(),
         String::from_utf8_lossy(&tap.seen())
     );
-    assert!(!tap.saw(ACCESS_KEY), "the home's key id reached the other server");
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the home's key id reached the other server"
+    );
 
     // A home whose keys are only in the environment: the same.
     std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS_KEY);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", bucketsync_suite::servers::SECRET_KEY);
+    std::env::set_var(
+        "AWS_SECRET_ACCESS_KEY",
+        bucketsync_suite::servers::SECRET_KEY,
+    );
     let bob_env = home(&bob_store, &bob_key, "bob laptop", None);
     assert_eq!(
         bob_env.credentials().map(|c| c.access_key_id().to_owned()),
         Some(ACCESS_KEY.to_owned()),
         "the home took its keys from the environment"
     );
-    assert_withheld(accept(&bob_env, &invitation, None).await, "environment keys");
+    assert_withheld(
+        accept(&bob_env, &invitation, None).await,
+        "environment keys",
+    );
     // The lower-level call reads no environment either.
     let grant_store = Store::parse(&their_store).unwrap();
     let err = bob_env
-        .accept_from(&invitation, None, None, &builtin(&reach(&bob_env), &grant_store).unwrap())
+        .accept_from(
+            &invitation,
+            None,
+            None,
+            &builtin(&reach(&bob_env), &grant_store).unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.category(), Category::Auth, "{err}");
-    assert!(!tap.saw(ACCESS_KEY), "the environment's key id reached the other server");
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the environment's key id reached the other server"
+    );
 
     // With the vault's own credentials, the accept works and reads; a later open of the vault
     // on another device of the home, given nothing, goes unsigned and says why.
-    let accepted = accept(&bob_env, &invitation, Some(theirs.clone())).await.unwrap();
-    assert_eq!(accepted.get(b"hotel").unwrap().as_deref(), Some(&b"by the lake"[..]));
+    let accepted = accept(&bob_env, &invitation, Some(theirs.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        accepted.get(b"hotel").unwrap().as_deref(),
+        Some(&b"by the lake"[..])
+    );
     bob_env.sync(&transport, 4, |_| {}).await.unwrap();
     std::env::remove_var("AWS_ACCESS_KEY_ID");
     std::env::remove_var("AWS_SECRET_ACCESS_KEY");
@@ -164,11 +191,21 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         .unwrap();
     let err = opened.vault.sync(&transport, 4, |_| {}).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Http { category: Category::Auth, .. })
-            && err.to_string().contains("pass this vault's own credentials"),
+        matches!(
+            &err,
+            Error::Http {
+                category: Category::Auth,
+                ..
+            }
+        ) && err
+            .to_string()
+            .contains("pass this vault's own credentials"),
         "{err}"
     );
-    assert!(!tap.saw(ACCESS_KEY), "the home's key id reached the other server");
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the home's key id reached the other server"
+    );
     assert!(tap.saw("their-key-id"), "the vault's own key did");
 
     // A vault on the home's own service still takes the home's keys.

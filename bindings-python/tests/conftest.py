@@ -183,3 +183,31 @@ def seaweed(tmp_path_factory):
 def credentials():
     import bucketsync
     return bucketsync.Credentials(ACCESS_KEY, SECRET_KEY)
+
+
+OTHER_KEY = "other-service-key"
+OTHER_SECRET = "other-service-secret-0123456789"
+
+
+@pytest.fixture
+def other_service(tmp_path):
+    """Another S3 service: s3s-fs accepting only OTHER_KEY, behind a tap that appends every
+    byte sent to it to a file (started by the suite's `test-server`, built by scripts/test.sh).
+    Yields (endpoint, credentials, seen), seen() being every byte the server was sent."""
+    import bucketsync
+    binary = os.environ.get("BUCKETSYNC_TEST_SERVER") or str(
+        Path(__file__).resolve().parents[2] / "target" / "debug" / "test-server")
+    if not os.path.exists(binary):
+        pytest.fail(f"{binary} not found: `cargo build --bin test-server` (scripts/test.sh does)")
+    tap = tmp_path / "tap.log"
+    process = subprocess.Popen([binary, "s3s", "--as", f"{OTHER_KEY}:{OTHER_SECRET}", "--tap", str(tap), "trips"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        if not line:
+            pytest.fail("the test server exited before it was ready")
+        endpoint = json.loads(line)["endpoint"]
+        yield endpoint, bucketsync.Credentials(OTHER_KEY, OTHER_SECRET), lambda: tap.read_bytes() if tap.exists() else b""
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)

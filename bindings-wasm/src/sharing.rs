@@ -238,9 +238,8 @@ impl Vault {
                     options,
                     given,
                     |reach, _| {
-                        reach::transport(&make_send, reach).map_err(|e| {
-                            bucketsync::Error::Config(crate::js_message(&e))
-                        })
+                        reach::transport(&make_send, reach)
+                            .map_err(|e| bucketsync::Error::Config(crate::js_message(&e)))
                     },
                 )
                 .await

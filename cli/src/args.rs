@@ -52,7 +52,12 @@ pub struct Global {
     /// The profile of the AWS credentials file to sign a shared vault's requests with (--vault,
     /// `accept`, `shared create`): needed when its store is on another service than the
     /// home's, whose credentials are never sent there.
-    #[arg(long, env = "BUCKETSYNC_VAULT_PROFILE", global = true, value_name = "PROFILE")]
+    #[arg(
+        long,
+        env = "BUCKETSYNC_VAULT_PROFILE",
+        global = true,
+        value_name = "PROFILE"
+    )]
     pub vault_profile: Option<String>,
     /// This device's name, shown by `devices` (kept in the state once given).
     #[arg(long, env = "BUCKETSYNC_DEVICE", global = true)]

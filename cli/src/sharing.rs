@@ -4,10 +4,10 @@
 
 use std::io::Read;
 
+use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::grant::Role;
 use bucketsync::home::SharedVault;
 use bucketsync::membership::{Member, Standing};
-use bucketsync::builtin_transport::BuiltinTransport;
 use bucketsync::Error;
 use serde_json::json;
 

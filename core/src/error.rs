@@ -211,6 +211,7 @@ impl Error {
     }
 
     /// This error with `note` added to what it says, when a request failed as `auth`.
+    #[cfg(feature = "driver")]
     pub(crate) fn with_auth_note(self, note: &str) -> Self {
         match self {
             Error::Http {

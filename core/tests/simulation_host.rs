@@ -535,6 +535,7 @@ impl Host {
             clock: Arc::new(move || {
                 Timestamp(now.load(Ordering::Relaxed).saturating_add_signed(skew))
             }),
+            environment: false,
             own_transport: true,
             entropy_seed: Some(seed),
             ..SessionOptions::new(
@@ -735,6 +736,7 @@ impl Host {
             clock: Arc::new(move || {
                 Timestamp(now.load(Ordering::Relaxed).saturating_add_signed(skew))
             }),
+            environment: false,
             own_transport: true,
             entropy_seed: Some(self.rng.seed()),
             ..SessionOptions::new(

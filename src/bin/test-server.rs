@@ -49,7 +49,9 @@ async fn main() {
     }
     let tap = tap_log.map(|log| Tap::start(&server.endpoint, Some(log)));
     let endpoint = tap.as_ref().map_or(&server.endpoint, |t| &t.endpoint);
-    println!(r#"{{"endpoint":"{endpoint}","accessKeyId":"{access}","secretAccessKey":"{secret}"}}"#);
+    println!(
+        r#"{{"endpoint":"{endpoint}","accessKeyId":"{access}","secretAccessKey":"{secret}"}}"#
+    );
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     drop(tap);
     drop(server);

@@ -46,10 +46,10 @@ pub mod http_options;
 pub mod listeners;
 #[cfg(not(target_arch = "wasm32"))]
 mod partial_file;
+pub mod reach;
 #[cfg(feature = "reqwest")]
 pub mod reqwest_transport;
 pub mod session;
-pub mod reach;
 pub mod shared_vaults;
 pub mod sharing;
 pub mod state_store;

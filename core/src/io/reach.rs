@@ -231,7 +231,10 @@ mod tests {
             };
             let reach = inherit(&both, &mine, store, given);
             assert_eq!(key_id(&reach), Some("THEIRS"));
-            assert_eq!(reach.signer, None, "given credentials replace the home's signer");
+            assert_eq!(
+                reach.signer, None,
+                "given credentials replace the home's signer"
+            );
             let given = Given {
                 signer: Some("their signer"),
                 transport: Some("their transport"),
@@ -242,7 +245,11 @@ mod tests {
                 ..Given::default()
             };
             let reach = inherit(&both, &mine, store, given);
-            assert_eq!(key_id(&reach), None, "a given signer replaces the home's keys");
+            assert_eq!(
+                key_id(&reach),
+                None,
+                "a given signer replaces the home's keys"
+            );
             assert_eq!(reach.signer, Some("their signer"));
             assert_eq!(reach.transport, Some("their transport"));
             assert_eq!(reach.http.total_timeout.as_secs(), 5);
