@@ -49,7 +49,19 @@ export async function allowOrigin(s3, bucket, origin) {
 }
 
 export async function startServer(...buckets) {
-  const child = spawn(`${root}target/debug/test-server`, ['seaweedfs', ...buckets], {
+  return start(['seaweedfs', ...buckets]);
+}
+
+/**
+ * Another S3 service: s3s-fs accepting only the key `accessKeyId:secret`, behind a tap that
+ * appends every byte sent to it to the file `tap` (its endpoint is the tap's).
+ */
+export async function startOtherService(accessKeyId, secret, tap, ...buckets) {
+  return start(['s3s', '--as', `${accessKeyId}:${secret}`, '--tap', tap, ...buckets]);
+}
+
+async function start(args) {
+  const child = spawn(`${root}target/debug/test-server`, args, {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });

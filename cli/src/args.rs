@@ -87,7 +87,9 @@ pub enum SharedAction {
     Create {
         label: String,
         /// Its store (default: the home's).
-        #[arg(long = "in", value_name = "STORE")]
+        // An id of its own: with the field's name it was the global --store's id, and clap
+        // gave the home this store.
+        #[arg(long = "in", id = "shared_store", value_name = "STORE")]
         store: Option<String>,
     },
 }

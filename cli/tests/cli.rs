@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
+use bucketsync_suite::servers::{ServerKind, Tap, TestServer, ACCESS_KEY, SECRET_KEY};
 use common::{noise, show, Device};
 use serde_json::Value;
 
@@ -607,6 +607,117 @@ fn a_shared_vault_is_granted_accepted_and_used_with_vault_label() {
     assert_eq!(exported["shared_left_out"], 1, "{exported}");
     let text = std::fs::read_to_string(dir.path().join("bob.jsonl")).unwrap();
     assert!(!text.contains(".bucketsync/"), "{text}");
+}
+
+/// Where a home's keys go: a shared vault on another service (a second server accepting only
+/// its own key, behind a tap that keeps every byte sent to it). Bob's home signs with the
+/// AWS_* environment; accepting without --vault-profile fails as auth (exit code 4) saying
+/// which credentials to pass, and the other server never sees the home's key id; with its
+/// profile the vault is accepted and read.
+#[tokio::test]
+async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service() {
+    let homes = TestServer::start(ServerKind::S3sFs).await;
+    homes.create_bucket("homes").await;
+    let other = TestServer::start_as(ServerKind::S3sFs, "their-key-id", "their-secret-0123").await;
+    other.create_bucket("trips").await;
+    let tap = Tap::start(&other.endpoint, None);
+    let trips = format!("s3://trips/v/?endpoint={}&path_style=true", tap.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("credentials");
+    std::fs::write(
+        &profiles,
+        "[trips]\naws_access_key_id = their-key-id\naws_secret_access_key = their-secret-0123\n",
+    )
+    .unwrap();
+    let alice = Device::new(&homes.store_url("homes", "alice/"), dir.path(), "alice");
+    let bob = Device::new(&homes.store_url("homes", "bob/"), dir.path(), "bob");
+    let run = |who: &Device, args: &[&str]| {
+        who.command(args)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &profiles)
+            .output()
+            .unwrap()
+    };
+    for person in [&alice, &bob] {
+        let init = run(person, &["init"]);
+        assert!(init.status.success(), "{}", show(&init));
+    }
+    let made = run(
+        &alice,
+        &[
+            "--vault-profile",
+            "trips",
+            "shared",
+            "create",
+            "trip",
+            "--in",
+            &trips,
+        ],
+    );
+    assert!(made.status.success(), "{}", show(&made));
+    let put = run(
+        &alice,
+        &[
+            "--vault-profile",
+            "trips",
+            "--vault",
+            "trip",
+            "put",
+            "hotel",
+            "by the lake",
+        ],
+    );
+    assert!(put.status.success(), "{}", show(&put));
+    let bob_public = bob.json(&["whoami"])["public"].as_str().unwrap().to_owned();
+    let shared = run(
+        &alice,
+        &[
+            "--vault-profile",
+            "trips",
+            "share",
+            "trip",
+            &bob_public,
+            "--json",
+        ],
+    );
+    assert!(shared.status.success(), "{}", show(&shared));
+    let shared: Value = serde_json::from_slice(&shared.stdout).unwrap();
+    let invitation = shared["invitation"].as_str().unwrap();
+    assert!(tap.saw("their-key-id") && !tap.saw(ACCESS_KEY));
+
+    let refused = run(&bob, &["accept", invitation]);
+    assert_eq!(refused.status.code(), Some(4), "{}", show(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pass this vault's own credentials"),
+        "{}",
+        show(&refused)
+    );
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the home's key id reached the other server"
+    );
+
+    let accepted = run(&bob, &["--vault-profile", "trips", "accept", invitation]);
+    assert!(accepted.status.success(), "{}", show(&accepted));
+    let read = run(
+        &bob,
+        &[
+            "--vault-profile",
+            "trips",
+            "--vault",
+            "trip",
+            "get",
+            "hotel",
+        ],
+    );
+    assert!(read.status.success(), "{}", show(&read));
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "by the lake");
+    // Without the profile, the vault's requests go unsigned (and say why).
+    let unsigned = run(&bob, &["--vault", "trip", "sync"]);
+    assert_eq!(unsigned.status.code(), Some(4), "{}", show(&unsigned));
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the home's key id reached the other server"
+    );
 }
 
 /// `members` and `revoke` on a shared vault (a file:// store): Alice lists who belongs, Bob
