@@ -71,6 +71,10 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # checkpoints deflated as a whole: the codec byte read and written around them, inflating into
 # the segment's place) took it from 468,066 (fresh-clone CI before both) to 469,765 (+1.7 KB,
 # local): the bar moved to 471,000.
-bar=471000
+# Issue 53 moved the shared-vault workflows into the core (create, open and accept end to end,
+# and the one rule for what a vault opened through a home takes of it: the JS layer's
+# sharedConnection is gone) and parses the JS connection in Rust: 470,641 -> 476,386 (+5.7 KB,
+# measured in one run before and after): the bar moved to 477,000.
+bar=477000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
