@@ -885,6 +885,29 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         try { bobs.share(carol.identity().public); check(false, "a writer re-shared") }
         catch (e: BucketsyncException.Access) {}
     },
+    "sharing: a home's keys never reach a store an invitation names on another service" to {
+        // Another service: a second server accepting only its own key, behind a tap that
+        // keeps every byte sent to it (test.sh starts it).
+        val other = System.getenv("BUCKETSYNC_TEST_OTHER_ENDPOINT") ?: error("BUCKETSYNC_TEST_OTHER_ENDPOINT is not set")
+        val tap = java.io.File(System.getenv("BUCKETSYNC_TEST_TAP")!!)
+        val theirs = Credentials(System.getenv("BUCKETSYNC_TEST_OTHER_ACCESS_KEY")!!, System.getenv("BUCKETSYNC_TEST_OTHER_SECRET_KEY")!!, null)
+        fun seen(text: String) = tap.exists() && String(tap.readBytes(), Charsets.ISO_8859_1).contains(text)
+        val trips = "s3://trips/kotlin/?endpoint=$other&path_style=true"
+        val alice = Vault.open(store("kotlin", "keys-alice/"), VaultKey.generate(), credentials = creds(), create = true)
+        val trip = alice.createShared(trips, "trip", credentials = theirs)
+        trip.putText("hotel", "by the lake")
+        trip.sync()
+        val bob = Vault.open(store("kotlin", "keys-bob/"), VaultKey.generate(), credentials = creds(), create = true)
+        val invitation = trip.share(bob.identity().public)
+        check(seen(System.getenv("BUCKETSYNC_TEST_OTHER_ACCESS_KEY")!!) && !seen(accessKey), "only the vault's own key went there")
+        try { bob.accept(invitation); check(false, "accepted without the vault's credentials") }
+        catch (e: BucketsyncException.Auth) { check(e.message!!.contains("pass this vault's own credentials"), e.message!!) }
+        check(!seen(accessKey), "the home's key id reached the other service")
+        val bobs = bob.accept(invitation, credentials = theirs)
+        bobs.sync()
+        check(bobs.getText("hotel") == "by the lake", "read with the vault's own credentials")
+        check(!seen(accessKey), "the home's key id reached the other service")
+    },
     "sharing: members are Alice owner, Bob write, Carol read; Alice revokes Bob, whose next sync fails" to {
         fun home(name: String) =
             Vault.open(store("kotlin", "members-$name/"), VaultKey.generate(), credentials = creds(), create = true)

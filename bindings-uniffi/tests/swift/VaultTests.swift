@@ -1053,6 +1053,38 @@ final class VaultTests: XCTestCase {
         } catch BucketsyncError.Access {}
     }
 
+    /// Another service: a second server accepting only its own key, behind a tap that keeps
+    /// every byte sent to it (test.sh starts it). The home's key id must never reach it.
+    func testAHomesKeysNeverReachAStoreAnInvitationNamesOnAnotherService() async throws {
+        let tap = URL(fileURLWithPath: env["BUCKETSYNC_TEST_TAP"]!)
+        let theirs = try Credentials(accessKeyId: env["BUCKETSYNC_TEST_OTHER_ACCESS_KEY"]!,
+                                     secretAccessKey: env["BUCKETSYNC_TEST_OTHER_SECRET_KEY"]!, sessionToken: nil)
+        func seen(_ text: String) -> Bool {
+            guard let bytes = try? Data(contentsOf: tap) else { return false }
+            return bytes.range(of: Data(text.utf8)) != nil
+        }
+        let homeKey = env["BUCKETSYNC_TEST_ACCESS_KEY"]!
+        let trips = "s3://trips/swift/?endpoint=\(env["BUCKETSYNC_TEST_OTHER_ENDPOINT"]!)&path_style=true"
+        let alice = try Vault.open(store: store("swift", "keys-alice/"), key: try VaultKey.generate(), credentials: try creds(), create: true)
+        let trip = try alice.createShared(store: trips, label: "trip", credentials: theirs)
+        try trip.putText(key: "hotel", value: "by the lake")
+        _ = try await trip.sync()
+        let bob = try Vault.open(store: store("swift", "keys-bob/"), key: try VaultKey.generate(), credentials: try creds(), create: true)
+        let invitation = try await trip.share(public: try bob.identity().public)
+        XCTAssertTrue(seen(env["BUCKETSYNC_TEST_OTHER_ACCESS_KEY"]!) && !seen(homeKey), "only the vault's own key went there")
+        do {
+            _ = try await bob.accept(invitation: invitation)
+            XCTFail("accepted without the vault's credentials")
+        } catch BucketsyncError.Auth(let message) {
+            XCTAssertTrue(message.contains("pass this vault's own credentials"), message)
+        }
+        XCTAssertFalse(seen(homeKey), "the home's key id reached the other service")
+        let bobs = try await bob.accept(invitation: invitation, credentials: theirs)
+        _ = try await bobs.sync()
+        XCTAssertEqual(try bobs.getText(key: "hotel"), "by the lake")
+        XCTAssertFalse(seen(homeKey), "the home's key id reached the other service")
+    }
+
     func testMembersAndAliceRevokesBob() async throws {
         func home(_ name: String) throws -> Vault {
             try Vault.open(store: store("swift", "members-\(name)/"), key: try VaultKey.generate(), credentials: try creds(), create: true)
