@@ -1395,13 +1395,7 @@ impl Vault {
             opening.max_future_days,
         )?;
         let durability = durability(opening.flush_interval)?;
-        let location = match &opening.state {
-            Some(path) => StateLocation::File {
-                path,
-                wait: opening.wait,
-            },
-            None => StateLocation::Memory,
-        };
+        let location = StateLocation::file_or_memory(opening.state.as_deref(), opening.wait);
         let options = SessionOptions {
             store: opening.store,
             key: opening.key,
@@ -1948,13 +1942,7 @@ impl OpenArgs {
     fn options(&self) -> PyResult<SharedOptions<'_>> {
         Ok(SharedOptions {
             device: self.device.as_deref(),
-            state: match &self.state {
-                Some(path) => StateLocation::File {
-                    path,
-                    wait: self.wait,
-                },
-                None => StateLocation::Memory,
-            },
+            state: StateLocation::file_or_memory(self.state.as_deref(), self.wait),
             compaction: compaction(
                 self.grace_days,
                 self.max_clock_skew_days,

@@ -566,13 +566,7 @@ impl Vault {
             device: opening.device.as_deref(),
             mode: opening.mode,
             compaction: opening.settings.compaction()?,
-            state: match &state_path {
-                Some(path) => StateLocation::File {
-                    path,
-                    wait: opening.wait_for_lock,
-                },
-                None => StateLocation::Memory,
-            },
+            state: StateLocation::file_or_memory(state_path.as_deref(), opening.wait_for_lock),
             credentials: opening.credentials,
             environment: true,
             own_transport: matches!(opening.transport.as_deref(), Some(AnyTransport::Host(_))),

@@ -180,18 +180,30 @@ struct SharedArgs {
 }
 
 impl SharedArgs {
+    fn new(
+        state_path: Option<String>,
+        device: Option<String>,
+        wait_for_lock: bool,
+        credentials: Option<Arc<Credentials>>,
+        transport: Option<Arc<dyn HostTransport>>,
+    ) -> Self {
+        SharedArgs {
+            state_path: state_path.map(Into::into),
+            device,
+            wait_for_lock,
+            credentials,
+            transport,
+        }
+    }
+
     /// The vault's own options.
     fn options(&self) -> SharedOptions<'_> {
         SharedOptions {
             device: self.device.as_deref(),
-            state: match &self.state_path {
-                Some(path) => StateLocation::File {
-                    path,
-                    wait: self.wait_for_lock,
-                },
-                None => StateLocation::Memory,
-            },
-            ..SharedOptions::new(StateLocation::Memory)
+            ..SharedOptions::new(StateLocation::file_or_memory(
+                self.state_path.as_deref(),
+                self.wait_for_lock,
+            ))
         }
     }
 
@@ -270,13 +282,7 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        let args = SharedArgs {
-            state_path: state_path.map(Into::into),
-            device,
-            wait_for_lock,
-            credentials,
-            transport,
-        };
+        let args = SharedArgs::new(state_path, device, wait_for_lock, credentials, transport);
         let opened = self.session.create_shared_vault(
             &self.reach,
             &store,
@@ -301,13 +307,7 @@ impl Vault {
         transport: Option<Arc<dyn HostTransport>>,
         wait_for_lock: bool,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        let args = SharedArgs {
-            state_path: state_path.map(Into::into),
-            device,
-            wait_for_lock,
-            credentials,
-            transport,
-        };
+        let args = SharedArgs::new(state_path, device, wait_for_lock, credentials, transport);
         let opened =
             self.session
                 .open_shared_vault(&self.reach, &label, args.options(), args.given())?;
@@ -390,13 +390,7 @@ impl Vault {
         wait_for_lock: bool,
         granted_by: Option<String>,
     ) -> Result<Arc<Vault>, BucketsyncError> {
-        let args = SharedArgs {
-            state_path: state_path.map(Into::into),
-            device,
-            wait_for_lock,
-            credentials,
-            transport,
-        };
+        let args = SharedArgs::new(state_path, device, wait_for_lock, credentials, transport);
         let (opened, _) = self
             .session
             .accept_shared_vault(

@@ -273,6 +273,27 @@ struct Opening {
 const DAY_NAMES: [&str; 3] = ["graceDays", "maxClockSkewDays", "maxFutureDays"];
 
 impl Opening {
+    /// An opening of what the JS layer gives; `days`: graceDays, maxClockSkewDays and
+    /// maxFutureDays.
+    fn new(
+        device: Option<String>,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
+        connection: JsValue,
+        make_send: Function,
+        days: [Option<f64>; 3],
+    ) -> Self {
+        let [grace, skew, future] = days;
+        Opening {
+            device,
+            snapshot,
+            journal,
+            connection,
+            make_send,
+            days: VaultDays::given(grace, skew, future),
+        }
+    }
+
     /// The state the JS layer loaded.
     fn saved(&mut self) -> Saved {
         Saved {
@@ -361,15 +382,9 @@ impl Vault {
         max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
         let mode = OpenMode::parse(mode).map_err(|e| js_error(&e))?;
-        Opening {
-            device,
-            snapshot,
-            journal,
-            connection,
-            make_send,
-            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
-        }
-        .open(store, &key.0, mode)
+        let days = [grace_days, max_clock_skew_days, max_future_days];
+        Opening::new(device, snapshot, journal, connection, make_send, days)
+            .open(store, &key.0, mode)
     }
 
     /// The vault's public id.

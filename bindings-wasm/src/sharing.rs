@@ -5,15 +5,17 @@
 //! vault's state and builds each `send` of the pieces the core chose (`reach`).
 
 use bucketsync::grant::Role;
-use bucketsync::io::shared_vaults::OpenedShared;
+use bucketsync::io::reach::Given;
+use bucketsync::io::shared_vaults::{OpenedShared, SharedOptions};
 use bucketsync::io::sharing;
 use bucketsync::membership::{Member, Standing};
-use bucketsync::settings::VaultDays;
+use bucketsync::session::Session;
 use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::{js_error, reach, set, Opening, Vault};
+use crate::reach::{self, JsReach};
+use crate::{js_error, set, Opening, Vault};
 
 impl Vault {
     /// `access` for a vault opened through a home: a shared vault is never a home (its
@@ -22,16 +24,25 @@ impl Vault {
         sharing::as_home(self.home.as_ref()).map_err(|e| js_error(&e))
     }
 
-    /// The object of a shared vault the core opened through this home.
-    fn opened(
+    /// A shared vault opened through this home by `open` (a call of the core's, given this
+    /// home's session and reach, the vault's own options and what the app gives for it).
+    fn through_home(
         &self,
-        opened: OpenedShared<JsValue, JsValue>,
-        make_send: &Function,
+        mut opening: Opening,
+        open: impl FnOnce(
+            &Session,
+            &JsReach,
+            SharedOptions<'_>,
+            Given<JsValue, JsValue>,
+        ) -> bucketsync::Result<OpenedShared<JsValue, JsValue>>,
     ) -> Result<Vault, JsValue> {
+        let given = reach::given(&opening.connection)?;
+        let options = opening.shared_options()?;
+        let opened = open(&self.session, &self.reach, options, given).map_err(|e| js_error(&e))?;
         Vault::new(
             opened.vault,
             opened.reach,
-            make_send,
+            &opening.make_send,
             Some(self.session.clone()),
         )
     }
@@ -119,21 +130,11 @@ impl Vault {
         max_clock_skew_days: Option<f64>,
         max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
-        let mut opening = Opening {
-            device,
-            snapshot,
-            journal,
-            connection,
-            make_send,
-            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
-        };
-        let given = reach::given(&opening.connection)?;
-        let make_send = opening.make_send.clone();
-        let opened = self
-            .session
-            .create_shared_vault(&self.reach, store, label, opening.shared_options()?, given)
-            .map_err(|e| js_error(&e))?;
-        self.opened(opened, &make_send)
+        let days = [grace_days, max_clock_skew_days, max_future_days];
+        let opening = Opening::new(device, snapshot, journal, connection, make_send, days);
+        self.through_home(opening, |home, reach, options, given| {
+            home.create_shared_vault(reach, store, label, options, given)
+        })
     }
 
     /// Opens this device's replica of the vault this home keeps as `label`, with the role the
@@ -152,21 +153,11 @@ impl Vault {
         max_clock_skew_days: Option<f64>,
         max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
-        let mut opening = Opening {
-            device,
-            snapshot,
-            journal,
-            connection,
-            make_send,
-            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
-        };
-        let given = reach::given(&opening.connection)?;
-        let make_send = opening.make_send.clone();
-        let opened = self
-            .session
-            .open_shared_vault(&self.reach, label, opening.shared_options()?, given)
-            .map_err(|e| js_error(&e))?;
-        self.opened(opened, &make_send)
+        let days = [grace_days, max_clock_skew_days, max_future_days];
+        let opening = Opening::new(device, snapshot, journal, connection, make_send, days);
+        self.through_home(opening, |home, reach, options, given| {
+            home.open_shared_vault(reach, label, options, given)
+        })
     }
 
     /// Grants this vault to the person whose public identity is `recipient`, with `role`
@@ -216,14 +207,8 @@ impl Vault {
         max_clock_skew_days: Option<f64>,
         max_future_days: Option<f64>,
     ) -> Result<Promise, JsValue> {
-        let mut opening = Opening {
-            device,
-            snapshot,
-            journal,
-            connection,
-            make_send,
-            days: VaultDays::given(grace_days, max_clock_skew_days, max_future_days),
-        };
+        let days = [grace_days, max_clock_skew_days, max_future_days];
+        let mut opening = Opening::new(device, snapshot, journal, connection, make_send, days);
         let given = reach::given(&opening.connection)?;
         let home = self.session.clone();
         let home_reach = self.reach.clone();

@@ -89,6 +89,18 @@ pub enum StateLocation<'a> {
     _Lifetime(std::marker::PhantomData<&'a ()>),
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+impl<'a> StateLocation<'a> {
+    /// The state file at `path` (waiting for its lock with `wait`), or memory without one: what
+    /// a binding's optional state path means.
+    pub fn file_or_memory(path: Option<&'a std::path::Path>, wait: bool) -> Self {
+        match path {
+            Some(path) => StateLocation::File { path, wait },
+            None => StateLocation::Memory,
+        }
+    }
+}
+
 impl core::fmt::Debug for StateLocation<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
