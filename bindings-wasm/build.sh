@@ -74,7 +74,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # Issue 53 moved the shared-vault workflows into the core (create, open and accept end to end,
 # and the one rule for what a vault opened through a home takes of it: the JS layer's
 # sharedConnection is gone) and parses the JS connection in Rust: 470,641 -> 476,386 (+5.7 KB,
-# measured in one run before and after): the bar moved to 477,000.
-bar=477000
+# measured in one run before and after): the bar moved to 477,000. The state lock's rules, which
+# the JS layer's fileStorage now takes from the core so that Node and native processes follow one
+# protocol, took it to 477,517 (+1.1 KB): the bar moved to 478,000.
+bar=478000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -1344,29 +1344,23 @@ const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 /** Who this process is, as a lock file names it. */
 function lockHolder() {
   const host = nodeModule('node:os')?.hostname() ?? 'unknown';
-  return `process ${process.pid} on host ${host}, since ${new Date().toISOString()}`;
+  return wasm.lockHolderText(process.pid, host, new Date().toISOString());
 }
 
 /**
- * Whether the holder that `text` names is gone: a process of this host that no longer runs, or
- * (`ownIsGone`) this process's own id, for a lock file this process does not hold (left by an
- * earlier process that had the same id, as in a restarted container). A file that names nobody
- * is gone once it is `ageMs` > 10 s old (its maker died between creating and writing it).
+ * Whether the holder that `text` names is gone: the core's rule (`io::state_lock`), which
+ * native processes (Python, the command line, Swift/Kotlin) follow too.
  */
 function lockIsStale(text, ageMs, ownIsGone) {
-  if (!text) return ageMs > 10_000;
-  const found = /process (\d+)(?: on host (\S+?),)?/.exec(text);
-  if (!found) return false;
-  const host = nodeModule('node:os')?.hostname();
-  if (found[2] !== undefined && found[2] !== host) return false;
-  const pid = Number(found[1]);
-  if (pid === process.pid) return ownIsGone;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return e.code === 'ESRCH';
-  }
+  const host = nodeModule('node:os')?.hostname() ?? 'unknown';
+  return wasm.lockIsStale(text, ageMs, host, process.pid, ownIsGone, (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return e.code !== 'ESRCH';
+    }
+  });
 }
 
 /** A file's text (trimmed) and age in ms, or undefined when it does not exist. */
@@ -1415,6 +1409,7 @@ async function takeOver(fs, lockPath, stale) {
  * by a process of this host that no longer runs is taken over.
  */
 async function lockFile(lockPath, statePath, wait) {
+  await init(); // the protocol's rules are the core's
   const fs = nodeFs();
   for (;;) {
     if (!heldLocks.has(lockPath)) {

@@ -630,3 +630,29 @@ pub fn sign_request(
     }
     Ok(out)
 }
+
+/// The line a state file's lock names its holder with (the core's lock protocol, the same as
+/// native processes follow): process `pid` on `host`, since `since`.
+#[wasm_bindgen(js_name = lockHolderText)]
+pub fn lock_holder_text(pid: u32, host: &str, since: &str) -> String {
+    bucketsync::io::state_lock::holder_text(pid, host, since, None)
+}
+
+/// Whether the holder a lock file's `text` names is gone (the core's rule), for process `pid`
+/// on `host`; `alive(pid)` tells whether a process of this host runs.
+#[wasm_bindgen(js_name = lockIsStale)]
+pub fn lock_is_stale(
+    text: &str,
+    age_ms: f64,
+    host: &str,
+    pid: u32,
+    own_is_gone: bool,
+    alive: &Function,
+) -> bool {
+    bucketsync::io::state_lock::is_stale(text, age_ms as u64, host, pid, own_is_gone, |other| {
+        // A callback that fails says nothing: the holder is taken to be alive.
+        alive
+            .call1(&JsValue::NULL, &JsValue::from(other))
+            .map_or(true, |v| v.is_truthy())
+    })
+}

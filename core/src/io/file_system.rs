@@ -4,9 +4,13 @@
 //! synced; a new name or a rename once its folder is synced) and a second process that must be
 //! refused the lock.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::io::state_lock;
 
 /// A file system as the state files use it.
 pub trait FileSystem: Send + 'static {
@@ -109,16 +113,166 @@ impl FsFile for File {
     }
 }
 
-/// The lock file, locked.
+/// The state's lock held ([`crate::io::state_lock`]'s protocol): the lock file this process
+/// created, with the OS's advisory lock on it too; removed (if it still names this holder) when
+/// dropped.
 #[derive(Debug)]
-pub struct OsLock(File);
+pub struct OsLock {
+    file: File,
+    path: PathBuf,
+    /// What the file says now.
+    text: String,
+}
+
+impl OsLock {
+    fn write(&mut self, text: String) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.seek(SeekFrom::Start(0));
+        let _ = self.file.write_all(text.as_bytes());
+        let _ = self.file.sync_all();
+        self.text = text;
+    }
+}
 
 impl FsLock for OsLock {
     fn set_holder(&mut self, holder: &str) {
-        let _ = self.0.set_len(0);
-        let _ = self.0.seek(SeekFrom::Start(0));
-        let _ = self.0.write_all(holder.as_bytes());
+        self.write(native_holder(Some(holder)));
     }
+}
+
+impl Drop for OsLock {
+    fn drop(&mut self) {
+        let ours = fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.text.trim());
+        if ours {
+            let _ = fs::remove_file(&self.path);
+        }
+        held().remove(&self.path);
+        // The OS lock goes with the file handle, after the name.
+    }
+}
+
+/// The lock files this process holds: another vault of the process is refused as any holder.
+fn held() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This host's name, as the npm package's lock files name it (Node's `os.hostname()`).
+fn host_name() -> String {
+    #[cfg(target_os = "linux")]
+    if let Ok(name) = fs::read_to_string("/proc/sys/kernel/hostname") {
+        return name.trim().to_owned();
+    }
+    "unknown".into()
+}
+
+/// Whether process `pid` of this host runs; `true` where that cannot be told (then a lock it
+/// left is never taken for stale by its process id).
+fn process_runs(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    return Path::new("/proc").join(pid.to_string()).exists();
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// The marker of a holder that takes the OS's lock too: once that lock can be taken, it is gone.
+const OS_LOCK: &str = "os lock";
+
+fn native_holder(what: Option<&str>) -> String {
+    let since = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let what = match what {
+        Some(what) => format!("{OS_LOCK}, {what}"),
+        None => OS_LOCK.to_owned(),
+    };
+    state_lock::holder_text(std::process::id(), &host_name(), &since, Some(&what))
+}
+
+/// Whether the lock file at `path`, whose text is `text` and age `age_ms`, is stale.
+fn lock_is_stale(path: &Path, text: &str, age_ms: u64) -> io::Result<bool> {
+    // A native holder (or one of a release before the protocol, which named no host) holds the
+    // OS's lock while it lives: when that lock can be taken, it is gone.
+    let native =
+        text.contains(OS_LOCK) || state_lock::holder(text).is_some_and(|h| h.host.is_none());
+    if native {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        return match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        };
+    }
+    let own_is_gone = !held().contains(path);
+    Ok(state_lock::is_stale(
+        text,
+        age_ms,
+        &host_name(),
+        std::process::id(),
+        own_is_gone,
+        process_runs,
+    ))
+}
+
+/// The text and age of the file at `path`; `None` when there is none.
+fn read_lock(path: &Path) -> io::Result<Option<(String, u64)>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let age = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(Some((text.trim().to_owned(), age)))
+}
+
+/// Removes the stale lock file `path`, whose text was `stale`, one taker at a time (the guard
+/// file; see [`state_lock`]).
+fn take_over(path: &Path, stale: &str) -> io::Result<()> {
+    let mut guard_path = path.as_os_str().to_owned();
+    guard_path.push(".takeover");
+    let guard_path = PathBuf::from(guard_path);
+    let mut guard = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&guard_path)
+    {
+        Ok(guard) => guard,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if let Some((text, age)) = read_lock(&guard_path)? {
+                if state_lock::is_stale(
+                    &text,
+                    age,
+                    &host_name(),
+                    std::process::id(),
+                    false,
+                    process_runs,
+                ) {
+                    let _ = fs::remove_file(&guard_path);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let _ = guard
+        .write_all(state_lock::holder_text(std::process::id(), &host_name(), "", None).as_bytes());
+    let now = read_lock(path);
+    if matches!(&now, Ok(Some((text, _))) if text == stale) {
+        let _ = fs::remove_file(path);
+    }
+    drop(guard);
+    let _ = fs::remove_file(&guard_path);
+    now.map(|_| ())
 }
 
 impl FileSystem for OsFs {
@@ -167,19 +321,55 @@ impl FileSystem for OsFs {
     }
 
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Result<OsLock, String>> {
-        let mut file = self.open(path)?;
-        if wait {
-            file.lock()?;
-            return Ok(Ok(OsLock(file)));
-        }
-        match file.try_lock() {
-            Ok(()) => Ok(Ok(OsLock(file))),
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                Ok(Err(holder.trim().to_owned()))
+        let path = std::path::absolute(path)?;
+        loop {
+            let mine = !held().contains(&path);
+            if mine {
+                match OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                {
+                    Ok(file) => {
+                        held().insert(path.clone());
+                        let mut lock = OsLock {
+                            file,
+                            path,
+                            text: String::new(),
+                        };
+                        // Releases before the protocol took only this one.
+                        match lock.file.try_lock() {
+                            Ok(()) => {}
+                            Err(fs::TryLockError::WouldBlock) => {
+                                return Ok(Err("a process of an earlier release".into()))
+                            }
+                            Err(fs::TryLockError::Error(e)) => return Err(e),
+                        }
+                        lock.write(native_holder(None));
+                        return Ok(Ok(lock));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
             }
-            Err(fs::TryLockError::Error(e)) => Err(e),
+            let holder = match read_lock(&path)? {
+                // Let go of just now: try again.
+                None if mine => continue,
+                None => format!("another vault of this process ({})", std::process::id()),
+                Some((text, age)) if mine && lock_is_stale(&path, &text, age)? => {
+                    take_over(&path, &text)?;
+                    continue;
+                }
+                Some((text, _)) if text.is_empty() => {
+                    "a process that has not named itself yet".into()
+                }
+                Some((text, _)) => text,
+            };
+            if !wait {
+                return Ok(Err(holder));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }

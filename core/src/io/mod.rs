@@ -8,6 +8,7 @@
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
 //! - `builtin_transport`: the transport a store URL calls for (`s3://` needs feature `reqwest`);
 //! - [`state_store`]: where a replica's snapshot and journal live (files with a lock, or memory);
+//! - [`state_lock`]: the rules of a state file's lock, the same for native and Node processes;
 //! - [`file_system`]: the file operations the state files use (the OS's, or a simulated disk);
 //! - [`session`]: one open vault as every binding uses it: opening, persistence, the lock,
 //!   cancel-safe syncs;
@@ -52,5 +53,6 @@ pub mod reqwest_transport;
 pub mod session;
 pub mod shared_vaults;
 pub mod sharing;
+pub mod state_lock;
 pub mod state_store;
 pub mod usage;
