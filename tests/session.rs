@@ -318,3 +318,23 @@ fn a_state_written_by_the_previous_release_opens_and_syncs() {
     let again = open(&store, &key, &state).unwrap();
     assert_eq!(again.keys(b"").unwrap().len(), 3);
 }
+
+/// A flush interval the app leaves out is the core's default; a bad one is named.
+#[test]
+fn the_flush_interval_an_app_gives_or_the_default() {
+    use bucketsync::session::Durability;
+    assert_eq!(
+        Durability::with_flush_seconds(None, "flush_interval").unwrap(),
+        Durability::default()
+    );
+    assert_eq!(
+        Durability::with_flush_seconds(Some(2.5), "flush_interval")
+            .unwrap()
+            .flush_interval_ms,
+        2_500
+    );
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let err = Durability::with_flush_seconds(Some(bad), "flushInterval").unwrap_err();
+        assert!(err.to_string().contains("flushInterval"), "{err}");
+    }
+}

@@ -13,7 +13,7 @@ use bucketsync::io::reach::{Given, Nothing, Reach};
 use bucketsync::io::shared_vaults::{OpenedShared, SharedOptions};
 use bucketsync::io::sharing;
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::settings::{days_ms, VaultDays};
+use bucketsync::settings::{stale_after_ms, VaultDays};
 use bucketsync::{CompactionPolicy, OpenMode, RequestKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -282,11 +282,11 @@ pub(crate) struct Opening<'a> {
     /// The transport; None: the built-in one for the store.
     pub transport: Option<AnyTransport>,
     pub wait: bool,
-    pub flush_interval: f64,
+    pub flush_interval: Option<f64>,
     pub mode: OpenMode,
-    pub grace_days: f64,
-    pub max_clock_skew_days: f64,
-    pub max_future_days: f64,
+    pub grace_days: Option<f64>,
+    pub max_clock_skew_days: Option<f64>,
+    pub max_future_days: Option<f64>,
     /// The built-in HTTP transport's deadlines.
     pub http: HttpOptions,
 }
@@ -340,7 +340,7 @@ impl Vault {
     /// moving (default 30); request_timeout: seconds one request may take in all (default
     /// 900). Either raises TimeoutError, and the next sync or attempt goes on.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, mode = "join", grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0, stall_timeout = None, request_timeout = None))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, mode = "join", grace_days = None, max_clock_skew_days = None, max_future_days = None, stall_timeout = None, request_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -351,11 +351,11 @@ impl Vault {
         credentials: Option<&Credentials>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
+        flush_interval: Option<f64>,
         mode: &str,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
         stall_timeout: Option<f64>,
         request_timeout: Option<f64>,
     ) -> PyResult<Self> {
@@ -390,7 +390,7 @@ impl Vault {
     /// Starts a new vault: like open, but its first sync raises ConflictError when the store
     /// holds a vault for this key already, and publishes this device even with no records.
     #[staticmethod]
-    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0, stall_timeout = None, request_timeout = None))]
+    #[pyo3(signature = (store, key, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None, stall_timeout = None, request_timeout = None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -401,10 +401,10 @@ impl Vault {
         credentials: Option<&Credentials>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
         stall_timeout: Option<f64>,
         request_timeout: Option<f64>,
     ) -> PyResult<Self> {
@@ -430,9 +430,9 @@ impl Vault {
     /// The vault's devices known here (this one included), as a list of dicts: id, label,
     /// last_push (seconds since the epoch, or None), segments, this_device, stale (silent
     /// longer than stale_after_days), retired (see retire).
-    #[pyo3(signature = (stale_after_days = 30.0))]
-    fn devices(&self, py: Python<'_>, stale_after_days: f64) -> PyResult<Vec<Py<PyDict>>> {
-        let stale_after_ms = days_ms(stale_after_days, "stale_after_days").map_err(to_py)?;
+    #[pyo3(signature = (stale_after_days = None))]
+    fn devices(&self, py: Python<'_>, stale_after_days: Option<f64>) -> PyResult<Vec<Py<PyDict>>> {
+        let stale_after_ms = stale_after_ms(stale_after_days, "stale_after_days").map_err(to_py)?;
         let devices = self.session.devices(stale_after_ms).map_err(to_py)?;
         devices
             .into_iter()
@@ -655,7 +655,7 @@ impl Vault {
     /// of them costs a few requests rather than one or more per file; each file's record is
     /// written (in the journal, pushed by the next sync) once every pack holding its bytes is
     /// stored. Every path is checked before anything is sent: one that is missing or not a
-    /// regular file raises (FileNotFoundError, IsADirectoryError, ...) and nothing is stored.
+    /// regular file raises ConfigError (as on every platform) and nothing is stored.
     /// A file that cannot be read later, or changes length while read, is left out (in the
     /// report's failed, its key as it was) and the rest go on. A key given twice stores the
     /// file given later (if that one fails, the earlier may be stored already and stays: the
@@ -678,15 +678,10 @@ impl Vault {
                     "put_files takes an iterable of (key, path) pairs",
                 )
             })?;
-            let metadata = std::fs::metadata(&path)?;
-            if !metadata.is_file() {
-                return Err(pyo3::exceptions::PyIsADirectoryError::new_err(format!(
-                    "{} is not a regular file",
-                    path.display()
-                )));
-            }
             list.push((key.0, path));
         }
+        bucketsync::files::check_paths(list.iter().map(|(_, path)| path.as_path()))
+            .map_err(to_py)?;
         let stop = Stop::default();
         let mut batch = PathBatch {
             files: list.into_iter(),
@@ -1048,7 +1043,7 @@ impl Vault {
     /// saying so.
     /// The returned vault keeps the home open (for `share`) while it lives. Raises ConfigError
     /// for a bad label or store URL, or a label the home has already.
-    #[pyo3(signature = (store, label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (store, label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_shared(
         &self,
@@ -1060,10 +1055,10 @@ impl Vault {
         credentials: Option<Py<Credentials>>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
             expected_from: None,
@@ -1084,7 +1079,7 @@ impl Vault {
     /// of the home's, in join mode, with the home's role in it: with "read", this device
     /// refuses its own writes (put, delete, files, imports) with AccessError. Arguments as for
     /// create_shared. Raises ConfigError when the home has no such label.
-    #[pyo3(signature = (label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (label, *, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
     fn open_shared(
         &self,
@@ -1095,10 +1090,10 @@ impl Vault {
         credentials: Option<Py<Credentials>>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
             expected_from: None,
@@ -1176,7 +1171,7 @@ impl Vault {
     /// create_shared (`credentials` also open the vault). Raises ConfigError for a text that
     /// is not an invitation, AccessError when it was made for another identity or another
     /// granter, NotFoundError when its grant is gone (withdrawn, or the wrong store).
-    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
     fn accept(
         &self,
@@ -1188,10 +1183,10 @@ impl Vault {
         credentials: Option<Py<Credentials>>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
             expected_from: granted_by,
@@ -1211,7 +1206,7 @@ impl Vault {
     /// `await home.accept_async(invitation, ...)`: accept() on a worker thread, for asyncio
     /// apps, with the same arguments. Cancelling the awaiting task stops it (the vault is then
     /// neither kept in the home nor opened, unless its grant had been read).
-    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (invitation, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
     fn accept_async<'py>(
         slf: &Bound<'py, Self>,
@@ -1222,10 +1217,10 @@ impl Vault {
         credentials: Option<Py<Credentials>>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let args = OpenArgs {
@@ -1247,7 +1242,7 @@ impl Vault {
 
     /// accept() that also stops when `cancel.is_set()` turns true: the worker side of
     /// accept_async.
-    #[pyo3(signature = (invitation, cancel, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = 1.0, grace_days = 30.0, max_clock_skew_days = 1.0, max_future_days = 7.0))]
+    #[pyo3(signature = (invitation, cancel, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
     fn _accept_until(
         &self,
@@ -1260,10 +1255,10 @@ impl Vault {
         credentials: Option<Py<Credentials>>,
         transport: Option<PyObject>,
         wait: bool,
-        flush_interval: f64,
-        grace_days: f64,
-        max_clock_skew_days: f64,
-        max_future_days: f64,
+        flush_interval: Option<f64>,
+        grace_days: Option<f64>,
+        max_clock_skew_days: Option<f64>,
+        max_future_days: Option<f64>,
     ) -> PyResult<Vault> {
         let args = OpenArgs {
             expected_from: granted_by,
@@ -1362,28 +1357,20 @@ impl Vault {
     }
 }
 
-/// A vault's time bounds, from the seconds-and-days arguments Python gives.
-fn compaction(grace: f64, max_clock_skew: f64, max_future: f64) -> PyResult<CompactionPolicy> {
-    VaultDays {
-        grace,
-        max_clock_skew,
-        max_future,
-    }
-    .policy(["grace_days", "max_clock_skew_days", "max_future_days"])
-    .map_err(to_py)
+/// A vault's time bounds, from the days Python gives (`None`: the core's defaults).
+fn compaction(
+    grace: Option<f64>,
+    max_clock_skew: Option<f64>,
+    max_future: Option<f64>,
+) -> PyResult<CompactionPolicy> {
+    VaultDays::given(grace, max_clock_skew, max_future)
+        .policy(["grace_days", "max_clock_skew_days", "max_future_days"])
+        .map_err(to_py)
 }
 
-/// The durability of `flush_interval` seconds.
-fn durability(flush_interval: f64) -> PyResult<Durability> {
-    if !(flush_interval.is_finite() && flush_interval >= 0.0) {
-        return Err(to_py(bucketsync::Error::Config(format!(
-            "flush_interval must be a number of seconds >= 0, not {flush_interval}"
-        ))));
-    }
-    Ok(Durability {
-        flush_interval_ms: (flush_interval * 1000.0) as u64,
-        ..Durability::default()
-    })
+/// The durability of `flush_interval` seconds (`None`: the core's default).
+fn durability(flush_interval: Option<f64>) -> PyResult<Durability> {
+    Durability::with_flush_seconds(flush_interval, "flush_interval").map_err(to_py)
 }
 
 impl Vault {
@@ -1915,10 +1902,10 @@ pub struct OpenArgs {
     pub credentials: Option<Py<Credentials>>,
     pub transport: Option<PyObject>,
     pub wait: bool,
-    pub flush_interval: f64,
-    pub grace_days: f64,
-    pub max_clock_skew_days: f64,
-    pub max_future_days: f64,
+    pub flush_interval: Option<f64>,
+    pub grace_days: Option<f64>,
+    pub max_clock_skew_days: Option<f64>,
+    pub max_future_days: Option<f64>,
 }
 
 impl OpenArgs {

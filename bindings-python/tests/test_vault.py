@@ -429,3 +429,20 @@ def test_a_vault_dropped_inside_another_vaults_sync_goes_quietly(seaweed, creden
         sys.unraisablehook = previous
     assert made and report.pushed == 1 and not report.errors, report
     assert not caught, [str(c.exc_value) for c in caught]
+
+
+def test_an_omitted_setting_is_the_cores_default(tmp_path):
+    """Every setting left out (or given as None) is the core's default, and a bad one is named."""
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    vault = Vault.create(store, key, flush_interval=None, grace_days=None, max_clock_skew_days=None,
+                         max_future_days=None)
+    vault.put("k", "v")
+    assert vault.sync().errors == []
+    [me] = vault.devices()
+    assert me["this_device"] and not me["stale"]
+    assert vault.devices(stale_after_days=None) == vault.devices()
+    with pytest.raises(bucketsync.ConfigError, match="stale_after_days"):
+        vault.devices(stale_after_days=-1)
+    with pytest.raises(bucketsync.ConfigError, match="flush_interval"):
+        Vault.open(store, key, flush_interval=float("nan"))

@@ -12,7 +12,7 @@ use bucketsync::driver::{self, Transport};
 use bucketsync::http_options::HttpOptions;
 use bucketsync::io::reach::{Nothing, Reach};
 use bucketsync::session::{self, Durability, Session, SessionOptions, StateLocation};
-use bucketsync::settings::VaultDays;
+use bucketsync::settings::{stale_after_ms, VaultDays};
 use bucketsync::{
     redacted_url, shown_header_value, Category, CompactionPolicy, OpenMode, RequestKind,
 };
@@ -535,8 +535,7 @@ pub fn default_vault_settings() -> VaultSettings {
 }
 
 impl VaultSettings {
-    /// What a shared vault opened through a home opened with these is opened with: the
-    /// default day bounds (the shared vault's own), the home's deadlines.
+    /// The built-in HTTP client's deadlines these say.
     pub(crate) fn http(&self) -> Result<HttpOptions, BucketsyncError> {
         Ok(HttpOptions::from_seconds(
             self.stall_timeout_seconds,
@@ -649,11 +648,16 @@ impl Vault {
         })
     }
 
-    /// The vault's devices known here, this one included.
-    pub fn devices(&self, stale_after_days: u32) -> Result<Vec<DeviceInfo>, BucketsyncError> {
-        let devices = self
-            .session
-            .devices(u64::from(stale_after_days) * 86_400_000)?;
+    /// The vault's devices known here, this one included; stale: silent for longer than
+    /// `stale_after_days` (null: the core's default, 30). `Config` for a negative or
+    /// non-finite number.
+    #[uniffi::method(default(stale_after_days = None))]
+    pub fn devices(
+        &self,
+        stale_after_days: Option<f64>,
+    ) -> Result<Vec<DeviceInfo>, BucketsyncError> {
+        let stale_after = stale_after_ms(stale_after_days, "staleAfterDays")?;
+        let devices = self.session.devices(stale_after)?;
         Ok(devices
             .into_iter()
             .map(|d| DeviceInfo {
@@ -1092,16 +1096,7 @@ impl Vault {
         listener: Option<Arc<dyn FilesListener>>,
         pack_size: Option<u64>,
     ) -> Result<PutFilesReport, BucketsyncError> {
-        for file in &files {
-            let metadata = std::fs::metadata(&file.path)
-                .map_err(|e| BucketsyncError::Config(format!("cannot read {}: {e}", file.path)))?;
-            if !metadata.is_file() {
-                return Err(BucketsyncError::Config(format!(
-                    "{} is not a regular file",
-                    file.path
-                )));
-            }
-        }
+        bucketsync::files::check_paths(files.iter().map(|f| std::path::Path::new(&f.path)))?;
         let mut batch = PathBatch {
             files: files.into_iter(),
             listener,

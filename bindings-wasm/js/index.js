@@ -1179,6 +1179,9 @@ async function sourceOf(source, size, what) {
     } catch (e) {
       throw new ConfigError(`reading the source failed: ${e.message}`, 'config', { cause: e });
     }
+    // The core's pre-check (bucketsync::files::check_paths), on Node's file system.
+    if (stat.isDirectory()) throw new ConfigError(`${source} is a folder, not a file`, 'config');
+    if (!stat.isFile()) throw new ConfigError(`${source} is not a regular file`, 'config');
     const open = () => {
       // Node's own file stream; its async iterator's next() reads as a stream reader's read().
       const stream = fs.createReadStream(source, { highWaterMark: 1 << 20 });

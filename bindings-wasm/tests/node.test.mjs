@@ -739,6 +739,10 @@ test('files: putFiles stores bytes, a Blob and a path in shared packs; a file th
     { key: 'y', data: join(dir, 'missing.bin') },
   ]), (e) => e instanceof bucketsync.ConfigError && e.cause?.code === 'ENOENT');
   assert.equal(writer.fileInfo('x'), null);
+  // A folder is refused the same way, as on every platform.
+  await assert.rejects(writer.putFiles([{ key: 'x', data: dir }]),
+    (e) => e instanceof bucketsync.ConfigError && /is a folder, not a file/.test(e.message));
+  assert.equal(writer.fileInfo('x'), null);
   await assert.rejects(writer.putFiles([{ key: 'x', data: 42 }]), TypeError);
   await assert.rejects(writer.putFiles(['not a file']), TypeError);
   await assert.rejects(writer.putFiles([{ key: 'x', data: bytesData }], { packSize: 0 }), TypeError);

@@ -62,6 +62,15 @@ impl VaultDays {
     }
 }
 
+/// When a device counts as stale: `days` as the app gave them (`None`:
+/// [`DEFAULT_STALE_AFTER_DAYS`]), in milliseconds.
+///
+/// # Errors
+/// `Config` naming `name` when `days` is not a finite number >= 0.
+pub fn stale_after_ms(days: Option<f64>, name: &str) -> Result<u64> {
+    days_ms(days.unwrap_or(DEFAULT_STALE_AFTER_DAYS), name)
+}
+
 /// `days` in milliseconds.
 ///
 /// # Errors
@@ -123,5 +132,21 @@ mod tests {
             );
         }
         assert_eq!(days_ms(0.5, "x").unwrap(), 43_200_000);
+    }
+
+    #[test]
+    fn an_omitted_setting_is_the_cores_default() {
+        assert_eq!(
+            stale_after_ms(None, "s").unwrap(),
+            days_ms(DEFAULT_STALE_AFTER_DAYS, "s").unwrap()
+        );
+        assert_eq!(stale_after_ms(Some(1.0), "s").unwrap(), 86_400_000);
+        let err = stale_after_ms(Some(-1.0), "staleAfterDays").unwrap_err();
+        assert!(err.to_string().contains("staleAfterDays"), "{err}");
+        assert_eq!(
+            VaultDays::given(None, None, None),
+            VaultDays::default(),
+            "every bound omitted"
+        );
     }
 }

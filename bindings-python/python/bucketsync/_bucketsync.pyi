@@ -285,11 +285,11 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
+        flush_interval: Optional[float] = None,
         mode: str = "join",
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
         stall_timeout: Optional[float] = None,
         request_timeout: Optional[float] = None,
     ) -> "Vault": ...
@@ -302,14 +302,14 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        flush_interval: Optional[float] = None,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
         stall_timeout: Optional[float] = None,
         request_timeout: Optional[float] = None,
     ) -> "Vault": ...
-    def devices(self, stale_after_days: float = 30.0) -> List[Dict[str, object]]: ...
+    def devices(self, stale_after_days: Optional[float] = None) -> List[Dict[str, object]]: ...
     def retire(self, device_id: str) -> None: ...
     def confirm_deletions(self) -> None: ...
     def history(self, key: Bytes) -> List[Dict[str, object]]: ...
@@ -423,10 +423,10 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        flush_interval: Optional[float] = None,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
     ) -> "Vault":
         """Makes a new vault to share in ``store``, kept in this home as ``label`` with the role
         "owner" (sync the home so its other devices see it), and returns it opened in create
@@ -446,10 +446,10 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        flush_interval: Optional[float] = None,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
     ) -> "Vault":
         """Opens the vault this home knows as ``label`` (see shared()) in join mode, with the
         home's role in it (with "read", its writes raise AccessError). Arguments as for
@@ -476,10 +476,10 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        flush_interval: Optional[float] = None,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
     ) -> "Vault":
         """Accepts an invitation with this home's identity: reads its grant (one GET in the
         invitation's store, signed as create_shared says: the home's credentials only on the
@@ -500,10 +500,10 @@ class Vault:
         credentials: Optional[Credentials] = None,
         transport: Optional[Transport] = None,
         wait: bool = False,
-        flush_interval: float = 1.0,
-        grace_days: float = 30.0,
-        max_clock_skew_days: float = 1.0,
-        max_future_days: float = 7.0,
+        flush_interval: Optional[float] = None,
+        grace_days: Optional[float] = None,
+        max_clock_skew_days: Optional[float] = None,
+        max_future_days: Optional[float] = None,
     ) -> "Vault":
         """accept() on a worker thread, for asyncio apps; cancelling the task stops it."""
     def members(self) -> List[Member]:

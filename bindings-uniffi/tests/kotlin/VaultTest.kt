@@ -231,7 +231,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         check(report.pulled == 2UL && c.keys(ByteArray(0)).size == 1, "c bootstraps: $report")
         check(c.sync().requests == 1UL, "nothing new is one LIST")
         check(report.changed.size == 2, "a's note and b's deletion changed: ${report.changed.size}")
-        check(c.devices(30u).any { it.label == "kotlin a" && !it.stale && !it.thisDevice }, "a is listed by its name")
+        check(c.devices().any { it.label == "kotlin a" && !it.stale && !it.thisDevice }, "a is listed by its name")
+        try { c.devices(-1.0); check(false, "a negative staleAfterDays was taken") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("staleAfterDays"), e.message!!) }
         // ANCHOR: not_found
         // A wrong key joins nothing: not found, and the write stays.
         val lost = Vault.open(store("kotlin", "converge/"), VaultKey.generate(), credentials = creds())
@@ -256,8 +258,8 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         }
         // ANCHOR_END: history
         // a retires b; b starts over under a new id when it syncs again, its write survives.
-        val bId = b.devices(30u).first { it.thisDevice }.id
-        try { a.retire(a.devices(30u).first { it.thisDevice }.id); check(false, "retired itself") }
+        val bId = b.devices(30.0).first { it.thisDevice }.id
+        try { a.retire(a.devices(30.0).first { it.thisDevice }.id); check(false, "retired itself") }
         catch (e: BucketsyncException.Config) {}
         a.retire(bId)
         a.sync()
@@ -265,7 +267,7 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         val back = b.sync()
         check(back.startedOver == bId && back.restamped.size == 1, "b started over: $back")
         a.sync()
-        check(a.getText("after") == "retired" && a.devices(30u).any { it.id == bId && it.retired }, "a sees it")
+        check(a.getText("after") == "retired" && a.devices(30.0).any { it.id == bId && it.retired }, "a sees it")
     },
     "a Kotlin-implemented transport is used for a sync" to {
         val key = VaultKey.generate()

@@ -472,7 +472,11 @@ final class VaultTests: XCTestCase {
         let again = try await c.sync()
         XCTAssertEqual(again.requests, 1)
         XCTAssertEqual(report.changed.count, 2)
-        XCTAssertTrue(try c.devices(staleAfterDays: 30).contains { $0.label == "swift a" && !$0.stale })
+        XCTAssertTrue(try c.devices().contains { $0.label == "swift a" && !$0.stale })
+        XCTAssertThrowsError(try c.devices(staleAfterDays: -1)) { error in
+            guard case BucketsyncError.Config(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("staleAfterDays"), message)
+        }
         // c retires b; b starts over under a new id when it syncs again.
         let bId = try b.devices(staleAfterDays: 30).first { $0.thisDevice }!.id
         try c.retire(id: bId)

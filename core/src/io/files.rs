@@ -303,6 +303,34 @@ pub fn is_file_value(value: &[u8]) -> bool {
     crate::file::FileValue::is_file(value)
 }
 
+/// Checks, before anything of a batch is sent, that each of `paths` is a regular file (a
+/// link to one counts): the pre-check every binding's `put_files` makes, one error category
+/// everywhere.
+///
+/// # Errors
+/// `Config` naming the first path that is missing, cannot be read, or is not a regular file
+/// (a folder, a device, a socket).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn check_paths<'a>(paths: impl IntoIterator<Item = &'a std::path::Path>) -> Result<()> {
+    for path in paths {
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        if metadata.is_dir() {
+            return Err(Error::Config(format!(
+                "{} is a folder, not a file",
+                path.display()
+            )));
+        }
+        if !metadata.is_file() {
+            return Err(Error::Config(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Session {
     /// Stores the bytes of `source` as the file `key`: chunks the vault already holds are
     /// not sent again, the rest go up in packs of about `pack_size` bytes (`None`: 16 MiB),
@@ -995,5 +1023,35 @@ impl FileReader {
             .await?;
         self.cached = Some((offset, bytes));
         Ok(held(&self.cached).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_paths;
+    use crate::error::Category;
+
+    #[test]
+    fn a_batch_of_paths_is_checked_before_anything_is_sent() {
+        let dir = std::env::temp_dir().join(format!("bucketsync-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.txt");
+        std::fs::write(&file, b"a").unwrap();
+        check_paths([file.as_path()]).unwrap();
+        let missing = dir.join("missing");
+        for (paths, says) in [
+            (vec![file.as_path(), missing.as_path()], "cannot read"),
+            (vec![dir.as_path()], "is a folder, not a file"),
+        ] {
+            let err = check_paths(paths).unwrap_err();
+            assert_eq!(err.category(), Category::Config, "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        #[cfg(unix)]
+        {
+            let err = check_paths([std::path::Path::new("/dev/null")]).unwrap_err();
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

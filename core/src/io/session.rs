@@ -61,6 +61,30 @@ impl Default for Durability {
     }
 }
 
+impl Durability {
+    /// The defaults, with the flush interval an app gave in seconds (`None`: the default).
+    ///
+    /// # Errors
+    /// `Config` naming `name` when `seconds` is not a finite number >= 0.
+    pub fn with_flush_seconds(seconds: Option<f64>, name: &str) -> Result<Self> {
+        let defaults = Durability::default();
+        let flush_interval_ms = match seconds {
+            None => defaults.flush_interval_ms,
+            Some(s) if s.is_finite() && s >= 0.0 => (s * 1000.0).min(u64::MAX as f64) as u64,
+            Some(s) => {
+                return Err(Error::Config(format!(
+                    "{name} must be a number of seconds >= 0, not {}",
+                    crate::settings::not_a_count(s)
+                )))
+            }
+        };
+        Ok(Durability {
+            flush_interval_ms,
+            ..defaults
+        })
+    }
+}
+
 /// Where the replica's local state lives.
 pub enum StateLocation<'a> {
     /// Nowhere: the replica lives as long as the session.
