@@ -982,8 +982,9 @@ impl FileReader {
     /// fetched through `transport` unless the last fetch holds them.
     ///
     /// # Errors
-    /// As [`Session::get_file`]: `Corrupt` when a chunk fails its check, `NotFound` when its
-    /// pack is gone, the request error that stopped it; `Cancelled` after
+    /// As [`Session::get_file`]: `Corrupt` when a chunk fails its check or the fetch gives
+    /// fewer bytes than the file holds there (never a short read before the file's end),
+    /// `NotFound` when its pack is gone, the request error that stopped it; `Cancelled` after
     /// [`Session::cancel_sync`].
     pub async fn read_at<T: Transport + ?Sized>(
         &mut self,
@@ -1021,8 +1022,19 @@ impl FileReader {
                 &mut |_| {},
             )
             .await?;
+        let got = bytes.len() as u64;
         self.cached = Some((offset, bytes));
-        Ok(held(&self.cached).unwrap_or_default())
+        // A read short of the file's end is never handed out as its end (a reader would take
+        // the file for shorter than it is): every binding gets this error instead.
+        held(&self.cached).ok_or_else(|| {
+            Error::corrupt(
+                "an opened file",
+                format!(
+                    "the read from byte {offset} gave {got} bytes, not the {} the file holds there",
+                    fetch_end - offset
+                ),
+            )
+        })
     }
 }
 
