@@ -167,6 +167,34 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         !tap.saw(ACCESS_KEY),
         "the environment's key id reached the other server"
     );
+    // A folder home (which signs nothing) does not send the environment's keys there either.
+    let folder = tempfile::tempdir().unwrap();
+    let folder_home = home(
+        &format!("file://{}", folder.path().display()),
+        &VaultKey::generate().unwrap(),
+        "bob desktop",
+        None,
+    );
+    let folder_public = folder_home.identity().unwrap().public().to_string();
+    let for_folder = trip
+        .vault
+        .share(
+            &alice,
+            &folder_public,
+            bucketsync::grant::Role::Read,
+            &transport,
+        )
+        .await
+        .unwrap()
+        .to_string();
+    assert_withheld(
+        accept(&folder_home, &for_folder, None).await,
+        "a folder home, keys in the environment",
+    );
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the environment's key id reached the other server"
+    );
 
     // With the vault's own credentials, the accept works and reads; a later open of the vault
     // on another device of the home, given nothing, goes unsigned and says why.

@@ -270,17 +270,14 @@ export interface MemberInfo {
 
 /**
  * How a home opens one of its shared vaults: `Vault.open`'s options but `store`, `key` and
- * `mode` (they come from the home's record). `credentials`, `signer`, `fetch` and `timeoutMs`
- * default to the home's (a `signer` given replaces the home's credentials, and `credentials`
- * given the home's signer); `storage` does not (a vault needs a storage of its own: with none,
- * its state lives in memory).
- */
-/**
- * The options of a vault opened through a home. `fetch` and `timeoutMs` default to the home's.
+ * `mode` (they come from the home's record). `fetch` and `timeoutMs` default to the home's.
  * The home's `credentials` and `signer` serve only a store on the home's own service (the same
  * endpoint and region): a store another service holds (an invitation may name any endpoint)
- * gets only the `credentials` or `signer` passed here, else its requests go unsigned and
- * reject with AuthError saying which credentials to pass.
+ * gets only the `credentials` or `signer` passed here, else its requests go unsigned and its
+ * syncs (and the accept) reject with AuthError saying which credentials to pass. A `signer`
+ * given replaces the home's credentials, and `credentials` given the home's signer. `storage`
+ * is never the home's (a vault needs a storage of its own: with none, its state lives in
+ * memory).
  */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
@@ -963,7 +960,7 @@ export class Vault {
   revoke(fingerprint: string): MemberInfo;
   /**
    * Accepts an invitation with this home's identity: reads its grant (one GET in the
-   * invitation's store, through `options`' connection, by default the home's), keeps the
+   * invitation's store, reached as {@link SharedOpenOptions} says), keeps the
    * vault in this home (a label the home uses already gets a number: `emma (2)`) and opens
    * it. `grantedBy`: the granter's fingerprint as they told it out of band (the invitation
    * alone says who sent it); an invitation from anyone else rejects with AccessError before

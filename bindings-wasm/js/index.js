@@ -1381,7 +1381,7 @@ async function readLock(fs, path) {
  * Removes the stale lock `lockPath`, whose text was `stale`, one taker at a time: under a guard
  * file created exclusively, the lock is read again and removed only if it is still that one, so
  * a lock someone took meanwhile is never removed. A guard left by a taker that died is stale
- * like a lock.
+ * like a lock. Resolves to whether the lock file is gone now.
  */
 async function takeOver(fs, lockPath, stale) {
   const guard = `${lockPath}.takeover`;
@@ -1392,17 +1392,17 @@ async function takeOver(fs, lockPath, stale) {
     if (e.code !== 'EEXIST') throw e;
     const other = await readLock(fs, guard);
     if (other && lockIsStale(other.text, other.ageMs, false)) await fs.unlink(guard).catch(() => {});
-    await pause(20);
-    return;
+    return (await readLock(fs, lockPath)) === undefined;
   }
   try {
     await handle.writeFile(lockHolder());
     const now = await readLock(fs, lockPath);
-    if (now?.text === stale) await fs.unlink(lockPath);
+    if (now?.text === stale) await fs.unlink(lockPath).catch(() => {});
   } finally {
     await handle.close();
     await fs.unlink(guard).catch(() => {});
   }
+  return (await readLock(fs, lockPath)) === undefined;
 }
 
 /**
@@ -1452,10 +1452,9 @@ async function lockFile(lockPath, statePath, wait) {
     if (!holder) {
       const found = await readLock(fs, lockPath);
       if (found === undefined) continue; // let go of just now: try again
-      if (lockIsStale(found.text, found.ageMs, true)) {
-        await takeOver(fs, lockPath, found.text);
-        continue;
-      }
+      // Taken over: try again at once. One that could not remove it (another taker's guard
+      // stands) is waited for like a holder, so that this never spins.
+      if (lockIsStale(found.text, found.ageMs, true) && await takeOver(fs, lockPath, found.text)) continue;
       holder = found.text || 'a process that has not named itself yet';
     }
     if (!wait) {

@@ -118,7 +118,8 @@ impl FsFile for File {
 /// dropped.
 #[derive(Debug)]
 pub struct OsLock {
-    file: File,
+    /// `None` only while it is dropped.
+    file: Option<File>,
     path: PathBuf,
     /// What the file says now.
     text: String,
@@ -126,10 +127,12 @@ pub struct OsLock {
 
 impl OsLock {
     fn write(&mut self, text: String) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.seek(SeekFrom::Start(0));
-        let _ = self.file.write_all(text.as_bytes());
-        let _ = self.file.sync_all();
+        if let Some(file) = &mut self.file {
+            let _ = file.set_len(0);
+            let _ = file.seek(SeekFrom::Start(0));
+            let _ = file.write_all(text.as_bytes());
+            let _ = file.sync_all();
+        }
         self.text = text;
     }
 }
@@ -142,12 +145,25 @@ impl FsLock for OsLock {
 
 impl Drop for OsLock {
     fn drop(&mut self) {
-        let ours = fs::read_to_string(&self.path).is_ok_and(|t| t.trim() == self.text.trim());
-        if ours {
-            let _ = fs::remove_file(&self.path);
-        }
         held().remove(&self.path);
-        // The OS lock goes with the file handle, after the name.
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        // Read through the held handle (on Windows the OS lock keeps other handles out).
+        let mut now = String::new();
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| io::Read::read_to_string(&mut file, &mut now));
+        if read.is_err() || now.trim() != self.text.trim() {
+            return;
+        }
+        // On Unix the name goes while the OS lock is held, so that no taker sees it free first;
+        // Windows cannot remove a file while a handle holds it locked.
+        #[cfg(unix)]
+        let _ = fs::remove_file(&self.path);
+        drop(file);
+        #[cfg(not(unix))]
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -182,7 +198,13 @@ fn process_runs(pid: u32) -> bool {
 const OS_LOCK: &str = "os lock";
 
 fn native_holder(what: Option<&str>) -> String {
-    let since = httpdate::fmt_http_date(std::time::SystemTime::now());
+    // With the nanoseconds: two holders of one process are never named alike, so a taker that
+    // found the first one stale never removes the second.
+    let now = std::time::SystemTime::now();
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let since = format!("{} (+{nanos} ns)", httpdate::fmt_http_date(now));
     let what = match what {
         Some(what) => format!("{OS_LOCK}, {what}"),
         None => OS_LOCK.to_owned(),
@@ -224,6 +246,10 @@ fn read_lock(path: &Path) -> io::Result<Option<(String, u64)>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Locked against reading (Windows' OS locks are mandatory): a holder that lives.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(33) => {
+            return Ok(Some(("a process that holds the OS lock on it".into(), 0)))
+        }
         Err(e) => return Err(e),
     };
     let age = fs::metadata(path)
@@ -235,8 +261,9 @@ fn read_lock(path: &Path) -> io::Result<Option<(String, u64)>> {
 }
 
 /// Removes the stale lock file `path`, whose text was `stale`, one taker at a time (the guard
-/// file; see [`state_lock`]).
-fn take_over(path: &Path, stale: &str) -> io::Result<()> {
+/// file; see [`state_lock`]). Whether the lock file is gone now (removed here, or by another
+/// taker); `false` when another taker's guard stands (it is then tried again later).
+fn take_over(path: &Path, stale: &str) -> io::Result<bool> {
     let mut guard_path = path.as_os_str().to_owned();
     guard_path.push(".takeover");
     let guard_path = PathBuf::from(guard_path);
@@ -259,8 +286,7 @@ fn take_over(path: &Path, stale: &str) -> io::Result<()> {
                     let _ = fs::remove_file(&guard_path);
                 }
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            return Ok(());
+            return Ok(!path.exists());
         }
         Err(e) => return Err(e),
     };
@@ -272,7 +298,7 @@ fn take_over(path: &Path, stale: &str) -> io::Result<()> {
     }
     drop(guard);
     let _ = fs::remove_file(&guard_path);
-    now.map(|_| ())
+    now.map(|_| !path.exists())
 }
 
 impl FileSystem for OsFs {
@@ -333,13 +359,14 @@ impl FileSystem for OsFs {
                 {
                     Ok(file) => {
                         held().insert(path.clone());
+                        // Releases before the protocol took only this one.
+                        let taken = file.try_lock();
                         let mut lock = OsLock {
-                            file,
+                            file: Some(file),
                             path,
                             text: String::new(),
                         };
-                        // Releases before the protocol took only this one.
-                        match lock.file.try_lock() {
+                        match taken {
                             Ok(()) => {}
                             Err(fs::TryLockError::WouldBlock) => {
                                 return Ok(Err("a process of an earlier release".into()))
@@ -357,9 +384,13 @@ impl FileSystem for OsFs {
                 // Let go of just now: try again.
                 None if mine => continue,
                 None => format!("another vault of this process ({})", std::process::id()),
-                Some((text, age)) if mine && lock_is_stale(&path, &text, age)? => {
-                    take_over(&path, &text)?;
-                    continue;
+                // Taken over: try again at once. A takeover that could not remove it (another
+                // taker's guard stands, or the file cannot be removed) is waited for like a
+                // holder, so that this never spins.
+                Some((text, age))
+                    if mine && lock_is_stale(&path, &text, age)? && take_over(&path, &text)? =>
+                {
+                    continue
                 }
                 Some((text, _)) if text.is_empty() => {
                     "a process that has not named itself yet".into()

@@ -139,20 +139,19 @@ pub fn inherit<T: Clone, S: Clone>(
     }
 }
 
-/// Whether the rule withheld the home's authority from a vault in `store` the app gave none
-/// for: what its requests' `auth` failures then say ([`withheld_note`]).
-pub fn withheld<T, S>(home: &Reach<T, S>, home_store: &Store, store: &Store) -> bool {
-    matches!(store, Store::S3(_))
-        && !same_service(home_store, store)
-        && (home.credentials.is_some() || home.signer.is_some())
+/// Whether a vault in `store`, opened through a home on `home_store`, is on another service:
+/// the rule gives it nothing of the home's authority (nor the environment's), so what the app
+/// does not give for it goes unsigned, and its `auth` failures say so ([`withheld_note`]).
+pub fn withheld(home_store: &Store, store: &Store) -> bool {
+    matches!(store, Store::S3(_)) && !same_service(home_store, store)
 }
 
 /// The note an `auth` failure of a vault in `store` carries when the rule withheld the home's
 /// credentials from it.
 pub fn withheld_note(store: &Store) -> String {
     format!(
-        "{} is on another service than your home, whose credentials are never sent there: \
-         pass this vault's own credentials (or a signer) for it",
+        "{} is on another service than your home, whose credentials (and the environment's) are \
+         never sent there: pass this vault's own credentials (or a signer) for it",
         store.display_name()
     )
 }
@@ -196,13 +195,13 @@ mod tests {
         let with_keys = home(Some("HOME"), None);
         let inherited = inherit(&with_keys, &mine, &same, Given::default());
         assert_eq!(key_id(&inherited), Some("HOME"));
-        assert!(!withheld(&with_keys, &mine, &same));
+        assert!(!withheld(&mine, &same));
         for other in &elsewhere {
             let reach = inherit(&with_keys, &mine, other, Given::default());
             assert_eq!(key_id(&reach), None, "{other:?}");
             // Bytes still move the way the app moves them, and with its deadlines.
             assert_eq!(reach.transport, Some("home transport"));
-            assert!(withheld(&with_keys, &mine, other));
+            assert!(withheld(&mine, other));
         }
         // A signer is authority too: never to another service.
         let with_signer = home(None, Some("home signer"));
@@ -212,10 +211,10 @@ mod tests {
         );
         let reach = inherit(&with_signer, &mine, &elsewhere[0], Given::default());
         assert_eq!(reach.signer, None);
-        assert!(withheld(&with_signer, &mine, &elsewhere[0]));
-        // A home without keys withholds nothing, and a folder store needs none.
-        assert!(!withheld(&home(None, None), &mine, &elsewhere[0]));
-        assert!(!withheld(&with_keys, &mine, &store("file:///tmp/x")));
+        // A folder store needs nothing; a folder home's vault on S3 is on another service (the
+        // environment's keys are not sent there either).
+        assert!(!withheld(&mine, &store("file:///tmp/x")));
+        assert!(withheld(&store("file:///tmp/home"), &mine));
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn decide<T: Clone, S: Clone>(
 ) -> Result<(Reach<T, S>, Option<String>)> {
     let home_store = session.read(|e| e.store().clone())?;
     let own_authority = given.credentials.is_some() || given.signer.is_some();
-    let note = (!own_authority && reach::withheld(home, &home_store, store))
+    let note = (!own_authority && reach::withheld(&home_store, store))
         .then(|| reach::withheld_note(store));
     Ok((reach::inherit(home, &home_store, store, given), note))
 }
@@ -99,8 +99,8 @@ impl Session {
     ///
     /// # Errors
     /// `Access` on a shared vault; `Config` for a bad label or store URL, a label the home has
-    /// already, or an `s3://` store that nothing signs for (the home's service, no
-    /// credentials anywhere); as [`Session::open`].
+    /// already, or an `s3://` store on the home's service that nothing signs for; as
+    /// [`Session::open`] (the label is free again after a failed open).
     pub fn create_shared_vault<T: Clone, S: Clone>(
         &self,
         home: &Reach<T, S>,
@@ -112,7 +112,12 @@ impl Session {
         self.check_home()?;
         let shared = self.create_shared(store, label)?;
         let (reach, note) = decide(self, home, &Store::parse(&shared.store)?, given)?;
+        let key = SharedVault::record_key(label);
         self.open_entry(shared, OpenMode::Create, reach, note, options)
+            .inspect_err(|_| {
+                // Nothing was made in the store yet: the label is free again for the retry.
+                let _ = self.delete(key);
+            })
     }
 
     /// Opens the vault this home keeps as `label`, on this device or any other of the home's,
