@@ -215,12 +215,14 @@ function savedState(loaded) {
 }
 
 /**
- * Opens a vault's replica: takes the state's lock, loads the state, builds the transport, and
- * calls `openInner(device, saved, credentials, send, days)` for the wasm vault (see `Vault.open`;
- * `days`: graceDays, maxClockSkewDays and maxFutureDays, undefined for the core's defaults).
+ * Opens a vault's replica: takes the state's lock, loads the state, and calls
+ * `openInner(opening, makeSend)` for the wasm vault, `opening` being `{ device, snapshot,
+ * journal, connection, graceDays, maxClockSkewDays, maxFutureDays }` (undefined ones: the
+ * core's defaults) and `makeSend(fetch, signer, timeoutMs)` the transport of the connection's
+ * pieces the core decides on (see `Vault.open`).
  */
 async function openVault({ device, state, storage, lock = 'error', graceDays, maxClockSkewDays, maxFutureDays },
-  openInner) {
+  connection, openInner) {
   if (lock !== 'error' && lock !== 'wait') throw new TypeError("lock must be 'error' or 'wait'");
   const release = !storage ? () => {}
     : storage.lock ? await storage.lock(lock === 'wait')
@@ -237,8 +239,10 @@ async function openVault({ device, state, storage, lock = 'error', graceDays, ma
         timeoutMs, cancelled);
       return transport(() => vault?.signal);
     };
-    const days = [graceDays, maxClockSkewDays, maxFutureDays];
-    const inner = await callAsync(() => openInner(device, saved, makeSend, days));
+    const opening = {
+      device, snapshot: saved?.snapshot, journal: saved?.journal, connection, graceDays, maxClockSkewDays, maxFutureDays,
+    };
+    const inner = await callAsync(() => openInner(opening, makeSend));
     vault = new Vault(inner, storage, release, transport, inner.vaultId);
     await vault.flush();
     return vault;
@@ -297,13 +301,11 @@ export class Vault {
   static async open({ store, key, mode = 'join', ...options } = {}) {
     await init();
     if (!(key instanceof VaultKey)) throw new TypeError('key must be a VaultKey');
-    return openVault(ownOptions(options), (device, saved, makeSend, days) => wasm.Vault.open(
-      store, key.wasm, device, saved?.snapshot, saved?.journal,
-      // The platform's fetch when none is given: the vault (and those opened through it as a
-      // home) always sends through JS.
-      connectionOf({ ...options, fetch: options.fetch ?? globalThis.fetch.bind(globalThis) }), makeSend, mode,
-      ...days,
-    ));
+    // The platform's fetch when none is given: the vault (and those opened through it as a
+    // home) always sends through JS.
+    const connection = connectionOf({ ...options, fetch: options.fetch ?? globalThis.fetch.bind(globalThis) });
+    return openVault(ownOptions(options), connection, (opening, makeSend) =>
+      wasm.Vault.open(store, key.wasm, mode, opening, makeSend));
   }
 
   /**
@@ -374,9 +376,8 @@ export class Vault {
    * other devices then know the vault.
    */
   async createShared(store, label, options = {}) {
-    const vault = await openVault(ownOptions(options), (device, saved, makeSend, days) =>
-      this.#inner.createShared(String(store), String(label), device, saved?.snapshot, saved?.journal,
-        connectionOf(options), makeSend, ...days));
+    const vault = await openVault(ownOptions(options), connectionOf(options), (opening, makeSend) =>
+      this.#inner.createShared(String(store), String(label), opening, makeSend));
     await this.flush();
     return vault;
   }
@@ -385,9 +386,8 @@ export class Vault {
    * options as for `createShared`. The vault remembers this home, for `share`.
    */
   openShared(label, options = {}) {
-    return openVault(ownOptions(options), (device, saved, makeSend, days) =>
-      this.#inner.openShared(String(label), device, saved?.snapshot, saved?.journal,
-        connectionOf(options), makeSend, ...days));
+    return openVault(ownOptions(options), connectionOf(options), (opening, makeSend) =>
+      this.#inner.openShared(String(label), opening, makeSend));
   }
   /**
    * Grants this shared vault to the person whose public identity is `publicIdentity` (their
@@ -436,9 +436,8 @@ export class Vault {
    */
   async accept(invitation, options = {}) {
     const { grantedBy, ...opening } = options;
-    const vault = await openVault(ownOptions(opening), (device, saved, makeSend, days) =>
-      this.#inner.accept(String(invitation), grantedBy == null ? undefined : String(grantedBy), device,
-        saved?.snapshot, saved?.journal, connectionOf(opening), makeSend, ...days));
+    const vault = await openVault(ownOptions(opening), connectionOf(opening), (given, makeSend) =>
+      this.#inner.accept(String(invitation), grantedBy == null ? undefined : String(grantedBy), given, makeSend));
     await this.flush();
     return vault;
   }

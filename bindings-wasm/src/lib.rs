@@ -273,25 +273,39 @@ struct Opening {
 const DAY_NAMES: [&str; 3] = ["graceDays", "maxClockSkewDays", "maxFutureDays"];
 
 impl Opening {
-    /// An opening of what the JS layer gives; `days`: graceDays, maxClockSkewDays and
-    /// maxFutureDays.
-    fn new(
-        device: Option<String>,
-        snapshot: Option<Vec<u8>>,
-        journal: Option<Vec<u8>>,
-        connection: JsValue,
-        make_send: Function,
-        days: [Option<f64>; 3],
-    ) -> Self {
-        let [grace, skew, future] = days;
-        Opening {
-            device,
-            snapshot,
-            journal,
-            connection,
+    /// What the JS layer gives: `opening` is `{device, snapshot, journal, connection,
+    /// graceDays, maxClockSkewDays, maxFutureDays}`, each optional; `make_send` builds the
+    /// vault's `send` of the connection's pieces the core decides on.
+    ///
+    /// # Errors
+    /// `config` for a device that is not a string, a day bound that is not a number.
+    fn from_js(opening: &JsValue, make_send: Function) -> Result<Self, JsValue> {
+        let text = |name: &str| {
+            reach::field(opening, name)
+                .map(|v| {
+                    v.as_string()
+                        .ok_or_else(|| config(format!("{name} must be a string")))
+                })
+                .transpose()
+        };
+        let bytes = |name: &str| reach::field(opening, name).map(|v| Uint8Array::new(&v).to_vec());
+        let days = |name: &str| {
+            reach::field(opening, name)
+                .map(|v| {
+                    v.as_f64()
+                        .ok_or_else(|| config(format!("{name} must be a number")))
+                })
+                .transpose()
+        };
+        let [grace, skew, future] = DAY_NAMES;
+        Ok(Opening {
+            device: text("device")?,
+            snapshot: bytes("snapshot"),
+            journal: bytes("journal"),
+            connection: reach::field(opening, "connection").unwrap_or(JsValue::UNDEFINED),
             make_send,
-            days: VaultDays::given(grace, skew, future),
-        }
+            days: VaultDays::given(days(grace)?, days(skew)?, days(future)?),
+        })
     }
 
     /// The state the JS layer loaded.
@@ -364,27 +378,18 @@ impl Vault {
 
 #[wasm_bindgen]
 impl Vault {
-    /// Opens a replica from the saved snapshot and journal (none for a new one); see the JS
-    /// layer's `Vault.open` for the options. `connection`: `{credentials, signer, fetch,
-    /// timeoutMs}`; `make_send`: `(fetch, signer, timeoutMs) => send`.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens a replica of the vault of `store` and `key` in `mode`, with what the JS layer
+    /// gives in `opening` (see `Opening::from_js`; the saved state, none for a new replica)
+    /// and `make_send`: `(fetch, signer, timeoutMs) => send`.
     pub fn open(
         store: &str,
         key: &VaultKey,
-        device: Option<String>,
-        snapshot: Option<Vec<u8>>,
-        journal: Option<Vec<u8>>,
-        connection: JsValue,
-        make_send: Function,
         mode: &str,
-        grace_days: Option<f64>,
-        max_clock_skew_days: Option<f64>,
-        max_future_days: Option<f64>,
+        opening: JsValue,
+        make_send: Function,
     ) -> Result<Vault, JsValue> {
         let mode = OpenMode::parse(mode).map_err(|e| js_error(&e))?;
-        let days = [grace_days, max_clock_skew_days, max_future_days];
-        Opening::new(device, snapshot, journal, connection, make_send, days)
-            .open(store, &key.0, mode)
+        Opening::from_js(&opening, make_send)?.open(store, &key.0, mode)
     }
 
     /// The vault's public id.

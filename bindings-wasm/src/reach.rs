@@ -19,7 +19,7 @@ pub(crate) type JsReach = Reach<JsValue, JsValue>;
 const DEFAULT_TIMEOUT_MS: f64 = 30_000.0;
 
 /// `value[name]`, or `None` when it is missing, undefined or null.
-fn field(value: &JsValue, name: &str) -> Option<JsValue> {
+pub(crate) fn field(value: &JsValue, name: &str) -> Option<JsValue> {
     if value.is_undefined() || value.is_null() {
         return None;
     }

@@ -112,52 +112,38 @@ impl Vault {
     }
 
     /// Makes a new vault to share, in `store`, kept in this home as `label` with the role
-    /// owner, and opens this device's replica of it (its first sync creates it), with the
-    /// JS layer's saved state, `connection` and `make_send` as for `open`: the core decides
-    /// what it takes of this home's connection. The vault remembers this home, for `share`.
+    /// owner, and opens this device's replica of it (its first sync creates it), with
+    /// `opening` and `make_send` as for `open`: the core decides what it takes of this home's
+    /// connection. The vault remembers this home, for `share`.
     #[wasm_bindgen(js_name = createShared)]
-    #[allow(clippy::too_many_arguments)]
     pub fn create_shared(
         &self,
         store: &str,
         label: &str,
-        device: Option<String>,
-        snapshot: Option<Vec<u8>>,
-        journal: Option<Vec<u8>>,
-        connection: JsValue,
+        opening: JsValue,
         make_send: Function,
-        grace_days: Option<f64>,
-        max_clock_skew_days: Option<f64>,
-        max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
-        let days = [grace_days, max_clock_skew_days, max_future_days];
-        let opening = Opening::new(device, snapshot, journal, connection, make_send, days);
-        self.through_home(opening, |home, reach, options, given| {
-            home.create_shared_vault(reach, store, label, options, given)
-        })
+        self.through_home(
+            Opening::from_js(&opening, make_send)?,
+            |home, reach, options, given| {
+                home.create_shared_vault(reach, store, label, options, given)
+            },
+        )
     }
 
     /// Opens this device's replica of the vault this home keeps as `label`, with the role the
     /// home has in it; arguments as for `createShared`.
     #[wasm_bindgen(js_name = openShared)]
-    #[allow(clippy::too_many_arguments)]
     pub fn open_shared(
         &self,
         label: &str,
-        device: Option<String>,
-        snapshot: Option<Vec<u8>>,
-        journal: Option<Vec<u8>>,
-        connection: JsValue,
+        opening: JsValue,
         make_send: Function,
-        grace_days: Option<f64>,
-        max_clock_skew_days: Option<f64>,
-        max_future_days: Option<f64>,
     ) -> Result<Vault, JsValue> {
-        let days = [grace_days, max_clock_skew_days, max_future_days];
-        let opening = Opening::new(device, snapshot, journal, connection, make_send, days);
-        self.through_home(opening, |home, reach, options, given| {
-            home.open_shared_vault(reach, label, options, given)
-        })
+        self.through_home(
+            Opening::from_js(&opening, make_send)?,
+            |home, reach, options, given| home.open_shared_vault(reach, label, options, given),
+        )
     }
 
     /// Grants this vault to the person whose public identity is `recipient`, with `role`
@@ -193,22 +179,14 @@ impl Vault {
     /// invitation from anyone else is refused (`access`) before any request. Rejects with
     /// `access` when the grant is sealed to another identity, `auth` (saying which credentials
     /// to pass) when its store refuses the request. Other arguments as for `createShared`.
-    #[allow(clippy::too_many_arguments)]
     pub fn accept(
         &self,
         invitation: String,
         granted_by: Option<String>,
-        device: Option<String>,
-        snapshot: Option<Vec<u8>>,
-        journal: Option<Vec<u8>>,
-        connection: JsValue,
+        opening: JsValue,
         make_send: Function,
-        grace_days: Option<f64>,
-        max_clock_skew_days: Option<f64>,
-        max_future_days: Option<f64>,
     ) -> Result<Promise, JsValue> {
-        let days = [grace_days, max_clock_skew_days, max_future_days];
-        let mut opening = Opening::new(device, snapshot, journal, connection, make_send, days);
+        let mut opening = Opening::from_js(&opening, make_send)?;
         let given = reach::given(&opening.connection)?;
         let home = self.session.clone();
         let home_reach = self.reach.clone();
