@@ -6,6 +6,7 @@
 //! One test function: it sets `AWS_*` variables, which the other tests of a binary would see.
 
 use bucketsync::builtin_transport::BuiltinTransport;
+use bucketsync::files::ReadSource;
 use bucketsync::io::reach::{Given, Nothing, Reach};
 use bucketsync::io::shared_vaults::SharedOptions;
 use bucketsync::reqwest_transport::HttpOptions;
@@ -235,6 +236,34 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         "the home's key id reached the other server"
     );
     assert!(tap.saw("their-key-id"), "the vault's own key did");
+    // A file stored in a vault of Bob's own there, given nothing: its upload fails the same way.
+    let mine = bob
+        .create_shared_vault(
+            &reach(&bob),
+            &their_store,
+            "mine",
+            SharedOptions::new(StateLocation::Memory),
+            Given::default(),
+        )
+        .unwrap();
+    let bytes = vec![7u8; 2 << 20];
+    let mut source = ReadSource::new(&bytes[..], Some(bytes.len() as u64));
+    let err = mine
+        .vault
+        .put_file("photo", &mut source, &transport, None, 4, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.category() == Category::Auth
+            && err
+                .to_string()
+                .contains("pass this vault's own credentials"),
+        "{err}"
+    );
+    assert!(
+        !tap.saw(ACCESS_KEY),
+        "the home's key id reached the other server"
+    );
 
     // A vault on the home's own service still takes the home's keys.
     let near = bob

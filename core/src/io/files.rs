@@ -395,24 +395,29 @@ impl Session {
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<(Vec<u8>, FileReport)> {
-        let declared = source.declared_len();
-        loop {
-            while upload.wants_input() {
-                let n = as_declared(declared, upload.bytes_in(), source.read(buf).await?)?;
-                if n == 0 {
-                    upload.finish()?;
-                } else {
-                    upload.write(&buf[..n])?;
-                    flight.progress.bytes_done = upload.bytes_in();
-                    progress(flight.progress);
+        // A request refused as `auth` says why when the vault's requests go unsigned.
+        let outcome = async {
+            let declared = source.declared_len();
+            loop {
+                while upload.wants_input() {
+                    let n = as_declared(declared, upload.bytes_in(), source.read(buf).await?)?;
+                    if n == 0 {
+                        upload.finish()?;
+                    } else {
+                        upload.write(&buf[..n])?;
+                        flight.progress.bytes_done = upload.bytes_in();
+                        progress(flight.progress);
+                    }
                 }
+                if let Some(outcome) = upload.poll_outcome() {
+                    return outcome;
+                }
+                self.step(upload, flight, concurrency, progress).await?;
+                self.note_upload(upload, false)?;
             }
-            if let Some(outcome) = upload.poll_outcome() {
-                return outcome;
-            }
-            self.step(upload, flight, concurrency, progress).await?;
-            self.note_upload(upload, false)?;
         }
+        .await;
+        outcome.map_err(|e| self.noted(e))
     }
 
     /// Stores the files `batch` hands over, one after the other, into packs they share: a
@@ -508,60 +513,65 @@ impl Session {
         flight: &mut Flight<'_, T, F>,
         concurrency: usize,
     ) -> Result<FileReport> {
-        loop {
-            while upload.wants_input() {
-                let Some((key, source, declared)) = run.reading.as_mut() else {
-                    match batch.next_file() {
-                        Some((key, source)) => {
-                            flight.progress.bytes_done = 0;
-                            flight.progress.bytes_total = source.len_hint();
-                            let declared = source.declared_len();
-                            run.reading = Some((key, source, declared));
+        // A request refused as `auth` says why when the vault's requests go unsigned.
+        let outcome = async {
+            loop {
+                while upload.wants_input() {
+                    let Some((key, source, declared)) = run.reading.as_mut() else {
+                        match batch.next_file() {
+                            Some((key, source)) => {
+                                flight.progress.bytes_done = 0;
+                                flight.progress.bytes_total = source.len_hint();
+                                let declared = source.declared_len();
+                                run.reading = Some((key, source, declared));
+                            }
+                            None => upload.end_input()?,
                         }
-                        None => upload.end_input()?,
-                    }
-                    continue;
-                };
-                let read = source.read(&mut run.buf).await;
-                let n = match read.and_then(|n| as_declared(*declared, upload.bytes_in(), n)) {
-                    Ok(n) => n,
-                    // A source that says the caller stops (Ctrl-C, say) stops the batch; the
-                    // files whose packs are stored already are written.
-                    Err(Error::Cancelled) => {
-                        self.hand_out(upload, batch, run)?;
-                        return Err(Error::Cancelled);
-                    }
-                    Err(e) => {
-                        upload.abandon_file();
-                        let (key, _, _) = run.reading.take().expect("a file is being read");
-                        batch.failed(&key, &e);
                         continue;
+                    };
+                    let read = source.read(&mut run.buf).await;
+                    let n = match read.and_then(|n| as_declared(*declared, upload.bytes_in(), n)) {
+                        Ok(n) => n,
+                        // A source that says the caller stops (Ctrl-C, say) stops the batch; the
+                        // files whose packs are stored already are written.
+                        Err(Error::Cancelled) => {
+                            self.hand_out(upload, batch, run)?;
+                            return Err(Error::Cancelled);
+                        }
+                        Err(e) => {
+                            upload.abandon_file();
+                            let (key, _, _) = run.reading.take().expect("a file is being read");
+                            batch.failed(&key, &e);
+                            continue;
+                        }
+                    };
+                    if n == 0 {
+                        let number = upload.end_file()?;
+                        let (key, _, _) = run.reading.take().expect("a file is being read");
+                        run.newest.insert(key.clone(), number);
+                        run.ended.insert(number, key);
+                    } else {
+                        upload.write(&run.buf[..n])?;
+                        flight.progress.bytes_done = upload.bytes_in();
+                        batch.progress(key, flight.progress);
+                    }
+                }
+                self.hand_out(upload, batch, run)?;
+                if let Some(outcome) = upload.poll_end() {
+                    return outcome;
+                }
+                let mut progress = |p: FileProgress| {
+                    if let Some((key, _, _)) = &run.reading {
+                        batch.progress(key, p);
                     }
                 };
-                if n == 0 {
-                    let number = upload.end_file()?;
-                    let (key, _, _) = run.reading.take().expect("a file is being read");
-                    run.newest.insert(key.clone(), number);
-                    run.ended.insert(number, key);
-                } else {
-                    upload.write(&run.buf[..n])?;
-                    flight.progress.bytes_done = upload.bytes_in();
-                    batch.progress(key, flight.progress);
-                }
+                self.step(upload, flight, concurrency, &mut progress)
+                    .await?;
+                self.note_upload(upload, false)?;
             }
-            self.hand_out(upload, batch, run)?;
-            if let Some(outcome) = upload.poll_end() {
-                return outcome;
-            }
-            let mut progress = |p: FileProgress| {
-                if let Some((key, _, _)) = &run.reading {
-                    batch.progress(key, p);
-                }
-            };
-            self.step(upload, flight, concurrency, &mut progress)
-                .await?;
-            self.note_upload(upload, false)?;
         }
+        .await;
+        outcome.map_err(|e| self.noted(e))
     }
 
     /// Reads the file `key` into `sink`, at most `concurrency` requests at once; `false`
@@ -861,28 +871,33 @@ impl Session {
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<()> {
-        let mut flight = Flight::new(
-            transport,
-            FileProgress {
-                bytes_done: download.resume_offset(),
-                bytes_total: Some(download.size()),
-                ..FileProgress::default()
-            },
-        );
-        // Where it starts (a resumed read: past what the partial file held).
-        progress(flight.progress);
-        loop {
-            while let Some(bytes) = download.poll_output() {
-                sink.write(&bytes).await?;
-                flight.progress.bytes_done += bytes.len() as u64;
-                progress(flight.progress);
+        // A request refused as `auth` says why when the vault's requests go unsigned.
+        let outcome = async {
+            let mut flight = Flight::new(
+                transport,
+                FileProgress {
+                    bytes_done: download.resume_offset(),
+                    bytes_total: Some(download.size()),
+                    ..FileProgress::default()
+                },
+            );
+            // Where it starts (a resumed read: past what the partial file held).
+            progress(flight.progress);
+            loop {
+                while let Some(bytes) = download.poll_output() {
+                    sink.write(&bytes).await?;
+                    flight.progress.bytes_done += bytes.len() as u64;
+                    progress(flight.progress);
+                }
+                if let Some(outcome) = download.poll_outcome() {
+                    return outcome;
+                }
+                self.step(download, &mut flight, concurrency, progress)
+                    .await?;
             }
-            if let Some(outcome) = download.poll_outcome() {
-                return outcome;
-            }
-            self.step(download, &mut flight, concurrency, progress)
-                .await?;
         }
+        .await;
+        outcome.map_err(|e| self.noted(e))
     }
 
     /// Sends what `machine` hands out (up to `concurrency` in flight), then waits for one
