@@ -274,10 +274,10 @@ export interface MemberInfo {
  * The home's `credentials` and `signer` serve only a store on the home's own service (the same
  * endpoint and region): a store another service holds (an invitation may name any endpoint)
  * gets only the `credentials` or `signer` passed here, else its requests go unsigned and its
- * syncs, file transfers (and the accept) reject with AuthError saying which credentials to pass. A `signer`
- * given replaces the home's credentials, and `credentials` given the home's signer. `storage`
- * is never the home's (a vault needs a storage of its own: with none, its state lives in
- * memory).
+ * syncs, file transfers and the accept reject with AuthError saying which credentials to
+ * pass. A `signer` given replaces the home's credentials, and `credentials` given the home's
+ * signer. `storage` is never the home's (a vault needs a storage of its own: with none, its
+ * state lives in memory).
  */
 export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 
