@@ -579,6 +579,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             check(e.message?.contains("missing") == true, "it names the path: ${e.message}")
         }
         check(a.fileInfo("x".toByteArray()) == null, "nothing stored")
+        // A folder is refused the same way, as on every platform.
+        try { a.putFiles(listOf(FileToPut("x".toByteArray(), dir.toString()))); check(false, "stored a folder") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("is a folder, not a file"), "${e.message}") }
         // A file that is gone when its turn comes (removed by the first progress call) is left
         // out; the others are stored.
         val seen = java.util.Collections.synchronizedList(mutableListOf<String>())

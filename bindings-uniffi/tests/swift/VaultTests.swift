@@ -372,6 +372,13 @@ final class VaultTests: XCTestCase {
             XCTAssertTrue(message.contains("missing"), message)
         }
         XCTAssertNil(try a.fileInfo(key: Data("x".utf8)))
+        // A folder is refused the same way, as on every platform.
+        do {
+            _ = try await a.putFiles(files: [FileToPut(key: Data("x".utf8), path: dir.path)], listener: nil, packSize: nil)
+            XCTFail("stored a folder")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("is a folder, not a file"), message)
+        }
         // A file that is gone when its turn comes (removed by the first progress call) is left
         // out; the others are stored.
         let goneKey = Data("docs/gone.bin".utf8)
