@@ -44,7 +44,7 @@ async fn accept(
     invitation: &str,
     credentials: Option<Credentials>,
 ) -> bucketsync::Result<Session> {
-    let (opened, transport) = bob
+    let opened = bob
         .accept_shared_vault(
             &reach(bob),
             invitation,
@@ -54,20 +54,32 @@ async fn accept(
             builtin,
         )
         .await?;
+    let transport = builtin(&opened.reach, &Store::parse(&opened.shared.store)?)?;
     let report = opened.vault.sync(&transport, 4, |_| {}).await?;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     Ok(opened.vault)
 }
 
-/// An `auth` failure that says which credentials to pass.
-fn assert_withheld(result: bucketsync::Result<Session>, what: &str) {
-    let err = result.err().unwrap_or_else(|| panic!("{what}: accepted"));
-    assert_eq!(err.category(), Category::Auth, "{what}: {err}");
+/// A request refused as `auth`, whose error says which credentials to pass.
+fn assert_says_which_credentials(err: &Error, what: &str) {
     assert!(
-        err.to_string()
+        matches!(
+            err,
+            Error::Http {
+                category: Category::Auth,
+                ..
+            }
+        ) && err
+            .to_string()
             .contains("pass this vault's own credentials"),
         "{what}: {err}"
     );
+}
+
+/// An accept refused as [`assert_says_which_credentials`] says.
+fn assert_withheld(result: bucketsync::Result<Session>, what: &str) {
+    let err = result.err().unwrap_or_else(|| panic!("{what}: accepted"));
+    assert_says_which_credentials(&err, what);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,18 +231,7 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         )
         .unwrap();
     let err = opened.vault.sync(&transport, 4, |_| {}).await.unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::Http {
-                category: Category::Auth,
-                ..
-            }
-        ) && err
-            .to_string()
-            .contains("pass this vault's own credentials"),
-        "{err}"
-    );
+    assert_says_which_credentials(&err, "a sync of the vault opened again");
     assert!(
         !tap.saw(ACCESS_KEY),
         "the home's key id reached the other server"
@@ -253,13 +254,7 @@ async fn a_homes_keys_never_reach_a_store_an_invitation_names_on_another_service
         .put_file("photo", &mut source, &transport, None, 4, |_| {})
         .await
         .unwrap_err();
-    assert!(
-        err.category() == Category::Auth
-            && err
-                .to_string()
-                .contains("pass this vault's own credentials"),
-        "{err}"
-    );
+    assert_says_which_credentials(&err, "a file's upload");
     assert!(
         !tap.saw(ACCESS_KEY),
         "the home's key id reached the other server"

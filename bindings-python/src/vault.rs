@@ -1958,23 +1958,20 @@ fn as_home(vault: &Vault) -> PyResult<()> {
     sharing::as_home(vault.home.as_ref()).map_err(to_py)
 }
 
-/// The Python vault of a shared vault the core opened through `home`.
-fn shared_vault(
-    home: &Vault,
-    opened: OpenedShared<Arc<PyObject>, Nothing>,
-    transport: Option<Arc<AnyTransport>>,
-) -> PyResult<Vault> {
+/// The Python vault of a shared vault the core opened through `home`, with the transport its
+/// reach says.
+fn shared_vault(home: &Vault, opened: OpenedShared<Arc<PyObject>, Nothing>) -> PyResult<Vault> {
     let OpenedShared { vault, reach, .. } = opened;
-    let transport = match transport {
-        Some(transport) => transport,
-        None => Arc::new(
-            vault
-                .read(|e| AnyTransport::for_reach(&reach, e.store()))
-                .and_then(|t| t)
-                .map_err(to_py)?,
-        ),
-    };
-    Vault::wrap(vault, transport, reach, Some(Arc::clone(&home.session)))
+    let transport = vault
+        .read(|e| AnyTransport::for_reach(&reach, e.store()))
+        .and_then(|t| t)
+        .map_err(to_py)?;
+    Vault::wrap(
+        vault,
+        Arc::new(transport),
+        reach,
+        Some(Arc::clone(&home.session)),
+    )
 }
 
 /// Makes a new shared vault in `store`, kept in `home` as `label`, and opens it (create mode).
@@ -1992,7 +1989,7 @@ fn create_shared_vault(
                 .create_shared_vault(&home.reach, store, label, options, given)
         })
         .map_err(to_py)?;
-    shared_vault(home, opened, None)
+    shared_vault(home, opened)
 }
 
 /// Opens the vault `home` knows as `label`.
@@ -2004,7 +2001,7 @@ fn open_shared_label(py: Python<'_>, home: &Vault, label: &str, args: OpenArgs) 
                 .open_shared_vault(&home.reach, label, options, given)
         })
         .map_err(to_py)?;
-    shared_vault(home, opened, None)
+    shared_vault(home, opened)
 }
 
 /// Grants `vault` (opened through its home) to `public` with `role`, naming `signer`; the
@@ -2037,15 +2034,15 @@ fn accept_invitation(
     cancel: Option<PyObject>,
 ) -> PyResult<Vault> {
     let (options, given) = (args.options()?, args.given(py)?);
-    // The transport the core makes for the invitation's store, kept to find what a Python
-    // transport raised.
+    // The transport the core makes for the grant's GET, kept to find what a Python transport
+    // raised.
     let made: Mutex<Option<Arc<AnyTransport>>> = Mutex::new(None);
     let raised = || {
         let made = made.lock().unwrap_or_else(|p| p.into_inner());
         made.as_ref().and_then(|t| t.take_raised())
     };
     let stop = Stop::default();
-    let (opened, transport) = home.run_with(py, raised, &stop, cancel.as_ref(), || {
+    let opened = home.run_with(py, raised, &stop, cancel.as_ref(), || {
         home.session.accept_shared_vault(
             &home.reach,
             invitation,
@@ -2059,5 +2056,5 @@ fn accept_invitation(
             },
         )
     })?;
-    shared_vault(home, opened, Some(transport))
+    shared_vault(home, opened)
 }

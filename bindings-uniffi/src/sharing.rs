@@ -391,7 +391,7 @@ impl Vault {
         granted_by: Option<String>,
     ) -> Result<Arc<Vault>, BucketsyncError> {
         let args = SharedArgs::new(state_path, device, wait_for_lock, credentials, transport);
-        let (opened, _) = self
+        let opened = self
             .session
             .accept_shared_vault(
                 &self.reach,

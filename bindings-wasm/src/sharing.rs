@@ -193,7 +193,7 @@ impl Vault {
         let make_send = opening.make_send.clone();
         Ok(future_to_promise(async move {
             let options = opening.shared_options()?;
-            let (opened, _) = home
+            let opened = home
                 .accept_shared_vault(
                     &home_reach,
                     &invitation,

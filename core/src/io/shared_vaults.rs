@@ -9,12 +9,13 @@
 //! ([`Session::enter_shared`]). Its state, device, mode and day bounds are its own.
 
 use crate::engine::{CompactionPolicy, OpenMode};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::grant::Invitation;
 use crate::home::SharedVault;
 use crate::io::driver::Transport;
 use crate::io::reach::{self, Given, Reach};
 use crate::io::session::{Durability, Session, SessionOptions, StateLocation};
+use crate::io::sharing;
 use crate::store::Store;
 
 /// What a shared vault keeps of its own on this device, as the app gives it.
@@ -82,14 +83,7 @@ impl Session {
     /// `Access` when this vault is a shared one (opened through a home): only a home makes,
     /// opens and accepts shared vaults.
     fn check_home(&self) -> Result<()> {
-        match self.read(|e| e.is_shared())? {
-            true => Err(Error::Access(
-                "this is a shared vault, not a home: make, open and accept vaults in your own \
-                 home"
-                    .into(),
-            )),
-            false => Ok(()),
-        }
+        sharing::as_home(self.read(|e| e.is_shared())?.then_some(()).as_ref())
     }
 
     /// Makes a new vault to share in `store`, kept in this home as `label` with the role
@@ -143,7 +137,7 @@ impl Session {
     /// Accepts `invitation` with this home's identity ([`Session::accept_from`]: one GET in
     /// the invitation's store, signed as [`crate::io::reach`]'s rule says, through the
     /// transport `transport` makes of the vault's reach and store), keeps the vault in this
-    /// home, and opens it. Also returns that transport, for the vault's own requests.
+    /// home, and opens it.
     ///
     /// # Errors
     /// As [`Session::accept_shared`] and [`Session::open_shared_vault`].
@@ -155,19 +149,18 @@ impl Session {
         options: SharedOptions<'_>,
         given: Given<T, S>,
         transport: F,
-    ) -> Result<(OpenedShared<T, S>, X)>
+    ) -> Result<OpenedShared<T, S>>
     where
         T: Clone,
         S: Clone,
         X: Transport,
         F: FnOnce(&Reach<T, S>, &Store) -> Result<X>,
     {
-        let (shared, reach, note, out) = self
+        let (shared, reach, note) = self
             .accept_with(home, invitation, expected_from, given, transport)
             .await?;
         let mode = shared.open_mode();
-        let opened = self.open_entry(shared, mode, reach, note, options)?;
-        Ok((opened, out))
+        self.open_entry(shared, mode, reach, note, options)
     }
 
     /// [`Session::accept_shared_vault`] without opening the vault: for an app that decides
@@ -204,7 +197,7 @@ impl Session {
         expected_from: Option<&str>,
         given: Given<T, S>,
         transport: F,
-    ) -> Result<(SharedVault, Reach<T, S>, Option<String>, X)>
+    ) -> Result<(SharedVault, Reach<T, S>, Option<String>)>
     where
         T: Clone,
         S: Clone,
@@ -214,15 +207,20 @@ impl Session {
         self.check_home()?;
         let store = Store::parse(&Invitation::parse(invitation)?.store)?;
         let (reach, note) = decide(self, home, &store, given)?;
-        let out = transport(&reach, &store)?;
+        let grant_transport = transport(&reach, &store)?;
         let shared = self
-            .accept_from(invitation, expected_from, reach.credentials.clone(), &out)
+            .accept_from(
+                invitation,
+                expected_from,
+                reach.credentials.clone(),
+                &grant_transport,
+            )
             .await
             .map_err(|e| match &note {
                 Some(note) => e.with_auth_note(note),
                 None => e,
             })?;
-        Ok((shared, reach, note, out))
+        Ok((shared, reach, note))
     }
 
     /// Opens `shared`, a vault of this home, reaching it with `reach`, and enters it.
