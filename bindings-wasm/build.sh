@@ -77,6 +77,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # measured in one run before and after): the bar moved to 477,000. The state lock's rules, which
 # the JS layer's fileStorage now takes from the core so that Node and native processes follow one
 # protocol, took it to 477,517 (+1.1 KB): the bar moved to 478,000.
-bar=478000
+# One cancel for every call (the core's Cancel, a class the JS layer makes per sync, transfer or
+# read, in place of a promise per transfer and the session's flag for syncs): 477,453 -> 478,383
+# (+0.9 KB, measured in one run before and after): the bar moved to 479,000.
+bar=479000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

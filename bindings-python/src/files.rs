@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use bucketsync::cancel::Cancel;
 use bucketsync::files::{ReadSource, Sink, Source};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
@@ -209,26 +210,66 @@ impl From<bucketsync::FileInfo> for FileInfo {
     }
 }
 
-/// The first exception that stopped an operation: a callback's, a file object's, Ctrl-C or a
-/// cancel. It is what the operation raises, whatever the core made of it.
+/// What stops an operation: the first exception that stopped it (a callback's, a file
+/// object's, Ctrl-C), which is what it raises whatever the core made of it, or its cancel (the
+/// core's, which the asyncio side sets). Noting an exception cancels it too.
 #[derive(Default)]
-pub struct Stop(Mutex<Option<PyErr>>);
+pub struct Stop {
+    raised: Mutex<Option<PyErr>>,
+    cancel: Cancel,
+}
 
 impl Stop {
-    /// Keeps `e` unless an earlier exception is kept already.
+    /// A stop cancelled through `cancel` as well, when given.
+    pub fn new(cancel: Option<Cancel>) -> Stop {
+        Stop {
+            raised: Mutex::default(),
+            cancel: cancel.unwrap_or_default(),
+        }
+    }
+
+    /// Keeps `e` unless an earlier exception is kept already, and cancels the operation.
     pub fn note(&self, e: PyErr) {
-        self.0
+        self.raised
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get_or_insert(e);
+        self.cancel.cancel();
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.cancel.is_cancelled()
     }
 
     pub fn take(&self) -> Option<PyErr> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.raised.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// What the operation runs through (`Vault::run`).
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+}
+
+/// The cancel of one operation run on a worker thread for asyncio (`bucketsync._aio`):
+/// `set()` stops it at once, from any thread. It reads as the `threading.Event` it replaces.
+#[pyclass(module = "bucketsync", name = "_Cancel", frozen)]
+#[derive(Default)]
+pub struct PyCancel(pub Cancel);
+
+#[pymethods]
+impl PyCancel {
+    #[new]
+    fn new() -> Self {
+        PyCancel::default()
+    }
+
+    fn set(&self) {
+        self.0.cancel();
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.is_cancelled()
     }
 }
 

@@ -19,6 +19,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<vault::Vault>()?;
     m.add_class::<auto_sync::Event>()?;
     m.add_class::<vault::FileReader>()?;
+    m.add_class::<files::PyCancel>()?;
     m.add_class::<vault::VaultKey>()?;
     m.add_class::<vault::Credentials>()?;
     m.add_class::<vault::SyncReport>()?;

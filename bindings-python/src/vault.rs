@@ -24,12 +24,13 @@ use crate::convert::{Bytes, Progress};
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
     remaining_len, Checked, FileInfo, FileProgress, FileReport, PathBatch, PutFilesReport,
-    PyReader, PyWriter, Stop, Target,
+    PyCancel, PyReader, PyWriter, Stop, Target,
 };
 use crate::records::{self, ExportReport, ImportReport};
 use crate::sharing::{Identity, Member, SharedVault};
 use crate::transport::{AnyTransport, VaultReach};
 use bucketsync::auto_sync::AutoSyncSeconds;
+use bucketsync::cancel::Cancel;
 
 /// The secret every device of a vault shares.
 #[pyclass(module = "bucketsync", frozen)]
@@ -548,15 +549,15 @@ impl Vault {
             .call1((slf, progress))
     }
 
-    /// sync() that also stops when `cancel.is_set()` (a threading.Event) turns true: the
+    /// sync() that also stops when `cancel` (a `_Cancel`) is set: the
     /// worker side of sync_async.
     fn _sync_until(
         &self,
         py: Python<'_>,
         progress: Option<PyObject>,
-        cancel: PyObject,
+        cancel: PyRef<'_, PyCancel>,
     ) -> PyResult<SyncReport> {
-        self.sync_until(py, progress, Some(cancel))
+        self.sync_until(py, progress, Some(cancel.0.clone()))
     }
 
     /// Starts syncing in the background, on a thread of its own, until stop_auto_sync() or
@@ -691,7 +692,7 @@ impl Vault {
             stored: Vec::new(),
             failed: Vec::new(),
         };
-        let totals = self.run(py, &stop, None, || {
+        let totals = self.run(py, &stop, || {
             self.session.put_files(
                 &mut batch,
                 &*self.transport,
@@ -785,7 +786,7 @@ impl Vault {
             delete,
         };
         let stop = Stop::default();
-        let report = self.run(py, &stop, None, || {
+        let report = self.run(py, &stop, || {
             self.session.backup(
                 &folder,
                 &name,
@@ -844,7 +845,7 @@ impl Vault {
             force,
         };
         let stop = Stop::default();
-        let report = self.run(py, &stop, None, || {
+        let report = self.run(py, &stop, || {
             self.session.restore(
                 &name,
                 &to,
@@ -879,7 +880,7 @@ impl Vault {
             None => bucketsync::backup::default_name(&folder).map_err(to_py)?,
         };
         let stop = Stop::default();
-        let report = self.run(py, &stop, None, || {
+        let report = self.run(py, &stop, || {
             self.session.sync_folder(
                 &folder,
                 &name,
@@ -984,7 +985,7 @@ impl Vault {
             .call1((slf, key, path_or_file, progress))
     }
 
-    /// put_file() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// put_file() that also stops when `cancel` (a `_Cancel`) is set: the worker side of
     /// put_file_async.
     fn _put_file_until(
         &self,
@@ -993,12 +994,19 @@ impl Vault {
         path_or_file: &Bound<'_, PyAny>,
         progress: Option<PyObject>,
         pack_size: Option<usize>,
-        cancel: PyObject,
+        cancel: PyRef<'_, PyCancel>,
     ) -> PyResult<FileReport> {
-        self.put_file_until(py, key, path_or_file, progress, pack_size, Some(cancel))
+        self.put_file_until(
+            py,
+            key,
+            path_or_file,
+            progress,
+            pack_size,
+            Some(cancel.0.clone()),
+        )
     }
 
-    /// get_file() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// get_file() that also stops when `cancel` (a `_Cancel`) is set: the worker side of
     /// get_file_async.
     fn _get_file_until(
         &self,
@@ -1006,9 +1014,9 @@ impl Vault {
         key: &Bound<'_, PyAny>,
         path_or_file: &Bound<'_, PyAny>,
         progress: Option<PyObject>,
-        cancel: PyObject,
+        cancel: PyRef<'_, PyCancel>,
     ) -> PyResult<()> {
-        self.get_file_until(py, key, path_or_file, progress, Some(cancel))
+        self.get_file_until(py, key, path_or_file, progress, Some(cancel.0.clone()))
     }
 
     /// The identity of the person whose home this vault is (any vault can be a home): an
@@ -1146,7 +1154,7 @@ impl Vault {
             .call1((slf, public, role, signer_url))
     }
 
-    /// share() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// share() that also stops when `cancel` (a `_Cancel`) is set: the worker side of
     /// share_async.
     #[pyo3(signature = (public, role, signer, cancel))]
     fn _share_until(
@@ -1155,9 +1163,9 @@ impl Vault {
         public: &str,
         role: Option<&str>,
         signer: Option<&str>,
-        cancel: PyObject,
+        cancel: PyRef<'_, PyCancel>,
     ) -> PyResult<String> {
-        share_vault(py, self, public, role, signer, Some(cancel))
+        share_vault(py, self, public, role, signer, Some(cancel.0.clone()))
     }
 
     /// Accepts an invitation (the text share() returned to the granter) with this home's
@@ -1240,7 +1248,7 @@ impl Vault {
             .call1((slf, invitation, args.into_kwargs(py)?))
     }
 
-    /// accept() that also stops when `cancel.is_set()` turns true: the worker side of
+    /// accept() that also stops when `cancel` (a `_Cancel`) is set: the worker side of
     /// accept_async.
     #[pyo3(signature = (invitation, cancel, *, granted_by = None, device = None, state = None, credentials = None, transport = None, wait = false, flush_interval = None, grace_days = None, max_clock_skew_days = None, max_future_days = None))]
     #[allow(clippy::too_many_arguments)]
@@ -1248,7 +1256,7 @@ impl Vault {
         &self,
         py: Python<'_>,
         invitation: &str,
-        cancel: PyObject,
+        cancel: PyRef<'_, PyCancel>,
         granted_by: Option<String>,
         device: Option<String>,
         state: Option<PathBuf>,
@@ -1272,7 +1280,7 @@ impl Vault {
             max_clock_skew_days,
             max_future_days,
         };
-        accept_invitation(py, self, invitation, args, Some(cancel))
+        accept_invitation(py, self, invitation, args, Some(cancel.0.clone()))
     }
 
     /// The people of this shared vault, as a list of Member (fingerprint, public, role,
@@ -1438,13 +1446,12 @@ impl Vault {
         })
     }
 
-    /// One sync, stopped early by an exception from `progress`, a signal, or `cancel` (an
-    /// object whose `is_set()` turns true).
+    /// One sync, stopped early by an exception from `progress`, a signal, or `cancel`.
     fn sync_until(
         &self,
         py: Python<'_>,
         progress: Option<PyObject>,
-        cancel: Option<PyObject>,
+        cancel: Option<Cancel>,
     ) -> PyResult<SyncReport> {
         if self
             .syncing
@@ -1454,8 +1461,8 @@ impl Vault {
             return Err(to_py(bucketsync::Error::SyncInProgress));
         }
         let _syncing = Syncing(&self.syncing);
-        let stop = Stop::default();
-        let report = self.run(py, &stop, cancel.as_ref(), || {
+        let stop = Stop::new(cancel);
+        let report = self.run(py, &stop, || {
             self.session.sync(
                 &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
@@ -1480,15 +1487,15 @@ impl Vault {
         path_or_file: &Bound<'_, PyAny>,
         progress: Option<PyObject>,
         pack_size: Option<usize>,
-        cancel: Option<PyObject>,
+        cancel: Option<Cancel>,
     ) -> PyResult<FileReport> {
-        let stop = Stop::default();
+        let stop = Stop::new(cancel);
         let report = match Target::of(path_or_file, "read")? {
             Target::Path(path) => {
                 let file = std::fs::File::open(&path)?;
                 let len = file.metadata()?.len();
                 let mut source = Checked::new(ReadSource::new(file, Some(len)), &stop);
-                self.put_from(py, key, &mut source, progress, pack_size, &stop, cancel)?
+                self.put_from(py, key, &mut source, progress, pack_size, &stop)?
             }
             Target::Object(object) => {
                 let len = remaining_len(&object)?;
@@ -1497,7 +1504,7 @@ impl Vault {
                     stop: &stop,
                 };
                 let mut source = Checked::new(ReadSource::new(reader, len), &stop);
-                self.put_from(py, key, &mut source, progress, pack_size, &stop, cancel)?
+                self.put_from(py, key, &mut source, progress, pack_size, &stop)?
             }
         };
         Ok(report.into())
@@ -1512,9 +1519,8 @@ impl Vault {
         progress: Option<PyObject>,
         pack_size: Option<usize>,
         stop: &Stop,
-        cancel: Option<PyObject>,
     ) -> PyResult<bucketsync::transfer::FileReport> {
-        self.run(py, stop, cancel.as_ref(), || {
+        self.run(py, stop, || {
             self.session.put_file(
                 key.0,
                 source,
@@ -1533,10 +1539,10 @@ impl Vault {
         key: &Bound<'_, PyAny>,
         path_or_file: &Bound<'_, PyAny>,
         progress: Option<PyObject>,
-        cancel: Option<PyObject>,
+        cancel: Option<Cancel>,
     ) -> PyResult<()> {
         let bytes: Bytes = key.extract()?;
-        let stop = Stop::default();
+        let stop = Stop::new(cancel);
         let found = match Target::of(path_or_file, "write")? {
             // Through a partial file beside the path, which a later call resumes from if this
             // one is interrupted (the core's get_file_to_path).
@@ -1548,7 +1554,7 @@ impl Vault {
                     }
                     _ => {}
                 }
-                self.run(py, &stop, cancel.as_ref(), || {
+                self.run(py, &stop, || {
                     self.session.get_file_to_path(
                         &bytes.0,
                         &path,
@@ -1564,7 +1570,7 @@ impl Vault {
                     stop: &stop,
                 };
                 let mut sink = Checked::new(WriteSink(writer), &stop);
-                self.get_into(py, &bytes, &mut sink, progress, &stop, cancel)?
+                self.get_into(py, &bytes, &mut sink, progress, &stop)?
             }
         };
         if found {
@@ -1581,9 +1587,8 @@ impl Vault {
         sink: &mut K,
         progress: Option<PyObject>,
         stop: &Stop,
-        cancel: Option<PyObject>,
     ) -> PyResult<bool> {
-        self.run(py, stop, cancel.as_ref(), || {
+        self.run(py, stop, || {
             self.session.get_file(
                 &key.0,
                 sink,
@@ -1595,18 +1600,18 @@ impl Vault {
     }
 
     /// Runs what `work` starts on the vault's runtime with the GIL released. It is stopped
-    /// (its future dropped, which the core makes safe) once an exception is noted in `stop`
-    /// (by a callback or a file object), a signal such as Ctrl-C arrives, or `cancel.is_set()`
-    /// turns true; that exception is then raised. Otherwise the core's error is raised as its
-    /// class, with the exception a Python transport raised as `__cause__`.
+    /// (its future dropped, which the core makes safe) once `stop` is cancelled: an exception
+    /// noted by a callback or a file object, a signal such as Ctrl-C, or the cancel the
+    /// asyncio side set; that exception (or `asyncio.CancelledError`) is then raised.
+    /// Otherwise the core's error is raised as its class, with the exception a Python
+    /// transport raised as `__cause__`.
     pub(crate) fn run<T: Send, F: Future<Output = bucketsync::Result<T>>>(
         &self,
         py: Python<'_>,
         stop: &Stop,
-        cancel: Option<&PyObject>,
         work: impl FnOnce() -> F + Send,
     ) -> PyResult<T> {
-        self.run_with(py, || self.transport.take_raised(), stop, cancel, work)
+        self.run_with(py, || self.transport.take_raised(), stop, work)
     }
 
     /// As `run`, for work that sends its requests through a transport that may not be this
@@ -1617,7 +1622,6 @@ impl Vault {
         py: Python<'_>,
         raised: impl Fn() -> Option<PyErr>,
         stop: &Stop,
-        cancel: Option<&PyObject>,
         work: impl FnOnce() -> F + Send,
     ) -> PyResult<T> {
         // Called from a progress callback (or a transport) of a running operation: the
@@ -1631,42 +1635,32 @@ impl Vault {
         }
         // An exception a Python transport raised earlier is not this operation's cause.
         let _ = raised();
+        let on_main_thread = is_main_thread(py)?;
         let outcome = py.allow_threads(|| {
             let runtime = self
                 .runtime
                 .as_ref()
                 .expect("the runtime lives as long as the vault");
             runtime.block_on(async {
-                let work = work();
-                let interrupted = async {
-                    loop {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        if stop.is_set() {
-                            return;
-                        }
-                        let checked = Python::with_gil(|py| {
-                            py.check_signals()?;
-                            match cancel {
-                                Some(cancel)
-                                    if cancel.call_method0(py, "is_set")?.is_truthy(py)? =>
-                                {
-                                    Err(pyo3::exceptions::asyncio::CancelledError::new_err(
-                                        "the operation was cancelled",
-                                    ))
-                                }
-                                _ => Ok(()),
+                let work = stop.cancel().run(work());
+                // CPython runs a signal's handler only on the main thread, and only when that
+                // thread asks: while it waits here, it asks every 50 ms. Any other thread
+                // waits for the work alone (a cancel wakes it).
+                let signals = async {
+                    if on_main_thread {
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            if let Err(e) = Python::with_gil(|py| py.check_signals()) {
+                                stop.note(e);
+                                break;
                             }
-                        });
-                        if let Err(e) = checked {
-                            stop.note(e);
-                            return;
                         }
                     }
+                    std::future::pending::<()>().await;
                 };
                 tokio::select! {
-                    biased;
-                    outcome = work => Some(outcome),
-                    () = interrupted => None,
+                    outcome = work => outcome,
+                    () = signals => unreachable!("the signals' watch never ends"),
                 }
             })
         });
@@ -1680,11 +1674,20 @@ impl Vault {
         };
         match (outcome, stop.take()) {
             (_, Some(stopped)) => Err(stopped),
-            (Some(Ok(value)), None) => Ok(value),
-            (Some(Err(error)), None) => Err(to_py_with_cause(error, raised)),
-            (None, None) => unreachable!("an operation stops early only with a reason"),
+            (Ok(value), None) => Ok(value),
+            (Err(bucketsync::Error::Cancelled), None) if stop.cancel().is_cancelled() => Err(
+                pyo3::exceptions::asyncio::CancelledError::new_err("the operation was cancelled"),
+            ),
+            (Err(error), None) => Err(to_py_with_cause(error, raised)),
         }
     }
+}
+
+/// Whether this is the interpreter's main thread, the only one signal handlers run on.
+fn is_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    let main = threading.call_method0("main_thread")?;
+    Ok(main.is(&threading.call_method0("current_thread")?))
 }
 
 /// The progress callback of a file transfer: what the Python callback raises is noted in
@@ -1759,7 +1762,7 @@ impl FileReader {
             .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("read too large"))?;
         let inner = &mut state.inner;
         let stop = Stop::default();
-        let bytes = vault.run(py, &stop, None, || {
+        let bytes = vault.run(py, &stop, || {
             inner.read_at(
                 &vault.session,
                 position,
@@ -2012,12 +2015,12 @@ fn share_vault(
     public: &str,
     role: Option<&str>,
     signer: Option<&str>,
-    cancel: Option<PyObject>,
+    cancel: Option<Cancel>,
 ) -> PyResult<String> {
     let role = Role::parse_or_default(role).map_err(to_py)?;
     let home = sharing::home_of(vault.home.as_ref()).map_err(to_py)?;
-    let stop = Stop::default();
-    let invitation = vault.run(py, &stop, cancel.as_ref(), || {
+    let stop = Stop::new(cancel);
+    let invitation = vault.run(py, &stop, || {
         vault
             .session
             .share_through(home, public, role, signer, &*vault.transport)
@@ -2031,7 +2034,7 @@ fn accept_invitation(
     home: &Vault,
     invitation: &str,
     args: OpenArgs,
-    cancel: Option<PyObject>,
+    cancel: Option<Cancel>,
 ) -> PyResult<Vault> {
     let (options, given) = (args.options()?, args.given(py)?);
     // The transport the core makes for the grant's GET, kept to find what a Python transport
@@ -2041,8 +2044,8 @@ fn accept_invitation(
         let made = made.lock().unwrap_or_else(|p| p.into_inner());
         made.as_ref().and_then(|t| t.take_raised())
     };
-    let stop = Stop::default();
-    let opened = home.run_with(py, raised, &stop, cancel.as_ref(), || {
+    let stop = Stop::new(cancel);
+    let opened = home.run_with(py, raised, &stop, || {
         home.session.accept_shared_vault(
             &home.reach,
             invitation,

@@ -481,11 +481,12 @@ export class Vault {
   async sync({ signal } = {}) {
     signal?.throwIfAborted();
     this.#signal = signal;
-    const onAbort = () => this.#inner.cancelSync();
+    const cancel = new wasm.Cancel();
+    const onAbort = () => cancel.cancel();
     signal?.addEventListener('abort', onAbort);
     let report;
     try {
-      report = await this.#inner.sync();
+      report = await this.#inner.sync(cancel);
     } catch (e) {
       await this.flush();
       if (signal?.aborted) throw signal.reason;
@@ -493,6 +494,7 @@ export class Vault {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.#signal = undefined;
+      cancel.free();
     }
     await this.flush();
     report.errors = report.errors.map((e) => toError(e));
@@ -509,8 +511,8 @@ export class Vault {
     positive(size, 'size', 0);
     signal?.throwIfAborted();
     const input = await openSource(source, size);
-    const report = await this.#transfer(signal, fileProgress(onProgress), input, (send, progress, stop, io) =>
-      this.#inner.putFile(k, io.reader, input.size, input.declared, packSize, send, progress, stop));
+    const report = await this.#transfer(signal, fileProgress(onProgress), input, (send, progress, cancel, io) =>
+      this.#inner.putFile(k, io.reader, input.size, input.declared, packSize, send, progress, cancel));
     await this.flush();
     return report;
   }
@@ -546,7 +548,7 @@ export class Vault {
     const progress = onProgress && ((index, ...done) => onProgress(entries[index].given, progressOf(...done)));
     let raw;
     try {
-      raw = await this.#transfer(signal, progress, io, (send, report, stop, _io, live) => {
+      raw = await this.#transfer(signal, progress, io, (send, report, cancel, _io, live) => {
         const batch = entries.map((entry) => ({
           key: entry.key,
           size: entry.source.size,
@@ -566,7 +568,7 @@ export class Vault {
             })(),
           },
         }));
-        return this.#inner.putFiles(batch, packSize, send, report, stop);
+        return this.#inner.putFiles(batch, packSize, send, report, cancel);
       });
     } finally {
       await this.flush();
@@ -663,12 +665,12 @@ export class Vault {
   }
 
   #get(key, writer, signal, onProgress) {
-    return this.#transfer(signal, fileProgress(onProgress), { writer }, (send, progress, stop, io) =>
-      this.#inner.getFile(key, io.writer, send, progress, stop));
+    return this.#transfer(signal, fileProgress(onProgress), { writer }, (send, progress, cancel, io) =>
+      this.#inner.getFile(key, io.writer, send, progress, cancel));
   }
 
   /**
-   * Runs one transfer: `start(send, progress, stop, io, live)` calls the wasm export (`live()`:
+   * Runs one transfer: `start(send, progress, cancel, io, live)` calls the wasm export (`live()`:
    * a rejected promise once stopped, for sources to return instead of reading). `signal` or a
    * throwing `onProgress` (called with what the wasm side reports) stops it (the wasm side
    * drops it where it stands); it then rejects with the signal's reason or what onProgress
@@ -679,10 +681,9 @@ export class Vault {
     const stop = new AbortController();
     const onAbort = () => stop.abort(signal.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
-    // Settled when stopped, or at the end (which frees what the wasm side attached to it).
-    let settle;
-    const stopped = new Promise((resolve) => { settle = resolve; });
-    stop.signal.addEventListener('abort', () => settle(), { once: true });
+    // The core's cancel, cancelled when stopped: the wasm side drops the transfer at once.
+    const cancel = new wasm.Cancel();
+    stop.signal.addEventListener('abort', () => cancel.cancel(), { once: true });
     if (signal?.aborted) onAbort(); // while the source was opened
     let failure;
     const note = (e) => {
@@ -705,7 +706,7 @@ export class Vault {
       }
     };
     try {
-      const result = await start(this.#transport(() => stop.signal), progress, stopped, watched, live);
+      const result = await start(this.#transport(() => stop.signal), progress, cancel, watched, live);
       await io.end?.(false);
       return result;
     } catch (e) {
@@ -714,7 +715,7 @@ export class Vault {
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      settle();
+      cancel.free();
     }
   }
 
@@ -1013,18 +1014,16 @@ class Reads {
     const run = async () => {
       signal?.throwIfAborted();
       const stop = new AbortController();
-      const onAbort = () => stop.abort(signal.reason);
+      const cancel = new wasm.Cancel();
+      const onAbort = () => { stop.abort(signal.reason); cancel.cancel(); };
       signal?.addEventListener('abort', onAbort, { once: true });
-      let settle;
-      const stopped = new Promise((resolve) => { settle = resolve; });
-      stop.signal.addEventListener('abort', () => settle(), { once: true });
       try {
-        return await this.#file.readAt(offset, max, this.#transport(() => stop.signal), stopped);
+        return await this.#file.readAt(offset, max, this.#transport(() => stop.signal), cancel);
       } catch (e) {
         throw stop.signal.aborted ? stop.signal.reason : toError(e);
       } finally {
         signal?.removeEventListener('abort', onAbort);
-        settle();
+        cancel.free();
       }
     };
     const result = this.#queue.then(run, run);

@@ -1,12 +1,9 @@
 //! Files: the core's `Source` over a JS stream reader, its `Sink` over a JS writer, and the
 //! `putFile` / `getFile` / `fileInfo` / `openFile` exports. The JS layer (`js/index.js`) turns Blobs,
-//! streams, bytes and Node paths into readers and writers, and an `AbortSignal` into `stop`.
+//! streams, bytes and Node paths into readers and writers, and an `AbortSignal` into a `Cancel`.
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use bucketsync::driver;
 use bucketsync::files::{FileBatch, FileProgress, FileReader, Sink, Source};
@@ -16,6 +13,7 @@ use js_sys::{Array, Function, Object, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
+use crate::cancel::Cancel;
 use crate::{js_error, js_message, set, JsTransport, Vault};
 
 #[wasm_bindgen]
@@ -228,28 +226,6 @@ impl FileBatch for JsBatch {
     }
 }
 
-/// Runs `transfer` until it ends or `stop` settles; then it is dropped where it stands (the
-/// core keeps a dropped transfer harmless: a file's record is written last), and this fails
-/// with `undefined` for the JS layer to reject with the reason it stopped for.
-async fn until_stopped<T>(
-    transfer: impl Future<Output = bucketsync::Result<T>>,
-    stop: Promise,
-) -> Result<T, JsValue> {
-    let mut transfer = pin!(transfer);
-    let mut stop = JsFuture::from(stop);
-    poll_fn(|cx| {
-        // The stop first: a transfer polled once more might write the record.
-        if std::pin::Pin::new(&mut stop).poll(cx).is_ready() {
-            return Poll::Ready(Err(JsValue::UNDEFINED));
-        }
-        transfer
-            .as_mut()
-            .poll(cx)
-            .map(|outcome| outcome.map_err(|e| js_error(&e)))
-    })
-    .await
-}
-
 #[wasm_bindgen]
 impl Vault {
     /// Stores what `reader` gives (`len` bytes, if known; `declared`: the app promised that
@@ -266,9 +242,10 @@ impl Vault {
         pack_size: Option<u32>,
         send: Function,
         to: Progress,
-        stop: Promise,
+        cancel: &Cancel,
     ) -> Promise {
         let session = self.session.clone();
+        let cancel = cancel.clone();
         future_to_promise(async move {
             let transport = JsTransport { send };
             let mut source = JsSource::new(reader, len, declared);
@@ -280,7 +257,7 @@ impl Vault {
                 driver::DEFAULT_CONCURRENCY,
                 progress(&to),
             );
-            let r = until_stopped(transfer, stop).await?;
+            let r = cancel.run(transfer).await?;
             Ok(report_object(&r).into())
         })
     }
@@ -296,9 +273,10 @@ impl Vault {
         pack_size: Option<u32>,
         send: Function,
         to: BatchProgress,
-        stop: Promise,
+        cancel: &Cancel,
     ) -> Promise {
         let session = self.session.clone();
+        let cancel = cancel.clone();
         future_to_promise(async move {
             let transport = JsTransport { send };
             let mut batch = JsBatch {
@@ -314,7 +292,7 @@ impl Vault {
                 pack_size.map(|s| s as usize),
                 driver::DEFAULT_CONCURRENCY,
             );
-            let totals = until_stopped(transfer, stop).await?;
+            let totals = cancel.run(transfer).await?;
             let js = report_object(&totals);
             set(&js, "stored", batch.stored);
             set(&js, "failed", batch.failed);
@@ -331,9 +309,10 @@ impl Vault {
         writer: Writer,
         send: Function,
         to: Progress,
-        stop: Promise,
+        cancel: &Cancel,
     ) -> Promise {
         let session = self.session.clone();
+        let cancel = cancel.clone();
         future_to_promise(async move {
             let transport = JsTransport { send };
             let mut sink = JsSink(writer);
@@ -344,7 +323,7 @@ impl Vault {
                 driver::DEFAULT_CONCURRENCY,
                 progress(&to),
             );
-            Ok(until_stopped(transfer, stop).await?.into())
+            Ok(cancel.run(transfer).await?.into())
         })
     }
 
@@ -402,11 +381,12 @@ impl OpenedFile {
     }
 
     /// Resolves to up to `max` bytes from `offset` (a whole number, which the JS layer checks;
-    /// fewer only at the end; none past it), fetched through `send`; rejects with the core's error, or `undefined` once `stop`
-    /// settles (for the JS layer to reject with its reason).
+    /// fewer only at the end; none past it), fetched through `send`; rejects with the core's error, or `undefined` once
+    /// `cancel` is cancelled (for the JS layer to reject with its reason).
     #[wasm_bindgen(js_name = readAt)]
-    pub fn read_at(&self, offset: f64, max: u32, send: Function, stop: Promise) -> Promise {
+    pub fn read_at(&self, offset: f64, max: u32, send: Function, cancel: &Cancel) -> Promise {
         let session = self.session.clone();
+        let cancel = cancel.clone();
         let slot = self.reader.clone();
         future_to_promise(async move {
             let Some(mut reader) = slot.borrow_mut().take() else {
@@ -422,7 +402,7 @@ impl OpenedFile {
                 &transport,
                 driver::DEFAULT_CONCURRENCY,
             );
-            let outcome = until_stopped(read, stop).await;
+            let outcome = cancel.run(read).await;
             *slot.borrow_mut() = Some(reader);
             Ok(Uint8Array::from(&outcome?[..]).into())
         })

@@ -21,12 +21,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 mod auto_sync;
+mod cancel;
 mod files;
 mod reach;
 mod sharing;
 
 use bucketsync::io::reach::Reach;
 use bucketsync::io::shared_vaults::SharedOptions;
+use cancel::Cancel;
 use reach::JsReach;
 
 /// A JS `Error` carrying the core error's category in `.category`.
@@ -493,25 +495,17 @@ impl Vault {
         Ok(keys)
     }
 
-    /// Syncs; resolves to a report object, rejects with an `Error` carrying `.category`.
-    pub fn sync(&self) -> Promise {
+    /// Syncs; resolves to a report object, rejects with an `Error` carrying `.category`, or
+    /// with `undefined` once `cancel` is cancelled (the sync is dropped where it stands, which
+    /// loses nothing: the next sync resumes).
+    pub fn sync(&self, cancel: &Cancel) -> Promise {
         let session = self.session.clone();
         let transport = self.transport.clone();
+        let cancel = cancel.clone();
         future_to_promise(async move {
-            match session
-                .sync(&*transport, driver::DEFAULT_CONCURRENCY, |_| {})
-                .await
-            {
-                Ok(report) => Ok(report_object(&report).into()),
-                Err(e) => Err(js_error(&e)),
-            }
+            let sync = session.sync(&*transport, driver::DEFAULT_CONCURRENCY, |_| {});
+            Ok(report_object(&cancel.run(sync).await?).into())
         })
-    }
-
-    /// Stops the running sync at its next step; it then rejects with a `conflict` error.
-    #[wasm_bindgen(js_name = cancelSync)]
-    pub fn cancel_sync(&self) {
-        self.session.cancel_sync();
     }
 
     /// The state writes since the last call, in order, for the JS layer to persist:

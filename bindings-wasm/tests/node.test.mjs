@@ -397,6 +397,27 @@ test('an aborted sync rejects with the signal\'s reason, and the next one finish
   assert.equal((await reader.sync()).pulled, 5);
 });
 
+test('an abort stops a sync at once, even one waiting on a fetch that ignores its signal', { timeout: 60000 }, async () => {
+  const key = await VaultKey.generate();
+  const store = server.store('node-sync', 'abort-hung/');
+  const controller = new AbortController();
+  let waiting;
+  const sent = new Promise((resolve) => { waiting = resolve; });
+  // Never answers and never looks at init.signal: only the core's cancel can end this sync.
+  const deaf = () => { waiting(); return new Promise(() => {}); };
+  const vault = await Vault.create({ store, key, credentials: server.credentials });
+  await vault.put('kept', 'through an abort');
+  const deafVault = await Vault.open({ store, key, credentials: server.credentials, fetch: deaf, timeoutMs: 3600000 });
+  await deafVault.put('mine', 'unpushed');
+  const syncing = deafVault.sync({ signal: controller.signal });
+  await sent;
+  controller.abort(new Error('the user left the page'));
+  await assert.rejects(syncing, /the user left the page/);
+  // Nothing was lost, and the vault is free for the next sync.
+  assert.equal(deafVault.unpushed, 1);
+  assert.equal(new TextDecoder().decode(deafVault.get('mine')), 'unpushed');
+});
+
 test('a request that never answers times out', async () => {
   const key = await VaultKey.generate();
   const never = (url, init) => new Promise((_, reject) => {

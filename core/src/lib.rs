@@ -69,7 +69,9 @@ pub use io::folder;
 #[cfg(feature = "reqwest")]
 pub use io::reqwest_transport;
 #[cfg(feature = "driver")]
-pub use io::{auto_sync, driver, files, http_options, listeners, session, state_store, usage};
+pub use io::{
+    auto_sync, cancel, driver, files, http_options, listeners, session, state_store, usage,
+};
 #[cfg(feature = "backup")]
 pub use io::{backup, folder_sync};
 

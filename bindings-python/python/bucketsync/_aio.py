@@ -3,18 +3,19 @@
 
 import asyncio
 import functools
-import threading
+
+from . import _bucketsync
 
 
 async def _run(method, *args):
     loop = asyncio.get_running_loop()
-    cancel = threading.Event()
+    cancel = _bucketsync._Cancel()
     done = loop.run_in_executor(None, method, *args, cancel)
     try:
         return await asyncio.shield(done)
     except asyncio.CancelledError:
-        # Stop the operation (it checks every 50 ms) and let it finish stopping before the
-        # task ends cancelled, so the vault is free for the next one at once.
+        # Stop the operation (the cancel wakes it at once) and let it finish stopping before
+        # the task ends cancelled, so the vault is free for the next one at once.
         cancel.set()
         try:
             await done

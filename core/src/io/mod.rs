@@ -3,6 +3,7 @@
 //!
 //! - [`auto_sync`]: a session syncing in the background as the schedule says, with events;
 //! - `auto_sync_thread`: the background sync on a thread of its own (feature `thread`);
+//! - [`cancel`]: how a host stops one blocking call, at once and the same way everywhere;
 //! - [`driver`]: the async loop that runs one sync over a [`driver::Transport`];
 //! - [`folder`]: the local-folder bucket, a transport over a directory;
 //! - `reqwest_transport`: real S3 stores over HTTP (feature `reqwest`);
@@ -32,6 +33,7 @@ pub mod auto_sync_thread;
 pub mod backup;
 #[cfg(feature = "folder")]
 pub mod builtin_transport;
+pub mod cancel;
 pub mod driver;
 mod export;
 #[cfg(not(target_arch = "wasm32"))]

@@ -18,7 +18,8 @@
 //! lock held for microseconds and never across an `.await`. Dropping a sync's future (a
 //! cancelled coroutine or task, an aborted promise) or a panic in a callback abandons that
 //! sync; the vault stays usable, its state consistent and saved, and the next sync resumes the
-//! push with the same bytes.
+//! push with the same bytes. A host that cannot drop the future itself runs the call through a
+//! [`Cancel`](crate::cancel::Cancel), which does so the moment it is cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -807,9 +808,12 @@ impl Session {
         }
     }
 
-    /// Stops the running sync at its next step (when a request is answered or a backoff
-    /// ends); it then fails with [`Error::Cancelled`]. For hosts that cannot drop the sync's
-    /// future (a JS promise). Nothing is lost; the next sync resumes.
+    /// Stops the running sync or file transfer at its next step (when a request is answered
+    /// or a backoff ends); it then fails with [`Error::Cancelled`]. Nothing is lost; the next
+    /// sync resumes. A host that wants a call stopped at once runs it through a
+    /// [`Cancel`](crate::cancel::Cancel) instead (Python's asyncio tasks and JS's
+    /// `AbortSignal` do); this is for one that holds only the vault (Swift's and Kotlin's
+    /// `cancelTransfer`) and for a callback that stops the call it is called from.
     pub fn cancel_sync(&self) {
         self.cancel.store(true, Ordering::SeqCst);
     }
