@@ -80,6 +80,11 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # One cancel for every call (the core's Cancel, a class the JS layer makes per sync, transfer or
 # read, in place of a promise per transfer and the session's flag for syncs): 477,453 -> 478,383
 # (+0.9 KB, measured in one run before and after): the bar moved to 479,000.
-bar=479000
+# A read to a Node path follows the core's partial-file rule (Session::get_file_through: the
+# partial file named, checked, resumed from and put in place by the core, where index.js had a
+# copy without resume); streams and Blobs are read through the same export, so the download
+# loop is in the module once: 478,383 -> 481,851 (+3.5 KB, measured in one run before and
+# after): the bar moved to 482,500.
+bar=482500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

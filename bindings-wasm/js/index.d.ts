@@ -785,9 +785,13 @@ export class Vault {
    *   API): written chunk by chunk as they are checked, closed at the end; aborted when the
    *   read fails (what it got is then a prefix of the file); left open (and unlocked) when
    *   the key holds nothing.
-   * - in Node, a path: written to a temporary file beside it
-   *   (`.<name>.<pid>-<n>.part`), synced and renamed into place once the whole file is read
-   *   and checked; a failed or stopped read leaves nothing at the path.
+   * - in Node, a path: written to a partial file beside it (`.<name>.<16 hex digits>.part`,
+   *   one per version of the file), synced and renamed into place once the whole file is read
+   *   and checked; a failed or stopped read leaves nothing at the path. A read stopped by an
+   *   abort, a network failure or a timeout keeps its partial file, and the next read of the
+   *   same file to the same path checks what it holds and fetches only the rest (as in Python,
+   *   Swift, Kotlin and Rust). Two reads to the same path at once must not run in one folder:
+   *   Node has no file lock to keep them apart.
    *
    * Resolves to `true`, or `false` when the key is absent or deleted (nothing written).
    * Errors as for `getFile(key)`; a target that fails gives `ConfigError` with its error as

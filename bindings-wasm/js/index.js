@@ -634,39 +634,23 @@ export class Vault {
     if (!fs) throw new TypeError('a path as the target needs Node; in a browser pass a WritableStream, or nothing for a Blob');
     const path = nodeModule('node:path');
     const file = target instanceof URL ? nodeModule('node:url').fileURLToPath(target) : target;
-    const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${partials++}.part`);
-    const local = (what, e) => new ConfigError(`${what} ${file} failed: ${e?.message ?? e}`, 'config', { cause: e });
-    let handle;
+    // The core names the partial file, resumes from what it holds and puts it in place.
+    let partial;
+    const open = async (name) => {
+      partial = await nodePartial(fs, path.join(path.dirname(file), name), file);
+      return partial;
+    };
     try {
-      handle = await fs.open(temp, 'wx');
-    } catch (e) {
-      throw local('writing', e);
-    }
-    let kept = false;
-    try {
-      const write = async (chunk) => {
-        for (let at = 0; at < chunk.length;) at += (await handle.write(chunk, at)).bytesWritten;
-      };
-      if (!await this.#get(key, { write }, signal, onProgress)) return false;
-      try {
-        await handle.sync();
-        await handle.close();
-        handle = undefined;
-        await fs.rename(temp, file);
-      } catch (e) {
-        throw local('writing', e);
-      }
-      kept = true;
-      return true;
+      return await this.#transfer(signal, fileProgress(onProgress), {}, (send, progress, cancel) =>
+        this.#inner.getFileThrough(key, path.basename(file), open, send, progress, cancel));
     } finally {
-      await handle?.close().catch(() => {});
-      if (!kept) await fs.rm(temp, { force: true }).catch(() => {});
+      await partial?.close();
     }
   }
 
   #get(key, writer, signal, onProgress) {
     return this.#transfer(signal, fileProgress(onProgress), { writer }, (send, progress, cancel, io) =>
-      this.#inner.getFile(key, io.writer, send, progress, cancel));
+      this.#inner.getFileThrough(key, '', () => heldNothing(io.writer), send, progress, cancel));
   }
 
   /**
@@ -994,8 +978,6 @@ function watchPlatform(notify) {
     for (const u of undo) u();
   };
 }
-
-let partials = 0;
 
 /** How much a VaultFile asks for per read (the core fetches at least 4 MiB and keeps it). */
 const READ_PIECE = 1 << 20;
@@ -1339,6 +1321,69 @@ function concat(parts) {
  * for the whole process, even if two copies of this package are loaded.
  */
 const heldLocks = (globalThis[Symbol.for('bucketsync.heldLocks')] ??= new Set());
+
+/**
+ * A writer (a stream's, or a Blob's parts) as what the core reads a file into: like a partial
+ * file that holds nothing yet, which its caller finishes (closes the stream, makes the Blob).
+ */
+const heldNothing = (writer) => ({
+  write: writer.write,
+  read: async () => new Uint8Array(0),
+  cut: async () => {},
+  commit: async () => {},
+  discard: async () => {},
+});
+
+/**
+ * The partial file at `at` of a read to the Node path `file`, as the core's `PartialTarget`:
+ * opened as an interrupted read left it, or created. `read` goes on from where it stopped,
+ * `cut` sets where the writes go on from, `commit` syncs it and renames it to `file`.
+ */
+async function nodePartial(fs, at, file) {
+  let handle;
+  try {
+    handle = await fs.open(at, 'r+');
+  } catch (e) {
+    if (e?.code !== 'ENOENT') throw e;
+    handle = await fs.open(at, 'w+');
+  }
+  let readAt = 0;
+  let writeAt = 0;
+  const close = async () => {
+    const open = handle;
+    handle = undefined;
+    await open?.close().catch(() => {});
+  };
+  return {
+    async read(max) {
+      const buf = new Uint8Array(max);
+      const { bytesRead } = await handle.read(buf, 0, max, readAt);
+      readAt += bytesRead;
+      return buf.subarray(0, bytesRead);
+    },
+    async cut(len) {
+      await handle.truncate(len);
+      writeAt = len;
+    },
+    async write(chunk) {
+      for (let done = 0; done < chunk.length;) {
+        const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, writeAt);
+        done += bytesWritten;
+        writeAt += bytesWritten;
+      }
+    },
+    async commit() {
+      await handle.sync();
+      await close();
+      await fs.rename(at, file);
+    },
+    async discard() {
+      await close();
+      await fs.rm(at, { force: true });
+    },
+    close,
+  };
+}
 
 const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bucketsync::driver;
-use bucketsync::files::{FileBatch, FileProgress, FileReader, Sink, Source};
+use bucketsync::files::{FileBatch, FileProgress, FileReader, PartialTarget, Sink, Source};
 use bucketsync::session::Session;
 use bucketsync::transfer::FileReport;
 use js_sys::{Array, Function, Object, Promise, Uint8Array};
@@ -29,6 +29,20 @@ extern "C" {
     pub type Writer;
     #[wasm_bindgen(method, catch)]
     fn write(this: &Writer, chunk: Uint8Array) -> Result<JsValue, JsValue>;
+
+    /// The partial file of a read to a Node path (the core's `PartialTarget`): a [`Writer`]
+    /// whose `read(max)` resolves to the next bytes it holds (empty at its end), and whose
+    /// `cut(len)`, `commit()` (made durable, then renamed into place) and `discard()` resolve
+    /// to nothing.
+    pub type Partial;
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &Partial, max: u32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn cut(this: &Partial, len: f64) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn commit(this: &Partial) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn discard(this: &Partial) -> Result<Promise, JsValue>;
 
     /// `(bytesDone, bytesTotal, requestsDone, requestsTotal) => void`; the JS layer's, which
     /// never throws (it turns what the app's callback throws into a stop).
@@ -146,6 +160,46 @@ impl Sink for JsSink {
             .await
             .map_err(write)?;
         Ok(())
+    }
+}
+
+/// Awaits what a [`Partial`] method returned; its failure as writing the file's.
+async fn settled(called: Result<Promise, JsValue>) -> bucketsync::Result<JsValue> {
+    let write = |e: JsValue| failed("writing the file", &e);
+    JsFuture::from(called.map_err(write)?).await.map_err(write)
+}
+
+/// The partial file of a read to a Node path: a [`JsSink`] whose writer is a [`Partial`] (one
+/// type for both, so the core's download loop is in the module once).
+impl PartialTarget for JsSink {
+    async fn read(&mut self, buf: &mut [u8]) -> bucketsync::Result<usize> {
+        let got = settled(self.partial().read(buf.len() as u32)).await?;
+        let bytes = got.dyn_into::<Uint8Array>().map_err(|_| {
+            bucketsync::Error::Config(
+                "the partial file gave bytes that are not a Uint8Array".into(),
+            )
+        })?;
+        let n = (bytes.length() as usize).min(buf.len());
+        bytes.subarray(0, n as u32).copy_to(&mut buf[..n]);
+        Ok(n)
+    }
+
+    async fn cut(&mut self, len: u64) -> bucketsync::Result<()> {
+        settled(self.partial().cut(len as f64)).await.map(drop)
+    }
+
+    async fn commit(&mut self) -> bucketsync::Result<()> {
+        settled(self.partial().commit()).await.map(drop)
+    }
+
+    async fn discard(&mut self) {
+        let _ = settled(self.partial().discard()).await;
+    }
+}
+
+impl JsSink {
+    fn partial(&self) -> &Partial {
+        self.0.unchecked_ref()
     }
 }
 
@@ -300,13 +354,17 @@ impl Vault {
         })
     }
 
-    /// Reads the file `key` into `writer` through `send`; resolves to `false` when the key
-    /// holds nothing. See the JS layer's `getFile`.
-    #[wasm_bindgen(js_name = getFile)]
-    pub fn get_file(
+    /// Reads the file `key` to a Node path named `name`, through the partial file
+    /// `open(partialName)` resolves to (a `Partial` beside the path), which the core resumes
+    /// from and puts in place as it does on every platform; resolves to `false` when the key
+    /// holds nothing. A stream or a Blob is read through a `Partial` that holds nothing and
+    /// whose `commit` leaves the rest to the JS layer. See the JS layer's `getFile`.
+    #[wasm_bindgen(js_name = getFileThrough)]
+    pub fn get_file_through(
         &self,
         key: Vec<u8>,
-        writer: Writer,
+        name: String,
+        open: Function,
         send: Function,
         to: Progress,
         cancel: &Cancel,
@@ -315,10 +373,16 @@ impl Vault {
         let cancel = cancel.clone();
         future_to_promise(async move {
             let transport = JsTransport { send };
-            let mut sink = JsSink(writer);
-            let transfer = session.get_file(
+            let open = |partial_name: String| async move {
+                let opened = open
+                    .call1(&JsValue::NULL, &partial_name.into())
+                    .map(|opened| Promise::resolve(&opened));
+                Ok(JsSink(settled(opened).await?.unchecked_into()))
+            };
+            let transfer = session.get_file_through(
                 &key,
-                &mut sink,
+                &name,
+                open,
                 &transport,
                 driver::DEFAULT_CONCURRENCY,
                 progress(&to),

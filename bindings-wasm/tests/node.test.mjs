@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -838,7 +838,7 @@ test('files: putFiles stores bytes, a Blob and a path in shared packs; a file th
   assert.equal(writer.fileInfo('stopped'), null);
 });
 
-test('files: a failed or aborted getFile leaves nothing at the path; a stream target is aborted', async () => {
+test('files: a failed getFile leaves nothing at the path; an aborted one leaves its partial file, which the next resumes from; a stream target is aborted', async () => {
   const dir = tempDir('bucketsync-getfail-');
   const { key, store, writer } = await fileVaults('get-fail/');
   const data = randomBytes(4 * MiB);
@@ -862,15 +862,26 @@ test('files: a failed or aborted getFile leaves nothing at the path; a stream ta
   await assert.rejects(damaged.getFile('f', target), (e) => e instanceof bucketsync.CorruptError);
   assert.ok(aborted instanceof bucketsync.CorruptError, 'the target stream was aborted with the error');
 
-  // Aborted half-way.
+  // Aborted half-way: nothing at the path, the partial file beside it (the core's name).
   const reader = await Vault.open({ store, key, credentials: server.credentials });
   await reader.sync();
   const controller = new AbortController();
+  let kept = 0;
   await assert.rejects(reader.getFile('f', join(dir, 'out.bin'), {
     signal: controller.signal,
-    onProgress: (p) => { if (p.bytesDone > 0) controller.abort(); },
+    onProgress: (p) => { if (p.bytesDone > 0 && !controller.signal.aborted) { kept = p.bytesDone; controller.abort(); } },
   }), (e) => e.name === 'AbortError');
-  assert.deepEqual(readdirSync(dir), [], 'no file, no partial file');
+  const left = readdirSync(dir);
+  assert.equal(left.length, 1, `${left}`);
+  assert.match(left[0], /^\.out\.bin\.[0-9a-f]{16}\.part$/);
+  assert.ok(statSync(join(dir, left[0])).size >= kept && kept > 0, `${kept} bytes were written`);
+  // The next read resumes from it: its first progress starts past what it held.
+  const resumed = [];
+  assert.equal(await reader.getFile('f', join(dir, 'out.bin'), { onProgress: (p) => resumed.push(p.bytesDone) }), true);
+  assert.ok(resumed[0] >= kept, `resumed at ${resumed[0]}, ${kept} were kept`);
+  assert.equal(sha256(readFileSync(join(dir, 'out.bin'))), sha256(data));
+  assert.deepEqual(readdirSync(dir), ['out.bin'], 'no partial file left');
+  rmSync(join(dir, 'out.bin'));
   // A target that fails: ConfigError with its error as the cause.
   const full = new Error('no space left');
   await assert.rejects(reader.getFile('f', new WritableStream({ write() { throw full; } })), (e) =>

@@ -22,94 +22,12 @@ use crate::transfer::FileReport;
 use super::file_writers::{Durability, FileWriters, Stamp};
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::partial_file::PartialFile;
+#[cfg(not(target_arch = "wasm32"))]
+use super::partial_file::PathPartial;
+pub use super::streams::{partial_name, PartialTarget, ReadSource, Sink, Source, WriteSink};
 
 /// How many bytes a source is asked for at a time.
-const READ_SIZE: usize = 1 << 20;
-
-/// Where a stored file's bytes come from.
-pub trait Source {
-    /// Reads up to `buf.len()` bytes into `buf`; 0 at the end.
-    fn read(&mut self, buf: &mut [u8]) -> impl Future<Output = Result<usize>>;
-
-    /// The total length, when known (for progress).
-    fn len_hint(&self) -> Option<u64> {
-        None
-    }
-
-    /// The length the source promises, when it makes a promise (an app's stream given with
-    /// its size): a put whose source ends before it or gives more fails, storing nothing, so
-    /// a stream cut short is never stored as the whole file. `None` (the default): whatever
-    /// the source gives is the file.
-    fn declared_len(&self) -> Option<u64> {
-        None
-    }
-}
-
-/// Where a read file's bytes go.
-pub trait Sink {
-    /// Takes the next bytes.
-    fn write(&mut self, data: &[u8]) -> impl Future<Output = Result<()>>;
-}
-
-/// A [`Source`] over anything [`std::io::Read`] (a file, a cursor).
-#[derive(Debug)]
-pub struct ReadSource<R> {
-    reader: R,
-    len: Option<u64>,
-}
-
-impl<R: std::io::Read> ReadSource<R> {
-    /// Reads from `reader`, which holds `len` bytes if known.
-    pub fn new(reader: R, len: Option<u64>) -> Self {
-        ReadSource { reader, len }
-    }
-}
-
-impl ReadSource<std::fs::File> {
-    /// Opens the file at `path`, its length taken as it is now.
-    ///
-    /// # Errors
-    /// `Config` ("cannot read PATH: why") when it cannot be opened or its length read.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn open(path: &std::path::Path) -> Result<Self> {
-        let opened = std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f)));
-        match opened {
-            Ok((len, file)) => Ok(ReadSource::new(file, Some(len))),
-            Err(e) => Err(Error::Config(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
-        }
-    }
-}
-
-impl<R: std::io::Read> Source for ReadSource<R> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        loop {
-            match self.reader.read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Config(format!("reading the file failed: {e}"))),
-            }
-        }
-    }
-
-    fn len_hint(&self) -> Option<u64> {
-        self.len
-    }
-}
-
-/// A [`Sink`] over anything [`std::io::Write`].
-#[derive(Debug)]
-pub struct WriteSink<W>(pub W);
-
-impl<W: std::io::Write> Sink for WriteSink<W> {
-    async fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.0
-            .write_all(data)
-            .map_err(|e| Error::Config(format!("writing the file failed: {e}")))
-    }
-}
+pub(crate) const READ_SIZE: usize = 1 << 20;
 
 /// How far a file transfer has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -630,6 +548,83 @@ impl Session {
         Ok(true)
     }
 
+    /// Reads the file `key` to a path through the partial file `open` gives for the name
+    /// [`partial_name`] makes of `name` (the target's file name), as
+    /// [`Session::get_file_to_path`] does: what that partial file holds from an interrupted
+    /// read is checked and resumed from, and it is put in place only once the whole was read
+    /// and checked (see [`PartialTarget`]). For hosts whose files the core cannot reach (Node);
+    /// `false` (and nothing opened) when the key is absent or deleted.
+    ///
+    /// # Errors
+    /// As [`Session::get_file`]; what `open` or the partial file fails with.
+    pub async fn get_file_through<T, P, F>(
+        &self,
+        key: &[u8],
+        name: &str,
+        open: impl FnOnce(String) -> F,
+        transport: &T,
+        concurrency: usize,
+        mut progress: impl FnMut(FileProgress),
+    ) -> Result<bool>
+    where
+        T: Transport + ?Sized,
+        P: PartialTarget,
+        F: Future<Output = Result<P>>,
+    {
+        self.clear_cancel();
+        let Some(download) = self.read(|e| e.begin_download(key))?? else {
+            return Ok(false);
+        };
+        let mut partial = open(partial_name(name, &download.resume_tag())).await?;
+        self.download_through(
+            download,
+            &mut partial,
+            transport,
+            concurrency,
+            &mut progress,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Runs `download` into `partial` and puts it in place, as [`PartialTarget`] describes.
+    async fn download_through<T: Transport + ?Sized, P: PartialTarget>(
+        &self,
+        mut download: crate::transfer::Download,
+        partial: &mut P,
+        transport: &T,
+        concurrency: usize,
+        progress: &mut impl FnMut(FileProgress),
+    ) -> Result<()> {
+        let mut buf = vec![0u8; READ_SIZE];
+        loop {
+            let n = partial.read(&mut buf).await?;
+            if n == 0 || download.verify_prefix(&buf[..n]) < n {
+                break;
+            }
+        }
+        drop(buf);
+        partial.cut(download.resume_offset()).await?;
+        let outcome = self
+            .run_download(&mut download, partial, transport, concurrency, progress)
+            .await;
+        // Cancelled by the last progress call: the partial file is whole and stays, so the
+        // next read fetches nothing.
+        let outcome = outcome.and_then(|()| match self.take_cancel() {
+            true => Err(Error::Cancelled),
+            false => Ok(()),
+        });
+        match outcome {
+            Ok(()) => partial.commit().await,
+            Err(e) => {
+                if !(e.is_retryable() || matches!(e, Error::Cancelled)) {
+                    partial.discard().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Reads many files to paths: `files` are (key, record value, path, the time and
     /// permissions to give it if any). Files of chunks are read together
     /// ([`Engine::begin_download_many`](crate::Engine::begin_download_many)), so that files
@@ -785,61 +780,15 @@ impl Session {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) async fn download_to_path<T: Transport + ?Sized>(
         &self,
-        mut download: crate::transfer::Download,
+        download: crate::transfer::Download,
         target: &std::path::Path,
         transport: &T,
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<()> {
-        use std::io::{Read, Seek};
-        let local =
-            |e: std::io::Error| Error::Config(format!("writing {} failed: {e}", target.display()));
-        let partial = PartialFile::resumable(target, &download.resume_tag()).map_err(local)?;
-        let mut file = partial.file();
-        let mut buf = vec![0u8; READ_SIZE];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(local(e)),
-            };
-            if download.verify_prefix(&buf[..n]) < n {
-                break;
-            }
-        }
-        drop(buf);
-        let resumed = download.resume_offset();
-        file.set_len(resumed).map_err(local)?;
-        file.seek(std::io::SeekFrom::Start(resumed))
-            .map_err(local)?;
-        let outcome = self
-            .run_download(
-                &mut download,
-                &mut WriteSink(file),
-                transport,
-                concurrency,
-                progress,
-            )
-            .await;
-        // Cancelled by the last progress call: the partial file is whole and stays, so the
-        // next read fetches nothing.
-        let outcome = outcome.and_then(|()| match self.take_cancel() {
-            true => Err(Error::Cancelled),
-            false => Ok(()),
-        });
-        match outcome {
-            Ok(()) => {
-                partial.commit(target).map_err(local)?;
-                Ok(())
-            }
-            Err(e) => {
-                if !(e.is_retryable() || matches!(e, Error::Cancelled)) {
-                    partial.discard();
-                }
-                Err(e)
-            }
-        }
+        let mut partial = PathPartial::resumable(target, &download.resume_tag())?;
+        self.download_through(download, &mut partial, transport, concurrency, progress)
+            .await
     }
 
     /// Opens the file `key` for reading at any offset (see [`FileReader`]): it keeps reading

@@ -16,6 +16,7 @@
 //! - [`sharing`]: a home's identity and shared vaults, grants written and accepted;
 //! - [`reach`]: how a vault reaches its store, and what a vault opened through a home inherits;
 //! - [`shared_vaults`]: a home's shared vaults made, opened and accepted end to end;
+//! - [`streams`]: the ends of a file transfer (sources, sinks, partial files), on any host;
 //! - [`files`]: storing and reading files through a session, from and to streams;
 //! - `partial_file`: a file written beside its path and renamed into place once whole;
 //! - `file_writers`: whole files written on threads of their own during a read of many;
@@ -57,4 +58,5 @@ pub mod shared_vaults;
 pub mod sharing;
 pub mod state_lock;
 pub mod state_store;
+pub mod streams;
 pub mod usage;

@@ -2,6 +2,12 @@
 //! restore reads together, synced), so that a read that fails leaves nothing at the path, and
 //! one that is interrupted can resume.
 
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io::streams::{partial_name, PartialTarget, Sink};
+
 /// Where [`Session::get_file_to_path`](crate::session::Session::get_file_to_path) writes: a
 /// file beside the path, renamed into place by [`PartialFile::commit`] once the whole file was
 /// read and checked, and removed when dropped uncommitted, so a failed read leaves nothing at
@@ -86,9 +92,15 @@ impl PartialFile {
                 format!("{} does not name a file", target.display()),
             ));
         };
-        let mut temp = std::ffi::OsString::from(".");
-        temp.push(name);
-        temp.push(format!(".{tag}.part"));
+        let temp = match name.to_str() {
+            Some(name) => std::ffi::OsString::from(partial_name(name, tag)),
+            None => {
+                let mut temp = std::ffi::OsString::from(".");
+                temp.push(name);
+                temp.push(format!(".{tag}.part"));
+                temp
+            }
+        };
         Ok(target
             .parent()
             .unwrap_or(std::path::Path::new(""))
@@ -178,6 +190,75 @@ impl PartialFile {
                 drop(file);
                 let _ = std::fs::remove_file(&path);
             }
+        }
+    }
+}
+
+/// The [`PartialTarget`] of a read to a path on this machine: a resumable [`PartialFile`].
+pub(crate) struct PathPartial<'a> {
+    partial: Option<PartialFile>,
+    target: &'a Path,
+}
+
+impl<'a> PathPartial<'a> {
+    /// The resumable partial file of version `tag` of the file at `target`.
+    pub(crate) fn resumable(target: &'a Path, tag: &str) -> Result<PathPartial<'a>> {
+        let partial = PartialFile::resumable(target, tag).map_err(|e| failed(target, e))?;
+        Ok(PathPartial {
+            partial: Some(partial),
+            target,
+        })
+    }
+
+    fn file(&self) -> &std::fs::File {
+        self.partial
+            .as_ref()
+            .expect("open until put in place")
+            .file()
+    }
+}
+
+/// A failure of the file system while a file is read to `target`.
+fn failed(target: &Path, e: std::io::Error) -> Error {
+    Error::Config(format!("writing {} failed: {e}", target.display()))
+}
+
+impl Sink for PathPartial<'_> {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.file()
+            .write_all(data)
+            .map_err(|e| failed(self.target, e))
+    }
+}
+
+impl PartialTarget for PathPartial<'_> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.file().read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => return read.map_err(|e| failed(self.target, e)),
+            }
+        }
+    }
+
+    async fn cut(&mut self, len: u64) -> Result<()> {
+        let mut file = self.file();
+        file.set_len(len)
+            .and_then(|()| file.seek(std::io::SeekFrom::Start(len)))
+            .map(drop)
+            .map_err(|e| failed(self.target, e))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        let partial = self.partial.take().expect("put in place once");
+        partial
+            .commit(self.target)
+            .map_err(|e| failed(self.target, e))
+    }
+
+    async fn discard(&mut self) {
+        if let Some(partial) = self.partial.take() {
+            partial.discard();
         }
     }
 }
