@@ -748,3 +748,103 @@ fn deflated_chunks_are_repacked_and_read_back() {
     block_on(sync(&fresh, &t));
     assert!(read_bytes(&fresh, "copy") == small);
 }
+
+/// A transport whose pack DELETEs are held back to land later, when the test says: the process
+/// is killed (its sync cancelled where it stands) as soon as the first one is on its way.
+struct DeletesHeld<'t, T> {
+    inner: &'t T,
+    held: std::sync::Mutex<Vec<bucketsync::Request>>,
+    kill: bucketsync::cancel::Cancel,
+}
+
+impl<T: Transport> Transport for DeletesHeld<'_, T> {
+    async fn send(&self, request: bucketsync::Request) -> bucketsync::Result<bucketsync::Response> {
+        if request.method == bucketsync::Method::Delete && request.url.contains("/p/") {
+            self.held.lock().unwrap().push(request);
+            self.kill.cancel();
+            return std::future::pending().await;
+        }
+        self.inner.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.inner.sleep(ms).await;
+    }
+}
+
+/// A file is deleted and its packs' collection is due: their DELETEs are sent, and the process
+/// dies before they are answered. The next process stores a file of the same bytes; the late
+/// DELETEs then land. The new file must not have been made of the doomed packs' chunks: it
+/// reads back whole, from packs of its own.
+#[test]
+fn a_restart_never_reuses_chunks_of_packs_whose_deletes_are_on_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let state = dir.path().join("a.state");
+    let clock = Clock::at(1_767_225_600_000);
+    let open = || {
+        let now = clock.0.clone();
+        Session::open(SessionOptions {
+            device: Some("a"),
+            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    let t = FolderBucket;
+    let held = DeletesHeld {
+        inner: &t,
+        held: Default::default(),
+        kill: Default::default(),
+    };
+    let len = 3 * MIB + 77;
+    block_on(async {
+        let a = open();
+        assert!(put(&a, &t, "doomed", 1, len).await > 0);
+        let doomed = folder_packs(&bucket, &key, &a);
+        sync(&a, &t).await;
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        for _ in 0..90 {
+            clock.advance(DAY);
+            let synced = held
+                .kill
+                .run(a.sync(&held, DEFAULT_CONCURRENCY, |_| {}))
+                .await;
+            if held.kill.is_cancelled() {
+                break;
+            }
+            assert!(synced.unwrap().errors.is_empty());
+        }
+        let late = std::mem::take(&mut *held.held.lock().unwrap());
+        assert!(!late.is_empty(), "the doomed packs' DELETEs were sent");
+        drop(a);
+
+        // The next process: the same bytes again.
+        let a = open();
+        put(&a, &t, "again", 1, len).await;
+        sync(&a, &t).await;
+        for request in late {
+            let response = t.send(request).await.unwrap();
+            assert!(
+                response.status < 300,
+                "the late DELETE landed: {}",
+                response.status
+            );
+        }
+        assert!(folder_packs(&bucket, &key, &a).is_disjoint(&doomed));
+        read_back(&a, &t, "again", 1, len).await;
+        let fresh = clock.open(&store, &key, "fresh", CompactionPolicy::default());
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "again", 1, len).await;
+    });
+}

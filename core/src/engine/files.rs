@@ -55,6 +55,24 @@ impl Engine {
         })
     }
 
+    /// Our packs that are being deleted, or may be at any moment: those this process deleted
+    /// or is deleting, and those a confirmed look of pack collection saved in the state holds
+    /// (their DELETEs may be due, or on their way from a process that died before they were
+    /// answered). No upload takes chunks from them.
+    fn doomed_packs(&self) -> HashSet<crate::pack::PackName> {
+        let mut doomed = self.collected_packs.clone();
+        if let Some(look) = &self.state.directory().pack_collection {
+            if look.confirmed_ms.is_some() {
+                let names = look.packs.iter().map(|&pack| crate::pack::PackName {
+                    device: look.device.0,
+                    pack,
+                });
+                doomed.extend(names);
+            }
+        }
+        doomed
+    }
+
     /// Starts storing a file (see [`Upload`]) of `size` bytes if known, in packs of about
     /// `pack_size` bytes (`None`: [`DEFAULT_PACK_SIZE`]). Chunks that a live file of the
     /// replica already references are not sent again, nor those an interrupted upload of this
@@ -104,8 +122,9 @@ impl Engine {
         let mut resume = Vec::new();
         let discover = match &self.spare_chunks {
             Some((of, spare)) => {
+                let doomed = self.doomed_packs();
                 for (id, stored) in spare.iter().filter(|_| *of == generation) {
-                    if !self.collected_packs.contains(&stored.pack) {
+                    if !doomed.contains(&stored.pack) {
                         known.entry(*id).or_insert(*stored);
                     }
                 }
@@ -118,7 +137,7 @@ impl Engine {
                 // and abort them.
                 self.spare_chunks = Some((generation, HashMap::new()));
                 // Packs being deleted are not read for chunks to reuse either.
-                referenced.extend(self.collected_packs.iter().copied());
+                referenced.extend(self.doomed_packs());
                 // Packs in parts noted before this process began are an interrupted upload's.
                 // Those an earlier release left hold chunks of an older version, which a new
                 // file cannot reference: forgotten, their uploads aborted by the listing.
