@@ -1374,3 +1374,92 @@ fn segments_are_not_deleted_on_the_word_of_a_checkpoint_nobody_opened() {
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(all(&fresh), all(&a));
 }
+
+/// The clock margin of garbage collection, directed: a's clock runs 5 days ahead of b's and
+/// c's, as far apart as the policy allows. c goes offline with an unpushed edit of a key, made
+/// an hour before b deletes that key. By a's clock, c has been silent for longer than the grace
+/// period 5 days before c, by its own clock, has: c comes back before its own grace period is
+/// over, so it does not start over, and pushes its edit with its old stamp. The margin (twice
+/// the allowed skew) keeps c active until it returns, so nothing c may hold is collected: c
+/// merges the deletion, and its edit loses to it. With the margin removed from the code, a
+/// collects the tombstone while c is away (the first assertion fails); in this schedule the
+/// checkpoint's horizon then still keeps c's older edit out, so the deletion stands either way.
+#[test]
+fn a_device_back_just_within_its_grace_period_brings_back_nothing_when_clocks_are_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_url(&dir.path().join("bucket"));
+    let key = VaultKey::generate().unwrap();
+    let clock = TestClock::new();
+    let skew = 5 * DAY;
+    let policy = CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        max_clock_skew_ms: skew,
+        max_future_ms: 4 * skew,
+        ..CompactionPolicy::default()
+    };
+    let open = |device: &str, mode: OpenMode, offset_ms: u64| {
+        let now = clock.0.clone();
+        Session::open(SessionOptions {
+            device: Some(device),
+            mode,
+            compaction: policy,
+            clock: std::sync::Arc::new(move || {
+                let now = now.load(std::sync::atomic::Ordering::SeqCst);
+                bucketsync::Timestamp(now + offset_ms)
+            }),
+            ..SessionOptions::new(&store, &key, StateLocation::Memory)
+        })
+        .unwrap()
+    };
+    let b = open("b", OpenMode::Create, 0);
+    b.put("doomed", "old value").unwrap();
+    sync(&b).unwrap();
+    let c = open("c", OpenMode::Join, 0);
+    sync(&c).unwrap();
+
+    // c goes offline and edits "doomed"; an hour later b deletes it. Then a joins.
+    c.put("doomed", "c's offline edit").unwrap();
+    clock
+        .0
+        .fetch_add(DAY / 24, std::sync::atomic::Ordering::SeqCst);
+    b.delete("doomed").unwrap();
+    sync(&b).unwrap();
+    let a = open("a", OpenMode::Join, skew);
+    sync(&a).unwrap();
+
+    // 29 days (c's grace period is 30 by its own clock): a and b keep working, each syncing
+    // twice a day.
+    let mut collected = 0;
+    for half_day in 0..58 {
+        clock
+            .0
+            .fetch_add(DAY / 2, std::sync::atomic::Ordering::SeqCst);
+        a.put("a's diary", format!("{half_day}")).unwrap();
+        collected += sync(&a).unwrap().collected;
+        b.put("b's diary", format!("{half_day}")).unwrap();
+        collected += sync(&b).unwrap().collected;
+    }
+    assert_eq!(
+        collected, 0,
+        "c is active: nothing it may hold is collected"
+    );
+
+    // c comes back within its grace period: no start-over, its edit goes out as it was.
+    let report = sync(&c).unwrap();
+    assert_eq!(report.started_over, None, "{report}");
+    let fresh = open("fresh", OpenMode::Join, 0);
+    for s in [&a, &b, &c, &fresh, &a, &b, &c, &fresh] {
+        sync(s).unwrap();
+    }
+    for (name, s) in [("a", &a), ("b", &b), ("c", &c), ("fresh", &fresh)] {
+        assert_eq!(
+            s.get(b"doomed").unwrap(),
+            None,
+            "the deletion stands on {name}"
+        );
+        assert_eq!(all(s), all(&a), "{name} agrees with a");
+    }
+}
