@@ -176,3 +176,62 @@ fn a_new_device_reads_a_folder_of_small_files_by_pack() {
         "120 files in one or two packs: {reads} GETs of packs"
     );
 }
+
+/// Sets the file's modification time.
+fn set_mtime(path: &Path, at: std::time::SystemTime) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(at).unwrap();
+}
+
+/// Two devices edit the same file to different contents of the same size, stamped with the
+/// same modification time (files unpacked from an archive, or built reproducibly, have one).
+/// Size and time say nothing about whose bytes these are: the second to sync must see that
+/// both changed and keep the loser as a conflict copy, not take its own bytes for the vault's
+/// and keep them apart for good.
+#[test]
+fn edits_of_the_same_size_and_time_on_two_devices_are_both_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, "laptop", OpenMode::Create);
+    let b = open(&store, &key, "phone", OpenMode::Join);
+    let (on_a, on_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&on_a).unwrap();
+    std::fs::create_dir_all(&on_b).unwrap();
+    std::fs::write(on_a.join("todo.txt"), "version 0").unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+    std::fs::write(on_a.join("todo.txt"), "a's edit!").unwrap();
+    std::fs::write(on_b.join("todo.txt"), "b's edit!").unwrap();
+    set_mtime(&on_a.join("todo.txt"), when);
+    set_mtime(&on_b.join("todo.txt"), when);
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "b sees both changed: {copies:?}");
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+
+    // Both folders hold both edits, one under the name and one as the copy, the same way.
+    let contents = |on: &Path| {
+        let mut found: Vec<(String, String)> = std::fs::read_dir(on)
+            .unwrap()
+            .map(|e| e.unwrap())
+            // The sync's own record of what was last agreed.
+            .filter(|e| e.file_name() != ".bucketsync-folder")
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bytes = std::fs::read(e.path()).unwrap();
+                (name, String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let (on_a, on_b) = (contents(&on_a), contents(&on_b));
+    assert_eq!(on_a, on_b);
+    let mut edits: Vec<&str> = on_a.iter().map(|(_, c)| c.as_str()).collect();
+    edits.sort_unstable();
+    assert_eq!(edits, ["a's edit!", "b's edit!"], "{on_a:?}");
+}

@@ -55,6 +55,24 @@ impl Engine {
         })
     }
 
+    /// A keyed hasher that gives bytes the content hash ([`FileInfo::content_hash`]) they
+    /// would have as the file `key` whose record holds `value` (under that file's key
+    /// generation), and the hash the record holds: local bytes compared with the vault's
+    /// version without reading it.
+    ///
+    /// # Errors
+    /// `Config` when the value is not a file; `Corrupt` when it does not decode; when the
+    /// file's key generation is not given.
+    pub(crate) fn content_hasher(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(blake3::Hasher, [u8; 32])> {
+        let file = FileValue::decode(key, value)?;
+        let keys = self.transfer_keys(file.generation, "comparing a file")?;
+        Ok((blake3::Hasher::new_keyed(&keys.file_hash.0), file.hash))
+    }
+
     /// Our packs that are being deleted, or may be at any moment: those this process deleted
     /// or is deleting, and those a confirmed look of pack collection saved in the state holds
     /// (their DELETEs may be due, or on their way from a process that died before they were

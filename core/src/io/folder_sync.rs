@@ -393,9 +393,12 @@ impl Session {
                     (Some(l), None) => sync.upload(l, parent).await,
                     // Deleted here, edited there: the edit comes back.
                     (None, Some((entry, _))) => sync.download(&rel, entry, None).await,
+                    // The same size and time say nothing of whose bytes these are (two edits
+                    // in one millisecond, files unpacked from an archive): a file's bytes are
+                    // compared too.
                     (Some(l), Some((entry, _)))
-                        if same_local(&l.entry, entry)
-                            || (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir) =>
+                        if (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir)
+                            || (same_local(&l.entry, entry) && sync.holds_vaults_bytes(l)) =>
                     {
                         Ok(Some(entry.clone()))
                     }
@@ -842,6 +845,37 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     }
 
     /// The content key of the file `rel` and its record value.
+    /// Whether the local file holds the bytes of the vault's version of its path (not a file,
+    /// or anything that cannot be read or compared: no).
+    fn holds_vaults_bytes(&self, local: &Local) -> bool {
+        use std::io::Read;
+        if local.entry.kind != EntryKind::File {
+            return local.entry.kind == EntryKind::Symlink;
+        }
+        let Ok((content, value)) = self.content_of(&local.rel) else {
+            return false;
+        };
+        let Ok(Ok((mut hasher, hash))) = self.session.read(|e| e.content_hasher(&content, &value))
+        else {
+            return false;
+        };
+        let Ok(mut file) = std::fs::File::open(&local.path) else {
+            return false;
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        *hasher.finalize().as_bytes() == hash
+    }
+
     fn content_of(&self, rel: &str) -> Result<(Vec<u8>, Vec<u8>)> {
         let content = content_key(self.root, rel);
         match self.session.get(content.as_bytes())? {
