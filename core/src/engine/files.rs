@@ -63,6 +63,7 @@ impl Engine {
     /// # Errors
     /// `Config` when the value is not a file; `Corrupt` when it does not decode; when the
     /// file's key generation is not given.
+    #[cfg(feature = "backup")] // two-way folder sync's
     pub(crate) fn content_hasher(
         &self,
         key: &[u8],
