@@ -787,11 +787,13 @@ export class Vault {
    *   the key holds nothing.
    * - in Node, a path: written to a partial file beside it (`.<name>.<16 hex digits>.part`,
    *   one per version of the file), synced and renamed into place once the whole file is read
-   *   and checked; a failed or stopped read leaves nothing at the path. A read stopped by an
-   *   abort, a network failure or a timeout keeps its partial file, and the next read of the
-   *   same file to the same path checks what it holds and fetches only the rest (as in Python,
-   *   Swift, Kotlin and Rust). Two reads to the same path at once must not run in one folder:
-   *   Node has no file lock to keep them apart.
+   *   and checked; a failed or stopped read leaves nothing at the path (one stopped while the
+   *   whole file was being renamed into place resolves to `true`: it is there). A read stopped
+   *   by an abort, a network failure or a timeout keeps its partial file, and the next read of
+   *   the same file to the same path checks what it holds and fetches only the rest (as in
+   *   Python, Swift, Kotlin and Rust); once a read puts the file in place, the partial files
+   *   of its other versions go. Two reads to one path at once in one process each get a
+   *   partial file of their own; Node has no file lock, so two processes must not.
    *
    * Resolves to `true`, or `false` when the key is absent or deleted (nothing written).
    * Errors as for `getFile(key)`; a target that fails gives `ConfigError` with its error as

@@ -588,7 +588,7 @@ export class Vault {
 
   /**
    * Reads the file `key`: into a Blob (no target), a WritableStream, or in Node a path (through
-   * a temporary file beside it, renamed into place once the whole file is read and checked).
+   * a partial file beside it, renamed into place once the whole file is read and checked).
    * Resolves to the Blob or `true`; to `null` or `false` when the key holds nothing.
    */
   async getFile(key, target, options) {
@@ -635,15 +635,23 @@ export class Vault {
     const path = nodeModule('node:path');
     const file = target instanceof URL ? nodeModule('node:url').fileURLToPath(target) : target;
     // The core names the partial file, resumes from what it holds and puts it in place.
+    let opening;
+    const local = (e) => new ConfigError(`writing ${file} failed: ${e?.message ?? e}`, 'config', { cause: e });
     let partial;
-    const open = async (name) => {
-      partial = await nodePartial(fs, path.join(path.dirname(file), name), file);
-      return partial;
-    };
     try {
-      return await this.#transfer(signal, fileProgress(onProgress), {}, (send, progress, cancel) =>
-        this.#inner.getFileThrough(key, path.basename(file), open, send, progress, cancel));
+      return await this.#transfer(signal, fileProgress(onProgress), {}, (send, progress, cancel, _io, live) => {
+        const open = (name) => (opening = nodePartial(fs, path, path.join(path.dirname(file), name), file, live));
+        return this.#inner.getFileThrough(key, path.basename(file), open, send, progress, cancel);
+      });
+    } catch (e) {
+      partial = await opening?.catch(() => undefined);
+      if (!partial && opening) throw local(await opening.then(() => e, (failed) => failed));
+      // Stopped once the whole file, read and checked, was being put in place: it is there.
+      if (await partial?.committed()) return true;
+      if (partial?.failure && e?.category === 'config') throw local(partial.failure);
+      throw e;
     } finally {
+      partial ??= await opening?.catch(() => undefined);
       await partial?.close();
     }
   }
@@ -1327,34 +1335,50 @@ const heldLocks = (globalThis[Symbol.for('bucketsync.heldLocks')] ??= new Set())
  * file that holds nothing yet, which its caller finishes (closes the stream, makes the Blob).
  */
 const heldNothing = (writer) => ({
-  write: writer.write,
+  write: (chunk) => writer.write(chunk),
   read: async () => new Uint8Array(0),
   cut: async () => {},
   commit: async () => {},
   discard: async () => {},
 });
 
+/** The partial files of reads to paths this process has open (Node has no file lock). */
+const partialsOpen = new Set();
+let freshPartials = 0;
+
 /**
  * The partial file at `at` of a read to the Node path `file`, as the core's `PartialTarget`:
  * opened as an interrupted read left it, or created. `read` goes on from where it stopped,
- * `cut` sets where the writes go on from, `commit` syncs it and renames it to `file`.
+ * `cut` sets where the writes go on from, `commit` syncs it and renames it to `file`, then
+ * removes what reads of other versions of the file left beside it; it is not begun once
+ * `live()` says the read was stopped. When another read of this process holds `at`, a fresh
+ * file of its own is used instead (removed unless put in place). The first failure of a method
+ * is kept as `failure`.
  */
-async function nodePartial(fs, at, file) {
+async function nodePartial(fs, path, at, file, live) {
   let handle;
+  const fresh = partialsOpen.has(at);
+  if (fresh) at = path.join(path.dirname(at), `.${path.basename(file)}.${process.pid}-${freshPartials++}.part`);
+  // Taken before the first await: a read that starts meanwhile sees it held.
+  partialsOpen.add(at);
   try {
-    handle = await fs.open(at, 'r+');
+    if (fresh) {
+      handle = await fs.open(at, 'wx+');
+    } else {
+      handle = await fs.open(at, 'r+').catch((e) => {
+        if (e?.code !== 'ENOENT') throw e;
+        return fs.open(at, 'w+');
+      });
+    }
   } catch (e) {
-    if (e?.code !== 'ENOENT') throw e;
-    handle = await fs.open(at, 'w+');
+    partialsOpen.delete(at);
+    throw e;
   }
   let readAt = 0;
   let writeAt = 0;
-  const close = async () => {
-    const open = handle;
-    handle = undefined;
-    await open?.close().catch(() => {});
-  };
-  return {
+  let committing;
+  const partial = {
+    failure: undefined,
     async read(max) {
       const buf = new Uint8Array(max);
       const { bytesRead } = await handle.read(buf, 0, max, readAt);
@@ -1372,17 +1396,64 @@ async function nodePartial(fs, at, file) {
         writeAt += bytesWritten;
       }
     },
-    async commit() {
-      await handle.sync();
-      await close();
-      await fs.rename(at, file);
+    commit() {
+      // Not begun once the read was stopped (an abort, or onProgress throwing at the end).
+      const stopped = live();
+      if (stopped) return stopped;
+      committing = (async () => {
+        await handle.sync();
+        await partial.close();
+        await fs.rename(at, file);
+        await removeStalePartials(fs, path, file, at);
+      })();
+      return committing;
     },
     async discard() {
-      await close();
+      await partial.close();
       await fs.rm(at, { force: true });
     },
-    close,
+    /** Whether `commit` put the file in place (waiting for one under way). */
+    committed: () => (committing ? committing.then(() => true, () => false) : Promise.resolve(false)),
+    /** Closes it (a fresh one not put in place is removed); the name is free again. */
+    async close() {
+      const open = handle;
+      handle = undefined;
+      await open?.close().catch(() => {});
+      if (open && fresh && !committing) await fs.rm(at, { force: true }).catch(() => {});
+      partialsOpen.delete(at);
+    },
   };
+  for (const name of ['read', 'cut', 'write', 'commit', 'discard']) {
+    const method = partial[name];
+    partial[name] = (...args) => Promise.resolve(method(...args)).catch((e) => {
+      partial.failure ??= e;
+      throw e;
+    });
+  }
+  return partial;
+}
+
+/**
+ * Removes the partial files that interrupted reads of other versions of `file` left beside
+ * it (`.<name>.<16 hex digits>.part`, the core's names), but for `kept` and those a read of
+ * this process has open. Best effort.
+ */
+async function removeStalePartials(fs, path, file, kept) {
+  const folder = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  let names;
+  try {
+    names = await fs.readdir(folder);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const tag = name.startsWith(prefix) && name.endsWith('.part') ? name.slice(prefix.length, -5) : '';
+    const at = path.join(folder, name);
+    if (/^[0-9a-f]{16}$/.test(tag) && at !== kept && !partialsOpen.has(at)) {
+      await fs.rm(at, { force: true }).catch(() => {});
+    }
+  }
 }
 
 const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });

@@ -891,6 +891,39 @@ test('files: a failed getFile leaves nothing at the path; an aborted one leaves 
   assert.equal(sha256(readFileSync(join(dir, 'out.bin'))), sha256(data));
 });
 
+test('files: reads to one path at once each finish whole; a stop at the very end puts nothing in place; older versions\' partial files go', async () => {
+  const dir = tempDir('bucketsync-getpath-');
+  const { writer, reader } = await fileVaults('get-path/');
+  const data = randomBytes(3 * MiB);
+  await writer.putFile('f', data, { packSize: MiB });
+  await writer.sync();
+  await reader.sync();
+  const out = join(dir, 'out.bin');
+
+  // Two reads of the same file to the same path at once: each its own partial file.
+  assert.deepEqual(await Promise.all([reader.getFile('f', out), reader.getFile('f', out)]), [true, true]);
+  assert.equal(sha256(readFileSync(out)), sha256(data));
+  assert.deepEqual(readdirSync(dir), ['out.bin'], 'no partial file left');
+  rmSync(out);
+
+  // onProgress throws at the last report: the read rejects with it and nothing is at the path;
+  // its partial file is whole, and the next read puts it in place.
+  const last = new Error('stop at the end');
+  await assert.rejects(reader.getFile('f', out, {
+    onProgress: (p) => { if (p.bytesDone === data.length) throw last; },
+  }), (e) => e === last);
+  assert.equal(readdirSync(dir).includes('out.bin'), false);
+  assert.equal(await reader.getFile('f', out), true);
+  assert.equal(sha256(readFileSync(out)), sha256(data));
+
+  // A partial file an interrupted read of another version left goes once a read puts the
+  // file in place; a file of the user's of another shape stays.
+  writeFileSync(join(dir, '.out.bin.0123456789abcdef.part'), 'an older version, half read');
+  writeFileSync(join(dir, '.out.bin.mine.part'), 'not a partial file of ours');
+  assert.equal(await reader.getFile('f', out), true);
+  assert.deepEqual(readdirSync(dir).sort(), ['.out.bin.mine.part', 'out.bin']);
+});
+
 test('files: packs of 32 MiB go up as multipart uploads (POSTs with their bodies)', async () => {
   const key = await VaultKey.generate();
   const store = server.store('node-files', 'multipart/');

@@ -39,7 +39,10 @@ impl Cancel {
     /// wakes at once, on whatever thread or runtime it waits.
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::SeqCst);
-        for (_, waker) in self.waiting().drain(..) {
+        // Woken outside the lock: a waker that polls at once, or drops its task (and with it
+        // the call's `Waiting`, which takes the lock), must not find it held.
+        let waiting = std::mem::take(&mut *self.waiting());
+        for (_, waker) in waiting {
             waker.wake();
         }
     }

@@ -393,12 +393,15 @@ impl Session {
                     (Some(l), None) => sync.upload(l, parent).await,
                     // Deleted here, edited there: the edit comes back.
                     (None, Some((entry, _))) => sync.download(&rel, entry, None).await,
-                    // The same size and time say nothing of whose bytes these are (two edits
-                    // in one millisecond, files unpacked from an archive): a file's bytes are
-                    // compared too.
+                    // Both changed since the version agreed on: the same size and time say
+                    // nothing of whose bytes these are (two edits in one millisecond, files
+                    // unpacked from an archive), so a file's bytes are compared too. With no
+                    // version agreed on yet (a first sync), size and time are trusted: a copy
+                    // made beforehand is not read whole.
                     (Some(l), Some((entry, _)))
                         if (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir)
-                            || (same_local(&l.entry, entry) && sync.holds_vaults_bytes(l)) =>
+                            || (same_local(&l.entry, entry)
+                                && (b.is_none() || sync.holds_vaults_bytes(l))) =>
                     {
                         Ok(Some(entry.clone()))
                     }
@@ -844,7 +847,6 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         Ok(path)
     }
 
-    /// The content key of the file `rel` and its record value.
     /// Whether the local file holds the bytes of the vault's version of its path (not a file,
     /// or anything that cannot be read or compared: no).
     fn holds_vaults_bytes(&self, local: &Local) -> bool {
@@ -876,6 +878,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         *hasher.finalize().as_bytes() == hash
     }
 
+    /// The content key of the file `rel` and its record value.
     fn content_of(&self, rel: &str) -> Result<(Vec<u8>, Vec<u8>)> {
         let content = content_key(self.root, rel);
         match self.session.get(content.as_bytes())? {
