@@ -26,7 +26,8 @@ use crate::transfer::ResumablePack;
 const STATE_NAME: &str = "local-state";
 /// The snapshot layout this build writes. Versions 1 (no pending segment), 2 (no directory),
 /// 3 (no retired devices, merged vectors or sync times), 4 (no deleted segments) and 5 and 6
-/// (no clock leap), 7 (no pack collection) and 8 (no packs in parts) are still read.
+/// (no clock leap), 7 (no pack collection), 8 (no packs in parts) and 9 (no sharing state)
+/// are still read.
 pub(crate) const STATE_VERSION: u32 = 10;
 
 /// How far our own log has gone.
@@ -1272,7 +1273,9 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// One journal delta (journal version 6): final values of what changed.
+/// The first part of one journal delta: final values of what changed. Since journal version 7
+/// the directory's later parts and (version 10) the keys cleaned follow it in the entry
+/// (FORMAT.md section 11 lists every field in order).
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).

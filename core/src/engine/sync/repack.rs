@@ -15,7 +15,8 @@
 //! pack no redirect names is unreferenced (collected like any other). A chunk that fails its
 //! check stays where it is, and so does its pack.
 //!
-//! Only packs of chunks sealed bare (version 6) are repacked, only packs with no redirect yet,
+//! Only packs of chunks sealed bare (versions 6 and 10; a repacked pack keeps its chunks'
+//! version) are repacked, only packs with no redirect yet,
 //! and only once every active device writes manifests of version 5 or later (it follows
 //! redirects).
 //!
