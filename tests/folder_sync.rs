@@ -51,19 +51,29 @@ fn sync_folder<T: Transport>(session: &Session, dir: &Path, t: &T) -> Vec<String
     report.conflicts
 }
 
-#[test]
-fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("file://{}", dir.path().join("bucket").display());
+/// A vault in a folder bucket under `dir` and two devices ("laptop" and "phone") syncing a
+/// folder each (`dir/a`, `dir/b`), both holding `todo.txt` with `content` once synced.
+fn two_devices_agreeing_on(
+    dir: &Path,
+    content: &str,
+) -> (Session, Session, std::path::PathBuf, std::path::PathBuf) {
+    let store = format!("file://{}", dir.join("bucket").display());
     let key = VaultKey::generate().unwrap();
     let a = open(&store, &key, "laptop", OpenMode::Create);
     let b = open(&store, &key, "phone", OpenMode::Join);
-    let (on_a, on_b) = (dir.path().join("a"), dir.path().join("b"));
+    let (on_a, on_b) = (dir.join("a"), dir.join("b"));
     std::fs::create_dir_all(&on_a).unwrap();
     std::fs::create_dir_all(&on_b).unwrap();
-    std::fs::write(on_a.join("todo.txt"), "v0").unwrap();
+    std::fs::write(on_a.join("todo.txt"), content).unwrap();
     sync_folder(&a, &on_a, &FolderBucket);
     sync_folder(&b, &on_b, &FolderBucket);
+    (a, b, on_a, on_b)
+}
+
+#[test]
+fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
     assert_eq!(
         std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
         "v0"
@@ -191,16 +201,7 @@ fn set_mtime(path: &Path, at: std::time::SystemTime) {
 #[test]
 fn edits_of_the_same_size_and_time_on_two_devices_are_both_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("file://{}", dir.path().join("bucket").display());
-    let key = VaultKey::generate().unwrap();
-    let a = open(&store, &key, "laptop", OpenMode::Create);
-    let b = open(&store, &key, "phone", OpenMode::Join);
-    let (on_a, on_b) = (dir.path().join("a"), dir.path().join("b"));
-    std::fs::create_dir_all(&on_a).unwrap();
-    std::fs::create_dir_all(&on_b).unwrap();
-    std::fs::write(on_a.join("todo.txt"), "version 0").unwrap();
-    sync_folder(&a, &on_a, &FolderBucket);
-    sync_folder(&b, &on_b, &FolderBucket);
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "version 0");
 
     let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
     std::fs::write(on_a.join("todo.txt"), "a's edit!").unwrap();
