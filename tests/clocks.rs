@@ -86,6 +86,46 @@ fn a_write_from_decades_ahead_neither_wins_nor_moves_other_clocks() {
 }
 
 #[test]
+fn what_a_device_wrote_before_its_clock_ran_ahead_reaches_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = engine(dir.path(), &key, A);
+    let mut b = engine(dir.path(), &key, B);
+    // A writes in the present, then its date jumps 20 days ahead (beyond the bound of 7, within
+    // the grace period of 30) before it syncs: its segment holds both writes, and its manifest
+    // is stamped 20 days ahead.
+    sync_ahead(&mut a, 0);
+    a.put("before", "written in the present", wall_clock());
+    a.put("after", "written 20 days ahead", ahead(20 * DAY));
+    let report = sync_ahead(&mut a, 20 * DAY);
+    assert_eq!(report.started_over, None);
+
+    let report = sync_ahead(&mut b, 0);
+    assert_eq!(
+        clock_devices(&report),
+        [A],
+        "said once: {:?}",
+        report.errors
+    );
+    assert_eq!(b.get(b"before"), Some(&b"written in the present"[..]));
+    assert_eq!(b.get(b"after"), None, "held until B's clock gets there");
+    assert!(b.clock().wall_ms <= wall_clock().0 + DAY, "{:?}", b.clock());
+
+    // The held segment is read again at each sync; nothing else changes, and B is caught up:
+    // it writes and compacts as any device does.
+    let again = sync_ahead(&mut b, 0);
+    assert_eq!(clock_devices(&again), [A], "{:?}", again.errors);
+    assert!(again.changed.is_empty(), "{:?}", again.changed);
+    b.put("b", "b's", wall_clock());
+    sync_ahead(&mut b, 0);
+    let mut c = engine(dir.path(), &key, C);
+    sync_ahead(&mut c, 0);
+    assert_eq!(c.get(b"before"), Some(&b"written in the present"[..]));
+    assert_eq!(c.get(b"b"), Some(&b"b's"[..]));
+    assert_eq!(c.get(b"after"), None);
+}
+
+#[test]
 fn a_writer_at_the_end_of_time_does_not_stop_other_clocks() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::generate().unwrap();

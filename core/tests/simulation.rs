@@ -146,31 +146,34 @@ const REGRESSIONS: &[u64] = &[
     // no other device, wrote a key, pushed it, and started over while ahead; its new id had not
     // read the old id's segment back when the clock came back.
     28695,
+    // Found by 100,000 seeds: a replica wrote within the bound, and its clock ran ahead before
+    // the manifest naming that segment was written (or the replica started over in the present
+    // and its new id's first manifest was stamped after the jump). Everyone held the whole
+    // manifest, so nobody read the segment: the write was lost from every replica (16822: it
+    // also let a tombstone be collected under it), or its old log was read after its
+    // tombstone was collected (73986, 82311). A manifest held for its clock now has its
+    // segments read, each merged unless it holds a stamp beyond the bound.
+    16822, 22882, 27997, 50037, 58118, 67898, 73986, 82311,
+    // Found by 100,000 seeds: the same writes, but in a segment that also held a write made
+    // after the jump: the whole segment was held, and the replica started over while ahead
+    // and dropped its copy. A held segment now has what it holds within the bound merged.
+    26953, 42530, 78116, 31137,
+    // Found by 100,000 seeds: a manifest held for its clock retired a device whose late,
+    // older manifest PUT then landed: every peer reported a rollback at every sync. The
+    // devices a held manifest retires are now retired.
+    43557,
+    // Found by 100,000 seeds: a clock ahead since before its first write, knowing no other
+    // device, started over (silent by its own clock) and kept only what was younger than the
+    // grace period: a write it had pushed before, held by everyone, was gone once its clock
+    // came back. Knowing no other device, a start-over now keeps all it holds.
+    94072,
 ];
 
-/// Seeds that fail today, found by runs of 100,000 seeds (none of the first 20,000 fails): all
-/// with a runaway clock (they pass with `BUCKETSYNC_SIM_RUNAWAY=0`). Kept to be fixed, not to
-/// gate CI: `cargo test --release -p bucketsync --test simulation -- --ignored` runs them
-/// (stopping at the first that fails; `BUCKETSYNC_SIM_SEED=S` runs one). Checked one by one on
-/// 2026-11-28: each fails, but for 28695, which passes since a start-over that knows no other
-/// device keeps what is younger than the grace period by its own clock (99767's fix), and is in
-/// [`REGRESSIONS`] now. The five after 94072 were named by a second run of 100,000 seeds.
-/// None is diagnosed but 16822.
-///
-/// 16822 fails since a third of the time jumps of garbage-collection seeds land near the point
-/// where a silent device counts as gone (also with a runaway clock; it passes without).
-const STILL_FAILING: &[u64] = &[
-    16822, 26953, 42530, 43557, 50037, 58118, 67898, 78116, 94072, 22882, 27997, 31137, 73986,
-    82311,
-];
-
-#[test]
-#[ignore = "fails today (see STILL_FAILING): kept to be fixed, not to gate CI"]
-fn seeds_that_still_fail() {
-    for &seed in STILL_FAILING {
-        run_reporting(seed);
-    }
-}
+/// Seeds that fail today, passed over by seed-count runs: none. The fourteen found by two runs
+/// of 100,000 seeds (all with a runaway clock) pass since 2026-11-28 and are in
+/// [`REGRESSIONS`] with their causes. A seed found failing goes here, with an ignored test that
+/// runs it (`cargo test --release -p bucketsync --test simulation -- --ignored`), until fixed.
+const STILL_FAILING: &[u64] = &[];
 
 const DAY_MS: u64 = 86_400_000;
 /// The clock skew of garbage-collection seeds: the policy's `max_clock_skew_ms`, and the bound
@@ -201,10 +204,9 @@ const HINT_SALT: u64 = 0x4e17_0000_0000_0003;
 const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
-/// seed runs exactly the schedule it ran before runaways existed). Of 20,000 seeds, none fails
-/// but one since time jumps land near the silence boundary (the last two before, 18604 and
-/// 4833, are in [`REGRESSIONS`] with their causes); of 100,000, ten or more do
-/// ([`STILL_FAILING`]). Fixed before them:
+/// seed runs exactly the schedule it ran before runaways existed). The seeds runaways made
+/// fail are in [`REGRESSIONS`] with their causes (the fourteen last ones found by runs of
+/// 100,000 seeds). Fixed before them, and not kept as seeds:
 /// a replica that started over while ahead losing what its former id wrote once its clock came
 /// back (590, 2557, 4508, 8016), and a replica ahead from its first reading (so no leap
 /// recorded) collecting its own held deletions (1323, 1895, 2079, 3449, 4265, 4447).
@@ -1336,7 +1338,8 @@ impl Sim {
             let fetched = report.requests_of(RequestKind::GetCheckpoint);
             assert!(
                 (1..=r as u64).contains(&fetched),
-                "a new device starts from a checkpoint when there is one: {report}"
+                "a new device starts from a checkpoint when there is one: {report}: {:?}",
+                report.errors
             );
         }
     }
@@ -1581,13 +1584,32 @@ impl Sim {
                 .filter(|k| k.contains("/m/"))
                 .count();
             let pages = manifests.div_ceil(2).max(1) as u64;
+            // And those of their segments that are held too (what they wrote before their
+            // clock ran ahead was merged the first time): segments of those writers only.
+            let held_writers: BTreeSet<String> = self
+                .manifests_ahead()
+                .filter(|(_, _, c)| *c > limit)
+                .map(|(_, writer, _)| format!("/s/{writer}/"))
+                .collect();
+            let their_segments = self
+                .bucket
+                .objects
+                .keys()
+                .filter(|k| held_writers.iter().any(|w| k.contains(w.as_str())))
+                .count() as u64;
+            let segments = report.requests_of(RequestKind::GetSegment);
+            assert!(
+                segments <= their_segments,
+                "r{r}: a sync with nothing new fetched {segments} segments; the writers held \
+                 have {their_segments}: {report}"
+            );
             assert_eq!(
                 (
                     report.requests(),
                     report.requests_of(RequestKind::List),
-                    report.requests_of(RequestKind::GetManifest)
+                    report.requests_of(RequestKind::GetManifest),
                 ),
-                (pages + held, pages, held),
+                (pages + held + segments, pages, held),
                 "r{r}: a sync with nothing new: {report}"
             );
             // And a restart from disk gives the same replica.

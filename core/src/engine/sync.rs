@@ -208,6 +208,12 @@ pub(crate) struct SyncRun {
     /// Manifests stamped too far ahead, with their writer: reported once all are read unless
     /// another one says that device is retired.
     held_manifests: Vec<(DeviceId, Error)>,
+    /// Devices whose manifest or a segment was held in this run (stamped too far ahead): the
+    /// run counts as caught up without what they wrote.
+    held_devices: HashSet<DeviceId>,
+    /// Of the devices whose manifest was held: how many of their first segments that manifest
+    /// says may have been deleted (none of them is fetched).
+    held_pruned: HashMap<DeviceId, u64>,
     /// Our segments deleted in this run above the ones counted as deleted.
     deleted_segments: std::collections::BTreeSet<u64>,
     /// What this run has learnt of our packs and redirects, while pack collection looks.
@@ -237,6 +243,8 @@ impl SyncRun {
             own_clock_ahead: false,
             no_conditional_put: false,
             held_manifests: Vec::new(),
+            held_devices: HashSet::new(),
+            held_pruned: HashMap::new(),
             deleted_segments: Default::default(),
             survey: None,
             pack_pages: 0,

@@ -7,6 +7,12 @@
 //! read again at each sync, so it is merged once the clocks agree. Nothing is dropped, so every
 //! replica still ends with the same records.
 //!
+//! Held is the reading, not what sits beside it: a held manifest's segments are read (what
+//! its device wrote before its clock ran ahead is stamped within the bound, and may be in no
+//! other object), and of a held segment what it holds within the bound is merged. Such a
+//! device holds nothing else up: a sync that merged all the rest is caught up, and may write
+//! a checkpoint ([`Engine::merged_all_peers`]).
+//!
 //! A replica whose own clock is that far ahead of the present (its date was wrong and was
 //! fixed) starts over under a new id, writing again what its runaway clock stamped (the others
 //! hold those stamps, and would until the present reaches them) above what it wrote before the
@@ -48,6 +54,16 @@ impl Engine {
     /// ids' included after we started over), so nothing it names is read here.
     pub(super) fn held_by_everyone(&self, info: &DeviceInfo) -> bool {
         self.too_far_ahead(info.clock, Timestamp(self.state.clock.wall_ms))
+    }
+
+    /// Whether this run merged every segment its peers' manifests name, but for the segments
+    /// of devices held in it (a manifest or a segment stamped too far ahead): what they wrote
+    /// beyond the bound waits for the clocks to agree, and holds nothing else up.
+    pub(super) fn merged_all_peers(&self, run: &SyncRun) -> bool {
+        self.state
+            .peers()
+            .iter()
+            .all(|(d, p)| p.applied >= p.segments || run.held_devices.contains(d))
     }
 
     /// Other devices of the vault that are not retired, with what their manifests said.

@@ -99,14 +99,16 @@ impl CompactionPolicy {
 }
 
 impl Engine {
-    /// How many segments the best checkpoint leaves to fetch one by one.
-    pub(crate) fn tail_segments(&self) -> u64 {
+    /// How many of the segments merged here the best checkpoint leaves to fetch one by one.
+    /// (Segments held for a clock that ran ahead are not merged, and no checkpoint of ours
+    /// could cover them: they do not make one due.)
+    fn tail_segments(&self) -> u64 {
         let best = self.best_checkpoint().map(|(_, c)| c);
         let covered = |device| best.map_or(0, |c| c.covers(device));
         let own = self.state.own();
         let mut tail = own.segments.saturating_sub(covered(self.state.device));
         for (device, peer) in self.state.peers() {
-            tail += peer.segments.saturating_sub(covered(*device));
+            tail += peer.applied.saturating_sub(covered(*device));
         }
         tail
     }
@@ -123,7 +125,7 @@ impl Engine {
         let own = self.state.own();
         let caught_up = own.segments == own.published_segments
             && own.beyond.is_empty()
-            && self.state.peers().values().all(|p| p.applied >= p.segments);
+            && self.merged_all_peers(run);
         if !caught_up {
             return;
         }

@@ -213,9 +213,19 @@ impl Engine {
             if own {
                 run.own_clock_ahead = true;
             } else {
-                // Nothing it names is known here until the clocks agree.
+                // What it says of its device (its clock, what it merged, its checkpoint) is
+                // not taken until the clocks agree. The segments it names are read: those
+                // written before its clock ran ahead (stamped within the bound) are merged,
+                // the others held one by one (see `on_segment`). The devices it retired are
+                // retired whatever the clock (a late PUT of one of them is no rollback).
                 run.unread_manifests.insert(device);
                 Self::hold_manifest(run, &name, device, manifest.clock);
+                run.held_devices.insert(device);
+                let retired = &mut self.state.directory_mut().retired;
+                retired.extend(manifest.retired.iter().copied());
+                run.held_pruned.insert(device, manifest.pruned);
+                let peer = self.state.peer_mut(device);
+                peer.segments = peer.segments.max(manifest.segments);
             }
             return;
         }
@@ -506,7 +516,8 @@ impl Engine {
         }
         let own = self.state.own();
         let range = |device: DeviceId, applied: u64, known: u64| {
-            let from = applied.max(self.pruned_of(device)) + 1;
+            let held_pruned = run.held_pruned.get(&device).copied().unwrap_or(0);
+            let from = applied.max(self.pruned_of(device)).max(held_pruned) + 1;
             from..=known.min(from.saturating_add(MAX_SEGMENTS_PER_SYNC - 1))
         };
         let mut wanted: Vec<(DeviceId, u64)> = range(me, own.segments, own.published_segments)
@@ -603,18 +614,21 @@ impl Engine {
         if held && own {
             return run.own_log_failure(Self::clock_ahead(run, &name, device, latest));
         }
+        // What it holds within the bound is merged either way: it was written before the
+        // clock ran ahead, and may be nowhere else.
+        let limit = self.future_limit(run.now);
+        let count = self.merge_segment(run, segment, limit);
         if held && !self.state.directory().retired.contains(&device) {
-            // Not applied: fetched again at the next sync.
-            return self.hold(run, &name, device, latest);
+            // The rest is not applied: the segment is fetched again at the next sync. Said
+            // once per device: when its manifest is held too, that says it.
+            if run.held_devices.insert(device) {
+                self.hold(run, &name, device, latest);
+            }
+            return;
         }
-        self.state.directory_mut().tail_bytes += body_len;
         // A retired device's held segment is passed over: it writes no more, and what its
         // runaway clock stamped was written again by the replica that took over.
-        let count = if held {
-            0
-        } else {
-            self.merge_segment(run, segment)
-        };
+        self.state.directory_mut().tail_bytes += body_len;
         if device != self.state.device {
             run.report.pulled += count;
         }
@@ -640,10 +654,18 @@ impl Engine {
     /// Merges a verified segment; returns how many changes it held. For our own segments
     /// (found again after a crash, or after an older state was restored), the local writes it
     /// holds are no longer unpushed, and those newer than the state held are changes too.
-    pub(super) fn merge_segment(&mut self, run: &mut SyncRun, segment: SegmentView<'_>) -> u64 {
-        let count = segment.len() as u64;
+    /// Only changes stamped at most `limit` are merged (the others are held: see
+    /// [`Engine::too_far_ahead`]).
+    pub(super) fn merge_segment(
+        &mut self,
+        run: &mut SyncRun,
+        segment: SegmentView<'_>,
+        limit: u64,
+    ) -> u64 {
+        let mut count = 0;
         self.state.reserve(segment.len());
-        for change in segment.changes() {
+        for change in segment.changes().filter(|c| c.hlc.wall_ms <= limit) {
+            count += 1;
             let (key, record) = change.to_record(segment.device);
             if self.merge_one(run, key.clone(), record) {
                 run.report.changed.push(key);

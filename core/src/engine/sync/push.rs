@@ -343,7 +343,7 @@ impl Engine {
         match opened {
             Ok(segment) => {
                 self.note_unnamed(segment.changes().map(|c| c.hlc).min());
-                self.merge_segment(run, segment);
+                self.merge_segment(run, segment, u64::MAX);
             }
             // An unreadable object holds the number: skip past it, and say so.
             Err(e) => run.report.errors.push(e),
