@@ -208,3 +208,53 @@ fn our_manifest_with_the_same_sequence_but_fewer_segments_is_a_rollback() {
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(c.keys(b""), vec![b"first".to_vec(), b"second".to_vec()]);
 }
+
+#[test]
+fn a_replica_restored_from_a_backup_after_a_late_manifest_put_is_no_rollback_to_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([9; 32]);
+    let me = DeviceId([0xA; 16]);
+    let engine = |device| {
+        Engine::new(
+            &key,
+            folder_store(dir.path()),
+            device,
+            bucketsync_suite::entropy(),
+        )
+    };
+    let at = |ms: u64| Timestamp(T.0 + ms);
+    let mut a = engine(me);
+    let mut b = engine(DeviceId([0xB; 16]));
+    a.put("first", "1", at(1));
+    block_sync(&mut a, &FolderBucket).unwrap();
+    // The backup the state goes back to, and the manifest of that moment (seq 1).
+    let backup = a.export_state();
+    let path = own_manifest(dir.path(), &key, me);
+    let old_manifest = std::fs::read(&path).unwrap();
+    for n in 2..=4 {
+        a.put(format!("k{n}"), "a's", at(n));
+        block_sync(&mut a, &FolderBucket).unwrap();
+    }
+    // B trusts A's fourth manifest, and publishes after it.
+    b.put("b", "b's", at(5));
+    block_sync(&mut b, &FolderBucket).unwrap();
+    assert_eq!(b.get(b"k4"), Some(&b"a's"[..]));
+
+    // A PUT of the first manifest, from a process killed long ago, lands now; then A's state
+    // goes back to the backup.
+    std::fs::write(&path, old_manifest).unwrap();
+    let mut a = Engine::from_state(
+        &key,
+        folder_store(dir.path()),
+        &backup,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap();
+    a.put("after", "written after the restore", at(6));
+    let report = block_sync(&mut a, &FolderBucket).unwrap();
+    assert_eq!(a.get(b"k4"), Some(&b"a's"[..]), "fetched back: {report}");
+
+    let report = block_sync(&mut b, &FolderBucket).unwrap();
+    assert!(report.errors.is_empty(), "{report}: {:?}", report.errors);
+    assert_eq!(b.get(b"after"), Some(&b"written after the restore"[..]));
+}

@@ -19,9 +19,22 @@ use crate::ids::{DeviceId, VaultId};
 use crate::record::{Record, Records};
 use crate::segment::{put_bytes, put_varint, MAX_INFLATED_LOG};
 
+/// The folder of checkpoints inside the vault folder.
+pub const CHECKPOINT_FOLDER: &str = "c/";
+
 /// The name of `writer`'s checkpoint `number` inside the vault folder.
 pub fn checkpoint_name(writer: DeviceId, number: u64) -> String {
-    format!("c/{writer}/{number:016x}")
+    format!("{CHECKPOINT_FOLDER}{writer}/{number:016x}")
+}
+
+/// The writer and number a checkpoint's name (inside the checkpoint folder) says; `None` for
+/// anything else. Only names as [`checkpoint_name`] writes them.
+pub fn parse_checkpoint_name(name: &str) -> Option<(DeviceId, u64)> {
+    let (writer, number) = name.split_once('/')?;
+    let writer = DeviceId::parse(writer).ok()?;
+    let number = u64::from_str_radix(number, 16).ok()?;
+    (checkpoint_name(writer, number) == format!("{CHECKPOINT_FOLDER}{name}"))
+        .then_some((writer, number))
 }
 
 /// A decoded checkpoint.

@@ -49,6 +49,9 @@ pub enum RequestKind {
     PutCheckpoint,
     /// Listing the vaults under the store's prefix (only when a join finds no vault).
     ListVaults,
+    /// One page of the listing of every checkpoint in the vault: only when segments were
+    /// deleted and no checkpoint a manifest names covers them.
+    ListCheckpoints,
     /// Deleting one of our checkpoints that a newer one replaced.
     DeleteCheckpoint,
     /// Deleting one of our segments that a checkpoint covers.
@@ -82,7 +85,7 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 22] = [
+    pub const ALL: [RequestKind; 23] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -91,6 +94,7 @@ impl RequestKind {
         RequestKind::GetCheckpoint,
         RequestKind::PutCheckpoint,
         RequestKind::ListVaults,
+        RequestKind::ListCheckpoints,
         RequestKind::DeleteCheckpoint,
         RequestKind::DeleteSegment,
         RequestKind::CheckCreate,
@@ -118,6 +122,7 @@ impl RequestKind {
             RequestKind::GetCheckpoint => "get-checkpoint",
             RequestKind::PutCheckpoint => "put-checkpoint",
             RequestKind::ListVaults => "list-vaults",
+            RequestKind::ListCheckpoints => "list-checkpoints",
             RequestKind::DeleteCheckpoint => "delete-checkpoint",
             RequestKind::DeleteSegment => "delete-segment",
             RequestKind::CheckCreate => "check-create",

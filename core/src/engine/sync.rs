@@ -20,6 +20,7 @@ mod prune;
 mod pull;
 mod push;
 mod repack;
+mod unnamed_checkpoints;
 use crate::clock::Stamp;
 use crate::error::{Error, Result};
 use crate::http::{Method, Request, RequestKind, Response};
@@ -117,6 +118,13 @@ enum Pending {
         writer: DeviceId,
         reference: CheckpointRef,
     },
+    /// One page of the listing of every checkpoint in the vault.
+    ListCheckpoints,
+    /// A checkpoint no manifest names.
+    UnnamedCheckpoint {
+        writer: DeviceId,
+        number: u64,
+    },
     PutCheckpoint {
         reference: CheckpointRef,
     },
@@ -197,6 +205,9 @@ pub(crate) struct SyncRun {
     written_checkpoint_at: Option<u64>,
     /// Checkpoints fetched (or tried) in this run.
     tried_checkpoints: HashSet<(DeviceId, u64)>,
+    /// Checkpoints no manifest names, found by listing (see `unnamed_checkpoints`): `None`
+    /// until listed in this run; then those left to try, the most promising last.
+    unnamed_checkpoints: Option<Vec<(DeviceId, u64)>>,
     /// An object the manifests promised was missing (deleted since): list again once.
     relist: bool,
     /// This run listed a second time already.
@@ -238,6 +249,7 @@ impl SyncRun {
             now,
             written_checkpoint_at: None,
             tried_checkpoints: HashSet::new(),
+            unnamed_checkpoints: None,
             relist: false,
             relisted: false,
             own_clock_ahead: false,
@@ -698,6 +710,10 @@ impl Engine {
             Pending::ListVaults => self.on_list_vaults(run, response),
             Pending::Checkpoint { writer, reference } => {
                 self.on_checkpoint(run, writer, reference, response)
+            }
+            Pending::ListCheckpoints => self.on_checkpoint_list(run, response),
+            Pending::UnnamedCheckpoint { writer, number } => {
+                self.on_unnamed_checkpoint(run, writer, number, response)
             }
             Pending::PutCheckpoint { reference } => {
                 self.on_put_checkpoint(run, reference, response)

@@ -267,7 +267,11 @@ impl Engine {
                     self.state.peer_mut(device).manifest_etag = Some(etag);
                     return;
                 }
-                return run.report.errors.push(rollback(trusted));
+                if !self.written_after_trusted(device, &manifest) {
+                    return run.report.errors.push(rollback(trusted));
+                }
+                // Its replica's state went back (restored from a backup) and it numbers its
+                // manifests from there: taken, and trusted from this number on.
             }
             // Newer than what we trusted, or the first we read of this device: either way
             // written after our last caught-up sync started (that sync read every manifest).
@@ -280,6 +284,20 @@ impl Engine {
             peer.segments = peer.segments.max(manifest.segments);
             self.note_device(format, &manifest);
         }
+    }
+
+    /// Whether a peer's manifest numbered below the one we trust was still written after it:
+    /// stamped later, and naming no fewer segments. An older manifest the store brought back (a
+    /// late PUT, or a store that went back) cannot be: its writer's clock only moves on, and so
+    /// does its log. A replica whose state was restored from a backup writes such manifests (it
+    /// no longer knows the numbers it had issued, nor how far it had pruned), and would else
+    /// count as rolled back until its numbers climbed past the lost one.
+    fn written_after_trusted(&self, device: DeviceId, manifest: &Manifest) -> bool {
+        let Some(trusted) = self.state.directory().devices.get(&device) else {
+            return false;
+        };
+        let segments = self.state.peer(&device).map_or(0, |p| p.segments);
+        manifest.clock > trusted.clock && manifest.segments >= segments
     }
 
     /// Keeps what a manifest says about its device (label, last push, checkpoint, what it
@@ -295,7 +313,8 @@ impl Engine {
                 checkpoint: manifest.checkpoint.clone().or(info.checkpoint.take()),
                 merged: manifest.merged.clone(),
                 format,
-                pruned: manifest.pruned,
+                // What was deleted stays deleted, whatever a writer that lost its state says.
+                pruned: manifest.pruned.max(info.pruned),
             };
         }
     }
@@ -333,7 +352,7 @@ impl Engine {
 
     /// Devices whose next segment to merge may have been deleted, with how far: only a
     /// checkpoint brings this replica past them.
-    fn stranded(&self) -> Vec<(DeviceId, u64)> {
+    pub(super) fn stranded(&self) -> Vec<(DeviceId, u64)> {
         self.state
             .directory()
             .devices
@@ -380,7 +399,10 @@ impl Engine {
             })
             .filter(|(helps, _, _)| *helps > 0)
             .max_by_key(|(helps, d, c)| (*helps, c.total(), c.number, *d))
-            .map(|(_, d, c)| (d, c));
+            .map(|(_, d, c)| (d, c.clone()));
+        if needed.is_none() && !stranded.is_empty() && self.plan_unnamed_checkpoint(run) {
+            return true;
+        }
         let choice = match needed {
             Some(choice) => choice,
             None if run.tried_checkpoints.is_empty() => {
@@ -400,11 +422,11 @@ impl Engine {
                 if !worth {
                     return false;
                 }
-                (writer, best)
+                (writer, best.clone())
             }
             None => return false,
         };
-        let (writer, reference) = (choice.0, choice.1.clone());
+        let (writer, reference) = choice;
         run.tried_checkpoints.insert((writer, reference.number));
         let name = checkpoint_name(writer, reference.number);
         self.queue_get(
@@ -449,6 +471,19 @@ impl Engine {
                 "covers other segments than its writer's manifest says",
             ));
         }
+        self.adopt_checkpoint(run, &name, writer, checkpoint);
+    }
+
+    /// Adopts a verified checkpoint `name` of `writer`: drops what it collected, merges its
+    /// records, and passes the segments it covers. Held instead when it carries a stamp too far
+    /// ahead.
+    pub(super) fn adopt_checkpoint(
+        &mut self,
+        run: &mut SyncRun,
+        name: &str,
+        writer: DeviceId,
+        checkpoint: checkpoint::Checkpoint,
+    ) {
         let latest = checkpoint
             .records
             .iter()
@@ -458,7 +493,7 @@ impl Engine {
             .unwrap_or_default();
         if self.too_far_ahead(latest, run.now) {
             // Another checkpoint, or the segments, may still do.
-            return self.hold(run, &name, writer, latest);
+            return self.hold(run, name, writer, latest);
         }
         self.state.clock.observe(checkpoint.clock);
         self.note_verified(checkpoint.covers.iter().copied());
