@@ -33,6 +33,7 @@ use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
     set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
+use super::folder_decision::{decide, Action, Views};
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
@@ -111,20 +112,6 @@ impl Base {
             .and_then(|()| std::fs::rename(&temporary, &path))
             .map_err(|e| local_error(&path, "cannot write", e))
     }
-}
-
-/// Whether two entries describe the same local state (the content hash aside: the local side
-/// is never hashed). A folder is a folder: its time changes with what it holds, and it is not
-/// synced.
-fn same_local(a: &Entry, b: &Entry) -> bool {
-    if a.kind == EntryKind::Dir && b.kind == EntryKind::Dir {
-        return true;
-    }
-    a.kind == b.kind
-        && a.size == b.size
-        && a.mtime_ms == b.mtime_ms
-        && a.mode == b.mode
-        && a.target == b.target
 }
 
 /// `YYYY-MM-DD HH.MM.SS` (UTC) of a time in milliseconds since the Unix epoch.
@@ -339,79 +326,47 @@ impl Session {
             let l = local.get(&rel).map(|l| &l.entry);
             let b = base.entries.get(&rel);
             let r = remote.get(&rel);
-            let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
-            // Below a folder that could not be read, what is missing is unknown, not deleted.
-            let seen = l.is_some() || walked.read_whole.contains(parent);
-            let local_changed = seen
-                && match (l, b) {
-                    (None, None) => false,
-                    (Some(l), Some(b)) => !same_local(l, b),
-                    _ => true,
-                };
-            let remote_changed = r.map(|r| &r.0) != b;
+            let folder = rel.rsplit_once('/').map_or("", |(p, _)| p);
+            let views = Views {
+                local: l,
+                seen: l.is_some() || walked.read_whole.contains(folder),
+                base: b,
+                vault: r.map(|(entry, writer)| (entry, *writer)),
+                pulled_whole,
+                me,
+            };
+            let action = decide(&views, || {
+                local.get(&rel).is_some_and(|l| sync.holds_vaults_bytes(l))
+            });
             // The hash our version replaces, for whoever reads our change.
             let parent = b.map_or("", |b| b.hash.as_str());
-            // Changed there, but not from our version (the two syncs overlapped, and ours lost
-            // in the vault): a conflict, not an update.
-            let concurrent = match (r, b) {
-                (Some((entry, _)), Some(b)) => {
-                    entry.kind == EntryKind::File
-                        && b.kind == EntryKind::File
-                        && !b.hash.is_empty()
-                        && entry.parent != b.hash
+            let outcome = match (action, local.get(&rel), r) {
+                (Action::Keep, _, _) => Ok(b.cloned()),
+                (Action::Forget, _, _) => Ok(None),
+                (Action::TakeVault, _, Some((entry, _))) => Ok(Some(entry.clone())),
+                (Action::Upload, Some(l), _) => sync.upload(l, parent).await,
+                (Action::DeleteThere, _, _) => sync.delete_there(&rel).map(|()| None),
+                (Action::Download, l, Some((entry, _))) => {
+                    sync.download(&rel, entry, l.map(|l| &l.entry)).await
                 }
-                _ => false,
-            };
-            let outcome = match (local_changed, remote_changed) {
-                (false, false) => Ok(b.cloned()),
-                (true, false) => match local.get(&rel) {
-                    Some(l) => sync.upload(l, parent).await,
-                    None => sync.delete_there(&rel).map(|()| None),
-                },
-                (false, true) => match (r, local.get(&rel)) {
-                    // Ours is what the vault's version did not start from: it becomes the copy.
-                    (Some((entry, writer)), Some(l)) if concurrent => sync
-                        .conflict(l, entry, false, &label(me), &label(*writer), &mut next)
-                        .await
-                        .map(Some),
-                    (Some((entry, _)), _) => sync.download(&rel, entry, l).await,
-                    (None, _) if !pulled_whole => Ok(b.cloned()),
-                    (None, _) => {
-                        if let Some(b) = b {
-                            if b.kind == EntryKind::Dir {
-                                doomed_folders.push(dir.join(&rel));
-                            } else if !sync.delete_here(&rel, b) {
-                                return_base = true;
-                            }
+                (Action::DeleteHere, _, _) => {
+                    if let Some(b) = b {
+                        if b.kind == EntryKind::Dir {
+                            doomed_folders.push(dir.join(&rel));
+                        } else if !sync.delete_here(&rel, b) {
+                            return_base = true;
                         }
-                        Ok(None)
                     }
-                },
-                (true, true) => match (local.get(&rel), r) {
-                    (None, None) => Ok(None),
-                    // Edited here, deleted there: the edit stays.
-                    (Some(l), None) => sync.upload(l, parent).await,
-                    // Deleted here, edited there: the edit comes back.
-                    (None, Some((entry, _))) => sync.download(&rel, entry, None).await,
-                    // Both changed since the version agreed on: the same size and time say
-                    // nothing of whose bytes these are (two edits in one millisecond, files
-                    // unpacked from an archive), so a file's bytes are compared too. With no
-                    // version agreed on yet (a first sync), size and time are trusted: a copy
-                    // made beforehand is not read whole.
-                    (Some(l), Some((entry, _)))
-                        if (l.entry.kind == EntryKind::Dir && entry.kind == EntryKind::Dir)
-                            || (same_local(&l.entry, entry)
-                                && (b.is_none() || sync.holds_vaults_bytes(l))) =>
-                    {
-                        Ok(Some(entry.clone()))
-                    }
-                    (Some(l), Some((entry, writer))) => {
-                        let ours_win = (l.entry.mtime_ms, me.0) > (entry.mtime_ms, writer.0);
-                        sync.conflict(l, entry, ours_win, &label(me), &label(*writer), &mut next)
-                            .await
-                            .map(Some)
-                    }
-                },
+                    Ok(None)
+                }
+                (Action::Conflict { ours_win }, Some(l), Some((entry, writer))) => sync
+                    .conflict(l, entry, ours_win, &label(me), &label(*writer), &mut next)
+                    .await
+                    .map(Some),
+                // `decide` names a side only when it holds the path: never met.
+                (action, _, _) => Err(Error::Config(format!(
+                    "{action:?} decided for {rel:?} without the entry it acts on"
+                ))),
             };
             match outcome {
                 // Sent or read with the batches below, which settle its place in the base.
@@ -781,7 +736,16 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         let mut entries = Vec::new();
         for fetch in fetching {
             if !self.still_as_walked(&fetch.rel, fetch.walked.as_ref()) {
-                done.push((fetch.rel.clone(), Err(changed_meanwhile(&fetch.rel))));
+                // This sync put the same version there meanwhile (a conflict copy the other
+                // device made too, under the same name): in place already.
+                let in_place = self.still_as_walked(&fetch.rel, Some(&fetch.entry))
+                    && self.file_holds_vaults_bytes(&fetch.rel, &self.dir.join(&fetch.path));
+                let outcome = if in_place {
+                    Ok(fetch.entry)
+                } else {
+                    Err(changed_meanwhile(&fetch.rel))
+                };
+                done.push((fetch.rel, outcome));
                 continue;
             }
             if passes_through_a_link(self.dir, &fetch.path) {
@@ -850,18 +814,23 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     /// Whether the local file holds the bytes of the vault's version of its path (not a file,
     /// or anything that cannot be read or compared: no).
     fn holds_vaults_bytes(&self, local: &Local) -> bool {
-        use std::io::Read;
         if local.entry.kind != EntryKind::File {
             return local.entry.kind == EntryKind::Symlink;
         }
-        let Ok((content, value)) = self.content_of(&local.rel) else {
+        self.file_holds_vaults_bytes(&local.rel, &local.path)
+    }
+
+    /// Whether the file at `path` holds the bytes of the vault's version of `rel`.
+    fn file_holds_vaults_bytes(&self, rel: &str, path: &Path) -> bool {
+        use std::io::Read;
+        let Ok((content, value)) = self.content_of(rel) else {
             return false;
         };
         let Ok(Ok((mut hasher, hash))) = self.session.read(|e| e.content_hasher(&content, &value))
         else {
             return false;
         };
-        let Ok(mut file) = std::fs::File::open(&local.path) else {
+        let Ok(mut file) = std::fs::File::open(path) else {
             return false;
         };
         let mut buf = vec![0u8; 1 << 20];

@@ -45,6 +45,8 @@ pub mod files;
 #[cfg(feature = "folder")]
 pub mod folder;
 #[cfg(feature = "backup")]
+mod folder_decision;
+#[cfg(feature = "backup")]
 pub mod folder_sync;
 pub mod http_options;
 pub mod listeners;

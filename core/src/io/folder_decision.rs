@@ -1,0 +1,308 @@
+//! What two-way folder sync does with one path, decided from three views of it and nothing
+//! else: the disk, the base (the tree as this device last synced it) and the vault. Pure: no
+//! file is read here, and the one question that needs the disk (whether a file holds the
+//! vault's bytes) is asked through a closure, only when size and time cannot tell.
+//!
+//! The rules (see `folder_sync` for how each action is carried out):
+//!
+//! | disk vs base | vault vs base | action |
+//! |---|---|---|
+//! | same | same | keep the base |
+//! | changed | same | upload (or delete in the vault, when gone here) |
+//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there not from our version is a conflict, ours the copy |
+//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download; the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; else a conflict, the later modification (then the greater device id) keeping the name |
+
+use super::backup::{Entry, EntryKind};
+use crate::ids::DeviceId;
+
+/// The action for one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing changed: the base entry stays as it is (none when there is none).
+    Keep,
+    /// Changed here: send the local file, folder or link.
+    Upload,
+    /// Deleted here: delete the vault's entry.
+    DeleteThere,
+    /// Changed there: write the vault's version here.
+    Download,
+    /// Deleted there: delete it here.
+    DeleteHere,
+    /// Deleted on both sides: it leaves the base.
+    Forget,
+    /// Both sides hold the same state: the vault's entry becomes the base.
+    TakeVault,
+    /// Both sides changed it differently: the winner keeps the name, the other becomes the
+    /// conflict copy (on every device).
+    Conflict {
+        /// Whether the local version keeps the name.
+        ours_win: bool,
+    },
+}
+
+/// One path as the three views show it.
+pub(crate) struct Views<'a> {
+    /// On the disk, when there.
+    pub local: Option<&'a Entry>,
+    /// Whether the disk's view can be trusted: the path is there, or its folder was read
+    /// whole (below a folder that could not be read, what is missing is unknown).
+    pub seen: bool,
+    /// In the base, when there.
+    pub base: Option<&'a Entry>,
+    /// In the vault, with its writer, when there.
+    pub vault: Option<(&'a Entry, DeviceId)>,
+    /// Whether the pull before met no error (else nothing missing there counts as deleted).
+    pub pulled_whole: bool,
+    /// This device.
+    pub me: DeviceId,
+}
+
+/// Whether two entries describe the same local state (the content hash aside: the local side
+/// is never hashed). A folder is a folder: its time changes with what it holds, and it is not
+/// synced.
+pub(crate) fn same_local(a: &Entry, b: &Entry) -> bool {
+    if a.kind == EntryKind::Dir && b.kind == EntryKind::Dir {
+        return true;
+    }
+    a.kind == b.kind
+        && a.size == b.size
+        && a.mtime_ms == b.mtime_ms
+        && a.mode == b.mode
+        && a.target == b.target
+}
+
+/// The action for one path. `holds_vaults_bytes` answers whether the local file holds the
+/// bytes of the vault's version; it is asked only when both sides changed a file since an
+/// agreed version and size and time match.
+pub(crate) fn decide(views: &Views<'_>, holds_vaults_bytes: impl FnOnce() -> bool) -> Action {
+    let Views {
+        local,
+        seen,
+        base,
+        vault,
+        pulled_whole,
+        me,
+    } = *views;
+    let local_changed = seen
+        && match (local, base) {
+            (None, None) => false,
+            (Some(l), Some(b)) => !same_local(l, b),
+            _ => true,
+        };
+    let vault_changed = vault.map(|(entry, _)| entry) != base;
+    match (local_changed, vault_changed) {
+        (false, false) => Action::Keep,
+        (true, false) if local.is_some() => Action::Upload,
+        (true, false) => Action::DeleteThere,
+        (false, true) => match vault {
+            // Changed there, but not from our version (two syncs overlapped, and ours lost in
+            // the vault): ours is what the vault's version did not start from, the copy.
+            Some((entry, _)) if local.is_some() && replaced_other_version(entry, base) => {
+                Action::Conflict { ours_win: false }
+            }
+            Some(_) => Action::Download,
+            None if !pulled_whole => Action::Keep,
+            None if base.is_some() => Action::DeleteHere,
+            None => Action::Keep,
+        },
+        (true, true) => match (local, vault) {
+            (None, None) => Action::Forget,
+            // Edited here, deleted there: the edit stays.
+            (Some(_), None) => Action::Upload,
+            // Deleted here, edited there: the edit comes back.
+            (None, Some(_)) => Action::Download,
+            (Some(l), Some((entry, writer))) => {
+                let both_folders = l.kind == EntryKind::Dir && entry.kind == EntryKind::Dir;
+                // The same size and time say nothing of whose bytes these are (two edits in
+                // one millisecond, files unpacked from an archive), so a file's bytes are
+                // compared too. With no version agreed on yet (a first sync), size and time
+                // are trusted: a copy made beforehand is not read whole.
+                let same = both_folders
+                    || (same_local(l, entry) && (base.is_none() || holds_vaults_bytes()));
+                if same {
+                    Action::TakeVault
+                } else {
+                    let ours_win = (l.mtime_ms, me.0) > (entry.mtime_ms, writer.0);
+                    Action::Conflict { ours_win }
+                }
+            }
+        },
+    }
+}
+
+/// Whether the vault's file `entry` replaced another version than the base's file.
+fn replaced_other_version(entry: &Entry, base: Option<&Entry>) -> bool {
+    base.is_some_and(|b| {
+        entry.kind == EntryKind::File
+            && b.kind == EntryKind::File
+            && !b.hash.is_empty()
+            && entry.parent != b.hash
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: DeviceId = DeviceId([0xA; 16]);
+    const THEM: DeviceId = DeviceId([0xB; 16]);
+
+    fn file(size: u64, mtime_ms: u64, hash: &str, parent: &str) -> Entry {
+        Entry {
+            kind: EntryKind::File,
+            size,
+            mtime_ms,
+            mode: 0o644,
+            target: Vec::new(),
+            hash: hash.into(),
+            parent: parent.into(),
+        }
+    }
+
+    fn dir() -> Entry {
+        Entry {
+            kind: EntryKind::Dir,
+            size: 0,
+            mtime_ms: 5,
+            mode: 0o755,
+            target: Vec::new(),
+            hash: String::new(),
+            parent: String::new(),
+        }
+    }
+
+    /// The action for (disk, base, vault), the pull whole and the disk seen, with the byte
+    /// comparison answering `bytes` (and failing the test when asked with `None`).
+    fn act(
+        local: Option<&Entry>,
+        base: Option<&Entry>,
+        vault: Option<&Entry>,
+        bytes: Option<bool>,
+    ) -> Action {
+        let views = Views {
+            local,
+            seen: true,
+            base,
+            vault: vault.map(|v| (v, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        decide(&views, || bytes.expect("the bytes were not to be compared"))
+    }
+
+    #[test]
+    fn one_side_changed_goes_to_the_other() {
+        let v1 = file(3, 10, "h1", "");
+        let local_v2 = file(4, 20, "", "");
+        let v2 = file(4, 20, "h2", "h1");
+        let table = [
+            (None, None, None, Action::Keep),
+            (Some(&local_v2), Some(&v1), Some(&v1), Action::Upload),
+            (Some(&local_v2), None, None, Action::Upload),
+            (None, Some(&v1), Some(&v1), Action::DeleteThere),
+            (Some(&v1), Some(&v1), Some(&v2), Action::Download),
+            (None, None, Some(&v2), Action::Download),
+            (Some(&v1), Some(&v1), None, Action::DeleteHere),
+            (Some(&v1), Some(&v1), Some(&v1), Action::Keep),
+        ];
+        for (i, (l, b, r, expected)) in table.into_iter().enumerate() {
+            assert_eq!(act(l, b, r, None), expected, "row {i}");
+        }
+    }
+
+    #[test]
+    fn both_sides_changed() {
+        let v1 = file(3, 10, "h1", "");
+        let ours = file(5, 30, "", "");
+        let theirs_older = file(6, 20, "h3", "h1");
+        let theirs_newer = file(6, 40, "h3", "h1");
+        let table = [
+            // Deleted on both sides.
+            (None, Some(&v1), None, Action::Forget),
+            // Edited here, deleted there; deleted here, edited there: the edit wins.
+            (Some(&ours), Some(&v1), None, Action::Upload),
+            (None, Some(&v1), Some(&theirs_newer), Action::Download),
+            // Different edits: the later keeps the name.
+            (
+                Some(&ours),
+                Some(&v1),
+                Some(&theirs_older),
+                Action::Conflict { ours_win: true },
+            ),
+            (
+                Some(&ours),
+                Some(&v1),
+                Some(&theirs_newer),
+                Action::Conflict { ours_win: false },
+            ),
+            // Two folders made on both sides are one folder.
+            (Some(&dir()), None, Some(&dir()), Action::TakeVault),
+            // A file here, a folder there: a conflict.
+            (
+                Some(&ours),
+                None,
+                Some(&dir()),
+                Action::Conflict { ours_win: true },
+            ),
+        ];
+        for (i, (l, b, r, expected)) in table.into_iter().enumerate() {
+            assert_eq!(act(l, b, r, None), expected, "row {i}");
+        }
+    }
+
+    #[test]
+    fn the_same_size_and_time_on_both_sides_is_settled_by_the_bytes_once_a_version_was_agreed() {
+        let v1 = file(3, 10, "h1", "");
+        let ours = file(5, 30, "", "");
+        let theirs = file(5, 30, "h2", "h1");
+        assert_eq!(
+            act(Some(&ours), Some(&v1), Some(&theirs), Some(true)),
+            Action::TakeVault
+        );
+        // Equal ties go to the greater device id: theirs.
+        assert_eq!(
+            act(Some(&ours), Some(&v1), Some(&theirs), Some(false)),
+            Action::Conflict { ours_win: false }
+        );
+        // No agreed version: size and time are trusted, the bytes not read.
+        assert_eq!(
+            act(Some(&ours), None, Some(&theirs), None),
+            Action::TakeVault
+        );
+    }
+
+    #[test]
+    fn a_change_there_not_made_from_our_version_is_a_conflict_with_ours_the_copy() {
+        let v1 = file(3, 10, "h1", "");
+        let theirs_from_elsewhere = file(4, 20, "h9", "h8");
+        assert_eq!(
+            act(Some(&v1), Some(&v1), Some(&theirs_from_elsewhere), None),
+            Action::Conflict { ours_win: false }
+        );
+    }
+
+    #[test]
+    fn what_is_missing_is_deleted_only_when_it_is_known_to_be() {
+        let v1 = file(3, 10, "h1", "");
+        // Below a folder that could not be read: not deleted in the vault.
+        let views = Views {
+            local: None,
+            seen: false,
+            base: Some(&v1),
+            vault: Some((&v1, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        assert_eq!(decide(&views, || unreachable!()), Action::Keep);
+        // A pull that met errors deletes nothing here.
+        let views = Views {
+            local: Some(&v1),
+            seen: true,
+            base: Some(&v1),
+            vault: None,
+            pulled_whole: false,
+            me: ME,
+        };
+        assert_eq!(decide(&views, || unreachable!()), Action::Keep);
+    }
+}

@@ -1,0 +1,592 @@
+//! The folder world of the simulation: two-way folder sync (`Session::sync_folder`) between
+//! two to four devices, each with a folder of its own on disk, under a seeded schedule.
+//!
+//! The devices' users create, edit, rename and delete files, delete whole folders and turn a
+//! folder into a file, the same paths on several devices at once; now and then two devices
+//! edit one file to contents of the same size with the same modification time. Syncs are cut
+//! off after a drawn number of requests (the connection drops: the sync fails part way, its
+//! downloads made and its base not written), and devices restart from their state files.
+//! Every write is a unique token, so that where a version went can be told.
+//!
+//! Then the faults stop and every device syncs, round after round, until a whole round moves
+//! nothing. What must hold:
+//! - every device ends with the same tree;
+//! - every file holds exactly one written version (none half written);
+//! - **no edit is lost**: every version no user replaced or deleted on a disk that showed it
+//!   is in the tree (under its name, or as a conflict copy);
+//! - **nothing deleted comes back**: a version a user replaced or deleted is not in the tree
+//!   (unless a user had moved it elsewhere, where it lives on).
+//!
+//! `BUCKETSYNC_SIM_FOLDER_SEEDS=N` runs N seeds (default 40; each syncs real folders, so a
+//! seed costs about a tenth of a second); `BUCKETSYNC_SIM_FOLDER_SEED=S` runs seed S alone and
+//! prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
+
+#![cfg(feature = "backup")]
+
+mod sim;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bucketsync::driver::Transport;
+use bucketsync::folder::FolderBucket;
+use bucketsync::folder_sync::{FolderReport, BASE_FILE};
+use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::{Category, Error, OpenMode, Request, Response, Timestamp, VaultKey};
+use futures::executor::block_on;
+use sim::Rng;
+
+/// The paths users write. Folders among them are made as needed.
+const PATHS: [&str; 7] = [
+    "a.txt",
+    "b.txt",
+    "notes/c.md",
+    "notes/d.md",
+    "notes/deep/e.txt",
+    "photos/f.jpg",
+    "photos/g.jpg",
+];
+/// The folders a user may delete whole.
+const FOLDERS: [&str; 3] = ["notes", "notes/deep", "photos"];
+const START_MS: u64 = 1_800_000_000_000;
+const STEPS: usize = 70;
+const FOLDER: &str = "shared";
+
+/// Seeds that fail today, passed over by seed-count runs.
+const STILL_FAILING: &[u64] = &[];
+
+static SYNCS: AtomicU64 = AtomicU64::new(0);
+static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);
+static CONFLICT_COPIES: AtomicU64 = AtomicU64::new(0);
+static SAME_SIZE_AND_TIME: AtomicU64 = AtomicU64::new(0);
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
+/// The local-folder bucket, dropping the connection after `budget` requests (none: never).
+/// Its waits (retry backoff) move the world's clock instead of taking time.
+struct Cut {
+    budget: Mutex<Option<u64>>,
+    clock: Arc<AtomicU64>,
+}
+
+impl Transport for Cut {
+    async fn send(&self, request: Request) -> bucketsync::Result<Response> {
+        {
+            let mut budget = self.budget.lock().unwrap();
+            if let Some(left) = budget.as_mut() {
+                if *left == 0 {
+                    return Err(Error::Transport {
+                        category: Category::Network,
+                        message: "the connection dropped".into(),
+                    });
+                }
+                *left -= 1;
+            }
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+/// What became of one written version.
+#[derive(Default)]
+struct Version {
+    /// A user replaced or deleted it on a disk that showed it.
+    killed: bool,
+    /// A user moved it to another path.
+    moved: bool,
+}
+
+struct Device {
+    session: Option<Session>,
+    dir: PathBuf,
+    state: PathBuf,
+}
+
+struct World {
+    rng: Rng,
+    /// Kept alive for the seed: the bucket, the folders, the state files.
+    _root: tempfile::TempDir,
+    store: String,
+    key: VaultKey,
+    clock: Arc<AtomicU64>,
+    devices: Vec<Device>,
+    versions: BTreeMap<String, Version>,
+    written: u64,
+    verbose: bool,
+    trace: DefaultHasher,
+}
+
+impl World {
+    fn new(seed: u64, verbose: bool) -> World {
+        let mut rng = Rng(seed);
+        let root = tempfile::tempdir().unwrap();
+        let store = format!("file://{}", root.path().join("bucket").display());
+        let key = VaultKey::from_bytes(rng.seed());
+        let count = 2 + rng.below(3) as usize;
+        let devices = (0..count)
+            .map(|d| {
+                let dir = root.path().join(format!("device{d}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                Device {
+                    session: None,
+                    dir,
+                    state: root.path().join(format!("state{d}")),
+                }
+            })
+            .collect();
+        let mut world = World {
+            rng,
+            _root: root,
+            store,
+            key,
+            clock: Arc::new(AtomicU64::new(START_MS)),
+            devices,
+            versions: BTreeMap::new(),
+            written: 0,
+            verbose,
+            trace: DefaultHasher::new(),
+        };
+        for d in 0..count {
+            world.open(d);
+        }
+        world
+    }
+
+    fn log(&mut self, line: String) {
+        line.hash(&mut self.trace);
+        if self.verbose {
+            eprintln!("{line}");
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Opens device `d`'s session from its state file (the first creates the vault).
+    fn open(&mut self, d: usize) {
+        let clock = Arc::clone(&self.clock);
+        let seed = self.rng.seed();
+        let mode = if d == 0 && !self.devices[0].state.exists() {
+            OpenMode::Create
+        } else {
+            OpenMode::JoinOrCreate
+        };
+        let device = &mut self.devices[d];
+        device.session = None;
+        let name = format!("device{d}");
+        let session = Session::open(SessionOptions {
+            device: Some(&name),
+            mode,
+            clock: Arc::new(move || Timestamp(clock.load(Ordering::SeqCst))),
+            entropy_seed: Some(seed),
+            environment: false,
+            ..SessionOptions::new(
+                &self.store,
+                &self.key,
+                StateLocation::File {
+                    path: &device.state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap_or_else(|e| panic!("device{d} could not open its state: {e}"));
+        device.session = Some(session);
+    }
+
+    /// A fresh version: a unique token, padded to `len` bytes when given.
+    fn version(&mut self, len: Option<usize>) -> String {
+        self.written += 1;
+        let token = format!("v{}:", self.written);
+        let len = len.unwrap_or(token.len() + self.rng.below(40) as usize);
+        format!("{token}{}", "x".repeat(len.saturating_sub(token.len())))
+    }
+
+    /// The version a file holds (its token), if it holds one.
+    fn token_of(bytes: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (token, _) = text.split_once(':')?;
+        Some(format!("{token}:"))
+    }
+
+    /// Marks what `path` holds on device `d` (a file, or every file below a folder) as replaced
+    /// or deleted by its user.
+    fn kill(&mut self, d: usize, path: &Path) {
+        for file in files_below(path) {
+            if let Some(token) = std::fs::read(&file).ok().and_then(|b| Self::token_of(&b)) {
+                self.versions.entry(token).or_default().killed = true;
+            }
+        }
+        let _ = d;
+    }
+
+    /// Writes `content` at `rel` on device `d` with modification time `mtime`, replacing what
+    /// was there (a folder in the way is deleted whole).
+    fn write(&mut self, d: usize, rel: &str, content: &str, mtime: u64) {
+        let path = self.devices[d].dir.join(rel);
+        if path.exists() {
+            self.kill(d, &path);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            }
+        }
+        let Some(parent) = path.parent() else { return };
+        // A file in the way of the folders: the write cannot happen.
+        if !make_folders(parent) {
+            return;
+        }
+        std::fs::write(&path, content).unwrap();
+        let token = Self::token_of(content.as_bytes()).expect("a version");
+        self.versions.insert(token, Version::default());
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_millis(mtime))
+            .unwrap();
+        self.log(format!(
+            "d{d} writes {rel}: {}",
+            &content[..content.find(':').unwrap() + 1]
+        ));
+    }
+
+    fn step(&mut self) {
+        let tick = 1 + self.rng.below(5_000);
+        self.clock.fetch_add(tick, Ordering::SeqCst);
+        let d = self.rng.below(self.devices.len() as u64) as usize;
+        match self.rng.below(100) {
+            0..=29 => {
+                let rel = PATHS[self.rng.below(PATHS.len() as u64) as usize];
+                let content = self.version(None);
+                let now = self.now();
+                self.write(d, rel, &content, now);
+            }
+            30..=37 => self.delete_file(d),
+            38..=41 => {
+                let rel = FOLDERS[self.rng.below(FOLDERS.len() as u64) as usize];
+                let path = self.devices[d].dir.join(rel);
+                if path.is_dir() {
+                    self.kill(d, &path);
+                    std::fs::remove_dir_all(&path).unwrap();
+                    self.log(format!("d{d} deletes the folder {rel}"));
+                }
+            }
+            42..=47 => self.rename(d),
+            48..=51 => self.same_size_and_time(),
+            52..=55 => {
+                RESTARTS.fetch_add(1, Ordering::Relaxed);
+                self.log(format!("d{d} restarts"));
+                self.open(d);
+            }
+            _ => {
+                let cut = self.rng.chance(200).then(|| self.rng.below(30));
+                self.sync(d, cut);
+            }
+        }
+    }
+
+    /// Deletes one of the files on device `d` (conflict copies included).
+    fn delete_file(&mut self, d: usize) {
+        let files = self.files(d);
+        if files.is_empty() {
+            return;
+        }
+        let rel = files[self.rng.below(files.len() as u64) as usize].clone();
+        let path = self.devices[d].dir.join(&rel);
+        self.kill(d, &path);
+        std::fs::remove_file(&path).unwrap();
+        self.log(format!("d{d} deletes {rel}"));
+    }
+
+    /// Moves one of the files on device `d` to one of the paths (replacing a file there).
+    fn rename(&mut self, d: usize) {
+        let files = self.files(d);
+        if files.is_empty() {
+            return;
+        }
+        let from = files[self.rng.below(files.len() as u64) as usize].clone();
+        let to = PATHS[self.rng.below(PATHS.len() as u64) as usize];
+        let dir = self.devices[d].dir.clone();
+        let (source, target) = (dir.join(&from), dir.join(to));
+        if from == to || target.is_dir() || !target.parent().is_some_and(make_folders) {
+            return;
+        }
+        if target.exists() {
+            self.kill(d, &target);
+        }
+        if let Some(token) = std::fs::read(&source).ok().and_then(|b| Self::token_of(&b)) {
+            self.versions.entry(token).or_default().moved = true;
+        }
+        std::fs::rename(&source, &target).unwrap();
+        self.log(format!("d{d} moves {from} to {to}"));
+    }
+
+    /// Two devices whose folders hold the same file edit it to contents of the same size,
+    /// with the same modification time.
+    fn same_size_and_time(&mut self) {
+        let count = self.devices.len() as u64;
+        let (a, b) = (
+            self.rng.below(count) as usize,
+            self.rng.below(count) as usize,
+        );
+        if a == b {
+            return;
+        }
+        let rel = PATHS[self.rng.below(PATHS.len() as u64) as usize];
+        let (on_a, on_b) = (self.devices[a].dir.join(rel), self.devices[b].dir.join(rel));
+        let same = match (std::fs::read(&on_a), std::fs::read(&on_b)) {
+            (Ok(x), Ok(y)) => x == y && on_a.is_file(),
+            _ => false,
+        };
+        if !same {
+            return;
+        }
+        SAME_SIZE_AND_TIME.fetch_add(1, Ordering::Relaxed);
+        let len = 40 + self.rng.below(20) as usize;
+        let mtime = self.now();
+        let first = self.version(Some(len));
+        let second = self.version(Some(len));
+        self.write(a, rel, &first, mtime);
+        self.write(b, rel, &second, mtime);
+    }
+
+    /// The files in device `d`'s folder (relative paths), the base file aside.
+    fn files(&self, d: usize) -> Vec<String> {
+        let dir = &self.devices[d].dir;
+        files_below(dir)
+            .into_iter()
+            .map(|p| relative(dir, &p))
+            .filter(|rel| !rel.starts_with(BASE_FILE))
+            .collect()
+    }
+
+    /// Syncs device `d`'s folder, the connection dropping after `cut` requests when given.
+    fn sync(&mut self, d: usize, cut: Option<u64>) -> Option<FolderReport> {
+        SYNCS.fetch_add(1, Ordering::Relaxed);
+        if cut.is_some() {
+            SYNCS_CUT.fetch_add(1, Ordering::Relaxed);
+        }
+        let transport = Cut {
+            budget: Mutex::new(cut),
+            clock: Arc::clone(&self.clock),
+        };
+        let device = &self.devices[d];
+        let session = device.session.as_ref().expect("open");
+        let outcome =
+            block_on(session.sync_folder(&device.dir, FOLDER, &[], &transport, 4, |_, _| {}));
+        match outcome {
+            Ok(report) => {
+                CONFLICT_COPIES.fetch_add(report.conflicts.len() as u64, Ordering::Relaxed);
+                self.log(format!(
+                    "d{d} syncs: up {} down {} deleted here {} there {} conflicts {:?} errors {:?}",
+                    report.uploaded,
+                    report.downloaded,
+                    report.deleted_here,
+                    report.deleted_there,
+                    report.conflicts,
+                    report.errors
+                ));
+                Some(report)
+            }
+            Err(e) => {
+                assert!(
+                    cut.is_some(),
+                    "d{d}'s sync failed with nothing cut off: {e}"
+                );
+                self.log(format!("d{d} sync cut off after {cut:?} requests: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Every device syncs, round after round, until a whole round moves nothing.
+    fn quiesce(&mut self) {
+        self.log("quiesce".into());
+        for _ in 0..12 {
+            let mut moved = false;
+            for d in 0..self.devices.len() {
+                let report = self.sync(d, None).expect("no cut");
+                assert!(
+                    report.errors.is_empty(),
+                    "d{d}'s sync without faults met errors: {:?}",
+                    report.errors
+                );
+                moved |= report.uploaded
+                    + report.downloaded
+                    + report.deleted_here
+                    + report.deleted_there
+                    > 0
+                    || !report.conflicts.is_empty();
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the folders did not settle in 12 rounds");
+    }
+
+    /// Each device's tree: relative path to content (files) or `None` (folders).
+    fn tree(&self, d: usize) -> BTreeMap<String, Option<Vec<u8>>> {
+        let dir = &self.devices[d].dir;
+        let mut tree = BTreeMap::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(folder) = stack.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = relative(dir, &path);
+                if rel.starts_with(BASE_FILE) {
+                    continue;
+                }
+                if path.is_dir() {
+                    tree.insert(rel, None);
+                    stack.push(path);
+                } else {
+                    tree.insert(rel, Some(std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        tree
+    }
+
+    fn check(&self) {
+        let first = self.tree(0);
+        for d in 1..self.devices.len() {
+            let tree = self.tree(d);
+            assert!(
+                tree == first,
+                "device{d}'s folder differs from device0's:\n{:?}\n{:?}",
+                names(&tree),
+                names(&first)
+            );
+        }
+        let mut present = BTreeSet::new();
+        for (rel, content) in &first {
+            let Some(bytes) = content else { continue };
+            let token = Self::token_of(bytes)
+                .unwrap_or_else(|| panic!("{rel} holds what nobody wrote: {bytes:?}"));
+            assert!(
+                self.versions.contains_key(&token),
+                "{rel} holds {token}, never written"
+            );
+            assert!(
+                present.insert(token.clone()),
+                "{token} is in the folder twice"
+            );
+        }
+        for (token, version) in &self.versions {
+            if !version.killed {
+                assert!(
+                    present.contains(token),
+                    "{token} was lost: no user replaced or deleted it; the folder holds {:?}",
+                    names(&first)
+                );
+            } else if !version.moved {
+                assert!(
+                    !present.contains(token),
+                    "{token} came back after a user replaced or deleted it: {:?}",
+                    names(&first)
+                );
+            }
+        }
+    }
+}
+
+/// A tree's paths, each with the token of what it holds.
+fn names(tree: &BTreeMap<String, Option<Vec<u8>>>) -> Vec<String> {
+    tree.iter()
+        .map(|(rel, content)| match content {
+            Some(bytes) => format!("{rel}={}", World::token_of(bytes).unwrap_or_default()),
+            None => format!("{rel}/"),
+        })
+        .collect()
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap()
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The files at or below `path`.
+fn files_below(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_owned()];
+    }
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return found;
+    };
+    let mut entries: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for entry in entries {
+        found.extend(files_below(&entry));
+    }
+    found
+}
+
+/// Makes `folder` and its parents; false when a file is in the way.
+fn make_folders(folder: &Path) -> bool {
+    std::fs::create_dir_all(folder).is_ok() && folder.is_dir()
+}
+
+fn run(seed: u64, verbose: bool) -> u64 {
+    let mut world = World::new(seed, verbose);
+    // The vault exists before the others join.
+    world.sync(0, None);
+    for _ in 0..STEPS {
+        world.step();
+    }
+    world.quiesce();
+    world.check();
+    world.trace.finish()
+}
+
+/// Ignored: three of four seeds fail today. Not to gate CI until fixed; each class is a
+/// defect of folder sync found by this world (2026-11-28), none of the model:
+/// - **A version deleted elsewhere comes back as a conflict copy** (seeds 0, 1, 4, 5, 13-17,
+///   20, 24): device 1 holds `notes/d.md` unchanged since its last sync; device 0 deletes it,
+///   syncs, writes a new `notes/d.md` and syncs. Device 1 finds a vault version not made from
+///   its own (`parent` is empty: a new file) and keeps its unchanged, deleted version as a
+///   conflict copy. The `parent` rule cannot tell this from two overlapping pushes.
+/// - **"changed during the sync" in a sync without faults** (seeds 3, 6, 7, 8): a folder
+///   deleted here while a file in it was deleted or changed there; conflict copies another
+///   device made under the same name are handled (fixed with this world), these are not.
+/// - **One version at two paths** (seeds 9, 10, 21, 23, 26): not diagnosed.
+/// - **A path that is a file on one device and a folder on another** (with `photos` among
+///   the paths, an earlier version of this world): syncs fail on it ("File exists", "Is a
+///   directory", "Not a directory") and never settle.
+#[test]
+#[ignore = "fails today: folder sync defects this world found (see the comment); not to gate CI until fixed"]
+fn folders_synced_two_ways_converge_and_lose_no_edit() {
+    let Some(seeds) = sim::run_seeds(
+        &["BUCKETSYNC_SIM_FOLDER_SEED"],
+        &["BUCKETSYNC_SIM_FOLDER_SEEDS"],
+        40,
+        STILL_FAILING,
+        "simulation_folders",
+        run,
+    ) else {
+        return;
+    };
+    let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    eprintln!(
+        "folders: {seeds} seeds, {} syncs ({} cut off), {} restarts, {} conflict copies, {} \
+         edits of the same size and time",
+        count(&SYNCS),
+        count(&SYNCS_CUT),
+        count(&RESTARTS),
+        count(&CONFLICT_COPIES),
+        count(&SAME_SIZE_AND_TIME)
+    );
+    if seeds >= 40 {
+        // The paths the world is for really ran.
+        assert!(count(&CONFLICT_COPIES) > 0);
+        assert!(count(&SYNCS_CUT) > 0);
+        assert!(count(&SAME_SIZE_AND_TIME) > 0);
+    }
+}
