@@ -236,3 +236,48 @@ fn edits_of_the_same_size_and_time_on_two_devices_are_both_kept() {
     edits.sort_unstable();
     assert_eq!(edits, ["a's edit!", "b's edit!"], "{on_a:?}");
 }
+
+/// Sets `path`'s modification time `ms` milliseconds after the epoch (edits in a test come
+/// within one millisecond: their times are made distinct).
+fn touch(path: &Path, ms: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .unwrap();
+}
+
+#[test]
+fn a_device_that_left_a_file_alone_takes_every_later_version_without_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // a edits twice, syncing each time, while b is away.
+    for (n, text) in ["first edit", "second edit"].iter().enumerate() {
+        std::fs::write(on_a.join("todo.txt"), text).unwrap();
+        touch(&on_a.join("todo.txt"), 1_900_000_000_000 + n as u64 * 1000);
+        assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    }
+    // b never touched its copy: it takes the latest, and keeps no stale copy of its own.
+    assert!(sync_folder(&b, &on_b, &FolderBucket).is_empty());
+    let names: Vec<_> = std::fs::read_dir(&on_b)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".bucketsync"))
+        .collect();
+    assert_eq!(names, ["todo.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "second edit"
+    );
+
+    // a deletes the file, syncs, and makes a new one at the same path: b, which held the
+    // deleted version unchanged, takes the new one too.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    std::fs::write(on_a.join("todo.txt"), "made again").unwrap();
+    touch(&on_a.join("todo.txt"), 1_900_000_010_000);
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    assert!(sync_folder(&b, &on_b, &FolderBucket).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "made again"
+    );
+}

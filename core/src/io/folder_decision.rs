@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
-//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there not from our version is a conflict, ours the copy |
-//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download; the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; else a conflict, the later modification (then the greater device id) keeping the name |
+//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there whose versions do not lead back to ours is a conflict, ours the copy |
+//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download; the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Entry, EntryKind};
 use crate::ids::DeviceId;
@@ -71,10 +71,24 @@ pub(crate) fn same_local(a: &Entry, b: &Entry) -> bool {
         && a.target == b.target
 }
 
-/// The action for one path. `holds_vaults_bytes` answers whether the local file holds the
-/// bytes of the vault's version; it is asked only when both sides changed a file since an
-/// agreed version and size and time match.
-pub(crate) fn decide(views: &Views<'_>, holds_vaults_bytes: impl FnOnce() -> bool) -> Action {
+/// What the three views cannot tell alone: answered by reading the local file, or the
+/// vault's earlier versions of the path. Each is asked only where the rules need it.
+pub(crate) trait Questions {
+    /// Whether the local file holds the bytes of the vault's version: asked when both sides
+    /// changed a file since an agreed version and size and time match.
+    fn holds_vaults_bytes(&mut self) -> bool;
+    /// Whether the vault's version names the local file's bytes as the version it replaced:
+    /// asked when both sides changed a file differently (a sync cut off after it sent the
+    /// local file, before it noted it agreed: another device replaced it since, knowingly).
+    fn vault_made_from_local(&mut self) -> bool;
+    /// Whether the vault's version follows the base's, through the versions it replaced one
+    /// after the other: asked when a file unchanged here changed there. When it does not (or
+    /// that cannot be told), the two syncs overlapped and ours lost in the vault.
+    fn vault_follows_base(&mut self) -> bool;
+}
+
+/// The action for one path.
+pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Action {
     let Views {
         local,
         seen,
@@ -97,7 +111,11 @@ pub(crate) fn decide(views: &Views<'_>, holds_vaults_bytes: impl FnOnce() -> boo
         (false, true) => match vault {
             // Changed there, but not from our version (two syncs overlapped, and ours lost in
             // the vault): ours is what the vault's version did not start from, the copy.
-            Some((entry, _)) if local.is_some() && replaced_other_version(entry, base) => {
+            Some((entry, _))
+                if local.is_some()
+                    && both_files(entry, base)
+                    && !questions.vault_follows_base() =>
+            {
                 Action::Conflict { ours_win: false }
             }
             Some(_) => Action::Download,
@@ -118,9 +136,15 @@ pub(crate) fn decide(views: &Views<'_>, holds_vaults_bytes: impl FnOnce() -> boo
                 // compared too. With no version agreed on yet (a first sync), size and time
                 // are trusted: a copy made beforehand is not read whole.
                 let same = both_folders
-                    || (same_local(l, entry) && (base.is_none() || holds_vaults_bytes()));
+                    || (same_local(l, entry) && (base.is_none() || questions.holds_vaults_bytes()));
                 if same {
                     Action::TakeVault
+                } else if l.kind == EntryKind::File
+                    && entry.kind == EntryKind::File
+                    && !entry.parent.is_empty()
+                    && questions.vault_made_from_local()
+                {
+                    Action::Download
                 } else {
                     let ours_win = (l.mtime_ms, me.0) > (entry.mtime_ms, writer.0);
                     Action::Conflict { ours_win }
@@ -130,13 +154,10 @@ pub(crate) fn decide(views: &Views<'_>, holds_vaults_bytes: impl FnOnce() -> boo
     }
 }
 
-/// Whether the vault's file `entry` replaced another version than the base's file.
-fn replaced_other_version(entry: &Entry, base: Option<&Entry>) -> bool {
+/// Whether the vault's `entry` and the base's are both files, the base's with a known hash.
+fn both_files(entry: &Entry, base: Option<&Entry>) -> bool {
     base.is_some_and(|b| {
-        entry.kind == EntryKind::File
-            && b.kind == EntryKind::File
-            && !b.hash.is_empty()
-            && entry.parent != b.hash
+        entry.kind == EntryKind::File && b.kind == EntryKind::File && !b.hash.is_empty()
     })
 }
 
@@ -171,8 +192,34 @@ mod tests {
         }
     }
 
+    /// Fixed answers; `None` fails the test when asked.
+    struct Answers {
+        bytes: Option<bool>,
+        made_from_local: Option<bool>,
+        follows_base: Option<bool>,
+    }
+
+    impl Questions for Answers {
+        fn holds_vaults_bytes(&mut self) -> bool {
+            self.bytes.expect("the bytes were not to be compared")
+        }
+        fn vault_made_from_local(&mut self) -> bool {
+            self.made_from_local.expect("not to be asked")
+        }
+        fn vault_follows_base(&mut self) -> bool {
+            self.follows_base.expect("not to be asked")
+        }
+    }
+
+    const NONE: Answers = Answers {
+        bytes: None,
+        made_from_local: None,
+        follows_base: None,
+    };
+
     /// The action for (disk, base, vault), the pull whole and the disk seen, with the byte
-    /// comparison answering `bytes` (and failing the test when asked with `None`).
+    /// comparison answering `bytes` (and failing the test when asked with `None`), the
+    /// vault's version following the base's, and not made from the local file.
     fn act(
         local: Option<&Entry>,
         base: Option<&Entry>,
@@ -187,7 +234,14 @@ mod tests {
             pulled_whole: true,
             me: ME,
         };
-        decide(&views, || bytes.expect("the bytes were not to be compared"))
+        decide(
+            &views,
+            &mut Answers {
+                bytes,
+                made_from_local: Some(false),
+                follows_base: Some(true),
+            },
+        )
     }
 
     #[test]
@@ -272,11 +326,60 @@ mod tests {
     }
 
     #[test]
-    fn a_change_there_not_made_from_our_version_is_a_conflict_with_ours_the_copy() {
+    fn a_change_there_made_from_our_unnoted_version_is_taken() {
+        // Our sync sent `ours` and was cut off before noting it agreed; since, another device
+        // replaced it, knowingly.
         let v1 = file(3, 10, "h1", "");
-        let theirs_from_elsewhere = file(4, 20, "h9", "h8");
+        let ours = file(5, 30, "", "");
+        let theirs = file(6, 40, "h3", "h2");
+        let views = Views {
+            local: Some(&ours),
+            seen: true,
+            base: Some(&v1),
+            vault: Some((&theirs, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        let mut yes = Answers {
+            made_from_local: Some(true),
+            ..NONE
+        };
+        assert_eq!(decide(&views, &mut yes), Action::Download);
+        let mut no = Answers {
+            made_from_local: Some(false),
+            ..NONE
+        };
         assert_eq!(
-            act(Some(&v1), Some(&v1), Some(&theirs_from_elsewhere), None),
+            decide(&views, &mut no),
+            Action::Conflict { ours_win: false }
+        );
+    }
+
+    #[test]
+    fn a_change_there_is_a_conflict_only_when_it_does_not_follow_our_version() {
+        let v1 = file(3, 10, "h1", "");
+        // Two edits elsewhere since our sync: v3 replaced v2, which replaced ours.
+        let v3 = file(4, 20, "h3", "h2");
+        let views = Views {
+            local: Some(&v1),
+            seen: true,
+            base: Some(&v1),
+            vault: Some((&v3, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        let mut follows = Answers {
+            follows_base: Some(true),
+            ..NONE
+        };
+        assert_eq!(decide(&views, &mut follows), Action::Download);
+        // Our push lost in the vault to a version that never saw ours: ours is the copy.
+        let mut overlapped = Answers {
+            follows_base: Some(false),
+            ..NONE
+        };
+        assert_eq!(
+            decide(&views, &mut overlapped),
             Action::Conflict { ours_win: false }
         );
     }
@@ -293,7 +396,7 @@ mod tests {
             pulled_whole: true,
             me: ME,
         };
-        assert_eq!(decide(&views, || unreachable!()), Action::Keep);
+        assert_eq!(decide(&views, &mut Answers { ..NONE }), Action::Keep);
         // A pull that met errors deletes nothing here.
         let views = Views {
             local: Some(&v1),
@@ -303,6 +406,6 @@ mod tests {
             pulled_whole: false,
             me: ME,
         };
-        assert_eq!(decide(&views, || unreachable!()), Action::Keep);
+        assert_eq!(decide(&views, &mut Answers { ..NONE }), Action::Keep);
     }
 }

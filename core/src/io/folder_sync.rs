@@ -33,7 +33,7 @@ use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
     set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
-use super::folder_decision::{decide, Action, Views};
+use super::folder_decision::{decide, Action, Questions, Views};
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
@@ -45,7 +45,8 @@ use crate::transfer::FileReport;
 /// The base file, inside the synced folder.
 pub const BASE_FILE: &str = ".bucketsync-folder";
 const BASE_MAGIC: &[u8; 4] = b"BKSB";
-const BASE_VERSION: u8 = 1;
+/// Version 2 keeps the files deleted since (`gone`); version 1 is read.
+const BASE_VERSION: u8 = 2;
 /// Where synced folders live: the folder named `<name>` has the root `folder/<name>/`.
 pub const FOLDERS: &str = "folder/";
 
@@ -80,6 +81,19 @@ struct Base {
     vault: [u8; 16],
     name: String,
     entries: BTreeMap<String, Entry>,
+    /// Files deleted since (here or elsewhere), with the content hash of the last version
+    /// this device had agreed on: a file made at that path again names it as the version it
+    /// replaced, so that a device which held that version unchanged takes the new one instead
+    /// of keeping its own as a conflict copy (it was deleted knowingly). From version 2.
+    gone: BTreeMap<String, String>,
+}
+
+/// The version 1 layout of [`Base`]: no deletions kept.
+#[derive(Deserialize)]
+struct BaseV1 {
+    vault: [u8; 16],
+    name: String,
+    entries: BTreeMap<String, Entry>,
 }
 
 impl Base {
@@ -94,6 +108,16 @@ impl Base {
         match bytes.strip_prefix(BASE_MAGIC).and_then(|r| r.split_first()) {
             Some((&BASE_VERSION, body)) => crate::crypto::decode_exact(body)
                 .map(Some)
+                .map_err(|e| corrupt(&e)),
+            Some((1, body)) => crate::crypto::decode_exact(body)
+                .map(|old: BaseV1| {
+                    Some(Base {
+                        vault: old.vault,
+                        name: old.name,
+                        entries: old.entries,
+                        gone: BTreeMap::new(),
+                    })
+                })
                 .map_err(|e| corrupt(&e)),
             _ => Err(corrupt(
                 "is not a folder sync base of a version this build reads",
@@ -112,6 +136,27 @@ impl Base {
             .and_then(|()| std::fs::rename(&temporary, &path))
             .map_err(|e| local_error(&path, "cannot write", e))
     }
+
+    /// The deletions to keep beside the tree `next` that follows this one: files this base
+    /// had that `next` has not, and those kept before whose path is still empty.
+    fn gone_after(&self, next: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+        let deleted = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.kind == EntryKind::File && !entry.hash.is_empty())
+            .map(|(rel, entry)| (rel.clone(), entry.hash.clone()));
+        self.gone
+            .iter()
+            .map(|(rel, hash)| (rel.clone(), hash.clone()))
+            .chain(deleted)
+            .filter(|(rel, _)| !next.contains_key(rel))
+            .collect()
+    }
+}
+
+/// Lowercase hex, as content hashes are written in entries.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `YYYY-MM-DD HH.MM.SS` (UTC) of a time in milliseconds since the Unix epoch.
@@ -214,7 +259,7 @@ impl Session {
         let base = Base::read(dir)?.unwrap_or(Base {
             vault,
             name: name.to_owned(),
-            entries: BTreeMap::new(),
+            ..Base::default()
         });
         if base.vault != vault || base.name != name {
             return Err(Error::Config(format!(
@@ -335,11 +380,20 @@ impl Session {
                 pulled_whole,
                 me,
             };
-            let action = decide(&views, || {
-                local.get(&rel).is_some_and(|l| sync.holds_vaults_bytes(l))
-            });
-            // The hash our version replaces, for whoever reads our change.
-            let parent = b.map_or("", |b| b.hash.as_str());
+            let mut questions = Asked {
+                sync: &sync,
+                rel: &rel,
+                local: local.get(&rel).copied(),
+                base: b,
+                vault: r.map(|(entry, _)| entry),
+            };
+            let action = decide(&views, &mut questions);
+            // The hash our version replaces (or the last one deleted there), for whoever
+            // reads our change.
+            let parent = b
+                .map(|b| b.hash.as_str())
+                .or_else(|| base.gone.get(&rel).map(String::as_str))
+                .unwrap_or("");
             let outcome = match (action, local.get(&rel), r) {
                 (Action::Keep, _, _) => Ok(b.cloned()),
                 (Action::Forget, _, _) => Ok(None),
@@ -420,6 +474,7 @@ impl Session {
         Base {
             vault,
             name: name.to_owned(),
+            gone: base.gone_after(&next),
             entries: next,
         }
         .write(dir)?;
@@ -491,6 +546,58 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
 
     fn progress(&mut self, _key: &[u8], progress: FileProgress) {
         (self.progress)(&self.reading, progress);
+    }
+}
+
+/// What the decision asks of one path, answered from the disk and the vault's history.
+struct Asked<'s, 'a, T: ?Sized, P> {
+    sync: &'s Sync<'a, T, P>,
+    rel: &'s str,
+    local: Option<&'s Local>,
+    base: Option<&'s Entry>,
+    vault: Option<&'s Entry>,
+}
+
+impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_, '_, T, P> {
+    fn holds_vaults_bytes(&mut self) -> bool {
+        self.local.is_some_and(|l| self.sync.holds_vaults_bytes(l))
+    }
+
+    fn vault_made_from_local(&mut self) -> bool {
+        let (Some(local), Some(vault)) = (self.local, self.vault) else {
+            return false;
+        };
+        let ours = self.sync.local_hash(self.rel, &local.path);
+        ours.is_some_and(|(ours, _)| hex(&ours) == vault.parent)
+    }
+
+    /// Follows the versions each one replaced (`parent`) through the vault's earlier versions
+    /// of the path that this replica holds, back to the base's.
+    fn vault_follows_base(&mut self) -> bool {
+        let (Some(base), Some(vault)) = (self.base, self.vault) else {
+            return false;
+        };
+        let key = entry_key(self.sync.root, self.rel);
+        let Ok(history) = self.sync.session.read(|e| e.history(key.as_bytes())) else {
+            return false;
+        };
+        let replaced: BTreeMap<String, String> = history
+            .iter()
+            .filter_map(|r| Entry::decode(self.rel, r.value.as_deref()?).ok())
+            .filter(|e| !e.hash.is_empty())
+            .map(|e| (e.hash, e.parent))
+            .collect();
+        let mut parent = &vault.parent;
+        for _ in 0..=replaced.len() {
+            if *parent == base.hash {
+                return true;
+            }
+            match replaced.get(parent) {
+                Some(earlier) => parent = earlier,
+                None => return false,
+            }
+        }
+        false
     }
 }
 
@@ -822,16 +929,23 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
 
     /// Whether the file at `path` holds the bytes of the vault's version of `rel`.
     fn file_holds_vaults_bytes(&self, rel: &str, path: &Path) -> bool {
+        self.local_hash(rel, path)
+            .is_some_and(|(ours, vaults)| ours == vaults)
+    }
+
+    /// The content hash of the file at `path`, keyed as the vault's version of `rel` is, with
+    /// that version's: `None` when there is none, or anything cannot be read.
+    fn local_hash(&self, rel: &str, path: &Path) -> Option<([u8; 32], [u8; 32])> {
         use std::io::Read;
         let Ok((content, value)) = self.content_of(rel) else {
-            return false;
+            return None;
         };
         let Ok(Ok((mut hasher, hash))) = self.session.read(|e| e.content_hasher(&content, &value))
         else {
-            return false;
+            return None;
         };
         let Ok(mut file) = std::fs::File::open(path) else {
-            return false;
+            return None;
         };
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -841,10 +955,10 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                     hasher.update(&buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(_) => return None,
             }
         }
-        *hasher.finalize().as_bytes() == hash
+        Some((*hasher.finalize().as_bytes(), hash))
     }
 
     /// The content key of the file `rel` and its record value.
@@ -971,5 +1085,39 @@ mod tests {
             conflict_name("archive.tar.gz", "laptop", ms),
             "archive.tar (conflict laptop 2026-11-25 03.12.07).gz"
         );
+    }
+
+    #[test]
+    fn a_base_of_version_1_is_read_with_no_deletions_kept() {
+        let dir = std::env::temp_dir().join(format!("bucketsync-base-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = Entry {
+            kind: EntryKind::File,
+            size: 2,
+            mtime_ms: 1_800_000_000_000,
+            mode: 0o644,
+            target: Vec::new(),
+            hash: "ab".repeat(32),
+            parent: String::new(),
+        };
+        let entries = BTreeMap::from([("todo.txt".to_owned(), entry.clone())]);
+        // What the previous release wrote: the magic, 1, then vault, name and entries.
+        let mut bytes = BASE_MAGIC.to_vec();
+        bytes.push(1);
+        bytes.extend(postcard::to_allocvec(&([7u8; 16], "docs", &entries)).unwrap());
+        std::fs::write(dir.join(BASE_FILE), bytes).unwrap();
+
+        let base = Base::read(&dir).unwrap().expect("a base");
+        assert_eq!((base.vault, base.name.as_str()), ([7u8; 16], "docs"));
+        assert_eq!(base.entries, entries);
+        assert!(base.gone.is_empty());
+        // Written again, it is version 2, and keeps a deletion once the file is gone.
+        let gone = base.gone_after(&BTreeMap::new());
+        assert_eq!(gone, BTreeMap::from([("todo.txt".to_owned(), entry.hash)]));
+        Base { gone, ..base }.write(&dir).unwrap();
+        let again = std::fs::read(dir.join(BASE_FILE)).unwrap();
+        assert_eq!(again[4], BASE_VERSION);
+        assert_eq!(Base::read(&dir).unwrap().unwrap().gone.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
