@@ -371,10 +371,9 @@ impl Session {
             let l = local.get(&rel).map(|l| &l.entry);
             let b = base.entries.get(&rel);
             let r = remote.get(&rel);
-            let folder = rel.rsplit_once('/').map_or("", |(p, _)| p);
             let views = Views {
                 local: l,
-                seen: l.is_some() || walked.read_whole.contains(folder),
+                seen: l.is_some() || known_absent(&rel, &local, &walked),
                 base: b,
                 vault: r.map(|(entry, writer)| (entry, *writer)),
                 pulled_whole,
@@ -546,6 +545,19 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
 
     fn progress(&mut self, _key: &[u8], progress: FileProgress) {
         (self.progress)(&self.reading, progress);
+    }
+}
+
+/// Whether the walk tells that `rel`, which it did not find, is not there: the nearest of its
+/// folders that is there (the root at least) was read whole. Below a folder that could not be
+/// read, what is missing is unknown; below one that is gone (deleted here), it is gone.
+fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> bool {
+    let mut folder = rel;
+    loop {
+        folder = folder.rsplit_once('/').map_or("", |(p, _)| p);
+        if folder.is_empty() || local.contains_key(folder) {
+            return walked.read_whole.contains(folder);
+        }
     }
 }
 

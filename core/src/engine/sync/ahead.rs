@@ -115,10 +115,21 @@ impl Engine {
         }
     }
 
-    /// Whether our clock leapt ahead and no peer has confirmed the present since, while there
-    /// are peers: their manifests may look silent only because our clock ran ahead.
-    pub(super) fn unconfirmed_leap(&self) -> bool {
-        self.state.directory().leap.is_some() && self.active_peers().next().is_some()
+    /// Whether our clock, read as `now`, may have run ahead of the world, while there are
+    /// peers: it leapt and no peer has confirmed the present since, or no peer's latest
+    /// manifest is stamped within the bound of it (a clock ahead from its first reading leaves
+    /// no leap to show it). Then their manifests may look silent, and our tombstones and packs
+    /// old, only because our clock ran ahead: nothing is collected. (A vault whose other
+    /// devices have all been away longer than the bound collects nothing either until one is
+    /// back, or retired.)
+    pub(super) fn clock_in_doubt(&self, now: Timestamp) -> bool {
+        let mut peers = self.active_peers().peekable();
+        if peers.peek().is_none() {
+            return false;
+        }
+        let bound = self.compaction.max_future_ms;
+        self.state.directory().leap.is_some()
+            || !peers.any(|(_, info)| info.clock.wall_ms.saturating_add(bound) >= now.0)
     }
 
     /// Whether this replica's own clock ran too far ahead of `now`.

@@ -58,7 +58,7 @@ impl Engine {
         let caught_up = run.unread_manifests.is_empty()
             && self.state.pending().is_none()
             && self.state.peers().values().all(|p| p.applied >= p.segments);
-        if !caught_up || self.transfers_running() || self.unconfirmed_leap() {
+        if !caught_up || self.transfers_running() || self.clock_in_doubt(run.now) {
             return;
         }
         let now = run.now.0;
