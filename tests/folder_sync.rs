@@ -281,3 +281,46 @@ fn a_device_that_left_a_file_alone_takes_every_later_version_without_a_conflict(
         "made again"
     );
 }
+
+/// The folder bucket, failing every manifest PUT (the push that ends a sync).
+struct NoPublish;
+
+impl Transport for NoPublish {
+    async fn send(&self, request: Request) -> Result<Response> {
+        if request.method == Method::Put && request.url.contains("/m/") {
+            return Ok(Response {
+                status: 503,
+                headers: Vec::new(),
+                body: b"<Error><Code>SlowDown</Code></Error>".to_vec(),
+            });
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, _ms: u64) {}
+}
+
+#[test]
+fn an_edit_whose_push_failed_survives_a_deletion_made_elsewhere_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // b edits; its sync sends the file, and the push that ends it fails.
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    touch(&on_b.join("todo.txt"), 1_900_000_000_000);
+    let failed = block_on(b.sync_folder(&on_b, "shared", &[], &NoPublish, 4, |_, _| {}));
+    assert!(failed.is_err(), "{failed:?}");
+    // Meanwhile a deletes the file.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    // b's edit was never agreed on: it stays (edited here, deleted there), and reaches a.
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "b's edit"
+    );
+    sync_folder(&a, &on_a, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_a.join("todo.txt")).unwrap(),
+        "b's edit"
+    );
+}

@@ -17,7 +17,7 @@
 //! - **nothing deleted comes back**: a version a user replaced or deleted is not in the tree
 //!   (unless a user had moved it elsewhere, where it lives on).
 //!
-//! `BUCKETSYNC_SIM_FOLDER_SEEDS=N` runs N seeds (default 40; each syncs real folders, so a
+//! `BUCKETSYNC_SIM_FOLDER_SEEDS=N` runs N seeds (default 100; each syncs real folders, so a
 //! seed costs about a tenth of a second); `BUCKETSYNC_SIM_FOLDER_SEED=S` runs seed S alone and
 //! prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
 
@@ -56,14 +56,20 @@ const START_MS: u64 = 1_800_000_000_000;
 const STEPS: usize = 70;
 const FOLDER: &str = "shared";
 
-/// Seeds that fail today, passed over by seed-count runs.
-const STILL_FAILING: &[u64] = &[];
+/// Seeds that fail today (6 of the first 500), passed over by seed-count runs and run by the
+/// ignored test below. Not diagnosed yet:
+/// - 142, 233, 478: a conflict copy a user deleted comes back (on a device that had not seen the
+///   deletion, a copy of the same name made again);
+/// - 193, 282, 395: one version at two paths (a rename here, and the old path's version taken
+///   again from the vault).
+const STILL_FAILING: &[u64] = &[142, 193, 233, 282, 395, 478];
 
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);
 static CONFLICT_COPIES: AtomicU64 = AtomicU64::new(0);
 static SAME_SIZE_AND_TIME: AtomicU64 = AtomicU64::new(0);
 static RESTARTS: AtomicU64 = AtomicU64::new(0);
+static MASS_DELETIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The local-folder bucket, dropping the connection after `budget` requests (none: never).
 /// Its waits (retry backoff) move the world's clock instead of taking time.
@@ -385,8 +391,17 @@ impl World {
         };
         let device = &self.devices[d];
         let session = device.session.as_ref().expect("open");
-        let outcome =
-            block_on(session.sync_folder(&device.dir, FOLDER, &[], &transport, 4, |_, _| {}));
+        let run =
+            || block_on(session.sync_folder(&device.dir, FOLDER, &[], &transport, 4, |_, _| {}));
+        let mut outcome = run();
+        if let Err(Error::MassDeletion { .. }) = outcome {
+            // The guard stops a push that deletes most of the vault (a folder of a few files
+            // deleted whole does): the user reads why and tells it to go on.
+            MASS_DELETIONS.fetch_add(1, Ordering::Relaxed);
+            session.confirm_deletions().unwrap();
+            *transport.budget.lock().unwrap() = None;
+            outcome = run();
+        }
         match outcome {
             Ok(report) => {
                 CONFLICT_COPIES.fetch_add(report.conflicts.len() as u64, Ordering::Relaxed);
@@ -569,28 +584,27 @@ fn run(seed: u64, verbose: bool) -> u64 {
     world.trace.finish()
 }
 
-/// Ignored: about one seed in seven fails today. Not to gate CI until fixed; each class is a
-/// defect of folder sync found by this world (2026-11-28):
-/// - **"changed during the sync" in a sync without faults** (seeds 3, 4, 6, 7, 8, 33, 45, 46,
-///   57 of the first 60): a folder deleted here while a file in it was deleted or changed
-///   there; not diagnosed further. (Conflict copies another device made under the same name
-///   read that way too; fixed with this world.)
-/// - **A path that is a file on one device and a folder on another** (with `photos` among
-///   the paths, an earlier version of this world): syncs fail on it ("File exists", "Is a
-///   directory", "Not a directory") and never settle.
+/// Defects this world found in folder sync (2026-11-28), fixed with it:
+/// - a device that left a file alone kept it as a conflict copy when another device had
+///   edited it twice, or deleted and made it again, between its syncs;
+/// - **an edit lost**: a sync that sent an edit and then failed to push (a dropped
+///   connection, the mass-deletion guard) had already noted the edit as agreed; a deletion
+///   made elsewhere meanwhile then deleted it here;
+/// - "changed during the sync" without any change: below a folder deleted here, and for a
+///   conflict copy another device made under the same name;
+/// - a conflict copy two devices sent came back after a deletion (taken for an edit).
 ///
-/// Fixed with this world: a device that left a file alone kept it as a conflict copy when
-/// another device had edited it twice, or deleted and made it again, between its syncs.
 /// Weaker than it should be: a version a user replaced is allowed on as a conflict copy (one
 /// made of it before, on a device that had not seen the replacement, is right; one made after
-/// cannot be told from it without causality the model does not keep).
+/// cannot be told from it without causality the model does not keep). A path that is a file
+/// on one device and a folder on another is not drawn: syncs fail on it ("File exists", "Is a
+/// directory", "Not a directory") and never settle, a defect not fixed yet.
 #[test]
-#[ignore = "fails today: folder sync defects this world found (see the comment); not to gate CI until fixed"]
 fn folders_synced_two_ways_converge_and_lose_no_edit() {
     let Some(seeds) = sim::run_seeds(
         &["BUCKETSYNC_SIM_FOLDER_SEED"],
         &["BUCKETSYNC_SIM_FOLDER_SEEDS"],
-        40,
+        100,
         STILL_FAILING,
         "simulation_folders",
         run,
@@ -600,17 +614,31 @@ fn folders_synced_two_ways_converge_and_lose_no_edit() {
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "folders: {seeds} seeds, {} syncs ({} cut off), {} restarts, {} conflict copies, {} \
-         edits of the same size and time",
+         edits of the same size and time, {} mass deletions confirmed",
         count(&SYNCS),
         count(&SYNCS_CUT),
         count(&RESTARTS),
         count(&CONFLICT_COPIES),
-        count(&SAME_SIZE_AND_TIME)
+        count(&SAME_SIZE_AND_TIME),
+        count(&MASS_DELETIONS)
     );
-    if seeds >= 40 {
+    if seeds >= 100 {
         // The paths the world is for really ran.
         assert!(count(&CONFLICT_COPIES) > 0);
         assert!(count(&SYNCS_CUT) > 0);
         assert!(count(&SAME_SIZE_AND_TIME) > 0);
+    }
+}
+
+#[test]
+#[ignore = "fails today (see STILL_FAILING): kept to be fixed, not to gate CI"]
+fn folder_seeds_that_still_fail() {
+    for &seed in STILL_FAILING {
+        sim::run_reporting(
+            seed,
+            "BUCKETSYNC_SIM_FOLDER_SEED",
+            "simulation_folders",
+            run,
+        );
     }
 }

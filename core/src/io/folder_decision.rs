@@ -127,6 +127,12 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
             (None, None) => Action::Forget,
             // Edited here, deleted there: the edit stays.
             (Some(_), None) => Action::Upload,
+            // Deleted here, and there the same content written again (a conflict copy that
+            // two devices made and sent, a file sent again with other times): no edit, the
+            // deletion goes.
+            (None, Some((entry, _))) if base.is_some_and(|b| same_content(entry, b)) => {
+                Action::DeleteThere
+            }
             // Deleted here, edited there: the edit comes back.
             (None, Some(_)) => Action::Download,
             (Some(l), Some((entry, writer))) => {
@@ -152,6 +158,17 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
             }
         },
     }
+}
+
+/// Whether two entries hold the same content: the same kind, and for a file the same known
+/// hash, for a link the same target.
+fn same_content(a: &Entry, b: &Entry) -> bool {
+    a.kind == b.kind
+        && match a.kind {
+            EntryKind::File => !a.hash.is_empty() && a.hash == b.hash,
+            EntryKind::Symlink => a.target == b.target,
+            EntryKind::Dir => true,
+        }
 }
 
 /// Whether the vault's `entry` and the base's are both files, the base's with a known hash.
@@ -276,6 +293,13 @@ mod tests {
             // Edited here, deleted there; deleted here, edited there: the edit wins.
             (Some(&ours), Some(&v1), None, Action::Upload),
             (None, Some(&v1), Some(&theirs_newer), Action::Download),
+            // Deleted here, the same bytes sent again there (other times): the deletion goes.
+            (
+                None,
+                Some(&v1),
+                Some(&file(3, 99, "h1", "")),
+                Action::DeleteThere,
+            ),
             // Different edits: the later keeps the name.
             (
                 Some(&ours),

@@ -359,6 +359,7 @@ impl Session {
             deferred: Vec::new(),
             fetching: Vec::new(),
             just_deferred: false,
+            sent: BTreeSet::new(),
         };
         let mut return_base = false;
         for rel in paths {
@@ -448,6 +449,7 @@ impl Session {
         // share.
         let mut settled = sync.fetch_deferred().await?;
         settled.extend(sync.send_deferred().await?);
+        let sent = std::mem::take(&mut sync.sent);
         for (rel, outcome) in settled {
             match outcome {
                 Ok(entry) => {
@@ -470,14 +472,26 @@ impl Session {
                 report.deleted_here += 1;
             }
         }
-        Base {
+        // Until the push below succeeds, what this run sent is not agreed on: after a push
+        // that failed (a dropped connection, the mass-deletion guard) or a crash during it,
+        // the next run sees those changes again, and an edit that a deletion elsewhere beat in
+        // the vault meanwhile stays an edit instead of being deleted here as agreed.
+        let mut unsent = next.clone();
+        for rel in &sent {
+            match base.entries.get(rel) {
+                Some(b) => unsent.insert(rel.clone(), b.clone()),
+                None => unsent.remove(rel),
+            };
+        }
+        let written = |entries: BTreeMap<String, Entry>| Base {
             vault,
             name: name.to_owned(),
-            gone: base.gone_after(&next),
-            entries: next,
-        }
-        .write(dir)?;
+            gone: base.gone_after(&entries),
+            entries,
+        };
+        written(unsent).write(dir)?;
         self.sync(transport, concurrency, |_| {}).await?;
+        written(next).write(dir)?;
         report.duration = started.elapsed();
         Ok(report)
     }
@@ -641,6 +655,9 @@ struct Sync<'a, T: ?Sized, P> {
     fetching: Vec<Fetch>,
     /// The last upload or download was deferred to its batch.
     just_deferred: bool,
+    /// Paths whose change this run sends to the vault (uploads, deletions there, conflict
+    /// copies): agreed on only once the push that ends the run succeeded.
+    sent: BTreeSet<String>,
 }
 
 /// Files up to this size are read with the others of a folder sync, by pack, whole in memory
@@ -667,6 +684,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         if local.entry.kind == EntryKind::File {
             let mut entry = local.entry.clone();
             entry.parent = parent.to_owned();
+            self.sent.insert(local.rel.clone());
             self.deferred
                 .push((local.rel.clone(), local.path.clone(), entry));
             self.just_deferred = true;
@@ -718,6 +736,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     ) -> Result<Entry> {
         let mut entry = entry.clone();
         entry.parent = parent.to_owned();
+        self.sent.insert(rel.to_owned());
         if entry.kind == EntryKind::File {
             let file =
                 std::fs::File::open(path).map_err(|e| local_error(path, "cannot read", e))?;
@@ -752,6 +771,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     }
 
     fn delete_there(&mut self, rel: &str) -> Result<()> {
+        self.sent.insert(rel.to_owned());
         self.session.delete(entry_key(self.root, rel))?;
         let content = content_key(self.root, rel);
         if self.session.get(content.as_bytes())?.is_some() {
