@@ -324,3 +324,19 @@ fn an_edit_whose_push_failed_survives_a_deletion_made_elsewhere_meanwhile() {
         "b's edit"
     );
 }
+
+#[test]
+fn a_file_deleted_after_a_sync_whose_push_failed_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    touch(&on_b.join("todo.txt"), 1_900_000_000_000);
+    let failed = block_on(b.sync_folder(&on_b, "shared", &[], &NoPublish, 4, |_, _| {}));
+    assert!(failed.is_err(), "{failed:?}");
+    // The user deletes the file; the next sync pushes the edit it had sent, then the deletion.
+    std::fs::remove_file(on_b.join("todo.txt")).unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert!(!on_b.join("todo.txt").exists(), "the deletion stands here");
+    sync_folder(&a, &on_a, &FolderBucket);
+    assert!(!on_a.join("todo.txt").exists(), "and there");
+}

@@ -208,6 +208,8 @@ pub(crate) struct SyncRun {
     /// Checkpoints no manifest names, found by listing (see `unnamed_checkpoints`): `None`
     /// until listed in this run; then those left to try, the most promising last.
     unnamed_checkpoints: Option<Vec<(DeviceId, u64)>>,
+    /// Unnamed checkpoints fetched in this run.
+    unnamed_tried: usize,
     /// An object the manifests promised was missing (deleted since): list again once.
     relist: bool,
     /// This run listed a second time already.
@@ -250,6 +252,7 @@ impl SyncRun {
             written_checkpoint_at: None,
             tried_checkpoints: HashSet::new(),
             unnamed_checkpoints: None,
+            unnamed_tried: 0,
             relist: false,
             relisted: false,
             own_clock_ahead: false,

@@ -10,7 +10,7 @@
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
 //! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there whose versions do not lead back to ours is a conflict, ours the copy |
-//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download; the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
+//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Entry, EntryKind};
 use crate::ids::DeviceId;

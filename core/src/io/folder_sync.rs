@@ -86,6 +86,10 @@ struct Base {
     /// replaced, so that a device which held that version unchanged takes the new one instead
     /// of keeping its own as a conflict copy (it was deleted knowingly). From version 2.
     gone: BTreeMap<String, String>,
+    /// What the last run sent (an entry, or `None`: a deletion) and did not see pushed (the
+    /// push failed, or did not happen): agreed on once the vault holds it, by the next run.
+    /// From version 2.
+    sent: BTreeMap<String, Option<Entry>>,
 }
 
 /// The version 1 layout of [`Base`]: no deletions kept.
@@ -116,6 +120,7 @@ impl Base {
                         name: old.name,
                         entries: old.entries,
                         gone: BTreeMap::new(),
+                        sent: BTreeMap::new(),
                     })
                 })
                 .map_err(|e| corrupt(&e)),
@@ -256,7 +261,7 @@ impl Session {
             }
         }
         let vault = self.read(|e| e.vault_id())?.0;
-        let base = Base::read(dir)?.unwrap_or(Base {
+        let mut base = Base::read(dir)?.unwrap_or(Base {
             vault,
             name: name.to_owned(),
             ..Base::default()
@@ -331,6 +336,16 @@ impl Session {
         }
         // Left out here (a pattern, unreadable), excluded by name wherever it comes from, or
         // written by a newer release: left as it was.
+        // What the last run sent and did not see pushed: agreed on where the vault holds it
+        // now (its push went out with a later sync), else the base stays as it was.
+        for (rel, sent) in std::mem::take(&mut base.sent) {
+            if remote.get(&rel).map(|(entry, _)| entry) == sent.as_ref() {
+                match sent {
+                    Some(entry) => base.entries.insert(rel, entry),
+                    None => base.entries.remove(&rel),
+                };
+            }
+        }
         let excluded = |rel: &str| {
             let name = rel.rsplit_once('/').map_or(rel, |(_, n)| n);
             filter.leaves_out(rel, name)
@@ -473,25 +488,32 @@ impl Session {
             }
         }
         // Until the push below succeeds, what this run sent is not agreed on: after a push
-        // that failed (a dropped connection, the mass-deletion guard) or a crash during it,
-        // the next run sees those changes again, and an edit that a deletion elsewhere beat in
-        // the vault meanwhile stays an edit instead of being deleted here as agreed.
+        // that failed or did not happen (a dropped connection, the mass-deletion guard, a key
+        // generation not here yet) or a crash during it, the next run takes it as agreed only
+        // where the vault holds it by then; else it sees those changes again, and an edit that
+        // a deletion elsewhere beat in the vault meanwhile stays an edit instead of being
+        // deleted here as agreed.
         let mut unsent = next.clone();
+        let mut pending = BTreeMap::new();
         for rel in &sent {
+            pending.insert(rel.clone(), next.get(rel).cloned());
             match base.entries.get(rel) {
                 Some(b) => unsent.insert(rel.clone(), b.clone()),
                 None => unsent.remove(rel),
             };
         }
-        let written = |entries: BTreeMap<String, Entry>| Base {
+        let written = |entries: BTreeMap<String, Entry>, sent| Base {
             vault,
             name: name.to_owned(),
             gone: base.gone_after(&entries),
             entries,
+            sent,
         };
-        written(unsent).write(dir)?;
+        written(unsent, pending).write(dir)?;
         self.sync(transport, concurrency, |_| {}).await?;
-        written(next).write(dir)?;
+        if self.read(|e| e.unpushed())? == 0 {
+            written(next, BTreeMap::new()).write(dir)?;
+        }
         report.duration = started.elapsed();
         Ok(report)
     }

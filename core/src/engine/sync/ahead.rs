@@ -116,20 +116,22 @@ impl Engine {
     }
 
     /// Whether our clock, read as `now`, may have run ahead of the world, while there are
-    /// peers: it leapt and no peer has confirmed the present since, or no peer's latest
-    /// manifest is stamped within the bound of it (a clock ahead from its first reading leaves
-    /// no leap to show it). Then their manifests may look silent, and our tombstones and packs
-    /// old, only because our clock ran ahead: nothing is collected. (A vault whose other
-    /// devices have all been away longer than the bound collects nothing either until one is
-    /// back, or retired.)
+    /// peers: it leapt and no peer has confirmed the present since; or this replica was never
+    /// caught up (since it started over) and no peer's latest manifest is stamped within the
+    /// bound of it (a clock ahead from its first reading leaves no leap to show it, and
+    /// [`Engine::suspect_own_clock`] needs a caught-up sync to compare with). Then their
+    /// manifests may look silent, and our tombstones and packs old, only because our clock ran
+    /// ahead: nothing is collected.
     pub(super) fn clock_in_doubt(&self, now: Timestamp) -> bool {
         let mut peers = self.active_peers().peekable();
         if peers.peek().is_none() {
             return false;
         }
+        let directory = self.state.directory();
         let bound = self.compaction.max_future_ms;
-        self.state.directory().leap.is_some()
-            || !peers.any(|(_, info)| info.clock.wall_ms.saturating_add(bound) >= now.0)
+        directory.leap.is_some()
+            || (directory.caught_up_ms == 0
+                && !peers.any(|(_, info)| info.clock.wall_ms.saturating_add(bound) >= now.0))
     }
 
     /// Whether this replica's own clock ran too far ahead of `now`.

@@ -27,14 +27,13 @@ impl Engine {
             self.queue_checkpoint_list(run, None);
             return true;
         };
-        let tried = run
-            .tried_checkpoints
-            .iter()
-            .filter(|(d, n)| !self.named_checkpoint(*d, *n))
-            .count();
-        let Some((writer, number)) = left.pop().filter(|_| tried < MAX_TRIES) else {
+        if run.unnamed_tried >= MAX_TRIES {
+            return false;
+        }
+        let Some((writer, number)) = left.pop() else {
             return false;
         };
+        run.unnamed_tried += 1;
         run.tried_checkpoints.insert((writer, number));
         let name = checkpoint_name(writer, number);
         let pending = Pending::UnnamedCheckpoint { writer, number };
@@ -42,13 +41,16 @@ impl Engine {
         true
     }
 
-    /// Whether `writer`'s latest manifest read here names its checkpoint `number`.
-    fn named_checkpoint(&self, writer: DeviceId, number: u64) -> bool {
+    /// Whether `writer`'s checkpoint `number` is worth trying: no manifest read here names it,
+    /// nor one of that writer numbered as high (a writer whose state went back names a lower
+    /// one; the one before its named one is kept for readers a moment behind, and covers
+    /// less).
+    fn unnamed_and_newer(&self, writer: DeviceId, number: u64) -> bool {
         let devices = &self.state.directory().devices;
         devices
             .get(&writer)
             .and_then(|i| i.checkpoint.as_ref())
-            .is_some_and(|c| c.number == number)
+            .is_none_or(|c| number > c.number)
     }
 
     fn queue_checkpoint_list(&mut self, run: &mut SyncRun, token: Option<&str>) {
@@ -77,7 +79,9 @@ impl Engine {
             .objects
             .iter()
             .filter_map(|(key, _)| parse_checkpoint_name(key.strip_prefix(&prefix)?))
-            .filter(|(d, n)| !self.named_checkpoint(*d, *n))
+            .filter(|(d, n)| {
+                self.unnamed_and_newer(*d, *n) && !run.tried_checkpoints.contains(&(*d, *n))
+            })
             .collect();
         let left = run.unnamed_checkpoints.get_or_insert_with(Vec::new);
         left.extend(found);
