@@ -85,6 +85,12 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # copy without resume); streams and Blobs are read through the same export, so the download
 # loop is in the module once: 478,383 -> 481,851 (+3.5 KB, measured in one run before and
 # after): the bar moved to 482,500.
-bar=482500
+# No known way to lose a write (issue 54), in the core every platform runs: the segments of a
+# manifest held for its clock read and merged within the bound, a lower manifest number taken
+# from a replica restored from a backup, checkpoints no manifest names listed and adopted when
+# deleted segments need them (a request kind), a clock in doubt without a leap: 482,186 ->
+# 485,112 (+2.9 KB, measured in one run at the start and the end of the session): the bar moved
+# to 485,500.
+bar=485500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
