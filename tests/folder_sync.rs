@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
-use bucketsync::{Method, OpenMode, Request, Response, Result, VaultKey};
+use bucketsync::{HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
 use futures::executor::block_on;
 
 /// The folder bucket, running `before` once, just before the first segment PUT.
@@ -279,6 +279,33 @@ fn a_device_that_left_a_file_alone_takes_every_later_version_without_a_conflict(
     assert_eq!(
         std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
         "made again"
+    );
+}
+
+#[test]
+fn a_device_that_keeps_no_history_takes_later_versions_it_never_saw_without_a_conflict() {
+    // b keeps no earlier versions (as after 30 days away, when the default policy has dropped
+    // them): of the versions between its own and the vault's, it holds none.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    b.configure(|e| {
+        e.set_history_policy(HistoryPolicy {
+            versions: 0,
+            max_age_ms: 0,
+        })
+    })
+    .unwrap();
+    for (n, text) in ["first edit", "second edit"].iter().enumerate() {
+        std::fs::write(on_a.join("todo.txt"), text).unwrap();
+        touch(&on_a.join("todo.txt"), 1_900_000_000_000 + n as u64 * 1000);
+        assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    }
+    // The line from the vault's version back to b's is cut where b saw nothing: that is no
+    // sign that the two changes overlapped, and b's untouched v0 is no edit to keep.
+    assert_eq!(sync_folder(&b, &on_b, &FolderBucket), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "second edit"
     );
 }
 

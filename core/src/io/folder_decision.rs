@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
-//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there whose versions do not lead back to ours is a conflict, ours the copy |
+//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy |
 //! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Entry, EntryKind};
@@ -81,10 +81,12 @@ pub(crate) trait Questions {
     /// asked when both sides changed a file differently (a sync cut off after it sent the
     /// local file, before it noted it agreed: another device replaced it since, knowingly).
     fn vault_made_from_local(&mut self) -> bool;
-    /// Whether the vault's version follows the base's, through the versions it replaced one
-    /// after the other: asked when a file unchanged here changed there. When it does not (or
-    /// that cannot be told), the two syncs overlapped and ours lost in the vault.
-    fn vault_follows_base(&mut self) -> bool;
+    /// Whether the vault's version was made from a version older than the base's, never from
+    /// ours: asked when a file unchanged here changed there. Followed back through the versions
+    /// each one replaced, its line meets what ours replaced (or a new file's empty start)
+    /// before it meets ours: the two syncs overlapped, and ours lost in the vault. A line that
+    /// meets ours, or a version this replica never saw, is no sign of that.
+    fn vault_forked_before_base(&mut self) -> bool;
 }
 
 /// The action for one path.
@@ -109,12 +111,12 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
         (true, false) if local.is_some() => Action::Upload,
         (true, false) => Action::DeleteThere,
         (false, true) => match vault {
-            // Changed there, but not from our version (two syncs overlapped, and ours lost in
+            // Changed there from a version before ours (two syncs overlapped, and ours lost in
             // the vault): ours is what the vault's version did not start from, the copy.
             Some((entry, _))
                 if local.is_some()
                     && both_files(entry, base)
-                    && !questions.vault_follows_base() =>
+                    && questions.vault_forked_before_base() =>
             {
                 Action::Conflict { ours_win: false }
             }
@@ -213,7 +215,7 @@ mod tests {
     struct Answers {
         bytes: Option<bool>,
         made_from_local: Option<bool>,
-        follows_base: Option<bool>,
+        forked: Option<bool>,
     }
 
     impl Questions for Answers {
@@ -223,20 +225,20 @@ mod tests {
         fn vault_made_from_local(&mut self) -> bool {
             self.made_from_local.expect("not to be asked")
         }
-        fn vault_follows_base(&mut self) -> bool {
-            self.follows_base.expect("not to be asked")
+        fn vault_forked_before_base(&mut self) -> bool {
+            self.forked.expect("not to be asked")
         }
     }
 
     const NONE: Answers = Answers {
         bytes: None,
         made_from_local: None,
-        follows_base: None,
+        forked: None,
     };
 
     /// The action for (disk, base, vault), the pull whole and the disk seen, with the byte
     /// comparison answering `bytes` (and failing the test when asked with `None`), the
-    /// vault's version following the base's, and not made from the local file.
+    /// vault's version not forked before the base's, and not made from the local file.
     fn act(
         local: Option<&Entry>,
         base: Option<&Entry>,
@@ -256,7 +258,7 @@ mod tests {
             &mut Answers {
                 bytes,
                 made_from_local: Some(false),
-                follows_base: Some(true),
+                forked: Some(false),
             },
         )
     }
@@ -393,13 +395,13 @@ mod tests {
             me: ME,
         };
         let mut follows = Answers {
-            follows_base: Some(true),
+            forked: Some(false),
             ..NONE
         };
         assert_eq!(decide(&views, &mut follows), Action::Download);
         // Our push lost in the vault to a version that never saw ours: ours is the copy.
         let mut overlapped = Answers {
-            follows_base: Some(false),
+            forked: Some(true),
             ..NONE
         };
         assert_eq!(

@@ -620,14 +620,18 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
     }
 
     /// Follows the versions each one replaced (`parent`) through the vault's earlier versions
-    /// of the path that this replica holds, back to the base's.
-    fn vault_follows_base(&mut self) -> bool {
+    /// of the path that this replica holds: forked when the vault's line meets what the base's
+    /// version replaced (or the empty start of a new file) before it meets the base's. A link
+    /// this replica never saw (a version merged away by a checkpoint, or dropped by the history
+    /// policy) ends the walk undecided: not forked, so that a conflict copy another device
+    /// made of ours, and a user deleted, is not made again.
+    fn vault_forked_before_base(&mut self) -> bool {
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
-            return false;
+            return true;
         };
         let key = entry_key(self.sync.root, self.rel);
         let Ok(history) = self.sync.session.read(|e| e.history(key.as_bytes())) else {
-            return false;
+            return true;
         };
         let replaced: BTreeMap<String, String> = history
             .iter()
@@ -635,16 +639,29 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
             .filter(|e| !e.hash.is_empty())
             .map(|e| (e.hash, e.parent))
             .collect();
+        // What ours replaced, one after the other, back to a new file's empty start.
+        let mut before_ours = BTreeSet::from([String::new()]);
+        let mut earlier = &base.parent;
+        while before_ours.insert(earlier.clone()) {
+            match replaced.get(earlier) {
+                Some(e) => earlier = e,
+                None => break,
+            }
+        }
         let mut parent = &vault.parent;
         for _ in 0..=replaced.len() {
             if *parent == base.hash {
+                return false;
+            }
+            if before_ours.contains(parent) {
                 return true;
             }
             match replaced.get(parent) {
-                Some(earlier) => parent = earlier,
+                Some(e) => parent = e,
                 None => return false,
             }
         }
+        // A line that loops: no sign of an overlap either.
         false
     }
 }
