@@ -319,3 +319,95 @@ fn an_unreadable_segment_is_retried_alone_and_imports_once_repaired() {
     assert!(has(&c, &["a1", "a2", "a3", "a4", "b1", "b2"]));
     assert_eq!(block_sync(&mut c, &FolderBucket).unwrap().requests(), 1);
 }
+
+#[test]
+fn a_segment_its_writer_sealed_unreadable_is_reported_once_and_passed_over() {
+    use bucketsync::testing::{seal, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _, _) = setup(dir.path());
+    // A's first segment, sealed with the vault's key (it authenticates) around a deflate
+    // stream that does not inflate: whoever holds the key wrote it so, and a fetch never
+    // reads it otherwise.
+    let name = seg(A, 1);
+    let unreadable = seal(
+        &key,
+        Kind::Segment,
+        bucketsync::LOG_FORMAT_VERSION,
+        &name,
+        &[1, 0xff, 0xff, 0xff],
+    );
+    fs::write(object(dir.path(), &key, &name), unreadable).unwrap();
+    let (mut c, first) = fresh_reader(dir.path(), &key);
+    let error = only_error(&first);
+    assert_eq!(error.category(), Category::Corrupt);
+    assert!(error.to_string().contains(&name), "{error}");
+    assert!(has(&c, &["a4", "b1", "b2"]) && c.get(b"a1").is_none());
+    // Not fetched again, and not reported again: one object, one report.
+    let second = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(second.errors.is_empty(), "{second}");
+    assert_eq!(
+        second.requests_of(bucketsync::RequestKind::GetSegment),
+        0,
+        "{second}"
+    );
+}
+
+#[test]
+fn a_checkpoint_its_writer_sealed_unreadable_is_not_asked_for_again() {
+    use bucketsync::testing::{seal, Kind};
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        A,
+        bucketsync_suite::entropy(),
+    );
+    a.set_compaction(bucketsync::CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    });
+    for k in ["a1", "a2", "a3"] {
+        a.put(k, format!("value of {k}"), wall_clock());
+        block_sync(&mut a, &FolderBucket).unwrap();
+    }
+    let vault = dir.path().join(key.vault_id().to_string());
+    let checkpoints: Vec<_> = fs::read_dir(vault.join(format!("c/{A}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!checkpoints.is_empty(), "a wrote a checkpoint");
+    // Every checkpoint of a's authenticates around a plaintext that does not decode, and its
+    // segments are gone (as if collected): a new device finds nothing it can read.
+    for number in &checkpoints {
+        let name = format!("c/{A}/{number}");
+        let unreadable = seal(
+            &key,
+            Kind::Checkpoint,
+            bucketsync::LOG_FORMAT_VERSION,
+            &name,
+            &[0, 0xff],
+        );
+        fs::write(vault.join(&name), unreadable).unwrap();
+    }
+    fs::remove_dir_all(vault.join(format!("s/{A}"))).unwrap();
+    let (mut c, first) = fresh_reader(dir.path(), &key);
+    assert!(
+        first
+            .errors
+            .iter()
+            .any(|e| e.category() == Category::Corrupt && e.to_string().contains("c/")),
+        "{first}"
+    );
+    assert!(first.requests_of(bucketsync::RequestKind::GetCheckpoint) >= 1);
+    // The same bytes would be read again: the checkpoint is not fetched a second time.
+    let second = block_sync(&mut c, &FolderBucket).unwrap();
+    assert_eq!(
+        second.requests_of(bucketsync::RequestKind::GetCheckpoint),
+        0,
+        "{second}"
+    );
+}

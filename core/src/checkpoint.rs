@@ -12,7 +12,7 @@ use serde_bytes::ByteBuf;
 
 use crate::clock::Hlc;
 use crate::codec::{self, Decoded};
-use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, LOG_CODEC_SINCE};
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, Unopened, LOG_CODEC_SINCE};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
@@ -144,32 +144,45 @@ pub(crate) fn seal(
 /// Opens `writer`'s checkpoint `number`, checking it is what its name says.
 ///
 /// # Errors
-/// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
-/// plaintext does not decode, names another writer or number, or lists a key twice or out of
-/// order.
+/// `Corrupt` or `WrongVault` as described in [`crate::crypto`] (unauthentic), and `Corrupt`
+/// when the plaintext does not inflate or decode, names another writer or number, or lists a
+/// key twice or out of order (sealed so).
 pub(crate) fn open(
     key: &SecretKey,
     vault: VaultId,
     writer: DeviceId,
     number: u64,
     object: Vec<u8>,
-) -> Result<Checkpoint> {
+) -> std::result::Result<Checkpoint, Unopened> {
     let name = checkpoint_name(writer, number);
     let ad = ObjectAd {
         vault,
         kind: ObjectKind::Checkpoint,
         name: &name,
     };
-    let (version, mut plain) = crypto::open_versioned(key, &ad, object)?;
+    let (version, plain) =
+        crypto::open_versioned(key, &ad, object).map_err(Unopened::Unauthentic)?;
+    decode(&name, writer, number, version, plain).map_err(Unopened::Sealed)
+}
+
+/// Decodes the authenticated plaintext of `writer`'s checkpoint `number` (named `name`), of
+/// envelope `version`.
+fn decode(
+    name: &str,
+    writer: DeviceId,
+    number: u64,
+    version: u8,
+    mut plain: Vec<u8>,
+) -> Result<Checkpoint> {
     if version >= LOG_CODEC_SINCE {
-        match codec::decode(&plain, MAX_INFLATED_LOG).map_err(|e| Error::corrupt(&name, e))? {
+        match codec::decode(&plain, MAX_INFLATED_LOG).map_err(|e| Error::corrupt(name, e))? {
             Decoded::Stored(at) => {
                 plain.drain(..at);
             }
             Decoded::Inflated(inflated) => plain = inflated,
         }
     }
-    let undecodable = |e: String| Error::corrupt(&name, format!("does not decode: {e}"));
+    let undecodable = |e: String| Error::corrupt(name, format!("does not decode: {e}"));
     let checkpoint: Checkpoint = if version <= 2 {
         let v2: CheckpointV2 = crypto::decode_exact(&plain).map_err(undecodable)?;
         Checkpoint {
@@ -185,22 +198,22 @@ pub(crate) fn open(
     };
     if checkpoint.writer != writer || checkpoint.number != number {
         return Err(Error::corrupt(
-            &name,
+            name,
             "names another writer or number inside",
         ));
     }
     if !checkpoint.records.windows(2).all(|w| w[0].0 < w[1].0) {
-        return Err(Error::corrupt(&name, "lists keys out of order or twice"));
+        return Err(Error::corrupt(name, "lists keys out of order or twice"));
     }
     if !checkpoint.covers.windows(2).all(|w| w[0].0 < w[1].0) {
-        return Err(Error::corrupt(&name, "lists devices out of order or twice"));
+        return Err(Error::corrupt(name, "lists devices out of order or twice"));
     }
     if checkpoint
         .covers
         .iter()
         .any(|(_, n)| *n > crate::manifest::MAX_COUNT)
     {
-        return Err(Error::corrupt(&name, "covers a count beyond 2^48"));
+        return Err(Error::corrupt(name, "covers a count beyond 2^48"));
     }
     Ok(checkpoint)
 }

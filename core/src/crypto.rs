@@ -543,6 +543,26 @@ pub(crate) fn open_in_place(
     open_in_place_looking(key, expected, object, |_| {})
 }
 
+/// Why a segment or checkpoint was not opened.
+#[derive(Debug)]
+pub(crate) enum Unopened {
+    /// Its bytes are not what its writer sealed (damaged, cut short on the way, moved from
+    /// another name or vault, or of a version this build does not read): fetched again, it
+    /// may read.
+    Unauthentic(Error),
+    /// Its writer sealed it so: it authenticates, but does not inflate within the bound, does
+    /// not decode, or names another object inside. The same at every fetch.
+    Sealed(Error),
+}
+
+impl From<Unopened> for Error {
+    fn from(unopened: Unopened) -> Error {
+        match unopened {
+            Unopened::Unauthentic(e) | Unopened::Sealed(e) => e,
+        }
+    }
+}
+
 /// [`open_in_place`], showing `look` the plaintext decrypted so far (a growing prefix of it)
 /// after each chunk, while that chunk is still in the CPU cache, so a decoder can check it on
 /// the way instead of reading the whole plaintext from memory once more afterwards. What `look`

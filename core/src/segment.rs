@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Hlc, Stamp};
 use crate::codec::{self, Decoded};
-use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, LOG_CODEC_SINCE};
+use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey, Unopened, LOG_CODEC_SINCE};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
@@ -166,13 +166,13 @@ pub fn open_in_place<'a>(
     seq: u64,
     object: &'a mut Vec<u8>,
 ) -> Result<SegmentView<'a>> {
-    open_segment(
+    Ok(open_segment(
         &key.subkey(Purpose::Segment),
         key.vault_id(),
         device,
         seq,
         object,
-    )
+    )?)
 }
 
 /// The plaintext of a segment of `changes`, postcard's encoding of [`Segment`] (pinned by a
@@ -220,15 +220,16 @@ pub(crate) fn seal_segment(
 /// version 11 or later that was deflated is inflated into `object`'s place.
 ///
 /// # Errors
-/// `Corrupt` or `WrongVault` as described in [`crate::crypto`], and `Corrupt` when the
-/// plaintext does not inflate or decode or names another device or number.
+/// `Corrupt` or `WrongVault` as described in [`crate::crypto`] (unauthentic), and `Corrupt`
+/// when the plaintext does not inflate or decode or names another device or number (sealed
+/// so).
 pub(crate) fn open_segment<'a>(
     key: &SecretKey,
     vault: VaultId,
     device: DeviceId,
     seq: u64,
     object: &'a mut Vec<u8>,
-) -> Result<SegmentView<'a>> {
+) -> std::result::Result<SegmentView<'a>, Unopened> {
     let name = segment_name(device, seq);
     let ad = ObjectAd {
         vault,
@@ -247,12 +248,13 @@ pub(crate) fn open_segment<'a>(
             (true, Some((&codec::STORED, changes))) => check.feed(changes),
             (true, _) => {}
         }
-    })?;
+    })
+    .map_err(Unopened::Unauthentic)?;
+    let sealed = |reason: String| Unopened::Sealed(Error::corrupt(&name, reason));
     let (check, range) = if version < LOG_CODEC_SINCE {
         (check, plain)
     } else {
-        let decoded = codec::decode(&object[plain.clone()], MAX_INFLATED_LOG)
-            .map_err(|e| Error::corrupt(&name, e))?;
+        let decoded = codec::decode(&object[plain.clone()], MAX_INFLATED_LOG).map_err(sealed)?;
         match decoded {
             Decoded::Stored(at) => (check, plain.start + at..plain.end),
             Decoded::Inflated(inflated) => {
@@ -264,12 +266,9 @@ pub(crate) fn open_segment<'a>(
     let object: &'a Vec<u8> = object;
     let segment = check
         .finish(&object[range])
-        .map_err(|e| Error::corrupt(&name, format!("does not decode: {e}")))?;
+        .map_err(|e| sealed(format!("does not decode: {e}")))?;
     if segment.device != device || segment.seq != seq {
-        return Err(Error::corrupt(
-            &name,
-            "names another device or number inside",
-        ));
+        return Err(sealed("names another device or number inside".into()));
     }
     Ok(segment)
 }

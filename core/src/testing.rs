@@ -8,7 +8,7 @@
 
 use crate::crypto::{self, ObjectAd, ObjectKind};
 use crate::entropy::Entropy;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::key::{Purpose, VaultKey};
 
@@ -136,6 +136,7 @@ pub fn open_checkpoint(
         number,
         object,
     )
+    .map_err(Error::from)
     .map(|_| ())
 }
 

@@ -3,6 +3,7 @@
 
 use super::{Pending, SyncRun, MAX_LIST_PAGES, MAX_SEGMENTS_PER_SYNC};
 use crate::checkpoint::{self, checkpoint_name};
+use crate::crypto::Unopened;
 use crate::engine::state::DeviceInfo;
 use crate::engine::{Engine, OpenMode};
 use crate::error::{Category, Error, Result};
@@ -387,7 +388,9 @@ impl Engine {
                 return None;
             }
             let c = info.checkpoint.as_ref()?;
-            (!run.tried_checkpoints.contains(&(*d, c.number))).then_some((*d, c))
+            let tried = run.tried_checkpoints.contains(&(*d, c.number))
+                || self.refused_checkpoints.contains(&(*d, c.number));
+            (!tried).then_some((*d, c))
         });
         let needed = untried
             .map(|(d, c)| {
@@ -409,6 +412,9 @@ impl Engine {
                 let Some((writer, best)) = self.best_checkpoint() else {
                     return false;
                 };
+                if self.refused_checkpoints.contains(&(writer, best.number)) {
+                    return false;
+                }
                 let missing = self.missing_from(best);
                 // Nothing merged yet (what a replica that started over re-applied does not
                 // count).
@@ -456,14 +462,23 @@ impl Engine {
             }
             Err(e) => return run.report.errors.push(e),
         };
-        let opened = self.unsign(&name, &mut body).and_then(|author| {
-            self.check_checkpoint(&author, writer, &reference.covers, &name)?;
-            let (_, checkpoint_key) = self.generation_keys(&author, &name)?;
-            checkpoint::open(&checkpoint_key, self.vault, writer, reference.number, body)
-        });
+        let opened = self
+            .unsign(&name, &mut body)
+            .and_then(|author| {
+                self.check_checkpoint(&author, writer, &reference.covers, &name)?;
+                Ok(self.generation_keys(&author, &name)?.1)
+            })
+            .map_err(Unopened::Unauthentic)
+            .and_then(|key| checkpoint::open(&key, self.vault, writer, reference.number, body));
         let checkpoint = match opened {
             Ok(c) => c,
-            Err(e) => return run.report.errors.push(e),
+            // Sealed so by its writer: it reads the same at every fetch (and a deflated one
+            // costs up to its bound in memory each time). Not asked for again by this process.
+            Err(Unopened::Sealed(e)) => {
+                self.refused_checkpoints.insert((writer, reference.number));
+                return run.report.errors.push(e);
+            }
+            Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
         };
         if checkpoint.covers != reference.covers {
             return run.report.errors.push(Error::corrupt(
@@ -641,8 +656,15 @@ impl Engine {
         };
         let segment = match open_segment(&segment_key, self.vault, device, seq, &mut body) {
             Ok(s) => s,
-            Err(e) if own => return run.own_log_failure(e),
-            Err(e) => return run.report.errors.push(e),
+            Err(e) if own => return run.own_log_failure(e.into()),
+            // Sealed so by its writer: it reads the same at every fetch (and a deflated one
+            // costs up to its bound in memory each time). Reported once, passed over for good.
+            Err(Unopened::Sealed(e)) => {
+                run.report.errors.push(e);
+                return self.segment_done(device, seq);
+            }
+            // Damaged, or cut short on the way: fetched again at the next sync.
+            Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
         };
         let latest = segment.changes().map(|c| c.hlc).max().unwrap_or_default();
         let held = self.too_far_ahead(latest, run.now);

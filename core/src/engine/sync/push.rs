@@ -338,7 +338,13 @@ impl Engine {
         let opened = self.unsign_own(&name, &mut body).and_then(|author| {
             self.check_writer(&author, self.state.device, seq, &name)?;
             let (segment_key, _) = self.generation_keys(&author, &name)?;
-            open_segment(&segment_key, self.vault, self.state.device, seq, &mut body)
+            Ok(open_segment(
+                &segment_key,
+                self.vault,
+                self.state.device,
+                seq,
+                &mut body,
+            )?)
         });
         match opened {
             Ok(segment) => {

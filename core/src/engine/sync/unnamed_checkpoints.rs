@@ -8,6 +8,7 @@
 
 use super::{Pending, SyncRun, MAX_LIST_PAGES};
 use crate::checkpoint::{self, checkpoint_name, parse_checkpoint_name, CHECKPOINT_FOLDER};
+use crate::crypto::Unopened;
 use crate::engine::Engine;
 use crate::error::{Category, Result};
 use crate::http::{Method, RequestKind, Response};
@@ -80,7 +81,9 @@ impl Engine {
             .iter()
             .filter_map(|(key, _)| parse_checkpoint_name(key.strip_prefix(&prefix)?))
             .filter(|(d, n)| {
-                self.unnamed_and_newer(*d, *n) && !run.tried_checkpoints.contains(&(*d, *n))
+                self.unnamed_and_newer(*d, *n)
+                    && !run.tried_checkpoints.contains(&(*d, *n))
+                    && !self.refused_checkpoints.contains(&(*d, *n))
             })
             .collect();
         let left = run.unnamed_checkpoints.get_or_insert_with(Vec::new);
@@ -111,15 +114,24 @@ impl Engine {
             Err(e) if e.category() == Category::NotFound => return,
             Err(e) => return run.report.errors.push(e),
         };
-        let opened = self.unsign(&name, &mut body).and_then(|author| {
-            let (_, key) = self.generation_keys(&author, &name)?;
-            let checkpoint = checkpoint::open(&key, self.vault, writer, number, body)?;
-            self.check_checkpoint(&author, writer, &checkpoint.covers, &name)?;
-            Ok(checkpoint)
-        });
+        let opened = self
+            .unsign(&name, &mut body)
+            .and_then(|author| Ok((self.generation_keys(&author, &name)?.1, author)))
+            .map_err(Unopened::Unauthentic)
+            .and_then(|(key, author)| {
+                let checkpoint = checkpoint::open(&key, self.vault, writer, number, body)?;
+                self.check_checkpoint(&author, writer, &checkpoint.covers, &name)
+                    .map_err(Unopened::Unauthentic)?;
+                Ok(checkpoint)
+            });
         let checkpoint = match opened {
             Ok(c) => c,
-            Err(e) => return run.report.errors.push(e),
+            // Sealed so by its writer: not asked for again by this process.
+            Err(Unopened::Sealed(e)) => {
+                self.refused_checkpoints.insert((writer, number));
+                return run.report.errors.push(e);
+            }
+            Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
         };
         let helps = self.stranded().iter().any(|(device, pruned)| {
             let covered = checkpoint.covers.iter().find(|(d, _)| d == device);
