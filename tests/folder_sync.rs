@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
-use bucketsync::{HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
+use bucketsync::{Error, HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
 use futures::executor::block_on;
 
 /// The folder bucket, running `before` once, just before the first segment PUT.
@@ -366,4 +366,75 @@ fn a_file_deleted_after_a_sync_whose_push_failed_stays_deleted() {
     assert!(!on_b.join("todo.txt").exists(), "the deletion stands here");
     sync_folder(&a, &on_a, &FolderBucket);
     assert!(!on_a.join("todo.txt").exists(), "and there");
+}
+
+#[test]
+fn a_sync_that_would_delete_most_of_a_folder_stops_until_confirmed_on_each_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    for n in 0..11 {
+        std::fs::write(on_a.join(format!("note{n}.txt")), format!("note {n}")).unwrap();
+    }
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+    let count = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".txt")
+            })
+            .count()
+    };
+    assert_eq!(count(&on_b), 12);
+
+    // a's folder looks emptied (a drive not mounted, a script gone wrong): 11 of its 12 files.
+    for n in 0..11 {
+        std::fs::remove_file(on_a.join(format!("note{n}.txt"))).unwrap();
+    }
+    let sync = |s: &Session, d: &Path| {
+        block_on(s.sync_folder(
+            d,
+            "shared",
+            &[],
+            &FolderBucket,
+            DEFAULT_CONCURRENCY,
+            |_, _| {},
+        ))
+    };
+    match sync(&a, &on_a) {
+        Err(Error::FolderMassDeletion {
+            deleting: 11,
+            files: 12,
+            here: false,
+            limit_percent: 50,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Nothing changed: b still gets every file.
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(count(&on_b), 12);
+
+    // a's user confirms: the deletions go to the vault.
+    a.confirm_deletions().unwrap();
+    let report = sync(&a, &on_a).unwrap();
+    assert_eq!(report.deleted_there, 11, "{report:?}");
+    // b is stopped too before it deletes most of its folder, and goes on once confirmed.
+    match sync(&b, &on_b) {
+        Err(Error::FolderMassDeletion {
+            deleting: 11,
+            here: true,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(count(&on_b), 12);
+    b.confirm_deletions().unwrap();
+    assert_eq!(sync(&b, &on_b).unwrap().deleted_here, 11);
+    assert_eq!(count(&on_b), 1);
 }

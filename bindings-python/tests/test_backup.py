@@ -109,3 +109,20 @@ def test_a_folder_syncs_both_ways(tmp_path):
         # ANCHOR_END: sync_folder
         with pytest.raises(bucketsync.ConfigError, match="nothing was synced"):
             a.sync_folder(tmp_path / "missing", name="shared")
+
+
+def test_a_folder_sync_deleting_most_files_stops_until_confirmed(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for n in range(12):
+        (folder / f"{n}.txt").write_text(f"note {n}")
+    with Vault.create(store, key, state=tmp_path / "a.state") as a:
+        assert a.sync_folder(folder, name="notes").uploaded == 12
+        for n in range(10):
+            (folder / f"{n}.txt").unlink()
+        with pytest.raises(bucketsync.ConflictError, match="would delete 10 of its 12 files"):
+            a.sync_folder(folder, name="notes")
+        a.confirm_deletions()
+        assert a.sync_folder(folder, name="notes").deleted_there == 10

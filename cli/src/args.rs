@@ -408,6 +408,14 @@ pub struct FolderArgs {
     /// Sync again and again, this long apart (`30s`, `5m`); Ctrl-C stops.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<Duration>,
+    /// Stop, changing nothing, when a sync would delete more than this share of the folder's
+    /// files (on this device, or in the vault), once at least 10 would go.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_delete: u8,
+    /// Go on past `--max-delete` this once: the deletions were meant.
+    #[arg(long)]
+    pub confirm_deletions: bool,
 }
 
 /// The options of `signer`.

@@ -85,8 +85,23 @@ pub async fn folder(g: &Global, out: Output, args: &FolderArgs) -> Result<(), Fa
         None => bucketsync::backup::default_name(&args.dir)?,
     };
     let vault = vault::open_existing(g)?;
+    vault
+        .session
+        .set_mass_deletion_limit(Some(args.max_delete))?;
+    if args.confirm_deletions {
+        vault.session.confirm_deletions()?;
+    }
     loop {
-        let report = once(&vault, args, &name, out).await?;
+        let report = match once(&vault, args, &name, out).await {
+            Err(Failure::Core(e @ bucketsync::Error::FolderMassDeletion { .. })) => {
+                out.warn(
+                    "if the deletions were meant, run again with --confirm-deletions \
+                     (or set --max-delete)",
+                );
+                return Err(Failure::Core(e));
+            }
+            outcome => outcome?,
+        };
         out.result(
             || match args.every {
                 Some(_) => format!("{}  {}", time(now_ms()), report_text(&report)),

@@ -211,3 +211,45 @@ fn excluded_paths_are_neither_sent_nor_fetched() {
         "nothing deleted for an exclusion"
     );
 }
+
+#[test]
+fn a_sync_deleting_most_of_a_folder_stops_until_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    a.json(&["init"]);
+    let on_a = dir.path().join("a");
+    std::fs::create_dir_all(&on_a).unwrap();
+    for n in 0..12 {
+        std::fs::write(on_a.join(format!("{n}.txt")), format!("note {n}")).unwrap();
+    }
+    assert_eq!(a.folder(&on_a)["uploaded"], 12);
+    for n in 0..10 {
+        std::fs::remove_file(on_a.join(format!("{n}.txt"))).unwrap();
+    }
+    let args = ["folder", on_a.to_str().unwrap(), "--as", "shared"];
+    // 10 of 12 is past the default 50%: stopped, exit code 8 (conflict), with the way on.
+    let stopped = a.json_output(&args);
+    assert_eq!(stopped.status.code(), Some(8), "{}", show(&stopped));
+    let said = show(&stopped);
+    assert!(said.contains("would delete 10 of its 12 files"), "{said}");
+    let told = a.run(&args);
+    assert!(
+        show(&told).contains("--confirm-deletions"),
+        "{}",
+        show(&told)
+    );
+    // Nothing was deleted in the vault meanwhile; confirmed, the deletions go.
+    let confirmed = a.json(&[&args[..], &["--confirm-deletions"]].concat());
+    assert_eq!(confirmed["deleted_there"], 10, "{confirmed}");
+    // A higher limit lets such a sync through as well.
+    for n in 0..10 {
+        std::fs::write(on_a.join(format!("{n}.txt")), format!("again {n}")).unwrap();
+    }
+    assert_eq!(a.folder(&on_a)["uploaded"], 10);
+    for n in 0..10 {
+        std::fs::remove_file(on_a.join(format!("{n}.txt"))).unwrap();
+    }
+    let raised = a.json(&[&args[..], &["--max-delete", "90"]].concat());
+    assert_eq!(raised["deleted_there"], 10, "{raised}");
+}

@@ -181,6 +181,21 @@ pub enum Error {
         /// The guard's limit, in percent of the live keys.
         limit_percent: u8,
     },
+    /// A folder sync would delete more of the folder's files, on this device or in the vault,
+    /// than the mass-deletion guard allows: it changed nothing.
+    FolderMassDeletion {
+        /// The folder's name in the vault.
+        folder: String,
+        /// Files the sync would delete.
+        deleting: u64,
+        /// Files of the folder as last synced.
+        files: u64,
+        /// Whether they would be deleted on this device (deleted elsewhere), rather than in
+        /// the vault (deleted here).
+        here: bool,
+        /// The guard's limit, in percent of the files.
+        limit_percent: u8,
+    },
 }
 
 impl Error {
@@ -198,7 +213,9 @@ impl Error {
             Error::NoVault { .. } => Category::NotFound,
             Error::ClockAhead { .. } => Category::Clock,
             Error::Access(_) => Category::Access,
-            Error::VaultExists { .. } | Error::MassDeletion { .. } => Category::Conflict,
+            Error::VaultExists { .. }
+            | Error::MassDeletion { .. }
+            | Error::FolderMassDeletion { .. } => Category::Conflict,
         }
     }
 
@@ -336,6 +353,17 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "this push would delete {deleting} of the {live} live keys, more than the {limit_percent}% the mass-deletion guard allows; nothing was pushed. Confirm the deletion to push it"
+            ),
+            Error::FolderMassDeletion {
+                folder,
+                deleting,
+                files,
+                here,
+                limit_percent,
+            } => write!(
+                f,
+                "syncing the folder {folder:?} would delete {deleting} of its {files} files {}, more than the {limit_percent}% the mass-deletion guard allows; nothing was changed. Confirm the deletion to go on",
+                if *here { "on this device (deleted elsewhere)" } else { "in the vault (deleted here)" }
             ),
         }
     }

@@ -413,9 +413,10 @@ impl World {
         let run =
             || block_on(session.sync_folder(&device.dir, FOLDER, &[], &transport, 4, |_, _| {}));
         let mut outcome = run();
-        if let Err(Error::MassDeletion { .. }) = outcome {
-            // The guard stops a push that deletes most of the vault (a folder of a few files
-            // deleted whole does): the user reads why and tells it to go on.
+        if let Err(Error::MassDeletion { .. } | Error::FolderMassDeletion { .. }) = outcome {
+            // The guard stops a sync that deletes most of the folder, and a push that deletes
+            // most of the vault (a folder of a few files deleted whole does): the user reads
+            // why and tells it to go on.
             MASS_DELETIONS.fetch_add(1, Ordering::Relaxed);
             session.confirm_deletions().unwrap();
             *transport.budget.lock().unwrap() = None;

@@ -28,6 +28,7 @@ pub use sync::compact::{
 use sync::SyncRun;
 #[cfg(feature = "driver")]
 pub(crate) use sync::HINT_NAME;
+pub(crate) use sync::MASS_DELETION_MIN_KEYS;
 
 /// Where the engine is in its life: one state, never a combination.
 enum Lifecycle {
@@ -375,6 +376,16 @@ impl Engine {
     /// Lets the next sync push its deletions past the mass-deletion guard.
     pub fn confirm_deletions(&mut self) {
         self.deletions_confirmed = true;
+    }
+
+    /// The mass-deletion guard's limit in percent (`None`: off).
+    pub fn mass_deletion_limit(&self) -> Option<u8> {
+        self.mass_deletion_limit
+    }
+
+    /// Whether deletions past the mass-deletion guard were confirmed for the next sync.
+    pub fn deletions_confirmed(&self) -> bool {
+        self.deletions_confirmed
     }
 
     /// This device's human name, written into its manifest.

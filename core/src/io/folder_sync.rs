@@ -34,6 +34,7 @@ use super::backup::{
     set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
 use super::folder_decision::{decide, Action, Questions, Views};
+use crate::engine::MASS_DELETION_MIN_KEYS;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
@@ -274,6 +275,9 @@ impl Session {
                 base.name
             )));
         }
+        // Read before the pull, which ends what a confirmation allowed.
+        let (limit, confirmed) =
+            self.read(|e| (e.mass_deletion_limit(), e.deletions_confirmed()))?;
         // A pull that met errors may not have brought in everything: no deletion here follows
         // from it.
         let pulled_whole = self
@@ -376,7 +380,8 @@ impl Session {
             just_deferred: false,
             sent: BTreeSet::new(),
         };
-        let mut return_base = false;
+        // What to do with each path, decided before anything is done.
+        let mut plan: Vec<(String, Action)> = Vec::new();
         for rel in paths {
             if excluded(&rel) {
                 if let Some(b) = base.entries.get(&rel) {
@@ -403,6 +408,17 @@ impl Session {
                 vault: r.map(|(entry, _)| entry),
             };
             let action = decide(&views, &mut questions);
+            plan.push((rel, action));
+        }
+        if !confirmed {
+            if let Some(limit) = limit {
+                guard_deletions(name, &base, &plan, limit)?;
+            }
+        }
+        let mut return_base = false;
+        for (rel, action) in plan {
+            let b = base.entries.get(&rel);
+            let r = remote.get(&rel);
             // The hash our version replaces (or the last one deleted there), for whoever
             // reads our change.
             let parent = b
@@ -510,6 +526,10 @@ impl Session {
             sent,
         };
         written(unsent, pending).write(dir)?;
+        if confirmed {
+            // What was confirmed for this folder goes through the vault-wide guard too.
+            self.confirm_deletions()?;
+        }
         self.sync(transport, concurrency, |_| {}).await?;
         if self.read(|e| e.unpushed())? == 0 {
             written(next, BTreeMap::new()).write(dir)?;
@@ -595,6 +615,38 @@ fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> b
             return walked.read_whole.contains(folder);
         }
     }
+}
+
+/// The mass-deletion guard for a folder: a plan that deletes more than `limit` percent of the
+/// files last synced (and at least [`MASS_DELETION_MIN_KEYS`]), on this device or in the
+/// vault, is not carried out.
+fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8) -> Result<()> {
+    let is_file = |rel: &str| {
+        base.entries
+            .get(rel)
+            .is_some_and(|b| b.kind != EntryKind::Dir)
+    };
+    let files = base
+        .entries
+        .values()
+        .filter(|b| b.kind != EntryKind::Dir)
+        .count() as u64;
+    for (here, deleting) in [(true, Action::DeleteHere), (false, Action::DeleteThere)] {
+        let count = plan
+            .iter()
+            .filter(|(rel, action)| *action == deleting && is_file(rel))
+            .count() as u64;
+        if count >= MASS_DELETION_MIN_KEYS && count * 100 > u64::from(limit) * files {
+            return Err(Error::FolderMassDeletion {
+                folder: name.to_owned(),
+                deleting: count,
+                files,
+                here,
+                limit_percent: limit,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What the decision asks of one path, answered from the disk and the vault's history.

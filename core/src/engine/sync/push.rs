@@ -11,7 +11,7 @@ use super::{Pending, SyncRun, MAX_PUSH_CONFLICTS};
 
 /// The mass-deletion guard lets pushes that delete fewer keys than this through whatever their
 /// share: deleting 3 of 4 notes is an ordinary day.
-const MASS_DELETION_MIN_KEYS: u64 = 10;
+pub(crate) const MASS_DELETION_MIN_KEYS: u64 = 10;
 /// The store is asked whether it refuses a second create this often...
 const CREATE_CHECK_EVERY_MS: u64 = 30 * 86_400_000;
 /// ...with a segment no larger than this (the check sends it again).
