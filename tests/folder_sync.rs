@@ -237,6 +237,35 @@ fn edits_of_the_same_size_and_time_on_two_devices_are_both_kept() {
     assert_eq!(edits, ["a's edit!", "b's edit!"], "{on_a:?}");
 }
 
+/// A conflict between edits of the same size and time, settled by the user the usual way:
+/// the copy moved over the name. The file under the name then has the size and time the base
+/// holds for the other edit; the move must still count as a change, or the two devices keep
+/// different files for good (and a later edit elsewhere overwrites the moved one unseen).
+#[test]
+fn a_conflict_copy_moved_over_the_name_is_a_change_after_a_same_size_and_time_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "version 0");
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+    std::fs::write(on_a.join("todo.txt"), "a's edit!").unwrap();
+    std::fs::write(on_b.join("todo.txt"), "b's edit!").unwrap();
+    set_mtime(&on_a.join("todo.txt"), when);
+    set_mtime(&on_b.join("todo.txt"), when);
+    sync_folder(&a, &on_a, &FolderBucket);
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    sync_folder(&a, &on_a, &FolderBucket);
+    let copy = &copies[0];
+    // On a, the user keeps the copy's edit under the name.
+    let kept = std::fs::read_to_string(on_a.join(copy)).unwrap();
+    std::fs::rename(on_a.join(copy), on_a.join("todo.txt")).unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+    for on in [&on_a, &on_b] {
+        assert_eq!(std::fs::read_to_string(on.join("todo.txt")).unwrap(), kept);
+        assert!(!on.join(copy).exists());
+    }
+}
+
 /// Sets `path`'s modification time `ms` milliseconds after the epoch (edits in a test come
 /// within one millisecond: their times are made distinct).
 fn touch(path: &Path, ms: u64) {

@@ -18,6 +18,7 @@ use bucketsync::{
 };
 
 mod auto_sync;
+mod folders;
 mod records;
 mod sharing;
 

@@ -612,6 +612,71 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             check(java.nio.file.Files.readAllBytes(out).contentEquals(java.nio.file.Files.readAllBytes(path)), "$k reads back equal")
         }
     },
+    "folders: a phone's photos backed up and restored elsewhere, a folder synced both ways, a mass deletion stopped" to {
+        val key = VaultKey.generate()
+        val phone = Vault.open(store("kotlin", "folders/"), key, device = "phone", credentials = creds(), create = true)
+        val laptop = Vault.open(store("kotlin", "folders/"), key, device = "laptop", credentials = creds())
+        val root = java.nio.file.Files.createTempDirectory(scratch, "bucketsync-folders")
+        val photos = java.nio.file.Files.createDirectories(root.resolve("DCIM/Camera"))
+        for (i in 1..3) {
+            val data = ByteArray(200_000 + i).also { java.util.Random(40L + i).nextBytes(it) }
+            java.nio.file.Files.write(photos.resolve("IMG_000$i.jpg"), data)
+        }
+        val dcim = root.resolve("DCIM").toString()
+        // ANCHOR: folders
+        // Back the phone's photos up: only what changed since the last backup is sent.
+        val seen = java.util.Collections.synchronizedSet(mutableSetOf<String>())
+        val listener = object : FolderListener {
+            override fun onProgress(path: String, progress: FileProgress) { seen.add(path) }
+        }
+        val backup = phone.backupFolder(dcim, name = "photos", listener = listener)
+        check(backup.filesStored == 3UL && backup.errors.isEmpty(), "$backup")
+        phone.sync()
+        // On another device: the same tree, byte for byte.
+        laptop.sync()
+        val restored = laptop.restoreFolder(root.resolve("restored").toString(), name = "photos")
+        check(restored.filesWritten == 3UL && restored.errors.isEmpty(), "$restored")
+        // ANCHOR_END: folders
+        check(seen == setOf("Camera/IMG_0001.jpg", "Camera/IMG_0002.jpg", "Camera/IMG_0003.jpg"), "progress named each photo: $seen")
+        for (i in 1..3) {
+            val name = "Camera/IMG_000$i.jpg"
+            check(java.nio.file.Files.readAllBytes(root.resolve("restored/$name")).contentEquals(
+                java.nio.file.Files.readAllBytes(root.resolve("DCIM/$name"))), "$name restored equal")
+        }
+        check(laptop.backups() == listOf("photos"), "${laptop.backups()}")
+        // A second backup of an unchanged folder sends nothing; a dry run changes nothing.
+        check(phone.backupFolder(dcim, name = "photos").filesUnchanged == 3UL, "unchanged")
+        java.nio.file.Files.write(photos.resolve("IMG_0004.jpg"), ByteArray(1000) { 4 })
+        val dry = phone.backupFolder(dcim, name = "photos", options = BackupOptions(dryRun = true))
+        check(dry.dryRun && dry.filesNew == 1UL, "$dry")
+        check(phone.backupFolder(dcim, name = "photos", options = BackupOptions(dryRun = true)).filesNew == 1UL, "the dry run stored nothing")
+        // Two-way: an edit on each side reaches the other.
+        val onPhone = java.nio.file.Files.createDirectories(root.resolve("notes-phone"))
+        val onLaptop = java.nio.file.Files.createDirectories(root.resolve("notes-laptop"))
+        java.nio.file.Files.writeString(onPhone.resolve("todo.txt"), "milk")
+        check(phone.syncFolder(onPhone.toString(), name = "notes").uploaded == 1UL, "sent")
+        check(laptop.syncFolder(onLaptop.toString(), name = "notes").downloaded == 1UL, "received")
+        java.nio.file.Files.writeString(onLaptop.resolve("todo.txt"), "milk, eggs")
+        laptop.syncFolder(onLaptop.toString(), name = "notes")
+        val back = phone.syncFolder(onPhone.toString(), name = "notes")
+        check(back.downloaded == 1UL && back.conflicts.isEmpty(), "$back")
+        check(java.nio.file.Files.readString(onPhone.resolve("todo.txt")) == "milk, eggs", "the laptop's edit reached the phone")
+        // Deleting most of a folder stops, changing nothing, until confirmed.
+        for (i in 1..11) java.nio.file.Files.writeString(onPhone.resolve("n$i.txt"), "note $i")
+        phone.syncFolder(onPhone.toString(), name = "notes")
+        for (i in 1..11) java.nio.file.Files.delete(onPhone.resolve("n$i.txt"))
+        try {
+            phone.syncFolder(onPhone.toString(), name = "notes")
+            check(false, "deleted 11 of 12 files without asking")
+        } catch (e: BucketsyncException.Conflict) {
+            check(e.message!!.contains("would delete 11 of its 12 files"), "${e.message}")
+        }
+        phone.confirmDeletions()
+        check(phone.syncFolder(onPhone.toString(), name = "notes").deletedThere == 11UL, "confirmed")
+        // A folder that is not there is a Config error.
+        try { phone.syncFolder(root.resolve("missing").toString(), name = "notes"); check(false, "synced a missing folder") }
+        catch (e: BucketsyncException.Config) { check(e.message!!.contains("nothing was synced"), "${e.message}") }
+    },
     "files: an InputStream goes up in chunks, another device reads it into an OutputStream; a failing stream stores nothing" to {
         val key = VaultKey.generate()
         val a = Vault.open(store("kotlin", "streams/"), key, credentials = creds(), create = true)

@@ -333,6 +333,82 @@ final class VaultTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: absent.path))
     }
 
+    /// Notes the paths a folder call reports progress for.
+    final class PathsSeen: FolderListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private var paths: Set<String> = []
+        func onProgress(path: String, progress: FileProgress) {
+            lock.withLock { _ = paths.insert(path) }
+        }
+        var seen: Set<String> { lock.withLock { paths } }
+    }
+
+    func testFoldersBackUpPhotosRestoreElsewhereAndSyncBothWays() async throws {
+        let key = try VaultKey.generate()
+        let phone = try Vault.open(store: store("swift", "folders/"), key: key, device: "phone", credentials: try creds(), create: true)
+        let laptop = try Vault.open(store: store("swift", "folders/"), key: key, device: "laptop", credentials: try creds())
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("bucketsync-folders-\(UUID().uuidString)")
+        let camera = root.appendingPathComponent("DCIM/Camera")
+        try FileManager.default.createDirectory(at: camera, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        for i in 1...3 {
+            let data = Data((0..<(200_000 + i)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            try data.write(to: camera.appendingPathComponent("IMG_000\(i).jpg"))
+        }
+        let dcim = root.appendingPathComponent("DCIM").path
+        let progress = PathsSeen()
+        // ANCHOR: folders
+        // Back the phone's photos up: only what changed since the last backup is sent.
+        let backup = try await phone.backupFolder(folder: dcim, name: "photos", listener: progress)
+        XCTAssertEqual(backup.filesStored, 3)
+        XCTAssertTrue(backup.errors.isEmpty, "\(backup.errors)")
+        _ = try await phone.sync()
+        // On another device: the same tree, byte for byte.
+        _ = try await laptop.sync()
+        let restoredTo = root.appendingPathComponent("restored")
+        let restored = try await laptop.restoreFolder(to: restoredTo.path, name: "photos")
+        XCTAssertEqual(restored.filesWritten, 3)
+        // ANCHOR_END: folders
+        XCTAssertEqual(progress.seen, ["Camera/IMG_0001.jpg", "Camera/IMG_0002.jpg", "Camera/IMG_0003.jpg"])
+        for i in 1...3 {
+            let name = "Camera/IMG_000\(i).jpg"
+            XCTAssertEqual(try Data(contentsOf: restoredTo.appendingPathComponent(name)),
+                           try Data(contentsOf: root.appendingPathComponent("DCIM/\(name)")))
+        }
+        XCTAssertEqual(try laptop.backups(), ["photos"])
+        // A dry run changes nothing.
+        try Data(repeating: 4, count: 1000).write(to: camera.appendingPathComponent("IMG_0004.jpg"))
+        let dry = try await phone.backupFolder(folder: dcim, name: "photos", options: BackupOptions(dryRun: true))
+        XCTAssertTrue(dry.dryRun)
+        XCTAssertEqual(dry.filesNew, 1)
+        let again = try await phone.backupFolder(folder: dcim, name: "photos", options: BackupOptions(dryRun: true))
+        XCTAssertEqual(again.filesNew, 1, "the dry run stored nothing")
+        // Two-way: an edit on the laptop reaches the phone.
+        let onPhone = root.appendingPathComponent("notes-phone")
+        let onLaptop = root.appendingPathComponent("notes-laptop")
+        for dir in [onPhone, onLaptop] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        try Data("milk".utf8).write(to: onPhone.appendingPathComponent("todo.txt"))
+        let sent = try await phone.syncFolder(folder: onPhone.path, name: "notes")
+        XCTAssertEqual(sent.uploaded, 1)
+        let got = try await laptop.syncFolder(folder: onLaptop.path, name: "notes")
+        XCTAssertEqual(got.downloaded, 1)
+        try Data("milk, eggs".utf8).write(to: onLaptop.appendingPathComponent("todo.txt"))
+        _ = try await laptop.syncFolder(folder: onLaptop.path, name: "notes")
+        let back = try await phone.syncFolder(folder: onPhone.path, name: "notes")
+        XCTAssertEqual(back.downloaded, 1)
+        XCTAssertTrue(back.conflicts.isEmpty)
+        XCTAssertEqual(try String(contentsOf: onPhone.appendingPathComponent("todo.txt"), encoding: .utf8), "milk, eggs")
+        // A folder that is not there is a Config error.
+        do {
+            _ = try await phone.syncFolder(folder: root.appendingPathComponent("missing").path, name: "notes")
+            XCTFail("synced a missing folder")
+        } catch BucketsyncError.Config(let message) {
+            XCTAssertTrue(message.contains("nothing was synced"), message)
+        }
+    }
+
     /// Notes the keys a putFiles reports progress for, and runs `then` after each call.
     final class FilesProgress: FilesListener, @unchecked Sendable {
         private let lock = NSLock()

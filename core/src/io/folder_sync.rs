@@ -160,6 +160,22 @@ impl Base {
     }
 }
 
+/// A conflict copy with the size and time of the version that keeps the name would, moved
+/// over it by a user (the usual way to settle a conflict), look like that version unchanged:
+/// its time is set 1 ms later, on every device alike (the copy's entry carries it).
+fn set_apart(copy_path: &Path, copy: &mut Entry, name: &Entry) -> Result<()> {
+    if copy.kind == EntryKind::File
+        && name.kind == EntryKind::File
+        && copy.size == name.size
+        && copy.mtime_ms == name.mtime_ms
+    {
+        copy.mtime_ms += 1;
+        set_times_and_mode(copy_path, copy)
+            .map_err(|e| local_error(copy_path, "cannot set the time of", e))?;
+    }
+    Ok(())
+}
+
 /// Lowercase hex, as content hashes are written in entries.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -1159,8 +1175,9 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         if ours_win {
             // Theirs is kept as the copy: fetched under the copy's name, then sent as a new path.
             let copy = conflict_name(rel, their_label, theirs.mtime_ms);
-            let fetched = self.download_as(rel, &copy, theirs).await?;
+            let mut fetched = self.download_as(rel, &copy, theirs).await?;
             let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
+            set_apart(&copy_path, &mut fetched, &local.entry)?;
             let sent = self.upload_as(&copy, &copy_path, &fetched, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
@@ -1173,7 +1190,9 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
             std::fs::rename(&local.path, &copy_path)
                 .map_err(|e| local_error(&local.path, "cannot rename", e))?;
-            let sent = self.upload_as(&copy, &copy_path, &local.entry, "").await?;
+            let mut ours = local.entry.clone();
+            set_apart(&copy_path, &mut ours, theirs)?;
+            let sent = self.upload_as(&copy, &copy_path, &ours, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
             // Read now, not with the batch: the name is empty until theirs is in place.
