@@ -12,6 +12,7 @@ use std::path::Path;
 use bucketsync::backup::{BackupOptions, Entry, EntryKind, RestoreOptions};
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
+use bucketsync::folder_sync::FolderOptions;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{OpenMode, VaultKey};
 use futures::executor::block_on;
@@ -179,7 +180,7 @@ fn a_synced_folder_carries_links_as_they_were() {
         let report = block_on(session.sync_folder(
             folder,
             "shared",
-            &[],
+            &FolderOptions::default(),
             &FolderBucket,
             DEFAULT_CONCURRENCY,
             |_, _| {},

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bucketsync::driver::{Transport, DEFAULT_CONCURRENCY};
 use bucketsync::folder::FolderBucket;
+use bucketsync::folder_sync::FolderOptions;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
 use futures::executor::block_on;
@@ -44,9 +45,15 @@ fn open(store: &str, key: &VaultKey, name: &str, mode: OpenMode) -> Session {
 }
 
 fn sync_folder<T: Transport>(session: &Session, dir: &Path, t: &T) -> Vec<String> {
-    let report =
-        block_on(session.sync_folder(dir, "shared", &[], t, DEFAULT_CONCURRENCY, |_, _| {}))
-            .unwrap();
+    let report = block_on(session.sync_folder(
+        dir,
+        "shared",
+        &FolderOptions::default(),
+        t,
+        DEFAULT_CONCURRENCY,
+        |_, _| {},
+    ))
+    .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     report.conflicts
 }
@@ -169,7 +176,7 @@ fn a_new_device_reads_a_folder_of_small_files_by_pack() {
     let report = block_on(b.sync_folder(
         &on_b,
         "shared",
-        &[],
+        &FolderOptions::default(),
         &counting,
         DEFAULT_CONCURRENCY,
         |_, _| {},
@@ -363,7 +370,14 @@ fn an_edit_whose_push_failed_survives_a_deletion_made_elsewhere_meanwhile() {
     // b edits; its sync sends the file, and the push that ends it fails.
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     touch(&on_b.join("todo.txt"), 1_900_000_000_000);
-    let failed = block_on(b.sync_folder(&on_b, "shared", &[], &NoPublish, 4, |_, _| {}));
+    let failed = block_on(b.sync_folder(
+        &on_b,
+        "shared",
+        &FolderOptions::default(),
+        &NoPublish,
+        4,
+        |_, _| {},
+    ));
     assert!(failed.is_err(), "{failed:?}");
     // Meanwhile a deletes the file.
     std::fs::remove_file(on_a.join("todo.txt")).unwrap();
@@ -387,7 +401,14 @@ fn a_file_deleted_after_a_sync_whose_push_failed_stays_deleted() {
     let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     touch(&on_b.join("todo.txt"), 1_900_000_000_000);
-    let failed = block_on(b.sync_folder(&on_b, "shared", &[], &NoPublish, 4, |_, _| {}));
+    let failed = block_on(b.sync_folder(
+        &on_b,
+        "shared",
+        &FolderOptions::default(),
+        &NoPublish,
+        4,
+        |_, _| {},
+    ));
     assert!(failed.is_err(), "{failed:?}");
     // The user deletes the file; the next sync pushes the edit it had sent, then the deletion.
     std::fs::remove_file(on_b.join("todo.txt")).unwrap();
@@ -429,7 +450,7 @@ fn a_sync_that_would_delete_most_of_a_folder_stops_until_confirmed_on_each_side(
         block_on(s.sync_folder(
             d,
             "shared",
-            &[],
+            &FolderOptions::default(),
             &FolderBucket,
             DEFAULT_CONCURRENCY,
             |_, _| {},
@@ -466,4 +487,67 @@ fn a_sync_that_would_delete_most_of_a_folder_stops_until_confirmed_on_each_side(
     b.confirm_deletions().unwrap();
     assert_eq!(sync(&b, &on_b).unwrap().deleted_here, 11);
     assert_eq!(count(&on_b), 1);
+}
+
+#[test]
+fn a_dry_run_lists_what_a_sync_would_change_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    std::fs::write(on_a.join("todo.txt"), "a's edit").unwrap();
+    std::fs::write(on_a.join("new.txt"), "new on a").unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    std::fs::write(on_b.join("mine.txt"), "b's own").unwrap();
+    let base = std::fs::read(on_b.join(".bucketsync-folder")).unwrap();
+    let dry = |s: &Session, d: &Path| {
+        let options = FolderOptions {
+            dry_run: true,
+            ..FolderOptions::default()
+        };
+        block_on(s.sync_folder(d, "shared", &options, &FolderBucket, 4, |_, _| {})).unwrap()
+    };
+    let plan = dry(&b, &on_b);
+    assert!(plan.dry_run);
+    let changes: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|(path, change)| (path.as_str(), change.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("mine.txt", "upload"),
+            ("new.txt", "download"),
+            ("todo.txt", "download")
+        ]
+    );
+    assert_eq!((plan.uploaded, plan.downloaded), (1, 2));
+    // Nothing changed here, nor in the vault: a sees nothing of b's, and b's base is as it was.
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "v0"
+    );
+    assert!(!on_b.join("new.txt").exists());
+    assert_eq!(
+        std::fs::read(on_b.join(".bucketsync-folder")).unwrap(),
+        base
+    );
+    sync_folder(&a, &on_a, &FolderBucket);
+    assert!(!on_a.join("mine.txt").exists());
+    // The sync then does what the dry run said.
+    let done = block_on(b.sync_folder(
+        &on_b,
+        "shared",
+        &FolderOptions::default(),
+        &FolderBucket,
+        4,
+        |_, _| {},
+    ))
+    .unwrap();
+    assert!(!done.dry_run);
+    assert_eq!(done.changes, plan.changes);
+    assert_eq!((done.uploaded, done.downloaded), (1, 2));
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "a's edit"
+    );
 }

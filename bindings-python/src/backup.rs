@@ -167,21 +167,26 @@ pub struct FolderReport {
     pub deleted_there: u64,
     /// The conflict copies made (paths in the folder).
     pub conflicts: Vec<String>,
+    /// (path, change) for each path the sync changed (or, dry, would change), in path order:
+    /// "upload", "download", "delete-here", "delete-there" or "conflict".
+    pub changes: Vec<(String, &'static str)>,
     /// Request body bytes sent by file transfers.
     pub bytes_sent: u64,
     /// (path, bucketsync.Error) for each path that could not be synced.
     pub errors: Vec<(String, PyObject)>,
     /// Seconds it took.
     pub seconds: f64,
+    /// Nothing was changed: the counts, changes and conflicts are what would have been.
+    pub dry_run: bool,
 }
 
 #[pymethods]
 impl FolderReport {
     fn __repr__(&self) -> String {
         format!(
-            "FolderReport(name={:?}, uploaded={}, downloaded={}, deleted_here={}, deleted_there={}, conflicts={}, errors={})",
+            "FolderReport(name={:?}, uploaded={}, downloaded={}, deleted_here={}, deleted_there={}, conflicts={}, errors={}, dry_run={})",
             self.name, self.uploaded, self.downloaded, self.deleted_here, self.deleted_there,
-            self.conflicts.len(), self.errors.len()
+            self.conflicts.len(), self.errors.len(), if self.dry_run { "True" } else { "False" }
         )
     }
 }
@@ -199,9 +204,15 @@ impl FolderReport {
             deleted_here: r.deleted_here,
             deleted_there: r.deleted_there,
             conflicts: r.conflicts.clone(),
+            changes: r
+                .changes
+                .iter()
+                .map(|(path, change)| (path.clone(), change.as_str()))
+                .collect(),
             bytes_sent: r.bytes_sent,
             errors: errors(py, &r.errors)?,
             seconds: r.duration.as_secs_f64(),
+            dry_run: r.dry_run,
         })
     }
 }

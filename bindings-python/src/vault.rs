@@ -866,7 +866,11 @@ impl Vault {
     /// folder raises ConfigError and deletes nothing; a folder never synced here (no
     /// .bucketsync-folder in it) only receives. exclude: glob patterns left out on both
     /// sides. It pulls before and pushes after. progress(path, FileProgress) as in backup.
-    #[pyo3(signature = (folder, name = None, exclude = Vec::new(), progress = None))]
+    /// A sync that would delete more than the mass-deletion limit of the folder's files raises
+    /// ConflictError and changes nothing until confirm_deletions(). dry_run: decide every
+    /// path and change nothing; the report's changes list what would be done (the records
+    /// are still pulled first).
+    #[pyo3(signature = (folder, name = None, exclude = Vec::new(), progress = None, dry_run = false))]
     fn sync_folder(
         &self,
         py: Python<'_>,
@@ -874,17 +878,19 @@ impl Vault {
         name: Option<String>,
         exclude: Vec<String>,
         progress: Option<PyObject>,
+        dry_run: bool,
     ) -> PyResult<FolderReport> {
         let name = match name {
             Some(name) => name,
             None => bucketsync::backup::default_name(&folder).map_err(to_py)?,
         };
+        let options = bucketsync::folder_sync::FolderOptions { exclude, dry_run };
         let stop = Stop::default();
         let report = self.run(py, &stop, || {
             self.session.sync_folder(
                 &folder,
                 &name,
-                &exclude,
+                &options,
                 &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 path_progress(&self.session, progress.as_ref(), &stop),

@@ -122,6 +122,9 @@ def test_a_folder_sync_deleting_most_files_stops_until_confirmed(tmp_path):
         assert a.sync_folder(folder, name="notes").uploaded == 12
         for n in range(10):
             (folder / f"{n}.txt").unlink()
+        plan = a.sync_folder(folder, name="notes", dry_run=True)
+        assert plan.dry_run and plan.deleted_there == 10
+        assert plan.changes[:2] == [("0.txt", "delete-there"), ("1.txt", "delete-there")]
         with pytest.raises(bucketsync.ConflictError, match="would delete 10 of its 12 files"):
             a.sync_folder(folder, name="notes")
         a.confirm_deletions()

@@ -132,11 +132,23 @@ pub struct FolderReport {
     pub deleted_there: u64,
     /// The conflict copies made (`name (conflict DEVICE DATE).ext`, paths in the folder).
     pub conflicts: Vec<String>,
+    /// Each path the sync changed (or, dry, would change), in path order.
+    pub changes: Vec<PathChange>,
     pub bytes_sent: u64,
     pub chunks_uploaded: u64,
     pub chunks_reused: u64,
     pub errors: Vec<PathError>,
     pub seconds: f64,
+    /// Nothing was changed: the counts, changes and conflicts are what would have been.
+    pub dry_run: bool,
+}
+
+/// A path a folder sync changes, and how: `upload`, `download`, `delete-here`,
+/// `delete-there` or `conflict`.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct PathChange {
+    pub path: String,
+    pub change: String,
 }
 
 /// The folder's name as the core gives it when none is given (its last component).
@@ -271,14 +283,16 @@ impl Vault {
     /// `Config` error and deletes nothing; a folder never synced here only receives. A sync
     /// that would delete more than the vault's mass-deletion limit of the folder's files
     /// changes nothing and throws `Conflict` until `confirm_deletions`. `exclude`: glob
-    /// patterns left out on both sides.
-    #[uniffi::method(default(name = None, exclude = [], listener = None))]
+    /// patterns left out on both sides. `dry_run`: decide every path and change nothing; the
+    /// report's `changes` list what would be done (the records are still pulled first).
+    #[uniffi::method(default(name = None, exclude = [], listener = None, dry_run = false))]
     pub async fn sync_folder(
         &self,
         folder: String,
         name: Option<String>,
         exclude: Vec<String>,
         listener: Option<Arc<dyn FolderListener>>,
+        dry_run: bool,
     ) -> Result<FolderReport, BucketsyncError> {
         let dir = Path::new(&folder);
         let name = name_or_default(name, dir)?;
@@ -287,7 +301,7 @@ impl Vault {
             .sync_folder(
                 dir,
                 &name,
-                &exclude,
+                &bucketsync::folder_sync::FolderOptions { exclude, dry_run },
                 &*self.transport,
                 driver::DEFAULT_CONCURRENCY,
                 progress_to(listener),
@@ -300,11 +314,20 @@ impl Vault {
             deleted_here: r.deleted_here,
             deleted_there: r.deleted_there,
             conflicts: r.conflicts,
+            changes: r
+                .changes
+                .iter()
+                .map(|(path, change)| PathChange {
+                    path: path.clone(),
+                    change: change.as_str().to_owned(),
+                })
+                .collect(),
             bytes_sent: r.bytes_sent,
             chunks_uploaded: r.chunks_uploaded,
             chunks_reused: r.chunks_reused,
             errors: path_errors(&r.errors),
             seconds: r.duration.as_secs_f64(),
+            dry_run: r.dry_run,
         })
     }
 

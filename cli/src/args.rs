@@ -416,6 +416,10 @@ pub struct FolderArgs {
     /// Go on past `--max-delete` this once: the deletions were meant.
     #[arg(long)]
     pub confirm_deletions: bool,
+    /// Show what the sync would change, path by path, and change nothing (the records are
+    /// still pulled first).
+    #[arg(long, conflicts_with = "every")]
+    pub dry_run: bool,
 }
 
 /// The options of `signer`.

@@ -3,7 +3,7 @@
 
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::files::FileProgress;
-use bucketsync::folder_sync::FolderReport;
+use bucketsync::folder_sync::{FolderOptions, FolderReport};
 use serde_json::json;
 
 use crate::args::{FolderArgs, Global};
@@ -27,6 +27,11 @@ fn report_text(r: &FolderReport) -> String {
         r.errors.len(),
         r.duration.as_secs_f64()
     );
+    if r.dry_run {
+        for (path, change) in &r.changes {
+            text.push_str(&format!("\n  {:<12} {path}", change.as_str()));
+        }
+    }
     for copy in &r.conflicts {
         text.push_str(&format!("\n  conflict copy: {copy}"));
     }
@@ -45,6 +50,10 @@ fn report_json(name: &str, r: &FolderReport) -> serde_json::Value {
         "chunks_uploaded": r.chunks_uploaded,
         "chunks_reused": r.chunks_reused,
         "seconds": r.duration.as_secs_f64(),
+        "dry_run": r.dry_run,
+        "changes": r.changes.iter().map(|(path, change)| json!({
+            "path": path, "change": change.as_str(),
+        })).collect::<Vec<_>>(),
         "errors": r.errors.iter().map(|(path, e)| json!({
             "path": path, "category": e.category().as_str(), "message": e.to_string(),
         })).collect::<Vec<_>>(),
@@ -63,7 +72,10 @@ async fn once(
         vault.session.sync_folder(
             &args.dir,
             name,
-            &args.exclude,
+            &FolderOptions {
+                exclude: args.exclude.clone(),
+                dry_run: args.dry_run,
+            },
             &vault.transport,
             DEFAULT_CONCURRENCY,
             |path: &str, p: FileProgress| {
@@ -106,7 +118,12 @@ pub async fn folder(g: &Global, out: Output, args: &FolderArgs) -> Result<(), Fa
             || match args.every {
                 Some(_) => format!("{}  {}", time(now_ms()), report_text(&report)),
                 None => format!(
-                    "Synced {} as folder {name}: {}",
+                    "{} {} as folder {name}: {}",
+                    if report.dry_run {
+                        "Would sync (dry run, nothing changed)"
+                    } else {
+                        "Synced"
+                    },
                     args.dir.display(),
                     report_text(&report)
                 ),

@@ -228,6 +228,23 @@ fn a_sync_deleting_most_of_a_folder_stops_until_confirmed() {
         std::fs::remove_file(on_a.join(format!("{n}.txt"))).unwrap();
     }
     let args = ["folder", on_a.to_str().unwrap(), "--as", "shared"];
+    // A dry run lists the deletions, changes nothing, and is not stopped.
+    let dry = a.json(&[&args[..], &["--dry-run"]].concat());
+    assert_eq!(
+        (dry["dry_run"].as_bool(), dry["deleted_there"].as_u64()),
+        (Some(true), Some(10)),
+        "{dry}"
+    );
+    assert_eq!(
+        dry["changes"][0],
+        serde_json::json!({"path": "0.txt", "change": "delete-there"})
+    );
+    let told = a.ok(&[&args[..], &["--dry-run"]].concat());
+    assert!(
+        told.contains("Would sync (dry run, nothing changed)")
+            && told.contains("delete-there 9.txt"),
+        "{told}"
+    );
     // 10 of 12 is past the default 50%: stopped, exit code 8 (conflict), with the way on.
     let stopped = a.json_output(&args);
     assert_eq!(stopped.status.code(), Some(8), "{}", show(&stopped));

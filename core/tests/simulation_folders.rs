@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use bucketsync::driver::Transport;
 use bucketsync::folder::FolderBucket;
-use bucketsync::folder_sync::{FolderReport, BASE_FILE};
+use bucketsync::folder_sync::{FolderOptions, FolderReport, BASE_FILE};
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Category, Error, OpenMode, Request, Response, Timestamp, VaultKey};
 use futures::executor::block_on;
@@ -413,8 +413,16 @@ impl World {
         };
         let device = &self.devices[d];
         let session = device.session.as_ref().expect("open");
-        let run =
-            || block_on(session.sync_folder(&device.dir, FOLDER, &[], &transport, 4, |_, _| {}));
+        let run = || {
+            block_on(session.sync_folder(
+                &device.dir,
+                FOLDER,
+                &FolderOptions::default(),
+                &transport,
+                4,
+                |_, _| {},
+            ))
+        };
         let mut outcome = run();
         if let Err(Error::MassDeletion { .. } | Error::FolderMassDeletion { .. }) = outcome {
             // The guard stops a sync that deletes most of the folder, and a push that deletes

@@ -151,9 +151,11 @@ class FolderReport:
     deleted_here: int
     deleted_there: int
     conflicts: List[str]
+    changes: List[Tuple[str, str]]
     bytes_sent: int
     errors: List[Tuple[str, Error]]
     seconds: float
+    dry_run: bool
 
 class ExportReport:
     lines: int
@@ -380,6 +382,7 @@ class Vault:
         name: Optional[str] = None,
         exclude: Sequence[str] = (),
         progress: Optional[Callable[[str, FileProgress], None]] = None,
+        dry_run: bool = False,
     ) -> FolderReport: ...
     async def put_file_async(
         self,

@@ -665,6 +665,8 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         for (i in 1..11) java.nio.file.Files.writeString(onPhone.resolve("n$i.txt"), "note $i")
         phone.syncFolder(onPhone.toString(), name = "notes")
         for (i in 1..11) java.nio.file.Files.delete(onPhone.resolve("n$i.txt"))
+        val plan = phone.syncFolder(onPhone.toString(), name = "notes", dryRun = true)
+        check(plan.dryRun && plan.deletedThere == 11UL && plan.changes.all { it.change == "delete-there" }, "$plan")
         try {
             phone.syncFolder(onPhone.toString(), name = "notes")
             check(false, "deleted 11 of 12 files without asking")

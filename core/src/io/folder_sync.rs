@@ -51,9 +51,66 @@ const BASE_VERSION: u8 = 2;
 /// Where synced folders live: the folder named `<name>` has the root `folder/<name>/`.
 pub const FOLDERS: &str = "folder/";
 
+/// How to sync a folder.
+#[derive(Clone, Debug, Default)]
+pub struct FolderOptions {
+    /// Glob patterns (`*.tmp`, `node_modules`) of paths left out on both sides, matched
+    /// against the path below the folder and against the file name.
+    pub exclude: Vec<String>,
+    /// Decide every path, report what would be done (`changes`, and the counts), and change
+    /// nothing in the folder or its records (the mass-deletion guard does not stop it: the
+    /// deletions are in the report). The pull before deciding still runs (it brings in what
+    /// other devices did, and sends this replica's unpushed records).
+    pub dry_run: bool,
+}
+
+/// A change a folder sync makes to one path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FolderChange {
+    /// Sent to the vault (new or changed here).
+    Upload,
+    /// Written here from the vault.
+    Download,
+    /// Deleted here (deleted elsewhere).
+    DeleteHere,
+    /// Deleted in the vault (deleted here).
+    DeleteThere,
+    /// Changed on both sides: one version keeps the name, the other becomes a conflict copy.
+    Conflict,
+}
+
+impl FolderChange {
+    /// `upload`, `download`, `delete-here`, `delete-there` or `conflict`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderChange::Upload => "upload",
+            FolderChange::Download => "download",
+            FolderChange::DeleteHere => "delete-here",
+            FolderChange::DeleteThere => "delete-there",
+            FolderChange::Conflict => "conflict",
+        }
+    }
+
+    fn of(action: Action) -> Option<FolderChange> {
+        match action {
+            Action::Upload => Some(FolderChange::Upload),
+            Action::Download => Some(FolderChange::Download),
+            Action::DeleteHere => Some(FolderChange::DeleteHere),
+            Action::DeleteThere => Some(FolderChange::DeleteThere),
+            Action::Conflict { .. } => Some(FolderChange::Conflict),
+            Action::Keep | Action::Forget | Action::TakeVault => None,
+        }
+    }
+}
+
 /// What one folder sync did.
 #[derive(Clone, Debug, Default)]
 pub struct FolderReport {
+    /// The paths it decided to change, in path order, with the change (made or, dry, to be
+    /// made; a path that then failed is in `errors` too).
+    pub changes: Vec<(String, FolderChange)>,
+    /// Nothing was changed: the counts, changes and conflict copies are what would have been.
+    pub dry_run: bool,
     /// Paths sent to the vault (new or changed here; folders and links included).
     pub uploaded: u64,
     /// Paths written here from the vault.
@@ -237,9 +294,10 @@ fn conflict_name(rel: &str, device: &str, mtime_ms: u64) -> String {
 
 impl Session {
     /// Syncs the folder `dir` both ways with the folder `name` in the vault (under
-    /// `folder/<name>/`): pulls, applies changes made elsewhere here and changes made here to
-    /// the vault (conflicts as conflict copies), then pushes. See the module docs for the
-    /// rules. `progress` is called with each file's path and progress as it moves.
+    /// `folder/<name>/`): pulls, decides every path, applies changes made elsewhere here and
+    /// changes made here to the vault (conflicts as conflict copies), then pushes. See the
+    /// module docs for the rules, and [`FolderOptions`] for a dry run. `progress` is called
+    /// with each file's path and progress as it moves.
     ///
     /// # Errors
     /// `Config` when `dir` is missing or not a folder (nothing changes), or its base belongs
@@ -249,12 +307,13 @@ impl Session {
         &self,
         dir: &Path,
         name: &str,
-        exclude: &[String],
+        options: &FolderOptions,
         transport: &T,
         concurrency: usize,
         mut progress: impl FnMut(&str, FileProgress),
     ) -> Result<FolderReport> {
         let started = Instant::now();
+        let exclude = &options.exclude;
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(Error::Config(format!(
                 "folder name {name:?}: give a name that is not empty and has no '/'"
@@ -426,10 +485,41 @@ impl Session {
             let action = decide(&views, &mut questions);
             plan.push((rel, action));
         }
-        if !confirmed {
+        // A dry run shows the deletions instead.
+        if !confirmed && !options.dry_run {
             if let Some(limit) = limit {
                 guard_deletions(name, &base, &plan, limit)?;
             }
+        }
+        sync.report.changes = plan
+            .iter()
+            .filter_map(|(rel, action)| Some((rel.clone(), FolderChange::of(*action)?)))
+            .collect();
+        if options.dry_run {
+            let report = sync.report;
+            report.dry_run = true;
+            for (rel, action) in &plan {
+                match action {
+                    Action::Upload => report.uploaded += 1,
+                    Action::Download => report.downloaded += 1,
+                    Action::DeleteHere => report.deleted_here += 1,
+                    Action::DeleteThere => report.deleted_there += 1,
+                    Action::Conflict { ours_win } => {
+                        let (Some(l), Some((theirs, writer))) = (local.get(rel), remote.get(rel))
+                        else {
+                            continue;
+                        };
+                        report.conflicts.push(if *ours_win {
+                            conflict_name(rel, &label(*writer), theirs.mtime_ms)
+                        } else {
+                            conflict_name(rel, &label(me), l.entry.mtime_ms)
+                        });
+                    }
+                    Action::Keep | Action::Forget | Action::TakeVault => {}
+                }
+            }
+            report.duration = started.elapsed();
+            return Ok(std::mem::take(report));
         }
         let mut return_base = false;
         for (rel, action) in plan {
