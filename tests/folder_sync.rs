@@ -551,3 +551,60 @@ fn a_dry_run_lists_what_a_sync_would_change_and_changes_nothing() {
         "a's edit"
     );
 }
+
+#[test]
+fn a_file_deleted_in_a_synced_folder_comes_back_by_path_and_time() {
+    use bucketsync::backup::RestoreOptions;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let now = Arc::new(AtomicU64::new(1_900_000_000_000));
+    let clock = Arc::clone(&now);
+    let a = Session::open(SessionOptions {
+        device: Some("laptop"),
+        mode: OpenMode::Create,
+        clock: Arc::new(move || bucketsync::Timestamp(clock.load(Ordering::SeqCst))),
+        ..SessionOptions::new(&store, &key, StateLocation::Memory)
+    })
+    .unwrap();
+    let on_a = dir.path().join("a");
+    std::fs::create_dir_all(on_a.join("notes")).unwrap();
+    std::fs::write(on_a.join("notes/plan.txt"), "first plan").unwrap();
+    std::fs::write(on_a.join("notes/other.txt"), "other").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "todo").unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    let first = now.fetch_add(60_000, Ordering::SeqCst) + 30_000;
+    std::fs::write(on_a.join("notes/plan.txt"), "second plan").unwrap();
+    touch(&on_a.join("notes/plan.txt"), 1_900_000_060_000);
+    sync_folder(&a, &on_a, &FolderBucket);
+    now.fetch_add(60_000, Ordering::SeqCst);
+    std::fs::remove_file(on_a.join("notes/plan.txt")).unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+
+    // The plan as it was before its edit, and nothing else, into a folder of its own.
+    let to = dir.path().join("back");
+    let restore = |at_ms, only: &str| {
+        let options = RestoreOptions {
+            at_ms,
+            only: vec![only.to_owned()],
+            synced_folder: true,
+            ..RestoreOptions::default()
+        };
+        block_on(a.restore("shared", &to, &options, &FolderBucket, 4, |_, _| {})).unwrap()
+    };
+    let report = restore(Some(first), "notes/plan.txt");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.files_written, 1);
+    assert_eq!(
+        std::fs::read_to_string(to.join("notes/plan.txt")).unwrap(),
+        "first plan"
+    );
+    assert!(!to.join("notes/other.txt").exists() && !to.join("todo.txt").exists());
+    // A folder named brings what lies below it; now, the deleted plan is not there.
+    std::fs::remove_dir_all(&to).unwrap();
+    let report = restore(None, "notes");
+    assert_eq!(report.files_written, 1);
+    assert!(to.join("notes/other.txt").exists() && !to.join("notes/plan.txt").exists());
+}

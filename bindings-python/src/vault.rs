@@ -810,7 +810,10 @@ impl Vault {
     /// empty folder: a rerun keeps files of the right size and time). at: restore the tree as
     /// it was at that time (a datetime, or seconds since the epoch), as far as the history
     /// kept reaches. dry_run: change nothing. progress(path, FileProgress) as in backup.
-    #[pyo3(signature = (to, name = None, at = None, dry_run = false, force = false, progress = None))]
+    /// only: glob patterns; restore only what they match (a path, a name, "*.jpg"; a folder
+    /// brings what lies below it). synced_folder: name is a folder synced both ways
+    /// (sync_folder), not a backup: with at, a file deleted or overwritten there comes back.
+    #[pyo3(signature = (to, name = None, at = None, dry_run = false, force = false, progress = None, only = Vec::new(), synced_folder = false))]
     #[allow(clippy::too_many_arguments)]
     fn restore(
         &self,
@@ -821,6 +824,8 @@ impl Vault {
         dry_run: bool,
         force: bool,
         progress: Option<PyObject>,
+        only: Vec<String>,
+        synced_folder: bool,
     ) -> PyResult<RestoreReport> {
         let at_ms = match at {
             None => None,
@@ -838,11 +843,21 @@ impl Vault {
                 Some((seconds * 1000.0) as u64)
             }
         };
-        let name = self.session.backup_named(name.as_deref()).map_err(to_py)?;
+        let name = match (name, synced_folder) {
+            (Some(name), true) => name,
+            (None, true) => {
+                return Err(to_py(bucketsync::Error::Config(
+                    "synced_folder=True needs the folder's name".into(),
+                )))
+            }
+            (name, false) => self.session.backup_named(name.as_deref()).map_err(to_py)?,
+        };
         let options = bucketsync::backup::RestoreOptions {
             at_ms,
             dry_run,
             force,
+            only,
+            synced_folder,
         };
         let stop = Stop::default();
         let report = self.run(py, &stop, || {

@@ -129,3 +129,23 @@ def test_a_folder_sync_deleting_most_files_stops_until_confirmed(tmp_path):
             a.sync_folder(folder, name="notes")
         a.confirm_deletions()
         assert a.sync_folder(folder, name="notes").deleted_there == 10
+
+
+def test_a_restore_takes_only_what_it_is_asked_for_from_a_synced_folder(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    folder = tmp_path / "notes"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "deep" / "b.txt").write_text("b")
+    (folder / "c.jpg").write_bytes(b"c")
+    with Vault.create(store, key, state=tmp_path / "a.state") as a:
+        a.sync_folder(folder, name="notes")
+        with pytest.raises(bucketsync.ConfigError, match="needs the folder's name"):
+            a.restore(tmp_path / "x", synced_folder=True)
+        back = tmp_path / "back"
+        report = a.restore(back, name="notes", synced_folder=True, only=["deep", "*.jpg"])
+        assert report.files_written == 2 and report.errors == []
+        assert (back / "deep" / "b.txt").read_text() == "b"
+        assert (back / "c.jpg").read_bytes() == b"c"
+        assert not (back / "a.txt").exists()

@@ -97,6 +97,14 @@ pub struct RestoreOptions {
     /// Overwrite local files newer than the backup's.
     #[uniffi(default = false)]
     pub force: bool,
+    /// Restore only what these glob patterns match (a path, a name, `*.jpg`; a folder brings
+    /// what lies below it). Empty: everything.
+    #[uniffi(default = [])]
+    pub only: Vec<String>,
+    /// The name is a folder synced both ways (`syncFolder`), not a backup: with `at_ms`, a
+    /// file deleted or overwritten there comes back as it was. The name must be given.
+    #[uniffi(default = false)]
+    pub synced_folder: bool,
 }
 
 /// What a restore did (or, dry, would do).
@@ -243,12 +251,23 @@ impl Vault {
         options: Option<RestoreOptions>,
         listener: Option<Arc<dyn FolderListener>>,
     ) -> Result<RestoreReport, BucketsyncError> {
-        let name = self.session.backup_named(name.as_deref())?;
         let o = options.unwrap_or_default();
+        let name = match (name, o.synced_folder) {
+            (Some(name), true) => name,
+            (None, true) => {
+                return Err(bucketsync::Error::Config(
+                    "a synced folder's restore needs the folder's name".into(),
+                )
+                .into())
+            }
+            (name, false) => self.session.backup_named(name.as_deref())?,
+        };
         let options = bucketsync::backup::RestoreOptions {
             at_ms: o.at_ms,
             dry_run: o.dry_run,
             force: o.force,
+            only: o.only,
+            synced_folder: o.synced_folder,
         };
         let r = self
             .session

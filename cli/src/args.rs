@@ -393,6 +393,14 @@ pub struct RestoreArgs {
     /// Overwrite local files newer than the backup.
     #[arg(long)]
     pub force: bool,
+    /// Restore only what this glob matches (a path, a name, `*.jpg`; a folder brings what lies
+    /// below it); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// NAME is a folder synced both ways (`bucketsync folder`), not a backup: with --at, a
+    /// file deleted or overwritten there comes back as it was.
+    #[arg(long, requires = "name")]
+    pub synced_folder: bool,
 }
 
 #[derive(Debug, Args)]

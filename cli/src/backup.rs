@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bucketsync::backup::{
-    default_name, root_of, BackupOptions, BackupReport, RestoreOptions, RestoreReport,
+    default_name, root_of, BackupOptions, BackupReport, RestoreOptions, RestoreReport, FOLDERS,
 };
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::files::FileProgress;
@@ -240,8 +240,14 @@ fn incomplete(errors: &[(String, Error)], out: Output, what: &str) -> Result<(),
 pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), Failure> {
     let vault = vault::open_existing(g)?;
     sync_unless_offline(g, &vault, out).await?;
-    let name = vault.session.backup_named(args.name.as_deref())?;
-    let root = root_of(&name)?;
+    let (name, root) = match (&args.name, args.synced_folder) {
+        (Some(name), true) => (name.clone(), format!("{FOLDERS}{name}/")),
+        _ => {
+            let name = vault.session.backup_named(args.name.as_deref())?;
+            let root = root_of(&name)?;
+            (name, root)
+        }
+    };
     if vault
         .session
         .keys(format!("{root}m/").as_bytes())?
@@ -255,6 +261,8 @@ pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), 
         at_ms: args.at,
         dry_run: args.dry_run,
         force: args.force,
+        only: args.only.clone(),
+        synced_folder: args.synced_folder,
     };
     let bar = spinner(out);
     let outcome = until_interrupted(

@@ -270,3 +270,39 @@ fn a_sync_deleting_most_of_a_folder_stops_until_confirmed() {
     let raised = a.json(&[&args[..], &["--max-delete", "90"]].concat());
     assert_eq!(raised["deleted_there"], 10, "{raised}");
 }
+
+#[test]
+fn a_file_deleted_in_a_synced_folder_is_restored_by_path_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let a = Device::new(&store, dir.path(), "a");
+    a.json(&["init"]);
+    let on_a = dir.path().join("a");
+    std::fs::create_dir_all(on_a.join("notes")).unwrap();
+    std::fs::write(on_a.join("notes/plan.txt"), "the plan").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "todo").unwrap();
+    assert_eq!(a.folder(&on_a)["uploaded"], 3);
+    // A moment after that sync, the plan is deleted (stamps are in milliseconds).
+    let before = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    std::fs::remove_file(on_a.join("notes/plan.txt")).unwrap();
+    assert_eq!(a.folder(&on_a)["deleted_there"], 1);
+    let to = dir.path().join("back");
+    let restored = a.json(&[
+        "restore",
+        "shared",
+        "--synced-folder",
+        "--at",
+        &before,
+        "--only",
+        "notes/plan.txt",
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(restored["files_written"], 1, "{restored}");
+    assert_eq!(
+        std::fs::read_to_string(to.join("notes/plan.txt")).unwrap(),
+        "the plan"
+    );
+    assert!(!to.join("todo.txt").exists(), "only what was asked for");
+}

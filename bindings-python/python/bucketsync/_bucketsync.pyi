@@ -365,6 +365,8 @@ class Vault:
         dry_run: bool = False,
         force: bool = False,
         progress: Optional[Callable[[str, FileProgress], None]] = None,
+        only: Sequence[str] = (),
+        synced_folder: bool = False,
     ) -> RestoreReport: ...
     def export_records(
         self,

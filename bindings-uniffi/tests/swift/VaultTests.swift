@@ -376,6 +376,10 @@ final class VaultTests: XCTestCase {
                            try Data(contentsOf: root.appendingPathComponent("DCIM/\(name)")))
         }
         XCTAssertEqual(try laptop.backups(), ["photos"])
+        let one = try await laptop.restoreFolder(to: root.appendingPathComponent("one").path, name: "photos",
+                                                 options: RestoreOptions(only: ["IMG_0002.jpg"]))
+        XCTAssertEqual(one.filesWritten, 1, "only the one asked for")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("one/Camera/IMG_0002.jpg").path))
         // A dry run changes nothing.
         try Data(repeating: 4, count: 1000).write(to: camera.appendingPathComponent("IMG_0004.jpg"))
         let dry = try await phone.backupFolder(folder: dcim, name: "photos", options: BackupOptions(dryRun: true))

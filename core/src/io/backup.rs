@@ -168,6 +168,12 @@ impl BackupReport {
 /// How to restore.
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
+    /// Restore only the entries these glob patterns match (against the path below the root
+    /// and against the file name; a folder matched brings everything below it). Empty: all.
+    pub only: Vec<String>,
+    /// The name is a two-way synced folder's (`folder/<name>/`, [`crate::folder_sync`]), not
+    /// a backup's: with `at_ms`, a file deleted or overwritten there comes back as it was.
+    pub synced_folder: bool,
     /// Restore the tree as it was at this time (milliseconds since the Unix epoch), as far as
     /// the history the replica keeps reaches; `None`: as it is.
     pub at_ms: Option<u64>,
@@ -202,6 +208,46 @@ pub struct RestoreReport {
 
 /// Where backups live: the backup named `<name>` has the root `backup/<name>/`.
 pub const BACKUPS: &str = "backup/";
+/// Where synced folders live: the folder named `<name>` has the root `folder/<name>/` (the
+/// same layout as a backup's).
+pub const FOLDERS: &str = "folder/";
+
+/// The entries a restore is limited to.
+struct Selection(Option<globset::GlobSet>);
+
+impl Selection {
+    fn new(only: &[String]) -> Result<Selection> {
+        if only.is_empty() {
+            return Ok(Selection(None));
+        }
+        let mut builder = globset::GlobSetBuilder::new();
+        for pattern in only {
+            let glob = globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| Error::Config(format!("pattern {pattern:?}: {e}")))?;
+            builder.add(glob);
+        }
+        let set = builder
+            .build()
+            .map_err(|e| Error::Config(format!("patterns: {e}")))?;
+        Ok(Selection(Some(set)))
+    }
+
+    /// Whether `rel`, or a folder it lies in, is matched (by its path or its name).
+    fn selects(&self, rel: &str) -> bool {
+        let Some(set) = &self.0 else { return true };
+        let mut end = 0;
+        for name in rel.split('/') {
+            end += name.len();
+            if set.is_match(&rel[..end]) || set.is_match(name) {
+                return true;
+            }
+            end += 1;
+        }
+        false
+    }
+}
 
 /// The root of the backup named `name`.
 ///
@@ -936,7 +982,12 @@ impl Session {
     ) -> Result<RestoreReport> {
         let started = Instant::now();
         let root = root_of(name)?;
+        let root = match options.synced_folder {
+            true => format!("{FOLDERS}{}", &root[BACKUPS.len()..]),
+            false => root,
+        };
         let root = root.as_str();
+        let only = Selection::new(&options.only)?;
         let mut report = RestoreReport {
             dry_run: options.dry_run,
             ..RestoreReport::default()
@@ -949,6 +1000,9 @@ impl Session {
         let mut entries: Vec<(String, PathBuf, Entry)> = Vec::new();
         for key in keys {
             let rel = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if !only.selects(&rel) {
+                continue;
+            }
             let Some(value) = self.value_at(&key, options.at_ms)? else {
                 continue;
             };
@@ -1212,6 +1266,25 @@ mod tests {
             let err = Entry::decode("x", bad).unwrap_err();
             assert_eq!(err.category(), crate::Category::Corrupt, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_selection_matches_a_path_its_name_or_a_folder_it_lies_in() {
+        let only = Selection::new(&["notes".into(), "*.jpg".into(), "a/b/c.txt".into()]).unwrap();
+        for rel in [
+            "notes",
+            "notes/x.txt",
+            "notes/deep/y.md",
+            "photos/f.jpg",
+            "a/b/c.txt",
+        ] {
+            assert!(only.selects(rel), "{rel}");
+        }
+        for rel in ["notes.txt", "other/notes2/x", "a/b/d.txt", "a/b", "jpg"] {
+            assert!(!only.selects(rel), "{rel}");
+        }
+        assert!(Selection::new(&[]).unwrap().selects("anything/at/all"));
+        assert!(Selection::new(&["[".into()]).is_err());
     }
 
     #[test]

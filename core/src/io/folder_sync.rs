@@ -48,8 +48,7 @@ pub const BASE_FILE: &str = ".bucketsync-folder";
 const BASE_MAGIC: &[u8; 4] = b"BKSB";
 /// Version 2 keeps the files deleted since (`gone`); version 1 is read.
 const BASE_VERSION: u8 = 2;
-/// Where synced folders live: the folder named `<name>` has the root `folder/<name>/`.
-pub const FOLDERS: &str = "folder/";
+pub use super::backup::FOLDERS;
 
 /// How to sync a folder.
 #[derive(Clone, Debug, Default)]
