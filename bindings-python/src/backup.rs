@@ -216,3 +216,51 @@ impl FolderReport {
         })
     }
 }
+
+/// What one `Vault.verify` found.
+#[pyclass(module = "bucketsync", frozen, get_all)]
+pub struct VerifyReport {
+    /// The backup's (or synced folder's) name.
+    pub name: String,
+    /// Files read back whole and found as stored.
+    pub files_ok: u64,
+    /// Files not drawn for this run's sample.
+    pub files_skipped: u64,
+    /// Bytes of the files read back.
+    pub bytes_checked: u64,
+    /// (path, bucketsync.Error) for each file that could not be read back as stored
+    /// (CorruptError: a chunk or the whole file failed its check; NotFoundError: a pack is gone).
+    pub damaged: Vec<(String, PyObject)>,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+#[pymethods]
+impl VerifyReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "VerifyReport(name={:?}, files_ok={}, files_skipped={}, damaged={})",
+            self.name,
+            self.files_ok,
+            self.files_skipped,
+            self.damaged.len()
+        )
+    }
+}
+
+impl VerifyReport {
+    pub fn new(
+        py: Python<'_>,
+        name: String,
+        r: &bucketsync::verify::VerifyReport,
+    ) -> PyResult<Self> {
+        Ok(VerifyReport {
+            name,
+            files_ok: r.files_ok,
+            files_skipped: r.files_skipped,
+            bytes_checked: r.bytes_checked,
+            damaged: errors(py, &r.damaged)?,
+            seconds: r.duration.as_secs_f64(),
+        })
+    }
+}

@@ -31,6 +31,7 @@ fn _bucketsync(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backup::BackupReport>()?;
     m.add_class::<backup::RestoreReport>()?;
     m.add_class::<backup::FolderReport>()?;
+    m.add_class::<backup::VerifyReport>()?;
     m.add_class::<records::ExportReport>()?;
     m.add_class::<records::ImportReport>()?;
     m.add_class::<sharing::Identity>()?;

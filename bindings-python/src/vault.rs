@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::auto_sync::AutoSync;
-use crate::backup::{BackupReport, FolderReport, RestoreReport};
+use crate::backup::{BackupReport, FolderReport, RestoreReport, VerifyReport};
 use crate::convert::{Bytes, Progress};
 use crate::errors::{conflict, exception, to_py, to_py_with_cause};
 use crate::files::{
@@ -946,6 +946,47 @@ impl Vault {
         path_or_file: &Bound<'_, PyAny>,
     ) -> PyResult<ImportReport> {
         records::import_from(py, &self.session, path_or_file)
+    }
+
+    /// Reads the files of the backup name (default: the vault's only backup) back from the
+    /// bucket and checks every chunk and each whole file, writing nothing; returns a
+    /// VerifyReport whose damaged lists the files that could not be read back as stored.
+    /// synced_folder: name is a folder synced both ways (sync_folder). sample_percent: read
+    /// this share of the files (1 to 100), drawn at random each run. progress(path,
+    /// FileProgress) as in backup.
+    #[pyo3(signature = (name = None, synced_folder = false, sample_percent = 100, progress = None))]
+    fn verify(
+        &self,
+        py: Python<'_>,
+        name: Option<String>,
+        synced_folder: bool,
+        sample_percent: u8,
+        progress: Option<PyObject>,
+    ) -> PyResult<VerifyReport> {
+        let name = match (name, synced_folder) {
+            (Some(name), true) => name,
+            (None, true) => {
+                return Err(to_py(bucketsync::Error::Config(
+                    "synced_folder=True needs the folder's name".into(),
+                )))
+            }
+            (name, false) => self.session.backup_named(name.as_deref()).map_err(to_py)?,
+        };
+        let options = bucketsync::verify::VerifyOptions {
+            synced_folder,
+            sample_percent,
+        };
+        let stop = Stop::default();
+        let report = self.run(py, &stop, || {
+            self.session.verify(
+                &name,
+                &options,
+                &*self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                path_progress(&self.session, progress.as_ref(), &stop),
+            )
+        })?;
+        VerifyReport::new(py, name, &report)
     }
 
     /// The names of the backups in the vault, sorted.

@@ -149,3 +149,28 @@ def test_a_restore_takes_only_what_it_is_asked_for_from_a_synced_folder(tmp_path
         assert (back / "deep" / "b.txt").read_text() == "b"
         assert (back / "c.jpg").read_bytes() == b"c"
         assert not (back / "a.txt").exists()
+
+
+def test_verify_reads_a_backup_back_and_names_damaged_files(tmp_path):
+    store = f"file://{tmp_path / 'bucket'}"
+    key = VaultKey.generate()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for n in range(4):
+        (folder / f"{n}.bin").write_bytes(random.Random(n).randbytes(200_000))
+    with Vault.create(store, key, state=tmp_path / "a.state") as a:
+        a.backup(folder, name="docs")
+        report = a.verify()
+        assert isinstance(report, bucketsync.VerifyReport)
+        assert (report.name, report.files_ok, report.damaged) == ("docs", 4, [])
+        assert report.bytes_checked == 4 * 200_000
+        # Bit rot in a pack: the files it touches are named, as CorruptError.
+        packs = [p for p in (tmp_path / "bucket").rglob("*") if p.is_file() and "/p/" in str(p)]
+        data = bytearray(packs[0].read_bytes())
+        data[len(data) // 2] ^= 0x40
+        packs[0].write_bytes(bytes(data))
+        found = a.verify("docs")
+        assert found.damaged and found.files_ok + len(found.damaged) == 4
+        assert all(isinstance(e, bucketsync.CorruptError) for _, e in found.damaged)
+        with pytest.raises(bucketsync.ConfigError, match="give 1 to 100"):
+            a.verify("docs", sample_percent=0)

@@ -159,6 +159,21 @@ pub struct PathChange {
     pub change: String,
 }
 
+/// What a `verify` found.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct VerifyReport {
+    pub name: String,
+    /// Files read back whole and found as stored.
+    pub files_ok: u64,
+    /// Files not drawn for this run's sample.
+    pub files_skipped: u64,
+    pub bytes_checked: u64,
+    /// The files that could not be read back as stored (`corrupt`: a chunk or the whole file
+    /// failed its check; `not-found`: a pack is gone).
+    pub damaged: Vec<PathError>,
+    pub seconds: f64,
+}
+
 /// The folder's name as the core gives it when none is given (its last component).
 fn name_or_default(name: Option<String>, dir: &Path) -> Result<String, BucketsyncError> {
     match name {
@@ -347,6 +362,53 @@ impl Vault {
             errors: path_errors(&r.errors),
             seconds: r.duration.as_secs_f64(),
             dry_run: r.dry_run,
+        })
+    }
+
+    /// Reads the files of the backup `name` (default: the vault's only backup; with
+    /// `synced_folder`, a folder synced both ways, whose name must be given) back from the
+    /// bucket and checks every chunk and each whole file, writing nothing. `sample_percent`
+    /// (1 to 100) reads that share of the files, drawn at random each run. The report's
+    /// `damaged` names each file that could not be read back as stored.
+    #[uniffi::method(default(name = None, synced_folder = false, sample_percent = 100, listener = None))]
+    pub async fn verify(
+        &self,
+        name: Option<String>,
+        synced_folder: bool,
+        sample_percent: u8,
+        listener: Option<Arc<dyn FolderListener>>,
+    ) -> Result<VerifyReport, BucketsyncError> {
+        let name = match (name, synced_folder) {
+            (Some(name), true) => name,
+            (None, true) => {
+                return Err(bucketsync::Error::Config(
+                    "a synced folder's check needs the folder's name".into(),
+                )
+                .into())
+            }
+            (name, false) => self.session.backup_named(name.as_deref())?,
+        };
+        let options = bucketsync::verify::VerifyOptions {
+            synced_folder,
+            sample_percent,
+        };
+        let r = self
+            .session
+            .verify(
+                &name,
+                &options,
+                &*self.transport,
+                driver::DEFAULT_CONCURRENCY,
+                progress_to(listener),
+            )
+            .await?;
+        Ok(VerifyReport {
+            name,
+            files_ok: r.files_ok,
+            files_skipped: r.files_skipped,
+            bytes_checked: r.bytes_checked,
+            damaged: path_errors(&r.damaged),
+            seconds: r.duration.as_secs_f64(),
         })
     }
 

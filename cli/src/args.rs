@@ -226,6 +226,13 @@ pub enum Command {
         it); after a power loss right after a restore, restore again into an empty folder."
     )]
     Restore(RestoreArgs),
+    /// Read a backup's (or synced folder's) files back from the bucket and check every chunk,
+    /// writing nothing; names the files a damaged or missing pack touches.
+    #[command(after_help = "Examples:\n  bucketsync verify Documents\n  \
+        bucketsync verify notes --synced-folder --sample 10\n\n\
+        --sample reads a random share of the files each run (runs in turn cover the whole).\n\
+        Exit code 7 when something is damaged.")]
+    Verify(VerifyArgs),
     /// Sync a folder both ways with the other devices that sync it under the same name.
     #[command(after_help = "Examples:\n  bucketsync folder ~/Notes\n  \
         bucketsync folder ~/Notes --as notes --exclude '*.swp' --every 30s\n\n\
@@ -401,6 +408,20 @@ pub struct RestoreArgs {
     /// file deleted or overwritten there comes back as it was.
     #[arg(long, requires = "name")]
     pub synced_folder: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup (or, with --synced-folder, the folder) to check (optional when the vault
+    /// holds only one backup).
+    pub name: Option<String>,
+    /// NAME is a folder synced both ways (`bucketsync folder`), not a backup.
+    #[arg(long, requires = "name")]
+    pub synced_folder: bool,
+    /// Read this share of the files, in percent, drawn at random.
+    #[arg(long, value_name = "PERCENT", default_value_t = 100,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub sample: u8,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
-//! `backup` and `restore`: a folder into the vault under `backup/<name>/`, and back. The rules
-//! (what is unchanged, what is deleted, what a restore refuses) are the core's
-//! (`bucketsync::backup`); this prints what they did.
+//! `backup`, `restore` and `verify`: a folder into the vault under `backup/<name>/`, back,
+//! and read back to check it. The rules (what is unchanged, what is deleted, what a restore
+//! refuses) are the core's (`bucketsync::backup`, `bucketsync::verify`); this prints what
+//! they did.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use bucketsync::files::FileProgress;
 use bucketsync::Error;
 use serde_json::json;
 
-use crate::args::{BackupArgs, Global, RestoreArgs};
+use crate::args::{BackupArgs, Global, RestoreArgs, VerifyArgs};
 use crate::output::{Failure, Output};
 use crate::running::{interrupted, spinner, sync_unless_offline, until_interrupted};
 use crate::text::bytes;
@@ -333,6 +334,65 @@ fn print_restore(out: Output, root: &str, target: &Path, r: &RestoreReport) {
             })
         },
     );
+}
+
+pub async fn verify(g: &Global, out: Output, args: &VerifyArgs) -> Result<(), Failure> {
+    let vault = vault::open_existing(g)?;
+    sync_unless_offline(g, &vault, out).await?;
+    let name = match (&args.name, args.synced_folder) {
+        (Some(name), true) => name.clone(),
+        _ => vault.session.backup_named(args.name.as_deref())?,
+    };
+    let options = bucketsync::verify::VerifyOptions {
+        synced_folder: args.synced_folder,
+        sample_percent: args.sample,
+    };
+    let bar = spinner(out);
+    let outcome = until_interrupted(
+        &vault,
+        vault.session.verify(
+            &name,
+            &options,
+            &vault.transport,
+            DEFAULT_CONCURRENCY,
+            show_progress(&bar),
+        ),
+    )
+    .await;
+    bar.finish_and_clear();
+    let r = outcome.map_err(interrupted("nothing was changed"))?;
+    out.result(
+        || {
+            format!(
+                "Checked {name}: {} files read back as stored ({}), {} damaged, {} not in this \
+                 sample, in {:.1} s.",
+                r.files_ok,
+                bytes(r.bytes_checked),
+                r.damaged.len(),
+                r.files_skipped,
+                r.duration.as_secs_f64()
+            )
+        },
+        || {
+            json!({
+                "name": name,
+                "files_ok": r.files_ok,
+                "files_skipped": r.files_skipped,
+                "bytes_checked": r.bytes_checked,
+                "seconds": r.duration.as_secs_f64(),
+                "damaged": r.damaged.iter().map(|(path, e)| json!({
+                    "path": path, "category": e.category().as_str(), "message": e.to_string(),
+                })).collect::<Vec<_>>(),
+            })
+        },
+    );
+    for (path, e) in &r.damaged {
+        out.warn(&format!("{path}: {e}"));
+    }
+    match r.damaged.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::Reported(bucketsync::Category::Corrupt)),
+    }
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub async fn run(cli: &Cli, out: Output) -> Outcome {
         Command::Doctor(args) => crate::doctor::run(g, out, args).await,
         Command::Backup(args) => crate::backup::backup(g, out, args).await,
         Command::Restore(args) => crate::backup::restore(g, out, args).await,
+        Command::Verify(args) => crate::backup::verify(g, out, args).await,
         Command::Folder(args) => crate::folder::folder(g, out, args).await,
         Command::Signer(args) => crate::signer::run(g, out, args).await,
         Command::Whoami => crate::sharing::whoami(g, out),

@@ -163,6 +163,20 @@ async fn a_tree_is_backed_up_incrementally_and_restored_whole_on_another_device(
     );
     std::fs::remove_file(src.join("skip.tmp")).unwrap();
     assert_eq!(tree(&to), tree(&src));
+    // Read back from the server and checked, nothing written: every file as stored.
+    let checked = b.json(&["verify", "Documents"]);
+    assert_eq!(
+        (
+            checked["files_ok"].as_u64(),
+            checked["damaged"].as_array().map(Vec::len)
+        ),
+        (Some(6), Some(0)),
+        "{checked}"
+    );
+    assert!(
+        checked["bytes_checked"].as_u64().unwrap() > 50 << 20,
+        "{checked}"
+    );
 
     // Dry runs change nothing: not the bucket, not the disk.
     std::fs::write(src.join("new.txt"), "new").unwrap();

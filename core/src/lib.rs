@@ -73,7 +73,7 @@ pub use io::{
     auto_sync, cancel, driver, files, http_options, listeners, session, state_store, usage,
 };
 #[cfg(feature = "backup")]
-pub use io::{backup, folder_sync};
+pub use io::{backup, folder_sync, verify};
 
 pub use clock::{Hlc, Stamp};
 pub use credentials::Credentials;

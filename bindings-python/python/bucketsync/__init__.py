@@ -39,6 +39,7 @@ from ._bucketsync import (
     SyncReport,
     Vault,
     VaultKey,
+    VerifyReport,
     invitation_info,
 )
 from .errors import (
@@ -97,6 +98,7 @@ __all__ = [
     "TimeoutError",
     "Vault",
     "VaultKey",
+    "VerifyReport",
     "WrongVaultError",
     "invitation_info",
 ]

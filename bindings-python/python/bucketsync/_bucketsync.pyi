@@ -157,6 +157,14 @@ class FolderReport:
     seconds: float
     dry_run: bool
 
+class VerifyReport:
+    name: str
+    files_ok: int
+    files_skipped: int
+    bytes_checked: int
+    damaged: List[Tuple[str, Error]]
+    seconds: float
+
 class ExportReport:
     lines: int
     deleted: int
@@ -378,6 +386,13 @@ class Vault:
         path_or_file: Union[str, "PathLike[str]", BinaryIO, TextIO, _Readable, _TextReadable],
     ) -> ImportReport: ...
     def backups(self) -> List[str]: ...
+    def verify(
+        self,
+        name: Optional[str] = None,
+        synced_folder: bool = False,
+        sample_percent: int = 100,
+        progress: Optional[Callable[[str, FileProgress], None]] = None,
+    ) -> VerifyReport: ...
     def sync_folder(
         self,
         folder: Union[str, PathLike[str]],

@@ -644,6 +644,8 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
                 java.nio.file.Files.readAllBytes(root.resolve("DCIM/$name"))), "$name restored equal")
         }
         check(laptop.backups() == listOf("photos"), "${laptop.backups()}")
+        val checked = laptop.verify()
+        check(checked.filesOk == 3UL && checked.damaged.isEmpty() && checked.name == "photos", "$checked")
         val one = laptop.restoreFolder(root.resolve("one").toString(), name = "photos", options = RestoreOptions(only = listOf("IMG_0002.jpg")))
         check(one.filesWritten == 1UL && java.nio.file.Files.exists(root.resolve("one/Camera/IMG_0002.jpg")), "only the one asked for: $one")
         // A second backup of an unchanged folder sends nothing; a dry run changes nothing.

@@ -376,6 +376,9 @@ final class VaultTests: XCTestCase {
                            try Data(contentsOf: root.appendingPathComponent("DCIM/\(name)")))
         }
         XCTAssertEqual(try laptop.backups(), ["photos"])
+        let checked = try await laptop.verify()
+        XCTAssertEqual(checked.filesOk, 3)
+        XCTAssertTrue(checked.damaged.isEmpty)
         let one = try await laptop.restoreFolder(to: root.appendingPathComponent("one").path, name: "photos",
                                                  options: RestoreOptions(only: ["IMG_0002.jpg"]))
         XCTAssertEqual(one.filesWritten, 1, "only the one asked for")

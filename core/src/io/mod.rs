@@ -25,6 +25,7 @@
 //! - `export`: a session's records exported to and imported from JSON Lines;
 //! - `backup`: a local folder backed up into the vault and restored from it (feature `backup`);
 //! - `folder_sync`: a local folder synced both ways between devices (feature `backup`);
+//! - `verify`: what a backup or synced folder stores, read back and checked (feature `backup`);
 //! - [`usage`]: what a vault holds in its store, counted from a listing.
 
 pub mod auto_sync;
@@ -62,3 +63,5 @@ pub mod state_lock;
 pub mod state_store;
 pub mod streams;
 pub mod usage;
+#[cfg(feature = "backup")]
+pub mod verify;
