@@ -608,3 +608,32 @@ fn a_file_deleted_in_a_synced_folder_comes_back_by_path_and_time() {
     assert_eq!(report.files_written, 1);
     assert!(to.join("notes/other.txt").exists() && !to.join("notes/plan.txt").exists());
 }
+
+#[test]
+fn a_file_made_again_after_a_deletion_agreed_one_run_late_follows_the_deleted_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // a deletes the file; the push that ends its sync fails, and the next sync agrees it.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    let failed = block_on(a.sync_folder(
+        &on_a,
+        "shared",
+        &FolderOptions::default(),
+        &NoPublish,
+        4,
+        |_, _| {},
+    ));
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    // Then a makes the file again, knowing the version it deleted.
+    std::fs::write(on_a.join("todo.txt"), "made again").unwrap();
+    touch(&on_a.join("todo.txt"), 1_900_000_010_000);
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    // b, which left its v0 alone, takes the new file: v0 was deleted knowingly, and is no
+    // edit to keep as a conflict copy.
+    assert_eq!(sync_folder(&b, &on_b, &FolderBucket), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "made again"
+    );
+}

@@ -437,8 +437,9 @@ pub struct FolderArgs {
     /// Sync again and again, this long apart (`30s`, `5m`); Ctrl-C stops.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub every: Option<Duration>,
-    /// Stop, changing nothing, when a sync would delete more than this share of the folder's
-    /// files (on this device, or in the vault), once at least 10 would go.
+    /// Stop, changing nothing, when a sync would delete more than this share of the folder
+    /// (on this device, or in the vault; counted in records: a file is two, a folder one),
+    /// once at least 10 records would go.
     #[arg(long, value_name = "PERCENT", default_value_t = 50,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     pub max_delete: u8,

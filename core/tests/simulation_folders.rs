@@ -57,10 +57,7 @@ const STEPS: usize = 70;
 const FOLDER: &str = "shared";
 
 /// Seeds that fail today, passed over by seed-count runs and run by the ignored test below.
-/// Found by a 5,000-seed run (the first 2,000 all pass); not diagnosed yet:
-/// - 2068, 4753: a conflict copy a user deleted comes back;
-/// - 2258, 3775, 4971: the devices' folders differ once settled.
-const STILL_FAILING: &[u64] = &[2068, 2258, 3775, 4753, 4971];
+const STILL_FAILING: &[u64] = &[];
 /// Seeds that failed once, run by every test run:
 /// - 193, 282, 395 (and 142): the model's fault. Two users moved one file to two paths at once,
 ///   and it rightly lived on at both; the model allowed one path only.
@@ -71,7 +68,14 @@ const STILL_FAILING: &[u64] = &[2068, 2258, 3775, 4753, 4971];
 /// - 1119, 1248, 1546, 1716: an edit lost, or two devices apart for good. After a conflict of
 ///   two edits of the same size and time, the copy had the size and time of the name's
 ///   version; a user who moved it over the name made no change that size and time could see.
-const REGRESSIONS: &[u64] = &[142, 193, 233, 282, 395, 478, 1119, 1248, 1546, 1716];
+/// - 2068, 4753: a conflict copy a user deleted came back. A deletion whose push the guard
+///   stopped was agreed by the next run without noting the version it deleted, so a file
+///   made there again named no parent, and an untouched device took it for an overlap.
+/// - 2258, 3775, 4971: the model's fault. A sync the guard stopped had acted; its rerun
+///   reported nothing, and the round counted as quiet one round early.
+const REGRESSIONS: &[u64] = &[
+    142, 193, 233, 282, 395, 478, 1119, 1248, 1546, 1716, 2068, 2258, 3775, 4753, 4971,
+];
 
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);
@@ -144,6 +148,9 @@ struct World {
     written: u64,
     verbose: bool,
     trace: DefaultHasher,
+    /// A sync the guard stopped ran again once confirmed: the stopped run may have acted,
+    /// and its report is lost with its error, so a quiet round does not count it as quiet.
+    guarded: bool,
 }
 
 impl World {
@@ -175,6 +182,7 @@ impl World {
             written: 0,
             verbose,
             trace: DefaultHasher::new(),
+            guarded: false,
         };
         for d in 0..count {
             world.open(d);
@@ -429,6 +437,7 @@ impl World {
             // most of the vault (a folder of a few files deleted whole does): the user reads
             // why and tells it to go on.
             MASS_DELETIONS.fetch_add(1, Ordering::Relaxed);
+            self.guarded = true;
             session.confirm_deletions().unwrap();
             *transport.budget.lock().unwrap() = None;
             outcome = run();
@@ -462,7 +471,7 @@ impl World {
     fn quiesce(&mut self) {
         self.log("quiesce".into());
         for _ in 0..12 {
-            let mut moved = false;
+            let mut moved = std::mem::take(&mut self.guarded);
             for d in 0..self.devices.len() {
                 let report = self.sync(d, None).expect("no cut");
                 assert!(
@@ -475,7 +484,8 @@ impl World {
                     + report.deleted_here
                     + report.deleted_there
                     > 0
-                    || !report.conflicts.is_empty();
+                    || !report.conflicts.is_empty()
+                    || std::mem::take(&mut self.guarded);
             }
             if !moved {
                 return;

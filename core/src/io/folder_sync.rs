@@ -419,9 +419,19 @@ impl Session {
         for (rel, sent) in std::mem::take(&mut base.sent) {
             if remote.get(&rel).map(|(entry, _)| entry) == sent.as_ref() {
                 match sent {
-                    Some(entry) => base.entries.insert(rel, entry),
-                    None => base.entries.remove(&rel),
-                };
+                    Some(entry) => {
+                        base.entries.insert(rel, entry);
+                    }
+                    // A deletion agreed on now keeps the version it deleted, as one agreed
+                    // in its own run does: a file made there again names it as its parent.
+                    None => {
+                        if let Some(old) = base.entries.remove(&rel) {
+                            if old.kind == EntryKind::File && !old.hash.is_empty() {
+                                base.gone.insert(rel, old.hash);
+                            }
+                        }
+                    }
+                }
             }
         }
         let excluded = |rel: &str| {
@@ -722,29 +732,31 @@ fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> b
     }
 }
 
-/// The mass-deletion guard for a folder: a plan that deletes more than `limit` percent of the
-/// files last synced (and at least [`MASS_DELETION_MIN_KEYS`]), on this device or in the
-/// vault, is not carried out.
+/// The mass-deletion guard for a folder: a plan that deletes more than `limit` percent of what
+/// was last synced, on this device or in the vault, is not carried out. Counted in records as
+/// the vault-wide guard counts them (a file is its entry and its content, a folder or a link
+/// its entry; at least [`MASS_DELETION_MIN_KEYS`]), so that this guard, which stops before
+/// anything is done, always stops first: a folder's share of the vault is at least the
+/// vault's.
 fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8) -> Result<()> {
-    let is_file = |rel: &str| {
-        base.entries
-            .get(rel)
-            .is_some_and(|b| b.kind != EntryKind::Dir)
-    };
+    let records = |e: &Entry| if e.kind == EntryKind::File { 2 } else { 1 };
+    let all: u64 = base.entries.values().map(records).sum();
     let files = base
         .entries
         .values()
         .filter(|b| b.kind != EntryKind::Dir)
         .count() as u64;
     for (here, deleting) in [(true, Action::DeleteHere), (false, Action::DeleteThere)] {
-        let count = plan
+        let doomed: Vec<&Entry> = plan
             .iter()
-            .filter(|(rel, action)| *action == deleting && is_file(rel))
-            .count() as u64;
-        if count >= MASS_DELETION_MIN_KEYS && count * 100 > u64::from(limit) * files {
+            .filter(|(_, action)| *action == deleting)
+            .filter_map(|(rel, _)| base.entries.get(rel))
+            .collect();
+        let count: u64 = doomed.iter().map(|e| records(e)).sum();
+        if count >= MASS_DELETION_MIN_KEYS && count * 100 > u64::from(limit) * all {
             return Err(Error::FolderMassDeletion {
                 folder: name.to_owned(),
-                deleting: count,
+                deleting: doomed.iter().filter(|e| e.kind != EntryKind::Dir).count() as u64,
                 files,
                 here,
                 limit_percent: limit,
