@@ -319,9 +319,11 @@ fn a_device_that_left_a_file_alone_takes_every_later_version_without_a_conflict(
 }
 
 #[test]
-fn a_device_that_keeps_no_history_takes_later_versions_it_never_saw_without_a_conflict() {
+fn a_device_that_keeps_no_history_keeps_its_version_when_it_cannot_tell_it_was_seen() {
     // b keeps no earlier versions (as after 30 days away, when the default policy has dropped
-    // them): of the versions between its own and the vault's, it holds none.
+    // them): of the versions between its own and the vault's, it holds none, so it cannot tell
+    // a later edit from one that overlapped its own and won. Its version is kept as a copy:
+    // a copy too many, never an edit lost.
     let dir = tempfile::tempdir().unwrap();
     let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
     b.configure(|e| {
@@ -336,9 +338,12 @@ fn a_device_that_keeps_no_history_takes_later_versions_it_never_saw_without_a_co
         touch(&on_a.join("todo.txt"), 1_900_000_000_000 + n as u64 * 1000);
         assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
     }
-    // The line from the vault's version back to b's is cut where b saw nothing: that is no
-    // sign that the two changes overlapped, and b's untouched v0 is no edit to keep.
-    assert_eq!(sync_folder(&b, &on_b, &FolderBucket), Vec::<String>::new());
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(
+        std::fs::read_to_string(on_b.join(&copies[0])).unwrap(),
+        "v0"
+    );
     assert_eq!(
         std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
         "second edit"
@@ -459,7 +464,7 @@ fn a_sync_that_would_delete_most_of_a_folder_stops_until_confirmed_on_each_side(
     match sync(&a, &on_a) {
         Err(Error::FolderMassDeletion {
             deleting: 11,
-            files: 12,
+            paths: 12,
             here: false,
             limit_percent: 50,
             ..
@@ -635,5 +640,48 @@ fn a_file_made_again_after_a_deletion_agreed_one_run_late_follows_the_deleted_ve
     assert_eq!(
         std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
         "made again"
+    );
+}
+
+#[test]
+fn an_overlapped_edit_is_kept_when_the_versions_after_it_are_not_held_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    b.configure(|e| {
+        e.set_history_policy(HistoryPolicy {
+            versions: 0,
+            max_age_ms: 0,
+        })
+    })
+    .unwrap();
+    // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
+    let meddling = Interleaved {
+        before: Box::new(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+                });
+            });
+        }),
+        done: AtomicBool::new(false),
+    };
+    sync_folder(&b, &on_b, &meddling);
+    // a edits again: b holds none of the versions between its own and the vault's.
+    std::fs::write(on_a.join("todo.txt"), "a's second edit").unwrap();
+    touch(&on_a.join("todo.txt"), 1_900_000_020_000);
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    // b's edit lost in the vault and nobody saw it: it is kept as a copy, not overwritten.
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(
+        std::fs::read_to_string(on_b.join(&copies[0])).unwrap(),
+        "b's edit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "a's second edit"
     );
 }

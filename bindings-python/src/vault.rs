@@ -960,9 +960,11 @@ impl Vault {
         py: Python<'_>,
         name: Option<String>,
         synced_folder: bool,
-        sample_percent: u8,
+        sample_percent: i64,
         progress: Option<PyObject>,
     ) -> PyResult<VerifyReport> {
+        // Out of a byte's range: a share the core refuses, with its message.
+        let sample_percent = u8::try_from(sample_percent).unwrap_or(0);
         let name = match (name, synced_folder) {
             (Some(name), true) => name,
             (None, true) => {

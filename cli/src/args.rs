@@ -230,7 +230,7 @@ pub enum Command {
     /// writing nothing; names the files a damaged or missing pack touches.
     #[command(after_help = "Examples:\n  bucketsync verify Documents\n  \
         bucketsync verify notes --synced-folder --sample 10\n\n\
-        --sample reads a random share of the files each run (runs in turn cover the whole).\n\
+        --sample reads a random share of the files, drawn anew each run.\n\
         Exit code 7 when something is damaged.")]
     Verify(VerifyArgs),
     /// Sync a folder both ways with the other devices that sync it under the same name.

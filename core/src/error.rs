@@ -181,19 +181,19 @@ pub enum Error {
         /// The guard's limit, in percent of the live keys.
         limit_percent: u8,
     },
-    /// A folder sync would delete more of the folder's files, on this device or in the vault,
-    /// than the mass-deletion guard allows: it changed nothing.
+    /// A folder sync would delete more of the folder, on this device or in the vault, than the
+    /// mass-deletion guard allows: it changed nothing.
     FolderMassDeletion {
         /// The folder's name in the vault.
         folder: String,
-        /// Files the sync would delete.
+        /// Paths (files, folders, links) the sync would delete.
         deleting: u64,
-        /// Files of the folder as last synced.
-        files: u64,
+        /// Paths of the folder as last synced.
+        paths: u64,
         /// Whether they would be deleted on this device (deleted elsewhere), rather than in
         /// the vault (deleted here).
         here: bool,
-        /// The guard's limit, in percent of the files.
+        /// The guard's limit, in percent (counted in records: a file is two, a folder one).
         limit_percent: u8,
     },
 }
@@ -357,12 +357,12 @@ impl fmt::Display for Error {
             Error::FolderMassDeletion {
                 folder,
                 deleting,
-                files,
+                paths,
                 here,
                 limit_percent,
             } => write!(
                 f,
-                "syncing the folder {folder:?} would delete {deleting} of its {files} files {}, more than the {limit_percent}% the mass-deletion guard allows; nothing was changed. Confirm the deletion to go on",
+                "syncing the folder {folder:?} would delete {deleting} of its {paths} files and folders {}, more than the {limit_percent}% the mass-deletion guard allows; nothing was changed. Confirm the deletion to go on",
                 if *here { "on this device (deleted elsewhere)" } else { "in the vault (deleted here)" }
             ),
         }

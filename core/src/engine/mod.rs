@@ -28,6 +28,7 @@ pub use sync::compact::{
 use sync::SyncRun;
 #[cfg(feature = "driver")]
 pub(crate) use sync::HINT_NAME;
+#[cfg(feature = "backup")]
 pub(crate) use sync::MASS_DELETION_MIN_KEYS;
 
 /// Where the engine is in its life: one state, never a combination.

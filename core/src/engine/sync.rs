@@ -15,6 +15,7 @@ mod hint;
 mod keys;
 #[cfg(feature = "driver")]
 pub(crate) use hint::HINT_NAME;
+#[cfg(feature = "backup")]
 pub(crate) use push::MASS_DELETION_MIN_KEYS;
 mod packs;
 mod prune;

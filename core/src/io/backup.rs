@@ -1000,9 +1000,6 @@ impl Session {
         let mut entries: Vec<(String, PathBuf, Entry)> = Vec::new();
         for key in keys {
             let rel = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            if !only.selects(&rel) {
-                continue;
-            }
             let Some(value) = self.value_at(&key, options.at_ms)? else {
                 continue;
             };
@@ -1044,6 +1041,8 @@ impl Session {
             .filter(|(_, _, e)| e.kind == EntryKind::Symlink)
             .map(|(_, path, _)| path.clone())
             .collect();
+        // Only then what was asked for: a link left out still guards what lies below it.
+        entries.retain(|(rel, _, _)| only.selects(rel));
         let mut dirs_done: Vec<(PathBuf, Entry)> = Vec::new();
         let mut pending: Vec<Restoring> = Vec::new();
         for (rel, path, entry) in entries {

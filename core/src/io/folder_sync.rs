@@ -11,7 +11,10 @@
 //! greater device id) keeps the name and the other becomes `name (conflict DEVICE DATE).ext`,
 //! on every device. Each file's entry names the version it replaced (`parent`): when two
 //! devices' syncs overlapped and both pushed, the one whose version lost in the vault finds a
-//! change that was not made from its version, and keeps its own as the conflict copy.
+//! change that was not made from its version, and keeps its own as the conflict copy. Where
+//! it cannot tell (versions between were merged away before it saw them), it keeps its own as
+//! a copy too, unless another device already made that copy: a copy too many, never an edit
+//! lost.
 //!
 //! Safety: a folder that is missing, or is not a folder, is an error and changes nothing; a
 //! folder without the base file (new, or an empty mount point) only receives; paths below a
@@ -359,6 +362,11 @@ impl Session {
             .await?
             .errors
             .is_empty();
+        if confirmed {
+            // The pull ended the confirmation; it holds until a push of this folder's
+            // deletions (a dry run, or a run that stops early, leaves it for the next).
+            self.confirm_deletions()?;
+        }
 
         let mut patterns = vec![
             BASE_FILE.to_owned(),
@@ -465,6 +473,7 @@ impl Session {
             sent: BTreeSet::new(),
         };
         // What to do with each path, decided before anything is done.
+        let our_label = label(me);
         let mut plan: Vec<(String, Action)> = Vec::new();
         for rel in paths {
             if excluded(&rel) {
@@ -487,6 +496,7 @@ impl Session {
             let mut questions = Asked {
                 sync: &sync,
                 rel: &rel,
+                our_label: &our_label,
                 local: local.get(&rel).copied(),
                 base: b,
                 vault: r.map(|(entry, _)| entry),
@@ -641,10 +651,6 @@ impl Session {
             sent,
         };
         written(unsent, pending).write(dir)?;
-        if confirmed {
-            // What was confirmed for this folder goes through the vault-wide guard too.
-            self.confirm_deletions()?;
-        }
         self.sync(transport, concurrency, |_| {}).await?;
         if self.read(|e| e.unpushed())? == 0 {
             written(next, BTreeMap::new()).write(dir)?;
@@ -736,16 +742,11 @@ fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> b
 /// was last synced, on this device or in the vault, is not carried out. Counted in records as
 /// the vault-wide guard counts them (a file is its entry and its content, a folder or a link
 /// its entry; at least [`MASS_DELETION_MIN_KEYS`]), so that this guard, which stops before
-/// anything is done, always stops first: a folder's share of the vault is at least the
-/// vault's.
+/// anything is done, stops first: a folder's share of the vault is at least the vault's
+/// (unless other deletions wait to be pushed, which the vault-wide guard counts too).
 fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8) -> Result<()> {
     let records = |e: &Entry| if e.kind == EntryKind::File { 2 } else { 1 };
     let all: u64 = base.entries.values().map(records).sum();
-    let files = base
-        .entries
-        .values()
-        .filter(|b| b.kind != EntryKind::Dir)
-        .count() as u64;
     for (here, deleting) in [(true, Action::DeleteHere), (false, Action::DeleteThere)] {
         let doomed: Vec<&Entry> = plan
             .iter()
@@ -756,8 +757,8 @@ fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8
         if count >= MASS_DELETION_MIN_KEYS && count * 100 > u64::from(limit) * all {
             return Err(Error::FolderMassDeletion {
                 folder: name.to_owned(),
-                deleting: doomed.iter().filter(|e| e.kind != EntryKind::Dir).count() as u64,
-                files,
+                deleting: doomed.len() as u64,
+                paths: base.entries.len() as u64,
                 here,
                 limit_percent: limit,
             });
@@ -770,6 +771,8 @@ fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8
 struct Asked<'s, 'a, T: ?Sized, P> {
     sync: &'s Sync<'a, T, P>,
     rel: &'s str,
+    /// This device's name in conflict copies.
+    our_label: &'s str,
     local: Option<&'s Local>,
     base: Option<&'s Entry>,
     vault: Option<&'s Entry>,
@@ -790,10 +793,12 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
 
     /// Follows the versions each one replaced (`parent`) through the vault's earlier versions
     /// of the path that this replica holds: forked when the vault's line meets what the base's
-    /// version replaced (or the empty start of a new file) before it meets the base's. A link
-    /// this replica never saw (a version merged away by a checkpoint, or dropped by the history
-    /// policy) ends the walk undecided: not forked, so that a conflict copy another device
-    /// made of ours, and a user deleted, is not made again.
+    /// version replaced (or the empty start of a new file) before it meets the base's. A line
+    /// cut by a version this replica never saw (merged away by a checkpoint, or dropped by the
+    /// history policy) cannot tell: it counts as forked, so that an edit that lost in the vault
+    /// is kept as a copy, unless the copy a conflict would make of ours is known to the vault
+    /// already (there, or deleted by a user): another device kept ours, and what became of
+    /// that copy stands.
     fn vault_forked_before_base(&mut self) -> bool {
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
             return true;
@@ -827,11 +832,21 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
             }
             match replaced.get(parent) {
                 Some(e) => parent = e,
-                None => return false,
+                None => break,
             }
         }
-        // A line that loops: no sign of an overlap either.
-        false
+        // Cut (or looping): kept as a copy unless another device kept ours already.
+        let Some(local) = self.local else {
+            return true;
+        };
+        let copy = conflict_name(self.rel, self.our_label, local.entry.mtime_ms);
+        let copy_key = entry_key(self.sync.root, &copy);
+        let known = self
+            .sync
+            .session
+            .read(|e| e.record(copy_key.as_bytes()).is_some())
+            .unwrap_or(false);
+        !known
     }
 }
 

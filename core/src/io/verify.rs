@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::backup::{content_key, root_of, BACKUPS, FOLDERS};
-use crate::error::{Error, Result};
+use crate::error::{Category, Error, Result};
 use crate::io::driver::Transport;
 use crate::io::files::FileProgress;
 use crate::io::session::Session;
@@ -17,8 +17,8 @@ use crate::io::streams::Sink;
 pub struct VerifyOptions {
     /// The name is a two-way synced folder's (`folder/<name>/`), not a backup's.
     pub synced_folder: bool,
-    /// The share of the files to read, in percent (1 to 100), drawn at random each run, so
-    /// that runs in turn cover the whole.
+    /// The share of the files to read, in percent (1 to 100), drawn anew at random each run
+    /// (ten runs at 10% read about two thirds of the files; 100 reads all).
     pub sample_percent: u8,
 }
 
@@ -62,8 +62,10 @@ impl Session {
     /// file, writing nothing. `progress` is called with each file's path as its bytes arrive.
     ///
     /// # Errors
-    /// `Config` for a bad name or share; `Cancelled` after [`Session::cancel_sync`]. A file
-    /// that cannot be read back is in the report's `damaged`, and the rest goes on.
+    /// `Config` for a bad name or share; `Cancelled` after [`Session::cancel_sync`]; a request
+    /// error that is not about what is stored (network, credentials, throttling) stops the
+    /// check. A file whose chunks are damaged (`corrupt`) or missing (`not-found`) is in the
+    /// report's `damaged`, and the rest goes on.
     pub async fn verify<T: Transport + ?Sized>(
         &self,
         name: &str,
@@ -114,8 +116,13 @@ impl Session {
                     let info = self.read(|e| e.file_info(&key))?;
                     report.bytes_checked += info.ok().flatten().map_or(0, |i| i.size);
                 }
-                Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(e) => report.damaged.push((rel, e)),
+                // What the bucket holds is damaged or missing.
+                Err(e) if matches!(e.category(), Category::Corrupt | Category::NotFound) => {
+                    report.damaged.push((rel, e))
+                }
+                // The check itself failed (network, credentials, cancelled): nothing is known
+                // of the rest.
+                Err(e) => return Err(e),
             }
         }
         report.duration = started.elapsed();
