@@ -91,6 +91,11 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # deleted segments need them (a request kind), a clock in doubt without a leap: 482,186 ->
 # 485,112 (+2.9 KB, measured in one run at the start and the end of the session): the bar moved
 # to 485,500.
-bar=485500
+# Objects sealed unreadable passed over (issue 54: the segment and checkpoint openers tell an
+# object that did not authenticate from one sealed so, and the engine keeps the checkpoints it
+# refused) and the folder guard's error, whose message every platform's errors carry: 485,112 ->
+# 486,129 (+1.0 KB, measured in one run at the start and the end of the session; a list rather
+# than a hash set for the refused checkpoints saved 52 bytes): the bar moved to 486,500.
+bar=486500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }

@@ -174,8 +174,8 @@ pub struct Engine {
     /// their chunks again.
     collected_packs: std::collections::HashSet<crate::pack::PackName>,
     /// Checkpoints that authenticated but could not be read (sealed so by their writer): not
-    /// asked for again by this process.
-    refused_checkpoints: std::collections::HashSet<(DeviceId, u64)>,
+    /// asked for again by this process. (A list: there are none, or a handful.)
+    refused_checkpoints: Vec<(DeviceId, u64)>,
     /// The redirects of our repacked packs read or written by this process, by the pack they
     /// lead away from (they never change).
     redirects:
@@ -320,7 +320,7 @@ impl Engine {
             spare_chunks: None,
             transfers: std::sync::Arc::new(()),
             collected_packs: std::collections::HashSet::new(),
-            refused_checkpoints: std::collections::HashSet::new(),
+            refused_checkpoints: Vec::new(),
             redirects: std::collections::HashMap::new(),
             folder: format!("{}{vault}/", store.prefix()),
             store,

@@ -475,7 +475,7 @@ impl Engine {
             // Sealed so by its writer: it reads the same at every fetch (and a deflated one
             // costs up to its bound in memory each time). Not asked for again by this process.
             Err(Unopened::Sealed(e)) => {
-                self.refused_checkpoints.insert((writer, reference.number));
+                self.refused_checkpoints.push((writer, reference.number));
                 return run.report.errors.push(e);
             }
             Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),

@@ -128,7 +128,7 @@ impl Engine {
             Ok(c) => c,
             // Sealed so by its writer: not asked for again by this process.
             Err(Unopened::Sealed(e)) => {
-                self.refused_checkpoints.insert((writer, number));
+                self.refused_checkpoints.push((writer, number));
                 return run.report.errors.push(e);
             }
             Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
