@@ -612,6 +612,22 @@ fn a_file_deleted_in_a_synced_folder_comes_back_by_path_and_time() {
     let report = restore(None, "notes");
     assert_eq!(report.files_written, 1);
     assert!(to.join("notes/other.txt").exists() && !to.join("notes/plan.txt").exists());
+
+    // What every platform's restore and check call name: a synced folder needs its name (the
+    // vault's only backup is no stand-in for it), and a bad name is refused as a folder's.
+    assert_eq!(a.source_named(Some("shared"), true).unwrap(), "shared");
+    let nameless = a.source_named(None, true).unwrap_err();
+    assert_eq!(nameless.category(), bucketsync::Category::Config);
+    assert!(
+        nameless.to_string().contains("the name it syncs under"),
+        "{nameless}"
+    );
+    let bad = a.source_named(Some("a/b"), true).unwrap_err();
+    assert!(bad.to_string().contains("folder name \"a/b\""), "{bad}");
+    assert!(
+        a.source_named(None, false).is_err(),
+        "the vault holds no backup"
+    );
 }
 
 #[test]

@@ -843,15 +843,10 @@ impl Vault {
                 Some((seconds * 1000.0) as u64)
             }
         };
-        let name = match (name, synced_folder) {
-            (Some(name), true) => name,
-            (None, true) => {
-                return Err(to_py(bucketsync::Error::Config(
-                    "synced_folder=True needs the folder's name".into(),
-                )))
-            }
-            (name, false) => self.session.backup_named(name.as_deref()).map_err(to_py)?,
-        };
+        let name = self
+            .session
+            .source_named(name.as_deref(), synced_folder)
+            .map_err(to_py)?;
         let options = bucketsync::backup::RestoreOptions {
             at_ms,
             dry_run,
@@ -960,20 +955,13 @@ impl Vault {
         py: Python<'_>,
         name: Option<String>,
         synced_folder: bool,
-        sample_percent: i64,
+        sample_percent: u32,
         progress: Option<PyObject>,
     ) -> PyResult<VerifyReport> {
-        // Out of a byte's range: a share the core refuses, with its message.
-        let sample_percent = u8::try_from(sample_percent).unwrap_or(0);
-        let name = match (name, synced_folder) {
-            (Some(name), true) => name,
-            (None, true) => {
-                return Err(to_py(bucketsync::Error::Config(
-                    "synced_folder=True needs the folder's name".into(),
-                )))
-            }
-            (name, false) => self.session.backup_named(name.as_deref()).map_err(to_py)?,
-        };
+        let name = self
+            .session
+            .source_named(name.as_deref(), synced_folder)
+            .map_err(to_py)?;
         let options = bucketsync::verify::VerifyOptions {
             synced_folder,
             sample_percent,

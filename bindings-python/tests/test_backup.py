@@ -141,7 +141,7 @@ def test_a_restore_takes_only_what_it_is_asked_for_from_a_synced_folder(tmp_path
     (folder / "c.jpg").write_bytes(b"c")
     with Vault.create(store, key, state=tmp_path / "a.state") as a:
         a.sync_folder(folder, name="notes")
-        with pytest.raises(bucketsync.ConfigError, match="needs the folder's name"):
+        with pytest.raises(bucketsync.ConfigError, match="give the name it syncs under"):
             a.restore(tmp_path / "x", synced_folder=True)
         back = tmp_path / "back"
         report = a.restore(back, name="notes", synced_folder=True, only=["deep", "*.jpg"])
@@ -174,3 +174,7 @@ def test_verify_reads_a_backup_back_and_names_damaged_files(tmp_path):
         assert all(isinstance(e, bucketsync.CorruptError) for _, e in found.damaged)
         with pytest.raises(bucketsync.ConfigError, match="give 1 to 100"):
             a.verify("docs", sample_percent=0)
+        with pytest.raises(bucketsync.ConfigError, match="a sample of 300%"):
+            a.verify("docs", sample_percent=300)
+        with pytest.raises(OverflowError):
+            a.verify("docs", sample_percent=-5)

@@ -267,16 +267,9 @@ impl Vault {
         listener: Option<Arc<dyn FolderListener>>,
     ) -> Result<RestoreReport, BucketsyncError> {
         let o = options.unwrap_or_default();
-        let name = match (name, o.synced_folder) {
-            (Some(name), true) => name,
-            (None, true) => {
-                return Err(bucketsync::Error::Config(
-                    "a synced folder's restore needs the folder's name".into(),
-                )
-                .into())
-            }
-            (name, false) => self.session.backup_named(name.as_deref())?,
-        };
+        let name = self
+            .session
+            .source_named(name.as_deref(), o.synced_folder)?;
         let options = bucketsync::backup::RestoreOptions {
             at_ms: o.at_ms,
             dry_run: o.dry_run,
@@ -378,19 +371,10 @@ impl Vault {
         sample_percent: u8,
         listener: Option<Arc<dyn FolderListener>>,
     ) -> Result<VerifyReport, BucketsyncError> {
-        let name = match (name, synced_folder) {
-            (Some(name), true) => name,
-            (None, true) => {
-                return Err(bucketsync::Error::Config(
-                    "a synced folder's check needs the folder's name".into(),
-                )
-                .into())
-            }
-            (name, false) => self.session.backup_named(name.as_deref())?,
-        };
+        let name = self.session.source_named(name.as_deref(), synced_folder)?;
         let options = bucketsync::verify::VerifyOptions {
             synced_folder,
-            sample_percent,
+            sample_percent: sample_percent.into(),
         };
         let r = self
             .session

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bucketsync::backup::{
-    default_name, root_of, BackupOptions, BackupReport, RestoreOptions, RestoreReport, FOLDERS,
+    default_name, root_for, root_of, BackupOptions, BackupReport, RestoreOptions, RestoreReport,
 };
 use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::files::FileProgress;
@@ -241,14 +241,10 @@ fn incomplete(errors: &[(String, Error)], out: Output, what: &str) -> Result<(),
 pub async fn restore(g: &Global, out: Output, args: &RestoreArgs) -> Result<(), Failure> {
     let vault = vault::open_existing(g)?;
     sync_unless_offline(g, &vault, out).await?;
-    let (name, root) = match (&args.name, args.synced_folder) {
-        (Some(name), true) => (name.clone(), format!("{FOLDERS}{name}/")),
-        _ => {
-            let name = vault.session.backup_named(args.name.as_deref())?;
-            let root = root_of(&name)?;
-            (name, root)
-        }
-    };
+    let name = vault
+        .session
+        .source_named(args.name.as_deref(), args.synced_folder)?;
+    let root = root_for(&name, args.synced_folder)?;
     if vault
         .session
         .keys(format!("{root}m/").as_bytes())?
@@ -339,13 +335,12 @@ fn print_restore(out: Output, root: &str, target: &Path, r: &RestoreReport) {
 pub async fn verify(g: &Global, out: Output, args: &VerifyArgs) -> Result<(), Failure> {
     let vault = vault::open_existing(g)?;
     sync_unless_offline(g, &vault, out).await?;
-    let name = match (&args.name, args.synced_folder) {
-        (Some(name), true) => name.clone(),
-        _ => vault.session.backup_named(args.name.as_deref())?,
-    };
+    let name = vault
+        .session
+        .source_named(args.name.as_deref(), args.synced_folder)?;
     let options = bucketsync::verify::VerifyOptions {
         synced_folder: args.synced_folder,
-        sample_percent: args.sample,
+        sample_percent: args.sample.into(),
     };
     let bar = spinner(out);
     let outcome = until_interrupted(

@@ -254,12 +254,25 @@ impl Selection {
 /// # Errors
 /// `Config` when `name` is empty, `.`, `..` or holds a `/`.
 pub fn root_of(name: &str) -> Result<String> {
+    root_for(name, false)
+}
+
+/// The root of what `name` names: the backup of that name, or with `synced_folder` the folder
+/// synced both ways under it (`folder/<name>/`).
+///
+/// # Errors
+/// `Config` when `name` is empty, `.`, `..` or holds a `/`.
+pub fn root_for(name: &str, synced_folder: bool) -> Result<String> {
+    let (place, what) = match synced_folder {
+        true => (FOLDERS, "folder"),
+        false => (BACKUPS, "backup"),
+    };
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(Error::Config(format!(
-            "backup name {name:?}: give a name that is not empty and has no '/'"
+            "{what} name {name:?}: give a name that is not empty and has no '/'"
         )));
     }
-    Ok(format!("{BACKUPS}{name}/"))
+    Ok(format!("{place}{name}/"))
 }
 
 /// The name a backup of `dir` gets by default: the folder's own name.
@@ -954,6 +967,22 @@ impl Session {
         }
     }
 
+    /// What a restore or a check of `name` reads: the backup `name` (or the vault's only one,
+    /// see [`Session::backup_named`]), or with `synced_folder` the folder synced both ways
+    /// under `name`, which must then be given.
+    ///
+    /// # Errors
+    /// `Config` for a synced folder without a name, and as [`Session::backup_named`].
+    pub fn source_named(&self, name: Option<&str>, synced_folder: bool) -> Result<String> {
+        match (name, synced_folder) {
+            (Some(name), true) => root_for(name, true).map(|_| name.to_owned()),
+            (None, true) => Err(Error::Config(
+                "a synced folder is read by its name: give the name it syncs under".into(),
+            )),
+            (name, false) => self.backup_named(name),
+        }
+    }
+
     /// Restores the backup `name` into the folder `target` (made if missing):
     /// folders, then files (fetched only when the local one differs in size or time), then
     /// links; times and permissions as backed up. `progress` is called with each file's path
@@ -981,11 +1010,7 @@ impl Session {
         mut progress: impl FnMut(&str, FileProgress),
     ) -> Result<RestoreReport> {
         let started = Instant::now();
-        let root = root_of(name)?;
-        let root = match options.synced_folder {
-            true => format!("{FOLDERS}{}", &root[BACKUPS.len()..]),
-            false => root,
-        };
+        let root = root_for(name, options.synced_folder)?;
         let root = root.as_str();
         let only = Selection::new(&options.only)?;
         let mut report = RestoreReport {

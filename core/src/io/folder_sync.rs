@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
-    set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
+    root_for, set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
 use super::folder_decision::{decide, Action, Questions, Views};
 use crate::engine::MASS_DELETION_MIN_KEYS;
@@ -316,12 +316,7 @@ impl Session {
     ) -> Result<FolderReport> {
         let started = Instant::now();
         let exclude = &options.exclude;
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(Error::Config(format!(
-                "folder name {name:?}: give a name that is not empty and has no '/'"
-            )));
-        }
-        let root = format!("{FOLDERS}{name}/");
+        let root = root_for(name, true)?;
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::backup::{content_key, root_of, BACKUPS, FOLDERS};
+use super::backup::{content_key, root_for};
 use crate::error::{Category, Error, Result};
 use crate::io::driver::Transport;
 use crate::io::files::FileProgress;
@@ -19,7 +19,7 @@ pub struct VerifyOptions {
     pub synced_folder: bool,
     /// The share of the files to read, in percent (1 to 100), drawn anew at random each run
     /// (ten runs at 10% read about two thirds of the files; 100 reads all).
-    pub sample_percent: u8,
+    pub sample_percent: u32,
 }
 
 impl Default for VerifyOptions {
@@ -81,11 +81,7 @@ impl Session {
                 options.sample_percent
             )));
         }
-        let root = root_of(name)?;
-        let root = match options.synced_folder {
-            true => format!("{FOLDERS}{}", &root[BACKUPS.len()..]),
-            false => root,
-        };
+        let root = root_for(name, options.synced_folder)?;
         let prefix = content_key(&root, "");
         let seed: [u8; 32] = crate::entropy::Entropy::from_os()?.array();
         let drawn = |rel: &str| {
