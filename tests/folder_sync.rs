@@ -701,3 +701,121 @@ fn an_overlapped_edit_is_kept_when_the_versions_after_it_are_not_held_here() {
         "a's second edit"
     );
 }
+
+/// Every file under `root` with its contents, by relative path, the folder sync's own file
+/// left out.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    fn visit(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                out.insert(format!("{rel}/"), String::new());
+                visit(root, &path, out);
+            } else if !rel.starts_with(".bucketsync") {
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    visit(root, root, &mut out);
+    out
+}
+
+/// Syncs `a`, `b`, `a`, `b` (enough to settle), each sync meeting no error.
+fn settle(a: &Session, on_a: &Path, b: &Session, on_b: &Path) {
+    for _ in 0..2 {
+        sync_folder(a, on_a, &FolderBucket);
+        sync_folder(b, on_b, &FolderBucket);
+    }
+}
+
+/// A path that is a file on one device and a folder on another: both are kept (the folder
+/// under the name, the file as a conflict copy beside it), the same on both devices, and
+/// nothing is lost; then each way of turning one into the other on a single device reaches
+/// the other device.
+#[test]
+fn a_path_that_is_a_file_here_and_a_folder_there_settles_with_both_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // Made at once: a file `x` on a, a folder `x` with a file in it on b.
+    std::fs::write(on_a.join("x"), "a's file").unwrap();
+    std::fs::create_dir_all(on_b.join("x")).unwrap();
+    std::fs::write(on_b.join("x/inside.txt"), "b's file inside").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    let (got_a, got_b) = (tree(&on_a), tree(&on_b));
+    assert_eq!(got_a, got_b);
+    assert_eq!(
+        got_a.get("x/inside.txt").map(String::as_str),
+        Some("b's file inside")
+    );
+    let copies: Vec<&String> = got_a
+        .iter()
+        .filter(|(p, v)| p.starts_with("x (conflict") && v.as_str() == "a's file")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(copies.len(), 1, "a's file kept as a copy: {got_a:?}");
+
+    // One device turns the folder into a file: the other follows.
+    std::fs::remove_dir_all(on_a.join("x")).unwrap();
+    std::fs::write(on_a.join("x"), "now a file").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    assert_eq!(tree(&on_b), tree(&on_a));
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("x")).unwrap(),
+        "now a file"
+    );
+    // And back into a folder, from the other device.
+    std::fs::remove_file(on_b.join("x")).unwrap();
+    std::fs::create_dir_all(on_b.join("x/deeper")).unwrap();
+    std::fs::write(on_b.join("x/deeper/y.txt"), "a folder again").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    assert_eq!(tree(&on_a), tree(&on_b));
+    assert_eq!(
+        std::fs::read_to_string(on_a.join("x/deeper/y.txt")).unwrap(),
+        "a folder again"
+    );
+}
+
+/// One device turns a folder into a file while the other adds a file inside it: the folder
+/// stays (with what was added, and without what the first device deleted from it), and the
+/// file becomes a conflict copy beside it; nothing is lost, on either side of the race.
+#[test]
+fn a_folder_turned_into_a_file_while_a_file_was_added_inside_stays_a_folder() {
+    for first in ["turned", "added"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+        std::fs::create_dir_all(on_a.join("x")).unwrap();
+        std::fs::write(on_a.join("x/old.txt"), "old").unwrap();
+        settle(&a, &on_a, &b, &on_b);
+        assert_eq!(
+            std::fs::read_to_string(on_b.join("x/old.txt")).unwrap(),
+            "old"
+        );
+        // a: the folder goes, a file takes its name; b: a file is added in the folder.
+        std::fs::remove_dir_all(on_a.join("x")).unwrap();
+        std::fs::write(on_a.join("x"), "a's file").unwrap();
+        std::fs::write(on_b.join("x/new.txt"), "b's new file").unwrap();
+        match first {
+            "turned" => settle(&a, &on_a, &b, &on_b),
+            _ => settle(&b, &on_b, &a, &on_a),
+        }
+        let got = tree(&on_a);
+        assert_eq!(got, tree(&on_b), "{first} first");
+        assert_eq!(
+            got.get("x/new.txt").map(String::as_str),
+            Some("b's new file"),
+            "{first} first: {got:?}"
+        );
+        assert!(!got.contains_key("x/old.txt"), "{first} first: {got:?}");
+        let copies = got
+            .iter()
+            .filter(|(p, v)| p.starts_with("x (conflict") && v.as_str() == "a's file")
+            .count();
+        assert_eq!(copies, 1, "{first} first: {got:?}");
+    }
+}

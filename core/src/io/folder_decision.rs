@@ -10,7 +10,7 @@
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
 //! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy |
-//! | changed | changed | both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
+//! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Entry, EntryKind};
 use crate::ids::DeviceId;
@@ -137,6 +137,16 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
             }
             // Deleted here, edited there: the edit comes back.
             (None, Some(_)) => Action::Download,
+            // A folder on one side, a file or link on the other: the folder keeps the name
+            // (what it holds are paths of their own), the other becomes the copy.
+            (Some(l), Some((entry, _)))
+                if l.kind != entry.kind
+                    && (l.kind == EntryKind::Dir || entry.kind == EntryKind::Dir) =>
+            {
+                Action::Conflict {
+                    ours_win: l.kind == EntryKind::Dir,
+                }
+            }
             (Some(l), Some((entry, writer))) => {
                 let both_folders = l.kind == EntryKind::Dir && entry.kind == EntryKind::Dir;
                 // The same size and time say nothing of whose bytes these are (two edits in
@@ -159,6 +169,43 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
                 }
             }
         },
+    }
+}
+
+/// What a path is once `action` is carried out (on every device): a file, folder or link, or
+/// nothing. `local` and `vault` are the path's two changed sides, `base` what was agreed.
+pub(crate) fn outcome(
+    action: Action,
+    local: Option<&Entry>,
+    base: Option<&Entry>,
+    vault: Option<&Entry>,
+) -> Option<EntryKind> {
+    let kind = |e: Option<&Entry>| e.map(|e| e.kind);
+    match action {
+        Action::Keep => kind(base).or(kind(local)),
+        Action::Upload => kind(local),
+        Action::Download | Action::TakeVault => kind(vault),
+        Action::DeleteHere | Action::DeleteThere | Action::Forget => None,
+        Action::Conflict { ours_win: true } => kind(local),
+        Action::Conflict { ours_win: false } => kind(vault),
+    }
+}
+
+/// The action for a path that must end a folder, because something below it stays (a file
+/// made in it here while another device turned it into a file, or the reverse): the side
+/// that is a folder keeps the name and the other becomes the copy, as in a conflict. `None`
+/// when neither side is a folder (a vault whose entries disagree: the paths below report
+/// their errors).
+pub(crate) fn folder_kept(local: Option<&Entry>, vault: Option<&Entry>) -> Option<Action> {
+    let is_dir = |e: Option<&Entry>| e.is_some_and(|e| e.kind == EntryKind::Dir);
+    match (local, vault) {
+        (Some(_), Some(_)) if is_dir(local) && !is_dir(vault) => {
+            Some(Action::Conflict { ours_win: true })
+        }
+        (Some(_), Some(_)) if is_dir(vault) && !is_dir(local) => {
+            Some(Action::Conflict { ours_win: false })
+        }
+        _ => None,
     }
 }
 
@@ -317,12 +364,12 @@ mod tests {
             ),
             // Two folders made on both sides are one folder.
             (Some(&dir()), None, Some(&dir()), Action::TakeVault),
-            // A file here, a folder there: a conflict.
+            // A file here, a folder there: a conflict the folder wins, newer or not.
             (
                 Some(&ours),
                 None,
                 Some(&dir()),
-                Action::Conflict { ours_win: true },
+                Action::Conflict { ours_win: false },
             ),
         ];
         for (i, (l, b, r, expected)) in table.into_iter().enumerate() {
@@ -433,5 +480,69 @@ mod tests {
             me: ME,
         };
         assert_eq!(decide(&views, &mut Answers { ..NONE }), Action::Keep);
+    }
+
+    #[test]
+    fn a_folder_keeps_its_name_over_a_file_or_link() {
+        let f = file(3, 10, "h1", "");
+        let d = dir();
+        let mut link = file(0, 10, "", "");
+        link.kind = EntryKind::Symlink;
+        link.target = b"elsewhere".to_vec();
+        for (here, there, ours_win) in [(&d, &f, true), (&f, &d, false), (&link, &d, false)] {
+            // Made on both sides at once, whoever wrote later.
+            let views = Views {
+                local: Some(here),
+                seen: true,
+                base: None,
+                vault: Some((there, THEM)),
+                pulled_whole: true,
+                me: ME,
+            };
+            assert_eq!(
+                decide(&views, &mut Answers { ..NONE }),
+                Action::Conflict { ours_win }
+            );
+        }
+        // Turned into the other on one side only: that side's change is carried over.
+        let views = Views {
+            local: Some(&f),
+            seen: true,
+            base: Some(&d),
+            vault: Some((&d, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        assert_eq!(decide(&views, &mut Answers { ..NONE }), Action::Upload);
+        let views = Views {
+            local: Some(&d),
+            seen: true,
+            base: Some(&d),
+            vault: Some((&f, THEM)),
+            pulled_whole: true,
+            me: ME,
+        };
+        assert_eq!(decide(&views, &mut Answers { ..NONE }), Action::Download);
+        // What the path is afterwards, and which side keeps it when something below stays.
+        let download = Action::Download;
+        assert_eq!(
+            outcome(download, Some(&d), Some(&d), Some(&f)),
+            Some(EntryKind::File)
+        );
+        assert_eq!(
+            outcome(Action::Keep, None, Some(&d), Some(&d)),
+            Some(EntryKind::Dir)
+        );
+        assert_eq!(outcome(Action::DeleteHere, None, Some(&f), None), None);
+        assert_eq!(
+            folder_kept(Some(&d), Some(&f)),
+            Some(Action::Conflict { ours_win: true })
+        );
+        assert_eq!(
+            folder_kept(Some(&f), Some(&d)),
+            Some(Action::Conflict { ours_win: false })
+        );
+        assert_eq!(folder_kept(Some(&f), Some(&f)), None);
+        assert_eq!(folder_kept(Some(&d), None), None);
     }
 }

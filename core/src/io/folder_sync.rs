@@ -36,7 +36,7 @@ use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
     root_for, set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
 };
-use super::folder_decision::{decide, Action, Questions, Views};
+use super::folder_decision::{decide, folder_kept, outcome, Action, Questions, Views};
 use crate::engine::MASS_DELETION_MIN_KEYS;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -499,6 +499,7 @@ impl Session {
             let action = decide(&views, &mut questions);
             plan.push((rel, action));
         }
+        keep_folders(&mut plan, &local, &base.entries, &remote);
         // A dry run shows the deletions instead.
         if !confirmed && !options.dry_run {
             if let Some(limit) = limit {
@@ -535,8 +536,21 @@ impl Session {
             report.duration = started.elapsed();
             return Ok(std::mem::take(report));
         }
+        // Deletions here first, deepest first, and the folders they empty: a file or link
+        // that replaces a folder (or a folder that replaces a file) finds its place free.
+        plan.sort_by_key(|(rel, action)| match action {
+            Action::DeleteHere => (0, std::cmp::Reverse(rel.clone()), String::new()),
+            _ => (1, std::cmp::Reverse(String::new()), rel.clone()),
+        });
+        let first_kept = plan
+            .iter()
+            .position(|(_, action)| *action != Action::DeleteHere)
+            .unwrap_or(plan.len());
         let mut return_base = false;
-        for (rel, action) in plan {
+        for (at, (rel, action)) in plan.into_iter().enumerate() {
+            if at == first_kept {
+                remove_emptied(&mut doomed_folders, sync.report);
+            }
             let b = base.entries.get(&rel);
             let r = remote.get(&rel);
             // The hash our version replaces (or the last one deleted there), for whoever
@@ -615,14 +629,7 @@ impl Session {
                 }
             }
         }
-        // Folders deleted elsewhere go once emptied, deepest first; a folder still holding
-        // something (a file made here meanwhile) stays.
-        doomed_folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for folder in doomed_folders {
-            if std::fs::remove_dir(&folder).is_ok() {
-                report.deleted_here += 1;
-            }
-        }
+        remove_emptied(&mut doomed_folders, &mut report);
         // Until the push below succeeds, what this run sent is not agreed on: after a push
         // that failed or did not happen (a dropped connection, the mass-deletion guard, a key
         // generation not here yet) or a crash during it, the next run takes it as agreed only
@@ -720,6 +727,61 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
     }
 }
 
+/// Removes the folders deleted elsewhere once emptied, deepest first; a folder still holding
+/// something (a file made here meanwhile) stays.
+fn remove_emptied(folders: &mut Vec<PathBuf>, report: &mut FolderReport) {
+    folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for folder in folders.drain(..) {
+        if std::fs::remove_dir(&folder).is_ok() {
+            report.deleted_here += 1;
+        }
+    }
+}
+
+/// A path that would end a file or link while something below it stays (made in it here
+/// while another device turned it into a file, or the reverse) ends a folder instead: the side
+/// that is one keeps the name, the other becomes the copy (`folder_kept`).
+fn keep_folders(
+    plan: &mut [(String, Action)],
+    local: &BTreeMap<String, &Local>,
+    base: &BTreeMap<String, Entry>,
+    remote: &BTreeMap<String, (Entry, DeviceId)>,
+) {
+    let sides = |rel: &str| {
+        (
+            local.get(rel).map(|l| &l.entry),
+            base.get(rel),
+            remote.get(rel).map(|(entry, _)| entry),
+        )
+    };
+    let stays: BTreeSet<&str> = plan
+        .iter()
+        .filter(|(rel, action)| {
+            let (l, b, r) = sides(rel);
+            outcome(*action, l, b, r).is_some()
+        })
+        .map(|(rel, _)| rel.as_str())
+        .collect();
+    let mut changes = Vec::new();
+    for (at, (rel, action)) in plan.iter().enumerate() {
+        let (l, b, r) = sides(rel);
+        if matches!(outcome(*action, l, b, r), None | Some(EntryKind::Dir)) {
+            continue;
+        }
+        // Paths below `rel` sort from `rel/` up to `rel0` ('0' follows '/').
+        let below = stays
+            .range(format!("{rel}/").as_str()..format!("{rel}0").as_str())
+            .next()
+            .is_some();
+        if let Some(kept) = below.then(|| folder_kept(l, r)).flatten() {
+            changes.push((at, kept));
+        }
+    }
+    for (at, kept) in changes {
+        plan[at].1 = kept;
+    }
+}
+
 /// Whether the walk tells that `rel`, which it did not find, is not there: the nearest of its
 /// folders that is there (the root at least) was read whole. Below a folder that could not be
 /// read, what is missing is unknown; below one that is gone (deleted here), it is gone.
@@ -727,8 +789,12 @@ fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> b
     let mut folder = rel;
     loop {
         folder = folder.rsplit_once('/').map_or("", |(p, _)| p);
-        if folder.is_empty() || local.contains_key(folder) {
+        if folder.is_empty() {
             return walked.read_whole.contains(folder);
+        }
+        if let Some(there) = local.get(folder) {
+            // Below a file or link nothing can be.
+            return there.entry.kind != EntryKind::Dir || walked.read_whole.contains(folder);
         }
     }
 }
@@ -984,6 +1050,11 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         }
         self.session
             .put(entry_key(self.root, rel), entry.encode())?;
+        // A folder or link where a file was: the file's content goes with it.
+        let content = content_key(self.root, rel);
+        if entry.kind != EntryKind::File && self.session.get(content.as_bytes())?.is_some() {
+            self.session.delete(content)?;
+        }
         self.report.uploaded += 1;
         Ok(entry)
     }
@@ -1062,6 +1133,23 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         if !self.still_as_walked(rel, walked) {
             return Err(changed_meanwhile(rel));
         }
+        // Turned into the other elsewhere: what is here, as agreed and emptied of what was
+        // below it (deletions come first), makes way.
+        let walked = match walked {
+            Some(here)
+                if here.kind != entry.kind
+                    && (here.kind == EntryKind::Dir) != (entry.kind == EntryKind::Dir) =>
+            {
+                let dest = self.dir.join(self.checked_destination(rel, rel)?);
+                let removed = match here.kind {
+                    EntryKind::Dir => std::fs::remove_dir(&dest),
+                    _ => std::fs::remove_file(&dest),
+                };
+                removed.map_err(|e| local_error(&dest, "cannot make way at", e))?;
+                None
+            }
+            walked => walked,
+        };
         if entry.kind == EntryKind::File && entry.size <= READ_TOGETHER_UP_TO {
             let path = self.checked_destination(rel, rel)?;
             let (content, value) = self.content_of(rel)?;
