@@ -819,3 +819,34 @@ fn a_folder_turned_into_a_file_while_a_file_was_added_inside_stays_a_folder() {
         assert_eq!(copies, 1, "{first} first: {got:?}");
     }
 }
+
+/// A folder deleted on one device while a file in it was edited on another stays in the vault
+/// as the edited file alone (no entry of its own); a file then made at the folder's name is
+/// set apart as a conflict copy, and the folder the edit needs takes the name.
+#[test]
+fn a_file_made_where_a_deleted_folder_still_holds_an_edit_is_set_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    std::fs::create_dir_all(on_a.join("x")).unwrap();
+    std::fs::write(on_a.join("x/old.txt"), "old").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    std::fs::remove_dir_all(on_a.join("x")).unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    std::fs::write(on_b.join("x/old.txt"), "b's edit").unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    // a, which deleted the folder, makes a file of its name.
+    std::fs::write(on_a.join("x"), "a's file").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    let got = tree(&on_a);
+    assert_eq!(got, tree(&on_b));
+    assert_eq!(
+        got.get("x/old.txt").map(String::as_str),
+        Some("b's edit"),
+        "{got:?}"
+    );
+    let copies = got
+        .iter()
+        .filter(|(p, v)| p.starts_with("x (conflict laptop") && v.as_str() == "a's file")
+        .count();
+    assert_eq!(copies, 1, "{got:?}");
+}

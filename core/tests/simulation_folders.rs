@@ -1,8 +1,10 @@
 //! The folder world of the simulation: two-way folder sync (`Session::sync_folder`) between
 //! two to four devices, each with a folder of its own on disk, under a seeded schedule.
 //!
-//! The devices' users create, edit, rename and delete files, delete whole folders and turn a
-//! folder into a file, the same paths on several devices at once; now and then two devices
+//! The devices' users create, edit, rename and delete files, delete whole folders, turn a
+//! folder into a file and a file into a folder (a file written at a folder's name, or a
+//! folder made where a file is), the same paths on several devices at once; now and then two
+//! devices
 //! edit one file to contents of the same size with the same modification time. Syncs are cut
 //! off after a drawn number of requests (the connection drops: the sync fails part way, its
 //! downloads made and its base not written), and devices restart from their state files.
@@ -19,7 +21,9 @@
 //!
 //! `BUCKETSYNC_SIM_FOLDER_SEEDS=N` runs N seeds (default 100; each syncs real folders, so a
 //! seed costs about a tenth of a second); `BUCKETSYNC_SIM_FOLDER_SEED=S` runs seed S alone and
-//! prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed.
+//! prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed;
+//! `BUCKETSYNC_SIM_FOLDER_FLIPS=0` draws seeds without folders turned into files and back, as
+//! the seeds in [`REGRESSIONS`] were found.
 
 #![cfg(feature = "backup")]
 
@@ -73,9 +77,21 @@ const STILL_FAILING: &[u64] = &[];
 ///   made there again named no parent, and an untouched device took it for an overlap.
 /// - 2258, 3775, 4971: the model's fault. A sync the guard stopped had acted; its rerun
 ///   reported nothing, and the round counted as quiet one round early.
+///
+/// All found before users turned folders into files and back, and run as drawn then.
 const REGRESSIONS: &[u64] = &[
     142, 193, 233, 282, 395, 478, 1119, 1248, 1546, 1716, 2068, 2258, 3775, 4753, 4971,
 ];
+/// Seeds that failed once with folders turned into files and back:
+/// - 97: a file made where the vault had deleted a folder, while files below it were made
+///   again: the file stayed in the way of the folder ("File exists" at every sync).
+/// - 170: a device's file, already kept as a conflict copy by another device (whose folder
+///   kept the name), met a third device's file at that name made without seeing it, and was
+///   kept as a second copy of the same name (changed during the sync, at every sync).
+/// - 1316: a conflict copy a user deleted came back: the device whose version it was met the
+///   overlap later and made the copy again (an overlap now takes a copy another device made of
+///   the same version, live or deleted, as ours kept).
+const FLIP_REGRESSIONS: &[u64] = &[97, 170, 1316];
 
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +99,7 @@ static CONFLICT_COPIES: AtomicU64 = AtomicU64::new(0);
 static SAME_SIZE_AND_TIME: AtomicU64 = AtomicU64::new(0);
 static RESTARTS: AtomicU64 = AtomicU64::new(0);
 static MASS_DELETIONS: AtomicU64 = AtomicU64::new(0);
+static FLIPS: AtomicU64 = AtomicU64::new(0);
 
 /// The local-folder bucket, dropping the connection after `budget` requests (none: never).
 /// Its waits (retry backoff) move the world's clock instead of taking time.
@@ -151,10 +168,13 @@ struct World {
     /// A sync the guard stopped ran again once confirmed: the stopped run may have acted,
     /// and its report is lost with its error, so a quiet round does not count it as quiet.
     guarded: bool,
+    /// Whether users turn folders into files and back (a stream of its own, so that the
+    /// seeds that failed before flips were drawn replay as they were found).
+    flips: Option<Rng>,
 }
 
 impl World {
-    fn new(seed: u64, verbose: bool) -> World {
+    fn new(seed: u64, verbose: bool, flips: bool) -> World {
         let mut rng = Rng(seed);
         let root = tempfile::tempdir().unwrap();
         let store = format!("file://{}", root.path().join("bucket").display());
@@ -183,6 +203,7 @@ impl World {
             verbose,
             trace: DefaultHasher::new(),
             guarded: false,
+            flips: flips.then_some(Rng(seed ^ 0x5eed_f11b)),
         };
         for d in 0..count {
             world.open(d);
@@ -273,9 +294,27 @@ impl World {
             }
         }
         let Some(parent) = path.parent() else { return };
-        // A file in the way of the folders: the write cannot happen.
+        // A file in the way of the folders: the write cannot happen, or, where users turn
+        // files into folders, the file goes and a folder takes its name.
         if !make_folders(parent) {
-            return;
+            let dir = self.devices[d].dir.clone();
+            let in_way = parent
+                .ancestors()
+                .find(|a| a.starts_with(&dir) && a.is_file());
+            let (Some(_), Some(file)) = (&self.flips, in_way) else {
+                return;
+            };
+            let file = file.to_path_buf();
+            self.kill(d, &file);
+            std::fs::remove_file(&file).unwrap();
+            FLIPS.fetch_add(1, Ordering::Relaxed);
+            self.log(format!(
+                "d{d} turns the file {} into a folder",
+                relative(&dir, &file)
+            ));
+            if !make_folders(parent) {
+                return;
+            }
         }
         std::fs::write(&path, content).unwrap();
         let token = Self::token_of(content.as_bytes()).expect("a version");
@@ -301,7 +340,18 @@ impl World {
         let d = self.rng.below(self.devices.len() as u64) as usize;
         match self.rng.below(100) {
             0..=29 => {
-                let rel = PATHS[self.rng.below(PATHS.len() as u64) as usize];
+                let mut rel = PATHS[self.rng.below(PATHS.len() as u64) as usize];
+                // Now and then, a file where a folder is (or was).
+                let flip = self.flips.as_mut().and_then(|f| {
+                    f.chance(120)
+                        .then(|| FOLDERS[f.below(FOLDERS.len() as u64) as usize])
+                });
+                if let Some(folder) = flip {
+                    rel = folder;
+                    if self.devices[d].dir.join(rel).is_dir() {
+                        FLIPS.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 let content = self.version(None);
                 let now = self.now();
                 self.write(d, rel, &content, now);
@@ -619,8 +669,20 @@ fn make_folders(folder: &Path) -> bool {
     std::fs::create_dir_all(folder).is_ok() && folder.is_dir()
 }
 
+/// Runs a seed; `BUCKETSYNC_SIM_FOLDER_FLIPS=0` draws it as worlds did before users turned
+/// folders into files and back (how [`REGRESSIONS`] were found).
 fn run(seed: u64, verbose: bool) -> u64 {
-    let mut world = World::new(seed, verbose);
+    let flips = std::env::var("BUCKETSYNC_SIM_FOLDER_FLIPS").map_or(true, |v| v != "0");
+    run_world(seed, verbose, flips)
+}
+
+/// A seed as worlds drew it before users turned folders into files and back.
+fn run_without_flips(seed: u64, verbose: bool) -> u64 {
+    run_world(seed, verbose, false)
+}
+
+fn run_world(seed: u64, verbose: bool, flips: bool) -> u64 {
+    let mut world = World::new(seed, verbose, flips);
     // The vault exists before the others join.
     world.sync(0, None);
     for _ in 0..STEPS {
@@ -643,9 +705,7 @@ fn run(seed: u64, verbose: bool) -> u64 {
 ///
 /// Weaker than it should be: a version a user replaced is allowed on as a conflict copy (one
 /// made of it before, on a device that had not seen the replacement, is right; one made after
-/// cannot be told from it without causality the model does not keep). A path that is a file
-/// on one device and a folder on another is not drawn: syncs fail on it ("File exists", "Is a
-/// directory", "Not a directory") and never settle, a defect not fixed yet.
+/// cannot be told from it without causality the model does not keep).
 #[test]
 fn folders_synced_two_ways_converge_and_lose_no_edit() {
     let Some(seeds) = sim::run_seeds(
@@ -661,25 +721,36 @@ fn folders_synced_two_ways_converge_and_lose_no_edit() {
     let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
         "folders: {seeds} seeds, {} syncs ({} cut off), {} restarts, {} conflict copies, {} \
-         edits of the same size and time, {} mass deletions confirmed",
+         edits of the same size and time, {} mass deletions confirmed, {} folders turned into \
+         files or back",
         count(&SYNCS),
         count(&SYNCS_CUT),
         count(&RESTARTS),
         count(&CONFLICT_COPIES),
         count(&SAME_SIZE_AND_TIME),
-        count(&MASS_DELETIONS)
+        count(&MASS_DELETIONS),
+        count(&FLIPS)
     );
     if seeds >= 100 {
         // The paths the world is for really ran.
         assert!(count(&CONFLICT_COPIES) > 0);
         assert!(count(&SYNCS_CUT) > 0);
         assert!(count(&SAME_SIZE_AND_TIME) > 0);
+        assert!(count(&FLIPS) > 0);
     }
 }
 
 #[test]
 fn every_folder_seed_that_ever_failed_passes() {
     for &seed in REGRESSIONS {
+        sim::run_reporting(
+            seed,
+            "BUCKETSYNC_SIM_FOLDER_FLIPS=0 BUCKETSYNC_SIM_FOLDER_SEED",
+            "simulation_folders",
+            run_without_flips,
+        );
+    }
+    for &seed in FLIP_REGRESSIONS {
         sim::run_reporting(
             seed,
             "BUCKETSYNC_SIM_FOLDER_SEED",

@@ -38,6 +38,9 @@ pub(crate) enum Action {
         /// Whether the local version keeps the name.
         ours_win: bool,
     },
+    /// The local file or link becomes a conflict copy (on every device), and the name is left
+    /// to the folder that what lies below it makes (the vault holds no folder entry there).
+    SetApart,
 }
 
 /// One path as the three views show it.
@@ -188,23 +191,22 @@ pub(crate) fn outcome(
         Action::DeleteHere | Action::DeleteThere | Action::Forget => None,
         Action::Conflict { ours_win: true } => kind(local),
         Action::Conflict { ours_win: false } => kind(vault),
+        Action::SetApart => None,
     }
 }
 
 /// The action for a path that must end a folder, because something below it stays (a file
 /// made in it here while another device turned it into a file, or the reverse): the side
-/// that is a folder keeps the name and the other becomes the copy, as in a conflict. `None`
-/// when neither side is a folder (a vault whose entries disagree: the paths below report
-/// their errors).
+/// that is a folder keeps the name and the other becomes the copy, as in a conflict. A local
+/// file or link where the vault has no folder entry (a folder deleted there, with files made
+/// below it again) is set apart. `None` when the local side is no file or link and the vault's
+/// is no folder (nothing here to move aside: the paths below report their errors).
 pub(crate) fn folder_kept(local: Option<&Entry>, vault: Option<&Entry>) -> Option<Action> {
-    let is_dir = |e: Option<&Entry>| e.is_some_and(|e| e.kind == EntryKind::Dir);
+    let is_dir = |e: &Entry| e.kind == EntryKind::Dir;
     match (local, vault) {
-        (Some(_), Some(_)) if is_dir(local) && !is_dir(vault) => {
-            Some(Action::Conflict { ours_win: true })
-        }
-        (Some(_), Some(_)) if is_dir(vault) && !is_dir(local) => {
-            Some(Action::Conflict { ours_win: false })
-        }
+        (Some(l), Some(v)) if is_dir(l) && !is_dir(v) => Some(Action::Conflict { ours_win: true }),
+        (Some(l), Some(v)) if is_dir(v) && !is_dir(l) => Some(Action::Conflict { ours_win: false }),
+        (Some(l), _) if !is_dir(l) => Some(Action::SetApart),
         _ => None,
     }
 }
@@ -542,7 +544,9 @@ mod tests {
             folder_kept(Some(&f), Some(&d)),
             Some(Action::Conflict { ours_win: false })
         );
-        assert_eq!(folder_kept(Some(&f), Some(&f)), None);
+        assert_eq!(folder_kept(Some(&f), Some(&f)), Some(Action::SetApart));
+        assert_eq!(folder_kept(Some(&f), None), Some(Action::SetApart));
         assert_eq!(folder_kept(Some(&d), None), None);
+        assert_eq!(folder_kept(None, Some(&f)), None);
     }
 }

@@ -99,7 +99,7 @@ impl FolderChange {
             Action::Download => Some(FolderChange::Download),
             Action::DeleteHere => Some(FolderChange::DeleteHere),
             Action::DeleteThere => Some(FolderChange::DeleteThere),
-            Action::Conflict { .. } => Some(FolderChange::Conflict),
+            Action::Conflict { .. } | Action::SetApart => Some(FolderChange::Conflict),
             Action::Keep | Action::Forget | Action::TakeVault => None,
         }
     }
@@ -530,6 +530,13 @@ impl Session {
                             conflict_name(rel, &label(me), l.entry.mtime_ms)
                         });
                     }
+                    Action::SetApart => {
+                        if let Some(l) = local.get(rel) {
+                            report
+                                .conflicts
+                                .push(conflict_name(rel, &label(me), l.entry.mtime_ms));
+                        }
+                    }
                     Action::Keep | Action::Forget | Action::TakeVault => {}
                 }
             }
@@ -578,6 +585,10 @@ impl Session {
                     }
                     Ok(None)
                 }
+                (Action::SetApart, Some(l), r) => sync
+                    .set_apart(l, r.map(|(entry, _)| entry), &label(me), &mut next)
+                    .await
+                    .map(|()| None),
                 (Action::Conflict { ours_win }, Some(l), Some((entry, writer))) => sync
                     .conflict(l, entry, ours_win, &label(me), &label(*writer), &mut next)
                     .await
@@ -888,8 +899,10 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
             if *parent == base.hash {
                 return false;
             }
+            // Overlapped, and ours already kept as the copy it would become (another device
+            // met the same overlap): ours lives on there, or a user deleted it there.
             if before_ours.contains(parent) {
-                return true;
+                return !self.copy_of_ours_kept(&base.hash);
             }
             match replaced.get(parent) {
                 Some(e) => parent = e,
@@ -897,17 +910,42 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
             }
         }
         // Cut (or looping): kept as a copy unless another device kept ours already.
-        let Some(local) = self.local else {
+        let Some(copy_key) = self.copy_key() else {
             return true;
         };
-        let copy = conflict_name(self.rel, self.our_label, local.entry.mtime_ms);
-        let copy_key = entry_key(self.sync.root, &copy);
         let known = self
             .sync
             .session
             .read(|e| e.record(copy_key.as_bytes()).is_some())
             .unwrap_or(false);
         !known
+    }
+}
+
+impl<T: Transport + ?Sized, P> Asked<'_, '_, T, P> {
+    /// The entry key of the conflict copy the local file would become.
+    fn copy_key(&self) -> Option<String> {
+        let local = self.local?;
+        let copy = conflict_name(self.rel, self.our_label, local.entry.mtime_ms);
+        Some(entry_key(self.sync.root, &copy))
+    }
+
+    /// Whether another device kept the local file (of content `hash`) as the conflict copy it
+    /// would become: the vault holds that copy with that content, or held it and a user
+    /// deleted it (what became of the copy stands).
+    fn copy_of_ours_kept(&self, hash: &str) -> bool {
+        let Some(copy_key) = self.copy_key() else {
+            return false;
+        };
+        let copy = self
+            .sync
+            .session
+            .read(|e| e.record(copy_key.as_bytes()).map(|r| r.value.clone()));
+        match copy {
+            Ok(Some(Some(value))) => Entry::decode("", &value).is_ok_and(|c| c.hash == hash),
+            Ok(Some(None)) => true,
+            _ => false,
+        }
     }
 }
 
@@ -1356,6 +1394,33 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         }
         self.report.downloaded += 1;
         Ok(entry.clone())
+    }
+
+    /// `local`, a file or link, becomes a conflict copy (renamed here, sent as a new path), and
+    /// leaves its name to the folder that the paths below it make; a file or link the vault
+    /// holds there goes.
+    async fn set_apart(
+        &mut self,
+        local: &Local,
+        vault: Option<&Entry>,
+        our_label: &str,
+        next: &mut BTreeMap<String, Entry>,
+    ) -> Result<()> {
+        let rel = local.rel.as_str();
+        if !self.still_as_walked(rel, Some(&local.entry)) {
+            return Err(changed_meanwhile(rel));
+        }
+        let copy = conflict_name(rel, our_label, local.entry.mtime_ms);
+        let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
+        std::fs::rename(&local.path, &copy_path)
+            .map_err(|e| local_error(&local.path, "cannot rename", e))?;
+        let sent = self.upload_as(&copy, &copy_path, &local.entry, "").await?;
+        next.insert(copy.clone(), sent);
+        self.report.conflicts.push(copy);
+        if vault.is_some() {
+            self.delete_there(rel)?;
+        }
+        Ok(())
     }
 
     /// `local` and the vault's `theirs` both changed: the winner keeps the name, the loser
