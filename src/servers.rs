@@ -1,9 +1,10 @@
 //! Real S3 servers for tests and benchmarks: SeaweedFS (`weed mini`) and s3s-fs, each started on
 //! free loopback ports with a fresh data directory and static credentials (so signatures are
-//! really checked), and stopped by PID when dropped, also when a test fails.
+//! really checked), and stopped by PID when dropped, also when a test fails; and moto, for what
+//! only it reports (the encryption at rest of each object).
 //!
-//! Binaries are found through `BUCKETSYNC_WEED` / `BUCKETSYNC_S3S_FS`, then the cache that
-//! `scripts/test.sh` installs them into (`~/.cache/bucketsync`), then `PATH`.
+//! Binaries are found through `BUCKETSYNC_WEED` / `BUCKETSYNC_S3S_FS` / `BUCKETSYNC_MOTO`, then
+//! the cache that `scripts/test.sh` installs them into (`~/.cache/bucketsync`), then `PATH`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ pub enum ServerKind {
     SeaweedFs,
     /// s3s-fs: stricter; checks that bodies match their signed hash.
     S3sFs,
+    /// moto's server: written to behave as AWS does, and reports each object's server-side
+    /// encryption and storage class; takes any credentials (signatures are not checked).
+    Moto,
 }
 
 impl ServerKind {
@@ -186,6 +190,15 @@ impl TestServer {
                 c.args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
                     .args(["--access-key", access_key, "--secret-key", secret])
                     .arg(&data);
+                c
+            }
+            ServerKind::Moto => {
+                let mut c = Command::new(find_binary(
+                    "BUCKETSYNC_MOTO",
+                    "venv/bin/moto_server",
+                    "moto_server",
+                ));
+                c.args(["-H", "127.0.0.1", "-p", &s3_port.to_string()]);
                 c
             }
         };

@@ -32,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// The store: `s3://BUCKET/PREFIX?endpoint=URL&region=R` or `file:///DIR` (a folder that
-    /// acts as a bucket).
+    /// acts as a bucket). Encryption at rest by the store, on every write: `&sse=AES256`, or
+    /// `&sse=aws:kms&sse_kms_key_id=KEY` (optionally `&sse_bucket_key=true`).
     #[arg(long, env = "BUCKETSYNC_STORE", global = true)]
     pub store: Option<String>,
     /// The file that holds the vault key (its recovery code): written by `init` and `join`

@@ -95,4 +95,4 @@ pub use record::{Record, Records};
 pub use report::SyncReport;
 pub use retry::RetryPolicy;
 pub use schedule::{Happening, Schedule, SchedulePolicy, ScheduleState};
-pub use store::{encode_path, encode_query, S3Store, Store};
+pub use store::{encode_path, encode_query, Encryption, S3Store, Store};

@@ -3,6 +3,7 @@
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::{Error, Result};
+use crate::http::{Method, Request};
 
 /// Characters left as they are in an object key inside a URL path (RFC 3986 unreserved and `/`).
 const PATH: &AsciiSet = &NON_ALPHANUMERIC
@@ -45,6 +46,56 @@ pub struct S3Store {
     /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-host style
     /// (`bucket.endpoint/key`). Defaults to true when an endpoint is given.
     pub path_style: bool,
+    /// The encryption at rest the store is asked for on every object written (`sse=`); its
+    /// bucket's own default when `None`.
+    pub encryption: Option<Encryption>,
+}
+
+/// Encryption at rest by the store (server-side encryption), on top of the vault's own: what
+/// a bucket policy may demand of every write. Asked for on every object PUT and multipart
+/// upload start, in signed headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`sse=AES256`): keys the store manages.
+    S3,
+    /// SSE-KMS (`sse=aws:kms`): a key of the store's key service.
+    Kms {
+        /// The key (`sse_kms_key_id=`: a key id, key ARN, or alias); the account's default
+        /// key for S3 when `None`.
+        key_id: Option<String>,
+        /// An S3 Bucket Key (`sse_bucket_key=true`): fewer calls to the key service.
+        bucket_key: bool,
+    },
+}
+
+impl Encryption {
+    /// The request headers that ask for it.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        let mut add = |name: &str, value: &str| headers.push((name.to_owned(), value.to_owned()));
+        match self {
+            Encryption::S3 => add("x-amz-server-side-encryption", "AES256"),
+            Encryption::Kms { key_id, bucket_key } => {
+                add("x-amz-server-side-encryption", "aws:kms");
+                if let Some(key_id) = key_id {
+                    add("x-amz-server-side-encryption-aws-kms-key-id", key_id);
+                }
+                if *bucket_key {
+                    add("x-amz-server-side-encryption-bucket-key-enabled", "true");
+                }
+            }
+        }
+        headers
+    }
+}
+
+/// A KMS key id as S3 takes it: a key id, key ARN, alias name or alias ARN (letters, digits
+/// and `:/_-.`).
+fn is_kms_key_id(value: &str) -> bool {
+    (1..=2048).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":/_-.".contains(&b))
 }
 
 impl S3Store {
@@ -94,8 +145,10 @@ impl S3Store {
             region: "us-east-1".into(),
             endpoint: None,
             path_style: false,
+            encryption: None,
         };
         let mut path_style = None;
+        let (mut sse, mut kms_key_id, mut bucket_key) = (None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode_str(value)
@@ -132,13 +185,50 @@ impl S3Store {
                     })
                 }
                 "region" => return Err(bad("region is empty".into())),
+                "sse" => sse = Some(value.into_owned()),
+                "sse_kms_key_id" if is_kms_key_id(&value) => kms_key_id = Some(value.into_owned()),
+                "sse_kms_key_id" => {
+                    return Err(bad(format!(
+                        "sse_kms_key_id {value:?} is not a KMS key id, key ARN or alias"
+                    )))
+                }
+                "sse_bucket_key" => {
+                    bucket_key = Some(match &*value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(bad(format!(
+                                "sse_bucket_key must be true or false, not {other:?}"
+                            )))
+                        }
+                    })
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown parameter {other:?} (known: region, endpoint, path_style)"
+                        "unknown parameter {other:?} (known: region, endpoint, path_style, sse, \
+                         sse_kms_key_id, sse_bucket_key)"
                     )))
                 }
             }
         }
+        store.encryption = match (sse.as_deref(), kms_key_id, bucket_key) {
+            (None, None, None) => None,
+            (Some("AES256"), None, None) => Some(Encryption::S3),
+            (Some("aws:kms"), key_id, bucket_key) => Some(Encryption::Kms {
+                key_id,
+                bucket_key: bucket_key.unwrap_or(false),
+            }),
+            (Some("AES256") | None, _, _) => {
+                return Err(bad(
+                    "sse_kms_key_id and sse_bucket_key go with sse=aws:kms".into()
+                ))
+            }
+            (Some(other), _, _) => {
+                return Err(bad(format!(
+                    "sse must be AES256 (SSE-S3) or aws:kms (SSE-KMS), not {other:?}"
+                )))
+            }
+        };
         // What goes into a host name must be one: a label of lowercase letters, digits and
         // '-'; dots make more labels, which a TLS wildcard certificate does not cover.
         let https = store
@@ -268,6 +358,20 @@ impl Store {
                 } else {
                     "&path_style=false"
                 });
+                match &s3.encryption {
+                    None => {}
+                    Some(Encryption::S3) => url.push_str("&sse=AES256"),
+                    Some(Encryption::Kms { key_id, bucket_key }) => {
+                        url.push_str("&sse=aws%3Akms");
+                        if let Some(key_id) = key_id {
+                            url.push_str("&sse_kms_key_id=");
+                            url.push_str(&encode_query(key_id));
+                        }
+                        if *bucket_key {
+                            url.push_str("&sse_bucket_key=true");
+                        }
+                    }
+                }
                 url
             }
         }
@@ -289,6 +393,33 @@ impl Store {
         match self {
             Store::Folder { .. } => "",
             Store::S3(s3) => &s3.prefix,
+        }
+    }
+
+    /// Adds the headers that ask for the store's encryption at rest (when it has one) to a
+    /// request that writes an object: a PUT (not of a multipart upload's part) or the start of
+    /// a multipart upload. Done before signing: the headers are signed.
+    pub fn ask_for_encryption(&self, request: &mut Request) {
+        let Store::S3(S3Store {
+            encryption: Some(encryption),
+            ..
+        }) = self
+        else {
+            return;
+        };
+        let query = request.url.split_once('?').map_or("", |(_, q)| q);
+        let has = |name: &str| {
+            query
+                .split('&')
+                .any(|pair| pair.split_once('=').map_or(pair, |(n, _)| n) == name)
+        };
+        let writes_object = match request.method {
+            Method::Put => !has("partNumber") && !has("uploadId"),
+            Method::Post => has("uploads"),
+            _ => false,
+        };
+        if writes_object {
+            request.headers.extend(encryption.headers());
         }
     }
 
@@ -393,6 +524,10 @@ mod tests {
             "s3://bucket/notes/v1?region=eu-west-1",
             "s3://bucket/a%20b?endpoint=http://127.0.0.1:8333",
             "s3://my-bucket/p?endpoint=https://r2.example.com&path_style=false&region=auto",
+            "s3://bucket/p?sse=AES256",
+            "s3://bucket/p?sse=aws:kms",
+            "s3://bucket/p?sse=aws%3Akms&sse_kms_key_id=arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab&sse_bucket_key=true",
+            "s3://bucket/p?sse=aws:kms&sse_kms_key_id=alias/backups&sse_bucket_key=false",
         ] {
             let store = Store::parse(url).unwrap();
             assert_eq!(
@@ -528,5 +663,98 @@ mod tests {
         assert!(relative.contains("absolute directory"), "{relative}");
         let scheme = Store::parse("ftp://x").unwrap_err().to_string();
         assert!(scheme.contains("must start with s3://"), "{scheme}");
+    }
+
+    #[test]
+    fn encryption_at_rest_is_asked_for_on_object_writes_only() {
+        let store = Store::parse(
+            "s3://bucket/p?endpoint=http://127.0.0.1:9000&sse=aws:kms&sse_kms_key_id=alias/k&sse_bucket_key=true",
+        )
+        .unwrap();
+        let Store::S3(s3) = &store else { panic!() };
+        assert_eq!(
+            s3.encryption,
+            Some(Encryption::Kms {
+                key_id: Some("alias/k".into()),
+                bucket_key: true
+            })
+        );
+        let asked = |method: Method, url: &str| {
+            let mut request = Request {
+                id: crate::ids::RequestId(1),
+                kind: crate::http::RequestKind::PutSegment,
+                method,
+                url: url.to_owned(),
+                headers: Vec::new(),
+                body: Default::default(),
+            };
+            store.ask_for_encryption(&mut request);
+            request.headers
+        };
+        let object = store.object_url("p/x");
+        let kms = vec![
+            (
+                "x-amz-server-side-encryption".to_owned(),
+                "aws:kms".to_owned(),
+            ),
+            (
+                "x-amz-server-side-encryption-aws-kms-key-id".to_owned(),
+                "alias/k".to_owned(),
+            ),
+            (
+                "x-amz-server-side-encryption-bucket-key-enabled".to_owned(),
+                "true".to_owned(),
+            ),
+        ];
+        assert_eq!(asked(Method::Put, &object), kms);
+        assert_eq!(asked(Method::Post, &format!("{object}?uploads")), kms);
+        // Parts, completion, reads and deletes take none.
+        for (method, url) in [
+            (Method::Put, format!("{object}?partNumber=1&uploadId=u")),
+            (Method::Post, format!("{object}?uploadId=u")),
+            (Method::Get, object.clone()),
+            (Method::Delete, object.clone()),
+        ] {
+            assert!(asked(method, &url).is_empty(), "{url}");
+        }
+        // None asked for without a setting, nor of a folder bucket.
+        let mut put = Request {
+            id: crate::ids::RequestId(1),
+            kind: crate::http::RequestKind::PutSegment,
+            method: Method::Put,
+            url: "s3".into(),
+            headers: Vec::new(),
+            body: Default::default(),
+        };
+        Store::parse("s3://bucket/p")
+            .unwrap()
+            .ask_for_encryption(&mut put);
+        Store::parse("file:///tmp/v")
+            .unwrap()
+            .ask_for_encryption(&mut put);
+        assert!(put.headers.is_empty());
+        assert_eq!(
+            Encryption::S3.headers(),
+            vec![(
+                "x-amz-server-side-encryption".to_owned(),
+                "AES256".to_owned()
+            )]
+        );
+        for (url, says) in [
+            ("s3://bkt/p?sse=aes256", "sse must be AES256"),
+            (
+                "s3://bkt/p?sse=AES256&sse_kms_key_id=k",
+                "go with sse=aws:kms",
+            ),
+            ("s3://bkt/p?sse_bucket_key=true", "go with sse=aws:kms"),
+            (
+                "s3://bkt/p?sse=aws:kms&sse_kms_key_id=a%20b",
+                "is not a KMS key id",
+            ),
+            ("s3://bkt/p?sse=aws:kms&sse_bucket_key=yes", "true or false"),
+        ] {
+            let e = Store::parse(url).unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+        }
     }
 }

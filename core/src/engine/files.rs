@@ -348,11 +348,13 @@ impl Engine {
             .transpose()
     }
 
-    /// Signs a request of a transfer as the sync's are signed (no-op without a signer).
+    /// Signs a request of a transfer as the sync's are signed (no-op without a signer),
+    /// asking first for the store's encryption at rest where it writes an object.
     ///
     /// # Errors
     /// Whatever the signer fails with.
     pub fn sign(&self, request: &mut Request, now: Timestamp) -> Result<()> {
+        self.store.ask_for_encryption(request);
         match &self.signer {
             Some(signer) => {
                 let signing_time = Timestamp(now.0.saturating_add_signed(self.clock_offset_ms));
