@@ -33,7 +33,8 @@ pub struct Cli {
 pub struct Global {
     /// The store: `s3://BUCKET/PREFIX?endpoint=URL&region=R` or `file:///DIR` (a folder that
     /// acts as a bucket). Encryption at rest by the store, on every write: `&sse=AES256`, or
-    /// `&sse=aws:kms&sse_kms_key_id=KEY` (optionally `&sse_bucket_key=true`).
+    /// `&sse=aws:kms&sse_kms_key_id=KEY` (optionally `&sse_bucket_key=true`). Storage classes:
+    /// `&pack_class=STANDARD_IA` for the files' packs, `&checkpoint_class=...` for checkpoints.
     #[arg(long, env = "BUCKETSYNC_STORE", global = true)]
     pub store: Option<String>,
     /// The file that holds the vault key (its recovery code): written by `init` and `join`

@@ -3,7 +3,7 @@
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::{Error, Result};
-use crate::http::{Method, Request};
+use crate::http::{Method, Request, RequestKind};
 
 /// Characters left as they are in an object key inside a URL path (RFC 3986 unreserved and `/`).
 const PATH: &AsciiSet = &NON_ALPHANUMERIC
@@ -49,6 +49,39 @@ pub struct S3Store {
     /// The encryption at rest the store is asked for on every object written (`sse=`); its
     /// bucket's own default when `None`.
     pub encryption: Option<Encryption>,
+    /// The storage class packs are written in (`pack_class=`, as `STANDARD_IA`); the bucket's
+    /// default when `None`. Manifests and segments stay in the default class: they are read
+    /// at every sync.
+    pub pack_class: Option<String>,
+    /// The storage class checkpoints are written in (`checkpoint_class=`).
+    pub checkpoint_class: Option<String>,
+}
+
+/// The storage classes objects may be written in: read as they are, with no restore first.
+const STORAGE_CLASSES: [&str; 6] = [
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "REDUCED_REDUNDANCY",
+];
+
+/// Checks a `*_class` parameter of a store URL.
+fn storage_class(name: &str, value: &str) -> std::result::Result<String, String> {
+    if STORAGE_CLASSES.contains(&value) {
+        return Ok(value.to_owned());
+    }
+    if ["GLACIER", "DEEP_ARCHIVE"].contains(&value) {
+        return Err(format!(
+            "{name}={value}: archived objects need a restore before each read, which this \
+             release does not ask for; GLACIER_IR is read as it is"
+        ));
+    }
+    Err(format!(
+        "{name}={value:?} is not a storage class (known: {})",
+        STORAGE_CLASSES.join(", ")
+    ))
 }
 
 /// Encryption at rest by the store (server-side encryption), on top of the vault's own: what
@@ -146,6 +179,8 @@ impl S3Store {
             endpoint: None,
             path_style: false,
             encryption: None,
+            pack_class: None,
+            checkpoint_class: None,
         };
         let mut path_style = None;
         let (mut sse, mut kms_key_id, mut bucket_key) = (None, None, None);
@@ -186,6 +221,10 @@ impl S3Store {
                 }
                 "region" => return Err(bad("region is empty".into())),
                 "sse" => sse = Some(value.into_owned()),
+                "pack_class" => store.pack_class = Some(storage_class(name, &value).map_err(bad)?),
+                "checkpoint_class" => {
+                    store.checkpoint_class = Some(storage_class(name, &value).map_err(bad)?)
+                }
                 "sse_kms_key_id" if is_kms_key_id(&value) => kms_key_id = Some(value.into_owned()),
                 "sse_kms_key_id" => {
                     return Err(bad(format!(
@@ -206,7 +245,7 @@ impl S3Store {
                 other => {
                     return Err(bad(format!(
                         "unknown parameter {other:?} (known: region, endpoint, path_style, sse, \
-                         sse_kms_key_id, sse_bucket_key)"
+                         sse_kms_key_id, sse_bucket_key, pack_class, checkpoint_class)"
                     )))
                 }
             }
@@ -372,6 +411,14 @@ impl Store {
                         }
                     }
                 }
+                for (name, class) in [
+                    ("pack_class", &s3.pack_class),
+                    ("checkpoint_class", &s3.checkpoint_class),
+                ] {
+                    if let Some(class) = class {
+                        url.push_str(&format!("&{name}={class}"));
+                    }
+                }
                 url
             }
         }
@@ -396,15 +443,12 @@ impl Store {
         }
     }
 
-    /// Adds the headers that ask for the store's encryption at rest (when it has one) to a
-    /// request that writes an object: a PUT (not of a multipart upload's part) or the start of
-    /// a multipart upload. Done before signing: the headers are signed.
-    pub fn ask_for_encryption(&self, request: &mut Request) {
-        let Store::S3(S3Store {
-            encryption: Some(encryption),
-            ..
-        }) = self
-        else {
+    /// Adds the headers the store's settings ask of a request that writes an object (a PUT,
+    /// not of a multipart upload's part, or the start of a multipart upload): its encryption
+    /// at rest, and for a pack or checkpoint its storage class. Done before signing: the
+    /// headers are signed.
+    pub fn add_write_headers(&self, request: &mut Request) {
+        let Store::S3(s3) = self else {
             return;
         };
         let query = request.url.split_once('?').map_or("", |(_, q)| q);
@@ -418,8 +462,21 @@ impl Store {
             Method::Post => has("uploads"),
             _ => false,
         };
-        if writes_object {
+        if !writes_object {
+            return;
+        }
+        if let Some(encryption) = &s3.encryption {
             request.headers.extend(encryption.headers());
+        }
+        let class = match request.kind {
+            RequestKind::PutPack => &s3.pack_class,
+            RequestKind::PutCheckpoint => &s3.checkpoint_class,
+            _ => &None,
+        };
+        if let Some(class) = class {
+            request
+                .headers
+                .push(("x-amz-storage-class".to_owned(), class.clone()));
         }
     }
 
@@ -666,7 +723,7 @@ mod tests {
     }
 
     #[test]
-    fn encryption_at_rest_is_asked_for_on_object_writes_only() {
+    fn encryption_and_storage_classes_are_asked_for_on_object_writes_only() {
         let store = Store::parse(
             "s3://bucket/p?endpoint=http://127.0.0.1:9000&sse=aws:kms&sse_kms_key_id=alias/k&sse_bucket_key=true",
         )
@@ -688,7 +745,7 @@ mod tests {
                 headers: Vec::new(),
                 body: Default::default(),
             };
-            store.ask_for_encryption(&mut request);
+            store.add_write_headers(&mut request);
             request.headers
         };
         let object = store.object_url("p/x");
@@ -728,11 +785,35 @@ mod tests {
         };
         Store::parse("s3://bucket/p")
             .unwrap()
-            .ask_for_encryption(&mut put);
+            .add_write_headers(&mut put);
         Store::parse("file:///tmp/v")
             .unwrap()
-            .ask_for_encryption(&mut put);
+            .add_write_headers(&mut put);
         assert!(put.headers.is_empty());
+        // Storage classes: packs and checkpoints only, each its own.
+        let classes = Store::parse(
+            "s3://bkt/p?pack_class=STANDARD_IA&checkpoint_class=GLACIER_IR&sse=AES256",
+        )
+        .unwrap();
+        assert_eq!(Store::parse(&classes.url()).unwrap(), classes);
+        for (kind, class) in [
+            (crate::http::RequestKind::PutPack, Some("STANDARD_IA")),
+            (crate::http::RequestKind::PutCheckpoint, Some("GLACIER_IR")),
+            (crate::http::RequestKind::PutSegment, None),
+            (crate::http::RequestKind::PutManifest, None),
+        ] {
+            let mut put = Request {
+                id: crate::ids::RequestId(1),
+                kind,
+                method: Method::Put,
+                url: classes.object_url("p/x"),
+                headers: Vec::new(),
+                body: Default::default(),
+            };
+            classes.add_write_headers(&mut put);
+            assert_eq!(put.header("x-amz-storage-class"), class, "{kind:?}");
+            assert_eq!(put.header("x-amz-server-side-encryption"), Some("AES256"));
+        }
         assert_eq!(
             Encryption::S3.headers(),
             vec![(
@@ -752,6 +833,11 @@ mod tests {
                 "is not a KMS key id",
             ),
             ("s3://bkt/p?sse=aws:kms&sse_bucket_key=yes", "true or false"),
+            (
+                "s3://bkt/p?pack_class=DEEP_ARCHIVE",
+                "need a restore before each read",
+            ),
+            ("s3://bkt/p?checkpoint_class=cold", "is not a storage class"),
         ] {
             let e = Store::parse(url).unwrap_err().to_string();
             assert!(e.contains(says), "{url}: {e}");

@@ -349,12 +349,12 @@ impl Engine {
     }
 
     /// Signs a request of a transfer as the sync's are signed (no-op without a signer),
-    /// asking first for the store's encryption at rest where it writes an object.
+    /// adding first what the store's settings ask of a write (`Store::add_write_headers`).
     ///
     /// # Errors
     /// Whatever the signer fails with.
     pub fn sign(&self, request: &mut Request, now: Timestamp) -> Result<()> {
-        self.store.ask_for_encryption(request);
+        self.store.add_write_headers(request);
         match &self.signer {
             Some(signer) => {
                 let signing_time = Timestamp(now.0.saturating_add_signed(self.clock_offset_ms));

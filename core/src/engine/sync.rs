@@ -396,7 +396,7 @@ impl Engine {
             headers: op.headers.clone(),
             body: op.body.clone(),
         };
-        self.store.ask_for_encryption(&mut request);
+        self.store.add_write_headers(&mut request);
         if let Some(signer) = &self.signer {
             let signing_time = Timestamp(now.0.saturating_add_signed(self.clock_offset_ms));
             if let Err(e) = signer.sign(&mut request, signing_time) {

@@ -1,7 +1,8 @@
-//! Encryption at rest by the store: a vault whose store URL asks for SSE-S3 or SSE-KMS has
-//! every object it writes (manifests, segments, checkpoints, the change hint, packs, and a
-//! pack sent as a multipart upload) encrypted so, as moto's server reports on a HEAD of each;
-//! and another device reads it all back.
+//! What a store URL asks of every write, as moto's server reports it on a HEAD of each object:
+//! a vault whose store URL asks for SSE-S3 or SSE-KMS has every object it writes (manifests,
+//! segments, checkpoints, the change hint, packs, and a pack sent as a multipart upload)
+//! encrypted so; packs and checkpoints are in the storage classes it names, the rest in the
+//! default class; and another device reads it all back.
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ fn open(store: &str, key: &VaultKey, device: &str) -> Session {
 }
 
 #[tokio::test]
-async fn every_object_is_encrypted_at_rest_as_the_store_url_asks() {
+async fn every_object_is_written_as_the_store_url_asks() {
     let server = TestServer::start(ServerKind::Moto).await;
     server.create_bucket("sse").await;
     let t = http();
@@ -40,12 +41,16 @@ async fn every_object_is_encrypted_at_rest_as_the_store_url_asks() {
         ("s3", "sse=AES256", "AES256", None),
         (
             "kms",
-            &*format!("sse=aws:kms&sse_kms_key_id={KMS_KEY}&sse_bucket_key=true"),
+            &*format!(
+                "sse=aws:kms&sse_kms_key_id={KMS_KEY}&sse_bucket_key=true\
+                 &pack_class=STANDARD_IA&checkpoint_class=GLACIER_IR"
+            ),
             "aws:kms",
             Some(KMS_KEY),
         ),
     ];
     for (prefix, sse, algorithm, key_id) in cases {
+        let classed = key_id.is_some();
         let store = format!("{}&{sse}", server.store_url("sse", prefix));
         let key = VaultKey::generate().unwrap();
         let a = open(&store, &key, "a");
@@ -99,6 +104,13 @@ async fn every_object_is_encrypted_at_rest_as_the_store_url_asks() {
                     "{object}"
                 );
             }
+            // The default class is not named in a HEAD.
+            let class = match (classed, object) {
+                (true, o) if o.contains("/p/") => Some("STANDARD_IA"),
+                (true, o) if o.contains("/c/") => Some("GLACIER_IR"),
+                _ => None,
+            };
+            assert_eq!(head.header("x-amz-storage-class"), class, "{object}");
         }
 
         // Another device reads it all back.
