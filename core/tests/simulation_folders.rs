@@ -23,7 +23,7 @@
 //! seed costs about a tenth of a second); `BUCKETSYNC_SIM_FOLDER_SEED=S` runs seed S alone and
 //! prints its schedule; `BUCKETSYNC_SIM_KEEP_GOING=1` lists every failing seed;
 //! `BUCKETSYNC_SIM_FOLDER_FLIPS=0` draws seeds without folders turned into files and back, as
-//! the seeds in [`REGRESSIONS`] were found.
+//! the seeds in [`REGRESSIONS`] were found; `BUCKETSYNC_SIM_FROM=K` starts the seeds at K.
 
 #![cfg(feature = "backup")]
 
@@ -91,7 +91,10 @@ const REGRESSIONS: &[u64] = &[
 /// - 1316: a conflict copy a user deleted came back: the device whose version it was met the
 ///   overlap later and made the copy again (an overlap now takes a copy another device made of
 ///   the same version, live or deleted, as ours kept).
-const FLIP_REGRESSIONS: &[u64] = &[97, 170, 1316];
+/// - 2308: as 170, with both sides changed: a file sent by a sync cut off, kept as a copy by
+///   the device whose folder won the name, was copied again by its own device (a copy another
+///   device made with our bytes is now taken as ours kept, there as in an overlap).
+const FLIP_REGRESSIONS: &[u64] = &[97, 170, 1316, 2308];
 
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);

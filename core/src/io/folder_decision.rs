@@ -10,7 +10,7 @@
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
 //! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy |
-//! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
+//! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; ours the copy, and that copy is in the vault already with our bytes: download; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Entry, EntryKind};
 use crate::ids::DeviceId;
@@ -90,6 +90,10 @@ pub(crate) trait Questions {
     /// before it meets ours: the two syncs overlapped, and ours lost in the vault. A line that
     /// meets ours, or a version this replica never saw, is no sign of that.
     fn vault_forked_before_base(&mut self) -> bool;
+    /// Whether the vault already holds, live and with the local file's bytes (or link's
+    /// target), the conflict copy the local version would become: another device kept ours
+    /// so first. Asked before making ours a copy when both sides changed.
+    fn ours_kept_as_copy(&mut self) -> bool;
 }
 
 /// The action for one path.
@@ -146,8 +150,9 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
                 if l.kind != entry.kind
                     && (l.kind == EntryKind::Dir || entry.kind == EntryKind::Dir) =>
             {
-                Action::Conflict {
-                    ours_win: l.kind == EntryKind::Dir,
+                match l.kind == EntryKind::Dir {
+                    true => Action::Conflict { ours_win: true },
+                    false => ours_as_copy(questions),
                 }
             }
             (Some(l), Some((entry, writer))) => {
@@ -166,12 +171,22 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
                     && questions.vault_made_from_local()
                 {
                     Action::Download
+                } else if (l.mtime_ms, me.0) > (entry.mtime_ms, writer.0) {
+                    Action::Conflict { ours_win: true }
                 } else {
-                    let ours_win = (l.mtime_ms, me.0) > (entry.mtime_ms, writer.0);
-                    Action::Conflict { ours_win }
+                    ours_as_copy(questions)
                 }
             }
         },
+    }
+}
+
+/// Ours becomes the conflict copy, unless another device made that copy of it already: then
+/// the vault's version is taken, and ours comes back as that copy.
+fn ours_as_copy(questions: &mut impl Questions) -> Action {
+    match questions.ours_kept_as_copy() {
+        true => Action::Download,
+        false => Action::Conflict { ours_win: false },
     }
 }
 
@@ -265,6 +280,7 @@ mod tests {
         bytes: Option<bool>,
         made_from_local: Option<bool>,
         forked: Option<bool>,
+        kept: Option<bool>,
     }
 
     impl Questions for Answers {
@@ -277,12 +293,16 @@ mod tests {
         fn vault_forked_before_base(&mut self) -> bool {
             self.forked.expect("not to be asked")
         }
+        fn ours_kept_as_copy(&mut self) -> bool {
+            self.kept.expect("not to be asked")
+        }
     }
 
     const NONE: Answers = Answers {
         bytes: None,
         made_from_local: None,
         forked: None,
+        kept: Some(false),
     };
 
     /// The action for (disk, base, vault), the pull whole and the disk seen, with the byte
@@ -308,6 +328,7 @@ mod tests {
                 bytes,
                 made_from_local: Some(false),
                 forked: Some(false),
+                kept: Some(false),
             },
         )
     }

@@ -469,6 +469,8 @@ impl Session {
         };
         // What to do with each path, decided before anything is done.
         let our_label = label(me);
+        // Synced before and gone from the disk now: deleted (or moved away) here.
+        let deleted_here = |rel: &str| base.entries.contains_key(rel) && !local.contains_key(rel);
         let mut plan: Vec<(String, Action)> = Vec::new();
         for rel in paths {
             if excluded(&rel) {
@@ -495,6 +497,7 @@ impl Session {
                 local: local.get(&rel).copied(),
                 base: b,
                 vault: r.map(|(entry, _)| entry),
+                deleted_here: &deleted_here,
             };
             let action = decide(&views, &mut questions);
             plan.push((rel, action));
@@ -586,7 +589,13 @@ impl Session {
                     Ok(None)
                 }
                 (Action::SetApart, Some(l), r) => sync
-                    .set_apart(l, r.map(|(entry, _)| entry), &label(me), &mut next)
+                    .set_apart(
+                        l,
+                        r.map(|(entry, _)| entry),
+                        &label(me),
+                        &deleted_here,
+                        &mut next,
+                    )
                     .await
                     .map(|()| None),
                 (Action::Conflict { ours_win }, Some(l), Some((entry, writer))) => sync
@@ -848,6 +857,8 @@ struct Asked<'s, 'a, T: ?Sized, P> {
     local: Option<&'s Local>,
     base: Option<&'s Entry>,
     vault: Option<&'s Entry>,
+    /// Whether a path was synced before and is gone from the disk now.
+    deleted_here: &'s (dyn Fn(&str) -> bool + std::marker::Sync),
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_, '_, T, P> {
@@ -871,6 +882,13 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
     /// is kept as a copy, unless the copy a conflict would make of ours is known to the vault
     /// already (there, or deleted by a user): another device kept ours, and what became of
     /// that copy stands.
+    fn ours_kept_as_copy(&mut self) -> bool {
+        self.local.is_some_and(|local| {
+            self.sync
+                .holds_copy_of(local, self.our_label, self.deleted_here)
+        })
+    }
+
     fn vault_forked_before_base(&mut self) -> bool {
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
             return true;
@@ -922,7 +940,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
     }
 }
 
-impl<T: Transport + ?Sized, P> Asked<'_, '_, T, P> {
+impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
     /// The entry key of the conflict copy the local file would become.
     fn copy_key(&self) -> Option<String> {
         let local = self.local?;
@@ -1294,6 +1312,37 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         Ok(path)
     }
 
+    /// Whether the vault holds, live, the conflict copy `local` would become (named after
+    /// `our_label`) with its bytes (a link: its target), and keeps it: another device kept it
+    /// so already, and it was not deleted or moved away here (a user who moves a copy over
+    /// the name keeps it there).
+    fn holds_copy_of(
+        &self,
+        local: &Local,
+        our_label: &str,
+        deleted_here: &(dyn Fn(&str) -> bool + std::marker::Sync),
+    ) -> bool {
+        let copy = conflict_name(&local.rel, our_label, local.entry.mtime_ms);
+        if deleted_here(&copy) {
+            return false;
+        }
+        let key = entry_key(self.root, &copy);
+        let value = self
+            .session
+            .read(|e| e.record(key.as_bytes()).and_then(|r| r.value.clone()));
+        let Ok(Some(value)) = value else {
+            return false;
+        };
+        let Ok(kept) = Entry::decode(&copy, &value) else {
+            return false;
+        };
+        match (local.entry.kind, kept.kind) {
+            (EntryKind::File, EntryKind::File) => self.file_holds_vaults_bytes(&copy, &local.path),
+            (EntryKind::Symlink, EntryKind::Symlink) => kept.target == local.entry.target,
+            _ => false,
+        }
+    }
+
     /// Whether the local file holds the bytes of the vault's version of its path (not a file,
     /// or anything that cannot be read or compared: no).
     fn holds_vaults_bytes(&self, local: &Local) -> bool {
@@ -1404,11 +1453,21 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         local: &Local,
         vault: Option<&Entry>,
         our_label: &str,
+        deleted_here: &(dyn Fn(&str) -> bool + std::marker::Sync),
         next: &mut BTreeMap<String, Entry>,
     ) -> Result<()> {
         let rel = local.rel.as_str();
         if !self.still_as_walked(rel, Some(&local.entry)) {
             return Err(changed_meanwhile(rel));
+        }
+        if self.holds_copy_of(local, our_label, deleted_here) {
+            // Kept so by another device: it comes here as that copy, like any new path.
+            std::fs::remove_file(&local.path)
+                .map_err(|e| local_error(&local.path, "cannot make way at", e))?;
+            if vault.is_some() {
+                self.delete_there(rel)?;
+            }
+            return Ok(());
         }
         let copy = conflict_name(rel, our_label, local.entry.mtime_ms);
         let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);

@@ -485,8 +485,9 @@ pub fn run_reporting(seed: u64, replay_var: &str, test: &str, run: fn(u64, bool)
 }
 
 /// Runs a simulation's seeds as its environment asks: the first of `one_vars` that is set to
-/// S runs seed S alone and prints its schedule (then `None`); otherwise seeds 0 to the first
-/// of `count_vars` that is set (default `default`), all of them listing the failures with
+/// S runs seed S alone and prints its schedule (then `None`); otherwise seeds 0 (or
+/// `BUCKETSYNC_SIM_FROM`) on, as many as the first of `count_vars` that is set says (default
+/// `default`), all of them listing the failures with
 /// `BUCKETSYNC_SIM_KEEP_GOING`, else stopping at the first. Seeds of `still_failing` (known
 /// to fail, each simulation's ignored test runs them) are passed over and named, so that a
 /// longer run reports only new failures. Returns how many ran.
@@ -527,12 +528,17 @@ pub fn run_seeds(
     // Seeds are independent: they run on every core (each thread takes every n-th seed).
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) as u64;
     let keep_going = std::env::var("BUCKETSYNC_SIM_KEEP_GOING").is_ok();
+    // `BUCKETSYNC_SIM_FROM=K` runs seeds K to K + the count instead: a range not run before.
+    let from: u64 = std::env::var("BUCKETSYNC_SIM_FROM")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
     let failed: Vec<u64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|first| {
                 scope.spawn(move || {
                     let mut failed = Vec::new();
-                    for seed in (first..seeds).step_by(threads as usize) {
+                    for seed in (from + first..from + seeds).step_by(threads as usize) {
                         if still_failing.contains(&seed) {
                             continue;
                         }
