@@ -850,3 +850,43 @@ fn a_file_made_where_a_deleted_folder_still_holds_an_edit_is_set_apart() {
         .count();
     assert_eq!(copies, 1, "{got:?}");
 }
+
+/// A file whose folder sync failed to push is pushed by a later sync of the records; another
+/// device, whose folder of the same name wins, keeps the file as a conflict copy. The file's
+/// own device then finds its version kept already: it takes the folder, and its file comes
+/// back as that copy, with no second copy made (which met the first at every sync).
+#[test]
+fn a_file_another_device_kept_as_a_copy_is_not_copied_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    std::fs::write(on_a.join("x"), "a's file").unwrap();
+    let failed = block_on(a.sync_folder(
+        &on_a,
+        "shared",
+        &FolderOptions::default(),
+        &NoPublish,
+        4,
+        |_, _| {},
+    ));
+    assert!(failed.is_err(), "{failed:?}");
+    // The records go out with a sync of the vault alone (an app's background sync).
+    block_on(a.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+    std::fs::create_dir_all(on_b.join("x")).unwrap();
+    std::fs::write(on_b.join("x/inside.txt"), "b's file inside").unwrap();
+    let copies = sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    // a: no error, no second copy; its file is there as b's copy of it.
+    assert_eq!(sync_folder(&a, &on_a, &FolderBucket), Vec::<String>::new());
+    settle(&a, &on_a, &b, &on_b);
+    let got = tree(&on_a);
+    assert_eq!(got, tree(&on_b));
+    assert_eq!(
+        got.get(&copies[0]).map(String::as_str),
+        Some("a's file"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("x/inside.txt").map(String::as_str),
+        Some("b's file inside")
+    );
+}
