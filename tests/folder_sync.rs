@@ -890,3 +890,38 @@ fn a_file_another_device_kept_as_a_copy_is_not_copied_again() {
         Some("b's file inside")
     );
 }
+
+/// A conflict copy of a name without an extension, moved back over the name by the user, and
+/// the name edited again elsewhere: the moved version is kept as the copy again, and not
+/// deleted by the same sync for having been moved away (its copy sorts after the name).
+#[test]
+fn a_copy_moved_back_over_a_name_without_extension_is_kept_when_it_loses_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    std::fs::write(on_a.join("Makefile"), "v0").unwrap();
+    settle(&a, &on_a, &b, &on_b);
+    std::fs::write(on_a.join("Makefile"), "a's edit").unwrap();
+    touch(&on_a.join("Makefile"), 1_900_000_000_000);
+    std::fs::write(on_b.join("Makefile"), "b's edit").unwrap();
+    touch(&on_b.join("Makefile"), 1_900_000_060_000);
+    sync_folder(&b, &on_b, &FolderBucket);
+    let copies = sync_folder(&a, &on_a, &FolderBucket);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    // The user on a takes its version back under the name (mv keeps the time); b edits again.
+    std::fs::rename(on_a.join(&copies[0]), on_a.join("Makefile")).unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    std::fs::write(on_b.join("Makefile"), "b's second edit").unwrap();
+    touch(&on_b.join("Makefile"), 1_900_000_120_000);
+    sync_folder(&b, &on_b, &FolderBucket);
+    settle(&a, &on_a, &b, &on_b);
+    let got = tree(&on_a);
+    assert_eq!(got, tree(&on_b));
+    assert_eq!(
+        got.get("Makefile").map(String::as_str),
+        Some("b's second edit")
+    );
+    assert!(
+        got.values().any(|v| v == "a's edit"),
+        "a's edit was lost: {got:?}"
+    );
+}

@@ -222,7 +222,7 @@ impl Base {
 /// A conflict copy with the size and time of the version that keeps the name would, moved
 /// over it by a user (the usual way to settle a conflict), look like that version unchanged:
 /// its time is set 1 ms later, on every device alike (the copy's entry carries it).
-fn set_apart(copy_path: &Path, copy: &mut Entry, name: &Entry) -> Result<()> {
+fn apart_in_time(copy_path: &Path, copy: &mut Entry, name: &Entry) -> Result<()> {
     if copy.kind == EntryKind::File
         && name.kind == EntryKind::File
         && copy.size == name.size
@@ -574,6 +574,11 @@ impl Session {
                 (Action::Forget, _, _) => Ok(None),
                 (Action::TakeVault, _, Some((entry, _))) => Ok(Some(entry.clone())),
                 (Action::Upload, Some(l), _) => sync.upload(l, parent).await,
+                // Written by this run already (a conflict copy made again under the name of
+                // one moved away here): it stays.
+                (Action::DeleteThere, _, _) if sync.sent.contains(&rel) => {
+                    Ok(next.get(&rel).cloned())
+                }
                 (Action::DeleteThere, _, _) => sync.delete_there(&rel).map(|()| None),
                 (Action::Download, l, Some((entry, _))) => {
                     sync.download(&rel, entry, l.map(|l| &l.entry)).await
@@ -588,16 +593,25 @@ impl Session {
                     }
                     Ok(None)
                 }
-                (Action::SetApart, Some(l), r) => sync
-                    .set_apart(
+                (Action::SetApart, Some(l), r) => {
+                    // The vault's own version there, when another than the one agreed on, is
+                    // kept as a copy too.
+                    let theirs = r
+                        .filter(|(entry, _)| Some(entry) != b)
+                        .map(|(entry, writer)| (entry, label(*writer)));
+                    sync.move_to_copy(
                         l,
                         r.map(|(entry, _)| entry),
+                        theirs
+                            .as_ref()
+                            .map(|(entry, label)| (*entry, label.as_str())),
                         &label(me),
                         &deleted_here,
                         &mut next,
                     )
                     .await
-                    .map(|()| None),
+                    .map(|()| None)
+                }
                 (Action::Conflict { ours_win }, Some(l), Some((entry, writer))) => sync
                     .conflict(l, entry, ours_win, &label(me), &label(*writer), &mut next)
                     .await
@@ -874,14 +888,6 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
         ours.is_some_and(|(ours, _)| hex(&ours) == vault.parent)
     }
 
-    /// Follows the versions each one replaced (`parent`) through the vault's earlier versions
-    /// of the path that this replica holds: forked when the vault's line meets what the base's
-    /// version replaced (or the empty start of a new file) before it meets the base's. A line
-    /// cut by a version this replica never saw (merged away by a checkpoint, or dropped by the
-    /// history policy) cannot tell: it counts as forked, so that an edit that lost in the vault
-    /// is kept as a copy, unless the copy a conflict would make of ours is known to the vault
-    /// already (there, or deleted by a user): another device kept ours, and what became of
-    /// that copy stands.
     fn ours_kept_as_copy(&mut self) -> bool {
         self.local.is_some_and(|local| {
             self.sync
@@ -889,6 +895,15 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
         })
     }
 
+    /// Follows the versions each one replaced (`parent`) through the vault's earlier versions
+    /// of the path that this replica holds: forked when the vault's line meets what the base's
+    /// version replaced (or the empty start of a new file) before it meets the base's, unless
+    /// another device already kept ours as the copy it would become (`copy_of_ours_kept`). A
+    /// line cut by a version this replica never saw (merged away by a checkpoint, or dropped by
+    /// the history policy) cannot tell: it counts as forked, so that an edit that lost in the
+    /// vault is kept as a copy, unless the copy a conflict would make of ours is known to the
+    /// vault already (there, or deleted by a user): another device kept ours, and what became
+    /// of that copy stands.
     fn vault_forked_before_base(&mut self) -> bool {
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
             return true;
@@ -1189,8 +1204,9 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         if !self.still_as_walked(rel, walked) {
             return Err(changed_meanwhile(rel));
         }
-        // Turned into the other elsewhere: what is here, as agreed and emptied of what was
-        // below it (deletions come first), makes way.
+        // Turned into the other elsewhere: what is here makes way (a file as agreed, or whose
+        // bytes a copy in the vault holds; a folder emptied of what was below it, deletions
+        // coming first; one that still holds something stays, and the path waits).
         let walked = match walked {
             Some(here)
                 if here.kind != entry.kind
@@ -1446,12 +1462,14 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     }
 
     /// `local`, a file or link, becomes a conflict copy (renamed here, sent as a new path), and
-    /// leaves its name to the folder that the paths below it make; a file or link the vault
-    /// holds there goes.
-    async fn set_apart(
+    /// leaves its name to the folder that the paths below it make. What the vault holds there
+    /// goes; `theirs` (the vault's version when another than the one agreed on, with its
+    /// writer's label) is kept as a conflict copy first.
+    async fn move_to_copy(
         &mut self,
         local: &Local,
         vault: Option<&Entry>,
+        theirs: Option<(&Entry, &str)>,
         our_label: &str,
         deleted_here: &(dyn Fn(&str) -> bool + std::marker::Sync),
         next: &mut BTreeMap<String, Entry>,
@@ -1459,6 +1477,16 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         let rel = local.rel.as_str();
         if !self.still_as_walked(rel, Some(&local.entry)) {
             return Err(changed_meanwhile(rel));
+        }
+        if let Some((theirs, their_label)) = theirs.filter(|(e, _)| e.kind != EntryKind::Dir) {
+            let copy = conflict_name(rel, their_label, theirs.mtime_ms);
+            if copy != conflict_name(rel, our_label, local.entry.mtime_ms) {
+                let fetched = self.download_as(rel, &copy, theirs).await?;
+                let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
+                let sent = self.upload_as(&copy, &copy_path, &fetched, "").await?;
+                next.insert(copy.clone(), sent);
+                self.report.conflicts.push(copy);
+            }
         }
         if self.holds_copy_of(local, our_label, deleted_here) {
             // Kept so by another device: it comes here as that copy, like any new path.
@@ -1500,7 +1528,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let copy = conflict_name(rel, their_label, theirs.mtime_ms);
             let mut fetched = self.download_as(rel, &copy, theirs).await?;
             let copy_path = self.dir.join(checked_path(&copy).map_err(Error::Config)?);
-            set_apart(&copy_path, &mut fetched, &local.entry)?;
+            apart_in_time(&copy_path, &mut fetched, &local.entry)?;
             let sent = self.upload_as(&copy, &copy_path, &fetched, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
@@ -1514,7 +1542,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             std::fs::rename(&local.path, &copy_path)
                 .map_err(|e| local_error(&local.path, "cannot rename", e))?;
             let mut ours = local.entry.clone();
-            set_apart(&copy_path, &mut ours, theirs)?;
+            apart_in_time(&copy_path, &mut ours, theirs)?;
             let sent = self.upload_as(&copy, &copy_path, &ours, "").await?;
             next.insert(copy.clone(), sent);
             self.report.conflicts.push(copy);
