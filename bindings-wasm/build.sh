@@ -96,6 +96,9 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # refused) and the folder guard's error, whose message every platform's errors carry: 485,112 ->
 # 486,129 (+1.0 KB, measured in one run at the start and the end of the session; a list rather
 # than a hash set for the refused checkpoints saved 52 bytes): the bar moved to 486,500.
-bar=486500
+# Encryption at rest and storage classes from the store URL (issue 56: the parameters, their
+# checks and messages, the headers on every write) took it from 486,129 to 488,706 (+2.6 KB,
+# fresh-clone CI): the bar moved to 489,500.
+bar=489500
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
