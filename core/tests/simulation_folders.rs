@@ -94,7 +94,10 @@ const REGRESSIONS: &[u64] = &[
 /// - 2308: as 170, with both sides changed: a file sent by a sync cut off, kept as a copy by
 ///   the device whose folder won the name, was copied again by its own device (a copy another
 ///   device made with our bytes is now taken as ours kept, there as in an overlap).
-const FLIP_REGRESSIONS: &[u64] = &[97, 170, 1316, 2308];
+/// - 2874: a file moved by its user to a name another device had just given a new file was
+///   replaced by it, unseen: the new file named the moved one's bytes as the version it
+///   replaced (deleted there before), which read as "made from our unsent file".
+const FLIP_REGRESSIONS: &[u64] = &[97, 170, 1316, 2308, 2874];
 
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static SYNCS_CUT: AtomicU64 = AtomicU64::new(0);

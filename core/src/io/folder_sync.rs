@@ -419,6 +419,9 @@ impl Session {
         // written by a newer release: left as it was.
         // What the last run sent and did not see pushed: agreed on where the vault holds it
         // now (its push went out with a later sync), else the base stays as it was.
+        // Sent by a run that did not see its push through: a version of ours another device
+        // may have replaced knowingly since.
+        let sent_before: BTreeSet<String> = base.sent.keys().cloned().collect();
         for (rel, sent) in std::mem::take(&mut base.sent) {
             if remote.get(&rel).map(|(entry, _)| entry) == sent.as_ref() {
                 match sent {
@@ -498,6 +501,7 @@ impl Session {
                 base: b,
                 vault: r.map(|(entry, _)| entry),
                 deleted_here: &deleted_here,
+                sent_before: sent_before.contains(&rel),
             };
             let action = decide(&views, &mut questions);
             plan.push((rel, action));
@@ -873,6 +877,8 @@ struct Asked<'s, 'a, T: ?Sized, P> {
     vault: Option<&'s Entry>,
     /// Whether a path was synced before and is gone from the disk now.
     deleted_here: &'s (dyn Fn(&str) -> bool + std::marker::Sync),
+    /// Whether an earlier run sent the path and did not see its push through.
+    sent_before: bool,
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_, '_, T, P> {
@@ -880,8 +886,11 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
         self.local.is_some_and(|l| self.sync.holds_vaults_bytes(l))
     }
 
+    /// Only where an earlier run sent the path: the same bytes moved there by a user since
+    /// (a file moved back to a name another device gave to a new file) are a new version of
+    /// the path, not the one the vault's replaced (folder seed 2874: that move was lost).
     fn vault_made_from_local(&mut self) -> bool {
-        let (Some(local), Some(vault)) = (self.local, self.vault) else {
+        let (Some(local), Some(vault), true) = (self.local, self.vault, self.sent_before) else {
             return false;
         };
         let ours = self.sync.local_hash(self.rel, &local.path);
