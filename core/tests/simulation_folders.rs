@@ -61,7 +61,10 @@ const STEPS: usize = 70;
 const FOLDER: &str = "shared";
 
 /// Seeds that fail today, passed over by seed-count runs and run by the ignored test below.
-const STILL_FAILING: &[u64] = &[];
+/// - 1273 (found 2026-11-28 by the first 1,500-seed run with saves during syncs, not
+///   diagnosed yet): "v16 was lost". It fails the same since saves during syncs were drawn
+///   (`c0c2aea`), before the fixes after it.
+const STILL_FAILING: &[u64] = &[1273];
 /// Seeds that failed once, run by every test run:
 /// - 193, 282, 395 (and 142): the model's fault. Two users moved one file to two paths at once,
 ///   and it rightly lived on at both; the model allowed one path only.
