@@ -925,3 +925,94 @@ fn a_copy_moved_back_over_a_name_without_extension_is_kept_when_it_loses_again()
         "a's edit was lost: {got:?}"
     );
 }
+
+/// Folder seed 1273's shape: an edit that lost in the vault to a concurrent one, whose
+/// writer then deleted the file before the loser's device saw the winner. The deletion named
+/// what it deleted (the winner, made from the version before the loser's): the loser's edit
+/// was never seen by the deleting device, and it stays, on both devices.
+#[test]
+fn an_edit_that_lost_to_a_version_deleted_since_is_not_deleted_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
+    let meddling = Interleaved {
+        before: Box::new(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+                });
+            });
+        }),
+        done: AtomicBool::new(false),
+    };
+    assert!(sync_folder(&b, &on_b, &meddling).is_empty());
+    assert!(meddling.done.load(Ordering::SeqCst));
+    // a deletes its version, the one the vault kept; b has not synced since.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    // b's edit was never seen by a: it is not deleted with a's version.
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "b's edit"
+    );
+    settle(&a, &on_a, &b, &on_b);
+    assert_eq!(tree(&on_a), tree(&on_b));
+    assert_eq!(
+        tree(&on_a).get("todo.txt").map(String::as_str),
+        Some("b's edit")
+    );
+}
+
+/// Deletions by the previous release were plain record deletions, with no note naming the
+/// version deleted: they still delete the file on a device that left it alone. A deletion
+/// by this release leaves a note (FORMAT §15), which a restore of the folder reads as gone.
+#[test]
+fn a_deletion_without_a_note_as_the_previous_release_wrote_it_still_deletes() {
+    use bucketsync::backup::{Stored, FOLDERS};
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    let entry = format!("{FOLDERS}shared/m/todo.txt");
+    let content = format!("{FOLDERS}shared/f/todo.txt");
+    // a deletes as the previous release did.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    a.delete(entry.as_bytes()).unwrap();
+    a.delete(content.as_bytes()).unwrap();
+    block_on(a.sync(&FolderBucket, DEFAULT_CONCURRENCY, |_| {})).unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert!(!on_b.join("todo.txt").exists());
+    assert_eq!(tree(&on_a), tree(&on_b));
+
+    // This release leaves a note where it deletes.
+    std::fs::write(on_b.join("notes.txt"), "n").unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    std::fs::remove_file(on_b.join("notes.txt")).unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    let key = format!("{FOLDERS}shared/m/notes.txt");
+    let value = b
+        .get(key.as_bytes())
+        .unwrap()
+        .expect("a note, not a tombstone");
+    let Stored::Deleted(note) = Stored::decode("notes.txt", &value).unwrap() else {
+        panic!("an entry where a note was expected");
+    };
+    assert_eq!(note.hash.len(), 64, "{note:?}");
+    // A restore of the folder reads the note as gone.
+    let report = block_on(b.restore(
+        "shared",
+        &dir.path().join("restored"),
+        &bucketsync::backup::RestoreOptions {
+            synced_folder: true,
+            ..Default::default()
+        },
+        &FolderBucket,
+        DEFAULT_CONCURRENCY,
+        |_, _| {},
+    ))
+    .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(!dir.path().join("restored/notes.txt").exists());
+}

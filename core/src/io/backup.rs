@@ -36,6 +36,9 @@ use crate::transfer::FileReport;
 
 const ENTRY_MAGIC: &[u8; 4] = b"BKSM";
 const ENTRY_VERSION: u8 = 1;
+/// A deletion note's version byte: entries are still written as version 1, so that older
+/// readers read every path that is there.
+const DELETION_VERSION: u8 = 2;
 
 /// What a path of a backed-up tree is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,31 +77,104 @@ pub struct Entry {
 impl Entry {
     /// The record value.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = ENTRY_MAGIC.to_vec();
-        out.push(ENTRY_VERSION);
-        out.extend(postcard::to_allocvec(self).expect("postcard serializes into a Vec"));
-        out
+        encoded(ENTRY_VERSION, self)
+    }
+}
+
+/// The note two-way folders leave at a path's entry record when they delete it, in place of
+/// the entry: the version deleted, so that a device holding an edit that version did not
+/// start from knows its edit was never seen by the deleting device.
+/// `"BKSM" ‖ 02 ‖ postcard(Deletion)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The content hash of the file deleted (empty for a folder or link).
+    pub hash: String,
+    /// The content hash of the version that file replaced, as its entry named it.
+    pub parent: String,
+    /// The versions before `parent` as the deleting device knew them, newest first, each the
+    /// one the version before it in the list replaced (at most [`Deletion::MAX_EARLIER`]): a
+    /// reader that never saw them still follows the deleted version's line.
+    pub earlier: Vec<String>,
+}
+
+impl Deletion {
+    /// The most versions a note lists in `earlier`.
+    pub const MAX_EARLIER: usize = 8;
+
+    /// The note for deleting `entry`, whose line goes on (before its parent) with `earlier`.
+    pub fn of(entry: &Entry, mut earlier: Vec<String>) -> Deletion {
+        earlier.truncate(Self::MAX_EARLIER);
+        Deletion {
+            hash: entry.hash.clone(),
+            parent: entry.parent.clone(),
+            earlier,
+        }
     }
 
-    /// An entry from its record value.
+    /// Each version the note names, with the one it replaced: `hash` replaced `parent`,
+    /// `parent` the first of `earlier`, and so on.
+    pub fn replaced(&self) -> impl Iterator<Item = (&str, &str)> {
+        let line: Vec<&str> = [self.hash.as_str(), self.parent.as_str()]
+            .into_iter()
+            .chain(self.earlier.iter().map(String::as_str))
+            .collect();
+        (0..line.len() - 1).map(move |i| (line[i], line[i + 1]))
+    }
+
+    /// The record value.
+    pub fn encode(&self) -> Vec<u8> {
+        encoded(DELETION_VERSION, self)
+    }
+}
+
+/// What an entry record holds: the path's entry, or the note that it was deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The path is there.
+    Entry(Entry),
+    /// The path was deleted (by a two-way folder sync).
+    Deleted(Deletion),
+}
+
+impl Stored {
+    /// An entry record from its value.
     ///
     /// # Errors
-    /// `Corrupt` when the value is not an entry of a version this build reads.
-    pub fn decode(key: &str, value: &[u8]) -> Result<Entry> {
+    /// `Corrupt` when the value is not an entry or deletion of a version this build reads.
+    pub fn decode(key: &str, value: &[u8]) -> Result<Stored> {
         let corrupt = |reason: &str| Error::corrupt(&format!("backup entry {key:?}"), reason);
         let rest = value
             .strip_prefix(ENTRY_MAGIC)
             .ok_or_else(|| corrupt("is not a backup entry"))?;
         match rest.split_first() {
-            Some((&ENTRY_VERSION, body)) => {
-                crate::crypto::decode_exact(body).map_err(|e| corrupt(&e))
-            }
+            Some((&ENTRY_VERSION, body)) => crate::crypto::decode_exact(body)
+                .map(Stored::Entry)
+                .map_err(|e| corrupt(&e)),
+            Some((&DELETION_VERSION, body)) => crate::crypto::decode_exact(body)
+                .map(Stored::Deleted)
+                .map_err(|e| corrupt(&e)),
             Some((version, _)) => Err(corrupt(&format!(
-                "entry version {version} is not supported (this build reads 1)"
+                "entry version {version} is not supported (this build reads 1 and 2)"
             ))),
             None => Err(corrupt("is empty")),
         }
     }
+
+    /// The entry, when the path is there.
+    pub fn entry(self) -> Option<Entry> {
+        match self {
+            Stored::Entry(entry) => Some(entry),
+            Stored::Deleted(_) => None,
+        }
+    }
+}
+
+/// `"BKSM" ‖ version ‖ postcard(body)`.
+fn encoded(version: u8, body: &impl Serialize) -> Vec<u8> {
+    let mut out = ENTRY_MAGIC.to_vec();
+    out.push(version);
+    out.extend(postcard::to_allocvec(body).expect("postcard serializes into a Vec"));
+    out
 }
 
 /// How to back a folder up.
@@ -740,7 +816,8 @@ impl Session {
                     .get(&key)
                     .ok()
                     .flatten()
-                    .and_then(|v| Entry::decode(&rel, &v).ok());
+                    .and_then(|v| Stored::decode(&rel, &v).ok())
+                    .and_then(Stored::entry);
                 Some((rel, entry))
             })
             .collect();
@@ -1028,8 +1105,10 @@ impl Session {
             let Some(value) = self.value_at(&key, options.at_ms)? else {
                 continue;
             };
-            let entry = match Entry::decode(&rel, &value) {
-                Ok(entry) => entry,
+            let entry = match Stored::decode(&rel, &value) {
+                Ok(Stored::Entry(entry)) => entry,
+                // Deleted by a two-way folder sync.
+                Ok(Stored::Deleted(_)) => continue,
                 Err(e) => {
                     report.errors.push((rel, e));
                     continue;
@@ -1285,11 +1364,44 @@ mod tests {
         };
         let value = entry.encode();
         assert_eq!(&value[..5], b"BKSM\x01");
-        assert_eq!(Entry::decode("a/l", &value).unwrap(), entry);
-        for bad in [&b"BKSF\x02"[..], b"BKSM", b"BKSM\x02\x00", b"BKSM\x01\x09"] {
-            let err = Entry::decode("x", bad).unwrap_err();
+        assert_eq!(Stored::decode("a/l", &value).unwrap(), Stored::Entry(entry));
+        for bad in [
+            &b"BKSF\x02"[..],
+            b"BKSM",
+            b"BKSM\x03\x00\x00",
+            b"BKSM\x02\x00",
+            b"BKSM\x01\x09",
+        ] {
+            let err = Stored::decode("x", bad).unwrap_err();
             assert_eq!(err.category(), crate::Category::Corrupt, "{bad:?}");
         }
+    }
+
+    /// The vector of FORMAT §15: a deletion note, byte for byte.
+    #[test]
+    fn a_deletion_note_is_version_2_and_names_the_version_deleted() {
+        let note = Deletion {
+            hash: "ab12".into(),
+            parent: "cd".into(),
+            earlier: vec!["ef".into()],
+        };
+        let value = note.encode();
+        assert_eq!(
+            value,
+            [
+                0x42, 0x4b, 0x53, 0x4d, 0x02, 0x04, b'a', b'b', b'1', b'2', 0x02, b'c', b'd', 0x01,
+                0x02, b'e', b'f'
+            ]
+        );
+        assert_eq!(
+            note.replaced().collect::<Vec<_>>(),
+            [("ab12", "cd"), ("cd", "ef")]
+        );
+        assert_eq!(
+            Stored::decode("a/f", &value).unwrap(),
+            Stored::Deleted(note)
+        );
+        assert_eq!(Stored::decode("a/f", &value).unwrap().entry(), None);
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! |---|---|---|
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
-//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy |
+//! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy; a file deleted there whose deletion names a version not made from ours: upload (ours stays) |
 //! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; ours the copy, and that copy is in the vault already with our bytes: download; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
-use super::backup::{Entry, EntryKind};
+use super::backup::{Deletion, Entry, EntryKind};
 use crate::ids::DeviceId;
 
 /// The action for one path.
@@ -54,6 +54,9 @@ pub(crate) struct Views<'a> {
     pub base: Option<&'a Entry>,
     /// In the vault, with its writer, when there.
     pub vault: Option<(&'a Entry, DeviceId)>,
+    /// When the vault holds no entry: the deletion note in its place, if any (a deletion by
+    /// an older release, or by a backup, leaves none).
+    pub deleted: Option<&'a Deletion>,
     /// Whether the pull before met no error (else nothing missing there counts as deleted).
     pub pulled_whole: bool,
     /// This device.
@@ -90,6 +93,11 @@ pub(crate) trait Questions {
     /// before it meets ours: the two syncs overlapped, and ours lost in the vault. A line that
     /// meets ours, or a version this replica never saw, is no sign of that.
     fn vault_forked_before_base(&mut self) -> bool;
+    /// Whether the vault's deletion note deleted a version made without ours (followed back,
+    /// its line meets what ours replaced before it meets ours), and ours lives on nowhere
+    /// else: the deleting device never saw ours. Asked when a file unchanged here was deleted
+    /// there.
+    fn deletion_missed_ours(&mut self) -> bool;
     /// Whether the vault already holds, live and with the local file's bytes (or link's
     /// target), the conflict copy the local version would become: another device kept ours
     /// so first. Asked before making ours a copy when both sides changed.
@@ -103,6 +111,7 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
         seen,
         base,
         vault,
+        deleted,
         pulled_whole,
         me,
     } = *views;
@@ -128,6 +137,15 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
                 Action::Conflict { ours_win: false }
             }
             Some(_) => Action::Download,
+            // Deleted there, a version not made from ours: ours was never seen by the device
+            // that deleted, and stays (an edit outlives a deletion made without it).
+            None if local.is_some()
+                && deleted.is_some()
+                && base.is_some_and(|b| b.kind == EntryKind::File && !b.hash.is_empty())
+                && questions.deletion_missed_ours() =>
+            {
+                Action::Upload
+            }
             None if !pulled_whole => Action::Keep,
             None if base.is_some() => Action::DeleteHere,
             None => Action::Keep,
@@ -280,6 +298,7 @@ mod tests {
         bytes: Option<bool>,
         made_from_local: Option<bool>,
         forked: Option<bool>,
+        missed: Option<bool>,
         kept: Option<bool>,
     }
 
@@ -293,6 +312,9 @@ mod tests {
         fn vault_forked_before_base(&mut self) -> bool {
             self.forked.expect("not to be asked")
         }
+        fn deletion_missed_ours(&mut self) -> bool {
+            self.missed.expect("not to be asked")
+        }
         fn ours_kept_as_copy(&mut self) -> bool {
             self.kept.expect("not to be asked")
         }
@@ -302,6 +324,7 @@ mod tests {
         bytes: None,
         made_from_local: None,
         forked: None,
+        missed: None,
         kept: Some(false),
     };
 
@@ -319,6 +342,7 @@ mod tests {
             seen: true,
             base,
             vault: vault.map(|v| (v, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };
@@ -328,6 +352,7 @@ mod tests {
                 bytes,
                 made_from_local: Some(false),
                 forked: Some(false),
+                missed: None,
                 kept: Some(false),
             },
         )
@@ -400,6 +425,41 @@ mod tests {
         }
     }
 
+    /// A file left alone here, deleted there: deleted here, unless the deletion's note names
+    /// a version not made from ours (ours was never seen by the device that deleted).
+    #[test]
+    fn a_deletion_of_a_version_not_made_from_ours_leaves_ours() {
+        let v1 = file(3, 10, "h1", "");
+        let note = Deletion {
+            hash: "h3".into(),
+            parent: "h0".into(),
+            earlier: Vec::new(),
+        };
+        let decided = |deleted: Option<&Deletion>, missed: Option<bool>, base: &Entry| {
+            let views = Views {
+                local: Some(base),
+                seen: true,
+                base: Some(base),
+                vault: None,
+                deleted,
+                pulled_whole: true,
+                me: ME,
+            };
+            decide(&views, &mut Answers { missed, ..NONE })
+        };
+        assert_eq!(decided(Some(&note), Some(true), &v1), Action::Upload);
+        assert_eq!(decided(Some(&note), Some(false), &v1), Action::DeleteHere);
+        // No note (an older release, a backup): nothing to ask.
+        assert_eq!(decided(None, None, &v1), Action::DeleteHere);
+        // A link or folder has no line of versions.
+        let link = Entry {
+            kind: EntryKind::Symlink,
+            target: b"x".to_vec(),
+            ..file(0, 10, "", "")
+        };
+        assert_eq!(decided(Some(&note), None, &link), Action::DeleteHere);
+    }
+
     #[test]
     fn the_same_size_and_time_on_both_sides_is_settled_by_the_bytes_once_a_version_was_agreed() {
         let v1 = file(3, 10, "h1", "");
@@ -433,6 +493,7 @@ mod tests {
             seen: true,
             base: Some(&v1),
             vault: Some((&theirs, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };
@@ -461,6 +522,7 @@ mod tests {
             seen: true,
             base: Some(&v1),
             vault: Some((&v3, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };
@@ -489,6 +551,7 @@ mod tests {
             seen: false,
             base: Some(&v1),
             vault: Some((&v1, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };
@@ -499,6 +562,7 @@ mod tests {
             seen: true,
             base: Some(&v1),
             vault: None,
+            deleted: None,
             pulled_whole: false,
             me: ME,
         };
@@ -519,6 +583,7 @@ mod tests {
                 seen: true,
                 base: None,
                 vault: Some((there, THEM)),
+                deleted: None,
                 pulled_whole: true,
                 me: ME,
             };
@@ -533,6 +598,7 @@ mod tests {
             seen: true,
             base: Some(&d),
             vault: Some((&d, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };
@@ -542,6 +608,7 @@ mod tests {
             seen: true,
             base: Some(&d),
             vault: Some((&f, THEM)),
+            deleted: None,
             pulled_whole: true,
             me: ME,
         };

@@ -34,9 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::{
     checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
-    root_for, set_times_and_mode, stamp_of, walk, Entry, EntryKind, Filter, Local, Walk,
+    root_for, set_times_and_mode, stamp_of, walk, Deletion, Entry, EntryKind, Filter, Local,
+    Stored, Walk,
 };
-use super::folder_decision::{decide, folder_kept, outcome, Action, Questions, Views};
+use super::folder_decision::{decide, folder_kept, outcome, same_local, Action, Questions, Views};
 use crate::engine::MASS_DELETION_MIN_KEYS;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -394,6 +395,8 @@ impl Session {
         };
         let prefix = entry_key(&root, "");
         let mut remote: BTreeMap<String, (Entry, DeviceId)> = BTreeMap::new();
+        // Paths the vault holds a deletion note for: the version deleted.
+        let mut deleted: BTreeMap<String, Deletion> = BTreeMap::new();
         // Entries this build cannot read: what they say is unknown, so nothing is done there.
         let mut unreadable: BTreeSet<String> = BTreeSet::new();
         for key in self.keys(prefix.as_bytes())? {
@@ -405,9 +408,12 @@ impl Session {
             else {
                 continue;
             };
-            match Entry::decode(&rel, &value) {
-                Ok(entry) => {
+            match Stored::decode(&rel, &value) {
+                Ok(Stored::Entry(entry)) => {
                     remote.insert(rel, (entry, writer));
+                }
+                Ok(Stored::Deleted(note)) => {
+                    deleted.insert(rel, note);
                 }
                 Err(e) => {
                     unreadable.insert(rel.clone());
@@ -415,6 +421,13 @@ impl Session {
                 }
             }
         }
+        // Every file content the vault holds or deleted at some path, by hash.
+        let hashes: BTreeSet<&str> = remote
+            .values()
+            .map(|(entry, _)| entry.hash.as_str())
+            .chain(deleted.values().map(|note| note.hash.as_str()))
+            .filter(|hash| !hash.is_empty())
+            .collect();
         // Left out here (a pattern, unreadable), excluded by name wherever it comes from, or
         // written by a newer release: left as it was.
         // What the last run sent and did not see pushed: agreed on where the vault holds it
@@ -490,6 +503,7 @@ impl Session {
                 seen: l.is_some() || known_absent(&rel, &local, &walked),
                 base: b,
                 vault: r.map(|(entry, writer)| (entry, *writer)),
+                deleted: deleted.get(&rel),
                 pulled_whole,
                 me,
             };
@@ -500,6 +514,8 @@ impl Session {
                 local: local.get(&rel).copied(),
                 base: b,
                 vault: r.map(|(entry, _)| entry),
+                deleted: deleted.get(&rel),
+                hashes: &hashes,
                 deleted_here: &deleted_here,
                 sent_before: sent_before.contains(&rel),
             };
@@ -568,11 +584,15 @@ impl Session {
             let b = base.entries.get(&rel);
             let r = remote.get(&rel);
             // The hash our version replaces (or the last one deleted there), for whoever
-            // reads our change.
-            let parent = b
-                .map(|b| b.hash.as_str())
-                .or_else(|| base.gone.get(&rel).map(String::as_str))
-                .unwrap_or("");
+            // reads our change. Ours unchanged, written again (a deletion made without it is
+            // undone), is the agreed version again, with the parent it had.
+            let parent = match (b, local.get(&rel)) {
+                (Some(b), Some(l)) if same_local(&l.entry, b) => b.parent.as_str(),
+                _ => b
+                    .map(|b| b.hash.as_str())
+                    .or_else(|| base.gone.get(&rel).map(String::as_str))
+                    .unwrap_or(""),
+            };
             let outcome = match (action, local.get(&rel), r) {
                 (Action::Keep, _, _) => Ok(b.cloned()),
                 (Action::Forget, _, _) => Ok(None),
@@ -583,7 +603,9 @@ impl Session {
                 (Action::DeleteThere, _, _) if sync.sent.contains(&rel) => {
                     Ok(next.get(&rel).cloned())
                 }
-                (Action::DeleteThere, _, _) => sync.delete_there(&rel).map(|()| None),
+                (Action::DeleteThere, _, Some((entry, _))) => {
+                    sync.delete_there(&rel, entry).map(|()| None)
+                }
                 (Action::Download, l, Some((entry, _))) => {
                     sync.download(&rel, entry, l.map(|l| &l.entry)).await
                 }
@@ -875,6 +897,10 @@ struct Asked<'s, 'a, T: ?Sized, P> {
     local: Option<&'s Local>,
     base: Option<&'s Entry>,
     vault: Option<&'s Entry>,
+    /// The vault's deletion note, where it holds one in place of an entry.
+    deleted: Option<&'s Deletion>,
+    /// The content hashes of every file the vault holds, or deleted, at any path.
+    hashes: &'s BTreeSet<&'s str>,
     /// Whether a path was synced before and is gone from the disk now.
     deleted_here: &'s (dyn Fn(&str) -> bool + std::marker::Sync),
     /// Whether an earlier run sent the path and did not see its push through.
@@ -917,54 +943,85 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
             return true;
         };
-        let key = entry_key(self.sync.root, self.rel);
-        let Ok(history) = self.sync.session.read(|e| e.history(key.as_bytes())) else {
-            return true;
-        };
-        let replaced: BTreeMap<String, String> = history
-            .iter()
-            .filter_map(|r| Entry::decode(self.rel, r.value.as_deref()?).ok())
-            .filter(|e| !e.hash.is_empty())
-            .map(|e| (e.hash, e.parent))
-            .collect();
-        // What ours replaced, one after the other, back to a new file's empty start.
-        let mut before_ours = BTreeSet::from([String::new()]);
-        let mut earlier = &base.parent;
-        while before_ours.insert(earlier.clone()) {
-            match replaced.get(earlier) {
-                Some(e) => earlier = e,
-                None => break,
-            }
-        }
-        let mut parent = &vault.parent;
-        for _ in 0..=replaced.len() {
-            if *parent == base.hash {
-                return false;
-            }
+        match self.follow(&vault.hash, &vault.parent, None) {
+            Some(Meets::Ours) => false,
             // Overlapped, and ours already kept as the copy it would become (another device
             // met the same overlap): ours lives on there, or a user deleted it there.
-            if before_ours.contains(parent) {
-                return !self.copy_of_ours_kept(&base.hash);
-            }
-            match replaced.get(parent) {
-                Some(e) => parent = e,
-                None => break,
+            Some(Meets::BeforeOurs) => !self.copy_of_ours_kept(&base.hash),
+            // Cut (or looping): kept as a copy unless another device kept ours already.
+            Some(Meets::Cut) | None => {
+                let Some(copy_key) = self.copy_key() else {
+                    return true;
+                };
+                let known = self
+                    .sync
+                    .session
+                    .read(|e| e.record(copy_key.as_bytes()).is_some())
+                    .unwrap_or(false);
+                !known
             }
         }
-        // Cut (or looping): kept as a copy unless another device kept ours already.
-        let Some(copy_key) = self.copy_key() else {
-            return true;
+    }
+
+    /// The deletion note's line (the versions it lists, then those this replica holds) meets
+    /// what ours replaced before it meets ours, our bytes are at no other path of the vault
+    /// (live, or named by a note: another device kept them, as a copy of any name, or a user
+    /// moved them), and no earlier note here deleted them. A cut line is no sign of a
+    /// deletion made without ours: its writer gave the line as far as it knew it.
+    fn deletion_missed_ours(&mut self) -> bool {
+        let (Some(base), Some(note)) = (self.base, self.deleted) else {
+            return false;
         };
-        let known = self
-            .sync
-            .session
-            .read(|e| e.record(copy_key.as_bytes()).is_some())
-            .unwrap_or(false);
-        !known
+        self.follow(&note.hash, &note.parent, Some(note)) == Some(Meets::BeforeOurs)
+            && !self.hashes.contains(base.hash.as_str())
+            && self
+                .sync
+                .replaced_versions(self.rel)
+                .is_ok_and(|(_, deleted)| !deleted.contains(&base.hash))
     }
 }
 
+/// Where the vault's line, followed back, first meets what this device knows of its own
+/// version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Meets {
+    /// Ours: the vault's version was made from ours (or is ours).
+    Ours,
+    /// What ours replaced (or a new file's empty start): made without ours.
+    BeforeOurs,
+    /// Neither, as far as the versions known here go.
+    Cut,
+}
+
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
+    /// Follows the line of the vault's version `hash` (which replaced `parent`) back through
+    /// the versions of the path this replica holds, and those `note` lists: where it first
+    /// meets the base's version or what that replaced. `None` when the history cannot be read.
+    fn follow(&self, hash: &str, parent: &str, note: Option<&Deletion>) -> Option<Meets> {
+        let base = self.base?;
+        if hash == base.hash {
+            return Some(Meets::Ours);
+        }
+        let (mut replaced, _) = self.sync.replaced_versions(self.rel).ok()?;
+        for (version, before) in note.into_iter().flat_map(Deletion::replaced) {
+            replaced
+                .entry(version.to_owned())
+                .or_insert_with(|| before.to_owned());
+        }
+        // What ours replaced, one after the other, back to a new file's empty start.
+        let mut before_ours: BTreeSet<String> = line(&base.parent, &replaced).into_iter().collect();
+        before_ours.insert(String::new());
+        for version in line(parent, &replaced) {
+            if version == base.hash {
+                return Some(Meets::Ours);
+            }
+            if before_ours.contains(&version) {
+                return Some(Meets::BeforeOurs);
+            }
+        }
+        Some(Meets::Cut)
+    }
+
     /// The entry key of the conflict copy the local file would become.
     fn copy_key(&self) -> Option<String> {
         let local = self.local?;
@@ -984,11 +1041,30 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
             .session
             .read(|e| e.record(copy_key.as_bytes()).map(|r| r.value.clone()));
         match copy {
-            Ok(Some(Some(value))) => Entry::decode("", &value).is_ok_and(|c| c.hash == hash),
+            Ok(Some(Some(value))) => match Stored::decode("", &value) {
+                Ok(Stored::Entry(copy)) => copy.hash == hash,
+                Ok(Stored::Deleted(_)) => true,
+                Err(_) => false,
+            },
             Ok(Some(None)) => true,
             _ => false,
         }
     }
+}
+
+/// `start` and the versions before it, each the one the last replaced, as far as `replaced`
+/// tells (a loop ends it); a line that reaches a new file's empty start ends with `""`.
+fn line(start: &str, replaced: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut at = start;
+    while !out.iter().any(|v| v == at) {
+        out.push(at.to_owned());
+        match replaced.get(at) {
+            Some(before) if !at.is_empty() => at = before,
+            _ => break,
+        }
+    }
+    out
 }
 
 /// A path found changed after the walk: left as it is.
@@ -1139,9 +1215,24 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         Ok(entry)
     }
 
-    fn delete_there(&mut self, rel: &str) -> Result<()> {
+    /// Deletes `rel` in the vault, whose version there is `entry`: a deletion note naming
+    /// that version, and the line of versions before it as this replica holds it, takes the
+    /// entry's place.
+    fn delete_there(&mut self, rel: &str, entry: &Entry) -> Result<()> {
         self.sent.insert(rel.to_owned());
-        self.session.delete(entry_key(self.root, rel))?;
+        let earlier = match entry.parent.is_empty() {
+            true => Vec::new(),
+            false => line(&entry.parent, &self.replaced_versions(rel)?.0)
+                .into_iter()
+                .skip(1)
+                .filter(|version| !version.is_empty())
+                .take(Deletion::MAX_EARLIER)
+                .collect(),
+        };
+        self.session.put(
+            entry_key(self.root, rel),
+            Deletion::of(entry, earlier).encode(),
+        )?;
         let content = content_key(self.root, rel);
         if self.session.get(content.as_bytes())?.is_some() {
             self.session.delete(content)?;
@@ -1337,6 +1428,34 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         Ok(path)
     }
 
+    /// Each version of `rel`'s entry this replica holds (and each one a deletion note among
+    /// them lists), by content hash: the hash of the version it replaced. And the versions
+    /// the notes among them deleted.
+    fn replaced_versions(&self, rel: &str) -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
+        let key = entry_key(self.root, rel);
+        let history = self.session.read(|e| e.history(key.as_bytes()))?;
+        let mut replaced = BTreeMap::new();
+        let mut deleted = BTreeSet::new();
+        for stored in history
+            .iter()
+            .filter_map(|r| Stored::decode(rel, r.value.as_deref()?).ok())
+        {
+            let pairs: Vec<(&str, &str)> = match &stored {
+                Stored::Entry(e) => vec![(e.hash.as_str(), e.parent.as_str())],
+                Stored::Deleted(note) => {
+                    deleted.insert(note.hash.clone());
+                    note.replaced().collect()
+                }
+            };
+            for (version, before) in pairs.into_iter().filter(|(v, _)| !v.is_empty()) {
+                replaced
+                    .entry(version.to_owned())
+                    .or_insert_with(|| before.to_owned());
+            }
+        }
+        Ok((replaced, deleted))
+    }
+
     /// Whether the vault holds, live, the conflict copy `local` would become (named after
     /// `our_label`) with its bytes (a link: its target), and keeps it: another device kept it
     /// so already, and it was not deleted or moved away here (a user who moves a copy over
@@ -1358,7 +1477,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         let Ok(Some(value)) = value else {
             return false;
         };
-        let Ok(kept) = Entry::decode(&copy, &value) else {
+        let Ok(Stored::Entry(kept)) = Stored::decode(&copy, &value) else {
             return false;
         };
         match (local.entry.kind, kept.kind) {
@@ -1501,8 +1620,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             // Kept so by another device: it comes here as that copy, like any new path.
             std::fs::remove_file(&local.path)
                 .map_err(|e| local_error(&local.path, "cannot make way at", e))?;
-            if vault.is_some() {
-                self.delete_there(rel)?;
+            if let Some(vault) = vault {
+                self.delete_there(rel, vault)?;
             }
             return Ok(());
         }
@@ -1513,8 +1632,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         let sent = self.upload_as(&copy, &copy_path, &local.entry, "").await?;
         next.insert(copy.clone(), sent);
         self.report.conflicts.push(copy);
-        if vault.is_some() {
-            self.delete_there(rel)?;
+        if let Some(vault) = vault {
+            self.delete_there(rel, vault)?;
         }
         Ok(())
     }
