@@ -1016,3 +1016,60 @@ fn a_deletion_without_a_note_as_the_previous_release_wrote_it_still_deletes() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(!dir.path().join("restored/notes.txt").exists());
 }
+
+/// A folder that still holds what this device does not sync (here a file its patterns leave
+/// out), turned into a file on another device: the folder cannot go, so it keeps the name and
+/// the file becomes its conflict copy, on both devices. Before, every sync of the first device
+/// failed with "cannot make way", for good.
+#[test]
+fn a_folder_holding_what_is_not_synced_stays_when_another_device_turns_it_into_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    let sync_a = || {
+        let options = FolderOptions {
+            exclude: vec!["*.tmp".into()],
+            ..FolderOptions::default()
+        };
+        let report = block_on(a.sync_folder(
+            &on_a,
+            "shared",
+            &options,
+            &FolderBucket,
+            DEFAULT_CONCURRENCY,
+            |_, _| {},
+        ))
+        .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    };
+    std::fs::create_dir_all(on_a.join("x")).unwrap();
+    std::fs::write(on_a.join("x/keep.txt"), "synced").unwrap();
+    std::fs::write(on_a.join("x/scratch.tmp"), "left out").unwrap();
+    sync_a();
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert!(on_b.join("x/keep.txt").exists());
+    assert!(!on_b.join("x/scratch.tmp").exists());
+
+    std::fs::remove_dir_all(on_b.join("x")).unwrap();
+    std::fs::write(on_b.join("x"), "b's file").unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    // a's syncs meet no error (`sync_a` checks), and a keeps what it does not sync.
+    for _ in 0..2 {
+        sync_a();
+        sync_folder(&b, &on_b, &FolderBucket);
+    }
+    assert_eq!(
+        std::fs::read_to_string(on_a.join("x/scratch.tmp")).unwrap(),
+        "left out"
+    );
+    let mut on_a_synced = tree(&on_a);
+    on_a_synced.remove("x/scratch.tmp");
+    let on_b_tree = tree(&on_b);
+    assert_eq!(on_a_synced, on_b_tree);
+    assert!(on_b.join("x").is_dir(), "{on_b_tree:?}");
+    let copies: Vec<&String> = on_b_tree
+        .iter()
+        .filter(|(p, v)| p.starts_with("x (conflict") && v.as_str() == "b's file")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(copies.len(), 1, "b's file kept as a copy: {on_b_tree:?}");
+}

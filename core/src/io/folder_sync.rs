@@ -606,6 +606,19 @@ impl Session {
                 (Action::DeleteThere, _, Some((entry, _))) => {
                     sync.delete_there(&rel, entry).map(|()| None)
                 }
+                // A folder here that the vault turned into a file or link, and that still holds
+                // what this device does not sync (left out by a pattern, unreadable, made since
+                // the walk): it cannot make way, so it keeps the name, as in a conflict, and the
+                // vault's version becomes the copy (before, every sync failed here).
+                (Action::Download, Some(l), Some((entry, writer)))
+                    if l.entry.kind == EntryKind::Dir
+                        && entry.kind != EntryKind::Dir
+                        && holds_anything(&l.path) =>
+                {
+                    sync.conflict(l, entry, true, &label(me), &label(*writer), &mut next)
+                        .await
+                        .map(Some)
+                }
                 (Action::Download, l, Some((entry, _))) => {
                     sync.download(&rel, entry, l.map(|l| &l.entry)).await
                 }
@@ -1065,6 +1078,15 @@ fn line(start: &str, replaced: &BTreeMap<String, String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the folder at `path` holds anything (one that cannot be read counts as holding;
+/// one gone, as empty).
+fn holds_anything(path: &Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// A path found changed after the walk: left as it is.
