@@ -37,8 +37,8 @@ use std::time::Instant;
 
 use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
 use support::{
-    bucketsync_cli, check_errors, copy_tree, differences, gnu_time, json_field, mib, rss, run,
-    snapshot, Copied, Cost, Counter, Node,
+    bucketsync_cli, check_errors, copy_tree, device_env, differences, gnu_time, json_field, mib,
+    rss, run, snapshot, Copied, Cost, Counter, Node,
 };
 
 const BUCKET: &str = "bisync";
@@ -165,22 +165,7 @@ fn bucketsync_outcome(runtime: &tokio::runtime::Runtime, cli: &Path, work: &Path
         "s3://{BUCKET}/vault?endpoint={}&path_style=true&region=us-east-1",
         counter.endpoint()
     );
-    let device = |name: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("BUCKETSYNC_STORE", store.clone()),
-            (
-                "BUCKETSYNC_KEY_FILE",
-                work.join(format!("{name}.key")).display().to_string(),
-            ),
-            (
-                "BUCKETSYNC_STATE",
-                work.join(format!("{name}.state")).display().to_string(),
-            ),
-            ("BUCKETSYNC_DEVICE", name.to_owned()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-        ]
-    };
+    let device = |name: &str| device_env(&store, work, name);
     let (env_a, env_b) = (device("a"), device("b"));
     let (_, init) = run(
         "bucketsync init",

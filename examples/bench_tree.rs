@@ -39,8 +39,8 @@ use std::time::Instant;
 
 use bucketsync_suite::servers::{ServerKind, TestServer, ACCESS_KEY, SECRET_KEY};
 use support::{
-    bucket_usage, bucketsync_cli, check_errors, copy_tree, differences, gnu_time, json_field, mib,
-    ratio, rss, run, snapshot, Copied, Cost, Counter, Node, Xorshift,
+    bucket_usage, bucketsync_cli, check_errors, copy_tree, device_env, differences, gnu_time,
+    json_field, mib, ratio, rss, run, snapshot, Copied, Cost, Counter, Node, Xorshift,
 };
 
 const BUCKET: &str = "bench";
@@ -142,22 +142,7 @@ fn bucketsync_rows(
             counter.endpoint()
         )
     };
-    let device = |store: &str, name: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("BUCKETSYNC_STORE", store.to_owned()),
-            (
-                "BUCKETSYNC_KEY_FILE",
-                work.join(format!("{name}.key")).display().to_string(),
-            ),
-            (
-                "BUCKETSYNC_STATE",
-                work.join(format!("{name}.state")).display().to_string(),
-            ),
-            ("BUCKETSYNC_DEVICE", name.to_owned()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-        ]
-    };
+    let device = |store: &str, name: &str| device_env(store, work, name);
     let backups = store(BUCKET, "vault");
     let a = device(&backups, "a");
     let b = device(&backups, "b");

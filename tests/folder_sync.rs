@@ -1073,3 +1073,29 @@ fn a_folder_holding_what_is_not_synced_stays_when_another_device_turns_it_into_a
         .collect();
     assert_eq!(copies.len(), 1, "b's file kept as a copy: {on_b_tree:?}");
 }
+
+/// Two new files of the same size and time made at one path on two devices of a folder
+/// synced before (folder seed 6357, by moving conflict copies there): the second device's
+/// sync compares the bytes, and both files are kept. Only a device's very first sync of the
+/// folder trusts size and time for a path it never agreed on (a copy of the tree made
+/// beforehand is not read whole).
+#[test]
+fn new_files_of_the_same_size_and_time_at_one_path_are_both_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "version 0");
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+    std::fs::write(on_a.join("new.txt"), "a's file!").unwrap();
+    std::fs::write(on_b.join("new.txt"), "b's file!").unwrap();
+    set_mtime(&on_a.join("new.txt"), when);
+    set_mtime(&on_b.join("new.txt"), when);
+    settle(&a, &on_a, &b, &on_b);
+    let (got_a, got_b) = (tree(&on_a), tree(&on_b));
+    assert_eq!(got_a, got_b);
+    let mut files: Vec<&str> = got_a
+        .iter()
+        .filter(|(p, _)| p.starts_with("new"))
+        .map(|(_, c)| c.as_str())
+        .collect();
+    files.sort_unstable();
+    assert_eq!(files, ["a's file!", "b's file!"], "{got_a:?}");
+}

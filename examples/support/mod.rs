@@ -538,3 +538,23 @@ pub fn rss(cost: &Cost) -> (String, f64) {
         None => ("n/a".into(), 0.0),
     }
 }
+
+/// The environment of one command-line device of a bench: its store, its key file and state
+/// under `work` (named after it), its name, and the test server's keys.
+pub fn device_env(store: &str, work: &Path, name: &str) -> Vec<(&'static str, String)> {
+    use bucketsync_suite::servers::{ACCESS_KEY, SECRET_KEY};
+    vec![
+        ("BUCKETSYNC_STORE", store.to_owned()),
+        (
+            "BUCKETSYNC_KEY_FILE",
+            work.join(format!("{name}.key")).display().to_string(),
+        ),
+        (
+            "BUCKETSYNC_STATE",
+            work.join(format!("{name}.state")).display().to_string(),
+        ),
+        ("BUCKETSYNC_DEVICE", name.to_owned()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+    ]
+}

@@ -95,19 +95,30 @@ pub struct Deletion {
     /// one the version before it in the list replaced (at most [`Deletion::MAX_EARLIER`]): a
     /// reader that never saw them still follows the deleted version's line.
     pub earlier: Vec<String>,
+    /// Versions that earlier deletions of the path deleted, as the deleting device knew them
+    /// (at most [`Deletion::MAX_EARLIER`]): the path was made again since, from another line,
+    /// and a reader still holding one of them knows it was deleted knowingly.
+    pub deleted_before: Vec<String>,
 }
 
 impl Deletion {
-    /// The most versions a note lists in `earlier`.
+    /// The most versions a note lists in `earlier`, and in `deleted_before`.
     pub const MAX_EARLIER: usize = 8;
 
-    /// The note for deleting `entry`, whose line goes on (before its parent) with `earlier`.
-    pub fn of(entry: &Entry, mut earlier: Vec<String>) -> Deletion {
+    /// The note for deleting `entry`, whose line goes on (before its parent) with `earlier`,
+    /// at a path where `deleted_before` were deleted before.
+    pub fn of(
+        entry: &Entry,
+        mut earlier: Vec<String>,
+        mut deleted_before: Vec<String>,
+    ) -> Deletion {
         earlier.truncate(Self::MAX_EARLIER);
+        deleted_before.truncate(Self::MAX_EARLIER);
         Deletion {
             hash: entry.hash.clone(),
             parent: entry.parent.clone(),
             earlier,
+            deleted_before,
         }
     }
 
@@ -1384,13 +1395,14 @@ mod tests {
             hash: "ab12".into(),
             parent: "cd".into(),
             earlier: vec!["ef".into()],
+            deleted_before: vec!["01".into()],
         };
         let value = note.encode();
         assert_eq!(
             value,
             [
                 0x42, 0x4b, 0x53, 0x4d, 0x02, 0x04, b'a', b'b', b'1', b'2', 0x02, b'c', b'd', 0x01,
-                0x02, b'e', b'f'
+                0x02, b'e', b'f', 0x01, 0x02, b'0', b'1'
             ]
         );
         assert_eq!(

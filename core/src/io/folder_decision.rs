@@ -10,7 +10,7 @@
 //! | same | same | keep the base |
 //! | changed | same | upload (or delete in the vault, when gone here) |
 //! | same | changed | download (or delete here, when gone there; kept when the pull met errors); a file changed there from a version before ours is a conflict, ours the copy; a file deleted there whose deletion names a version not made from ours: upload (ours stays) |
-//! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; ours the copy, and that copy is in the vault already with our bytes: download; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, once a version was agreed, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
+//! | changed | changed | a folder on one side, a file or link on the other: a conflict the folder wins; ours the copy, and that copy is in the vault already with our bytes: download; both gone: forget; edited here, deleted there: upload; deleted here, edited there: download (deleted here, the same content sent again there: delete there); the same state (folders; files of the same size, time and, after the device's first sync of the folder, bytes): take the vault's; a version made from our local file: download; else a conflict, the later modification (then the greater device id) keeping the name |
 
 use super::backup::{Deletion, Entry, EntryKind};
 use crate::ids::DeviceId;
@@ -57,6 +57,8 @@ pub(crate) struct Views<'a> {
     /// When the vault holds no entry: the deletion note in its place, if any (a deletion by
     /// an older release, or by a backup, leaves none).
     pub deleted: Option<&'a Deletion>,
+    /// Whether this is the device's first sync of the folder (nothing agreed on in it yet).
+    pub first_sync: bool,
     /// Whether the pull before met no error (else nothing missing there counts as deleted).
     pub pulled_whole: bool,
     /// This device.
@@ -112,6 +114,7 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
         base,
         vault,
         deleted,
+        first_sync,
         pulled_whole,
         me,
     } = *views;
@@ -176,11 +179,13 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
             (Some(l), Some((entry, writer))) => {
                 let both_folders = l.kind == EntryKind::Dir && entry.kind == EntryKind::Dir;
                 // The same size and time say nothing of whose bytes these are (two edits in
-                // one millisecond, files unpacked from an archive), so a file's bytes are
-                // compared too. With no version agreed on yet (a first sync), size and time
-                // are trusted: a copy made beforehand is not read whole.
+                // one millisecond, files unpacked from an archive, copies moved to one name),
+                // so a file's bytes are compared too. In the device's first sync of the folder
+                // (nothing agreed on yet), size and time are trusted: a copy of the tree made
+                // beforehand is not read whole.
                 let same = both_folders
-                    || (same_local(l, entry) && (base.is_none() || questions.holds_vaults_bytes()));
+                    || (same_local(l, entry)
+                        && ((base.is_none() && first_sync) || questions.holds_vaults_bytes()));
                 if same {
                     Action::TakeVault
                 } else if l.kind == EntryKind::File
@@ -343,6 +348,7 @@ mod tests {
             base,
             vault: vault.map(|v| (v, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };
@@ -434,6 +440,7 @@ mod tests {
             hash: "h3".into(),
             parent: "h0".into(),
             earlier: Vec::new(),
+            deleted_before: Vec::new(),
         };
         let decided = |deleted: Option<&Deletion>, missed: Option<bool>, base: &Entry| {
             let views = Views {
@@ -442,6 +449,7 @@ mod tests {
                 base: Some(base),
                 vault: None,
                 deleted,
+                first_sync: true,
                 pulled_whole: true,
                 me: ME,
             };
@@ -474,10 +482,31 @@ mod tests {
             act(Some(&ours), Some(&v1), Some(&theirs), Some(false)),
             Action::Conflict { ours_win: false }
         );
-        // No agreed version: size and time are trusted, the bytes not read.
+        // No agreed version in the device's first sync: size and time are trusted, the
+        // bytes not read.
         assert_eq!(
             act(Some(&ours), None, Some(&theirs), None),
             Action::TakeVault
+        );
+        // Later syncs read the bytes of a path never agreed on too.
+        let views = Views {
+            local: Some(&ours),
+            seen: true,
+            base: None,
+            vault: Some((&theirs, THEM)),
+            deleted: None,
+            first_sync: false,
+            pulled_whole: true,
+            me: ME,
+        };
+        let mut differ = Answers {
+            bytes: Some(false),
+            made_from_local: Some(false),
+            ..NONE
+        };
+        assert_eq!(
+            decide(&views, &mut differ),
+            Action::Conflict { ours_win: false }
         );
     }
 
@@ -494,6 +523,7 @@ mod tests {
             base: Some(&v1),
             vault: Some((&theirs, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };
@@ -523,6 +553,7 @@ mod tests {
             base: Some(&v1),
             vault: Some((&v3, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };
@@ -552,6 +583,7 @@ mod tests {
             base: Some(&v1),
             vault: Some((&v1, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };
@@ -563,6 +595,7 @@ mod tests {
             base: Some(&v1),
             vault: None,
             deleted: None,
+            first_sync: true,
             pulled_whole: false,
             me: ME,
         };
@@ -584,6 +617,7 @@ mod tests {
                 base: None,
                 vault: Some((there, THEM)),
                 deleted: None,
+                first_sync: true,
                 pulled_whole: true,
                 me: ME,
             };
@@ -599,6 +633,7 @@ mod tests {
             base: Some(&d),
             vault: Some((&d, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };
@@ -609,6 +644,7 @@ mod tests {
             base: Some(&d),
             vault: Some((&f, THEM)),
             deleted: None,
+            first_sync: true,
             pulled_whole: true,
             me: ME,
         };

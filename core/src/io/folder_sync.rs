@@ -335,7 +335,10 @@ impl Session {
             }
         }
         let vault = self.read(|e| e.vault_id())?.0;
-        let mut base = Base::read(dir)?.unwrap_or(Base {
+        let stored = Base::read(dir)?;
+        // This device's first sync of the folder: nothing agreed on anywhere in it yet.
+        let first_sync = stored.is_none();
+        let mut base = stored.unwrap_or(Base {
             vault,
             name: name.to_owned(),
             ..Base::default()
@@ -504,6 +507,7 @@ impl Session {
                 base: b,
                 vault: r.map(|(entry, writer)| (entry, *writer)),
                 deleted: deleted.get(&rel),
+                first_sync,
                 pulled_whole,
                 me,
             };
@@ -583,13 +587,20 @@ impl Session {
             }
             let b = base.entries.get(&rel);
             let r = remote.get(&rel);
-            // The hash our version replaces (or the last one deleted there), for whoever
-            // reads our change. Ours unchanged, written again (a deletion made without it is
-            // undone), is the agreed version again, with the parent it had.
+            // The hash our version replaces (or the last one deleted there: as the vault's
+            // deletion note names it, else as this device deleted it), for whoever reads our
+            // change. Ours unchanged, written again (a deletion made without it is undone), is
+            // the agreed version again, with the parent it had.
             let parent = match (b, local.get(&rel)) {
                 (Some(b), Some(l)) if same_local(&l.entry, b) => b.parent.as_str(),
                 _ => b
                     .map(|b| b.hash.as_str())
+                    .or_else(|| {
+                        deleted
+                            .get(&rel)
+                            .map(|note| note.hash.as_str())
+                            .filter(|hash| !hash.is_empty())
+                    })
                     .or_else(|| base.gone.get(&rel).map(String::as_str))
                     .unwrap_or(""),
             };
@@ -949,9 +960,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
     /// another device already kept ours as the copy it would become (`copy_of_ours_kept`). A
     /// line cut by a version this replica never saw (merged away by a checkpoint, or dropped by
     /// the history policy) cannot tell: it counts as forked, so that an edit that lost in the
-    /// vault is kept as a copy, unless the copy a conflict would make of ours is known to the
-    /// vault already (there, or deleted by a user): another device kept ours, and what became
-    /// of that copy stands.
+    /// vault is kept as a copy, unless another device kept ours as that copy already (there,
+    /// or deleted by a user), as in an overlap: what became of that copy stands.
     fn vault_forked_before_base(&mut self) -> bool {
         let (Some(base), Some(vault)) = (self.base, self.vault) else {
             return true;
@@ -962,24 +972,15 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
             // met the same overlap): ours lives on there, or a user deleted it there.
             Some(Meets::BeforeOurs) => !self.copy_of_ours_kept(&base.hash),
             // Cut (or looping): kept as a copy unless another device kept ours already.
-            Some(Meets::Cut) | None => {
-                let Some(copy_key) = self.copy_key() else {
-                    return true;
-                };
-                let known = self
-                    .sync
-                    .session
-                    .read(|e| e.record(copy_key.as_bytes()).is_some())
-                    .unwrap_or(false);
-                !known
-            }
+            Some(Meets::Cut) | None => !self.copy_of_ours_kept(&base.hash),
         }
     }
 
     /// The deletion note's line (the versions it lists, then those this replica holds) meets
     /// what ours replaced before it meets ours, our bytes are at no other path of the vault
     /// (live, or named by a note: another device kept them, as a copy of any name, or a user
-    /// moved them), and no earlier note here deleted them. A cut line is no sign of a
+    /// moved them), and no earlier deletion here deleted them (as the note lists them, or as
+    /// the notes this replica holds say). A cut line is no sign of a
     /// deletion made without ours: its writer gave the line as far as it knew it.
     fn deletion_missed_ours(&mut self) -> bool {
         let (Some(base), Some(note)) = (self.base, self.deleted) else {
@@ -987,6 +988,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_
         };
         self.follow(&note.hash, &note.parent, Some(note)) == Some(Meets::BeforeOurs)
             && !self.hashes.contains(base.hash.as_str())
+            && !note.deleted_before.contains(&base.hash)
             && self
                 .sync
                 .replaced_versions(self.rel)
@@ -1007,32 +1009,34 @@ enum Meets {
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
-    /// Follows the line of the vault's version `hash` (which replaced `parent`) back through
-    /// the versions of the path this replica holds, and those `note` lists: where it first
-    /// meets the base's version or what that replaced. `None` when the history cannot be read.
+    /// Follows the line of the vault's version `hash` (which replaced `parent`) back: through
+    /// the versions `note` lists first, as its writer gave them, then through those of the
+    /// path this replica holds. Ours anywhere on it: made from ours (equal bytes may come back
+    /// on a line, a copy moved over the name, so what ours replaced is looked for only once
+    /// ours is not there). `None` when the history cannot be read.
     fn follow(&self, hash: &str, parent: &str, note: Option<&Deletion>) -> Option<Meets> {
         let base = self.base?;
-        if hash == base.hash {
-            return Some(Meets::Ours);
+        let (replaced, _) = self.sync.replaced_versions(self.rel).ok()?;
+        let mut theirs: Vec<String> = vec![hash.to_owned()];
+        match note {
+            Some(note) => {
+                theirs.push(note.parent.clone());
+                theirs.extend(note.earlier.iter().cloned());
+                let last = theirs.pop().unwrap_or_default();
+                theirs.extend(line(&last, &replaced));
+            }
+            None => theirs.extend(line(parent, &replaced)),
         }
-        let (mut replaced, _) = self.sync.replaced_versions(self.rel).ok()?;
-        for (version, before) in note.into_iter().flat_map(Deletion::replaced) {
-            replaced
-                .entry(version.to_owned())
-                .or_insert_with(|| before.to_owned());
+        if theirs.contains(&base.hash) {
+            return Some(Meets::Ours);
         }
         // What ours replaced, one after the other, back to a new file's empty start.
         let mut before_ours: BTreeSet<String> = line(&base.parent, &replaced).into_iter().collect();
         before_ours.insert(String::new());
-        for version in line(parent, &replaced) {
-            if version == base.hash {
-                return Some(Meets::Ours);
-            }
-            if before_ours.contains(&version) {
-                return Some(Meets::BeforeOurs);
-            }
+        match theirs.iter().any(|version| before_ours.contains(version)) {
+            true => Some(Meets::BeforeOurs),
+            false => Some(Meets::Cut),
         }
-        Some(Meets::Cut)
     }
 
     /// The entry key of the conflict copy the local file would become.
@@ -1044,7 +1048,8 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
 
     /// Whether another device kept the local file (of content `hash`) as the conflict copy it
     /// would become: the vault holds that copy with that content, or held it and a user
-    /// deleted it (what became of the copy stands).
+    /// deleted it (what became of the copy stands): its deletion note names that content, or
+    /// it was deleted by a build that left no note.
     fn copy_of_ours_kept(&self, hash: &str) -> bool {
         let Some(copy_key) = self.copy_key() else {
             return false;
@@ -1056,7 +1061,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Asked<'_, '_, T, P> {
         match copy {
             Ok(Some(Some(value))) => match Stored::decode("", &value) {
                 Ok(Stored::Entry(copy)) => copy.hash == hash,
-                Ok(Stored::Deleted(_)) => true,
+                Ok(Stored::Deleted(note)) => note.hash == hash,
                 Err(_) => false,
             },
             Ok(Some(None)) => true,
@@ -1242,18 +1247,22 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
     /// entry's place.
     fn delete_there(&mut self, rel: &str, entry: &Entry) -> Result<()> {
         self.sent.insert(rel.to_owned());
+        let (replaced, deleted_before) = self.replaced_versions(rel)?;
         let earlier = match entry.parent.is_empty() {
             true => Vec::new(),
-            false => line(&entry.parent, &self.replaced_versions(rel)?.0)
+            false => line(&entry.parent, &replaced)
                 .into_iter()
                 .skip(1)
                 .filter(|version| !version.is_empty())
-                .take(Deletion::MAX_EARLIER)
                 .collect(),
         };
+        let deleted_before = deleted_before
+            .into_iter()
+            .filter(|version| !version.is_empty() && *version != entry.hash)
+            .collect();
         self.session.put(
             entry_key(self.root, rel),
-            Deletion::of(entry, earlier).encode(),
+            Deletion::of(entry, earlier, deleted_before).encode(),
         )?;
         let content = content_key(self.root, rel);
         if self.session.get(content.as_bytes())?.is_some() {
@@ -1466,6 +1475,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 Stored::Entry(e) => vec![(e.hash.as_str(), e.parent.as_str())],
                 Stored::Deleted(note) => {
                     deleted.insert(note.hash.clone());
+                    deleted.extend(note.deleted_before.iter().cloned());
                     note.replaced().collect()
                 }
             };
