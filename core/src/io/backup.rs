@@ -972,6 +972,7 @@ impl Session {
                     std::mem::take(&mut f.value),
                     f.dest.clone(),
                     Some(stamp_of(&f.entry)),
+                    None,
                 )
             })
             .collect();
@@ -1272,7 +1273,7 @@ impl Session {
                     }
                     let shown = rel.clone();
                     let outcome = self
-                        .download_to_path(download, &dest, transport, concurrency, &mut |p| {
+                        .download_to_path(download, &dest, None, transport, concurrency, &mut |p| {
                             progress(&shown, p)
                         })
                         .await;

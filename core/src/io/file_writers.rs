@@ -24,7 +24,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::partial_file::PartialFile;
+use super::partial_file::{Expect, PartialFile};
 use crate::error::{Error, Result};
 
 /// Files written at once (in different folders, see [`FileWriters::write`]). Syncs wait on
@@ -65,6 +65,7 @@ struct Job {
     path: PathBuf,
     bytes: Vec<u8>,
     stamp: Option<Stamp>,
+    expect: Option<Expect>,
 }
 
 /// The modification time and permissions a file gets before it is renamed into place: set
@@ -199,7 +200,8 @@ impl FileWriters {
     }
 
     /// Hands over `bytes` to be written as the file at `path`, with `stamp` if given, the
-    /// caller's file number `place`. Waits until they fit within [`QUEUED_BYTES`] with those
+    /// caller's file number `place`; renamed into place only while `path` holds `expect`
+    /// (when given). Waits until they fit within [`QUEUED_BYTES`] with those
     /// waiting to be written, or until nothing waits.
     ///
     /// On a local file system synced whole (see [`synced_whole_type`]), the writer is chosen by
@@ -214,10 +216,13 @@ impl FileWriters {
         path: PathBuf,
         bytes: Vec<u8>,
         stamp: Option<Stamp>,
+        expect: Option<Expect>,
     ) {
         if self.jobs.is_empty() {
-            self.done_here
-                .push((place, write_whole(&path, &bytes, stamp, self.durability)));
+            self.done_here.push((
+                place,
+                write_whole(&path, &bytes, stamp, expect, self.durability),
+            ));
             return;
         }
         let by_folder = *self
@@ -231,12 +236,19 @@ impl FileWriters {
             path,
             bytes,
             stamp,
+            expect,
         };
         if let Err(mpsc::SendError(job)) = self.jobs[writer].send(job) {
             // The writer is gone (it panicked in a way its own catch did not cover, which
             // leaves its queue open and fails what comes): written here.
             self.queued.remove(len);
-            let written = write_whole(&job.path, &job.bytes, job.stamp, self.durability);
+            let written = write_whole(
+                &job.path,
+                &job.bytes,
+                job.stamp,
+                job.expect,
+                self.durability,
+            );
             self.done_here.push((job.place, written));
         }
     }
@@ -295,6 +307,7 @@ fn serve(
                 &job.path,
                 &job.bytes,
                 job.stamp,
+                job.expect,
                 SyncWhen::WithBatch(&mut batch.devices),
             )
         }))
@@ -331,7 +344,13 @@ fn serve_each(
     for job in inbox {
         // A panic is the file's error, as in `serve`.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_whole(&job.path, &job.bytes, job.stamp, Durability::WriteBack)
+            write_whole(
+                &job.path,
+                &job.bytes,
+                job.stamp,
+                job.expect,
+                Durability::WriteBack,
+            )
         }))
         .unwrap_or_else(|_| Err(panicked(&job.path)));
         queued.remove(job.bytes.len());
@@ -360,13 +379,14 @@ fn write_whole(
     path: &Path,
     bytes: &[u8],
     stamp: Option<Stamp>,
+    expect: Option<Expect>,
     durability: Durability,
 ) -> Result<bool> {
     let sync = match durability {
         Durability::OnDisk => SyncWhen::Alone,
         Durability::WriteBack => SyncWhen::Never,
     };
-    let (partial, stamped, _) = write_partial(path, bytes, stamp, sync)?;
+    let (partial, stamped, _) = write_partial(path, bytes, stamp, expect, sync)?;
     partial
         .commit_without_sync(path)
         .map_err(|e| write_failed(path, e))?;
@@ -418,11 +438,13 @@ fn write_partial(
     path: &Path,
     bytes: &[u8],
     stamp: Option<Stamp>,
+    expect: Option<Expect>,
     mut sync: SyncWhen<'_>,
 ) -> Result<(PartialFile, bool, Option<u64>)> {
     use std::io::Write;
     let local = |e| write_failed(path, e);
     let mut partial = PartialFile::create(path).map_err(local)?;
+    partial.expecting(expect);
     let mut file = partial.file();
     // The sync handle of a file system new to the batch is this file, opened before its write.
     let device = match sync {
@@ -632,10 +654,16 @@ mod tests {
         let dir = empty_dir("bucketsync-writers");
         let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         for i in 0..50 {
-            writers.write(i, dir.join(format!("f{i}")), vec![i as u8; i * 1000], None);
+            writers.write(
+                i,
+                dir.join(format!("f{i}")),
+                vec![i as u8; i * 1000],
+                None,
+                None,
+            );
         }
         // A folder that does not exist: its own error, the others unharmed.
-        writers.write(50, dir.join("missing/f"), b"x".to_vec(), None);
+        writers.write(50, dir.join("missing/f"), b"x".to_vec(), None, None);
         let mut outcomes = writers.finish();
         outcomes.sort_by_key(|(place, _)| *place);
         assert_eq!(outcomes.len(), 51);
@@ -672,6 +700,7 @@ mod tests {
             let (partial, stamped, device) = write_partial(
                 &path,
                 &[i as u8; 100],
+                None,
                 None,
                 SyncWhen::WithBatch(&mut batch.devices),
             )
@@ -739,7 +768,13 @@ mod tests {
         for folder in &folders[..3] {
             std::fs::create_dir(folder).unwrap();
             for i in 0..SYNCED_TOGETHER * 2 + 1 {
-                writers.write(place, folder.join(format!("f{i}")), vec![i as u8; i], None);
+                writers.write(
+                    place,
+                    folder.join(format!("f{i}")),
+                    vec![i as u8; i],
+                    None,
+                    None,
+                );
                 place += 1;
             }
         }
@@ -779,6 +814,7 @@ mod tests {
                     path.clone(),
                     vec![d as u8; i * 10],
                     Some(stamp(place)),
+                    None,
                 );
                 files.push((path, vec![d as u8; i * 10]));
             }
@@ -793,12 +829,12 @@ mod tests {
         // until the whole file is written and stamped.
         let alone = dir.join("d0/alone");
         let (partial, stamped, device) =
-            write_partial(&alone, b"x", Some(stamp(999)), SyncWhen::Never).unwrap();
+            write_partial(&alone, b"x", Some(stamp(999)), None, SyncWhen::Never).unwrap();
         assert!(stamped && device.is_none());
         assert!(!alone.exists(), "the file shows before it is renamed");
         partial.commit_without_sync(&alone).unwrap();
         let again = dir.join("d1/again");
-        let written = write_whole(&again, b"y", Some(stamp(999)), Durability::WriteBack);
+        let written = write_whole(&again, b"y", Some(stamp(999)), None, Durability::WriteBack);
         assert!(matches!(written, Ok(true)), "{written:?}");
         files.push((alone, b"x".to_vec()));
         files.push((again, b"y".to_vec()));
@@ -837,7 +873,7 @@ mod tests {
         let dir = empty_dir("bucketsync-writers-drop");
         let mut writers = FileWriters::start(WRITERS, Durability::OnDisk);
         for i in 0..20 {
-            writers.write(i, dir.join(format!("f{i}")), vec![7; 4096], None);
+            writers.write(i, dir.join(format!("f{i}")), vec![7; 4096], None, None);
         }
         drop(writers);
         for i in 0..20 {
@@ -881,6 +917,7 @@ mod tests {
                 dir.join(format!("f{i}")),
                 vec![1; 100],
                 Some(stamp(i as u64)),
+                None,
             );
         }
         let outcomes = writers.finish();
@@ -895,6 +932,7 @@ mod tests {
                 &dir.join("f10"),
                 &[2; 100],
                 Some(stamp(10)),
+                None,
                 Durability::OnDisk
             ),
             Ok(true)
@@ -914,5 +952,29 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file saved at the path after the caller looked (here: made where nothing was) is
+    /// not replaced: the write fails, the saved file stays, and no partial file is left.
+    #[test]
+    fn a_path_changed_since_the_caller_looked_is_not_replaced() {
+        let dir = empty_dir("bucketsync-writers-expect");
+        let path = dir.join("saved");
+        let expect = Expect::of(&path);
+        assert_eq!(expect, Some(Expect::Absent));
+        std::fs::write(&path, b"the user's save").unwrap();
+        let written = write_whole(&path, b"fetched", None, expect, Durability::OnDisk);
+        let err = written.unwrap_err().to_string();
+        assert!(err.contains("changed during the sync"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"the user's save");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no partial file left"
+        );
+        // Still as looked at: replaced.
+        let expect = Expect::of(&path);
+        assert!(write_whole(&path, b"fetched", None, expect, Durability::OnDisk).is_ok());
+        assert_eq!(std::fs::read(&path).unwrap(), b"fetched");
     }
 }

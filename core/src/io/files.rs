@@ -543,8 +543,15 @@ impl Session {
         let Some(download) = self.read(|e| e.begin_download(key))?? else {
             return Ok(false);
         };
-        self.download_to_path(download, target, transport, concurrency, &mut progress)
-            .await?;
+        self.download_to_path(
+            download,
+            target,
+            None,
+            transport,
+            concurrency,
+            &mut progress,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -655,7 +662,7 @@ impl Session {
         let mut outcomes: Vec<Option<Result<bool>>> = files.iter().map(|_| None).collect();
         let pairs: Vec<(&[u8], &[u8])> = files
             .iter()
-            .map(|(k, v, _, _)| (k.as_slice(), v.as_slice()))
+            .map(|(k, v, _, _, _)| (k.as_slice(), v.as_slice()))
             .collect();
         let (groups, alone) = self.read(|e| e.begin_download_many(&pairs))?;
         drop(pairs);
@@ -685,11 +692,12 @@ impl Session {
             let outcome = loop {
                 while let Some((index, read)) = many.poll_file() {
                     let place = places[index];
-                    let (_, _, path, stamp) = &each.files[place];
+                    let (_, _, path, stamp, expect) = &each.files[place];
                     match read {
                         Ok(bytes) => {
                             flight.progress.bytes_done += bytes.len() as u64;
-                            each.writers.write(place, path.clone(), bytes, *stamp);
+                            each.writers
+                                .write(place, path.clone(), bytes, *stamp, *expect);
                         }
                         Err(e) => each.outcomes[place] = Some(Err(e)),
                     }
@@ -732,7 +740,7 @@ impl Session {
     ) -> Result<()> {
         places.sort_unstable();
         for place in places {
-            let (key, value, path, stamp) = &mut each.files[place];
+            let (key, value, path, stamp, expect) = &mut each.files[place];
             let value = std::mem::take(value);
             let download = match self.read(|e| e.begin_download_value(key, &value, None))? {
                 Ok(download) => download,
@@ -755,13 +763,14 @@ impl Session {
                     .await
                 {
                     Ok(()) => {
-                        each.writers.write(place, path.clone(), bytes, *stamp);
+                        each.writers
+                            .write(place, path.clone(), bytes, *stamp, *expect);
                         continue;
                     }
                     Err(e) => Err(e),
                 }
             } else {
-                self.download_to_path(download, path, transport, concurrency, &mut |p| {
+                self.download_to_path(download, path, *expect, transport, concurrency, &mut |p| {
                     progress(place, p)
                 })
                 .await
@@ -782,11 +791,12 @@ impl Session {
         &self,
         download: crate::transfer::Download,
         target: &std::path::Path,
+        expect: Option<crate::io::partial_file::Expect>,
         transport: &T,
         concurrency: usize,
         progress: &mut impl FnMut(FileProgress),
     ) -> Result<()> {
-        let mut partial = PathPartial::resumable(target, &download.resume_tag())?;
+        let mut partial = PathPartial::resumable(target, &download.resume_tag(), expect)?;
         self.download_through(download, &mut partial, transport, concurrency, progress)
             .await
     }
@@ -899,7 +909,15 @@ impl Session {
 /// A file [`Session::download_many_to_paths`] reads: its key, its record value, its path and
 /// the time and permissions to give it, if any.
 #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
-pub(crate) type ToPath = (Vec<u8>, Vec<u8>, std::path::PathBuf, Option<Stamp>);
+/// A file to read to a path: its key, its record value, the path, the stamp to give it, and
+/// what the path must still hold when it is put in place (when given).
+pub(crate) type ToPath = (
+    Vec<u8>,
+    Vec<u8>,
+    std::path::PathBuf,
+    Option<Stamp>,
+    Option<crate::io::partial_file::Expect>,
+);
 
 /// What [`Session::read_each`] reads and where it puts what it read.
 #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]

@@ -38,6 +38,7 @@ use super::backup::{
     Stored, Walk,
 };
 use super::folder_decision::{decide, folder_kept, outcome, same_local, Action, Questions, Views};
+use super::partial_file::Expect;
 use crate::engine::MASS_DELETION_MIN_KEYS;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -766,6 +767,15 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
         for (rel, path, entry) in self.pending.by_ref() {
             match std::fs::File::open(&path) {
+                // Saved again since the walk (the entry's size and time are the walk's): not
+                // sent with the walk's times, the next run sends it.
+                Ok(file)
+                    if !file.metadata().is_ok_and(|m| {
+                        m.len() == entry.size && super::backup::mtime_ms(&m) == entry.mtime_ms
+                    }) =>
+                {
+                    self.done.push((rel.clone(), Err(changed_meanwhile(&rel))));
+                }
                 Ok(file) => {
                     let key = content_key(self.root, &rel).into_bytes();
                     let source = ReadSource::new(file, Some(entry.size));
@@ -1408,11 +1418,15 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                     continue;
                 }
             }
+            // What is there now (as the walk saw it): a file saved there while the packs are
+            // read is not replaced.
+            let expect = Expect::of(&dest);
             files.push((
                 fetch.content,
                 fetch.value,
                 dest,
                 Some(stamp_of(&fetch.entry)),
+                expect,
             ));
             entries.push((fetch.rel, fetch.entry));
         }
@@ -1431,7 +1445,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 &mut |at, p| progress(&entries[at].0, p),
             )
             .await?;
-        for (((rel, entry), outcome), (_, _, dest, _)) in
+        for (((rel, entry), outcome), (_, _, dest, _, _)) in
             entries.into_iter().zip(outcomes).zip(&files)
         {
             let written = outcome.and_then(|stamped| {
@@ -1603,11 +1617,14 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_symlink()) {
                     let _ = std::fs::remove_file(&dest);
                 }
+                // A file saved there while it downloads is not replaced.
+                let expect = Expect::of(&dest);
                 let progress = &mut *self.progress;
                 self.session
                     .download_to_path(
                         download,
                         &dest,
+                        expect,
                         self.transport,
                         self.concurrency,
                         &mut |p| progress(as_rel, p),

@@ -21,6 +21,47 @@ pub struct PartialFile {
     committed: bool,
     /// The version tag of a resumable one.
     tag: Option<String>,
+    /// What the path must still hold when this file is renamed over it.
+    expect: Option<Expect>,
+}
+
+/// What a path held when a caller decided to write a file there: checked again just before
+/// the written file is renamed over it, so that a file a user saved there meanwhile (during
+/// a download, which may take long) is not replaced unseen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Nothing.
+    Absent,
+    /// A file of this length and modification time (milliseconds since the Unix epoch).
+    File { size: u64, mtime_ms: u64 },
+}
+
+impl Expect {
+    /// What `path` holds now: nothing, or a file (`None` for anything else: not checked).
+    pub(crate) fn of(path: &Path) -> Option<Expect> {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Expect::Absent),
+            Ok(m) if m.is_file() => Some(Expect::File {
+                size: m.len(),
+                mtime_ms: mtime_ms(&m),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether `path` still holds what was expected.
+    fn holds(self, path: &Path) -> bool {
+        Expect::of(path) == Some(self)
+    }
+}
+
+/// A file's modification time in milliseconds since the Unix epoch (0 when unknown).
+fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl PartialFile {
@@ -46,6 +87,7 @@ impl PartialFile {
                         keep: false,
                         committed: false,
                         tag: None,
+                        expect: None,
                     })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -78,6 +120,7 @@ impl PartialFile {
                 keep: true,
                 committed: false,
                 tag: Some(tag.to_owned()),
+                expect: None,
             }),
             Err(std::fs::TryLockError::WouldBlock) => PartialFile::create(target),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
@@ -130,6 +173,13 @@ impl PartialFile {
         self.commit_without_sync(target)
     }
 
+    /// Renames it into place only if the path still holds `expect` then (else the commit
+    /// fails, and the path is left as it is).
+    #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
+    pub(crate) fn expecting(&mut self, expect: Option<Expect>) {
+        self.expect = expect;
+    }
+
     /// Closes the file, written whole, before [`PartialFile::commit_without_sync`].
     #[cfg(all(feature = "backup", not(target_arch = "wasm32")))]
     pub(crate) fn close(&mut self) {
@@ -143,6 +193,11 @@ impl PartialFile {
     /// When the rename fails (the partial file is then removed).
     pub(crate) fn commit_without_sync(mut self, target: &std::path::Path) -> std::io::Result<()> {
         drop(self.file.take());
+        if self.expect.is_some_and(|expect| !expect.holds(target)) {
+            return Err(std::io::Error::other(
+                "it changed during the sync: kept, the next run decides",
+            ));
+        }
         std::fs::rename(&self.path, target)?;
         self.committed = true;
         if let Some(tag) = &self.tag {
@@ -201,9 +256,15 @@ pub(crate) struct PathPartial<'a> {
 }
 
 impl<'a> PathPartial<'a> {
-    /// The resumable partial file of version `tag` of the file at `target`.
-    pub(crate) fn resumable(target: &'a Path, tag: &str) -> Result<PathPartial<'a>> {
-        let partial = PartialFile::resumable(target, tag).map_err(|e| failed(target, e))?;
+    /// The resumable partial file of version `tag` of the file at `target`, put in place only
+    /// while `target` holds `expect` (when given).
+    pub(crate) fn resumable(
+        target: &'a Path,
+        tag: &str,
+        expect: Option<Expect>,
+    ) -> Result<PathPartial<'a>> {
+        let mut partial = PartialFile::resumable(target, tag).map_err(|e| failed(target, e))?;
+        partial.expect = expect;
         Ok(PathPartial {
             partial: Some(partial),
             target,
