@@ -1099,3 +1099,74 @@ fn new_files_of_the_same_size_and_time_at_one_path_are_both_kept() {
     files.sort_unstable();
     assert_eq!(files, ["a's file!", "b's file!"], "{got_a:?}");
 }
+
+/// The folder bucket, running `during` once, at the first read of a pack.
+struct AtPackRead<'a> {
+    during: Box<dyn Fn() + Sync + 'a>,
+    done: AtomicBool,
+}
+
+impl Transport for AtPackRead<'_> {
+    async fn send(&self, request: Request) -> Result<Response> {
+        if request.method == Method::Get
+            && request.url.contains("/p/")
+            && !self.done.swap(true, Ordering::SeqCst)
+        {
+            (self.during)();
+        }
+        FolderBucket.send(request).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        FolderBucket.sleep(ms).await
+    }
+}
+
+/// A user saves a file while the sync that downloads another device's version of it reads
+/// the packs: the save is not replaced (the sync reports the path changed meanwhile), and the
+/// next sync keeps both versions. Before, the fetched file was renamed over the save.
+#[test]
+fn a_file_saved_while_its_download_reads_the_packs_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    // Too big to live in its record: its bytes go into a pack.
+    let big = "a's version ".repeat(1_000);
+    std::fs::write(on_a.join("todo.txt"), &big).unwrap();
+    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+    let saving = AtPackRead {
+        during: Box::new(|| std::fs::write(on_b.join("todo.txt"), "b's save").unwrap()),
+        done: AtomicBool::new(false),
+    };
+    let report = block_on(b.sync_folder(
+        &on_b,
+        "shared",
+        &FolderOptions::default(),
+        &saving,
+        DEFAULT_CONCURRENCY,
+        |_, _| {},
+    ))
+    .unwrap();
+    assert!(saving.done.load(Ordering::SeqCst), "a pack was read");
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "b's save"
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|(rel, e)| rel == "todo.txt" && e.to_string().contains("changed during the sync")),
+        "{:?}",
+        report.errors
+    );
+    settle(&a, &on_a, &b, &on_b);
+    let got = tree(&on_b);
+    assert_eq!(got, tree(&on_a));
+    let mut contents: Vec<&str> = got
+        .iter()
+        .filter(|(p, _)| p.starts_with("todo"))
+        .map(|(_, c)| c.as_str())
+        .collect();
+    contents.sort_unstable();
+    assert_eq!(contents, [big.as_str(), "b's save"], "{got:?}");
+}
