@@ -1170,3 +1170,64 @@ fn a_file_saved_while_its_download_reads_the_packs_is_not_replaced() {
     contents.sort_unstable();
     assert_eq!(contents, [big.as_str(), "b's save"], "{got:?}");
 }
+
+/// Three devices. a's edit wins in the vault over b's (their syncs overlapped), c takes a's,
+/// then a deletes it. b's edit was never seen by a, so b writes it again; c, which still holds
+/// a's version, must take b's as made after that deletion, not as an overlap: a's version,
+/// deleted by its user, does not come back as a conflict copy.
+#[test]
+fn an_edit_written_again_after_a_deletion_that_missed_it_brings_back_nothing_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().join("bucket").display());
+    let key = VaultKey::generate().unwrap();
+    let a = open(&store, &key, "laptop", OpenMode::Create);
+    let b = open(&store, &key, "phone", OpenMode::Join);
+    let c = open(&store, &key, "tablet", OpenMode::Join);
+    let [on_a, on_b, on_c] = ["a", "b", "c"].map(|d| dir.path().join(d));
+    for on in [&on_a, &on_b, &on_c] {
+        std::fs::create_dir_all(on).unwrap();
+    }
+    std::fs::write(on_a.join("todo.txt"), "v1").unwrap();
+    for (session, on) in [(&a, &on_a), (&b, &on_b), (&c, &on_c)] {
+        sync_folder(session, on, &FolderBucket);
+    }
+    // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
+    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
+    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
+    let meddling = Interleaved {
+        before: Box::new(|| {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+                });
+            });
+        }),
+        done: AtomicBool::new(false),
+    };
+    assert!(sync_folder(&b, &on_b, &meddling).is_empty());
+    assert!(meddling.done.load(Ordering::SeqCst));
+    sync_folder(&c, &on_c, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_c.join("todo.txt")).unwrap(),
+        "a's edit, a bit longer"
+    );
+    // a's user deletes a's version; b's edit, never seen by a, is written again.
+    std::fs::remove_file(on_a.join("todo.txt")).unwrap();
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+    sync_folder(&c, &on_c, &FolderBucket);
+    for _ in 0..2 {
+        for (session, on) in [(&a, &on_a), (&b, &on_b), (&c, &on_c)] {
+            sync_folder(session, on, &FolderBucket);
+        }
+    }
+    let got = tree(&on_c);
+    assert_eq!(got, tree(&on_a));
+    assert_eq!(got, tree(&on_b));
+    assert_eq!(got.get("todo.txt").map(String::as_str), Some("b's edit"));
+    assert!(
+        !got.values().any(|c| c == "a's edit, a bit longer"),
+        "a's deleted version came back: {got:?}"
+    );
+}

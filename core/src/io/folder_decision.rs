@@ -142,7 +142,8 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
             Some(_) => Action::Download,
             // Deleted there, a version not made from ours: ours was never seen by the device
             // that deleted, and stays (an edit outlives a deletion made without it).
-            None if local.is_some()
+            None if pulled_whole
+                && local.is_some()
                 && deleted.is_some()
                 && base.is_some_and(|b| b.kind == EntryKind::File && !b.hash.is_empty())
                 && questions.deletion_missed_ours() =>

@@ -590,18 +590,18 @@ impl Session {
             let r = remote.get(&rel);
             // The hash our version replaces (or the last one deleted there: as the vault's
             // deletion note names it, else as this device deleted it), for whoever reads our
-            // change. Ours unchanged, written again (a deletion made without it is undone), is
-            // the agreed version again, with the parent it had.
+            // change. Ours unchanged, written again (a deletion made without it is undone),
+            // names the version that deletion deleted: a device that still holds that one
+            // sees it replaced knowingly, not an overlap to keep a copy of.
+            let noted = deleted
+                .get(&rel)
+                .map(|note| note.hash.as_str())
+                .filter(|hash| !hash.is_empty());
             let parent = match (b, local.get(&rel)) {
-                (Some(b), Some(l)) if same_local(&l.entry, b) => b.parent.as_str(),
+                (Some(b), Some(l)) if same_local(&l.entry, b) => noted.unwrap_or(&b.parent),
                 _ => b
                     .map(|b| b.hash.as_str())
-                    .or_else(|| {
-                        deleted
-                            .get(&rel)
-                            .map(|note| note.hash.as_str())
-                            .filter(|hash| !hash.is_empty())
-                    })
+                    .or(noted)
                     .or_else(|| base.gone.get(&rel).map(String::as_str))
                     .unwrap_or(""),
             };
@@ -625,7 +625,8 @@ impl Session {
                 (Action::Download, Some(l), Some((entry, writer)))
                     if l.entry.kind == EntryKind::Dir
                         && entry.kind != EntryKind::Dir
-                        && holds_anything(&l.path) =>
+                        && sync.still_as_walked(&rel, Some(&l.entry))
+                        && holds_unsynced(&l.path) =>
                 {
                     sync.conflict(l, entry, true, &label(me), &label(*writer), &mut next)
                         .await
@@ -894,11 +895,11 @@ fn known_absent(rel: &str, local: &BTreeMap<String, &Local>, walked: &Walk) -> b
 }
 
 /// The mass-deletion guard for a folder: a plan that deletes more than `limit` percent of what
-/// was last synced, on this device or in the vault, is not carried out. Counted in records as
-/// the vault-wide guard counts them (a file is its entry and its content, a folder or a link
-/// its entry; at least [`MASS_DELETION_MIN_KEYS`]), so that this guard, which stops before
-/// anything is done, stops first: a folder's share of the vault is at least the vault's
-/// (unless other deletions wait to be pushed, which the vault-wide guard counts too).
+/// was last synced, on this device or in the vault, is not carried out. Counted in records (a
+/// file is its entry and its content, a folder or a link its entry; at least
+/// [`MASS_DELETION_MIN_KEYS`]). The vault-wide guard counts only the deleted records: since
+/// entries are deleted by a note (a write), that is a file's content alone, so this guard,
+/// which stops before anything is done, stops first.
 fn guard_deletions(name: &str, base: &Base, plan: &[(String, Action)], limit: u8) -> Result<()> {
     let records = |e: &Entry| if e.kind == EntryKind::File { 2 } else { 1 };
     let all: u64 = base.entries.values().map(records).sum();
@@ -1095,13 +1096,29 @@ fn line(start: &str, replaced: &BTreeMap<String, String>) -> Vec<String> {
     out
 }
 
-/// Whether the folder at `path` holds anything (one that cannot be read counts as holding;
-/// one gone, as empty).
-fn holds_anything(path: &Path) -> bool {
-    match std::fs::read_dir(path) {
-        Ok(mut entries) => entries.next().is_some(),
-        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+/// Whether the folder at `path` holds anything but the partial files of this sync's own
+/// downloads (`.<name>.<tag>.part`), which are removed (one that cannot be read counts as
+/// holding; one gone, as empty).
+fn holds_unsynced(path: &Path) -> bool {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
+    };
+    let mut holds = false;
+    for entry in entries {
+        let Ok(entry) = entry else {
+            return true;
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let partial = name.starts_with('.') && name.ends_with(".part");
+        if !(partial && entry.file_type().is_ok_and(|t| t.is_file()))
+            || std::fs::remove_file(entry.path()).is_err()
+        {
+            holds = true;
+        }
     }
+    holds
 }
 
 /// A path found changed after the walk: left as it is.
@@ -1475,12 +1492,13 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
 
     /// Each version of `rel`'s entry this replica holds (and each one a deletion note among
     /// them lists), by content hash: the hash of the version it replaced. And the versions
-    /// the notes among them deleted.
-    fn replaced_versions(&self, rel: &str) -> Result<(BTreeMap<String, String>, BTreeSet<String>)> {
+    /// the notes among them deleted, the latest deletions first.
+    fn replaced_versions(&self, rel: &str) -> Result<(BTreeMap<String, String>, Vec<String>)> {
         let key = entry_key(self.root, rel);
+        // The newest first.
         let history = self.session.read(|e| e.history(key.as_bytes()))?;
         let mut replaced = BTreeMap::new();
-        let mut deleted = BTreeSet::new();
+        let mut deleted: Vec<String> = Vec::new();
         for stored in history
             .iter()
             .filter_map(|r| Stored::decode(rel, r.value.as_deref()?).ok())
@@ -1488,8 +1506,11 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
             let pairs: Vec<(&str, &str)> = match &stored {
                 Stored::Entry(e) => vec![(e.hash.as_str(), e.parent.as_str())],
                 Stored::Deleted(note) => {
-                    deleted.insert(note.hash.clone());
-                    deleted.extend(note.deleted_before.iter().cloned());
+                    for version in std::iter::once(&note.hash).chain(&note.deleted_before) {
+                        if !deleted.contains(version) {
+                            deleted.push(version.clone());
+                        }
+                    }
                     note.replaced().collect()
                 }
             };

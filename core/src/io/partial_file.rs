@@ -194,6 +194,8 @@ impl PartialFile {
     pub(crate) fn commit_without_sync(mut self, target: &std::path::Path) -> std::io::Result<()> {
         drop(self.file.take());
         if self.expect.is_some_and(|expect| !expect.holds(target)) {
+            // Not kept for a resume either: what the path should hold is decided again.
+            self.keep = false;
             return Err(std::io::Error::other(
                 "it changed during the sync: kept, the next run decides",
             ));
