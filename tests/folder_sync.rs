@@ -13,18 +13,26 @@ use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
 use futures::executor::block_on;
 
-/// The folder bucket, running `before` once, just before the first segment PUT.
+/// The folder bucket, running `before` once, just before the first request that `at` picks.
 struct Interleaved<'a> {
+    at: fn(&Request) -> bool,
     before: Box<dyn Fn() + Sync + 'a>,
     done: AtomicBool,
 }
 
+/// A segment PUT: a sync's push landing.
+fn segment_put(request: &Request) -> bool {
+    request.method == Method::Put && request.url.contains("/s/")
+}
+
+/// A pack GET: a sync reading files it decided to write, after its walk.
+fn pack_read(request: &Request) -> bool {
+    request.method == Method::Get && request.url.contains("/p/")
+}
+
 impl Transport for Interleaved<'_> {
     async fn send(&self, request: Request) -> Result<Response> {
-        if request.method == Method::Put
-            && request.url.contains("/s/")
-            && !self.done.swap(true, Ordering::SeqCst)
-        {
+        if (self.at)(&request) && !self.done.swap(true, Ordering::SeqCst) {
             (self.before)();
         }
         FolderBucket.send(request).await
@@ -91,6 +99,7 @@ fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
     let meddling = Interleaved {
+        at: segment_put,
         before: Box::new(|| {
             std::thread::scope(|s| {
                 s.spawn(|| {
@@ -674,6 +683,7 @@ fn an_overlapped_edit_is_kept_when_the_versions_after_it_are_not_held_here() {
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
     let meddling = Interleaved {
+        at: segment_put,
         before: Box::new(|| {
             std::thread::scope(|s| {
                 s.spawn(|| {
@@ -938,6 +948,7 @@ fn an_edit_that_lost_to_a_version_deleted_since_is_not_deleted_with_it() {
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
     let meddling = Interleaved {
+        at: segment_put,
         before: Box::new(|| {
             std::thread::scope(|s| {
                 s.spawn(|| {
@@ -1100,28 +1111,6 @@ fn new_files_of_the_same_size_and_time_at_one_path_are_both_kept() {
     assert_eq!(files, ["a's file!", "b's file!"], "{got_a:?}");
 }
 
-/// The folder bucket, running `during` once, at the first read of a pack.
-struct AtPackRead<'a> {
-    during: Box<dyn Fn() + Sync + 'a>,
-    done: AtomicBool,
-}
-
-impl Transport for AtPackRead<'_> {
-    async fn send(&self, request: Request) -> Result<Response> {
-        if request.method == Method::Get
-            && request.url.contains("/p/")
-            && !self.done.swap(true, Ordering::SeqCst)
-        {
-            (self.during)();
-        }
-        FolderBucket.send(request).await
-    }
-
-    async fn sleep(&self, ms: u64) {
-        FolderBucket.sleep(ms).await
-    }
-}
-
 /// A user saves a file while the sync that downloads another device's version of it reads
 /// the packs: the save is not replaced (the sync reports the path changed meanwhile), and the
 /// next sync keeps both versions. Before, the fetched file was renamed over the save.
@@ -1133,8 +1122,9 @@ fn a_file_saved_while_its_download_reads_the_packs_is_not_replaced() {
     let big = "a's version ".repeat(1_000);
     std::fs::write(on_a.join("todo.txt"), &big).unwrap();
     assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
-    let saving = AtPackRead {
-        during: Box::new(|| std::fs::write(on_b.join("todo.txt"), "b's save").unwrap()),
+    let saving = Interleaved {
+        at: pack_read,
+        before: Box::new(|| std::fs::write(on_b.join("todo.txt"), "b's save").unwrap()),
         done: AtomicBool::new(false),
     };
     let report = block_on(b.sync_folder(
@@ -1195,6 +1185,7 @@ fn an_edit_written_again_after_a_deletion_that_missed_it_brings_back_nothing_del
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
     let meddling = Interleaved {
+        at: segment_put,
         before: Box::new(|| {
             std::thread::scope(|s| {
                 s.spawn(|| {
