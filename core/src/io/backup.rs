@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::io::driver::Transport;
 use crate::io::file_writers::{Durability, Stamp};
 use crate::io::files::{FileBatch, FileProgress, ReadSource};
+use crate::io::partial_file::mtime_ms;
 use crate::io::session::Session;
 use crate::transfer::FileReport;
 
@@ -397,14 +398,6 @@ pub(super) struct Walk {
 
 pub(super) fn local_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::Config(format!("{what} {}: {e}", path.display()))
-}
-
-pub(super) fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
-    metadata
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(unix)]

@@ -772,7 +772,7 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
                 // sent with the walk's times, the next run sends it.
                 Ok(file)
                     if !file.metadata().is_ok_and(|m| {
-                        m.len() == entry.size && super::backup::mtime_ms(&m) == entry.mtime_ms
+                        m.len() == entry.size && super::partial_file::mtime_ms(&m) == entry.mtime_ms
                     }) =>
                 {
                     self.done.push((rel.clone(), Err(changed_meanwhile(&rel))));
@@ -1316,7 +1316,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
                 };
                 kind_matches
                     && (e.kind != EntryKind::File
-                        || (m.len() == e.size && super::backup::mtime_ms(&m) == e.mtime_ms))
+                        || (m.len() == e.size && super::partial_file::mtime_ms(&m) == e.mtime_ms))
             }
             _ => false,
         }

@@ -56,7 +56,7 @@ impl Expect {
 }
 
 /// A file's modification time in milliseconds since the Unix epoch (0 when unknown).
-fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
+pub(crate) fn mtime_ms(metadata: &std::fs::Metadata) -> u64 {
     metadata
         .modified()
         .ok()
