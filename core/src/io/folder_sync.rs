@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
 use crate::io::file_writers::Durability;
-use crate::io::files::{FileBatch, FileProgress, ReadSource};
+use crate::io::files::{FileBatch, FileProgress, ReadSource, Source};
 use crate::io::session::Session;
 use crate::transfer::FileReport;
 
@@ -762,8 +762,39 @@ struct FolderFiles<'a, P> {
     progress: &'a mut P,
 }
 
+/// A file a folder sync sends, read as the walk saw it. Saved again in place while it is read
+/// (a database, a disk image, a log appended to), its length or modification time at the end
+/// is no longer the walk's: the read fails, so that the first part of one version and the rest
+/// of another never go out as one file (another device would write that under its name). The
+/// next run sends it.
+struct AsWalked {
+    source: ReadSource<std::fs::File>,
+    /// The same open file, for its length and time at the end.
+    file: std::fs::File,
+    size: u64,
+    mtime_ms: u64,
+    rel: String,
+}
+
+impl Source for AsWalked {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.source.read(buf).await?;
+        let unchanged = |m: &std::fs::Metadata| {
+            m.len() == self.size && super::partial_file::mtime_ms(m) == self.mtime_ms
+        };
+        if n == 0 && !self.file.metadata().is_ok_and(|m| unchanged(&m)) {
+            return Err(changed_meanwhile(&self.rel));
+        }
+        Ok(n)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.source.len_hint()
+    }
+}
+
 impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
-    type Source = ReadSource<std::fs::File>;
+    type Source = AsWalked;
 
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
         for (rel, path, entry) in self.pending.by_ref() {
@@ -779,7 +810,21 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
                 }
                 Ok(file) => {
                     let key = content_key(self.root, &rel).into_bytes();
-                    let source = ReadSource::new(file, Some(entry.size));
+                    let watched = match file.try_clone() {
+                        Ok(watched) => watched,
+                        Err(e) => {
+                            let error = local_error(&path, "cannot read", e);
+                            self.done.push((rel, Err(error)));
+                            continue;
+                        }
+                    };
+                    let source = AsWalked {
+                        source: ReadSource::new(file, Some(entry.size)),
+                        file: watched,
+                        size: entry.size,
+                        mtime_ms: entry.mtime_ms,
+                        rel: rel.clone(),
+                    };
                     self.reading.clone_from(&rel);
                     self.sending.insert(key.clone(), (rel, entry));
                     return Some((key, source));
