@@ -13,6 +13,13 @@
 //! middle of a pack, a multipart pack, a repack or a sync, also in the middle of a journal
 //! append) and restart from their disk; a crashed replica's requests may land late.
 //!
+//! After the busy phase comes a calm stretch under the same faults: few uploads, time passing
+//! grace periods with everyone syncing, so that looks, repacks, their redirects and pack
+//! deletions run under faults, and reads go through redirects. Faults are aimed at those
+//! requests there (a stream of draws of its own): a read, new pack, redirect or look request
+//! that fails at every attempt, a replica killed while one is on its way, a repack read whose
+//! answer has a byte changed on the way.
+//!
 //! Checked all along:
 //! - **Nothing wrong is ever read.** Every byte a read hands out is the byte of the version it
 //!   started on.
@@ -55,6 +62,16 @@ const KEYS: u64 = 5;
 const MIB: usize = 1 << 20;
 
 const SIDE_SALT: u64 = 0x0f11_e500_0000_0001;
+/// Salts the stream that aims faults at the requests of repacking and pack collection (drawn
+/// apart from the others, so that the seeds found before replay as found).
+const AIM_SALT: u64 = 0x0f11_e500_0000_0002;
+/// In how many of a thousand requests of repacking a fault is aimed, and of the other requests
+/// of pack collection (every look lists redirects, and most delete packs: fewer of those).
+const AIM_REPACK_PER_MILLE: u64 = 400;
+const AIM_LOOK_PER_MILLE: u64 = 50;
+/// How many attempts of an aimed request fail: every attempt the engine makes
+/// ([`configure`]'s retry policy).
+const AIM_ATTEMPTS: u32 = 4;
 
 /// Seeds a run has unless told otherwise: every CI run takes them (about 80 s in a debug build
 /// on 2 cores). The same seeds every time, so more of them catch nothing new on an unchanged
@@ -73,6 +90,13 @@ static PACKS_DELETED: AtomicU64 = AtomicU64::new(0);
 static PACKS_REPACKED: AtomicU64 = AtomicU64::new(0);
 static REDIRECTED_READS: AtomicU64 = AtomicU64::new(0);
 static DELETES_CHECKED: AtomicU64 = AtomicU64::new(0);
+/// Faults aimed at the requests of repacking and pack collection: the request failing for
+/// good, or its replica killed while it is on its way.
+static AIMED_FAILURES: AtomicU64 = AtomicU64::new(0);
+static AIMED_CRASHES: AtomicU64 = AtomicU64::new(0);
+/// Chunks a repack read that came back with a byte changed on the way (the store's copy is
+/// sound).
+static AIMED_FLIPS: AtomicU64 = AtomicU64::new(0);
 static CRASHES_MID_UPLOAD: AtomicU64 = AtomicU64::new(0);
 /// Reads at the end that found a rotted byte, and said so.
 static DAMAGE_DETECTED: AtomicU64 = AtomicU64::new(0);
@@ -199,6 +223,12 @@ struct Files {
     /// Draws what was added to the world after seeds were kept as regressions, so that those
     /// still run the schedule that failed.
     side: Rng,
+    /// Draws the faults aimed at repacking and pack collection.
+    aim: Rng,
+    /// A request that fails, every attempt of it: method, URL and attempts left to fail.
+    failing: Option<(bucketsync::Method, String, u32)>,
+    /// The answer to this request comes with a byte changed on the way.
+    flipping: Option<bucketsync::RequestId>,
     key: VaultKey,
     /// The vault's folder in the bucket: the store's prefix and the vault id.
     folder: String,
@@ -275,6 +305,9 @@ impl Files {
         Files {
             rng,
             side,
+            aim: Rng(seed ^ AIM_SALT),
+            failing: None,
+            flipping: None,
             folder: format!("p/{}/", key.vault_id()),
             key,
             bucket,
@@ -935,9 +968,25 @@ impl Files {
     fn deliver(&mut self, r: usize) {
         let pick = self.rng.below(self.replicas[r].inflight.len() as u64) as usize;
         let (machine, request) = self.replicas[r].inflight.swap_remove(pick);
+        if machine == Machine::Sync && self.faults.is_some() && self.aim_at(r, &request) {
+            return;
+        }
+        let failing = match &mut self.failing {
+            Some((method, url, left))
+                if *left > 0 && request.method == *method && request.url == *url =>
+            {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
         let mut rng = std::mem::replace(&mut self.rng, Rng(0));
         let faults = self.faults.take();
         let (response, what) = match self.outage.filter(|(until, _)| self.now < *until) {
+            _ if failing => (
+                Ok(sim::s3_error(503, "ServiceUnavailable")),
+                "refused, aimed",
+            ),
             Some((_, true)) => (
                 Ok(sim::s3_error(403, "ExpiredToken")),
                 "refused, credentials expired",
@@ -959,6 +1008,15 @@ impl Files {
         };
         self.rng = rng;
         self.faults = faults;
+        let flip = self.flipping.take_if(|id| *id == request.id);
+        let (response, what) = match (flip, response) {
+            (Some(_), Ok(mut response)) if !response.body.is_empty() => {
+                let at = self.aim.below(response.body.len() as u64) as usize;
+                response.body[at] ^= 1 << self.aim.below(8);
+                (Ok(response), "delivered with a byte changed on the way")
+            }
+            (_, response) => (response, what),
+        };
         let status = response.as_ref().map_or(0, |r| r.status);
         self.log(format!(
             "r{r} {what} {machine:?} {:?} {:?} {} -> {status}",
@@ -991,6 +1049,55 @@ impl Files {
         }
         self.check_started_over(r, before);
         self.drain(r);
+    }
+
+    /// Now and then, at a request of repacking or pack collection: the request fails for good
+    /// (at every attempt the engine makes), its replica is killed while the request is on its
+    /// way (it may land later, as any orphan), or (a repack's read) its answer has a byte
+    /// changed on the way. Each is rare as a random fault; aimed, the steps of repacks and
+    /// looks meet them within the seeds CI runs. Whether the replica was killed.
+    fn aim_at(&mut self, r: usize, request: &Request) -> bool {
+        use bucketsync::RequestKind as K;
+        let per_mille = match request.kind {
+            // A repack's reads and its new pack (uploads send theirs as the upload machine),
+            // its redirects, and a look reading them.
+            K::GetChunks | K::PutPack | K::PutRedirect | K::GetRedirect => AIM_REPACK_PER_MILLE,
+            K::ListRedirects | K::DeletePack => AIM_LOOK_PER_MILLE,
+            _ => return false,
+        };
+        // A request failing for good is not aimed at again as it is retried.
+        let retried = self.failing.as_ref().is_some_and(|(method, url, left)| {
+            *left > 0 && request.method == *method && request.url == *url
+        });
+        if retried || !self.aim.chance(per_mille) {
+            return false;
+        }
+        if request.kind == K::GetChunks && self.aim.chance(300) {
+            AIMED_FLIPS.fetch_add(1, Ordering::Relaxed);
+            self.log(format!(
+                "aimed: the answer to {:?} {} changes a byte on the way",
+                request.kind, request.url
+            ));
+            self.flipping = Some(request.id);
+            return false;
+        }
+        if self.aim.chance(500) {
+            AIMED_FAILURES.fetch_add(1, Ordering::Relaxed);
+            self.log(format!(
+                "aimed: {:?} {:?} {} fails at every attempt",
+                request.kind, request.method, request.url
+            ));
+            self.failing = Some((request.method, request.url.clone(), AIM_ATTEMPTS));
+            return false;
+        }
+        AIMED_CRASHES.fetch_add(1, Ordering::Relaxed);
+        self.log(format!(
+            "aimed: r{r} killed while {:?} {} is on its way",
+            request.kind, request.url
+        ));
+        self.orphans.push((self.now, request.clone()));
+        self.restart(r);
+        true
     }
 
     /// A replica that started over (it was away longer than the grace period) wrote again
@@ -1187,22 +1294,44 @@ impl Files {
 
     // ---- Phases ----
 
-    fn random_phase(&mut self, steps: usize) {
-        let faults = Faults {
-            fail: self.rng.below(120),
-            lose_answer: self.rng.below(60),
-            truncate: self.rng.below(40),
-            duplicate: self.rng.below(40),
-            crash: self.rng.below(30),
-            compact: self.rng.below(80),
-            clock_jump: self.rng.below(30),
-            applied_error: self.side.below(40),
+    /// `steps` steps of users, syncs, requests and faults. `calm`: a stretch under the faults
+    /// drawn before, in which few uploads start and time passes grace periods, so that looks,
+    /// repacks, their redirects and pack deletions run under faults (and the faults aimed at
+    /// them), and reads go through redirects. (Without it, the sync that repacks was nearly
+    /// always one of the fault-free aging at the end: no rule of repacking broken in the code
+    /// failed a seed.)
+    fn random_phase(&mut self, steps: usize, calm: bool) {
+        let faults = match self.faults.clone() {
+            Some(faults) if calm => faults,
+            _ => Faults {
+                fail: self.rng.below(120),
+                lose_answer: self.rng.below(60),
+                truncate: self.rng.below(40),
+                duplicate: self.rng.below(40),
+                crash: self.rng.below(30),
+                compact: self.rng.below(80),
+                clock_jump: self.rng.below(30),
+                applied_error: self.side.below(40),
+            },
         };
         let (crash, compact, jump) = (faults.crash, faults.compact, faults.clock_jump);
         self.faults = Some(faults);
         for _ in 0..steps {
             self.note_unpushed();
             self.now += self.rng.below(400);
+            if calm && self.aim.chance(25) {
+                // Time passes, and everyone syncs to the end (a replica out of touch for the
+                // grace period would start over, and its looks with it).
+                let pass = self.grace() / 6 + self.aim.below(self.grace() / 6);
+                self.now += pass;
+                self.log(format!("{pass} ms pass (calm)"));
+                for r in 0..self.replicas.len() {
+                    // Under the faults: it may fail, or its replica be killed.
+                    self.run_out(r);
+                    self.start_sync(r);
+                    self.run_out(r);
+                }
+            }
             let r = self.rng.below(self.replicas.len() as u64) as usize;
             // An upload lasts less than the grace period (what collection assumes): one that
             // ran for half of it is given up, as a host's deadline would.
@@ -1223,8 +1352,11 @@ impl Files {
                 }
             }
             match self.rng.below(100) {
-                0..=11 => self.start_upload(r),
-                12..=15 => self.delete(r),
+                // Few writes in a calm stretch: files live long enough for their packs to be
+                // repacked and collected under them.
+                0..=11 if !calm || self.aim.chance(150) => self.start_upload(r),
+                12..=15 if !calm || self.aim.chance(150) => self.delete(r),
+                0..=15 => self.start_sync(r),
                 16..=23 => self.start_sync(r),
                 24..=29 => {
                     self.start_read(r);
@@ -1261,10 +1393,11 @@ impl Files {
                         self.rot_a_byte();
                         continue;
                     }
-                    if self.rng.chance(crash * 5) {
+                    // Fewer in a calm stretch, so that syncs complete and looks go their way.
+                    if self.rng.chance(crash * 5) && (!calm || self.aim.chance(300)) {
                         self.log(format!("r{r} crash"));
                         self.restart(r);
-                    } else if self.rng.chance(crash * 2) {
+                    } else if self.rng.chance(crash * 2) && (!calm || self.aim.chance(300)) {
                         self.crash_mid_append(r);
                     } else if self.rng.chance(compact * 3) {
                         self.snapshot(r);
@@ -1648,7 +1781,9 @@ fn a_pack_put_delivered_twice_stores_the_file() {
 fn run(seed: u64, verbose: bool) -> u64 {
     let mut sim = Files::new(seed, verbose);
     let steps = 150 + sim.rng.below(200) as usize;
-    sim.random_phase(steps);
+    sim.random_phase(steps, false);
+    sim.log("calm".into());
+    sim.random_phase(800, true);
     sim.log("quiesce".into());
     sim.quiesce();
     sim.check_files("settled");
@@ -1689,6 +1824,13 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         count(&CRASHES_MID_UPLOAD),
         count(&DAMAGE_DETECTED),
     );
+    eprintln!(
+        "aimed at repacking and collection: {} requests failed for good, {} replicas killed, \
+         {} repack reads with a byte changed on the way",
+        count(&AIMED_FAILURES),
+        count(&AIMED_CRASHES),
+        count(&AIMED_FLIPS)
+    );
     // The paths the world is for really ran.
     if seeds >= 500 {
         assert!(count(&UPLOADS) > seeds * 5);
@@ -1700,6 +1842,9 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         assert!(count(&PACKS_REPACKED) > seeds / 50);
         assert!(count(&REDIRECTED_READS) > seeds / 100);
         assert!(count(&CRASHES_MID_UPLOAD) > seeds / 2);
+        assert!(count(&AIMED_FAILURES) > seeds / 10);
+        assert!(count(&AIMED_CRASHES) > seeds / 10);
+        assert!(count(&AIMED_FLIPS) > seeds / 50);
     }
 }
 

@@ -393,6 +393,7 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
 }
 
 /// Fault rates of one seed, per mille.
+#[derive(Clone)]
 pub struct Faults {
     pub fail: u64,
     pub lose_answer: u64,
