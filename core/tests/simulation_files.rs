@@ -62,8 +62,8 @@ const KEYS: u64 = 5;
 const MIB: usize = 1 << 20;
 
 const SIDE_SALT: u64 = 0x0f11_e500_0000_0001;
-/// Salts the stream that aims faults at the requests of repacking and pack collection (drawn
-/// apart from the others, so that the seeds found before replay as found).
+/// Salts the stream that draws the calm stretch's time and the faults aimed there (apart from
+/// the others: the busy phase of the seeds found before replays as found).
 const AIM_SALT: u64 = 0x0f11_e500_0000_0002;
 /// In how many of a thousand requests of repacking a fault is aimed, and of the other requests
 /// of pack collection (every look lists redirects, and most delete packs: fewer of those).
@@ -225,10 +225,13 @@ struct Files {
     side: Rng,
     /// Draws the faults aimed at repacking and pack collection.
     aim: Rng,
-    /// A request that fails, every attempt of it: method, URL and attempts left to fail.
-    failing: Option<(bucketsync::Method, String, u32)>,
+    /// A request of a replica's sync that fails, every attempt of it: the replica, method, URL
+    /// and attempts left to fail.
+    failing: Option<(usize, bucketsync::Method, String, u32)>,
     /// The answer to this request comes with a byte changed on the way.
     flipping: Option<bucketsync::RequestId>,
+    /// In the calm stretch: faults are aimed.
+    calm: bool,
     key: VaultKey,
     /// The vault's folder in the bucket: the store's prefix and the vault id.
     folder: String,
@@ -308,6 +311,7 @@ impl Files {
             aim: Rng(seed ^ AIM_SALT),
             failing: None,
             flipping: None,
+            calm: false,
             folder: format!("p/{}/", key.vault_id()),
             key,
             bucket,
@@ -968,15 +972,22 @@ impl Files {
     fn deliver(&mut self, r: usize) {
         let pick = self.rng.below(self.replicas[r].inflight.len() as u64) as usize;
         let (machine, request) = self.replicas[r].inflight.swap_remove(pick);
-        if machine == Machine::Sync && self.faults.is_some() && self.aim_at(r, &request) {
+        if machine == Machine::Sync && self.calm && self.aim_at(r, &request) {
             return;
         }
         let failing = match &mut self.failing {
-            Some((method, url, left))
-                if *left > 0 && request.method == *method && request.url == *url =>
+            Some((of, method, url, left))
+                if machine == Machine::Sync
+                    && *of == r
+                    && request.method == *method
+                    && request.url == *url =>
             {
                 *left -= 1;
-                true
+                let failing = true;
+                if *left == 0 {
+                    self.failing = None;
+                }
+                failing
             }
             _ => false,
         };
@@ -1010,7 +1021,10 @@ impl Files {
         self.faults = faults;
         let flip = self.flipping.take_if(|id| *id == request.id);
         let (response, what) = match (flip, response) {
-            (Some(_), Ok(mut response)) if !response.body.is_empty() => {
+            (Some(_), Ok(mut response))
+                if matches!(response.status, 200 | 206) && !response.body.is_empty() =>
+            {
+                AIMED_FLIPS.fetch_add(1, Ordering::Relaxed);
                 let at = self.aim.below(response.body.len() as u64) as usize;
                 response.body[at] ^= 1 << self.aim.below(8);
                 (Ok(response), "delivered with a byte changed on the way")
@@ -1066,14 +1080,13 @@ impl Files {
             _ => return false,
         };
         // A request failing for good is not aimed at again as it is retried.
-        let retried = self.failing.as_ref().is_some_and(|(method, url, left)| {
-            *left > 0 && request.method == *method && request.url == *url
+        let retried = self.failing.as_ref().is_some_and(|(of, method, url, _)| {
+            *of == r && request.method == *method && request.url == *url
         });
         if retried || !self.aim.chance(per_mille) {
             return false;
         }
         if request.kind == K::GetChunks && self.aim.chance(300) {
-            AIMED_FLIPS.fetch_add(1, Ordering::Relaxed);
             self.log(format!(
                 "aimed: the answer to {:?} {} changes a byte on the way",
                 request.kind, request.url
@@ -1087,7 +1100,7 @@ impl Files {
                 "aimed: {:?} {:?} {} fails at every attempt",
                 request.kind, request.method, request.url
             ));
-            self.failing = Some((request.method, request.url.clone(), AIM_ATTEMPTS));
+            self.failing = Some((r, request.method, request.url.clone(), AIM_ATTEMPTS));
             return false;
         }
         AIMED_CRASHES.fetch_add(1, Ordering::Relaxed);
@@ -1181,6 +1194,8 @@ impl Files {
         replica.storing = None;
         replica.reading.clear();
         replica.sync_faulted = false;
+        // Its sync is gone, and the request aimed at with it.
+        self.failing.take_if(|(of, ..)| *of == r);
         self.orphans
             .extend(replica.inflight.drain(..).map(|(_, q)| (now, q)));
         let restored = Engine::restore(
@@ -1316,18 +1331,23 @@ impl Files {
         };
         let (crash, compact, jump) = (faults.crash, faults.compact, faults.clock_jump);
         self.faults = Some(faults);
+        self.calm = calm;
         for _ in 0..steps {
             self.note_unpushed();
             self.now += self.rng.below(400);
             if calm && self.aim.chance(25) {
                 // Time passes, and everyone syncs to the end (a replica out of touch for the
                 // grace period would start over, and its looks with it).
+                // Uploads end first: none lasts longer than the grace period (what collection
+                // assumes), and the syncs after the pass are caught up. Under the faults: a
+                // machine may fail, or its replica be killed.
+                for r in 0..self.replicas.len() {
+                    self.run_out(r);
+                }
                 let pass = self.grace() / 6 + self.aim.below(self.grace() / 6);
                 self.now += pass;
                 self.log(format!("{pass} ms pass (calm)"));
                 for r in 0..self.replicas.len() {
-                    // Under the faults: it may fail, or its replica be killed.
-                    self.run_out(r);
                     self.start_sync(r);
                     self.run_out(r);
                 }
@@ -1418,7 +1438,8 @@ impl Files {
         }
     }
 
-    /// Runs the replica's machines without faults until each has ended.
+    /// Runs the replica's machines until each has ended (under the faults of a calm stretch;
+    /// without any from the quiet end on).
     fn run_out(&mut self, r: usize) {
         for _ in 0..100_000 {
             self.feed(r);
@@ -1473,8 +1494,11 @@ impl Files {
 
     /// Faults off: every replica finishes what it has out, then all sync until nothing moves.
     fn quiesce(&mut self) {
+        self.calm = false;
         self.faults = None;
         self.outage = None;
+        self.failing = None;
+        self.flipping = None;
         self.orphans.clear();
         for r in 0..self.replicas.len() {
             self.run_out(r);

@@ -776,6 +776,23 @@ struct AsWalked {
     rel: String,
 }
 
+impl AsWalked {
+    /// Opens `path` to send it as it is now (a conflict's side, a copy this sync made): a
+    /// change before the end of the read fails it.
+    fn open(path: &Path, rel: &str) -> Result<AsWalked> {
+        let cannot = |e| local_error(path, "cannot read", e);
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let now = file.metadata().map_err(cannot)?;
+        Ok(AsWalked {
+            file: file.try_clone().map_err(cannot)?,
+            source: ReadSource::new(file, Some(now.len())),
+            size: now.len(),
+            mtime_ms: super::partial_file::mtime_ms(&now),
+            rel: rel.to_owned(),
+        })
+    }
+}
+
 impl Source for AsWalked {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let n = self.source.read(buf).await?;
@@ -1277,9 +1294,7 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         entry.parent = parent.to_owned();
         self.sent.insert(rel.to_owned());
         if entry.kind == EntryKind::File {
-            let file =
-                std::fs::File::open(path).map_err(|e| local_error(path, "cannot read", e))?;
-            let mut source = ReadSource::new(file, Some(entry.size));
+            let mut source = AsWalked::open(path, rel)?;
             let content = content_key(self.root, rel);
             let progress = &mut *self.progress;
             let stored = self
