@@ -85,17 +85,10 @@ fn two_devices_agreeing_on(
     (a, b, on_a, on_b)
 }
 
-#[test]
-fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
-    assert_eq!(
-        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
-        "v0"
-    );
-
-    // Both edit. b's sync pulls (nothing new), decides to send its edit, and just before its
-    // push lands, a's whole sync runs: a's edit is written later, so it wins in the vault.
+/// Both devices edit `todo.txt`. b's sync pulls (nothing new), decides to send its edit, and
+/// just before its push lands, a's whole sync runs: a's edit is written later, so it wins in
+/// the vault. b's sync sees no conflict yet.
+fn edit_both_and_let_a_win(a: &Session, on_a: &Path, b: &Session, on_b: &Path) {
     std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
     std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
     let meddling = Interleaved {
@@ -105,17 +98,30 @@ fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
                 s.spawn(|| {
                     // a's clock reads later than b's write.
                     std::thread::sleep(std::time::Duration::from_millis(20));
-                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
+                    assert!(sync_folder(a, on_a, &FolderBucket).is_empty());
                 });
             });
         }),
         done: AtomicBool::new(false),
     };
     assert!(
-        sync_folder(&b, &on_b, &meddling).is_empty(),
+        sync_folder(b, on_b, &meddling).is_empty(),
         "b saw no conflict yet"
     );
     assert!(meddling.done.load(Ordering::SeqCst));
+}
+
+#[test]
+fn when_two_syncs_overlap_the_losing_edit_becomes_a_conflict_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "v0"
+    );
+
+    // Both edit, and a's edit wins while b's sync runs.
+    edit_both_and_let_a_win(&a, &on_a, &b, &on_b);
 
     // b's next sync finds a's version, not made from b's: b's edit is kept as a copy.
     let copies = sync_folder(&b, &on_b, &FolderBucket);
@@ -680,21 +686,7 @@ fn an_overlapped_edit_is_kept_when_the_versions_after_it_are_not_held_here() {
     })
     .unwrap();
     // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
-    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
-    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
-    let meddling = Interleaved {
-        at: segment_put,
-        before: Box::new(|| {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
-                });
-            });
-        }),
-        done: AtomicBool::new(false),
-    };
-    sync_folder(&b, &on_b, &meddling);
+    edit_both_and_let_a_win(&a, &on_a, &b, &on_b);
     // a edits again: b holds none of the versions between its own and the vault's.
     std::fs::write(on_a.join("todo.txt"), "a's second edit").unwrap();
     touch(&on_a.join("todo.txt"), 1_900_000_020_000);
@@ -945,22 +937,7 @@ fn an_edit_that_lost_to_a_version_deleted_since_is_not_deleted_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
     // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
-    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
-    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
-    let meddling = Interleaved {
-        at: segment_put,
-        before: Box::new(|| {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
-                });
-            });
-        }),
-        done: AtomicBool::new(false),
-    };
-    assert!(sync_folder(&b, &on_b, &meddling).is_empty());
-    assert!(meddling.done.load(Ordering::SeqCst));
+    edit_both_and_let_a_win(&a, &on_a, &b, &on_b);
     // a deletes its version, the one the vault kept; b has not synced since.
     std::fs::remove_file(on_a.join("todo.txt")).unwrap();
     assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
@@ -1242,22 +1219,7 @@ fn an_edit_written_again_after_a_deletion_that_missed_it_brings_back_nothing_del
         sync_folder(session, on, &FolderBucket);
     }
     // Both edit; a's whole sync runs just before b's push lands, and a's edit wins.
-    std::fs::write(on_b.join("todo.txt"), "b's edit").unwrap();
-    std::fs::write(on_a.join("todo.txt"), "a's edit, a bit longer").unwrap();
-    let meddling = Interleaved {
-        at: segment_put,
-        before: Box::new(|| {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    assert!(sync_folder(&a, &on_a, &FolderBucket).is_empty());
-                });
-            });
-        }),
-        done: AtomicBool::new(false),
-    };
-    assert!(sync_folder(&b, &on_b, &meddling).is_empty());
-    assert!(meddling.done.load(Ordering::SeqCst));
+    edit_both_and_let_a_win(&a, &on_a, &b, &on_b);
     sync_folder(&c, &on_c, &FolderBucket);
     assert_eq!(
         std::fs::read_to_string(on_c.join("todo.txt")).unwrap(),
