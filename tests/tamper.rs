@@ -411,3 +411,79 @@ fn a_checkpoint_its_writer_sealed_unreadable_is_not_asked_for_again() {
         "{second}"
     );
 }
+
+/// Bytes that neither deflate nor repeat, `len` of them, from `seed`.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_segment_rotted_in_the_bucket_is_read_from_a_checkpoint_that_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        A,
+        bucketsync_suite::entropy(),
+    );
+    // A vault big enough that a device which merged most of it finds a checkpoint not worth
+    // fetching for a segment or two.
+    for i in 0..300 {
+        a.put(format!("big{i}"), noise(i, 1024), wall_clock());
+    }
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let (mut c, _) = fresh_reader(dir.path(), &key);
+    assert_eq!(c.get(b"big299").map(<[u8]>::len), Some(1024));
+    // a writes two more segments, then a checkpoint covering all its log, and is gone: its
+    // manifest names the checkpoint, and says none of its segments is deleted yet.
+    a.put("a5", "value of a5", wall_clock());
+    block_sync(&mut a, &FolderBucket).unwrap();
+    a.put("a6", "value of a6", wall_clock());
+    a.set_compaction(bucketsync::CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    });
+    block_sync(&mut a, &FolderBucket).unwrap();
+    let vault = dir.path().join(key.vault_id().to_string());
+    assert!(
+        fs::read_dir(vault.join(format!("c/{A}"))).unwrap().count() > 0,
+        "a wrote a checkpoint"
+    );
+    // The segment holding a5 rots in the bucket: one byte changed, for good.
+    let path = object(dir.path(), &key, &seg(A, 2));
+    let mut rotted = fs::read(&path).unwrap();
+    let middle = rotted.len() / 2;
+    rotted[middle] ^= 0x40;
+    fs::write(&path, rotted).unwrap();
+    // The rot is reported, and a5 comes from the checkpoint, which holds it.
+    let first = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(
+        first
+            .errors
+            .iter()
+            .any(|e| e.category() == Category::Corrupt && e.to_string().contains(&seg(A, 2))),
+        "{first}"
+    );
+    assert!(has(&c, &["a6"]), "{first}");
+    assert!(has(&c, &["a5"]), "a5 never reached c: {first}");
+    // Past it for good: the rotted segment is not fetched again.
+    let second = block_sync(&mut c, &FolderBucket).unwrap();
+    assert!(second.errors.is_empty(), "{second}");
+    assert_eq!(
+        second.requests_of(bucketsync::RequestKind::GetSegment),
+        0,
+        "{second}"
+    );
+}

@@ -207,6 +207,11 @@ pub(crate) struct SyncRun {
     written_checkpoint_at: Option<u64>,
     /// Checkpoints fetched (or tried) in this run.
     tried_checkpoints: HashSet<(DeviceId, u64)>,
+    /// A peer's segment failed to authenticate in this run: once the segments are done, a
+    /// checkpoint that covers it is looked for.
+    found_damaged: bool,
+    /// The segments that failed so in this run: not fetched again by it.
+    damaged_read: Vec<(DeviceId, u64)>,
     /// Checkpoints no manifest names, found by listing (see `unnamed_checkpoints`): `None`
     /// until listed in this run; then those left to try, the most promising last.
     unnamed_checkpoints: Option<Vec<(DeviceId, u64)>>,
@@ -253,6 +258,8 @@ impl SyncRun {
             now,
             written_checkpoint_at: None,
             tried_checkpoints: HashSet::new(),
+            found_damaged: false,
+            damaged_read: Vec::new(),
             unnamed_checkpoints: None,
             unnamed_tried: 0,
             relist: false,
@@ -638,6 +645,14 @@ impl Engine {
                     run.listed.clear();
                     run.seen_tokens.clear();
                     self.queue_list(run, None);
+                }
+                // A segment read damaged: its records may be in a checkpoint (fetched at
+                // most once a run, so this comes back here once).
+                Phase::Segments if run.found_damaged => {
+                    run.found_damaged = false;
+                    if self.plan_checkpoint(run) {
+                        run.phase = Phase::Checkpoint;
+                    }
                 }
                 Phase::Segments => {
                     run.phase = Phase::Pushing;

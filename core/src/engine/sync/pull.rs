@@ -374,13 +374,35 @@ impl Engine {
             .sum()
     }
 
+    /// Whether segment `seq` of `device` is merged (or passed over) here.
+    fn merged(&self, device: DeviceId, seq: u64) -> bool {
+        if device == self.state.device {
+            let own = self.state.own();
+            seq <= own.segments || own.beyond.contains(&seq)
+        } else {
+            self.state
+                .peer(&device)
+                .is_some_and(|p| seq <= p.applied || p.beyond.contains(&seq))
+        }
+    }
+
     /// Queues the next checkpoint to adopt, if any; returns whether it did. One is needed while
-    /// segments this replica has not merged were deleted: the one covering the most such
-    /// devices (then the best). Otherwise the best checkpoint is fetched once, when that is
-    /// cheaper than the segments it covers.
+    /// segments this replica has not merged were deleted, or read damaged: the one covering
+    /// the most such devices and segments (then the best). Otherwise the best checkpoint is
+    /// fetched once, when that is cheaper than the segments it covers.
     pub(super) fn plan_checkpoint(&mut self, run: &mut SyncRun) -> bool {
         self.pass_over_revoked();
         let stranded = self.stranded();
+        // What a checkpoint must cover to help: a stranded device up to its deleted segments,
+        // a damaged segment up to itself.
+        let mut damaged = std::mem::take(&mut self.damaged_segments);
+        damaged.retain(|(device, seq)| !self.merged(*device, *seq));
+        self.damaged_segments = damaged;
+        let wanted: Vec<(DeviceId, u64)> = stranded
+            .iter()
+            .chain(&self.damaged_segments)
+            .copied()
+            .collect();
         let directory = self.state.directory();
         let untried = directory.devices.iter().filter_map(|(d, info)| {
             if self.too_far_ahead(info.clock, run.now) {
@@ -394,9 +416,9 @@ impl Engine {
         });
         let needed = untried
             .map(|(d, c)| {
-                let helps = stranded
+                let helps = wanted
                     .iter()
-                    .filter(|(of, pruned)| c.covers(*of) >= *pruned)
+                    .filter(|(of, up_to)| c.covers(*of) >= *up_to)
                     .count();
                 (helps, d, c)
             })
@@ -581,6 +603,8 @@ impl Engine {
                     .map(|seq| (*device, seq)),
             );
         }
+        // A segment read damaged in this run reads the same again.
+        wanted.retain(|w| !run.damaged_read.contains(w));
         for (device, seq) in wanted {
             let name = segment_name(device, seq);
             self.queue_get(
@@ -663,8 +687,16 @@ impl Engine {
                 run.report.errors.push(e);
                 return self.segment_done(device, seq);
             }
-            // Damaged, or cut short on the way: fetched again at the next sync.
-            Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
+            // Damaged, or cut short on the way: fetched again at the next sync, unless a
+            // checkpoint that covers it brings its records first.
+            Err(Unopened::Unauthentic(e)) => {
+                if !self.damaged_segments.contains(&(device, seq)) {
+                    self.damaged_segments.push((device, seq));
+                }
+                run.found_damaged = true;
+                run.damaged_read.push((device, seq));
+                return run.report.errors.push(e);
+            }
         };
         let latest = segment.changes().map(|c| c.hlc).max().unwrap_or_default();
         let held = self.too_far_ahead(latest, run.now);
