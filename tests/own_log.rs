@@ -76,35 +76,6 @@ fn own_manifest(dir: &std::path::Path, key: &VaultKey, device: DeviceId) -> std:
 }
 
 #[test]
-fn an_undecryptable_own_manifest_stops_the_push_with_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = VaultKey::from_bytes([9; 32]);
-    let me = DeviceId([0xA; 16]);
-    let mut a = Engine::new(
-        &key,
-        folder_store(dir.path()),
-        me,
-        bucketsync_suite::entropy(),
-    );
-    a.put("first", "1", *T);
-    block_sync(&mut a, &FolderBucket).unwrap();
-    let path = own_manifest(dir.path(), &key, me);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
-
-    a.put("second", "2", Timestamp(T.0 + 1));
-    let err = block_sync(&mut a, &FolderBucket).unwrap_err();
-    assert_eq!(err.category(), Category::Corrupt, "{err}");
-    let report = a.last_report().unwrap();
-    assert_eq!(report.requests_of(RequestKind::PutSegment), 0, "{report}");
-    assert_eq!(report.requests_of(RequestKind::PutManifest), 0, "{report}");
-    assert_eq!(a.unpushed(), 1, "the write waits, it is not lost");
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing overwritten");
-}
-
-#[test]
 fn an_unreadable_own_published_segment_fails_every_sync_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let key = VaultKey::from_bytes([9; 32]);

@@ -487,3 +487,33 @@ fn a_segment_rotted_in_the_bucket_is_read_from_a_checkpoint_that_covers_it() {
         "{second}"
     );
 }
+
+#[test]
+fn a_device_whose_own_manifest_rotted_publishes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, mut a, _) = setup(dir.path());
+    let path = object(dir.path(), &key, &man(A));
+    let mut rotted = fs::read(&path).unwrap();
+    let middle = rotted.len() / 2;
+    rotted[middle] ^= 0x40;
+    fs::write(&path, rotted).unwrap();
+    // Before, every sync of a failed on it, for good: nothing a wrote reached anyone again.
+    a.put("a5", "value of a5", wall_clock());
+    let first = block_sync(&mut a, &FolderBucket).expect("a damaged own manifest is rewritten");
+    assert!(
+        first
+            .errors
+            .iter()
+            .any(|e| e.category() == Category::Corrupt && e.to_string().contains(&man(A))),
+        "{first}"
+    );
+    assert_eq!(a.unpushed(), 0, "{first}");
+    let second = block_sync(&mut a, &FolderBucket).unwrap();
+    assert!(second.errors.is_empty(), "{second}");
+    let (c, read) = fresh_reader(dir.path(), &key);
+    assert!(read.errors.is_empty(), "{read}");
+    assert!(
+        has(&c, &["a1", "a2", "a3", "a4", "a5", "b1", "b2"]),
+        "a: {first} / {second}; c: {read}"
+    );
+}

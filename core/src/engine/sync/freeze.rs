@@ -91,8 +91,11 @@ impl Engine {
             if device != me {
                 run.report.errors.push(error);
             } else if found.is_none() {
-                // Ours is gone: write it again, from this state.
-                self.state.own_mut().republish = true;
+                // Ours is gone (or damaged): write it again, from this state, naming the
+                // segments of ours others merged too (fetched back first, as below).
+                let own = self.state.own_mut();
+                own.published_segments = own.published_segments.max(known);
+                own.republish = true;
                 run.report.errors.push(error);
             } else {
                 // Others merged segments of ours that neither this state nor our manifest in

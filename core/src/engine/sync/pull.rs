@@ -180,6 +180,17 @@ impl Engine {
         });
         let (author, format, mut manifest) = match opened {
             Ok(m) => m,
+            // Ours, damaged in the store: read once more (a cut answer reads well the next
+            // time); damaged again, it counts as gone, and this state writes it again (see
+            // `check_frozen`). Nothing is pushed before.
+            Err(e) if own && e.category() == Category::Corrupt => {
+                if run.relisted {
+                    run.listed_devices.remove(&device);
+                } else {
+                    self.read_again(run, device);
+                }
+                return run.report.errors.push(e);
+            }
             Err(e) if own => return run.own_log_failure(e),
             Err(e) => {
                 run.unread_manifests.insert(device);
