@@ -288,6 +288,40 @@ fn a_conflict_copy_moved_over_the_name_is_a_change_after_a_same_size_and_time_co
     }
 }
 
+/// Another file moved over a synced one, of the same size and modification time (two files
+/// unpacked from one archive, or built reproducibly, have one): size and time match what was
+/// agreed, but the bytes under the name are others. The move is a change, and reaches the other
+/// device; before, it was never seen, and the two folders stayed different for good.
+#[test]
+fn a_file_of_the_same_size_and_time_moved_over_a_synced_one_is_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "version 0");
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+    std::fs::write(on_a.join("todo.txt"), "a's edit!").unwrap();
+    set_mtime(&on_a.join("todo.txt"), when);
+    sync_folder(&a, &on_a, &FolderBucket);
+    sync_folder(&b, &on_b, &FolderBucket);
+    assert_eq!(
+        std::fs::read_to_string(on_b.join("todo.txt")).unwrap(),
+        "a's edit!"
+    );
+    // On b, a file of the same size and time, made elsewhere, replaces it.
+    let elsewhere = dir.path().join("unpacked.txt");
+    std::fs::write(&elsewhere, "b's file!").unwrap();
+    set_mtime(&elsewhere, when);
+    std::fs::rename(&elsewhere, on_b.join("todo.txt")).unwrap();
+    sync_folder(&b, &on_b, &FolderBucket);
+    sync_folder(&a, &on_a, &FolderBucket);
+    for on in [&on_a, &on_b] {
+        assert_eq!(
+            std::fs::read_to_string(on.join("todo.txt")).unwrap(),
+            "b's file!",
+            "{}",
+            on.display()
+        );
+    }
+}
+
 /// Sets `path`'s modification time `ms` milliseconds after the epoch (edits in a test come
 /// within one millisecond: their times are made distinct).
 fn touch(path: &Path, ms: u64) {

@@ -381,6 +381,22 @@ pub(super) struct Local {
     pub rel: String,
     pub path: PathBuf,
     pub entry: Entry,
+    /// Which file of the file system this is ([`file_id`]), where the platform says.
+    pub id: Option<u64>,
+}
+
+/// The number the file system knows a file by (its inode on Unix): the same while the file is
+/// written in place or renamed, another for another file moved or copied to its path. `None`
+/// where the platform gives none.
+#[cfg(unix)]
+pub(super) fn file_id(metadata: &std::fs::Metadata) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(metadata.ino())
+}
+
+#[cfg(not(unix))]
+pub(super) fn file_id(_: &std::fs::Metadata) -> Option<u64> {
+    None
 }
 
 /// What a walk of the folder found.
@@ -550,6 +566,7 @@ pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) 
                 rel: child_rel.clone(),
                 path: path.clone(),
                 entry,
+                id: None,
             });
             walk(&path, &child_rel, filter, walk_out);
             continue;
@@ -563,6 +580,7 @@ pub(super) fn walk(dir: &Path, rel: &str, filter: &Filter, walk_out: &mut Walk) 
             rel: child_rel,
             path,
             entry,
+            id: file_id(&metadata),
         });
     }
 }

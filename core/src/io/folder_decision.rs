@@ -82,6 +82,10 @@ pub(crate) fn same_local(a: &Entry, b: &Entry) -> bool {
 /// What the three views cannot tell alone: answered by reading the local file, or the
 /// vault's earlier versions of the path. Each is asked only where the rules need it.
 pub(crate) trait Questions {
+    /// Whether the local file, of the size and time agreed on, is another file than the one
+    /// agreed on (moved or copied over the name: the file system says so) and holds other
+    /// bytes than the agreed version. Asked when a file's size and time match the base's.
+    fn replaced_by_other_bytes(&mut self) -> bool;
     /// Whether the local file holds the bytes of the vault's version: asked when both sides
     /// changed a file since an agreed version and size and time match.
     fn holds_vaults_bytes(&mut self) -> bool;
@@ -121,7 +125,10 @@ pub(crate) fn decide(views: &Views<'_>, questions: &mut impl Questions) -> Actio
     let local_changed = seen
         && match (local, base) {
             (None, None) => false,
-            (Some(l), Some(b)) => !same_local(l, b),
+            (Some(l), Some(b)) => {
+                !same_local(l, b)
+                    || (l.kind == EntryKind::File && questions.replaced_by_other_bytes())
+            }
             _ => true,
         };
     let vault_changed = vault.map(|(entry, _)| entry) != base;
@@ -301,6 +308,7 @@ mod tests {
 
     /// Fixed answers; `None` fails the test when asked.
     struct Answers {
+        replaced: Option<bool>,
         bytes: Option<bool>,
         made_from_local: Option<bool>,
         forked: Option<bool>,
@@ -309,6 +317,9 @@ mod tests {
     }
 
     impl Questions for Answers {
+        fn replaced_by_other_bytes(&mut self) -> bool {
+            self.replaced.expect("not to be asked")
+        }
         fn holds_vaults_bytes(&mut self) -> bool {
             self.bytes.expect("the bytes were not to be compared")
         }
@@ -327,6 +338,7 @@ mod tests {
     }
 
     const NONE: Answers = Answers {
+        replaced: Some(false),
         bytes: None,
         made_from_local: None,
         forked: None,
@@ -356,6 +368,7 @@ mod tests {
         decide(
             &views,
             &mut Answers {
+                replaced: Some(false),
                 bytes,
                 made_from_local: Some(false),
                 forked: Some(false),
@@ -382,6 +395,45 @@ mod tests {
         ];
         for (i, (l, b, r, expected)) in table.into_iter().enumerate() {
             assert_eq!(act(l, b, r, None), expected, "row {i}");
+        }
+    }
+
+    #[test]
+    fn another_file_of_the_agreed_size_and_time_with_other_bytes_is_a_change() {
+        let v1 = file(3, 10, "h1", "");
+        let v2 = file(4, 20, "h2", "h1");
+        // (vault, replaced by other bytes, expected)
+        let table = [
+            (Some(&v1), true, Action::Upload),
+            (Some(&v1), false, Action::Keep),
+            // Deleted there: the other bytes are an edit the deletion never saw.
+            (None, true, Action::Upload),
+            (None, false, Action::DeleteHere),
+            // Changed there too: both changed, so the bytes decide (here they differ, and
+            // ours lost by time).
+            (Some(&v2), true, Action::Conflict { ours_win: false }),
+            (Some(&v2), false, Action::Download),
+        ];
+        for (i, (vault, replaced, expected)) in table.into_iter().enumerate() {
+            let views = Views {
+                local: Some(&v1),
+                seen: true,
+                base: Some(&v1),
+                vault: vault.map(|v| (v, THEM)),
+                deleted: None,
+                first_sync: false,
+                pulled_whole: true,
+                me: ME,
+            };
+            let mut answers = Answers {
+                replaced: Some(replaced),
+                bytes: Some(false),
+                made_from_local: Some(false),
+                forked: Some(false),
+                missed: Some(false),
+                kept: Some(false),
+            };
+            assert_eq!(decide(&views, &mut answers), expected, "row {i}");
         }
     }
 

@@ -33,12 +33,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::backup::{
-    checked_path, content_key, entry_key, link_target_path, local_error, passes_through_a_link,
-    root_for, set_times_and_mode, stamp_of, walk, Deletion, Entry, EntryKind, Filter, Local,
-    Stored, Walk,
+    checked_path, content_key, entry_key, file_id, link_target_path, local_error,
+    passes_through_a_link, root_for, set_times_and_mode, stamp_of, walk, Deletion, Entry,
+    EntryKind, Filter, Local, Stored, Walk,
 };
 use super::folder_decision::{decide, folder_kept, outcome, same_local, Action, Questions, Views};
-use super::partial_file::Expect;
+use super::partial_file::{mtime_ms, Expect};
 use crate::engine::MASS_DELETION_MIN_KEYS;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
@@ -51,8 +51,9 @@ use crate::transfer::FileReport;
 /// The base file, inside the synced folder.
 pub const BASE_FILE: &str = ".bucketsync-folder";
 const BASE_MAGIC: &[u8; 4] = b"BKSB";
-/// Version 2 keeps the files deleted since (`gone`); version 1 is read.
-const BASE_VERSION: u8 = 2;
+/// Version 3 keeps which file of the file system each file was (`ids`); version 2 (files
+/// deleted since, `gone`, and what was sent, `sent`) and version 1 are read.
+const BASE_VERSION: u8 = 3;
 pub use super::backup::FOLDERS;
 
 /// How to sync a folder.
@@ -152,6 +153,20 @@ struct Base {
     /// push failed, or did not happen): agreed on once the vault holds it, by the next run.
     /// From version 2.
     sent: BTreeMap<String, Option<Entry>>,
+    /// Which file of the file system each file of `entries` was when agreed on ([`file_id`]),
+    /// where the platform says: another file of the same size and time moved or copied over
+    /// the name is then seen. From version 3.
+    ids: BTreeMap<String, u64>,
+}
+
+/// The version 2 layout of [`Base`]: no file ids.
+#[derive(Deserialize)]
+struct BaseV2 {
+    vault: [u8; 16],
+    name: String,
+    entries: BTreeMap<String, Entry>,
+    gone: BTreeMap<String, String>,
+    sent: BTreeMap<String, Option<Entry>>,
 }
 
 /// The version 1 layout of [`Base`]: no deletions kept.
@@ -175,6 +190,18 @@ impl Base {
             Some((&BASE_VERSION, body)) => crate::crypto::decode_exact(body)
                 .map(Some)
                 .map_err(|e| corrupt(&e)),
+            Some((2, body)) => crate::crypto::decode_exact(body)
+                .map(|old: BaseV2| {
+                    Some(Base {
+                        vault: old.vault,
+                        name: old.name,
+                        entries: old.entries,
+                        gone: old.gone,
+                        sent: old.sent,
+                        ids: BTreeMap::new(),
+                    })
+                })
+                .map_err(|e| corrupt(&e)),
             Some((1, body)) => crate::crypto::decode_exact(body)
                 .map(|old: BaseV1| {
                     Some(Base {
@@ -183,6 +210,7 @@ impl Base {
                         entries: old.entries,
                         gone: BTreeMap::new(),
                         sent: BTreeMap::new(),
+                        ids: BTreeMap::new(),
                     })
                 })
                 .map_err(|e| corrupt(&e)),
@@ -219,6 +247,37 @@ impl Base {
             .filter(|(rel, _)| !next.contains_key(rel))
             .collect()
     }
+}
+
+/// Which file of the file system each file of `entries` is: the walk's, where the walk saw
+/// that entry; else (written by this run) the file's now, where it still has the entry's size
+/// and time.
+fn ids_of(
+    dir: &Path,
+    entries: &BTreeMap<String, Entry>,
+    walked: &BTreeMap<String, &Local>,
+) -> BTreeMap<String, u64> {
+    entries
+        .iter()
+        .filter(|(_, entry)| entry.kind == EntryKind::File)
+        .filter_map(|(rel, entry)| {
+            let id = match walked.get(rel) {
+                Some(l) if same_local(&l.entry, entry) => l.id,
+                _ => {
+                    let metadata = std::fs::symlink_metadata(dir.join(rel)).ok()?;
+                    let now = Entry {
+                        size: metadata.len(),
+                        mtime_ms: mtime_ms(&metadata),
+                        ..entry.clone()
+                    };
+                    (metadata.is_file() && same_local(&now, entry))
+                        .then(|| file_id(&metadata))
+                        .flatten()
+                }
+            };
+            Some((rel.clone(), id?))
+        })
+        .collect()
 }
 
 /// A conflict copy with the size and time of the version that keeps the name would, moved
@@ -523,6 +582,7 @@ impl Session {
                 hashes: &hashes,
                 deleted_here: &deleted_here,
                 sent_before: sent_before.contains(&rel),
+                base_id: base.ids.get(&rel).copied(),
             };
             let action = decide(&views, &mut questions);
             plan.push((rel, action));
@@ -735,6 +795,7 @@ impl Session {
             vault,
             name: name.to_owned(),
             gone: base.gone_after(&entries),
+            ids: ids_of(dir, &entries, &local),
             entries,
             sent,
         };
@@ -1002,9 +1063,26 @@ struct Asked<'s, 'a, T: ?Sized, P> {
     deleted_here: &'s (dyn Fn(&str) -> bool + std::marker::Sync),
     /// Whether an earlier run sent the path and did not see its push through.
     sent_before: bool,
+    /// Which file of the file system the base's version was, where known.
+    base_id: Option<u64>,
 }
 
 impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Questions for Asked<'_, '_, T, P> {
+    /// Only where the file system names the file, and another than the base's: its bytes are
+    /// then hashed. Where they cannot be (the vault holds no content there), size and time
+    /// decide, as they do everywhere else.
+    fn replaced_by_other_bytes(&mut self) -> bool {
+        let (Some(local), Some(base), Some(agreed)) = (self.local, self.base, self.base_id) else {
+            return false;
+        };
+        if local.id.is_none_or(|id| id == agreed) || base.hash.is_empty() {
+            return false;
+        }
+        self.sync
+            .local_hash(self.rel, &local.path)
+            .is_some_and(|(ours, _)| hex(&ours) != base.hash)
+    }
+
     fn holds_vaults_bytes(&mut self) -> bool {
         self.local.is_some_and(|l| self.sync.holds_vaults_bytes(l))
     }
@@ -1862,13 +1940,57 @@ mod tests {
         assert_eq!((base.vault, base.name.as_str()), ([7u8; 16], "docs"));
         assert_eq!(base.entries, entries);
         assert!(base.gone.is_empty());
-        // Written again, it is version 2, and keeps a deletion once the file is gone.
+        // Written again, it is the current version, and keeps a deletion once the file is gone.
         let gone = base.gone_after(&BTreeMap::new());
         assert_eq!(gone, BTreeMap::from([("todo.txt".to_owned(), entry.hash)]));
         Base { gone, ..base }.write(&dir).unwrap();
         let again = std::fs::read(dir.join(BASE_FILE)).unwrap();
         assert_eq!(again[4], BASE_VERSION);
         assert_eq!(Base::read(&dir).unwrap().unwrap().gone.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_base_of_version_2_is_read_with_no_file_ids() {
+        let dir = std::env::temp_dir().join(format!("bucketsync-base-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = Entry {
+            kind: EntryKind::File,
+            size: 2,
+            mtime_ms: 1_800_000_000_000,
+            mode: 0o644,
+            target: Vec::new(),
+            hash: "ab".repeat(32),
+            parent: String::new(),
+        };
+        let entries = BTreeMap::from([("todo.txt".to_owned(), entry.clone())]);
+        let gone = BTreeMap::from([("old.txt".to_owned(), "cd".repeat(32))]);
+        let sent = BTreeMap::from([("new.txt".to_owned(), Some(entry))]);
+        // What the previous release wrote: the magic, 2, then vault, name, entries, the
+        // deletions kept and what was sent.
+        let mut bytes = BASE_MAGIC.to_vec();
+        bytes.push(2);
+        let fields = ([7u8; 16], "docs", &entries, &gone, &sent);
+        bytes.extend(postcard::to_allocvec(&fields).unwrap());
+        std::fs::write(dir.join(BASE_FILE), bytes).unwrap();
+
+        let base = Base::read(&dir).unwrap().expect("a base");
+        assert_eq!((base.vault, base.name.as_str()), ([7u8; 16], "docs"));
+        assert_eq!(
+            (&base.entries, &base.gone, &base.sent),
+            (&entries, &gone, &sent)
+        );
+        assert!(base.ids.is_empty());
+        // Written again, it is version 3, with its file ids.
+        let ids = BTreeMap::from([("todo.txt".to_owned(), 42)]);
+        Base {
+            ids: ids.clone(),
+            ..base
+        }
+        .write(&dir)
+        .unwrap();
+        assert_eq!(std::fs::read(dir.join(BASE_FILE)).unwrap()[4], 3);
+        assert_eq!(Base::read(&dir).unwrap().unwrap().ids, ids);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
