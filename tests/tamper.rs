@@ -517,3 +517,56 @@ fn a_device_whose_own_manifest_rotted_publishes_again() {
         "a: {first} / {second}; c: {read}"
     );
 }
+
+#[test]
+fn a_retired_devices_rotted_manifest_holds_up_no_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        A,
+        bucketsync_suite::entropy(),
+    );
+    let mut b = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        B,
+        bucketsync_suite::entropy(),
+    );
+    a.set_compaction(bucketsync::CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    });
+    let start = wall_clock().0;
+    let at = |day: u64| bucketsync::Timestamp(start + day * 86_400_000);
+    b.put("b1", "value of b1", at(0));
+    bucketsync_suite::block_sync_at(&mut b, &FolderBucket, || at(0)).unwrap();
+    bucketsync_suite::block_sync_at(&mut a, &FolderBucket, || at(0)).unwrap();
+    // b's manifest rots, and b is gone for good: a's user retires it.
+    let path = object(dir.path(), &key, &man(B));
+    let mut rotted = fs::read(&path).unwrap();
+    let middle = rotted.len() / 2;
+    rotted[middle] ^= 0x40;
+    fs::write(&path, rotted).unwrap();
+    a.retire(B).unwrap();
+    // a writes on, a day apart: its checkpoints cover its segments, which it then deletes.
+    let segments = || {
+        fs::read_dir(
+            dir.path()
+                .join(key.vault_id().to_string())
+                .join(format!("s/{A}")),
+        )
+        .map_or(0, |d| d.count())
+    };
+    let mut deleted = 0;
+    for day in 1..8 {
+        a.put(format!("a{day}"), format!("value of a{day}"), at(day));
+        let report = bucketsync_suite::block_sync_at(&mut a, &FolderBucket, || at(day)).unwrap();
+        deleted += report.segments_deleted;
+    }
+    assert!(deleted > 0, "a deleted none of its {} segments", segments());
+}

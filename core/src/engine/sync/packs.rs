@@ -55,7 +55,8 @@ impl Engine {
     /// Whether this sync lists our packs (to look, or to delete), after confirming a look
     /// when every active device has merged as much as it records.
     pub(super) fn plan_pack_collection(&mut self, run: &mut SyncRun) {
-        let caught_up = run.unread_manifests.is_empty()
+        let retired = &self.state.directory().retired;
+        let caught_up = run.unread_manifests.iter().all(|d| retired.contains(d))
             && self.state.pending().is_none()
             && self.state.peers().values().all(|p| p.applied >= p.segments);
         if !caught_up || self.transfers_running() || self.clock_in_doubt(run.now) {

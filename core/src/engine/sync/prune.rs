@@ -30,7 +30,12 @@ impl Engine {
         let me = self.state.device;
         let directory = self.state.directory();
         let published = directory.devices.get(&me).map_or(0, |i| i.pruned);
-        let old_reader = !run.unread_manifests.is_empty()
+        // A retired device's manifest unread (damaged, for good, once its device is gone)
+        // holds nothing up: it writes no more, and nobody waits for it.
+        let old_reader = run
+            .unread_manifests
+            .iter()
+            .any(|d| !directory.retired.contains(d))
             || self.state.peers().keys().any(|d| {
                 !directory.retired.contains(d)
                     && directory
