@@ -223,6 +223,49 @@ fn a_device_retired_before_another_joined_does_not_stall_collection() {
     });
 }
 
+/// A device that started over keeps collecting the packs of its former ids, one id at a time;
+/// a former id with no pack left costs a listing, not a grace period of its own. Here two
+/// former ids never stored a file: the packs of a file deleted under the current id go within
+/// two grace periods, as they would with no former id (before, each empty former id added a
+/// grace period to the round).
+#[test]
+fn former_ids_without_packs_do_not_slow_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let clock = Clock::at(1_767_225_600_000);
+    let policy = CompactionPolicy::default();
+    let a = clock.open(&store, &key, "a", policy);
+    let t = FolderBucket;
+    block_on(async {
+        a.put("note", "x").unwrap();
+        sync(&a, &t).await;
+        // Out of touch longer than the grace period, twice: two former ids, no pack under
+        // either.
+        for _ in 0..2 {
+            clock.advance(40 * DAY);
+            let report = sync(&a, &t).await;
+            assert!(report.started_over.is_some(), "{report}");
+        }
+        assert!(put(&a, &t, "doomed", 1, 3 * MIB).await > 0);
+        sync(&a, &t).await;
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        let mut deleted_on = None;
+        for day in 1..=100 {
+            clock.advance(DAY);
+            let report = sync(&a, &t).await;
+            if report.packs_deleted > 0 && deleted_on.is_none() {
+                deleted_on = Some(day);
+            }
+        }
+        let day = deleted_on.expect("no pack collected in 100 days");
+        assert!(day <= 70, "collected on day {day}");
+        assert!(folder_packs(&bucket, &key, &a).is_empty());
+    });
+}
+
 /// Devices that never wrote (a merged count of 0) do not hold collection up either.
 #[test]
 fn devices_that_never_wrote_do_not_stall_collection() {

@@ -430,6 +430,12 @@ impl Engine {
             }
         }
         let current = self.state.device;
+        // A former id with no pack left has nothing to wait a grace period for (nobody writes
+        // under it any more): the next of our ids is looked at now.
+        if me != current && listed.is_empty() {
+            run.survey = Some(Survey::of(self.next_own_id(me)));
+            return self.queue_pack_list(run, None);
+        }
         let merged = std::iter::once((current, self.state.own().segments))
             .chain(self.state.peers().iter().map(|(d, p)| (*d, p.applied)))
             .collect();
