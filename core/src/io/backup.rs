@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::driver::Transport;
 use crate::io::file_writers::{Durability, Stamp};
-use crate::io::files::{FileBatch, FileProgress, ReadSource};
+use crate::io::files::{FileBatch, FileProgress, ReadSource, Source};
 use crate::io::partial_file::mtime_ms;
 use crate::io::session::Session;
 use crate::transfer::FileReport;
@@ -691,6 +691,65 @@ pub(super) fn set_times_and_mode(path: &Path, entry: &Entry) -> std::io::Result<
     filetime::set_file_mtime(path, time)
 }
 
+/// A file stored as it was when walked or opened. Saved again in place while it is read (a
+/// database, a disk image, a log appended to), its length or modification time at the end of
+/// the read are no longer those: the read fails with `changed(rel)`, so that the first part of
+/// one version and the rest of another are never stored as one file. (A save that keeps both
+/// the length and the time, to the file system's resolution, is not seen.)
+pub(super) struct AsWalked {
+    source: ReadSource<std::fs::File>,
+    /// The same open file, for its length and time at the end.
+    file: std::fs::File,
+    size: u64,
+    mtime_ms: u64,
+    rel: String,
+    changed: fn(&str) -> Error,
+}
+
+impl AsWalked {
+    /// Opens `path` to store it as it is now.
+    pub(super) fn open(path: &Path, rel: &str, changed: fn(&str) -> Error) -> Result<AsWalked> {
+        let cannot = |e| local_error(path, "cannot read", e);
+        let file = std::fs::File::open(path).map_err(cannot)?;
+        let now = file.metadata().map_err(cannot)?;
+        let (size, mtime_ms) = (now.len(), mtime_ms(&now));
+        AsWalked::of(file, rel, (size, mtime_ms), changed).map_err(cannot)
+    }
+
+    /// Reads the open `file` as its size and time `(size, mtime_ms)` (the walk's) say it is.
+    pub(super) fn of(
+        file: std::fs::File,
+        rel: &str,
+        (size, mtime_ms): (u64, u64),
+        changed: fn(&str) -> Error,
+    ) -> std::io::Result<AsWalked> {
+        Ok(AsWalked {
+            file: file.try_clone()?,
+            source: ReadSource::new(file, Some(size)),
+            size,
+            mtime_ms,
+            rel: rel.to_owned(),
+            changed,
+        })
+    }
+}
+
+impl Source for AsWalked {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.source.read(buf).await?;
+        let unchanged =
+            |m: &std::fs::Metadata| m.len() == self.size && mtime_ms(m) == self.mtime_ms;
+        if n == 0 && !self.file.metadata().is_ok_and(|m| unchanged(&m)) {
+            return Err((self.changed)(&self.rel));
+        }
+        Ok(n)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        self.source.len_hint()
+    }
+}
+
 /// A file a backup stores: its entry is written with its record.
 struct Pending {
     rel: String,
@@ -698,12 +757,27 @@ struct Pending {
     entry: Entry,
     /// The backup had no entry of it.
     new: bool,
+    /// How many times a read of it found it changed before the end.
+    changed: u32,
+}
+
+/// A file found changed while it was read is read again, up to this many reads in all; then it
+/// is reported, and the backup keeps what it had of it.
+const MAX_READS: u32 = 3;
+
+/// A file saved again while a backup read it.
+fn changed_while_read(rel: &str) -> Error {
+    Error::Config(format!(
+        "{rel:?} changed while it was read, {MAX_READS} times: not stored (the backup keeps \
+         what it had of it)"
+    ))
 }
 
 /// The files of a backup, handed to [`Session::put_files`] as it asks: each opened only then.
 struct BackupFiles<'a, P> {
     root: &'a str,
-    pending: std::vec::IntoIter<Pending>,
+    /// Files to read, those to read again last.
+    pending: std::collections::VecDeque<Pending>,
     /// Files handed over and not stored yet, by content key.
     stored: BTreeMap<Vec<u8>, Pending>,
     /// The path of the file being read, for progress.
@@ -713,14 +787,24 @@ struct BackupFiles<'a, P> {
 }
 
 impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
-    type Source = ReadSource<std::fs::File>;
+    type Source = AsWalked;
 
     fn next_file(&mut self) -> Option<(Vec<u8>, Self::Source)> {
-        for file in self.pending.by_ref() {
-            match std::fs::File::open(&file.path) {
-                Ok(opened) => {
+        while let Some(mut file) = self.pending.pop_front() {
+            // Read as it is when opened: its entry keeps that time (the size is the size read).
+            let opened = std::fs::File::open(&file.path).and_then(|opened| {
+                let now = opened.metadata()?;
+                file.entry.mtime_ms = mtime_ms(&now);
+                AsWalked::of(
+                    opened,
+                    &file.rel,
+                    (now.len(), mtime_ms(&now)),
+                    changed_while_read,
+                )
+            });
+            match opened {
+                Ok(source) => {
                     let key = content_key(self.root, &file.rel).into_bytes();
-                    let source = ReadSource::new(opened, Some(file.entry.size));
                     self.reading.clone_from(&file.rel);
                     self.stored.insert(key.clone(), file);
                     return Some((key, source));
@@ -759,7 +843,12 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for BackupFiles<'_, P> {
     }
 
     fn failed(&mut self, key: &[u8], error: &Error) {
-        if let Some(file) = self.stored.remove(key) {
+        if let Some(mut file) = self.stored.remove(key) {
+            // Saved again while it was read: read again, after the others.
+            if *error == changed_while_read(&file.rel) && file.changed + 1 < MAX_READS {
+                file.changed += 1;
+                return self.pending.push_back(file);
+            }
             self.report.uncount(file.new, file.entry.size);
             self.report.errors.push((file.rel, error.clone()));
         }
@@ -901,6 +990,7 @@ impl Session {
                         path: local.path.clone(),
                         entry,
                         new,
+                        changed: 0,
                     });
                 }
             }
@@ -908,7 +998,7 @@ impl Session {
         if !pending.is_empty() {
             let mut files = BackupFiles {
                 root,
-                pending: pending.into_iter(),
+                pending: pending.into(),
                 stored: BTreeMap::new(),
                 reading: String::new(),
                 report: &mut report,
@@ -918,7 +1008,7 @@ impl Session {
                 .put_files(&mut files, transport, None, concurrency)
                 .await;
             // Files never asked for, after the upload failed, are not stored either.
-            let left: Vec<Pending> = files.pending.collect();
+            let left: Vec<Pending> = files.pending.into();
             match outcome {
                 Ok(totals) => {
                     report.bytes_sent += totals.bytes_sent;

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::{
     checked_path, content_key, entry_key, file_id, link_target_path, local_error,
-    passes_through_a_link, root_for, set_times_and_mode, stamp_of, walk, Deletion, Entry,
+    passes_through_a_link, root_for, set_times_and_mode, stamp_of, walk, AsWalked, Deletion, Entry,
     EntryKind, Filter, Local, Stored, Walk,
 };
 use super::folder_decision::{decide, folder_kept, outcome, same_local, Action, Questions, Views};
@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::io::driver::Transport;
 use crate::io::file_writers::Durability;
-use crate::io::files::{FileBatch, FileProgress, ReadSource, Source};
+use crate::io::files::{FileBatch, FileProgress};
 use crate::io::session::Session;
 use crate::transfer::FileReport;
 
@@ -823,54 +823,6 @@ struct FolderFiles<'a, P> {
     progress: &'a mut P,
 }
 
-/// A file a folder sync sends, read as the walk saw it. Saved again in place while it is read
-/// (a database, a disk image, a log appended to), its length or modification time at the end
-/// is no longer the walk's: the read fails, so that the first part of one version and the rest
-/// of another never go out as one file (another device would write that under its name). The
-/// next run sends it.
-struct AsWalked {
-    source: ReadSource<std::fs::File>,
-    /// The same open file, for its length and time at the end.
-    file: std::fs::File,
-    size: u64,
-    mtime_ms: u64,
-    rel: String,
-}
-
-impl AsWalked {
-    /// Opens `path` to send it as it is now (a conflict's side, a copy this sync made): a
-    /// change before the end of the read fails it.
-    fn open(path: &Path, rel: &str) -> Result<AsWalked> {
-        let cannot = |e| local_error(path, "cannot read", e);
-        let file = std::fs::File::open(path).map_err(cannot)?;
-        let now = file.metadata().map_err(cannot)?;
-        Ok(AsWalked {
-            file: file.try_clone().map_err(cannot)?,
-            source: ReadSource::new(file, Some(now.len())),
-            size: now.len(),
-            mtime_ms: super::partial_file::mtime_ms(&now),
-            rel: rel.to_owned(),
-        })
-    }
-}
-
-impl Source for AsWalked {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let n = self.source.read(buf).await?;
-        let unchanged = |m: &std::fs::Metadata| {
-            m.len() == self.size && super::partial_file::mtime_ms(m) == self.mtime_ms
-        };
-        if n == 0 && !self.file.metadata().is_ok_and(|m| unchanged(&m)) {
-            return Err(changed_meanwhile(&self.rel));
-        }
-        Ok(n)
-    }
-
-    fn len_hint(&self) -> Option<u64> {
-        self.source.len_hint()
-    }
-}
-
 impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
     type Source = AsWalked;
 
@@ -888,20 +840,18 @@ impl<P: FnMut(&str, FileProgress)> FileBatch for FolderFiles<'_, P> {
                 }
                 Ok(file) => {
                     let key = content_key(self.root, &rel).into_bytes();
-                    let watched = match file.try_clone() {
-                        Ok(watched) => watched,
+                    let source = match AsWalked::of(
+                        file,
+                        &rel,
+                        (entry.size, entry.mtime_ms),
+                        changed_meanwhile,
+                    ) {
+                        Ok(source) => source,
                         Err(e) => {
                             let error = local_error(&path, "cannot read", e);
                             self.done.push((rel, Err(error)));
                             continue;
                         }
-                    };
-                    let source = AsWalked {
-                        source: ReadSource::new(file, Some(entry.size)),
-                        file: watched,
-                        size: entry.size,
-                        mtime_ms: entry.mtime_ms,
-                        rel: rel.clone(),
                     };
                     self.reading.clone_from(&rel);
                     self.sending.insert(key.clone(), (rel, entry));
@@ -1372,7 +1322,9 @@ impl<T: Transport + ?Sized, P: FnMut(&str, FileProgress)> Sync<'_, T, P> {
         entry.parent = parent.to_owned();
         self.sent.insert(rel.to_owned());
         if entry.kind == EntryKind::File {
-            let mut source = AsWalked::open(path, rel)?;
+            // Sent as it is now (a conflict's side, a copy this sync made): a change before
+            // the end of the read fails it.
+            let mut source = AsWalked::open(path, rel, changed_meanwhile)?;
             let content = content_key(self.root, rel);
             let progress = &mut *self.progress;
             let stored = self
