@@ -31,6 +31,15 @@
 //! it, and a replica still ahead at the end keeps its own held writes while the others end
 //! without them (held, not lost), and may lack what its held manifests name.
 //!
+//! **Bit rot.** In about one seed in four (none with a runaway clock), the store damages a
+//! segment, checkpoint or manifest at rest now and then (one byte; the ETag stays, as a real
+//! store's does), from a stream of draws of its own. Readers must neither merge what does not
+//! authenticate nor pass over what it holds for good (a damaged segment may be replaced by a
+//! checkpoint that covers it), and a device whose own manifest rotted must write on. The store
+//! repairs what is still damaged before the quiet end (as from its own replica), so the end
+//! checks hold as in every seed. Breaking "a damaged segment is fetched again" fails seeds
+//! that only rot reaches.
+//!
 //! **The change hint.** Half the syncs of the random phase are polls (`Engine::start_poll`):
 //! they read the vault's change hint first and stop at a `304`. The hint is deleted now and
 //! then, and now and then put back to a value it had before (frozen): a poll may then miss a
@@ -74,6 +83,10 @@ static HELD_WRITES: AtomicU64 = AtomicU64::new(0);
 static REWRITTEN: AtomicU64 = AtomicU64::new(0);
 /// `ClockAhead` errors that a sync was required to report, and did.
 static CLOCK_AHEAD_REPORTED: AtomicU64 = AtomicU64::new(0);
+/// Objects the store damaged at rest, by kind (segments, checkpoints, manifests), and how many
+/// were still damaged when repaired before the quiet end.
+static ROTTED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static ROT_REPAIRED: AtomicU64 = AtomicU64::new(0);
 /// Syncs cancelled because a retry was due at a time only the runaway clock had reached.
 static STUCK_RETRIES: AtomicU64 = AtomicU64::new(0);
 /// Polls, those that stopped at an unmoved hint, and hints deleted or put back to an older
@@ -216,6 +229,8 @@ const HINT_SALT: u64 = 0x4e17_0000_0000_0003;
 /// Salts the draws of the harsher store (listings that lag, writes applied and answered with
 /// an error), for the same reason.
 const HARSH_SALT: u64 = 0x4a75_4000_0000_0005;
+/// Salts the draws of objects damaged at rest (bit rot), for the same reason.
+const ROT_SALT: u64 = 0x0b17_7000_0000_0009;
 
 /// Whether seeds may draw a runaway clock: yes, unless `BUCKETSYNC_SIM_RUNAWAY=0` (then every
 /// seed runs exactly the schedule it ran before runaways existed). The seeds runaways made
@@ -372,6 +387,12 @@ struct Sim {
     harsh: Rng,
     /// Draws time jumps that land near the point where a device counts as silent.
     jumps: Rng,
+    /// Draws bit rot: whether this seed has any, and which objects it damages.
+    rot: Rng,
+    /// In how many of a thousand steps an object rots (0 in most seeds).
+    rot_per_mille: u64,
+    /// Objects damaged at rest: their bytes before and after.
+    rotted: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
     /// A value the change hint had, to put back (a frozen hint).
     old_hint: Option<Vec<u8>>,
     /// Every manifest body handed out, by its hash: its writer and its clock (the writer's
@@ -482,6 +503,9 @@ impl Sim {
             hints: Rng(seed ^ HINT_SALT),
             harsh: Rng(seed ^ HARSH_SALT),
             jumps: Rng(seed ^ JUMP_SALT),
+            rot: Rng(seed ^ ROT_SALT),
+            rot_per_mille: 0,
+            rotted: BTreeMap::new(),
             old_hint: None,
             manifest_clocks: Default::default(),
             manifests_ahead: false,
@@ -1096,6 +1120,9 @@ impl Sim {
         if self.harsh.chance(300) {
             self.bucket.list_lag_ms = 100 + self.harsh.below(2_000);
         }
+        if self.rot.chance(250) {
+            self.rot_per_mille = 5 + self.rot.below(20);
+        }
         self.log(format!(
             "store: listings lag {} ms, {}‰ of writes applied and answered with an error",
             self.bucket.list_lag_ms, faults.applied_error
@@ -1104,6 +1131,7 @@ impl Sim {
             // (What the previous step left.)
             self.check_bound();
             self.hint_fault();
+            self.rot_fault();
             self.runaway_step(step);
             self.now += self.rng.below(400);
             let r = self.rng.below(self.replicas.len() as u64) as usize;
@@ -1186,6 +1214,7 @@ impl Sim {
     /// round after round, until a round moves nothing.
     fn quiesce(&mut self) {
         self.orphans.clear();
+        self.repair_rot();
         for r in 0..self.replicas.len() {
             self.run_out(r);
         }
@@ -1374,6 +1403,56 @@ impl Sim {
                 "a new device starts from a checkpoint when there is one: {report}: {:?}",
                 report.errors
             );
+        }
+    }
+
+    /// Bit rot: now and then the store damages a segment, checkpoint or manifest at rest (one
+    /// byte in the middle; its ETag stays, as a store's does). Readers must neither merge it nor
+    /// pass over what it holds for good, and a device whose own manifest rotted must write on.
+    /// Repaired before the quiet end (as from the store's own replica or backup), so that
+    /// everything must converge then. Not in seeds with a runaway clock (their checks read
+    /// every manifest in the store).
+    fn rot_fault(&mut self) {
+        if self.rot_per_mille == 0 || self.runaway.is_some() || !self.rot.chance(self.rot_per_mille)
+        {
+            return;
+        }
+        let kinds = ["/s/", "/c/", "/m/"];
+        let kind = self.rot.below(3) as usize;
+        let candidates: Vec<&String> = self
+            .bucket
+            .objects
+            .keys()
+            .filter(|k| k.contains(kinds[kind]) && !self.rotted.contains_key(*k))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let name = candidates[self.rot.below(candidates.len() as u64) as usize].clone();
+        let original = self.bucket.objects[&name].clone();
+        if original.len() < 3 {
+            return;
+        }
+        let mut damaged = original.clone();
+        let at = 1 + self.rot.below(original.len() as u64 - 2) as usize;
+        damaged[at] ^= 1 << self.rot.below(8);
+        if let Some(writer) = self.manifest_clocks.get(&hash_of(&original)).copied() {
+            self.manifest_clocks.insert(hash_of(&damaged), writer);
+        }
+        self.log(format!("{name} rots (byte {at})"));
+        ROTTED[kind].fetch_add(1, Ordering::Relaxed);
+        self.bucket.objects.insert(name.clone(), damaged.clone());
+        self.rotted.insert(name, (original, damaged));
+    }
+
+    /// Puts back every damaged object nobody wrote or deleted since.
+    fn repair_rot(&mut self) {
+        for (name, (original, damaged)) in std::mem::take(&mut self.rotted) {
+            if self.bucket.objects.get(&name) == Some(&damaged) {
+                self.log(format!("{name} repaired"));
+                ROT_REPAIRED.fetch_add(1, Ordering::Relaxed);
+                self.bucket.objects.insert(name, original);
+            }
         }
     }
 
@@ -1727,6 +1806,14 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
     // The compaction paths really ran: checkpoints were written and new devices started
     // from them.
     if seeds >= 100 {
+        for (kind, rotted) in ["segments", "checkpoints", "manifests"].iter().zip(&ROTTED) {
+            let rotted = rotted.load(Ordering::Relaxed);
+            assert!(
+                rotted > seeds / 50,
+                "{rotted} {kind} rotted in {seeds} seeds"
+            );
+        }
+        assert!(ROT_REPAIRED.load(Ordering::Relaxed) > seeds / 50);
         assert!(CHECKPOINTS_WRITTEN.load(Ordering::Relaxed) > seeds);
         assert!(CHECKPOINTS_ADOPTED.load(Ordering::Relaxed) > seeds / 2);
         // And so did garbage collection and starting over.
