@@ -566,6 +566,14 @@ fn a_retired_devices_rotted_manifest_holds_up_no_collection() {
     for day in 1..8 {
         a.put(format!("a{day}"), format!("value of a{day}"), at(day));
         let report = bucketsync_suite::block_sync_at(&mut a, &FolderBucket, || at(day)).unwrap();
+        // b's manifest is read, and found damaged, at every sync.
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.category() == Category::Corrupt && e.to_string().contains(&man(B))),
+            "{report}"
+        );
         deleted += report.segments_deleted;
     }
     assert!(deleted > 0, "a deleted none of its {} segments", segments());

@@ -32,8 +32,9 @@
 //! without them (held, not lost), and may lack what its held manifests name.
 //!
 //! **Bit rot.** In about one seed in four (none with a runaway clock), the store damages a
-//! segment, checkpoint or manifest at rest now and then (one byte; the ETag stays, as a real
-//! store's does), from a stream of draws of its own. Readers must neither merge what does not
+//! segment, checkpoint or manifest at rest now and then (one byte; the simulated ETag, which
+//! hashes only an object's length and ends, mostly changes with it, where a real store's
+//! stays), from a stream of draws of its own. Readers must neither merge what does not
 //! authenticate nor pass over what it holds for good (a damaged segment may be replaced by a
 //! checkpoint that covers it), and a device whose own manifest rotted must write on. The store
 //! repairs what is still damaged before the quiet end (as from its own replica), so the end
@@ -1407,7 +1408,7 @@ impl Sim {
     }
 
     /// Bit rot: now and then the store damages a segment, checkpoint or manifest at rest (one
-    /// byte in the middle; its ETag stays, as a store's does). Readers must neither merge it nor
+    /// byte). Readers must neither merge it nor
     /// pass over what it holds for good, and a device whose own manifest rotted must write on.
     /// Repaired before the quiet end (as from the store's own replica or backup), so that
     /// everything must converge then. Not in seeds with a runaway clock (their checks read

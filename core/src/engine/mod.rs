@@ -176,10 +176,10 @@ pub struct Engine {
     /// Checkpoints that authenticated but could not be read (sealed so by their writer): not
     /// asked for again by this process. (A list: there are none, or a handful.)
     refused_checkpoints: Vec<(DeviceId, u64)>,
-    /// Peers' segments that failed to authenticate when fetched by this process (rotted in
-    /// the bucket, or cut on the way): a checkpoint that covers one is fetched for it, however
-    /// big. (A list: there are none, or a handful.)
-    damaged_segments: Vec<(DeviceId, u64)>,
+    /// Checkpoints that failed to authenticate when this process fetched them: not fetched
+    /// again for a damaged segment they cover (only for deleted segments nothing else
+    /// covers). (A list: there are none, or a handful.)
+    unreadable_checkpoints: Vec<(DeviceId, u64)>,
     /// The redirects of our repacked packs read or written by this process, by the pack they
     /// lead away from (they never change).
     redirects:
@@ -325,7 +325,7 @@ impl Engine {
             transfers: std::sync::Arc::new(()),
             collected_packs: std::collections::HashSet::new(),
             refused_checkpoints: Vec::new(),
-            damaged_segments: Vec::new(),
+            unreadable_checkpoints: Vec::new(),
             redirects: std::collections::HashMap::new(),
             folder: format!("{}{vault}/", store.prefix()),
             store,

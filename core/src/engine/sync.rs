@@ -210,8 +210,11 @@ pub(crate) struct SyncRun {
     /// A peer's segment failed to authenticate in this run: once the segments are done, a
     /// checkpoint that covers it is looked for.
     found_damaged: bool,
-    /// The segments that failed so in this run: not fetched again by it.
-    damaged_read: Vec<(DeviceId, u64)>,
+    /// How many times our own manifest read damaged in this run.
+    own_damaged_reads: u8,
+    /// The segments that failed so in this run: not fetched again by it, and a checkpoint
+    /// that covers them is looked for.
+    damaged_read: HashSet<(DeviceId, u64)>,
     /// Checkpoints no manifest names, found by listing (see `unnamed_checkpoints`): `None`
     /// until listed in this run; then those left to try, the most promising last.
     unnamed_checkpoints: Option<Vec<(DeviceId, u64)>>,
@@ -259,7 +262,8 @@ impl SyncRun {
             written_checkpoint_at: None,
             tried_checkpoints: HashSet::new(),
             found_damaged: false,
-            damaged_read: Vec::new(),
+            damaged_read: HashSet::new(),
+            own_damaged_reads: 0,
             unnamed_checkpoints: None,
             unnamed_tried: 0,
             relist: false,
@@ -646,8 +650,8 @@ impl Engine {
                     run.seen_tokens.clear();
                     self.queue_list(run, None);
                 }
-                // A segment read damaged: its records may be in a checkpoint (fetched at
-                // most once a run, so this comes back here once).
+                // A segment read damaged: its records may be in a checkpoint (each fetched at
+                // most once a run, so this comes back here a bounded number of times).
                 Phase::Segments if run.found_damaged => {
                     run.found_damaged = false;
                     if self.plan_checkpoint(run) {

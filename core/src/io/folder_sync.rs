@@ -249,31 +249,39 @@ impl Base {
     }
 }
 
-/// Which file of the file system each file of `entries` is: the walk's, where the walk saw
-/// that entry; else (written by this run) the file's now, where it still has the entry's size
-/// and time.
+/// Which file of the file system each file of `entries` is. One agreed on before and kept as
+/// it was keeps the id it had: also where this run kept it only because it could not sync the
+/// path (an upload failed, the push did not happen, the file changed meanwhile), so that a file
+/// moved over it is still seen by the next run. (A base of an older version knew no ids: then
+/// the walk's.) One written by this run: the file's now, where it has the entry's size and time.
 fn ids_of(
     dir: &Path,
     entries: &BTreeMap<String, Entry>,
     walked: &BTreeMap<String, &Local>,
+    before: &Base,
 ) -> BTreeMap<String, u64> {
     entries
         .iter()
         .filter(|(_, entry)| entry.kind == EntryKind::File)
         .filter_map(|(rel, entry)| {
-            let id = match walked.get(rel) {
-                Some(l) if same_local(&l.entry, entry) => l.id,
-                _ => {
-                    let metadata = std::fs::symlink_metadata(dir.join(rel)).ok()?;
-                    let now = Entry {
-                        size: metadata.len(),
-                        mtime_ms: mtime_ms(&metadata),
-                        ..entry.clone()
-                    };
-                    (metadata.is_file() && same_local(&now, entry))
-                        .then(|| file_id(&metadata))
-                        .flatten()
+            let id = if before.entries.get(rel) == Some(entry) {
+                match before.ids.get(rel) {
+                    Some(id) => Some(*id),
+                    None => walked
+                        .get(rel)
+                        .filter(|l| same_local(&l.entry, entry))
+                        .and_then(|l| l.id),
                 }
+            } else {
+                let metadata = std::fs::symlink_metadata(dir.join(rel)).ok()?;
+                let now = Entry {
+                    size: metadata.len(),
+                    mtime_ms: mtime_ms(&metadata),
+                    ..entry.clone()
+                };
+                (metadata.is_file() && same_local(&now, entry))
+                    .then(|| file_id(&metadata))
+                    .flatten()
             };
             Some((rel.clone(), id?))
         })
@@ -795,7 +803,7 @@ impl Session {
             vault,
             name: name.to_owned(),
             gone: base.gone_after(&entries),
-            ids: ids_of(dir, &entries, &local),
+            ids: ids_of(dir, &entries, &local, &base),
             entries,
             sent,
         };

@@ -55,8 +55,9 @@ impl Engine {
     /// Whether this sync lists our packs (to look, or to delete), after confirming a look
     /// when every active device has merged as much as it records.
     pub(super) fn plan_pack_collection(&mut self, run: &mut SyncRun) {
-        let retired = &self.state.directory().retired;
-        let caught_up = run.unread_manifests.iter().all(|d| retired.contains(d))
+        // Every manifest read, a retired device's too: segments of its that only an unread
+        // manifest names may hold records that reference our packs, merged by another device.
+        let caught_up = run.unread_manifests.is_empty()
             && self.state.pending().is_none()
             && self.state.peers().values().all(|p| p.applied >= p.segments);
         if !caught_up || self.transfers_running() || self.clock_in_doubt(run.now) {

@@ -181,13 +181,18 @@ impl Engine {
         let (author, format, mut manifest) = match opened {
             Ok(m) => m,
             // Ours, damaged in the store: read once more (a cut answer reads well the next
-            // time); damaged again, it counts as gone, and this state writes it again (see
-            // `check_frozen`). Nothing is pushed before.
-            Err(e) if own && e.category() == Category::Corrupt => {
-                if run.relisted {
+            // time); damaged at both reads of one sync, it counts as gone, and this state
+            // writes it again (see `check_frozen`). Nothing is pushed before. (One of a
+            // version this build does not read is no damage: the sync fails, as below.)
+            Err(e) if own && damaged_at_rest(&e) => {
+                run.own_damaged_reads += 1;
+                if run.own_damaged_reads >= 2 {
                     run.listed_devices.remove(&device);
-                } else {
+                } else if !run.relisted {
                     self.read_again(run, device);
+                } else {
+                    // No second read in this sync: the next one reads it again.
+                    return run.own_log_failure(e);
                 }
                 return run.report.errors.push(e);
             }
@@ -405,14 +410,13 @@ impl Engine {
         self.pass_over_revoked();
         let stranded = self.stranded();
         // What a checkpoint must cover to help: a stranded device up to its deleted segments,
-        // a damaged segment up to itself.
-        let mut damaged = std::mem::take(&mut self.damaged_segments);
-        damaged.retain(|(device, seq)| !self.merged(*device, *seq));
-        self.damaged_segments = damaged;
-        let wanted: Vec<(DeviceId, u64)> = stranded
+        // a segment read damaged in this run up to itself (not by a checkpoint that failed to
+        // authenticate before: it may be as big as the vault).
+        let damaged: Vec<(DeviceId, u64)> = run
+            .damaged_read
             .iter()
-            .chain(&self.damaged_segments)
             .copied()
+            .filter(|(device, seq)| !self.merged(*device, *seq))
             .collect();
         let directory = self.state.directory();
         let untried = directory.devices.iter().filter_map(|(d, info)| {
@@ -427,10 +431,14 @@ impl Engine {
         });
         let needed = untried
             .map(|(d, c)| {
-                let helps = wanted
-                    .iter()
-                    .filter(|(of, up_to)| c.covers(*of) >= *up_to)
-                    .count();
+                let covered = |wanted: &[(DeviceId, u64)]| {
+                    wanted
+                        .iter()
+                        .filter(|(of, up_to)| c.covers(*of) >= *up_to)
+                        .count()
+                };
+                let unreadable = self.unreadable_checkpoints.contains(&(d, c.number));
+                let helps = covered(&stranded) + if unreadable { 0 } else { covered(&damaged) };
                 (helps, d, c)
             })
             .filter(|(helps, _, _)| *helps > 0)
@@ -511,7 +519,15 @@ impl Engine {
                 self.refused_checkpoints.push((writer, reference.number));
                 return run.report.errors.push(e);
             }
-            Err(Unopened::Unauthentic(e)) => return run.report.errors.push(e),
+            Err(Unopened::Unauthentic(e)) => {
+                if !self
+                    .unreadable_checkpoints
+                    .contains(&(writer, reference.number))
+                {
+                    self.unreadable_checkpoints.push((writer, reference.number));
+                }
+                return run.report.errors.push(e);
+            }
         };
         if checkpoint.covers != reference.covers {
             return run.report.errors.push(Error::corrupt(
@@ -676,7 +692,14 @@ impl Engine {
                 run.report.errors.push(e);
                 return self.segment_done(device, seq);
             }
-            Err(e) => return run.report.errors.push(e),
+            // Damaged (in a shared vault its signature fails first), or cut short on the way:
+            // as a segment that fails to authenticate below.
+            Err(e) => {
+                if e.category() == Category::Corrupt {
+                    run.found_damaged |= run.damaged_read.insert((device, seq));
+                }
+                return run.report.errors.push(e);
+            }
         };
         if let Err(refused) = self.check_writer(&author, device, seq, &name) {
             // Read once, refused for good: its writes never count, whoever asks again.
@@ -701,11 +724,7 @@ impl Engine {
             // Damaged, or cut short on the way: fetched again at the next sync, unless a
             // checkpoint that covers it brings its records first.
             Err(Unopened::Unauthentic(e)) => {
-                if !self.damaged_segments.contains(&(device, seq)) {
-                    self.damaged_segments.push((device, seq));
-                }
-                run.found_damaged = true;
-                run.damaged_read.push((device, seq));
+                run.found_damaged |= run.damaged_read.insert((device, seq));
                 return run.report.errors.push(e);
             }
         };
@@ -809,4 +828,16 @@ impl Engine {
         }
         self.state.merge(key, record)
     }
+}
+
+/// Whether `error` says an object's bytes are damaged (they do not authenticate, or its
+/// envelope is cut or changed), rather than that it is of a version this build does not read.
+fn damaged_at_rest(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Corrupt { reason, .. } if matches!(
+            reason.as_str(),
+            "failed authentication" | "damaged header" | "truncated" | "its signature does not verify"
+        )
+    )
 }
