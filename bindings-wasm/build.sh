@@ -99,6 +99,12 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # Encryption at rest and storage classes from the store URL (issue 56: the parameters, their
 # checks and messages, the headers on every write) took it from 486,129 to 488,706 (+2.6 KB,
 # fresh-clone CI): the bar moved to 489,500.
-bar=489500
+# Bit rot met at the edges (issue 54), in the core every platform runs: a damaged segment read
+# from a checkpoint that covers it (in the same sync; the checkpoints that failed to
+# authenticate remembered), a damaged own manifest read twice then written again, a retired
+# device's unread manifest holding up no segment deletion, an empty former id passed at once:
+# 488,712 -> 489,512 (+0.8 KB, measured in one run at the start and the end of the session):
+# the bar moved to 490,000.
+bar=490000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
