@@ -31,6 +31,16 @@ impl Generated {
         }
     }
 
+    /// All its bytes, held in memory (for a test that writes them to a file).
+    pub fn to_vec(mut self) -> Vec<u8> {
+        let mut bytes = vec![0; usize::try_from(self.left).expect("fits in memory")];
+        let mut at = 0;
+        while at < bytes.len() {
+            at += self.fill(&mut bytes[at..]);
+        }
+        bytes
+    }
+
     /// The same file with the byte at `offset` replaced by `byte`.
     pub fn edited(mut self, offset: u64, byte: u8) -> Self {
         self.edit = Some((offset, byte));

@@ -10,19 +10,12 @@ use bucketsync::driver::DEFAULT_CONCURRENCY;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{OpenMode, VaultKey};
+use bucketsync_suite::generated::Generated;
 use futures::executor::block_on;
 
 /// Bytes that neither deflate nor repeat (read in many steps), `len` of them, from `seed`.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    Generated::new(seed, len as u64).to_vec()
 }
 
 fn session(dir: &Path) -> Session {

@@ -11,6 +11,7 @@ use bucketsync::folder::FolderBucket;
 use bucketsync::folder_sync::FolderOptions;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
 use bucketsync::{Error, HistoryPolicy, Method, OpenMode, Request, Response, Result, VaultKey};
+use bucketsync_suite::generated::Generated;
 use futures::executor::block_on;
 
 /// The folder bucket, running `before` once, just before the first request that `at` picks.
@@ -350,17 +351,7 @@ impl Transport for NoPacks {
 fn a_file_moved_over_a_synced_one_whose_upload_failed_is_sent_by_the_next_sync() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "version 0");
-    let noise = |seed: u8| -> Vec<u8> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
-        (0..100_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let noise = |seed| Generated::new(seed, 100_000).to_vec();
     let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
     std::fs::write(on_a.join("disk.img"), noise(1)).unwrap();
     set_mtime(&on_a.join("disk.img"), when);
@@ -1250,15 +1241,7 @@ fn a_file_saved_while_it_is_read_to_be_sent_never_goes_out_torn() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, on_a, on_b) = two_devices_agreeing_on(dir.path(), "v0");
     // Bytes that neither deflate nor repeat: read in many steps.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let first: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let first = Generated::new(1, 8 << 20).to_vec();
     let second: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
     let path = on_a.join("disk.img");
     std::fs::write(&path, &first).unwrap();

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use bucketsync::folder::FolderBucket;
 use bucketsync::{Category, DeviceId, Engine, Error, SyncReport, VaultKey};
+use bucketsync_suite::generated::Generated;
 use bucketsync_suite::{block_sync, bucket_files, folder_store, wall_clock};
 
 const A: DeviceId = DeviceId([0xAA; 16]);
@@ -30,6 +31,17 @@ fn setup(dir: &Path) -> (VaultKey, Engine, Engine) {
 
 fn object(dir: &Path, key: &VaultKey, name: &str) -> std::path::PathBuf {
     dir.join(key.vault_id().to_string()).join(name)
+}
+
+/// A policy that writes a checkpoint at every sync that pushes a segment.
+fn checkpoint_at_every_sync() -> bucketsync::CompactionPolicy {
+    bucketsync::CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    }
 }
 
 fn seg(device: DeviceId, seq: u64) -> String {
@@ -363,13 +375,7 @@ fn a_checkpoint_its_writer_sealed_unreadable_is_not_asked_for_again() {
         A,
         bucketsync_suite::entropy(),
     );
-    a.set_compaction(bucketsync::CompactionPolicy {
-        min_tail_segments: 1,
-        max_tail_segments: 1,
-        bytes_ratio: 1,
-        segment_overhead_bytes: 0,
-        ..bucketsync::CompactionPolicy::default()
-    });
+    a.set_compaction(checkpoint_at_every_sync());
     for k in ["a1", "a2", "a3"] {
         a.put(k, format!("value of {k}"), wall_clock());
         block_sync(&mut a, &FolderBucket).unwrap();
@@ -412,19 +418,6 @@ fn a_checkpoint_its_writer_sealed_unreadable_is_not_asked_for_again() {
     );
 }
 
-/// Bytes that neither deflate nor repeat, `len` of them, from `seed`.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_segment_rotted_in_the_bucket_is_read_from_a_checkpoint_that_covers_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -438,7 +431,11 @@ fn a_segment_rotted_in_the_bucket_is_read_from_a_checkpoint_that_covers_it() {
     // A vault big enough that a device which merged most of it finds a checkpoint not worth
     // fetching for a segment or two.
     for i in 0..300 {
-        a.put(format!("big{i}"), noise(i, 1024), wall_clock());
+        a.put(
+            format!("big{i}"),
+            Generated::new(i, 1024).to_vec(),
+            wall_clock(),
+        );
     }
     block_sync(&mut a, &FolderBucket).unwrap();
     let (mut c, _) = fresh_reader(dir.path(), &key);
@@ -448,13 +445,7 @@ fn a_segment_rotted_in_the_bucket_is_read_from_a_checkpoint_that_covers_it() {
     a.put("a5", "value of a5", wall_clock());
     block_sync(&mut a, &FolderBucket).unwrap();
     a.put("a6", "value of a6", wall_clock());
-    a.set_compaction(bucketsync::CompactionPolicy {
-        min_tail_segments: 1,
-        max_tail_segments: 1,
-        bytes_ratio: 1,
-        segment_overhead_bytes: 0,
-        ..bucketsync::CompactionPolicy::default()
-    });
+    a.set_compaction(checkpoint_at_every_sync());
     block_sync(&mut a, &FolderBucket).unwrap();
     let vault = dir.path().join(key.vault_id().to_string());
     assert!(
@@ -534,13 +525,7 @@ fn a_retired_devices_rotted_manifest_holds_up_no_collection() {
         B,
         bucketsync_suite::entropy(),
     );
-    a.set_compaction(bucketsync::CompactionPolicy {
-        min_tail_segments: 1,
-        max_tail_segments: 1,
-        bytes_ratio: 1,
-        segment_overhead_bytes: 0,
-        ..bucketsync::CompactionPolicy::default()
-    });
+    a.set_compaction(checkpoint_at_every_sync());
     let start = wall_clock().0;
     let at = |day: u64| bucketsync::Timestamp(start + day * 86_400_000);
     b.put("b1", "value of b1", at(0));

@@ -1876,11 +1876,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_base_of_version_1_is_read_with_no_deletions_kept() {
-        let dir = std::env::temp_dir().join(format!("bucketsync-base-v1-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let entry = Entry {
+    /// The entry of a small file, as a base holds it.
+    fn a_file_entry() -> Entry {
+        Entry {
             kind: EntryKind::File,
             size: 2,
             mtime_ms: 1_800_000_000_000,
@@ -1888,7 +1886,14 @@ mod tests {
             target: Vec::new(),
             hash: "ab".repeat(32),
             parent: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_base_of_version_1_is_read_with_no_deletions_kept() {
+        let dir = std::env::temp_dir().join(format!("bucketsync-base-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = a_file_entry();
         let entries = BTreeMap::from([("todo.txt".to_owned(), entry.clone())]);
         // What the previous release wrote: the magic, 1, then vault, name and entries.
         let mut bytes = BASE_MAGIC.to_vec();
@@ -1914,15 +1919,7 @@ mod tests {
     fn a_base_of_version_2_is_read_with_no_file_ids() {
         let dir = std::env::temp_dir().join(format!("bucketsync-base-v2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let entry = Entry {
-            kind: EntryKind::File,
-            size: 2,
-            mtime_ms: 1_800_000_000_000,
-            mode: 0o644,
-            target: Vec::new(),
-            hash: "ab".repeat(32),
-            parent: String::new(),
-        };
+        let entry = a_file_entry();
         let entries = BTreeMap::from([("todo.txt".to_owned(), entry.clone())]);
         let gone = BTreeMap::from([("old.txt".to_owned(), "cd".repeat(32))]);
         let sent = BTreeMap::from([("new.txt".to_owned(), Some(entry))]);
