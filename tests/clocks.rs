@@ -23,17 +23,33 @@ fn ahead(offset_ms: u64) -> Timestamp {
     Timestamp(wall_clock().0.saturating_add(offset_ms))
 }
 
-/// The clock errors of a report, as (device, object).
+/// The clock errors of a report that hold an object, as (device, object).
 fn clock_errors(report: &SyncReport) -> Vec<(DeviceId, String)> {
     report
         .errors
         .iter()
         .filter(|e| e.category() == Category::Clock)
-        .map(|e| match e {
+        .filter_map(|e| match e {
             Error::ClockAhead { device, object, .. } => {
-                (DeviceId::parse(device).unwrap(), object.clone())
+                Some((DeviceId::parse(device).unwrap(), object.clone()))
             }
-            other => panic!("a clock error that is not ClockAhead: {other:?}"),
+            Error::ClockApart { .. } => None,
+            other => panic!("a clock error that is neither ClockAhead nor ClockApart: {other:?}"),
+        })
+        .collect()
+}
+
+/// The clock errors of a report that hold nothing (a manifest stamped ahead by more than two
+/// clocks may be apart), as (device, how far ahead).
+fn clocks_apart(report: &SyncReport) -> Vec<(DeviceId, u64)> {
+    report
+        .errors
+        .iter()
+        .filter_map(|e| match e {
+            Error::ClockApart {
+                device, ahead_ms, ..
+            } => Some((DeviceId::parse(device).unwrap(), *ahead_ms)),
+            _ => None,
         })
         .collect()
 }
@@ -146,12 +162,65 @@ fn stamps_within_the_bound_are_accepted() {
     let key = VaultKey::generate().unwrap();
     let mut a = engine(dir.path(), &key, A);
     let mut b = engine(dir.path(), &key, B);
-    // Six days ahead: within the default seven.
+    // Six days ahead: within the default seven, so merged; but further apart than two clocks
+    // may be (twice the default skew of a day), so reported.
     a.put("k", "six days ahead", ahead(6 * DAY));
     sync_ahead(&mut a, 6 * DAY);
     let report = sync_ahead(&mut b, 0);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(b.get(b"k"), Some(&b"six days ahead"[..]));
+    assert!(clock_errors(&report).is_empty(), "{:?}", report.errors);
+    let apart = clocks_apart(&report);
+    assert!(
+        matches!(apart[..], [(A, ms)] if ms > 5 * DAY && ms <= 6 * DAY),
+        "{:?}",
+        report.errors
+    );
+}
+
+/// The skew the policy allows: each clock within a day of the true time, so two clocks at most
+/// two days apart. A device whose manifests are stamped further ahead than that, though within
+/// the seven days beyond which they are held, is reported by every sync while it lasts (its
+/// records merged all the same); one within the margin is not. A clock *behind* is reported
+/// by the devices it is behind (here c reports b), whose manifests are ahead of it.
+#[test]
+fn a_clock_further_apart_than_the_skew_allows_is_reported_at_each_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut a = engine(dir.path(), &key, A);
+    let mut b = engine(dir.path(), &key, B);
+    let mut c = engine(dir.path(), &key, C);
+    a.put("a", "from a, 1.5 days ahead", ahead(3 * DAY / 2));
+    sync_ahead(&mut a, 3 * DAY / 2);
+    b.put("b", "from b, 3 days ahead", ahead(3 * DAY));
+    sync_ahead(&mut b, 3 * DAY);
+
+    for round in 0..2 {
+        let report = sync_ahead(&mut c, 0);
+        assert_eq!(c.get(b"a"), Some(&b"from a, 1.5 days ahead"[..]));
+        assert_eq!(c.get(b"b"), Some(&b"from b, 3 days ahead"[..]));
+        let apart = clocks_apart(&report);
+        assert!(
+            matches!(apart[..], [(B, ms)] if ms > 2 * DAY && ms <= 3 * DAY),
+            "round {round}: {:?}",
+            report.errors
+        );
+        let message = report.errors[0].to_string();
+        assert!(
+            message.starts_with(&format!("m/{B} is stamped 2.9 days ahead"))
+                || message.starts_with(&format!("m/{B} is stamped 3.0 days ahead")),
+            "{message}"
+        );
+        assert!(
+            message.contains("more than the 2.0 days two clocks"),
+            "{message}"
+        );
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    }
+    // a and b are 1.5 days apart: neither reports the other.
+    for (engine, offset) in [(&mut a, 3 * DAY / 2), (&mut b, 3 * DAY)] {
+        let report = sync_ahead(engine, offset);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
 }
 
 #[test]
@@ -271,9 +340,12 @@ fn the_clock_ahead_fixture_is_held() {
         report.errors
     );
     assert_eq!(b.get(b"from-2106"), None);
-    // Once the present gets there (within the bound), it is merged.
+    // Once the present gets there (within the bound), it is merged; 6 days ahead is still
+    // further than two clocks may be apart, and said so.
     let report = sync_ahead(&mut b, FAR_AHEAD - wall_clock().0 - 6 * DAY);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(clock_errors(&report).is_empty(), "{:?}", report.errors);
+    assert_eq!(clocks_apart(&report).len(), 1, "{:?}", report.errors);
+    assert_eq!(clocks_apart(&report)[0].0, A);
     assert_eq!(b.get(b"from-2106"), Some(&b"held"[..]));
 }
 

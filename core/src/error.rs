@@ -169,6 +169,20 @@ pub enum Error {
         /// How far ahead, in milliseconds.
         ahead_ms: u64,
     },
+    /// Another device's latest manifest is stamped further ahead of this device's clock than
+    /// two clocks of the vault may be apart (twice the policy's `max_clock_skew_ms`: each clock
+    /// within that skew of the true time), though not so far that it is held
+    /// ([`Error::ClockAhead`]). Its records are merged; the report says that one of the two
+    /// clocks is wrong: last-write-wins and the collection of tombstones assume the margin.
+    /// Reported at each sync while it holds.
+    ClockApart {
+        /// The device whose manifest is stamped ahead (32 hex digits).
+        device: String,
+        /// How far ahead of this device's clock, in milliseconds.
+        ahead_ms: u64,
+        /// How far apart two clocks may be, in milliseconds.
+        margin_ms: u64,
+    },
     /// Sharing refused: the message says why (a grant sealed to another identity, a role
     /// that does not allow it). Category `access`.
     Access(String),
@@ -211,7 +225,7 @@ impl Error {
             Error::Locked { .. } => Category::Locked,
             Error::Cancelled => Category::Conflict,
             Error::NoVault { .. } => Category::NotFound,
-            Error::ClockAhead { .. } => Category::Clock,
+            Error::ClockAhead { .. } | Error::ClockApart { .. } => Category::Clock,
             Error::Access(_) => Category::Access,
             Error::VaultExists { .. }
             | Error::MassDeletion { .. }
@@ -330,22 +344,29 @@ impl fmt::Display for Error {
                 device,
                 ahead_ms,
             } => {
-                // Tenths of a day, without floating point (its formatting code would grow
-                // the wasm build by kilobytes).
-                let tenths = ahead_ms / 8_640_000;
-                let days = format!("{}.{}", tenths / 10, tenths % 10);
+                let days = span(*ahead_ms);
                 if object == LOCAL_CLOCK {
                     write!(
                         f,
-                        "this device's clock had run {days} days ahead of the present; it started over as a new device so that its writes are not held by the others"
+                        "this device's clock had run {days} ahead of the present; it started over as a new device so that its writes are not held by the others"
                     )
                 } else {
                     write!(
                         f,
-                        "{object} is stamped {days} days ahead of this device's clock by device {device}; it is held until the clocks agree (check that device's date and time)"
+                        "{object} is stamped {days} ahead of this device's clock by device {device}; it is held until the clocks agree (check that device's date and time)"
                     )
                 }
             }
+            Error::ClockApart {
+                device,
+                ahead_ms,
+                margin_ms,
+            } => write!(
+                f,
+                "m/{device} is stamped {} ahead of this device's clock, more than the {} two clocks of this vault may be apart: a clock is wrong (this device's, that device's, or one whose stamps it took; check their date and time); until they agree, the later of two writes to a key can lose, and a write of the device that is behind can fall below deletions already collected",
+                span(*ahead_ms),
+                span(*margin_ms)
+            ),
             Error::MassDeletion {
                 deleting,
                 live,
@@ -389,6 +410,16 @@ pub(crate) fn quote(text: &str) -> String {
         }
     }
     out
+}
+
+/// A span of time as people read it: days to a tenth, or seconds below a tenth of a day.
+/// Without floating point (its formatting code would grow the wasm build by kilobytes).
+fn span(ms: u64) -> String {
+    const TENTH_OF_DAY_MS: u64 = 8_640_000;
+    match ms / TENTH_OF_DAY_MS {
+        0 => format!("{} s", ms / 1000),
+        tenths => format!("{}.{} days", tenths / 10, tenths % 10),
+    }
 }
 
 /// The `object` of a [`Error::ClockAhead`] about this replica's own clock.

@@ -84,6 +84,10 @@ static HELD_WRITES: AtomicU64 = AtomicU64::new(0);
 static REWRITTEN: AtomicU64 = AtomicU64::new(0);
 /// `ClockAhead` errors that a sync was required to report, and did.
 static CLOCK_AHEAD_REPORTED: AtomicU64 = AtomicU64::new(0);
+/// `ClockApart` errors that a sync was required to report, and did; and all those reported
+/// (each checked against the clocks).
+static CLOCK_APART_REPORTED: AtomicU64 = AtomicU64::new(0);
+static CLOCK_APART_CHECKED: AtomicU64 = AtomicU64::new(0);
 /// Objects the store damaged at rest, by kind (segments, checkpoints, manifests), and how many
 /// were still damaged when repaired before the quiet end.
 static ROTTED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
@@ -403,6 +407,10 @@ struct Sim {
     /// Whether any of them is stamped beyond the bound (by the runaway clock): every other
     /// manifest is within the bound of every replica's clock.
     manifests_ahead: bool,
+    /// The furthest any replica's clock has read ahead of the true time (ms, signed): no stamp
+    /// is further ahead of the true time of its reading, so no manifest is further ahead of a
+    /// replica's clock than this less that replica's own offset.
+    fastest_reading: std::cell::Cell<i128>,
     trace: DefaultHasher,
     verbose: bool,
     compaction: CompactionPolicy,
@@ -500,6 +508,7 @@ impl Sim {
             now: START_MS,
             model: BTreeMap::new(),
             runaway: None,
+            fastest_reading: std::cell::Cell::new(i128::MIN),
             side: Rng(seed ^ RUNAWAY_SALT),
             hints: Rng(seed ^ HINT_SALT),
             harsh: Rng(seed ^ HARSH_SALT),
@@ -775,11 +784,15 @@ impl Sim {
 
     fn time(&self, r: usize) -> Timestamp {
         let replica = &self.replicas[r];
-        Timestamp(
+        let reading = Timestamp(
             self.now
                 .saturating_add_signed(replica.skew)
                 .saturating_add(replica.ahead_ms),
-        )
+        );
+        let offset = reading.0 as i128 - self.now as i128;
+        self.fastest_reading
+            .set(self.fastest_reading.get().max(offset));
+        reading
     }
 
     /// Drains the replica's outputs the way a host does: journal first, then requests.
@@ -896,18 +909,42 @@ impl Sim {
     fn check_clock_errors(&self, r: usize, report: &bucketsync::SyncReport, watch: &Watch) {
         let limit = watch.now.saturating_add(MAX_FUTURE_MS);
         let mut reported = BTreeSet::new();
+        let mut apart = BTreeSet::new();
         for error in report
             .errors
             .iter()
             .filter(|e| e.category() == Category::Clock)
         {
+            if let Error::ClockApart {
+                device,
+                ahead_ms,
+                margin_ms,
+            } = error
+            {
+                // True: some clock read further ahead of the true time than this replica's
+                // clock now is, by more than the margin.
+                assert_eq!(*margin_ms, 2 * self.compaction.max_clock_skew_ms, "r{r}");
+                assert!(
+                    *ahead_ms > *margin_ms && *ahead_ms <= MAX_FUTURE_MS,
+                    "r{r}: {error}"
+                );
+                let own_offset = self.time(r).0 as i128 - self.now as i128;
+                assert!(
+                    *ahead_ms as i128 <= self.fastest_reading.get() - own_offset,
+                    "r{r} (clock {own_offset} ms off, the fastest {} ms): a false report: {error}",
+                    self.fastest_reading.get()
+                );
+                apart.insert(DeviceId::parse(device).expect("ClockApart names a device id"));
+                CLOCK_APART_CHECKED.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let Error::ClockAhead {
                 object,
                 device,
                 ahead_ms,
             } = error
             else {
-                panic!("r{r}: a clock error that is not ClockAhead: {error:?}");
+                panic!("r{r}: a clock error that is neither ClockAhead nor ClockApart: {error:?}");
             };
             let device = DeviceId::parse(device).expect("ClockAhead names a device id");
             assert!(*ahead_ms > MAX_FUTURE_MS, "r{r}: {error}");
@@ -955,6 +992,40 @@ impl Sim {
             }
         }
         CLOCK_AHEAD_REPORTED.fetch_add(required, Ordering::Relaxed);
+        // And every other replica whose manifest in the store is stamped further ahead than
+        // two clocks may be apart (by the replica's clock at the sync's end, after every
+        // answer), and within the bound.
+        let margin = 2 * self.compaction.max_clock_skew_ms;
+        let end = self.time(r).0;
+        let mut required = 0;
+        let others: Vec<DeviceId> = (self.replicas.iter().enumerate())
+            .filter(|(i, _)| *i != r)
+            .map(|(_, other)| other.engine.device())
+            .collect();
+        for (key, body) in self
+            .bucket
+            .objects
+            .iter()
+            .filter(|(k, _)| k.contains("/m/"))
+        {
+            let (writer, clock) = self.manifest_clocks[&hash_of(body)];
+            let unchanged = self.bucket.written[key] <= watch.serial;
+            if others.contains(&writer)
+                && unchanged
+                && !self.rotted.contains_key(key)
+                && clock > end + margin
+                && clock <= limit
+                && !engine.is_retired(writer)
+            {
+                assert!(
+                    apart.contains(&writer),
+                    "r{r}'s sync did not report the manifest of {writer}, {} ms ahead of its clock: {report}",
+                    clock - end
+                );
+                required += 1;
+            }
+        }
+        CLOCK_APART_REPORTED.fetch_add(required, Ordering::Relaxed);
     }
 
     /// No replica whose clock is bound ever gets beyond its own now plus the bound, nor holds a
@@ -1852,11 +1923,14 @@ fn replicas_under_random_faults_converge_and_lose_nothing() {
         let runaways = RUNAWAYS.load(Ordering::Relaxed);
         eprintln!(
             "runaway clocks {runaways} (came back {}), held writes {}, written again {}, \
-             ClockAhead reports required {}, syncs cancelled on a runaway retry {}",
+             ClockAhead reports required {}, ClockApart reports checked {} (required {}), \
+             syncs cancelled on a runaway retry {}",
             RUNAWAYS_BACK.load(Ordering::Relaxed),
             HELD_WRITES.load(Ordering::Relaxed),
             REWRITTEN.load(Ordering::Relaxed),
             CLOCK_AHEAD_REPORTED.load(Ordering::Relaxed),
+            CLOCK_APART_CHECKED.load(Ordering::Relaxed),
+            CLOCK_APART_REPORTED.load(Ordering::Relaxed),
             STUCK_RETRIES.load(Ordering::Relaxed),
         );
         if !runaways_enabled() {

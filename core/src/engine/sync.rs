@@ -203,6 +203,9 @@ pub(crate) struct SyncRun {
     may_push: bool,
     /// When the sync started (wall ms, by the caller's clock).
     now: Timestamp,
+    /// When the latest answer arrived (wall ms, by the caller's clock): after every object
+    /// read so far was written.
+    answered: Timestamp,
     /// When the checkpoint this run wrote was planned, for the manifest that names it.
     written_checkpoint_at: Option<u64>,
     /// Checkpoints fetched (or tried) in this run.
@@ -259,6 +262,7 @@ impl SyncRun {
     fn new(now: Timestamp) -> Self {
         SyncRun {
             now,
+            answered: now,
             written_checkpoint_at: None,
             tried_checkpoints: HashSet::new(),
             found_damaged: false,
@@ -428,6 +432,7 @@ impl Engine {
             return;
         };
         if let Some(mut op) = run.inflight.remove(&id) {
+            run.answered = run.answered.max(now);
             if let Ok(r) = &response {
                 run.report.bytes_received += r.body.len() as u64;
             }
@@ -610,6 +615,7 @@ impl Engine {
                         continue;
                     }
                     self.report_held_manifests(run);
+                    self.report_clocks_apart(run);
                     self.confirm_present(run.now);
                     self.check_frozen(run);
                     if self.state.directory().retired.contains(&self.state.device)

@@ -173,6 +173,33 @@ impl Engine {
         }
     }
 
+    /// Once the manifests are read: reports each active peer whose latest manifest is stamped
+    /// further ahead of our clock than two clocks may be apart ([`Engine::clock_margin_ms`]),
+    /// though within the bound (beyond it the manifest is held, and reported so). Every stamp
+    /// a manifest can carry was once some device's wall time, and the manifest was written
+    /// before its answer arrived: so with every clock within the allowed skew of the true
+    /// time, no manifest is that far ahead of our clock at that answer. A clock behind is
+    /// found by the device it is behind, whose manifests are then ahead of it.
+    pub(super) fn report_clocks_apart(&self, run: &mut SyncRun) {
+        let margin_ms = self.clock_margin_ms();
+        for (device, info) in self.active_peers() {
+            let ahead_ms = info.clock.wall_ms.saturating_sub(run.answered.0);
+            let device = device.to_string();
+            let reported = run
+                .report
+                .errors
+                .iter()
+                .any(|e| matches!(e, Error::ClockApart { device: d, .. } if *d == device));
+            if ahead_ms > margin_ms && !self.too_far_ahead(info.clock, run.now) && !reported {
+                run.report.errors.push(Error::ClockApart {
+                    device,
+                    ahead_ms,
+                    margin_ms,
+                });
+            }
+        }
+    }
+
     /// Before starting over because this replica's own clock ran ahead: says so in the report.
     pub(super) fn note_own_clock_ran_ahead(&self, run: &mut SyncRun) {
         let error = Self::clock_ahead(run, LOCAL_CLOCK, self.state.device, self.state.clock);

@@ -34,7 +34,7 @@ const COLLECTING_FORMAT: u8 = 3;
 
 impl Engine {
     /// The margin every comparison of two devices' clocks allows.
-    fn clock_margin_ms(&self) -> u64 {
+    pub(super) fn clock_margin_ms(&self) -> u64 {
         self.compaction.max_clock_skew_ms.saturating_mul(2)
     }
 
