@@ -67,6 +67,9 @@ fn deflate_piece(bytes: &[u8], limit: usize, flush: TDEFLFlush) -> Option<Vec<u8
         TDEFLFlush::Finish => status == TDEFLStatus::Done,
         _ => status == TDEFLStatus::Okay && taken == bytes.len(),
     };
+    // The guess above is half the input: a stream that came out shorter gives the rest back
+    // (it may be held a while, beside the other pieces of a long input).
+    out.shrink_to_fit();
     done.then_some(out)
 }
 
@@ -79,8 +82,23 @@ const PIECE: usize = 1 << 20;
 /// as any inflater reads it (each piece starts with no earlier bytes to match: a little longer
 /// than one stream). The same bytes whatever the number of threads.
 pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
+    let mut pieces = deflated_pieces(bytes, threads)?;
+    if pieces.len() == 1 {
+        return pieces.pop();
+    }
+    // Sized once, each piece freed as it is copied.
+    let mut out = Vec::with_capacity(pieces.iter().map(Vec::len).sum());
+    for piece in pieces {
+        out.extend_from_slice(&piece);
+    }
+    Some(out)
+}
+
+/// The deflate stream of [`deflated_on`], as the pieces that make it up in order (one for a
+/// short input).
+fn deflated_pieces(bytes: &[u8], threads: usize) -> Option<Vec<Vec<u8>>> {
     if bytes.len() < 2 * PIECE {
-        return deflated(bytes);
+        return deflated(bytes).map(|stream| vec![stream]);
     }
     if !worth_trying(bytes) {
         return None;
@@ -98,15 +116,26 @@ pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
         };
         deflate_piece(piece, limit, flush)
     });
-    let mut out = Vec::with_capacity(limit.min(bytes.len() / 2));
-    for stream in streams {
-        let stream = stream?;
-        if out.len() + stream.len() > limit {
-            return None;
-        }
-        out.extend_from_slice(&stream);
+    let streams: Vec<Vec<u8>> = streams.into_iter().collect::<Option<_>>()?;
+    let len: usize = streams.iter().map(Vec::len).sum();
+    (len <= limit).then_some(streams)
+}
+
+/// Deflates, in its place, the plaintext `buf[start + 1..]` that follows a codec byte
+/// [`STORED`] at `buf[start]`, where [`choose`] would deflate it: the deflated stream and
+/// [`DEFLATE`] then take the place of the plaintext and its codec byte (shorter, so within the
+/// buffer's capacity), each piece freed as it is copied. The plaintext and its deflated copy
+/// are held together, no more.
+pub(crate) fn deflate_in_place(buf: &mut Vec<u8>, start: usize) {
+    debug_assert_eq!(buf[start], STORED);
+    let Some(pieces) = deflated_pieces(&buf[start + 1..], crate::parallel::threads()) else {
+        return;
+    };
+    buf.truncate(start);
+    buf.push(DEFLATE);
+    for piece in pieces {
+        buf.extend_from_slice(&piece);
     }
-    Some(out)
 }
 
 /// The raw deflate stream `stream` inflated, if it inflates to at most `limit` bytes.

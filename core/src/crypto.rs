@@ -307,6 +307,21 @@ pub(crate) fn begin_seal_version(
     begin_seal_at(key, ad, version, Vec::with_capacity(capacity), entropy)
 }
 
+/// [`begin_seal`] after `prefix` (bytes of the caller's framing, not part of the object),
+/// in a buffer sized for a plaintext of `len` bytes.
+pub(crate) fn begin_seal_after(
+    key: &SecretKey,
+    ad: &ObjectAd<'_>,
+    prefix: &[u8],
+    len: usize,
+    entropy: &mut Entropy,
+) -> Result<SealBuffer> {
+    let capacity = prefix.len() + FIXED_LEN + ad.name.len() + NONCE_LEN + CHECK_LEN + len + TAG_LEN;
+    let mut buf = Vec::with_capacity(capacity);
+    buf.extend_from_slice(prefix);
+    begin_seal_at(key, ad, ad.kind.version(), buf, entropy)
+}
+
 /// Starts sealing an object **bare** after the bytes already in `out`: only the nonce is
 /// written before the plaintext, and the tag after it. The associated data is what the header
 /// of [`begin_seal`] would hold (with envelope `version`), bound in but not written: the

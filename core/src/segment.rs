@@ -175,26 +175,37 @@ pub fn open_in_place<'a>(
     )?)
 }
 
-/// The plaintext of a segment of `changes`, postcard's encoding of [`Segment`] (pinned by a
-/// test), written once into a buffer sized exactly first (growing it instead would copy it).
-fn plaintext(device: DeviceId, seq: u64, changes: &[(&[u8], &Record)]) -> Vec<u8> {
-    let len = head_len(seq, changes.len())
+/// The length of the plaintext of a segment of `changes`.
+fn plaintext_len(seq: u64, changes: &[(&[u8], &Record)]) -> usize {
+    head_len(seq, changes.len())
         + changes
             .iter()
             .map(|(key, record)| change_len(key, record))
-            .sum::<usize>();
-    let mut plain = Vec::with_capacity(len);
-    encode_head(&mut plain, device, seq, changes.len());
+            .sum::<usize>()
+}
+
+/// Appends the plaintext of a segment of `changes` to `out`: postcard's encoding of
+/// [`Segment`] (pinned by a test), [`plaintext_len`] bytes.
+fn encode_plaintext(out: &mut Vec<u8>, device: DeviceId, seq: u64, changes: &[(&[u8], &Record)]) {
+    let start = out.len();
+    encode_head(out, device, seq, changes.len());
     for (key, record) in changes {
-        encode_change(&mut plain, key, record);
+        encode_change(out, key, record);
     }
-    debug_assert_eq!(plain.len(), len, "the length counted ahead");
-    plain
+    debug_assert_eq!(
+        out.len() - start,
+        plaintext_len(seq, changes),
+        "the length counted ahead"
+    );
 }
 
 /// Seals segment `seq` of `device` as this build writes it (envelope version
 /// [`crate::LOG_FORMAT_VERSION`]): a codec byte, then the plaintext, deflated where
 /// `compress` is set and that is shorter.
+///
+/// The plaintext is written straight into the envelope's buffer, sized for it once, and
+/// encrypted there: a segment is held once while sealed, and with its deflated copy while
+/// that is made (which then takes the plaintext's place in the buffer).
 pub(crate) fn seal_segment(
     key: &SecretKey,
     vault: VaultId,
@@ -210,10 +221,20 @@ pub(crate) fn seal_segment(
         kind: ObjectKind::Segment,
         name: &name,
     };
-    let plain = plaintext(device, seq, changes);
+    let len = plaintext_len(seq, changes);
+    let mut sealing = crypto::begin_seal(key, &ad, 1 + len, entropy)?;
+    let start = sealing.buf.len();
+    sealing.buf.push(codec::STORED);
+    encode_plaintext(&mut sealing.buf, device, seq, changes);
     // Never deflated past what a reader inflates: a record that large is stored as it is.
-    let (codec, body) = codec::choose(&plain, compress && plain.len() <= MAX_INFLATED_LOG);
-    crypto::seal_coded(key, &ad, codec, &body, entropy)
+    if compress && len <= MAX_INFLATED_LOG {
+        codec::deflate_in_place(&mut sealing.buf, start);
+    }
+    let mut sealed = crypto::finish_seal(sealing);
+    // Deflated, it took less than the buffer was made for: give the rest back, since the
+    // pending segment keeps this buffer until it lands.
+    sealed.shrink_to_fit();
+    Ok(sealed)
 }
 
 /// Opens segment `seq` of `device` in place, checking it is what its name says. A segment of

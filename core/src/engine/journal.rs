@@ -15,7 +15,7 @@
 //! file back to the last whole entry. A whole entry that fails authentication in the middle is
 //! damage, reported as `corrupt`.
 
-use crate::crypto::{self, ObjectAd, ObjectKind, SecretKey};
+use crate::crypto::{self, ObjectAd, ObjectKind, SealBuffer, SecretKey};
 use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::VaultId;
@@ -56,14 +56,16 @@ impl Cursor {
         out
     }
 
-    /// Seals `delta` as the next entry, framed with its length.
-    pub fn seal(
+    /// Starts the next entry, for a delta of `len` bytes: its length's four bytes (filled by
+    /// [`Cursor::finish`]), then the envelope, into which the delta is written and sealed in
+    /// place.
+    pub fn begin(
         &mut self,
         key: &SecretKey,
         vault: VaultId,
-        delta: &[u8],
+        len: usize,
         entropy: &mut Entropy,
-    ) -> Vec<u8> {
+    ) -> SealBuffer {
         let name = self.entry_name(self.next);
         self.next += 1;
         let ad = ObjectAd {
@@ -71,12 +73,15 @@ impl Cursor {
             kind: ObjectKind::JournalEntry,
             name: &name,
         };
-        let sealed =
-            crypto::seal(key, &ad, delta, entropy).expect("a journal entry's name is short");
-        let len = u32::try_from(sealed.len()).expect("a delta under 4 GiB");
-        let mut framed = Vec::with_capacity(4 + sealed.len());
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&sealed);
+        crypto::begin_seal_after(key, &ad, &[0; 4], len, entropy)
+            .expect("a journal entry's name is short")
+    }
+
+    /// The entry [`Cursor::begin`] started, sealed and framed with its length.
+    pub fn finish(sealing: SealBuffer) -> Vec<u8> {
+        let mut framed = crypto::finish_seal(sealing);
+        let len = u32::try_from(framed.len() - 4).expect("a delta under 4 GiB");
+        framed[..4].copy_from_slice(&len.to_be_bytes());
         framed
     }
 

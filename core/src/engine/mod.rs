@@ -512,8 +512,13 @@ impl Engine {
     /// (the changes then wait for the first snapshot, which holds them).
     pub fn poll_journal(&mut self) -> Option<Vec<u8>> {
         let cursor = self.journal.as_mut()?;
-        let delta = self.state.take_delta()?;
-        Some(cursor.seal(&self.state_key, self.vault, &delta, &mut self.entropy))
+        let (key, vault, entropy) = (&self.state_key, self.vault, &mut self.entropy);
+        // Written straight into the entry's buffer and sealed there: one copy of the changes.
+        self.state.take_delta(|delta| {
+            let mut sealing = cursor.begin(key, vault, delta.len(), entropy);
+            sealing.buf = delta.write_to(sealing.buf);
+            journal::Cursor::finish(sealing)
+        })
     }
 
     /// This replica's device id.

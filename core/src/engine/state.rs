@@ -8,6 +8,7 @@
 //! Snapshots are sealed with the vault's local-state subkey: a state file reveals nothing
 //! without the key, and a state made with another key is refused as `wrong-vault`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::ser::{SerializeSeq, Serializer};
@@ -54,10 +55,26 @@ pub(crate) struct OwnLog {
 pub(crate) struct PendingSegment {
     /// Its number: always our `segments + 1` when it was sealed.
     pub seq: u64,
-    /// The sealed object, byte for byte.
-    pub body: ByteBuf,
+    /// The sealed object, byte for byte: shared with the PUTs that send it (a segment is not
+    /// copied to be sent). Stored as a byte string, as a `ByteBuf` is.
+    #[serde(with = "shared_bytes")]
+    pub body: bytes::Bytes,
     /// The writes it carries, to mark them pushed once it lands.
     pub written: Vec<(ByteBuf, Stamp)>,
+}
+
+/// (De)serializes [`bytes::Bytes`] as a byte string, the encoding of a [`ByteBuf`].
+mod shared_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::ByteBuf;
+
+    pub fn serialize<S: Serializer>(bytes: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        ByteBuf::deserialize(d).map(|b| b.into_vec().into())
+    }
 }
 
 /// What we know of another device's log.
@@ -878,8 +895,9 @@ impl LocalState {
 
     // ---- journal deltas ----
 
-    /// The changes since the last snapshot or delta, serialized; `None` when nothing changed.
-    pub fn take_delta(&mut self) -> Option<Vec<u8>> {
+    /// Takes the changes since the last snapshot or delta, and hands them to `write` (which
+    /// serializes them: [`Delta`]); `None` when nothing changed.
+    pub fn take_delta<R>(&mut self, write: impl FnOnce(&Delta<'_>) -> R) -> Option<R> {
         let changes = std::mem::take(&mut self.changes);
         let nothing = !changes.reset
             && changes.keys.is_empty()
@@ -955,12 +973,11 @@ impl LocalState {
         // without it), then the keys cleaned (version 10).
         let packs = out.directory.and_then(|d| d.pack_collection.as_ref());
         let parts = out.directory.map_or(&[][..], |d| &d.resumable_packs[..]);
-        let empty = SharingState::default();
-        let sharing = out.directory.map_or(&empty, |d| &d.sharing);
-        Some(
-            postcard::to_allocvec(&(out, packs, parts, sharing, cleaned))
-                .expect("postcard serializes into a Vec"),
-        )
+        let sharing = out.directory.map_or_else(
+            || Cow::Owned(SharingState::default()),
+            |d| Cow::Borrowed(&d.sharing),
+        );
+        Some(write(&Delta((out, packs, parts, sharing, cleaned))))
     }
 
     /// Applies a delta made by [`LocalState::take_delta`] (of journal `version`: 1 has no
@@ -1276,6 +1293,37 @@ impl From<SnapshotV1> for SnapshotIn {
 /// The first part of one journal delta: final values of what changed. Since journal version 7
 /// the directory's later parts and (version 10) the keys cleaned follow it in the entry
 /// (FORMAT.md section 11 lists every field in order).
+/// The changes since the last delta, as [`LocalState::take_delta`] hands them to be written:
+/// into a buffer sized for them once, so that a large one (a pending segment, a big value) is not
+/// copied on its way into the journal.
+pub(crate) struct Delta<'a>(
+    (
+        DeltaOut<'a>,
+        Option<&'a PackCollection>,
+        &'a [ResumablePack],
+        Cow<'a, SharingState>,
+        Vec<&'a Bytes>,
+    ),
+);
+
+impl Delta<'_> {
+    /// How many bytes [`Delta::write_to`] appends.
+    pub fn len(&self) -> usize {
+        postcard::experimental::serialized_size(&self.0).expect("postcard sizes any value")
+    }
+
+    /// Appends the delta to `buf`.
+    pub fn write_to(&self, buf: Vec<u8>) -> Vec<u8> {
+        postcard::to_extend(&self.0, buf).expect("postcard serializes into a Vec")
+    }
+
+    /// The delta on its own.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.write_to(Vec::with_capacity(self.len()))
+    }
+}
+
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).
@@ -1460,7 +1508,7 @@ mod tests {
         state.merge(b"new".to_vec(), record(b"new", 5_001));
         state.mark_dirty(b"new".to_vec());
         state.mark_clean(b"new");
-        let delta = state.take_delta().unwrap();
+        let delta = state.take_delta(|d| d.to_vec()).unwrap();
         assert!(
             delta.len() < 2_000,
             "99 cleaned keys and two records, not 100 KB of records: {} bytes",
@@ -1554,9 +1602,9 @@ mod tests {
 
         // A delta with the directory replaces them; one without leaves them be.
         state.directory_mut().resumable_packs.clear();
-        let emptied = state.take_delta().unwrap();
+        let emptied = state.take_delta(|d| d.to_vec()).unwrap();
         state.own_mut().manifest_seq = 1;
-        let unrelated = state.take_delta().unwrap();
+        let unrelated = state.take_delta(|d| d.to_vec()).unwrap();
         read.apply_delta(JOURNAL, &unrelated).unwrap();
         assert_eq!(read.directory().resumable_packs, [pack]);
         read.apply_delta(JOURNAL, &emptied).unwrap();

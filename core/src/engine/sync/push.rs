@@ -81,7 +81,7 @@ impl Engine {
         if conditional {
             op.headers = vec![("if-none-match".to_owned(), "*".to_owned())];
         }
-        op.body = pending.body.to_vec().into();
+        op.body = pending.body.clone();
         op
     }
 
@@ -146,7 +146,7 @@ impl Engine {
                 let body = self.sign_object(&segment_name(me, seq), generation, body);
                 self.state.set_pending(Some(PendingSegment {
                     seq,
-                    body: ByteBuf::from(body),
+                    body: body.into(),
                     written,
                 }));
                 true
@@ -331,7 +331,7 @@ impl Engine {
         if self
             .state
             .pending()
-            .is_some_and(|p| p.seq == seq && p.body.as_slice() == body.as_slice())
+            .is_some_and(|p| p.seq == seq && p.body[..] == body[..])
         {
             return self.pending_landed(run, seq);
         }
