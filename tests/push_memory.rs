@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use bucketsync::driver::Transport;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Session, SessionOptions, StateLocation};
-use bucketsync::{DeviceId, Engine, Request, Response, Result, VaultKey};
+use bucketsync::{
+    CompactionPolicy, DeviceId, Engine, Request, RequestKind, Response, Result, VaultKey,
+};
 use bucketsync_suite::generated::Generated;
 use bucketsync_suite::{block_sync, entropy, folder_store, wall_clock};
 
@@ -195,4 +197,66 @@ fn a_segment_that_deflates_is_held_with_its_deflated_copy_and_no_more() {
         "the push held {peak} bytes over what was live before it, {:.2} times the record of {VALUE_LEN}",
         peak as f64 / VALUE_LEN as f64
     );
+}
+
+/// A checkpoint is built from the replica's records straight into its envelope's buffer,
+/// sized once, and sealed there: the vault is held once more while it is written (it was the
+/// plaintext, in a buffer grown as it was written, and the sealed copy).
+#[test]
+fn a_checkpoint_holds_the_vault_once_more_while_it_is_written() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let mut engine = Engine::new(&key, folder_store(dir.path()), DeviceId([9; 16]), entropy());
+    engine.set_compaction(CompactionPolicy::NEVER);
+    let records = 240;
+    let value_len = 100 << 10;
+    for i in 0..records {
+        let value = Generated::new(100 + i, value_len as u64).to_vec();
+        engine.put(format!("record {i:03}"), value, wall_clock());
+    }
+    block_sync(&mut engine, &FolderBucket).unwrap();
+    engine.set_compaction(CompactionPolicy {
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        ..CompactionPolicy::default()
+    });
+    let before = LIVE.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let report = futures::executor::block_on(bucketsync::driver::sync(
+        &mut engine,
+        &Uncounted(FolderBucket),
+        wall_clock,
+        bucketsync::driver::DEFAULT_CONCURRENCY,
+    ))
+    .unwrap();
+    let peak = PEAK.load(Ordering::SeqCst) - before;
+    eprintln!("peak over what was live before the sync: {peak} bytes");
+    assert_eq!(
+        report.requests_of(RequestKind::PutCheckpoint),
+        1,
+        "{report}"
+    );
+    let checkpoint = bucketsync_suite::bucket_files(dir.path())
+        .into_iter()
+        .find(|(name, _)| name.contains("/c/"))
+        .map(|(_, bytes)| bytes.len())
+        .expect("the checkpoint is in the bucket");
+    let vault = records as usize * value_len;
+    assert!(checkpoint > vault, "stored as it is: {checkpoint}");
+    // Once, and the few small objects of a sync.
+    assert!(
+        peak <= checkpoint + checkpoint / 10,
+        "writing the checkpoint held {peak} bytes over what was live before it, {:.2} times the checkpoint of {checkpoint}",
+        peak as f64 / checkpoint as f64
+    );
+    // And it reads back.
+    let mut other = Engine::new(&key, folder_store(dir.path()), DeviceId([8; 16]), entropy());
+    let report = block_sync(&mut other, &FolderBucket).unwrap();
+    assert_eq!(
+        report.requests_of(RequestKind::GetCheckpoint),
+        1,
+        "{report}"
+    );
+    assert_eq!(other.keys(b"").len(), records as usize);
 }

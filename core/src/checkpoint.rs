@@ -17,7 +17,7 @@ use crate::entropy::Entropy;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, VaultId};
 use crate::record::{Record, Records};
-use crate::segment::{put_bytes, put_varint, MAX_INFLATED_LOG};
+use crate::segment::{put_bytes, put_varint, varint_len, MAX_INFLATED_LOG};
 
 /// The folder of checkpoints inside the vault folder.
 pub const CHECKPOINT_FOLDER: &str = "c/";
@@ -104,41 +104,72 @@ pub(crate) fn seal(
     };
     let mut sorted: Vec<(&Vec<u8>, &Record)> = records.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let hint: usize = sorted
-        .iter()
-        .map(|(k, r)| k.len() + r.value.as_ref().map_or(0, Vec::len) + 40)
-        .sum::<usize>()
-        + covers.len() * 26
-        + 64;
-    let mut buf = Vec::with_capacity(hint);
+    let len = varint_len(number)
+        + 16
+        + varint_len(covers.len() as u64)
+        + covers
+            .iter()
+            .map(|(_, n)| 16 + varint_len(*n))
+            .sum::<usize>()
+        + varint_len(clock.wall_ms)
+        + varint_len(u64::from(clock.counter))
+        + varint_len(horizon_ms)
+        + varint_len(sorted.len() as u64)
+        + sorted.iter().map(|(k, r)| record_len(k, r)).sum::<usize>();
+    // Written straight into the envelope's buffer, sized exactly once, and sealed there (a
+    // buffer that grew would copy the vault): the vault is held once more while sealed, and
+    // with its deflated copy while that is made.
+    let mut sealing = crypto::begin_seal(key, &ad, 1 + len, entropy)
+        .expect("a checkpoint name is far shorter than 64 KiB");
+    let start = sealing.buf.len();
+    let buf = &mut sealing.buf;
+    buf.push(codec::STORED);
     buf.extend_from_slice(&writer.0);
-    put_varint(&mut buf, number);
-    put_varint(&mut buf, covers.len() as u64);
+    put_varint(buf, number);
+    put_varint(buf, covers.len() as u64);
     for (device, n) in covers {
         buf.extend_from_slice(&device.0);
-        put_varint(&mut buf, *n);
+        put_varint(buf, *n);
     }
-    put_varint(&mut buf, clock.wall_ms);
-    put_varint(&mut buf, u64::from(clock.counter));
-    put_varint(&mut buf, horizon_ms);
-    put_varint(&mut buf, sorted.len() as u64);
+    put_varint(buf, clock.wall_ms);
+    put_varint(buf, u64::from(clock.counter));
+    put_varint(buf, horizon_ms);
+    put_varint(buf, sorted.len() as u64);
     for (key, record) in sorted {
-        put_bytes(&mut buf, key);
+        put_bytes(buf, key);
         match &record.value {
             None => buf.push(0),
             Some(value) => {
                 buf.push(1);
-                put_bytes(&mut buf, value);
+                put_bytes(buf, value);
             }
         }
-        put_varint(&mut buf, record.stamp.hlc.wall_ms);
-        put_varint(&mut buf, u64::from(record.stamp.hlc.counter));
+        put_varint(buf, record.stamp.hlc.wall_ms);
+        put_varint(buf, u64::from(record.stamp.hlc.counter));
         buf.extend_from_slice(&record.stamp.device.0);
     }
+    debug_assert_eq!(buf.len() - start, 1 + len, "the length counted ahead");
     // Never deflated past what a reader inflates: a vault that large is stored as it is.
-    let (codec, body) = codec::choose(&buf, compress && buf.len() <= MAX_INFLATED_LOG);
-    crypto::seal_coded(key, &ad, codec, &body, entropy)
-        .expect("a checkpoint name is far shorter than 64 KiB")
+    if compress && len <= MAX_INFLATED_LOG {
+        codec::deflate_in_place(buf, start);
+    }
+    let mut sealed = crypto::finish_seal(sealing);
+    sealed.shrink_to_fit();
+    sealed
+}
+
+/// How many bytes a record takes in a checkpoint's plaintext.
+fn record_len(key: &[u8], record: &Record) -> usize {
+    varint_len(key.len() as u64)
+        + key.len()
+        + 1
+        + record
+            .value
+            .as_ref()
+            .map_or(0, |v| varint_len(v.len() as u64) + v.len())
+        + varint_len(record.stamp.hlc.wall_ms)
+        + varint_len(u64::from(record.stamp.hlc.counter))
+        + 16
 }
 
 /// Opens `writer`'s checkpoint `number`, checking it is what its name says.

@@ -73,15 +73,12 @@ fn deflate_piece(bytes: &[u8], limit: usize, flush: TDEFLFlush) -> Option<Vec<u8
     done.then_some(out)
 }
 
-/// Pieces of a long input deflated on threads of their own (see [`deflated_on`]).
+/// Pieces of a long input deflated on threads of their own (see [`deflated_pieces`]).
 const PIECE: usize = 1 << 20;
 
-/// `bytes` deflated as [`deflated`] does, an input of two pieces or more in pieces of
-/// [`PIECE`] bytes, on up to `threads` threads: each piece but the last ends on a byte
-/// boundary with a sync flush, so the pieces one after the other are one raw deflate stream,
-/// as any inflater reads it (each piece starts with no earlier bytes to match: a little longer
-/// than one stream). The same bytes whatever the number of threads.
-pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
+/// The stream of [`deflated_pieces`] in one buffer (the tests read it whole).
+#[cfg(test)]
+fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
     let mut pieces = deflated_pieces(bytes, threads)?;
     if pieces.len() == 1 {
         return pieces.pop();
@@ -94,8 +91,12 @@ pub(crate) fn deflated_on(bytes: &[u8], threads: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The deflate stream of [`deflated_on`], as the pieces that make it up in order (one for a
-/// short input).
+/// `bytes` deflated as [`deflated`] does, as the pieces of one raw deflate stream in order: an
+/// input of two pieces or more is cut in pieces of [`PIECE`] bytes, deflated on up to
+/// `threads` threads, each but the last ending on a byte boundary with a sync flush, so the
+/// pieces one after the other are one stream, as any inflater reads it (each piece starts with
+/// no earlier bytes to match: a little longer than one stream). The same bytes whatever the
+/// number of threads. A short input is one piece.
 fn deflated_pieces(bytes: &[u8], threads: usize) -> Option<Vec<Vec<u8>>> {
     if bytes.len() < 2 * PIECE {
         return deflated(bytes).map(|stream| vec![stream]);
@@ -122,7 +123,7 @@ fn deflated_pieces(bytes: &[u8], threads: usize) -> Option<Vec<Vec<u8>>> {
 }
 
 /// Deflates, in its place, the plaintext `buf[start + 1..]` that follows a codec byte
-/// [`STORED`] at `buf[start]`, where [`choose`] would deflate it: the deflated stream and
+/// [`STORED`] at `buf[start]`, where that is worth storing ([`deflated_pieces`]): the deflated stream and
 /// [`DEFLATE`] then take the place of the plaintext and its codec byte (shorter, so within the
 /// buffer's capacity), each piece freed as it is copied. The plaintext and its deflated copy
 /// are held together, no more.
@@ -157,20 +158,6 @@ pub(crate) fn inflated_exactly(stream: &[u8], len: usize) -> Option<Vec<u8>> {
     (written == Ok(len)).then_some(out)
 }
 
-/// The codec and bytes to store `bytes` with: deflated (codec [`DEFLATE`]) where `compress`
-/// is set and that is shorter, else as they are (codec [`STORED`]). A long input is deflated
-/// on the host's threads ([`deflated_on`]).
-pub(crate) fn choose(bytes: &[u8], compress: bool) -> (u8, std::borrow::Cow<'_, [u8]>) {
-    let deflate = |bytes: &[u8]| match bytes.len() < 2 * PIECE {
-        true => deflated(bytes),
-        false => deflated_on(bytes, crate::parallel::threads()),
-    };
-    match compress.then(|| deflate(bytes)).flatten() {
-        Some(stream) => (DEFLATE, stream.into()),
-        None => (STORED, bytes.into()),
-    }
-}
-
 /// What [`decode`] found in a plaintext that starts with a codec byte.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decoded {
@@ -201,6 +188,16 @@ pub(crate) fn decode(plain: &[u8], limit: usize) -> Result<Decoded, String> {
 mod tests {
     use super::*;
 
+    /// `bytes` after a codec byte, as a writer stores them (deflated in place where
+    /// `compress` is set and that is shorter).
+    fn encoded(bytes: &[u8], compress: bool) -> Vec<u8> {
+        let mut buf = [&[STORED][..], bytes].concat();
+        if compress {
+            deflate_in_place(&mut buf, 0);
+        }
+        buf
+    }
+
     #[test]
     fn what_is_encoded_decodes_to_the_same_bytes_and_is_never_longer_than_stored() {
         let text = b"the same words again and again, ".repeat(100);
@@ -214,8 +211,7 @@ mod tests {
             (&b""[..], true),
             (&b"x"[..], true),
         ] {
-            let (codec, body) = choose(bytes, compress);
-            let encoded = [&[codec][..], &body].concat();
+            let encoded = encoded(bytes, compress);
             assert!(encoded.len() <= bytes.len() + 1);
             let back = match decode(&encoded, bytes.len()).unwrap() {
                 Decoded::Stored(at) => encoded[at..].to_vec(),
@@ -223,9 +219,9 @@ mod tests {
             };
             assert_eq!(back, bytes);
         }
-        assert_eq!(choose(&text, false).0, STORED);
-        assert_eq!(choose(&text, true).0, DEFLATE);
-        assert!(choose(&text, true).1.len() < text.len() / 10);
+        assert_eq!(encoded(&text, false)[0], STORED);
+        assert_eq!(encoded(&text, true)[0], DEFLATE);
+        assert!(encoded(&text, true).len() < text.len() / 10);
     }
 
     #[test]
@@ -293,9 +289,8 @@ mod tests {
 
     #[test]
     fn a_stream_longer_than_the_limit_an_unknown_codec_and_no_codec_are_errors() {
-        let (codec, stream) = choose(&[7; 10_000], true);
-        assert_eq!(codec, DEFLATE);
-        let encoded = [&[codec][..], &stream].concat();
+        let encoded = encoded(&[7; 10_000], true);
+        assert_eq!(encoded[0], DEFLATE);
         assert!(decode(&encoded, 10_000).is_ok());
         assert!(decode(&encoded, 9_999).unwrap_err().contains("inflate"));
         assert!(decode(&[2, 1, 2], 10)

@@ -493,21 +493,6 @@ pub(crate) fn seal(
     Ok(finish_seal(sealing))
 }
 
-/// Seals a plaintext made of a codec byte ([`crate::codec`]) and `body`, without copying
-/// `body` into a plaintext of its own first.
-pub(crate) fn seal_coded(
-    key: &SecretKey,
-    ad: &ObjectAd<'_>,
-    codec: u8,
-    body: &[u8],
-    entropy: &mut Entropy,
-) -> Result<Vec<u8>> {
-    let mut sealing = begin_seal(key, ad, 1 + body.len(), entropy)?;
-    sealing.buf.push(codec);
-    sealing.buf.extend_from_slice(body);
-    Ok(finish_seal(sealing))
-}
-
 /// [`seal`] writing envelope `version` instead of the one this build writes for the kind.
 pub(crate) fn seal_version(
     key: &SecretKey,

@@ -59,7 +59,7 @@ pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 }
 
 /// How many bytes [`put_varint`] writes for `value`: one per 7 significant bits, at least one.
-fn varint_len(value: u64) -> usize {
+pub(crate) fn varint_len(value: u64) -> usize {
     let bits = u64::BITS - (value | 1).leading_zeros();
     bits.div_ceil(7) as usize
 }
