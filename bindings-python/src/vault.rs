@@ -334,8 +334,9 @@ impl Vault {
     /// (see Vault.create) or "join-or-create". grace_days: tombstones older than this (plus
     /// twice max_clock_skew_days) that every active device has merged are dropped from
     /// checkpoints, and a device out of touch longer than this starts over when it returns;
-    /// use the same value on every device of a vault. max_clock_skew_days: how far device
-    /// clocks may be apart. max_future_days: what another device stamped further ahead of
+    /// use the same value on every device of a vault. max_clock_skew_days: how far a
+    /// device's clock may be off the true time (two clocks up to twice this apart; further is
+    /// reported as ClockError). max_future_days: what another device stamped further ahead of
     /// this clock is held (reported as ClockError in SyncReport.errors) until the clocks agree.
     /// stall_timeout: seconds a request of the built-in HTTP transport may go with no byte
     /// moving (default 30); request_timeout: seconds one request may take in all (default

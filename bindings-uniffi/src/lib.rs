@@ -60,6 +60,8 @@ pub enum BucketsyncError {
     /// The local state is in use by another process or vault object (one writer per device).
     Locked(String),
     /// A device's clock runs too far ahead: what it wrote since is held until the clocks agree.
+    /// Also, with nothing held, a device's manifest stamped further ahead of this clock than
+    /// two clocks may be apart (twice the allowed skew): a clock is or was wrong.
     Clock(String),
     /// Not allowed in a shared vault: an invitation sealed to another identity, sharing or
     /// revoking without the role owner (or through a vault not opened from its home), writing
@@ -498,7 +500,8 @@ pub struct VaultSettings {
     /// over when it returns; use the same value on every device of a vault.
     #[uniffi(default = 30.0)]
     pub grace_days: f64,
-    /// How far device clocks may be apart.
+    /// How far a device's clock may be off the true time, in days (two clocks up to twice this
+    /// apart; further is reported with category clock).
     #[uniffi(default = 1.0)]
     pub max_clock_skew_days: f64,
     /// What another device stamped further ahead of this clock is held (reported with category

@@ -213,7 +213,10 @@ export interface OpenOptions {
    * when it returns; use the same value on every device of a vault. Default 30.
    */
   graceDays?: number;
-  /** How far device clocks may be apart, in days. Default 1. */
+  /**
+   * How far a device's clock may be off the true time, in days (so two clocks up to twice
+   * this apart; further is reported with category `clock`). Default 1.
+   */
   maxClockSkewDays?: number;
   /**
    * What another device stamped further ahead of this clock is held (reported with category

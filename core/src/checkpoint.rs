@@ -151,7 +151,11 @@ pub(crate) fn seal(
     debug_assert_eq!(buf.len() - start, 1 + len, "the length counted ahead");
     // Never deflated past what a reader inflates: a vault that large is stored as it is.
     if compress && len <= MAX_INFLATED_LOG {
-        codec::deflate_in_place(buf, start);
+        debug_assert!(
+            sealing.plain_from(start),
+            "deflated before any of it is encrypted"
+        );
+        codec::deflate_in_place(&mut sealing.buf, start);
     }
     let mut sealed = crypto::finish_seal(sealing);
     sealed.shrink_to_fit();

@@ -450,6 +450,11 @@ pub(crate) struct SealBuffer {
 }
 
 impl SealBuffer {
+    /// Whether nothing from `at` on is encrypted yet (so those bytes may still be rewritten).
+    pub fn plain_from(&self, at: usize) -> bool {
+        self.sealed <= at
+    }
+
     /// Encrypts the plaintext appended since the last call, in whole [`SEAL_STEP`]s (the rest
     /// waits for the next call, or [`finish_seal`]), while it is still in the cache. Cheap to
     /// call after every small append.

@@ -172,9 +172,10 @@ pub enum Error {
     /// Another device's latest manifest is stamped further ahead of this device's clock than
     /// two clocks of the vault may be apart (twice the policy's `max_clock_skew_ms`: each clock
     /// within that skew of the true time), though not so far that it is held
-    /// ([`Error::ClockAhead`]). Its records are merged; the report says that one of the two
-    /// clocks is wrong: last-write-wins and the collection of tombstones assume the margin.
-    /// Reported at each sync while it holds.
+    /// ([`Error::ClockAhead`]). Its records are merged; the report says that a clock is or was
+    /// wrong: last-write-wins and the collection of tombstones assume the margin. Reported at
+    /// each sync until the present reaches the stamp (a clock set right leaves its stamps, and
+    /// those of the clocks that took them, ahead until then).
     ClockApart {
         /// The device whose manifest is stamped ahead (32 hex digits).
         device: String,
@@ -363,8 +364,8 @@ impl fmt::Display for Error {
                 margin_ms,
             } => write!(
                 f,
-                "m/{device} is stamped {} ahead of this device's clock, more than the {} two clocks of this vault may be apart: a clock is wrong (this device's, that device's, or one whose stamps it took; check their date and time); until they agree, the later of two writes to a key can lose, and a write of the device that is behind can fall below deletions already collected",
-                span(*ahead_ms),
+                "m/{device} is stamped {} ahead of this device's clock, more than the {} two clocks of this vault may be apart: a clock is or was wrong (this device's, that device's, or one whose stamps it took; check their date and time). Until the present reaches that stamp, the later of two writes to a key can lose, and a write of a device that is behind can fall below deletions already collected",
+                span(ahead_ms.div_ceil(TENTH_OF_DAY_MS) * TENTH_OF_DAY_MS),
                 span(*margin_ms)
             ),
             Error::MassDeletion {
@@ -412,10 +413,11 @@ pub(crate) fn quote(text: &str) -> String {
     out
 }
 
+const TENTH_OF_DAY_MS: u64 = 8_640_000;
+
 /// A span of time as people read it: days to a tenth, or seconds below a tenth of a day.
 /// Without floating point (its formatting code would grow the wasm build by kilobytes).
 fn span(ms: u64) -> String {
-    const TENTH_OF_DAY_MS: u64 = 8_640_000;
     match ms / TENTH_OF_DAY_MS {
         0 => format!("{} s", ms / 1000),
         tenths => format!("{}.{} days", tenths / 10, tenths % 10),

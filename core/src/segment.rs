@@ -228,6 +228,10 @@ pub(crate) fn seal_segment(
     encode_plaintext(&mut sealing.buf, device, seq, changes);
     // Never deflated past what a reader inflates: a record that large is stored as it is.
     if compress && len <= MAX_INFLATED_LOG {
+        debug_assert!(
+            sealing.plain_from(start),
+            "deflated before any of it is encrypted"
+        );
         codec::deflate_in_place(&mut sealing.buf, start);
     }
     let mut sealed = crypto::finish_seal(sealing);

@@ -407,8 +407,9 @@ struct Sim {
     /// Whether any of them is stamped beyond the bound (by the runaway clock): every other
     /// manifest is within the bound of every replica's clock.
     manifests_ahead: bool,
-    /// The furthest any replica's clock has read ahead of the true time (ms, signed): no stamp
-    /// is further ahead of the true time of its reading, so no manifest is further ahead of a
+    /// The furthest any replica's clock has read ahead of the true time (ms, signed), but for
+    /// the runaway's readings while it is ahead (held by everyone): no stamp merged is further
+    /// ahead of the true time of its reading, so no manifest merged is further ahead of a
     /// replica's clock than this less that replica's own offset.
     fastest_reading: std::cell::Cell<i128>,
     trace: DefaultHasher,
@@ -789,9 +790,13 @@ impl Sim {
                 .saturating_add_signed(replica.skew)
                 .saturating_add(replica.ahead_ms),
         );
-        let offset = reading.0 as i128 - self.now as i128;
-        self.fastest_reading
-            .set(self.fastest_reading.get().max(offset));
+        // A runaway's readings are beyond the bound: held, never observed, so no stamp of a
+        // manifest that is merged comes from them.
+        if replica.ahead_ms == 0 {
+            let offset = reading.0 as i128 - self.now as i128;
+            self.fastest_reading
+                .set(self.fastest_reading.get().max(offset));
+        }
         reading
     }
 

@@ -91,7 +91,9 @@ class ClockError(Error):
     """A device's clock runs too far ahead (more than ``max_future_days``): what it wrote since
     is held, not merged, until the clocks agree. Check that device's date and time. Seen in
     ``SyncReport.errors``, naming the device; when it names this device, its clock had run
-    ahead and it started over as a new device."""
+    ahead and it started over as a new device. Also, with nothing held, a device's manifest
+    stamped further ahead of this clock than two clocks may be apart (twice
+    ``max_clock_skew_days``): a clock is or was wrong."""
 
     category = "clock"
 

@@ -1290,9 +1290,6 @@ impl From<SnapshotV1> for SnapshotIn {
     }
 }
 
-/// The first part of one journal delta: final values of what changed. Since journal version 7
-/// the directory's later parts and (version 10) the keys cleaned follow it in the entry
-/// (FORMAT.md section 11 lists every field in order).
 /// The changes since the last delta, as [`LocalState::take_delta`] hands them to be written:
 /// into a buffer sized for them once, so that a large one (a pending segment, a big value) is not
 /// copied on its way into the journal.
@@ -1324,6 +1321,9 @@ impl Delta<'_> {
     }
 }
 
+/// The first part of one journal delta: final values of what changed. Since journal version 7
+/// the directory's later parts and (version 10) the keys cleaned follow it in the entry
+/// (FORMAT.md section 11 lists every field in order).
 #[derive(Serialize)]
 struct DeltaOut<'a> {
     /// Start from a new, empty state of `device` (the replica started over).

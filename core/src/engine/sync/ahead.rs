@@ -180,17 +180,26 @@ impl Engine {
     /// before its answer arrived: so with every clock within the allowed skew of the true
     /// time, no manifest is that far ahead of our clock at that answer. A clock behind is
     /// found by the device it is behind, whose manifests are then ahead of it.
+    ///
+    /// A stamp stays ahead after the clock that made it is set right (and in the clocks that
+    /// took it), so the report lasts until the present reaches it.
     pub(super) fn report_clocks_apart(&self, run: &mut SyncRun) {
         let margin_ms = self.clock_margin_ms();
-        for (device, info) in self.active_peers() {
+        for (id, info) in self.active_peers() {
             let ahead_ms = info.clock.wall_ms.saturating_sub(run.answered.0);
-            let device = device.to_string();
+            let device = id.to_string();
             let reported = run
                 .report
                 .errors
                 .iter()
                 .any(|e| matches!(e, Error::ClockApart { device: d, .. } if *d == device));
-            if ahead_ms > margin_ms && !self.too_far_ahead(info.clock, run.now) && !reported {
+            // A device held in this run is reported so (its newest manifest is not this one).
+            let held = run.held_devices.contains(id);
+            if ahead_ms > margin_ms
+                && !self.too_far_ahead(info.clock, run.now)
+                && !reported
+                && !held
+            {
                 run.report.errors.push(Error::ClockApart {
                     device,
                     ahead_ms,

@@ -34,7 +34,9 @@ pub struct CompactionPolicy {
     /// device out of touch longer than this starts over when it returns. Every device of a
     /// vault should use the same value.
     pub grace_ms: u64,
-    /// How far device clocks may be apart, in milliseconds.
+    /// How far a device's clock may be off the true time, in milliseconds: two clocks may be
+    /// twice this apart (the margin every comparison of two devices' clocks allows; further is
+    /// reported, [`crate::Error::ClockApart`]).
     pub max_clock_skew_ms: u64,
     /// How far ahead of this device's clock another device's stamps may be, in milliseconds.
     /// An object stamped further ahead is held (not merged, its clock not observed) and
