@@ -12,9 +12,9 @@ use std::sync::Mutex;
 
 use bucketsync::driver::Transport;
 use bucketsync::folder::FolderBucket;
-use bucketsync::session::{Session, SessionOptions, StateLocation};
+use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{
-    CompactionPolicy, DeviceId, Engine, Request, RequestKind, Response, Result, VaultKey,
+    CompactionPolicy, DeviceId, Engine, OpenMode, Request, RequestKind, Response, Result, VaultKey,
 };
 use bucketsync_suite::generated::Generated;
 use bucketsync_suite::{block_sync, entropy, folder_store, wall_clock};
@@ -280,4 +280,71 @@ fn a_checkpoint_holds_the_vault_once_more_while_it_is_written() {
         "{report}"
     );
     assert_eq!(other.keys(b"").len(), records as usize);
+}
+
+/// In a shared vault every segment is signed, and the signed object is a copy of the envelope
+/// behind its prefix (the message the signature covers, another copy, is dropped before it is
+/// made). The session's snapshot is never rewritten here: what the push holds at most is the
+/// pending segment and its journal entry, twice the segment, as without signing.
+#[test]
+fn a_signed_segment_is_held_at_most_twice_too() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = |path: &str| format!("file://{}", dir.path().join(path).display());
+    let key = VaultKey::generate().unwrap();
+    let open = |store: &str, key: &VaultKey, state: &str, mode| {
+        let path = dir.path().join(state);
+        let mut options = SessionOptions::new(
+            store,
+            key,
+            StateLocation::File {
+                path: &path,
+                wait: false,
+            },
+        );
+        options.mode = mode;
+        options.durability = Durability {
+            compact_min_bytes: u64::MAX,
+            ..Durability::default()
+        };
+        Session::open(options).unwrap()
+    };
+    let home = open(&bucket("home"), &key, "home.state", OpenMode::Create);
+    let shared = home.create_shared(&bucket("shared"), "notes").unwrap();
+    let sync = |session: &Session| {
+        futures::executor::block_on(session.sync(
+            &Uncounted(FolderBucket),
+            bucketsync::driver::DEFAULT_CONCURRENCY,
+            |_| {},
+        ))
+        .unwrap()
+    };
+    sync(&home);
+    let notes = open(&shared.store, shared.key(), "notes.state", OpenMode::Create);
+    notes.enter_shared(&home, &shared).unwrap();
+    sync(&notes);
+    notes
+        .put("big", Generated::new(3, VALUE_LEN as u64).to_vec())
+        .unwrap();
+    let before = LIVE.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let report = sync(&notes);
+    let peak = PEAK.load(Ordering::SeqCst) - before;
+    eprintln!("peak over what was live before the sync: {peak} bytes");
+    assert_eq!(report.pushed, 1, "{report}");
+    let signed = bucketsync_suite::bucket_files(&dir.path().join("shared"))
+        .into_iter()
+        .filter(|(name, _)| name.contains("/s/"))
+        .map(|(_, bytes)| bytes)
+        .max_by_key(Vec::len)
+        .expect("the segment is in the bucket");
+    assert!(signed.starts_with(b"BKSS"), "the segment is signed");
+    assert!(peak >= signed.len(), "the count missed the segment: {peak}");
+    // The pending segment and its journal entry.
+    assert!(
+        peak <= 2 * signed.len() + signed.len() / 10,
+        "the signed push held {peak} bytes over what was live before it, {:.2} times its segment of {}",
+        peak as f64 / signed.len() as f64,
+        signed.len()
+    );
 }
