@@ -563,3 +563,106 @@ fn a_retired_devices_rotted_manifest_holds_up_no_collection() {
     }
     assert!(deleted > 0, "a deleted none of its {} segments", segments());
 }
+
+/// A checkpoint rotted after the segments it covers were deleted left every device that joined
+/// since without what those segments held, for good while its writer wrote no newer one (a
+/// device lost, or one that no longer writes): nobody else had reason to write a checkpoint
+/// (the vault's best one covered everything). A caught-up device now reads the stranded
+/// device's manifest (it merged fewer of a's segments than a deleted) and writes a checkpoint
+/// of its own, which the stranded device adopts.
+#[test]
+fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoint() {
+    const HOUR: u64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    // A grace period of 8 hours: segments go an hour (a heartbeat) after a manifest says so.
+    // Clocks within a second of each other.
+    let policy = bucketsync::CompactionPolicy {
+        grace_ms: 8 * HOUR,
+        max_clock_skew_ms: 1_000,
+        ..checkpoint_at_every_sync()
+    };
+    let start = wall_clock().0;
+    let at = |hours: u64| move || bucketsync::Timestamp(start + hours * HOUR);
+    // Only a writes checkpoints by its policy; the others' tails never make one due.
+    let quiet = bucketsync::CompactionPolicy {
+        min_tail_segments: u64::MAX,
+        max_tail_segments: u64::MAX,
+        ..policy
+    };
+    let engine = |id: u8| {
+        let mut e = Engine::new(
+            &key,
+            folder_store(dir.path()),
+            DeviceId([id; 16]),
+            bucketsync_suite::entropy(),
+        );
+        e.set_compaction(if id == 0xAA { policy } else { quiet });
+        e
+    };
+    let sync = |e: &mut Engine, hours: u64| {
+        bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours))
+            .expect("object errors do not fail a sync")
+    };
+    let mut a = engine(0xAA);
+    let mut c = engine(0xCC);
+    for k in ["a1", "a2", "a3"] {
+        a.put(k, format!("value of {k}"), at(0)());
+        sync(&mut a, 0);
+    }
+    // Devices that write: each publishes its manifest.
+    c.put("c1", "value of c1", at(0)());
+    sync(&mut c, 0);
+    assert!(has(&c, &["a1", "a2", "a3"]));
+    // a's checkpoint covers its log and its manifest says so; an hour later its segments go.
+    sync(&mut a, 1);
+    sync(&mut c, 1);
+    let deleting = sync(&mut a, 3);
+    assert!(
+        deleting.requests_of(bucketsync::RequestKind::DeleteSegment) > 0,
+        "a deleted its segments: {deleting}"
+    );
+    sync(&mut c, 3);
+    // Then a's checkpoint rots, and a is gone.
+    let vault = dir.path().join(key.vault_id().to_string());
+    let checkpoints: Vec<_> = fs::read_dir(vault.join(format!("c/{A}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for path in &checkpoints {
+        let mut rotted = fs::read(path).unwrap();
+        let middle = rotted.len() / 2;
+        rotted[middle] ^= 0x40;
+        fs::write(path, rotted).unwrap();
+    }
+    // A device that joins is stranded: a's records are in no object it can read.
+    let mut n = engine(0xEE);
+    n.put("n1", "value of n1", at(4)());
+    let joined = sync(&mut n, 4);
+    assert!(!has(&n, &["a1"]) && has(&n, &["c1"]), "{joined}");
+    assert!(
+        joined
+            .errors
+            .iter()
+            .any(|e| e.category() == Category::Corrupt),
+        "{joined}"
+    );
+    // c reads n's manifest, and writes a checkpoint of its own.
+    let helping = sync(&mut c, 5);
+    assert_eq!(
+        helping.requests_of(bucketsync::RequestKind::PutCheckpoint),
+        1,
+        "{helping}"
+    );
+    // n adopts it: everything a wrote reaches it.
+    let adopted = sync(&mut n, 6);
+    assert!(has(&n, &["a1", "a2", "a3", "c1"]), "{adopted}");
+    // And once n is past, c writes no more checkpoints for it.
+    sync(&mut n, 7);
+    let after = sync(&mut c, 8);
+    assert_eq!(
+        after.requests_of(bucketsync::RequestKind::PutCheckpoint),
+        0,
+        "{after}"
+    );
+}

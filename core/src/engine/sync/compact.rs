@@ -7,6 +7,7 @@
 //! names it is written only after the checkpoint is in the store. A crash in between leaves an
 //! unnamed checkpoint that nobody reads; the next compaction takes a new number.
 
+use super::prune::PRUNING_FORMAT;
 use super::{Pending, SyncRun};
 use crate::checkpoint::{self, checkpoint_name};
 use crate::engine::Engine;
@@ -115,6 +116,52 @@ impl Engine {
         tail
     }
 
+    /// Whether another device is stranded where this replica could bring it past: its latest
+    /// manifest, written well after the manifest of some device that says which of its
+    /// segments may be deleted, says it merged fewer of them than that (only a checkpoint
+    /// brings it past them), while this replica merged
+    /// them all, and no checkpoint of ours covers them, or one does but that device wrote its
+    /// manifest well after ours was written (so it had ours, and is still stranded: the one it
+    /// needed may have rotted in the bucket after its segments were deleted, and ours too).
+    /// A checkpoint of ours then covers them. A device that joined adopts a checkpoint before
+    /// its first manifest, and segments are deleted only below the checkpoint everyone names:
+    /// only a checkpoint that cannot be read leaves a device there. At most one checkpoint for
+    /// each of its manifests, which come at least every heartbeat period.
+    pub(super) fn peer_stranded_below_a_deletion(&self) -> bool {
+        let directory = self.state.directory();
+        let me = self.state.device;
+        let ours = directory
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.as_ref());
+        let written = directory.checkpoint_ms;
+        let margin = self.compaction.max_clock_skew_ms.saturating_mul(2);
+        self.active_peers()
+            .filter(|(peer, info)| {
+                !self.writes_no_more(**peer)
+                    && !self.held_by_everyone(info)
+                    && info.format >= PRUNING_FORMAT
+            })
+            .any(|(peer, info)| {
+                let after = |ms: u64| info.clock.wall_ms > ms.saturating_add(margin);
+                directory.devices.iter().any(|(of, of_info)| {
+                    let merged = info
+                        .merged
+                        .iter()
+                        .find(|(d, _)| d == of)
+                        .map_or(0, |(_, n)| *n);
+                    let covered = ours.is_some_and(|c| c.covers(*of) >= of_info.pruned);
+                    // Written well after the manifest that says those segments may be gone:
+                    // its sync read that manifest, and did not get past them.
+                    of != peer
+                        && merged < of_info.pruned
+                        && after(of_info.clock.wall_ms)
+                        && self.applied_of(*of) >= of_info.pruned
+                        && (!covered || after(written))
+                })
+            })
+    }
+
     /// Writes a checkpoint when the policy says so, this replica has merged everything the
     /// store showed it (a checkpoint must not miss anything below what it claims to cover), and
     /// it holds no unpushed write (a checkpoint holds only what the store holds: a write that
@@ -140,6 +187,7 @@ impl Engine {
                 matches!(s, crate::membership::Standing::Member(r) if r >= crate::grant::Role::Write)
             });
         let due = reseal
+            || self.peer_stranded_below_a_deletion()
             || self.compaction.due(
                 self.tail_segments(),
                 self.state.directory().tail_bytes,

@@ -16,7 +16,7 @@ use crate::ids::DeviceId;
 use crate::segment::segment_name;
 
 /// The first format whose readers know that segments may be deleted.
-const PRUNING_FORMAT: u8 = 4;
+pub(super) const PRUNING_FORMAT: u8 = 4;
 /// At most this many segments are deleted in one sync; the rest go with the next ones.
 const MAX_DELETES_PER_SYNC: u64 = 1000;
 

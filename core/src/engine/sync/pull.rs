@@ -350,7 +350,7 @@ impl Engine {
     }
 
     /// How many segments of `device` (ourselves included) are merged here.
-    fn applied_of(&self, device: DeviceId) -> u64 {
+    pub(super) fn applied_of(&self, device: DeviceId) -> u64 {
         if device == self.state.device {
             self.state.own().segments
         } else {
