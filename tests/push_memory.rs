@@ -14,7 +14,8 @@ use bucketsync::driver::Transport;
 use bucketsync::folder::FolderBucket;
 use bucketsync::session::{Durability, Session, SessionOptions, StateLocation};
 use bucketsync::{
-    CompactionPolicy, DeviceId, Engine, OpenMode, Request, RequestKind, Response, Result, VaultKey,
+    CompactionPolicy, DeviceId, Engine, OpenMode, Request, RequestKind, Response, Result,
+    SyncReport, VaultKey,
 };
 use bucketsync_suite::generated::Generated;
 use bucketsync_suite::{block_sync, entropy, folder_store, wall_clock};
@@ -103,6 +104,38 @@ impl Drop for AtWork {
 
 const VALUE_LEN: usize = 24 << 20;
 
+/// Runs `f`, and returns what it returned with the most bytes live meanwhile over what was
+/// live before it (the store's work left out).
+fn peak_over<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = LIVE.load(Ordering::SeqCst);
+    PEAK.store(before, Ordering::SeqCst);
+    let out = f();
+    let peak = PEAK.load(Ordering::SeqCst) - before;
+    eprintln!("peak over what was live before: {peak} bytes");
+    (out, peak)
+}
+
+/// One sync of `engine` on the local-folder bucket, the store's work not counted.
+fn sync_engine(engine: &mut Engine) -> SyncReport {
+    futures::executor::block_on(bucketsync::driver::sync(
+        engine,
+        &Uncounted(FolderBucket),
+        wall_clock,
+        bucketsync::driver::DEFAULT_CONCURRENCY,
+    ))
+    .unwrap()
+}
+
+/// One sync of `session` on the local-folder bucket, the store's work not counted.
+fn sync_session(session: &Session) -> SyncReport {
+    futures::executor::block_on(session.sync(
+        &Uncounted(FolderBucket),
+        bucketsync::driver::DEFAULT_CONCURRENCY,
+        |_| {},
+    ))
+    .unwrap()
+}
+
 /// Pushes one record of `value` from a new device, and returns the most bytes the sync held
 /// over what was live before it, and the size of the segment it stored.
 fn peak_of_a_push(value: Vec<u8>) -> (usize, usize) {
@@ -110,17 +143,7 @@ fn peak_of_a_push(value: Vec<u8>) -> (usize, usize) {
     let key = VaultKey::generate().unwrap();
     let mut engine = Engine::new(&key, folder_store(dir.path()), DeviceId([7; 16]), entropy());
     engine.put("big", value, wall_clock());
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    let report = futures::executor::block_on(bucketsync::driver::sync(
-        &mut engine,
-        &Uncounted(FolderBucket),
-        wall_clock,
-        bucketsync::driver::DEFAULT_CONCURRENCY,
-    ))
-    .unwrap();
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    eprintln!("peak over what was live before the sync: {peak} bytes");
+    let (report, peak) = peak_over(|| sync_engine(&mut engine));
     assert_eq!(report.pushed, 1, "{report}");
     let segment = bucketsync_suite::bucket_files(dir.path())
         .into_iter()
@@ -168,16 +191,7 @@ fn a_sessions_push_holds_its_segment_at_most_twice_and_the_snapshot_the_record_o
     session
         .put("big", Generated::new(2, VALUE_LEN as u64).to_vec())
         .unwrap();
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    let report = futures::executor::block_on(session.sync(
-        &Uncounted(FolderBucket),
-        bucketsync::driver::DEFAULT_CONCURRENCY,
-        |_| {},
-    ))
-    .unwrap();
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    eprintln!("peak over what was live before the sync: {peak} bytes");
+    let (report, peak) = peak_over(|| sync_session(&session));
     assert_eq!(report.pushed, 1, "{report}");
     assert!(peak >= VALUE_LEN, "the count missed the segment: {peak}");
     assert!(
@@ -238,17 +252,7 @@ fn a_checkpoint_holds_the_vault_once_more_while_it_is_written() {
         max_tail_segments: 1,
         ..CompactionPolicy::default()
     });
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    let report = futures::executor::block_on(bucketsync::driver::sync(
-        &mut engine,
-        &Uncounted(FolderBucket),
-        wall_clock,
-        bucketsync::driver::DEFAULT_CONCURRENCY,
-    ))
-    .unwrap();
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    eprintln!("peak over what was live before the sync: {peak} bytes");
+    let (report, peak) = peak_over(|| sync_engine(&mut engine));
     assert_eq!(
         report.requests_of(RequestKind::PutCheckpoint),
         1,
@@ -311,26 +315,14 @@ fn a_signed_segment_is_held_at_most_twice_too() {
     };
     let home = open(&bucket("home"), &key, "home.state", OpenMode::Create);
     let shared = home.create_shared(&bucket("shared"), "notes").unwrap();
-    let sync = |session: &Session| {
-        futures::executor::block_on(session.sync(
-            &Uncounted(FolderBucket),
-            bucketsync::driver::DEFAULT_CONCURRENCY,
-            |_| {},
-        ))
-        .unwrap()
-    };
-    sync(&home);
+    sync_session(&home);
     let notes = open(&shared.store, shared.key(), "notes.state", OpenMode::Create);
     notes.enter_shared(&home, &shared).unwrap();
-    sync(&notes);
+    sync_session(&notes);
     notes
         .put("big", Generated::new(3, VALUE_LEN as u64).to_vec())
         .unwrap();
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    let report = sync(&notes);
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    eprintln!("peak over what was live before the sync: {peak} bytes");
+    let (report, peak) = peak_over(|| sync_session(&notes));
     assert_eq!(report.pushed, 1, "{report}");
     let signed = bucketsync_suite::bucket_files(&dir.path().join("shared"))
         .into_iter()

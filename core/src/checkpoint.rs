@@ -150,16 +150,7 @@ pub(crate) fn seal(
     }
     debug_assert_eq!(buf.len() - start, 1 + len, "the length counted ahead");
     // Never deflated past what a reader inflates: a vault that large is stored as it is.
-    if compress && len <= MAX_INFLATED_LOG {
-        debug_assert!(
-            sealing.plain_from(start),
-            "deflated before any of it is encrypted"
-        );
-        codec::deflate_in_place(&mut sealing.buf, start);
-    }
-    let mut sealed = crypto::finish_seal(sealing);
-    sealed.shrink_to_fit();
-    sealed
+    crypto::finish_seal_coded(sealing, start, compress && len <= MAX_INFLATED_LOG)
 }
 
 /// How many bytes a record takes in a checkpoint's plaintext.

@@ -450,11 +450,6 @@ pub(crate) struct SealBuffer {
 }
 
 impl SealBuffer {
-    /// Whether nothing from `at` on is encrypted yet (so those bytes may still be rewritten).
-    pub fn plain_from(&self, at: usize) -> bool {
-        self.sealed <= at
-    }
-
     /// Encrypts the plaintext appended since the last call, in whole [`SEAL_STEP`]s (the rest
     /// waits for the next call, or [`finish_seal`]), while it is still in the cache. Cheap to
     /// call after every small append.
@@ -484,6 +479,22 @@ pub(crate) fn finish_seal(sealing: SealBuffer) -> Vec<u8> {
     let tag = aead.finish(ad_len, buf.len() - body_start).finalize();
     buf.extend_from_slice(&tag);
     buf
+}
+
+/// Finishes sealing a plaintext written after a codec byte [`codec::STORED`] at `start`
+/// (segments and checkpoints): deflated in its place first where `deflate` is set and that is
+/// shorter ([`codec::deflate_in_place`]); the buffer then gives back what it did not use.
+pub(crate) fn finish_seal_coded(mut sealing: SealBuffer, start: usize, deflate: bool) -> Vec<u8> {
+    if deflate {
+        debug_assert!(
+            sealing.sealed <= start,
+            "deflated before any of it is encrypted"
+        );
+        crate::codec::deflate_in_place(&mut sealing.buf, start);
+    }
+    let mut sealed = finish_seal(sealing);
+    sealed.shrink_to_fit();
+    sealed
 }
 
 /// Seals `plaintext` as one object.

@@ -226,19 +226,10 @@ pub(crate) fn seal_segment(
     let start = sealing.buf.len();
     sealing.buf.push(codec::STORED);
     encode_plaintext(&mut sealing.buf, device, seq, changes);
-    // Never deflated past what a reader inflates: a record that large is stored as it is.
-    if compress && len <= MAX_INFLATED_LOG {
-        debug_assert!(
-            sealing.plain_from(start),
-            "deflated before any of it is encrypted"
-        );
-        codec::deflate_in_place(&mut sealing.buf, start);
-    }
-    let mut sealed = crypto::finish_seal(sealing);
-    // Deflated, it took less than the buffer was made for: give the rest back, since the
-    // pending segment keeps this buffer until it lands.
-    sealed.shrink_to_fit();
-    Ok(sealed)
+    // Never deflated past what a reader inflates: a record that large is stored as it is. The
+    // pending segment keeps the buffer until it lands: what deflating freed is given back.
+    let deflate = compress && len <= MAX_INFLATED_LOG;
+    Ok(crypto::finish_seal_coded(sealing, start, deflate))
 }
 
 /// Opens segment `seq` of `device` in place, checking it is what its name says. A segment of
