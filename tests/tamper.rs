@@ -569,7 +569,7 @@ fn a_retired_devices_rotted_manifest_holds_up_no_collection() {
 /// device lost, or one that no longer writes): nobody else had reason to write a checkpoint
 /// (the vault's best one covered everything). A caught-up device now reads the stranded
 /// device's manifest (it merged fewer of a's segments than a deleted) and writes a checkpoint
-/// of its own, which the stranded device adopts.
+/// of its own, which the stranded device adopts; once, and no other device writes one too.
 #[test]
 fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoint() {
     const HOUR: u64 = 3_600_000;
@@ -606,6 +606,7 @@ fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoin
     };
     let mut a = engine(0xAA);
     let mut c = engine(0xCC);
+    let mut d = engine(0xDD);
     for k in ["a1", "a2", "a3"] {
         a.put(k, format!("value of {k}"), at(0)());
         sync(&mut a, 0);
@@ -614,6 +615,8 @@ fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoin
     c.put("c1", "value of c1", at(0)());
     sync(&mut c, 0);
     assert!(has(&c, &["a1", "a2", "a3"]));
+    d.put("d1", "value of d1", at(0)());
+    sync(&mut d, 0);
     // a's checkpoint covers its log and its manifest says so; an hour later its segments go.
     sync(&mut a, 1);
     sync(&mut c, 1);
@@ -623,6 +626,7 @@ fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoin
         "a deleted its segments: {deleting}"
     );
     sync(&mut c, 3);
+    sync(&mut d, 3);
     // Then a's checkpoint rots, and a is gone.
     let vault = dir.path().join(key.vault_id().to_string());
     let checkpoints: Vec<_> = fs::read_dir(vault.join(format!("c/{A}")))
@@ -654,15 +658,27 @@ fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoin
         1,
         "{helping}"
     );
+    // Once: not again at c's next sync, nor by d, also caught up, which finds c's checkpoint
+    // covering what n lacks.
+    for (e, name) in [(&mut c, "c"), (&mut d, "d")] {
+        let report = sync(e, 5);
+        assert_eq!(
+            report.requests_of(bucketsync::RequestKind::PutCheckpoint),
+            0,
+            "{name}: {report}"
+        );
+    }
     // n adopts it: everything a wrote reaches it.
     let adopted = sync(&mut n, 6);
-    assert!(has(&n, &["a1", "a2", "a3", "c1"]), "{adopted}");
-    // And once n is past, c writes no more checkpoints for it.
+    assert!(has(&n, &["a1", "a2", "a3", "c1", "d1"]), "{adopted}");
+    // And once n is past, nobody writes more checkpoints for it.
     sync(&mut n, 7);
-    let after = sync(&mut c, 8);
-    assert_eq!(
-        after.requests_of(bucketsync::RequestKind::PutCheckpoint),
-        0,
-        "{after}"
-    );
+    for e in [&mut c, &mut d] {
+        let after = sync(e, 8);
+        assert_eq!(
+            after.requests_of(bucketsync::RequestKind::PutCheckpoint),
+            0,
+            "{after}"
+        );
+    }
 }

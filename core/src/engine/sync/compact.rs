@@ -13,6 +13,7 @@ use crate::checkpoint::{self, checkpoint_name};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::http::{Method, RequestKind, Response};
+use crate::ids::DeviceId;
 use crate::manifest::CheckpointRef;
 
 /// When to write a checkpoint. The tails are the segments of every device that the best
@@ -79,7 +80,8 @@ impl Default for CompactionPolicy {
 }
 
 impl CompactionPolicy {
-    /// Never compact (so never collect tombstones either).
+    /// Never compact by the tails (so never collect tombstones either), but to bring another
+    /// device past a deletion it is stranded below (see FORMAT §8.9).
     pub const NEVER: CompactionPolicy = CompactionPolicy {
         min_tail_segments: u64::MAX,
         max_tail_segments: u64::MAX,
@@ -116,26 +118,39 @@ impl Engine {
         tail
     }
 
+    /// Whether the checkpoints this replica writes count: in a shared vault, only those of a
+    /// member whose role lets it write (readers refuse the others).
+    fn may_write_checkpoints(&self) -> bool {
+        !self.is_shared()
+            || self.own_standing().is_some_and(|s| {
+                matches!(s, crate::membership::Standing::Member(r) if r >= crate::grant::Role::Write)
+            })
+    }
+
     /// Whether another device is stranded where this replica could bring it past: its latest
-    /// manifest, written well after the manifest of some device that says which of its
-    /// segments may be deleted, says it merged fewer of them than that (only a checkpoint
-    /// brings it past them), while this replica merged
-    /// them all, and no checkpoint of ours covers them, or one does but that device wrote its
-    /// manifest well after ours was written (so it had ours, and is still stranded: the one it
-    /// needed may have rotted in the bucket after its segments were deleted, and ours too).
-    /// A checkpoint of ours then covers them. A device that joined adopts a checkpoint before
-    /// its first manifest, and segments are deleted only below the checkpoint everyone names:
-    /// only a checkpoint that cannot be read leaves a device there. At most one checkpoint for
-    /// each of its manifests, which come at least every heartbeat period.
+    /// manifest, written well after the latest manifest of some other device `E`, says it
+    /// merged fewer of `E`'s segments than `E` said may be deleted (only a checkpoint brings it
+    /// past them), while this replica merged them all, and no device but `E` names a
+    /// checkpoint that covers them. Then the one it needed (of `E`'s) may have rotted in the
+    /// bucket after those segments were deleted, and no other device had reason to write one.
+    ///
+    /// Once a checkpoint of another device covers them, no one writes another for them: at
+    /// most one such checkpoint in the vault each time `E` deletes further, whatever keeps the
+    /// device stranded (a manifest stamped ahead can look later than it was; a device may fail
+    /// to read a checkpoint for other reasons). Only a member that may write checkpoints does.
     pub(super) fn peer_stranded_below_a_deletion(&self) -> bool {
+        if !self.may_write_checkpoints() {
+            return false;
+        }
         let directory = self.state.directory();
         let me = self.state.device;
-        let ours = directory
-            .devices
-            .get(&me)
-            .and_then(|i| i.checkpoint.as_ref());
-        let written = directory.checkpoint_ms;
         let margin = self.compaction.max_clock_skew_ms.saturating_mul(2);
+        // Whether a device other than `of` names a checkpoint covering `of` up to `n`.
+        let covered_elsewhere = |of: &DeviceId, n: u64| {
+            directory.devices.iter().any(|(d, info)| {
+                d != of && info.checkpoint.as_ref().is_some_and(|c| c.covers(*of) >= n)
+            })
+        };
         self.active_peers()
             .filter(|(peer, info)| {
                 !self.writes_no_more(**peer)
@@ -143,21 +158,20 @@ impl Engine {
                     && info.format >= PRUNING_FORMAT
             })
             .any(|(peer, info)| {
-                let after = |ms: u64| info.clock.wall_ms > ms.saturating_add(margin);
                 directory.devices.iter().any(|(of, of_info)| {
                     let merged = info
                         .merged
                         .iter()
                         .find(|(d, _)| d == of)
                         .map_or(0, |(_, n)| *n);
-                    let covered = ours.is_some_and(|c| c.covers(*of) >= of_info.pruned);
                     // Written well after the manifest that says those segments may be gone:
                     // its sync read that manifest, and did not get past them.
                     of != peer
+                        && *of != me
                         && merged < of_info.pruned
-                        && after(of_info.clock.wall_ms)
+                        && info.clock.wall_ms > of_info.clock.wall_ms.saturating_add(margin)
                         && self.applied_of(*of) >= of_info.pruned
-                        && (!covered || after(written))
+                        && !covered_elsewhere(of, of_info.pruned)
                 })
             })
     }
@@ -183,9 +197,7 @@ impl Engine {
         // generation at once (a checkpoint), whatever the tails.
         let reseal = self.is_shared()
             && self.current_generation() > self.state.directory().sharing.resealed
-            && self.own_standing().is_some_and(|s| {
-                matches!(s, crate::membership::Standing::Member(r) if r >= crate::grant::Role::Write)
-            });
+            && self.may_write_checkpoints();
         let due = reseal
             || self.peer_stranded_below_a_deletion()
             || self.compaction.due(
