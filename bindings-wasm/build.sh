@@ -105,6 +105,12 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # device's unread manifest holding up no segment deletion, an empty former id passed at once:
 # 488,712 -> 489,512 (+0.8 KB, measured in one run at the start and the end of the session):
 # the bar moved to 490,000.
-bar=490000
+# Clocks apart reported (issue 54: Error::ClockApart, its check after the manifests and its
+# message), a checkpoint written for a device stranded by a rotted one, and journal entries and
+# checkpoints written into their sealed buffers once (a Delta handed to the journal, the coded
+# plaintext deflated in place): 489,512 (the last fresh-clone CI) -> 490,457 (+0.9 KB, local;
+# a message cut by half saved 61 bytes, and was not kept): the bar
+# moved to 491,000.
+bar=491000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
