@@ -1018,14 +1018,14 @@ impl Sim {
             if others.contains(&writer)
                 && unchanged
                 && !self.rotted.contains_key(key)
-                && clock > end + margin
+                && clock > end.saturating_add(margin)
                 && clock <= limit
                 && !engine.is_retired(writer)
             {
                 assert!(
                     apart.contains(&writer),
                     "r{r}'s sync did not report the manifest of {writer}, {} ms ahead of its clock: {report}",
-                    clock - end
+                    clock.saturating_sub(end)
                 );
                 required += 1;
             }
