@@ -229,3 +229,103 @@ fn a_replica_restored_from_a_backup_after_a_late_manifest_put_is_no_rollback_to_
     assert!(report.errors.is_empty(), "{report}: {:?}", report.errors);
     assert_eq!(b.get(b"after"), Some(&b"written after the restore"[..]));
 }
+
+/// A replica that starts over leaves its old id's log behind (segments, and checkpoints that
+/// each copy the whole vault), and nobody else may delete it. The new id closes it once its own
+/// checkpoint covers it, and deletes it a heartbeat later; what the old id wrote still reaches
+/// a device that joins, and the replica still answers to its old id.
+#[test]
+fn a_former_ids_segments_and_checkpoints_are_collected_and_its_writes_still_reach_a_new_device() {
+    const HOUR: u64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([0x5a; 32]);
+    const A: DeviceId = DeviceId([0xA1; 16]);
+    const B: DeviceId = DeviceId([0xB2; 16]);
+    // A grace period of 8 hours (a heartbeat: one hour), clocks within a second; a checkpoint
+    // whenever a segment was pushed since the last one.
+    let policy = bucketsync::CompactionPolicy {
+        grace_ms: 8 * HOUR,
+        max_clock_skew_ms: 1_000,
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    };
+    let at = |hours: u64| move || Timestamp(T.0 + hours * HOUR);
+    let engine = |id: DeviceId| {
+        let mut e = Engine::new(
+            &key,
+            folder_store(dir.path()),
+            id,
+            bucketsync_suite::entropy(),
+        );
+        e.set_compaction(policy);
+        e
+    };
+    let sync = |e: &mut Engine, hours: u64| {
+        let report = bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours)).unwrap();
+        assert!(report.errors.is_empty(), "{report}");
+        report
+    };
+    let vault = dir.path().join(key.vault_id().to_string());
+    let objects = |folder: &str| -> usize {
+        std::fs::read_dir(vault.join(folder)).map_or(0, |entries| entries.count())
+    };
+    let mut a = engine(A);
+    let mut b = engine(B);
+    // d merges the old id's first segment only, and is back within the grace period, after
+    // the rest of that log is gone.
+    let mut d = engine(DeviceId([0xD4; 16]));
+    for k in ["a1", "a2"] {
+        a.put(k, format!("value of {k}"), at(0)());
+        sync(&mut a, 0);
+        if k == "a1" {
+            d.put("d1", "value of d1", at(0)());
+            sync(&mut d, 0);
+        }
+    }
+    b.put("b1", "value of b1", at(0)());
+    sync(&mut b, 0);
+    a.put("a3", "value of a3", at(0)());
+    sync(&mut a, 0);
+    let (segments, checkpoints) = (format!("s/{A}"), format!("c/{A}"));
+    assert!(objects(&segments) >= 3 && objects(&checkpoints) >= 1);
+    // b retires a; a starts over when it syncs next, as a new id.
+    sync(&mut b, 1);
+    b.retire(A).unwrap();
+    sync(&mut b, 1);
+    let report = sync(&mut a, 2);
+    assert_eq!(report.started_over, Some(A), "{report}");
+    let new_id = a.device();
+    // Hours pass with both devices syncing now and then.
+    for hour in [3, 4] {
+        sync(&mut a, hour);
+        sync(&mut b, hour);
+    }
+    assert_eq!(
+        (objects(&segments), objects(&checkpoints)),
+        (0, 0),
+        "the old id's log is gone"
+    );
+    // Its manifest stays, saying where the old log ended; the replica still answers to A.
+    assert!(vault.join(format!("m/{A}")).exists());
+    assert!(a.was_device(A) && a.device() == new_id);
+    // d, back, and a device that joins get everything the old id wrote, from a checkpoint.
+    let back = sync(&mut d, 7);
+    let mut c = engine(DeviceId([0xC3; 16]));
+    let joined = sync(&mut c, 7);
+    for (e, report) in [(&d, &back), (&c, &joined)] {
+        for k in ["a1", "a2", "a3", "b1", "d1"] {
+            assert_eq!(
+                e.get(k.as_bytes()),
+                Some(format!("value of {k}").as_bytes()),
+                "{k}: {report}"
+            );
+        }
+    }
+    // And nothing more is written or listed for the old id once it is gone.
+    let quiet = sync(&mut a, 8);
+    assert_eq!(quiet.requests_of(RequestKind::ListSegments), 0, "{quiet}");
+    assert_eq!(quiet.requests_of(RequestKind::PutCheckpoint), 0, "{quiet}");
+}

@@ -354,7 +354,8 @@ impl From<&bucketsync::SyncReport> for SyncReport {
             requests: r.requests(),
             list_requests: r.requests_of(RequestKind::List)
                 + r.requests_of(RequestKind::ListVaults)
-                + r.requests_of(RequestKind::ListCheckpoints),
+                + r.requests_of(RequestKind::ListCheckpoints)
+                + r.requests_of(RequestKind::ListSegments),
             get_requests: r.requests_of(RequestKind::GetManifest)
                 + r.requests_of(RequestKind::GetSegment)
                 + r.requests_of(RequestKind::GetCheckpoint),

@@ -293,7 +293,7 @@ export type SharedOpenOptions = Omit<OpenOptions, 'store' | 'key' | 'mode'>;
 export type RequestKind =
   | 'list' | 'get-manifest' | 'get-segment' | 'put-segment' | 'put-manifest'
   | 'get-checkpoint' | 'put-checkpoint' | 'list-vaults' | 'list-checkpoints' | 'delete-checkpoint'
-  | 'delete-segment'
+  | 'delete-segment' | 'list-segments'
   | 'check-create' | 'put-pack' | 'get-chunks' | 'list-packs' | 'delete-pack' | 'list-redirects'
   | 'get-redirect' | 'put-redirect' | 'get-hint' | 'put-hint' | 'put-grant' | 'get-grant';
 

@@ -52,10 +52,15 @@ pub enum RequestKind {
     /// One page of the listing of every checkpoint in the vault: only when segments were
     /// deleted and no checkpoint a manifest names covers them.
     ListCheckpoints,
-    /// Deleting one of our checkpoints that a newer one replaced.
+    /// Deleting one of our checkpoints that a newer one replaced, or one of an id we had
+    /// before we started over.
     DeleteCheckpoint,
-    /// Deleting one of our segments that a checkpoint covers.
+    /// Deleting one of our segments that a checkpoint covers, or one of an id we had before we
+    /// started over.
     DeleteSegment,
+    /// One page of the listing of the segments of an id we had before we started over, to
+    /// delete them (about once a process, while that id's log is not gone).
+    ListSegments,
     /// Creating a segment just stored a second time, byte for byte, to learn whether the store
     /// refuses it (`If-None-Match`): once a month, with a small segment.
     CheckCreate,
@@ -85,7 +90,7 @@ pub enum RequestKind {
 
 impl RequestKind {
     /// Every kind, in report order.
-    pub const ALL: [RequestKind; 23] = [
+    pub const ALL: [RequestKind; 24] = [
         RequestKind::List,
         RequestKind::GetManifest,
         RequestKind::GetSegment,
@@ -97,6 +102,7 @@ impl RequestKind {
         RequestKind::ListCheckpoints,
         RequestKind::DeleteCheckpoint,
         RequestKind::DeleteSegment,
+        RequestKind::ListSegments,
         RequestKind::CheckCreate,
         RequestKind::PutPack,
         RequestKind::GetChunks,
@@ -125,6 +131,7 @@ impl RequestKind {
             RequestKind::ListCheckpoints => "list-checkpoints",
             RequestKind::DeleteCheckpoint => "delete-checkpoint",
             RequestKind::DeleteSegment => "delete-segment",
+            RequestKind::ListSegments => "list-segments",
             RequestKind::CheckCreate => "check-create",
             RequestKind::PutPack => "put-pack",
             RequestKind::GetChunks => "get-chunks",

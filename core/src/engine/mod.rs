@@ -180,6 +180,8 @@ pub struct Engine {
     /// again for a damaged segment they cover (only for deleted segments nothing else
     /// covers). (A list: there are none, or a handful.)
     unreadable_checkpoints: Vec<(DeviceId, u64)>,
+    /// Former ids of ours whose log this process listed and found gone: not listed again.
+    former_logs_gone: std::collections::HashSet<DeviceId>,
     /// The redirects of our repacked packs read or written by this process, by the pack they
     /// lead away from (they never change).
     redirects:
@@ -326,6 +328,7 @@ impl Engine {
             collected_packs: std::collections::HashSet::new(),
             refused_checkpoints: Vec::new(),
             unreadable_checkpoints: Vec::new(),
+            former_logs_gone: Default::default(),
             redirects: std::collections::HashMap::new(),
             folder: format!("{}{vault}/", store.prefix()),
             store,

@@ -9,6 +9,7 @@ use super::{Engine, Lifecycle};
 
 mod ahead;
 pub(crate) mod compact;
+mod former;
 mod freeze;
 mod gc;
 mod hint;
@@ -136,6 +137,19 @@ enum Pending {
     DeleteSegment {
         seq: u64,
     },
+    /// Our former id's manifest, written to close its log.
+    CloseFormerLog {
+        device: DeviceId,
+    },
+    /// One page of the listing of a former id's segments or checkpoints.
+    ListFormerLog {
+        device: DeviceId,
+        folder: former::LogFolder,
+    },
+    /// Deleting a segment or checkpoint of a former id (its name inside the vault folder).
+    DeleteFormerLog {
+        name: String,
+    },
     ListPacks,
     DeletePack {
         /// Whose pack: ours, or one of an id we had before we started over.
@@ -246,6 +260,8 @@ pub(crate) struct SyncRun {
     survey: Option<packs::Survey>,
     /// Pages of our packs' and redirects' listings asked for.
     pack_pages: usize,
+    /// Listings and deletions of our former ids' logs.
+    former_logs: former::FormerLogs,
     /// Chunks of mostly-garbage packs being moved into a new pack.
     repacking: Option<repack::Repacking>,
     /// A poll goes on into a full sync even when the change hint has not moved.
@@ -280,6 +296,7 @@ impl SyncRun {
             deleted_segments: Default::default(),
             survey: None,
             pack_pages: 0,
+            former_logs: Default::default(),
             repacking: None,
             list_anyway: true,
             published: false,
@@ -710,6 +727,7 @@ impl Engine {
                     if run.failure.is_none() && run.may_push {
                         self.plan_sweep(run);
                         self.plan_segment_deletes(run);
+                        self.plan_former_logs(run);
                     }
                 }
                 Phase::Sweeping => {
@@ -753,6 +771,11 @@ impl Engine {
                 self.on_delete_checkpoint(run, number, response)
             }
             Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
+            Pending::CloseFormerLog { device } => self.on_close_former_log(run, device, response),
+            Pending::ListFormerLog { device, folder } => {
+                self.on_former_list(run, device, folder, response)
+            }
+            Pending::DeleteFormerLog { name } => self.on_delete_former_log(run, name, response),
             Pending::ListPacks => self.on_pack_list(run, response),
             Pending::DeletePack { device, pack } => {
                 self.on_delete_pack(run, device, pack, response)

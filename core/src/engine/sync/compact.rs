@@ -120,7 +120,7 @@ impl Engine {
 
     /// Whether the checkpoints this replica writes count: in a shared vault, only those of a
     /// member whose role lets it write (readers refuse the others).
-    fn may_write_checkpoints(&self) -> bool {
+    pub(super) fn may_write_checkpoints(&self) -> bool {
         !self.is_shared()
             || self.own_standing().is_some_and(|s| {
                 matches!(s, crate::membership::Standing::Member(r) if r >= crate::grant::Role::Write)
@@ -144,7 +144,7 @@ impl Engine {
         }
         let directory = self.state.directory();
         let me = self.state.device;
-        let margin = self.compaction.max_clock_skew_ms.saturating_mul(2);
+        let margin = self.clock_margin_ms();
         // Whether a device other than `of` names a checkpoint covering `of` up to `n`.
         let covered_elsewhere = |of: &DeviceId, n: u64| {
             directory.devices.iter().any(|(d, info)| {
@@ -200,6 +200,7 @@ impl Engine {
             && self.may_write_checkpoints();
         let due = reseal
             || self.peer_stranded_below_a_deletion()
+            || self.former_log_awaits_checkpoint(run)
             || self.compaction.due(
                 self.tail_segments(),
                 self.state.directory().tail_bytes,
