@@ -682,3 +682,90 @@ fn a_device_stranded_by_a_rotted_checkpoint_is_brought_past_by_a_peers_checkpoin
         );
     }
 }
+
+/// The same rot, with no other device to help: the deleting device reads its own checkpoint
+/// back once it sees a device stranded below its deletion, finds it damaged, and writes a new
+/// one.
+#[test]
+fn a_device_stranded_by_its_peers_rotted_checkpoint_is_brought_past_by_that_peer() {
+    const HOUR: u64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate().unwrap();
+    let policy = bucketsync::CompactionPolicy {
+        grace_ms: 8 * HOUR,
+        max_clock_skew_ms: 1_000,
+        ..checkpoint_at_every_sync()
+    };
+    let start = wall_clock().0;
+    let at = |hours: u64| move || bucketsync::Timestamp(start + hours * HOUR);
+    let engine = |id: u8| {
+        let mut e = Engine::new(
+            &key,
+            folder_store(dir.path()),
+            DeviceId([id; 16]),
+            bucketsync_suite::entropy(),
+        );
+        e.set_compaction(policy);
+        e
+    };
+    let sync = |e: &mut Engine, hours: u64| {
+        bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours))
+            .expect("object errors do not fail a sync")
+    };
+    let mut a = engine(0xAA);
+    for k in ["a1", "a2", "a3"] {
+        a.put(k, format!("value of {k}"), at(0)());
+        sync(&mut a, 0);
+    }
+    sync(&mut a, 1);
+    let deleting = sync(&mut a, 3);
+    assert!(
+        deleting.requests_of(bucketsync::RequestKind::DeleteSegment) > 0,
+        "a deleted its segments: {deleting}"
+    );
+    // From here on a's tails never make a checkpoint due.
+    a.set_compaction(bucketsync::CompactionPolicy {
+        min_tail_segments: u64::MAX,
+        max_tail_segments: u64::MAX,
+        ..policy
+    });
+    let vault = dir.path().join(key.vault_id().to_string());
+    for entry in fs::read_dir(vault.join(format!("c/{A}"))).unwrap() {
+        let path = entry.unwrap().path();
+        let mut rotted = fs::read(&path).unwrap();
+        let middle = rotted.len() / 2;
+        rotted[middle] ^= 0x40;
+        fs::write(&path, rotted).unwrap();
+    }
+    // n joins, stranded: a's records are in no object it can read.
+    let mut n = engine(0xEE);
+    n.put("n1", "value of n1", at(4)());
+    let joined = sync(&mut n, 4);
+    assert!(!has(&n, &["a1"]), "{joined}");
+    // a reads n's manifest, reads its checkpoint back, and writes a new one.
+    let helping = sync(&mut a, 5);
+    assert_eq!(
+        helping.requests_of(bucketsync::RequestKind::PutCheckpoint),
+        1,
+        "{helping}"
+    );
+    assert!(
+        helping
+            .errors
+            .iter()
+            .any(|e| e.category() == Category::Corrupt),
+        "the damage is reported: {helping}"
+    );
+    let adopted = sync(&mut n, 6);
+    assert!(has(&n, &["a1", "a2", "a3", "n1"]), "{adopted}");
+    // Once: a reads its checkpoint back at most once a process, and n is past.
+    for hours in [7, 8] {
+        let after = sync(&mut a, hours);
+        assert_eq!(
+            after.requests_of(bucketsync::RequestKind::GetCheckpoint)
+                + after.requests_of(bucketsync::RequestKind::PutCheckpoint),
+            0,
+            "{after}"
+        );
+    }
+}

@@ -180,6 +180,9 @@ pub struct Engine {
     /// again for a damaged segment they cover (only for deleted segments nothing else
     /// covers). (A list: there are none, or a handful.)
     unreadable_checkpoints: Vec<(DeviceId, u64)>,
+    /// Our checkpoint this process read back for a peer stranded below our deletion (and
+    /// found sound, or replaced): not read back again.
+    own_checkpoint_read_back: Option<u64>,
     /// Former ids of ours whose log this process listed and found gone: not listed again.
     former_logs_gone: std::collections::HashSet<DeviceId>,
     /// The redirects of our repacked packs read or written by this process, by the pack they
@@ -328,6 +331,7 @@ impl Engine {
             collected_packs: std::collections::HashSet::new(),
             refused_checkpoints: Vec::new(),
             unreadable_checkpoints: Vec::new(),
+            own_checkpoint_read_back: None,
             former_logs_gone: Default::default(),
             redirects: std::collections::HashMap::new(),
             folder: format!("{}{vault}/", store.prefix()),

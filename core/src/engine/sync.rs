@@ -23,6 +23,7 @@ mod prune;
 mod pull;
 mod push;
 mod repack;
+mod stranded;
 mod unnamed_checkpoints;
 use crate::clock::Stamp;
 use crate::error::{Error, Result};
@@ -136,6 +137,10 @@ enum Pending {
     },
     DeleteSegment {
         seq: u64,
+    },
+    /// Our own checkpoint, read back because a peer is stranded below our deletion.
+    OwnCheckpoint {
+        number: u64,
     },
     /// Our former id's manifest, written to close its log.
     CloseFormerLog {
@@ -771,6 +776,7 @@ impl Engine {
                 self.on_delete_checkpoint(run, number, response)
             }
             Pending::DeleteSegment { seq } => self.on_delete_segment(run, seq, response),
+            Pending::OwnCheckpoint { number } => self.on_own_checkpoint(run, number, response),
             Pending::CloseFormerLog { device } => self.on_close_former_log(run, device, response),
             Pending::ListFormerLog { device, folder } => {
                 self.on_former_list(run, device, folder, response)

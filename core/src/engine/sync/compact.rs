@@ -7,13 +7,11 @@
 //! names it is written only after the checkpoint is in the store. A crash in between leaves an
 //! unnamed checkpoint that nobody reads; the next compaction takes a new number.
 
-use super::prune::PRUNING_FORMAT;
 use super::{Pending, SyncRun};
 use crate::checkpoint::{self, checkpoint_name};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::http::{Method, RequestKind, Response};
-use crate::ids::DeviceId;
 use crate::manifest::CheckpointRef;
 
 /// When to write a checkpoint. The tails are the segments of every device that the best
@@ -127,55 +125,6 @@ impl Engine {
             })
     }
 
-    /// Whether another device is stranded where this replica could bring it past: its latest
-    /// manifest, written well after the latest manifest of some other device `E`, says it
-    /// merged fewer of `E`'s segments than `E` said may be deleted (only a checkpoint brings it
-    /// past them), while this replica merged them all, and no device but `E` names a
-    /// checkpoint that covers them. Then the one it needed (of `E`'s) may have rotted in the
-    /// bucket after those segments were deleted, and no other device had reason to write one.
-    ///
-    /// Once a checkpoint of another device covers them, no one writes another for them: at
-    /// most one such checkpoint in the vault each time `E` deletes further, whatever keeps the
-    /// device stranded (a manifest stamped ahead can look later than it was; a device may fail
-    /// to read a checkpoint for other reasons). Only a member that may write checkpoints does.
-    pub(super) fn peer_stranded_below_a_deletion(&self) -> bool {
-        if !self.may_write_checkpoints() {
-            return false;
-        }
-        let directory = self.state.directory();
-        let me = self.state.device;
-        let margin = self.clock_margin_ms();
-        // Whether a device other than `of` names a checkpoint covering `of` up to `n`.
-        let covered_elsewhere = |of: &DeviceId, n: u64| {
-            directory.devices.iter().any(|(d, info)| {
-                d != of && info.checkpoint.as_ref().is_some_and(|c| c.covers(*of) >= n)
-            })
-        };
-        self.active_peers()
-            .filter(|(peer, info)| {
-                !self.writes_no_more(**peer)
-                    && !self.held_by_everyone(info)
-                    && info.format >= PRUNING_FORMAT
-            })
-            .any(|(peer, info)| {
-                directory.devices.iter().any(|(of, of_info)| {
-                    let merged = info
-                        .merged
-                        .iter()
-                        .find(|(d, _)| d == of)
-                        .map_or(0, |(_, n)| *n);
-                    // Written well after the manifest that says those segments may be gone:
-                    // its sync read that manifest, and did not get past them.
-                    of != peer
-                        && *of != me
-                        && merged < of_info.pruned
-                        && info.clock.wall_ms > of_info.clock.wall_ms.saturating_add(margin)
-                        && self.applied_of(*of) >= of_info.pruned
-                        && !covered_elsewhere(of, of_info.pruned)
-                })
-            })
-    }
-
     /// Writes a checkpoint when the policy says so, this replica has merged everything the
     /// store showed it (a checkpoint must not miss anything below what it claims to cover), and
     /// it holds no unpushed write (a checkpoint holds only what the store holds: a write that
@@ -206,9 +155,17 @@ impl Engine {
                 self.state.directory().tail_bytes,
                 checkpoint_bytes,
             );
-        if !due {
-            return;
+        if due {
+            self.write_checkpoint(run);
+        } else if let Some(number) = self.own_checkpoint_to_verify() {
+            self.queue_own_checkpoint_check(run, number);
         }
+    }
+
+    /// Writes a checkpoint of everything merged here (the caller checked that this replica is
+    /// caught up and holds no unpushed write).
+    pub(super) fn write_checkpoint(&mut self, run: &mut SyncRun) {
+        let own = self.state.own();
         let me = self.state.device;
         let mut covers: Vec<_> = self
             .state
