@@ -891,3 +891,84 @@ fn a_restart_never_reuses_chunks_of_packs_whose_deletes_are_on_the_way() {
         read_back(&fresh, &t, "again", 1, len).await;
     });
 }
+
+/// A state restored from a backup (a phone restored, a VM snapshot) taken while a file was
+/// live, after that file was deleted and its packs collected: the restored state still lists
+/// the file, and an upload of the same bytes must not reference the chunks of packs that are
+/// gone.
+#[test]
+fn a_state_restored_from_a_backup_never_reuses_chunks_of_packs_collected_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let store = format!("file://{}", bucket.display());
+    let key = VaultKey::generate().unwrap();
+    let states = dir.path().join("states");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&states).unwrap();
+    let state = states.join("a.state");
+    let clock = Clock::at(1_767_225_600_000);
+    let open = || {
+        let now = clock.0.clone();
+        Session::open(SessionOptions {
+            device: Some("a"),
+            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
+            ..SessionOptions::new(
+                &store,
+                &key,
+                StateLocation::File {
+                    path: &state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    };
+    let copy_dir = |from: &Path, to: &Path| {
+        let _ = std::fs::remove_dir_all(to);
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    let t = FolderBucket;
+    let len = 3 * MIB + 77;
+    block_on(async {
+        let a = open();
+        assert!(put(&a, &t, "doomed", 1, len).await > 0);
+        sync(&a, &t).await;
+        let doomed = folder_packs(&bucket, &key, &a);
+        drop(a);
+        copy_dir(&states, &backup);
+
+        let a = open();
+        a.delete("doomed").unwrap();
+        sync(&a, &t).await;
+        for _ in 0..90 {
+            clock.advance(DAY);
+            sync(&a, &t).await;
+        }
+        assert!(
+            folder_packs(&bucket, &key, &a).is_disjoint(&doomed),
+            "the packs were collected"
+        );
+        drop(a);
+
+        // The backup comes back, and the same bytes are stored again before any sync.
+        copy_dir(&backup, &states);
+        let a = open();
+        put(&a, &t, "again", 1, len).await;
+        let report = a.sync(&t, DEFAULT_CONCURRENCY, |_| {}).await.unwrap();
+        assert!(
+            report
+                .errors
+                .iter()
+                .all(|e| e.category() != bucketsync::Category::Corrupt),
+            "{report}"
+        );
+        read_back(&a, &t, "again", 1, len).await;
+        let fresh = clock.open(&store, &key, "fresh", CompactionPolicy::default());
+        sync(&fresh, &t).await;
+        read_back(&fresh, &t, "again", 1, len).await;
+    });
+}

@@ -845,7 +845,8 @@ impl Files {
         }
         // A batch's length is not known up front (as `Session::put_files` begins it).
         let size = batch.is_none().then_some(len);
-        let upload = self.replicas[r].engine.begin_upload(size, pack_size);
+        let now = self.time(r);
+        let upload = self.replicas[r].engine.begin_upload(size, pack_size, now);
         let (piece, pieces) = match self.side.chance(250) {
             true => (64 << 10, 1),
             false => (256 << 10, 8),

@@ -101,7 +101,18 @@ impl Engine {
     /// state), so that a process killed half-way leaves what it stored of its packs in parts
     /// to the next. When the upload ends, store the value it gives under the file's key with
     /// [`Engine::put`], and hand the upload to [`Engine::end_upload`] (also when it failed).
-    pub fn begin_upload(&mut self, size: Option<u64>, pack_size: Option<usize>) -> Upload {
+    ///
+    /// `now` is the wall time. A replica out of touch for longer than the grace period (it
+    /// starts over at its next sync) references no chunk of the files its records name: its
+    /// records may be older than what pack collection deleted since (a state restored from a
+    /// backup taken while a file was live, after that file was deleted and its packs
+    /// collected), so those chunks are sent again.
+    pub fn begin_upload(
+        &mut self,
+        size: Option<u64>,
+        pack_size: Option<usize>,
+        now: Timestamp,
+    ) -> Upload {
         // Files are sealed under the newest key generation held, as segments are.
         let generation = self.current_generation();
         let keys = self
@@ -109,7 +120,8 @@ impl Engine {
             .expect("the newest generation held is held");
         let mut known = HashMap::new();
         let mut referenced = HashSet::new();
-        for (_, record) in self.state.records().iter() {
+        let records_current = !self.silent_too_long(now);
+        for (_, record) in self.state.records().iter().filter(|_| records_current) {
             let Some(value) = record.value.as_deref().filter(|v| FileValue::is_file(v)) else {
                 continue;
             };

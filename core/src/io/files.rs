@@ -272,7 +272,8 @@ impl Session {
         self.check_writable()?;
         self.clear_cancel();
         let key = key.into();
-        let upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size))?;
+        let now = self.now();
+        let upload = self.configure(|e| e.begin_upload(source.len_hint(), pack_size, now))?;
         let mut upload = Ending::new(self, upload);
         let mut flight = Flight::new(
             transport,
@@ -363,7 +364,8 @@ impl Session {
     ) -> Result<FileReport> {
         self.check_writable()?;
         self.clear_cancel();
-        let upload = self.configure(|e| e.begin_upload(None, pack_size))?;
+        let now = self.now();
+        let upload = self.configure(|e| e.begin_upload(None, pack_size, now))?;
         let mut upload = Ending::new(self, upload);
         let mut flight = Flight::new(transport, FileProgress::default());
         let mut run = BatchRun {

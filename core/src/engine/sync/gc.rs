@@ -68,7 +68,7 @@ impl Engine {
     /// write in a segment of ours that no manifest names (a crash between the two PUTs) counts
     /// as unpushed: nobody reads it (found by the simulation, seed 117190: a checkpoint
     /// adopted meanwhile dropped it as collected).
-    pub(super) fn silent_too_long(&self, now: Timestamp) -> bool {
+    pub(in crate::engine) fn silent_too_long(&self, now: Timestamp) -> bool {
         let caught_up = self.state.directory().caught_up_ms;
         let since = if caught_up > 0 {
             caught_up
