@@ -410,7 +410,7 @@ mod tests {
             .directory_mut()
             .resumable_packs
             .push(in_parts.clone());
-        let mut before = engine.begin_upload(Some(5), None);
+        let mut before = engine.begin_upload(Some(5), None, Timestamp(0));
         assert_eq!(before.generation(), 0);
         // Generation 1 arrives (a grant after a revocation).
         engine.add_keys(&[GenerationKey {
@@ -418,7 +418,7 @@ mod tests {
             key: VaultKey::from_bytes([3; 32]),
         }]);
         assert!(engine.state.directory().resumable_packs.is_empty());
-        let mut after = engine.begin_upload(Some(5), None);
+        let mut after = engine.begin_upload(Some(5), None, Timestamp(0));
         assert_eq!(after.generation(), 1);
         for upload in [&mut before, &mut after] {
             upload.write(b"hello").unwrap();
@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn files_of_one_upload_share_packs_and_wait_for_them() {
         let mut engine = quiet_engine();
-        let mut upload = engine.begin_upload(None, None);
+        let mut upload = engine.begin_upload(None, None, Timestamp(0));
         let contents: Vec<Vec<u8>> = (0..12).map(|i| noise(i, 10_000 + usize::from(i))).collect();
         for content in &contents {
             upload.write(content).unwrap();
@@ -570,7 +570,7 @@ mod tests {
         assert_eq!(totals.requests, puts.len() as u64);
 
         // A pack that cannot be stored: none of the files in it is ever handed out.
-        let mut upload = engine.begin_upload(None, None);
+        let mut upload = engine.begin_upload(None, None, Timestamp(0));
         for content in &contents[..3] {
             upload.write(content).unwrap();
             upload.end_file().unwrap();
@@ -625,7 +625,7 @@ mod tests {
         files.push(prose(201, 9_000_000));
         let stored = |threads: usize| {
             let mut engine = quiet_engine();
-            let mut upload = engine.begin_upload(None, None);
+            let mut upload = engine.begin_upload(None, None, Timestamp(0));
             upload.set_threads(threads);
             for (i, file) in files.iter().enumerate() {
                 for piece in file.chunks(64 << 10) {
@@ -679,7 +679,7 @@ mod tests {
     #[test]
     fn an_abandoned_file_gives_no_value_and_the_others_go_on() {
         let mut engine = quiet_engine();
-        let mut upload = engine.begin_upload(None, None);
+        let mut upload = engine.begin_upload(None, None, Timestamp(0));
         upload.write(&noise(1, 9_000)).unwrap();
         assert_eq!(upload.end_file().unwrap(), 0);
         upload.write(&noise(2, 9_000_000)).unwrap();
@@ -719,7 +719,7 @@ mod tests {
         ];
         for threads in [1, 2, 16] {
             let mut engine = quiet_engine();
-            let mut upload = engine.begin_upload(None, None);
+            let mut upload = engine.begin_upload(None, None, Timestamp(0));
             upload.set_threads(threads);
             let now = Timestamp(0);
             let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
@@ -782,7 +782,7 @@ mod tests {
     fn many_files_come_down_in_short_ranges_within_the_held_bound() {
         let files: Vec<Vec<u8>> = (0..36).map(|i| noise(100 + i, 1_300_000)).collect();
         let mut engine = quiet_engine();
-        let mut upload = engine.begin_upload(None, None);
+        let mut upload = engine.begin_upload(None, None, Timestamp(0));
         let now = Timestamp(0);
         let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
         let mut store = |upload: &mut Upload| {
