@@ -299,7 +299,7 @@ fn a_former_ids_segments_and_checkpoints_are_collected_and_its_writes_still_reac
     assert_eq!(report.started_over, Some(A), "{report}");
     let new_id = a.device();
     // Hours pass with both devices syncing now and then.
-    for hour in [3, 4] {
+    for hour in [3, 4, 5] {
         sync(&mut a, hour);
         sync(&mut b, hour);
     }
@@ -324,8 +324,100 @@ fn a_former_ids_segments_and_checkpoints_are_collected_and_its_writes_still_reac
             );
         }
     }
-    // And nothing more is written or listed for the old id once it is gone.
+    // And nothing more is written or listed for the old id once a listing found it gone.
     let quiet = sync(&mut a, 8);
     assert_eq!(quiet.requests_of(RequestKind::ListSegments), 0, "{quiet}");
     assert_eq!(quiet.requests_of(RequestKind::PutCheckpoint), 0, "{quiet}");
+}
+
+/// After the close, the new id's checkpoint alone covers the old log. When it rots, a device
+/// that lacks the old log is stranded; the new id reads its checkpoint back when it sees that,
+/// and writes another.
+#[test]
+fn a_closed_former_log_whose_only_cover_rotted_gets_a_new_one() {
+    const HOUR: u64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([0x5b; 32]);
+    const A: DeviceId = DeviceId([0xA1; 16]);
+    let policy = bucketsync::CompactionPolicy {
+        grace_ms: 8 * HOUR,
+        max_clock_skew_ms: 1_000,
+        min_tail_segments: 1,
+        max_tail_segments: 1,
+        bytes_ratio: 1,
+        segment_overhead_bytes: 0,
+        ..bucketsync::CompactionPolicy::default()
+    };
+    let at = |hours: u64| move || Timestamp(T.0 + hours * HOUR);
+    let engine = |id: DeviceId| {
+        let mut e = Engine::new(
+            &key,
+            folder_store(dir.path()),
+            id,
+            bucketsync_suite::entropy(),
+        );
+        e.set_compaction(policy);
+        e
+    };
+    let sync = |e: &mut Engine, hours: u64| {
+        bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours)).unwrap()
+    };
+    // Only a writes checkpoints: b's and d's tails never make one due.
+    let quiet = bucketsync::CompactionPolicy {
+        min_tail_segments: u64::MAX,
+        max_tail_segments: u64::MAX,
+        ..policy
+    };
+    let mut a = engine(A);
+    let mut b = engine(DeviceId([0xB2; 16]));
+    let mut d = engine(DeviceId([0xD4; 16]));
+    b.set_compaction(quiet);
+    d.set_compaction(quiet);
+    a.put("a1", "value of a1", at(0)());
+    sync(&mut a, 0);
+    d.put("d1", "value of d1", at(0)());
+    sync(&mut d, 0);
+    a.put("a2", "value of a2", at(0)());
+    sync(&mut a, 0);
+    b.put("b1", "value of b1", at(0)());
+    sync(&mut b, 0);
+    sync(&mut b, 1);
+    b.retire(A).unwrap();
+    sync(&mut b, 1);
+    assert_eq!(sync(&mut a, 2).started_over, Some(A));
+    for hour in [3, 4, 5] {
+        sync(&mut a, hour);
+        sync(&mut b, hour);
+    }
+    let vault = dir.path().join(key.vault_id().to_string());
+    assert!(
+        !vault.join(format!("s/{A}")).exists()
+            || vault
+                .join(format!("s/{A}"))
+                .read_dir()
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    // a's (new id's) checkpoints rot; from here on its tails never make one due either.
+    a.set_compaction(quiet);
+    for entry in std::fs::read_dir(vault.join(format!("c/{}", a.device()))).unwrap() {
+        let path = entry.unwrap().path();
+        let mut rotted = std::fs::read(&path).unwrap();
+        let middle = rotted.len() / 2;
+        rotted[middle] ^= 0x40;
+        std::fs::write(&path, rotted).unwrap();
+    }
+    // d is back: it lacks a2, and nothing it can read has it.
+    sync(&mut d, 6);
+    assert_eq!(d.get(b"a2"), None);
+    // a sees d stranded below its old id's closed log, reads its checkpoint back, writes one.
+    let helping = sync(&mut a, 7);
+    assert_eq!(
+        helping.requests_of(RequestKind::PutCheckpoint),
+        1,
+        "{helping}"
+    );
+    let adopted = sync(&mut d, 7);
+    assert_eq!(d.get(b"a2"), Some(&b"value of a2"[..]), "{adopted}");
 }

@@ -65,6 +65,8 @@ const SIDE_SALT: u64 = 0x0f11_e500_0000_0001;
 /// Salts the stream that draws the calm stretch's time and the faults aimed there (apart from
 /// the others: the busy phase of the seeds found before replays as found).
 const AIM_SALT: u64 = 0x0f11_e500_0000_0002;
+/// Salts the stream that draws backups of a state and restores from them.
+const RESTORE_SALT: u64 = 0x0f11_e500_0000_0003;
 /// In how many of a thousand requests of repacking a fault is aimed, and of the other requests
 /// of pack collection (every look lists redirects, and most delete packs: fewer of those).
 const AIM_REPACK_PER_MILLE: u64 = 400;
@@ -98,6 +100,9 @@ static AIMED_CRASHES: AtomicU64 = AtomicU64::new(0);
 /// sound).
 static AIMED_FLIPS: AtomicU64 = AtomicU64::new(0);
 static CRASHES_MID_UPLOAD: AtomicU64 = AtomicU64::new(0);
+/// Backups of a state taken, and states restored from one.
+static BACKUPS_TAKEN: AtomicU64 = AtomicU64::new(0);
+static RESTORES: AtomicU64 = AtomicU64::new(0);
 /// Reads at the end that found a rotted byte, and said so.
 static DAMAGE_DETECTED: AtomicU64 = AtomicU64::new(0);
 
@@ -196,6 +201,9 @@ struct Replica {
     sync_faulted: bool,
     /// Every id it had (it starts over under a new one), in hex as pack names spell them.
     ids: BTreeSet<String>,
+    /// A copy of its disk (snapshot and journal) taken at some earlier step: a backup the
+    /// state may be restored from (a phone restored, a VM snapshot).
+    backup: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Replica {
@@ -214,6 +222,7 @@ impl Replica {
             unpushed_since: BTreeMap::new(),
             sync_faulted: false,
             ids: BTreeSet::from([engine_id]),
+            backup: None,
         }
     }
 }
@@ -225,6 +234,9 @@ struct Files {
     side: Rng,
     /// Draws the faults aimed at repacking and pack collection.
     aim: Rng,
+    /// In half the seeds: draws when a state is copied to a backup and restored from it (a
+    /// stream of its own, so that the seeds kept before replay as found).
+    restores: Option<Rng>,
     /// A request of a replica's sync that fails, every attempt of it: the replica, method, URL
     /// and attempts left to fail.
     failing: Option<(usize, bucketsync::Method, String, u32)>,
@@ -309,6 +321,7 @@ impl Files {
             rng,
             side,
             aim: Rng(seed ^ AIM_SALT),
+            restores: Some(Rng(seed ^ RESTORE_SALT)).filter(|_| seed % 2 == 1),
             failing: None,
             flipping: None,
             calm: false,
@@ -1235,6 +1248,46 @@ impl Files {
         self.restart(r);
     }
 
+    /// The state is copied aside, as a backup would copy it.
+    fn take_backup(&mut self, r: usize) {
+        let replica = &mut self.replicas[r];
+        replica.backup = Some((replica.snapshot.clone(), replica.journal.clone()));
+        BACKUPS_TAKEN.fetch_add(1, Ordering::Relaxed);
+        self.log(format!("r{r} backup taken"));
+    }
+
+    /// The state goes back to its backup: what the replica wrote since and never pushed may be
+    /// gone (the model's `maybe`); what it pushed is in the store, and it reads its own log back.
+    fn restore_backup(&mut self, r: usize) {
+        let Some((snapshot, journal)) = self.replicas[r].backup.clone() else {
+            return;
+        };
+        let engine = &self.replicas[r].engine;
+        let at_risk: Vec<(Vec<u8>, Stamp)> = engine
+            .unpushed_keys()
+            .into_iter()
+            .filter_map(|k| engine.record(&k).map(|rec| (k, rec.stamp)))
+            .collect();
+        for (key, stamp) in &at_risk {
+            if let Some(w) = self
+                .model
+                .get_mut(key)
+                .and_then(|ws| ws.iter_mut().find(|w| w.stamp == *stamp))
+            {
+                w.maybe = true;
+            }
+        }
+        RESTORES.fetch_add(1, Ordering::Relaxed);
+        self.log(format!(
+            "r{r} restored from its backup, {} writes at risk",
+            at_risk.len()
+        ));
+        let replica = &mut self.replicas[r];
+        replica.snapshot = snapshot;
+        replica.journal = journal;
+        self.restart(r);
+    }
+
     fn snapshot(&mut self, r: usize) {
         let replica = &mut self.replicas[r];
         replica.snapshot = replica.engine.export_state();
@@ -1408,6 +1461,14 @@ impl Files {
                 _ => {
                     if self.side.chance(15) {
                         self.begin_outage();
+                        continue;
+                    }
+                    if self.restores.as_mut().is_some_and(|d| d.chance(10)) {
+                        let restore = self.restores.as_mut().is_some_and(|d| d.chance(400));
+                        match self.replicas[r].backup.is_some() && restore {
+                            true => self.restore_backup(r),
+                            false => self.take_backup(r),
+                        }
                         continue;
                     }
                     if self.side.chance(15) {
@@ -1850,6 +1911,11 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         count(&DAMAGE_DETECTED),
     );
     eprintln!(
+        "states: {} backups taken, {} restored from one",
+        count(&BACKUPS_TAKEN),
+        count(&RESTORES)
+    );
+    eprintln!(
         "aimed at repacking and collection: {} requests failed for good, {} replicas killed, \
          {} repack reads with a byte changed on the way",
         count(&AIMED_FAILURES),
@@ -1870,6 +1936,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         assert!(count(&AIMED_FAILURES) > seeds / 10);
         assert!(count(&AIMED_CRASHES) > seeds / 10);
         assert!(count(&AIMED_FLIPS) > seeds / 50);
+        assert!(count(&RESTORES) > seeds / 10);
     }
 }
 

@@ -79,7 +79,8 @@ impl Default for CompactionPolicy {
 
 impl CompactionPolicy {
     /// Never compact by the tails (so never collect tombstones either), but to bring another
-    /// device past a deletion it is stranded below (see FORMAT §8.9).
+    /// device past a deletion it is stranded below (see FORMAT §8.9), and to cover the log of
+    /// an id this device had before it started over, so that the log can be deleted (§8.10).
     pub const NEVER: CompactionPolicy = CompactionPolicy {
         min_tail_segments: u64::MAX,
         max_tail_segments: u64::MAX,

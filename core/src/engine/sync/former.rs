@@ -87,22 +87,36 @@ impl Engine {
         open && directory.former_ids.contains(&device)
             && run.listed_devices.contains(&device)
             && !run.unread_manifests.contains(&device)
-            // Every PUT of the old id has landed (a request lands within the margin).
+            // Every PUT of the old id has landed (a request lands within the margin of being
+            // sent, and the last was sent before we started over, before our checkpoint).
             && info.clock.wall_ms.saturating_add(self.clock_margin_ms()) <= run.now.0
+            && directory.checkpoint_ms.saturating_add(self.clock_margin_ms()) <= run.now.0
             // Merged whole here: a checkpoint of ours would cover all of it.
             && peer.applied >= peer.segments
     }
 
-    /// Whether a former id's log could be closed but for a checkpoint of ours covering it:
-    /// compaction then writes one (it covers everything merged, so this holds once).
+    /// Whether a former id's log could be closed but for a checkpoint of ours covering it, and
+    /// one written now would (it covers everything merged): compaction then writes one, and
+    /// the log closes once that checkpoint is a margin old (so this holds once).
     pub(super) fn former_log_awaits_checkpoint(&self, run: &SyncRun) -> bool {
+        let me = self.state.device;
+        let directory = self.state.directory();
+        let ours = directory
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.as_ref());
+        let would = |d: DeviceId| self.applied_of(d);
         self.former_logs_may_go(run)
-            && self
-                .state
-                .directory()
-                .former_ids
-                .iter()
-                .any(|d| self.former_log_closable(run, *d) && !self.closing_covered(*d))
+            && directory.former_ids.iter().any(|d| {
+                let open = directory
+                    .devices
+                    .get(d)
+                    .is_some_and(|i| i.checkpoint.is_some() || i.pruned < self.applied_of(*d));
+                open && run.listed_devices.contains(d)
+                    && !run.unread_manifests.contains(d)
+                    && !self.closing_covered(*d, |e| ours.map_or(0, |c| c.covers(e)))
+                    && self.closing_covered(*d, would)
+            })
     }
 
     /// Whether this run may close or delete former ids' logs: it read every manifest and
@@ -144,15 +158,11 @@ impl Engine {
     /// Whether closing `former`'s log leaves every segment said to be deleted covered: our
     /// checkpoint covers all of `former`'s, and the checkpoints named by others than `former`
     /// cover every other device as far as its manifest says its segments may be gone.
-    fn closing_covered(&self, former: DeviceId) -> bool {
+    fn closing_covered(&self, former: DeviceId, ours: impl Fn(DeviceId) -> u64) -> bool {
         let directory = self.state.directory();
         let me = self.state.device;
         let segments = self.state.peer(&former).map_or(0, |p| p.segments);
-        let ours = directory
-            .devices
-            .get(&me)
-            .and_then(|i| i.checkpoint.as_ref());
-        if ours.is_none_or(|c| c.covers(former) < segments) {
+        if ours(former) < segments {
             return false;
         }
         directory
@@ -160,14 +170,31 @@ impl Engine {
             .iter()
             .filter(|(d, info)| **d != former && info.pruned > 0)
             .all(|(d, info)| {
-                directory.devices.iter().any(|(e, named)| {
-                    *e != former
-                        && named
-                            .checkpoint
-                            .as_ref()
-                            .is_some_and(|c| c.covers(*d) >= info.pruned)
-                })
+                ours(*d) >= info.pruned
+                    || directory.devices.iter().any(|(e, named)| {
+                        *e != former
+                            && *e != me
+                            && named
+                                .checkpoint
+                                .as_ref()
+                                .is_some_and(|c| c.covers(*d) >= info.pruned)
+                    })
             })
+    }
+
+    /// [`Engine::closing_covered`] by the checkpoint our manifest names.
+    fn covered_by_ours(&self, former: DeviceId) -> bool {
+        let me = self.state.device;
+        let ours = self
+            .state
+            .directory()
+            .devices
+            .get(&me)
+            .and_then(|i| i.checkpoint.clone());
+        match ours {
+            Some(c) => self.closing_covered(former, |d| c.covers(d)),
+            None => false,
+        }
     }
 
     /// Closes the log of each former id that may be closed, and lists the logs of those
@@ -181,12 +208,12 @@ impl Engine {
         let formers: Vec<DeviceId> = self.state.directory().former_ids.iter().copied().collect();
         for former in formers {
             if self.former_log_closable(run, former) {
-                if self.closing_covered(former) {
+                if self.covered_by_ours(former) {
                     self.queue_close(run, former);
                 }
             } else if self.former_log_closed(run, former)
                 && !self.former_logs_gone.contains(&former)
-                && self.closing_covered(former)
+                && self.covered_by_ours(former)
             {
                 run.former_logs.lists.insert(former, (2, false));
                 for folder in [LogFolder::Segments, LogFolder::Checkpoints] {
@@ -209,6 +236,9 @@ impl Engine {
             && info.checkpoint.is_none()
             && info.pruned >= peer.segments
             && info.clock.wall_ms.saturating_add(self.heartbeat_ms()) <= run.now.0
+            // Listed for a grace period after the close, no longer: a log whose objects could
+            // not all be deleted by then (DELETEs refused, say) is left as it is.
+            && run.now.0 < info.clock.wall_ms.saturating_add(self.compaction.grace_ms)
     }
 
     /// The former id's manifest once more: its log, all of it said to be deleted, and no
@@ -332,7 +362,9 @@ impl Engine {
                         self.queue_delete(run, folder.request_kind(true), &name, pending);
                     }
                 }
-                if let Some(token) = page.next_token {
+                // No further than this sync deletes: the next one lists again.
+                let more = run.former_logs.deletes < MAX_DELETES_PER_SYNC;
+                if let Some(token) = page.next_token.filter(|_| more) {
                     if run.seen_tokens.len() < MAX_LIST_PAGES
                         && run.seen_tokens.insert(token.clone())
                     {

@@ -77,35 +77,44 @@ impl Engine {
             .map(|(peer, _)| peer)
     }
 
-    /// Our own checkpoint to read back, if any: a peer is stranded below our deletion while the
-    /// checkpoint our manifest names covers it and no other device names one that does (so the
-    /// peer had ours to adopt, and did not get past), and this process has not read that
-    /// checkpoint back yet. Read back damaged or gone, a new one is written at once. (A peer
-    /// merely behind can look stranded too: then the cost is one read of our checkpoint.)
+    /// Our own checkpoint to read back, if any: a peer is stranded below our deletion, or below
+    /// the closed log of one of our former ids (`former.rs`), while the checkpoint our manifest
+    /// names covers that and no other device names one that does (so the peer had ours to
+    /// adopt, and did not get past), and this process has not read that checkpoint back yet.
+    /// Read back damaged or gone, a new one is written at once. (A peer merely behind can look
+    /// stranded too: then the cost is one read of our checkpoint, once per process.)
     pub(super) fn own_checkpoint_to_verify(&self) -> Option<u64> {
         if !self.may_write_checkpoints() {
             return None;
         }
         let me = self.state.device;
         let directory = self.state.directory();
-        let info = directory.devices.get(&me)?;
-        let ours = info.checkpoint.as_ref()?;
-        let covered_elsewhere = directory.devices.iter().any(|(d, other)| {
-            *d != me
-                && other
-                    .checkpoint
-                    .as_ref()
-                    .is_some_and(|c| c.covers(me) >= info.pruned)
-        });
-        let needed = info.pruned > 0
-            && ours.covers(me) >= info.pruned
-            && !covered_elsewhere
-            && self.own_checkpoint_read_back != Some(ours.number);
+        let ours = directory.devices.get(&me)?.checkpoint.as_ref()?;
+        if self.own_checkpoint_read_back == Some(ours.number) {
+            return None;
+        }
         // Our latest manifest moves on at every sync: measured from when the checkpoint it
         // names was written instead (a peer that synced since then saw it named).
         let since = directory.checkpoint_ms;
-        let stranded = self.stranded_below(me, info, since).next().is_some();
-        (needed && stranded).then_some(ours.number)
+        let stranded = [me]
+            .iter()
+            .chain(&directory.former_ids)
+            .filter_map(|of| Some((*of, directory.devices.get(of)?)))
+            .any(|(of, info)| {
+                let covered_elsewhere = directory.devices.iter().any(|(d, other)| {
+                    *d != me
+                        && *d != of
+                        && other
+                            .checkpoint
+                            .as_ref()
+                            .is_some_and(|c| c.covers(of) >= info.pruned)
+                });
+                info.pruned > 0
+                    && ours.covers(of) >= info.pruned
+                    && !covered_elsewhere
+                    && self.stranded_below(of, info, since).next().is_some()
+            });
+        stranded.then_some(ours.number)
     }
 
     pub(super) fn queue_own_checkpoint_check(&mut self, run: &mut SyncRun, number: u64) {
