@@ -421,3 +421,60 @@ fn a_closed_former_log_whose_only_cover_rotted_gets_a_new_one() {
     let adopted = sync(&mut d, 7);
     assert_eq!(d.get(b"a2"), Some(&b"value of a2"[..]), "{adopted}");
 }
+
+/// A state restored from a backup taken while a write was unpushed, after a run this state
+/// never knew pushed that write and another device deleted the key: the restored replica,
+/// out of touch for longer than the grace period, starts over, and must not write the key
+/// again as if it had never gone out (nothing deleted comes back).
+#[test]
+fn a_state_restored_from_a_backup_does_not_write_again_what_a_lost_run_pushed() {
+    const DAY: u64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::from_bytes([0x5c; 32]);
+    let at = |days: u64| move || Timestamp(T.0 + days * DAY);
+    let sync = |e: &mut Engine, days: u64| {
+        let report = bucketsync_suite::block_sync_at(e, &FolderBucket, at(days)).unwrap();
+        assert!(report.errors.is_empty(), "{report}");
+        report
+    };
+    let mut a = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xA1; 16]),
+        bucketsync_suite::entropy(),
+    );
+    let mut b = Engine::new(
+        &key,
+        folder_store(dir.path()),
+        DeviceId([0xB2; 16]),
+        bucketsync_suite::entropy(),
+    );
+    a.put("note", "first draft", at(0)());
+    sync(&mut a, 0);
+    a.put("note", "second draft", at(0)());
+    // The backup: the second draft is not pushed yet.
+    let backup = a.export_state();
+    let header = a.journal_header().unwrap();
+    sync(&mut a, 0);
+    sync(&mut b, 0);
+    assert_eq!(b.get(b"note"), Some(&b"second draft"[..]));
+    b.delete("note", at(1)());
+    sync(&mut b, 1);
+    sync(&mut a, 1);
+    assert_eq!(a.get(b"note"), None);
+    // Weeks later the phone is restored from that backup.
+    let mut a = Engine::restore(
+        &key,
+        folder_store(dir.path()),
+        &backup,
+        &header,
+        bucketsync_suite::entropy(),
+    )
+    .unwrap()
+    .engine;
+    let report = sync(&mut a, 45);
+    assert!(report.started_over.is_some(), "{report}");
+    sync(&mut b, 45);
+    assert_eq!(a.get(b"note"), None, "{report}");
+    assert_eq!(b.get(b"note"), None);
+}

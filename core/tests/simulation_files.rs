@@ -141,6 +141,14 @@ struct FileWrite {
     /// Written by an id its replica left when it started over (the copy under the new id is
     /// in the model too): replicas may end with it or without it.
     maybe: bool,
+    /// Written again when a state restored from a backup started over: the run the backup
+    /// never knew may have written it again already, under an id the restored state never
+    /// heard of, and collected the packs it named since, its own among them (the documented
+    /// limit of a restore).
+    restored: bool,
+    /// Its writer's state went back to a backup that did not hold it, before it was pushed:
+    /// nobody holds it.
+    lost: bool,
 }
 
 /// Which machine of a replica a request in flight belongs to.
@@ -202,8 +210,10 @@ struct Replica {
     /// Every id it had (it starts over under a new one), in hex as pack names spell them.
     ids: BTreeSet<String>,
     /// A copy of its disk (snapshot and journal) taken at some earlier step: a backup the
-    /// state may be restored from (a phone restored, a VM snapshot).
-    backup: Option<(Vec<u8>, Vec<u8>)>,
+    /// state may be restored from (a phone restored, a VM snapshot), with the ids it had then.
+    backup: Option<(Vec<u8>, Vec<u8>, BTreeSet<String>)>,
+    /// Restored from its backup, and not started over since.
+    restored: bool,
 }
 
 impl Replica {
@@ -223,6 +233,7 @@ impl Replica {
             sync_faulted: false,
             ids: BTreeSet::from([engine_id]),
             backup: None,
+            restored: false,
         }
     }
 }
@@ -266,6 +277,8 @@ struct Files {
     outage: Option<(u64, bool)>,
     /// Bytes of stored packs that rotted: the object and the position.
     rot: Vec<(String, usize)>,
+    /// Ids of replicas whose state was restored from a backup taken before they had them.
+    lost_ids: BTreeSet<String>,
     trace: DefaultHasher,
     verbose: bool,
 }
@@ -339,6 +352,7 @@ impl Files {
             faults: None,
             outage: None,
             rot: Vec::new(),
+            lost_ids: BTreeSet::new(),
             trace: DefaultHasher::new(),
             verbose,
         }
@@ -457,6 +471,8 @@ impl Files {
             fragile,
             writer,
             maybe: false,
+            restored: false,
+            lost: false,
         });
     }
 
@@ -472,7 +488,7 @@ impl Files {
     /// fragile and the pack is another device's.
     fn excused(&self, w: &FileWrite, pack: &str) -> bool {
         let device = pack.strip_prefix("p/").and_then(|p| p.split('/').next());
-        w.fragile && device.is_none_or(|d| !self.replicas[w.writer].ids.contains(d))
+        w.fragile && (w.restored || device.is_none_or(|d| !self.replicas[w.writer].ids.contains(d)))
     }
 
     /// Whether some chunk of `w` may be gone although `w` is protected.
@@ -1158,8 +1174,13 @@ impl Files {
                 old.maybe = true;
             }
             let content = value.as_ref().map(|v| self.values[&hash_of(v)]);
-            self.record_write(r, key, stamp, content, value, true);
+            let restored = self.replicas[r].restored;
+            self.record_write(r, key.clone(), stamp, content, value, true);
+            if let Some(w) = self.model.get_mut(&key).and_then(|ws| ws.last_mut()) {
+                w.restored = restored;
+            }
         }
+        self.replicas[r].restored = false;
         self.replicas[r].unpushed_since.clear();
         let id = self.replicas[r].engine.device().to_string();
         self.replicas[r].ids.insert(id);
@@ -1251,7 +1272,11 @@ impl Files {
     /// The state is copied aside, as a backup would copy it.
     fn take_backup(&mut self, r: usize) {
         let replica = &mut self.replicas[r];
-        replica.backup = Some((replica.snapshot.clone(), replica.journal.clone()));
+        replica.backup = Some((
+            replica.snapshot.clone(),
+            replica.journal.clone(),
+            replica.ids.clone(),
+        ));
         BACKUPS_TAKEN.fetch_add(1, Ordering::Relaxed);
         self.log(format!("r{r} backup taken"));
     }
@@ -1259,9 +1284,13 @@ impl Files {
     /// The state goes back to its backup: what the replica wrote since and never pushed may be
     /// gone (the model's `maybe`); what it pushed is in the store, and it reads its own log back.
     fn restore_backup(&mut self, r: usize) {
-        let Some((snapshot, journal)) = self.replicas[r].backup.clone() else {
+        let Some((snapshot, journal, ids)) = self.replicas[r].backup.clone() else {
             return;
         };
+        // Ids it started over to after the backup: the restored state never knew them, so
+        // nobody collects what they stored (the documented limit of a restore).
+        self.lost_ids
+            .extend(self.replicas[r].ids.difference(&ids).cloned());
         let engine = &self.replicas[r].engine;
         let at_risk: Vec<(Vec<u8>, Stamp)> = engine
             .unpushed_keys()
@@ -1285,7 +1314,26 @@ impl Files {
         let replica = &mut self.replicas[r];
         replica.snapshot = snapshot;
         replica.journal = journal;
+        replica.restored = true;
         self.restart(r);
+        // What the backup does not hold is gone: never pushed, held by nobody. The version
+        // before it is the newest again, as it has been everywhere else all along.
+        for (key, stamp) in at_risk {
+            if self.replicas[r].engine.record(&key).map(|rec| rec.stamp) == Some(stamp) {
+                continue;
+            }
+            let Some(writes) = self.model.get_mut(&key) else {
+                continue;
+            };
+            if let Some(w) = writes.iter_mut().find(|w| w.stamp == stamp) {
+                w.superseded_at = Some(0);
+                w.lost = true;
+            }
+            let newest_kept = writes.iter().filter(|w| !w.lost).map(|w| w.stamp).max();
+            if let Some(w) = writes.iter_mut().find(|w| Some(w.stamp) == newest_kept) {
+                w.superseded_at = None;
+            }
+        }
     }
 
     fn snapshot(&mut self, r: usize) {
@@ -1739,6 +1787,13 @@ impl Files {
             .cloned()
             .collect();
         for pack in packs {
+            let device = pack[self.folder.len()..]
+                .split('/')
+                .nth(1)
+                .unwrap_or_default();
+            if self.lost_ids.contains(device) {
+                continue;
+            }
             assert!(
                 read_from.contains(&pack),
                 "{pack} is named by no live file (nor a redirect from one) and was not collected after {} half-grace periods with no writes",
