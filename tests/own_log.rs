@@ -230,45 +230,80 @@ fn a_replica_restored_from_a_backup_after_a_late_manifest_put_is_no_rollback_to_
     assert_eq!(b.get(b"after"), Some(&b"written after the restore"[..]));
 }
 
+const HOUR: u64 = 3_600_000;
+
+/// A vault on the local-folder bucket whose policy runs in hours: a grace period of 8 hours (a
+/// heartbeat: one hour), clocks within a second, a checkpoint whenever a segment was pushed
+/// since the last one.
+struct Hours {
+    dir: tempfile::TempDir,
+    key: VaultKey,
+    policy: bucketsync::CompactionPolicy,
+}
+
+impl Hours {
+    fn new(key: u8) -> Hours {
+        Hours {
+            dir: tempfile::tempdir().unwrap(),
+            key: VaultKey::from_bytes([key; 32]),
+            policy: bucketsync::CompactionPolicy {
+                grace_ms: 8 * HOUR,
+                max_clock_skew_ms: 1_000,
+                min_tail_segments: 1,
+                max_tail_segments: 1,
+                bytes_ratio: 1,
+                segment_overhead_bytes: 0,
+                ..bucketsync::CompactionPolicy::default()
+            },
+        }
+    }
+
+    /// The same policy, but tails never make a checkpoint due.
+    fn quiet(&self) -> bucketsync::CompactionPolicy {
+        bucketsync::CompactionPolicy {
+            min_tail_segments: u64::MAX,
+            max_tail_segments: u64::MAX,
+            ..self.policy
+        }
+    }
+
+    fn at(hours: u64) -> Timestamp {
+        Timestamp(T.0 + hours * HOUR)
+    }
+
+    fn engine(&self, id: DeviceId) -> Engine {
+        let store = folder_store(self.dir.path());
+        let mut e = Engine::new(&self.key, store, id, bucketsync_suite::entropy());
+        e.set_compaction(self.policy);
+        e
+    }
+
+    fn sync(&self, e: &mut Engine, hours: u64) -> bucketsync::SyncReport {
+        bucketsync_suite::block_sync_at(e, &FolderBucket, || Hours::at(hours)).unwrap()
+    }
+
+    fn vault(&self) -> std::path::PathBuf {
+        self.dir.path().join(self.key.vault_id().to_string())
+    }
+}
+
 /// A replica that starts over leaves its old id's log behind (segments, and checkpoints that
 /// each copy the whole vault), and nobody else may delete it. The new id closes it once its own
 /// checkpoint covers it, and deletes it a heartbeat later; what the old id wrote still reaches
 /// a device that joins, and the replica still answers to its old id.
 #[test]
 fn a_former_ids_segments_and_checkpoints_are_collected_and_its_writes_still_reach_a_new_device() {
-    const HOUR: u64 = 3_600_000;
-    let dir = tempfile::tempdir().unwrap();
-    let key = VaultKey::from_bytes([0x5a; 32]);
     const A: DeviceId = DeviceId([0xA1; 16]);
     const B: DeviceId = DeviceId([0xB2; 16]);
-    // A grace period of 8 hours (a heartbeat: one hour), clocks within a second; a checkpoint
-    // whenever a segment was pushed since the last one.
-    let policy = bucketsync::CompactionPolicy {
-        grace_ms: 8 * HOUR,
-        max_clock_skew_ms: 1_000,
-        min_tail_segments: 1,
-        max_tail_segments: 1,
-        bytes_ratio: 1,
-        segment_overhead_bytes: 0,
-        ..bucketsync::CompactionPolicy::default()
-    };
-    let at = |hours: u64| move || Timestamp(T.0 + hours * HOUR);
-    let engine = |id: DeviceId| {
-        let mut e = Engine::new(
-            &key,
-            folder_store(dir.path()),
-            id,
-            bucketsync_suite::entropy(),
-        );
-        e.set_compaction(policy);
-        e
-    };
-    let sync = |e: &mut Engine, hours: u64| {
-        let report = bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours)).unwrap();
+    let hours = Hours::new(0x5a);
+    let at = |h: u64| move || Hours::at(h);
+    let engine = |id: DeviceId| hours.engine(id);
+    let sync = |e: &mut Engine, h: u64| {
+        let report = hours.sync(e, h);
         assert!(report.errors.is_empty(), "{report}");
         report
     };
-    let vault = dir.path().join(key.vault_id().to_string());
+    let vault = hours.vault();
     let objects = |folder: &str| -> usize {
         std::fs::read_dir(vault.join(folder)).map_or(0, |entries| entries.count())
     };
@@ -335,39 +370,13 @@ fn a_former_ids_segments_and_checkpoints_are_collected_and_its_writes_still_reac
 /// and writes another.
 #[test]
 fn a_closed_former_log_whose_only_cover_rotted_gets_a_new_one() {
-    const HOUR: u64 = 3_600_000;
-    let dir = tempfile::tempdir().unwrap();
-    let key = VaultKey::from_bytes([0x5b; 32]);
     const A: DeviceId = DeviceId([0xA1; 16]);
-    let policy = bucketsync::CompactionPolicy {
-        grace_ms: 8 * HOUR,
-        max_clock_skew_ms: 1_000,
-        min_tail_segments: 1,
-        max_tail_segments: 1,
-        bytes_ratio: 1,
-        segment_overhead_bytes: 0,
-        ..bucketsync::CompactionPolicy::default()
-    };
-    let at = |hours: u64| move || Timestamp(T.0 + hours * HOUR);
-    let engine = |id: DeviceId| {
-        let mut e = Engine::new(
-            &key,
-            folder_store(dir.path()),
-            id,
-            bucketsync_suite::entropy(),
-        );
-        e.set_compaction(policy);
-        e
-    };
-    let sync = |e: &mut Engine, hours: u64| {
-        bucketsync_suite::block_sync_at(e, &FolderBucket, at(hours)).unwrap()
-    };
+    let hours = Hours::new(0x5b);
+    let at = |h: u64| move || Hours::at(h);
+    let engine = |id: DeviceId| hours.engine(id);
+    let sync = |e: &mut Engine, h: u64| hours.sync(e, h);
     // Only a writes checkpoints: b's and d's tails never make one due.
-    let quiet = bucketsync::CompactionPolicy {
-        min_tail_segments: u64::MAX,
-        max_tail_segments: u64::MAX,
-        ..policy
-    };
+    let quiet = hours.quiet();
     let mut a = engine(A);
     let mut b = engine(DeviceId([0xB2; 16]));
     let mut d = engine(DeviceId([0xD4; 16]));
@@ -389,7 +398,7 @@ fn a_closed_former_log_whose_only_cover_rotted_gets_a_new_one() {
         sync(&mut a, hour);
         sync(&mut b, hour);
     }
-    let vault = dir.path().join(key.vault_id().to_string());
+    let vault = hours.vault();
     assert!(
         !vault.join(format!("s/{A}")).exists()
             || vault

@@ -33,6 +33,24 @@ impl Clock {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
 
+    /// Device "a" with its state in the file `state`, default policy.
+    fn open_file_state(&self, store: &str, key: &VaultKey, state: &Path) -> Session {
+        let now = self.0.clone();
+        Session::open(SessionOptions {
+            device: Some("a"),
+            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
+            ..SessionOptions::new(
+                store,
+                key,
+                StateLocation::File {
+                    path: state,
+                    wait: false,
+                },
+            )
+        })
+        .unwrap()
+    }
+
     fn open(&self, store: &str, key: &VaultKey, device: &str, policy: CompactionPolicy) -> Session {
         let now = self.0.clone();
         Session::open(SessionOptions {
@@ -827,22 +845,7 @@ fn a_restart_never_reuses_chunks_of_packs_whose_deletes_are_on_the_way() {
     let key = VaultKey::generate().unwrap();
     let state = dir.path().join("a.state");
     let clock = Clock::at(1_767_225_600_000);
-    let open = || {
-        let now = clock.0.clone();
-        Session::open(SessionOptions {
-            device: Some("a"),
-            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
-            ..SessionOptions::new(
-                &store,
-                &key,
-                StateLocation::File {
-                    path: &state,
-                    wait: false,
-                },
-            )
-        })
-        .unwrap()
-    };
+    let open = || clock.open_file_state(&store, &key, &state);
     let t = FolderBucket;
     let held = DeletesHeld {
         inner: &t,
@@ -907,22 +910,7 @@ fn a_state_restored_from_a_backup_never_reuses_chunks_of_packs_collected_since()
     std::fs::create_dir_all(&states).unwrap();
     let state = states.join("a.state");
     let clock = Clock::at(1_767_225_600_000);
-    let open = || {
-        let now = clock.0.clone();
-        Session::open(SessionOptions {
-            device: Some("a"),
-            clock: Arc::new(move || Timestamp(now.load(Ordering::SeqCst))),
-            ..SessionOptions::new(
-                &store,
-                &key,
-                StateLocation::File {
-                    path: &state,
-                    wait: false,
-                },
-            )
-        })
-        .unwrap()
-    };
+    let open = || clock.open_file_state(&store, &key, &state);
     let copy_dir = |from: &Path, to: &Path| {
         let _ = std::fs::remove_dir_all(to);
         std::fs::create_dir_all(to).unwrap();

@@ -11,7 +11,12 @@
 //! grace period, repacking thresholds that make partly-dead packs move. Requests fail, lose
 //! their answers (applied by the store), come back cut short or twice; replicas crash (in the
 //! middle of a pack, a multipart pack, a repack or a sync, also in the middle of a journal
-//! append) and restart from their disk; a crashed replica's requests may land late.
+//! append) and restart from their disk; a crashed replica's requests may land late. In half
+//! the seeds a replica's disk is now and then copied to a backup, and later restored from it
+//! (a phone restored, a VM snapshot): what the backup lacks and was never pushed is gone; ids
+//! the replica started over to after the backup are ones its restored state never knew (what
+//! they stored stays), and what it writes again when it starts over may name chunks the run
+//! the backup never knew collected (the limits of a restore, CHANGELOG).
 //!
 //! After the busy phase comes a calm stretch under the same faults: few uploads, time passing
 //! grace periods with everyone syncing, so that looks, repacks, their redirects and pack
@@ -1991,7 +1996,7 @@ fn files_under_faults_read_back_and_collection_deletes_only_garbage() {
         assert!(count(&AIMED_FAILURES) > seeds / 10);
         assert!(count(&AIMED_CRASHES) > seeds / 10);
         assert!(count(&AIMED_FLIPS) > seeds / 50);
-        assert!(count(&RESTORES) > seeds / 10);
+        assert!(count(&RESTORES) > seeds / 20);
     }
 }
 

@@ -258,12 +258,7 @@ impl Engine {
             merged: info.merged.clone(),
             label: info.label.clone(),
             checkpoint: None,
-            retired: directory
-                .retired
-                .iter()
-                .copied()
-                .take(crate::manifest::MAX_RETIRED)
-                .collect(),
+            retired: self.published_retired(),
             pruned: peer.segments,
             members: self.published_statements(),
         };

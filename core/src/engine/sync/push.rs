@@ -444,14 +444,7 @@ impl Engine {
                 .collect(),
             label: directory.label.clone(),
             checkpoint: checkpoint.clone().or(published),
-            // Sorted; a list that reached the bound keeps its first entries (readers refuse
-            // longer ones).
-            retired: directory
-                .retired
-                .iter()
-                .copied()
-                .take(crate::manifest::MAX_RETIRED)
-                .collect(),
+            retired: self.published_retired(),
             pruned,
             members: self.published_statements(),
         };
@@ -470,6 +463,17 @@ impl Engine {
         let mut op = self.op(RequestKind::PutManifest, Method::Put, url, pending);
         op.body = body.into();
         run.push(op);
+    }
+
+    /// The devices our manifests say are retired: sorted; a list that reached the bound keeps
+    /// its first entries (readers refuse longer ones).
+    pub(super) fn published_retired(&self) -> Vec<crate::ids::DeviceId> {
+        let retired = &self.state.directory().retired;
+        retired
+            .iter()
+            .copied()
+            .take(crate::manifest::MAX_RETIRED)
+            .collect()
     }
 
     /// `published` is the manifest's sequence number, segment count, clock and pruned count.
