@@ -250,10 +250,6 @@ pub(crate) struct SyncRun {
     no_conditional_put: bool,
     /// Our own manifest is stamped too far ahead: this replica starts over.
     own_clock_ahead: bool,
-    /// This replica was out of touch for longer than the grace period: it starts over once
-    /// the manifests are read (ours among them says what a run this state does not know
-    /// pushed meanwhile).
-    silent_too_long: bool,
     /// Manifests stamped too far ahead, with their writer: reported once all are read unless
     /// another one says that device is retired.
     held_manifests: Vec<(DeviceId, Error)>,
@@ -298,7 +294,6 @@ impl SyncRun {
             relist: false,
             relisted: false,
             own_clock_ahead: false,
-            silent_too_long: false,
             no_conditional_put: false,
             held_manifests: Vec::new(),
             held_devices: HashSet::new(),
@@ -380,9 +375,8 @@ impl Engine {
             self.start_over(&mut run, now);
         } else if self.silent_too_long(now) {
             // Tombstones it never saw may have been collected meanwhile: its view cannot be
-            // trusted, and its unpushed writes must not come back with their old stamps. It
-            // starts over once the manifests are read, before anything is merged or pushed.
-            run.silent_too_long = true;
+            // trusted, and its unpushed writes must not come back with their old stamps.
+            self.start_over(&mut run, now);
         }
         self.queue_list(&mut run, None);
         self.lifecycle = Lifecycle::Syncing(Box::new(run));
@@ -648,14 +642,11 @@ impl Engine {
                     self.check_frozen(run);
                     if self.state.directory().retired.contains(&self.state.device)
                         || run.own_clock_ahead
-                        || run.silent_too_long
                     {
-                        // Another device retired us, our manifest is stamped far ahead (a
-                        // clock that ran ahead, and a state that does not remember it), or we
-                        // were out of touch too long: start over under a new id, and list
-                        // again.
+                        // Another device retired us, or our manifest is stamped far ahead (a
+                        // clock that ran ahead, and a state that does not remember it): start
+                        // over under a new id, and list again.
                         run.own_clock_ahead = false;
-                        run.silent_too_long = false;
                         let now = run.now;
                         self.start_over(run, now);
                         // The new id's log is empty, so nothing of the old one can be broken.

@@ -137,15 +137,6 @@ impl Engine {
             .copied()
             .collect();
         let dirty = self.state.dirty();
-        // Our manifest in the store names segments this state never wrote: a run it does not
-        // know pushed after it (it was restored from a backup, or its saves were lost). That
-        // push sent every write this state holds unpushed that is stamped below the manifest,
-        // and the store may hold newer writes of others over them since: written again, they
-        // would come back (a deleted key with them).
-        let own = self.state.own();
-        let pushed_by_a_lost_run = |stamp: &Stamp| {
-            own.published_segments > own.segments && published.is_some_and(|p| stamp.hlc <= p)
-        };
         let mut unpushed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .state
             .records()
@@ -155,7 +146,7 @@ impl Engine {
                 stamp.hlc.wall_ms > limit
                     || held_ids.contains(&stamp.device)
                     || (stamp.device == old
-                        && ((dirty.contains(*k) && !pushed_by_a_lost_run(&stamp))
+                        && (dirty.contains(*k)
                             || published.is_none_or(|p| stamp.hlc > p)
                             || unnamed.is_some_and(|u| stamp.hlc >= u)))
             })
