@@ -284,6 +284,8 @@ struct Files {
     rot: Vec<(String, usize)>,
     /// Ids of replicas whose state was restored from a backup taken before they had them.
     lost_ids: BTreeSet<String>,
+    /// Packs named by versions a restored state wrote again when it started over.
+    restored_packs: BTreeSet<String>,
     trace: DefaultHasher,
     verbose: bool,
 }
@@ -358,6 +360,7 @@ impl Files {
             outage: None,
             rot: Vec::new(),
             lost_ids: BTreeSet::new(),
+            restored_packs: BTreeSet::new(),
             trace: DefaultHasher::new(),
             verbose,
         }
@@ -490,10 +493,13 @@ impl Files {
     }
 
     /// Whether the chunk of `w` in `pack` may be gone although `w` is protected: `w` is
-    /// fragile and the pack is another device's.
+    /// fragile and the pack is another device's (or its own, written again by a restored
+    /// state); or a version a restored state wrote again names the pack, and `w` took its
+    /// chunk from there (an upload references chunks the replica's records name).
     fn excused(&self, w: &FileWrite, pack: &str) -> bool {
         let device = pack.strip_prefix("p/").and_then(|p| p.split('/').next());
-        w.fragile && (w.restored || device.is_none_or(|d| !self.replicas[w.writer].ids.contains(d)))
+        let own = device.is_some_and(|d| self.replicas[w.writer].ids.contains(d));
+        w.fragile && (w.restored || !own) || self.restored_packs.contains(pack)
     }
 
     /// Whether some chunk of `w` may be gone although `w` is protected.
@@ -1180,6 +1186,10 @@ impl Files {
             }
             let content = value.as_ref().map(|v| self.values[&hash_of(v)]);
             let restored = self.replicas[r].restored;
+            if let Some(v) = value.as_deref().filter(|_| restored) {
+                let packs = Self::chunks_of(v).into_iter().map(|(pack, _, _)| pack);
+                self.restored_packs.extend(packs);
+            }
             self.record_write(r, key.clone(), stamp, content, value, true);
             if let Some(w) = self.model.get_mut(&key).and_then(|ws| ws.last_mut()) {
                 w.restored = restored;
