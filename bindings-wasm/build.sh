@@ -111,6 +111,11 @@ gz=$(gzip -9 -c bindings-wasm/js/pkg/bucketsync_wasm_bg.wasm | wc -c)
 # plaintext deflated in place): 489,512 (the last fresh-clone CI) -> 490,457 (+0.9 KB, local;
 # a message cut by half saved 61 bytes, and was not kept): the bar
 # moved to 491,000.
-bar=491000
+# A former id's log collected (issue 54: closing its manifest, listing and deleting its segments
+# and checkpoints, a request kind), the deleting device reading its checkpoint back for a
+# device stranded below its deletion, and uploads that reference nothing a stale state's
+# records name: 490,457 -> 494,621 (+4.2 KB, fresh-clone CI): the bar moved to 495,000. What
+# the former-id code costs was not measured apart; issue 57's smaller wasm should look there.
+bar=495000
 echo "wasm size: $raw bytes raw, $gz bytes gzipped (bar: $bar)"
 [ "$gz" -le "$bar" ] || { echo "the wasm is over the $bar bytes gzipped bar" >&2; exit 1; }
