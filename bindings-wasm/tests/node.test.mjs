@@ -59,8 +59,9 @@ test('two vaults converge through SeaweedFS, and a third bootstraps', async () =
   assert.deepEqual(Object.keys(report.requestsByKind).sort(), [
     'check-create', 'delete-checkpoint', 'delete-pack', 'delete-segment', 'get-checkpoint',
     'get-chunks', 'get-grant', 'get-hint', 'get-manifest', 'get-redirect', 'get-segment', 'list',
-    'list-checkpoints', 'list-packs', 'list-redirects', 'list-vaults', 'put-checkpoint', 'put-grant',
-    'put-hint', 'put-manifest', 'put-pack', 'put-redirect', 'put-segment',
+    'list-checkpoints', 'list-packs', 'list-redirects', 'list-segments', 'list-vaults',
+    'put-checkpoint', 'put-grant', 'put-hint', 'put-manifest', 'put-pack', 'put-redirect',
+    'put-segment',
   ]);
   assert.deepEqual(c.keyStrings('notes/'), ['notes/a']);
   assert.equal((await c.sync()).requests, 1, 'nothing new: one LIST');
