@@ -205,6 +205,11 @@ const REGRESSIONS: &[u64] = &[
     // bound, so the required clocks-apart check added its margin to a reading near u64::MAX
     // and wrapped, requiring a report the engine rightly did not make.
     5916, 8176, 16517, 17399, 17814,
+    // Found by 200,000 seeds, the model's: a clock jumped back after the sync's manifests
+    // were answered; the required clocks-apart check measured from the reading at the sync's
+    // end, below the answer the engine measures from, and required a report the engine
+    // rightly did not make. The check now measures from the highest reading of the sync.
+    182797,
     // Found by 20,000 seeds while a former id's log was first collected: a former id whose
     // own manifest already said all its segments were deleted, naming the checkpoint that
     // covered them, counted as closed, and that checkpoint was deleted while still the only
@@ -335,6 +340,9 @@ struct Watch {
     may_conflict: BTreeSet<Vec<u8>>,
     /// The keys written again when the replica started over during it.
     restamped: Option<BTreeSet<Vec<u8>>>,
+    /// The highest reading of the replica's clock while it ran (before a jump back): the
+    /// engine measures what is ahead from its latest answer, which may come before a jump.
+    highest: u64,
 }
 
 /// What the checks at the end expect of an acknowledged write.
@@ -685,6 +693,7 @@ impl Sim {
             bound: !self.tainted(r),
             may_conflict,
             restamped: None,
+            highest: now.0,
         });
         if self.replicas[r].engine.device() != before {
             self.started_over(r, before);
@@ -1017,7 +1026,7 @@ impl Sim {
         // two clocks may be apart (by the replica's clock at the sync's end, after every
         // answer), and within the bound.
         let margin = 2 * self.compaction.max_clock_skew_ms;
-        let end = self.time(r).0;
+        let end = self.time(r).0.max(watch.highest);
         let mut required = 0;
         let others: Vec<DeviceId> = (self.replicas.iter().enumerate())
             .filter(|(i, _)| *i != r)
@@ -1271,6 +1280,10 @@ impl Sim {
                         let between = self.rng.chance(200);
                         self.compact(r, between);
                     } else if self.rng.chance(faults.clock_jump * 10) {
+                        let before = self.time(r).0;
+                        if let Some(watch) = self.replicas[r].watch.as_mut() {
+                            watch.highest = watch.highest.max(before);
+                        }
                         if self.gc {
                             // Within the skew the policy allows.
                             let bound = self.gc_skew_ms();
