@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 
-use super::prune::PRUNING_FORMAT;
 use super::{Pending, SyncRun, MAX_LIST_PAGES};
 use crate::checkpoint::{checkpoint_name, parse_checkpoint_name, CHECKPOINT_FOLDER};
 use crate::engine::Engine;
@@ -124,20 +123,10 @@ impl Engine {
     /// not retired reads a format that knows segments may be deleted, and our checkpoints
     /// count.
     fn former_logs_may_go(&self, run: &SyncRun) -> bool {
-        let directory = self.state.directory();
-        let old_reader = self.state.peers().keys().any(|d| {
-            !directory.retired.contains(d)
-                && directory
-                    .devices
-                    .get(d)
-                    .is_none_or(|i| i.format < PRUNING_FORMAT)
-        });
-        run.unread_manifests.is_empty()
-            && self.state.pending().is_none()
-            && self.state.peers().values().all(|p| p.applied >= p.segments)
+        self.read_and_merged_all(run)
             && !self.clock_in_doubt(run.now)
             && self.clock_confirmed_by_a_peer()
-            && !old_reader
+            && !self.reader_unaware_of_deletions()
             && self.may_write_checkpoints()
     }
 
@@ -170,15 +159,7 @@ impl Engine {
             .iter()
             .filter(|(d, info)| **d != former && info.pruned > 0)
             .all(|(d, info)| {
-                ours(*d) >= info.pruned
-                    || directory.devices.iter().any(|(e, named)| {
-                        *e != former
-                            && *e != me
-                            && named
-                                .checkpoint
-                                .as_ref()
-                                .is_some_and(|c| c.covers(*d) >= info.pruned)
-                    })
+                ours(*d) >= info.pruned || self.named_cover(*d, info.pruned, &[former, me])
             })
     }
 

@@ -57,10 +57,10 @@ impl Engine {
     pub(super) fn plan_pack_collection(&mut self, run: &mut SyncRun) {
         // Every manifest read, a retired device's too: segments of its that only an unread
         // manifest names may hold records that reference our packs, merged by another device.
-        let caught_up = run.unread_manifests.is_empty()
-            && self.state.pending().is_none()
-            && self.state.peers().values().all(|p| p.applied >= p.segments);
-        if !caught_up || self.transfers_running() || self.clock_in_doubt(run.now) {
+        if !self.read_and_merged_all(run)
+            || self.transfers_running()
+            || self.clock_in_doubt(run.now)
+        {
             return;
         }
         let now = run.now.0;
@@ -84,6 +84,14 @@ impl Engine {
             run.survey = Some(Survey::of(device));
             self.queue_pack_list(run, None);
         }
+    }
+
+    /// Whether this run read every listed manifest (a retired device's too) and merged every
+    /// segment they name, with no segment of ours pending: what collecting our objects needs.
+    pub(super) fn read_and_merged_all(&self, run: &SyncRun) -> bool {
+        run.unread_manifests.is_empty()
+            && self.state.pending().is_none()
+            && self.state.peers().values().all(|p| p.applied >= p.segments)
     }
 
     /// Whether packs written as `device` are ours to collect: ours, or written under an id

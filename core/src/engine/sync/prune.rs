@@ -36,13 +36,7 @@ impl Engine {
             .unread_manifests
             .iter()
             .any(|d| !directory.retired.contains(d))
-            || self.state.peers().keys().any(|d| {
-                !directory.retired.contains(d)
-                    && directory
-                        .devices
-                        .get(d)
-                        .is_none_or(|i| i.format < PRUNING_FORMAT)
-            });
+            || self.reader_unaware_of_deletions();
         if old_reader {
             return published;
         }
@@ -53,6 +47,19 @@ impl Engine {
             .min(directory.verified_covers)
             .min(self.state.own().segments)
             .max(published)
+    }
+
+    /// Whether a device that is not retired writes (so reads) a format that does not know
+    /// segments may be deleted, or was never read.
+    pub(super) fn reader_unaware_of_deletions(&self) -> bool {
+        let directory = self.state.directory();
+        self.state.peers().keys().any(|d| {
+            !directory.retired.contains(d)
+                && directory
+                    .devices
+                    .get(d)
+                    .is_none_or(|i| i.format < PRUNING_FORMAT)
+        })
     }
 
     /// Our manifest saying `pruned` reached the store at `now`.

@@ -34,19 +34,22 @@ impl Engine {
         let directory = self.state.directory();
         let me = self.state.device;
         // Whether a device other than `of` names a checkpoint covering `of` up to `n`.
-        let covered_elsewhere = |of: &DeviceId, n: u64| {
-            directory.devices.iter().any(|(d, info)| {
-                d != of && info.checkpoint.as_ref().is_some_and(|c| c.covers(*of) >= n)
-            })
-        };
         directory.devices.iter().any(|(of, of_info)| {
             *of != me
                 && self.applied_of(*of) >= of_info.pruned
-                && !covered_elsewhere(of, of_info.pruned)
+                && !self.named_cover(*of, of_info.pruned, &[*of])
                 && self
                     .stranded_below(*of, of_info, of_info.clock.wall_ms)
                     .next()
                     .is_some()
+        })
+    }
+
+    /// Whether a device other than those `excluded` names a checkpoint covering `of` up to
+    /// `n`.
+    pub(super) fn named_cover(&self, of: DeviceId, n: u64, excluded: &[DeviceId]) -> bool {
+        self.state.directory().devices.iter().any(|(d, info)| {
+            !excluded.contains(d) && info.checkpoint.as_ref().is_some_and(|c| c.covers(of) >= n)
         })
     }
 
@@ -101,17 +104,9 @@ impl Engine {
             .chain(&directory.former_ids)
             .filter_map(|of| Some((*of, directory.devices.get(of)?)))
             .any(|(of, info)| {
-                let covered_elsewhere = directory.devices.iter().any(|(d, other)| {
-                    *d != me
-                        && *d != of
-                        && other
-                            .checkpoint
-                            .as_ref()
-                            .is_some_and(|c| c.covers(of) >= info.pruned)
-                });
                 info.pruned > 0
                     && ours.covers(of) >= info.pruned
-                    && !covered_elsewhere
+                    && !self.named_cover(of, info.pruned, &[me, of])
                     && self.stranded_below(of, info, since).next().is_some()
             });
         stranded.then_some(ours.number)
